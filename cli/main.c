@@ -1,0 +1,287 @@
+/* main.c — the `attnc` command line (shared/spec/interfaces.md section 1).
+ * The library returns statuses and text; only this file prints and exits.
+ * Exit status: 0 ok, 1 spec errors, 2 bad command line, 3 runtime error of
+ * the call, 4 `diff` found a difference beyond tolerance. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attnc.h"
+#include "npy.h"
+
+enum { EXIT_SPEC = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
+enum { MAX_REPEATED = 64 };
+
+static const char usage[] =
+    "usage:\n"
+    "  attnc check FILE [--variant NAME]\n"
+    "  attnc run   FILE [--variant NAME] --q Q.npy --k K.npy --v V.npy -o O.npy\n"
+    "              [--lse LSE.npy] [--param NAME=VALUE]... [--tensor NAME=T.npy]...\n"
+    "              [--backend llvm|tcc|interp|cuda-emu] [--threads N]\n"
+    "  attnc emit  FILE [--variant NAME] --target ir|llvm-ir|asm|c|cuda [-D NAME=VALUE]... [-o OUT]\n"
+    "  attnc diff  FILE [--variant NAME] [--shape B=1,H=4,...] [--param NAME=VALUE]... [--seed N]\n"
+    "  attnc bench FILE [--variant NAME] --shape ... [--backend ...] [--threads N]\n";
+
+typedef struct Options {
+    const char *cmd, *file, *variant;
+    const char *q, *k, *v, *o, *lse, *backend, *threads, *target;
+    const char *params[MAX_REPEATED], *tensors[MAX_REPEATED], *defines[MAX_REPEATED];
+    int nparams, ntensors, ndefines;
+} Options;
+
+static int fail(int code, const char *fmt, const char *a, const char *b) {
+    fprintf(stderr, "attnc: ");
+    fprintf(stderr, fmt, a ? a : "", b ? b : "");
+    fprintf(stderr, "\n");
+    return code;
+}
+
+/* Which flags each command takes, and whether they take a value. */
+static int flag_allowed(const char *cmd, const char *flag) {
+    static const struct {
+        const char *cmd, *flags;
+    } table[] = {
+        {"check", " --variant "},
+        {"run", " --variant --q --k --v -o --lse --param --tensor --backend --threads "},
+        {"emit", " --variant --target -D -o "},
+        {"diff", " --variant --shape --param --tensor --seed --backends "},
+        {"bench", " --variant --shape --backend --threads --param --tensor "},
+    };
+    char key[64];
+    snprintf(key, sizeof key, " %s ", flag);
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strcmp(table[i].cmd, cmd) == 0) return strstr(table[i].flags, key) != NULL;
+    return 0;
+}
+
+static int push(const char **list, int *n, const char *v, const char *flag) {
+    if (*n == MAX_REPEATED) return fail(EXIT_USAGE, "too many %s options", flag, NULL);
+    list[(*n)++] = v;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, Options *o) {
+    memset(o, 0, sizeof *o);
+    o->cmd = argv[1];
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || a[1] == 0) {
+            if (o->file) return fail(EXIT_USAGE, "unexpected argument '%s' (only one FILE)", a, NULL);
+            o->file = a;
+            continue;
+        }
+        if (!flag_allowed(o->cmd, a)) return fail(EXIT_USAGE, "unknown option '%s' for '%s' (see attnc --help)", a, o->cmd);
+        if (i + 1 >= argc) return fail(EXIT_USAGE, "option '%s' needs a value", a, NULL);
+        const char *v = argv[++i];
+        int rc = 0;
+        if (!strcmp(a, "--variant")) o->variant = v;
+        else if (!strcmp(a, "--q")) o->q = v;
+        else if (!strcmp(a, "--k")) o->k = v;
+        else if (!strcmp(a, "--v")) o->v = v;
+        else if (!strcmp(a, "-o")) o->o = v;
+        else if (!strcmp(a, "--lse")) o->lse = v;
+        else if (!strcmp(a, "--backend")) o->backend = v;
+        else if (!strcmp(a, "--threads")) o->threads = v;
+        else if (!strcmp(a, "--target")) o->target = v;
+        else if (!strcmp(a, "--param")) rc = push(o->params, &o->nparams, v, a);
+        else if (!strcmp(a, "--tensor")) rc = push(o->tensors, &o->ntensors, v, a);
+        else if (!strcmp(a, "-D")) rc = push(o->defines, &o->ndefines, v, a);
+        if (rc) return rc;
+    }
+    if (!o->file) return fail(EXIT_USAGE, "'%s' needs a FILE (see attnc --help)", o->cmd, NULL);
+    return 0;
+}
+
+/* Load and check the spec; prints diagnostics. */
+static int load_spec(const Options *o, attnc_spec **spec) {
+    attnc_error err = {0};
+    attnc_status st = attnc_spec_from_file(o->file, spec, &err);
+    if (*spec && attnc_spec_error_count(*spec)) {
+        fputs(attnc_spec_diagnostics(*spec), stderr);
+        int n = attnc_spec_error_count(*spec);
+        fprintf(stderr, "%d error%s generated.\n", n, n == 1 ? "" : "s");
+        return EXIT_SPEC;
+    }
+    if (st) return fail(st == ATTNC_ERR_SPEC ? EXIT_SPEC : EXIT_RUNTIME, "%s", err.message, NULL);
+    return 0;
+}
+
+static int cmd_check(const Options *o) {
+    attnc_spec *spec = NULL;
+    int rc = load_spec(o, &spec);
+    if (!rc && o->variant) {
+        int found = 0;
+        for (int i = 0; i < attnc_spec_variant_count(spec); i++)
+            found |= strcmp(attnc_spec_variant_name(spec, i), o->variant) == 0;
+        if (!found) rc = fail(EXIT_USAGE, "no attention named '%s' in %s", o->variant, o->file);
+    }
+    if (!rc) {
+        printf("%s: ok (", o->file);
+        for (int i = 0; i < attnc_spec_variant_count(spec); i++)
+            printf("%s%s", i ? ", " : "", attnc_spec_variant_name(spec, i));
+        printf(")\n");
+    }
+    attnc_spec_free(spec);
+    return rc;
+}
+
+static int status_exit(attnc_status st) {
+    return st == ATTNC_ERR_SPEC ? EXIT_SPEC : st == ATTNC_ERR_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
+}
+
+/* Read a float32 array of rank 4 named `what`. */
+static int load_qkv(const char *path, const char *what, npy_array *a) {
+    char msg[600];
+    if (npy_read(path, a, msg, sizeof msg)) return fail(EXIT_RUNTIME, "%s: %s", what, msg);
+    if (a->dtype != ATTNC_F32) return fail(EXIT_RUNTIME, "%s (%s) must be float32 ('<f4')", what, path);
+    if (a->rank != 4) return fail(EXIT_RUNTIME, "%s (%s) must have 4 dimensions [B, heads, L, D]", what, path);
+    return 0;
+}
+
+static int check_qkv_shapes(const npy_array *q, const npy_array *k, const npy_array *v) {
+    char buf[300];
+    if (k->shape[0] != q->shape[0] || v->shape[0] != q->shape[0])
+        snprintf(buf, sizeof buf, "batch sizes differ: Q has %lld, K %lld, V %lld", (long long)q->shape[0],
+                 (long long)k->shape[0], (long long)v->shape[0]);
+    else if (k->shape[3] != q->shape[3])
+        snprintf(buf, sizeof buf, "head dims differ: Q has D=%lld, K has D=%lld", (long long)q->shape[3],
+                 (long long)k->shape[3]);
+    else if (v->shape[1] != k->shape[1] || v->shape[2] != k->shape[2])
+        snprintf(buf, sizeof buf, "V shape [%lld, %lld, %lld, _] does not match K [%lld, %lld, %lld, _]",
+                 (long long)v->shape[0], (long long)v->shape[1], (long long)v->shape[2], (long long)k->shape[0],
+                 (long long)k->shape[1], (long long)k->shape[2]);
+    else
+        return 0;
+    return fail(EXIT_RUNTIME, "%s", buf, NULL);
+}
+
+/* Split "NAME=VALUE" in place-free fashion: returns the value, copies the name. */
+static const char *split_assignment(const char *s, char *name, size_t n) {
+    const char *eq = strchr(s, '=');
+    if (!eq || eq == s || (size_t)(eq - s) >= n) return NULL;
+    memcpy(name, s, (size_t)(eq - s));
+    name[eq - s] = 0;
+    return eq + 1;
+}
+
+static int parse_threads(const char *s, int *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < 0 || v > 4096) return fail(EXIT_USAGE, "--threads: '%s' is not a thread count (0-4096)", s, NULL);
+    *out = (int)v;
+    return 0;
+}
+
+typedef struct RunInputs {
+    npy_array q, k, v, tens[MAX_REPEATED];
+    attnc_param params[MAX_REPEATED];
+    attnc_tensor tensors[MAX_REPEATED];
+    char names[MAX_REPEATED][128];
+} RunInputs;
+
+static int bind_cli_params(const Options *o, const attnc_kernel *kern, RunInputs *in) {
+    for (int i = 0; i < o->nparams; i++) {
+        char name[128];
+        const char *val = split_assignment(o->params[i], name, sizeof name);
+        if (!val) return fail(EXIT_USAGE, "--param '%s': expected NAME=VALUE", o->params[i], NULL);
+        attnc_error err = {0};
+        attnc_status st = attnc_kernel_param_from_text(kern, name, val, &in->params[i], &err);
+        if (st) return fail(status_exit(st), "--param: %s", err.message, NULL);
+    }
+    for (int i = 0; i < o->ntensors; i++) {
+        const char *path = split_assignment(o->tensors[i], in->names[i], sizeof in->names[i]);
+        if (!path) return fail(EXIT_USAGE, "--tensor '%s': expected NAME=FILE.npy", o->tensors[i], NULL);
+        char msg[600];
+        if (npy_read(path, &in->tens[i], msg, sizeof msg)) return fail(EXIT_RUNTIME, "tensor '%s': %s", in->names[i], msg);
+        attnc_tensor *t = &in->tensors[i];
+        t->name = in->names[i];
+        t->dtype = in->tens[i].dtype;
+        t->rank = in->tens[i].rank;
+        memcpy(t->shape, in->tens[i].shape, sizeof t->shape);
+        t->data = in->tens[i].data;
+    }
+    return 0;
+}
+
+static int write_outputs(const Options *o, const attnc_sizes *sz, const float *out, const float *lse) {
+    char msg[600];
+    int64_t oshape[4] = {sz->B, sz->H, sz->Lq, sz->Dv};
+    if (npy_write(o->o, ATTNC_F32, 4, oshape, out, msg, sizeof msg)) return fail(EXIT_RUNTIME, "%s", msg, NULL);
+    if (o->lse && npy_write(o->lse, ATTNC_F32, 3, oshape, lse, msg, sizeof msg))
+        return fail(EXIT_RUNTIME, "%s", msg, NULL);
+    return 0;
+}
+
+static int cmd_run(const Options *o) {
+    if (!o->q || !o->k || !o->v || !o->o) return fail(EXIT_USAGE, "run needs --q, --k, --v and -o", NULL, NULL);
+    attnc_options opts = {0};
+    if (o->backend && !attnc_backend_parse(o->backend, &opts.backend))
+        return fail(EXIT_USAGE, "unknown backend '%s' (llvm, tcc, interp, cuda-emu)", o->backend, NULL);
+    if (o->threads && parse_threads(o->threads, &opts.threads)) return EXIT_USAGE;
+    attnc_spec *spec = NULL;
+    attnc_kernel *kern = NULL;
+    RunInputs *in = calloc(1, sizeof *in);
+    float *out = NULL, *lse = NULL;
+    int rc = in ? 0 : fail(EXIT_RUNTIME, "out of memory", NULL, NULL);
+    if (!rc) rc = load_spec(o, &spec);
+    attnc_error err = {0};
+    if (!rc) {
+        attnc_status st = attnc_compile(spec, o->variant, &opts, &kern, &err);
+        if (st) rc = fail(status_exit(st), "%s", err.message, NULL);
+    }
+    if (!rc) rc = load_qkv(o->q, "Q", &in->q);
+    if (!rc) rc = load_qkv(o->k, "K", &in->k);
+    if (!rc) rc = load_qkv(o->v, "V", &in->v);
+    if (!rc) rc = check_qkv_shapes(&in->q, &in->k, &in->v);
+    if (!rc) rc = bind_cli_params(o, kern, in);
+    attnc_sizes sz = {0};
+    if (!rc) {
+        sz = (attnc_sizes){in->q.shape[0], in->q.shape[1], in->k.shape[1], in->q.shape[2],
+                           in->k.shape[2], in->q.shape[3], in->v.shape[3]};
+        size_t rows = (size_t)(sz.B * sz.H * sz.Lq);
+        out = malloc(sizeof(float) * (rows * (size_t)sz.Dv + 1));
+        lse = malloc(sizeof(float) * (rows + 1));
+        if (!out || !lse) rc = fail(EXIT_RUNTIME, "out of memory for the output", NULL, NULL);
+    }
+    if (!rc) {
+        attnc_args args = {sz, in->q.data, in->k.data, in->v.data, out, lse, in->params, o->nparams,
+                           in->tensors, o->ntensors};
+        attnc_status st = attnc_kernel_run(kern, &args, &err);
+        if (st) rc = fail(status_exit(st), "%s", err.message, NULL);
+    }
+    if (!rc) rc = write_outputs(o, &sz, out, lse);
+    if (in) {
+        npy_free(&in->q);
+        npy_free(&in->k);
+        npy_free(&in->v);
+        for (int i = 0; i < MAX_REPEATED; i++) npy_free(&in->tens[i]);
+    }
+    free(in);
+    free(out);
+    free(lse);
+    attnc_kernel_free(kern);
+    attnc_spec_free(spec);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("attnc %s\n", attnc_version());
+        return 0;
+    }
+    const char *cmds[] = {"check", "run", "emit", "diff", "bench"};
+    int known = 0;
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) known |= !strcmp(argv[1], cmds[i]);
+    if (!known) return fail(EXIT_USAGE, "unknown command '%s' (see attnc --help)", argv[1], NULL);
+    Options o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc) return rc;
+    if (!strcmp(o.cmd, "check")) return cmd_check(&o);
+    if (!strcmp(o.cmd, "run")) return cmd_run(&o);
+    return fail(EXIT_USAGE, "'%s' needs a compiling backend, which this version does not have yet (see README, Status)",
+                o.cmd, NULL);
+}

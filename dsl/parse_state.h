@@ -1,0 +1,26 @@
+/* parse_state.h — what the lexer and the parser share while one source is
+ * being parsed (the scanner's "extra" data and the parser's parameter). */
+#ifndef ATTNC_PARSE_STATE_H
+#define ATTNC_PARSE_STATE_H
+#include <setjmp.h>
+
+#include "ast.h"
+
+typedef struct ParseState {
+    const Source *src;
+    Arena *arena;
+    Diag *diag;
+    AstFile *file;
+    int line, col;          /* where the next token starts */
+    const char *last_text;  /* text of the token last returned, for syntax errors */
+    jmp_buf fatal;          /* flex's fatal errors (out of memory) land here */
+} ParseState;
+
+/* Report a lexical or syntax error at span. */
+void parse_error(ParseState *ps, Span span, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+#endif

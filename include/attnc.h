@@ -1,0 +1,177 @@
+/* attnc.h — the one public header of libattnc.
+ *
+ * A program parses and checks a `.attn` spec (attnc_spec), compiles one of
+ * its attentions for a backend (attnc_kernel), and calls the kernel with
+ * Q, K, V, O, sizes, params and captured tensors.  Every object is an opaque
+ * handle freed by its own *_free function.  The library never prints and
+ * never exits: each call returns an attnc_status and, where it can fail at
+ * run time, fills a caller-owned attnc_error with one line of text.
+ *
+ * Tensors are float32, row-major, contiguous:
+ *   Q[B,H,Lq,D]  K[B,Hkv,Lk,D]  V[B,Hkv,Lk,Dv]  O[B,H,Lq,Dv]  LSE[B,H,Lq]
+ */
+#ifndef ATTNC_H
+#define ATTNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum attnc_status {
+    ATTNC_OK = 0,
+    ATTNC_ERR_SPEC = 1,     /* the spec has errors: see attnc_spec_diagnostics */
+    ATTNC_ERR_USAGE = 2,    /* a bad argument: unknown variant, backend, option */
+    ATTNC_ERR_RUNTIME = 3,  /* a call failed: shapes, params, tensors, indices */
+    ATTNC_ERR_NOMEM = 5,    /* out of memory */
+    ATTNC_ERR_INTERNAL = 6  /* a bug in attnc: please report it */
+} attnc_status;
+
+/* One line describing why a call failed; filled by every call that takes one. */
+typedef struct attnc_error {
+    attnc_status status;
+    char message[512];
+} attnc_error;
+
+typedef enum attnc_type { ATTNC_INT = 0, ATTNC_FLOAT = 1, ATTNC_BOOL = 2 } attnc_type;
+
+typedef enum attnc_backend {
+    ATTNC_BACKEND_DEFAULT = 0, /* the fastest backend this build has */
+    ATTNC_BACKEND_INTERP = 1,  /* the reference interpreter (float64, no tiling) */
+    ATTNC_BACKEND_LLVM = 2,
+    ATTNC_BACKEND_TCC = 3,
+    ATTNC_BACKEND_CUDA_EMU = 4
+} attnc_backend;
+
+/* ---- specs ------------------------------------------------------------ */
+
+typedef struct attnc_spec attnc_spec;
+
+/* Parse and check the file at `path`.  Returns ATTNC_OK, ATTNC_ERR_SPEC (the
+ * spec is returned with its diagnostics), ATTNC_ERR_RUNTIME (unreadable file,
+ * message in err) or ATTNC_ERR_NOMEM.  *out is set unless the file could not
+ * be read. */
+attnc_status attnc_spec_from_file(const char *path, attnc_spec **out, attnc_error *err);
+
+/* Parse and check `len` bytes of spec text; `filename` only names it in
+ * diagnostics.  The text may contain any bytes, NULs included. */
+attnc_status attnc_spec_from_string(const char *filename, const char *text, size_t len,
+                                    attnc_spec **out, attnc_error *err);
+
+/* Number of errors found; 0 means the spec can be compiled. */
+int attnc_spec_error_count(const attnc_spec *spec);
+
+/* All diagnostics, rendered as `FILE:LINE:COL: error: MSG`, the source line
+ * and a caret underline; "" when there are none.  Owned by the spec. */
+const char *attnc_spec_diagnostics(const attnc_spec *spec);
+
+/* The attentions defined in the file (not the prelude), in file order. */
+int attnc_spec_variant_count(const attnc_spec *spec);
+const char *attnc_spec_variant_name(const attnc_spec *spec, int i);
+
+/* Free a spec; kernels compiled from it stay valid. NULL is ignored. */
+void attnc_spec_free(attnc_spec *spec);
+
+/* ---- compiling -------------------------------------------------------- */
+
+typedef struct attnc_define {
+    const char *name;  /* a param of the variant */
+    const char *value; /* its value as text: "8", "0.5", "true" */
+} attnc_define;
+
+typedef struct attnc_options {
+    attnc_backend backend;
+    int threads;                 /* worker threads per call; 0 = all cores */
+    const attnc_define *defines; /* params fixed at compile time (-D) */
+    int n_defines;
+} attnc_options;
+
+typedef struct attnc_kernel attnc_kernel;
+
+/* Compile attention `variant` (NULL: the file's only attention) of a checked
+ * spec.  `opts` may be NULL for defaults. */
+attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const attnc_options *opts,
+                           attnc_kernel **out, attnc_error *err);
+
+/* The backend a kernel was compiled for (never ATTNC_BACKEND_DEFAULT). */
+attnc_backend attnc_kernel_backend(const attnc_kernel *kernel);
+
+/* Free a kernel. NULL is ignored. */
+void attnc_kernel_free(attnc_kernel *kernel);
+
+/* ---- what a kernel needs from the caller ------------------------------ */
+
+typedef struct attnc_sizes {
+    int64_t B, H, Hkv, Lq, Lk, D, Dv;
+} attnc_sizes;
+
+typedef struct attnc_param {
+    const char *name;
+    attnc_type type; /* ATTNC_FLOAT accepts an int param's value only if integral */
+    int64_t i;       /* used when type == ATTNC_INT */
+    double f;        /* used when type == ATTNC_FLOAT */
+    int b;           /* used when type == ATTNC_BOOL */
+} attnc_param;
+
+typedef enum attnc_dtype { ATTNC_I32 = 0, ATTNC_F32 = 1 } attnc_dtype;
+
+#define ATTNC_MAX_RANK 8
+
+typedef struct attnc_tensor {
+    const char *name;
+    attnc_dtype dtype;
+    int rank;
+    int64_t shape[ATTNC_MAX_RANK];
+    const void *data; /* int32_t or float, row-major, contiguous */
+} attnc_tensor;
+
+/* Params (unbound ones, with their defaults) and tensors a kernel reads. */
+int attnc_kernel_param_count(const attnc_kernel *kernel);
+/* Name, type and whether it has a default (then *def holds it, may be NULL). */
+const char *attnc_kernel_param_info(const attnc_kernel *kernel, int i, attnc_type *type,
+                                    int *has_default, attnc_param *def);
+/* Convert a param value written as text ("8", "-0.5", "true") to an
+ * attnc_param for param `name`; out->name points into the kernel. */
+attnc_status attnc_kernel_param_from_text(const attnc_kernel *kernel, const char *name, const char *text,
+                                          attnc_param *out, attnc_error *err);
+int attnc_kernel_tensor_count(const attnc_kernel *kernel);
+const char *attnc_kernel_tensor_info(const attnc_kernel *kernel, int i, attnc_dtype *dtype, int *rank);
+
+/* The shape tensor `i` must have for these sizes and params. */
+attnc_status attnc_kernel_tensor_shape(const attnc_kernel *kernel, int i, const attnc_sizes *sizes,
+                                       const attnc_param *params, int n_params, int64_t *shape,
+                                       attnc_error *err);
+
+/* ---- calling ---------------------------------------------------------- */
+
+typedef struct attnc_args {
+    attnc_sizes sizes;
+    const float *q, *k, *v;
+    float *o;   /* written on success only */
+    float *lse; /* optional (NULL); written on success only */
+    const attnc_param *params;
+    int n_params;
+    const attnc_tensor *tensors;
+    int n_tensors;
+} attnc_args;
+
+/* Run the kernel once.  Thread-safe: one kernel may be run from several
+ * threads at once.  On any error nothing is written to O or LSE. */
+attnc_status attnc_kernel_run(const attnc_kernel *kernel, const attnc_args *args, attnc_error *err);
+
+/* ---- misc ------------------------------------------------------------- */
+
+const char *attnc_backend_name(attnc_backend backend);
+/* Parse "llvm", "tcc", "interp", "cuda-emu"; returns 0 if unknown. */
+int attnc_backend_parse(const char *name, attnc_backend *out);
+/* Whether this build has the backend. */
+int attnc_backend_available(attnc_backend backend);
+
+const char *attnc_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

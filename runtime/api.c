@@ -1,0 +1,384 @@
+/* api.c — the public C library (include/attnc.h).
+ * Requires: the front end (parse_source, sema_check) and the backends.
+ * Produces: opaque spec and kernel handles.  A kernel owns its own checked
+ * copy of the attention (re-parsed from the spec's text into its own arena),
+ * so it outlives the spec it came from and can be run from many threads. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attnc.h"
+#include "bind.h"
+#include "interp.h"
+#include "sema.h"
+
+extern const char attnc_prelude_text[];
+extern const unsigned long attnc_prelude_text_len;
+
+enum { MAX_SPEC_BYTES = 16 << 20 };
+
+/* A parsed and checked file, with the prelude it was checked against. */
+typedef struct Compiled {
+    Arena *arena;
+    Diag diag;
+    Source src, prelude_src;
+    Program *prog;
+} Compiled;
+
+struct attnc_spec {
+    Compiled c;
+    char *text;
+    size_t len;
+    char *name;
+};
+
+struct attnc_kernel {
+    Compiled c;
+    char *text;
+    const Attention *attn;
+    attnc_backend backend;
+    int threads;
+    FixedParams fixed;
+    int *unbound; /* indexes of params the caller may pass */
+    int nunbound;
+};
+
+/* Parse and check text into c (arena-owned); 0 only when out of memory. */
+static int compile_text(Compiled *c, const char *name, const char *text, size_t len) {
+    memset(c, 0, sizeof *c);
+    c->arena = arena_new();
+    if (!c->arena) return 0;
+    diag_init(&c->diag, c->arena);
+    c->src = (Source){name, text, len};
+    c->prelude_src = (Source){"<prelude>", attnc_prelude_text, attnc_prelude_text_len};
+    AstFile *prelude = parse_source(&c->prelude_src, c->arena, &c->diag);
+    AstFile *file = parse_source(&c->src, c->arena, &c->diag);
+    if (!prelude || !file) return 0;
+    c->prog = sema_check(file, prelude, c->arena, &c->diag);
+    diag_render(&c->diag);
+    return c->prog != NULL;
+}
+
+static void compiled_free(Compiled *c) {
+    diag_fini(&c->diag);
+    arena_free(c->arena);
+}
+
+attnc_status attnc_spec_from_string(const char *filename, const char *text, size_t len, attnc_spec **out,
+                                    attnc_error *err) {
+    if (!out) return set_error(err, ATTNC_ERR_USAGE, "out is NULL");
+    *out = NULL;
+    if (!text && len) return set_error(err, ATTNC_ERR_USAGE, "text is NULL");
+    if (len > MAX_SPEC_BYTES)
+        return set_error(err, ATTNC_ERR_SPEC, "%s: spec is too large (%zu bytes; the limit is %d)",
+                         filename ? filename : "<string>", len, MAX_SPEC_BYTES);
+    attnc_spec *s = calloc(1, sizeof *s);
+    if (!s) return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    s->name = strdup(filename ? filename : "<string>");
+    s->text = malloc(len + 1);
+    if (!s->name || !s->text) {
+        attnc_spec_free(s);
+        return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    }
+    if (len) memcpy(s->text, text, len);
+    s->text[len] = 0;
+    s->len = len;
+    if (!compile_text(&s->c, s->name, s->text, len)) {
+        attnc_spec_free(s);
+        return set_error(err, ATTNC_ERR_NOMEM, "out of memory while parsing");
+    }
+    *out = s;
+    if (s->c.diag.errors)
+        return set_error(err, ATTNC_ERR_SPEC, "%s: %d error%s in the spec", s->name, s->c.diag.errors,
+                         s->c.diag.errors == 1 ? "" : "s");
+    return ATTNC_OK;
+}
+
+attnc_status attnc_spec_from_file(const char *path, attnc_spec **out, attnc_error *err) {
+    if (!out || !path) return set_error(err, ATTNC_ERR_USAGE, "path or out is NULL");
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return set_error(err, ATTNC_ERR_RUNTIME, "cannot open '%s'", path);
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int too_big = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 4096;
+            if (cap > (size_t)MAX_SPEC_BYTES + 1) {
+                too_big = 1;
+                break;
+            }
+            char *nb = realloc(buf, cap);
+            if (!nb) break;
+            buf = nb;
+        }
+        size_t n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (n == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (too_big) {
+        free(buf);
+        return set_error(err, ATTNC_ERR_SPEC, "%s: spec is too large (the limit is %d bytes)", path, MAX_SPEC_BYTES);
+    }
+    if (bad) {
+        free(buf);
+        return set_error(err, ATTNC_ERR_RUNTIME, "cannot read '%s' (is it a directory?)", path);
+    }
+    attnc_status st = attnc_spec_from_string(path, buf ? buf : "", len, out, err);
+    free(buf);
+    return st;
+}
+
+int attnc_spec_error_count(const attnc_spec *s) { return s ? s->c.diag.errors : 0; }
+const char *attnc_spec_diagnostics(const attnc_spec *s) { return s ? diag_text(&s->c.diag) : ""; }
+int attnc_spec_variant_count(const attnc_spec *s) { return s ? s->c.prog->nattns : 0; }
+
+const char *attnc_spec_variant_name(const attnc_spec *s, int i) {
+    if (!s || i < 0 || i >= s->c.prog->nattns) return NULL;
+    return s->c.prog->attns[i]->name;
+}
+
+void attnc_spec_free(attnc_spec *s) {
+    if (!s) return;
+    if (s->c.arena) compiled_free(&s->c);
+    free(s->text);
+    free(s->name);
+    free(s);
+}
+
+/* ---- kernels ---------------------------------------------------------- */
+
+const char *attnc_backend_name(attnc_backend b) {
+    switch (b) {
+    case ATTNC_BACKEND_INTERP: return "interp";
+    case ATTNC_BACKEND_LLVM: return "llvm";
+    case ATTNC_BACKEND_TCC: return "tcc";
+    case ATTNC_BACKEND_CUDA_EMU: return "cuda-emu";
+    default: return "default";
+    }
+}
+
+int attnc_backend_parse(const char *name, attnc_backend *out) {
+    static const attnc_backend all[] = {ATTNC_BACKEND_INTERP, ATTNC_BACKEND_LLVM, ATTNC_BACKEND_TCC,
+                                        ATTNC_BACKEND_CUDA_EMU};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (name && strcmp(name, attnc_backend_name(all[i])) == 0) {
+            *out = all[i];
+            return 1;
+        }
+    return 0;
+}
+
+int attnc_backend_available(attnc_backend b) { return b == ATTNC_BACKEND_INTERP || b == ATTNC_BACKEND_DEFAULT; }
+
+const char *attnc_version(void) { return "0.1.0"; }
+
+static const Attention *find_variant(const Program *p, const char *variant, attnc_error *err) {
+    if (variant) {
+        for (int i = 0; i < p->nattns; i++)
+            if (strcmp(p->attns[i]->name, variant) == 0) return p->attns[i];
+        char names[300] = "";
+        size_t len = 0;
+        for (int i = 0; i < p->nattns && len < sizeof names; i++)
+            len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", p->attns[i]->name);
+        set_error(err, ATTNC_ERR_USAGE, "no attention named '%s' in the file (it has: %s)", variant, names);
+        return NULL;
+    }
+    if (p->nattns == 1) return p->attns[0];
+    char names[300] = "";
+    size_t len = 0;
+    for (int i = 0; i < p->nattns && len < sizeof names; i++)
+        len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", p->attns[i]->name);
+    set_error(err, ATTNC_ERR_USAGE, "the file has %d attentions (%s); choose one with --variant", p->nattns, names);
+    return NULL;
+}
+
+static attnc_status apply_defines(attnc_kernel *k, const attnc_options *opts, attnc_error *err) {
+    const Attention *a = k->attn;
+    k->fixed.is_fixed = calloc((size_t)a->nparams + 1, sizeof(int));
+    k->fixed.value = calloc((size_t)a->nparams + 1, sizeof(Const));
+    k->unbound = calloc((size_t)a->nparams + 1, sizeof(int));
+    if (!k->fixed.is_fixed || !k->fixed.value || !k->unbound) return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    for (int i = 0; opts && i < opts->n_defines; i++) {
+        const attnc_define *d = &opts->defines[i];
+        int found = -1;
+        for (int j = 0; j < a->nparams; j++)
+            if (d->name && strcmp(a->params[j]->name, d->name) == 0) found = j;
+        if (found < 0)
+            return set_error(err, ATTNC_ERR_USAGE, "-D %s: attention '%s' has no param of that name",
+                             d->name ? d->name : "(null)", a->name);
+        if (k->fixed.is_fixed[found]) return set_error(err, ATTNC_ERR_USAGE, "-D %s is given twice", d->name);
+        attnc_status st = bind_parse_value(a->params[found]->type, d->name, d->value ? d->value : "",
+                                           &k->fixed.value[found], err);
+        if (st) return st;
+        k->fixed.is_fixed[found] = 1;
+    }
+    for (int j = 0; j < a->nparams; j++)
+        if (!k->fixed.is_fixed[j]) k->unbound[k->nunbound++] = j;
+    return ATTNC_OK;
+}
+
+attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const attnc_options *opts, attnc_kernel **out,
+                           attnc_error *err) {
+    if (!spec || !out) return set_error(err, ATTNC_ERR_USAGE, "spec or out is NULL");
+    *out = NULL;
+    if (spec->c.diag.errors)
+        return set_error(err, ATTNC_ERR_SPEC, "%s has errors; see its diagnostics", spec->name);
+    attnc_backend backend = opts ? opts->backend : ATTNC_BACKEND_DEFAULT;
+    if (backend == ATTNC_BACKEND_DEFAULT) backend = ATTNC_BACKEND_INTERP;
+    if (!attnc_backend_available(backend))
+        return set_error(err, ATTNC_ERR_USAGE, "backend '%s' is not available in this build",
+                         attnc_backend_name(backend));
+    if (opts && (opts->threads < 0 || opts->n_defines < 0 || (opts->n_defines && !opts->defines)))
+        return set_error(err, ATTNC_ERR_USAGE, "invalid options (negative threads or defines count)");
+    attnc_kernel *k = calloc(1, sizeof *k);
+    if (!k) return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    k->text = malloc(spec->len + 1);
+    if (!k->text) {
+        free(k);
+        return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    }
+    memcpy(k->text, spec->text, spec->len + 1);
+    attnc_status st = ATTNC_OK;
+    if (!compile_text(&k->c, spec->name, k->text, spec->len) || k->c.diag.errors)
+        st = set_error(err, ATTNC_ERR_INTERNAL, "re-checking the spec for the kernel failed");
+    if (!st) {
+        k->attn = find_variant(k->c.prog, variant, err);
+        if (!k->attn) st = ATTNC_ERR_USAGE;
+    }
+    if (!st) st = apply_defines(k, opts, err);
+    if (st) {
+        attnc_kernel_free(k);
+        return st;
+    }
+    k->backend = backend;
+    k->threads = opts ? opts->threads : 0;
+    *out = k;
+    return ATTNC_OK;
+}
+
+attnc_backend attnc_kernel_backend(const attnc_kernel *k) { return k ? k->backend : ATTNC_BACKEND_DEFAULT; }
+
+void attnc_kernel_free(attnc_kernel *k) {
+    if (!k) return;
+    if (k->c.arena) compiled_free(&k->c);
+    free(k->fixed.is_fixed);
+    free(k->fixed.value);
+    free(k->unbound);
+    free(k->text);
+    free(k);
+}
+
+int attnc_kernel_param_count(const attnc_kernel *k) { return k ? k->nunbound : 0; }
+
+static attnc_type public_type(Type t) { return t == T_INT ? ATTNC_INT : t == T_FLOAT ? ATTNC_FLOAT : ATTNC_BOOL; }
+
+const char *attnc_kernel_param_info(const attnc_kernel *k, int i, attnc_type *type, int *has_default,
+                                    attnc_param *def) {
+    if (!k || i < 0 || i >= k->nunbound) return NULL;
+    const Decl *d = k->attn->params[k->unbound[i]];
+    if (type) *type = public_type(d->type);
+    /* a default is constant only when it reads no sizes or params */
+    int constant = d->init && !(d->init->deps & (DEP_SIZE | DEP_PARAM)) && d->init->kind == X_CONST;
+    if (has_default) *has_default = d->init != NULL;
+    if (def) {
+        memset(def, 0, sizeof *def);
+        def->name = d->name;
+        def->type = public_type(d->type);
+        if (constant) {
+            def->i = d->init->c.i;
+            def->f = d->type == T_FLOAT ? d->init->c.f : 0;
+            def->b = d->type == T_BOOL ? d->init->c.b : 0;
+        }
+    }
+    return d->name;
+}
+
+int attnc_kernel_tensor_count(const attnc_kernel *k) { return k ? k->attn->ntensors : 0; }
+
+const char *attnc_kernel_tensor_info(const attnc_kernel *k, int i, attnc_dtype *dtype, int *rank) {
+    if (!k || i < 0 || i >= k->attn->ntensors) return NULL;
+    const Decl *d = k->attn->tensors[i];
+    if (dtype) *dtype = d->type == T_INT ? ATTNC_I32 : ATTNC_F32;
+    if (rank) *rank = d->ndims;
+    return d->name;
+}
+
+attnc_status attnc_kernel_tensor_shape(const attnc_kernel *k, int i, const attnc_sizes *sizes,
+                                       const attnc_param *params, int n_params, int64_t *shape, attnc_error *err) {
+    if (!k || !sizes || !shape || i < 0 || i >= k->attn->ntensors)
+        return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_tensor_shape");
+    /* bind with no tensors, then evaluate the one wanted: reuse bind's checks */
+    const Attention *a = k->attn;
+    Attention only_params = *a;
+    only_params.ntensors = 0;
+    only_params.scale = NULL;
+    static const float dummy = 0;
+    attnc_args args = {*sizes, &dummy, &dummy, &dummy, (float *)&dummy, NULL, params, n_params, NULL, 0};
+    BoundCall bc;
+    attnc_status st = bind_call(&only_params, &k->fixed, &args, &bc, err);
+    if (st) return st;
+    const Decl *d = a->tensors[i];
+    for (int j = 0; j < d->ndims && !st; j++) {
+        InterpEnv *env = calloc(1, sizeof *env);
+        char msg[400] = "";
+        if (!env) {
+            st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+            break;
+        }
+        env->bc = &bc;
+        env->msg = msg;
+        env->msgsize = sizeof msg;
+        shape[j] = interp_eval(env, d->dims[j]).i;
+        if (env->failed) st = set_error(err, ATTNC_ERR_RUNTIME, "%s", msg);
+        else if (shape[j] < 0)
+            st = set_error(err, ATTNC_ERR_RUNTIME, "dimension %d of tensor '%s' evaluates to %lld (negative)", j,
+                           d->name, (long long)shape[j]);
+        free(env);
+    }
+    bind_release(&bc);
+    return st;
+}
+
+attnc_status attnc_kernel_run(const attnc_kernel *k, const attnc_args *args, attnc_error *err) {
+    if (!k) return set_error(err, ATTNC_ERR_USAGE, "kernel is NULL");
+    BoundCall bc;
+    attnc_status st = bind_call(k->attn, &k->fixed, args, &bc, err);
+    if (st) return st;
+    switch (k->backend) {
+    case ATTNC_BACKEND_INTERP: st = interp_run(&bc, args->q, args->k, args->v, args->o, args->lse, err); break;
+    default: st = set_error(err, ATTNC_ERR_INTERNAL, "backend '%s' has no runner", attnc_backend_name(k->backend));
+    }
+    bind_release(&bc);
+    if (!st && err) {
+        err->status = ATTNC_OK;
+        err->message[0] = 0;
+    }
+    return st;
+}
+
+attnc_status attnc_kernel_param_from_text(const attnc_kernel *k, const char *name, const char *text, attnc_param *out,
+                                          attnc_error *err) {
+    if (!k || !name || !text || !out) return set_error(err, ATTNC_ERR_USAGE, "bad arguments");
+    const Attention *a = k->attn;
+    for (int j = 0; j < a->nparams; j++) {
+        const Decl *d = a->params[j];
+        if (strcmp(d->name, name) != 0) continue;
+        if (k->fixed.is_fixed[j])
+            return set_error(err, ATTNC_ERR_USAGE, "param '%s' was fixed when the kernel was compiled", name);
+        Const v;
+        attnc_status st = bind_parse_value(d->type, name, text, &v, err);
+        if (st) return st;
+        memset(out, 0, sizeof *out);
+        out->name = d->name;
+        out->type = public_type(d->type);
+        if (d->type == T_INT) out->i = v.i;
+        else if (d->type == T_FLOAT) out->f = v.f;
+        else out->b = v.b;
+        return ATTNC_OK;
+    }
+    return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has no param '%s'", a->name, name);
+}

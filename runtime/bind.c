@@ -1,0 +1,270 @@
+/* bind.c — per-call binding of sizes, params and captured tensors.
+ * Requires: a checked Attention, the params fixed at compile time, the
+ * caller's attnc_args.
+ * Produces: a BoundCall every backend can trust: sizes valid and small
+ * enough that index arithmetic cannot overflow, every param valued (given,
+ * fixed or default), every tensor present with the shape its declaration
+ * evaluates to, the scale computed.  Errors name the offending thing. */
+#include "bind.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "interp.h"
+
+attnc_status set_error(attnc_error *err, attnc_status st, const char *fmt, ...) {
+    if (err) {
+        err->status = st;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+attnc_status bind_parse_value(Type t, const char *name, const char *text, Const *out, attnc_error *err) {
+    char *end;
+    errno = 0;
+    if (t == T_BOOL) {
+        if (strcmp(text, "true") == 0 || strcmp(text, "1") == 0) {
+            out->b = 1;
+        } else if (strcmp(text, "false") == 0 || strcmp(text, "0") == 0) {
+            out->b = 0;
+        } else {
+            return set_error(err, ATTNC_ERR_USAGE, "param '%s' is bool: expected true or false, got '%s'", name, text);
+        }
+        return ATTNC_OK;
+    }
+    if (t == T_INT) {
+        long long v = strtoll(text, &end, 0);
+        if (end == text || *end) return set_error(err, ATTNC_ERR_USAGE, "param '%s' is int: '%s' is not an integer", name, text);
+        if (errno == ERANGE) return set_error(err, ATTNC_ERR_USAGE, "param '%s': '%s' is out of the int64 range", name, text);
+        out->i = v;
+        return ATTNC_OK;
+    }
+    double v = strtod(text, &end);
+    if (end == text || *end) return set_error(err, ATTNC_ERR_USAGE, "param '%s' is float: '%s' is not a number", name, text);
+    out->f = v;
+    return ATTNC_OK;
+}
+
+void bind_release(BoundCall *bc) {
+    free(bc->params);
+    free(bc->tensors);
+    bc->params = NULL;
+    bc->tensors = NULL;
+}
+
+/* Largest element count we accept for one array: keeps every index product in int64. */
+static const int64_t MAX_ELEMS = (int64_t)1 << 40;
+
+static int mul_ok(int64_t *acc, int64_t x) {
+    if (x != 0 && *acc > MAX_ELEMS / x) return 0;
+    *acc *= x;
+    return 1;
+}
+
+static attnc_status check_sizes(const attnc_args *args, attnc_error *err) {
+    const attnc_sizes *s = &args->sizes;
+    const struct {
+        const char *name;
+        int64_t v, min;
+    } dims[] = {{"B", s->B, 1}, {"H", s->H, 1}, {"Hkv", s->Hkv, 1}, {"Lq", s->Lq, 0},
+                {"Lk", s->Lk, 0}, {"D", s->D, 1}, {"Dv", s->Dv, 1}};
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
+        if (dims[i].v < dims[i].min)
+            return set_error(err, ATTNC_ERR_RUNTIME, "size %s = %lld is invalid (must be at least %lld)", dims[i].name,
+                             (long long)dims[i].v, (long long)dims[i].min);
+        if (dims[i].v > MAX_ELEMS)
+            return set_error(err, ATTNC_ERR_RUNTIME, "size %s = %lld is too large", dims[i].name, (long long)dims[i].v);
+    }
+    if (s->H % s->Hkv != 0)
+        return set_error(err, ATTNC_ERR_RUNTIME, "H = %lld is not a multiple of Hkv = %lld (grouped-query attention)",
+                         (long long)s->H, (long long)s->Hkv);
+    int64_t nq = s->B, nk = s->B, nv = s->B, no = s->B;
+    if (!mul_ok(&nq, s->H) || !mul_ok(&nq, s->Lq) || !mul_ok(&nq, s->D) || !mul_ok(&nk, s->Hkv) ||
+        !mul_ok(&nk, s->Lk) || !mul_ok(&nk, s->D) || !mul_ok(&nv, s->Hkv) || !mul_ok(&nv, s->Lk) ||
+        !mul_ok(&nv, s->Dv) || !mul_ok(&no, s->H) || !mul_ok(&no, s->Lq) || !mul_ok(&no, s->Dv))
+        return set_error(err, ATTNC_ERR_RUNTIME, "sizes are too large: an array would exceed 2^40 elements");
+    if ((nq && !args->q) || (nk && !args->k) || (nv && !args->v) || (no && !args->o))
+        return set_error(err, ATTNC_ERR_RUNTIME, "a NULL pointer was given for %s", (nq && !args->q) ? "Q"
+                                                                                   : (nk && !args->k) ? "K"
+                                                                                   : (nv && !args->v) ? "V"
+                                                                                                      : "O");
+    return ATTNC_OK;
+}
+
+static const attnc_param *find_param(const attnc_args *args, const char *name) {
+    for (int i = 0; i < args->n_params; i++)
+        if (args->params[i].name && strcmp(args->params[i].name, name) == 0) return &args->params[i];
+    return NULL;
+}
+
+static attnc_status convert_param(const Decl *d, const attnc_param *p, Const *out, attnc_error *err) {
+    if (d->type == T_BOOL) {
+        if (p->type != ATTNC_BOOL) return set_error(err, ATTNC_ERR_RUNTIME, "param '%s' is bool; a number was given", d->name);
+        out->b = p->b != 0;
+    } else if (p->type == ATTNC_BOOL) {
+        return set_error(err, ATTNC_ERR_RUNTIME, "param '%s' is %s; a bool was given", d->name, type_name(d->type));
+    } else if (d->type == T_FLOAT) {
+        out->f = p->type == ATTNC_INT ? (double)p->i : p->f;
+    } else if (p->type == ATTNC_INT) {
+        out->i = p->i;
+    } else {
+        if (!(p->f == floor(p->f) && fabs(p->f) < 9.2e18))
+            return set_error(err, ATTNC_ERR_RUNTIME, "param '%s' is int; %g is not an integer", d->name, p->f);
+        out->i = (int64_t)p->f;
+    }
+    return ATTNC_OK;
+}
+
+/* Evaluate an expression over sizes and params only (defaults, dims, scale). */
+static attnc_status eval_call_level(const BoundCall *bc, const TExpr *e, Const *out, attnc_error *err) {
+    InterpEnv *env = calloc(1, sizeof *env);
+    char msg[400] = "";
+    if (!env) return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    env->bc = bc;
+    env->msg = msg;
+    env->msgsize = sizeof msg;
+    *out = interp_eval(env, e);
+    int failed = env->failed;
+    free(env);
+    return failed ? set_error(err, ATTNC_ERR_RUNTIME, "%s", msg) : ATTNC_OK;
+}
+
+static attnc_status bind_params(const Attention *a, const FixedParams *fixed, const attnc_args *args, BoundCall *bc,
+                                attnc_error *err) {
+    for (int i = 0; i < args->n_params; i++) {
+        const char *name = args->params[i].name;
+        if (!name) return set_error(err, ATTNC_ERR_RUNTIME, "param %d has no name", i);
+        for (int j = 0; j < i; j++)
+            if (args->params[j].name && strcmp(args->params[j].name, name) == 0)
+                return set_error(err, ATTNC_ERR_RUNTIME, "param '%s' is given twice", name);
+        int known = 0;
+        for (int j = 0; j < a->nparams; j++)
+            if (strcmp(a->params[j]->name, name) == 0) {
+                if (fixed && fixed->is_fixed[j])
+                    return set_error(err, ATTNC_ERR_RUNTIME, "param '%s' was fixed when the kernel was compiled", name);
+                known = 1;
+            }
+        if (!known) return set_error(err, ATTNC_ERR_RUNTIME, "attention '%s' has no param '%s'", a->name, name);
+    }
+    /* in declaration order: a default may read earlier params */
+    for (int j = 0; j < a->nparams; j++) {
+        const Decl *d = a->params[j];
+        const attnc_param *p = find_param(args, d->name);
+        attnc_status st = ATTNC_OK;
+        if (fixed && fixed->is_fixed[j])
+            bc->params[j] = fixed->value[j];
+        else if (p)
+            st = convert_param(d, p, &bc->params[j], err);
+        else if (d->init)
+            st = eval_call_level(bc, d->init, &bc->params[j], err);
+        else
+            st = set_error(err, ATTNC_ERR_RUNTIME, "missing param '%s' (%s, no default)", d->name, type_name(d->type));
+        if (st) return st;
+    }
+    return ATTNC_OK;
+}
+
+static const attnc_tensor *find_tensor(const attnc_args *args, const char *name) {
+    for (int i = 0; i < args->n_tensors; i++)
+        if (args->tensors[i].name && strcmp(args->tensors[i].name, name) == 0) return &args->tensors[i];
+    return NULL;
+}
+
+static void shape_text(char *buf, size_t n, const int64_t *shape, int rank) {
+    size_t len = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < rank && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (len < n) snprintf(buf + len, n - len, "]");
+}
+
+static attnc_status bind_tensor(const BoundCall *bc, const Decl *d, const attnc_tensor *t, attnc_error *err) {
+    attnc_dtype want = d->type == T_INT ? ATTNC_I32 : ATTNC_F32;
+    if (t->dtype != want)
+        return set_error(err, ATTNC_ERR_RUNTIME, "tensor '%s' must be %s, got %s", d->name,
+                         want == ATTNC_I32 ? "int32" : "float32", t->dtype == ATTNC_I32 ? "int32" : "float32");
+    int64_t need[ATTNC_MAX_RANK];
+    int64_t count = 1;
+    for (int i = 0; i < d->ndims; i++) {
+        Const v;
+        attnc_status st = eval_call_level(bc, d->dims[i], &v, err);
+        if (st) return st;
+        if (v.i < 0)
+            return set_error(err, ATTNC_ERR_RUNTIME, "dimension %d of tensor '%s' evaluates to %lld (negative)", i,
+                             d->name, (long long)v.i);
+        need[i] = v.i;
+        if (!mul_ok(&count, v.i))
+            return set_error(err, ATTNC_ERR_RUNTIME, "tensor '%s' would exceed 2^40 elements", d->name);
+    }
+    int same = t->rank == d->ndims;
+    for (int i = 0; same && i < d->ndims; i++) same = t->shape[i] == need[i];
+    if (!same) {
+        char got[160], exp[160];
+        shape_text(got, sizeof got, t->shape, t->rank < 0 || t->rank > ATTNC_MAX_RANK ? 0 : t->rank);
+        shape_text(exp, sizeof exp, need, d->ndims);
+        return set_error(err, ATTNC_ERR_RUNTIME, "tensor '%s' has shape %s but the spec needs %s", d->name, got, exp);
+    }
+    if (count > 0 && !t->data) return set_error(err, ATTNC_ERR_RUNTIME, "tensor '%s' has no data (NULL)", d->name);
+    return ATTNC_OK;
+}
+
+static attnc_status bind_tensors(const Attention *a, const attnc_args *args, BoundCall *bc, attnc_error *err) {
+    for (int i = 0; i < args->n_tensors; i++) {
+        const char *name = args->tensors[i].name;
+        if (!name) return set_error(err, ATTNC_ERR_RUNTIME, "tensor %d has no name", i);
+        int known = 0;
+        for (int j = 0; j < a->ntensors; j++) known |= strcmp(a->tensors[j]->name, name) == 0;
+        if (!known) return set_error(err, ATTNC_ERR_RUNTIME, "attention '%s' has no tensor '%s'", a->name, name);
+        for (int j = 0; j < i; j++)
+            if (args->tensors[j].name && strcmp(args->tensors[j].name, name) == 0)
+                return set_error(err, ATTNC_ERR_RUNTIME, "tensor '%s' is given twice", name);
+    }
+    for (int j = 0; j < a->ntensors; j++) {
+        const attnc_tensor *t = find_tensor(args, a->tensors[j]->name);
+        if (!t) return set_error(err, ATTNC_ERR_RUNTIME, "missing tensor '%s'", a->tensors[j]->name);
+        attnc_status st = bind_tensor(bc, a->tensors[j], t, err);
+        if (st) return st;
+        bc->tensors[j] = t;
+    }
+    return ATTNC_OK;
+}
+
+attnc_status bind_call(const Attention *a, const FixedParams *fixed, const attnc_args *args, BoundCall *bc,
+                       attnc_error *err) {
+    memset(bc, 0, sizeof *bc);
+    if (!args) return set_error(err, ATTNC_ERR_USAGE, "no arguments given (NULL)");
+    attnc_status st = check_sizes(args, err);
+    if (st) return st;
+    if ((args->n_params && !args->params) || args->n_params < 0)
+        return set_error(err, ATTNC_ERR_USAGE, "n_params = %d but params is NULL", args->n_params);
+    if ((args->n_tensors && !args->tensors) || args->n_tensors < 0)
+        return set_error(err, ATTNC_ERR_USAGE, "n_tensors = %d but tensors is NULL", args->n_tensors);
+    bc->attn = a;
+    bc->sz = args->sizes;
+    bc->params = calloc((size_t)a->nparams + 1, sizeof *bc->params);
+    bc->tensors = calloc((size_t)a->ntensors + 1, sizeof *bc->tensors);
+    if (!bc->params || !bc->tensors) {
+        bind_release(bc);
+        return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    }
+    st = bind_params(a, fixed, args, bc, err);
+    if (!st) st = bind_tensors(a, args, bc, err);
+    if (!st) {
+        if (a->scale) {
+            Const v;
+            st = eval_call_level(bc, a->scale, &v, err);
+            bc->scale = v.f;
+        } else {
+            bc->scale = 1.0 / sqrt((double)args->sizes.D);
+        }
+    }
+    if (st) bind_release(bc);
+    return st;
+}

@@ -1,0 +1,39 @@
+/* bind.h — what one call of a kernel binds: sizes, param values, captured
+ * tensors and the scale, all checked against the attention before any
+ * backend touches memory.  Shared by every backend. */
+#ifndef ATTNC_BIND_H
+#define ATTNC_BIND_H
+#include "attnc.h"
+#include "sema.h"
+
+/* Params fixed when the kernel was compiled (-D), by param index. */
+typedef struct FixedParams {
+    int *is_fixed;
+    Const *value;
+} FixedParams;
+
+typedef struct BoundCall {
+    const Attention *attn;
+    attnc_sizes sz;
+    Const *params;                /* by param index */
+    const attnc_tensor **tensors; /* by tensor index */
+    double scale;
+} BoundCall;
+
+/* Check args against the attention and fill `bc` (its arrays malloc'd; free
+ * with bind_release).  Returns ATTNC_OK or an error with `err` filled. */
+attnc_status bind_call(const Attention *a, const FixedParams *fixed, const attnc_args *args, BoundCall *bc,
+                       attnc_error *err);
+void bind_release(BoundCall *bc);
+
+/* Parse a param value written as text ("8", "-0.5", "true") for a param of type t. */
+attnc_status bind_parse_value(Type t, const char *name, const char *text, Const *out, attnc_error *err);
+
+/* Set err (if not NULL) and return its status. */
+attnc_status set_error(attnc_error *err, attnc_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+#endif

@@ -1,0 +1,344 @@
+/* interp.c — reference interpreter.
+ * Requires: a checked Attention and a BoundCall (bind.c has validated sizes,
+ * params and tensor shapes).
+ * Produces: O and LSE in float64 arithmetic, rounded to float32 at the end;
+ * runtime errors (int division by zero, tensor index out of range) reported
+ * with the spec position and the element, never undefined behaviour.
+ * Evaluation is lazy exactly as spec 5.3 says: masks in order up to the first
+ * false one, bias/score/weight only where every mask holds, &&, || and ?:
+ * evaluate only the deciding operand. */
+#include "interp.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static Const cint(int64_t i) { return (Const){.i = i}; }
+static Const cflt(double f) { return (Const){.f = f}; }
+static Const cbool(int b) { return (Const){.b = b}; }
+
+/* Record the first runtime error, with its spec position and element. */
+static Const fail(InterpEnv *env, const TExpr *e, const char *what) {
+    if (!env->failed) {
+        snprintf(env->msg, env->msgsize, "%s:%d:%d: %s (at b=%lld h=%lld q=%lld kv=%lld)",
+                 e->span.src ? e->span.src->name : "<spec>", e->span.first_line, e->span.first_col, what,
+                 (long long)env->b, (long long)env->h, (long long)env->q, (long long)env->kv);
+    }
+    env->failed = 1;
+    return cint(0);
+}
+
+/* Wrapping int arithmetic: the language defines overflow as modulo 2^64. */
+static int64_t wrap_add(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
+static int64_t wrap_sub(int64_t a, int64_t b) { return (int64_t)((uint64_t)a - (uint64_t)b); }
+static int64_t wrap_mul(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
+static int64_t wrap_neg(int64_t a) { return (int64_t)(0 - (uint64_t)a); }
+
+static int64_t floor_div(int64_t a, int64_t b) {
+    if (b == -1) return wrap_neg(a); /* INT64_MIN / -1 would trap in C */
+    int64_t q = a / b;
+    if (a % b != 0 && ((a < 0) != (b < 0))) q--;
+    return q;
+}
+
+static int64_t floor_mod(int64_t a, int64_t b) {
+    if (b == -1) return 0;
+    int64_t r = a % b;
+    if (r != 0 && ((r < 0) != (b < 0))) r += b;
+    return r;
+}
+
+static double float_mod(double a, double b) {
+    double r = fmod(a, b);
+    if (r != 0 && ((r < 0) != (b < 0))) r += b;
+    return r;
+}
+
+static int64_t saturating_int(double x) {
+    if (isnan(x)) return 0;
+    if (x >= 9223372036854775808.0) return INT64_MAX;
+    if (x < -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)x;
+}
+
+static double sign_of(double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : x; }
+
+static Const eval_call(InterpEnv *env, const TExpr *e) {
+    Const a[3];
+    for (int i = 0; i < e->nargs; i++) {
+        a[i] = interp_eval(env, e->args[i]);
+        if (env->failed) return cint(0);
+    }
+    int is_int = e->type == T_INT;
+    switch (e->fn) {
+    case FN_ABS: return is_int ? cint(a[0].i < 0 ? wrap_neg(a[0].i) : a[0].i) : cflt(fabs(a[0].f));
+    case FN_MIN: return is_int ? cint(a[0].i < a[1].i ? a[0].i : a[1].i) : cflt(a[0].f < a[1].f ? a[0].f : a[1].f);
+    case FN_MAX: return is_int ? cint(a[0].i > a[1].i ? a[0].i : a[1].i) : cflt(a[0].f > a[1].f ? a[0].f : a[1].f);
+    case FN_CLAMP:
+        /* clamp(x, lo, hi) = min(max(x, lo), hi) */
+        if (is_int) {
+            int64_t x = a[0].i > a[1].i ? a[0].i : a[1].i;
+            return cint(x < a[2].i ? x : a[2].i);
+        } else {
+            double x = a[0].f > a[1].f ? a[0].f : a[1].f;
+            return cflt(x < a[2].f ? x : a[2].f);
+        }
+    case FN_EXP: return cflt(exp(a[0].f));
+    case FN_EXP2: return cflt(exp2(a[0].f));
+    case FN_LOG: return cflt(log(a[0].f));
+    case FN_LOG2: return cflt(log2(a[0].f));
+    case FN_SQRT: return cflt(sqrt(a[0].f));
+    case FN_TANH: return cflt(tanh(a[0].f));
+    case FN_SIGMOID: return cflt(1.0 / (1.0 + exp(-a[0].f)));
+    case FN_ERF: return cflt(erf(a[0].f));
+    case FN_POW: return cflt(pow(a[0].f, a[1].f));
+    case FN_FLOOR: return cflt(floor(a[0].f));
+    case FN_CEIL: return cflt(ceil(a[0].f));
+    case FN_FLOAT: return e->args[0]->type == T_INT ? cflt((double)a[0].i) : a[0];
+    case FN_INT: return e->args[0]->type == T_INT ? a[0] : cint(saturating_int(a[0].f));
+    case FN_SIGN: return cflt(sign_of(a[0].f));
+    case FN_COUNT: break;
+    }
+    return cint(0);
+}
+
+static Const eval_index(InterpEnv *env, const TExpr *e) {
+    const Decl *d = decl_canon(e->decl);
+    const attnc_tensor *t = env->bc->tensors[d->index];
+    int64_t offset = 0;
+    for (int i = 0; i < e->nargs; i++) {
+        Const ix = interp_eval(env, e->args[i]);
+        if (env->failed) return cint(0);
+        int64_t n = t->shape[i];
+        if (ix.i < 0 || ix.i >= n) {
+            char what[256];
+            snprintf(what, sizeof what, "index %lld is out of range [0, %lld) in dimension %d of tensor '%s'",
+                     (long long)ix.i, (long long)n, i, d->name);
+            return fail(env, e->args[i], what);
+        }
+        offset = offset * n + ix.i;
+    }
+    if (t->dtype == ATTNC_I32) return cint(((const int32_t *)t->data)[offset]);
+    return cflt(((const float *)t->data)[offset]);
+}
+
+static Const eval_binary(InterpEnv *env, const TExpr *e) {
+    Const a = interp_eval(env, e->args[0]);
+    if (env->failed) return a;
+    /* lazy operators decide on the first operand */
+    if (e->kind == X_AND && !a.b) return cbool(0);
+    if (e->kind == X_OR && a.b) return cbool(1);
+    Const b = interp_eval(env, e->args[1]);
+    if (env->failed) return b;
+    Type t = e->args[0]->type;
+    switch (e->kind) {
+    case X_AND:
+    case X_OR: return cbool(b.b);
+    case X_ADD: return t == T_INT ? cint(wrap_add(a.i, b.i)) : cflt(a.f + b.f);
+    case X_SUB: return t == T_INT ? cint(wrap_sub(a.i, b.i)) : cflt(a.f - b.f);
+    case X_MUL: return t == T_INT ? cint(wrap_mul(a.i, b.i)) : cflt(a.f * b.f);
+    case X_DIV:
+        if (t != T_INT) return cflt(a.f / b.f);
+        if (b.i == 0) return fail(env, e, "integer division by zero");
+        return cint(floor_div(a.i, b.i));
+    case X_MOD:
+        if (t != T_INT) return cflt(float_mod(a.f, b.f));
+        if (b.i == 0) return fail(env, e, "integer modulo by zero");
+        return cint(floor_mod(a.i, b.i));
+    case X_LT: return cbool(t == T_INT ? a.i < b.i : a.f < b.f);
+    case X_LE: return cbool(t == T_INT ? a.i <= b.i : a.f <= b.f);
+    case X_GT: return cbool(t == T_INT ? a.i > b.i : a.f > b.f);
+    case X_GE: return cbool(t == T_INT ? a.i >= b.i : a.f >= b.f);
+    case X_EQ: return cbool(t == T_INT ? a.i == b.i : t == T_FLOAT ? a.f == b.f : a.b == b.b);
+    case X_NE: return cbool(t == T_INT ? a.i != b.i : t == T_FLOAT ? a.f != b.f : a.b != b.b);
+    default: return cint(0);
+    }
+}
+
+static Const eval_sum(InterpEnv *env, const TExpr *e) {
+    Const n = interp_eval(env, e->args[0]);
+    if (env->failed) return n;
+    int slot = env->sum_base + e->level;
+    int saved_top = env->sum_top;
+    env->sum_top = slot + 1;
+    Const acc = e->type == T_INT ? cint(0) : cflt(0);
+    for (int64_t r = 0; r < n.i && !env->failed; r++) {
+        env->sums[slot] = r;
+        Const v = interp_eval(env, e->args[1]);
+        if (e->type == T_INT)
+            acc.i = wrap_add(acc.i, v.i);
+        else
+            acc.f += v.f;
+    }
+    env->sum_top = saved_top;
+    return acc;
+}
+
+static Const eval_var(const InterpEnv *env, int var) {
+    const attnc_sizes *sz = &env->bc->sz;
+    switch (var) {
+    case V_B: return cint(env->b);
+    case V_H: return cint(env->h);
+    case V_Q: return cint(env->q);
+    case V_KV: return cint(env->kv);
+    case V_HK: return cint(env->hk);
+    case V_SIZE_B: return cint(sz->B);
+    case V_SIZE_H: return cint(sz->H);
+    case V_SIZE_HKV: return cint(sz->Hkv);
+    case V_SIZE_LQ: return cint(sz->Lq);
+    case V_SIZE_LK: return cint(sz->Lk);
+    case V_SIZE_D: return cint(sz->D);
+    default: return cint(sz->Dv);
+    }
+}
+
+Const interp_eval(InterpEnv *env, const TExpr *e) {
+    if (env->failed) return cint(0);
+    switch (e->kind) {
+    case X_CONST: return e->c;
+    case X_VAR: return eval_var(env, e->var);
+    case X_SCORE: return cflt(env->score);
+    case X_PARAM: return env->bc->params[decl_canon(e->decl)->index];
+    case X_LET: {
+        /* a let's sums number their levels from 0: give them a fresh frame */
+        int base = env->sum_base, top = env->sum_top;
+        env->sum_base = env->sum_top;
+        Const v = interp_eval(env, e->decl->init);
+        env->sum_base = base;
+        env->sum_top = top;
+        return v;
+    }
+    case X_SUMVAR: return cint(env->sums[env->sum_base + e->level]);
+    case X_TOFLOAT: {
+        Const a = interp_eval(env, e->args[0]);
+        return cflt((double)a.i);
+    }
+    case X_NEG: {
+        Const a = interp_eval(env, e->args[0]);
+        return e->type == T_INT ? cint(wrap_neg(a.i)) : cflt(-a.f);
+    }
+    case X_NOT: return cbool(!interp_eval(env, e->args[0]).b);
+    case X_COND: {
+        Const c = interp_eval(env, e->args[0]);
+        if (env->failed) return c;
+        return interp_eval(env, e->args[c.b ? 1 : 2]);
+    }
+    case X_CALL: return eval_call(env, e);
+    case X_INDEX: return eval_index(env, e);
+    case X_SUM: return eval_sum(env, e);
+    default: return eval_binary(env, e);
+    }
+}
+
+/* ---- the attention itself --------------------------------------------- */
+
+/* Mask clauses in order, stopping at the first false one (spec 5.3). */
+static int kept(InterpEnv *env, const Attention *a) {
+    for (int i = 0; i < a->nmasks; i++) {
+        Const m = interp_eval(env, a->masks[i]);
+        if (env->failed || !m.b) return 0;
+    }
+    return 1;
+}
+
+/* The score of a kept pair after biases and score clauses. */
+static double score_of(InterpEnv *env, const Attention *a, const float *qrow, const float *krow, int64_t D) {
+    double dot = 0;
+    for (int64_t d = 0; d < D; d++) dot += (double)qrow[d] * (double)krow[d];
+    double s = env->bc->scale * dot;
+    for (int i = 0; i < a->nbiases && !env->failed; i++) s += interp_eval(env, a->biases[i]).f;
+    for (int i = 0; i < a->nscores && !env->failed; i++) {
+        env->score = s;
+        s = interp_eval(env, a->scores[i]).f;
+    }
+    return s;
+}
+
+/* One query row: p[kv] for kept pairs, then O and LSE. */
+static void run_row(InterpEnv *env, const float *qrow, const float *k, const float *v, double *p, char *keep,
+                    double *orow, double *lse) {
+    const Attention *a = env->bc->attn;
+    const attnc_sizes *sz = &env->bc->sz;
+    int any = 0;
+    double m = -INFINITY;
+    for (int64_t kv = 0; kv < sz->Lk && !env->failed; kv++) {
+        env->kv = kv;
+        keep[kv] = (char)kept(env, a);
+        if (!keep[kv]) continue;
+        double s = score_of(env, a, qrow, k + kv * sz->D, sz->D);
+        if (a->weight) {
+            env->score = s;
+            s = interp_eval(env, a->weight).f;
+        }
+        p[kv] = s;
+        any = 1;
+        if (s > m) m = s;
+    }
+    for (int64_t d = 0; d < sz->Dv; d++) orow[d] = 0;
+    if (env->failed) return;
+    /* softmax: a row with nothing kept, or only -inf scores, is fully masked */
+    if (!any || (!a->weight && m == -INFINITY)) {
+        *lse = -INFINITY;
+        return;
+    }
+    double l = 0;
+    for (int64_t kv = 0; kv < sz->Lk; kv++) {
+        if (!keep[kv]) continue;
+        double w = a->weight ? p[kv] : exp(p[kv] - m);
+        l += w;
+        for (int64_t d = 0; d < sz->Dv; d++) orow[d] += w * (double)v[kv * sz->Dv + d];
+    }
+    if (a->weight) {
+        *lse = log(l);
+    } else {
+        for (int64_t d = 0; d < sz->Dv; d++) orow[d] /= l;
+        *lse = m + log(l);
+    }
+}
+
+attnc_status interp_run(const BoundCall *bc, const float *q, const float *k, const float *v, float *o, float *lse,
+                        attnc_error *err) {
+    const attnc_sizes *sz = &bc->sz;
+    size_t rows = (size_t)(sz->B * sz->H * sz->Lq);
+    /* results go to a private buffer first: on an error nothing is written */
+    double *out = malloc(sizeof(double) * (rows * (size_t)sz->Dv + rows) + 1);
+    double *p = malloc(sizeof(double) * (size_t)sz->Lk + 1);
+    char *keep = malloc((size_t)sz->Lk + 1);
+    InterpEnv *env = calloc(1, sizeof *env);
+    char msg[400] = "";
+    attnc_status st = ATTNC_OK;
+    if (!out || !p || !keep || !env) {
+        st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the interpreter");
+        goto done;
+    }
+    env->bc = bc;
+    env->msg = msg;
+    env->msgsize = sizeof msg;
+    double *lse_out = out + rows * (size_t)sz->Dv;
+    int64_t group = sz->H / sz->Hkv;
+    for (int64_t b = 0; b < sz->B && !env->failed; b++)
+        for (int64_t h = 0; h < sz->H && !env->failed; h++) {
+            int64_t hk = h / group;
+            const float *kh = k + (b * sz->Hkv + hk) * sz->Lk * sz->D;
+            const float *vh = v + (b * sz->Hkv + hk) * sz->Lk * sz->Dv;
+            for (int64_t qi = 0; qi < sz->Lq && !env->failed; qi++) {
+                size_t row = (size_t)((b * sz->H + h) * sz->Lq + qi);
+                env->b = b, env->h = h, env->hk = hk, env->q = qi, env->kv = 0;
+                run_row(env, q + row * (size_t)sz->D, kh, vh, p, keep, out + row * (size_t)sz->Dv, &lse_out[row]);
+            }
+        }
+    if (env->failed) {
+        st = set_error(err, ATTNC_ERR_RUNTIME, "%s", msg);
+        goto done;
+    }
+    for (size_t i = 0; i < rows * (size_t)sz->Dv; i++) o[i] = (float)out[i];
+    if (lse)
+        for (size_t i = 0; i < rows; i++) lse[i] = (float)lse_out[i];
+done:
+    free(out);
+    free(p);
+    free(keep);
+    free(env);
+    return st;
+}

@@ -1,0 +1,29 @@
+/* interp.h — the reference interpreter: evaluates a checked attention
+ * exactly as the spec's sections 1 and 5 say, in float64, one (q, kv) pair at
+ * a time.  It is the oracle every backend is tested against, so it stays
+ * simple: no tiling, no reordering, no cleverness. */
+#ifndef ATTNC_INTERP_H
+#define ATTNC_INTERP_H
+#include "bind.h"
+
+/* Where an expression is evaluated: the element and its score. */
+typedef struct InterpEnv {
+    const BoundCall *bc;
+    int64_t b, h, q, kv, hk;
+    double score;
+    int64_t sums[1100]; /* sum variables: deeper nesting is refused by sema */
+    int sum_base, sum_top;
+    int failed;
+    char *msg;
+    size_t msgsize;
+} InterpEnv;
+
+/* Evaluate e in env; on a runtime error sets env->failed and env->msg. */
+Const interp_eval(InterpEnv *env, const TExpr *e);
+
+/* Run the attention on bound inputs, writing O (and LSE when not NULL) only
+ * on success. */
+attnc_status interp_run(const BoundCall *bc, const float *q, const float *k, const float *v, float *o, float *lse,
+                        attnc_error *err);
+
+#endif
