@@ -98,6 +98,10 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
 /* The backend a kernel was compiled for (never ATTNC_BACKEND_DEFAULT). */
 attnc_backend attnc_kernel_backend(const attnc_kernel *kernel);
 
+/* 1 if the kernel normalises with softmax (O is a convex combination of V
+ * rows); 0 if the attention has a `weight` clause. */
+int attnc_kernel_is_softmax(const attnc_kernel *kernel);
+
 /* Free a kernel. NULL is ignored. */
 void attnc_kernel_free(attnc_kernel *kernel);
 

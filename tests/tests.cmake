@@ -1,1 +1,2 @@
 include(tests/npy.cmake)
+include(tests/examples.cmake)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Quick start, step 2 (and CI): the whole test suite.
+#  1. gcc, -Werror, optimised: every ctest test;
+#  2. clang, -Werror, AddressSanitizer + UndefinedBehaviorSanitizer, with the
+#     libFuzzer target run for a fixed number of inputs: every ctest test again.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh || exit 1
+jobs=$(nproc)
+status=0
+
+echo "== build 1: gcc -Werror"
+CC=gcc cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DATTNC_WERROR=ON >/dev/null || exit 1
+cmake --build build-ci -j"$jobs" >/dev/null || { cmake --build build-ci; exit 1; }
+(cd build-ci && ctest -j"$jobs" --output-on-failure) || status=1
+
+echo "== build 2: clang -Werror, ASan + UBSan, fuzzer"
+CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DATTNC_WERROR=ON -DATTNC_SANITIZE=ON \
+  -DATTNC_FUZZ=ON >/dev/null || exit 1
+cmake --build build-asan -j"$jobs" >/dev/null || { cmake --build build-asan; exit 1; }
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest -j"$jobs" --output-on-failure) || status=1
+exit $status

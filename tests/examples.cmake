@@ -1,0 +1,11 @@
+# tests/examples.cmake — every examples/*.attn through the interpreter on the
+# random inputs its `// example-args:` line describes (tests/test_examples.c).
+add_executable(test_examples ${PROJECT_SOURCE_DIR}/tests/test_examples.c)
+target_compile_options(test_examples PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_examples PRIVATE attnc_static m)
+
+file(GLOB ATTNC_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.attn)
+foreach(example ${ATTNC_EXAMPLES})
+  get_filename_component(name ${example} NAME_WE)
+  add_test(NAME example/${name}/interp COMMAND test_examples ${example} --backend interp)
+endforeach()

@@ -1,0 +1,19 @@
+# tests/npy.cmake — tests of the .npy reader/writer (runtime/npy.c) and the npyrand tool.
+# Included from the root CMakeLists.txt after the attnc_static target, which compiles
+# runtime/npy.c and exports include/ and runtime/ as include directories.
+
+add_executable(npyrand ${PROJECT_SOURCE_DIR}/tests/tools/npyrand.c)
+target_link_libraries(npyrand PRIVATE attnc_static)
+
+add_executable(test_npy ${PROJECT_SOURCE_DIR}/tests/test_npy.c)
+target_link_libraries(test_npy PRIVATE attnc_static)
+
+add_test(NAME npy_unit COMMAND test_npy)
+
+# The CLI contract: determinism, readable output, exit 2 on bad arguments, no file left behind.
+add_test(NAME npyrand_cli
+         COMMAND ${CMAKE_COMMAND}
+                 -DNPYRAND=$<TARGET_FILE:npyrand>
+                 -DTEST_NPY=$<TARGET_FILE:test_npy>
+                 -DWORK_DIR=${CMAKE_BINARY_DIR}/npyrand_cli
+                 -P ${PROJECT_SOURCE_DIR}/tests/npyrand_check.cmake)

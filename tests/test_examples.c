@@ -1,0 +1,303 @@
+/* test_examples.c — runs every attention of an examples file (*.attn) through
+ * a backend on small random inputs described by its `// example-args:` line
+ * (`// example-args[NAME]:` when the file holds several attentions).
+ *
+ *   test_examples FILE.attn [--backend NAME]
+ *
+ * Checks, per attention: the spec checks; the kernel runs without error;
+ * O and LSE hold no NaN or inf except LSE = -inf on fully masked rows, whose
+ * O is exactly 0 (and LSE = NaN for a `weight` whose values sum below 0); at least one row keeps something; for softmax attentions
+ * each O element lies within the min/max of its V column over the head (a
+ * convex combination).  Exit 0 when all pass. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attnc.h"
+
+enum { MAX_ITEMS = 32 };
+
+typedef struct ExampleArgs {
+    attnc_sizes sz;
+    char param_name[MAX_ITEMS][64], param_text[MAX_ITEMS][64];
+    int nparams;
+    char range_name[MAX_ITEMS][64];
+    int range_lo[MAX_ITEMS], range_hi[MAX_ITEMS];
+    int nranges;
+} ExampleArgs;
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rng_next(void) {
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static float rng_uniform(void) { return (float)((double)(rng_next() >> 11) / 9007199254740992.0 * 2.0 - 1.0); }
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) buf[n] = 0;
+    *len = (size_t)n;
+    return buf;
+}
+
+/* The text after `// example-args[name]:` (or `// example-args:`), up to the line end. */
+static int find_args_line(const char *text, const char *name, int only_one, char *out, size_t n) {
+    char tagged[128];
+    snprintf(tagged, sizeof tagged, "// example-args[%s]:", name);
+    const char *p = strstr(text, tagged);
+    size_t skip = strlen(tagged);
+    if (!p && only_one) {
+        p = strstr(text, "// example-args:");
+        skip = strlen("// example-args:");
+    }
+    if (!p) return 0;
+    p += skip;
+    size_t len = strcspn(p, "\n");
+    if (len >= n) len = n - 1;
+    memcpy(out, p, len);
+    out[len] = 0;
+    return 1;
+}
+
+static int parse_shape(char *s, attnc_sizes *sz) {
+    *sz = (attnc_sizes){1, 1, 1, 1, 1, 1, 1};
+    for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
+        char key[16];
+        long long v;
+        if (sscanf(tok, "%15[A-Za-z]=%lld", key, &v) != 2) return 0;
+        if (!strcmp(key, "B")) sz->B = v;
+        else if (!strcmp(key, "H")) sz->H = v;
+        else if (!strcmp(key, "Hkv")) sz->Hkv = v;
+        else if (!strcmp(key, "Lq")) sz->Lq = v;
+        else if (!strcmp(key, "Lk")) sz->Lk = v;
+        else if (!strcmp(key, "D")) sz->D = v;
+        else if (!strcmp(key, "Dv")) sz->Dv = v;
+        else return 0;
+    }
+    return 1;
+}
+
+static int parse_args(char *line, ExampleArgs *ea) {
+    memset(ea, 0, sizeof *ea);
+    int have_shape = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(line, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        char *val = strtok_r(NULL, " \t", &save);
+        if (!val) return 0;
+        if (!strcmp(tok, "--shape")) {
+            char buf[256];
+            snprintf(buf, sizeof buf, "%s", val);
+            if (!parse_shape(buf, &ea->sz)) return 0;
+            have_shape = 1;
+        } else if (!strcmp(tok, "--param") && ea->nparams < MAX_ITEMS) {
+            if (sscanf(val, "%63[^=]=%63s", ea->param_name[ea->nparams], ea->param_text[ea->nparams]) != 2) return 0;
+            ea->nparams++;
+        } else if (!strcmp(tok, "--int-range") && ea->nranges < MAX_ITEMS) {
+            int k = ea->nranges;
+            if (sscanf(val, "%63[^=]=%d,%d", ea->range_name[k], &ea->range_lo[k], &ea->range_hi[k]) != 3 ||
+                ea->range_hi[k] <= ea->range_lo[k])
+                return 0;
+            ea->nranges++;
+        } else {
+            return 0;
+        }
+    }
+    return have_shape;
+}
+
+static float *random_floats(size_t n) {
+    float *p = malloc(sizeof(float) * (n + 1));
+    for (size_t i = 0; p && i < n; i++) p[i] = rng_uniform();
+    return p;
+}
+
+/* Check O and LSE; returns a description of the first problem or NULL. */
+static const char *check_outputs(const attnc_sizes *sz, const float *v, const float *o, const float *lse, int softmax,
+                                 char *buf, size_t n, int *kept_rows) {
+    int64_t group = sz->H / sz->Hkv;
+    *kept_rows = 0;
+    for (int64_t b = 0; b < sz->B; b++)
+        for (int64_t h = 0; h < sz->H; h++)
+            for (int64_t q = 0; q < sz->Lq; q++) {
+                size_t row = (size_t)((b * sz->H + h) * sz->Lq + q);
+                const float *orow = o + row * (size_t)sz->Dv;
+                /* with a `weight` clause LSE = log(sum p) is NaN where the weights sum below 0 */
+                if ((softmax && isnan(lse[row])) || lse[row] == INFINITY) {
+                    snprintf(buf, n, "LSE[%lld,%lld,%lld] = %g", (long long)b, (long long)h, (long long)q, lse[row]);
+                    return buf;
+                }
+                int masked = lse[row] == -INFINITY;
+                *kept_rows += !masked;
+                for (int64_t d = 0; d < sz->Dv; d++) {
+                    if (!isfinite(orow[d]) || (masked && orow[d] != 0)) {
+                        snprintf(buf, n, "O[%lld,%lld,%lld,%lld] = %g%s", (long long)b, (long long)h, (long long)q,
+                                 (long long)d, orow[d], masked ? " on a fully masked row" : "");
+                        return buf;
+                    }
+                    if (!softmax || masked) continue;
+                    const float *vh = v + (size_t)((b * sz->Hkv + h / group) * sz->Lk * sz->Dv);
+                    float lo = INFINITY, hi = -INFINITY;
+                    for (int64_t kv = 0; kv < sz->Lk; kv++) {
+                        float x = vh[kv * sz->Dv + d];
+                        lo = x < lo ? x : lo;
+                        hi = x > hi ? x : hi;
+                    }
+                    if (orow[d] < lo - 1e-5f || orow[d] > hi + 1e-5f) {
+                        snprintf(buf, n, "O[%lld,%lld,%lld,%lld] = %g is outside V's range [%g, %g]", (long long)b,
+                                 (long long)h, (long long)q, (long long)d, orow[d], lo, hi);
+                        return buf;
+                    }
+                }
+            }
+    return NULL;
+}
+
+static int make_tensors(attnc_kernel *k, const ExampleArgs *ea, const attnc_param *params, int np,
+                        attnc_tensor *tensors, const char **why) {
+    int nt = attnc_kernel_tensor_count(k);
+    static char msg[600];
+    for (int i = 0; i < nt; i++) {
+        attnc_tensor *t = &tensors[i];
+        attnc_error err = {0};
+        t->name = attnc_kernel_tensor_info(k, i, &t->dtype, &t->rank);
+        if (attnc_kernel_tensor_shape(k, i, &ea->sz, params, np, t->shape, &err)) {
+            snprintf(msg, sizeof msg, "shape of tensor '%s': %s", t->name, err.message);
+            *why = msg;
+            return -1;
+        }
+        size_t count = 1;
+        for (int d = 0; d < t->rank; d++) count *= (size_t)t->shape[d];
+        if (t->dtype == ATTNC_F32) {
+            t->data = random_floats(count);
+        } else {
+            int lo = 0, hi = 4;
+            for (int r = 0; r < ea->nranges; r++)
+                if (!strcmp(ea->range_name[r], t->name)) lo = ea->range_lo[r], hi = ea->range_hi[r];
+            int32_t *p = malloc(sizeof(int32_t) * (count + 1));
+            for (size_t j = 0; p && j < count; j++) p[j] = lo + (int32_t)(rng_next() % (uint64_t)(hi - lo));
+            t->data = p;
+        }
+    }
+    return nt;
+}
+
+static int run_one(const attnc_spec *spec, const char *text, const char *name, int only_one, attnc_backend backend) {
+    char line[1024];
+    ExampleArgs ea;
+    if (!find_args_line(text, name, only_one, line, sizeof line)) {
+        printf("FAIL %s: no '// example-args%s%s%s:' line\n", name, only_one ? "" : "[", only_one ? "" : name,
+               only_one ? "" : "]");
+        return 1;
+    }
+    if (!parse_args(line, &ea)) {
+        printf("FAIL %s: cannot parse example-args '%s'\n", name, line);
+        return 1;
+    }
+    attnc_options opts = {backend, 1, NULL, 0};
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    if (attnc_compile(spec, name, &opts, &k, &err)) {
+        printf("FAIL %s: compile: %s\n", name, err.message);
+        return 1;
+    }
+    attnc_param params[MAX_ITEMS];
+    attnc_tensor tensors[MAX_ITEMS];
+    memset(tensors, 0, sizeof tensors);
+    int fails = 0, nt = 0;
+    const char *why = NULL;
+    for (int i = 0; i < ea.nparams && !fails; i++)
+        if (attnc_kernel_param_from_text(k, ea.param_name[i], ea.param_text[i], &params[i], &err)) {
+            printf("FAIL %s: --param %s: %s\n", name, ea.param_name[i], err.message);
+            fails = 1;
+        }
+    if (!fails && (nt = make_tensors(k, &ea, params, ea.nparams, tensors, &why)) < 0) {
+        printf("FAIL %s: %s\n", name, why);
+        fails = 1;
+        nt = 0;
+    }
+    const attnc_sizes *sz = &ea.sz;
+    size_t nq = (size_t)(sz->B * sz->H * sz->Lq);
+    float *q = random_floats(nq * (size_t)sz->D);
+    float *kk = random_floats((size_t)(sz->B * sz->Hkv * sz->Lk * sz->D));
+    float *v = random_floats((size_t)(sz->B * sz->Hkv * sz->Lk * sz->Dv));
+    float *o = malloc(sizeof(float) * (nq * (size_t)sz->Dv + 1));
+    float *lse = malloc(sizeof(float) * (nq + 1));
+    if (!fails) {
+        attnc_args args = {*sz, q, kk, v, o, lse, params, ea.nparams, tensors, nt};
+        if (attnc_kernel_run(k, &args, &err)) {
+            printf("FAIL %s: run: %s\n", name, err.message);
+            fails = 1;
+        }
+    }
+    if (!fails) {
+        char buf[300];
+        int kept_rows = 0;
+        const char *bad = check_outputs(sz, v, o, lse, attnc_kernel_is_softmax(k), buf, sizeof buf, &kept_rows);
+        if (!bad && kept_rows == 0) bad = "every row is fully masked: the example exercises nothing";
+        if (bad) {
+            printf("FAIL %s: %s\n", name, bad);
+            fails = 1;
+        } else {
+            printf("ok %s (%d of %zu rows keep something)\n", name, kept_rows, nq);
+        }
+    }
+    for (int i = 0; i < nt; i++) free((void *)tensors[i].data);
+    free(q);
+    free(kk);
+    free(v);
+    free(o);
+    free(lse);
+    attnc_kernel_free(k);
+    return fails;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2 && argc != 4) {
+        fprintf(stderr, "usage: test_examples FILE.attn [--backend NAME]\n");
+        return 2;
+    }
+    attnc_backend backend = ATTNC_BACKEND_INTERP;
+    if (argc == 4 && (strcmp(argv[2], "--backend") || !attnc_backend_parse(argv[3], &backend))) {
+        fprintf(stderr, "test_examples: bad backend\n");
+        return 2;
+    }
+    size_t len;
+    char *text = read_file(argv[1], &len);
+    if (!text) {
+        fprintf(stderr, "test_examples: cannot read %s\n", argv[1]);
+        return 2;
+    }
+    attnc_spec *spec = NULL;
+    attnc_error err = {0};
+    if (attnc_spec_from_string(argv[1], text, len, &spec, &err)) {
+        printf("FAIL %s: %s\n%s", argv[1], err.message, spec ? attnc_spec_diagnostics(spec) : "");
+        attnc_spec_free(spec);
+        free(text);
+        return 1;
+    }
+    if (!strstr(text, "arXiv") && !strstr(text, "Paper") && !strstr(text, "paper")) {
+        printf("FAIL %s: the example does not name its paper in a comment\n", argv[1]);
+        attnc_spec_free(spec);
+        free(text);
+        return 1;
+    }
+    int n = attnc_spec_variant_count(spec), fails = 0;
+    for (int i = 0; i < n; i++) fails += run_one(spec, text, attnc_spec_variant_name(spec, i), n == 1, backend);
+    attnc_spec_free(spec);
+    free(text);
+    printf("%d passed, %d failed\n", n - fails, fails);
+    return fails != 0;
+}
