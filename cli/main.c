@@ -250,6 +250,10 @@ static int cmd_run(const Options *o) {
         if (st) rc = fail(status_exit(st), "%s", err.message, NULL);
     }
     if (!rc) rc = write_outputs(o, &sz, out, lse);
+    if (!rc)
+        printf("%s: O [%lld, %lld, %lld, %lld] -> %s%s%s (backend %s)\n", attnc_kernel_variant(kern), (long long)sz.B,
+               (long long)sz.H, (long long)sz.Lq, (long long)sz.Dv, o->o, o->lse ? ", LSE -> " : "",
+               o->lse ? o->lse : "", attnc_backend_name(attnc_kernel_backend(kern)));
     if (in) {
         npy_free(&in->q);
         npy_free(&in->k);

@@ -107,7 +107,7 @@ static int entry_cmp(const void *pa, const void *pb) {
 void diag_render(Diag *d) {
     d->len = 0;
     if (d->text) d->text[0] = 0;
-    qsort(d->entries.items, (size_t)d->entries.len, sizeof(void *), entry_cmp);
+    if (d->entries.len > 1) qsort(d->entries.items, (size_t)d->entries.len, sizeof(void *), entry_cmp);
     for (int i = 0; i < d->entries.len; i++) append_str(d, ((Entry *)d->entries.items[i])->text);
     if (d->stopped) append_str(d, "attnc: too many errors; stopping\n");
 }

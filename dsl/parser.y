@@ -317,6 +317,16 @@ static int starts_expression(yysymbol_kind_t k) {
     }
 }
 
+static int starts_item(yysymbol_kind_t k) {
+    switch (k) {
+    case YYSYMBOL_KW_PARAM: case YYSYMBOL_KW_TENSOR: case YYSYMBOL_KW_LET: case YYSYMBOL_KW_MASK:
+    case YYSYMBOL_KW_BIAS: case YYSYMBOL_KW_SCORE: case YYSYMBOL_KW_SCALE: case YYSYMBOL_KW_WEIGHT: case YYSYMBOL_KW_USE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static int is_operator(yysymbol_kind_t k) {
     static const char *const chars[] = {"'?'", "'<'", "'>'", "'+'", "'-'", "'*'", "'/'", "'%'", NULL};
     switch (k) {
@@ -344,13 +354,17 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
         snprintf(unexpected, sizeof unexpected, "%s", token_name(got, nb, sizeof nb));
     const char *names[MAXEXP];
     char bufs[MAXEXP][64];
-    int m = 0, expr = 0, wants_expr = 0, wants_op = 0;
+    int m = 0, expr = 0, wants_expr = 0, wants_op = 0, wants_item = 0;
     for (int i = 0; i < n; i++) {
         wants_expr |= exp[i] == YYSYMBOL_INT_LIT;
         wants_op |= exp[i] == YYSYMBOL_OROR;
+        wants_item |= exp[i] == YYSYMBOL_KW_MASK;
     }
+    if (wants_item) names[m++] = "an item (mask, bias, let, ...)";
     for (int i = 0; i < n; i++) {
-        if (wants_expr && starts_expression(exp[i])) {
+        if (wants_item && starts_item(exp[i])) {
+            continue;
+        } else if (wants_expr && starts_expression(exp[i])) {
             if (!expr) names[m++] = "an expression";
             expr = 1;
         } else if (wants_op && is_operator(exp[i])) {

@@ -95,6 +95,9 @@ typedef struct attnc_kernel attnc_kernel;
 attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const attnc_options *opts,
                            attnc_kernel **out, attnc_error *err);
 
+/* The name of the attention a kernel computes. */
+const char *attnc_kernel_variant(const attnc_kernel *kernel);
+
 /* The backend a kernel was compiled for (never ATTNC_BACKEND_DEFAULT). */
 attnc_backend attnc_kernel_backend(const attnc_kernel *kernel);
 

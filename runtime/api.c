@@ -260,6 +260,8 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
     return ATTNC_OK;
 }
 
+const char *attnc_kernel_variant(const attnc_kernel *k) { return k ? k->attn->name : NULL; }
+
 int attnc_kernel_is_softmax(const attnc_kernel *k) { return k && !k->attn->weight; }
 
 attnc_backend attnc_kernel_backend(const attnc_kernel *k) { return k ? k->backend : ATTNC_BACKEND_DEFAULT; }

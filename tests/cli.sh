@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# tests/cli.sh ATTNC NPYRAND — the command line's exit statuses and messages
+# (shared/spec/interfaces.md section 1): 0 ok, 1 spec errors, 2 bad command
+# line, 3 runtime error of the call.  Each failure must print one line that
+# names the problem, and a failed run must leave no output file behind.
+set -u
+ATTNC=$1
+NPYRAND=$2
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+fails=0 passes=0
+
+# expect RC PATTERN CMD...: exit status RC and PATTERN (grep -E) in stderr+stdout
+expect() {
+  local want=$1 pattern=$2
+  shift 2
+  "$@" >out.txt 2>&1
+  local got=$?
+  if [ "$got" != "$want" ] || ! grep -qE -- "$pattern" out.txt; then
+    echo "FAIL: exit $got (want $want), pattern '$pattern': $*"
+    sed 's/^/    /' out.txt | head -5
+    fails=$((fails + 1))
+  else
+    passes=$((passes + 1))
+  fi
+}
+
+cat >good.attn <<'A'
+// one attention with a required param and a tensor
+attention win {
+    param window : int;
+    tensor slope : float[H];
+    mask kv <= q && q - kv < window;
+    bias -slope[h] * float(q - kv);
+}
+A
+cat >two.attn <<'A'
+attention a { use causal; }
+attention b { use causal_bottom_right; }
+A
+cat >oob.attn <<'A'
+attention oob { tensor t : float[4]; bias t[kv]; }
+A
+printf 'attention bad { mask q + 1; }\n' >bad.attn
+"$NPYRAND" q.npy f4 1,4,9,8 --seed 1
+"$NPYRAND" k.npy f4 1,2,11,8 --seed 2
+"$NPYRAND" v.npy f4 1,2,11,6 --seed 3
+"$NPYRAND" k_badD.npy f4 1,2,11,7 --seed 2
+"$NPYRAND" k_gqa.npy f4 1,3,11,8 --seed 2
+"$NPYRAND" v_gqa.npy f4 1,3,11,6 --seed 2
+"$NPYRAND" qi.npy i4 1,4,9,8
+"$NPYRAND" q3.npy f4 4,9,8
+"$NPYRAND" slope.npy f4 4 --seed 4
+"$NPYRAND" slope5.npy f4 5 --seed 4
+"$NPYRAND" slopei.npy i4 4
+head -c 100 q.npy >trunc.npy
+printf 'not a numpy file at all, no sir' >junk.npy
+run=(run good.attn --q q.npy --k k.npy --v v.npy)
+
+expect 2 'usage' "$ATTNC"
+expect 0 'usage' "$ATTNC" --help
+expect 0 'attnc [0-9]' "$ATTNC" --version
+expect 2 "unknown command 'frob'" "$ATTNC" frob x.attn
+expect 2 "needs a FILE" "$ATTNC" check
+expect 2 "unknown option '--bogus'" "$ATTNC" check good.attn --bogus 1
+expect 2 "needs a value" "$ATTNC" check good.attn --variant
+expect 0 'good.attn: ok \(win\)' "$ATTNC" check good.attn
+expect 3 "cannot open 'missing.attn'" "$ATTNC" check missing.attn
+expect 3 "cannot read '.'" "$ATTNC" check .
+expect 1 'bad.attn:1:22: error: a mask must be bool, found int' "$ATTNC" check bad.attn
+expect 2 "no attention named 'zz'" "$ATTNC" check good.attn --variant zz
+expect 0 'ok \(a, b\)' "$ATTNC" check two.attn
+
+# run: success, outputs and their sizes (npy header 128 bytes + 4 bytes a float)
+expect 0 'win: O \[1, 4, 9, 6\]' "$ATTNC" "${run[@]}" -o o.npy --lse lse.npy --param window=3 --tensor slope=slope.npy --backend interp
+[ "$(stat -c %s o.npy)" = $((128 + 4 * 4 * 9 * 6)) ] || { echo "FAIL: o.npy has the wrong size"; fails=$((fails + 1)); }
+[ "$(stat -c %s lse.npy)" = $((128 + 4 * 4 * 9)) ] || { echo "FAIL: lse.npy has the wrong size"; fails=$((fails + 1)); }
+expect 0 "O \[1, 4, 9, 6\]" "$ATTNC" "${run[@]}" -o o2.npy --param window=3 --tensor slope=slope.npy --backend interp --threads 2
+rm -f o.npy lse.npy
+
+# run: bad command lines (2)
+expect 2 'needs --q, --k, --v and -o' "$ATTNC" run good.attn --q q.npy
+expect 2 "unknown backend 'gpu'" "$ATTNC" "${run[@]}" -o o.npy --backend gpu
+expect 2 "--threads: 'many'" "$ATTNC" "${run[@]}" -o o.npy --threads many
+expect 2 "expected NAME=VALUE" "$ATTNC" "${run[@]}" -o o.npy --param window
+expect 2 "param 'window' is int: 'wide' is not an integer" "$ATTNC" "${run[@]}" -o o.npy --param window=wide --tensor slope=slope.npy
+expect 2 "has no param 'windw'" "$ATTNC" "${run[@]}" -o o.npy --param windw=3 --tensor slope=slope.npy
+expect 2 "expected NAME=FILE.npy" "$ATTNC" "${run[@]}" -o o.npy --param window=3 --tensor slope
+expect 2 "the file has 2 attentions \(a, b\)" "$ATTNC" run two.attn --q q.npy --k k.npy --v v.npy -o o.npy
+expect 1 'error: a mask must be bool' "$ATTNC" run bad.attn --q q.npy --k k.npy --v v.npy -o o.npy
+
+# run: runtime errors of the call (3), and no output left behind
+expect 3 "missing param 'window'" "$ATTNC" "${run[@]}" -o o.npy --tensor slope=slope.npy
+expect 3 "missing tensor 'slope'" "$ATTNC" "${run[@]}" -o o.npy --param window=3
+expect 3 "tensor 'slope' has shape \[5\] but the spec needs \[4\]" "$ATTNC" "${run[@]}" -o o.npy --param window=3 --tensor slope=slope5.npy
+expect 3 "tensor 'slope' must be float32, got int32" "$ATTNC" "${run[@]}" -o o.npy --param window=3 --tensor slope=slopei.npy
+expect 3 "has no tensor 'extra'" "$ATTNC" "${run[@]}" -o o.npy --param window=3 --tensor slope=slope.npy --tensor extra=slope.npy
+expect 3 "tensor 'slope': .*missing.npy" "$ATTNC" "${run[@]}" -o o.npy --param window=3 --tensor slope=missing.npy
+expect 3 "Q: .*trunc.npy" "$ATTNC" run good.attn --q trunc.npy --k k.npy --v v.npy -o o.npy --param window=3 --tensor slope=slope.npy
+expect 3 "Q: .*junk.npy" "$ATTNC" run good.attn --q junk.npy --k k.npy --v v.npy -o o.npy --param window=3 --tensor slope=slope.npy
+expect 3 "Q \(qi.npy\) must be float32" "$ATTNC" run good.attn --q qi.npy --k k.npy --v v.npy -o o.npy --param window=3 --tensor slope=slope.npy
+expect 3 "Q \(q3.npy\) must have 4 dimensions" "$ATTNC" run good.attn --q q3.npy --k k.npy --v v.npy -o o.npy --param window=3 --tensor slope=slope.npy
+expect 3 "head dims differ: Q has D=8, K has D=7" "$ATTNC" run good.attn --q q.npy --k k_badD.npy --v v.npy -o o.npy --param window=3 --tensor slope=slope.npy
+expect 3 "H = 4 is not a multiple of Hkv = 3" "$ATTNC" run good.attn --q q.npy --k k_gqa.npy --v v_gqa.npy -o o.npy --param window=3 --tensor slope=slope.npy
+expect 3 "oob.attn:1:45: index 4 is out of range \[0, 4\) in dimension 0 of tensor 't' \(at b=0 h=0 q=0 kv=4\)" "$ATTNC" run oob.attn --q q.npy --k k.npy --v v.npy -o o.npy --tensor t=slope.npy
+[ -e o.npy ] && { echo "FAIL: a failed run left o.npy behind"; fails=$((fails + 1)); }
+expect 3 "" "$ATTNC" run good.attn --q q.npy --k k.npy --v v.npy -o no/such/dir/o.npy --param window=3 --tensor slope=slope.npy
+
+echo "$passes passed, $fails failed"
+[ "$fails" = 0 ]
