@@ -34,7 +34,7 @@ struct attnc_spec {
 
 struct attnc_kernel {
     Compiled c;
-    char *text;
+    char *text, *name; /* own copies: the kernel outlives its spec */
     const Attention *attn;
     attnc_backend backend;
     int threads;
@@ -237,13 +237,14 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
     attnc_kernel *k = calloc(1, sizeof *k);
     if (!k) return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
     k->text = malloc(spec->len + 1);
-    if (!k->text) {
-        free(k);
+    k->name = strdup(spec->name);
+    if (!k->text || !k->name) {
+        attnc_kernel_free(k);
         return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
     }
     memcpy(k->text, spec->text, spec->len + 1);
     attnc_status st = ATTNC_OK;
-    if (!compile_text(&k->c, spec->name, k->text, spec->len) || k->c.diag.errors)
+    if (!compile_text(&k->c, k->name, k->text, spec->len) || k->c.diag.errors)
         st = set_error(err, ATTNC_ERR_INTERNAL, "re-checking the spec for the kernel failed");
     if (!st) {
         k->attn = find_variant(k->c.prog, variant, err);
@@ -273,6 +274,7 @@ void attnc_kernel_free(attnc_kernel *k) {
     free(k->fixed.value);
     free(k->unbound);
     free(k->text);
+    free(k->name);
     free(k);
 }
 
