@@ -59,29 +59,39 @@ static void append_excerpt(Diag *d, Span sp) {
     size_t n;
     const char *line = sp.src ? find_line(sp.src, sp.first_line, &n) : NULL;
     if (!line) return;
-    if (n > 400) n = 400; /* a minified or binary line is not worth echoing whole */
-    char *shown = malloc(n + 1), *caret = malloc(n + 3);
+    size_t first = sp.first_col > 0 ? (size_t)sp.first_col - 1 : 0;
+    /* a span running onto later lines is underlined to the end of its first line */
+    size_t last = sp.last_line != sp.first_line ? n : sp.last_col > sp.first_col ? (size_t)sp.last_col - 1 : first + 1;
+    if (first > n) first = n;
+    if (last > n) last = n;
+    /* a very long line is shown as a window around the error, marked with "..." */
+    enum { WINDOW = 160 };
+    size_t from = first > WINDOW / 2 ? first - WINDOW / 2 : 0;
+    size_t to = from + WINDOW * 2 < n ? from + WINDOW * 2 : n;
+    const char *lead = from > 0 ? "..." : "";
+    char *shown = malloc(to - from + 8), *caret = malloc(to - from + 16);
     if (!shown || !caret) {
         free(shown);
         free(caret);
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)line[i];
-        shown[i] = (c == '\t' || (c >= 32 && c < 127)) ? (char)c : '?';
-    }
-    shown[n] = 0;
-    size_t first = sp.first_col > 0 ? (size_t)sp.first_col - 1 : 0;
-    if (first > n) first = n;
-    size_t last = sp.last_line == sp.first_line && sp.last_col > sp.first_col ? (size_t)sp.last_col - 1 : n;
-    if (last > n) last = n;
-    if (last <= first) last = first + 1;
     size_t k = 0;
-    for (size_t i = 0; i < first; i++) caret[k++] = shown[i] == '\t' ? '\t' : ' ';
+    for (size_t i = from; i < to; i++) {
+        unsigned char c = (unsigned char)line[i];
+        shown[k++] = (c == '\t' || (c >= 32 && c < 127)) ? (char)c : '?';
+    }
+    shown[k] = 0;
+    if (to < n) strcpy(shown + k, "...");
+    if (last > to) last = to;
+    if (last <= first) last = first + 1;
+    k = 0;
+    for (size_t i = 0; i < strlen(lead); i++) caret[k++] = ' ';
+    for (size_t i = from; i < first; i++) caret[k++] = line[i] == '\t' ? '\t' : ' ';
     caret[k++] = '^';
     for (size_t i = first + 1; i < last; i++) caret[k++] = '~';
     caret[k] = 0;
     append_str(d, "    ");
+    append_str(d, lead);
     append_str(d, shown);
     append_str(d, "\n    ");
     append_str(d, caret);

@@ -56,7 +56,9 @@ static int find_fn(const char *name) {
 
 static int is_builtin_name(const char *name) { return find_var(name) >= 0 || find_fn(name) >= 0; }
 
-static const char *decl_kind_name(DeclKind k) { return k == D_PARAM ? "param" : k == D_TENSOR ? "tensor" : "let"; }
+static const char *decl_kind_name(const Decl *d) {
+    return d->kind == D_PARAM || d->bound ? "param" : d->kind == D_TENSOR ? "tensor" : "let";
+}
 
 /* ---- state ------------------------------------------------------------ */
 
@@ -215,11 +217,11 @@ static TExpr *check_name(Sema *s, Scope *sc, AstExpr *e) {
         return NULL;
     }
     Decl *d = en->decl;
+    if (d->poisoned) return NULL; /* its own error was reported */
     if (d->kind == D_TENSOR) {
         diag_error(s->diag, e->span, "tensor '%s' must be indexed, as in %s[...]", name, name);
         return NULL;
     }
-    if (d->kind == D_LET && !d->init) return NULL; /* its own error was reported */
     if (d->kind == D_LET && (d->init->deps & DEP_SCORE) && !sc->score_ok) {
         diag_error(s->diag, e->span, "'%s' uses 'score', which is only available in score and weight clauses", name);
         return NULL;
@@ -280,6 +282,10 @@ static TExpr *check_binary(Sema *s, Scope *sc, AstExpr *e) {
         rt = T_BOOL;
     } else if ((k == X_EQ || k == X_NE) && a->type == T_BOOL && b->type == T_BOOL) {
         rt = T_BOOL;
+    } else if ((k == X_EQ || k == X_NE) && (a->type == T_BOOL) != (b->type == T_BOOL)) {
+        diag_error(s->diag, e->span, "operator '%s' cannot compare %s with %s", op_text(e->op), type_name(a->type),
+                   type_name(b->type));
+        return NULL;
     } else {
         if (!is_numeric(a->type) || !is_numeric(b->type)) {
             TExpr *bad = !is_numeric(a->type) ? a : b;
@@ -369,13 +375,17 @@ static TExpr *check_call(Sema *s, Scope *sc, AstExpr *e) {
         t->type = T_FLOAT;
         /* float() of an int is the promotion itself; other float functions take floats */
         for (int i = 0; i < t->nargs; i++) t->args[i] = to_float(s, t->args[i]);
-        if (f == FN_FLOAT) return t->args[0];
+        if (f == FN_FLOAT) {
+            t->args[0]->span = e->span;
+            return t->args[0];
+        }
     }
     return finish(t);
 }
 
 static TExpr *check_index(Sema *s, Scope *sc, AstExpr *e) {
     Entry *en = lookup(sc, e->name);
+    if (en && en->decl->poisoned) return NULL;
     if (!en || en->decl->kind != D_TENSOR) {
         if (!en && declared_later(sc, e->name))
             diag_error(s->diag, e->name_span, "'%s' is used before its declaration at line %d", e->name,
@@ -387,6 +397,7 @@ static TExpr *check_index(Sema *s, Scope *sc, AstExpr *e) {
         return NULL;
     }
     Decl *d = en->decl;
+    if (d->poisoned) return NULL;
     if (e->nargs != d->ndims) {
         diag_error(s->diag, e->span, "tensor '%s' has %d dimension%s but is indexed with %d", e->name, d->ndims,
                    d->ndims == 1 ? "" : "s", e->nargs);
@@ -412,25 +423,52 @@ static TExpr *check_index(Sema *s, Scope *sc, AstExpr *e) {
     return t;
 }
 
-/* Report the first node of e that brings in a dependency outside `allowed`. */
+/* The node inside e (following lets) that brings in a dependency outside `allowed`. */
+static const TExpr *offender(const TExpr *e, int allowed) {
+    for (int i = 0; i < e->nargs; i++)
+        if (e->args[i] && (e->args[i]->deps & ~allowed)) return offender(e->args[i], allowed);
+    if (e->kind == X_LET) return offender(e->decl->init, allowed);
+    return e;
+}
+
+static const char *offender_name(const TExpr *e) {
+    return e->kind == X_VAR ? var_names[e->var] : e->decl ? e->decl->name : e->kind == X_SCORE ? "score" : "this";
+}
+
+/* Report the first use in e of something outside `allowed`, at its position in this tree. */
 static int check_deps(Sema *s, TExpr *e, int allowed, const char *what) {
     if (!e || !(e->deps & ~allowed)) return 1;
-    for (int i = 0; i < e->nargs; i++)
-        if (e->args[i] && (e->args[i]->deps & ~allowed)) return check_deps(s, e->args[i], allowed, what);
-    const char *name = e->kind == X_VAR ? var_names[e->var]
-                       : e->decl         ? e->decl->name
-                       : e->kind == X_SCORE ? "score"
-                                            : "this";
-    diag_error(s->diag, e->span, "%s may depend only on sizes and params, not on '%s'", what, name);
+    const TExpr *at = e;
+    while (at->kind != X_LET) {
+        const TExpr *next = NULL;
+        for (int i = 0; i < at->nargs && !next; i++)
+            if (at->args[i] && (at->args[i]->deps & ~allowed)) next = at->args[i];
+        if (!next) break;
+        at = next;
+    }
+    const TExpr *root = offender(at, allowed);
+    if (at->kind == X_LET)
+        diag_error(s->diag, at->span, "%s may depend only on sizes and params, not on '%s' (through the let '%s')",
+                   what, offender_name(root), at->decl->name);
+    else
+        diag_error(s->diag, at->span, "%s may depend only on sizes and params, not on '%s'", what,
+                   offender_name(root));
     return 0;
 }
 
 static TExpr *check_sum(Sema *s, Scope *sc, AstExpr *e) {
     const char *name = e->name;
-    int clash = is_builtin_name(name) || strcmp(name, "score") == 0 || lookup(sc, name) != NULL;
-    for (SumBinder *sb = sc->sums; sb; sb = sb->outer) clash |= strcmp(sb->name, name) == 0;
+    const char *clash = is_builtin_name(name) || strcmp(name, "score") == 0 ? "the built-in" : NULL;
+    Entry *en = lookup(sc, name);
+    if (en) clash = en->decl->kind == D_PARAM ? "the param" : en->decl->kind == D_TENSOR ? "the tensor" : "the let";
+    for (SumBinder *sb = sc->sums; sb; sb = sb->outer)
+        if (strcmp(sb->name, name) == 0) clash = "";
+    if (clash && !*clash) {
+        diag_error(s->diag, e->name_span, "sum variable '%s' shadows the variable of an enclosing sum", name);
+        return NULL;
+    }
     if (clash) {
-        diag_error(s->diag, e->name_span, "sum variable '%s' shadows another name", name);
+        diag_error(s->diag, e->name_span, "sum variable '%s' shadows %s '%s'", name, clash, name);
         return NULL;
     }
     TExpr *bound = check_expr(s, sc, e->args[0]);
@@ -580,6 +618,7 @@ static void declare(Sema *s, Scope *sc, Decl *d, const char *via, Span at) {
         return;
     }
     if (decl_canon(old->decl) == decl_canon(d)) return;
+    if (d->poisoned || old->decl->poisoned) return; /* one of them already has an error */
     if ((via || old->via) && decl_equal(old->decl, d)) {
         decl_canon(d)->canon = decl_canon(old->decl);
         return;
@@ -589,13 +628,13 @@ static void declare(Sema *s, Scope *sc, Decl *d, const char *via, Span at) {
         diag_error(s->diag, at, "'%s' is already declared at line %d", d->name, first.first_line);
     else if (via && old->via)
         diag_error(s->diag, at, "'use %s' brings %s '%s', which differs from the one 'use %s' brought", via,
-                   decl_kind_name(d->kind), d->name, old->via);
+                   decl_kind_name(d), d->name, old->via);
     else if (via)
         diag_error(s->diag, at, "'use %s' brings %s '%s', which differs from the one declared at line %d", via,
-                   decl_kind_name(d->kind), d->name, first.first_line);
+                   decl_kind_name(d), d->name, first.first_line);
     else
         diag_error(s->diag, at, "'%s' differs from the %s that 'use %s' brought", d->name,
-                   decl_kind_name(old->decl->kind), old->via);
+                   decl_kind_name(old->decl), old->via);
 }
 
 static Decl *new_decl(Sema *s, DeclKind kind, AstItem *it) {
@@ -621,6 +660,26 @@ static Binding *find_binding(Scope *sc, const char *name) {
     return NULL;
 }
 
+/* Declare d; a declaration that had errors is still declared, poisoned, so
+ * its uses do not cascade into "unknown name" errors. */
+static void declare_checked(Sema *s, Scope *sc, Decl *d, int ok) {
+    d->poisoned = !ok;
+    declare(s, sc, d, NULL, d->span);
+}
+
+/* The value of a param bound by `use`, converted to the param's type. */
+static TExpr *bound_value(Sema *s, Scope *sc, AstItem *it, Binding *bind, Type type) {
+    bind->used = 1;
+    TExpr *v = bind->value;
+    if (!v) return NULL;
+    if ((v->type == T_FLOAT && type == T_INT) || (v->type == T_BOOL) != (type == T_BOOL)) {
+        diag_error(s->diag, bind->span, "param '%s' of '%s' is %s; it cannot be bound to a%s %s", it->name,
+                   sc->ast->name, type_name(type), v->type == T_INT ? "n" : "", type_name(v->type));
+        return NULL;
+    }
+    return type == T_FLOAT ? to_float(s, v) : v;
+}
+
 static void check_param(Sema *s, Scope *sc, AstItem *it) {
     if (!check_new_name(s, it)) return;
     Decl *d = new_decl(s, D_PARAM, it);
@@ -629,40 +688,31 @@ static void check_param(Sema *s, Scope *sc, AstItem *it) {
     Binding *bind = find_binding(sc, it->name);
     if (bind) {
         /* a bound param is a let of the value the user of this attention gave */
-        bind->used = 1;
         d->kind = D_LET;
-        if (bind->value && bind->value->type == T_FLOAT && d->type == T_INT) {
-            diag_error(s->diag, bind->span, "param '%s' of '%s' is int; it cannot be bound to a float", it->name,
-                       sc->ast->name);
-            return;
-        }
-        if (bind->value && (bind->value->type == T_BOOL) != (d->type == T_BOOL)) {
-            diag_error(s->diag, bind->span, "param '%s' of '%s' is %s; it cannot be bound to a %s", it->name,
-                       sc->ast->name, type_name(d->type), type_name(bind->value->type));
-            return;
-        }
-        d->init = bind->value && d->type == T_FLOAT ? to_float(s, bind->value) : bind->value;
-    } else if (it->expr) {
-        TExpr *def = check_root(s, sc, it->expr, 0);
-        def = coerce(s, def, d->type, "the default");
+        d->bound = 1;
+        d->init = bound_value(s, sc, it, bind, d->type);
+        declare_checked(s, sc, d, d->init != NULL);
+        return;
+    }
+    if (it->expr) {
+        TExpr *def = coerce(s, check_root(s, sc, it->expr, 0), d->type, "the default");
         if (def && !check_deps(s, def, DEP_SIZE | DEP_PARAM, "a param default")) def = NULL;
-        if (!def) return;
         d->init = def;
     }
-    if (d->kind == D_LET && !d->init) return;
-    declare(s, sc, d, NULL, it->name_span);
+    declare_checked(s, sc, d, !it->expr || d->init);
 }
 
 static void check_tensor(Sema *s, Scope *sc, AstItem *it) {
     if (!check_new_name(s, it)) return;
-    if (it->ndims > MAX_TENSOR_RANK) {
-        diag_error(s->diag, it->span, "tensor '%s' has %d dimensions; at most %d are supported", it->name, it->ndims,
-                   MAX_TENSOR_RANK);
-        return;
-    }
     Decl *d = new_decl(s, D_TENSOR, it);
     if (!d) return;
     d->type = (Type)it->type;
+    if (it->ndims > MAX_TENSOR_RANK) {
+        diag_error(s->diag, it->span, "tensor '%s' has %d dimensions; at most %d are supported", it->name, it->ndims,
+                   MAX_TENSOR_RANK);
+        declare_checked(s, sc, d, 0);
+        return;
+    }
     d->ndims = it->ndims;
     d->dims = arena_alloc(s->arena, sizeof(TExpr *) * (size_t)(it->ndims ? it->ndims : 1));
     if (!d->dims) return;
@@ -673,7 +723,7 @@ static void check_tensor(Sema *s, Scope *sc, AstItem *it) {
         ok &= t != NULL;
         d->dims[i] = t;
     }
-    if (ok) declare(s, sc, d, NULL, it->name_span);
+    declare_checked(s, sc, d, ok);
 }
 
 static void check_let(Sema *s, Scope *sc, AstItem *it) {
@@ -682,9 +732,8 @@ static void check_let(Sema *s, Scope *sc, AstItem *it) {
     if (!d) return;
     /* a let may use score; each use outside score/weight clauses is refused */
     d->init = check_root(s, sc, it->expr, 1);
-    if (!d->init) return;
-    d->type = d->init->type;
-    declare(s, sc, d, NULL, it->name_span);
+    if (d->init) d->type = d->init->type;
+    declare_checked(s, sc, d, d->init != NULL);
 }
 
 static void set_single(Sema *s, TExpr **slot, Span *slot_at, TExpr *e, Span at, const char *what,
@@ -825,7 +874,7 @@ static Attention *finish_attention(Sema *s, AstAttention *ast, Scope *sc) {
     PtrVec params = {0}, tensors = {0};
     for (int i = 0; i < sc->entries.len; i++) {
         Decl *d = ((Entry *)sc->entries.items[i])->decl;
-        if (d->canon) continue;
+        if (d->canon || d->poisoned) continue;
         if (d->kind == D_PARAM) {
             d->index = params.len;
             ptrvec_push(s->arena, &params, d);

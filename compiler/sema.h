@@ -80,6 +80,8 @@ struct Decl {
     TExpr **dims;  /* tensors */
     int ndims;
     int index;     /* position in the attention's params or tensors */
+    int bound;     /* a param bound by `use x(p = e)`: a let that messages still call a param */
+    int poisoned;  /* its declaration had errors: uses are dropped silently, no cascade */
     Decl *canon;   /* the equal declaration this one was merged into, or NULL */
 };
 

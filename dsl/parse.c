@@ -25,6 +25,7 @@ AstFile *parse_source(const Source *src, Arena *arena, Diag *diag) {
     ps.arena = arena;
     ps.diag = diag;
     ps.line = ps.col = 1;
+    ps.end_line = ps.end_col = 0;
     ps.file = arena_alloc(arena, sizeof *ps.file);
     if (!ps.file) return NULL;
     ps.file->src = src;

@@ -13,6 +13,8 @@ typedef struct ParseState {
     AstFile *file;
     int line, col;          /* where the next token starts */
     const char *last_text;  /* text of the token last returned, for syntax errors */
+    int end_line, end_col;  /* just after the last token: where "unexpected end of file" points */
+    int input_cut;          /* the lexer stopped early (unterminated comment): EOF is no news */
     jmp_buf fatal;          /* flex's fatal errors (out of memory) land here */
 } ParseState;
 

@@ -147,7 +147,7 @@ static void attn_yyerror(Span *loc, yyscan_t scanner, ParseState *ps, const char
 %type <expr> expr opt_default
 %type <list> args opt_args
 %type <item> item items
-%type <attn> attention attentions
+%type <attn> attention attentions attention_body
 %type <type> type
 %type <binds> bindings opt_bindings
 
@@ -177,13 +177,18 @@ attentions
 
 /* attention := 'attention' NAME '{' item* '}' */
 attention
+    : attention_body            { $$ = $1; }
+    | error attention_body      { $$ = $2; }   /* junk before an attention: skip to its keyword */
+    | KW_ATTENTION IDENT '{' items error '}'  { $$ = NULL; yyerrok; }
+    | error '}'                 { $$ = NULL; yyerrok; }
+    ;
+
+attention_body
     : KW_ATTENTION IDENT '{' items '}'
                                 { AstItem *rev = $4, *out = NULL;
                                   while (rev) { AstItem *n = rev->next; rev->next = out; out = rev; rev = n; }
                                   $$ = alloc(ps, sizeof *$$);
                                   if ($$) { $$->name = $2; $$->name_span = @2; $$->span = @$; $$->items = out; } }
-    | KW_ATTENTION IDENT '{' items error '}'  { $$ = NULL; }
-    | error '}'                 { $$ = NULL; }
     ;
 
 items
@@ -215,7 +220,7 @@ item
                                             $$->binds = alloc(ps, sizeof(AstBinding) * (size_t)(n ? n : 1));
                                             if (!$$->binds) $$ = NULL;
                                             else for (BindList *l = $3; l; l = l->next) $$->binds[--n] = l->b; } }
-    | error ';'                 { $$ = NULL; }
+    | error ';'                 { $$ = NULL; yyerrok; }
     ;
 
 type
@@ -345,6 +350,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
     yysymbol_kind_t exp[MAXEXP];
     int n = yypcontext_expected_tokens(ctx, exp, MAXEXP);
     yysymbol_kind_t got = yypcontext_token(ctx);
+    if (got == YYSYMBOL_YYEOF && ps->input_cut) return 0;
     char unexpected[96], expected[256] = "", nb[64];
     if (got == YYSYMBOL_YYEOF)
         snprintf(unexpected, sizeof unexpected, "end of file");
@@ -373,6 +379,12 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
             names[m] = token_name(exp[i], bufs[m], sizeof bufs[m]);
             m++;
         }
+    }
+    int wants_name = 0;
+    for (int i = 0; i < n; i++) wants_name |= exp[i] == YYSYMBOL_IDENT;
+    if (wants_name && !wants_expr && got >= YYSYMBOL_KW_ATTENTION && got <= YYSYMBOL_KW_FALSE) {
+        parse_error(ps, *yypcontext_location(ctx), "%s is a keyword and cannot be used as a name", unexpected);
+        return 0;
     }
     if (wants_op) names[m++] = "an operator";
     if (n > 0 && m > 0 && m <= 4) {
