@@ -176,22 +176,25 @@ int attnc_backend_available(attnc_backend b) { return b == ATTNC_BACKEND_INTERP 
 
 const char *attnc_version(void) { return "0.1.0"; }
 
+/* "a, b, c": the file's attentions, for messages. */
+static void variant_names(const Program *p, char *buf, size_t n) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < p->nattns && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? ", " : "", p->attns[i]->name);
+}
+
 static const Attention *find_variant(const Program *p, const char *variant, attnc_error *err) {
+    char names[300];
     if (variant) {
         for (int i = 0; i < p->nattns; i++)
             if (strcmp(p->attns[i]->name, variant) == 0) return p->attns[i];
-        char names[300] = "";
-        size_t len = 0;
-        for (int i = 0; i < p->nattns && len < sizeof names; i++)
-            len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", p->attns[i]->name);
+        variant_names(p, names, sizeof names);
         set_error(err, ATTNC_ERR_USAGE, "no attention named '%s' in the file (it has: %s)", variant, names);
         return NULL;
     }
     if (p->nattns == 1) return p->attns[0];
-    char names[300] = "";
-    size_t len = 0;
-    for (int i = 0; i < p->nattns && len < sizeof names; i++)
-        len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", p->attns[i]->name);
+    variant_names(p, names, sizeof names);
     set_error(err, ATTNC_ERR_USAGE, "the file has %d attentions (%s); choose one with --variant", p->nattns, names);
     return NULL;
 }
