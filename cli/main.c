@@ -19,12 +19,15 @@ static const char usage[] =
     "              [--lse LSE.npy] [--param NAME=VALUE]... [--tensor NAME=T.npy]...\n"
     "              [--backend llvm|tcc|interp|cuda-emu] [--threads N]\n"
     "  attnc emit  FILE [--variant NAME] --target ir|llvm-ir|asm|c|cuda [-D NAME=VALUE]... [-o OUT]\n"
+    "              [--shape B=1,H=1,Hkv=1,Lq=4096,Lk=4096,D=64,Dv=64 [--param NAME=VALUE]... [--tensor NAME=T.npy]...]\n"
+    "              [--tile BQxBK] [--dump-passes]\n"
     "  attnc diff  FILE [--variant NAME] [--shape B=1,H=4,...] [--param NAME=VALUE]... [--seed N]\n"
     "  attnc bench FILE [--variant NAME] --shape ... [--backend ...] [--threads N]\n";
 
 typedef struct Options {
     const char *cmd, *file, *variant;
-    const char *q, *k, *v, *o, *lse, *backend, *threads, *target;
+    const char *q, *k, *v, *o, *lse, *backend, *threads, *target, *shape, *tile;
+    int dump_passes;
     const char *params[MAX_REPEATED], *tensors[MAX_REPEATED], *defines[MAX_REPEATED];
     int nparams, ntensors, ndefines;
 } Options;
@@ -43,7 +46,7 @@ static int flag_allowed(const char *cmd, const char *flag) {
     } table[] = {
         {"check", " --variant "},
         {"run", " --variant --q --k --v -o --lse --param --tensor --backend --threads "},
-        {"emit", " --variant --target -D -o "},
+        {"emit", " --variant --target -D -o --shape --param --tensor --tile --dump-passes "},
         {"diff", " --variant --shape --param --tensor --seed --backends "},
         {"bench", " --variant --shape --backend --threads --param --tensor "},
     };
@@ -71,6 +74,10 @@ static int parse_args(int argc, char **argv, Options *o) {
             continue;
         }
         if (!flag_allowed(o->cmd, a)) return fail(EXIT_USAGE, "unknown option '%s' for '%s' (see attnc --help)", a, o->cmd);
+        if (!strcmp(a, "--dump-passes")) {
+            o->dump_passes = 1;
+            continue;
+        }
         if (i + 1 >= argc) return fail(EXIT_USAGE, "option '%s' needs a value", a, NULL);
         const char *v = argv[++i];
         int rc = 0;
@@ -83,6 +90,8 @@ static int parse_args(int argc, char **argv, Options *o) {
         else if (!strcmp(a, "--backend")) o->backend = v;
         else if (!strcmp(a, "--threads")) o->threads = v;
         else if (!strcmp(a, "--target")) o->target = v;
+        else if (!strcmp(a, "--shape")) o->shape = v;
+        else if (!strcmp(a, "--tile")) o->tile = v;
         else if (!strcmp(a, "--param")) rc = push(o->params, &o->nparams, v, a);
         else if (!strcmp(a, "--tensor")) rc = push(o->tensors, &o->ntensors, v, a);
         else if (!strcmp(a, "-D")) rc = push(o->defines, &o->ndefines, v, a);
@@ -268,6 +277,97 @@ static int cmd_run(const Options *o) {
     return rc;
 }
 
+/* "B=1,H=8,Lq=4096,...": unnamed sizes default to 1 (Lq, Lk: 128; D, Dv: 64; Hkv: H). */
+static int parse_shape(const char *text, attnc_sizes *sz) {
+    int64_t B = 1, H = 1, Hkv = -1, Lq = 128, Lk = -1, D = 64, Dv = -1;
+    const char *p = text;
+    while (*p) {
+        char key[8];
+        long long v;
+        int n = 0;
+        if (sscanf(p, "%7[A-Za-z]=%lld%n", key, &v, &n) != 2 || (p[n] && p[n] != ','))
+            return fail(EXIT_USAGE, "--shape '%s': expected NAME=INT,... with B H Hkv Lq Lk D Dv", text, NULL);
+        if (!strcmp(key, "B")) B = v;
+        else if (!strcmp(key, "H")) H = v;
+        else if (!strcmp(key, "Hkv")) Hkv = v;
+        else if (!strcmp(key, "Lq")) Lq = v;
+        else if (!strcmp(key, "Lk")) Lk = v;
+        else if (!strcmp(key, "D")) D = v;
+        else if (!strcmp(key, "Dv")) Dv = v;
+        else return fail(EXIT_USAGE, "--shape: unknown size '%s' (B H Hkv Lq Lk D Dv)", key, NULL);
+        p += n + (p[n] == ',');
+    }
+    *sz = (attnc_sizes){B, H, Hkv < 0 ? H : Hkv, Lq, Lk < 0 ? Lq : Lk, D, Dv < 0 ? D : Dv};
+    return 0;
+}
+
+static int parse_tile(const char *text, attnc_options *opts) {
+    int a, b, n = 0;
+    if (sscanf(text, "%dx%d%n", &a, &b, &n) != 2 || text[n] || a < 1 || b < 1 || a > 4096 || b > 4096)
+        return fail(EXIT_USAGE, "--tile '%s': expected BQxBK, e.g. 64x64", text, NULL);
+    opts->tile_q = a;
+    opts->tile_k = b;
+    return 0;
+}
+
+static int write_text(const char *path, const char *text) {
+    if (!path) {
+        fputs(text, stdout);
+        return 0;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) return fail(EXIT_RUNTIME, "cannot write '%s'", path, NULL);
+    return 0;
+}
+
+static int cmd_emit(const Options *o) {
+    if (!o->target) return fail(EXIT_USAGE, "emit needs --target (ir, llvm-ir, asm, c, cuda)", NULL, NULL);
+    attnc_options opts = {0};
+    opts.backend = ATTNC_BACKEND_REFPLAN;
+    attnc_define defs[MAX_REPEATED];
+    char names[MAX_REPEATED][128];
+    for (int i = 0; i < o->ndefines; i++) {
+        const char *val = split_assignment(o->defines[i], names[i], sizeof names[i]);
+        if (!val) return fail(EXIT_USAGE, "-D '%s': expected NAME=VALUE", o->defines[i], NULL);
+        defs[i] = (attnc_define){names[i], val};
+    }
+    opts.defines = defs;
+    opts.n_defines = o->ndefines;
+    if (o->tile && parse_tile(o->tile, &opts)) return EXIT_USAGE;
+    attnc_sizes sz;
+    if (o->shape && parse_shape(o->shape, &sz)) return EXIT_USAGE;
+    if (!o->shape && (o->nparams || o->ntensors))
+        return fail(EXIT_USAGE, "--param and --tensor describe a call: give its --shape too", NULL, NULL);
+    attnc_spec *spec = NULL;
+    attnc_kernel *kern = NULL;
+    RunInputs *in = calloc(1, sizeof *in);
+    char *text = NULL;
+    attnc_error err = {0};
+    int rc = in ? load_spec(o, &spec) : fail(EXIT_RUNTIME, "out of memory", NULL, NULL);
+    if (!rc) {
+        attnc_status st = attnc_compile(spec, o->variant, &opts, &kern, &err);
+        if (st) rc = fail(status_exit(st), "%s", err.message, NULL);
+    }
+    if (!rc && o->shape) rc = bind_cli_params(o, kern, in);
+    if (!rc) {
+        /* the tile map needs sizes, params and tensors, not Q/K/V contents */
+        static const float nothing = 0;
+        attnc_args call = {sz, &nothing, &nothing, &nothing, (float *)&nothing, NULL, in->params, o->nparams,
+                           in->tensors, o->ntensors};
+        attnc_status st = attnc_kernel_emit(kern, o->target, o->shape ? &call : NULL,
+                                            o->dump_passes ? ATTNC_EMIT_PASSES : 0, &text, &err);
+        if (st) rc = fail(status_exit(st), "%s", err.message, NULL);
+    }
+    if (!rc) rc = write_text(o->o, text);
+    attnc_free(text);
+    if (in)
+        for (int i = 0; i < MAX_REPEATED; i++) npy_free(&in->tens[i]);
+    free(in);
+    attnc_kernel_free(kern);
+    attnc_spec_free(spec);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, argc < 2 ? stderr : stdout);
@@ -286,6 +386,7 @@ int main(int argc, char **argv) {
     if (rc) return rc;
     if (!strcmp(o.cmd, "check")) return cmd_check(&o);
     if (!strcmp(o.cmd, "run")) return cmd_run(&o);
+    if (!strcmp(o.cmd, "emit")) return cmd_emit(&o);
     return fail(EXIT_USAGE, "'%s' needs a compiling backend, which this version does not have yet (see README, Status)",
                 o.cmd, NULL);
 }

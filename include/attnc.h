@@ -42,7 +42,8 @@ typedef enum attnc_backend {
     ATTNC_BACKEND_INTERP = 1,  /* the reference interpreter (float64, no tiling) */
     ATTNC_BACKEND_LLVM = 2,
     ATTNC_BACKEND_TCC = 3,
-    ATTNC_BACKEND_CUDA_EMU = 4
+    ATTNC_BACKEND_CUDA_EMU = 4,
+    ATTNC_BACKEND_REFPLAN = 5  /* the kernel plan run by a scalar float64 reference: tests the middle end */
 } attnc_backend;
 
 /* ---- specs ------------------------------------------------------------ */
@@ -86,6 +87,7 @@ typedef struct attnc_options {
     int threads;                 /* worker threads per call; 0 = all cores */
     const attnc_define *defines; /* params fixed at compile time (-D) */
     int n_defines;
+    int tile_q, tile_k;          /* tile sizes in rows of Q and K; 0 = the backend's choice */
 } attnc_options;
 
 typedef struct attnc_kernel attnc_kernel;
@@ -167,6 +169,20 @@ typedef struct attnc_args {
 /* Run the kernel once.  Thread-safe: one kernel may be run from several
  * threads at once.  On any error nothing is written to O or LSE. */
 attnc_status attnc_kernel_run(const attnc_kernel *kernel, const attnc_args *args, attnc_error *err);
+
+/* ---- generated code as text ------------------------------------------ */
+
+enum {
+    ATTNC_EMIT_PASSES = 1 /* with target "ir": the IR after every pass of the middle end */
+};
+
+/* The kernel's compiled form as text; target "ir" gives the expression IR
+ * and the kernel plan.  When `call` is not NULL its sizes, params and
+ * tensors are bound and the tile map of that call is summarised too.
+ * *out is malloc'd: free it with attnc_free. */
+attnc_status attnc_kernel_emit(const attnc_kernel *kernel, const char *target, const attnc_args *call, int flags,
+                               char **out, attnc_error *err);
+void attnc_free(void *p);
 
 /* ---- misc ------------------------------------------------------------- */
 

@@ -10,6 +10,8 @@
 #include "attnc.h"
 #include "bind.h"
 #include "interp.h"
+#include "plan.h"
+#include "plan_run.h"
 #include "sema.h"
 
 extern const char attnc_prelude_text[];
@@ -41,6 +43,7 @@ struct attnc_kernel {
     FixedParams fixed;
     int *unbound; /* indexes of params the caller may pass */
     int nunbound;
+    Plan *plan;   /* the middle end's description of the kernel */
 };
 
 /* Parse and check text into c (arena-owned); 0 only when out of memory. */
@@ -157,13 +160,14 @@ const char *attnc_backend_name(attnc_backend b) {
     case ATTNC_BACKEND_LLVM: return "llvm";
     case ATTNC_BACKEND_TCC: return "tcc";
     case ATTNC_BACKEND_CUDA_EMU: return "cuda-emu";
+    case ATTNC_BACKEND_REFPLAN: return "refplan";
     default: return "default";
     }
 }
 
 int attnc_backend_parse(const char *name, attnc_backend *out) {
     static const attnc_backend all[] = {ATTNC_BACKEND_INTERP, ATTNC_BACKEND_LLVM, ATTNC_BACKEND_TCC,
-                                        ATTNC_BACKEND_CUDA_EMU};
+                                        ATTNC_BACKEND_CUDA_EMU, ATTNC_BACKEND_REFPLAN};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (name && strcmp(name, attnc_backend_name(all[i])) == 0) {
             *out = all[i];
@@ -172,7 +176,9 @@ int attnc_backend_parse(const char *name, attnc_backend *out) {
     return 0;
 }
 
-int attnc_backend_available(attnc_backend b) { return b == ATTNC_BACKEND_INTERP || b == ATTNC_BACKEND_DEFAULT; }
+int attnc_backend_available(attnc_backend b) {
+    return b == ATTNC_BACKEND_INTERP || b == ATTNC_BACKEND_REFPLAN || b == ATTNC_BACKEND_DEFAULT;
+}
 
 const char *attnc_version(void) { return "0.1.0"; }
 
@@ -237,6 +243,8 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
                          attnc_backend_name(backend));
     if (opts && (opts->threads < 0 || opts->n_defines < 0 || (opts->n_defines && !opts->defines)))
         return set_error(err, ATTNC_ERR_USAGE, "invalid options (negative threads or defines count)");
+    if (opts && (opts->tile_q < 0 || opts->tile_k < 0 || opts->tile_q > 4096 || opts->tile_k > 4096))
+        return set_error(err, ATTNC_ERR_USAGE, "tile sizes must be between 1 and 4096 (0: default)");
     attnc_kernel *k = calloc(1, sizeof *k);
     if (!k) return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
     k->text = malloc(spec->len + 1);
@@ -254,6 +262,11 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
         if (!k->attn) st = ATTNC_ERR_USAGE;
     }
     if (!st) st = apply_defines(k, opts, err);
+    if (!st) {
+        PlanOptions po = {opts ? opts->tile_q : 0, opts ? opts->tile_k : 0, 0, k->fixed.is_fixed, k->fixed.value, NULL};
+        k->plan = plan_compile(k->c.arena, k->attn, &po);
+        if (!k->plan) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the middle end");
+    }
     if (st) {
         attnc_kernel_free(k);
         return st;
@@ -359,6 +372,7 @@ attnc_status attnc_kernel_run(const attnc_kernel *k, const attnc_args *args, att
     if (st) return st;
     switch (k->backend) {
     case ATTNC_BACKEND_INTERP: st = interp_run(&bc, args->q, args->k, args->v, args->o, args->lse, err); break;
+    case ATTNC_BACKEND_REFPLAN: st = plan_run(k->plan, &bc, args->q, args->k, args->v, args->o, args->lse, err); break;
     default: st = set_error(err, ATTNC_ERR_INTERNAL, "backend '%s' has no runner", attnc_backend_name(k->backend));
     }
     bind_release(&bc);
@@ -390,4 +404,42 @@ attnc_status attnc_kernel_param_from_text(const attnc_kernel *k, const char *nam
         return ATTNC_OK;
     }
     return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has no param '%s'", a->name, name);
+}
+
+void attnc_free(void *p) { free(p); }
+
+attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const attnc_args *call, int flags,
+                               char **out, attnc_error *err) {
+    if (!k || !target || !out) return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_emit");
+    *out = NULL;
+    if (strcmp(target, "ir") != 0)
+        return set_error(err, ATTNC_ERR_USAGE, "target '%s' is not available in this build (have: ir)", target);
+    StrBuf sb = {0};
+    attnc_status st = ATTNC_OK;
+    if (flags & ATTNC_EMIT_PASSES) {
+        /* run the middle end again, this time keeping the dump of every pass */
+        Arena *scratch = arena_new();
+        PlanOptions po = {k->plan->bq, k->plan->bk, k->plan->vec_width, k->fixed.is_fixed, k->fixed.value, &sb};
+        if (!scratch || !plan_compile(scratch, k->attn, &po)) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+        arena_free(scratch);
+    }
+    TileMap tm, *tmp = NULL;
+    if (!st && call) {
+        BoundCall bc;
+        st = bind_call(k->attn, &k->fixed, call, &bc, err);
+        if (!st) {
+            st = tile_map_build(k->plan, &bc, &tm, err);
+            if (!st) tmp = &tm;
+            bind_release(&bc);
+        }
+    }
+    if (!st) plan_print(k->plan, tmp, &sb);
+    if (tmp) tile_map_free(tmp);
+    if (!st && sb.failed) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    if (st) {
+        sb_free(&sb);
+        return st;
+    }
+    *out = sb.p ? sb.p : calloc(1, 1);
+    return *out ? ATTNC_OK : set_error(err, ATTNC_ERR_NOMEM, "out of memory");
 }

@@ -8,7 +8,9 @@
  * O and LSE hold no NaN or inf except LSE = -inf on fully masked rows, whose
  * O is exactly 0 (and LSE = NaN for a `weight` whose values sum below 0); at least one row keeps something; for softmax attentions
  * each O element lies within the min/max of its V column over the head (a
- * convex combination).  Exit 0 when all pass. */
+ * convex combination).  For any backend but the interpreter, O and LSE must
+ * also match the interpreter's within the backend's tolerance (NaN matching
+ * NaN, -inf matching -inf).  Exit 0 when all pass. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +126,52 @@ static float *random_floats(size_t n) {
     return p;
 }
 
+/* Tolerance per backend: refplan computes in float64 like the interpreter;
+ * compiled float32 kernels get what float32 accumulation costs. */
+static double tolerance(attnc_backend b) { return b == ATTNC_BACKEND_REFPLAN ? 1e-5 : 2e-3; }
+
+static int close_enough(float got, float want, double tol) {
+    if (isnan(want) || isnan(got)) return isnan(want) && isnan(got);
+    if (isinf(want) || isinf(got)) return got == want;
+    return fabs((double)got - (double)want) <= tol * (1.0 + fabs((double)want));
+}
+
+/* Compare a backend's O and LSE with the interpreter's; NULL when they agree. */
+static const char *compare_with_interp(const attnc_spec *spec, const char *name, const attnc_args *args,
+                                       attnc_backend backend, char *buf, size_t n) {
+    attnc_options opts = {.backend = ATTNC_BACKEND_INTERP};
+    attnc_kernel *ref = NULL;
+    attnc_error err = {0};
+    const attnc_sizes *sz = &args->sizes;
+    size_t rows = (size_t)(sz->B * sz->H * sz->Lq), no = rows * (size_t)sz->Dv;
+    float *o = malloc(sizeof(float) * (no + 1)), *lse = malloc(sizeof(float) * (rows + 1));
+    attnc_args ra = *args;
+    ra.o = o;
+    ra.lse = lse;
+    const char *bad = NULL;
+    if (attnc_compile(spec, name, &opts, &ref, &err) || attnc_kernel_run(ref, &ra, &err)) {
+        snprintf(buf, n, "interpreter: %.200s", err.message);
+        bad = buf;
+    }
+    double tol = tolerance(backend), worst = 0;
+    for (size_t i = 0; !bad && i < no + rows; i++) {
+        float got = i < no ? args->o[i] : args->lse[i - no], want = i < no ? o[i] : lse[i - no];
+        if (!close_enough(got, want, tol)) {
+            snprintf(buf, n, "%s[%zu] = %.9g but the interpreter gives %.9g", i < no ? "O" : "LSE", i < no ? i : i - no,
+                     got, want);
+            bad = buf;
+        } else if (isfinite(want)) {
+            double e = fabs((double)got - (double)want) / (1.0 + fabs((double)want));
+            worst = e > worst ? e : worst;
+        }
+    }
+    if (!bad) printf("  %s vs interpreter: max relative error %.3g (tolerance %.3g)\n", name, worst, tol);
+    free(o);
+    free(lse);
+    attnc_kernel_free(ref);
+    return bad;
+}
+
 /* Check O and LSE; returns a description of the first problem or NULL. */
 static const char *check_outputs(const attnc_sizes *sz, const float *v, const float *o, const float *lse, int softmax,
                                  char *buf, size_t n, int *kept_rows) {
@@ -206,7 +254,7 @@ static int run_one(const attnc_spec *spec, const char *text, const char *name, i
         printf("FAIL %s: cannot parse example-args '%s'\n", name, line);
         return 1;
     }
-    attnc_options opts = {backend, 1, NULL, 0};
+    attnc_options opts = {.backend = backend, .threads = 1};
     attnc_kernel *k = NULL;
     attnc_error err = {0};
     if (attnc_compile(spec, name, &opts, &k, &err)) {
@@ -247,6 +295,10 @@ static int run_one(const attnc_spec *spec, const char *text, const char *name, i
         int kept_rows = 0;
         const char *bad = check_outputs(sz, v, o, lse, attnc_kernel_is_softmax(k), buf, sizeof buf, &kept_rows);
         if (!bad && kept_rows == 0) bad = "every row is fully masked: the example exercises nothing";
+        if (!bad && backend != ATTNC_BACKEND_INTERP) {
+            attnc_args args = {*sz, q, kk, v, o, lse, params, ea.nparams, tensors, nt};
+            bad = compare_with_interp(spec, name, &args, backend, buf, sizeof buf);
+        }
         if (bad) {
             printf("FAIL %s: %s\n", name, bad);
             fails = 1;

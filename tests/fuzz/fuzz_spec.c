@@ -12,7 +12,7 @@ enum { MAX_TENSOR_ELEMS = 1 << 16 };
 
 static void run_variant(const attnc_spec *spec, const char *name) {
     attnc_kernel *k = NULL;
-    attnc_options opts = {ATTNC_BACKEND_INTERP, 1, NULL, 0};
+    attnc_options opts = {.backend = ATTNC_BACKEND_INTERP, .threads = 1};
     if (attnc_compile(spec, name, &opts, &k, NULL)) return;
     attnc_sizes sz = {1, 2, 1, 3, 4, 2, 2};
     float q[12], kk[8], v[8], o[12], lse[6];

@@ -1,0 +1,59 @@
+/* ir_passes.h — the middle end's passes, in the order pipeline.c runs them,
+ * and the scalar evaluator they share. */
+#ifndef ATTNC_IR_PASSES_H
+#define ATTNC_IR_PASSES_H
+#include "attnc.h"
+#include "ir.h"
+
+/* ir_build.c: the roots of a checked attention. */
+IrFunc *ir_build(IrModule *m, const Attention *a);
+
+/* pass_specialize.c: params fixed at compile time become constants.
+ * is_fixed/value are indexed by param index; returns roots changed. */
+int pass_specialize(IrModule *m, IrFunc *f, const int *is_fixed, const Const *value);
+
+/* pass_fold.c: constant folding and algebraic simplification. */
+int pass_fold(IrModule *m, IrFunc *f);
+
+/* pass_mask_facts.c: inside kept elements, what the masks imply
+ * (kv <= q makes abs(q - kv) = q - kv). */
+int pass_mask_facts(IrModule *m, IrFunc *f);
+
+/* pass_softmax.c: bias terms constant along kv leave softmax unchanged:
+ * move them to lse_offset (only when no score clause or weight follows). */
+int pass_softmax_invariant(IrModule *m, IrFunc *f);
+
+/* pass_lowrank.c: sum(r < R) f(q, r) * g(kv, r) and products of a per-row
+ * and a per-kv factor become extra Q/K columns (FlashBias). */
+int pass_lowrank(IrModule *m, IrFunc *f);
+
+/* ---- ir_eval.c ---------------------------------------------------------- */
+
+/* The one definition of each operation on constants, shared by folding, the
+ * IR evaluator and interval analysis (for singletons).  Total: int x/0 = 0. */
+Const ir_apply(IrOp op, Type type, int aux, const Const *a, const Type *arg_types);
+
+/* Scalar evaluation of IR nodes for one element, in float64 like the
+ * reference interpreter. */
+typedef struct IrEval {
+    const IrModule *m;
+    attnc_sizes sz;
+    const Const *params;
+    const attnc_tensor *const *tensors;
+    const int64_t (*dims)[ATTNC_MAX_RANK]; /* tensor shapes */
+    int64_t b, h, q, kv, hk;
+    double pre; /* what IR_PRE reads: the caller computes scale * dot + bias + low-rank terms */
+    int64_t sumvar[64];
+    Const *memo;        /* per node, valid where stamp == gen */
+    unsigned *stamp;
+    unsigned gen;
+} IrEval;
+
+/* Prepare an evaluator (memo arrays malloc'd); 0 when out of memory. */
+int ir_eval_init(IrEval *ev, const IrModule *m);
+void ir_eval_free(IrEval *ev);
+/* Start a new element: forget memoised values. */
+void ir_eval_reset(IrEval *ev);
+Const ir_eval(IrEval *ev, IrRef r);
+
+#endif

@@ -1,0 +1,88 @@
+/* pipeline.c — the middle end, one straight line: build the IR, run each
+ * pass in order, describe the kernel.
+ * Requires: a checked Attention (no errors).  Produces: a Plan.
+ * With opt->dump, the IR is printed after every pass, marked "(no change)"
+ * when the pass changed nothing.  Common subexpressions are shared by
+ * construction (ir_node hash-conses every node), so no pass is needed for
+ * them; the node counts in the dump show it. */
+#include <stdio.h>
+
+#include "ir_passes.h"
+#include "plan.h"
+
+Level plan_level(const IrNode *n) {
+    int d = n->deps;
+    if (d & (DEP_PRE | DEP_SUMVAR)) return LV_ELEM;
+    if ((d & DEP_Q) && (d & DEP_KV)) return LV_ELEM;
+    if (d & DEP_Q) return LV_ROW;
+    if (d & DEP_KV) return LV_COL;
+    if (d & (DEP_B | DEP_H | DEP_TENSOR)) return LV_HEAD;
+    return LV_CALL;
+}
+
+const char *plan_level_name(Level l) {
+    static const char *const names[] = {"call", "head", "row", "col", "elem"};
+    return names[l];
+}
+
+static void dump(const Plan *p, const char *pass, int changed, StrBuf *out) {
+    if (!out) return;
+    sb_printf(out, "== after %s%s (%d nodes in the module)\n", pass, changed ? "" : " (no change)", p->ir->n);
+    if (changed) ir_print(p->ir, p->f, out);
+}
+
+Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
+    PlanOptions none = {0};
+    if (!opt) opt = &none;
+    Plan *p = arena_alloc(arena, sizeof *p);
+    if (!p) return NULL;
+    p->attn = a;
+    p->ir = ir_new(arena, a);
+    if (!p->ir) return NULL;
+    p->f = ir_build(p->ir, a);
+    if (!p->f) return NULL;
+    dump(p, "build", 1, opt->dump);
+    dump(p, "specialize", pass_specialize(p->ir, p->f, opt->is_fixed, opt->fixed), opt->dump);
+    dump(p, "fold", pass_fold(p->ir, p->f), opt->dump);
+    dump(p, "mask-facts", pass_mask_facts(p->ir, p->f), opt->dump);
+    dump(p, "softmax-invariant", pass_softmax_invariant(p->ir, p->f), opt->dump);
+    dump(p, "lowrank", pass_lowrank(p->ir, p->f), opt->dump);
+    dump(p, "fold", pass_fold(p->ir, p->f), opt->dump);
+    if (p->ir->failed) return NULL;
+
+    p->bq = opt->bq > 0 ? opt->bq : 64;
+    p->bk = opt->bk > 0 ? opt->bk : 64;
+    p->vec_width = opt->vec_width > 0 ? opt->vec_width : 16;
+    p->needs_mask = !ir_is_bool(p->ir, p->f->keep, 1);
+    p->needs_fault = !ir_is_bool(p->ir, p->f->fault, 0);
+    int mask_deps = ir_at(p->ir, p->f->keep)->deps | ir_at(p->ir, p->f->fault)->deps;
+    p->mask_varies_b = (mask_deps & DEP_B) != 0;
+    p->mask_varies_h = (mask_deps & DEP_H) != 0;
+    p->softmax = p->f->weight == IR_NONE;
+    return p;
+}
+
+void plan_print(const Plan *p, const TileMap *tm, StrBuf *out) {
+    sb_printf(out, "attention %s\n", p->attn->name);
+    sb_printf(out, "ir:\n");
+    ir_print(p->ir, p->f, out);
+    sb_printf(out, "plan:\n");
+    sb_printf(out, "  tiles %d x %d, vectors of %d floats\n", p->bq, p->bk, p->vec_width);
+    sb_printf(out, "  normalise: %s\n", p->softmax ? "online softmax (log2 domain)" : "weight clause, no division");
+    sb_printf(out, "  mask: %s%s%s\n", p->needs_mask ? "evaluated on PARTIAL tiles" : "none (every pair kept)",
+              p->mask_varies_b ? ", tile map per batch" : "", p->mask_varies_h ? ", tile map per head" : "");
+    sb_printf(out, "  runtime error checks: %s\n", p->needs_fault ? "on every visited tile" : "none needed");
+    if (p->f->lse_offset != IR_NONE) sb_printf(out, "  lse_offset: %%%d per row (softmax-invariant bias terms)\n", p->f->lse_offset);
+    for (int g = 0; g < p->f->nlowrank; g++)
+        sb_printf(out, "  low-rank columns: %%%d appended to Q (per row) and %%%d to K (per kv), count %%%d\n",
+                  p->f->lowrank_q[g], p->f->lowrank_k[g], p->f->lowrank_count[g]);
+    if (tm) {
+        sb_printf(out, "tile map:\n");
+        sb_printf(out, "  %lld group%s of %lld x %lld tiles: %lld tiles\n", (long long)tm->ngroups,
+                  tm->ngroups == 1 ? "" : "s", (long long)tm->nqt, (long long)tm->nkt, (long long)tm->total);
+        sb_printf(out, "  visited %lld (full %lld, partial %lld), skipped %lld\n", (long long)tm->visited,
+                  (long long)tm->full, (long long)tm->partial, (long long)(tm->total - tm->visited));
+        sb_printf(out, "  mask evaluated on %lld tiles; %lld interval evaluations\n", (long long)tm->partial,
+                  (long long)tm->evaluations);
+    }
+}
