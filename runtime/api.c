@@ -11,6 +11,7 @@
 #include "bind.h"
 #include "interp.h"
 #include "plan.h"
+#include "launch.h"
 #include "plan_run.h"
 #include "sema.h"
 
@@ -372,7 +373,11 @@ attnc_status attnc_kernel_run(const attnc_kernel *k, const attnc_args *args, att
     if (st) return st;
     switch (k->backend) {
     case ATTNC_BACKEND_INTERP: st = interp_run(&bc, args->q, args->k, args->v, args->o, args->lse, err); break;
-    case ATTNC_BACKEND_REFPLAN: st = plan_run(k->plan, &bc, args->q, args->k, args->v, args->o, args->lse, err); break;
+    case ATTNC_BACKEND_REFPLAN: {
+        CompiledKernel ck = {refplan_tile, refplan_scratch_bytes, k->plan};
+        st = launch_run(k->plan, &ck, &bc, args, k->threads, err);
+        break;
+    }
     default: st = set_error(err, ATTNC_ERR_INTERNAL, "backend '%s' has no runner", attnc_backend_name(k->backend));
     }
     bind_release(&bc);

@@ -1,5 +1,7 @@
 /* plan_run.c — the kernel plan executed by a scalar reference in float64
- * (backend "refplan").  Requires: a Plan, a BoundCall, a TileMap.
+ * (backend "refplan").  Requires: a Plan (call->kernel_data).
+ * It is a kernel of the launch ABI (kernel_abi.h), run by launch.c like
+ * every compiled backend, so it also exercises the driver and the threads.
  * Produces: O and LSE exactly as a compiled kernel must compute them —
  * visiting only the tiles the map lists, skipping the mask on FULL tiles,
  * low-rank columns riding with the dot product, online softmax in the log2
@@ -10,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "interp.h"
 #include "ir_passes.h"
 #include "plan.h"
 #include "plan_run.h"
@@ -89,89 +90,83 @@ static void accumulate(const Plan *p, Row *row, double s, const float *vrow, int
     for (int64_t d = 0; d < Dv; d++) row->acc[d] += w * (double)vrow[d];
 }
 
-attnc_status plan_run(const Plan *p, const BoundCall *bc, const float *q, const float *k, const float *v, float *o,
-                      float *lse, attnc_error *err) {
-    const attnc_sizes *sz = &bc->sz;
-    TileMap tm;
-    attnc_status st = tile_map_build(p, bc, &tm, err);
-    if (st) return st;
-    size_t rows = (size_t)(sz->B * sz->H * sz->Lq);
-    double *out = malloc(sizeof(double) * (rows * (size_t)sz->Dv + rows) + 1);
-    double *acc = malloc(sizeof(double) * (size_t)sz->Dv + 1);
-    int64_t *counts = calloc((size_t)p->f->nlowrank + 1, sizeof(int64_t));
+/* Scratch: the row accumulator, low-rank counts, and the evaluator's memo. */
+int64_t refplan_scratch_bytes(const AttnCall *c) {
+    const Plan *p = c->kernel_data;
+    return (int64_t)(sizeof(double) * (size_t)c->Dv + sizeof(int64_t) * (size_t)(p->f->nlowrank + 1) +
+                     (sizeof(Const) + sizeof(unsigned)) * (size_t)(p->ir->n + 1) +
+                     sizeof(Const) * (size_t)(p->attn->nparams + 1) +
+                     (sizeof(attnc_tensor) + sizeof(void *)) * (size_t)(p->attn->ntensors + 1) + 64);
+}
+
+int refplan_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt, void *scratch) {
+    const Plan *p = c->kernel_data;
+    double *acc = scratch;
+    int64_t *counts = (int64_t *)(acc + c->Dv);
     IrEval ev;
-    int ev_ok = ir_eval_init(&ev, p->ir);
-    if (!out || !acc || !counts || !ev_ok) {
-        st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the plan reference");
-        goto done;
+    memset(&ev, 0, sizeof ev);
+    ev.m = p->ir;
+    ev.memo = (Const *)(counts + p->f->nlowrank + 1);
+    ev.stamp = (unsigned *)(ev.memo + p->ir->n + 1);
+    memset(ev.stamp, 0, sizeof(unsigned) * (size_t)(p->ir->n + 1));
+    ev.gen = 1;
+    ev.sz = (attnc_sizes){c->B, c->H, c->Hkv, c->Lq, c->Lk, c->D, c->Dv};
+    /* params and tensors as the evaluator reads them, also in scratch */
+    Const *params = (Const *)(ev.stamp + p->ir->n + 1);
+    attnc_tensor *tens = (attnc_tensor *)(params + p->attn->nparams + 1);
+    const attnc_tensor **tptr = (const attnc_tensor **)(tens + p->attn->ntensors + 1);
+    int np = p->attn->nparams, nt = p->attn->ntensors;
+    for (int i = 0; i < np; i++) {
+        Type t = p->attn->params[i]->type;
+        if (t == T_FLOAT) params[i].f = c->params[i].f;
+        else if (t == T_BOOL) params[i].b = (int)c->params[i].i;
+        else params[i].i = c->params[i].i;
     }
-    ev.sz = *sz;
-    ev.params = bc->params;
-    ev.tensors = bc->tensors;
-    int64_t(*dims)[ATTNC_MAX_RANK] = calloc((size_t)p->attn->ntensors + 1, sizeof *dims);
-    if (!dims) {
-        st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
-        goto done;
+    for (int i = 0; i < nt; i++) {
+        memset(&tens[i], 0, sizeof tens[i]);
+        tens[i].dtype = p->attn->tensors[i]->type == T_INT ? ATTNC_I32 : ATTNC_F32;
+        tens[i].rank = p->attn->tensors[i]->ndims;
+        tens[i].data = c->tensor_data[i];
+        tptr[i] = &tens[i];
     }
-    for (int t = 0; t < p->attn->ntensors; t++)
-        for (int d = 0; d < bc->tensors[t]->rank; d++) dims[t][d] = bc->tensors[t]->shape[d];
-    ev.dims = (const int64_t(*)[ATTNC_MAX_RANK])dims;
+    ev.params = params;
+    ev.tensors = tptr;
+    ev.dims = c->tensor_shape;
     for (int g = 0; g < p->f->nlowrank; g++) counts[g] = ir_eval(&ev, p->f->lowrank_count[g]).i;
-    int64_t group = sz->H / sz->Hkv;
-    double *lse_out = out + rows * (size_t)sz->Dv;
-    int failed = 0;
-    for (int64_t b = 0; b < sz->B && !failed; b++)
-        for (int64_t h = 0; h < sz->H && !failed; h++) {
-            int64_t hk = h / group, grp = tile_group(p, &tm, b, h, sz->H);
-            const float *kh = k + (b * sz->Hkv + hk) * sz->Lk * sz->D;
-            const float *vh = v + (b * sz->Hkv + hk) * sz->Lk * sz->Dv;
-            for (int64_t qi = 0; qi < sz->Lq && !failed; qi++) {
-                size_t r = (size_t)((b * sz->H + h) * sz->Lq + qi);
-                Row row = {-INFINITY, 0, acc, 0};
-                memset(acc, 0, sizeof(double) * (size_t)sz->Dv);
-                ev.b = b, ev.h = h, ev.hk = hk, ev.q = qi;
-                int64_t t = grp * tm.nqt + qi / p->bq;
-                for (int64_t e = tm.row_start[t]; e < tm.row_start[t + 1] && !failed; e++) {
-                    int64_t k0 = (int64_t)tm.kv[e] * p->bk, k1 = k0 + p->bk < sz->Lk ? k0 + p->bk : sz->Lk;
-                    for (int64_t kv = k0; kv < k1; kv++) {
-                        ev.kv = kv;
-                        double s;
-                        int rc = element(&ev, p, tm.mode[e], q + r * (size_t)sz->D, kh + kv * sz->D, sz->D,
-                                         bc->scale, counts, &s);
-                        if (rc < 0) {
-                            failed = 1;
-                            break;
-                        }
-                        if (rc == 0) accumulate(p, &row, s, vh + kv * sz->Dv, sz->Dv);
-                    }
-                }
-                double offset = 0;
-                if (p->f->lse_offset != IR_NONE) {
-                    ev.kv = 0;
-                    ir_eval_reset(&ev);
-                    offset = ir_eval(&ev, p->f->lse_offset).f;
-                }
-                finish_row(p, &row, offset, p->f->lse_offset != IR_NONE, sz->Dv, out + r * (size_t)sz->Dv,
-                           &lse_out[r]);
+    ir_eval_reset(&ev);
+    double scale = ir_eval(&ev, p->f->scale).f;
+    int64_t hk = h / (c->H / c->Hkv);
+    int64_t grp = (c->mask_varies_b ? b : 0) * (c->mask_varies_h ? c->H : 1) + (c->mask_varies_h ? h : 0);
+    const float *kh = c->k + (b * c->Hkv + hk) * c->Lk * c->D;
+    const float *vh = c->v + (b * c->Hkv + hk) * c->Lk * c->Dv;
+    int64_t q0 = qt * c->bq, q1 = q0 + c->bq < c->Lq ? q0 + c->bq : c->Lq;
+    int64_t t = grp * c->nqt + qt;
+    for (int64_t qi = q0; qi < q1; qi++) {
+        int64_t r = (b * c->H + h) * c->Lq + qi;
+        Row row = {-INFINITY, 0, acc, 0};
+        memset(acc, 0, sizeof(double) * (size_t)c->Dv);
+        ev.b = b, ev.h = h, ev.hk = hk, ev.q = qi;
+        for (int64_t e = c->row_start[t]; e < c->row_start[t + 1]; e++) {
+            int64_t k0 = (int64_t)c->tile_kv[e] * c->bk, k1 = k0 + c->bk < c->Lk ? k0 + c->bk : c->Lk;
+            for (int64_t kv = k0; kv < k1; kv++) {
+                ev.kv = kv;
+                double s;
+                int rc = element(&ev, p, c->tile_mode[e], c->q + r * c->D, kh + kv * c->D, c->D, scale, counts, &s);
+                if (rc < 0) return 1;
+                if (rc == 0) accumulate(p, &row, s, vh + kv * c->Dv, c->Dv);
             }
         }
-    free(dims);
-    if (failed) {
-        /* the interpreter stops at the first error in the spec's order and names it */
-        float *scratch_o = malloc(sizeof(float) * (rows * (size_t)sz->Dv + 1));
-        st = scratch_o ? interp_run(bc, q, k, v, scratch_o, NULL, err) : ATTNC_ERR_NOMEM;
-        free(scratch_o);
-        if (st == ATTNC_OK) st = set_error(err, ATTNC_ERR_INTERNAL, "the plan found a runtime error the interpreter did not");
-        goto done;
+        double offset = 0;
+        if (p->f->lse_offset != IR_NONE) {
+            ev.kv = 0;
+            ir_eval_reset(&ev);
+            offset = ir_eval(&ev, p->f->lse_offset).f;
+        }
+        double o[1024], lse;
+        double *orow = c->Dv <= 1024 ? o : acc; /* finish_row reads acc before writing orow */
+        finish_row(p, &row, offset, p->f->lse_offset != IR_NONE, c->Dv, orow, &lse);
+        for (int64_t d = 0; d < c->Dv; d++) c->o[r * c->Dv + d] = (float)orow[d];
+        if (c->lse) c->lse[r] = (float)lse;
     }
-    for (size_t i = 0; i < rows * (size_t)sz->Dv; i++) o[i] = (float)out[i];
-    if (lse)
-        for (size_t i = 0; i < rows; i++) lse[i] = (float)lse_out[i];
-done:
-    ir_eval_free(&ev);
-    free(out);
-    free(acc);
-    free(counts);
-    tile_map_free(&tm);
-    return st;
+    return 0;
 }

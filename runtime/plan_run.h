@@ -1,11 +1,10 @@
-/* plan_run.h — the kernel plan executed by a scalar float64 reference. */
+/* plan_run.h — the kernel plan executed by a scalar float64 reference, as a
+ * compiled kernel of the launch ABI: call->kernel_data is the Plan. */
 #ifndef ATTNC_PLAN_RUN_H
 #define ATTNC_PLAN_RUN_H
-#include "bind.h"
-#include "plan.h"
+#include "kernel_abi.h"
 
-/* Run plan p on one bound call; writes O (and LSE) only on success. */
-attnc_status plan_run(const Plan *p, const BoundCall *bc, const float *q, const float *k, const float *v, float *o,
-                      float *lse, attnc_error *err);
+int refplan_tile(const AttnCall *call, int64_t b, int64_t h, int64_t qt, void *scratch);
+int64_t refplan_scratch_bytes(const AttnCall *call);
 
 #endif

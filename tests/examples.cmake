@@ -8,5 +8,5 @@ file(GLOB ATTNC_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.attn
 foreach(example ${ATTNC_EXAMPLES})
   get_filename_component(name ${example} NAME_WE)
   add_test(NAME example/${name}/interp COMMAND test_examples ${example} --backend interp)
-  add_test(NAME example/${name}/refplan COMMAND test_examples ${example} --backend refplan)
+  add_test(NAME example/${name}/refplan COMMAND test_examples ${example} --backend refplan --threads 2)
 endforeach()

@@ -2,7 +2,7 @@
  * a backend on small random inputs described by its `// example-args:` line
  * (`// example-args[NAME]:` when the file holds several attentions).
  *
- *   test_examples FILE.attn [--backend NAME]
+ *   test_examples FILE.attn [--backend NAME] [--threads N]
  *
  * Checks, per attention: the spec checks; the kernel runs without error;
  * O and LSE hold no NaN or inf except LSE = -inf on fully masked rows, whose
@@ -242,7 +242,8 @@ static int make_tensors(attnc_kernel *k, const ExampleArgs *ea, const attnc_para
     return nt;
 }
 
-static int run_one(const attnc_spec *spec, const char *text, const char *name, int only_one, attnc_backend backend) {
+static int run_one(const attnc_spec *spec, const char *text, const char *name, int only_one, attnc_backend backend,
+                   int threads) {
     char line[1024];
     ExampleArgs ea;
     if (!find_args_line(text, name, only_one, line, sizeof line)) {
@@ -254,7 +255,7 @@ static int run_one(const attnc_spec *spec, const char *text, const char *name, i
         printf("FAIL %s: cannot parse example-args '%s'\n", name, line);
         return 1;
     }
-    attnc_options opts = {.backend = backend, .threads = 1};
+    attnc_options opts = {.backend = backend, .threads = threads};
     attnc_kernel *k = NULL;
     attnc_error err = {0};
     if (attnc_compile(spec, name, &opts, &k, &err)) {
@@ -317,13 +318,15 @@ static int run_one(const attnc_spec *spec, const char *text, const char *name, i
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2 && argc != 4) {
-        fprintf(stderr, "usage: test_examples FILE.attn [--backend NAME]\n");
-        return 2;
-    }
     attnc_backend backend = ATTNC_BACKEND_INTERP;
-    if (argc == 4 && (strcmp(argv[2], "--backend") || !attnc_backend_parse(argv[3], &backend))) {
-        fprintf(stderr, "test_examples: bad backend\n");
+    int threads = 1;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--backend") && attnc_backend_parse(argv[i + 1], &backend)) continue;
+        if (!strcmp(argv[i], "--threads") && (threads = atoi(argv[i + 1])) > 0) continue;
+        argc = 0; /* anything else is a usage error */
+    }
+    if (argc < 2 || argc % 2 != 0) {
+        fprintf(stderr, "usage: test_examples FILE.attn [--backend NAME] [--threads N]\n");
         return 2;
     }
     size_t len;
@@ -347,7 +350,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     int n = attnc_spec_variant_count(spec), fails = 0;
-    for (int i = 0; i < n; i++) fails += run_one(spec, text, attnc_spec_variant_name(spec, i), n == 1, backend);
+    for (int i = 0; i < n; i++) fails += run_one(spec, text, attnc_spec_variant_name(spec, i), n == 1, backend, threads);
     attnc_spec_free(spec);
     free(text);
     printf("%d passed, %d failed\n", n - fails, fails);

@@ -1,0 +1,59 @@
+/* kernel_abi.h — the contract between the runtime and every compiled kernel
+ * (C emitted for libtcc or for a C compiler ahead of time, LLVM JIT code).
+ *
+ * A compiled kernel is one function that computes one work item: the rows
+ * of one q tile of one (b, h).  The runtime (launch.c) binds the call, builds
+ * the tile map, and hands out work items to its threads; the kernel only
+ * reads this struct and writes its own rows of O and LSE.
+ *
+ * This header is also pasted verbatim at the top of generated C, so it must
+ * stay self-contained C99 with no includes beyond <stdint.h>. */
+#ifndef ATTNC_KERNEL_ABI_H
+#define ATTNC_KERNEL_ABI_H
+#include <stdint.h>
+
+#define ATTNC_ABI_VERSION 1
+#define ATTNC_ABI_MAX_RANK 8
+
+/* One param value: ints and bools in i, floats in f (by the param's type). */
+typedef union AttnValue {
+    int64_t i;
+    double f;
+} AttnValue;
+
+typedef struct AttnCall {
+    /* sizes */
+    int64_t B, H, Hkv, Lq, Lk, D, Dv;
+    /* Q[B,H,Lq,D], K[B,Hkv,Lk,D], V[B,Hkv,Lk,Dv], O[B,H,Lq,Dv], LSE[B,H,Lq] (lse may be NULL) */
+    const float *q, *k, *v;
+    float *o, *lse;
+    /* params by param index (the attention's unbound and fixed params alike) */
+    const AttnValue *params;
+    /* captured tensors by tensor index: data (int32_t or float) and shape */
+    const void *const *tensor_data;
+    const int64_t (*tensor_shape)[ATTNC_ABI_MAX_RANK];
+    /* the tile map (plan.h): tiles of bq rows by bk keys; for work item
+     * (b, h, qt) the visited kv tiles are tile_kv[e] for e in
+     * [row_start[g * nqt + qt], row_start[g * nqt + qt + 1]) with mode
+     * tile_mode[e] (1 FULL: no mask code, 2 PARTIAL: evaluate the mask),
+     * where g = (mask_varies_b ? b : 0) * (mask_varies_h ? H : 1) + (mask_varies_h ? h : 0). */
+    int64_t bq, bk, nqt, nkt;
+    const int64_t *row_start;
+    const int32_t *tile_kv;
+    const uint8_t *tile_mode;
+    int32_t mask_varies_b, mask_varies_h;
+    /* the backend's own data for this kernel (e.g. the plan, for refplan) */
+    const void *kernel_data;
+} AttnCall;
+
+/* Compute rows [qt*bq, min((qt+1)*bq, Lq)) of (b, h): write their O and
+ * LSE.  `scratch` holds at least attnc_kernel_scratch_bytes(call) bytes,
+ * private to the calling thread.  Returns 0, or 1 when some element of
+ * these rows raises a runtime error (the plan's `fault`): the runtime then
+ * asks the reference interpreter for the exact message, and discards O. */
+typedef int (*AttnTileFn)(const AttnCall *call, int64_t b, int64_t h, int64_t qt, void *scratch);
+
+/* Bytes of scratch one work item needs. */
+typedef int64_t (*AttnScratchFn)(const AttnCall *call);
+
+#endif

@@ -1,0 +1,130 @@
+/* launch.c — the per-call driver shared by every compiled backend.
+ * Requires: a Plan, a compiled tile function, a BoundCall.
+ * Produces: O and LSE.  Builds the tile map, fills the AttnCall, orders the
+ * work items (b, h, q tile) heaviest first so dynamic scheduling balances
+ * causal and windowed shapes, runs them on the thread pool, and turns a
+ * kernel's fault flag into the interpreter's precise error message.  When
+ * the plan can fault, results go to a private buffer first, so a failed
+ * call leaves O and LSE untouched. */
+#include "launch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "interp.h"
+#include "threads.h"
+
+typedef struct Launch {
+    const CompiledKernel *ck;
+    AttnCall call;
+    int64_t *order; /* work items, heaviest first */
+    char *scratch;
+    int64_t scratch_bytes;
+    volatile int fault; /* set by any item; read after the pool joins */
+} Launch;
+
+static void run_item(void *ctx, int64_t i, int thread) {
+    Launch *l = ctx;
+    const AttnCall *c = &l->call;
+    int64_t item = l->order[i];
+    int64_t qt = item % c->nqt, bh = item / c->nqt;
+    if (l->ck->tile(c, bh / c->H, bh % c->H, qt, l->scratch + (int64_t)thread * l->scratch_bytes)) l->fault = 1;
+}
+
+/* Items sorted by how many kv tiles they visit (counting sort: O(items + tiles)). */
+static int64_t *order_items(const AttnCall *c, const Plan *p, const TileMap *tm) {
+    int64_t n = c->B * c->H * c->nqt;
+    int64_t *order = malloc(sizeof(int64_t) * (size_t)(n + 1));
+    int64_t *count = calloc((size_t)(tm->nkt + 2), sizeof(int64_t));
+    if (!order || !count) {
+        free(order);
+        free(count);
+        return NULL;
+    }
+    int64_t *cost = malloc(sizeof(int64_t) * (size_t)(n + 1));
+    if (!cost) {
+        free(order);
+        free(count);
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int64_t qt = i % c->nqt, bh = i / c->nqt;
+        int64_t g = tile_group(p, tm, bh / c->H, bh % c->H, c->H);
+        int64_t t = g * tm->nqt + qt;
+        cost[i] = tm->row_start[t + 1] - tm->row_start[t];
+        count[tm->nkt - cost[i]]++;
+    }
+    for (int64_t k = 1; k <= tm->nkt + 1; k++) count[k] += count[k - 1];
+    for (int64_t i = n - 1; i >= 0; i--) order[--count[tm->nkt - cost[i]]] = i;
+    free(count);
+    free(cost);
+    return order;
+}
+
+attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
+                        int threads, attnc_error *err) {
+    const attnc_sizes *sz = &bc->sz;
+    const Attention *a = p->attn;
+    TileMap tm;
+    attnc_status st = tile_map_build(p, bc, &tm, err);
+    if (st) return st;
+    Launch l = {0};
+    l.ck = ck;
+    AttnValue *params = calloc((size_t)a->nparams + 1, sizeof *params);
+    const void **tdata = calloc((size_t)a->ntensors + 1, sizeof *tdata);
+    int64_t(*tshape)[ATTNC_ABI_MAX_RANK] = calloc((size_t)a->ntensors + 1, sizeof *tshape);
+    size_t rows = (size_t)(sz->B * sz->H * sz->Lq), no = rows * (size_t)sz->Dv;
+    float *o = args->o, *lse = args->lse;
+    if (p->needs_fault) { /* a fault midway must not leave O half written */
+        o = malloc(sizeof(float) * (no + 1));
+        lse = args->lse ? malloc(sizeof(float) * (rows + 1)) : NULL;
+    }
+    if (!params || !tdata || !tshape || !o || (args->lse && !lse)) {
+        st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < a->nparams; i++) {
+        Type t = a->params[i]->type;
+        if (t == T_FLOAT) params[i].f = bc->params[i].f;
+        else params[i].i = t == T_BOOL ? bc->params[i].b : bc->params[i].i;
+    }
+    for (int i = 0; i < a->ntensors; i++) {
+        tdata[i] = bc->tensors[i]->data;
+        for (int d = 0; d < bc->tensors[i]->rank; d++) tshape[i][d] = bc->tensors[i]->shape[d];
+    }
+    l.call = (AttnCall){sz->B, sz->H, sz->Hkv, sz->Lq, sz->Lk, sz->D, sz->Dv, args->q, args->k, args->v, o, lse,
+                        params, tdata, (const int64_t(*)[ATTNC_ABI_MAX_RANK])tshape, p->bq, p->bk, tm.nqt, tm.nkt,
+                        tm.row_start, tm.kv, tm.mode, p->mask_varies_b, p->mask_varies_h, ck->kernel_data};
+    int64_t items = sz->B * sz->H * tm.nqt;
+    if (threads <= 0) threads = pool_cores();
+    if (threads > items) threads = items > 0 ? (int)items : 1;
+    l.scratch_bytes = (ck->scratch_bytes(&l.call) + 63) / 64 * 64;
+    l.order = order_items(&l.call, p, &tm);
+    l.scratch = malloc((size_t)(l.scratch_bytes * threads) + 64);
+    if (!l.order || !l.scratch) {
+        st = set_error(err, ATTNC_ERR_NOMEM, "out of memory for %d threads' scratch", threads);
+        goto done;
+    }
+    pool_run(threads, items, run_item, &l);
+    if (l.fault) {
+        float *scratch_o = malloc(sizeof(float) * (no + 1));
+        st = scratch_o ? interp_run(bc, args->q, args->k, args->v, scratch_o, NULL, err)
+                       : set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+        free(scratch_o);
+        if (st == ATTNC_OK)
+            st = set_error(err, ATTNC_ERR_INTERNAL, "the kernel flagged a runtime error the interpreter does not see");
+        goto done;
+    }
+    if (o != args->o) memcpy(args->o, o, sizeof(float) * no);
+    if (lse != args->lse && args->lse) memcpy(args->lse, lse, sizeof(float) * rows);
+done:
+    if (o != args->o) free(o);
+    if (lse != args->lse) free(lse);
+    free(params);
+    free(tdata);
+    free(tshape);
+    free(l.order);
+    free(l.scratch);
+    tile_map_free(&tm);
+    return st;
+}

@@ -1,0 +1,20 @@
+/* launch.h — running a compiled kernel (any backend that produces an
+ * AttnTileFn) over one bound call: tile map, work items, threads, faults. */
+#ifndef ATTNC_LAUNCH_H
+#define ATTNC_LAUNCH_H
+#include "bind.h"
+#include "kernel_abi.h"
+#include "plan.h"
+
+typedef struct CompiledKernel {
+    AttnTileFn tile;
+    AttnScratchFn scratch_bytes;
+    const void *kernel_data; /* passed to the kernel as call->kernel_data */
+} CompiledKernel;
+
+/* Run `ck` for the call: O and LSE are written only on success; a fault
+ * found by the kernel is reported with the interpreter's exact message. */
+attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
+                        int threads, attnc_error *err);
+
+#endif
