@@ -4,7 +4,8 @@
  * operation), identities removed (x+0, x*1, int x*0, !!x, true&&x,
  * select on a constant, select(c, x, x), x==x on ints), and the operands of
  * commutative operations put in a canonical order so that hash-consing
- * finds more common subexpressions.  Float identities that would change
+ * finds more common subexpressions; any(r < n) (a || b) is split so that a
+ * per-row and a per-kv bounds check stop being per-element.  Float identities that would change
  * NaN, infinity or signed-zero results are left alone (x*0.0 stays). */
 #include "ir_passes.h"
 
@@ -105,6 +106,13 @@ static IrRef simplify(IrModule *m, IrRef old, const IrNode *n, const IrRef *a, v
         break;
     case IR_ANY:
         if (ir_is_bool(m, y, 0) || (ir_is_const(m, x) && ir_at(m, x)->c.i <= 0)) return ir_bool(m, 0);
+        if (ir_at(m, y)->op == IR_OR) {
+            /* any(a || b) = any(a) || any(b): each side may then hoist to its own level */
+            const IrNode *o = ir_at(m, y);
+            IrRef l = ir_node(m, IR_ANY, T_BOOL, n->aux, n->c, 2, (IrRef[]){x, o->args[0]});
+            IrRef r = ir_node(m, IR_ANY, T_BOOL, n->aux, n->c, 2, (IrRef[]){x, o->args[1]});
+            return ir_op2(m, IR_OR, T_BOOL, l, r);
+        }
         break;
     default: break;
     }

@@ -71,7 +71,7 @@ void plan_print(const Plan *p, const TileMap *tm, StrBuf *out) {
     sb_printf(out, "  normalise: %s\n", p->softmax ? "online softmax (log2 domain)" : "weight clause, no division");
     sb_printf(out, "  mask: %s%s%s\n", p->needs_mask ? "evaluated on PARTIAL tiles" : "none (every pair kept)",
               p->mask_varies_b ? ", tile map per batch" : "", p->mask_varies_h ? ", tile map per head" : "");
-    sb_printf(out, "  runtime error checks: %s\n", p->needs_fault ? "on every visited tile" : "none needed");
+    sb_printf(out, "  runtime error checks: %s\n", p->needs_fault ? "in the plan (a call skips them when its tile analysis proves them false)" : "none needed");
     if (p->f->lse_offset != IR_NONE) sb_printf(out, "  lse_offset: %%%d per row (softmax-invariant bias terms)\n", p->f->lse_offset);
     for (int g = 0; g < p->f->nlowrank; g++)
         sb_printf(out, "  low-rank columns: %%%d appended to Q (per row) and %%%d to K (per kv), count %%%d\n",
@@ -84,5 +84,8 @@ void plan_print(const Plan *p, const TileMap *tm, StrBuf *out) {
                   (long long)tm->full, (long long)tm->partial, (long long)(tm->total - tm->visited));
         sb_printf(out, "  mask evaluated on %lld tiles; %lld interval evaluations\n", (long long)tm->partial,
                   (long long)tm->evaluations);
+        if (p->needs_fault)
+            sb_printf(out, "  runtime error checks for this call: %s\n",
+                      tm->check_faults ? "needed" : "none (every index provably in range)");
     }
 }

@@ -62,6 +62,7 @@ typedef struct TileMap {
     uint8_t *mode;        /* TILE_FULL or TILE_PARTIAL */
     int64_t total, visited, full, partial; /* over all groups */
     int64_t evaluations;  /* interval evaluations it took */
+    int check_faults;     /* the plan has fault code and the analysis could not rule faults out */
 } TileMap;
 
 /* Classify every tile for this call's sizes, params and tensors, in work

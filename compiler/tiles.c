@@ -437,12 +437,17 @@ static Ival eval(Analysis *an, IrRef r) {
 
 /* ---- classification ---------------------------------------------------- */
 
-static TileMode classify(Analysis *an, int64_t q0, int64_t q1, int64_t k0, int64_t k1) {
-    an->evaluations++;
+/* Forget memoised intervals: the region changed. */
+static void new_generation(Analysis *an) {
     if (++an->gen == 0) {
         memset(an->stamp, 0, sizeof(unsigned) * (size_t)an->p->ir->n);
         an->gen = 1;
     }
+}
+
+static TileMode classify(Analysis *an, int64_t q0, int64_t q1, int64_t k0, int64_t k1) {
+    an->evaluations++;
+    new_generation(an);
     an->vars[V_Q] = ival_int(q0, q1 - 1);
     an->vars[V_KV] = ival_int(k0, k1 - 1);
     const IrFunc *f = an->p->f;
@@ -453,8 +458,14 @@ static TileMode classify(Analysis *an, int64_t q0, int64_t q1, int64_t k0, int64
     return TILE_PARTIAL;
 }
 
-/* Split a PARTIAL region until its parts agree (or down to one element). */
-static TileMode refine(Analysis *an, int64_t q0, int64_t q1, int64_t k0, int64_t k1) {
+/* Evaluations one tile's refinement may spend: keeps the whole map
+ * proportional to the number of tiles even when intervals are weak. */
+enum { REFINE_BUDGET = 256 };
+
+/* Split a PARTIAL region until its parts agree (or down to one element, or
+ * out of budget: then it stays PARTIAL, which is always sound). */
+static TileMode refine(Analysis *an, int64_t q0, int64_t q1, int64_t k0, int64_t k1, int *budget) {
+    if (--*budget < 0) return TILE_PARTIAL;
     TileMode m = classify(an, q0, q1, k0, k1);
     if (m != TILE_PARTIAL || (q1 - q0 <= 1 && k1 - k0 <= 1)) return m;
     int64_t qm = q1 - q0 > 1 ? q0 + (q1 - q0) / 2 : q1, km = k1 - k0 > 1 ? k0 + (k1 - k0) / 2 : k1;
@@ -463,7 +474,7 @@ static TileMode refine(Analysis *an, int64_t q0, int64_t q1, int64_t k0, int64_t
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 2; j++) {
             if (qs[i] >= qs[i + 1] || ks[j] >= ks[j + 1]) continue;
-            TileMode c = refine(an, qs[i], qs[i + 1], ks[j], ks[j + 1]);
+            TileMode c = refine(an, qs[i], qs[i + 1], ks[j], ks[j + 1], budget);
             if (c == TILE_PARTIAL) return TILE_PARTIAL;
             seen_empty |= c == TILE_EMPTY;
             seen_full |= c == TILE_FULL;
@@ -483,7 +494,8 @@ static void classify_tiles(Analysis *an, Grid *g, int64_t ti0, int64_t ti1, int6
     const attnc_sizes *sz = &an->bc->sz;
     int64_t q0 = ti0 * p->bq, q1 = ti1 * p->bq < sz->Lq ? ti1 * p->bq : sz->Lq;
     int64_t k0 = tj0 * p->bk, k1 = tj1 * p->bk < sz->Lk ? tj1 * p->bk : sz->Lk;
-    TileMode m = (ti1 - ti0 == 1 && tj1 - tj0 == 1) ? refine(an, q0, q1, k0, k1) : classify(an, q0, q1, k0, k1);
+    int budget = REFINE_BUDGET;
+    TileMode m = (ti1 - ti0 == 1 && tj1 - tj0 == 1) ? refine(an, q0, q1, k0, k1, &budget) : classify(an, q0, q1, k0, k1);
     if (m != TILE_PARTIAL || (ti1 - ti0 == 1 && tj1 - tj0 == 1)) {
         for (int64_t i = ti0; i < ti1; i++) memset(g->mode + i * g->nkt + tj0, m, (size_t)(tj1 - tj0));
         return;
@@ -547,6 +559,13 @@ attnc_status tile_map_build(const Plan *p, const BoundCall *bc, TileMap *tm, att
     int64_t cap = 0, used = 0;
     for (int64_t grp = 0; ok && grp < tm->ngroups; grp++) {
         set_element_vars(&an, p->mask_varies_b ? grp / nh : 0, p->mask_varies_h ? grp % nh : 0);
+        if (p->needs_fault && !tm->check_faults && sz->Lq > 0 && sz->Lk > 0) {
+            /* one look at the whole call: can any element fault at all? */
+            an.vars[V_Q] = ival_int(0, sz->Lq - 1);
+            an.vars[V_KV] = ival_int(0, sz->Lk - 1);
+            new_generation(&an);
+            tm->check_faults = eval(&an, p->f->fault).hi != 0;
+        }
         if (tm->nqt && tm->nkt) classify_tiles(&an, &g, 0, tm->nqt, 0, tm->nkt);
         for (int64_t i = 0; ok && i < tm->nqt; i++) {
             for (int64_t j = 0; j < tm->nkt; j++) {

@@ -11,6 +11,8 @@
 #include "bind.h"
 #include "interp.h"
 #include "plan.h"
+#include "api_internal.h"
+#include "backend.h"
 #include "launch.h"
 #include "plan_run.h"
 #include "sema.h"
@@ -45,7 +47,22 @@ struct attnc_kernel {
     int *unbound; /* indexes of params the caller may pass */
     int nunbound;
     Plan *plan;   /* the middle end's description of the kernel */
+    const BackendImpl *impl; /* compiling backends: how it was compiled */
+    CompiledKernel ck;
+    void *state;
+    attnc_options opts; /* as compiled (defines dropped: see fixed) */
 };
+
+const BackendImpl *backend_find(attnc_backend b) {
+#ifdef ATTNC_HAVE_TCC
+    if (b == ATTNC_BACKEND_TCC) return &backend_tcc;
+#endif
+#ifdef ATTNC_HAVE_LLVM
+    if (b == ATTNC_BACKEND_LLVM) return &backend_llvm;
+#endif
+    (void)b;
+    return NULL;
+}
 
 /* Parse and check text into c (arena-owned); 0 only when out of memory. */
 static int compile_text(Compiled *c, const char *name, const char *text, size_t len) {
@@ -178,7 +195,14 @@ int attnc_backend_parse(const char *name, attnc_backend *out) {
 }
 
 int attnc_backend_available(attnc_backend b) {
-    return b == ATTNC_BACKEND_INTERP || b == ATTNC_BACKEND_REFPLAN || b == ATTNC_BACKEND_DEFAULT;
+    return b == ATTNC_BACKEND_INTERP || b == ATTNC_BACKEND_REFPLAN || b == ATTNC_BACKEND_DEFAULT || backend_find(b);
+}
+
+/* The fastest backend this build has. */
+static attnc_backend default_backend(void) {
+    if (backend_find(ATTNC_BACKEND_LLVM)) return ATTNC_BACKEND_LLVM;
+    if (backend_find(ATTNC_BACKEND_TCC)) return ATTNC_BACKEND_TCC;
+    return ATTNC_BACKEND_INTERP;
 }
 
 const char *attnc_version(void) { return "0.1.0"; }
@@ -238,7 +262,7 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
     if (spec->c.diag.errors)
         return set_error(err, ATTNC_ERR_SPEC, "%s has errors; see its diagnostics", spec->name);
     attnc_backend backend = opts ? opts->backend : ATTNC_BACKEND_DEFAULT;
-    if (backend == ATTNC_BACKEND_DEFAULT) backend = ATTNC_BACKEND_INTERP;
+    if (backend == ATTNC_BACKEND_DEFAULT) backend = default_backend();
     if (!attnc_backend_available(backend))
         return set_error(err, ATTNC_ERR_USAGE, "backend '%s' is not available in this build",
                          attnc_backend_name(backend));
@@ -268,12 +292,16 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
         k->plan = plan_compile(k->c.arena, k->attn, &po);
         if (!k->plan) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the middle end");
     }
+    if (!st && (k->impl = backend_find(backend)) != NULL) st = k->impl->compile(k->plan, opts, &k->ck, &k->state, err);
     if (st) {
         attnc_kernel_free(k);
         return st;
     }
     k->backend = backend;
     k->threads = opts ? opts->threads : 0;
+    if (opts) k->opts = *opts;
+    k->opts.defines = NULL; /* not owned: the kernel keeps the values in fixed */
+    k->opts.n_defines = 0;
     *out = k;
     return ATTNC_OK;
 }
@@ -286,6 +314,7 @@ attnc_backend attnc_kernel_backend(const attnc_kernel *k) { return k ? k->backen
 
 void attnc_kernel_free(attnc_kernel *k) {
     if (!k) return;
+    if (k->impl && k->state) k->impl->release(k->state);
     if (k->c.arena) compiled_free(&k->c);
     free(k->fixed.is_fixed);
     free(k->fixed.value);
@@ -378,7 +407,9 @@ attnc_status attnc_kernel_run(const attnc_kernel *k, const attnc_args *args, att
         st = launch_run(k->plan, &ck, &bc, args, k->threads, err);
         break;
     }
-    default: st = set_error(err, ATTNC_ERR_INTERNAL, "backend '%s' has no runner", attnc_backend_name(k->backend));
+    default:
+        if (k->impl) st = launch_run(k->plan, &k->ck, &bc, args, k->threads, err);
+        else st = set_error(err, ATTNC_ERR_INTERNAL, "backend '%s' has no runner", attnc_backend_name(k->backend));
     }
     bind_release(&bc);
     if (!st && err) {
@@ -417,10 +448,25 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
                                char **out, attnc_error *err) {
     if (!k || !target || !out) return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_emit");
     *out = NULL;
-    if (strcmp(target, "ir") != 0)
-        return set_error(err, ATTNC_ERR_USAGE, "target '%s' is not available in this build (have: ir)", target);
     StrBuf sb = {0};
     attnc_status st = ATTNC_OK;
+    if (strcmp(target, "ir") != 0) {
+        /* a backend's own text: the first backend of this build that knows the target */
+        attnc_backend order[] = {k->backend, ATTNC_BACKEND_TCC, ATTNC_BACKEND_LLVM};
+        st = ATTNC_ERR_USAGE;
+        for (size_t i = 0; i < sizeof order / sizeof order[0] && st == ATTNC_ERR_USAGE; i++) {
+            const BackendImpl *impl = backend_find(order[i]);
+            if (impl) st = impl->emit(k->plan, &k->opts, target, &sb, err);
+        }
+        if (st == ATTNC_ERR_USAGE)
+            st = set_error(err, ATTNC_ERR_USAGE, "target '%s' is not available in this build", target);
+        if (st) {
+            sb_free(&sb);
+            return st;
+        }
+        *out = sb.p ? sb.p : calloc(1, 1);
+        return *out ? ATTNC_OK : set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    }
     if (flags & ATTNC_EMIT_PASSES) {
         /* run the middle end again, this time keeping the dump of every pass */
         Arena *scratch = arena_new();
@@ -448,3 +494,6 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
     *out = sb.p ? sb.p : calloc(1, 1);
     return *out ? ATTNC_OK : set_error(err, ATTNC_ERR_NOMEM, "out of memory");
 }
+
+const Plan *attnc_kernel_plan(const attnc_kernel *k) { return k ? k->plan : NULL; }
+const FixedParams *attnc_kernel_fixed(const attnc_kernel *k) { return k ? &k->fixed : NULL; }

@@ -44,6 +44,9 @@ typedef struct AttnCall {
     int32_t mask_varies_b, mask_varies_h;
     /* the backend's own data for this kernel (e.g. the plan, for refplan) */
     const void *kernel_data;
+    /* 0 when the tile analysis proved that no element of this call can raise
+     * a runtime error: the kernel may then skip the plan's fault code */
+    int32_t check_faults;
 } AttnCall;
 
 /* Compute rows [qt*bq, min((qt+1)*bq, Lq)) of (b, h): write their O and

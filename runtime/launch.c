@@ -75,7 +75,7 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
     int64_t(*tshape)[ATTNC_ABI_MAX_RANK] = calloc((size_t)a->ntensors + 1, sizeof *tshape);
     size_t rows = (size_t)(sz->B * sz->H * sz->Lq), no = rows * (size_t)sz->Dv;
     float *o = args->o, *lse = args->lse;
-    if (p->needs_fault) { /* a fault midway must not leave O half written */
+    if (tm.check_faults) { /* a fault midway must not leave O half written */
         o = malloc(sizeof(float) * (no + 1));
         lse = args->lse ? malloc(sizeof(float) * (rows + 1)) : NULL;
     }
@@ -94,7 +94,8 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
     }
     l.call = (AttnCall){sz->B, sz->H, sz->Hkv, sz->Lq, sz->Lk, sz->D, sz->Dv, args->q, args->k, args->v, o, lse,
                         params, tdata, (const int64_t(*)[ATTNC_ABI_MAX_RANK])tshape, p->bq, p->bk, tm.nqt, tm.nkt,
-                        tm.row_start, tm.kv, tm.mode, p->mask_varies_b, p->mask_varies_h, ck->kernel_data};
+                        tm.row_start, tm.kv, tm.mode, p->mask_varies_b, p->mask_varies_h, ck->kernel_data,
+                        tm.check_faults};
     int64_t items = sz->B * sz->H * tm.nqt;
     if (threads <= 0) threads = pool_cores();
     if (threads > items) threads = items > 0 ? (int)items : 1;

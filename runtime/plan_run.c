@@ -36,11 +36,11 @@ static double lowrank_term(IrEval *ev, const IrFunc *f, const int64_t *counts) {
 }
 
 /* One element; returns 0 when kept, 1 when masked, -1 on a runtime error. */
-static int element(IrEval *ev, const Plan *p, int mode, const float *qrow, const float *krow, int64_t D,
-                   double scale, const int64_t *counts, double *score) {
+static int element(IrEval *ev, const Plan *p, int mode, int check_faults, const float *qrow, const float *krow,
+                   int64_t D, double scale, const int64_t *counts, double *score) {
     const IrFunc *f = p->f;
     ir_eval_reset(ev);
-    if (p->needs_fault && ir_eval(ev, f->fault).b) return -1;
+    if (check_faults && ir_eval(ev, f->fault).b) return -1;
     if (mode == TILE_PARTIAL && !ir_eval(ev, f->keep).b) return 1;
     double dot = 0;
     for (int64_t d = 0; d < D; d++) dot += (double)qrow[d] * (double)krow[d];
@@ -151,7 +151,7 @@ int refplan_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt, void *scra
             for (int64_t kv = k0; kv < k1; kv++) {
                 ev.kv = kv;
                 double s;
-                int rc = element(&ev, p, c->tile_mode[e], c->q + r * c->D, kh + kv * c->D, c->D, scale, counts, &s);
+                int rc = element(&ev, p, c->tile_mode[e], c->check_faults, c->q + r * c->D, kh + kv * c->D, c->D, scale, counts, &s);
                 if (rc < 0) return 1;
                 if (rc == 0) accumulate(p, &row, s, vh + kv * c->Dv, c->Dv);
             }

@@ -29,13 +29,22 @@ if [ ! -x "$attnc" ]; then
     exit 2
 fi
 
-# actual FILE.attn: print the actual result of checking FILE.attn on stdout.
+# actual FILE.attn: print the actual result of `attnc check FILE.attn` on
+# stdout -- or, when the file has a line `// golden-args: CMD ARGS...`, of
+# `attnc CMD FILE.attn ARGS...` (e.g. `emit --target ir --shape Lq=64`).
 actual() {
-    local dir base out err rc
+    local dir base out err rc cmd args
     dir=$(dirname -- "$1")
     base=$(basename -- "$1")
+    args=$(sed -n 's|^// golden-args: *||p' "$1" | head -n 1)
+    cmd=check
+    if [ -n "$args" ]; then
+        cmd=${args%% *}
+        args=${args#"$cmd"}
+    fi
     out=$(mktemp) && err=$(mktemp) || exit 2
-    (cd "$dir" && exec "$attnc" check "$base") >"$out" 2>"$err"
+    # shellcheck disable=SC2086 # the args line is split into words on purpose
+    (cd "$dir" && exec "$attnc" "$cmd" "$base" $args) >"$out" 2>"$err"
     rc=$?
     cat "$out" "$err"
     echo "exit: $rc"

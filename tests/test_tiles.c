@@ -1,0 +1,259 @@
+/* test_tiles.c — the tile analysis against brute force.
+ *
+ *   test_tiles [EXAMPLE.attn ...]
+ *
+ * For the prelude attentions, a few hand-written masks and every attention of
+ * the given example files (on their `// example-args:` shapes), with several
+ * tile sizes (odd ones and edge tiles included): the tile map of the call is
+ * compared, tile by tile and for every (b, h), with the masks evaluated at
+ * every element by the reference interpreter.
+ *   soundness: an EMPTY tile keeps nothing and raises no error; a FULL tile
+ *              keeps everything;
+ *   exactness: a PARTIAL tile really is mixed (or raises an error).
+ * Soundness must always hold; exactness must hold except for the attentions
+ * listed in `inexact_ok` (see docs/middle-end.md for why).  Also checks the
+ * figures quoted in README: causal, sliding window and 2-D neighborhood
+ * attention at 4096 x 4096 with 64 x 64 tiles. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+#include "interp.h"
+#include "support.h"
+
+static int fails, passes;
+
+/* Attentions whose masks the interval analysis cannot decide exactly on
+ * every tile: soundness is still checked.  moa_elastic compares floats, and
+ * float comparisons keep a margin for float32 rounding, so elements near the
+ * boundary stay undecided. */
+static const char *const inexact_ok[] = {"moa_elastic", NULL};
+
+static int allowed_inexact(const char *name) {
+    for (int i = 0; inexact_ok[i]; i++)
+        if (!strcmp(inexact_ok[i], name)) return 1;
+    return 0;
+}
+
+/* What the masks say about one element: 1 kept, 0 dropped, -1 runtime error. */
+static int brute_keep(InterpEnv *env, const Attention *a) {
+    env->failed = 0;
+    for (int i = 0; i < a->nmasks; i++) {
+        Const m = interp_eval(env, a->masks[i]);
+        if (env->failed) return -1;
+        if (!m.b) return 0;
+    }
+    return 1;
+}
+
+typedef struct Counts {
+    int64_t unsound, inexact, tiles, visited, partial;
+} Counts;
+
+static void check_map(const Plan *p, const BoundCall *bc, const TileMap *tm, Counts *c, char *first, size_t n) {
+    const attnc_sizes *sz = &bc->sz;
+    if (tm->nkt <= 0 || tm->nqt <= 0) return;
+    InterpEnv *env = calloc(1, sizeof *env);
+    char msg[400];
+    env->bc = bc;
+    env->msg = msg;
+    env->msgsize = sizeof msg;
+    int64_t group = sz->H / sz->Hkv;
+    size_t nkt = (size_t)tm->nkt;
+    uint8_t *mode = malloc(nkt + 1);
+    for (int64_t b = 0; b < sz->B; b++)
+        for (int64_t h = 0; h < sz->H; h++) {
+            int64_t g = tile_group(p, tm, b, h, sz->H);
+            for (int64_t qt = 0; qt < tm->nqt; qt++) {
+                for (size_t j = 0; j < nkt; j++) mode[j] = TILE_EMPTY;
+                int64_t t = g * tm->nqt + qt;
+                for (int64_t e = tm->row_start[t]; e < tm->row_start[t + 1]; e++) mode[tm->kv[e]] = tm->mode[e];
+                for (int64_t kt = 0; kt < tm->nkt; kt++) {
+                    int kept = 0, dropped = 0, errors = 0;
+                    for (int64_t q = qt * p->bq; q < (qt + 1) * p->bq && q < sz->Lq; q++)
+                        for (int64_t kv = kt * p->bk; kv < (kt + 1) * p->bk && kv < sz->Lk; kv++) {
+                            env->b = b, env->h = h, env->hk = h / group, env->q = q, env->kv = kv;
+                            int k = brute_keep(env, p->attn);
+                            kept += k == 1;
+                            dropped += k == 0;
+                            errors += k < 0;
+                        }
+                    int m = mode[kt];
+                    int unsound = (m == TILE_EMPTY && (kept || errors)) || (m == TILE_FULL && (dropped || errors));
+                    int inexact = m == TILE_PARTIAL && !errors && (!kept || !dropped);
+                    if ((unsound || inexact) && !*first)
+                        snprintf(first, n, "b=%lld h=%lld tile (%lld, %lld) is %s but has %d kept, %d dropped, %d errors",
+                                 (long long)b, (long long)h, (long long)qt, (long long)kt,
+                                 m == TILE_EMPTY ? "EMPTY" : m == TILE_FULL ? "FULL" : "PARTIAL", kept, dropped, errors);
+                    c->unsound += unsound;
+                    c->inexact += inexact;
+                    c->tiles++;
+                    c->visited += m != TILE_EMPTY;
+                    c->partial += m == TILE_PARTIAL;
+                }
+            }
+        }
+    free(mode);
+    free(env);
+}
+
+/* Compile `variant` of spec with tiles bq x bk, bind the example's call, compare. */
+static void run_case(const attnc_spec *spec, const char *variant, ExampleArgs *ea, int bq, int bk) {
+    attnc_options opts = {.backend = ATTNC_BACKEND_REFPLAN, .tile_q = bq, .tile_k = bk};
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    char label[160];
+    snprintf(label, sizeof label, "%s %lldx%lld tiles %dx%d", variant, (long long)ea->sz.Lq, (long long)ea->sz.Lk, bq,
+             bk);
+    if (attnc_compile(spec, variant, &opts, &k, &err)) {
+        printf("FAIL %s: compile: %s\n", label, err.message);
+        fails++;
+        return;
+    }
+    attnc_param params[MAX_ITEMS];
+    attnc_tensor tensors[MAX_ITEMS];
+    memset(tensors, 0, sizeof tensors);
+    const char *why = NULL;
+    int np = make_params(k, ea, params, &why);
+    int nt = np < 0 ? -1 : make_tensors(k, ea, params, np, tensors, &why);
+    static const float dummy = 0;
+    attnc_args args = {ea->sz, &dummy, &dummy, &dummy, (float *)&dummy, NULL, params, np, tensors, nt};
+    BoundCall bc;
+    TileMap tm;
+    if (nt < 0) {
+        printf("FAIL %s: %s\n", label, why);
+        fails++;
+    } else if (bind_call(attnc_kernel_plan(k)->attn, attnc_kernel_fixed(k), &args, &bc, &err)) {
+        printf("FAIL %s: bind: %s\n", label, err.message);
+        fails++;
+    } else {
+        const Plan *p = attnc_kernel_plan(k);
+        if (tile_map_build(p, &bc, &tm, &err)) {
+            printf("FAIL %s: %s\n", label, err.message);
+            fails++;
+        } else {
+            Counts c = {0};
+            char first[300] = "";
+            check_map(p, &bc, &tm, &c, first, sizeof first);
+            int bad = c.unsound || (c.inexact && !allowed_inexact(variant));
+            printf("%s %s: %lld tiles, %lld visited, %lld partial; unsound %lld, inexact %lld%s%s\n", bad ? "FAIL" : "ok",
+                   label, (long long)c.tiles, (long long)c.visited, (long long)c.partial, (long long)c.unsound,
+                   (long long)c.inexact, *first ? "; first: " : "", first);
+            bad ? fails++ : passes++;
+            tile_map_free(&tm);
+        }
+        bind_release(&bc);
+    }
+    for (int i = 0; i < nt; i++) free((void *)tensors[i].data);
+    attnc_kernel_free(k);
+}
+
+static void run_spec_text(const char *file, const char *text, size_t len) {
+    attnc_spec *spec = NULL;
+    attnc_error err = {0};
+    if (attnc_spec_from_string(file, text, len, &spec, &err)) {
+        printf("FAIL %s: %s\n%s", file, err.message, spec ? attnc_spec_diagnostics(spec) : "");
+        fails++;
+        attnc_spec_free(spec);
+        return;
+    }
+    static const int tiles[][2] = {{8, 8}, {7, 5}, {16, 4}};
+    int n = attnc_spec_variant_count(spec);
+    for (int i = 0; i < n; i++) {
+        const char *name = attnc_spec_variant_name(spec, i);
+        char line[1024];
+        ExampleArgs ea;
+        if (!find_args_line(text, name, n == 1, line, sizeof line) || !parse_args(line, &ea)) {
+            printf("FAIL %s: no usable example-args line for %s\n", file, name);
+            fails++;
+            continue;
+        }
+        for (size_t t = 0; t < sizeof tiles / sizeof tiles[0]; t++) run_case(spec, name, &ea, tiles[t][0], tiles[t][1]);
+    }
+    attnc_spec_free(spec);
+}
+
+/* The prelude and a few masks the spec's examples use, on shapes of their own. */
+static const char builtin_cases[] =
+    "// example-args[p_causal]: --shape B=1,H=2,Hkv=1,Lq=61,Lk=61,D=4,Dv=4\n"
+    "attention p_causal { use causal; }\n"
+    "// example-args[p_bottom_right]: --shape B=1,H=1,Hkv=1,Lq=23,Lk=70,D=4,Dv=4\n"
+    "attention p_bottom_right { use causal_bottom_right; }\n"
+    "// example-args[p_bottom_right_tall]: --shape B=1,H=1,Hkv=1,Lq=70,Lk=23,D=4,Dv=4\n"
+    "attention p_bottom_right_tall { use causal_bottom_right; }\n"
+    "// example-args[p_window]: --shape B=1,H=1,Hkv=1,Lq=80,Lk=80,D=4,Dv=4 --param window=13\n"
+    "attention p_window { use sliding_window; }\n"
+    "// example-args[p_prefix]: --shape B=1,H=1,Hkv=1,Lq=64,Lk=64,D=4,Dv=4 --param prefix=19\n"
+    "attention p_prefix { use prefix_lm; }\n"
+    "// example-args[p_document]: --shape B=1,H=1,Hkv=1,Lq=64,Lk=64,D=4,Dv=4 --int-range doc=0,3\n"
+    "attention p_document { use document; }\n"
+    "// example-args[p_alibi]: --shape B=1,H=2,Hkv=2,Lq=20,Lk=20,D=4,Dv=4\n"
+    "attention p_alibi { use alibi; use causal; }\n"
+    "// example-args[p_softcap]: --shape B=1,H=1,Hkv=1,Lq=20,Lk=33,D=4,Dv=4\n"
+    "attention p_softcap { use softcap; }\n"
+    "// example-args[sinks]: --shape B=1,H=1,Hkv=1,Lq=90,Lk=90,D=4,Dv=4\n"
+    "attention sinks { mask kv <= q && (kv < 4 || q - kv < 16); }\n"
+    "// example-args[natten2d]: --shape B=1,H=1,Hkv=1,Lq=99,Lk=99,D=4,Dv=4 --param width=9 --param kernel=5\n"
+    "attention natten2d { param width : int; param kernel : int = 7; let r = kernel / 2;\n"
+    "  let qx = q % width; let qy = q / width; let kx = kv % width; let ky = kv / width;\n"
+    "  let cx = clamp(qx, r, width - 1 - r); let cy = clamp(qy, r, Lq / width - 1 - r);\n"
+    "  mask abs(kx - cx) <= r && abs(ky - cy) <= r; }\n"
+    "// example-args[blocked]: --shape B=1,H=1,Hkv=1,Lq=96,Lk=96,D=4,Dv=4\n"
+    "attention blocked { mask q / 12 == kv / 12; }\n"
+    "// example-args[dual]: --shape B=1,H=4,Hkv=2,Lq=40,Lk=40,D=4,Dv=4\n"
+    "attention dual { mask h < H / 2 ? kv <= q : kv >= q; }\n";
+
+/* The figures README and issue 3 quote, at full size (no brute force). */
+static void figure(const char *what, const char *text, int64_t want_visited, int64_t want_partial) {
+    attnc_spec *spec = NULL;
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    attnc_options opts = {.backend = ATTNC_BACKEND_REFPLAN, .tile_q = 64, .tile_k = 64};
+    char *out = NULL;
+    static const float dummy = 0;
+    attnc_args call = {{1, 1, 1, 4096, 4096, 64, 64}, &dummy, &dummy, &dummy, (float *)&dummy, NULL, NULL, 0, NULL, 0};
+    if (attnc_spec_from_string("fig.attn", text, strlen(text), &spec, &err) ||
+        attnc_compile(spec, NULL, &opts, &k, &err) || attnc_kernel_emit(k, "ir", &call, 0, &out, &err)) {
+        printf("FAIL figure %s: %s\n", what, err.message);
+        fails++;
+    } else {
+        char want[128];
+        snprintf(want, sizeof want, "visited %lld (full %lld, partial %lld)", (long long)want_visited,
+                 (long long)(want_visited - want_partial), (long long)want_partial);
+        int ok = strstr(out, want) != NULL;
+        printf("%s figure %s: expect \"%s\"\n", ok ? "ok" : "FAIL", what, want);
+        if (!ok) printf("%s", out);
+        ok ? passes++ : fails++;
+    }
+    attnc_free(out);
+    attnc_kernel_free(k);
+    attnc_spec_free(spec);
+}
+
+int main(int argc, char **argv) {
+    run_spec_text("builtin", builtin_cases, strlen(builtin_cases));
+    for (int i = 1; i < argc; i++) {
+        size_t len;
+        char *text = read_file(argv[i], &len);
+        if (!text) {
+            printf("FAIL cannot read %s\n", argv[i]);
+            fails++;
+            continue;
+        }
+        run_spec_text(argv[i], text, len);
+        free(text);
+    }
+    figure("causal 4096x4096", "attention a { use causal; }", 2080, 64);
+    /* per q tile i >= 4: tiles i-4 (partial), i-3..i-1 (full), i (diagonal, partial) */
+    figure("sliding window 256, 4096x4096", "attention a { use sliding_window(window = 256); }", 310, 124);
+    /* 64 x 64 grid, 7 x 7 kernel: one grid row per tile, 7 kv rows each, never full */
+    figure("2-D neighborhood 7x7 on a 64x64 grid",
+           "attention a { param width : int = 64; param kernel : int = 7; let r = kernel / 2;"
+           " let qx = q % width; let qy = q / width; let kx = kv % width; let ky = kv / width;"
+           " let cx = clamp(qx, r, width - 1 - r); let cy = clamp(qy, r, Lq / width - 1 - r);"
+           " mask abs(kx - cx) <= r && abs(ky - cy) <= r; }",
+           448, 448);
+    printf("%d passed, %d failed\n", passes, fails);
+    return fails != 0;
+}
