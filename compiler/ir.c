@@ -134,7 +134,13 @@ IrRef ir_node(IrModule *m, IrOp op, Type type, int aux, Const c, int nargs, cons
 
 IrRef ir_int(IrModule *m, int64_t v) { return ir_node(m, IR_CONST, T_INT, 0, (Const){.i = v}, 0, NULL); }
 IrRef ir_float(IrModule *m, double v) { return ir_node(m, IR_CONST, T_FLOAT, 0, (Const){.f = v}, 0, NULL); }
-IrRef ir_bool(IrModule *m, int v) { return ir_node(m, IR_CONST, T_BOOL, 0, (Const){.b = v != 0}, 0, NULL); }
+IrRef ir_bool(IrModule *m, int v) {
+    /* all 8 bytes set: nodes are hashed and compared bytewise, and a union
+     * initialised through .b leaves the rest unspecified */
+    Const c = {.i = 0};
+    c.b = v != 0;
+    return ir_node(m, IR_CONST, T_BOOL, 0, c, 0, NULL);
+}
 IrRef ir_var(IrModule *m, int var) { return ir_node(m, IR_VAR, T_INT, var, (Const){0}, 0, NULL); }
 IrRef ir_op1(IrModule *m, IrOp op, Type t, IrRef a) { return ir_node(m, op, t, 0, (Const){0}, 1, &a); }
 IrRef ir_op2(IrModule *m, IrOp op, Type t, IrRef a, IrRef b) {

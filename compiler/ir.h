@@ -8,7 +8,10 @@
  * is true exactly where lazy evaluation (spec 5.3) would raise one.
  *
  * Nodes are numbered in creation order, so operands always have smaller
- * numbers than their users: a walk from 0 upwards is a topological order. */
+ * numbers than their users: a walk from 0 upwards is a topological order.
+ * Passes create at most one node per argument list, so that the numbering
+ * (and the dumps tests compare) does not depend on the C compiler's order of
+ * evaluating arguments. */
 #ifndef ATTNC_IR_H
 #define ATTNC_IR_H
 #include "sema.h"

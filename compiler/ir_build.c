@@ -16,6 +16,7 @@
 
 typedef struct Builder {
     IrModule *m;
+    IrRef false_ref; /* made once, so no_fault() never creates a node inside an argument list */
     IrRef score;    /* what X_SCORE means here */
     int sum_base;   /* levels of enclosing sums outside the current let */
     int sum_depth;  /* levels open inside it */
@@ -26,7 +27,10 @@ typedef struct Val {
     IrRef v, fault;
 } Val;
 
-static IrRef no_fault(Builder *bd) { return ir_bool(bd->m, 0); }
+static IrRef no_fault(Builder *bd) { return bd->false_ref; }
+
+/* A value and its fault, made in this order (a compound literal would leave the order to the compiler). */
+static Val val(IrRef v, IrRef fault) { return (Val){v, fault}; }
 
 static IrRef or2(Builder *bd, IrRef a, IrRef b) {
     if (ir_is_bool(bd->m, a, 0)) return b;
@@ -60,14 +64,19 @@ static IrOp binary_op(XKind k) {
 static Val build_binary(Builder *bd, const TExpr *e) {
     IrModule *m = bd->m;
     Val a = build(bd, e->args[0]), b = build(bd, e->args[1]);
-    if (e->kind == X_AND)
-        return (Val){and2(bd, a.v, b.v), or2(bd, a.fault, and2(bd, a.v, b.fault))};
+    if (e->kind == X_AND) {
+        IrRef v = and2(bd, a.v, b.v);
+        IrRef guarded = and2(bd, a.v, b.fault);
+        return val(v, or2(bd, a.fault, guarded));
+    }
     if (e->kind == X_OR) {
         IrRef v = ir_is_bool(m, a.v, 1) || ir_is_bool(m, b.v, 1) ? ir_bool(m, 1)
                   : ir_is_bool(m, a.v, 0)                        ? b.v
                   : ir_is_bool(m, b.v, 0)                        ? a.v
                                                                  : ir_op2(m, IR_OR, T_BOOL, a.v, b.v);
-        return (Val){v, or2(bd, a.fault, and2(bd, ir_op1(m, IR_NOT, T_BOOL, a.v), b.fault))};
+        IrRef not_a = ir_op1(m, IR_NOT, T_BOOL, a.v);
+        IrRef guarded = and2(bd, not_a, b.fault);
+        return val(v, or2(bd, a.fault, guarded));
     }
     IrRef fault = or2(bd, a.fault, b.fault);
     Type t = e->args[0]->type;
@@ -117,7 +126,8 @@ static Val build_index(Builder *bd, const TExpr *e) {
     int t = decl_canon(e->decl)->index;
     IrRef in = ir_node(m, IR_INBOUNDS, T_BOOL, t, (Const){0}, e->nargs, idx);
     IrRef load = ir_node(m, IR_LOAD, e->type, t, (Const){0}, e->nargs, idx);
-    return (Val){load, or2(bd, fault, ir_op1(m, IR_NOT, T_BOOL, in))};
+    IrRef out = ir_op1(m, IR_NOT, T_BOOL, in);
+    return val(load, or2(bd, fault, out));
 }
 
 static Val build_sum(Builder *bd, const TExpr *e) {
@@ -168,7 +178,8 @@ static Val build(Builder *bd, const TExpr *e) {
         IrRef branch_fault = ir_is_bool(m, a.fault, 0) && ir_is_bool(m, b.fault, 0)
                                  ? no_fault(bd)
                                  : ir_op3(m, IR_SELECT, T_BOOL, c.v, a.fault, b.fault);
-        return (Val){ir_op3(m, IR_SELECT, e->type, c.v, a.v, b.v), or2(bd, c.fault, branch_fault)};
+        IrRef v = ir_op3(m, IR_SELECT, e->type, c.v, a.v, b.v);
+        return val(v, or2(bd, c.fault, branch_fault));
     }
     case X_CALL: return build_call(bd, e);
     case X_INDEX: return build_index(bd, e);
@@ -181,7 +192,7 @@ static Val build(Builder *bd, const TExpr *e) {
 IrFunc *ir_build(IrModule *m, const Attention *a) {
     IrFunc *f = arena_alloc(m->arena, sizeof *f);
     if (!f) return NULL;
-    Builder bd = {m, IR_NONE, 0, 0};
+    Builder bd = {m, ir_bool(m, 0), IR_NONE, 0, 0};
     f->weight = f->lse_offset = IR_NONE;
 
     /* masks in order, each evaluated only while the previous ones hold */
@@ -195,8 +206,11 @@ IrFunc *ir_build(IrModule *m, const Attention *a) {
 
     IrRef scale = a->scale ? build(&bd, a->scale).v : IR_NONE;
     if (scale == IR_NONE) {
+        /* one node per statement: argument evaluation order would make the numbering compiler-specific */
         IrRef d = ir_op1(m, IR_TOFLOAT, T_FLOAT, ir_var(m, V_SIZE_D));
-        scale = ir_op2(m, IR_DIV, T_FLOAT, ir_float(m, 1.0), ir_node(m, IR_CALL, T_FLOAT, FN_SQRT, (Const){0}, 1, &d));
+        IrRef one = ir_float(m, 1.0);
+        IrRef root = ir_node(m, IR_CALL, T_FLOAT, FN_SQRT, (Const){0}, 1, &d);
+        scale = ir_op2(m, IR_DIV, T_FLOAT, one, root);
     }
     IrRef bias = ir_float(m, 0.0);
     for (int i = 0; i < a->nbiases; i++) {

@@ -105,7 +105,7 @@ Const ir_apply(IrOp op, Type t, int aux, const Const *a, const Type *at) {
         break;
     case IR_CALL:
         if (aux == FN_INT) r.i = ints ? a[0].i : saturate(a[0].f);
-        else r.f = call_float((Fn)aux, a[0].f, a[1].f);
+        else r.f = call_float((Fn)aux, a[0].f, aux == FN_POW ? a[1].f : 0.0); /* only pow has two */
         break;
     default: break;
     }

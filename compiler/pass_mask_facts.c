@@ -37,7 +37,9 @@ static IrRef use_facts(IrModule *m, IrRef old, const IrNode *n, const IrRef *a, 
 }
 
 int pass_mask_facts(IrModule *m, IrFunc *f) {
-    Facts fx = {0, 0, ir_var(m, V_Q), ir_var(m, V_KV)};
+    Facts fx = {0};
+    fx.q = ir_var(m, V_Q); /* separate statements: a fixed creation order keeps dumps stable */
+    fx.kv = ir_var(m, V_KV);
     gather(m, f->keep, &fx);
     if (!fx.kv_le_q && !fx.q_le_kv) return 0;
     int changed = 0;

@@ -16,7 +16,11 @@
 
 static Const cint(int64_t i) { return (Const){.i = i}; }
 static Const cflt(double f) { return (Const){.f = f}; }
-static Const cbool(int b) { return (Const){.b = b}; }
+static Const cbool(int b) {
+    Const c = {.i = 0}; /* every byte defined: values may be compared or hashed bytewise */
+    c.b = b;
+    return c;
+}
 
 /* Record the first runtime error, with its spec position and element. */
 static Const fail(InterpEnv *env, const TExpr *e, const char *what) {

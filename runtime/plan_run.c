@@ -106,15 +106,16 @@ int refplan_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt, void *scra
     IrEval ev;
     memset(&ev, 0, sizeof ev);
     ev.m = p->ir;
+    /* 8-byte items first, the 4-byte stamps last, so every part stays aligned */
     ev.memo = (Const *)(counts + p->f->nlowrank + 1);
-    ev.stamp = (unsigned *)(ev.memo + p->ir->n + 1);
+    Const *params = ev.memo + p->ir->n + 1;
+    attnc_tensor *tens = (attnc_tensor *)(params + p->attn->nparams + 1);
+    const attnc_tensor **tptr = (const attnc_tensor **)(tens + p->attn->ntensors + 1);
+    ev.stamp = (unsigned *)(tptr + p->attn->ntensors + 1);
     memset(ev.stamp, 0, sizeof(unsigned) * (size_t)(p->ir->n + 1));
     ev.gen = 1;
     ev.sz = (attnc_sizes){c->B, c->H, c->Hkv, c->Lq, c->Lk, c->D, c->Dv};
-    /* params and tensors as the evaluator reads them, also in scratch */
-    Const *params = (Const *)(ev.stamp + p->ir->n + 1);
-    attnc_tensor *tens = (attnc_tensor *)(params + p->attn->nparams + 1);
-    const attnc_tensor **tptr = (const attnc_tensor **)(tens + p->attn->ntensors + 1);
+    /* params and tensors as the evaluator reads them */
     int np = p->attn->nparams, nt = p->attn->ntensors;
     for (int i = 0; i < np; i++) {
         Type t = p->attn->params[i]->type;
