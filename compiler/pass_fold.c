@@ -74,11 +74,16 @@ static IrRef simplify(IrModule *m, IrRef old, const IrNode *n, const IrRef *a, v
         if (ir_is_bool(m, x, 0) || ir_is_bool(m, y, 0)) return ir_bool(m, 0);
         if (ir_is_bool(m, x, 1)) return y;
         if (ir_is_bool(m, y, 1) || x == y) return x;
+        /* x && (x && z) = x && z: `use causal; use sliding_window;` repeat kv <= q */
+        if (ir_at(m, y)->op == IR_AND && (ir_at(m, y)->args[0] == x || ir_at(m, y)->args[1] == x)) return y;
+        if (ir_at(m, x)->op == IR_AND && (ir_at(m, x)->args[0] == y || ir_at(m, x)->args[1] == y)) return x;
         break;
     case IR_OR:
         if (ir_is_bool(m, x, 1) || ir_is_bool(m, y, 1)) return ir_bool(m, 1);
         if (ir_is_bool(m, x, 0)) return y;
         if (ir_is_bool(m, y, 0) || x == y) return x;
+        if (ir_at(m, y)->op == IR_OR && (ir_at(m, y)->args[0] == x || ir_at(m, y)->args[1] == x)) return y;
+        if (ir_at(m, x)->op == IR_OR && (ir_at(m, x)->args[0] == y || ir_at(m, x)->args[1] == y)) return x;
         break;
     case IR_SELECT:
         if (ir_is_const(m, x)) return ir_at(m, x)->c.b ? a[1] : a[2];
