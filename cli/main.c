@@ -6,11 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attnc.h"
-#include "npy.h"
-
-enum { EXIT_SPEC = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
-enum { MAX_REPEATED = 64 };
+#include "cli.h"
 
 static const char usage[] =
     "usage:\n"
@@ -21,18 +17,14 @@ static const char usage[] =
     "  attnc emit  FILE [--variant NAME] --target ir|llvm-ir|asm|c|cuda [-D NAME=VALUE]... [-o OUT]\n"
     "              [--shape B=1,H=1,Hkv=1,Lq=4096,Lk=4096,D=64,Dv=64 [--param NAME=VALUE]... [--tensor NAME=T.npy]...]\n"
     "              [--tile BQxBK] [--dump-passes]\n"
-    "  attnc diff  FILE [--variant NAME] [--shape B=1,H=4,...] [--param NAME=VALUE]... [--seed N]\n"
-    "  attnc bench FILE [--variant NAME] --shape ... [--backend ...] [--threads N]\n";
+    "  attnc diff  FILE [--variant NAME] [--shape B=1,H=4,Hkv=4,Lq=128,Lk=128,D=64,Dv=64]\n"
+    "              [--param NAME=VALUE]... [--tensor NAME=T.npy]... [--int-range NAME=LO,HI]... [--seed N]\n"
+    "              [--backends llvm,tcc,refplan] [--threads N]\n"
+    "  attnc bench FILE [--variant NAME] --shape ... [--param NAME=VALUE]... [--tensor NAME=T.npy]...\n"
+    "              [--backend ...] [--threads N] [--reps N] [--tile BQxBK]\n";
 
-typedef struct Options {
-    const char *cmd, *file, *variant;
-    const char *q, *k, *v, *o, *lse, *backend, *threads, *target, *shape, *tile;
-    int dump_passes;
-    const char *params[MAX_REPEATED], *tensors[MAX_REPEATED], *defines[MAX_REPEATED];
-    int nparams, ntensors, ndefines;
-} Options;
 
-static int fail(int code, const char *fmt, const char *a, const char *b) {
+int fail(int code, const char *fmt, const char *a, const char *b) {
     fprintf(stderr, "attnc: ");
     fprintf(stderr, fmt, a ? a : "", b ? b : "");
     fprintf(stderr, "\n");
@@ -47,8 +39,8 @@ static int flag_allowed(const char *cmd, const char *flag) {
         {"check", " --variant "},
         {"run", " --variant --q --k --v -o --lse --param --tensor --backend --threads "},
         {"emit", " --variant --target -D -o --shape --param --tensor --tile --dump-passes "},
-        {"diff", " --variant --shape --param --tensor --seed --backends "},
-        {"bench", " --variant --shape --backend --threads --param --tensor "},
+        {"diff", " --variant --shape --param --tensor --seed --backends --threads --int-range "},
+        {"bench", " --variant --shape --backend --threads --param --tensor --reps --tile --int-range "},
     };
     char key[64];
     snprintf(key, sizeof key, " %s ", flag);
@@ -92,6 +84,10 @@ static int parse_args(int argc, char **argv, Options *o) {
         else if (!strcmp(a, "--target")) o->target = v;
         else if (!strcmp(a, "--shape")) o->shape = v;
         else if (!strcmp(a, "--tile")) o->tile = v;
+        else if (!strcmp(a, "--seed")) o->seed = v;
+        else if (!strcmp(a, "--backends")) o->backends = v;
+        else if (!strcmp(a, "--reps")) o->reps = v;
+        else if (!strcmp(a, "--int-range")) rc = push(o->int_ranges, &o->nint_ranges, v, a);
         else if (!strcmp(a, "--param")) rc = push(o->params, &o->nparams, v, a);
         else if (!strcmp(a, "--tensor")) rc = push(o->tensors, &o->ntensors, v, a);
         else if (!strcmp(a, "-D")) rc = push(o->defines, &o->ndefines, v, a);
@@ -102,7 +98,7 @@ static int parse_args(int argc, char **argv, Options *o) {
 }
 
 /* Load and check the spec; prints diagnostics. */
-static int load_spec(const Options *o, attnc_spec **spec) {
+int load_spec(const Options *o, attnc_spec **spec) {
     attnc_error err = {0};
     attnc_status st = attnc_spec_from_file(o->file, spec, &err);
     if (*spec && attnc_spec_error_count(*spec)) {
@@ -134,7 +130,7 @@ static int cmd_check(const Options *o) {
     return rc;
 }
 
-static int status_exit(attnc_status st) {
+int status_exit(attnc_status st) {
     return st == ATTNC_ERR_SPEC ? EXIT_SPEC : st == ATTNC_ERR_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
 }
 
@@ -165,7 +161,7 @@ static int check_qkv_shapes(const npy_array *q, const npy_array *k, const npy_ar
 }
 
 /* Split "NAME=VALUE" in place-free fashion: returns the value, copies the name. */
-static const char *split_assignment(const char *s, char *name, size_t n) {
+const char *split_assignment(const char *s, char *name, size_t n) {
     const char *eq = strchr(s, '=');
     if (!eq || eq == s || (size_t)(eq - s) >= n) return NULL;
     memcpy(name, s, (size_t)(eq - s));
@@ -173,7 +169,7 @@ static const char *split_assignment(const char *s, char *name, size_t n) {
     return eq + 1;
 }
 
-static int parse_threads(const char *s, int *out) {
+int parse_threads(const char *s, int *out) {
     char *end;
     long v = strtol(s, &end, 10);
     if (end == s || *end || v < 0 || v > 4096) return fail(EXIT_USAGE, "--threads: '%s' is not a thread count (0-4096)", s, NULL);
@@ -181,14 +177,8 @@ static int parse_threads(const char *s, int *out) {
     return 0;
 }
 
-typedef struct RunInputs {
-    npy_array q, k, v, tens[MAX_REPEATED];
-    attnc_param params[MAX_REPEATED];
-    attnc_tensor tensors[MAX_REPEATED];
-    char names[MAX_REPEATED][128];
-} RunInputs;
 
-static int bind_cli_params(const Options *o, const attnc_kernel *kern, RunInputs *in) {
+int bind_cli_params(const Options *o, const attnc_kernel *kern, RunInputs *in) {
     for (int i = 0; i < o->nparams; i++) {
         char name[128];
         const char *val = split_assignment(o->params[i], name, sizeof name);
@@ -210,6 +200,14 @@ static int bind_cli_params(const Options *o, const attnc_kernel *kern, RunInputs
         t->data = in->tens[i].data;
     }
     return 0;
+}
+
+void free_inputs(RunInputs *in) {
+    if (!in) return;
+    npy_free(&in->q);
+    npy_free(&in->k);
+    npy_free(&in->v);
+    for (int i = 0; i < MAX_REPEATED; i++) npy_free(&in->tens[i]);
 }
 
 static int write_outputs(const Options *o, const attnc_sizes *sz, const float *out, const float *lse) {
@@ -263,12 +261,7 @@ static int cmd_run(const Options *o) {
         printf("%s: O [%lld, %lld, %lld, %lld] -> %s%s%s (backend %s)\n", attnc_kernel_variant(kern), (long long)sz.B,
                (long long)sz.H, (long long)sz.Lq, (long long)sz.Dv, o->o, o->lse ? ", LSE -> " : "",
                o->lse ? o->lse : "", attnc_backend_name(attnc_kernel_backend(kern)));
-    if (in) {
-        npy_free(&in->q);
-        npy_free(&in->k);
-        npy_free(&in->v);
-        for (int i = 0; i < MAX_REPEATED; i++) npy_free(&in->tens[i]);
-    }
+    free_inputs(in);
     free(in);
     free(out);
     free(lse);
@@ -277,8 +270,7 @@ static int cmd_run(const Options *o) {
     return rc;
 }
 
-/* "B=1,H=8,Lq=4096,...": unnamed sizes default to 1 (Lq, Lk: 128; D, Dv: 64; Hkv: H). */
-static int parse_shape(const char *text, attnc_sizes *sz) {
+int parse_shape(const char *text, attnc_sizes *sz) {
     int64_t B = 1, H = 1, Hkv = -1, Lq = 128, Lk = -1, D = 64, Dv = -1;
     const char *p = text;
     while (*p) {
@@ -301,7 +293,7 @@ static int parse_shape(const char *text, attnc_sizes *sz) {
     return 0;
 }
 
-static int parse_tile(const char *text, attnc_options *opts) {
+int parse_tile(const char *text, attnc_options *opts) {
     int a, b, n = 0;
     if (sscanf(text, "%dx%d%n", &a, &b, &n) != 2 || text[n] || a < 1 || b < 1 || a > 4096 || b > 4096)
         return fail(EXIT_USAGE, "--tile '%s': expected BQxBK, e.g. 64x64", text, NULL);
@@ -360,8 +352,7 @@ static int cmd_emit(const Options *o) {
     }
     if (!rc) rc = write_text(o->o, text);
     attnc_free(text);
-    if (in)
-        for (int i = 0; i < MAX_REPEATED; i++) npy_free(&in->tens[i]);
+    free_inputs(in);
     free(in);
     attnc_kernel_free(kern);
     attnc_spec_free(spec);
@@ -387,6 +378,7 @@ int main(int argc, char **argv) {
     if (!strcmp(o.cmd, "check")) return cmd_check(&o);
     if (!strcmp(o.cmd, "run")) return cmd_run(&o);
     if (!strcmp(o.cmd, "emit")) return cmd_emit(&o);
-    return fail(EXIT_USAGE, "'%s' needs a compiling backend, which this version does not have yet (see README, Status)",
-                o.cmd, NULL);
+    if (!strcmp(o.cmd, "diff")) return cmd_diff(&o);
+    if (!strcmp(o.cmd, "bench")) return cmd_bench(&o);
+    return fail(EXIT_USAGE, "unknown command '%s'", o.cmd, NULL);
 }

@@ -72,6 +72,10 @@ void tile_map_free(TileMap *tm);
 /* The group of (b, h). */
 int64_t tile_group(const Plan *p, const TileMap *tm, int64_t b, int64_t h, int64_t H);
 
+/* Elements (b, h, q, kv) the masks keep in this call: FULL tiles count
+ * whole, PARTIAL tiles are evaluated element by element; -1 when out of memory. */
+int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm);
+
 /* Text: the IR, the plan and (when tm is not NULL) the tile statistics. */
 void plan_print(const Plan *p, const TileMap *tm, StrBuf *out);
 

@@ -605,3 +605,46 @@ attnc_status tile_map_build(const Plan *p, const BoundCall *bc, TileMap *tm, att
     }
     return st;
 }
+
+int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm) {
+    const attnc_sizes *sz = &bc->sz;
+    IrEval ev;
+    int64_t(*dims)[ATTNC_MAX_RANK] = calloc((size_t)p->attn->ntensors + 1, sizeof *dims);
+    if (!ir_eval_init(&ev, p->ir) || !dims) {
+        ir_eval_free(&ev);
+        free(dims);
+        return -1;
+    }
+    for (int t = 0; t < p->attn->ntensors; t++)
+        for (int d = 0; d < bc->tensors[t]->rank; d++) dims[t][d] = bc->tensors[t]->shape[d];
+    ev.sz = *sz;
+    ev.params = bc->params;
+    ev.tensors = bc->tensors;
+    ev.dims = (const int64_t(*)[ATTNC_MAX_RANK])dims;
+    int64_t nb = p->mask_varies_b ? sz->B : 1, nh = p->mask_varies_h ? sz->H : 1;
+    int64_t copies = (sz->B / nb) * (sz->H / nh); /* (b, h) pairs sharing one group */
+    int64_t kept = 0;
+    for (int64_t g = 0; g < tm->ngroups; g++) {
+        ev.b = p->mask_varies_b ? g / nh : 0;
+        ev.h = p->mask_varies_h ? g % nh : 0;
+        ev.hk = ev.h / (sz->H / sz->Hkv);
+        for (int64_t qt = 0; qt < tm->nqt; qt++) {
+            int64_t t = g * tm->nqt + qt, q0 = qt * p->bq, q1 = q0 + p->bq < sz->Lq ? q0 + p->bq : sz->Lq;
+            for (int64_t e = tm->row_start[t]; e < tm->row_start[t + 1]; e++) {
+                int64_t k0 = (int64_t)tm->kv[e] * p->bk, k1 = k0 + p->bk < sz->Lk ? k0 + p->bk : sz->Lk;
+                if (tm->mode[e] == TILE_FULL) {
+                    kept += (q1 - q0) * (k1 - k0) * copies;
+                    continue;
+                }
+                for (ev.q = q0; ev.q < q1; ev.q++)
+                    for (ev.kv = k0; ev.kv < k1; ev.kv++) {
+                        ir_eval_reset(&ev);
+                        kept += ir_eval(&ev, p->f->keep).b ? copies : 0;
+                    }
+            }
+        }
+    }
+    ir_eval_free(&ev);
+    free(dims);
+    return kept;
+}

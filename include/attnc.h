@@ -153,6 +153,13 @@ attnc_status attnc_kernel_tensor_shape(const attnc_kernel *kernel, int i, const 
                                        const attnc_param *params, int n_params, int64_t *shape,
                                        attnc_error *err);
 
+/* A range of values for int tensor `i` that keeps the spec's indexing in
+ * bounds where the spec uses the tensor's elements directly as indices of
+ * another tensor: [*lo, *hi).  Elsewhere [0, 4).  For making test inputs. */
+attnc_status attnc_kernel_tensor_value_range(const attnc_kernel *kernel, int i, const attnc_sizes *sizes,
+                                             const attnc_param *params, int n_params, int64_t *lo, int64_t *hi,
+                                             attnc_error *err);
+
 /* ---- calling ---------------------------------------------------------- */
 
 typedef struct attnc_args {
@@ -183,6 +190,12 @@ enum {
 attnc_status attnc_kernel_emit(const attnc_kernel *kernel, const char *target, const attnc_args *call, int flags,
                                char **out, attnc_error *err);
 void attnc_free(void *p);
+
+/* How many (b, h, q, kv) elements the masks keep in this call (the FLOP
+ * count of a masked attention): exact, evaluated on partial tiles only.
+ * Q, K, V and O in `call` are not read. */
+attnc_status attnc_kernel_kept_pairs(const attnc_kernel *kernel, const attnc_args *call, int64_t *kept,
+                                     attnc_error *err);
 
 /* ---- misc ------------------------------------------------------------- */
 

@@ -13,6 +13,7 @@
 #include "plan.h"
 #include "api_internal.h"
 #include "backend.h"
+#include "ir.h"
 #include "launch.h"
 #include "plan_run.h"
 #include "sema.h"
@@ -497,3 +498,45 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
 
 const Plan *attnc_kernel_plan(const attnc_kernel *k) { return k ? k->plan : NULL; }
 const FixedParams *attnc_kernel_fixed(const attnc_kernel *k) { return k ? &k->fixed : NULL; }
+
+attnc_status attnc_kernel_kept_pairs(const attnc_kernel *k, const attnc_args *call, int64_t *kept, attnc_error *err) {
+    if (!k || !call || !kept) return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_kept_pairs");
+    BoundCall bc;
+    attnc_status st = bind_call(k->attn, &k->fixed, call, &bc, err);
+    if (st) return st;
+    TileMap tm;
+    st = tile_map_build(k->plan, &bc, &tm, err);
+    if (!st) {
+        *kept = tile_count_kept(k->plan, &bc, &tm);
+        if (*kept < 0) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+        tile_map_free(&tm);
+    }
+    bind_release(&bc);
+    return st;
+}
+
+attnc_status attnc_kernel_tensor_value_range(const attnc_kernel *k, int i, const attnc_sizes *sizes,
+                                             const attnc_param *params, int n_params, int64_t *lo, int64_t *hi,
+                                             attnc_error *err) {
+    if (!k || !lo || !hi || i < 0 || i >= k->attn->ntensors)
+        return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_tensor_value_range");
+    *lo = 0;
+    *hi = 4;
+    const IrModule *m = k->plan->ir;
+    int narrowed = 0;
+    for (int n = 0; n < m->n; n++) {
+        const IrNode *use = ir_at(m, n);
+        if (use->op != IR_LOAD) continue;
+        for (int d = 0; d < use->nargs; d++) {
+            const IrNode *ix = ir_at(m, use->args[d]);
+            if (ix->op != IR_LOAD || ix->aux != i) continue;
+            int64_t shape[ATTNC_MAX_RANK];
+            attnc_status st = attnc_kernel_tensor_shape(k, use->aux, sizes, params, n_params, shape, err);
+            if (st) return st;
+            if (!narrowed || shape[d] < *hi) *hi = shape[d];
+            narrowed = 1;
+        }
+    }
+    if (*hi < 1) *hi = 1;
+    return ATTNC_OK;
+}

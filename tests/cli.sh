@@ -108,5 +108,17 @@ expect 3 "oob.attn:1:45: index 4 is out of range \[0, 4\) in dimension 0 of tens
 [ -e o.npy ] && { echo "FAIL: a failed run left o.npy behind"; fails=$((fails + 1)); }
 expect 3 "" "$ATTNC" run good.attn --q q.npy --k k.npy --v v.npy -o no/such/dir/o.npy --param window=3 --tensor slope=slope.npy
 
+# diff: every backend against the interpreter on made-up inputs (tensors included)
+expect 0 'refplan .* ok' "$ATTNC" diff good.attn --shape B=1,H=4,Hkv=2,Lq=37,Lk=41,D=8 --param window=5 --backends refplan --seed 3
+expect 0 'refplan .* ok' "$ATTNC" diff "$here/examples/relative_bias_1d.attn" --variant t5_relative --param buckets=16 --param max_dist=32 --backends refplan
+expect 2 "--backends: unknown backend 'gpu'" "$ATTNC" diff good.attn --param window=5 --backends gpu
+expect 3 "missing param 'window'" "$ATTNC" diff good.attn --backends refplan
+expect 3 "index 4 is out of range" "$ATTNC" diff oob.attn --backends refplan --shape Lq=4,Lk=6
+# bench: time per call, GFLOP/s from the kept pairs, compile time
+expect 0 'kept pairs +0\.5' "$ATTNC" bench "$here/examples/causal.attn" --variant causal_top_left --shape H=2,Lq=64,D=16 --backend refplan --reps 3
+expect 0 'GFLOP/s' "$ATTNC" bench good.attn --shape H=2,Lq=64,D=16 --param window=8 --backend interp --reps 2
+expect 2 'bench needs --shape' "$ATTNC" bench good.attn
+expect 2 "--reps 'x'" "$ATTNC" bench good.attn --shape H=2 --reps x
+
 echo "$passes passed, $fails failed"
 [ "$fails" = 0 ]

@@ -1,0 +1,267 @@
+/* measure.c — `attnc diff` (every backend against the reference
+ * interpreter on random inputs) and `attnc bench` (time per call, GFLOP/s,
+ * compile time).  Both make their inputs: Q, K, V uniform in [-1, 1) from a
+ * seeded generator, params from --param or their defaults, tensors from
+ * --tensor files or random (ints in a range that keeps the spec's indexing
+ * in bounds where the library can tell, else [0, 4), or --int-range). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+static uint64_t rng_state;
+static uint64_t next_random(void) {
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static float *random_floats(size_t n) {
+    float *p = malloc(sizeof(float) * (n + 1));
+    for (size_t i = 0; p && i < n; i++) p[i] = (float)((double)(next_random() >> 11) / 9007199254740992.0 * 2 - 1);
+    return p;
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A call with made-up inputs; owns its buffers. */
+typedef struct Call {
+    RunInputs in;
+    attnc_args args;
+    float *q, *k, *v, *o, *lse;
+    void *made[MAX_REPEATED]; /* tensors made up here */
+    int nmade;
+} Call;
+
+static void call_free(Call *c) {
+    free(c->q);
+    free(c->k);
+    free(c->v);
+    free(c->o);
+    free(c->lse);
+    for (int i = 0; i < c->nmade; i++) free(c->made[i]);
+    free_inputs(&c->in);
+}
+
+static int int_range_option(const Options *o, const char *name, int64_t *lo, int64_t *hi) {
+    for (int i = 0; i < o->nint_ranges; i++) {
+        char key[128];
+        const char *val = split_assignment(o->int_ranges[i], key, sizeof key);
+        long long a, b;
+        if (!val || sscanf(val, "%lld,%lld", &a, &b) != 2 || b <= a)
+            return fail(EXIT_USAGE, "--int-range '%s': expected NAME=LO,HI with LO < HI", o->int_ranges[i], NULL);
+        if (!strcmp(key, name)) {
+            *lo = a;
+            *hi = b;
+        }
+    }
+    return 0;
+}
+
+/* Inputs for kernel k: files where given, random elsewhere. */
+static int make_call(const Options *o, const attnc_kernel *k, const attnc_sizes *sz, Call *c) {
+    memset(c, 0, sizeof *c);
+    rng_state = o->seed ? strtoull(o->seed, NULL, 10) : 1;
+    int rc = bind_cli_params(o, k, &c->in);
+    if (rc) return rc;
+    int nt = o->ntensors;
+    for (int i = 0; i < attnc_kernel_tensor_count(k); i++) {
+        attnc_tensor t = {0};
+        t.name = attnc_kernel_tensor_info(k, i, &t.dtype, &t.rank);
+        int given = 0;
+        for (int j = 0; j < o->ntensors; j++) given |= !strcmp(c->in.tensors[j].name, t.name);
+        if (given) continue;
+        attnc_error err = {0};
+        if (attnc_kernel_tensor_shape(k, i, sz, c->in.params, o->nparams, t.shape, &err))
+            return fail(EXIT_RUNTIME, "tensor '%s': %s", t.name, err.message);
+        size_t count = 1;
+        for (int d = 0; d < t.rank; d++) count *= (size_t)t.shape[d];
+        if (count > ((size_t)1 << 31)) return fail(EXIT_RUNTIME, "tensor '%s' is too large to make up", t.name, NULL);
+        if (t.dtype == ATTNC_F32) {
+            t.data = random_floats(count);
+        } else {
+            int64_t lo, hi;
+            if (attnc_kernel_tensor_value_range(k, i, sz, c->in.params, o->nparams, &lo, &hi, &err))
+                return fail(EXIT_RUNTIME, "tensor '%s': %s", t.name, err.message);
+            if ((rc = int_range_option(o, t.name, &lo, &hi))) return rc;
+            int32_t *p = malloc(sizeof(int32_t) * (count + 1));
+            for (size_t j = 0; p && j < count; j++) p[j] = (int32_t)(lo + (int64_t)(next_random() % (uint64_t)(hi - lo)));
+            t.data = p;
+        }
+        if (!t.data || nt == MAX_REPEATED) return fail(EXIT_RUNTIME, "out of memory or too many tensors", NULL, NULL);
+        c->made[c->nmade++] = (void *)t.data;
+        c->in.tensors[nt++] = t;
+    }
+    size_t rows = (size_t)(sz->B * sz->H * sz->Lq);
+    c->q = random_floats(rows * (size_t)sz->D);
+    c->k = random_floats((size_t)(sz->B * sz->Hkv * sz->Lk * sz->D));
+    c->v = random_floats((size_t)(sz->B * sz->Hkv * sz->Lk * sz->Dv));
+    c->o = malloc(sizeof(float) * (rows * (size_t)sz->Dv + 1));
+    c->lse = malloc(sizeof(float) * (rows + 1));
+    if (!c->q || !c->k || !c->v || !c->o || !c->lse) return fail(EXIT_RUNTIME, "out of memory for the inputs", NULL, NULL);
+    c->args = (attnc_args){*sz, c->q, c->k, c->v, c->o, c->lse, c->in.params, o->nparams, c->in.tensors, nt};
+    return 0;
+}
+
+static int compile_for(const Options *o, const attnc_spec *spec, attnc_backend b, int threads, attnc_kernel **k) {
+    attnc_options opts = {.backend = b, .threads = threads};
+    if (o->tile && parse_tile(o->tile, &opts)) return EXIT_USAGE;
+    attnc_error err = {0};
+    attnc_status st = attnc_compile(spec, o->variant, &opts, k, &err);
+    return st ? fail(status_exit(st), "%s", err.message, NULL) : 0;
+}
+
+typedef struct Errors {
+    double o_abs, o_rel, lse_abs, lse_rel;
+    int mismatched_special; /* a NaN or infinity where the reference has none, or the reverse */
+} Errors;
+
+static void accumulate_error(const float *got, const float *want, size_t n, double *abs_err, double *rel_err,
+                             int *special) {
+    for (size_t i = 0; i < n; i++) {
+        double g = got[i], w = want[i];
+        if (!isfinite(g) || !isfinite(w)) {
+            if (!(isnan(g) && isnan(w)) && g != w) *special = 1;
+            continue;
+        }
+        double d = fabs(g - w);
+        if (d > *abs_err) *abs_err = d;
+        if (d / (1.0 + fabs(w)) > *rel_err) *rel_err = d / (1.0 + fabs(w));
+    }
+}
+
+static const double DIFF_TOLERANCE = 2e-3; /* relative to 1 + |reference| */
+
+int cmd_diff(const Options *o) {
+    attnc_sizes sz = {1, 4, 4, 128, 128, 64, 64};
+    if (o->shape && parse_shape(o->shape, &sz)) return EXIT_USAGE;
+    int threads = 0;
+    if (o->threads && parse_threads(o->threads, &threads)) return EXIT_USAGE;
+    attnc_backend list[8];
+    int n = 0;
+    if (o->backends) {
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", o->backends);
+        for (char *tok = strtok(buf, ","); tok && n < 8; tok = strtok(NULL, ",")) {
+            if (!attnc_backend_parse(tok, &list[n])) return fail(EXIT_USAGE, "--backends: unknown backend '%s'", tok, NULL);
+            if (!attnc_backend_available(list[n]))
+                return fail(EXIT_USAGE, "--backends: '%s' is not available in this build", tok, NULL);
+            n++;
+        }
+    } else {
+        attnc_backend all[] = {ATTNC_BACKEND_LLVM, ATTNC_BACKEND_TCC, ATTNC_BACKEND_CUDA_EMU, ATTNC_BACKEND_REFPLAN};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            if (attnc_backend_available(all[i])) list[n++] = all[i];
+    }
+    attnc_spec *spec = NULL;
+    attnc_kernel *ref = NULL;
+    Call call;
+    memset(&call, 0, sizeof call);
+    int rc = load_spec(o, &spec);
+    if (!rc) rc = compile_for(o, spec, ATTNC_BACKEND_INTERP, 1, &ref);
+    if (!rc) rc = make_call(o, ref, &sz, &call);
+    attnc_error err = {0};
+    attnc_status st = rc ? ATTNC_OK : attnc_kernel_run(ref, &call.args, &err);
+    if (!rc && st) rc = fail(status_exit(st), "interpreter: %s", err.message, NULL);
+    size_t rows = (size_t)(sz.B * sz.H * sz.Lq), no = rows * (size_t)sz.Dv;
+    float *o_ref = rc ? NULL : malloc(sizeof(float) * (no + 1)), *lse_ref = rc ? NULL : malloc(sizeof(float) * (rows + 1));
+    if (!rc && (!o_ref || !lse_ref)) rc = fail(EXIT_RUNTIME, "out of memory", NULL, NULL);
+    if (!rc) {
+        memcpy(o_ref, call.o, sizeof(float) * no);
+        memcpy(lse_ref, call.lse, sizeof(float) * rows);
+        printf("%-10s %12s %12s %12s %12s\n", "backend", "O max abs", "O max rel", "LSE max abs", "LSE max rel");
+    }
+    int worst = 0;
+    for (int i = 0; !rc && i < n; i++) {
+        attnc_kernel *k = NULL;
+        rc = compile_for(o, spec, list[i], threads, &k);
+        if (!rc && (st = attnc_kernel_run(k, &call.args, &err))) rc = fail(status_exit(st), "%s", err.message, NULL);
+        if (!rc) {
+            Errors e = {0};
+            accumulate_error(call.o, o_ref, no, &e.o_abs, &e.o_rel, &e.mismatched_special);
+            accumulate_error(call.lse, lse_ref, rows, &e.lse_abs, &e.lse_rel, &e.mismatched_special);
+            int bad = e.mismatched_special || e.o_rel > DIFF_TOLERANCE || e.lse_rel > DIFF_TOLERANCE;
+            printf("%-10s %12.3g %12.3g %12.3g %12.3g%s\n", attnc_backend_name(list[i]), e.o_abs, e.o_rel, e.lse_abs,
+                   e.lse_rel, bad ? (e.mismatched_special ? "  FAIL (NaN/inf differ)" : "  FAIL") : "  ok");
+            worst |= bad;
+        }
+        attnc_kernel_free(k);
+    }
+    if (!rc && worst) {
+        fprintf(stderr, "attnc: a backend differs from the interpreter by more than %g (relative to 1 + |ref|)\n",
+                DIFF_TOLERANCE);
+        rc = EXIT_DIFF;
+    }
+    free(o_ref);
+    free(lse_ref);
+    call_free(&call);
+    attnc_kernel_free(ref);
+    attnc_spec_free(spec);
+    return rc;
+}
+
+static int compare_doubles(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int cmd_bench(const Options *o) {
+    if (!o->shape) return fail(EXIT_USAGE, "bench needs --shape (e.g. B=1,H=8,Lq=4096,Lk=4096,D=64)", NULL, NULL);
+    attnc_sizes sz;
+    if (parse_shape(o->shape, &sz)) return EXIT_USAGE;
+    attnc_options opts = {0};
+    if (o->backend && !attnc_backend_parse(o->backend, &opts.backend))
+        return fail(EXIT_USAGE, "unknown backend '%s'", o->backend, NULL);
+    int threads = 0, reps = 0;
+    if (o->threads && parse_threads(o->threads, &threads)) return EXIT_USAGE;
+    if (o->reps && (reps = atoi(o->reps)) <= 0) return fail(EXIT_USAGE, "--reps '%s': expected a positive count", o->reps, NULL);
+    attnc_spec *spec = NULL;
+    attnc_kernel *k = NULL;
+    Call call;
+    memset(&call, 0, sizeof call);
+    /* compile time: spec text -> callable kernel, as a user pays it */
+    double t0 = now_seconds();
+    int rc = load_spec(o, &spec);
+    if (!rc) rc = compile_for(o, spec, opts.backend, threads, &k);
+    double compile_ms = (now_seconds() - t0) * 1e3;
+    if (!rc) rc = make_call(o, k, &sz, &call);
+    attnc_error err = {0};
+    int64_t kept = 0;
+    if (!rc && attnc_kernel_kept_pairs(k, &call.args, &kept, &err)) rc = fail(EXIT_RUNTIME, "%s", err.message, NULL);
+    if (!rc && attnc_kernel_run(k, &call.args, &err)) rc = fail(EXIT_RUNTIME, "%s", err.message, NULL); /* warm-up */
+    enum { MAX_REPS = 1000 };
+    double times[MAX_REPS];
+    int done = 0;
+    double start = now_seconds();
+    while (!rc && done < MAX_REPS && (reps ? done < reps : (done < 3 || now_seconds() - start < 1.0))) {
+        double a = now_seconds();
+        if (attnc_kernel_run(k, &call.args, &err)) rc = fail(EXIT_RUNTIME, "%s", err.message, NULL);
+        times[done++] = now_seconds() - a;
+    }
+    if (!rc) {
+        qsort(times, (size_t)done, sizeof times[0], compare_doubles);
+        double median = times[done / 2];
+        double total = (double)sz.B * sz.H * sz.Lq * sz.Lk;
+        double flops = 4.0 * (double)kept * (double)sz.D;
+        printf("backend %s, threads %d, B=%lld H=%lld Hkv=%lld Lq=%lld Lk=%lld D=%lld Dv=%lld\n",
+               attnc_backend_name(attnc_kernel_backend(k)), threads, (long long)sz.B, (long long)sz.H,
+               (long long)sz.Hkv, (long long)sz.Lq, (long long)sz.Lk, (long long)sz.D, (long long)sz.Dv);
+        printf("compile      %10.3f ms\n", compile_ms);
+        printf("time/call    %10.3f ms   (median of %d after a warm-up)\n", median * 1e3, done);
+        printf("kept pairs   %10.4f     (%lld of %.0f)\n", total > 0 ? (double)kept / total : 0.0, (long long)kept,
+               total);
+        printf("GFLOP/s      %10.2f     (4 * D * kept pairs per call)\n", median > 0 ? flops / median * 1e-9 : 0.0);
+    }
+    call_free(&call);
+    attnc_kernel_free(k);
+    attnc_spec_free(spec);
+    return rc;
+}
