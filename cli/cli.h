@@ -12,7 +12,7 @@ typedef struct Options {
     const char *cmd, *file, *variant;
     const char *q, *k, *v, *o, *lse, *backend, *threads, *target, *shape, *tile;
     const char *seed, *backends, *reps;
-    int dump_passes;
+    int dump_passes, separable_bias;
     const char *params[MAX_REPEATED], *tensors[MAX_REPEATED], *defines[MAX_REPEATED];
     const char *int_ranges[MAX_REPEATED];
     int nparams, ntensors, ndefines, nint_ranges;

@@ -16,7 +16,7 @@ static const char usage[] =
     "              [--backend llvm|tcc|interp|cuda-emu] [--threads N]\n"
     "  attnc emit  FILE [--variant NAME] --target ir|llvm-ir|asm|c|cuda [-D NAME=VALUE]... [-o OUT]\n"
     "              [--shape B=1,H=1,Hkv=1,Lq=4096,Lk=4096,D=64,Dv=64 [--param NAME=VALUE]... [--tensor NAME=T.npy]...]\n"
-    "              [--tile BQxBK] [--dump-passes]\n"
+    "              [--tile BQxBK] [--dump-passes] [--separable-bias]\n"
     "  attnc diff  FILE [--variant NAME] [--shape B=1,H=4,Hkv=4,Lq=128,Lk=128,D=64,Dv=64]\n"
     "              [--param NAME=VALUE]... [--tensor NAME=T.npy]... [--int-range NAME=LO,HI]... [--seed N]\n"
     "              [--backends llvm,tcc,refplan] [--threads N]\n"
@@ -38,9 +38,9 @@ static int flag_allowed(const char *cmd, const char *flag) {
     } table[] = {
         {"check", " --variant "},
         {"run", " --variant --q --k --v -o --lse --param --tensor --backend --threads "},
-        {"emit", " --variant --target -D -o --shape --param --tensor --tile --dump-passes "},
-        {"diff", " --variant --shape --param --tensor --seed --backends --threads --int-range "},
-        {"bench", " --variant --shape --backend --threads --param --tensor --reps --tile --int-range "},
+        {"emit", " --variant --target -D -o --shape --param --tensor --tile --dump-passes --separable-bias "},
+        {"diff", " --variant --shape --param --tensor --seed --backends --threads --int-range --separable-bias "},
+        {"bench", " --variant --shape --backend --threads --param --tensor --reps --tile --int-range --separable-bias "},
     };
     char key[64];
     snprintf(key, sizeof key, " %s ", flag);
@@ -66,8 +66,9 @@ static int parse_args(int argc, char **argv, Options *o) {
             continue;
         }
         if (!flag_allowed(o->cmd, a)) return fail(EXIT_USAGE, "unknown option '%s' for '%s' (see attnc --help)", a, o->cmd);
-        if (!strcmp(a, "--dump-passes")) {
-            o->dump_passes = 1;
+        if (!strcmp(a, "--dump-passes") || !strcmp(a, "--separable-bias")) {
+            if (a[2] == 'd') o->dump_passes = 1;
+            else o->separable_bias = 1;
             continue;
         }
         if (i + 1 >= argc) return fail(EXIT_USAGE, "option '%s' needs a value", a, NULL);
@@ -316,6 +317,7 @@ static int cmd_emit(const Options *o) {
     if (!o->target) return fail(EXIT_USAGE, "emit needs --target (ir, llvm-ir, asm, c, cuda)", NULL, NULL);
     attnc_options opts = {0};
     opts.backend = ATTNC_BACKEND_REFPLAN;
+    opts.flags = o->separable_bias ? ATTNC_OPT_SEPARABLE_BIAS : 0;
     attnc_define defs[MAX_REPEATED];
     char names[MAX_REPEATED][128];
     for (int i = 0; i < o->ndefines; i++) {

@@ -112,7 +112,7 @@ static int make_call(const Options *o, const attnc_kernel *k, const attnc_sizes 
 }
 
 static int compile_for(const Options *o, const attnc_spec *spec, attnc_backend b, int threads, attnc_kernel **k) {
-    attnc_options opts = {.backend = b, .threads = threads};
+    attnc_options opts = {.backend = b, .threads = threads, .flags = o->separable_bias ? ATTNC_OPT_SEPARABLE_BIAS : 0};
     if (o->tile && parse_tile(o->tile, &opts)) return EXIT_USAGE;
     attnc_error err = {0};
     attnc_status st = attnc_compile(spec, o->variant, &opts, k, &err);

@@ -23,9 +23,9 @@ int pass_mask_facts(IrModule *m, IrFunc *f);
  * move them to lse_offset (only when no score clause or weight follows). */
 int pass_softmax_invariant(IrModule *m, IrFunc *f);
 
-/* pass_lowrank.c: sum(r < R) f(q, r) * g(kv, r) and products of a per-row
- * and a per-kv factor become extra Q/K columns (FlashBias). */
-int pass_lowrank(IrModule *m, IrFunc *f);
+/* pass_lowrank.c: sum(r < R) f(q, r) * g(kv, r) becomes extra Q/K columns
+ * (FlashBias); with `separable`, so does a * float(x(q) - y(kv)). */
+int pass_lowrank(IrModule *m, IrFunc *f, int separable);
 
 /* ---- ir_eval.c ---------------------------------------------------------- */
 

@@ -1,20 +1,47 @@
 /* pass_lowrank.c — low-rank bias terms become extra Q/K columns (FlashBias).
- * Requires: an IrFunc after folding.
+ * Requires: an IrFunc after folding (and mask-facts, for the separable form).
  * Produces: bias terms of the form
  *     sum(r < R) f(q, r) * g(kv, r)      (R over sizes and params)
  * where f does not read kv and g does not read q, removed from `bias` and
  * recorded as low-rank groups (count R, q-side f, k-side g, with r as
  * IR_SUMVAR level 0).  The kernel appends R columns f to each Q row and g
- * to each K row, so the term rides inside the QK product.  Products of one
- * per-row and one per-kv factor without a sum are left as they are: they
- * cost a multiply per element, and folding large position values into the
- * product would cost float32 accuracy. */
+ * to each K row, so the term rides inside the QK product.
+ *
+ * With `separable` (off by default), also terms  a * float(x - y)  with a
+ * per head or call, x per row and y per kv — ALiBi, decay and KERPLE-style
+ * biases once mask-facts removed their abs() — become two rank-1 groups,
+ * [a * float(x)] . [1] and [a] . [-float(y)].  Off by default because in
+ * float32 each part grows with the position (a * 16384 at long contexts)
+ * while their sum near the diagonal is small: scores would lose about three
+ * digits.  Products without a sum are otherwise left alone: they cost one
+ * multiply per element. */
 #include "ir_passes.h"
 
 enum { MAX_TERMS = 64 };
 
 static int per_row(const IrNode *n) { return !(n->deps & (DEP_KV | DEP_PRE)); }
 static int per_col(const IrNode *n) { return !(n->deps & (DEP_Q | DEP_PRE)); }
+static int per_head(const IrNode *n) { return !(n->deps & (DEP_Q | DEP_KV | DEP_PRE | DEP_SUMVAR)); }
+
+/* Append group (count, fq, gk); 0 when out of memory. */
+static int add_group(IrModule *m, IrFunc *f, IrRef count, IrRef fq, IrRef gk) {
+    int n = f->nlowrank + 1;
+    IrRef *arrays = arena_alloc(m->arena, sizeof(IrRef) * (size_t)n * 3);
+    if (!arrays) return 0;
+    for (int g = 0; g < f->nlowrank; g++) {
+        arrays[g] = f->lowrank_count[g];
+        arrays[n + g] = f->lowrank_q[g];
+        arrays[2 * n + g] = f->lowrank_k[g];
+    }
+    arrays[n - 1] = count;
+    arrays[2 * n - 1] = fq;
+    arrays[3 * n - 1] = gk;
+    f->lowrank_count = arrays;
+    f->lowrank_q = arrays + n;
+    f->lowrank_k = arrays + 2 * n;
+    f->nlowrank = n;
+    return 1;
+}
 
 /* A sum at level 0 whose body is f * g split along q and kv. */
 static int split_sum(IrModule *m, IrRef t, IrRef *count, IrRef *fq, IrRef *gk) {
@@ -38,38 +65,59 @@ static int split_sum(IrModule *m, IrRef t, IrRef *count, IrRef *fq, IrRef *gk) {
     return 1;
 }
 
-int pass_lowrank(IrModule *m, IrFunc *f) {
+/* a * float(x - y) with a per head, x per row, y per kv (either factor order). */
+static int split_separable(IrModule *m, IrRef t, IrRef *a, IrRef *x, IrRef *y) {
+    const IrNode *mul = ir_at(m, t);
+    if (mul->op != IR_MUL || mul->type != T_FLOAT) return 0;
+    for (int side = 0; side < 2; side++) {
+        const IrNode *coef = ir_at(m, mul->args[side]), *conv = ir_at(m, mul->args[1 - side]);
+        if (!per_head(coef) || conv->op != IR_TOFLOAT) continue;
+        const IrNode *diff = ir_at(m, conv->args[0]);
+        if (diff->op != IR_SUB) continue;
+        const IrNode *l = ir_at(m, diff->args[0]), *r = ir_at(m, diff->args[1]);
+        if ((l->deps & DEP_SUMVAR) || (r->deps & DEP_SUMVAR)) continue;
+        if (per_row(l) && per_col(r)) {
+            *a = mul->args[side];
+            *x = diff->args[0];
+            *y = diff->args[1];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int pass_lowrank(IrModule *m, IrFunc *f, int separable) {
     IrRef terms[MAX_TERMS];
     int n = ir_terms(m, f->bias, terms, MAX_TERMS);
     if (n <= 0) return 0;
     IrRef rest = IR_NONE;
     int found = 0;
     for (int i = 0; i < n; i++) {
-        IrRef count, fq, gk, t = terms[i];
+        IrRef count, fq, gk, a, x, y, t = terms[i];
         int negated = ir_at(m, t)->op == IR_NEG;
-        if (split_sum(m, negated ? ir_at(m, t)->args[0] : t, &count, &fq, &gk)) {
-            IrRef *c = arena_alloc(m->arena, sizeof(IrRef) * (size_t)(f->nlowrank + 1) * 3);
-            if (!c) return 0;
-            for (int g = 0; g < f->nlowrank; g++) {
-                c[3 * g] = f->lowrank_count[g];
-                c[3 * g + 1] = f->lowrank_q[g];
-                c[3 * g + 2] = f->lowrank_k[g];
+        IrRef inner = negated ? ir_at(m, t)->args[0] : t;
+        if (split_sum(m, inner, &count, &fq, &gk)) {
+            if (negated) fq = ir_op1(m, IR_NEG, T_FLOAT, fq);
+            if (!add_group(m, f, count, fq, gk)) return 0;
+            found++;
+            continue;
+        }
+        if (separable && split_separable(m, inner, &a, &x, &y)) {
+            /* a * (x - y) = [a * x] . [1] + [a] . [-y]; a negated term negates a */
+            if (negated) a = ir_op1(m, IR_NEG, T_FLOAT, a);
+            IrRef one = ir_int(m, 1);
+            IrRef fx = ir_op1(m, IR_TOFLOAT, T_FLOAT, x);
+            IrRef ax = ir_op2(m, IR_MUL, T_FLOAT, a, fx);
+            IrRef fy = ir_op1(m, IR_TOFLOAT, T_FLOAT, y);
+            IrRef minus_y = ir_op1(m, IR_NEG, T_FLOAT, fy);
+            if (f->weight == IR_NONE && ir_at(m, f->score)->op == IR_PRE) {
+                /* plain softmax: the per-row part only shifts LSE */
+                f->lse_offset = f->lse_offset == IR_NONE ? ax : ir_op2(m, IR_ADD, T_FLOAT, f->lse_offset, ax);
+            } else {
+                IrRef unit = ir_float(m, 1.0);
+                if (!add_group(m, f, one, ax, unit)) return 0;
             }
-            c[3 * f->nlowrank] = count;
-            c[3 * f->nlowrank + 1] = negated ? ir_op1(m, IR_NEG, T_FLOAT, fq) : fq;
-            c[3 * f->nlowrank + 2] = gk;
-            f->nlowrank++;
-            /* three parallel arrays, views into one allocation */
-            IrRef *counts = arena_alloc(m->arena, sizeof(IrRef) * (size_t)f->nlowrank * 3);
-            if (!counts) return 0;
-            for (int g = 0; g < f->nlowrank; g++) {
-                counts[g] = c[3 * g];
-                counts[f->nlowrank + g] = c[3 * g + 1];
-                counts[2 * f->nlowrank + g] = c[3 * g + 2];
-            }
-            f->lowrank_count = counts;
-            f->lowrank_q = counts + f->nlowrank;
-            f->lowrank_k = counts + 2 * f->nlowrank;
+            if (!add_group(m, f, one, a, minus_y)) return 0;
             found++;
             continue;
         }

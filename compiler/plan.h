@@ -46,6 +46,7 @@ typedef struct PlanOptions {
     const int *is_fixed;     /* params fixed at compile time, by param index (or NULL) */
     const Const *fixed;
     StrBuf *dump;            /* when not NULL: the IR after each pass */
+    int separable;           /* pass_lowrank's separable form (see there) */
 } PlanOptions;
 
 /* Run the middle end on a checked attention: build the IR, run the passes in

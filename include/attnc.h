@@ -88,7 +88,15 @@ typedef struct attnc_options {
     const attnc_define *defines; /* params fixed at compile time (-D) */
     int n_defines;
     int tile_q, tile_k;          /* tile sizes in rows of Q and K; 0 = the backend's choice */
+    int flags;                   /* ATTNC_OPT_* */
 } attnc_options;
+
+enum {
+    /* Move biases a * (x(q) - y(kv)) (ALiBi under a causal mask, decay) into
+     * the QK product as rank-1 columns.  Costs float32 accuracy at long
+     * contexts; see docs/middle-end.md. */
+    ATTNC_OPT_SEPARABLE_BIAS = 1
+};
 
 typedef struct attnc_kernel attnc_kernel;
 

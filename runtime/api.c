@@ -289,7 +289,8 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
     }
     if (!st) st = apply_defines(k, opts, err);
     if (!st) {
-        PlanOptions po = {opts ? opts->tile_q : 0, opts ? opts->tile_k : 0, 0, k->fixed.is_fixed, k->fixed.value, NULL};
+        PlanOptions po = {opts ? opts->tile_q : 0, opts ? opts->tile_k : 0, 0, k->fixed.is_fixed, k->fixed.value, NULL,
+                          opts && (opts->flags & ATTNC_OPT_SEPARABLE_BIAS)};
         k->plan = plan_compile(k->c.arena, k->attn, &po);
         if (!k->plan) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the middle end");
     }
@@ -471,7 +472,8 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
     if (flags & ATTNC_EMIT_PASSES) {
         /* run the middle end again, this time keeping the dump of every pass */
         Arena *scratch = arena_new();
-        PlanOptions po = {k->plan->bq, k->plan->bk, k->plan->vec_width, k->fixed.is_fixed, k->fixed.value, &sb};
+        PlanOptions po = {k->plan->bq, k->plan->bk, k->plan->vec_width, k->fixed.is_fixed, k->fixed.value, &sb,
+                          (k->opts.flags & ATTNC_OPT_SEPARABLE_BIAS) != 0};
         if (!scratch || !plan_compile(scratch, k->attn, &po)) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         arena_free(scratch);
     }

@@ -2,7 +2,7 @@
  * a backend on small random inputs described by its `// example-args:` line
  * (`// example-args[NAME]:` when the file holds several attentions).
  *
- *   test_examples FILE.attn [--backend NAME] [--threads N]
+ *   test_examples FILE.attn [--backend NAME] [--threads N] [--flags ATTNC_OPT_*]
  *
  * Checks, per attention: the spec checks; the kernel runs without error;
  * O and LSE hold no NaN or inf except LSE = -inf on fully masked rows, whose
@@ -107,7 +107,7 @@ static const char *check_outputs(const attnc_sizes *sz, const float *v, const fl
 }
 
 static int run_one(const attnc_spec *spec, const char *text, const char *name, int only_one, attnc_backend backend,
-                   int threads) {
+                   int threads, int flags) {
     char line[1024];
     ExampleArgs ea;
     if (!find_args_line(text, name, only_one, line, sizeof line)) {
@@ -119,7 +119,7 @@ static int run_one(const attnc_spec *spec, const char *text, const char *name, i
         printf("FAIL %s: cannot parse example-args '%s'\n", name, line);
         return 1;
     }
-    attnc_options opts = {.backend = backend, .threads = threads};
+    attnc_options opts = {.backend = backend, .threads = threads, .flags = flags};
     attnc_kernel *k = NULL;
     attnc_error err = {0};
     if (attnc_compile(spec, name, &opts, &k, &err)) {
@@ -182,14 +182,15 @@ static int run_one(const attnc_spec *spec, const char *text, const char *name, i
 
 int main(int argc, char **argv) {
     attnc_backend backend = ATTNC_BACKEND_INTERP;
-    int threads = 1;
+    int threads = 1, flags = 0;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--backend") && attnc_backend_parse(argv[i + 1], &backend)) continue;
         if (!strcmp(argv[i], "--threads") && (threads = atoi(argv[i + 1])) > 0) continue;
+        if (!strcmp(argv[i], "--flags") && (flags = atoi(argv[i + 1])) >= 0) continue;
         argc = 0; /* anything else is a usage error */
     }
     if (argc < 2 || argc % 2 != 0) {
-        fprintf(stderr, "usage: test_examples FILE.attn [--backend NAME] [--threads N]\n");
+        fprintf(stderr, "usage: test_examples FILE.attn [--backend NAME] [--threads N] [--flags N]\n");
         return 2;
     }
     size_t len;
@@ -213,7 +214,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     int n = attnc_spec_variant_count(spec), fails = 0;
-    for (int i = 0; i < n; i++) fails += run_one(spec, text, attnc_spec_variant_name(spec, i), n == 1, backend, threads);
+    for (int i = 0; i < n; i++) fails += run_one(spec, text, attnc_spec_variant_name(spec, i), n == 1, backend, threads, flags);
     attnc_spec_free(spec);
     free(text);
     printf("%d passed, %d failed\n", n - fails, fails);

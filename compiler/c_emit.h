@@ -1,0 +1,34 @@
+/* c_emit.h — a kernel plan as one self-contained C99 translation unit
+ * (compiler/c_emit.c): what the libtcc backend compiles in memory, and what
+ * `attnc emit --target c` writes for a C compiler ahead of time. */
+#ifndef ATTNC_C_EMIT_H
+#define ATTNC_C_EMIT_H
+#include "attnc.h"
+#include "plan.h"
+
+/* The generated text holds the ahead-of-time header between these two lines
+ * (`attnc emit --target c -o X.c` also writes them to X.h). */
+#define CEMIT_HEADER_BEGIN "/* ---- attnc:header-begin ---- */"
+#define CEMIT_HEADER_END "/* ---- attnc:header-end ---- */"
+
+/* Defined (to 1) when compiling for the JIT: the text then needs no header
+ * at all and exports the kernel ABI functions under these names. */
+#define CEMIT_JIT_MACRO "ATTNC_JIT"
+#define CEMIT_TILE_SYMBOL "attnc_tile"
+#define CEMIT_SCRATCH_SYMBOL "attnc_scratch_bytes"
+
+/* Every external function the generated code may call: libm and the C
+ * library's block moves (which a C compiler may call for struct copies).
+ * X(name) for each; the JIT binds each name to the host's function. */
+#define CEMIT_EXTERNAL_FUNCTIONS(X)                                                                          \
+    X(expf) X(exp2f) X(logf) X(log2f) X(sqrtf) X(tanhf) X(erff) X(powf) X(floorf) X(ceilf) X(fmodf) X(fabsf) \
+    X(memset) X(memcpy) X(memmove)
+
+/* Append the C for p to out: the header of the entry point
+ * `int NAME_attention(const NAME_args *)` (NAME: the attention's name), the
+ * kernel ABI functions and the entry point itself.  Returns ATTNC_OK, or
+ * ATTNC_ERR_INTERNAL (the plan holds something the emitter cannot express)
+ * or ATTNC_ERR_NOMEM with err filled. */
+attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err);
+
+#endif
