@@ -1,6 +1,6 @@
 /* npyrand — write a .npy file of deterministic pseudo-random values.
  *
- *   npyrand OUT.npy f4|i4 DIM[,DIM...] [--seed N] [--range LO,HI]
+ *   npyrand OUT.npy f4|i4 DIM[,DIM...] [--seed N] [--range LO,HI] [--sorted]
  *
  * f4 values are uniform in [LO,HI) (default [-1,1)); i4 values are integers
  * in [LO,HI) (default [0,4)).  A shape of "" or "scalar" makes a rank-0
@@ -18,7 +18,7 @@
 
 #include "npy.h"
 
-#define USAGE "usage: npyrand OUT.npy f4|i4 DIM[,DIM...] [--seed N] [--range LO,HI]"
+#define USAGE "usage: npyrand OUT.npy f4|i4 DIM[,DIM...] [--seed N] [--range LO,HI] [--sorted]"
 
 typedef struct options {
     const char *out_path;
@@ -28,6 +28,7 @@ typedef struct options {
     size_t count;
     uint64_t seed;
     int has_range;
+    int sorted; /* ascending order: i4 ids of packed documents */
     double lo, hi;
 } options;
 
@@ -153,6 +154,10 @@ static int parse_args(int argc, char **argv, options *o)
     memset(o, 0, sizeof *o);
     for (int i = 1; i < argc; i++) {
         int missing = 0;
+        if (strcmp(argv[i], "--sorted") == 0) {
+            o->sorted = 1;
+            continue;
+        }
         const char *seed = option_value(argc, argv, &i, "--seed", &missing);
         const char *range = seed ? NULL : option_value(argc, argv, &i, "--range", &missing);
         if (missing)
@@ -209,6 +214,18 @@ static int32_t random_int(uint64_t *state, int64_t lo, int64_t hi)
     return (int32_t)(lo + (int64_t)(((next_random(state) >> 32) * span) >> 32));
 }
 
+static int compare_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int compare_f32(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
 static void *fill_random(const options *o, size_t count)
 {
     void *data = malloc(count ? count * 4 : 1);
@@ -219,6 +236,8 @@ static void *fill_random(const options *o, size_t count)
         else
             ((int32_t *)data)[i] = random_int(&state, (int64_t)o->lo, (int64_t)o->hi);
     }
+    if (data && o->sorted)
+        qsort(data, count, 4, o->dtype == ATTNC_F32 ? compare_f32 : compare_i32);
     return data;
 }
 
