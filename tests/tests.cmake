@@ -20,3 +20,8 @@ foreach(spec ${ATTNC_PLAN_GOLDEN})
   get_filename_component(name ${spec} NAME_WE)
   add_test(NAME plan/${name} COMMAND bash ${PROJECT_SOURCE_DIR}/tests/golden.sh $<TARGET_FILE:attnc> ${spec})
 endforeach()
+# The embedding example: a C program using only the public header and the library.
+add_executable(embed_example ${PROJECT_SOURCE_DIR}/examples/embed/embed.c)
+target_compile_options(embed_example PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(embed_example PRIVATE attnc_static m)
+add_test(NAME example/embed COMMAND embed_example)
