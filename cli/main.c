@@ -313,6 +313,25 @@ static int write_text(const char *path, const char *text) {
     return 0;
 }
 
+/* `emit --target c -o X.c`: the C holds its own header between two marker
+ * lines (compiler/c_emit.h); write that part to X.h as well. */
+static int write_c_header(const char *c_path, const char *text) {
+    static const char begin[] = "/* ---- attnc:header-begin ---- */\n", end[] = "/* ---- attnc:header-end ---- */\n";
+    size_t n = strlen(c_path);
+    const char *b = strstr(text, begin), *e = b ? strstr(b, end) : NULL;
+    if (n < 3 || strcmp(c_path + n - 2, ".c") != 0 || !e) return 0;
+    char *h_path = malloc(n + 1);
+    if (!h_path) return fail(EXIT_RUNTIME, "out of memory", NULL, NULL);
+    snprintf(h_path, n + 1, "%.*sh", (int)(n - 1), c_path);
+    b += strlen(begin);
+    FILE *f = fopen(h_path, "w");
+    int rc = !f || fwrite(b, 1, (size_t)(e - b), f) != (size_t)(e - b);
+    if (f && fclose(f) != 0) rc = 1;
+    if (rc) rc = fail(EXIT_RUNTIME, "cannot write '%s'", h_path, NULL);
+    free(h_path);
+    return rc;
+}
+
 static int cmd_emit(const Options *o) {
     if (!o->target) return fail(EXIT_USAGE, "emit needs --target (ir, llvm-ir, asm, c, cuda)", NULL, NULL);
     attnc_options opts = {0};
@@ -353,6 +372,7 @@ static int cmd_emit(const Options *o) {
         if (st) rc = fail(status_exit(st), "%s", err.message, NULL);
     }
     if (!rc) rc = write_text(o->o, text);
+    if (!rc && o->o && !strcmp(o->target, "c")) rc = write_c_header(o->o, text);
     attnc_free(text);
     free_inputs(in);
     free(in);

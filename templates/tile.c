@@ -1,0 +1,286 @@
+/* templates/tile.c — the fused, tiled attention kernel that attnc emits as C.
+ *
+ * compiler/c_emit.c copies this file into every generated translation unit
+ * and fills the holes marked with a comment of the form  / *@NAME@* /  with
+ * the code of one attention's kernel plan (compiler/plan.h).  Everything
+ * else here is the same for every attention: the loop nest of FlashAttention
+ * with online softmax, exactly as runtime/plan_run.c (refplan, the float64
+ * reference) computes it, but in float32 and with loops that gcc and clang
+ * -O3 vectorise: the dot products run along kv over a transposed K tile, the
+ * P.V product along Dv, and the element code is branch-free.
+ *
+ * Before this text the emitter defines:
+ *   ATTNC_BQ, ATTNC_BK     the plan's tile sizes (rows of Q, rows of K)
+ *   ATTNC_SOFTMAX          1: online softmax; 0: a `weight` clause (no division)
+ *   ATTNC_LSE_OFFSET       1: the plan adds a per-row term to LSE (softmax-invariant bias)
+ *   ATTNC_ROW_SLOTS        per-row values the element code reads (8 bytes x BQ each)
+ *   ATTNC_COL_SLOTS        per-kv values the element code reads (8 bytes x BK each)
+ *   ATTNC_LINKAGE          `static` ahead of time, empty for the JIT (which looks
+ *                          attnc_tile and attnc_scratch_bytes up by name)
+ *   attnc_inf()            +infinity as a float
+ * and the AttnCall of runtime/kernel_abi.h.
+ *
+ * The holes, and what each sees:
+ *   HEAD      once per work item: call-level and (b, h)-level values; sets
+ *             lowrank_cols (the Q/K columns of low-rank bias terms)
+ *   SCRATCH   in attnc_scratch_bytes: sets lowrank_cols from call-level values
+ *   SLOTS     typed views of sc.row_slots / sc.col_slots for the values above
+ *   ROW       per query row q: row values, low-rank Q columns, lse offset
+ *   COL       per key row kv of a visited tile: kv values, low-rank K columns
+ *   ELEM_FULL, ELEM_PARTIAL  per element (q, kv), reading srow[j] (the dot
+ *             product) and lrow[j] (the low-rank term): they set elem_fault
+ *             (a runtime error here), elem_keep (the masks; FULL tiles keep
+ *             everything) and elem_value (the score times log2(e) for softmax,
+ *             else the weight).
+ * Every IR operation the holes use is total (an out-of-range load gives 0,
+ * an int division by zero gives 0), so they compute eagerly, without
+ * branches; the plan's `fault` value reports what the spec calls an error. */
+
+#define ATTNC_TILE_FULL 1
+#define ATTNC_TILE_PARTIAL 2
+#define ATTNC_LOG2E 1.44269504088896340736f
+#define ATTNC_LN2 0.69314718055994530942f
+#if ATTNC_SOFTMAX
+#define ATTNC_MASKED (-attnc_inf()) /* a masked score: exp2 gives 0 */
+#else
+#define ATTNC_MASKED 0.0f           /* a masked weight */
+#endif
+
+/* The work item's scratch, carved from the runtime's per-thread buffer. */
+typedef struct AttnScratch {
+    float *m, *l;        /* [BQ] running max (log2 domain) and sum of each row */
+    int32_t *any;        /* [BQ] the row kept some element (weight clauses) */
+    float *lse_off;      /* [BQ] the row's LSE offset */
+    float *acc;          /* [BQ][Dv] un-normalised output rows */
+    float *s;            /* [BQ][BK] dot products, then scores, then probabilities */
+    float *lr;           /* [BQ][BK] the low-rank bias term of each element */
+    float *kt;           /* [D][BK] the K tile, transposed */
+    float *qlr;          /* [BQ][lowrank_cols] low-rank columns of the Q rows */
+    float *klr;          /* [lowrank_cols][BK] low-rank columns of the K tile, transposed */
+    int64_t *row_slots;  /* [ROW_SLOTS][BQ] */
+    int64_t *col_slots;  /* [COL_SLOTS][BK] */
+} AttnScratch;
+
+/* Hand out `bytes` of base at *off, 64-byte aligned; with base NULL only count. */
+static void *attnc_take(char *base, int64_t *off, int64_t bytes) {
+    void *p = base ? (void *)(base + *off) : (void *)0;
+    *off += (bytes + 63) / 64 * 64;
+    return p;
+}
+
+/* Lay the scratch out over base (NULL: measure only); returns its size. */
+static int64_t attnc_scratch_layout(const AttnCall *c, int64_t lowrank_cols, char *base, AttnScratch *sc) {
+    int64_t off = 0;
+    sc->m = (float *)attnc_take(base, &off, ATTNC_BQ * 4);
+    sc->l = (float *)attnc_take(base, &off, ATTNC_BQ * 4);
+    sc->any = (int32_t *)attnc_take(base, &off, ATTNC_BQ * 4);
+    sc->lse_off = (float *)attnc_take(base, &off, ATTNC_BQ * 4);
+    sc->acc = (float *)attnc_take(base, &off, ATTNC_BQ * c->Dv * 4);
+    sc->s = (float *)attnc_take(base, &off, ATTNC_BQ * ATTNC_BK * 4);
+    sc->lr = (float *)attnc_take(base, &off, lowrank_cols > 0 ? ATTNC_BQ * ATTNC_BK * 4 : 0);
+    sc->kt = (float *)attnc_take(base, &off, c->D * ATTNC_BK * 4);
+    sc->qlr = (float *)attnc_take(base, &off, ATTNC_BQ * lowrank_cols * 4);
+    sc->klr = (float *)attnc_take(base, &off, lowrank_cols * ATTNC_BK * 4);
+    sc->row_slots = (int64_t *)attnc_take(base, &off, ATTNC_ROW_SLOTS * ATTNC_BQ * 8);
+    sc->col_slots = (int64_t *)attnc_take(base, &off, ATTNC_COL_SLOTS * ATTNC_BK * 8);
+    return off;
+}
+
+/* Bytes of scratch one work item needs (kernel_abi.h). */
+ATTNC_LINKAGE int64_t attnc_scratch_bytes(const AttnCall *c) {
+    int64_t lowrank_cols = 0;
+    /*@SCRATCH@*/
+    AttnScratch sc;
+    return attnc_scratch_layout(c, lowrank_cols, (char *)0, &sc);
+}
+
+/* Rows [qt*BQ, min((qt+1)*BQ, Lq)) of (b, h): O and LSE (kernel_abi.h).
+ * Returns 1 when an element of a visited tile raises a runtime error.
+ * A call without a tile map (row_start NULL: the ahead-of-time entry point)
+ * visits every kv tile and evaluates the masks everywhere. */
+ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt, void *scratch) {
+    const int64_t D = c->D, Dv = c->Dv;
+    const int64_t hk = h / (c->H / c->Hkv);
+    const int64_t q0 = qt * ATTNC_BQ;
+    const int64_t nr = c->Lq - q0 < ATTNC_BQ ? c->Lq - q0 : ATTNC_BQ;
+    const float *qtile = c->q + ((b * c->H + h) * c->Lq + q0) * D;
+    const float *khead = c->k + (b * c->Hkv + hk) * c->Lk * D;
+    const float *vhead = c->v + (b * c->Hkv + hk) * c->Lk * Dv;
+    float *orows = c->o + ((b * c->H + h) * c->Lq + q0) * Dv;
+    float *lserows = c->lse ? c->lse + (b * c->H + h) * c->Lq + q0 : (float *)0;
+    int64_t lowrank_cols = 0;
+    (void)hk;
+    /*@HEAD@*/
+    AttnScratch sc;
+    attnc_scratch_layout(c, lowrank_cols, (char *)scratch, &sc);
+    /*@SLOTS@*/
+
+    for (int64_t i = 0; i < nr; i++) {
+        const int64_t q = q0 + i;
+        (void)q;
+        sc.m[i] = -attnc_inf();
+        sc.l[i] = 0.0f;
+        sc.any[i] = 0;
+        sc.lse_off[i] = 0.0f;
+        for (int64_t d = 0; d < Dv; d++) sc.acc[i * Dv + d] = 0.0f;
+        /*@ROW@*/
+    }
+
+    /* the kv tiles this q tile visits, from the tile map of its group */
+    const int64_t group = (c->mask_varies_b ? b : 0) * (c->mask_varies_h ? c->H : 1) + (c->mask_varies_h ? h : 0);
+    const int64_t first = c->row_start ? c->row_start[group * c->nqt + qt] : 0;
+    const int64_t last = c->row_start ? c->row_start[group * c->nqt + qt + 1] : c->nkt;
+    int fault = 0;
+    for (int64_t e = first; e < last; e++) {
+        const int64_t k0 = (c->row_start ? (int64_t)c->tile_kv[e] : e) * ATTNC_BK;
+        const int mode = c->row_start ? c->tile_mode[e] : ATTNC_TILE_PARTIAL;
+        const int64_t nc = c->Lk - k0 < ATTNC_BK ? c->Lk - k0 : ATTNC_BK;
+        const float *ktile = khead + k0 * D, *vtile = vhead + k0 * Dv;
+
+        for (int64_t j = 0; j < nc; j++) {
+            const int64_t kv = k0 + j;
+            (void)kv;
+            /*@COL@*/
+        }
+        /* K transposed, so each dot product below runs along kv in vector
+         * lanes; columns past the last key are zero, never uninitialised */
+        for (int64_t d = 0; d < D; d++) {
+            float *kcol = sc.kt + d * ATTNC_BK;
+            for (int64_t j = 0; j < nc; j++) kcol[j] = ktile[j * D + d];
+            for (int64_t j = nc; j < ATTNC_BK; j++) kcol[j] = 0.0f;
+        }
+        for (int64_t i = 0; i < nr; i++) {
+            float *srow = sc.s + i * ATTNC_BK;
+            const float *qrow = qtile + i * D;
+            for (int64_t j = 0; j < ATTNC_BK; j++) srow[j] = 0.0f;
+            for (int64_t d = 0; d < D; d++) {
+                const float qd = qrow[d];
+                const float *kcol = sc.kt + d * ATTNC_BK;
+                for (int64_t j = 0; j < ATTNC_BK; j++) srow[j] += qd * kcol[j];
+            }
+        }
+        /* low-rank bias terms: the same product over their extra columns */
+        if (lowrank_cols > 0) {
+            for (int64_t r = 0; r < lowrank_cols; r++)
+                for (int64_t j = nc; j < ATTNC_BK; j++) sc.klr[r * ATTNC_BK + j] = 0.0f;
+            for (int64_t i = 0; i < nr; i++) {
+                float *lrow = sc.lr + i * ATTNC_BK;
+                for (int64_t j = 0; j < ATTNC_BK; j++) lrow[j] = 0.0f;
+                for (int64_t r = 0; r < lowrank_cols; r++) {
+                    const float qr = sc.qlr[i * lowrank_cols + r];
+                    const float *kcol = sc.klr + r * ATTNC_BK;
+                    for (int64_t j = 0; j < ATTNC_BK; j++) lrow[j] += qr * kcol[j];
+                }
+            }
+        }
+
+        /* per element: score (or weight), masks on PARTIAL tiles only */
+        if (mode == ATTNC_TILE_PARTIAL) {
+            for (int64_t i = 0; i < nr; i++) {
+                const int64_t q = q0 + i;
+                float *srow = sc.s + i * ATTNC_BK;
+                const float *lrow = sc.lr + i * ATTNC_BK;
+                int kept = 0;
+                (void)q;
+                (void)lrow;
+                for (int64_t j = 0; j < nc; j++) {
+                    const int64_t kv = k0 + j;
+                    int elem_fault = 0, elem_keep = 1;
+                    float elem_value = 0.0f;
+                    (void)kv;
+                    /*@ELEM_PARTIAL@*/
+                    fault |= elem_fault;
+                    kept |= elem_keep;
+                    srow[j] = elem_keep ? elem_value : ATTNC_MASKED;
+                }
+                sc.any[i] |= kept;
+            }
+        } else {
+            for (int64_t i = 0; i < nr; i++) {
+                const int64_t q = q0 + i;
+                float *srow = sc.s + i * ATTNC_BK;
+                const float *lrow = sc.lr + i * ATTNC_BK;
+                (void)q;
+                (void)lrow;
+                for (int64_t j = 0; j < nc; j++) {
+                    const int64_t kv = k0 + j;
+                    int elem_fault = 0;
+                    float elem_value = 0.0f;
+                    (void)kv;
+                    /*@ELEM_FULL@*/
+                    fault |= elem_fault;
+                    srow[j] = elem_value;
+                }
+                sc.any[i] |= nc > 0;
+            }
+        }
+        if (fault) return 1;
+
+#if ATTNC_SOFTMAX
+        /* online softmax in the log2 domain: rescale what the row holds when
+         * its max grows; rows that have kept only -inf so far stay empty */
+        for (int64_t i = 0; i < nr; i++) {
+            float *prow = sc.s + i * ATTNC_BK;
+            float tile_max = -attnc_inf();
+            for (int64_t j = 0; j < nc; j++) tile_max = prow[j] > tile_max ? prow[j] : tile_max;
+            const float m_old = sc.m[i];
+            const float m_new = tile_max > m_old ? tile_max : m_old;
+            if (m_new == -attnc_inf()) {
+                for (int64_t j = 0; j < nc; j++) prow[j] = 0.0f;
+                continue;
+            }
+            if (m_new != m_old) {
+                const float rescale = exp2f(m_old - m_new);
+                float *arow = sc.acc + i * Dv;
+                sc.l[i] *= rescale;
+                for (int64_t d = 0; d < Dv; d++) arow[d] *= rescale;
+                sc.m[i] = m_new;
+            }
+            float sum = 0.0f;
+            for (int64_t j = 0; j < nc; j++) {
+                prow[j] = exp2f(prow[j] - m_new);
+                sum += prow[j];
+            }
+            sc.l[i] += sum;
+        }
+#else
+        /* a weight clause: p is the weight itself, summed for LSE */
+        for (int64_t i = 0; i < nr; i++) {
+            const float *prow = sc.s + i * ATTNC_BK;
+            float sum = 0.0f;
+            for (int64_t j = 0; j < nc; j++) sum += prow[j];
+            sc.l[i] += sum;
+        }
+#endif
+        /* O_acc += P . V_tile, along Dv */
+        for (int64_t i = 0; i < nr; i++) {
+            const float *prow = sc.s + i * ATTNC_BK;
+            float *arow = sc.acc + i * Dv;
+            for (int64_t j = 0; j < nc; j++) {
+                const float p = prow[j];
+                if (p == 0.0f) continue;
+                const float *vrow = vtile + j * Dv;
+                for (int64_t d = 0; d < Dv; d++) arow[d] += p * vrow[d];
+            }
+        }
+    }
+
+    /* O and LSE; a row that kept nothing gives O = 0 and LSE = -inf */
+    for (int64_t i = 0; i < nr; i++) {
+        const float off = sc.lse_off[i];
+        float *orow = orows + i * Dv;
+        const float *arow = sc.acc + i * Dv;
+        int empty = !sc.any[i] || (ATTNC_LSE_OFFSET && (off != off || off == -attnc_inf()));
+        float lse;
+#if ATTNC_SOFTMAX
+        empty = empty || sc.m[i] == -attnc_inf();
+        for (int64_t d = 0; d < Dv; d++) orow[d] = empty ? 0.0f : arow[d] / sc.l[i];
+        lse = sc.m[i] * ATTNC_LN2 + logf(sc.l[i]) + off;
+#else
+        for (int64_t d = 0; d < Dv; d++) orow[d] = empty ? 0.0f : arow[d];
+        lse = logf(sc.l[i]);
+#endif
+        if (lserows) lserows[i] = empty ? -attnc_inf() : lse;
+    }
+    return 0;
+}
