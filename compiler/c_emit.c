@@ -11,8 +11,10 @@
  *      ATTNC_JIT is defined (libtcc) a few typedefs stand in for it, so the
  *      JIT needs no system header;
  *   2. kernel_abi.h (AttnCall), declarations of the libm functions the code
- *      calls, and helpers with the IR's total semantics (floor division and
- *      modulo with x/0 = 0, saturating int(), Python-style float %);
+ *      calls, helpers with the IR's total semantics (floor division and
+ *      modulo with x/0 = 0, saturating int(), Python-style float %), and the
+ *      dense loops of templates/dense.c (only their prototypes under
+ *      ATTNC_JIT: the JIT binds them to libattnc's vectorised copies);
  *   3. the template with its holes filled.  Each IR node becomes one typed
  *      local (int64_t, float, or int for bool), computed in the loop of its
  *      level (plan_level): call and (b, h) values once per work item, row
@@ -41,6 +43,8 @@
 
 extern const char attnc_tile_template[];
 extern const unsigned long attnc_tile_template_len;
+extern const char attnc_dense_template[];
+extern const unsigned long attnc_dense_template_len;
 extern const char attnc_kernel_abi_text[];
 extern const unsigned long attnc_kernel_abi_text_len;
 
@@ -52,7 +56,6 @@ enum {
 
 /* The code of one hole of the template, and which values it holds. */
 typedef struct Block {
-    const char *hole;
     Level level;        /* values it computes: LV_CALL (scratch size), LV_HEAD (call and head), LV_ROW, LV_COL, LV_ELEM */
     StrBuf text;
     int depth;          /* loops open inside the block */
@@ -124,9 +127,13 @@ static void const_text(const IrNode *n, char *out) {
         else if (n->c.i < 0) snprintf(out, NAME_CHARS, "(%lldLL)", (long long)n->c.i);
         else snprintf(out, NAME_CHARS, "%lldLL", (long long)n->c.i);
     } else {
-        float f = (float)n->c.f; /* what a float32 kernel computes with */
-        if (isnan(f)) snprintf(out, NAME_CHARS, "attnc_nan()");
-        else if (isinf(f)) snprintf(out, NAME_CHARS, "%sattnc_inf()", f < 0 ? "-" : "");
+        /* what a float32 kernel computes with; from 0x1.ffffffp+127 on, float rounds to inf
+         * (and converting such a double to float would be undefined behaviour) */
+        double d = n->c.f;
+        int overflows = isinf(d) || fabs(d) >= 0x1.ffffffp+127;
+        float f = overflows ? 0.0f : (float)d;
+        if (isnan(d)) snprintf(out, NAME_CHARS, "attnc_nan()");
+        else if (overflows) snprintf(out, NAME_CHARS, "%s", d < 0 ? "(-attnc_inf())" : "attnc_inf()");
         else snprintf(out, NAME_CHARS, "%s%af%s", signbit(f) ? "(" : "", (double)f, signbit(f) ? ")" : "");
     }
 }
@@ -167,9 +174,8 @@ static void name_of(CEmit *E, Block *B, IrRef r, char *out) {
     else snprintf(out, NAME_CHARS, "v%d", r);
 }
 
-static int block_init(Block *B, const char *hole, Level level, int nodes) {
+static int block_init(Block *B, Level level, int nodes) {
     memset(B, 0, sizeof *B);
-    B->hole = hole;
     B->level = level;
     B->avail = calloc((size_t)nodes + 1, sizeof(int));
     B->seen = calloc((size_t)nodes + 1, sizeof(unsigned));
@@ -208,17 +214,27 @@ static void add_local(CEmit *E, Block *B, IrRef r) {
     B->avail[r] = B->depth + 1;
 }
 
-/* Open a loop over sum variable r<level> inside B; returns the mark to close it. */
-static int open_loop(Block *B, int level) {
+/* Open a C block inside B; returns the mark to close it. */
+static int open_scope(Block *B) {
     B->depth++;
-    B->open |= 1u << level;
     return B->nlocals;
 }
 
-static void close_loop(Block *B, int level, int mark) {
+/* Close it: its locals are out of scope. */
+static void close_scope(Block *B, int mark) {
     while (B->nlocals > mark) B->avail[B->locals[--B->nlocals]] = 0;
-    B->open &= ~(1u << level);
     B->depth--;
+}
+
+/* Open a loop over sum variable r<level> inside B; returns the mark to close it. */
+static int open_loop(Block *B, int level) {
+    B->open |= 1u << level;
+    return open_scope(B);
+}
+
+static void close_loop(Block *B, int level, int mark) {
+    B->open &= ~(1u << level);
+    close_scope(B, mark);
 }
 
 static void need(CEmit *E, Block *B, IrRef root);
@@ -505,8 +521,13 @@ static void emit_element(CEmit *E, int partial) {
     block_reset(B, E->m->n);
     E->pre_ready = 0;
     if (p->needs_fault) {
+        /* in its own scope: what only the fault check needs is not computed when the call skips it */
+        line(E, B, "if (check_faults) {");
+        int mark = open_scope(B);
         value(E, B, f->fault, v);
         line(E, B, "elem_fault = %s;", v);
+        close_scope(B, mark);
+        line(E, B, "}");
     }
     if (partial && p->needs_mask) {
         value(E, B, f->keep, v);
@@ -636,8 +657,8 @@ static const char jit_types[] =
     "typedef unsigned char uint8_t;\ntypedef unsigned short uint16_t;\ntypedef unsigned int uint32_t;\n"
     "typedef unsigned long long uint64_t;\n";
 
-/* Declarations and helpers every kernel shares: the IR's total semantics. */
-static const char helpers[] =
+/* libm, as the generated code declares it (the JIT binds these names). */
+static const char libm_declarations[] =
     "/* libm (bound to the host's functions by the JIT) */\n"
     "float expf(float);\nfloat exp2f(float);\nfloat logf(float);\nfloat log2f(float);\nfloat sqrtf(float);\n"
     "float tanhf(float);\nfloat erff(float);\nfloat powf(float, float);\nfloat floorf(float);\nfloat ceilf(float);\n"
@@ -647,41 +668,62 @@ static const char helpers[] =
     "    union { uint32_t u; float f; } x;\n"
     "    x.u = 0x7f800000u;\n"
     "    return x.f;\n"
-    "}\n"
-    "static inline float attnc_nan(void) {\n"
-    "    union { uint32_t u; float f; } x;\n"
-    "    x.u = 0x7fc00000u;\n"
-    "    return x.f;\n"
-    "}\n"
-    "/* int / and % floor like Python; x / 0 = x % 0 = 0; INT64_MIN / -1 wraps */\n"
-    "static inline int64_t attnc_floordiv(int64_t a, int64_t b) {\n"
-    "    if (b == 0) return 0;\n"
-    "    if (b == -1) return (int64_t)(0 - (uint64_t)a);\n"
-    "    int64_t q = a / b;\n"
-    "    if (a % b != 0 && ((a < 0) != (b < 0))) q--;\n"
-    "    return q;\n"
-    "}\n"
-    "static inline int64_t attnc_floormod(int64_t a, int64_t b) {\n"
-    "    if (b == 0 || b == -1) return 0;\n"
-    "    int64_t r = a % b;\n"
-    "    if (r != 0 && ((r < 0) != (b < 0))) r += b;\n"
-    "    return r;\n"
-    "}\n"
-    "/* float % takes the sign of the divisor, like Python */\n"
-    "static inline float attnc_fmod_floor(float a, float b) {\n"
-    "    float r = fmodf(a, b);\n"
-    "    if (r != 0 && ((r < 0) != (b < 0))) r += b;\n"
-    "    return r;\n"
-    "}\n"
-    "/* int(x): truncates, saturates at the int64 range, NaN gives 0 */\n"
-    "static inline int64_t attnc_float_to_int(float x) {\n"
-    "    if (x != x) return 0;\n"
-    "    if (x >= 9223372036854775808.0f) return (int64_t)9223372036854775807LL;\n"
-    "    if (x < -9223372036854775808.0f) return (int64_t)(-9223372036854775807LL - 1);\n"
-    "    return (int64_t)x;\n"
-    "}\n"
-    "static inline float attnc_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }\n"
-    "static inline float attnc_sign(float x) { return x > 0 ? 1.0f : x < 0 ? -1.0f : x; }\n";
+    "}\n";
+
+/* Helpers with the IR's total semantics, each emitted only where the code
+ * calls it (compilers warn about unused static functions). */
+static const struct {
+    const char *name, *text;
+} helpers[] = {
+    {"attnc_nan(",
+     "static inline float attnc_nan(void) {\n"
+     "    union { uint32_t u; float f; } x;\n"
+     "    x.u = 0x7fc00000u;\n"
+     "    return x.f;\n"
+     "}\n"},
+    {"attnc_floordiv(",
+     "/* int / floors like Python; x / 0 = 0; INT64_MIN / -1 wraps */\n"
+     "static inline int64_t attnc_floordiv(int64_t a, int64_t b) {\n"
+     "    if (b == 0) return 0;\n"
+     "    if (b == -1) return (int64_t)(0 - (uint64_t)a);\n"
+     "    int64_t q = a / b;\n"
+     "    if (a % b != 0 && ((a < 0) != (b < 0))) q--;\n"
+     "    return q;\n"
+     "}\n"},
+    {"attnc_floormod(",
+     "/* int % takes the sign of the divisor, like Python; x % 0 = 0 */\n"
+     "static inline int64_t attnc_floormod(int64_t a, int64_t b) {\n"
+     "    if (b == 0 || b == -1) return 0;\n"
+     "    int64_t r = a % b;\n"
+     "    if (r != 0 && ((r < 0) != (b < 0))) r += b;\n"
+     "    return r;\n"
+     "}\n"},
+    {"attnc_fmod_floor(",
+     "/* float % takes the sign of the divisor, like Python */\n"
+     "static inline float attnc_fmod_floor(float a, float b) {\n"
+     "    float r = fmodf(a, b);\n"
+     "    if (r != 0 && ((r < 0) != (b < 0))) r += b;\n"
+     "    return r;\n"
+     "}\n"},
+    {"attnc_float_to_int(",
+     "/* int(x): truncates, saturates at the int64 range, NaN gives 0 */\n"
+     "static inline int64_t attnc_float_to_int(float x) {\n"
+     "    if (x != x) return 0;\n"
+     "    if (x >= 9223372036854775808.0f) return (int64_t)9223372036854775807LL;\n"
+     "    if (x < -9223372036854775808.0f) return (int64_t)(-9223372036854775807LL - 1);\n"
+     "    return (int64_t)x;\n"
+     "}\n"},
+    {"attnc_sigmoid(", "static inline float attnc_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }\n"},
+    {"attnc_sign(", "static inline float attnc_sign(float x) { return x > 0 ? 1.0f : x < 0 ? -1.0f : x; }\n"},
+};
+
+/* Whether any hole's code mentions `name`. */
+static int code_uses(const CEmit *E, const char *name) {
+    const StrBuf *code[] = {&E->head.text, &E->row.text, &E->col.text, &E->scratch.text, &E->elem_partial, &E->elem_full};
+    for (size_t i = 0; i < sizeof code / sizeof code[0]; i++)
+        if (code[i]->p && strstr(code[i]->p, name)) return 1;
+    return 0;
+}
 
 /* Append `text` with every line that is a hole replaced by its code, indented like the hole. */
 static int fill_template(CEmit *E, StrBuf *out) {
@@ -720,7 +762,7 @@ static int fill_template(CEmit *E, StrBuf *out) {
 static void emit_entry(const CEmit *E, const char *used, StrBuf *out) {
     const Attention *a = E->p->attn;
     const char *N = a->name;
-    sb_printf(out, "\n#ifndef ATTNC_JIT\n#include <stdlib.h>\n\n");
+    sb_printf(out, "\n#ifndef ATTNC_JIT\n#include <stdlib.h>\n#include <string.h>\n\n");
     sb_printf(out, "int %s_attention(const %s_args *a) {\n", N, N);
     sb_printf(out, "    if (!a || !a->q || !a->k || !a->v || !a->o) return 2;\n"
                    "    if (a->B < 0 || a->H < 0 || a->Hkv <= 0 || a->Lq < 0 || a->Lk < 0 || a->D < 0 || a->Dv < 0 ||\n"
@@ -750,6 +792,7 @@ static void emit_entry(const CEmit *E, const char *used, StrBuf *out) {
     }
     sb_printf(out,
               "    AttnCall c;\n"
+              "    memset(&c, 0, sizeof c);\n"
               "    c.B = a->B, c.H = a->H, c.Hkv = a->Hkv, c.Lq = a->Lq, c.Lk = a->Lk, c.D = a->D, c.Dv = a->Dv;\n"
               "    c.q = a->q, c.k = a->k, c.v = a->v, c.o = a->o, c.lse = a->lse;\n"
               "    c.params = params;\n"
@@ -762,6 +805,7 @@ static void emit_entry(const CEmit *E, const char *used, StrBuf *out) {
               "    c.tile_mode = (const uint8_t *)0;\n"
               "    c.mask_varies_b = 0, c.mask_varies_h = 0;\n"
               "    c.kernel_data = (const void *)0;\n"
+              "    c.check_faults = 1;\n"
               "    int64_t bytes = attnc_scratch_bytes(&c);\n"
               "    void *scratch = malloc((size_t)bytes + 64);\n"
               "    if (!scratch) return 3;\n"
@@ -783,9 +827,9 @@ attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err) {
     int nodes = p->ir->n;
     char *used = calloc((size_t)p->attn->nparams + 1, 1);
     E.in_slot = calloc((size_t)nodes + 1, 1);
-    int ok = used && E.in_slot && block_init(&E.head, "HEAD", LV_HEAD, nodes) &&
-             block_init(&E.row, "ROW", LV_ROW, nodes) && block_init(&E.col, "COL", LV_COL, nodes) &&
-             block_init(&E.elem, "ELEM", LV_ELEM, nodes) && block_init(&E.scratch, "SCRATCH", LV_CALL, nodes);
+    int ok = used && E.in_slot && block_init(&E.head, LV_HEAD, nodes) && block_init(&E.row, LV_ROW, nodes) &&
+             block_init(&E.col, LV_COL, nodes) && block_init(&E.elem, LV_ELEM, nodes) &&
+             block_init(&E.scratch, LV_CALL, nodes);
     attnc_status st = ATTNC_OK;
     if (!ok) E.nomem = 1;
     if (!failed(&E)) {
@@ -807,7 +851,15 @@ attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err) {
         const char *abi = attnc_kernel_abi_text, *inc = strstr(abi, "#include <stdint.h>\n");
         if (inc) sb_printf(out, "%.*s%s\n", (int)(inc - abi), abi, inc + strlen("#include <stdint.h>\n"));
         else sb_printf(out, "%s\n", abi);
-        sb_printf(out, "%s\n", helpers);
+        sb_printf(out, "%s", libm_declarations);
+        for (size_t i = 0; i < sizeof helpers / sizeof helpers[0]; i++)
+            if (code_uses(&E, helpers[i].name)) sb_printf(out, "%s", helpers[i].text);
+        sb_printf(out, "\n");
+        /* the dense loops: compiled here ahead of time; the JIT calls libattnc's -O3 copies */
+        sb_printf(out, "#ifdef ATTNC_JIT\n#define ATTNC_DENSE_API\n#define ATTNC_DENSE_PROTOTYPES_ONLY\n#else\n"
+                       "#define ATTNC_DENSE_API static inline\n"
+                       "#endif\n%.*s\n",
+                  (int)attnc_dense_template_len, attnc_dense_template);
         sb_printf(out, "#define ATTNC_BQ %d\n#define ATTNC_BK %d\n#define ATTNC_SOFTMAX %d\n#define ATTNC_LSE_OFFSET %d\n",
                   p->bq, p->bk, p->softmax ? 1 : 0, p->f->lse_offset != IR_NONE ? 1 : 0);
         sb_printf(out, "#define ATTNC_ROW_SLOTS %d\n#define ATTNC_COL_SLOTS %d\n", E.nrow_slots, E.ncol_slots);

@@ -17,12 +17,15 @@
 #define CEMIT_TILE_SYMBOL "attnc_tile"
 #define CEMIT_SCRATCH_SYMBOL "attnc_scratch_bytes"
 
-/* Every external function the generated code may call: libm and the C
- * library's block moves (which a C compiler may call for struct copies).
- * X(name) for each; the JIT binds each name to the host's function. */
+/* The external functions the generated code calls under ATTNC_JIT, which
+ * the JIT binds by name: libm and the C library's block moves (which a
+ * compiler may call for struct copies), X(name) for each ... */
 #define CEMIT_EXTERNAL_FUNCTIONS(X)                                                                          \
     X(expf) X(exp2f) X(logf) X(log2f) X(sqrtf) X(tanhf) X(erff) X(powf) X(floorf) X(ceilf) X(fmodf) X(fabsf) \
     X(memset) X(memcpy) X(memmove)
+/* ... and the dense loops of templates/dense.c (runtime/jit_dense.c). */
+#define CEMIT_DENSE_FUNCTIONS(X) \
+    X(attnc_dense_transpose) X(attnc_dense_qk) X(attnc_dense_softmax) X(attnc_dense_weights) X(attnc_dense_pv)
 
 /* Append the C for p to out: the header of the entry point
  * `int NAME_attention(const NAME_args *)` (NAME: the attention's name), the

@@ -8,7 +8,9 @@
  * compiling says that the JIT is in libattnc.a only.
  * Produces: a CompiledKernel whose code lives in memory libtcc owns (freed
  * with the kernel).  The generated C includes no header and needs no runtime
- * library (-nostdlib); each libm function it calls is bound to the host's.
+ * library (-nostdlib); each libm function it calls is bound to the host's,
+ * and its dense loops (templates/dense.c) to libattnc's vectorised copies
+ * (jit_dense.c): libtcc compiles only what differs between attentions.
  * libtcc 0.9.27 keeps global state while compiling, so compiles take a
  * mutex; the compiled code itself is reentrant. */
 #include "tcc_backend.h"
@@ -21,6 +23,7 @@
 
 #include "backend.h"
 #include "c_emit.h"
+#include "jit_dense.h"
 
 #ifdef ATTNC_TCC_JIT
 #include <libtcc.h>
@@ -52,6 +55,8 @@ static const struct {
     const char *name;
     const void *addr;
 } externals[] = {CEMIT_EXTERNAL_FUNCTIONS(BIND_EXTERNAL)};
+#define DENSE_NAME(name) #name,
+static const char *const dense_functions[] = {CEMIT_DENSE_FUNCTIONS(DENSE_NAME)};
 
 static double now_ms(void) {
     struct timespec t;
@@ -80,6 +85,8 @@ attnc_status jit_compile_c(const char *source, const char *what, JitKernel **out
     }
     for (size_t i = 0; ok && i < sizeof externals / sizeof externals[0]; i++)
         tcc_add_symbol(k->tcc, externals[i].name, externals[i].addr);
+    for (size_t i = 0; ok && i < sizeof dense_functions / sizeof dense_functions[0]; i++)
+        tcc_add_symbol(k->tcc, dense_functions[i], jit_dense_function(dense_functions[i]));
     if (ok) {
         step = "link";
         ok = tcc_relocate(k->tcc, TCC_RELOCATE_AUTO) >= 0;

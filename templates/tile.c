@@ -5,9 +5,9 @@
  * the code of one attention's kernel plan (compiler/plan.h).  Everything
  * else here is the same for every attention: the loop nest of FlashAttention
  * with online softmax, exactly as runtime/plan_run.c (refplan, the float64
- * reference) computes it, but in float32 and with loops that gcc and clang
- * -O3 vectorise: the dot products run along kv over a transposed K tile, the
- * P.V product along Dv, and the element code is branch-free.
+ * reference) computes it, but in float32.  The dense loops (Q.K^T, P.V, the
+ * softmax update) are the functions of templates/dense.c, written so that gcc
+ * and clang -O3 vectorise them; the element code is branch-free.
  *
  * Before this text the emitter defines:
  *   ATTNC_BQ, ATTNC_BK     the plan's tile sizes (rows of Q, rows of K)
@@ -18,7 +18,7 @@
  *   ATTNC_LINKAGE          `static` ahead of time, empty for the JIT (which looks
  *                          attnc_tile and attnc_scratch_bytes up by name)
  *   attnc_inf()            +infinity as a float
- * and the AttnCall of runtime/kernel_abi.h.
+ * and the AttnCall of runtime/kernel_abi.h and the functions of dense.c.
  *
  * The holes, and what each sees:
  *   HEAD      once per work item: call-level and (b, h)-level values; sets
@@ -29,7 +29,8 @@
  *   COL       per key row kv of a visited tile: kv values, low-rank K columns
  *   ELEM_FULL, ELEM_PARTIAL  per element (q, kv), reading srow[j] (the dot
  *             product) and lrow[j] (the low-rank term): they set elem_fault
- *             (a runtime error here), elem_keep (the masks; FULL tiles keep
+ *             (a runtime error here, computed only when check_faults),
+ *             elem_keep (the masks; FULL tiles keep
  *             everything) and elem_value (the score times log2(e) for softmax,
  *             else the weight).
  * Every IR operation the holes use is total (an out-of-range load gives 0,
@@ -130,7 +131,15 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
     const int64_t group = (c->mask_varies_b ? b : 0) * (c->mask_varies_h ? c->H : 1) + (c->mask_varies_h ? h : 0);
     const int64_t first = c->row_start ? c->row_start[group * c->nqt + qt] : 0;
     const int64_t last = c->row_start ? c->row_start[group * c->nqt + qt + 1] : c->nkt;
+#if ATTNC_SOFTMAX
+    (void)attnc_dense_weights; /* unused: no compiler warning about it */
+#else
+    (void)attnc_dense_softmax;
+#endif
+    /* 0 when the call's tile analysis proved that nothing here can fault */
+    const int check_faults = c->check_faults;
     int fault = 0;
+    (void)check_faults;
     for (int64_t e = first; e < last; e++) {
         const int64_t k0 = (c->row_start ? (int64_t)c->tile_kv[e] : e) * ATTNC_BK;
         const int mode = c->row_start ? c->tile_mode[e] : ATTNC_TILE_PARTIAL;
@@ -142,36 +151,15 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
             (void)kv;
             /*@COL@*/
         }
-        /* K transposed, so each dot product below runs along kv in vector
-         * lanes; columns past the last key are zero, never uninitialised */
-        for (int64_t d = 0; d < D; d++) {
-            float *kcol = sc.kt + d * ATTNC_BK;
-            for (int64_t j = 0; j < nc; j++) kcol[j] = ktile[j * D + d];
-            for (int64_t j = nc; j < ATTNC_BK; j++) kcol[j] = 0.0f;
-        }
-        for (int64_t i = 0; i < nr; i++) {
-            float *srow = sc.s + i * ATTNC_BK;
-            const float *qrow = qtile + i * D;
-            for (int64_t j = 0; j < ATTNC_BK; j++) srow[j] = 0.0f;
-            for (int64_t d = 0; d < D; d++) {
-                const float qd = qrow[d];
-                const float *kcol = sc.kt + d * ATTNC_BK;
-                for (int64_t j = 0; j < ATTNC_BK; j++) srow[j] += qd * kcol[j];
-            }
-        }
+        /* S = Q_tile . K_tile^T over K transposed, so the products run
+         * along kv in vector lanes; columns past the last key are zero */
+        attnc_dense_transpose(ktile, nc, D, ATTNC_BK, sc.kt);
+        attnc_dense_qk(qtile, D, nr, D, sc.kt, ATTNC_BK, sc.s);
         /* low-rank bias terms: the same product over their extra columns */
         if (lowrank_cols > 0) {
             for (int64_t r = 0; r < lowrank_cols; r++)
                 for (int64_t j = nc; j < ATTNC_BK; j++) sc.klr[r * ATTNC_BK + j] = 0.0f;
-            for (int64_t i = 0; i < nr; i++) {
-                float *lrow = sc.lr + i * ATTNC_BK;
-                for (int64_t j = 0; j < ATTNC_BK; j++) lrow[j] = 0.0f;
-                for (int64_t r = 0; r < lowrank_cols; r++) {
-                    const float qr = sc.qlr[i * lowrank_cols + r];
-                    const float *kcol = sc.klr + r * ATTNC_BK;
-                    for (int64_t j = 0; j < ATTNC_BK; j++) lrow[j] += qr * kcol[j];
-                }
-            }
+            attnc_dense_qk(sc.qlr, lowrank_cols, nr, lowrank_cols, sc.klr, ATTNC_BK, sc.lr);
         }
 
         /* per element: score (or weight), masks on PARTIAL tiles only */
@@ -216,53 +204,14 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
         }
         if (fault) return 1;
 
+        /* online softmax in the log2 domain (or a weight clause's plain
+         * sum), then O_acc += P . V_tile */
 #if ATTNC_SOFTMAX
-        /* online softmax in the log2 domain: rescale what the row holds when
-         * its max grows; rows that have kept only -inf so far stay empty */
-        for (int64_t i = 0; i < nr; i++) {
-            float *prow = sc.s + i * ATTNC_BK;
-            float tile_max = -attnc_inf();
-            for (int64_t j = 0; j < nc; j++) tile_max = prow[j] > tile_max ? prow[j] : tile_max;
-            const float m_old = sc.m[i];
-            const float m_new = tile_max > m_old ? tile_max : m_old;
-            if (m_new == -attnc_inf()) {
-                for (int64_t j = 0; j < nc; j++) prow[j] = 0.0f;
-                continue;
-            }
-            if (m_new != m_old) {
-                const float rescale = exp2f(m_old - m_new);
-                float *arow = sc.acc + i * Dv;
-                sc.l[i] *= rescale;
-                for (int64_t d = 0; d < Dv; d++) arow[d] *= rescale;
-                sc.m[i] = m_new;
-            }
-            float sum = 0.0f;
-            for (int64_t j = 0; j < nc; j++) {
-                prow[j] = exp2f(prow[j] - m_new);
-                sum += prow[j];
-            }
-            sc.l[i] += sum;
-        }
+        attnc_dense_softmax(sc.s, nr, nc, ATTNC_BK, sc.m, sc.l, sc.acc, Dv);
 #else
-        /* a weight clause: p is the weight itself, summed for LSE */
-        for (int64_t i = 0; i < nr; i++) {
-            const float *prow = sc.s + i * ATTNC_BK;
-            float sum = 0.0f;
-            for (int64_t j = 0; j < nc; j++) sum += prow[j];
-            sc.l[i] += sum;
-        }
+        attnc_dense_weights(sc.s, nr, nc, ATTNC_BK, sc.l);
 #endif
-        /* O_acc += P . V_tile, along Dv */
-        for (int64_t i = 0; i < nr; i++) {
-            const float *prow = sc.s + i * ATTNC_BK;
-            float *arow = sc.acc + i * Dv;
-            for (int64_t j = 0; j < nc; j++) {
-                const float p = prow[j];
-                if (p == 0.0f) continue;
-                const float *vrow = vtile + j * Dv;
-                for (int64_t d = 0; d < Dv; d++) arow[d] += p * vrow[d];
-            }
-        }
+        attnc_dense_pv(sc.s, nr, nc, ATTNC_BK, vtile, Dv, sc.acc);
     }
 
     /* O and LSE; a row that kept nothing gives O = 0 and LSE = -inf */

@@ -1,0 +1,60 @@
+# tests/cgen.cmake — the C emitter (compiler/c_emit.c) beyond the examples:
+# the libtcc backend on shapes with odd L, Lq != Lk, GQA, D = 40, Dv != D,
+# fully masked rows, small tiles and 1 or 2 threads; the same generated C
+# compiled ahead of time by the system C compiler (cc -O2 -std=c99) and
+# called through its documented entry point; the JIT's own error paths.
+# Every comparison is against the reference interpreter (tests/test_cgen.c).
+if(ATTNC_HAVE_TCC_JIT)
+  add_executable(test_cgen ${PROJECT_SOURCE_DIR}/tests/test_cgen.c)
+  target_compile_options(test_cgen PRIVATE ${ATTNC_WARNINGS})
+  target_link_libraries(test_cgen PRIVATE attnc_static m ${CMAKE_DL_LIBS} Threads::Threads)
+  add_test(NAME cgen/unit COMMAND test_cgen --unit)
+
+  # cgen_case(NAME AOT|JIT SPEC ARGS...): tcc on 1 and 2 threads; with AOT
+  # also ahead of time through `attnc emit --target c` and cc.
+  function(cgen_case name mode spec)
+    add_test(NAME cgen/tcc/${name}/threads1 COMMAND test_cgen ${spec} ${ARGN} --threads 1 --backend tcc)
+    add_test(NAME cgen/tcc/${name}/threads2 COMMAND test_cgen ${spec} ${ARGN} --threads 2 --backend tcc)
+    if(mode STREQUAL "AOT")
+      set(work ${CMAKE_CURRENT_BINARY_DIR}/aot/${name})
+      file(MAKE_DIRECTORY ${work})
+      add_test(NAME cgen/aot/${name} COMMAND test_cgen ${spec} ${ARGN} --aot $<TARGET_FILE:attnc> cc ${work})
+    endif()
+  endfunction()
+
+  set(ex ${PROJECT_SOURCE_DIR}/examples)
+  set(own ${PROJECT_SOURCE_DIR}/tests/cgen/variants.attn)
+  # ahead of time: a mask, a tensor bias, a low-rank sum, a weight clause,
+  # a -D specialised param, an int tensor, nested sums
+  cgen_case(causal_br_gqa AOT ${ex}/causal.attn --variant causal_bottom_right_aligned
+            --shape B=2,H=6,Hkv=2,Lq=50,Lk=37,D=40,Dv=24 --masked-rows)
+  cgen_case(t5_relative AOT ${ex}/relative_bias_1d.attn --variant t5_relative
+            --shape B=1,H=4,Hkv=2,Lq=70,Lk=90,D=40,Dv=12 --param buckets=16 --param max_dist=32)
+  cgen_case(low_rank AOT ${ex}/low_rank_bias.attn --variant flashbias_low_rank
+            --shape B=2,H=4,Hkv=2,Lq=67,Lk=131,D=40,Dv=24 --param rank=5 --tile 32x16)
+  cgen_case(relu_masked_rows AOT ${own} --variant relu_bottom_right
+            --shape B=1,H=4,Hkv=2,Lq=45,Lk=30,D=40,Dv=12 --masked-rows --tile 16x16)
+  cgen_case(window_fixed AOT ${ex}/sliding_window.attn --variant sliding_window_causal -D window=7
+            --shape B=1,H=3,Hkv=1,Lq=77,Lk=77,D=24,Dv=40 --tile 16x16)
+  cgen_case(document AOT ${ex}/document.attn --variant document_causal
+            --shape B=2,H=4,Hkv=4,Lq=97,Lk=97,D=40,Dv=8 --int-range doc=0,5 --tile 16x32)
+  cgen_case(nested_sums AOT ${own} --variant nested_sums
+            --shape B=1,H=2,Hkv=2,Lq=33,Lk=47,D=40,Dv=8 --param R=4)
+  cgen_case(alibi_long JIT ${ex}/alibi.attn --variant alibi_causal
+            --shape B=1,H=4,Hkv=1,Lq=129,Lk=129,D=40,Dv=72)
+  cgen_case(sigmoid JIT ${ex}/sigmoid.attn --variant sigmoid_causal
+            --shape B=1,H=4,Hkv=2,Lq=65,Lk=65,D=40,Dv=20)
+  cgen_case(row_bias JIT ${own} --variant row_bias
+            --shape B=2,H=2,Hkv=1,Lq=41,Lk=41,D=40,Dv=16 --tile 16x16)
+  cgen_case(int_edges JIT ${own} --variant int_edges
+            --shape B=1,H=2,Hkv=1,Lq=29,Lk=35,D=40,Dv=8 --tile 8x8)
+  # runtime errors of the spec: the interpreter's message (tcc), status 1 (ahead of time)
+  cgen_case(fault_oob_index AOT ${own} --variant oob_index --expect-fault
+            --shape B=1,H=2,Hkv=1,Lq=20,Lk=20,D=8,Dv=8 --tile 8x8)
+  cgen_case(fault_div_zero AOT ${own} --variant div_zero --expect-fault
+            --shape B=1,H=2,Hkv=2,Lq=17,Lk=23,D=8,Dv=8)
+  # degenerate shapes: a single key, a single query, D = Dv = 1
+  cgen_case(tiny JIT ${ex}/alibi.attn --variant alibi_bidirectional --shape B=1,H=1,Hkv=1,Lq=1,Lk=1,D=1,Dv=1)
+  cgen_case(one_key JIT ${ex}/causal.attn --variant causal_bottom_right_aligned
+            --shape B=3,H=2,Hkv=1,Lq=9,Lk=1,D=3,Dv=5 --masked-rows)
+endif()

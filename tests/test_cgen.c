@@ -1,0 +1,508 @@
+/* test_cgen.c — the generated C (compiler/c_emit.c) against the reference
+ * interpreter, through the libtcc JIT or ahead of time with the system C
+ * compiler.
+ *
+ *   test_cgen SPEC --variant NAME --shape B=..,H=..,Hkv=..,Lq=..,Lk=..,D=..,Dv=..
+ *             [--param N=V]... [-D N=V]... [--int-range T=LO,HI]... [--tile BQxBK]
+ *             [--threads N] [--masked-rows] [--expect-fault]
+ *             (--backend tcc | --aot ATTNC CC WORKDIR)
+ *   test_cgen --unit
+ *
+ * --backend tcc: compile with -D fixed params through the library, run,
+ * compare O and LSE with the interpreter's (tolerance 2e-3 as for every
+ * float32 backend, NaN matching NaN, -inf matching -inf).
+ * --aot: `ATTNC emit SPEC --target c -o WORKDIR/NAME.c` (which also writes
+ * NAME.h), a small glue file that fills NAME_args by field name, both
+ * compiled by `CC -O2 -std=c99` into a shared object that is loaded here and
+ * called through NAME_attention: the documented entry point, as a user would.
+ * --masked-rows: the shape must leave some rows fully masked (LSE = -inf), so
+ * that the test is known to exercise them.
+ * --expect-fault: the call must fail with a runtime error of the spec: the
+ * tcc kernel with the interpreter's exact message, the AOT entry point with
+ * status 1.
+ * --unit: the JIT's own paths: a source that does not compile gives an
+ * internal error naming libtcc's message and `attnc emit --target c`; other
+ * targets are refused; compiles from several threads at once agree. */
+#include <dlfcn.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attnc.h"
+#include "tcc_backend.h"
+
+enum { MAX_ITEMS = 32 };
+
+typedef struct Test {
+    const char *spec_path, *variant, *attnc, *cc, *workdir;
+    attnc_sizes sz;
+    const char *params[MAX_ITEMS], *defines[MAX_ITEMS];
+    int nparams, ndefines;
+    char range_name[MAX_ITEMS][64];
+    int range_lo[MAX_ITEMS], range_hi[MAX_ITEMS], nranges;
+    int tile_q, tile_k, threads, masked_rows, expect_fault, aot;
+} Test;
+
+static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
+static uint64_t rng_next(void) {
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static float rng_uniform(void) { return (float)((double)(rng_next() >> 11) / 9007199254740992.0 * 2.0 - 1.0); }
+
+static float *random_floats(size_t n) {
+    float *p = malloc(sizeof(float) * (n + 1));
+    for (size_t i = 0; p && i < n; i++) p[i] = rng_uniform();
+    return p;
+}
+
+static int parse_shape(const char *text, attnc_sizes *sz) {
+    *sz = (attnc_sizes){1, 1, 1, 1, 1, 1, 1};
+    const char *p = text;
+    while (*p) {
+        char key[8];
+        long long v;
+        int n = 0;
+        if (sscanf(p, "%7[A-Za-z]=%lld%n", key, &v, &n) != 2) return 0;
+        if (!strcmp(key, "B")) sz->B = v;
+        else if (!strcmp(key, "H")) sz->H = v;
+        else if (!strcmp(key, "Hkv")) sz->Hkv = v;
+        else if (!strcmp(key, "Lq")) sz->Lq = v;
+        else if (!strcmp(key, "Lk")) sz->Lk = v;
+        else if (!strcmp(key, "D")) sz->D = v;
+        else if (!strcmp(key, "Dv")) sz->Dv = v;
+        else return 0;
+        p += n;
+        if (*p == ',') p++;
+    }
+    return 1;
+}
+
+static int close_enough(float got, float want) {
+    if (isnan(want) || isnan(got)) return isnan(want) && isnan(got);
+    if (isinf(want) || isinf(got)) return got == want;
+    return fabs((double)got - (double)want) <= 2e-3 * (1.0 + fabs((double)want));
+}
+
+static int usage(void) {
+    fprintf(stderr, "usage: test_cgen SPEC --variant NAME --shape ... [--param N=V]... [-D N=V]... "
+                    "[--int-range T=LO,HI]... [--tile BQxBK] [--threads N] [--masked-rows] "
+                    "(--backend tcc | --aot ATTNC CC WORKDIR) | test_cgen --unit\n");
+    return 2;
+}
+
+static int parse_args(int argc, char **argv, Test *t) {
+    memset(t, 0, sizeof *t);
+    t->threads = 2;
+    int have_shape = 0, have_mode = 0;
+    if (argc < 2) return 0;
+    t->spec_path = argv[1];
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--masked-rows") || !strcmp(a, "--expect-fault")) {
+            *(a[2] == 'm' ? &t->masked_rows : &t->expect_fault) = 1;
+            continue;
+        }
+        if (!v) return 0;
+        i++;
+        if (!strcmp(a, "--variant")) t->variant = v;
+        else if (!strcmp(a, "--shape")) have_shape = parse_shape(v, &t->sz);
+        else if (!strcmp(a, "--param") && t->nparams < MAX_ITEMS) t->params[t->nparams++] = v;
+        else if (!strcmp(a, "-D") && t->ndefines < MAX_ITEMS) t->defines[t->ndefines++] = v;
+        else if (!strcmp(a, "--threads")) t->threads = atoi(v);
+        else if (!strcmp(a, "--tile")) {
+            if (sscanf(v, "%dx%d", &t->tile_q, &t->tile_k) != 2) return 0;
+        } else if (!strcmp(a, "--int-range") && t->nranges < MAX_ITEMS) {
+            int k = t->nranges++;
+            if (sscanf(v, "%63[^=]=%d,%d", t->range_name[k], &t->range_lo[k], &t->range_hi[k]) != 3 ||
+                t->range_hi[k] <= t->range_lo[k])
+                return 0;
+        } else if (!strcmp(a, "--backend")) {
+            if (strcmp(v, "tcc") != 0) return 0;
+            have_mode = 1;
+        } else if (!strcmp(a, "--aot") && i + 2 < argc) {
+            t->attnc = v;
+            t->cc = argv[++i];
+            t->workdir = argv[++i];
+            t->aot = 1;
+            have_mode = 1;
+        } else {
+            return 0;
+        }
+    }
+    return have_shape && have_mode && t->variant;
+}
+
+/* Compile the variant with the test's -D params for `backend`. */
+static attnc_kernel *compile(const Test *t, const attnc_spec *spec, attnc_backend backend, char *why, size_t n) {
+    attnc_define defs[MAX_ITEMS];
+    char names[MAX_ITEMS][64];
+    for (int i = 0; i < t->ndefines; i++) {
+        const char *eq = strchr(t->defines[i], '=');
+        snprintf(names[i], sizeof names[i], "%.*s", eq ? (int)(eq - t->defines[i]) : 0, t->defines[i]);
+        defs[i] = (attnc_define){names[i], eq ? eq + 1 : ""};
+    }
+    attnc_options opts = {.backend = backend, .threads = t->threads, .defines = defs, .n_defines = t->ndefines,
+                          .tile_q = t->tile_q, .tile_k = t->tile_k};
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    if (attnc_compile(spec, t->variant, &opts, &k, &err)) {
+        snprintf(why, n, "compile for %s: %s", attnc_backend_name(backend), err.message);
+        return NULL;
+    }
+    return k;
+}
+
+typedef struct Inputs {
+    float *q, *k, *v;
+    attnc_param params[MAX_ITEMS];
+    attnc_tensor tensors[MAX_ITEMS];
+    int nparams, ntensors;
+} Inputs;
+
+static int make_inputs(const Test *t, const attnc_kernel *k, Inputs *in, char *why, size_t n) {
+    const attnc_sizes *sz = &t->sz;
+    attnc_error err = {0};
+    in->q = random_floats((size_t)(sz->B * sz->H * sz->Lq * sz->D));
+    in->k = random_floats((size_t)(sz->B * sz->Hkv * sz->Lk * sz->D));
+    in->v = random_floats((size_t)(sz->B * sz->Hkv * sz->Lk * sz->Dv));
+    for (int i = 0; i < t->nparams; i++) {
+        const char *eq = strchr(t->params[i], '=');
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - t->params[i]) : 0, t->params[i]);
+        if (!eq || attnc_kernel_param_from_text(k, name, eq + 1, &in->params[in->nparams++], &err)) {
+            snprintf(why, n, "--param %s: %s", t->params[i], err.message);
+            return 0;
+        }
+    }
+    in->ntensors = attnc_kernel_tensor_count(k);
+    for (int i = 0; i < in->ntensors; i++) {
+        attnc_tensor *x = &in->tensors[i];
+        x->name = attnc_kernel_tensor_info(k, i, &x->dtype, &x->rank);
+        if (attnc_kernel_tensor_shape(k, i, sz, in->params, in->nparams, x->shape, &err)) {
+            snprintf(why, n, "shape of tensor '%s': %s", x->name, err.message);
+            return 0;
+        }
+        size_t count = 1;
+        for (int d = 0; d < x->rank; d++) count *= (size_t)x->shape[d];
+        if (x->dtype == ATTNC_F32) {
+            x->data = random_floats(count);
+        } else {
+            int lo = 0, hi = 4;
+            for (int r = 0; r < t->nranges; r++)
+                if (!strcmp(t->range_name[r], x->name)) lo = t->range_lo[r], hi = t->range_hi[r];
+            int32_t *p = malloc(sizeof(int32_t) * (count + 1));
+            for (size_t j = 0; p && j < count; j++) p[j] = lo + (int32_t)(rng_next() % (uint64_t)(hi - lo));
+            x->data = p;
+        }
+    }
+    return 1;
+}
+
+static void free_inputs(Inputs *in) {
+    free(in->q);
+    free(in->k);
+    free(in->v);
+    for (int i = 0; i < in->ntensors; i++) free((void *)in->tensors[i].data);
+}
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) buf[n] = 0;
+    return buf;
+}
+
+typedef int (*GlueFn)(const int64_t *sizes, const float *q, const float *k, const float *v, float *o, float *lse,
+                      const attnc_param *params, const void *const *tensors, const int64_t (*shapes)[ATTNC_MAX_RANK]);
+
+/* Emit, write the glue, compile and load: the glue function, or NULL with why. */
+static GlueFn build_aot(const Test *t, const attnc_kernel *k, void **lib, char *why, size_t n) {
+    const char *V = t->variant;
+    char cmd[4096], path[1024];
+    int len = snprintf(cmd, sizeof cmd, "'%s' emit '%s' --variant %s --target c -o '%s/%s.c'", t->attnc, t->spec_path,
+                       V, t->workdir, V);
+    for (int i = 0; i < t->ndefines; i++) len += snprintf(cmd + len, sizeof cmd - (size_t)len, " -D %s", t->defines[i]);
+    if (system(cmd) != 0) {
+        snprintf(why, n, "failed: %.900s", cmd);
+        return NULL;
+    }
+    snprintf(path, sizeof path, "%s/%s.h", t->workdir, V);
+    char *header = read_text(path);
+    if (!header) {
+        snprintf(why, n, "emit did not write %.900s", path);
+        return NULL;
+    }
+    /* the glue sets each field by name, as a user's program would */
+    snprintf(path, sizeof path, "%s/%s_glue.c", t->workdir, V);
+    FILE *g = fopen(path, "w");
+    if (!g) {
+        free(header);
+        snprintf(why, n, "cannot write %.900s", path);
+        return NULL;
+    }
+    fprintf(g, "#include <string.h>\n#include \"%s.h\"\n", V);
+    /* Param: the layout of attnc_param, without including attnc.h into the user's side */
+    fprintf(g, "typedef struct { const char *name; int type; int64_t i; double f; int b; } Param;\n");
+    fprintf(g, "int glue(const int64_t *sz, const float *q, const float *k, const float *v, float *o, float *lse,\n"
+               "         const Param *p, const void *const *t, const int64_t (*shape)[8]) {\n");
+    fprintf(g, "    %s_args a;\n    memset(&a, 0, sizeof a);\n", V);
+    fprintf(g, "    a.B = sz[0], a.H = sz[1], a.Hkv = sz[2], a.Lq = sz[3], a.Lk = sz[4], a.D = sz[5], a.Dv = sz[6];\n");
+    fprintf(g, "    a.q = q, a.k = k, a.v = v, a.o = o, a.lse = lse;\n");
+    int np = attnc_kernel_param_count(k);
+    for (int i = 0; i < np; i++) {
+        attnc_type type;
+        const char *name = attnc_kernel_param_info(k, i, &type, NULL, NULL);
+        char field[128];
+        snprintf(field, sizeof field, " param_%s;", name);
+        if (!strstr(header, field)) continue; /* the kernel does not read it */
+        fprintf(g, "    a.param_%s = p[%d].%s;\n", name, i, type == ATTNC_INT ? "i" : type == ATTNC_FLOAT ? "f" : "b");
+    }
+    for (int i = 0; i < attnc_kernel_tensor_count(k); i++) {
+        attnc_dtype dt;
+        int rank;
+        const char *name = attnc_kernel_tensor_info(k, i, &dt, &rank);
+        fprintf(g, "    a.tensor_%s = t[%d];\n", name, i);
+        fprintf(g, "    for (int d = 0; d < %d; d++) a.shape_%s[d] = shape[%d][d];\n", rank, name, i);
+    }
+    fprintf(g, "    return %s_attention(&a);\n}\n", V);
+    fclose(g);
+    free(header);
+    snprintf(cmd, sizeof cmd, "%s -O2 -std=c99 -Wall -shared -fPIC -o '%s/%s.so' '%s/%s.c' '%s/%s_glue.c' -lm", t->cc,
+             t->workdir, V, t->workdir, V, t->workdir, V);
+    if (system(cmd) != 0) {
+        snprintf(why, n, "failed: %.900s", cmd);
+        return NULL;
+    }
+    snprintf(path, sizeof path, "%s/%s.so", t->workdir, V);
+    *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    GlueFn fn = *lib ? (GlueFn)dlsym(*lib, "glue") : NULL;
+    if (!fn) snprintf(why, n, "cannot load %.300s: %.300s", path, dlerror());
+    return fn;
+}
+
+/* Run the backend (or AOT code) and the interpreter; NULL when they agree. */
+static const char *run_test(const Test *t, char *why, size_t n) {
+    char *text = read_text(t->spec_path);
+    if (!text) {
+        snprintf(why, n, "cannot read %s", t->spec_path);
+        return why;
+    }
+    attnc_spec *spec = NULL;
+    attnc_error err = {0};
+    attnc_kernel *ref = NULL, *k = NULL;
+    void *lib = NULL;
+    Inputs in;
+    memset(&in, 0, sizeof in);
+    const attnc_sizes *sz = &t->sz;
+    size_t rows = (size_t)(sz->B * sz->H * sz->Lq), no = rows * (size_t)sz->Dv;
+    float *o = malloc(sizeof(float) * (no + 1)), *lse = malloc(sizeof(float) * (rows + 1));
+    float *ro = malloc(sizeof(float) * (no + 1)), *rlse = malloc(sizeof(float) * (rows + 1));
+    const char *bad = NULL;
+    if (attnc_spec_from_string(t->spec_path, text, strlen(text), &spec, &err)) {
+        snprintf(why, n, "%s %s", err.message, spec ? attnc_spec_diagnostics(spec) : "");
+        bad = why;
+    }
+    if (!bad && !(ref = compile(t, spec, ATTNC_BACKEND_INTERP, why, n))) bad = why;
+    if (!bad && !(k = compile(t, spec, t->aot ? ATTNC_BACKEND_INTERP : ATTNC_BACKEND_TCC, why, n))) bad = why;
+    if (!bad && !make_inputs(t, ref, &in, why, n)) bad = why;
+    attnc_args args = {*sz, in.q, in.k, in.v, ro, rlse, in.params, in.nparams, in.tensors, in.ntensors};
+    char ref_message[sizeof err.message] = "";
+    attnc_status ref_status = bad ? ATTNC_OK : attnc_kernel_run(ref, &args, &err);
+    if (ref_status) snprintf(ref_message, sizeof ref_message, "%s", err.message);
+    if (!bad && t->expect_fault != (ref_status == ATTNC_ERR_RUNTIME)) {
+        snprintf(why, n, "the interpreter %s: %.300s", t->expect_fault ? "reports no runtime error" : "fails",
+                 ref_status ? ref_message : "");
+        bad = why;
+    }
+    if (!bad && t->aot) {
+        GlueFn glue = build_aot(t, k, &lib, why, n);
+        const void *tdata[MAX_ITEMS];
+        int64_t shapes[MAX_ITEMS][ATTNC_MAX_RANK];
+        for (int i = 0; i < in.ntensors; i++) {
+            tdata[i] = in.tensors[i].data;
+            memcpy(shapes[i], in.tensors[i].shape, sizeof shapes[i]);
+        }
+        /* the interpreter's param values, defaults included, by the kernel's param order */
+        attnc_param all[MAX_ITEMS];
+        for (int i = 0; i < attnc_kernel_param_count(k) && i < MAX_ITEMS; i++) {
+            int has_default;
+            const char *name = attnc_kernel_param_info(k, i, NULL, &has_default, &all[i]);
+            for (int j = 0; j < in.nparams; j++)
+                if (!strcmp(in.params[j].name, name)) all[i] = in.params[j];
+        }
+        int64_t sizes[7] = {sz->B, sz->H, sz->Hkv, sz->Lq, sz->Lk, sz->D, sz->Dv};
+        int rc = glue ? glue(sizes, in.q, in.k, in.v, o, lse, all, tdata, (const int64_t(*)[ATTNC_MAX_RANK])shapes) : -1;
+        if (!glue) bad = why;
+        else if (rc != (t->expect_fault ? 1 : 0)) {
+            snprintf(why, n, "%s_attention returned %d", t->variant, rc);
+            bad = why;
+        }
+    } else if (!bad) {
+        args.o = o;
+        args.lse = lse;
+        attnc_status st = attnc_kernel_run(k, &args, &err);
+        if (t->expect_fault && (st != ATTNC_ERR_RUNTIME || strcmp(err.message, ref_message) != 0)) {
+            snprintf(why, n, "tcc gives status %d '%.300s', the interpreter '%.300s'", (int)st, st ? err.message : "",
+                     ref_message);
+            bad = why;
+        } else if (!t->expect_fault && st) {
+            snprintf(why, n, "tcc: %s", err.message);
+            bad = why;
+        }
+    }
+    if (!bad && t->expect_fault) {
+        printf("ok %s %s: the runtime error is reported (%s)\n", t->variant, t->aot ? "ahead of time" : "tcc",
+               ref_message);
+        goto done;
+    }
+    double worst = 0;
+    int masked = 0;
+    for (size_t i = 0; !bad && i < no + rows; i++) {
+        float got = i < no ? o[i] : lse[i - no], want = i < no ? ro[i] : rlse[i - no];
+        masked += i >= no && want == -INFINITY;
+        if (!close_enough(got, want)) {
+            snprintf(why, n, "%s[%zu] = %.9g but the interpreter gives %.9g", i < no ? "O" : "LSE", i < no ? i : i - no,
+                     got, want);
+            bad = why;
+        } else if (isfinite(want)) {
+            double e = fabs((double)got - (double)want) / (1.0 + fabs((double)want));
+            worst = e > worst ? e : worst;
+        }
+    }
+    if (!bad && t->masked_rows && masked == 0) bad = "no row is fully masked, but --masked-rows says some must be";
+    if (!bad)
+        printf("ok %s %s: max relative error %.3g, %d of %zu rows fully masked\n", t->variant,
+               t->aot ? "ahead of time" : "tcc", worst, masked, rows);
+done:
+    if (lib) dlclose(lib);
+    free_inputs(&in);
+    free(o);
+    free(lse);
+    free(ro);
+    free(rlse);
+    attnc_kernel_free(ref);
+    attnc_kernel_free(k);
+    attnc_spec_free(spec);
+    free(text);
+    return bad;
+}
+
+/* ---- --unit --------------------------------------------------------------- */
+
+static int fails = 0;
+static void check(int ok, const char *what, const char *detail) {
+    printf("%s %s%s%s\n", ok ? "ok" : "FAIL", what, ok ? "" : ": ", ok ? "" : detail);
+    fails += !ok;
+}
+
+static const char threaded_spec[] = "attention w { param window : int = 5; use causal; mask q - kv < window; "
+                                    "bias -0.1 * float(q - kv); }";
+
+/* One thread's work: compile the spec for `backend` and run it on fixed inputs into o. */
+typedef struct ThreadRun {
+    attnc_backend backend;
+    float o[2 * 37 * 4], lse[2 * 37];
+    int ok;
+} ThreadRun;
+
+static void *compile_and_run(void *arg) {
+    ThreadRun *run = arg;
+    attnc_spec *spec = NULL;
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    attnc_options opts = {.backend = run->backend, .threads = 1, .tile_q = 16, .tile_k = 16};
+    float q[2 * 37 * 8], kk[37 * 8], v[37 * 4];
+    for (int i = 0; i < 2 * 37 * 8; i++) q[i] = (float)((i * 7) % 11) / 11.0f;
+    for (int i = 0; i < 37 * 8; i++) kk[i] = (float)((i * 5) % 13) / 13.0f;
+    for (int i = 0; i < 37 * 4; i++) v[i] = (float)(i % 9);
+    attnc_args args = {{1, 2, 1, 37, 37, 8, 4}, q, kk, v, run->o, run->lse, NULL, 0, NULL, 0};
+    run->ok = !attnc_spec_from_string("w.attn", threaded_spec, strlen(threaded_spec), &spec, &err) &&
+              !attnc_compile(spec, NULL, &opts, &k, &err) && !attnc_kernel_run(k, &args, &err);
+    attnc_kernel_free(k);
+    attnc_spec_free(spec);
+    return NULL;
+}
+
+static int unit(void) {
+    /* a source libtcc rejects: an internal error that names the cause and the way to see the C */
+    JitKernel *jk = NULL;
+    CompiledKernel ck;
+    attnc_error err = {0};
+    attnc_status st = jit_compile_c("int attnc_tile(void) { return undeclared_name; }\n", "broken", &jk, &ck, &err);
+    check(st == ATTNC_ERR_INTERNAL && jk == NULL && strstr(err.message, "undeclared_name") &&
+              strstr(err.message, "attnc emit FILE --variant broken --target c") && strstr(err.message, "a bug in attnc"),
+          "C that does not compile gives an internal error with libtcc's message", err.message);
+    st = jit_compile_c("int attnc_tile(void) { return 0; }\n", "no_scratch", &jk, &ck, &err);
+    check(st == ATTNC_ERR_INTERNAL && strstr(err.message, "find the kernel functions"),
+          "C without the kernel functions gives an internal error", err.message);
+    st = jit_compile_c("int f(void);\nint attnc_tile(void) { return f(); }\nlong attnc_scratch_bytes(void) { return 0; }\n",
+                       "unresolved", &jk, &ck, &err);
+    check(st == ATTNC_ERR_INTERNAL && strstr(err.message, "link") && strstr(err.message, "'f'"),
+          "C calling an unknown function fails to link, naming it", err.message);
+
+    /* emit: the tcc backend knows target c only */
+    attnc_spec *spec = NULL;
+    attnc_kernel *k = NULL;
+    attnc_options opts = {.backend = ATTNC_BACKEND_TCC, .threads = 1};
+    char *text = NULL;
+    st = attnc_spec_from_string("w.attn", threaded_spec, strlen(threaded_spec), &spec, &err);
+    if (!st) st = attnc_compile(spec, NULL, &opts, &k, &err);
+    check(!st, "compile for tcc", err.message);
+    if (!st) {
+        st = attnc_kernel_emit(k, "c", NULL, 0, &text, &err);
+        check(!st && text && strstr(text, "int w_attention(const w_args *args);") && strstr(text, "attnc_tile"),
+              "emit --target c gives the entry point and the kernel", err.message);
+        attnc_free(text);
+        text = NULL;
+        st = attnc_kernel_emit(k, "cuda", NULL, 0, &text, &err);
+        check(st == ATTNC_ERR_USAGE && !text, "emit of an unknown target is a usage error", err.message);
+    }
+    attnc_kernel_free(k);
+    attnc_spec_free(spec);
+
+    /* libtcc is not thread-safe: compiles from several threads are serialised */
+    enum { THREADS = 6 };
+    static ThreadRun runs[THREADS + 1];
+    pthread_t th[THREADS];
+    int all = 1;
+    runs[THREADS].backend = ATTNC_BACKEND_INTERP;
+    compile_and_run(&runs[THREADS]);
+    for (int i = 0; i < THREADS; i++) {
+        runs[i].backend = ATTNC_BACKEND_TCC;
+        pthread_create(&th[i], NULL, compile_and_run, &runs[i]);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        all &= runs[i].ok;
+        for (int j = 0; j < 2 * 37 * 4; j++) all &= close_enough(runs[i].o[j], runs[THREADS].o[j]);
+        for (int j = 0; j < 2 * 37; j++) all &= close_enough(runs[i].lse[j], runs[THREADS].lse[j]);
+    }
+    check(all, "6 threads compile and run tcc kernels at once", "a thread failed");
+    printf("%d failed\n", fails);
+    return fails != 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "--unit")) return unit();
+    Test t;
+    if (!parse_args(argc, argv, &t)) return usage();
+    char why[1024];
+    const char *bad = run_test(&t, why, sizeof why);
+    if (bad) printf("FAIL %s (%s): %s\n", t.variant, t.spec_path, bad);
+    return bad != NULL;
+}
