@@ -53,6 +53,31 @@ if(ATTNC_HAVE_TCC_JIT)
             --shape B=1,H=2,Hkv=1,Lq=20,Lk=20,D=8,Dv=8 --tile 8x8)
   cgen_case(fault_div_zero AOT ${own} --variant div_zero --expect-fault
             --shape B=1,H=2,Hkv=2,Lq=17,Lk=23,D=8,Dv=8)
+  # every attention of every example, ahead of time, on its example-args shape
+  file(GLOB examples CONFIGURE_DEPENDS ${ex}/*.attn)
+  foreach(file ${examples})
+    get_filename_component(base ${file} NAME_WE)
+    file(STRINGS ${file} arg_lines REGEX "^// example-args")
+    file(STRINGS ${file} attention_lines REGEX "^attention ")
+    foreach(line ${arg_lines})
+      if(line MATCHES "^// example-args\\[([A-Za-z_0-9]+)\\]: (.*)$")
+        set(variant ${CMAKE_MATCH_1})
+        set(args ${CMAKE_MATCH_2})
+      elseif(line MATCHES "^// example-args: (.*)$")
+        set(args ${CMAKE_MATCH_1})
+        list(GET attention_lines 0 first)
+        string(REGEX REPLACE "^attention ([A-Za-z_0-9]+).*" "\\1" variant "${first}")
+      else()
+        continue()
+      endif()
+      separate_arguments(args UNIX_COMMAND "${args}")
+      set(work ${CMAKE_CURRENT_BINARY_DIR}/aot/example-${variant})
+      file(MAKE_DIRECTORY ${work})
+      add_test(NAME cgen/aot/example/${base}/${variant}
+               COMMAND test_cgen ${file} --variant ${variant} ${args} --aot $<TARGET_FILE:attnc> cc ${work})
+    endforeach()
+  endforeach()
+
   # degenerate shapes: a single key, a single query, D = Dv = 1
   cgen_case(tiny JIT ${ex}/alibi.attn --variant alibi_bidirectional --shape B=1,H=1,Hkv=1,Lq=1,Lk=1,D=1,Dv=1)
   cgen_case(one_key JIT ${ex}/causal.attn --variant causal_bottom_right_aligned
