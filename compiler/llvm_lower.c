@@ -19,7 +19,14 @@
  *   - the online softmax statistics (row max, row sum) are per lane: no
  *     horizontal reductions in the tile loop.
  * The micro-kernels keep an R x CQ block of vector accumulators in registers
- * (R rows of K or V against CQ vectors of rows of Q).
+ * (R rows of K or V against CQ vectors of rows of Q), and spread prefetches
+ * of the next tile's K and V through their inner loops.
+ *
+ * Per kv tile: QK micro-kernel into S; when the call can fault (its
+ * check_faults), a pass over the fault root that returns 1 at once; the
+ * element pass (two versions: with the mask for PARTIAL tiles, without for
+ * FULL ones); for softmax the normalising pass (P = 2^(t - m), rescaling of
+ * l and of the accumulator when the running max moved); the PV micro-kernel.
  *
  * Where IR values are computed.  Each node is placed by what it varies with:
  *   OUTER (call, head) - scalars, once per work item, in the prologue;
@@ -52,19 +59,19 @@ typedef enum Place { PL_OUTER = 0, PL_ROW = 1, PL_COL = 2, PL_ELEM = 3 } Place;
 
 /* Scratch regions of one work item, as pointers (tile function) or byte sizes. */
 typedef struct Regions {
-    LLVMValueRef qt;    /* Qt[D][QB]: Q rows of the block, transposed, times scale */
-    LLVMValueRef qx;    /* Qx[Rt][QB]: low-rank q-side columns */
-    LLVMValueRef kx;    /* Kx[BK][Rt]: low-rank k-side columns of the tile */
-    LLVMValueRef s;     /* S[BK][QB]: scores, then log2-domain scores, then P */
-    LLVMValueRef ot;    /* OT[Dv][QB]: the output accumulator, transposed */
+    LLVMValueRef qt;              /* Qt[D][QB]: Q rows of the block, transposed, times scale */
+    LLVMValueRef qx;              /* Qx[Rt][QB]: low-rank q-side columns */
+    LLVMValueRef kx;              /* Kx[BK][Rt]: low-rank k-side columns of the tile */
+    LLVMValueRef s;               /* S[BK][QB]: scores, then log2-domain scores, then P */
+    LLVMValueRef ot;              /* OT[Dv][QB]: the output accumulator, transposed */
     LLVMValueRef m, l, any, tmax; /* [QB] each: running max, sum, kept-anything, tile max */
-    LLVMValueRef rows;  /* [frontier][QB] 8-byte lanes: ROW values the element loop reads */
+    LLVMValueRef rows;            /* [frontier][QB] 8-byte lanes: ROW values the element loop reads */
 } Regions;
 
 typedef struct Lower {
     LLVMContextRef ctx;
     LLVMModuleRef mod;
-    LLVMBuilderRef bd;       /* code */
+    LLVMBuilderRef bd;        /* code */
     LLVMBuilderRef alloca_bd; /* the entry block, which holds only allocas */
     const Plan *p;
     const IrModule *ir;
@@ -163,8 +170,12 @@ static void store(Lower *L, LLVMValueRef v, LLVMValueRef p, unsigned align) {
 }
 
 /* A float vector at element i of float array p. */
-static LLVMValueRef load_fvec(Lower *L, LLVMValueRef p, LLVMValueRef i) { return load(L, L->vf32, gep(L, L->f32, p, i), 4); }
-static void store_fvec(Lower *L, LLVMValueRef v, LLVMValueRef p, LLVMValueRef i) { store(L, v, gep(L, L->f32, p, i), 4); }
+static LLVMValueRef load_fvec(Lower *L, LLVMValueRef p, LLVMValueRef i) {
+    return load(L, L->vf32, gep(L, L->f32, p, i), 4);
+}
+static void store_fvec(Lower *L, LLVMValueRef v, LLVMValueRef p, LLVMValueRef i) {
+    store(L, v, gep(L, L->f32, p, i), 4);
+}
 
 /* A mutable local (promoted to SSA by mem2reg): allocated in the entry block,
  * initialised here. */
@@ -181,8 +192,7 @@ static LLVMValueRef call_field(Lower *L, size_t off, LLVMTypeRef t) {
     return load(L, t, gep(L, L->i8, L->call, ci64(L, (int64_t)off)), 8);
 }
 
-static LLVMValueRef intrinsic(Lower *L, const char *name, LLVMTypeRef *over, int nover, LLVMValueRef *args,
-                              int nargs) {
+static LLVMValueRef intrinsic(Lower *L, const char *name, LLVMTypeRef *over, int nover, LLVMValueRef *args, int nargs) {
     unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
     if (!id) {
         fail(L, "an LLVM intrinsic is missing");
@@ -244,7 +254,9 @@ static LLVMValueRef smax(Lower *L, LLVMValueRef a, LLVMValueRef b) {
     return LLVMBuildSelect(L->bd, LLVMBuildICmp(L->bd, LLVMIntSGT, a, b, ""), a, b, "");
 }
 
-static LLVMBasicBlockRef block(Lower *L, const char *name) { return LLVMAppendBasicBlockInContext(L->ctx, L->fn, name); }
+static LLVMBasicBlockRef block(Lower *L, const char *name) {
+    return LLVMAppendBasicBlockInContext(L->ctx, L->fn, name);
+}
 
 /* for (i = start; i < end; i += step): loop_begin returns i and leaves the
  * builder in the body; loop_end closes it and leaves the builder after the
@@ -263,7 +275,7 @@ static LLVMValueRef loop_begin(Lower *L, Loop *lp, LLVMValueRef start, LLVMValue
     lp->step = step;
     LLVMBuildBr(L->bd, lp->header);
     LLVMPositionBuilderAtEnd(L->bd, lp->header);
-    lp->i = LLVMBuildPhi(L->bd, L->i64, "");
+    lp->i = LLVMBuildPhi(L->bd, L->i64, name);
     LLVMAddIncoming(lp->i, &start, &pre, 1);
     LLVMBuildCondBr(L->bd, LLVMBuildICmp(L->bd, LLVMIntSLT, lp->i, end, ""), body, lp->exit);
     LLVMPositionBuilderAtEnd(L->bd, body);
@@ -302,52 +314,83 @@ static LLVMValueRef poly(Lower *L, LLVMValueRef x, const double *c, int n) {
 static LLVMValueRef fcmp(Lower *L, LLVMRealPredicate pred, LLVMValueRef a, LLVMValueRef b) {
     return LLVMBuildFCmp(L->bd, pred, a, b, "");
 }
-static LLVMValueRef fsel(Lower *L, LLVMValueRef c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSelect(L->bd, c, a, b, ""); }
+static LLVMValueRef fsel(Lower *L, LLVMValueRef c, LLVMValueRef a, LLVMValueRef b) {
+    return LLVMBuildSelect(L->bd, c, a, b, "");
+}
 
-/* 2^x, relative error about 2e-7: x = k + f with k integral and |f| <= 1/2,
- * 2^f by a degree-6 polynomial (Cephes exp2f), 2^k through the exponent bits.
- * Below -125.5 the result is 0 (-inf included), above 128 it is inf, NaN stays
- * NaN; fptosi only ever sees values in [-126, 128]. */
-static LLVMValueRef fast_exp2(Lower *L, LLVMValueRef x) {
-    static const double c[7] = {1.0, 6.931472028550421E-001, 2.402264791363012E-001, 5.550332471162809E-002,
-                                9.618437357674640E-003, 1.339887440266574E-003, 1.535336188319500E-004};
+/* p * 2^k for integral float k in [-126, 128]: through the exponent bits of
+ * 2^(k-1) (finite even for k = 128), times 2.  fptosi only sees that range. */
+static LLVMValueRef scale_pow2(Lower *L, LLVMValueRef p, LLVMValueRef k) {
     LLVMBuilderRef b = L->bd;
-    LLVMValueRef lo = fconst(L, x, -126.0), hi = fconst(L, x, 128.0);
-    LLVMValueRef xc = fsel(L, fcmp(L, LLVMRealOGE, x, lo), x, lo); /* NaN -> -126 */
-    xc = fsel(L, fcmp(L, LLVMRealOLE, xc, hi), xc, hi);
-    LLVMValueRef k = intrinsic1(L, "llvm.rint", xc);
-    LLVMValueRef f = LLVMBuildFSub(b, xc, k, "");
-    LLVMValueRef p = poly(L, f, c, 7);
-    LLVMTypeRef it = is_vec(x) ? L->vi32 : L->i32;
+    LLVMTypeRef it = is_vec(p) ? L->vi32 : L->i32;
     LLVMValueRef ki = LLVMBuildFPToSI(b, k, it, "");
-    /* 2^(k-1) so that k = 128 still has a finite exponent field; times 2 after */
-    LLVMValueRef bits = LLVMBuildShl(b, LLVMBuildAdd(b, ki, iconst_like(L, x, L->i32, 126), ""),
-                                     iconst_like(L, x, L->i32, 23), "");
-    LLVMValueRef scale = LLVMBuildBitCast(b, bits, LLVMTypeOf(x), "");
-    LLVMValueRef r = LLVMBuildFMul(b, LLVMBuildFMul(b, p, scale, ""), fconst(L, x, 2.0), "");
-    r = fsel(L, fcmp(L, LLVMRealOLT, x, fconst(L, x, -125.5)), fconst(L, x, 0.0), r);
+    LLVMValueRef bits =
+        LLVMBuildShl(b, LLVMBuildAdd(b, ki, iconst_like(L, p, L->i32, 126), ""), iconst_like(L, p, L->i32, 23), "");
+    LLVMValueRef scale = LLVMBuildBitCast(b, bits, LLVMTypeOf(p), "");
+    return LLVMBuildFMul(b, LLVMBuildFMul(b, p, scale, ""), fconst(L, p, 2.0), "");
+}
+
+/* x clamped to [lo, hi], NaN -> lo (so that later integer conversions are defined). */
+static LLVMValueRef clamp_for_int(Lower *L, LLVMValueRef x, double lo, double hi) {
+    LLVMValueRef vlo = fconst(L, x, lo), vhi = fconst(L, x, hi);
+    LLVMValueRef xc = fsel(L, fcmp(L, LLVMRealOGE, x, vlo), x, vlo);
+    return fsel(L, fcmp(L, LLVMRealOLE, xc, vhi), xc, vhi);
+}
+
+/* The result r of an exponential of x, with the special cases: 0 below `under`
+ * (where the result would be subnormal; -inf included), NaN stays NaN.
+ * Overflow needs no case: the clamped argument already gives inf. */
+static LLVMValueRef exp_specials(Lower *L, LLVMValueRef x, LLVMValueRef r, double under) {
+    r = fsel(L, fcmp(L, LLVMRealOLT, x, fconst(L, x, under)), fconst(L, x, 0.0), r);
     return fsel(L, fcmp(L, LLVMRealUNO, x, x), x, r);
 }
 
-static LLVMValueRef fast_exp(Lower *L, LLVMValueRef x) {
-    return fast_exp2(L, LLVMBuildFMul(L->bd, x, fconst(L, x, 1.44269504088896340736), ""));
+/* 2^x, relative error about 2e-7: x = k + f with k integral and |f| <= 1/2,
+ * 2^f by a degree-6 polynomial (Cephes exp2f), 2^k through the exponent bits. */
+static LLVMValueRef fast_exp2(Lower *L, LLVMValueRef x) {
+    static const double c[7] = {1.0,
+                                6.931472028550421E-001,
+                                2.402264791363012E-001,
+                                5.550332471162809E-002,
+                                9.618437357674640E-003,
+                                1.339887440266574E-003,
+                                1.535336188319500E-004};
+    LLVMValueRef xc = clamp_for_int(L, x, -126.0, 128.0);
+    LLVMValueRef k = intrinsic1(L, "llvm.rint", xc);
+    LLVMValueRef p = poly(L, LLVMBuildFSub(L->bd, xc, k, ""), c, 7);
+    return exp_specials(L, x, scale_pow2(L, p, k), -125.5);
 }
 
-/* Natural log, relative error about 1e-7 (Cephes logf): x = 2^e * m with m in
- * [sqrt(1/2), sqrt(2)), log(m) by a polynomial in m - 1.  Subnormals are
- * scaled first; 0 -> -inf, negative or NaN -> NaN, inf -> inf. */
-static LLVMValueRef fast_log(Lower *L, LLVMValueRef x) {
-    static const double c[9] = {3.3333331174E-1,  -2.4999993993E-1, 2.0000714765E-1,
-                                -1.6668057665E-1, 1.4249322787E-1,  -1.2420140846E-1,
-                                1.1676998740E-1,  -1.1514610310E-1, 7.0376836292E-2};
+/* e^x, relative error about 2e-7: x = k ln2 + r with |r| <= ln2/2 (ln2 split
+ * in two, Cody-Waite, so r is exact), e^r by the Cephes expf polynomial. */
+static LLVMValueRef fast_exp(Lower *L, LLVMValueRef x) {
+    static const double c[6] = {5.0000001201E-1, 1.6666665459E-1, 4.1665795894E-2,
+                                8.3334519073E-3, 1.3981999507E-3, 1.9875691500E-4};
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef xc = clamp_for_int(L, x, -87.5, 88.8);
+    LLVMValueRef k = intrinsic1(L, "llvm.rint", LLVMBuildFMul(b, xc, fconst(L, x, 1.44269504088896340736), ""));
+    LLVMValueRef r = fmuladd(L, k, fconst(L, x, -0.693359375), xc);
+    r = fmuladd(L, k, fconst(L, x, 2.12194440e-4), r);
+    LLVMValueRef r2 = LLVMBuildFMul(b, r, r, "");
+    LLVMValueRef p = fmuladd(L, poly(L, r, c, 6), r2, LLVMBuildFAdd(b, r, fconst(L, x, 1.0), ""));
+    return exp_specials(L, x, scale_pow2(L, p, k), -87.33);
+}
+
+/* log(x) (or log2(x) when base2), relative error about 1e-7 (Cephes logf):
+ * x = 2^e * m with m in [sqrt(1/2), sqrt(2)), log(m) by a polynomial in m - 1;
+ * log2 adds e exactly, so powers of two give exact results like libm's.
+ * Subnormals are scaled first; 0 -> -inf, negative or NaN -> NaN, inf -> inf. */
+static LLVMValueRef fast_log(Lower *L, LLVMValueRef x, int base2) {
+    static const double c[9] = {3.3333331174E-1,  -2.4999993993E-1, 2.0000714765E-1,  -1.6668057665E-1, 1.4249322787E-1,
+                                -1.2420140846E-1, 1.1676998740E-1,  -1.1514610310E-1, 7.0376836292E-2};
     LLVMBuilderRef b = L->bd;
     LLVMTypeRef it = is_vec(x) ? L->vi32 : L->i32;
     LLVMValueRef tiny = fcmp(L, LLVMRealOLT, x, fconst(L, x, 1.17549435e-38));
     LLVMValueRef xs = fsel(L, tiny, LLVMBuildFMul(b, x, fconst(L, x, 8388608.0), ""), x);
     /* |x|: a negative x gives NaN at the end anyway */
     LLVMValueRef bits = LLVMBuildAnd(b, LLVMBuildBitCast(b, xs, it, ""), iconst_like(L, x, L->i32, 0x7fffffff), "");
-    LLVMValueRef e = LLVMBuildSub(b, LLVMBuildLShr(b, bits, iconst_like(L, x, L->i32, 23), ""),
-                                  iconst_like(L, x, L->i32, 127), "");
+    LLVMValueRef e =
+        LLVMBuildSub(b, LLVMBuildLShr(b, bits, iconst_like(L, x, L->i32, 23), ""), iconst_like(L, x, L->i32, 127), "");
     e = LLVMBuildSub(b, e, LLVMBuildSelect(b, tiny, iconst_like(L, x, L->i32, 23), iconst_like(L, x, L->i32, 0), ""),
                      "");
     LLVMValueRef mbits = LLVMBuildOr(b, LLVMBuildAnd(b, bits, iconst_like(L, x, L->i32, 0x007fffff), ""),
@@ -360,10 +403,16 @@ static LLVMValueRef fast_log(Lower *L, LLVMValueRef x) {
     LLVMValueRef f = LLVMBuildFSub(b, m, fconst(L, x, 1.0), "");
     LLVMValueRef z = LLVMBuildFMul(b, f, f, "");
     LLVMValueRef y = LLVMBuildFMul(b, LLVMBuildFMul(b, f, z, ""), poly(L, f, c, 9), "");
-    y = fmuladd(L, ef, fconst(L, x, -2.12194440e-4), y);
-    y = fmuladd(L, z, fconst(L, x, -0.5), y);
-    LLVMValueRef r = LLVMBuildFAdd(b, f, y, "");
-    r = fmuladd(L, ef, fconst(L, x, 0.693359375), r);
+    LLVMValueRef r;
+    if (base2) {
+        LLVMValueRef lm = LLVMBuildFAdd(b, f, fmuladd(L, z, fconst(L, x, -0.5), y), ""); /* log(m) */
+        r = fmuladd(L, lm, fconst(L, x, 1.44269504088896340736), ef);
+    } else {
+        /* e * ln2 in two parts, the small one first (Cephes) */
+        y = fmuladd(L, ef, fconst(L, x, -2.12194440e-4), y);
+        y = fmuladd(L, z, fconst(L, x, -0.5), y);
+        r = fmuladd(L, ef, fconst(L, x, 0.693359375), LLVMBuildFAdd(b, f, y, ""));
+    }
     r = fsel(L, fcmp(L, LLVMRealOEQ, x, fconst(L, x, INFINITY)), x, r);
     r = fsel(L, fcmp(L, LLVMRealOEQ, x, fconst(L, x, 0.0)), fconst(L, x, -INFINITY), r);
     return fsel(L, fcmp(L, LLVMRealULT, x, fconst(L, x, 0.0)), fconst(L, x, NAN), r); /* x < 0 or NaN */
@@ -458,8 +507,9 @@ static LLVMValueRef int_divmod(Lower *L, LLVMValueRef a, LLVMValueRef d, int wan
         LLVMBasicBlockRef fast = block(L, "divfast"), slow = block(L, "divslow"), join = block(L, "divjoin");
         LLVMBuildCondBr(b, all_lanes(L, small), fast, slow);
         LLVMPositionBuilderAtEnd(b, fast);
-        LLVMValueRef qf = intrinsic1(L, "llvm.floor", LLVMBuildFDiv(b, LLVMBuildSIToFP(b, a, L->vf64, ""),
-                                                                      LLVMBuildSIToFP(b, ds, L->vf64, ""), ""));
+        LLVMValueRef qf =
+            intrinsic1(L, "llvm.floor",
+                       LLVMBuildFDiv(b, LLVMBuildSIToFP(b, a, L->vf64, ""), LLVMBuildSIToFP(b, ds, L->vf64, ""), ""));
         LLVMValueRef q1 = LLVMBuildFPToSI(b, qf, L->vi64, "");
         LLVMBasicBlockRef fast_end = LLVMGetInsertBlock(b);
         LLVMBuildBr(b, join);
@@ -494,9 +544,9 @@ static LLVMValueRef float_mod(Lower *L, LLVMValueRef a, LLVMValueRef d) {
     LLVMBuilderRef b = L->bd;
     LLVMValueRef r = LLVMBuildFRem(b, a, d, "");
     LLVMValueRef zero = fconst(L, a, 0.0);
-    LLVMValueRef fix = LLVMBuildAnd(
-        b, fcmp(L, LLVMRealUNE, r, zero),
-        LLVMBuildXor(b, fcmp(L, LLVMRealOLT, r, zero), fcmp(L, LLVMRealOLT, d, zero), ""), "");
+    LLVMValueRef fix =
+        LLVMBuildAnd(b, fcmp(L, LLVMRealUNE, r, zero),
+                     LLVMBuildXor(b, fcmp(L, LLVMRealOLT, r, zero), fcmp(L, LLVMRealOLT, d, zero), ""), "");
     return fsel(L, fix, LLVMBuildFAdd(b, r, d, ""), r);
 }
 
@@ -518,11 +568,8 @@ static LLVMValueRef emit_call(Lower *L, Fn fn, LLVMValueRef *a, int nargs, const
     case FN_INT: return at[0] == T_INT ? x : float_to_int(L, x);
     case FN_EXP: return fast_exp(L, x);
     case FN_EXP2: return fast_exp2(L, x);
-    case FN_LOG: return fast_log(L, x);
-    case FN_LOG2: {
-        /* exact on powers of two, like libm: log2(2^e * m) = e + log2(m) */
-        return LLVMBuildFMul(b, fast_log(L, x), fconst(L, x, 1.44269504088896340736), "");
-    }
+    case FN_LOG: return fast_log(L, x, 0);
+    case FN_LOG2: return fast_log(L, x, 1);
     case FN_SQRT: return intrinsic1(L, "llvm.sqrt", x);
     case FN_TANH: return fast_tanh(L, x);
     case FN_SIGMOID:
@@ -574,10 +621,8 @@ static LLVMValueRef emit_op(Lower *L, const IrNode *n, LLVMValueRef *a, const Ty
         if (!ints) return intrinsic1(L, "llvm.fabs", a[0]);
         return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, a[0], LLVMConstNull(LLVMTypeOf(a[0])), ""),
                                LLVMBuildSub(b, LLVMConstNull(LLVMTypeOf(a[0])), a[0], ""), a[0], "");
-    case IR_MIN:
-        return ints ? smin(L, a[0], a[1]) : fsel(L, fcmp(L, LLVMRealOLT, a[0], a[1]), a[0], a[1]);
-    case IR_MAX:
-        return ints ? smax(L, a[0], a[1]) : fsel(L, fcmp(L, LLVMRealOGT, a[0], a[1]), a[0], a[1]);
+    case IR_MIN: return ints ? smin(L, a[0], a[1]) : fsel(L, fcmp(L, LLVMRealOLT, a[0], a[1]), a[0], a[1]);
+    case IR_MAX: return ints ? smax(L, a[0], a[1]) : fsel(L, fcmp(L, LLVMRealOGT, a[0], a[1]), a[0], a[1]);
     case IR_CALL: return emit_call(L, (Fn)n->aux, a, n->nargs, at);
     default: break;
     }
@@ -667,7 +712,7 @@ static LLVMValueRef emit_sum(Lower *L, IrRef r, const IrNode *n) {
     LLVMValueRef v = emit(L, n->args[1]);
     if (vec) v = splat(L, v);
     LLVMValueRef cur = get(L, t, acc);
-    LLVMValueRef next = n->op == IR_ANY     ? LLVMBuildOr(L->bd, cur, v, "")
+    LLVMValueRef next = n->op == IR_ANY    ? LLVMBuildOr(L->bd, cur, v, "")
                         : n->type == T_INT ? LLVMBuildAdd(L->bd, cur, v, "")
                                            : LLVMBuildFAdd(L->bd, cur, v, "");
     set(L, acc, next);
@@ -783,23 +828,21 @@ static void prefetch_line(Lower *L, const Prefetch *pf, LLVMValueRef line) {
     intrinsic(L, "llvm.prefetch", &pt, 1, args, 4);
 }
 
-
 static LLVMValueRef round64(Lower *L, LLVMValueRef bytes) {
     return LLVMBuildAnd(L->bd, LLVMBuildAdd(L->bd, bytes, ci64(L, 63), ""), ci64(L, -64), "");
 }
 
 /* Carve the scratch regions (base != NULL) or just size them; returns the
  * bytes needed, 64 of slack for aligning the base included. */
-static LLVMValueRef layout(Lower *L, LLVMValueRef D, LLVMValueRef Dv, LLVMValueRef Rt, LLVMValueRef base,
-                           Regions *rg) {
+static LLVMValueRef layout(Lower *L, LLVMValueRef D, LLVMValueRef Dv, LLVMValueRef Rt, LLVMValueRef base, Regions *rg) {
     LLVMBuilderRef b = L->bd;
     LLVMValueRef qb4 = ci64(L, (int64_t)L->QB * 4);
     LLVMValueRef sizes[6] = {
-        LLVMBuildMul(b, D, qb4, ""),                                     /* qt */
-        LLVMBuildMul(b, Rt, qb4, ""),                                    /* qx */
-        LLVMBuildMul(b, Rt, ci64(L, (int64_t)L->BK * 4), ""),            /* kx */
-        ci64(L, (int64_t)L->BK * L->QB * 4),                             /* s */
-        LLVMBuildMul(b, Dv, qb4, ""),                                    /* ot */
+        LLVMBuildMul(b, D, qb4, ""),                                         /* qt */
+        LLVMBuildMul(b, Rt, qb4, ""),                                        /* qx */
+        LLVMBuildMul(b, Rt, ci64(L, (int64_t)L->BK * 4), ""),                /* kx */
+        ci64(L, (int64_t)L->BK * L->QB * 4),                                 /* s */
+        LLVMBuildMul(b, Dv, qb4, ""),                                        /* ot */
         ci64(L, (int64_t)L->QB * 4 * 4 + (int64_t)L->nfrontier * L->QB * 8), /* stats, rows */
     };
     LLVMValueRef off = ci64(L, 0);
@@ -832,9 +875,12 @@ static void load_inputs(Lower *L) {
     for (int i = 0; i < a->nparams; i++) {
         LLVMValueRef at = gep(L, L->i64, params, ci64(L, i));
         Type t = a->params[i]->type;
-        if (t == T_FLOAT) L->param[i] = LLVMBuildFPTrunc(L->bd, load(L, L->f64, at, 8), L->f32, "");
-        else if (t == T_BOOL) L->param[i] = LLVMBuildICmp(L->bd, LLVMIntNE, load(L, L->i64, at, 8), ci64(L, 0), "");
-        else L->param[i] = load(L, L->i64, at, 8);
+        if (t == T_FLOAT)
+            L->param[i] = LLVMBuildFPTrunc(L->bd, load(L, L->f64, at, 8), L->f32, "");
+        else if (t == T_BOOL)
+            L->param[i] = LLVMBuildICmp(L->bd, LLVMIntNE, load(L, L->i64, at, 8), ci64(L, 0), "");
+        else
+            L->param[i] = load(L, L->i64, at, 8);
     }
     LLVMValueRef data = call_field(L, offsetof(AttnCall, tensor_data), ptr_to(ptr_to(L->i8)));
     LLVMValueRef shape = call_field(L, offsetof(AttnCall, tensor_shape), ptr_to(L->i64));
@@ -916,17 +962,17 @@ typedef struct Tile {
     Regions rg;
     LLVMValueRef qbh, kbh, vbh, obh, lse_row; /* Q, K, V, O of (b, h); &LSE[b, h, 0] (or null) */
     LLVMValueRef scale, rt, count[64], start[64];
-    LLVMValueRef qb0, q1;   /* the row block and the end of the work item's rows */
-    LLVMValueRef k0, k1;    /* the kv tile */
-    LLVMValueRef fault;     /* local i1: an element raised a runtime error */
+    LLVMValueRef qb0, q1;      /* the row block and the end of the work item's rows */
+    LLVMValueRef k0, k1;       /* the kv tile */
+    LLVMValueRef fault;        /* local i1: an element raised a runtime error */
     Prefetch first_k, first_v; /* K and V rows of the row block's first tile */
 } Tile;
 
 /* The lanes of row vector c: q = qb0 + c*W + lane, and which are rows of the item. */
 static void enter_row_vector(Lower *L, Tile *T, LLVMValueRef c) {
     LLVMValueRef first = LLVMBuildAdd(L->bd, T->qb0, LLVMBuildMul(L->bd, c, ci64(L, L->W), ""), "");
-    L->q_vec = LLVMBuildAdd(L->bd, splat(L, first), iota(L), "");
-    L->valid = LLVMBuildICmp(L->bd, LLVMIntSLT, L->q_vec, splat(L, T->q1), "");
+    L->q_vec = LLVMBuildAdd(L->bd, splat(L, first), iota(L), "q");
+    L->valid = LLVMBuildICmp(L->bd, LLVMIntSLT, L->q_vec, splat(L, T->q1), "valid");
 }
 
 static LLVMValueRef frontier_slot(Lower *L, Tile *T, int slot, LLVMValueRef c) {
@@ -977,7 +1023,8 @@ static void row_prologue(Lower *L, Tile *T) {
         scope_push(L);
         L->sumvar[0] = r;
         LLVMValueRef v = splat(L, emit(L, L->f->lowrank_q[g]));
-        LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, T->start[g], r, ""), ci64(L, L->QB), ""), col, "");
+        LLVMValueRef at =
+            LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, T->start[g], r, ""), ci64(L, L->QB), ""), col, "");
         store_fvec(L, v, T->rg.qx, at);
         L->sumvar[0] = NULL;
         scope_pop(L);
@@ -1010,8 +1057,10 @@ static void lowrank_k_columns(Lower *L, Tile *T) {
         scope_push(L);
         L->sumvar[0] = r;
         LLVMValueRef v = emit(L, L->f->lowrank_k[g]);
-        if (is_vec(v)) fail(L, "a low-rank k column that varies with q");
-        else store(L, v, gep(L, L->f32, T->rg.kx, LLVMBuildAdd(b, rowofs, LLVMBuildAdd(b, T->start[g], r, ""), "")), 4);
+        if (is_vec(v))
+            fail(L, "a low-rank k column that varies with q");
+        else
+            store(L, v, gep(L, L->f32, T->rg.kx, LLVMBuildAdd(b, rowofs, LLVMBuildAdd(b, T->start[g], r, ""), "")), 4);
         L->sumvar[0] = NULL;
         scope_pop(L);
         loop_end(L, &lr);
@@ -1022,10 +1071,10 @@ static void lowrank_k_columns(Lower *L, Tile *T) {
 }
 
 /* The per-element code over the tile's scores S[kv][q]: bias, mask (PARTIAL
- * tiles), fault check (when the call asks), score clauses; then either the
- * log2-domain score (softmax: masked -> -inf, the tile max per lane) or the
- * weight (masked -> 0, summed straight into l). */
-static void elementwise(Lower *L, Tile *T, int partial, int faults) {
+ * tiles), score clauses; then either the log2-domain score (softmax: masked
+ * -> -inf, the tile max per lane) or the weight (masked -> 0, summed straight
+ * into l). */
+static void elementwise(Lower *L, Tile *T, int partial) {
     LLVMBuilderRef b = L->bd;
     const IrFunc *f = L->f;
     int softmax = L->p->softmax;
@@ -1035,9 +1084,7 @@ static void elementwise(Lower *L, Tile *T, int partial, int faults) {
     enter_row_vector(L, T, c);
     LLVMValueRef col = LLVMBuildMul(b, c, ci64(L, L->W), "");
     for (int s = 0; s < L->nfrontier; s++) remember(L, L->frontier[s], load_frontier(L, T, s, c));
-    LLVMValueRef valid = L->valid;
     LLVMValueRef tmax = local(L, L->vf32, splat(L, cf32(L, -INFINITY)));
-    LLVMValueRef fault = faults ? local(L, L->vi1, LLVMConstNull(L->vi1)) : NULL;
     LLVMValueRef lsum = softmax ? NULL : local(L, L->vf32, LLVMConstNull(L->vf32));
     LLVMValueRef kept = softmax ? NULL : local(L, L->vi1, LLVMConstNull(L->vi1));
     Loop lk;
@@ -1046,12 +1093,11 @@ static void elementwise(Lower *L, Tile *T, int partial, int faults) {
     L->kv = kv;
     LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSub(b, kv, T->k0, ""), ci64(L, L->QB), ""), col, "");
     LLVMValueRef s = load_fvec(L, T->rg.s, at);
-    L->pre = LLVMBuildFAdd(b, s, splat(L, emit(L, f->bias)), "");
+    /* pre = scale * Q.K + low-rank columns (in S) + bias; a constant 0 bias costs nothing */
+    L->pre = ir_is_const(L->ir, f->bias) && L->ir->nodes[f->bias].c.f == 0.0
+                 ? s
+                 : LLVMBuildFAdd(b, s, splat(L, emit(L, f->bias)), "pre");
     LLVMValueRef keep = partial ? splat(L, emit(L, f->keep)) : NULL;
-    if (faults) {
-        LLVMValueRef fv = LLVMBuildAnd(b, splat(L, emit(L, f->fault)), valid, "");
-        set(L, fault, LLVMBuildOr(b, get(L, L->vi1, fault), fv, ""));
-    }
     if (softmax) {
         LLVMValueRef t = LLVMBuildFMul(b, splat(L, emit(L, f->score)), splat(L, cf32(L, 1.44269504088896340736)), "");
         if (keep) t = fsel(L, keep, t, splat(L, cf32(L, -INFINITY)));
@@ -1076,11 +1122,38 @@ static void elementwise(Lower *L, Tile *T, int partial, int faults) {
         LLVMValueRef any = fsel(L, get(L, L->vi1, kept), splat(L, cf32(L, 1.0)), load_fvec(L, T->rg.any, col));
         store_fvec(L, any, T->rg.any, col);
     }
-    if (faults) {
-        LLVMBasicBlockRef after = if_begin(L, any_lane(L, get(L, L->vi1, fault)), "fault");
-        set(L, T->fault, cbool(L, 1));
-        if_end(L, after);
-    }
+    scope_pop(L);
+    loop_end(L, &lc);
+}
+
+/* The plan's fault root over the tile's elements (rows of the item only):
+ * whether lazy evaluation would raise a runtime error anywhere in it. */
+static void fault_pass(Lower *L, Tile *T) {
+    LLVMBuilderRef b = L->bd;
+    Loop lc;
+    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), ci64(L, L->C), ci64(L, 1), "fault.c");
+    scope_push(L);
+    enter_row_vector(L, T, c);
+    for (int s = 0; s < L->nfrontier; s++) remember(L, L->frontier[s], load_frontier(L, T, s, c));
+    LLVMValueRef fault = local(L, L->vi1, LLVMConstNull(L->vi1));
+    Loop lk;
+    LLVMValueRef kv = loop_begin(L, &lk, T->k0, T->k1, ci64(L, 1), "fault.kv");
+    scope_push(L);
+    L->kv = kv;
+    L->pre = load_fvec(L, T->rg.s,
+                       LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSub(b, kv, T->k0, ""), ci64(L, L->QB), ""),
+                                    LLVMBuildMul(b, c, ci64(L, L->W), ""), ""));
+    if (!(ir_is_const(L->ir, L->f->bias) && L->ir->nodes[L->f->bias].c.f == 0.0))
+        L->pre = LLVMBuildFAdd(b, L->pre, splat(L, emit(L, L->f->bias)), "pre");
+    LLVMValueRef fv = LLVMBuildAnd(b, splat(L, emit(L, L->f->fault)), L->valid, "");
+    set(L, fault, LLVMBuildOr(b, get(L, L->vi1, fault), fv, ""));
+    L->pre = NULL;
+    L->kv = NULL;
+    scope_pop(L);
+    loop_end(L, &lk);
+    LLVMBasicBlockRef after = if_begin(L, any_lane(L, get(L, L->vi1, fault)), "fault");
+    set(L, T->fault, cbool(L, 1));
+    if_end(L, after);
     scope_pop(L);
     loop_end(L, &lc);
 }
@@ -1095,7 +1168,8 @@ static void normalise(Lower *L, Tile *T) {
     LLVMValueRef m_old = load_fvec(L, T->rg.m, col), m_tile = load_fvec(L, T->rg.tmax, col);
     LLVMValueRef m_new = fsel(L, fcmp(L, LLVMRealOGT, m_tile, m_old), m_tile, m_old);
     /* a lane that has kept nothing stays at -inf: subtract 0 there, not -inf */
-    LLVMValueRef m_sub = fsel(L, fcmp(L, LLVMRealOEQ, m_new, splat(L, cf32(L, -INFINITY))), LLVMConstNull(L->vf32), m_new);
+    LLVMValueRef m_sub =
+        fsel(L, fcmp(L, LLVMRealOEQ, m_new, splat(L, cf32(L, -INFINITY))), LLVMConstNull(L->vf32), m_new);
     LLVMValueRef corr = fast_exp2(L, LLVMBuildFSub(b, m_old, m_sub, ""));
     LLVMValueRef sum = local(L, L->vf32, LLVMConstNull(L->vf32));
     Loop lk;
@@ -1150,10 +1224,10 @@ static void finish(Lower *L, Tile *T) {
     loop_end(L, &ld);
     LLVMValueRef lse;
     if (L->p->softmax) {
-        lse = fmuladd(L, m, splat(L, cf32(L, 0.69314718055994530942)), fast_log(L, l));
+        lse = fmuladd(L, m, splat(L, cf32(L, 0.69314718055994530942)), fast_log(L, l, 0));
         if (offset) lse = LLVMBuildFAdd(b, lse, offset, "");
     } else {
-        lse = fast_log(L, l);
+        lse = fast_log(L, l, 0);
     }
     lse = fsel(L, zero, splat(L, cf32(L, -INFINITY)), lse);
     LLVMValueRef has_lse = LLVMBuildICmp(b, LLVMIntNE, LLVMBuildPtrToInt(b, T->lse_row, L->i64, ""), ci64(L, 0), "");
@@ -1200,27 +1274,30 @@ static void reset_values(Lower *L) {
     L->q_vec = L->kv = L->pre = L->valid = NULL;
 }
 
-/* The element pass for this tile's mode, and for whether the call checks faults. */
+/* The element pass for this tile's mode, after the fault check when the call
+ * asks for one (a fault returns 1 at once: O is discarded anyway). */
 static void element_pass(Lower *L, Tile *T, LLVMValueRef mode, LLVMValueRef check_faults) {
     LLVMBuilderRef b = L->bd;
-    int nvariants = L->p->needs_mask ? 2 : 1, fault_variants = L->p->needs_fault ? 2 : 1;
-    LLVMBasicBlockRef join = block(L, "elem.done");
-    for (int pm = 0; pm < nvariants; pm++) {
-        for (int fv = 0; fv < fault_variants; fv++) {
-            LLVMBasicBlockRef here = block(L, "elem.variant"), next = block(L, "elem.next");
-            LLVMValueRef cond = cbool(L, 1);
-            if (nvariants == 2)
-                cond = LLVMBuildICmp(b, pm ? LLVMIntEQ : LLVMIntNE, mode, LLVMConstInt(L->i8, TILE_PARTIAL, 0), "");
-            if (fault_variants == 2)
-                cond = LLVMBuildAnd(b, cond, LLVMBuildICmp(b, fv ? LLVMIntNE : LLVMIntEQ, check_faults, ci32(L, 0), ""), "");
-            LLVMBuildCondBr(b, cond, here, next);
-            LLVMPositionBuilderAtEnd(b, here);
-            elementwise(L, T, pm, fv);
-            LLVMBuildBr(b, join);
-            LLVMPositionBuilderAtEnd(b, next);
-        }
+    if (L->p->needs_fault) {
+        LLVMBasicBlockRef after = if_begin(L, LLVMBuildICmp(b, LLVMIntNE, check_faults, ci32(L, 0), ""), "check");
+        fault_pass(L, T);
+        LLVMBasicBlockRef ok = if_begin(L, get(L, L->i1, T->fault), "fault.return");
+        LLVMBuildRet(b, ci32(L, 1));
+        LLVMPositionBuilderAtEnd(b, ok);
+        if_end(L, after);
     }
-    LLVMBuildBr(b, join); /* unreachable: the variants cover every case */
+    if (!L->p->needs_mask) {
+        elementwise(L, T, 0);
+        return;
+    }
+    LLVMBasicBlockRef partial = block(L, "elem.partial"), full = block(L, "elem.full"), join = block(L, "elem.done");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, mode, LLVMConstInt(L->i8, TILE_PARTIAL, 0), ""), partial, full);
+    LLVMPositionBuilderAtEnd(b, partial);
+    elementwise(L, T, 1);
+    LLVMBuildBr(b, join);
+    LLVMPositionBuilderAtEnd(b, full);
+    elementwise(L, T, 0);
+    LLVMBuildBr(b, join);
     LLVMPositionBuilderAtEnd(b, join);
 }
 
@@ -1229,6 +1306,8 @@ static void gen_tile(Lower *L, const char *name) {
     const IrFunc *f = L->f;
     LLVMTypeRef args[5] = {ptr_to(L->i8), L->i64, L->i64, L->i64, ptr_to(L->i8)};
     LLVMBasicBlockRef entry = open_function(L, name, LLVMFunctionType(L->i32, args, 5, 0));
+    static const char *const names[5] = {"call", "b", "h", "qt", "scratch"};
+    for (unsigned i = 0; i < 5; i++) LLVMSetValueName2(LLVMGetParam(L->fn, i), names[i], strlen(names[i]));
     L->call = LLVMGetParam(L->fn, 0);
     LLVMValueRef bi = LLVMGetParam(L->fn, 1), hi = LLVMGetParam(L->fn, 2), qt = LLVMGetParam(L->fn, 3);
     LLVMValueRef scratch = LLVMGetParam(L->fn, 4);
@@ -1254,13 +1333,14 @@ static void gen_tile(Lower *L, const char *name) {
     LLVMValueRef row_start = call_field(L, offsetof(AttnCall, row_start), ptr_to(L->i64));
     LLVMValueRef tile_kv = call_field(L, offsetof(AttnCall, tile_kv), ptr_to(L->i32));
     LLVMValueRef tile_mode = call_field(L, offsetof(AttnCall, tile_mode), ptr_to(L->i8));
-    LLVMValueRef mvb = LLVMBuildICmp(b, LLVMIntNE, call_field(L, offsetof(AttnCall, mask_varies_b), L->i32), ci32(L, 0), "");
-    LLVMValueRef mvh = LLVMBuildICmp(b, LLVMIntNE, call_field(L, offsetof(AttnCall, mask_varies_h), L->i32), ci32(L, 0), "");
+    LLVMValueRef mvb =
+        LLVMBuildICmp(b, LLVMIntNE, call_field(L, offsetof(AttnCall, mask_varies_b), L->i32), ci32(L, 0), "");
+    LLVMValueRef mvh =
+        LLVMBuildICmp(b, LLVMIntNE, call_field(L, offsetof(AttnCall, mask_varies_h), L->i32), ci32(L, 0), "");
     LLVMValueRef check_faults = call_field(L, offsetof(AttnCall, check_faults), L->i32);
-    LLVMValueRef grp = LLVMBuildAdd(b,
-                                    LLVMBuildMul(b, LLVMBuildSelect(b, mvb, bi, ci64(L, 0), ""),
-                                                 LLVMBuildSelect(b, mvh, H, ci64(L, 1), ""), ""),
-                                    LLVMBuildSelect(b, mvh, hi, ci64(L, 0), ""), "");
+    LLVMValueRef grp = LLVMBuildAdd(
+        b, LLVMBuildMul(b, LLVMBuildSelect(b, mvb, bi, ci64(L, 0), ""), LLVMBuildSelect(b, mvh, H, ci64(L, 1), ""), ""),
+        LLVMBuildSelect(b, mvh, hi, ci64(L, 0), ""), "");
     LLVMValueRef t = LLVMBuildAdd(b, LLVMBuildMul(b, grp, nqt, ""), qt, "");
     LLVMValueRef e0 = load(L, L->i64, gep(L, L->i64, row_start, t), 8);
     LLVMValueRef e1 = load(L, L->i64, gep(L, L->i64, row_start, LLVMBuildAdd(b, t, ci64(L, 1), "")), 8);
@@ -1290,8 +1370,8 @@ static void gen_tile(Lower *L, const char *name) {
     T.scale = emit(L, f->scale);
     T.rt = lowrank_columns(L, T.count, T.start);
     /* the scratch base, aligned to 64 bytes */
-    LLVMValueRef mis = LLVMBuildAnd(b, LLVMBuildSub(b, ci64(L, 0), LLVMBuildPtrToInt(b, scratch, L->i64, ""), ""),
-                                    ci64(L, 63), "");
+    LLVMValueRef mis =
+        LLVMBuildAnd(b, LLVMBuildSub(b, ci64(L, 0), LLVMBuildPtrToInt(b, scratch, L->i64, ""), ""), ci64(L, 63), "");
     layout(L, D, Dv, T.rt, gep(L, L->i8, scratch, mis), &T.rg);
 
     /* no tiles: tile_kv[e0] may not exist, so read a local 0 instead, and
@@ -1302,8 +1382,10 @@ static void gen_tile(Lower *L, const char *name) {
     LLVMValueRef fk0 = LLVMBuildMul(b, LLVMBuildSExt(b, load(L, L->i32, first_kv, 4), L->i64, ""), bk, "");
     LLVMValueRef frows = LLVMBuildSub(b, smin(L, LLVMBuildAdd(b, fk0, smin(L, bk, ci64(L, L->BK)), ""), Lk), fk0, "");
     frows = LLVMBuildSelect(b, has_tiles, frows, ci64(L, 0), "");
-    T.first_k = (Prefetch){gep(L, L->f32, T.kbh, LLVMBuildMul(b, fk0, D, "")), LLVMBuildMul(b, LLVMBuildMul(b, frows, D, ""), ci64(L, 4), "")};
-    T.first_v = (Prefetch){gep(L, L->f32, T.vbh, LLVMBuildMul(b, fk0, Dv, "")), LLVMBuildMul(b, LLVMBuildMul(b, frows, Dv, ""), ci64(L, 4), "")};
+    T.first_k = (Prefetch){gep(L, L->f32, T.kbh, LLVMBuildMul(b, fk0, D, "")),
+                           LLVMBuildMul(b, LLVMBuildMul(b, frows, D, ""), ci64(L, 4), "")};
+    T.first_v = (Prefetch){gep(L, L->f32, T.vbh, LLVMBuildMul(b, fk0, Dv, "")),
+                           LLVMBuildMul(b, LLVMBuildMul(b, frows, Dv, ""), ci64(L, 4), "")};
     Loop lrb;
     T.qb0 = loop_begin(L, &lrb, q0, T.q1, ci64(L, L->QB), "rowblock");
     row_prologue(L, &T);
@@ -1317,20 +1399,18 @@ static void gen_tile(Lower *L, const char *name) {
     /* the next tile of this row block (this one again after the last): its K
      * rows are prefetched during this tile's QK product, its V rows during P.V */
     LLVMValueRef next = smin(L, LLVMBuildAdd(b, e, ci64(L, 1), ""), LLVMBuildSub(b, e1, ci64(L, 1), ""));
-    LLVMValueRef nk0 = LLVMBuildMul(b, LLVMBuildSExt(b, load(L, L->i32, gep(L, L->i32, tile_kv, next), 4), L->i64, ""), bk, "");
+    LLVMValueRef nk0 =
+        LLVMBuildMul(b, LLVMBuildSExt(b, load(L, L->i32, gep(L, L->i32, tile_kv, next), 4), L->i64, ""), bk, "");
     LLVMValueRef nrows = LLVMBuildSub(b, smin(L, LLVMBuildAdd(b, nk0, smin(L, bk, ci64(L, L->BK)), ""), Lk), nk0, "");
-    Prefetch pk = {gep(L, L->f32, T.kbh, LLVMBuildMul(b, nk0, D, "")), LLVMBuildMul(b, LLVMBuildMul(b, nrows, D, ""), ci64(L, 4), "")};
-    Prefetch pv = {gep(L, L->f32, T.vbh, LLVMBuildMul(b, nk0, Dv, "")), LLVMBuildMul(b, LLVMBuildMul(b, nrows, Dv, ""), ci64(L, 4), "")};
+    Prefetch pk = {gep(L, L->f32, T.kbh, LLVMBuildMul(b, nk0, D, "")),
+                   LLVMBuildMul(b, LLVMBuildMul(b, nrows, D, ""), ci64(L, 4), "")};
+    Prefetch pv = {gep(L, L->f32, T.vbh, LLVMBuildMul(b, nk0, Dv, "")),
+                   LLVMBuildMul(b, LLVMBuildMul(b, nrows, Dv, ""), ci64(L, 4), "")};
     if (f->nlowrank) lowrank_k_columns(L, &T);
     /* S[kv][q] = sum_d K[kv][d] * Qt[d][q] (+ low-rank columns) */
     gemm(L, gep(L, L->f32, T.kbh, LLVMBuildMul(b, T.k0, D, "")), D, ci64(L, 1), nk, T.rg.qt, D, T.rg.s, 0, &pk);
     if (f->nlowrank) gemm(L, T.rg.kx, T.rt, ci64(L, 1), nk, T.rg.qx, T.rt, T.rg.s, 1, NULL);
     element_pass(L, &T, mode, check_faults);
-    if (L->p->needs_fault) {
-        LLVMBasicBlockRef after = if_begin(L, get(L, L->i1, T.fault), "fault.return");
-        LLVMBuildRet(b, ci32(L, 1));
-        LLVMPositionBuilderAtEnd(b, after);
-    }
     if (L->p->softmax) normalise(L, &T);
     /* OT[dv][q] += sum_kv V[kv][dv] * P[kv][q] */
     gemm(L, gep(L, L->f32, T.vbh, LLVMBuildMul(b, T.k0, Dv, "")), ci64(L, 1), Dv, Dv, T.rg.s, nk, T.rg.ot, 1, &pv);
@@ -1346,6 +1426,7 @@ static void gen_scratch(Lower *L, const char *name) {
     LLVMTypeRef args[1] = {ptr_to(L->i8)};
     LLVMBasicBlockRef entry = open_function(L, name, LLVMFunctionType(L->i64, args, 1, 0));
     L->call = LLVMGetParam(L->fn, 0);
+    LLVMSetValueName2(L->call, "call", 4);
     load_inputs(L);
     LLVMValueRef count[64], start[64];
     unsigned gen = ++L->visit_gen;
@@ -1375,8 +1456,7 @@ attnc_status llvm_lower_plan(const Plan *p, const LlvmTarget *target, LLVMModule
     const IrFunc *f = p->f;
     if (target->vec_width != 4 && target->vec_width != 8 && target->vec_width != 16)
         return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: vector width %d is not 4, 8 or 16", target->vec_width);
-    if (f->nlowrank > 64)
-        return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: more than 64 low-rank bias groups");
+    if (f->nlowrank > 64) return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: more than 64 low-rank bias groups");
     Lower L;
     memset(&L, 0, sizeof L);
     L.ctx = LLVMGetModuleContext(mod);

@@ -10,8 +10,8 @@
 #include "plan.h"
 
 typedef struct LlvmTarget {
-    int vec_width;        /* float lanes per vector: 16 (AVX-512), 8 (AVX2) or 4 */
-    const char *cpu;      /* target-cpu / target-features function attributes, or NULL */
+    int vec_width;   /* float lanes per vector: 16 (AVX-512), 8 (AVX2) or 4 */
+    const char *cpu; /* target-cpu / target-features function attributes, or NULL */
     const char *features;
 } LlvmTarget;
 

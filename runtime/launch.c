@@ -1,8 +1,8 @@
 /* launch.c — the per-call driver shared by every compiled backend.
  * Requires: a Plan, a compiled tile function, a BoundCall.
  * Produces: O and LSE.  Builds the tile map, fills the AttnCall, orders the
- * work items (b, h, q tile) heaviest first so dynamic scheduling balances
- * causal and windowed shapes, runs them on the thread pool, and turns a
+ * work items (b, h, q tile) head by head and heaviest first within a head
+ * (see order_items), runs them on the thread pool, and turns a
  * kernel's fault flag into the interpreter's precise error message.  When
  * the plan can fault, results go to a private buffer first, so a failed
  * call leaves O and LSE untouched. */
@@ -17,7 +17,7 @@
 typedef struct Launch {
     const CompiledKernel *ck;
     AttnCall call;
-    int64_t *order; /* work items, heaviest first */
+    int64_t *order; /* work items in the order they are handed out */
     char *scratch;
     int64_t scratch_bytes;
     volatile int fault; /* set by any item; read after the pool joins */
@@ -31,7 +31,12 @@ static void run_item(void *ctx, int64_t i, int thread) {
     if (l->ck->tile(c, bh / c->H, bh % c->H, qt, l->scratch + (int64_t)thread * l->scratch_bytes)) l->fault = 1;
 }
 
-/* Items sorted by how many kv tiles they visit (counting sort: O(items + tiles)). */
+/* Work items head by head, and within a head the heaviest q tiles first.
+ * Head-major keeps one (b, h)'s K and V hot in cache while both threads
+ * work on it; heaviest first lets the light tiles at the end of each head
+ * fill the gaps that unequal tiles (causal, windows) leave.  Within a head
+ * the cost of a q tile is the number of kv tiles it visits (counting sort:
+ * O(items + tiles)). */
 static int64_t *order_items(const AttnCall *c, const Plan *p, const TileMap *tm) {
     int64_t n = c->B * c->H * c->nqt;
     int64_t *order = malloc(sizeof(int64_t) * (size_t)(n + 1));
@@ -41,23 +46,17 @@ static int64_t *order_items(const AttnCall *c, const Plan *p, const TileMap *tm)
         free(count);
         return NULL;
     }
-    int64_t *cost = malloc(sizeof(int64_t) * (size_t)(n + 1));
-    if (!cost) {
-        free(order);
-        free(count);
-        return NULL;
-    }
-    for (int64_t i = 0; i < n; i++) {
-        int64_t qt = i % c->nqt, bh = i / c->nqt;
+    int64_t k = 0;
+    for (int64_t bh = 0; bh < c->B * c->H; bh++) {
         int64_t g = tile_group(p, tm, bh / c->H, bh % c->H, c->H);
-        int64_t t = g * tm->nqt + qt;
-        cost[i] = tm->row_start[t + 1] - tm->row_start[t];
-        count[tm->nkt - cost[i]]++;
+        const int64_t *rs = tm->row_start + g * tm->nqt;
+        memset(count, 0, sizeof(int64_t) * (size_t)(tm->nkt + 2));
+        for (int64_t qt = 0; qt < c->nqt; qt++) count[tm->nkt - (rs[qt + 1] - rs[qt])]++;
+        for (int64_t j = 1; j <= tm->nkt + 1; j++) count[j] += count[j - 1];
+        for (int64_t qt = c->nqt - 1; qt >= 0; qt--) order[k + --count[tm->nkt - (rs[qt + 1] - rs[qt])]] = bh * c->nqt + qt;
+        k += c->nqt;
     }
-    for (int64_t k = 1; k <= tm->nkt + 1; k++) count[k] += count[k - 1];
-    for (int64_t i = n - 1; i >= 0; i--) order[--count[tm->nkt - cost[i]]] = i;
     free(count);
-    free(cost);
     return order;
 }
 

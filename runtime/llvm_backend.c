@@ -53,11 +53,12 @@ static struct {
     char *cpu, *features; /* the host's, from LLVM */
     int host_width;
     LLVMOrcLLJITRef jit;
+    LLVMTargetMachineRef tm; /* for the O3 pipeline of JIT compiles (used under lock) */
     char init_error[400];
     CacheEntry *entries;
-    uint64_t clock;   /* for least-recently-used eviction */
-    unsigned serial;  /* unique symbol names within the one JITDylib */
-} G = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, "", NULL, 0, 0};
+    uint64_t clock;  /* for least-recently-used eviction */
+    unsigned serial; /* unique symbol names within the one JITDylib */
+} G = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, NULL, "", NULL, 0, 0};
 
 /* The message of an LLVMErrorRef (which this consumes) into buf. */
 static void error_text(LLVMErrorRef e, char *buf, size_t n) {
@@ -102,9 +103,9 @@ static LLVMErrorRef define_runtime_symbols(LLVMOrcJITDylibRef jd) {
         const char *name;
         uintptr_t addr;
     } syms[] = {
-        {"powf", (uintptr_t)&powf},   {"erff", (uintptr_t)&erff},   {"fmodf", (uintptr_t)&fmodf},
-        {"floorf", (uintptr_t)&floorf}, {"ceilf", (uintptr_t)&ceilf}, {"rintf", (uintptr_t)&rintf},
-        {"sqrtf", (uintptr_t)&sqrtf}, {"fmaf", (uintptr_t)&fmaf},   {"memset", (uintptr_t)&memset},
+        {"powf", (uintptr_t)&powf},     {"erff", (uintptr_t)&erff},       {"fmodf", (uintptr_t)&fmodf},
+        {"floorf", (uintptr_t)&floorf}, {"ceilf", (uintptr_t)&ceilf},     {"rintf", (uintptr_t)&rintf},
+        {"sqrtf", (uintptr_t)&sqrtf},   {"fmaf", (uintptr_t)&fmaf},       {"memset", (uintptr_t)&memset},
         {"memcpy", (uintptr_t)&memcpy}, {"memmove", (uintptr_t)&memmove},
     };
     enum { N = sizeof syms / sizeof syms[0] };
@@ -134,6 +135,11 @@ static void init_once(void) {
     G.host_width = has_feature(G.features, "avx512f") ? 16 : has_feature(G.features, "avx2") ? 8 : 4;
     LLVMTargetMachineRef tm = host_machine(G.init_error, sizeof G.init_error);
     if (!tm) return;
+    G.tm = host_machine(G.init_error, sizeof G.init_error);
+    if (!G.tm) {
+        LLVMDisposeTargetMachine(tm);
+        return;
+    }
     LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
     /* the JIT's code generator: the host CPU and features, at O3 */
     LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
@@ -243,9 +249,8 @@ static void set_target(LLVMModuleRef mod, LLVMTargetMachineRef tm) {
 
 /* Lower p into mod, verify it, and (when optimise) run default<O3>.  When
  * `before` is not NULL it receives the IR as lowered. */
-static attnc_status build_module(const Plan *p, int width, LLVMModuleRef mod, LLVMTargetMachineRef tm,
-                                 const char *tile, const char *scratch, int optimise, StrBuf *before,
-                                 attnc_error *err) {
+static attnc_status build_module(const Plan *p, int width, LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *tile,
+                                 const char *scratch, int optimise, StrBuf *before, attnc_error *err) {
     LlvmTarget target = {width, G.cpu, G.features};
     set_target(mod, tm);
     attnc_status st = llvm_lower_plan(p, &target, mod, tile, scratch, err);
@@ -284,16 +289,13 @@ static attnc_status build_module(const Plan *p, int width, LLVMModuleRef mod, LL
 /* Compile a new entry (G.lock held). */
 static attnc_status compile_entry(const Plan *p, int width, CacheEntry *ce, attnc_error *err) {
     char why[300];
-    LLVMTargetMachineRef tm = host_machine(why, sizeof why);
-    if (!tm) return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: %s", why);
     unsigned id = ++G.serial;
     char tile[48], scratch[48];
     snprintf(tile, sizeof tile, "attnc_tile_%u", id);
     snprintf(scratch, sizeof scratch, "attnc_scratch_%u", id);
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("attnc", LLVMOrcThreadSafeContextGetContext(tsc));
-    attnc_status st = build_module(p, width, mod, tm, tile, scratch, 1, NULL, err);
-    LLVMDisposeTargetMachine(tm);
+    attnc_status st = build_module(p, width, mod, G.tm, tile, scratch, 1, NULL, err);
     if (st) {
         LLVMDisposeModule(mod);
         LLVMOrcDisposeThreadSafeContext(tsc);

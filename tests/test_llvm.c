@@ -26,14 +26,14 @@ static const double TOLERANCE = 2e-4;
 
 static int failures;
 
-#define CHECK(cond, ...)                                            \
-    do {                                                            \
-        if (!(cond)) {                                              \
-            failures++;                                             \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);             \
-            printf(__VA_ARGS__);                                    \
-            printf("\n");                                           \
-        }                                                           \
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            failures++;                                                                                                \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                                \
+            printf(__VA_ARGS__);                                                                                       \
+            printf("\n");                                                                                              \
+        }                                                                                                              \
     } while (0)
 
 typedef struct Variant {
@@ -63,7 +63,8 @@ static const Variant VARIANTS[] = {
      " - 0.01 * log2(float(kv + 1)) + 0.001 * float(int(exp(float(kv % 7)))) + 0.05 * sign(float(q - kv)); }",
      NULL, NULL},
     {"attention libm { bias 0.1 * pow(float(kv % 5) + 0.5, 1.5) - 0.2 * erf(float(q - kv) * 0.1)"
-     " + (float(kv) - 7.25) % 3.5 * 0.05 + 0.01 * sqrt(float(q)) + 0.1 * floor(float(kv) / 3.0) - 0.1 * ceil(float(q) / 7.0); }",
+     " + (float(kv) - 7.25) % 3.5 * 0.05 + 0.01 * sqrt(float(q)) + 0.1 * floor(float(kv) / 3.0) - 0.1 * ceil(float(q) "
+     "/ 7.0); }",
      NULL, NULL},
     /* int64 division beyond 2^52 (the exact scalar path) and at both signs */
     {"attention bigdiv { bias float(((q + 4611686018427387904) / (kv + 2)) % 7) * 0.1"
@@ -74,11 +75,15 @@ static const Variant VARIANTS[] = {
      NULL, NULL},
     {"attention span { tensor span : int[H]; mask abs(q - kv) <= span[h]; }", NULL, "span=0,20"},
     /* a per-row tensor read by a score clause: a ROW value the element loop reloads */
-    {"attention temp { use causal; tensor temp : float[B, H, Lq]; score score * (1.0 + temp[b, h, q]); }", NULL,
-     NULL},
+    {"attention temp { use causal; tensor temp : float[B, H, Lq]; score score * (1.0 + temp[b, h, q]); }", NULL, NULL},
     {"attention flip { param flip : bool = false; mask flip ? kv >= q : kv <= q; }", "flip=true", NULL},
     /* x / (kv - q) divides by zero only where the mask drops the element */
     {"attention guarded { mask kv != q; bias float(q / (kv - q)) * 0.01; }", NULL, NULL},
+    /* the inline exp/exp2/log/log2/tanh/sigmoid over wide ranges, straight into O */
+    {"attention mathrange { weight sigmoid(score * 10.0) + 0.01 * tanh(float(q - kv) * 0.37)"
+     " + exp(float(kv % 40) - 30.0) + exp2(float(q % 50) * 0.5 - 20.0) + 0.001 * log(float(q + 1) * 1e-30)"
+     " + 0.01 * log2(float(kv + 1)) + exp(-float(kv) * 3.0) + 0.01 * log(1.0 + exp(score)); }",
+     NULL, NULL},
     /* a bias constant along kv: moved to lse_offset by the middle end */
     {"attention offset { tensor rowb : float[Lq]; bias rowb[q] * 3.0 + float(kv % 3) * 0.1; }", NULL, NULL},
 };
@@ -102,8 +107,7 @@ static void parse_items(const Variant *v, ExampleArgs *ea) {
         snprintf(buf, sizeof buf, "%s", v->ranges);
         for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
             int k = ea->nranges;
-            if (sscanf(tok, "%63[^=]=%d,%d", ea->range_name[k], &ea->range_lo[k], &ea->range_hi[k]) == 3)
-                ea->nranges++;
+            if (sscanf(tok, "%63[^=]=%d,%d", ea->range_name[k], &ea->range_lo[k], &ea->range_hi[k]) == 3) ea->nranges++;
         }
     }
 }
@@ -123,8 +127,10 @@ static void differential(const Variant *v, const Shape *s, int round) {
         attnc_spec_free(spec);
         return;
     }
-    if (s->width) setenv("ATTNC_LLVM_VECTOR_WIDTH", s->width, 1);
-    else unsetenv("ATTNC_LLVM_VECTOR_WIDTH");
+    if (s->width)
+        setenv("ATTNC_LLVM_VECTOR_WIDTH", s->width, 1);
+    else
+        unsetenv("ATTNC_LLVM_VECTOR_WIDTH");
     attnc_options lo = {ATTNC_BACKEND_LLVM, s->threads, NULL, 0, s->tile_q, s->tile_k, 0};
     attnc_options io = {ATTNC_BACKEND_INTERP, 1, NULL, 0, 0, 0, 0};
     attnc_kernel *kl = NULL, *ki = NULL;
@@ -151,9 +157,10 @@ static void differential(const Variant *v, const Shape *s, int round) {
     float *o1 = malloc(sizeof(float) * (no + 1)), *o2 = malloc(sizeof(float) * (no + 1));
     float *l1 = malloc(sizeof(float) * (rows + 1)), *l2 = malloc(sizeof(float) * (rows + 1));
     char what[200];
-    snprintf(what, sizeof what, "%.40s B=%lld H=%lld Hkv=%lld Lq=%lld Lk=%lld D=%lld Dv=%lld threads=%d tiles=%dx%d W=%s",
-             v->text, (long long)z->B, (long long)z->H, (long long)z->Hkv, (long long)z->Lq, (long long)z->Lk,
-             (long long)z->D, (long long)z->Dv, s->threads, s->tile_q, s->tile_k, s->width ? s->width : "host");
+    snprintf(what, sizeof what,
+             "%.40s B=%lld H=%lld Hkv=%lld Lq=%lld Lk=%lld D=%lld Dv=%lld threads=%d tiles=%dx%d W=%s", v->text,
+             (long long)z->B, (long long)z->H, (long long)z->Hkv, (long long)z->Lq, (long long)z->Lk, (long long)z->D,
+             (long long)z->Dv, s->threads, s->tile_q, s->tile_k, s->width ? s->width : "host");
     if (np < 0 || nt < 0) {
         CHECK(0, "%s: %s", what, why);
     } else {
@@ -223,7 +230,8 @@ static void expect_runtime_error(const char *text, const attnc_sizes *sz, const 
     attnc_error err = {0};
     attnc_kernel *k = NULL;
     attnc_options o = {ATTNC_BACKEND_LLVM, 2, NULL, 0, 0, 0, 0};
-    if (attnc_spec_from_string("err.attn", text, strlen(text), &spec, &err) || attnc_compile(spec, NULL, &o, &k, &err)) {
+    if (attnc_spec_from_string("err.attn", text, strlen(text), &spec, &err) ||
+        attnc_compile(spec, NULL, &o, &k, &err)) {
         CHECK(0, "%s: %s", what, err.message);
         attnc_spec_free(spec);
         return;
@@ -264,8 +272,8 @@ static void error_paths(void) {
                          "out-of-range index at a kept position");
     /* only the last key of the last tile reads past the end */
     attnc_tensor last = {"t", ATTNC_F32, 1, {44}, t};
-    expect_runtime_error("attention oob2 { use causal_bottom_right; tensor t : float[Lk - 1]; bias t[kv]; }", &sz,
-                         NULL, 0, &last, 1, "out-of-range index at the last kept key");
+    expect_runtime_error("attention oob2 { use causal_bottom_right; tensor t : float[Lk - 1]; bias t[kv]; }", &sz, NULL,
+                         0, &last, 1, "out-of-range index at the last kept key");
     attnc_tensor rowt = {"r", ATTNC_F32, 1, {30}, t};
     expect_runtime_error("attention oobrow { tensor r : float[30]; score score + r[q]; }", &sz, NULL, 0, &rowt, 1,
                          "out-of-range row index in a score clause");
@@ -286,7 +294,8 @@ static void emit_text(void) {
     attnc_error err = {0};
     attnc_kernel *k = NULL;
     attnc_options o = {ATTNC_BACKEND_LLVM, 1, NULL, 0, 0, 0, 0};
-    if (attnc_spec_from_string("emit.attn", text, strlen(text), &spec, &err) || attnc_compile(spec, NULL, &o, &k, &err)) {
+    if (attnc_spec_from_string("emit.attn", text, strlen(text), &spec, &err) ||
+        attnc_compile(spec, NULL, &o, &k, &err)) {
         CHECK(0, "emit: %s", err.message);
         attnc_spec_free(spec);
         return;
@@ -346,7 +355,8 @@ static void cycles(void) {
     for (int pass = 0; pass < 2; pass++)
         for (int i = 1; i <= 40; i += pass ? 13 : 1) {
             char text[160];
-            snprintf(text, sizeof text, "attention cyc%d { bias float(kv %% %d) * 0.25; mask kv <= q + %d; }", i, i, i % 3);
+            snprintf(text, sizeof text, "attention cyc%d { bias float(kv %% %d) * 0.25; mask kv <= q + %d; }", i, i,
+                     i % 3);
             Variant v = {text, NULL, NULL};
             Shape s = {sz, 1 + i % 2, 0, 0, NULL};
             differential(&v, &s, 1);
