@@ -6,7 +6,12 @@
  * with the spec position and the element, never undefined behaviour.
  * Evaluation is lazy exactly as spec 5.3 says: masks in order up to the first
  * false one, bias/score/weight only where every mask holds, &&, || and ?:
- * evaluate only the deciding operand. */
+ * evaluate only the deciding operand.
+ *
+ * The int semantics below (wrapping, floor division, saturation) are written
+ * out again in compiler/ir_eval.c on purpose: the interpreter is the oracle
+ * the compiled path is tested against, so it shares no evaluation code with
+ * the IR it checks. */
 #include "interp.h"
 
 #include <math.h>
