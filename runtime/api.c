@@ -196,13 +196,15 @@ int attnc_backend_parse(const char *name, attnc_backend *out) {
 }
 
 int attnc_backend_available(attnc_backend b) {
-    return b == ATTNC_BACKEND_INTERP || b == ATTNC_BACKEND_REFPLAN || b == ATTNC_BACKEND_DEFAULT || backend_find(b);
+    const BackendImpl *impl = backend_find(b);
+    return b == ATTNC_BACKEND_INTERP || b == ATTNC_BACKEND_REFPLAN || b == ATTNC_BACKEND_DEFAULT ||
+           (impl && impl->can_run);
 }
 
-/* The fastest backend this build has. */
+/* The fastest backend this build can run. */
 static attnc_backend default_backend(void) {
-    if (backend_find(ATTNC_BACKEND_LLVM)) return ATTNC_BACKEND_LLVM;
-    if (backend_find(ATTNC_BACKEND_TCC)) return ATTNC_BACKEND_TCC;
+    if (attnc_backend_available(ATTNC_BACKEND_LLVM)) return ATTNC_BACKEND_LLVM;
+    if (attnc_backend_available(ATTNC_BACKEND_TCC)) return ATTNC_BACKEND_TCC;
     return ATTNC_BACKEND_INTERP;
 }
 

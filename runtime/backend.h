@@ -10,6 +10,7 @@
 
 typedef struct BackendImpl {
     attnc_backend id;
+    int can_run; /* 0: this build can emit its text but not compile kernels (libattnc.so without libtcc) */
     /* Compile p into ck; *state is the backend's (freed by release), and
      * ck->kernel_data may point into it.  The plan outlives the state. */
     attnc_status (*compile)(const Plan *p, const attnc_options *opts, CompiledKernel *ck, void **state,

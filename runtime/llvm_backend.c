@@ -451,4 +451,4 @@ static attnc_status llvm_emit(const Plan *p, const attnc_options *opts, const ch
     return st;
 }
 
-const BackendImpl backend_llvm = {ATTNC_BACKEND_LLVM, llvm_compile, llvm_release, llvm_emit};
+const BackendImpl backend_llvm = {ATTNC_BACKEND_LLVM, 1, llvm_compile, llvm_release, llvm_emit};

@@ -168,4 +168,10 @@ static attnc_status tcc_backend_emit(const Plan *p, const attnc_options *opts, c
     return cemit_source(p, out, err);
 }
 
-const BackendImpl backend_tcc = {ATTNC_BACKEND_TCC, tcc_backend_compile, tcc_backend_release, tcc_backend_emit};
+#ifdef ATTNC_TCC_JIT
+enum { TCC_CAN_RUN = 1 };
+#else
+enum { TCC_CAN_RUN = 0 };
+#endif
+const BackendImpl backend_tcc = {ATTNC_BACKEND_TCC, TCC_CAN_RUN, tcc_backend_compile, tcc_backend_release,
+                                 tcc_backend_emit};

@@ -27,3 +27,8 @@ target_link_libraries(embed_example PRIVATE attnc_static m)
 add_test(NAME example/embed COMMAND embed_example)
 include(tests/cgen.cmake)
 include(tests/llvm.cmake)
+# The same program against the shared library.
+add_executable(embed_example_shared ${PROJECT_SOURCE_DIR}/examples/embed/embed.c)
+target_compile_options(embed_example_shared PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(embed_example_shared PRIVATE attnc_shared m)
+add_test(NAME example/embed-shared COMMAND embed_example_shared)
