@@ -885,3 +885,58 @@ attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err) {
     free(used);
     return st;
 }
+
+/* ---- the holes alone (compiler/cuda_emit.c) ----------------------------- */
+
+/* Move the text out of a StrBuf, leaving it empty. */
+static StrBuf take_text(StrBuf *from) {
+    StrBuf t = *from;
+    memset(from, 0, sizeof *from);
+    return t;
+}
+
+attnc_status cemit_holes(const Plan *p, CEmitHoles *h, attnc_error *err) {
+    memset(h, 0, sizeof *h);
+    CEmit E;
+    memset(&E, 0, sizeof E);
+    E.p = p;
+    E.m = p->ir;
+    int nodes = p->ir->n;
+    E.in_slot = calloc((size_t)nodes + 1, 1);
+    int ok = E.in_slot && block_init(&E.head, LV_HEAD, nodes) && block_init(&E.row, LV_ROW, nodes) &&
+             block_init(&E.col, LV_COL, nodes) && block_init(&E.elem, LV_ELEM, nodes) &&
+             block_init(&E.scratch, LV_CALL, nodes);
+    if (!ok) E.nomem = 1;
+    if (!failed(&E)) emit_holes(&E);
+    if (!failed(&E))
+        for (size_t i = 0; i < sizeof helpers / sizeof helpers[0]; i++)
+            if (code_uses(&E, helpers[i].name)) sb_printf(&h->helpers, "%s", helpers[i].text);
+    E.nomem |= E.head.text.failed | E.row.text.failed | E.col.text.failed | E.scratch.text.failed |
+               E.elem_partial.failed | E.elem_full.failed | E.slots.failed | h->helpers.failed;
+    attnc_status st = ATTNC_OK;
+    if (E.nomem) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting C");
+    else if (E.why[0])
+        st = set_error(err, ATTNC_ERR_INTERNAL, "cannot emit C for attention '%s': %s", p->attn->name, E.why);
+    h->scratch = take_text(&E.scratch.text);
+    h->head = take_text(&E.head.text);
+    h->slots = take_text(&E.slots);
+    h->row = take_text(&E.row.text);
+    h->col = take_text(&E.col.text);
+    h->elem_partial = take_text(&E.elem_partial);
+    h->elem_full = take_text(&E.elem_full);
+    h->nrow_slots = E.nrow_slots;
+    h->ncol_slots = E.ncol_slots;
+    block_free(&E.head);
+    block_free(&E.row);
+    block_free(&E.col);
+    block_free(&E.elem);
+    block_free(&E.scratch);
+    free(E.in_slot);
+    return st;
+}
+
+void cemit_holes_free(CEmitHoles *h) {
+    StrBuf *all[] = {&h->scratch, &h->head, &h->slots, &h->row, &h->col, &h->elem_partial, &h->elem_full, &h->helpers};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sb_free(all[i]);
+    memset(h, 0, sizeof *h);
+}

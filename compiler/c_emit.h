@@ -34,4 +34,22 @@
  * or ATTNC_ERR_NOMEM with err filled. */
 attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err);
 
+/* The per-attention code of the kernel, the holes of templates/tile.c, for
+ * emitters of other kernel templates (compiler/cuda_emit.c).  Each hole's
+ * code reads the names templates/tile.c documents (c, b, h, hk, q, kv, i, j,
+ * srow, lrow, check_faults, lowrank_cols, sc.row_slots, sc.col_slots,
+ * sc.qlr, sc.klr, sc.lse_off) and declares elem_* results as tile.c says. */
+typedef struct CEmitHoles {
+    StrBuf scratch, head, slots, row, col, elem_partial, elem_full;
+    StrBuf helpers; /* the helper functions the holes call, each defined `static inline` */
+    int nrow_slots, ncol_slots;
+} CEmitHoles;
+
+/* Fill h (overwritten) with the hole code of p; returns like cemit_source.
+ * Free with cemit_holes_free, whatever the result. */
+attnc_status cemit_holes(const Plan *p, CEmitHoles *h, attnc_error *err);
+
+/* Free what cemit_holes filled in. */
+void cemit_holes_free(CEmitHoles *h);
+
 #endif

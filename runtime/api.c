@@ -57,6 +57,7 @@ struct attnc_kernel {
 const BackendImpl *backend_find(attnc_backend b) {
 #ifdef ATTNC_HAVE_TCC
     if (b == ATTNC_BACKEND_TCC) return &backend_tcc;
+    if (b == ATTNC_BACKEND_CUDA_EMU) return &backend_cuda_emu;
 #endif
 #ifdef ATTNC_HAVE_LLVM
     if (b == ATTNC_BACKEND_LLVM) return &backend_llvm;
@@ -456,7 +457,7 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
     attnc_status st = ATTNC_OK;
     if (strcmp(target, "ir") != 0) {
         /* a backend's own text: the first backend of this build that knows the target */
-        attnc_backend order[] = {k->backend, ATTNC_BACKEND_TCC, ATTNC_BACKEND_LLVM};
+        attnc_backend order[] = {k->backend, ATTNC_BACKEND_TCC, ATTNC_BACKEND_LLVM, ATTNC_BACKEND_CUDA_EMU};
         st = ATTNC_ERR_USAGE;
         for (size_t i = 0; i < sizeof order / sizeof order[0] && st == ATTNC_ERR_USAGE; i++) {
             const BackendImpl *impl = backend_find(order[i]);

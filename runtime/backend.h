@@ -24,6 +24,7 @@ typedef struct BackendImpl {
 
 #ifdef ATTNC_HAVE_TCC
 extern const BackendImpl backend_tcc; /* runtime/tcc_backend.c */
+extern const BackendImpl backend_cuda_emu; /* runtime/cuda_emu_backend.c: also `emit --target cuda` */
 #endif
 #ifdef ATTNC_HAVE_LLVM
 extern const BackendImpl backend_llvm; /* runtime/llvm_backend.c */

@@ -5,7 +5,7 @@
  *   test_cgen SPEC --variant NAME --shape B=..,H=..,Hkv=..,Lq=..,Lk=..,D=..,Dv=..
  *             [--param N=V]... [-D N=V]... [--int-range T=LO,HI]... [--tile BQxBK]
  *             [--threads N] [--masked-rows] [--expect-fault]
- *             (--backend tcc | --aot ATTNC CC WORKDIR)
+ *             (--backend tcc|cuda-emu | --aot ATTNC CC WORKDIR)
  *   test_cgen --unit
  *
  * --backend tcc: compile with -D fixed params through the library, run,
@@ -38,6 +38,7 @@ enum { MAX_ITEMS = 32 };
 typedef struct Test {
     const char *spec_path, *variant, *attnc, *cc, *workdir;
     attnc_sizes sz;
+    attnc_backend backend; /* --backend: tcc or cuda-emu */
     const char *params[MAX_ITEMS], *defines[MAX_ITEMS];
     int nparams, ndefines;
     char range_name[MAX_ITEMS][64];
@@ -91,7 +92,7 @@ static int close_enough(float got, float want) {
 static int usage(void) {
     fprintf(stderr, "usage: test_cgen SPEC --variant NAME --shape ... [--param N=V]... [-D N=V]... "
                     "[--int-range T=LO,HI]... [--tile BQxBK] [--threads N] [--masked-rows] "
-                    "(--backend tcc | --aot ATTNC CC WORKDIR) | test_cgen --unit\n");
+                    "(--backend tcc|cuda-emu | --aot ATTNC CC WORKDIR) | test_cgen --unit\n");
     return 2;
 }
 
@@ -123,7 +124,8 @@ static int parse_args(int argc, char **argv, Test *t) {
                 t->range_hi[k] <= t->range_lo[k])
                 return 0;
         } else if (!strcmp(a, "--backend")) {
-            if (strcmp(v, "tcc") != 0) return 0;
+            if (strcmp(v, "tcc") != 0 && strcmp(v, "cuda-emu") != 0) return 0;
+            t->backend = strcmp(v, "tcc") == 0 ? ATTNC_BACKEND_TCC : ATTNC_BACKEND_CUDA_EMU;
             have_mode = 1;
         } else if (!strcmp(a, "--aot") && i + 2 < argc) {
             t->attnc = v;
@@ -318,7 +320,7 @@ static const char *run_test(const Test *t, char *why, size_t n) {
         bad = why;
     }
     if (!bad && !(ref = compile(t, spec, ATTNC_BACKEND_INTERP, why, n))) bad = why;
-    if (!bad && !(k = compile(t, spec, t->aot ? ATTNC_BACKEND_INTERP : ATTNC_BACKEND_TCC, why, n))) bad = why;
+    if (!bad && !(k = compile(t, spec, t->aot ? ATTNC_BACKEND_INTERP : t->backend, why, n))) bad = why;
     if (!bad && !make_inputs(t, ref, &in, why, n)) bad = why;
     attnc_args args = {*sz, in.q, in.k, in.v, ro, rlse, in.params, in.nparams, in.tensors, in.ntensors};
     char ref_message[sizeof err.message] = "";
@@ -366,7 +368,7 @@ static const char *run_test(const Test *t, char *why, size_t n) {
         }
     }
     if (!bad && t->expect_fault) {
-        printf("ok %s %s: the runtime error is reported (%s)\n", t->variant, t->aot ? "ahead of time" : "tcc",
+        printf("ok %s %s: the runtime error is reported (%s)\n", t->variant, t->aot ? "ahead of time" : attnc_backend_name(t->backend),
                ref_message);
         goto done;
     }
@@ -387,7 +389,7 @@ static const char *run_test(const Test *t, char *why, size_t n) {
     if (!bad && t->masked_rows && masked == 0) bad = "no row is fully masked, but --masked-rows says some must be";
     if (!bad)
         printf("ok %s %s: max relative error %.3g, %d of %zu rows fully masked\n", t->variant,
-               t->aot ? "ahead of time" : "tcc", worst, masked, rows);
+               t->aot ? "ahead of time" : attnc_backend_name(t->backend), worst, masked, rows);
 done:
     if (lib) dlclose(lib);
     free_inputs(&in);
@@ -469,7 +471,7 @@ static int unit(void) {
               "emit --target c gives the entry point and the kernel", err.message);
         attnc_free(text);
         text = NULL;
-        st = attnc_kernel_emit(k, "cuda", NULL, 0, &text, &err);
+        st = attnc_kernel_emit(k, "no-such-target", NULL, 0, &text, &err);
         check(st == ATTNC_ERR_USAGE && !text, "emit of an unknown target is a usage error", err.message);
     }
     attnc_kernel_free(k);

@@ -32,3 +32,4 @@ add_executable(embed_example_shared ${PROJECT_SOURCE_DIR}/examples/embed/embed.c
 target_compile_options(embed_example_shared PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(embed_example_shared PRIVATE attnc_shared m)
 add_test(NAME example/embed-shared COMMAND embed_example_shared)
+include(tests/cuda.cmake)

@@ -1,0 +1,179 @@
+/* cuda_emit.c — a kernel plan as CUDA C: IR + plan -> one .cu translation
+ * unit for nvcc, which also compiles as C99 (no __CUDACC__) for the cuda-emu
+ * backend.
+ *
+ * Requires: a Plan (plan.h) through the middle end; templates/cuda_tile.cu
+ * and runtime/kernel_abi.h embedded in the library (cmake/embed.cmake); the
+ * per-attention code from compiler/c_emit.c (cemit_holes), so the C and the
+ * CUDA kernels share one element-code generator.
+ * Produces: a header comment documenting the launcher, the portability
+ * macros (CUDA qualifiers, or their CPU emulation), kernel_abi.h, the helper
+ * functions as host+device functions, and the template with its holes
+ * filled and @NAME@ replaced by the attention's name. */
+#include "cuda_emit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "c_emit.h"
+#include "sema.h"
+
+extern const char attnc_cuda_template[];
+extern const unsigned long attnc_cuda_template_len;
+extern const char attnc_kernel_abi_text[];
+extern const unsigned long attnc_kernel_abi_text_len;
+
+static const char cuda_prologue[] =
+    "#ifdef __CUDACC__\n"
+    "#include <cuda_runtime.h>\n"
+    "#include <math.h>\n"
+    "#include <stdint.h>\n"
+    "#include <string.h>\n"
+    "#define ATTNC_DEV static __host__ __device__ __forceinline__\n"
+    "#define ATTNC_ITEM static __device__\n"
+    "#define ATTNC_SHARED __shared__\n"
+    "#define ATTNC_THREADS_BEGIN(t) { const int64_t t = (int64_t)threadIdx.x; {\n"
+    "#define ATTNC_THREADS_END } } __syncthreads();\n"
+    "#else /* cuda-emu: plain C99 on the CPU, each phase a loop over the block's threads */\n"
+    "#ifdef ATTNC_JIT /* libtcc without system headers */\n"
+    "typedef signed char int8_t;\ntypedef short int16_t;\ntypedef int int32_t;\ntypedef long long int64_t;\n"
+    "typedef unsigned char uint8_t;\ntypedef unsigned short uint16_t;\ntypedef unsigned int uint32_t;\n"
+    "typedef unsigned long long uint64_t;\n"
+    "float expf(float);\nfloat exp2f(float);\nfloat logf(float);\nfloat log2f(float);\nfloat sqrtf(float);\n"
+    "float tanhf(float);\nfloat erff(float);\nfloat powf(float, float);\nfloat floorf(float);\nfloat ceilf(float);\n"
+    "float fmodf(float, float);\nfloat fabsf(float);\n"
+    "#else\n#include <math.h>\n#include <stdint.h>\n#endif\n"
+    "#define ATTNC_DEV static inline\n"
+    "#define ATTNC_ITEM static\n"
+    "#define ATTNC_SHARED\n"
+    "#define ATTNC_THREADS_BEGIN(t) for (int64_t t = 0; t < ATTNC_NT; t++) {\n"
+    "#define ATTNC_THREADS_END }\n"
+    "#define ATTNC_LINKAGE\n"
+    "#endif\n\n";
+
+static void put_replaced(StrBuf *out, const char *s, size_t len, const char *from, const char *to) {
+    size_t fl = strlen(from);
+    while (len > 0) {
+        const char *hit = NULL;
+        for (size_t k = 0; k + fl <= len; k++)
+            if (!memcmp(s + k, from, fl)) {
+                hit = s + k;
+                break;
+            }
+        size_t n = hit ? (size_t)(hit - s) : len;
+        sb_printf(out, "%.*s", (int)n, s);
+        if (!hit) break;
+        sb_printf(out, "%s", to);
+        s += n + fl;
+        len -= n + fl;
+    }
+}
+
+/* The template with every hole replaced by its code (indented like the hole); 0 if a hole is missing. */
+static int fill(const CEmitHoles *H, const char *name, StrBuf *out) {
+    struct {
+        const char *hole;
+        const StrBuf *code;
+    } holes[] = {{"/*@SCRATCH@*/", &H->scratch}, {"/*@HEAD@*/", &H->head},
+                 {"/*@SLOTS@*/", &H->slots},     {"/*@ROW@*/", &H->row},
+                 {"/*@COL@*/", &H->col},         {"/*@ELEM_PARTIAL@*/", &H->elem_partial},
+                 {"/*@ELEM_FULL@*/", &H->elem_full}};
+    int filled = 0;
+    const char *t = attnc_cuda_template, *end = t + attnc_cuda_template_len;
+    while (t < end) {
+        const char *eol = memchr(t, '\n', (size_t)(end - t));
+        size_t len = eol ? (size_t)(eol - t) : (size_t)(end - t);
+        size_t indent = strspn(t, " ");
+        if (indent > len) indent = len;
+        int hole = -1;
+        for (size_t h = 0; h < sizeof holes / sizeof holes[0]; h++)
+            if (len - indent == strlen(holes[h].hole) && !memcmp(t + indent, holes[h].hole, len - indent)) hole = (int)h;
+        if (hole < 0) {
+            put_replaced(out, t, len, "@NAME@", name);
+            sb_printf(out, "\n");
+        } else {
+            filled++;
+            const char *c = holes[hole].code->p ? holes[hole].code->p : "";
+            while (*c) {
+                size_t n = strcspn(c, "\n");
+                sb_printf(out, "%*s%.*s\n", (int)indent, "", (int)n, c);
+                c += n + (c[n] == '\n');
+            }
+        }
+        t += len + 1;
+    }
+    return filled == (int)(sizeof holes / sizeof holes[0]);
+}
+
+static void emit_doc(const Plan *p, StrBuf *out) {
+    const Attention *a = p->attn;
+    const char *N = a->name;
+    sb_printf(out,
+              "/* %s.cu: attention %s as a fused, tiled FlashAttention kernel in CUDA C,\n"
+              " * generated by attnc %s from templates/cuda_tile.cu (do not edit).\n"
+              " *\n"
+              " * Build: nvcc -c %s.cu (e.g. -arch=sm_80).  Host entry point:\n"
+              " *\n"
+              " *     extern \"C\" int %s_cuda_launch(const AttnCall *call, int *fault, cudaStream_t stream);\n"
+              " *\n"
+              " * call: the AttnCall of runtime/kernel_abi.h (below), with bq = %d, bk = %d,\n"
+              " *   nqt = ceil(Lq / bq), nkt = ceil(Lk / bk).  DEVICE pointers: q, k, v, o,\n"
+              " *   lse (may be NULL), the tile map row_start / tile_kv / tile_mode (row_start\n"
+              " *   NULL: every kv tile is visited with its masks evaluated), and the entries\n"
+              " *   of tensor_data.  HOST arrays (copied into the kernel's arguments at\n"
+              " *   launch): params, tensor_data, tensor_shape.  check_faults 0 skips the\n"
+              " *   runtime-error checks (only when they cannot fire).\n"
+              " * fault: a DEVICE int the kernel ORs 1 into when an element raises a runtime\n"
+              " *   error of the spec (zero it first; O and LSE are then unspecified).\n"
+              " * Arrays are float32, row-major and contiguous: Q[B,H,Lq,D], K[B,Hkv,Lk,D],\n"
+              " * V[B,Hkv,Lk,Dv], O[B,H,Lq,Dv], LSE[B,H,Lq]; query head h reads key/value\n"
+              " * head h / (H / Hkv).  One block of %d threads per (b, h, q tile).\n"
+              " * Returns 0 when the kernel is queued on `stream` (it runs asynchronously),\n"
+              " * else a cudaError_t (cudaErrorInvalidValue for a bad call).\n",
+              N, N, attnc_version(), N, N, p->bq, p->bk, p->bq);
+    if (a->nparams) sb_printf(out, " *\n * params (call->params[i], ints and bools in .i, floats in .f):\n");
+    for (int i = 0; i < a->nparams; i++)
+        sb_printf(out, " *   [%d] %s %s\n", i, type_name(a->params[i]->type), a->params[i]->name);
+    if (a->ntensors) sb_printf(out, " *\n * tensors (tensor_data[i] int32 or float32, tensor_shape[i] its dims):\n");
+    for (int i = 0; i < a->ntensors; i++)
+        sb_printf(out, " *   [%d] %s %s of rank %d\n", i, type_name(a->tensors[i]->type), a->tensors[i]->name,
+                  a->tensors[i]->ndims);
+    sb_printf(out,
+              " *\n"
+              " * Without __CUDACC__ the same text is C99 for attnc's cuda-emu backend: each\n"
+              " * phase of the block runs as a loop over its threads, and attnc_tile /\n"
+              " * attnc_scratch_bytes give the kernel ABI. */\n");
+}
+
+attnc_status cuda_emit_source(const Plan *p, StrBuf *out, attnc_error *err) {
+    CEmitHoles H;
+    attnc_status st = cemit_holes(p, &H, err);
+    if (!st) {
+        emit_doc(p, out);
+        sb_printf(out, "%s", cuda_prologue);
+        /* the kernel ABI, minus its include (the types come from above) */
+        const char *abi = attnc_kernel_abi_text, *inc = strstr(abi, "#include <stdint.h>\n");
+        if (inc) sb_printf(out, "%.*s%s\n", (int)(inc - abi), abi, inc + strlen("#include <stdint.h>\n"));
+        else sb_printf(out, "%s\n", abi);
+        sb_printf(out, "ATTNC_DEV float attnc_inf(void) {\n"
+                       "    union { uint32_t u; float f; } x;\n"
+                       "    x.u = 0x7f800000u;\n"
+                       "    return x.f;\n"
+                       "}\n");
+        const char *hp = H.helpers.p ? H.helpers.p : "";
+        put_replaced(out, hp, strlen(hp), "static inline", "ATTNC_DEV");
+        sb_printf(out, "\n#define ATTNC_BQ %d\n#define ATTNC_BK %d\n#define ATTNC_SOFTMAX %d\n#define ATTNC_LSE_OFFSET %d\n",
+                  p->bq, p->bk, p->softmax ? 1 : 0, p->f->lse_offset != IR_NONE ? 1 : 0);
+        sb_printf(out, "#define ATTNC_ROW_SLOTS %d\n#define ATTNC_COL_SLOTS %d\n", H.nrow_slots, H.ncol_slots);
+        sb_printf(out, "#define ATTNC_NPARAMS %d\n#define ATTNC_NTENSORS %d\n", p->attn->nparams, p->attn->ntensors);
+        sb_printf(out, "#define ATTNC_LOWRANK %d\n", p->f->nlowrank > 0);
+        sb_printf(out, "#define ATTNC_SCRATCH_READS_TENSORS %d\n", H.scratch.p && strstr(H.scratch.p, "tensor_data") != NULL);
+        sb_printf(out, "#define ATTNC_MAX_LOWRANK_COLS (1 << 24)\n\n");
+        if (!fill(&H, p->attn->name, out))
+            st = set_error(err, ATTNC_ERR_INTERNAL, "the embedded CUDA template lacks a hole");
+        if (!st && out->failed) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting CUDA C");
+    }
+    cemit_holes_free(&H);
+    return st;
+}

@@ -1,0 +1,306 @@
+/* templates/cuda_tile.cu — the fused attention kernel that attnc emits as
+ * CUDA C (`attnc emit --target cuda`), and that the cuda-emu backend runs on
+ * the CPU through libtcc.
+ *
+ * compiler/cuda_emit.c copies this file into every generated translation
+ * unit, replaces @NAME@ by the attention's name and fills the holes (the
+ * lines holding only a comment of the form  / *@HOLE@* / ) with the code of
+ * one attention's kernel plan, exactly the code templates/tile.c receives
+ * (compiler/c_emit.c, cemit_holes): the per-element code is shared between
+ * the C and the CUDA kernels, and the holes see the same names here.
+ *
+ * Before this text the emitter defines:
+ *   ATTNC_BQ, ATTNC_BK, ATTNC_SOFTMAX, ATTNC_LSE_OFFSET, ATTNC_ROW_SLOTS,
+ *   ATTNC_COL_SLOTS, ATTNC_MAX_LOWRANK_COLS   as for templates/tile.c
+ *   ATTNC_NPARAMS, ATTNC_NTENSORS            the attention's params and tensors
+ *   ATTNC_LOWRANK   1 when the plan has low-rank bias terms (lrow exists)
+ *   ATTNC_SCRATCH_READS_TENSORS  1 when the SCRATCH hole reads tensor data (the
+ *                   launcher, on the host, cannot: it refuses the call)
+ *   ATTNC_DEV       how helpers are declared (host and device functions)
+ *   ATTNC_ITEM      how attnc_cuda_item is declared
+ *   ATTNC_SHARED    __shared__ (nothing for the emulation)
+ *   ATTNC_THREADS_BEGIN(t) / ATTNC_THREADS_END  one phase of the block:
+ *                   on the GPU, thread t = threadIdx.x runs the body, then
+ *                   __syncthreads(); in the emulation, a loop runs the body
+ *                   for t = 0 .. ATTNC_NT-1.  Phases hold no break or
+ *                   continue of their own, and no local survives a phase:
+ *                   per-row state lives in shared arrays indexed by the row.
+ *   attnc_inf(), kernel_abi.h's AttnCall, and the helpers the holes call.
+ *
+ * Structure: one block of ATTNC_NT = min(ATTNC_BQ, 128) threads per work
+ * item (b, h, q tile), reading the tile map exactly as templates/tile.c does.
+ * Thread t owns rows i = t, t + NT, ... of the q tile: it keeps the row's running max
+ * (log2 domain), sum and "kept anything" flag in shared memory and its
+ * un-normalised output row in O itself (no other thread writes it).  Per
+ * visited kv tile: a phase where the threads compute the tile's per-key
+ * values (column slots, low-rank K columns), then a phase where each thread
+ * computes its row's dot products, element code and online-softmax update.
+ * The low-rank Q and K columns live in dynamic shared memory
+ * (attnc_cuda_dynamic_bytes); everything else is static.  A runtime error
+ * of an element (the plan's fault) is reported by attnc_cuda_item's result;
+ * the kernel ORs it into the caller's fault flag. */
+
+#define ATTNC_TILE_FULL 1
+#define ATTNC_TILE_PARTIAL 2
+#define ATTNC_LOG2E 1.44269504088896340736f
+#define ATTNC_LN2 0.69314718055994530942f
+#define ATTNC_NT (ATTNC_BQ < 128 ? ATTNC_BQ : 128) /* threads per block; each runs rows t, t + NT, ... */
+#if ATTNC_SOFTMAX
+#define ATTNC_MASKED (-attnc_inf()) /* a masked score: exp2 gives 0 */
+#else
+#define ATTNC_MASKED 0.0f           /* a masked weight */
+#endif
+
+/* The names the hole code uses for its scratch (as in templates/tile.c). */
+typedef struct AttnCudaScratch {
+    float *lse_off;     /* [BQ] the row's LSE offset (shared) */
+    float *qlr;         /* [BQ][lowrank_cols] low-rank columns of the Q rows (dynamic shared) */
+    float *klr;         /* [lowrank_cols][BK] low-rank columns of the K tile (dynamic shared) */
+    int64_t *row_slots; /* [ROW_SLOTS][BQ] (shared) */
+    int64_t *col_slots; /* [COL_SLOTS][BK] (shared) */
+} AttnCudaScratch;
+
+/* Bytes of dynamic shared memory one block needs (host and device). */
+ATTNC_DEV int64_t attnc_cuda_dynamic_bytes(const AttnCall *c) {
+    int64_t lowrank_cols = 0;
+    /*@SCRATCH@*/
+    return (ATTNC_BQ + ATTNC_BK) * lowrank_cols * 4;
+}
+
+/* Work item (b, h, qt), run by the ATTNC_NT threads of a block: O and LSE of
+ * its rows.  dyn: attnc_cuda_dynamic_bytes(c) bytes of shared memory.
+ * Returns nonzero when the calling thread met a runtime error (or the call's
+ * low-rank sizes cannot be held, for every thread). */
+ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t qt, float *dyn) {
+    const int64_t D = c->D, Dv = c->Dv;
+    const int64_t hk = h / (c->H / c->Hkv);
+    const int64_t q0 = qt * ATTNC_BQ;
+    const int64_t nr = c->Lq - q0 < ATTNC_BQ ? c->Lq - q0 : ATTNC_BQ;
+    const float *qtile = c->q + ((b * c->H + h) * c->Lq + q0) * D;
+    const float *khead = c->k + (b * c->Hkv + hk) * c->Lk * D;
+    const float *vhead = c->v + (b * c->Hkv + hk) * c->Lk * Dv;
+    float *orows = c->o + ((b * c->H + h) * c->Lq + q0) * Dv;
+    float *lserows = c->lse ? c->lse + (b * c->H + h) * c->Lq + q0 : (float *)0;
+    int64_t lowrank_cols = 0;
+    (void)hk;
+    /*@HEAD@*/
+#if ATTNC_SOFTMAX
+    ATTNC_SHARED float sm_m[ATTNC_BQ];
+#endif
+    ATTNC_SHARED float sm_l[ATTNC_BQ];
+    ATTNC_SHARED float sm_lse_off[ATTNC_BQ];
+    ATTNC_SHARED int32_t sm_any[ATTNC_BQ];
+    ATTNC_SHARED int64_t sm_row_slots[ATTNC_ROW_SLOTS > 0 ? ATTNC_ROW_SLOTS * ATTNC_BQ : 1];
+    ATTNC_SHARED int64_t sm_col_slots[ATTNC_COL_SLOTS > 0 ? ATTNC_COL_SLOTS * ATTNC_BK : 1];
+    AttnCudaScratch sc;
+    sc.lse_off = sm_lse_off;
+    sc.qlr = dyn;
+    sc.klr = dyn + ATTNC_BQ * lowrank_cols;
+    sc.row_slots = sm_row_slots;
+    sc.col_slots = sm_col_slots;
+    (void)sc;
+    /*@SLOTS@*/
+    /* 0 when the call's tile analysis proved that nothing here can fault */
+    const int check_faults = c->check_faults;
+    int fault = 0;
+    (void)check_faults;
+
+    /* phase: per-row state and row values */
+    ATTNC_THREADS_BEGIN(t)
+    for (int64_t i = t; i < nr; i += ATTNC_NT) {
+        const int64_t q = q0 + i;
+        float *orow = orows + i * Dv;
+        (void)q;
+#if ATTNC_SOFTMAX
+        sm_m[i] = -attnc_inf();
+#endif
+        sm_l[i] = 0.0f;
+        sm_any[i] = 0;
+        sc.lse_off[i] = 0.0f;
+        for (int64_t d = 0; d < Dv; d++) orow[d] = 0.0f;
+        /*@ROW@*/
+    }
+    ATTNC_THREADS_END
+
+    /* the kv tiles this q tile visits, from the tile map of its group */
+    const int64_t group = (c->mask_varies_b ? b : 0) * (c->mask_varies_h ? c->H : 1) + (c->mask_varies_h ? h : 0);
+    const int64_t first = c->row_start ? c->row_start[group * c->nqt + qt] : 0;
+    const int64_t last = c->row_start ? c->row_start[group * c->nqt + qt + 1] : c->nkt;
+    for (int64_t e = first; e < last; e++) {
+        const int64_t k0 = (c->row_start ? (int64_t)c->tile_kv[e] : e) * ATTNC_BK;
+        const int mode = c->row_start ? c->tile_mode[e] : ATTNC_TILE_PARTIAL;
+        const int64_t nc = c->Lk - k0 < ATTNC_BK ? c->Lk - k0 : ATTNC_BK;
+        const float *ktile = khead + k0 * D, *vtile = vhead + k0 * Dv;
+
+        /* phase: the tile's per-key values */
+        ATTNC_THREADS_BEGIN(t)
+        for (int64_t j = t; j < nc; j += ATTNC_NT) {
+            const int64_t kv = k0 + j;
+            (void)kv;
+            /*@COL@*/
+        }
+        ATTNC_THREADS_END
+
+        /* phase: each thread's row against the tile */
+        ATTNC_THREADS_BEGIN(t)
+        for (int64_t i = t; i < nr; i += ATTNC_NT) {
+            const int64_t q = q0 + i;
+            const float *qrow = qtile + i * D;
+            float *orow = orows + i * Dv;
+            float srow[ATTNC_BK];
+#if ATTNC_LOWRANK
+            float lrow[ATTNC_BK];
+#endif
+            int kept = 0;
+            (void)q;
+            /* dot products, and the low-rank bias terms over their extra columns */
+            for (int64_t j = 0; j < nc; j++) {
+                const float *krow = ktile + j * D;
+                float dot = 0.0f;
+                for (int64_t d = 0; d < D; d++) dot += qrow[d] * krow[d];
+                srow[j] = dot;
+#if ATTNC_LOWRANK
+                float lr = 0.0f;
+                for (int64_t r = 0; r < lowrank_cols; r++) lr += sc.qlr[i * lowrank_cols + r] * sc.klr[r * ATTNC_BK + j];
+                lrow[j] = lr;
+#endif
+            }
+            /* per element: score (or weight), masks on PARTIAL tiles only */
+            if (mode == ATTNC_TILE_PARTIAL) {
+                for (int64_t j = 0; j < nc; j++) {
+                    const int64_t kv = k0 + j;
+                    int elem_fault = 0, elem_keep = 1;
+                    float elem_value = 0.0f;
+                    (void)kv;
+                    /*@ELEM_PARTIAL@*/
+                    fault |= elem_fault;
+                    kept |= elem_keep;
+                    srow[j] = elem_keep ? elem_value : ATTNC_MASKED;
+                }
+            } else {
+                for (int64_t j = 0; j < nc; j++) {
+                    const int64_t kv = k0 + j;
+                    int elem_fault = 0;
+                    float elem_value = 0.0f;
+                    (void)kv;
+                    /*@ELEM_FULL@*/
+                    fault |= elem_fault;
+                    srow[j] = elem_value;
+                }
+                kept = nc > 0;
+            }
+            sm_any[i] |= kept;
+#if ATTNC_SOFTMAX
+            /* online softmax in the log2 domain (NaN scores are never the max) */
+            float tile_max = -attnc_inf();
+            for (int64_t j = 0; j < nc; j++) tile_max = srow[j] > tile_max ? srow[j] : tile_max;
+            const float m_old = sm_m[i];
+            const float m_new = tile_max > m_old ? tile_max : m_old;
+            int live = m_new != -attnc_inf(); /* else nothing kept yet: every p is 0 */
+            if (live && m_new != m_old) {
+                const float rescale = exp2f(m_old - m_new);
+                sm_l[i] *= rescale;
+                for (int64_t d = 0; d < Dv; d++) orow[d] *= rescale;
+                sm_m[i] = m_new;
+            }
+            float sum = 0.0f;
+            for (int64_t j = 0; j < nc; j++) {
+                srow[j] = live ? exp2f(srow[j] - m_new) : 0.0f;
+                sum += srow[j];
+            }
+            sm_l[i] += sum;
+#else
+            float sum = 0.0f;
+            for (int64_t j = 0; j < nc; j++) sum += srow[j];
+            sm_l[i] += sum;
+#endif
+            /* O_acc += P . V_tile (a masked key, p = 0, adds nothing) */
+            for (int64_t d = 0; d < Dv; d++) {
+                float a = orow[d];
+                for (int64_t j = 0; j < nc; j++)
+                    if (srow[j] != 0.0f) a += srow[j] * vtile[j * Dv + d];
+                orow[d] = a;
+            }
+        }
+        ATTNC_THREADS_END
+    }
+
+    /* phase: O and LSE; a row that kept nothing gives O = 0 and LSE = -inf */
+    ATTNC_THREADS_BEGIN(t)
+    for (int64_t i = t; i < nr; i += ATTNC_NT) {
+        const float off = sc.lse_off[i];
+        float *orow = orows + i * Dv;
+        int empty = !sm_any[i] || (ATTNC_LSE_OFFSET && (off != off || off == -attnc_inf()));
+        float lse;
+#if ATTNC_SOFTMAX
+        empty = empty || sm_m[i] == -attnc_inf();
+        for (int64_t d = 0; d < Dv; d++) orow[d] = empty ? 0.0f : orow[d] / sm_l[i];
+        lse = sm_m[i] * ATTNC_LN2 + logf(sm_l[i]) + off;
+#else
+        for (int64_t d = 0; d < Dv; d++) orow[d] = empty ? 0.0f : orow[d];
+        lse = logf(sm_l[i]);
+#endif
+        if (lserows) lserows[i] = empty ? -attnc_inf() : lse;
+    }
+    ATTNC_THREADS_END
+    return fault;
+}
+
+#ifdef __CUDACC__
+/* The call's params and tensors, passed by value as a kernel argument. */
+typedef struct AttnCudaConsts {
+    AttnValue params[ATTNC_NPARAMS + 1];
+    const void *tensor_data[ATTNC_NTENSORS + 1];
+    int64_t tensor_shape[ATTNC_NTENSORS + 1][ATTNC_ABI_MAX_RANK];
+} AttnCudaConsts;
+
+/* One block per work item: item = (b * H + h) * nqt + qt. */
+__global__ void __launch_bounds__(ATTNC_NT) @NAME@_cuda_kernel(AttnCall call, AttnCudaConsts consts, int *fault) {
+    extern __shared__ float attnc_dynamic[];
+    call.params = consts.params;
+    call.tensor_data = consts.tensor_data;
+    call.tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])consts.tensor_shape;
+    const int64_t item = (int64_t)blockIdx.x;
+    const int64_t qt = item % call.nqt, bh = item / call.nqt;
+    if (attnc_cuda_item(&call, bh / call.H, bh % call.H, qt, attnc_dynamic)) atomicOr(fault, 1);
+}
+
+extern "C" int @NAME@_cuda_launch(const AttnCall *call, int *fault, cudaStream_t stream) {
+    if (!call || !fault || call->bq != ATTNC_BQ || call->bk != ATTNC_BK || call->H <= 0 || call->Hkv <= 0 ||
+        call->H % call->Hkv != 0)
+        return (int)cudaErrorInvalidValue;
+    const int64_t items = call->B * call->H * call->nqt;
+    if (items <= 0) return 0;
+    if (items > 2147483647) return (int)cudaErrorInvalidConfiguration;
+    AttnCudaConsts consts;
+    memset(&consts, 0, sizeof consts);
+    for (int i = 0; i < ATTNC_NPARAMS; i++) consts.params[i] = call->params[i];
+    for (int i = 0; i < ATTNC_NTENSORS; i++) {
+        consts.tensor_data[i] = call->tensor_data[i];
+        for (int d = 0; d < ATTNC_ABI_MAX_RANK; d++) consts.tensor_shape[i][d] = call->tensor_shape[i][d];
+    }
+    AttnCall host = *call;
+    host.params = consts.params;
+    host.tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])consts.tensor_shape;
+    const int64_t dynamic = attnc_cuda_dynamic_bytes(&host);
+    if (dynamic > 48 * 1024) {
+        if (dynamic > 2147483647) return (int)cudaErrorInvalidConfiguration;
+        cudaError_t e = cudaFuncSetAttribute(@NAME@_cuda_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             (int)dynamic);
+        if (e != cudaSuccess) return (int)e;
+    }
+#if ATTNC_SCRATCH_READS_TENSORS
+    return (int)cudaErrorNotSupported; /* the low-rank sizes depend on tensor data the host cannot read */
+#endif
+    @NAME@_cuda_kernel<<<(unsigned)items, ATTNC_NT, (size_t)dynamic, stream>>>(*call, consts, fault);
+    return (int)cudaGetLastError();
+}
+#else
+/* The emulation: the kernel ABI of runtime/kernel_abi.h, one work item per
+ * call on the calling CPU thread, its ATTNC_NT "threads" run phase by phase. */
+ATTNC_LINKAGE int64_t attnc_scratch_bytes(const AttnCall *c) { return attnc_cuda_dynamic_bytes(c); }
+
+ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt, void *scratch) {
+    return attnc_cuda_item(c, b, h, qt, (float *)scratch) != 0;
+}
+#endif
