@@ -725,38 +725,62 @@ static int code_uses(const CEmit *E, const char *name) {
     return 0;
 }
 
-/* Append `text` with every line that is a hole replaced by its code, indented like the hole. */
-static int fill_template(CEmit *E, StrBuf *out) {
-    struct {
-        const char *hole;
-        const StrBuf *code;
-    } holes[] = {{"/*@SCRATCH@*/", &E->scratch.text}, {"/*@HEAD@*/", &E->head.text},
-                 {"/*@SLOTS@*/", &E->slots},          {"/*@ROW@*/", &E->row.text},
-                 {"/*@COL@*/", &E->col.text},         {"/*@ELEM_PARTIAL@*/", &E->elem_partial},
-                 {"/*@ELEM_FULL@*/", &E->elem_full}};
+void cemit_put_replaced(StrBuf *out, const char *s, size_t len, const char *from, const char *to) {
+    size_t fl = strlen(from);
+    while (len > 0) {
+        const char *hit = NULL;
+        for (size_t k = 0; k + fl <= len; k++)
+            if (!memcmp(s + k, from, fl)) {
+                hit = s + k;
+                break;
+            }
+        size_t n = hit ? (size_t)(hit - s) : len;
+        sb_printf(out, "%.*s", (int)n, s);
+        if (!hit) break;
+        sb_printf(out, "%s", to);
+        s += n + fl;
+        len -= n + fl;
+    }
+}
+
+int cemit_fill_template(const char *tmpl, size_t tmpl_len, const StrBuf *const code[CEMIT_NHOLES], const char *name,
+                        StrBuf *out) {
+    static const char *const holes[CEMIT_NHOLES] = {"/*@SCRATCH@*/", "/*@HEAD@*/",         "/*@SLOTS@*/",
+                                                    "/*@ROW@*/",     "/*@COL@*/",          "/*@ELEM_PARTIAL@*/",
+                                                    "/*@ELEM_FULL@*/"};
     int filled = 0;
-    const char *t = attnc_tile_template, *end = t + attnc_tile_template_len;
+    const char *t = tmpl, *end = t + tmpl_len;
     while (t < end) {
         const char *eol = memchr(t, '\n', (size_t)(end - t));
         size_t len = eol ? (size_t)(eol - t) : (size_t)(end - t);
         size_t indent = strspn(t, " ");
+        if (indent > len) indent = len;
         int hole = -1;
-        for (size_t h = 0; h < sizeof holes / sizeof holes[0]; h++)
-            if (len - indent == strlen(holes[h].hole) && !memcmp(t + indent, holes[h].hole, len - indent)) hole = (int)h;
+        for (int h = 0; h < CEMIT_NHOLES; h++)
+            if (len - indent == strlen(holes[h]) && !memcmp(t + indent, holes[h], len - indent)) hole = h;
         if (hole < 0) {
-            sb_printf(out, "%.*s\n", (int)len, t);
+            if (name) cemit_put_replaced(out, t, len, "@NAME@", name);
+            else sb_printf(out, "%.*s", (int)len, t);
+            sb_printf(out, "\n");
         } else {
             filled++;
-            const char *c = holes[hole].code->p ? holes[hole].code->p : "";
-            while (*c) {
-                size_t n = strcspn(c, "\n");
-                sb_printf(out, "%*s%.*s\n", (int)indent, "", (int)n, c);
-                c += n + (c[n] == '\n');
+            const char *s = code[hole]->p ? code[hole]->p : "";
+            while (*s) {
+                size_t n = strcspn(s, "\n");
+                sb_printf(out, "%*s%.*s\n", (int)indent, "", (int)n, s);
+                s += n + (s[n] == '\n');
             }
         }
         t += len + 1;
     }
-    return filled == (int)(sizeof holes / sizeof holes[0]);
+    return filled == CEMIT_NHOLES;
+}
+
+/* templates/tile.c with the holes filled. */
+static int fill_template(CEmit *E, StrBuf *out) {
+    const StrBuf *const code[CEMIT_NHOLES] = {&E->scratch.text, &E->head.text, &E->slots,       &E->row.text,
+                                              &E->col.text,     &E->elem_partial, &E->elem_full};
+    return cemit_fill_template(attnc_tile_template, attnc_tile_template_len, code, NULL, out);
 }
 
 static void emit_entry(const CEmit *E, const char *used, StrBuf *out) {

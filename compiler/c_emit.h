@@ -45,6 +45,19 @@ typedef struct CEmitHoles {
     int nrow_slots, ncol_slots;
 } CEmitHoles;
 
+/* The holes of templates/tile.c and templates/cuda_tile.cu, in this order:
+ * SCRATCH, HEAD, SLOTS, ROW, COL, ELEM_PARTIAL, ELEM_FULL. */
+enum { CEMIT_NHOLES = 7 };
+
+/* Append template text with each line that is exactly a hole replaced by
+ * its code (indented like the hole) and, when name is not NULL, @NAME@
+ * replaced by name elsewhere; 0 when a hole is missing. */
+int cemit_fill_template(const char *tmpl, size_t tmpl_len, const StrBuf *const code[CEMIT_NHOLES], const char *name,
+                        StrBuf *out);
+
+/* Append len bytes of s with every `from` replaced by `to`. */
+void cemit_put_replaced(StrBuf *out, const char *s, size_t len, const char *from, const char *to);
+
 /* Fill h (overwritten) with the hole code of p; returns like cemit_source.
  * Free with cemit_holes_free, whatever the result. */
 attnc_status cemit_holes(const Plan *p, CEmitHoles *h, attnc_error *err);

@@ -52,58 +52,11 @@ static const char cuda_prologue[] =
     "#define ATTNC_LINKAGE\n"
     "#endif\n\n";
 
-static void put_replaced(StrBuf *out, const char *s, size_t len, const char *from, const char *to) {
-    size_t fl = strlen(from);
-    while (len > 0) {
-        const char *hit = NULL;
-        for (size_t k = 0; k + fl <= len; k++)
-            if (!memcmp(s + k, from, fl)) {
-                hit = s + k;
-                break;
-            }
-        size_t n = hit ? (size_t)(hit - s) : len;
-        sb_printf(out, "%.*s", (int)n, s);
-        if (!hit) break;
-        sb_printf(out, "%s", to);
-        s += n + fl;
-        len -= n + fl;
-    }
-}
-
-/* The template with every hole replaced by its code (indented like the hole); 0 if a hole is missing. */
+/* templates/cuda_tile.cu with the holes filled and @NAME@ replaced. */
 static int fill(const CEmitHoles *H, const char *name, StrBuf *out) {
-    struct {
-        const char *hole;
-        const StrBuf *code;
-    } holes[] = {{"/*@SCRATCH@*/", &H->scratch}, {"/*@HEAD@*/", &H->head},
-                 {"/*@SLOTS@*/", &H->slots},     {"/*@ROW@*/", &H->row},
-                 {"/*@COL@*/", &H->col},         {"/*@ELEM_PARTIAL@*/", &H->elem_partial},
-                 {"/*@ELEM_FULL@*/", &H->elem_full}};
-    int filled = 0;
-    const char *t = attnc_cuda_template, *end = t + attnc_cuda_template_len;
-    while (t < end) {
-        const char *eol = memchr(t, '\n', (size_t)(end - t));
-        size_t len = eol ? (size_t)(eol - t) : (size_t)(end - t);
-        size_t indent = strspn(t, " ");
-        if (indent > len) indent = len;
-        int hole = -1;
-        for (size_t h = 0; h < sizeof holes / sizeof holes[0]; h++)
-            if (len - indent == strlen(holes[h].hole) && !memcmp(t + indent, holes[h].hole, len - indent)) hole = (int)h;
-        if (hole < 0) {
-            put_replaced(out, t, len, "@NAME@", name);
-            sb_printf(out, "\n");
-        } else {
-            filled++;
-            const char *c = holes[hole].code->p ? holes[hole].code->p : "";
-            while (*c) {
-                size_t n = strcspn(c, "\n");
-                sb_printf(out, "%*s%.*s\n", (int)indent, "", (int)n, c);
-                c += n + (c[n] == '\n');
-            }
-        }
-        t += len + 1;
-    }
-    return filled == (int)(sizeof holes / sizeof holes[0]);
+    const StrBuf *const code[CEMIT_NHOLES] = {&H->scratch, &H->head,         &H->slots,    &H->row,
+                                              &H->col,     &H->elem_partial, &H->elem_full};
+    return cemit_fill_template(attnc_cuda_template, attnc_cuda_template_len, code, name, out);
 }
 
 static void emit_doc(const Plan *p, StrBuf *out) {
@@ -162,7 +115,7 @@ attnc_status cuda_emit_source(const Plan *p, StrBuf *out, attnc_error *err) {
                        "    return x.f;\n"
                        "}\n");
         const char *hp = H.helpers.p ? H.helpers.p : "";
-        put_replaced(out, hp, strlen(hp), "static inline", "ATTNC_DEV");
+        cemit_put_replaced(out, hp, strlen(hp), "static inline", "ATTNC_DEV");
         sb_printf(out, "\n#define ATTNC_BQ %d\n#define ATTNC_BK %d\n#define ATTNC_SOFTMAX %d\n#define ATTNC_LSE_OFFSET %d\n",
                   p->bq, p->bk, p->softmax ? 1 : 0, p->f->lse_offset != IR_NONE ? 1 : 0);
         sb_printf(out, "#define ATTNC_ROW_SLOTS %d\n#define ATTNC_COL_SLOTS %d\n", H.nrow_slots, H.ncol_slots);

@@ -7,7 +7,7 @@
 if(ATTNC_HAVE_TCC_JIT)
   add_executable(test_cgen ${PROJECT_SOURCE_DIR}/tests/test_cgen.c)
   target_compile_options(test_cgen PRIVATE ${ATTNC_WARNINGS})
-  target_link_libraries(test_cgen PRIVATE attnc_static m ${CMAKE_DL_LIBS} Threads::Threads)
+  target_link_libraries(test_cgen PRIVATE attnc_test_support ${CMAKE_DL_LIBS} Threads::Threads)
   add_test(NAME cgen/unit COMMAND test_cgen --unit)
 
   # cgen_case(NAME AOT|JIT SPEC ARGS...): tcc on 1 and 2 threads; with AOT

@@ -31,9 +31,9 @@
 #include <string.h>
 
 #include "attnc.h"
+#include "support.h"
 #include "tcc_backend.h"
 
-enum { MAX_ITEMS = 32 };
 
 typedef struct Test {
     const char *spec_path, *variant, *attnc, *cc, *workdir;
@@ -46,20 +46,6 @@ typedef struct Test {
     int tile_q, tile_k, threads, masked_rows, expect_fault, aot;
 } Test;
 
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-static uint64_t rng_next(void) {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static float rng_uniform(void) { return (float)((double)(rng_next() >> 11) / 9007199254740992.0 * 2.0 - 1.0); }
-
-static float *random_floats(size_t n) {
-    float *p = malloc(sizeof(float) * (n + 1));
-    for (size_t i = 0; p && i < n; i++) p[i] = rng_uniform();
-    return p;
-}
 
 static int parse_shape(const char *text, attnc_sizes *sz) {
     *sz = (attnc_sizes){1, 1, 1, 1, 1, 1, 1};
@@ -96,7 +82,7 @@ static int usage(void) {
     return 2;
 }
 
-static int parse_args(int argc, char **argv, Test *t) {
+static int parse_test_args(int argc, char **argv, Test *t) {
     memset(t, 0, sizeof *t);
     t->threads = 2;
     int have_shape = 0, have_mode = 0;
@@ -213,20 +199,10 @@ static void free_inputs(Inputs *in) {
     for (int i = 0; i < in->ntensors; i++) free((void *)in->tensors[i].data);
 }
 
+/* The whole file (tests/support.c's read_file without the length). */
 static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) buf[n] = 0;
-    return buf;
+    size_t len;
+    return read_file(path, &len);
 }
 
 typedef int (*GlueFn)(const int64_t *sizes, const float *q, const float *k, const float *v, float *o, float *lse,
@@ -502,7 +478,7 @@ static int unit(void) {
 int main(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], "--unit")) return unit();
     Test t;
-    if (!parse_args(argc, argv, &t)) return usage();
+    if (!parse_test_args(argc, argv, &t)) return usage();
     char why[1024];
     const char *bad = run_test(&t, why, sizeof why);
     if (bad) printf("FAIL %s (%s): %s\n", t.variant, t.spec_path, bad);
