@@ -378,24 +378,7 @@ attnc_status attnc_kernel_tensor_shape(const attnc_kernel *k, int i, const attnc
     BoundCall bc;
     attnc_status st = bind_call(&only_params, &k->fixed, &args, &bc, err);
     if (st) return st;
-    const Decl *d = a->tensors[i];
-    for (int j = 0; j < d->ndims && !st; j++) {
-        InterpEnv *env = calloc(1, sizeof *env);
-        char msg[400] = "";
-        if (!env) {
-            st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
-            break;
-        }
-        env->bc = &bc;
-        env->msg = msg;
-        env->msgsize = sizeof msg;
-        shape[j] = interp_eval(env, d->dims[j]).i;
-        if (env->failed) st = set_error(err, ATTNC_ERR_RUNTIME, "%s", msg);
-        else if (shape[j] < 0)
-            st = set_error(err, ATTNC_ERR_RUNTIME, "dimension %d of tensor '%s' evaluates to %lld (negative)", j,
-                           d->name, (long long)shape[j]);
-        free(env);
-    }
+    st = bind_tensor_shape(&bc, a->tensors[i], shape, err);
     bind_release(&bc);
     return st;
 }

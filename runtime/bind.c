@@ -185,12 +185,7 @@ static void shape_text(char *buf, size_t n, const int64_t *shape, int rank) {
     if (len < n) snprintf(buf + len, n - len, "]");
 }
 
-static attnc_status bind_tensor(const BoundCall *bc, const Decl *d, const attnc_tensor *t, attnc_error *err) {
-    attnc_dtype want = d->type == T_INT ? ATTNC_I32 : ATTNC_F32;
-    if (t->dtype != want)
-        return set_error(err, ATTNC_ERR_RUNTIME, "tensor '%s' must be %s, got %s", d->name,
-                         want == ATTNC_I32 ? "int32" : "float32", t->dtype == ATTNC_I32 ? "int32" : "float32");
-    int64_t need[ATTNC_MAX_RANK];
+attnc_status bind_tensor_shape(const BoundCall *bc, const Decl *d, int64_t *shape, attnc_error *err) {
     int64_t count = 1;
     for (int i = 0; i < d->ndims; i++) {
         Const v;
@@ -199,10 +194,21 @@ static attnc_status bind_tensor(const BoundCall *bc, const Decl *d, const attnc_
         if (v.i < 0)
             return set_error(err, ATTNC_ERR_RUNTIME, "dimension %d of tensor '%s' evaluates to %lld (negative)", i,
                              d->name, (long long)v.i);
-        need[i] = v.i;
+        shape[i] = v.i;
         if (!mul_ok(&count, v.i))
             return set_error(err, ATTNC_ERR_RUNTIME, "tensor '%s' would exceed 2^40 elements", d->name);
     }
+    return ATTNC_OK;
+}
+
+static attnc_status bind_tensor(const BoundCall *bc, const Decl *d, const attnc_tensor *t, attnc_error *err) {
+    attnc_dtype want = d->type == T_INT ? ATTNC_I32 : ATTNC_F32;
+    if (t->dtype != want)
+        return set_error(err, ATTNC_ERR_RUNTIME, "tensor '%s' must be %s, got %s", d->name,
+                         want == ATTNC_I32 ? "int32" : "float32", t->dtype == ATTNC_I32 ? "int32" : "float32");
+    int64_t need[ATTNC_MAX_RANK];
+    attnc_status st = bind_tensor_shape(bc, d, need, err);
+    if (st) return st;
     int same = t->rank == d->ndims;
     for (int i = 0; same && i < d->ndims; i++) same = t->shape[i] == need[i];
     if (!same) {
@@ -211,6 +217,8 @@ static attnc_status bind_tensor(const BoundCall *bc, const Decl *d, const attnc_
         shape_text(exp, sizeof exp, need, d->ndims);
         return set_error(err, ATTNC_ERR_RUNTIME, "tensor '%s' has shape %s but the spec needs %s", d->name, got, exp);
     }
+    int64_t count = 1;
+    for (int i = 0; i < d->ndims; i++) count *= need[i]; /* bounded by bind_tensor_shape */
     if (count > 0 && !t->data) return set_error(err, ATTNC_ERR_RUNTIME, "tensor '%s' has no data (NULL)", d->name);
     return ATTNC_OK;
 }

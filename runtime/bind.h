@@ -26,6 +26,10 @@ attnc_status bind_call(const Attention *a, const FixedParams *fixed, const attnc
                        attnc_error *err);
 void bind_release(BoundCall *bc);
 
+/* The shape tensor declaration d needs for the sizes and params bound in bc
+ * (tensors need not be bound); an error for a negative or too large one. */
+attnc_status bind_tensor_shape(const BoundCall *bc, const Decl *d, int64_t *shape, attnc_error *err);
+
 /* Parse a param value written as text ("8", "-0.5", "true") for a param of type t. */
 attnc_status bind_parse_value(Type t, const char *name, const char *text, Const *out, attnc_error *err);
 

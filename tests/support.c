@@ -1,6 +1,7 @@
 /* support.c — shared helpers of the test programs (see support.h). */
 #include "support.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,33 +104,65 @@ float *random_floats(size_t n) {
     return p;
 }
 
-int make_tensors(attnc_kernel *k, const ExampleArgs *ea, const attnc_param *params, int np,
-                        attnc_tensor *tensors, const char **why) {
-    int nt = attnc_kernel_tensor_count(k);
+int make_tensor(const attnc_kernel *k, int i, const attnc_sizes *sz, const attnc_param *params, int np,
+                const char (*range_name)[64], const int *range_lo, const int *range_hi, int nranges, attnc_tensor *t,
+                char *why, size_t n) {
+    attnc_error err = {0};
+    t->name = attnc_kernel_tensor_info(k, i, &t->dtype, &t->rank);
+    if (attnc_kernel_tensor_shape(k, i, sz, params, np, t->shape, &err)) {
+        snprintf(why, n, "shape of tensor '%s': %s", t->name, err.message);
+        return -1;
+    }
+    size_t count = 1;
+    for (int d = 0; d < t->rank; d++) count *= (size_t)t->shape[d];
+    if (t->dtype == ATTNC_F32) {
+        t->data = random_floats(count);
+    } else {
+        int lo = 0, hi = 4;
+        for (int r = 0; r < nranges; r++)
+            if (!strcmp(range_name[r], t->name)) lo = range_lo[r], hi = range_hi[r];
+        int32_t *p = malloc(sizeof(int32_t) * (count + 1));
+        for (size_t j = 0; p && j < count; j++) p[j] = lo + (int32_t)(rng_next() % (uint64_t)(hi - lo));
+        t->data = p;
+    }
+    return 0;
+}
+
+int make_tensors(attnc_kernel *k, const ExampleArgs *ea, const attnc_param *params, int np, attnc_tensor *tensors,
+                 const char **why) {
     static char msg[600];
-    for (int i = 0; i < nt; i++) {
-        attnc_tensor *t = &tensors[i];
-        attnc_error err = {0};
-        t->name = attnc_kernel_tensor_info(k, i, &t->dtype, &t->rank);
-        if (attnc_kernel_tensor_shape(k, i, &ea->sz, params, np, t->shape, &err)) {
-            snprintf(msg, sizeof msg, "shape of tensor '%s': %s", t->name, err.message);
+    int nt = attnc_kernel_tensor_count(k);
+    for (int i = 0; i < nt; i++)
+        if (make_tensor(k, i, &ea->sz, params, np, ea->range_name, ea->range_lo, ea->range_hi, ea->nranges,
+                        &tensors[i], msg, sizeof msg)) {
             *why = msg;
             return -1;
         }
-        size_t count = 1;
-        for (int d = 0; d < t->rank; d++) count *= (size_t)t->shape[d];
-        if (t->dtype == ATTNC_F32) {
-            t->data = random_floats(count);
-        } else {
-            int lo = 0, hi = 4;
-            for (int r = 0; r < ea->nranges; r++)
-                if (!strcmp(ea->range_name[r], t->name)) lo = ea->range_lo[r], hi = ea->range_hi[r];
-            int32_t *p = malloc(sizeof(int32_t) * (count + 1));
-            for (size_t j = 0; p && j < count; j++) p[j] = lo + (int32_t)(rng_next() % (uint64_t)(hi - lo));
-            t->data = p;
+    return nt;
+}
+
+int close_enough(float got, float want, double tol) {
+    if (isnan(want) || isnan(got)) return isnan(want) && isnan(got);
+    if (isinf(want) || isinf(got)) return got == want;
+    return fabs((double)got - (double)want) <= tol * (1.0 + fabs((double)want));
+}
+
+const char *compare_outputs(const float *o, const float *lse, const float *ref_o, const float *ref_lse, size_t no,
+                            size_t rows, double tol, double *worst, char *buf, size_t n) {
+    *worst = 0;
+    for (size_t i = 0; i < no + rows; i++) {
+        float got = i < no ? o[i] : lse[i - no], want = i < no ? ref_o[i] : ref_lse[i - no];
+        if (!close_enough(got, want, tol)) {
+            snprintf(buf, n, "%s[%zu] = %.9g but the interpreter gives %.9g", i < no ? "O" : "LSE", i < no ? i : i - no,
+                     got, want);
+            return buf;
+        }
+        if (isfinite(want)) {
+            double e = fabs((double)got - (double)want) / (1.0 + fabs((double)want));
+            *worst = e > *worst ? e : *worst;
         }
     }
-    return nt;
+    return NULL;
 }
 
 int make_params(attnc_kernel *k, const ExampleArgs *ea, attnc_param *params, const char **why) {

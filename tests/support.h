@@ -36,5 +36,18 @@ float *random_floats(size_t n);
 int make_params(attnc_kernel *k, const ExampleArgs *ea, attnc_param *params, const char **why);
 int make_tensors(attnc_kernel *k, const ExampleArgs *ea, const attnc_param *params, int np, attnc_tensor *tensors,
                  const char **why);
+/* Tensor i of k for these sizes and params: name, dtype, rank and shape from
+ * the kernel, data malloc'd — floats uniform in [-1, 1), ints in [lo, hi)
+ * where range_name[r] names the tensor, else [0, 4).  0, or -1 with why. */
+int make_tensor(const attnc_kernel *k, int i, const attnc_sizes *sz, const attnc_param *params, int np,
+                const char (*range_name)[64], const int *range_lo, const int *range_hi, int nranges, attnc_tensor *t,
+                char *why, size_t n);
+/* |got - want| <= tol * (1 + |want|); NaN matches NaN, infinities match exactly. */
+int close_enough(float got, float want, double tol);
+/* O (no floats) and LSE (rows floats) against the interpreter's: NULL when all are
+ * close, else buf describing the first difference.  *worst: the largest
+ * relative error over finite reference values. */
+const char *compare_outputs(const float *o, const float *lse, const float *ref_o, const float *ref_lse, size_t no,
+                            size_t rows, double tol, double *worst, char *buf, size_t n);
 
 #endif

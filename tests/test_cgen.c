@@ -34,6 +34,9 @@
 #include "support.h"
 #include "tcc_backend.h"
 
+/* float32 kernels against the float64 interpreter */
+static const double CGEN_TOLERANCE = 2e-3;
+
 
 typedef struct Test {
     const char *spec_path, *variant, *attnc, *cc, *workdir;
@@ -67,12 +70,6 @@ static int parse_shape(const char *text, attnc_sizes *sz) {
         if (*p == ',') p++;
     }
     return 1;
-}
-
-static int close_enough(float got, float want) {
-    if (isnan(want) || isnan(got)) return isnan(want) && isnan(got);
-    if (isinf(want) || isinf(got)) return got == want;
-    return fabs((double)got - (double)want) <= 2e-3 * (1.0 + fabs((double)want));
 }
 
 static int usage(void) {
@@ -169,26 +166,10 @@ static int make_inputs(const Test *t, const attnc_kernel *k, Inputs *in, char *w
         }
     }
     in->ntensors = attnc_kernel_tensor_count(k);
-    for (int i = 0; i < in->ntensors; i++) {
-        attnc_tensor *x = &in->tensors[i];
-        x->name = attnc_kernel_tensor_info(k, i, &x->dtype, &x->rank);
-        if (attnc_kernel_tensor_shape(k, i, sz, in->params, in->nparams, x->shape, &err)) {
-            snprintf(why, n, "shape of tensor '%s': %s", x->name, err.message);
+    for (int i = 0; i < in->ntensors; i++)
+        if (make_tensor(k, i, sz, in->params, in->nparams, t->range_name, t->range_lo, t->range_hi, t->nranges,
+                        &in->tensors[i], why, n))
             return 0;
-        }
-        size_t count = 1;
-        for (int d = 0; d < x->rank; d++) count *= (size_t)x->shape[d];
-        if (x->dtype == ATTNC_F32) {
-            x->data = random_floats(count);
-        } else {
-            int lo = 0, hi = 4;
-            for (int r = 0; r < t->nranges; r++)
-                if (!strcmp(t->range_name[r], x->name)) lo = t->range_lo[r], hi = t->range_hi[r];
-            int32_t *p = malloc(sizeof(int32_t) * (count + 1));
-            for (size_t j = 0; p && j < count; j++) p[j] = lo + (int32_t)(rng_next() % (uint64_t)(hi - lo));
-            x->data = p;
-        }
-    }
     return 1;
 }
 
@@ -350,18 +331,8 @@ static const char *run_test(const Test *t, char *why, size_t n) {
     }
     double worst = 0;
     int masked = 0;
-    for (size_t i = 0; !bad && i < no + rows; i++) {
-        float got = i < no ? o[i] : lse[i - no], want = i < no ? ro[i] : rlse[i - no];
-        masked += i >= no && want == -INFINITY;
-        if (!close_enough(got, want)) {
-            snprintf(why, n, "%s[%zu] = %.9g but the interpreter gives %.9g", i < no ? "O" : "LSE", i < no ? i : i - no,
-                     got, want);
-            bad = why;
-        } else if (isfinite(want)) {
-            double e = fabs((double)got - (double)want) / (1.0 + fabs((double)want));
-            worst = e > worst ? e : worst;
-        }
-    }
+    for (size_t i = 0; i < rows; i++) masked += rlse[i] == -INFINITY;
+    if (!bad) bad = compare_outputs(o, lse, ro, rlse, no, rows, CGEN_TOLERANCE, &worst, why, n);
     if (!bad && t->masked_rows && masked == 0) bad = "no row is fully masked, but --masked-rows says some must be";
     if (!bad)
         printf("ok %s %s: max relative error %.3g, %d of %zu rows fully masked\n", t->variant,
@@ -467,8 +438,8 @@ static int unit(void) {
     for (int i = 0; i < THREADS; i++) {
         pthread_join(th[i], NULL);
         all &= runs[i].ok;
-        for (int j = 0; j < 2 * 37 * 4; j++) all &= close_enough(runs[i].o[j], runs[THREADS].o[j]);
-        for (int j = 0; j < 2 * 37; j++) all &= close_enough(runs[i].lse[j], runs[THREADS].lse[j]);
+        for (int j = 0; j < 2 * 37 * 4; j++) all &= close_enough(runs[i].o[j], runs[THREADS].o[j], CGEN_TOLERANCE);
+        for (int j = 0; j < 2 * 37; j++) all &= close_enough(runs[i].lse[j], runs[THREADS].lse[j], CGEN_TOLERANCE);
     }
     check(all, "6 threads compile and run tcc kernels at once", "a thread failed");
     printf("%d failed\n", fails);

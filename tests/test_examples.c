@@ -23,12 +23,6 @@
  * compiled float32 kernels get what float32 accumulation costs. */
 static double tolerance(attnc_backend b) { return b == ATTNC_BACKEND_REFPLAN ? 1e-5 : 2e-3; }
 
-static int close_enough(float got, float want, double tol) {
-    if (isnan(want) || isnan(got)) return isnan(want) && isnan(got);
-    if (isinf(want) || isinf(got)) return got == want;
-    return fabs((double)got - (double)want) <= tol * (1.0 + fabs((double)want));
-}
-
 /* Compare a backend's O and LSE with the interpreter's; NULL when they agree. */
 static const char *compare_with_interp(const attnc_spec *spec, const char *name, const attnc_args *args,
                                        attnc_backend backend, char *buf, size_t n) {
@@ -47,17 +41,7 @@ static const char *compare_with_interp(const attnc_spec *spec, const char *name,
         bad = buf;
     }
     double tol = tolerance(backend), worst = 0;
-    for (size_t i = 0; !bad && i < no + rows; i++) {
-        float got = i < no ? args->o[i] : args->lse[i - no], want = i < no ? o[i] : lse[i - no];
-        if (!close_enough(got, want, tol)) {
-            snprintf(buf, n, "%s[%zu] = %.9g but the interpreter gives %.9g", i < no ? "O" : "LSE", i < no ? i : i - no,
-                     got, want);
-            bad = buf;
-        } else if (isfinite(want)) {
-            double e = fabs((double)got - (double)want) / (1.0 + fabs((double)want));
-            worst = e > worst ? e : worst;
-        }
-    }
+    if (!bad) bad = compare_outputs(args->o, args->lse, o, lse, no, rows, tol, &worst, buf, n);
     if (!bad) printf("  %s vs interpreter: max relative error %.3g (tolerance %.3g)\n", name, worst, tol);
     free(o);
     free(lse);

@@ -89,12 +89,6 @@ static const Variant VARIANTS[] = {
 };
 enum { NVARIANTS = sizeof VARIANTS / sizeof VARIANTS[0] };
 
-static int close_enough(float got, float want) {
-    if (isnan(want) || isnan(got)) return isnan(want) && isnan(got);
-    if (isinf(want) || isinf(got)) return got == want;
-    return fabs((double)got - (double)want) <= TOLERANCE * (1.0 + fabs((double)want));
-}
-
 static void parse_items(const Variant *v, ExampleArgs *ea) {
     char buf[512];
     if (v->params) {
@@ -174,7 +168,7 @@ static void differential(const Variant *v, const Shape *s, int round) {
         int bad = 0;
         for (size_t i = 0; !st1 && !st2 && i < no + rows && bad < 3; i++) {
             float got = i < no ? o1[i] : l1[i - no], want = i < no ? o2[i] : l2[i - no];
-            if (!close_enough(got, want)) {
+            if (!close_enough(got, want, TOLERANCE)) {
                 bad++;
                 CHECK(0, "%s: %s[%zu] = %.9g, the interpreter gives %.9g", what, i < no ? "O" : "LSE",
                       i < no ? i : i - no, got, want);
