@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# tests/install.sh BUILD_DIR SOURCE_DIR — install into a temporary prefix and
+# build examples/embed against it every documented way: pkg-config (shared),
+# pkg-config static_libs, pkg-config --static, and find_package(attnc) for
+# both targets; run each.  Also: the soname, and that libattnc.so exports
+# only attnc_* symbols.
+set -euo pipefail
+build=$(cd "$1" && pwd); src=$(cd "$2" && pwd)
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail() { echo "install test: $*" >&2; exit 1; }
+
+cmake --install "$build" --prefix "$tmp/prefix" >/dev/null || fail "cmake --install failed"
+prefix="$tmp/prefix"
+for f in bin/attnc include/attnc.h; do [ -e "$prefix/$f" ] || fail "missing $f"; done
+pc=$(find "$prefix" -name attnc.pc | head -n1); [ -n "$pc" ] || fail "no attnc.pc installed"
+libdir=$(dirname "$(dirname "$pc")")
+[ -e "$libdir/libattnc.a" ] || fail "no libattnc.a"
+so=$(readlink -f "$libdir/libattnc.so")
+soname=$(objdump -p "$so" | awk '/SONAME/ {print $2}')
+[ "$soname" = "libattnc.so.0" ] || fail "soname is '$soname', expected libattnc.so.0"
+[ -e "$libdir/$soname" ] || fail "no $soname link"
+# exported == declared in attnc.h
+exported=$(nm -D --defined-only "$so" | awk '{print $NF}' | sed 's/@.*//' | sort -u)
+declared=$(grep -o '[ *]attnc_[a-z0-9_]*(' "$prefix/include/attnc.h" | tr -d ' *(' | sort -u)
+[ "$exported" = "$declared" ] || fail "libattnc.so exports other than attnc.h declares: $(diff <(echo "$declared") <(echo "$exported") | grep '^[<>]' | head -n5 | tr '\n' ' ')"
+"$prefix/bin/attnc" --version >/dev/null || fail "installed attnc does not run"
+
+export PKG_CONFIG_PATH="$libdir/pkgconfig"
+cc="${CC:-cc} ${EXTRA_CFLAGS:-}"
+embed="$src/examples/embed/embed.c"
+# (-lm: embed.c itself calls libm)
+# 1. shared, one pkg-config line (rpath so the test finds the temporary prefix)
+# shellcheck disable=SC2046
+$cc -std=c11 -o "$tmp/embed-shared" "$embed" $(pkg-config --cflags --libs attnc) -lm -Wl,-rpath,"$libdir" \
+  || fail "shared link with pkg-config failed"
+objdump -p "$tmp/embed-shared" | grep -q "NEEDED.*libattnc.so.0" || fail "embed-shared does not use libattnc.so.0"
+"$tmp/embed-shared" >/dev/null || fail "embed-shared failed"
+# 2. static, from the pkg-config variable
+# shellcheck disable=SC2046
+$cc -std=c11 -o "$tmp/embed-static" "$embed" $(pkg-config --cflags attnc) $(pkg-config --variable=static_libs attnc) -lm \
+  || fail "static link with pkg-config static_libs failed"
+if objdump -p "$tmp/embed-static" | grep -q "NEEDED.*libattnc"; then fail "embed-static links libattnc.so"; fi
+"$tmp/embed-static" >/dev/null || fail "embed-static failed"
+# 3. pkg-config --static links too
+# shellcheck disable=SC2046
+$cc -std=c11 -o "$tmp/embed-pcstatic" "$embed" $(pkg-config --cflags --libs --static attnc) -lm -Wl,-rpath,"$libdir" \
+  || fail "link with pkg-config --static failed"
+"$tmp/embed-pcstatic" >/dev/null || fail "embed-pcstatic failed"
+# 4. CMake package, both targets
+mkdir -p "$tmp/proj"
+cat > "$tmp/proj/CMakeLists.txt" <<CM
+cmake_minimum_required(VERSION 3.16)
+project(embed_user C)
+find_package(attnc 0.1 REQUIRED)
+add_executable(embed_shared "$embed")
+target_link_libraries(embed_shared PRIVATE attnc::attnc m)
+add_executable(embed_static "$embed")
+target_link_libraries(embed_static PRIVATE attnc::attnc_static)
+CM
+cmake -S "$tmp/proj" -B "$tmp/proj/build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="${CC:-cc}" \
+  -DCMAKE_C_FLAGS="${EXTRA_CFLAGS:-}" >/dev/null || fail "find_package(attnc) failed"
+cmake --build "$tmp/proj/build" >/dev/null || fail "building against attnc::attnc failed"
+"$tmp/proj/build/embed_shared" >/dev/null || fail "cmake embed_shared failed"
+"$tmp/proj/build/embed_static" >/dev/null || fail "cmake embed_static failed"
+echo "install test: ok ($prefix; soname $soname; pkg-config shared/static/--static and find_package both targets)"
