@@ -114,6 +114,9 @@ if(ATTNC_HAVE_TCC_JIT)
   cgen_every(select_fault_mod ${sel} --variant score_mod --shape ${sel_shape} --param p=0 --expect-fault)
   cgen_every(select_fault_weight ${sel} --variant weight_div --shape ${sel_shape} --param p=0 --expect-fault)
   cgen_every(select_fault_eager ${sel} --variant eager_div_zero --shape ${sel_shape} --expect-fault)
+  cgen_every(select_in_sum ${sel} --variant sum_select --shape ${sel_shape} --param p=3 --tile 16x16)
+  cgen_every(select_index ${sel} --variant index_select --shape ${sel_shape} --param p=0)
+  cgen_every(select_fault_index ${sel} --variant index_select --shape ${sel_shape} --param p=5 --expect-fault)
 
   # issue 8, bug 2: zero-trip sums and low-rank groups with no column in this call
   set(zt ${PROJECT_SOURCE_DIR}/tests/cgen/zero_trip.attn)
