@@ -520,15 +520,6 @@ static void emit_element(CEmit *E, int partial) {
     char v[NAME_CHARS], scale[NAME_CHARS], bias[NAME_CHARS];
     block_reset(B, E->m->n);
     E->pre_ready = 0;
-    if (p->needs_fault) {
-        /* in its own scope: what only the fault check needs is not computed when the call skips it */
-        line(E, B, "if (check_faults) {");
-        int mark = open_scope(B);
-        value(E, B, f->fault, v);
-        line(E, B, "elem_fault = %s;", v);
-        close_scope(B, mark);
-        line(E, B, "}");
-    }
     if (partial && p->needs_mask) {
         value(E, B, f->keep, v);
         line(E, B, "elem_keep = %s;", v);
@@ -540,6 +531,16 @@ static void emit_element(CEmit *E, int partial) {
          f->nlowrank ? " + lrow[j]" : "");
     line(E, B, "(void)pre;");
     E->pre_ready = 1;
+    if (p->needs_fault) {
+        /* after `pre`: a fault under a `?:` whose condition reads the score reads it too.  In its
+         * own scope: what only the fault check needs is not computed when the call skips it. */
+        line(E, B, "if (check_faults) {");
+        int mark = open_scope(B);
+        value(E, B, f->fault, v);
+        line(E, B, "elem_fault = %s;", v);
+        close_scope(B, mark);
+        line(E, B, "}");
+    }
     if (p->softmax) {
         value(E, B, f->score, v);
         line(E, B, "elem_value = %s * ATTNC_LOG2E;", v);
@@ -887,6 +888,7 @@ attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err) {
         sb_printf(out, "#define ATTNC_BQ %d\n#define ATTNC_BK %d\n#define ATTNC_SOFTMAX %d\n#define ATTNC_LSE_OFFSET %d\n",
                   p->bq, p->bk, p->softmax ? 1 : 0, p->f->lse_offset != IR_NONE ? 1 : 0);
         sb_printf(out, "#define ATTNC_ROW_SLOTS %d\n#define ATTNC_COL_SLOTS %d\n", E.nrow_slots, E.ncol_slots);
+        sb_printf(out, "#define ATTNC_LOWRANK %d\n", p->f->nlowrank > 0);
         sb_printf(out, "#define ATTNC_MAX_LOWRANK_COLS (1 << 24)\n");
         sb_printf(out, "#ifdef ATTNC_JIT\n#define ATTNC_LINKAGE\n#else\n#define ATTNC_LINKAGE static\n#endif\n\n");
         if (!fill_template(&E, out)) fail(&E, "the embedded template lacks a hole");

@@ -960,7 +960,8 @@ static void gemm(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, L
 /* What the tile loop shares. */
 typedef struct Tile {
     Regions rg;
-    LLVMValueRef qbh, kbh, vbh, obh, lse_row; /* Q, K, V, O of (b, h); &LSE[b, h, 0] (or null) */
+    LLVMValueRef qbh, kbh, vbh, obh, lse_row; /* Q, K, V, O of (b, h); &LSE[b, h, 0] */
+    LLVMValueRef has_lse;                     /* i1: the call passed an LSE buffer */
     LLVMValueRef scale, rt, count[64], start[64];
     LLVMValueRef qb0, q1;      /* the row block and the end of the work item's rows */
     LLVMValueRef k0, k1;       /* the kv tile */
@@ -1230,8 +1231,7 @@ static void finish(Lower *L, Tile *T) {
         lse = fast_log(L, l, 0);
     }
     lse = fsel(L, zero, splat(L, cf32(L, -INFINITY)), lse);
-    LLVMValueRef has_lse = LLVMBuildICmp(b, LLVMIntNE, LLVMBuildPtrToInt(b, T->lse_row, L->i64, ""), ci64(L, 0), "");
-    LLVMBasicBlockRef after = if_begin(L, has_lse, "store.lse");
+    LLVMBasicBlockRef after = if_begin(L, T->has_lse, "store.lse");
     masked_store(L, lse, gep(L, L->f32, T->lse_row, LLVMBuildAdd(b, T->qb0, col, "")), L->valid);
     if_end(L, after);
     scope_pop(L);
@@ -1353,6 +1353,8 @@ static void gen_tile(Lower *L, const char *name) {
     T.vbh = gep(L, L->f32, vp, LLVMBuildMul(b, LLVMBuildMul(b, bhk, Lk, ""), Dv, ""));
     T.obh = gep(L, L->f32, op, LLVMBuildMul(b, LLVMBuildMul(b, bh, Lq, ""), Dv, ""));
     T.lse_row = gep(L, L->f32, lp, LLVMBuildMul(b, bh, Lq, ""));
+    /* LSE is optional: test the call's pointer, not &LSE[b, h, 0] (NULL + an offset is not NULL) */
+    T.has_lse = LLVMBuildICmp(b, LLVMIntNE, LLVMBuildPtrToInt(b, lp, L->i64, ""), ci64(L, 0), "has_lse");
     T.fault = local(L, L->i1, cbool(L, 0));
 
     /* per work item: everything of level call and head */

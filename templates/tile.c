@@ -13,6 +13,7 @@
  *   ATTNC_BQ, ATTNC_BK     the plan's tile sizes (rows of Q, rows of K)
  *   ATTNC_SOFTMAX          1: online softmax; 0: a `weight` clause (no division)
  *   ATTNC_LSE_OFFSET       1: the plan adds a per-row term to LSE (softmax-invariant bias)
+ *   ATTNC_LOWRANK          1: the plan has low-rank bias terms (the element code reads lrow)
  *   ATTNC_ROW_SLOTS        per-row values the element code reads (8 bytes x BQ each)
  *   ATTNC_COL_SLOTS        per-kv values the element code reads (8 bytes x BK each)
  *   ATTNC_LINKAGE          `static` ahead of time, empty for the JIT (which looks
@@ -78,7 +79,8 @@ static int64_t attnc_scratch_layout(const AttnCall *c, int64_t lowrank_cols, cha
     sc->lse_off = (float *)attnc_take(base, &off, ATTNC_BQ * 4);
     sc->acc = (float *)attnc_take(base, &off, ATTNC_BQ * c->Dv * 4);
     sc->s = (float *)attnc_take(base, &off, ATTNC_BQ * ATTNC_BK * 4);
-    sc->lr = (float *)attnc_take(base, &off, lowrank_cols > 0 ? ATTNC_BQ * ATTNC_BK * 4 : 0);
+    /* whenever the element code reads lrow, even when this call's counts are all 0 */
+    sc->lr = (float *)attnc_take(base, &off, ATTNC_LOWRANK ? ATTNC_BQ * ATTNC_BK * 4 : 0);
     sc->kt = (float *)attnc_take(base, &off, c->D * ATTNC_BK * 4);
     sc->qlr = (float *)attnc_take(base, &off, ATTNC_BQ * lowrank_cols * 4);
     sc->klr = (float *)attnc_take(base, &off, lowrank_cols * ATTNC_BK * 4);
@@ -115,6 +117,11 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
     AttnScratch sc;
     attnc_scratch_layout(c, lowrank_cols, (char *)scratch, &sc);
     /*@SLOTS@*/
+#if ATTNC_LOWRANK
+    /* every low-rank group is empty in this call (R = 0): no tile computes lr, the term is 0 */
+    if (lowrank_cols == 0)
+        for (int64_t x = 0; x < ATTNC_BQ * ATTNC_BK; x++) sc.lr[x] = 0.0f;
+#endif
 
     for (int64_t i = 0; i < nr; i++) {
         const int64_t q = q0 + i;

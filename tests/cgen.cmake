@@ -79,6 +79,65 @@ if(ATTNC_HAVE_TCC_JIT)
     endforeach()
   endforeach()
 
+  # cgen_every(NAME SPEC ARGS...): one case on every backend against the
+  # interpreter: tcc, cuda-emu and ahead of time (cgen_case), llvm (when built)
+  # and refplan.
+  function(cgen_every name spec)
+    cgen_case(${name} AOT ${spec} ${ARGN})
+    add_test(NAME cgen/refplan/${name} COMMAND test_cgen ${spec} ${ARGN} --threads 2 --backend refplan)
+    if(ATTNC_HAVE_LLVM_BACKEND)
+      add_test(NAME cgen/llvm/${name} COMMAND test_cgen ${spec} ${ARGN} --threads 2 --backend llvm)
+    endif()
+  endfunction()
+  # cgen_emit_cuda(NAME SPEC): `attnc emit --target cuda` of every attention of
+  # SPEC (no nvcc needed), and the same through nvcc when there is one (else skipped).
+  function(cgen_emit_cuda name spec)
+    add_test(NAME cgen/cuda-emit/${name} COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_emit.sh $<TARGET_FILE:attnc>
+             ${CMAKE_CURRENT_BINARY_DIR}/cuda/cgen-emit/${name} "" ${spec})
+    add_test(NAME cgen/cuda-nvcc/${name} COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_emit.sh $<TARGET_FILE:attnc>
+             ${CMAKE_CURRENT_BINARY_DIR}/cuda/cgen-nvcc/${name} require ${spec})
+    set_tests_properties(cgen/cuda-nvcc/${name} PROPERTIES SKIP_RETURN_CODE 77)
+  endfunction()
+
+  # issue 8, bug 1: a `?:` whose condition reads the score, with an int / or %
+  # by a call-time divisor in a branch (the fault check reads the score)
+  set(sel ${PROJECT_SOURCE_DIR}/tests/cgen/score_select.attn)
+  set(sel_shape B=2,H=4,Hkv=2,Lq=37,Lk=41,D=16,Dv=8)
+  cgen_emit_cuda(score_select ${sel})
+  cgen_every(select_mod ${sel} --variant score_mod --shape ${sel_shape} --param p=2 --tile 16x16)
+  cgen_every(select_mod_negative ${sel} --variant score_mod --shape ${sel_shape} --param p=-3)
+  cgen_every(select_mod_fixed ${sel} --variant score_mod --shape ${sel_shape} -D p=3 --tile 16x32)
+  cgen_every(select_weight_div ${sel} --variant weight_div --shape ${sel_shape} --param p=3 --tile 16x16)
+  cgen_every(select_nested ${sel} --variant nested_selects --shape ${sel_shape} --param p=3)
+  cgen_every(select_let ${sel} --variant let_reads_score --shape ${sel_shape} --param p=4 --tile 32x16)
+  cgen_every(select_lazy_zero ${sel} --variant lazy_div_zero --shape ${sel_shape})
+  cgen_every(select_fault_mod ${sel} --variant score_mod --shape ${sel_shape} --param p=0 --expect-fault)
+  cgen_every(select_fault_weight ${sel} --variant weight_div --shape ${sel_shape} --param p=0 --expect-fault)
+  cgen_every(select_fault_eager ${sel} --variant eager_div_zero --shape ${sel_shape} --expect-fault)
+  cgen_every(select_in_sum ${sel} --variant sum_select --shape ${sel_shape} --param p=3 --tile 16x16)
+  cgen_every(select_index ${sel} --variant index_select --shape ${sel_shape} --param p=0)
+  cgen_every(select_fault_index ${sel} --variant index_select --shape ${sel_shape} --param p=5 --expect-fault)
+
+  # issue 8, bug 2: zero-trip sums and low-rank groups with no column in this call
+  set(zt ${PROJECT_SOURCE_DIR}/tests/cgen/zero_trip.attn)
+  set(zt_shape B=2,H=4,Hkv=2,Lq=36,Lk=41,D=16,Dv=8)
+  cgen_emit_cuda(zero_trip ${zt})
+  cgen_every(lowrank_r0 ${zt} --variant lowrank_param --shape ${zt_shape} --param R=0)
+  cgen_every(lowrank_r0_tiles ${zt} --variant lowrank_param --shape ${zt_shape} --param R=0 --tile 16x16)
+  cgen_every(lowrank_r3 ${zt} --variant lowrank_param --shape ${zt_shape} --param R=3 --tile 16x16)
+  cgen_every(lowrank_r0_fixed ${zt} --variant lowrank_param --shape ${zt_shape} -D R=0)
+  cgen_every(lowrank_lq36 ${zt} --variant lowrank_size --shape ${zt_shape} --tile 16x16)
+  cgen_every(lowrank_lq38 ${zt} --variant lowrank_size --shape B=1,H=2,Hkv=1,Lq=38,Lk=38,D=16,Dv=8)
+  cgen_every(lowrank_weight_r0 ${zt} --variant lowrank_weight --shape ${zt_shape} --param R=0 --tile 16x16)
+  cgen_every(lowrank_groups_000 ${zt} --variant lowrank_groups --shape ${zt_shape}
+             --param R1=0 --param R2=0 --param R3=0)
+  cgen_every(lowrank_groups_030 ${zt} --variant lowrank_groups --shape ${zt_shape}
+             --param R1=0 --param R2=3 --param R3=0 --tile 16x16)
+  cgen_every(lowrank_groups_2n2 ${zt} --variant lowrank_groups --shape ${zt_shape}
+             --param R1=2 --param R2=-1 --param R3=2)
+  cgen_every(plain_sums_r0 ${zt} --variant plain_sums --shape ${zt_shape} --param R=0 --tile 16x16)
+  cgen_every(plain_sums_negative ${zt} --variant plain_sums --shape ${zt_shape} --param R=-3)
+
   # degenerate shapes: a single key, a single query, D = Dv = 1
   cgen_case(tiny JIT ${ex}/alibi.attn --variant alibi_bidirectional --shape B=1,H=1,Hkv=1,Lq=1,Lk=1,D=1,Dv=1)
   cgen_case(one_key JIT ${ex}/causal.attn --variant causal_bottom_right_aligned

@@ -1,5 +1,6 @@
 # tests/llvm.cmake — the LLVM backend against the interpreter (tests/test_llvm.c):
-# random shapes, error paths, emitted text, threads, compile/run/free cycles.
+# random shapes, error paths, emitted text, threads, compile/run/free cycles;
+# and the C API's optional pointers on every backend (tests/test_api_optional.c).
 # The per-example LLVM runs are in tests/examples.cmake.
 if(ATTNC_HAVE_LLVM_BACKEND)
   add_executable(test_llvm ${PROJECT_SOURCE_DIR}/tests/test_llvm.c)
@@ -8,3 +9,11 @@ if(ATTNC_HAVE_LLVM_BACKEND)
   add_test(NAME llvm/differential COMMAND test_llvm)
   set_tests_properties(llvm/differential PROPERTIES SKIP_RETURN_CODE 77)
 endif()
+
+# Every optional pointer of the C API (lse, params, tensors, err, opts, emit's
+# call) on every backend this build runs (issue 8, bug 10: a NULL LSE crashed
+# llvm kernels), and one kernel whose low-rank count changes per call.
+add_executable(test_api_optional ${PROJECT_SOURCE_DIR}/tests/test_api_optional.c)
+target_compile_options(test_api_optional PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_api_optional PRIVATE attnc_test_support)
+add_test(NAME api/optional-pointers COMMAND test_api_optional)

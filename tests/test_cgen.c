@@ -5,12 +5,15 @@
  *   test_cgen SPEC --variant NAME --shape B=..,H=..,Hkv=..,Lq=..,Lk=..,D=..,Dv=..
  *             [--param N=V]... [-D N=V]... [--int-range T=LO,HI]... [--tile BQxBK]
  *             [--threads N] [--masked-rows] [--expect-fault]
- *             (--backend tcc|cuda-emu | --aot ATTNC CC WORKDIR)
+ *             (--backend tcc|cuda-emu|llvm|refplan | --aot ATTNC CC WORKDIR)
  *   test_cgen --unit
  *
  * --backend tcc: compile with -D fixed params through the library, run,
  * compare O and LSE with the interpreter's (tolerance 2e-3 as for every
- * float32 backend, NaN matching NaN, -inf matching -inf).
+ * float32 backend, NaN matching NaN, -inf matching -inf).  --backend llvm and
+ * refplan run the same comparison, so that one spec file is checked on every
+ * backend (tests/cgen.cmake, cgen_every); a backend this build lacks skips
+ * (exit 77).
  * --aot: `ATTNC emit SPEC --target c -o WORKDIR/NAME.c` (which also writes
  * NAME.h), a small glue file that fills NAME_args by field name, both
  * compiled by `CC -O2 -std=c99` into a shared object that is loaded here and
@@ -18,7 +21,7 @@
  * --masked-rows: the shape must leave some rows fully masked (LSE = -inf), so
  * that the test is known to exercise them.
  * --expect-fault: the call must fail with a runtime error of the spec: the
- * tcc kernel with the interpreter's exact message, the AOT entry point with
+ * kernel with the interpreter's exact message, the AOT entry point with
  * status 1.
  * --unit: the JIT's own paths: a source that does not compile gives an
  * internal error naming libtcc's message and `attnc emit --target c`; other
@@ -41,7 +44,7 @@ static const double CGEN_TOLERANCE = 2e-3;
 typedef struct Test {
     const char *spec_path, *variant, *attnc, *cc, *workdir;
     attnc_sizes sz;
-    attnc_backend backend; /* --backend: tcc or cuda-emu */
+    attnc_backend backend; /* --backend: tcc, cuda-emu, llvm or refplan */
     const char *params[MAX_ITEMS], *defines[MAX_ITEMS];
     int nparams, ndefines;
     char range_name[MAX_ITEMS][64];
@@ -75,7 +78,7 @@ static int parse_shape(const char *text, attnc_sizes *sz) {
 static int usage(void) {
     fprintf(stderr, "usage: test_cgen SPEC --variant NAME --shape ... [--param N=V]... [-D N=V]... "
                     "[--int-range T=LO,HI]... [--tile BQxBK] [--threads N] [--masked-rows] "
-                    "(--backend tcc|cuda-emu | --aot ATTNC CC WORKDIR) | test_cgen --unit\n");
+                    "(--backend tcc|cuda-emu|llvm|refplan | --aot ATTNC CC WORKDIR) | test_cgen --unit\n");
     return 2;
 }
 
@@ -107,8 +110,7 @@ static int parse_test_args(int argc, char **argv, Test *t) {
                 t->range_hi[k] <= t->range_lo[k])
                 return 0;
         } else if (!strcmp(a, "--backend")) {
-            if (strcmp(v, "tcc") != 0 && strcmp(v, "cuda-emu") != 0) return 0;
-            t->backend = strcmp(v, "tcc") == 0 ? ATTNC_BACKEND_TCC : ATTNC_BACKEND_CUDA_EMU;
+            if (!attnc_backend_parse(v, &t->backend) || t->backend == ATTNC_BACKEND_INTERP) return 0;
             have_mode = 1;
         } else if (!strcmp(a, "--aot") && i + 2 < argc) {
             t->attnc = v;
@@ -316,11 +318,11 @@ static const char *run_test(const Test *t, char *why, size_t n) {
         args.lse = lse;
         attnc_status st = attnc_kernel_run(k, &args, &err);
         if (t->expect_fault && (st != ATTNC_ERR_RUNTIME || strcmp(err.message, ref_message) != 0)) {
-            snprintf(why, n, "tcc gives status %d '%.300s', the interpreter '%.300s'", (int)st, st ? err.message : "",
-                     ref_message);
+            snprintf(why, n, "%s gives status %d '%.300s', the interpreter '%.300s'", attnc_backend_name(t->backend),
+                     (int)st, st ? err.message : "", ref_message);
             bad = why;
         } else if (!t->expect_fault && st) {
-            snprintf(why, n, "tcc: %s", err.message);
+            snprintf(why, n, "%s: %s", attnc_backend_name(t->backend), err.message);
             bad = why;
         }
     }
@@ -450,6 +452,10 @@ int main(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], "--unit")) return unit();
     Test t;
     if (!parse_test_args(argc, argv, &t)) return usage();
+    if (!t.aot && !attnc_backend_available(t.backend)) {
+        printf("skip: this build has no backend %s\n", attnc_backend_name(t.backend));
+        return 77;
+    }
     char why[1024];
     const char *bad = run_test(&t, why, sizeof why);
     if (bad) printf("FAIL %s (%s): %s\n", t.variant, t.spec_path, bad);
