@@ -125,7 +125,7 @@ attnc_status attnc_spec_from_file(const char *path, attnc_spec **out, attnc_erro
     if (!f) return set_error(err, ATTNC_ERR_RUNTIME, "cannot open '%s'", path);
     char *buf = NULL;
     size_t len = 0, cap = 0;
-    int too_big = 0;
+    int too_big = 0, nomem = 0;
     for (;;) {
         if (len == cap) {
             cap = cap ? cap * 2 : 4096;
@@ -134,7 +134,10 @@ attnc_status attnc_spec_from_file(const char *path, attnc_spec **out, attnc_erro
                 break;
             }
             char *nb = realloc(buf, cap);
-            if (!nb) break;
+            if (!nb) {
+                nomem = 1; /* not a shorter spec */
+                break;
+            }
             buf = nb;
         }
         size_t n = fread(buf + len, 1, cap - len, f);
@@ -150,6 +153,10 @@ attnc_status attnc_spec_from_file(const char *path, attnc_spec **out, attnc_erro
     if (bad) {
         free(buf);
         return set_error(err, ATTNC_ERR_RUNTIME, "cannot read '%s' (is it a directory?)", path);
+    }
+    if (nomem) {
+        free(buf);
+        return set_error(err, ATTNC_ERR_NOMEM, "out of memory reading '%s'", path);
     }
     attnc_status st = attnc_spec_from_string(path, buf ? buf : "", len, out, err);
     free(buf);

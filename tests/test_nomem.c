@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "attnc.h"
 
@@ -157,11 +158,15 @@ static char *xstrdup(const char *s) { return strcpy(xalloc(strlen(s) + 1), s); }
 typedef struct Case {
     const char *name, *text, *variant;
     const char *param_name, *param_text; /* one param given as text, or NULL */
+    attnc_define define;                 /* one param fixed at compile time, or {NULL} */
+    int flags;                           /* attnc_options.flags */
+    attnc_status spec_status, run_status; /* what the calls say with nothing failing */
 } Case;
 
-static const Case cases[] = {
-    {"plain", "attention plain { }\n", NULL, NULL, NULL},
-    {"causal_alibi", "attention causal_alibi {\n    use causal;\n    use alibi;\n}\n", NULL, NULL, NULL},
+static Case cases[] = {
+    {"plain", "attention plain { }\n", NULL, NULL, NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK},
+    {"causal_alibi", "attention causal_alibi {\n    use causal;\n    use alibi;\n}\n", NULL, NULL, NULL,
+     {"alibi_max", "4.0"}, ATTNC_OPT_SEPARABLE_BIAS, ATTNC_OK, ATTNC_OK},
     {"tensor_lowrank",
      "attention lowrank {\n"
      "    param rank : int = 8;\n"
@@ -171,7 +176,7 @@ static const Case cases[] = {
      "    mask keep[b, kv] != 0;\n"
      "    bias sum(r < rank) U[b, h, q, r] * W[b, h, kv, r];\n"
      "}\n",
-     NULL, "rank", "3"},
+     NULL, "rank", "3", {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK},
     {"diagnostics",
      "attention broken {\n"
      "    param p : int = q;\n"
@@ -179,7 +184,10 @@ static const Case cases[] = {
      "    bias 1.0 +;\n"
      "}\n"
      "attention also_broken { bias true; scale q; }\n",
-     NULL, NULL, NULL},
+     NULL, NULL, NULL, {NULL, NULL}, 0, ATTNC_ERR_SPEC, ATTNC_OK},
+    /* a runtime error: the compiled backends' fault path asks the interpreter for the message */
+    {"runtime_error", "attention out_of_range {\n    tensor T : float[Lk];\n    bias T[kv + 1];\n}\n", NULL, NULL,
+     NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_ERR_RUNTIME},
     {"use_in_file",
      "// two attentions, the second built on the first\n"
      "attention banded {\n"
@@ -192,7 +200,9 @@ static const Case cases[] = {
      "    use softcap(cap = 30.0);\n"
      "    bias 0.1 * float(h) / t;\n"
      "}\n",
-     "top", "t", "1.5"},
+     "top", "t", "1.5", {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK},
+    /* nesting past Bison's first 200 stack entries: the parser's stack is malloc'd (made in main) */
+    {"deep_nesting", NULL, NULL, NULL, NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK},
 };
 
 static const attnc_sizes sizes = {2, 2, 1, 9, 11, 8, 4};
@@ -200,9 +210,9 @@ static const attnc_sizes sizes = {2, 2, 1, 9, 11, 8, 4};
 /* ---- one sequence of calls --------------------------------------------- */
 
 enum {
-    S_SPEC, S_COMPILE, S_PARAM, S_SHAPE, S_RUN, S_KEPT, S_EMIT_IR, S_EMIT_C, S_EMIT_CUDA, S_EMIT_LLVM, S_COUNT
+    S_FILE, S_SPEC, S_COMPILE, S_PARAM, S_SHAPE, S_RUN, S_KEPT, S_EMIT_IR, S_EMIT_C, S_EMIT_CUDA, S_EMIT_LLVM, S_COUNT
 };
-static const char *const step_names[S_COUNT] = {"spec_from_string", "compile", "param_from_text",
+static const char *const step_names[S_COUNT] = {"spec_from_file", "spec_from_string", "compile", "param_from_text",
                                                 "tensor_shape", "run", "kept_pairs", "emit ir",
                                                 "emit c", "emit cuda", "emit llvm-ir"};
 enum { MAX_TENSORS = 4 };
@@ -210,7 +220,8 @@ enum { MAX_TENSORS = 4 };
 /* What a sequence produced (test memory). */
 typedef struct Result {
     attnc_status st[S_COUNT];
-    char *diag;
+    char *diag, *file_diag;
+    char message[S_COUNT][512]; /* err.message of a call that failed */
     char *emit[S_COUNT];
     float *o, *lse;
     int64_t kept;
@@ -239,6 +250,7 @@ typedef struct Seq {
 } Seq;
 
 static int failures;
+static char spec_path[64]; /* the case's text as a file */
 
 static void fail(const Seq *s, const char *fmt, const char *a, const char *b) {
     fprintf(stderr, "FAIL %s/%s (allocation %ld): ", s->c->name, attnc_backend_name(s->backend),
@@ -288,6 +300,14 @@ static attnc_status do_step(Seq *s, int step, Result *r) {
     attnc_error *err = &s->err;
     memset(err, 0, sizeof *err);
     switch (step) {
+    case S_FILE: { /* the file's reading and parsing; the sequence goes on from the string */
+        attnc_spec *spec = NULL;
+        attnc_status st = attnc_spec_from_file(spec_path, &spec, err);
+        free(r->file_diag);
+        r->file_diag = spec ? xstrdup(attnc_spec_diagnostics(spec)) : NULL;
+        attnc_spec_free(spec);
+        return st;
+    }
     case S_SPEC: {
         attnc_spec_free(s->spec);
         s->spec = NULL;
@@ -299,7 +319,7 @@ static attnc_status do_step(Seq *s, int step, Result *r) {
     case S_COMPILE: {
         attnc_kernel_free(s->kernel);
         s->kernel = NULL;
-        attnc_options opts = {s->backend, 2, NULL, 0, 4, 4, 0};
+        attnc_options opts = {s->backend, 2, &s->c->define, s->c->define.name != NULL, 4, 4, s->c->flags};
         long before = atomic_load(&alloc_count);
         attnc_status st = attnc_compile(s->spec, s->c->variant, &opts, &s->kernel, err);
         r->compile_allocs = atomic_load(&alloc_count) - before;
@@ -353,6 +373,9 @@ static void compare_output(Seq *s, int step, const Result *ref, int now) {
     int before = failures;
     size_t no = rows() * (size_t)sizes.Dv;
     switch (step) {
+    case S_FILE:
+        if (!same_text(r->file_diag, ref->file_diag)) fail(s, "diagnostics differ:\n%s\n-- reference --\n%s", r->file_diag, ref->file_diag);
+        break;
     case S_SPEC:
         if (!same_text(r->diag, ref->diag)) fail(s, "diagnostics differ:\n%s\n-- reference --\n%s", r->diag, ref->diag);
         break;
@@ -377,7 +400,7 @@ static void compare_output(Seq *s, int step, const Result *ref, int now) {
 
 /* Whether step applies to this case and backend, given what came before. */
 static int applies(const Seq *s, int step, int failure_fired) {
-    if (step == S_SPEC) return 1;
+    if (step == S_SPEC || step == S_FILE) return 1;
     if (step == S_COMPILE) return s->spec != NULL;
     if (!s->kernel) return 0;
     if (step == S_EMIT_LLVM) /* an O3 compile each time: only where the failure is still to come */
@@ -399,6 +422,7 @@ static int run_sequence(Seq *s, const Result *ref) {
         int now = !before && atomic_load(&fired);
         any |= now;
         if (!ref) {
+            memcpy(s->r->message[step], s->err.message, sizeof s->err.message);
             s->r->st[step] = st;
             if (step == S_SHAPE && st == ATTNC_OK && !s->in->q) { /* the reference run makes the inputs */
                 s->in->q = random_floats((size_t)(sizes.B * sizes.H * sizes.Lq * sizes.D));
@@ -425,6 +449,8 @@ static int run_sequence(Seq *s, const Result *ref) {
                     s->err.message);
             break;
         }
+        if (st != ATTNC_OK && strcmp(s->err.message, ref->message[step]) != 0)
+            fail(s, "the message differs: \"%s\", the reference says \"%s\"", s->err.message, ref->message[step]);
         compare_output(s, step, ref, now);
     }
     s->r->allocs = atomic_load(&alloc_count);
@@ -437,6 +463,7 @@ static int run_sequence(Seq *s, const Result *ref) {
 
 static void result_free(Result *r) {
     free(r->diag);
+    free(r->file_diag);
     for (int i = 0; i < S_COUNT; i++) free(r->emit[i]);
     free(r->o);
     free(r->lse);
@@ -483,12 +510,12 @@ static int close_to(const float *got, const float *want, size_t n) {
 static void test_case(const Case *c, attnc_backend backend, const Result *interp_ref, Result *ref, Inputs *in) {
     Seq s = {c, backend, in, NULL, NULL, {0}, 0, ref, {0, {0}}};
     long cold = 0;
-    if (backend == ATTNC_BACKEND_LLVM && strcmp(c->name, "diagnostics") != 0) cold = cold_llvm_compiles(&s);
+    if (backend == ATTNC_BACKEND_LLVM && c->spec_status == ATTNC_OK) cold = cold_llvm_compiles(&s);
     arm(0);
     memset(ref, 0, sizeof *ref);
     run_sequence(&s, NULL);
     for (int step = 0; step < S_COUNT; step++) { /* a reference that failed would make the test vacuous */
-        attnc_status want = strcmp(c->name, "diagnostics") == 0 && step <= S_COMPILE ? ATTNC_ERR_SPEC : ATTNC_OK;
+        attnc_status want = step <= S_COMPILE ? c->spec_status : step == S_RUN ? c->run_status : ATTNC_OK;
         if (ref->st[step] != want && (int)ref->st[step] != -1) fail(&s, "the reference run fails in %s%s", step_names[step], "");
     }
     if (interp_ref && ref->st[S_RUN] == ATTNC_OK && interp_ref->st[S_RUN] == ATTNC_OK &&
@@ -518,7 +545,21 @@ int main(void) {
     static const attnc_backend backends[] = {ATTNC_BACKEND_INTERP, ATTNC_BACKEND_REFPLAN, ATTNC_BACKEND_TCC,
                                              ATTNC_BACKEND_CUDA_EMU, ATTNC_BACKEND_LLVM};
     enum { NB = sizeof backends / sizeof backends[0] };
+    snprintf(spec_path, sizeof spec_path, "test_nomem_%ld.attn", (long)getpid());
+    enum { DEPTH = 250 }; /* the language allows 256 */
+    char deep[64 + 2 * DEPTH];
+    int len = snprintf(deep, sizeof deep, "attention deep { bias ");
+    for (int i = 0; i < DEPTH; i++) deep[len++] = '(';
+    deep[len++] = '1';
+    for (int i = 0; i < DEPTH; i++) deep[len++] = ')';
+    snprintf(deep + len, sizeof deep - (size_t)len, "; }\n");
+    cases[sizeof cases / sizeof cases[0] - 1].text = deep;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        FILE *f = fopen(spec_path, "wb");
+        if (!f || fputs(cases[ci].text, f) < 0 || fclose(f) != 0) {
+            fprintf(stderr, "test_nomem: cannot write %s\n", spec_path);
+            return 1;
+        }
         Inputs in = {0};
         Result refs[NB];
         memset(refs, 0, sizeof refs);
@@ -536,6 +577,7 @@ int main(void) {
             free((void *)in.tensors[i].data);
         }
     }
+    remove(spec_path);
     if (failures) fprintf(stderr, "%d failure%s\n", failures, failures == 1 ? "" : "s");
     return failures ? 1 : 0;
 }
