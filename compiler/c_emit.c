@@ -448,7 +448,10 @@ static void need(CEmit *E, Block *B, IrRef root) {
         if ((n->sumvars & ~B->open) == 0) { /* computable at this scope */
             if (nlist == lcap) {
                 IrRef *l = realloc(list, sizeof(IrRef) * (size_t)(lcap *= 2));
-                if (!l) break;
+                if (!l) {
+                    E->nomem = 1;
+                    break;
+                }
                 list = l;
             }
             list[nlist++] = r;
@@ -457,7 +460,10 @@ static void need(CEmit *E, Block *B, IrRef root) {
         if (nstack + n->nargs > cap) {
             cap = (nstack + n->nargs) * 2;
             IrRef *s = realloc(stack, sizeof(IrRef) * (size_t)cap);
-            if (!s) break;
+            if (!s) {
+                E->nomem = 1;
+                break;
+            }
             stack = s;
         }
         for (int i = 0; i < n->nargs; i++) stack[nstack++] = n->args[i];
@@ -573,11 +579,14 @@ static void emit_holes(CEmit *E) {
 /* ---- the translation unit ----------------------------------------------- */
 
 /* Which params the kernel reads (after -D specialisation folded the fixed ones). */
-static void params_read(const CEmit *E, char *used) {
+static void params_read(CEmit *E, char *used) {
     const IrModule *m = E->m;
     const IrFunc *f = E->p->f;
     char *live = calloc((size_t)m->n + 1, 1);
-    if (!live) return;
+    if (!live) {
+        E->nomem = 1;
+        return;
+    }
     IrRef roots[] = {f->keep, f->scale, f->bias, f->score, f->weight, f->fault, f->lse_offset};
     for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++)
         if (roots[i] != IR_NONE) live[roots[i]] = 1;

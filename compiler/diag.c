@@ -28,7 +28,10 @@ static void append(Diag *d, const char *s, size_t n) {
         size_t cap = d->cap ? d->cap : 256;
         while (cap < d->len + n + 1) cap *= 2;
         char *t = realloc(d->text, cap);
-        if (!t) return; /* keep what we have; the error count still says it failed */
+        if (!t) {
+            d->failed = 1;
+            return;
+        }
         d->text = t;
         d->cap = cap;
     }
@@ -71,6 +74,7 @@ static void append_excerpt(Diag *d, Span sp) {
     const char *lead = from > 0 ? "..." : "";
     char *shown = malloc(to - from + 8), *caret = malloc(to - from + 16);
     if (!shown || !caret) {
+        d->failed = 1;
         free(shown);
         free(caret);
         return;
@@ -134,7 +138,8 @@ void diag_error(Diag *d, Span sp, const char *fmt, ...) {
              sp.first_col, msg);
     for (int i = 0; i < d->seen.len; i++)
         if (strcmp(d->seen.items[i], head) == 0) return;
-    ptrvec_push(d->arena, &d->seen, arena_strdup(d->arena, head));
+    char *copy = arena_strdup(d->arena, head);
+    if (!copy || !ptrvec_push(d->arena, &d->seen, copy)) d->failed = 1;
     if (d->errors == DIAG_MAX_ERRORS) {
         d->stopped = 1;
         return;
@@ -151,7 +156,9 @@ void diag_error(Diag *d, Span sp, const char *fmt, ...) {
         e->span = sp;
         e->seq = d->errors;
         e->text = arena_strdup(d->arena, d->text);
-        if (e->text) ptrvec_push(d->arena, &d->entries, e);
+        if (!e->text || !ptrvec_push(d->arena, &d->entries, e)) d->failed = 1;
+    } else {
+        d->failed = 1;
     }
     free(d->text);
     d->text = saved;

@@ -26,6 +26,7 @@ typedef struct Diag {
     Arena *arena;
     int errors;       /* distinct errors reported, not counting dropped ones */
     int stopped;      /* the cap was reached: callers should stop early */
+    int failed;       /* out of memory: the text is incomplete */
     char *text;       /* rendered diagnostics, malloc'd */
     size_t len, cap;
     PtrVec seen;      /* rendered first lines, to drop exact repeats */

@@ -286,7 +286,10 @@ static void print_node(const IrModule *m, IrRef r, StrBuf *out) {
 
 void ir_print(const IrModule *m, const IrFunc *f, StrBuf *out) {
     char *live = calloc((size_t)m->n + 1, 1);
-    if (!live) return;
+    if (!live) {
+        out->failed = 1; /* the caller sees out of memory, not a shorter dump */
+        return;
+    }
     enum { NMAIN = 7 };
     IrRef roots[NMAIN + 3 * 8];
     int nroots = 0;

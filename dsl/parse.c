@@ -45,5 +45,6 @@ AstFile *parse_source(const Source *src, Arena *arena, Diag *diag) {
         ok = 0;
     }
     attn_yylex_destroy(scanner);
-    return ok && !arena_failed(arena) ? ps.file : NULL;
+    scan_blocks_free(&ps);
+    return ok && !ps.nomem && !arena_failed(arena) ? ps.file : NULL;
 }

@@ -16,7 +16,12 @@ typedef struct ParseState {
     int end_line, end_col;  /* just after the last token: where "unexpected end of file" points */
     int input_cut;          /* the lexer stopped early (unterminated comment): EOF is no news */
     jmp_buf fatal;          /* flex's fatal errors (out of memory) land here */
+    void *scan_blocks;      /* what flex allocated and has not freed (lexer.l) */
+    int nomem;              /* the parser's stack could not grow */
 } ParseState;
+
+/* Free what flex left allocated after a fatal error (after yylex_destroy). */
+void scan_blocks_free(ParseState *ps);
 
 /* Report a lexical or syntax error at span. */
 void parse_error(ParseState *ps, Span span, const char *fmt, ...)

@@ -36,6 +36,7 @@ typedef void *yyscan_t;
 %code {
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int attn_yylex(ATTN_YYSTYPE *lval, Span *lloc, yyscan_t scanner);
@@ -119,8 +120,18 @@ typedef struct BindList { AstBinding b; struct BindList *next; } BindList;
 
 static void attn_yyerror(Span *loc, yyscan_t scanner, ParseState *ps, const char *msg) {
     (void)scanner;
+    if (ps->nomem) return; /* "memory exhausted": out of memory, not an error of the spec */
     parse_error(ps, *loc, "%s", msg);
 }
+
+/* The parser's stack grows with malloc past its first 200 levels; a failure
+ * there is out of memory, which Bison alone would report as a syntax error. */
+static void *parser_stack_alloc(ParseState *ps, size_t n) {
+    void *p = malloc(n);
+    if (!p) ps->nomem = 1;
+    return p;
+}
+#define YYMALLOC(n) parser_stack_alloc(ps, n)
 }
 
 %union {

@@ -66,7 +66,8 @@ const BackendImpl *backend_find(attnc_backend b) {
     return NULL;
 }
 
-/* Parse and check text into c (arena-owned); 0 only when out of memory. */
+/* Parse and check text into c (arena-owned); 0 only when out of memory
+ * (diagnostics that could not all be kept or rendered included). */
 static int compile_text(Compiled *c, const char *name, const char *text, size_t len) {
     memset(c, 0, sizeof *c);
     c->arena = arena_new();
@@ -79,7 +80,7 @@ static int compile_text(Compiled *c, const char *name, const char *text, size_t 
     if (!prelude || !file) return 0;
     c->prog = sema_check(file, prelude, c->arena, &c->diag);
     diag_render(&c->diag);
-    return c->prog != NULL;
+    return c->prog != NULL && !c->diag.failed && !arena_failed(c->arena);
 }
 
 static void compiled_free(Compiled *c) {
@@ -124,7 +125,7 @@ attnc_status attnc_spec_from_file(const char *path, attnc_spec **out, attnc_erro
     if (!f) return set_error(err, ATTNC_ERR_RUNTIME, "cannot open '%s'", path);
     char *buf = NULL;
     size_t len = 0, cap = 0;
-    int too_big = 0;
+    int too_big = 0, nomem = 0;
     for (;;) {
         if (len == cap) {
             cap = cap ? cap * 2 : 4096;
@@ -133,7 +134,10 @@ attnc_status attnc_spec_from_file(const char *path, attnc_spec **out, attnc_erro
                 break;
             }
             char *nb = realloc(buf, cap);
-            if (!nb) break;
+            if (!nb) {
+                nomem = 1; /* not a shorter spec */
+                break;
+            }
             buf = nb;
         }
         size_t n = fread(buf + len, 1, cap - len, f);
@@ -149,6 +153,10 @@ attnc_status attnc_spec_from_file(const char *path, attnc_spec **out, attnc_erro
     if (bad) {
         free(buf);
         return set_error(err, ATTNC_ERR_RUNTIME, "cannot read '%s' (is it a directory?)", path);
+    }
+    if (nomem) {
+        free(buf);
+        return set_error(err, ATTNC_ERR_NOMEM, "out of memory reading '%s'", path);
     }
     attnc_status st = attnc_spec_from_string(path, buf ? buf : "", len, out, err);
     free(buf);
@@ -284,7 +292,9 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
     }
     memcpy(k->text, spec->text, spec->len + 1);
     attnc_status st = ATTNC_OK;
-    if (!compile_text(&k->c, k->name, k->text, spec->len) || k->c.diag.errors)
+    if (!compile_text(&k->c, k->name, k->text, spec->len))
+        st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while parsing");
+    else if (k->c.diag.errors)
         st = set_error(err, ATTNC_ERR_INTERNAL, "re-checking the spec for the kernel failed");
     if (!st) {
         k->attn = find_variant(k->c.prog, variant, err);

@@ -109,9 +109,11 @@ static LLVMErrorRef define_runtime_symbols(LLVMOrcJITDylibRef jd) {
         {"memcpy", (uintptr_t)&memcpy}, {"memmove", (uintptr_t)&memmove},
     };
     enum { N = sizeof syms / sizeof syms[0] };
-    /* the pair's type is spelt differently across LLVM versions; the pointer typedef is not */
-    LLVMOrcCSymbolMapPairs pairs = calloc(N, sizeof *pairs);
-    if (!pairs) return LLVMCreateStringError("out of memory");
+    /* the pair's type is spelt differently across LLVM versions; the pointer
+     * typedef is not.  On the stack: this runs once per process, and a failed
+     * allocation here would leave the backend unusable for good. */
+    max_align_t storage[(N * sizeof *(LLVMOrcCSymbolMapPairs)0 + sizeof(max_align_t) - 1) / sizeof(max_align_t)];
+    LLVMOrcCSymbolMapPairs pairs = (LLVMOrcCSymbolMapPairs)storage;
     for (int i = 0; i < N; i++) {
         pairs[i].Name = LLVMOrcLLJITMangleAndIntern(G.jit, syms[i].name);
         pairs[i].Sym.Address = (LLVMOrcExecutorAddress)syms[i].addr;
@@ -119,7 +121,6 @@ static LLVMErrorRef define_runtime_symbols(LLVMOrcJITDylibRef jd) {
         pairs[i].Sym.Flags.TargetFlags = 0;
     }
     LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(pairs, N);
-    free(pairs);
     LLVMErrorRef e = LLVMOrcJITDylibDefine(jd, mu);
     if (e) LLVMOrcDisposeMaterializationUnit(mu);
     return e;
@@ -443,11 +444,12 @@ static attnc_status llvm_emit(const Plan *p, const attnc_options *opts, const ch
         }
         if (msg) LLVMDisposeMessage(msg);
     }
+    int lost = before.failed; /* the IR as lowered did not fit in memory */
     sb_free(&before);
     LLVMDisposeModule(mod);
     LLVMContextDispose(ctx);
     LLVMDisposeTargetMachine(tm);
-    if (!st && out->failed) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    if (!st && (out->failed || lost)) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
     return st;
 }
 
