@@ -7,9 +7,9 @@ add_executable(attnc-fuzz ${PROJECT_SOURCE_DIR}/tests/fuzz/difffuzz.c ${PROJECT_
 target_compile_options(attnc-fuzz PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(attnc-fuzz PRIVATE attnc_static m)
 if(ATTNC_SANITIZE)
-  set(ATTNC_DIFFFUZZ_COUNT 40 CACHE STRING "specs the difffuzz test draws")
+  set(ATTNC_DIFFFUZZ_COUNT 25 CACHE STRING "specs the difffuzz test draws")
 else()
-  set(ATTNC_DIFFFUZZ_COUNT 300 CACHE STRING "specs the difffuzz test draws")
+  set(ATTNC_DIFFFUZZ_COUNT 150 CACHE STRING "specs the difffuzz test draws")
 endif()
 add_test(NAME fuzz/differential
          COMMAND attnc-fuzz --seed 1000 --count ${ATTNC_DIFFFUZZ_COUNT} --out ${CMAKE_BINARY_DIR}/difffuzz-findings)

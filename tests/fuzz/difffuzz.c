@@ -4,13 +4,19 @@
  * mismatch, a minimised reproducer directory.
  *
  *   attnc-fuzz --seed N --count M [--backends llvm,tcc,refplan,cuda-emu]
- *              [--out DIR] [--replay DIR] [--verbose]
+ *              [--out DIR] [--replay DIR] [--verbose] [--lse-always]
+ *
+ * A call passes LSE = NULL (optional in the API) one time in five, unless
+ * --lse-always.  A crash stops the run; --verbose names the case first.
+ * --replay DIR runs the case a reproducer directory records, on its backend
+ * or on those --backends names; exit status 1 while it still mismatches.
  *
  * Each spec is run on every backend twice: with random tile sizes, and with a
  * random subset of its params fixed as defines (-D) and, half the time,
  * ATTNC_OPT_SEPARABLE_BIAS; the interpreter with the same defines is
  * checked against itself.  Exit status: 0 no mismatch and no generator
  * failure, 1 otherwise, 2 a bad command line. */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -27,7 +33,7 @@ enum { MAX_BACKENDS = 8, MAX_KEYS = 64, MINIMISE_RUNS = 400 };
 
 typedef struct Opts {
     uint64_t seed;
-    int count, verbose;
+    int count, verbose, backends_given, lse_always;
     attnc_backend backends[MAX_BACKENDS];
     int nb;
     const char *out, *replay;
@@ -52,7 +58,7 @@ static int pick(uint64_t *s, int n) { return (int)(next(s) % (uint64_t)n); }
 
 static int usage(const char *why) {
     fprintf(stderr, "attnc-fuzz: %s\nusage: attnc-fuzz --seed N --count M [--backends llvm,tcc,refplan,cuda-emu] "
-                    "[--out DIR] [--replay DIR] [--verbose]\n", why);
+                    "[--out DIR] [--replay DIR] [--verbose] [--lse-always]\n", why);
     return 2;
 }
 
@@ -74,8 +80,8 @@ static int parse_opts(int argc, char **argv, Opts *o) {
     parse_backends("llvm,tcc,refplan,cuda-emu", o);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--verbose")) {
-            o->verbose = 1;
+        if (!strcmp(a, "--verbose") || !strcmp(a, "--lse-always")) {
+            *(a[2] == 'v' ? &o->verbose : &o->lse_always) = 1;
             continue;
         }
         if (!v) return usage("an option without its value");
@@ -83,7 +89,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         errno = 0;
         if (!strcmp(a, "--seed")) o->seed = strtoull(v, &end, 10);
         else if (!strcmp(a, "--count")) o->count = (int)strtol(v, &end, 10);
-        else if (!strcmp(a, "--backends")) end = (char *)v + strlen(v) + (parse_backends(v, o) ? -1 : 0);
+        else if (!strcmp(a, "--backends")) end = (char *)v + strlen(v) + (parse_backends(v, o) ? -1 : 0), o->backends_given = 1;
         else if (!strcmp(a, "--out")) o->out = v, end = (char *)v + strlen(v);
         else if (!strcmp(a, "--replay")) o->replay = v, end = (char *)v + strlen(v);
         else return usage("unknown option");
@@ -108,8 +114,10 @@ static void random_shape(uint64_t *s, int square, FuzzCase *c) {
     }
 }
 
+/* Random tile sizes, and now and then no LSE buffer. */
 static void random_tiles(uint64_t *s, FuzzCase *c) {
     static const int tiles[] = {1, 2, 3, 4, 5, 7, 8, 13, 16, 32, 64};
+    c->no_lse = pick(s, 5) == 0;
     c->tile_q = pick(s, 5) < 2 ? 0 : tiles[pick(s, 11)];
     c->tile_k = pick(s, 5) < 2 ? 0 : tiles[pick(s, 11)];
 }
@@ -156,7 +164,7 @@ static int choose_params(const GenSpec *g, const attnc_spec *spec, uint64_t *s, 
 
 /* What makes two mismatches the same finding: backend, kind and, for a status, the message without names and numbers. */
 static void finding_key(const FuzzCase *c, const FcResult *r, char *key, size_t n) {
-    char norm[40] = "";
+    char norm[28] = "";
     if (r->kind == FC_STATUS) { /* the backend's message, past "compile: "/"run: ", without quoted names and digits */
         const char *m = strstr(r->detail, "; ");
         m = m ? strstr(m, ": ") : NULL;
@@ -164,7 +172,8 @@ static void finding_key(const FuzzCase *c, const FcResult *r, char *key, size_t 
         int quoted = 0;
         for (m = m ? m + 2 : NULL; m && *m && j + 1 < sizeof norm; m++) {
             if (*m == '\'') quoted = !quoted;
-            else if (!quoted && (*m < '0' || *m > '9')) norm[j++] = *m == ' ' || *m == '/' ? '_' : *m;
+            else if (!quoted && isalpha((unsigned char)*m)) norm[j++] = *m;
+            else if (!quoted && *m == ' ' && j && norm[j - 1] != '_') norm[j++] = '_';
         }
         norm[j] = 0;
     }
@@ -181,8 +190,25 @@ static int count_key(Stats *st, const char *key) {
     return 1;
 }
 
+/* A message without its position, names and numbers: "index is out of range in dimension of tensor". */
+static void message_class(const char *m, char *out, size_t n) {
+    const char *e = strstr(m, "error: "), *p = strstr(m, ": ");
+    m = e ? e + 7 : p && strstr(m, ".attn:") ? p + 2 : m;
+    size_t j = 0;
+    int quoted = 0;
+    for (; *m && j + 1 < n; m++) {
+        if (*m == '\'' || *m == '(') quoted = !quoted || *m == '(';
+        else if (!quoted && isalpha((unsigned char)*m)) out[j++] = *m;
+    }
+    out[j] = 0;
+}
+
+/* The minimiser keeps a change only if the case fails as before: same kind, same reason for a failing reference. */
 static int same_failure(const FcResult *a, const FcResult *b) {
-    return a->kind == b->kind && a->ref_failed == b->ref_failed;
+    char x[160], y[160];
+    message_class(a->ref_message, x, sizeof x);
+    message_class(b->ref_message, y, sizeof y);
+    return a->kind == b->kind && a->ref_failed == b->ref_failed && !strcmp(x, y);
 }
 
 /* Run c with the text of g; 1 if it fails as `want` does. */
@@ -215,7 +241,7 @@ static int shrink_case(FuzzCase *c, int step) {
     case 7: return z->D > 1 ? (z->D = (z->D + 1) / 2) : 0;
     case 8: return z->Dv > 1 ? (z->Dv = (z->Dv + 1) / 2) : 0;
     case 9: return c->tile_q || c->tile_k ? (c->tile_q = c->tile_k = 0, 1) : 0;
-    case 10: return c->flags ? (c->flags = 0, 1) : 0;
+    case 10: return c->flags || c->no_lse ? (c->flags = c->no_lse = 0, 1) : 0;
     case 11: return c->ndefines ? (c->ndefines--, 1) : 0;
     default: {
         int i = step - 12;
@@ -272,7 +298,7 @@ static void write_reproducer(const Opts *o, uint64_t seed, const FuzzCase *c, co
     char dir[512], path[600], name[128];
     snprintf(name, sizeof name, "%s-seed%" PRIu64, key, seed);
     for (char *p = name; *p; p++)
-        if (*p == '/') *p = '-';
+        if (!isalnum((unsigned char)*p) && *p != '-') *p = '_';
     snprintf(dir, sizeof dir, "%s/%s", o->out, name);
     mkdir(o->out, 0777);
     mkdir(dir, 0777);
@@ -308,9 +334,13 @@ static void report(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCase
     char key[96];
     finding_key(c, r, key, sizeof key);
     st->mismatches++;
-    int n = count_key(st, key);
+    count_key(st, key);
     printf("MISMATCH seed %" PRIu64 " %s: %s\n", seed, key, r->detail);
-    if (n > 2 || !o->out) return; /* two reproducers per kind are enough */
+    char base[112];
+    snprintf(base, sizeof base, "reproducer %s", key);
+    char *d = strstr(base, "/D/");
+    if (d) memmove(d, d + 2, strlen(d + 2) + 1);
+    if (count_key(st, base) > 1 || !o->out) return; /* one reproducer of each kind, -D or not */
     static GenSpec mg;
     mg = *g;
     FuzzCase mc = *c;
@@ -325,6 +355,9 @@ static void report(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCase
 /* One configuration of one spec; counts it and reports a mismatch. */
 static void run_one(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCase *c, int slot) {
     FcResult r;
+    if (o->verbose) /* before the run: a crash names the case */
+        printf("  %-8s defines=%d tiles=%dx%d flags=%d lse=%s ...\n", attnc_backend_name(c->backend), c->ndefines,
+               c->tile_q, c->tile_k, c->flags, c->no_lse ? "NULL" : "yes");
     fc_run(c, &r);
     st->runs++;
     st->seconds[slot] += r.seconds;
@@ -365,8 +398,9 @@ static void fuzz_spec(const Opts *o, Stats *st, uint64_t seed, GenSpec *g) {
     for (int b = 0; b < o->nb; b++) {
         c.backend = fixed.backend = o->backends[b];
         random_tiles(&s, &c);
-        run_one(o, st, seed, g, &c, b);
         random_tiles(&s, &fixed);
+        c.no_lse &= !o->lse_always, fixed.no_lse &= !o->lse_always;
+        run_one(o, st, seed, g, &c, b);
         run_one(o, st, seed, g, &fixed, b);
     }
     if (fixed.ndefines) {
@@ -396,11 +430,16 @@ static int replay(const Opts *o) {
     if (f) fclose(f);
     if (!text) return usage("cannot read DIR/spec.attn");
     c.text = text, c.len = len;
-    int bad = 0;
-    FcResult r;
-    fc_run(&c, &r);
-    printf("%s: %s%s%s\n", attnc_backend_name(c.backend), fc_kind_name(r.kind), r.kind ? ": " : "", r.kind ? r.detail : "");
-    bad |= r.kind != FC_SAME;
+    /* the recorded backend, or those --backends names (to check a fix on every backend) */
+    int bad = 0, n = o->backends_given ? o->nb : 1;
+    for (int i = 0; i < n; i++) {
+        if (o->backends_given) c.backend = o->backends[i];
+        FcResult r;
+        fc_run(&c, &r);
+        printf("%s: %s%s%s\n", attnc_backend_name(c.backend), fc_kind_name(r.kind), r.kind ? ": " : "",
+               r.kind ? r.detail : "");
+        bad |= r.kind != FC_SAME;
+    }
     free(text);
     return bad;
 }
@@ -409,6 +448,7 @@ int main(int argc, char **argv) {
     Opts o;
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc;
+    setvbuf(stdout, NULL, _IOLBF, 0); /* what came before a crash stays on the screen */
     if (o.replay) return replay(&o);
     static GenSpec g;
     static Stats st;
@@ -417,7 +457,9 @@ int main(int argc, char **argv) {
     printf("attnc-fuzz: seeds %" PRIu64 "..%" PRIu64 ": %d specs, backends", o.seed, o.seed + (uint64_t)o.count - 1, st.specs);
     for (int b = 0; b < o.nb; b++) printf("%s%s", b ? "," : " ", attnc_backend_name(o.backends[b]));
     printf(", %d runs, %d mismatches", st.runs, st.mismatches);
-    for (int k = 0; k < st.nkeys; k++) printf("%s%s %d", k ? ", " : " (", st.key[k], st.key_count[k]);
+    int shown = 0;
+    for (int k = 0; k < st.nkeys; k++)
+        if (strncmp(st.key[k], "reproducer ", 11)) printf("%s%s %d", shown++ ? ", " : " (", st.key[k], st.key_count[k]);
     printf("%s, %d generator failures; %d%% of specs raise a runtime error, %d%% have fully masked rows; %lds\n",
            st.nkeys ? ")" : "", st.genfail, st.specs ? 100 * st.runtime_errors / st.specs : 0,
            st.specs ? 100 * st.empty_rows / st.specs : 0, (long)(time(NULL) - t0));

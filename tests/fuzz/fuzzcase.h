@@ -36,6 +36,7 @@ typedef struct FuzzCase {
     int nranges;
     attnc_backend backend; /* ATTNC_BACKEND_INTERP with defines: the interpreter against itself */
     int tile_q, tile_k, flags;
+    int no_lse; /* the backend's call passes LSE = NULL (optional in the API); only O is compared */
 } FuzzCase;
 
 typedef enum FcKind {
@@ -56,6 +57,7 @@ typedef struct FcResult {
     FcKind kind;
     attnc_status ref_status, status;
     char detail[700];     /* what differed, or the spec's diagnostics */
+    char ref_message[160]; /* why the reference call failed, "" if it did not */
     int ref_failed;       /* the reference call failed (a runtime error the spec raises) */
     int empty_rows;       /* fully masked rows the reference has */
     double seconds;       /* compile + run of the backend */

@@ -1,7 +1,7 @@
 /* specgen.h — random, well-typed `.attn` files for the differential fuzzer
  * (tests/fuzz/difffuzz.c).  A spec is kept as items holding expression trees
  * (nodes in one array, children by index) so that the fuzzer's minimiser can
- * delete items and replace subexpressions, then render the text again; the
+ * delete attentions and items and replace subexpressions, then render the text again; the
  * whole GenSpec is a plain struct, copied by assignment.
  *
  * What the generator promises: the text parses and checks (anything else is
@@ -45,6 +45,7 @@ typedef struct SgAtt {
     char name[32];
     SgItem items[SG_MAX_ITEMS];
     int nitems;
+    int deleted; /* a helper the minimiser removed */
 } SgAtt;
 
 /* Values the driver may give a param (or the int range of a tensor's elements). */
@@ -77,7 +78,7 @@ const char *specgen_variant(const GenSpec *g);
 /* The domain of param or tensor `name`, or NULL. */
 const SgDomain *specgen_domain(const GenSpec *g, const char *name);
 
-/* Minimisation steps, numbered 0 .. specgen_step_count()-1: delete an item,
+/* Minimisation steps, numbered 0 .. specgen_step_count()-1: delete a helper attention, an item,
  * or replace a node by a constant of its type or by a child of its type.
  * Returns 0 when step `i` does not apply to *g (nothing changed). */
 int specgen_step_count(const GenSpec *g);
