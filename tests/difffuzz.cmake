@@ -1,0 +1,16 @@
+# tests/difffuzz.cmake — attnc-fuzz, the differential fuzzer (tests/fuzz/difffuzz.c):
+# random well-typed specs through every backend of this build against the
+# interpreter.  ctest runs a fixed seed range (the same specs every time),
+# fewer under the sanitizers; README gives the command for a long run.
+add_executable(attnc-fuzz ${PROJECT_SOURCE_DIR}/tests/fuzz/difffuzz.c ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzzcase.c
+                          ${PROJECT_SOURCE_DIR}/tests/fuzz/specgen.c)
+target_compile_options(attnc-fuzz PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(attnc-fuzz PRIVATE attnc_static m)
+if(ATTNC_SANITIZE)
+  set(ATTNC_DIFFFUZZ_COUNT 25 CACHE STRING "specs the difffuzz test draws")
+else()
+  set(ATTNC_DIFFFUZZ_COUNT 150 CACHE STRING "specs the difffuzz test draws")
+endif()
+add_test(NAME fuzz/differential
+         COMMAND attnc-fuzz --seed 1000 --count ${ATTNC_DIFFFUZZ_COUNT} --out ${CMAKE_BINARY_DIR}/difffuzz-findings)
+set_tests_properties(fuzz/differential PROPERTIES TIMEOUT 900)

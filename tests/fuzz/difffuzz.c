@@ -1,0 +1,474 @@
+/* difffuzz.c — attnc-fuzz, the differential fuzzer (issue 8): random
+ * well-typed specs (specgen.c) on random calls, every backend against the
+ * reference interpreter through the public C API (fuzzcase.c); on a
+ * mismatch, a minimised reproducer directory.
+ *
+ *   attnc-fuzz --seed N --count M [--backends llvm,tcc,refplan,cuda-emu]
+ *              [--out DIR] [--replay DIR] [--verbose] [--lse-always]
+ *
+ * A call passes LSE = NULL (optional in the API) one time in five, unless
+ * --lse-always.  A crash stops the run; --verbose names the case first.
+ * --replay DIR runs the case a reproducer directory records, on its backend
+ * or on those --backends names; exit status 1 while it still mismatches.
+ *
+ * Each spec is run on every backend twice: with random tile sizes, and with a
+ * random subset of its params fixed as defines (-D) and, half the time,
+ * ATTNC_OPT_SEPARABLE_BIAS; the interpreter with the same defines is
+ * checked against itself.  Exit status: 0 no mismatch and no generator
+ * failure, 1 otherwise, 2 a bad command line. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "attnc.h"
+#include "fuzzcase.h"
+#include "specgen.h"
+
+enum { MAX_BACKENDS = 8, MAX_KEYS = 64, MINIMISE_RUNS = 400 };
+
+typedef struct Opts {
+    uint64_t seed;
+    int count, verbose, backends_given, lse_always;
+    attnc_backend backends[MAX_BACKENDS];
+    int nb;
+    const char *out, *replay;
+} Opts;
+
+/* Totals for the summary line. */
+typedef struct Stats {
+    int specs, runs, mismatches, genfail, skipped, runtime_errors, empty_rows;
+    char key[MAX_KEYS][96];
+    int key_count[MAX_KEYS], nkeys;
+    double seconds[MAX_BACKENDS + 1];
+    int backend_runs[MAX_BACKENDS + 1];
+} Stats;
+
+static uint64_t next(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static int pick(uint64_t *s, int n) { return (int)(next(s) % (uint64_t)n); }
+
+static int usage(const char *why) {
+    fprintf(stderr, "attnc-fuzz: %s\nusage: attnc-fuzz --seed N --count M [--backends llvm,tcc,refplan,cuda-emu] "
+                    "[--out DIR] [--replay DIR] [--verbose] [--lse-always]\n", why);
+    return 2;
+}
+
+static int parse_backends(const char *list, Opts *o) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", list);
+    o->nb = 0;
+    for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+        if (o->nb == MAX_BACKENDS || !attnc_backend_parse(t, &o->backends[o->nb])) return -1;
+        if (attnc_backend_available(o->backends[o->nb])) o->nb++;
+        else fprintf(stderr, "attnc-fuzz: backend '%s' is not in this build: skipped\n", t);
+    }
+    return 0;
+}
+
+static int parse_opts(int argc, char **argv, Opts *o) {
+    memset(o, 0, sizeof *o);
+    o->count = 100;
+    parse_backends("llvm,tcc,refplan,cuda-emu", o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--verbose") || !strcmp(a, "--lse-always")) {
+            *(a[2] == 'v' ? &o->verbose : &o->lse_always) = 1;
+            continue;
+        }
+        if (!v) return usage("an option without its value");
+        char *end;
+        errno = 0;
+        if (!strcmp(a, "--seed")) o->seed = strtoull(v, &end, 10);
+        else if (!strcmp(a, "--count")) o->count = (int)strtol(v, &end, 10);
+        else if (!strcmp(a, "--backends")) end = (char *)v + strlen(v) + (parse_backends(v, o) ? -1 : 0), o->backends_given = 1;
+        else if (!strcmp(a, "--out")) o->out = v, end = (char *)v + strlen(v);
+        else if (!strcmp(a, "--replay")) o->replay = v, end = (char *)v + strlen(v);
+        else return usage("unknown option");
+        if (*end || errno || o->count < 0) return usage("a bad option value");
+        i++;
+    }
+    return 0;
+}
+
+/* ---- cases ------------------------------------------------------------------- */
+
+static void random_shape(uint64_t *s, int square, FuzzCase *c) {
+    static const int dims[] = {1, 2, 3, 5, 7, 8, 12, 16, 17, 24, 31, 33, 48, 64};
+    int64_t hkv = 1 + pick(s, 3), g = 1 + pick(s, 3);
+    int64_t lq = pick(s, 40) == 0 ? 0 : pick(s, 3) == 0 ? 1 + pick(s, 9) : 9 + pick(s, 72);
+    int64_t lk = pick(s, 40) == 0 ? 0 : pick(s, 3) == 0 ? 1 + pick(s, 9) : 9 + pick(s, 90);
+    if (square && pick(s, 5)) lk = lq;
+    c->sz = (attnc_sizes){1 + (pick(s, 2) ? pick(s, 3) : 0), g * hkv, hkv, lq, lk, dims[pick(s, 14)], dims[pick(s, 14)]};
+    while (c->sz.B * c->sz.H * c->sz.Lq * c->sz.Lk > 24000) { /* bounded work per call */
+        if (c->sz.Lq > c->sz.Lk) c->sz.Lq = c->sz.Lq * 2 / 3;
+        else c->sz.Lk = c->sz.Lk * 2 / 3;
+    }
+}
+
+/* Random tile sizes, and now and then no LSE buffer. */
+static void random_tiles(uint64_t *s, FuzzCase *c) {
+    static const int tiles[] = {1, 2, 3, 4, 5, 7, 8, 13, 16, 32, 64};
+    c->no_lse = pick(s, 5) == 0;
+    c->tile_q = pick(s, 5) < 2 ? 0 : tiles[pick(s, 11)];
+    c->tile_k = pick(s, 5) < 2 ? 0 : tiles[pick(s, 11)];
+}
+
+static void value_text(uint64_t *s, const SgDomain *d, attnc_type ty, char *out, size_t n) {
+    if (ty == ATTNC_BOOL) {
+        snprintf(out, n, "%s", pick(s, 2) ? "true" : "false");
+    } else if (ty == ATTNC_INT) {
+        int64_t lo = d ? d->lo : -3, hi = d ? d->hi : 6, v = lo + (int64_t)(next(s) % (uint64_t)(hi - lo + 1));
+        if (v == 0 && pick(s, 100) >= (d ? d->zero_percent : 10)) v = lo + (int64_t)(next(s) % (uint64_t)(hi - lo + 1));
+        snprintf(out, n, "%lld", (long long)v);
+    } else { /* eighths: exact in binary32 */
+        int64_t lo = d ? d->lo : -16, hi = d ? d->hi : 16;
+        snprintf(out, n, "%g", (double)(lo + (int64_t)(next(s) % (uint64_t)(hi - lo + 1))) / 8.0);
+    }
+}
+
+/* The call: every param of the reference kernel without a default, and most of those with one. */
+static int choose_params(const GenSpec *g, const attnc_spec *spec, uint64_t *s, FuzzCase *c) {
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    attnc_options ro = {.backend = ATTNC_BACKEND_INTERP, .threads = 1};
+    if (attnc_compile(spec, c->variant, &ro, &k, &err)) return -1;
+    c->nparams = 0;
+    for (int i = 0; i < attnc_kernel_param_count(k) && c->nparams < FC_MAX; i++) {
+        attnc_type ty;
+        int has_default;
+        const char *name = attnc_kernel_param_info(k, i, &ty, &has_default, NULL);
+        if (has_default && pick(s, 100) < 35) continue;
+        FcNamed *p = &c->params[c->nparams++];
+        snprintf(p->name, sizeof p->name, "%s", name);
+        value_text(s, specgen_domain(g, name), ty, p->text, sizeof p->text);
+    }
+    attnc_kernel_free(k);
+    c->nranges = 0;
+    for (int i = 0; i < g->ndomains && c->nranges < FC_MAX; i++)
+        if (g->domains[i].is_tensor)
+            c->ranges[c->nranges++] = (FcRange){"", g->domains[i].lo, g->domains[i].hi},
+            snprintf(c->ranges[c->nranges - 1].name, 32, "%s", g->domains[i].name);
+    return 0;
+}
+
+/* ---- findings ------------------------------------------------------------------ */
+
+/* What makes two mismatches the same finding: backend, kind and, for a status, the message without names and numbers. */
+static void finding_key(const FuzzCase *c, const FcResult *r, char *key, size_t n) {
+    char norm[28] = "";
+    if (r->kind == FC_STATUS) { /* the backend's message, past "compile: "/"run: ", without quoted names and digits */
+        const char *m = strstr(r->detail, "; ");
+        m = m ? strstr(m, ": ") : NULL;
+        size_t j = 0;
+        int quoted = 0;
+        for (m = m ? m + 2 : NULL; m && *m && j + 1 < sizeof norm; m++) {
+            if (*m == '\'') quoted = !quoted;
+            else if (!quoted && isalpha((unsigned char)*m)) norm[j++] = *m;
+            else if (!quoted && *m == ' ' && j && norm[j - 1] != '_') norm[j++] = '_';
+        }
+        norm[j] = 0;
+    }
+    snprintf(key, n, "%s/%s%s%s%s%s", attnc_backend_name(c->backend), c->ndefines ? "D/" : "", fc_kind_name(r->kind),
+             r->kind == FC_STATUS ? (r->ref_failed ? "/ref-fails" : "/ref-ok") : "", norm[0] ? "/" : "", norm);
+}
+
+static int count_key(Stats *st, const char *key) {
+    for (int i = 0; i < st->nkeys; i++)
+        if (!strcmp(st->key[i], key)) return ++st->key_count[i];
+    if (st->nkeys == MAX_KEYS) return 2;
+    snprintf(st->key[st->nkeys], sizeof st->key[0], "%s", key);
+    st->key_count[st->nkeys++] = 1;
+    return 1;
+}
+
+/* A message without its position, names and numbers: "index is out of range in dimension of tensor". */
+static void message_class(const char *m, char *out, size_t n) {
+    const char *e = strstr(m, "error: "), *p = strstr(m, ": ");
+    m = e ? e + 7 : p && strstr(m, ".attn:") ? p + 2 : m;
+    size_t j = 0;
+    int quoted = 0;
+    for (; *m && j + 1 < n; m++) {
+        if (*m == '\'' || *m == '(') quoted = !quoted || *m == '(';
+        else if (!quoted && isalpha((unsigned char)*m)) out[j++] = *m;
+    }
+    out[j] = 0;
+}
+
+/* The minimiser keeps a change only if the case fails as before: same kind, same reason for a failing reference. */
+static int same_failure(const FcResult *a, const FcResult *b) {
+    char x[160], y[160];
+    message_class(a->ref_message, x, sizeof x);
+    message_class(b->ref_message, y, sizeof y);
+    return a->kind == b->kind && a->ref_failed == b->ref_failed && !strcmp(x, y);
+}
+
+/* Run c with the text of g; 1 if it fails as `want` does. */
+static int still_fails(const GenSpec *g, FuzzCase *c, const FcResult *want, char **text) {
+    size_t len;
+    char *t = specgen_render(g, &len);
+    c->text = t, c->len = len;
+    FcResult r;
+    fc_run(c, &r);
+    if (same_failure(&r, want)) {
+        free(*text);
+        *text = t;
+        return 1;
+    }
+    free(t);
+    return 0;
+}
+
+/* Smaller sizes, default tiles, no flags, fewer defines and params, while the failure stays. */
+static int shrink_case(FuzzCase *c, int step) {
+    attnc_sizes *z = &c->sz;
+    switch (step) {
+    case 0: return z->B > 1 ? (z->B = 1) : 0;
+    case 1: return z->H > z->Hkv ? (z->H = z->Hkv) : 0;
+    case 2: return z->Hkv > 1 ? (z->H /= z->Hkv, z->Hkv = 1) : 0;
+    case 3: return z->Lq > 1 ? (z->Lq = (z->Lq + 1) / 2) : 0;
+    case 4: return z->Lk > 1 ? (z->Lk = (z->Lk + 1) / 2) : 0;
+    case 5: return z->Lq > 1 ? (z->Lq -= 1) : 0;
+    case 6: return z->Lk > 1 ? (z->Lk -= 1) : 0;
+    case 7: return z->D > 1 ? (z->D = (z->D + 1) / 2) : 0;
+    case 8: return z->Dv > 1 ? (z->Dv = (z->Dv + 1) / 2) : 0;
+    case 9: return c->tile_q || c->tile_k ? (c->tile_q = c->tile_k = 0, 1) : 0;
+    case 10: return c->flags || c->no_lse ? (c->flags = c->no_lse = 0, 1) : 0;
+    case 11: return c->ndefines ? (c->ndefines--, 1) : 0;
+    default: {
+        int i = step - 12;
+        if (i >= c->nparams) return -1; /* no more steps */
+        /* a param left to its default; if it has none the call fails differently and the step is undone */
+        c->params[i] = c->params[--c->nparams];
+        return 1;
+    }
+    }
+}
+
+static void minimise(GenSpec *g, FuzzCase *c, const FcResult *want, char **text) {
+    int runs = 0, changed = 1;
+    static GenSpec trial;
+    while (changed && runs < MINIMISE_RUNS) {
+        changed = 0;
+        for (int i = 0; i < specgen_step_count(g) && runs < MINIMISE_RUNS; i++) {
+            trial = *g;
+            if (!specgen_apply_step(&trial, i)) continue;
+            size_t len;
+            char *t = specgen_render(&trial, &len);
+            int same = strlen(*text) == len && !memcmp(t, *text, len);
+            free(t);
+            if (same) continue; /* a node no longer in the text */
+            runs++;
+            if (still_fails(&trial, c, want, text)) *g = trial, changed = 1;
+        }
+        for (int step = 0; runs < MINIMISE_RUNS; step++) {
+            FuzzCase saved = *c;
+            int r = shrink_case(c, step);
+            if (r < 0) break;
+            if (!r) continue;
+            runs++;
+            if (still_fails(g, c, want, text)) {
+                changed = 1;
+                step--; /* the same step again: halve once more */
+            } else {
+                *c = saved;
+            }
+        }
+    }
+    c->text = *text, c->len = strlen(*text);
+}
+
+static int write_file(const char *path, const char *text, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    fwrite(text, 1, len, f);
+    return fclose(f);
+}
+
+/* DIR/spec.attn, DIR/case.txt and DIR/replay.txt (this program's command and an `attnc diff` line). */
+static void write_reproducer(const Opts *o, uint64_t seed, const FuzzCase *c, const FcResult *r, const char *key) {
+    char dir[512], path[600], name[128];
+    snprintf(name, sizeof name, "%s-seed%" PRIu64, key, seed);
+    for (char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-') *p = '_';
+    snprintf(dir, sizeof dir, "%s/%s", o->out, name);
+    mkdir(o->out, 0777);
+    mkdir(dir, 0777);
+    snprintf(path, sizeof path, "%s/spec.attn", dir);
+    write_file(path, c->text, c->len);
+    char comment[900];
+    snprintf(comment, sizeof comment, "attnc-fuzz --seed %" PRIu64 " (minimised): %s: %s", seed, key, r->detail);
+    for (char *p = comment; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+    snprintf(path, sizeof path, "%s/case.txt", dir);
+    fc_write(c, path, comment);
+    snprintf(path, sizeof path, "%s/replay.txt", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    fprintf(f, "# %s\nattnc-fuzz --replay %s\n", comment, dir);
+    fprintf(f, "# roughly (other random inputs, no tile sizes, defines given as params):\nattnc diff %s/spec.attn "
+               "--variant %s --shape B=%lld,H=%lld,Hkv=%lld,Lq=%lld,Lk=%lld,D=%lld,Dv=%lld --backends %s%s",
+            dir, c->variant, (long long)c->sz.B, (long long)c->sz.H, (long long)c->sz.Hkv, (long long)c->sz.Lq,
+            (long long)c->sz.Lk, (long long)c->sz.D, (long long)c->sz.Dv,
+            c->backend == ATTNC_BACKEND_INTERP ? "refplan" : attnc_backend_name(c->backend),
+            c->flags ? " --separable-bias" : "");
+    for (int i = 0; i < c->nparams; i++) fprintf(f, " --param %s=%s", c->params[i].name, c->params[i].text);
+    for (int i = 0; i < c->nranges; i++)
+        fprintf(f, " --int-range %s=%lld,%lld", c->ranges[i].name, (long long)c->ranges[i].lo, (long long)c->ranges[i].hi);
+    fprintf(f, "\n");
+    fclose(f);
+    printf("  reproducer: %s\n", dir);
+}
+
+/* ---- the run --------------------------------------------------------------------- */
+
+static void report(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCase *c, const FcResult *r) {
+    char key[96];
+    finding_key(c, r, key, sizeof key);
+    st->mismatches++;
+    count_key(st, key);
+    printf("MISMATCH seed %" PRIu64 " %s: %s\n", seed, key, r->detail);
+    char base[112];
+    snprintf(base, sizeof base, "reproducer %s", key);
+    char *d = strstr(base, "/D/");
+    if (d) memmove(d, d + 2, strlen(d + 2) + 1);
+    if (count_key(st, base) > 1 || !o->out) return; /* one reproducer of each kind, -D or not */
+    static GenSpec mg;
+    mg = *g;
+    FuzzCase mc = *c;
+    char *text = malloc(c->len + 1);
+    memcpy(text, c->text, c->len);
+    text[c->len] = 0;
+    minimise(&mg, &mc, r, &text);
+    write_reproducer(o, seed, &mc, r, key);
+    free(text);
+}
+
+/* One configuration of one spec; counts it and reports a mismatch. */
+static void run_one(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCase *c, int slot) {
+    FcResult r;
+    if (o->verbose) /* before the run: a crash names the case */
+        printf("  %-8s defines=%d tiles=%dx%d flags=%d lse=%s ...\n", attnc_backend_name(c->backend), c->ndefines,
+               c->tile_q, c->tile_k, c->flags, c->no_lse ? "NULL" : "yes");
+    fc_run(c, &r);
+    st->runs++;
+    st->seconds[slot] += r.seconds;
+    st->backend_runs[slot]++;
+    if (o->verbose)
+        printf("  %-8s %s defines=%d tiles=%dx%d flags=%d: %s%s%s\n", attnc_backend_name(c->backend),
+               r.ref_failed ? "(ref fails)" : "", c->ndefines, c->tile_q, c->tile_k, c->flags, fc_kind_name(r.kind),
+               r.kind ? ": " : "", r.kind ? r.detail : "");
+    if (r.kind >= FC_STATUS) report(o, st, seed, g, c, &r);
+}
+
+static void fuzz_spec(const Opts *o, Stats *st, uint64_t seed, GenSpec *g) {
+    specgen_generate(g, seed);
+    size_t len;
+    char *text = specgen_render(g, &len);
+    FuzzCase c = {.text = text, .len = len};
+    snprintf(c.variant, sizeof c.variant, "%s", specgen_variant(g));
+    uint64_t s = seed ^ 0x5DEECE66Dull;
+    c.data_seed = next(&s);
+    random_shape(&s, g->square, &c);
+    attnc_spec *spec = NULL;
+    attnc_error err = {0};
+    st->specs++;
+    if (attnc_spec_from_string("fuzz.attn", text, len, &spec, &err) || choose_params(g, spec, &s, &c)) {
+        st->genfail++;
+        printf("GENERATOR FAILURE seed %" PRIu64 ": %s\n%s\n", seed, spec ? attnc_spec_diagnostics(spec) : err.message,
+               text);
+        attnc_spec_free(spec);
+        free(text);
+        return;
+    }
+    attnc_spec_free(spec);
+    if (o->verbose) printf("spec seed %" PRIu64 ":\n%s", seed, text);
+    FuzzCase fixed = c; /* a random subset of the given params as defines, for every backend and the interpreter */
+    for (int i = 0; i < c.nparams; i++)
+        if (pick(&s, 2)) fixed.defines[fixed.ndefines++] = c.params[i];
+    fixed.flags = pick(&s, 2) ? ATTNC_OPT_SEPARABLE_BIAS : 0;
+    for (int b = 0; b < o->nb; b++) {
+        c.backend = fixed.backend = o->backends[b];
+        random_tiles(&s, &c);
+        random_tiles(&s, &fixed);
+        c.no_lse &= !o->lse_always, fixed.no_lse &= !o->lse_always;
+        run_one(o, st, seed, g, &c, b);
+        run_one(o, st, seed, g, &fixed, b);
+    }
+    if (fixed.ndefines) {
+        fixed.backend = ATTNC_BACKEND_INTERP;
+        fixed.tile_q = fixed.tile_k = 0;
+        run_one(o, st, seed, g, &fixed, MAX_BACKENDS);
+    }
+    /* how often calls fail and rows are empty: the generator must produce both, but not too often */
+    FcResult r;
+    c.backend = ATTNC_BACKEND_INTERP, c.ndefines = 0;
+    fc_run(&c, &r);
+    st->runtime_errors += r.ref_failed;
+    st->empty_rows += r.empty_rows > 0;
+    free(text);
+}
+
+static int replay(const Opts *o) {
+    char path[600];
+    FuzzCase c = {0};
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/case.txt", o->replay);
+    if (fc_read(&c, path)) return usage("cannot read DIR/case.txt");
+    snprintf(path, sizeof path, "%s/spec.attn", o->replay);
+    FILE *f = fopen(path, "rb");
+    char *text = f ? malloc(1 << 20) : NULL;
+    if (text) len = fread(text, 1, (1 << 20) - 1, f);
+    if (f) fclose(f);
+    if (!text) return usage("cannot read DIR/spec.attn");
+    c.text = text, c.len = len;
+    /* the recorded backend, or those --backends names (to check a fix on every backend) */
+    int bad = 0, n = o->backends_given ? o->nb : 1;
+    for (int i = 0; i < n; i++) {
+        if (o->backends_given) c.backend = o->backends[i];
+        FcResult r;
+        fc_run(&c, &r);
+        printf("%s: %s%s%s\n", attnc_backend_name(c.backend), fc_kind_name(r.kind), r.kind ? ": " : "",
+               r.kind ? r.detail : "");
+        bad |= r.kind != FC_SAME;
+    }
+    free(text);
+    return bad;
+}
+
+int main(int argc, char **argv) {
+    Opts o;
+    int rc = parse_opts(argc, argv, &o);
+    if (rc) return rc;
+    setvbuf(stdout, NULL, _IOLBF, 0); /* what came before a crash stays on the screen */
+    if (o.replay) return replay(&o);
+    static GenSpec g;
+    static Stats st;
+    time_t t0 = time(NULL);
+    for (int i = 0; i < o.count; i++) fuzz_spec(&o, &st, o.seed + (uint64_t)i, &g);
+    printf("attnc-fuzz: seeds %" PRIu64 "..%" PRIu64 ": %d specs, backends", o.seed, o.seed + (uint64_t)o.count - 1, st.specs);
+    for (int b = 0; b < o.nb; b++) printf("%s%s", b ? "," : " ", attnc_backend_name(o.backends[b]));
+    printf(", %d runs, %d mismatches", st.runs, st.mismatches);
+    int shown = 0;
+    for (int k = 0; k < st.nkeys; k++)
+        if (strncmp(st.key[k], "reproducer ", 11)) printf("%s%s %d", shown++ ? ", " : " (", st.key[k], st.key_count[k]);
+    printf("%s, %d generator failures; %d%% of specs raise a runtime error, %d%% have fully masked rows; %lds\n",
+           st.nkeys ? ")" : "", st.genfail, st.specs ? 100 * st.runtime_errors / st.specs : 0,
+           st.specs ? 100 * st.empty_rows / st.specs : 0, (long)(time(NULL) - t0));
+    for (int b = 0; b <= o.nb; b++) {
+        int slot = b == o.nb ? MAX_BACKENDS : b;
+        if (st.backend_runs[slot])
+            printf("  %-9s %5d runs, %.1f ms per run (compile + call)\n",
+                   b == o.nb ? "interp+D" : attnc_backend_name(o.backends[b]), st.backend_runs[slot],
+                   1000 * st.seconds[slot] / st.backend_runs[slot]);
+    }
+    return st.mismatches || st.genfail ? 1 : 0;
+}

@@ -1,0 +1,311 @@
+/* fuzzcase.c — running one fuzz case through the public API (fuzzcase.h).
+ *
+ * Tolerances: the interpreter computes in float64, refplan too, so they
+ * agree up to the float32 rounding of the outputs (tight).  llvm, tcc and
+ * cuda-emu compute in float32: a score's error grows with D (the dot
+ * product), with the magnitude of the score expressions and with Lk (the
+ * sums), so the tolerance is eps32 times those, with a safety factor.  A
+ * softmax row's O is a convex combination of V rows in [-1, 1); a `weight`
+ * row's O is scaled by sum p = exp(LSE), so its error is measured relative
+ * to that. */
+#include "fuzzcase.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const kind_names[] = {"same", "spec", "skip", "status", "partial-write", "empty-row",
+                                         "nan-inf", "O", "LSE"};
+const char *fc_kind_name(FcKind k) { return kind_names[k]; }
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t next(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static float *floats(uint64_t *s, size_t n) {
+    float *p = malloc(sizeof(float) * (n + 1));
+    for (size_t i = 0; p && i < n; i++) p[i] = (float)((double)(next(s) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    return p;
+}
+
+/* The inputs of one call, made from the case's seed: the same for every backend. */
+typedef struct Inputs {
+    float *q, *k, *v;
+    attnc_tensor t[FC_MAX];
+    int nt;
+    size_t rows, no;
+} Inputs;
+
+static void inputs_free(Inputs *in) {
+    free(in->q), free(in->k), free(in->v);
+    for (int i = 0; i < in->nt; i++) free((void *)in->t[i].data);
+    memset(in, 0, sizeof *in);
+}
+
+/* Whether k takes param `name` (unbound); a minimised spec may have lost some of the case's params. */
+static int has_param(const attnc_kernel *k, const char *name) {
+    for (int i = 0; i < attnc_kernel_param_count(k); i++) {
+        attnc_type ty;
+        int has_default;
+        if (!strcmp(attnc_kernel_param_info(k, i, &ty, &has_default, NULL), name)) return 1;
+    }
+    return 0;
+}
+
+static int params_for(const attnc_kernel *k, const FuzzCase *c, int skip_defined, attnc_param *out, char *why) {
+    int n = 0;
+    for (int i = 0; i < c->nparams; i++) {
+        if (!has_param(k, c->params[i].name)) continue;
+        int defined = 0;
+        for (int j = 0; skip_defined && j < c->ndefines; j++) defined |= !strcmp(c->defines[j].name, c->params[i].name);
+        if (defined) continue;
+        attnc_error err = {0};
+        if (attnc_kernel_param_from_text(k, c->params[i].name, c->params[i].text, &out[n], &err)) {
+            snprintf(why, 600, "param %s=%s: %s", c->params[i].name, c->params[i].text, err.message);
+            return -1;
+        }
+        n++;
+    }
+    return n;
+}
+
+/* Tensors of kernel k (the reference): shapes from the API; a shape it refuses (a negative dimension) gives an
+ * empty tensor, which the call must then refuse too.  Returns 0, or FC_SKIP when too large. */
+static int make_inputs(const attnc_kernel *k, const FuzzCase *c, const attnc_param *params, int np, Inputs *in) {
+    const attnc_sizes *sz = &c->sz;
+    uint64_t s = c->data_seed;
+    in->rows = (size_t)(sz->B * sz->H * sz->Lq);
+    in->no = in->rows * (size_t)sz->Dv;
+    in->q = floats(&s, in->rows * (size_t)sz->D);
+    in->k = floats(&s, (size_t)(sz->B * sz->Hkv * sz->Lk * sz->D));
+    in->v = floats(&s, (size_t)(sz->B * sz->Hkv * sz->Lk * sz->Dv));
+    for (int i = 0; i < attnc_kernel_tensor_count(k) && in->nt < FC_MAX; i++) {
+        attnc_tensor *t = &in->t[in->nt++];
+        attnc_error err = {0};
+        t->name = attnc_kernel_tensor_info(k, i, &t->dtype, &t->rank);
+        size_t count = 1;
+        if (attnc_kernel_tensor_shape(k, i, sz, params, np, t->shape, &err)) {
+            memset(t->shape, 0, sizeof t->shape);
+            count = 0;
+        }
+        for (int d = 0; d < t->rank; d++) count *= (size_t)t->shape[d];
+        if (count > ((size_t)1 << 22)) return FC_SKIP;
+        if (t->dtype == ATTNC_F32) {
+            t->data = floats(&s, count);
+            continue;
+        }
+        int64_t lo = 0, hi = 4;
+        attnc_kernel_tensor_value_range(k, i, sz, params, np, &lo, &hi, &err);
+        for (int r = 0; r < c->nranges; r++)
+            if (!strcmp(c->ranges[r].name, t->name)) lo = c->ranges[r].lo, hi = c->ranges[r].hi;
+        if (hi <= lo) hi = lo + 1;
+        int32_t *p = malloc(sizeof(int32_t) * (count + 1));
+        for (size_t j = 0; p && j < count; j++) p[j] = (int32_t)(lo + (int64_t)(next(&s) % (uint64_t)(hi - lo)));
+        t->data = p;
+    }
+    return 0;
+}
+
+/* Compile for opts and run; O and LSE are filled with a sentinel first so that a failed call that writes is seen. */
+static attnc_status compile_run(const attnc_spec *spec, const FuzzCase *c, const attnc_options *opts, int skip_defined,
+                                const Inputs *in, float *o, float *lse, char *msg, int *partial) {
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    attnc_param params[FC_MAX];
+    attnc_status st = attnc_compile(spec, c->variant, opts, &k, &err);
+    if (st) {
+        snprintf(msg, 600, "compile: %s", err.message);
+        return st;
+    }
+    int np = params_for(k, c, skip_defined, params, msg);
+    if (np < 0) {
+        attnc_kernel_free(k);
+        return ATTNC_ERR_USAGE;
+    }
+    for (size_t i = 0; i < in->no; i++) o[i] = 12345.0f;
+    for (size_t i = 0; i < in->rows; i++) lse[i] = 12345.0f;
+    attnc_args args = {c->sz, in->q, in->k, in->v, o, skip_defined && c->no_lse ? NULL : lse, params, np, in->t, in->nt};
+    st = attnc_kernel_run(k, &args, &err);
+    if (st) {
+        snprintf(msg, 600, "run: %s", err.message);
+        for (size_t i = 0; i < in->no + in->rows; i++)
+            *partial |= (i < in->no ? o[i] : lse[i - in->no]) != 12345.0f;
+    }
+    attnc_kernel_free(k);
+    return st;
+}
+
+static double tolerance(const FuzzCase *c, double lse) {
+    double m = isfinite(lse) ? fabs(lse) : 0;
+    if (c->backend == ATTNC_BACKEND_INTERP || c->backend == ATTNC_BACKEND_REFPLAN) return 4e-6 * (1 + m / 16);
+    return 1e-5 * (4 + sqrt((double)c->sz.D) + sqrt((double)c->sz.Lk) + 2 * m);
+}
+
+static int close_to(float got, float want, double tol, double scale) {
+    if (isnan(want) || isnan(got)) return isnan(want) && isnan(got);
+    if (isinf(want) || isinf(got)) return got == want;
+    return fabs((double)got - (double)want) <= tol * (scale + fabs((double)want));
+}
+
+/* Row by row: fully masked rows and non-finite values exactly, the rest within tolerance. */
+static FcKind compare(const FuzzCase *c, int softmax, const Inputs *in, const float *o, const float *lse,
+                      const float *ro, const float *rlse, FcResult *r) {
+    size_t dv = (size_t)c->sz.Dv;
+    for (size_t row = 0; row < in->rows; row++) {
+        float L = rlse[row];
+        size_t b = row / (size_t)(c->sz.H * c->sz.Lq), h = row / (size_t)c->sz.Lq % (size_t)c->sz.H,
+               q = row % (size_t)c->sz.Lq;
+        char where[96];
+        snprintf(where, sizeof where, "row b=%zu h=%zu q=%zu", b, h, q);
+        if (L == -INFINITY) {
+            r->empty_rows++;
+            int ok = c->no_lse || lse[row] == -INFINITY;
+            for (size_t j = 0; j < dv; j++) ok &= o[row * dv + j] == 0.0f;
+            if (!ok) {
+                snprintf(r->detail, sizeof r->detail, "%s is fully masked (LSE -inf, O 0) but LSE = %.9g, O[0] = %.9g",
+                         where, lse[row], dv ? o[row * dv] : 0.0f);
+                return FC_EMPTY;
+            }
+            continue;
+        }
+        if (!softmax && L < -80) continue; /* sum p below float32's range: a float32 backend may give 0 and -inf */
+        double tol = tolerance(c, L);
+        double scale = softmax || !isfinite(L) ? 1.0 : 1.0 + exp(L < 80 ? L : 80);
+        if (!c->no_lse && !close_to(lse[row], L, tol, 1.0)) {
+            snprintf(r->detail, sizeof r->detail, "%s: LSE = %.9g but the interpreter gives %.9g (tolerance %.3g)", where,
+                     lse[row], L, tol);
+            return isfinite(L) && isfinite(lse[row]) ? FC_LSE : FC_SPECIAL;
+        }
+        for (size_t j = 0; j < dv; j++) {
+            float g = o[row * dv + j], w = ro[row * dv + j];
+            if (!close_to(g, w, tol, scale)) {
+                snprintf(r->detail, sizeof r->detail, "%s: O[..%zu] = %.9g but the interpreter gives %.9g (tolerance %.3g)",
+                         where, j, g, w, tol);
+                return isfinite(g) && isfinite(w) ? FC_O : FC_SPECIAL;
+            }
+        }
+    }
+    return FC_SAME;
+}
+
+static FcKind finish(FcResult *r, FcKind k) { return r->kind = k; }
+
+FcKind fc_run(const FuzzCase *c, FcResult *r) {
+    memset(r, 0, sizeof *r);
+    attnc_spec *spec = NULL;
+    attnc_error err = {0};
+    if (attnc_spec_from_string("fuzz.attn", c->text, c->len, &spec, &err)) {
+        snprintf(r->detail, sizeof r->detail, "%s", spec ? attnc_spec_diagnostics(spec) : err.message);
+        attnc_spec_free(spec);
+        return finish(r, FC_SPEC);
+    }
+    attnc_kernel *ref = NULL;
+    attnc_options ropts = {.backend = ATTNC_BACKEND_INTERP, .threads = 1};
+    attnc_param params[FC_MAX];
+    Inputs in = {0};
+    FcKind kind = FC_SAME;
+    char msg[600] = "";
+    int np = -1;
+    if (attnc_compile(spec, c->variant, &ropts, &ref, &err)) snprintf(msg, sizeof msg, "interp: %s", err.message);
+    else np = params_for(ref, c, 0, params, msg);
+    if (np < 0 || make_inputs(ref, c, params, np, &in)) {
+        snprintf(r->detail, sizeof r->detail, "cannot make the call: %s", msg);
+        kind = FC_SKIP;
+    }
+    float *ro = malloc(sizeof(float) * (in.no + 1)), *rl = malloc(sizeof(float) * (in.rows + 1));
+    float *o = malloc(sizeof(float) * (in.no + 1)), *l = malloc(sizeof(float) * (in.rows + 1));
+    if (kind == FC_SAME) {
+        int partial = 0;
+        char rmsg[600] = "";
+        r->ref_status = compile_run(spec, c, &ropts, 0, &in, ro, rl, rmsg, &partial);
+        r->ref_failed = r->ref_status != ATTNC_OK;
+        if (r->ref_failed) snprintf(r->ref_message, sizeof r->ref_message, "%s", rmsg);
+        attnc_define defs[FC_MAX];
+        int nd = 0;
+        for (int i = 0; i < c->ndefines; i++)
+            if (has_param(ref, c->defines[i].name)) defs[nd++] = (attnc_define){c->defines[i].name, c->defines[i].text};
+        attnc_options opts = {c->backend, 1, defs, nd, c->tile_q, c->tile_k, c->flags};
+        double t0 = now();
+        r->status = compile_run(spec, c, &opts, 1, &in, o, l, msg, &partial);
+        r->seconds = now() - t0;
+        if (r->status != r->ref_status) {
+            snprintf(r->detail, sizeof r->detail, "interpreter: %s; %s: %s", r->ref_status ? rmsg : "ok",
+                     attnc_backend_name(c->backend), r->status ? msg : "ok");
+            kind = FC_STATUS;
+        } else if (partial) {
+            snprintf(r->detail, sizeof r->detail, "the failed call wrote O or LSE: %s", msg);
+            kind = FC_PARTIAL;
+        } else if (!r->status) {
+            kind = compare(c, attnc_kernel_is_softmax(ref), &in, o, l, ro, rl, r);
+        }
+    }
+    free(ro), free(rl), free(o), free(l);
+    inputs_free(&in);
+    attnc_kernel_free(ref);
+    attnc_spec_free(spec);
+    return finish(r, kind);
+}
+
+/* ---- case.txt ------------------------------------------------------------------ */
+
+int fc_write(const FuzzCase *c, const char *path, const char *comment) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "# %s\n", comment);
+    fprintf(f, "variant %s\nbackend %s\ndata-seed %" PRIu64 "\n", c->variant, attnc_backend_name(c->backend), c->data_seed);
+    fprintf(f, "shape B=%lld,H=%lld,Hkv=%lld,Lq=%lld,Lk=%lld,D=%lld,Dv=%lld\n", (long long)c->sz.B, (long long)c->sz.H,
+            (long long)c->sz.Hkv, (long long)c->sz.Lq, (long long)c->sz.Lk, (long long)c->sz.D, (long long)c->sz.Dv);
+    fprintf(f, "tile %dx%d\nflags %d\nno-lse %d\n", c->tile_q, c->tile_k, c->flags, c->no_lse);
+    for (int i = 0; i < c->nparams; i++) fprintf(f, "param %s=%s\n", c->params[i].name, c->params[i].text);
+    for (int i = 0; i < c->ndefines; i++) fprintf(f, "define %s=%s\n", c->defines[i].name, c->defines[i].text);
+    for (int i = 0; i < c->nranges; i++)
+        fprintf(f, "int-range %s=%lld,%lld\n", c->ranges[i].name, (long long)c->ranges[i].lo, (long long)c->ranges[i].hi);
+    return fclose(f);
+}
+
+static int named_line(const char *val, FcNamed *list, int *n) {
+    if (*n == FC_MAX) return -1;
+    FcNamed *x = &list[(*n)++];
+    return sscanf(val, "%31[^=]=%47s", x->name, x->text) == 2 ? 0 : -1;
+}
+
+int fc_read(FuzzCase *c, const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[512], key[32], val[400];
+    int bad = 0;
+    while (!bad && fgets(line, sizeof line, f)) {
+        if (line[0] == '#' || sscanf(line, "%31s %399s", key, val) != 2) continue;
+        long long v[7];
+        if (!strcmp(key, "variant")) snprintf(c->variant, sizeof c->variant, "%.47s", val);
+        else if (!strcmp(key, "backend")) bad = !attnc_backend_parse(val, &c->backend);
+        else if (!strcmp(key, "data-seed")) c->data_seed = strtoull(val, NULL, 10);
+        else if (!strcmp(key, "shape")) {
+            bad = sscanf(val, "B=%lld,H=%lld,Hkv=%lld,Lq=%lld,Lk=%lld,D=%lld,Dv=%lld", &v[0], &v[1], &v[2], &v[3], &v[4],
+                         &v[5], &v[6]) != 7;
+            c->sz = (attnc_sizes){v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
+        } else if (!strcmp(key, "tile")) bad = sscanf(val, "%dx%d", &c->tile_q, &c->tile_k) != 2;
+        else if (!strcmp(key, "flags")) c->flags = atoi(val);
+        else if (!strcmp(key, "no-lse")) c->no_lse = atoi(val);
+        else if (!strcmp(key, "param")) bad = named_line(val, c->params, &c->nparams);
+        else if (!strcmp(key, "define")) bad = named_line(val, c->defines, &c->ndefines);
+        else if (!strcmp(key, "int-range") && c->nranges < FC_MAX) {
+            FcRange *r = &c->ranges[c->nranges++];
+            bad = sscanf(val, "%31[^=]=%lld,%lld", r->name, &v[0], &v[1]) != 3;
+            r->lo = v[0], r->hi = v[1];
+        } else bad = 1;
+    }
+    fclose(f);
+    return bad ? -1 : 0;
+}

@@ -1,0 +1,73 @@
+/* fuzzcase.h — one differential-fuzzing case: a spec text, a call (sizes,
+ * params, seed of the random inputs) and a backend configuration (defines,
+ * tile sizes, flags), run through the public C API against the reference
+ * interpreter, and the comparison of the two. */
+#ifndef ATTNC_FUZZCASE_H
+#define ATTNC_FUZZCASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attnc.h"
+
+enum { FC_MAX = 24 };
+
+typedef struct FcNamed {
+    char name[32];
+    char text[48];
+} FcNamed;
+
+typedef struct FcRange {
+    char name[32];
+    int64_t lo, hi; /* [lo, hi) */
+} FcRange;
+
+typedef struct FuzzCase {
+    const char *text; /* the spec, not owned */
+    size_t len;
+    char variant[48];
+    uint64_t data_seed;
+    attnc_sizes sz;
+    FcNamed params[FC_MAX]; /* given per call to the reference; as -D or per call to the backend */
+    int nparams;
+    FcNamed defines[FC_MAX]; /* of the params above: which the backend kernel fixes at compile time */
+    int ndefines;
+    FcRange ranges[FC_MAX]; /* int tensors' element ranges (others: attnc_kernel_tensor_value_range) */
+    int nranges;
+    attnc_backend backend; /* ATTNC_BACKEND_INTERP with defines: the interpreter against itself */
+    int tile_q, tile_k, flags;
+    int no_lse; /* the backend's call passes LSE = NULL (optional in the API); only O is compared */
+} FuzzCase;
+
+typedef enum FcKind {
+    FC_SAME = 0,
+    FC_SPEC,     /* the text does not check: a generator bug */
+    FC_SKIP,     /* inputs too large to make */
+    FC_STATUS,   /* one side fails, the other does not (or with another status) */
+    FC_PARTIAL,  /* a failed call wrote O or LSE */
+    FC_EMPTY,    /* a fully masked row differs (LSE -inf, O 0) */
+    FC_SPECIAL,  /* a NaN or infinity differs */
+    FC_O,        /* O beyond tolerance */
+    FC_LSE       /* LSE beyond tolerance */
+} FcKind;
+
+const char *fc_kind_name(FcKind k);
+
+typedef struct FcResult {
+    FcKind kind;
+    attnc_status ref_status, status;
+    char detail[700];     /* what differed, or the spec's diagnostics */
+    char ref_message[160]; /* why the reference call failed, "" if it did not */
+    int ref_failed;       /* the reference call failed (a runtime error the spec raises) */
+    int empty_rows;       /* fully masked rows the reference has */
+    double seconds;       /* compile + run of the backend */
+} FcResult;
+
+/* Run case c: the reference, then the backend; fill r.  Returns r->kind. */
+FcKind fc_run(const FuzzCase *c, FcResult *r);
+
+/* Write c as `key value` lines (case.txt) and read it back; 0 on success. */
+int fc_write(const FuzzCase *c, const char *path, const char *comment);
+int fc_read(FuzzCase *c, const char *path);
+
+#endif
