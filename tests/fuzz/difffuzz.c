@@ -185,7 +185,7 @@ static int count_key(Stats *st, const char *key) {
     for (int i = 0; i < st->nkeys; i++)
         if (!strcmp(st->key[i], key)) return ++st->key_count[i];
     if (st->nkeys == MAX_KEYS) return 2;
-    snprintf(st->key[st->nkeys], sizeof st->key[0], "%s", key);
+    snprintf(st->key[st->nkeys], sizeof st->key[0], "%.*s", (int)sizeof st->key[0] - 1, key); /* truncating is fine */
     st->key_count[st->nkeys++] = 1;
     return 1;
 }
