@@ -318,46 +318,39 @@ static Ival load_ival(Analysis *an, const IrNode *n, const Ival *idx, int *in_bo
     return ival_flt(mn, mx);
 }
 
-static Ival eval_node(Analysis *an, const IrNode *n) {
+/* The recursive walk keeps small frames: one level per operand, and a flat
+ * chain `a && b && ...` of SEMA_MAX_EVAL_DEPTH terms must fit in the stack
+ * (ASan build included), so each operator's own temporaries live in a
+ * function that is not on the recursion path. */
+static Ival eval_sum_node(Analysis *an, const IrNode *n) {
+    Ival bound = eval(an, n->args[0]);
+    if (bound.hi <= 0) return n->op == IR_ANY ? ival_int(0, 0) : n->type == T_INT ? ival_int(0, 0) : ival_flt(0, 0);
+    if (n->aux >= 64) return top_of(n->type);
+    Ival saved = an->sumvar[n->aux];
+    an->sumvar[n->aux] = ival_int(0, bound.hi - 1);
+    Ival body = eval(an, n->args[1]);
+    an->sumvar[n->aux] = saved;
+    if (n->op == IR_ANY) return tri(body.lo == 1 && bound.lo > 0, body.hi == 0);
+    int64_t nlo = bound.lo > 0 ? bound.lo : 0, nhi = bound.hi;
+    if (n->type == T_FLOAT) {
+        if (body.nan) return top_of(T_FLOAT);
+        Ival v = hull(ival_flt(nlo * body.flo, nlo * body.flo), ival_flt(nhi * body.flo, nhi * body.flo));
+        v = hull(v, hull(ival_flt(nlo * body.fhi, nlo * body.fhi), ival_flt(nhi * body.fhi, nhi * body.fhi)));
+        return v.nan ? top_of(T_FLOAT) : v;
+    }
+    return int_corners(ival_int(nlo, nhi), body, mul_ovf);
+}
+
+static Ival eval_load_node(Analysis *an, const IrNode *n) {
     Ival a[ATTNC_MAX_RANK];
+    for (int i = 0; i < n->nargs; i++) a[i] = eval(an, n->args[i]);
+    int inb, outb;
+    Ival v = load_ival(an, n, a, &inb, &outb);
+    return n->op == IR_INBOUNDS ? tri(inb, outb) : v;
+}
+
+static Ival eval_lazy_node(Analysis *an, const IrNode *n) {
     switch (n->op) {
-    case IR_CONST:
-        if (n->type == T_FLOAT) return ival_flt(n->c.f, n->c.f);
-        if (n->type == T_BOOL) return ival_int(n->c.b, n->c.b);
-        return ival_int(n->c.i, n->c.i);
-    case IR_VAR: return an->vars[n->aux];
-    case IR_PARAM: {
-        Const c = an->bc->params[n->aux];
-        return n->type == T_FLOAT ? ival_flt(c.f, c.f) : n->type == T_BOOL ? ival_int(c.b, c.b) : ival_int(c.i, c.i);
-    }
-    case IR_PRE: return top_of(T_FLOAT);
-    case IR_SUMVAR: return n->aux < 64 ? an->sumvar[n->aux] : top_of(T_INT);
-    case IR_SUM:
-    case IR_ANY: {
-        Ival bound = eval(an, n->args[0]);
-        if (bound.hi <= 0) return n->op == IR_ANY ? ival_int(0, 0) : n->type == T_INT ? ival_int(0, 0) : ival_flt(0, 0);
-        if (n->aux >= 64) return top_of(n->type);
-        Ival saved = an->sumvar[n->aux];
-        an->sumvar[n->aux] = ival_int(0, bound.hi - 1);
-        Ival body = eval(an, n->args[1]);
-        an->sumvar[n->aux] = saved;
-        if (n->op == IR_ANY) return tri(body.lo == 1 && bound.lo > 0, body.hi == 0);
-        int64_t nlo = bound.lo > 0 ? bound.lo : 0, nhi = bound.hi;
-        if (n->type == T_FLOAT) {
-            if (body.nan) return top_of(T_FLOAT);
-            Ival v = hull(ival_flt(nlo * body.flo, nlo * body.flo), ival_flt(nhi * body.flo, nhi * body.flo));
-            v = hull(v, hull(ival_flt(nlo * body.fhi, nlo * body.fhi), ival_flt(nhi * body.fhi, nhi * body.fhi)));
-            return v.nan ? top_of(T_FLOAT) : v;
-        }
-        return int_corners(ival_int(nlo, nhi), body, mul_ovf);
-    }
-    case IR_LOAD:
-    case IR_INBOUNDS: {
-        for (int i = 0; i < n->nargs; i++) a[i] = eval(an, n->args[i]);
-        int inb, outb;
-        Ival v = load_ival(an, n, a, &inb, &outb);
-        return n->op == IR_INBOUNDS ? tri(inb, outb) : v;
-    }
     case IR_AND: {
         Ival x = eval(an, n->args[0]);
         if (x.hi == 0) return x;
@@ -376,9 +369,12 @@ static Ival eval_node(Analysis *an, const IrNode *n) {
         if (c.hi == 0) return eval(an, n->args[2]);
         return hull(eval(an, n->args[1]), eval(an, n->args[2]));
     }
-    default: break;
+    default: return top_of(n->type);
     }
-    for (int i = 0; i < n->nargs; i++) a[i] = eval(an, n->args[i]);
+}
+
+/* An operator whose operands are already evaluated (not recursive). */
+static Ival apply_node(const Analysis *an, const IrNode *n, const Ival *a) {
     Type at = n->nargs ? an->p->ir->nodes[n->args[0]].type : n->type;
     switch (n->op) {
     case IR_TOFLOAT:
@@ -421,6 +417,37 @@ static Ival eval_node(Analysis *an, const IrNode *n) {
         return ival_int(a[0].lo > a[1].lo ? a[0].lo : a[1].lo, a[0].hi > a[1].hi ? a[0].hi : a[1].hi);
     case IR_CALL: return call_ival((Fn)n->aux, n->type, a[0], n->nargs > 1 ? a[1] : a[0], n->nargs);
     default: return top_of(n->type);
+    }
+}
+
+static Ival eval_arith_node(Analysis *an, const IrNode *n) {
+    Ival a[3] = {top_of(T_INT), top_of(T_INT), top_of(T_INT)};
+    for (int i = 0; i < n->nargs && i < 3; i++) a[i] = eval(an, n->args[i]);
+    if (n->nargs > 3) return top_of(n->type);
+    return apply_node(an, n, a);
+}
+
+static Ival eval_node(Analysis *an, const IrNode *n) {
+    switch (n->op) {
+    case IR_CONST:
+        if (n->type == T_FLOAT) return ival_flt(n->c.f, n->c.f);
+        if (n->type == T_BOOL) return ival_int(n->c.b, n->c.b);
+        return ival_int(n->c.i, n->c.i);
+    case IR_VAR: return an->vars[n->aux];
+    case IR_PARAM: {
+        Const c = an->bc->params[n->aux];
+        return n->type == T_FLOAT ? ival_flt(c.f, c.f) : n->type == T_BOOL ? ival_int(c.b, c.b) : ival_int(c.i, c.i);
+    }
+    case IR_PRE: return top_of(T_FLOAT);
+    case IR_SUMVAR: return n->aux < 64 ? an->sumvar[n->aux] : top_of(T_INT);
+    case IR_SUM:
+    case IR_ANY: return eval_sum_node(an, n);
+    case IR_LOAD:
+    case IR_INBOUNDS: return eval_load_node(an, n);
+    case IR_AND:
+    case IR_OR:
+    case IR_SELECT: return eval_lazy_node(an, n);
+    default: return eval_arith_node(an, n);
     }
 }
 
