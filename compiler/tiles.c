@@ -553,7 +553,7 @@ void tile_map_free(TileMap *tm) {
 static void set_element_vars(Analysis *an, int64_t b, int64_t h) {
     const Plan *p = an->p;
     const attnc_sizes *sz = &an->bc->sz;
-    int64_t group = sz->H / sz->Hkv;
+    int64_t group = sz->Hkv && sz->H >= sz->Hkv ? sz->H / sz->Hkv : 1; /* H = 0 or Hkv = 0: no head is visited */
     an->vars[V_B] = p->mask_varies_b ? ival_int(b, b) : ival_int(0, sz->B - 1);
     an->vars[V_H] = p->mask_varies_h ? ival_int(h, h) : ival_int(0, sz->H - 1);
     an->vars[V_HK] = p->mask_varies_h ? ival_int(h / group, h / group) : ival_int(0, sz->Hkv - 1);
@@ -636,6 +636,7 @@ attnc_status tile_map_build(const Plan *p, const BoundCall *bc, TileMap *tm, att
 
 int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm) {
     const attnc_sizes *sz = &bc->sz;
+    if (sz->B * sz->H * sz->Lq * sz->Lk == 0) return 0; /* no pairs (and no head groups to divide by) */
     IrEval ev;
     int64_t(*dims)[ATTNC_MAX_RANK] = calloc((size_t)p->attn->ntensors + 1, sizeof *dims);
     if (!ir_eval_init(&ev, p->ir) || !dims) {
@@ -758,6 +759,9 @@ attnc_status tile_check_work(const Plan *p, const BoundCall *bc, attnc_error *er
     const attnc_sizes *sz = &bc->sz;
     const Attention *a = p->attn;
     const IrFunc *f = p->f;
+    int sums = f->nlowrank > 0;
+    for (IrRef r = 0; r < p->ir->n && !sums; r++) sums = p->ir->nodes[r].op == IR_SUM || p->ir->nodes[r].op == IR_ANY;
+    if (!sums) return ATTNC_OK; /* no work beyond the pairs themselves, and no tensor to scan */
     Analysis an = {0};
     an.p = p;
     an.bc = bc;

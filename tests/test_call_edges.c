@@ -116,6 +116,14 @@ static void zero_sizes_on(attnc_backend b, const char *spec) {
         attnc_status st = run(k, &c, NULL, 0, &err);
         check(st == ATTNC_OK, "%s %s: %s = 0 gives empty O and LSE: %s", bn, attnc_kernel_variant(k), names[z],
               err.message);
+        attnc_args args = {c.sz, c.q, c.k, c.v, c.o, c.lse, NULL, 0, NULL, 0};
+        int64_t kept = -1;
+        char *text = NULL;
+        st = attnc_kernel_kept_pairs(k, &args, &kept, &err);
+        if (!st) st = attnc_kernel_emit(k, "ir", &args, 0, &text, &err);
+        check(st == ATTNC_OK && kept == 0, "%s: %s = 0: no kept pairs, and the tile map can be printed: %s", bn,
+              names[z], err.message);
+        attnc_free(text);
         free_call(&c);
     }
     /* Lk = 0: every row is fully masked */
