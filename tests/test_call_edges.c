@@ -93,6 +93,8 @@ static const char *const zero_specs[] = {
     "attention a { scale 0.5; mask kv <= q + 3; bias -0.25 * float(q - kv) + float(h) * 0.1; }",
     /* weight: no softmax, LSE = log(sum of weights) */
     "attention w { scale 0.5; mask kv <= q + 3; weight exp(score) * 0.5; }",
+    /* a tile map per batch and head */
+    "attention v { scale 0.5; mask kv + b <= q + h; }",
 };
 
 /* Each zero size runs on backend b and gives what the math says. */
