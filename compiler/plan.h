@@ -77,6 +77,12 @@ int64_t tile_group(const Plan *p, const TileMap *tm, int64_t b, int64_t h, int64
  * whole, PARTIAL tiles are evaluated element by element; -1 when out of memory. */
 int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm);
 
+/* Refuse (ATTNC_ERR_RUNTIME, naming the sum) a call whose sums could run
+ * more than 2^31 - 1 iterations per evaluation or 2^50 body evaluations in
+ * all, bounded by interval arithmetic over the whole call.  Every backend's
+ * call goes through it before any work starts. */
+attnc_status tile_check_work(const Plan *p, const BoundCall *bc, attnc_error *err);
+
 /* Text: the IR, the plan and (when tm is not NULL) the tile statistics. */
 void plan_print(const Plan *p, const TileMap *tm, StrBuf *out);
 

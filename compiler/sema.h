@@ -39,6 +39,9 @@ typedef enum XKind {
 
 /* What an expression depends on, so clauses can be restricted (scale: sizes
  * and params only) and the middle end can hoist. */
+/* The deepest expression accepted, lets expanded (see sema.c). */
+#define SEMA_MAX_EVAL_DEPTH 2048
+
 enum {
     DEP_B = 1 << 0, DEP_H = 1 << 1, DEP_Q = 1 << 2, DEP_KV = 1 << 3,
     DEP_SCORE = 1 << 4, DEP_TENSOR = 1 << 5, DEP_SIZE = 1 << 6, DEP_PARAM = 1 << 7

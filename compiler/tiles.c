@@ -12,6 +12,7 @@
  * tensors use range min/max over the indices they can read (a sparse table
  * for 1-D tensors, exact scans of small boxes, whole-tensor bounds else). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -317,46 +318,39 @@ static Ival load_ival(Analysis *an, const IrNode *n, const Ival *idx, int *in_bo
     return ival_flt(mn, mx);
 }
 
-static Ival eval_node(Analysis *an, const IrNode *n) {
+/* The recursive walk keeps small frames: one level per operand, and a flat
+ * chain `a && b && ...` of SEMA_MAX_EVAL_DEPTH terms must fit in the stack
+ * (ASan build included), so each operator's own temporaries live in a
+ * function that is not on the recursion path. */
+static Ival eval_sum_node(Analysis *an, const IrNode *n) {
+    Ival bound = eval(an, n->args[0]);
+    if (bound.hi <= 0) return n->op == IR_ANY ? ival_int(0, 0) : n->type == T_INT ? ival_int(0, 0) : ival_flt(0, 0);
+    if (n->aux >= 64) return top_of(n->type);
+    Ival saved = an->sumvar[n->aux];
+    an->sumvar[n->aux] = ival_int(0, bound.hi - 1);
+    Ival body = eval(an, n->args[1]);
+    an->sumvar[n->aux] = saved;
+    if (n->op == IR_ANY) return tri(body.lo == 1 && bound.lo > 0, body.hi == 0);
+    int64_t nlo = bound.lo > 0 ? bound.lo : 0, nhi = bound.hi;
+    if (n->type == T_FLOAT) {
+        if (body.nan) return top_of(T_FLOAT);
+        Ival v = hull(ival_flt(nlo * body.flo, nlo * body.flo), ival_flt(nhi * body.flo, nhi * body.flo));
+        v = hull(v, hull(ival_flt(nlo * body.fhi, nlo * body.fhi), ival_flt(nhi * body.fhi, nhi * body.fhi)));
+        return v.nan ? top_of(T_FLOAT) : v;
+    }
+    return int_corners(ival_int(nlo, nhi), body, mul_ovf);
+}
+
+static Ival eval_load_node(Analysis *an, const IrNode *n) {
     Ival a[ATTNC_MAX_RANK];
+    for (int i = 0; i < n->nargs; i++) a[i] = eval(an, n->args[i]);
+    int inb, outb;
+    Ival v = load_ival(an, n, a, &inb, &outb);
+    return n->op == IR_INBOUNDS ? tri(inb, outb) : v;
+}
+
+static Ival eval_lazy_node(Analysis *an, const IrNode *n) {
     switch (n->op) {
-    case IR_CONST:
-        if (n->type == T_FLOAT) return ival_flt(n->c.f, n->c.f);
-        if (n->type == T_BOOL) return ival_int(n->c.b, n->c.b);
-        return ival_int(n->c.i, n->c.i);
-    case IR_VAR: return an->vars[n->aux];
-    case IR_PARAM: {
-        Const c = an->bc->params[n->aux];
-        return n->type == T_FLOAT ? ival_flt(c.f, c.f) : n->type == T_BOOL ? ival_int(c.b, c.b) : ival_int(c.i, c.i);
-    }
-    case IR_PRE: return top_of(T_FLOAT);
-    case IR_SUMVAR: return n->aux < 64 ? an->sumvar[n->aux] : top_of(T_INT);
-    case IR_SUM:
-    case IR_ANY: {
-        Ival bound = eval(an, n->args[0]);
-        if (bound.hi <= 0) return n->op == IR_ANY ? ival_int(0, 0) : n->type == T_INT ? ival_int(0, 0) : ival_flt(0, 0);
-        if (n->aux >= 64) return top_of(n->type);
-        Ival saved = an->sumvar[n->aux];
-        an->sumvar[n->aux] = ival_int(0, bound.hi - 1);
-        Ival body = eval(an, n->args[1]);
-        an->sumvar[n->aux] = saved;
-        if (n->op == IR_ANY) return tri(body.lo == 1 && bound.lo > 0, body.hi == 0);
-        int64_t nlo = bound.lo > 0 ? bound.lo : 0, nhi = bound.hi;
-        if (n->type == T_FLOAT) {
-            if (body.nan) return top_of(T_FLOAT);
-            Ival v = hull(ival_flt(nlo * body.flo, nlo * body.flo), ival_flt(nhi * body.flo, nhi * body.flo));
-            v = hull(v, hull(ival_flt(nlo * body.fhi, nlo * body.fhi), ival_flt(nhi * body.fhi, nhi * body.fhi)));
-            return v.nan ? top_of(T_FLOAT) : v;
-        }
-        return int_corners(ival_int(nlo, nhi), body, mul_ovf);
-    }
-    case IR_LOAD:
-    case IR_INBOUNDS: {
-        for (int i = 0; i < n->nargs; i++) a[i] = eval(an, n->args[i]);
-        int inb, outb;
-        Ival v = load_ival(an, n, a, &inb, &outb);
-        return n->op == IR_INBOUNDS ? tri(inb, outb) : v;
-    }
     case IR_AND: {
         Ival x = eval(an, n->args[0]);
         if (x.hi == 0) return x;
@@ -375,9 +369,12 @@ static Ival eval_node(Analysis *an, const IrNode *n) {
         if (c.hi == 0) return eval(an, n->args[2]);
         return hull(eval(an, n->args[1]), eval(an, n->args[2]));
     }
-    default: break;
+    default: return top_of(n->type);
     }
-    for (int i = 0; i < n->nargs; i++) a[i] = eval(an, n->args[i]);
+}
+
+/* An operator whose operands are already evaluated (not recursive). */
+static Ival apply_node(const Analysis *an, const IrNode *n, const Ival *a) {
     Type at = n->nargs ? an->p->ir->nodes[n->args[0]].type : n->type;
     switch (n->op) {
     case IR_TOFLOAT:
@@ -420,6 +417,37 @@ static Ival eval_node(Analysis *an, const IrNode *n) {
         return ival_int(a[0].lo > a[1].lo ? a[0].lo : a[1].lo, a[0].hi > a[1].hi ? a[0].hi : a[1].hi);
     case IR_CALL: return call_ival((Fn)n->aux, n->type, a[0], n->nargs > 1 ? a[1] : a[0], n->nargs);
     default: return top_of(n->type);
+    }
+}
+
+static Ival eval_arith_node(Analysis *an, const IrNode *n) {
+    Ival a[3] = {top_of(T_INT), top_of(T_INT), top_of(T_INT)};
+    for (int i = 0; i < n->nargs && i < 3; i++) a[i] = eval(an, n->args[i]);
+    if (n->nargs > 3) return top_of(n->type);
+    return apply_node(an, n, a);
+}
+
+static Ival eval_node(Analysis *an, const IrNode *n) {
+    switch (n->op) {
+    case IR_CONST:
+        if (n->type == T_FLOAT) return ival_flt(n->c.f, n->c.f);
+        if (n->type == T_BOOL) return ival_int(n->c.b, n->c.b);
+        return ival_int(n->c.i, n->c.i);
+    case IR_VAR: return an->vars[n->aux];
+    case IR_PARAM: {
+        Const c = an->bc->params[n->aux];
+        return n->type == T_FLOAT ? ival_flt(c.f, c.f) : n->type == T_BOOL ? ival_int(c.b, c.b) : ival_int(c.i, c.i);
+    }
+    case IR_PRE: return top_of(T_FLOAT);
+    case IR_SUMVAR: return n->aux < 64 ? an->sumvar[n->aux] : top_of(T_INT);
+    case IR_SUM:
+    case IR_ANY: return eval_sum_node(an, n);
+    case IR_LOAD:
+    case IR_INBOUNDS: return eval_load_node(an, n);
+    case IR_AND:
+    case IR_OR:
+    case IR_SELECT: return eval_lazy_node(an, n);
+    default: return eval_arith_node(an, n);
     }
 }
 
@@ -525,7 +553,7 @@ void tile_map_free(TileMap *tm) {
 static void set_element_vars(Analysis *an, int64_t b, int64_t h) {
     const Plan *p = an->p;
     const attnc_sizes *sz = &an->bc->sz;
-    int64_t group = sz->H / sz->Hkv;
+    int64_t group = sz->Hkv && sz->H >= sz->Hkv ? sz->H / sz->Hkv : 1; /* H = 0 or Hkv = 0: no head is visited */
     an->vars[V_B] = p->mask_varies_b ? ival_int(b, b) : ival_int(0, sz->B - 1);
     an->vars[V_H] = p->mask_varies_h ? ival_int(h, h) : ival_int(0, sz->H - 1);
     an->vars[V_HK] = p->mask_varies_h ? ival_int(h / group, h / group) : ival_int(0, sz->Hkv - 1);
@@ -608,6 +636,7 @@ attnc_status tile_map_build(const Plan *p, const BoundCall *bc, TileMap *tm, att
 
 int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm) {
     const attnc_sizes *sz = &bc->sz;
+    if (sz->B * sz->H * sz->Lq * sz->Lk == 0) return 0; /* no pairs (and no head groups to divide by) */
     IrEval ev;
     int64_t(*dims)[ATTNC_MAX_RANK] = calloc((size_t)p->attn->ntensors + 1, sizeof *dims);
     if (!ir_eval_init(&ev, p->ir) || !dims) {
@@ -647,4 +676,151 @@ int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm) {
     ir_eval_free(&ev);
     free(dims);
     return kept;
+}
+
+/* ---- the work a call can take ------------------------------------------ */
+
+/* A sum may run at most this many iterations per evaluation, and one call
+ * at most CALL_WORK_LIMIT evaluations of sum bodies in all (upper bounds
+ * from the intervals over the whole call): beyond either the call would run
+ * for hours or days, so it is refused before it starts.  Why these values:
+ * docs/language-choices.md. */
+static const int64_t SUM_TRIP_LIMIT = INT32_MAX;
+static const int64_t CALL_WORK_LIMIT = (int64_t)1 << 50;
+
+typedef struct Work {
+    Analysis *an;
+    int64_t *memo;     /* work of nodes that read no unbound sum variable; -1: not yet */
+    const char *clause; /* the root being walked, for the message */
+    IrRef worst;       /* the sum with the most iterations, its count and clause */
+    int64_t worst_trips;
+    const char *worst_clause;
+} Work;
+
+static int64_t sat_add(int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_MAX : a + b; }
+static int64_t sat_mul(int64_t a, int64_t b) { return a && b > INT64_MAX / a ? INT64_MAX : a * b; }
+
+/* Sum-body evaluations one evaluation of r can cost, with the sum variables'
+ * ranges in an->sumvar; lazy operators count only a branch that can run. */
+static int64_t node_work(Work *w, IrRef r) {
+    const IrNode *n = ir_at(w->an->p->ir, r);
+    int memo = !(n->deps & DEP_SUMVAR);
+    if (memo && w->memo[r] >= 0) return w->memo[r];
+    int64_t total = 0;
+    if (n->op == IR_SUM || n->op == IR_ANY) {
+        Ival bound = eval(w->an, n->args[0]);
+        int64_t trips = bound.hi > 0 ? bound.hi : 0;
+        if (trips > w->worst_trips) w->worst = r, w->worst_trips = trips, w->worst_clause = w->clause;
+        total = node_work(w, n->args[0]);
+        if (trips > 0) {
+            Ival saved = n->aux < 64 ? w->an->sumvar[n->aux] : ival_int(0, 0);
+            if (n->aux < 64) w->an->sumvar[n->aux] = ival_int(0, trips - 1);
+            total = sat_add(total, sat_mul(trips, sat_add(1, node_work(w, n->args[1]))));
+            if (n->aux < 64) w->an->sumvar[n->aux] = saved;
+        }
+    } else if (n->op == IR_SELECT || n->op == IR_AND || n->op == IR_OR) {
+        Ival c = eval(w->an, n->args[0]);
+        total = node_work(w, n->args[0]);
+        int first = n->op == IR_SELECT ? c.hi != 0 : n->op == IR_AND ? c.hi != 0 : c.lo != 1;
+        int second = n->op == IR_SELECT ? c.lo != 1 : 0;
+        if (n->op == IR_SELECT) {
+            if (first) total = sat_add(total, node_work(w, n->args[1]));
+            if (second) total = sat_add(total, node_work(w, n->args[2]));
+        } else if (first) {
+            total = sat_add(total, node_work(w, n->args[1]));
+        }
+    } else {
+        for (int i = 0; i < n->nargs; i++) total = sat_add(total, node_work(w, n->args[i]));
+    }
+    if (memo) w->memo[r] = total;
+    return total;
+}
+
+static const char *var_names_of(int v) {
+    static const char *const names[V_COUNT] = {"b", "h", "q", "kv", "hk", "B", "H", "Hkv", "Lq", "Lk", "D", "Dv"};
+    return v >= 0 && v < V_COUNT ? names[v] : "?";
+}
+
+/* "sum(r < n) with n = 5" or "a sum whose bound can reach 5", for messages. */
+static void describe_sum(const Work *w, char *buf, size_t size) {
+    const IrModule *m = w->an->p->ir;
+    const IrNode *b = ir_at(m, ir_at(m, w->worst)->args[0]);
+    long long n = (long long)w->worst_trips;
+    if (b->op == IR_PARAM)
+        snprintf(buf, size, "sum(r < %s) with %s = %lld", m->attn->params[b->aux]->name,
+                 m->attn->params[b->aux]->name, n);
+    else if (b->op == IR_VAR)
+        snprintf(buf, size, "sum(r < %s) with %s = %lld", var_names_of(b->aux), var_names_of(b->aux), n);
+    else
+        snprintf(buf, size, "a sum whose bound can reach %lld", n);
+}
+
+attnc_status tile_check_work(const Plan *p, const BoundCall *bc, attnc_error *err) {
+    const attnc_sizes *sz = &bc->sz;
+    const Attention *a = p->attn;
+    const IrFunc *f = p->f;
+    int sums = f->nlowrank > 0;
+    for (IrRef r = 0; r < p->ir->n && !sums; r++) sums = p->ir->nodes[r].op == IR_SUM || p->ir->nodes[r].op == IR_ANY;
+    if (!sums) return ATTNC_OK; /* no work beyond the pairs themselves, and no tensor to scan */
+    Analysis an = {0};
+    an.p = p;
+    an.bc = bc;
+    an.gen = 1;
+    Work w = {&an, malloc(sizeof(int64_t) * (size_t)p->ir->n + 1), NULL, IR_NONE, 0, NULL};
+    an.ts = calloc((size_t)a->ntensors + 1, sizeof(TensorSummary));
+    an.memo = malloc(sizeof(Ival) * (size_t)p->ir->n + 1);
+    an.stamp = calloc((size_t)p->ir->n + 1, sizeof(unsigned));
+    int ok = w.memo && an.ts && an.memo && an.stamp;
+    for (int i = 0; ok && i < a->ntensors; i++) ok = summarize(&an.ts[i], bc->tensors[i], a->tensors[i]->ndims);
+    int64_t total = 0, rows = sz->B * sz->H * sz->Lq;
+    if (ok && rows > 0) {
+        for (IrRef r = 0; r < p->ir->n; r++) w.memo[r] = -1;
+        int64_t vals[] = {sz->B, sz->H, sz->Hkv, sz->Lq, sz->Lk, sz->D, sz->Dv};
+        for (int v = V_SIZE_B; v < V_COUNT; v++) an.vars[v] = ival_int(vals[v - V_SIZE_B], vals[v - V_SIZE_B]);
+        /* every element of the call at once */
+        an.vars[V_B] = ival_int(0, sz->B - 1);
+        an.vars[V_H] = ival_int(0, sz->H - 1);
+        an.vars[V_HK] = ival_int(0, sz->Hkv - 1);
+        an.vars[V_Q] = ival_int(0, sz->Lq - 1);
+        an.vars[V_KV] = ival_int(0, sz->Lk > 0 ? sz->Lk - 1 : 0);
+        const struct {
+            const char *clause;
+            IrRef r;
+        } roots[] = {{"scale", f->scale}, {"masks", f->keep}, {"biases", f->bias}, {"score clauses", f->score},
+                     {"weight", f->weight}, {"biases or score clauses", f->lse_offset}, {"runtime checks", f->fault}};
+        for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+            if (roots[i].r == IR_NONE) continue;
+            w.clause = roots[i].clause;
+            total = sat_add(total, node_work(&w, roots[i].r));
+        }
+        w.clause = "biases";
+        for (int g = 0; g < f->nlowrank; g++) {
+            /* the low-rank groups are sums too: r < count of q-term times k-term */
+            Ival count = eval(&an, f->lowrank_count[g]);
+            int64_t trips = count.hi > 0 ? count.hi : 0;
+            if (trips > w.worst_trips) w.worst = IR_NONE, w.worst_trips = trips, w.worst_clause = "biases";
+            an.sumvar[0] = ival_int(0, trips > 0 ? trips - 1 : 0);
+            int64_t body = sat_add(1, sat_add(node_work(&w, f->lowrank_q[g]), node_work(&w, f->lowrank_k[g])));
+            total = sat_add(total, sat_add(node_work(&w, f->lowrank_count[g]), sat_mul(trips, body)));
+        }
+        total = sat_mul(total, sat_mul(rows, sz->Lk > 0 ? sz->Lk : 1));
+    }
+    for (int i = 0; an.ts && i < a->ntensors; i++) free_sparse(&an.ts[i].st);
+    free(an.ts);
+    free(an.memo);
+    free(an.stamp);
+    char what[200];
+    if (ok && w.worst_trips > SUM_TRIP_LIMIT) {
+        if (w.worst != IR_NONE) describe_sum(&w, what, sizeof what);
+        else snprintf(what, sizeof what, "a low-rank sum whose bound can reach %lld", (long long)w.worst_trips);
+    }
+    free(w.memo);
+    if (!ok) return set_error(err, ATTNC_ERR_NOMEM, "out of memory while bounding the work of the call");
+    if (w.worst_trips > SUM_TRIP_LIMIT)
+        return set_error(err, ATTNC_ERR_RUNTIME, "%s (in the %s) would run more than %lld iterations per evaluation; "
+                         "refused before running", what, w.worst_clause, (long long)SUM_TRIP_LIMIT);
+    if (total > CALL_WORK_LIMIT)
+        return set_error(err, ATTNC_ERR_RUNTIME, "the sums of this call would evaluate their bodies up to %lld times "
+                         "(sizes x iterations); the limit is 2^50: refused before running", (long long)total);
+    return ATTNC_OK;
 }

@@ -393,21 +393,40 @@ attnc_status attnc_kernel_tensor_shape(const attnc_kernel *k, int i, const attnc
     return st;
 }
 
+/* The caller's args with a valid pointer for every empty array, which the
+ * API allows to be NULL: backends may then offset Q, K, V and O freely
+ * (arithmetic on NULL is undefined even by 0).  Nothing is read or written
+ * through them. */
+static attnc_args with_empty_arrays(const attnc_args *args, float *dummy) {
+    const attnc_sizes *s = &args->sizes;
+    attnc_args a = *args;
+    if (!a.q && s->B * s->H * s->Lq * s->D == 0) a.q = dummy;
+    if (!a.k && s->B * s->Hkv * s->Lk * s->D == 0) a.k = dummy;
+    if (!a.v && s->B * s->Hkv * s->Lk * s->Dv == 0) a.v = dummy;
+    if (!a.o && s->B * s->H * s->Lq * s->Dv == 0) a.o = dummy;
+    return a;
+}
+
 attnc_status attnc_kernel_run(const attnc_kernel *k, const attnc_args *args, attnc_error *err) {
     if (!k) return set_error(err, ATTNC_ERR_USAGE, "kernel is NULL");
     BoundCall bc;
     attnc_status st = bind_call(k->attn, &k->fixed, args, &bc, err);
     if (st) return st;
-    switch (k->backend) {
-    case ATTNC_BACKEND_INTERP: st = interp_run(&bc, args->q, args->k, args->v, args->o, args->lse, err); break;
-    case ATTNC_BACKEND_REFPLAN: {
+    st = tile_check_work(k->plan, &bc, err);
+    float dummy[1] = {0};
+    attnc_args a = with_empty_arrays(args, dummy);
+    const attnc_sizes *sz = &bc.sz;
+    if (st || sz->B * sz->H * sz->Lq == 0) {
+        /* an error, or no output rows: nothing to compute (sizes are bounded: no overflow) */
+    } else if (k->backend == ATTNC_BACKEND_INTERP) {
+        st = interp_run(&bc, a.q, a.k, a.v, a.o, a.lse, err);
+    } else if (k->backend == ATTNC_BACKEND_REFPLAN) {
         CompiledKernel ck = {refplan_tile, refplan_scratch_bytes, k->plan};
-        st = launch_run(k->plan, &ck, &bc, args, k->threads, err);
-        break;
-    }
-    default:
-        if (k->impl) st = launch_run(k->plan, &k->ck, &bc, args, k->threads, err);
-        else st = set_error(err, ATTNC_ERR_INTERNAL, "backend '%s' has no runner", attnc_backend_name(k->backend));
+        st = launch_run(k->plan, &ck, &bc, &a, k->threads, err);
+    } else if (k->impl) {
+        st = launch_run(k->plan, &k->ck, &bc, &a, k->threads, err);
+    } else {
+        st = set_error(err, ATTNC_ERR_INTERNAL, "backend '%s' has no runner", attnc_backend_name(k->backend));
     }
     bind_release(&bc);
     if (!st && err) {

@@ -7,7 +7,9 @@
  * evaluates to, the scale computed.  Errors name the offending thing. */
 #include "bind.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,13 +29,47 @@ attnc_status set_error(attnc_error *err, attnc_status st, const char *fmt, ...) 
     return st;
 }
 
-attnc_status bind_parse_value(Type t, const char *name, const char *text, Const *out, attnc_error *err) {
+/* Text of an int: an optional sign, then decimal digits or 0x and hex digits
+ * (no octal, no spaces, nothing after).  0 when it is not one; *range set
+ * when it is one outside int64. */
+static int parse_int_text(const char *text, int64_t *out, int *range) {
+    const char *p = text + (*text == '-' || *text == '+');
+    int hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
+    const char *digits = p + (hex ? 2 : 0);
+    if (!*digits) return 0;
+    for (const char *c = digits; *c; c++)
+        if (!(hex ? isxdigit((unsigned char)*c) : isdigit((unsigned char)*c))) return 0;
+    errno = 0;
+    long long v = strtoll(text, NULL, hex ? 16 : 10);
+    *range = errno == ERANGE;
+    *out = v;
+    return 1;
+}
+
+/* Text of a float: what strtod reads, whole, except NaN and numbers that
+ * overflow float32 (kernels compute in binary32); "inf" and "-inf" are
+ * allowed, written out (see docs/language-choices.md). */
+static attnc_status parse_float_text(const char *name, const char *text, double *out, attnc_error *err) {
     char *end;
     errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || *end || isspace((unsigned char)*text))
+        return set_error(err, ATTNC_ERR_USAGE, "param '%s' is float: '%s' is not a number", name, text);
+    if (isnan(v)) return set_error(err, ATTNC_ERR_USAGE, "param '%s' is float: NaN ('%s') is not accepted", name, text);
+    int written_inf = isinf(v) && strpbrk(text, "iI") != NULL;
+    if ((isinf(v) && !written_inf) || (isfinite(v) && fabs(v) > FLT_MAX))
+        return set_error(err, ATTNC_ERR_USAGE, "param '%s': '%s' is beyond the float32 range (write inf for infinity)",
+                         name, text);
+    *out = v;
+    return ATTNC_OK;
+}
+
+attnc_status bind_parse_value(Type t, const char *name, const char *text, Const *out, attnc_error *err) {
+    if (!*text) return set_error(err, ATTNC_ERR_USAGE, "param '%s' has an empty value", name);
     if (t == T_BOOL) {
-        if (strcmp(text, "true") == 0 || strcmp(text, "1") == 0) {
+        if (strcmp(text, "true") == 0) {
             out->b = 1;
-        } else if (strcmp(text, "false") == 0 || strcmp(text, "0") == 0) {
+        } else if (strcmp(text, "false") == 0) {
             out->b = 0;
         } else {
             return set_error(err, ATTNC_ERR_USAGE, "param '%s' is bool: expected true or false, got '%s'", name, text);
@@ -41,16 +77,15 @@ attnc_status bind_parse_value(Type t, const char *name, const char *text, Const 
         return ATTNC_OK;
     }
     if (t == T_INT) {
-        long long v = strtoll(text, &end, 0);
-        if (end == text || *end) return set_error(err, ATTNC_ERR_USAGE, "param '%s' is int: '%s' is not an integer", name, text);
-        if (errno == ERANGE) return set_error(err, ATTNC_ERR_USAGE, "param '%s': '%s' is out of the int64 range", name, text);
+        int64_t v;
+        int range = 0;
+        if (!parse_int_text(text, &v, &range))
+            return set_error(err, ATTNC_ERR_USAGE, "param '%s' is int: '%s' is not an integer", name, text);
+        if (range) return set_error(err, ATTNC_ERR_USAGE, "param '%s': '%s' is out of the int64 range", name, text);
         out->i = v;
         return ATTNC_OK;
     }
-    double v = strtod(text, &end);
-    if (end == text || *end) return set_error(err, ATTNC_ERR_USAGE, "param '%s' is float: '%s' is not a number", name, text);
-    out->f = v;
-    return ATTNC_OK;
+    return parse_float_text(name, text, &out->f, err);
 }
 
 void bind_release(BoundCall *bc) {
@@ -74,8 +109,8 @@ static attnc_status check_sizes(const attnc_args *args, attnc_error *err) {
     const struct {
         const char *name;
         int64_t v, min;
-    } dims[] = {{"B", s->B, 1}, {"H", s->H, 1}, {"Hkv", s->Hkv, 1}, {"Lq", s->Lq, 0},
-                {"Lk", s->Lk, 0}, {"D", s->D, 1}, {"Dv", s->Dv, 1}};
+    } dims[] = {{"B", s->B, 0}, {"H", s->H, 0}, {"Hkv", s->Hkv, 0}, {"Lq", s->Lq, 0},
+                {"Lk", s->Lk, 0}, {"D", s->D, 0}, {"Dv", s->Dv, 0}};
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
         if (dims[i].v < dims[i].min)
             return set_error(err, ATTNC_ERR_RUNTIME, "size %s = %lld is invalid (must be at least %lld)", dims[i].name,
@@ -83,7 +118,10 @@ static attnc_status check_sizes(const attnc_args *args, attnc_error *err) {
         if (dims[i].v > MAX_ELEMS)
             return set_error(err, ATTNC_ERR_RUNTIME, "size %s = %lld is too large", dims[i].name, (long long)dims[i].v);
     }
-    if (s->H % s->Hkv != 0)
+    /* zero sizes are empty arrays (docs/language-choices.md); no KV heads only with no query heads */
+    if (s->Hkv == 0 && s->H != 0)
+        return set_error(err, ATTNC_ERR_RUNTIME, "Hkv = 0 but H = %lld: query heads need a KV head", (long long)s->H);
+    if (s->Hkv != 0 && s->H % s->Hkv != 0)
         return set_error(err, ATTNC_ERR_RUNTIME, "H = %lld is not a multiple of Hkv = %lld (grouped-query attention)",
                          (long long)s->H, (long long)s->Hkv);
     int64_t nq = s->B, nk = s->B, nv = s->B, no = s->B;
@@ -106,6 +144,9 @@ static const attnc_param *find_param(const attnc_args *args, const char *name) {
 }
 
 static attnc_status convert_param(const Decl *d, const attnc_param *p, Const *out, attnc_error *err) {
+    if (p->type != ATTNC_INT && p->type != ATTNC_FLOAT && p->type != ATTNC_BOOL)
+        return set_error(err, ATTNC_ERR_RUNTIME, "param '%s' has an invalid type %d (ATTNC_INT, ATTNC_FLOAT or ATTNC_BOOL)",
+                         d->name, (int)p->type);
     if (d->type == T_BOOL) {
         if (p->type != ATTNC_BOOL) return set_error(err, ATTNC_ERR_RUNTIME, "param '%s' is bool; a number was given", d->name);
         out->b = p->b != 0;
@@ -131,6 +172,8 @@ static attnc_status eval_call_level(const BoundCall *bc, const TExpr *e, Const *
     env->bc = bc;
     env->msg = msg;
     env->msgsize = sizeof msg;
+    env->call_level = 1;
+    env->sums_left = INT32_MAX;
     *out = interp_eval(env, e);
     int failed = env->failed;
     free(env);
@@ -272,6 +315,11 @@ attnc_status bind_call(const Attention *a, const FixedParams *fixed, const attnc
         } else {
             bc->scale = 1.0 / sqrt((double)args->sizes.D);
         }
+        /* with D = 0 the dot product is an empty sum: scale * 0 must mean 0 */
+        if (!st && args->sizes.D == 0 && !isfinite(bc->scale))
+            st = set_error(err, ATTNC_ERR_RUNTIME,
+                           "D = 0 needs a finite scale, and the scale is %g (the default is 1/sqrt(D)): "
+                           "give the attention a `scale` clause", bc->scale);
     }
     if (st) bind_release(bc);
     return st;

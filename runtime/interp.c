@@ -15,6 +15,7 @@
 #include "interp.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,10 @@ static Const cbool(int b) {
 
 /* Record the first runtime error, with its spec position and element. */
 static Const fail(InterpEnv *env, const TExpr *e, const char *what) {
-    if (!env->failed) {
+    if (!env->failed && env->call_level) {
+        snprintf(env->msg, env->msgsize, "%s:%d:%d: %s (evaluating sizes and params)",
+                 e->span.src ? e->span.src->name : "<spec>", e->span.first_line, e->span.first_col, what);
+    } else if (!env->failed) {
         snprintf(env->msg, env->msgsize, "%s:%d:%d: %s (at b=%lld h=%lld q=%lld kv=%lld)",
                  e->span.src ? e->span.src->name : "<spec>", e->span.first_line, e->span.first_col, what,
                  (long long)env->b, (long long)env->h, (long long)env->q, (long long)env->kv);
@@ -168,6 +172,15 @@ static Const eval_binary(InterpEnv *env, const TExpr *e) {
 static Const eval_sum(InterpEnv *env, const TExpr *e) {
     Const n = interp_eval(env, e->args[0]);
     if (env->failed) return n;
+    if (env->call_level && n.i > 0) {
+        if (n.i > env->sums_left) {
+            char what[160];
+            snprintf(what, sizeof what, "sum of %lld iterations is over the limit of %d for sizes and params",
+                     (long long)n.i, INT32_MAX);
+            return fail(env, e, what);
+        }
+        env->sums_left -= n.i;
+    }
     int slot = env->sum_base + e->level;
     int saved_top = env->sum_top;
     env->sum_top = slot + 1;

@@ -11,8 +11,13 @@ typedef struct InterpEnv {
     const BoundCall *bc;
     int64_t b, h, q, kv, hk;
     double score;
-    int64_t sums[1100]; /* sum variables: deeper nesting is refused by sema */
+    int64_t sums[SEMA_MAX_EVAL_DEPTH + 64]; /* sum variables: deeper nesting is refused by sema */
     int sum_base, sum_top;
+    /* Set for expressions of sizes and params only (defaults, dimensions,
+     * scale): errors name no element, and since they are evaluated before
+     * tile_check_work can bound them, their sums get a budget of iterations. */
+    int call_level;
+    int64_t sums_left;
     int failed;
     char *msg;
     size_t msgsize;

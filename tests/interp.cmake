@@ -7,3 +7,14 @@ target_compile_options(test_interp_naive PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(test_interp_naive PRIVATE attnc_static m)
 
 add_test(NAME interp_vs_naive COMMAND test_interp_naive)
+
+# The edges of one call on every backend (zero sizes, param values, work
+# limits, long chains), with the default 8 MiB stack: sema.c's depth limit
+# promises that every walker fits in it (the pool's threads get the same).
+add_executable(test_call_edges ${PROJECT_SOURCE_DIR}/tests/test_call_edges.c)
+target_compile_options(test_call_edges PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_call_edges PRIVATE attnc_test_support)
+add_test(NAME call/edges COMMAND sh -c "ulimit -s 8192 && exec \"$0\"" $<TARGET_FILE:test_call_edges>)
+# a call that never ends is this test's failure too: a bound on the wait, not a timing check
+set_tests_properties(call/edges PROPERTIES TIMEOUT 600)
+add_test(NAME call/edges-cli COMMAND bash ${PROJECT_SOURCE_DIR}/tests/call_edges.sh $<TARGET_FILE:attnc> $<TARGET_FILE:npyrand>)
