@@ -35,6 +35,10 @@
  *                        reloaded in the element loop;
  *   COL (kv)           - scalars, per kv in the element loop;
  *   ELEM (q and kv)    - vectors, per element vector.
+ * A sum is a loop where its place puts it; before the loop goes every node of
+ * its body that reads no sum variable but those of the loops already open
+ * (L->open), so the loop recomputes only what varies with its variable or
+ * with that of a sum nested in it (as c_emit.c's need() does).
  * Every IR operation is total (ir.h), so all of it is evaluated eagerly in
  * lanes: loads are masked gathers (an out-of-range lane reads nothing and
  * gives 0), int x/0 gives 0, no instruction can produce poison (no nsw/nuw,
@@ -92,6 +96,7 @@ typedef struct Lower {
     LLVMValueRef var[V_COUNT]; /* b, h, hk and sizes (scalars) */
     LLVMValueRef q_vec, kv, pre, valid;
     LLVMValueRef sumvar[MAX_SUM_LEVELS];
+    unsigned open; /* IrNode.sumvars bits of the sum loops open here (levels 0..30) */
     LLVMValueRef *param;
     LLVMValueRef *tdata;
     LLVMValueRef (*tdim)[ATTNC_ABI_MAX_RANK];
@@ -674,18 +679,36 @@ static LLVMValueRef emit_load(Lower *L, const IrNode *n) {
     return elem_int ? LLVMBuildSExt(b, v, vec ? L->vi64 : L->i64, "") : v;
 }
 
-/* Emit, at the current position, every node below r that does not read the
- * variable of sum level `bit` (so a sum's loop only recomputes what varies). */
-static void hoist_invariant(Lower *L, IrRef r, unsigned bit, unsigned gen) {
+/* Bind sum level `level` to i inside the loop just opened; returns what
+ * close_sum restores. */
+static LLVMValueRef open_sum(Lower *L, int level, LLVMValueRef i) {
+    LLVMValueRef saved = L->sumvar[level];
+    scope_push(L);
+    L->sumvar[level] = i;
+    if (level < 31) L->open |= 1u << level; /* bit 31 (deeper levels) is never open: never hoisted */
+    return saved;
+}
+
+static void close_sum(Lower *L, int level, LLVMValueRef saved) {
+    L->sumvar[level] = saved;
+    if (level < 31 && !saved) L->open &= ~(1u << level); /* open exactly while the level is bound */
+    scope_pop(L);
+}
+
+/* Emit, at the current position, every node below r that reads no sum
+ * variable but those of the loops open here (so a sum's loop only recomputes
+ * what varies with it).  A node that reads the variable of a sum nested in
+ * r's body cannot be computed here: only its operands are looked at. */
+static void hoist_invariant(Lower *L, IrRef r, unsigned gen) {
     if (L->memo[r] || L->failed) return;
     const IrNode *n = &L->ir->nodes[r];
-    if (!(n->sumvars & bit)) {
+    if ((n->sumvars & ~L->open) == 0) {
         emit(L, r);
         return;
     }
     if (L->visit[r] == gen) return;
     L->visit[r] = gen;
-    for (int i = 0; i < n->nargs; i++) hoist_invariant(L, n->args[i], bit, gen);
+    for (int i = 0; i < n->nargs; i++) hoist_invariant(L, n->args[i], gen);
 }
 
 static LLVMValueRef emit_sum(Lower *L, IrRef r, const IrNode *n) {
@@ -700,15 +723,13 @@ static LLVMValueRef emit_sum(Lower *L, IrRef r, const IrNode *n) {
         fail(L, "a sum bound that varies with q");
         return LLVMGetUndef(type_of(L, n->op == IR_ANY ? T_BOOL : n->type, 0));
     }
-    hoist_invariant(L, n->args[1], 1u << (level < 31 ? level : 31), ++L->visit_gen);
+    hoist_invariant(L, n->args[1], ++L->visit_gen);
     int vec = (n->deps & (DEP_Q | DEP_PRE)) != 0;
     LLVMTypeRef t = type_of(L, n->op == IR_ANY ? T_BOOL : n->type, vec);
     LLVMValueRef acc = local(L, t, LLVMConstNull(t));
     Loop lp;
     LLVMValueRef i = loop_begin(L, &lp, ci64(L, 0), bound, ci64(L, 1), "sum");
-    scope_push(L);
-    LLVMValueRef saved = L->sumvar[level];
-    L->sumvar[level] = i;
+    LLVMValueRef saved = open_sum(L, level, i);
     LLVMValueRef v = emit(L, n->args[1]);
     if (vec) v = splat(L, v);
     LLVMValueRef cur = get(L, t, acc);
@@ -716,8 +737,7 @@ static LLVMValueRef emit_sum(Lower *L, IrRef r, const IrNode *n) {
                         : n->type == T_INT ? LLVMBuildAdd(L->bd, cur, v, "")
                                            : LLVMBuildFAdd(L->bd, cur, v, "");
     set(L, acc, next);
-    L->sumvar[level] = saved;
-    scope_pop(L);
+    close_sum(L, level, saved);
     loop_end(L, &lp);
     return get(L, t, acc);
 }
@@ -1018,17 +1038,15 @@ static void row_prologue(Lower *L, Tile *T) {
                LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, L->QB), ""), col, ""));
     loop_end(L, &ld);
     for (int g = 0; g < L->f->nlowrank; g++) {
-        hoist_invariant(L, L->f->lowrank_q[g], 1u, ++L->visit_gen);
+        hoist_invariant(L, L->f->lowrank_q[g], ++L->visit_gen);
         Loop lr;
         LLVMValueRef r = loop_begin(L, &lr, ci64(L, 0), T->count[g], ci64(L, 1), "lowrank.q");
-        scope_push(L);
-        L->sumvar[0] = r;
+        LLVMValueRef saved = open_sum(L, 0, r);
         LLVMValueRef v = splat(L, emit(L, L->f->lowrank_q[g]));
         LLVMValueRef at =
             LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, T->start[g], r, ""), ci64(L, L->QB), ""), col, "");
         store_fvec(L, v, T->rg.qx, at);
-        L->sumvar[0] = NULL;
-        scope_pop(L);
+        close_sum(L, 0, saved);
         loop_end(L, &lr);
     }
     for (int s = 0; s < L->nfrontier; s++) store_frontier(L, T, s, c, emit(L, L->frontier[s]));
@@ -1052,18 +1070,16 @@ static void lowrank_k_columns(Lower *L, Tile *T) {
     L->kv = kv;
     LLVMValueRef rowofs = LLVMBuildMul(b, LLVMBuildSub(b, kv, T->k0, ""), T->rt, "");
     for (int g = 0; g < L->f->nlowrank; g++) {
-        hoist_invariant(L, L->f->lowrank_k[g], 1u, ++L->visit_gen);
+        hoist_invariant(L, L->f->lowrank_k[g], ++L->visit_gen);
         Loop lr;
         LLVMValueRef r = loop_begin(L, &lr, ci64(L, 0), T->count[g], ci64(L, 1), "lowrank.k");
-        scope_push(L);
-        L->sumvar[0] = r;
+        LLVMValueRef saved = open_sum(L, 0, r);
         LLVMValueRef v = emit(L, L->f->lowrank_k[g]);
         if (is_vec(v))
             fail(L, "a low-rank k column that varies with q");
         else
             store(L, v, gep(L, L->f32, T->rg.kx, LLVMBuildAdd(b, rowofs, LLVMBuildAdd(b, T->start[g], r, ""), "")), 4);
-        L->sumvar[0] = NULL;
-        scope_pop(L);
+        close_sum(L, 0, saved);
         loop_end(L, &lr);
     }
     L->kv = NULL;
@@ -1271,6 +1287,7 @@ static void reset_values(Lower *L) {
     while (L->nstack > 0) L->memo[L->stack[--L->nstack]] = NULL;
     memset(L->var, 0, sizeof L->var);
     memset(L->sumvar, 0, sizeof L->sumvar);
+    L->open = 0;
     L->q_vec = L->kv = L->pre = L->valid = NULL;
 }
 
