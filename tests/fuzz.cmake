@@ -24,7 +24,7 @@ if(ATTNC_FUZZ)
   set(ATTNC_FUZZ_RUNS 20000 CACHE STRING "inputs the spec fuzz test tries")
   # the npy and cli targets are fast: these counts take ~20-40 s each in the ASan build
   set(ATTNC_FUZZ_NPY_RUNS 400000 CACHE STRING "inputs the npy fuzz test tries")
-  set(ATTNC_FUZZ_CLI_RUNS 800000 CACHE STRING "inputs the cli fuzz test tries")
+  set(ATTNC_FUZZ_CLI_RUNS 1200000 CACHE STRING "inputs the cli fuzz test tries")
   add_test(NAME fuzz/spec
            COMMAND sh -c "mkdir -p fuzz-corpus && exec \"$0\" -runs=${ATTNC_FUZZ_RUNS} -seed=1 -max_len=2048 -timeout=20 -rss_limit_mb=4096 fuzz-corpus ${PROJECT_SOURCE_DIR}/examples ${PROJECT_SOURCE_DIR}/tests/diag"
                    $<TARGET_FILE:fuzz_spec>
