@@ -201,6 +201,8 @@ expect 3 "tensor 't' is too large to make up" "$ATTNC" diff big.attn --backends 
 expect 2 "--int-range 't=0,99999999999': expected NAME=LO,HI" "$ATTNC" diff oob.attn --backends refplan --int-range t=0,99999999999
 expect 2 "--seed 'x'" "$ATTNC" diff oob.attn --backends refplan --seed x
 expect 2 "--tile '0x4'" "$ATTNC" bench good.attn --shape H=2 --tile 0x4
+# a "flag" holding two of the table's flags is no flag (it was taken, its value dropped)
+expect 2 "unknown option '--variant --shape' for 'diff'" "$ATTNC" diff good.attn "--variant --shape" x --param window=5 --backends refplan
 
 echo "$passes passed, $fails failed"
 [ "$fails" = 0 ]
