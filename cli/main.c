@@ -31,73 +31,6 @@ int fail(int code, const char *fmt, const char *a, const char *b) {
     return code;
 }
 
-/* Which flags each command takes, and whether they take a value. */
-static int flag_allowed(const char *cmd, const char *flag) {
-    static const struct {
-        const char *cmd, *flags;
-    } table[] = {
-        {"check", " --variant "},
-        {"run", " --variant --q --k --v -o --lse --param --tensor --backend --threads "},
-        {"emit", " --variant --target -D -o --shape --param --tensor --tile --dump-passes --separable-bias "},
-        {"diff", " --variant --shape --param --tensor --seed --backends --threads --int-range --separable-bias "},
-        {"bench", " --variant --shape --backend --threads --param --tensor --reps --tile --int-range --separable-bias "},
-    };
-    char key[64];
-    snprintf(key, sizeof key, " %s ", flag);
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (strcmp(table[i].cmd, cmd) == 0) return strstr(table[i].flags, key) != NULL;
-    return 0;
-}
-
-static int push(const char **list, int *n, const char *v, const char *flag) {
-    if (*n == MAX_REPEATED) return fail(EXIT_USAGE, "too many %s options", flag, NULL);
-    list[(*n)++] = v;
-    return 0;
-}
-
-static int parse_args(int argc, char **argv, Options *o) {
-    memset(o, 0, sizeof *o);
-    o->cmd = argv[1];
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (a[0] != '-' || a[1] == 0) {
-            if (o->file) return fail(EXIT_USAGE, "unexpected argument '%s' (only one FILE)", a, NULL);
-            o->file = a;
-            continue;
-        }
-        if (!flag_allowed(o->cmd, a)) return fail(EXIT_USAGE, "unknown option '%s' for '%s' (see attnc --help)", a, o->cmd);
-        if (!strcmp(a, "--dump-passes") || !strcmp(a, "--separable-bias")) {
-            if (a[2] == 'd') o->dump_passes = 1;
-            else o->separable_bias = 1;
-            continue;
-        }
-        if (i + 1 >= argc) return fail(EXIT_USAGE, "option '%s' needs a value", a, NULL);
-        const char *v = argv[++i];
-        int rc = 0;
-        if (!strcmp(a, "--variant")) o->variant = v;
-        else if (!strcmp(a, "--q")) o->q = v;
-        else if (!strcmp(a, "--k")) o->k = v;
-        else if (!strcmp(a, "--v")) o->v = v;
-        else if (!strcmp(a, "-o")) o->o = v;
-        else if (!strcmp(a, "--lse")) o->lse = v;
-        else if (!strcmp(a, "--backend")) o->backend = v;
-        else if (!strcmp(a, "--threads")) o->threads = v;
-        else if (!strcmp(a, "--target")) o->target = v;
-        else if (!strcmp(a, "--shape")) o->shape = v;
-        else if (!strcmp(a, "--tile")) o->tile = v;
-        else if (!strcmp(a, "--seed")) o->seed = v;
-        else if (!strcmp(a, "--backends")) o->backends = v;
-        else if (!strcmp(a, "--reps")) o->reps = v;
-        else if (!strcmp(a, "--int-range")) rc = push(o->int_ranges, &o->nint_ranges, v, a);
-        else if (!strcmp(a, "--param")) rc = push(o->params, &o->nparams, v, a);
-        else if (!strcmp(a, "--tensor")) rc = push(o->tensors, &o->ntensors, v, a);
-        else if (!strcmp(a, "-D")) rc = push(o->defines, &o->ndefines, v, a);
-        if (rc) return rc;
-    }
-    if (!o->file) return fail(EXIT_USAGE, "'%s' needs a FILE (see attnc --help)", o->cmd, NULL);
-    return 0;
-}
-
 /* Load and check the spec; prints diagnostics. */
 int load_spec(const Options *o, attnc_spec **spec) {
     attnc_error err = {0};
@@ -161,24 +94,6 @@ static int check_qkv_shapes(const npy_array *q, const npy_array *k, const npy_ar
     return fail(EXIT_RUNTIME, "%s", buf, NULL);
 }
 
-/* Split "NAME=VALUE" in place-free fashion: returns the value, copies the name. */
-const char *split_assignment(const char *s, char *name, size_t n) {
-    const char *eq = strchr(s, '=');
-    if (!eq || eq == s || (size_t)(eq - s) >= n) return NULL;
-    memcpy(name, s, (size_t)(eq - s));
-    name[eq - s] = 0;
-    return eq + 1;
-}
-
-int parse_threads(const char *s, int *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || v < 0 || v > 4096) return fail(EXIT_USAGE, "--threads: '%s' is not a thread count (0-4096)", s, NULL);
-    *out = (int)v;
-    return 0;
-}
-
-
 int bind_cli_params(const Options *o, const attnc_kernel *kern, RunInputs *in) {
     for (int i = 0; i < o->nparams; i++) {
         char name[128];
@@ -211,25 +126,41 @@ void free_inputs(RunInputs *in) {
     for (int i = 0; i < MAX_REPEATED; i++) npy_free(&in->tens[i]);
 }
 
-static int write_outputs(const Options *o, const attnc_sizes *sz, const float *out, const float *lse) {
+/* Output files are opened (every destination checked) before anything is
+ * written, and committed together: a failure leaves none of them behind. */
+static int open_outputs(const char *const *paths, int n, outfile **files) {
+    char msg[600];
+    for (int i = 0; i < n; i++)
+        if (outfile_open(paths[i], &files[i], msg, sizeof msg)) return fail(EXIT_RUNTIME, "%s", msg, NULL);
+    return 0;
+}
+
+static void discard_outputs(outfile **files, int n) {
+    for (int i = 0; i < n; i++) outfile_discard(files[i]);
+}
+
+/* files[0] gets O, files[1] (when --lse) the LSE. */
+static int write_outputs(outfile **files, int n, const attnc_sizes *sz, const float *out, const float *lse) {
     char msg[600];
     int64_t oshape[4] = {sz->B, sz->H, sz->Lq, sz->Dv};
-    if (npy_write(o->o, ATTNC_F32, 4, oshape, out, msg, sizeof msg)) return fail(EXIT_RUNTIME, "%s", msg, NULL);
-    if (o->lse && npy_write(o->lse, ATTNC_F32, 3, oshape, lse, msg, sizeof msg))
+    if (npy_write_to(files[0], ATTNC_F32, 4, oshape, out, msg, sizeof msg) ||
+        (n > 1 && npy_write_to(files[1], ATTNC_F32, 3, oshape, lse, msg, sizeof msg)) ||
+        outfile_commit(files, n, msg, sizeof msg))
         return fail(EXIT_RUNTIME, "%s", msg, NULL);
     return 0;
 }
 
 static int cmd_run(const Options *o) {
-    if (!o->q || !o->k || !o->v || !o->o) return fail(EXIT_USAGE, "run needs --q, --k, --v and -o", NULL, NULL);
-    attnc_options opts = {0};
+    attnc_options opts = {.threads = o->nthreads};
     if (o->backend && !attnc_backend_parse(o->backend, &opts.backend))
         return fail(EXIT_USAGE, "unknown backend '%s' (llvm, tcc, interp, cuda-emu)", o->backend, NULL);
-    if (o->threads && parse_threads(o->threads, &opts.threads)) return EXIT_USAGE;
     attnc_spec *spec = NULL;
     attnc_kernel *kern = NULL;
     RunInputs *in = calloc(1, sizeof *in);
     float *out = NULL, *lse = NULL;
+    const char *paths[2] = {o->o, o->lse};
+    outfile *files[2] = {NULL, NULL};
+    int nfiles = o->lse ? 2 : 1;
     int rc = in ? 0 : fail(EXIT_RUNTIME, "out of memory", NULL, NULL);
     if (!rc) rc = load_spec(o, &spec);
     attnc_error err = {0};
@@ -251,17 +182,19 @@ static int cmd_run(const Options *o) {
         lse = malloc(sizeof(float) * (rows + 1));
         if (!out || !lse) rc = fail(EXIT_RUNTIME, "out of memory for the output", NULL, NULL);
     }
+    if (!rc) rc = open_outputs(paths, nfiles, files);
     if (!rc) {
         attnc_args args = {sz, in->q.data, in->k.data, in->v.data, out, lse, in->params, o->nparams,
                            in->tensors, o->ntensors};
         attnc_status st = attnc_kernel_run(kern, &args, &err);
         if (st) rc = fail(status_exit(st), "%s", err.message, NULL);
     }
-    if (!rc) rc = write_outputs(o, &sz, out, lse);
+    if (!rc) rc = write_outputs(files, nfiles, &sz, out, lse);
     if (!rc)
         printf("%s: O [%lld, %lld, %lld, %lld] -> %s%s%s (backend %s)\n", attnc_kernel_variant(kern), (long long)sz.B,
                (long long)sz.H, (long long)sz.Lq, (long long)sz.Dv, o->o, o->lse ? ", LSE -> " : "",
                o->lse ? o->lse : "", attnc_backend_name(attnc_kernel_backend(kern)));
+    discard_outputs(files, nfiles);
     free_inputs(in);
     free(in);
     free(out);
@@ -271,70 +204,47 @@ static int cmd_run(const Options *o) {
     return rc;
 }
 
-int parse_shape(const char *text, attnc_sizes *sz) {
-    int64_t B = 1, H = 1, Hkv = -1, Lq = 128, Lk = -1, D = 64, Dv = -1;
-    const char *p = text;
-    while (*p) {
-        char key[8];
-        long long v;
-        int n = 0;
-        if (sscanf(p, "%7[A-Za-z]=%lld%n", key, &v, &n) != 2 || (p[n] && p[n] != ','))
-            return fail(EXIT_USAGE, "--shape '%s': expected NAME=INT,... with B H Hkv Lq Lk D Dv", text, NULL);
-        if (!strcmp(key, "B")) B = v;
-        else if (!strcmp(key, "H")) H = v;
-        else if (!strcmp(key, "Hkv")) Hkv = v;
-        else if (!strcmp(key, "Lq")) Lq = v;
-        else if (!strcmp(key, "Lk")) Lk = v;
-        else if (!strcmp(key, "D")) D = v;
-        else if (!strcmp(key, "Dv")) Dv = v;
-        else return fail(EXIT_USAGE, "--shape: unknown size '%s' (B H Hkv Lq Lk D Dv)", key, NULL);
-        p += n + (p[n] == ',');
-    }
-    *sz = (attnc_sizes){B, H, Hkv < 0 ? H : Hkv, Lq, Lk < 0 ? Lq : Lk, D, Dv < 0 ? D : Dv};
-    return 0;
-}
-
-int parse_tile(const char *text, attnc_options *opts) {
-    int a, b, n = 0;
-    if (sscanf(text, "%dx%d%n", &a, &b, &n) != 2 || text[n] || a < 1 || b < 1 || a > 4096 || b > 4096)
-        return fail(EXIT_USAGE, "--tile '%s': expected BQxBK, e.g. 64x64", text, NULL);
-    opts->tile_q = a;
-    opts->tile_k = b;
-    return 0;
-}
-
-static int write_text(const char *path, const char *text) {
-    if (!path) {
-        fputs(text, stdout);
-        return 0;
-    }
-    FILE *f = fopen(path, "w");
-    if (!f || fputs(text, f) < 0 || fclose(f) != 0) return fail(EXIT_RUNTIME, "cannot write '%s'", path, NULL);
-    return 0;
-}
-
 /* `emit --target c -o X.c`: the C holds its own header between two marker
- * lines (compiler/c_emit.h); write that part to X.h as well. */
-static int write_c_header(const char *c_path, const char *text) {
+ * lines (compiler/c_emit.h); that part goes to X.h as well.  Returns X.h
+ * (malloc'd) and the part, or NULL when there is no header to write. */
+static char *c_header_part(const char *c_path, const char *text, const char **part, size_t *len) {
     static const char begin[] = "/* ---- attnc:header-begin ---- */\n", end[] = "/* ---- attnc:header-end ---- */\n";
     size_t n = strlen(c_path);
     const char *b = strstr(text, begin), *e = b ? strstr(b, end) : NULL;
-    if (n < 3 || strcmp(c_path + n - 2, ".c") != 0 || !e) return 0;
+    if (n < 3 || strcmp(c_path + n - 2, ".c") != 0 || !e) return NULL;
     char *h_path = malloc(n + 1);
-    if (!h_path) return fail(EXIT_RUNTIME, "out of memory", NULL, NULL);
-    snprintf(h_path, n + 1, "%.*sh", (int)(n - 1), c_path);
-    b += strlen(begin);
-    FILE *f = fopen(h_path, "w");
-    int rc = !f || fwrite(b, 1, (size_t)(e - b), f) != (size_t)(e - b);
-    if (f && fclose(f) != 0) rc = 1;
-    if (rc) rc = fail(EXIT_RUNTIME, "cannot write '%s'", h_path, NULL);
+    if (h_path) snprintf(h_path, n + 1, "%.*sh", (int)(n - 1), c_path);
+    *part = b + strlen(begin);
+    *len = (size_t)(e - *part);
+    return h_path;
+}
+
+/* The emitted text to stdout, or to -o (and its header beside a .c file). */
+static int write_emitted(const Options *o, const char *text) {
+    if (!o->o) {
+        fputs(text, stdout);
+        return 0;
+    }
+    const char *header = NULL;
+    size_t header_len = 0;
+    char *h_path = !strcmp(o->target, "c") ? c_header_part(o->o, text, &header, &header_len) : NULL;
+    if (header && !h_path) return fail(EXIT_RUNTIME, "out of memory", NULL, NULL);
+    const char *paths[2] = {o->o, h_path};
+    outfile *files[2] = {NULL, NULL};
+    int n = h_path ? 2 : 1;
+    char msg[600];
+    int rc = open_outputs(paths, n, files);
+    if (!rc && (outfile_write(files[0], text, strlen(text), msg, sizeof msg) ||
+                (n > 1 && outfile_write(files[1], header, header_len, msg, sizeof msg)) ||
+                outfile_commit(files, n, msg, sizeof msg)))
+        rc = fail(EXIT_RUNTIME, "%s", msg, NULL);
+    discard_outputs(files, n);
     free(h_path);
     return rc;
 }
 
 static int cmd_emit(const Options *o) {
-    if (!o->target) return fail(EXIT_USAGE, "emit needs --target (ir, llvm-ir, asm, c, cuda)", NULL, NULL);
-    attnc_options opts = {0};
+    attnc_options opts = {.tile_q = o->tile_q, .tile_k = o->tile_k};
     opts.backend = ATTNC_BACKEND_REFPLAN;
     opts.flags = o->separable_bias ? ATTNC_OPT_SEPARABLE_BIAS : 0;
     attnc_define defs[MAX_REPEATED];
@@ -346,11 +256,7 @@ static int cmd_emit(const Options *o) {
     }
     opts.defines = defs;
     opts.n_defines = o->ndefines;
-    if (o->tile && parse_tile(o->tile, &opts)) return EXIT_USAGE;
-    attnc_sizes sz;
-    if (o->shape && parse_shape(o->shape, &sz)) return EXIT_USAGE;
-    if (!o->shape && (o->nparams || o->ntensors))
-        return fail(EXIT_USAGE, "--param and --tensor describe a call: give its --shape too", NULL, NULL);
+    attnc_sizes sz = o->sizes;
     attnc_spec *spec = NULL;
     attnc_kernel *kern = NULL;
     RunInputs *in = calloc(1, sizeof *in);
@@ -371,8 +277,7 @@ static int cmd_emit(const Options *o) {
                                             o->dump_passes ? ATTNC_EMIT_PASSES : 0, &text, &err);
         if (st) rc = fail(status_exit(st), "%s", err.message, NULL);
     }
-    if (!rc) rc = write_text(o->o, text);
-    if (!rc && o->o && !strcmp(o->target, "c")) rc = write_c_header(o->o, text);
+    if (!rc) rc = write_emitted(o, text);
     attnc_free(text);
     free_inputs(in);
     free(in);
@@ -390,13 +295,10 @@ int main(int argc, char **argv) {
         printf("attnc %s\n", attnc_version());
         return 0;
     }
-    const char *cmds[] = {"check", "run", "emit", "diff", "bench"};
-    int known = 0;
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) known |= !strcmp(argv[1], cmds[i]);
-    if (!known) return fail(EXIT_USAGE, "unknown command '%s' (see attnc --help)", argv[1], NULL);
     Options o;
-    int rc = parse_args(argc, argv, &o);
-    if (rc) return rc;
+    char msg[600];
+    int rc = cli_parse_args(argc, argv, &o, msg, sizeof msg);
+    if (rc) return fail(rc, "%s", msg, NULL);
     if (!strcmp(o.cmd, "check")) return cmd_check(&o);
     if (!strcmp(o.cmd, "run")) return cmd_run(&o);
     if (!strcmp(o.cmd, "emit")) return cmd_emit(&o);

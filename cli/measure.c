@@ -51,13 +51,13 @@ static void call_free(Call *c) {
     free_inputs(&c->in);
 }
 
+/* The last --int-range for tensor `name` overrides [*lo, *hi). */
 static int int_range_option(const Options *o, const char *name, int64_t *lo, int64_t *hi) {
     for (int i = 0; i < o->nint_ranges; i++) {
-        char key[128];
-        const char *val = split_assignment(o->int_ranges[i], key, sizeof key);
-        long long a, b;
-        if (!val || sscanf(val, "%lld,%lld", &a, &b) != 2 || b <= a)
-            return fail(EXIT_USAGE, "--int-range '%s': expected NAME=LO,HI with LO < HI", o->int_ranges[i], NULL);
+        char key[128], msg[300];
+        int64_t a, b;
+        if (cli_parse_int_range(o->int_ranges[i], key, sizeof key, &a, &b, msg, sizeof msg))
+            return fail(EXIT_USAGE, "%s", msg, NULL);
         if (!strcmp(key, name)) {
             *lo = a;
             *hi = b;
@@ -66,10 +66,22 @@ static int int_range_option(const Options *o, const char *name, int64_t *lo, int
     return 0;
 }
 
+/* Elements of a tensor the spec shaped, bounded like a .npy file's data. */
+static int made_tensor_count(const attnc_tensor *t, size_t *count) {
+    uint64_t n = 1;
+    for (int d = 0; d < t->rank; d++) {
+        uint64_t dim = t->shape[d] < 0 ? UINT64_MAX : (uint64_t)t->shape[d];
+        if (dim && n > UINT64_MAX / dim) return 1;
+        n *= dim;
+    }
+    *count = (size_t)n;
+    return n > NPY_MAX_DATA_BYTES / 4;
+}
+
 /* Inputs for kernel k: files where given, random elsewhere. */
 static int make_call(const Options *o, const attnc_kernel *k, const attnc_sizes *sz, Call *c) {
     memset(c, 0, sizeof *c);
-    rng_state = o->seed ? strtoull(o->seed, NULL, 10) : 1;
+    rng_state = o->seed_value;
     int rc = bind_cli_params(o, k, &c->in);
     if (rc) return rc;
     int nt = o->ntensors;
@@ -82,9 +94,10 @@ static int make_call(const Options *o, const attnc_kernel *k, const attnc_sizes 
         attnc_error err = {0};
         if (attnc_kernel_tensor_shape(k, i, sz, c->in.params, o->nparams, t.shape, &err))
             return fail(EXIT_RUNTIME, "tensor '%s': %s", t.name, err.message);
-        size_t count = 1;
-        for (int d = 0; d < t.rank; d++) count *= (size_t)t.shape[d];
-        if (count > ((size_t)1 << 31)) return fail(EXIT_RUNTIME, "tensor '%s' is too large to make up", t.name, NULL);
+        size_t count;
+        if (made_tensor_count(&t, &count))
+            return fail(EXIT_RUNTIME, "tensor '%s' is too large to make up (more than a .npy file may hold)", t.name,
+                        NULL);
         if (t.dtype == ATTNC_F32) {
             t.data = random_floats(count);
         } else {
@@ -112,8 +125,11 @@ static int make_call(const Options *o, const attnc_kernel *k, const attnc_sizes 
 }
 
 static int compile_for(const Options *o, const attnc_spec *spec, attnc_backend b, int threads, attnc_kernel **k) {
-    attnc_options opts = {.backend = b, .threads = threads, .flags = o->separable_bias ? ATTNC_OPT_SEPARABLE_BIAS : 0};
-    if (o->tile && parse_tile(o->tile, &opts)) return EXIT_USAGE;
+    attnc_options opts = {.backend = b,
+                          .threads = threads,
+                          .flags = o->separable_bias ? ATTNC_OPT_SEPARABLE_BIAS : 0,
+                          .tile_q = o->tile_q,
+                          .tile_k = o->tile_k};
     attnc_error err = {0};
     attnc_status st = attnc_compile(spec, o->variant, &opts, k, &err);
     return st ? fail(status_exit(st), "%s", err.message, NULL) : 0;
@@ -141,10 +157,8 @@ static void accumulate_error(const float *got, const float *want, size_t n, doub
 static const double DIFF_TOLERANCE = 2e-3; /* relative to 1 + |reference| */
 
 int cmd_diff(const Options *o) {
-    attnc_sizes sz = {1, 4, 4, 128, 128, 64, 64};
-    if (o->shape && parse_shape(o->shape, &sz)) return EXIT_USAGE;
-    int threads = 0;
-    if (o->threads && parse_threads(o->threads, &threads)) return EXIT_USAGE;
+    attnc_sizes sz = o->shape ? o->sizes : (attnc_sizes){1, 4, 4, 128, 128, 64, 64};
+    int threads = o->nthreads;
     attnc_backend list[8];
     int n = 0;
     if (o->backends) {
@@ -214,15 +228,11 @@ static int compare_doubles(const void *a, const void *b) {
 }
 
 int cmd_bench(const Options *o) {
-    if (!o->shape) return fail(EXIT_USAGE, "bench needs --shape (e.g. B=1,H=8,Lq=4096,Lk=4096,D=64)", NULL, NULL);
-    attnc_sizes sz;
-    if (parse_shape(o->shape, &sz)) return EXIT_USAGE;
+    attnc_sizes sz = o->sizes;
     attnc_options opts = {0};
     if (o->backend && !attnc_backend_parse(o->backend, &opts.backend))
         return fail(EXIT_USAGE, "unknown backend '%s'", o->backend, NULL);
-    int threads = 0, reps = 0;
-    if (o->threads && parse_threads(o->threads, &threads)) return EXIT_USAGE;
-    if (o->reps && (reps = atoi(o->reps)) <= 0) return fail(EXIT_USAGE, "--reps '%s': expected a positive count", o->reps, NULL);
+    int threads = o->nthreads, reps = o->nreps;
     attnc_spec *spec = NULL;
     attnc_kernel *k = NULL;
     Call call;

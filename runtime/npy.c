@@ -7,11 +7,14 @@
  * Produces: an npy_array with malloc'd native-order data, or a nonzero return
  * with a one-line "SOURCE: problem" message.  Writes version 1.0 files laid
  * out as numpy.save lays them out (header padded so data is 64-byte aligned),
- * through a temp file and a rename so that a failed write leaves no file.
+ * through outfile.c (a temp file and a rename, or straight to a device).
  *
  * Every length in a file is untrusted: each is checked against the bytes
  * actually present before anything is read, so no input can cause a read
  * out of bounds or an allocation larger than the file.
+ *
+ * Writing goes through outfile.c: a temporary file renamed into place, or
+ * straight through to a device or FIFO, never replacing a device or a link.
  */
 #define _POSIX_C_SOURCE 200809L
 #define _FILE_OFFSET_BITS 64
@@ -22,7 +25,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +39,6 @@
 #define NPY_MAGIC_LEN 6
 #define NPY_LONGEST_PREAMBLE 12 /* magic, 2 version bytes, 4-byte header length (v2.0) */
 #define NPY_ITEM_SIZE 4
-#define NPY_MAX_DATA_BYTES ((uint64_t)16 << 30)
 #define NPY_ALIGN 64
 #define NPY_TOKEN_QUOTE_MAX 40 /* longest header text quoted back in a message */
 
@@ -724,75 +725,12 @@ static size_t format_file_header(const npy_layout *layout, char *buf, size_t siz
     return total;
 }
 
-static atomic_uint temp_name_counter;
-
-/* Creates PATH.tmp.PID.N exclusively (so concurrent writers never share one); returns fd or -1. */
-static int create_temp_beside(const char *path, char **temp_path, const reporter *r)
+int npy_write_to(outfile *f, attnc_dtype dtype, int rank, const int64_t *shape, const void *data, char *msg,
+                 size_t msgsize)
 {
-    size_t size = strlen(path) + 64;
-    char *name = malloc(size);
-    if (!name) {
-        fail(r, "out of memory");
-        return -1;
-    }
-    for (int attempt = 0; attempt < 100; attempt++) {
-        snprintf(name, size, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&temp_name_counter, 1u));
-        /* 0666 rather than mkstemp's 0600 so the final file gets the usual umask-based mode. */
-        int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0) {
-            *temp_path = name;
-            return fd;
-        }
-        if (errno != EEXIST)
-            break;
-    }
-    fail(r, "cannot create a temporary file next to it: %s", strerror(errno));
-    free(name);
-    return -1;
-}
-
-/* Returns 0 or the errno of the first failure; closes fd either way. */
-static int write_and_close(int fd, const char *header, size_t header_size, const void *data, size_t nbytes)
-{
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        int fdopen_errno = errno;
-        close(fd);
-        return fdopen_errno;
-    }
-    errno = 0;
-    int ok = fwrite(header, 1, header_size, f) == header_size && (nbytes == 0 || fwrite(data, 1, nbytes, f) == nbytes);
-    int first_errno = ok ? 0 : (errno ? errno : EIO);
-    if (fclose(f) != 0 && first_errno == 0)
-        first_errno = errno ? errno : EIO;
-    return first_errno;
-}
-
-static int write_via_temp(const char *path, const char *header, size_t header_size, const void *data,
-                          size_t nbytes, const reporter *r)
-{
-    char *temp_path = NULL;
-    int fd = create_temp_beside(path, &temp_path, r);
-    if (fd < 0)
-        return 1;
-    int write_errno = write_and_close(fd, header, header_size, data, nbytes);
-    int rename_errno = write_errno == 0 && rename(temp_path, path) != 0 ? errno : 0;
-    if (write_errno || rename_errno)
-        unlink(temp_path);
-    free(temp_path);
-    if (write_errno)
-        return fail(r, "cannot write: %s", strerror(write_errno));
-    if (rename_errno)
-        return fail(r, "cannot replace it with the finished temporary file: %s", strerror(rename_errno));
-    return 0;
-}
-
-int npy_write(const char *path, attnc_dtype dtype, int rank, const int64_t *shape, const void *data, char *msg,
-              size_t msgsize)
-{
-    reporter r = make_reporter(msg, msgsize, path ? path : "<no path>");
-    if (!path)
-        return fail(&r, "no path given");
+    reporter r = make_reporter(msg, msgsize, f ? outfile_path(f) : "<no file>");
+    if (!f)
+        return fail(&r, "no file given");
     npy_layout layout;
     if (layout_from_args(dtype, rank, shape, &layout, &r))
         return 1;
@@ -800,5 +738,16 @@ int npy_write(const char *path, attnc_dtype dtype, int rank, const int64_t *shap
         return fail(&r, "no data given for %zu elements", layout.count);
     char header[512];
     size_t header_size = format_file_header(&layout, header, sizeof header);
-    return write_via_temp(path, header, header_size, data, layout.count * NPY_ITEM_SIZE, &r);
+    return outfile_write(f, header, header_size, msg, msgsize)
+           || (layout.count > 0 && outfile_write(f, data, layout.count * NPY_ITEM_SIZE, msg, msgsize));
+}
+
+int npy_write(const char *path, attnc_dtype dtype, int rank, const int64_t *shape, const void *data, char *msg,
+              size_t msgsize)
+{
+    outfile *f = NULL;
+    int rc = outfile_open(path, &f, msg, msgsize) || npy_write_to(f, dtype, rank, shape, data, msg, msgsize)
+             || outfile_commit(&f, 1, msg, msgsize);
+    outfile_discard(f);
+    return rc;
 }

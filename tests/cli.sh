@@ -120,5 +120,89 @@ expect 0 'GFLOP/s' "$ATTNC" bench good.attn --shape H=2,Lq=64,D=16 --param windo
 expect 2 'bench needs --shape' "$ATTNC" bench good.attn
 expect 2 "--reps 'x'" "$ATTNC" bench good.attn --shape H=2 --reps x
 
+# run -o / --lse write to what the path names (README, command line): a regular
+# file or a link's target via a temp file and a rename, a character device or
+# a FIFO straight through (errors reported), anything else refused; never is
+# a device or a link replaced.
+okrun=("${run[@]}" --param window=3 --tensor slope=slope.npy --backend interp)
+osize=$((128 + 4 * 4 * 9 * 6))
+ln -s target.npy link.npy # dangling: the link names the file to create
+expect 0 'win: O' "$ATTNC" "${okrun[@]}" -o link.npy
+[ -L link.npy ] && [ "$(stat -c %s target.npy 2>/dev/null)" = $osize ] ||
+  { echo "FAIL: -o through a dangling symlink: the link must stay and its target get the file"; fails=$((fails + 1)); }
+mkdir sub && ln -s ../target.npy sub/rel.npy && rm -f target.npy && echo old >target.npy
+expect 0 'win: O' "$ATTNC" "${okrun[@]}" -o sub/rel.npy --lse link.npy
+[ -L sub/rel.npy ] && [ -L link.npy ] && [ "$(stat -c %s target.npy)" = $((128 + 4 * 4 * 9)) ] ||
+  { echo "FAIL: -o/--lse through symlinks to an existing file"; fails=$((fails + 1)); }
+mkfifo fifo.npy
+timeout 60 cat fifo.npy >fifo.out &
+catpid=$!
+expect 0 'win: O' timeout 60 "$ATTNC" "${okrun[@]}" -o fifo.npy
+if [ -p fifo.npy ]; then wait $catpid; else kill $catpid 2>/dev/null; fi
+[ -p fifo.npy ] && [ "$(stat -c %s fifo.out)" = $osize ] ||
+  { echo "FAIL: -o FIFO: it must stay a FIFO and its reader get the $osize bytes"; fails=$((fails + 1)); }
+expect 3 "sub: is a directory" "$ATTNC" "${okrun[@]}" -o sub
+# Devices: as root, private copies of /dev/null and /dev/full (so a regression
+# cannot delete the system's); otherwise the system's (which a non-root
+# process cannot replace).
+null=/dev/null full=/dev/full
+if [ "$(id -u)" = 0 ]; then
+  null=$work/null full=$work/full
+  mknod "$null" c 1 3 2>/dev/null && mknod "$full" c 1 7 2>/dev/null || null= full=
+fi
+if [ -n "$null" ]; then
+  expect 0 'win: O' "$ATTNC" "${okrun[@]}" -o "$null" --lse "$null"
+  [ -c "$null" ] || { echo "FAIL: -o $null is no longer a character device"; fails=$((fails + 1)); }
+  expect 3 "$full: cannot write: No space left on device" "$ATTNC" "${okrun[@]}" -o "$full"
+  [ -c "$full" ] || { echo "FAIL: -o $full is no longer a character device"; fails=$((fails + 1)); }
+  # a failed write of the LSE leaves no O either
+  expect 3 "$full: cannot write" "$ATTNC" "${okrun[@]}" -o full-o.npy --lse "$full"
+  [ -e full-o.npy ] && { echo "FAIL: a failed LSE write left O behind"; fails=$((fails + 1)); }
+else
+  echo "note: no private device nodes (mknod refused): device cases skipped"
+fi
+
+# Every destination is checked before anything is written, and a failure
+# leaves nothing partial: no O when the LSE cannot be written, an existing O
+# untouched, no temp files.
+mkdir out
+expect 3 "/nonexistent/L.npy: cannot create a temporary file" "$ATTNC" "${okrun[@]}" -o out/O.npy --lse /nonexistent/L.npy
+[ -e out/O.npy ] && { echo "FAIL: a failed LSE write left O behind"; fails=$((fails + 1)); }
+echo previous >out/O.npy
+expect 3 "is a directory" "$ATTNC" "${okrun[@]}" -o out/O.npy --lse sub
+[ "$(cat out/O.npy)" = previous ] || { echo "FAIL: a failed run changed an existing O"; fails=$((fails + 1)); }
+ls out sub . | grep -q '\.tmp\.' && { echo "FAIL: temp files left behind"; fails=$((fails + 1)); }
+# emit -o X.c writes X.h too: both or neither
+mkdir -p kdir/k.h
+expect 3 "kdir/k.h: is a directory" "$ATTNC" emit "$here/examples/causal.attn" --variant causal_top_left --target c -o kdir/k.c
+[ -e kdir/k.c ] && { echo "FAIL: emit left k.c behind when k.h could not be written"; fails=$((fails + 1)); }
+rmdir kdir/k.h
+"$ATTNC" emit "$here/examples/causal.attn" --variant causal_top_left --target c -o kdir/k.c &&
+[ -s kdir/k.c ] && [ -s kdir/k.h ] || { echo "FAIL: emit -o k.c must write k.c and k.h"; fails=$((fails + 1)); }
+
+# --shape sizes are checked (exit 2, naming the size), and diff/bench/emit
+# make no tensor larger than a .npy file may hold (16 GiB).
+cat >big.attn <<'A'
+attention big { tensor t : float[Lq, Lk]; bias t[q, kv]; }
+A
+dg=(diff good.attn --param window=5 --backends refplan)
+expect 2 "size Lq=-5 is negative" "$ATTNC" "${dg[@]}" --shape Lq=-5
+expect 2 "size Lq='abc' is not an integer" "$ATTNC" "${dg[@]}" --shape Lq=abc
+expect 2 "size D='' is not an integer" "$ATTNC" "${dg[@]}" --shape D=
+expect 2 "size Lk=99999999999999999999 is too large" "$ATTNC" "${dg[@]}" --shape Lk=99999999999999999999
+expect 2 "size H is given twice" "$ATTNC" "${dg[@]}" --shape H=1,H=2
+expect 2 "Lq=4294967296,Lk=4294967296,D=1': Q, K, V, O and LSE have 21474836480 floats together, more than 4294967296" "$ATTNC" "${dg[@]}" --shape Lq=4294967296,Lk=4294967296,D=1
+expect 2 "Q \[B, H, Lq, D\] = \[1, 1, 4294967297, 1\] has more than 4294967296 floats" "$ATTNC" "${dg[@]}" --shape Lq=4294967297,Lk=1,D=1
+expect 2 "K \[B, Hkv, Lk, D\] = \[4294967296, 1, 4294967296, 4294967296\] has more than" "$ATTNC" "${dg[@]}" --shape B=4294967296,Lq=0,Lk=4294967296,D=4294967296
+expect 2 "size Lq=-1 is negative" "$ATTNC" bench good.attn --shape Lq=-1 --param window=5
+expect 2 "Q \[B, H, Lq, D\]" "$ATTNC" bench good.attn --shape Lq=4294967296 --param window=5
+expect 2 "size B=-2 is negative" "$ATTNC" emit good.attn --target c --shape B=-2 --param window=5
+expect 3 "tensor 't' is too large to make up" "$ATTNC" diff big.attn --backends refplan --shape Lq=131072,Lk=65537,D=1
+expect 2 "--int-range 't=0,99999999999': expected NAME=LO,HI" "$ATTNC" diff oob.attn --backends refplan --int-range t=0,99999999999
+expect 2 "--seed 'x'" "$ATTNC" diff oob.attn --backends refplan --seed x
+expect 2 "--tile '0x4'" "$ATTNC" bench good.attn --shape H=2 --tile 0x4
+# a "flag" holding two of the table's flags is no flag (it was taken, its value dropped)
+expect 2 "unknown option '--variant --shape' for 'diff'" "$ATTNC" diff good.attn "--variant --shape" x --param window=5 --backends refplan
+
 echo "$passes passed, $fails failed"
 [ "$fails" = 0 ]

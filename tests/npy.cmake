@@ -17,3 +17,9 @@ add_test(NAME npyrand_cli
                  -DTEST_NPY=$<TARGET_FILE:test_npy>
                  -DWORK_DIR=${CMAKE_BINARY_DIR}/npyrand_cli
                  -P ${PROJECT_SOURCE_DIR}/tests/npyrand_check.cmake)
+
+# Output files (runtime/outfile.c): links, devices, groups written whole or not at all.
+add_executable(test_outfile ${PROJECT_SOURCE_DIR}/tests/test_outfile.c)
+target_compile_options(test_outfile PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_outfile PRIVATE attnc_static)
+add_test(NAME npy_outfile COMMAND test_outfile)

@@ -595,7 +595,7 @@ static void test_write_failures(void)
                          "cannot create a temporary file");
     check(access(temp_path("no"), F_OK) != 0, "no file left after a failed create", "something was created");
     mkdir(temp_path("a-directory"), 0777);
-    expect_write_failure("write over a directory", temp_path("a-directory"), ATTNC_F32, 1, s2, values, "cannot replace");
+    expect_write_failure("write over a directory", temp_path("a-directory"), ATTNC_F32, 1, s2, values, "is a directory");
     check(count_temp_leftovers(temp_dir) == 0, "no temp file left after a failed rename", "found a .tmp file");
     expect_write_failure("write rank 9", temp_path("r9.npy"), ATTNC_F32, 9, s9, values, "rank 9");
     expect_write_failure("write negative dim", temp_path("neg.npy"), ATTNC_F32, 2, neg, values, "negative dimension -1");
