@@ -2,6 +2,7 @@
  * The library returns statuses and text; only this file prints and exits.
  * Exit status: 0 ok, 1 spec errors, 2 bad command line, 3 runtime error of
  * the call, 4 `diff` found a difference beyond tolerance. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,6 +288,8 @@ static int cmd_emit(const Options *o) {
 }
 
 int main(int argc, char **argv) {
+    /* a FIFO or pipe whose reader has gone is a write error (EPIPE, exit 3), not a kill */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;

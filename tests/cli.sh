@@ -142,6 +142,12 @@ if [ -p fifo.npy ]; then wait $catpid; else kill $catpid 2>/dev/null; fi
 [ -p fifo.npy ] && [ "$(stat -c %s fifo.out)" = $osize ] ||
   { echo "FAIL: -o FIFO: it must stay a FIFO and its reader get the $osize bytes"; fails=$((fails + 1)); }
 expect 3 "sub: is a directory" "$ATTNC" "${okrun[@]}" -o sub
+# a pipe whose reader has gone: a write error (exit 3), not death by SIGPIPE
+# (the reader exits at once; attnc loads, parses and runs long before it writes)
+"$ATTNC" "${okrun[@]}" -o /dev/stdout 2>epipe.txt | true
+epipe=${PIPESTATUS[0]}
+[ "$epipe" = 3 ] && grep -q "Broken pipe" epipe.txt ||
+  { echo "FAIL: -o to a closed pipe: exit $epipe (want 3, 'Broken pipe')"; fails=$((fails + 1)); }
 # Devices: as root, private copies of /dev/null and /dev/full (so a regression
 # cannot delete the system's); otherwise the system's (which a non-root
 # process cannot replace).
