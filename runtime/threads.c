@@ -48,10 +48,11 @@ static void *worker(void *arg) {
         while (pool.generation == seen) pthread_cond_wait(&pool.start, &pool.lock);
         seen = pool.generation;
         Job *job = pool.job;
-        if (id >= job->threads) continue; /* not needed for this job */
-        pthread_mutex_unlock(&pool.lock);
-        drain(job, id);
-        pthread_mutex_lock(&pool.lock);
+        if (id < job->threads) {
+            pthread_mutex_unlock(&pool.lock);
+            drain(job, id);
+            pthread_mutex_lock(&pool.lock);
+        }
         if (--pool.active == 0) pthread_cond_signal(&pool.done);
     }
     return NULL;
@@ -82,9 +83,10 @@ int pool_run(int threads, int64_t n, PoolWork work, void *ctx) {
         return 1;
     }
     pthread_mutex_lock(&pool.lock);
-    job.threads = ensure_workers(threads);
+    int workers = ensure_workers(threads) - 1;
+    job.threads = workers + 1 < threads ? workers + 1 : threads;
     pool.job = &job;
-    pool.active = job.threads - 1;
+    pool.active = workers;
     pool.generation++;
     pthread_cond_broadcast(&pool.start);
     pthread_mutex_unlock(&pool.lock);

@@ -35,3 +35,8 @@ add_test(NAME example/embed-shared COMMAND embed_example_shared)
 include(tests/cuda.cmake)
 include(tests/nomem.cmake)
 include(tests/difffuzz.cmake)
+# The worker pool: thread indices stay below what each call asks for.
+add_executable(test_threads ${PROJECT_SOURCE_DIR}/tests/test_threads.c)
+target_compile_options(test_threads PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_threads PRIVATE attnc_static)
+add_test(NAME runtime/threads COMMAND test_threads)
