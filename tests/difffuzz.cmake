@@ -19,3 +19,12 @@ add_test(NAME fuzz/differential
          COMMAND attnc-fuzz --seed 1000 --count ${ATTNC_DIFFFUZZ_COUNT} --max-threads ${ATTNC_DIFFFUZZ_MAX_THREADS}
                  --out ${CMAKE_BINARY_DIR}/difffuzz-findings)
 set_tests_properties(fuzz/differential PROPERTIES TIMEOUT 900)
+# Every fixed finding in tests/fuzz/findings (item*) replays clean on every backend: fixed bugs stay fixed.
+# open-* directories are bugs not fixed yet (README there); rename one to item* with its fix.
+file(GLOB ATTNC_FUZZ_FINDINGS LIST_DIRECTORIES true ${PROJECT_SOURCE_DIR}/tests/fuzz/findings/item*)
+foreach(dir ${ATTNC_FUZZ_FINDINGS})
+  if(IS_DIRECTORY ${dir})
+    get_filename_component(name ${dir} NAME)
+    add_test(NAME fuzz/findings/${name} COMMAND attnc-fuzz --replay ${dir} --backends llvm,tcc,refplan,cuda-emu)
+  endif()
+endforeach()

@@ -521,7 +521,7 @@ static int chain_cond(Gen *G, int and) {
  * 2048): a bias of + and -, or a mask of && or ||.  Rare: the driver shrinks the calls of such specs. */
 static void gen_chain(Gen *G) {
     int kind = pick(G, 3), n = 50 + pick(G, 351), e = -1, terms = 0;
-    for (; terms < n && G->g->nnodes + 64 < SG_MAX_NODES; terms++) {
+    for (; terms < n && G->g->nnodes + 1000 < SG_MAX_NODES; terms++) { /* room left for the other items */
         int t = kind == 0 ? chain_term(G) : chain_cond(G, kind == 1);
         if (e < 0) e = t;
         else if (kind == 0) e = bin(G, SG_FLOAT, P_ADD, pick(G, 4) ? "+" : "-", e, t);
@@ -599,6 +599,7 @@ void specgen_generate(GenSpec *g, uint64_t seed) {
     memset(&G, 0, sizeof G);
     G.g = g;
     G.s = seed * 0x2545F4914F6CDD1Dull + 1;
+    leaf(&G, SG_INT, P_PRIMARY, "0"); /* node 0, what node() gives when the array is full: a leaf, never a cycle */
     g->crlf = chance(&G, 10);
     g->style_seed = next(&G.s);
     g->natts = 1 + pick(&G, 3);

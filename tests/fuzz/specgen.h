@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { SG_MAX_NODES = 3000, SG_MAX_ITEMS = 64, SG_MAX_ATTS = 4, SG_MAX_DOMAINS = 24, SG_TEXT = 160 };
+enum { SG_MAX_NODES = 4000, SG_MAX_ITEMS = 64, SG_MAX_ATTS = 4, SG_MAX_DOMAINS = 24, SG_TEXT = 160 };
 
 typedef enum SgType { SG_INT = 0, SG_FLOAT = 1, SG_BOOL = 2 } SgType;
 
