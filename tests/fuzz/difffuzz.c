@@ -5,35 +5,53 @@
  *
  *   attnc-fuzz --seed N --count M [--backends llvm,tcc,refplan,cuda-emu]
  *              [--out DIR] [--replay DIR] [--verbose] [--lse-always]
+ *              [--fork | --no-fork] [--timeout S] [--max-threads N]
  *
  * A call passes LSE = NULL (optional in the API) one time in five, unless
- * --lse-always.  A crash stops the run; --verbose names the case first.
+ * --lse-always; the backend runs on 1 to N threads (--max-threads, 3 by default).  With --fork (the
+ * default for more than one spec) each spec runs in a child process: a
+ * crash, an exit or a case running more than S seconds (--timeout, 60 by
+ * default, 0 for none) is a finding of kind `crash` and the run goes on.
+ * Without it a crash stops the run; --verbose names the case first.
  * --replay DIR runs the case a reproducer directory records, on its backend
- * or on those --backends names; exit status 1 while it still mismatches.
+ * or on those --backends names, in this process; exit status 1 while it
+ * still mismatches (a crash crashes).
  *
  * Each spec is run on every backend twice: with random tile sizes, and with a
  * random subset of its params fixed as defines (-D) and, half the time,
  * ATTNC_OPT_SEPARABLE_BIAS; the interpreter with the same defines is
  * checked against itself.  Exit status: 0 no mismatch and no generator
  * failure, 1 otherwise, 2 a bad command line. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS (glibc); -std=c11 hides it */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
+
+#if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)
+#define MAP_ANONYMOUS MAP_ANON
+#endif
 
 #include "attnc.h"
 #include "fuzzcase.h"
 #include "specgen.h"
 
-enum { MAX_BACKENDS = 8, MAX_KEYS = 64, MINIMISE_RUNS = 400 };
+enum { MAX_BACKENDS = 8, MAX_KEYS = 64, MINIMISE_RUNS = 400, SHARED_TEXT = 1 << 20, TRIAL_SECONDS = 10 };
 
 typedef struct Opts {
     uint64_t seed;
     int count, verbose, backends_given, lse_always;
+    int fork;         /* 1 --fork, 0 --no-fork, -1 not given */
+    unsigned timeout; /* seconds per case in a child, 0 none */
+    int max_threads;  /* a backend's call runs on 1..max_threads threads */
     attnc_backend backends[MAX_BACKENDS];
     int nb;
     const char *out, *replay;
@@ -41,12 +59,34 @@ typedef struct Opts {
 
 /* Totals for the summary line. */
 typedef struct Stats {
-    int specs, runs, mismatches, genfail, skipped, runtime_errors, empty_rows;
+    int specs, runs, mismatches, crashes, genfail, skipped, runtime_errors, empty_rows;
     char key[MAX_KEYS][96];
     int key_count[MAX_KEYS], nkeys;
     double seconds[MAX_BACKENDS + 1];
     int backend_runs[MAX_BACKENDS + 1];
 } Stats;
+
+/* What a child running one spec shares with its parent: the totals, and the case it runs (a crash's
+ * reproducer).  The parent's own copy when nothing is forked. */
+typedef struct Shared {
+    Stats st;
+    int has_case;   /* cur and text hold the case being run */
+    int minimising; /* ... which is a minimiser's trial, not the generated spec */
+    FuzzCase cur;
+    char text[SHARED_TEXT];
+} Shared;
+
+static Shared *sh;
+static int in_child;          /* this process runs one spec for its parent */
+static unsigned case_seconds; /* the alarm of each case in a child */
+static int threads_high;       /* the most threads a call of this process asked for (the pool keeps them) */
+
+/* c as a reproducer must have it: with a first call on as many threads as this process has used. */
+static FuzzCase as_met(const FuzzCase *c) {
+    FuzzCase m = *c;
+    if (threads_high > (c->threads > 0 ? c->threads : 1)) m.warm_threads = threads_high;
+    return m;
+}
 
 static uint64_t next(uint64_t *s) {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
@@ -58,7 +98,9 @@ static int pick(uint64_t *s, int n) { return (int)(next(s) % (uint64_t)n); }
 
 static int usage(const char *why) {
     fprintf(stderr, "attnc-fuzz: %s\nusage: attnc-fuzz --seed N --count M [--backends llvm,tcc,refplan,cuda-emu] "
-                    "[--out DIR] [--replay DIR] [--verbose] [--lse-always]\n", why);
+                    "[--out DIR] [--replay DIR] [--verbose] [--lse-always] [--fork | --no-fork] [--timeout S]\n"
+                    "       [--max-threads N]\n",
+            why);
     return 2;
 }
 
@@ -77,6 +119,9 @@ static int parse_backends(const char *list, Opts *o) {
 static int parse_opts(int argc, char **argv, Opts *o) {
     memset(o, 0, sizeof *o);
     o->count = 100;
+    o->fork = -1;
+    o->timeout = 60;
+    o->max_threads = 3;
     parse_backends("llvm,tcc,refplan,cuda-emu", o);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -84,16 +129,24 @@ static int parse_opts(int argc, char **argv, Opts *o) {
             *(a[2] == 'v' ? &o->verbose : &o->lse_always) = 1;
             continue;
         }
+        if (!strcmp(a, "--fork") || !strcmp(a, "--no-fork")) {
+            o->fork = a[2] == 'f';
+            continue;
+        }
         if (!v) return usage("an option without its value");
         char *end;
         errno = 0;
         if (!strcmp(a, "--seed")) o->seed = strtoull(v, &end, 10);
         else if (!strcmp(a, "--count")) o->count = (int)strtol(v, &end, 10);
+        else if (!strcmp(a, "--timeout")) o->timeout = (unsigned)strtoul(v, &end, 10);
+        else if (!strcmp(a, "--max-threads")) o->max_threads = (int)strtol(v, &end, 10);
         else if (!strcmp(a, "--backends")) end = (char *)v + strlen(v) + (parse_backends(v, o) ? -1 : 0), o->backends_given = 1;
         else if (!strcmp(a, "--out")) o->out = v, end = (char *)v + strlen(v);
         else if (!strcmp(a, "--replay")) o->replay = v, end = (char *)v + strlen(v);
         else return usage("unknown option");
-        if (*end || errno || o->count < 0) return usage("a bad option value");
+        if (*end || errno || o->count < 0 || (!strcmp(a, "--timeout") && (*v == '-' || o->timeout > 86400)) ||
+            o->max_threads < 1 || o->max_threads > 64)
+            return usage("a bad option value");
         i++;
     }
     return 0;
@@ -101,14 +154,23 @@ static int parse_opts(int argc, char **argv, Opts *o) {
 
 /* ---- cases ------------------------------------------------------------------- */
 
-static void random_shape(uint64_t *s, int square, FuzzCase *c) {
+/* Random sizes; now and then one of them 0 (empty outputs, a fully masked Lk = 0; D = 0 needs a finite `scale`,
+ * else the call fails: such calls are drawn more often for a spec with one, and the interpreter says which). */
+static void random_shape(uint64_t *s, const GenSpec *gs, FuzzCase *c) {
     static const int dims[] = {1, 2, 3, 5, 7, 8, 12, 16, 17, 24, 31, 33, 48, 64};
     int64_t hkv = 1 + pick(s, 3), g = 1 + pick(s, 3);
     int64_t lq = pick(s, 40) == 0 ? 0 : pick(s, 3) == 0 ? 1 + pick(s, 9) : 9 + pick(s, 72);
     int64_t lk = pick(s, 40) == 0 ? 0 : pick(s, 3) == 0 ? 1 + pick(s, 9) : 9 + pick(s, 90);
-    if (square && pick(s, 5)) lk = lq;
+    if (gs->square && pick(s, 5)) lk = lq;
     c->sz = (attnc_sizes){1 + (pick(s, 2) ? pick(s, 3) : 0), g * hkv, hkv, lq, lk, dims[pick(s, 14)], dims[pick(s, 14)]};
-    while (c->sz.B * c->sz.H * c->sz.Lq * c->sz.Lk > 24000) { /* bounded work per call */
+    int z = pick(s, 100);
+    if (z < 3) c->sz.B = 0;
+    else if (z < 5) c->sz.H = c->sz.Hkv = 0;
+    else if (z < 7) c->sz.H = 0; /* a multiple of any Hkv */
+    else if (z < 10) c->sz.Dv = 0;
+    else if (z < (gs->has_scale ? 24 : 12)) c->sz.D = 0;
+    int64_t work = 24000 / (1 + gs->chain_terms / 50); /* a long chain is evaluated per pair */
+    while (c->sz.B * c->sz.H * c->sz.Lq * c->sz.Lk > work) { /* bounded work per call */
         if (c->sz.Lq > c->sz.Lk) c->sz.Lq = c->sz.Lq * 2 / 3;
         else c->sz.Lk = c->sz.Lk * 2 / 3;
     }
@@ -160,6 +222,68 @@ static int choose_params(const GenSpec *g, const attnc_spec *spec, uint64_t *s, 
     return 0;
 }
 
+/* ---- running cases, in a child or not ------------------------------------------- */
+
+/* Leave case c where the parent finds it if this child dies. */
+static void record_case(const FuzzCase *c) {
+    if (!in_child) return;
+    size_t n = c->len < SHARED_TEXT ? c->len : SHARED_TEXT - 1;
+    memcpy(sh->text, c->text, n);
+    sh->text[n] = 0;
+    sh->cur = as_met(c);
+    sh->cur.text = NULL, sh->cur.len = n;
+    sh->has_case = 1;
+}
+
+/* fc_run, recorded first, and in a child under an alarm that ends a case that hangs. */
+static void run_case(const FuzzCase *c, FcResult *r) {
+    record_case(c);
+    if (in_child) alarm(case_seconds);
+    fc_run(c, r);
+    if (in_child) alarm(0);
+    threads_high = c->threads > threads_high ? c->threads : threads_high;
+}
+
+/* How a child ended: "SIGSEGV", "timeout" (its alarm), "exit 3". */
+static void exit_text(int status, char *out, size_t n) {
+    static const struct { int sig; const char *name; } names[] = {
+        {SIGSEGV, "SIGSEGV"}, {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"}, {SIGFPE, "SIGFPE"},
+        {SIGILL, "SIGILL"},   {SIGKILL, "SIGKILL"}, {SIGTRAP, "SIGTRAP"}, {SIGALRM, "timeout"}};
+    if (WIFEXITED(status)) {
+        snprintf(out, n, "exit %d", WEXITSTATUS(status));
+        return;
+    }
+    int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    snprintf(out, n, "signal %d", sig);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].sig == sig) snprintf(out, n, "%s", names[i].name);
+}
+
+static int wait_child(pid_t pid) {
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return 0;
+    return status;
+}
+
+/* The minimiser's trial of a crash: c in a child of its own, for at most TRIAL_SECONDS; FC_CRASH with how the
+ * child ended in ref_message (what same_failure compares), or FC_SAME. */
+static void crash_trial(const FuzzCase *c, FcResult *r) {
+    memset(r, 0, sizeof *r);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(TRIAL_SECONDS);
+        FcResult x;
+        fc_run(c, &x);
+        _exit(0);
+    }
+    int status = pid > 0 ? wait_child(pid) : 0;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+    r->kind = FC_CRASH;
+    exit_text(status, r->ref_message, sizeof r->ref_message);
+}
+
 /* ---- findings ------------------------------------------------------------------ */
 
 /* What makes two mismatches the same finding: backend, kind and, for a status, the message without names and numbers. */
@@ -176,6 +300,9 @@ static void finding_key(const FuzzCase *c, const FcResult *r, char *key, size_t 
             else if (!quoted && *m == ' ' && j && norm[j - 1] != '_') norm[j++] = '_';
         }
         norm[j] = 0;
+    } else if (r->kind == FC_CRASH) { /* how the child ended: SIGSEGV, timeout, exit_3 */
+        snprintf(norm, sizeof norm, "%.27s", r->ref_message);
+        for (char *p = norm; *p; p++) *p = *p == ' ' ? '_' : *p;
     }
     snprintf(key, n, "%s/%s%s%s%s%s", attnc_backend_name(c->backend), c->ndefines ? "D/" : "", fc_kind_name(r->kind),
              r->kind == FC_STATUS ? (r->ref_failed ? "/ref-fails" : "/ref-ok") : "", norm[0] ? "/" : "", norm);
@@ -217,7 +344,8 @@ static int still_fails(const GenSpec *g, FuzzCase *c, const FcResult *want, char
     char *t = specgen_render(g, &len);
     c->text = t, c->len = len;
     FcResult r;
-    fc_run(c, &r);
+    if (want->kind == FC_CRASH) crash_trial(c, &r);
+    else run_case(c, &r);
     if (same_failure(&r, want)) {
         free(*text);
         *text = t;
@@ -294,7 +422,8 @@ static int write_file(const char *path, const char *text, size_t len) {
 }
 
 /* DIR/spec.attn, DIR/case.txt and DIR/replay.txt (this program's command and an `attnc diff` line). */
-static void write_reproducer(const Opts *o, uint64_t seed, const FuzzCase *c, const FcResult *r, const char *key) {
+static void write_reproducer(const Opts *o, uint64_t seed, const FuzzCase *c, const FcResult *r, const char *key,
+                             const char *how) {
     char dir[512], path[600], name[128];
     snprintf(name, sizeof name, "%s-seed%" PRIu64, key, seed);
     for (char *p = name; *p; p++)
@@ -305,7 +434,7 @@ static void write_reproducer(const Opts *o, uint64_t seed, const FuzzCase *c, co
     snprintf(path, sizeof path, "%s/spec.attn", dir);
     write_file(path, c->text, c->len);
     char comment[900];
-    snprintf(comment, sizeof comment, "attnc-fuzz --seed %" PRIu64 " (minimised): %s: %s", seed, key, r->detail);
+    snprintf(comment, sizeof comment, "attnc-fuzz --seed %" PRIu64 " (%s): %s: %s", seed, how, key, r->detail);
     for (char *p = comment; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';
     snprintf(path, sizeof path, "%s/case.txt", dir);
@@ -314,6 +443,13 @@ static void write_reproducer(const Opts *o, uint64_t seed, const FuzzCase *c, co
     FILE *f = fopen(path, "w");
     if (!f) return;
     fprintf(f, "# %s\nattnc-fuzz --replay %s\n", comment, dir);
+    fprintf(f, "# the whole spec as the run met it (every backend, the cases before this one):\n"
+               "attnc-fuzz --seed %" PRIu64 " --count 1 --no-fork --verbose --backends ", seed);
+    for (int b = 0; b < o->nb; b++) fprintf(f, "%s%s", b ? "," : "", attnc_backend_name(o->backends[b]));
+    fprintf(f, "%s\n", o->lse_always ? " --lse-always" : "");
+    if (r->kind == FC_CRASH)
+        fprintf(f, "# a heap overflow may abort in one process and not in another: valgrind shows it every time\n"
+                   "valgrind attnc-fuzz --replay %s\n", dir);
     fprintf(f, "# roughly (other random inputs, no tile sizes, defines given as params):\nattnc diff %s/spec.attn "
                "--variant %s --shape B=%lld,H=%lld,Hkv=%lld,Lq=%lld,Lk=%lld,D=%lld,Dv=%lld --backends %s%s",
             dir, c->variant, (long long)c->sz.B, (long long)c->sz.H, (long long)c->sz.Hkv, (long long)c->sz.Lq,
@@ -330,12 +466,15 @@ static void write_reproducer(const Opts *o, uint64_t seed, const FuzzCase *c, co
 
 /* ---- the run --------------------------------------------------------------------- */
 
-static void report(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCase *c, const FcResult *r) {
+/* A mismatch or a crash: counted by key, and the first of each key (-D or not) minimised into a reproducer when
+ * `minimisable` (a timeout is not: each trial could take as long). */
+static void report(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCase *c, const FcResult *r,
+                   int minimisable) {
     char key[96];
     finding_key(c, r, key, sizeof key);
-    st->mismatches++;
+    *(r->kind == FC_CRASH ? &st->crashes : &st->mismatches) += 1;
     count_key(st, key);
-    printf("MISMATCH seed %" PRIu64 " %s: %s\n", seed, key, r->detail);
+    printf("%s seed %" PRIu64 " %s: %s\n", r->kind == FC_CRASH ? "CRASH" : "MISMATCH", seed, key, r->detail);
     char base[112];
     snprintf(base, sizeof base, "reproducer %s", key);
     char *d = strstr(base, "/D/");
@@ -343,12 +482,20 @@ static void report(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCase
     if (count_key(st, base) > 1 || !o->out) return; /* one reproducer of each kind, -D or not */
     static GenSpec mg;
     mg = *g;
-    FuzzCase mc = *c;
+    FuzzCase mc = as_met(c);
     char *text = malloc(c->len + 1);
     memcpy(text, c->text, c->len);
     text[c->len] = 0;
-    minimise(&mg, &mc, r, &text);
-    write_reproducer(o, seed, &mc, r, key);
+    const char *how = minimisable ? "minimised" : "not minimised";
+    FcResult alone;
+    if (minimisable && r->kind == FC_CRASH && (crash_trial(&mc, &alone), !same_failure(&alone, r)))
+        minimisable = 0, how = "not minimised: it does not recur alone in a fresh process";
+    if (minimisable) {
+        sh->minimising = 1; /* a crash now is in a trial, not in the case recorded last */
+        minimise(&mg, &mc, r, &text);
+        sh->minimising = 0;
+    }
+    write_reproducer(o, seed, &mc, r, key, how);
     free(text);
 }
 
@@ -356,9 +503,9 @@ static void report(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCase
 static void run_one(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCase *c, int slot) {
     FcResult r;
     if (o->verbose) /* before the run: a crash names the case */
-        printf("  %-8s defines=%d tiles=%dx%d flags=%d lse=%s ...\n", attnc_backend_name(c->backend), c->ndefines,
-               c->tile_q, c->tile_k, c->flags, c->no_lse ? "NULL" : "yes");
-    fc_run(c, &r);
+        printf("  %-8s defines=%d tiles=%dx%d flags=%d lse=%s threads=%d ...\n", attnc_backend_name(c->backend),
+               c->ndefines, c->tile_q, c->tile_k, c->flags, c->no_lse ? "NULL" : "yes", c->threads);
+    run_case(c, &r);
     st->runs++;
     st->seconds[slot] += r.seconds;
     st->backend_runs[slot]++;
@@ -366,21 +513,29 @@ static void run_one(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCas
         printf("  %-8s %s defines=%d tiles=%dx%d flags=%d: %s%s%s\n", attnc_backend_name(c->backend),
                r.ref_failed ? "(ref fails)" : "", c->ndefines, c->tile_q, c->tile_k, c->flags, fc_kind_name(r.kind),
                r.kind ? ": " : "", r.kind ? r.detail : "");
-    if (r.kind >= FC_STATUS) report(o, st, seed, g, c, &r);
+    if (r.kind >= FC_STATUS) report(o, st, seed, g, c, &r, 1);
+}
+
+/* Random tiles, LSE or not and threads for one run of a backend. */
+static void random_config(const Opts *o, uint64_t *s, FuzzCase *c) {
+    random_tiles(s, c);
+    c->no_lse &= !o->lse_always;
+    c->threads = 1 + pick(s, o->max_threads); /* results must not depend on it */
 }
 
 static void fuzz_spec(const Opts *o, Stats *st, uint64_t seed, GenSpec *g) {
+    st->specs++;
     specgen_generate(g, seed);
     size_t len;
     char *text = specgen_render(g, &len);
-    FuzzCase c = {.text = text, .len = len};
+    FuzzCase c = {.text = text, .len = len, .backend = ATTNC_BACKEND_INTERP, .threads = 1};
     snprintf(c.variant, sizeof c.variant, "%s", specgen_variant(g));
     uint64_t s = seed ^ 0x5DEECE66Dull;
     c.data_seed = next(&s);
-    random_shape(&s, g->square, &c);
+    random_shape(&s, g, &c);
+    record_case(&c); /* a crash in the front end: this spec on the interpreter */
     attnc_spec *spec = NULL;
     attnc_error err = {0};
-    st->specs++;
     if (attnc_spec_from_string("fuzz.attn", text, len, &spec, &err) || choose_params(g, spec, &s, &c)) {
         st->genfail++;
         printf("GENERATOR FAILURE seed %" PRIu64 ": %s\n%s\n", seed, spec ? attnc_spec_diagnostics(spec) : err.message,
@@ -390,31 +545,79 @@ static void fuzz_spec(const Opts *o, Stats *st, uint64_t seed, GenSpec *g) {
         return;
     }
     attnc_spec_free(spec);
-    if (o->verbose) printf("spec seed %" PRIu64 ":\n%s", seed, text);
+    if (o->verbose)
+        printf("spec seed %" PRIu64 ", B=%lld,H=%lld,Hkv=%lld,Lq=%lld,Lk=%lld,D=%lld,Dv=%lld:\n%s", seed,
+               (long long)c.sz.B, (long long)c.sz.H, (long long)c.sz.Hkv, (long long)c.sz.Lq, (long long)c.sz.Lk,
+               (long long)c.sz.D, (long long)c.sz.Dv, text);
     FuzzCase fixed = c; /* a random subset of the given params as defines, for every backend and the interpreter */
     for (int i = 0; i < c.nparams; i++)
         if (pick(&s, 2)) fixed.defines[fixed.ndefines++] = c.params[i];
     fixed.flags = pick(&s, 2) ? ATTNC_OPT_SEPARABLE_BIAS : 0;
     for (int b = 0; b < o->nb; b++) {
         c.backend = fixed.backend = o->backends[b];
-        random_tiles(&s, &c);
-        random_tiles(&s, &fixed);
-        c.no_lse &= !o->lse_always, fixed.no_lse &= !o->lse_always;
+        random_config(o, &s, &c);
+        random_config(o, &s, &fixed);
         run_one(o, st, seed, g, &c, b);
         run_one(o, st, seed, g, &fixed, b);
     }
     if (fixed.ndefines) {
         fixed.backend = ATTNC_BACKEND_INTERP;
         fixed.tile_q = fixed.tile_k = 0;
+        fixed.threads = 1 + pick(&s, o->max_threads);
         run_one(o, st, seed, g, &fixed, MAX_BACKENDS);
     }
     /* how often calls fail and rows are empty: the generator must produce both, but not too often */
     FcResult r;
-    c.backend = ATTNC_BACKEND_INTERP, c.ndefines = 0;
-    fc_run(&c, &r);
+    c.backend = ATTNC_BACKEND_INTERP, c.ndefines = 0, c.threads = 1;
+    run_case(&c, &r);
     st->runtime_errors += r.ref_failed;
     st->empty_rows += r.empty_rows > 0;
     free(text);
+}
+
+/* A child that did not exit 0: a crash finding for the case it recorded last. */
+static void child_died(const Opts *o, uint64_t seed, GenSpec *g, int status) {
+    FcResult r = {.kind = FC_CRASH};
+    exit_text(status, r.ref_message, sizeof r.ref_message);
+    if (!sh->has_case) { /* before any case: in the generator */
+        sh->st.crashes++;
+        count_key(&sh->st, "generator/crash");
+        printf("CRASH seed %" PRIu64 " generator/crash: %s while generating the spec; replay: attnc-fuzz --seed %" PRIu64
+               " --count 1 --no-fork\n", seed, r.ref_message, seed);
+        return;
+    }
+    FuzzCase c = sh->cur;
+    c.text = sh->text;
+    int timeout = !strcmp(r.ref_message, "timeout");
+    snprintf(r.detail, sizeof r.detail, "%s%s on %s%s", timeout ? "no result within the timeout" : r.ref_message,
+             sh->minimising ? " in a minimiser's trial" : "", attnc_backend_name(c.backend),
+             c.ndefines ? " with defines" : "");
+    /* the spec again, to minimise against; a trial's text is not it */
+    specgen_generate(g, seed);
+    size_t len;
+    char *text = specgen_render(g, &len);
+    int same = len == c.len && !memcmp(text, c.text, len);
+    free(text);
+    report(o, &sh->st, seed, g, &c, &r, same && !timeout && !sh->minimising);
+}
+
+/* fuzz_spec in a child process: a crash, an exit or a hang is a finding and the run goes on. */
+static void fuzz_forked(const Opts *o, uint64_t seed, GenSpec *g) {
+    sh->has_case = sh->minimising = 0;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) { /* no child to be had: this process then */
+        fuzz_spec(o, &sh->st, seed, g);
+        return;
+    }
+    if (pid == 0) {
+        in_child = 1;
+        fuzz_spec(o, &sh->st, seed, g);
+        fflush(stdout);
+        _exit(0);
+    }
+    int status = wait_child(pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status)) child_died(o, seed, g, status);
 }
 
 static int replay(const Opts *o) {
@@ -444,31 +647,56 @@ static int replay(const Opts *o) {
     return bad;
 }
 
+/* " (llvm/O 2, tcc/D/status/ref-ok/... 1)": the counts of the keys of crashes (or of the other findings). */
+static void print_keys(const Stats *st, int crashes) {
+    int shown = 0;
+    for (int k = 0; k < st->nkeys; k++)
+        if (strncmp(st->key[k], "reproducer ", 11) && !!strstr(st->key[k], "crash") == crashes)
+            printf("%s%s %d", shown++ ? ", " : " (", st->key[k], st->key_count[k]);
+    printf("%s", shown ? ")" : "");
+}
+
+/* The summary line that README quotes: specs, backends, runs, mismatches, crashes, generator failures. */
+static void summary(const Opts *o, const Stats *st, long seconds) {
+    printf("attnc-fuzz: seeds %" PRIu64 "..%" PRIu64 ": %d specs, backends", o->seed, o->seed + (uint64_t)o->count - 1,
+           st->specs);
+    for (int b = 0; b < o->nb; b++) printf("%s%s", b ? "," : " ", attnc_backend_name(o->backends[b]));
+    printf(", %d runs, %d mismatches", st->runs, st->mismatches);
+    print_keys(st, 0);
+    printf(", %d crashes", st->crashes);
+    print_keys(st, 1);
+    printf(", %d generator failures; %d%% of specs raise a runtime error, %d%% have fully masked rows; %lds\n",
+           st->genfail, st->specs ? 100 * st->runtime_errors / st->specs : 0,
+           st->specs ? 100 * st->empty_rows / st->specs : 0, seconds);
+    for (int b = 0; b <= o->nb; b++) {
+        int slot = b == o->nb ? MAX_BACKENDS : b;
+        if (st->backend_runs[slot])
+            printf("  %-9s %5d runs, %.1f ms per run (compile + call)\n",
+                   b == o->nb ? "interp+D" : attnc_backend_name(o->backends[b]), st->backend_runs[slot],
+                   1000 * st->seconds[slot] / st->backend_runs[slot]);
+    }
+}
+
 int main(int argc, char **argv) {
     Opts o;
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc;
     setvbuf(stdout, NULL, _IOLBF, 0); /* what came before a crash stays on the screen */
     if (o.replay) return replay(&o);
-    static GenSpec g;
-    static Stats st;
-    time_t t0 = time(NULL);
-    for (int i = 0; i < o.count; i++) fuzz_spec(&o, &st, o.seed + (uint64_t)i, &g);
-    printf("attnc-fuzz: seeds %" PRIu64 "..%" PRIu64 ": %d specs, backends", o.seed, o.seed + (uint64_t)o.count - 1, st.specs);
-    for (int b = 0; b < o.nb; b++) printf("%s%s", b ? "," : " ", attnc_backend_name(o.backends[b]));
-    printf(", %d runs, %d mismatches", st.runs, st.mismatches);
-    int shown = 0;
-    for (int k = 0; k < st.nkeys; k++)
-        if (strncmp(st.key[k], "reproducer ", 11)) printf("%s%s %d", shown++ ? ", " : " (", st.key[k], st.key_count[k]);
-    printf("%s, %d generator failures; %d%% of specs raise a runtime error, %d%% have fully masked rows; %lds\n",
-           st.nkeys ? ")" : "", st.genfail, st.specs ? 100 * st.runtime_errors / st.specs : 0,
-           st.specs ? 100 * st.empty_rows / st.specs : 0, (long)(time(NULL) - t0));
-    for (int b = 0; b <= o.nb; b++) {
-        int slot = b == o.nb ? MAX_BACKENDS : b;
-        if (st.backend_runs[slot])
-            printf("  %-9s %5d runs, %.1f ms per run (compile + call)\n",
-                   b == o.nb ? "interp+D" : attnc_backend_name(o.backends[b]), st.backend_runs[slot],
-                   1000 * st.seconds[slot] / st.backend_runs[slot]);
+    /* shared with the children when forking (mapped anyway: one code path) */
+    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sh == MAP_FAILED) {
+        fprintf(stderr, "attnc-fuzz: cannot map %zu bytes of shared memory\n", sizeof *sh);
+        return 2;
     }
-    return st.mismatches || st.genfail ? 1 : 0;
+    int forking = o.fork < 0 ? o.count > 1 : o.fork;
+    case_seconds = o.timeout;
+    static GenSpec g;
+    time_t t0 = time(NULL);
+    for (int i = 0; i < o.count; i++) {
+        if (forking) fuzz_forked(&o, o.seed + (uint64_t)i, &g);
+        else fuzz_spec(&o, &sh->st, o.seed + (uint64_t)i, &g);
+    }
+    summary(&o, &sh->st, (long)(time(NULL) - t0));
+    return sh->st.mismatches || sh->st.crashes || sh->st.genfail ? 1 : 0;
 }

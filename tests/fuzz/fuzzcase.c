@@ -18,7 +18,7 @@
 #include <time.h>
 
 static const char *const kind_names[] = {"same", "spec", "skip", "status", "partial-write", "empty-row",
-                                         "nan-inf", "O", "LSE"};
+                                         "nan-inf", "O", "LSE", "crash"};
 const char *fc_kind_name(FcKind k) { return kind_names[k]; }
 
 static double now(void) {
@@ -38,6 +38,10 @@ static float *floats(uint64_t *s, size_t n) {
     for (size_t i = 0; p && i < n; i++) p[i] = (float)((double)(next(s) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
     return p;
 }
+
+/* An empty array (a zero size) is passed as NULL, which the API allows, in one case of two. */
+static int null_empty(const FuzzCase *c) { return (int)(c->data_seed >> 17 & 1); }
+static float *floats_or_null(uint64_t *s, size_t n, int null) { return n == 0 && null ? NULL : floats(s, n); }
 
 /* The inputs of one call, made from the case's seed: the same for every backend. */
 typedef struct Inputs {
@@ -87,9 +91,10 @@ static int make_inputs(const attnc_kernel *k, const FuzzCase *c, const attnc_par
     uint64_t s = c->data_seed;
     in->rows = (size_t)(sz->B * sz->H * sz->Lq);
     in->no = in->rows * (size_t)sz->Dv;
-    in->q = floats(&s, in->rows * (size_t)sz->D);
-    in->k = floats(&s, (size_t)(sz->B * sz->Hkv * sz->Lk * sz->D));
-    in->v = floats(&s, (size_t)(sz->B * sz->Hkv * sz->Lk * sz->Dv));
+    int null = null_empty(c);
+    in->q = floats_or_null(&s, in->rows * (size_t)sz->D, null);
+    in->k = floats_or_null(&s, (size_t)(sz->B * sz->Hkv * sz->Lk * sz->D), null);
+    in->v = floats_or_null(&s, (size_t)(sz->B * sz->Hkv * sz->Lk * sz->Dv), null);
     for (int i = 0; i < attnc_kernel_tensor_count(k) && in->nt < FC_MAX; i++) {
         attnc_tensor *t = &in->t[in->nt++];
         attnc_error err = {0};
@@ -102,7 +107,7 @@ static int make_inputs(const attnc_kernel *k, const FuzzCase *c, const attnc_par
         for (int d = 0; d < t->rank; d++) count *= (size_t)t->shape[d];
         if (count > ((size_t)1 << 22)) return FC_SKIP;
         if (t->dtype == ATTNC_F32) {
-            t->data = floats(&s, count);
+            t->data = floats_or_null(&s, count, null);
             continue;
         }
         int64_t lo = 0, hi = 4;
@@ -112,6 +117,7 @@ static int make_inputs(const attnc_kernel *k, const FuzzCase *c, const attnc_par
         if (hi <= lo) hi = lo + 1;
         int32_t *p = malloc(sizeof(int32_t) * (count + 1));
         for (size_t j = 0; p && j < count; j++) p[j] = (int32_t)(lo + (int64_t)(next(&s) % (uint64_t)(hi - lo)));
+        if (count == 0 && null) free(p), p = NULL;
         t->data = p;
     }
     return 0;
@@ -135,7 +141,9 @@ static attnc_status compile_run(const attnc_spec *spec, const FuzzCase *c, const
     }
     for (size_t i = 0; i < in->no; i++) o[i] = 12345.0f;
     for (size_t i = 0; i < in->rows; i++) lse[i] = 12345.0f;
-    attnc_args args = {c->sz, in->q, in->k, in->v, o, skip_defined && c->no_lse ? NULL : lse, params, np, in->t, in->nt};
+    int null = null_empty(c);
+    attnc_args args = {c->sz, in->q, in->k, in->v, in->no == 0 && null ? NULL : o,
+                       (skip_defined && c->no_lse) || (in->rows == 0 && null) ? NULL : lse, params, np, in->t, in->nt};
     st = attnc_kernel_run(k, &args, &err);
     if (st) {
         snprintf(msg, 600, "run: %s", err.message);
@@ -235,7 +243,14 @@ FcKind fc_run(const FuzzCase *c, FcResult *r) {
         int nd = 0;
         for (int i = 0; i < c->ndefines; i++)
             if (has_param(ref, c->defines[i].name)) defs[nd++] = (attnc_define){c->defines[i].name, c->defines[i].text};
-        attnc_options opts = {c->backend, 1, defs, nd, c->tile_q, c->tile_k, c->flags};
+        attnc_options opts = {c->backend, c->threads > 0 ? c->threads : 1, defs, nd, c->tile_q, c->tile_k, c->flags};
+        if (c->warm_threads > 0) {
+            attnc_options warm = opts;
+            int unused = 0;
+            warm.threads = c->warm_threads;
+            compile_run(spec, c, &warm, 1, &in, o, l, msg, &unused);
+            msg[0] = 0;
+        }
         double t0 = now();
         r->status = compile_run(spec, c, &opts, 1, &in, o, l, msg, &partial);
         r->seconds = now() - t0;
@@ -266,7 +281,9 @@ int fc_write(const FuzzCase *c, const char *path, const char *comment) {
     fprintf(f, "variant %s\nbackend %s\ndata-seed %" PRIu64 "\n", c->variant, attnc_backend_name(c->backend), c->data_seed);
     fprintf(f, "shape B=%lld,H=%lld,Hkv=%lld,Lq=%lld,Lk=%lld,D=%lld,Dv=%lld\n", (long long)c->sz.B, (long long)c->sz.H,
             (long long)c->sz.Hkv, (long long)c->sz.Lq, (long long)c->sz.Lk, (long long)c->sz.D, (long long)c->sz.Dv);
-    fprintf(f, "tile %dx%d\nflags %d\nno-lse %d\n", c->tile_q, c->tile_k, c->flags, c->no_lse);
+    fprintf(f, "tile %dx%d\nflags %d\nno-lse %d\nthreads %d\n", c->tile_q, c->tile_k, c->flags, c->no_lse,
+            c->threads > 0 ? c->threads : 1);
+    if (c->warm_threads) fprintf(f, "warm-threads %d\n", c->warm_threads);
     for (int i = 0; i < c->nparams; i++) fprintf(f, "param %s=%s\n", c->params[i].name, c->params[i].text);
     for (int i = 0; i < c->ndefines; i++) fprintf(f, "define %s=%s\n", c->defines[i].name, c->defines[i].text);
     for (int i = 0; i < c->nranges; i++)
@@ -298,6 +315,8 @@ int fc_read(FuzzCase *c, const char *path) {
         } else if (!strcmp(key, "tile")) bad = sscanf(val, "%dx%d", &c->tile_q, &c->tile_k) != 2;
         else if (!strcmp(key, "flags")) c->flags = atoi(val);
         else if (!strcmp(key, "no-lse")) c->no_lse = atoi(val);
+        else if (!strcmp(key, "threads")) c->threads = atoi(val);
+        else if (!strcmp(key, "warm-threads")) c->warm_threads = atoi(val);
         else if (!strcmp(key, "param")) bad = named_line(val, c->params, &c->nparams);
         else if (!strcmp(key, "define")) bad = named_line(val, c->defines, &c->ndefines);
         else if (!strcmp(key, "int-range") && c->nranges < FC_MAX) {

@@ -36,6 +36,9 @@ typedef struct FuzzCase {
     int nranges;
     attnc_backend backend; /* ATTNC_BACKEND_INTERP with defines: the interpreter against itself */
     int tile_q, tile_k, flags;
+    int threads; /* attnc_options.threads of the backend (1..3; 0 reads as 1); the reference runs on one */
+    int warm_threads; /* first a call of the backend on this many threads, result unused (0: none): the state of
+                       * the thread pool that a process's earlier calls left, for a reproducer */
     int no_lse; /* the backend's call passes LSE = NULL (optional in the API); only O is compared */
 } FuzzCase;
 
@@ -48,7 +51,8 @@ typedef enum FcKind {
     FC_EMPTY,    /* a fully masked row differs (LSE -inf, O 0) */
     FC_SPECIAL,  /* a NaN or infinity differs */
     FC_O,        /* O beyond tolerance */
-    FC_LSE       /* LSE beyond tolerance */
+    FC_LSE,      /* LSE beyond tolerance */
+    FC_CRASH     /* the process died or timed out running the case (difffuzz.c's forked runs) */
 } FcKind;
 
 const char *fc_kind_name(FcKind k);

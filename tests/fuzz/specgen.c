@@ -495,6 +495,43 @@ static int gen_weight(Gen *G) {
     return node(G, SG_FLOAT, c >= 3 ? P_MUL : P_PRIMARY, forms[c], 1, gen_float(G, SCORE, 2), 0, 0);
 }
 
+/* ---- long flat chains ------------------------------------------------------ */
+
+/* A term of a bias chain: mostly exact in float32 (eighths, small ints), so that the 50..400-term sum
+ * rounds alike on every backend; now and then any small float expression. */
+static int chain_term(Gen *G) {
+    int c = pick(G, 100);
+    if (c < 40) return float_lit(G, eighths(G, -8, 8));
+    if (c < 85) return call(G, SG_FLOAT, "float(%0)", 1, int_leaf(G, POINT), 0, 0);
+    return gen_float(G, POINT, 1);
+}
+
+/* A term of an && chain, mostly true (`kv != 7`), or of an || chain, mostly false (`q == 7`); now and then any. */
+static int chain_cond(Gen *G, int and) {
+    static const char *const pt[] = {"q", "kv", "q - kv", "h + 3 * b"};
+    int c = pick(G, 100);
+    if (c < 85)
+        return bin(G, SG_BOOL, P_EQ, and ? "!=" : "==", leaf(G, SG_INT, c % 4 < 2 ? P_PRIMARY : P_ADD, "%s", pt[c % 4]),
+                   int_lit(G, range(G, -20, 90)));
+    if (c < 95) return bin(G, SG_BOOL, P_REL, and ? "<" : ">", int_leaf(G, POINT), int_lit(G, range(G, 60, 200)));
+    return gen_bool(G, POINT, 1);
+}
+
+/* A flat left-associated chain of 50..400 terms (issue 8 item 9: a chain is not nesting; the depth limit is
+ * 2048): a bias of + and -, or a mask of && or ||.  Rare: the driver shrinks the calls of such specs. */
+static void gen_chain(Gen *G) {
+    int kind = pick(G, 3), n = 50 + pick(G, 351), e = -1, terms = 0;
+    for (; terms < n && G->g->nnodes + 1000 < SG_MAX_NODES; terms++) { /* room left for the other items */
+        int t = kind == 0 ? chain_term(G) : chain_cond(G, kind == 1);
+        if (e < 0) e = t;
+        else if (kind == 0) e = bin(G, SG_FLOAT, P_ADD, pick(G, 4) ? "+" : "-", e, t);
+        else e = bin(G, SG_BOOL, kind == 1 ? P_AND : P_OR, kind == 1 ? "&&" : "||", e, t);
+    }
+    if (e < 0) return;
+    item(G, e, kind ? "mask " : "bias ");
+    G->g->chain_terms = terms;
+}
+
 /* The body of attention G->a: params, tensors, lets and clauses; helpers are small. */
 static void gen_body(Gen *G, int helper) {
     int np = helper ? pick(G, 2) : pick(G, 4);
@@ -524,6 +561,7 @@ static void gen_body(Gen *G, int helper) {
                     item(G, -1, "use %s", ha->name);
                 }
             }
+    if (!helper && chance(G, 3)) gen_chain(G);
     int n = helper ? 1 + pick(G, 2) : 1 + pick(G, 6);
     int has_scale = G->scale_used, has_weight = 0;
     for (int i = 0; i < n; i++) {
@@ -552,6 +590,7 @@ static void gen_body(Gen *G, int helper) {
             item(G, gen_weight(G), "weight ");
         }
     }
+    if (!helper) G->g->has_scale = has_scale;
 }
 
 void specgen_generate(GenSpec *g, uint64_t seed) {
@@ -560,6 +599,7 @@ void specgen_generate(GenSpec *g, uint64_t seed) {
     memset(&G, 0, sizeof G);
     G.g = g;
     G.s = seed * 0x2545F4914F6CDD1Dull + 1;
+    leaf(&G, SG_INT, P_PRIMARY, "0"); /* node 0, what node() gives when the array is full: a leaf, never a cycle */
     g->crlf = chance(&G, 10);
     g->style_seed = next(&G.s);
     g->natts = 1 + pick(&G, 3);

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { SG_MAX_NODES = 3000, SG_MAX_ITEMS = 64, SG_MAX_ATTS = 4, SG_MAX_DOMAINS = 24, SG_TEXT = 160 };
+enum { SG_MAX_NODES = 4000, SG_MAX_ITEMS = 64, SG_MAX_ATTS = 4, SG_MAX_DOMAINS = 24, SG_TEXT = 160 };
 
 typedef enum SgType { SG_INT = 0, SG_FLOAT = 1, SG_BOOL = 2 } SgType;
 
@@ -67,6 +67,8 @@ typedef struct GenSpec {
     int crlf;             /* render with CR LF line ends */
     uint64_t style_seed;  /* comments and spacing; fixed so re-rendering is stable */
     int square;           /* uses `document`: prefers Lq == Lk */
+    int has_scale;        /* the compiled attention has a `scale` (D = 0 is then a valid call) */
+    int chain_terms;      /* terms of its long flat chain, 0 if none (the driver makes such calls smaller) */
 } GenSpec;
 
 /* Fill *g from seed: the same seed gives the same spec on every machine. */
