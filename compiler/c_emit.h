@@ -1,9 +1,11 @@
 /* c_emit.h — a kernel plan as one self-contained C99 translation unit
  * (compiler/c_emit.c): what the libtcc backend compiles in memory, and what
- * `attnc emit --target c` writes for a C compiler ahead of time. */
+ * `attnc emit --target c` writes for a C compiler ahead of time; and the
+ * file assembly compiler/cuda_emit.c shares with it. */
 #ifndef ATTNC_C_EMIT_H
 #define ATTNC_C_EMIT_H
 #include "attnc.h"
+#include "c_holes.h"
 #include "plan.h"
 
 /* The generated text holds the ahead-of-time header between these two lines
@@ -34,35 +36,23 @@
  * or ATTNC_ERR_NOMEM with err filled. */
 attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err);
 
-/* The per-attention code of the kernel, the holes of templates/tile.c, for
- * emitters of other kernel templates (compiler/cuda_emit.c).  Each hole's
- * code reads the names templates/tile.c documents (c, b, h, hk, q, kv, i, j,
- * srow, lrow, check_faults, lowrank_cols, sc.row_slots, sc.col_slots,
- * sc.qlr, sc.klr, sc.lse_off) and declares elem_* results as tile.c says. */
-typedef struct CEmitHoles {
-    StrBuf scratch, head, slots, row, col, elem_partial, elem_full;
-    StrBuf helpers; /* the helper functions the holes call, each defined `static inline` */
-    int nrow_slots, ncol_slots;
-} CEmitHoles;
+/* Append template text (templates/tile.c, templates/cuda_tile.cu) with each
+ * line that is exactly a hole (SCRATCH, HEAD, SLOTS, ROW, COL, ELEM_PARTIAL,
+ * ELEM_FULL) replaced by h's code for it, indented like the hole, and, when
+ * name is not NULL, @NAME@ replaced by name elsewhere; 0 when a hole is
+ * missing. */
+int cemit_fill_template(const char *tmpl, size_t tmpl_len, const CEmitHoles *h, const char *name, StrBuf *out);
 
-/* The holes of templates/tile.c and templates/cuda_tile.cu, in this order:
- * SCRATCH, HEAD, SLOTS, ROW, COL, ELEM_PARTIAL, ELEM_FULL. */
-enum { CEMIT_NHOLES = 7 };
+/* Append section `name` of templates/support.h, with each `static inline`
+ * replaced by qualifier when qualifier is not NULL; 0 when it has none. */
+int cemit_put_support(const char *name, const char *qualifier, StrBuf *out);
 
-/* Append template text with each line that is exactly a hole replaced by
- * its code (indented like the hole) and, when name is not NULL, @NAME@
- * replaced by name elsewhere; 0 when a hole is missing. */
-int cemit_fill_template(const char *tmpl, size_t tmpl_len, const StrBuf *const code[CEMIT_NHOLES], const char *name,
-                        StrBuf *out);
+/* Append the helpers of templates/support.h that h's code calls, in the
+ * file's order, `static inline` replaced by qualifier when not NULL. */
+void cemit_put_helpers(const CEmitHoles *h, const char *qualifier, StrBuf *out);
 
-/* Append len bytes of s with every `from` replaced by `to`. */
-void cemit_put_replaced(StrBuf *out, const char *s, size_t len, const char *from, const char *to);
-
-/* Fill h (overwritten) with the hole code of p; returns like cemit_source.
- * Free with cemit_holes_free, whatever the result. */
-attnc_status cemit_holes(const Plan *p, CEmitHoles *h, attnc_error *err);
-
-/* Free what cemit_holes filled in. */
-void cemit_holes_free(CEmitHoles *h);
+/* Append runtime/kernel_abi.h (AttnCall) without its #include <stdint.h>:
+ * the generated text gives the types itself. */
+void cemit_put_kernel_abi(StrBuf *out);
 
 #endif

@@ -3,17 +3,17 @@
  * backend.
  *
  * Requires: a Plan (plan.h) through the middle end; templates/cuda_tile.cu
- * and runtime/kernel_abi.h embedded in the library (cmake/embed.cmake); the
- * per-attention code from compiler/c_emit.c (cemit_holes), so the C and the
- * CUDA kernels share one element-code generator.
+ * embedded in the library (cmake/embed.cmake); the per-attention code from
+ * compiler/c_holes.c (cemit_holes), so the C and the CUDA kernels share one
+ * element-code generator; the file assembly of compiler/c_emit.c, which
+ * pastes the text of templates/support.h and runtime/kernel_abi.h.
  * Produces: a header comment documenting the launcher, the portability
- * macros (CUDA qualifiers, or their CPU emulation), kernel_abi.h, the helper
- * functions as host+device functions, and the template with its holes
- * filled and @NAME@ replaced by the attention's name. */
+ * macros (CUDA qualifiers, or their CPU emulation; section cuda_macros of
+ * templates/support.h), kernel_abi.h, attnc_inf and the helpers the code
+ * calls as host+device functions (ATTNC_DEV), and the template with its
+ * holes filled and @NAME@ replaced by the attention's name. */
 #include "cuda_emit.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "c_emit.h"
@@ -21,43 +21,6 @@
 
 extern const char attnc_cuda_template[];
 extern const unsigned long attnc_cuda_template_len;
-extern const char attnc_kernel_abi_text[];
-extern const unsigned long attnc_kernel_abi_text_len;
-
-static const char cuda_prologue[] =
-    "#ifdef __CUDACC__\n"
-    "#include <cuda_runtime.h>\n"
-    "#include <math.h>\n"
-    "#include <stdint.h>\n"
-    "#include <string.h>\n"
-    "#define ATTNC_DEV static __host__ __device__ __forceinline__\n"
-    "#define ATTNC_ITEM static __device__\n"
-    "#define ATTNC_SHARED __shared__\n"
-    "#define ATTNC_THREADS_BEGIN(t) { const int64_t t = (int64_t)threadIdx.x; {\n"
-    "#define ATTNC_THREADS_END } } __syncthreads();\n"
-    "#else /* cuda-emu: plain C99 on the CPU, each phase a loop over the block's threads */\n"
-    "#ifdef ATTNC_JIT /* libtcc without system headers */\n"
-    "typedef signed char int8_t;\ntypedef short int16_t;\ntypedef int int32_t;\ntypedef long long int64_t;\n"
-    "typedef unsigned char uint8_t;\ntypedef unsigned short uint16_t;\ntypedef unsigned int uint32_t;\n"
-    "typedef unsigned long long uint64_t;\n"
-    "float expf(float);\nfloat exp2f(float);\nfloat logf(float);\nfloat log2f(float);\nfloat sqrtf(float);\n"
-    "float tanhf(float);\nfloat erff(float);\nfloat powf(float, float);\nfloat floorf(float);\nfloat ceilf(float);\n"
-    "float fmodf(float, float);\nfloat fabsf(float);\n"
-    "#else\n#include <math.h>\n#include <stdint.h>\n#endif\n"
-    "#define ATTNC_DEV static inline\n"
-    "#define ATTNC_ITEM static\n"
-    "#define ATTNC_SHARED\n"
-    "#define ATTNC_THREADS_BEGIN(t) for (int64_t t = 0; t < ATTNC_NT; t++) {\n"
-    "#define ATTNC_THREADS_END }\n"
-    "#define ATTNC_LINKAGE\n"
-    "#endif\n\n";
-
-/* templates/cuda_tile.cu with the holes filled and @NAME@ replaced. */
-static int fill(const CEmitHoles *H, const char *name, StrBuf *out) {
-    const StrBuf *const code[CEMIT_NHOLES] = {&H->scratch, &H->head,         &H->slots,    &H->row,
-                                              &H->col,     &H->elem_partial, &H->elem_full};
-    return cemit_fill_template(attnc_cuda_template, attnc_cuda_template_len, code, name, out);
-}
 
 static void emit_doc(const Plan *p, StrBuf *out) {
     const Attention *a = p->attn;
@@ -104,18 +67,15 @@ attnc_status cuda_emit_source(const Plan *p, StrBuf *out, attnc_error *err) {
     attnc_status st = cemit_holes(p, &H, err);
     if (!st) {
         emit_doc(p, out);
-        sb_printf(out, "%s", cuda_prologue);
-        /* the kernel ABI, minus its include (the types come from above) */
-        const char *abi = attnc_kernel_abi_text, *inc = strstr(abi, "#include <stdint.h>\n");
-        if (inc) sb_printf(out, "%.*s%s\n", (int)(inc - abi), abi, inc + strlen("#include <stdint.h>\n"));
-        else sb_printf(out, "%s\n", abi);
-        sb_printf(out, "ATTNC_DEV float attnc_inf(void) {\n"
-                       "    union { uint32_t u; float f; } x;\n"
-                       "    x.u = 0x7f800000u;\n"
-                       "    return x.f;\n"
-                       "}\n");
-        const char *hp = H.helpers.p ? H.helpers.p : "";
-        cemit_put_replaced(out, hp, strlen(hp), "static inline", "ATTNC_DEV");
+        int ok = cemit_put_support("cuda_macros", NULL, out);
+        /* libtcc has no system headers (nvcc and C compilers take math.h and stdint.h above) */
+        sb_printf(out, "#if defined(ATTNC_JIT) && !defined(__CUDACC__)\n");
+        ok = ok && cemit_put_support("jit_types", NULL, out) && cemit_put_support("libm", NULL, out);
+        sb_printf(out, "#endif\n\n");
+        cemit_put_kernel_abi(out);
+        /* the helpers are written `static inline`: here they are host and device functions */
+        ok = ok && cemit_put_support("inf", "ATTNC_DEV", out);
+        cemit_put_helpers(&H, "ATTNC_DEV", out);
         sb_printf(out, "\n#define ATTNC_BQ %d\n#define ATTNC_BK %d\n#define ATTNC_SOFTMAX %d\n#define ATTNC_LSE_OFFSET %d\n",
                   p->bq, p->bk, p->softmax ? 1 : 0, p->f->lse_offset != IR_NONE ? 1 : 0);
         sb_printf(out, "#define ATTNC_ROW_SLOTS %d\n#define ATTNC_COL_SLOTS %d\n", H.nrow_slots, H.ncol_slots);
@@ -123,7 +83,9 @@ attnc_status cuda_emit_source(const Plan *p, StrBuf *out, attnc_error *err) {
         sb_printf(out, "#define ATTNC_LOWRANK %d\n", p->f->nlowrank > 0);
         sb_printf(out, "#define ATTNC_SCRATCH_READS_TENSORS %d\n", H.scratch.p && strstr(H.scratch.p, "tensor_data") != NULL);
         sb_printf(out, "#define ATTNC_MAX_LOWRANK_COLS (1 << 24)\n\n");
-        if (!fill(&H, p->attn->name, out))
+        if (!ok) st = set_error(err, ATTNC_ERR_INTERNAL, "the embedded templates/support.h lacks a section");
+        else if (!cemit_fill_template(attnc_cuda_template, attnc_cuda_template_len, &H, p->attn->name,
+                                      out))
             st = set_error(err, ATTNC_ERR_INTERNAL, "the embedded CUDA template lacks a hole");
         if (!st && out->failed) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting CUDA C");
     }

@@ -6,7 +6,7 @@
  * unit, replaces @NAME@ by the attention's name and fills the holes (the
  * lines holding only a comment of the form  / *@HOLE@* / ) with the code of
  * one attention's kernel plan, exactly the code templates/tile.c receives
- * (compiler/c_emit.c, cemit_holes): the per-element code is shared between
+ * (compiler/c_holes.c, cemit_holes): the per-element code is shared between
  * the C and the CUDA kernels, and the holes see the same names here.
  *
  * Before this text the emitter defines:
@@ -25,7 +25,8 @@
  *                   for t = 0 .. ATTNC_NT-1.  Phases hold no break or
  *                   continue of their own, and no local survives a phase:
  *                   per-row state lives in shared arrays indexed by the row.
- *   attnc_inf(), kernel_abi.h's AttnCall, and the helpers the holes call.
+ *   attnc_inf(), kernel_abi.h's AttnCall, and the helpers the holes call
+ *                   (the sections of templates/support.h).
  *
  * Structure: one block of ATTNC_NT = min(ATTNC_BQ, 128) threads per work
  * item (b, h, q tile), reading the tile map exactly as templates/tile.c does.

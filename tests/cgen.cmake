@@ -173,6 +173,12 @@ if(ATTNC_HAVE_TCC_JIT)
       endforeach()
     endforeach()
   endif()
+  # issue 9: the helpers of templates/support.h no example calls
+  set(hp ${PROJECT_SOURCE_DIR}/tests/cgen/helpers.attn)
+  set(hp_shape B=2,H=4,Hkv=2,Lq=37,Lk=41,D=16,Dv=8)
+  cgen_emit_cuda(helpers ${hp})
+  cgen_every(helper_sign_fmod ${hp} --variant helper_sign_fmod --shape ${hp_shape} --tile 16x16)
+  cgen_every(helper_nan ${hp} --variant helper_nan --shape ${hp_shape})
 
   # degenerate shapes: a single key, a single query, D = Dv = 1
   cgen_case(tiny JIT ${ex}/alibi.attn --variant alibi_bidirectional --shape B=1,H=1,Hkv=1,Lq=1,Lk=1,D=1,Dv=1)
