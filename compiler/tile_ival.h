@@ -46,11 +46,12 @@ typedef struct Analysis {
  * nodes that read no sum variable). */
 Ival ival_eval(Analysis *an, IrRef r);
 
-/* Fill s with the bounds of tensor t of rank `rank` (and a sparse table for
- * 1-D int tensors); 0 when out of memory.  Free with ival_free_sparse(&s->st). */
-int ival_summarize(TensorSummary *s, const attnc_tensor *t, int rank);
+/* Start an analysis of p for the call bc: the summaries of its tensors, an
+ * empty memo, the size variables set; the other variables are the caller's
+ * to set.  0 when out of memory; ival_analysis_free it whatever the result. */
+int ival_analysis_init(Analysis *an, const Plan *p, const BoundCall *bc);
 
-/* Free a summary's sparse table (a zeroed one too). */
-void ival_free_sparse(SparseTable *st);
+/* Free what ival_analysis_init allocated. */
+void ival_analysis_free(Analysis *an);
 
 #endif

@@ -90,26 +90,17 @@ static void describe_sum(const Work *w, char *buf, size_t size) {
 /* Refuse a call whose sums could run too long (plan.h says the limits). */
 attnc_status tile_check_work(const Plan *p, const BoundCall *bc, attnc_error *err) {
     const attnc_sizes *sz = &bc->sz;
-    const Attention *a = p->attn;
     const IrFunc *f = p->f;
     int sums = f->nlowrank > 0;
     for (IrRef r = 0; r < p->ir->n && !sums; r++) sums = p->ir->nodes[r].op == IR_SUM || p->ir->nodes[r].op == IR_ANY;
     if (!sums) return ATTNC_OK; /* no work beyond the pairs themselves, and no tensor to scan */
-    Analysis an = {0};
-    an.p = p;
-    an.bc = bc;
-    an.gen = 1;
+    Analysis an;
+    int ok = ival_analysis_init(&an, p, bc);
     Work w = {&an, malloc(sizeof(int64_t) * (size_t)p->ir->n + 1), NULL, IR_NONE, 0, NULL};
-    an.ts = calloc((size_t)a->ntensors + 1, sizeof(TensorSummary));
-    an.memo = malloc(sizeof(Ival) * (size_t)p->ir->n + 1);
-    an.stamp = calloc((size_t)p->ir->n + 1, sizeof(unsigned));
-    int ok = w.memo && an.ts && an.memo && an.stamp;
-    for (int i = 0; ok && i < a->ntensors; i++) ok = ival_summarize(&an.ts[i], bc->tensors[i], a->tensors[i]->ndims);
+    ok = ok && w.memo;
     int64_t total = 0, rows = sz->B * sz->H * sz->Lq;
     if (ok && rows > 0) {
         for (IrRef r = 0; r < p->ir->n; r++) w.memo[r] = -1;
-        int64_t vals[] = {sz->B, sz->H, sz->Hkv, sz->Lq, sz->Lk, sz->D, sz->Dv};
-        for (int v = V_SIZE_B; v < V_COUNT; v++) an.vars[v] = ival_int(vals[v - V_SIZE_B], vals[v - V_SIZE_B]);
         /* every element of the call at once */
         an.vars[V_B] = ival_int(0, sz->B - 1);
         an.vars[V_H] = ival_int(0, sz->H - 1);
@@ -138,10 +129,7 @@ attnc_status tile_check_work(const Plan *p, const BoundCall *bc, attnc_error *er
         }
         total = sat_mul(total, sat_mul(rows, sz->Lk > 0 ? sz->Lk : 1));
     }
-    for (int i = 0; an.ts && i < a->ntensors; i++) ival_free_sparse(&an.ts[i].st);
-    free(an.ts);
-    free(an.memo);
-    free(an.stamp);
+    ival_analysis_free(&an);
     char what[200];
     if (ok && w.worst_trips > SUM_TRIP_LIMIT) {
         if (w.worst != IR_NONE) describe_sum(&w, what, sizeof what);

@@ -68,8 +68,7 @@ static int build_sparse(SparseTable *st, const int32_t *x, int64_t n) {
     return 1;
 }
 
-/* Free a sparse table (a zeroed one too). */
-void ival_free_sparse(SparseTable *st) {
+static void free_sparse(SparseTable *st) {
     for (int l = 0; l < st->levels; l++) {
         if (st->mn) free(st->mn[l]);
         if (st->mx) free(st->mx[l]);
@@ -86,8 +85,7 @@ static void sparse_query(const SparseTable *st, int64_t lo, int64_t hi, double *
     *mx = st->mx[l][lo] > st->mx[l][j] ? st->mx[l][lo] : st->mx[l][j];
 }
 
-/* The bounds of tensor t (and its sparse table when 1-D int); 0: out of memory. */
-int ival_summarize(TensorSummary *s, const attnc_tensor *t, int rank) {
+static int summarize(TensorSummary *s, const attnc_tensor *t, int rank) {
     memset(s, 0, sizeof *s);
     s->rank = rank;
     int64_t count = 1;
@@ -102,6 +100,30 @@ int ival_summarize(TensorSummary *s, const attnc_tensor *t, int rank) {
     }
     if (rank == 1 && t->dtype == ATTNC_I32 && count > 0) return build_sparse(&s->st, t->data, count);
     return 1;
+}
+
+int ival_analysis_init(Analysis *an, const Plan *p, const BoundCall *bc) {
+    memset(an, 0, sizeof *an);
+    an->p = p;
+    an->bc = bc;
+    an->gen = 1;
+    const Attention *a = p->attn;
+    an->ts = calloc((size_t)a->ntensors + 1, sizeof(TensorSummary));
+    an->memo = malloc(sizeof(Ival) * (size_t)p->ir->n + 1);
+    an->stamp = calloc((size_t)p->ir->n + 1, sizeof(unsigned));
+    int ok = an->ts && an->memo && an->stamp;
+    for (int i = 0; ok && i < a->ntensors; i++) ok = summarize(&an->ts[i], bc->tensors[i], a->tensors[i]->ndims);
+    const attnc_sizes *sz = &bc->sz;
+    int64_t vals[] = {sz->B, sz->H, sz->Hkv, sz->Lq, sz->Lk, sz->D, sz->Dv};
+    for (int v = V_SIZE_B; v < V_COUNT; v++) an->vars[v] = ival_int(vals[v - V_SIZE_B], vals[v - V_SIZE_B]);
+    return ok;
+}
+
+void ival_analysis_free(Analysis *an) {
+    for (int i = 0; an->ts && i < an->p->attn->ntensors; i++) free_sparse(&an->ts[i].st);
+    free(an->ts);
+    free(an->memo);
+    free(an->stamp);
 }
 
 /* ---- interval evaluation ----------------------------------------------- */
@@ -536,24 +558,13 @@ attnc_status tile_map_build(const Plan *p, const BoundCall *bc, TileMap *tm, att
     tm->nkt = (sz->Lk + p->bk - 1) / p->bk;
     int64_t nb = p->mask_varies_b ? sz->B : 1, nh = p->mask_varies_h ? sz->H : 1;
     tm->ngroups = nb * nh;
-    Analysis an = {0};
-    an.p = p;
-    an.bc = bc;
-    an.gen = 1;
+    Analysis an;
+    int ok = ival_analysis_init(&an, p, bc);
     Grid g = {NULL, tm->nqt, tm->nkt};
-    const Attention *a = p->attn;
-    an.ts = calloc((size_t)a->ntensors + 1, sizeof(TensorSummary));
-    an.memo = malloc(sizeof(Ival) * (size_t)p->ir->n);
-    an.stamp = calloc((size_t)p->ir->n, sizeof(unsigned));
     g.mode = malloc((size_t)(tm->nqt * tm->nkt) + 1);
     tm->row_start = calloc((size_t)(tm->ngroups * tm->nqt + 1), sizeof(int64_t));
     attnc_status st = ATTNC_OK;
-    int ok = an.ts && an.memo && an.stamp && g.mode && tm->row_start;
-    for (int i = 0; ok && i < a->ntensors; i++) ok = ival_summarize(&an.ts[i], bc->tensors[i], a->tensors[i]->ndims);
-    for (int v = V_SIZE_B; v < V_COUNT; v++) {
-        int64_t vals[] = {sz->B, sz->H, sz->Hkv, sz->Lq, sz->Lk, sz->D, sz->Dv};
-        an.vars[v] = ival_int(vals[v - V_SIZE_B], vals[v - V_SIZE_B]);
-    }
+    ok = ok && g.mode && tm->row_start;
     int64_t cap = 0, used = 0;
     for (int64_t grp = 0; ok && grp < tm->ngroups; grp++) {
         set_element_vars(&an, p->mask_varies_b ? grp / nh : 0, p->mask_varies_h ? grp % nh : 0);
@@ -592,10 +603,7 @@ attnc_status tile_map_build(const Plan *p, const BoundCall *bc, TileMap *tm, att
         }
     }
     tm->evaluations = an.evaluations;
-    for (int i = 0; an.ts && i < a->ntensors; i++) ival_free_sparse(&an.ts[i].st);
-    free(an.ts);
-    free(an.memo);
-    free(an.stamp);
+    ival_analysis_free(&an);
     free(g.mode);
     if (!ok) {
         tile_map_free(tm);
