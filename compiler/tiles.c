@@ -18,15 +18,9 @@
 
 #include "ir_passes.h"
 #include "plan.h"
+#include "tile_ival.h"
 
-/* An interval of ints, floats or bools (bools as 0..1). */
-typedef struct Ival {
-    int64_t lo, hi; /* ints and bools */
-    double flo, fhi; /* floats; NaN possible when nan */
-    int nan;
-} Ival;
-
-static Ival ival_int(int64_t lo, int64_t hi) { return (Ival){lo, hi, 0, 0, 0}; }
+/* Intervals: ival_int is in tile_ival.h. */
 static Ival ival_flt(double lo, double hi) {
     Ival v = {0, 0, lo, hi, 0};
     if (isnan(lo) || isnan(hi)) v = (Ival){0, 0, -INFINITY, INFINITY, 1};
@@ -41,31 +35,6 @@ static Ival hull(Ival a, Ival b) {
     return (Ival){a.lo < b.lo ? a.lo : b.lo, a.hi > b.hi ? a.hi : b.hi, a.flo < b.flo ? a.flo : b.flo,
                   a.fhi > b.fhi ? a.fhi : b.fhi, a.nan | b.nan};
 }
-
-/* Range min/max of a 1-D int tensor in O(1) per query. */
-typedef struct SparseTable {
-    int levels;
-    int64_t n;
-    int32_t **mn, **mx;
-} SparseTable;
-
-typedef struct TensorSummary {
-    int64_t dims[ATTNC_MAX_RANK];
-    int rank;
-    double gmin, gmax; /* over the whole tensor (0, 0 when empty) */
-    SparseTable st;    /* 1-D int tensors */
-} TensorSummary;
-
-typedef struct Analysis {
-    const Plan *p;
-    const BoundCall *bc;
-    TensorSummary *ts;
-    Ival *memo;
-    unsigned *stamp, gen;
-    Ival vars[V_COUNT];
-    Ival sumvar[64];
-    int64_t evaluations;
-} Analysis;
 
 /* ---- tensor summaries -------------------------------------------------- */
 
@@ -133,9 +102,31 @@ static int summarize(TensorSummary *s, const attnc_tensor *t, int rank) {
     return 1;
 }
 
-/* ---- interval evaluation ----------------------------------------------- */
+int ival_analysis_init(Analysis *an, const Plan *p, const BoundCall *bc) {
+    memset(an, 0, sizeof *an);
+    an->p = p;
+    an->bc = bc;
+    an->gen = 1;
+    const Attention *a = p->attn;
+    an->ts = calloc((size_t)a->ntensors + 1, sizeof(TensorSummary));
+    an->memo = malloc(sizeof(Ival) * (size_t)p->ir->n + 1);
+    an->stamp = calloc((size_t)p->ir->n + 1, sizeof(unsigned));
+    int ok = an->ts && an->memo && an->stamp;
+    for (int i = 0; ok && i < a->ntensors; i++) ok = summarize(&an->ts[i], bc->tensors[i], a->tensors[i]->ndims);
+    const attnc_sizes *sz = &bc->sz;
+    int64_t vals[] = {sz->B, sz->H, sz->Hkv, sz->Lq, sz->Lk, sz->D, sz->Dv};
+    for (int v = V_SIZE_B; v < V_COUNT; v++) an->vars[v] = ival_int(vals[v - V_SIZE_B], vals[v - V_SIZE_B]);
+    return ok;
+}
 
-static Ival eval(Analysis *an, IrRef r);
+void ival_analysis_free(Analysis *an) {
+    for (int i = 0; an->ts && i < an->p->attn->ntensors; i++) free_sparse(&an->ts[i].st);
+    free(an->ts);
+    free(an->memo);
+    free(an->stamp);
+}
+
+/* ---- interval evaluation ----------------------------------------------- */
 
 static int add_ovf(int64_t a, int64_t b, int64_t *r) { return __builtin_add_overflow(a, b, r); }
 static int sub_ovf(int64_t a, int64_t b, int64_t *r) { return __builtin_sub_overflow(a, b, r); }
@@ -323,12 +314,12 @@ static Ival load_ival(Analysis *an, const IrNode *n, const Ival *idx, int *in_bo
  * (ASan build included), so each operator's own temporaries live in a
  * function that is not on the recursion path. */
 static Ival eval_sum_node(Analysis *an, const IrNode *n) {
-    Ival bound = eval(an, n->args[0]);
+    Ival bound = ival_eval(an, n->args[0]);
     if (bound.hi <= 0) return n->op == IR_ANY ? ival_int(0, 0) : n->type == T_INT ? ival_int(0, 0) : ival_flt(0, 0);
     if (n->aux >= 64) return top_of(n->type);
     Ival saved = an->sumvar[n->aux];
     an->sumvar[n->aux] = ival_int(0, bound.hi - 1);
-    Ival body = eval(an, n->args[1]);
+    Ival body = ival_eval(an, n->args[1]);
     an->sumvar[n->aux] = saved;
     if (n->op == IR_ANY) return tri(body.lo == 1 && bound.lo > 0, body.hi == 0);
     int64_t nlo = bound.lo > 0 ? bound.lo : 0, nhi = bound.hi;
@@ -343,7 +334,7 @@ static Ival eval_sum_node(Analysis *an, const IrNode *n) {
 
 static Ival eval_load_node(Analysis *an, const IrNode *n) {
     Ival a[ATTNC_MAX_RANK];
-    for (int i = 0; i < n->nargs; i++) a[i] = eval(an, n->args[i]);
+    for (int i = 0; i < n->nargs; i++) a[i] = ival_eval(an, n->args[i]);
     int inb, outb;
     Ival v = load_ival(an, n, a, &inb, &outb);
     return n->op == IR_INBOUNDS ? tri(inb, outb) : v;
@@ -352,22 +343,22 @@ static Ival eval_load_node(Analysis *an, const IrNode *n) {
 static Ival eval_lazy_node(Analysis *an, const IrNode *n) {
     switch (n->op) {
     case IR_AND: {
-        Ival x = eval(an, n->args[0]);
+        Ival x = ival_eval(an, n->args[0]);
         if (x.hi == 0) return x;
-        Ival y = eval(an, n->args[1]);
+        Ival y = ival_eval(an, n->args[1]);
         return tri(x.lo == 1 && y.lo == 1, y.hi == 0);
     }
     case IR_OR: {
-        Ival x = eval(an, n->args[0]);
+        Ival x = ival_eval(an, n->args[0]);
         if (x.lo == 1) return x;
-        Ival y = eval(an, n->args[1]);
+        Ival y = ival_eval(an, n->args[1]);
         return tri(y.lo == 1, x.hi == 0 && y.hi == 0);
     }
     case IR_SELECT: {
-        Ival c = eval(an, n->args[0]);
-        if (c.lo == 1) return eval(an, n->args[1]);
-        if (c.hi == 0) return eval(an, n->args[2]);
-        return hull(eval(an, n->args[1]), eval(an, n->args[2]));
+        Ival c = ival_eval(an, n->args[0]);
+        if (c.lo == 1) return ival_eval(an, n->args[1]);
+        if (c.hi == 0) return ival_eval(an, n->args[2]);
+        return hull(ival_eval(an, n->args[1]), ival_eval(an, n->args[2]));
     }
     default: return top_of(n->type);
     }
@@ -422,7 +413,7 @@ static Ival apply_node(const Analysis *an, const IrNode *n, const Ival *a) {
 
 static Ival eval_arith_node(Analysis *an, const IrNode *n) {
     Ival a[3] = {top_of(T_INT), top_of(T_INT), top_of(T_INT)};
-    for (int i = 0; i < n->nargs && i < 3; i++) a[i] = eval(an, n->args[i]);
+    for (int i = 0; i < n->nargs && i < 3; i++) a[i] = ival_eval(an, n->args[i]);
     if (n->nargs > 3) return top_of(n->type);
     return apply_node(an, n, a);
 }
@@ -451,7 +442,8 @@ static Ival eval_node(Analysis *an, const IrNode *n) {
     }
 }
 
-static Ival eval(Analysis *an, IrRef r) {
+/* The interval of node r, memoised per generation when it reads no sum variable. */
+Ival ival_eval(Analysis *an, IrRef r) {
     const IrNode *n = &an->p->ir->nodes[r];
     int memo_ok = !(n->deps & DEP_SUMVAR);
     if (memo_ok && an->stamp[r] == an->gen) return an->memo[r];
@@ -479,8 +471,8 @@ static TileMode classify(Analysis *an, int64_t q0, int64_t q1, int64_t k0, int64
     an->vars[V_Q] = ival_int(q0, q1 - 1);
     an->vars[V_KV] = ival_int(k0, k1 - 1);
     const IrFunc *f = an->p->f;
-    Ival keep = eval(an, f->keep);
-    Ival fault = an->p->needs_fault ? eval(an, f->fault) : ival_int(0, 0);
+    Ival keep = ival_eval(an, f->keep);
+    Ival fault = an->p->needs_fault ? ival_eval(an, f->fault) : ival_int(0, 0);
     if (keep.hi == 0 && fault.hi == 0) return TILE_EMPTY;
     if (keep.lo == 1) return TILE_FULL;
     return TILE_PARTIAL;
@@ -566,24 +558,13 @@ attnc_status tile_map_build(const Plan *p, const BoundCall *bc, TileMap *tm, att
     tm->nkt = (sz->Lk + p->bk - 1) / p->bk;
     int64_t nb = p->mask_varies_b ? sz->B : 1, nh = p->mask_varies_h ? sz->H : 1;
     tm->ngroups = nb * nh;
-    Analysis an = {0};
-    an.p = p;
-    an.bc = bc;
-    an.gen = 1;
+    Analysis an;
+    int ok = ival_analysis_init(&an, p, bc);
     Grid g = {NULL, tm->nqt, tm->nkt};
-    const Attention *a = p->attn;
-    an.ts = calloc((size_t)a->ntensors + 1, sizeof(TensorSummary));
-    an.memo = malloc(sizeof(Ival) * (size_t)p->ir->n);
-    an.stamp = calloc((size_t)p->ir->n, sizeof(unsigned));
     g.mode = malloc((size_t)(tm->nqt * tm->nkt) + 1);
     tm->row_start = calloc((size_t)(tm->ngroups * tm->nqt + 1), sizeof(int64_t));
     attnc_status st = ATTNC_OK;
-    int ok = an.ts && an.memo && an.stamp && g.mode && tm->row_start;
-    for (int i = 0; ok && i < a->ntensors; i++) ok = summarize(&an.ts[i], bc->tensors[i], a->tensors[i]->ndims);
-    for (int v = V_SIZE_B; v < V_COUNT; v++) {
-        int64_t vals[] = {sz->B, sz->H, sz->Hkv, sz->Lq, sz->Lk, sz->D, sz->Dv};
-        an.vars[v] = ival_int(vals[v - V_SIZE_B], vals[v - V_SIZE_B]);
-    }
+    ok = ok && g.mode && tm->row_start;
     int64_t cap = 0, used = 0;
     for (int64_t grp = 0; ok && grp < tm->ngroups; grp++) {
         set_element_vars(&an, p->mask_varies_b ? grp / nh : 0, p->mask_varies_h ? grp % nh : 0);
@@ -592,7 +573,7 @@ attnc_status tile_map_build(const Plan *p, const BoundCall *bc, TileMap *tm, att
             an.vars[V_Q] = ival_int(0, sz->Lq - 1);
             an.vars[V_KV] = ival_int(0, sz->Lk - 1);
             new_generation(&an);
-            tm->check_faults = eval(&an, p->f->fault).hi != 0;
+            tm->check_faults = ival_eval(&an, p->f->fault).hi != 0;
         }
         if (tm->nqt && tm->nkt) classify_tiles(&an, &g, 0, tm->nqt, 0, tm->nkt);
         for (int64_t i = 0; ok && i < tm->nqt; i++) {
@@ -622,10 +603,7 @@ attnc_status tile_map_build(const Plan *p, const BoundCall *bc, TileMap *tm, att
         }
     }
     tm->evaluations = an.evaluations;
-    for (int i = 0; an.ts && i < a->ntensors; i++) free_sparse(&an.ts[i].st);
-    free(an.ts);
-    free(an.memo);
-    free(an.stamp);
+    ival_analysis_free(&an);
     free(g.mode);
     if (!ok) {
         tile_map_free(tm);
@@ -676,151 +654,4 @@ int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm) {
     ir_eval_free(&ev);
     free(dims);
     return kept;
-}
-
-/* ---- the work a call can take ------------------------------------------ */
-
-/* A sum may run at most this many iterations per evaluation, and one call
- * at most CALL_WORK_LIMIT evaluations of sum bodies in all (upper bounds
- * from the intervals over the whole call): beyond either the call would run
- * for hours or days, so it is refused before it starts.  Why these values:
- * docs/language-choices.md. */
-static const int64_t SUM_TRIP_LIMIT = INT32_MAX;
-static const int64_t CALL_WORK_LIMIT = (int64_t)1 << 50;
-
-typedef struct Work {
-    Analysis *an;
-    int64_t *memo;     /* work of nodes that read no unbound sum variable; -1: not yet */
-    const char *clause; /* the root being walked, for the message */
-    IrRef worst;       /* the sum with the most iterations, its count and clause */
-    int64_t worst_trips;
-    const char *worst_clause;
-} Work;
-
-static int64_t sat_add(int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_MAX : a + b; }
-static int64_t sat_mul(int64_t a, int64_t b) { return a && b > INT64_MAX / a ? INT64_MAX : a * b; }
-
-/* Sum-body evaluations one evaluation of r can cost, with the sum variables'
- * ranges in an->sumvar; lazy operators count only a branch that can run. */
-static int64_t node_work(Work *w, IrRef r) {
-    const IrNode *n = ir_at(w->an->p->ir, r);
-    int memo = !(n->deps & DEP_SUMVAR);
-    if (memo && w->memo[r] >= 0) return w->memo[r];
-    int64_t total = 0;
-    if (n->op == IR_SUM || n->op == IR_ANY) {
-        Ival bound = eval(w->an, n->args[0]);
-        int64_t trips = bound.hi > 0 ? bound.hi : 0;
-        if (trips > w->worst_trips) w->worst = r, w->worst_trips = trips, w->worst_clause = w->clause;
-        total = node_work(w, n->args[0]);
-        if (trips > 0) {
-            Ival saved = n->aux < 64 ? w->an->sumvar[n->aux] : ival_int(0, 0);
-            if (n->aux < 64) w->an->sumvar[n->aux] = ival_int(0, trips - 1);
-            total = sat_add(total, sat_mul(trips, sat_add(1, node_work(w, n->args[1]))));
-            if (n->aux < 64) w->an->sumvar[n->aux] = saved;
-        }
-    } else if (n->op == IR_SELECT || n->op == IR_AND || n->op == IR_OR) {
-        Ival c = eval(w->an, n->args[0]);
-        total = node_work(w, n->args[0]);
-        int first = n->op == IR_SELECT ? c.hi != 0 : n->op == IR_AND ? c.hi != 0 : c.lo != 1;
-        int second = n->op == IR_SELECT ? c.lo != 1 : 0;
-        if (n->op == IR_SELECT) {
-            if (first) total = sat_add(total, node_work(w, n->args[1]));
-            if (second) total = sat_add(total, node_work(w, n->args[2]));
-        } else if (first) {
-            total = sat_add(total, node_work(w, n->args[1]));
-        }
-    } else {
-        for (int i = 0; i < n->nargs; i++) total = sat_add(total, node_work(w, n->args[i]));
-    }
-    if (memo) w->memo[r] = total;
-    return total;
-}
-
-static const char *var_names_of(int v) {
-    static const char *const names[V_COUNT] = {"b", "h", "q", "kv", "hk", "B", "H", "Hkv", "Lq", "Lk", "D", "Dv"};
-    return v >= 0 && v < V_COUNT ? names[v] : "?";
-}
-
-/* "sum(r < n) with n = 5" or "a sum whose bound can reach 5", for messages. */
-static void describe_sum(const Work *w, char *buf, size_t size) {
-    const IrModule *m = w->an->p->ir;
-    const IrNode *b = ir_at(m, ir_at(m, w->worst)->args[0]);
-    long long n = (long long)w->worst_trips;
-    if (b->op == IR_PARAM)
-        snprintf(buf, size, "sum(r < %s) with %s = %lld", m->attn->params[b->aux]->name,
-                 m->attn->params[b->aux]->name, n);
-    else if (b->op == IR_VAR)
-        snprintf(buf, size, "sum(r < %s) with %s = %lld", var_names_of(b->aux), var_names_of(b->aux), n);
-    else
-        snprintf(buf, size, "a sum whose bound can reach %lld", n);
-}
-
-attnc_status tile_check_work(const Plan *p, const BoundCall *bc, attnc_error *err) {
-    const attnc_sizes *sz = &bc->sz;
-    const Attention *a = p->attn;
-    const IrFunc *f = p->f;
-    int sums = f->nlowrank > 0;
-    for (IrRef r = 0; r < p->ir->n && !sums; r++) sums = p->ir->nodes[r].op == IR_SUM || p->ir->nodes[r].op == IR_ANY;
-    if (!sums) return ATTNC_OK; /* no work beyond the pairs themselves, and no tensor to scan */
-    Analysis an = {0};
-    an.p = p;
-    an.bc = bc;
-    an.gen = 1;
-    Work w = {&an, malloc(sizeof(int64_t) * (size_t)p->ir->n + 1), NULL, IR_NONE, 0, NULL};
-    an.ts = calloc((size_t)a->ntensors + 1, sizeof(TensorSummary));
-    an.memo = malloc(sizeof(Ival) * (size_t)p->ir->n + 1);
-    an.stamp = calloc((size_t)p->ir->n + 1, sizeof(unsigned));
-    int ok = w.memo && an.ts && an.memo && an.stamp;
-    for (int i = 0; ok && i < a->ntensors; i++) ok = summarize(&an.ts[i], bc->tensors[i], a->tensors[i]->ndims);
-    int64_t total = 0, rows = sz->B * sz->H * sz->Lq;
-    if (ok && rows > 0) {
-        for (IrRef r = 0; r < p->ir->n; r++) w.memo[r] = -1;
-        int64_t vals[] = {sz->B, sz->H, sz->Hkv, sz->Lq, sz->Lk, sz->D, sz->Dv};
-        for (int v = V_SIZE_B; v < V_COUNT; v++) an.vars[v] = ival_int(vals[v - V_SIZE_B], vals[v - V_SIZE_B]);
-        /* every element of the call at once */
-        an.vars[V_B] = ival_int(0, sz->B - 1);
-        an.vars[V_H] = ival_int(0, sz->H - 1);
-        an.vars[V_HK] = ival_int(0, sz->Hkv - 1);
-        an.vars[V_Q] = ival_int(0, sz->Lq - 1);
-        an.vars[V_KV] = ival_int(0, sz->Lk > 0 ? sz->Lk - 1 : 0);
-        const struct {
-            const char *clause;
-            IrRef r;
-        } roots[] = {{"scale", f->scale}, {"masks", f->keep}, {"biases", f->bias}, {"score clauses", f->score},
-                     {"weight", f->weight}, {"biases or score clauses", f->lse_offset}, {"runtime checks", f->fault}};
-        for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
-            if (roots[i].r == IR_NONE) continue;
-            w.clause = roots[i].clause;
-            total = sat_add(total, node_work(&w, roots[i].r));
-        }
-        w.clause = "biases";
-        for (int g = 0; g < f->nlowrank; g++) {
-            /* the low-rank groups are sums too: r < count of q-term times k-term */
-            Ival count = eval(&an, f->lowrank_count[g]);
-            int64_t trips = count.hi > 0 ? count.hi : 0;
-            if (trips > w.worst_trips) w.worst = IR_NONE, w.worst_trips = trips, w.worst_clause = "biases";
-            an.sumvar[0] = ival_int(0, trips > 0 ? trips - 1 : 0);
-            int64_t body = sat_add(1, sat_add(node_work(&w, f->lowrank_q[g]), node_work(&w, f->lowrank_k[g])));
-            total = sat_add(total, sat_add(node_work(&w, f->lowrank_count[g]), sat_mul(trips, body)));
-        }
-        total = sat_mul(total, sat_mul(rows, sz->Lk > 0 ? sz->Lk : 1));
-    }
-    for (int i = 0; an.ts && i < a->ntensors; i++) free_sparse(&an.ts[i].st);
-    free(an.ts);
-    free(an.memo);
-    free(an.stamp);
-    char what[200];
-    if (ok && w.worst_trips > SUM_TRIP_LIMIT) {
-        if (w.worst != IR_NONE) describe_sum(&w, what, sizeof what);
-        else snprintf(what, sizeof what, "a low-rank sum whose bound can reach %lld", (long long)w.worst_trips);
-    }
-    free(w.memo);
-    if (!ok) return set_error(err, ATTNC_ERR_NOMEM, "out of memory while bounding the work of the call");
-    if (w.worst_trips > SUM_TRIP_LIMIT)
-        return set_error(err, ATTNC_ERR_RUNTIME, "%s (in the %s) would run more than %lld iterations per evaluation; "
-                         "refused before running", what, w.worst_clause, (long long)SUM_TRIP_LIMIT);
-    if (total > CALL_WORK_LIMIT)
-        return set_error(err, ATTNC_ERR_RUNTIME, "the sums of this call would evaluate their bodies up to %lld times "
-                         "(sizes x iterations); the limit is 2^50: refused before running", (long long)total);
-    return ATTNC_OK;
 }

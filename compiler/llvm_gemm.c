@@ -1,0 +1,78 @@
+/* llvm_gemm.c — the micro-kernels of the LLVM kernel: the QK and PV
+ * products (and the low-rank columns' product) over one tile, with vector
+ * lanes along q.
+ * Requires: the lowering state (llvm_build.h) with W, C, CQ, R and QB set;
+ * the builder inside the tile function.  Produces: loops that keep an R x CQ
+ * block of vector accumulators in registers (R rows of A against CQ vectors
+ * of Bm's row), a tail loop of single rows, and prefetches of the next
+ * region spread through the inner loop. */
+#include "llvm_gemm.h"
+
+enum { MAX_R = 8, MAX_CQ = 4 };
+
+/* Prefetch line `line` of the region (its last line once past its end). */
+void lower_prefetch_line(Lower *L, const Prefetch *pf, LLVMValueRef line) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef byte = smin(L, LLVMBuildMul(b, line, ci64(L, 64), ""), LLVMBuildSub(b, pf->bytes, ci64(L, 64), ""));
+    LLVMTypeRef pt = ptr_to(L->i8);
+    /* rw 0 (read), locality 2 (prefetcht1: L2, leaving L1 to the micro-kernel), data */
+    LLVMValueRef args[4] = {gep(L, L->i8, pf->base, smax(L, byte, ci64(L, 0))), ci32(L, 0), ci32(L, 2), ci32(L, 1)};
+    intrinsic(L, "llvm.prefetch", &pt, 1, args, 4);
+}
+
+/* Out[row][0..QB) (=|+=) sum over k < depth of A[row*ars + k*aks] * Bm[k][0..QB),
+ * rows 0..nrows: R rows x CQ vectors of accumulators per block. */
+static void gemm_rows(Lower *L, int R, LLVMValueRef i0, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks,
+                      LLVMValueRef Bm, LLVMValueRef depth, LLVMValueRef Out, int accumulate, const Prefetch *pf) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef acc[MAX_R][MAX_CQ];
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < L->CQ; j++) acc[i][j] = local(L, L->vf32, NULL);
+    Loop lc;
+    LLVMValueRef c0 = loop_begin(L, &lc, ci64(L, 0), ci64(L, L->C), ci64(L, L->CQ), "gemm.c");
+    LLVMValueRef col0 = LLVMBuildMul(b, c0, ci64(L, L->W), "");
+    for (int i = 0; i < R; i++) {
+        LLVMValueRef row = LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), ci64(L, L->QB), "");
+        for (int j = 0; j < L->CQ; j++) {
+            LLVMValueRef at = LLVMBuildAdd(b, row, LLVMBuildAdd(b, col0, ci64(L, (int64_t)j * L->W), ""), "");
+            set(L, acc[i][j], accumulate ? load_fvec(L, Out, at) : LLVMConstNull(L->vf32));
+        }
+    }
+    Loop lk;
+    LLVMValueRef k = loop_begin(L, &lk, ci64(L, 0), depth, ci64(L, 1), "gemm.k");
+    LLVMValueRef brow = LLVMBuildAdd(b, LLVMBuildMul(b, k, ci64(L, L->QB), ""), col0, "");
+    LLVMValueRef bv[MAX_CQ];
+    for (int j = 0; j < L->CQ; j++) bv[j] = load_fvec(L, Bm, LLVMBuildAdd(b, brow, ci64(L, (int64_t)j * L->W), ""));
+    if (pf) /* line (block * depth + k) */
+        lower_prefetch_line(L, pf,
+                            LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSDiv(b, i0, ci64(L, R), ""), depth, ""), k, ""));
+    LLVMValueRef kofs = LLVMBuildMul(b, k, aks, "");
+    for (int i = 0; i < R; i++) {
+        LLVMValueRef ai = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), ars, ""), kofs, "");
+        LLVMValueRef as = splat(L, load(L, L->f32, gep(L, L->f32, A, ai), 4));
+        for (int j = 0; j < L->CQ; j++) set(L, acc[i][j], fmuladd(L, as, bv[j], get(L, L->vf32, acc[i][j])));
+    }
+    loop_end(L, &lk);
+    for (int i = 0; i < R; i++) {
+        LLVMValueRef row = LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), ci64(L, L->QB), "");
+        for (int j = 0; j < L->CQ; j++) {
+            LLVMValueRef at = LLVMBuildAdd(b, row, LLVMBuildAdd(b, col0, ci64(L, (int64_t)j * L->W), ""), "");
+            store_fvec(L, get(L, L->vf32, acc[i][j]), Out, at);
+        }
+    }
+    loop_end(L, &lc);
+}
+
+/* All rows 0..nrows: blocks of R rows, then the remaining rows one by one. */
+void lower_gemm(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm,
+                LLVMValueRef depth, LLVMValueRef Out, int accumulate, const Prefetch *pf) {
+    Loop lb;
+    LLVMValueRef full_end = LLVMBuildSub(L->bd, nrows, ci64(L, L->R - 1), "");
+    LLVMValueRef i0 = loop_begin(L, &lb, ci64(L, 0), full_end, ci64(L, L->R), "gemm.rows");
+    gemm_rows(L, L->R, i0, A, ars, aks, Bm, depth, Out, accumulate, pf);
+    loop_end(L, &lb);
+    Loop lt;
+    LLVMValueRef i = loop_begin(L, &lt, lb.i, nrows, ci64(L, 1), "gemm.tail");
+    gemm_rows(L, 1, i, A, ars, aks, Bm, depth, Out, accumulate, NULL);
+    loop_end(L, &lt);
+}
