@@ -39,15 +39,18 @@ static double lowrank_term(IrEval *ev, const IrFunc *f, const int64_t *counts) {
 static int element(IrEval *ev, const Plan *p, int mode, int check_faults, const float *qrow, const float *krow,
                    int64_t D, double scale, const int64_t *counts, double *score) {
     const IrFunc *f = p->f;
+    /* the score first: the fault check may read it (a `?:` on the score
+     * guarding a tensor read); every IR operation is total, so computing it
+     * for an element that turns out masked or faulting is harmless */
     ir_eval_reset(ev);
-    if (check_faults && ir_eval(ev, f->fault).b) return -1;
-    if (mode == TILE_PARTIAL && !ir_eval(ev, f->keep).b) return 1;
     double dot = 0;
     for (int64_t d = 0; d < D; d++) dot += (double)qrow[d] * (double)krow[d];
     double bias = ir_eval(ev, f->bias).f;
     double low = f->nlowrank ? lowrank_term(ev, f, counts) : 0;
     ev->pre = scale * dot + bias + low;
     ir_eval_reset(ev);
+    if (check_faults && ir_eval(ev, f->fault).b) return -1;
+    if (mode == TILE_PARTIAL && !ir_eval(ev, f->keep).b) return 1;
     *score = p->softmax ? ir_eval(ev, f->score).f : ir_eval(ev, f->weight).f;
     return 0;
 }
