@@ -3,7 +3,7 @@
 #ifndef ATTNC_API_INTERNAL_H
 #define ATTNC_API_INTERNAL_H
 #include "attnc.h"
-#include "bind.h"
+#include "call.h"
 #include "plan.h"
 
 const Plan *attnc_kernel_plan(const attnc_kernel *k);

@@ -1,8 +1,10 @@
 /* backend.h — the interface every backend implements (backends/llvm,
  * backends/c, backends/cuda, and the interpreter and refplan in runtime/).
  * The runtime's registry (runtime/registry.c) finds the implementation of an
- * attnc_backend and runs its result through launch.c; a backend only turns a
- * Plan into an AttnTileFn (and, for `attnc emit`, into text). */
+ * attnc_backend, and runs its result through runtime/launch.c (or the
+ * backend's own `run`: the interpreter); a backend only turns a Plan into an
+ * AttnTileFn (and, for `attnc emit`, into text).  Backends see the middle end
+ * and below, never the runtime. */
 #ifndef ATTNC_BACKEND_H
 #define ATTNC_BACKEND_H
 #include "attnc.h"
