@@ -1,5 +1,5 @@
 /* main.c — the `attnc` command line (shared/spec/interfaces.md section 1).
- * The library returns statuses and text; only this file prints and exits.
+ * The library returns statuses and text; only cli/ prints, only this file exits.
  * Exit status: 0 ok, 1 spec errors, 2 bad command line, 3 runtime error of
  * the call, 4 `diff` found a difference beyond tolerance. */
 #include <signal.h>
@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "inputs.h"
+#include "measure.h"
+#include "options.h"
 
 static const char usage[] =
     "usage:\n"
@@ -24,27 +26,6 @@ static const char usage[] =
     "  attnc bench FILE [--variant NAME] --shape ... [--param NAME=VALUE]... [--tensor NAME=T.npy]...\n"
     "              [--backend ...] [--threads N] [--reps N] [--tile BQxBK]\n";
 
-
-int fail(int code, const char *fmt, const char *a, const char *b) {
-    fprintf(stderr, "attnc: ");
-    fprintf(stderr, fmt, a ? a : "", b ? b : "");
-    fprintf(stderr, "\n");
-    return code;
-}
-
-/* Load and check the spec; prints diagnostics. */
-int load_spec(const Options *o, attnc_spec **spec) {
-    attnc_error err = {0};
-    attnc_status st = attnc_spec_from_file(o->file, spec, &err);
-    if (*spec && attnc_spec_error_count(*spec)) {
-        fputs(attnc_spec_diagnostics(*spec), stderr);
-        int n = attnc_spec_error_count(*spec);
-        fprintf(stderr, "%d error%s generated.\n", n, n == 1 ? "" : "s");
-        return EXIT_SPEC;
-    }
-    if (st) return fail(st == ATTNC_ERR_SPEC ? EXIT_SPEC : EXIT_RUNTIME, "%s", err.message, NULL);
-    return 0;
-}
 
 static int cmd_check(const Options *o) {
     attnc_spec *spec = NULL;
@@ -63,10 +44,6 @@ static int cmd_check(const Options *o) {
     }
     attnc_spec_free(spec);
     return rc;
-}
-
-int status_exit(attnc_status st) {
-    return st == ATTNC_ERR_SPEC ? EXIT_SPEC : st == ATTNC_ERR_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
 }
 
 /* Read a float32 array of rank 4 named `what`. */
@@ -93,38 +70,6 @@ static int check_qkv_shapes(const npy_array *q, const npy_array *k, const npy_ar
     else
         return 0;
     return fail(EXIT_RUNTIME, "%s", buf, NULL);
-}
-
-int bind_cli_params(const Options *o, const attnc_kernel *kern, RunInputs *in) {
-    for (int i = 0; i < o->nparams; i++) {
-        char name[128];
-        const char *val = split_assignment(o->params[i], name, sizeof name);
-        if (!val) return fail(EXIT_USAGE, "--param '%s': expected NAME=VALUE", o->params[i], NULL);
-        attnc_error err = {0};
-        attnc_status st = attnc_kernel_param_from_text(kern, name, val, &in->params[i], &err);
-        if (st) return fail(status_exit(st), "--param: %s", err.message, NULL);
-    }
-    for (int i = 0; i < o->ntensors; i++) {
-        const char *path = split_assignment(o->tensors[i], in->names[i], sizeof in->names[i]);
-        if (!path) return fail(EXIT_USAGE, "--tensor '%s': expected NAME=FILE.npy", o->tensors[i], NULL);
-        char msg[600];
-        if (npy_read(path, &in->tens[i], msg, sizeof msg)) return fail(EXIT_RUNTIME, "tensor '%s': %s", in->names[i], msg);
-        attnc_tensor *t = &in->tensors[i];
-        t->name = in->names[i];
-        t->dtype = in->tens[i].dtype;
-        t->rank = in->tens[i].rank;
-        memcpy(t->shape, in->tens[i].shape, sizeof t->shape);
-        t->data = in->tens[i].data;
-    }
-    return 0;
-}
-
-void free_inputs(RunInputs *in) {
-    if (!in) return;
-    npy_free(&in->q);
-    npy_free(&in->k);
-    npy_free(&in->v);
-    for (int i = 0; i < MAX_REPEATED; i++) npy_free(&in->tens[i]);
 }
 
 /* Output files are opened (every destination checked) before anything is
@@ -206,7 +151,7 @@ static int cmd_run(const Options *o) {
 }
 
 /* `emit --target c -o X.c`: the C holds its own header between two marker
- * lines (compiler/c_emit.h); that part goes to X.h as well.  Returns X.h
+ * lines (backends/c/c_emit.h); that part goes to X.h as well.  Returns X.h
  * (malloc'd) and the part, or NULL when there is no header to write. */
 static char *c_header_part(const char *c_path, const char *text, const char **part, size_t *len) {
     static const char begin[] = "/* ---- attnc:header-begin ---- */\n", end[] = "/* ---- attnc:header-end ---- */\n";

@@ -10,7 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli.h"
+#include "inputs.h"
+#include "measure.h"
+#include "options.h"
 
 static uint64_t rng_state;
 static uint64_t next_random(void) {

@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "npy.h"
+#include "options.h"
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))

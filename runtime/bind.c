@@ -18,17 +18,6 @@
 
 #include "interp.h"
 
-attnc_status set_error(attnc_error *err, attnc_status st, const char *fmt, ...) {
-    if (err) {
-        err->status = st;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
-
 /* Text of an int: an optional sign, then decimal digits or 0x and hex digits
  * (no octal, no spaces, nothing after).  0 when it is not one; *range set
  * when it is one outside int64. */

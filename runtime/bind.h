@@ -4,21 +4,8 @@
 #ifndef ATTNC_BIND_H
 #define ATTNC_BIND_H
 #include "attnc.h"
-#include "sema.h"
-
-/* Params fixed when the kernel was compiled (-D), by param index. */
-typedef struct FixedParams {
-    int *is_fixed;
-    Const *value;
-} FixedParams;
-
-typedef struct BoundCall {
-    const Attention *attn;
-    attnc_sizes sz;
-    Const *params;                /* by param index */
-    const attnc_tensor **tensors; /* by tensor index */
-    double scale;
-} BoundCall;
+#include "call.h"
+#include "status.h"
 
 /* Check args against the attention and fill `bc` (its arrays malloc'd; free
  * with bind_release).  Returns ATTNC_OK or an error with `err` filled. */
@@ -32,12 +19,5 @@ attnc_status bind_tensor_shape(const BoundCall *bc, const Decl *d, int64_t *shap
 
 /* Parse a param value written as text ("8", "-0.5", "true") for a param of type t. */
 attnc_status bind_parse_value(Type t, const char *name, const char *text, Const *out, attnc_error *err);
-
-/* Set err (if not NULL) and return its status. */
-attnc_status set_error(attnc_error *err, attnc_status st, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
 
 #endif

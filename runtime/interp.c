@@ -9,10 +9,11 @@
  * evaluate only the deciding operand.
  *
  * The int semantics below (wrapping, floor division, saturation) are written
- * out again in compiler/ir_eval.c on purpose: the interpreter is the oracle
+ * out again in middle/ir_eval.c on purpose: the interpreter is the oracle
  * the compiled path is tested against, so it shares no evaluation code with
  * the IR it checks. */
 #include "interp.h"
+#include "registry.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -29,7 +30,7 @@ static Const cbool(int b) {
 }
 
 /* Record the first runtime error, with its spec position and element. */
-static Const fail(InterpEnv *env, const TExpr *e, const char *what) {
+static Const interp_fail(InterpEnv *env, const TExpr *e, const char *what) {
     if (!env->failed && env->call_level) {
         snprintf(env->msg, env->msgsize, "%s:%d:%d: %s (evaluating sizes and params)",
                  e->span.src ? e->span.src->name : "<spec>", e->span.first_line, e->span.first_col, what);
@@ -128,7 +129,7 @@ static Const eval_index(InterpEnv *env, const TExpr *e) {
             char what[256];
             snprintf(what, sizeof what, "index %lld is out of range [0, %lld) in dimension %d of tensor '%s'",
                      (long long)ix.i, (long long)n, i, d->name);
-            return fail(env, e->args[i], what);
+            return interp_fail(env, e->args[i], what);
         }
         offset = offset * n + ix.i;
     }
@@ -153,11 +154,11 @@ static Const eval_binary(InterpEnv *env, const TExpr *e) {
     case X_MUL: return t == T_INT ? cint(wrap_mul(a.i, b.i)) : cflt(a.f * b.f);
     case X_DIV:
         if (t != T_INT) return cflt(a.f / b.f);
-        if (b.i == 0) return fail(env, e, "integer division by zero");
+        if (b.i == 0) return interp_fail(env, e, "integer division by zero");
         return cint(floor_div(a.i, b.i));
     case X_MOD:
         if (t != T_INT) return cflt(float_mod(a.f, b.f));
-        if (b.i == 0) return fail(env, e, "integer modulo by zero");
+        if (b.i == 0) return interp_fail(env, e, "integer modulo by zero");
         return cint(floor_mod(a.i, b.i));
     case X_LT: return cbool(t == T_INT ? a.i < b.i : a.f < b.f);
     case X_LE: return cbool(t == T_INT ? a.i <= b.i : a.f <= b.f);
@@ -177,7 +178,7 @@ static Const eval_sum(InterpEnv *env, const TExpr *e) {
             char what[160];
             snprintf(what, sizeof what, "sum of %lld iterations is over the limit of %d for sizes and params",
                      (long long)n.i, INT32_MAX);
-            return fail(env, e, what);
+            return interp_fail(env, e, what);
         }
         env->sums_left -= n.i;
     }
@@ -364,3 +365,22 @@ done:
     free(env);
     return st;
 }
+
+/* ---- the interpreter as a backend: nothing to compile, its own runner ---- */
+
+static attnc_status interp_compile(const Plan *p, const attnc_options *opts, CompiledKernel *ck, void **state,
+                                   attnc_error *err) {
+    (void)p, (void)opts, (void)ck, (void)state, (void)err;
+    return ATTNC_OK;
+}
+
+static void interp_release(void *state) { (void)state; }
+
+static attnc_status interp_backend_run(const Plan *p, const CompiledKernel *ck, const BoundCall *bc,
+                                       const attnc_args *args, int threads, attnc_error *err) {
+    (void)p, (void)ck, (void)threads;
+    return interp_run(bc, args->q, args->k, args->v, args->o, args->lse, err);
+}
+
+const BackendImpl backend_interp = {ATTNC_BACKEND_INTERP, 1, interp_compile, interp_release, backend_emit_nothing,
+                                    interp_backend_run};

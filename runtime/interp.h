@@ -4,7 +4,8 @@
  * simple: no tiling, no reordering, no cleverness. */
 #ifndef ATTNC_INTERP_H
 #define ATTNC_INTERP_H
-#include "bind.h"
+#include "call.h"
+#include "status.h"
 
 /* Where an expression is evaluated: the element and its score. */
 typedef struct InterpEnv {

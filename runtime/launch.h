@@ -2,15 +2,10 @@
  * AttnTileFn) over one bound call: tile map, work items, threads, faults. */
 #ifndef ATTNC_LAUNCH_H
 #define ATTNC_LAUNCH_H
-#include "bind.h"
+#include "backend.h"
+#include "call.h"
 #include "kernel_abi.h"
 #include "plan.h"
-
-typedef struct CompiledKernel {
-    AttnTileFn tile;
-    AttnScratchFn scratch_bytes;
-    const void *kernel_data; /* passed to the kernel as call->kernel_data */
-} CompiledKernel;
 
 /* Run `ck` for the call: O and LSE are written only on success; a fault
  * found by the kernel is reported with the interpreter's exact message. */

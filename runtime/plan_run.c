@@ -15,6 +15,7 @@
 #include "ir_passes.h"
 #include "plan.h"
 #include "plan_run.h"
+#include "registry.h"
 
 typedef struct Row {
     double m, l;   /* running max (log2 domain) and sum */
@@ -174,3 +175,19 @@ int refplan_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt, void *scra
     }
     return 0;
 }
+
+/* ---- refplan as a backend: the plan itself is the kernel's data ---- */
+
+static attnc_status refplan_compile(const Plan *p, const attnc_options *opts, CompiledKernel *ck, void **state,
+                                    attnc_error *err) {
+    (void)opts, (void)state, (void)err;
+    ck->tile = refplan_tile;
+    ck->scratch_bytes = refplan_scratch_bytes;
+    ck->kernel_data = p;
+    return ATTNC_OK;
+}
+
+static void refplan_release(void *state) { (void)state; }
+
+const BackendImpl backend_refplan = {ATTNC_BACKEND_REFPLAN, 1, refplan_compile, refplan_release, backend_emit_nothing,
+                                     NULL};

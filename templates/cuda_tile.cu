@@ -2,11 +2,11 @@
  * CUDA C (`attnc emit --target cuda`), and that the cuda-emu backend runs on
  * the CPU through libtcc.
  *
- * compiler/cuda_emit.c copies this file into every generated translation
+ * backends/cuda/cuda_emit.c copies this file into every generated translation
  * unit, replaces @NAME@ by the attention's name and fills the holes (the
  * lines holding only a comment of the form  / *@HOLE@* / ) with the code of
  * one attention's kernel plan, exactly the code templates/tile.c receives
- * (compiler/c_holes.c, cemit_holes): the per-element code is shared between
+ * (backends/c/c_holes.c, cemit_holes): the per-element code is shared between
  * the C and the CUDA kernels, and the holes see the same names here.
  *
  * Before this text the emitter defines:
@@ -297,7 +297,7 @@ extern "C" int @NAME@_cuda_launch(const AttnCall *call, int *fault, cudaStream_t
     return (int)cudaGetLastError();
 }
 #else
-/* The emulation: the kernel ABI of runtime/kernel_abi.h, one work item per
+/* The emulation: the kernel ABI of middle/kernel_abi.h, one work item per
  * call on the calling CPU thread, its ATTNC_NT "threads" run phase by phase. */
 ATTNC_LINKAGE int64_t attnc_scratch_bytes(const AttnCall *c) { return attnc_cuda_dynamic_bytes(c); }
 

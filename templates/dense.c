@@ -2,9 +2,9 @@
  * every attention: the Q.K^T and P.V tile products, the transposed copy of
  * a K tile, and the online-softmax update of a tile's rows.
  *
- * Ahead of time, compiler/c_emit.c pastes this file into the generated C
+ * Ahead of time, backends/c/c_emit.c pastes this file into the generated C
  * (ATTNC_DENSE_API `static`), for the user's compiler to vectorise with the
- * rest.  libattnc compiles it at -O3 (runtime/jit_dense.c, which includes
+ * rest.  libattnc compiles it at -O3 (backends/c/jit_dense.c, which includes
  * it twice: portable and AVX2+FMA) and the code libtcc compiles calls those
  * copies (it sees only the prototypes: ATTNC_DENSE_PROTOTYPES_ONLY):
  * libtcc neither vectorises nor keeps values in registers, and these loops
@@ -43,7 +43,7 @@ ATTNC_DENSE_API void attnc_dense_transpose(const float *src, int64_t rows, int64
     }
 }
 
-#ifndef ATTNC_DENSE_HELPERS /* what a second inclusion (runtime/jit_dense.c) must not repeat */
+#ifndef ATTNC_DENSE_HELPERS /* what a second inclusion (backends/c/jit_dense.c) must not repeat */
 #define ATTNC_DENSE_HELPERS
 /* Blocks of 4 rows by 16 columns stay in registers (eight 256-bit or
  * sixteen 128-bit vector registers); reductions run in 8 lanes, so they

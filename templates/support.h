@@ -3,7 +3,7 @@
  * needs without system headers, the CUDA portability macros, and the
  * helper functions with the IR's total semantics.  One copy, embedded in
  * the library (cmake/embed.cmake) and pasted by both emitters:
- * compiler/c_emit.c (`--target c`, libtcc) and compiler/cuda_emit.c
+ * backends/c/c_emit.c (`--target c`, libtcc) and backends/cuda/cuda_emit.c
  * (`--target cuda`, cuda-emu).
  *
  * This file is never included or compiled whole.  It is a list of
@@ -12,7 +12,7 @@
  * comment, is not emitted.  KIND is
  *   section  a named piece an emitter pastes where it needs it
  *            (cemit_put_support);
- *   helper   a function NAME the code of the holes (compiler/c_holes.c)
+ *   helper   a function NAME the code of the holes (backends/c/c_holes.c)
  *            may call: an emitter pastes it only when that code contains
  *            "NAME(" (cemit_put_helpers), since compilers warn about
  *            unused static functions.  To add a helper, add a section here
@@ -24,7 +24,7 @@
 
 /* The JIT (libtcc) compiles without system headers.  The libm functions
  * here are the ones the JIT binds by name: keep them in step with
- * CEMIT_EXTERNAL_FUNCTIONS in compiler/c_emit.h. */
+ * CEMIT_EXTERNAL_FUNCTIONS in backends/c/c_emit.h. */
 /*@section jit_types@*/
 /* the JIT compiles without system headers: the types stdint.h would give */
 typedef signed char int8_t;

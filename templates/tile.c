@@ -1,8 +1,8 @@
 /* templates/tile.c — the fused, tiled attention kernel that attnc emits as C.
  *
- * compiler/c_emit.c copies this file into every generated translation unit
+ * backends/c/c_emit.c copies this file into every generated translation unit
  * and fills the holes marked with a comment of the form  / *@NAME@* /  with
- * the code of one attention's kernel plan (compiler/plan.h).  Everything
+ * the code of one attention's kernel plan (middle/plan.h).  Everything
  * else here is the same for every attention: the loop nest of FlashAttention
  * with online softmax, exactly as runtime/plan_run.c (refplan, the float64
  * reference) computes it, but in float32.  The dense loops (Q.K^T, P.V, the
@@ -19,7 +19,7 @@
  *   ATTNC_LINKAGE          `static` ahead of time, empty for the JIT (which looks
  *                          attnc_tile and attnc_scratch_bytes up by name)
  *   attnc_inf()            +infinity as a float
- * and the AttnCall of runtime/kernel_abi.h and the functions of dense.c.
+ * and the AttnCall of middle/kernel_abi.h and the functions of dense.c.
  *
  * The holes, and what each sees:
  *   HEAD      once per work item: call-level and (b, h)-level values; sets

@@ -1,4 +1,4 @@
-# tests/cgen.cmake — the C emitter (compiler/c_emit.c) beyond the examples:
+# tests/cgen.cmake — the C emitter (backends/c/c_emit.c) beyond the examples:
 # the libtcc backend on shapes with odd L, Lq != Lk, GQA, D = 40, Dv != D,
 # fully masked rows, small tiles and 1 or 2 threads; the same generated C
 # compiled ahead of time by the system C compiler (cc -O2 -std=c99) and

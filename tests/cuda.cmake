@@ -1,4 +1,4 @@
-# tests/cuda.cmake — CUDA C emission (compiler/cuda_emit.c, templates/cuda_tile.cu):
+# tests/cuda.cmake — CUDA C emission (backends/cuda/cuda_emit.c, templates/cuda_tile.cu):
 # `attnc emit --target cuda` for every attention of every example must name
 # its entry point (always), and compile with `nvcc -arch=sm_80 -c` (one test
 # per example file; skipped, not passed, when nvcc is missing: exit 77).

@@ -2,7 +2,7 @@
 # random inputs its `// example-args:` line describes (tests/test_examples.c).
 add_library(attnc_test_support STATIC ${PROJECT_SOURCE_DIR}/tests/support.c)
 target_compile_options(attnc_test_support PRIVATE ${ATTNC_WARNINGS})
-target_link_libraries(attnc_test_support PUBLIC attnc_static m)
+target_link_libraries(attnc_test_support PUBLIC attnc_internal m)
 target_include_directories(attnc_test_support PUBLIC ${PROJECT_SOURCE_DIR}/tests)
 add_executable(test_examples ${PROJECT_SOURCE_DIR}/tests/test_examples.c)
 target_compile_options(test_examples PRIVATE ${ATTNC_WARNINGS})

@@ -18,6 +18,7 @@ if(ATTNC_FUZZ)
   endfunction()
   attnc_fuzz_target(fuzz_spec ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_spec.c)
   attnc_fuzz_target(fuzz_npy ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_npy.c)
+  target_link_libraries(fuzz_npy PRIVATE attnc_npy)
   attnc_fuzz_target(fuzz_cli ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_cli.c ${PROJECT_SOURCE_DIR}/cli/options.c)
   target_include_directories(fuzz_cli PRIVATE ${PROJECT_SOURCE_DIR}/cli)
 

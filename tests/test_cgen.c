@@ -1,4 +1,4 @@
-/* test_cgen.c — the generated C (compiler/c_emit.c) against the reference
+/* test_cgen.c — the generated C (backends/c/c_emit.c) against the reference
  * interpreter, through the libtcc JIT or ahead of time with the system C
  * compiler.
  *

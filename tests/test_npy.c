@@ -1,4 +1,4 @@
-/* test_npy — unit tests for runtime/npy.c.
+/* test_npy — unit tests for cli/npy.c.
  *
  *   test_npy                                  run every test; exit 1 on any failure
  *   test_npy --expect FILE f4|i4 SHAPE [LO HI]

@@ -1,4 +1,4 @@
-/* test_outfile — unit tests for runtime/outfile.c and npy_write on what a
+/* test_outfile — unit tests for cli/outfile.c and npy_write on what a
  * path names: a new file, a symlink (dangling or not), a directory, a
  * character device (a private mknod copy of /dev/null and /dev/full when
  * running as root, so a regression cannot replace the system's; the system's

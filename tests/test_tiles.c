@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "bind.h"
 #include "interp.h"
 #include "support.h"
 

@@ -38,5 +38,7 @@ include(tests/difffuzz.cmake)
 # The worker pool: thread indices stay below what each call asks for.
 add_executable(test_threads ${PROJECT_SOURCE_DIR}/tests/test_threads.c)
 target_compile_options(test_threads PRIVATE ${ATTNC_WARNINGS})
-target_link_libraries(test_threads PRIVATE attnc_static)
+target_link_libraries(test_threads PRIVATE attnc_internal)
 add_test(NAME runtime/threads COMMAND test_threads)
+# The layers point one way (tests/layering.sh reads every #include of the sources).
+add_test(NAME layering COMMAND bash ${PROJECT_SOURCE_DIR}/tests/layering.sh ${PROJECT_SOURCE_DIR})

@@ -1,5 +1,5 @@
 /* fuzz_npy.c — libFuzzer target for the .npy reader and writer
- * (runtime/npy.c).  Any bytes are read twice, from memory (npy_read_mem) and
+ * (cli/npy.c).  Any bytes are read twice, from memory (npy_read_mem) and
  * from a regular file (npy_read, which reads piece by piece after checking
  * lengths against the file size): both must give the same answer, ok with
  * the same array or a clean one-line error.  An array that reads is written

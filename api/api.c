@@ -1,0 +1,542 @@
+/* api.c — the public C library (include/attnc.h).
+ * Requires: the front end (parse_source, sema_check) and the backends.
+ * Produces: opaque spec and kernel handles.  A kernel owns its own checked
+ * copy of the attention (re-parsed from the spec's text into its own arena),
+ * so it outlives the spec it came from and can be run from many threads. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attnc.h"
+#include "api_internal.h"
+#include "bind.h"
+#include "ir.h"
+#include "launch.h"
+#include "plan.h"
+#include "registry.h"
+#include "sema.h"
+
+extern const char attnc_prelude_text[];
+extern const unsigned long attnc_prelude_text_len;
+
+enum { MAX_SPEC_BYTES = 16 << 20 };
+
+/* A parsed and checked file, with the prelude it was checked against. */
+typedef struct Compiled {
+    Arena *arena;
+    Diag diag;
+    Source src, prelude_src;
+    Program *prog;
+} Compiled;
+
+struct attnc_spec {
+    Compiled c;
+    char *text;
+    size_t len;
+    char *name;
+};
+
+struct attnc_kernel {
+    Compiled c;
+    char *text, *name; /* own copies: the kernel outlives its spec */
+    const Attention *attn;
+    attnc_backend backend;
+    int threads;
+    FixedParams fixed;
+    int *unbound; /* indexes of params the caller may pass */
+    int nunbound;
+    Plan *plan;   /* the middle end's description of the kernel */
+    const BackendImpl *impl; /* how it was compiled and is run */
+    CompiledKernel ck;
+    void *state;
+    attnc_options opts; /* as compiled (defines dropped: see fixed) */
+};
+
+/* Parse and check text into c (arena-owned); 0 only when out of memory
+ * (diagnostics that could not all be kept or rendered included). */
+static int compile_text(Compiled *c, const char *name, const char *text, size_t len) {
+    memset(c, 0, sizeof *c);
+    c->arena = arena_new();
+    if (!c->arena) return 0;
+    diag_init(&c->diag, c->arena);
+    c->src = (Source){name, text, len};
+    c->prelude_src = (Source){"<prelude>", attnc_prelude_text, attnc_prelude_text_len};
+    AstFile *prelude = parse_source(&c->prelude_src, c->arena, &c->diag);
+    AstFile *file = parse_source(&c->src, c->arena, &c->diag);
+    if (!prelude || !file) return 0;
+    c->prog = sema_check(file, prelude, c->arena, &c->diag);
+    diag_render(&c->diag);
+    return c->prog != NULL && !c->diag.failed && !arena_failed(c->arena);
+}
+
+static void compiled_free(Compiled *c) {
+    diag_fini(&c->diag);
+    arena_free(c->arena);
+}
+
+attnc_status attnc_spec_from_string(const char *filename, const char *text, size_t len, attnc_spec **out,
+                                    attnc_error *err) {
+    if (!out) return set_error(err, ATTNC_ERR_USAGE, "out is NULL");
+    *out = NULL;
+    if (!text && len) return set_error(err, ATTNC_ERR_USAGE, "text is NULL");
+    if (len > MAX_SPEC_BYTES)
+        return set_error(err, ATTNC_ERR_SPEC, "%s: spec is too large (%zu bytes; the limit is %d)",
+                         filename ? filename : "<string>", len, MAX_SPEC_BYTES);
+    attnc_spec *s = calloc(1, sizeof *s);
+    if (!s) return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    s->name = strdup(filename ? filename : "<string>");
+    s->text = malloc(len + 1);
+    if (!s->name || !s->text) {
+        attnc_spec_free(s);
+        return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    }
+    if (len) memcpy(s->text, text, len);
+    s->text[len] = 0;
+    s->len = len;
+    if (!compile_text(&s->c, s->name, s->text, len)) {
+        attnc_spec_free(s);
+        return set_error(err, ATTNC_ERR_NOMEM, "out of memory while parsing");
+    }
+    *out = s;
+    if (s->c.diag.errors)
+        return set_error(err, ATTNC_ERR_SPEC, "%s: %d error%s in the spec", s->name, s->c.diag.errors,
+                         s->c.diag.errors == 1 ? "" : "s");
+    return ATTNC_OK;
+}
+
+attnc_status attnc_spec_from_file(const char *path, attnc_spec **out, attnc_error *err) {
+    if (!out || !path) return set_error(err, ATTNC_ERR_USAGE, "path or out is NULL");
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return set_error(err, ATTNC_ERR_RUNTIME, "cannot open '%s'", path);
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int too_big = 0, nomem = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 4096;
+            if (cap > (size_t)MAX_SPEC_BYTES + 1) {
+                too_big = 1;
+                break;
+            }
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                nomem = 1; /* not a shorter spec */
+                break;
+            }
+            buf = nb;
+        }
+        size_t n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (n == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (too_big) {
+        free(buf);
+        return set_error(err, ATTNC_ERR_SPEC, "%s: spec is too large (the limit is %d bytes)", path, MAX_SPEC_BYTES);
+    }
+    if (bad) {
+        free(buf);
+        return set_error(err, ATTNC_ERR_RUNTIME, "cannot read '%s' (is it a directory?)", path);
+    }
+    if (nomem) {
+        free(buf);
+        return set_error(err, ATTNC_ERR_NOMEM, "out of memory reading '%s'", path);
+    }
+    attnc_status st = attnc_spec_from_string(path, buf ? buf : "", len, out, err);
+    free(buf);
+    return st;
+}
+
+int attnc_spec_error_count(const attnc_spec *s) { return s ? s->c.diag.errors : 0; }
+const char *attnc_spec_diagnostics(const attnc_spec *s) { return s ? diag_text(&s->c.diag) : ""; }
+int attnc_spec_variant_count(const attnc_spec *s) { return s ? s->c.prog->nattns : 0; }
+
+const char *attnc_spec_variant_name(const attnc_spec *s, int i) {
+    if (!s || i < 0 || i >= s->c.prog->nattns) return NULL;
+    return s->c.prog->attns[i]->name;
+}
+
+void attnc_spec_free(attnc_spec *s) {
+    if (!s) return;
+    if (s->c.arena) compiled_free(&s->c);
+    free(s->text);
+    free(s->name);
+    free(s);
+}
+
+/* ---- kernels ---------------------------------------------------------- */
+
+const char *attnc_backend_name(attnc_backend b) {
+    switch (b) {
+    case ATTNC_BACKEND_INTERP: return "interp";
+    case ATTNC_BACKEND_LLVM: return "llvm";
+    case ATTNC_BACKEND_TCC: return "tcc";
+    case ATTNC_BACKEND_CUDA_EMU: return "cuda-emu";
+    case ATTNC_BACKEND_REFPLAN: return "refplan";
+    default: return "default";
+    }
+}
+
+int attnc_backend_parse(const char *name, attnc_backend *out) {
+    static const attnc_backend all[] = {ATTNC_BACKEND_INTERP, ATTNC_BACKEND_LLVM, ATTNC_BACKEND_TCC,
+                                        ATTNC_BACKEND_CUDA_EMU, ATTNC_BACKEND_REFPLAN};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (name && strcmp(name, attnc_backend_name(all[i])) == 0) {
+            *out = all[i];
+            return 1;
+        }
+    return 0;
+}
+
+int attnc_backend_available(attnc_backend b) {
+    const BackendImpl *impl = backend_find(b);
+    return b == ATTNC_BACKEND_DEFAULT || (impl && impl->can_run);
+}
+
+/* The fastest backend this build can run. */
+static attnc_backend default_backend(void) {
+    if (attnc_backend_available(ATTNC_BACKEND_LLVM)) return ATTNC_BACKEND_LLVM;
+    if (attnc_backend_available(ATTNC_BACKEND_TCC)) return ATTNC_BACKEND_TCC;
+    return ATTNC_BACKEND_INTERP;
+}
+
+const char *attnc_version(void) { return ATTNC_VERSION_TEXT; }
+
+/* "a, b, c": the file's attentions, for messages. */
+static void variant_names(const Program *p, char *buf, size_t n) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < p->nattns && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? ", " : "", p->attns[i]->name);
+}
+
+static const Attention *find_variant(const Program *p, const char *variant, attnc_error *err) {
+    char names[300];
+    if (variant) {
+        for (int i = 0; i < p->nattns; i++)
+            if (strcmp(p->attns[i]->name, variant) == 0) return p->attns[i];
+        variant_names(p, names, sizeof names);
+        set_error(err, ATTNC_ERR_USAGE, "no attention named '%s' in the file (it has: %s)", variant, names);
+        return NULL;
+    }
+    if (p->nattns == 1) return p->attns[0];
+    variant_names(p, names, sizeof names);
+    set_error(err, ATTNC_ERR_USAGE, "the file has %d attentions (%s); choose one with --variant", p->nattns, names);
+    return NULL;
+}
+
+static attnc_status apply_defines(attnc_kernel *k, const attnc_options *opts, attnc_error *err) {
+    const Attention *a = k->attn;
+    k->fixed.is_fixed = calloc((size_t)a->nparams + 1, sizeof(int));
+    k->fixed.value = calloc((size_t)a->nparams + 1, sizeof(Const));
+    k->unbound = calloc((size_t)a->nparams + 1, sizeof(int));
+    if (!k->fixed.is_fixed || !k->fixed.value || !k->unbound) return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    for (int i = 0; opts && i < opts->n_defines; i++) {
+        const attnc_define *d = &opts->defines[i];
+        int found = -1;
+        for (int j = 0; j < a->nparams; j++)
+            if (d->name && strcmp(a->params[j]->name, d->name) == 0) found = j;
+        if (found < 0)
+            return set_error(err, ATTNC_ERR_USAGE, "-D %s: attention '%s' has no param of that name",
+                             d->name ? d->name : "(null)", a->name);
+        if (k->fixed.is_fixed[found]) return set_error(err, ATTNC_ERR_USAGE, "-D %s is given twice", d->name);
+        attnc_status st = bind_parse_value(a->params[found]->type, d->name, d->value ? d->value : "",
+                                           &k->fixed.value[found], err);
+        if (st) return st;
+        k->fixed.is_fixed[found] = 1;
+    }
+    for (int j = 0; j < a->nparams; j++)
+        if (!k->fixed.is_fixed[j]) k->unbound[k->nunbound++] = j;
+    return ATTNC_OK;
+}
+
+attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const attnc_options *opts, attnc_kernel **out,
+                           attnc_error *err) {
+    if (!spec || !out) return set_error(err, ATTNC_ERR_USAGE, "spec or out is NULL");
+    *out = NULL;
+    if (spec->c.diag.errors)
+        return set_error(err, ATTNC_ERR_SPEC, "%s has errors; see its diagnostics", spec->name);
+    attnc_backend backend = opts ? opts->backend : ATTNC_BACKEND_DEFAULT;
+    if (backend == ATTNC_BACKEND_DEFAULT) backend = default_backend();
+    if (!attnc_backend_available(backend))
+        return set_error(err, ATTNC_ERR_USAGE, "backend '%s' is not available in this build",
+                         attnc_backend_name(backend));
+    if (opts && (opts->threads < 0 || opts->n_defines < 0 || (opts->n_defines && !opts->defines)))
+        return set_error(err, ATTNC_ERR_USAGE, "invalid options (negative threads or defines count)");
+    if (opts && (opts->tile_q < 0 || opts->tile_k < 0 || opts->tile_q > 4096 || opts->tile_k > 4096))
+        return set_error(err, ATTNC_ERR_USAGE, "tile sizes must be between 1 and 4096 (0: default)");
+    attnc_kernel *k = calloc(1, sizeof *k);
+    if (!k) return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    k->text = malloc(spec->len + 1);
+    k->name = strdup(spec->name);
+    if (!k->text || !k->name) {
+        attnc_kernel_free(k);
+        return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    }
+    memcpy(k->text, spec->text, spec->len + 1);
+    attnc_status st = ATTNC_OK;
+    if (!compile_text(&k->c, k->name, k->text, spec->len))
+        st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while parsing");
+    else if (k->c.diag.errors)
+        st = set_error(err, ATTNC_ERR_INTERNAL, "re-checking the spec for the kernel failed");
+    if (!st) {
+        k->attn = find_variant(k->c.prog, variant, err);
+        if (!k->attn) st = ATTNC_ERR_USAGE;
+    }
+    if (!st) st = apply_defines(k, opts, err);
+    if (!st) {
+        PlanOptions po = {opts ? opts->tile_q : 0, opts ? opts->tile_k : 0, 0, k->fixed.is_fixed, k->fixed.value, NULL,
+                          opts && (opts->flags & ATTNC_OPT_SEPARABLE_BIAS)};
+        k->plan = plan_compile(k->c.arena, k->attn, &po);
+        if (!k->plan) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the middle end");
+    }
+    if (!st) {
+        k->impl = backend_find(backend); /* available, so registered */
+        st = k->impl->compile(k->plan, opts, &k->ck, &k->state, err);
+    }
+    if (st) {
+        attnc_kernel_free(k);
+        return st;
+    }
+    k->backend = backend;
+    k->threads = opts ? opts->threads : 0;
+    if (opts) k->opts = *opts;
+    k->opts.defines = NULL; /* not owned: the kernel keeps the values in fixed */
+    k->opts.n_defines = 0;
+    *out = k;
+    return ATTNC_OK;
+}
+
+const char *attnc_kernel_variant(const attnc_kernel *k) { return k ? k->attn->name : NULL; }
+
+int attnc_kernel_is_softmax(const attnc_kernel *k) { return k && !k->attn->weight; }
+
+attnc_backend attnc_kernel_backend(const attnc_kernel *k) { return k ? k->backend : ATTNC_BACKEND_DEFAULT; }
+
+void attnc_kernel_free(attnc_kernel *k) {
+    if (!k) return;
+    if (k->impl && k->state) k->impl->release(k->state);
+    if (k->c.arena) compiled_free(&k->c);
+    free(k->fixed.is_fixed);
+    free(k->fixed.value);
+    free(k->unbound);
+    free(k->text);
+    free(k->name);
+    free(k);
+}
+
+int attnc_kernel_param_count(const attnc_kernel *k) { return k ? k->nunbound : 0; }
+
+static attnc_type public_type(Type t) { return t == T_INT ? ATTNC_INT : t == T_FLOAT ? ATTNC_FLOAT : ATTNC_BOOL; }
+
+const char *attnc_kernel_param_info(const attnc_kernel *k, int i, attnc_type *type, int *has_default,
+                                    attnc_param *def) {
+    if (!k || i < 0 || i >= k->nunbound) return NULL;
+    const Decl *d = k->attn->params[k->unbound[i]];
+    if (type) *type = public_type(d->type);
+    /* a default is constant only when it reads no sizes or params */
+    int constant = d->init && !(d->init->deps & (DEP_SIZE | DEP_PARAM)) && d->init->kind == X_CONST;
+    if (has_default) *has_default = d->init != NULL;
+    if (def) {
+        memset(def, 0, sizeof *def);
+        def->name = d->name;
+        def->type = public_type(d->type);
+        if (constant) {
+            def->i = d->init->c.i;
+            def->f = d->type == T_FLOAT ? d->init->c.f : 0;
+            def->b = d->type == T_BOOL ? d->init->c.b : 0;
+        }
+    }
+    return d->name;
+}
+
+int attnc_kernel_tensor_count(const attnc_kernel *k) { return k ? k->attn->ntensors : 0; }
+
+const char *attnc_kernel_tensor_info(const attnc_kernel *k, int i, attnc_dtype *dtype, int *rank) {
+    if (!k || i < 0 || i >= k->attn->ntensors) return NULL;
+    const Decl *d = k->attn->tensors[i];
+    if (dtype) *dtype = d->type == T_INT ? ATTNC_I32 : ATTNC_F32;
+    if (rank) *rank = d->ndims;
+    return d->name;
+}
+
+attnc_status attnc_kernel_tensor_shape(const attnc_kernel *k, int i, const attnc_sizes *sizes,
+                                       const attnc_param *params, int n_params, int64_t *shape, attnc_error *err) {
+    if (!k || !sizes || !shape || i < 0 || i >= k->attn->ntensors)
+        return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_tensor_shape");
+    /* bind with no tensors, then evaluate the one wanted: reuse bind's checks */
+    const Attention *a = k->attn;
+    Attention only_params = *a;
+    only_params.ntensors = 0;
+    only_params.scale = NULL;
+    static const float dummy = 0;
+    attnc_args args = {*sizes, &dummy, &dummy, &dummy, (float *)&dummy, NULL, params, n_params, NULL, 0};
+    BoundCall bc;
+    attnc_status st = bind_call(&only_params, &k->fixed, &args, &bc, err);
+    if (st) return st;
+    st = bind_tensor_shape(&bc, a->tensors[i], shape, err);
+    bind_release(&bc);
+    return st;
+}
+
+/* The caller's args with a valid pointer for every empty array, which the
+ * API allows to be NULL: backends may then offset Q, K, V and O freely
+ * (arithmetic on NULL is undefined even by 0).  Nothing is read or written
+ * through them. */
+static attnc_args with_empty_arrays(const attnc_args *args, float *dummy) {
+    const attnc_sizes *s = &args->sizes;
+    attnc_args a = *args;
+    if (!a.q && s->B * s->H * s->Lq * s->D == 0) a.q = dummy;
+    if (!a.k && s->B * s->Hkv * s->Lk * s->D == 0) a.k = dummy;
+    if (!a.v && s->B * s->Hkv * s->Lk * s->Dv == 0) a.v = dummy;
+    if (!a.o && s->B * s->H * s->Lq * s->Dv == 0) a.o = dummy;
+    return a;
+}
+
+attnc_status attnc_kernel_run(const attnc_kernel *k, const attnc_args *args, attnc_error *err) {
+    if (!k) return set_error(err, ATTNC_ERR_USAGE, "kernel is NULL");
+    BoundCall bc;
+    attnc_status st = bind_call(k->attn, &k->fixed, args, &bc, err);
+    if (st) return st;
+    st = tile_check_work(k->plan, &bc, err);
+    float dummy[1] = {0};
+    attnc_args a = with_empty_arrays(args, dummy);
+    const attnc_sizes *sz = &bc.sz;
+    if (st || sz->B * sz->H * sz->Lq == 0) {
+        /* an error, or no output rows: nothing to compute (sizes are bounded: no overflow) */
+    } else if (k->impl->run) {
+        st = k->impl->run(k->plan, &k->ck, &bc, &a, k->threads, err);
+    } else {
+        st = launch_run(k->plan, &k->ck, &bc, &a, k->threads, err);
+    }
+    bind_release(&bc);
+    if (!st && err) {
+        err->status = ATTNC_OK;
+        err->message[0] = 0;
+    }
+    return st;
+}
+
+attnc_status attnc_kernel_param_from_text(const attnc_kernel *k, const char *name, const char *text, attnc_param *out,
+                                          attnc_error *err) {
+    if (!k || !name || !text || !out) return set_error(err, ATTNC_ERR_USAGE, "bad arguments");
+    const Attention *a = k->attn;
+    for (int j = 0; j < a->nparams; j++) {
+        const Decl *d = a->params[j];
+        if (strcmp(d->name, name) != 0) continue;
+        if (k->fixed.is_fixed[j])
+            return set_error(err, ATTNC_ERR_USAGE, "param '%s' was fixed when the kernel was compiled", name);
+        Const v;
+        attnc_status st = bind_parse_value(d->type, name, text, &v, err);
+        if (st) return st;
+        memset(out, 0, sizeof *out);
+        out->name = d->name;
+        out->type = public_type(d->type);
+        if (d->type == T_INT) out->i = v.i;
+        else if (d->type == T_FLOAT) out->f = v.f;
+        else out->b = v.b;
+        return ATTNC_OK;
+    }
+    return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has no param '%s'", a->name, name);
+}
+
+void attnc_free(void *p) { free(p); }
+
+attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const attnc_args *call, int flags,
+                               char **out, attnc_error *err) {
+    if (!k || !target || !out) return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_emit");
+    *out = NULL;
+    StrBuf sb = {0};
+    attnc_status st = ATTNC_OK;
+    if (strcmp(target, "ir") != 0) {
+        /* a backend's own text: the first backend of this build that knows the target */
+        attnc_backend order[] = {k->backend, ATTNC_BACKEND_TCC, ATTNC_BACKEND_LLVM, ATTNC_BACKEND_CUDA_EMU};
+        st = ATTNC_ERR_USAGE;
+        for (size_t i = 0; i < sizeof order / sizeof order[0] && st == ATTNC_ERR_USAGE; i++) {
+            const BackendImpl *impl = backend_find(order[i]);
+            if (impl) st = impl->emit(k->plan, &k->opts, target, &sb, err);
+        }
+        if (st == ATTNC_ERR_USAGE)
+            st = set_error(err, ATTNC_ERR_USAGE, "target '%s' is not available in this build", target);
+        if (st) {
+            sb_free(&sb);
+            return st;
+        }
+        *out = sb.p ? sb.p : calloc(1, 1);
+        return *out ? ATTNC_OK : set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    }
+    if (flags & ATTNC_EMIT_PASSES) {
+        /* run the middle end again, this time keeping the dump of every pass */
+        Arena *scratch = arena_new();
+        PlanOptions po = {k->plan->bq, k->plan->bk, k->plan->vec_width, k->fixed.is_fixed, k->fixed.value, &sb,
+                          (k->opts.flags & ATTNC_OPT_SEPARABLE_BIAS) != 0};
+        if (!scratch || !plan_compile(scratch, k->attn, &po)) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+        arena_free(scratch);
+    }
+    TileMap tm, *tmp = NULL;
+    if (!st && call) {
+        BoundCall bc;
+        st = bind_call(k->attn, &k->fixed, call, &bc, err);
+        if (!st) {
+            st = tile_map_build(k->plan, &bc, &tm, err);
+            if (!st) tmp = &tm;
+            bind_release(&bc);
+        }
+    }
+    if (!st) plan_print(k->plan, tmp, &sb);
+    if (tmp) tile_map_free(tmp);
+    if (!st && sb.failed) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    if (st) {
+        sb_free(&sb);
+        return st;
+    }
+    *out = sb.p ? sb.p : calloc(1, 1);
+    return *out ? ATTNC_OK : set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+}
+
+const Plan *attnc_kernel_plan(const attnc_kernel *k) { return k ? k->plan : NULL; }
+const FixedParams *attnc_kernel_fixed(const attnc_kernel *k) { return k ? &k->fixed : NULL; }
+
+attnc_status attnc_kernel_kept_pairs(const attnc_kernel *k, const attnc_args *call, int64_t *kept, attnc_error *err) {
+    if (!k || !call || !kept) return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_kept_pairs");
+    BoundCall bc;
+    attnc_status st = bind_call(k->attn, &k->fixed, call, &bc, err);
+    if (st) return st;
+    TileMap tm;
+    st = tile_map_build(k->plan, &bc, &tm, err);
+    if (!st) {
+        *kept = tile_count_kept(k->plan, &bc, &tm);
+        if (*kept < 0) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+        tile_map_free(&tm);
+    }
+    bind_release(&bc);
+    return st;
+}
+
+attnc_status attnc_kernel_tensor_value_range(const attnc_kernel *k, int i, const attnc_sizes *sizes,
+                                             const attnc_param *params, int n_params, int64_t *lo, int64_t *hi,
+                                             attnc_error *err) {
+    if (!k || !lo || !hi || i < 0 || i >= k->attn->ntensors)
+        return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_tensor_value_range");
+    *lo = 0;
+    *hi = 4;
+    const IrModule *m = k->plan->ir;
+    int narrowed = 0;
+    for (int n = 0; n < m->n; n++) {
+        const IrNode *use = ir_at(m, n);
+        if (use->op != IR_LOAD) continue;
+        for (int d = 0; d < use->nargs; d++) {
+            const IrNode *ix = ir_at(m, use->args[d]);
+            if (ix->op != IR_LOAD || ix->aux != i) continue;
+            int64_t shape[ATTNC_MAX_RANK];
+            attnc_status st = attnc_kernel_tensor_shape(k, use->aux, sizes, params, n_params, shape, err);
+            if (st) return st;
+            if (!narrowed || shape[d] < *hi) *hi = shape[d];
+            narrowed = 1;
+        }
+    }
+    if (*hi < 1) *hi = 1;
+    return ATTNC_OK;
+}

@@ -1,0 +1,40 @@
+/* backend.h — the interface every backend implements (backends/llvm,
+ * backends/c, backends/cuda, and the interpreter and refplan in runtime/).
+ * The runtime's registry (runtime/registry.c) finds the implementation of an
+ * attnc_backend, and runs its result through runtime/launch.c (or the
+ * backend's own `run`: the interpreter); a backend only turns a Plan into an
+ * AttnTileFn (and, for `attnc emit`, into text).  Backends see the middle end
+ * and below, never the runtime. */
+#ifndef ATTNC_BACKEND_H
+#define ATTNC_BACKEND_H
+#include "attnc.h"
+#include "call.h"
+#include "kernel_abi.h"
+#include "plan.h"
+
+typedef struct CompiledKernel {
+    AttnTileFn tile;
+    AttnScratchFn scratch_bytes;
+    const void *kernel_data; /* passed to the kernel as call->kernel_data */
+} CompiledKernel;
+
+typedef struct BackendImpl {
+    attnc_backend id;
+    int can_run; /* 0: this build can emit its text but not compile kernels (libattnc.so without libtcc) */
+    /* Compile p into ck; *state is the backend's (freed by release), and
+     * ck->kernel_data may point into it.  The plan outlives the state. */
+    attnc_status (*compile)(const Plan *p, const attnc_options *opts, CompiledKernel *ck, void **state,
+                            attnc_error *err);
+    void (*release)(void *state);
+    /* Text of the compiled form for `target` ("c", "llvm-ir", "asm", ...):
+     * ATTNC_ERR_USAGE when the target is not this backend's. */
+    attnc_status (*emit)(const Plan *p, const attnc_options *opts, const char *target, StrBuf *out,
+                         attnc_error *err);
+    /* Run ck over one bound call (the args' empty arrays replaced by a dummy)
+     * instead of the tiled launcher, runtime/launch.c: the interpreter's way.
+     * NULL for every backend whose kernel follows kernel_abi.h. */
+    attnc_status (*run)(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
+                        int threads, attnc_error *err);
+} BackendImpl;
+
+#endif

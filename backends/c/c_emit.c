@@ -1,0 +1,386 @@
+/* c_emit.c — a kernel plan as C: IR + plan -> one self-contained C99
+ * translation unit; and the file assembly the CUDA emitter shares (filling
+ * a template's holes, pasting the sections of templates/support.h).
+ *
+ * Requires: a Plan (plan.h) whose IR has been through the middle end; the
+ * hole code of backends/c/c_holes.c (cemit_holes); templates/tile.c,
+ * templates/dense.c, templates/support.h and middle/kernel_abi.h,
+ * embedded in the library at build time (cmake/embed.cmake).
+ *
+ * Produces text in four parts:
+ *   1. the header of the ahead-of-time entry point (NAME_args and
+ *      NAME_attention) between CEMIT_HEADER_BEGIN and CEMIT_HEADER_END; when
+ *      ATTNC_JIT is defined (libtcc) a few typedefs stand in for it, so the
+ *      JIT needs no system header;
+ *   2. kernel_abi.h (AttnCall), declarations of the libm functions the code
+ *      calls, the helpers of templates/support.h the code calls, and the
+ *      dense loops of templates/dense.c (only their prototypes under
+ *      ATTNC_JIT: the JIT binds them to libattnc's vectorised copies);
+ *   3. templates/tile.c with its holes filled by cemit_holes;
+ *   4. the entry point, which runs every work item on the calling thread
+ *      (not under ATTNC_JIT). */
+#include "c_emit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const char attnc_tile_template[];
+extern const unsigned long attnc_tile_template_len;
+extern const char attnc_dense_template[];
+extern const unsigned long attnc_dense_template_len;
+extern const char attnc_kernel_abi_text[];
+extern const unsigned long attnc_kernel_abi_text_len;
+extern const char attnc_support_text[];
+extern const unsigned long attnc_support_text_len;
+
+/* ---- templates/support.h ------------------------------------------------ */
+
+/* Append len bytes of s with every `from` replaced by `to`. */
+static void put_replaced(StrBuf *out, const char *s, size_t len, const char *from, const char *to) {
+    size_t fl = strlen(from);
+    while (len > 0) {
+        const char *hit = NULL;
+        for (size_t k = 0; k + fl <= len; k++)
+            if (!memcmp(s + k, from, fl)) {
+                hit = s + k;
+                break;
+            }
+        size_t n = hit ? (size_t)(hit - s) : len;
+        sb_printf(out, "%.*s", (int)n, s);
+        if (!hit) break;
+        sb_printf(out, "%s", to);
+        s += n + fl;
+        len -= n + fl;
+    }
+}
+
+/* templates/support.h is cut into sections rather than pasted whole with
+ * each helper under an #ifdef: the generated text then holds only the
+ * helpers its code calls, as a reader (and a compiler warning about unused
+ * static functions) expects, and adding a helper touches that file alone. */
+
+/* One section of templates/support.h: the lines between its KIND NAME
+ * marker line and the next end marker line (the file says how they look). */
+typedef struct Section {
+    const char *kind, *name, *text; /* not NUL-terminated: the lengths below */
+    size_t kind_len, name_len, len;
+} Section;
+
+/* The section at or after *at (advanced past it); 0 when there is none. */
+static int next_section(const char **at, Section *s) {
+    const char *t = *at, *end = attnc_support_text + attnc_support_text_len;
+    const char *body = NULL;
+    while (t < end) {
+        const char *eol = memchr(t, '\n', (size_t)(end - t));
+        size_t len = eol ? (size_t)(eol - t) : (size_t)(end - t);
+        const char *next = t + len + (eol != NULL);
+        int marker = len > 6 && !memcmp(t, "/*@", 3) && !memcmp(t + len - 3, "@*/", 3);
+        if (marker && body && len == 9 && !memcmp(t, "/*@end@*/", 9)) {
+            s->text = body;
+            s->len = (size_t)(t - body);
+            *at = next;
+            return 1;
+        }
+        if (marker && !body) {
+            const char *sp = memchr(t + 3, ' ', len - 6);
+            if (sp) {
+                s->kind = t + 3;
+                s->kind_len = (size_t)(sp - s->kind);
+                s->name = sp + 1;
+                s->name_len = (size_t)(t + len - 3 - s->name);
+                body = next;
+            }
+        }
+        t = next;
+    }
+    return 0;
+}
+
+static int kind_is(const Section *s, const char *kind) {
+    return s->kind_len == strlen(kind) && !memcmp(s->kind, kind, s->kind_len);
+}
+
+/* Append a section's text, with `static inline` replaced by qualifier
+ * when qualifier is not NULL. */
+static void put_section(const Section *s, const char *qualifier, StrBuf *out) {
+    if (qualifier) put_replaced(out, s->text, s->len, "static inline", qualifier);
+    else sb_printf(out, "%.*s", (int)s->len, s->text);
+}
+
+int cemit_put_support(const char *name, const char *qualifier, StrBuf *out) {
+    const char *at = attnc_support_text;
+    Section s;
+    while (next_section(&at, &s))
+        if (kind_is(&s, "section") && s.name_len == strlen(name) && !memcmp(s.name, name, s.name_len)) {
+            put_section(&s, qualifier, out);
+            return 1;
+        }
+    return 0;
+}
+
+/* Whether any hole's code calls the function named by the len bytes at name. */
+static int holes_call(const CEmitHoles *h, const char *name, size_t len) {
+    char call[128];
+    if (len + 2 > sizeof call) return 1; /* a name this long cannot be checked: keep the helper */
+    memcpy(call, name, len);
+    memcpy(call + len, "(", 2);
+    const StrBuf *code[] = {&h->head, &h->row, &h->col, &h->scratch, &h->elem_partial, &h->elem_full};
+    for (size_t i = 0; i < sizeof code / sizeof code[0]; i++)
+        if (code[i]->p && strstr(code[i]->p, call)) return 1;
+    return 0;
+}
+
+void cemit_put_helpers(const CEmitHoles *h, const char *qualifier, StrBuf *out) {
+    const char *at = attnc_support_text;
+    Section s;
+    while (next_section(&at, &s))
+        if (kind_is(&s, "helper") && holes_call(h, s.name, s.name_len))
+            put_section(&s, qualifier, out);
+}
+
+void cemit_put_kernel_abi(StrBuf *out) {
+    const char *abi = attnc_kernel_abi_text, *inc = strstr(abi, "#include <stdint.h>\n");
+    if (inc) sb_printf(out, "%.*s%s\n", (int)(inc - abi), abi, inc + strlen("#include <stdint.h>\n"));
+    else sb_printf(out, "%s\n", abi);
+}
+
+/* ---- the templates' holes ----------------------------------------------- */
+
+int cemit_fill_template(const char *tmpl, size_t tmpl_len, const CEmitHoles *h, const char *name, StrBuf *out) {
+    enum { NHOLES = 7 };
+    static const char *const holes[NHOLES] = {"/*@SCRATCH@*/", "/*@HEAD@*/", "/*@SLOTS@*/",         "/*@ROW@*/",
+                                              "/*@COL@*/",     "/*@ELEM_PARTIAL@*/", "/*@ELEM_FULL@*/"};
+    const StrBuf *const code[NHOLES] = {&h->scratch, &h->head,         &h->slots,    &h->row,
+                                        &h->col,     &h->elem_partial, &h->elem_full};
+    int filled = 0;
+    const char *t = tmpl, *end = t + tmpl_len;
+    while (t < end) {
+        const char *eol = memchr(t, '\n', (size_t)(end - t));
+        size_t len = eol ? (size_t)(eol - t) : (size_t)(end - t);
+        size_t indent = strspn(t, " ");
+        if (indent > len) indent = len;
+        int hole = -1;
+        for (int k = 0; k < NHOLES; k++)
+            if (len - indent == strlen(holes[k]) && !memcmp(t + indent, holes[k], len - indent)) hole = k;
+        if (hole < 0) {
+            if (name) put_replaced(out, t, len, "@NAME@", name);
+            else sb_printf(out, "%.*s", (int)len, t);
+            sb_printf(out, "\n");
+        } else {
+            filled++;
+            const char *s = code[hole]->p ? code[hole]->p : "";
+            while (*s) {
+                size_t n = strcspn(s, "\n");
+                sb_printf(out, "%*s%.*s\n", (int)indent, "", (int)n, s);
+                s += n + (s[n] == '\n');
+            }
+        }
+        t += len + 1;
+    }
+    return filled == NHOLES;
+}
+
+/* ---- the translation unit ----------------------------------------------- */
+
+/* Which params the kernel reads (after -D specialisation folded the fixed
+ * ones); 0 when out of memory. */
+static int params_read(const Plan *p, char *used) {
+    const IrModule *m = p->ir;
+    const IrFunc *f = p->f;
+    char *live = calloc((size_t)m->n + 1, 1);
+    if (!live) return 0;
+    IrRef roots[] = {f->keep, f->scale, f->bias, f->score, f->weight, f->fault, f->lse_offset};
+    for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++)
+        if (roots[i] != IR_NONE) live[roots[i]] = 1;
+    for (int g = 0; g < f->nlowrank; g++) live[f->lowrank_count[g]] = live[f->lowrank_q[g]] = live[f->lowrank_k[g]] = 1;
+    for (int i = m->n - 1; i >= 0; i--) {
+        if (!live[i]) continue;
+        for (int a = 0; a < m->nodes[i].nargs; a++) live[m->nodes[i].args[a]] = 1;
+        if (m->nodes[i].op == IR_PARAM) used[m->nodes[i].aux] = 1;
+    }
+    free(live);
+    return 1;
+}
+
+/* Part 1: the ahead-of-time header, between CEMIT_HEADER_BEGIN and CEMIT_HEADER_END. */
+static void emit_header(const Plan *p, const char *used, StrBuf *out) {
+    const Attention *a = p->attn;
+    const char *N = a->name;
+    sb_printf(out, "%s\n", CEMIT_HEADER_BEGIN);
+    sb_printf(out,
+              "/* %s.h: attention %s, compiled ahead of time by attnc %s (generated: do not edit).\n"
+              " *\n"
+              " * Add %s.c to a C99 build (link with -lm) and call\n"
+              " *\n"
+              " *     %s_args a = {0};\n"
+              " *     a.B = ...; a.H = ...; a.Hkv = ...; a.Lq = ...; a.Lk = ...; a.D = ...; a.Dv = ...;\n"
+              " *     a.q = Q; a.k = K; a.v = V; a.o = O; a.lse = LSE;  (LSE may be NULL)\n"
+              " *     ... the param_ and tensor_/shape_ fields below ...\n"
+              " *     int status = %s_attention(&a);\n"
+              " *\n"
+              " * Arrays are float32, row-major and contiguous: Q[B,H,Lq,D], K[B,Hkv,Lk,D],\n"
+              " * V[B,Hkv,Lk,Dv], O[B,H,Lq,Dv], LSE[B,H,Lq]; tensors are row-major with the\n"
+              " * shape given in shape_NAME (the shape the spec declares).  Query head h\n"
+              " * reads key/value head h / (H / Hkv).\n"
+              " *\n"
+              " * %s_attention runs every (batch, head, %d-row query tile) on the calling\n"
+              " * thread and keeps no state, so several threads may call it at once.  It\n"
+              " * has no tile map (libattnc classifies tiles per call and skips those the\n"
+              " * masks prove empty): it evaluates the masks on every tile, which gives\n"
+              " * the same result with more work.\n"
+              " *\n"
+              " * Returns 0 when O and LSE are written; 1 on a runtime error of the spec\n"
+              " * (a tensor index out of range or an int division by zero where the spec\n"
+              " * evaluates it; O and LSE are then unspecified; libattnc's interpreter\n"
+              " * names the element); 2 when the sizes or pointers are invalid (negative,\n"
+              " * H not a multiple of Hkv); 3 when out of memory. */\n",
+              N, N, ATTNC_VERSION_TEXT, N, N, N, N, p->bq);
+    sb_printf(out, "#ifndef ATTNC_%s_H\n#define ATTNC_%s_H\n#include <stdint.h>\n\n", N, N);
+    sb_printf(out, "typedef struct %s_args {\n", N);
+    sb_printf(out, "    int64_t B, H, Hkv, Lq, Lk, D, Dv;\n");
+    sb_printf(out, "    const float *q, *k, *v;\n");
+    sb_printf(out, "    float *o, *lse;\n");
+    for (int i = 0; i < a->nparams; i++) {
+        if (!used[i]) continue;
+        const Decl *d = a->params[i];
+        char def[80] = "";
+        if (d->init && d->init->kind == X_CONST && !(d->init->deps & (DEP_SIZE | DEP_PARAM))) {
+            if (d->type == T_INT) snprintf(def, sizeof def, ", default %lld", (long long)d->init->c.i);
+            else if (d->type == T_FLOAT) snprintf(def, sizeof def, ", default %.17g", d->init->c.f);
+            else snprintf(def, sizeof def, ", default %s", d->init->c.b ? "1" : "0");
+        }
+        sb_printf(out, "    %s param_%s; /* %s param %s%s%s */\n",
+                  d->type == T_INT ? "int64_t" : d->type == T_FLOAT ? "double" : "int", d->name, type_name(d->type),
+                  d->name, def, d->type == T_BOOL ? " (0 or 1)" : "");
+    }
+    for (int i = 0; i < a->ntensors; i++) {
+        const Decl *t = a->tensors[i];
+        sb_printf(out, "    const %s *tensor_%s; /* %s tensor %s of rank %d */\n", t->type == T_INT ? "int32_t" : "float",
+                  t->name, type_name(t->type), t->name, t->ndims);
+        sb_printf(out, "    int64_t shape_%s[%d];\n", t->name, t->ndims);
+    }
+    sb_printf(out, "} %s_args;\n\n", N);
+    sb_printf(out, "/* O and LSE of attention %s for the call `args` describes: 0 ok, 1 runtime\n"
+                   " * error of the spec, 2 invalid sizes or pointers, 3 out of memory. */\n", N);
+    sb_printf(out, "int %s_attention(const %s_args *args);\n\n#endif\n%s\n", N, N, CEMIT_HEADER_END);
+}
+
+/* Part 4: NAME_attention, which runs every work item on the calling thread. */
+static void emit_entry(const Plan *p, const char *used, StrBuf *out) {
+    const Attention *a = p->attn;
+    const char *N = a->name;
+    sb_printf(out, "\n#ifndef ATTNC_JIT\n#include <stdlib.h>\n#include <string.h>\n\n");
+    sb_printf(out, "int %s_attention(const %s_args *a) {\n", N, N);
+    sb_printf(out, "    if (!a || !a->q || !a->k || !a->v || !a->o) return 2;\n"
+                   "    if (a->B < 0 || a->H < 0 || a->Hkv <= 0 || a->Lq < 0 || a->Lk < 0 || a->D < 0 || a->Dv < 0 ||\n"
+                   "        a->H %% a->Hkv != 0)\n"
+                   "        return 2;\n");
+    sb_printf(out, "    AttnValue params[%d];\n", a->nparams + 1);
+    sb_printf(out, "    const void *tensor_data[%d];\n", a->ntensors + 1);
+    sb_printf(out, "    int64_t tensor_shape[%d][ATTNC_ABI_MAX_RANK];\n", a->ntensors + 1);
+    sb_printf(out, "    for (int i = 0; i < %d; i++) params[i].i = 0;\n", a->nparams + 1);
+    sb_printf(out, "    for (int i = 0; i < %d; i++) {\n"
+                   "        tensor_data[i] = (const void *)0;\n"
+                   "        for (int d = 0; d < ATTNC_ABI_MAX_RANK; d++) tensor_shape[i][d] = 0;\n"
+                   "    }\n", a->ntensors + 1);
+    for (int i = 0; i < a->nparams; i++) {
+        if (!used[i]) continue;
+        const Decl *d = a->params[i];
+        if (d->type == T_FLOAT) sb_printf(out, "    params[%d].f = a->param_%s;\n", i, d->name);
+        else if (d->type == T_INT) sb_printf(out, "    params[%d].i = a->param_%s;\n", i, d->name);
+        else sb_printf(out, "    params[%d].i = a->param_%s != 0;\n", i, d->name);
+    }
+    for (int i = 0; i < a->ntensors; i++) {
+        const Decl *t = a->tensors[i];
+        sb_printf(out, "    tensor_data[%d] = a->tensor_%s;\n", i, t->name);
+        sb_printf(out, "    for (int d = 0; d < %d; d++) {\n", t->ndims);
+        sb_printf(out, "        if (a->shape_%s[d] < 0) return 2;\n", t->name);
+        sb_printf(out, "        tensor_shape[%d][d] = a->shape_%s[d];\n    }\n", i, t->name);
+    }
+    sb_printf(out,
+              "    AttnCall c;\n"
+              "    memset(&c, 0, sizeof c);\n"
+              "    c.B = a->B, c.H = a->H, c.Hkv = a->Hkv, c.Lq = a->Lq, c.Lk = a->Lk, c.D = a->D, c.Dv = a->Dv;\n"
+              "    c.q = a->q, c.k = a->k, c.v = a->v, c.o = a->o, c.lse = a->lse;\n"
+              "    c.params = params;\n"
+              "    c.tensor_data = tensor_data;\n"
+              "    c.tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])tensor_shape;\n"
+              "    c.bq = ATTNC_BQ, c.bk = ATTNC_BK;\n"
+              "    c.nqt = (a->Lq + ATTNC_BQ - 1) / ATTNC_BQ, c.nkt = (a->Lk + ATTNC_BK - 1) / ATTNC_BK;\n"
+              "    c.row_start = (const int64_t *)0; /* no tile map: every kv tile, masks evaluated */\n"
+              "    c.tile_kv = (const int32_t *)0;\n"
+              "    c.tile_mode = (const uint8_t *)0;\n"
+              "    c.mask_varies_b = 0, c.mask_varies_h = 0;\n"
+              "    c.kernel_data = (const void *)0;\n"
+              "    c.check_faults = 1;\n"
+              "    int64_t bytes = attnc_scratch_bytes(&c);\n"
+              "    void *scratch = malloc((size_t)bytes + 64);\n"
+              "    if (!scratch) return 3;\n"
+              "    int status = 0;\n"
+              "    for (int64_t b = 0; b < a->B && !status; b++)\n"
+              "        for (int64_t h = 0; h < a->H && !status; h++)\n"
+              "            for (int64_t qt = 0; qt < c.nqt && !status; qt++)\n"
+              "                status = attnc_tile(&c, b, h, qt, scratch);\n"
+              "    free(scratch);\n"
+              "    return status;\n"
+              "}\n#endif\n");
+}
+
+/* Parts 1 and 2 of the text: the header (or the JIT's types), the kernel
+ * ABI, libm, the helpers the holes call and the dense loops; 0 when
+ * templates/support.h lacks a section. */
+static int emit_prologue(const Plan *p, const CEmitHoles *h, const char *used, StrBuf *out) {
+    const char *N = p->attn->name;
+    sb_printf(out, "/* %s.c: attention %s as a fused, tiled FlashAttention kernel in C99,\n"
+                   " * generated by attnc %s from templates/tile.c (do not edit).\n"
+                   " * Compiled ahead of time it provides %s_attention (see the header part);\n"
+                   " * compiled with ATTNC_JIT defined (attnc's libtcc backend) it provides\n"
+                   " * attnc_tile and attnc_scratch_bytes of middle/kernel_abi.h. */\n",
+              N, N, ATTNC_VERSION_TEXT, N);
+    sb_printf(out, "#ifdef ATTNC_JIT\n");
+    int ok = cemit_put_support("jit_types", NULL, out);
+    sb_printf(out, "#else\n");
+    emit_header(p, used, out);
+    sb_printf(out, "#endif\n\n");
+    cemit_put_kernel_abi(out);
+    ok = ok && cemit_put_support("libm", NULL, out);
+    sb_printf(out, "\n");
+    ok = ok && cemit_put_support("inf", NULL, out);
+    cemit_put_helpers(h, NULL, out);
+    sb_printf(out, "\n");
+    /* the dense loops: compiled here ahead of time; the JIT calls libattnc's -O3 copies */
+    sb_printf(out, "#ifdef ATTNC_JIT\n#define ATTNC_DENSE_API\n#define ATTNC_DENSE_PROTOTYPES_ONLY\n#else\n"
+                   "#define ATTNC_DENSE_API static inline\n"
+                   "#endif\n%.*s\n",
+              (int)attnc_dense_template_len, attnc_dense_template);
+    return ok;
+}
+
+attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err) {
+    CEmitHoles h;
+    attnc_status st = cemit_holes(p, &h, err);
+    char *used = calloc((size_t)p->attn->nparams + 1, 1);
+    if (!st && (!used || !params_read(p, used)))
+        st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting C");
+    if (!st) {
+        int ok = emit_prologue(p, &h, used, out);
+        sb_printf(out, "#define ATTNC_BQ %d\n#define ATTNC_BK %d\n#define ATTNC_SOFTMAX %d\n#define ATTNC_LSE_OFFSET %d\n",
+                  p->bq, p->bk, p->softmax ? 1 : 0, p->f->lse_offset != IR_NONE ? 1 : 0);
+        sb_printf(out, "#define ATTNC_ROW_SLOTS %d\n#define ATTNC_COL_SLOTS %d\n", h.nrow_slots, h.ncol_slots);
+        sb_printf(out, "#define ATTNC_LOWRANK %d\n", p->f->nlowrank > 0);
+        sb_printf(out, "#define ATTNC_MAX_LOWRANK_COLS (1 << 24)\n");
+        sb_printf(out, "#ifdef ATTNC_JIT\n#define ATTNC_LINKAGE\n#else\n#define ATTNC_LINKAGE static\n#endif\n\n");
+        if (!ok)
+            st = set_error(err, ATTNC_ERR_INTERNAL, "cannot emit C for attention '%s': %s", p->attn->name,
+                           "the embedded templates/support.h lacks a section");
+        else if (!cemit_fill_template(attnc_tile_template, attnc_tile_template_len, &h, NULL, out))
+            st = set_error(err, ATTNC_ERR_INTERNAL, "cannot emit C for attention '%s': %s", p->attn->name,
+                           "the embedded template lacks a hole");
+        else emit_entry(p, used, out);
+        if (!st && out->failed) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting C");
+    }
+    free(used);
+    cemit_holes_free(&h);
+    return st;
+}

@@ -1,0 +1,58 @@
+/* c_emit.h — a kernel plan as one self-contained C99 translation unit
+ * (backends/c/c_emit.c): what the libtcc backend compiles in memory, and what
+ * `attnc emit --target c` writes for a C compiler ahead of time; and the
+ * file assembly backends/cuda/cuda_emit.c shares with it. */
+#ifndef ATTNC_C_EMIT_H
+#define ATTNC_C_EMIT_H
+#include "attnc.h"
+#include "c_holes.h"
+#include "plan.h"
+
+/* The generated text holds the ahead-of-time header between these two lines
+ * (`attnc emit --target c -o X.c` also writes them to X.h). */
+#define CEMIT_HEADER_BEGIN "/* ---- attnc:header-begin ---- */"
+#define CEMIT_HEADER_END "/* ---- attnc:header-end ---- */"
+
+/* Defined (to 1) when compiling for the JIT: the text then needs no header
+ * at all and exports the kernel ABI functions under these names. */
+#define CEMIT_JIT_MACRO "ATTNC_JIT"
+#define CEMIT_TILE_SYMBOL "attnc_tile"
+#define CEMIT_SCRATCH_SYMBOL "attnc_scratch_bytes"
+
+/* The external functions the generated code calls under ATTNC_JIT, which
+ * the JIT binds by name: libm and the C library's block moves (which a
+ * compiler may call for struct copies), X(name) for each ... */
+#define CEMIT_EXTERNAL_FUNCTIONS(X)                                                                          \
+    X(expf) X(exp2f) X(logf) X(log2f) X(sqrtf) X(tanhf) X(erff) X(powf) X(floorf) X(ceilf) X(fmodf) X(fabsf) \
+    X(memset) X(memcpy) X(memmove)
+/* ... and the dense loops of templates/dense.c (backends/c/jit_dense.c). */
+#define CEMIT_DENSE_FUNCTIONS(X) \
+    X(attnc_dense_transpose) X(attnc_dense_qk) X(attnc_dense_softmax) X(attnc_dense_weights) X(attnc_dense_pv)
+
+/* Append the C for p to out: the header of the entry point
+ * `int NAME_attention(const NAME_args *)` (NAME: the attention's name), the
+ * kernel ABI functions and the entry point itself.  Returns ATTNC_OK, or
+ * ATTNC_ERR_INTERNAL (the plan holds something the emitter cannot express)
+ * or ATTNC_ERR_NOMEM with err filled. */
+attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err);
+
+/* Append template text (templates/tile.c, templates/cuda_tile.cu) with each
+ * line that is exactly a hole (SCRATCH, HEAD, SLOTS, ROW, COL, ELEM_PARTIAL,
+ * ELEM_FULL) replaced by h's code for it, indented like the hole, and, when
+ * name is not NULL, @NAME@ replaced by name elsewhere; 0 when a hole is
+ * missing. */
+int cemit_fill_template(const char *tmpl, size_t tmpl_len, const CEmitHoles *h, const char *name, StrBuf *out);
+
+/* Append section `name` of templates/support.h, with each `static inline`
+ * replaced by qualifier when qualifier is not NULL; 0 when it has none. */
+int cemit_put_support(const char *name, const char *qualifier, StrBuf *out);
+
+/* Append the helpers of templates/support.h that h's code calls, in the
+ * file's order, `static inline` replaced by qualifier when not NULL. */
+void cemit_put_helpers(const CEmitHoles *h, const char *qualifier, StrBuf *out);
+
+/* Append middle/kernel_abi.h (AttnCall) without its #include <stdint.h>:
+ * the generated text gives the types itself. */
+void cemit_put_kernel_abi(StrBuf *out);
+
+#endif

@@ -1,0 +1,29 @@
+/* c_holes.h — the per-attention C code of a kernel plan, for the holes of
+ * the kernel templates (backends/c/c_holes.c): the one element-code
+ * generator behind the C emitter (backends/c/c_emit.c) and the CUDA emitter
+ * (backends/cuda/cuda_emit.c). */
+#ifndef ATTNC_C_HOLES_H
+#define ATTNC_C_HOLES_H
+#include "attnc.h"
+#include "plan.h"
+
+/* The code of each hole of templates/tile.c (and templates/cuda_tile.cu).
+ * Each hole's code reads the names templates/tile.c documents (c, b, h, hk,
+ * q, kv, i, j, srow, lrow, check_faults, lowrank_cols, sc.row_slots,
+ * sc.col_slots, sc.qlr, sc.klr, sc.lse_off), declares elem_* results as
+ * tile.c says, and calls the helpers of templates/support.h by name. */
+typedef struct CEmitHoles {
+    StrBuf scratch, head, slots, row, col, elem_partial, elem_full;
+    int nrow_slots, ncol_slots; /* the slots the SLOTS hole declares */
+} CEmitHoles;
+
+/* Fill h (overwritten) with the hole code of p.  Returns ATTNC_OK, or
+ * ATTNC_ERR_INTERNAL (the plan holds something the emitter cannot express)
+ * or ATTNC_ERR_NOMEM with err filled.  Free with cemit_holes_free, whatever
+ * the result. */
+attnc_status cemit_holes(const Plan *p, CEmitHoles *h, attnc_error *err);
+
+/* Free what cemit_holes filled in. */
+void cemit_holes_free(CEmitHoles *h);
+
+#endif

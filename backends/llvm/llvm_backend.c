@@ -1,0 +1,456 @@
+/* llvm_backend.c — the LLVM backend: plan -> LLVM IR (backends/llvm/llvm_lower.c)
+ * -> the new pass manager at O3 for the host CPU -> ORC LLJIT -> an AttnTileFn.
+ * Requires: LLVM >= 14 (C API only).  Produces: `backend_llvm` (backend.h).
+ *
+ * One LLJIT per process, created on first use and kept for the life of the
+ * process; each compiled kernel owns a ResourceTracker, so releasing it frees
+ * its code.  Compiled kernels are cached in process, keyed by an exact
+ * serialisation of the plan (every IR node, root and plan field), the vector
+ * width and the host CPU name and features: compiling the same spec with the
+ * same options twice returns the first result.  Unreferenced entries stay
+ * cached (up to MAX_IDLE, least recently used dropped first), so compile,
+ * free, compile again is free too.  One mutex guards the JIT and the cache;
+ * each compile builds its module in its own LLVMContext.
+ *
+ * The vector width follows the host (16 lanes with AVX-512, 8 with AVX2,
+ * else 4); ATTNC_LLVM_VECTOR_WIDTH=4|8|16 overrides it (to test the other
+ * code paths on one machine). */
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "llvm_lower.h"
+
+enum { MAX_IDLE = 32 };
+
+typedef struct CacheEntry {
+    struct CacheEntry *next;
+    unsigned char *key;
+    size_t keylen;
+    uint64_t hash;
+    LLVMOrcResourceTrackerRef tracker;
+    AttnTileFn tile;
+    AttnScratchFn scratch;
+    int refs;
+    uint64_t last_use;
+} CacheEntry;
+
+static struct {
+    pthread_once_t once;
+    pthread_mutex_t lock; /* the JIT and the cache */
+    char *cpu, *features; /* the host's, from LLVM */
+    int host_width;
+    LLVMOrcLLJITRef jit;
+    LLVMTargetMachineRef tm; /* for the O3 pipeline of JIT compiles (used under lock) */
+    char init_error[400];
+    CacheEntry *entries;
+    uint64_t clock;  /* for least-recently-used eviction */
+    unsigned serial; /* unique symbol names within the one JITDylib */
+} G = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, NULL, "", NULL, 0, 0};
+
+/* The message of an LLVMErrorRef (which this consumes) into buf. */
+static void error_text(LLVMErrorRef e, char *buf, size_t n) {
+    char *msg = LLVMGetErrorMessage(e);
+    snprintf(buf, n, "%s", msg);
+    LLVMDisposeErrorMessage(msg);
+}
+
+static int has_feature(const char *features, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = features; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n + 1 && p[0] == '+' && memcmp(p + 1, name, n) == 0) return 1;
+        p = end ? end + 1 : p + len;
+    }
+    return 0;
+}
+
+/* A target machine for the host CPU at O3; NULL with a message. */
+static LLVMTargetMachineRef host_machine(char *why, size_t n) {
+    char *triple = LLVMGetDefaultTargetTriple();
+    LLVMTargetRef target;
+    char *msg = NULL;
+    LLVMTargetMachineRef tm = NULL;
+    if (LLVMGetTargetFromTriple(triple, &target, &msg)) {
+        snprintf(why, n, "no LLVM target for %s: %s", triple, msg ? msg : "");
+    } else {
+        tm = LLVMCreateTargetMachine(target, triple, G.cpu, G.features, LLVMCodeGenLevelAggressive, LLVMRelocDefault,
+                                     LLVMCodeModelJITDefault);
+        if (!tm) snprintf(why, n, "LLVM cannot make a target machine for %s", triple);
+    }
+    if (msg) LLVMDisposeMessage(msg);
+    LLVMDisposeMessage(triple);
+    return tm;
+}
+
+/* Functions generated code may call: defined up front so that they resolve
+ * whether or not the process exports them (a static build, -Wl,--as-needed). */
+static LLVMErrorRef define_runtime_symbols(LLVMOrcJITDylibRef jd) {
+    static const struct {
+        const char *name;
+        uintptr_t addr;
+    } syms[] = {
+        {"powf", (uintptr_t)&powf},     {"erff", (uintptr_t)&erff},       {"fmodf", (uintptr_t)&fmodf},
+        {"floorf", (uintptr_t)&floorf}, {"ceilf", (uintptr_t)&ceilf},     {"rintf", (uintptr_t)&rintf},
+        {"sqrtf", (uintptr_t)&sqrtf},   {"fmaf", (uintptr_t)&fmaf},       {"memset", (uintptr_t)&memset},
+        {"memcpy", (uintptr_t)&memcpy}, {"memmove", (uintptr_t)&memmove},
+    };
+    enum { N = sizeof syms / sizeof syms[0] };
+    /* the pair's type is spelt differently across LLVM versions; the pointer
+     * typedef is not.  On the stack: this runs once per process, and a failed
+     * allocation here would leave the backend unusable for good. */
+    max_align_t storage[(N * sizeof *(LLVMOrcCSymbolMapPairs)0 + sizeof(max_align_t) - 1) / sizeof(max_align_t)];
+    LLVMOrcCSymbolMapPairs pairs = (LLVMOrcCSymbolMapPairs)storage;
+    for (int i = 0; i < N; i++) {
+        pairs[i].Name = LLVMOrcLLJITMangleAndIntern(G.jit, syms[i].name);
+        pairs[i].Sym.Address = (LLVMOrcExecutorAddress)syms[i].addr;
+        pairs[i].Sym.Flags.GenericFlags = LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable;
+        pairs[i].Sym.Flags.TargetFlags = 0;
+    }
+    LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(pairs, N);
+    LLVMErrorRef e = LLVMOrcJITDylibDefine(jd, mu);
+    if (e) LLVMOrcDisposeMaterializationUnit(mu);
+    return e;
+}
+
+static void init_once(void) {
+    if (LLVMInitializeNativeTarget() || LLVMInitializeNativeAsmPrinter()) {
+        snprintf(G.init_error, sizeof G.init_error, "LLVM has no native target in this build");
+        return;
+    }
+    G.cpu = LLVMGetHostCPUName();
+    G.features = LLVMGetHostCPUFeatures();
+    G.host_width = has_feature(G.features, "avx512f") ? 16 : has_feature(G.features, "avx2") ? 8 : 4;
+    LLVMTargetMachineRef tm = host_machine(G.init_error, sizeof G.init_error);
+    if (!tm) return;
+    G.tm = host_machine(G.init_error, sizeof G.init_error);
+    if (!G.tm) {
+        LLVMDisposeTargetMachine(tm);
+        return;
+    }
+    LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
+    /* the JIT's code generator: the host CPU and features, at O3 */
+    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
+    LLVMErrorRef e = LLVMOrcCreateLLJIT(&G.jit, builder);
+    if (e) {
+        char msg[300];
+        error_text(e, msg, sizeof msg);
+        snprintf(G.init_error, sizeof G.init_error, "cannot create the LLVM JIT: %s", msg);
+        G.jit = NULL;
+        return;
+    }
+    LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(G.jit);
+    LLVMOrcDefinitionGeneratorRef gen = NULL;
+    e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(G.jit), NULL, NULL);
+    if (!e) LLVMOrcJITDylibAddGenerator(jd, gen);
+    if (!e) e = define_runtime_symbols(jd);
+    if (e) {
+        char msg[300];
+        error_text(e, msg, sizeof msg);
+        snprintf(G.init_error, sizeof G.init_error, "cannot set up the LLVM JIT's symbols: %s", msg);
+    }
+}
+
+/* The LLVM state of the process, or an error. */
+static attnc_status ensure_llvm(attnc_error *err) {
+    pthread_once(&G.once, init_once);
+    if (G.init_error[0]) return set_error(err, ATTNC_ERR_INTERNAL, "%s", G.init_error);
+    return ATTNC_OK;
+}
+
+static int vector_width(void) {
+    const char *env = getenv("ATTNC_LLVM_VECTOR_WIDTH");
+    if (env && (!strcmp(env, "4") || !strcmp(env, "8") || !strcmp(env, "16"))) return atoi(env);
+    return G.host_width;
+}
+
+/* ---- the cache key -------------------------------------------------------- */
+
+typedef struct Key {
+    unsigned char *p;
+    size_t len, cap;
+    int failed;
+} Key;
+
+static void key_put(Key *k, const void *data, size_t n) {
+    if (k->failed || n == 0) return;
+    if (k->len + n > k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 4096;
+        while (cap < k->len + n) cap *= 2;
+        unsigned char *p = realloc(k->p, cap);
+        if (!p) {
+            k->failed = 1;
+            return;
+        }
+        k->p = p;
+        k->cap = cap;
+    }
+    memcpy(k->p + k->len, data, n);
+    k->len += n;
+}
+static void key_int(Key *k, int64_t v) { key_put(k, &v, sizeof v); }
+
+/* Everything the generated code depends on, exactly (float constants by their bits). */
+static void make_key(const Plan *p, int width, Key *k) {
+    const IrModule *m = p->ir;
+    const IrFunc *f = p->f;
+    const Attention *a = p->attn;
+    key_put(k, "attnc-llvm-1", 12);
+    key_put(k, G.cpu, strlen(G.cpu) + 1);
+    key_put(k, G.features, strlen(G.features) + 1);
+    int64_t fields[] = {width, p->bq, p->bk, p->needs_mask, p->needs_fault, p->softmax, a->nparams, a->ntensors, m->n};
+    key_put(k, fields, sizeof fields);
+    for (int i = 0; i < a->nparams; i++) key_int(k, a->params[i]->type);
+    for (int i = 0; i < a->ntensors; i++) key_int(k, a->tensors[i]->type * 100 + a->tensors[i]->ndims);
+    for (int i = 0; i < m->n; i++) {
+        const IrNode *n = &m->nodes[i];
+        int64_t h[5] = {n->op, n->type, n->aux, n->nargs, 0};
+        memcpy(&h[4], &n->c, sizeof n->c < sizeof h[4] ? sizeof n->c : sizeof h[4]);
+        key_put(k, h, sizeof h);
+        key_put(k, n->args, sizeof(IrRef) * (size_t)n->nargs);
+    }
+    int64_t roots[] = {f->keep, f->scale, f->bias, f->score, f->weight, f->fault, f->lse_offset, f->nlowrank};
+    key_put(k, roots, sizeof roots);
+    for (int g = 0; g < f->nlowrank; g++) {
+        int64_t r[3] = {f->lowrank_count[g], f->lowrank_q[g], f->lowrank_k[g]};
+        key_put(k, r, sizeof r);
+    }
+}
+
+static uint64_t hash_bytes(const unsigned char *p, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* ---- compiling ------------------------------------------------------------ */
+
+/* The host's triple and data layout on a fresh module. */
+static void set_target(LLVMModuleRef mod, LLVMTargetMachineRef tm) {
+    char *triple = LLVMGetTargetMachineTriple(tm);
+    LLVMSetTarget(mod, triple);
+    LLVMDisposeMessage(triple);
+    LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(mod, dl);
+    LLVMDisposeTargetData(dl);
+}
+
+/* Lower p into mod, verify it, and (when optimise) run default<O3>.  When
+ * `before` is not NULL it receives the IR as lowered. */
+static attnc_status build_module(const Plan *p, int width, LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *tile,
+                                 const char *scratch, int optimise, StrBuf *before, attnc_error *err) {
+    LlvmTarget target = {width, G.cpu, G.features};
+    set_target(mod, tm);
+    attnc_status st = llvm_lower_plan(p, &target, mod, tile, scratch, err);
+    if (st) return st;
+    char *msg = NULL;
+    if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
+        st = set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: the generated IR does not verify: %.300s",
+                       msg ? msg : "");
+        LLVMDisposeMessage(msg);
+        return st;
+    }
+    if (msg) LLVMDisposeMessage(msg);
+    if (before) {
+        char *text = LLVMPrintModuleToString(mod);
+        sb_printf(before, "%s", text);
+        LLVMDisposeMessage(text);
+    }
+    if (!optimise) return ATTNC_OK;
+    LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+    /* The lowering already vectorises and unrolls where it pays (the R x CQ
+     * register blocks); LLVM's unroller and vectorisers would only multiply
+     * the code, and with it the compile time (about 3x at D=128). */
+    LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0);
+    LLVMPassBuilderOptionsSetLoopVectorization(opts, 0);
+    LLVMPassBuilderOptionsSetSLPVectorization(opts, 0);
+    LLVMErrorRef e = LLVMRunPasses(mod, "default<O3>", tm, opts);
+    LLVMDisposePassBuilderOptions(opts);
+    if (e) {
+        char text[300];
+        error_text(e, text, sizeof text);
+        return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: optimisation failed: %s", text);
+    }
+    return ATTNC_OK;
+}
+
+/* Compile a new entry (G.lock held). */
+static attnc_status compile_entry(const Plan *p, int width, CacheEntry *ce, attnc_error *err) {
+    char why[300];
+    unsigned id = ++G.serial;
+    char tile[48], scratch[48];
+    snprintf(tile, sizeof tile, "attnc_tile_%u", id);
+    snprintf(scratch, sizeof scratch, "attnc_scratch_%u", id);
+    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+    LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("attnc", LLVMOrcThreadSafeContextGetContext(tsc));
+    attnc_status st = build_module(p, width, mod, G.tm, tile, scratch, 1, NULL, err);
+    if (st) {
+        LLVMDisposeModule(mod);
+        LLVMOrcDisposeThreadSafeContext(tsc);
+        return st;
+    }
+    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc);
+    LLVMOrcDisposeThreadSafeContext(tsc); /* the module keeps the context alive */
+    ce->tracker = LLVMOrcJITDylibCreateResourceTracker(LLVMOrcLLJITGetMainJITDylib(G.jit));
+    LLVMErrorRef e = LLVMOrcLLJITAddLLVMIRModuleWithRT(G.jit, ce->tracker, tsm);
+    LLVMOrcExecutorAddress tile_addr = 0, scratch_addr = 0;
+    if (!e) e = LLVMOrcLLJITLookup(G.jit, &tile_addr, tile); /* the code is generated here */
+    if (!e) e = LLVMOrcLLJITLookup(G.jit, &scratch_addr, scratch);
+    if (e) {
+        error_text(e, why, sizeof why);
+        LLVMErrorRef r = LLVMOrcResourceTrackerRemove(ce->tracker);
+        if (r) LLVMConsumeError(r);
+        LLVMOrcReleaseResourceTracker(ce->tracker);
+        ce->tracker = NULL;
+        return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: JIT compilation failed: %s", why);
+    }
+    ce->tile = (AttnTileFn)(uintptr_t)tile_addr;
+    ce->scratch = (AttnScratchFn)(uintptr_t)scratch_addr;
+    return ATTNC_OK;
+}
+
+static void entry_free(CacheEntry *ce) {
+    if (ce->tracker) {
+        LLVMErrorRef e = LLVMOrcResourceTrackerRemove(ce->tracker);
+        if (e) LLVMConsumeError(e);
+        LLVMOrcReleaseResourceTracker(ce->tracker);
+    }
+    free(ce->key);
+    free(ce);
+}
+
+/* Drop the least recently used unreferenced entries beyond MAX_IDLE (G.lock held). */
+static void evict_idle(void) {
+    for (;;) {
+        int idle = 0;
+        CacheEntry **oldest = NULL;
+        for (CacheEntry **pp = &G.entries; *pp; pp = &(*pp)->next)
+            if ((*pp)->refs == 0) {
+                idle++;
+                if (!oldest || (*pp)->last_use < (*oldest)->last_use) oldest = pp;
+            }
+        if (idle <= MAX_IDLE) return;
+        CacheEntry *ce = *oldest;
+        *oldest = ce->next;
+        entry_free(ce);
+    }
+}
+
+static attnc_status llvm_compile(const Plan *p, const attnc_options *opts, CompiledKernel *ck, void **state,
+                                 attnc_error *err) {
+    (void)opts; /* tile sizes are in the plan; threads do not change the code */
+    *state = NULL;
+    attnc_status st = ensure_llvm(err);
+    if (st) return st;
+    int width = vector_width();
+    Key key = {0};
+    make_key(p, width, &key);
+    if (key.failed) {
+        free(key.p);
+        return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    }
+    uint64_t hash = hash_bytes(key.p, key.len);
+    pthread_mutex_lock(&G.lock);
+    CacheEntry *ce = G.entries;
+    while (ce && !(ce->hash == hash && ce->keylen == key.len && memcmp(ce->key, key.p, key.len) == 0)) ce = ce->next;
+    if (ce) {
+        free(key.p);
+    } else {
+        ce = calloc(1, sizeof *ce);
+        if (!ce) {
+            pthread_mutex_unlock(&G.lock);
+            free(key.p);
+            return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+        }
+        ce->key = key.p;
+        ce->keylen = key.len;
+        ce->hash = hash;
+        st = compile_entry(p, width, ce, err);
+        if (st) {
+            pthread_mutex_unlock(&G.lock);
+            entry_free(ce);
+            return st;
+        }
+        ce->next = G.entries;
+        G.entries = ce;
+    }
+    ce->refs++;
+    ce->last_use = ++G.clock;
+    pthread_mutex_unlock(&G.lock);
+    ck->tile = ce->tile;
+    ck->scratch_bytes = ce->scratch;
+    ck->kernel_data = NULL;
+    *state = ce;
+    return ATTNC_OK;
+}
+
+static void llvm_release(void *state) {
+    CacheEntry *ce = state;
+    if (!ce) return;
+    pthread_mutex_lock(&G.lock);
+    ce->refs--;
+    ce->last_use = ++G.clock;
+    evict_idle();
+    pthread_mutex_unlock(&G.lock);
+}
+
+/* "llvm-ir": the module as lowered, then after default<O3>; "asm": the
+ * host assembly.  Built in a private context: no lock, no JIT. */
+static attnc_status llvm_emit(const Plan *p, const attnc_options *opts, const char *target, StrBuf *out,
+                              attnc_error *err) {
+    (void)opts;
+    int ir = strcmp(target, "llvm-ir") == 0, asm_text = strcmp(target, "asm") == 0;
+    if (!ir && !asm_text) return set_error(err, ATTNC_ERR_USAGE, "the LLVM backend emits llvm-ir and asm only");
+    attnc_status st = ensure_llvm(err);
+    if (st) return st;
+    char why[300];
+    LLVMTargetMachineRef tm = host_machine(why, sizeof why);
+    if (!tm) return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: %s", why);
+    int width = vector_width();
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("attnc", ctx);
+    StrBuf before = {0};
+    st = build_module(p, width, mod, tm, "attnc_tile", "attnc_scratch", 1, ir ? &before : NULL, err);
+    if (!st && ir) {
+        char *after = LLVMPrintModuleToString(mod);
+        sb_printf(out, "; ==== attention %s: LLVM IR as lowered (%d-lane vectors, before optimisation) ====\n",
+                  p->attn->name, width);
+        sb_printf(out, "%s", before.p ? before.p : "");
+        sb_printf(out, "\n; ==== attention %s: LLVM IR after default<O3> for %s ====\n", p->attn->name, G.cpu);
+        sb_printf(out, "%s", after);
+        LLVMDisposeMessage(after);
+    } else if (!st) {
+        char *msg = NULL;
+        LLVMMemoryBufferRef buf = NULL;
+        if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMAssemblyFile, &msg, &buf)) {
+            st = set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: cannot emit assembly: %.300s", msg ? msg : "");
+        } else {
+            sb_printf(out, "# attention %s: %d-lane vectors, %s\n", p->attn->name, width, G.cpu);
+            sb_printf(out, "%.*s", (int)LLVMGetBufferSize(buf), LLVMGetBufferStart(buf));
+            LLVMDisposeMemoryBuffer(buf);
+        }
+        if (msg) LLVMDisposeMessage(msg);
+    }
+    int lost = before.failed; /* the IR as lowered did not fit in memory */
+    sb_free(&before);
+    LLVMDisposeModule(mod);
+    LLVMContextDispose(ctx);
+    LLVMDisposeTargetMachine(tm);
+    if (!st && (out->failed || lost)) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    return st;
+}
+
+const BackendImpl backend_llvm = {ATTNC_BACKEND_LLVM, 1, llvm_compile, llvm_release, llvm_emit, NULL};

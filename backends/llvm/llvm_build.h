@@ -1,0 +1,301 @@
+/* llvm_build.h — what the files of the LLVM lowering share: the lowering
+ * state (Lower), short LLVM C API builder helpers, and the memo of emitted
+ * IR nodes with its scopes.
+ * Requires: llvm-c/Core.h, a Plan (plan.h), the kernel ABI's limits
+ * (kernel_abi.h).  Produces: nothing by itself; the helpers are `static
+ * inline` so that each file that builds IR (llvm_math.c, llvm_node.c,
+ * llvm_lower.c) uses them under their short names without the library
+ * exporting names like get, set or load.  Internal to backends/llvm/llvm_*.c. */
+#ifndef ATTNC_LLVM_BUILD_H
+#define ATTNC_LLVM_BUILD_H
+#include <stdio.h>
+#include <string.h>
+
+#include "kernel_abi.h"
+#include "llvm_lower.h"
+
+enum { MAX_LANES = 16, MAX_SUM_LEVELS = 64, MAX_SCOPES = 512 };
+
+/* Where a node's value is computed (see llvm_lower.c's header comment). */
+typedef enum Place { PL_OUTER = 0, PL_ROW = 1, PL_COL = 2, PL_ELEM = 3 } Place;
+
+/* The lowering of one plan: its types at the target's vector width, the
+ * builder, the memo of emitted IR nodes and what the IR's leaves read at the
+ * builder's position (NULL: not available there). */
+typedef struct Lower {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef bd;        /* code */
+    LLVMBuilderRef alloca_bd; /* the entry block, which holds only allocas */
+    const Plan *p;
+    const IrModule *ir;
+    const IrFunc *f;
+    const LlvmTarget *target;
+    int W, C, CQ, R; /* lanes; vectors per row block; micro-kernel block: CQ vectors x R rows */
+    int QB, BK;      /* rows per row block (C * W); keys per kv tile */
+    LLVMTypeRef i1, i8, i32, i64, f32, f64;
+    LLVMTypeRef vi1, vi8, vi32, vi64, vf32, vf64;
+    LLVMValueRef fn;
+    /* emitted IR nodes, each valid while the scope that emitted it is open */
+    LLVMValueRef *memo;
+    int *stack, nstack;
+    int marks[MAX_SCOPES], depth;
+    unsigned *visit, visit_gen;
+    /* what the IR's leaves read */
+    LLVMValueRef call;
+    LLVMValueRef var[V_COUNT]; /* b, h, hk and sizes (scalars) */
+    LLVMValueRef q_vec, kv, pre, valid;
+    LLVMValueRef sumvar[MAX_SUM_LEVELS];
+    unsigned open; /* IrNode.sumvars bits of the sum loops open here (levels 0..30) */
+    LLVMValueRef *param;
+    LLVMValueRef *tdata;
+    LLVMValueRef (*tdim)[ATTNC_ABI_MAX_RANK];
+    /* ROW values the element loop reads, each with its slot in Regions.rows (llvm_lower.c) */
+    IrRef *frontier;
+    int nfrontier;
+    int failed;
+    char why[300];
+} Lower;
+
+static inline void fail(Lower *L, const char *why) {
+    if (!L->failed) snprintf(L->why, sizeof L->why, "%s", why);
+    L->failed = 1;
+}
+
+/* ---- short builder helpers ------------------------------------------------ */
+
+static inline LLVMValueRef ci64(Lower *L, int64_t v) { return LLVMConstInt(L->i64, (unsigned long long)v, 1); }
+static inline LLVMValueRef ci32(Lower *L, int32_t v) { return LLVMConstInt(L->i32, (unsigned long long)(int64_t)v, 1); }
+static inline LLVMValueRef cf32(Lower *L, double v) { return LLVMConstReal(L->f32, v); }
+static inline LLVMValueRef cbool(Lower *L, int v) { return LLVMConstInt(L->i1, v != 0, 0); }
+
+static inline int is_vec(LLVMValueRef v) { return LLVMGetTypeKind(LLVMTypeOf(v)) == LLVMVectorTypeKind; }
+
+/* s repeated in every lane (v itself when already a vector). */
+static inline LLVMValueRef splat(Lower *L, LLVMValueRef s) {
+    if (is_vec(s)) return s;
+    LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(s), (unsigned)L->W);
+    if (LLVMIsConstant(s)) {
+        LLVMValueRef e[MAX_LANES];
+        for (int i = 0; i < L->W; i++) e[i] = s;
+        return LLVMConstVector(e, (unsigned)L->W);
+    }
+    LLVMValueRef one = LLVMBuildInsertElement(L->bd, LLVMGetUndef(vt), s, ci32(L, 0), "");
+    return LLVMBuildShuffleVector(L->bd, one, LLVMGetUndef(vt), LLVMConstNull(L->vi32), "");
+}
+
+/* A float constant shaped like `like` (scalar or vector). */
+static inline LLVMValueRef fconst(Lower *L, LLVMValueRef like, double v) {
+    return is_vec(like) ? splat(L, cf32(L, v)) : cf32(L, v);
+}
+static inline LLVMValueRef iconst_like(Lower *L, LLVMValueRef like, LLVMTypeRef scalar, int64_t v) {
+    LLVMValueRef c = LLVMConstInt(scalar, (unsigned long long)v, 1);
+    return is_vec(like) ? splat(L, c) : c;
+}
+
+/* <0, 1, ..., W-1> as int64. */
+static inline LLVMValueRef iota(Lower *L) {
+    LLVMValueRef e[MAX_LANES];
+    for (int i = 0; i < L->W; i++) e[i] = ci64(L, i);
+    return LLVMConstVector(e, (unsigned)L->W);
+}
+
+static inline LLVMTypeRef ptr_to(LLVMTypeRef t) { return LLVMPointerType(t, 0); }
+
+/* p as a pointer to `elem` (a no-op with opaque pointers; a cast with typed ones). */
+static inline LLVMValueRef as_ptr(Lower *L, LLVMValueRef p, LLVMTypeRef elem) {
+    LLVMTypeRef pt = ptr_to(elem);
+    return LLVMTypeOf(p) == pt ? p : LLVMBuildPointerCast(L->bd, p, pt, "");
+}
+
+/* &p[i] for an array of `elem` (i: int64 scalar, or a vector for gathers). */
+static inline LLVMValueRef gep(Lower *L, LLVMTypeRef elem, LLVMValueRef p, LLVMValueRef i) {
+    return LLVMBuildGEP2(L->bd, elem, as_ptr(L, p, elem), &i, 1, "");
+}
+
+static inline LLVMValueRef load(Lower *L, LLVMTypeRef t, LLVMValueRef p, unsigned align) {
+    LLVMValueRef v = LLVMBuildLoad2(L->bd, t, as_ptr(L, p, t), "");
+    LLVMSetAlignment(v, align);
+    return v;
+}
+
+static inline void store(Lower *L, LLVMValueRef v, LLVMValueRef p, unsigned align) {
+    LLVMValueRef s = LLVMBuildStore(L->bd, v, as_ptr(L, p, LLVMTypeOf(v)));
+    LLVMSetAlignment(s, align);
+}
+
+/* A float vector at element i of float array p. */
+static inline LLVMValueRef load_fvec(Lower *L, LLVMValueRef p, LLVMValueRef i) {
+    return load(L, L->vf32, gep(L, L->f32, p, i), 4);
+}
+static inline void store_fvec(Lower *L, LLVMValueRef v, LLVMValueRef p, LLVMValueRef i) {
+    store(L, v, gep(L, L->f32, p, i), 4);
+}
+
+/* A mutable local (promoted to SSA by mem2reg): allocated in the entry block,
+ * initialised here. */
+static inline LLVMValueRef local(Lower *L, LLVMTypeRef t, LLVMValueRef init) {
+    LLVMValueRef a = LLVMBuildAlloca(L->alloca_bd, t, "");
+    if (init) LLVMBuildStore(L->bd, init, a);
+    return a;
+}
+static inline LLVMValueRef get(Lower *L, LLVMTypeRef t, LLVMValueRef a) { return LLVMBuildLoad2(L->bd, t, a, ""); }
+static inline void set(Lower *L, LLVMValueRef a, LLVMValueRef v) { LLVMBuildStore(L->bd, v, a); }
+
+/* Field of the AttnCall at byte offset `off`. */
+static inline LLVMValueRef call_field(Lower *L, size_t off, LLVMTypeRef t) {
+    return load(L, t, gep(L, L->i8, L->call, ci64(L, (int64_t)off)), 8);
+}
+
+/* A call of LLVM intrinsic `name` overloaded on the types over[0..nover). */
+static inline LLVMValueRef intrinsic(Lower *L, const char *name, LLVMTypeRef *over, int nover, LLVMValueRef *args,
+                                     int nargs) {
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    if (!id) {
+        fail(L, "an LLVM intrinsic is missing");
+        return LLVMGetUndef(LLVMTypeOf(args[0]));
+    }
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(L->mod, id, over, (size_t)nover);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(L->ctx, id, over, (size_t)nover);
+    return LLVMBuildCall2(L->bd, ft, fn, args, (unsigned)nargs, "");
+}
+
+/* An intrinsic overloaded on its one argument's type (llvm.floor, llvm.fabs, ...). */
+static inline LLVMValueRef intrinsic1(Lower *L, const char *name, LLVMValueRef x) {
+    LLVMTypeRef t = LLVMTypeOf(x);
+    return intrinsic(L, name, &t, 1, &x, 1);
+}
+
+static inline LLVMValueRef fmuladd(Lower *L, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
+    LLVMTypeRef t = LLVMTypeOf(a);
+    LLVMValueRef args[3] = {a, b, c};
+    return intrinsic(L, "llvm.fmuladd", &t, 1, args, 3);
+}
+
+/* Lanes of ptrs where mask holds; 0 elsewhere (nothing is read there). */
+static inline LLVMValueRef gather(Lower *L, LLVMTypeRef vt, LLVMValueRef ptrs, LLVMValueRef mask) {
+    LLVMTypeRef over[2] = {vt, LLVMTypeOf(ptrs)};
+    LLVMValueRef args[4] = {ptrs, ci32(L, 4), mask, LLVMConstNull(vt)};
+    return intrinsic(L, "llvm.masked.gather", over, 2, args, 4);
+}
+
+static inline void scatter(Lower *L, LLVMValueRef v, LLVMValueRef ptrs, LLVMValueRef mask) {
+    LLVMTypeRef over[2] = {LLVMTypeOf(v), LLVMTypeOf(ptrs)};
+    LLVMValueRef args[4] = {v, ptrs, ci32(L, 4), mask};
+    intrinsic(L, "llvm.masked.scatter", over, 2, args, 4);
+}
+
+static inline void masked_store(Lower *L, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask) {
+    p = as_ptr(L, p, LLVMTypeOf(v));
+    LLVMTypeRef over[2] = {LLVMTypeOf(v), LLVMTypeOf(p)};
+    LLVMValueRef args[4] = {v, p, ci32(L, 4), mask};
+    intrinsic(L, "llvm.masked.store", over, 2, args, 4);
+}
+
+/* Whether any lane of a bool vector is true (a scalar bool is returned as is). */
+static inline LLVMValueRef any_lane(Lower *L, LLVMValueRef v) {
+    if (!is_vec(v)) return v;
+    LLVMValueRef bits = LLVMBuildBitCast(L->bd, v, LLVMIntTypeInContext(L->ctx, (unsigned)L->W), "");
+    return LLVMBuildICmp(L->bd, LLVMIntNE, bits, LLVMConstNull(LLVMTypeOf(bits)), "");
+}
+static inline LLVMValueRef all_lanes(Lower *L, LLVMValueRef v) {
+    if (!is_vec(v)) return v;
+    LLVMValueRef bits = LLVMBuildBitCast(L->bd, v, LLVMIntTypeInContext(L->ctx, (unsigned)L->W), "");
+    return LLVMBuildICmp(L->bd, LLVMIntEQ, bits, LLVMConstAllOnes(LLVMTypeOf(bits)), "");
+}
+
+static inline LLVMValueRef smin(Lower *L, LLVMValueRef a, LLVMValueRef b) {
+    return LLVMBuildSelect(L->bd, LLVMBuildICmp(L->bd, LLVMIntSLT, a, b, ""), a, b, "");
+}
+static inline LLVMValueRef smax(Lower *L, LLVMValueRef a, LLVMValueRef b) {
+    return LLVMBuildSelect(L->bd, LLVMBuildICmp(L->bd, LLVMIntSGT, a, b, ""), a, b, "");
+}
+
+static inline LLVMValueRef fcmp(Lower *L, LLVMRealPredicate pred, LLVMValueRef a, LLVMValueRef b) {
+    return LLVMBuildFCmp(L->bd, pred, a, b, "");
+}
+static inline LLVMValueRef fsel(Lower *L, LLVMValueRef c, LLVMValueRef a, LLVMValueRef b) {
+    return LLVMBuildSelect(L->bd, c, a, b, "");
+}
+
+static inline LLVMBasicBlockRef block(Lower *L, const char *name) {
+    return LLVMAppendBasicBlockInContext(L->ctx, L->fn, name);
+}
+
+/* for (i = start; i < end; i += step): loop_begin returns i and leaves the
+ * builder in the body; loop_end closes it and leaves the builder after the
+ * loop, where lp->i holds the first i that failed the test. */
+typedef struct Loop {
+    LLVMBasicBlockRef header, exit;
+    LLVMValueRef i, step;
+} Loop;
+
+static inline LLVMValueRef loop_begin(Lower *L, Loop *lp, LLVMValueRef start, LLVMValueRef end, LLVMValueRef step,
+                               const char *name) {
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(L->bd);
+    lp->header = block(L, name);
+    LLVMBasicBlockRef body = block(L, name);
+    lp->exit = block(L, name);
+    lp->step = step;
+    LLVMBuildBr(L->bd, lp->header);
+    LLVMPositionBuilderAtEnd(L->bd, lp->header);
+    lp->i = LLVMBuildPhi(L->bd, L->i64, name);
+    LLVMAddIncoming(lp->i, &start, &pre, 1);
+    LLVMBuildCondBr(L->bd, LLVMBuildICmp(L->bd, LLVMIntSLT, lp->i, end, ""), body, lp->exit);
+    LLVMPositionBuilderAtEnd(L->bd, body);
+    return lp->i;
+}
+
+static inline void loop_end(Lower *L, Loop *lp) {
+    LLVMValueRef next = LLVMBuildAdd(L->bd, lp->i, lp->step, "");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(L->bd);
+    LLVMBuildBr(L->bd, lp->header);
+    LLVMAddIncoming(lp->i, &next, &latch, 1);
+    LLVMPositionBuilderAtEnd(L->bd, lp->exit);
+}
+
+/* if (cond) { ... }: returns the block after; the builder is in the then-block. */
+static inline LLVMBasicBlockRef if_begin(Lower *L, LLVMValueRef cond, const char *name) {
+    LLVMBasicBlockRef then = block(L, name), after = block(L, name);
+    LLVMBuildCondBr(L->bd, cond, then, after);
+    LLVMPositionBuilderAtEnd(L->bd, then);
+    return after;
+}
+static inline void if_end(Lower *L, LLVMBasicBlockRef after) {
+    LLVMBuildBr(L->bd, after);
+    LLVMPositionBuilderAtEnd(L->bd, after);
+}
+
+/* ---- placement and the memo of emitted nodes --------------------------- */
+
+static inline Place place_of(const IrNode *n) {
+    int q = (n->deps & (DEP_Q | DEP_PRE)) != 0, kv = (n->deps & (DEP_KV | DEP_PRE)) != 0;
+    return q && kv ? PL_ELEM : q ? PL_ROW : kv ? PL_COL : PL_OUTER;
+}
+
+static inline LLVMTypeRef type_of(Lower *L, Type t, int vec) {
+    if (t == T_INT) return vec ? L->vi64 : L->i64;
+    if (t == T_FLOAT) return vec ? L->vf32 : L->f32;
+    return vec ? L->vi1 : L->i1;
+}
+
+static inline void scope_push(Lower *L) {
+    if (L->depth >= MAX_SCOPES) {
+        fail(L, "sums are nested too deeply for the LLVM backend");
+        return;
+    }
+    L->marks[L->depth++] = L->nstack;
+}
+
+static inline void scope_pop(Lower *L) {
+    if (L->depth == 0) return;
+    int mark = L->marks[--L->depth];
+    while (L->nstack > mark) L->memo[L->stack[--L->nstack]] = NULL;
+}
+
+static inline void remember(Lower *L, IrRef r, LLVMValueRef v) {
+    L->memo[r] = v;
+    L->stack[L->nstack++] = r;
+}
+
+#endif

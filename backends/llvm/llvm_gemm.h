@@ -1,0 +1,26 @@
+/* llvm_gemm.h — the register-blocked micro-kernels of the LLVM kernel
+ * (backends/llvm/llvm_gemm.c).  Internal to backends/llvm/llvm_*.c. */
+#ifndef ATTNC_LLVM_GEMM_H
+#define ATTNC_LLVM_GEMM_H
+#include "llvm_build.h"
+
+/* A region to pull into L2 while a micro-kernel runs, one 64-byte line per
+ * iteration of its inner loop.  Work items arrive heaviest first, which
+ * interleaves heads, so K and V usually come from memory; prefetches spread
+ * through the FMAs hide that, where a burst of them would stall on the
+ * line-fill buffers. */
+typedef struct Prefetch {
+    LLVMValueRef base; /* float* */
+    LLVMValueRef bytes;
+} Prefetch;
+
+/* Prefetch (into L2) line `line` of the region, its last line once past its end. */
+void lower_prefetch_line(Lower *L, const Prefetch *pf, LLVMValueRef line);
+
+/* Out[row][0..QB) = (or += when accumulate) sum over k < depth of
+ * A[row*ars + k*aks] * Bm[k][0..QB), for rows 0..nrows; pf (may be NULL): a
+ * region prefetched one line per inner iteration. */
+void lower_gemm(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm,
+                LLVMValueRef depth, LLVMValueRef Out, int accumulate, const Prefetch *pf);
+
+#endif

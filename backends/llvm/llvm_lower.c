@@ -1,0 +1,714 @@
+/* llvm_lower.c — the kernel plan as LLVM IR, built with the LLVM C API (no
+ * textual IR, no C++).
+ * Requires: a Plan and a module carrying the target's triple and data layout.
+ * Produces: in that module, the AttnTileFn and AttnScratchFn of the kernel ABI
+ * (middle/kernel_abi.h), computing what runtime/plan_run.c's refplan_tile
+ * computes, in float32: the same tile-map walk, the mask only on PARTIAL
+ * tiles, the fault root when the call asks for it, online softmax in the log2
+ * domain, O = 0 and LSE = -inf for rows that keep nothing, lse_offset per row,
+ * the weight clause without division.
+ *
+ * How the work is laid out.  Vector lanes run along q: one vector holds W
+ * consecutive query rows, and a row block of QB = C*W rows is the unit the
+ * tile loop works on (one q tile of bq rows is one or more row blocks).
+ * Along q rather than along kv because then
+ *   - Q is transposed into scratch once per row block (Qt[d][q]), and K and V
+ *     are read in place: the QK micro-kernel broadcasts K[kv][d] against Qt
+ *     rows, the PV micro-kernel broadcasts V[kv][dv] against P rows; D and Dv
+ *     are plain scalar loops, so no size needs padding or masked loads;
+ *   - the online softmax statistics (row max, row sum) are per lane: no
+ *     horizontal reductions in the tile loop.
+ * The micro-kernels keep an R x CQ block of vector accumulators in registers
+ * (R rows of K or V against CQ vectors of rows of Q), and spread prefetches
+ * of the next tile's K and V through their inner loops.
+ *
+ * Per kv tile: QK micro-kernel into S; when the call can fault (its
+ * check_faults), a pass over the fault root that returns 1 at once; the
+ * element pass (two versions: with the mask for PARTIAL tiles, without for
+ * FULL ones); for softmax the normalising pass (P = 2^(t - m), rescaling of
+ * l and of the accumulator when the running max moved); the PV micro-kernel.
+ *
+ * Where IR values are computed.  Each node is placed by what it varies with:
+ *   OUTER (call, head) - scalars, once per work item, in the prologue;
+ *   ROW (q)            - vectors, once per row block; those the per-element
+ *                        code reads (the "frontier") go to scratch and are
+ *                        reloaded in the element loop;
+ *   COL (kv)           - scalars, per kv in the element loop;
+ *   ELEM (q and kv)    - vectors, per element vector.
+ * The files of the lowering: llvm_build.h (the state, builder helpers),
+ * llvm_math.c (arithmetic: exp/log polynomials, total division),
+ * llvm_node.c (IR nodes, sums, hoisting), llvm_gemm.c (the micro-kernels)
+ * and this one, the kernel: the loop nest, the scratch layout, the element,
+ * softmax and output passes, and the entry point llvm_lower_plan.
+ */
+#include "llvm_lower.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernel_abi.h"
+#include "llvm_build.h"
+#include "llvm_gemm.h"
+#include "llvm_math.h"
+#include "llvm_node.h"
+
+/* Scratch regions of one work item, as pointers (tile function) or byte sizes. */
+typedef struct Regions {
+    LLVMValueRef qt;              /* Qt[D][QB]: Q rows of the block, transposed, times scale */
+    LLVMValueRef qx;              /* Qx[Rt][QB]: low-rank q-side columns */
+    LLVMValueRef kx;              /* Kx[BK][Rt]: low-rank k-side columns of the tile */
+    LLVMValueRef s;               /* S[BK][QB]: scores, then log2-domain scores, then P */
+    LLVMValueRef ot;              /* OT[Dv][QB]: the output accumulator, transposed */
+    LLVMValueRef m, l, any, tmax; /* [QB] each: running max, sum, kept-anything, tile max */
+    LLVMValueRef rows;            /* [frontier][QB] 8-byte lanes: ROW values the element loop reads */
+} Regions;
+
+/* ---- the kernel ------------------------------------------------------------- */
+
+static LLVMValueRef round64(Lower *L, LLVMValueRef bytes) {
+    return LLVMBuildAnd(L->bd, LLVMBuildAdd(L->bd, bytes, ci64(L, 63), ""), ci64(L, -64), "");
+}
+
+/* Carve the scratch regions (base != NULL) or just size them; returns the
+ * bytes needed, 64 of slack for aligning the base included. */
+static LLVMValueRef layout(Lower *L, LLVMValueRef D, LLVMValueRef Dv, LLVMValueRef Rt, LLVMValueRef base, Regions *rg) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef qb4 = ci64(L, (int64_t)L->QB * 4);
+    LLVMValueRef sizes[6] = {
+        LLVMBuildMul(b, D, qb4, ""),                                         /* qt */
+        LLVMBuildMul(b, Rt, qb4, ""),                                        /* qx */
+        LLVMBuildMul(b, Rt, ci64(L, (int64_t)L->BK * 4), ""),                /* kx */
+        ci64(L, (int64_t)L->BK * L->QB * 4),                                 /* s */
+        LLVMBuildMul(b, Dv, qb4, ""),                                        /* ot */
+        ci64(L, (int64_t)L->QB * 4 * 4 + (int64_t)L->nfrontier * L->QB * 8), /* stats, rows */
+    };
+    LLVMValueRef off = ci64(L, 0);
+    LLVMValueRef at[6];
+    for (int i = 0; i < 6; i++) {
+        at[i] = off;
+        off = LLVMBuildAdd(b, off, round64(L, sizes[i]), "");
+    }
+    if (base) {
+        LLVMValueRef *dst[5] = {&rg->qt, &rg->qx, &rg->kx, &rg->s, &rg->ot};
+        for (int i = 0; i < 5; i++) *dst[i] = gep(L, L->i8, base, at[i]);
+        LLVMValueRef stats = gep(L, L->i8, base, at[5]);
+        rg->m = stats;
+        rg->l = gep(L, L->i8, stats, ci64(L, (int64_t)L->QB * 4));
+        rg->any = gep(L, L->i8, stats, ci64(L, (int64_t)L->QB * 8));
+        rg->tmax = gep(L, L->i8, stats, ci64(L, (int64_t)L->QB * 12));
+        rg->rows = gep(L, L->i8, stats, ci64(L, (int64_t)L->QB * 16));
+    }
+    return LLVMBuildAdd(b, off, ci64(L, 64), "");
+}
+
+/* Sizes, params and tensors from the AttnCall. */
+static void load_inputs(Lower *L) {
+    static const size_t size_off[7] = {offsetof(AttnCall, B),  offsetof(AttnCall, H),  offsetof(AttnCall, Hkv),
+                                       offsetof(AttnCall, Lq), offsetof(AttnCall, Lk), offsetof(AttnCall, D),
+                                       offsetof(AttnCall, Dv)};
+    for (int i = 0; i < 7; i++) L->var[V_SIZE_B + i] = call_field(L, size_off[i], L->i64);
+    const Attention *a = L->p->attn;
+    LLVMValueRef params = call_field(L, offsetof(AttnCall, params), ptr_to(L->i64));
+    for (int i = 0; i < a->nparams; i++) {
+        LLVMValueRef at = gep(L, L->i64, params, ci64(L, i));
+        Type t = a->params[i]->type;
+        if (t == T_FLOAT)
+            L->param[i] = LLVMBuildFPTrunc(L->bd, load(L, L->f64, at, 8), L->f32, "");
+        else if (t == T_BOOL)
+            L->param[i] = LLVMBuildICmp(L->bd, LLVMIntNE, load(L, L->i64, at, 8), ci64(L, 0), "");
+        else
+            L->param[i] = load(L, L->i64, at, 8);
+    }
+    LLVMValueRef data = call_field(L, offsetof(AttnCall, tensor_data), ptr_to(ptr_to(L->i8)));
+    LLVMValueRef shape = call_field(L, offsetof(AttnCall, tensor_shape), ptr_to(L->i64));
+    for (int t = 0; t < a->ntensors; t++) {
+        L->tdata[t] = load(L, ptr_to(L->i8), gep(L, ptr_to(L->i8), data, ci64(L, t)), 8);
+        for (int d = 0; d < a->tensors[t]->ndims && d < ATTNC_ABI_MAX_RANK; d++)
+            L->tdim[t][d] = load(L, L->i64, gep(L, L->i64, shape, ci64(L, (int64_t)t * ATTNC_ABI_MAX_RANK + d)), 8);
+    }
+}
+
+/* Low-rank column counts (clamped at 0), their offsets, and their total. */
+static LLVMValueRef lowrank_columns(Lower *L, LLVMValueRef *count, LLVMValueRef *start) {
+    LLVMValueRef total = ci64(L, 0);
+    for (int g = 0; g < L->f->nlowrank; g++) {
+        count[g] = smax(L, lower_node(L, L->f->lowrank_count[g]), ci64(L, 0));
+        start[g] = total;
+        total = LLVMBuildAdd(L->bd, total, count[g], "");
+    }
+    return total;
+}
+
+/* What the tile loop shares. */
+typedef struct Tile {
+    Regions rg;
+    LLVMValueRef qbh, kbh, vbh, obh, lse_row; /* Q, K, V, O of (b, h); &LSE[b, h, 0] */
+    LLVMValueRef has_lse;                     /* i1: the call passed an LSE buffer */
+    LLVMValueRef scale, rt, count[64], start[64];
+    LLVMValueRef qb0, q1;      /* the row block and the end of the work item's rows */
+    LLVMValueRef k0, k1;       /* the kv tile */
+    LLVMValueRef fault;        /* local i1: an element raised a runtime error */
+    Prefetch first_k, first_v; /* K and V rows of the row block's first tile */
+} Tile;
+
+/* The lanes of row vector c: q = qb0 + c*W + lane, and which are rows of the item. */
+static void enter_row_vector(Lower *L, Tile *T, LLVMValueRef c) {
+    LLVMValueRef first = LLVMBuildAdd(L->bd, T->qb0, LLVMBuildMul(L->bd, c, ci64(L, L->W), ""), "");
+    L->q_vec = LLVMBuildAdd(L->bd, splat(L, first), iota(L), "q");
+    L->valid = LLVMBuildICmp(L->bd, LLVMIntSLT, L->q_vec, splat(L, T->q1), "valid");
+}
+
+static LLVMValueRef frontier_slot(Lower *L, Tile *T, int slot, LLVMValueRef c) {
+    LLVMValueRef byte = LLVMBuildAdd(L->bd, ci64(L, (int64_t)slot * L->QB * 8),
+                                     LLVMBuildMul(L->bd, c, ci64(L, (int64_t)L->W * 8), ""), "");
+    return gep(L, L->i8, T->rg.rows, byte);
+}
+
+static void store_frontier(Lower *L, Tile *T, int slot, LLVMValueRef c, LLVMValueRef v) {
+    v = splat(L, v);
+    if (LLVMTypeOf(v) == L->vi1) v = LLVMBuildZExt(L->bd, v, L->vi8, "");
+    store(L, v, frontier_slot(L, T, slot, c), 8);
+}
+
+static LLVMValueRef load_frontier(Lower *L, Tile *T, int slot, LLVMValueRef c) {
+    Type t = L->ir->nodes[L->frontier[slot]].type;
+    LLVMValueRef p = frontier_slot(L, T, slot, c);
+    if (t == T_BOOL) return LLVMBuildTrunc(L->bd, load(L, L->vi8, p, 8), L->vi1, "");
+    return load(L, type_of(L, t, 1), p, 8);
+}
+
+/* Per row block: Q transposed and scaled, low-rank q columns, the frontier
+ * ROW values, fresh softmax statistics and a zero output accumulator. */
+static void row_prologue(Lower *L, Tile *T) {
+    LLVMBuilderRef b = L->bd;
+    Loop lc;
+    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), ci64(L, L->C), ci64(L, 1), "rows");
+    scope_push(L);
+    enter_row_vector(L, T, c);
+    LLVMValueRef col = LLVMBuildMul(b, c, ci64(L, L->W), "");
+    LLVMValueRef D = L->var[V_SIZE_D], Dv = L->var[V_SIZE_DV];
+    LLVMValueRef qrow = LLVMBuildMul(b, L->q_vec, splat(L, D), "");
+    LLVMValueRef vscale = splat(L, T->scale);
+    Loop ld;
+    LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), D, ci64(L, 1), "packq");
+    /* the first tile's K and V rows, which no earlier tile prefetched */
+    LLVMValueRef line = LLVMBuildAdd(b, LLVMBuildMul(b, c, D, ""), d, "");
+    lower_prefetch_line(L, &T->first_k, line);
+    lower_prefetch_line(L, &T->first_v, line);
+    LLVMValueRef x = gather(L, L->vf32, gep(L, L->f32, T->qbh, LLVMBuildAdd(b, qrow, splat(L, d), "")), L->valid);
+    store_fvec(L, LLVMBuildFMul(b, x, vscale, ""), T->rg.qt,
+               LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, L->QB), ""), col, ""));
+    loop_end(L, &ld);
+    for (int g = 0; g < L->f->nlowrank; g++) {
+        lower_hoist_invariant(L, L->f->lowrank_q[g], ++L->visit_gen);
+        Loop lr;
+        LLVMValueRef r = loop_begin(L, &lr, ci64(L, 0), T->count[g], ci64(L, 1), "lowrank.q");
+        LLVMValueRef saved = lower_open_sum(L, 0, r);
+        LLVMValueRef v = splat(L, lower_node(L, L->f->lowrank_q[g]));
+        LLVMValueRef at =
+            LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, T->start[g], r, ""), ci64(L, L->QB), ""), col, "");
+        store_fvec(L, v, T->rg.qx, at);
+        lower_close_sum(L, 0, saved);
+        loop_end(L, &lr);
+    }
+    for (int s = 0; s < L->nfrontier; s++) store_frontier(L, T, s, c, lower_node(L, L->frontier[s]));
+    store_fvec(L, splat(L, cf32(L, -INFINITY)), T->rg.m, col);
+    store_fvec(L, LLVMConstNull(L->vf32), T->rg.l, col);
+    store_fvec(L, LLVMConstNull(L->vf32), T->rg.any, col);
+    Loop lz;
+    LLVMValueRef dv = loop_begin(L, &lz, ci64(L, 0), Dv, ci64(L, 1), "zeroo");
+    store_fvec(L, LLVMConstNull(L->vf32), T->rg.ot, LLVMBuildAdd(b, LLVMBuildMul(b, dv, ci64(L, L->QB), ""), col, ""));
+    loop_end(L, &lz);
+    scope_pop(L);
+    loop_end(L, &lc);
+}
+
+/* Low-rank k columns of the tile: Kx[kv - k0][start_g + r] = lowrank_k[g](kv, r). */
+static void lowrank_k_columns(Lower *L, Tile *T) {
+    LLVMBuilderRef b = L->bd;
+    Loop lk;
+    LLVMValueRef kv = loop_begin(L, &lk, T->k0, T->k1, ci64(L, 1), "lowrank.kv");
+    scope_push(L);
+    L->kv = kv;
+    LLVMValueRef rowofs = LLVMBuildMul(b, LLVMBuildSub(b, kv, T->k0, ""), T->rt, "");
+    for (int g = 0; g < L->f->nlowrank; g++) {
+        lower_hoist_invariant(L, L->f->lowrank_k[g], ++L->visit_gen);
+        Loop lr;
+        LLVMValueRef r = loop_begin(L, &lr, ci64(L, 0), T->count[g], ci64(L, 1), "lowrank.k");
+        LLVMValueRef saved = lower_open_sum(L, 0, r);
+        LLVMValueRef v = lower_node(L, L->f->lowrank_k[g]);
+        if (is_vec(v))
+            fail(L, "a low-rank k column that varies with q");
+        else
+            store(L, v, gep(L, L->f32, T->rg.kx, LLVMBuildAdd(b, rowofs, LLVMBuildAdd(b, T->start[g], r, ""), "")), 4);
+        lower_close_sum(L, 0, saved);
+        loop_end(L, &lr);
+    }
+    L->kv = NULL;
+    scope_pop(L);
+    loop_end(L, &lk);
+}
+
+/* The per-element code over the tile's scores S[kv][q]: bias, mask (PARTIAL
+ * tiles), score clauses; then either the log2-domain score (softmax: masked
+ * -> -inf, the tile max per lane) or the weight (masked -> 0, summed straight
+ * into l). */
+static void elementwise(Lower *L, Tile *T, int partial) {
+    LLVMBuilderRef b = L->bd;
+    const IrFunc *f = L->f;
+    int softmax = L->p->softmax;
+    Loop lc;
+    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), ci64(L, L->C), ci64(L, 1), partial ? "elem.partial" : "elem.full");
+    scope_push(L);
+    enter_row_vector(L, T, c);
+    LLVMValueRef col = LLVMBuildMul(b, c, ci64(L, L->W), "");
+    for (int s = 0; s < L->nfrontier; s++) remember(L, L->frontier[s], load_frontier(L, T, s, c));
+    LLVMValueRef tmax = local(L, L->vf32, splat(L, cf32(L, -INFINITY)));
+    LLVMValueRef lsum = softmax ? NULL : local(L, L->vf32, LLVMConstNull(L->vf32));
+    LLVMValueRef kept = softmax ? NULL : local(L, L->vi1, LLVMConstNull(L->vi1));
+    Loop lk;
+    LLVMValueRef kv = loop_begin(L, &lk, T->k0, T->k1, ci64(L, 1), "elem.kv");
+    scope_push(L);
+    L->kv = kv;
+    LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSub(b, kv, T->k0, ""), ci64(L, L->QB), ""), col, "");
+    LLVMValueRef s = load_fvec(L, T->rg.s, at);
+    /* pre = scale * Q.K + low-rank columns (in S) + bias; a constant 0 bias costs nothing */
+    L->pre = ir_is_const(L->ir, f->bias) && L->ir->nodes[f->bias].c.f == 0.0
+                 ? s
+                 : LLVMBuildFAdd(b, s, splat(L, lower_node(L, f->bias)), "pre");
+    LLVMValueRef keep = partial ? splat(L, lower_node(L, f->keep)) : NULL;
+    if (softmax) {
+        LLVMValueRef t =
+            LLVMBuildFMul(b, splat(L, lower_node(L, f->score)), splat(L, cf32(L, 1.44269504088896340736)), "");
+        if (keep) t = fsel(L, keep, t, splat(L, cf32(L, -INFINITY)));
+        store_fvec(L, t, T->rg.s, at);
+        LLVMValueRef m = get(L, L->vf32, tmax);
+        set(L, tmax, fsel(L, fcmp(L, LLVMRealOGT, t, m), t, m));
+    } else {
+        LLVMValueRef w = splat(L, lower_node(L, f->weight));
+        if (keep) w = fsel(L, keep, w, LLVMConstNull(L->vf32));
+        store_fvec(L, w, T->rg.s, at);
+        set(L, lsum, LLVMBuildFAdd(b, get(L, L->vf32, lsum), w, ""));
+        set(L, kept, LLVMBuildOr(b, get(L, L->vi1, kept), keep ? keep : splat(L, cbool(L, 1)), ""));
+    }
+    L->pre = NULL;
+    L->kv = NULL;
+    scope_pop(L);
+    loop_end(L, &lk);
+    if (softmax) {
+        store_fvec(L, get(L, L->vf32, tmax), T->rg.tmax, col);
+    } else {
+        store_fvec(L, LLVMBuildFAdd(b, load_fvec(L, T->rg.l, col), get(L, L->vf32, lsum), ""), T->rg.l, col);
+        LLVMValueRef any = fsel(L, get(L, L->vi1, kept), splat(L, cf32(L, 1.0)), load_fvec(L, T->rg.any, col));
+        store_fvec(L, any, T->rg.any, col);
+    }
+    scope_pop(L);
+    loop_end(L, &lc);
+}
+
+/* The plan's fault root over the tile's elements (rows of the item only):
+ * whether lazy evaluation would raise a runtime error anywhere in it. */
+static void fault_pass(Lower *L, Tile *T) {
+    LLVMBuilderRef b = L->bd;
+    Loop lc;
+    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), ci64(L, L->C), ci64(L, 1), "fault.c");
+    scope_push(L);
+    enter_row_vector(L, T, c);
+    for (int s = 0; s < L->nfrontier; s++) remember(L, L->frontier[s], load_frontier(L, T, s, c));
+    LLVMValueRef fault = local(L, L->vi1, LLVMConstNull(L->vi1));
+    Loop lk;
+    LLVMValueRef kv = loop_begin(L, &lk, T->k0, T->k1, ci64(L, 1), "fault.kv");
+    scope_push(L);
+    L->kv = kv;
+    L->pre = load_fvec(L, T->rg.s,
+                       LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSub(b, kv, T->k0, ""), ci64(L, L->QB), ""),
+                                    LLVMBuildMul(b, c, ci64(L, L->W), ""), ""));
+    if (!(ir_is_const(L->ir, L->f->bias) && L->ir->nodes[L->f->bias].c.f == 0.0))
+        L->pre = LLVMBuildFAdd(b, L->pre, splat(L, lower_node(L, L->f->bias)), "pre");
+    LLVMValueRef fv = LLVMBuildAnd(b, splat(L, lower_node(L, L->f->fault)), L->valid, "");
+    set(L, fault, LLVMBuildOr(b, get(L, L->vi1, fault), fv, ""));
+    L->pre = NULL;
+    L->kv = NULL;
+    scope_pop(L);
+    loop_end(L, &lk);
+    LLVMBasicBlockRef after = if_begin(L, any_lane(L, get(L, L->vi1, fault)), "fault");
+    set(L, T->fault, cbool(L, 1));
+    if_end(L, after);
+    scope_pop(L);
+    loop_end(L, &lc);
+}
+
+/* Softmax after the element pass: the new running max, P = 2^(t - m) in place
+ * of the scores, l and the output accumulator rescaled by 2^(m_old - m). */
+static void normalise(Lower *L, Tile *T) {
+    LLVMBuilderRef b = L->bd;
+    Loop lc;
+    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), ci64(L, L->C), ci64(L, 1), "softmax");
+    LLVMValueRef col = LLVMBuildMul(b, c, ci64(L, L->W), "");
+    LLVMValueRef m_old = load_fvec(L, T->rg.m, col), m_tile = load_fvec(L, T->rg.tmax, col);
+    LLVMValueRef m_new = fsel(L, fcmp(L, LLVMRealOGT, m_tile, m_old), m_tile, m_old);
+    /* a lane that has kept nothing stays at -inf: subtract 0 there, not -inf */
+    LLVMValueRef m_sub =
+        fsel(L, fcmp(L, LLVMRealOEQ, m_new, splat(L, cf32(L, -INFINITY))), LLVMConstNull(L->vf32), m_new);
+    LLVMValueRef corr = lower_exp2(L, LLVMBuildFSub(b, m_old, m_sub, ""));
+    LLVMValueRef sum = local(L, L->vf32, LLVMConstNull(L->vf32));
+    Loop lk;
+    LLVMValueRef kv = loop_begin(L, &lk, T->k0, T->k1, ci64(L, 1), "softmax.kv");
+    LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSub(b, kv, T->k0, ""), ci64(L, L->QB), ""), col, "");
+    LLVMValueRef p = lower_exp2(L, LLVMBuildFSub(b, load_fvec(L, T->rg.s, at), m_sub, ""));
+    store_fvec(L, p, T->rg.s, at);
+    set(L, sum, LLVMBuildFAdd(b, get(L, L->vf32, sum), p, ""));
+    loop_end(L, &lk);
+    LLVMValueRef l = fmuladd(L, load_fvec(L, T->rg.l, col), corr, get(L, L->vf32, sum));
+    store_fvec(L, l, T->rg.l, col);
+    store_fvec(L, m_new, T->rg.m, col);
+    LLVMBasicBlockRef after = if_begin(L, any_lane(L, fcmp(L, LLVMRealUNE, corr, splat(L, cf32(L, 1.0)))), "rescale");
+    Loop ld;
+    LLVMValueRef dv = loop_begin(L, &ld, ci64(L, 0), L->var[V_SIZE_DV], ci64(L, 1), "rescale.dv");
+    LLVMValueRef o = LLVMBuildAdd(b, LLVMBuildMul(b, dv, ci64(L, L->QB), ""), col, "");
+    store_fvec(L, LLVMBuildFMul(b, load_fvec(L, T->rg.ot, o), corr, ""), T->rg.ot, o);
+    loop_end(L, &ld);
+    if_end(L, after);
+    loop_end(L, &lc);
+}
+
+/* O and LSE of the row block's valid rows. */
+static void write_rows(Lower *L, Tile *T) {
+    LLVMBuilderRef b = L->bd;
+    const IrFunc *f = L->f;
+    Loop lc;
+    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), ci64(L, L->C), ci64(L, 1), "finish");
+    scope_push(L);
+    enter_row_vector(L, T, c);
+    LLVMValueRef col = LLVMBuildMul(b, c, ci64(L, L->W), "");
+    for (int s = 0; s < L->nfrontier; s++)
+        if (L->frontier[s] == f->lse_offset) remember(L, L->frontier[s], load_frontier(L, T, s, c));
+    LLVMValueRef m = load_fvec(L, T->rg.m, col), l = load_fvec(L, T->rg.l, col), any = load_fvec(L, T->rg.any, col);
+    LLVMValueRef zero = L->p->softmax ? fcmp(L, LLVMRealOEQ, m, splat(L, cf32(L, -INFINITY)))
+                                      : fcmp(L, LLVMRealOEQ, any, LLVMConstNull(L->vf32));
+    LLVMValueRef offset = NULL;
+    if (f->lse_offset != IR_NONE) {
+        offset = splat(L, lower_node(L, f->lse_offset));
+        LLVMValueRef bad = LLVMBuildOr(b, fcmp(L, LLVMRealUNO, offset, offset),
+                                       fcmp(L, LLVMRealOEQ, offset, splat(L, cf32(L, -INFINITY))), "");
+        zero = LLVMBuildOr(b, zero, bad, "");
+    }
+    LLVMValueRef inv = L->p->softmax ? LLVMBuildFDiv(b, splat(L, cf32(L, 1.0)), l, "") : NULL;
+    LLVMValueRef orow = LLVMBuildMul(b, L->q_vec, splat(L, L->var[V_SIZE_DV]), "");
+    Loop ld;
+    LLVMValueRef dv = loop_begin(L, &ld, ci64(L, 0), L->var[V_SIZE_DV], ci64(L, 1), "store.o");
+    LLVMValueRef x = load_fvec(L, T->rg.ot, LLVMBuildAdd(b, LLVMBuildMul(b, dv, ci64(L, L->QB), ""), col, ""));
+    if (inv) x = LLVMBuildFMul(b, x, inv, "");
+    x = fsel(L, zero, LLVMConstNull(L->vf32), x);
+    scatter(L, x, gep(L, L->f32, T->obh, LLVMBuildAdd(b, orow, splat(L, dv), "")), L->valid);
+    loop_end(L, &ld);
+    LLVMValueRef lse;
+    if (L->p->softmax) {
+        lse = fmuladd(L, m, splat(L, cf32(L, 0.69314718055994530942)), lower_log(L, l, 0));
+        if (offset) lse = LLVMBuildFAdd(b, lse, offset, "");
+    } else {
+        lse = lower_log(L, l, 0);
+    }
+    lse = fsel(L, zero, splat(L, cf32(L, -INFINITY)), lse);
+    LLVMBasicBlockRef after = if_begin(L, T->has_lse, "store.lse");
+    masked_store(L, lse, gep(L, L->f32, T->lse_row, LLVMBuildAdd(b, T->qb0, col, "")), L->valid);
+    if_end(L, after);
+    scope_pop(L);
+    loop_end(L, &lc);
+}
+
+static void set_function_attributes(Lower *L, LLVMValueRef fn) {
+    char width[16];
+    snprintf(width, sizeof width, "%d", L->W * 32);
+    /* without these, x86 splits 512-bit vectors in two on CPUs that prefer 256 */
+    LLVMAddTargetDependentFunctionAttr(fn, "min-legal-vector-width", width);
+    LLVMAddTargetDependentFunctionAttr(fn, "prefer-vector-width", width);
+    if (L->target->cpu) LLVMAddTargetDependentFunctionAttr(fn, "target-cpu", L->target->cpu);
+    if (L->target->features) LLVMAddTargetDependentFunctionAttr(fn, "target-features", L->target->features);
+    unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+    if (nounwind) LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(L->ctx, nounwind, 0));
+}
+
+/* A function whose entry block holds the allocas and falls through to `start`. */
+static LLVMBasicBlockRef open_function(Lower *L, const char *name, LLVMTypeRef fty) {
+    L->fn = LLVMAddFunction(L->mod, name, fty);
+    set_function_attributes(L, L->fn);
+    LLVMBasicBlockRef entry = block(L, "entry");
+    LLVMBasicBlockRef start = block(L, "start");
+    LLVMPositionBuilderAtEnd(L->alloca_bd, entry);
+    LLVMPositionBuilderAtEnd(L->bd, start);
+    return entry;
+}
+
+static void close_function(Lower *L, LLVMBasicBlockRef entry) {
+    LLVMPositionBuilderAtEnd(L->alloca_bd, entry);
+    LLVMBuildBr(L->alloca_bd, LLVMGetNextBasicBlock(entry));
+}
+
+static void reset_values(Lower *L) {
+    while (L->depth > 0) scope_pop(L);
+    while (L->nstack > 0) L->memo[L->stack[--L->nstack]] = NULL;
+    memset(L->var, 0, sizeof L->var);
+    memset(L->sumvar, 0, sizeof L->sumvar);
+    L->open = 0;
+    L->q_vec = L->kv = L->pre = L->valid = NULL;
+}
+
+/* The element pass for this tile's mode, after the fault check when the call
+ * asks for one (a fault returns 1 at once: O is discarded anyway). */
+static void element_pass(Lower *L, Tile *T, LLVMValueRef mode, LLVMValueRef check_faults) {
+    LLVMBuilderRef b = L->bd;
+    if (L->p->needs_fault) {
+        LLVMBasicBlockRef after = if_begin(L, LLVMBuildICmp(b, LLVMIntNE, check_faults, ci32(L, 0), ""), "check");
+        fault_pass(L, T);
+        LLVMBasicBlockRef ok = if_begin(L, get(L, L->i1, T->fault), "fault.return");
+        LLVMBuildRet(b, ci32(L, 1));
+        LLVMPositionBuilderAtEnd(b, ok);
+        if_end(L, after);
+    }
+    if (!L->p->needs_mask) {
+        elementwise(L, T, 0);
+        return;
+    }
+    LLVMBasicBlockRef partial = block(L, "elem.partial"), full = block(L, "elem.full"), join = block(L, "elem.done");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, mode, LLVMConstInt(L->i8, TILE_PARTIAL, 0), ""), partial, full);
+    LLVMPositionBuilderAtEnd(b, partial);
+    elementwise(L, T, 1);
+    LLVMBuildBr(b, join);
+    LLVMPositionBuilderAtEnd(b, full);
+    elementwise(L, T, 0);
+    LLVMBuildBr(b, join);
+    LLVMPositionBuilderAtEnd(b, join);
+}
+
+static void gen_tile(Lower *L, const char *name) {
+    LLVMBuilderRef b = L->bd;
+    const IrFunc *f = L->f;
+    LLVMTypeRef args[5] = {ptr_to(L->i8), L->i64, L->i64, L->i64, ptr_to(L->i8)};
+    LLVMBasicBlockRef entry = open_function(L, name, LLVMFunctionType(L->i32, args, 5, 0));
+    static const char *const names[5] = {"call", "b", "h", "qt", "scratch"};
+    for (unsigned i = 0; i < 5; i++) LLVMSetValueName2(LLVMGetParam(L->fn, i), names[i], strlen(names[i]));
+    L->call = LLVMGetParam(L->fn, 0);
+    LLVMValueRef bi = LLVMGetParam(L->fn, 1), hi = LLVMGetParam(L->fn, 2), qt = LLVMGetParam(L->fn, 3);
+    LLVMValueRef scratch = LLVMGetParam(L->fn, 4);
+    load_inputs(L);
+    LLVMValueRef H = L->var[V_SIZE_H], Hkv = L->var[V_SIZE_HKV], Lq = L->var[V_SIZE_LQ], Lk = L->var[V_SIZE_LK];
+    LLVMValueRef D = L->var[V_SIZE_D], Dv = L->var[V_SIZE_DV];
+    L->var[V_B] = bi;
+    L->var[V_H] = hi;
+    /* bind guarantees Hkv > 0 and H % Hkv == 0; the selects keep it UB-free regardless */
+    LLVMValueRef group = LLVMBuildSDiv(b, H, smax(L, Hkv, ci64(L, 1)), "");
+    LLVMValueRef hk = LLVMBuildSDiv(b, hi, smax(L, group, ci64(L, 1)), "");
+    L->var[V_HK] = hk;
+    Tile T;
+    memset(&T, 0, sizeof T);
+    LLVMValueRef qp = call_field(L, offsetof(AttnCall, q), ptr_to(L->f32));
+    LLVMValueRef kp = call_field(L, offsetof(AttnCall, k), ptr_to(L->f32));
+    LLVMValueRef vp = call_field(L, offsetof(AttnCall, v), ptr_to(L->f32));
+    LLVMValueRef op = call_field(L, offsetof(AttnCall, o), ptr_to(L->f32));
+    LLVMValueRef lp = call_field(L, offsetof(AttnCall, lse), ptr_to(L->f32));
+    LLVMValueRef bq = call_field(L, offsetof(AttnCall, bq), L->i64);
+    LLVMValueRef bk = call_field(L, offsetof(AttnCall, bk), L->i64);
+    LLVMValueRef nqt = call_field(L, offsetof(AttnCall, nqt), L->i64);
+    LLVMValueRef row_start = call_field(L, offsetof(AttnCall, row_start), ptr_to(L->i64));
+    LLVMValueRef tile_kv = call_field(L, offsetof(AttnCall, tile_kv), ptr_to(L->i32));
+    LLVMValueRef tile_mode = call_field(L, offsetof(AttnCall, tile_mode), ptr_to(L->i8));
+    LLVMValueRef mvb =
+        LLVMBuildICmp(b, LLVMIntNE, call_field(L, offsetof(AttnCall, mask_varies_b), L->i32), ci32(L, 0), "");
+    LLVMValueRef mvh =
+        LLVMBuildICmp(b, LLVMIntNE, call_field(L, offsetof(AttnCall, mask_varies_h), L->i32), ci32(L, 0), "");
+    LLVMValueRef check_faults = call_field(L, offsetof(AttnCall, check_faults), L->i32);
+    LLVMValueRef grp = LLVMBuildAdd(
+        b, LLVMBuildMul(b, LLVMBuildSelect(b, mvb, bi, ci64(L, 0), ""), LLVMBuildSelect(b, mvh, H, ci64(L, 1), ""), ""),
+        LLVMBuildSelect(b, mvh, hi, ci64(L, 0), ""), "");
+    LLVMValueRef t = LLVMBuildAdd(b, LLVMBuildMul(b, grp, nqt, ""), qt, "");
+    LLVMValueRef e0 = load(L, L->i64, gep(L, L->i64, row_start, t), 8);
+    LLVMValueRef e1 = load(L, L->i64, gep(L, L->i64, row_start, LLVMBuildAdd(b, t, ci64(L, 1), "")), 8);
+    LLVMValueRef q0 = LLVMBuildMul(b, qt, bq, "");
+    T.q1 = smin(L, LLVMBuildAdd(b, q0, bq, ""), Lq);
+    LLVMValueRef bh = LLVMBuildAdd(b, LLVMBuildMul(b, bi, H, ""), hi, "");
+    LLVMValueRef bhk = LLVMBuildAdd(b, LLVMBuildMul(b, bi, Hkv, ""), hk, "");
+    T.qbh = gep(L, L->f32, qp, LLVMBuildMul(b, LLVMBuildMul(b, bh, Lq, ""), D, ""));
+    T.kbh = gep(L, L->f32, kp, LLVMBuildMul(b, LLVMBuildMul(b, bhk, Lk, ""), D, ""));
+    T.vbh = gep(L, L->f32, vp, LLVMBuildMul(b, LLVMBuildMul(b, bhk, Lk, ""), Dv, ""));
+    T.obh = gep(L, L->f32, op, LLVMBuildMul(b, LLVMBuildMul(b, bh, Lq, ""), Dv, ""));
+    T.lse_row = gep(L, L->f32, lp, LLVMBuildMul(b, bh, Lq, ""));
+    /* LSE is optional: test the call's pointer, not &LSE[b, h, 0] (NULL + an offset is not NULL) */
+    T.has_lse = LLVMBuildICmp(b, LLVMIntNE, LLVMBuildPtrToInt(b, lp, L->i64, ""), ci64(L, 0), "has_lse");
+    T.fault = local(L, L->i1, cbool(L, 0));
+
+    /* per work item: everything of level call and head */
+    IrRef roots[7 + 3 * 64];
+    int nroots = 0;
+    IrRef main_roots[7] = {f->scale, f->keep, f->bias, f->score, f->weight, f->fault, f->lse_offset};
+    for (int i = 0; i < 7; i++) roots[nroots++] = main_roots[i];
+    for (int g = 0; g < f->nlowrank; g++) {
+        roots[nroots++] = f->lowrank_count[g];
+        roots[nroots++] = f->lowrank_q[g];
+        roots[nroots++] = f->lowrank_k[g];
+    }
+    unsigned gen = ++L->visit_gen;
+    for (int i = 0; i < nroots; i++) lower_hoist_place(L, roots[i], PL_OUTER, gen);
+    T.scale = lower_node(L, f->scale);
+    T.rt = lowrank_columns(L, T.count, T.start);
+    /* the scratch base, aligned to 64 bytes */
+    LLVMValueRef mis =
+        LLVMBuildAnd(b, LLVMBuildSub(b, ci64(L, 0), LLVMBuildPtrToInt(b, scratch, L->i64, ""), ""), ci64(L, 63), "");
+    layout(L, D, Dv, T.rt, gep(L, L->i8, scratch, mis), &T.rg);
+
+    /* no tiles: tile_kv[e0] may not exist, so read a local 0 instead, and
+     * prefetch an empty region (prefetches never fault) */
+    LLVMValueRef has_tiles = LLVMBuildICmp(b, LLVMIntSLT, e0, e1, "");
+    LLVMValueRef zero_kv = local(L, L->i32, ci32(L, 0));
+    LLVMValueRef first_kv = LLVMBuildSelect(b, has_tiles, as_ptr(L, gep(L, L->i32, tile_kv, e0), L->i32), zero_kv, "");
+    LLVMValueRef fk0 = LLVMBuildMul(b, LLVMBuildSExt(b, load(L, L->i32, first_kv, 4), L->i64, ""), bk, "");
+    LLVMValueRef frows = LLVMBuildSub(b, smin(L, LLVMBuildAdd(b, fk0, smin(L, bk, ci64(L, L->BK)), ""), Lk), fk0, "");
+    frows = LLVMBuildSelect(b, has_tiles, frows, ci64(L, 0), "");
+    T.first_k = (Prefetch){gep(L, L->f32, T.kbh, LLVMBuildMul(b, fk0, D, "")),
+                           LLVMBuildMul(b, LLVMBuildMul(b, frows, D, ""), ci64(L, 4), "")};
+    T.first_v = (Prefetch){gep(L, L->f32, T.vbh, LLVMBuildMul(b, fk0, Dv, "")),
+                           LLVMBuildMul(b, LLVMBuildMul(b, frows, Dv, ""), ci64(L, 4), "")};
+    Loop lrb;
+    T.qb0 = loop_begin(L, &lrb, q0, T.q1, ci64(L, L->QB), "rowblock");
+    row_prologue(L, &T);
+    Loop le;
+    LLVMValueRef e = loop_begin(L, &le, e0, e1, ci64(L, 1), "tile");
+    LLVMValueRef kt = LLVMBuildSExt(b, load(L, L->i32, gep(L, L->i32, tile_kv, e), 4), L->i64, "");
+    LLVMValueRef mode = load(L, L->i8, gep(L, L->i8, tile_mode, e), 1);
+    T.k0 = LLVMBuildMul(b, kt, bk, "");
+    T.k1 = smin(L, LLVMBuildAdd(b, T.k0, smin(L, bk, ci64(L, L->BK)), ""), Lk);
+    LLVMValueRef nk = LLVMBuildSub(b, T.k1, T.k0, "");
+    /* the next tile of this row block (this one again after the last): its K
+     * rows are prefetched during this tile's QK product, its V rows during P.V */
+    LLVMValueRef next = smin(L, LLVMBuildAdd(b, e, ci64(L, 1), ""), LLVMBuildSub(b, e1, ci64(L, 1), ""));
+    LLVMValueRef nk0 =
+        LLVMBuildMul(b, LLVMBuildSExt(b, load(L, L->i32, gep(L, L->i32, tile_kv, next), 4), L->i64, ""), bk, "");
+    LLVMValueRef nrows = LLVMBuildSub(b, smin(L, LLVMBuildAdd(b, nk0, smin(L, bk, ci64(L, L->BK)), ""), Lk), nk0, "");
+    Prefetch pk = {gep(L, L->f32, T.kbh, LLVMBuildMul(b, nk0, D, "")),
+                   LLVMBuildMul(b, LLVMBuildMul(b, nrows, D, ""), ci64(L, 4), "")};
+    Prefetch pv = {gep(L, L->f32, T.vbh, LLVMBuildMul(b, nk0, Dv, "")),
+                   LLVMBuildMul(b, LLVMBuildMul(b, nrows, Dv, ""), ci64(L, 4), "")};
+    if (f->nlowrank) lowrank_k_columns(L, &T);
+    /* S[kv][q] = sum_d K[kv][d] * Qt[d][q] (+ low-rank columns) */
+    lower_gemm(L, gep(L, L->f32, T.kbh, LLVMBuildMul(b, T.k0, D, "")), D, ci64(L, 1), nk, T.rg.qt, D, T.rg.s, 0, &pk);
+    if (f->nlowrank) lower_gemm(L, T.rg.kx, T.rt, ci64(L, 1), nk, T.rg.qx, T.rt, T.rg.s, 1, NULL);
+    element_pass(L, &T, mode, check_faults);
+    if (L->p->softmax) normalise(L, &T);
+    /* OT[dv][q] += sum_kv V[kv][dv] * P[kv][q] */
+    lower_gemm(L, gep(L, L->f32, T.vbh, LLVMBuildMul(b, T.k0, Dv, "")), ci64(L, 1), Dv, Dv, T.rg.s, nk, T.rg.ot, 1,
+               &pv);
+    loop_end(L, &le);
+    write_rows(L, &T);
+    loop_end(L, &lrb);
+    LLVMBuildRet(b, ci32(L, 0));
+    close_function(L, entry);
+}
+
+/* Scratch bytes: the same layout() as the tile function, sized from the call. */
+static void gen_scratch(Lower *L, const char *name) {
+    LLVMTypeRef args[1] = {ptr_to(L->i8)};
+    LLVMBasicBlockRef entry = open_function(L, name, LLVMFunctionType(L->i64, args, 1, 0));
+    L->call = LLVMGetParam(L->fn, 0);
+    LLVMSetValueName2(L->call, "call", 4);
+    load_inputs(L);
+    LLVMValueRef count[64], start[64];
+    unsigned gen = ++L->visit_gen;
+    for (int g = 0; g < L->f->nlowrank; g++) lower_hoist_place(L, L->f->lowrank_count[g], PL_OUTER, gen);
+    LLVMValueRef rt = lowrank_columns(L, count, start);
+    LLVMValueRef bytes = layout(L, L->var[V_SIZE_D], L->var[V_SIZE_DV], rt, NULL, NULL);
+    /* absurd ranks or sizes: ask for more than any machine has, without overflow */
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef limit = ci64(L, (int64_t)1 << 30);
+    LLVMValueRef huge = LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntUGT, rt, ci64(L, 1 << 24), ""),
+                                    LLVMBuildICmp(b, LLVMIntUGT, bytes, ci64(L, (int64_t)1 << 40), ""), "");
+    huge = LLVMBuildOr(b, huge, LLVMBuildICmp(b, LLVMIntUGT, L->var[V_SIZE_D], limit, ""), "");
+    huge = LLVMBuildOr(b, huge, LLVMBuildICmp(b, LLVMIntUGT, L->var[V_SIZE_DV], limit, ""), "");
+    LLVMBuildRet(L->bd, LLVMBuildSelect(L->bd, huge, ci64(L, (int64_t)1 << 40), bytes, ""));
+    close_function(L, entry);
+}
+
+/* The largest divisor of c that is at most max. */
+static int divisor_at_most(int c, int max) {
+    for (int d = max; d > 1; d--)
+        if (c % d == 0) return d;
+    return 1;
+}
+
+attnc_status llvm_lower_plan(const Plan *p, const LlvmTarget *target, LLVMModuleRef mod, const char *tile_name,
+                             const char *scratch_name, attnc_error *err) {
+    const IrFunc *f = p->f;
+    if (target->vec_width != 4 && target->vec_width != 8 && target->vec_width != 16)
+        return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: vector width %d is not 4, 8 or 16", target->vec_width);
+    if (f->nlowrank > 64) return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: more than 64 low-rank bias groups");
+    Lower L;
+    memset(&L, 0, sizeof L);
+    L.ctx = LLVMGetModuleContext(mod);
+    L.mod = mod;
+    L.p = p;
+    L.ir = p->ir;
+    L.f = f;
+    L.target = target;
+    L.W = target->vec_width;
+    /* row blocks of 64 rows (fewer when the q tile is smaller) */
+    int want = (p->bq + L.W - 1) / L.W;
+    L.C = 64 / L.W < want ? 64 / L.W : want;
+    if (L.C < 1) L.C = 1;
+    /* accumulators: R x CQ vectors, 16 of the 32 registers of AVX-512, 8 of AVX2's 16 */
+    L.CQ = divisor_at_most(L.C, L.W == 16 ? 4 : 2);
+    L.R = 4;
+    L.QB = L.C * L.W;
+    L.BK = p->bk;
+    L.i1 = LLVMInt1TypeInContext(L.ctx);
+    L.i8 = LLVMInt8TypeInContext(L.ctx);
+    L.i32 = LLVMInt32TypeInContext(L.ctx);
+    L.i64 = LLVMInt64TypeInContext(L.ctx);
+    L.f32 = LLVMFloatTypeInContext(L.ctx);
+    L.f64 = LLVMDoubleTypeInContext(L.ctx);
+    unsigned w = (unsigned)L.W;
+    L.vi1 = LLVMVectorType(L.i1, w);
+    L.vi8 = LLVMVectorType(L.i8, w);
+    L.vi32 = LLVMVectorType(L.i32, w);
+    L.vi64 = LLVMVectorType(L.i64, w);
+    L.vf32 = LLVMVectorType(L.f32, w);
+    L.vf64 = LLVMVectorType(L.f64, w);
+    size_t n = (size_t)p->ir->n + 1;
+    const Attention *a = p->attn;
+    L.memo = calloc(n, sizeof *L.memo);
+    L.stack = calloc(n, sizeof *L.stack);
+    L.visit = calloc(n, sizeof *L.visit);
+    L.frontier = calloc(n, sizeof *L.frontier);
+    L.param = calloc((size_t)a->nparams + 1, sizeof *L.param);
+    L.tdata = calloc((size_t)a->ntensors + 1, sizeof *L.tdata);
+    L.tdim = calloc((size_t)a->ntensors + 1, sizeof *L.tdim);
+    char *mark = calloc(n, 1);
+    attnc_status st = ATTNC_OK;
+    if (!L.memo || !L.stack || !L.visit || !L.frontier || !L.param || !L.tdata || !L.tdim || !mark) {
+        st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the LLVM backend");
+    } else {
+        /* the ROW values the per-element code reads, and the per-row lse_offset */
+        IrRef element_roots[5] = {p->needs_mask ? f->keep : IR_NONE, f->bias, p->softmax ? f->score : f->weight,
+                                  p->needs_fault ? f->fault : IR_NONE, IR_NONE};
+        for (int i = 0; i < 5; i++) lower_find_frontier(&L, element_roots[i], mark);
+        if (f->lse_offset != IR_NONE) lower_add_frontier(&L, f->lse_offset, mark);
+        L.bd = LLVMCreateBuilderInContext(L.ctx);
+        L.alloca_bd = LLVMCreateBuilderInContext(L.ctx);
+        gen_tile(&L, tile_name);
+        reset_values(&L);
+        gen_scratch(&L, scratch_name);
+        LLVMDisposeBuilder(L.bd);
+        LLVMDisposeBuilder(L.alloca_bd);
+        if (L.failed) st = set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: %s", L.why);
+    }
+    free(L.memo);
+    free(L.stack);
+    free(L.visit);
+    free(L.frontier);
+    free(L.param);
+    free(L.tdata);
+    free(L.tdim);
+    free(mark);
+    return st;
+}

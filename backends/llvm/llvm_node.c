@@ -1,0 +1,251 @@
+/* llvm_node.c — IR nodes as LLVM values: operations, tensor loads, sums
+ * as loops, and the hoisting that keeps loops from recomputing what does not
+ * vary in them.
+ * Requires: the lowering state with its leaves bound (L->var, q_vec, kv, pre,
+ * sumvar, param, tdata, tdim: what is NULL here is not available here) and
+ * the builder where the value is wanted.  Produces: the node's value there.
+ *
+ * A sum is a loop where its place puts it; before the loop goes every node of
+ * its body that reads no sum variable but those of the loops already open
+ * (L->open), so the loop recomputes only what varies with its variable or
+ * with that of a sum nested in it (as c_emit.c's need() does).
+ * Every IR operation is total (ir.h), so all of it is evaluated eagerly in
+ * lanes: loads are masked gathers (an out-of-range lane reads nothing and
+ * gives 0), and the arithmetic of llvm_math.c cannot produce poison. */
+#include "llvm_node.h"
+
+#include "llvm_math.h"
+
+/* ---- operations ----------------------------------------------------------- */
+
+static LLVMValueRef emit_op(Lower *L, const IrNode *n, LLVMValueRef *a, const Type *at) {
+    LLVMBuilderRef b = L->bd;
+    int vec = 0;
+    for (int i = 0; i < n->nargs; i++) vec |= is_vec(a[i]);
+    if (vec)
+        for (int i = 0; i < n->nargs; i++) a[i] = splat(L, a[i]);
+    int ints = n->type == T_INT, arg_int = at[0] == T_INT, arg_bool = at[0] == T_BOOL;
+    switch (n->op) {
+    case IR_TOFLOAT: return LLVMBuildSIToFP(b, a[0], type_of(L, T_FLOAT, vec), "");
+    case IR_NEG: return ints ? LLVMBuildSub(b, LLVMConstNull(LLVMTypeOf(a[0])), a[0], "") : LLVMBuildFNeg(b, a[0], "");
+    case IR_NOT: return LLVMBuildNot(b, a[0], "");
+    case IR_ADD: return ints ? LLVMBuildAdd(b, a[0], a[1], "") : LLVMBuildFAdd(b, a[0], a[1], "");
+    case IR_SUB: return ints ? LLVMBuildSub(b, a[0], a[1], "") : LLVMBuildFSub(b, a[0], a[1], "");
+    case IR_MUL: return ints ? LLVMBuildMul(b, a[0], a[1], "") : LLVMBuildFMul(b, a[0], a[1], "");
+    case IR_DIV: return ints ? lower_int_divmod(L, a[0], a[1], 0) : LLVMBuildFDiv(b, a[0], a[1], "");
+    case IR_MOD: return ints ? lower_int_divmod(L, a[0], a[1], 1) : lower_float_mod(L, a[0], a[1]);
+    case IR_LT: return arg_int ? LLVMBuildICmp(b, LLVMIntSLT, a[0], a[1], "") : fcmp(L, LLVMRealOLT, a[0], a[1]);
+    case IR_LE: return arg_int ? LLVMBuildICmp(b, LLVMIntSLE, a[0], a[1], "") : fcmp(L, LLVMRealOLE, a[0], a[1]);
+    case IR_EQ:
+        return arg_int || arg_bool ? LLVMBuildICmp(b, LLVMIntEQ, a[0], a[1], "") : fcmp(L, LLVMRealOEQ, a[0], a[1]);
+    case IR_NE:
+        return arg_int || arg_bool ? LLVMBuildICmp(b, LLVMIntNE, a[0], a[1], "") : fcmp(L, LLVMRealUNE, a[0], a[1]);
+    case IR_AND: return LLVMBuildAnd(b, a[0], a[1], "");
+    case IR_OR: return LLVMBuildOr(b, a[0], a[1], "");
+    case IR_SELECT: return LLVMBuildSelect(b, a[0], a[1], a[2], "");
+    case IR_ABS:
+        if (!ints) return intrinsic1(L, "llvm.fabs", a[0]);
+        return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, a[0], LLVMConstNull(LLVMTypeOf(a[0])), ""),
+                               LLVMBuildSub(b, LLVMConstNull(LLVMTypeOf(a[0])), a[0], ""), a[0], "");
+    case IR_MIN: return ints ? smin(L, a[0], a[1]) : fsel(L, fcmp(L, LLVMRealOLT, a[0], a[1]), a[0], a[1]);
+    case IR_MAX: return ints ? smax(L, a[0], a[1]) : fsel(L, fcmp(L, LLVMRealOGT, a[0], a[1]), a[0], a[1]);
+    case IR_CALL: return lower_call(L, (Fn)n->aux, a, n->nargs, at);
+    default: break;
+    }
+    fail(L, "an IR operation the LLVM backend does not know");
+    return LLVMGetUndef(type_of(L, n->type, vec));
+}
+
+/* t[i0, i1, ...]: in range -> the element, else 0; or the in-range test itself. */
+static LLVMValueRef node_load(Lower *L, const IrNode *n) {
+    int t = n->aux;
+    if (n->nargs > ATTNC_ABI_MAX_RANK || t < 0 || t >= L->p->attn->ntensors) {
+        fail(L, "a tensor access the LLVM backend cannot express");
+        return LLVMGetUndef(type_of(L, n->type, 0));
+    }
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef idx[ATTNC_ABI_MAX_RANK];
+    int vec = 0;
+    for (int i = 0; i < n->nargs; i++) {
+        idx[i] = lower_node(L, n->args[i]);
+        vec |= is_vec(idx[i]);
+    }
+    LLVMValueRef inb = vec ? splat(L, cbool(L, 1)) : cbool(L, 1), off = vec ? splat(L, ci64(L, 0)) : ci64(L, 0);
+    for (int i = 0; i < n->nargs; i++) {
+        LLVMValueRef x = vec ? splat(L, idx[i]) : idx[i], dim = vec ? splat(L, L->tdim[t][i]) : L->tdim[t][i];
+        /* dims are never negative (bind checks), so unsigned < is 0 <= x < dim */
+        inb = LLVMBuildAnd(b, inb, LLVMBuildICmp(b, LLVMIntULT, x, dim, ""), "");
+        off = LLVMBuildAdd(b, LLVMBuildMul(b, off, dim, ""), x, "");
+    }
+    if (n->op == IR_INBOUNDS) return inb;
+    int elem_int = L->p->attn->tensors[t]->type == T_INT;
+    LLVMTypeRef et = elem_int ? L->i32 : L->f32;
+    LLVMValueRef v;
+    if (vec) {
+        LLVMValueRef ptrs = gep(L, et, L->tdata[t], off);
+        v = gather(L, elem_int ? L->vi32 : L->vf32, ptrs, inb);
+    } else {
+        /* a branch, not a clamped index: an empty tensor has no element 0 */
+        LLVMBasicBlockRef from = LLVMGetInsertBlock(b), yes = block(L, "load"), join = block(L, "loaded");
+        LLVMBuildCondBr(b, inb, yes, join);
+        LLVMPositionBuilderAtEnd(b, yes);
+        LLVMValueRef x = load(L, et, gep(L, et, L->tdata[t], off), 4);
+        LLVMBuildBr(b, join);
+        LLVMPositionBuilderAtEnd(b, join);
+        v = LLVMBuildPhi(b, et, "");
+        LLVMValueRef vals[2] = {LLVMConstNull(et), x};
+        LLVMBasicBlockRef bbs[2] = {from, yes};
+        LLVMAddIncoming(v, vals, bbs, 2);
+    }
+    return elem_int ? LLVMBuildSExt(b, v, vec ? L->vi64 : L->i64, "") : v;
+}
+
+/* Bind sum level `level` to i inside the loop just opened; returns what
+ * lower_close_sum restores. */
+LLVMValueRef lower_open_sum(Lower *L, int level, LLVMValueRef i) {
+    LLVMValueRef saved = L->sumvar[level];
+    scope_push(L);
+    L->sumvar[level] = i;
+    if (level < 31) L->open |= 1u << level; /* bit 31 (deeper levels) is never open: never hoisted */
+    return saved;
+}
+
+/* Unbind sum level `level` (back to `saved`) and pop its scope. */
+void lower_close_sum(Lower *L, int level, LLVMValueRef saved) {
+    L->sumvar[level] = saved;
+    if (level < 31 && !saved) L->open &= ~(1u << level); /* open exactly while the level is bound */
+    scope_pop(L);
+}
+
+/* Emit, at the current position, every node below r that reads no sum
+ * variable but those of the loops open here (so a sum's loop only recomputes
+ * what varies with it).  A node that reads the variable of a sum nested in
+ * r's body cannot be computed here: only its operands are looked at. */
+void lower_hoist_invariant(Lower *L, IrRef r, unsigned gen) {
+    if (L->memo[r] || L->failed) return;
+    const IrNode *n = &L->ir->nodes[r];
+    if ((n->sumvars & ~L->open) == 0) {
+        lower_node(L, r);
+        return;
+    }
+    if (L->visit[r] == gen) return;
+    L->visit[r] = gen;
+    for (int i = 0; i < n->nargs; i++) lower_hoist_invariant(L, n->args[i], gen);
+}
+
+static LLVMValueRef node_sum(Lower *L, IrRef r, const IrNode *n) {
+    (void)r;
+    int level = n->aux;
+    if (level < 0 || level >= MAX_SUM_LEVELS) {
+        fail(L, "sums are nested too deeply for the LLVM backend");
+        return LLVMGetUndef(type_of(L, n->op == IR_ANY ? T_BOOL : n->type, 0));
+    }
+    LLVMValueRef bound = lower_node(L, n->args[0]);
+    if (is_vec(bound)) {
+        fail(L, "a sum bound that varies with q");
+        return LLVMGetUndef(type_of(L, n->op == IR_ANY ? T_BOOL : n->type, 0));
+    }
+    lower_hoist_invariant(L, n->args[1], ++L->visit_gen);
+    int vec = (n->deps & (DEP_Q | DEP_PRE)) != 0;
+    LLVMTypeRef t = type_of(L, n->op == IR_ANY ? T_BOOL : n->type, vec);
+    LLVMValueRef acc = local(L, t, LLVMConstNull(t));
+    Loop lp;
+    LLVMValueRef i = loop_begin(L, &lp, ci64(L, 0), bound, ci64(L, 1), "sum");
+    LLVMValueRef saved = lower_open_sum(L, level, i);
+    LLVMValueRef v = lower_node(L, n->args[1]);
+    if (vec) v = splat(L, v);
+    LLVMValueRef cur = get(L, t, acc);
+    LLVMValueRef next = n->op == IR_ANY    ? LLVMBuildOr(L->bd, cur, v, "")
+                        : n->type == T_INT ? LLVMBuildAdd(L->bd, cur, v, "")
+                                           : LLVMBuildFAdd(L->bd, cur, v, "");
+    set(L, acc, next);
+    lower_close_sum(L, level, saved);
+    loop_end(L, &lp);
+    return get(L, t, acc);
+}
+
+static LLVMValueRef leaf_missing(Lower *L, const IrNode *n, const char *what) {
+    char msg[120];
+    snprintf(msg, sizeof msg, "%s is read where the kernel does not have it", what);
+    fail(L, msg);
+    return LLVMGetUndef(type_of(L, n->type, 0));
+}
+
+/* The value of node r here (memoised while its scope is open). */
+LLVMValueRef lower_node(Lower *L, IrRef r) {
+    if (L->memo[r]) return L->memo[r];
+    const IrNode *n = &L->ir->nodes[r];
+    if (L->failed) return LLVMGetUndef(type_of(L, n->type, 0));
+    LLVMValueRef v;
+    switch (n->op) {
+    case IR_CONST:
+        if (n->type == T_INT) return ci64(L, n->c.i);
+        if (n->type == T_FLOAT) return cf32(L, n->c.f);
+        return cbool(L, n->c.b);
+    case IR_VAR:
+        v = n->aux == V_Q ? L->q_vec : n->aux == V_KV ? L->kv : L->var[n->aux];
+        return v ? v : leaf_missing(L, n, builtin_var_name(n->aux));
+    case IR_PARAM: return L->param[n->aux];
+    case IR_PRE: return L->pre ? L->pre : leaf_missing(L, n, "the score");
+    case IR_SUMVAR:
+        v = n->aux >= 0 && n->aux < MAX_SUM_LEVELS ? L->sumvar[n->aux] : NULL;
+        return v ? v : leaf_missing(L, n, "a sum variable");
+    case IR_SUM:
+    case IR_ANY: v = node_sum(L, r, n); break;
+    case IR_LOAD:
+    case IR_INBOUNDS: v = node_load(L, n); break;
+    default: {
+        LLVMValueRef a[3];
+        Type at[3] = {T_INT, T_INT, T_INT};
+        if (n->nargs > 3) {
+            fail(L, "an IR node with too many operands");
+            return LLVMGetUndef(type_of(L, n->type, 0));
+        }
+        for (int i = 0; i < n->nargs; i++) {
+            a[i] = lower_node(L, n->args[i]);
+            at[i] = L->ir->nodes[n->args[i]].type;
+        }
+        v = emit_op(L, n, a, at);
+    }
+    }
+    remember(L, r, v);
+    return v;
+}
+
+/* Emit, here, every node below r that is placed at `place` or coarser and
+ * reads no sum variable: what the loops inside will read. */
+void lower_hoist_place(Lower *L, IrRef r, Place place, unsigned gen) {
+    if (r == IR_NONE || L->memo[r] || L->failed) return;
+    const IrNode *n = &L->ir->nodes[r];
+    if (place_of(n) <= place && n->sumvars == 0) {
+        lower_node(L, r);
+        return;
+    }
+    if (L->visit[r] == gen) return;
+    L->visit[r] = gen;
+    for (int i = 0; i < n->nargs; i++) lower_hoist_place(L, n->args[i], place, gen);
+}
+
+/* ---- the ROW values the element loop reads ---------------------------------- */
+
+static int in_element_loop(const IrNode *n) { return place_of(n) >= PL_COL || n->sumvars != 0; }
+
+/* Give r a frontier slot when it is a ROW value the element loop must reload. */
+void lower_add_frontier(Lower *L, IrRef r, char *mark) {
+    const IrNode *n = &L->ir->nodes[r];
+    if (mark[r] == 2 || n->op == IR_VAR || n->op == IR_CONST || place_of(n) != PL_ROW || n->sumvars) return;
+    mark[r] = 2;
+    L->frontier[L->nfrontier++] = r;
+}
+
+/* The ROW values below r that the element loop reads, each given a slot. */
+void lower_find_frontier(Lower *L, IrRef r, char *mark) {
+    if (r == IR_NONE || mark[r]) return;
+    const IrNode *n = &L->ir->nodes[r];
+    if (!in_element_loop(n)) {
+        lower_add_frontier(L, r, mark);
+        return;
+    }
+    mark[r] = 1;
+    for (int i = 0; i < n->nargs; i++) lower_find_frontier(L, n->args[i], mark);
+}

@@ -1,0 +1,18 @@
+/* status.h — how every layer of the library reports an error: a status and
+ * a one-line message in the caller's attnc_error (the library never prints),
+ * and the version string generated code is stamped with. */
+#ifndef ATTNC_STATUS_H
+#define ATTNC_STATUS_H
+#include "attnc.h"
+
+/* attnc_version() returns it; emitters write it into generated code. */
+#define ATTNC_VERSION_TEXT "0.1.0"
+
+/* Set err (if not NULL) and return its status. */
+attnc_status set_error(attnc_error *err, attnc_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+#endif

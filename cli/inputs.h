@@ -1,0 +1,27 @@
+/* inputs.h — what `run`, `diff` and `bench` share (inputs.c). */
+#ifndef ATTNC_INPUTS_H
+#define ATTNC_INPUTS_H
+#include "attnc.h"
+#include "npy.h"
+#include "options.h"
+
+/* Inputs read from files or made up for a call. */
+typedef struct RunInputs {
+    npy_array q, k, v, tens[MAX_REPEATED];
+    attnc_param params[MAX_REPEATED];
+    attnc_tensor tensors[MAX_REPEATED];
+    char names[MAX_REPEATED][128];
+} RunInputs;
+
+/* Print "attnc: " and the message (fmt takes up to two strings); return code. */
+int fail(int code, const char *fmt, const char *a, const char *b);
+/* The exit status for a library status. */
+int status_exit(attnc_status st);
+/* Load and check o->file; prints diagnostics; 0 or an exit status. */
+int load_spec(const Options *o, attnc_spec **spec);
+
+/* --param and --tensor of o into in (tensors read from .npy files). */
+int bind_cli_params(const Options *o, const attnc_kernel *kern, RunInputs *in);
+void free_inputs(RunInputs *in);
+
+#endif

@@ -1,0 +1,91 @@
+/* plan.h — the kernel plan: the one description every backend translates.
+ *
+ * The fused loop nest it describes (FlashAttention with online softmax):
+ *
+ *   per call:   bind sizes/params/tensors; scale; tile map (tiles.c)
+ *   per (b, h): values of level HEAD
+ *   per q tile of bq rows, per row: values of level ROW, lse_offset, low-rank Q columns
+ *     for each kv tile the tile map lists for this q tile (EMPTY tiles are never visited):
+ *       S = scale * Q_tile . K_tile^T (+ low-rank columns), then per element:
+ *         pre = S + bias                  (level ELEM; COL values per kv)
+ *         keep  = mask                    (only on PARTIAL tiles; FULL tiles skip it)
+ *         fault = runtime error check     (only when `fault` is not constant false)
+ *         s = score(pre); p = weight(s) or online softmax (log2 domain)
+ *       O_acc += P . V_tile
+ *     O = O_acc / l (softmax) and LSE = m + log(l) + lse_offset
+ */
+#ifndef ATTNC_PLAN_H
+#define ATTNC_PLAN_H
+#include "attnc.h"
+#include "call.h"
+#include "ir.h"
+#include "status.h"
+#include "strbuf.h"
+
+/* The loop a value can be computed in, coarsest first. */
+typedef enum Level { LV_CALL, LV_HEAD, LV_ROW, LV_COL, LV_ELEM } Level;
+Level plan_level(const IrNode *n);
+const char *plan_level_name(Level l);
+
+typedef enum TileMode { TILE_EMPTY = 0, TILE_FULL = 1, TILE_PARTIAL = 2 } TileMode;
+
+typedef struct Plan {
+    const Attention *attn;
+    IrModule *ir;
+    IrFunc *f;
+    int bq, bk;          /* tile sizes in rows of Q and of K */
+    int vec_width;       /* float lanes of the target's vectors */
+    int needs_mask;      /* keep is not constant true */
+    int needs_fault;     /* fault is not constant false */
+    int mask_varies_b;   /* the tile map differs per batch ... */
+    int mask_varies_h;   /* ... or per head */
+    int softmax;         /* no weight clause */
+} Plan;
+
+typedef struct PlanOptions {
+    int bq, bk;              /* 0: 64 */
+    int vec_width;           /* 0: 16 */
+    const int *is_fixed;     /* params fixed at compile time, by param index (or NULL) */
+    const Const *fixed;
+    StrBuf *dump;            /* when not NULL: the IR after each pass */
+    int separable;           /* pass_lowrank's separable form (see there) */
+} PlanOptions;
+
+/* Run the middle end on a checked attention: build the IR, run the passes in
+ * order, and describe the kernel.  NULL when out of memory. */
+Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt);
+
+/* The tile map of one call: for each classification group (one, or one per
+ * batch and/or head) and q tile, the kv tiles to visit and their mode. */
+typedef struct TileMap {
+    int64_t nqt, nkt;     /* tiles along q and kv */
+    int64_t ngroups;      /* 1, B, H or B*H */
+    int64_t *row_start;   /* ngroups * nqt + 1 offsets into kv/mode */
+    int32_t *kv;          /* kv tile index of each visited tile */
+    uint8_t *mode;        /* TILE_FULL or TILE_PARTIAL */
+    int64_t total, visited, full, partial; /* over all groups */
+    int64_t evaluations;  /* interval evaluations it took */
+    int check_faults;     /* the plan has fault code and the analysis could not rule faults out */
+} TileMap;
+
+/* Classify every tile for this call's sizes, params and tensors, in work
+ * proportional to the number of tiles (never L^2). */
+attnc_status tile_map_build(const Plan *p, const BoundCall *bc, TileMap *out, attnc_error *err);
+void tile_map_free(TileMap *tm);
+/* The group of (b, h). */
+int64_t tile_group(const Plan *p, const TileMap *tm, int64_t b, int64_t h, int64_t H);
+
+/* Elements (b, h, q, kv) the masks keep in this call: FULL tiles count
+ * whole, PARTIAL tiles are evaluated element by element; -1 when out of memory. */
+int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm);
+
+/* Refuse (ATTNC_ERR_RUNTIME, naming the sum) a call whose sums could run
+ * more than 2^31 - 1 iterations per evaluation or 2^50 body evaluations in
+ * all, bounded by interval arithmetic over the whole call.  Every backend's
+ * call goes through it before any work starts. */
+attnc_status tile_check_work(const Plan *p, const BoundCall *bc, attnc_error *err);
+
+/* Text: the IR, the plan and (when tm is not NULL) the tile statistics. */
+void plan_print(const Plan *p, const TileMap *tm, StrBuf *out);
+
+#endif

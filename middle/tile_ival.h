@@ -1,0 +1,57 @@
+/* tile_ival.h — the interval analysis of the IR for one call, shared by
+ * tile classification (middle/tiles.c, which defines it) and the call's
+ * work bound (middle/tile_work.c).
+ * Requires: a Plan and the call's BoundCall (plan.h).  Produces: an interval
+ * of the values node r can take when the variables lie in an->vars and the
+ * sum variables in an->sumvar.  Internal to middle/tile*.c. */
+#ifndef ATTNC_TILE_IVAL_H
+#define ATTNC_TILE_IVAL_H
+#include "plan.h"
+
+/* An interval of ints, floats or bools (bools as 0..1). */
+typedef struct Ival {
+    int64_t lo, hi; /* ints and bools */
+    double flo, fhi; /* floats; NaN possible when nan */
+    int nan;
+} Ival;
+
+static inline Ival ival_int(int64_t lo, int64_t hi) { return (Ival){lo, hi, 0, 0, 0}; }
+
+/* Range min/max of a 1-D int tensor in O(1) per query. */
+typedef struct SparseTable {
+    int levels;
+    int64_t n;
+    int32_t **mn, **mx;
+} SparseTable;
+
+typedef struct TensorSummary {
+    int64_t dims[ATTNC_MAX_RANK];
+    int rank;
+    double gmin, gmax; /* over the whole tensor (0, 0 when empty) */
+    SparseTable st;    /* 1-D int tensors */
+} TensorSummary;
+
+typedef struct Analysis {
+    const Plan *p;
+    const BoundCall *bc;
+    TensorSummary *ts;
+    Ival *memo;
+    unsigned *stamp, gen;
+    Ival vars[V_COUNT];
+    Ival sumvar[64];
+    int64_t evaluations;
+} Analysis;
+
+/* The interval of node r under an's variables (memoised per generation for
+ * nodes that read no sum variable). */
+Ival ival_eval(Analysis *an, IrRef r);
+
+/* Start an analysis of p for the call bc: the summaries of its tensors, an
+ * empty memo, the size variables set; the other variables are the caller's
+ * to set.  0 when out of memory; ival_analysis_free it whatever the result. */
+int ival_analysis_init(Analysis *an, const Plan *p, const BoundCall *bc);
+
+/* Free what ival_analysis_init allocated. */
+void ival_analysis_free(Analysis *an);
+
+#endif
