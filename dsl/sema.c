@@ -15,12 +15,12 @@ enum {
      * interpreter, the IR evaluator, tile intervals, the C and LLVM
      * emitters) recurses once per level, and a left-associated chain
      * `a + b + c + ...` has as many levels as terms.  The limit lets
-     * generated specs chain 2,000 terms and keeps the deepest walk inside
-     * the default 8 MiB stack: measured with 2,000-term chains on every
-     * backend, under 3 MiB optimised, between 5 and 8 MiB in the Debug ASan
-     * build (whose frames are several times larger); 4,000 levels overflow
-     * 8 MiB there.  tests/test_call_edges.c runs the chains under
-     * `ulimit -s 8192`. */
+     * generated specs chain 1,000 terms and keeps the deepest walk well
+     * inside the default 8 MiB stack in every build: 2,000-term chains on
+     * every backend took under 3 MiB optimised but 5 to over 8 MiB in the
+     * Debug ASan build (its frames are several times larger; CI overflowed
+     * there), so the limit is half that.  tests/test_call_edges.c runs
+     * 1,000-term chains under `ulimit -s 8192`. */
     MAX_AST_DEPTH = SEMA_MAX_EVAL_DEPTH,
     MAX_EVAL_DEPTH = SEMA_MAX_EVAL_DEPTH, /* with lets expanded: the same walkers */
     MAX_TENSOR_RANK = 8,

@@ -40,7 +40,7 @@ typedef enum XKind {
 /* What an expression depends on, so clauses can be restricted (scale: sizes
  * and params only) and the middle end can hoist. */
 /* The deepest expression accepted, lets expanded (see sema.c). */
-#define SEMA_MAX_EVAL_DEPTH 2048
+#define SEMA_MAX_EVAL_DEPTH 1024
 
 enum {
     DEP_B = 1 << 0, DEP_H = 1 << 1, DEP_Q = 1 << 2, DEP_KV = 1 << 3,

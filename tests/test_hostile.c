@@ -123,11 +123,11 @@ static void deep_nesting(void) {
     expect_spec("5000 nested negations: nested too deeply", b.p, b.len, "nested too deeply");
     b.len = 0;
     put(&b, "attention a { bias ");
-    for (int i = 0; i < 2100; i++) put(&b, "-(");
+    for (int i = 0; i < 1100; i++) put(&b, "-(");
     put(&b, "1.0");
-    for (int i = 0; i < 2100; i++) put(&b, ")");
+    for (int i = 0; i < 1100; i++) put(&b, ")");
     put(&b, "; }");
-    expect_spec("2100 nested negations: just past the limit of 2048", b.p, b.len, "the limit is 2048");
+    expect_spec("1100 nested negations: just past the limit of 1024", b.p, b.len, "the limit is 1024");
     b.len = 0;
     put(&b, "attention a {\nlet a0 = q;\n");
     for (int i = 1; i < 3000; i++) put(&b, "let a%d = a%d + 1;\n", i, i - 1);

@@ -518,7 +518,7 @@ static int chain_cond(Gen *G, int and) {
 }
 
 /* A flat left-associated chain of 50..400 terms (issue 8 item 9: a chain is not nesting; the depth limit is
- * 2048): a bias of + and -, or a mask of && or ||.  Rare: the driver shrinks the calls of such specs. */
+ * 1024): a bias of + and -, or a mask of && or ||.  Rare: the driver shrinks the calls of such specs. */
 static void gen_chain(Gen *G) {
     int kind = pick(G, 3), n = 50 + pick(G, 351), e = -1, terms = 0;
     for (; terms < n && G->g->nnodes + 1000 < SG_MAX_NODES; terms++) { /* room left for the other items */
