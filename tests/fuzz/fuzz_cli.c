@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "npy.h" /* NPY_MAX_DATA_BYTES, the bound the parser enforces */
 #include "options.h"
 
 enum { MAX_ARGS = 128 };
