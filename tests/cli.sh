@@ -10,22 +10,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-fails=0 passes=0
-
-# expect RC PATTERN CMD...: exit status RC and PATTERN (grep -E) in stderr+stdout
-expect() {
-  local want=$1 pattern=$2
-  shift 2
-  "$@" >out.txt 2>&1
-  local got=$?
-  if [ "$got" != "$want" ] || ! grep -qE -- "$pattern" out.txt; then
-    echo "FAIL: exit $got (want $want), pattern '$pattern': $*"
-    sed 's/^/    /' out.txt | head -5
-    fails=$((fails + 1))
-  else
-    passes=$((passes + 1))
-  fi
-}
+# shellcheck source=tests/expect.sh
+. "$here/tests/expect.sh"
 
 cat >good.attn <<'A'
 // one attention with a required param and a tensor
