@@ -51,15 +51,6 @@ static int outfile_fail(char *msg, size_t size, const char *path, const char *fm
     return 1;
 }
 
-static char *copy_string(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *c = malloc(n);
-    if (c)
-        memcpy(c, s, n);
-    return c;
-}
-
 /* The target of symbolic link `link`, malloc'd; NULL with errno set. */
 static char *read_link(const char *link)
 {
@@ -85,7 +76,7 @@ static char *read_link(const char *link)
  * NULL with errno set. */
 static char *follow_dangling_links(const char *path)
 {
-    char *cur = copy_string(path);
+    char *cur = strdup(path);
     for (int hops = 0; cur && hops < MAX_LINK_HOPS; hops++) {
         struct stat st;
         if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode))
@@ -157,7 +148,7 @@ static int prepare(outfile *f, char *msg, size_t size)
         if (!S_ISREG(st.st_mode))
             return outfile_fail(msg, size, f->path, "is not a regular file, a character device or a FIFO: not writing it");
         int is_link = lstat(f->path, &lst) == 0 && S_ISLNK(lst.st_mode);
-        f->final = is_link ? realpath(f->path, NULL) : copy_string(f->path);
+        f->final = is_link ? realpath(f->path, NULL) : strdup(f->path);
         if (!f->final)
             return outfile_fail(msg, size, f->path, "cannot resolve: %s", strerror(errno));
         return create_temp_beside(f, &st, msg, size);
@@ -181,7 +172,7 @@ int outfile_open(const char *path, outfile **out, char *msg, size_t msgsize)
         return outfile_fail(msg, msgsize, path ? "''" : NULL, "no path given");
     outfile *f = calloc(1, sizeof *f);
     if (f)
-        f->path = copy_string(path);
+        f->path = strdup(path);
     if (!f || !f->path) {
         free(f);
         return outfile_fail(msg, msgsize, path, "out of memory");

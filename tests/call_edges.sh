@@ -6,12 +6,8 @@
 set -u
 ATTNC=$1
 NPYRAND=$2
-here=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
 # shellcheck source=tests/expect.sh
-. "$here/tests/expect.sh"
+. "$(dirname "$0")/expect.sh" # $here (the checkout), a fresh work folder as cwd, expect()
 
 cat >p.attn <<'A'
 attention p { param cap : float; param flag : bool = true; param n : int = 0;

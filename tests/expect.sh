@@ -1,5 +1,11 @@
 # tests/expect.sh — sourced by the shell tests of the command line
-# (tests/cli.sh, tests/call_edges.sh): counters and one assertion.
+# (tests/cli.sh, tests/call_edges.sh) before they change folder: $here (the
+# checkout), a fresh work folder (removed on exit) as the current folder,
+# counters and one assertion.
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work" || exit 1
 fails=0 passes=0
 
 # expect RC PATTERN CMD...: exit status RC and PATTERN (grep -E) in
