@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(gcc make cmake flex bison clang libclang-rt-dev llvm-19-dev libtcc-dev pkg-config)
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == *"install ok installed"* ]] || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "attnc: installing ${missing[*]}"

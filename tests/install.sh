@@ -33,13 +33,15 @@ embed="$src/examples/embed/embed.c"
 # shellcheck disable=SC2046
 $cc -std=c11 -o "$tmp/embed-shared" "$embed" $(pkg-config --cflags --libs attnc) -lm -Wl,-rpath,"$libdir" \
   || fail "shared link with pkg-config failed"
-objdump -p "$tmp/embed-shared" | grep -q "NEEDED.*libattnc.so.0" || fail "embed-shared does not use libattnc.so.0"
+# (grep reads a captured string: `objdump | grep -q` under pipefail fails
+#  whenever grep exits first and objdump dies of SIGPIPE)
+grep -q "NEEDED.*libattnc.so.0" <<<"$(objdump -p "$tmp/embed-shared")" || fail "embed-shared does not use libattnc.so.0"
 "$tmp/embed-shared" >/dev/null || fail "embed-shared failed"
 # 2. static, from the pkg-config variable
 # shellcheck disable=SC2046
 $cc -std=c11 -o "$tmp/embed-static" "$embed" $(pkg-config --cflags attnc) $(pkg-config --variable=static_libs attnc) -lm \
   || fail "static link with pkg-config static_libs failed"
-if objdump -p "$tmp/embed-static" | grep -q "NEEDED.*libattnc"; then fail "embed-static links libattnc.so"; fi
+if grep -q "NEEDED.*libattnc" <<<"$(objdump -p "$tmp/embed-static")"; then fail "embed-static links libattnc.so"; fi
 "$tmp/embed-static" >/dev/null || fail "embed-static failed"
 # 3. pkg-config --static links too
 # shellcheck disable=SC2046
