@@ -19,6 +19,7 @@
 #include "attnc.h"
 #include "call.h"
 #include "ir.h"
+#include "schedule.h"
 #include "status.h"
 #include "strbuf.h"
 
@@ -40,11 +41,15 @@ typedef struct Plan {
     int mask_varies_b;   /* the tile map differs per batch ... */
     int mask_varies_h;   /* ... or per head */
     int softmax;         /* no weight clause */
+    /* where the kernel computes each value (schedule.h); NULL, with
+     * sched_why, when no kernel can (every backend but the interpreter fails) */
+    Schedule *sched;
+    char sched_why[160];
 } Plan;
 
 typedef struct PlanOptions {
     int bq, bk;              /* 0: 64 */
-    int vec_width;           /* 0: 16 */
+    int vec_width;           /* the target's float lanes; 0: 16 */
     const int *is_fixed;     /* params fixed at compile time, by param index (or NULL) */
     const Const *fixed;
     StrBuf *dump;            /* when not NULL: the IR after each pass */

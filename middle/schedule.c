@@ -1,0 +1,480 @@
+/* schedule.c — the schedule of a plan: for each block of the kernel's loop
+ * nest, the ordered steps that compute what it needs (schedule.h).
+ *
+ * Requires: a Plan whose IR has been through the passes (plan.h).
+ * Produces: a Schedule in the plan's arena.
+ *
+ * Placement.  A node that reads no sum variable lives in the loop of what it
+ * varies with (its base level): the call and (b, h) in the item loop, q in
+ * the row loop, kv in the col loop, both (or pre) in the element loop.  A
+ * node that reads a sum variable lives where its sum's loop is.  A value is
+ * computed once per iteration of its loop, when first needed there, and an
+ * element block reads a row or kv value from a slot its loop stores.
+ *
+ * Hoisting.  A sum's loop recomputes only what reads its variable (or that
+ * of a sum nested in it): every other node of its body is computed before
+ * the loop, in the scope where the sum is (`(sumvars & ~open) == 0`).
+ *
+ * The walk is iterative (an explicit stack, then the nodes in index order,
+ * which is topological), so long chains of masks do not recurse here. */
+#include "schedule.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plan.h"
+
+enum { MAX_SUM_LEVEL = 30 }; /* IrNode.sumvars tracks levels 0..30 (bit 31: deeper) */
+
+/* The availability of values in one loop's scope while its steps are built. */
+typedef struct Scope {
+    SchedLoop loop;
+    SchedBlock *out; /* where steps go now */
+    int depth;       /* sum loops (or nested scopes) open */
+    unsigned open;   /* sum levels whose loops are open */
+    int *avail;      /* per node: 1 + depth of the scope holding it; 0: none */
+    IrRef *locals;   /* nodes available, in order (to close scopes) */
+    int nlocals, cap;
+    unsigned *seen;  /* per node: visit stamp */
+    unsigned stamp;
+    int pre_ready;   /* pre is available (element blocks after PRE) */
+} Scope;
+
+typedef struct Builder {
+    Arena *arena;
+    const Plan *p;
+    const IrModule *m;
+    Schedule *s;
+    Scope scratch, item, row, col, elem;
+    int nomem;
+    char *why;
+    size_t why_len;
+} Builder;
+
+static int failed(const Builder *B) { return B->nomem || (B->why && B->why[0]); }
+
+static void sched_fail(Builder *B, const char *what, const char *detail) {
+    if (B->why && !B->why[0]) snprintf(B->why, B->why_len, "%s%s", what, detail);
+}
+
+/* ---- steps ------------------------------------------------------------------ */
+
+static void push_step(Builder *B, SchedBlock *blk, StepOp op, IrRef node, int aux) {
+    if (B->nomem) return;
+    if (blk->nsteps == blk->cap) {
+        int cap = blk->cap ? blk->cap * 2 : 32;
+        SchedStep *st = arena_alloc(B->arena, sizeof(SchedStep) * (size_t)cap);
+        if (!st) {
+            B->nomem = 1;
+            return;
+        }
+        if (blk->nsteps) memcpy(st, blk->steps, sizeof(SchedStep) * (size_t)blk->nsteps);
+        blk->steps = st;
+        blk->cap = cap;
+    }
+    blk->steps[blk->nsteps++] = (SchedStep){op, node, aux};
+}
+
+/* ---- placement -------------------------------------------------------------- */
+
+int sched_is_leaf(const IrNode *n) {
+    return n->op == IR_CONST || n->op == IR_VAR || n->op == IR_SUMVAR || n->op == IR_PRE;
+}
+
+/* The loop a node lives in by what it varies with, ignoring the sums it sits
+ * in (those put it where the sum's loop is). */
+static SchedLoop base_loop(const IrNode *n) {
+    int d = n->deps & ~DEP_SUMVAR;
+    int q = (d & DEP_Q) != 0, kv = (d & DEP_KV) != 0;
+    if ((d & DEP_PRE) || (q && kv)) return SL_ELEM;
+    if (q) return SL_ROW;
+    if (kv) return SL_COL;
+    if (d & (DEP_B | DEP_H | DEP_TENSOR)) return SL_ITEM;
+    return SL_CALL;
+}
+
+/* The scope that computes node n when scope S reads it, or NULL. */
+static Scope *owner(Builder *B, Scope *S, const IrNode *n) {
+    if (n->sumvars) return S; /* a sum's body: computed inside the sum's loop */
+    SchedLoop lv = base_loop(n);
+    if (S->loop == SL_CALL) return lv == SL_CALL ? S : NULL;
+    if (lv <= SL_ITEM) return &B->item;
+    Scope *o = lv == SL_ROW ? &B->row : lv == SL_COL ? &B->col : &B->elem;
+    if (o != S && S->loop != SL_ELEM) return NULL; /* e.g. a kv value in the row loop */
+    return o;
+}
+
+static int scope_init(Scope *S, SchedLoop loop, SchedBlock *out, int nodes) {
+    memset(S, 0, sizeof *S);
+    S->loop = loop;
+    S->out = out;
+    S->avail = calloc((size_t)nodes + 1, sizeof(int));
+    S->seen = calloc((size_t)nodes + 1, sizeof(unsigned));
+    return S->avail && S->seen;
+}
+
+static void scope_free(Scope *S) {
+    free(S->avail);
+    free(S->seen);
+    free(S->locals);
+}
+
+static void add_local(Builder *B, Scope *S, IrRef r) {
+    if (S->nlocals == S->cap) {
+        int cap = S->cap ? S->cap * 2 : 64;
+        IrRef *l = realloc(S->locals, sizeof(IrRef) * (size_t)cap);
+        if (!l) {
+            B->nomem = 1;
+            return;
+        }
+        S->locals = l;
+        S->cap = cap;
+    }
+    S->locals[S->nlocals++] = r;
+    S->avail[r] = S->depth + 1;
+}
+
+static int open_scope(Scope *S) {
+    S->depth++;
+    return S->nlocals;
+}
+
+static void close_scope(Scope *S, int mark) {
+    while (S->nlocals > mark) S->avail[S->locals[--S->nlocals]] = 0;
+    S->depth--;
+}
+
+/* Forget everything of an element scope (built once per tile mode). */
+static void scope_reset(Scope *S, int nodes) {
+    memset(S->avail, 0, sizeof(int) * (size_t)(nodes + 1));
+    S->nlocals = 0;
+    S->depth = 0;
+    S->open = 0;
+    S->pre_ready = 0;
+}
+
+static void need(Builder *B, Scope *S, IrRef root);
+
+/* A row or kv value read by an element block goes through a slot. */
+static void export_to_slot(Builder *B, Scope *from, IrRef r) {
+    Schedule *s = B->s;
+    if (s->slot_of[r] >= 0) return;
+    int k = from->loop == SL_ROW ? s->nrow_slots++ : s->ncol_slots++;
+    s->slot_of[r] = k;
+    (from->loop == SL_ROW ? s->row_slots : s->col_slots)[k] = r;
+    push_step(B, from->out, STEP_EXPORT, r, k);
+}
+
+/* One node whose operands are available: its steps. */
+static void compute(Builder *B, Scope *S, IrRef r) {
+    const IrNode *n = ir_at(B->m, r);
+    if (n->op == IR_SUM || n->op == IR_ANY) {
+        if (n->aux < 0 || n->aux > MAX_SUM_LEVEL) {
+            sched_fail(B, "sums nested more than 31 deep", "");
+            return;
+        }
+        need(B, S, n->args[0]);
+        push_step(B, S->out, STEP_SUM_OPEN, r, n->aux);
+        int mark = open_scope(S);
+        S->open |= 1u << n->aux;
+        need(B, S, n->args[1]);
+        push_step(B, S->out, STEP_SUM_CLOSE, r, n->aux);
+        S->open &= ~(1u << n->aux);
+        close_scope(S, mark);
+    } else {
+        push_step(B, S->out, STEP_VALUE, r, 0);
+    }
+    if (n->sumvars == 0) B->s->loop_of[r] = S->loop;
+    add_local(B, S, r);
+}
+
+static int cmp_ref(const void *a, const void *b) { return *(const IrRef *)a - *(const IrRef *)b; }
+
+/* Make node `root` available in scope S where it is now: add, in topological
+ * order, the steps of every node it depends on that S computes here (and,
+ * through the scopes that own them, of the outer values it reads). */
+static void need(Builder *B, Scope *S, IrRef root) {
+    if (failed(B) || root == IR_NONE) return;
+    int cap = 64, nstack = 0, nlist = 0, lcap = 64;
+    IrRef *stack = malloc(sizeof(IrRef) * (size_t)cap), *list = malloc(sizeof(IrRef) * (size_t)lcap);
+    if (!stack || !list) {
+        free(stack);
+        free(list);
+        B->nomem = 1;
+        return;
+    }
+    if (++S->stamp == 0) { /* wrapped: clear the stamps */
+        memset(S->seen, 0, sizeof(unsigned) * (size_t)(B->m->n + 1));
+        S->stamp = 1;
+    }
+    stack[nstack++] = root;
+    while (nstack > 0 && !failed(B)) {
+        IrRef r = stack[--nstack];
+        if (S->seen[r] == S->stamp) continue;
+        S->seen[r] = S->stamp;
+        const IrNode *n = ir_at(B->m, r);
+        if (n->op == IR_PRE && !(S == &B->elem && S->pre_ready)) {
+            sched_fail(B, "the score is read before it is computed", "");
+            break;
+        }
+        if (sched_is_leaf(n) || S->avail[r]) continue;
+        Scope *o = owner(B, S, n);
+        if (!o) {
+            static const char *const lv[] = {"call", "head", "row", "tile", "col", "elem", "finish"};
+            char detail[80];
+            snprintf(detail, sizeof detail, " (a %s value in the %s loop)", lv[base_loop(n)], lv[S->loop]);
+            sched_fail(B, "a value is needed where the kernel cannot compute it", detail);
+            break;
+        }
+        if (o != S) { /* an outer loop's value */
+            need(B, o, r);
+            if (o == &B->row || o == &B->col) export_to_slot(B, o, r);
+            continue;
+        }
+        if ((n->sumvars & ~S->open) == 0) { /* computable at this scope */
+            if (nlist == lcap) {
+                IrRef *l = realloc(list, sizeof(IrRef) * (size_t)(lcap *= 2));
+                if (!l) {
+                    B->nomem = 1;
+                    break;
+                }
+                list = l;
+            }
+            list[nlist++] = r;
+        }
+        /* operands (a sum's body too: what it reads outside its loop is hoisted here) */
+        if (nstack + n->nargs > cap) {
+            cap = (nstack + n->nargs) * 2;
+            IrRef *st = realloc(stack, sizeof(IrRef) * (size_t)cap);
+            if (!st) {
+                B->nomem = 1;
+                break;
+            }
+            stack = st;
+        }
+        for (int i = 0; i < n->nargs; i++) stack[nstack++] = n->args[i];
+    }
+    if (nstack > 0 && !failed(B)) B->nomem = 1;
+    qsort(list, (size_t)nlist, sizeof(IrRef), cmp_ref);
+    for (int i = 0; i < nlist && !failed(B); i++)
+        if (!S->avail[list[i]]) compute(B, S, list[i]);
+    free(stack);
+    free(list);
+}
+
+/* ---- the blocks of the forward kernel ---------------------------------------- */
+
+static void lowrank_counts(Builder *B, Scope *S) {
+    const IrFunc *f = B->p->f;
+    for (int g = 0; g < f->nlowrank; g++) {
+        need(B, S, f->lowrank_count[g]);
+        push_step(B, S->out, STEP_LOWRANK_COUNT, f->lowrank_count[g], g);
+    }
+    if (f->nlowrank) push_step(B, S->out, STEP_LOWRANK_LIMIT, IR_NONE, 0);
+}
+
+/* Low-rank columns of one row (Q side) or one kv (K side). */
+static void lowrank_columns(Builder *B, Scope *S, int q_side) {
+    const IrFunc *f = B->p->f;
+    for (int g = 0; g < f->nlowrank; g++) {
+        IrRef col = q_side ? f->lowrank_q[g] : f->lowrank_k[g];
+        need(B, S, col); /* at the row (or kv) scope: everything that does not read r */
+        push_step(B, S->out, STEP_LOWRANK_OPEN, IR_NONE, g);
+        int mark = open_scope(S);
+        S->open |= 1u;
+        need(B, S, col);
+        push_step(B, S->out, STEP_LOWRANK_STORE, col, g);
+        S->open &= ~1u;
+        close_scope(S, mark);
+        push_step(B, S->out, STEP_LOWRANK_CLOSE, IR_NONE, g);
+    }
+}
+
+/* The element blocks of one tile mode, into the element scope (reset). */
+static void element_blocks(Builder *B, int partial, int record) {
+    const Plan *p = B->p;
+    const IrFunc *f = p->f;
+    Schedule *s = B->s;
+    Scope *E = &B->elem;
+    SchedBlock discard;
+    memset(&discard, 0, sizeof discard);
+    scope_reset(E, B->m->n);
+    /* PRE is the same for both modes: the second walk only rebuilds what is available */
+    E->out = record ? &s->block[SB_PRE] : &discard;
+    need(B, E, f->scale);
+    need(B, E, f->bias);
+    E->pre_ready = 1;
+    if (p->needs_fault && record) {
+        E->out = &s->block[SB_FAULT];
+        int mark = open_scope(E);
+        need(B, E, f->fault);
+        close_scope(E, mark);
+    }
+    if (partial && p->needs_mask) {
+        E->out = &s->block[SB_KEEP];
+        need(B, E, f->keep);
+    }
+    E->out = &s->block[partial ? SB_VALUE_PARTIAL : SB_VALUE_FULL];
+    need(B, E, p->softmax ? f->score : f->weight);
+}
+
+static void build_blocks(Builder *B) {
+    const IrFunc *f = B->p->f;
+    Schedule *s = B->s;
+    lowrank_counts(B, &B->scratch);
+    lowrank_counts(B, &B->item);
+    lowrank_columns(B, &B->row, 1);
+    if (f->lse_offset != IR_NONE) {
+        need(B, &B->row, f->lse_offset);
+        push_step(B, B->row.out, STEP_LSE_OFFSET, f->lse_offset, 0);
+    }
+    lowrank_columns(B, &B->col, 0);
+    /* the element blocks go last: they add the row and kv values they read */
+    element_blocks(B, 1, 1);
+    element_blocks(B, 0, 0);
+    s->block[SB_PRE].result = f->bias;
+    s->block[SB_FAULT].result = B->p->needs_fault ? f->fault : IR_NONE;
+    s->block[SB_KEEP].result = B->p->needs_mask ? f->keep : IR_NONE;
+    s->block[SB_VALUE_PARTIAL].result = s->block[SB_VALUE_FULL].result = B->p->softmax ? f->score : f->weight;
+}
+
+Schedule *sched_build(Arena *arena, const Plan *p, char *why, size_t why_len) {
+    if (why && why_len) why[0] = 0;
+    int nodes = p->ir->n;
+    Schedule *s = arena_alloc(arena, sizeof *s);
+    if (!s) return NULL;
+    memset(s, 0, sizeof *s);
+    s->m = p->ir;
+    s->slot_of = arena_alloc(arena, sizeof(int) * (size_t)(nodes + 1));
+    s->loop_of = arena_alloc(arena, sizeof(SchedLoop) * (size_t)(nodes + 1));
+    s->row_slots = arena_alloc(arena, sizeof(IrRef) * (size_t)(nodes + 1));
+    s->col_slots = arena_alloc(arena, sizeof(IrRef) * (size_t)(nodes + 1));
+    if (!s->slot_of || !s->loop_of || !s->row_slots || !s->col_slots) return NULL;
+    for (int i = 0; i <= nodes; i++) {
+        s->slot_of[i] = -1;
+        s->loop_of[i] = SL_ELEM;
+    }
+    static const SchedLoop loops[SB_COUNT] = {SL_CALL, SL_ITEM, SL_ROW, SL_COL, SL_ELEM,
+                                              SL_ELEM, SL_ELEM, SL_ELEM, SL_ELEM};
+    for (int b = 0; b < SB_COUNT; b++) {
+        s->block[b].loop = loops[b];
+        s->block[b].result = IR_NONE;
+    }
+    s->nlowrank = p->f->nlowrank;
+    s->softmax = p->softmax;
+    s->lse_offset = p->f->lse_offset != IR_NONE;
+    s->needs_mask = p->needs_mask;
+    s->needs_fault = p->needs_fault;
+    s->group_by_b = p->mask_varies_b;
+    s->group_by_h = p->mask_varies_h;
+    s->vec_width = p->vec_width;
+    s->bq = p->bq;
+    s->bk = p->bk;
+
+    Builder B;
+    memset(&B, 0, sizeof B);
+    B.arena = arena;
+    B.p = p;
+    B.m = p->ir;
+    B.s = s;
+    B.why = why;
+    B.why_len = why_len;
+    int ok = scope_init(&B.scratch, SL_CALL, &s->block[SB_SCRATCH], nodes) &&
+             scope_init(&B.item, SL_ITEM, &s->block[SB_ITEM], nodes) &&
+             scope_init(&B.row, SL_ROW, &s->block[SB_ROW], nodes) &&
+             scope_init(&B.col, SL_COL, &s->block[SB_COL], nodes) &&
+             scope_init(&B.elem, SL_ELEM, &s->block[SB_PRE], nodes);
+    if (!ok) B.nomem = 1;
+    if (!failed(&B)) build_blocks(&B);
+    scope_free(&B.scratch);
+    scope_free(&B.item);
+    scope_free(&B.row);
+    scope_free(&B.col);
+    scope_free(&B.elem);
+    if (B.nomem) {
+        if (why && why_len) why[0] = 0;
+        return NULL;
+    }
+    return failed(&B) ? NULL : s;
+}
+
+/* ---- reading the schedule ------------------------------------------------------ */
+
+SchedHome sched_home(const Schedule *s, SchedBlockId b, IrRef r) {
+    const IrNode *n = ir_at(s->m, r);
+    if (sched_is_leaf(n)) return SH_LEAF;
+    if (n->sumvars || s->block[b].loop != SL_ELEM) return SH_LOCAL;
+    SchedLoop lv = s->loop_of[r];
+    if (lv == SL_ROW) return SH_ROW_SLOT;
+    if (lv == SL_COL) return SH_COL_SLOT;
+    return SH_LOCAL;
+}
+
+void sched_group_strides(const Schedule *s, int64_t H, int64_t *sb, int64_t *sh) {
+    *sh = s->group_by_h ? 1 : 0;
+    *sb = s->group_by_b ? (s->group_by_h ? H : 1) : 0;
+}
+
+const char *sched_loop_name(SchedLoop l) {
+    static const char *const names[SL_COUNT] = {"call", "item", "row", "tile", "col", "elem", "finish"};
+    return l >= 0 && l < SL_COUNT ? names[l] : "?";
+}
+
+const char *sched_block_name(SchedBlockId b) {
+    static const char *const names[SB_COUNT] = {"scratch", "item",  "row",           "col",       "pre",
+                                                "fault",   "keep",  "value.partial", "value.full"};
+    return b >= 0 && b < SB_COUNT ? names[b] : "?";
+}
+
+/* ---- printing --------------------------------------------------------------------- */
+
+static void print_block(const Schedule *s, SchedBlockId id, StrBuf *out) {
+    const SchedBlock *blk = &s->block[id];
+    if (blk->nsteps == 0 && blk->result == IR_NONE) return;
+    sb_printf(out, "  %s (loop %s):", sched_block_name(id), sched_loop_name(blk->loop));
+    if (blk->result != IR_NONE) sb_printf(out, " result %%%d", blk->result);
+    sb_printf(out, "\n");
+    int depth = 2;
+    for (int i = 0; i < blk->nsteps; i++) {
+        const SchedStep *st = &blk->steps[i];
+        if (st->op == STEP_SUM_CLOSE || st->op == STEP_LOWRANK_CLOSE) depth--;
+        sb_printf(out, "%*s", depth * 2, "");
+        switch (st->op) {
+        case STEP_VALUE: sb_printf(out, "%%%d = %s\n", st->node, ir_op_name(ir_at(s->m, st->node)->op)); break;
+        case STEP_SUM_OPEN:
+            sb_printf(out, "open %s %%%d: r%d < %%%d\n", ir_at(s->m, st->node)->op == IR_ANY ? "any" : "sum", st->node,
+                      st->aux, ir_at(s->m, st->node)->args[0]);
+            break;
+        case STEP_SUM_CLOSE:
+            sb_printf(out, "close %%%d %s %%%d\n", st->node, ir_at(s->m, st->node)->op == IR_ANY ? "|=" : "+=",
+                      ir_at(s->m, st->node)->args[1]);
+            break;
+        case STEP_EXPORT:
+            sb_printf(out, "%s slot %d = %%%d\n", sched_loop_name(blk->loop), st->aux, st->node);
+            break;
+        case STEP_LOWRANK_COUNT: sb_printf(out, "low-rank group %d: %%%d columns\n", st->aux, st->node); break;
+        case STEP_LOWRANK_LIMIT: sb_printf(out, "low-rank columns at most %d\n", SCHED_MAX_LOWRANK_COLS); break;
+        case STEP_LOWRANK_OPEN: sb_printf(out, "open low-rank group %d: r0 < its columns\n", st->aux); break;
+        case STEP_LOWRANK_STORE: sb_printf(out, "column %d + r0 = %%%d\n", st->aux, st->node); break;
+        case STEP_LOWRANK_CLOSE: sb_printf(out, "close low-rank group %d\n", st->aux); break;
+        case STEP_LSE_OFFSET: sb_printf(out, "lse offset = %%%d\n", st->node); break;
+        }
+        if (st->op == STEP_SUM_OPEN || st->op == STEP_LOWRANK_OPEN) depth++;
+    }
+}
+
+void sched_print(const Schedule *s, StrBuf *out) {
+    sb_printf(out, "schedule (forward):\n");
+    sb_printf(out, "  loops: item (b, h, q tile of %d) > row > tile (of %d kv, from the tile map) > col, elem; finish per row\n",
+              s->bq, s->bk);
+    sb_printf(out, "  tile group of (b, h): %s\n",
+              s->group_by_b ? (s->group_by_h ? "b * H + h" : "b") : (s->group_by_h ? "h" : "0"));
+    sb_printf(out, "  normalise: %s\n",
+              s->softmax ? "online softmax in the log2 domain, O = acc / l, LSE = m ln 2 + log l" : "weight clause: O = acc, LSE = log l");
+    sb_printf(out, "  empty row (O = 0, LSE = -inf): nothing kept%s%s\n", s->softmax ? ", or the running max is -inf" : "",
+              s->lse_offset ? ", or the LSE offset is NaN or -inf" : "");
+    sb_printf(out, "  vectors of %d floats; %d row slot%s, %d col slot%s\n", s->vec_width, s->nrow_slots,
+              s->nrow_slots == 1 ? "" : "s", s->ncol_slots, s->ncol_slots == 1 ? "" : "s");
+    for (int b = 0; b < SB_COUNT; b++) print_block(s, (SchedBlockId)b, out);
+}
