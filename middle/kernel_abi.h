@@ -12,7 +12,7 @@
 #define ATTNC_KERNEL_ABI_H
 #include <stdint.h>
 
-#define ATTNC_ABI_VERSION 1
+#define ATTNC_ABI_VERSION 2
 #define ATTNC_ABI_MAX_RANK 8
 
 /* One param value: ints and bools in i, floats in f (by the param's type). */
@@ -36,12 +36,13 @@ typedef struct AttnCall {
      * (b, h, qt) the visited kv tiles are tile_kv[e] for e in
      * [row_start[g * nqt + qt], row_start[g * nqt + qt + 1]) with mode
      * tile_mode[e] (1 FULL: no mask code, 2 PARTIAL: evaluate the mask),
-     * where g = (mask_varies_b ? b : 0) * (mask_varies_h ? H : 1) + (mask_varies_h ? h : 0). */
+     * where g = b * group_stride_b + h * group_stride_h (the strides are
+     * the schedule's rule, middle/schedule.h: sched_group_strides). */
     int64_t bq, bk, nqt, nkt;
     const int64_t *row_start;
     const int32_t *tile_kv;
     const uint8_t *tile_mode;
-    int32_t mask_varies_b, mask_varies_h;
+    int64_t group_stride_b, group_stride_h;
     /* the backend's own data for this kernel (e.g. the plan, for refplan) */
     const void *kernel_data;
     /* 0 when the tile analysis proved that no element of this call can raise

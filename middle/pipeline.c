@@ -59,9 +59,8 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
     p->mask_varies_b = (mask_deps & DEP_B) != 0;
     p->mask_varies_h = (mask_deps & DEP_H) != 0;
     p->softmax = p->f->weight == IR_NONE;
-    p->sched = sched_build(arena, p, p->sched_why, sizeof p->sched_why);
-    if (!p->sched && !p->sched_why[0]) return NULL; /* out of memory */
-    return p;
+    p->sched = sched_build(arena, p);
+    return p->sched ? p : NULL;
 }
 
 void plan_print(const Plan *p, const TileMap *tm, StrBuf *out) {
@@ -78,8 +77,7 @@ void plan_print(const Plan *p, const TileMap *tm, StrBuf *out) {
     for (int g = 0; g < p->f->nlowrank; g++)
         sb_printf(out, "  low-rank columns: %%%d appended to Q (per row) and %%%d to K (per kv), count %%%d\n",
                   p->f->lowrank_q[g], p->f->lowrank_k[g], p->f->lowrank_count[g]);
-    if (p->sched) sched_print(p->sched, out);
-    else sb_printf(out, "schedule: none (%s)\n", p->sched_why);
+    sched_print(p->sched, out);
     if (tm) {
         sb_printf(out, "tile map:\n");
         sb_printf(out, "  %lld group%s of %lld x %lld tiles: %lld tiles\n", (long long)tm->ngroups,

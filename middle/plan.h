@@ -41,10 +41,8 @@ typedef struct Plan {
     int mask_varies_b;   /* the tile map differs per batch ... */
     int mask_varies_h;   /* ... or per head */
     int softmax;         /* no weight clause */
-    /* where the kernel computes each value (schedule.h); NULL, with
-     * sched_why, when no kernel can (every backend but the interpreter fails) */
+    /* where the kernel computes each value (schedule.h) */
     Schedule *sched;
-    char sched_why[160];
 } Plan;
 
 typedef struct PlanOptions {

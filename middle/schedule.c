@@ -48,7 +48,7 @@ typedef struct Builder {
     Schedule *s;
     Scope scratch, item, row, col, elem;
     int nomem;
-    char *why;
+    char *why; /* Schedule.why */
     size_t why_len;
 } Builder;
 
@@ -339,8 +339,7 @@ static void build_blocks(Builder *B) {
     s->block[SB_VALUE_PARTIAL].result = s->block[SB_VALUE_FULL].result = B->p->softmax ? f->score : f->weight;
 }
 
-Schedule *sched_build(Arena *arena, const Plan *p, char *why, size_t why_len) {
-    if (why && why_len) why[0] = 0;
+Schedule *sched_build(Arena *arena, const Plan *p) {
     int nodes = p->ir->n;
     Schedule *s = arena_alloc(arena, sizeof *s);
     if (!s) return NULL;
@@ -378,8 +377,8 @@ Schedule *sched_build(Arena *arena, const Plan *p, char *why, size_t why_len) {
     B.p = p;
     B.m = p->ir;
     B.s = s;
-    B.why = why;
-    B.why_len = why_len;
+    B.why = s->why;
+    B.why_len = sizeof s->why;
     int ok = scope_init(&B.scratch, SL_CALL, &s->block[SB_SCRATCH], nodes) &&
              scope_init(&B.item, SL_ITEM, &s->block[SB_ITEM], nodes) &&
              scope_init(&B.row, SL_ROW, &s->block[SB_ROW], nodes) &&
@@ -392,11 +391,12 @@ Schedule *sched_build(Arena *arena, const Plan *p, char *why, size_t why_len) {
     scope_free(&B.row);
     scope_free(&B.col);
     scope_free(&B.elem);
-    if (B.nomem) {
-        if (why && why_len) why[0] = 0;
-        return NULL;
+    if (B.nomem) return NULL;
+    if (s->why[0]) { /* no partial steps: a backend must not translate half a schedule */
+        for (int b = 0; b < SB_COUNT; b++) s->block[b].nsteps = 0;
+        s->nrow_slots = s->ncol_slots = 0;
     }
-    return failed(&B) ? NULL : s;
+    return s;
 }
 
 /* ---- reading the schedule ------------------------------------------------------ */
@@ -466,6 +466,7 @@ static void print_block(const Schedule *s, SchedBlockId id, StrBuf *out) {
 
 void sched_print(const Schedule *s, StrBuf *out) {
     sb_printf(out, "schedule (forward):\n");
+    if (s->why[0]) sb_printf(out, "  no kernel can compute this plan: %s\n", s->why);
     sb_printf(out, "  loops: item (b, h, q tile of %d) > row > tile (of %d kv, from the tile map) > col, elem; finish per row\n",
               s->bq, s->bk);
     sb_printf(out, "  tile group of (b, h): %s\n",

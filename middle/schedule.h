@@ -118,11 +118,14 @@ typedef struct Schedule {
     int group_by_b, group_by_h;
     int vec_width;    /* float lanes of the target's vectors */
     int bq, bk;
+    char why[160]; /* not empty: the steps could not be built, and why */
 } Schedule;
 
-/* The schedule of plan p (its IR after the passes); NULL when out of memory
- * or, with *why set, when the plan holds what no kernel can schedule. */
-Schedule *sched_build(Arena *arena, const struct Plan *p, char *why, size_t why_len);
+/* The schedule of plan p (its IR after the passes); NULL when out of
+ * memory.  When the plan holds what no kernel can compute, `why` says so
+ * and the blocks are empty: a compiled backend then refuses the plan (the
+ * interpreter still runs it). */
+Schedule *sched_build(Arena *arena, const struct Plan *p);
 
 /* Leaves: constants, the built-in variables, sum variables and pre. */
 int sched_is_leaf(const IrNode *n);

@@ -535,10 +535,9 @@ static void classify_tiles(Analysis *an, Grid *g, int64_t ti0, int64_t ti1, int6
 
 int64_t tile_group(const Plan *p, const TileMap *tm, int64_t b, int64_t h, int64_t H) {
     (void)tm;
-    if (p->mask_varies_b && p->mask_varies_h) return b * H + h;
-    if (p->mask_varies_b) return b;
-    if (p->mask_varies_h) return h;
-    return 0;
+    int64_t sb, sh;
+    sched_group_strides(p->sched, H, &sb, &sh);
+    return b * sb + h * sh;
 }
 
 void tile_map_free(TileMap *tm) {

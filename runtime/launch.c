@@ -91,9 +91,11 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
         tdata[i] = bc->tensors[i]->data;
         for (int d = 0; d < bc->tensors[i]->rank; d++) tshape[i][d] = bc->tensors[i]->shape[d];
     }
+    int64_t gsb, gsh; /* the tile group of (b, h) */
+    sched_group_strides(p->sched, sz->H, &gsb, &gsh);
     l.call = (AttnCall){sz->B, sz->H, sz->Hkv, sz->Lq, sz->Lk, sz->D, sz->Dv, args->q, args->k, args->v, o, lse,
                         params, tdata, (const int64_t(*)[ATTNC_ABI_MAX_RANK])tshape, p->bq, p->bk, tm.nqt, tm.nkt,
-                        tm.row_start, tm.kv, tm.mode, p->mask_varies_b, p->mask_varies_h, ck->kernel_data,
+                        tm.row_start, tm.kv, tm.mode, gsb, gsh, ck->kernel_data,
                         tm.check_faults};
     int64_t items = sz->B * sz->H * tm.nqt;
     if (threads <= 0) threads = pool_cores();

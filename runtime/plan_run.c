@@ -141,7 +141,7 @@ int refplan_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt, void *scra
     ir_eval_reset(&ev);
     double scale = ir_eval(&ev, p->f->scale).f;
     int64_t hk = h / (c->H / c->Hkv);
-    int64_t grp = (c->mask_varies_b ? b : 0) * (c->mask_varies_h ? c->H : 1) + (c->mask_varies_h ? h : 0);
+    int64_t grp = b * c->group_stride_b + h * c->group_stride_h;
     const float *kh = c->k + (b * c->Hkv + hk) * c->Lk * c->D;
     const float *vh = c->v + (b * c->Hkv + hk) * c->Lk * c->Dv;
     int64_t q0 = qt * c->bq, q1 = q0 + c->bq < c->Lq ? q0 + c->bq : c->Lq;

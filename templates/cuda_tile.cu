@@ -124,7 +124,7 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
     ATTNC_THREADS_END
 
     /* the kv tiles this q tile visits, from the tile map of its group */
-    const int64_t group = (c->mask_varies_b ? b : 0) * (c->mask_varies_h ? c->H : 1) + (c->mask_varies_h ? h : 0);
+    const int64_t group = b * c->group_stride_b + h * c->group_stride_h;
     const int64_t first = c->row_start ? c->row_start[group * c->nqt + qt] : 0;
     const int64_t last = c->row_start ? c->row_start[group * c->nqt + qt + 1] : c->nkt;
     for (int64_t e = first; e < last; e++) {

@@ -311,7 +311,7 @@ static void emit_entry(const Plan *p, const char *used, StrBuf *out) {
               "    c.row_start = (const int64_t *)0; /* no tile map: every kv tile, masks evaluated */\n"
               "    c.tile_kv = (const int32_t *)0;\n"
               "    c.tile_mode = (const uint8_t *)0;\n"
-              "    c.mask_varies_b = 0, c.mask_varies_h = 0;\n"
+              "    c.group_stride_b = 0, c.group_stride_h = 0;\n"
               "    c.kernel_data = (const void *)0;\n"
               "    c.check_faults = 1;\n"
               "    int64_t bytes = attnc_scratch_bytes(&c);\n"

@@ -367,8 +367,8 @@ static void emit_slots(CEmit *E, StrBuf *text) {
 
 attnc_status cemit_holes(const Plan *p, CEmitHoles *h, attnc_error *err) {
     memset(h, 0, sizeof *h);
-    if (!p->sched)
-        return set_error(err, ATTNC_ERR_INTERNAL, "cannot emit C for attention '%s': %s", p->attn->name, p->sched_why);
+    if (p->sched->why[0])
+        return set_error(err, ATTNC_ERR_INTERNAL, "cannot emit C for attention '%s': %s", p->attn->name, p->sched->why);
     CEmit E;
     memset(&E, 0, sizeof E);
     E.p = p;

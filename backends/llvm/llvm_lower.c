@@ -516,14 +516,10 @@ static void gen_tile(Lower *L, const char *name) {
     LLVMValueRef row_start = call_field(L, offsetof(AttnCall, row_start), ptr_to(L->i64));
     LLVMValueRef tile_kv = call_field(L, offsetof(AttnCall, tile_kv), ptr_to(L->i32));
     LLVMValueRef tile_mode = call_field(L, offsetof(AttnCall, tile_mode), ptr_to(L->i8));
-    LLVMValueRef mvb =
-        LLVMBuildICmp(b, LLVMIntNE, call_field(L, offsetof(AttnCall, mask_varies_b), L->i32), ci32(L, 0), "");
-    LLVMValueRef mvh =
-        LLVMBuildICmp(b, LLVMIntNE, call_field(L, offsetof(AttnCall, mask_varies_h), L->i32), ci32(L, 0), "");
+    LLVMValueRef gsb = call_field(L, offsetof(AttnCall, group_stride_b), L->i64);
+    LLVMValueRef gsh = call_field(L, offsetof(AttnCall, group_stride_h), L->i64);
     LLVMValueRef check_faults = call_field(L, offsetof(AttnCall, check_faults), L->i32);
-    LLVMValueRef grp = LLVMBuildAdd(
-        b, LLVMBuildMul(b, LLVMBuildSelect(b, mvb, bi, ci64(L, 0), ""), LLVMBuildSelect(b, mvh, H, ci64(L, 1), ""), ""),
-        LLVMBuildSelect(b, mvh, hi, ci64(L, 0), ""), "");
+    LLVMValueRef grp = LLVMBuildAdd(b, LLVMBuildMul(b, bi, gsb, ""), LLVMBuildMul(b, hi, gsh, ""), "");
     LLVMValueRef t = LLVMBuildAdd(b, LLVMBuildMul(b, grp, nqt, ""), qt, "");
     LLVMValueRef e0 = load(L, L->i64, gep(L, L->i64, row_start, t), 8);
     LLVMValueRef e1 = load(L, L->i64, gep(L, L->i64, row_start, LLVMBuildAdd(b, t, ci64(L, 1), "")), 8);
