@@ -365,11 +365,7 @@ attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting C");
     if (!st) {
         int ok = emit_prologue(p, &h, used, out);
-        sb_printf(out, "#define ATTNC_BQ %d\n#define ATTNC_BK %d\n#define ATTNC_SOFTMAX %d\n#define ATTNC_LSE_OFFSET %d\n",
-                  p->bq, p->bk, p->softmax ? 1 : 0, p->f->lse_offset != IR_NONE ? 1 : 0);
-        sb_printf(out, "#define ATTNC_ROW_SLOTS %d\n#define ATTNC_COL_SLOTS %d\n", h.nrow_slots, h.ncol_slots);
-        sb_printf(out, "#define ATTNC_LOWRANK %d\n", p->f->nlowrank > 0);
-        sb_printf(out, "#define ATTNC_MAX_LOWRANK_COLS (1 << 24)\n");
+        cemit_put_schedule_macros(p->sched, out);
         sb_printf(out, "#ifdef ATTNC_JIT\n#define ATTNC_LINKAGE\n#else\n#define ATTNC_LINKAGE static\n#endif\n\n");
         if (!ok)
             st = set_error(err, ATTNC_ERR_INTERNAL, "cannot emit C for attention '%s': %s", p->attn->name,

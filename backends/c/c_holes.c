@@ -391,6 +391,14 @@ attnc_status cemit_holes(const Plan *p, CEmitHoles *h, attnc_error *err) {
     return ATTNC_OK;
 }
 
+void cemit_put_schedule_macros(const Schedule *s, StrBuf *out) {
+    sb_printf(out, "#define ATTNC_BQ %d\n#define ATTNC_BK %d\n", s->bq, s->bk);
+    sb_printf(out, "#define ATTNC_SOFTMAX %d\n#define ATTNC_LSE_OFFSET %d\n", s->softmax ? 1 : 0, s->lse_offset ? 1 : 0);
+    sb_printf(out, "#define ATTNC_ROW_SLOTS %d\n#define ATTNC_COL_SLOTS %d\n", s->nrow_slots, s->ncol_slots);
+    sb_printf(out, "#define ATTNC_LOWRANK %d\n", s->nlowrank > 0);
+    sb_printf(out, "#define ATTNC_MAX_LOWRANK_COLS %d\n", SCHED_MAX_LOWRANK_COLS);
+}
+
 void cemit_holes_free(CEmitHoles *h) {
     StrBuf *all[] = {&h->scratch, &h->head, &h->slots, &h->row, &h->col, &h->elem_partial, &h->elem_full};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sb_free(all[i]);

@@ -23,6 +23,10 @@ typedef struct CEmitHoles {
  * the result. */
 attnc_status cemit_holes(const Plan *p, CEmitHoles *h, attnc_error *err);
 
+/* The template's macros that state the schedule's rules and sizes (tile
+ * sizes, normalisation, LSE offset, slots, low-rank columns and their limit). */
+void cemit_put_schedule_macros(const Schedule *s, StrBuf *out);
+
 /* Free what cemit_holes filled in. */
 void cemit_holes_free(CEmitHoles *h);
 

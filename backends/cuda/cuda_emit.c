@@ -76,13 +76,11 @@ attnc_status cuda_emit_source(const Plan *p, StrBuf *out, attnc_error *err) {
         /* the helpers are written `static inline`: here they are host and device functions */
         ok = ok && cemit_put_support("inf", "ATTNC_DEV", out);
         cemit_put_helpers(&H, "ATTNC_DEV", out);
-        sb_printf(out, "\n#define ATTNC_BQ %d\n#define ATTNC_BK %d\n#define ATTNC_SOFTMAX %d\n#define ATTNC_LSE_OFFSET %d\n",
-                  p->bq, p->bk, p->softmax ? 1 : 0, p->f->lse_offset != IR_NONE ? 1 : 0);
-        sb_printf(out, "#define ATTNC_ROW_SLOTS %d\n#define ATTNC_COL_SLOTS %d\n", H.nrow_slots, H.ncol_slots);
+        sb_printf(out, "\n");
+        cemit_put_schedule_macros(p->sched, out);
         sb_printf(out, "#define ATTNC_NPARAMS %d\n#define ATTNC_NTENSORS %d\n", p->attn->nparams, p->attn->ntensors);
-        sb_printf(out, "#define ATTNC_LOWRANK %d\n", p->f->nlowrank > 0);
-        sb_printf(out, "#define ATTNC_SCRATCH_READS_TENSORS %d\n", H.scratch.p && strstr(H.scratch.p, "tensor_data") != NULL);
-        sb_printf(out, "#define ATTNC_MAX_LOWRANK_COLS (1 << 24)\n\n");
+        sb_printf(out, "#define ATTNC_SCRATCH_READS_TENSORS %d\n\n",
+                  H.scratch.p && strstr(H.scratch.p, "tensor_data") != NULL);
         if (!ok) st = set_error(err, ATTNC_ERR_INTERNAL, "the embedded templates/support.h lacks a section");
         else if (!cemit_fill_template(attnc_cuda_template, attnc_cuda_template_len, &H, p->attn->name,
                                       out))
