@@ -392,6 +392,12 @@ Schedule *sched_build(Arena *arena, const Plan *p) {
     scope_free(&B.col);
     scope_free(&B.elem);
     if (B.nomem) return NULL;
+    if (!s->why[0]) {
+        char broken[sizeof s->why - 40];
+        int rc = sched_verify(s, p->f, broken, sizeof broken);
+        if (rc < 0) return NULL;
+        if (rc) snprintf(s->why, sizeof s->why, "internal error: %s", broken);
+    }
     if (s->why[0]) { /* no partial steps: a backend must not translate half a schedule */
         for (int b = 0; b < SB_COUNT; b++) s->block[b].nsteps = 0;
         s->nrow_slots = s->ncol_slots = 0;

@@ -127,6 +127,12 @@ typedef struct Schedule {
  * interpreter still runs it). */
 Schedule *sched_build(Arena *arena, const struct Plan *p);
 
+/* Check s against its own rules (operands available at each step, loops
+ * balanced, slots stored before they are read, results available): 0 when
+ * it holds, 1 with `why` set when not, -1 when out of memory.  sched_build
+ * runs it on every schedule. */
+int sched_verify(const Schedule *s, const IrFunc *f, char *why, size_t why_len);
+
 /* Leaves: constants, the built-in variables, sum variables and pre. */
 int sched_is_leaf(const IrNode *n);
 

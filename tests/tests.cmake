@@ -42,3 +42,8 @@ target_link_libraries(test_threads PRIVATE attnc_internal)
 add_test(NAME runtime/threads COMMAND test_threads)
 # The layers point one way (tests/layering.sh reads every #include of the sources).
 add_test(NAME layering COMMAND bash ${PROJECT_SOURCE_DIR}/tests/layering.sh ${PROJECT_SOURCE_DIR})
+# The schedule's verifier rejects every schedule missing one step; every example's schedule passes it.
+add_executable(test_schedule ${PROJECT_SOURCE_DIR}/tests/test_schedule.c)
+target_compile_options(test_schedule PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_schedule PRIVATE attnc_test_support)
+add_test(NAME middle-end/schedule COMMAND test_schedule ${ATTNC_TILE_EXAMPLES} ${ATTNC_PLAN_GOLDEN})
