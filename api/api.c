@@ -287,8 +287,9 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
     }
     if (!st) st = apply_defines(k, opts, err);
     if (!st) {
-        PlanOptions po = {opts ? opts->tile_q : 0, opts ? opts->tile_k : 0, 0, k->fixed.is_fixed, k->fixed.value, NULL,
-                          opts && (opts->flags & ATTNC_OPT_SEPARABLE_BIAS)};
+        const BackendImpl *impl = backend_find(backend);
+        PlanOptions po = {opts ? opts->tile_q : 0, opts ? opts->tile_k : 0, impl->vec_width ? impl->vec_width() : 0,
+                          k->fixed.is_fixed, k->fixed.value, NULL, opts && (opts->flags & ATTNC_OPT_SEPARABLE_BIAS)};
         k->plan = plan_compile(k->c.arena, k->attn, &po);
         if (!k->plan) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the middle end");
     }
@@ -395,11 +396,37 @@ static attnc_args with_empty_arrays(const attnc_args *args, float *dummy) {
     return a;
 }
 
+/* Whether the call's layouts are version 1's: float32, contiguous. */
+static int plain_layouts(const BoundCall *bc) {
+    const attnc_sizes *s = &bc->sz;
+    for (int t = 0; t < BT_COUNT; t++) {
+        const BoundLayout *l = &bc->layout[t];
+        int kv = t == BT_K || t == BT_V;
+        int64_t heads = kv ? s->Hkv : s->H, len = kv ? s->Lk : s->Lq;
+        int64_t row = t == BT_LSE ? 1 : t == BT_Q || t == BT_K ? s->D : s->Dv;
+        if (l->elem != ATTNC_ELEM_F32 || l->stride[2] != row || l->stride[1] != len * row ||
+            l->stride[0] != heads * len * row)
+            return 0;
+    }
+    return 1;
+}
+
 attnc_status attnc_kernel_run(const attnc_kernel *k, const attnc_args *args, attnc_error *err) {
+    return attnc_kernel_run_layout(k, args, NULL, err);
+}
+
+attnc_status attnc_kernel_run_layout(const attnc_kernel *k, const attnc_args *args, const attnc_layouts *layouts,
+                                     attnc_error *err) {
     if (!k) return set_error(err, ATTNC_ERR_USAGE, "kernel is NULL");
     BoundCall bc;
-    attnc_status st = bind_call(k->attn, &k->fixed, args, &bc, err);
+    attnc_status st = bind_call_layout(k->attn, &k->fixed, args, layouts, 1, &bc, err);
     if (st) return st;
+    if (!k->impl->layouts && !plain_layouts(&bc)) {
+        bind_release(&bc);
+        return set_error(err, ATTNC_ERR_USAGE,
+                         "backend '%s' takes only float32, contiguous tensors so far (f16, bf16 and strides: llvm "
+                         "and interp are next; see README's status)", attnc_backend_name(k->backend));
+    }
     st = tile_check_work(k->plan, &bc, err);
     float dummy[1] = {0};
     attnc_args a = with_empty_arrays(args, dummy);

@@ -35,6 +35,12 @@ typedef struct BackendImpl {
      * NULL for every backend whose kernel follows kernel_abi.h. */
     attnc_status (*run)(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                         int threads, attnc_error *err);
+    /* 1: the kernel reads and writes every layout bind_call_layout accepts
+     * (element types and strides, BoundCall.layout); 0: float32, contiguous only */
+    int layouts;
+    /* The float lanes of the vectors the backend's kernels use (the plan's
+     * and schedule's vec_width); NULL: the plan's default. */
+    int (*vec_width)(void);
 } BackendImpl;
 
 #endif

@@ -7,8 +7,10 @@
  * never exits: each call returns an attnc_status and, where it can fail at
  * run time, fills a caller-owned attnc_error with one line of text.
  *
- * Tensors are float32, row-major, contiguous:
+ * By default tensors are float32, row-major, contiguous:
  *   Q[B,H,Lq,D]  K[B,Hkv,Lk,D]  V[B,Hkv,Lk,Dv]  O[B,H,Lq,Dv]  LSE[B,H,Lq]
+ * and each of Q, K, V, O may instead be f16 or bf16 and strided (attnc_layout:
+ * [B, L, H, D] views, slices of a fused QKV buffer) without a copy.
  */
 #ifndef ATTNC_H
 #define ATTNC_H
@@ -170,6 +172,28 @@ attnc_status attnc_kernel_tensor_value_range(const attnc_kernel *kernel, int i, 
 
 /* ---- calling ---------------------------------------------------------- */
 
+/* The element type of Q, K, V or O (version 2).  Kernels convert on load and
+ * compute in float32; O is rounded once, on store (round to nearest even).
+ * f16 is IEEE binary16, bf16 bfloat16; both are passed as 16-bit words. */
+typedef enum attnc_elem { ATTNC_ELEM_F32 = 0, ATTNC_ELEM_F16 = 1, ATTNC_ELEM_BF16 = 2 } attnc_elem;
+
+/* How Q, K, V, O or LSE is stored (version 2).  All zero (the default of a
+ * zero-initialised attnc_args): float32, contiguous [B, H, L, D] — exactly
+ * version 1.  The tensor's pointer in attnc_args points at element
+ * [0, 0, 0, 0] (cast f16 and bf16 data to the pointer's type). */
+typedef struct attnc_layout {
+    attnc_elem elem;   /* LSE: ATTNC_ELEM_F32 only */
+    /* elements between neighbours along [B, H (Hkv for K, V), L, D]; all 0:
+     * contiguous.  No stride may be negative; stride[3] must be 1 (rows are
+     * contiguous) unless D (Dv) is 1 or less.  LSE: [B, H, Lq], stride[3]
+     * unused.  O's and LSE's strides must not make two elements share memory,
+     * and O and LSE must not overlap Q, K or V. */
+    int64_t stride[4];
+    /* elements the buffer holds from the pointer on; the strides must stay
+     * inside it.  0: not given (the caller vouches for the strides). */
+    int64_t extent;
+} attnc_layout;
+
 typedef struct attnc_args {
     attnc_sizes sizes;
     const float *q, *k, *v;
@@ -181,9 +205,19 @@ typedef struct attnc_args {
     int n_tensors;
 } attnc_args;
 
+/* The layouts of one call (version 2); all zero: version 1's. */
+typedef struct attnc_layouts {
+    attnc_layout q, k, v, o, lse;
+} attnc_layouts;
+
 /* Run the kernel once.  Thread-safe: one kernel may be run from several
  * threads at once.  On any error nothing is written to O or LSE. */
 attnc_status attnc_kernel_run(const attnc_kernel *kernel, const attnc_args *args, attnc_error *err);
+
+/* The same with element types and strides for Q, K, V, O and LSE (version
+ * 2; `layouts` NULL: attnc_kernel_run).  A bad layout is ATTNC_ERR_USAGE. */
+attnc_status attnc_kernel_run_layout(const attnc_kernel *kernel, const attnc_args *args,
+                                     const attnc_layouts *layouts, attnc_error *err);
 
 /* ---- generated code as text ------------------------------------------ */
 

@@ -13,9 +13,21 @@ typedef struct FixedParams {
     Const *value;
 } FixedParams;
 
+/* The tensors of the call that have a layout, in attnc_args order. */
+typedef enum BindTensor { BT_Q, BT_K, BT_V, BT_O, BT_LSE, BT_COUNT } BindTensor;
+
+/* A checked layout: element type and strides resolved (contiguous ones
+ * filled in), all non-negative, rows contiguous, every element inside the
+ * caller's extent, outputs without self-overlap. */
+typedef struct BoundLayout {
+    attnc_elem elem;
+    int64_t stride[4];
+} BoundLayout;
+
 typedef struct BoundCall {
     const Attention *attn;
     attnc_sizes sz;
+    BoundLayout layout[BT_COUNT];
     Const *params;                /* by param index */
     const attnc_tensor **tensors; /* by tensor index */
     double scale;

@@ -12,7 +12,7 @@
 #define ATTNC_KERNEL_ABI_H
 #include <stdint.h>
 
-#define ATTNC_ABI_VERSION 2
+#define ATTNC_ABI_VERSION 3
 #define ATTNC_ABI_MAX_RANK 8
 
 /* One param value: ints and bools in i, floats in f (by the param's type). */
@@ -48,6 +48,11 @@ typedef struct AttnCall {
     /* 0 when the tile analysis proved that no element of this call can raise
      * a runtime error: the kernel may then skip the plan's fault code */
     int32_t check_faults;
+    /* element types (0 float32, 1 f16, 2 bf16: attnc.h's attnc_elem) and
+     * strides in elements of Q, K, V, O along [B, H, L, D] (the last is 1)
+     * and of LSE along [B, H, Lq]; q, k, v, o point at element [0,0,0,0] */
+    int32_t q_elem, k_elem, v_elem, o_elem;
+    int64_t q_stride[4], k_stride[4], v_stride[4], o_stride[4], lse_stride[3];
 } AttnCall;
 
 /* Compute rows [qt*bq, min((qt+1)*bq, Lq)) of (b, h): write their O and

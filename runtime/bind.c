@@ -12,6 +12,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,122 @@ static attnc_status check_sizes(const attnc_args *args, attnc_error *err) {
                                                                                    : (nk && !args->k) ? "K"
                                                                                    : (nv && !args->v) ? "V"
                                                                                                       : "O");
+    return ATTNC_OK;
+}
+
+/* ---- layouts: element types and strides ---------------------------------- */
+
+static const char *const tensor_names[BT_COUNT] = {"Q", "K", "V", "O", "LSE"};
+
+/* The dims of tensor t ([B, H, L, D]; LSE [B, H, Lq] with a last dim of 1). */
+static void tensor_dims(const attnc_sizes *s, BindTensor t, int64_t dims[4]) {
+    int64_t heads = t == BT_K || t == BT_V ? s->Hkv : s->H, len = t == BT_K || t == BT_V ? s->Lk : s->Lq;
+    int64_t row = t == BT_Q || t == BT_K ? s->D : t == BT_LSE ? 1 : s->Dv;
+    dims[0] = s->B, dims[1] = heads, dims[2] = len, dims[3] = row;
+}
+
+static int elem_bytes(attnc_elem e) { return e == ATTNC_ELEM_F32 ? 4 : 2; }
+
+/* Element offsets span [0, *last] (nothing when the tensor is empty: *last = -1). */
+static int last_offset(const int64_t dims[4], const int64_t stride[4], int64_t *last) {
+    *last = 0;
+    for (int i = 0; i < 4; i++)
+        if (dims[i] == 0) {
+            *last = -1;
+            return 1;
+        }
+    for (int i = 0; i < 4; i++) {
+        int64_t step = dims[i] - 1; /* < 2^40; strides are at most 2^60 */
+        if (step && stride[i] > (((int64_t)1 << 62) - *last) / step) return 0;
+        *last += step * stride[i];
+    }
+    return 1;
+}
+
+/* Whether no two elements of the tensor share an offset: along the dims of
+ * size > 1 in increasing stride order, each stride steps over the whole
+ * extent of the dims before it (the usual sufficient test). */
+static int no_self_overlap(const int64_t dims[4], const int64_t stride[4]) {
+    int order[4], n = 0;
+    for (int i = 0; i < 4; i++)
+        if (dims[i] > 1) order[n++] = i;
+    for (int a = 1; a < n; a++)
+        for (int b = a; b > 0 && stride[order[b]] < stride[order[b - 1]]; b--) {
+            int t = order[b];
+            order[b] = order[b - 1], order[b - 1] = t;
+        }
+    int64_t span = 1; /* elements covered so far */
+    for (int k = 0; k < n; k++) {
+        int64_t st = stride[order[k]];
+        if (st < span) return 0;
+        span = st * (dims[order[k]] - 1) + span; /* bounded by last_offset's check */
+    }
+    return 1;
+}
+
+/* Check one layout and resolve it into bc->layout[t]; its bytes are [*first, *end). */
+static attnc_status bind_layout(const attnc_args *args, BindTensor t, const attnc_layout *l, const void *ptr,
+                                BoundCall *bc, uintptr_t *first, uintptr_t *end, attnc_error *err) {
+    const char *N = tensor_names[t];
+    int64_t dims[4];
+    tensor_dims(&args->sizes, t, dims);
+    if (l->elem != ATTNC_ELEM_F32 && l->elem != ATTNC_ELEM_F16 && l->elem != ATTNC_ELEM_BF16)
+        return set_error(err, ATTNC_ERR_USAGE, "%s's element type %d is not f32, f16 or bf16", N, (int)l->elem);
+    if (t == BT_LSE && l->elem != ATTNC_ELEM_F32)
+        return set_error(err, ATTNC_ERR_USAGE, "LSE is float32 only (its layout asks for %s)",
+                         l->elem == ATTNC_ELEM_F16 ? "f16" : "bf16");
+    BoundLayout *out = &bc->layout[t];
+    out->elem = l->elem;
+    int given = l->stride[0] || l->stride[1] || l->stride[2] || (t != BT_LSE && l->stride[3]);
+    if (!given) { /* contiguous */
+        out->stride[3] = 1;
+        for (int i = 2; i >= 0; i--) out->stride[i] = out->stride[i + 1] * dims[i + 1];
+    } else {
+        for (int i = 0; i < (t == BT_LSE ? 3 : 4); i++) {
+            if (l->stride[i] < 0)
+                return set_error(err, ATTNC_ERR_USAGE, "%s's stride %d is negative (%lld)", N, i, (long long)l->stride[i]);
+            if (l->stride[i] > ((int64_t)1 << 60))
+                return set_error(err, ATTNC_ERR_USAGE, "%s's stride %d is too large (%lld)", N, i, (long long)l->stride[i]);
+            out->stride[i] = l->stride[i];
+        }
+        if (t == BT_LSE) out->stride[3] = 1;
+        else if (out->stride[3] != 1 && dims[3] > 1)
+            return set_error(err, ATTNC_ERR_USAGE, "%s's rows must be contiguous: stride 3 is %lld, not 1", N,
+                             (long long)out->stride[3]);
+    }
+    int64_t last;
+    if (!last_offset(dims, out->stride, &last))
+        return set_error(err, ATTNC_ERR_USAGE, "%s's strides reach beyond 2^62 elements", N);
+    if (l->extent < 0) return set_error(err, ATTNC_ERR_USAGE, "%s's extent is negative (%lld)", N, (long long)l->extent);
+    if (l->extent > 0 && last >= l->extent)
+        return set_error(err, ATTNC_ERR_USAGE, "%s's strides reach element %lld, beyond its extent of %lld elements", N,
+                         (long long)last, (long long)l->extent);
+    if ((t == BT_O || t == BT_LSE) && last >= 0 && !no_self_overlap(dims, out->stride))
+        return set_error(err, ATTNC_ERR_USAGE, "%s's strides make two of its elements share memory", N);
+    *first = (uintptr_t)ptr;
+    *end = last < 0 || !ptr ? *first : *first + (uintptr_t)(last + 1) * (uintptr_t)elem_bytes(l->elem);
+    return ATTNC_OK;
+}
+
+/* Every layout (NULL: all zero), and (for a call that runs) the outputs
+ * clear of the inputs. */
+static attnc_status bind_layouts(const attnc_args *args, const attnc_layouts *layouts, int runs, BoundCall *bc,
+                                 attnc_error *err) {
+    static const attnc_layouts zero;
+    if (!layouts) layouts = &zero;
+    const attnc_layout *lay[BT_COUNT] = {&layouts->q, &layouts->k, &layouts->v, &layouts->o, &layouts->lse};
+    const void *ptr[BT_COUNT] = {args->q, args->k, args->v, args->o, args->lse};
+    uintptr_t first[BT_COUNT], end[BT_COUNT];
+    for (int t = 0; t < BT_COUNT; t++) {
+        attnc_status st = bind_layout(args, (BindTensor)t, lay[t], ptr[t], bc, &first[t], &end[t], err);
+        if (st) return st;
+    }
+    for (int out = BT_O; runs && out <= BT_LSE; out++)
+        for (int other = 0; other < BT_COUNT; other++)
+            if (other != out && first[out] < end[out] && first[other] < end[other] && first[out] < end[other] &&
+                first[other] < end[out])
+                return set_error(err, ATTNC_ERR_USAGE, "%s overlaps %s in memory (outputs must not alias)",
+                                 tensor_names[out], tensor_names[other]);
     return ATTNC_OK;
 }
 
@@ -278,9 +395,15 @@ static attnc_status bind_tensors(const Attention *a, const attnc_args *args, Bou
 
 attnc_status bind_call(const Attention *a, const FixedParams *fixed, const attnc_args *args, BoundCall *bc,
                        attnc_error *err) {
+    return bind_call_layout(a, fixed, args, NULL, 0, bc, err);
+}
+
+attnc_status bind_call_layout(const Attention *a, const FixedParams *fixed, const attnc_args *args,
+                              const attnc_layouts *layouts, int runs, BoundCall *bc, attnc_error *err) {
     memset(bc, 0, sizeof *bc);
     if (!args) return set_error(err, ATTNC_ERR_USAGE, "no arguments given (NULL)");
     attnc_status st = check_sizes(args, err);
+    if (!st) st = bind_layouts(args, layouts, runs, bc, err);
     if (st) return st;
     if ((args->n_params && !args->params) || args->n_params < 0)
         return set_error(err, ATTNC_ERR_USAGE, "n_params = %d but params is NULL", args->n_params);

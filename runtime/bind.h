@@ -11,6 +11,11 @@
  * with bind_release).  Returns ATTNC_OK or an error with `err` filled. */
 attnc_status bind_call(const Attention *a, const FixedParams *fixed, const attnc_args *args, BoundCall *bc,
                        attnc_error *err);
+/* The same with the layouts of Q, K, V, O and LSE (NULL: contiguous float32),
+ * checked (ATTNC_ERR_USAGE) and resolved into bc->layout; `runs`: the call
+ * will run, so O and LSE must not overlap Q, K, V or each other. */
+attnc_status bind_call_layout(const Attention *a, const FixedParams *fixed, const attnc_args *args,
+                              const attnc_layouts *layouts, int runs, BoundCall *bc, attnc_error *err);
 void bind_release(BoundCall *bc);
 
 /* The shape tensor declaration d needs for the sizes and params bound in bc

@@ -382,5 +382,11 @@ static attnc_status interp_backend_run(const Plan *p, const CompiledKernel *ck, 
     return interp_run(bc, args->q, args->k, args->v, args->o, args->lse, err);
 }
 
-const BackendImpl backend_interp = {ATTNC_BACKEND_INTERP, 1, interp_compile, interp_release, backend_emit_nothing,
-                                    interp_backend_run};
+const BackendImpl backend_interp = {
+    .id = ATTNC_BACKEND_INTERP,
+    .can_run = 1,
+    .compile = interp_compile,
+    .release = interp_release,
+    .emit = backend_emit_nothing,
+    .run = interp_backend_run,
+};

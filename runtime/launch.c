@@ -23,6 +23,36 @@ typedef struct Launch {
     volatile int fault; /* set by any item; read after the pool joins */
 } Launch;
 
+/* Copy the [B, H, Lq, row] elements of a contiguous buffer into a strided
+ * one (the private O or LSE of a call that can fault, once it has not). */
+static void copy_out(const attnc_sizes *sz, int64_t row, int elem_bytes, const char *from, char *to,
+                     const int64_t *stride) {
+    for (int64_t b = 0; b < sz->B; b++)
+        for (int64_t h = 0; h < sz->H; h++)
+            for (int64_t q = 0; q < sz->Lq; q++) {
+                const char *src = from + (((b * sz->H + h) * sz->Lq + q) * row) * elem_bytes;
+                memcpy(to + (b * stride[0] + h * stride[1] + q * stride[2]) * elem_bytes, src, (size_t)(row * elem_bytes));
+            }
+}
+
+/* The layouts of the call in its AttnCall; `private_out`: O and LSE go to
+ * contiguous private buffers. */
+static void set_layouts(AttnCall *c, const BoundCall *bc, int private_out) {
+    const BoundLayout *L = bc->layout;
+    c->q_elem = L[BT_Q].elem, c->k_elem = L[BT_K].elem, c->v_elem = L[BT_V].elem, c->o_elem = L[BT_O].elem;
+    memcpy(c->q_stride, L[BT_Q].stride, sizeof c->q_stride);
+    memcpy(c->k_stride, L[BT_K].stride, sizeof c->k_stride);
+    memcpy(c->v_stride, L[BT_V].stride, sizeof c->v_stride);
+    memcpy(c->o_stride, L[BT_O].stride, sizeof c->o_stride);
+    memcpy(c->lse_stride, L[BT_LSE].stride, sizeof c->lse_stride);
+    if (private_out) {
+        const attnc_sizes *s = &bc->sz;
+        int64_t o[4] = {s->H * s->Lq * s->Dv, s->Lq * s->Dv, s->Dv, 1}, lse[3] = {s->H * s->Lq, s->Lq, 1};
+        memcpy(c->o_stride, o, sizeof o);
+        memcpy(c->lse_stride, lse, sizeof lse);
+    }
+}
+
 static void run_item(void *ctx, int64_t i, int thread) {
     Launch *l = ctx;
     const AttnCall *c = &l->call;
@@ -74,8 +104,9 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
     int64_t(*tshape)[ATTNC_ABI_MAX_RANK] = calloc((size_t)a->ntensors + 1, sizeof *tshape);
     size_t rows = (size_t)(sz->B * sz->H * sz->Lq), no = rows * (size_t)sz->Dv;
     float *o = args->o, *lse = args->lse;
+    int o_bytes = bc->layout[BT_O].elem == ATTNC_ELEM_F32 ? 4 : 2;
     if (tm.check_faults) { /* a fault midway must not leave O half written */
-        o = malloc(sizeof(float) * (no + 1));
+        o = malloc((size_t)o_bytes * (no + 1));
         lse = args->lse ? malloc(sizeof(float) * (rows + 1)) : NULL;
     }
     if (!params || !tdata || !tshape || !o || (args->lse && !lse)) {
@@ -93,10 +124,14 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
     }
     int64_t gsb, gsh; /* the tile group of (b, h) */
     sched_group_strides(p->sched, sz->H, &gsb, &gsh);
-    l.call = (AttnCall){sz->B, sz->H, sz->Hkv, sz->Lq, sz->Lk, sz->D, sz->Dv, args->q, args->k, args->v, o, lse,
-                        params, tdata, (const int64_t(*)[ATTNC_ABI_MAX_RANK])tshape, p->bq, p->bk, tm.nqt, tm.nkt,
-                        tm.row_start, tm.kv, tm.mode, gsb, gsh, ck->kernel_data,
-                        tm.check_faults};
+    l.call = (AttnCall){.B = sz->B, .H = sz->H, .Hkv = sz->Hkv, .Lq = sz->Lq, .Lk = sz->Lk, .D = sz->D,
+                        .Dv = sz->Dv, .q = args->q, .k = args->k, .v = args->v, .o = o, .lse = lse,
+                        .params = params, .tensor_data = tdata,
+                        .tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])tshape, .bq = p->bq, .bk = p->bk,
+                        .nqt = tm.nqt, .nkt = tm.nkt, .row_start = tm.row_start, .tile_kv = tm.kv,
+                        .tile_mode = tm.mode, .group_stride_b = gsb, .group_stride_h = gsh,
+                        .kernel_data = ck->kernel_data, .check_faults = tm.check_faults};
+    set_layouts(&l.call, bc, tm.check_faults);
     int64_t items = sz->B * sz->H * tm.nqt;
     if (threads <= 0) threads = pool_cores();
     if (threads > items) threads = items > 0 ? (int)items : 1;
@@ -117,8 +152,9 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
             st = set_error(err, ATTNC_ERR_INTERNAL, "the kernel flagged a runtime error the interpreter does not see");
         goto done;
     }
-    if (o != args->o) memcpy(args->o, o, sizeof(float) * no);
-    if (lse != args->lse && args->lse) memcpy(args->lse, lse, sizeof(float) * rows);
+    if (o != args->o) copy_out(sz, sz->Dv, o_bytes, (const char *)o, (char *)args->o, bc->layout[BT_O].stride);
+    if (lse != args->lse && args->lse)
+        copy_out(sz, 1, 4, (const char *)lse, (char *)args->lse, bc->layout[BT_LSE].stride);
 done:
     if (o != args->o) free(o);
     if (lse != args->lse) free(lse);

@@ -189,5 +189,10 @@ static attnc_status refplan_compile(const Plan *p, const attnc_options *opts, Co
 
 static void refplan_release(void *state) { (void)state; }
 
-const BackendImpl backend_refplan = {ATTNC_BACKEND_REFPLAN, 1, refplan_compile, refplan_release, backend_emit_nothing,
-                                     NULL};
+const BackendImpl backend_refplan = {
+    .id = ATTNC_BACKEND_REFPLAN,
+    .can_run = 1,
+    .compile = refplan_compile,
+    .release = refplan_release,
+    .emit = backend_emit_nothing,
+};

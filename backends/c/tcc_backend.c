@@ -173,5 +173,10 @@ enum { TCC_CAN_RUN = 1 };
 #else
 enum { TCC_CAN_RUN = 0 };
 #endif
-const BackendImpl backend_tcc = {ATTNC_BACKEND_TCC, TCC_CAN_RUN, tcc_backend_compile, tcc_backend_release,
-                                 tcc_backend_emit, NULL};
+const BackendImpl backend_tcc = {
+    .id = ATTNC_BACKEND_TCC,
+    .can_run = TCC_CAN_RUN,
+    .compile = tcc_backend_compile,
+    .release = tcc_backend_release,
+    .emit = tcc_backend_emit,
+};

@@ -42,5 +42,10 @@ enum { CUDA_EMU_CAN_RUN = 1 };
 #else
 enum { CUDA_EMU_CAN_RUN = 0 };
 #endif
-const BackendImpl backend_cuda_emu = {ATTNC_BACKEND_CUDA_EMU, CUDA_EMU_CAN_RUN, cuda_emu_compile, cuda_emu_release,
-                                      cuda_emu_emit, NULL};
+const BackendImpl backend_cuda_emu = {
+    .id = ATTNC_BACKEND_CUDA_EMU,
+    .can_run = CUDA_EMU_CAN_RUN,
+    .compile = cuda_emu_compile,
+    .release = cuda_emu_release,
+    .emit = cuda_emu_emit,
+};

@@ -453,4 +453,10 @@ static attnc_status llvm_emit(const Plan *p, const attnc_options *opts, const ch
     return st;
 }
 
-const BackendImpl backend_llvm = {ATTNC_BACKEND_LLVM, 1, llvm_compile, llvm_release, llvm_emit, NULL};
+const BackendImpl backend_llvm = {
+    .id = ATTNC_BACKEND_LLVM,
+    .can_run = 1,
+    .compile = llvm_compile,
+    .release = llvm_release,
+    .emit = llvm_emit,
+};
