@@ -247,12 +247,19 @@ static int rows_start(StepRun *R, const AttnCall *c, const Parts *P, int64_t q0,
     return 0;
 }
 
+/* NaN over columns a block must store before anything reads them: a
+ * missing store then shows in O, never an earlier call's value. */
+static void poison(double *x, int64_t n) {
+    for (int64_t k = 0; k < n; k++) x[k] = NAN;
+}
+
 /* One visited kv tile: SB_COL per kv, then every element of it. */
 static int tile(StepRun *R, const AttnCall *c, const Parts *P, int64_t q0, int64_t nr, int64_t e, double scale,
                 const float *kh, const float *vh) {
     int64_t k0 = (int64_t)c->tile_kv[e] * c->bk, nc = c->Lk - k0 < c->bk ? c->Lk - k0 : c->bk;
     int partial = c->tile_mode[e] == TILE_PARTIAL;
     R->tile_id++;
+    poison(R->kcol, c->bk * R->cols_cap);
     for (int64_t j = 0; j < nc; j++) {
         R->j = j;
         R->ev.kv = k0 + j;
@@ -318,6 +325,7 @@ int refplan_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt, void *scra
     R.lse_off = P.lse_off;
     R.qcol = P.qcol;
     R.kcol = P.kcol;
+    poison(R.qcol, c->bq * cap);
     memset(R.row_ok, 0, sizeof(uint64_t) * (size_t)(s->nrow_slots * c->bq));
     memset(R.col_ok, 0, sizeof(uint64_t) * (size_t)(s->ncol_slots * c->bk));
     steps_open(&R); /* the work item's scope */

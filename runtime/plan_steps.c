@@ -46,7 +46,10 @@ static Const bad_read(StepRun *R) {
 Const steps_read(StepRun *R, SchedBlockId b, IrRef r) {
     const Schedule *s = R->s;
     const IrNode *n = ir_at(s->m, r);
-    if (sched_is_leaf(n)) return ir_eval_node(&R->ev, r, NULL);
+    if (sched_is_leaf(n)) {
+        if (n->op == IR_SUMVAR && (n->aux < 0 || n->aux > 63 || !(R->levels >> n->aux & 1))) return bad_read(R);
+        return ir_eval_node(&R->ev, r, NULL);
+    }
     int k = s->slot_of[r];
     switch (sched_home(s, b, r)) {
     case SH_ROW_SLOT: {
@@ -79,6 +82,7 @@ typedef struct Loop {
     IrRef node;      /* the sum (IR_NONE: a low-rank group's columns) */
     int level;       /* its sum variable */
     int64_t bound, it, saved;
+    uint64_t levels; /* the open levels outside it */
     Const acc;
 } Loop;
 
@@ -100,12 +104,13 @@ static int matching_close(StepRun *R, const SchedBlock *blk, int pc) {
 
 /* Enter a loop of sum variable `level` over [0, bound) (bound > 0). */
 static int loop_enter(StepRun *R, Loop *loops, int *nloops, int pc, IrRef node, int level, int64_t bound) {
-    if (*nloops == STEPS_MAX_SCOPES || level < 0 || level >= (int)(sizeof R->ev.sumvar / sizeof R->ev.sumvar[0])) {
+    if (*nloops == STEPS_MAX_SCOPES || level < 0 || level > 63) {
         R->bad = 1;
         return 0;
     }
-    loops[(*nloops)++] = (Loop){pc, node, level, bound, 0, R->ev.sumvar[level], {0}};
+    loops[(*nloops)++] = (Loop){pc, node, level, bound, 0, R->ev.sumvar[level], R->levels, {0}};
     R->ev.sumvar[level] = 0;
+    R->levels |= (uint64_t)1 << level;
     steps_open(R);
     return 1;
 }
@@ -120,6 +125,7 @@ static int loop_next(StepRun *R, Loop *loops, int *nloops, int pc, int stop) {
         return L->open;
     }
     R->ev.sumvar[L->level] = L->saved;
+    R->levels = L->levels;
     (*nloops)--;
     return pc;
 }

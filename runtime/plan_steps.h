@@ -25,6 +25,7 @@ typedef struct StepRun {
     uint64_t scopes[STEPS_MAX_SCOPES]; /* the scope instances open, outermost first */
     int nscopes;
     uint64_t next_scope;
+    uint64_t levels;    /* the sum variables whose loops are open (bit per level) */
     int64_t bq, bk;     /* the tile sizes of the slots */
     int64_t i, j;       /* the row (col) of the tile that row (col) blocks compute, and elements read */
     Const *row_slot;    /* [nrow_slots][bq] */
