@@ -141,15 +141,48 @@ static Const var_value(const IrEval *ev, int var) {
     return (Const){.i = v[var]};
 }
 
+/* In-bounds check and row-major offset of a load's indices (the offset only when in bounds). */
 static int64_t flat_index(const IrEval *ev, const IrNode *n, const Const *idx, int *inb) {
     const int64_t *dims = ev->dims[n->aux];
     int64_t off = 0;
     *inb = 1;
-    for (int i = 0; i < n->nargs; i++) {
+    for (int i = 0; i < n->nargs; i++)
         if (idx[i].i < 0 || idx[i].i >= dims[i]) *inb = 0;
-        off = off * dims[i] + idx[i].i;
-    }
+    if (*inb)
+        for (int i = 0; i < n->nargs; i++) off = off * dims[i] + idx[i].i;
     return off;
+}
+
+Const ir_eval_node(const IrEval *ev, IrRef r, const Const *a) {
+    const IrNode *n = &ev->m->nodes[r];
+    Const out = {0};
+    switch (n->op) {
+    case IR_CONST: return n->c;
+    case IR_VAR: return var_value(ev, n->aux);
+    case IR_PARAM: return ev->params[n->aux];
+    case IR_PRE: out.f = ev->pre; return out;
+    case IR_SUMVAR: out.i = ev->sumvar[n->aux]; return out;
+    case IR_SUM:
+    case IR_ANY: return out; /* loops: the caller's */
+    case IR_LOAD:
+    case IR_INBOUNDS: {
+        int inb;
+        int64_t off = flat_index(ev, n, a, &inb);
+        if (n->op == IR_INBOUNDS) {
+            out.b = inb;
+        } else if (inb) {
+            const attnc_tensor *t = ev->tensors[n->aux];
+            if (t->dtype == ATTNC_I32) out.i = ((const int32_t *)t->data)[off];
+            else out.f = ((const float *)t->data)[off];
+        }
+        return out;
+    }
+    default: {
+        Type at[3] = {T_INT, T_INT, T_INT};
+        for (int i = 0; i < n->nargs && i < 3; i++) at[i] = ev->m->nodes[n->args[i]].type;
+        return ir_apply(n->op, n->type, n->aux, a, at);
+    }
+    }
 }
 
 Const ir_eval(IrEval *ev, IrRef r) {
@@ -157,13 +190,7 @@ Const ir_eval(IrEval *ev, IrRef r) {
     int memo_ok = !(n->deps & DEP_SUMVAR);
     if (memo_ok && ev->stamp[r] == ev->gen) return ev->memo[r];
     Const out = {0}, a[ATTNC_MAX_RANK];
-    Type at[3] = {T_INT, T_INT, T_INT};
     switch (n->op) {
-    case IR_CONST: out = n->c; break;
-    case IR_VAR: out = var_value(ev, n->aux); break;
-    case IR_PARAM: out = ev->params[n->aux]; break;
-    case IR_PRE: out.f = ev->pre; break;
-    case IR_SUMVAR: out.i = ev->sumvar[n->aux]; break;
     case IR_SUM:
     case IR_ANY: {
         int64_t bound = ir_eval(ev, n->args[0]).i;
@@ -184,20 +211,6 @@ Const ir_eval(IrEval *ev, IrRef r) {
         else out.f = acc_f;
         break;
     }
-    case IR_LOAD:
-    case IR_INBOUNDS: {
-        for (int i = 0; i < n->nargs; i++) a[i] = ir_eval(ev, n->args[i]);
-        int inb;
-        int64_t off = flat_index(ev, n, a, &inb);
-        if (n->op == IR_INBOUNDS) {
-            out.b = inb;
-        } else if (inb) {
-            const attnc_tensor *t = ev->tensors[n->aux];
-            if (t->dtype == ATTNC_I32) out.i = ((const int32_t *)t->data)[off];
-            else out.f = ((const float *)t->data)[off];
-        }
-        break;
-    }
     case IR_AND:
     case IR_OR: {
         /* short-circuit: the other side may read what only this side guards */
@@ -208,11 +221,8 @@ Const ir_eval(IrEval *ev, IrRef r) {
     }
     case IR_SELECT: out = ir_eval(ev, n->args[ir_eval(ev, n->args[0]).b ? 1 : 2]); break;
     default:
-        for (int i = 0; i < n->nargs; i++) {
-            a[i] = ir_eval(ev, n->args[i]);
-            at[i] = ev->m->nodes[n->args[i]].type;
-        }
-        out = ir_apply(n->op, n->type, n->aux, a, at);
+        for (int i = 0; i < n->nargs && i < ATTNC_MAX_RANK; i++) a[i] = ir_eval(ev, n->args[i]);
+        out = ir_eval_node(ev, r, a);
     }
     if (memo_ok) {
         ev->memo[r] = out;

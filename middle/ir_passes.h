@@ -55,5 +55,7 @@ void ir_eval_free(IrEval *ev);
 /* Start a new element: forget memoised values. */
 void ir_eval_reset(IrEval *ev);
 Const ir_eval(IrEval *ev, IrRef r);
+/* The value of node r (not IR_SUM / IR_ANY) from its operands' values a[0..nargs), leaves and loads reading ev's context (memo unused). */
+Const ir_eval_node(const IrEval *ev, IrRef r, const Const *a);
 
 #endif

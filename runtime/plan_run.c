@@ -1,186 +1,345 @@
-/* plan_run.c — the kernel plan executed by a scalar reference in float64
- * (backend "refplan").  Requires: a Plan (call->kernel_data).
- * It is a kernel of the launch ABI (kernel_abi.h), run by launch.c like
- * every compiled backend, so it also exercises the driver and the threads.
- * Produces: O and LSE exactly as a compiled kernel must compute them —
- * visiting only the tiles the map lists, skipping the mask on FULL tiles,
- * low-rank columns riding with the dot product, online softmax in the log2
- * domain, lse_offset added per row — but without vectors or threads.  Its
- * purpose is to test the middle end: any difference from the interpreter is
- * a bug in a pass, in the tile analysis or in the plan. */
+/* plan_run.c — the kernel's schedule executed by a scalar reference in
+ * float64 (backend "refplan").  Requires: a Plan with its Schedule
+ * (call->kernel_data).  It is a kernel of the launch ABI (kernel_abi.h), run
+ * by launch.c like every compiled backend, so it also exercises the driver
+ * and the threads.
+ *
+ * Produces: O and LSE exactly as a compiled kernel computes them from the
+ * schedule (middle/schedule.h) — its blocks' steps run by plan_steps.c in
+ * the loop nest of templates/tile.c: per work item SB_SCRATCH and SB_ITEM,
+ * per row SB_ROW, per visited kv tile SB_COL per kv, then per element
+ * SB_PRE, SB_FAULT (when the call checks faults), SB_KEEP (PARTIAL tiles)
+ * and the value; online softmax in the log2 domain, the schedule's empty-row
+ * rule — but without vectors or threads.  Its purpose is to test the middle
+ * end: any difference from the interpreter is a bug in a pass, in the tile
+ * analysis, in the plan or in the schedule. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ir_passes.h"
 #include "plan.h"
 #include "plan_run.h"
+#include "plan_steps.h"
 #include "registry.h"
 
-typedef struct Row {
-    double m, l;   /* running max (log2 domain) and sum */
-    double *acc;   /* Dv */
-    int any;
-} Row;
+/* More scratch than this per thread is no call a machine runs: the work
+ * item fails instead, and the interpreter gives the answer or the error. */
+#define REFPLAN_MAX_SCRATCH ((int64_t)1 << 40)
 
-/* Low-rank contribution sum_g sum_r fq(q, r) * gk(kv, r) for one element. */
-static double lowrank_term(IrEval *ev, const IrFunc *f, const int64_t *counts) {
+/* A work item's scratch. */
+typedef struct Parts {
+    /* the prefix: what the scratch block's steps need (refplan_scratch_bytes runs them too) */
+    Const *val;
+    uint64_t *stamp;
+    Const *params;
+    attnc_tensor *tens;
+    const attnc_tensor **tptr;
+    int64_t *lr_n, *lr_at;
+    /* the rest: rows, slots, low-rank columns */
+    double *m, *l, *lse_off, *acc; /* [bq], [bq], [bq], [bq][Dv] */
+    int64_t *any;                  /* [bq] */
+    Const *row_slot, *col_slot;
+    uint64_t *row_ok, *col_ok;
+    double *qcol, *kcol;
+} Parts;
+
+/* Hand out n1 * n2 items of `size` bytes at *off (base NULL: only count);
+ * *off becomes -1 once the total would pass REFPLAN_MAX_SCRATCH. */
+static void *take(char *base, int64_t *off, int64_t n1, int64_t n2, int64_t size) {
+    int64_t count, bytes;
+    if (*off < 0 || n1 < 0 || n2 < 0 || __builtin_mul_overflow(n1, n2, &count) ||
+        __builtin_mul_overflow(count, size, &bytes) || bytes > REFPLAN_MAX_SCRATCH - *off) {
+        *off = -1;
+        return NULL;
+    }
+    void *p = base ? base + *off : NULL;
+    *off += (bytes + 7) / 8 * 8;
+    return p;
+}
+
+/* Lay the scratch out over base (NULL: measure only) for `cols` low-rank
+ * columns, only its prefix when prefix_only; returns its size, -1 when too large. */
+static int64_t layout(const AttnCall *c, const Plan *p, int64_t cols, int prefix_only, char *base, Parts *P) {
+    const Schedule *s = p->sched;
+    int64_t off = 0, nodes = p->ir->n + 1;
+    P->val = take(base, &off, nodes, 1, sizeof(Const));
+    P->stamp = take(base, &off, nodes, 1, sizeof(uint64_t));
+    P->params = take(base, &off, p->attn->nparams + 1, 1, sizeof(Const));
+    P->tens = take(base, &off, p->attn->ntensors + 1, 1, sizeof(attnc_tensor));
+    P->tptr = take(base, &off, p->attn->ntensors + 1, 1, sizeof(attnc_tensor *));
+    P->lr_n = take(base, &off, s->nlowrank + 1, 1, sizeof(int64_t));
+    P->lr_at = take(base, &off, s->nlowrank + 1, 1, sizeof(int64_t));
+    if (prefix_only) return off;
+    P->m = take(base, &off, c->bq, 1, sizeof(double));
+    P->l = take(base, &off, c->bq, 1, sizeof(double));
+    P->lse_off = take(base, &off, c->bq, 1, sizeof(double));
+    P->any = take(base, &off, c->bq, 1, sizeof(int64_t));
+    P->acc = take(base, &off, c->bq, c->Dv, sizeof(double));
+    P->row_slot = take(base, &off, s->nrow_slots, c->bq, sizeof(Const));
+    P->row_ok = take(base, &off, s->nrow_slots, c->bq, sizeof(uint64_t));
+    P->col_slot = take(base, &off, s->ncol_slots, c->bk, sizeof(Const));
+    P->col_ok = take(base, &off, s->ncol_slots, c->bk, sizeof(uint64_t));
+    P->qcol = take(base, &off, c->bq, cols, sizeof(double));
+    P->kcol = take(base, &off, c->bk, cols, sizeof(double));
+    return off;
+}
+
+/* The step interpreter over the prefix: sizes, params and tensors as the
+ * evaluator reads them, no value computed yet. */
+static void bind(const AttnCall *c, const Plan *p, const Parts *P, StepRun *R) {
+    memset(R, 0, sizeof *R);
+    R->s = p->sched;
+    R->ev.m = p->ir;
+    R->ev.sz = (attnc_sizes){c->B, c->H, c->Hkv, c->Lq, c->Lk, c->D, c->Dv};
+    for (int i = 0; i < p->attn->nparams; i++) {
+        Type t = p->attn->params[i]->type;
+        if (t == T_FLOAT) P->params[i].f = c->params[i].f;
+        else if (t == T_BOOL) P->params[i].b = (int)c->params[i].i;
+        else P->params[i].i = c->params[i].i;
+    }
+    for (int i = 0; i < p->attn->ntensors; i++) {
+        memset(&P->tens[i], 0, sizeof P->tens[i]);
+        P->tens[i].dtype = p->attn->tensors[i]->type == T_INT ? ATTNC_I32 : ATTNC_F32;
+        P->tens[i].rank = p->attn->tensors[i]->ndims;
+        P->tens[i].data = c->tensor_data[i];
+        P->tptr[i] = &P->tens[i];
+    }
+    R->ev.params = P->params;
+    R->ev.tensors = P->tptr;
+    R->ev.dims = c->tensor_shape;
+    R->val = P->val;
+    R->stamp = P->stamp;
+    memset(R->stamp, 0, sizeof(uint64_t) * (size_t)(p->ir->n + 1));
+    R->lr_n = P->lr_n;
+    R->lr_at = P->lr_at;
+    R->bq = c->bq;
+    R->bk = c->bk;
+}
+
+/* The call's low-rank columns by the scratch block's steps (what the C
+ * kernel's attnc_scratch_bytes computes); -1 when the call must fail. */
+static int64_t call_columns(StepRun *R) {
+    R->cols = 0;
+    steps_open(R);
+    int rc = steps_run(R, SB_SCRATCH);
+    steps_close(R);
+    return rc ? -1 : R->cols;
+}
+
+/* Scratch of one work item: the values of every node and the prefix, the
+ * rows, the slots, the low-rank columns of the call.  refplan_tile makes the
+ * same decisions from the same steps, so a call too large to lay out fails
+ * there (return 1) instead of overflowing a size here. */
+int64_t refplan_scratch_bytes(const AttnCall *c) {
+    const Plan *p = c->kernel_data;
+    Parts P;
+    StepRun R;
+    int64_t prefix = layout(c, p, 0, 1, NULL, &P), cols = 0;
+    if (prefix >= 0) {
+        char *base = malloc((size_t)prefix);
+        if (!base) return REFPLAN_MAX_SCRATCH; /* out of memory now: the launch will be too */
+        layout(c, p, 0, 1, base, &P);
+        bind(c, p, &P, &R);
+        cols = call_columns(&R);
+        free(base);
+    }
+    int64_t need = layout(c, p, cols > 0 ? cols : 0, 0, NULL, &P);
+    return need > 0 ? need : 8;
+}
+
+/* The sum of the products of the row's and the kv's low-rank columns. */
+static double lowrank_term(const StepRun *R) {
+    const double *qc = R->qcol + R->i * R->cols_cap, *kc = R->kcol + R->j * R->cols_cap;
     double t = 0;
-    for (int g = 0; g < f->nlowrank; g++)
-        for (int64_t r = 0; r < counts[g]; r++) {
-            ev->sumvar[0] = r;
-            ir_eval_reset(ev);
-            t += ir_eval(ev, f->lowrank_q[g]).f * ir_eval(ev, f->lowrank_k[g]).f;
-        }
-    ir_eval_reset(ev);
+    for (int64_t x = 0; x < R->cols; x++) t += qc[x] * kc[x];
     return t;
 }
 
-/* One element; returns 0 when kept, 1 when masked, -1 on a runtime error. */
-static int element(IrEval *ev, const Plan *p, int mode, int check_faults, const float *qrow, const float *krow,
-                   int64_t D, double scale, const int64_t *counts, double *score) {
-    const IrFunc *f = p->f;
-    /* the score first: the fault check may read it (a `?:` on the score
-     * guarding a tensor read); every IR operation is total, so computing it
-     * for an element that turns out masked or faulting is harmless */
-    ir_eval_reset(ev);
-    double dot = 0;
-    for (int64_t d = 0; d < D; d++) dot += (double)qrow[d] * (double)krow[d];
-    double bias = ir_eval(ev, f->bias).f;
-    double low = f->nlowrank ? lowrank_term(ev, f, counts) : 0;
-    ev->pre = scale * dot + bias + low;
-    ir_eval_reset(ev);
-    if (check_faults && ir_eval(ev, f->fault).b) return -1;
-    if (mode == TILE_PARTIAL && !ir_eval(ev, f->keep).b) return 1;
-    *score = p->softmax ? ir_eval(ev, f->score).f : ir_eval(ev, f->weight).f;
+/* Element (i, j) of the tile in its own scope; returns 0 when kept (*value:
+ * the score, or the weight), 1 when masked, -1 on a runtime error or a bad run. */
+static int element_steps(StepRun *R, int partial, int check_faults, double pre_dot, double *value) {
+    const Schedule *s = R->s;
+    if (steps_run(R, SB_PRE)) return -1;
+    R->ev.pre = pre_dot + steps_read(R, SB_PRE, s->block[SB_PRE].result).f + lowrank_term(R);
+    if (check_faults && s->needs_fault) {
+        steps_open(R); /* what only the check needs is not available after it */
+        int fault = steps_run(R, SB_FAULT) || steps_read(R, SB_FAULT, s->block[SB_FAULT].result).b;
+        steps_close(R);
+        if (fault || R->bad) return -1;
+    }
+    if (partial && s->needs_mask) {
+        if (steps_run(R, SB_KEEP)) return -1;
+        int keep = steps_read(R, SB_KEEP, s->block[SB_KEEP].result).b;
+        if (R->bad) return -1;
+        if (!keep) return 1;
+    }
+    SchedBlockId vb = partial ? SB_VALUE_PARTIAL : SB_VALUE_FULL;
+    if (steps_run(R, vb)) return -1;
+    *value = steps_read(R, vb, s->block[vb].result).f;
+    return R->bad ? -1 : 0;
+}
+
+static int element(StepRun *R, int partial, int check_faults, double pre_dot, double *value) {
+    steps_open(R);
+    int rc = element_steps(R, partial, check_faults, pre_dot, value);
+    steps_close(R);
+    return rc;
+}
+
+/* Online softmax in the log2 domain (m tracks max(s * log2 e)), or a weight
+ * clause's plain sums. */
+static void accumulate(const Schedule *s, const Parts *P, int64_t i, double v, const float *vrow, int64_t Dv) {
+    const double log2e = 1.44269504088896340736;
+    double *acc = P->acc + i * Dv;
+    P->any[i] = 1;
+    if (!s->softmax) {
+        P->l[i] += v;
+        for (int64_t d = 0; d < Dv; d++) acc[d] += v * (double)vrow[d];
+        return;
+    }
+    double t = v * log2e;
+    if (t > P->m[i]) {
+        double c = P->m[i] == -INFINITY ? 0 : exp2(P->m[i] - t);
+        P->l[i] *= c;
+        for (int64_t d = 0; d < Dv; d++) acc[d] *= c;
+        P->m[i] = t;
+    }
+    if (t == -INFINITY) return;
+    double w = exp2(t - P->m[i]);
+    P->l[i] += w;
+    for (int64_t d = 0; d < Dv; d++) acc[d] += w * (double)vrow[d];
+}
+
+/* O and LSE of row i by the schedule's normalisation and empty-row rules. */
+static void finish_row(const Schedule *s, const Parts *P, int64_t i, int64_t Dv, float *o, float *lse) {
+    const double ln2 = 0.69314718055994530942;
+    const double *acc = P->acc + i * Dv, off = P->lse_off[i];
+    double v;
+    if (sched_row_is_empty(s, (int)P->any[i], P->m[i], off)) {
+        for (int64_t d = 0; d < Dv; d++) o[d] = 0;
+        v = -INFINITY;
+    } else if (s->softmax) {
+        for (int64_t d = 0; d < Dv; d++) o[d] = (float)(acc[d] / P->l[i]);
+        v = P->m[i] * ln2 + log(P->l[i]) + (s->lse_offset ? off : 0);
+    } else {
+        for (int64_t d = 0; d < Dv; d++) o[d] = (float)acc[d];
+        v = log(P->l[i]);
+    }
+    if (lse) *lse = (float)v;
+}
+
+/* The rows of the work item: their state, then SB_ROW's steps. */
+static int rows_start(StepRun *R, const AttnCall *c, const Parts *P, int64_t q0, int64_t nr) {
+    for (int64_t i = 0; i < nr; i++) {
+        P->m[i] = -INFINITY;
+        P->l[i] = 0;
+        P->any[i] = 0;
+        P->lse_off[i] = 0;
+        memset(P->acc + i * c->Dv, 0, sizeof(double) * (size_t)c->Dv);
+        R->i = i;
+        R->ev.q = q0 + i;
+        R->ev.kv = 0;
+        steps_open(R);
+        int rc = steps_run(R, SB_ROW);
+        steps_close(R);
+        if (rc) return 1;
+    }
     return 0;
 }
 
-static void finish_row(const Plan *p, Row *row, double offset, int has_offset, int64_t Dv, double *o, double *lse) {
-    const double ln2 = 0.69314718055994530942;
-    if (!row->any || (p->softmax && row->m == -INFINITY) || (has_offset && (isnan(offset) || offset == -INFINITY))) {
-        for (int64_t d = 0; d < Dv; d++) o[d] = 0;
-        *lse = -INFINITY;
-        return;
-    }
-    if (p->softmax) {
-        for (int64_t d = 0; d < Dv; d++) o[d] = row->acc[d] / row->l;
-        *lse = row->m * ln2 + log(row->l) + (has_offset ? offset : 0);
-    } else {
-        for (int64_t d = 0; d < Dv; d++) o[d] = row->acc[d];
-        *lse = log(row->l);
-    }
+/* NaN over columns a block must store before anything reads them: a
+ * missing store then shows in O, never an earlier call's value. */
+static void poison(double *x, int64_t n) {
+    for (int64_t k = 0; k < n; k++) x[k] = NAN;
 }
 
-/* Online softmax in the log2 domain: m tracks max(s * log2 e). */
-static void accumulate(const Plan *p, Row *row, double s, const float *vrow, int64_t Dv) {
-    const double log2e = 1.44269504088896340736;
-    row->any = 1;
-    if (!p->softmax) {
-        row->l += s;
-        for (int64_t d = 0; d < Dv; d++) row->acc[d] += s * (double)vrow[d];
-        return;
+/* One visited kv tile: SB_COL per kv, then every element of it. */
+static int tile(StepRun *R, const AttnCall *c, const Parts *P, int64_t q0, int64_t nr, int64_t e, double scale,
+                const float *kh, const float *vh) {
+    int64_t k0 = (int64_t)c->tile_kv[e] * c->bk, nc = c->Lk - k0 < c->bk ? c->Lk - k0 : c->bk;
+    int partial = c->tile_mode[e] == TILE_PARTIAL;
+    R->tile_id++;
+    poison(R->kcol, c->bk * R->cols_cap);
+    for (int64_t j = 0; j < nc; j++) {
+        R->j = j;
+        R->ev.kv = k0 + j;
+        steps_open(R);
+        int rc = steps_run(R, SB_COL);
+        steps_close(R);
+        if (rc) return 1;
     }
-    double t = s * log2e;
-    if (t > row->m) {
-        double c = row->m == -INFINITY ? 0 : exp2(row->m - t);
-        row->l *= c;
-        for (int64_t d = 0; d < Dv; d++) row->acc[d] *= c;
-        row->m = t;
+    for (int64_t i = 0; i < nr; i++) {
+        const float *qrow = c->q + (((R->ev.b * c->H + R->ev.h) * c->Lq) + q0 + i) * c->D;
+        R->i = i;
+        R->ev.q = q0 + i;
+        for (int64_t j = 0; j < nc; j++) {
+            const float *krow = kh + (k0 + j) * c->D;
+            double dot = 0, v;
+            for (int64_t d = 0; d < c->D; d++) dot += (double)qrow[d] * (double)krow[d];
+            R->j = j;
+            R->ev.kv = k0 + j;
+            int rc = element(R, partial, c->check_faults, scale * dot, &v);
+            if (rc < 0) return 1;
+            if (rc == 0) accumulate(R->s, P, i, v, vh + (k0 + j) * c->Dv, c->Dv);
+        }
     }
-    if (t == -INFINITY) return;
-    double w = exp2(t - row->m);
-    row->l += w;
-    for (int64_t d = 0; d < Dv; d++) row->acc[d] += w * (double)vrow[d];
+    return 0;
 }
 
-/* Scratch: the row accumulator, low-rank counts, and the evaluator's memo. */
-int64_t refplan_scratch_bytes(const AttnCall *c) {
+/* Rows [qt*bq, min((qt+1)*bq, Lq)) of (b, h), as templates/tile.c computes them. */
+static int work_item(StepRun *R, const AttnCall *c, const Parts *P, int64_t b, int64_t h, int64_t qt) {
     const Plan *p = c->kernel_data;
-    return (int64_t)(sizeof(double) * (size_t)c->Dv + sizeof(int64_t) * (size_t)(p->f->nlowrank + 1) +
-                     (sizeof(Const) + sizeof(unsigned)) * (size_t)(p->ir->n + 1) +
-                     sizeof(Const) * (size_t)(p->attn->nparams + 1) +
-                     (sizeof(attnc_tensor) + sizeof(void *)) * (size_t)(p->attn->ntensors + 1) + 64);
+    const Schedule *s = p->sched;
+    int64_t hk = h / (c->H / c->Hkv), q0 = qt * c->bq, nr = c->Lq - q0 < c->bq ? c->Lq - q0 : c->bq;
+    R->ev.b = b, R->ev.h = h, R->ev.hk = hk;
+    R->cols = 0;
+    if (steps_run(R, SB_ITEM) || R->cols > R->cols_cap) return 1; /* more columns than the call counted: a bad schedule */
+    double scale = steps_read(R, SB_PRE, p->f->scale).f;
+    if (R->bad || rows_start(R, c, P, q0, nr)) return 1;
+    const float *kh = c->k + (b * c->Hkv + hk) * c->Lk * c->D, *vh = c->v + (b * c->Hkv + hk) * c->Lk * c->Dv;
+    int64_t t = (b * c->group_stride_b + h * c->group_stride_h) * c->nqt + qt;
+    for (int64_t e = c->row_start[t]; e < c->row_start[t + 1]; e++)
+        if (tile(R, c, P, q0, nr, e, scale, kh, vh)) return 1;
+    for (int64_t i = 0; i < nr; i++) {
+        int64_t r = (b * c->H + h) * c->Lq + q0 + i;
+        finish_row(s, P, i, c->Dv, c->o + r * c->Dv, c->lse ? c->lse + r : NULL);
+    }
+    return 0;
 }
 
 int refplan_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt, void *scratch) {
     const Plan *p = c->kernel_data;
-    double *acc = scratch;
-    int64_t *counts = (int64_t *)(acc + c->Dv);
-    IrEval ev;
-    memset(&ev, 0, sizeof ev);
-    ev.m = p->ir;
-    /* 8-byte items first, the 4-byte stamps last, so every part stays aligned */
-    ev.memo = (Const *)(counts + p->f->nlowrank + 1);
-    Const *params = ev.memo + p->ir->n + 1;
-    attnc_tensor *tens = (attnc_tensor *)(params + p->attn->nparams + 1);
-    const attnc_tensor **tptr = (const attnc_tensor **)(tens + p->attn->ntensors + 1);
-    ev.stamp = (unsigned *)(tptr + p->attn->ntensors + 1);
-    memset(ev.stamp, 0, sizeof(unsigned) * (size_t)(p->ir->n + 1));
-    ev.gen = 1;
-    ev.sz = (attnc_sizes){c->B, c->H, c->Hkv, c->Lq, c->Lk, c->D, c->Dv};
-    /* params and tensors as the evaluator reads them */
-    int np = p->attn->nparams, nt = p->attn->ntensors;
-    for (int i = 0; i < np; i++) {
-        Type t = p->attn->params[i]->type;
-        if (t == T_FLOAT) params[i].f = c->params[i].f;
-        else if (t == T_BOOL) params[i].b = (int)c->params[i].i;
-        else params[i].i = c->params[i].i;
-    }
-    for (int i = 0; i < nt; i++) {
-        memset(&tens[i], 0, sizeof tens[i]);
-        tens[i].dtype = p->attn->tensors[i]->type == T_INT ? ATTNC_I32 : ATTNC_F32;
-        tens[i].rank = p->attn->tensors[i]->ndims;
-        tens[i].data = c->tensor_data[i];
-        tptr[i] = &tens[i];
-    }
-    ev.params = params;
-    ev.tensors = tptr;
-    ev.dims = c->tensor_shape;
-    for (int g = 0; g < p->f->nlowrank; g++) counts[g] = ir_eval(&ev, p->f->lowrank_count[g]).i;
-    ir_eval_reset(&ev);
-    double scale = ir_eval(&ev, p->f->scale).f;
-    int64_t hk = h / (c->H / c->Hkv);
-    int64_t grp = b * c->group_stride_b + h * c->group_stride_h;
-    const float *kh = c->k + (b * c->Hkv + hk) * c->Lk * c->D;
-    const float *vh = c->v + (b * c->Hkv + hk) * c->Lk * c->Dv;
-    int64_t q0 = qt * c->bq, q1 = q0 + c->bq < c->Lq ? q0 + c->bq : c->Lq;
-    int64_t t = grp * c->nqt + qt;
-    for (int64_t qi = q0; qi < q1; qi++) {
-        int64_t r = (b * c->H + h) * c->Lq + qi;
-        Row row = {-INFINITY, 0, acc, 0};
-        memset(acc, 0, sizeof(double) * (size_t)c->Dv);
-        ev.b = b, ev.h = h, ev.hk = hk, ev.q = qi;
-        for (int64_t e = c->row_start[t]; e < c->row_start[t + 1]; e++) {
-            int64_t k0 = (int64_t)c->tile_kv[e] * c->bk, k1 = k0 + c->bk < c->Lk ? k0 + c->bk : c->Lk;
-            for (int64_t kv = k0; kv < k1; kv++) {
-                ev.kv = kv;
-                double s;
-                int rc = element(&ev, p, c->tile_mode[e], c->check_faults, c->q + r * c->D, kh + kv * c->D, c->D, scale, counts, &s);
-                if (rc < 0) return 1;
-                if (rc == 0) accumulate(p, &row, s, vh + kv * c->Dv, c->Dv);
-            }
-        }
-        double offset = 0;
-        if (p->f->lse_offset != IR_NONE) {
-            ev.kv = 0;
-            ir_eval_reset(&ev);
-            offset = ir_eval(&ev, p->f->lse_offset).f;
-        }
-        double o[1024], lse;
-        double *orow = c->Dv <= 1024 ? o : acc; /* finish_row reads acc before writing orow */
-        finish_row(p, &row, offset, p->f->lse_offset != IR_NONE, c->Dv, orow, &lse);
-        for (int64_t d = 0; d < c->Dv; d++) c->o[r * c->Dv + d] = (float)orow[d];
-        if (c->lse) c->lse[r] = (float)lse;
-    }
-    return 0;
+    const Schedule *s = p->sched;
+    Parts P;
+    StepRun R;
+    if (layout(c, p, 0, 0, NULL, &P) < 0) return 1; /* refplan_scratch_bytes gave no room for it */
+    layout(c, p, 0, 1, scratch, &P);
+    bind(c, p, &P, &R);
+    int64_t cap = call_columns(&R);
+    if (cap < 0 || layout(c, p, cap, 0, scratch, &P) < 0) return 1;
+    R.cols_cap = cap;
+    R.row_slot = P.row_slot;
+    R.col_slot = P.col_slot;
+    R.row_ok = P.row_ok;
+    R.col_ok = P.col_ok;
+    R.lse_off = P.lse_off;
+    R.qcol = P.qcol;
+    R.kcol = P.kcol;
+    poison(R.qcol, c->bq * cap);
+    memset(R.row_ok, 0, sizeof(uint64_t) * (size_t)(s->nrow_slots * c->bq));
+    memset(R.col_ok, 0, sizeof(uint64_t) * (size_t)(s->ncol_slots * c->bk));
+    steps_open(&R); /* the work item's scope */
+    return work_item(&R, c, &P, b, h, qt);
 }
 
 /* ---- refplan as a backend: the plan itself is the kernel's data ---- */
 
 static attnc_status refplan_compile(const Plan *p, const attnc_options *opts, CompiledKernel *ck, void **state,
                                     attnc_error *err) {
-    (void)opts, (void)state, (void)err;
+    (void)opts, (void)state;
+    if (p->sched->why[0])
+        return set_error(err, ATTNC_ERR_INTERNAL, "refplan cannot run attention '%s': %s", p->attn->name,
+                         p->sched->why);
     ck->tile = refplan_tile;
     ck->scratch_bytes = refplan_scratch_bytes;
     ck->kernel_data = p;

@@ -14,6 +14,11 @@ target_compile_options(test_tiles PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(test_tiles PRIVATE attnc_test_support)
 file(GLOB ATTNC_TILE_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.attn)
 add_test(NAME middle-end/tiles COMMAND test_tiles ${ATTNC_TILE_EXAMPLES})
+# refplan executes the schedule: removing any one step of it changes the answer.
+add_executable(test_refplan_sched ${PROJECT_SOURCE_DIR}/tests/test_refplan_sched.c)
+target_compile_options(test_refplan_sched PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_refplan_sched PRIVATE attnc_test_support)
+add_test(NAME middle-end/refplan-schedule COMMAND test_refplan_sched)
 # Golden dumps of the IR and kernel plan (`// golden-args: emit ...` in each file).
 file(GLOB ATTNC_PLAN_GOLDEN CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/plan/*.attn)
 foreach(spec ${ATTNC_PLAN_GOLDEN})
