@@ -1,5 +1,6 @@
 # tests/llvm.cmake — the LLVM backend against the interpreter (tests/test_llvm.c):
 # random shapes, error paths, emitted text, threads, compile/run/free cycles;
+# the lowering as a translation of the schedule (tests/test_llvm_schedule.c);
 # and the C API's optional pointers on every backend (tests/test_api_optional.c).
 # The per-example LLVM runs are in tests/examples.cmake.
 if(ATTNC_HAVE_LLVM_BACKEND)
@@ -8,6 +9,14 @@ if(ATTNC_HAVE_LLVM_BACKEND)
   target_link_libraries(test_llvm PRIVATE attnc_test_support Threads::Threads)
   add_test(NAME llvm/differential COMMAND test_llvm)
   set_tests_properties(llvm/differential PROPERTIES SKIP_RETURN_CODE 77)
+
+  # White box: the lowering translates the plan's schedule (a missing step is
+  # refused, never recomputed) at the plan's vector width (issue 9, item 1).
+  add_executable(test_llvm_schedule ${PROJECT_SOURCE_DIR}/tests/test_llvm_schedule.c)
+  target_compile_options(test_llvm_schedule PRIVATE ${ATTNC_WARNINGS})
+  target_include_directories(test_llvm_schedule SYSTEM PRIVATE ${ATTNC_LLVM_INCLUDE})
+  target_link_libraries(test_llvm_schedule PRIVATE attnc_internal)
+  add_test(NAME llvm/translates-schedule COMMAND test_llvm_schedule)
 endif()
 
 # Every optional pointer of the C API (lse, params, tensors, err, opts, emit's

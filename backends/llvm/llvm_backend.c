@@ -12,9 +12,11 @@
  * free, compile again is free too.  One mutex guards the JIT and the cache;
  * each compile builds its module in its own LLVMContext.
  *
- * The vector width follows the host (16 lanes with AVX-512, 8 with AVX2,
- * else 4); ATTNC_LLVM_VECTOR_WIDTH=4|8|16 overrides it (to test the other
- * code paths on one machine). */
+ * The vector width is the plan's (Plan.vec_width, printed with its
+ * schedule); llvm_vector_width() says what it should be for this host: 16
+ * lanes with AVX-512, 8 with AVX2, else 4, or ATTNC_LLVM_VECTOR_WIDTH=4|8|16
+ * (to test the other code paths on one machine).  A plan whose width is not
+ * 4, 8 or 16 gets the host's. */
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/Error.h>
@@ -171,10 +173,12 @@ static attnc_status ensure_llvm(attnc_error *err) {
     return ATTNC_OK;
 }
 
-static int vector_width(void) {
+/* The width the plans of this backend should have (llvm_lower.h). */
+int llvm_vector_width(void) {
     const char *env = getenv("ATTNC_LLVM_VECTOR_WIDTH");
     if (env && (!strcmp(env, "4") || !strcmp(env, "8") || !strcmp(env, "16"))) return atoi(env);
-    return G.host_width;
+    pthread_once(&G.once, init_once);
+    return G.host_width ? G.host_width : 4;
 }
 
 /* ---- the cache key -------------------------------------------------------- */
@@ -355,7 +359,7 @@ static attnc_status llvm_compile(const Plan *p, const attnc_options *opts, Compi
     *state = NULL;
     attnc_status st = ensure_llvm(err);
     if (st) return st;
-    int width = vector_width();
+    int width = llvm_kernel_width(p, llvm_vector_width());
     Key key = {0};
     make_key(p, width, &key);
     if (key.failed) {
@@ -419,7 +423,7 @@ static attnc_status llvm_emit(const Plan *p, const attnc_options *opts, const ch
     char why[300];
     LLVMTargetMachineRef tm = host_machine(why, sizeof why);
     if (!tm) return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: %s", why);
-    int width = vector_width();
+    int width = llvm_kernel_width(p, llvm_vector_width());
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("attnc", ctx);
     StrBuf before = {0};

@@ -1,11 +1,12 @@
 /* llvm_build.h — what the files of the LLVM lowering share: the lowering
  * state (Lower), short LLVM C API builder helpers, and the memo of emitted
  * IR nodes with its scopes.
- * Requires: llvm-c/Core.h, a Plan (plan.h), the kernel ABI's limits
- * (kernel_abi.h).  Produces: nothing by itself; the helpers are `static
- * inline` so that each file that builds IR (llvm_math.c, llvm_node.c,
- * llvm_lower.c) uses them under their short names without the library
- * exporting names like get, set or load.  Internal to backends/llvm/llvm_*.c. */
+ * Requires: llvm-c/Core.h, a Plan (plan.h) with its Schedule (schedule.h),
+ * the kernel ABI's limits (kernel_abi.h).  Produces: nothing by itself; the
+ * helpers are `static inline` so that each file that builds IR (llvm_math.c,
+ * llvm_node.c, llvm_steps.c, llvm_lower.c) uses them under their short names
+ * without the library exporting names like get, set or load.  Internal to
+ * backends/llvm/llvm_*.c. */
 #ifndef ATTNC_LLVM_BUILD_H
 #define ATTNC_LLVM_BUILD_H
 #include <stdio.h>
@@ -13,15 +14,14 @@
 
 #include "kernel_abi.h"
 #include "llvm_lower.h"
+#include "schedule.h"
 
-enum { MAX_LANES = 16, MAX_SUM_LEVELS = 64, MAX_SCOPES = 512 };
+enum { MAX_LANES = 16, MAX_SUM_LEVELS = 64, MAX_SCOPES = 512, MAX_LOWRANK = 64 };
 
-/* Where a node's value is computed (see llvm_lower.c's header comment). */
-typedef enum Place { PL_OUTER = 0, PL_ROW = 1, PL_COL = 2, PL_ELEM = 3 } Place;
-
-/* The lowering of one plan: its types at the target's vector width, the
- * builder, the memo of emitted IR nodes and what the IR's leaves read at the
- * builder's position (NULL: not available there). */
+/* The lowering of one plan: its types at the kernel's vector width, the
+ * builder, the memo of emitted IR nodes, what the IR's leaves read at the
+ * builder's position (NULL: not available there), and where the schedule's
+ * steps store (llvm_steps.c). */
 typedef struct Lower {
     LLVMContextRef ctx;
     LLVMModuleRef mod;
@@ -30,6 +30,7 @@ typedef struct Lower {
     const Plan *p;
     const IrModule *ir;
     const IrFunc *f;
+    const Schedule *s;
     const LlvmTarget *target;
     int W, C, CQ, R; /* lanes; vectors per row block; micro-kernel block: CQ vectors x R rows */
     int QB, BK;      /* rows per row block (C * W); keys per kv tile */
@@ -40,19 +41,24 @@ typedef struct Lower {
     LLVMValueRef *memo;
     int *stack, nstack;
     int marks[MAX_SCOPES], depth;
-    unsigned *visit, visit_gen;
     /* what the IR's leaves read */
     LLVMValueRef call;
     LLVMValueRef var[V_COUNT]; /* b, h, hk and sizes (scalars) */
     LLVMValueRef q_vec, kv, pre, valid;
     LLVMValueRef sumvar[MAX_SUM_LEVELS];
-    unsigned open; /* IrNode.sumvars bits of the sum loops open here (levels 0..30) */
     LLVMValueRef *param;
     LLVMValueRef *tdata;
     LLVMValueRef (*tdim)[ATTNC_ABI_MAX_RANK];
-    /* ROW values the element loop reads, each with its slot in Regions.rows (llvm_lower.c) */
-    IrRef *frontier;
-    int nfrontier;
+    /* low-rank groups (STEP_LOWRANK_COUNT): columns n_g, the first column of
+     * each, the total; over: the total is past the limit (STEP_LOWRANK_LIMIT) */
+    LLVMValueRef lr_n[MAX_LOWRANK], lr_at[MAX_LOWRANK], lr_cols, lr_over;
+    /* scratch regions the steps store into (llvm_lower.c's Regions) */
+    LLVMValueRef row_slots; /* [nrow_slots][QB], 8 bytes a row */
+    LLVMValueRef col_slots; /* [ncol_slots][BK], 8 bytes a kv */
+    LLVMValueRef qx, kx;    /* Qx[lr_cols][QB], Kx[BK][lr_cols] */
+    LLVMValueRef lse_off;   /* [QB] floats */
+    LLVMValueRef lane0;     /* the row vector's first row within the block: c * W */
+    LLVMValueRef col_j;     /* the kv's index within the tile: kv - k0 */
     int failed;
     char why[300];
 } Lower;
@@ -266,12 +272,7 @@ static inline void if_end(Lower *L, LLVMBasicBlockRef after) {
     LLVMPositionBuilderAtEnd(L->bd, after);
 }
 
-/* ---- placement and the memo of emitted nodes --------------------------- */
-
-static inline Place place_of(const IrNode *n) {
-    int q = (n->deps & (DEP_Q | DEP_PRE)) != 0, kv = (n->deps & (DEP_KV | DEP_PRE)) != 0;
-    return q && kv ? PL_ELEM : q ? PL_ROW : kv ? PL_COL : PL_OUTER;
-}
+/* ---- the memo of emitted nodes ------------------------------------------ */
 
 static inline LLVMTypeRef type_of(Lower *L, Type t, int vec) {
     if (t == T_INT) return vec ? L->vi64 : L->i64;

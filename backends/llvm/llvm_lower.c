@@ -22,24 +22,27 @@
  * (R rows of K or V against CQ vectors of rows of Q), and spread prefetches
  * of the next tile's K and V through their inner loops.
  *
- * Per kv tile: QK micro-kernel into S; when the call can fault (its
+ * Per kv tile: the col loop (the schedule's kv values into col slots, the
+ * low-rank K columns); QK micro-kernel into S; when the call can fault (its
  * check_faults), a pass over the fault root that returns 1 at once; the
  * element pass (two versions: with the mask for PARTIAL tiles, without for
  * FULL ones); for softmax the normalising pass (P = 2^(t - m), rescaling of
  * l and of the accumulator when the running max moved); the PV micro-kernel.
  *
- * Where IR values are computed.  Each node is placed by what it varies with:
- *   OUTER (call, head) - scalars, once per work item, in the prologue;
- *   ROW (q)            - vectors, once per row block; those the per-element
- *                        code reads (the "frontier") go to scratch and are
- *                        reloaded in the element loop;
- *   COL (kv)           - scalars, per kv in the element loop;
- *   ELEM (q and kv)    - vectors, per element vector.
+ * Where IR values are computed is the schedule's (middle/schedule.h): this
+ * file builds each of its blocks at its loop (llvm_steps.c) -- SB_ITEM in the
+ * prologue (scalars), SB_ROW per row vector (vectors; exports to row slots),
+ * SB_COL per kv of a tile (scalars; exports to col slots), SB_PRE, SB_FAULT,
+ * SB_KEEP and SB_VALUE_* per element vector, reading row and kv values from
+ * their slots; SB_SCRATCH in the scratch size function.  Its rules (softmax
+ * or weight, the LSE offset, masks, faults, the empty-row rule) are the
+ * schedule's fields.  The vector width is the plan's (Plan.vec_width).
  * The files of the lowering: llvm_build.h (the state, builder helpers),
  * llvm_math.c (arithmetic: exp/log polynomials, total division),
- * llvm_node.c (IR nodes, sums, hoisting), llvm_gemm.c (the micro-kernels)
- * and this one, the kernel: the loop nest, the scratch layout, the element,
- * softmax and output passes, and the entry point llvm_lower_plan.
+ * llvm_node.c (one IR node), llvm_steps.c (the schedule's steps),
+ * llvm_gemm.c (the micro-kernels) and this one, the kernel: the loop nest,
+ * the scratch layout, the element, softmax and output passes, and the entry
+ * point llvm_lower_plan.
  */
 #include "llvm_lower.h"
 
@@ -54,6 +57,7 @@
 #include "llvm_gemm.h"
 #include "llvm_math.h"
 #include "llvm_node.h"
+#include "llvm_steps.h"
 
 /* Scratch regions of one work item, as pointers (tile function) or byte sizes. */
 typedef struct Regions {
@@ -63,7 +67,9 @@ typedef struct Regions {
     LLVMValueRef s;               /* S[BK][QB]: scores, then log2-domain scores, then P */
     LLVMValueRef ot;              /* OT[Dv][QB]: the output accumulator, transposed */
     LLVMValueRef m, l, any, tmax; /* [QB] each: running max, sum, kept-anything, tile max */
-    LLVMValueRef rows;            /* [frontier][QB] 8-byte lanes: ROW values the element loop reads */
+    LLVMValueRef lse_off;         /* [QB]: the row's LSE offset (STEP_LSE_OFFSET) */
+    LLVMValueRef rows;            /* [nrow_slots][QB] 8-byte lanes: the schedule's row slots */
+    LLVMValueRef cols;            /* [ncol_slots][BK] 8-byte lanes: its col slots */
 } Regions;
 
 /* ---- the kernel ------------------------------------------------------------- */
@@ -83,7 +89,8 @@ static LLVMValueRef layout(Lower *L, LLVMValueRef D, LLVMValueRef Dv, LLVMValueR
         LLVMBuildMul(b, Rt, ci64(L, (int64_t)L->BK * 4), ""),                /* kx */
         ci64(L, (int64_t)L->BK * L->QB * 4),                                 /* s */
         LLVMBuildMul(b, Dv, qb4, ""),                                        /* ot */
-        ci64(L, (int64_t)L->QB * 4 * 4 + (int64_t)L->nfrontier * L->QB * 8), /* stats, rows */
+        ci64(L, (int64_t)L->QB * 4 * 5 + (int64_t)L->s->nrow_slots * L->QB * 8 +
+                    (int64_t)L->s->ncol_slots * L->BK * 8), /* stats, lse_off, rows, cols */
     };
     LLVMValueRef off = ci64(L, 0);
     LLVMValueRef at[6];
@@ -99,7 +106,9 @@ static LLVMValueRef layout(Lower *L, LLVMValueRef D, LLVMValueRef Dv, LLVMValueR
         rg->l = gep(L, L->i8, stats, ci64(L, (int64_t)L->QB * 4));
         rg->any = gep(L, L->i8, stats, ci64(L, (int64_t)L->QB * 8));
         rg->tmax = gep(L, L->i8, stats, ci64(L, (int64_t)L->QB * 12));
-        rg->rows = gep(L, L->i8, stats, ci64(L, (int64_t)L->QB * 16));
+        rg->lse_off = gep(L, L->i8, stats, ci64(L, (int64_t)L->QB * 16));
+        rg->rows = gep(L, L->i8, stats, ci64(L, (int64_t)L->QB * 20));
+        rg->cols = gep(L, L->i8, rg->rows, ci64(L, (int64_t)L->s->nrow_slots * L->QB * 8));
     }
     return LLVMBuildAdd(b, off, ci64(L, 64), "");
 }
@@ -131,23 +140,12 @@ static void load_inputs(Lower *L) {
     }
 }
 
-/* Low-rank column counts (clamped at 0), their offsets, and their total. */
-static LLVMValueRef lowrank_columns(Lower *L, LLVMValueRef *count, LLVMValueRef *start) {
-    LLVMValueRef total = ci64(L, 0);
-    for (int g = 0; g < L->f->nlowrank; g++) {
-        count[g] = smax(L, lower_node(L, L->f->lowrank_count[g]), ci64(L, 0));
-        start[g] = total;
-        total = LLVMBuildAdd(L->bd, total, count[g], "");
-    }
-    return total;
-}
-
 /* What the tile loop shares. */
 typedef struct Tile {
     Regions rg;
     LLVMValueRef qbh, kbh, vbh, obh, lse_row; /* Q, K, V, O of (b, h); &LSE[b, h, 0] */
     LLVMValueRef has_lse;                     /* i1: the call passed an LSE buffer */
-    LLVMValueRef scale, rt, count[64], start[64];
+    LLVMValueRef scale, rt; /* the scores' scale (Q is scaled once); low-rank columns */
     LLVMValueRef qb0, q1;      /* the row block and the end of the work item's rows */
     LLVMValueRef k0, k1;       /* the kv tile */
     LLVMValueRef fault;        /* local i1: an element raised a runtime error */
@@ -156,32 +154,15 @@ typedef struct Tile {
 
 /* The lanes of row vector c: q = qb0 + c*W + lane, and which are rows of the item. */
 static void enter_row_vector(Lower *L, Tile *T, LLVMValueRef c) {
-    LLVMValueRef first = LLVMBuildAdd(L->bd, T->qb0, LLVMBuildMul(L->bd, c, ci64(L, L->W), ""), "");
+    L->lane0 = LLVMBuildMul(L->bd, c, ci64(L, L->W), "");
+    LLVMValueRef first = LLVMBuildAdd(L->bd, T->qb0, L->lane0, "");
     L->q_vec = LLVMBuildAdd(L->bd, splat(L, first), iota(L), "q");
     L->valid = LLVMBuildICmp(L->bd, LLVMIntSLT, L->q_vec, splat(L, T->q1), "valid");
 }
 
-static LLVMValueRef frontier_slot(Lower *L, Tile *T, int slot, LLVMValueRef c) {
-    LLVMValueRef byte = LLVMBuildAdd(L->bd, ci64(L, (int64_t)slot * L->QB * 8),
-                                     LLVMBuildMul(L->bd, c, ci64(L, (int64_t)L->W * 8), ""), "");
-    return gep(L, L->i8, T->rg.rows, byte);
-}
-
-static void store_frontier(Lower *L, Tile *T, int slot, LLVMValueRef c, LLVMValueRef v) {
-    v = splat(L, v);
-    if (LLVMTypeOf(v) == L->vi1) v = LLVMBuildZExt(L->bd, v, L->vi8, "");
-    store(L, v, frontier_slot(L, T, slot, c), 8);
-}
-
-static LLVMValueRef load_frontier(Lower *L, Tile *T, int slot, LLVMValueRef c) {
-    Type t = L->ir->nodes[L->frontier[slot]].type;
-    LLVMValueRef p = frontier_slot(L, T, slot, c);
-    if (t == T_BOOL) return LLVMBuildTrunc(L->bd, load(L, L->vi8, p, 8), L->vi1, "");
-    return load(L, type_of(L, t, 1), p, 8);
-}
-
-/* Per row block: Q transposed and scaled, low-rank q columns, the frontier
- * ROW values, fresh softmax statistics and a zero output accumulator. */
+/* Per row block: Q transposed and scaled, the schedule's row block (row
+ * slots, low-rank Q columns, the LSE offset), fresh softmax statistics and a
+ * zero output accumulator. */
 static void row_prologue(Lower *L, Tile *T) {
     LLVMBuilderRef b = L->bd;
     Loop lc;
@@ -202,19 +183,7 @@ static void row_prologue(Lower *L, Tile *T) {
     store_fvec(L, LLVMBuildFMul(b, x, vscale, ""), T->rg.qt,
                LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, L->QB), ""), col, ""));
     loop_end(L, &ld);
-    for (int g = 0; g < L->f->nlowrank; g++) {
-        lower_hoist_invariant(L, L->f->lowrank_q[g], ++L->visit_gen);
-        Loop lr;
-        LLVMValueRef r = loop_begin(L, &lr, ci64(L, 0), T->count[g], ci64(L, 1), "lowrank.q");
-        LLVMValueRef saved = lower_open_sum(L, 0, r);
-        LLVMValueRef v = splat(L, lower_node(L, L->f->lowrank_q[g]));
-        LLVMValueRef at =
-            LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, T->start[g], r, ""), ci64(L, L->QB), ""), col, "");
-        store_fvec(L, v, T->rg.qx, at);
-        lower_close_sum(L, 0, saved);
-        loop_end(L, &lr);
-    }
-    for (int s = 0; s < L->nfrontier; s++) store_frontier(L, T, s, c, lower_node(L, L->frontier[s]));
+    lower_steps(L, SB_ROW);
     store_fvec(L, splat(L, cf32(L, -INFINITY)), T->rg.m, col);
     store_fvec(L, LLVMConstNull(L->vf32), T->rg.l, col);
     store_fvec(L, LLVMConstNull(L->vf32), T->rg.any, col);
@@ -226,31 +195,37 @@ static void row_prologue(Lower *L, Tile *T) {
     loop_end(L, &lc);
 }
 
-/* Low-rank k columns of the tile: Kx[kv - k0][start_g + r] = lowrank_k[g](kv, r). */
-static void lowrank_k_columns(Lower *L, Tile *T) {
-    LLVMBuilderRef b = L->bd;
+/* The col loop over the tile's kv: the schedule's col block (col slots,
+ * low-rank K columns), once per kv rather than per element vector. */
+static void col_values(Lower *L, Tile *T) {
+    if (L->s->block[SB_COL].nsteps == 0) return;
     Loop lk;
-    LLVMValueRef kv = loop_begin(L, &lk, T->k0, T->k1, ci64(L, 1), "lowrank.kv");
+    LLVMValueRef kv = loop_begin(L, &lk, T->k0, T->k1, ci64(L, 1), "col.kv");
     scope_push(L);
     L->kv = kv;
-    LLVMValueRef rowofs = LLVMBuildMul(b, LLVMBuildSub(b, kv, T->k0, ""), T->rt, "");
-    for (int g = 0; g < L->f->nlowrank; g++) {
-        lower_hoist_invariant(L, L->f->lowrank_k[g], ++L->visit_gen);
-        Loop lr;
-        LLVMValueRef r = loop_begin(L, &lr, ci64(L, 0), T->count[g], ci64(L, 1), "lowrank.k");
-        LLVMValueRef saved = lower_open_sum(L, 0, r);
-        LLVMValueRef v = lower_node(L, L->f->lowrank_k[g]);
-        if (is_vec(v))
-            fail(L, "a low-rank k column that varies with q");
-        else
-            store(L, v, gep(L, L->f32, T->rg.kx, LLVMBuildAdd(b, rowofs, LLVMBuildAdd(b, T->start[g], r, ""), "")), 4);
-        lower_close_sum(L, 0, saved);
-        loop_end(L, &lr);
-    }
-    L->kv = NULL;
+    L->col_j = LLVMBuildSub(L->bd, kv, T->k0, "");
+    lower_steps(L, SB_COL);
+    L->kv = L->col_j = NULL;
     scope_pop(L);
     loop_end(L, &lk);
 }
+
+/* At a kv of the element loop: its col slots, S (scale * Q.K plus the
+ * low-rank product), the schedule's SB_PRE, and pre = S + its result (the
+ * bias; a constant 0 costs nothing). */
+static void enter_element(Lower *L, Tile *T, LLVMValueRef kv, LLVMValueRef at) {
+    L->kv = kv;
+    L->col_j = LLVMBuildSub(L->bd, kv, T->k0, "");
+    lower_load_col_slots(L);
+    LLVMValueRef s = load_fvec(L, T->rg.s, at);
+    lower_steps(L, SB_PRE);
+    IrRef bias = L->s->block[SB_PRE].result;
+    L->pre = ir_is_const(L->ir, bias) && L->ir->nodes[bias].c.f == 0.0
+                 ? s
+                 : LLVMBuildFAdd(L->bd, s, splat(L, lower_node(L, bias)), "pre");
+}
+
+static void leave_element(Lower *L) { L->pre = L->kv = L->col_j = NULL; }
 
 /* The per-element code over the tile's scores S[kv][q]: bias, mask (PARTIAL
  * tiles), score clauses; then either the log2-domain score (softmax: masked
@@ -258,44 +233,44 @@ static void lowrank_k_columns(Lower *L, Tile *T) {
  * into l). */
 static void elementwise(Lower *L, Tile *T, int partial) {
     LLVMBuilderRef b = L->bd;
-    const IrFunc *f = L->f;
-    int softmax = L->p->softmax;
+    const Schedule *sc = L->s;
+    int softmax = sc->softmax;
     Loop lc;
     LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), ci64(L, L->C), ci64(L, 1), partial ? "elem.partial" : "elem.full");
     scope_push(L);
     enter_row_vector(L, T, c);
-    LLVMValueRef col = LLVMBuildMul(b, c, ci64(L, L->W), "");
-    for (int s = 0; s < L->nfrontier; s++) remember(L, L->frontier[s], load_frontier(L, T, s, c));
+    LLVMValueRef col = L->lane0;
+    lower_load_row_slots(L);
     LLVMValueRef tmax = local(L, L->vf32, splat(L, cf32(L, -INFINITY)));
     LLVMValueRef lsum = softmax ? NULL : local(L, L->vf32, LLVMConstNull(L->vf32));
     LLVMValueRef kept = softmax ? NULL : local(L, L->vi1, LLVMConstNull(L->vi1));
     Loop lk;
     LLVMValueRef kv = loop_begin(L, &lk, T->k0, T->k1, ci64(L, 1), "elem.kv");
     scope_push(L);
-    L->kv = kv;
     LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSub(b, kv, T->k0, ""), ci64(L, L->QB), ""), col, "");
-    LLVMValueRef s = load_fvec(L, T->rg.s, at);
-    /* pre = scale * Q.K + low-rank columns (in S) + bias; a constant 0 bias costs nothing */
-    L->pre = ir_is_const(L->ir, f->bias) && L->ir->nodes[f->bias].c.f == 0.0
-                 ? s
-                 : LLVMBuildFAdd(b, s, splat(L, lower_node(L, f->bias)), "pre");
-    LLVMValueRef keep = partial ? splat(L, lower_node(L, f->keep)) : NULL;
+    enter_element(L, T, kv, at);
+    LLVMValueRef keep = NULL;
+    if (partial && sc->needs_mask) {
+        lower_steps(L, SB_KEEP);
+        keep = splat(L, lower_node(L, sc->block[SB_KEEP].result));
+    }
+    SchedBlockId vb = partial ? SB_VALUE_PARTIAL : SB_VALUE_FULL;
+    lower_steps(L, vb);
+    LLVMValueRef value = splat(L, lower_node(L, sc->block[vb].result));
     if (softmax) {
-        LLVMValueRef t =
-            LLVMBuildFMul(b, splat(L, lower_node(L, f->score)), splat(L, cf32(L, 1.44269504088896340736)), "");
+        LLVMValueRef t = LLVMBuildFMul(b, value, splat(L, cf32(L, 1.44269504088896340736)), "");
         if (keep) t = fsel(L, keep, t, splat(L, cf32(L, -INFINITY)));
         store_fvec(L, t, T->rg.s, at);
         LLVMValueRef m = get(L, L->vf32, tmax);
         set(L, tmax, fsel(L, fcmp(L, LLVMRealOGT, t, m), t, m));
     } else {
-        LLVMValueRef w = splat(L, lower_node(L, f->weight));
+        LLVMValueRef w = value;
         if (keep) w = fsel(L, keep, w, LLVMConstNull(L->vf32));
         store_fvec(L, w, T->rg.s, at);
         set(L, lsum, LLVMBuildFAdd(b, get(L, L->vf32, lsum), w, ""));
         set(L, kept, LLVMBuildOr(b, get(L, L->vi1, kept), keep ? keep : splat(L, cbool(L, 1)), ""));
     }
-    L->pre = NULL;
-    L->kv = NULL;
+    leave_element(L);
     scope_pop(L);
     loop_end(L, &lk);
     if (softmax) {
@@ -317,21 +292,20 @@ static void fault_pass(Lower *L, Tile *T) {
     LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), ci64(L, L->C), ci64(L, 1), "fault.c");
     scope_push(L);
     enter_row_vector(L, T, c);
-    for (int s = 0; s < L->nfrontier; s++) remember(L, L->frontier[s], load_frontier(L, T, s, c));
+    lower_load_row_slots(L);
     LLVMValueRef fault = local(L, L->vi1, LLVMConstNull(L->vi1));
     Loop lk;
     LLVMValueRef kv = loop_begin(L, &lk, T->k0, T->k1, ci64(L, 1), "fault.kv");
     scope_push(L);
-    L->kv = kv;
-    L->pre = load_fvec(L, T->rg.s,
-                       LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSub(b, kv, T->k0, ""), ci64(L, L->QB), ""),
-                                    LLVMBuildMul(b, c, ci64(L, L->W), ""), ""));
-    if (!(ir_is_const(L->ir, L->f->bias) && L->ir->nodes[L->f->bias].c.f == 0.0))
-        L->pre = LLVMBuildFAdd(b, L->pre, splat(L, lower_node(L, L->f->bias)), "pre");
-    LLVMValueRef fv = LLVMBuildAnd(b, splat(L, lower_node(L, L->f->fault)), L->valid, "");
+    enter_element(L, T, kv,
+                  LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSub(b, kv, T->k0, ""), ci64(L, L->QB), ""), L->lane0, ""));
+    /* its own scope: the values only the check needs are not the element pass's */
+    scope_push(L);
+    lower_steps(L, SB_FAULT);
+    LLVMValueRef fv = LLVMBuildAnd(b, splat(L, lower_node(L, L->s->block[SB_FAULT].result)), L->valid, "");
+    scope_pop(L);
     set(L, fault, LLVMBuildOr(b, get(L, L->vi1, fault), fv, ""));
-    L->pre = NULL;
-    L->kv = NULL;
+    leave_element(L);
     scope_pop(L);
     loop_end(L, &lk);
     LLVMBasicBlockRef after = if_begin(L, any_lane(L, get(L, L->vi1, fault)), "fault");
@@ -375,28 +349,28 @@ static void normalise(Lower *L, Tile *T) {
     loop_end(L, &lc);
 }
 
-/* O and LSE of the row block's valid rows. */
+/* O and LSE of the row block's valid rows, by the schedule's empty-row
+ * rule (sched_row_is_empty).  With softmax, a row that kept nothing has
+ * m = -inf (its masked scores are -inf), so testing m covers `!any` there. */
 static void write_rows(Lower *L, Tile *T) {
     LLVMBuilderRef b = L->bd;
-    const IrFunc *f = L->f;
+    const Schedule *sc = L->s;
     Loop lc;
     LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), ci64(L, L->C), ci64(L, 1), "finish");
     scope_push(L);
     enter_row_vector(L, T, c);
-    LLVMValueRef col = LLVMBuildMul(b, c, ci64(L, L->W), "");
-    for (int s = 0; s < L->nfrontier; s++)
-        if (L->frontier[s] == f->lse_offset) remember(L, L->frontier[s], load_frontier(L, T, s, c));
+    LLVMValueRef col = L->lane0;
     LLVMValueRef m = load_fvec(L, T->rg.m, col), l = load_fvec(L, T->rg.l, col), any = load_fvec(L, T->rg.any, col);
-    LLVMValueRef zero = L->p->softmax ? fcmp(L, LLVMRealOEQ, m, splat(L, cf32(L, -INFINITY)))
-                                      : fcmp(L, LLVMRealOEQ, any, LLVMConstNull(L->vf32));
+    LLVMValueRef zero = sc->softmax ? fcmp(L, LLVMRealOEQ, m, splat(L, cf32(L, -INFINITY)))
+                                    : fcmp(L, LLVMRealOEQ, any, LLVMConstNull(L->vf32));
     LLVMValueRef offset = NULL;
-    if (f->lse_offset != IR_NONE) {
-        offset = splat(L, lower_node(L, f->lse_offset));
+    if (sc->lse_offset) {
+        offset = load_fvec(L, T->rg.lse_off, col);
         LLVMValueRef bad = LLVMBuildOr(b, fcmp(L, LLVMRealUNO, offset, offset),
                                        fcmp(L, LLVMRealOEQ, offset, splat(L, cf32(L, -INFINITY))), "");
         zero = LLVMBuildOr(b, zero, bad, "");
     }
-    LLVMValueRef inv = L->p->softmax ? LLVMBuildFDiv(b, splat(L, cf32(L, 1.0)), l, "") : NULL;
+    LLVMValueRef inv = sc->softmax ? LLVMBuildFDiv(b, splat(L, cf32(L, 1.0)), l, "") : NULL;
     LLVMValueRef orow = LLVMBuildMul(b, L->q_vec, splat(L, L->var[V_SIZE_DV]), "");
     Loop ld;
     LLVMValueRef dv = loop_begin(L, &ld, ci64(L, 0), L->var[V_SIZE_DV], ci64(L, 1), "store.o");
@@ -406,7 +380,7 @@ static void write_rows(Lower *L, Tile *T) {
     scatter(L, x, gep(L, L->f32, T->obh, LLVMBuildAdd(b, orow, splat(L, dv), "")), L->valid);
     loop_end(L, &ld);
     LLVMValueRef lse;
-    if (L->p->softmax) {
+    if (sc->softmax) {
         lse = fmuladd(L, m, splat(L, cf32(L, 0.69314718055994530942)), lower_log(L, l, 0));
         if (offset) lse = LLVMBuildFAdd(b, lse, offset, "");
     } else {
@@ -453,15 +427,17 @@ static void reset_values(Lower *L) {
     while (L->nstack > 0) L->memo[L->stack[--L->nstack]] = NULL;
     memset(L->var, 0, sizeof L->var);
     memset(L->sumvar, 0, sizeof L->sumvar);
-    L->open = 0;
-    L->q_vec = L->kv = L->pre = L->valid = NULL;
+    L->q_vec = L->kv = L->pre = L->valid = L->lane0 = L->col_j = NULL;
+    memset(L->lr_n, 0, sizeof L->lr_n);
+    memset(L->lr_at, 0, sizeof L->lr_at);
+    L->lr_cols = L->lr_over = NULL;
 }
 
 /* The element pass for this tile's mode, after the fault check when the call
  * asks for one (a fault returns 1 at once: O is discarded anyway). */
 static void element_pass(Lower *L, Tile *T, LLVMValueRef mode, LLVMValueRef check_faults) {
     LLVMBuilderRef b = L->bd;
-    if (L->p->needs_fault) {
+    if (L->s->needs_fault) {
         LLVMBasicBlockRef after = if_begin(L, LLVMBuildICmp(b, LLVMIntNE, check_faults, ci32(L, 0), ""), "check");
         fault_pass(L, T);
         LLVMBasicBlockRef ok = if_begin(L, get(L, L->i1, T->fault), "fault.return");
@@ -469,7 +445,7 @@ static void element_pass(Lower *L, Tile *T, LLVMValueRef mode, LLVMValueRef chec
         LLVMPositionBuilderAtEnd(b, ok);
         if_end(L, after);
     }
-    if (!L->p->needs_mask) {
+    if (!L->s->needs_mask) {
         elementwise(L, T, 0);
         return;
     }
@@ -536,24 +512,19 @@ static void gen_tile(Lower *L, const char *name) {
     T.has_lse = LLVMBuildICmp(b, LLVMIntNE, LLVMBuildPtrToInt(b, lp, L->i64, ""), ci64(L, 0), "has_lse");
     T.fault = local(L, L->i1, cbool(L, 0));
 
-    /* per work item: everything of level call and head */
-    IrRef roots[7 + 3 * 64];
-    int nroots = 0;
-    IrRef main_roots[7] = {f->scale, f->keep, f->bias, f->score, f->weight, f->fault, f->lse_offset};
-    for (int i = 0; i < 7; i++) roots[nroots++] = main_roots[i];
-    for (int g = 0; g < f->nlowrank; g++) {
-        roots[nroots++] = f->lowrank_count[g];
-        roots[nroots++] = f->lowrank_q[g];
-        roots[nroots++] = f->lowrank_k[g];
-    }
-    unsigned gen = ++L->visit_gen;
-    for (int i = 0; i < nroots; i++) lower_hoist_place(L, roots[i], PL_OUTER, gen);
-    T.scale = lower_node(L, f->scale);
-    T.rt = lowrank_columns(L, T.count, T.start);
+    /* per work item: the schedule's values of the call and of (b, h), the low-rank counts */
+    lower_steps(L, SB_ITEM);
+    T.scale = lower_node(L, f->scale); /* Q is scaled once per row block: a value of the item */
+    T.rt = L->lr_cols;
     /* the scratch base, aligned to 64 bytes */
     LLVMValueRef mis =
         LLVMBuildAnd(b, LLVMBuildSub(b, ci64(L, 0), LLVMBuildPtrToInt(b, scratch, L->i64, ""), ""), ci64(L, 63), "");
     layout(L, D, Dv, T.rt, gep(L, L->i8, scratch, mis), &T.rg);
+    L->row_slots = T.rg.rows;
+    L->col_slots = T.rg.cols;
+    L->qx = T.rg.qx;
+    L->kx = T.rg.kx;
+    L->lse_off = T.rg.lse_off;
 
     /* no tiles: tile_kv[e0] may not exist, so read a local 0 instead, and
      * prefetch an empty region (prefetches never fault) */
@@ -587,12 +558,12 @@ static void gen_tile(Lower *L, const char *name) {
                    LLVMBuildMul(b, LLVMBuildMul(b, nrows, D, ""), ci64(L, 4), "")};
     Prefetch pv = {gep(L, L->f32, T.vbh, LLVMBuildMul(b, nk0, Dv, "")),
                    LLVMBuildMul(b, LLVMBuildMul(b, nrows, Dv, ""), ci64(L, 4), "")};
-    if (f->nlowrank) lowrank_k_columns(L, &T);
+    col_values(L, &T);
     /* S[kv][q] = sum_d K[kv][d] * Qt[d][q] (+ low-rank columns) */
     lower_gemm(L, gep(L, L->f32, T.kbh, LLVMBuildMul(b, T.k0, D, "")), D, ci64(L, 1), nk, T.rg.qt, D, T.rg.s, 0, &pk);
     if (f->nlowrank) lower_gemm(L, T.rg.kx, T.rt, ci64(L, 1), nk, T.rg.qx, T.rt, T.rg.s, 1, NULL);
     element_pass(L, &T, mode, check_faults);
-    if (L->p->softmax) normalise(L, &T);
+    if (L->s->softmax) normalise(L, &T);
     /* OT[dv][q] += sum_kv V[kv][dv] * P[kv][q] */
     lower_gemm(L, gep(L, L->f32, T.vbh, LLVMBuildMul(b, T.k0, Dv, "")), ci64(L, 1), Dv, Dv, T.rg.s, nk, T.rg.ot, 1,
                &pv);
@@ -610,16 +581,14 @@ static void gen_scratch(Lower *L, const char *name) {
     L->call = LLVMGetParam(L->fn, 0);
     LLVMSetValueName2(L->call, "call", 4);
     load_inputs(L);
-    LLVMValueRef count[64], start[64];
-    unsigned gen = ++L->visit_gen;
-    for (int g = 0; g < L->f->nlowrank; g++) lower_hoist_place(L, L->f->lowrank_count[g], PL_OUTER, gen);
-    LLVMValueRef rt = lowrank_columns(L, count, start);
+    lower_steps(L, SB_SCRATCH); /* the low-rank column counts, and whether they pass the limit */
+    LLVMValueRef rt = L->lr_cols;
     LLVMValueRef bytes = layout(L, L->var[V_SIZE_D], L->var[V_SIZE_DV], rt, NULL, NULL);
     /* absurd ranks or sizes: ask for more than any machine has, without overflow */
     LLVMBuilderRef b = L->bd;
     LLVMValueRef limit = ci64(L, (int64_t)1 << 30);
-    LLVMValueRef huge = LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntUGT, rt, ci64(L, 1 << 24), ""),
-                                    LLVMBuildICmp(b, LLVMIntUGT, bytes, ci64(L, (int64_t)1 << 40), ""), "");
+    LLVMValueRef huge = LLVMBuildICmp(b, LLVMIntUGT, bytes, ci64(L, (int64_t)1 << 40), "");
+    if (L->lr_over) huge = LLVMBuildOr(b, huge, L->lr_over, "");
     huge = LLVMBuildOr(b, huge, LLVMBuildICmp(b, LLVMIntUGT, L->var[V_SIZE_D], limit, ""), "");
     huge = LLVMBuildOr(b, huge, LLVMBuildICmp(b, LLVMIntUGT, L->var[V_SIZE_DV], limit, ""), "");
     LLVMBuildRet(L->bd, LLVMBuildSelect(L->bd, huge, ci64(L, (int64_t)1 << 40), bytes, ""));
@@ -633,12 +602,25 @@ static int divisor_at_most(int c, int max) {
     return 1;
 }
 
+/* The kernel's lanes: the plan's vector width (the schedule's), or the
+ * target's for a plan that names none the kernel can build. */
+int llvm_kernel_width(const Plan *p, int target_width) {
+    int w = p->vec_width;
+    return w == 4 || w == 8 || w == 16 ? w : target_width;
+}
+
 attnc_status llvm_lower_plan(const Plan *p, const LlvmTarget *target, LLVMModuleRef mod, const char *tile_name,
                              const char *scratch_name, attnc_error *err) {
     const IrFunc *f = p->f;
-    if (target->vec_width != 4 && target->vec_width != 8 && target->vec_width != 16)
-        return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: vector width %d is not 4, 8 or 16", target->vec_width);
-    if (f->nlowrank > 64) return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: more than 64 low-rank bias groups");
+    int width = llvm_kernel_width(p, target->vec_width);
+    if (width != 4 && width != 8 && width != 16)
+        return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: vector width %d is not 4, 8 or 16", width);
+    if (!p->sched) return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: the plan has no schedule");
+    if (p->sched->why[0])
+        return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: cannot compile attention '%s': %s", p->attn->name,
+                         p->sched->why);
+    if (f->nlowrank > MAX_LOWRANK)
+        return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: more than 64 low-rank bias groups");
     Lower L;
     memset(&L, 0, sizeof L);
     L.ctx = LLVMGetModuleContext(mod);
@@ -646,8 +628,9 @@ attnc_status llvm_lower_plan(const Plan *p, const LlvmTarget *target, LLVMModule
     L.p = p;
     L.ir = p->ir;
     L.f = f;
+    L.s = p->sched;
     L.target = target;
-    L.W = target->vec_width;
+    L.W = width;
     /* row blocks of 64 rows (fewer when the q tile is smaller) */
     int want = (p->bq + L.W - 1) / L.W;
     L.C = 64 / L.W < want ? 64 / L.W : want;
@@ -674,21 +657,13 @@ attnc_status llvm_lower_plan(const Plan *p, const LlvmTarget *target, LLVMModule
     const Attention *a = p->attn;
     L.memo = calloc(n, sizeof *L.memo);
     L.stack = calloc(n, sizeof *L.stack);
-    L.visit = calloc(n, sizeof *L.visit);
-    L.frontier = calloc(n, sizeof *L.frontier);
     L.param = calloc((size_t)a->nparams + 1, sizeof *L.param);
     L.tdata = calloc((size_t)a->ntensors + 1, sizeof *L.tdata);
     L.tdim = calloc((size_t)a->ntensors + 1, sizeof *L.tdim);
-    char *mark = calloc(n, 1);
     attnc_status st = ATTNC_OK;
-    if (!L.memo || !L.stack || !L.visit || !L.frontier || !L.param || !L.tdata || !L.tdim || !mark) {
+    if (!L.memo || !L.stack || !L.param || !L.tdata || !L.tdim) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the LLVM backend");
     } else {
-        /* the ROW values the per-element code reads, and the per-row lse_offset */
-        IrRef element_roots[5] = {p->needs_mask ? f->keep : IR_NONE, f->bias, p->softmax ? f->score : f->weight,
-                                  p->needs_fault ? f->fault : IR_NONE, IR_NONE};
-        for (int i = 0; i < 5; i++) lower_find_frontier(&L, element_roots[i], mark);
-        if (f->lse_offset != IR_NONE) lower_add_frontier(&L, f->lse_offset, mark);
         L.bd = LLVMCreateBuilderInContext(L.ctx);
         L.alloca_bd = LLVMCreateBuilderInContext(L.ctx);
         gen_tile(&L, tile_name);
@@ -700,11 +675,8 @@ attnc_status llvm_lower_plan(const Plan *p, const LlvmTarget *target, LLVMModule
     }
     free(L.memo);
     free(L.stack);
-    free(L.visit);
-    free(L.frontier);
     free(L.param);
     free(L.tdata);
     free(L.tdim);
-    free(mark);
     return st;
 }

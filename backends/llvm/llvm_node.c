@@ -1,14 +1,10 @@
-/* llvm_node.c — IR nodes as LLVM values: operations, tensor loads, sums
- * as loops, and the hoisting that keeps loops from recomputing what does not
- * vary in them.
+/* llvm_node.c — one IR node as an LLVM value: operations and tensor loads.
  * Requires: the lowering state with its leaves bound (L->var, q_vec, kv, pre,
- * sumvar, param, tdata, tdim: what is NULL here is not available here) and
- * the builder where the value is wanted.  Produces: the node's value there.
- *
- * A sum is a loop where its place puts it; before the loop goes every node of
- * its body that reads no sum variable but those of the loops already open
- * (L->open), so the loop recomputes only what varies with its variable or
- * with that of a sum nested in it (as c_emit.c's need() does).
+ * sumvar, param, tdata, tdim: what is NULL here is not available here), the
+ * node's operands already available (computed by earlier steps of the
+ * schedule, llvm_steps.c) and the builder where the value is wanted.
+ * Produces: the node's value there.  Where a node is computed, sums and
+ * hoisting are the schedule's (middle/schedule.c), not decided here.
  * Every IR operation is total (ir.h), so all of it is evaluated eagerly in
  * lanes: loads are masked gathers (an out-of-range lane reads nothing and
  * gives 0), and the arithmetic of llvm_math.c cannot produce poison. */
@@ -100,70 +96,6 @@ static LLVMValueRef node_load(Lower *L, const IrNode *n) {
     return elem_int ? LLVMBuildSExt(b, v, vec ? L->vi64 : L->i64, "") : v;
 }
 
-/* Bind sum level `level` to i inside the loop just opened; returns what
- * lower_close_sum restores. */
-LLVMValueRef lower_open_sum(Lower *L, int level, LLVMValueRef i) {
-    LLVMValueRef saved = L->sumvar[level];
-    scope_push(L);
-    L->sumvar[level] = i;
-    if (level < 31) L->open |= 1u << level; /* bit 31 (deeper levels) is never open: never hoisted */
-    return saved;
-}
-
-/* Unbind sum level `level` (back to `saved`) and pop its scope. */
-void lower_close_sum(Lower *L, int level, LLVMValueRef saved) {
-    L->sumvar[level] = saved;
-    if (level < 31 && !saved) L->open &= ~(1u << level); /* open exactly while the level is bound */
-    scope_pop(L);
-}
-
-/* Emit, at the current position, every node below r that reads no sum
- * variable but those of the loops open here (so a sum's loop only recomputes
- * what varies with it).  A node that reads the variable of a sum nested in
- * r's body cannot be computed here: only its operands are looked at. */
-void lower_hoist_invariant(Lower *L, IrRef r, unsigned gen) {
-    if (L->memo[r] || L->failed) return;
-    const IrNode *n = &L->ir->nodes[r];
-    if ((n->sumvars & ~L->open) == 0) {
-        lower_node(L, r);
-        return;
-    }
-    if (L->visit[r] == gen) return;
-    L->visit[r] = gen;
-    for (int i = 0; i < n->nargs; i++) lower_hoist_invariant(L, n->args[i], gen);
-}
-
-static LLVMValueRef node_sum(Lower *L, IrRef r, const IrNode *n) {
-    (void)r;
-    int level = n->aux;
-    if (level < 0 || level >= MAX_SUM_LEVELS) {
-        fail(L, "sums are nested too deeply for the LLVM backend");
-        return LLVMGetUndef(type_of(L, n->op == IR_ANY ? T_BOOL : n->type, 0));
-    }
-    LLVMValueRef bound = lower_node(L, n->args[0]);
-    if (is_vec(bound)) {
-        fail(L, "a sum bound that varies with q");
-        return LLVMGetUndef(type_of(L, n->op == IR_ANY ? T_BOOL : n->type, 0));
-    }
-    lower_hoist_invariant(L, n->args[1], ++L->visit_gen);
-    int vec = (n->deps & (DEP_Q | DEP_PRE)) != 0;
-    LLVMTypeRef t = type_of(L, n->op == IR_ANY ? T_BOOL : n->type, vec);
-    LLVMValueRef acc = local(L, t, LLVMConstNull(t));
-    Loop lp;
-    LLVMValueRef i = loop_begin(L, &lp, ci64(L, 0), bound, ci64(L, 1), "sum");
-    LLVMValueRef saved = lower_open_sum(L, level, i);
-    LLVMValueRef v = lower_node(L, n->args[1]);
-    if (vec) v = splat(L, v);
-    LLVMValueRef cur = get(L, t, acc);
-    LLVMValueRef next = n->op == IR_ANY    ? LLVMBuildOr(L->bd, cur, v, "")
-                        : n->type == T_INT ? LLVMBuildAdd(L->bd, cur, v, "")
-                                           : LLVMBuildFAdd(L->bd, cur, v, "");
-    set(L, acc, next);
-    lower_close_sum(L, level, saved);
-    loop_end(L, &lp);
-    return get(L, t, acc);
-}
-
 static LLVMValueRef leaf_missing(Lower *L, const IrNode *n, const char *what) {
     char msg[120];
     snprintf(msg, sizeof msg, "%s is read where the kernel does not have it", what);
@@ -171,7 +103,10 @@ static LLVMValueRef leaf_missing(Lower *L, const IrNode *n, const char *what) {
     return LLVMGetUndef(type_of(L, n->type, 0));
 }
 
-/* The value of node r here (memoised while its scope is open). */
+/* The value of node r here: a leaf, or what a step of the schedule computed
+ * (or loaded from its slot) in a scope still open.  Never computed here: a
+ * node the schedule did not provide is an internal error, not a silent
+ * recomputation in the wrong loop. */
 LLVMValueRef lower_node(Lower *L, IrRef r) {
     if (L->memo[r]) return L->memo[r];
     const IrNode *n = &L->ir->nodes[r];
@@ -185,15 +120,35 @@ LLVMValueRef lower_node(Lower *L, IrRef r) {
     case IR_VAR:
         v = n->aux == V_Q ? L->q_vec : n->aux == V_KV ? L->kv : L->var[n->aux];
         return v ? v : leaf_missing(L, n, builtin_var_name(n->aux));
-    case IR_PARAM: return L->param[n->aux];
     case IR_PRE: return L->pre ? L->pre : leaf_missing(L, n, "the score");
     case IR_SUMVAR:
         v = n->aux >= 0 && n->aux < MAX_SUM_LEVELS ? L->sumvar[n->aux] : NULL;
         return v ? v : leaf_missing(L, n, "a sum variable");
-    case IR_SUM:
-    case IR_ANY: v = node_sum(L, r, n); break;
+    default: {
+        char msg[120];
+        snprintf(msg, sizeof msg, "the schedule did not provide %%%d (%s)", r, ir_op_name(n->op));
+        fail(L, msg);
+        return LLVMGetUndef(type_of(L, n->type, 0));
+    }
+    }
+}
+
+/* STEP_VALUE: node r from its operands, which are available here. */
+LLVMValueRef lower_value(Lower *L, IrRef r) {
+    if (L->memo[r]) return L->memo[r];
+    const IrNode *n = &L->ir->nodes[r];
+    if (L->failed) return LLVMGetUndef(type_of(L, n->type, 0));
+    LLVMValueRef v;
+    switch (n->op) {
+    case IR_CONST:
+    case IR_VAR:
+    case IR_PRE:
+    case IR_SUMVAR: return lower_node(L, r); /* leaves: nothing to compute */
+    case IR_PARAM: v = L->param[n->aux]; break;
     case IR_LOAD:
     case IR_INBOUNDS: v = node_load(L, n); break;
+    case IR_SUM:
+    case IR_ANY: fail(L, "a sum as a value step (its loop is STEP_SUM_OPEN/CLOSE)"); return LLVMGetUndef(L->i1);
     default: {
         LLVMValueRef a[3];
         Type at[3] = {T_INT, T_INT, T_INT};
@@ -210,42 +165,4 @@ LLVMValueRef lower_node(Lower *L, IrRef r) {
     }
     remember(L, r, v);
     return v;
-}
-
-/* Emit, here, every node below r that is placed at `place` or coarser and
- * reads no sum variable: what the loops inside will read. */
-void lower_hoist_place(Lower *L, IrRef r, Place place, unsigned gen) {
-    if (r == IR_NONE || L->memo[r] || L->failed) return;
-    const IrNode *n = &L->ir->nodes[r];
-    if (place_of(n) <= place && n->sumvars == 0) {
-        lower_node(L, r);
-        return;
-    }
-    if (L->visit[r] == gen) return;
-    L->visit[r] = gen;
-    for (int i = 0; i < n->nargs; i++) lower_hoist_place(L, n->args[i], place, gen);
-}
-
-/* ---- the ROW values the element loop reads ---------------------------------- */
-
-static int in_element_loop(const IrNode *n) { return place_of(n) >= PL_COL || n->sumvars != 0; }
-
-/* Give r a frontier slot when it is a ROW value the element loop must reload. */
-void lower_add_frontier(Lower *L, IrRef r, char *mark) {
-    const IrNode *n = &L->ir->nodes[r];
-    if (mark[r] == 2 || n->op == IR_VAR || n->op == IR_CONST || place_of(n) != PL_ROW || n->sumvars) return;
-    mark[r] = 2;
-    L->frontier[L->nfrontier++] = r;
-}
-
-/* The ROW values below r that the element loop reads, each given a slot. */
-void lower_find_frontier(Lower *L, IrRef r, char *mark) {
-    if (r == IR_NONE || mark[r]) return;
-    const IrNode *n = &L->ir->nodes[r];
-    if (!in_element_loop(n)) {
-        lower_add_frontier(L, r, mark);
-        return;
-    }
-    mark[r] = 1;
-    for (int i = 0; i < n->nargs; i++) lower_find_frontier(L, n->args[i], mark);
 }

@@ -1,0 +1,17 @@
+/* llvm_steps.h — the schedule's steps built as LLVM IR
+ * (backends/llvm/llvm_steps.c).  Internal to backends/llvm/llvm_*.c. */
+#ifndef ATTNC_LLVM_STEPS_H
+#define ATTNC_LLVM_STEPS_H
+#include "llvm_build.h"
+
+/* The steps of block `id` of the schedule (L->s->block[id]) at the builder's
+ * position; their values stay in the memo of the scope open here. */
+void lower_steps(Lower *L, SchedBlockId id);
+
+/* Into the memo of the scope open here: every row slot's value for the row
+ * vector at L->lane0 (vectors), every col slot's for the kv at L->col_j
+ * (scalars): what the element blocks read from slots (sched_home). */
+void lower_load_row_slots(Lower *L);
+void lower_load_col_slots(Lower *L);
+
+#endif
