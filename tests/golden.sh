@@ -29,6 +29,11 @@ if [ ! -x "$attnc" ]; then
     exit 2
 fi
 
+# The schedule in `emit --target ir` dumps states the vector width of the
+# default backend (llvm), which is the host's: pin it, so dumps are the same
+# on every machine.
+export ATTNC_LLVM_VECTOR_WIDTH=16
+
 # actual FILE.attn: print the actual result of `attnc check FILE.attn` on
 # stdout -- or, when the file has a line `// golden-args: CMD ARGS...`, of
 # `attnc CMD FILE.attn ARGS...` (e.g. `emit --target ir --shape Lq=64`).

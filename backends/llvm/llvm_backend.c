@@ -463,4 +463,5 @@ const BackendImpl backend_llvm = {
     .compile = llvm_compile,
     .release = llvm_release,
     .emit = llvm_emit,
+    .vec_width = llvm_vector_width,
 };
