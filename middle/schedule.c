@@ -60,8 +60,9 @@ static void sched_fail(Builder *B, const char *what, const char *detail) {
 
 /* ---- steps ------------------------------------------------------------------ */
 
+/* Append a step to blk (NULL: a walk that only rebuilds availability). */
 static void push_step(Builder *B, SchedBlock *blk, StepOp op, IrRef node, int aux) {
-    if (B->nomem) return;
+    if (B->nomem || !blk) return;
     if (blk->nsteps == blk->cap) {
         int cap = blk->cap ? blk->cap * 2 : 32;
         SchedStep *st = arena_alloc(B->arena, sizeof(SchedStep) * (size_t)cap);
@@ -291,32 +292,44 @@ static void lowrank_columns(Builder *B, Scope *S, int q_side) {
     }
 }
 
-/* The element blocks of one tile mode, into the element scope (reset). */
-static void element_blocks(Builder *B, int partial, int record) {
+/* The element scope, reset, then PRE (recorded, or only made available again). */
+static void element_pre(Builder *B, int record) {
+    const IrFunc *f = B->p->f;
+    Scope *E = &B->elem;
+    scope_reset(E, B->m->n);
+    E->out = record ? &B->s->block[SB_PRE] : NULL;
+    need(B, E, f->scale);
+    need(B, E, f->bias);
+    E->pre_ready = 1;
+}
+
+/* The element blocks of one tile mode. */
+static void element_blocks(Builder *B, int partial) {
     const Plan *p = B->p;
     const IrFunc *f = p->f;
     Schedule *s = B->s;
     Scope *E = &B->elem;
-    SchedBlock discard;
-    memset(&discard, 0, sizeof discard);
-    scope_reset(E, B->m->n);
-    /* PRE is the same for both modes: the second walk only rebuilds what is available */
-    E->out = record ? &s->block[SB_PRE] : &discard;
-    need(B, E, f->scale);
-    need(B, E, f->bias);
-    E->pre_ready = 1;
-    if (p->needs_fault && record) {
-        E->out = &s->block[SB_FAULT];
-        int mark = open_scope(E);
-        need(B, E, f->fault);
-        close_scope(E, mark);
-    }
+    element_pre(B, partial); /* the same for both modes: recorded once */
     if (partial && p->needs_mask) {
         E->out = &s->block[SB_KEEP];
         need(B, E, f->keep);
     }
     E->out = &s->block[partial ? SB_VALUE_PARTIAL : SB_VALUE_FULL];
     need(B, E, p->softmax ? f->score : f->weight);
+}
+
+/* The fault check, last: after PRE in its own scope, and the row and kv
+ * values that only it reads into ROW_FAULT and COL_FAULT (what the other
+ * element blocks read is in ROW and COL already). */
+static void fault_block(Builder *B) {
+    Schedule *s = B->s;
+    element_pre(B, 0);
+    B->elem.out = &s->block[SB_FAULT];
+    B->row.out = &s->block[SB_ROW_FAULT];
+    B->col.out = &s->block[SB_COL_FAULT];
+    int mark = open_scope(&B->elem);
+    need(B, &B->elem, B->p->f->fault);
+    close_scope(&B->elem, mark);
 }
 
 static void build_blocks(Builder *B) {
@@ -331,8 +344,9 @@ static void build_blocks(Builder *B) {
     }
     lowrank_columns(B, &B->col, 0);
     /* the element blocks go last: they add the row and kv values they read */
-    element_blocks(B, 1, 1);
-    element_blocks(B, 0, 0);
+    element_blocks(B, 1);
+    element_blocks(B, 0);
+    if (B->p->needs_fault) fault_block(B);
     s->block[SB_PRE].result = f->bias;
     s->block[SB_FAULT].result = B->p->needs_fault ? f->fault : IR_NONE;
     s->block[SB_KEEP].result = B->p->needs_mask ? f->keep : IR_NONE;
@@ -354,8 +368,8 @@ Schedule *sched_build(Arena *arena, const Plan *p) {
         s->slot_of[i] = -1;
         s->loop_of[i] = SL_ELEM;
     }
-    static const SchedLoop loops[SB_COUNT] = {SL_CALL, SL_ITEM, SL_ROW, SL_COL, SL_ELEM,
-                                              SL_ELEM, SL_ELEM, SL_ELEM, SL_ELEM};
+    static const SchedLoop loops[SB_COUNT] = {SL_CALL, SL_ITEM, SL_ROW, SL_COL, SL_ELEM, SL_ELEM,
+                                              SL_ELEM, SL_ELEM, SL_ELEM, SL_ROW,  SL_COL};
     for (int b = 0; b < SB_COUNT; b++) {
         s->block[b].loop = loops[b];
         s->block[b].result = IR_NONE;
@@ -428,8 +442,8 @@ const char *sched_loop_name(SchedLoop l) {
 }
 
 const char *sched_block_name(SchedBlockId b) {
-    static const char *const names[SB_COUNT] = {"scratch", "item",  "row",           "col",       "pre",
-                                                "fault",   "keep",  "value.partial", "value.full"};
+    static const char *const names[SB_COUNT] = {"scratch", "item", "row",           "col",        "pre",      "fault",
+                                                "keep",    "value.partial", "value.full", "row.fault", "col.fault"};
     return b >= 0 && b < SB_COUNT ? names[b] : "?";
 }
 

@@ -45,7 +45,10 @@ typedef enum SchedLoop { SL_CALL, SL_ITEM, SL_ROW, SL_TILE, SL_COL, SL_ELEM, SL_
  * The element blocks share one scope in this order: PRE, then KEEP (PARTIAL
  * tiles only), then the VALUE of the tile's mode; FAULT is its own scope
  * after PRE (what only the check needs is not computed when a call skips
- * it), so its values are not available to KEEP or VALUE. */
+ * it), so its values are not available to KEEP or VALUE.  For the same
+ * reason the row and kv values only the fault check reads are in ROW_FAULT
+ * and COL_FAULT, which continue the scope of ROW and COL (after their
+ * steps) only in calls that check faults. */
 typedef enum SchedBlockId {
     SB_SCRATCH,       /* call: what sizing the scratch reads (low-rank counts) */
     SB_ITEM,          /* item: values of the call and of (b, h); low-rank counts and offsets */
@@ -56,6 +59,8 @@ typedef enum SchedBlockId {
     SB_KEEP,          /* elem, PARTIAL tiles: result keep (the masks) */
     SB_VALUE_PARTIAL, /* elem, PARTIAL tiles, after KEEP: result score (softmax) or weight */
     SB_VALUE_FULL,    /* elem, FULL tiles, after PRE: the same */
+    SB_ROW_FAULT,     /* row, after ROW, when the call checks faults: what only FAULT reads */
+    SB_COL_FAULT,     /* col, after COL, when the call checks faults: the same */
     SB_COUNT
 } SchedBlockId;
 
@@ -90,7 +95,7 @@ typedef struct SchedBlock {
 typedef enum SchedHome {
     SH_LEAF,     /* a leaf the backend names directly (sched_is_leaf) */
     SH_LOCAL,    /* computed by a step of this block or of the item block */
-    SH_ROW_SLOT, /* slot row_slot[node] of the row loop (read by the element blocks) */
+    SH_ROW_SLOT, /* slot slot_of[node] of the row loop (read by the element blocks) */
     SH_COL_SLOT, /* slot col_slot[node] of the col loop */
 } SchedHome;
 

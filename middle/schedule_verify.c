@@ -24,7 +24,7 @@ typedef struct Check {
     IrRef *locals;   /* in order, to close scopes */
     int nlocals, depth;
     unsigned char *item;     /* per node: computed by the item block */
-    unsigned char *exported; /* per node: stored into its slot */
+    unsigned char *exported; /* per node: stored into its slot (2: only when the call checks faults) */
     unsigned open;           /* sum levels open (bit 31: deeper) */
     int pre_ready;
     uint64_t counted, item_counted; /* low-rank groups whose count this block (the item block) has */
@@ -52,7 +52,7 @@ static int readable(Check *C, IrRef r) {
     if (sched_is_leaf(n)) return 1;
     switch (sched_home(C->s, C->blk, r)) {
     case SH_ROW_SLOT:
-    case SH_COL_SLOT: return C->exported[r] && C->s->slot_of[r] >= 0;
+    case SH_COL_SLOT: return (C->exported[r] == 1 || (C->exported[r] == 2 && C->blk == SB_FAULT)) && C->s->slot_of[r] >= 0;
     default: return C->avail[r] || (C->s->block[C->blk].loop != SL_CALL && C->blk != SB_ITEM && C->item[r]);
     }
 }
@@ -102,7 +102,7 @@ static int walk(Check *C, SchedBlockId id) {
             if (blk->loop != SL_ROW && blk->loop != SL_COL) return bad(C, "an export outside the row and col loops:", st->node);
             if (!readable(C, st->node) || C->s->slot_of[st->node] != st->aux || n->sumvars)
                 return bad(C, "a slot stored wrongly:", st->node);
-            C->exported[st->node] = 1;
+            C->exported[st->node] = id == SB_ROW_FAULT || id == SB_COL_FAULT ? 2 : 1;
             break;
         case STEP_LOWRANK_COUNT:
             if (!readable(C, st->node) || st->aux < 0 || st->aux >= C->s->nlowrank || C->counted != bit(st->aux) - 1)
@@ -208,9 +208,9 @@ int sched_verify(const Schedule *s, const IrFunc *f, char *why, size_t why_len) 
         reset_scope(&C);
         rc = rc || walk(&C, SB_ITEM);
         reset_scope(&C);
-        rc = rc || walk(&C, SB_ROW);
+        rc = rc || walk(&C, SB_ROW) || walk(&C, SB_ROW_FAULT); /* ROW_FAULT continues ROW's scope */
         reset_scope(&C);
-        rc = rc || walk(&C, SB_COL);
+        rc = rc || walk(&C, SB_COL) || walk(&C, SB_COL_FAULT);
         rc = rc || walk_element(&C, f, 1) || walk_element(&C, f, 0);
     }
     free(C.avail);

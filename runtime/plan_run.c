@@ -240,7 +240,7 @@ static int rows_start(StepRun *R, const AttnCall *c, const Parts *P, int64_t q0,
         R->ev.q = q0 + i;
         R->ev.kv = 0;
         steps_open(R);
-        int rc = steps_run(R, SB_ROW);
+        int rc = steps_run(R, SB_ROW) || (c->check_faults && steps_run(R, SB_ROW_FAULT));
         steps_close(R);
         if (rc) return 1;
     }
@@ -264,7 +264,7 @@ static int tile(StepRun *R, const AttnCall *c, const Parts *P, int64_t q0, int64
         R->j = j;
         R->ev.kv = k0 + j;
         steps_open(R);
-        int rc = steps_run(R, SB_COL);
+        int rc = steps_run(R, SB_COL) || (c->check_faults && steps_run(R, SB_COL_FAULT));
         steps_close(R);
         if (rc) return 1;
     }

@@ -315,6 +315,18 @@ static void print_steps(CEmit *E, SchedBlockId id, StrBuf *text) {
     }
 }
 
+/* The row or kv values only the fault check reads, in calls that check faults. */
+static void print_fault_steps(CEmit *E, SchedBlockId id, StrBuf *text) {
+    if (E->s->block[id].nsteps == 0) return;
+    E->blk = id;
+    E->text = text;
+    line(E, "if (c->check_faults) {");
+    E->depth++;
+    print_steps(E, id, text);
+    E->depth--;
+    line(E, "}");
+}
+
 /* ---- the holes ---------------------------------------------------------- */
 
 /* The element code of one tile mode: elem_fault, elem_keep, elem_value. */
@@ -377,7 +389,9 @@ attnc_status cemit_holes(const Plan *p, CEmitHoles *h, attnc_error *err) {
     print_steps(&E, SB_SCRATCH, &h->scratch);
     print_steps(&E, SB_ITEM, &h->head);
     print_steps(&E, SB_ROW, &h->row);
+    print_fault_steps(&E, SB_ROW_FAULT, &h->row);
     print_steps(&E, SB_COL, &h->col);
+    print_fault_steps(&E, SB_COL_FAULT, &h->col);
     emit_slots(&E, &h->slots);
     emit_element(&E, 1, &h->elem_partial);
     emit_element(&E, 0, &h->elem_full);

@@ -149,6 +149,7 @@ typedef struct Tile {
     LLVMValueRef qb0, q1;      /* the row block and the end of the work item's rows */
     LLVMValueRef k0, k1;       /* the kv tile */
     LLVMValueRef fault;        /* local i1: an element raised a runtime error */
+    LLVMValueRef checks;       /* i1: the call checks faults (its check_faults) */
     Prefetch first_k, first_v; /* K and V rows of the row block's first tile */
 } Tile;
 
@@ -158,6 +159,17 @@ static void enter_row_vector(Lower *L, Tile *T, LLVMValueRef c) {
     LLVMValueRef first = LLVMBuildAdd(L->bd, T->qb0, L->lane0, "");
     L->q_vec = LLVMBuildAdd(L->bd, splat(L, first), iota(L), "q");
     L->valid = LLVMBuildICmp(L->bd, LLVMIntSLT, L->q_vec, splat(L, T->q1), "valid");
+}
+
+/* ROW_FAULT or COL_FAULT: the values only the fault check reads, computed
+ * only in calls that check faults (their own scope: nothing after reads them). */
+static void fault_only_steps(Lower *L, Tile *T, SchedBlockId id) {
+    if (L->s->block[id].nsteps == 0) return;
+    LLVMBasicBlockRef after = if_begin(L, T->checks, "fault.values");
+    scope_push(L);
+    lower_steps(L, id);
+    scope_pop(L);
+    if_end(L, after);
 }
 
 /* Per row block: Q transposed and scaled, the schedule's row block (row
@@ -184,6 +196,7 @@ static void row_prologue(Lower *L, Tile *T) {
                LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, L->QB), ""), col, ""));
     loop_end(L, &ld);
     lower_steps(L, SB_ROW);
+    fault_only_steps(L, T, SB_ROW_FAULT);
     store_fvec(L, splat(L, cf32(L, -INFINITY)), T->rg.m, col);
     store_fvec(L, LLVMConstNull(L->vf32), T->rg.l, col);
     store_fvec(L, LLVMConstNull(L->vf32), T->rg.any, col);
@@ -198,13 +211,14 @@ static void row_prologue(Lower *L, Tile *T) {
 /* The col loop over the tile's kv: the schedule's col block (col slots,
  * low-rank K columns), once per kv rather than per element vector. */
 static void col_values(Lower *L, Tile *T) {
-    if (L->s->block[SB_COL].nsteps == 0) return;
+    if (L->s->block[SB_COL].nsteps == 0 && L->s->block[SB_COL_FAULT].nsteps == 0) return;
     Loop lk;
     LLVMValueRef kv = loop_begin(L, &lk, T->k0, T->k1, ci64(L, 1), "col.kv");
     scope_push(L);
     L->kv = kv;
     L->col_j = LLVMBuildSub(L->bd, kv, T->k0, "");
     lower_steps(L, SB_COL);
+    fault_only_steps(L, T, SB_COL_FAULT);
     L->kv = L->col_j = NULL;
     scope_pop(L);
     loop_end(L, &lk);
@@ -495,6 +509,7 @@ static void gen_tile(Lower *L, const char *name) {
     LLVMValueRef gsb = call_field(L, offsetof(AttnCall, group_stride_b), L->i64);
     LLVMValueRef gsh = call_field(L, offsetof(AttnCall, group_stride_h), L->i64);
     LLVMValueRef check_faults = call_field(L, offsetof(AttnCall, check_faults), L->i32);
+    T.checks = LLVMBuildICmp(b, LLVMIntNE, check_faults, ci32(L, 0), "checks");
     LLVMValueRef grp = LLVMBuildAdd(b, LLVMBuildMul(b, bi, gsb, ""), LLVMBuildMul(b, hi, gsh, ""), "");
     LLVMValueRef t = LLVMBuildAdd(b, LLVMBuildMul(b, grp, nqt, ""), qt, "");
     LLVMValueRef e0 = load(L, L->i64, gep(L, L->i64, row_start, t), 8);
