@@ -318,18 +318,24 @@ static void element_blocks(Builder *B, int partial) {
     need(B, E, p->softmax ? f->score : f->weight);
 }
 
-/* The fault check, last: after PRE in its own scope, and the row and kv
- * values that only it reads into ROW_FAULT and COL_FAULT (what the other
- * element blocks read is in ROW and COL already). */
-static void fault_block(Builder *B) {
+/* The fault checks, last, each in its own scope: after PRE, and after PRE
+ * and KEEP; the row and kv values that only they read go to ROW_FAULT and
+ * COL_FAULT (what the other element blocks read is in ROW and COL already). */
+static void fault_blocks(Builder *B) {
     Schedule *s = B->s;
-    element_pre(B, 0);
-    B->elem.out = &s->block[SB_FAULT];
     B->row.out = &s->block[SB_ROW_FAULT];
     B->col.out = &s->block[SB_COL_FAULT];
-    int mark = open_scope(&B->elem);
-    need(B, &B->elem, B->p->f->fault);
-    close_scope(&B->elem, mark);
+    for (int partial = 0; partial <= 1; partial++) {
+        element_pre(B, 0);
+        if (partial && B->p->needs_mask) {
+            B->elem.out = NULL; /* KEEP is recorded: only what it makes available */
+            need(B, &B->elem, B->p->f->keep);
+        }
+        B->elem.out = &s->block[partial ? SB_FAULT_PARTIAL : SB_FAULT];
+        int mark = open_scope(&B->elem);
+        need(B, &B->elem, B->p->f->fault);
+        close_scope(&B->elem, mark);
+    }
 }
 
 static void build_blocks(Builder *B) {
@@ -346,9 +352,9 @@ static void build_blocks(Builder *B) {
     /* the element blocks go last: they add the row and kv values they read */
     element_blocks(B, 1);
     element_blocks(B, 0);
-    if (B->p->needs_fault) fault_block(B);
+    if (B->p->needs_fault) fault_blocks(B);
     s->block[SB_PRE].result = f->bias;
-    s->block[SB_FAULT].result = B->p->needs_fault ? f->fault : IR_NONE;
+    s->block[SB_FAULT].result = s->block[SB_FAULT_PARTIAL].result = B->p->needs_fault ? f->fault : IR_NONE;
     s->block[SB_KEEP].result = B->p->needs_mask ? f->keep : IR_NONE;
     s->block[SB_VALUE_PARTIAL].result = s->block[SB_VALUE_FULL].result = B->p->softmax ? f->score : f->weight;
 }
@@ -369,7 +375,7 @@ Schedule *sched_build(Arena *arena, const Plan *p) {
         s->loop_of[i] = SL_ELEM;
     }
     static const SchedLoop loops[SB_COUNT] = {SL_CALL, SL_ITEM, SL_ROW, SL_COL, SL_ELEM, SL_ELEM,
-                                              SL_ELEM, SL_ELEM, SL_ELEM, SL_ROW,  SL_COL};
+                                              SL_ELEM, SL_ELEM, SL_ELEM, SL_ROW,  SL_COL,  SL_ELEM};
     for (int b = 0; b < SB_COUNT; b++) {
         s->block[b].loop = loops[b];
         s->block[b].result = IR_NONE;
@@ -443,7 +449,8 @@ const char *sched_loop_name(SchedLoop l) {
 
 const char *sched_block_name(SchedBlockId b) {
     static const char *const names[SB_COUNT] = {"scratch", "item", "row",           "col",        "pre",      "fault",
-                                                "keep",    "value.partial", "value.full", "row.fault", "col.fault"};
+                                                "keep",    "value.partial", "value.full", "row.fault", "col.fault",
+                                                "fault.partial"};
     return b >= 0 && b < SB_COUNT ? names[b] : "?";
 }
 

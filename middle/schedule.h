@@ -43,9 +43,11 @@ typedef enum SchedLoop { SL_CALL, SL_ITEM, SL_ROW, SL_TILE, SL_COL, SL_ELEM, SL_
 
 /* The blocks of the forward kernel, in the order their steps are emitted.
  * The element blocks share one scope in this order: PRE, then KEEP (PARTIAL
- * tiles only), then the VALUE of the tile's mode; FAULT is its own scope
- * after PRE (what only the check needs is not computed when a call skips
- * it), so its values are not available to KEEP or VALUE.  For the same
+ * tiles only), then the VALUE of the tile's mode.  The fault check is its
+ * own scope (what only the check needs is not computed when a call skips
+ * it), so its values are not available to KEEP or VALUE: FAULT after PRE
+ * (any tile), or on PARTIAL tiles FAULT_PARTIAL after KEEP, reusing the
+ * masks' values; a backend uses one or the other.  For the same
  * reason the row and kv values only the fault check reads are in ROW_FAULT
  * and COL_FAULT, which continue the scope of ROW and COL (after their
  * steps) only in calls that check faults. */
@@ -55,12 +57,13 @@ typedef enum SchedBlockId {
     SB_ROW,           /* row: row values, low-rank Q columns, the LSE offset */
     SB_COL,           /* col: kv values, low-rank K columns */
     SB_PRE,           /* elem: bias; result: pre = scale * dot + bias + low-rank term */
-    SB_FAULT,         /* elem, when the call checks faults: result fault */
+    SB_FAULT,         /* elem, after PRE, when the call checks faults: result fault */
     SB_KEEP,          /* elem, PARTIAL tiles: result keep (the masks) */
     SB_VALUE_PARTIAL, /* elem, PARTIAL tiles, after KEEP: result score (softmax) or weight */
     SB_VALUE_FULL,    /* elem, FULL tiles, after PRE: the same */
     SB_ROW_FAULT,     /* row, after ROW, when the call checks faults: what only FAULT reads */
     SB_COL_FAULT,     /* col, after COL, when the call checks faults: the same */
+    SB_FAULT_PARTIAL, /* elem, PARTIAL tiles, after KEEP, when the call checks faults: result fault */
     SB_COUNT
 } SchedBlockId;
 

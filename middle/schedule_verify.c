@@ -52,7 +52,9 @@ static int readable(Check *C, IrRef r) {
     if (sched_is_leaf(n)) return 1;
     switch (sched_home(C->s, C->blk, r)) {
     case SH_ROW_SLOT:
-    case SH_COL_SLOT: return (C->exported[r] == 1 || (C->exported[r] == 2 && C->blk == SB_FAULT)) && C->s->slot_of[r] >= 0;
+    case SH_COL_SLOT:
+        return (C->exported[r] == 1 || (C->exported[r] == 2 && (C->blk == SB_FAULT || C->blk == SB_FAULT_PARTIAL))) &&
+               C->s->slot_of[r] >= 0;
     default: return C->avail[r] || (C->s->block[C->blk].loop != SL_CALL && C->blk != SB_ITEM && C->item[r]);
     }
 }
@@ -179,6 +181,13 @@ static int walk_element(Check *C, const IrFunc *f, int partial) {
         C->depth--;
     }
     if (partial && C->s->needs_mask && walk(C, SB_KEEP)) return 1;
+    if (partial && C->s->needs_fault) { /* FAULT_PARTIAL: after KEEP, its own scope */
+        int mark = C->nlocals;
+        C->depth++;
+        if (walk(C, SB_FAULT_PARTIAL)) return 1;
+        close_to(C, mark);
+        C->depth--;
+    }
     return walk(C, partial ? SB_VALUE_PARTIAL : SB_VALUE_FULL);
 }
 

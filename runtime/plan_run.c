@@ -8,8 +8,8 @@
  * schedule (middle/schedule.h) — its blocks' steps run by plan_steps.c in
  * the loop nest of templates/tile.c: per work item SB_SCRATCH and SB_ITEM,
  * per row SB_ROW, per visited kv tile SB_COL per kv, then per element
- * SB_PRE, SB_FAULT (when the call checks faults), SB_KEEP (PARTIAL tiles)
- * and the value; online softmax in the log2 domain, the schedule's empty-row
+ * SB_PRE, SB_KEEP (PARTIAL tiles), SB_FAULT or on PARTIAL tiles
+ * SB_FAULT_PARTIAL (when the call checks faults) and the value; online softmax in the log2 domain, the schedule's empty-row
  * rule — but without vectors or threads.  Its purpose is to test the middle
  * end: any difference from the interpreter is a bug in a pass, in the tile
  * analysis, in the plan or in the schedule. */
@@ -161,18 +161,20 @@ static int element_steps(StepRun *R, int partial, int check_faults, double pre_d
     const Schedule *s = R->s;
     if (steps_run(R, SB_PRE)) return -1;
     R->ev.pre = pre_dot + steps_read(R, SB_PRE, s->block[SB_PRE].result).f + lowrank_term(R);
-    if (check_faults && s->needs_fault) {
+    int keep = 1;
+    if (partial && s->needs_mask) {
+        if (steps_run(R, SB_KEEP)) return -1;
+        keep = steps_read(R, SB_KEEP, s->block[SB_KEEP].result).b;
+        if (R->bad) return -1;
+    }
+    if (check_faults && s->needs_fault) { /* on PARTIAL tiles after the masks, whose values it reads */
+        SchedBlockId fb = partial ? SB_FAULT_PARTIAL : SB_FAULT;
         steps_open(R); /* what only the check needs is not available after it */
-        int fault = steps_run(R, SB_FAULT) || steps_read(R, SB_FAULT, s->block[SB_FAULT].result).b;
+        int fault = steps_run(R, fb) || steps_read(R, fb, s->block[fb].result).b;
         steps_close(R);
         if (fault || R->bad) return -1;
     }
-    if (partial && s->needs_mask) {
-        if (steps_run(R, SB_KEEP)) return -1;
-        int keep = steps_read(R, SB_KEEP, s->block[SB_KEEP].result).b;
-        if (R->bad) return -1;
-        if (!keep) return 1;
-    }
+    if (!keep) return 1;
     SchedBlockId vb = partial ? SB_VALUE_PARTIAL : SB_VALUE_FULL;
     if (steps_run(R, vb)) return -1;
     *value = steps_read(R, vb, s->block[vb].result).f;

@@ -105,7 +105,7 @@ static int runs(const Schedule *s, int b, int at, int checks_faults) {
     if (st->op == STEP_LOWRANK_LIMIT) return 0;
     if (checks_faults) return 1;
     /* what only the fault check needs is in these blocks, which such a call skips */
-    return b != SB_FAULT && b != SB_ROW_FAULT && b != SB_COL_FAULT;
+    return b != SB_FAULT && b != SB_FAULT_PARTIAL && b != SB_ROW_FAULT && b != SB_COL_FAULT;
 }
 
 /* Remove step k of block b, run, put it back: whether refplan noticed. */

@@ -342,20 +342,22 @@ static void emit_element(CEmit *E, int partial, StrBuf *text) {
     line(E, "const float pre = %s * srow[j]%s%s%s;", scale, no_bias ? "" : " + ", no_bias ? "" : bias,
          s->nlowrank ? " + lrow[j]" : "");
     line(E, "(void)pre;");
-    if (s->needs_fault) {
-        /* in its own scope: what only the fault check needs is not computed when the call skips it */
-        line(E, "if (check_faults) {");
-        E->depth++;
-        print_steps(E, SB_FAULT, text);
-        name_of(E, s->block[SB_FAULT].result, v);
-        line(E, "elem_fault = %s;", v);
-        E->depth--;
-        line(E, "}");
-    }
     if (partial && s->needs_mask) {
         print_steps(E, SB_KEEP, text);
         name_of(E, s->block[SB_KEEP].result, v);
         line(E, "elem_keep = %s;", v);
+    }
+    if (s->needs_fault) {
+        /* in its own scope: what only the fault check needs is not computed when the call skips it;
+         * on PARTIAL tiles after the masks, whose values it reuses */
+        SchedBlockId fb = partial ? SB_FAULT_PARTIAL : SB_FAULT;
+        line(E, "if (check_faults) {");
+        E->depth++;
+        print_steps(E, fb, text);
+        name_of(E, s->block[fb].result, v);
+        line(E, "elem_fault = %s;", v);
+        E->depth--;
+        line(E, "}");
     }
     SchedBlockId vb = partial ? SB_VALUE_PARTIAL : SB_VALUE_FULL;
     print_steps(E, vb, text);
