@@ -10,21 +10,6 @@
 #include "ir_passes.h"
 #include "plan.h"
 
-Level plan_level(const IrNode *n) {
-    int d = n->deps;
-    if (d & (DEP_PRE | DEP_SUMVAR)) return LV_ELEM;
-    if ((d & DEP_Q) && (d & DEP_KV)) return LV_ELEM;
-    if (d & DEP_Q) return LV_ROW;
-    if (d & DEP_KV) return LV_COL;
-    if (d & (DEP_B | DEP_H | DEP_TENSOR)) return LV_HEAD;
-    return LV_CALL;
-}
-
-const char *plan_level_name(Level l) {
-    static const char *const names[] = {"call", "head", "row", "col", "elem"};
-    return names[l];
-}
-
 static void dump(const Plan *p, const char *pass, int changed, StrBuf *out) {
     if (!out) return;
     sb_printf(out, "== after %s%s (%d nodes in the module)\n", pass, changed ? "" : " (no change)", p->ir->n);

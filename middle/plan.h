@@ -23,11 +23,6 @@
 #include "status.h"
 #include "strbuf.h"
 
-/* The loop a value can be computed in, coarsest first. */
-typedef enum Level { LV_CALL, LV_HEAD, LV_ROW, LV_COL, LV_ELEM } Level;
-Level plan_level(const IrNode *n);
-const char *plan_level_name(Level l);
-
 typedef enum TileMode { TILE_EMPTY = 0, TILE_FULL = 1, TILE_PARTIAL = 2 } TileMode;
 
 typedef struct Plan {
