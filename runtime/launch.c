@@ -136,6 +136,12 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
     if (threads <= 0) threads = pool_cores();
     if (threads > items) threads = items > 0 ? (int)items : 1;
     l.scratch_bytes = (ck->scratch_bytes(&l.call) + 63) / 64 * 64;
+    /* kernels answer 2^40 (or more) for a size no machine has: never ask malloc for it */
+    if (l.scratch_bytes < 0 || l.scratch_bytes > ((int64_t)1 << 39) / threads) {
+        st = set_error(err, ATTNC_ERR_NOMEM, "out of memory: %d threads' scratch would need %lld bytes each", threads,
+                       (long long)l.scratch_bytes);
+        goto done;
+    }
     l.order = order_items(&l.call, p, &tm);
     l.scratch = malloc((size_t)(l.scratch_bytes * threads) + 64);
     if (!l.order || !l.scratch) {
