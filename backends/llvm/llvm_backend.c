@@ -464,4 +464,5 @@ const BackendImpl backend_llvm = {
     .release = llvm_release,
     .emit = llvm_emit,
     .vec_width = llvm_vector_width,
+    .layouts = 1, /* Q, K, V, O and LSE as the call holds them (llvm_lower.c, llvm_tensor.c) */
 };

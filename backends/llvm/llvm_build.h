@@ -178,17 +178,24 @@ static inline LLVMValueRef fmuladd(Lower *L, LLVMValueRef a, LLVMValueRef b, LLV
     return intrinsic(L, "llvm.fmuladd", &t, 1, args, 3);
 }
 
-/* Lanes of ptrs where mask holds; 0 elsewhere (nothing is read there). */
-static inline LLVMValueRef gather(Lower *L, LLVMTypeRef vt, LLVMValueRef ptrs, LLVMValueRef mask) {
+/* Lanes of ptrs where mask holds; 0 elsewhere (nothing is read there).
+ * `align`: the elements' alignment in bytes (4 for floats, 2 for f16/bf16). */
+static inline LLVMValueRef gather_aligned(Lower *L, LLVMTypeRef vt, LLVMValueRef ptrs, LLVMValueRef mask, int align) {
     LLVMTypeRef over[2] = {vt, LLVMTypeOf(ptrs)};
-    LLVMValueRef args[4] = {ptrs, ci32(L, 4), mask, LLVMConstNull(vt)};
+    LLVMValueRef args[4] = {ptrs, ci32(L, align), mask, LLVMConstNull(vt)};
     return intrinsic(L, "llvm.masked.gather", over, 2, args, 4);
 }
+static inline LLVMValueRef gather(Lower *L, LLVMTypeRef vt, LLVMValueRef ptrs, LLVMValueRef mask) {
+    return gather_aligned(L, vt, ptrs, mask, 4);
+}
 
-static inline void scatter(Lower *L, LLVMValueRef v, LLVMValueRef ptrs, LLVMValueRef mask) {
+static inline void scatter_aligned(Lower *L, LLVMValueRef v, LLVMValueRef ptrs, LLVMValueRef mask, int align) {
     LLVMTypeRef over[2] = {LLVMTypeOf(v), LLVMTypeOf(ptrs)};
-    LLVMValueRef args[4] = {v, ptrs, ci32(L, 4), mask};
+    LLVMValueRef args[4] = {v, ptrs, ci32(L, align), mask};
     intrinsic(L, "llvm.masked.scatter", over, 2, args, 4);
+}
+static inline void scatter(Lower *L, LLVMValueRef v, LLVMValueRef ptrs, LLVMValueRef mask) {
+    scatter_aligned(L, v, ptrs, mask, 4);
 }
 
 static inline void masked_store(Lower *L, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask) {

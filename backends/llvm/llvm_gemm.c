@@ -10,10 +10,35 @@
 
 enum { MAX_R = 8, MAX_CQ = 4 };
 
+Prefetch lower_prefetch_rows(Lower *L, LLVMValueRef base, LLVMValueRef nrows, LLVMValueRef row, LLVMValueRef stride,
+                             LLVMValueRef esz, int dense) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef row_bytes = LLVMBuildMul(b, row, esz, "");
+    Prefetch pf = {base, LLVMBuildMul(b, nrows, row_bytes, ""), NULL, NULL, NULL, NULL, NULL};
+    if (dense) return pf;
+    pf.stride = LLVMBuildMul(b, stride, esz, "");
+    /* lines per row, and the next power of two as a shift: ceil(log2(lines)) */
+    LLVMValueRef lines = smax(L, LLVMBuildUDiv(b, LLVMBuildAdd(b, row_bytes, ci64(L, 63), ""), ci64(L, 64), ""), ci64(L, 1));
+    LLVMValueRef ctlz_args[2] = {LLVMBuildSub(b, lines, ci64(L, 1), ""), cbool(L, 0)};
+    LLVMValueRef lz = intrinsic(L, "llvm.ctlz", &L->i64, 1, ctlz_args, 2);
+    pf.shift = LLVMBuildSub(b, ci64(L, 64), lz, "");
+    pf.mask = LLVMBuildSub(b, LLVMBuildShl(b, ci64(L, 1), pf.shift, ""), ci64(L, 1), "");
+    pf.last_line = LLVMBuildSub(b, lines, ci64(L, 1), "");
+    pf.last_row = LLVMBuildSub(b, nrows, ci64(L, 1), "");
+    return pf;
+}
+
 /* Prefetch line `line` of the region (its last line once past its end). */
 void lower_prefetch_line(Lower *L, const Prefetch *pf, LLVMValueRef line) {
     LLVMBuilderRef b = L->bd;
-    LLVMValueRef byte = smin(L, LLVMBuildMul(b, line, ci64(L, 64), ""), LLVMBuildSub(b, pf->bytes, ci64(L, 64), ""));
+    LLVMValueRef byte;
+    if (!pf->stride) {
+        byte = smin(L, LLVMBuildMul(b, line, ci64(L, 64), ""), LLVMBuildSub(b, pf->bytes, ci64(L, 64), ""));
+    } else {
+        LLVMValueRef row = smin(L, LLVMBuildLShr(b, line, pf->shift, ""), pf->last_row);
+        LLVMValueRef col = smin(L, LLVMBuildAnd(b, line, pf->mask, ""), pf->last_line);
+        byte = LLVMBuildAdd(b, LLVMBuildMul(b, row, pf->stride, ""), LLVMBuildMul(b, col, ci64(L, 64), ""), "");
+    }
     LLVMTypeRef pt = ptr_to(L->i8);
     /* rw 0 (read), locality 2 (prefetcht1: L2, leaving L1 to the micro-kernel), data */
     LLVMValueRef args[4] = {gep(L, L->i8, pf->base, smax(L, byte, ci64(L, 0))), ci32(L, 0), ci32(L, 2), ci32(L, 1)};

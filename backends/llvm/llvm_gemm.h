@@ -10,9 +10,20 @@
  * through the FMAs hide that, where a burst of them would stall on the
  * line-fill buffers. */
 typedef struct Prefetch {
-    LLVMValueRef base; /* float* */
-    LLVMValueRef bytes;
+    LLVMValueRef base;  /* i8* */
+    LLVMValueRef bytes; /* dense (stride NULL): the region's bytes, line after line */
+    /* rows apart (stride not NULL): line l is line min(l & mask, last_line)
+     * of row min(l >> shift, last_row), rows `stride` bytes apart: only the
+     * lines a strided or half-precision tensor's rows occupy */
+    LLVMValueRef stride, shift, mask, last_line, last_row;
 } Prefetch;
+
+/* The region of `nrows` rows of `row` elements of `esz` bytes each, the
+ * first at byte `base`, `stride` elements apart (all i64; base an i8
+ * pointer); dense: as one block of nrows * row elements (the caller knows
+ * stride == row), else as rows apart. */
+Prefetch lower_prefetch_rows(Lower *L, LLVMValueRef base, LLVMValueRef nrows, LLVMValueRef row, LLVMValueRef stride,
+                             LLVMValueRef esz, int dense);
 
 /* Prefetch (into L2) line `line` of the region, its last line once past its end. */
 void lower_prefetch_line(Lower *L, const Prefetch *pf, LLVMValueRef line);

@@ -58,6 +58,7 @@
 #include "llvm_math.h"
 #include "llvm_node.h"
 #include "llvm_steps.h"
+#include "llvm_tensor.h"
 
 /* Scratch regions of one work item, as pointers (tile function) or byte sizes. */
 typedef struct Regions {
@@ -70,6 +71,7 @@ typedef struct Regions {
     LLVMValueRef lse_off;         /* [QB]: the row's LSE offset (STEP_LSE_OFFSET) */
     LLVMValueRef rows;            /* [nrow_slots][QB] 8-byte lanes: the schedule's row slots */
     LLVMValueRef cols;            /* [ncol_slots][BK] 8-byte lanes: its col slots */
+    LLVMValueRef kc, vc;          /* Kc[BK][D], Vc[BK][Dv]: f16/bf16 K and V rows of the tile as floats */
 } Regions;
 
 /* ---- the kernel ------------------------------------------------------------- */
@@ -83,7 +85,7 @@ static LLVMValueRef round64(Lower *L, LLVMValueRef bytes) {
 static LLVMValueRef layout(Lower *L, LLVMValueRef D, LLVMValueRef Dv, LLVMValueRef Rt, LLVMValueRef base, Regions *rg) {
     LLVMBuilderRef b = L->bd;
     LLVMValueRef qb4 = ci64(L, (int64_t)L->QB * 4);
-    LLVMValueRef sizes[6] = {
+    LLVMValueRef sizes[8] = {
         LLVMBuildMul(b, D, qb4, ""),                                         /* qt */
         LLVMBuildMul(b, Rt, qb4, ""),                                        /* qx */
         LLVMBuildMul(b, Rt, ci64(L, (int64_t)L->BK * 4), ""),                /* kx */
@@ -91,10 +93,13 @@ static LLVMValueRef layout(Lower *L, LLVMValueRef D, LLVMValueRef Dv, LLVMValueR
         LLVMBuildMul(b, Dv, qb4, ""),                                        /* ot */
         ci64(L, (int64_t)L->QB * 4 * 5 + (int64_t)L->s->nrow_slots * L->QB * 8 +
                     (int64_t)L->s->ncol_slots * L->BK * 8), /* stats, lse_off, rows, cols */
+        /* kc, vc: sized for every call (a call's element types are not known here) */
+        LLVMBuildMul(b, D, ci64(L, (int64_t)L->BK * 4), ""),
+        LLVMBuildMul(b, Dv, ci64(L, (int64_t)L->BK * 4), ""),
     };
     LLVMValueRef off = ci64(L, 0);
-    LLVMValueRef at[6];
-    for (int i = 0; i < 6; i++) {
+    LLVMValueRef at[8];
+    for (int i = 0; i < 8; i++) {
         at[i] = off;
         off = LLVMBuildAdd(b, off, round64(L, sizes[i]), "");
     }
@@ -109,6 +114,8 @@ static LLVMValueRef layout(Lower *L, LLVMValueRef D, LLVMValueRef Dv, LLVMValueR
         rg->lse_off = gep(L, L->i8, stats, ci64(L, (int64_t)L->QB * 16));
         rg->rows = gep(L, L->i8, stats, ci64(L, (int64_t)L->QB * 20));
         rg->cols = gep(L, L->i8, rg->rows, ci64(L, (int64_t)L->s->nrow_slots * L->QB * 8));
+        rg->kc = gep(L, L->i8, base, at[6]);
+        rg->vc = gep(L, L->i8, base, at[7]);
     }
     return LLVMBuildAdd(b, off, ci64(L, 64), "");
 }
@@ -143,7 +150,13 @@ static void load_inputs(Lower *L) {
 /* What the tile loop shares. */
 typedef struct Tile {
     Regions rg;
-    LLVMValueRef qbh, kbh, vbh, obh, lse_row; /* Q, K, V, O of (b, h); &LSE[b, h, 0] */
+    LLVMValueRef qbh, kbh, vbh, obh; /* i8 pointers to Q[b, h, 0, 0], K and V [b, hk, 0, 0], O[b, h, 0, 0] */
+    LLVMValueRef lse_row;            /* &LSE[b, h, 0] */
+    LLVMValueRef q_elem, k_elem, v_elem, o_elem; /* i32: the call's element types */
+    LLVMValueRef qs, ks, vs, os, ls;             /* elements from one row (q or kv) to the next */
+    LLVMValueRef kesz, vesz;                     /* bytes per element of K and V */
+    LLVMValueRef k_f32, v_f32;     /* i1: read in place (else converted into Kc, Vc per tile) */
+    LLVMValueRef k_dense, v_dense; /* i1: rows back to back (prefetch the tile as one block) */
     LLVMValueRef has_lse;                     /* i1: the call passed an LSE buffer */
     LLVMValueRef scale, rt; /* the scores' scale (Q is scaled once); low-rank columns */
     LLVMValueRef qb0, q1;      /* the row block and the end of the work item's rows */
@@ -172,6 +185,38 @@ static void fault_only_steps(Lower *L, Tile *T, SchedBlockId id) {
     if_end(L, after);
 }
 
+typedef struct PackQ {
+    Tile *T;
+    LLVMValueRef c, col; /* the row vector, and its first lane in the block */
+} PackQ;
+
+/* Qt[d][col + lane] = scale * Q[b, h, q, d] for the row vector's rows, Q's
+ * elements being of type `elem` (one version per type, lower_elem_switch). */
+static void pack_q(Lower *L, void *ctx, int elem) {
+    const PackQ *pq = ctx;
+    Tile *T = pq->T;
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef D = L->var[V_SIZE_D];
+    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
+    LLVMValueRef qrow = LLVMBuildMul(b, L->q_vec, splat(L, T->qs), "");
+    LLVMValueRef vscale = splat(L, T->scale);
+    Loop ld;
+    LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), D, ci64(L, 1), "packq");
+    /* the first tile's K and V rows, which no earlier tile prefetched */
+    LLVMValueRef line = LLVMBuildAdd(b, LLVMBuildMul(b, pq->c, D, ""), d, "");
+    lower_prefetch_line(L, &T->first_k, line);
+    lower_prefetch_line(L, &T->first_v, line);
+    LLVMValueRef at = LLVMBuildAdd(b, qrow, splat(L, d), "");
+    LLVMValueRef x = elem == ELEM_F32
+                         ? gather(L, L->vf32, gep(L, L->f32, T->qbh, at), L->valid)
+                         : lower_widen(L, gather_aligned(L, LLVMVectorType(i16, (unsigned)L->W), gep(L, i16, T->qbh, at),
+                                                         L->valid, 2),
+                                       elem);
+    store_fvec(L, LLVMBuildFMul(b, x, vscale, ""), T->rg.qt,
+               LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, L->QB), ""), pq->col, ""));
+    loop_end(L, &ld);
+}
+
 /* Per row block: Q transposed and scaled, the schedule's row block (row
  * slots, low-rank Q columns, the LSE offset), fresh softmax statistics and a
  * zero output accumulator. */
@@ -182,19 +227,9 @@ static void row_prologue(Lower *L, Tile *T) {
     scope_push(L);
     enter_row_vector(L, T, c);
     LLVMValueRef col = LLVMBuildMul(b, c, ci64(L, L->W), "");
-    LLVMValueRef D = L->var[V_SIZE_D], Dv = L->var[V_SIZE_DV];
-    LLVMValueRef qrow = LLVMBuildMul(b, L->q_vec, splat(L, D), "");
-    LLVMValueRef vscale = splat(L, T->scale);
-    Loop ld;
-    LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), D, ci64(L, 1), "packq");
-    /* the first tile's K and V rows, which no earlier tile prefetched */
-    LLVMValueRef line = LLVMBuildAdd(b, LLVMBuildMul(b, c, D, ""), d, "");
-    lower_prefetch_line(L, &T->first_k, line);
-    lower_prefetch_line(L, &T->first_v, line);
-    LLVMValueRef x = gather(L, L->vf32, gep(L, L->f32, T->qbh, LLVMBuildAdd(b, qrow, splat(L, d), "")), L->valid);
-    store_fvec(L, LLVMBuildFMul(b, x, vscale, ""), T->rg.qt,
-               LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, L->QB), ""), col, ""));
-    loop_end(L, &ld);
+    LLVMValueRef Dv = L->var[V_SIZE_DV];
+    PackQ pq = {T, c, col};
+    lower_elem_switch(L, T->q_elem, pack_q, &pq);
     lower_steps(L, SB_ROW);
     fault_only_steps(L, T, SB_ROW_FAULT);
     store_fvec(L, splat(L, cf32(L, -INFINITY)), T->rg.m, col);
@@ -363,6 +398,34 @@ static void normalise(Lower *L, Tile *T) {
     loop_end(L, &lc);
 }
 
+typedef struct StoreO {
+    Tile *T;
+    LLVMValueRef col;  /* the row vector's first lane in the block */
+    LLVMValueRef inv;  /* 1 / l (softmax), or NULL */
+    LLVMValueRef zero; /* lanes whose row is empty: O = 0 */
+} StoreO;
+
+/* O[b, h, q, dv] of the row vector's rows from OT, rounded once to O's
+ * element type `elem` (one version per type, lower_elem_switch). */
+static void store_o(Lower *L, void *ctx, int elem) {
+    const StoreO *so = ctx;
+    const Tile *T = so->T;
+    LLVMBuilderRef b = L->bd;
+    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
+    LLVMValueRef orow = LLVMBuildMul(b, L->q_vec, splat(L, T->os), "");
+    Loop ld;
+    LLVMValueRef dv = loop_begin(L, &ld, ci64(L, 0), L->var[V_SIZE_DV], ci64(L, 1), "store.o");
+    LLVMValueRef x = load_fvec(L, T->rg.ot, LLVMBuildAdd(b, LLVMBuildMul(b, dv, ci64(L, L->QB), ""), so->col, ""));
+    if (so->inv) x = LLVMBuildFMul(b, x, so->inv, "");
+    x = fsel(L, so->zero, LLVMConstNull(L->vf32), x);
+    LLVMValueRef at = LLVMBuildAdd(b, orow, splat(L, dv), "");
+    if (elem == ELEM_F32)
+        scatter(L, x, gep(L, L->f32, T->obh, at), L->valid);
+    else
+        scatter_aligned(L, lower_narrow(L, x, elem), gep(L, i16, T->obh, at), L->valid, 2);
+    loop_end(L, &ld);
+}
+
 /* O and LSE of the row block's valid rows, by the schedule's empty-row
  * rule (sched_row_is_empty).  With softmax, a row that kept nothing has
  * m = -inf (its masked scores are -inf), so testing m covers `!any` there. */
@@ -384,15 +447,8 @@ static void write_rows(Lower *L, Tile *T) {
                                        fcmp(L, LLVMRealOEQ, offset, splat(L, cf32(L, -INFINITY))), "");
         zero = LLVMBuildOr(b, zero, bad, "");
     }
-    LLVMValueRef inv = sc->softmax ? LLVMBuildFDiv(b, splat(L, cf32(L, 1.0)), l, "") : NULL;
-    LLVMValueRef orow = LLVMBuildMul(b, L->q_vec, splat(L, L->var[V_SIZE_DV]), "");
-    Loop ld;
-    LLVMValueRef dv = loop_begin(L, &ld, ci64(L, 0), L->var[V_SIZE_DV], ci64(L, 1), "store.o");
-    LLVMValueRef x = load_fvec(L, T->rg.ot, LLVMBuildAdd(b, LLVMBuildMul(b, dv, ci64(L, L->QB), ""), col, ""));
-    if (inv) x = LLVMBuildFMul(b, x, inv, "");
-    x = fsel(L, zero, LLVMConstNull(L->vf32), x);
-    scatter(L, x, gep(L, L->f32, T->obh, LLVMBuildAdd(b, orow, splat(L, dv), "")), L->valid);
-    loop_end(L, &ld);
+    StoreO so = {T, col, sc->softmax ? LLVMBuildFDiv(b, splat(L, cf32(L, 1.0)), l, "") : NULL, zero};
+    lower_elem_switch(L, T->o_elem, store_o, &so);
     LLVMValueRef lse;
     if (sc->softmax) {
         lse = fmuladd(L, m, splat(L, cf32(L, 0.69314718055994530942)), lower_log(L, l, 0));
@@ -402,7 +458,7 @@ static void write_rows(Lower *L, Tile *T) {
     }
     lse = fsel(L, zero, splat(L, cf32(L, -INFINITY)), lse);
     LLVMBasicBlockRef after = if_begin(L, T->has_lse, "store.lse");
-    masked_store(L, lse, gep(L, L->f32, T->lse_row, LLVMBuildAdd(b, T->qb0, col, "")), L->valid);
+    scatter(L, lse, gep(L, L->f32, T->lse_row, LLVMBuildMul(b, L->q_vec, splat(L, T->ls), "")), L->valid);
     if_end(L, after);
     scope_pop(L);
     loop_end(L, &lc);
@@ -474,6 +530,80 @@ static void element_pass(Lower *L, Tile *T, LLVMValueRef mode, LLVMValueRef chec
     LLVMPositionBuilderAtEnd(b, join);
 }
 
+static LLVMValueRef stride_at(Lower *L, size_t off, int i) {
+    return call_field(L, off + (size_t)i * sizeof(int64_t), L->i64);
+}
+static LLVMValueRef lse_stride(Lower *L, int i) { return stride_at(L, offsetof(AttnCall, lse_stride), i); }
+
+/* Element [b, h, 0, 0] of one of Q, K, V, O (an i8 pointer), of the call's
+ * element type and strides; *row: its L stride; *esz: bytes per element. */
+static LLVMValueRef tensor_at(Lower *L, size_t ptr_off, size_t elem_off, size_t stride_off, LLVMValueRef bi,
+                              LLVMValueRef hi, LLVMValueRef *elem, LLVMValueRef *row, LLVMValueRef *esz) {
+    LLVMBuilderRef b = L->bd;
+    *elem = call_field(L, elem_off, L->i32);
+    *row = stride_at(L, stride_off, 2);
+    *esz = lower_elem_bytes(L, *elem);
+    LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, bi, stride_at(L, stride_off, 0), ""),
+                                   LLVMBuildMul(b, hi, stride_at(L, stride_off, 1), ""), "");
+    return gep(L, L->i8, call_field(L, ptr_off, ptr_to(L->i8)), LLVMBuildMul(b, at, *esz, ""));
+}
+
+/* The work item's Q, K, V and O as the call holds them (kernel ABI 3). */
+static void bind_tensors(Lower *L, Tile *T, LLVMValueRef bi, LLVMValueRef hi, LLVMValueRef hk) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef qesz, oesz;
+#define AT(t, h, e, r, z) tensor_at(L, offsetof(AttnCall, t), offsetof(AttnCall, t##_elem), \
+                                    offsetof(AttnCall, t##_stride), bi, h, e, r, z)
+    T->qbh = AT(q, hi, &T->q_elem, &T->qs, &qesz);
+    T->kbh = AT(k, hk, &T->k_elem, &T->ks, &T->kesz);
+    T->vbh = AT(v, hk, &T->v_elem, &T->vs, &T->vesz);
+    T->obh = AT(o, hi, &T->o_elem, &T->os, &oesz);
+#undef AT
+    T->ls = lse_stride(L, 2);
+    T->k_f32 = LLVMBuildICmp(b, LLVMIntEQ, T->k_elem, ci32(L, ELEM_F32), "k_f32");
+    T->v_f32 = LLVMBuildICmp(b, LLVMIntEQ, T->v_elem, ci32(L, ELEM_F32), "v_f32");
+    T->k_dense = LLVMBuildICmp(b, LLVMIntEQ, T->ks, L->var[V_SIZE_D], "k_dense");
+    T->v_dense = LLVMBuildICmp(b, LLVMIntEQ, T->vs, L->var[V_SIZE_DV], "v_dense");
+}
+
+/* &K[b, hk, kv, 0] (which 0) or &V[b, hk, kv, 0] (which 1) as an i8 pointer. */
+static LLVMValueRef kv_row(Lower *L, const Tile *T, int which, LLVMValueRef kv) {
+    LLVMValueRef stride = which ? T->vs : T->ks, esz = which ? T->vesz : T->kesz;
+    return gep(L, L->i8, which ? T->vbh : T->kbh, LLVMBuildMul(L->bd, LLVMBuildMul(L->bd, kv, stride, ""), esz, ""));
+}
+
+/* The tile's nk rows of K (which 0) or V (1) as the micro-kernels read
+ * them: f32 in place, with the tensor's row stride; f16 and bf16 converted
+ * into Kc or Vc here, once per tile, rows D or Dv apart. */
+static void tile_rows(Lower *L, const Tile *T, int which, LLVMValueRef nk, LLVMValueRef *rows, LLVMValueRef *lda) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef f32 = which ? T->v_f32 : T->k_f32, stride = which ? T->vs : T->ks;
+    LLVMValueRef n = L->var[which ? V_SIZE_DV : V_SIZE_D];
+    LLVMValueRef scratch = as_ptr(L, which ? T->rg.vc : T->rg.kc, L->f32);
+    LLVMValueRef src = kv_row(L, T, which, T->k0);
+    LLVMBasicBlockRef after = if_begin(L, LLVMBuildNot(b, f32, ""), which ? "cvt.v" : "cvt.k");
+    lower_convert_rows(L, which ? T->v_elem : T->k_elem, src, stride, nk, n, scratch);
+    if_end(L, after);
+    *rows = LLVMBuildSelect(b, f32, as_ptr(L, src, L->f32), scratch, "");
+    *lda = LLVMBuildSelect(b, f32, stride, n, "");
+}
+
+/* lower_gemm prefetching the next tile's rows: as one block (`dense`, rows
+ * back to back: pf[1]) or row by row (pf[0]); two copies of the micro-kernel,
+ * so that the common dense case keeps its short prefetch arithmetic. */
+static void gemm_prefetching(Lower *L, LLVMValueRef dense, const Prefetch *pf, LLVMValueRef A, LLVMValueRef ars,
+                             LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm, LLVMValueRef depth,
+                             LLVMValueRef Out, int accumulate) {
+    LLVMBasicBlockRef rows = block(L, "gemm.rows_apart"), block_ = block(L, "gemm.dense"), join = block(L, "gemm.done");
+    LLVMBuildCondBr(L->bd, dense, block_, rows);
+    for (int d = 0; d < 2; d++) {
+        LLVMPositionBuilderAtEnd(L->bd, d ? block_ : rows);
+        lower_gemm(L, A, ars, aks, nrows, Bm, depth, Out, accumulate, &pf[d]);
+        LLVMBuildBr(L->bd, join);
+    }
+    LLVMPositionBuilderAtEnd(L->bd, join);
+}
+
 static void gen_tile(Lower *L, const char *name) {
     LLVMBuilderRef b = L->bd;
     const IrFunc *f = L->f;
@@ -495,10 +625,6 @@ static void gen_tile(Lower *L, const char *name) {
     L->var[V_HK] = hk;
     Tile T;
     memset(&T, 0, sizeof T);
-    LLVMValueRef qp = call_field(L, offsetof(AttnCall, q), ptr_to(L->f32));
-    LLVMValueRef kp = call_field(L, offsetof(AttnCall, k), ptr_to(L->f32));
-    LLVMValueRef vp = call_field(L, offsetof(AttnCall, v), ptr_to(L->f32));
-    LLVMValueRef op = call_field(L, offsetof(AttnCall, o), ptr_to(L->f32));
     LLVMValueRef lp = call_field(L, offsetof(AttnCall, lse), ptr_to(L->f32));
     LLVMValueRef bq = call_field(L, offsetof(AttnCall, bq), L->i64);
     LLVMValueRef bk = call_field(L, offsetof(AttnCall, bk), L->i64);
@@ -516,13 +642,9 @@ static void gen_tile(Lower *L, const char *name) {
     LLVMValueRef e1 = load(L, L->i64, gep(L, L->i64, row_start, LLVMBuildAdd(b, t, ci64(L, 1), "")), 8);
     LLVMValueRef q0 = LLVMBuildMul(b, qt, bq, "");
     T.q1 = smin(L, LLVMBuildAdd(b, q0, bq, ""), Lq);
-    LLVMValueRef bh = LLVMBuildAdd(b, LLVMBuildMul(b, bi, H, ""), hi, "");
-    LLVMValueRef bhk = LLVMBuildAdd(b, LLVMBuildMul(b, bi, Hkv, ""), hk, "");
-    T.qbh = gep(L, L->f32, qp, LLVMBuildMul(b, LLVMBuildMul(b, bh, Lq, ""), D, ""));
-    T.kbh = gep(L, L->f32, kp, LLVMBuildMul(b, LLVMBuildMul(b, bhk, Lk, ""), D, ""));
-    T.vbh = gep(L, L->f32, vp, LLVMBuildMul(b, LLVMBuildMul(b, bhk, Lk, ""), Dv, ""));
-    T.obh = gep(L, L->f32, op, LLVMBuildMul(b, LLVMBuildMul(b, bh, Lq, ""), Dv, ""));
-    T.lse_row = gep(L, L->f32, lp, LLVMBuildMul(b, bh, Lq, ""));
+    bind_tensors(L, &T, bi, hi, hk);
+    T.lse_row = gep(L, L->f32, lp, LLVMBuildAdd(b, LLVMBuildMul(b, bi, lse_stride(L, 0), ""),
+                                                LLVMBuildMul(b, hi, lse_stride(L, 1), ""), ""));
     /* LSE is optional: test the call's pointer, not &LSE[b, h, 0] (NULL + an offset is not NULL) */
     T.has_lse = LLVMBuildICmp(b, LLVMIntNE, LLVMBuildPtrToInt(b, lp, L->i64, ""), ci64(L, 0), "has_lse");
     T.fault = local(L, L->i1, cbool(L, 0));
@@ -549,10 +671,8 @@ static void gen_tile(Lower *L, const char *name) {
     LLVMValueRef fk0 = LLVMBuildMul(b, LLVMBuildSExt(b, load(L, L->i32, first_kv, 4), L->i64, ""), bk, "");
     LLVMValueRef frows = LLVMBuildSub(b, smin(L, LLVMBuildAdd(b, fk0, smin(L, bk, ci64(L, L->BK)), ""), Lk), fk0, "");
     frows = LLVMBuildSelect(b, has_tiles, frows, ci64(L, 0), "");
-    T.first_k = (Prefetch){gep(L, L->f32, T.kbh, LLVMBuildMul(b, fk0, D, "")),
-                           LLVMBuildMul(b, LLVMBuildMul(b, frows, D, ""), ci64(L, 4), "")};
-    T.first_v = (Prefetch){gep(L, L->f32, T.vbh, LLVMBuildMul(b, fk0, Dv, "")),
-                           LLVMBuildMul(b, LLVMBuildMul(b, frows, Dv, ""), ci64(L, 4), "")};
+    T.first_k = lower_prefetch_rows(L, kv_row(L, &T, 0, fk0), frows, D, T.ks, T.kesz, 0);
+    T.first_v = lower_prefetch_rows(L, kv_row(L, &T, 1, fk0), frows, Dv, T.vs, T.vesz, 0);
     Loop lrb;
     T.qb0 = loop_begin(L, &lrb, q0, T.q1, ci64(L, L->QB), "rowblock");
     row_prologue(L, &T);
@@ -569,19 +689,22 @@ static void gen_tile(Lower *L, const char *name) {
     LLVMValueRef nk0 =
         LLVMBuildMul(b, LLVMBuildSExt(b, load(L, L->i32, gep(L, L->i32, tile_kv, next), 4), L->i64, ""), bk, "");
     LLVMValueRef nrows = LLVMBuildSub(b, smin(L, LLVMBuildAdd(b, nk0, smin(L, bk, ci64(L, L->BK)), ""), Lk), nk0, "");
-    Prefetch pk = {gep(L, L->f32, T.kbh, LLVMBuildMul(b, nk0, D, "")),
-                   LLVMBuildMul(b, LLVMBuildMul(b, nrows, D, ""), ci64(L, 4), "")};
-    Prefetch pv = {gep(L, L->f32, T.vbh, LLVMBuildMul(b, nk0, Dv, "")),
-                   LLVMBuildMul(b, LLVMBuildMul(b, nrows, Dv, ""), ci64(L, 4), "")};
+    Prefetch pk[2], pv[2]; /* [0] as rows apart, [1] as one block */
+    for (int dense = 0; dense < 2; dense++) {
+        pk[dense] = lower_prefetch_rows(L, kv_row(L, &T, 0, nk0), nrows, D, T.ks, T.kesz, dense);
+        pv[dense] = lower_prefetch_rows(L, kv_row(L, &T, 1, nk0), nrows, Dv, T.vs, T.vesz, dense);
+    }
     col_values(L, &T);
     /* S[kv][q] = sum_d K[kv][d] * Qt[d][q] (+ low-rank columns) */
-    lower_gemm(L, gep(L, L->f32, T.kbh, LLVMBuildMul(b, T.k0, D, "")), D, ci64(L, 1), nk, T.rg.qt, D, T.rg.s, 0, &pk);
+    LLVMValueRef ka, klda, va, vlda;
+    tile_rows(L, &T, 0, nk, &ka, &klda);
+    gemm_prefetching(L, T.k_dense, pk, ka, klda, ci64(L, 1), nk, T.rg.qt, D, T.rg.s, 0);
     if (f->nlowrank) lower_gemm(L, T.rg.kx, T.rt, ci64(L, 1), nk, T.rg.qx, T.rt, T.rg.s, 1, NULL);
     element_pass(L, &T, mode, check_faults);
     if (L->s->softmax) normalise(L, &T);
     /* OT[dv][q] += sum_kv V[kv][dv] * P[kv][q] */
-    lower_gemm(L, gep(L, L->f32, T.vbh, LLVMBuildMul(b, T.k0, Dv, "")), ci64(L, 1), Dv, Dv, T.rg.s, nk, T.rg.ot, 1,
-               &pv);
+    tile_rows(L, &T, 1, nk, &va, &vlda);
+    gemm_prefetching(L, T.v_dense, pv, va, ci64(L, 1), vlda, Dv, T.rg.s, nk, T.rg.ot, 1);
     loop_end(L, &le);
     write_rows(L, &T);
     loop_end(L, &lrb);

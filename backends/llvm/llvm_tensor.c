@@ -1,0 +1,109 @@
+/* llvm_tensor.c — the tensors of the call as it holds them: f32, f16 or
+ * bf16, strided (kernel ABI 3).
+ * Requires: the lowering state (llvm_build.h) inside the tile function.
+ * Produces: exact widening and RNE narrowing between float32 and the 16-bit
+ * types, scalar or per vector; a switch that builds one version of a loop
+ * per element type, so that the branch on a call's types is taken once per
+ * tile or row block, never per element; and the conversion of a kv tile's
+ * K or V rows into float32 scratch, after which the micro-kernels run
+ * unchanged.
+ *
+ * f16 goes through LLVM's `half`: fpext and fptrunc are exact widening and
+ * round-to-nearest-even narrowing, which x86 lowers to vcvtph2ps/vcvtps2ph
+ * with F16C (the target features are the host's, llvm_backend.c).  bf16 is
+ * integer work: widening is a shift, narrowing the RNE of base/half.h's
+ * attnc_f32_to_bf16, with NaN kept quiet. */
+#include "llvm_tensor.h"
+
+LLVMValueRef lower_elem_bytes(Lower *L, LLVMValueRef elem) {
+    LLVMValueRef f32 = LLVMBuildICmp(L->bd, LLVMIntEQ, elem, ci32(L, ELEM_F32), "");
+    return LLVMBuildSelect(L->bd, f32, ci64(L, 4), ci64(L, 2), "");
+}
+
+/* t (scalar) as a vector type when `like` is a vector. */
+static LLVMTypeRef shaped(LLVMValueRef like, LLVMTypeRef t) {
+    LLVMTypeRef lt = LLVMTypeOf(like);
+    return LLVMGetTypeKind(lt) == LLVMVectorTypeKind ? LLVMVectorType(t, LLVMGetVectorSize(lt)) : t;
+}
+
+LLVMValueRef lower_widen(Lower *L, LLVMValueRef x, int elem) {
+    LLVMBuilderRef b = L->bd;
+    if (elem == ELEM_F16) {
+        LLVMValueRef h = LLVMBuildBitCast(b, x, shaped(x, LLVMHalfTypeInContext(L->ctx)), "");
+        return LLVMBuildFPExt(b, h, shaped(x, L->f32), "");
+    }
+    LLVMValueRef u = LLVMBuildZExt(b, x, shaped(x, L->i32), "");
+    u = LLVMBuildShl(b, u, iconst_like(L, u, L->i32, 16), "");
+    return LLVMBuildBitCast(b, u, shaped(x, L->f32), "");
+}
+
+LLVMValueRef lower_narrow(Lower *L, LLVMValueRef x, int elem) {
+    LLVMBuilderRef b = L->bd;
+    LLVMTypeRef i16 = shaped(x, LLVMInt16TypeInContext(L->ctx));
+    if (elem == ELEM_F16) {
+        LLVMValueRef h = LLVMBuildFPTrunc(b, x, shaped(x, LLVMHalfTypeInContext(L->ctx)), "");
+        return LLVMBuildBitCast(b, h, i16, "");
+    }
+    LLVMValueRef u = LLVMBuildBitCast(b, x, shaped(x, L->i32), "");
+#define K32(v) iconst_like(L, u, L->i32, (int64_t)(v))
+    LLVMValueRef nan = LLVMBuildICmp(b, LLVMIntUGT, LLVMBuildAnd(b, u, K32(0x7fffffff), ""), K32(0x7f800000), "");
+    LLVMValueRef odd = LLVMBuildAnd(b, LLVMBuildLShr(b, u, K32(16), ""), K32(1), "");
+    LLVMValueRef rne = LLVMBuildLShr(b, LLVMBuildAdd(b, LLVMBuildAdd(b, u, K32(0x7fff), ""), odd, ""), K32(16), "");
+    LLVMValueRef quiet = LLVMBuildOr(b, LLVMBuildLShr(b, u, K32(16), ""), K32(0x40), "");
+#undef K32
+    return LLVMBuildTrunc(b, LLVMBuildSelect(b, nan, quiet, rne, ""), i16, "");
+}
+
+void lower_elem_switch(Lower *L, LLVMValueRef elem, void (*body)(Lower *, void *, int), void *ctx) {
+    LLVMBasicBlockRef version[ELEM_COUNT], join;
+    static const char *const names[ELEM_COUNT] = {"elem.f32", "elem.f16", "elem.bf16"};
+    for (int e = 0; e < ELEM_COUNT; e++) version[e] = block(L, names[e]);
+    join = block(L, "elem.join");
+    LLVMValueRef sw = LLVMBuildSwitch(L->bd, elem, version[ELEM_F32], ELEM_COUNT - 1);
+    LLVMAddCase(sw, ci32(L, ELEM_F16), version[ELEM_F16]);
+    LLVMAddCase(sw, ci32(L, ELEM_BF16), version[ELEM_BF16]);
+    for (int e = 0; e < ELEM_COUNT; e++) {
+        LLVMPositionBuilderAtEnd(L->bd, version[e]);
+        body(L, ctx, e);
+        LLVMBuildBr(L->bd, join);
+    }
+    LLVMPositionBuilderAtEnd(L->bd, join);
+}
+
+/* One row of n 16-bit elements at `from` into n floats at `to`: whole
+ * vectors, then the rest one by one. */
+static void convert_row(Lower *L, int elem, LLVMValueRef from, LLVMValueRef n, LLVMValueRef to) {
+    LLVMBuilderRef b = L->bd;
+    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
+    LLVMTypeRef vi16 = LLVMVectorType(i16, (unsigned)L->W);
+    Loop lv;
+    LLVMValueRef i = loop_begin(L, &lv, ci64(L, 0), LLVMBuildSub(b, n, ci64(L, L->W - 1), ""), ci64(L, L->W), "cvt.vec");
+    store_fvec(L, lower_widen(L, load(L, vi16, gep(L, i16, from, i), 2), elem), to, i);
+    loop_end(L, &lv);
+    Loop ls;
+    LLVMValueRef j = loop_begin(L, &ls, lv.i, n, ci64(L, 1), "cvt.tail");
+    store(L, lower_widen(L, load(L, i16, gep(L, i16, from, j), 2), elem), gep(L, L->f32, to, j), 4);
+    loop_end(L, &ls);
+}
+
+typedef struct ConvertRows {
+    LLVMValueRef src, stride, rows, n, dst;
+} ConvertRows;
+
+static void convert_rows_of(Lower *L, void *ctx, int elem) {
+    const ConvertRows *c = ctx;
+    if (elem == ELEM_F32) return; /* read in place by the caller */
+    LLVMBuilderRef b = L->bd;
+    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
+    Loop lr;
+    LLVMValueRef j = loop_begin(L, &lr, ci64(L, 0), c->rows, ci64(L, 1), "cvt.rows");
+    convert_row(L, elem, gep(L, i16, c->src, LLVMBuildMul(b, j, c->stride, "")), c->n,
+                gep(L, L->f32, c->dst, LLVMBuildMul(b, j, c->n, "")));
+    loop_end(L, &lr);
+}
+
+void lower_convert_rows(Lower *L, LLVMValueRef elem, LLVMValueRef src, LLVMValueRef stride, LLVMValueRef rows,
+                        LLVMValueRef n, LLVMValueRef dst) {
+    ConvertRows c = {src, stride, rows, n, dst};
+    lower_elem_switch(L, elem, convert_rows_of, &c);
+}
