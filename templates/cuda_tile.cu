@@ -39,7 +39,15 @@
  * The low-rank Q and K columns live in dynamic shared memory
  * (attnc_cuda_dynamic_bytes); everything else is static.  A runtime error
  * of an element (the plan's fault) is reported by attnc_cuda_item's result;
- * the kernel ORs it into the caller's fault flag. */
+ * the kernel ORs it into the caller's fault flag.
+ *
+ * Layouts (the AttnCall's elem and stride fields): a float32 Q, K or V is
+ * read in place with its strides, and a float32 O accumulates in place.  An
+ * f16 or bf16 tensor is staged as float32 in dynamic shared memory, widened
+ * once per tile: a thread widens its own Q rows once per work item, the
+ * per-key phase widens the K and V tiles, and an f16 / bf16 O accumulates in
+ * float32 rows there and is rounded once (to nearest even) when finished.
+ * The staging takes room only for the tensors that need it. */
 
 #define ATTNC_TILE_FULL 1
 #define ATTNC_TILE_PARTIAL 2
@@ -61,11 +69,36 @@ typedef struct AttnCudaScratch {
     int64_t *col_slots; /* [COL_SLOTS][BK] (shared) */
 } AttnCudaScratch;
 
+/* The float32 staging of 16-bit tensors, after the low-rank columns in
+ * dynamic shared memory, in floats: Q rows [BQ][D] at *qf, the K tile
+ * [BK][D] at *kf, the V tile [BK][Dv] at *vf, O's accumulators [BQ][Dv] at
+ * *of, each only when that tensor is f16 or bf16; returns the total. */
+ATTNC_DEV int64_t attnc_cuda_staging(const AttnCall *c, int64_t *qf, int64_t *kf, int64_t *vf, int64_t *of) {
+    int64_t n = 0;
+    *qf = n;
+    n += c->q_elem ? ATTNC_BQ * c->D : 0;
+    *kf = n;
+    n += c->k_elem ? ATTNC_BK * c->D : 0;
+    *vf = n;
+    n += c->v_elem ? ATTNC_BK * c->Dv : 0;
+    *of = n;
+    n += c->o_elem ? ATTNC_BQ * c->Dv : 0;
+    return n;
+}
+
 /* Bytes of dynamic shared memory one block needs (host and device). */
 ATTNC_DEV int64_t attnc_cuda_dynamic_bytes(const AttnCall *c) {
-    int64_t lowrank_cols = 0;
+    int64_t lowrank_cols = 0, qf, kf, vf, of;
     /*@SCRATCH@*/
-    return (ATTNC_BQ + ATTNC_BK) * lowrank_cols * 4;
+    return ((ATTNC_BQ + ATTNC_BK) * lowrank_cols + attnc_cuda_staging(c, &qf, &kf, &vf, &of)) * 4;
+}
+
+/* dst[d] = src[d] widened to float32 for d < n; src holds f16 (elem 1) or bf16 (elem 2). */
+ATTNC_DEV void attnc_cuda_widen(const uint16_t *src, int32_t elem, int64_t n, float *dst) {
+    if (elem == 1)
+        for (int64_t d = 0; d < n; d++) dst[d] = attnc_f16_to_f32(src[d]);
+    else
+        for (int64_t d = 0; d < n; d++) dst[d] = attnc_bf16_to_f32(src[d]);
 }
 
 /* Work item (b, h, qt), run by the ATTNC_NT threads of a block: O and LSE of
@@ -77,11 +110,12 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
     const int64_t hk = h / (c->H / c->Hkv);
     const int64_t q0 = qt * ATTNC_BQ;
     const int64_t nr = c->Lq - q0 < ATTNC_BQ ? c->Lq - q0 : ATTNC_BQ;
-    const float *qtile = c->q + ((b * c->H + h) * c->Lq + q0) * D;
-    const float *khead = c->k + (b * c->Hkv + hk) * c->Lk * D;
-    const float *vhead = c->v + (b * c->Hkv + hk) * c->Lk * Dv;
-    float *orows = c->o + ((b * c->H + h) * c->Lq + q0) * Dv;
-    float *lserows = c->lse ? c->lse + (b * c->H + h) * c->Lq + q0 : (float *)0;
+    /* offsets in elements of Q's first row, K's and V's head, O's first row, LSE's first row */
+    const int64_t qat = b * c->q_stride[0] + h * c->q_stride[1] + q0 * c->q_stride[2], qs = c->q_stride[2];
+    const int64_t kat = b * c->k_stride[0] + hk * c->k_stride[1], ks = c->k_stride[2];
+    const int64_t vat = b * c->v_stride[0] + hk * c->v_stride[1], vs = c->v_stride[2];
+    const int64_t oat = b * c->o_stride[0] + h * c->o_stride[1] + q0 * c->o_stride[2], os = c->o_stride[2];
+    float *lserows = c->lse ? c->lse + b * c->lse_stride[0] + h * c->lse_stride[1] + q0 * c->lse_stride[2] : (float *)0;
     int64_t lowrank_cols = 0;
     (void)hk;
     /*@HEAD@*/
@@ -97,6 +131,10 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
     sc.lse_off = sm_lse_off;
     sc.qlr = dyn;
     sc.klr = dyn + ATTNC_BQ * lowrank_cols;
+    int64_t qf_at, kf_at, vf_at, of_at;
+    attnc_cuda_staging(c, &qf_at, &kf_at, &vf_at, &of_at);
+    float *stage = dyn + (ATTNC_BQ + ATTNC_BK) * lowrank_cols;
+    float *qf = stage + qf_at, *kf = stage + kf_at, *vf = stage + vf_at, *of = stage + of_at;
     sc.row_slots = sm_row_slots;
     sc.col_slots = sm_col_slots;
     (void)sc;
@@ -110,8 +148,9 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
     ATTNC_THREADS_BEGIN(t)
     for (int64_t i = t; i < nr; i += ATTNC_NT) {
         const int64_t q = q0 + i;
-        float *orow = orows + i * Dv;
+        float *orow = c->o_elem ? of + i * Dv : c->o + oat + i * os;
         (void)q;
+        if (c->q_elem) attnc_cuda_widen((const uint16_t *)c->q + qat + i * qs, c->q_elem, D, qf + i * D);
 #if ATTNC_SOFTMAX
         sm_m[i] = -attnc_inf();
 #endif
@@ -131,13 +170,17 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
         const int64_t k0 = (c->row_start ? (int64_t)c->tile_kv[e] : e) * ATTNC_BK;
         const int mode = c->row_start ? c->tile_mode[e] : ATTNC_TILE_PARTIAL;
         const int64_t nc = c->Lk - k0 < ATTNC_BK ? c->Lk - k0 : ATTNC_BK;
-        const float *ktile = khead + k0 * D, *vtile = vhead + k0 * Dv;
+        /* the tile's K and V rows as float32: in place, or staged (widened below) */
+        const float *ktile = c->k_elem ? kf : c->k + kat + k0 * ks, *vtile = c->v_elem ? vf : c->v + vat + k0 * vs;
+        const int64_t kld = c->k_elem ? D : ks, vld = c->v_elem ? Dv : vs;
 
-        /* phase: the tile's per-key values */
+        /* phase: the tile's per-key values, and its 16-bit K and V rows widened */
         ATTNC_THREADS_BEGIN(t)
         for (int64_t j = t; j < nc; j += ATTNC_NT) {
             const int64_t kv = k0 + j;
             (void)kv;
+            if (c->k_elem) attnc_cuda_widen((const uint16_t *)c->k + kat + kv * ks, c->k_elem, D, kf + j * D);
+            if (c->v_elem) attnc_cuda_widen((const uint16_t *)c->v + vat + kv * vs, c->v_elem, Dv, vf + j * Dv);
             /*@COL@*/
         }
         ATTNC_THREADS_END
@@ -146,8 +189,8 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
         ATTNC_THREADS_BEGIN(t)
         for (int64_t i = t; i < nr; i += ATTNC_NT) {
             const int64_t q = q0 + i;
-            const float *qrow = qtile + i * D;
-            float *orow = orows + i * Dv;
+            const float *qrow = c->q_elem ? qf + i * D : c->q + qat + i * qs;
+            float *orow = c->o_elem ? of + i * Dv : c->o + oat + i * os;
             float srow[ATTNC_BK];
 #if ATTNC_LOWRANK
             float lrow[ATTNC_BK];
@@ -156,7 +199,7 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
             (void)q;
             /* dot products, and the low-rank bias terms over their extra columns */
             for (int64_t j = 0; j < nc; j++) {
-                const float *krow = ktile + j * D;
+                const float *krow = ktile + j * kld;
                 float dot = 0.0f;
                 for (int64_t d = 0; d < D; d++) dot += qrow[d] * krow[d];
                 srow[j] = dot;
@@ -219,7 +262,7 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
             for (int64_t d = 0; d < Dv; d++) {
                 float a = orow[d];
                 for (int64_t j = 0; j < nc; j++)
-                    if (srow[j] != 0.0f) a += srow[j] * vtile[j * Dv + d];
+                    if (srow[j] != 0.0f) a += srow[j] * vtile[j * vld + d];
                 orow[d] = a;
             }
         }
@@ -230,7 +273,7 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
     ATTNC_THREADS_BEGIN(t)
     for (int64_t i = t; i < nr; i += ATTNC_NT) {
         const float off = sc.lse_off[i];
-        float *orow = orows + i * Dv;
+        float *orow = c->o_elem ? of + i * Dv : c->o + oat + i * os;
         int empty = !sm_any[i] || (ATTNC_LSE_OFFSET && (off != off || off == -attnc_inf()));
         float lse;
 #if ATTNC_SOFTMAX
@@ -241,7 +284,12 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
         for (int64_t d = 0; d < Dv; d++) orow[d] = empty ? 0.0f : orow[d];
         lse = logf(sm_l[i]);
 #endif
-        if (lserows) lserows[i] = empty ? -attnc_inf() : lse;
+        if (c->o_elem) { /* rounded once into O */
+            uint16_t *out = (uint16_t *)c->o + oat + i * os;
+            for (int64_t d = 0; d < Dv; d++)
+                out[d] = c->o_elem == 1 ? attnc_f32_to_f16(orow[d]) : attnc_f32_to_bf16(orow[d]);
+        }
+        if (lserows) lserows[i * c->lse_stride[2]] = empty ? -attnc_inf() : lse;
     }
     ATTNC_THREADS_END
     return fault;

@@ -9,10 +9,28 @@
  * copies (it sees only the prototypes: ATTNC_DENSE_PROTOTYPES_ONLY):
  * libtcc neither vectorises nor keeps values in registers, and these loops
  * are where the time goes, while only the element code differs between
- * attentions.  Before this text: int64_t, exp2f, attnc_inf() and ATTNC_DENSE_API. */
+ * attentions.  Before this text: int64_t, int32_t, uint16_t, exp2f, attnc_inf(),
+ * ATTNC_DENSE_API and (for the definitions) base/half.h's conversions.
+ *
+ * Q, K and V may be stored as f16 or bf16 (elem 1 or 2, attnc.h's
+ * attnc_elem) and with a row stride other than their width: the tile
+ * routines take a leading dimension, and the 16-bit formats are widened to
+ * float32 once per tile (attnc_dense_widen, or the transpose of K), so the
+ * products always run over float32. */
 
-/* dst[c * ld_dst + r] = src[r * cols + c] for r < rows, 0 for rows <= r < ld_dst. */
-ATTNC_DENSE_API void attnc_dense_transpose(const float *src, int64_t rows, int64_t cols, int64_t ld_dst, float *dst);
+/* dst[c * ld_dst + r] = src[r * ld_src + c] for r < rows, 0 for rows <= r <
+ * ld_dst; src holds float32 (elem 0) or f16 / bf16 (elem 1 / 2) values,
+ * widened exactly. */
+ATTNC_DENSE_API void attnc_dense_transpose(const void *src, int32_t elem, int64_t rows, int64_t cols, int64_t ld_src,
+                                           int64_t ld_dst, float *dst);
+
+/* dst[r * cols + c] = src[r * ld_src + c] widened to float32 for r < rows and
+ * c < cols; src holds f16 (elem 1) or bf16 (elem 2) values. */
+ATTNC_DENSE_API void attnc_dense_widen(const uint16_t *src, int32_t elem, int64_t rows, int64_t cols, int64_t ld_src,
+                                       float *dst);
+
+/* dst[c] = src[c] rounded to f16 (elem 1) or bf16 (elem 2), to nearest even, for c < n. */
+ATTNC_DENSE_API void attnc_dense_narrow(const float *src, int64_t n, int32_t elem, uint16_t *dst);
 
 /* s[i * ld + j] = sum over d < depth of a[i * lda + d] * bt[d * ld + j], for
  * i < nr and j < ld (bt is B transposed: the products run along j). */
@@ -29,18 +47,45 @@ ATTNC_DENSE_API void attnc_dense_softmax(float *s, int64_t nr, int64_t nc, int64
 /* l[i] += the first nc weights of row i of s (a `weight` clause). */
 ATTNC_DENSE_API void attnc_dense_weights(const float *s, int64_t nr, int64_t nc, int64_t ld, float *l);
 
-/* acc[i * dv + d] += sum over j < nc of p[i * ld + j] * v[j * dv + d]. */
-ATTNC_DENSE_API void attnc_dense_pv(const float *p, int64_t nr, int64_t nc, int64_t ld, const float *v, int64_t dv,
-                                    float *acc);
+/* acc[i * dv + d] += sum over j < nc of p[i * ld + j] * v[j * ldv + d]. */
+ATTNC_DENSE_API void attnc_dense_pv(const float *p, int64_t nr, int64_t nc, int64_t ld, const float *v, int64_t ldv,
+                                    int64_t dv, float *acc);
 
 #ifndef ATTNC_DENSE_PROTOTYPES_ONLY
 
-ATTNC_DENSE_API void attnc_dense_transpose(const float *src, int64_t rows, int64_t cols, int64_t ld_dst, float *dst) {
+ATTNC_DENSE_API void attnc_dense_transpose(const void *src, int32_t elem, int64_t rows, int64_t cols, int64_t ld_src,
+                                           int64_t ld_dst, float *dst) {
+    const float *f = (const float *)src;
+    const uint16_t *h = (const uint16_t *)src;
     for (int64_t c = 0; c < cols; c++) {
         float *out = dst + c * ld_dst;
-        for (int64_t r = 0; r < rows; r++) out[r] = src[r * cols + c];
+        if (elem == 0)
+            for (int64_t r = 0; r < rows; r++) out[r] = f[r * ld_src + c];
+        else if (elem == 1)
+            for (int64_t r = 0; r < rows; r++) out[r] = attnc_f16_to_f32(h[r * ld_src + c]);
+        else
+            for (int64_t r = 0; r < rows; r++) out[r] = attnc_bf16_to_f32(h[r * ld_src + c]);
         for (int64_t r = rows; r < ld_dst; r++) out[r] = 0.0f;
     }
+}
+
+ATTNC_DENSE_API void attnc_dense_widen(const uint16_t *src, int32_t elem, int64_t rows, int64_t cols, int64_t ld_src,
+                                       float *dst) {
+    for (int64_t r = 0; r < rows; r++) {
+        const uint16_t *in = src + r * ld_src;
+        float *out = dst + r * cols;
+        if (elem == 1)
+            for (int64_t c = 0; c < cols; c++) out[c] = attnc_f16_to_f32(in[c]);
+        else
+            for (int64_t c = 0; c < cols; c++) out[c] = attnc_bf16_to_f32(in[c]);
+    }
+}
+
+ATTNC_DENSE_API void attnc_dense_narrow(const float *src, int64_t n, int32_t elem, uint16_t *dst) {
+    if (elem == 1)
+        for (int64_t c = 0; c < n; c++) dst[c] = attnc_f32_to_f16(src[c]);
+    else
+        for (int64_t c = 0; c < n; c++) dst[c] = attnc_f32_to_bf16(src[c]);
 }
 
 #ifndef ATTNC_DENSE_HELPERS /* what a second inclusion (backends/c/jit_dense.c) must not repeat */
@@ -171,8 +216,8 @@ ATTNC_DENSE_API void attnc_dense_weights(const float *s, int64_t nr, int64_t nc,
 
 /* A block of 4 rows by 16 columns of acc stays in registers while j runs;
  * a key whose p is 0 in all four rows (masked) is skipped. */
-ATTNC_DENSE_API void attnc_dense_pv(const float *p, int64_t nr, int64_t nc, int64_t ld, const float *v, int64_t dv,
-                                    float *acc) {
+ATTNC_DENSE_API void attnc_dense_pv(const float *p, int64_t nr, int64_t nc, int64_t ld, const float *v, int64_t ldv,
+                                    int64_t dv, float *acc) {
     int64_t i = 0;
     for (; i + ATTNC_DENSE_ROWS <= nr; i += ATTNC_DENSE_ROWS) {
         const float *p0 = p + i * ld, *p1 = p0 + ld, *p2 = p1 + ld, *p3 = p2 + ld;
@@ -188,7 +233,7 @@ ATTNC_DENSE_API void attnc_dense_pv(const float *p, int64_t nr, int64_t nc, int6
             for (int64_t j = 0; j < nc; j++) {
                 const float x0 = p0[j], x1 = p1[j], x2 = p2[j], x3 = p3[j];
                 if (x0 == 0.0f && x1 == 0.0f && x2 == 0.0f && x3 == 0.0f) continue;
-                const float *w = v + j * dv + d;
+                const float *w = v + j * ldv + d;
                 for (int k = 0; k < ATTNC_DENSE_COLS; k++) {
                     c0[k] += x0 * w[k];
                     c1[k] += x1 * w[k];
@@ -209,7 +254,7 @@ ATTNC_DENSE_API void attnc_dense_pv(const float *p, int64_t nr, int64_t nc, int6
             for (int64_t d = blocked; d < dv; d++) {
                 float c = arow[d];
                 for (int64_t j = 0; j < nc; j++)
-                    if (prow[j] != 0.0f) c += prow[j] * v[j * dv + d];
+                    if (prow[j] != 0.0f) c += prow[j] * v[j * ldv + d];
                 arow[d] = c;
             }
         }
@@ -220,7 +265,7 @@ ATTNC_DENSE_API void attnc_dense_pv(const float *p, int64_t nr, int64_t nc, int6
         for (int64_t j = 0; j < nc; j++) {
             const float x = prow[j];
             if (x == 0.0f) continue;
-            const float *restrict w = v + j * dv;
+            const float *restrict w = v + j * ldv;
             for (int64_t k = 0; k < dv; k++) o[k] += x * w[k];
         }
     }

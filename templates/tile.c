@@ -21,6 +21,13 @@
  *   attnc_inf()            +infinity as a float
  * and the AttnCall of middle/kernel_abi.h and the functions of dense.c.
  *
+ * Layouts (the AttnCall's elem and stride fields): a float32 Q, K or V is
+ * read in place, row by row with its L stride; an f16 or bf16 one is
+ * widened to float32 once per tile (Q's rows once per work item into sc.qf,
+ * each K tile while it is transposed into sc.kt, each V tile into sc.vf),
+ * so the dense code always runs over float32.  O's rows are written with
+ * O's strides, rounded once to its element type; LSE with its strides.
+ *
  * The holes, and what each sees:
  *   HEAD      once per work item: call-level and (b, h)-level values; sets
  *             lowrank_cols (the Q/K columns of low-rank bias terms)
@@ -57,6 +64,8 @@ typedef struct AttnScratch {
     float *s;            /* [BQ][BK] dot products, then scores, then probabilities */
     float *lr;           /* [BQ][BK] the low-rank bias term of each element */
     float *kt;           /* [D][BK] the K tile, transposed */
+    float *qf;           /* [BQ][D] the Q rows widened to float32 (an f16 / bf16 Q only) */
+    float *vf;           /* [BK][Dv] the V tile widened to float32 (an f16 / bf16 V only) */
     float *qlr;          /* [BQ][lowrank_cols] low-rank columns of the Q rows */
     float *klr;          /* [lowrank_cols][BK] low-rank columns of the K tile, transposed */
     int64_t *row_slots;  /* [ROW_SLOTS][BQ] */
@@ -82,6 +91,8 @@ static int64_t attnc_scratch_layout(const AttnCall *c, int64_t lowrank_cols, cha
     /* whenever the element code reads lrow, even when this call's counts are all 0 */
     sc->lr = (float *)attnc_take(base, &off, ATTNC_LOWRANK ? ATTNC_BQ * ATTNC_BK * 4 : 0);
     sc->kt = (float *)attnc_take(base, &off, c->D * ATTNC_BK * 4);
+    sc->qf = (float *)attnc_take(base, &off, c->q_elem ? ATTNC_BQ * c->D * 4 : 0);
+    sc->vf = (float *)attnc_take(base, &off, c->v_elem ? ATTNC_BK * c->Dv * 4 : 0);
     sc->qlr = (float *)attnc_take(base, &off, ATTNC_BQ * lowrank_cols * 4);
     sc->klr = (float *)attnc_take(base, &off, lowrank_cols * ATTNC_BK * 4);
     sc->row_slots = (int64_t *)attnc_take(base, &off, ATTNC_ROW_SLOTS * ATTNC_BQ * 8);
@@ -106,17 +117,26 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
     const int64_t hk = h / (c->H / c->Hkv);
     const int64_t q0 = qt * ATTNC_BQ;
     const int64_t nr = c->Lq - q0 < ATTNC_BQ ? c->Lq - q0 : ATTNC_BQ;
-    const float *qtile = c->q + ((b * c->H + h) * c->Lq + q0) * D;
-    const float *khead = c->k + (b * c->Hkv + hk) * c->Lk * D;
-    const float *vhead = c->v + (b * c->Hkv + hk) * c->Lk * Dv;
-    float *orows = c->o + ((b * c->H + h) * c->Lq + q0) * Dv;
-    float *lserows = c->lse ? c->lse + (b * c->H + h) * c->Lq + q0 : (float *)0;
+    /* offsets in elements of Q's first row, K's and V's head, O's first row, LSE's first row */
+    const int64_t qat = b * c->q_stride[0] + h * c->q_stride[1] + q0 * c->q_stride[2];
+    const int64_t kat = b * c->k_stride[0] + hk * c->k_stride[1], ks = c->k_stride[2];
+    const int64_t vat = b * c->v_stride[0] + hk * c->v_stride[1], vs = c->v_stride[2];
+    const int64_t oat = b * c->o_stride[0] + h * c->o_stride[1] + q0 * c->o_stride[2], os = c->o_stride[2];
+    float *lserows = c->lse ? c->lse + b * c->lse_stride[0] + h * c->lse_stride[1] + q0 * c->lse_stride[2] : (float *)0;
     int64_t lowrank_cols = 0;
     (void)hk;
     /*@HEAD@*/
     AttnScratch sc;
     attnc_scratch_layout(c, lowrank_cols, (char *)scratch, &sc);
     /*@SLOTS@*/
+    /* the Q rows as float32 with their leading dimension: in place, or widened once */
+    const float *qtile = c->q + qat;
+    int64_t qld = c->q_stride[2];
+    if (c->q_elem) {
+        attnc_dense_widen((const uint16_t *)c->q + qat, c->q_elem, nr, D, qld, sc.qf);
+        qtile = sc.qf;
+        qld = D;
+    }
 #if ATTNC_LOWRANK
     /* every low-rank group is empty in this call (R = 0): no tile computes lr, the term is 0 */
     if (lowrank_cols == 0)
@@ -151,7 +171,11 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
         const int64_t k0 = (c->row_start ? (int64_t)c->tile_kv[e] : e) * ATTNC_BK;
         const int mode = c->row_start ? c->tile_mode[e] : ATTNC_TILE_PARTIAL;
         const int64_t nc = c->Lk - k0 < ATTNC_BK ? c->Lk - k0 : ATTNC_BK;
-        const float *ktile = khead + k0 * D, *vtile = vhead + k0 * Dv;
+        /* the K tile (transposed below) and the V tile as float32: in place, or widened */
+        const void *ktile = c->k_elem ? (const void *)((const uint16_t *)c->k + kat + k0 * ks)
+                                      : (const void *)(c->k + kat + k0 * ks);
+        const float *vtile = c->v + vat + k0 * vs;
+        int64_t vld = vs;
 
         for (int64_t j = 0; j < nc; j++) {
             const int64_t kv = k0 + j;
@@ -160,8 +184,8 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
         }
         /* S = Q_tile . K_tile^T over K transposed, so the products run
          * along kv in vector lanes; columns past the last key are zero */
-        attnc_dense_transpose(ktile, nc, D, ATTNC_BK, sc.kt);
-        attnc_dense_qk(qtile, D, nr, D, sc.kt, ATTNC_BK, sc.s);
+        attnc_dense_transpose(ktile, c->k_elem, nc, D, ks, ATTNC_BK, sc.kt);
+        attnc_dense_qk(qtile, qld, nr, D, sc.kt, ATTNC_BK, sc.s);
         /* low-rank bias terms: the same product over their extra columns */
         if (lowrank_cols > 0) {
             for (int64_t r = 0; r < lowrank_cols; r++)
@@ -218,14 +242,21 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
 #else
         attnc_dense_weights(sc.s, nr, nc, ATTNC_BK, sc.l);
 #endif
-        attnc_dense_pv(sc.s, nr, nc, ATTNC_BK, vtile, Dv, sc.acc);
+        if (c->v_elem) {
+            attnc_dense_widen((const uint16_t *)c->v + vat + k0 * vs, c->v_elem, nc, Dv, vs, sc.vf);
+            vtile = sc.vf;
+            vld = Dv;
+        }
+        attnc_dense_pv(sc.s, nr, nc, ATTNC_BK, vtile, vld, Dv, sc.acc);
     }
 
-    /* O and LSE; a row that kept nothing gives O = 0 and LSE = -inf */
+    /* O and LSE; a row that kept nothing gives O = 0 and LSE = -inf.  A
+     * float32 O row is written in place; an f16 / bf16 one is finished in
+     * its accumulator row, then rounded once into O. */
     for (int64_t i = 0; i < nr; i++) {
         const float off = sc.lse_off[i];
-        float *orow = orows + i * Dv;
-        const float *arow = sc.acc + i * Dv;
+        float *arow = sc.acc + i * Dv;
+        float *orow = c->o_elem ? arow : c->o + oat + i * os;
         int empty = !sc.any[i] || (ATTNC_LSE_OFFSET && (off != off || off == -attnc_inf()));
         float lse;
 #if ATTNC_SOFTMAX
@@ -236,7 +267,8 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
         for (int64_t d = 0; d < Dv; d++) orow[d] = empty ? 0.0f : arow[d];
         lse = logf(sc.l[i]);
 #endif
-        if (lserows) lserows[i] = empty ? -attnc_inf() : lse;
+        if (c->o_elem) attnc_dense_narrow(arow, Dv, c->o_elem, (uint16_t *)c->o + oat + i * os);
+        if (lserows) lserows[i * c->lse_stride[2]] = empty ? -attnc_inf() : lse;
     }
     return 0;
 }

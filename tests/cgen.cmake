@@ -5,8 +5,9 @@
 # called through its documented entry point; the JIT's own error paths.
 # Every comparison is against the reference interpreter (tests/test_cgen.c).
 if(ATTNC_HAVE_TCC_JIT)
-  add_executable(test_cgen ${PROJECT_SOURCE_DIR}/tests/test_cgen.c)
+  add_executable(test_cgen ${PROJECT_SOURCE_DIR}/tests/test_cgen.c ${PROJECT_SOURCE_DIR}/tests/layouts.c)
   target_compile_options(test_cgen PRIVATE ${ATTNC_WARNINGS})
+  target_include_directories(test_cgen PRIVATE ${PROJECT_SOURCE_DIR}/base)
   target_link_libraries(test_cgen PRIVATE attnc_test_support ${CMAKE_DL_LIBS} Threads::Threads)
   add_test(NAME cgen/unit COMMAND test_cgen --unit)
 
@@ -25,6 +26,46 @@ if(ATTNC_HAVE_TCC_JIT)
 
   set(ex ${PROJECT_SOURCE_DIR}/examples)
   set(own ${PROJECT_SOURCE_DIR}/tests/cgen/variants.attn)
+
+  # layout_case(NAME SPEC ARGS... AOT LAYOUTS...): tcc and cuda-emu with each
+  # layout of tests/layouts.c (f16 / bf16 Q, K, V, O; [B,L,H,D]; slices of a
+  # fused QKV buffer; gaps between the rows of every tensor, O and LSE
+  # included), and ahead of time with the layouts after AOT.  Shapes keep
+  # Lq == Lk and D == Dv, which the fused buffer needs.
+  set(all_layouts f16 bf16 blhd blhd_bf16 fused fused_f16 gaps gaps_mixed)
+  function(layout_case name spec)
+    list(FIND ARGN AOT at)
+    list(SUBLIST ARGN 0 ${at} args)
+    math(EXPR after "${at} + 1")
+    set(aot_layouts "")
+    list(LENGTH ARGN count)
+    if(after LESS count)
+      list(SUBLIST ARGN ${after} -1 aot_layouts)
+    endif()
+    foreach(layout ${all_layouts})
+      add_test(NAME cgen/layout/tcc/${name}/${layout} COMMAND test_cgen ${spec} ${args} --threads 2 --backend tcc
+               --layout ${layout})
+      add_test(NAME cgen/layout/cuda-emu/${name}/${layout} COMMAND test_cgen ${spec} ${args} --threads 2
+               --backend cuda-emu --layout ${layout})
+    endforeach()
+    foreach(layout ${aot_layouts})
+      set(work ${CMAKE_CURRENT_BINARY_DIR}/aot/layout-${name}-${layout})
+      file(MAKE_DIRECTORY ${work})
+      add_test(NAME cgen/layout/aot/${name}/${layout} COMMAND test_cgen ${spec} ${args} --layout ${layout}
+               --aot $<TARGET_FILE:attnc> cc ${work})
+    endforeach()
+  endfunction()
+  layout_case(causal ${ex}/causal.attn --variant causal_top_left --shape B=2,H=4,Hkv=2,Lq=67,Lk=67,D=24,Dv=24
+              --tile 16x32 AOT blhd_bf16 gaps_mixed fused_f16)
+  layout_case(alibi ${ex}/alibi.attn --variant alibi_causal --shape B=1,H=4,Hkv=1,Lq=50,Lk=50,D=20,Dv=20 AOT)
+  layout_case(low_rank ${ex}/low_rank_bias.attn --variant flashbias_low_rank --param rank=5
+              --shape B=2,H=2,Hkv=2,Lq=45,Lk=45,D=16,Dv=16 --tile 16x16 AOT gaps_mixed)
+  layout_case(document ${ex}/document.attn --variant document_causal --int-range doc=0,4
+              --shape B=2,H=4,Hkv=4,Lq=37,Lk=37,D=16,Dv=16 --tile 16x16 AOT blhd_bf16)
+  layout_case(softcap ${ex}/softcap.attn --variant softcap_causal --param cap=1.5
+              --shape B=2,H=4,Hkv=2,Lq=48,Lk=48,D=16,Dv=16 AOT)
+  layout_case(sigmoid_weight ${ex}/sigmoid.attn --variant sigmoid_causal
+              --shape B=1,H=4,Hkv=4,Lq=48,Lk=48,D=16,Dv=16 --tile 16x16 AOT gaps)
   # ahead of time: a mask, a tensor bias, a low-rank sum, a weight clause,
   # a -D specialised param, an int tensor, nested sums
   cgen_case(causal_br_gqa AOT ${ex}/causal.attn --variant causal_bottom_right_aligned

@@ -85,6 +85,15 @@ int main(int argc, char **argv) {
     c.tensor_data = tensor_data;
     c.tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])tensor_shape;
     c.nqt = (c.Lq + c.bq - 1) / c.bq, c.nkt = (c.Lk + c.bk - 1) / c.bk;
+    /* float32 (elem 0, from the memset), contiguous: the launcher takes every stride as given */
+    const int64_t qs[4] = {c.H * c.Lq * c.D, c.Lq * c.D, c.D, 1}, ks[4] = {c.Hkv * c.Lk * c.D, c.Lk * c.D, c.D, 1};
+    const int64_t vs[4] = {c.Hkv * c.Lk * c.Dv, c.Lk * c.Dv, c.Dv, 1}, os[4] = {c.H * c.Lq * c.Dv, c.Lq * c.Dv, c.Dv, 1};
+    const int64_t ls[3] = {c.H * c.Lq, c.Lq, 1};
+    memcpy(c.q_stride, qs, sizeof qs);
+    memcpy(c.k_stride, ks, sizeof ks);
+    memcpy(c.v_stride, vs, sizeof vs);
+    memcpy(c.o_stride, os, sizeof os);
+    memcpy(c.lse_stride, ls, sizeof ls);
     c.row_start = NULL; /* no tile map: every tile visited, masks evaluated */
     /* float32, contiguous [B, H, L, D] (kernel ABI 3 takes the strides from the call) */
     int64_t *strides[4] = {c.q_stride, c.k_stride, c.v_stride, c.o_stride};

@@ -18,6 +18,13 @@
  * NAME.h), a small glue file that fills NAME_args by field name, both
  * compiled by `CC -O2 -std=c99` into a shared object that is loaded here and
  * called through NAME_attention: the documented entry point, as a user would.
+ * --layout NAME (tests/layouts.h): Q, K, V, O and LSE stored in that layout
+ * (f16 / bf16, [B,L,H,D], a fused QKV buffer, gaps between rows), for the
+ * backend (attnc_kernel_run_layout) or the AOT entry point (its elem and
+ * stride fields); the interpreter runs on the same rounded inputs in
+ * float32, contiguous.  A 16-bit O must be the reference rounded to nearest
+ * even (layout_compare_o); the bytes between O's and LSE's elements must
+ * stay untouched.
  * --masked-rows: the shape must leave some rows fully masked (LSE = -inf), so
  * that the test is known to exercise them.
  * --expect-fault: the call must fail with a runtime error of the spec: the
@@ -34,6 +41,7 @@
 #include <string.h>
 
 #include "attnc.h"
+#include "layouts.h"
 #include "support.h"
 #include "tcc_backend.h"
 
@@ -50,6 +58,7 @@ typedef struct Test {
     char range_name[MAX_ITEMS][64];
     int range_lo[MAX_ITEMS], range_hi[MAX_ITEMS], nranges;
     int tile_q, tile_k, threads, masked_rows, expect_fault, aot;
+    const char *layout; /* --layout NAME, or NULL */
 } Test;
 
 
@@ -77,7 +86,7 @@ static int parse_shape(const char *text, attnc_sizes *sz) {
 
 static int usage(void) {
     fprintf(stderr, "usage: test_cgen SPEC --variant NAME --shape ... [--param N=V]... [-D N=V]... "
-                    "[--int-range T=LO,HI]... [--tile BQxBK] [--threads N] [--masked-rows] "
+                    "[--int-range T=LO,HI]... [--tile BQxBK] [--threads N] [--layout NAME] [--masked-rows] "
                     "(--backend tcc|cuda-emu|llvm|refplan | --aot ATTNC CC WORKDIR) | test_cgen --unit\n");
     return 2;
 }
@@ -102,6 +111,7 @@ static int parse_test_args(int argc, char **argv, Test *t) {
         else if (!strcmp(a, "--param") && t->nparams < MAX_ITEMS) t->params[t->nparams++] = v;
         else if (!strcmp(a, "-D") && t->ndefines < MAX_ITEMS) t->defines[t->ndefines++] = v;
         else if (!strcmp(a, "--threads")) t->threads = atoi(v);
+        else if (!strcmp(a, "--layout")) t->layout = v;
         else if (!strcmp(a, "--tile")) {
             if (sscanf(v, "%dx%d", &t->tile_q, &t->tile_k) != 2) return 0;
         } else if (!strcmp(a, "--int-range") && t->nranges < MAX_ITEMS) {
@@ -189,7 +199,8 @@ static char *read_text(const char *path) {
 }
 
 typedef int (*GlueFn)(const int64_t *sizes, const float *q, const float *k, const float *v, float *o, float *lse,
-                      const attnc_param *params, const void *const *tensors, const int64_t (*shapes)[ATTNC_MAX_RANK]);
+                      const int32_t *elems, const int64_t (*strides)[4], const attnc_param *params,
+                      const void *const *tensors, const int64_t (*shapes)[ATTNC_MAX_RANK]);
 
 /* Emit, write the glue, compile and load: the glue function, or NULL with why. */
 static GlueFn build_aot(const Test *t, const attnc_kernel *k, void **lib, char *why, size_t n) {
@@ -220,10 +231,17 @@ static GlueFn build_aot(const Test *t, const attnc_kernel *k, void **lib, char *
     /* Param: the layout of attnc_param, without including attnc.h into the user's side */
     fprintf(g, "typedef struct { const char *name; int type; int64_t i; double f; int b; } Param;\n");
     fprintf(g, "int glue(const int64_t *sz, const float *q, const float *k, const float *v, float *o, float *lse,\n"
+               "         const int32_t *elem, const int64_t (*stride)[4],\n"
                "         const Param *p, const void *const *t, const int64_t (*shape)[8]) {\n");
     fprintf(g, "    %s_args a;\n    memset(&a, 0, sizeof a);\n", V);
     fprintf(g, "    a.B = sz[0], a.H = sz[1], a.Hkv = sz[2], a.Lq = sz[3], a.Lk = sz[4], a.D = sz[5], a.Dv = sz[6];\n");
     fprintf(g, "    a.q = q, a.k = k, a.v = v, a.o = o, a.lse = lse;\n");
+    fprintf(g, "    a.q_elem = elem[0], a.k_elem = elem[1], a.v_elem = elem[2], a.o_elem = elem[3];\n"
+               "    memcpy(a.q_stride, stride[0], sizeof a.q_stride);\n"
+               "    memcpy(a.k_stride, stride[1], sizeof a.k_stride);\n"
+               "    memcpy(a.v_stride, stride[2], sizeof a.v_stride);\n"
+               "    memcpy(a.o_stride, stride[3], sizeof a.o_stride);\n"
+               "    memcpy(a.lse_stride, stride[4], sizeof a.lse_stride);\n");
     int np = attnc_kernel_param_count(k);
     for (int i = 0; i < np; i++) {
         attnc_type type;
@@ -281,6 +299,11 @@ static const char *run_test(const Test *t, char *why, size_t n) {
     if (!bad && !(ref = compile(t, spec, ATTNC_BACKEND_INTERP, why, n))) bad = why;
     if (!bad && !(k = compile(t, spec, t->aot ? ATTNC_BACKEND_INTERP : t->backend, why, n))) bad = why;
     if (!bad && !make_inputs(t, ref, &in, why, n)) bad = why;
+    /* a layout: the inputs the reference sees are what its buffers hold */
+    TestLayout tl;
+    memset(&tl, 0, sizeof tl);
+    if (!bad && t->layout && !layout_make(t->layout, sz, &tl, why, n)) bad = why;
+    if (!bad && t->layout && !layout_store_inputs(&tl, in.q, in.k, in.v)) bad = "out of memory";
     attnc_args args = {*sz, in.q, in.k, in.v, ro, rlse, in.params, in.nparams, in.tensors, in.ntensors};
     char ref_message[sizeof err.message] = "";
     attnc_status ref_status = bad ? ATTNC_OK : attnc_kernel_run(ref, &args, &err);
@@ -307,7 +330,16 @@ static const char *run_test(const Test *t, char *why, size_t n) {
                 if (!strcmp(in.params[j].name, name)) all[i] = in.params[j];
         }
         int64_t sizes[7] = {sz->B, sz->H, sz->Hkv, sz->Lq, sz->Lk, sz->D, sz->Dv};
-        int rc = glue ? glue(sizes, in.q, in.k, in.v, o, lse, all, tdata, (const int64_t(*)[ATTNC_MAX_RANK])shapes) : -1;
+        /* without a layout: every elem and stride field 0 (float32, contiguous) */
+        int32_t elems[4] = {tl.L.q.elem, tl.L.k.elem, tl.L.v.elem, tl.L.o.elem};
+        int64_t strides[5][4];
+        const attnc_layout *ls[5] = {&tl.L.q, &tl.L.k, &tl.L.v, &tl.L.o, &tl.L.lse};
+        for (int i = 0; i < 5; i++) memcpy(strides[i], ls[i]->stride, sizeof strides[i]);
+        int rc = !glue ? -1
+                 : t->layout ? glue(sizes, tl.at[TL_Q], tl.at[TL_K], tl.at[TL_V], tl.buf[TL_O], tl.buf[TL_LSE], elems,
+                                    (const int64_t(*)[4])strides, all, tdata, (const int64_t(*)[ATTNC_MAX_RANK])shapes)
+                             : glue(sizes, in.q, in.k, in.v, o, lse, elems, (const int64_t(*)[4])strides, all, tdata,
+                                    (const int64_t(*)[ATTNC_MAX_RANK])shapes);
         if (!glue) bad = why;
         else if (rc != (t->expect_fault ? 1 : 0)) {
             snprintf(why, n, "%s_attention returned %d", t->variant, rc);
@@ -316,7 +348,11 @@ static const char *run_test(const Test *t, char *why, size_t n) {
     } else if (!bad) {
         args.o = o;
         args.lse = lse;
-        attnc_status st = attnc_kernel_run(k, &args, &err);
+        if (t->layout) {
+            args.q = tl.at[TL_Q], args.k = tl.at[TL_K], args.v = tl.at[TL_V];
+            args.o = tl.buf[TL_O], args.lse = tl.buf[TL_LSE];
+        }
+        attnc_status st = attnc_kernel_run_layout(k, &args, t->layout ? &tl.L : NULL, &err);
         if (t->expect_fault && (st != ATTNC_ERR_RUNTIME || strcmp(err.message, ref_message) != 0)) {
             snprintf(why, n, "%s gives status %d '%.300s', the interpreter '%.300s'", attnc_backend_name(t->backend),
                      (int)st, st ? err.message : "", ref_message);
@@ -334,12 +370,18 @@ static const char *run_test(const Test *t, char *why, size_t n) {
     double worst = 0;
     int masked = 0;
     for (size_t i = 0; i < rows; i++) masked += rlse[i] == -INFINITY;
+    size_t mismatches = 0;
+    if (!bad && t->layout) bad = layout_load_outputs(&tl, o, lse, why, n);
     if (!bad) bad = compare_outputs(o, lse, ro, rlse, no, rows, CGEN_TOLERANCE, &worst, why, n);
+    if (!bad && tl.L.o.elem != ATTNC_ELEM_F32) bad = layout_compare_o(tl.L.o.elem, o, ro, no, &mismatches, why, n);
     if (!bad && t->masked_rows && masked == 0) bad = "no row is fully masked, but --masked-rows says some must be";
     if (!bad)
-        printf("ok %s %s: max relative error %.3g, %d of %zu rows fully masked\n", t->variant,
-               t->aot ? "ahead of time" : attnc_backend_name(t->backend), worst, masked, rows);
+        printf("ok %s %s%s%s: max relative error %.3g, %d of %zu rows fully masked, %zu of O's values across a "
+               "rounding boundary within float32 error\n",
+               t->variant, t->aot ? "ahead of time" : attnc_backend_name(t->backend), t->layout ? ", layout " : "",
+               t->layout ? t->layout : "", worst, masked, rows, mismatches);
 done:
+    layout_free(&tl);
     if (lib) dlclose(lib);
     free_inputs(&in);
     free(o);

@@ -33,6 +33,8 @@ extern const char attnc_kernel_abi_text[];
 extern const unsigned long attnc_kernel_abi_text_len;
 extern const char attnc_support_text[];
 extern const unsigned long attnc_support_text_len;
+extern const char attnc_half_text[];
+extern const unsigned long attnc_half_text_len;
 
 /* ---- templates/support.h ------------------------------------------------ */
 
@@ -145,6 +147,19 @@ void cemit_put_kernel_abi(StrBuf *out) {
     else sb_printf(out, "%s\n", abi);
 }
 
+void cemit_put_half(const char *qualifier, StrBuf *out) {
+    const char *t = attnc_half_text, *end = t + attnc_half_text_len;
+    while (t < end) {
+        const char *eol = memchr(t, '\n', (size_t)(end - t));
+        size_t len = eol ? (size_t)(eol - t) + 1 : (size_t)(end - t);
+        if (*t != '#') {
+            if (qualifier) put_replaced(out, t, len, "static inline", qualifier);
+            else sb_printf(out, "%.*s", (int)len, t);
+        }
+        t += len;
+    }
+}
+
 /* ---- the templates' holes ----------------------------------------------- */
 
 int cemit_fill_template(const char *tmpl, size_t tmpl_len, const CEmitHoles *h, const char *name, StrBuf *out) {
@@ -219,10 +234,19 @@ static void emit_header(const Plan *p, const char *used, StrBuf *out) {
               " *     ... the param_ and tensor_/shape_ fields below ...\n"
               " *     int status = %s_attention(&a);\n"
               " *\n"
-              " * Arrays are float32, row-major and contiguous: Q[B,H,Lq,D], K[B,Hkv,Lk,D],\n"
-              " * V[B,Hkv,Lk,Dv], O[B,H,Lq,Dv], LSE[B,H,Lq]; tensors are row-major with the\n"
-              " * shape given in shape_NAME (the shape the spec declares).  Query head h\n"
-              " * reads key/value head h / (H / Hkv).\n"
+              " * Arrays are by default float32, row-major and contiguous: Q[B,H,Lq,D],\n"
+              " * K[B,Hkv,Lk,D], V[B,Hkv,Lk,Dv], O[B,H,Lq,Dv], LSE[B,H,Lq].  The fields\n"
+              " * X_elem and X_stride (X = q, k, v, o; lse_stride) describe other storage:\n"
+              " * X_elem 0 float32, 1 f16 (IEEE binary16), 2 bf16 (16-bit data: cast its\n"
+              " * pointer to the field's type; LSE is always float32); X_stride the\n"
+              " * distances in elements between neighbours along [B, H, L, D] (K and V:\n"
+              " * Hkv, Lk; LSE: [B, H, Lq]), all zero: contiguous; rows must be\n"
+              " * contiguous (the D stride is taken as 1), so [B,L,H,D] views and slices\n"
+              " * of a fused QKV buffer work without a copy.  Products accumulate in\n"
+              " * float32; O is rounded once to its type (to nearest even); only O's\n"
+              " * elements are written (gaps between strided rows stay untouched).  Tensors\n"
+              " * are row-major with the shape given in shape_NAME (the shape the spec\n"
+              " * declares).  Query head h reads key/value head h / (H / Hkv).\n"
               " *\n"
               " * %s_attention runs every (batch, head, %d-row query tile) on the calling\n"
               " * thread and keeps no state, so several threads may call it at once.  It\n"
@@ -234,13 +258,17 @@ static void emit_header(const Plan *p, const char *used, StrBuf *out) {
               " * (a tensor index out of range or an int division by zero where the spec\n"
               " * evaluates it; O and LSE are then unspecified; libattnc's interpreter\n"
               " * names the element); 2 when the sizes or pointers are invalid (negative,\n"
-              " * H not a multiple of Hkv); 3 when out of memory. */\n",
+              " * H not a multiple of Hkv, an element type other than 0, 1, 2, a negative\n"
+              " * stride); 3 when out of memory. */\n",
               N, N, ATTNC_VERSION_TEXT, N, N, N, N, p->bq);
     sb_printf(out, "#ifndef ATTNC_%s_H\n#define ATTNC_%s_H\n#include <stdint.h>\n\n", N, N);
     sb_printf(out, "typedef struct %s_args {\n", N);
     sb_printf(out, "    int64_t B, H, Hkv, Lq, Lk, D, Dv;\n");
     sb_printf(out, "    const float *q, *k, *v;\n");
     sb_printf(out, "    float *o, *lse;\n");
+    sb_printf(out, "    int32_t q_elem, k_elem, v_elem, o_elem; /* 0 float32 (default), 1 f16, 2 bf16 */\n");
+    sb_printf(out, "    /* in elements along [B, H, L, D] (LSE: [B, H, Lq]); all zero: contiguous */\n");
+    sb_printf(out, "    int64_t q_stride[4], k_stride[4], v_stride[4], o_stride[4], lse_stride[3];\n");
     for (int i = 0; i < a->nparams; i++) {
         if (!used[i]) continue;
         const Decl *d = a->params[i];
@@ -271,11 +299,32 @@ static void emit_entry(const Plan *p, const char *used, StrBuf *out) {
     const Attention *a = p->attn;
     const char *N = a->name;
     sb_printf(out, "\n#ifndef ATTNC_JIT\n#include <stdlib.h>\n#include <string.h>\n\n");
+    sb_printf(out,
+              "/* A tensor's strides: the given ones, or with all zero those of a contiguous\n"
+              " * tensor of sizes n; rows are contiguous (the last is 1 for rank 4); 0 when\n"
+              " * one is negative. */\n"
+              "static int attnc_aot_strides(const int64_t *given, int rank, const int64_t *n, int64_t *out) {\n"
+              "    int zero = 1;\n"
+              "    for (int d = 0; d < rank; d++) {\n"
+              "        if (given[d] < 0) return 0;\n"
+              "        zero = zero && given[d] == 0;\n"
+              "    }\n"
+              "    int64_t s = 1;\n"
+              "    for (int d = rank - 1; d >= 0; d--) {\n"
+              "        out[d] = zero ? s : given[d];\n"
+              "        s *= n[d];\n"
+              "    }\n"
+              "    if (rank == 4) out[3] = 1;\n"
+              "    return 1;\n"
+              "}\n\n");
     sb_printf(out, "int %s_attention(const %s_args *a) {\n", N, N);
     sb_printf(out, "    if (!a || !a->q || !a->k || !a->v || !a->o) return 2;\n"
                    "    if (a->B < 0 || a->H < 0 || a->Hkv <= 0 || a->Lq < 0 || a->Lk < 0 || a->D < 0 || a->Dv < 0 ||\n"
                    "        a->H %% a->Hkv != 0)\n"
-                   "        return 2;\n");
+                   "        return 2;\n"
+                   "    const int32_t elems[4] = {a->q_elem, a->k_elem, a->v_elem, a->o_elem};\n"
+                   "    for (int t = 0; t < 4; t++)\n"
+                   "        if (elems[t] < 0 || elems[t] > 2) return 2;\n");
     sb_printf(out, "    AttnValue params[%d];\n", a->nparams + 1);
     sb_printf(out, "    const void *tensor_data[%d];\n", a->ntensors + 1);
     sb_printf(out, "    int64_t tensor_shape[%d][ATTNC_ABI_MAX_RANK];\n", a->ntensors + 1);
@@ -303,6 +352,13 @@ static void emit_entry(const Plan *p, const char *used, StrBuf *out) {
               "    memset(&c, 0, sizeof c);\n"
               "    c.B = a->B, c.H = a->H, c.Hkv = a->Hkv, c.Lq = a->Lq, c.Lk = a->Lk, c.D = a->D, c.Dv = a->Dv;\n"
               "    c.q = a->q, c.k = a->k, c.v = a->v, c.o = a->o, c.lse = a->lse;\n"
+              "    c.q_elem = a->q_elem, c.k_elem = a->k_elem, c.v_elem = a->v_elem, c.o_elem = a->o_elem;\n"
+              "    const int64_t qn[4] = {a->B, a->H, a->Lq, a->D}, kn[4] = {a->B, a->Hkv, a->Lk, a->D};\n"
+              "    const int64_t vn[4] = {a->B, a->Hkv, a->Lk, a->Dv}, on[4] = {a->B, a->H, a->Lq, a->Dv};\n"
+              "    if (!attnc_aot_strides(a->q_stride, 4, qn, c.q_stride) || !attnc_aot_strides(a->k_stride, 4, kn, c.k_stride) ||\n"
+              "        !attnc_aot_strides(a->v_stride, 4, vn, c.v_stride) || !attnc_aot_strides(a->o_stride, 4, on, c.o_stride) ||\n"
+              "        !attnc_aot_strides(a->lse_stride, 3, on, c.lse_stride))\n"
+              "        return 2;\n"
               "    c.params = params;\n"
               "    c.tensor_data = tensor_data;\n"
               "    c.tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])tensor_shape;\n"
@@ -352,8 +408,11 @@ static int emit_prologue(const Plan *p, const CEmitHoles *h, const char *used, S
     /* the dense loops: compiled here ahead of time; the JIT calls libattnc's -O3 copies */
     sb_printf(out, "#ifdef ATTNC_JIT\n#define ATTNC_DENSE_API\n#define ATTNC_DENSE_PROTOTYPES_ONLY\n#else\n"
                    "#define ATTNC_DENSE_API static inline\n"
-                   "#endif\n%.*s\n",
-              (int)attnc_dense_template_len, attnc_dense_template);
+                   "#endif\n");
+    /* base/half.h, which the dense loops' definitions call to widen and round 16-bit tensors */
+    sb_printf(out, "#ifndef ATTNC_JIT\n");
+    cemit_put_half(NULL, out);
+    sb_printf(out, "#endif\n%.*s\n", (int)attnc_dense_template_len, attnc_dense_template);
     return ok;
 }
 

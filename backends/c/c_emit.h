@@ -26,8 +26,9 @@
     X(expf) X(exp2f) X(logf) X(log2f) X(sqrtf) X(tanhf) X(erff) X(powf) X(floorf) X(ceilf) X(fmodf) X(fabsf) \
     X(memset) X(memcpy) X(memmove)
 /* ... and the dense loops of templates/dense.c (backends/c/jit_dense.c). */
-#define CEMIT_DENSE_FUNCTIONS(X) \
-    X(attnc_dense_transpose) X(attnc_dense_qk) X(attnc_dense_softmax) X(attnc_dense_weights) X(attnc_dense_pv)
+#define CEMIT_DENSE_FUNCTIONS(X)                                                                     \
+    X(attnc_dense_transpose) X(attnc_dense_qk) X(attnc_dense_softmax) X(attnc_dense_weights) X(attnc_dense_pv) \
+    X(attnc_dense_widen) X(attnc_dense_narrow)
 
 /* Append the C for p to out: the header of the entry point
  * `int NAME_attention(const NAME_args *)` (NAME: the attention's name), the
@@ -54,5 +55,10 @@ void cemit_put_helpers(const CEmitHoles *h, const char *qualifier, StrBuf *out);
 /* Append middle/kernel_abi.h (AttnCall) without its #include <stdint.h>:
  * the generated text gives the types itself. */
 void cemit_put_kernel_abi(StrBuf *out);
+
+/* Append base/half.h's conversions (float32 <-> f16 / bf16) without its
+ * preprocessor lines (include guard, #include <stdint.h>), with each
+ * `static inline` replaced by qualifier when not NULL. */
+void cemit_put_half(const char *qualifier, StrBuf *out);
 
 #endif

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "half.h"
+
 static inline float attnc_inf(void) { return INFINITY; }
 
 #define ATTNC_DENSE_API static
@@ -23,12 +25,16 @@ static inline float attnc_inf(void) { return INFINITY; }
 #define attnc_dense_softmax attnc_dense_softmax_avx2
 #define attnc_dense_weights attnc_dense_weights_avx2
 #define attnc_dense_pv attnc_dense_pv_avx2
+#define attnc_dense_widen attnc_dense_widen_avx2
+#define attnc_dense_narrow attnc_dense_narrow_avx2
 #include "dense.c"
 #undef attnc_dense_transpose
 #undef attnc_dense_qk
 #undef attnc_dense_softmax
 #undef attnc_dense_weights
 #undef attnc_dense_pv
+#undef attnc_dense_widen
+#undef attnc_dense_narrow
 #else
 #define ATTNC_HAVE_AVX2_COPY 0
 #endif
@@ -43,7 +49,8 @@ const void *jit_dense_function(const char *name) {
         const char *name;
         const void *portable, *avx2;
     } table[] = {ENTRY(attnc_dense_transpose), ENTRY(attnc_dense_qk), ENTRY(attnc_dense_softmax),
-                 ENTRY(attnc_dense_weights), ENTRY(attnc_dense_pv)};
+                 ENTRY(attnc_dense_weights), ENTRY(attnc_dense_pv), ENTRY(attnc_dense_widen),
+                 ENTRY(attnc_dense_narrow)};
 #undef ENTRY
     int avx2 = 0;
 #if ATTNC_HAVE_AVX2_COPY

@@ -179,4 +179,5 @@ const BackendImpl backend_tcc = {
     .compile = tcc_backend_compile,
     .release = tcc_backend_release,
     .emit = tcc_backend_emit,
+    .layouts = 1, /* f16 / bf16 and strides: templates/tile.c */
 };

@@ -42,9 +42,13 @@ static void emit_doc(const Plan *p, StrBuf *out) {
               " *   runtime-error checks (only when they cannot fire).\n"
               " * fault: a DEVICE int the kernel ORs 1 into when an element raises a runtime\n"
               " *   error of the spec (zero it first; O and LSE are then unspecified).\n"
-              " * Arrays are float32, row-major and contiguous: Q[B,H,Lq,D], K[B,Hkv,Lk,D],\n"
-              " * V[B,Hkv,Lk,Dv], O[B,H,Lq,Dv], LSE[B,H,Lq]; query head h reads key/value\n"
-              " * head h / (H / Hkv).  One block of %d threads per (b, h, q tile).\n"
+              " * Q[B,H,Lq,D], K[B,Hkv,Lk,D], V[B,Hkv,Lk,Dv], O[B,H,Lq,Dv] are float32 (elem\n"
+              " *   0), f16 (1) or bf16 (2) by call->q_elem .. o_elem, with strides in\n"
+              " *   elements call->q_stride .. o_stride along [B, H, L, D] (rows contiguous:\n"
+              " *   the D stride is 1; all four given, none zero-for-contiguous); LSE[B,H,Lq]\n"
+              " *   is float32 with lse_stride.  Products accumulate in float32; O is\n"
+              " *   rounded once to its type (to nearest even).  Query head h reads\n"
+              " *   key/value head h / (H / Hkv).  One block of %d threads per (b, h, q tile).\n"
               " * Returns 0 when the kernel is queued on `stream` (it runs asynchronously),\n"
               " * else a cudaError_t (cudaErrorInvalidValue for a bad call).\n",
               N, N, ATTNC_VERSION_TEXT, N, N, p->bq, p->bk, p->bq);
@@ -76,6 +80,7 @@ attnc_status cuda_emit_source(const Plan *p, StrBuf *out, attnc_error *err) {
         /* the helpers are written `static inline`: here they are host and device functions */
         ok = ok && cemit_put_support("inf", "ATTNC_DEV", out);
         cemit_put_helpers(&H, "ATTNC_DEV", out);
+        cemit_put_half("ATTNC_DEV", out); /* f16 / bf16 tensors are widened and O rounded with base/half.h */
         sb_printf(out, "\n");
         cemit_put_schedule_macros(p->sched, out);
         sb_printf(out, "#define ATTNC_NPARAMS %d\n#define ATTNC_NTENSORS %d\n", p->attn->nparams, p->attn->ntensors);

@@ -48,4 +48,5 @@ const BackendImpl backend_cuda_emu = {
     .compile = cuda_emu_compile,
     .release = cuda_emu_release,
     .emit = cuda_emu_emit,
+    .layouts = 1, /* f16 / bf16 and strides: templates/cuda_tile.cu */
 };
