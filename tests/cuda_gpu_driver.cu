@@ -87,7 +87,8 @@ int main(int argc, char **argv) {
     c.nqt = (c.Lq + c.bq - 1) / c.bq, c.nkt = (c.Lk + c.bk - 1) / c.bk;
     /* float32 (elem 0, from the memset), contiguous: the launcher takes every stride as given */
     const int64_t qs[4] = {c.H * c.Lq * c.D, c.Lq * c.D, c.D, 1}, ks[4] = {c.Hkv * c.Lk * c.D, c.Lk * c.D, c.D, 1};
-    const int64_t vs[4] = {c.Hkv * c.Lk * c.Dv, c.Lk * c.Dv, c.Dv, 1}, os[4] = {c.H * c.Lq * c.Dv, c.Lq * c.Dv, c.Dv, 1};
+    const int64_t vs[4] = {c.Hkv * c.Lk * c.Dv, c.Lk * c.Dv, c.Dv, 1};
+    const int64_t os[4] = {c.H * c.Lq * c.Dv, c.Lq * c.Dv, c.Dv, 1};
     const int64_t ls[3] = {c.H * c.Lq, c.Lq, 1};
     memcpy(c.q_stride, qs, sizeof qs);
     memcpy(c.k_stride, ks, sizeof ks);

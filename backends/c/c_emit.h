@@ -26,7 +26,7 @@
     X(expf) X(exp2f) X(logf) X(log2f) X(sqrtf) X(tanhf) X(erff) X(powf) X(floorf) X(ceilf) X(fmodf) X(fabsf) \
     X(memset) X(memcpy) X(memmove)
 /* ... and the dense loops of templates/dense.c (backends/c/jit_dense.c). */
-#define CEMIT_DENSE_FUNCTIONS(X)                                                                     \
+#define CEMIT_DENSE_FUNCTIONS(X)                                                                               \
     X(attnc_dense_transpose) X(attnc_dense_qk) X(attnc_dense_softmax) X(attnc_dense_weights) X(attnc_dense_pv) \
     X(attnc_dense_widen) X(attnc_dense_narrow)
 
