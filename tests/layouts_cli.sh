@@ -103,6 +103,8 @@ expect 3 "H = 9 is not a multiple of Hkv = 11" "$ATTNC" "${run[@]}" --q q.npy --
 # K [B, L, H, D] with V [B, H, L, D]
 expect 3 "V shape \[2, 2, 11, _\] does not match K \[2, 11, 2, _\]" "$ATTNC" "${run[@]}" --q qT.npy --k kT.npy --v v.npy -o bad.npy --backend interp --layout blhd
 expect 3 "must have 4 dimensions \[B, L, heads, D\]" "$ATTNC" "${run[@]}" --q slope.npy --k kT.npy --v vT.npy -o bad.npy --backend interp --layout blhd
+head -c 200 q16.npy >trunc16.npy
+expect 3 "truncated: expected 1152 bytes of data, found 72 .*<f2" "$ATTNC" "${run[@]}" --q trunc16.npy --k k.npy --v v.npy -o bad.npy --backend interp --dtype f16
 [ ! -e bad.npy ] || { echo "FAIL: a failed run left bad.npy"; fails=$((fails + 1)); }
 
 # diff: every backend against the interpreter on the same rounded inputs; backends without
