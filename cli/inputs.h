@@ -20,6 +20,17 @@ int status_exit(attnc_status st);
 /* Load and check o->file; prints diagnostics; 0 or an exit status. */
 int load_spec(const Options *o, attnc_spec **spec);
 
+/* ---- element types and layouts (--dtype, --layout) ---- */
+
+/* Bytes of one element of Q, K, V or O. */
+int elem_bytes(attnc_elem e);
+/* n elements of type `from` (f32 or f16) as type `to`: widened exactly,
+ * narrowed to nearest even; malloc'd (NULL: out of memory). */
+void *convert_elems(const void *src, attnc_elem from, attnc_elem to, size_t n);
+/* The layouts of a call whose Q, K, V and O are stored contiguously as
+ * elem, [B, H, L, D] or (blhd) [B, L, H, D]; LSE contiguous [B, H, Lq]. */
+void storage_layouts(const attnc_sizes *sz, attnc_elem elem, int blhd, attnc_layouts *out);
+
 /* --param and --tensor of o into in (tensors read from .npy files). */
 int bind_cli_params(const Options *o, const attnc_kernel *kern, RunInputs *in);
 void free_inputs(RunInputs *in);

@@ -16,15 +16,18 @@ static const char usage[] =
     "  attnc check FILE [--variant NAME]\n"
     "  attnc run   FILE [--variant NAME] --q Q.npy --k K.npy --v V.npy -o O.npy\n"
     "              [--lse LSE.npy] [--param NAME=VALUE]... [--tensor NAME=T.npy]...\n"
-    "              [--backend llvm|tcc|interp|cuda-emu] [--threads N]\n"
+    "              [--backend llvm|tcc|interp|cuda-emu] [--threads N] [--dtype f32|f16|bf16] [--layout bhld|blhd]\n"
     "  attnc emit  FILE [--variant NAME] --target ir|llvm-ir|asm|c|cuda [-D NAME=VALUE]... [-o OUT]\n"
     "              [--shape B=1,H=1,Hkv=1,Lq=4096,Lk=4096,D=64,Dv=64 [--param NAME=VALUE]... [--tensor NAME=T.npy]...]\n"
     "              [--tile BQxBK] [--dump-passes] [--separable-bias]\n"
     "  attnc diff  FILE [--variant NAME] [--shape B=1,H=4,Hkv=4,Lq=128,Lk=128,D=64,Dv=64]\n"
     "              [--param NAME=VALUE]... [--tensor NAME=T.npy]... [--int-range NAME=LO,HI]... [--seed N]\n"
-    "              [--backends llvm,tcc,refplan] [--threads N]\n"
+    "              [--backends llvm,tcc,refplan] [--threads N] [--dtype f32|f16|bf16] [--layout bhld|blhd]\n"
     "  attnc bench FILE [--variant NAME] --shape ... [--param NAME=VALUE]... [--tensor NAME=T.npy]...\n"
-    "              [--backend ...] [--threads N] [--reps N] [--tile BQxBK]\n";
+    "              [--backend ...] [--threads N] [--reps N] [--tile BQxBK] [--dtype ...] [--layout ...]\n"
+    "--dtype: Q, K, V and O stored as f32 (default), f16 or bf16 ('<f4' files are rounded to it, '<f2' files\n"
+    "  are f16); --layout blhd: Q, K, V and O are [B, L, H, D] (default bhld: [B, H, L, D]); LSE is [B, H, Lq];\n"
+    "  output files are '<f4'.\n";
 
 
 static int cmd_check(const Options *o) {
@@ -46,12 +49,23 @@ static int cmd_check(const Options *o) {
     return rc;
 }
 
-/* Read a float32 array of rank 4 named `what`. */
-static int load_qkv(const char *path, const char *what, npy_array *a) {
+/* Read Q, K or V (`what`): a rank-4 '<f4' or '<f2' array, stored as o->elem
+ * (a '<f4' file rounded to it, a '<f2' file widened for f32, as is for f16). */
+static int load_qkv(const Options *o, const char *path, const char *what, npy_array *a) {
     char msg[600];
-    if (npy_read(path, a, msg, sizeof msg)) return fail(EXIT_RUNTIME, "%s: %s", what, msg);
-    if (a->dtype != ATTNC_F32) return fail(EXIT_RUNTIME, "%s (%s) must be float32 ('<f4')", what, path);
-    if (a->rank != 4) return fail(EXIT_RUNTIME, "%s (%s) must have 4 dimensions [B, heads, L, D]", what, path);
+    if (npy_read_f16(path, a, msg, sizeof msg)) return fail(EXIT_RUNTIME, "%s: %s", what, msg);
+    if (a->dtype != ATTNC_F32) return fail(EXIT_RUNTIME, "%s (%s) must be float32 ('<f4') or f16 ('<f2')", what, path);
+    if (a->rank != 4)
+        return fail(EXIT_RUNTIME, o->blhd ? "%s (%s) must have 4 dimensions [B, L, heads, D]"
+                                          : "%s (%s) must have 4 dimensions [B, heads, L, D]", what, path);
+    if (a->f16 && o->elem == ATTNC_ELEM_BF16)
+        return fail(EXIT_USAGE, "%s (%s) is f16 ('<f2'): --dtype bf16 takes '<f4' files only", what, path);
+    attnc_elem from = a->f16 ? ATTNC_ELEM_F16 : ATTNC_ELEM_F32;
+    if (from == o->elem) return 0;
+    void *data = convert_elems(a->data, from, o->elem, a->count);
+    if (!data) return fail(EXIT_RUNTIME, "out of memory converting %s", what, NULL);
+    free(a->data);
+    a->data = data;
     return 0;
 }
 
@@ -72,6 +86,13 @@ static int check_qkv_shapes(const npy_array *q, const npy_array *k, const npy_ar
     return fail(EXIT_RUNTIME, "%s", buf, NULL);
 }
 
+/* The sizes of the call from Q, K, V's shapes in their layout. */
+static attnc_sizes sizes_of(const RunInputs *in, int blhd) {
+    const int64_t *q = in->q.shape, *k = in->k.shape, *v = in->v.shape;
+    int h = blhd ? 2 : 1, l = blhd ? 1 : 2;
+    return (attnc_sizes){q[0], q[h], k[h], q[l], k[l], q[3], v[3]};
+}
+
 /* Output files are opened (every destination checked) before anything is
  * written, and committed together: a failure leaves none of them behind. */
 static int open_outputs(const char *const *paths, int n, outfile **files) {
@@ -85,12 +106,13 @@ static void discard_outputs(outfile **files, int n) {
     for (int i = 0; i < n; i++) outfile_discard(files[i]);
 }
 
-/* files[0] gets O, files[1] (when --lse) the LSE. */
-static int write_outputs(outfile **files, int n, const attnc_sizes *sz, const float *out, const float *lse) {
+/* files[0] gets O (float32, shaped oshape), files[1] (when --lse) the LSE [B, H, Lq]. */
+static int write_outputs(outfile **files, int n, const attnc_sizes *sz, const int64_t oshape[4], const float *out,
+                         const float *lse) {
     char msg[600];
-    int64_t oshape[4] = {sz->B, sz->H, sz->Lq, sz->Dv};
+    int64_t lshape[3] = {sz->B, sz->H, sz->Lq};
     if (npy_write_to(files[0], ATTNC_F32, 4, oshape, out, msg, sizeof msg) ||
-        (n > 1 && npy_write_to(files[1], ATTNC_F32, 3, oshape, lse, msg, sizeof msg)) ||
+        (n > 1 && npy_write_to(files[1], ATTNC_F32, 3, lshape, lse, msg, sizeof msg)) ||
         outfile_commit(files, n, msg, sizeof msg))
         return fail(EXIT_RUNTIME, "%s", msg, NULL);
     return 0;
@@ -104,6 +126,7 @@ static int cmd_run(const Options *o) {
     attnc_kernel *kern = NULL;
     RunInputs *in = calloc(1, sizeof *in);
     float *out = NULL, *lse = NULL;
+    void *stored = NULL; /* O in --dtype */
     const char *paths[2] = {o->o, o->lse};
     outfile *files[2] = {NULL, NULL};
     int nfiles = o->lse ? 2 : 1;
@@ -114,36 +137,42 @@ static int cmd_run(const Options *o) {
         attnc_status st = attnc_compile(spec, o->variant, &opts, &kern, &err);
         if (st) rc = fail(status_exit(st), "%s", err.message, NULL);
     }
-    if (!rc) rc = load_qkv(o->q, "Q", &in->q);
-    if (!rc) rc = load_qkv(o->k, "K", &in->k);
-    if (!rc) rc = load_qkv(o->v, "V", &in->v);
+    if (!rc) rc = load_qkv(o, o->q, "Q", &in->q);
+    if (!rc) rc = load_qkv(o, o->k, "K", &in->k);
+    if (!rc) rc = load_qkv(o, o->v, "V", &in->v);
     if (!rc) rc = check_qkv_shapes(&in->q, &in->k, &in->v);
     if (!rc) rc = bind_cli_params(o, kern, in);
     attnc_sizes sz = {0};
+    size_t rows = 0, no = 0;
     if (!rc) {
-        sz = (attnc_sizes){in->q.shape[0], in->q.shape[1], in->k.shape[1], in->q.shape[2],
-                           in->k.shape[2], in->q.shape[3], in->v.shape[3]};
-        size_t rows = (size_t)(sz.B * sz.H * sz.Lq);
-        out = malloc(sizeof(float) * (rows * (size_t)sz.Dv + 1));
+        sz = sizes_of(in, o->blhd);
+        rows = (size_t)(sz.B * sz.H * sz.Lq), no = rows * (size_t)sz.Dv;
+        stored = malloc((size_t)elem_bytes(o->elem) * no + 4);
         lse = malloc(sizeof(float) * (rows + 1));
-        if (!out || !lse) rc = fail(EXIT_RUNTIME, "out of memory for the output", NULL, NULL);
+        if (!stored || !lse) rc = fail(EXIT_RUNTIME, "out of memory for the output", NULL, NULL);
     }
     if (!rc) rc = open_outputs(paths, nfiles, files);
     if (!rc) {
-        attnc_args args = {sz, in->q.data, in->k.data, in->v.data, out, lse, in->params, o->nparams,
+        attnc_args args = {sz, in->q.data, in->k.data, in->v.data, stored, lse, in->params, o->nparams,
                            in->tensors, o->ntensors};
-        attnc_status st = attnc_kernel_run(kern, &args, &err);
+        attnc_layouts lay;
+        storage_layouts(&sz, o->elem, o->blhd, &lay);
+        attnc_status st = attnc_kernel_run_layout(kern, &args, &lay, &err);
         if (st) rc = fail(status_exit(st), "%s", err.message, NULL);
     }
-    if (!rc) rc = write_outputs(files, nfiles, &sz, out, lse);
+    if (!rc && !(out = convert_elems(stored, o->elem, ATTNC_ELEM_F32, no))) /* the file is '<f4': exact */
+        rc = fail(EXIT_RUNTIME, "out of memory for the output", NULL, NULL);
+    int64_t oshape[4] = {sz.B, o->blhd ? sz.Lq : sz.H, o->blhd ? sz.H : sz.Lq, sz.Dv};
+    if (!rc) rc = write_outputs(files, nfiles, &sz, oshape, out, lse);
     if (!rc)
-        printf("%s: O [%lld, %lld, %lld, %lld] -> %s%s%s (backend %s)\n", attnc_kernel_variant(kern), (long long)sz.B,
-               (long long)sz.H, (long long)sz.Lq, (long long)sz.Dv, o->o, o->lse ? ", LSE -> " : "",
-               o->lse ? o->lse : "", attnc_backend_name(attnc_kernel_backend(kern)));
+        printf("%s: O [%lld, %lld, %lld, %lld] -> %s%s%s (backend %s)\n", attnc_kernel_variant(kern),
+               (long long)oshape[0], (long long)oshape[1], (long long)oshape[2], (long long)oshape[3], o->o,
+               o->lse ? ", LSE -> " : "", o->lse ? o->lse : "", attnc_backend_name(attnc_kernel_backend(kern)));
     discard_outputs(files, nfiles);
     free_inputs(in);
     free(in);
     free(out);
+    free(stored);
     free(lse);
     attnc_kernel_free(kern);
     attnc_spec_free(spec);

@@ -3,7 +3,10 @@
  * compile time).  Both make their inputs: Q, K, V uniform in [-1, 1) from a
  * seeded generator, params from --param or their defaults, tensors from
  * --tensor files or random (ints in a range that keeps the spec's indexing
- * in bounds where the library can tell, else [0, 4), or --int-range). */
+ * in bounds where the library can tell, else [0, 4), or --int-range).
+ * With --dtype the inputs are rounded to it once, and every backend and the
+ * interpreter get the same rounded Q, K, V, laid out as --layout says; O is
+ * stored in --dtype too. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +41,10 @@ static double now_seconds(void) {
 typedef struct Call {
     RunInputs in;
     attnc_args args;
-    float *q, *k, *v, *o, *lse;
+    attnc_layouts lay;
+    attnc_elem elem;   /* Q, K, V and O stored as */
+    void *q, *k, *v, *o; /* in elem */
+    float *lse;
     void *made[MAX_REPEATED]; /* tensors made up here */
     int nmade;
 } Call;
@@ -80,6 +86,15 @@ static int made_tensor_count(const attnc_tensor *t, size_t *count) {
     return n > NPY_MAX_DATA_BYTES / 4;
 }
 
+/* n random floats rounded to elem (NULL: out of memory). */
+static void *stored_random(size_t n, attnc_elem elem) {
+    float *x = random_floats(n);
+    if (!x || elem == ATTNC_ELEM_F32) return x;
+    void *stored = convert_elems(x, ATTNC_ELEM_F32, elem, n);
+    free(x);
+    return stored;
+}
+
 /* Inputs for kernel k: files where given, random elsewhere. */
 static int make_call(const Options *o, const attnc_kernel *k, const attnc_sizes *sz, Call *c) {
     memset(c, 0, sizeof *c);
@@ -116,15 +131,19 @@ static int make_call(const Options *o, const attnc_kernel *k, const attnc_sizes 
         c->in.tensors[nt++] = t;
     }
     size_t rows = (size_t)(sz->B * sz->H * sz->Lq);
-    c->q = random_floats(rows * (size_t)sz->D);
-    c->k = random_floats((size_t)(sz->B * sz->Hkv * sz->Lk * sz->D));
-    c->v = random_floats((size_t)(sz->B * sz->Hkv * sz->Lk * sz->Dv));
-    c->o = malloc(sizeof(float) * (rows * (size_t)sz->Dv + 1));
+    c->elem = o->elem;
+    /* the values are independent draws: the same stream serves either layout */
+    c->q = stored_random(rows * (size_t)sz->D, o->elem);
+    c->k = stored_random((size_t)(sz->B * sz->Hkv * sz->Lk * sz->D), o->elem);
+    c->v = stored_random((size_t)(sz->B * sz->Hkv * sz->Lk * sz->Dv), o->elem);
+    c->o = malloc((size_t)elem_bytes(o->elem) * rows * (size_t)sz->Dv + 4);
     c->lse = malloc(sizeof(float) * (rows + 1));
     if (!c->q || !c->k || !c->v || !c->o || !c->lse) return fail(EXIT_RUNTIME, "out of memory for the inputs", NULL, NULL);
     c->args = (attnc_args){*sz, c->q, c->k, c->v, c->o, c->lse, c->in.params, o->nparams, c->in.tensors, nt};
+    storage_layouts(sz, o->elem, o->blhd, &c->lay);
     return 0;
 }
+
 
 static int compile_for(const Options *o, const attnc_spec *spec, attnc_backend b, int threads, attnc_kernel **k) {
     attnc_options opts = {.backend = b,
@@ -158,6 +177,25 @@ static void accumulate_error(const float *got, const float *want, size_t n, doub
 
 static const double DIFF_TOLERANCE = 2e-3; /* relative to 1 + |reference| */
 
+/* The tolerance of O stored as e: two roundings of nearby values to a 16-bit
+ * type may land one unit in the last place apart, which is up to 2^-10 (f16)
+ * or 2^-7 (bf16) of 1 + |reference|. */
+static double o_tolerance(attnc_elem e) {
+    return DIFF_TOLERANCE + (e == ATTNC_ELEM_F16 ? 1.0 / 1024 : e == ATTNC_ELEM_BF16 ? 1.0 / 128 : 0);
+}
+
+/* O of the call as float32 (exact), into out. */
+static void o_floats(const Call *c, size_t no, float *out) {
+    float *x = convert_elems(c->o, c->elem, ATTNC_ELEM_F32, no);
+    if (x) memcpy(out, x, sizeof(float) * no);
+    else memset(out, 0xff, sizeof(float) * no); /* out of memory: NaN, which fails the comparison */
+    free(x);
+}
+
+/* Whether the call's layouts are the plain ones (f32, [B, H, L, D]): only
+ * then is a backend's usage error a failure rather than "not supported yet". */
+static int plain_storage(const Options *o) { return o->elem == ATTNC_ELEM_F32 && !o->blhd; }
+
 int cmd_diff(const Options *o) {
     attnc_sizes sz = o->shape ? o->sizes : (attnc_sizes){1, 4, 4, 128, 128, 64, 64};
     int threads = o->nthreads;
@@ -185,13 +223,14 @@ int cmd_diff(const Options *o) {
     if (!rc) rc = compile_for(o, spec, ATTNC_BACKEND_INTERP, 1, &ref);
     if (!rc) rc = make_call(o, ref, &sz, &call);
     attnc_error err = {0};
-    attnc_status st = rc ? ATTNC_OK : attnc_kernel_run(ref, &call.args, &err);
+    attnc_status st = rc ? ATTNC_OK : attnc_kernel_run_layout(ref, &call.args, &call.lay, &err);
     if (!rc && st) rc = fail(status_exit(st), "interpreter: %s", err.message, NULL);
     size_t rows = (size_t)(sz.B * sz.H * sz.Lq), no = rows * (size_t)sz.Dv;
     float *o_ref = rc ? NULL : malloc(sizeof(float) * (no + 1)), *lse_ref = rc ? NULL : malloc(sizeof(float) * (rows + 1));
-    if (!rc && (!o_ref || !lse_ref)) rc = fail(EXIT_RUNTIME, "out of memory", NULL, NULL);
+    float *o_got = rc ? NULL : malloc(sizeof(float) * (no + 1));
+    if (!rc && (!o_ref || !lse_ref || !o_got)) rc = fail(EXIT_RUNTIME, "out of memory", NULL, NULL);
     if (!rc) {
-        memcpy(o_ref, call.o, sizeof(float) * no);
+        o_floats(&call, no, o_ref);
         memcpy(lse_ref, call.lse, sizeof(float) * rows);
         printf("%-10s %12s %12s %12s %12s\n", "backend", "O max abs", "O max rel", "LSE max abs", "LSE max rel");
     }
@@ -199,12 +238,19 @@ int cmd_diff(const Options *o) {
     for (int i = 0; !rc && i < n; i++) {
         attnc_kernel *k = NULL;
         rc = compile_for(o, spec, list[i], threads, &k);
-        if (!rc && (st = attnc_kernel_run(k, &call.args, &err))) rc = fail(status_exit(st), "%s", err.message, NULL);
+        st = rc ? ATTNC_OK : attnc_kernel_run_layout(k, &call.args, &call.lay, &err);
+        if (st == ATTNC_ERR_USAGE && !plain_storage(o)) { /* the interpreter took these layouts: the backend does not yet */
+            printf("%-10s skipped: %s\n", attnc_backend_name(list[i]), err.message);
+            attnc_kernel_free(k);
+            continue;
+        }
+        if (st) rc = fail(status_exit(st), "%s", err.message, NULL);
         if (!rc) {
             Errors e = {0};
-            accumulate_error(call.o, o_ref, no, &e.o_abs, &e.o_rel, &e.mismatched_special);
+            o_floats(&call, no, o_got);
+            accumulate_error(o_got, o_ref, no, &e.o_abs, &e.o_rel, &e.mismatched_special);
             accumulate_error(call.lse, lse_ref, rows, &e.lse_abs, &e.lse_rel, &e.mismatched_special);
-            int bad = e.mismatched_special || e.o_rel > DIFF_TOLERANCE || e.lse_rel > DIFF_TOLERANCE;
+            int bad = e.mismatched_special || e.o_rel > o_tolerance(o->elem) || e.lse_rel > DIFF_TOLERANCE;
             printf("%-10s %12.3g %12.3g %12.3g %12.3g%s\n", attnc_backend_name(list[i]), e.o_abs, e.o_rel, e.lse_abs,
                    e.lse_rel, bad ? (e.mismatched_special ? "  FAIL (NaN/inf differ)" : "  FAIL") : "  ok");
             worst |= bad;
@@ -213,9 +259,10 @@ int cmd_diff(const Options *o) {
     }
     if (!rc && worst) {
         fprintf(stderr, "attnc: a backend differs from the interpreter by more than %g (relative to 1 + |ref|)\n",
-                DIFF_TOLERANCE);
+                o_tolerance(o->elem));
         rc = EXIT_DIFF;
     }
+    free(o_got);
     free(o_ref);
     free(lse_ref);
     call_free(&call);
@@ -248,14 +295,16 @@ int cmd_bench(const Options *o) {
     attnc_error err = {0};
     int64_t kept = 0;
     if (!rc && attnc_kernel_kept_pairs(k, &call.args, &kept, &err)) rc = fail(EXIT_RUNTIME, "%s", err.message, NULL);
-    if (!rc && attnc_kernel_run(k, &call.args, &err)) rc = fail(EXIT_RUNTIME, "%s", err.message, NULL); /* warm-up */
+    attnc_status st;
+    if (!rc && (st = attnc_kernel_run_layout(k, &call.args, &call.lay, &err))) /* warm-up */
+        rc = fail(status_exit(st), "%s", err.message, NULL);
     enum { MAX_REPS = 1000 };
     double times[MAX_REPS];
     int done = 0;
     double start = now_seconds();
     while (!rc && done < MAX_REPS && (reps ? done < reps : (done < 3 || now_seconds() - start < 1.0))) {
         double a = now_seconds();
-        if (attnc_kernel_run(k, &call.args, &err)) rc = fail(EXIT_RUNTIME, "%s", err.message, NULL);
+        if ((st = attnc_kernel_run_layout(k, &call.args, &call.lay, &err))) rc = fail(status_exit(st), "%s", err.message, NULL);
         times[done++] = now_seconds() - a;
     }
     if (!rc) {
@@ -263,9 +312,11 @@ int cmd_bench(const Options *o) {
         double median = times[done / 2];
         double total = (double)sz.B * sz.H * sz.Lq * sz.Lk;
         double flops = 4.0 * (double)kept * (double)sz.D;
-        printf("backend %s, threads %d, B=%lld H=%lld Hkv=%lld Lq=%lld Lk=%lld D=%lld Dv=%lld\n",
+        static const char *const elems[] = {"f32", "f16", "bf16"};
+        printf("backend %s, threads %d, B=%lld H=%lld Hkv=%lld Lq=%lld Lk=%lld D=%lld Dv=%lld, %s %s\n",
                attnc_backend_name(attnc_kernel_backend(k)), threads, (long long)sz.B, (long long)sz.H,
-               (long long)sz.Hkv, (long long)sz.Lq, (long long)sz.Lk, (long long)sz.D, (long long)sz.Dv);
+               (long long)sz.Hkv, (long long)sz.Lq, (long long)sz.Lk, (long long)sz.D, (long long)sz.Dv,
+               elems[o->elem], o->blhd ? "blhd" : "bhld");
         printf("compile      %10.3f ms\n", compile_ms);
         printf("time/call    %10.3f ms   (median of %d after a warm-up)\n", median * 1e3, done);
         printf("kept pairs   %10.4f     (%lld of %.0f)\n", total > 0 ? (double)kept / total : 0.0, (long long)kept,

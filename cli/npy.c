@@ -2,7 +2,7 @@
  *
  * Requires: a little-endian host (checked at compile time) and POSIX files.
  * Reads format 1.0 and 2.0 files (or bytes in memory) whose header dict
- * describes a C-order '<f4' or '<i4' array of rank <= ATTNC_MAX_RANK with at
+ * describes a C-order '<f4' or '<i4' array (npy_read_f16: '<f2' too) of rank <= ATTNC_MAX_RANK with at
  * most 16 GiB of data, and whose data is exactly that size.
  * Produces: an npy_array with malloc'd native-order data, or a nonzero return
  * with a one-line "SOURCE: problem" message.  Writes version 1.0 files laid
@@ -38,7 +38,6 @@
 #define NPY_MAGIC "\x93NUMPY"
 #define NPY_MAGIC_LEN 6
 #define NPY_LONGEST_PREAMBLE 12 /* magic, 2 version bytes, 4-byte header length (v2.0) */
-#define NPY_ITEM_SIZE 4
 #define NPY_ALIGN 64
 #define NPY_TOKEN_QUOTE_MAX 40 /* longest header text quoted back in a message */
 
@@ -48,11 +47,12 @@ typedef struct reporter {
     char *msg;
     size_t size;
     const char *what;
+    int allow_f16; /* npy_read_f16: '<f2' data is welcome */
 } reporter;
 
 static reporter make_reporter(char *msg, size_t size, const char *what)
 {
-    reporter r = {msg, size, what};
+    reporter r = {msg, size, what, 0};
     if (msg && size > 0)
         msg[0] = '\0';
     return r;
@@ -88,14 +88,20 @@ static int npy_fail(const reporter *r, const char *fmt, ...)
 
 typedef struct npy_layout {
     attnc_dtype dtype;
+    int f16; /* '<f2': dtype is ATTNC_F32, items are 2 bytes */
     int rank;
     int64_t shape[ATTNC_MAX_RANK];
     size_t count;
 } npy_layout;
 
-static const char *dtype_descr(attnc_dtype dtype)
+static const char *dtype_descr(const npy_layout *layout)
 {
-    return dtype == ATTNC_F32 ? "<f4" : "<i4";
+    return layout->f16 ? "<f2" : layout->dtype == ATTNC_F32 ? "<f4" : "<i4";
+}
+
+static size_t item_size(const npy_layout *layout)
+{
+    return layout->f16 ? 2 : 4;
 }
 
 /* Long enough for "(" + 8 x ", -9223372036854775808" + ",)". */
@@ -131,11 +137,11 @@ static int count_elements(npy_layout *layout, const reporter *r)
     if (overflow)
         return npy_fail(r, "shape %s has too many elements (the product of its dimensions overflows 64 bits)",
                     shape_text);
-    if (product > NPY_MAX_DATA_BYTES / NPY_ITEM_SIZE)
+    if (product > NPY_MAX_DATA_BYTES / item_size(layout))
         return npy_fail(r, "shape %s has %" PRIu64 " elements (%" PRIu64 " bytes of data), more than the 16 GiB limit",
-                    shape_text, product, product * NPY_ITEM_SIZE);
+                    shape_text, product, product * item_size(layout));
 #if SIZE_MAX < UINT64_MAX
-    if (product > SIZE_MAX / NPY_ITEM_SIZE)
+    if (product > SIZE_MAX / item_size(layout))
         return npy_fail(r, "shape %s has too many elements for this machine's address space", shape_text);
 #endif
     layout->count = (size_t)product;
@@ -330,6 +336,8 @@ static int parse_descr(lexer *lx, npy_layout *layout)
         return fail_at(lx, &t, "a dtype string such as '<f4' for 'descr'");
     if (token_is(&t, TOK_STRING, "<f4"))
         layout->dtype = ATTNC_F32;
+    else if (token_is(&t, TOK_STRING, "<f2") && lx->r->allow_f16)
+        layout->dtype = ATTNC_F32, layout->f16 = 1;
     else if (token_is(&t, TOK_STRING, "<i4"))
         layout->dtype = ATTNC_I32;
     else {
@@ -509,15 +517,15 @@ static int parse_header(const char *text, size_t len, size_t file_offset, npy_la
 
 static int check_data_length(const npy_layout *layout, uint64_t found, const reporter *r)
 {
-    uint64_t expected = (uint64_t)layout->count * NPY_ITEM_SIZE;
+    uint64_t expected = (uint64_t)layout->count * item_size(layout);
     char shape_text[NPY_SHAPE_TEXT_MAX];
     format_shape(layout->shape, layout->rank, shape_text);
     if (found < expected)
         return npy_fail(r, "truncated: expected %" PRIu64 " bytes of data, found %" PRIu64 " (shape %s of '%s')",
-                    expected, found, shape_text, dtype_descr(layout->dtype));
+                    expected, found, shape_text, dtype_descr(layout));
     if (found > expected)
         return npy_fail(r, "%" PRIu64 " bytes of trailing data after the array (shape %s of '%s' needs %" PRIu64 ")",
-                    found - expected, shape_text, dtype_descr(layout->dtype), expected);
+                    found - expected, shape_text, dtype_descr(layout), expected);
     return 0;
 }
 
@@ -525,6 +533,7 @@ static void fill_array(npy_array *out, const npy_layout *layout, void *data)
 {
     memset(out, 0, sizeof *out);
     out->dtype = layout->dtype;
+    out->f16 = layout->f16;
     out->rank = layout->rank;
     memcpy(out->shape, layout->shape, sizeof out->shape);
     out->count = layout->count;
@@ -544,7 +553,7 @@ static int parse_bytes(const unsigned char *b, size_t len, npy_array *out, const
     size_t data_offset = pre.header_start + (size_t)pre.header_len;
     if (check_data_length(&layout, len - data_offset, r))
         return 1;
-    size_t nbytes = layout.count * NPY_ITEM_SIZE;
+    size_t nbytes = layout.count * item_size(&layout);
     void *data = NULL;
     if (nbytes > 0) {
         data = malloc(nbytes);
@@ -604,7 +613,7 @@ static int read_regular_file(FILE *f, uint64_t size, npy_array *out, const repor
         || read_and_parse_header(f, &pre, &layout, r)
         || check_data_length(&layout, size - pre.header_start - pre.header_len, r))
         return 1;
-    size_t nbytes = layout.count * NPY_ITEM_SIZE;
+    size_t nbytes = layout.count * item_size(&layout);
     void *data = NULL;
     if (nbytes > 0) {
         data = malloc(nbytes);
@@ -649,9 +658,10 @@ static int read_stream(FILE *f, npy_array *out, const reporter *r)
     return rc;
 }
 
-int npy_read(const char *path, npy_array *out, char *msg, size_t msgsize)
+static int read_path(const char *path, int allow_f16, npy_array *out, char *msg, size_t msgsize)
 {
     reporter r = make_reporter(msg, msgsize, path ? path : "<no path>");
+    r.allow_f16 = allow_f16;
     if (!out)
         return npy_fail(&r, "no output array given");
     memset(out, 0, sizeof *out);
@@ -672,6 +682,16 @@ int npy_read(const char *path, npy_array *out, char *msg, size_t msgsize)
         rc = read_stream(f, out, &r);
     fclose(f);
     return rc;
+}
+
+int npy_read(const char *path, npy_array *out, char *msg, size_t msgsize)
+{
+    return read_path(path, 0, out, msg, msgsize);
+}
+
+int npy_read_f16(const char *path, npy_array *out, char *msg, size_t msgsize)
+{
+    return read_path(path, 1, out, msg, msgsize);
 }
 
 void npy_free(npy_array *a)
@@ -711,7 +731,7 @@ static size_t format_file_header(const npy_layout *layout, char *buf, size_t siz
     format_shape(layout->shape, layout->rank, shape_text);
     const size_t preamble = NPY_MAGIC_LEN + 4;
     int dict_len = snprintf(buf + preamble, size - preamble, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
-                            dtype_descr(layout->dtype), shape_text);
+                            dtype_descr(layout), shape_text);
     size_t unpadded = preamble + (size_t)dict_len + 1;
     size_t total = (unpadded + NPY_ALIGN - 1) / NPY_ALIGN * NPY_ALIGN;
     memset(buf + preamble + dict_len, ' ', total - unpadded);
@@ -739,7 +759,7 @@ int npy_write_to(outfile *f, attnc_dtype dtype, int rank, const int64_t *shape, 
     char header[512];
     size_t header_size = format_file_header(&layout, header, sizeof header);
     return outfile_write(f, header, header_size, msg, msgsize)
-           || (layout.count > 0 && outfile_write(f, data, layout.count * NPY_ITEM_SIZE, msg, msgsize));
+           || (layout.count > 0 && outfile_write(f, data, layout.count * item_size(&layout), msg, msgsize));
 }
 
 int npy_write(const char *path, attnc_dtype dtype, int rank, const int64_t *shape, const void *data, char *msg,

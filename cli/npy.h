@@ -22,14 +22,19 @@ extern "C" {
 
 typedef struct npy_array {
     attnc_dtype dtype;
+    int f16;                       /* '<f2' (only npy_read_f16 reads it): dtype ATTNC_F32, 2-byte items */
     int rank;                      /* 0..ATTNC_MAX_RANK */
     int64_t shape[ATTNC_MAX_RANK]; /* entries past rank are 0 */
     size_t count;                  /* product of shape (1 for rank 0) */
-    void *data;                    /* malloc'd, count * 4 bytes, native order; NULL when count == 0 */
+    void *data;                    /* malloc'd, count * 4 (f16: 2) bytes, native order; NULL when count == 0 */
 } npy_array;
 
 /* Read a .npy file; on failure returns nonzero, zeroes *out and writes one line (no trailing newline) naming the problem and the file into msg. */
 int npy_read(const char *path, npy_array *out, char *msg, size_t msgsize);
+
+/* Same as npy_read, and '<f2' (IEEE binary16) files too: then out->f16 is 1
+ * and data holds count 16-bit words (`attnc run --dtype` reads Q, K, V so). */
+int npy_read_f16(const char *path, npy_array *out, char *msg, size_t msgsize);
 
 /* Same as npy_read, from `len` bytes in memory; `what` names the source in messages (NULL: "<memory>"). */
 int npy_read_mem(const void *bytes, size_t len, const char *what, npy_array *out, char *msg, size_t msgsize);

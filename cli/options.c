@@ -191,10 +191,12 @@ static int flag_allowed(const char *cmd, const char *flag) {
         const char *cmd, *flags;
     } table[] = {
         {"check", " --variant "},
-        {"run", " --variant --q --k --v -o --lse --param --tensor --backend --threads "},
+        {"run", " --variant --q --k --v -o --lse --param --tensor --backend --threads --dtype --layout "},
         {"emit", " --variant --target -D -o --shape --param --tensor --tile --dump-passes --separable-bias "},
-        {"diff", " --variant --shape --param --tensor --seed --backends --threads --int-range --separable-bias "},
-        {"bench", " --variant --shape --backend --threads --param --tensor --reps --tile --int-range --separable-bias "},
+        {"diff", " --variant --shape --param --tensor --seed --backends --threads --int-range --separable-bias "
+                 "--dtype --layout "},
+        {"bench", " --variant --shape --backend --threads --param --tensor --reps --tile --int-range --separable-bias "
+                  "--dtype --layout "},
     };
     if (strchr(flag, ' ') || strlen(flag) > 32) return 0;
     char key[40];
@@ -226,6 +228,8 @@ static int take_value(Options *o, const char *a, const char *v, char *msg, size_
                         : !strcmp(a, "--seed")     ? &o->seed
                         : !strcmp(a, "--backends") ? &o->backends
                         : !strcmp(a, "--reps")     ? &o->reps
+                        : !strcmp(a, "--dtype")    ? &o->dtype
+                        : !strcmp(a, "--layout")   ? &o->layout
                                                    : NULL;
     if (slot) {
         *slot = v;
@@ -238,8 +242,25 @@ static int take_value(Options *o, const char *a, const char *v, char *msg, size_
     return usage_error(msg, n, "internal error: option '%s' has no slot", a);
 }
 
+/* --dtype and --layout (shared/spec/interfaces.md section 4.2). */
+static int parse_storage(Options *o, char *msg, size_t n) {
+    static const char *const elems[] = {"f32", "f16", "bf16"}; /* in attnc_elem order */
+    o->elem = ATTNC_ELEM_F32;
+    if (o->dtype) {
+        int found = 0;
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(o->dtype, elems[i])) o->elem = (attnc_elem)i, found = 1;
+        if (!found) return usage_error(msg, n, "--dtype '%s': expected f32, f16 or bf16", o->dtype);
+    }
+    if (o->layout && strcmp(o->layout, "bhld") && strcmp(o->layout, "blhd"))
+        return usage_error(msg, n, "--layout '%s': expected bhld or blhd", o->layout);
+    o->blhd = o->layout && !strcmp(o->layout, "blhd");
+    return 0;
+}
+
 /* The values that do not depend on the spec, and what each command needs. */
 static int check_values(Options *o, char *msg, size_t n) {
+    if (parse_storage(o, msg, n)) return EXIT_USAGE;
     if (o->threads && cli_parse_threads(o->threads, &o->nthreads, msg, n)) return EXIT_USAGE;
     if (o->tile && cli_parse_tile(o->tile, &o->tile_q, &o->tile_k, msg, n)) return EXIT_USAGE;
     if (o->shape && cli_parse_shape(o->shape, &o->sizes, msg, n)) return EXIT_USAGE;

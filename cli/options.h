@@ -14,7 +14,7 @@ enum { MAX_REPEATED = 64 };
 typedef struct Options {
     const char *cmd, *file, *variant;
     const char *q, *k, *v, *o, *lse, *backend, *threads, *target, *shape, *tile;
-    const char *seed, *backends, *reps;
+    const char *seed, *backends, *reps, *dtype, *layout;
     int dump_passes, separable_bias;
     const char *params[MAX_REPEATED], *tensors[MAX_REPEATED], *defines[MAX_REPEATED];
     const char *int_ranges[MAX_REPEATED];
@@ -23,6 +23,8 @@ typedef struct Options {
     int nthreads, tile_q, tile_k, nreps; /* 0 where not given */
     attnc_sizes sizes;                   /* when shape is given */
     uint64_t seed_value;                 /* 1 when seed is not given */
+    attnc_elem elem;                     /* --dtype: Q, K, V and O stored as (default f32) */
+    int blhd;                            /* --layout blhd: Q, K, V, O are [B, L, H, D] */
 } Options;
 
 /* options.c: parsing that prints nothing, exits never and touches no file.

@@ -1,7 +1,9 @@
 /* interp.c — reference interpreter.
  * Requires: a checked Attention and a BoundCall (bind.c has validated sizes,
  * params and tensor shapes).
- * Produces: O and LSE in float64 arithmetic, rounded to float32 at the end;
+ * Produces: O and LSE in float64 arithmetic on Q, K and V read exactly in
+ * their element types and strides (bc->layout); O rounded once to its element
+ * type at the end, LSE to float32, each written at its strides;
  * runtime errors (int division by zero, tensor index out of range) reported
  * with the spec position and the element, never undefined behaviour.
  * Evaluation is lazy exactly as spec 5.3 says: masks in order up to the first
@@ -14,6 +16,7 @@
  * the IR it checks. */
 #include "interp.h"
 #include "registry.h"
+#include "tensor_io.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -265,10 +268,22 @@ static int kept(InterpEnv *env, const Attention *a) {
     return 1;
 }
 
+/* One of Q, K, V as the call lays it out. */
+typedef struct View {
+    const void *p;
+    const BoundLayout *l;
+} View;
+
+/* The offset of row (b, h, l) of a view. */
+static int64_t row_at(const View *t, int64_t b, int64_t h, int64_t l) {
+    return b * t->l->stride[0] + h * t->l->stride[1] + l * t->l->stride[2];
+}
+
 /* The score of a kept pair after biases and score clauses. */
-static double score_of(InterpEnv *env, const Attention *a, const float *qrow, const float *krow, int64_t D) {
+static double score_of(InterpEnv *env, const Attention *a, const View *q, int64_t qrow, const View *k, int64_t krow,
+                       int64_t D) {
     double dot = 0;
-    for (int64_t d = 0; d < D; d++) dot += (double)qrow[d] * (double)krow[d];
+    for (int64_t d = 0; d < D; d++) dot += tensor_load(q->p, q->l->elem, qrow + d) * tensor_load(k->p, k->l->elem, krow + d);
     double s = env->bc->scale * dot;
     for (int i = 0; i < a->nbiases && !env->failed; i++) s += interp_eval(env, a->biases[i]).f;
     for (int i = 0; i < a->nscores && !env->failed; i++) {
@@ -278,18 +293,19 @@ static double score_of(InterpEnv *env, const Attention *a, const float *qrow, co
     return s;
 }
 
-/* One query row: p[kv] for kept pairs, then O and LSE. */
-static void run_row(InterpEnv *env, const float *qrow, const float *k, const float *v, double *p, char *keep,
-                    double *orow, double *lse) {
+/* One query row (env's b, h, q): p[kv] for kept pairs, then O and LSE. */
+static void run_row(InterpEnv *env, const View *q, const View *k, const View *v, double *p, char *keep, double *orow,
+                    double *lse) {
     const Attention *a = env->bc->attn;
     const attnc_sizes *sz = &env->bc->sz;
+    int64_t qrow = row_at(q, env->b, env->h, env->q);
     int any = 0;
     double m = -INFINITY;
     for (int64_t kv = 0; kv < sz->Lk && !env->failed; kv++) {
         env->kv = kv;
         keep[kv] = (char)kept(env, a);
         if (!keep[kv]) continue;
-        double s = score_of(env, a, qrow, k + kv * sz->D, sz->D);
+        double s = score_of(env, a, q, qrow, k, row_at(k, env->b, env->hk, kv), sz->D);
         if (a->weight) {
             env->score = s;
             s = interp_eval(env, a->weight).f;
@@ -309,8 +325,9 @@ static void run_row(InterpEnv *env, const float *qrow, const float *k, const flo
     for (int64_t kv = 0; kv < sz->Lk; kv++) {
         if (!keep[kv]) continue;
         double w = a->weight ? p[kv] : exp(p[kv] - m);
+        int64_t vrow = row_at(v, env->b, env->hk, kv);
         l += w;
-        for (int64_t d = 0; d < sz->Dv; d++) orow[d] += w * (double)v[kv * sz->Dv + d];
+        for (int64_t d = 0; d < sz->Dv; d++) orow[d] += w * tensor_load(v->p, v->l->elem, vrow + d);
     }
     if (a->weight) {
         *lse = log(l);
@@ -320,7 +337,22 @@ static void run_row(InterpEnv *env, const float *qrow, const float *k, const flo
     }
 }
 
-attnc_status interp_run(const BoundCall *bc, const float *q, const float *k, const float *v, float *o, float *lse,
+/* The results, computed in [B, H, Lq] row order, to O and LSE at their
+ * layouts: O rounded once to its element type. */
+static void store_results(const BoundCall *bc, const double *out, const double *lse_out, void *o, float *lse) {
+    const attnc_sizes *sz = &bc->sz;
+    const BoundLayout *lo = &bc->layout[BT_O], *ll = &bc->layout[BT_LSE];
+    for (int64_t b = 0; b < sz->B; b++)
+        for (int64_t h = 0; h < sz->H; h++)
+            for (int64_t qi = 0; qi < sz->Lq; qi++) {
+                size_t row = (size_t)((b * sz->H + h) * sz->Lq + qi);
+                int64_t at = b * lo->stride[0] + h * lo->stride[1] + qi * lo->stride[2];
+                for (int64_t d = 0; d < sz->Dv; d++) tensor_store(o, lo->elem, at + d, out[row * (size_t)sz->Dv + (size_t)d]);
+                if (lse) lse[b * ll->stride[0] + h * ll->stride[1] + qi * ll->stride[2]] = (float)lse_out[row];
+            }
+}
+
+attnc_status interp_run(const BoundCall *bc, const void *q, const void *k, const void *v, void *o, float *lse,
                         attnc_error *err) {
     const attnc_sizes *sz = &bc->sz;
     size_t rows = (size_t)(sz->B * sz->H * sz->Lq);
@@ -338,26 +370,21 @@ attnc_status interp_run(const BoundCall *bc, const float *q, const float *k, con
     env->bc = bc;
     env->msg = msg;
     env->msgsize = sizeof msg;
+    View vq = {q, &bc->layout[BT_Q]}, vk = {k, &bc->layout[BT_K]}, vv = {v, &bc->layout[BT_V]};
     double *lse_out = out + rows * (size_t)sz->Dv;
     int64_t group = sz->H / sz->Hkv;
     for (int64_t b = 0; b < sz->B && !env->failed; b++)
-        for (int64_t h = 0; h < sz->H && !env->failed; h++) {
-            int64_t hk = h / group;
-            const float *kh = k + (b * sz->Hkv + hk) * sz->Lk * sz->D;
-            const float *vh = v + (b * sz->Hkv + hk) * sz->Lk * sz->Dv;
+        for (int64_t h = 0; h < sz->H && !env->failed; h++)
             for (int64_t qi = 0; qi < sz->Lq && !env->failed; qi++) {
                 size_t row = (size_t)((b * sz->H + h) * sz->Lq + qi);
-                env->b = b, env->h = h, env->hk = hk, env->q = qi, env->kv = 0;
-                run_row(env, q + row * (size_t)sz->D, kh, vh, p, keep, out + row * (size_t)sz->Dv, &lse_out[row]);
+                env->b = b, env->h = h, env->hk = h / group, env->q = qi, env->kv = 0;
+                run_row(env, &vq, &vk, &vv, p, keep, out + row * (size_t)sz->Dv, &lse_out[row]);
             }
-        }
     if (env->failed) {
         st = set_error(err, ATTNC_ERR_RUNTIME, "%s", msg);
         goto done;
     }
-    for (size_t i = 0; i < rows * (size_t)sz->Dv; i++) o[i] = (float)out[i];
-    if (lse)
-        for (size_t i = 0; i < rows; i++) lse[i] = (float)lse_out[i];
+    if (o) store_results(bc, out, lse_out, o, lse);
 done:
     free(out);
     free(p);
@@ -389,4 +416,5 @@ const BackendImpl backend_interp = {
     .release = interp_release,
     .emit = backend_emit_nothing,
     .run = interp_backend_run,
+    .layouts = 1,
 };

@@ -28,8 +28,10 @@ typedef struct InterpEnv {
 Const interp_eval(InterpEnv *env, const TExpr *e);
 
 /* Run the attention on bound inputs, writing O (and LSE when not NULL) only
- * on success. */
-attnc_status interp_run(const BoundCall *bc, const float *q, const float *k, const float *v, float *o, float *lse,
+ * on success.  Q, K, V, O and LSE are laid out as bc->layout says (element
+ * types and strides; the pointers at element [0, 0, 0, 0]).  O NULL: only
+ * look for the runtime error (the launcher's fault path wants the message). */
+attnc_status interp_run(const BoundCall *bc, const void *q, const void *k, const void *v, void *o, float *lse,
                         attnc_error *err);
 
 #endif

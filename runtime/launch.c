@@ -149,11 +149,8 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
         goto done;
     }
     pool_run(threads, items, run_item, &l);
-    if (l.fault) {
-        float *scratch_o = malloc(sizeof(float) * (no + 1));
-        st = scratch_o ? interp_run(bc, args->q, args->k, args->v, scratch_o, NULL, err)
-                       : set_error(err, ATTNC_ERR_NOMEM, "out of memory");
-        free(scratch_o);
+    if (l.fault) { /* the interpreter reads Q, K, V at their layouts and names the element at fault */
+        st = interp_run(bc, args->q, args->k, args->v, NULL, NULL, err);
         if (st == ATTNC_OK)
             st = set_error(err, ATTNC_ERR_INTERNAL, "the kernel flagged a runtime error the interpreter does not see");
         goto done;

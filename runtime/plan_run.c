@@ -10,7 +10,9 @@
  * per row SB_ROW, per visited kv tile SB_COL per kv, then per element
  * SB_PRE, SB_KEEP (PARTIAL tiles), SB_FAULT or on PARTIAL tiles
  * SB_FAULT_PARTIAL (when the call checks faults) and the value; online softmax in the log2 domain, the schedule's empty-row
- * rule — but without vectors or threads.  Its purpose is to test the middle
+ * rule — but without vectors or threads.  Q, K and V are read exactly at
+ * the call's element types and strides, O is rounded once to its type and
+ * written at its strides, LSE at its (tensor_io.h).  Its purpose is to test the middle
  * end: any difference from the interpreter is a bug in a pass, in the tile
  * analysis, in the plan or in the schedule. */
 #include <math.h>
@@ -21,6 +23,7 @@
 #include "plan_run.h"
 #include "plan_steps.h"
 #include "registry.h"
+#include "tensor_io.h"
 
 /* More scratch than this per thread is no call a machine runs: the work
  * item fails instead, and the interpreter gives the answer or the error. */
@@ -190,13 +193,15 @@ static int element(StepRun *R, int partial, int check_faults, double pre_dot, do
 
 /* Online softmax in the log2 domain (m tracks max(s * log2 e)), or a weight
  * clause's plain sums. */
-static void accumulate(const Schedule *s, const Parts *P, int64_t i, double v, const float *vrow, int64_t Dv) {
+static void accumulate(const Schedule *s, const Parts *P, int64_t i, double v, const AttnCall *c, int64_t vrow) {
+    int64_t Dv = c->Dv;
+    attnc_elem ve = (attnc_elem)c->v_elem;
     const double log2e = 1.44269504088896340736;
     double *acc = P->acc + i * Dv;
     P->any[i] = 1;
     if (!s->softmax) {
         P->l[i] += v;
-        for (int64_t d = 0; d < Dv; d++) acc[d] += v * (double)vrow[d];
+        for (int64_t d = 0; d < Dv; d++) acc[d] += v * tensor_load(c->v, ve, vrow + d);
         return;
     }
     double t = v * log2e;
@@ -209,25 +214,28 @@ static void accumulate(const Schedule *s, const Parts *P, int64_t i, double v, c
     if (t == -INFINITY) return;
     double w = exp2(t - P->m[i]);
     P->l[i] += w;
-    for (int64_t d = 0; d < Dv; d++) acc[d] += w * (double)vrow[d];
+    for (int64_t d = 0; d < Dv; d++) acc[d] += w * tensor_load(c->v, ve, vrow + d);
 }
 
-/* O and LSE of row i by the schedule's normalisation and empty-row rules. */
-static void finish_row(const Schedule *s, const Parts *P, int64_t i, int64_t Dv, float *o, float *lse) {
+/* O and LSE of row i (O's row at element orow, LSE's at lrow) by the
+ * schedule's normalisation and empty-row rules. */
+static void finish_row(const Schedule *s, const Parts *P, int64_t i, const AttnCall *c, int64_t orow, int64_t lrow) {
     const double ln2 = 0.69314718055994530942;
+    int64_t Dv = c->Dv;
+    attnc_elem oe = (attnc_elem)c->o_elem;
     const double *acc = P->acc + i * Dv, off = P->lse_off[i];
     double v;
     if (sched_row_is_empty(s, (int)P->any[i], P->m[i], off)) {
-        for (int64_t d = 0; d < Dv; d++) o[d] = 0;
+        for (int64_t d = 0; d < Dv; d++) tensor_store(c->o, oe, orow + d, 0);
         v = -INFINITY;
     } else if (s->softmax) {
-        for (int64_t d = 0; d < Dv; d++) o[d] = (float)(acc[d] / P->l[i]);
+        for (int64_t d = 0; d < Dv; d++) tensor_store(c->o, oe, orow + d, acc[d] / P->l[i]);
         v = P->m[i] * ln2 + log(P->l[i]) + (s->lse_offset ? off : 0);
     } else {
-        for (int64_t d = 0; d < Dv; d++) o[d] = (float)acc[d];
+        for (int64_t d = 0; d < Dv; d++) tensor_store(c->o, oe, orow + d, acc[d]);
         v = log(P->l[i]);
     }
-    if (lse) *lse = (float)v;
+    if (c->lse) c->lse[lrow] = (float)v;
 }
 
 /* The rows of the work item: their state, then SB_ROW's steps. */
@@ -257,7 +265,8 @@ static void poison(double *x, int64_t n) {
 
 /* One visited kv tile: SB_COL per kv, then every element of it. */
 static int tile(StepRun *R, const AttnCall *c, const Parts *P, int64_t q0, int64_t nr, int64_t e, double scale,
-                const float *kh, const float *vh) {
+                int64_t kh, int64_t vh) {
+    attnc_elem qe = (attnc_elem)c->q_elem, ke = (attnc_elem)c->k_elem;
     int64_t k0 = (int64_t)c->tile_kv[e] * c->bk, nc = c->Lk - k0 < c->bk ? c->Lk - k0 : c->bk;
     int partial = c->tile_mode[e] == TILE_PARTIAL;
     R->tile_id++;
@@ -271,18 +280,18 @@ static int tile(StepRun *R, const AttnCall *c, const Parts *P, int64_t q0, int64
         if (rc) return 1;
     }
     for (int64_t i = 0; i < nr; i++) {
-        const float *qrow = c->q + (((R->ev.b * c->H + R->ev.h) * c->Lq) + q0 + i) * c->D;
+        int64_t qrow = R->ev.b * c->q_stride[0] + R->ev.h * c->q_stride[1] + (q0 + i) * c->q_stride[2];
         R->i = i;
         R->ev.q = q0 + i;
         for (int64_t j = 0; j < nc; j++) {
-            const float *krow = kh + (k0 + j) * c->D;
+            int64_t krow = kh + (k0 + j) * c->k_stride[2];
             double dot = 0, v;
-            for (int64_t d = 0; d < c->D; d++) dot += (double)qrow[d] * (double)krow[d];
+            for (int64_t d = 0; d < c->D; d++) dot += tensor_load(c->q, qe, qrow + d) * tensor_load(c->k, ke, krow + d);
             R->j = j;
             R->ev.kv = k0 + j;
             int rc = element(R, partial, c->check_faults, scale * dot, &v);
             if (rc < 0) return 1;
-            if (rc == 0) accumulate(R->s, P, i, v, vh + (k0 + j) * c->Dv, c->Dv);
+            if (rc == 0) accumulate(R->s, P, i, v, c, vh + (k0 + j) * c->v_stride[2]);
         }
     }
     return 0;
@@ -298,13 +307,15 @@ static int work_item(StepRun *R, const AttnCall *c, const Parts *P, int64_t b, i
     if (steps_run(R, SB_ITEM) || R->cols > R->cols_cap) return 1; /* more columns than the call counted: a bad schedule */
     double scale = steps_read(R, SB_PRE, p->f->scale).f;
     if (R->bad || rows_start(R, c, P, q0, nr)) return 1;
-    const float *kh = c->k + (b * c->Hkv + hk) * c->Lk * c->D, *vh = c->v + (b * c->Hkv + hk) * c->Lk * c->Dv;
+    /* the (b, hk) planes of K and V, in elements */
+    int64_t kh = b * c->k_stride[0] + hk * c->k_stride[1], vh = b * c->v_stride[0] + hk * c->v_stride[1];
     int64_t t = (b * c->group_stride_b + h * c->group_stride_h) * c->nqt + qt;
     for (int64_t e = c->row_start[t]; e < c->row_start[t + 1]; e++)
         if (tile(R, c, P, q0, nr, e, scale, kh, vh)) return 1;
     for (int64_t i = 0; i < nr; i++) {
-        int64_t r = (b * c->H + h) * c->Lq + q0 + i;
-        finish_row(s, P, i, c->Dv, c->o + r * c->Dv, c->lse ? c->lse + r : NULL);
+        int64_t q = q0 + i;
+        finish_row(s, P, i, c, b * c->o_stride[0] + h * c->o_stride[1] + q * c->o_stride[2],
+                   b * c->lse_stride[0] + h * c->lse_stride[1] + q * c->lse_stride[2]);
     }
     return 0;
 }
@@ -356,4 +367,5 @@ const BackendImpl backend_refplan = {
     .compile = refplan_compile,
     .release = refplan_release,
     .emit = backend_emit_nothing,
+    .layouts = 1,
 };

@@ -58,3 +58,17 @@ target_compile_options(test_half PRIVATE ${ATTNC_WARNINGS})
 target_include_directories(test_half PRIVATE ${PROJECT_SOURCE_DIR}/base)
 target_link_libraries(test_half PRIVATE m)
 add_test(NAME base/half-conversions COMMAND test_half)
+# Element types and strides through attnc_kernel_run_layout on interp and refplan, against the interpreter on
+# rounded float32 copies; hostile layouts refused (issue 10).
+add_executable(test_layouts_api ${PROJECT_SOURCE_DIR}/tests/test_layouts_api.c)
+target_compile_options(test_layouts_api PRIVATE ${ATTNC_WARNINGS})
+target_include_directories(test_layouts_api PRIVATE ${PROJECT_SOURCE_DIR}/base)
+target_link_libraries(test_layouts_api PRIVATE attnc_test_support)
+add_test(NAME call/layouts-api COMMAND test_layouts_api interp refplan)
+# --dtype and --layout of run, diff and bench, Python-free (npyconv makes the inputs and compares outputs).
+add_executable(npyconv ${PROJECT_SOURCE_DIR}/tests/tools/npyconv.c)
+target_include_directories(npyconv PRIVATE ${PROJECT_SOURCE_DIR}/base)
+target_compile_options(npyconv PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(npyconv PRIVATE attnc_npy)
+add_test(NAME cli/layouts COMMAND bash ${PROJECT_SOURCE_DIR}/tests/layouts_cli.sh $<TARGET_FILE:attnc> $<TARGET_FILE:npyrand>
+                                      $<TARGET_FILE:npyconv>)
