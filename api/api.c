@@ -423,9 +423,8 @@ attnc_status attnc_kernel_run_layout(const attnc_kernel *k, const attnc_args *ar
     if (st) return st;
     if (!k->impl->layouts && !plain_layouts(&bc)) {
         bind_release(&bc);
-        return set_error(err, ATTNC_ERR_USAGE,
-                         "backend '%s' takes only float32, contiguous tensors so far (f16, bf16 and strides: llvm "
-                         "and interp are next; see README's status)", attnc_backend_name(k->backend));
+        return set_error(err, ATTNC_ERR_USAGE, "backend '%s' takes only float32, contiguous tensors",
+                         attnc_backend_name(k->backend));
     }
     st = tile_check_work(k->plan, &bc, err);
     float dummy[1] = {0};
