@@ -7,6 +7,8 @@
 # names nvcc when set (empty: none).  Where nvcc exists but no GPU, the
 # kernel and the driver are still compiled (a compile error fails the test).
 #
+# ATTNC_GPU_DTYPE=f16|bf16 stores Q, K, V and O in that type on the GPU and
+# compares with the interpreter's `run --dtype` of it.
 # ATTNC_GPU_PHASE=prepare stops after writing WORK (the kernel, the inputs,
 # the interpreter's O and a `run` script); ATTNC_GPU_PHASE=run only runs
 # WORK/run, which needs nvcc and a GPU but no attnc: how a GPU machine
@@ -30,8 +32,10 @@ mkdir -p "$work" && cd "$work" || exit 1
 "$npyrand" q.npy f4 "$B,$H,$Lq,$D" --seed 1 >/dev/null || exit 1
 "$npyrand" k.npy f4 "$B,$Hkv,$Lk,$D" --seed 2 >/dev/null || exit 1
 "$npyrand" v.npy f4 "$B,$Hkv,$Lk,$Dv" --seed 3 >/dev/null || exit 1
-"$attnc" run "$spec" --variant "$variant" --backend interp --q q.npy --k k.npy --v v.npy -o ref.npy "${params[@]}" || exit 1
-cp "$src/tests/cuda_gpu_driver.cu" "$src/middle/kernel_abi.h" .
+dtype=${ATTNC_GPU_DTYPE:-}
+"$attnc" run "$spec" --variant "$variant" --backend interp --q q.npy --k k.npy --v v.npy -o ref.npy "${params[@]}" \
+  ${dtype:+--dtype "$dtype"} || exit 1
+cp "$src/tests/cuda_gpu_driver.cu" "$src/middle/kernel_abi.h" "$src/base/half.h" .
 # the GPU part: compile for this machine's GPU (any GPU without one), then run
 cat > run <<RUN
 #!/usr/bin/env bash
@@ -40,7 +44,7 @@ nvcc=\${ATTNC_NVCC:-\$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
   "\$nvcc" -O2 -I. -DATTNC_LAUNCH=${variant}_cuda_launch -o driver cuda_gpu_driver.cu k.cu >>nvcc.log 2>&1 ||
   { cat nvcc.log; exit 1; }
 if ! nvidia-smi -L 2>/dev/null | grep GPU >/dev/null; then echo "compiled; no GPU (nvidia-smi -L): skipped"; exit 77; fi
-./driver $B $H $Hkv $Lq $Lk $D $Dv $bq $bk q.npy k.npy v.npy ref.npy
+./driver $B $H $Hkv $Lq $Lk $D $Dv $bq $bk q.npy k.npy v.npy ref.npy $dtype
 RUN
 [ "$phase" = prepare ] && exit 0
 ATTNC_NVCC=$nvcc exec bash ./run

@@ -4,7 +4,10 @@
  * Requires: nvcc; compiled together with the emitted NAME.cu and
  * -DATTNC_LAUNCH=NAME_cuda_launch; a kernel that reads no params and no
  * tensors at run time (params fixed with -D when emitting).
- * Usage: driver B H Hkv Lq Lk D Dv BQ BK Q.npy K.npy V.npy REF_O.npy
+ * Usage: driver B H Hkv Lq Lk D Dv BQ BK Q.npy K.npy V.npy REF_O.npy [f16|bf16]
+ * With f16 or bf16, Q, K, V and O are stored in that type (contiguous; the
+ * inputs rounded to it on the host) and REF_O is the interpreter's O for
+ * `--dtype` of that type.
  * Exit: 0 agree, 1 differ or fail, 77 no GPU (ctest SKIP_RETURN_CODE). */
 #include <cuda_runtime.h>
 #include <math.h>
@@ -12,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "half.h"
 #include "kernel_abi.h"
 
 extern "C" int ATTNC_LAUNCH(const AttnCall *call, int *fault, cudaStream_t stream);
@@ -35,6 +39,19 @@ static float *read_npy(const char *path, size_t n) {
     return data;
 }
 
+/* x rounded in place to elem (0: float32 as is; 1 f16, 2 bf16: packed 16-bit words at x). */
+static void *to_elem(float *x, size_t n, int elem) {
+    uint16_t *h = (uint16_t *)x;
+    for (size_t i = 0; elem && i < n; i++) h[i] = elem == 1 ? attnc_f32_to_f16(x[i]) : attnc_f32_to_bf16(x[i]);
+    return x;
+}
+
+/* The inverse, widening n packed 16-bit words in place (from the end, so nothing is overwritten early). */
+static void from_elem(float *x, size_t n, int elem) {
+    const uint16_t *h = (const uint16_t *)x;
+    for (size_t i = n; elem && i-- > 0;) x[i] = elem == 1 ? attnc_f16_to_f32(h[i]) : attnc_bf16_to_f32(h[i]);
+}
+
 #define CHECK(x)                                                                          \
     do {                                                                                  \
         cudaError_t e_ = (x);                                                             \
@@ -45,8 +62,13 @@ static float *read_npy(const char *path, size_t n) {
     } while (0)
 
 int main(int argc, char **argv) {
-    if (argc != 14) {
-        fprintf(stderr, "usage: %s B H Hkv Lq Lk D Dv BQ BK Q.npy K.npy V.npy REF_O.npy\n", argv[0]);
+    if (argc != 14 && argc != 15) {
+        fprintf(stderr, "usage: %s B H Hkv Lq Lk D Dv BQ BK Q.npy K.npy V.npy REF_O.npy [f16|bf16]\n", argv[0]);
+        return 1;
+    }
+    int elem = argc == 15 ? (!strcmp(argv[14], "f16") ? 1 : !strcmp(argv[14], "bf16") ? 2 : -1) : 0;
+    if (elem < 0) {
+        fprintf(stderr, "unknown element type '%s'\n", argv[14]);
         return 1;
     }
     int devices = 0;
@@ -73,9 +95,11 @@ int main(int argc, char **argv) {
     CHECK(cudaMalloc(&dv, nv * 4 + 4));
     CHECK(cudaMalloc(&dout, no * 4 + 4));
     CHECK(cudaMalloc(&dfault, sizeof(int)));
-    CHECK(cudaMemcpy(dq, q, nq * 4, cudaMemcpyHostToDevice));
-    CHECK(cudaMemcpy(dk, k, nk * 4, cudaMemcpyHostToDevice));
-    CHECK(cudaMemcpy(dv, v, nv * 4, cudaMemcpyHostToDevice));
+    size_t eb = elem ? 2 : 4; /* bytes per element of Q, K, V, O */
+    CHECK(cudaMemcpy(dq, to_elem(q, nq, elem), nq * eb, cudaMemcpyHostToDevice));
+    CHECK(cudaMemcpy(dk, to_elem(k, nk, elem), nk * eb, cudaMemcpyHostToDevice));
+    CHECK(cudaMemcpy(dv, to_elem(v, nv, elem), nv * eb, cudaMemcpyHostToDevice));
+    c.q_elem = c.k_elem = c.v_elem = c.o_elem = elem;
     CHECK(cudaMemset(dfault, 0, sizeof(int)));
     static AttnValue params[64];             /* all zero: the params are fixed with -D */
     static const void *tensor_data[8];
@@ -103,16 +127,17 @@ int main(int argc, char **argv) {
         return 1;
     }
     CHECK(cudaDeviceSynchronize());
-    CHECK(cudaMemcpy(o, dout, no * 4, cudaMemcpyDeviceToHost));
+    CHECK(cudaMemcpy(o, dout, no * eb, cudaMemcpyDeviceToHost));
+    from_elem(o, no, elem);
     CHECK(cudaMemcpy(&fault, dfault, sizeof(int), cudaMemcpyDeviceToHost));
     if (fault) {
         fprintf(stderr, "the kernel reports a runtime error\n");
         return 1;
     }
-    double worst = 0;
+    double worst = 0, tol = elem == 2 ? 1.6e-2 : 2e-3; /* bf16: two units of 2^-7 */
     for (size_t i = 0; i < no; i++) {
         double e = fabs((double)o[i] - (double)ref[i]) / (1.0 + fabs((double)ref[i]));
-        if (!(e <= 2e-3)) {
+        if (!(e <= tol)) {
             fprintf(stderr, "O[%zu] = %.9g but the interpreter gives %.9g\n", i, o[i], ref[i]);
             return 1;
         }
