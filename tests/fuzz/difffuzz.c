@@ -176,12 +176,15 @@ static void random_shape(uint64_t *s, const GenSpec *gs, FuzzCase *c) {
     }
 }
 
-/* Random tile sizes, and now and then no LSE buffer. */
+/* Random tile sizes, now and then no LSE buffer, and in one case of four
+ * each f16 or bf16 storage and a [B,L,H,D] or fused, gapped layout. */
 static void random_tiles(uint64_t *s, FuzzCase *c) {
     static const int tiles[] = {1, 2, 3, 4, 5, 7, 8, 13, 16, 32, 64};
     c->no_lse = pick(s, 5) == 0;
     c->tile_q = pick(s, 5) < 2 ? 0 : tiles[pick(s, 11)];
     c->tile_k = pick(s, 5) < 2 ? 0 : tiles[pick(s, 11)];
+    c->elem = pick(s, 4) == 0 ? 1 + (int)pick(s, 2) : 0;
+    c->layout = pick(s, 4) == 0 ? 1 + (int)pick(s, 2) : 0;
 }
 
 static void value_text(uint64_t *s, const SgDomain *d, attnc_type ty, char *out, size_t n) {
@@ -369,7 +372,7 @@ static int shrink_case(FuzzCase *c, int step) {
     case 7: return z->D > 1 ? (z->D = (z->D + 1) / 2) : 0;
     case 8: return z->Dv > 1 ? (z->Dv = (z->Dv + 1) / 2) : 0;
     case 9: return c->tile_q || c->tile_k ? (c->tile_q = c->tile_k = 0, 1) : 0;
-    case 10: return c->flags || c->no_lse ? (c->flags = c->no_lse = 0, 1) : 0;
+    case 10: return c->flags || c->no_lse || c->elem || c->layout ? (c->flags = c->no_lse = c->elem = c->layout = 0, 1) : 0;
     case 11: return c->ndefines ? (c->ndefines--, 1) : 0;
     default: {
         int i = step - 12;
@@ -503,8 +506,9 @@ static void report(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCase
 static void run_one(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCase *c, int slot) {
     FcResult r;
     if (o->verbose) /* before the run: a crash names the case */
-        printf("  %-8s defines=%d tiles=%dx%d flags=%d lse=%s threads=%d ...\n", attnc_backend_name(c->backend),
-               c->ndefines, c->tile_q, c->tile_k, c->flags, c->no_lse ? "NULL" : "yes", c->threads);
+        printf("  %-8s defines=%d tiles=%dx%d flags=%d lse=%s threads=%d elem=%d layout=%d ...\n",
+               attnc_backend_name(c->backend), c->ndefines, c->tile_q, c->tile_k, c->flags, c->no_lse ? "NULL" : "yes",
+               c->threads, c->elem, c->layout);
     run_case(c, &r);
     st->runs++;
     st->seconds[slot] += r.seconds;
