@@ -3,20 +3,23 @@
 # all measured in this one run (the machine is shared: only ratios within a
 # run mean anything).
 #
-#   bench/run.sh [--backend NAME] [--quick] [--build DIR]
+#   bench/run.sh [--backend NAME] [--quick] [--build DIR] [--dtype f32|f16|bf16] [--layout bhld|blhd]
 #
+# --dtype and --layout store Q, K, V and O that way (the kernels compute in
+# float32 either way); run it once per setting and compare the tables.
 # --quick stops at L = 4096 and skips D = 64.  Prints a markdown table:
 # time per call, GFLOP/s (4 * D * kept pairs), fraction of the single-core
 # FMA peak, and the ratios issue 4 asks for.
 set -u
 cd "$(dirname "$0")/.."
-backend="" quick=0 build=build
+backend="" quick=0 build=build storage=()
 while [ $# -gt 0 ]; do
   case $1 in
     --backend) backend=$2; shift 2 ;;
     --quick) quick=1; shift ;;
     --build) build=$2; shift 2 ;;
-    *) echo "usage: bench/run.sh [--backend NAME] [--quick] [--build DIR]" >&2; exit 2 ;;
+    --dtype|--layout) storage+=("$1" "$2"); shift 2 ;;
+    *) echo "usage: bench/run.sh [--backend NAME] [--quick] [--build DIR] [--dtype T] [--layout L]" >&2; exit 2 ;;
   esac
 done
 cmake --build "$build" --target attnc npyrand bench_naive bench_fma_peak -j"$(nproc)" >/dev/null || exit 1
@@ -34,7 +37,7 @@ lengths="1024 4096 16384"
 dims="64 128"
 [ $quick = 1 ] && lengths="1024 4096" && dims="128"
 
-# bench_one VARIANT L D THREADS -> "ms gflops"
+# bench_one VARIANT L D THREADS -> "ms gflops compile_ms peak_rss_mib"
 bench_one() {
   local variant=$1 L=$2 D=$3 threads=$4 extra=()
   case $variant in
@@ -44,23 +47,24 @@ bench_one() {
       extra=(--tensor doc="$work/doc$L.npy") ;;
   esac
   timeout 600 "$attnc" bench "bench/variants/$variant.attn" --shape "B=1,H=8,Lq=$L,Lk=$L,D=$D" \
-    --threads "$threads" "${backend_flag[@]}" "${extra[@]}" >"$work/out" 2>&1 ||
-    { echo "- -"; return; }
-  awk '/^time\/call/ {ms=$2} /^GFLOP/ {g=$2} /^compile/ {c=$2} END {print ms, g, c}' "$work/out"
+    --threads "$threads" "${backend_flag[@]}" "${storage[@]}" "${extra[@]}" >"$work/out" 2>&1 ||
+    { echo "- - - -"; return; }
+  awk '/^time\/call/ {ms=$2} /^GFLOP/ {g=$2} /^compile/ {c=$2} /^peak RSS/ {m=$3} END {print ms, g, c, m}' "$work/out"
 }
 
 declare -A T G
 echo
-echo "| variant | D | L | ms/call (1 thread) | GFLOP/s | % of peak | compile ms |"
-echo "|---|---|---|---|---|---|---|"
+echo "storage: ${storage[*]:-f32 bhld}"
+echo "| variant | D | L | ms/call (1 thread) | GFLOP/s | % of peak | compile ms | peak RSS MiB |"
+echo "|---|---|---|---|---|---|---|---|"
 for D in $dims; do
   for L in $lengths; do
     for variant in dense causal causal_alibi window256 softcap natten2d document; do
-      read -r ms g c < <(bench_one "$variant" "$L" "$D" 1)
+      read -r ms g c m < <(bench_one "$variant" "$L" "$D" 1)
       T[$variant,$D,$L]=$ms
       G[$variant,$D,$L]=$g
       pct=$(awk -v g="$g" -v p="$peak" 'BEGIN { if (g == "-") print "-"; else printf "%.1f", 100 * g / p }')
-      echo "| $variant | $D | $L | $ms | $g | $pct | $c |"
+      echo "| $variant | $D | $L | $ms | $g | $pct | $c | $m |"
     done
   done
 done

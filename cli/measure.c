@@ -1,6 +1,6 @@
 /* measure.c — `attnc diff` (every backend against the reference
  * interpreter on random inputs) and `attnc bench` (time per call, GFLOP/s,
- * compile time).  Both make their inputs: Q, K, V uniform in [-1, 1) from a
+ * compile time, the process's peak resident memory).  Both make their inputs: Q, K, V uniform in [-1, 1) from a
  * seeded generator, params from --param or their defaults, tensors from
  * --tensor files or random (ints in a range that keeps the spec's indexing
  * in bounds where the library can tell, else [0, 4), or --int-range).
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "inputs.h"
@@ -322,6 +323,9 @@ int cmd_bench(const Options *o) {
         printf("kept pairs   %10.4f     (%lld of %.0f)\n", total > 0 ? (double)kept / total : 0.0, (long long)kept,
                total);
         printf("GFLOP/s      %10.2f     (4 * D * kept pairs per call)\n", median > 0 ? flops / median * 1e-9 : 0.0);
+        struct rusage ru;
+        if (getrusage(RUSAGE_SELF, &ru) == 0) /* Linux: kilobytes; inputs, O and the kernel's scratch */
+            printf("peak RSS     %10.1f MiB  (the whole process)\n", (double)ru.ru_maxrss / 1024.0);
     }
     call_free(&call);
     attnc_kernel_free(k);
