@@ -27,22 +27,12 @@
 #include "attnc.h"
 #include "half.h"
 #include "support.h"
+#include "check.h"
 
 /* The kernel's float32 error against the interpreter's double, relative to
  * 1 + |value|: far below half an f16 or bf16 unit at the values O takes. */
 static const double F32_TOL = 1e-6;
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            failures++;                                                                                                \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                                \
-            printf(__VA_ARGS__);                                                                                       \
-            printf("\n");                                                                                              \
-        }                                                                                                              \
-    } while (0)
 
 typedef struct Case {
     const char *file, *variant;

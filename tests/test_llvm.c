@@ -20,21 +20,11 @@
 
 #include "attnc.h"
 #include "support.h"
+#include "check.h"
 
 /* Tight enough that one wrongly kept or dropped (q, kv) moves O or LSE past it. */
 static const double TOLERANCE = 2e-4;
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            failures++;                                                                                                \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                                \
-            printf(__VA_ARGS__);                                                                                       \
-            printf("\n");                                                                                              \
-        }                                                                                                              \
-    } while (0)
 
 typedef struct Variant {
     const char *text;

@@ -19,18 +19,8 @@
 
 #include "api_internal.h"
 #include "llvm_lower.h"
+#include "check.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            failures++;                                                                                                \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                                \
-            printf(__VA_ARGS__);                                                                                       \
-            printf("\n");                                                                                              \
-        }                                                                                                              \
-    } while (0)
 
 static const char *const SPECS[] = {
     /* kv values (col slots), row values (row slots), a mask, an item-level sum */
