@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "half.h"
 #include "inputs.h"
 
 int fail(int code, const char *fmt, const char *a, const char *b) {
@@ -59,64 +60,15 @@ int bind_cli_params(const Options *o, const attnc_kernel *kern, RunInputs *in) {
 
 /* ---- element types and layouts ------------------------------------------- */
 
-/* float32 <-> f16 / bf16, exact widening and narrowing to nearest even, as
- * base/half.h does them: cli/ is a client of the public header only
- * (tests/layering.sh), so these few lines are written out again here.
- * tests/layouts_cli.sh checks them against half.h (files that
- * tests/tools/npyconv rounds with it give the same O). */
-static uint32_t f32_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-static float f32_from_bits(uint32_t u) {
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static float f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
-    if (exp == 0x1fu) return f32_from_bits(sign | 0x7f800000u | (man << 13));
-    if (exp == 0) {
-        float v = (float)man * 5.9604644775390625e-08f; /* a subnormal: man * 2^-24, exact */
-        return sign ? -v : v;
-    }
-    return f32_from_bits(sign | ((exp + 112u) << 23) | (man << 13));
-}
-
-static uint16_t f32_to_f16(float f) {
-    uint32_t u = f32_bits(f), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
-    if (a >= 0x7f800000u) return (uint16_t)(sign | 0x7c00u | (a > 0x7f800000u ? 0x200u | ((a >> 13) & 0x3ffu) : 0));
-    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* beyond 65504 after rounding: inf */
-    if (a < 0x38800000u) {                                   /* a subnormal f16, or 0 */
-        if (a < 0x33000000u) return (uint16_t)sign;
-        uint32_t man = (a & 0x7fffffu) | 0x800000u, shift = 126u - (a >> 23);
-        uint32_t q = man >> shift, rest = man & ((1u << shift) - 1u), half = 1u << (shift - 1u);
-        q += rest > half || (rest == half && (q & 1u));
-        return (uint16_t)(sign | q);
-    }
-    uint32_t r = a + 0xfffu + ((a >> 13) & 1u);
-    return (uint16_t)(sign | (((r >> 13) - (112u << 10)) & 0x7fffu));
-}
-
-static float bf16_to_f32(uint16_t b) { return f32_from_bits((uint32_t)b << 16); }
-
-static uint16_t f32_to_bf16(float f) {
-    uint32_t u = f32_bits(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
 int elem_bytes(attnc_elem e) { return e == ATTNC_ELEM_F32 ? 4 : 2; }
 
 void *convert_elems(const void *src, attnc_elem from, attnc_elem to, size_t n) {
     char *out = malloc((size_t)elem_bytes(to) * n + 4);
     for (size_t i = 0; out && i < n; i++) {
         uint16_t w = from == ATTNC_ELEM_F32 ? 0 : ((const uint16_t *)src)[i];
-        float x = from == ATTNC_ELEM_F32 ? ((const float *)src)[i] : from == ATTNC_ELEM_F16 ? f16_to_f32(w) : bf16_to_f32(w);
+        float x = from == ATTNC_ELEM_F32 ? ((const float *)src)[i] : from == ATTNC_ELEM_F16 ? attnc_f16_to_f32(w) : attnc_bf16_to_f32(w);
         if (to == ATTNC_ELEM_F32) ((float *)out)[i] = x;
-        else ((uint16_t *)out)[i] = to == ATTNC_ELEM_F16 ? f32_to_f16(x) : f32_to_bf16(x);
+        else ((uint16_t *)out)[i] = to == ATTNC_ELEM_F16 ? attnc_f32_to_f16(x) : attnc_f32_to_bf16(x);
     }
     return out;
 }

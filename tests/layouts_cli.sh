@@ -4,8 +4,8 @@
 #   --layout blhd on transposed copies of the inputs gives, transposed back,
 #     the very bytes bhld gives (interp and refplan; f32, f16, bf16);
 #   --dtype f16 / bf16 on '<f4' files gives the very bytes it gives on the
-#     files npyconv rounded with base/half.h (the command line's own copy of
-#     the conversions agrees with the library's); '<f2' files are read as
+#     files npyconv rounded with base/half.h (the command line rounds '<f4'
+#     inputs itself, with the same header); '<f2' files are read as
 #     f16, and widened exactly for --dtype f32;
 #   O is rounded to the dtype (rounding it again changes nothing) but
 #     written '<f4'; LSE stays [B, H, Lq];
