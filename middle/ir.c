@@ -75,9 +75,9 @@ static int deps_of(const IrModule *m, IrOp op, int aux, int nargs, const IrRef *
     for (int i = 0; i < nargs; i++) d |= m->nodes[args[i]].deps;
     switch (op) {
     case IR_VAR:
-        return aux == V_B ? DEP_B : aux == V_H || aux == V_HK ? DEP_H : aux == V_Q ? DEP_Q : aux == V_KV ? DEP_KV : DEP_SIZE;
+        return aux == V_B ? DEP_B : aux == V_H ? DEP_H : aux == V_HK ? DEP_HK : aux == V_Q ? DEP_Q : aux == V_KV ? DEP_KV : DEP_SIZE;
     case IR_PARAM: return DEP_PARAM;
-    case IR_PRE: return DEP_PRE | DEP_B | DEP_H | DEP_Q | DEP_KV;
+    case IR_PRE: return DEP_PRE | DEP_B | DEP_H | DEP_HK | DEP_Q | DEP_KV;
     case IR_SUMVAR: return DEP_SUMVAR;
     case IR_LOAD: return d | DEP_TENSOR;
     case IR_SUM:
@@ -229,7 +229,7 @@ static const char *level_name(int deps) {
     if (q && kv) return "elem";
     if (q) return "row";
     if (kv) return "col";
-    if (deps & (DEP_B | DEP_H)) return "head";
+    if (deps & (DEP_B | DEP_H | DEP_HK)) return "head";
     return "call";
 }
 

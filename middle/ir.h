@@ -43,7 +43,9 @@ typedef enum IrOp {
 } IrOp;
 
 /* What a node varies with: sema's DEP_* bits plus these. */
-enum { DEP_PRE = DEP_SCORE, DEP_SUMVAR = 1 << 8 };
+/* DEP_HK: the kv head (`hk`), apart from the query head: the query heads a
+ * packed work item holds (schedule.h, pack_heads) share their kv head. */
+enum { DEP_PRE = DEP_SCORE, DEP_SUMVAR = 1 << 8, DEP_HK = 1 << 9 };
 
 typedef struct IrNode {
     IrOp op;

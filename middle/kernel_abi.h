@@ -12,7 +12,7 @@
 #define ATTNC_KERNEL_ABI_H
 #include <stdint.h>
 
-#define ATTNC_ABI_VERSION 3
+#define ATTNC_ABI_VERSION 4
 #define ATTNC_ABI_MAX_RANK 8
 
 /* One param value: ints and bools in i, floats in f (by the param's type). */
@@ -53,10 +53,17 @@ typedef struct AttnCall {
      * and of LSE along [B, H, Lq]; q, k, v, o point at element [0,0,0,0] */
     int32_t q_elem, k_elem, v_elem, o_elem;
     int64_t q_stride[4], k_stride[4], v_stride[4], o_stride[4], lse_stride[3];
+    /* query heads per work item (0 or 1: one; more only when the schedule
+     * allows it, Schedule.pack_heads).  With pack = P > 1 the work item
+     * (b, h, qt) holds heads h .. h + P - 1 (h a multiple of P; they read
+     * one kv head and share one tile group) and its rows are packed:
+     * row r of [qt * bq, min((qt + 1) * bq, Lq * P)) is query row r / P of
+     * head h + r % P; the tile map's q tiles are of bq / P query rows. */
+    int64_t pack;
 } AttnCall;
 
-/* Compute rows [qt*bq, min((qt+1)*bq, Lq)) of (b, h): write their O and
- * LSE.  `scratch` holds at least attnc_kernel_scratch_bytes(call) bytes,
+/* Compute rows [qt*bq, min((qt+1)*bq, Lq)) of (b, h) (packed rows of heads
+ * h .. h + pack - 1 when pack > 1): write their O and LSE.  `scratch` holds at least attnc_kernel_scratch_bytes(call) bytes,
  * private to the calling thread.  Returns 0, or 1 when some element of
  * these rows raises a runtime error (the plan's `fault`): the runtime then
  * asks the reference interpreter for the exact message, and discards O. */

@@ -22,6 +22,9 @@ enum { MAX_TERMS = 64 };
 static int per_row(const IrNode *n) { return !(n->deps & (DEP_KV | DEP_PRE)); }
 static int per_col(const IrNode *n) { return !(n->deps & (DEP_Q | DEP_PRE)); }
 static int per_head(const IrNode *n) { return !(n->deps & (DEP_Q | DEP_KV | DEP_PRE | DEP_SUMVAR)); }
+/* A column count is a value of the work item: it may vary with the kv head,
+ * not with the query head (a packed work item's rows are of several heads). */
+static int per_item(const IrNode *n) { return per_head(n) && !(n->deps & DEP_H); }
 
 /* Append group (count, fq, gk); 0 when out of memory. */
 static int add_group(IrModule *m, IrFunc *f, IrRef count, IrRef fq, IrRef gk) {
@@ -52,6 +55,7 @@ static int split_sum(IrModule *m, IrRef t, IrRef *count, IrRef *fq, IrRef *gk) {
     const IrNode *x = ir_at(m, body->args[0]), *y = ir_at(m, body->args[1]);
     /* the sum variable may only be level 0: nothing else inside reads an outer one */
     if ((x->sumvars | y->sumvars) & ~1u) return 0;
+    if (!per_item(ir_at(m, s->args[0]))) return 0;
     if (per_row(x) && per_col(y)) {
         *fq = body->args[0];
         *gk = body->args[1];

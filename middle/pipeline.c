@@ -42,7 +42,7 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
     p->needs_fault = !ir_is_bool(p->ir, p->f->fault, 0);
     int mask_deps = ir_at(p->ir, p->f->keep)->deps | ir_at(p->ir, p->f->fault)->deps;
     p->mask_varies_b = (mask_deps & DEP_B) != 0;
-    p->mask_varies_h = (mask_deps & DEP_H) != 0;
+    p->mask_varies_h = (mask_deps & (DEP_H | DEP_HK)) != 0;
     p->softmax = p->f->weight == IR_NONE;
     p->sched = sched_build(arena, p);
     return p->sched ? p : NULL;

@@ -48,6 +48,7 @@ typedef struct Builder {
     Schedule *s;
     Scope scratch, item, row, col, elem;
     int nomem;
+    int heads_in_rows; /* what varies with h (not kv) lives in the row loop: see pack_heads */
     char *why; /* Schedule.why */
     size_t why_len;
 } Builder;
@@ -84,21 +85,24 @@ int sched_is_leaf(const IrNode *n) {
 }
 
 /* The loop a node lives in by what it varies with, ignoring the sums it sits
- * in (those put it where the sum's loop is). */
-static SchedLoop base_loop(const IrNode *n) {
+ * in (those put it where the sum's loop is).  With heads in rows, a value of
+ * the query head h (and not of kv) is a row value: the rows of a packed work
+ * item belong to several heads. */
+static SchedLoop base_loop(const Builder *B, const IrNode *n) {
     int d = n->deps & ~DEP_SUMVAR;
     int q = (d & DEP_Q) != 0, kv = (d & DEP_KV) != 0;
     if ((d & DEP_PRE) || (q && kv)) return SL_ELEM;
     if (q) return SL_ROW;
     if (kv) return SL_COL;
-    if (d & (DEP_B | DEP_H | DEP_TENSOR)) return SL_ITEM;
+    if ((d & DEP_H) && B->heads_in_rows) return SL_ROW;
+    if (d & (DEP_B | DEP_H | DEP_HK | DEP_TENSOR)) return SL_ITEM;
     return SL_CALL;
 }
 
 /* The scope that computes node n when scope S reads it, or NULL. */
 static Scope *owner(Builder *B, Scope *S, const IrNode *n) {
     if (n->sumvars) return S; /* a sum's body: computed inside the sum's loop */
-    SchedLoop lv = base_loop(n);
+    SchedLoop lv = base_loop(B, n);
     if (S->loop == SL_CALL) return lv == SL_CALL ? S : NULL;
     if (lv <= SL_ITEM) return &B->item;
     Scope *o = lv == SL_ROW ? &B->row : lv == SL_COL ? &B->col : &B->elem;
@@ -224,7 +228,7 @@ static void need(Builder *B, Scope *S, IrRef root) {
         if (!o) {
             static const char *const lv[] = {"call", "head", "row", "tile", "col", "elem", "finish"};
             char detail[80];
-            snprintf(detail, sizeof detail, " (a %s value in the %s loop)", lv[base_loop(n)], lv[S->loop]);
+            snprintf(detail, sizeof detail, " (a %s value in the %s loop)", lv[base_loop(B, n)], lv[S->loop]);
             sched_fail(B, "a value is needed where the kernel cannot compute it", detail);
             break;
         }
@@ -359,7 +363,7 @@ static void build_blocks(Builder *B) {
     s->block[SB_VALUE_PARTIAL].result = s->block[SB_VALUE_FULL].result = B->p->softmax ? f->score : f->weight;
 }
 
-Schedule *sched_build(Arena *arena, const Plan *p) {
+static Schedule *build_attempt(Arena *arena, const Plan *p, int heads_in_rows) {
     int nodes = p->ir->n;
     Schedule *s = arena_alloc(arena, sizeof *s);
     if (!s) return NULL;
@@ -397,6 +401,7 @@ Schedule *sched_build(Arena *arena, const Plan *p) {
     B.p = p;
     B.m = p->ir;
     B.s = s;
+    B.heads_in_rows = heads_in_rows;
     B.why = s->why;
     B.why_len = sizeof s->why;
     int ok = scope_init(&B.scratch, SL_CALL, &s->block[SB_SCRATCH], nodes) &&
@@ -423,6 +428,31 @@ Schedule *sched_build(Arena *arena, const Plan *p) {
         s->nrow_slots = s->ncol_slots = 0;
     }
     return s;
+}
+
+/* Whether a step of a loop other than row and elem computes a value of the
+ * query head h (the kv values of a head, its low-rank K columns). */
+static int heads_outside_rows(const Schedule *s) {
+    for (int b = 0; b < SB_COUNT; b++) {
+        if (s->block[b].loop == SL_ROW || s->block[b].loop == SL_ELEM) continue;
+        for (int i = 0; i < s->block[b].nsteps; i++) {
+            IrRef r = s->block[b].steps[i].node;
+            if (r != IR_NONE && (ir_at(s->m, r)->deps & DEP_H)) return 1;
+        }
+    }
+    return 0;
+}
+
+/* The values of h in the row loop when that works, so that a work item may
+ * hold several query heads; else (h read by kv values) in the item loop. */
+Schedule *sched_build(Arena *arena, const Plan *p) {
+    Schedule *s = build_attempt(arena, p, 1);
+    if (!s) return NULL;
+    if (!s->why[0] && !heads_outside_rows(s)) {
+        s->pack_heads = !s->group_by_h;
+        return s;
+    }
+    return build_attempt(arena, p, 0);
 }
 
 /* ---- reading the schedule ------------------------------------------------------ */
@@ -498,6 +528,8 @@ void sched_print(const Schedule *s, StrBuf *out) {
               s->bq, s->bk);
     sb_printf(out, "  tile group of (b, h): %s\n",
               s->group_by_b ? (s->group_by_h ? "b * H + h" : "b") : (s->group_by_h ? "h" : "0"));
+    sb_printf(out, "  heads per item: %s\n",
+              s->pack_heads ? "several of one kv head may be packed as rows (h is a row value)" : "one");
     sb_printf(out, "  normalise: %s\n",
               s->softmax ? "online softmax in the log2 domain, O = acc / l, LSE = m ln 2 + log l" : "weight clause: O = acc, LSE = log l");
     sb_printf(out, "  empty row (O = 0, LSE = -inf): nothing kept%s%s\n", s->softmax ? ", or the running max is -inf" : "",

@@ -125,6 +125,10 @@ typedef struct Schedule {
     /* the tile group of (b, h) is b * group_stride_b + h * group_stride_h (sched_group_strides) */
     int group_by_b, group_by_h;
     int vec_width;    /* float lanes of the target's vectors */
+    /* 1: a work item may hold several query heads of one kv head, its rows
+     * packed (AttnCall.pack): every value of h is computed in the row (or
+     * element) loop, and the tile map does not vary with the head */
+    int pack_heads;
     int bq, bk;
     char why[160]; /* not empty: the steps could not be built, and why */
 } Schedule;
