@@ -38,3 +38,18 @@ if(ATTNC_HAVE_LLVM_BACKEND)
   add_test(NAME llvm/layouts COMMAND test_layouts_llvm ${PROJECT_SOURCE_DIR}/examples)
   set_tests_properties(llvm/layouts PROPERTIES SKIP_RETURN_CODE 77)
 endif()
+
+# Issue 11: decode shapes (8 query heads on 2 kv heads, packed into one work
+# item per kv head; Lq 1, 2, 7, 16) of every example at 16-, 8- and 4-lane
+# code against the interpreter (tests/test_llvm_decode.c).
+if(ATTNC_HAVE_LLVM_BACKEND)
+  add_executable(test_llvm_decode ${PROJECT_SOURCE_DIR}/tests/test_llvm_decode.c)
+  target_compile_options(test_llvm_decode PRIVATE ${ATTNC_WARNINGS})
+  target_link_libraries(test_llvm_decode PRIVATE attnc_test_support)
+  file(GLOB ATTNC_DECODE_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.attn)
+  foreach(example ${ATTNC_DECODE_EXAMPLES})
+    get_filename_component(name ${example} NAME_WE)
+    add_test(NAME llvm/decode/${name} COMMAND test_llvm_decode ${example})
+    set_tests_properties(llvm/decode/${name} PROPERTIES SKIP_RETURN_CODE 77)
+  endforeach()
+endif()

@@ -58,6 +58,8 @@ typedef struct Lower {
     LLVMValueRef qx, kx;    /* Qx[lr_cols][QB], Kx[BK][lr_cols] */
     LLVMValueRef lse_off;   /* [QB] floats */
     LLVMValueRef lane0;     /* the row vector's first row within the block: c * W */
+    LLVMValueRef nvec;      /* the row block's vectors that hold rows of the item (i64, at most C) */
+    LLVMValueRef gemm_cols; /* the vectors the micro-kernels run over (i64) */
     LLVMValueRef col_j;     /* the kv's index within the tile: kv - k0 */
     int failed;
     char why[300];

@@ -1,11 +1,14 @@
 /* llvm_gemm.c — the micro-kernels of the LLVM kernel: the QK and PV
  * products (and the low-rank columns' product) over one tile, with vector
  * lanes along q.
- * Requires: the lowering state (llvm_build.h) with W, C, CQ, R and QB set;
- * the builder inside the tile function.  Produces: loops that keep an R x CQ
- * block of vector accumulators in registers (R rows of A against CQ vectors
- * of Bm's row), a tail loop of single rows, and prefetches of the next
- * region spread through the inner loop. */
+ * Requires: the lowering state (llvm_build.h) with W, C, CQ, R and QB set,
+ * and for lower_gemm the vectors to run over (gemm_cols); the builder inside
+ * the tile function.  Produces: loops that keep an R x CQ block of vector
+ * accumulators in registers (R rows of A against CQ vectors of Bm's row), a
+ * tail loop of single rows, and prefetches of the next region spread
+ * through the inner loop; and the versions of them a row block picks from at
+ * run time (lower_gemm_versions: wide or narrow blocks, dense or strided
+ * prefetching). */
 #include "llvm_gemm.h"
 
 enum { MAX_R = 8, MAX_CQ = 4 };
@@ -54,7 +57,7 @@ static void gemm_rows(Lower *L, int R, LLVMValueRef i0, LLVMValueRef A, LLVMValu
     for (int i = 0; i < R; i++)
         for (int j = 0; j < L->CQ; j++) acc[i][j] = local(L, L->vf32, NULL);
     Loop lc;
-    LLVMValueRef c0 = loop_begin(L, &lc, ci64(L, 0), ci64(L, L->C), ci64(L, L->CQ), "gemm.c");
+    LLVMValueRef c0 = loop_begin(L, &lc, ci64(L, 0), L->gemm_cols, ci64(L, L->CQ), "gemm.c");
     LLVMValueRef col0 = LLVMBuildMul(b, c0, ci64(L, L->W), "");
     for (int i = 0; i < R; i++) {
         LLVMValueRef row = LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), ci64(L, L->QB), "");
@@ -100,4 +103,55 @@ void lower_gemm(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LL
     LLVMValueRef i = loop_begin(L, &lt, lb.i, nrows, ci64(L, 1), "gemm.tail");
     gemm_rows(L, 1, i, A, ars, aks, Bm, depth, Out, accumulate, NULL);
     loop_end(L, &lt);
+}
+
+/* lower_gemm prefetching the next tile's rows as one block (`dense`, rows
+ * back to back: pf[1]) or row by row (pf[0]), two copies of the
+ * micro-kernel so that the common dense case keeps its short prefetch
+ * arithmetic; or not prefetching (pf NULL). */
+static void gemm_prefetching(Lower *L, LLVMValueRef dense, const Prefetch *pf, LLVMValueRef A, LLVMValueRef ars,
+                             LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm, LLVMValueRef depth,
+                             LLVMValueRef Out, int accumulate) {
+    if (!pf) {
+        lower_gemm(L, A, ars, aks, nrows, Bm, depth, Out, accumulate, NULL);
+        return;
+    }
+    LLVMBasicBlockRef rows = block(L, "gemm.rows_apart"), block_ = block(L, "gemm.dense"), join = block(L, "gemm.done");
+    LLVMBuildCondBr(L->bd, dense, block_, rows);
+    for (int d = 0; d < 2; d++) {
+        LLVMPositionBuilderAtEnd(L->bd, d ? block_ : rows);
+        lower_gemm(L, A, ars, aks, nrows, Bm, depth, Out, accumulate, &pf[d]);
+        LLVMBuildBr(L->bd, join);
+    }
+    LLVMPositionBuilderAtEnd(L->bd, join);
+}
+
+/* The micro-kernel over the row block's vectors: all C of them with CQ-wide
+ * register blocks; or, in a narrow block (narrow_block: fewer than C vectors
+ * hold rows of the item, as in decode), L->nvec vectors one at a time, with
+ * R = 8 rows of A per register block so that 8 accumulators stay in flight
+ * (4 run at half the speed).  A narrow block streams K and V with little
+ * arithmetic, so its prefetches matter most (without them decode runs 4x
+ * slower); it has one copy, prefetching row by row, which covers dense rows
+ * too: a second, dense copy is ~10% faster there but costs compile time. */
+void lower_gemm_versions(Lower *L, LLVMValueRef narrow_block, LLVMValueRef dense, const Prefetch *pf, LLVMValueRef A,
+                          LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm, LLVMValueRef depth,
+                          LLVMValueRef Out, int accumulate) {
+    L->gemm_cols = ci64(L, L->C);
+    if (L->C == 1) {
+        gemm_prefetching(L, dense, pf, A, ars, aks, nrows, Bm, depth, Out, accumulate);
+        return;
+    }
+    LLVMBasicBlockRef narrow = block(L, "gemm.narrow"), wide = block(L, "gemm.wide"), join = block(L, "gemm.both");
+    LLVMBuildCondBr(L->bd, narrow_block, narrow, wide);
+    LLVMPositionBuilderAtEnd(L->bd, wide);
+    gemm_prefetching(L, dense, pf, A, ars, aks, nrows, Bm, depth, Out, accumulate);
+    LLVMBuildBr(L->bd, join);
+    LLVMPositionBuilderAtEnd(L->bd, narrow);
+    int CQ = L->CQ, R = L->R;
+    L->CQ = 1, L->R = 8, L->gemm_cols = L->nvec;
+    lower_gemm(L, A, ars, aks, nrows, Bm, depth, Out, accumulate, pf ? &pf[0] : NULL);
+    L->CQ = CQ, L->R = R;
+    LLVMBuildBr(L->bd, join);
+    LLVMPositionBuilderAtEnd(L->bd, join);
 }

@@ -34,4 +34,13 @@ void lower_prefetch_line(Lower *L, const Prefetch *pf, LLVMValueRef line);
 void lower_gemm(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm,
                 LLVMValueRef depth, LLVMValueRef Out, int accumulate, const Prefetch *pf);
 
+/* lower_gemm over a row block's vectors: all C of them (L->C) with CQ-wide
+ * register blocks, or when narrow_block (i1) holds, L->nvec vectors one at a
+ * time with 8 rows per register block; pf NULL: no prefetching, else pf[1]
+ * (the region as one block) when dense (i1) holds, pf[0] (rows apart) when
+ * not. */
+void lower_gemm_versions(Lower *L, LLVMValueRef narrow_block, LLVMValueRef dense, const Prefetch *pf, LLVMValueRef A,
+                         LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm, LLVMValueRef depth,
+                         LLVMValueRef Out, int accumulate);
+
 #endif

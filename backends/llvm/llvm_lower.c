@@ -11,6 +11,12 @@
  * How the work is laid out.  Vector lanes run along q: one vector holds W
  * consecutive query rows, and a row block of QB = C*W rows is the unit the
  * tile loop works on (one q tile of bq rows is one or more row blocks).
+ * With packed heads (AttnCall.pack = P > 1, kernel ABI 4) the rows are
+ * packed rows, r / P of head h + r % P: llvm_rows.c maps each lane to its
+ * query row and head, and the leaf h is then a row value.  A row block runs
+ * over only its vectors that hold rows of the item (L->nvec): a decode
+ * block of P rows costs one vector, not C, and its micro-kernels take a
+ * narrow version (llvm_gemm.c).
  * Along q rather than along kv because then
  *   - Q is transposed into scratch once per row block (Qt[d][q]), and K and V
  *     are read in place: the QK micro-kernel broadcasts K[kv][d] against Qt
@@ -40,9 +46,10 @@
  * The files of the lowering: llvm_build.h (the state, builder helpers),
  * llvm_math.c (arithmetic: exp/log polynomials, total division),
  * llvm_node.c (one IR node), llvm_steps.c (the schedule's steps),
- * llvm_gemm.c (the micro-kernels) and this one, the kernel: the loop nest,
- * the scratch layout, the element, softmax and output passes, and the entry
- * point llvm_lower_plan.
+ * llvm_gemm.c (the micro-kernels), llvm_tensor.c (element types and
+ * strides), llvm_rows.c (the lanes' rows and heads) and this one, the
+ * kernel: the loop nest, the scratch layout, the element, softmax and output
+ * passes, and the entry point llvm_lower_plan.
  */
 #include "llvm_lower.h"
 
@@ -57,6 +64,7 @@
 #include "llvm_gemm.h"
 #include "llvm_math.h"
 #include "llvm_node.h"
+#include "llvm_rows.h"
 #include "llvm_steps.h"
 #include "llvm_tensor.h"
 
@@ -71,6 +79,7 @@ typedef struct Regions {
     LLVMValueRef lse_off;         /* [QB]: the row's LSE offset (STEP_LSE_OFFSET) */
     LLVMValueRef rows;            /* [nrow_slots][QB] 8-byte lanes: the schedule's row slots */
     LLVMValueRef cols;            /* [ncol_slots][BK] 8-byte lanes: its col slots */
+    LLVMValueRef map;             /* the row map (llvm_rows.c) */
     LLVMValueRef kc, vc;          /* Kc[BK][D], Vc[BK][Dv]: f16/bf16 K and V rows of the tile as floats */
 } Regions;
 
@@ -92,7 +101,7 @@ static LLVMValueRef layout(Lower *L, LLVMValueRef D, LLVMValueRef Dv, LLVMValueR
         ci64(L, (int64_t)L->BK * L->QB * 4),                                 /* s */
         LLVMBuildMul(b, Dv, qb4, ""),                                        /* ot */
         ci64(L, (int64_t)L->QB * 4 * 5 + (int64_t)L->s->nrow_slots * L->QB * 8 +
-                    (int64_t)L->s->ncol_slots * L->BK * 8), /* stats, lse_off, rows, cols */
+                    (int64_t)L->s->ncol_slots * L->BK * 8 + rows_map_bytes(L)), /* stats, lse_off, rows, cols, map */
         /* kc, vc: sized for every call (a call's element types are not known here) */
         LLVMBuildMul(b, D, ci64(L, (int64_t)L->BK * 4), ""),
         LLVMBuildMul(b, Dv, ci64(L, (int64_t)L->BK * 4), ""),
@@ -114,37 +123,11 @@ static LLVMValueRef layout(Lower *L, LLVMValueRef D, LLVMValueRef Dv, LLVMValueR
         rg->lse_off = gep(L, L->i8, stats, ci64(L, (int64_t)L->QB * 16));
         rg->rows = gep(L, L->i8, stats, ci64(L, (int64_t)L->QB * 20));
         rg->cols = gep(L, L->i8, rg->rows, ci64(L, (int64_t)L->s->nrow_slots * L->QB * 8));
+        rg->map = gep(L, L->i8, rg->cols, ci64(L, (int64_t)L->s->ncol_slots * L->BK * 8));
         rg->kc = gep(L, L->i8, base, at[6]);
         rg->vc = gep(L, L->i8, base, at[7]);
     }
     return LLVMBuildAdd(b, off, ci64(L, 64), "");
-}
-
-/* Sizes, params and tensors from the AttnCall. */
-static void load_inputs(Lower *L) {
-    static const size_t size_off[7] = {offsetof(AttnCall, B),  offsetof(AttnCall, H),  offsetof(AttnCall, Hkv),
-                                       offsetof(AttnCall, Lq), offsetof(AttnCall, Lk), offsetof(AttnCall, D),
-                                       offsetof(AttnCall, Dv)};
-    for (int i = 0; i < 7; i++) L->var[V_SIZE_B + i] = call_field(L, size_off[i], L->i64);
-    const Attention *a = L->p->attn;
-    LLVMValueRef params = call_field(L, offsetof(AttnCall, params), ptr_to(L->i64));
-    for (int i = 0; i < a->nparams; i++) {
-        LLVMValueRef at = gep(L, L->i64, params, ci64(L, i));
-        Type t = a->params[i]->type;
-        if (t == T_FLOAT)
-            L->param[i] = LLVMBuildFPTrunc(L->bd, load(L, L->f64, at, 8), L->f32, "");
-        else if (t == T_BOOL)
-            L->param[i] = LLVMBuildICmp(L->bd, LLVMIntNE, load(L, L->i64, at, 8), ci64(L, 0), "");
-        else
-            L->param[i] = load(L, L->i64, at, 8);
-    }
-    LLVMValueRef data = call_field(L, offsetof(AttnCall, tensor_data), ptr_to(ptr_to(L->i8)));
-    LLVMValueRef shape = call_field(L, offsetof(AttnCall, tensor_shape), ptr_to(L->i64));
-    for (int t = 0; t < a->ntensors; t++) {
-        L->tdata[t] = load(L, ptr_to(L->i8), gep(L, ptr_to(L->i8), data, ci64(L, t)), 8);
-        for (int d = 0; d < a->tensors[t]->ndims && d < ATTNC_ABI_MAX_RANK; d++)
-            L->tdim[t][d] = load(L, L->i64, gep(L, L->i64, shape, ci64(L, (int64_t)t * ATTNC_ABI_MAX_RANK + d)), 8);
-    }
 }
 
 /* What the tile loop shares. */
@@ -159,20 +142,16 @@ typedef struct Tile {
     LLVMValueRef k_dense, v_dense; /* i1: rows back to back (prefetch the tile as one block) */
     LLVMValueRef has_lse;                     /* i1: the call passed an LSE buffer */
     LLVMValueRef scale, rt; /* the scores' scale (Q is scaled once); low-rank columns */
-    LLVMValueRef qb0, q1;      /* the row block and the end of the work item's rows */
+    RowMap rows;               /* the work item's rows: which query row of which head a lane holds */
+    LLVMValueRef qb0;          /* the row block's first row */
+    LLVMValueRef e0, e1;       /* the item's entries of the tile map */
+    LLVMValueRef tile_kv, tile_mode, bk; /* the tile map */
     LLVMValueRef k0, k1;       /* the kv tile */
     LLVMValueRef fault;        /* local i1: an element raised a runtime error */
     LLVMValueRef checks;       /* i1: the call checks faults (its check_faults) */
+    LLVMValueRef narrow;       /* i1: the row block has fewer than C vectors of rows (L->nvec) */
     Prefetch first_k, first_v; /* K and V rows of the row block's first tile */
 } Tile;
-
-/* The lanes of row vector c: q = qb0 + c*W + lane, and which are rows of the item. */
-static void enter_row_vector(Lower *L, Tile *T, LLVMValueRef c) {
-    L->lane0 = LLVMBuildMul(L->bd, c, ci64(L, L->W), "");
-    LLVMValueRef first = LLVMBuildAdd(L->bd, T->qb0, L->lane0, "");
-    L->q_vec = LLVMBuildAdd(L->bd, splat(L, first), iota(L), "q");
-    L->valid = LLVMBuildICmp(L->bd, LLVMIntSLT, L->q_vec, splat(L, T->q1), "valid");
-}
 
 /* ROW_FAULT or COL_FAULT: the values only the fault check reads, computed
  * only in calls that check faults (their own scope: nothing after reads them). */
@@ -198,7 +177,7 @@ static void pack_q(Lower *L, void *ctx, int elem) {
     LLVMBuilderRef b = L->bd;
     LLVMValueRef D = L->var[V_SIZE_D];
     LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
-    LLVMValueRef qrow = LLVMBuildMul(b, L->q_vec, splat(L, T->qs), "");
+    LLVMValueRef qrow = rows_offset(L, &T->rows, T->qs, 'q');
     LLVMValueRef vscale = splat(L, T->scale);
     Loop ld;
     LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), D, ci64(L, 1), "packq");
@@ -223,9 +202,10 @@ static void pack_q(Lower *L, void *ctx, int elem) {
 static void row_prologue(Lower *L, Tile *T) {
     LLVMBuilderRef b = L->bd;
     Loop lc;
-    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), ci64(L, L->C), ci64(L, 1), "rows");
+    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), L->nvec, ci64(L, 1), "rows");
     scope_push(L);
-    enter_row_vector(L, T, c);
+    rows_compute(L, &T->rows, T->qb0, c);
+    rows_enter(L, &T->rows, T->qb0, c);
     LLVMValueRef col = LLVMBuildMul(b, c, ci64(L, L->W), "");
     LLVMValueRef Dv = L->var[V_SIZE_DV];
     PackQ pq = {T, c, col};
@@ -239,6 +219,7 @@ static void row_prologue(Lower *L, Tile *T) {
     LLVMValueRef dv = loop_begin(L, &lz, ci64(L, 0), Dv, ci64(L, 1), "zeroo");
     store_fvec(L, LLVMConstNull(L->vf32), T->rg.ot, LLVMBuildAdd(b, LLVMBuildMul(b, dv, ci64(L, L->QB), ""), col, ""));
     loop_end(L, &lz);
+    rows_leave(L, &T->rows);
     scope_pop(L);
     loop_end(L, &lc);
 }
@@ -285,9 +266,9 @@ static void elementwise(Lower *L, Tile *T, int partial) {
     const Schedule *sc = L->s;
     int softmax = sc->softmax;
     Loop lc;
-    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), ci64(L, L->C), ci64(L, 1), partial ? "elem.partial" : "elem.full");
+    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), L->nvec, ci64(L, 1), partial ? "elem.partial" : "elem.full");
     scope_push(L);
-    enter_row_vector(L, T, c);
+    rows_enter(L, &T->rows, T->qb0, c);
     LLVMValueRef col = L->lane0;
     lower_load_row_slots(L);
     LLVMValueRef tmax = local(L, L->vf32, splat(L, cf32(L, -INFINITY)));
@@ -329,6 +310,7 @@ static void elementwise(Lower *L, Tile *T, int partial) {
         LLVMValueRef any = fsel(L, get(L, L->vi1, kept), splat(L, cf32(L, 1.0)), load_fvec(L, T->rg.any, col));
         store_fvec(L, any, T->rg.any, col);
     }
+    rows_leave(L, &T->rows);
     scope_pop(L);
     loop_end(L, &lc);
 }
@@ -338,9 +320,9 @@ static void elementwise(Lower *L, Tile *T, int partial) {
 static void fault_pass(Lower *L, Tile *T) {
     LLVMBuilderRef b = L->bd;
     Loop lc;
-    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), ci64(L, L->C), ci64(L, 1), "fault.c");
+    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), L->nvec, ci64(L, 1), "fault.c");
     scope_push(L);
-    enter_row_vector(L, T, c);
+    rows_enter(L, &T->rows, T->qb0, c);
     lower_load_row_slots(L);
     LLVMValueRef fault = local(L, L->vi1, LLVMConstNull(L->vi1));
     Loop lk;
@@ -360,6 +342,7 @@ static void fault_pass(Lower *L, Tile *T) {
     LLVMBasicBlockRef after = if_begin(L, any_lane(L, get(L, L->vi1, fault)), "fault");
     set(L, T->fault, cbool(L, 1));
     if_end(L, after);
+    rows_leave(L, &T->rows);
     scope_pop(L);
     loop_end(L, &lc);
 }
@@ -369,7 +352,7 @@ static void fault_pass(Lower *L, Tile *T) {
 static void normalise(Lower *L, Tile *T) {
     LLVMBuilderRef b = L->bd;
     Loop lc;
-    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), ci64(L, L->C), ci64(L, 1), "softmax");
+    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), L->nvec, ci64(L, 1), "softmax");
     LLVMValueRef col = LLVMBuildMul(b, c, ci64(L, L->W), "");
     LLVMValueRef m_old = load_fvec(L, T->rg.m, col), m_tile = load_fvec(L, T->rg.tmax, col);
     LLVMValueRef m_new = fsel(L, fcmp(L, LLVMRealOGT, m_tile, m_old), m_tile, m_old);
@@ -412,7 +395,7 @@ static void store_o(Lower *L, void *ctx, int elem) {
     const Tile *T = so->T;
     LLVMBuilderRef b = L->bd;
     LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
-    LLVMValueRef orow = LLVMBuildMul(b, L->q_vec, splat(L, T->os), "");
+    LLVMValueRef orow = rows_offset(L, &T->rows, T->os, 'o');
     Loop ld;
     LLVMValueRef dv = loop_begin(L, &ld, ci64(L, 0), L->var[V_SIZE_DV], ci64(L, 1), "store.o");
     LLVMValueRef x = load_fvec(L, T->rg.ot, LLVMBuildAdd(b, LLVMBuildMul(b, dv, ci64(L, L->QB), ""), so->col, ""));
@@ -433,9 +416,9 @@ static void write_rows(Lower *L, Tile *T) {
     LLVMBuilderRef b = L->bd;
     const Schedule *sc = L->s;
     Loop lc;
-    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), ci64(L, L->C), ci64(L, 1), "finish");
+    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), L->nvec, ci64(L, 1), "finish");
     scope_push(L);
-    enter_row_vector(L, T, c);
+    rows_enter(L, &T->rows, T->qb0, c);
     LLVMValueRef col = L->lane0;
     LLVMValueRef m = load_fvec(L, T->rg.m, col), l = load_fvec(L, T->rg.l, col), any = load_fvec(L, T->rg.any, col);
     LLVMValueRef zero = sc->softmax ? fcmp(L, LLVMRealOEQ, m, splat(L, cf32(L, -INFINITY)))
@@ -458,8 +441,9 @@ static void write_rows(Lower *L, Tile *T) {
     }
     lse = fsel(L, zero, splat(L, cf32(L, -INFINITY)), lse);
     LLVMBasicBlockRef after = if_begin(L, T->has_lse, "store.lse");
-    scatter(L, lse, gep(L, L->f32, T->lse_row, LLVMBuildMul(b, L->q_vec, splat(L, T->ls), "")), L->valid);
+    scatter(L, lse, gep(L, L->f32, T->lse_row, rows_offset(L, &T->rows, T->ls, 'l')), L->valid);
     if_end(L, after);
+    rows_leave(L, &T->rows);
     scope_pop(L);
     loop_end(L, &lc);
 }
@@ -497,7 +481,7 @@ static void reset_values(Lower *L) {
     while (L->nstack > 0) L->memo[L->stack[--L->nstack]] = NULL;
     memset(L->var, 0, sizeof L->var);
     memset(L->sumvar, 0, sizeof L->sumvar);
-    L->q_vec = L->kv = L->pre = L->valid = L->lane0 = L->col_j = NULL;
+    L->q_vec = L->kv = L->pre = L->valid = L->lane0 = L->col_j = L->nvec = L->gemm_cols = NULL;
     memset(L->lr_n, 0, sizeof L->lr_n);
     memset(L->lr_at, 0, sizeof L->lr_at);
     L->lr_cols = L->lr_over = NULL;
@@ -505,10 +489,10 @@ static void reset_values(Lower *L) {
 
 /* The element pass for this tile's mode, after the fault check when the call
  * asks for one (a fault returns 1 at once: O is discarded anyway). */
-static void element_pass(Lower *L, Tile *T, LLVMValueRef mode, LLVMValueRef check_faults) {
+static void element_pass(Lower *L, Tile *T, LLVMValueRef mode) {
     LLVMBuilderRef b = L->bd;
     if (L->s->needs_fault) {
-        LLVMBasicBlockRef after = if_begin(L, LLVMBuildICmp(b, LLVMIntNE, check_faults, ci32(L, 0), ""), "check");
+        LLVMBasicBlockRef after = if_begin(L, T->checks, "check");
         fault_pass(L, T);
         LLVMBasicBlockRef ok = if_begin(L, get(L, L->i1, T->fault), "fault.return");
         LLVMBuildRet(b, ci32(L, 1));
@@ -588,20 +572,49 @@ static void tile_rows(Lower *L, const Tile *T, int which, LLVMValueRef nk, LLVMV
     *lda = LLVMBuildSelect(b, f32, stride, n, "");
 }
 
-/* lower_gemm prefetching the next tile's rows: as one block (`dense`, rows
- * back to back: pf[1]) or row by row (pf[0]); two copies of the micro-kernel,
- * so that the common dense case keeps its short prefetch arithmetic. */
-static void gemm_prefetching(Lower *L, LLVMValueRef dense, const Prefetch *pf, LLVMValueRef A, LLVMValueRef ars,
-                             LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm, LLVMValueRef depth,
-                             LLVMValueRef Out, int accumulate) {
-    LLVMBasicBlockRef rows = block(L, "gemm.rows_apart"), block_ = block(L, "gemm.dense"), join = block(L, "gemm.done");
-    LLVMBuildCondBr(L->bd, dense, block_, rows);
-    for (int d = 0; d < 2; d++) {
-        LLVMPositionBuilderAtEnd(L->bd, d ? block_ : rows);
-        lower_gemm(L, A, ars, aks, nrows, Bm, depth, Out, accumulate, &pf[d]);
-        LLVMBuildBr(L->bd, join);
+/* One row block: the row prologue, the tile loop, the finish, over the
+ * block's vectors that hold rows of the item (L->nvec, at most C): a decode
+ * block of a few packed rows costs one vector, not C. */
+static void row_block(Lower *L, Tile *T) {
+    LLVMBuilderRef b = L->bd;
+    const IrFunc *f = L->f;
+    LLVMValueRef Lk = L->var[V_SIZE_LK], D = L->var[V_SIZE_D], Dv = L->var[V_SIZE_DV], bk = T->bk;
+    LLVMValueRef n = LLVMBuildSub(b, smin(L, LLVMBuildAdd(b, T->qb0, ci64(L, L->QB), ""), T->rows.r1), T->qb0, "");
+    L->nvec = L->C == 1 ? ci64(L, 1) : LLVMBuildUDiv(b, LLVMBuildAdd(b, n, ci64(L, L->W - 1), ""), ci64(L, L->W), "nvec");
+    T->narrow = LLVMBuildICmp(b, LLVMIntULT, L->nvec, ci64(L, L->C), "narrow");
+    row_prologue(L, T);
+    Loop le;
+    LLVMValueRef e = loop_begin(L, &le, T->e0, T->e1, ci64(L, 1), "tile");
+    LLVMValueRef kt = LLVMBuildSExt(b, load(L, L->i32, gep(L, L->i32, T->tile_kv, e), 4), L->i64, "");
+    LLVMValueRef mode = load(L, L->i8, gep(L, L->i8, T->tile_mode, e), 1);
+    T->k0 = LLVMBuildMul(b, kt, bk, "");
+    T->k1 = smin(L, LLVMBuildAdd(b, T->k0, smin(L, bk, ci64(L, L->BK)), ""), Lk);
+    LLVMValueRef nk = LLVMBuildSub(b, T->k1, T->k0, "");
+    /* the next tile of this row block (this one again after the last): its K
+     * rows are prefetched during this tile's QK product, its V rows during P.V */
+    LLVMValueRef next = smin(L, LLVMBuildAdd(b, e, ci64(L, 1), ""), LLVMBuildSub(b, T->e1, ci64(L, 1), ""));
+    LLVMValueRef nk0 =
+        LLVMBuildMul(b, LLVMBuildSExt(b, load(L, L->i32, gep(L, L->i32, T->tile_kv, next), 4), L->i64, ""), bk, "");
+    LLVMValueRef nrows = LLVMBuildSub(b, smin(L, LLVMBuildAdd(b, nk0, smin(L, bk, ci64(L, L->BK)), ""), Lk), nk0, "");
+    Prefetch pk[2], pv[2]; /* [0] as rows apart, [1] as one block */
+    for (int dense = 0; dense < 2; dense++) {
+        pk[dense] = lower_prefetch_rows(L, kv_row(L, T, 0, nk0), nrows, D, T->ks, T->kesz, dense);
+        pv[dense] = lower_prefetch_rows(L, kv_row(L, T, 1, nk0), nrows, Dv, T->vs, T->vesz, dense);
     }
-    LLVMPositionBuilderAtEnd(L->bd, join);
+    col_values(L, T);
+    /* S[kv][q] = sum_d K[kv][d] * Qt[d][q] (+ low-rank columns) */
+    LLVMValueRef ka, klda, va, vlda;
+    tile_rows(L, T, 0, nk, &ka, &klda);
+    lower_gemm_versions(L, T->narrow, T->k_dense, pk, ka, klda, ci64(L, 1), nk, T->rg.qt, D, T->rg.s, 0);
+    if (f->nlowrank) lower_gemm_versions(L, T->narrow, NULL, NULL, T->rg.kx, T->rt, ci64(L, 1), nk, T->rg.qx, T->rt, T->rg.s, 1);
+    element_pass(L, T, mode);
+    if (L->s->softmax) normalise(L, T);
+    /* OT[dv][q] += sum_kv V[kv][dv] * P[kv][q] */
+    tile_rows(L, T, 1, nk, &va, &vlda);
+    lower_gemm_versions(L, T->narrow, T->v_dense, pv, va, ci64(L, 1), vlda, Dv, T->rg.s, nk, T->rg.ot, 1);
+    loop_end(L, &le);
+    write_rows(L, T);
+    L->nvec = NULL;
 }
 
 static void gen_tile(Lower *L, const char *name) {
@@ -614,11 +627,11 @@ static void gen_tile(Lower *L, const char *name) {
     L->call = LLVMGetParam(L->fn, 0);
     LLVMValueRef bi = LLVMGetParam(L->fn, 1), hi = LLVMGetParam(L->fn, 2), qt = LLVMGetParam(L->fn, 3);
     LLVMValueRef scratch = LLVMGetParam(L->fn, 4);
-    load_inputs(L);
-    LLVMValueRef H = L->var[V_SIZE_H], Hkv = L->var[V_SIZE_HKV], Lq = L->var[V_SIZE_LQ], Lk = L->var[V_SIZE_LK];
+    lower_bind_inputs(L);
+    LLVMValueRef H = L->var[V_SIZE_H], Hkv = L->var[V_SIZE_HKV], Lk = L->var[V_SIZE_LK];
     LLVMValueRef D = L->var[V_SIZE_D], Dv = L->var[V_SIZE_DV];
     L->var[V_B] = bi;
-    L->var[V_H] = hi;
+    L->var[V_H] = hi; /* the item's (first) head; a vector of the lanes' heads in packed rows (llvm_rows.c) */
     /* bind guarantees Hkv > 0 and H % Hkv == 0; the selects keep it UB-free regardless */
     LLVMValueRef group = LLVMBuildSDiv(b, H, smax(L, Hkv, ci64(L, 1)), "");
     LLVMValueRef hk = LLVMBuildSDiv(b, hi, smax(L, group, ci64(L, 1)), "");
@@ -627,21 +640,20 @@ static void gen_tile(Lower *L, const char *name) {
     memset(&T, 0, sizeof T);
     LLVMValueRef lp = call_field(L, offsetof(AttnCall, lse), ptr_to(L->f32));
     LLVMValueRef bq = call_field(L, offsetof(AttnCall, bq), L->i64);
-    LLVMValueRef bk = call_field(L, offsetof(AttnCall, bk), L->i64);
+    LLVMValueRef bk = T.bk = call_field(L, offsetof(AttnCall, bk), L->i64);
     LLVMValueRef nqt = call_field(L, offsetof(AttnCall, nqt), L->i64);
     LLVMValueRef row_start = call_field(L, offsetof(AttnCall, row_start), ptr_to(L->i64));
-    LLVMValueRef tile_kv = call_field(L, offsetof(AttnCall, tile_kv), ptr_to(L->i32));
-    LLVMValueRef tile_mode = call_field(L, offsetof(AttnCall, tile_mode), ptr_to(L->i8));
+    LLVMValueRef tile_kv = T.tile_kv = call_field(L, offsetof(AttnCall, tile_kv), ptr_to(L->i32));
+    T.tile_mode = call_field(L, offsetof(AttnCall, tile_mode), ptr_to(L->i8));
     LLVMValueRef gsb = call_field(L, offsetof(AttnCall, group_stride_b), L->i64);
     LLVMValueRef gsh = call_field(L, offsetof(AttnCall, group_stride_h), L->i64);
     LLVMValueRef check_faults = call_field(L, offsetof(AttnCall, check_faults), L->i32);
     T.checks = LLVMBuildICmp(b, LLVMIntNE, check_faults, ci32(L, 0), "checks");
     LLVMValueRef grp = LLVMBuildAdd(b, LLVMBuildMul(b, bi, gsb, ""), LLVMBuildMul(b, hi, gsh, ""), "");
     LLVMValueRef t = LLVMBuildAdd(b, LLVMBuildMul(b, grp, nqt, ""), qt, "");
-    LLVMValueRef e0 = load(L, L->i64, gep(L, L->i64, row_start, t), 8);
-    LLVMValueRef e1 = load(L, L->i64, gep(L, L->i64, row_start, LLVMBuildAdd(b, t, ci64(L, 1), "")), 8);
-    LLVMValueRef q0 = LLVMBuildMul(b, qt, bq, "");
-    T.q1 = smin(L, LLVMBuildAdd(b, q0, bq, ""), Lq);
+    LLVMValueRef e0 = T.e0 = load(L, L->i64, gep(L, L->i64, row_start, t), 8);
+    LLVMValueRef e1 = T.e1 = load(L, L->i64, gep(L, L->i64, row_start, LLVMBuildAdd(b, t, ci64(L, 1), "")), 8);
+    rows_bind(L, &T.rows, hi, qt, bq);
     bind_tensors(L, &T, bi, hi, hk);
     T.lse_row = gep(L, L->f32, lp, LLVMBuildAdd(b, LLVMBuildMul(b, bi, lse_stride(L, 0), ""),
                                                 LLVMBuildMul(b, hi, lse_stride(L, 1), ""), ""));
@@ -657,6 +669,7 @@ static void gen_tile(Lower *L, const char *name) {
     LLVMValueRef mis =
         LLVMBuildAnd(b, LLVMBuildSub(b, ci64(L, 0), LLVMBuildPtrToInt(b, scratch, L->i64, ""), ""), ci64(L, 63), "");
     layout(L, D, Dv, T.rt, gep(L, L->i8, scratch, mis), &T.rg);
+    rows_set_map(&T.rows, T.rg.map);
     L->row_slots = T.rg.rows;
     L->col_slots = T.rg.cols;
     L->qx = T.rg.qx;
@@ -674,39 +687,8 @@ static void gen_tile(Lower *L, const char *name) {
     T.first_k = lower_prefetch_rows(L, kv_row(L, &T, 0, fk0), frows, D, T.ks, T.kesz, 0);
     T.first_v = lower_prefetch_rows(L, kv_row(L, &T, 1, fk0), frows, Dv, T.vs, T.vesz, 0);
     Loop lrb;
-    T.qb0 = loop_begin(L, &lrb, q0, T.q1, ci64(L, L->QB), "rowblock");
-    row_prologue(L, &T);
-    Loop le;
-    LLVMValueRef e = loop_begin(L, &le, e0, e1, ci64(L, 1), "tile");
-    LLVMValueRef kt = LLVMBuildSExt(b, load(L, L->i32, gep(L, L->i32, tile_kv, e), 4), L->i64, "");
-    LLVMValueRef mode = load(L, L->i8, gep(L, L->i8, tile_mode, e), 1);
-    T.k0 = LLVMBuildMul(b, kt, bk, "");
-    T.k1 = smin(L, LLVMBuildAdd(b, T.k0, smin(L, bk, ci64(L, L->BK)), ""), Lk);
-    LLVMValueRef nk = LLVMBuildSub(b, T.k1, T.k0, "");
-    /* the next tile of this row block (this one again after the last): its K
-     * rows are prefetched during this tile's QK product, its V rows during P.V */
-    LLVMValueRef next = smin(L, LLVMBuildAdd(b, e, ci64(L, 1), ""), LLVMBuildSub(b, e1, ci64(L, 1), ""));
-    LLVMValueRef nk0 =
-        LLVMBuildMul(b, LLVMBuildSExt(b, load(L, L->i32, gep(L, L->i32, tile_kv, next), 4), L->i64, ""), bk, "");
-    LLVMValueRef nrows = LLVMBuildSub(b, smin(L, LLVMBuildAdd(b, nk0, smin(L, bk, ci64(L, L->BK)), ""), Lk), nk0, "");
-    Prefetch pk[2], pv[2]; /* [0] as rows apart, [1] as one block */
-    for (int dense = 0; dense < 2; dense++) {
-        pk[dense] = lower_prefetch_rows(L, kv_row(L, &T, 0, nk0), nrows, D, T.ks, T.kesz, dense);
-        pv[dense] = lower_prefetch_rows(L, kv_row(L, &T, 1, nk0), nrows, Dv, T.vs, T.vesz, dense);
-    }
-    col_values(L, &T);
-    /* S[kv][q] = sum_d K[kv][d] * Qt[d][q] (+ low-rank columns) */
-    LLVMValueRef ka, klda, va, vlda;
-    tile_rows(L, &T, 0, nk, &ka, &klda);
-    gemm_prefetching(L, T.k_dense, pk, ka, klda, ci64(L, 1), nk, T.rg.qt, D, T.rg.s, 0);
-    if (f->nlowrank) lower_gemm(L, T.rg.kx, T.rt, ci64(L, 1), nk, T.rg.qx, T.rt, T.rg.s, 1, NULL);
-    element_pass(L, &T, mode, check_faults);
-    if (L->s->softmax) normalise(L, &T);
-    /* OT[dv][q] += sum_kv V[kv][dv] * P[kv][q] */
-    tile_rows(L, &T, 1, nk, &va, &vlda);
-    gemm_prefetching(L, T.v_dense, pv, va, ci64(L, 1), vlda, Dv, T.rg.s, nk, T.rg.ot, 1);
-    loop_end(L, &le);
-    write_rows(L, &T);
+    T.qb0 = loop_begin(L, &lrb, T.rows.r0, T.rows.r1, ci64(L, L->QB), "rowblock");
+    row_block(L, &T);
     loop_end(L, &lrb);
     LLVMBuildRet(b, ci32(L, 0));
     close_function(L, entry);
@@ -718,7 +700,7 @@ static void gen_scratch(Lower *L, const char *name) {
     LLVMBasicBlockRef entry = open_function(L, name, LLVMFunctionType(L->i64, args, 1, 0));
     L->call = LLVMGetParam(L->fn, 0);
     LLVMSetValueName2(L->call, "call", 4);
-    load_inputs(L);
+    lower_bind_inputs(L);
     lower_steps(L, SB_SCRATCH); /* the low-rank column counts, and whether they pass the limit */
     LLVMValueRef rt = L->lr_cols;
     LLVMValueRef bytes = layout(L, L->var[V_SIZE_D], L->var[V_SIZE_DV], rt, NULL, NULL);

@@ -3,14 +3,45 @@
  * sumvar, param, tdata, tdim: what is NULL here is not available here), the
  * node's operands already available (computed by earlier steps of the
  * schedule, llvm_steps.c) and the builder where the value is wanted.
- * Produces: the node's value there.  Where a node is computed, sums and
+ * Produces: the node's value there; and the call's leaves themselves
+ * (lower_bind_inputs).  Where a node is computed, sums and
  * hoisting are the schedule's (middle/schedule.c), not decided here.
  * Every IR operation is total (ir.h), so all of it is evaluated eagerly in
  * lanes: loads are masked gathers (an out-of-range lane reads nothing and
  * gives 0), and the arithmetic of llvm_math.c cannot produce poison. */
 #include "llvm_node.h"
 
+#include <stddef.h>
+
 #include "llvm_math.h"
+
+/* ---- the call's leaves ---------------------------------------------------- */
+
+void lower_bind_inputs(Lower *L) {
+    static const size_t size_off[7] = {offsetof(AttnCall, B),  offsetof(AttnCall, H),  offsetof(AttnCall, Hkv),
+                                       offsetof(AttnCall, Lq), offsetof(AttnCall, Lk), offsetof(AttnCall, D),
+                                       offsetof(AttnCall, Dv)};
+    for (int i = 0; i < 7; i++) L->var[V_SIZE_B + i] = call_field(L, size_off[i], L->i64);
+    const Attention *a = L->p->attn;
+    LLVMValueRef params = call_field(L, offsetof(AttnCall, params), ptr_to(L->i64));
+    for (int i = 0; i < a->nparams; i++) {
+        LLVMValueRef at = gep(L, L->i64, params, ci64(L, i));
+        Type t = a->params[i]->type;
+        if (t == T_FLOAT)
+            L->param[i] = LLVMBuildFPTrunc(L->bd, load(L, L->f64, at, 8), L->f32, "");
+        else if (t == T_BOOL)
+            L->param[i] = LLVMBuildICmp(L->bd, LLVMIntNE, load(L, L->i64, at, 8), ci64(L, 0), "");
+        else
+            L->param[i] = load(L, L->i64, at, 8);
+    }
+    LLVMValueRef data = call_field(L, offsetof(AttnCall, tensor_data), ptr_to(ptr_to(L->i8)));
+    LLVMValueRef shape = call_field(L, offsetof(AttnCall, tensor_shape), ptr_to(L->i64));
+    for (int t = 0; t < a->ntensors; t++) {
+        L->tdata[t] = load(L, ptr_to(L->i8), gep(L, ptr_to(L->i8), data, ci64(L, t)), 8);
+        for (int d = 0; d < a->tensors[t]->ndims && d < ATTNC_ABI_MAX_RANK; d++)
+            L->tdim[t][d] = load(L, L->i64, gep(L, L->i64, shape, ci64(L, (int64_t)t * ATTNC_ABI_MAX_RANK + d)), 8);
+    }
+}
 
 /* ---- operations ----------------------------------------------------------- */
 

@@ -4,6 +4,10 @@
 #define ATTNC_LLVM_NODE_H
 #include "llvm_build.h"
 
+/* The leaves the AttnCall gives (L->call): the sizes into L->var, the
+ * params, the captured tensors' data and shapes. */
+void lower_bind_inputs(Lower *L);
+
 /* The value of node r at the builder's position, available there: a leaf or
  * a memoised step's value (a scalar, or a vector of W lanes along q when it
  * varies with q).  Anything else fails L ("the schedule did not provide"). */

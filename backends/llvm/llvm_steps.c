@@ -59,8 +59,9 @@ static int sum_open(Lower *L, OpenLoop *o, IrRef r) {
         fail(L, "a sum bound that varies with q");
         return 0;
     }
-    /* a vector of rows when the sum varies with q (or the score): a row or element value */
-    int vec = (n->deps & (DEP_Q | DEP_PRE)) != 0;
+    /* a vector of rows when the sum varies with q (or the score): a row or
+     * element value; or with h where h is a vector (packed rows, llvm_rows.c) */
+    int vec = (n->deps & (DEP_Q | DEP_PRE)) != 0 || ((n->deps & DEP_H) && L->var[V_H] && is_vec(L->var[V_H]));
     o->node = r;
     o->t = type_of(L, n->op == IR_ANY ? T_BOOL : n->type, vec);
     o->acc = local(L, o->t, LLVMConstNull(o->t));
