@@ -4,18 +4,19 @@
  * gaps between their rows or heads.
  *
  * Each layout runs on examples (a mask, ALiBi, a low-rank bias, a document
- * mask read from a tensor, a softcap, a weight clause) with odd lengths,
- * Lq != Lk, GQA and D not a power of two, at 4-, 8- and 16-lane code.  The
- * inputs are drawn in float32 and rounded to each tensor's type; the
- * reference is the interpreter on those rounded values in plain float32
- * [B, H, L, D] form.  O must be within half a unit in the last place of O's
- * type of the reference, plus the float32 error of the kernel: a truncating
- * or otherwise wrong rounding mode, a mis-strided row or a wrong element
- * type fails it.  O must also be, bit for bit, the LLVM kernel's own
- * plain-float32 O on the same inputs rounded to O's type (the kernels convert
- * per tile and then run the same code), and LSE bit for bit the same.
- * Bytes of O's and LSE's buffers between the tensor's elements must stay
- * untouched.
+ * mask read from a tensor, a softcap, a weight clause) with odd lengths, Lq !=
+ * Lk, GQA and D not a power of two, at 4-, 8- and 16-lane code, and at decode
+ * shapes whose query heads are packed (each row of a work item at its own
+ * head's Q, O and LSE rows).  The inputs are drawn in float32 and rounded to
+ * each tensor's type; the reference is the interpreter on those rounded values
+ * in plain float32 [B, H, L, D] form.  O must be within half a unit in the
+ * last place of O's type of the reference, plus the float32 error of the
+ * kernel: a truncating or otherwise wrong rounding mode, a mis-strided row or
+ * a wrong element type fails it.  O must also be, bit for bit, the LLVM
+ * kernel's own plain-float32 O on the same inputs rounded to O's type (the
+ * kernels convert per tile and then run the same code), and LSE bit for bit
+ * the same.  Bytes of O's and LSE's buffers between the tensor's elements must
+ * stay untouched.
  *
  * Usage: test_layouts_llvm EXAMPLES_DIR [--quick]  (--quick: one case, one
  * width, for valgrind).  Exit 0 when all pass, 77 without an LLVM backend. */
@@ -46,6 +47,10 @@ static const Case CASES[] = {
     {"document.attn", "document_causal", "--shape B=2,H=3,Hkv=3,Lq=45,Lk=45,D=20,Dv=12 --int-range doc=0,4"},
     {"softcap.attn", "softcap_causal", "--shape B=1,H=6,Hkv=2,Lq=65,Lk=90,D=72,Dv=40 --param cap=1.5"},
     {"sigmoid.attn", "sigmoid_attention", "--shape B=2,H=4,Hkv=2,Lq=40,Lk=57,D=40,Dv=24"},
+    /* decode (issue 11): 4 query heads per kv head packed into one work item */
+    {"causal.attn", "causal_bottom_right_aligned", "--shape B=2,H=8,Hkv=2,Lq=1,Lk=53,D=40,Dv=24"},
+    {"alibi.attn", "alibi_causal", "--shape B=1,H=8,Hkv=2,Lq=7,Lk=71,D=24,Dv=40"},
+    {"softcap.attn", "softcap_causal", "--shape B=1,H=8,Hkv=2,Lq=3,Lk=90,D=72,Dv=40 --param cap=1.5"},
 };
 enum { NCASES = sizeof CASES / sizeof CASES[0] };
 
