@@ -1,6 +1,7 @@
 /* fuzz_cli.c — libFuzzer target for the command-line parser (cli/options.c).
  * The bytes become an argv: the first byte picks the command (one of the
- * five, or the first argument taken from the bytes), the rest split at NUL
+ * five with a FILE, or the first argument taken from the bytes: `merge`
+ * and unknown commands), the rest split at NUL
  * bytes into arguments, each in a buffer of exactly its size so a read past
  * an argument's end is a sanitizer report.  Failures: crashes, leaks,
  * sanitizer reports, and answers that break the parser's contract — a status
@@ -40,7 +41,12 @@ static uint64_t elements(int64_t a, int64_t b, int64_t c, int64_t d) {
 }
 
 static void check_accepted(const Options *o) {
-    if (!o->file || !o->cmd || !cli_known_command(o->cmd)) die("accepted without a command and a FILE", "");
+    if (!o->cmd || !cli_known_command(o->cmd)) die("accepted without a command", "");
+    int merge = !strcmp(o->cmd, "merge"); /* the one command without a FILE */
+    if (merge ? o->file != NULL : !o->file) die(merge ? "merge accepted with a FILE" : "accepted without a FILE", "");
+    if (merge && (!o->o1 || !o->o2 || !o->o || (!o->weight && (!o->lse1 || !o->lse2)) || !o->lse1 != !o->lse2 ||
+                  (o->lse && !o->lse1)))
+        die("merge accepted without the files it needs", "");
     if (o->nparams > MAX_REPEATED || o->ntensors > MAX_REPEATED || o->ndefines > MAX_REPEATED ||
         o->nint_ranges > MAX_REPEATED)
         die("too many repeated options accepted", "");
