@@ -54,6 +54,11 @@ static void check_accepted(const Options *o) {
     if (o->tile && (o->tile_q < 1 || o->tile_q > 4096 || o->tile_k < 1 || o->tile_k > 4096))
         die("tile out of range", o->tile);
     if (o->reps && o->nreps < 1) die("reps out of range", o->reps);
+    static const char *const elems[] = {"f32", "f16", "bf16"}; /* --dtype, in attnc_elem order */
+    if ((int)o->elem < 0 || (int)o->elem > 2 || (o->dtype ? strcmp(o->dtype, elems[o->elem]) : o->elem != 0))
+        die("--dtype accepted as another element type", o->dtype ? o->dtype : "");
+    if (o->blhd != (o->layout && !strcmp(o->layout, "blhd")) || (o->layout && !o->blhd && strcmp(o->layout, "bhld")))
+        die("--layout accepted as another layout", o->layout ? o->layout : "");
     if (o->shape) {
         const attnc_sizes *s = &o->sizes;
         if (s->B < 0 || s->H < 0 || s->Hkv < 0 || s->Lq < 0 || s->Lk < 0 || s->D < 0 || s->Dv < 0)
