@@ -9,6 +9,7 @@
 
 #include "inputs.h"
 #include "measure.h"
+#include "merge_cmd.h"
 #include "options.h"
 
 static const char usage[] =
@@ -25,9 +26,12 @@ static const char usage[] =
     "              [--backends llvm,tcc,refplan] [--threads N] [--dtype f32|f16|bf16] [--layout bhld|blhd]\n"
     "  attnc bench FILE [--variant NAME] --shape ... [--param NAME=VALUE]... [--tensor NAME=T.npy]...\n"
     "              [--backend ...] [--threads N] [--reps N] [--tile BQxBK] [--dtype ...] [--layout ...]\n"
+    "  attnc merge --o1 O1.npy --lse1 LSE1.npy --o2 O2.npy --lse2 LSE2.npy -o O.npy [--lse LSE.npy] [--weight]\n"
     "--dtype: Q, K, V and O stored as f32 (default), f16 or bf16 ('<f4' files are rounded to it, '<f2' files\n"
     "  are f16); --layout blhd: Q, K, V and O are [B, L, H, D] (default bhld: [B, H, L, D]); LSE is [B, H, Lq];\n"
-    "  output files are '<f4'.\n";
+    "  output files are '<f4'.\n"
+    "merge: two results over disjoint keys into the one over all of them (O files: any shape ending in Dv,\n"
+    "  LSE files: that shape without Dv); --weight for an attention with a `weight` clause (then the LSEs are optional).\n";
 
 
 static int cmd_check(const Options *o) {
@@ -281,5 +285,6 @@ int main(int argc, char **argv) {
     if (!strcmp(o.cmd, "emit")) return cmd_emit(&o);
     if (!strcmp(o.cmd, "diff")) return cmd_diff(&o);
     if (!strcmp(o.cmd, "bench")) return cmd_bench(&o);
+    if (!strcmp(o.cmd, "merge")) return cmd_merge(&o);
     return fail(EXIT_USAGE, "unknown command '%s'", o.cmd, NULL);
 }

@@ -248,6 +248,26 @@ void attnc_free(void *p);
 attnc_status attnc_kernel_kept_pairs(const attnc_kernel *kernel, const attnc_args *call, int64_t *kept,
                                      attnc_error *err);
 
+/* ---- merging partial results ------------------------------------------ */
+
+/* How attnc_merge combines: ATTNC_MERGE_SOFTMAX for a softmax attention,
+ * ATTNC_MERGE_WEIGHT for one with a `weight` clause (attnc_kernel_is_softmax
+ * says which). */
+typedef enum attnc_merge_kind { ATTNC_MERGE_SOFTMAX = 0, ATTNC_MERGE_WEIGHT = 1 } attnc_merge_kind;
+
+/* Merge (O1, LSE1) over one set of keys and (O2, LSE2) over a disjoint set
+ * into (O, LSE) over both: what one call over all keys gives (cascade /
+ * shared-prefix attention, callers that split the keys themselves).
+ * float32, contiguous: O* are [rows, dv], LSE* [rows].  o, lse may be o1,
+ * lse1 or o2, lse2 (in place); no other overlap of an output with anything.
+ * SOFTMAX: the LSE-weighted mean (every pointer required); a part with
+ * LSE = -inf is empty (its O is not read); NaN in an LSE makes the row NaN.
+ * WEIGHT: O = O1 + O2, LSE = log(exp(LSE1) + exp(LSE2)) (meaningful when each
+ * part's sum of weights is >= 0); lse1, lse2, lse may all be NULL (O only).
+ * Bad arguments are ATTNC_ERR_USAGE, nothing written; docs/merge.md. */
+attnc_status attnc_merge(attnc_merge_kind kind, int64_t rows, int64_t dv, const float *o1, const float *lse1,
+                         const float *o2, const float *lse2, float *o, float *lse, attnc_error *err);
+
 /* ---- misc ------------------------------------------------------------- */
 
 const char *attnc_backend_name(attnc_backend backend);
