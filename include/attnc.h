@@ -228,6 +228,43 @@ attnc_status attnc_kernel_run(const attnc_kernel *kernel, const attnc_args *args
 attnc_status attnc_kernel_run_layout(const attnc_kernel *kernel, const attnc_args *args,
                                      const attnc_layouts *layouts, attnc_error *err);
 
+/* A batch of sequences of different lengths packed without padding, and/or
+ * K and V in a paged cache (version 2; docs/decode.md).  Each sequence is
+ * computed as a call of its own: the spec sees B = 1 (b = 0) and that
+ * sequence's Lq and Lk; params and captured tensors are shared by every
+ * sequence (so a tensor whose shape reads B, Lq or Lk is refused).
+ *
+ * args.sizes.B is the number of sequences.  The L dimension of a tensor
+ * holds every sequence's rows one after another; zero strides mean
+ * [rows, heads, D] ("THD", FlashAttention's varlen layout) for Q, K, V and
+ * O, and [H, rows] for LSE.  On any error nothing is written. */
+typedef struct attnc_batch {
+    /* Sequence b's query rows are rows [q_start[b], q_start[b + 1]) of Q, O
+     * and LSE (B + 1 entries, non-decreasing, q_start[B] <= sizes.Lq, the
+     * rows the buffers hold).  NULL: sizes.Lq rows each, one after another. */
+    const int64_t *q_start;
+    /* Its keys are rows [k_start[b], k_start[b + 1]) of K and V (likewise,
+     * k_start[B] <= sizes.Lk).  NULL: sizes.Lk each, or kv_len with pages. */
+    const int64_t *k_start;
+    /* A paged KV cache (page_size > 0): K and V hold num_pages pages of
+     * page_size rows, page p's row r being row p * page_size + r of K's and
+     * V's L dimension (zero strides: [num_pages, page_size, Hkv, D]);
+     * key kv of sequence b is row kv % page_size of page
+     * block_table[b * pages_per_seq + kv / page_size].  A page id outside
+     * [0, num_pages) among the pages a sequence uses is a runtime error. */
+    int64_t page_size, num_pages, pages_per_seq;
+    const int32_t *block_table;
+    /* keys of each sequence (paged), at most pages_per_seq * page_size;
+     * NULL: sizes.Lk each */
+    const int64_t *kv_len;
+} attnc_batch;
+
+/* Run the kernel over a ragged and/or paged batch (version 2).  A bad batch
+ * or layout is ATTNC_ERR_USAGE; a bad page id, or a sequence's call
+ * failing, ATTNC_ERR_RUNTIME (the message names the sequence). */
+attnc_status attnc_kernel_run_batch(const attnc_kernel *kernel, const attnc_args *args, const attnc_layouts *layouts,
+                                    const attnc_batch *batch, attnc_error *err);
+
 /* ---- generated code as text ------------------------------------------ */
 
 enum {
