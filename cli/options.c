@@ -191,7 +191,7 @@ static int flag_allowed(const char *cmd, const char *flag) {
         const char *cmd, *flags;
     } table[] = {
         {"check", " --variant "},
-        {"run", " --variant --q --k --v -o --lse --param --tensor --backend --threads --dtype --layout "},
+        {"run", " --variant --q --k --v -o --lse --param --tensor --backend --threads --dtype --layout --q-start --k-start "},
         {"emit", " --variant --target -D -o --shape --param --tensor --tile --dump-passes --separable-bias "},
         {"diff", " --variant --shape --param --tensor --seed --backends --threads --int-range --separable-bias "
                  "--dtype --layout "},
@@ -235,6 +235,8 @@ static int take_value(Options *o, const char *a, const char *v, char *msg, size_
                         : !strcmp(a, "--lse1")     ? &o->lse1
                         : !strcmp(a, "--o2")       ? &o->o2
                         : !strcmp(a, "--lse2")     ? &o->lse2
+                        : !strcmp(a, "--q-start")  ? &o->q_start
+                        : !strcmp(a, "--k-start")  ? &o->k_start
                                                    : NULL;
     if (slot) {
         *slot = v;
@@ -294,6 +296,7 @@ static int check_values(Options *o, char *msg, size_t n) {
     }
     if (!strcmp(o->cmd, "run") && (!o->q || !o->k || !o->v || !o->o))
         return usage_error(msg, n, "run needs --q, --k, --v and -o");
+    if (!o->q_start != !o->k_start) return usage_error(msg, n, "run: --q-start and --k-start go together");
     if (!strcmp(o->cmd, "emit") && !o->target)
         return usage_error(msg, n, "emit needs --target (ir, llvm-ir, asm, c, cuda)");
     if (!strcmp(o->cmd, "emit") && !o->shape && (o->nparams || o->ntensors))

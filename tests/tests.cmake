@@ -88,3 +88,5 @@ add_executable(test_batch ${PROJECT_SOURCE_DIR}/tests/test_batch.c)
 target_compile_options(test_batch PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(test_batch PRIVATE attnc_test_support)
 add_test(NAME api/batch COMMAND test_batch)
+add_test(NAME cli/ragged COMMAND bash ${PROJECT_SOURCE_DIR}/tests/ragged_cli.sh $<TARGET_FILE:attnc> $<TARGET_FILE:npyrand>
+                                     $<TARGET_FILE:npyclose>)
