@@ -8,8 +8,9 @@
  * 1 over every row, which checks their layouts, extents and overlaps.  O and
  * LSE go to private buffers and are copied out only when every sequence
  * succeeded: on an error nothing is written.  A sequence whose pages are not
- * consecutive has its K and V rows gathered into a private buffer first (the
- * kernels read K and V as one strided block). */
+ * consecutive is read through its block table by a kernel that reads pages
+ * (CompiledKernel.pages, page size a multiple of its kv tile); for any
+ * other its K and V rows are gathered into a private buffer first. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,9 +142,10 @@ static void gather(const Batch *b, int64_t s, int64_t n, const void *src, const 
 }
 
 /* K and V of sequence s with n keys: in place (ragged, or pages one after
- * another) or gathered into *buf (malloc'd). */
-static attnc_status seq_kv(const Batch *b, int64_t s, int64_t n, attnc_args *a, attnc_layouts *lay, void **buf,
-                           attnc_error *err) {
+ * another), read through its block table row by a kernel that reads pages
+ * (*pages set), or gathered into *buf (malloc'd). */
+static attnc_status seq_kv(const attnc_kernel *k, const Batch *b, int64_t s, int64_t n, attnc_args *a,
+                           attnc_layouts *lay, LaunchPages *pages, void **buf, attnc_error *err) {
     const attnc_batch *bt = b->bt;
     const attnc_sizes *sz = &b->args->sizes;
     int64_t first;
@@ -153,6 +155,11 @@ static attnc_status seq_kv(const Batch *b, int64_t s, int64_t n, attnc_args *a, 
         first = n > 0 ? (int64_t)bt->block_table[s * bt->pages_per_seq] * bt->page_size : 0;
         for (int64_t j = 1; j * bt->page_size < n; j++)
             consecutive &= bt->block_table[s * bt->pages_per_seq + j] == bt->block_table[s * bt->pages_per_seq] + j;
+    }
+    if (!consecutive && attnc_kernel_reads_pages(k, bt->page_size)) {
+        *pages = (LaunchPages){bt->block_table + s * bt->pages_per_seq, bt->page_size};
+        lay->k.extent = lay->v.extent = 0; /* every page inside the whole buffers, checked once */
+        return ATTNC_OK;
     }
     if (consecutive) {
         a->k = at(b->args->k, first * b->lay.k.stride[2], b->ebytes[1]);
@@ -193,9 +200,10 @@ static attnc_status run_seq(const attnc_kernel *k, const Batch *b, int64_t s, ch
     memset(lay.lse.stride, 0, sizeof lay.lse.stride);
     lay.lse.stride[2] = 1, lay.lse.stride[1] = b->rows_q, lay.lse.extent = 0;
     void *buf = NULL;
-    attnc_status st = seq_kv(b, s, nk, &a, &lay, &buf, err);
+    LaunchPages pages = {NULL, 0};
+    attnc_status st = seq_kv(k, b, s, nk, &a, &lay, &pages, &buf, err);
     if (!st && nq > 0) {
-        st = attnc_kernel_run_layout(k, &a, &lay, err);
+        st = attnc_kernel_run_pages(k, &a, &lay, pages.table ? &pages : NULL, err);
         if (st && err) {
             char msg[sizeof err->message];
             int n = snprintf(msg, sizeof msg, "sequence %lld: ", (long long)s);
