@@ -397,6 +397,7 @@ static attnc_status llvm_compile(const Plan *p, const attnc_options *opts, Compi
     ck->tile = ce->tile;
     ck->scratch_bytes = ce->scratch;
     ck->kernel_data = NULL;
+    ck->packs = 1; /* packed heads: llvm_rows.c */
     *state = ce;
     return ATTNC_OK;
 }
