@@ -435,7 +435,7 @@ attnc_status attnc_kernel_run_layout(const attnc_kernel *k, const attnc_args *ar
     } else if (k->impl->run) {
         st = k->impl->run(k->plan, &k->ck, &bc, &a, k->threads, err);
     } else {
-        st = launch_run(k->plan, &k->ck, &bc, &a, k->threads, err);
+        st = launch_run(k->plan, &k->ck, &bc, &a, k->threads, k->opts.flags, err);
     }
     bind_release(&bc);
     if (!st && err) {

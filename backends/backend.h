@@ -16,6 +16,7 @@ typedef struct CompiledKernel {
     AttnTileFn tile;
     AttnScratchFn scratch_bytes;
     const void *kernel_data; /* passed to the kernel as call->kernel_data */
+    int packs; /* 1: the kernel computes work items of packed heads (AttnCall.pack > 1) */
 } CompiledKernel;
 
 typedef struct BackendImpl {

@@ -239,6 +239,10 @@ int cmd_diff(const Options *o) {
     for (int i = 0; !rc && i < n; i++) {
         attnc_kernel *k = NULL;
         rc = compile_for(o, spec, list[i], threads, &k);
+        /* NaN in every output element first (all-ones bits in f32, f16 and bf16 alike): a row the
+         * backend fails to write is a difference, not the interpreter's value left in place */
+        if (!rc) memset(call.o, 0xff, (size_t)elem_bytes(o->elem) * no);
+        if (!rc) memset(call.lse, 0xff, sizeof(float) * rows);
         st = rc ? ATTNC_OK : attnc_kernel_run_layout(k, &call.args, &call.lay, &err);
         if (st == ATTNC_ERR_USAGE && !plain_storage(o)) { /* the interpreter took these layouts: the backend does not yet */
             printf("%-10s skipped: %s\n", attnc_backend_name(list[i]), err.message);
@@ -323,6 +327,10 @@ int cmd_bench(const Options *o) {
         printf("kept pairs   %10.4f     (%lld of %.0f)\n", total > 0 ? (double)kept / total : 0.0, (long long)kept,
                total);
         printf("GFLOP/s      %10.2f     (4 * D * kept pairs per call)\n", median > 0 ? flops / median * 1e-9 : 0.0);
+        /* decode is a stream over the KV cache: what matters is how fast it is read */
+        double kv_bytes = (double)sz.B * (double)sz.Hkv * (double)sz.Lk * (double)(sz.D + sz.Dv) * elem_bytes(o->elem);
+        printf("K,V read     %10.2f GB/s (K and V bytes once per call / time)\n",
+               median > 0 ? kv_bytes / median * 1e-9 : 0.0);
         struct rusage ru;
         if (getrusage(RUSAGE_SELF, &ru) == 0) /* Linux: kilobytes; inputs, O and the kernel's scratch */
             printf("peak RSS     %10.1f MiB  (the whole process)\n", (double)ru.ru_maxrss / 1024.0);

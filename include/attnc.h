@@ -97,7 +97,16 @@ enum {
     /* Move biases a * (x(q) - y(kv)) (ALiBi under a causal mask, decay) into
      * the QK product as rank-1 columns.  Costs float32 accuracy at long
      * contexts; see docs/middle-end.md. */
-    ATTNC_OPT_SEPARABLE_BIAS = 1
+    ATTNC_OPT_SEPARABLE_BIAS = 1,
+    /* Calls with few query rows (decode: Lq < the q tile) put the query
+     * heads that share a kv head into one work item, so K and V are read
+     * once for all of them; this flag keeps one head per item (version 2). */
+    ATTNC_OPT_NO_PACK_HEADS = 2,
+    /* Calls with fewer work items than threads split the keys of each item
+     * across threads and merge the partial results exactly (split-KV: the
+     * result then depends on the thread count, by rounding only); this flag
+     * keeps every item whole (version 2). */
+    ATTNC_OPT_NO_KV_SPLIT = 4
 };
 
 typedef struct attnc_kernel attnc_kernel;

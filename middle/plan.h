@@ -57,6 +57,7 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt);
  * batch and/or head) and q tile, the kv tiles to visit and their mode. */
 typedef struct TileMap {
     int64_t nqt, nkt;     /* tiles along q and kv */
+    int64_t bq;           /* query rows per q tile (the plan's bq, or bq / pack for packed heads) */
     int64_t ngroups;      /* 1, B, H or B*H */
     int64_t *row_start;   /* ngroups * nqt + 1 offsets into kv/mode */
     int32_t *kv;          /* kv tile index of each visited tile */
@@ -69,6 +70,11 @@ typedef struct TileMap {
 /* Classify every tile for this call's sizes, params and tensors, in work
  * proportional to the number of tiles (never L^2). */
 attnc_status tile_map_build(const Plan *p, const BoundCall *bc, TileMap *out, attnc_error *err);
+/* The same with q tiles of `bq` query rows (the work items of packed heads). */
+attnc_status tile_map_build_rows(const Plan *p, const BoundCall *bc, int64_t bq, TileMap *out, attnc_error *err);
+/* The tiles of tm whose kv tile index is in [kt0, kt1), with tm's indexing
+ * (one kv split of split-KV). */
+attnc_status tile_map_slice(const TileMap *tm, int64_t kt0, int64_t kt1, TileMap *out, attnc_error *err);
 void tile_map_free(TileMap *tm);
 /* The group of (b, h). */
 int64_t tile_group(const Plan *p, const TileMap *tm, int64_t b, int64_t h, int64_t H);

@@ -512,13 +512,14 @@ static TileMode refine(Analysis *an, int64_t q0, int64_t q1, int64_t k0, int64_t
 typedef struct Grid {
     uint8_t *mode; /* nqt * nkt */
     int64_t nqt, nkt;
+    int64_t bq;    /* query rows per q tile */
 } Grid;
 
 /* Quad tree over tile ranges [ti0, ti1) x [tj0, tj1). */
 static void classify_tiles(Analysis *an, Grid *g, int64_t ti0, int64_t ti1, int64_t tj0, int64_t tj1) {
     const Plan *p = an->p;
     const attnc_sizes *sz = &an->bc->sz;
-    int64_t q0 = ti0 * p->bq, q1 = ti1 * p->bq < sz->Lq ? ti1 * p->bq : sz->Lq;
+    int64_t q0 = ti0 * g->bq, q1 = ti1 * g->bq < sz->Lq ? ti1 * g->bq : sz->Lq;
     int64_t k0 = tj0 * p->bk, k1 = tj1 * p->bk < sz->Lk ? tj1 * p->bk : sz->Lk;
     int budget = REFINE_BUDGET;
     TileMode m = (ti1 - ti0 == 1 && tj1 - tj0 == 1) ? refine(an, q0, q1, k0, k1, &budget) : classify(an, q0, q1, k0, k1);
@@ -540,6 +541,35 @@ int64_t tile_group(const Plan *p, const TileMap *tm, int64_t b, int64_t h, int64
     return b * sb + h * sh;
 }
 
+attnc_status tile_map_slice(const TileMap *tm, int64_t kt0, int64_t kt1, TileMap *out, attnc_error *err) {
+    memset(out, 0, sizeof *out);
+    int64_t rows = tm->ngroups * tm->nqt;
+    out->row_start = calloc((size_t)rows + 1, sizeof(int64_t));
+    out->kv = malloc(sizeof(int32_t) * (size_t)(tm->visited + 1));
+    out->mode = malloc((size_t)tm->visited + 1);
+    if (!out->row_start || !out->kv || !out->mode) {
+        tile_map_free(out);
+        return set_error(err, ATTNC_ERR_NOMEM, "out of memory while splitting the tile map");
+    }
+    out->nqt = tm->nqt, out->nkt = tm->nkt, out->ngroups = tm->ngroups, out->bq = tm->bq;
+    out->check_faults = tm->check_faults;
+    int64_t used = 0;
+    for (int64_t t = 0; t < rows; t++) {
+        for (int64_t e = tm->row_start[t]; e < tm->row_start[t + 1]; e++) {
+            if (tm->kv[e] < kt0 || tm->kv[e] >= kt1) continue;
+            out->kv[used] = tm->kv[e];
+            out->mode[used] = tm->mode[e];
+            out->full += tm->mode[e] == TILE_FULL;
+            out->partial += tm->mode[e] == TILE_PARTIAL;
+            used++;
+        }
+        out->row_start[t + 1] = used;
+    }
+    out->visited = used;
+    out->total = tm->total;
+    return ATTNC_OK;
+}
+
 void tile_map_free(TileMap *tm) {
     free(tm->row_start);
     free(tm->kv);
@@ -557,15 +587,20 @@ static void set_element_vars(Analysis *an, int64_t b, int64_t h) {
 }
 
 attnc_status tile_map_build(const Plan *p, const BoundCall *bc, TileMap *tm, attnc_error *err) {
+    return tile_map_build_rows(p, bc, p->bq, tm, err);
+}
+
+attnc_status tile_map_build_rows(const Plan *p, const BoundCall *bc, int64_t bq, TileMap *tm, attnc_error *err) {
     memset(tm, 0, sizeof *tm);
     const attnc_sizes *sz = &bc->sz;
-    tm->nqt = (sz->Lq + p->bq - 1) / p->bq;
+    tm->bq = bq > 0 ? bq : 1;
+    tm->nqt = (sz->Lq + tm->bq - 1) / tm->bq;
     tm->nkt = (sz->Lk + p->bk - 1) / p->bk;
     int64_t nb = p->mask_varies_b ? sz->B : 1, nh = p->mask_varies_h ? sz->H : 1;
     tm->ngroups = nb * nh;
     Analysis an;
     int ok = ival_analysis_init(&an, p, bc);
-    Grid g = {NULL, tm->nqt, tm->nkt};
+    Grid g = {NULL, tm->nqt, tm->nkt, tm->bq};
     g.mode = malloc((size_t)(tm->nqt * tm->nkt) + 1);
     tm->row_start = calloc((size_t)(tm->ngroups * tm->nqt + 1), sizeof(int64_t));
     attnc_status st = ATTNC_OK;
@@ -641,7 +676,7 @@ int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm) {
         ev.h = p->mask_varies_h ? g % nh : 0;
         ev.hk = ev.h / (sz->H / sz->Hkv);
         for (int64_t qt = 0; qt < tm->nqt; qt++) {
-            int64_t t = g * tm->nqt + qt, q0 = qt * p->bq, q1 = q0 + p->bq < sz->Lq ? q0 + p->bq : sz->Lq;
+            int64_t t = g * tm->nqt + qt, q0 = qt * tm->bq, q1 = q0 + tm->bq < sz->Lq ? q0 + tm->bq : sz->Lq;
             for (int64_t e = tm->row_start[t]; e < tm->row_start[t + 1]; e++) {
                 int64_t k0 = (int64_t)tm->kv[e] * p->bk, k1 = k0 + p->bk < sz->Lk ? k0 + p->bk : sz->Lk;
                 if (tm->mode[e] == TILE_FULL) {

@@ -1,26 +1,43 @@
 /* launch.c — the per-call driver shared by every compiled backend.
  * Requires: a Plan, a compiled tile function, a BoundCall.
- * Produces: O and LSE.  Builds the tile map, fills the AttnCall, orders the
- * work items (b, h, q tile) head by head and heaviest first within a head
- * (see order_items), runs them on the thread pool, and turns a
- * kernel's fault flag into the interpreter's precise error message.  When
- * the plan can fault, results go to a private buffer first, so a failed
- * call leaves O and LSE untouched. */
+ * Produces: O and LSE.  Chooses how the call is cut into work items
+ * (docs/decode.md): how many query heads of one kv head an item packs as
+ * rows (AttnCall.pack) and into how many kv splits the keys are cut when
+ * the items are fewer than the threads (split-KV); builds the tile map
+ * (one per split), fills the AttnCalls, orders the work items head by head
+ * and heaviest first within a head (see order_items), runs them on the
+ * thread pool, merges the splits' partial results (runtime/merge.c) and
+ * turns a kernel's fault flag into the interpreter's precise error message.
+ * When the plan can fault, or the keys are split, results go to private
+ * buffers first, so a failed call leaves O and LSE untouched. */
 #include "launch.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "interp.h"
+#include "merge.h"
+#include "tensor_io.h"
 #include "threads.h"
+
+enum { MAX_SPLITS = 64 };
 
 typedef struct Launch {
     const CompiledKernel *ck;
-    AttnCall call;
-    int64_t *order; /* work items in the order they are handed out */
+    const Plan *p;
+    const BoundCall *bc;
+    int splits;
+    AttnCall call[MAX_SPLITS]; /* one per kv split, each with its own tile map */
+    TileMap tm[MAX_SPLITS];
+    int64_t items;   /* work items per split */
+    int64_t *order;  /* work items in the order they are handed out */
     char *scratch;
     int64_t scratch_bytes;
     volatile int fault; /* set by any item; read after the pool joins */
+    /* split-KV: the splits' O rows [splits][B*H*Lq][Dv] and LSE, merged into O and LSE */
+    float *part_o, *part_lse;
+    float *merged; /* [threads][Dv] one merged row per thread */
+    float *o, *lse;  /* where the merged rows go, with the call's O layout */
 } Launch;
 
 /* Copy the [B, H, Lq, row] elements of a contiguous buffer into a strided
@@ -36,8 +53,8 @@ static void copy_out(const attnc_sizes *sz, int64_t row, int elem_bytes, const c
 }
 
 /* The layouts of the call in its AttnCall; `private_out`: O and LSE go to
- * contiguous private buffers. */
-static void set_layouts(AttnCall *c, const BoundCall *bc, int private_out) {
+ * contiguous private buffers (float32 O when `f32_out`: a split's partial). */
+static void set_layouts(AttnCall *c, const BoundCall *bc, int private_out, int f32_out) {
     const BoundLayout *L = bc->layout;
     c->q_elem = L[BT_Q].elem, c->k_elem = L[BT_K].elem, c->v_elem = L[BT_V].elem, c->o_elem = L[BT_O].elem;
     memcpy(c->q_stride, L[BT_Q].stride, sizeof c->q_stride);
@@ -45,6 +62,7 @@ static void set_layouts(AttnCall *c, const BoundCall *bc, int private_out) {
     memcpy(c->v_stride, L[BT_V].stride, sizeof c->v_stride);
     memcpy(c->o_stride, L[BT_O].stride, sizeof c->o_stride);
     memcpy(c->lse_stride, L[BT_LSE].stride, sizeof c->lse_stride);
+    if (f32_out) c->o_elem = ATTNC_ELEM_F32;
     if (private_out) {
         const attnc_sizes *s = &bc->sz;
         int64_t o[4] = {s->H * s->Lq * s->Dv, s->Lq * s->Dv, s->Dv, 1}, lse[3] = {s->H * s->Lq, s->Lq, 1};
@@ -53,12 +71,16 @@ static void set_layouts(AttnCall *c, const BoundCall *bc, int private_out) {
     }
 }
 
+/* Work item i: split i % splits of item order[i / splits] (the splits of one
+ * item run side by side: they share its Q rows). */
 static void run_item(void *ctx, int64_t i, int thread) {
     Launch *l = ctx;
-    const AttnCall *c = &l->call;
-    int64_t item = l->order[i];
+    const AttnCall *c = &l->call[i % l->splits];
+    int64_t item = l->order[i / l->splits];
+    int64_t pack = c->pack > 1 ? c->pack : 1, heads = c->H / pack; /* items per b along h */
     int64_t qt = item % c->nqt, bh = item / c->nqt;
-    if (l->ck->tile(c, bh / c->H, bh % c->H, qt, l->scratch + (int64_t)thread * l->scratch_bytes)) l->fault = 1;
+    if (l->ck->tile(c, bh / heads, bh % heads * pack, qt, l->scratch + (int64_t)thread * l->scratch_bytes))
+        l->fault = 1;
 }
 
 /* Work items head by head, and within a head the heaviest q tiles first.
@@ -66,9 +88,10 @@ static void run_item(void *ctx, int64_t i, int thread) {
  * work on it; heaviest first lets the light tiles at the end of each head
  * fill the gaps that unequal tiles (causal, windows) leave.  Within a head
  * the cost of a q tile is the number of kv tiles it visits (counting sort:
- * O(items + tiles)). */
+ * O(items + tiles)).  With packed heads a "head" is a pack of them. */
 static int64_t *order_items(const AttnCall *c, const Plan *p, const TileMap *tm) {
-    int64_t n = c->B * c->H * c->nqt;
+    int64_t pack = c->pack > 1 ? c->pack : 1, heads = c->H / pack;
+    int64_t n = c->B * heads * c->nqt;
     int64_t *order = malloc(sizeof(int64_t) * (size_t)(n + 1));
     int64_t *count = calloc((size_t)(tm->nkt + 2), sizeof(int64_t));
     if (!order || !count) {
@@ -77,8 +100,8 @@ static int64_t *order_items(const AttnCall *c, const Plan *p, const TileMap *tm)
         return NULL;
     }
     int64_t k = 0;
-    for (int64_t bh = 0; bh < c->B * c->H; bh++) {
-        int64_t g = tile_group(p, tm, bh / c->H, bh % c->H, c->H);
+    for (int64_t bh = 0; bh < c->B * heads; bh++) {
+        int64_t g = tile_group(p, tm, bh / heads, bh % heads * pack, c->H);
         const int64_t *rs = tm->row_start + g * tm->nqt;
         memset(count, 0, sizeof(int64_t) * (size_t)(tm->nkt + 2));
         for (int64_t qt = 0; qt < c->nqt; qt++) count[tm->nkt - (rs[qt + 1] - rs[qt])]++;
@@ -90,26 +113,94 @@ static int64_t *order_items(const AttnCall *c, const Plan *p, const TileMap *tm)
     return order;
 }
 
+/* Query heads per work item: the largest divisor of H / Hkv that divides
+ * bq, when the schedule allows packing and a q tile would otherwise hold
+ * fewer than bq rows of one head (decode, short prompts); else 1. */
+static int64_t heads_per_item(const Plan *p, const CompiledKernel *ck, const attnc_sizes *sz, int flags) {
+    if ((flags & ATTNC_OPT_NO_PACK_HEADS) || !ck->packs || !p->sched->pack_heads || sz->Hkv <= 0 || sz->Lq >= p->bq) return 1;
+    int64_t group = sz->H / sz->Hkv;
+    for (int64_t d = group < p->bq ? group : p->bq; d > 1; d--)
+        if (group % d == 0 && p->bq % d == 0) return d;
+    return 1;
+}
+
+/* kv splits: enough that every thread has an item, when the items are
+ * fewer than the threads; each split at least one kv tile.  A weight
+ * attention whose LSE is asked for is not split: its LSE is the log of a
+ * sum that may be negative, which LSEs cannot merge (docs/merge.md). */
+static int kv_splits(const Plan *p, const BoundCall *bc, const attnc_args *args, int64_t items, int64_t nkt,
+                     int threads, int flags) {
+    if ((flags & ATTNC_OPT_NO_KV_SPLIT) || items <= 0 || items >= threads || nkt < 2) return 1;
+    if (!p->softmax && args->lse) return 1;
+    (void)bc;
+    int64_t s = (threads + items - 1) / items;
+    if (s > nkt) s = nkt;
+    return s > MAX_SPLITS ? MAX_SPLITS : (int)s;
+}
+
+/* Merge rows [i * chunk, (i + 1) * chunk) of the splits into O and LSE. */
+enum { MERGE_CHUNK = 16 };
+static void merge_rows(void *ctx, int64_t i, int thread) {
+    Launch *l = ctx;
+    const attnc_sizes *sz = &l->bc->sz;
+    const BoundLayout *L = l->bc->layout;
+    int64_t rows = sz->B * sz->H * sz->Lq, dv = sz->Dv;
+    float *row = l->merged + (int64_t)thread * (dv + 1);
+    for (int64_t r = i * MERGE_CHUNK; r < rows && r < (i + 1) * MERGE_CHUNK; r++) {
+        float lse;
+        merge_row(l->p->softmax, l->splits, l->part_o + r * dv, rows * dv, l->part_lse + r, rows, dv, row, &lse);
+        int64_t b = r / (sz->H * sz->Lq), h = r / sz->Lq % sz->H, q = r % sz->Lq;
+        int64_t at = b * L[BT_O].stride[0] + h * L[BT_O].stride[1] + q * L[BT_O].stride[2];
+        for (int64_t d = 0; d < dv; d++) tensor_store(l->o, L[BT_O].elem, at + d, row[d]);
+        if (l->lse) l->lse[b * L[BT_LSE].stride[0] + h * L[BT_LSE].stride[1] + q * L[BT_LSE].stride[2]] = lse;
+    }
+}
+
+/* The private buffers of the call: O and LSE of every split, or of the one
+ * call when it can fault (a fault midway must not leave O half written). */
+static int private_buffers(Launch *l, const attnc_args *args, int check_faults, int threads, float **o, float **lse) {
+    const attnc_sizes *sz = &l->bc->sz;
+    size_t rows = (size_t)(sz->B * sz->H * sz->Lq), no = rows * (size_t)sz->Dv;
+    *o = args->o, *lse = args->lse;
+    if (l->splits > 1) {
+        l->part_o = malloc(sizeof(float) * (no * (size_t)l->splits + 1));
+        l->part_lse = malloc(sizeof(float) * (rows * (size_t)l->splits + 1));
+        l->merged = malloc(sizeof(float) * ((size_t)threads * (size_t)(sz->Dv + 1) + 1));
+        return l->part_o && l->part_lse && l->merged;
+    }
+    if (check_faults) {
+        int o_bytes = l->bc->layout[BT_O].elem == ATTNC_ELEM_F32 ? 4 : 2;
+        *o = malloc((size_t)o_bytes * (no + 1));
+        *lse = args->lse ? malloc(sizeof(float) * (rows + 1)) : NULL;
+        return *o && (*lse || !args->lse);
+    }
+    return 1;
+}
+
 attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
-                        int threads, attnc_error *err) {
+                        int threads, int flags, attnc_error *err) {
     const attnc_sizes *sz = &bc->sz;
     const Attention *a = p->attn;
-    TileMap tm;
-    attnc_status st = tile_map_build(p, bc, &tm, err);
+    int64_t pack = heads_per_item(p, ck, sz, flags);
+    TileMap full;
+    attnc_status st = tile_map_build_rows(p, bc, p->bq / pack, &full, err);
     if (st) return st;
-    Launch l = {0};
-    l.ck = ck;
+    Launch *l = calloc(1, sizeof *l);
     AttnValue *params = calloc((size_t)a->nparams + 1, sizeof *params);
     const void **tdata = calloc((size_t)a->ntensors + 1, sizeof *tdata);
     int64_t(*tshape)[ATTNC_ABI_MAX_RANK] = calloc((size_t)a->ntensors + 1, sizeof *tshape);
-    size_t rows = (size_t)(sz->B * sz->H * sz->Lq), no = rows * (size_t)sz->Dv;
-    float *o = args->o, *lse = args->lse;
-    int o_bytes = bc->layout[BT_O].elem == ATTNC_ELEM_F32 ? 4 : 2;
-    if (tm.check_faults) { /* a fault midway must not leave O half written */
-        o = malloc((size_t)o_bytes * (no + 1));
-        lse = args->lse ? malloc(sizeof(float) * (rows + 1)) : NULL;
+    float *o = NULL, *lse = NULL;
+    if (!l || !params || !tdata || !tshape) {
+        st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+        goto done;
     }
-    if (!params || !tdata || !tshape || !o || (args->lse && !lse)) {
+    l->ck = ck, l->p = p, l->bc = bc;
+    l->items = sz->B * (sz->H / pack) * full.nqt;
+    if (threads <= 0) threads = pool_cores();
+    l->splits = kv_splits(p, bc, args, l->items, full.nkt, threads, flags);
+    int64_t total = l->items * l->splits;
+    if (threads > total) threads = total > 0 ? (int)total : 1;
+    if (!private_buffers(l, args, full.check_faults, threads, &o, &lse)) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -124,37 +215,53 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
     }
     int64_t gsb, gsh; /* the tile group of (b, h) */
     sched_group_strides(p->sched, sz->H, &gsb, &gsh);
-    l.call = (AttnCall){.B = sz->B, .H = sz->H, .Hkv = sz->Hkv, .Lq = sz->Lq, .Lk = sz->Lk, .D = sz->D,
-                        .Dv = sz->Dv, .q = args->q, .k = args->k, .v = args->v, .o = o, .lse = lse,
-                        .params = params, .tensor_data = tdata,
-                        .tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])tshape, .bq = p->bq, .bk = p->bk,
-                        .nqt = tm.nqt, .nkt = tm.nkt, .row_start = tm.row_start, .tile_kv = tm.kv,
-                        .tile_mode = tm.mode, .group_stride_b = gsb, .group_stride_h = gsh,
-                        .kernel_data = ck->kernel_data, .check_faults = tm.check_faults};
-    set_layouts(&l.call, bc, tm.check_faults);
-    int64_t items = sz->B * sz->H * tm.nqt;
-    if (threads <= 0) threads = pool_cores();
-    if (threads > items) threads = items > 0 ? (int)items : 1;
-    l.scratch_bytes = (ck->scratch_bytes(&l.call) + 63) / 64 * 64;
+    int64_t rows = sz->B * sz->H * sz->Lq;
+    for (int s = 0; s < l->splits; s++) {
+        if (l->splits == 1) {
+            l->tm[0] = full;
+            memset(&full, 0, sizeof full);
+        } else if ((st = tile_map_slice(&full, full.nkt * s / l->splits, full.nkt * (s + 1) / l->splits, &l->tm[s], err))) {
+            goto done;
+        }
+        const TileMap *tm = &l->tm[s];
+        float *so = l->splits > 1 ? l->part_o + s * rows * sz->Dv : o;
+        float *slse = l->splits > 1 ? l->part_lse + s * rows : lse;
+        l->call[s] = (AttnCall){.B = sz->B, .H = sz->H, .Hkv = sz->Hkv, .Lq = sz->Lq, .Lk = sz->Lk, .D = sz->D,
+                                .Dv = sz->Dv, .q = args->q, .k = args->k, .v = args->v, .o = so, .lse = slse,
+                                .params = params, .tensor_data = tdata,
+                                .tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])tshape, .bq = p->bq,
+                                .bk = p->bk, .nqt = tm->nqt, .nkt = tm->nkt, .row_start = tm->row_start,
+                                .tile_kv = tm->kv, .tile_mode = tm->mode, .group_stride_b = gsb,
+                                .group_stride_h = gsh, .kernel_data = ck->kernel_data,
+                                .check_faults = tm->check_faults, .pack = pack};
+        set_layouts(&l->call[s], bc, o != args->o || l->splits > 1, l->splits > 1);
+    }
+    l->scratch_bytes = (ck->scratch_bytes(&l->call[0]) + 63) / 64 * 64;
     /* kernels answer 2^40 (or more) for a size no machine has: never ask malloc for it */
-    if (l.scratch_bytes < 0 || l.scratch_bytes > ((int64_t)1 << 39) / threads) {
+    if (l->scratch_bytes < 0 || l->scratch_bytes > ((int64_t)1 << 39) / threads) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory: %d threads' scratch would need %lld bytes each", threads,
-                       (long long)l.scratch_bytes);
+                       (long long)l->scratch_bytes);
         goto done;
     }
-    l.order = order_items(&l.call, p, &tm);
-    l.scratch = malloc((size_t)(l.scratch_bytes * threads) + 64);
-    if (!l.order || !l.scratch) {
+    l->order = order_items(&l->call[0], p, &l->tm[0]);
+    l->scratch = malloc((size_t)(l->scratch_bytes * threads) + 64);
+    if (!l->order || !l->scratch) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory for %d threads' scratch", threads);
         goto done;
     }
-    pool_run(threads, items, run_item, &l);
-    if (l.fault) { /* the interpreter reads Q, K, V at their layouts and names the element at fault */
+    pool_run(threads, total, run_item, l);
+    if (l->fault) { /* the interpreter reads Q, K, V at their layouts and names the element at fault */
         st = interp_run(bc, args->q, args->k, args->v, NULL, NULL, err);
         if (st == ATTNC_OK)
             st = set_error(err, ATTNC_ERR_INTERNAL, "the kernel flagged a runtime error the interpreter does not see");
         goto done;
     }
+    if (l->splits > 1) {
+        l->o = args->o, l->lse = args->lse;
+        pool_run(threads, (rows + MERGE_CHUNK - 1) / MERGE_CHUNK, merge_rows, l);
+        goto done;
+    }
+    int o_bytes = bc->layout[BT_O].elem == ATTNC_ELEM_F32 ? 4 : 2;
     if (o != args->o) copy_out(sz, sz->Dv, o_bytes, (const char *)o, (char *)args->o, bc->layout[BT_O].stride);
     if (lse != args->lse && args->lse)
         copy_out(sz, 1, 4, (const char *)lse, (char *)args->lse, bc->layout[BT_LSE].stride);
@@ -164,8 +271,15 @@ done:
     free(params);
     free(tdata);
     free(tshape);
-    free(l.order);
-    free(l.scratch);
-    tile_map_free(&tm);
+    tile_map_free(&full);
+    if (l) {
+        for (int s = 0; s < l->splits; s++) tile_map_free(&l->tm[s]);
+        free(l->order);
+        free(l->scratch);
+        free(l->part_o);
+        free(l->part_lse);
+        free(l->merged);
+        free(l);
+    }
     return st;
 }

@@ -7,9 +7,11 @@
 #include "kernel_abi.h"
 #include "plan.h"
 
-/* Run `ck` for the call: O and LSE are written only on success; a fault
- * found by the kernel is reported with the interpreter's exact message. */
+/* Run `ck` for the call on `threads` threads (0: every core), `flags` the
+ * kernel's ATTNC_OPT_* (packing heads, splitting keys): O and LSE are
+ * written only on success; a fault found by the kernel is reported with the
+ * interpreter's exact message. */
 attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
-                        int threads, attnc_error *err);
+                        int threads, int flags, attnc_error *err);
 
 #endif

@@ -238,8 +238,16 @@ static void finish_row(const Schedule *s, const Parts *P, int64_t i, const AttnC
     if (c->lse) c->lse[lrow] = (float)v;
 }
 
+/* Row i of the work item whose first (packed) row is r0 and first head h:
+ * its query row and head (kernel_abi.h: AttnCall.pack). */
+static void row_of(const AttnCall *c, int64_t h, int64_t r0, int64_t i, int64_t *q, int64_t *head) {
+    int64_t pack = c->pack > 1 ? c->pack : 1;
+    *q = (r0 + i) / pack;
+    *head = h + (r0 + i) % pack;
+}
+
 /* The rows of the work item: their state, then SB_ROW's steps. */
-static int rows_start(StepRun *R, const AttnCall *c, const Parts *P, int64_t q0, int64_t nr) {
+static int rows_start(StepRun *R, const AttnCall *c, const Parts *P, int64_t h, int64_t q0, int64_t nr) {
     for (int64_t i = 0; i < nr; i++) {
         P->m[i] = -INFINITY;
         P->l[i] = 0;
@@ -247,7 +255,7 @@ static int rows_start(StepRun *R, const AttnCall *c, const Parts *P, int64_t q0,
         P->lse_off[i] = 0;
         memset(P->acc + i * c->Dv, 0, sizeof(double) * (size_t)c->Dv);
         R->i = i;
-        R->ev.q = q0 + i;
+        row_of(c, h, q0, i, &R->ev.q, &R->ev.h);
         R->ev.kv = 0;
         steps_open(R);
         int rc = steps_run(R, SB_ROW) || (c->check_faults && steps_run(R, SB_ROW_FAULT));
@@ -264,13 +272,14 @@ static void poison(double *x, int64_t n) {
 }
 
 /* One visited kv tile: SB_COL per kv, then every element of it. */
-static int tile(StepRun *R, const AttnCall *c, const Parts *P, int64_t q0, int64_t nr, int64_t e, double scale,
-                int64_t kh, int64_t vh) {
+static int tile(StepRun *R, const AttnCall *c, const Parts *P, int64_t h, int64_t q0, int64_t nr, int64_t e,
+                double scale, int64_t kh, int64_t vh) {
     attnc_elem qe = (attnc_elem)c->q_elem, ke = (attnc_elem)c->k_elem;
     int64_t k0 = (int64_t)c->tile_kv[e] * c->bk, nc = c->Lk - k0 < c->bk ? c->Lk - k0 : c->bk;
     int partial = c->tile_mode[e] == TILE_PARTIAL;
     R->tile_id++;
     poison(R->kcol, c->bk * R->cols_cap);
+    R->ev.h = h; /* kv values see the item's head (with packed heads they read none) */
     for (int64_t j = 0; j < nc; j++) {
         R->j = j;
         R->ev.kv = k0 + j;
@@ -280,9 +289,9 @@ static int tile(StepRun *R, const AttnCall *c, const Parts *P, int64_t q0, int64
         if (rc) return 1;
     }
     for (int64_t i = 0; i < nr; i++) {
-        int64_t qrow = R->ev.b * c->q_stride[0] + R->ev.h * c->q_stride[1] + (q0 + i) * c->q_stride[2];
         R->i = i;
-        R->ev.q = q0 + i;
+        row_of(c, h, q0, i, &R->ev.q, &R->ev.h);
+        int64_t qrow = R->ev.b * c->q_stride[0] + R->ev.h * c->q_stride[1] + R->ev.q * c->q_stride[2];
         for (int64_t j = 0; j < nc; j++) {
             int64_t krow = kh + (k0 + j) * c->k_stride[2];
             double dot = 0, v;
@@ -297,25 +306,28 @@ static int tile(StepRun *R, const AttnCall *c, const Parts *P, int64_t q0, int64
     return 0;
 }
 
-/* Rows [qt*bq, min((qt+1)*bq, Lq)) of (b, h), as templates/tile.c computes them. */
+/* Rows [qt*bq, min((qt+1)*bq, Lq)) of (b, h) (packed rows of heads h ..
+ * h + pack - 1), as templates/tile.c computes them. */
 static int work_item(StepRun *R, const AttnCall *c, const Parts *P, int64_t b, int64_t h, int64_t qt) {
     const Plan *p = c->kernel_data;
     const Schedule *s = p->sched;
-    int64_t hk = h / (c->H / c->Hkv), q0 = qt * c->bq, nr = c->Lq - q0 < c->bq ? c->Lq - q0 : c->bq;
+    int64_t rows = c->Lq * (c->pack > 1 ? c->pack : 1);
+    int64_t hk = h / (c->H / c->Hkv), q0 = qt * c->bq, nr = rows - q0 < c->bq ? rows - q0 : c->bq;
     R->ev.b = b, R->ev.h = h, R->ev.hk = hk;
     R->cols = 0;
     if (steps_run(R, SB_ITEM) || R->cols > R->cols_cap) return 1; /* more columns than the call counted: a bad schedule */
     double scale = steps_read(R, SB_PRE, p->f->scale).f;
-    if (R->bad || rows_start(R, c, P, q0, nr)) return 1;
+    if (R->bad || rows_start(R, c, P, h, q0, nr)) return 1;
     /* the (b, hk) planes of K and V, in elements */
     int64_t kh = b * c->k_stride[0] + hk * c->k_stride[1], vh = b * c->v_stride[0] + hk * c->v_stride[1];
     int64_t t = (b * c->group_stride_b + h * c->group_stride_h) * c->nqt + qt;
     for (int64_t e = c->row_start[t]; e < c->row_start[t + 1]; e++)
-        if (tile(R, c, P, q0, nr, e, scale, kh, vh)) return 1;
+        if (tile(R, c, P, h, q0, nr, e, scale, kh, vh)) return 1;
     for (int64_t i = 0; i < nr; i++) {
-        int64_t q = q0 + i;
-        finish_row(s, P, i, c, b * c->o_stride[0] + h * c->o_stride[1] + q * c->o_stride[2],
-                   b * c->lse_stride[0] + h * c->lse_stride[1] + q * c->lse_stride[2]);
+        int64_t q, hr;
+        row_of(c, h, q0, i, &q, &hr);
+        finish_row(s, P, i, c, b * c->o_stride[0] + hr * c->o_stride[1] + q * c->o_stride[2],
+                   b * c->lse_stride[0] + hr * c->lse_stride[1] + q * c->lse_stride[2]);
     }
     return 0;
 }
@@ -356,6 +368,7 @@ static attnc_status refplan_compile(const Plan *p, const attnc_options *opts, Co
     ck->tile = refplan_tile;
     ck->scratch_bytes = refplan_scratch_bytes;
     ck->kernel_data = p;
+    ck->packs = 1;
     return ATTNC_OK;
 }
 

@@ -1,5 +1,6 @@
 include(tests/npy.cmake)
 include(tests/examples.cmake)
+include(tests/decode.cmake)
 include(tests/fuzz.cmake)
 include(tests/interp.cmake)
 add_test(NAME cli/exit-statuses COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cli.sh $<TARGET_FILE:attnc> $<TARGET_FILE:npyrand>)

@@ -1,0 +1,187 @@
+/* test_decode.c — every attention of an examples file in the shapes of
+ * decode (docs/decode.md) on one backend, against the reference interpreter.
+ *
+ *   test_decode FILE.attn --backend NAME
+ *
+ * For each attention, the example's `// example-args` sizes and params with
+ * H = 8 query heads over Hkv = 8, 2 or 1 kv heads (GQA ratios 1, 4, 8),
+ * Lq in {1, 2, 7, 16} and B = 1 (B = 2 for Lq = 7: batched decode), in three
+ * configurations of one kernel each:
+ *   whole  1 thread: the query heads of a kv head packed into one work item
+ *   split  16 threads, kv tiles of 16: more threads than work items, so the
+ *          keys are split across threads and merged (run twice: the results
+ *          must be bit for bit the same)
+ *   plain  16 threads, kv tiles of 16, ATTNC_OPT_NO_PACK_HEADS | NO_KV_SPLIT
+ * O and LSE are NaN before every run, so a row a kernel does not write is a
+ * difference.  A shape the spec rejects (the interpreter's runtime error, a
+ * tensor it cannot shape) is skipped; every attention must run at least one.
+ * Exit 0 when all agree. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attnc.h"
+#include "support.h"
+
+enum { NCONFIG = 3 };
+static const char *const config_name[NCONFIG] = {"whole", "split", "plain"};
+
+static attnc_kernel *compile_config(const attnc_spec *spec, const char *name, attnc_backend backend, int config,
+                                    attnc_error *err) {
+    attnc_options opts = {.backend = backend, .threads = config == 0 ? 1 : 16, .tile_k = config == 0 ? 0 : 16};
+    if (config == 2) opts.flags = ATTNC_OPT_NO_PACK_HEADS | ATTNC_OPT_NO_KV_SPLIT;
+    attnc_kernel *k = NULL;
+    return attnc_compile(spec, name, &opts, &k, err) ? NULL : k;
+}
+
+/* Run k with O and LSE poisoned first. */
+static attnc_status run_poisoned(const attnc_kernel *k, attnc_args *a, size_t no, size_t rows, attnc_error *err) {
+    memset(a->o, 0xff, sizeof(float) * no);
+    memset(a->lse, 0xff, sizeof(float) * rows);
+    return attnc_kernel_run(k, a, err);
+}
+
+typedef struct Shape {
+    attnc_sizes sz;
+    attnc_param params[MAX_ITEMS];
+    attnc_tensor tensors[MAX_ITEMS];
+    int np, nt;
+    float *q, *k, *v, *o, *lse, *ref_o, *ref_lse, *again_o, *again_lse;
+} Shape;
+
+static void shape_free(Shape *s) {
+    for (int i = 0; i < s->nt; i++) free((void *)s->tensors[i].data);
+    free(s->q), free(s->k), free(s->v), free(s->o), free(s->lse);
+    free(s->ref_o), free(s->ref_lse), free(s->again_o), free(s->again_lse);
+}
+
+/* Inputs and the interpreter's outputs for sizes sz; 1: the spec rejects the
+ * shape (skip it), -1: a failure of the test itself. */
+static int shape_make(const attnc_spec *spec, const char *name, attnc_kernel *ref, const ExampleArgs *ea,
+                      Shape *s) {
+    const char *why = NULL;
+    char buf[300];
+    attnc_error err = {0};
+    s->np = ea->nparams;
+    if (make_params(ref, ea, s->params, &why) < 0) return -1;
+    for (int i = 0; i < attnc_kernel_tensor_count(ref); i++) {
+        if (make_tensor(ref, i, &s->sz, s->params, s->np, ea->range_name, ea->range_lo, ea->range_hi, ea->nranges,
+                        &s->tensors[i], buf, sizeof buf))
+            return 1;
+        s->nt = i + 1;
+    }
+    const attnc_sizes *z = &s->sz;
+    size_t rows = (size_t)(z->B * z->H * z->Lq), no = rows * (size_t)z->Dv;
+    s->q = random_floats(rows * (size_t)z->D);
+    s->k = random_floats((size_t)(z->B * z->Hkv * z->Lk * z->D));
+    s->v = random_floats((size_t)(z->B * z->Hkv * z->Lk * z->Dv));
+    s->o = malloc(sizeof(float) * (no + 1)), s->ref_o = malloc(sizeof(float) * (no + 1));
+    s->again_o = malloc(sizeof(float) * (no + 1));
+    s->lse = malloc(sizeof(float) * (rows + 1)), s->ref_lse = malloc(sizeof(float) * (rows + 1));
+    s->again_lse = malloc(sizeof(float) * (rows + 1));
+    if (!s->q || !s->k || !s->v || !s->o || !s->ref_o || !s->again_o || !s->lse || !s->ref_lse || !s->again_lse)
+        return -1;
+    attnc_args a = {*z, s->q, s->k, s->v, s->ref_o, s->ref_lse, s->params, s->np, s->tensors, s->nt};
+    (void)spec, (void)name;
+    return run_poisoned(ref, &a, no, rows, &err) ? 1 : 0;
+}
+
+/* One shape on the three kernels; returns the number of failures. */
+static int check_shape(attnc_kernel *const *kern, attnc_backend backend, const char *name, Shape *s) {
+    const attnc_sizes *z = &s->sz;
+    size_t rows = (size_t)(z->B * z->H * z->Lq), no = rows * (size_t)z->Dv;
+    double tol = backend == ATTNC_BACKEND_REFPLAN ? 1e-5 : 2e-3;
+    int fails = 0;
+    for (int c = 0; c < NCONFIG; c++) {
+        attnc_args a = {*z, s->q, s->k, s->v, s->o, s->lse, s->params, s->np, s->tensors, s->nt};
+        attnc_error err = {0};
+        char buf[300];
+        double worst = 0;
+        const char *bad = NULL;
+        if (run_poisoned(kern[c], &a, no, rows, &err)) bad = err.message;
+        if (!bad) bad = compare_outputs(s->o, s->lse, s->ref_o, s->ref_lse, no, rows, tol, &worst, buf, sizeof buf);
+        if (!bad && c == 1) { /* split-KV: the same bits every time for a given thread count */
+            attnc_args b = a;
+            b.o = s->again_o, b.lse = s->again_lse;
+            if (run_poisoned(kern[c], &b, no, rows, &err)) bad = err.message;
+            else if (memcmp(s->o, s->again_o, sizeof(float) * no) || memcmp(s->lse, s->again_lse, sizeof(float) * rows))
+                bad = "two runs of the same call differ";
+        }
+        if (bad) {
+            printf("FAIL %s H=%lld Hkv=%lld Lq=%lld Lk=%lld (%s): %s\n", name, (long long)z->H, (long long)z->Hkv,
+                   (long long)z->Lq, (long long)z->Lk, config_name[c], bad);
+            fails++;
+        }
+    }
+    return fails;
+}
+
+static int run_attention(const attnc_spec *spec, const char *text, const char *name, int only_one,
+                         attnc_backend backend) {
+    char line[1024];
+    ExampleArgs ea;
+    if (!find_args_line(text, name, only_one, line, sizeof line) || !parse_args(line, &ea)) {
+        printf("FAIL %s: no usable example-args line\n", name);
+        return 1;
+    }
+    attnc_error err = {0};
+    attnc_options ro = {.backend = ATTNC_BACKEND_INTERP};
+    attnc_kernel *ref = NULL, *kern[NCONFIG] = {NULL};
+    int fails = 0, ran = 0, skipped = 0;
+    if (attnc_compile(spec, name, &ro, &ref, &err)) fails++;
+    for (int c = 0; c < NCONFIG && !fails; c++)
+        if (!(kern[c] = compile_config(spec, name, backend, c, &err))) fails++;
+    if (fails) printf("FAIL %s: compile: %s\n", name, err.message);
+    static const int64_t hkv[] = {8, 2, 1}, lq[] = {1, 2, 7, 16};
+    for (int g = 0; g < 3 && !fails; g++)
+        for (int l = 0; l < 4; l++) {
+            Shape s;
+            memset(&s, 0, sizeof s);
+            s.sz = ea.sz;
+            s.sz.B = lq[l] == 7 ? 2 : 1, s.sz.H = 8, s.sz.Hkv = hkv[g], s.sz.Lq = lq[l];
+            int rc = shape_make(spec, name, ref, &ea, &s);
+            if (rc < 0) {
+                printf("FAIL %s: making inputs\n", name);
+                fails++;
+            } else if (rc > 0) {
+                skipped++;
+            } else {
+                fails += check_shape(kern, backend, name, &s);
+                ran++;
+            }
+            shape_free(&s);
+        }
+    if (!fails && ran == 0) {
+        printf("FAIL %s: the spec rejects every decode shape tried\n", name);
+        fails++;
+    }
+    if (!fails) printf("ok %s: %d decode shapes x %d configurations (%d shapes the spec rejects)\n", name, ran, NCONFIG, skipped);
+    for (int c = 0; c < NCONFIG; c++) attnc_kernel_free(kern[c]);
+    attnc_kernel_free(ref);
+    return fails;
+}
+
+int main(int argc, char **argv) {
+    attnc_backend backend = ATTNC_BACKEND_REFPLAN;
+    if (argc != 4 || strcmp(argv[2], "--backend") || !attnc_backend_parse(argv[3], &backend)) {
+        fprintf(stderr, "usage: test_decode FILE.attn --backend NAME\n");
+        return 2;
+    }
+    if (!attnc_backend_available(backend)) return 77;
+    size_t len;
+    char *text = read_file(argv[1], &len);
+    attnc_spec *spec = NULL;
+    attnc_error err = {0};
+    if (!text || attnc_spec_from_string(argv[1], text, len, &spec, &err)) {
+        printf("FAIL %s: cannot read or check the spec\n", argv[1]);
+        attnc_spec_free(spec);
+        free(text);
+        return 1;
+    }
+    int n = attnc_spec_variant_count(spec), fails = 0;
+    for (int i = 0; i < n; i++) fails += run_attention(spec, text, attnc_spec_variant_name(spec, i), n == 1, backend);
+    attnc_spec_free(spec);
+    free(text);
+    return fails ? 1 : 0;
+}
