@@ -13,6 +13,8 @@
  *   ATTNC_BQ, ATTNC_BK, ATTNC_SOFTMAX, ATTNC_LSE_OFFSET, ATTNC_ROW_SLOTS,
  *   ATTNC_COL_SLOTS, ATTNC_MAX_LOWRANK_COLS   as for templates/tile.c
  *   ATTNC_NPARAMS, ATTNC_NTENSORS            the attention's params and tensors
+ *   ATTNC_PACK_HEADS  1 when the schedule lets a block pack query heads
+ *                   (Schedule.pack_heads; the launcher refuses pack > 1 otherwise)
  *   ATTNC_LOWRANK   1 when the plan has low-rank bias terms (lrow exists)
  *   ATTNC_SCRATCH_READS_TENSORS  1 when the SCRATCH hole reads tensor data (the
  *                   launcher, on the host, cannot: it refuses the call)
@@ -331,7 +333,8 @@ __global__ void __launch_bounds__(ATTNC_NT) @NAME@_cuda_kernel(AttnCall call, At
 
 extern "C" int @NAME@_cuda_launch(const AttnCall *call, int *fault, cudaStream_t stream) {
     if (!call || !fault || call->bq != ATTNC_BQ || call->bk != ATTNC_BK || call->H <= 0 || call->Hkv <= 0 ||
-        call->H % call->Hkv != 0 || call->pack < 0 || (call->pack > 1 && (call->H / call->Hkv) % call->pack != 0))
+        call->H % call->Hkv != 0 || call->pack < 0 ||
+        (call->pack > 1 && (!ATTNC_PACK_HEADS || (call->H / call->Hkv) % call->pack != 0)))
         return (int)cudaErrorInvalidValue;
     const int64_t items = call->B * (call->H / (call->pack > 1 ? call->pack : 1)) * call->nqt;
     if (items <= 0) return 0;
