@@ -417,6 +417,15 @@ attnc_status attnc_kernel_run(const attnc_kernel *k, const attnc_args *args, att
 
 attnc_status attnc_kernel_run_layout(const attnc_kernel *k, const attnc_args *args, const attnc_layouts *layouts,
                                      attnc_error *err) {
+    return attnc_kernel_run_pages(k, args, layouts, NULL, err);
+}
+
+int attnc_kernel_reads_pages(const attnc_kernel *k, int64_t page_rows) {
+    return k && k->ck.pages && page_rows > 0 && page_rows % k->plan->bk == 0;
+}
+
+attnc_status attnc_kernel_run_pages(const attnc_kernel *k, const attnc_args *args, const attnc_layouts *layouts,
+                                    const LaunchPages *pages, attnc_error *err) {
     if (!k) return set_error(err, ATTNC_ERR_USAGE, "kernel is NULL");
     BoundCall bc;
     attnc_status st = bind_call_layout(k->attn, &k->fixed, args, layouts, 1, &bc, err);
@@ -435,7 +444,7 @@ attnc_status attnc_kernel_run_layout(const attnc_kernel *k, const attnc_args *ar
     } else if (k->impl->run) {
         st = k->impl->run(k->plan, &k->ck, &bc, &a, k->threads, err);
     } else {
-        st = launch_run(k->plan, &k->ck, &bc, &a, k->threads, k->opts.flags, err);
+        st = launch_run(k->plan, &k->ck, &bc, &a, k->threads, k->opts.flags, pages, err);
     }
     bind_release(&bc);
     if (!st && err) {

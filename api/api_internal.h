@@ -4,9 +4,16 @@
 #define ATTNC_API_INTERNAL_H
 #include "attnc.h"
 #include "call.h"
+#include "launch.h"
 #include "plan.h"
 
 const Plan *attnc_kernel_plan(const attnc_kernel *k);
 const FixedParams *attnc_kernel_fixed(const attnc_kernel *k);
+
+/* attnc_kernel_run_layout with a paged K and V (pages NULL: none), which
+ * only a kernel that attnc_kernel_reads_pages(k, page_rows) reads. */
+attnc_status attnc_kernel_run_pages(const attnc_kernel *k, const attnc_args *args, const attnc_layouts *layouts,
+                                    const LaunchPages *pages, attnc_error *err);
+int attnc_kernel_reads_pages(const attnc_kernel *k, int64_t page_rows);
 
 #endif

@@ -17,6 +17,7 @@ typedef struct CompiledKernel {
     AttnScratchFn scratch_bytes;
     const void *kernel_data; /* passed to the kernel as call->kernel_data */
     int packs; /* 1: the kernel computes work items of packed heads (AttnCall.pack > 1) */
+    int pages; /* 1: the kernel reads a paged K and V in place (AttnCall.kv_page) */
 } CompiledKernel;
 
 typedef struct BackendImpl {

@@ -9,7 +9,9 @@
 
 #include "inputs.h"
 #include "measure.h"
+#include "merge_cmd.h"
 #include "options.h"
+#include "ragged.h"
 
 static const char usage[] =
     "usage:\n"
@@ -17,6 +19,7 @@ static const char usage[] =
     "  attnc run   FILE [--variant NAME] --q Q.npy --k K.npy --v V.npy -o O.npy\n"
     "              [--lse LSE.npy] [--param NAME=VALUE]... [--tensor NAME=T.npy]...\n"
     "              [--backend llvm|tcc|interp|cuda-emu] [--threads N] [--dtype f32|f16|bf16] [--layout bhld|blhd]\n"
+    "              [--q-start QS.npy --k-start KS.npy]\n"
     "  attnc emit  FILE [--variant NAME] --target ir|llvm-ir|asm|c|cuda [-D NAME=VALUE]... [-o OUT]\n"
     "              [--shape B=1,H=1,Hkv=1,Lq=4096,Lk=4096,D=64,Dv=64 [--param NAME=VALUE]... [--tensor NAME=T.npy]...]\n"
     "              [--tile BQxBK] [--dump-passes] [--separable-bias]\n"
@@ -25,9 +28,14 @@ static const char usage[] =
     "              [--backends llvm,tcc,refplan] [--threads N] [--dtype f32|f16|bf16] [--layout bhld|blhd]\n"
     "  attnc bench FILE [--variant NAME] --shape ... [--param NAME=VALUE]... [--tensor NAME=T.npy]...\n"
     "              [--backend ...] [--threads N] [--reps N] [--tile BQxBK] [--dtype ...] [--layout ...]\n"
+    "  attnc merge --o1 O1.npy --lse1 LSE1.npy --o2 O2.npy --lse2 LSE2.npy -o O.npy [--lse LSE.npy] [--weight]\n"
     "--dtype: Q, K, V and O stored as f32 (default), f16 or bf16 ('<f4' files are rounded to it, '<f2' files\n"
     "  are f16); --layout blhd: Q, K, V and O are [B, L, H, D] (default bhld: [B, H, L, D]); LSE is [B, H, Lq];\n"
-    "  output files are '<f4'.\n";
+    "  output files are '<f4'.\n"
+    "--q-start/--k-start: a ragged batch (int32 [B + 1] row offsets; Q [rows, H, D], K and V [rows, Hkv, D],\n"
+    "  O [rows, H, Dv], LSE [H, rows]); each sequence is a call of its own (the spec sees B = 1).\n"
+    "merge: two results over disjoint keys into the one over all of them (O files: any shape ending in Dv,\n"
+    "  LSE files: that shape without Dv); --weight for an attention with a `weight` clause (then the LSEs are optional).\n";
 
 
 static int cmd_check(const Options *o) {
@@ -277,9 +285,10 @@ int main(int argc, char **argv) {
     int rc = cli_parse_args(argc, argv, &o, msg, sizeof msg);
     if (rc) return fail(rc, "%s", msg, NULL);
     if (!strcmp(o.cmd, "check")) return cmd_check(&o);
-    if (!strcmp(o.cmd, "run")) return cmd_run(&o);
+    if (!strcmp(o.cmd, "run")) return o.q_start ? cmd_run_ragged(&o) : cmd_run(&o);
     if (!strcmp(o.cmd, "emit")) return cmd_emit(&o);
     if (!strcmp(o.cmd, "diff")) return cmd_diff(&o);
     if (!strcmp(o.cmd, "bench")) return cmd_bench(&o);
+    if (!strcmp(o.cmd, "merge")) return cmd_merge(&o);
     return fail(EXIT_USAGE, "unknown command '%s'", o.cmd, NULL);
 }

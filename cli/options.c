@@ -179,7 +179,7 @@ int cli_parse_int_range(const char *text, char *name, size_t name_size, int64_t 
 /* ---- flags -------------------------------------------------------------------- */
 
 int cli_known_command(const char *cmd) {
-    static const char *const cmds[] = {"check", "run", "emit", "diff", "bench"};
+    static const char *const cmds[] = {"check", "run", "emit", "diff", "bench", "merge"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i])) return 1;
     return 0;
@@ -191,12 +191,13 @@ static int flag_allowed(const char *cmd, const char *flag) {
         const char *cmd, *flags;
     } table[] = {
         {"check", " --variant "},
-        {"run", " --variant --q --k --v -o --lse --param --tensor --backend --threads --dtype --layout "},
+        {"run", " --variant --q --k --v -o --lse --param --tensor --backend --threads --dtype --layout --q-start --k-start "},
         {"emit", " --variant --target -D -o --shape --param --tensor --tile --dump-passes --separable-bias "},
         {"diff", " --variant --shape --param --tensor --seed --backends --threads --int-range --separable-bias "
                  "--dtype --layout "},
         {"bench", " --variant --shape --backend --threads --param --tensor --reps --tile --int-range --separable-bias "
                   "--dtype --layout "},
+        {"merge", " --o1 --lse1 --o2 --lse2 -o --lse --weight "},
     };
     if (strchr(flag, ' ') || strlen(flag) > 32) return 0;
     char key[40];
@@ -230,6 +231,12 @@ static int take_value(Options *o, const char *a, const char *v, char *msg, size_
                         : !strcmp(a, "--reps")     ? &o->reps
                         : !strcmp(a, "--dtype")    ? &o->dtype
                         : !strcmp(a, "--layout")   ? &o->layout
+                        : !strcmp(a, "--o1")       ? &o->o1
+                        : !strcmp(a, "--lse1")     ? &o->lse1
+                        : !strcmp(a, "--o2")       ? &o->o2
+                        : !strcmp(a, "--lse2")     ? &o->lse2
+                        : !strcmp(a, "--q-start")  ? &o->q_start
+                        : !strcmp(a, "--k-start")  ? &o->k_start
                                                    : NULL;
     if (slot) {
         *slot = v;
@@ -258,6 +265,17 @@ static int parse_storage(Options *o, char *msg, size_t n) {
     return 0;
 }
 
+/* merge: both parts and -o; the LSEs of both parts (a softmax merge needs
+ * them; a --weight merge may merge O alone), and --lse only with them. */
+static int check_merge(const Options *o, char *msg, size_t n) {
+    if (!o->o1 || !o->o2 || !o->o) return usage_error(msg, n, "merge needs --o1, --o2 and -o");
+    if (!o->weight && (!o->lse1 || !o->lse2))
+        return usage_error(msg, n, "merge needs --lse1 and --lse2 (only a --weight merge may go without)");
+    if (!o->lse1 != !o->lse2) return usage_error(msg, n, "merge: give --lse1 and --lse2 both, or neither");
+    if (o->lse && !o->lse1) return usage_error(msg, n, "merge: --lse needs --lse1 and --lse2");
+    return 0;
+}
+
 /* The values that do not depend on the spec, and what each command needs. */
 static int check_values(Options *o, char *msg, size_t n) {
     if (parse_storage(o, msg, n)) return EXIT_USAGE;
@@ -278,12 +296,14 @@ static int check_values(Options *o, char *msg, size_t n) {
     }
     if (!strcmp(o->cmd, "run") && (!o->q || !o->k || !o->v || !o->o))
         return usage_error(msg, n, "run needs --q, --k, --v and -o");
+    if (!o->q_start != !o->k_start) return usage_error(msg, n, "run: --q-start and --k-start go together");
     if (!strcmp(o->cmd, "emit") && !o->target)
         return usage_error(msg, n, "emit needs --target (ir, llvm-ir, asm, c, cuda)");
     if (!strcmp(o->cmd, "emit") && !o->shape && (o->nparams || o->ntensors))
         return usage_error(msg, n, "--param and --tensor describe a call: give its --shape too");
     if (!strcmp(o->cmd, "bench") && !o->shape)
         return usage_error(msg, n, "bench needs --shape (e.g. B=1,H=8,Lq=4096,Lk=4096,D=64)");
+    if (!strcmp(o->cmd, "merge")) return check_merge(o, msg, n);
     return 0;
 }
 
@@ -296,20 +316,22 @@ int cli_parse_args(int argc, char **argv, Options *o, char *msg, size_t n) {
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (a[0] != '-' || a[1] == 0) {
+            if (!strcmp(o->cmd, "merge")) return usage_error(msg, n, "unexpected argument '%s' (merge takes no FILE)", a);
             if (o->file) return usage_error(msg, n, "unexpected argument '%s' (only one FILE)", a);
             o->file = a;
             continue;
         }
         if (!flag_allowed(o->cmd, a))
             return usage_error(msg, n, "unknown option '%s' for '%s' (see attnc --help)", a, o->cmd);
-        if (!strcmp(a, "--dump-passes") || !strcmp(a, "--separable-bias")) {
+        if (!strcmp(a, "--dump-passes") || !strcmp(a, "--separable-bias") || !strcmp(a, "--weight")) {
             if (a[2] == 'd') o->dump_passes = 1;
-            else o->separable_bias = 1;
+            else if (a[2] == 's') o->separable_bias = 1;
+            else o->weight = 1;
             continue;
         }
         if (i + 1 >= argc) return usage_error(msg, n, "option '%s' needs a value", a);
         if (take_value(o, a, argv[++i], msg, n)) return EXIT_USAGE;
     }
-    if (!o->file) return usage_error(msg, n, "'%s' needs a FILE (see attnc --help)", o->cmd);
+    if (!o->file && strcmp(o->cmd, "merge")) return usage_error(msg, n, "'%s' needs a FILE (see attnc --help)", o->cmd);
     return check_values(o, msg, n);
 }

@@ -15,7 +15,9 @@ typedef struct Options {
     const char *cmd, *file, *variant;
     const char *q, *k, *v, *o, *lse, *backend, *threads, *target, *shape, *tile;
     const char *seed, *backends, *reps, *dtype, *layout;
-    int dump_passes, separable_bias;
+    const char *o1, *lse1, *o2, *lse2; /* merge's inputs */
+    const char *q_start, *k_start;     /* run over a ragged batch */
+    int dump_passes, separable_bias, weight;
     const char *params[MAX_REPEATED], *tensors[MAX_REPEATED], *defines[MAX_REPEATED];
     const char *int_ranges[MAX_REPEATED];
     int nparams, ntensors, ndefines, nint_ranges;

@@ -228,6 +228,43 @@ attnc_status attnc_kernel_run(const attnc_kernel *kernel, const attnc_args *args
 attnc_status attnc_kernel_run_layout(const attnc_kernel *kernel, const attnc_args *args,
                                      const attnc_layouts *layouts, attnc_error *err);
 
+/* A batch of sequences of different lengths packed without padding, and/or
+ * K and V in a paged cache (version 2; docs/decode.md).  Each sequence is
+ * computed as a call of its own: the spec sees B = 1 (b = 0) and that
+ * sequence's Lq and Lk; params and captured tensors are shared by every
+ * sequence (so a tensor whose shape reads B, Lq or Lk is refused).
+ *
+ * args.sizes.B is the number of sequences.  The L dimension of a tensor
+ * holds every sequence's rows one after another; zero strides mean
+ * [rows, heads, D] ("THD", FlashAttention's varlen layout) for Q, K, V and
+ * O, and [H, rows] for LSE.  On any error nothing is written. */
+typedef struct attnc_batch {
+    /* Sequence b's query rows are rows [q_start[b], q_start[b + 1]) of Q, O
+     * and LSE (B + 1 entries, non-decreasing, q_start[B] <= sizes.Lq, the
+     * rows the buffers hold).  NULL: sizes.Lq rows each, one after another. */
+    const int64_t *q_start;
+    /* Its keys are rows [k_start[b], k_start[b + 1]) of K and V (likewise,
+     * k_start[B] <= sizes.Lk).  NULL: sizes.Lk each, or kv_len with pages. */
+    const int64_t *k_start;
+    /* A paged KV cache (page_size > 0): K and V hold num_pages pages of
+     * page_size rows, page p's row r being row p * page_size + r of K's and
+     * V's L dimension (zero strides: [num_pages, page_size, Hkv, D]);
+     * key kv of sequence b is row kv % page_size of page
+     * block_table[b * pages_per_seq + kv / page_size].  A page id outside
+     * [0, num_pages) among the pages a sequence uses is a runtime error. */
+    int64_t page_size, num_pages, pages_per_seq;
+    const int32_t *block_table;
+    /* keys of each sequence (paged), at most pages_per_seq * page_size;
+     * NULL: sizes.Lk each */
+    const int64_t *kv_len;
+} attnc_batch;
+
+/* Run the kernel over a ragged and/or paged batch (version 2).  A bad batch
+ * or layout is ATTNC_ERR_USAGE; a bad page id, or a sequence's call
+ * failing, ATTNC_ERR_RUNTIME (the message names the sequence). */
+attnc_status attnc_kernel_run_batch(const attnc_kernel *kernel, const attnc_args *args, const attnc_layouts *layouts,
+                                    const attnc_batch *batch, attnc_error *err);
+
 /* ---- generated code as text ------------------------------------------ */
 
 enum {
@@ -247,6 +284,26 @@ void attnc_free(void *p);
  * Q, K, V and O in `call` are not read. */
 attnc_status attnc_kernel_kept_pairs(const attnc_kernel *kernel, const attnc_args *call, int64_t *kept,
                                      attnc_error *err);
+
+/* ---- merging partial results ------------------------------------------ */
+
+/* How attnc_merge combines: ATTNC_MERGE_SOFTMAX for a softmax attention,
+ * ATTNC_MERGE_WEIGHT for one with a `weight` clause (attnc_kernel_is_softmax
+ * says which). */
+typedef enum attnc_merge_kind { ATTNC_MERGE_SOFTMAX = 0, ATTNC_MERGE_WEIGHT = 1 } attnc_merge_kind;
+
+/* Merge (O1, LSE1) over one set of keys and (O2, LSE2) over a disjoint set
+ * into (O, LSE) over both: what one call over all keys gives (cascade /
+ * shared-prefix attention, callers that split the keys themselves).
+ * float32, contiguous: O* are [rows, dv], LSE* [rows].  o, lse may be o1,
+ * lse1 or o2, lse2 (in place); no other overlap of an output with anything.
+ * SOFTMAX: the LSE-weighted mean (every pointer required); a part with
+ * LSE = -inf is empty (its O is not read); NaN in an LSE makes the row NaN.
+ * WEIGHT: O = O1 + O2, LSE = log(exp(LSE1) + exp(LSE2)) (meaningful when each
+ * part's sum of weights is >= 0); lse1, lse2, lse may all be NULL (O only).
+ * Bad arguments are ATTNC_ERR_USAGE, nothing written; docs/merge.md. */
+attnc_status attnc_merge(attnc_merge_kind kind, int64_t rows, int64_t dv, const float *o1, const float *lse1,
+                         const float *o2, const float *lse2, float *o, float *lse, attnc_error *err);
 
 /* ---- misc ------------------------------------------------------------- */
 

@@ -60,6 +60,12 @@ typedef struct AttnCall {
      * row r of [qt * bq, min((qt + 1) * bq, Lq * P)) is query row r / P of
      * head h + r % P; the tile map's q tiles are of bq / P query rows. */
     int64_t pack;
+    /* a paged K and V (page_rows 0: not paged; never with B > 1): key row kv
+     * is row kv_page[kv / page_rows] * page_rows + kv % page_rows of K's and
+     * V's L dimension.  page_rows is a multiple of bk, so the rows of a kv
+     * tile are consecutive rows of one page. */
+    const int32_t *kv_page;
+    int64_t page_rows;
 } AttnCall;
 
 /* Compute rows [qt*bq, min((qt+1)*bq, Lq)) of (b, h) (packed rows of heads

@@ -178,7 +178,7 @@ static int private_buffers(Launch *l, const attnc_args *args, int check_faults, 
 }
 
 attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
-                        int threads, int flags, attnc_error *err) {
+                        int threads, int flags, const LaunchPages *pages, attnc_error *err) {
     const attnc_sizes *sz = &bc->sz;
     const Attention *a = p->attn;
     int64_t pack = heads_per_item(p, ck, sz, flags);
@@ -233,7 +233,8 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
                                 .bk = p->bk, .nqt = tm->nqt, .nkt = tm->nkt, .row_start = tm->row_start,
                                 .tile_kv = tm->kv, .tile_mode = tm->mode, .group_stride_b = gsb,
                                 .group_stride_h = gsh, .kernel_data = ck->kernel_data,
-                                .check_faults = tm->check_faults, .pack = pack};
+                                .check_faults = tm->check_faults, .pack = pack,
+                                .kv_page = pages ? pages->table : NULL, .page_rows = pages ? pages->page_rows : 0};
         set_layouts(&l->call[s], bc, o != args->o || l->splits > 1, l->splits > 1);
     }
     l->scratch_bytes = (ck->scratch_bytes(&l->call[0]) + 63) / 64 * 64;

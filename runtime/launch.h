@@ -7,11 +7,20 @@
 #include "kernel_abi.h"
 #include "plan.h"
 
+/* A paged K and V, read in place by a kernel whose CompiledKernel.pages is
+ * 1 (AttnCall.kv_page): the block table row of the one sequence, and the
+ * page size, a multiple of the plan's bk. */
+typedef struct LaunchPages {
+    const int32_t *table;
+    int64_t page_rows;
+} LaunchPages;
+
 /* Run `ck` for the call on `threads` threads (0: every core), `flags` the
- * kernel's ATTNC_OPT_* (packing heads, splitting keys): O and LSE are
+ * kernel's ATTNC_OPT_* (packing heads, splitting keys), `pages` NULL or a
+ * paged K and V: O and LSE are
  * written only on success; a fault found by the kernel is reported with the
  * interpreter's exact message. */
 attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
-                        int threads, int flags, attnc_error *err);
+                        int threads, int flags, const LaunchPages *pages, attnc_error *err);
 
 #endif

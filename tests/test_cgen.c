@@ -25,6 +25,8 @@
  * float32, contiguous.  A 16-bit O must be the reference rounded to nearest
  * even (layout_compare_o); the bytes between O's and LSE's elements must
  * stay untouched.
+ * Ahead of time, the entry point must also refuse an element type other than
+ * 0, 1, 2 and a negative stride (status 2, nothing written).
  * --masked-rows: the shape must leave some rows fully masked (LSE = -inf), so
  * that the test is known to exercise them.
  * --expect-fault: the call must fail with a runtime error of the spec: the
@@ -274,6 +276,48 @@ static GlueFn build_aot(const Test *t, const attnc_kernel *k, void **lib, char *
     return fn;
 }
 
+/* The entry point refuses an element type other than 0, 1, 2 and a negative
+ * stride with status 2 (its header says so) and writes nothing.  Each call is
+ * valid float32 contiguous but for one field, chosen so that an entry point
+ * that failed to check it would run in bounds and return 0 (a D stride is
+ * otherwise taken as 1; a B stride is never used when B = 1).  NULL when all
+ * are refused. */
+static const char *check_aot_refusals(GlueFn glue, const int64_t sizes[7], const Inputs *in, const attnc_param *all,
+                                      const void *const *tdata, const int64_t (*shapes)[ATTNC_MAX_RANK], size_t no,
+                                      size_t rows, char *why, size_t n) {
+    static const struct {
+        const char *what;
+        int elem, value;         /* elems[elem] = value (elem >= 0) */
+        int tensor, dim, stride; /* else strides[tensor][dim] = stride */
+    } bad[] = {{"q_elem 3", 0, 3, 0, 0, 0},           {"o_elem -1", 3, -1, 0, 0, 0},
+               {"v_elem 7", 2, 7, 0, 0, 0},           {"o_stride[3] -1", -1, 0, 3, 3, -1},
+               {"q_stride[0] -1 (B = 1)", -1, 0, 0, 0, -1}};
+    float *o = malloc(sizeof(float) * (no + 1)), *lse = malloc(sizeof(float) * (rows + 1));
+    const char *failed = o && lse ? NULL : "out of memory";
+    for (size_t c = 0; !failed && c < sizeof bad / sizeof bad[0]; c++) {
+        if (bad[c].elem < 0 && bad[c].dim == 0 && sizes[0] != 1) continue;
+        int32_t elems[4] = {0, 0, 0, 0};
+        int64_t strides[5][4];
+        memset(strides, 0, sizeof strides);
+        if (bad[c].elem >= 0) elems[bad[c].elem] = bad[c].value;
+        else strides[bad[c].tensor][bad[c].dim] = bad[c].stride;
+        memset(o, 0x7e, sizeof(float) * (no + 1));
+        memset(lse, 0x7e, sizeof(float) * (rows + 1));
+        int rc = glue(sizes, in->q, in->k, in->v, o, lse, elems, (const int64_t(*)[4])strides, all, tdata, shapes);
+        int untouched = 1;
+        for (size_t i = 0; i < (no + 1) * sizeof(float); i++) untouched &= ((unsigned char *)o)[i] == 0x7e;
+        for (size_t i = 0; i < (rows + 1) * sizeof(float); i++) untouched &= ((unsigned char *)lse)[i] == 0x7e;
+        if (rc != 2 || !untouched) {
+            snprintf(why, n, "ahead of time with %s: status %d (want 2)%s", bad[c].what, rc,
+                     untouched ? "" : ", and O or LSE written");
+            failed = why;
+        }
+    }
+    free(o);
+    free(lse);
+    return failed;
+}
+
 /* Run the backend (or AOT code) and the interpreter; NULL when they agree. */
 static const char *run_test(const Test *t, char *why, size_t n) {
     char *text = read_text(t->spec_path);
@@ -345,6 +389,9 @@ static const char *run_test(const Test *t, char *why, size_t n) {
             snprintf(why, n, "%s_attention returned %d", t->variant, rc);
             bad = why;
         }
+        if (!bad)
+            bad = check_aot_refusals(glue, sizes, &in, all, tdata, (const int64_t(*)[ATTNC_MAX_RANK])shapes, no, rows,
+                                     why, n);
     } else if (!bad) {
         args.o = o;
         args.lse = lse;

@@ -73,3 +73,20 @@ target_compile_options(npyconv PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(npyconv PRIVATE attnc_npy)
 add_test(NAME cli/layouts COMMAND bash ${PROJECT_SOURCE_DIR}/tests/layouts_cli.sh $<TARGET_FILE:attnc> $<TARGET_FILE:npyrand>
                                       $<TARGET_FILE:npyconv>)
+# Merging partial results (issue 11, item 5): attnc_merge of two calls over a split of the keys against one call,
+# on the interpreter and the fastest compiled backend, merge_row's edge cases and hostile arguments.
+add_executable(test_merge ${PROJECT_SOURCE_DIR}/tests/test_merge.c)
+target_compile_options(test_merge PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_merge PRIVATE attnc_test_support)
+add_test(NAME api/merge COMMAND test_merge ${PROJECT_SOURCE_DIR}/examples)
+add_executable(npyclose ${PROJECT_SOURCE_DIR}/tests/tools/npyclose.c)
+target_compile_options(npyclose PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(npyclose PRIVATE attnc_npy)
+add_test(NAME cli/merge COMMAND bash ${PROJECT_SOURCE_DIR}/tests/merge_cli.sh $<TARGET_FILE:attnc> $<TARGET_FILE:npyrand>
+                                    $<TARGET_FILE:npyclose>)
+add_executable(test_batch ${PROJECT_SOURCE_DIR}/tests/test_batch.c)
+target_compile_options(test_batch PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_batch PRIVATE attnc_test_support)
+add_test(NAME api/batch COMMAND test_batch)
+add_test(NAME cli/ragged COMMAND bash ${PROJECT_SOURCE_DIR}/tests/ragged_cli.sh $<TARGET_FILE:attnc> $<TARGET_FILE:npyrand>
+                                     $<TARGET_FILE:npyclose>)

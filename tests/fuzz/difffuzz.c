@@ -158,7 +158,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
  * else the call fails: such calls are drawn more often for a spec with one, and the interpreter says which). */
 static void random_shape(uint64_t *s, const GenSpec *gs, FuzzCase *c) {
     static const int dims[] = {1, 2, 3, 5, 7, 8, 12, 16, 17, 24, 31, 33, 48, 64};
-    int64_t hkv = 1 + pick(s, 3), g = 1 + pick(s, 3);
+    int64_t hkv = 1 + pick(s, 3), g = 1 + pick(s, 4); /* g = 2 or 4 divides the q tile: heads may be packed */
     int64_t lq = pick(s, 40) == 0 ? 0 : pick(s, 3) == 0 ? 1 + pick(s, 9) : 9 + pick(s, 72);
     int64_t lk = pick(s, 40) == 0 ? 0 : pick(s, 3) == 0 ? 1 + pick(s, 9) : 9 + pick(s, 90);
     if (gs->square && pick(s, 5)) lk = lq;
@@ -520,11 +520,16 @@ static void run_one(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCas
     if (r.kind >= FC_STATUS) report(o, st, seed, g, c, &r, 1);
 }
 
-/* Random tiles, LSE or not and threads for one run of a backend. */
+/* Random tiles, LSE or not, threads, and packed heads and split keys (on
+ * by default: off in one run of four each) for one run of a backend. */
 static void random_config(const Opts *o, uint64_t *s, FuzzCase *c) {
     random_tiles(s, c);
     c->no_lse &= !o->lse_always;
     c->threads = 1 + pick(s, o->max_threads); /* results must not depend on it */
+    if (pick(s, 4) == 0) c->threads = 4 + pick(s, 13); /* more threads than items: the keys are split */
+    c->flags &= ATTNC_OPT_SEPARABLE_BIAS;
+    if (pick(s, 4) == 0) c->flags |= ATTNC_OPT_NO_PACK_HEADS;
+    if (pick(s, 4) == 0) c->flags |= ATTNC_OPT_NO_KV_SPLIT;
 }
 
 static void fuzz_spec(const Opts *o, Stats *st, uint64_t seed, GenSpec *g) {

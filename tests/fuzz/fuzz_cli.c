@@ -1,6 +1,7 @@
 /* fuzz_cli.c — libFuzzer target for the command-line parser (cli/options.c).
  * The bytes become an argv: the first byte picks the command (one of the
- * five, or the first argument taken from the bytes), the rest split at NUL
+ * five with a FILE, or the first argument taken from the bytes: `merge`
+ * and unknown commands), the rest split at NUL
  * bytes into arguments, each in a buffer of exactly its size so a read past
  * an argument's end is a sanitizer report.  Failures: crashes, leaks,
  * sanitizer reports, and answers that break the parser's contract — a status
@@ -40,7 +41,12 @@ static uint64_t elements(int64_t a, int64_t b, int64_t c, int64_t d) {
 }
 
 static void check_accepted(const Options *o) {
-    if (!o->file || !o->cmd || !cli_known_command(o->cmd)) die("accepted without a command and a FILE", "");
+    if (!o->cmd || !cli_known_command(o->cmd)) die("accepted without a command", "");
+    int merge = !strcmp(o->cmd, "merge"); /* the one command without a FILE */
+    if (merge ? o->file != NULL : !o->file) die(merge ? "merge accepted with a FILE" : "accepted without a FILE", "");
+    if (merge && (!o->o1 || !o->o2 || !o->o || (!o->weight && (!o->lse1 || !o->lse2)) || !o->lse1 != !o->lse2 ||
+                  (o->lse && !o->lse1)))
+        die("merge accepted without the files it needs", "");
     if (o->nparams > MAX_REPEATED || o->ntensors > MAX_REPEATED || o->ndefines > MAX_REPEATED ||
         o->nint_ranges > MAX_REPEATED)
         die("too many repeated options accepted", "");
@@ -48,6 +54,11 @@ static void check_accepted(const Options *o) {
     if (o->tile && (o->tile_q < 1 || o->tile_q > 4096 || o->tile_k < 1 || o->tile_k > 4096))
         die("tile out of range", o->tile);
     if (o->reps && o->nreps < 1) die("reps out of range", o->reps);
+    static const char *const elems[] = {"f32", "f16", "bf16"}; /* --dtype, in attnc_elem order */
+    if ((int)o->elem < 0 || (int)o->elem > 2 || (o->dtype ? strcmp(o->dtype, elems[o->elem]) : o->elem != 0))
+        die("--dtype accepted as another element type", o->dtype ? o->dtype : "");
+    if (o->blhd != (o->layout && !strcmp(o->layout, "blhd")) || (o->layout && !o->blhd && strcmp(o->layout, "bhld")))
+        die("--layout accepted as another layout", o->layout ? o->layout : "");
     if (o->shape) {
         const attnc_sizes *s = &o->sizes;
         if (s->B < 0 || s->H < 0 || s->Hkv < 0 || s->Lq < 0 || s->Lk < 0 || s->D < 0 || s->Dv < 0)

@@ -1,0 +1,277 @@
+/* test_batch.c — attnc_kernel_run_batch: ragged batches and paged KV caches
+ * against each sequence computed alone, densely, by the interpreter.
+ *
+ *   test_batch [--backend NAME]...   (default: every backend this build has)
+ *
+ * Sequences of different lengths (one of them with no query rows, one with
+ * no keys) packed THD-style; K and V ragged, or paged with pages in order
+ * (read in place) and shuffled (gathered); every call on 1 and 3 threads.
+ * O and LSE start as NaN except the rows no sequence covers, which must stay
+ * as they were.  Hostile batches must fail with the documented status and
+ * leave O and LSE untouched. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attnc.h"
+#include "support.h"
+
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            printf("FAIL line %d: ", __LINE__);                                                                        \
+            printf(__VA_ARGS__);                                                                                       \
+            printf("\n");                                                                                              \
+            fails++;                                                                                                   \
+        }                                                                                                              \
+    } while (0)
+
+static int fails;
+
+static const char *SPEC = "attention causal_br { mask kv <= q + Lk - Lq; }\n"
+                          "attention alibi_window { param w : int = 20; mask kv <= q + Lk - Lq && q + Lk - Lq - kv < w;"
+                          " bias -0.25 * float(h + 1) * float(q + Lk - Lq - kv); }\n"
+                          "attention relu { weight max(score, 0.0); }\n";
+
+enum { NSEQ = 4, H = 4, HKV = 2, D = 12, DV = 8, PAGE = 16 };
+static const int64_t LQ[NSEQ] = {1, 5, 0, 3}, LK[NSEQ] = {70, 33, 10, 0};
+
+typedef struct Data {
+    int64_t q_start[NSEQ + 1], k_start[NSEQ + 1], kv_len[NSEQ];
+    int64_t tq, tk, lead; /* total rows; `lead` rows before the first sequence */
+    float *q, *k, *v;     /* THD */
+    float *ref_o, *ref_lse; /* THD, [H, tq] */
+    int64_t num_pages;
+    int32_t table[NSEQ * 8];
+    float *pk, *pv; /* pages [num_pages, PAGE, HKV, D] */
+} Data;
+
+/* Sequence s alone, dense [1, H, L, D], through the interpreter. */
+static void reference(const attnc_spec *spec, const char *variant, Data *x) {
+    attnc_options io = {.backend = ATTNC_BACKEND_INTERP};
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    if (attnc_compile(spec, variant, &io, &k, &err)) {
+        CHECK(0, "compile interp: %s", err.message);
+        return;
+    }
+    for (int s = 0; s < NSEQ; s++) {
+        int64_t nq = LQ[s], nk = LK[s];
+        float *q = calloc((size_t)(H * nq * D + 1), 4), *kk = calloc((size_t)(HKV * nk * D + 1), 4);
+        float *v = calloc((size_t)(HKV * nk * DV + 1), 4), *o = calloc((size_t)(H * nq * DV + 1), 4);
+        float *lse = calloc((size_t)(H * nq + 1), 4);
+        for (int64_t r = 0; r < nq; r++)
+            for (int h = 0; h < H; h++)
+                memcpy(q + (h * nq + r) * D, x->q + ((x->q_start[s] + r) * H + h) * D, D * 4);
+        for (int64_t r = 0; r < nk; r++)
+            for (int h = 0; h < HKV; h++) {
+                memcpy(kk + (h * nk + r) * D, x->k + ((x->k_start[s] + r) * HKV + h) * D, D * 4);
+                memcpy(v + (h * nk + r) * DV, x->v + ((x->k_start[s] + r) * HKV + h) * DV, DV * 4);
+            }
+        attnc_args a = {{1, H, HKV, nq, nk, D, DV}, q, kk, v, o, lse, NULL, 0, NULL, 0};
+        if (nq > 0 && attnc_kernel_run(k, &a, &err)) CHECK(0, "interp sequence %d: %s", s, err.message);
+        for (int64_t r = 0; r < nq; r++)
+            for (int h = 0; h < H; h++) {
+                memcpy(x->ref_o + ((x->q_start[s] + r) * H + h) * DV, o + (h * nq + r) * DV, DV * 4);
+                x->ref_lse[h * x->tq + x->q_start[s] + r] = lse[h * nq + r];
+            }
+        free(q), free(kk), free(v), free(o), free(lse);
+    }
+    attnc_kernel_free(k);
+}
+
+static void make_data(Data *x) {
+    memset(x, 0, sizeof *x);
+    x->lead = 2;
+    x->q_start[0] = x->lead, x->k_start[0] = 0;
+    for (int s = 0; s < NSEQ; s++) {
+        x->q_start[s + 1] = x->q_start[s] + LQ[s];
+        x->k_start[s + 1] = x->k_start[s] + LK[s];
+        x->kv_len[s] = LK[s];
+    }
+    x->tq = x->q_start[NSEQ] + 1; /* one row after the last sequence too */
+    x->tk = x->k_start[NSEQ];
+    x->q = random_floats((size_t)(x->tq * H * D));
+    x->k = random_floats((size_t)(x->tk * HKV * D));
+    x->v = random_floats((size_t)(x->tk * HKV * DV));
+    x->ref_o = malloc(sizeof(float) * (size_t)(x->tq * H * DV));
+    x->ref_lse = malloc(sizeof(float) * (size_t)(x->tq * H));
+    /* pages: sequence s's page j is page (7 * (s * 8 + j)) % num_pages: shuffled, distinct */
+    x->num_pages = NSEQ * 8 + 1;
+    x->pk = calloc((size_t)(x->num_pages * PAGE * HKV * D), 4);
+    x->pv = calloc((size_t)(x->num_pages * PAGE * HKV * DV), 4);
+    for (int s = 0; s < NSEQ; s++)
+        for (int j = 0; j < 8; j++) x->table[s * 8 + j] = (int32_t)((7 * (s * 8 + j) + 3) % x->num_pages);
+    for (int s = 0; s < NSEQ; s++)
+        for (int64_t r = 0; r < LK[s]; r++) {
+            int64_t row = (int64_t)x->table[s * 8 + r / PAGE] * PAGE + r % PAGE;
+            memcpy(x->pk + row * HKV * D, x->k + (x->k_start[s] + r) * HKV * D, HKV * D * 4);
+            memcpy(x->pv + row * HKV * DV, x->v + (x->k_start[s] + r) * HKV * DV, HKV * DV * 4);
+        }
+}
+
+/* O and LSE: NaN on the sequences' rows, 7 on the rows outside them. */
+static void poison(const Data *x, float *o, float *lse) {
+    for (int64_t r = 0; r < x->tq; r++) {
+        int inside = r >= x->q_start[0] && r < x->q_start[NSEQ];
+        for (int64_t e = 0; e < H * DV; e++) o[r * H * DV + e] = inside ? NAN : 7.0f;
+        for (int h = 0; h < H; h++) lse[h * x->tq + r] = inside ? NAN : 7.0f;
+    }
+}
+
+static void compare(const Data *x, const float *o, const float *lse, const char *what) {
+    char buf[300];
+    double worst = 0;
+    const char *bad = compare_outputs(o, lse, x->ref_o, x->ref_lse, 0, 0, 2e-3, &worst, buf, sizeof buf);
+    for (int64_t r = 0; !bad && r < x->tq; r++) {
+        int inside = r >= x->q_start[0] && r < x->q_start[NSEQ];
+        for (int64_t e = 0; !bad && e < H * DV; e++) {
+            float want = inside ? x->ref_o[r * H * DV + e] : 7.0f;
+            if (!close_enough(o[r * H * DV + e], want, 2e-3)) bad = "O";
+        }
+        for (int h = 0; !bad && h < H; h++) {
+            float want = inside ? x->ref_lse[h * x->tq + r] : 7.0f;
+            if (!close_enough(lse[h * x->tq + r], want, 2e-3)) bad = "LSE";
+        }
+        if (bad) snprintf(buf, sizeof buf, "%s of row %lld differs", bad, (long long)r), bad = buf;
+    }
+    CHECK(!bad, "%s: %s", what, bad);
+}
+
+static void check_backend(const attnc_spec *spec, const char *variant, attnc_backend be, Data *x) {
+    float *o = malloc(sizeof(float) * (size_t)(x->tq * H * DV)), *lse = malloc(sizeof(float) * (size_t)(x->tq * H));
+    for (int threads = 1; threads <= 3; threads += 2) {
+        attnc_options opts = {.backend = be, .threads = threads, .tile_k = 16};
+        attnc_kernel *k = NULL;
+        attnc_error err = {0};
+        if (attnc_compile(spec, variant, &opts, &k, &err)) {
+            CHECK(0, "%s compile: %s", attnc_backend_name(be), err.message);
+            break;
+        }
+        char what[200];
+        attnc_args a = {{NSEQ, H, HKV, x->tq, x->tk, D, DV}, x->q, x->k, x->v, o, lse, NULL, 0, NULL, 0};
+        attnc_batch ragged = {.q_start = x->q_start, .k_start = x->k_start};
+        poison(x, o, lse);
+        snprintf(what, sizeof what, "%s %s ragged, %d threads", variant, attnc_backend_name(be), threads);
+        CHECK(!attnc_kernel_run_batch(k, &a, NULL, &ragged, &err), "%s: %s", what, err.message);
+        compare(x, o, lse, what);
+        /* paged, shuffled pages (gathered) */
+        attnc_args p = a;
+        p.k = x->pk, p.v = x->pv, p.sizes.Lk = 0;
+        attnc_batch paged = {.q_start = x->q_start, .page_size = PAGE, .num_pages = x->num_pages, .pages_per_seq = 8,
+                             .block_table = x->table, .kv_len = x->kv_len};
+        poison(x, o, lse);
+        snprintf(what, sizeof what, "%s %s paged, %d threads", variant, attnc_backend_name(be), threads);
+        CHECK(!attnc_kernel_run_batch(k, &p, NULL, &paged, &err), "%s: %s", what, err.message);
+        compare(x, o, lse, what);
+        /* paged, each sequence's pages in order (read in place): the ragged K as pages of 1 row */
+        int32_t *seq_table = malloc(sizeof(int32_t) * (size_t)(NSEQ * 80));
+        int64_t kv_len[NSEQ];
+        for (int s = 0; s < NSEQ; s++) {
+            kv_len[s] = LK[s];
+            for (int j = 0; j < 80; j++) seq_table[s * 80 + j] = (int32_t)(x->k_start[s] + j < x->tk ? x->k_start[s] + j : 0);
+        }
+        attnc_args in_place = a;
+        in_place.sizes.Lk = 0;
+        attnc_batch rows = {.q_start = x->q_start, .page_size = 1, .num_pages = x->tk, .pages_per_seq = 80,
+                            .block_table = seq_table, .kv_len = kv_len};
+        poison(x, o, lse);
+        snprintf(what, sizeof what, "%s %s paged in place, %d threads", variant, attnc_backend_name(be), threads);
+        CHECK(!attnc_kernel_run_batch(k, &in_place, NULL, &rows, &err), "%s: %s", what, err.message);
+        compare(x, o, lse, what);
+        free(seq_table);
+        attnc_kernel_free(k);
+    }
+    free(o), free(lse);
+}
+
+/* Bad batches: the status, and O and LSE untouched. */
+static void hostile(const attnc_spec *spec, Data *x) {
+    attnc_options opts = {.backend = ATTNC_BACKEND_INTERP};
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    if (attnc_compile(spec, "causal_br", &opts, &k, &err)) return;
+    float *o = malloc(sizeof(float) * (size_t)(x->tq * H * DV)), *lse = malloc(sizeof(float) * (size_t)(x->tq * H));
+    attnc_args a = {{NSEQ, H, HKV, x->tq, x->tk, D, DV}, x->q, x->k, x->v, o, lse, NULL, 0, NULL, 0};
+    int64_t back[NSEQ + 1], past[NSEQ + 1], len_big[NSEQ];
+    memcpy(back, x->q_start, sizeof back);
+    back[2] = back[1] - 1;
+    memcpy(past, x->k_start, sizeof past);
+    past[NSEQ] = x->tk + 1;
+    memcpy(len_big, x->kv_len, sizeof len_big);
+    len_big[1] = 8 * PAGE + 1;
+    int32_t table[NSEQ * 8];
+    memcpy(table, x->table, sizeof table);
+    table[8 + 1] = (int32_t)x->num_pages; /* sequence 1 uses its pages 0..2 */
+    attnc_args p = a;
+    p.k = x->pk, p.v = x->pv;
+    struct {
+        const char *what;
+        const attnc_args *args;
+        attnc_batch b;
+        attnc_status want;
+    } cases[] = {
+        {"q_start going back", &a, {.q_start = back, .k_start = x->k_start}, ATTNC_ERR_USAGE},
+        {"k_start past K", &a, {.q_start = x->q_start, .k_start = past}, ATTNC_ERR_USAGE},
+        {"kv_len beyond the block table", &p,
+         {.q_start = x->q_start, .page_size = PAGE, .num_pages = x->num_pages, .pages_per_seq = 8,
+          .block_table = x->table, .kv_len = len_big}, ATTNC_ERR_USAGE},
+        {"a page id out of range", &p,
+         {.q_start = x->q_start, .page_size = PAGE, .num_pages = x->num_pages, .pages_per_seq = 8,
+          .block_table = table, .kv_len = x->kv_len}, ATTNC_ERR_RUNTIME},
+        {"no block table", &p, {.q_start = x->q_start, .page_size = PAGE, .num_pages = x->num_pages, .pages_per_seq = 8},
+         ATTNC_ERR_USAGE},
+        {"k_start and pages", &p,
+         {.q_start = x->q_start, .k_start = x->k_start, .page_size = PAGE, .num_pages = x->num_pages,
+          .pages_per_seq = 8, .block_table = x->table}, ATTNC_ERR_USAGE},
+        {"negative page size", &a, {.q_start = x->q_start, .page_size = -1}, ATTNC_ERR_USAGE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int64_t e = 0; e < x->tq * H * DV; e++) o[e] = 3.0f;
+        for (int64_t e = 0; e < x->tq * H; e++) lse[e] = 3.0f;
+        attnc_error e2 = {0};
+        attnc_status st = attnc_kernel_run_batch(k, cases[i].args, NULL, &cases[i].b, &e2);
+        CHECK(st == cases[i].want, "%s: status %d, want %d (%s)", cases[i].what, st, cases[i].want, e2.message);
+        CHECK(e2.message[0] && !strchr(e2.message, '\n'), "%s: one line of message", cases[i].what);
+        int touched = 0;
+        for (int64_t e = 0; e < x->tq * H * DV; e++) touched |= o[e] != 3.0f;
+        for (int64_t e = 0; e < x->tq * H; e++) touched |= lse[e] != 3.0f;
+        CHECK(!touched, "%s: O or LSE written", cases[i].what);
+        printf("  %s: %s\n", cases[i].what, e2.message);
+    }
+    CHECK(attnc_kernel_run_batch(k, &a, NULL, NULL, &err) == ATTNC_ERR_USAGE, "NULL batch");
+    free(o), free(lse);
+    attnc_kernel_free(k);
+}
+
+int main(int argc, char **argv) {
+    attnc_backend list[8];
+    int n = 0;
+    for (int i = 1; i + 1 < argc; i += 2)
+        if (!strcmp(argv[i], "--backend") && n < 8 && attnc_backend_parse(argv[i + 1], &list[n])) n++;
+    if (n == 0) {
+        static const attnc_backend all[] = {ATTNC_BACKEND_INTERP, ATTNC_BACKEND_REFPLAN, ATTNC_BACKEND_TCC,
+                                            ATTNC_BACKEND_CUDA_EMU, ATTNC_BACKEND_LLVM};
+        for (int i = 0; i < 5; i++)
+            if (attnc_backend_available(all[i])) list[n++] = all[i];
+    }
+    attnc_spec *spec = NULL;
+    attnc_error err = {0};
+    if (attnc_spec_from_string("batch.attn", SPEC, strlen(SPEC), &spec, &err)) {
+        printf("FAIL spec: %s\n%s", err.message, spec ? attnc_spec_diagnostics(spec) : "");
+        return 1;
+    }
+    Data x;
+    make_data(&x);
+    static const char *const variants[] = {"causal_br", "alibi_window", "relu"};
+    for (int v = 0; v < 3; v++) {
+        reference(spec, variants[v], &x);
+        for (int i = 0; i < n; i++) check_backend(spec, variants[v], list[i], &x);
+    }
+    hostile(spec, &x);
+    attnc_spec_free(spec);
+    free(x.q), free(x.k), free(x.v), free(x.ref_o), free(x.ref_lse), free(x.pk), free(x.pv);
+    printf(fails ? "FAIL: %d\n" : "ok\n", fails);
+    return fails ? 1 : 0;
+}
