@@ -13,6 +13,8 @@
  *   ATTNC_BQ, ATTNC_BK, ATTNC_SOFTMAX, ATTNC_LSE_OFFSET, ATTNC_ROW_SLOTS,
  *   ATTNC_COL_SLOTS, ATTNC_MAX_LOWRANK_COLS   as for templates/tile.c
  *   ATTNC_NPARAMS, ATTNC_NTENSORS            the attention's params and tensors
+ *   ATTNC_PACK_HEADS  1 when the schedule lets a block pack query heads
+ *                   (Schedule.pack_heads; the launcher refuses pack > 1 otherwise)
  *   ATTNC_LOWRANK   1 when the plan has low-rank bias terms (lrow exists)
  *   ATTNC_SCRATCH_READS_TENSORS  1 when the SCRATCH hole reads tensor data (the
  *                   launcher, on the host, cannot: it refuses the call)
@@ -47,7 +49,15 @@
  * once per tile: a thread widens its own Q rows once per work item, the
  * per-key phase widens the K and V tiles, and an f16 / bf16 O accumulates in
  * float32 rows there and is rounded once (to nearest even) when finished.
- * The staging takes room only for the tensors that need it. */
+ * The staging takes room only for the tensors that need it.
+ *
+ * Packed heads (AttnCall.pack = P > 1, kernel_abi.h): the block's work item
+ * holds query heads h .. h+P-1, which share one kv head, so the per-key
+ * phase stages each K and V tile once for all of them.  Row i of the tile
+ * is packed row r = qt*BQ + i: query row q = r / P of head hr = h + r % P,
+ * recomputed by each phase for the rows its thread owns.  Q, O and LSE rows
+ * are addressed per row with their own head; the holes read `hr` in row and
+ * element code (backends/c/c_holes.c), the item's `h` in HEAD and COL. */
 
 #define ATTNC_TILE_FULL 1
 #define ATTNC_TILE_PARTIAL 2
@@ -107,15 +117,14 @@ ATTNC_DEV void attnc_cuda_widen(const uint16_t *src, int32_t elem, int64_t n, fl
  * low-rank sizes cannot be held, for every thread). */
 ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t qt, float *dyn) {
     const int64_t D = c->D, Dv = c->Dv;
+    const int64_t P = c->pack > 1 ? c->pack : 1; /* query heads in this work item */
     const int64_t hk = h / (c->H / c->Hkv);
-    const int64_t q0 = qt * ATTNC_BQ;
-    const int64_t nr = c->Lq - q0 < ATTNC_BQ ? c->Lq - q0 : ATTNC_BQ;
-    /* offsets in elements of Q's first row, K's and V's head, O's first row, LSE's first row */
-    const int64_t qat = b * c->q_stride[0] + h * c->q_stride[1] + q0 * c->q_stride[2], qs = c->q_stride[2];
+    const int64_t q0 = qt * ATTNC_BQ; /* the first (packed) row */
+    const int64_t nr = c->Lq * P - q0 < ATTNC_BQ ? c->Lq * P - q0 : ATTNC_BQ;
+    /* offsets in elements of the batch's Q, O and LSE, and of K's and V's head */
+    const int64_t qat = b * c->q_stride[0], oat = b * c->o_stride[0], lat = b * c->lse_stride[0];
     const int64_t kat = b * c->k_stride[0] + hk * c->k_stride[1], ks = c->k_stride[2];
     const int64_t vat = b * c->v_stride[0] + hk * c->v_stride[1], vs = c->v_stride[2];
-    const int64_t oat = b * c->o_stride[0] + h * c->o_stride[1] + q0 * c->o_stride[2], os = c->o_stride[2];
-    float *lserows = c->lse ? c->lse + b * c->lse_stride[0] + h * c->lse_stride[1] + q0 * c->lse_stride[2] : (float *)0;
     int64_t lowrank_cols = 0;
     (void)hk;
     /*@HEAD@*/
@@ -147,10 +156,13 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
     /* phase: per-row state and row values */
     ATTNC_THREADS_BEGIN(t)
     for (int64_t i = t; i < nr; i += ATTNC_NT) {
-        const int64_t q = q0 + i;
-        float *orow = c->o_elem ? of + i * Dv : c->o + oat + i * os;
+        const int64_t q = (q0 + i) / P, hr = h + (q0 + i) % P;
+        float *orow = c->o_elem ? of + i * Dv : c->o + oat + hr * c->o_stride[1] + q * c->o_stride[2];
         (void)q;
-        if (c->q_elem) attnc_cuda_widen((const uint16_t *)c->q + qat + i * qs, c->q_elem, D, qf + i * D);
+        (void)hr;
+        if (c->q_elem)
+            attnc_cuda_widen((const uint16_t *)c->q + qat + hr * c->q_stride[1] + q * c->q_stride[2], c->q_elem, D,
+                             qf + i * D);
 #if ATTNC_SOFTMAX
         sm_m[i] = -attnc_inf();
 #endif
@@ -188,15 +200,16 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
         /* phase: each thread's row against the tile */
         ATTNC_THREADS_BEGIN(t)
         for (int64_t i = t; i < nr; i += ATTNC_NT) {
-            const int64_t q = q0 + i;
-            const float *qrow = c->q_elem ? qf + i * D : c->q + qat + i * qs;
-            float *orow = c->o_elem ? of + i * Dv : c->o + oat + i * os;
+            const int64_t q = (q0 + i) / P, hr = h + (q0 + i) % P;
+            const float *qrow = c->q_elem ? qf + i * D : c->q + qat + hr * c->q_stride[1] + q * c->q_stride[2];
+            float *orow = c->o_elem ? of + i * Dv : c->o + oat + hr * c->o_stride[1] + q * c->o_stride[2];
             float srow[ATTNC_BK];
 #if ATTNC_LOWRANK
             float lrow[ATTNC_BK];
 #endif
             int kept = 0;
             (void)q;
+            (void)hr;
             /* dot products, and the low-rank bias terms over their extra columns */
             for (int64_t j = 0; j < nc; j++) {
                 const float *krow = ktile + j * kld;
@@ -269,11 +282,13 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
         ATTNC_THREADS_END
     }
 
-    /* phase: O and LSE; a row that kept nothing gives O = 0 and LSE = -inf */
+    /* phase: O and LSE, each row at its own head; a row that kept nothing gives O = 0 and LSE = -inf */
     ATTNC_THREADS_BEGIN(t)
     for (int64_t i = t; i < nr; i += ATTNC_NT) {
+        const int64_t q = (q0 + i) / P, hr = h + (q0 + i) % P;
+        const int64_t orow_at = oat + hr * c->o_stride[1] + q * c->o_stride[2];
         const float off = sc.lse_off[i];
-        float *orow = c->o_elem ? of + i * Dv : c->o + oat + i * os;
+        float *orow = c->o_elem ? of + i * Dv : c->o + orow_at;
         int empty = !sm_any[i] || (ATTNC_LSE_OFFSET && (off != off || off == -attnc_inf()));
         float lse;
 #if ATTNC_SOFTMAX
@@ -285,11 +300,11 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
         lse = logf(sm_l[i]);
 #endif
         if (c->o_elem) { /* rounded once into O */
-            uint16_t *out = (uint16_t *)c->o + oat + i * os;
+            uint16_t *out = (uint16_t *)c->o + orow_at;
             for (int64_t d = 0; d < Dv; d++)
                 out[d] = c->o_elem == 1 ? attnc_f32_to_f16(orow[d]) : attnc_f32_to_bf16(orow[d]);
         }
-        if (lserows) lserows[i * c->lse_stride[2]] = empty ? -attnc_inf() : lse;
+        if (c->lse) c->lse[lat + hr * c->lse_stride[1] + q * c->lse_stride[2]] = empty ? -attnc_inf() : lse;
     }
     ATTNC_THREADS_END
     return fault;
@@ -303,22 +318,25 @@ typedef struct AttnCudaConsts {
     int64_t tensor_shape[ATTNC_NTENSORS + 1][ATTNC_ABI_MAX_RANK];
 } AttnCudaConsts;
 
-/* One block per work item: item = (b * H + h) * nqt + qt. */
+/* One block per work item: item = (b * (H / P) + h / P) * nqt + qt, where
+ * P = pack (at least 1) and the item holds heads h .. h + P - 1. */
 __global__ void __launch_bounds__(ATTNC_NT) @NAME@_cuda_kernel(AttnCall call, AttnCudaConsts consts, int *fault) {
     extern __shared__ float attnc_dynamic[];
     call.params = consts.params;
     call.tensor_data = consts.tensor_data;
     call.tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])consts.tensor_shape;
+    const int64_t P = call.pack > 1 ? call.pack : 1, groups = call.H / P;
     const int64_t item = (int64_t)blockIdx.x;
     const int64_t qt = item % call.nqt, bh = item / call.nqt;
-    if (attnc_cuda_item(&call, bh / call.H, bh % call.H, qt, attnc_dynamic)) atomicOr(fault, 1);
+    if (attnc_cuda_item(&call, bh / groups, bh % groups * P, qt, attnc_dynamic)) atomicOr(fault, 1);
 }
 
 extern "C" int @NAME@_cuda_launch(const AttnCall *call, int *fault, cudaStream_t stream) {
     if (!call || !fault || call->bq != ATTNC_BQ || call->bk != ATTNC_BK || call->H <= 0 || call->Hkv <= 0 ||
-        call->H % call->Hkv != 0)
+        call->H % call->Hkv != 0 || call->pack < 0 ||
+        (call->pack > 1 && (!ATTNC_PACK_HEADS || (call->H / call->Hkv) % call->pack != 0)))
         return (int)cudaErrorInvalidValue;
-    const int64_t items = call->B * call->H * call->nqt;
+    const int64_t items = call->B * (call->H / (call->pack > 1 ? call->pack : 1)) * call->nqt;
     if (items <= 0) return 0;
     if (items > 2147483647) return (int)cudaErrorInvalidConfiguration;
     AttnCudaConsts consts;

@@ -28,6 +28,17 @@
  * so the dense code always runs over float32.  O's rows are written with
  * O's strides, rounded once to its element type; LSE with its strides.
  *
+ * Packed heads (AttnCall.pack = P > 1, kernel_abi.h): the work item holds
+ * query heads h .. h+P-1, which read one kv head, so each K and V tile is
+ * loaded once for all of them.  Row i of the tile is packed row
+ * r = qt*BQ + i: query row q = r / P of head hr = h + r % P (sc.row_q,
+ * sc.row_h).  Its Q row is then not part of one strided block: every Q row
+ * is gathered (and widened) into sc.qf; O and LSE rows go to their own
+ * head.  The holes read the row's head as `hr` in the row and element code
+ * (backends/c/c_holes.c) and the item's `h` in HEAD and COL, which the
+ * schedule keeps free of h when it lets the runtime pack (pack_heads).
+ * With P = 1, hr = h and q = qt*BQ + i: exactly the unpacked kernel.
+ *
  * The holes, and what each sees:
  *   HEAD      once per work item: call-level and (b, h)-level values; sets
  *             lowrank_cols (the Q/K columns of low-rank bias terms)
@@ -64,10 +75,12 @@ typedef struct AttnScratch {
     float *s;            /* [BQ][BK] dot products, then scores, then probabilities */
     float *lr;           /* [BQ][BK] the low-rank bias term of each element */
     float *kt;           /* [D][BK] the K tile, transposed */
-    float *qf;           /* [BQ][D] the Q rows widened to float32 (an f16 / bf16 Q only) */
+    float *qf;           /* [BQ][D] the Q rows as float32 (an f16 / bf16 Q, or packed heads) */
     float *vf;           /* [BK][Dv] the V tile widened to float32 (an f16 / bf16 V only) */
     float *qlr;          /* [BQ][lowrank_cols] low-rank columns of the Q rows */
     float *klr;          /* [lowrank_cols][BK] low-rank columns of the K tile, transposed */
+    int64_t *row_q;      /* [BQ] the query row of each tile row */
+    int64_t *row_h;      /* [BQ] the query head of each tile row */
     int64_t *row_slots;  /* [ROW_SLOTS][BQ] */
     int64_t *col_slots;  /* [COL_SLOTS][BK] */
 } AttnScratch;
@@ -91,10 +104,12 @@ static int64_t attnc_scratch_layout(const AttnCall *c, int64_t lowrank_cols, cha
     /* whenever the element code reads lrow, even when this call's counts are all 0 */
     sc->lr = (float *)attnc_take(base, &off, ATTNC_LOWRANK ? ATTNC_BQ * ATTNC_BK * 4 : 0);
     sc->kt = (float *)attnc_take(base, &off, c->D * ATTNC_BK * 4);
-    sc->qf = (float *)attnc_take(base, &off, c->q_elem ? ATTNC_BQ * c->D * 4 : 0);
+    sc->qf = (float *)attnc_take(base, &off, c->q_elem || c->pack > 1 ? ATTNC_BQ * c->D * 4 : 0);
     sc->vf = (float *)attnc_take(base, &off, c->v_elem ? ATTNC_BK * c->Dv * 4 : 0);
     sc->qlr = (float *)attnc_take(base, &off, ATTNC_BQ * lowrank_cols * 4);
     sc->klr = (float *)attnc_take(base, &off, lowrank_cols * ATTNC_BK * 4);
+    sc->row_q = (int64_t *)attnc_take(base, &off, ATTNC_BQ * 8);
+    sc->row_h = (int64_t *)attnc_take(base, &off, ATTNC_BQ * 8);
     sc->row_slots = (int64_t *)attnc_take(base, &off, ATTNC_ROW_SLOTS * ATTNC_BQ * 8);
     sc->col_slots = (int64_t *)attnc_take(base, &off, ATTNC_COL_SLOTS * ATTNC_BK * 8);
     return off;
@@ -108,35 +123,41 @@ ATTNC_LINKAGE int64_t attnc_scratch_bytes(const AttnCall *c) {
     return attnc_scratch_layout(c, lowrank_cols, (char *)0, &sc);
 }
 
-/* Rows [qt*BQ, min((qt+1)*BQ, Lq)) of (b, h): O and LSE (kernel_abi.h).
+/* Q row `at` (an offset in elements) as float32 into dst: copied, or widened. */
+static void attnc_q_row(const AttnCall *c, int64_t at, float *dst) {
+    if (c->q_elem) {
+        attnc_dense_widen((const uint16_t *)c->q + at, c->q_elem, 1, c->D, 0, dst);
+    } else {
+        const float *src = c->q + at;
+        for (int64_t d = 0; d < c->D; d++) dst[d] = src[d];
+    }
+}
+
+/* Rows [qt*BQ, min((qt+1)*BQ, Lq*P)) of (b, h .. h+P-1), P = pack (at least
+ * 1): O and LSE (kernel_abi.h).
  * Returns 1 when an element of a visited tile raises a runtime error.
  * A call without a tile map (row_start NULL: the ahead-of-time entry point)
  * visits every kv tile and evaluates the masks everywhere. */
 ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt, void *scratch) {
     const int64_t D = c->D, Dv = c->Dv;
+    const int64_t P = c->pack > 1 ? c->pack : 1; /* query heads in this work item */
     const int64_t hk = h / (c->H / c->Hkv);
-    const int64_t q0 = qt * ATTNC_BQ;
-    const int64_t nr = c->Lq - q0 < ATTNC_BQ ? c->Lq - q0 : ATTNC_BQ;
-    /* offsets in elements of Q's first row, K's and V's head, O's first row, LSE's first row */
-    const int64_t qat = b * c->q_stride[0] + h * c->q_stride[1] + q0 * c->q_stride[2];
+    const int64_t q0 = qt * ATTNC_BQ; /* the first (packed) row */
+    const int64_t nr = c->Lq * P - q0 < ATTNC_BQ ? c->Lq * P - q0 : ATTNC_BQ;
+    /* offsets in elements of K's and V's head (one kv head for the whole item) */
     const int64_t kat = b * c->k_stride[0] + hk * c->k_stride[1], ks = c->k_stride[2];
     const int64_t vat = b * c->v_stride[0] + hk * c->v_stride[1], vs = c->v_stride[2];
-    const int64_t oat = b * c->o_stride[0] + h * c->o_stride[1] + q0 * c->o_stride[2], os = c->o_stride[2];
-    float *lserows = c->lse ? c->lse + b * c->lse_stride[0] + h * c->lse_stride[1] + q0 * c->lse_stride[2] : (float *)0;
     int64_t lowrank_cols = 0;
     (void)hk;
     /*@HEAD@*/
     AttnScratch sc;
     attnc_scratch_layout(c, lowrank_cols, (char *)scratch, &sc);
     /*@SLOTS@*/
-    /* the Q rows as float32 with their leading dimension: in place, or widened once */
-    const float *qtile = c->q + qat;
-    int64_t qld = c->q_stride[2];
-    if (c->q_elem) {
-        attnc_dense_widen((const uint16_t *)c->q + qat, c->q_elem, nr, D, qld, sc.qf);
-        qtile = sc.qf;
-        qld = D;
-    }
+    /* the Q rows as float32 with their leading dimension: one head's float32
+     * rows in place (one strided block), else gathered row by row into sc.qf */
+    const int gather_q = c->q_elem || P > 1;
+    const float *qtile = gather_q ? sc.qf : c->q + b * c->q_stride[0] + h * c->q_stride[1] + q0 * c->q_stride[2];
+    const int64_t qld = gather_q ? D : c->q_stride[2];
 #if ATTNC_LOWRANK
     /* every low-rank group is empty in this call (R = 0): no tile computes lr, the term is 0 */
     if (lowrank_cols == 0)
@@ -144,8 +165,12 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
 #endif
 
     for (int64_t i = 0; i < nr; i++) {
-        const int64_t q = q0 + i;
+        const int64_t q = (q0 + i) / P, hr = h + (q0 + i) % P;
         (void)q;
+        (void)hr;
+        sc.row_q[i] = q;
+        sc.row_h[i] = hr;
+        if (gather_q) attnc_q_row(c, b * c->q_stride[0] + hr * c->q_stride[1] + q * c->q_stride[2], sc.qf + i * D);
         sc.m[i] = -attnc_inf();
         sc.l[i] = 0.0f;
         sc.any[i] = 0;
@@ -196,11 +221,12 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
         /* per element: score (or weight), masks on PARTIAL tiles only */
         if (mode == ATTNC_TILE_PARTIAL) {
             for (int64_t i = 0; i < nr; i++) {
-                const int64_t q = q0 + i;
+                const int64_t q = sc.row_q[i], hr = sc.row_h[i];
                 float *srow = sc.s + i * ATTNC_BK;
                 const float *lrow = sc.lr + i * ATTNC_BK;
                 int kept = 0;
                 (void)q;
+                (void)hr;
                 (void)lrow;
                 for (int64_t j = 0; j < nc; j++) {
                     const int64_t kv = k0 + j;
@@ -216,10 +242,11 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
             }
         } else {
             for (int64_t i = 0; i < nr; i++) {
-                const int64_t q = q0 + i;
+                const int64_t q = sc.row_q[i], hr = sc.row_h[i];
                 float *srow = sc.s + i * ATTNC_BK;
                 const float *lrow = sc.lr + i * ATTNC_BK;
                 (void)q;
+                (void)hr;
                 (void)lrow;
                 for (int64_t j = 0; j < nc; j++) {
                     const int64_t kv = k0 + j;
@@ -250,13 +277,15 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
         attnc_dense_pv(sc.s, nr, nc, ATTNC_BK, vtile, vld, Dv, sc.acc);
     }
 
-    /* O and LSE; a row that kept nothing gives O = 0 and LSE = -inf.  A
-     * float32 O row is written in place; an f16 / bf16 one is finished in
-     * its accumulator row, then rounded once into O. */
+    /* O and LSE, each row at its own head; a row that kept nothing gives
+     * O = 0 and LSE = -inf.  A float32 O row is written in place; an f16 /
+     * bf16 one is finished in its accumulator row, then rounded once into O. */
     for (int64_t i = 0; i < nr; i++) {
+        const int64_t q = sc.row_q[i], hr = sc.row_h[i];
+        const int64_t oat = b * c->o_stride[0] + hr * c->o_stride[1] + q * c->o_stride[2];
         const float off = sc.lse_off[i];
         float *arow = sc.acc + i * Dv;
-        float *orow = c->o_elem ? arow : c->o + oat + i * os;
+        float *orow = c->o_elem ? arow : c->o + oat;
         int empty = !sc.any[i] || (ATTNC_LSE_OFFSET && (off != off || off == -attnc_inf()));
         float lse;
 #if ATTNC_SOFTMAX
@@ -267,8 +296,9 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
         for (int64_t d = 0; d < Dv; d++) orow[d] = empty ? 0.0f : arow[d];
         lse = logf(sc.l[i]);
 #endif
-        if (c->o_elem) attnc_dense_narrow(arow, Dv, c->o_elem, (uint16_t *)c->o + oat + i * os);
-        if (lserows) lserows[i * c->lse_stride[2]] = empty ? -attnc_inf() : lse;
+        if (c->o_elem) attnc_dense_narrow(arow, Dv, c->o_elem, (uint16_t *)c->o + oat);
+        if (c->lse)
+            c->lse[b * c->lse_stride[0] + hr * c->lse_stride[1] + q * c->lse_stride[2]] = empty ? -attnc_inf() : lse;
     }
     return 0;
 }

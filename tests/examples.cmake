@@ -24,4 +24,21 @@ foreach(example ${ATTNC_EXAMPLES})
   endif()
   # the opt-in separable-bias rewrite must preserve results too (flag 1 = ATTNC_OPT_SEPARABLE_BIAS)
   add_test(NAME example/${name}/refplan-separable COMMAND test_examples ${example} --backend refplan --flags 1)
+  # decode shapes (issue 11): GQA ratio 4 with Lq < bq, where the runtime packs
+  # the 4 query heads of a kv head into one work item, so the C and CUDA
+  # templates' packed rows (one head per row) run every example; D and Dv not
+  # powers of two.  Lk 77 or 168 are multiples of the 7 columns of
+  # relative_bias_2d's grid; box_bias's grid has 8 columns: 88 for 77.
+  if(ATTNC_HAVE_TCC_JIT)
+    foreach(decode Lq=1,Lk=77 Lq=2,Lk=168 Lq=7,Lk=77 Lq=16,Lk=168)
+      if(name STREQUAL "box_bias")
+        string(REPLACE "Lk=77" "Lk=88" decode ${decode})
+      endif()
+      string(REGEX REPLACE "^Lq=([0-9]+).*" "\\1" lq ${decode})
+      foreach(backend tcc cuda-emu)
+        add_test(NAME example/${name}/decode/Lq${lq}/${backend} COMMAND test_examples ${example} --backend ${backend}
+                 --threads 2 --shape H=8,Hkv=2,D=24,Dv=40,${decode})
+      endforeach()
+    endforeach()
+  endif()
 endforeach()

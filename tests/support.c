@@ -52,8 +52,7 @@ int find_args_line(const char *text, const char *name, int only_one, char *out, 
     return 1;
 }
 
-static int parse_shape(char *s, attnc_sizes *sz) {
-    *sz = (attnc_sizes){1, 1, 1, 1, 1, 1, 1};
+int parse_shape_into(char *s, attnc_sizes *sz) {
     for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
         char key[16];
         long long v;
@@ -68,6 +67,11 @@ static int parse_shape(char *s, attnc_sizes *sz) {
         else return 0;
     }
     return 1;
+}
+
+static int parse_shape(char *s, attnc_sizes *sz) {
+    *sz = (attnc_sizes){1, 1, 1, 1, 1, 1, 1};
+    return parse_shape_into(s, sz);
 }
 
 int parse_args(char *line, ExampleArgs *ea) {

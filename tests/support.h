@@ -26,6 +26,8 @@ float rng_uniform(void);
 char *read_file(const char *path, size_t *len);
 /* The text after `// example-args[name]:` (or `// example-args:` when only_one). */
 int find_args_line(const char *text, const char *name, int only_one, char *out, size_t n);
+/* Set the sizes `B=..,Lq=..` of s names (s is cut up); the others keep their values; 0 when malformed. */
+int parse_shape_into(char *s, attnc_sizes *sz);
 /* Parse `--shape ... --param N=V --int-range T=LO,HI`; 0 on a malformed line. */
 int parse_args(char *line, ExampleArgs *ea);
 /* n uniform floats in [-1, 1); free with free(). */

@@ -2,7 +2,11 @@
  * a backend on small random inputs described by its `// example-args:` line
  * (`// example-args[NAME]:` when the file holds several attentions).
  *
- *   test_examples FILE.attn [--backend NAME] [--threads N] [--flags ATTNC_OPT_*]
+ *   test_examples FILE.attn [--backend NAME] [--threads N] [--flags ATTNC_OPT_*] [--shape SIZES]
+ *
+ * --shape SIZES (e.g. H=8,Hkv=2,Lq=1): the example-args shape with these
+ * sizes replaced, the rest of its line (params, int ranges) kept: decode
+ * and GQA shapes of every example (tests/examples.cmake).
  *
  * Checks, per attention: the spec checks; the kernel runs without error;
  * O and LSE hold no NaN or inf except LSE = -inf on fully masked rows, whose
@@ -91,7 +95,7 @@ static const char *check_outputs(const attnc_sizes *sz, const float *v, const fl
 }
 
 static int run_one(const attnc_spec *spec, const char *text, const char *name, int only_one, attnc_backend backend,
-                   int threads, int flags) {
+                   int threads, int flags, const char *shape) {
     char line[1024];
     ExampleArgs ea;
     if (!find_args_line(text, name, only_one, line, sizeof line)) {
@@ -102,6 +106,14 @@ static int run_one(const attnc_spec *spec, const char *text, const char *name, i
     if (!parse_args(line, &ea)) {
         printf("FAIL %s: cannot parse example-args '%s'\n", name, line);
         return 1;
+    }
+    if (shape) {
+        char sizes[256];
+        snprintf(sizes, sizeof sizes, "%s", shape);
+        if (!parse_shape_into(sizes, &ea.sz)) {
+            printf("FAIL %s: cannot parse --shape '%s'\n", name, shape);
+            return 1;
+        }
     }
     attnc_options opts = {.backend = backend, .threads = threads, .flags = flags};
     attnc_kernel *k = NULL;
@@ -167,14 +179,19 @@ static int run_one(const attnc_spec *spec, const char *text, const char *name, i
 int main(int argc, char **argv) {
     attnc_backend backend = ATTNC_BACKEND_INTERP;
     int threads = 1, flags = 0;
+    const char *shape = NULL;
     for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--shape")) {
+            shape = argv[i + 1];
+            continue;
+        }
         if (!strcmp(argv[i], "--backend") && attnc_backend_parse(argv[i + 1], &backend)) continue;
         if (!strcmp(argv[i], "--threads") && (threads = atoi(argv[i + 1])) > 0) continue;
         if (!strcmp(argv[i], "--flags") && (flags = atoi(argv[i + 1])) >= 0) continue;
         argc = 0; /* anything else is a usage error */
     }
     if (argc < 2 || argc % 2 != 0) {
-        fprintf(stderr, "usage: test_examples FILE.attn [--backend NAME] [--threads N] [--flags N]\n");
+        fprintf(stderr, "usage: test_examples FILE.attn [--backend NAME] [--threads N] [--flags N] [--shape SIZES]\n");
         return 2;
     }
     size_t len;
@@ -198,7 +215,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     int n = attnc_spec_variant_count(spec), fails = 0;
-    for (int i = 0; i < n; i++) fails += run_one(spec, text, attnc_spec_variant_name(spec, i), n == 1, backend, threads, flags);
+    for (int i = 0; i < n; i++) fails += run_one(spec, text, attnc_spec_variant_name(spec, i), n == 1, backend, threads, flags, shape);
     attnc_spec_free(spec);
     free(text);
     printf("%d passed, %d failed\n", n - fails, fails);

@@ -7,10 +7,11 @@
  * It decides nothing about where a value is computed: each STEP_VALUE
  * becomes one typed local (int64_t, float, or int for bool) named v<node>,
  * a slot read becomes row_<node>[i] or col_<node>[j], a sum's steps a for
- * loop.  Int arithmetic goes through uint64_t, so it wraps without
- * undefined behaviour; loads compare their indices with the bound tensor's
- * shape and read 0 outside it (the plan's `fault` value reports the error
- * where the spec has one).  The code calls the helpers of
+ * loop; the query head is `hr` (the row's head) in row and element code and
+ * `h` (the work item's) elsewhere.  Int arithmetic goes through uint64_t, so
+ * it wraps without undefined behaviour; loads compare their indices with the
+ * bound tensor's shape and read 0 outside it (the plan's `fault` value
+ * reports the error where the spec has one).  The code calls the helpers of
  * templates/support.h (attnc_floordiv, ...) by name; the file assembly
  * (backends/c/c_emit.c) defines those it calls.  The generated kernel
  * computes what runtime/plan_run.c (refplan) computes, in float32 instead
@@ -84,10 +85,20 @@ static void const_text(const IrNode *n, char *out) {
     }
 }
 
-static void var_text(int var, char *out) {
+/* Whether block id runs once per query row or per element: there the
+ * templates name the row's own query head `hr`, which differs from the work
+ * item's `h` when the item packs several heads (kernel_abi.h, AttnCall.pack).
+ * Blocks are per row unless listed: a new per-item block printing `hr` fails
+ * to compile, where a new per-row block printing `h` would be silently wrong. */
+static int per_row(SchedBlockId id) {
+    return id != SB_SCRATCH && id != SB_ITEM && id != SB_COL && id != SB_COL_FAULT;
+}
+
+static void var_text(const CEmit *E, int var, char *out) {
     static const char *const names[V_COUNT] = {"b",     "h",     "q",     "kv",   "hk",   "c->B",
                                                "c->H",  "c->Hkv", "c->Lq", "c->Lk", "c->D", "c->Dv"};
-    snprintf(out, NAME_CHARS, "%s", var >= 0 && var < V_COUNT ? names[var] : "0");
+    if (var == V_H && per_row(E->blk)) snprintf(out, NAME_CHARS, "hr");
+    else snprintf(out, NAME_CHARS, "%s", var >= 0 && var < V_COUNT ? names[var] : "0");
 }
 
 
@@ -96,7 +107,7 @@ static void name_of(CEmit *E, IrRef r, char *out) {
     const IrNode *n = ir_at(E->m, r);
     switch (n->op) {
     case IR_CONST: const_text(n, out); return;
-    case IR_VAR: var_text(n->aux, out); return;
+    case IR_VAR: var_text(E, n->aux, out); return;
     case IR_SUMVAR: snprintf(out, NAME_CHARS, "r%d", n->aux); return;
     case IR_PRE: snprintf(out, NAME_CHARS, "pre"); return;
     default: break;

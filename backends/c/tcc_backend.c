@@ -153,6 +153,7 @@ static attnc_status tcc_backend_compile(const Plan *p, const attnc_options *opts
     JitKernel *k = NULL;
     attnc_status st = cemit_source(p, &src, err);
     if (!st) st = jit_compile_c(src.p, p->attn->name, &k, ck, err);
+    ck->packs = 1; /* templates/tile.c computes work items of packed heads */
     sb_free(&src);
     *state = k;
     return st;

@@ -39,7 +39,12 @@ static void emit_doc(const Plan *p, StrBuf *out) {
               " *   NULL: every kv tile is visited with its masks evaluated), and the entries\n"
               " *   of tensor_data.  HOST arrays (copied into the kernel's arguments at\n"
               " *   launch): params, tensor_data, tensor_shape.  check_faults 0 skips the\n"
-              " *   runtime-error checks (only when they cannot fire).\n"
+              " *   runtime-error checks (only when they cannot fire).  pack: 0 or 1 (one\n"
+              " *   query head per block), or P > 1 dividing H / Hkv: a block computes heads\n"
+              " *   h .. h + P - 1, which share a kv head, on packed rows (row r is query row\n"
+              " *   r / P of head h + r %% P); then nqt = ceil(Lq * P / bq), and a tile map\n"
+              " *   must be built with q tiles of bq / P query rows (kernel_abi.h).  This\n"
+              " *   attention %s.\n"
               " * fault: a DEVICE int the kernel ORs 1 into when an element raises a runtime\n"
               " *   error of the spec (zero it first; O and LSE are then unspecified).\n"
               " * Q[B,H,Lq,D], K[B,Hkv,Lk,D], V[B,Hkv,Lk,Dv], O[B,H,Lq,Dv] are float32 (elem\n"
@@ -48,10 +53,14 @@ static void emit_doc(const Plan *p, StrBuf *out) {
               " *   the D stride is 1; all four given, none zero-for-contiguous); LSE[B,H,Lq]\n"
               " *   is float32 with lse_stride.  Products accumulate in float32; O is\n"
               " *   rounded once to its type (to nearest even).  Query head h reads\n"
-              " *   key/value head h / (H / Hkv).  One block of %d threads per (b, h, q tile).\n"
+              " *   key/value head h / (H / Hkv).  One block of %d threads per (b, h, q tile)\n"
+              " *   (of each P heads when packed).\n"
               " * Returns 0 when the kernel is queued on `stream` (it runs asynchronously),\n"
               " * else a cudaError_t (cudaErrorInvalidValue for a bad call).\n",
-              N, N, ATTNC_VERSION_TEXT, N, N, p->bq, p->bk, p->bq);
+              N, N, ATTNC_VERSION_TEXT, N, N, p->bq, p->bk,
+              p->sched->pack_heads ? "allows pack > 1"
+                                   : "computes per kv values of the query head: pack > 1 is refused",
+              p->bq < 128 ? p->bq : 128);
     if (a->nparams) sb_printf(out, " *\n * params (call->params[i], ints and bools in .i, floats in .f):\n");
     for (int i = 0; i < a->nparams; i++)
         sb_printf(out, " *   [%d] %s %s\n", i, type_name(a->params[i]->type), a->params[i]->name);
@@ -84,6 +93,8 @@ attnc_status cuda_emit_source(const Plan *p, StrBuf *out, attnc_error *err) {
         sb_printf(out, "\n");
         cemit_put_schedule_macros(p->sched, out);
         sb_printf(out, "#define ATTNC_NPARAMS %d\n#define ATTNC_NTENSORS %d\n", p->attn->nparams, p->attn->ntensors);
+        sb_printf(out, "#define ATTNC_PACK_HEADS %d /* the launcher may pack heads (Schedule.pack_heads) */\n",
+                  p->sched->pack_heads ? 1 : 0);
         sb_printf(out, "#define ATTNC_SCRATCH_READS_TENSORS %d\n\n",
                   H.scratch.p && strstr(H.scratch.p, "tensor_data") != NULL);
         if (!ok) st = set_error(err, ATTNC_ERR_INTERNAL, "the embedded templates/support.h lacks a section");
