@@ -6,6 +6,8 @@
  * Sequences of different lengths (one of them with no query rows, one with
  * no keys) packed THD-style; K and V ragged, or paged with pages in order
  * (read in place) and shuffled (gathered); every call on 1 and 3 threads.
+ * Then pages of 64 and 32 rows against the default kv tile and of 16 rows
+ * against tile_k 16, with float32 and bf16 K and V.
  * O and LSE start as NaN except the rows no sequence covers, which must stay
  * as they were.  Hostile batches must fail with the documented status and
  * leave O and LSE untouched. */
@@ -186,6 +188,69 @@ static void check_backend(const attnc_spec *spec, const char *variant, attnc_bac
     free(o), free(lse);
 }
 
+/* x's K and V as pages of `page` rows, each sequence's pages in reverse
+ * order (never consecutive), float32 or bf16 (x's K and V are bf16 values
+ * then: the top half of each float), run with tile_k (0: the backend's).
+ * page a multiple of the kv tile: backends that read pages (CompiledKernel.
+ * pages) read them in place, through the block table; else they are gathered. */
+static void check_page_size(const attnc_spec *spec, const char *variant, attnc_backend be, const Data *x, int64_t page,
+                            int tile_k, int bf16) {
+    const int64_t pps = (80 + page - 1) / page, num_pages = NSEQ * pps + 1, esz = bf16 ? 2 : 4;
+    int32_t *table = malloc(sizeof(int32_t) * (size_t)(NSEQ * pps));
+    char *pk = calloc((size_t)(num_pages * page * HKV * D), (size_t)esz);
+    char *pv = calloc((size_t)(num_pages * page * HKV * DV), (size_t)esz);
+    float *o = malloc(sizeof(float) * (size_t)(x->tq * H * DV)), *lse = malloc(sizeof(float) * (size_t)(x->tq * H));
+    for (int64_t i = 0; i < NSEQ * pps; i++) table[i] = (int32_t)(num_pages - 1 - i);
+    for (int s = 0; s < NSEQ; s++)
+        for (int64_t r = 0; r < LK[s]; r++) {
+            int64_t row = (int64_t)table[s * pps + r / page] * page + r % page;
+            const float *src[2] = {x->k + (x->k_start[s] + r) * HKV * D, x->v + (x->k_start[s] + r) * HKV * DV};
+            char *dst[2] = {pk + row * HKV * D * esz, pv + row * HKV * DV * esz};
+            for (int t = 0; t < 2; t++)
+                for (int64_t e = 0; e < HKV * (t ? DV : D); e++) {
+                    uint32_t bits;
+                    memcpy(&bits, &src[t][e], 4);
+                    uint16_t top = (uint16_t)(bits >> 16);
+                    if (bf16) memcpy(dst[t] + e * 2, &top, 2);
+                    else memcpy(dst[t] + e * 4, &src[t][e], 4);
+                }
+        }
+    attnc_layouts lay;
+    memset(&lay, 0, sizeof lay);
+    lay.k.elem = lay.v.elem = bf16 ? ATTNC_ELEM_BF16 : ATTNC_ELEM_F32;
+    attnc_batch paged = {.q_start = x->q_start, .page_size = page, .num_pages = num_pages, .pages_per_seq = pps,
+                         .block_table = table, .kv_len = x->kv_len};
+    for (int threads = 1; threads <= 3; threads += 2) {
+        attnc_options opts = {.backend = be, .threads = threads, .tile_k = tile_k};
+        attnc_kernel *k = NULL;
+        attnc_error err = {0};
+        if (attnc_compile(spec, variant, &opts, &k, &err)) {
+            CHECK(0, "%s compile: %s", attnc_backend_name(be), err.message);
+            break;
+        }
+        char what[200];
+        attnc_args a = {{NSEQ, H, HKV, x->tq, 0, D, DV}, x->q, (const float *)pk, (const float *)pv, o, lse,
+                        NULL, 0, NULL, 0};
+        poison(x, o, lse);
+        snprintf(what, sizeof what, "%s %s pages of %lld, tile_k %d, %s, %d threads", variant, attnc_backend_name(be),
+                 (long long)page, tile_k, bf16 ? "bf16" : "f32", threads);
+        CHECK(!attnc_kernel_run_batch(k, &a, &lay, &paged, &err), "%s: %s", what, err.message);
+        compare(x, o, lse, what);
+        attnc_kernel_free(k);
+    }
+    free(table), free(pk), free(pv), free(o), free(lse);
+}
+
+/* K and V rounded down to bf16 values in place (the top half of each float). */
+static void to_bf16_values(float *f, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &f[i], 4);
+        bits &= 0xffff0000u;
+        memcpy(&f[i], &bits, 4);
+    }
+}
+
 /* Bad batches: the status, and O and LSE untouched. */
 static void hostile(const attnc_spec *spec, Data *x) {
     attnc_options opts = {.backend = ATTNC_BACKEND_INTERP};
@@ -268,6 +333,20 @@ int main(int argc, char **argv) {
     for (int v = 0; v < 3; v++) {
         reference(spec, variants[v], &x);
         for (int i = 0; i < n; i++) check_backend(spec, variants[v], list[i], &x);
+    }
+    /* page sizes against the default kv tile (64 rows, or what the backend
+     * chooses): 64 read in place, 32 gathered; f32 and bf16 K and V (now
+     * bf16 values, so the reference sees exactly what the kernels read) */
+    to_bf16_values(x.k, x.tk * HKV * D);
+    to_bf16_values(x.v, x.tk * HKV * DV);
+    for (int v = 0; v < 3; v++) {
+        reference(spec, variants[v], &x);
+        for (int i = 0; i < n; i++)
+            for (int bf16 = 0; bf16 <= 1; bf16++) {
+                check_page_size(spec, variants[v], list[i], &x, 64, 0, bf16);
+                check_page_size(spec, variants[v], list[i], &x, 32, 0, bf16);
+                check_page_size(spec, variants[v], list[i], &x, 16, 16, bf16);
+            }
     }
     hostile(spec, &x);
     attnc_spec_free(spec);

@@ -23,6 +23,7 @@ static attnc_status cuda_emu_compile(const Plan *p, const attnc_options *opts, C
     attnc_status st = cuda_emit_source(p, &src, err);
     if (!st) st = jit_compile_c(src.p, p->attn->name, &k, ck, err);
     ck->packs = 1; /* templates/cuda_tile.cu computes work items of packed heads */
+    ck->pages = 1; /* templates/cuda_tile.cu reads a paged K and V in place (AttnCall.kv_page) */
     sb_free(&src);
     *state = k;
     return st;
