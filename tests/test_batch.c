@@ -186,6 +186,43 @@ static void check_backend(const attnc_spec *spec, const char *variant, attnc_bac
     free(o), free(lse);
 }
 
+/* Pages of 64 rows, shuffled, with the backend's default tiles: a kernel that
+ * reads pages in place (CompiledKernel.pages) does so here when 64 is a
+ * multiple of its bk, and its tile of keys 64..69 starts a second page. */
+static void check_pages64(const attnc_spec *spec, const char *variant, attnc_backend be, const Data *x) {
+    enum { P64 = 64, PER_SEQ = 2 };
+    int64_t num_pages = NSEQ * PER_SEQ + 1;
+    int32_t table[NSEQ * PER_SEQ];
+    float *pk = calloc((size_t)(num_pages * P64 * HKV * D), 4), *pv = calloc((size_t)(num_pages * P64 * HKV * DV), 4);
+    float *o = malloc(sizeof(float) * (size_t)(x->tq * H * DV)), *lse = malloc(sizeof(float) * (size_t)(x->tq * H));
+    for (int j = 0; j < NSEQ * PER_SEQ; j++) table[j] = (int32_t)((5 * j + 4) % num_pages); /* page 4 first: not in order */
+    for (int s = 0; s < NSEQ; s++)
+        for (int64_t r = 0; r < LK[s]; r++) {
+            int64_t row = (int64_t)table[s * PER_SEQ + r / P64] * P64 + r % P64;
+            memcpy(pk + row * HKV * D, x->k + (x->k_start[s] + r) * HKV * D, HKV * D * 4);
+            memcpy(pv + row * HKV * DV, x->v + (x->k_start[s] + r) * HKV * DV, HKV * DV * 4);
+        }
+    for (int threads = 1; threads <= 3; threads += 2) {
+        attnc_options opts = {.backend = be, .threads = threads};
+        attnc_kernel *k = NULL;
+        attnc_error err = {0};
+        if (attnc_compile(spec, variant, &opts, &k, &err)) {
+            CHECK(0, "%s compile: %s", attnc_backend_name(be), err.message);
+            break;
+        }
+        char what[200];
+        attnc_args p = {{NSEQ, H, HKV, x->tq, 0, D, DV}, x->q, pk, pv, o, lse, NULL, 0, NULL, 0};
+        attnc_batch paged = {.q_start = x->q_start, .page_size = P64, .num_pages = num_pages, .pages_per_seq = PER_SEQ,
+                             .block_table = table, .kv_len = x->kv_len};
+        poison(x, o, lse);
+        snprintf(what, sizeof what, "%s %s pages of 64, %d threads", variant, attnc_backend_name(be), threads);
+        CHECK(!attnc_kernel_run_batch(k, &p, NULL, &paged, &err), "%s: %s", what, err.message);
+        compare(x, o, lse, what);
+        attnc_kernel_free(k);
+    }
+    free(pk), free(pv), free(o), free(lse);
+}
+
 /* Bad batches: the status, and O and LSE untouched. */
 static void hostile(const attnc_spec *spec, Data *x) {
     attnc_options opts = {.backend = ATTNC_BACKEND_INTERP};
@@ -268,6 +305,7 @@ int main(int argc, char **argv) {
     for (int v = 0; v < 3; v++) {
         reference(spec, variants[v], &x);
         for (int i = 0; i < n; i++) check_backend(spec, variants[v], list[i], &x);
+        for (int i = 0; i < n; i++) check_pages64(spec, variants[v], list[i], &x);
     }
     hostile(spec, &x);
     attnc_spec_free(spec);
