@@ -398,6 +398,7 @@ static attnc_status llvm_compile(const Plan *p, const attnc_options *opts, Compi
     ck->scratch_bytes = ce->scratch;
     ck->kernel_data = NULL;
     ck->packs = 1; /* packed heads: llvm_rows.c */
+    ck->pages = 1; /* a paged K and V read in place: the tile's first row, llvm_tensor.c's lower_page_row */
     *state = ce;
     return ATTNC_OK;
 }

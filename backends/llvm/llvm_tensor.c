@@ -6,7 +6,7 @@
  * per element type, so that the branch on a call's types is taken once per
  * tile or row block, never per element; and the conversion of a kv tile's
  * K or V rows into float32 scratch, after which the micro-kernels run
- * unchanged.
+ * unchanged; and where a kv tile's rows are in a paged K and V.
  *
  * f16 goes through LLVM's `half`: fpext and fptrunc are exact widening and
  * round-to-nearest-even narrowing, which x86 lowers to vcvtph2ps/vcvtps2ph
@@ -106,4 +106,15 @@ void lower_convert_rows(Lower *L, LLVMValueRef elem, LLVMValueRef src, LLVMValue
                         LLVMValueRef n, LLVMValueRef dst) {
     ConvertRows c = {src, stride, rows, n, dst};
     lower_elem_switch(L, elem, convert_rows_of, &c);
+}
+
+LLVMValueRef lower_page_row(Lower *L, LLVMValueRef kv_page, LLVMValueRef page_rows, LLVMValueRef k0) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef row = local(L, L->i64, k0);
+    LLVMBasicBlockRef after = if_begin(L, LLVMBuildICmp(b, LLVMIntSGT, page_rows, ci64(L, 0), ""), "paged");
+    LLVMValueRef page = load(L, L->i32, gep(L, L->i32, kv_page, LLVMBuildSDiv(b, k0, page_rows, "")), 4);
+    LLVMValueRef first = LLVMBuildMul(b, LLVMBuildSExt(b, page, L->i64, ""), page_rows, "");
+    set(L, row, LLVMBuildAdd(b, first, LLVMBuildSRem(b, k0, page_rows, ""), "page.row"));
+    if_end(L, after);
+    return get(L, L->i64, row);
 }
