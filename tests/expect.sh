@@ -23,3 +23,19 @@ expect() {
     passes=$((passes + 1))
   fi
 }
+
+# close GOT WANT TOL WHAT: two float32 .npy files hold the same shape and
+# values within TOL ($NPYCLOSE: tests/tools/npyclose.c)
+close() {
+    if "$NPYCLOSE" "$1" "$2" "$3" >close.txt 2>&1; then passes=$((passes + 1)); else
+        echo "FAIL: $4: $(cat close.txt)"
+        fails=$((fails + 1))
+    fi
+}
+
+# absent FILE...: a failed command left none of them
+absent() {
+    for f in "$@"; do
+        if [ -e "$f" ]; then echo "FAIL: $f was written by a failed command"; fails=$((fails + 1)); rm -f "$f"; else passes=$((passes + 1)); fi
+    done
+}

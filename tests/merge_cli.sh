@@ -25,20 +25,6 @@ A
 "$NPYRAND" v.npy f4 1,2,11,6 --seed 3
 qkv=(--q q.npy --k k.npy --v v.npy)
 
-# close GOT WANT TOL WHAT
-close() {
-    if "$NPYCLOSE" "$1" "$2" "$3" >close.txt 2>&1; then passes=$((passes + 1)); else
-        echo "FAIL: $4: $(cat close.txt)"
-        fails=$((fails + 1))
-    fi
-}
-# absent FILE...: a failed command left none of them
-absent() {
-    for f in "$@"; do
-        if [ -e "$f" ]; then echo "FAIL: $f was written by a failed merge"; fails=$((fails + 1)); rm -f "$f"; else passes=$((passes + 1)); fi
-    done
-}
-
 # merged KIND BACKEND S TOL: parts [0, S) and [S, 11) merged against one call (BACKEND "": the default)
 merged() {
     local v=$1 s=$3 tol=$4 flag="" b=()

@@ -25,18 +25,6 @@ i4() {
         for v in "$@"; do printf "\\x$(printf %02x $((v & 255)))\\x$(printf %02x $(((v >> 8) & 255)))\\x00\\x00"; done
     } >"$out"
 }
-close() {
-    if "$NPYCLOSE" "$1" "$2" "$3" >close.txt 2>&1; then passes=$((passes + 1)); else
-        echo "FAIL: $4: $(cat close.txt)"
-        fails=$((fails + 1))
-    fi
-}
-absent() {
-    for f in "$@"; do
-        if [ -e "$f" ]; then echo "FAIL: $f was written by a failed run"; fails=$((fails + 1)); rm -f "$f"; else passes=$((passes + 1)); fi
-    done
-}
-
 cat >r.attn <<'A'
 attention br { use causal_bottom_right; use alibi; }
 A
