@@ -35,10 +35,10 @@ for t in 1 2; do TRIAD[$t]=$("$build/bench_triad" "$t" 256); done
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores"
 echo "triad: ${TRIAD[1]} GB/s (1 thread), ${TRIAD[2]} GB/s (2 threads)"
 
-# one B Lq Lk DTYPE THREADS -> "ms kv_gbs"
+# one B Lq Lk DTYPE THREADS [EXTRA...] -> "ms kv_gbs"
 one() {
   "$attnc" bench "$spec" --variant "$variant" --shape "B=$1,H=32,Hkv=8,Lq=$2,Lk=$3,D=128,Dv=128" \
-    --dtype "$4" --threads "$5" "${backend_flag[@]}" 2>&1 |
+    --dtype "$4" --threads "$5" "${backend_flag[@]}" "${@:6}" 2>&1 |
     awk '/^time\/call/ {ms=$2} /^K,V read/ {g=$3} END {if (ms == "") print "- -"; else print ms, g}'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
@@ -62,4 +62,18 @@ for shape in "8 1" "1 16"; do
   read -r ms2 g2 < <(one "$B" "$Lq" 4096 f32 2)
   echo "| $B | $Lq | 4096 | f32 | 1 | $ms1 | $g1 | $(ratio "$g1" "${TRIAD[1]}") | |"
   echo "| $B | $Lq | 4096 | f32 | 2 | $ms2 | $g2 | $(ratio "$g2" "${TRIAD[2]}") | $(ratio "$ms1" "$ms2") |"
+done
+
+# a paged KV cache ([pages, 64 rows, Hkv, D], pages in reverse order) against
+# the same rows stored contiguously in the same order of dimensions ([B, Lk,
+# Hkv, D]: --layout blhd); bhld above keeps a head's rows together, which
+# decode reads faster than rows 4 KiB apart
+echo
+echo "| Lk | K,V | layout | ms/call | K,V GB/s | paged / contiguous |"
+echo "|---|---|---|---|---|---|"
+for dt in f32 bf16; do
+  read -r msc gc < <(one 1 1 32768 "$dt" 1 --layout blhd)
+  read -r msp gp < <(one 1 1 32768 "$dt" 1 --paged 64)
+  echo "| 32768 | $dt | contiguous blhd | $msc | $gc | |"
+  echo "| 32768 | $dt | paged, 64 rows | $msp | $gp | $(ratio "$msp" "$msc") |"
 done

@@ -27,13 +27,14 @@ static const char usage[] =
     "              [--param NAME=VALUE]... [--tensor NAME=T.npy]... [--int-range NAME=LO,HI]... [--seed N]\n"
     "              [--backends llvm,tcc,refplan] [--threads N] [--dtype f32|f16|bf16] [--layout bhld|blhd]\n"
     "  attnc bench FILE [--variant NAME] --shape ... [--param NAME=VALUE]... [--tensor NAME=T.npy]...\n"
-    "              [--backend ...] [--threads N] [--reps N] [--tile BQxBK] [--dtype ...] [--layout ...]\n"
+    "              [--backend ...] [--threads N] [--reps N] [--tile BQxBK] [--dtype ...] [--layout ...] [--paged ROWS]\n"
     "  attnc merge --o1 O1.npy --lse1 LSE1.npy --o2 O2.npy --lse2 LSE2.npy -o O.npy [--lse LSE.npy] [--weight]\n"
     "--dtype: Q, K, V and O stored as f32 (default), f16 or bf16 ('<f4' files are rounded to it, '<f2' files\n"
     "  are f16); --layout blhd: Q, K, V and O are [B, L, H, D] (default bhld: [B, H, L, D]); LSE is [B, H, Lq];\n"
     "  output files are '<f4'.\n"
     "--q-start/--k-start: a ragged batch (int32 [B + 1] row offsets; Q [rows, H, D], K and V [rows, Hkv, D],\n"
     "  O [rows, H, Dv], LSE [H, rows]); each sequence is a call of its own (the spec sees B = 1).\n"
+    "bench --paged ROWS: K and V stored as pages of ROWS rows ([pages, ROWS, Hkv, D], scattered), run as a batch.\n"
     "merge: two results over disjoint keys into the one over all of them (O files: any shape ending in Dv,\n"
     "  LSE files: that shape without Dv); --weight for an attention with a `weight` clause (then the LSEs are optional).\n";
 

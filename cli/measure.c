@@ -281,6 +281,57 @@ static int compare_doubles(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* bench --paged: the made-up K and V copied into pages of page_rows rows,
+ * each sequence's pages in reverse order (never consecutive), and the batch
+ * that reads them: B sequences of Lq query rows and Lk keys. */
+typedef struct Paged {
+    void *k, *v;
+    int32_t *table;
+    int64_t *kv_len;
+    attnc_batch batch;
+    attnc_args args;
+    attnc_layouts lay;
+} Paged;
+
+static void copy_to_pages(const Paged *pg, const attnc_sizes *sz, const void *dense, void *pages, int64_t row, int eb) {
+    int64_t P = pg->batch.page_size, pps = pg->batch.pages_per_seq;
+    for (int64_t b = 0; b < sz->B; b++)
+        for (int64_t h = 0; h < sz->Hkv; h++)
+            for (int64_t kv = 0; kv < sz->Lk; kv++) {
+                int64_t r = (int64_t)pg->table[b * pps + kv / P] * P + kv % P;
+                memcpy((char *)pages + ((r * sz->Hkv + h) * row) * eb,
+                       (const char *)dense + (((b * sz->Hkv + h) * sz->Lk + kv) * row) * eb, (size_t)(row * eb));
+            }
+}
+
+static int make_paged(const Options *o, const attnc_sizes *sz, const Call *call, Paged *pg) {
+    if (o->blhd) return fail(EXIT_USAGE, "--paged stores K and V as pages: --layout does not apply", NULL, NULL);
+    int64_t P = o->page_rows, pps = (sz->Lk + P - 1) / P, n = sz->B * pps;
+    int eb = elem_bytes(o->elem);
+    pg->k = calloc((size_t)(n * P * sz->Hkv * sz->D + 1), (size_t)eb);
+    pg->v = calloc((size_t)(n * P * sz->Hkv * sz->Dv + 1), (size_t)eb);
+    pg->table = malloc(sizeof(int32_t) * (size_t)(n + 1));
+    pg->kv_len = malloc(sizeof(int64_t) * (size_t)(sz->B + 1));
+    if (!pg->k || !pg->v || !pg->table || !pg->kv_len || n > INT32_MAX)
+        return fail(EXIT_RUNTIME, "out of memory for the pages", NULL, NULL);
+    for (int64_t i = 0; i < n; i++) pg->table[i] = (int32_t)(n - 1 - i);
+    for (int64_t b = 0; b < sz->B; b++) pg->kv_len[b] = sz->Lk;
+    pg->batch = (attnc_batch){.page_size = P, .num_pages = n, .pages_per_seq = pps, .block_table = pg->table,
+                              .kv_len = pg->kv_len};
+    copy_to_pages(pg, sz, call->k, pg->k, sz->D, eb);
+    copy_to_pages(pg, sz, call->v, pg->v, sz->Dv, eb);
+    pg->args = call->args;
+    pg->args.k = pg->k, pg->args.v = pg->v;
+    memset(&pg->lay, 0, sizeof pg->lay); /* Q and O [rows, H, D] (same bytes, other order), K and V pages */
+    pg->lay.q.elem = pg->lay.k.elem = pg->lay.v.elem = pg->lay.o.elem = o->elem;
+    return 0;
+}
+
+static attnc_status bench_once(const attnc_kernel *k, Call *call, const Paged *pg, attnc_error *err) {
+    if (pg->batch.page_size) return attnc_kernel_run_batch(k, &pg->args, &pg->lay, &pg->batch, err);
+    return attnc_kernel_run_layout(k, &call->args, &call->lay, err);
+}
+
 int cmd_bench(const Options *o) {
     attnc_sizes sz = o->sizes;
     attnc_options opts = {0};
@@ -300,8 +351,11 @@ int cmd_bench(const Options *o) {
     attnc_error err = {0};
     int64_t kept = 0;
     if (!rc && attnc_kernel_kept_pairs(k, &call.args, &kept, &err)) rc = fail(EXIT_RUNTIME, "%s", err.message, NULL);
+    Paged pg;
+    memset(&pg, 0, sizeof pg);
+    if (!rc && o->page_rows) rc = make_paged(o, &sz, &call, &pg);
     attnc_status st;
-    if (!rc && (st = attnc_kernel_run_layout(k, &call.args, &call.lay, &err))) /* warm-up */
+    if (!rc && (st = bench_once(k, &call, &pg, &err))) /* warm-up */
         rc = fail(status_exit(st), "%s", err.message, NULL);
     enum { MAX_REPS = 1000 };
     double times[MAX_REPS];
@@ -309,7 +363,7 @@ int cmd_bench(const Options *o) {
     double start = now_seconds();
     while (!rc && done < MAX_REPS && (reps ? done < reps : (done < 3 || now_seconds() - start < 1.0))) {
         double a = now_seconds();
-        if ((st = attnc_kernel_run_layout(k, &call.args, &call.lay, &err))) rc = fail(status_exit(st), "%s", err.message, NULL);
+        if ((st = bench_once(k, &call, &pg, &err))) rc = fail(status_exit(st), "%s", err.message, NULL);
         times[done++] = now_seconds() - a;
     }
     if (!rc) {
@@ -321,7 +375,10 @@ int cmd_bench(const Options *o) {
         printf("backend %s, threads %d, B=%lld H=%lld Hkv=%lld Lq=%lld Lk=%lld D=%lld Dv=%lld, %s %s\n",
                attnc_backend_name(attnc_kernel_backend(k)), threads, (long long)sz.B, (long long)sz.H,
                (long long)sz.Hkv, (long long)sz.Lq, (long long)sz.Lk, (long long)sz.D, (long long)sz.Dv,
-               elems[o->elem], o->blhd ? "blhd" : "bhld");
+               elems[o->elem], o->page_rows ? "paged" : o->blhd ? "blhd" : "bhld");
+        if (o->page_rows)
+            printf("K,V pages    %10d rows (%lld pages, in reverse order: read through the block table)\n", o->page_rows,
+                   (long long)pg.batch.num_pages);
         printf("compile      %10.3f ms\n", compile_ms);
         printf("time/call    %10.3f ms   (median of %d after a warm-up)\n", median * 1e3, done);
         printf("kept pairs   %10.4f     (%lld of %.0f)\n", total > 0 ? (double)kept / total : 0.0, (long long)kept,
@@ -335,6 +392,7 @@ int cmd_bench(const Options *o) {
         if (getrusage(RUSAGE_SELF, &ru) == 0) /* Linux: kilobytes; inputs, O and the kernel's scratch */
             printf("peak RSS     %10.1f MiB  (the whole process)\n", (double)ru.ru_maxrss / 1024.0);
     }
+    free(pg.k), free(pg.v), free(pg.table), free(pg.kv_len);
     call_free(&call);
     attnc_kernel_free(k);
     attnc_spec_free(spec);

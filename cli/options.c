@@ -195,7 +195,7 @@ static int flag_allowed(const char *cmd, const char *flag) {
         {"emit", " --variant --target -D -o --shape --param --tensor --tile --dump-passes --separable-bias "},
         {"diff", " --variant --shape --param --tensor --seed --backends --threads --int-range --separable-bias "
                  "--dtype --layout "},
-        {"bench", " --variant --shape --backend --threads --param --tensor --reps --tile --int-range --separable-bias "
+        {"bench", " --variant --shape --backend --threads --param --tensor --reps --tile --int-range --separable-bias --paged "
                   "--dtype --layout "},
         {"merge", " --o1 --lse1 --o2 --lse2 -o --lse --weight "},
     };
@@ -237,6 +237,7 @@ static int take_value(Options *o, const char *a, const char *v, char *msg, size_
                         : !strcmp(a, "--lse2")     ? &o->lse2
                         : !strcmp(a, "--q-start")  ? &o->q_start
                         : !strcmp(a, "--k-start")  ? &o->k_start
+                        : !strcmp(a, "--paged")    ? &o->paged
                                                    : NULL;
     if (slot) {
         *slot = v;
@@ -286,6 +287,9 @@ static int check_values(Options *o, char *msg, size_t n) {
     if (o->reps && (parse_int64(o->reps, &v) || v < 1 || v > 1000000))
         return usage_error(msg, n, "--reps '%s': expected a positive count (at most 1000000)", o->reps);
     o->nreps = o->reps ? (int)v : 0;
+    if (o->paged && (parse_int64(o->paged, &v) || v < 1 || v > 65536))
+        return usage_error(msg, n, "--paged '%s': expected a page size in rows (1 to 65536)", o->paged);
+    o->page_rows = o->paged ? (int)v : 0;
     if (o->seed && (parse_int64(o->seed, &v) || v < 0))
         return usage_error(msg, n, "--seed '%s': expected a non-negative integer", o->seed);
     o->seed_value = o->seed ? (uint64_t)v : 1;

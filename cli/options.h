@@ -17,12 +17,14 @@ typedef struct Options {
     const char *seed, *backends, *reps, *dtype, *layout;
     const char *o1, *lse1, *o2, *lse2; /* merge's inputs */
     const char *q_start, *k_start;     /* run over a ragged batch */
+    const char *paged;                 /* bench: K and V as pages of this many rows */
     int dump_passes, separable_bias, weight;
     const char *params[MAX_REPEATED], *tensors[MAX_REPEATED], *defines[MAX_REPEATED];
     const char *int_ranges[MAX_REPEATED];
     int nparams, ntensors, ndefines, nint_ranges;
     /* the values above that do not depend on the spec, checked and parsed */
     int nthreads, tile_q, tile_k, nreps; /* 0 where not given */
+    int page_rows;                       /* --paged, 0 where not given */
     attnc_sizes sizes;                   /* when shape is given */
     uint64_t seed_value;                 /* 1 when seed is not given */
     attnc_elem elem;                     /* --dtype: Q, K, V and O stored as (default f32) */

@@ -4,7 +4,7 @@
 # lengths (one without query rows, one without keys) on the interpreter and
 # the build's fastest backend agree; one sequence that is the whole file
 # gives what a plain `run` of the same rows gives; bad offsets are exit 2,
-# bad files exit 3, and no error leaves an output behind.
+# bad files exit 3, and no error leaves an output behind; `bench --paged`.
 set -u
 ATTNC=$1
 NPYRAND=$2
@@ -64,6 +64,12 @@ expect 3 '3 dimensions \[rows, heads, D\]' "$ATTNC" run r.attn --q q1.npy --k k.
 expect 2 'go together' "$ATTNC" run r.attn --q q.npy --k k.npy --v v.npy --q-start qs.npy -o bad.npy
 expect 2 'does not apply' "$ATTNC" "${r[@]}" --layout blhd -o bad.npy
 absent bad.npy badl.npy
+
+# bench --paged: K and V as pages read through a block table
+expect 0 'K,V pages +16 rows \(6 pages' "$ATTNC" bench r.attn --shape B=2,H=4,Hkv=2,Lq=3,Lk=40,D=8,Dv=6 --paged 16 --reps 1
+expect 0 'K,V pages +8 rows' "$ATTNC" bench r.attn --shape B=1,H=4,Hkv=2,Lq=1,Lk=40,D=8,Dv=6 --paged 8 --tile 64x8 --dtype bf16 --reps 1
+expect 2 "--paged '0'" "$ATTNC" bench r.attn --shape B=1,H=4,Hkv=2,Lq=1,Lk=40,D=8,Dv=6 --paged 0
+expect 2 'layout does not apply' "$ATTNC" bench r.attn --shape B=1,H=4,Hkv=2,Lq=1,Lk=40,D=8,Dv=6 --paged 8 --layout blhd
 
 echo "ragged_cli: $passes passed, $fails failed"
 [ "$fails" = 0 ]
