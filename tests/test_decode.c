@@ -12,6 +12,9 @@
  *          keys are split across threads and merged (run twice: the results
  *          must be bit for bit the same)
  *   plain  16 threads, kv tiles of 16, ATTNC_OPT_NO_PACK_HEADS | NO_KV_SPLIT
+ *   paged  (B = 1) the split kernel through attnc_kernel_run_batch, K and V
+ *          in pages of 16 rows in reverse order (read in place by kernels
+ *          that read pages)
  * O and LSE are NaN before every run, so a row a kernel does not write is a
  * difference.  A shape the spec rejects (the interpreter's runtime error, a
  * tensor it cannot shape) is skipped; every attention must run at least one.
@@ -87,7 +90,48 @@ static int shape_make(const attnc_spec *spec, const char *name, attnc_kernel *re
     return run_poisoned(ref, &a, no, rows, &err) ? 1 : 0;
 }
 
-/* One shape on the three kernels; returns the number of failures. */
+/* The shape (B = 1) through attnc_kernel_run_batch with K and V in pages of
+ * 16 rows in reverse order, on the split kernel (kv tiles of 16: a kernel
+ * that reads pages reads them in place); NULL or what went wrong. */
+static const char *run_paged(const attnc_kernel *k, Shape *s, char *buf, size_t n) {
+    enum { PAGE = 16 };
+    const attnc_sizes *z = &s->sz;
+    int64_t pps = (z->Lk + PAGE - 1) / PAGE, np = pps > 0 ? pps : 1;
+    size_t rows = (size_t)(z->H * z->Lq), no = rows * (size_t)z->Dv;
+    float *pk = calloc((size_t)(np * PAGE * z->Hkv * z->D + 1), 4), *pv = calloc((size_t)(np * PAGE * z->Hkv * z->Dv + 1), 4);
+    int32_t *table = malloc(sizeof(int32_t) * (size_t)np);
+    const char *bad = NULL;
+    if (!pk || !pv || !table) bad = "out of memory";
+    for (int64_t j = 0; !bad && j < np; j++) table[j] = (int32_t)(np - 1 - j);
+    for (int64_t kv = 0; !bad && kv < z->Lk; kv++)
+        for (int64_t h = 0; h < z->Hkv; h++) {
+            int64_t r = (int64_t)table[kv / PAGE] * PAGE + kv % PAGE;
+            memcpy(pk + (r * z->Hkv + h) * z->D, s->k + (h * z->Lk + kv) * z->D, sizeof(float) * (size_t)z->D);
+            memcpy(pv + (r * z->Hkv + h) * z->Dv, s->v + (h * z->Lk + kv) * z->Dv, sizeof(float) * (size_t)z->Dv);
+        }
+    if (!bad) {
+        int64_t kv_len[1] = {z->Lk};
+        attnc_batch batch = {.page_size = PAGE, .num_pages = np, .pages_per_seq = np, .block_table = table,
+                             .kv_len = kv_len};
+        attnc_layouts lay; /* Q, O and LSE as the dense call holds them: [H, Lq, D] */
+        memset(&lay, 0, sizeof lay);
+        lay.q.stride[1] = z->Lq * z->D, lay.q.stride[2] = z->D, lay.q.stride[3] = 1;
+        lay.o.stride[1] = z->Lq * z->Dv, lay.o.stride[2] = z->Dv, lay.o.stride[3] = 1;
+        lay.lse.stride[1] = z->Lq, lay.lse.stride[2] = 1;
+        attnc_args a = {*z, s->q, pk, pv, s->o, s->lse, s->params, s->np, s->tensors, s->nt};
+        attnc_error err = {0};
+        double worst = 0;
+        memset(s->o, 0xff, sizeof(float) * no);
+        memset(s->lse, 0xff, sizeof(float) * rows);
+        if (attnc_kernel_run_batch(k, &a, &lay, &batch, &err)) snprintf(buf, n, "%.250s", err.message), bad = buf;
+        double tol = attnc_kernel_backend(k) == ATTNC_BACKEND_REFPLAN ? 1e-5 : 2e-3;
+        if (!bad) bad = compare_outputs(s->o, s->lse, s->ref_o, s->ref_lse, no, rows, tol, &worst, buf, n);
+    }
+    free(pk), free(pv), free(table);
+    return bad;
+}
+
+/* One shape on the three kernels (and paged, when B = 1); returns the number of failures. */
 static int check_shape(attnc_kernel *const *kern, attnc_backend backend, const char *name, Shape *s) {
     const attnc_sizes *z = &s->sz;
     size_t rows = (size_t)(z->B * z->H * z->Lq), no = rows * (size_t)z->Dv;
@@ -111,6 +155,15 @@ static int check_shape(attnc_kernel *const *kern, attnc_backend backend, const c
         if (bad) {
             printf("FAIL %s H=%lld Hkv=%lld Lq=%lld Lk=%lld (%s): %s\n", name, (long long)z->H, (long long)z->Hkv,
                    (long long)z->Lq, (long long)z->Lk, config_name[c], bad);
+            fails++;
+        }
+    }
+    if (z->B == 1) {
+        char buf[300];
+        const char *bad = run_paged(kern[1], s, buf, sizeof buf);
+        if (bad) {
+            printf("FAIL %s H=%lld Hkv=%lld Lq=%lld Lk=%lld (paged): %s\n", name, (long long)z->H, (long long)z->Hkv,
+                   (long long)z->Lq, (long long)z->Lk, bad);
             fails++;
         }
     }
@@ -156,7 +209,7 @@ static int run_attention(const attnc_spec *spec, const char *text, const char *n
         printf("FAIL %s: the spec rejects every decode shape tried\n", name);
         fails++;
     }
-    if (!fails) printf("ok %s: %d decode shapes x %d configurations (%d shapes the spec rejects)\n", name, ran, NCONFIG, skipped);
+    if (!fails) printf("ok %s: %d decode shapes x %d configurations, paged where B = 1 (%d shapes the spec rejects)\n", name, ran, NCONFIG, skipped);
     for (int c = 0; c < NCONFIG; c++) attnc_kernel_free(kern[c]);
     attnc_kernel_free(ref);
     return fails;
