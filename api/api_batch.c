@@ -7,7 +7,8 @@
  * lengths, page ids) and the whole buffers are bound once as one call of B =
  * 1 over every row, which checks their layouts, extents and overlaps.  O and
  * LSE go to private buffers and are copied out only when every sequence
- * succeeded: on an error nothing is written.  A sequence whose pages are not
+ * succeeded: on an error nothing is written.  Params and tensors are bound
+ * by each sequence's call, with that sequence's sizes.  A sequence whose pages are not
  * consecutive is read through its block table by a kernel that reads pages
  * (CompiledKernel.pages, page size a multiple of its kv tile); for any
  * other its K and V rows are gathered into a private buffer first. */
@@ -120,10 +121,8 @@ static attnc_status check_batch(const attnc_kernel *k, Batch *b, attnc_error *er
     /* every buffer at once: one call of B = 1 over all rows */
     attnc_args whole = *b->args;
     whole.sizes.B = 1, whole.sizes.Lq = b->rows_q, whole.sizes.Lk = b->rows_k;
-    BoundCall bc;
-    st = bind_call_layout(attnc_kernel_plan(k)->attn, attnc_kernel_fixed(k), &whole, &b->lay, 1, &bc, err);
-    if (!st) bind_release(&bc);
-    return st;
+    (void)k; /* params and tensors are bound per sequence, with its sizes */
+    return bind_check_layouts(&whole, &b->lay, 1, err);
 }
 
 static const void *at(const void *base, int64_t elems, int bytes) { return (const char *)base + elems * bytes; }

@@ -243,6 +243,14 @@ static attnc_status bind_layouts(const attnc_args *args, const attnc_layouts *la
     return ATTNC_OK;
 }
 
+attnc_status bind_check_layouts(const attnc_args *args, const attnc_layouts *layouts, int runs, attnc_error *err) {
+    if (!args) return set_error(err, ATTNC_ERR_USAGE, "no arguments given (NULL)");
+    BoundCall bc;
+    memset(&bc, 0, sizeof bc);
+    attnc_status st = check_sizes(args, err);
+    return st ? st : bind_layouts(args, layouts, runs, &bc, err);
+}
+
 static const attnc_param *find_param(const attnc_args *args, const char *name) {
     for (int i = 0; i < args->n_params; i++)
         if (args->params[i].name && strcmp(args->params[i].name, name) == 0) return &args->params[i];

@@ -16,6 +16,9 @@ attnc_status bind_call(const Attention *a, const FixedParams *fixed, const attnc
  * will run, so O and LSE must not overlap Q, K, V or each other. */
 attnc_status bind_call_layout(const Attention *a, const FixedParams *fixed, const attnc_args *args,
                               const attnc_layouts *layouts, int runs, BoundCall *bc, attnc_error *err);
+/* Only the sizes and the layouts of args (what bind_call_layout checks of
+ * them), not params or tensors: the buffers of a batch, bound as one call. */
+attnc_status bind_check_layouts(const attnc_args *args, const attnc_layouts *layouts, int runs, attnc_error *err);
 void bind_release(BoundCall *bc);
 
 /* The shape tensor declaration d needs for the sizes and params bound in bc
