@@ -232,7 +232,8 @@ attnc_status attnc_kernel_run_layout(const attnc_kernel *kernel, const attnc_arg
  * K and V in a paged cache (version 2; docs/decode.md).  Each sequence is
  * computed as a call of its own: the spec sees B = 1 (b = 0) and that
  * sequence's Lq and Lk; params and captured tensors are shared by every
- * sequence (so a tensor whose shape reads B, Lq or Lk is refused).
+ * sequence and checked against each sequence's sizes (a tensor shaped by Lq
+ * or Lk fits only sequences of that length: the others fail).
  *
  * args.sizes.B is the number of sequences.  The L dimension of a tensor
  * holds every sequence's rows one after another; zero strides mean
