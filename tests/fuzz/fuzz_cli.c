@@ -54,6 +54,8 @@ static void check_accepted(const Options *o) {
     if (o->tile && (o->tile_q < 1 || o->tile_q > 4096 || o->tile_k < 1 || o->tile_k > 4096))
         die("tile out of range", o->tile);
     if (o->reps && o->nreps < 1) die("reps out of range", o->reps);
+    if (o->paged && (o->page_rows < 1 || o->page_rows > 65536)) die("--paged out of range", o->paged);
+    if (!o->q_start != !o->k_start) die("--q-start accepted without --k-start (or the reverse)", "");
     static const char *const elems[] = {"f32", "f16", "bf16"}; /* --dtype, in attnc_elem order */
     if ((int)o->elem < 0 || (int)o->elem > 2 || (o->dtype ? strcmp(o->dtype, elems[o->elem]) : o->elem != 0))
         die("--dtype accepted as another element type", o->dtype ? o->dtype : "");
