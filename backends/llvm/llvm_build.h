@@ -59,6 +59,7 @@ typedef struct Lower {
     LLVMValueRef lse_off;   /* [QB] floats */
     LLVMValueRef lane0;     /* the row vector's first row within the block: c * W */
     LLVMValueRef nvec;      /* the row block's vectors that hold rows of the item (i64, at most C) */
+    LLVMValueRef nblock;    /* the row block's rows of the item (i64, at most QB) */
     LLVMValueRef gemm_cols; /* the vectors the micro-kernels run over (i64) */
     LLVMValueRef col_j;     /* the kv's index within the tile: kv - k0 */
     int failed;

@@ -11,6 +11,8 @@
  * prefetching). */
 #include "llvm_gemm.h"
 
+#include "llvm_tensor.h"
+
 enum { MAX_R = 8, MAX_CQ = 4 };
 
 Prefetch lower_prefetch_rows(Lower *L, LLVMValueRef base, LLVMValueRef nrows, LLVMValueRef row, LLVMValueRef stride,
@@ -124,6 +126,200 @@ static void gemm_prefetching(Lower *L, LLVMValueRef dense, const Prefetch *pf, L
         LLVMBuildBr(L->bd, join);
     }
     LLVMPositionBuilderAtEnd(L->bd, join);
+}
+
+/* Quad micro-kernels: a narrow block of at most 4 rows (decode: the P
+ * packed heads of one query row) as G = W/4 groups of 4 lanes, so that one
+ * FMA does G elements of K or V for the 4 rows, not one element for W lanes
+ * of which 4 are used.  Lane 4*g + r is row r of group g.  They read K and
+ * V where the call holds them, f16 and bf16 too (no conversion pass). */
+
+/* A shuffle of a and c (both of n lanes or c NULL) by idx. */
+static LLVMValueRef shuffle(Lower *L, LLVMValueRef a, LLVMValueRef c, const int *idx, int n) {
+    LLVMValueRef m[128];
+    for (int i = 0; i < n; i++) m[i] = ci32(L, idx[i]);
+    return LLVMBuildShuffleVector(L->bd, a, c ? c : LLVMGetUndef(LLVMTypeOf(a)), LLVMConstVector(m, (unsigned)n), "");
+}
+
+/* The n floats at p[at] as a vector of their bits (n x i32: the kernel's
+ * only float vectors are W lanes wide, the plan's width). */
+static LLVMValueRef load_n(Lower *L, LLVMValueRef p, LLVMValueRef at, int n) {
+    return load(L, LLVMVectorType(L->i32, (unsigned)n), gep(L, L->i32, p, at), 4);
+}
+
+/* A W-lane vector of float bits as floats. */
+static LLVMValueRef as_floats(Lower *L, LLVMValueRef v) { return LLVMBuildBitCast(L->bd, v, L->vf32, ""); }
+
+/* What a quad micro-kernel multiplies: A (an i8 pointer to elements of type
+ * elem, rows lda elements apart) by Bm (floats, rows QB apart) into Out. */
+typedef struct Quad {
+    int elem, along_k, accumulate;
+    LLVMValueRef A, lda, Bm, depth, Out;
+    const Prefetch *pf;
+} Quad;
+
+/* A[at .. at+G) as floats, each repeated over the 4 lanes of its group:
+ * one load and one shuffle (bf16: the shuffle also puts zeros into the
+ * floats' low halves; f16: widened at G lanes first). */
+static LLVMValueRef spread(Lower *L, const Quad *q, LLVMValueRef at) {
+    LLVMBuilderRef b = L->bd;
+    int G = L->W / 4, idx[128];
+    for (int l = 0; l < L->W; l++) idx[l] = l / 4;
+    if (q->elem == ELEM_F32) return as_floats(L, shuffle(L, load_n(L, q->A, at, G), NULL, idx, L->W));
+    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
+    LLVMValueRef h = load(L, LLVMVectorType(i16, (unsigned)G), gep(L, i16, q->A, at), 2);
+    if (q->elem == ELEM_F16) {
+        LLVMTypeRef vh = LLVMVectorType(LLVMHalfTypeInContext(L->ctx), (unsigned)L->W);
+        return LLVMBuildFPExt(b, LLVMBuildBitCast(b, shuffle(L, h, NULL, idx, L->W), vh, ""), L->vf32, "");
+    }
+    for (int l = 0; l < L->W; l++) idx[2 * l] = G, idx[2 * l + 1] = l / 4; /* low half 0, high half bf16 */
+    return as_floats(L, shuffle(L, h, LLVMConstNull(LLVMTypeOf(h)), idx, 2 * L->W));
+}
+
+/* Group g of v (its 4 lanes) into lanes 0..3, zeros in the others. */
+static LLVMValueRef group_lanes(Lower *L, LLVMValueRef v, int g) {
+    int idx[64];
+    for (int l = 0; l < L->W; l++) idx[l] = l < 4 ? 4 * g + l : L->W;
+    return shuffle(L, v, LLVMConstNull(L->vf32), idx, L->W);
+}
+
+/* Out[row][0..W) (=|+=) v: the rows' lanes 0..3, zeros in the others. */
+static void store_quad(Lower *L, const Quad *q, LLVMValueRef v, LLVMValueRef row) {
+    LLVMValueRef at = LLVMBuildMul(L->bd, row, ci64(L, L->QB), "");
+    if (q->accumulate) v = LLVMBuildFAdd(L->bd, v, load_fvec(L, q->Out, at), "");
+    store_fvec(L, v, q->Out, at);
+}
+
+/* The prefetches of inner iteration `it`, which reads R*G elements of A:
+ * lines it*n .. it*n + n - 1 with n = their bytes / 64 (at least 1). */
+static void quad_prefetch(Lower *L, const Quad *q, int R, LLVMValueRef it) {
+    int n = R * L->W / 4 * (q->elem == ELEM_F32 ? 4 : 2) / 64;
+    if (n < 1) n = 1;
+    for (int i = 0; i < n; i++)
+        lower_prefetch_line(L, q->pf, LLVMBuildAdd(L->bd, LLVMBuildMul(L->bd, it, ci64(L, n), ""), ci64(L, i), ""));
+}
+
+/* Along k (K: A's rows contiguous; G divides depth): per G values of k,
+ * acc[i] lanes 4g + r += A[row i][k + g] * Bm[k + g][r]; then the groups
+ * are summed into lanes 0..3, log2(G) shuffle-adds per row. */
+static void quad_rows_k(Lower *L, const Quad *q, int R, LLVMValueRef i0, int prefetch) {
+    LLVMBuilderRef b = L->bd;
+    int G = L->W / 4, idx[64];
+    LLVMValueRef acc[MAX_R];
+    for (int i = 0; i < R; i++) acc[i] = local(L, L->vf32, LLVMConstNull(L->vf32));
+    Loop lk;
+    LLVMValueRef k = loop_begin(L, &lk, ci64(L, 0), q->depth, ci64(L, G), "quad.k");
+    LLVMValueRef part[16];
+    for (int g = 0; g < G; g++)
+        part[g] = load_n(L, q->Bm, LLVMBuildMul(b, LLVMBuildAdd(b, k, ci64(L, g), ""), ci64(L, L->QB), ""), 4);
+    for (int n = 4; n < L->W; n *= 2) /* concatenate pairwise: 4-lane parts into one W-lane vector */
+        for (int g = 0; g < L->W / (2 * n); g++) {
+            for (int l = 0; l < 2 * n; l++) idx[l] = l;
+            part[g] = shuffle(L, part[2 * g], part[2 * g + 1], idx, 2 * n);
+        }
+    LLVMValueRef bq = as_floats(L, part[0]);
+    if (prefetch && q->pf)
+        quad_prefetch(L, q, R,
+                      LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSDiv(b, i0, ci64(L, R), ""),
+                                                   LLVMBuildSDiv(b, q->depth, ci64(L, G), ""), ""),
+                                   LLVMBuildSDiv(b, k, ci64(L, G), ""), ""));
+    for (int i = 0; i < R; i++) {
+        LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), q->lda, ""), k, "");
+        set(L, acc[i], fmuladd(L, spread(L, q, at), bq, get(L, L->vf32, acc[i])));
+    }
+    loop_end(L, &lk);
+    for (int i = 0; i < R; i++) {
+        LLVMValueRef v = get(L, L->vf32, acc[i]);
+        for (int n = L->W / 2; n >= 4; n /= 2) {
+            for (int l = 0; l < L->W; l++) idx[l] = (l + n) % L->W;
+            v = LLVMBuildFAdd(b, v, shuffle(L, v, NULL, idx, L->W), "");
+        }
+        store_quad(L, q, group_lanes(L, v, 0), LLVMBuildAdd(b, i0, ci64(L, i), ""));
+    }
+}
+
+/* Along rows (V: A's rows adjacent; G divides the rows): acc[i] lanes
+ * 4g + r += A[row i*G + g][k] * Bm[k][r] for every k; group g is then row
+ * i*G + g's lanes 0..3. */
+static void quad_rows_r(Lower *L, const Quad *q, int R, LLVMValueRef i0, int prefetch) {
+    LLVMBuilderRef b = L->bd;
+    int G = L->W / 4, idx[64];
+    LLVMValueRef acc[MAX_R];
+    for (int i = 0; i < R; i++) acc[i] = local(L, L->vf32, LLVMConstNull(L->vf32));
+    Loop lk;
+    LLVMValueRef k = loop_begin(L, &lk, ci64(L, 0), q->depth, ci64(L, 1), "quad.kv");
+    for (int l = 0; l < L->W; l++) idx[l] = l % 4;
+    LLVMValueRef row = load_n(L, q->Bm, LLVMBuildMul(b, k, ci64(L, L->QB), ""), 4);
+    LLVMValueRef bq = as_floats(L, shuffle(L, row, NULL, idx, L->W));
+    if (prefetch && q->pf)
+        quad_prefetch(L, q, R,
+                      LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSDiv(b, i0, ci64(L, R * G), ""), q->depth, ""), k, ""));
+    LLVMValueRef kofs = LLVMBuildMul(b, k, q->lda, "");
+    for (int i = 0; i < R; i++) {
+        LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildAdd(b, i0, ci64(L, i * G), ""), kofs, "");
+        set(L, acc[i], fmuladd(L, spread(L, q, at), bq, get(L, L->vf32, acc[i])));
+    }
+    loop_end(L, &lk);
+    for (int i = 0; i < R; i++)
+        for (int g = 0; g < G; g++)
+            store_quad(L, q, group_lanes(L, get(L, L->vf32, acc[i]), g), LLVMBuildAdd(b, i0, ci64(L, i * G + g), ""));
+}
+
+/* All nrows rows: blocks of 8 rows (along k) or 8 groups of G rows (along
+ * rows), then the rest one row or group at a time. */
+static void quad_gemm(Lower *L, void *ctx, int elem) {
+    enum { QR = 8 };
+    Quad q = *(const Quad *)ctx;
+    q.elem = elem;
+    int step = q.along_k ? 1 : L->W / 4;
+    void (*rows)(Lower *, const Quad *, int, LLVMValueRef, int) = q.along_k ? quad_rows_k : quad_rows_r;
+    LLVMValueRef nrows = L->gemm_cols; /* (set by lower_kv_product) */
+    Loop lb;
+    LLVMValueRef full_end = LLVMBuildSub(L->bd, nrows, ci64(L, QR * step - 1), "");
+    LLVMValueRef i0 = loop_begin(L, &lb, ci64(L, 0), full_end, ci64(L, QR * step), "quad.rows");
+    rows(L, &q, QR, i0, 1);
+    loop_end(L, &lb);
+    Loop lt;
+    LLVMValueRef i = loop_begin(L, &lt, lb.i, nrows, ci64(L, step), "quad.tail");
+    rows(L, &q, 1, i, 0);
+    loop_end(L, &lt);
+}
+
+/* Narrow blocks of at most 4 rows where G divides the contiguous dimension:
+ * the quad micro-kernel, one version per element type; else (and when the
+ * vectors have fewer than 8 lanes) convert f16/bf16 rows into scratch and
+ * run lower_gemm_versions. */
+void lower_kv_product(Lower *L, int which, LLVMValueRef narrow_block, LLVMValueRef dense, const Prefetch *pf,
+                      const KvRows *kv, LLVMValueRef Bm, LLVMValueRef Out) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef nrows = which ? kv->n : kv->nk, depth = which ? kv->nk : kv->n;
+    LLVMBasicBlockRef join = NULL;
+    if (L->W % 4 == 0 && L->W >= 8 && L->W <= 64 && L->C > 1) {
+        LLVMValueRef fits = LLVMBuildAnd(
+            b, LLVMBuildAnd(b, narrow_block, LLVMBuildICmp(b, LLVMIntULE, L->nblock, ci64(L, 4), ""), ""),
+            LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildSRem(b, kv->n, ci64(L, L->W / 4), ""), ci64(L, 0), ""), "quad");
+        LLVMBasicBlockRef quad = block(L, "kv.quad"), other = block(L, "kv.gemm");
+        join = block(L, "kv.done");
+        LLVMBuildCondBr(b, fits, quad, other);
+        LLVMPositionBuilderAtEnd(b, quad);
+        Quad q = {ELEM_F32, !which, which, kv->src, kv->stride, Bm, depth, Out, pf ? &pf[0] : NULL};
+        L->gemm_cols = nrows;
+        lower_elem_switch(L, kv->elem, quad_gemm, &q);
+        LLVMBuildBr(b, join);
+        LLVMPositionBuilderAtEnd(b, other);
+    }
+    LLVMBasicBlockRef after = if_begin(L, LLVMBuildNot(b, kv->f32, ""), which ? "cvt.v" : "cvt.k");
+    lower_convert_rows(L, kv->elem, kv->src, kv->stride, kv->nk, kv->n, kv->scratch);
+    if_end(L, after);
+    LLVMValueRef rows = LLVMBuildSelect(b, kv->f32, as_ptr(L, kv->src, L->f32), kv->scratch, "");
+    LLVMValueRef lda = LLVMBuildSelect(b, kv->f32, kv->stride, kv->n, "");
+    LLVMValueRef one = ci64(L, 1);
+    lower_gemm_versions(L, narrow_block, dense, pf, rows, which ? one : lda, which ? lda : one, nrows, Bm, depth, Out,
+                        which);
+    if (join) {
+        LLVMBuildBr(b, join);
+        LLVMPositionBuilderAtEnd(b, join);
+    }
 }
 
 /* The micro-kernel over the row block's vectors: all C of them with CQ-wide

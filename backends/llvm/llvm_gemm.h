@@ -43,4 +43,20 @@ void lower_gemm_versions(Lower *L, LLVMValueRef narrow_block, LLVMValueRef dense
                          LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm, LLVMValueRef depth,
                          LLVMValueRef Out, int accumulate);
 
+/* A kv tile's rows of K or V as the call holds them: elem (i32, ELEM_*) and
+ * f32 (i1: elem is f32), src (i8 pointer to the first row), stride (between
+ * rows, in elements), n (D or Dv), nk (the tile's rows), scratch (floats:
+ * nk * n of them for converted rows). */
+typedef struct KvRows {
+    LLVMValueRef elem, f32, src, stride, n, nk, scratch;
+} KvRows;
+
+/* S = K Qt (which 0: Bm = Qt[D][QB], Out = S[BK][QB]) or OT += V^T P
+ * (which 1: Bm = P[BK][QB], Out = OT[Dv][QB]) over the tile's rows kv,
+ * with lower_gemm_versions' arguments (narrow_block, dense, pf); a narrow
+ * block of at most 4 rows (L->nblock) takes the quad micro-kernel, which
+ * reads f16 and bf16 rows in place. */
+void lower_kv_product(Lower *L, int which, LLVMValueRef narrow_block, LLVMValueRef dense, const Prefetch *pf,
+                      const KvRows *kv, LLVMValueRef Bm, LLVMValueRef Out);
+
 #endif

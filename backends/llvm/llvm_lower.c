@@ -557,20 +557,12 @@ static LLVMValueRef kv_row(Lower *L, const Tile *T, int which, LLVMValueRef kv) 
     return gep(L, L->i8, which ? T->vbh : T->kbh, LLVMBuildMul(L->bd, LLVMBuildMul(L->bd, kv, stride, ""), esz, ""));
 }
 
-/* The tile's nk rows of K (which 0) or V (1) as the micro-kernels read
- * them: f32 in place, with the tensor's row stride; f16 and bf16 converted
- * into Kc or Vc here, once per tile, rows D or Dv apart. */
-static void tile_rows(Lower *L, const Tile *T, int which, LLVMValueRef nk, LLVMValueRef *rows, LLVMValueRef *lda) {
-    LLVMBuilderRef b = L->bd;
-    LLVMValueRef f32 = which ? T->v_f32 : T->k_f32, stride = which ? T->vs : T->ks;
-    LLVMValueRef n = L->var[which ? V_SIZE_DV : V_SIZE_D];
-    LLVMValueRef scratch = as_ptr(L, which ? T->rg.vc : T->rg.kc, L->f32);
-    LLVMValueRef src = kv_row(L, T, which, T->r0);
-    LLVMBasicBlockRef after = if_begin(L, LLVMBuildNot(b, f32, ""), which ? "cvt.v" : "cvt.k");
-    lower_convert_rows(L, which ? T->v_elem : T->k_elem, src, stride, nk, n, scratch);
-    if_end(L, after);
-    *rows = LLVMBuildSelect(b, f32, as_ptr(L, src, L->f32), scratch, "");
-    *lda = LLVMBuildSelect(b, f32, stride, n, "");
+/* The tile's nk rows of K (which 0) or V (1) as the call holds them
+ * (f16 and bf16 converted into Kc or Vc when a micro-kernel needs floats). */
+static KvRows tile_rows(Lower *L, const Tile *T, int which, LLVMValueRef nk) {
+    return (KvRows){which ? T->v_elem : T->k_elem, which ? T->v_f32 : T->k_f32, kv_row(L, T, which, T->r0),
+                    which ? T->vs : T->ks, L->var[which ? V_SIZE_DV : V_SIZE_D], nk,
+                    as_ptr(L, which ? T->rg.vc : T->rg.kc, L->f32)};
 }
 
 /* One row block: the row prologue, the tile loop, the finish, over the
@@ -581,6 +573,7 @@ static void row_block(Lower *L, Tile *T) {
     const IrFunc *f = L->f;
     LLVMValueRef Lk = L->var[V_SIZE_LK], D = L->var[V_SIZE_D], Dv = L->var[V_SIZE_DV], bk = T->bk;
     LLVMValueRef n = LLVMBuildSub(b, smin(L, LLVMBuildAdd(b, T->qb0, ci64(L, L->QB), ""), T->rows.r1), T->qb0, "");
+    L->nblock = n;
     L->nvec = L->C == 1 ? ci64(L, 1) : LLVMBuildUDiv(b, LLVMBuildAdd(b, n, ci64(L, L->W - 1), ""), ci64(L, L->W), "nvec");
     T->narrow = LLVMBuildICmp(b, LLVMIntULT, L->nvec, ci64(L, L->C), "narrow");
     row_prologue(L, T);
@@ -606,15 +599,14 @@ static void row_block(Lower *L, Tile *T) {
     }
     col_values(L, T);
     /* S[kv][q] = sum_d K[kv][d] * Qt[d][q] (+ low-rank columns) */
-    LLVMValueRef ka, klda, va, vlda;
-    tile_rows(L, T, 0, nk, &ka, &klda);
-    lower_gemm_versions(L, T->narrow, T->k_dense, pk, ka, klda, ci64(L, 1), nk, T->rg.qt, D, T->rg.s, 0);
+    KvRows kr = tile_rows(L, T, 0, nk), vr;
+    lower_kv_product(L, 0, T->narrow, T->k_dense, pk, &kr, T->rg.qt, T->rg.s);
     if (f->nlowrank) lower_gemm_versions(L, T->narrow, NULL, NULL, T->rg.kx, T->rt, ci64(L, 1), nk, T->rg.qx, T->rt, T->rg.s, 1);
     element_pass(L, T, mode);
     if (L->s->softmax) normalise(L, T);
     /* OT[dv][q] += sum_kv V[kv][dv] * P[kv][q] */
-    tile_rows(L, T, 1, nk, &va, &vlda);
-    lower_gemm_versions(L, T->narrow, T->v_dense, pv, va, ci64(L, 1), vlda, Dv, T->rg.s, nk, T->rg.ot, 1);
+    vr = tile_rows(L, T, 1, nk);
+    lower_kv_product(L, 1, T->narrow, T->v_dense, pv, &vr, T->rg.s, T->rg.ot);
     loop_end(L, &le);
     write_rows(L, T);
     L->nvec = NULL;
