@@ -31,14 +31,11 @@ typedef struct Batch {
 
 static int elem_bytes(attnc_elem e) { return e == ATTNC_ELEM_F32 ? 4 : 2; }
 
-/* Zero strides: [rows, heads, row] (THD); LSE [heads, rows]. */
-static void resolve_strides(attnc_layout *l, int64_t heads, int64_t row, int lse) {
-    if (l->stride[0] || l->stride[1] || l->stride[2] || l->stride[3]) return;
-    if (lse) {
-        l->stride[1] = 0; /* set below: [H, rows] */
-        return;
-    }
-    l->stride[3] = 1, l->stride[2] = heads * row, l->stride[1] = row;
+/* Zero strides: [rows, heads, row] (THD); LSE [heads, rows] of `rows`. */
+static void resolve_strides(attnc_layout *l, int64_t heads, int64_t row, int lse, int64_t rows) {
+    if (l->stride[0] || l->stride[1] || l->stride[2] || (!lse && l->stride[3])) return; /* LSE: stride[3] unused */
+    if (lse) l->stride[1] = rows, l->stride[2] = 1;
+    else l->stride[3] = 1, l->stride[2] = heads * row, l->stride[1] = row;
 }
 
 static int64_t seq_q(const Batch *b, int64_t s) {
@@ -92,7 +89,7 @@ static attnc_status check_pages(const Batch *b, attnc_error *err) {
 }
 
 /* The batch's own checks and sizes; then the buffers bound as one call. */
-static attnc_status check_batch(const attnc_kernel *k, Batch *b, attnc_error *err) {
+static attnc_status check_batch(Batch *b, attnc_error *err) {
     const attnc_batch *bt = b->bt;
     const attnc_sizes *sz = &b->args->sizes;
     b->nseq = sz->B;
@@ -114,14 +111,13 @@ static attnc_status check_batch(const attnc_kernel *k, Batch *b, attnc_error *er
     attnc_layout *l[5] = {&b->lay.q, &b->lay.k, &b->lay.v, &b->lay.o, &b->lay.lse};
     int64_t heads[5] = {sz->H, sz->Hkv, sz->Hkv, sz->H, sz->H}, row[5] = {sz->D, sz->D, sz->Dv, sz->Dv, 1};
     for (int t = 0; t < 5; t++) {
-        resolve_strides(l[t], heads[t], row[t], t == 4);
+        resolve_strides(l[t], heads[t], row[t], t == 4, b->rows_q);
         b->ebytes[t] = elem_bytes(l[t]->elem);
     }
-    if (!l[4]->stride[0] && !l[4]->stride[1] && !l[4]->stride[2]) l[4]->stride[1] = b->rows_q, l[4]->stride[2] = 1;
     /* every buffer at once: one call of B = 1 over all rows */
     attnc_args whole = *b->args;
     whole.sizes.B = 1, whole.sizes.Lq = b->rows_q, whole.sizes.Lk = b->rows_k;
-    (void)k; /* params and tensors are bound per sequence, with its sizes */
+    /* params and tensors are bound per sequence, with its sizes */
     return bind_check_layouts(&whole, &b->lay, 1, err);
 }
 
@@ -238,7 +234,7 @@ attnc_status attnc_kernel_run_batch(const attnc_kernel *k, const attnc_args *arg
     memset(&b, 0, sizeof b);
     b.args = args, b.bt = batch;
     if (layouts) b.lay = *layouts;
-    attnc_status st = check_batch(k, &b, err);
+    attnc_status st = check_batch(&b, err);
     if (st) return st;
     const attnc_sizes *sz = &args->sizes;
     char *o = malloc((size_t)(b.rows_q * sz->H * sz->Dv * b.ebytes[3]) + 4);

@@ -128,11 +128,10 @@ static int64_t heads_per_item(const Plan *p, const CompiledKernel *ck, const att
  * fewer than the threads; each split at least one kv tile.  A weight
  * attention whose LSE is asked for is not split: its LSE is the log of a
  * sum that may be negative, which LSEs cannot merge (docs/merge.md). */
-static int kv_splits(const Plan *p, const BoundCall *bc, const attnc_args *args, int64_t items, int64_t nkt,
+static int kv_splits(const Plan *p, const attnc_args *args, int64_t items, int64_t nkt,
                      int threads, int flags) {
     if ((flags & ATTNC_OPT_NO_KV_SPLIT) || items <= 0 || items >= threads || nkt < 2) return 1;
     if (!p->softmax && args->lse) return 1;
-    (void)bc;
     int64_t s = (threads + items - 1) / items;
     if (s > nkt) s = nkt;
     return s > MAX_SPLITS ? MAX_SPLITS : (int)s;
@@ -197,7 +196,7 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
     l->ck = ck, l->p = p, l->bc = bc;
     l->items = sz->B * (sz->H / pack) * full.nqt;
     if (threads <= 0) threads = pool_cores();
-    l->splits = kv_splits(p, bc, args, l->items, full.nkt, threads, flags);
+    l->splits = kv_splits(p, args, l->items, full.nkt, threads, flags);
     int64_t total = l->items * l->splits;
     if (threads > total) threads = total > 0 ? (int)total : 1;
     if (!private_buffers(l, args, full.check_faults, threads, &o, &lse)) {
