@@ -9,6 +9,7 @@
 
 #include "attnc.h"
 #include "api_internal.h"
+#include "api_kernel.h"
 #include "bind.h"
 #include "ir.h"
 #include "launch.h"
@@ -21,35 +22,11 @@ extern const unsigned long attnc_prelude_text_len;
 
 enum { MAX_SPEC_BYTES = 16 << 20 };
 
-/* A parsed and checked file, with the prelude it was checked against. */
-typedef struct Compiled {
-    Arena *arena;
-    Diag diag;
-    Source src, prelude_src;
-    Program *prog;
-} Compiled;
-
 struct attnc_spec {
     Compiled c;
     char *text;
     size_t len;
     char *name;
-};
-
-struct attnc_kernel {
-    Compiled c;
-    char *text, *name; /* own copies: the kernel outlives its spec */
-    const Attention *attn;
-    attnc_backend backend;
-    int threads;
-    FixedParams fixed;
-    int *unbound; /* indexes of params the caller may pass */
-    int nunbound;
-    Plan *plan;   /* the middle end's description of the kernel */
-    const BackendImpl *impl; /* how it was compiled and is run */
-    CompiledKernel ck;
-    void *state;
-    attnc_options opts; /* as compiled (defines dropped: see fixed) */
 };
 
 /* Parse and check text into c (arena-owned); 0 only when out of memory
@@ -386,7 +363,7 @@ attnc_status attnc_kernel_tensor_shape(const attnc_kernel *k, int i, const attnc
  * API allows to be NULL: backends may then offset Q, K, V and O freely
  * (arithmetic on NULL is undefined even by 0).  Nothing is read or written
  * through them. */
-static attnc_args with_empty_arrays(const attnc_args *args, float *dummy) {
+attnc_args api_with_empty_arrays(const attnc_args *args, float *dummy) {
     const attnc_sizes *s = &args->sizes;
     attnc_args a = *args;
     if (!a.q && s->B * s->H * s->Lq * s->D == 0) a.q = dummy;
@@ -437,7 +414,7 @@ attnc_status attnc_kernel_run_pages(const attnc_kernel *k, const attnc_args *arg
     }
     st = tile_check_work(k->plan, &bc, err);
     float dummy[1] = {0};
-    attnc_args a = with_empty_arrays(args, dummy);
+    attnc_args a = api_with_empty_arrays(args, dummy);
     const attnc_sizes *sz = &bc.sz;
     if (st || sz->B * sz->H * sz->Lq == 0) {
         /* an error, or no output rows: nothing to compute (sizes are bounded: no overflow) */

@@ -37,6 +37,11 @@ typedef struct BackendImpl {
      * NULL for every backend whose kernel follows kernel_abi.h. */
     attnc_status (*run)(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                         int threads, attnc_error *err);
+    /* The backward pass of one bound call (version 2; middle/call.h's
+     * BoundGrad): the gradients bg asks for, written only on success.  NULL:
+     * the backend has none yet (the API refuses the call). */
+    attnc_status (*backward)(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
+                             const BoundGrad *bg, int threads, attnc_error *err);
     /* 1: the kernel reads and writes every layout bind_call_layout accepts
      * (element types and strides, BoundCall.layout); 0: float32, contiguous only */
     int layouts;

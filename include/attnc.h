@@ -266,6 +266,37 @@ typedef struct attnc_batch {
 attnc_status attnc_kernel_run_batch(const attnc_kernel *kernel, const attnc_args *args, const attnc_layouts *layouts,
                                     const attnc_batch *batch, attnc_error *err);
 
+/* ---- gradients (version 2) -------------------------------------------- */
+
+/* Where the gradient of one float tensor of the kernel goes: float32,
+ * row-major, contiguous, with the tensor's shape (attnc_kernel_tensor_shape). */
+typedef struct attnc_tensor_grad {
+    const char *name;
+    float *data;
+} attnc_tensor_grad;
+
+/* A backward call: the gradients of the scalar sum(O * dO) + sum(LSE * dLSE)
+ * (attn-language.md 9.5).  Outputs are overwritten, not accumulated into,
+ * and written on success only; a NULL output is not computed. */
+typedef struct attnc_grad {
+    const void *dout;  /* dO, with O's dims [B, H, Lq, Dv]; NULL: zero */
+    const float *dlse; /* dLSE, with LSE's dims [B, H, Lq]; NULL: zero */
+    void *dq, *dk, *dv; /* outputs with Q's, K's and V's dims; GQA: dK, dV sum over each group's query heads */
+    const attnc_tensor_grad *dtensors; /* float tensors only, each named at most once */
+    int n_dtensors;
+    /* element types and strides as attnc_layout says; all zero: float32,
+     * contiguous.  dlse: float32 only.  Outputs must not overlap anything. */
+    attnc_layout dout_layout, dlse_layout, dq_layout, dk_layout, dv_layout;
+} attnc_grad;
+
+/* The backward pass of one forward call (version 2).  `args` and `layouts`
+ * are the forward call's: Q, K, V, params and tensors as it had them, and
+ * its outputs O and LSE (both required), which are read here.  Writes the
+ * gradients `grad` asks for.  ATTNC_ERR_USAGE for bad arguments or a
+ * backend without a backward pass; runtime errors as the forward's. */
+attnc_status attnc_kernel_backward(const attnc_kernel *kernel, const attnc_args *args, const attnc_layouts *layouts,
+                                   const attnc_grad *grad, attnc_error *err);
+
 /* ---- generated code as text ------------------------------------------ */
 
 enum {

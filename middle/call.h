@@ -33,4 +33,18 @@ typedef struct BoundCall {
     double scale;
 } BoundCall;
 
+/* The extra tensors of a backward call (attnc_grad), in its order. */
+typedef enum GradTensor { GT_DOUT, GT_DLSE, GT_DQ, GT_DK, GT_DV, GT_COUNT } GradTensor;
+
+/* A checked backward call, beside the forward's BoundCall (whose O and LSE
+ * are the forward's outputs, read).  Layouts are resolved as in BoundCall;
+ * dout and dlse NULL mean zero; dq, dk, dv NULL are not wanted. */
+typedef struct BoundGrad {
+    BoundLayout layout[GT_COUNT];
+    const void *dout;
+    const float *dlse;
+    void *dq, *dk, *dv;
+    float **dtensor; /* by tensor index: float32, contiguous, the bound shape; NULL: not wanted */
+} BoundGrad;
+
 #endif

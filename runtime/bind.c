@@ -132,7 +132,7 @@ static attnc_status check_sizes(const attnc_args *args, attnc_error *err) {
 static const char *const tensor_names[BT_COUNT] = {"Q", "K", "V", "O", "LSE"};
 
 /* The dims of tensor t ([B, H, L, D]; LSE [B, H, Lq] with a last dim of 1). */
-static void tensor_dims(const attnc_sizes *s, BindTensor t, int64_t dims[4]) {
+void bind_tensor_dims(const attnc_sizes *s, BindTensor t, int64_t dims[4]) {
     int64_t heads = t == BT_K || t == BT_V ? s->Hkv : s->H, len = t == BT_K || t == BT_V ? s->Lk : s->Lq;
     int64_t row = t == BT_Q || t == BT_K ? s->D : t == BT_LSE ? 1 : s->Dv;
     dims[0] = s->B, dims[1] = heads, dims[2] = len, dims[3] = row;
@@ -177,32 +177,27 @@ static int no_self_overlap(const int64_t dims[4], const int64_t stride[4]) {
     return 1;
 }
 
-/* Check one layout and resolve it into bc->layout[t]; its bytes are [*first, *end). */
-static attnc_status bind_layout(const attnc_args *args, BindTensor t, const attnc_layout *l, const void *ptr,
-                                BoundCall *bc, uintptr_t *first, uintptr_t *end, attnc_error *err) {
-    const char *N = tensor_names[t];
-    int64_t dims[4];
-    tensor_dims(&args->sizes, t, dims);
+attnc_status bind_one_layout(const char *N, const int64_t dims[4], int lse_like, int output, const attnc_layout *l,
+                             const void *ptr, BoundLayout *out, uintptr_t *first, uintptr_t *end, attnc_error *err) {
     if (l->elem != ATTNC_ELEM_F32 && l->elem != ATTNC_ELEM_F16 && l->elem != ATTNC_ELEM_BF16)
         return set_error(err, ATTNC_ERR_USAGE, "%s's element type %d is not f32, f16 or bf16", N, (int)l->elem);
-    if (t == BT_LSE && l->elem != ATTNC_ELEM_F32)
-        return set_error(err, ATTNC_ERR_USAGE, "LSE is float32 only (its layout asks for %s)",
+    if (lse_like && l->elem != ATTNC_ELEM_F32)
+        return set_error(err, ATTNC_ERR_USAGE, "%s is float32 only (its layout asks for %s)", N,
                          l->elem == ATTNC_ELEM_F16 ? "f16" : "bf16");
-    BoundLayout *out = &bc->layout[t];
     out->elem = l->elem;
-    int given = l->stride[0] || l->stride[1] || l->stride[2] || (t != BT_LSE && l->stride[3]);
+    int given = l->stride[0] || l->stride[1] || l->stride[2] || (!lse_like && l->stride[3]);
     if (!given) { /* contiguous */
         out->stride[3] = 1;
         for (int i = 2; i >= 0; i--) out->stride[i] = out->stride[i + 1] * dims[i + 1];
     } else {
-        for (int i = 0; i < (t == BT_LSE ? 3 : 4); i++) {
+        for (int i = 0; i < (lse_like ? 3 : 4); i++) {
             if (l->stride[i] < 0)
                 return set_error(err, ATTNC_ERR_USAGE, "%s's stride %d is negative (%lld)", N, i, (long long)l->stride[i]);
             if (l->stride[i] > ((int64_t)1 << 60))
                 return set_error(err, ATTNC_ERR_USAGE, "%s's stride %d is too large (%lld)", N, i, (long long)l->stride[i]);
             out->stride[i] = l->stride[i];
         }
-        if (t == BT_LSE) out->stride[3] = 1;
+        if (lse_like) out->stride[3] = 1;
         else if (out->stride[3] != 1 && dims[3] > 1)
             return set_error(err, ATTNC_ERR_USAGE, "%s's rows must be contiguous: stride 3 is %lld, not 1", N,
                              (long long)out->stride[3]);
@@ -214,11 +209,20 @@ static attnc_status bind_layout(const attnc_args *args, BindTensor t, const attn
     if (l->extent > 0 && last >= l->extent)
         return set_error(err, ATTNC_ERR_USAGE, "%s's strides reach element %lld, beyond its extent of %lld elements", N,
                          (long long)last, (long long)l->extent);
-    if ((t == BT_O || t == BT_LSE) && last >= 0 && !no_self_overlap(dims, out->stride))
+    if (output && last >= 0 && !no_self_overlap(dims, out->stride))
         return set_error(err, ATTNC_ERR_USAGE, "%s's strides make two of its elements share memory", N);
     *first = (uintptr_t)ptr;
     *end = last < 0 || !ptr ? *first : *first + (uintptr_t)(last + 1) * (uintptr_t)elem_bytes(l->elem);
     return ATTNC_OK;
+}
+
+/* Check one layout and resolve it into bc->layout[t]; its bytes are [*first, *end). */
+static attnc_status bind_layout(const attnc_args *args, BindTensor t, const attnc_layout *l, const void *ptr,
+                                BoundCall *bc, uintptr_t *first, uintptr_t *end, attnc_error *err) {
+    int64_t dims[4];
+    bind_tensor_dims(&args->sizes, t, dims);
+    return bind_one_layout(tensor_names[t], dims, t == BT_LSE, t == BT_O || t == BT_LSE, l, ptr, &bc->layout[t],
+                           first, end, err);
 }
 
 /* Every layout (NULL: all zero), and (for a call that runs) the outputs

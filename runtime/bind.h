@@ -21,6 +21,14 @@ attnc_status bind_call_layout(const Attention *a, const FixedParams *fixed, cons
 attnc_status bind_check_layouts(const attnc_args *args, const attnc_layouts *layouts, int runs, attnc_error *err);
 void bind_release(BoundCall *bc);
 
+/* The dims of tensor t of a call ([B, H, L, D]; LSE [B, H, Lq] with a last dim of 1). */
+void bind_tensor_dims(const attnc_sizes *s, BindTensor t, int64_t dims[4]);
+/* Check one layout of a tensor named N with these dims (lse_like: float32,
+ * 3 strides; output: no two elements may share memory) and resolve it into
+ * *out; the bytes it spans are [*first, *end). */
+attnc_status bind_one_layout(const char *N, const int64_t dims[4], int lse_like, int output, const attnc_layout *l,
+                             const void *ptr, BoundLayout *out, uintptr_t *first, uintptr_t *end, attnc_error *err);
+
 /* The shape tensor declaration d needs for the sizes and params bound in bc
  * (tensors need not be bound); an error for a negative or too large one. */
 attnc_status bind_tensor_shape(const BoundCall *bc, const Decl *d, int64_t *shape, attnc_error *err);

@@ -1,0 +1,43 @@
+/* api_kernel.h — the kernel handle's insides, shared by the files of api/
+ * (api.c makes kernels; api_batch.c, api_grad.c run them).  Nothing outside
+ * api/ includes it. */
+#ifndef ATTNC_API_KERNEL_H
+#define ATTNC_API_KERNEL_H
+#include "attnc.h"
+#include "backend.h"
+#include "call.h"
+#include "diag.h"
+#include "plan.h"
+#include "sema.h"
+
+/* A parsed and checked file, with the prelude it was checked against. */
+typedef struct Compiled {
+    Arena *arena;
+    Diag diag;
+    Source src, prelude_src;
+    Program *prog;
+} Compiled;
+
+/* A compiled kernel: its own copy of the attention, its plan, the backend's result. */
+struct attnc_kernel {
+    Compiled c;
+    char *text, *name; /* own copies: the kernel outlives its spec */
+    const Attention *attn;
+    attnc_backend backend;
+    int threads;
+    FixedParams fixed;
+    int *unbound; /* indexes of params the caller may pass */
+    int nunbound;
+    Plan *plan;   /* the middle end's description of the kernel */
+    const BackendImpl *impl; /* how it was compiled and is run */
+    CompiledKernel ck;
+    void *state;
+    attnc_options opts; /* as compiled (defines dropped: see fixed) */
+};
+
+/* The caller's args with a valid pointer (dummy) for every empty array,
+ * which the API allows to be NULL: backends may then offset Q, K, V and O
+ * freely.  Nothing is read or written through them. */
+attnc_args api_with_empty_arrays(const attnc_args *args, float *dummy);
+
+#endif
