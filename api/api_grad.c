@@ -53,6 +53,8 @@ static int plain(const BoundCall *bc, const BoundGrad *bg) {
     return 1;
 }
 
+int attnc_kernel_has_backward(const attnc_kernel *k) { return k && k->impl->backward != NULL; }
+
 attnc_status attnc_kernel_backward(const attnc_kernel *k, const attnc_args *args, const attnc_layouts *layouts,
                                    const attnc_grad *grad, attnc_error *err) {
     if (!k) return set_error(err, ATTNC_ERR_USAGE, "kernel is NULL");

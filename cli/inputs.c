@@ -1,6 +1,6 @@
-/* inputs.c — what `run`, `diff` and `bench` share: the one-line failure
- * message and exit status, loading the spec, and --param/--tensor values
- * (tensors read from .npy files).  Below main.c and measure.c, so neither
+/* inputs.c — what the commands share: the one-line failure message and
+ * exit status, loading the spec, --param/--tensor values (tensors read from
+ * .npy files), Q, K and V files, and output files opened as a group.  Below main.c and measure.c, so neither
  * of those calls the other's functions. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +8,7 @@
 
 #include "half.h"
 #include "inputs.h"
+#include "outfile.h"
 
 int fail(int code, const char *fmt, const char *a, const char *b) {
     fprintf(stderr, "attnc: ");
@@ -56,6 +57,65 @@ int bind_cli_params(const Options *o, const attnc_kernel *kern, RunInputs *in) {
         t->data = in->tens[i].data;
     }
     return 0;
+}
+
+/* ---- Q, K, V files and output files ------------------------------------ */
+
+/* Read Q, K or V (`what`): a rank-4 '<f4' or '<f2' array, stored as o->elem
+ * (a '<f4' file rounded to it, a '<f2' file widened for f32, as is for f16). */
+int load_qkv(const Options *o, const char *path, const char *what, npy_array *a) {
+    char msg[600];
+    if (npy_read_f16(path, a, msg, sizeof msg)) return fail(EXIT_RUNTIME, "%s: %s", what, msg);
+    if (a->dtype != ATTNC_F32) return fail(EXIT_RUNTIME, "%s (%s) must be float32 ('<f4') or f16 ('<f2')", what, path);
+    if (a->rank != 4)
+        return fail(EXIT_RUNTIME, o->blhd ? "%s (%s) must have 4 dimensions [B, L, heads, D]"
+                                          : "%s (%s) must have 4 dimensions [B, heads, L, D]", what, path);
+    if (a->f16 && o->elem == ATTNC_ELEM_BF16)
+        return fail(EXIT_USAGE, "%s (%s) is f16 ('<f2'): --dtype bf16 takes '<f4' files only", what, path);
+    attnc_elem from = a->f16 ? ATTNC_ELEM_F16 : ATTNC_ELEM_F32;
+    if (from == o->elem) return 0;
+    void *data = convert_elems(a->data, from, o->elem, a->count);
+    if (!data) return fail(EXIT_RUNTIME, "out of memory converting %s", what, NULL);
+    free(a->data);
+    a->data = data;
+    return 0;
+}
+
+int check_qkv_shapes(const npy_array *q, const npy_array *k, const npy_array *v) {
+    char buf[300];
+    if (k->shape[0] != q->shape[0] || v->shape[0] != q->shape[0])
+        snprintf(buf, sizeof buf, "batch sizes differ: Q has %lld, K %lld, V %lld", (long long)q->shape[0],
+                 (long long)k->shape[0], (long long)v->shape[0]);
+    else if (k->shape[3] != q->shape[3])
+        snprintf(buf, sizeof buf, "head dims differ: Q has D=%lld, K has D=%lld", (long long)q->shape[3],
+                 (long long)k->shape[3]);
+    else if (v->shape[1] != k->shape[1] || v->shape[2] != k->shape[2])
+        snprintf(buf, sizeof buf, "V shape [%lld, %lld, %lld, _] does not match K [%lld, %lld, %lld, _]",
+                 (long long)v->shape[0], (long long)v->shape[1], (long long)v->shape[2], (long long)k->shape[0],
+                 (long long)k->shape[1], (long long)k->shape[2]);
+    else
+        return 0;
+    return fail(EXIT_RUNTIME, "%s", buf, NULL);
+}
+
+/* The sizes of the call from Q, K, V's shapes in their layout. */
+attnc_sizes sizes_of(const RunInputs *in, int blhd) {
+    const int64_t *q = in->q.shape, *k = in->k.shape, *v = in->v.shape;
+    int h = blhd ? 2 : 1, l = blhd ? 1 : 2;
+    return (attnc_sizes){q[0], q[h], k[h], q[l], k[l], q[3], v[3]};
+}
+
+/* Output files are opened (every destination checked) before anything is
+ * written, and committed together: a failure leaves none of them behind. */
+int open_outputs(const char *const *paths, int n, outfile **files) {
+    char msg[600];
+    for (int i = 0; i < n; i++)
+        if (outfile_open(paths[i], &files[i], msg, sizeof msg)) return fail(EXIT_RUNTIME, "%s", msg, NULL);
+    return 0;
+}
+
+void discard_outputs(outfile **files, int n) {
+    for (int i = 0; i < n; i++) outfile_discard(files[i]);
 }
 
 /* ---- element types and layouts ------------------------------------------- */

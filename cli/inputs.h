@@ -3,6 +3,7 @@
 #define ATTNC_INPUTS_H
 #include "attnc.h"
 #include "npy.h"
+#include "outfile.h"
 #include "options.h"
 
 /* Inputs read from files or made up for a call. */
@@ -19,6 +20,19 @@ int fail(int code, const char *fmt, const char *a, const char *b);
 int status_exit(attnc_status st);
 /* Load and check o->file; prints diagnostics; 0 or an exit status. */
 int load_spec(const Options *o, attnc_spec **spec);
+
+/* ---- Q, K, V files and output files ---- */
+
+/* Read Q, K or V (`what`) from path: a rank-4 '<f4' or '<f2' array, stored as o->elem. */
+int load_qkv(const Options *o, const char *path, const char *what, npy_array *a);
+/* Q, K and V's shapes agree (batch, head dims, K against V). */
+int check_qkv_shapes(const npy_array *q, const npy_array *k, const npy_array *v);
+/* The sizes of the call from Q, K, V's shapes in their layout. */
+attnc_sizes sizes_of(const RunInputs *in, int blhd);
+/* Open every output (each destination checked) before anything is written;
+ * outfile_commit writes them together, discard_outputs drops the rest. */
+int open_outputs(const char *const *paths, int n, outfile **files);
+void discard_outputs(outfile **files, int n);
 
 /* ---- element types and layouts (--dtype, --layout) ---- */
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grad_cmd.h"
 #include "inputs.h"
 #include "measure.h"
 #include "merge_cmd.h"
@@ -20,14 +21,17 @@ static const char usage[] =
     "              [--lse LSE.npy] [--param NAME=VALUE]... [--tensor NAME=T.npy]...\n"
     "              [--backend llvm|tcc|interp|cuda-emu] [--threads N] [--dtype f32|f16|bf16] [--layout bhld|blhd]\n"
     "              [--q-start QS.npy --k-start KS.npy]\n"
+    "  attnc grad  FILE [--variant NAME] --q Q.npy --k K.npy --v V.npy --do dO.npy [--dlse dLSE.npy]\n"
+    "              --dq dQ.npy --dk dK.npy --dv dV.npy [--dtensor NAME=dT.npy]... [--param NAME=VALUE]...\n"
+    "              [--tensor NAME=T.npy]... [--backend NAME] [--threads N] [--dtype ...] [--layout ...]\n"
     "  attnc emit  FILE [--variant NAME] --target ir|llvm-ir|asm|c|cuda [-D NAME=VALUE]... [-o OUT]\n"
     "              [--shape B=1,H=1,Hkv=1,Lq=4096,Lk=4096,D=64,Dv=64 [--param NAME=VALUE]... [--tensor NAME=T.npy]...]\n"
     "              [--tile BQxBK] [--dump-passes] [--separable-bias]\n"
     "  attnc diff  FILE [--variant NAME] [--shape B=1,H=4,Hkv=4,Lq=128,Lk=128,D=64,Dv=64]\n"
     "              [--param NAME=VALUE]... [--tensor NAME=T.npy]... [--int-range NAME=LO,HI]... [--seed N]\n"
-    "              [--backends llvm,tcc,refplan] [--threads N] [--dtype f32|f16|bf16] [--layout bhld|blhd]\n"
+    "              [--backends llvm,tcc,refplan] [--threads N] [--dtype f32|f16|bf16] [--layout bhld|blhd] [--grad]\n"
     "  attnc bench FILE [--variant NAME] --shape ... [--param NAME=VALUE]... [--tensor NAME=T.npy]...\n"
-    "              [--backend ...] [--threads N] [--reps N] [--tile BQxBK] [--dtype ...] [--layout ...] [--paged ROWS]\n"
+    "              [--backend ...] [--threads N] [--reps N] [--tile BQxBK] [--dtype ...] [--layout ...] [--paged ROWS] [--grad]\n"
     "  attnc merge --o1 O1.npy --lse1 LSE1.npy --o2 O2.npy --lse2 LSE2.npy -o O.npy [--lse LSE.npy] [--weight]\n"
     "--dtype: Q, K, V and O stored as f32 (default), f16 or bf16 ('<f4' files are rounded to it, '<f2' files\n"
     "  are f16); --layout blhd: Q, K, V and O are [B, L, H, D] (default bhld: [B, H, L, D]); LSE is [B, H, Lq];\n"
@@ -35,6 +39,9 @@ static const char usage[] =
     "--q-start/--k-start: a ragged batch (int32 [B + 1] row offsets; Q [rows, H, D], K and V [rows, Hkv, D],\n"
     "  O [rows, H, Dv], LSE [H, rows]); each sequence is a call of its own (the spec sees B = 1).\n"
     "bench --paged ROWS: K and V stored as pages of ROWS rows ([pages, ROWS, Hkv, D], scattered), run as a batch.\n"
+    "grad: the gradients of sum(O * dO) + sum(LSE * dLSE) (dLSE zero without --dlse); dO and the outputs are\n"
+    "  '<f4' in Q's, K's, V's and O's layout; without --backend, the default backend if it has a backward pass,\n"
+    "  else interp.  diff --grad / bench --grad check and time the backward pass the same way.\n"
     "merge: two results over disjoint keys into the one over all of them (O files: any shape ending in Dv,\n"
     "  LSE files: that shape without Dv); --weight for an attention with a `weight` clause (then the LSEs are optional).\n";
 
@@ -56,63 +63,6 @@ static int cmd_check(const Options *o) {
     }
     attnc_spec_free(spec);
     return rc;
-}
-
-/* Read Q, K or V (`what`): a rank-4 '<f4' or '<f2' array, stored as o->elem
- * (a '<f4' file rounded to it, a '<f2' file widened for f32, as is for f16). */
-static int load_qkv(const Options *o, const char *path, const char *what, npy_array *a) {
-    char msg[600];
-    if (npy_read_f16(path, a, msg, sizeof msg)) return fail(EXIT_RUNTIME, "%s: %s", what, msg);
-    if (a->dtype != ATTNC_F32) return fail(EXIT_RUNTIME, "%s (%s) must be float32 ('<f4') or f16 ('<f2')", what, path);
-    if (a->rank != 4)
-        return fail(EXIT_RUNTIME, o->blhd ? "%s (%s) must have 4 dimensions [B, L, heads, D]"
-                                          : "%s (%s) must have 4 dimensions [B, heads, L, D]", what, path);
-    if (a->f16 && o->elem == ATTNC_ELEM_BF16)
-        return fail(EXIT_USAGE, "%s (%s) is f16 ('<f2'): --dtype bf16 takes '<f4' files only", what, path);
-    attnc_elem from = a->f16 ? ATTNC_ELEM_F16 : ATTNC_ELEM_F32;
-    if (from == o->elem) return 0;
-    void *data = convert_elems(a->data, from, o->elem, a->count);
-    if (!data) return fail(EXIT_RUNTIME, "out of memory converting %s", what, NULL);
-    free(a->data);
-    a->data = data;
-    return 0;
-}
-
-static int check_qkv_shapes(const npy_array *q, const npy_array *k, const npy_array *v) {
-    char buf[300];
-    if (k->shape[0] != q->shape[0] || v->shape[0] != q->shape[0])
-        snprintf(buf, sizeof buf, "batch sizes differ: Q has %lld, K %lld, V %lld", (long long)q->shape[0],
-                 (long long)k->shape[0], (long long)v->shape[0]);
-    else if (k->shape[3] != q->shape[3])
-        snprintf(buf, sizeof buf, "head dims differ: Q has D=%lld, K has D=%lld", (long long)q->shape[3],
-                 (long long)k->shape[3]);
-    else if (v->shape[1] != k->shape[1] || v->shape[2] != k->shape[2])
-        snprintf(buf, sizeof buf, "V shape [%lld, %lld, %lld, _] does not match K [%lld, %lld, %lld, _]",
-                 (long long)v->shape[0], (long long)v->shape[1], (long long)v->shape[2], (long long)k->shape[0],
-                 (long long)k->shape[1], (long long)k->shape[2]);
-    else
-        return 0;
-    return fail(EXIT_RUNTIME, "%s", buf, NULL);
-}
-
-/* The sizes of the call from Q, K, V's shapes in their layout. */
-static attnc_sizes sizes_of(const RunInputs *in, int blhd) {
-    const int64_t *q = in->q.shape, *k = in->k.shape, *v = in->v.shape;
-    int h = blhd ? 2 : 1, l = blhd ? 1 : 2;
-    return (attnc_sizes){q[0], q[h], k[h], q[l], k[l], q[3], v[3]};
-}
-
-/* Output files are opened (every destination checked) before anything is
- * written, and committed together: a failure leaves none of them behind. */
-static int open_outputs(const char *const *paths, int n, outfile **files) {
-    char msg[600];
-    for (int i = 0; i < n; i++)
-        if (outfile_open(paths[i], &files[i], msg, sizeof msg)) return fail(EXIT_RUNTIME, "%s", msg, NULL);
-    return 0;
-}
-
-static void discard_outputs(outfile **files, int n) {
-    for (int i = 0; i < n; i++) outfile_discard(files[i]);
 }
 
 /* files[0] gets O (float32, shaped oshape), files[1] (when --lse) the LSE [B, H, Lq]. */
@@ -287,6 +237,7 @@ int main(int argc, char **argv) {
     if (rc) return fail(rc, "%s", msg, NULL);
     if (!strcmp(o.cmd, "check")) return cmd_check(&o);
     if (!strcmp(o.cmd, "run")) return o.q_start ? cmd_run_ragged(&o) : cmd_run(&o);
+    if (!strcmp(o.cmd, "grad")) return cmd_grad(&o);
     if (!strcmp(o.cmd, "emit")) return cmd_emit(&o);
     if (!strcmp(o.cmd, "diff")) return cmd_diff(&o);
     if (!strcmp(o.cmd, "bench")) return cmd_bench(&o);

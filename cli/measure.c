@@ -1,12 +1,10 @@
 /* measure.c — `attnc diff` (every backend against the reference
  * interpreter on random inputs) and `attnc bench` (time per call, GFLOP/s,
- * compile time, the process's peak resident memory).  Both make their inputs: Q, K, V uniform in [-1, 1) from a
- * seeded generator, params from --param or their defaults, tensors from
- * --tensor files or random (ints in a range that keeps the spec's indexing
- * in bounds where the library can tell, else [0, 4), or --int-range).
- * With --dtype the inputs are rounded to it once, and every backend and the
- * interpreter get the same rounded Q, K, V, laid out as --layout says; O is
- * stored in --dtype too. */
+ * compile time, the process's peak resident memory), on inputs made up by
+ * made_call.c.  With --dtype the inputs are rounded to it once, and every
+ * backend and the interpreter get the same rounded Q, K, V, laid out as
+ * --layout says; O is stored in --dtype too.  With --grad, diff compares
+ * and bench times the backward pass (measure_grad.c). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,166 +13,10 @@
 #include <time.h>
 
 #include "inputs.h"
+#include "made_call.h"
+#include "measure_grad.h"
 #include "measure.h"
 #include "options.h"
-
-static uint64_t rng_state;
-static uint64_t next_random(void) {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static float *random_floats(size_t n) {
-    float *p = malloc(sizeof(float) * (n + 1));
-    for (size_t i = 0; p && i < n; i++) p[i] = (float)((double)(next_random() >> 11) / 9007199254740992.0 * 2 - 1);
-    return p;
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* A call with made-up inputs; owns its buffers. */
-typedef struct Call {
-    RunInputs in;
-    attnc_args args;
-    attnc_layouts lay;
-    attnc_elem elem;   /* Q, K, V and O stored as */
-    void *q, *k, *v, *o; /* in elem */
-    float *lse;
-    void *made[MAX_REPEATED]; /* tensors made up here */
-    int nmade;
-} Call;
-
-static void call_free(Call *c) {
-    free(c->q);
-    free(c->k);
-    free(c->v);
-    free(c->o);
-    free(c->lse);
-    for (int i = 0; i < c->nmade; i++) free(c->made[i]);
-    free_inputs(&c->in);
-}
-
-/* The last --int-range for tensor `name` overrides [*lo, *hi). */
-static int int_range_option(const Options *o, const char *name, int64_t *lo, int64_t *hi) {
-    for (int i = 0; i < o->nint_ranges; i++) {
-        char key[128], msg[300];
-        int64_t a, b;
-        if (cli_parse_int_range(o->int_ranges[i], key, sizeof key, &a, &b, msg, sizeof msg))
-            return fail(EXIT_USAGE, "%s", msg, NULL);
-        if (!strcmp(key, name)) {
-            *lo = a;
-            *hi = b;
-        }
-    }
-    return 0;
-}
-
-/* Elements of a tensor the spec shaped, bounded like a .npy file's data. */
-static int made_tensor_count(const attnc_tensor *t, size_t *count) {
-    uint64_t n = 1;
-    for (int d = 0; d < t->rank; d++) {
-        uint64_t dim = t->shape[d] < 0 ? UINT64_MAX : (uint64_t)t->shape[d];
-        if (dim && n > UINT64_MAX / dim) return 1;
-        n *= dim;
-    }
-    *count = (size_t)n;
-    return n > NPY_MAX_DATA_BYTES / 4;
-}
-
-/* n random floats rounded to elem (NULL: out of memory). */
-static void *stored_random(size_t n, attnc_elem elem) {
-    float *x = random_floats(n);
-    if (!x || elem == ATTNC_ELEM_F32) return x;
-    void *stored = convert_elems(x, ATTNC_ELEM_F32, elem, n);
-    free(x);
-    return stored;
-}
-
-/* Inputs for kernel k: files where given, random elsewhere. */
-static int make_call(const Options *o, const attnc_kernel *k, const attnc_sizes *sz, Call *c) {
-    memset(c, 0, sizeof *c);
-    rng_state = o->seed_value;
-    int rc = bind_cli_params(o, k, &c->in);
-    if (rc) return rc;
-    int nt = o->ntensors;
-    for (int i = 0; i < attnc_kernel_tensor_count(k); i++) {
-        attnc_tensor t = {0};
-        t.name = attnc_kernel_tensor_info(k, i, &t.dtype, &t.rank);
-        int given = 0;
-        for (int j = 0; j < o->ntensors; j++) given |= !strcmp(c->in.tensors[j].name, t.name);
-        if (given) continue;
-        attnc_error err = {0};
-        if (attnc_kernel_tensor_shape(k, i, sz, c->in.params, o->nparams, t.shape, &err))
-            return fail(EXIT_RUNTIME, "tensor '%s': %s", t.name, err.message);
-        size_t count;
-        if (made_tensor_count(&t, &count))
-            return fail(EXIT_RUNTIME, "tensor '%s' is too large to make up (more than a .npy file may hold)", t.name,
-                        NULL);
-        if (t.dtype == ATTNC_F32) {
-            t.data = random_floats(count);
-        } else {
-            int64_t lo, hi;
-            if (attnc_kernel_tensor_value_range(k, i, sz, c->in.params, o->nparams, &lo, &hi, &err))
-                return fail(EXIT_RUNTIME, "tensor '%s': %s", t.name, err.message);
-            if ((rc = int_range_option(o, t.name, &lo, &hi))) return rc;
-            int32_t *p = malloc(sizeof(int32_t) * (count + 1));
-            for (size_t j = 0; p && j < count; j++) p[j] = (int32_t)(lo + (int64_t)(next_random() % (uint64_t)(hi - lo)));
-            t.data = p;
-        }
-        if (!t.data || nt == MAX_REPEATED) return fail(EXIT_RUNTIME, "out of memory or too many tensors", NULL, NULL);
-        c->made[c->nmade++] = (void *)t.data;
-        c->in.tensors[nt++] = t;
-    }
-    size_t rows = (size_t)(sz->B * sz->H * sz->Lq);
-    c->elem = o->elem;
-    /* the values are independent draws: the same stream serves either layout */
-    c->q = stored_random(rows * (size_t)sz->D, o->elem);
-    c->k = stored_random((size_t)(sz->B * sz->Hkv * sz->Lk * sz->D), o->elem);
-    c->v = stored_random((size_t)(sz->B * sz->Hkv * sz->Lk * sz->Dv), o->elem);
-    c->o = malloc((size_t)elem_bytes(o->elem) * rows * (size_t)sz->Dv + 4);
-    c->lse = malloc(sizeof(float) * (rows + 1));
-    if (!c->q || !c->k || !c->v || !c->o || !c->lse) return fail(EXIT_RUNTIME, "out of memory for the inputs", NULL, NULL);
-    c->args = (attnc_args){*sz, c->q, c->k, c->v, c->o, c->lse, c->in.params, o->nparams, c->in.tensors, nt};
-    storage_layouts(sz, o->elem, o->blhd, &c->lay);
-    return 0;
-}
-
-
-static int compile_for(const Options *o, const attnc_spec *spec, attnc_backend b, int threads, attnc_kernel **k) {
-    attnc_options opts = {.backend = b,
-                          .threads = threads,
-                          .flags = o->separable_bias ? ATTNC_OPT_SEPARABLE_BIAS : 0,
-                          .tile_q = o->tile_q,
-                          .tile_k = o->tile_k};
-    attnc_error err = {0};
-    attnc_status st = attnc_compile(spec, o->variant, &opts, k, &err);
-    return st ? fail(status_exit(st), "%s", err.message, NULL) : 0;
-}
-
-typedef struct Errors {
-    double o_abs, o_rel, lse_abs, lse_rel;
-    int mismatched_special; /* a NaN or infinity where the reference has none, or the reverse */
-} Errors;
-
-static void accumulate_error(const float *got, const float *want, size_t n, double *abs_err, double *rel_err,
-                             int *special) {
-    for (size_t i = 0; i < n; i++) {
-        double g = got[i], w = want[i];
-        if (!isfinite(g) || !isfinite(w)) {
-            if (!(isnan(g) && isnan(w)) && g != w) *special = 1;
-            continue;
-        }
-        double d = fabs(g - w);
-        if (d > *abs_err) *abs_err = d;
-        if (d / (1.0 + fabs(w)) > *rel_err) *rel_err = d / (1.0 + fabs(w));
-    }
-}
 
 static const double DIFF_TOLERANCE = 2e-3; /* relative to 1 + |reference| */
 
@@ -197,25 +39,34 @@ static void o_floats(const Call *c, size_t no, float *out) {
  * then is a backend's usage error a failure rather than "not supported yet". */
 static int plain_storage(const Options *o) { return o->elem == ATTNC_ELEM_F32 && !o->blhd; }
 
+/* --backends, or every backend this build has but the interpreter. */
+static int diff_backends(const Options *o, attnc_backend list[8], int *n) {
+    *n = 0;
+    if (o->backends) {
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", o->backends);
+        for (char *tok = strtok(buf, ","); tok && *n < 8; tok = strtok(NULL, ",")) {
+            if (!attnc_backend_parse(tok, &list[*n])) return fail(EXIT_USAGE, "--backends: unknown backend '%s'", tok, NULL);
+            if (!attnc_backend_available(list[*n]))
+                return fail(EXIT_USAGE, "--backends: '%s' is not available in this build", tok, NULL);
+            (*n)++;
+        }
+    } else {
+        attnc_backend all[] = {ATTNC_BACKEND_LLVM, ATTNC_BACKEND_TCC, ATTNC_BACKEND_CUDA_EMU, ATTNC_BACKEND_REFPLAN};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            if (attnc_backend_available(all[i])) list[(*n)++] = all[i];
+    }
+    return 0;
+}
+
 int cmd_diff(const Options *o) {
     attnc_sizes sz = o->shape ? o->sizes : (attnc_sizes){1, 4, 4, 128, 128, 64, 64};
     int threads = o->nthreads;
     attnc_backend list[8];
     int n = 0;
-    if (o->backends) {
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s", o->backends);
-        for (char *tok = strtok(buf, ","); tok && n < 8; tok = strtok(NULL, ",")) {
-            if (!attnc_backend_parse(tok, &list[n])) return fail(EXIT_USAGE, "--backends: unknown backend '%s'", tok, NULL);
-            if (!attnc_backend_available(list[n]))
-                return fail(EXIT_USAGE, "--backends: '%s' is not available in this build", tok, NULL);
-            n++;
-        }
-    } else {
-        attnc_backend all[] = {ATTNC_BACKEND_LLVM, ATTNC_BACKEND_TCC, ATTNC_BACKEND_CUDA_EMU, ATTNC_BACKEND_REFPLAN};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-            if (attnc_backend_available(all[i])) list[n++] = all[i];
-    }
+    int rc0 = diff_backends(o, list, &n);
+    if (rc0) return rc0;
+    if (o->grad) return diff_grad(o, &sz, list, n);
     attnc_spec *spec = NULL;
     attnc_kernel *ref = NULL;
     Call call;
@@ -327,7 +178,9 @@ static int make_paged(const Options *o, const attnc_sizes *sz, const Call *call,
     return 0;
 }
 
-static attnc_status bench_once(const attnc_kernel *k, Call *call, const Paged *pg, attnc_error *err) {
+/* One timed call: the backward pass with --grad (its forward ran once before). */
+static attnc_status bench_once(const attnc_kernel *k, Call *call, const Paged *pg, GradBufs *gb, attnc_error *err) {
+    if (gb) return grad_backward(k, gb, err);
     if (pg->batch.page_size) return attnc_kernel_run_batch(k, &pg->args, &pg->lay, &pg->batch, err);
     return attnc_kernel_run_layout(k, &call->args, &call->lay, err);
 }
@@ -354,8 +207,13 @@ int cmd_bench(const Options *o) {
     Paged pg;
     memset(&pg, 0, sizeof pg);
     if (!rc && o->page_rows) rc = make_paged(o, &sz, &call, &pg);
+    GradBufs gb;
+    memset(&gb, 0, sizeof gb);
+    GradBufs *grad = o->grad ? &gb : NULL;
+    if (!rc && grad) rc = grad_bufs_make(o, &call, &gb);
     attnc_status st;
-    if (!rc && (st = bench_once(k, &call, &pg, &err))) /* warm-up */
+    if (!rc && grad && (st = grad_forward(k, &gb, &err))) rc = fail(status_exit(st), "%s", err.message, NULL);
+    if (!rc && (st = bench_once(k, &call, &pg, grad, &err))) /* warm-up */
         rc = fail(status_exit(st), "%s", err.message, NULL);
     enum { MAX_REPS = 1000 };
     double times[MAX_REPS];
@@ -363,17 +221,18 @@ int cmd_bench(const Options *o) {
     double start = now_seconds();
     while (!rc && done < MAX_REPS && (reps ? done < reps : (done < 3 || now_seconds() - start < 1.0))) {
         double a = now_seconds();
-        if ((st = bench_once(k, &call, &pg, &err))) rc = fail(status_exit(st), "%s", err.message, NULL);
+        if ((st = bench_once(k, &call, &pg, grad, &err))) rc = fail(status_exit(st), "%s", err.message, NULL);
         times[done++] = now_seconds() - a;
     }
     if (!rc) {
         qsort(times, (size_t)done, sizeof times[0], compare_doubles);
         double median = times[done / 2];
         double total = (double)sz.B * sz.H * sz.Lq * sz.Lk;
-        double flops = 4.0 * (double)kept * (double)sz.D;
+        /* forward: QK^T and PV; backward: 5 such products (S, dP, dV, dQ, dK) */
+        double flops = (grad ? 10.0 : 4.0) * (double)kept * (double)sz.D;
         static const char *const elems[] = {"f32", "f16", "bf16"};
-        printf("backend %s, threads %d, B=%lld H=%lld Hkv=%lld Lq=%lld Lk=%lld D=%lld Dv=%lld, %s %s\n",
-               attnc_backend_name(attnc_kernel_backend(k)), threads, (long long)sz.B, (long long)sz.H,
+        printf("%sbackend %s, threads %d, B=%lld H=%lld Hkv=%lld Lq=%lld Lk=%lld D=%lld Dv=%lld, %s %s\n",
+               grad ? "backward pass, " : "", attnc_backend_name(attnc_kernel_backend(k)), threads, (long long)sz.B, (long long)sz.H,
                (long long)sz.Hkv, (long long)sz.Lq, (long long)sz.Lk, (long long)sz.D, (long long)sz.Dv,
                elems[o->elem], o->page_rows ? "paged" : o->blhd ? "blhd" : "bhld");
         if (o->page_rows)
@@ -383,7 +242,8 @@ int cmd_bench(const Options *o) {
         printf("time/call    %10.3f ms   (median of %d after a warm-up)\n", median * 1e3, done);
         printf("kept pairs   %10.4f     (%lld of %.0f)\n", total > 0 ? (double)kept / total : 0.0, (long long)kept,
                total);
-        printf("GFLOP/s      %10.2f     (4 * D * kept pairs per call)\n", median > 0 ? flops / median * 1e-9 : 0.0);
+        printf("GFLOP/s      %10.2f     (%d * D * kept pairs per call)\n", median > 0 ? flops / median * 1e-9 : 0.0,
+               grad ? 10 : 4);
         /* decode is a stream over the KV cache: what matters is how fast it is read */
         double kv_bytes = (double)sz.B * (double)sz.Hkv * (double)sz.Lk * (double)(sz.D + sz.Dv) * elem_bytes(o->elem);
         printf("K,V read     %10.2f GB/s (K and V bytes once per call / time)\n",
@@ -393,6 +253,7 @@ int cmd_bench(const Options *o) {
             printf("peak RSS     %10.1f MiB  (the whole process)\n", (double)ru.ru_maxrss / 1024.0);
     }
     free(pg.k), free(pg.v), free(pg.table), free(pg.kv_len);
+    grad_bufs_free(&gb);
     call_free(&call);
     attnc_kernel_free(k);
     attnc_spec_free(spec);

@@ -179,7 +179,7 @@ int cli_parse_int_range(const char *text, char *name, size_t name_size, int64_t 
 /* ---- flags -------------------------------------------------------------------- */
 
 int cli_known_command(const char *cmd) {
-    static const char *const cmds[] = {"check", "run", "emit", "diff", "bench", "merge"};
+    static const char *const cmds[] = {"check", "run", "grad", "emit", "diff", "bench", "merge"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i])) return 1;
     return 0;
@@ -192,11 +192,13 @@ static int flag_allowed(const char *cmd, const char *flag) {
     } table[] = {
         {"check", " --variant "},
         {"run", " --variant --q --k --v -o --lse --param --tensor --backend --threads --dtype --layout --q-start --k-start "},
+        {"grad", " --variant --q --k --v --do --dlse --dq --dk --dv --dtensor --param --tensor --backend --threads "
+                 "--dtype --layout "},
         {"emit", " --variant --target -D -o --shape --param --tensor --tile --dump-passes --separable-bias "},
         {"diff", " --variant --shape --param --tensor --seed --backends --threads --int-range --separable-bias "
-                 "--dtype --layout "},
+                 "--dtype --layout --grad "},
         {"bench", " --variant --shape --backend --threads --param --tensor --reps --tile --int-range --separable-bias --paged "
-                  "--dtype --layout "},
+                  "--dtype --layout --grad "},
         {"merge", " --o1 --lse1 --o2 --lse2 -o --lse --weight "},
     };
     if (strchr(flag, ' ') || strlen(flag) > 32) return 0;
@@ -238,6 +240,11 @@ static int take_value(Options *o, const char *a, const char *v, char *msg, size_
                         : !strcmp(a, "--q-start")  ? &o->q_start
                         : !strcmp(a, "--k-start")  ? &o->k_start
                         : !strcmp(a, "--paged")    ? &o->paged
+                        : !strcmp(a, "--do")       ? &o->dout
+                        : !strcmp(a, "--dlse")     ? &o->dlse
+                        : !strcmp(a, "--dq")       ? &o->dq
+                        : !strcmp(a, "--dk")       ? &o->dk
+                        : !strcmp(a, "--dv")       ? &o->dv
                                                    : NULL;
     if (slot) {
         *slot = v;
@@ -247,6 +254,7 @@ static int take_value(Options *o, const char *a, const char *v, char *msg, size_
     if (!strcmp(a, "--param")) return push(o->params, &o->nparams, v, a, msg, n);
     if (!strcmp(a, "--tensor")) return push(o->tensors, &o->ntensors, v, a, msg, n);
     if (!strcmp(a, "-D")) return push(o->defines, &o->ndefines, v, a, msg, n);
+    if (!strcmp(a, "--dtensor")) return push(o->dtensors, &o->ndtensors, v, a, msg, n);
     return usage_error(msg, n, "internal error: option '%s' has no slot", a);
 }
 
@@ -300,6 +308,9 @@ static int check_values(Options *o, char *msg, size_t n) {
     }
     if (!strcmp(o->cmd, "run") && (!o->q || !o->k || !o->v || !o->o))
         return usage_error(msg, n, "run needs --q, --k, --v and -o");
+    if (!strcmp(o->cmd, "grad") && (!o->q || !o->k || !o->v || !o->dout || !o->dq || !o->dk || !o->dv))
+        return usage_error(msg, n, "grad needs --q, --k, --v, --do, --dq, --dk and --dv");
+    if (o->grad && o->page_rows) return usage_error(msg, n, "bench --grad: --paged does not apply (no paged backward)");
     if (!o->q_start != !o->k_start) return usage_error(msg, n, "run: --q-start and --k-start go together");
     if (!strcmp(o->cmd, "emit") && !o->target)
         return usage_error(msg, n, "emit needs --target (ir, llvm-ir, asm, c, cuda)");
@@ -327,10 +338,12 @@ int cli_parse_args(int argc, char **argv, Options *o, char *msg, size_t n) {
         }
         if (!flag_allowed(o->cmd, a))
             return usage_error(msg, n, "unknown option '%s' for '%s' (see attnc --help)", a, o->cmd);
-        if (!strcmp(a, "--dump-passes") || !strcmp(a, "--separable-bias") || !strcmp(a, "--weight")) {
+        if (!strcmp(a, "--dump-passes") || !strcmp(a, "--separable-bias") || !strcmp(a, "--weight") ||
+            !strcmp(a, "--grad")) {
             if (a[2] == 'd') o->dump_passes = 1;
             else if (a[2] == 's') o->separable_bias = 1;
-            else o->weight = 1;
+            else if (a[2] == 'w') o->weight = 1;
+            else o->grad = 1;
             continue;
         }
         if (i + 1 >= argc) return usage_error(msg, n, "option '%s' needs a value", a);

@@ -18,10 +18,12 @@ typedef struct Options {
     const char *o1, *lse1, *o2, *lse2; /* merge's inputs */
     const char *q_start, *k_start;     /* run over a ragged batch */
     const char *paged;                 /* bench: K and V as pages of this many rows */
-    int dump_passes, separable_bias, weight;
+    const char *dout, *dlse, *dq, *dk, *dv; /* grad's inputs and outputs */
+    int dump_passes, separable_bias, weight, grad; /* grad: diff and bench of the backward pass */
     const char *params[MAX_REPEATED], *tensors[MAX_REPEATED], *defines[MAX_REPEATED];
     const char *int_ranges[MAX_REPEATED];
-    int nparams, ntensors, ndefines, nint_ranges;
+    const char *dtensors[MAX_REPEATED]; /* grad: NAME=FILE, the gradient of float tensor NAME */
+    int nparams, ntensors, ndefines, nint_ranges, ndtensors;
     /* the values above that do not depend on the spec, checked and parsed */
     int nthreads, tile_q, tile_k, nreps; /* 0 where not given */
     int page_rows;                       /* --paged, 0 where not given */

@@ -297,6 +297,9 @@ typedef struct attnc_grad {
 attnc_status attnc_kernel_backward(const attnc_kernel *kernel, const attnc_args *args, const attnc_layouts *layouts,
                                    const attnc_grad *grad, attnc_error *err);
 
+/* 1 if the kernel's backend has a backward pass (version 2). */
+int attnc_kernel_has_backward(const attnc_kernel *kernel);
+
 /* ---- generated code as text ------------------------------------------ */
 
 enum {
