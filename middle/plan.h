@@ -75,6 +75,10 @@ attnc_status tile_map_build_rows(const Plan *p, const BoundCall *bc, int64_t bq,
 /* The tiles of tm whose kv tile index is in [kt0, kt1), with tm's indexing
  * (one kv split of split-KV). */
 attnc_status tile_map_slice(const TileMap *tm, int64_t kt0, int64_t kt1, TileMap *out, attnc_error *err);
+/* The same tiles listed by kv tile (the backward pass's order): out has
+ * tm's fields with nqt and nkt swapped, row_start per (group, kv tile) and
+ * kv[] holding q tile indices, in increasing order. */
+attnc_status tile_map_transpose(const TileMap *tm, TileMap *out, attnc_error *err);
 void tile_map_free(TileMap *tm);
 /* The group of (b, h). */
 int64_t tile_group(const Plan *p, const TileMap *tm, int64_t b, int64_t h, int64_t H);

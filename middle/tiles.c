@@ -570,6 +570,36 @@ attnc_status tile_map_slice(const TileMap *tm, int64_t kt0, int64_t kt1, TileMap
     return ATTNC_OK;
 }
 
+attnc_status tile_map_transpose(const TileMap *tm, TileMap *out, attnc_error *err) {
+    memset(out, 0, sizeof *out);
+    int64_t cols = tm->ngroups * tm->nkt;
+    out->row_start = calloc((size_t)cols + 2, sizeof(int64_t));
+    out->kv = malloc(sizeof(int32_t) * (size_t)(tm->visited + 1));
+    out->mode = malloc((size_t)tm->visited + 1);
+    if (!out->row_start || !out->kv || !out->mode) {
+        tile_map_free(out);
+        return set_error(err, ATTNC_ERR_NOMEM, "out of memory while transposing the tile map");
+    }
+    out->nqt = tm->nkt, out->nkt = tm->nqt, out->ngroups = tm->ngroups, out->bq = tm->bq;
+    out->check_faults = tm->check_faults;
+    out->total = tm->total, out->visited = tm->visited, out->full = tm->full, out->partial = tm->partial;
+    out->evaluations = tm->evaluations;
+    /* a counting sort by (group, kv tile), stable in q tile order */
+    for (int64_t g = 0; g < tm->ngroups; g++)
+        for (int64_t i = 0; i < tm->nqt; i++)
+            for (int64_t e = tm->row_start[g * tm->nqt + i]; e < tm->row_start[g * tm->nqt + i + 1]; e++)
+                out->row_start[g * tm->nkt + tm->kv[e] + 2]++;
+    for (int64_t c = 2; c <= cols + 1; c++) out->row_start[c] += out->row_start[c - 1];
+    for (int64_t g = 0; g < tm->ngroups; g++)
+        for (int64_t i = 0; i < tm->nqt; i++)
+            for (int64_t e = tm->row_start[g * tm->nqt + i]; e < tm->row_start[g * tm->nqt + i + 1]; e++) {
+                int64_t at = out->row_start[g * tm->nkt + tm->kv[e] + 1]++;
+                out->kv[at] = (int32_t)i;
+                out->mode[at] = tm->mode[e];
+            }
+    return ATTNC_OK;
+}
+
 void tile_map_free(TileMap *tm) {
     free(tm->row_start);
     free(tm->kv);

@@ -99,6 +99,33 @@ static void check_map(const Plan *p, const BoundCall *bc, const TileMap *tm, Cou
     free(env);
 }
 
+/* tile_map_transpose lists exactly tm's tiles, with their modes, by kv
+ * tile, q tiles increasing: both as dense [group][q tile][kv tile] grids. */
+static int check_transpose(const TileMap *tm, char *why, size_t n) {
+    TileMap tt;
+    attnc_error err = {0};
+    if (tile_map_transpose(tm, &tt, &err)) return snprintf(why, n, "transpose: %.200s", err.message), 1;
+    int64_t cells = tm->ngroups * tm->nqt * tm->nkt;
+    uint8_t *a = calloc((size_t)cells + 1, 1), *b = calloc((size_t)cells + 1, 1);
+    int bad = !a || !b || tt.nqt != tm->nkt || tt.nkt != tm->nqt || tt.visited != tm->visited ||
+              tt.row_start[tt.ngroups * tt.nqt] != tm->visited;
+    for (int64_t g = 0; !bad && g < tm->ngroups; g++) {
+        for (int64_t i = 0; i < tm->nqt; i++)
+            for (int64_t e = tm->row_start[g * tm->nqt + i]; e < tm->row_start[g * tm->nqt + i + 1]; e++)
+                a[(g * tm->nqt + i) * tm->nkt + tm->kv[e]] = tm->mode[e];
+        for (int64_t j = 0; j < tt.nqt; j++)
+            for (int64_t e = tt.row_start[g * tt.nqt + j]; e < tt.row_start[g * tt.nqt + j + 1]; e++) {
+                if (e > tt.row_start[g * tt.nqt + j] && tt.kv[e] <= tt.kv[e - 1]) bad = 1;
+                b[(g * tm->nqt + tt.kv[e]) * tm->nkt + j] = tt.mode[e];
+            }
+    }
+    if (!bad && memcmp(a, b, (size_t)cells)) bad = 1;
+    if (bad) snprintf(why, n, "the transposed tile map differs from the tile map");
+    free(a), free(b);
+    tile_map_free(&tt);
+    return bad;
+}
+
 /* Compile `variant` of spec with tiles bq x bk, bind the example's call, compare. */
 static void run_case(const attnc_spec *spec, const char *variant, ExampleArgs *ea, int bq, int bk) {
     attnc_options opts = {.backend = ATTNC_BACKEND_REFPLAN, .tile_q = bq, .tile_k = bk};
@@ -137,6 +164,7 @@ static void run_case(const attnc_spec *spec, const char *variant, ExampleArgs *e
             Counts c = {0};
             char first[300] = "";
             check_map(p, &bc, &tm, &c, first, sizeof first);
+            if (!*first && check_transpose(&tm, first, sizeof first)) c.unsound++;
             int bad = c.unsound || (c.inexact && !allowed_inexact(variant));
             printf("%s %s: %lld tiles, %lld visited, %lld partial; unsound %lld, inexact %lld%s%s\n", bad ? "FAIL" : "ok",
                    label, (long long)c.tiles, (long long)c.visited, (long long)c.partial, (long long)c.unsound,
