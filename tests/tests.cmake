@@ -31,6 +31,11 @@ add_executable(embed_example ${PROJECT_SOURCE_DIR}/examples/embed/embed.c)
 target_compile_options(embed_example PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(embed_example PRIVATE attnc_static m)
 add_test(NAME example/embed COMMAND embed_example)
+# One decode step against a paged f16 KV cache (issue 11), checked against the contiguous cache.
+add_executable(decode_example ${PROJECT_SOURCE_DIR}/examples/embed/decode.c)
+target_compile_options(decode_example PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(decode_example PRIVATE attnc_static m)
+add_test(NAME example/embed-decode COMMAND decode_example 1000)
 include(tests/cgen.cmake)
 include(tests/llvm.cmake)
 # The same program against the shared library.
