@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/install.sh BUILD_DIR SOURCE_DIR — install into a temporary prefix and
-# build examples/embed against it every documented way: pkg-config (shared),
+# build examples/embed against it every documented way (embed.c; decode.c shared): pkg-config (shared),
 # pkg-config static_libs, pkg-config --static, and find_package(attnc) for
 # both targets; run each.  Also: the soname, and that libattnc.so exports
 # only attnc_* symbols.
@@ -37,6 +37,11 @@ $cc -std=c11 -o "$tmp/embed-shared" "$embed" $(pkg-config --cflags --libs attnc)
 #  whenever grep exits first and objdump dies of SIGPIPE)
 grep -q "NEEDED.*libattnc.so.0" <<<"$(objdump -p "$tmp/embed-shared")" || fail "embed-shared does not use libattnc.so.0"
 "$tmp/embed-shared" >/dev/null || fail "embed-shared failed"
+# 1b. the decode example (attnc_kernel_run_batch over a paged f16 cache), linked the same way
+# shellcheck disable=SC2046
+$cc -std=c11 -o "$tmp/decode-shared" "$src/examples/embed/decode.c" $(pkg-config --cflags --libs attnc) -lm \
+  -Wl,-rpath,"$libdir" || fail "decode.c: shared link with pkg-config failed"
+"$tmp/decode-shared" 300 >/dev/null || fail "decode-shared failed"
 # 2. static, from the pkg-config variable
 # shellcheck disable=SC2046
 $cc -std=c11 -o "$tmp/embed-static" "$embed" $(pkg-config --cflags attnc) $(pkg-config --variable=static_libs attnc) -lm \
