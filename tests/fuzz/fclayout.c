@@ -7,7 +7,10 @@
  *
  * Layouts: 0 [B,H,L,D]; 1 [B,L,H,D] (LSE [B,Lq,H]); 2 Q, K and V as slices
  * of one [B,L,H+2Hkv,D] buffer when Lq = Lk and D = Dv (else layout 1), O
- * and LSE with gaps between rows and heads. */
+ * and LSE with gaps between rows and heads; 3 (one sequence, B = 1) K and V
+ * in a paged cache read through a shuffled block table
+ * (attnc_kernel_run_batch): pages of the kernel's kv tile (or twice it,
+ * read in place) or of an odd size (gathered), Q, O and LSE as layout 0. */
 #include "fclayout.h"
 
 #include <stdlib.h>
@@ -71,10 +74,55 @@ static void strides_of(int layout, const int64_t dims[4], int64_t st[4]) {
     }
 }
 
+int fcl_layout(const FuzzCase *c) {
+    const attnc_sizes *s = &c->sz;
+    if (c->layout == 2 && (s->Lq != s->Lk || s->D != s->Dv)) return 1;
+    if (c->layout == 3 && (s->B != 1 || s->Lk < 1)) return 0;
+    return c->layout;
+}
+
+/* Layout 3: K and V (contiguous float32, B = 1) into pages of P rows,
+ * [pages, P, Hkv, D], page i of the sequence stored at a shuffled place. */
+static int make_pages(const FuzzCase *c, const float *k, const float *v, FcLayoutCall *L) {
+    const attnc_sizes *s = &c->sz;
+    uint64_t seed = c->data_seed * 0x9E3779B97F4A7C15ull + 7;
+    int64_t bk = c->tile_k > 0 ? c->tile_k : 64;
+    int64_t P = seed % 3 == 0 ? 1 + (int64_t)(seed >> 8) % 40 : bk * (1 + (int64_t)(seed >> 8) % 2);
+    int64_t per_seq = (s->Lk + P - 1) / P, n = per_seq + 1; /* one page more than needed: never read */
+    L->table = malloc(sizeof(int32_t) * (size_t)per_seq);
+    L->k = calloc((size_t)(n * P * s->Hkv * s->D) + 1, elem_bytes(c->elem));
+    L->v = calloc((size_t)(n * P * s->Hkv * s->Dv) + 1, elem_bytes(c->elem));
+    int32_t *perm = malloc(sizeof(int32_t) * (size_t)n);
+    if (!L->table || !L->k || !L->v || !perm) return free(perm), -1;
+    for (int64_t i = 0; i < n; i++) perm[i] = (int32_t)i;
+    for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates with a splitmix step */
+        seed += 0x9E3779B97F4A7C15ull;
+        uint64_t z = (seed ^ (seed >> 30)) * 0xBF58476D1CE4E5B9ull;
+        int64_t j = (int64_t)((z ^ (z >> 27)) % (uint64_t)(i + 1));
+        int32_t t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    memcpy(L->table, perm, sizeof(int32_t) * (size_t)per_seq);
+    free(perm);
+    for (int64_t h = 0; h < s->Hkv; h++)
+        for (int64_t kv = 0; kv < s->Lk; kv++) {
+            int64_t row = (int64_t)L->table[kv / P] * P + kv % P;
+            for (int64_t d = 0; d < s->D; d++)
+                put(L->k, c->elem, (row * s->Hkv + h) * s->D + d, k ? k[(h * s->Lk + kv) * s->D + d] : 0);
+            for (int64_t d = 0; d < s->Dv; d++)
+                put(L->v, c->elem, (row * s->Hkv + h) * s->Dv + d, v ? v[(h * s->Lk + kv) * s->Dv + d] : 0);
+        }
+    L->kv_len = s->Lk;
+    L->batch = (attnc_batch){.page_size = P, .num_pages = n, .pages_per_seq = per_seq, .block_table = L->table,
+                             .kv_len = &L->kv_len};
+    memset(L->lay.k.stride, 0, sizeof L->lay.k.stride), memset(L->lay.v.stride, 0, sizeof L->lay.v.stride);
+    return 0;
+}
+
 int fcl_prepare(const FuzzCase *c, const float *q, const float *k, const float *v, int with_lse, FcLayoutCall *L) {
     memset(L, 0, sizeof *L);
     const attnc_sizes *s = &c->sz;
-    int layout = c->layout == 2 && (s->Lq != s->Lk || s->D != s->Dv) ? 1 : c->layout;
+    int layout = fcl_layout(c);
     int e = c->elem;
     int64_t dq[4] = {s->B, s->H, s->Lq, s->D}, dk[4] = {s->B, s->Hkv, s->Lk, s->D}, dv[4] = {s->B, s->Hkv, s->Lk, s->Dv};
     int64_t dout[4] = {s->B, s->H, s->Lq, s->Dv}, dlse[4] = {s->B, s->H, s->Lq, 1};
@@ -93,6 +141,14 @@ int fcl_prepare(const FuzzCase *c, const float *q, const float *k, const float *
         int64_t os[4] = {s->H * (s->Lq * (s->Dv + 3) + 5), s->Lq * (s->Dv + 3) + 5, s->Dv + 3, 1};
         int64_t ls[4] = {s->H * (2 * s->Lq + 1), 2 * s->Lq + 1, 2, 1};
         memcpy(L->lay.o.stride, os, sizeof os), memcpy(L->lay.lse.stride, ls, sizeof ls);
+    } else if (layout == 3) {
+        strides_of(0, dq, L->lay.q.stride);
+        strides_of(0, dout, L->lay.o.stride);
+        int64_t ls[4] = {s->H * s->Lq, s->Lq, 1, 1};
+        memcpy(L->lay.lse.stride, ls, sizeof ls);
+        L->q = calloc((size_t)extent(dq, L->lay.q.stride) + 1, elem_bytes(e));
+        if (!L->q || make_pages(c, k, v, L)) return -1;
+        k = v = NULL; /* packed above */
     } else {
         strides_of(layout, dq, L->lay.q.stride);
         strides_of(layout, dk, L->lay.k.stride);
@@ -156,6 +212,7 @@ int fcl_extract(const FuzzCase *c, FcLayoutCall *L, float *o, float *lse) {
 }
 
 void fcl_free(FcLayoutCall *L) {
+    free(L->table);
     if (L->fused) free(L->fused);
     else free(L->q), free(L->k), free(L->v);
     free(L->o);

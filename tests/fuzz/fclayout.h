@@ -10,10 +10,18 @@ typedef struct FcLayoutCall {
     float *lse;
     size_t obytes, lbytes;
     attnc_layouts lay;
+    /* layout 3: K and V in pages (attnc_kernel_run_batch with this batch) */
+    attnc_batch batch;
+    int32_t *table;
+    int64_t kv_len;
 } FcLayoutCall;
 
 /* Round n floats to elem (1 f16, 2 bf16; 0: as they are), in place. */
 void fcl_round(int elem, float *x, size_t n);
+
+/* The layout case c runs with: its own, or the one it falls back to when
+ * its shape does not allow it (2: Lq != Lk or D != Dv; 3: B != 1 or Lk = 0). */
+int fcl_layout(const FuzzCase *c);
 
 /* Pack the contiguous float32 Q, K, V of case c into its layout; O and LSE
  * (with_lse) buffers filled with a marker.  0, or -1 out of memory. */

@@ -156,7 +156,8 @@ static attnc_status compile_run(const attnc_spec *spec, const FuzzCase *c, const
         }
         attnc_args a = args;
         a.q = L.q, a.k = L.k, a.v = L.v, a.o = L.o, a.lse = L.lse;
-        st = attnc_kernel_run_layout(k, &a, &L.lay, &err);
+        st = fcl_layout(c) == 3 ? attnc_kernel_run_batch(k, &a, &L.lay, &L.batch, &err)
+                                : attnc_kernel_run_layout(k, &a, &L.lay, &err);
         if (st) {
             snprintf(msg, 600, "run: %s", err.message);
             *partial |= !fcl_untouched(&L);
@@ -349,7 +350,7 @@ int fc_read(FuzzCase *c, const char *path) {
         else if (!strcmp(key, "threads")) c->threads = atoi(val);
         else if (!strcmp(key, "warm-threads")) c->warm_threads = atoi(val);
         else if (!strcmp(key, "elem")) c->elem = atoi(val), bad = c->elem < 0 || c->elem > 2;
-        else if (!strcmp(key, "layout")) c->layout = atoi(val), bad = c->layout < 0 || c->layout > 2;
+        else if (!strcmp(key, "layout")) c->layout = atoi(val), bad = c->layout < 0 || c->layout > 3;
         else if (!strcmp(key, "param")) bad = named_line(val, c->params, &c->nparams);
         else if (!strcmp(key, "define")) bad = named_line(val, c->defines, &c->ndefines);
         else if (!strcmp(key, "int-range") && c->nranges < FC_MAX) {

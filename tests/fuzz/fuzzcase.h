@@ -41,7 +41,7 @@ typedef struct FuzzCase {
                        * the thread pool that a process's earlier calls left, for a reproducer */
     int no_lse; /* the backend's call passes LSE = NULL (optional in the API); only O is compared */
     int elem;   /* the backend's Q, K, V, O: 0 float32, 1 f16, 2 bf16 (the inputs are rounded to it for both sides) */
-    int layout; /* the backend's layout: 0 [B,H,L,D], 1 [B,L,H,D], 2 fused QKV slices with O and LSE gapped (fclayout.c) */
+    int layout; /* the backend's layout: 0 [B,H,L,D], 1 [B,L,H,D], 2 fused QKV slices with O and LSE gapped, 3 paged K and V (fclayout.c) */
 } FuzzCase;
 
 typedef enum FcKind {
