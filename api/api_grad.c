@@ -1,6 +1,7 @@
 /* api_grad.c — attnc_kernel_backward (include/attnc.h): bind and check the
- * forward call and the gradient arguments, then hand the call to the
- * backend's backward pass (backend.h).  A call with nothing to differentiate
+ * forward call and the gradient arguments, then run the backward pass: the
+ * backend's own (the interpreter) or its compiled kernel through
+ * runtime/launch_grad.c, as the forward runs through launch.c.  A call with nothing to differentiate
  * (no query rows, or no keys: every row empty) writes zeros here. */
 #include <string.h>
 
@@ -8,6 +9,7 @@
 #include "attnc.h"
 #include "bind.h"
 #include "bind_grad.h"
+#include "launch_grad.h"
 #include "plan.h"
 
 /* Zero every element of a [dims] tensor at its layout. */
@@ -53,12 +55,14 @@ static int plain(const BoundCall *bc, const BoundGrad *bg) {
     return 1;
 }
 
-int attnc_kernel_has_backward(const attnc_kernel *k) { return k && k->impl->backward != NULL; }
+int attnc_kernel_has_backward(const attnc_kernel *k) {
+    return k && (k->impl->backward != NULL || k->ck.grad_tile != NULL);
+}
 
 attnc_status attnc_kernel_backward(const attnc_kernel *k, const attnc_args *args, const attnc_layouts *layouts,
                                    const attnc_grad *grad, attnc_error *err) {
     if (!k) return set_error(err, ATTNC_ERR_USAGE, "kernel is NULL");
-    if (!k->impl->backward)
+    if (!attnc_kernel_has_backward(k))
         return set_error(err, ATTNC_ERR_USAGE, "backend '%s' has no backward pass yet (interp has)",
                          attnc_backend_name(k->backend));
     BoundCall bc;
@@ -83,7 +87,8 @@ attnc_status attnc_kernel_backward(const attnc_kernel *k, const attnc_args *args
     } else {
         float dummy[1] = {0};
         attnc_args a = api_with_empty_arrays(args, dummy);
-        st = k->impl->backward(k->plan, &k->ck, &bc, &a, &bg, k->threads, err);
+        st = k->impl->backward ? k->impl->backward(k->plan, &k->ck, &bc, &a, &bg, k->threads, err)
+                               : launch_grad_run(k->plan, &k->ck, &bc, &a, &bg, k->threads, err);
     }
     bind_grad_release(&bg);
     bind_release(&bc);

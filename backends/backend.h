@@ -18,6 +18,9 @@ typedef struct CompiledKernel {
     const void *kernel_data; /* passed to the kernel as call->kernel_data */
     int packs; /* 1: the kernel computes work items of packed heads (AttnCall.pack > 1) */
     int pages; /* 1: the kernel reads a paged K and V in place (AttnCall.kv_page) */
+    /* the backward pass (kernel_abi.h, AttnGradCall), run by runtime/launch_grad.c; NULL: none */
+    AttnGradTileFn grad_tile;
+    AttnScratchFn grad_scratch_bytes;
 } CompiledKernel;
 
 typedef struct BackendImpl {
@@ -38,8 +41,10 @@ typedef struct BackendImpl {
     attnc_status (*run)(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                         int threads, attnc_error *err);
     /* The backward pass of one bound call (version 2; middle/call.h's
-     * BoundGrad): the gradients bg asks for, written only on success.  NULL:
-     * the backend has none yet (the API refuses the call). */
+     * BoundGrad) instead of runtime/launch_grad.c's, the interpreter's way:
+     * the gradients bg asks for, written only on success.  NULL for a
+     * backend whose kernels follow kernel_abi.h (CompiledKernel.grad_tile,
+     * which may be NULL too: then the kernel has no backward pass). */
     attnc_status (*backward)(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                              const BoundGrad *bg, int threads, attnc_error *err);
     /* 1: the kernel reads and writes every layout bind_call_layout accepts

@@ -12,7 +12,7 @@
 #define ATTNC_KERNEL_ABI_H
 #include <stdint.h>
 
-#define ATTNC_ABI_VERSION 4
+#define ATTNC_ABI_VERSION 5
 #define ATTNC_ABI_MAX_RANK 8
 
 /* One param value: ints and bools in i, floats in f (by the param's type). */
@@ -77,5 +77,43 @@ typedef int (*AttnTileFn)(const AttnCall *call, int64_t b, int64_t h, int64_t qt
 
 /* Bytes of scratch one work item needs. */
 typedef int64_t (*AttnScratchFn)(const AttnCall *call);
+
+/* The backward pass (ABI 5; docs/gradients.md).  One work item is one kv
+ * tile of one (b, hk) — FlashAttention-2's order: the kernel holds the
+ * tile's K and V rows, and for every query head h of kv head hk (the GQA
+ * group, h in [hk * H / Hkv, (hk + 1) * H / Hkv)) and every q tile that
+ * the tile map lists for this kv tile in h's group, recomputes the scores,
+ * p and the seeds, and accumulates:
+ *   dV[kv] += p * dO[q]                     dP = dO[q] . V[kv]
+ *   g = softmax ? p * (dP - delta[q]) : dP - delta[q]
+ *   gpre = g * d(value)/d(pre)              (the backward plan's roots)
+ *   dK[kv] += gpre * scale * Q[q]           dQ[q] += gpre * scale * K[kv]
+ *   tensor gradients: scatter-add per the backward plan's terms
+ * Rows whose forward LSE is -inf (softmax: empty rows) contribute nothing. */
+typedef struct AttnGradCall {
+    /* the forward call: sizes, Q, K, V and LSE (read; o unused), params,
+     * tensors, layouts, kernel_data.  Its tile map is listed by kv tile
+     * (plan.h: tile_map_transpose): for kv tile kt of group g the q tiles
+     * are tile_kv[e] for e in [row_start[g * nkt + kt], row_start[g * nkt + kt + 1]),
+     * where here nkt counts kv tiles and nqt q tiles as in the forward. */
+    AttnCall f;
+    /* per row [B, H, Lq], contiguous float32: softmax: rowsum(dO * O) - dLSE;
+     * weight: -dLSE * exp(-LSE) (0 where dLSE is 0) */
+    const float *delta;
+    /* dO as float32, contiguous [B, H, Lq, Dv] */
+    const float *dout;
+    /* accumulators, float32, contiguous, zeroed by the runtime: dQ [B, H, Lq, D]
+     * (this kv split's own, when the keys are split), dK [B, Hkv, Lk, D] and
+     * dV [B, Hkv, Lk, Dv] (an item owns its kv tile's rows) */
+    float *dq, *dk, *dv;
+} AttnGradCall;
+
+/* Accumulate kv tile kt of (b, hk) as above; `dtensor` (by tensor index,
+ * NULL where not wanted) are the calling partition's own float32
+ * accumulators of the tensors' gradients.  Returns 0, or 1 when an element
+ * raises a runtime error (the runtime asks the interpreter for the message
+ * and writes nothing). */
+typedef int (*AttnGradTileFn)(const AttnGradCall *call, int64_t b, int64_t hk, int64_t kt, float *const *dtensor,
+                              void *scratch);
 
 #endif

@@ -52,9 +52,7 @@ static void copy_out(const attnc_sizes *sz, int64_t row, int elem_bytes, const c
             }
 }
 
-/* The layouts of the call in its AttnCall; `private_out`: O and LSE go to
- * contiguous private buffers (float32 O when `f32_out`: a split's partial). */
-static void set_layouts(AttnCall *c, const BoundCall *bc, int private_out, int f32_out) {
+void launch_set_layouts(AttnCall *c, const BoundCall *bc, int private_out, int f32_out) {
     const BoundLayout *L = bc->layout;
     c->q_elem = L[BT_Q].elem, c->k_elem = L[BT_K].elem, c->v_elem = L[BT_V].elem, c->o_elem = L[BT_O].elem;
     memcpy(c->q_stride, L[BT_Q].stride, sizeof c->q_stride);
@@ -176,20 +174,46 @@ static int private_buffers(Launch *l, const attnc_args *args, int check_faults, 
     return 1;
 }
 
+int launch_values(const BoundCall *bc, LaunchValues *v) {
+    const Attention *a = bc->attn;
+    v->params = calloc((size_t)a->nparams + 1, sizeof *v->params);
+    v->tdata = calloc((size_t)a->ntensors + 1, sizeof *v->tdata);
+    v->tshape = calloc((size_t)a->ntensors + 1, sizeof *v->tshape);
+    if (!v->params || !v->tdata || !v->tshape) return 0;
+    for (int i = 0; i < a->nparams; i++) {
+        Type t = a->params[i]->type;
+        if (t == T_FLOAT) v->params[i].f = bc->params[i].f;
+        else v->params[i].i = t == T_BOOL ? bc->params[i].b : bc->params[i].i;
+    }
+    for (int i = 0; i < a->ntensors; i++) {
+        v->tdata[i] = bc->tensors[i]->data;
+        for (int d = 0; d < bc->tensors[i]->rank; d++) v->tshape[i][d] = bc->tensors[i]->shape[d];
+    }
+    return 1;
+}
+
+void launch_values_free(LaunchValues *v) {
+    free(v->params);
+    free(v->tdata);
+    free(v->tshape);
+    memset(v, 0, sizeof *v);
+}
+
 attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                         int threads, int flags, const LaunchPages *pages, attnc_error *err) {
     const attnc_sizes *sz = &bc->sz;
-    const Attention *a = p->attn;
     int64_t pack = heads_per_item(p, ck, sz, flags);
     TileMap full;
     attnc_status st = tile_map_build_rows(p, bc, p->bq / pack, &full, err);
     if (st) return st;
     Launch *l = calloc(1, sizeof *l);
-    AttnValue *params = calloc((size_t)a->nparams + 1, sizeof *params);
-    const void **tdata = calloc((size_t)a->ntensors + 1, sizeof *tdata);
-    int64_t(*tshape)[ATTNC_ABI_MAX_RANK] = calloc((size_t)a->ntensors + 1, sizeof *tshape);
+    LaunchValues vals;
+    int have_vals = launch_values(bc, &vals);
+    AttnValue *params = vals.params;
+    const void **tdata = vals.tdata;
+    int64_t(*tshape)[ATTNC_ABI_MAX_RANK] = vals.tshape;
     float *o = NULL, *lse = NULL;
-    if (!l || !params || !tdata || !tshape) {
+    if (!l || !have_vals) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -202,15 +226,6 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
     if (!private_buffers(l, args, full.check_faults, threads, &o, &lse)) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         goto done;
-    }
-    for (int i = 0; i < a->nparams; i++) {
-        Type t = a->params[i]->type;
-        if (t == T_FLOAT) params[i].f = bc->params[i].f;
-        else params[i].i = t == T_BOOL ? bc->params[i].b : bc->params[i].i;
-    }
-    for (int i = 0; i < a->ntensors; i++) {
-        tdata[i] = bc->tensors[i]->data;
-        for (int d = 0; d < bc->tensors[i]->rank; d++) tshape[i][d] = bc->tensors[i]->shape[d];
     }
     int64_t gsb, gsh; /* the tile group of (b, h) */
     sched_group_strides(p->sched, sz->H, &gsb, &gsh);
@@ -234,7 +249,7 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
                                 .group_stride_h = gsh, .kernel_data = ck->kernel_data,
                                 .check_faults = tm->check_faults, .pack = pack,
                                 .kv_page = pages ? pages->table : NULL, .page_rows = pages ? pages->page_rows : 0};
-        set_layouts(&l->call[s], bc, o != args->o || l->splits > 1, l->splits > 1);
+        launch_set_layouts(&l->call[s], bc, o != args->o || l->splits > 1, l->splits > 1);
     }
     l->scratch_bytes = (ck->scratch_bytes(&l->call[0]) + 63) / 64 * 64;
     /* kernels answer 2^40 (or more) for a size no machine has: never ask malloc for it */
@@ -268,9 +283,7 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
 done:
     if (o != args->o) free(o);
     if (lse != args->lse) free(lse);
-    free(params);
-    free(tdata);
-    free(tshape);
+    launch_values_free(&vals);
     tile_map_free(&full);
     if (l) {
         for (int s = 0; s < l->splits; s++) tile_map_free(&l->tm[s]);

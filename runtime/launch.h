@@ -23,4 +23,18 @@ typedef struct LaunchPages {
 attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                         int threads, int flags, const LaunchPages *pages, attnc_error *err);
 
+/* The call's params, tensor data and tensor shapes as kernel_abi.h wants
+ * them (by index); 0 when out of memory.  launch_values_free either way. */
+typedef struct LaunchValues {
+    AttnValue *params;
+    const void **tdata;
+    int64_t (*tshape)[ATTNC_ABI_MAX_RANK];
+} LaunchValues;
+int launch_values(const BoundCall *bc, LaunchValues *v);
+void launch_values_free(LaunchValues *v);
+
+/* The layouts of bc in c; `private_out`: O and LSE go to contiguous private
+ * buffers (float32 O when `f32_out`: a split's partial). */
+void launch_set_layouts(AttnCall *c, const BoundCall *bc, int private_out, int f32_out);
+
 #endif
