@@ -236,8 +236,8 @@ void grad_plan_print(const GradPlan *gp, StrBuf *out) {
         return;
     }
     int k = 0;
-    IrRef main[] = {f->keep, f->scale, f->bias, f->score, f->weight, f->fault, gp->dvalue_dpre};
-    for (size_t i = 0; i < sizeof main / sizeof main[0]; i++) roots[k++] = main[i];
+    IrRef rootv[] = {f->keep, f->scale, f->bias, f->score, f->weight, f->fault, gp->dvalue_dpre};
+    for (size_t i = 0; i < sizeof rootv / sizeof rootv[0]; i++) roots[k++] = rootv[i];
     for (int i = 0; i < gp->nterms; i++) {
         const GradTerm *t = &gp->terms[i];
         roots[k++] = t->load;
@@ -255,7 +255,7 @@ void grad_plan_print(const GradPlan *gp, StrBuf *out) {
     free(roots);
     static const char *const names[] = {"keep", "scale", "bias", "score", "weight", "fault"};
     for (int i = 0; i < 6; i++)
-        if (main[i] != IR_NONE) sb_printf(out, "  %s = %%%d\n", names[i], main[i]);
+        if (rootv[i] != IR_NONE) sb_printf(out, "  %s = %%%d\n", names[i], rootv[i]);
     sb_printf(out, "  dvalue_dpre = %%%d\n", gp->dvalue_dpre);
     for (int i = 0; i < gp->nterms; i++) print_term(gp, &gp->terms[i], out);
 }
