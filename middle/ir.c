@@ -256,12 +256,23 @@ static void print_node(const IrModule *m, IrRef r, StrBuf *out) {
     sb_printf(out, "\n");
 }
 
-void ir_print(const IrModule *m, const IrFunc *f, StrBuf *out) {
+void ir_print_nodes(const IrModule *m, const IrRef *roots, int nroots, StrBuf *out) {
     char *live = calloc((size_t)m->n + 1, 1);
     if (!live) {
         out->failed = 1; /* the caller sees out of memory, not a shorter dump */
         return;
     }
+    for (int i = 0; i < nroots; i++)
+        if (roots[i] != IR_NONE) live[roots[i]] = 1;
+    for (int i = m->n - 1; i >= 0; i--)
+        if (live[i])
+            for (int a = 0; a < m->nodes[i].nargs; a++) live[m->nodes[i].args[a]] = 1;
+    for (int i = 0; i < m->n; i++)
+        if (live[i]) print_node(m, i, out);
+    free(live);
+}
+
+void ir_print(const IrModule *m, const IrFunc *f, StrBuf *out) {
     enum { NMAIN = 7 };
     IrRef roots[NMAIN + 3 * 8];
     int nroots = 0;
@@ -272,14 +283,8 @@ void ir_print(const IrModule *m, const IrFunc *f, StrBuf *out) {
         roots[nroots++] = f->lowrank_q[g];
         roots[nroots++] = f->lowrank_k[g];
     }
-    for (int i = 0; i < nroots; i++)
-        if (roots[i] != IR_NONE) live[roots[i]] = 1;
-    for (int i = m->n - 1; i >= 0; i--)
-        if (live[i])
-            for (int a = 0; a < m->nodes[i].nargs; a++) live[m->nodes[i].args[a]] = 1;
-    for (int i = 0; i < m->n; i++)
-        if (live[i]) print_node(m, i, out);
-    free(live);
+    ir_print_nodes(m, roots, nroots, out);
+    if (out->failed) return;
     static const char *const names[NMAIN] = {"keep", "scale", "bias", "score", "weight", "fault", "lse_offset"};
     for (int i = 0; i < NMAIN; i++)
         if (main_roots[i] != IR_NONE) sb_printf(out, "  %s = %%%d\n", names[i], main_roots[i]);

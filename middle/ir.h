@@ -127,5 +127,7 @@ IrRef ir_rebuild(IrModule *m, const IrNode *n, const IrRef *new_args);
 
 /* Print the nodes reachable from f's roots and the roots themselves. */
 void ir_print(const IrModule *m, const IrFunc *f, StrBuf *out);
+/* Print the nodes reachable from roots[0..n) (IR_NONE entries skipped), in node order. */
+void ir_print_nodes(const IrModule *m, const IrRef *roots, int nroots, StrBuf *out);
 
 #endif

@@ -14,6 +14,9 @@ int pass_specialize(IrModule *m, IrFunc *f, const int *is_fixed, const Const *va
 
 /* pass_fold.c: constant folding and algebraic simplification. */
 int pass_fold(IrModule *m, IrFunc *f);
+/* The node (op, type, aux, args) simplified by the same rules, built only when
+ * no simpler equivalent exists (derive.c builds its derivatives through it). */
+IrRef ir_fold(IrModule *m, IrOp op, Type type, int aux, int nargs, const IrRef *args);
 
 /* pass_mask_facts.c: inside kept elements, what the masks imply
  * (kv <= q makes abs(q - kv) = q - kv). */
@@ -26,6 +29,13 @@ int pass_softmax_invariant(IrModule *m, IrFunc *f);
 /* pass_lowrank.c: sum(r < R) f(q, r) * g(kv, r) becomes extra Q/K columns
  * (FlashBias); with `separable`, so does a * float(x(q) - y(kv)). */
 int pass_lowrank(IrModule *m, IrFunc *f, int separable);
+
+/* derive.c: *out = d root / d var, as nodes of m (spec 9.5's rules, see
+ * there), simplified as built.  var: IR_PRE, a float IR_LOAD, or an IR_SUM
+ * taken as an independent value; a sum whose body reads var must not bind a
+ * variable var reads.  An operation without a rule fails (ATTNC_ERR_INTERNAL,
+ * naming it); out of memory gives ATTNC_ERR_NOMEM. */
+attnc_status ir_derive(IrModule *m, IrRef root, IrRef var, IrRef *out, attnc_error *err);
 
 /* ---- ir_eval.c ---------------------------------------------------------- */
 

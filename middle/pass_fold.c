@@ -128,6 +128,15 @@ static IrRef simplify(IrModule *m, IrRef old, const IrNode *n, const IrRef *a, v
     return IR_NONE;
 }
 
+IrRef ir_fold(IrModule *m, IrOp op, Type type, int aux, int nargs, const IrRef *args) {
+    for (int i = 0; i < nargs; i++)
+        if (args[i] == IR_NONE) return IR_NONE;
+    /* the node as it would be built, simplified before it is: no dead node is left behind */
+    IrNode n = {.op = op, .type = type, .aux = aux, .nargs = nargs, .args = (IrRef *)args};
+    IrRef r = simplify(m, IR_NONE, &n, args, NULL);
+    return r != IR_NONE ? r : ir_node(m, op, type, aux, (Const){0}, nargs, args);
+}
+
 int pass_fold(IrModule *m, IrFunc *f) {
     /* one sweep folds bottom-up; a second catches what canonical order exposed */
     int changed = ir_rewrite(m, f, simplify, NULL);

@@ -7,6 +7,7 @@
  * them; the node counts in the dump show it. */
 #include <stdio.h>
 
+#include "grad_plan.h"
 #include "ir_passes.h"
 #include "plan.h"
 
@@ -45,7 +46,18 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
     p->mask_varies_h = (mask_deps & (DEP_H | DEP_HK)) != 0;
     p->softmax = p->f->weight == IR_NONE;
     p->sched = sched_build(arena, p);
-    return p->sched ? p : NULL;
+    if (!p->sched) return NULL;
+
+    GradPlan *gp;
+    attnc_error err = {0};
+    attnc_status st = grad_plan_build(arena, a, opt->is_fixed, opt->fixed, &gp, &err);
+    if (st == ATTNC_ERR_NOMEM) return NULL;
+    p->grad = gp;
+    if (st) {
+        p->grad_error = arena_strdup(arena, err.message);
+        if (!p->grad_error) return NULL;
+    }
+    return p;
 }
 
 void plan_print(const Plan *p, const TileMap *tm, StrBuf *out) {
@@ -75,4 +87,6 @@ void plan_print(const Plan *p, const TileMap *tm, StrBuf *out) {
             sb_printf(out, "  runtime error checks for this call: %s\n",
                       tm->check_faults ? "needed" : "none (every index provably in range)");
     }
+    if (p->grad) grad_plan_print(p->grad, out);
+    else sb_printf(out, "backward:\n  not available: %s\n", p->grad_error ? p->grad_error : "not built");
 }

@@ -38,6 +38,11 @@ typedef struct Plan {
     int softmax;         /* no weight clause */
     /* where the kernel computes each value (schedule.h) */
     Schedule *sched;
+    /* the backward's derivatives (grad_plan.h), built with the plan; NULL
+     * when the derivation failed, grad_error then says why (a forward kernel
+     * still compiles: only its backward is refused) */
+    const struct GradPlan *grad;
+    const char *grad_error;
 } Plan;
 
 typedef struct PlanOptions {

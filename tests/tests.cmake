@@ -95,3 +95,8 @@ target_link_libraries(test_batch PRIVATE attnc_test_support)
 add_test(NAME api/batch COMMAND test_batch)
 add_test(NAME cli/ragged COMMAND bash ${PROJECT_SOURCE_DIR}/tests/ragged_cli.sh $<TARGET_FILE:attnc> $<TARGET_FILE:npyrand>
                                      $<TARGET_FILE:npyclose>)
+# Derivatives (issue 12): ir_derive and the backward plan's tensor terms against finite differences, every example.
+add_executable(test_derive ${PROJECT_SOURCE_DIR}/tests/test_derive.c)
+target_compile_options(test_derive PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_derive PRIVATE attnc_test_support)
+add_test(NAME middle-end/derive COMMAND test_derive ${ATTNC_TILE_EXAMPLES})
