@@ -1,0 +1,13 @@
+# tests/grad.cmake — gradients (issue 12): the interpreter's reference backward
+# against finite differences of its own forward (tests/test_grad_interp.c), on
+# every attention of every example and on specs covering each derivative rule.
+add_executable(test_grad_interp ${PROJECT_SOURCE_DIR}/tests/test_grad_interp.c)
+target_compile_options(test_grad_interp PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_grad_interp PRIVATE attnc_test_support)
+add_test(NAME grad/interp-fd/rules COMMAND test_grad_interp --rules)
+file(GLOB ATTNC_GRAD_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.attn)
+foreach(example ${ATTNC_GRAD_EXAMPLES})
+  get_filename_component(name ${example} NAME_WE)
+  # the example's Lq and Lk (its params fit them), fewer heads (GQA 2:1) and a small D
+  add_test(NAME grad/interp-fd/${name} COMMAND test_grad_interp ${example} --shape B=2,H=2,Hkv=1,D=4,Dv=3)
+endforeach()
