@@ -11,3 +11,10 @@ foreach(example ${ATTNC_GRAD_EXAMPLES})
   # the example's Lq and Lk (its params fit them), fewer heads (GQA 2:1) and a small D
   add_test(NAME grad/interp-fd/${name} COMMAND test_grad_interp ${example} --shape B=2,H=2,Hkv=1,D=4,Dv=3)
 endforeach()
+# attnc_kernel_backward's plumbing on the interpreter: one gradient at a time, f16/bf16, [B, L, H, D], hostile calls,
+# a runtime error reported as the forward's.
+add_executable(test_grad_api ${PROJECT_SOURCE_DIR}/tests/test_grad_api.c)
+target_compile_options(test_grad_api PRIVATE ${ATTNC_WARNINGS})
+target_include_directories(test_grad_api PRIVATE ${PROJECT_SOURCE_DIR}/base)
+target_link_libraries(test_grad_api PRIVATE attnc_test_support)
+add_test(NAME grad/interp-api COMMAND test_grad_api ${PROJECT_SOURCE_DIR}/examples)
