@@ -194,7 +194,8 @@ static Val dsum(Grad *g, const TExpr *e) {
 static Val dval(Grad *g, const TExpr *e) {
     InterpEnv *env = g->env;
     if (env->failed) return konst(0);
-    if (e->type != T_FLOAT || !(e->deps & (DEP_SCORE | DEP_TENSOR))) return konst(interp_eval(env, e).f);
+    if (e->type == T_INT) return konst((double)interp_eval(env, e).i); /* sema promotes: not expected */
+    if (!(e->deps & (DEP_SCORE | DEP_TENSOR))) return konst(interp_eval(env, e).f);
     switch (e->kind) {
     case X_SCORE: return g->score;
     case X_LET: {

@@ -46,6 +46,7 @@ static const double TOL = 1e-6, H1 = 1.0 / 8192, H2 = 1.0 / 32768;
 
 /* Specs covering each derivative rule: every built-in function, ?:, float %,
  * sums, lets, a float tensor read by a mask (no derivative) and by the score,
+ * an int tensor element promoted to float,
  * a fully masked row, a weight, and pow's two operands. */
 static const char RULES[] =
     "// example-args[rules_bias]: --shape B=2,H=4,Hkv=2,Lq=7,Lk=9,D=5,Dv=3\n"
@@ -75,8 +76,9 @@ static const char RULES[] =
     "attention rules_weight {\n"
     "  tensor t : float[H];\n"
     "  tensor z : float[Lk];\n"
+    "  tensor n : int[Lk];\n"
     "  mask kv <= q + 2;\n"
-    "  bias z[kv];\n"
+    "  bias z[kv] * float(n[kv] + 1);\n"
     "  weight exp(score * t[h]) + 0.5 * sigmoid(score + z[kv]) + 2.0;\n"
     "}\n";
 
