@@ -11,6 +11,8 @@
  *   differ from rounding the float32 on a tie);
  * - [B, L, H, D] Q, K, V, O, dO, dQ, dK, dV and [B, L, H] LSE and dLSE give
  *   exactly the contiguous call's gradients.
+ * Rows that keep nothing (masked; softmax scores all -inf) have zero
+ * gradient whatever their dO and dLSE.
  * Hostile calls are refused with ATTNC_ERR_USAGE and a message, writing
  * nothing: LSE NULL, an unknown, int or repeated tensor gradient, outputs
  * overlapping each other, a backend without a backward pass.  A runtime
@@ -396,6 +398,54 @@ static void test_runtime_error(const Setup *S) {
     attnc_kernel_free(k);
 }
 
+/* Rows that keep nothing (masked, or softmax rows whose every score is
+ * -inf) have zero gradient whatever their dO and dLSE (spec 9.5): the
+ * gradients equal those of the call with dO and dLSE zeroed on them. */
+static void test_empty_rows(const Setup *S) {
+    attnc_error err = {0};
+    attnc_kernel *k = compile_text("empty.attn",
+                                   "attention empty { tensor t : float[Lk];\n"
+                                   "  mask q != 2 && q != 5;\n  bias (q == 4 ? log(0.0) : 0.0) + t[kv]; }\n",
+                                   ATTNC_BACKEND_INTERP, &err);
+    check(k != NULL, "empty.attn compiles (%s)", err.message);
+    if (!k) return;
+    const attnc_sizes *z = &S->sz;
+    float t[64], *o = malloc(sizeof(float) * (S->no + 1)), *lse = malloc(sizeof(float) * (S->rows + 1));
+    float *dout = malloc(sizeof(float) * (S->no + 1)), *dlse = malloc(sizeof(float) * (S->rows + 1));
+    for (int64_t i = 0; i < z->Lk; i++) t[i] = rng_uniform();
+    attnc_tensor tt[1] = {{"t", ATTNC_F32, 1, {z->Lk}, t}};
+    attnc_args a = {*z, S->q, S->kk, S->v, o, lse, NULL, 0, tt, 1};
+    Grads g[2] = {{{0}}, {{0}}};
+    int ok = o && lse && dout && dlse && grads_alloc(&g[0], S) && grads_alloc(&g[1], S) && !attnc_kernel_run(k, &a, &err);
+    for (int pass = 0; ok && pass < 2; pass++) {
+        /* pass 0: dO and dLSE everywhere; pass 1: zero on the empty rows */
+        for (size_t r = 0; r < S->rows; r++) {
+            int64_t q = (int64_t)(r % (size_t)z->Lq);
+            int empty = q == 2 || q == 4 || q == 5;
+            dlse[r] = pass && empty ? 0.0f : 1.0f + (float)(r % 3);
+            for (int64_t d = 0; d < z->Dv; d++) dout[r * (size_t)z->Dv + (size_t)d] = pass && empty ? 0.0f : S->dout[r * (size_t)z->Dv + (size_t)d];
+            if (pass == 0 && empty) ok &= lse[r] == -INFINITY;
+        }
+        attnc_tensor_grad dt[1] = {{"t", g[pass].g[3]}};
+        attnc_grad gr = {.dout = dout, .dlse = dlse, .dq = g[pass].g[0], .dk = g[pass].g[1], .dv = g[pass].g[2],
+                         .dtensors = dt, .n_dtensors = 1};
+        ok &= !attnc_kernel_backward(k, &a, NULL, &gr, &err);
+    }
+    check(ok, "empty rows: forward LSE -inf on them, backward runs (%s)", err.message);
+    size_t n[4] = {S->n[0], S->n[1], S->n[2], (size_t)z->Lk};
+    for (int i = 0; ok && i < 4; i++)
+        check(same(g[0].g[i], g[1].g[i], n[i]), "empty rows: %s ignores their dO and dLSE", GRAD_NAMES[i]);
+    for (size_t r = 0; ok && r < S->rows; r++) {
+        int64_t q = (int64_t)(r % (size_t)z->Lq);
+        if (q != 2 && q != 4 && q != 5) continue;
+        for (int64_t d = 0; d < z->D; d++) ok &= g[0].g[0][r * (size_t)z->D + (size_t)d] == 0.0f;
+    }
+    check(ok, "empty rows: their dQ rows are 0");
+    free(o), free(lse), free(dout), free(dlse);
+    grads_free(&g[0]), grads_free(&g[1]);
+    attnc_kernel_free(k);
+}
+
 static void free_setup(Setup *S) {
     for (int i = 0; i < S->nt; i++) free((void *)S->tensors[i].data);
     free(S->q), free(S->kk), free(S->v), free(S->dout), free(S->dlse);
@@ -422,6 +472,7 @@ int main(int argc, char **argv) {
         test_strided(&S, &ref);
         test_hostile(&S);
         test_runtime_error(&S);
+        test_empty_rows(&S);
     } else {
         fails++;
     }
