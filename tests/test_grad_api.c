@@ -165,13 +165,17 @@ static void test_one_at_a_time(const Setup *S, const Grads *ref) {
         check(!st && same(g.g[i], ref->g[i], S->n[i]), "%s alone equals the full call's (%s)", GRAD_NAMES[i],
               err.message);
         for (int j = 0; j < NGRAD; j++)
-            if (j != i) check(untouched(g.g[j], S->n[j] * sizeof(float)), "%s alone leaves %s alone", GRAD_NAMES[i], GRAD_NAMES[j]);
+            if (j != i)
+                check(untouched(g.g[j], S->n[j] * sizeof(float)), "%s alone leaves %s alone", GRAD_NAMES[i],
+                      GRAD_NAMES[j]);
         grads_free(&g);
     }
 }
 
 static uint16_t to16(attnc_elem e, float x) { return e == ATTNC_ELEM_F16 ? attnc_f32_to_f16(x) : attnc_f32_to_bf16(x); }
-static float from16(attnc_elem e, uint16_t x) { return e == ATTNC_ELEM_F16 ? attnc_f16_to_f32(x) : attnc_bf16_to_f32(x); }
+static float from16(attnc_elem e, uint16_t x) {
+    return e == ATTNC_ELEM_F16 ? attnc_f16_to_f32(x) : attnc_bf16_to_f32(x);
+}
 
 /* x as 16-bit values (*h) and widened back (*w). */
 static int halve(attnc_elem e, const float *x, size_t n, uint16_t **h, float **w) {
@@ -191,7 +195,8 @@ static void test_half(const Setup *S, attnc_elem e, int out16) {
     int ok = 1, all[NGRAD] = {1, 1, 1, 1, 1};
     for (int i = 0; i < 4; i++) ok &= halve(e, src[i], cnt[i], &h[i], &w[i]);
     attnc_error err = {0};
-    ok = ok && grads_alloc(&ref, S) && grads_alloc(&got, S) && !plain_backward(S, w[0], w[1], w[2], w[3], &ref, all, &err);
+    ok = ok && grads_alloc(&ref, S) && grads_alloc(&got, S) &&
+         !plain_backward(S, w[0], w[1], w[2], w[3], &ref, all, &err);
     check(ok, "%s: the float32 call on the widened inputs (%s)", en, err.message);
     uint16_t *g16[3] = {0};
     for (int i = 0; ok && i < 3; i++) ok &= (g16[i] = malloc(sizeof(uint16_t) * (S->n[i] + 1))) != NULL;
@@ -416,14 +421,16 @@ static void test_empty_rows(const Setup *S) {
     attnc_tensor tt[1] = {{"t", ATTNC_F32, 1, {z->Lk}, t}};
     attnc_args a = {*z, S->q, S->kk, S->v, o, lse, NULL, 0, tt, 1};
     Grads g[2] = {{{0}}, {{0}}};
-    int ok = o && lse && dout && dlse && grads_alloc(&g[0], S) && grads_alloc(&g[1], S) && !attnc_kernel_run(k, &a, &err);
+    int ok = o && lse && dout && dlse && grads_alloc(&g[0], S) && grads_alloc(&g[1], S) &&
+             !attnc_kernel_run(k, &a, &err);
     for (int pass = 0; ok && pass < 2; pass++) {
         /* pass 0: dO and dLSE everywhere; pass 1: zero on the empty rows */
         for (size_t r = 0; r < S->rows; r++) {
             int64_t q = (int64_t)(r % (size_t)z->Lq);
             int empty = q == 2 || q == 4 || q == 5;
             dlse[r] = pass && empty ? 0.0f : 1.0f + (float)(r % 3);
-            for (int64_t d = 0; d < z->Dv; d++) dout[r * (size_t)z->Dv + (size_t)d] = pass && empty ? 0.0f : S->dout[r * (size_t)z->Dv + (size_t)d];
+            for (size_t d = r * (size_t)z->Dv; d < (r + 1) * (size_t)z->Dv; d++)
+                dout[d] = pass && empty ? 0.0f : S->dout[d];
             if (pass == 0 && empty) ok &= lse[r] == -INFINITY;
         }
         attnc_tensor_grad dt[1] = {{"t", g[pass].g[3]}};
