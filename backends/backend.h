@@ -18,6 +18,10 @@ typedef struct CompiledKernel {
     const void *kernel_data; /* passed to the kernel as call->kernel_data */
     int packs; /* 1: the kernel computes work items of packed heads (AttnCall.pack > 1) */
     int pages; /* 1: the kernel reads a paged K and V in place (AttnCall.kv_page) */
+    /* NULL, or run once per launch before scratch_bytes, on the launch's
+     * first AttnCall: a backend that builds code on first use (llvm) builds
+     * what the call needs here, so that a failure is the call's error */
+    attnc_status (*prepare)(const AttnCall *call, attnc_error *err);
 } CompiledKernel;
 
 typedef struct BackendImpl {

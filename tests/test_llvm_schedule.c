@@ -31,13 +31,23 @@ static const char *const SPECS[] = {
     " bias (sum(r < rank) U[b, h, q, r] * W[b, h, kv, r]) + sum(j < 3) float((q + 2 * kv + j) % 5) * 0.1; }",
 };
 
-/* Lower plan p at `target_width` lanes into a fresh module; the module's text
- * into *text when text is not NULL (free it). */
+/* Lower versions of plan p (llvm_lower.h's LLVM_VARIANTS: float32 prefill
+ * and decode, mixed element types prefill and decode) at `target_width`
+ * lanes into a fresh module; the module's text into *text when text is not
+ * NULL (free it). */
 static attnc_status lower(const Plan *p, int target_width, attnc_error *err, char **text) {
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("test", ctx);
-    LlvmTarget target = {target_width, NULL, NULL};
-    attnc_status st = llvm_lower_plan(p, &target, mod, "tile", "scratch", err);
+    attnc_status st = ATTNC_OK;
+    /* Q bf16, K f16, V f32, O bf16 */
+    const int mixed = 2 * (2 + 3 * (1 + 3 * (0 + 3 * 2)));
+    const int versions[4] = {0, LLVM_VARIANT_NARROW, mixed, mixed + LLVM_VARIANT_NARROW};
+    for (int i = 0; i < 4 && !st; i++) {
+        LlvmTarget target = {target_width, NULL, NULL, versions[i]};
+        char name[16];
+        snprintf(name, sizeof name, "tile%d", versions[i]);
+        st = llvm_lower_plan(p, &target, mod, name, i ? NULL : "scratch", err);
+    }
     if (text) *text = st ? NULL : LLVMPrintModuleToString(mod);
     LLVMDisposeModule(mod);
     LLVMContextDispose(ctx);
