@@ -168,9 +168,11 @@ static LLVMValueRef spread(Lower *L, const Quad *q, LLVMValueRef at) {
     if (q->elem == ELEM_F32) return as_floats(L, shuffle(L, load_n(L, q->A, at, G), NULL, idx, L->W));
     LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
     LLVMValueRef h = load(L, LLVMVectorType(i16, (unsigned)G), gep(L, i16, q->A, at), 2);
-    if (q->elem == ELEM_F16) {
-        LLVMTypeRef vh = LLVMVectorType(LLVMHalfTypeInContext(L->ctx), (unsigned)L->W);
-        return LLVMBuildFPExt(b, LLVMBuildBitCast(b, shuffle(L, h, NULL, idx, L->W), vh, ""), L->vf32, "");
+    if (q->elem == ELEM_F16) { /* vcvtph2ps of G lanes, then the float32 shuffle */
+        LLVMTypeRef vh = LLVMVectorType(LLVMHalfTypeInContext(L->ctx), (unsigned)G);
+        LLVMValueRef f = LLVMBuildFPExt(b, LLVMBuildBitCast(b, h, vh, ""), LLVMVectorType(L->f32, (unsigned)G), "");
+        LLVMValueRef bits = LLVMBuildBitCast(b, f, LLVMVectorType(L->i32, (unsigned)G), "");
+        return as_floats(L, shuffle(L, bits, NULL, idx, L->W));
     }
     for (int l = 0; l < L->W; l++) idx[2 * l] = G, idx[2 * l + 1] = l / 4; /* low half 0, high half bf16 */
     return as_floats(L, shuffle(L, h, LLVMConstNull(LLVMTypeOf(h)), idx, 2 * L->W));
