@@ -142,7 +142,8 @@ static LLVMValueRef shuffle(Lower *L, LLVMValueRef a, LLVMValueRef c, const int 
 }
 
 /* The n floats at p[at] as a vector of their bits (n x i32: the kernel's
- * only float vectors are W lanes wide, the plan's width). */
+ * float vectors are W lanes wide, the plan's width, but for the G halves
+ * spread widens; tests/test_llvm_schedule.c looks for others). */
 static LLVMValueRef load_n(Lower *L, LLVMValueRef p, LLVMValueRef at, int n) {
     return load(L, LLVMVectorType(L->i32, (unsigned)n), gep(L, L->i32, p, at), 4);
 }

@@ -13,10 +13,12 @@
  * tile loop works on (one q tile of bq rows is one or more row blocks).
  * With packed heads (AttnCall.pack = P > 1, kernel ABI 4) the rows are
  * packed rows, r / P of head h + r % P: llvm_rows.c maps each lane to its
- * query row and head, and the leaf h is then a row value.  A row block runs
- * over only its vectors that hold rows of the item (L->nvec): a decode
+ * query row and head, and the leaf h is then a row value.  In the decode
+ * version of the kernel (llvm_lower.h's LLVM_VARIANT_NARROW) a row block
+ * runs over only its vectors that hold rows of the item (L->nvec): a decode
  * block of P rows costs one vector, not C, and its micro-kernels take a
- * narrow version (llvm_gemm.c).
+ * narrow version (llvm_gemm.c); in the prefill version it runs all C.  Each
+ * version reads and writes the element types it was built for.
  * Along q rather than along kv because then
  *   - Q is transposed into scratch once per row block (Qt[d][q]), and K and V
  *     are read in place: the QK micro-kernel broadcasts K[kv][d] against Qt
@@ -727,26 +729,6 @@ static int divisor_at_most(int c, int max) {
 int llvm_kernel_width(const Plan *p, int target_width) {
     int w = p->vec_width;
     return w == 4 || w == 8 || w == 16 ? w : target_width;
-}
-
-/* Row blocks of 64 rows (fewer when the q tile is smaller). */
-int llvm_row_vectors(const Plan *p, int W) {
-    int want = (p->bq + W - 1) / W;
-    int C = 64 / W < want ? 64 / W : want;
-    return C < 1 ? 1 : C;
-}
-
-int llvm_call_variant(int C, int W, const AttnCall *c) {
-    int32_t e[4] = {c->q_elem, c->k_elem, c->v_elem, c->o_elem};
-    int v = 0;
-    for (int t = 3; t >= 0; t--) v = v * 3 + (e[t] > 0 && e[t] < 3 ? e[t] : 0); /* bind refuses others */
-    v *= 2;
-    /* a q tile's first row block is its largest (min(bq, rows, QB) rows,
-     * packed rows when pack > 1), and the first tile's is the call's */
-    int64_t rows = c->Lq * (c->pack > 1 ? c->pack : 1), first = c->bq < rows ? c->bq : rows;
-    if (first > (int64_t)C * W) first = (int64_t)C * W;
-    if (C > 1 && first > 0 && (first + W - 1) / W < C) v |= LLVM_VARIANT_NARROW;
-    return v;
 }
 
 attnc_status llvm_lower_plan(const Plan *p, const LlvmTarget *target, LLVMModuleRef mod, const char *tile_name,
