@@ -106,3 +106,6 @@ add_executable(test_derive ${PROJECT_SOURCE_DIR}/tests/test_derive.c)
 target_compile_options(test_derive PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(test_derive PRIVATE attnc_test_support)
 add_test(NAME middle-end/derive COMMAND test_derive ${ATTNC_TILE_EXAMPLES})
+# attnc grad, diff --grad, bench --grad (issue 12): shapes, layouts, backends, hostile command lines.
+add_test(NAME cli/grad COMMAND bash ${PROJECT_SOURCE_DIR}/tests/grad_cli.sh $<TARGET_FILE:attnc> $<TARGET_FILE:npyrand>
+                                   $<TARGET_FILE:npyclose> $<TARGET_FILE:npyconv>)
