@@ -27,6 +27,8 @@
 
 extern const char attnc_tile_template[];
 extern const unsigned long attnc_tile_template_len;
+extern const char attnc_tile_bwd_template[];
+extern const unsigned long attnc_tile_bwd_template_len;
 extern const char attnc_dense_template[];
 extern const unsigned long attnc_dense_template_len;
 extern const char attnc_kernel_abi_text[];
@@ -121,8 +123,9 @@ int cemit_put_support(const char *name, const char *qualifier, StrBuf *out) {
     return 0;
 }
 
-/* Whether any hole's code calls the function named by the len bytes at name. */
-static int holes_call(const CEmitHoles *h, const char *name, size_t len) {
+/* Whether any hole's code (the backward's too, when g is not NULL) calls
+ * the function named by the len bytes at name. */
+static int holes_call(const CEmitHoles *h, const CEmitGradHoles *g, const char *name, size_t len) {
     char call[128];
     if (len + 2 > sizeof call) return 1; /* a name this long cannot be checked: keep the helper */
     memcpy(call, name, len);
@@ -130,16 +133,22 @@ static int holes_call(const CEmitHoles *h, const char *name, size_t len) {
     const StrBuf *code[] = {&h->head, &h->row, &h->col, &h->scratch, &h->elem_partial, &h->elem_full};
     for (size_t i = 0; i < sizeof code / sizeof code[0]; i++)
         if (code[i]->p && strstr(code[i]->p, call)) return 1;
+    if (!g) return 0;
+    const StrBuf *gcode[] = {&g->item, &g->col, &g->row, &g->pre, &g->fault, &g->keep, &g->value, &g->terms};
+    for (size_t i = 0; i < sizeof gcode / sizeof gcode[0]; i++)
+        if (gcode[i]->p && strstr(gcode[i]->p, call)) return 1;
     return 0;
 }
 
-void cemit_put_helpers(const CEmitHoles *h, const char *qualifier, StrBuf *out) {
+static void put_helpers(const CEmitHoles *h, const CEmitGradHoles *g, const char *qualifier, StrBuf *out) {
     const char *at = attnc_support_text;
     Section s;
     while (next_section(&at, &s))
-        if (kind_is(&s, "helper") && holes_call(h, s.name, s.name_len))
+        if (kind_is(&s, "helper") && holes_call(h, g, s.name, s.name_len))
             put_section(&s, qualifier, out);
 }
+
+void cemit_put_helpers(const CEmitHoles *h, const char *qualifier, StrBuf *out) { put_helpers(h, NULL, qualifier, out); }
 
 void cemit_put_kernel_abi(StrBuf *out) {
     const char *abi = attnc_kernel_abi_text, *inc = strstr(abi, "#include <stdint.h>\n");
@@ -162,12 +171,9 @@ void cemit_put_half(const char *qualifier, StrBuf *out) {
 
 /* ---- the templates' holes ----------------------------------------------- */
 
-int cemit_fill_template(const char *tmpl, size_t tmpl_len, const CEmitHoles *h, const char *name, StrBuf *out) {
-    enum { NHOLES = 7 };
-    static const char *const holes[NHOLES] = {"/*@SCRATCH@*/", "/*@HEAD@*/", "/*@SLOTS@*/",         "/*@ROW@*/",
-                                              "/*@COL@*/",     "/*@ELEM_PARTIAL@*/", "/*@ELEM_FULL@*/"};
-    const StrBuf *const code[NHOLES] = {&h->scratch, &h->head,         &h->slots,    &h->row,
-                                        &h->col,     &h->elem_partial, &h->elem_full};
+/* tmpl with each line that is exactly holes[k] (indented) replaced by code[k]; 0 when a hole is missing. */
+static int fill_holes(const char *tmpl, size_t tmpl_len, const char *const *holes, const StrBuf *const *code, int NHOLES,
+                      const char *name, StrBuf *out) {
     int filled = 0;
     const char *t = tmpl, *end = t + tmpl_len;
     while (t < end) {
@@ -194,6 +200,23 @@ int cemit_fill_template(const char *tmpl, size_t tmpl_len, const CEmitHoles *h, 
         t += len + 1;
     }
     return filled == NHOLES;
+}
+
+int cemit_fill_template(const char *tmpl, size_t tmpl_len, const CEmitHoles *h, const char *name, StrBuf *out) {
+    static const char *const holes[] = {"/*@SCRATCH@*/", "/*@HEAD@*/", "/*@SLOTS@*/",         "/*@ROW@*/",
+                                        "/*@COL@*/",     "/*@ELEM_PARTIAL@*/", "/*@ELEM_FULL@*/"};
+    const StrBuf *const code[] = {&h->scratch, &h->head, &h->slots, &h->row, &h->col, &h->elem_partial, &h->elem_full};
+    return fill_holes(tmpl, tmpl_len, holes, code, 7, name, out);
+}
+
+/* templates/tile_bwd.c with its holes filled from g. */
+static int fill_grad_template(const CEmitGradHoles *g, StrBuf *out) {
+    static const char *const holes[] = {"/*@GRAD_ITEM@*/", "/*@GRAD_SLOTS@*/", "/*@GRAD_COL@*/",
+                                        "/*@GRAD_ROW@*/",  "/*@GRAD_PRE@*/",   "/*@GRAD_FAULT@*/",
+                                        "/*@GRAD_KEEP@*/", "/*@GRAD_VALUE@*/", "/*@GRAD_TERMS@*/"};
+    const StrBuf *const code[] = {&g->item, &g->slots, &g->col,   &g->row,  &g->pre,
+                                  &g->fault, &g->keep, &g->value, &g->terms};
+    return fill_holes(attnc_tile_bwd_template, attnc_tile_bwd_template_len, holes, code, 9, NULL, out);
 }
 
 /* ---- the translation unit ----------------------------------------------- */
@@ -394,7 +417,7 @@ static void emit_entry(const Plan *p, const char *used, StrBuf *out) {
 /* Parts 1 and 2 of the text: the header (or the JIT's types), the kernel
  * ABI, libm, the helpers the holes call and the dense loops; 0 when
  * templates/support.h lacks a section. */
-static int emit_prologue(const Plan *p, const CEmitHoles *h, const char *used, StrBuf *out) {
+static int emit_prologue(const Plan *p, const CEmitHoles *h, const CEmitGradHoles *g, const char *used, StrBuf *out) {
     const char *N = p->attn->name;
     sb_printf(out, "/* %s.c: attention %s as a fused, tiled FlashAttention kernel in C99,\n"
                    " * generated by attnc %s from templates/tile.c (do not edit).\n"
@@ -411,7 +434,7 @@ static int emit_prologue(const Plan *p, const CEmitHoles *h, const char *used, S
     ok = ok && cemit_put_support("libm", NULL, out);
     sb_printf(out, "\n");
     ok = ok && cemit_put_support("inf", NULL, out);
-    cemit_put_helpers(h, NULL, out);
+    put_helpers(h, g, NULL, out);
     sb_printf(out, "\n");
     /* the dense loops: compiled here ahead of time; the JIT calls libattnc's -O3 copies */
     sb_printf(out, "#ifdef ATTNC_JIT\n#define ATTNC_DENSE_API\n#define ATTNC_DENSE_PROTOTYPES_ONLY\n#else\n"
@@ -424,14 +447,41 @@ static int emit_prologue(const Plan *p, const CEmitHoles *h, const char *used, S
     return ok;
 }
 
+/* The backward kernel (templates/tile_bwd.c), compiled for the JIT only:
+ * the ahead-of-time file has no backward entry point yet. */
+static int emit_backward(const CEmitGradHoles *g, StrBuf *out) {
+    sb_printf(out, "\n#ifdef ATTNC_JIT\n#define ATTNC_GRAD_ROW_SLOTS %d\n#define ATTNC_GRAD_COL_SLOTS %d\n",
+              g->nrow_slots, g->ncol_slots);
+    int ok = fill_grad_template(g, out);
+    sb_printf(out, "#endif\n");
+    return ok;
+}
+
+/* The backward's holes when the plan has a backward schedule the emitter
+ * can express (*have = 1); otherwise the text has no backward kernel and
+ * only out of memory is an error. */
+static attnc_status grad_holes(const Plan *p, CEmitGradHoles *g, int *have, attnc_error *err) {
+    *have = 0;
+    memset(g, 0, sizeof *g);
+    if (!p->grad_sched || p->grad_sched->base.why[0]) return ATTNC_OK;
+    attnc_error gerr = {0};
+    attnc_status st = cemit_grad_holes(p, g, &gerr);
+    if (st == ATTNC_ERR_NOMEM) return set_error(err, st, "%s", gerr.message);
+    *have = st == ATTNC_OK;
+    return ATTNC_OK;
+}
+
 attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err) {
     CEmitHoles h;
+    CEmitGradHoles g;
+    int have_grad = 0;
     attnc_status st = cemit_holes(p, &h, err);
+    if (!st) st = grad_holes(p, &g, &have_grad, err);
     char *used = calloc((size_t)p->attn->nparams + 1, 1);
     if (!st && (!used || !params_read(p, used)))
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting C");
     if (!st) {
-        int ok = emit_prologue(p, &h, used, out);
+        int ok = emit_prologue(p, &h, have_grad ? &g : NULL, used, out);
         cemit_put_schedule_macros(p->sched, out);
         sb_printf(out, "#ifdef ATTNC_JIT\n#define ATTNC_LINKAGE\n#else\n#define ATTNC_LINKAGE static\n#endif\n\n");
         if (!ok)
@@ -440,10 +490,14 @@ attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err) {
         else if (!cemit_fill_template(attnc_tile_template, attnc_tile_template_len, &h, NULL, out))
             st = set_error(err, ATTNC_ERR_INTERNAL, "cannot emit C for attention '%s': %s", p->attn->name,
                            "the embedded template lacks a hole");
+        else if (have_grad && !emit_backward(&g, out))
+            st = set_error(err, ATTNC_ERR_INTERNAL, "cannot emit C for attention '%s': %s", p->attn->name,
+                           "the embedded backward template lacks a hole");
         else emit_entry(p, used, out);
         if (!st && out->failed) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting C");
     }
     free(used);
     cemit_holes_free(&h);
+    cemit_grad_holes_free(&g);
     return st;
 }
