@@ -6,7 +6,11 @@
 #include "attnc.h"
 
 /* attnc_version() returns it; emitters write it into generated code. */
-#define ATTNC_VERSION_TEXT "0.1.0"
+#define ATTNC_VERSION_STR_(x) #x
+#define ATTNC_VERSION_STR(x) ATTNC_VERSION_STR_(x)
+#define ATTNC_VERSION_TEXT                                                                          \
+    ATTNC_VERSION_STR(ATTNC_VERSION_MAJOR) "." ATTNC_VERSION_STR(ATTNC_VERSION_MINOR) "." ATTNC_VERSION_STR( \
+        ATTNC_VERSION_PATCH)
 
 /* Set err (if not NULL) and return its status. */
 attnc_status set_error(attnc_error *err, attnc_status st, const char *fmt, ...)

@@ -348,6 +348,16 @@ int attnc_backend_parse(const char *name, attnc_backend *out);
 /* Whether this build has the backend. */
 int attnc_backend_available(attnc_backend backend);
 
+/* The version of this header: 0.1 was the version 1 API; 0.2 adds version
+ * 2's element types and strides, ragged batches and paged KV caches,
+ * attnc_merge and gradients.  (CMakeLists.txt reads these lines.) */
+#define ATTNC_VERSION_MAJOR 0
+#define ATTNC_VERSION_MINOR 2
+#define ATTNC_VERSION_PATCH 0
+
+/* The version of the library, "MAJOR.MINOR.PATCH": a program built against
+ * a header of minor version m may check at run time that the library it
+ * loaded has at least that minor version (what it calls exists). */
 const char *attnc_version(void);
 
 #ifdef __cplusplus

@@ -74,5 +74,7 @@ void grad_plan_print(const GradPlan *gp, StrBuf *out);
  * for seeds g and gpre into grad[t] (double, tensor t's elements row-major;
  * NULL: not wanted), looping over the sums of the chains. */
 void grad_eval_scatter(const GradPlan *gp, IrEval *ev, double g, double gpre, double *const *grad);
+/* The same into float32 buffers (each contribution rounded once as it is added). */
+void grad_eval_scatter_f32(const GradPlan *gp, IrEval *ev, double g, double gpre, float *const *grad);
 
 #endif

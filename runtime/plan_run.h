@@ -7,4 +7,9 @@
 int refplan_tile(const AttnCall *call, int64_t b, int64_t h, int64_t qt, void *scratch);
 int64_t refplan_scratch_bytes(const AttnCall *call);
 
+/* plan_grad.c: the backward plan run the same way (kernel_abi.h's AttnGradCall). */
+int refplan_grad_tile(const AttnGradCall *call, int64_t b, int64_t hk, int64_t kt, float *const *dtensor,
+                      void *scratch);
+int64_t refplan_grad_scratch_bytes(const AttnCall *call);
+
 #endif

@@ -36,6 +36,11 @@ add_executable(decode_example ${PROJECT_SOURCE_DIR}/examples/embed/decode.c)
 target_compile_options(decode_example PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(decode_example PRIVATE attnc_static m)
 add_test(NAME example/embed-decode COMMAND decode_example 1000)
+# A training step from C (issue 12): forward, backward, the bias table's gradient, a descent step.
+add_executable(train_step_example ${PROJECT_SOURCE_DIR}/examples/embed/train_step.c)
+target_compile_options(train_step_example PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(train_step_example PRIVATE attnc_static m)
+add_test(NAME example/embed-train-step COMMAND train_step_example refplan)
 include(tests/cgen.cmake)
 include(tests/llvm.cmake)
 # The same program against the shared library.
