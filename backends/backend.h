@@ -21,6 +21,10 @@ typedef struct CompiledKernel {
     /* the backward pass (kernel_abi.h, AttnGradCall), run by runtime/launch_grad.c; NULL: none */
     AttnGradTileFn grad_tile;
     AttnScratchFn grad_scratch_bytes;
+    /* NULL, or run once per launch before scratch_bytes, on the launch's
+     * first AttnCall: a backend that builds code on first use (llvm) builds
+     * what the call needs here, so that a failure is the call's error */
+    attnc_status (*prepare)(const AttnCall *call, attnc_error *err);
 } CompiledKernel;
 
 typedef struct BackendImpl {

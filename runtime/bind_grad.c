@@ -3,6 +3,7 @@
  * gradients, all checked before any backend touches memory (bind_grad.h).
  * Outputs may overlap nothing: no input (Q, K, V, O, LSE, dO, dLSE, the
  * captured tensors) and no other output. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +17,15 @@ typedef struct Bytes {
     const char *name;
     uintptr_t first, end;
     int output;
+    int tensor_grad; /* the gradient of tensor `name`, not the tensor */
 } Bytes;
+
+/* How a message names b. */
+static const char *bytes_name(const Bytes *b, char *buf, size_t n) {
+    if (!b->tensor_grad) return b->name;
+    snprintf(buf, n, "the gradient of '%s'", b->name);
+    return buf;
+}
 
 static int overlaps(const Bytes *a, const Bytes *b) {
     return a->first < a->end && b->first < b->end && a->first < b->end && b->first < a->end;
@@ -50,7 +59,7 @@ static attnc_status bind_dtensors(const BoundCall *bc, const attnc_grad *g, Boun
         if (count && !d->data) return set_error(err, ATTNC_ERR_USAGE, "the gradient of '%s' has no buffer (NULL)", d->name);
         bg->dtensor[i] = d->data;
         uintptr_t first = (uintptr_t)d->data;
-        spans[(*n)++] = (Bytes){d->name, first, d->data ? first + (uintptr_t)count * sizeof(float) : first, 1};
+        spans[(*n)++] = (Bytes){d->name, first, d->data ? first + (uintptr_t)count * sizeof(float) : first, 1, 1};
     }
     return ATTNC_OK;
 }
@@ -64,7 +73,7 @@ static void tensor_spans(const BoundCall *bc, Bytes *spans, int *n) {
         for (int r = 0; r < t->rank; r++) count *= t->shape[r];
         size_t size = t->dtype == ATTNC_I32 ? sizeof(int32_t) : sizeof(float);
         uintptr_t first = (uintptr_t)t->data;
-        spans[(*n)++] = (Bytes){t->name, first, first + (uintptr_t)count * size, 0};
+        spans[(*n)++] = (Bytes){t->name, first, first + (uintptr_t)count * size, 0, 0};
     }
 }
 
@@ -82,16 +91,18 @@ static void call_spans(const BoundCall *bc, const attnc_args *args, Bytes *spans
         }
         uintptr_t first = (uintptr_t)ptr[t];
         size_t size = bc->layout[t].elem == ATTNC_ELEM_F32 ? 4 : 2;
-        spans[(*n)++] = (Bytes){names[t], first, empty || !ptr[t] ? first : first + (uintptr_t)(last + 1) * size, 0};
+        spans[(*n)++] = (Bytes){names[t], first, empty || !ptr[t] ? first : first + (uintptr_t)(last + 1) * size, 0, 0};
     }
 }
 
 static attnc_status check_overlaps(const Bytes *spans, int n, attnc_error *err) {
     for (int i = 0; i < n; i++)
         for (int j = 0; j < n; j++)
-            if (i != j && spans[i].output && (j > i || !spans[j].output) && overlaps(&spans[i], &spans[j]))
+            if (i != j && spans[i].output && (j > i || !spans[j].output) && overlaps(&spans[i], &spans[j])) {
+                char a[160], b[160];
                 return set_error(err, ATTNC_ERR_USAGE, "%s overlaps %s in memory (gradients must not alias anything)",
-                                 spans[i].name, spans[j].name);
+                                 bytes_name(&spans[i], a, sizeof a), bytes_name(&spans[j], b, sizeof b));
+            }
     return ATTNC_OK;
 }
 
@@ -120,7 +131,7 @@ attnc_status bind_grad(const BoundCall *bc, const attnc_args *args, const attnc_
         int64_t dims[4];
         bind_tensor_dims(s, like[t], dims);
         Bytes *sp = &spans[n++];
-        *sp = (Bytes){grad_names[t], 0, 0, t >= GT_DQ};
+        *sp = (Bytes){grad_names[t], 0, 0, t >= GT_DQ, 0};
         st = bind_one_layout(grad_names[t], dims, t == GT_DLSE, t >= GT_DQ, lay[t], ptr[t], &bg->layout[t],
                              &sp->first, &sp->end, err);
     }

@@ -15,6 +15,7 @@
  * the compiled path is tested against, so it shares no evaluation code with
  * the IR it checks. */
 #include "interp.h"
+#include "interp_grad.h"
 #include "registry.h"
 #include "tensor_io.h"
 
@@ -120,22 +121,30 @@ static Const eval_call(InterpEnv *env, const TExpr *e) {
     return cint(0);
 }
 
-static Const eval_index(InterpEnv *env, const TExpr *e) {
+int interp_tensor_offset(InterpEnv *env, const TExpr *e, int64_t *offset) {
     const Decl *d = decl_canon(e->decl);
     const attnc_tensor *t = env->bc->tensors[d->index];
-    int64_t offset = 0;
+    *offset = 0;
     for (int i = 0; i < e->nargs; i++) {
         Const ix = interp_eval(env, e->args[i]);
-        if (env->failed) return cint(0);
+        if (env->failed) return 0;
         int64_t n = t->shape[i];
         if (ix.i < 0 || ix.i >= n) {
             char what[256];
             snprintf(what, sizeof what, "index %lld is out of range [0, %lld) in dimension %d of tensor '%s'",
                      (long long)ix.i, (long long)n, i, d->name);
-            return interp_fail(env, e->args[i], what);
+            interp_fail(env, e->args[i], what);
+            return 0;
         }
-        offset = offset * n + ix.i;
+        *offset = *offset * n + ix.i;
     }
+    return 1;
+}
+
+static Const eval_index(InterpEnv *env, const TExpr *e) {
+    const attnc_tensor *t = env->bc->tensors[decl_canon(e->decl)->index];
+    int64_t offset;
+    if (!interp_tensor_offset(env, e, &offset)) return cint(0);
     if (t->dtype == ATTNC_I32) return cint(((const int32_t *)t->data)[offset]);
     return cflt(((const float *)t->data)[offset]);
 }
@@ -352,18 +361,17 @@ static void store_results(const BoundCall *bc, const double *out, const double *
             }
 }
 
-attnc_status interp_run(const BoundCall *bc, const void *q, const void *k, const void *v, void *o, float *lse,
-                        attnc_error *err) {
+/* Every row into out ([B, H, Lq, Dv]) and lse_out ([B, H, Lq]), float64,
+ * contiguous; ATTNC_ERR_RUNTIME with the first runtime error's message. */
+static attnc_status run_rows(const BoundCall *bc, const void *q, const void *k, const void *v, double *out,
+                             double *lse_out, attnc_error *err) {
     const attnc_sizes *sz = &bc->sz;
-    size_t rows = (size_t)(sz->B * sz->H * sz->Lq);
-    /* results go to a private buffer first: on an error nothing is written */
-    double *out = malloc(sizeof(double) * (rows * (size_t)sz->Dv + rows) + 1);
     double *p = malloc(sizeof(double) * (size_t)sz->Lk + 1);
     char *keep = malloc((size_t)sz->Lk + 1);
     InterpEnv *env = calloc(1, sizeof *env);
     char msg[400] = "";
     attnc_status st = ATTNC_OK;
-    if (!out || !p || !keep || !env) {
+    if (!p || !keep || !env) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the interpreter");
         goto done;
     }
@@ -371,7 +379,6 @@ attnc_status interp_run(const BoundCall *bc, const void *q, const void *k, const
     env->msg = msg;
     env->msgsize = sizeof msg;
     View vq = {q, &bc->layout[BT_Q]}, vk = {k, &bc->layout[BT_K]}, vv = {v, &bc->layout[BT_V]};
-    double *lse_out = out + rows * (size_t)sz->Dv;
     int64_t group = sz->H / sz->Hkv;
     for (int64_t b = 0; b < sz->B && !env->failed; b++)
         for (int64_t h = 0; h < sz->H && !env->failed; h++)
@@ -380,17 +387,31 @@ attnc_status interp_run(const BoundCall *bc, const void *q, const void *k, const
                 env->b = b, env->h = h, env->hk = h / group, env->q = qi, env->kv = 0;
                 run_row(env, &vq, &vk, &vv, p, keep, out + row * (size_t)sz->Dv, &lse_out[row]);
             }
-    if (env->failed) {
-        st = set_error(err, ATTNC_ERR_RUNTIME, "%s", msg);
-        goto done;
-    }
-    if (o) store_results(bc, out, lse_out, o, lse);
+    if (env->failed) st = set_error(err, ATTNC_ERR_RUNTIME, "%s", msg);
 done:
-    free(out);
     free(p);
     free(keep);
     free(env);
     return st;
+}
+
+attnc_status interp_run(const BoundCall *bc, const void *q, const void *k, const void *v, void *o, float *lse,
+                        attnc_error *err) {
+    const attnc_sizes *sz = &bc->sz;
+    size_t rows = (size_t)(sz->B * sz->H * sz->Lq);
+    /* results go to a private buffer first: on an error nothing is written */
+    double *out = malloc(sizeof(double) * (rows * (size_t)sz->Dv + rows) + 1);
+    if (!out) return set_error(err, ATTNC_ERR_NOMEM, "out of memory in the interpreter");
+    double *lse_out = out + rows * (size_t)sz->Dv;
+    attnc_status st = run_rows(bc, q, k, v, out, lse_out, err);
+    if (!st && o) store_results(bc, out, lse_out, o, lse);
+    free(out);
+    return st;
+}
+
+attnc_status interp_run_f64(const BoundCall *bc, const void *q, const void *k, const void *v, double *o,
+                            double *lse, attnc_error *err) {
+    return run_rows(bc, q, k, v, o, lse, err);
 }
 
 /* ---- the interpreter as a backend: nothing to compile, its own runner ---- */
@@ -416,5 +437,6 @@ const BackendImpl backend_interp = {
     .release = interp_release,
     .emit = backend_emit_nothing,
     .run = interp_backend_run,
+    .backward = interp_backward,
     .layouts = 1,
 };

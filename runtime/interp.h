@@ -27,11 +27,23 @@ typedef struct InterpEnv {
 /* Evaluate e in env; on a runtime error sets env->failed and env->msg. */
 Const interp_eval(InterpEnv *env, const TExpr *e);
 
+/* The flat offset of the float or int tensor element e (an X_INDEX) reads,
+ * its indices evaluated in env and checked: 0 with env->failed set (the
+ * message naming the index, as the forward reports it) when one is out of
+ * range.  The reference backward (interp_grad.c) reads tensors through it. */
+int interp_tensor_offset(InterpEnv *env, const TExpr *e, int64_t *offset);
+
 /* Run the attention on bound inputs, writing O (and LSE when not NULL) only
  * on success.  Q, K, V, O and LSE are laid out as bc->layout says (element
  * types and strides; the pointers at element [0, 0, 0, 0]).  O NULL: only
  * look for the runtime error (the launcher's fault path wants the message). */
 attnc_status interp_run(const BoundCall *bc, const void *q, const void *k, const void *v, void *o, float *lse,
                         attnc_error *err);
+
+/* The same, O ([B, H, Lq, Dv]) and LSE ([B, H, Lq]) written contiguous in
+ * float64 without rounding (both required; partly written on an error): the
+ * finite-difference test of the backward differentiates this. */
+attnc_status interp_run_f64(const BoundCall *bc, const void *q, const void *k, const void *v, double *o,
+                            double *lse, attnc_error *err);
 
 #endif

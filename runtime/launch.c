@@ -251,6 +251,7 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
                                 .kv_page = pages ? pages->table : NULL, .page_rows = pages ? pages->page_rows : 0};
         launch_set_layouts(&l->call[s], bc, o != args->o || l->splits > 1, l->splits > 1);
     }
+    if (ck->prepare && (st = ck->prepare(&l->call[0], err))) goto done;
     l->scratch_bytes = (ck->scratch_bytes(&l->call[0]) + 63) / 64 * 64;
     /* kernels answer 2^40 (or more) for a size no machine has: never ask malloc for it */
     if (l->scratch_bytes < 0 || l->scratch_bytes > ((int64_t)1 << 39) / threads) {

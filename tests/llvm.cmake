@@ -1,6 +1,7 @@
 # tests/llvm.cmake — the LLVM backend against the interpreter (tests/test_llvm.c):
 # random shapes, error paths, emitted text, threads, compile/run/free cycles;
 # the lowering as a translation of the schedule (tests/test_llvm_schedule.c);
+# versions built on first use, once (tests/test_llvm_lazy.c);
 # and the C API's optional pointers on every backend (tests/test_api_optional.c).
 # The per-example LLVM runs are in tests/examples.cmake.
 if(ATTNC_HAVE_LLVM_BACKEND)
@@ -17,6 +18,15 @@ if(ATTNC_HAVE_LLVM_BACKEND)
   target_include_directories(test_llvm_schedule SYSTEM PRIVATE ${ATTNC_LLVM_INCLUDE})
   target_link_libraries(test_llvm_schedule PRIVATE attnc_internal)
   add_test(NAME llvm/translates-schedule COMMAND test_llvm_schedule)
+
+  # White box: a kernel's versions (decode, 16-bit storage) are built on
+  # first use, once, when several threads call it at once.
+  add_executable(test_llvm_lazy ${PROJECT_SOURCE_DIR}/tests/test_llvm_lazy.c)
+  target_compile_options(test_llvm_lazy PRIVATE ${ATTNC_WARNINGS})
+  target_include_directories(test_llvm_lazy SYSTEM PRIVATE ${ATTNC_LLVM_INCLUDE})
+  target_link_libraries(test_llvm_lazy PRIVATE attnc_internal Threads::Threads m)
+  add_test(NAME llvm/lazy-versions COMMAND test_llvm_lazy)
+  set_tests_properties(llvm/lazy-versions PROPERTIES SKIP_RETURN_CODE 77)
 endif()
 
 # Every optional pointer of the C API (lse, params, tensors, err, opts, emit's

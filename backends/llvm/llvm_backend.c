@@ -12,6 +12,16 @@
  * free, compile again is free too.  One mutex guards the JIT and the cache;
  * each compile builds its module in its own LLVMContext.
  *
+ * A kernel has versions (llvm_lower.h's LLVM_VARIANTS: by the element types
+ * of Q, K, V and O, and wide row blocks for prefill or narrow ones for
+ * decode), each a module of its own in the kernel's tracker.  Compiling
+ * builds the float32 prefill version; the others are built on first use, by
+ * the launch's prepare hook (so that a failure is that call's error), under
+ * the mutex and once: a call from several threads at once waits for the one
+ * build.  The kernel's tile and scratch functions are llvm_tile and
+ * llvm_scratch here, which pick the call's version (call->kernel_data is
+ * the kernel's state).
+ *
  * The vector width is the plan's (Plan.vec_width, printed with its
  * schedule); llvm_vector_width() says what it should be for this host: 16
  * lanes with AVX-512, 8 with AVX2, else 4, or ATTNC_LLVM_VECTOR_WIDTH=4|8|16
@@ -27,6 +37,7 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,17 +48,30 @@
 
 enum { MAX_IDLE = 32 };
 
+/* One version of a kernel, built on first use. */
+typedef struct Version {
+    _Atomic(AttnTileFn) tile; /* NULL until built; stored last (release), after scratch */
+    AttnScratchFn scratch;
+} Version;
+
 typedef struct CacheEntry {
     struct CacheEntry *next;
     unsigned char *key;
     size_t keylen;
     uint64_t hash;
-    LLVMOrcResourceTrackerRef tracker;
-    AttnTileFn tile;
-    AttnScratchFn scratch;
+    LLVMOrcResourceTrackerRef tracker; /* every version's module */
+    int width, C;                      /* lanes, and vectors per row block (llvm_call_variant) */
+    Version v[LLVM_VARIANTS];
     int refs;
     uint64_t last_use;
 } CacheEntry;
+
+/* A compiled kernel's state (and its call->kernel_data): its entry, and
+ * its plan, which the versions built later are lowered from. */
+typedef struct KernelState {
+    CacheEntry *ce;
+    const Plan *p;
+} KernelState;
 
 static struct {
     pthread_once_t once;
@@ -60,7 +84,8 @@ static struct {
     CacheEntry *entries;
     uint64_t clock;  /* for least-recently-used eviction */
     unsigned serial; /* unique symbol names within the one JITDylib */
-} G = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, NULL, "", NULL, 0, 0};
+    unsigned long built; /* versions built, for tests (llvm_versions_built) */
+} G = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, NULL, "", NULL, 0, 0, 0};
 
 /* The message of an LLVMErrorRef (which this consumes) into buf. */
 static void error_text(LLVMErrorRef e, char *buf, size_t n) {
@@ -252,13 +277,19 @@ static void set_target(LLVMModuleRef mod, LLVMTargetMachineRef tm) {
     LLVMDisposeTargetData(dl);
 }
 
-/* Lower p into mod, verify it, and (when optimise) run default<O3>.  When
- * `before` is not NULL it receives the IR as lowered. */
-static attnc_status build_module(const Plan *p, int width, LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *tile,
-                                 const char *scratch, int optimise, StrBuf *before, attnc_error *err) {
-    LlvmTarget target = {width, G.cpu, G.features};
+/* Lower into mod versions[i] of p as the function names[i] for i < n, and
+ * its scratch function (with the first); verify the module, and (when
+ * optimise) run default<O3>.  When `before` is not NULL it receives the IR
+ * as lowered. */
+static attnc_status build_module(const Plan *p, int width, LLVMModuleRef mod, LLVMTargetMachineRef tm,
+                                 const int *versions, const char *const *names, int n, const char *scratch,
+                                 int optimise, StrBuf *before, attnc_error *err) {
     set_target(mod, tm);
-    attnc_status st = llvm_lower_plan(p, &target, mod, tile, scratch, err);
+    attnc_status st = ATTNC_OK;
+    for (int i = 0; i < n && !st; i++) {
+        LlvmTarget target = {width, G.cpu, G.features, versions[i]};
+        st = llvm_lower_plan(p, &target, mod, names[i], i ? NULL : scratch, err);
+    }
     if (st) return st;
     char *msg = NULL;
     if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
@@ -291,16 +322,19 @@ static attnc_status build_module(const Plan *p, int width, LLVMModuleRef mod, LL
     return ATTNC_OK;
 }
 
-/* Compile a new entry (G.lock held). */
-static attnc_status compile_entry(const Plan *p, int width, CacheEntry *ce, attnc_error *err) {
+/* Build version v of entry ce from plan p into the entry's tracker (G.lock
+ * held).  A module that fails in the JIT stays in the tracker until the
+ * entry is freed (its symbols are unique; nothing calls them). */
+static attnc_status compile_version(const Plan *p, CacheEntry *ce, int v, attnc_error *err) {
     char why[300];
     unsigned id = ++G.serial;
     char tile[48], scratch[48];
     snprintf(tile, sizeof tile, "attnc_tile_%u", id);
     snprintf(scratch, sizeof scratch, "attnc_scratch_%u", id);
+    const char *names[1] = {tile};
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("attnc", LLVMOrcThreadSafeContextGetContext(tsc));
-    attnc_status st = build_module(p, width, mod, G.tm, tile, scratch, 1, NULL, err);
+    attnc_status st = build_module(p, ce->width, mod, G.tm, &v, names, 1, scratch, 1, NULL, err);
     if (st) {
         LLVMDisposeModule(mod);
         LLVMOrcDisposeThreadSafeContext(tsc);
@@ -308,22 +342,100 @@ static attnc_status compile_entry(const Plan *p, int width, CacheEntry *ce, attn
     }
     LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc);
     LLVMOrcDisposeThreadSafeContext(tsc); /* the module keeps the context alive */
-    ce->tracker = LLVMOrcJITDylibCreateResourceTracker(LLVMOrcLLJITGetMainJITDylib(G.jit));
+    if (!ce->tracker) ce->tracker = LLVMOrcJITDylibCreateResourceTracker(LLVMOrcLLJITGetMainJITDylib(G.jit));
     LLVMErrorRef e = LLVMOrcLLJITAddLLVMIRModuleWithRT(G.jit, ce->tracker, tsm);
     LLVMOrcExecutorAddress tile_addr = 0, scratch_addr = 0;
     if (!e) e = LLVMOrcLLJITLookup(G.jit, &tile_addr, tile); /* the code is generated here */
     if (!e) e = LLVMOrcLLJITLookup(G.jit, &scratch_addr, scratch);
     if (e) {
         error_text(e, why, sizeof why);
-        LLVMErrorRef r = LLVMOrcResourceTrackerRemove(ce->tracker);
-        if (r) LLVMConsumeError(r);
-        LLVMOrcReleaseResourceTracker(ce->tracker);
-        ce->tracker = NULL;
         return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: JIT compilation failed: %s", why);
     }
-    ce->tile = (AttnTileFn)(uintptr_t)tile_addr;
-    ce->scratch = (AttnScratchFn)(uintptr_t)scratch_addr;
+    ce->v[v].scratch = (AttnScratchFn)(uintptr_t)scratch_addr;
+    atomic_store_explicit(&ce->v[v].tile, (AttnTileFn)(uintptr_t)tile_addr, memory_order_release);
+    G.built++;
     return ATTNC_OK;
+}
+
+/* Version v in words, into buf. */
+static void version_name(int v, char *buf, size_t n) {
+    static const char *const elem[3] = {"f32", "f16", "bf16"};
+    snprintf(buf, n, "%s version for Q %s, K %s, V %s, O %s", v & LLVM_VARIANT_NARROW ? "decode" : "prefill",
+             elem[llvm_variant_elem(v, 0)], elem[llvm_variant_elem(v, 1)], elem[llvm_variant_elem(v, 2)],
+             elem[llvm_variant_elem(v, 3)]);
+}
+
+/* What `attnc emit` shows: the float32 and the f16 versions, prefill and decode. */
+enum { NEMIT = 4 };
+static const int emit_versions[NEMIT] = {0, LLVM_VARIANT_NARROW, 2 * (1 + 3 * (1 + 3 * (1 + 3 * 1))),
+                                         LLVM_VARIANT_NARROW + 2 * (1 + 3 * (1 + 3 * (1 + 3 * 1)))};
+static const char *const emit_names[NEMIT] = {"attnc_tile", "attnc_tile_decode", "attnc_tile_f16",
+                                              "attnc_tile_decode_f16"};
+#define VERSIONS                                                                                                  \
+    "versions (the JIT builds each on first use, per element types of Q, K, V, O): attnc_tile (float32), "       \
+    "attnc_tile_decode (float32, narrow row blocks), attnc_tile_f16 and attnc_tile_decode_f16 (f16); bf16 and " \
+    "mixed types alike\n"
+
+/* Version v of the kernel, built unless it is.  Once: a thread that finds
+ * it being built waits on G.lock, then finds it built.  A build that fails
+ * (out of memory, say) is tried again by the next call. */
+static attnc_status ensure_version(const KernelState *ks, int v, attnc_error *err) {
+    Version *ver = &ks->ce->v[v];
+    if (atomic_load_explicit(&ver->tile, memory_order_acquire)) return ATTNC_OK;
+    pthread_mutex_lock(&G.lock);
+    attnc_status st = ATTNC_OK;
+    if (!atomic_load_explicit(&ver->tile, memory_order_relaxed)) { /* not built while this thread waited */
+        attnc_error e = {0};
+        st = compile_version(ks->p, ks->ce, v, &e);
+        if (st) {
+            char name[80];
+            version_name(v, name, sizeof name);
+            set_error(err, st, "LLVM backend: cannot build the %s of the kernel: %.400s", name, e.message);
+        }
+    }
+    pthread_mutex_unlock(&G.lock);
+    return st;
+}
+
+static int call_version(const KernelState *ks, const AttnCall *c) {
+    return llvm_call_variant(ks->ce->C, ks->ce->width, c);
+}
+
+/* The kernel's AttnTileFn: the call's version.  The launch built it
+ * (llvm_prepare); a caller that did not gets it built here, and a failure
+ * flagged as a runtime error of the item (the launch then asks the
+ * interpreter). */
+static int llvm_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt, void *scratch) {
+    const KernelState *ks = c->kernel_data;
+    int v = call_version(ks, c);
+    AttnTileFn fn = atomic_load_explicit(&ks->ce->v[v].tile, memory_order_acquire);
+    if (!fn) {
+        if (ensure_version(ks, v, NULL)) return 1;
+        fn = atomic_load_explicit(&ks->ce->v[v].tile, memory_order_acquire);
+    }
+    return fn(c, b, h, qt, scratch);
+}
+
+/* The kernel's AttnScratchFn (the same layout in every version); a size
+ * no machine has when the version cannot be built (the launch refuses it). */
+static int64_t llvm_scratch(const AttnCall *c) {
+    const KernelState *ks = c->kernel_data;
+    int v = call_version(ks, c);
+    if (ensure_version(ks, v, NULL)) return (int64_t)1 << 40;
+    return ks->ce->v[v].scratch(c);
+}
+
+/* CompiledKernel.prepare: the version the launch's calls need. */
+static attnc_status llvm_prepare(const AttnCall *c, attnc_error *err) {
+    const KernelState *ks = c->kernel_data;
+    return ensure_version(ks, call_version(ks, c), err);
+}
+
+unsigned long llvm_versions_built(void) {
+    pthread_mutex_lock(&G.lock);
+    unsigned long n = G.built;
+    pthread_mutex_unlock(&G.lock);
+    return n;
 }
 
 static void entry_free(CacheEntry *ce) {
@@ -353,6 +465,30 @@ static void evict_idle(void) {
     }
 }
 
+/* A new entry for p (G.lock held), its first version built. */
+static attnc_status new_entry(const Plan *p, int width, Key *key, uint64_t hash, CacheEntry **out,
+                              attnc_error *err) {
+    CacheEntry *ce = calloc(1, sizeof *ce);
+    if (!ce) return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    ce->key = key->p;
+    ce->keylen = key->len;
+    ce->hash = hash;
+    ce->width = width;
+    ce->C = llvm_row_vectors(p, width);
+    key->p = NULL;
+    /* the version of the commonest call, float32 prefill, now: what compiling
+     * has always cost, and the lowering's errors are the compile's */
+    attnc_status st = compile_version(p, ce, 0, err);
+    if (st) {
+        entry_free(ce);
+        return st;
+    }
+    ce->next = G.entries;
+    G.entries = ce;
+    *out = ce;
+    return ATTNC_OK;
+}
+
 static attnc_status llvm_compile(const Plan *p, const attnc_options *opts, CompiledKernel *ck, void **state,
                                  attnc_error *err) {
     (void)opts; /* tile sizes are in the plan; threads do not change the code */
@@ -362,59 +498,52 @@ static attnc_status llvm_compile(const Plan *p, const attnc_options *opts, Compi
     int width = llvm_kernel_width(p, llvm_vector_width());
     Key key = {0};
     make_key(p, width, &key);
-    if (key.failed) {
+    KernelState *ks = malloc(sizeof *ks);
+    if (key.failed || !ks) {
         free(key.p);
+        free(ks);
         return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
     }
     uint64_t hash = hash_bytes(key.p, key.len);
     pthread_mutex_lock(&G.lock);
     CacheEntry *ce = G.entries;
     while (ce && !(ce->hash == hash && ce->keylen == key.len && memcmp(ce->key, key.p, key.len) == 0)) ce = ce->next;
-    if (ce) {
+    if (!ce && (st = new_entry(p, width, &key, hash, &ce, err))) {
+        pthread_mutex_unlock(&G.lock);
         free(key.p);
-    } else {
-        ce = calloc(1, sizeof *ce);
-        if (!ce) {
-            pthread_mutex_unlock(&G.lock);
-            free(key.p);
-            return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
-        }
-        ce->key = key.p;
-        ce->keylen = key.len;
-        ce->hash = hash;
-        st = compile_entry(p, width, ce, err);
-        if (st) {
-            pthread_mutex_unlock(&G.lock);
-            entry_free(ce);
-            return st;
-        }
-        ce->next = G.entries;
-        G.entries = ce;
+        free(ks);
+        return st;
     }
+    free(key.p);
     ce->refs++;
     ce->last_use = ++G.clock;
     pthread_mutex_unlock(&G.lock);
-    ck->tile = ce->tile;
-    ck->scratch_bytes = ce->scratch;
-    ck->kernel_data = NULL;
+    ks->ce = ce;
+    ks->p = p;
+    ck->tile = llvm_tile;
+    ck->scratch_bytes = llvm_scratch;
+    ck->prepare = llvm_prepare;
+    ck->kernel_data = ks;
     ck->packs = 1; /* packed heads: llvm_rows.c */
     ck->pages = 1; /* a paged K and V read in place: the tile's first row, llvm_tensor.c's lower_page_row */
-    *state = ce;
+    *state = ks;
     return ATTNC_OK;
 }
 
 static void llvm_release(void *state) {
-    CacheEntry *ce = state;
-    if (!ce) return;
+    KernelState *ks = state;
+    if (!ks) return;
     pthread_mutex_lock(&G.lock);
-    ce->refs--;
-    ce->last_use = ++G.clock;
+    ks->ce->refs--;
+    ks->ce->last_use = ++G.clock;
     evict_idle();
     pthread_mutex_unlock(&G.lock);
+    free(ks);
 }
 
 /* "llvm-ir": the module as lowered, then after default<O3>; "asm": the
- * host assembly.  Built in a private context: no lock, no JIT. */
+ * host assembly; four versions of the kernel in one module (VERSIONS).
+ * Built in a private context: no lock, no JIT. */
 static attnc_status llvm_emit(const Plan *p, const attnc_options *opts, const char *target, StrBuf *out,
                               attnc_error *err) {
     (void)opts;
@@ -429,11 +558,13 @@ static attnc_status llvm_emit(const Plan *p, const attnc_options *opts, const ch
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("attnc", ctx);
     StrBuf before = {0};
-    st = build_module(p, width, mod, tm, "attnc_tile", "attnc_scratch", 1, ir ? &before : NULL, err);
+    st = build_module(p, width, mod, tm, emit_versions, emit_names, NEMIT, "attnc_scratch", 1, ir ? &before : NULL,
+                      err);
     if (!st && ir) {
         char *after = LLVMPrintModuleToString(mod);
         sb_printf(out, "; ==== attention %s: LLVM IR as lowered (%d-lane vectors, before optimisation) ====\n",
                   p->attn->name, width);
+        sb_printf(out, "; %s", VERSIONS);
         sb_printf(out, "%s", before.p ? before.p : "");
         sb_printf(out, "\n; ==== attention %s: LLVM IR after default<O3> for %s ====\n", p->attn->name, G.cpu);
         sb_printf(out, "%s", after);
@@ -445,6 +576,7 @@ static attnc_status llvm_emit(const Plan *p, const attnc_options *opts, const ch
             st = set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: cannot emit assembly: %.300s", msg ? msg : "");
         } else {
             sb_printf(out, "# attention %s: %d-lane vectors, %s\n", p->attn->name, width, G.cpu);
+            sb_printf(out, "; %s", VERSIONS);
             sb_printf(out, "%.*s", (int)LLVMGetBufferSize(buf), LLVMGetBufferStart(buf));
             LLVMDisposeMemoryBuffer(buf);
         }

@@ -34,6 +34,7 @@ typedef struct Lower {
     const LlvmTarget *target;
     int W, C, CQ, R; /* lanes; vectors per row block; micro-kernel block: CQ vectors x R rows */
     int QB, BK;      /* rows per row block (C * W); keys per kv tile */
+    int variant;     /* LLVM_VARIANT_* (llvm_lower.h): the version of the kernel being built */
     LLVMTypeRef i1, i8, i32, i64, f32, f64;
     LLVMTypeRef vi1, vi8, vi32, vi64, vf32, vf64;
     LLVMValueRef fn;

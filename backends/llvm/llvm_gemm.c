@@ -142,7 +142,8 @@ static LLVMValueRef shuffle(Lower *L, LLVMValueRef a, LLVMValueRef c, const int 
 }
 
 /* The n floats at p[at] as a vector of their bits (n x i32: the kernel's
- * only float vectors are W lanes wide, the plan's width). */
+ * float vectors are W lanes wide, the plan's width, but for the G halves
+ * spread widens; tests/test_llvm_schedule.c looks for others). */
 static LLVMValueRef load_n(Lower *L, LLVMValueRef p, LLVMValueRef at, int n) {
     return load(L, LLVMVectorType(L->i32, (unsigned)n), gep(L, L->i32, p, at), 4);
 }
@@ -168,9 +169,11 @@ static LLVMValueRef spread(Lower *L, const Quad *q, LLVMValueRef at) {
     if (q->elem == ELEM_F32) return as_floats(L, shuffle(L, load_n(L, q->A, at, G), NULL, idx, L->W));
     LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
     LLVMValueRef h = load(L, LLVMVectorType(i16, (unsigned)G), gep(L, i16, q->A, at), 2);
-    if (q->elem == ELEM_F16) {
-        LLVMTypeRef vh = LLVMVectorType(LLVMHalfTypeInContext(L->ctx), (unsigned)L->W);
-        return LLVMBuildFPExt(b, LLVMBuildBitCast(b, shuffle(L, h, NULL, idx, L->W), vh, ""), L->vf32, "");
+    if (q->elem == ELEM_F16) { /* vcvtph2ps of G lanes, then the float32 shuffle */
+        LLVMTypeRef vh = LLVMVectorType(LLVMHalfTypeInContext(L->ctx), (unsigned)G);
+        LLVMValueRef f = LLVMBuildFPExt(b, LLVMBuildBitCast(b, h, vh, ""), LLVMVectorType(L->f32, (unsigned)G), "");
+        LLVMValueRef bits = LLVMBuildBitCast(b, f, LLVMVectorType(L->i32, (unsigned)G), "");
+        return as_floats(L, shuffle(L, bits, NULL, idx, L->W));
     }
     for (int l = 0; l < L->W; l++) idx[2 * l] = G, idx[2 * l + 1] = l / 4; /* low half 0, high half bf16 */
     return as_floats(L, shuffle(L, h, LLVMConstNull(LLVMTypeOf(h)), idx, 2 * L->W));
@@ -285,19 +288,20 @@ static void quad_gemm(Lower *L, void *ctx, int elem) {
     loop_end(L, &lt);
 }
 
-/* Narrow blocks of at most 4 rows where G divides the contiguous dimension:
- * the quad micro-kernel, one version per element type; else (and when the
- * vectors have fewer than 8 lanes) convert f16/bf16 rows into scratch and
- * run lower_gemm_versions. */
-void lower_kv_product(Lower *L, int which, LLVMValueRef narrow_block, LLVMValueRef dense, const Prefetch *pf,
-                      const KvRows *kv, LLVMValueRef Bm, LLVMValueRef Out) {
+/* The narrow version's blocks of at most 4 rows where G divides the
+ * contiguous dimension: the quad micro-kernel, one version per element
+ * type; else (and when the vectors have fewer than 8 lanes) convert
+ * f16/bf16 rows into scratch and run lower_gemm_versions. */
+void lower_kv_product(Lower *L, int which, LLVMValueRef dense, const Prefetch *pf, const KvRows *kv, LLVMValueRef Bm,
+                      LLVMValueRef Out) {
     LLVMBuilderRef b = L->bd;
     LLVMValueRef nrows = which ? kv->n : kv->nk, depth = which ? kv->nk : kv->n;
     LLVMBasicBlockRef join = NULL;
-    if (L->W % 4 == 0 && L->W >= 8 && L->W <= 64 && L->C > 1) {
-        LLVMValueRef fits = LLVMBuildAnd(
-            b, LLVMBuildAnd(b, narrow_block, LLVMBuildICmp(b, LLVMIntULE, L->nblock, ci64(L, 4), ""), ""),
-            LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildSRem(b, kv->n, ci64(L, L->W / 4), ""), ci64(L, 0), ""), "quad");
+    if (L->variant & LLVM_VARIANT_NARROW && L->W % 4 == 0 && L->W >= 8 && L->W <= 64) {
+        LLVMValueRef fits =
+            LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULE, L->nblock, ci64(L, 4), ""),
+                         LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildSRem(b, kv->n, ci64(L, L->W / 4), ""), ci64(L, 0), ""),
+                         "quad");
         LLVMBasicBlockRef quad = block(L, "kv.quad"), other = block(L, "kv.gemm");
         join = block(L, "kv.done");
         LLVMBuildCondBr(b, fits, quad, other);
@@ -308,46 +312,41 @@ void lower_kv_product(Lower *L, int which, LLVMValueRef narrow_block, LLVMValueR
         LLVMBuildBr(b, join);
         LLVMPositionBuilderAtEnd(b, other);
     }
-    LLVMBasicBlockRef after = if_begin(L, LLVMBuildNot(b, kv->f32, ""), which ? "cvt.v" : "cvt.k");
-    lower_convert_rows(L, kv->elem, kv->src, kv->stride, kv->nk, kv->n, kv->scratch);
-    if_end(L, after);
-    LLVMValueRef rows = LLVMBuildSelect(b, kv->f32, as_ptr(L, kv->src, L->f32), kv->scratch, "");
-    LLVMValueRef lda = LLVMBuildSelect(b, kv->f32, kv->stride, kv->n, "");
+    LLVMValueRef rows = as_ptr(L, kv->src, L->f32), lda = kv->stride;
+    if (!LLVMIsAConstantInt(kv->f32) || !LLVMConstIntGetZExtValue(kv->f32)) { /* not a float32 version */
+        LLVMBasicBlockRef after = if_begin(L, LLVMBuildNot(b, kv->f32, ""), which ? "cvt.v" : "cvt.k");
+        lower_convert_rows(L, kv->elem, kv->src, kv->stride, kv->nk, kv->n, kv->scratch);
+        if_end(L, after);
+        rows = LLVMBuildSelect(b, kv->f32, rows, kv->scratch, "");
+        lda = LLVMBuildSelect(b, kv->f32, kv->stride, kv->n, "");
+    }
     LLVMValueRef one = ci64(L, 1);
-    lower_gemm_versions(L, narrow_block, dense, pf, rows, which ? one : lda, which ? lda : one, nrows, Bm, depth, Out,
-                        which);
+    lower_gemm_versions(L, dense, pf, rows, which ? one : lda, which ? lda : one, nrows, Bm, depth, Out, which);
     if (join) {
         LLVMBuildBr(b, join);
         LLVMPositionBuilderAtEnd(b, join);
     }
 }
 
-/* The micro-kernel over the row block's vectors: all C of them with CQ-wide
- * register blocks; or, in a narrow block (narrow_block: fewer than C vectors
- * hold rows of the item, as in decode), L->nvec vectors one at a time, with
- * R = 8 rows of A per register block so that 8 accumulators stay in flight
- * (4 run at half the speed).  A narrow block streams K and V with little
- * arithmetic, so its prefetches matter most (without them decode runs 4x
- * slower); it has one copy, prefetching row by row, which covers dense rows
- * too: a second, dense copy is ~10% faster there but costs compile time. */
-void lower_gemm_versions(Lower *L, LLVMValueRef narrow_block, LLVMValueRef dense, const Prefetch *pf, LLVMValueRef A,
-                          LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm, LLVMValueRef depth,
-                          LLVMValueRef Out, int accumulate) {
-    L->gemm_cols = ci64(L, L->C);
-    if (L->C == 1) {
+/* The micro-kernel over the row block's vectors.  The wide version: all C
+ * of them with CQ-wide register blocks.  The narrow version (decode: fewer
+ * than C vectors hold rows of the item): L->nvec vectors one at a time,
+ * with R = 8 rows of A per register block so that 8 accumulators stay in
+ * flight (4 run at half the speed).  A narrow block streams K and V with
+ * little arithmetic, so its prefetches matter most (without them decode
+ * runs 4x slower); it has one copy, prefetching row by row, which covers
+ * dense rows too: a second, dense copy is ~10% faster there but costs
+ * compile time. */
+void lower_gemm_versions(Lower *L, LLVMValueRef dense, const Prefetch *pf, LLVMValueRef A, LLVMValueRef ars,
+                         LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm, LLVMValueRef depth, LLVMValueRef Out,
+                         int accumulate) {
+    if (!(L->variant & LLVM_VARIANT_NARROW)) {
+        L->gemm_cols = ci64(L, L->C);
         gemm_prefetching(L, dense, pf, A, ars, aks, nrows, Bm, depth, Out, accumulate);
         return;
     }
-    LLVMBasicBlockRef narrow = block(L, "gemm.narrow"), wide = block(L, "gemm.wide"), join = block(L, "gemm.both");
-    LLVMBuildCondBr(L->bd, narrow_block, narrow, wide);
-    LLVMPositionBuilderAtEnd(L->bd, wide);
-    gemm_prefetching(L, dense, pf, A, ars, aks, nrows, Bm, depth, Out, accumulate);
-    LLVMBuildBr(L->bd, join);
-    LLVMPositionBuilderAtEnd(L->bd, narrow);
     int CQ = L->CQ, R = L->R;
     L->CQ = 1, L->R = 8, L->gemm_cols = L->nvec;
     lower_gemm(L, A, ars, aks, nrows, Bm, depth, Out, accumulate, pf ? &pf[0] : NULL);
     L->CQ = CQ, L->R = R;
-    LLVMBuildBr(L->bd, join);
-    LLVMPositionBuilderAtEnd(L->bd, join);
 }

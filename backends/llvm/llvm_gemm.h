@@ -34,14 +34,14 @@ void lower_prefetch_line(Lower *L, const Prefetch *pf, LLVMValueRef line);
 void lower_gemm(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm,
                 LLVMValueRef depth, LLVMValueRef Out, int accumulate, const Prefetch *pf);
 
-/* lower_gemm over a row block's vectors: all C of them (L->C) with CQ-wide
- * register blocks, or when narrow_block (i1) holds, L->nvec vectors one at a
- * time with 8 rows per register block; pf NULL: no prefetching, else pf[1]
- * (the region as one block) when dense (i1) holds, pf[0] (rows apart) when
- * not. */
-void lower_gemm_versions(Lower *L, LLVMValueRef narrow_block, LLVMValueRef dense, const Prefetch *pf, LLVMValueRef A,
-                         LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm, LLVMValueRef depth,
-                         LLVMValueRef Out, int accumulate);
+/* lower_gemm over a row block's vectors: in the wide version (L->variant),
+ * all C of them (L->C) with CQ-wide register blocks; in the narrow one,
+ * L->nvec vectors one at a time with 8 rows per register block; pf NULL:
+ * no prefetching, else pf[1] (the region as one block) when dense (i1)
+ * holds, pf[0] (rows apart) when not (the narrow version: pf[0] always). */
+void lower_gemm_versions(Lower *L, LLVMValueRef dense, const Prefetch *pf, LLVMValueRef A, LLVMValueRef ars,
+                         LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm, LLVMValueRef depth, LLVMValueRef Out,
+                         int accumulate);
 
 /* A kv tile's rows of K or V as the call holds them: elem (i32, ELEM_*) and
  * f32 (i1: elem is f32), src (i8 pointer to the first row), stride (between
@@ -53,10 +53,10 @@ typedef struct KvRows {
 
 /* S = K Qt (which 0: Bm = Qt[D][QB], Out = S[BK][QB]) or OT += V^T P
  * (which 1: Bm = P[BK][QB], Out = OT[Dv][QB]) over the tile's rows kv,
- * with lower_gemm_versions' arguments (narrow_block, dense, pf); a narrow
+ * with lower_gemm_versions' arguments (dense, pf); in the narrow version a
  * block of at most 4 rows (L->nblock) takes the quad micro-kernel, which
  * reads f16 and bf16 rows in place. */
-void lower_kv_product(Lower *L, int which, LLVMValueRef narrow_block, LLVMValueRef dense, const Prefetch *pf,
-                      const KvRows *kv, LLVMValueRef Bm, LLVMValueRef Out);
+void lower_kv_product(Lower *L, int which, LLVMValueRef dense, const Prefetch *pf, const KvRows *kv, LLVMValueRef Bm,
+                      LLVMValueRef Out);
 
 #endif

@@ -13,10 +13,12 @@
  * tile loop works on (one q tile of bq rows is one or more row blocks).
  * With packed heads (AttnCall.pack = P > 1, kernel ABI 4) the rows are
  * packed rows, r / P of head h + r % P: llvm_rows.c maps each lane to its
- * query row and head, and the leaf h is then a row value.  A row block runs
- * over only its vectors that hold rows of the item (L->nvec): a decode
+ * query row and head, and the leaf h is then a row value.  In the decode
+ * version of the kernel (llvm_lower.h's LLVM_VARIANT_NARROW) a row block
+ * runs over only its vectors that hold rows of the item (L->nvec): a decode
  * block of P rows costs one vector, not C, and its micro-kernels take a
- * narrow version (llvm_gemm.c).
+ * narrow version (llvm_gemm.c); in the prefill version it runs all C.  Each
+ * version reads and writes the element types it was built for.
  * Along q rather than along kv because then
  *   - Q is transposed into scratch once per row block (Qt[d][q]), and K and V
  *     are read in place: the QK micro-kernel broadcasts K[kv][d] against Qt
@@ -135,7 +137,7 @@ typedef struct Tile {
     Regions rg;
     LLVMValueRef qbh, kbh, vbh, obh; /* i8 pointers to Q[b, h, 0, 0], K and V [b, hk, 0, 0], O[b, h, 0, 0] */
     LLVMValueRef lse_row;            /* &LSE[b, h, 0] */
-    LLVMValueRef q_elem, k_elem, v_elem, o_elem; /* i32: the call's element types */
+    LLVMValueRef q_elem, k_elem, v_elem, o_elem; /* i32: the version's element types (constants) */
     LLVMValueRef qs, ks, vs, os, ls;             /* elements from one row (q or kv) to the next */
     LLVMValueRef kesz, vesz;                     /* bytes per element of K and V */
     LLVMValueRef k_f32, v_f32;     /* i1: read in place (else converted into Kc, Vc per tile) */
@@ -150,7 +152,6 @@ typedef struct Tile {
     LLVMValueRef kv_page, page_rows; /* the call's page table (kernel ABI: paged K and V) */
     LLVMValueRef fault;        /* local i1: an element raised a runtime error */
     LLVMValueRef checks;       /* i1: the call checks faults (its check_faults) */
-    LLVMValueRef narrow;       /* i1: the row block has fewer than C vectors of rows (L->nvec) */
     Prefetch first_k, first_v; /* K and V rows of the row block's first tile */
 } Tile;
 
@@ -520,12 +521,13 @@ static LLVMValueRef stride_at(Lower *L, size_t off, int i) {
 }
 static LLVMValueRef lse_stride(Lower *L, int i) { return stride_at(L, offsetof(AttnCall, lse_stride), i); }
 
-/* Element [b, h, 0, 0] of one of Q, K, V, O (an i8 pointer), of the call's
- * element type and strides; *row: its L stride; *esz: bytes per element. */
-static LLVMValueRef tensor_at(Lower *L, size_t ptr_off, size_t elem_off, size_t stride_off, LLVMValueRef bi,
+/* Element [b, h, 0, 0] of `tensor` (0 Q, 1 K, 2 V, 3 O; an i8 pointer), of
+ * the version's element type and the call's strides; *row: its L stride;
+ * *esz: bytes per element. */
+static LLVMValueRef tensor_at(Lower *L, size_t ptr_off, int tensor, size_t stride_off, LLVMValueRef bi,
                               LLVMValueRef hi, LLVMValueRef *elem, LLVMValueRef *row, LLVMValueRef *esz) {
     LLVMBuilderRef b = L->bd;
-    *elem = call_field(L, elem_off, L->i32);
+    *elem = ci32(L, llvm_variant_elem(L->variant, tensor)); /* the version's: the call's are the same */
     *row = stride_at(L, stride_off, 2);
     *esz = lower_elem_bytes(L, *elem);
     LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, bi, stride_at(L, stride_off, 0), ""),
@@ -537,12 +539,11 @@ static LLVMValueRef tensor_at(Lower *L, size_t ptr_off, size_t elem_off, size_t 
 static void bind_tensors(Lower *L, Tile *T, LLVMValueRef bi, LLVMValueRef hi, LLVMValueRef hk) {
     LLVMBuilderRef b = L->bd;
     LLVMValueRef qesz, oesz;
-#define AT(t, h, e, r, z) tensor_at(L, offsetof(AttnCall, t), offsetof(AttnCall, t##_elem), \
-                                    offsetof(AttnCall, t##_stride), bi, h, e, r, z)
-    T->qbh = AT(q, hi, &T->q_elem, &T->qs, &qesz);
-    T->kbh = AT(k, hk, &T->k_elem, &T->ks, &T->kesz);
-    T->vbh = AT(v, hk, &T->v_elem, &T->vs, &T->vesz);
-    T->obh = AT(o, hi, &T->o_elem, &T->os, &oesz);
+#define AT(t, i, h, e, r, z) tensor_at(L, offsetof(AttnCall, t), i, offsetof(AttnCall, t##_stride), bi, h, e, r, z)
+    T->qbh = AT(q, 0, hi, &T->q_elem, &T->qs, &qesz);
+    T->kbh = AT(k, 1, hk, &T->k_elem, &T->ks, &T->kesz);
+    T->vbh = AT(v, 2, hk, &T->v_elem, &T->vs, &T->vesz);
+    T->obh = AT(o, 3, hi, &T->o_elem, &T->os, &oesz);
 #undef AT
     T->ls = lse_stride(L, 2);
     T->k_f32 = LLVMBuildICmp(b, LLVMIntEQ, T->k_elem, ci32(L, ELEM_F32), "k_f32");
@@ -574,8 +575,11 @@ static void row_block(Lower *L, Tile *T) {
     LLVMValueRef Lk = L->var[V_SIZE_LK], D = L->var[V_SIZE_D], Dv = L->var[V_SIZE_DV], bk = T->bk;
     LLVMValueRef n = LLVMBuildSub(b, smin(L, LLVMBuildAdd(b, T->qb0, ci64(L, L->QB), ""), T->rows.r1), T->qb0, "");
     L->nblock = n;
-    L->nvec = L->C == 1 ? ci64(L, 1) : LLVMBuildUDiv(b, LLVMBuildAdd(b, n, ci64(L, L->W - 1), ""), ci64(L, L->W), "nvec");
-    T->narrow = LLVMBuildICmp(b, LLVMIntULT, L->nvec, ci64(L, L->C), "narrow");
+    /* the narrow version: only the vectors that hold rows (fewer than C, the
+     * caller's choice: llvm_call_variant); the wide one: all C, masked */
+    L->nvec = L->variant & LLVM_VARIANT_NARROW
+                  ? LLVMBuildUDiv(b, LLVMBuildAdd(b, n, ci64(L, L->W - 1), ""), ci64(L, L->W), "nvec")
+                  : ci64(L, L->C);
     row_prologue(L, T);
     Loop le;
     LLVMValueRef e = loop_begin(L, &le, T->e0, T->e1, ci64(L, 1), "tile");
@@ -600,13 +604,13 @@ static void row_block(Lower *L, Tile *T) {
     col_values(L, T);
     /* S[kv][q] = sum_d K[kv][d] * Qt[d][q] (+ low-rank columns) */
     KvRows kr = tile_rows(L, T, 0, nk), vr;
-    lower_kv_product(L, 0, T->narrow, T->k_dense, pk, &kr, T->rg.qt, T->rg.s);
-    if (f->nlowrank) lower_gemm_versions(L, T->narrow, NULL, NULL, T->rg.kx, T->rt, ci64(L, 1), nk, T->rg.qx, T->rt, T->rg.s, 1);
+    lower_kv_product(L, 0, T->k_dense, pk, &kr, T->rg.qt, T->rg.s);
+    if (f->nlowrank) lower_gemm_versions(L, NULL, NULL, T->rg.kx, T->rt, ci64(L, 1), nk, T->rg.qx, T->rt, T->rg.s, 1);
     element_pass(L, T, mode);
     if (L->s->softmax) normalise(L, T);
     /* OT[dv][q] += sum_kv V[kv][dv] * P[kv][q] */
     vr = tile_rows(L, T, 1, nk);
-    lower_kv_product(L, 1, T->narrow, T->v_dense, pv, &vr, T->rg.s, T->rg.ot);
+    lower_kv_product(L, 1, T->v_dense, pv, &vr, T->rg.s, T->rg.ot);
     loop_end(L, &le);
     write_rows(L, T);
     L->nvec = NULL;
@@ -749,10 +753,9 @@ attnc_status llvm_lower_plan(const Plan *p, const LlvmTarget *target, LLVMModule
     L.s = p->sched;
     L.target = target;
     L.W = width;
-    /* row blocks of 64 rows (fewer when the q tile is smaller) */
-    int want = (p->bq + L.W - 1) / L.W;
-    L.C = 64 / L.W < want ? 64 / L.W : want;
-    if (L.C < 1) L.C = 1;
+    L.C = llvm_row_vectors(p, width);
+    /* one vector per row block: every block is as wide as it can be */
+    L.variant = L.C == 1 ? target->variant & ~LLVM_VARIANT_NARROW : target->variant;
     /* accumulators: R x CQ vectors, 16 of the 32 registers of AVX-512, 8 of AVX2's 16 */
     L.CQ = divisor_at_most(L.C, L.W == 16 ? 4 : 2);
     L.R = 4;
@@ -786,7 +789,7 @@ attnc_status llvm_lower_plan(const Plan *p, const LlvmTarget *target, LLVMModule
         L.alloca_bd = LLVMCreateBuilderInContext(L.ctx);
         gen_tile(&L, tile_name);
         reset_values(&L);
-        gen_scratch(&L, scratch_name);
+        if (scratch_name) gen_scratch(&L, scratch_name);
         LLVMDisposeBuilder(L.bd);
         LLVMDisposeBuilder(L.alloca_bd);
         if (L.failed) st = set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: %s", L.why);

@@ -7,17 +7,51 @@
 #define ATTNC_LLVM_LOWER_H
 #include <llvm-c/Core.h>
 
+#include "kernel_abi.h"
 #include "plan.h"
+
+/* The versions of a kernel (LlvmTarget.variant): each is a tile function of
+ * its own, built only when a call needs it (llvm_backend.c).  A version
+ * reads and writes Q, K, V and O as the element types it was built for
+ * (attnc_elem: no run-time switch over them), and runs its row blocks wide
+ * or narrow.  Wide (prefill): a row block runs all C vectors of its rows,
+ * a block that holds fewer rows of the item masking the rest off.  Narrow
+ * (LLVM_VARIANT_NARROW; decode: every block of the call holds fewer than C
+ * vectors of rows): only its vectors that hold rows of the item, with the
+ * narrow and 4-row micro-kernels.  Version numbers: narrow + 2 * (q + 3 *
+ * (k + 3 * (v + 3 * o))), q .. o the element types. */
+enum { LLVM_VARIANT_NARROW = 1, LLVM_VARIANTS = 2 * 3 * 3 * 3 * 3 };
+
+/* The element type of tensor t (0 Q, 1 K, 2 V, 3 O) in version `variant`. */
+static inline int llvm_variant_elem(int variant, int t) {
+    int e = variant / 2;
+    while (t-- > 0) e /= 3;
+    return e % 3;
+}
 
 typedef struct LlvmTarget {
     int vec_width;   /* float lanes per vector: 16 (AVX-512), 8 (AVX2) or 4; used when the plan names none */
     const char *cpu; /* target-cpu / target-features function attributes, or NULL */
     const char *features;
+    int variant;     /* the version to build (LLVM_VARIANTS) */
 } LlvmTarget;
 
 /* The float lanes of plan p's kernel: the plan's vector width when it is 4,
  * 8 or 16, else target_width.  The backend keys its cache by it. */
 int llvm_kernel_width(const Plan *p, int target_width);
+
+/* C, the vectors of W lanes in a row block of plan p's kernel. */
+int llvm_row_vectors(const Plan *p, int width);
+
+/* The version of a kernel of C = row_vectors vectors of `width` lanes that
+ * call c needs: its element types, and narrow when every row block of the
+ * call holds fewer than C vectors of rows.  Every version of the call's
+ * element types computes the call; this one is the fastest. */
+int llvm_call_variant(int row_vectors, int width, const AttnCall *c);
+
+/* Versions of kernels the backend has built in this process (a test hook:
+ * each version is built once, on first use; backends/llvm/llvm_backend.c). */
+unsigned long llvm_versions_built(void);
 
 /* The host's vector width (16 with AVX-512, 8 with AVX2, else 4), or
  * ATTNC_LLVM_VECTOR_WIDTH=4|8|16: what the plan's vector width should be
@@ -25,8 +59,9 @@ int llvm_kernel_width(const Plan *p, int target_width);
 int llvm_vector_width(void);
 
 /* Add to `mod` (in its context) `tile_name`, an AttnTileFn computing one work
- * item of plan p in float32 exactly as refplan_tile does in float64, and
- * `scratch_name`, its AttnScratchFn, translating p's schedule at
+ * item of plan p in float32 exactly as refplan_tile does in float64 (the
+ * version target->variant), and `scratch_name` (unless NULL), its
+ * AttnScratchFn (the same for every version), translating p's schedule at
  * llvm_kernel_width(p, target->vec_width) lanes.  ATTNC_ERR_INTERNAL with a
  * message when the plan holds something the lowering cannot express. */
 attnc_status llvm_lower_plan(const Plan *p, const LlvmTarget *target, LLVMModuleRef mod, const char *tile_name,

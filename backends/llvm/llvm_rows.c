@@ -1,5 +1,5 @@
 /* llvm_rows.c — which query row of which head each lane of a row vector
- * holds, in the LLVM kernel.
+ * holds, in the LLVM kernel, and how wide a call's row blocks are.
  * Requires: the lowering state (llvm_build.h) inside the tile function, the
  * schedule's pack_heads.  Produces: the lanes' query rows (q_vec), whether
  * they are rows of the item (valid), their heads, and their rows' offsets in
@@ -16,6 +16,29 @@
 #include "llvm_rows.h"
 
 #include <stddef.h>
+
+/* The row blocks of a kernel and of a call (llvm_lower.h): what picks a
+ * call's prefill or decode version. */
+
+/* Row blocks of 64 rows (fewer when the q tile is smaller). */
+int llvm_row_vectors(const Plan *p, int W) {
+    int want = (p->bq + W - 1) / W;
+    int C = 64 / W < want ? 64 / W : want;
+    return C < 1 ? 1 : C;
+}
+
+int llvm_call_variant(int C, int W, const AttnCall *c) {
+    int32_t e[4] = {c->q_elem, c->k_elem, c->v_elem, c->o_elem};
+    int v = 0;
+    for (int t = 3; t >= 0; t--) v = v * 3 + (e[t] > 0 && e[t] < 3 ? e[t] : 0); /* bind refuses others */
+    v *= 2;
+    /* a q tile's first row block is its largest (min(bq, rows, QB) rows,
+     * packed rows when pack > 1), and the first tile's is the call's */
+    int64_t rows = c->Lq * (c->pack > 1 ? c->pack : 1), first = c->bq < rows ? c->bq : rows;
+    if (first > (int64_t)C * W) first = (int64_t)C * W;
+    if (C > 1 && first > 0 && (first + W - 1) / W < C) v |= LLVM_VARIANT_NARROW;
+    return v;
+}
 
 int64_t rows_map_bytes(const Lower *L) { return L->s->pack_heads ? (int64_t)L->QB * 16 : 0; }
 

@@ -55,6 +55,11 @@ LLVMValueRef lower_narrow(Lower *L, LLVMValueRef x, int elem) {
 }
 
 void lower_elem_switch(Lower *L, LLVMValueRef elem, void (*body)(Lower *, void *, int), void *ctx) {
+    if (LLVMIsAConstantInt(elem)) { /* the version's element type (llvm_lower.h): one loop */
+        long long e = LLVMConstIntGetSExtValue(elem);
+        body(L, ctx, e > ELEM_F32 && e < ELEM_COUNT ? (int)e : ELEM_F32);
+        return;
+    }
     LLVMBasicBlockRef version[ELEM_COUNT], join;
     static const char *const names[ELEM_COUNT] = {"elem.f32", "elem.f16", "elem.bf16"};
     for (int e = 0; e < ELEM_COUNT; e++) version[e] = block(L, names[e]);

@@ -22,7 +22,8 @@ LLVMValueRef lower_narrow(Lower *L, LLVMValueRef x, int elem);
 
 /* One version of a loop per element type: body(L, ctx, e) is built once for
  * each e in ELEM_F32 .. ELEM_BF16, and `elem` (an i32 of the call) picks one
- * at run time (anything unknown runs the f32 version; bind refuses it first). */
+ * at run time (anything unknown runs the f32 version; bind refuses it first).
+ * A constant `elem` (a kernel version's, llvm_lower.h) builds its loop only. */
 void lower_elem_switch(Lower *L, LLVMValueRef elem, void (*body)(Lower *, void *, int), void *ctx);
 
 /* dst[j * n + i] = float(src row j)[i] for j < rows, i < n, where row j of

@@ -17,6 +17,9 @@
  * or on those --backends names, in this process; exit status 1 while it
  * still mismatches (a crash crashes).
  *
+ * One run in three also compares the backward pass (dQ, dK, dV and every
+ * float tensor's gradient from the interpreter's O and LSE, random dO and
+ * dLSE) where the backend has one.
  * Each spec is run on every backend twice: with random tile sizes, and with a
  * random subset of its params fixed as defines (-D) and, half the time,
  * ATTNC_OPT_SEPARABLE_BIAS; the interpreter with the same defines is
@@ -509,9 +512,9 @@ static void report(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCase
 static void run_one(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCase *c, int slot) {
     FcResult r;
     if (o->verbose) /* before the run: a crash names the case */
-        printf("  %-8s defines=%d tiles=%dx%d flags=%d lse=%s threads=%d elem=%d layout=%d ...\n",
+        printf("  %-8s defines=%d tiles=%dx%d flags=%d lse=%s threads=%d elem=%d layout=%d grad=%d ...\n",
                attnc_backend_name(c->backend), c->ndefines, c->tile_q, c->tile_k, c->flags, c->no_lse ? "NULL" : "yes",
-               c->threads, c->elem, c->layout);
+               c->threads, c->elem, c->layout, c->grad);
     run_case(c, &r);
     st->runs++;
     st->seconds[slot] += r.seconds;
@@ -533,6 +536,7 @@ static void random_config(const Opts *o, uint64_t *s, FuzzCase *c) {
     c->flags &= ATTNC_OPT_SEPARABLE_BIAS;
     if (pick(s, 4) == 0) c->flags |= ATTNC_OPT_NO_PACK_HEADS;
     if (pick(s, 4) == 0) c->flags |= ATTNC_OPT_NO_KV_SPLIT;
+    c->grad = pick(s, 3) == 0; /* and the backward pass, where the backend has one */
 }
 
 static void fuzz_spec(const Opts *o, Stats *st, uint64_t seed, GenSpec *g) {

@@ -20,7 +20,7 @@
 #include <time.h>
 
 static const char *const kind_names[] = {"same", "spec", "skip", "status", "partial-write", "empty-row",
-                                         "nan-inf", "O", "LSE", "crash"};
+                                         "nan-inf", "O", "LSE", "grad", "crash"};
 const char *fc_kind_name(FcKind k) { return kind_names[k]; }
 
 static double now(void) {
@@ -234,6 +234,114 @@ static FcKind compare(const FuzzCase *c, int softmax, const Inputs *in, const fl
     return FC_SAME;
 }
 
+/* ---- the backward pass ------------------------------------------------------ */
+
+/* The largest |got - want| over 1 + max |want| of one gradient; -1 when a NaN or infinity differs. */
+static double grad_error(const float *got, const float *want, size_t n) {
+    double scale = 0, worst = 0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(want[i]) && fabs(want[i]) > scale) scale = fabs(want[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i]) || !isfinite(want[i])) {
+            if (!(isnan(got[i]) && isnan(want[i])) && got[i] != want[i]) return -1;
+            continue;
+        }
+        double d = fabs((double)got[i] - want[i]) / (1 + scale);
+        if (d > worst) worst = d;
+    }
+    return worst;
+}
+
+/* dQ, dK, dV and every float tensor's gradient of one backward call. */
+typedef struct GradOut {
+    float *d[3 + FC_MAX];
+    size_t n[3 + FC_MAX];
+    attnc_tensor_grad tg[FC_MAX];
+    int ntg;
+} GradOut;
+
+static int grad_out_make(const FuzzCase *c, const Inputs *in, GradOut *g) {
+    const attnc_sizes *s = &c->sz;
+    memset(g, 0, sizeof *g);
+    g->n[0] = in->rows * (size_t)s->D, g->n[1] = (size_t)(s->B * s->Hkv * s->Lk * s->D);
+    g->n[2] = (size_t)(s->B * s->Hkv * s->Lk * s->Dv);
+    for (int i = 0; i < in->nt; i++) {
+        if (in->t[i].dtype != ATTNC_F32) continue;
+        size_t n = 1;
+        for (int d = 0; d < in->t[i].rank; d++) n *= (size_t)in->t[i].shape[d];
+        g->n[3 + g->ntg] = n;
+        g->tg[g->ntg++].name = in->t[i].name;
+    }
+    for (int i = 0; i < 3 + g->ntg; i++) {
+        if (!(g->d[i] = malloc(sizeof(float) * (g->n[i] + 1)))) return -1;
+        memset(g->d[i], 0xff, sizeof(float) * g->n[i]); /* NaN: what a backend leaves unwritten differs */
+        if (i >= 3) g->tg[i - 3].data = g->d[i];
+    }
+    return 0;
+}
+
+static void grad_out_free(GradOut *g) {
+    for (int i = 0; i < 3 + FC_MAX; i++) free(g->d[i]);
+}
+
+static attnc_status backward(const attnc_kernel *k, const FuzzCase *c, const attnc_param *params, int np,
+                             const Inputs *in, float *o, float *lse, const float *dout, const float *dlse, GradOut *g,
+                             char *msg) {
+    attnc_args args = {c->sz, in->q, in->k, in->v, o, lse, params, np, in->t, in->nt};
+    attnc_grad gr = {.dout = dout, .dlse = dlse, .dq = g->d[0], .dk = g->d[1], .dv = g->d[2], .dtensors = g->tg,
+                     .n_dtensors = g->ntg};
+    attnc_error err = {0};
+    attnc_status st = attnc_kernel_backward(k, &args, NULL, &gr, &err);
+    if (st) snprintf(msg, 600, "%s", err.message);
+    return st;
+}
+
+/* The backend's backward against the interpreter's, both from the
+ * interpreter's O and LSE (ro, rl) with random dO and dLSE.  A backend
+ * without a backward pass compares nothing. */
+static FcKind grad_compare(const attnc_spec *spec, const FuzzCase *c, const attnc_options *opts, const attnc_kernel *ref,
+                           const attnc_param *rparams, int rnp, const Inputs *in, float *ro, float *rl, FcResult *r) {
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    attnc_param params[FC_MAX];
+    char msg[600] = "", rmsg[600] = "";
+    if (attnc_compile(spec, c->variant, opts, &k, &err) || !attnc_kernel_has_backward(k)) {
+        attnc_kernel_free(k);
+        return FC_SAME;
+    }
+    int np = params_for(k, c, 1, params, msg);
+    uint64_t s = c->data_seed ^ 0x6A09E667F3BCC909ull;
+    float *dout = floats(&s, in->no), *dlse = floats(&s, in->rows);
+    GradOut want, got;
+    FcKind kind = FC_SAME;
+    if (np < 0 || !dout || !dlse || grad_out_make(c, in, &want) || grad_out_make(c, in, &got)) {
+        snprintf(r->detail, sizeof r->detail, "cannot make the backward call: %s", np < 0 ? msg : "out of memory");
+        kind = FC_SKIP;
+    } else {
+        attnc_status rst = backward(ref, c, rparams, rnp, in, ro, rl, dout, dlse, &want, rmsg);
+        attnc_status st = backward(k, c, params, np, in, ro, rl, dout, dlse, &got, msg);
+        double tol = c->backend == ATTNC_BACKEND_REFPLAN ? 1e-4 : 2e-3;
+        if (st != rst) {
+            snprintf(r->detail, sizeof r->detail, "backward: interpreter: %s; %s: %s", rst ? rmsg : "ok",
+                     attnc_backend_name(c->backend), st ? msg : "ok");
+            kind = FC_STATUS;
+        }
+        static const char *const names[3] = {"dQ", "dK", "dV"};
+        for (int i = 0; !st && !rst && kind == FC_SAME && i < 3 + want.ntg; i++) {
+            double e = grad_error(got.d[i], want.d[i], want.n[i]);
+            if (e < 0 || e > tol) {
+                snprintf(r->detail, sizeof r->detail, "backward: %s differs from the interpreter's by %.3g of its scale%s",
+                         i < 3 ? names[i] : want.tg[i - 3].name, e, e < 0 ? " (NaN/inf differ)" : "");
+                kind = FC_GRAD;
+            }
+        }
+    }
+    grad_out_free(&want), grad_out_free(&got);
+    free(dout), free(dlse);
+    attnc_kernel_free(k);
+    return kind;
+}
+
 static FcKind finish(FcResult *r, FcKind k) { return r->kind = k; }
 
 FcKind fc_run(const FuzzCase *c, FcResult *r) {
@@ -294,6 +402,7 @@ FcKind fc_run(const FuzzCase *c, FcResult *r) {
             kind = FC_PARTIAL;
         } else if (!r->status) {
             kind = compare(c, attnc_kernel_is_softmax(ref), &in, o, l, ro, rl, r);
+            if (kind == FC_SAME && c->grad) kind = grad_compare(spec, c, &opts, ref, params, np, &in, ro, rl, r);
         }
     }
     free(ro), free(rl), free(o), free(l);
@@ -316,6 +425,7 @@ int fc_write(const FuzzCase *c, const char *path, const char *comment) {
             c->threads > 0 ? c->threads : 1);
     if (c->warm_threads) fprintf(f, "warm-threads %d\n", c->warm_threads);
     if (c->elem || c->layout) fprintf(f, "elem %d\nlayout %d\n", c->elem, c->layout);
+    if (c->grad) fprintf(f, "grad 1\n");
     for (int i = 0; i < c->nparams; i++) fprintf(f, "param %s=%s\n", c->params[i].name, c->params[i].text);
     for (int i = 0; i < c->ndefines; i++) fprintf(f, "define %s=%s\n", c->defines[i].name, c->defines[i].text);
     for (int i = 0; i < c->nranges; i++)
@@ -351,6 +461,7 @@ int fc_read(FuzzCase *c, const char *path) {
         else if (!strcmp(key, "warm-threads")) c->warm_threads = atoi(val);
         else if (!strcmp(key, "elem")) c->elem = atoi(val), bad = c->elem < 0 || c->elem > 2;
         else if (!strcmp(key, "layout")) c->layout = atoi(val), bad = c->layout < 0 || c->layout > 3;
+        else if (!strcmp(key, "grad")) c->grad = atoi(val), bad = c->grad < 0 || c->grad > 1;
         else if (!strcmp(key, "param")) bad = named_line(val, c->params, &c->nparams);
         else if (!strcmp(key, "define")) bad = named_line(val, c->defines, &c->ndefines);
         else if (!strcmp(key, "int-range") && c->nranges < FC_MAX) {

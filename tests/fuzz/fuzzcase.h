@@ -41,6 +41,7 @@ typedef struct FuzzCase {
                        * the thread pool that a process's earlier calls left, for a reproducer */
     int no_lse; /* the backend's call passes LSE = NULL (optional in the API); only O is compared */
     int elem;   /* the backend's Q, K, V, O: 0 float32, 1 f16, 2 bf16 (the inputs are rounded to it for both sides) */
+    int grad;   /* also the backward pass: the backend's (when it has one) against the interpreter's */
     int layout; /* the backend's layout: 0 [B,H,L,D], 1 [B,L,H,D], 2 fused QKV slices with O and LSE gapped, 3 paged K and V (fclayout.c) */
 } FuzzCase;
 
@@ -54,6 +55,7 @@ typedef enum FcKind {
     FC_SPECIAL,  /* a NaN or infinity differs */
     FC_O,        /* O beyond tolerance */
     FC_LSE,      /* LSE beyond tolerance */
+    FC_GRAD,     /* a gradient beyond tolerance (or NaN/inf differ) */
     FC_CRASH     /* the process died or timed out running the case (difffuzz.c's forked runs) */
 } FcKind;
 

@@ -1,0 +1,27 @@
+# tests/grad.cmake — gradients (issue 12): the interpreter's reference backward
+# against finite differences of its own forward (tests/test_grad_interp.c), on
+# every attention of every example and on specs covering each derivative rule.
+add_executable(test_grad_interp ${PROJECT_SOURCE_DIR}/tests/test_grad_interp.c)
+target_compile_options(test_grad_interp PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_grad_interp PRIVATE attnc_test_support)
+# Under the sanitizers (about 10 times slower) fewer elements per gradient: the release build checks the numbers,
+# this build the memory.
+set(ATTNC_GRAD_SAMPLES 24)
+if(ATTNC_SANITIZE)
+  set(ATTNC_GRAD_SAMPLES 6)
+endif()
+add_test(NAME grad/interp-fd/rules COMMAND test_grad_interp --rules --samples ${ATTNC_GRAD_SAMPLES})
+file(GLOB ATTNC_GRAD_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.attn)
+foreach(example ${ATTNC_GRAD_EXAMPLES})
+  get_filename_component(name ${example} NAME_WE)
+  # the example's Lq and Lk (its params fit them), fewer heads (GQA 2:1) and a small D
+  add_test(NAME grad/interp-fd/${name} COMMAND test_grad_interp ${example} --shape B=2,H=2,Hkv=1,D=4,Dv=3
+                                                --samples ${ATTNC_GRAD_SAMPLES})
+endforeach()
+# attnc_kernel_backward's plumbing on the interpreter: one gradient at a time, f16/bf16, [B, L, H, D], hostile calls,
+# a runtime error reported as the forward's.
+add_executable(test_grad_api ${PROJECT_SOURCE_DIR}/tests/test_grad_api.c)
+target_compile_options(test_grad_api PRIVATE ${ATTNC_WARNINGS})
+target_include_directories(test_grad_api PRIVATE ${PROJECT_SOURCE_DIR}/base)
+target_link_libraries(test_grad_api PRIVATE attnc_test_support)
+add_test(NAME grad/interp-api COMMAND test_grad_api ${PROJECT_SOURCE_DIR}/examples)
