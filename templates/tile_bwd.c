@@ -156,7 +156,8 @@ ATTNC_LINKAGE int attnc_grad_tile(const AttnGradCall *gc, int64_t b, int64_t hk,
 #else
                     const float g = dp - delta;
 #endif
-                    const float gpre = g * elem_dvdpre;
+                    /* a zero derivative contributes nothing, even against an infinite seed */
+                    const float gpre = elem_dvdpre != 0 ? g * elem_dvdpre : 0.0f;
                     const float gs = gpre * gscale;
                     float *dkrow = sc.dk + j * D, *dvrow = sc.dv + j * Dv;
                     for (int64_t d = 0; d < Dv; d++) dvrow[d] += p * dorow[d];

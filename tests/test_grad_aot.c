@@ -153,7 +153,15 @@ static int run_one(const Aot *A, const attnc_spec *spec, const char *text, const
         if (n[3 + i]) td[nd++] = (attnc_tensor_grad){tensors[i].name, want[3 + i]};
     attnc_grad g = {.dout = dout, .dlse = dlse, .dq = want[0], .dk = want[1], .dv = want[2], .dtensors = td,
                     .n_dtensors = nd};
-    if (!bad && (attnc_kernel_run(ref, &args, &err) || attnc_kernel_backward(ref, &args, NULL, &g, &err))) {
+    if (!bad && attnc_kernel_run(ref, &args, &err)) {
+        snprintf(buf, sizeof buf, "reference: %.300s", err.message);
+        bad = buf;
+    }
+    /* rows with LSE = NaN (a `weight` summing below 0) get no dLSE: the compiled
+     * backward cannot recover the sum from LSE (test_grad_backends.c says more) */
+    for (size_t r = 0; !bad && r < rows; r++)
+        if (isnan(lse[r])) dlse[r] = 0.0f;
+    if (!bad && attnc_kernel_backward(ref, &args, NULL, &g, &err)) {
         snprintf(buf, sizeof buf, "reference: %.300s", err.message);
         bad = buf;
     }

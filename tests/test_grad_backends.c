@@ -215,6 +215,12 @@ static attnc_kernel *prepare(const attnc_spec *spec, Call *c, attnc_elem elem, i
         attnc_kernel_free(ref);
         return NULL;
     }
+    /* A known limitation of the compiled backward (runtime/launch_grad.c):
+     * a `weight` row whose weights sum below 0 has LSE = NaN, from which
+     * the driver cannot recover the sum its dLSE term divides by (the
+     * interpreter recomputes it).  Such rows get no dLSE here. */
+    for (size_t r = 0; r < rows; r++)
+        if (isnan(c->lse[r])) c->dlse[r] = 0.0f;
     return ref;
 }
 
