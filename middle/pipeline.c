@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "grad_plan.h"
+#include "schedule_grad.h"
 #include "ir_passes.h"
 #include "plan.h"
 
@@ -54,8 +55,12 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
     if (st == ATTNC_ERR_NOMEM) return NULL;
     p->grad = gp;
     if (st) {
+        p->grad = NULL;
         p->grad_error = arena_strdup(arena, err.message);
         if (!p->grad_error) return NULL;
+    } else {
+        p->grad_sched = sched_grad_build(arena, gp, p->sched);
+        if (!p->grad_sched) return NULL;
     }
     return p;
 }
@@ -87,6 +92,8 @@ void plan_print(const Plan *p, const TileMap *tm, StrBuf *out) {
             sb_printf(out, "  runtime error checks for this call: %s\n",
                       tm->check_faults ? "needed" : "none (every index provably in range)");
     }
-    if (p->grad) grad_plan_print(p->grad, out);
-    else sb_printf(out, "backward:\n  not available: %s\n", p->grad_error ? p->grad_error : "not built");
+    if (p->grad) {
+        grad_plan_print(p->grad, out);
+        if (p->grad_sched) sched_grad_print(p->grad_sched, out);
+    } else sb_printf(out, "backward:\n  not available: %s\n", p->grad_error ? p->grad_error : "not built");
 }

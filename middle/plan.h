@@ -43,6 +43,9 @@ typedef struct Plan {
      * still compiles: only its backward is refused) */
     const struct GradPlan *grad;
     const char *grad_error;
+    /* where the backward kernel computes each value (schedule_grad.h); NULL
+     * when grad is NULL */
+    const struct GradSchedule *grad_sched;
 } Plan;
 
 typedef struct PlanOptions {

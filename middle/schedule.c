@@ -24,45 +24,18 @@
 #include <string.h>
 
 #include "plan.h"
+#include "schedule_build.h"
 
-enum { MAX_SUM_LEVEL = 30 }; /* IrNode.sumvars tracks levels 0..30 (bit 31: deeper) */
+int sched_failed(const Builder *B) { return B->nomem || (B->why && B->why[0]); }
 
-/* The availability of values in one loop's scope while its steps are built. */
-typedef struct Scope {
-    SchedLoop loop;
-    SchedBlock *out; /* where steps go now */
-    int depth;       /* sum loops (or nested scopes) open */
-    unsigned open;   /* sum levels whose loops are open */
-    int *avail;      /* per node: 1 + depth of the scope holding it; 0: none */
-    IrRef *locals;   /* nodes available, in order (to close scopes) */
-    int nlocals, cap;
-    unsigned *seen;  /* per node: visit stamp */
-    unsigned stamp;
-    int pre_ready;   /* pre is available (element blocks after PRE) */
-} Scope;
-
-typedef struct Builder {
-    Arena *arena;
-    const Plan *p;
-    const IrModule *m;
-    Schedule *s;
-    Scope scratch, item, row, col, elem;
-    int nomem;
-    int heads_in_rows; /* what varies with h (not kv) lives in the row loop: see pack_heads */
-    char *why; /* Schedule.why */
-    size_t why_len;
-} Builder;
-
-static int failed(const Builder *B) { return B->nomem || (B->why && B->why[0]); }
-
-static void sched_fail(Builder *B, const char *what, const char *detail) {
+void sched_fail(Builder *B, const char *what, const char *detail) {
     if (B->why && !B->why[0]) snprintf(B->why, B->why_len, "%s%s", what, detail);
 }
 
 /* ---- steps ------------------------------------------------------------------ */
 
 /* Append a step to blk (NULL: a walk that only rebuilds availability). */
-static void push_step(Builder *B, SchedBlock *blk, StepOp op, IrRef node, int aux) {
+void sched_push_step(Builder *B, SchedBlock *blk, StepOp op, IrRef node, int aux) {
     if (B->nomem || !blk) return;
     if (blk->nsteps == blk->cap) {
         int cap = blk->cap ? blk->cap * 2 : 32;
@@ -92,6 +65,7 @@ static SchedLoop base_loop(const Builder *B, const IrNode *n) {
     int d = n->deps & ~DEP_SUMVAR;
     int q = (d & DEP_Q) != 0, kv = (d & DEP_KV) != 0;
     if ((d & DEP_PRE) || (q && kv)) return SL_ELEM;
+    if (kv && (d & DEP_H) && B->kv_heads_in_elem) return SL_ELEM;
     if (q) return SL_ROW;
     if (kv) return SL_COL;
     if ((d & DEP_H) && B->heads_in_rows) return SL_ROW;
@@ -110,7 +84,7 @@ static Scope *owner(Builder *B, Scope *S, const IrNode *n) {
     return o;
 }
 
-static int scope_init(Scope *S, SchedLoop loop, SchedBlock *out, int nodes) {
+int sched_scope_init(Scope *S, SchedLoop loop, SchedBlock *out, int nodes) {
     memset(S, 0, sizeof *S);
     S->loop = loop;
     S->out = out;
@@ -119,7 +93,7 @@ static int scope_init(Scope *S, SchedLoop loop, SchedBlock *out, int nodes) {
     return S->avail && S->seen;
 }
 
-static void scope_free(Scope *S) {
+void sched_scope_free(Scope *S) {
     free(S->avail);
     free(S->seen);
     free(S->locals);
@@ -140,18 +114,18 @@ static void add_local(Builder *B, Scope *S, IrRef r) {
     S->avail[r] = S->depth + 1;
 }
 
-static int open_scope(Scope *S) {
+int sched_open_scope(Scope *S) {
     S->depth++;
     return S->nlocals;
 }
 
-static void close_scope(Scope *S, int mark) {
+void sched_close_scope(Scope *S, int mark) {
     while (S->nlocals > mark) S->avail[S->locals[--S->nlocals]] = 0;
     S->depth--;
 }
 
 /* Forget everything of an element scope (built once per tile mode). */
-static void scope_reset(Scope *S, int nodes) {
+void sched_scope_reset(Scope *S, int nodes) {
     memset(S->avail, 0, sizeof(int) * (size_t)(nodes + 1));
     S->nlocals = 0;
     S->depth = 0;
@@ -159,7 +133,6 @@ static void scope_reset(Scope *S, int nodes) {
     S->pre_ready = 0;
 }
 
-static void need(Builder *B, Scope *S, IrRef root);
 
 /* A row or kv value read by an element block goes through a slot. */
 static void export_to_slot(Builder *B, Scope *from, IrRef r) {
@@ -168,7 +141,7 @@ static void export_to_slot(Builder *B, Scope *from, IrRef r) {
     int k = from->loop == SL_ROW ? s->nrow_slots++ : s->ncol_slots++;
     s->slot_of[r] = k;
     (from->loop == SL_ROW ? s->row_slots : s->col_slots)[k] = r;
-    push_step(B, from->out, STEP_EXPORT, r, k);
+    sched_push_step(B, from->out, STEP_EXPORT, r, k);
 }
 
 /* One node whose operands are available: its steps. */
@@ -179,16 +152,16 @@ static void compute(Builder *B, Scope *S, IrRef r) {
             sched_fail(B, "sums nested more than 31 deep", "");
             return;
         }
-        need(B, S, n->args[0]);
-        push_step(B, S->out, STEP_SUM_OPEN, r, n->aux);
-        int mark = open_scope(S);
+        sched_need(B, S, n->args[0]);
+        sched_push_step(B, S->out, STEP_SUM_OPEN, r, n->aux);
+        int mark = sched_open_scope(S);
         S->open |= 1u << n->aux;
-        need(B, S, n->args[1]);
-        push_step(B, S->out, STEP_SUM_CLOSE, r, n->aux);
+        sched_need(B, S, n->args[1]);
+        sched_push_step(B, S->out, STEP_SUM_CLOSE, r, n->aux);
         S->open &= ~(1u << n->aux);
-        close_scope(S, mark);
+        sched_close_scope(S, mark);
     } else {
-        push_step(B, S->out, STEP_VALUE, r, 0);
+        sched_push_step(B, S->out, STEP_VALUE, r, 0);
     }
     if (n->sumvars == 0) B->s->loop_of[r] = S->loop;
     add_local(B, S, r);
@@ -199,8 +172,8 @@ static int cmp_ref(const void *a, const void *b) { return *(const IrRef *)a - *(
 /* Make node `root` available in scope S where it is now: add, in topological
  * order, the steps of every node it depends on that S computes here (and,
  * through the scopes that own them, of the outer values it reads). */
-static void need(Builder *B, Scope *S, IrRef root) {
-    if (failed(B) || root == IR_NONE) return;
+void sched_need(Builder *B, Scope *S, IrRef root) {
+    if (sched_failed(B) || root == IR_NONE) return;
     int cap = 64, nstack = 0, nlist = 0, lcap = 64;
     IrRef *stack = malloc(sizeof(IrRef) * (size_t)cap), *list = malloc(sizeof(IrRef) * (size_t)lcap);
     if (!stack || !list) {
@@ -214,7 +187,7 @@ static void need(Builder *B, Scope *S, IrRef root) {
         S->stamp = 1;
     }
     stack[nstack++] = root;
-    while (nstack > 0 && !failed(B)) {
+    while (nstack > 0 && !sched_failed(B)) {
         IrRef r = stack[--nstack];
         if (S->seen[r] == S->stamp) continue;
         S->seen[r] = S->stamp;
@@ -233,7 +206,7 @@ static void need(Builder *B, Scope *S, IrRef root) {
             break;
         }
         if (o != S) { /* an outer loop's value */
-            need(B, o, r);
+            sched_need(B, o, r);
             if (o == &B->row || o == &B->col) export_to_slot(B, o, r);
             continue;
         }
@@ -260,9 +233,9 @@ static void need(Builder *B, Scope *S, IrRef root) {
         }
         for (int i = 0; i < n->nargs; i++) stack[nstack++] = n->args[i];
     }
-    if (nstack > 0 && !failed(B)) B->nomem = 1;
+    if (nstack > 0 && !sched_failed(B)) B->nomem = 1;
     qsort(list, (size_t)nlist, sizeof(IrRef), cmp_ref);
-    for (int i = 0; i < nlist && !failed(B); i++)
+    for (int i = 0; i < nlist && !sched_failed(B); i++)
         if (!S->avail[list[i]]) compute(B, S, list[i]);
     free(stack);
     free(list);
@@ -273,10 +246,10 @@ static void need(Builder *B, Scope *S, IrRef root) {
 static void lowrank_counts(Builder *B, Scope *S) {
     const IrFunc *f = B->p->f;
     for (int g = 0; g < f->nlowrank; g++) {
-        need(B, S, f->lowrank_count[g]);
-        push_step(B, S->out, STEP_LOWRANK_COUNT, f->lowrank_count[g], g);
+        sched_need(B, S, f->lowrank_count[g]);
+        sched_push_step(B, S->out, STEP_LOWRANK_COUNT, f->lowrank_count[g], g);
     }
-    if (f->nlowrank) push_step(B, S->out, STEP_LOWRANK_LIMIT, IR_NONE, 0);
+    if (f->nlowrank) sched_push_step(B, S->out, STEP_LOWRANK_LIMIT, IR_NONE, 0);
 }
 
 /* Low-rank columns of one row (Q side) or one kv (K side). */
@@ -284,15 +257,15 @@ static void lowrank_columns(Builder *B, Scope *S, int q_side) {
     const IrFunc *f = B->p->f;
     for (int g = 0; g < f->nlowrank; g++) {
         IrRef col = q_side ? f->lowrank_q[g] : f->lowrank_k[g];
-        need(B, S, col); /* at the row (or kv) scope: everything that does not read r */
-        push_step(B, S->out, STEP_LOWRANK_OPEN, IR_NONE, g);
-        int mark = open_scope(S);
+        sched_need(B, S, col); /* at the row (or kv) scope: everything that does not read r */
+        sched_push_step(B, S->out, STEP_LOWRANK_OPEN, IR_NONE, g);
+        int mark = sched_open_scope(S);
         S->open |= 1u;
-        need(B, S, col);
-        push_step(B, S->out, STEP_LOWRANK_STORE, col, g);
+        sched_need(B, S, col);
+        sched_push_step(B, S->out, STEP_LOWRANK_STORE, col, g);
         S->open &= ~1u;
-        close_scope(S, mark);
-        push_step(B, S->out, STEP_LOWRANK_CLOSE, IR_NONE, g);
+        sched_close_scope(S, mark);
+        sched_push_step(B, S->out, STEP_LOWRANK_CLOSE, IR_NONE, g);
     }
 }
 
@@ -300,10 +273,10 @@ static void lowrank_columns(Builder *B, Scope *S, int q_side) {
 static void element_pre(Builder *B, int record) {
     const IrFunc *f = B->p->f;
     Scope *E = &B->elem;
-    scope_reset(E, B->m->n);
+    sched_scope_reset(E, B->m->n);
     E->out = record ? &B->s->block[SB_PRE] : NULL;
-    need(B, E, f->scale);
-    need(B, E, f->bias);
+    sched_need(B, E, f->scale);
+    sched_need(B, E, f->bias);
     E->pre_ready = 1;
 }
 
@@ -316,10 +289,10 @@ static void element_blocks(Builder *B, int partial) {
     element_pre(B, partial); /* the same for both modes: recorded once */
     if (partial && p->needs_mask) {
         E->out = &s->block[SB_KEEP];
-        need(B, E, f->keep);
+        sched_need(B, E, f->keep);
     }
     E->out = &s->block[partial ? SB_VALUE_PARTIAL : SB_VALUE_FULL];
-    need(B, E, p->softmax ? f->score : f->weight);
+    sched_need(B, E, p->softmax ? f->score : f->weight);
 }
 
 /* The fault checks, last, each in its own scope: after PRE, and after PRE
@@ -333,12 +306,12 @@ static void fault_blocks(Builder *B) {
         element_pre(B, 0);
         if (partial && B->p->needs_mask) {
             B->elem.out = NULL; /* KEEP is recorded: only what it makes available */
-            need(B, &B->elem, B->p->f->keep);
+            sched_need(B, &B->elem, B->p->f->keep);
         }
         B->elem.out = &s->block[partial ? SB_FAULT_PARTIAL : SB_FAULT];
-        int mark = open_scope(&B->elem);
-        need(B, &B->elem, B->p->f->fault);
-        close_scope(&B->elem, mark);
+        int mark = sched_open_scope(&B->elem);
+        sched_need(B, &B->elem, B->p->f->fault);
+        sched_close_scope(&B->elem, mark);
     }
 }
 
@@ -349,8 +322,8 @@ static void build_blocks(Builder *B) {
     lowrank_counts(B, &B->item);
     lowrank_columns(B, &B->row, 1);
     if (f->lse_offset != IR_NONE) {
-        need(B, &B->row, f->lse_offset);
-        push_step(B, B->row.out, STEP_LSE_OFFSET, f->lse_offset, 0);
+        sched_need(B, &B->row, f->lse_offset);
+        sched_push_step(B, B->row.out, STEP_LSE_OFFSET, f->lse_offset, 0);
     }
     lowrank_columns(B, &B->col, 0);
     /* the element blocks go last: they add the row and kv values they read */
@@ -404,18 +377,18 @@ static Schedule *build_attempt(Arena *arena, const Plan *p, int heads_in_rows) {
     B.heads_in_rows = heads_in_rows;
     B.why = s->why;
     B.why_len = sizeof s->why;
-    int ok = scope_init(&B.scratch, SL_CALL, &s->block[SB_SCRATCH], nodes) &&
-             scope_init(&B.item, SL_ITEM, &s->block[SB_ITEM], nodes) &&
-             scope_init(&B.row, SL_ROW, &s->block[SB_ROW], nodes) &&
-             scope_init(&B.col, SL_COL, &s->block[SB_COL], nodes) &&
-             scope_init(&B.elem, SL_ELEM, &s->block[SB_PRE], nodes);
+    int ok = sched_scope_init(&B.scratch, SL_CALL, &s->block[SB_SCRATCH], nodes) &&
+             sched_scope_init(&B.item, SL_ITEM, &s->block[SB_ITEM], nodes) &&
+             sched_scope_init(&B.row, SL_ROW, &s->block[SB_ROW], nodes) &&
+             sched_scope_init(&B.col, SL_COL, &s->block[SB_COL], nodes) &&
+             sched_scope_init(&B.elem, SL_ELEM, &s->block[SB_PRE], nodes);
     if (!ok) B.nomem = 1;
-    if (!failed(&B)) build_blocks(&B);
-    scope_free(&B.scratch);
-    scope_free(&B.item);
-    scope_free(&B.row);
-    scope_free(&B.col);
-    scope_free(&B.elem);
+    if (!sched_failed(&B)) build_blocks(&B);
+    sched_scope_free(&B.scratch);
+    sched_scope_free(&B.item);
+    sched_scope_free(&B.row);
+    sched_scope_free(&B.col);
+    sched_scope_free(&B.elem);
     if (B.nomem) return NULL;
     if (!s->why[0]) {
         char broken[sizeof s->why - 40];
@@ -486,26 +459,28 @@ const char *sched_block_name(SchedBlockId b) {
 
 /* ---- printing --------------------------------------------------------------------- */
 
-static void print_block(const Schedule *s, SchedBlockId id, StrBuf *out) {
-    const SchedBlock *blk = &s->block[id];
+void sched_print_block(const IrModule *m, const SchedBlock *blk, const char *name, StrBuf *out) {
     if (blk->nsteps == 0 && blk->result == IR_NONE) return;
-    sb_printf(out, "  %s (loop %s):", sched_block_name(id), sched_loop_name(blk->loop));
+    sb_printf(out, "  %s (loop %s):", name, sched_loop_name(blk->loop));
     if (blk->result != IR_NONE) sb_printf(out, " result %%%d", blk->result);
     sb_printf(out, "\n");
-    int depth = 2;
+    sched_print_steps(m, blk, 2, out);
+}
+
+void sched_print_steps(const IrModule *m, const SchedBlock *blk, int depth, StrBuf *out) {
     for (int i = 0; i < blk->nsteps; i++) {
         const SchedStep *st = &blk->steps[i];
         if (st->op == STEP_SUM_CLOSE || st->op == STEP_LOWRANK_CLOSE) depth--;
         sb_printf(out, "%*s", depth * 2, "");
         switch (st->op) {
-        case STEP_VALUE: sb_printf(out, "%%%d = %s\n", st->node, ir_op_name(ir_at(s->m, st->node)->op)); break;
+        case STEP_VALUE: sb_printf(out, "%%%d = %s\n", st->node, ir_op_name(ir_at(m, st->node)->op)); break;
         case STEP_SUM_OPEN:
-            sb_printf(out, "open %s %%%d: r%d < %%%d\n", ir_at(s->m, st->node)->op == IR_ANY ? "any" : "sum", st->node,
-                      st->aux, ir_at(s->m, st->node)->args[0]);
+            sb_printf(out, "open %s %%%d: r%d < %%%d\n", ir_at(m, st->node)->op == IR_ANY ? "any" : "sum", st->node,
+                      st->aux, ir_at(m, st->node)->args[0]);
             break;
         case STEP_SUM_CLOSE:
-            sb_printf(out, "close %%%d %s %%%d\n", st->node, ir_at(s->m, st->node)->op == IR_ANY ? "|=" : "+=",
-                      ir_at(s->m, st->node)->args[1]);
+            sb_printf(out, "close %%%d %s %%%d\n", st->node, ir_at(m, st->node)->op == IR_ANY ? "|=" : "+=",
+                      ir_at(m, st->node)->args[1]);
             break;
         case STEP_EXPORT:
             sb_printf(out, "%s slot %d = %%%d\n", sched_loop_name(blk->loop), st->aux, st->node);
@@ -536,5 +511,5 @@ void sched_print(const Schedule *s, StrBuf *out) {
               s->lse_offset ? ", or the LSE offset is NaN or -inf" : "");
     sb_printf(out, "  vectors of %d floats; %d row slot%s, %d col slot%s\n", s->vec_width, s->nrow_slots,
               s->nrow_slots == 1 ? "" : "s", s->ncol_slots, s->ncol_slots == 1 ? "" : "s");
-    for (int b = 0; b < SB_COUNT; b++) print_block(s, (SchedBlockId)b, out);
+    for (int b = 0; b < SB_COUNT; b++) sched_print_block(s->m, &s->block[b], sched_block_name((SchedBlockId)b), out);
 }

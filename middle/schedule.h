@@ -168,5 +168,9 @@ const char *sched_block_name(SchedBlockId b);
 
 /* The schedule as text (`attnc emit --target ir`, the golden dumps). */
 void sched_print(const Schedule *s, StrBuf *out);
+/* One block as text: a header line "  NAME (loop L): result %r", then its
+ * steps (sched_print_steps) indented `depth` levels of two spaces. */
+void sched_print_block(const IrModule *m, const SchedBlock *blk, const char *name, StrBuf *out);
+void sched_print_steps(const IrModule *m, const SchedBlock *blk, int depth, StrBuf *out);
 
 #endif

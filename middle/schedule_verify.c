@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "schedule.h"
+#include "schedule_grad.h"
 
 typedef struct Check {
     const Schedule *s;
@@ -69,9 +70,10 @@ static void close_to(Check *C, int mark) {
     while (C->nlocals > mark) C->avail[C->locals[--C->nlocals]] = 0;
 }
 
-/* Walk one block's steps in the current scope; 1 on a violation. */
-static int walk(Check *C, SchedBlockId id) {
-    const SchedBlock *blk = &C->s->block[id];
+/* Walk one block's steps in the current scope, by the rules of block id
+ * (blk: s->block[id], or a backward term's block with the element's rules);
+ * 1 on a violation. */
+static int walk_block(Check *C, SchedBlockId id, const SchedBlock *blk) {
     C->blk = id;
     int marks[64], nmarks = 0, open_lr = -1, open_group = -1;
     for (int i = 0; i < blk->nsteps; i++) {
@@ -157,6 +159,8 @@ static int walk(Check *C, SchedBlockId id) {
     return 0;
 }
 
+static int walk(Check *C, SchedBlockId id) { return walk_block(C, id, &C->s->block[id]); }
+
 /* A fresh scope for one loop's blocks. */
 static void reset_scope(Check *C) {
     close_to(C, 0);
@@ -191,7 +195,94 @@ static int walk_element(Check *C, const IrFunc *f, int partial) {
     return walk(C, partial ? SB_VALUE_PARTIAL : SB_VALUE_FULL);
 }
 
-int sched_verify(const Schedule *s, const IrFunc *f, char *why, size_t why_len) {
+typedef int (*WalkOrder)(Check *C, const void *what);
+
+/* The forward nest's blocks in its scope order. */
+static int walk_forward(Check *C, const void *what) {
+    (void)what;
+    int rc = walk(C, SB_SCRATCH);
+    reset_scope(C);
+    rc = rc || walk(C, SB_ITEM);
+    reset_scope(C);
+    rc = rc || walk(C, SB_ROW) || walk(C, SB_ROW_FAULT); /* ROW_FAULT continues ROW's scope */
+    reset_scope(C);
+    rc = rc || walk(C, SB_COL) || walk(C, SB_COL_FAULT);
+    return rc || walk_element(C, C->f, 1) || walk_element(C, C->f, 0);
+}
+
+/* A nested scope around walk(C, id). */
+static int walk_nested(Check *C, SchedBlockId id) {
+    int mark = C->nlocals;
+    C->depth++;
+    int rc = walk(C, id);
+    close_to(C, mark);
+    C->depth--;
+    return rc;
+}
+
+/* One backward term: coef, its chain's levels (each with its variable open), index. */
+static int walk_term(Check *C, const GradTerm *t, const GradTermSched *ts) {
+    if (walk_block(C, SB_VALUE_FULL, &ts->coef)) return 1;
+    int marks[GRAD_MAX_CHAIN];
+    for (int i = 0; i < t->nsums; i++) {
+        const IrNode *sum = ir_at(C->m, t->sums[i]);
+        if (!readable(C, sum->args[0])) return bad(C, "a chain's bound is not available to", t->sums[i]);
+        if (C->open & level_bit(sum->aux)) return bad(C, "a chain's loops nested wrongly at", t->sums[i]);
+        marks[i] = C->nlocals;
+        C->depth++;
+        C->open |= level_bit(sum->aux);
+        if (walk_block(C, SB_VALUE_FULL, &ts->level[i])) return 1;
+        if (!readable(C, t->inner[i])) return bad(C, "a chain's coefficient is not available:", t->inner[i]);
+    }
+    if (walk_block(C, SB_VALUE_FULL, &ts->index)) return 1;
+    const IrNode *load = ir_at(C->m, t->load);
+    for (int k = 0; k < load->nargs; k++)
+        if (!readable(C, load->args[k])) return bad(C, "a tensor term's index is not available:", load->args[k]);
+    for (int i = t->nsums - 1; i >= 0; i--) {
+        close_to(C, marks[i]);
+        C->depth--;
+        C->open &= ~level_bit(ir_at(C->m, t->sums[i])->aux);
+    }
+    return 0;
+}
+
+/* The backward nest's blocks in its scope order (schedule_grad.c). */
+static int walk_backward(Check *C, const void *what) {
+    const GradSchedule *gs = what;
+    const GradPlan *gp = gs->gp;
+    int rc = walk(C, SB_ITEM);
+    reset_scope(C);
+    rc = rc || walk(C, SB_ROW) || walk(C, SB_ROW_FAULT);
+    reset_scope(C);
+    rc = rc || walk(C, SB_COL) || walk(C, SB_COL_FAULT);
+    reset_scope(C);
+    if (rc || walk(C, SB_PRE)) return 1;
+    if (!readable(C, gp->f->scale)) return bad(C, "the scale is not available to pre:", gp->f->scale);
+    C->pre_ready = 1;
+    if (C->s->needs_fault && walk_nested(C, SB_FAULT)) return 1;
+    if (C->s->needs_mask && walk_nested(C, SB_KEEP)) return 1;
+    if (walk(C, SB_VALUE_FULL)) return 1;
+    if (!readable(C, gs->dvalue_dpre)) return bad(C, "dvalue_dpre is not available:", gs->dvalue_dpre);
+    for (int i = 0; i < gp->nterms; i++) {
+        const GradTerm *t = &gp->terms[i];
+        if (walk_term(C, t, &gs->terms[i])) return 1;
+        if (!readable(C, t->dvalue) || !readable(C, t->dbias))
+            return bad(C, "a tensor term's coefficient is not available:", t->load);
+    }
+    return 0;
+}
+
+static size_t term_steps(const GradSchedule *gs) {
+    size_t n = 0;
+    for (int i = 0; gs && i < gs->gp->nterms; i++) {
+        n += (size_t)gs->terms[i].coef.nsteps + (size_t)gs->terms[i].index.nsteps;
+        for (int k = 0; k < GRAD_MAX_CHAIN; k++) n += (size_t)gs->terms[i].level[k].nsteps;
+    }
+    return n;
+}
+
+static int verify(const Schedule *s, const IrFunc *f, WalkOrder order, const GradSchedule *gs, char *why,
+                  size_t why_len) {
     if (s->nlowrank > 63) {
         snprintf(why, why_len, "more low-rank groups than the verifier tracks (%d)", s->nlowrank);
         return 1;
@@ -206,25 +297,24 @@ int sched_verify(const Schedule *s, const IrFunc *f, char *why, size_t why_len) 
     C.why_len = why_len;
     why[0] = 0;
     C.avail = calloc(n, sizeof(int));
-    size_t steps = 8;
+    size_t steps = 8 + term_steps(gs);
     for (int b = 0; b < SB_COUNT; b++) steps += (size_t)s->block[b].nsteps;
     C.locals = calloc(steps, sizeof(IrRef)); /* each step makes at most one node available */
     C.item = calloc(n, 1);
     C.exported = calloc(n, 1);
     int rc = -1;
-    if (C.avail && C.locals && C.item && C.exported) {
-        rc = walk(&C, SB_SCRATCH);
-        reset_scope(&C);
-        rc = rc || walk(&C, SB_ITEM);
-        reset_scope(&C);
-        rc = rc || walk(&C, SB_ROW) || walk(&C, SB_ROW_FAULT); /* ROW_FAULT continues ROW's scope */
-        reset_scope(&C);
-        rc = rc || walk(&C, SB_COL) || walk(&C, SB_COL_FAULT);
-        rc = rc || walk_element(&C, f, 1) || walk_element(&C, f, 0);
-    }
+    if (C.avail && C.locals && C.item && C.exported) rc = order(&C, gs);
     free(C.avail);
     free(C.locals);
     free(C.item);
     free(C.exported);
     return rc;
+}
+
+int sched_verify(const Schedule *s, const IrFunc *f, char *why, size_t why_len) {
+    return verify(s, f, walk_forward, NULL, why, why_len);
+}
+
+int sched_verify_grad(const GradSchedule *gs, char *why, size_t why_len) {
+    return verify(&gs->base, gs->gp->f, walk_backward, gs, why, why_len);
 }

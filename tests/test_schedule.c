@@ -9,12 +9,15 @@
  * single step is deleted in turn and sched_verify must reject the result —
  * every step of a schedule is there because something reads what it makes,
  * so a schedule missing any one of them is broken, and a verifier that
- * accepted one would not be checking anything. */
+ * accepted one would not be checking anything.  The same for the backward
+ * schedule (schedule_grad.h) and sched_verify_grad: its blocks and each
+ * tensor term's coef, chain-level and index blocks. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api_internal.h"
+#include "schedule_grad.h"
 #include "support.h"
 
 static int fails, checked, mutations;
@@ -48,6 +51,46 @@ static void mutate(const char *label, Schedule *s, const IrFunc *f) {
     }
 }
 
+/* Delete step i of blk: sched_verify_grad must reject it; 0 when it did not. */
+static int grad_rejects(const GradSchedule *gs, SchedBlock *blk, int i) {
+    char why[200];
+    SchedStep saved = blk->steps[i];
+    memmove(blk->steps + i, blk->steps + i + 1, sizeof(SchedStep) * (size_t)(blk->nsteps - i - 1));
+    blk->nsteps--;
+    int rc = sched_verify_grad(gs, why, sizeof why);
+    blk->nsteps++;
+    memmove(blk->steps + i + 1, blk->steps + i, sizeof(SchedStep) * (size_t)(blk->nsteps - i - 1));
+    blk->steps[i] = saved;
+    mutations++;
+    return rc == 1;
+}
+
+/* Every step of the backward schedule, deleted in turn. */
+static void mutate_grad(const char *label, GradSchedule *gs) {
+    char why[200];
+    int nblocks = SB_COUNT + gs->gp->nterms * (GRAD_MAX_CHAIN + 2);
+    for (int b = 0; b < nblocks; b++) {
+        SchedBlock *blk;
+        if (b < SB_COUNT) blk = &gs->base.block[b];
+        else {
+            GradTermSched *ts = &gs->terms[(b - SB_COUNT) / (GRAD_MAX_CHAIN + 2)];
+            int k = (b - SB_COUNT) % (GRAD_MAX_CHAIN + 2);
+            blk = k == 0 ? &ts->coef : k == 1 ? &ts->index : &ts->level[k - 2];
+        }
+        for (int i = 0; i < blk->nsteps; i++)
+            if (!grad_rejects(gs, blk, i)) {
+                printf("FAIL %s: the backward schedule without step %d (op %d, %%%d) of block %d passes the verifier\n",
+                       label, i, (int)blk->steps[i].op, blk->steps[i].node, b);
+                fails++;
+                return;
+            }
+    }
+    if (sched_verify_grad(gs, why, sizeof why) != 0) {
+        printf("FAIL %s: the restored backward schedule fails: %s\n", label, why);
+        fails++;
+    }
+}
+
 static void check_variant(const attnc_spec *spec, const char *variant, const char *file) {
     attnc_options opts = {.backend = ATTNC_BACKEND_REFPLAN};
     attnc_kernel *k = NULL;
@@ -65,6 +108,14 @@ static void check_variant(const attnc_spec *spec, const char *variant, const cha
         fails++;
     } else {
         mutate(label, p->sched, p->f);
+        checked++;
+    }
+    if (!p->grad_sched || p->grad_sched->base.why[0]) {
+        printf("FAIL %s: no backward schedule: %s\n", label,
+               p->grad_sched ? p->grad_sched->base.why : p->grad_error ? p->grad_error : "?");
+        fails++;
+    } else {
+        mutate_grad(label, (GradSchedule *)p->grad_sched);
         checked++;
     }
     attnc_kernel_free(k);

@@ -1,5 +1,6 @@
 include(tests/npy.cmake)
 include(tests/examples.cmake)
+include(tests/grad_backends.cmake)
 include(tests/decode.cmake)
 include(tests/fuzz.cmake)
 include(tests/interp.cmake)

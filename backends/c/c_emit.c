@@ -18,7 +18,8 @@
  *      ATTNC_JIT: the JIT binds them to libattnc's vectorised copies);
  *   3. templates/tile.c with its holes filled by cemit_holes;
  *   4. the entry point, which runs every work item on the calling thread
- *      (not under ATTNC_JIT). */
+ *      (not under ATTNC_JIT); with a backward schedule, templates/tile_bwd.c
+ *      filled by cemit_grad_holes and the backward entry point NAME_backward. */
 #include "c_emit.h"
 
 #include <stdio.h>
@@ -27,6 +28,8 @@
 
 extern const char attnc_tile_template[];
 extern const unsigned long attnc_tile_template_len;
+extern const char attnc_tile_bwd_template[];
+extern const unsigned long attnc_tile_bwd_template_len;
 extern const char attnc_dense_template[];
 extern const unsigned long attnc_dense_template_len;
 extern const char attnc_kernel_abi_text[];
@@ -121,8 +124,9 @@ int cemit_put_support(const char *name, const char *qualifier, StrBuf *out) {
     return 0;
 }
 
-/* Whether any hole's code calls the function named by the len bytes at name. */
-static int holes_call(const CEmitHoles *h, const char *name, size_t len) {
+/* Whether any hole's code (the backward's too, when g is not NULL) calls
+ * the function named by the len bytes at name. */
+static int holes_call(const CEmitHoles *h, const CEmitGradHoles *g, const char *name, size_t len) {
     char call[128];
     if (len + 2 > sizeof call) return 1; /* a name this long cannot be checked: keep the helper */
     memcpy(call, name, len);
@@ -130,16 +134,22 @@ static int holes_call(const CEmitHoles *h, const char *name, size_t len) {
     const StrBuf *code[] = {&h->head, &h->row, &h->col, &h->scratch, &h->elem_partial, &h->elem_full};
     for (size_t i = 0; i < sizeof code / sizeof code[0]; i++)
         if (code[i]->p && strstr(code[i]->p, call)) return 1;
+    if (!g) return 0;
+    const StrBuf *gcode[] = {&g->item, &g->col, &g->row, &g->pre, &g->fault, &g->keep, &g->value, &g->terms};
+    for (size_t i = 0; i < sizeof gcode / sizeof gcode[0]; i++)
+        if (gcode[i]->p && strstr(gcode[i]->p, call)) return 1;
     return 0;
 }
 
-void cemit_put_helpers(const CEmitHoles *h, const char *qualifier, StrBuf *out) {
+static void put_helpers(const CEmitHoles *h, const CEmitGradHoles *g, const char *qualifier, StrBuf *out) {
     const char *at = attnc_support_text;
     Section s;
     while (next_section(&at, &s))
-        if (kind_is(&s, "helper") && holes_call(h, s.name, s.name_len))
+        if (kind_is(&s, "helper") && holes_call(h, g, s.name, s.name_len))
             put_section(&s, qualifier, out);
 }
+
+void cemit_put_helpers(const CEmitHoles *h, const char *qualifier, StrBuf *out) { put_helpers(h, NULL, qualifier, out); }
 
 void cemit_put_kernel_abi(StrBuf *out) {
     const char *abi = attnc_kernel_abi_text, *inc = strstr(abi, "#include <stdint.h>\n");
@@ -162,12 +172,9 @@ void cemit_put_half(const char *qualifier, StrBuf *out) {
 
 /* ---- the templates' holes ----------------------------------------------- */
 
-int cemit_fill_template(const char *tmpl, size_t tmpl_len, const CEmitHoles *h, const char *name, StrBuf *out) {
-    enum { NHOLES = 7 };
-    static const char *const holes[NHOLES] = {"/*@SCRATCH@*/", "/*@HEAD@*/", "/*@SLOTS@*/",         "/*@ROW@*/",
-                                              "/*@COL@*/",     "/*@ELEM_PARTIAL@*/", "/*@ELEM_FULL@*/"};
-    const StrBuf *const code[NHOLES] = {&h->scratch, &h->head,         &h->slots,    &h->row,
-                                        &h->col,     &h->elem_partial, &h->elem_full};
+/* tmpl with each line that is exactly holes[k] (indented) replaced by code[k]; 0 when a hole is missing. */
+static int fill_holes(const char *tmpl, size_t tmpl_len, const char *const *holes, const StrBuf *const *code, int NHOLES,
+                      const char *name, StrBuf *out) {
     int filled = 0;
     const char *t = tmpl, *end = t + tmpl_len;
     while (t < end) {
@@ -196,6 +203,23 @@ int cemit_fill_template(const char *tmpl, size_t tmpl_len, const CEmitHoles *h, 
     return filled == NHOLES;
 }
 
+int cemit_fill_template(const char *tmpl, size_t tmpl_len, const CEmitHoles *h, const char *name, StrBuf *out) {
+    static const char *const holes[] = {"/*@SCRATCH@*/", "/*@HEAD@*/", "/*@SLOTS@*/",         "/*@ROW@*/",
+                                        "/*@COL@*/",     "/*@ELEM_PARTIAL@*/", "/*@ELEM_FULL@*/"};
+    const StrBuf *const code[] = {&h->scratch, &h->head, &h->slots, &h->row, &h->col, &h->elem_partial, &h->elem_full};
+    return fill_holes(tmpl, tmpl_len, holes, code, 7, name, out);
+}
+
+/* templates/tile_bwd.c with its holes filled from g. */
+static int fill_grad_template(const CEmitGradHoles *g, StrBuf *out) {
+    static const char *const holes[] = {"/*@GRAD_ITEM@*/", "/*@GRAD_SLOTS@*/", "/*@GRAD_COL@*/",
+                                        "/*@GRAD_ROW@*/",  "/*@GRAD_PRE@*/",   "/*@GRAD_FAULT@*/",
+                                        "/*@GRAD_KEEP@*/", "/*@GRAD_VALUE@*/", "/*@GRAD_TERMS@*/"};
+    const StrBuf *const code[] = {&g->item, &g->slots, &g->col,   &g->row,  &g->pre,
+                                  &g->fault, &g->keep, &g->value, &g->terms};
+    return fill_holes(attnc_tile_bwd_template, attnc_tile_bwd_template_len, holes, code, 9, NULL, out);
+}
+
 /* ---- the translation unit ----------------------------------------------- */
 
 /* Which params the kernel reads (after -D specialisation folded the fixed
@@ -215,11 +239,39 @@ static int params_read(const Plan *p, char *used) {
         if (m->nodes[i].op == IR_PARAM) used[m->nodes[i].aux] = 1;
     }
     free(live);
+    /* the backward plan's module (its own IR) reads params the same way */
+    const IrModule *gm = p->grad_sched ? p->grad_sched->base.m : NULL;
+    for (int i = 0; gm && i < gm->n; i++)
+        if (gm->nodes[i].op == IR_PARAM) used[gm->nodes[i].aux] = 1;
     return 1;
 }
 
 /* Part 1: the ahead-of-time header, between CEMIT_HEADER_BEGIN and CEMIT_HEADER_END. */
-static void emit_header(const Plan *p, const char *used, StrBuf *out) {
+/* The backward entry point's part of the header. */
+static void emit_grad_header(const Plan *p, StrBuf *out) {
+    const Attention *a = p->attn;
+    const char *N = a->name;
+    sb_printf(out,
+              "/* The backward pass (attn-language.md 9.5): the gradients of\n"
+              " * L = sum(O * dO) + sum(LSE * dLSE) for the forward call `args` (its Q,\n"
+              " * K, V, params and tensors, and the O and LSE %s_attention wrote: both\n"
+              " * required).  Every array here is float32, row-major, contiguous: dO\n"
+              " * [B,H,Lq,Dv] and dLSE [B,H,Lq] (NULL: zero); dQ [B,H,Lq,D], dK\n"
+              " * [B,Hkv,Lk,D], dV [B,Hkv,Lk,Dv] (with GQA summed over each group's query\n"
+              " * heads) and the gradient of each float tensor, with its shape (NULL: not\n"
+              " * wanted).  Outputs are overwritten, on success only.  Like\n"
+              " * %s_attention it runs on the calling thread without a tile map. */\n",
+              N, N);
+    sb_printf(out, "typedef struct %s_grad {\n", N);
+    sb_printf(out, "    const float *dout, *dlse;\n    float *dq, *dk, *dv;\n");
+    for (int i = 0; i < a->ntensors; i++)
+        if (a->tensors[i]->type == T_FLOAT) sb_printf(out, "    float *dtensor_%s;\n", a->tensors[i]->name);
+    sb_printf(out, "} %s_grad;\n\n", N);
+    sb_printf(out, "/* 0 ok, 1 runtime error of the spec, 2 invalid sizes or pointers, 3 out of memory. */\n");
+    sb_printf(out, "int %s_backward(const %s_args *args, const %s_grad *grad);\n\n", N, N, N);
+}
+
+static void emit_header(const Plan *p, int with_grad, const char *used, StrBuf *out) {
     const Attention *a = p->attn;
     const char *N = a->name;
     sb_printf(out, "%s\n", CEMIT_HEADER_BEGIN);
@@ -295,33 +347,15 @@ static void emit_header(const Plan *p, const char *used, StrBuf *out) {
     sb_printf(out, "} %s_args;\n\n", N);
     sb_printf(out, "/* O and LSE of attention %s for the call `args` describes: 0 ok, 1 runtime\n"
                    " * error of the spec, 2 invalid sizes or pointers, 3 out of memory. */\n", N);
-    sb_printf(out, "int %s_attention(const %s_args *args);\n\n#endif\n%s\n", N, N, CEMIT_HEADER_END);
+    sb_printf(out, "int %s_attention(const %s_args *args);\n\n", N, N);
+    if (with_grad) emit_grad_header(p, out);
+    sb_printf(out, "#endif\n%s\n", CEMIT_HEADER_END);
 }
 
-/* Part 4: NAME_attention, which runs every work item on the calling thread. */
-static void emit_entry(const Plan *p, const char *used, StrBuf *out) {
+/* The body's first part in both entry points: `a` checked (return 2) and
+ * the AttnCall `c` of the call, without a tile map. */
+static void emit_call_setup(const Plan *p, const char *used, StrBuf *out) {
     const Attention *a = p->attn;
-    const char *N = a->name;
-    sb_printf(out, "\n#ifndef ATTNC_JIT\n#include <stdlib.h>\n#include <string.h>\n\n");
-    sb_printf(out,
-              "/* A tensor's strides: the given ones, or with all zero those of a contiguous\n"
-              " * tensor of sizes n; rows are contiguous (the last is 1 for rank 4); 0 when\n"
-              " * one is negative. */\n"
-              "static int attnc_aot_strides(const int64_t *given, int rank, const int64_t *n, int64_t *out) {\n"
-              "    int zero = 1;\n"
-              "    for (int d = 0; d < rank; d++) {\n"
-              "        if (given[d] < 0) return 0;\n"
-              "        zero = zero && given[d] == 0;\n"
-              "    }\n"
-              "    int64_t s = 1;\n"
-              "    for (int d = rank - 1; d >= 0; d--) {\n"
-              "        out[d] = zero ? s : given[d];\n"
-              "        s *= n[d];\n"
-              "    }\n"
-              "    if (rank == 4) out[3] = 1;\n"
-              "    return 1;\n"
-              "}\n\n");
-    sb_printf(out, "int %s_attention(const %s_args *a) {\n", N, N);
     sb_printf(out, "    if (!a || !a->q || !a->k || !a->v || !a->o) return 2;\n"
                    "    if (a->B < 0 || a->H < 0 || a->Hkv <= 0 || a->Lq < 0 || a->Lk < 0 || a->D < 0 || a->Dv < 0 ||\n"
                    "        a->H %% a->Hkv != 0)\n"
@@ -377,7 +411,35 @@ static void emit_entry(const Plan *p, const char *used, StrBuf *out) {
               "    c.kernel_data = (const void *)0;\n"
               "    c.check_faults = 1;\n"
               "    c.pack = 0; /* one query head per work item: this entry never packs heads */\n"
-              "    c.kv_page = (const int32_t *)0, c.page_rows = 0; /* dense K and V: never paged */\n"
+              "    c.kv_page = (const int32_t *)0, c.page_rows = 0; /* dense K and V: never paged */\n");
+}
+
+/* Part 4: NAME_attention, which runs every work item on the calling thread. */
+static void emit_entry(const Plan *p, const char *used, StrBuf *out) {
+    const Attention *a = p->attn;
+    const char *N = a->name;
+    sb_printf(out, "\n#ifndef ATTNC_JIT\n#include <stdlib.h>\n#include <string.h>\n\n");
+    sb_printf(out,
+              "/* A tensor's strides: the given ones, or with all zero those of a contiguous\n"
+              " * tensor of sizes n; rows are contiguous (the last is 1 for rank 4); 0 when\n"
+              " * one is negative. */\n"
+              "static int attnc_aot_strides(const int64_t *given, int rank, const int64_t *n, int64_t *out) {\n"
+              "    int zero = 1;\n"
+              "    for (int d = 0; d < rank; d++) {\n"
+              "        if (given[d] < 0) return 0;\n"
+              "        zero = zero && given[d] == 0;\n"
+              "    }\n"
+              "    int64_t s = 1;\n"
+              "    for (int d = rank - 1; d >= 0; d--) {\n"
+              "        out[d] = zero ? s : given[d];\n"
+              "        s *= n[d];\n"
+              "    }\n"
+              "    if (rank == 4) out[3] = 1;\n"
+              "    return 1;\n"
+              "}\n\n");
+    sb_printf(out, "int %s_attention(const %s_args *a) {\n", N, N);
+    emit_call_setup(p, used, out);
+    sb_printf(out,
               "    int64_t bytes = attnc_scratch_bytes(&c);\n"
               "    void *scratch = malloc((size_t)bytes + 64);\n"
               "    if (!scratch) return 3;\n"
@@ -391,27 +453,103 @@ static void emit_entry(const Plan *p, const char *used, StrBuf *out) {
               "}\n#endif\n");
 }
 
+/* Part 4 (backward): NAME_backward, the driver of runtime/launch_grad.c on
+ * one thread: delta per row, dO as float32, accumulators, every work item
+ * (b, hk, kv tile) in order, the outputs copied on success. */
+static void emit_backward_entry(const Plan *p, const char *used, StrBuf *out) {
+    const Attention *a = p->attn;
+    const char *N = a->name;
+    int nt = a->ntensors;
+    sb_printf(out, "\n#ifndef ATTNC_JIT\n");
+    sb_printf(out, "/* O element i as float32, of its element type */\n"
+                   "static float attnc_aot_o(const %s_args *a, int64_t i) {\n"
+                   "    if (a->o_elem == 1) return attnc_f16_to_f32(((const uint16_t *)a->o)[i]);\n"
+                   "    if (a->o_elem == 2) return attnc_bf16_to_f32(((const uint16_t *)a->o)[i]);\n"
+                   "    return a->o[i];\n}\n\n", N);
+    sb_printf(out, "int %s_backward(const %s_args *a, const %s_grad *g) {\n", N, N, N);
+    emit_call_setup(p, used, out);
+    sb_printf(out, "    if (!g || !a->lse) return 2;\n"
+                   "    const int64_t rows = a->B * a->H * a->Lq, Dv = a->Dv;\n"
+                   "    const int64_t nq = rows * a->D, nk = a->B * a->Hkv * a->Lk * a->D, nv = a->B * a->Hkv * a->Lk * Dv;\n"
+                   "    float *delta = (float *)malloc(sizeof(float) * (size_t)(rows + 1));\n"
+                   "    float *dout = (float *)malloc(sizeof(float) * (size_t)(rows * Dv + 1));\n"
+                   "    float *dq = (float *)calloc((size_t)nq + 1, sizeof(float));\n"
+                   "    float *dk = (float *)calloc((size_t)nk + 1, sizeof(float));\n"
+                   "    float *dv = (float *)calloc((size_t)nv + 1, sizeof(float));\n"
+                   "    void *scratch = malloc((size_t)attnc_grad_scratch_bytes(&c) + 64);\n"
+                   "    int status = !delta || !dout || !dq || !dk || !dv || !scratch ? 3 : 0;\n");
+    sb_printf(out, "    float *dtensor[%d], *want[%d];\n    int64_t tn[%d];\n", nt + 1, nt + 1, nt + 1);
+    for (int t = 0; t < nt; t++) {
+        const Decl *d = a->tensors[t];
+        if (d->type == T_FLOAT) sb_printf(out, "    want[%d] = g->dtensor_%s;\n", t, d->name);
+        else sb_printf(out, "    want[%d] = (float *)0;\n", t);
+    }
+    for (int t = 0; t < nt; t++) {
+        sb_printf(out, "    tn[%d] = 1;\n", t);
+        for (int d = 0; d < a->tensors[t]->ndims; d++) sb_printf(out, "    tn[%d] *= tensor_shape[%d][%d];\n", t, t, d);
+    }
+    sb_printf(out, "    for (int t = 0; t < %d; t++) {\n"
+                   "        dtensor[t] = want[t] ? (float *)calloc((size_t)tn[t] + 1, sizeof(float)) : (float *)0;\n"
+                   "        if (want[t] && !dtensor[t]) status = 3;\n"
+                   "    }\n", nt);
+    /* delta: softmax rowsum(dO * O) - dLSE; weight -dLSE * exp(-LSE) (0 where dLSE is 0) */
+    sb_printf(out, "    for (int64_t b = 0; b < a->B && !status; b++)\n"
+                   "        for (int64_t h = 0; h < a->H; h++)\n"
+                   "            for (int64_t q = 0; q < a->Lq; q++) {\n"
+                   "                const int64_t row = (b * a->H + h) * a->Lq + q;\n"
+                   "                const int64_t oat = b * c.o_stride[0] + h * c.o_stride[1] + q * c.o_stride[2];\n"
+                   "                const float dl = g->dlse ? g->dlse[row] : 0.0f;\n"
+                   "                const float lse = c.lse[b * c.lse_stride[0] + h * c.lse_stride[1] + q * c.lse_stride[2]];\n"
+                   "                double dot = 0;\n"
+                   "                for (int64_t d = 0; d < Dv; d++) {\n"
+                   "                    dout[row * Dv + d] = g->dout ? g->dout[row * Dv + d] : 0.0f;\n"
+                   "                    dot += (double)dout[row * Dv + d] * attnc_aot_o(a, oat + d);\n"
+                   "                }\n"
+                   "                (void)lse;\n");
+    if (p->sched->softmax) sb_printf(out, "                delta[row] = (float)(dot - dl);\n");
+    else sb_printf(out, "                (void)dot;\n                delta[row] = dl == 0 ? 0.0f : -dl * expf(-lse);\n");
+    sb_printf(out, "            }\n"
+                   "    AttnGradCall gc;\n"
+                   "    memset(&gc, 0, sizeof gc);\n"
+                   "    gc.f = c, gc.delta = delta, gc.dout = dout, gc.dq = dq, gc.dk = dk, gc.dv = dv;\n"
+                   "    for (int64_t b = 0; b < a->B && !status; b++)\n"
+                   "        for (int64_t hk = 0; hk < a->Hkv && !status; hk++)\n"
+                   "            for (int64_t kt = 0; kt < c.nkt && !status; kt++)\n"
+                   "                status = attnc_grad_tile(&gc, b, hk, kt, dtensor, scratch);\n"
+                   "    if (!status) {\n"
+                   "        if (g->dq) memcpy(g->dq, dq, sizeof(float) * (size_t)nq);\n"
+                   "        if (g->dk) memcpy(g->dk, dk, sizeof(float) * (size_t)nk);\n"
+                   "        if (g->dv) memcpy(g->dv, dv, sizeof(float) * (size_t)nv);\n"
+                   "        for (int t = 0; t < %d; t++)\n"
+                   "            if (want[t]) memcpy(want[t], dtensor[t], sizeof(float) * (size_t)tn[t]);\n"
+                   "    }\n"
+                   "    for (int t = 0; t < %d; t++) free(dtensor[t]);\n"
+                   "    free(delta), free(dout), free(dq), free(dk), free(dv), free(scratch);\n"
+                   "    return status;\n}\n#endif\n", nt, nt);
+}
+
 /* Parts 1 and 2 of the text: the header (or the JIT's types), the kernel
  * ABI, libm, the helpers the holes call and the dense loops; 0 when
  * templates/support.h lacks a section. */
-static int emit_prologue(const Plan *p, const CEmitHoles *h, const char *used, StrBuf *out) {
+static int emit_prologue(const Plan *p, const CEmitHoles *h, const CEmitGradHoles *g, const char *used, StrBuf *out) {
     const char *N = p->attn->name;
     sb_printf(out, "/* %s.c: attention %s as a fused, tiled FlashAttention kernel in C99,\n"
                    " * generated by attnc %s from templates/tile.c (do not edit).\n"
-                   " * Compiled ahead of time it provides %s_attention (see the header part);\n"
+                   " * Compiled ahead of time it provides %s_attention (and %s_backward when\n"
+                   " * the attention has a backward pass; see the header part);\n"
                    " * compiled with ATTNC_JIT defined (attnc's libtcc backend) it provides\n"
-                   " * attnc_tile and attnc_scratch_bytes of middle/kernel_abi.h. */\n",
-              N, N, ATTNC_VERSION_TEXT, N);
+                   " * attnc_tile and attnc_scratch_bytes (and attnc_grad_tile) of middle/kernel_abi.h. */\n",
+              N, N, ATTNC_VERSION_TEXT, N, N);
     sb_printf(out, "#ifdef ATTNC_JIT\n");
     int ok = cemit_put_support("jit_types", NULL, out);
     sb_printf(out, "#else\n");
-    emit_header(p, used, out);
+    emit_header(p, g != NULL, used, out);
     sb_printf(out, "#endif\n\n");
     cemit_put_kernel_abi(out);
     ok = ok && cemit_put_support("libm", NULL, out);
     sb_printf(out, "\n");
     ok = ok && cemit_put_support("inf", NULL, out);
-    cemit_put_helpers(h, NULL, out);
+    put_helpers(h, g, NULL, out);
     sb_printf(out, "\n");
     /* the dense loops: compiled here ahead of time; the JIT calls libattnc's -O3 copies */
     sb_printf(out, "#ifdef ATTNC_JIT\n#define ATTNC_DENSE_API\n#define ATTNC_DENSE_PROTOTYPES_ONLY\n#else\n"
@@ -424,14 +562,39 @@ static int emit_prologue(const Plan *p, const CEmitHoles *h, const char *used, S
     return ok;
 }
 
+/* The backward kernel (templates/tile_bwd.c). */
+static int emit_backward(const CEmitGradHoles *g, StrBuf *out) {
+    sb_printf(out, "\n#define ATTNC_GRAD_ROW_SLOTS %d\n#define ATTNC_GRAD_COL_SLOTS %d\n", g->nrow_slots,
+              g->ncol_slots);
+    return fill_grad_template(g, out);
+}
+
+/* The backward's holes when the plan has a backward schedule the emitter
+ * can express (*have = 1); otherwise the text has no backward kernel and
+ * only out of memory is an error. */
+static attnc_status grad_holes(const Plan *p, CEmitGradHoles *g, int *have, attnc_error *err) {
+    *have = 0;
+    memset(g, 0, sizeof *g);
+    if (!p->grad_sched || p->grad_sched->base.why[0]) return ATTNC_OK;
+    attnc_error gerr = {0};
+    attnc_status st = cemit_grad_holes(p, g, &gerr);
+    if (st == ATTNC_ERR_NOMEM) return set_error(err, st, "%s", gerr.message);
+    *have = st == ATTNC_OK;
+    return ATTNC_OK;
+}
+
 attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err) {
     CEmitHoles h;
+    CEmitGradHoles g;
+    int have_grad = 0;
+    memset(&g, 0, sizeof g); /* freed whatever happens below */
     attnc_status st = cemit_holes(p, &h, err);
+    if (!st) st = grad_holes(p, &g, &have_grad, err);
     char *used = calloc((size_t)p->attn->nparams + 1, 1);
     if (!st && (!used || !params_read(p, used)))
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting C");
     if (!st) {
-        int ok = emit_prologue(p, &h, used, out);
+        int ok = emit_prologue(p, &h, have_grad ? &g : NULL, used, out);
         cemit_put_schedule_macros(p->sched, out);
         sb_printf(out, "#ifdef ATTNC_JIT\n#define ATTNC_LINKAGE\n#else\n#define ATTNC_LINKAGE static\n#endif\n\n");
         if (!ok)
@@ -440,10 +603,17 @@ attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err) {
         else if (!cemit_fill_template(attnc_tile_template, attnc_tile_template_len, &h, NULL, out))
             st = set_error(err, ATTNC_ERR_INTERNAL, "cannot emit C for attention '%s': %s", p->attn->name,
                            "the embedded template lacks a hole");
-        else emit_entry(p, used, out);
+        else if (have_grad && !emit_backward(&g, out))
+            st = set_error(err, ATTNC_ERR_INTERNAL, "cannot emit C for attention '%s': %s", p->attn->name,
+                           "the embedded backward template lacks a hole");
+        else {
+            emit_entry(p, used, out);
+            if (have_grad) emit_backward_entry(p, used, out);
+        }
         if (!st && out->failed) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting C");
     }
     free(used);
     cemit_holes_free(&h);
+    cemit_grad_holes_free(&g);
     return st;
 }

@@ -18,6 +18,10 @@
 #define CEMIT_JIT_MACRO "ATTNC_JIT"
 #define CEMIT_TILE_SYMBOL "attnc_tile"
 #define CEMIT_SCRATCH_SYMBOL "attnc_scratch_bytes"
+/* ... and, when the plan has a backward schedule, the backward kernel's
+ * (kernel_abi.h: AttnGradTileFn; templates/tile_bwd.c) */
+#define CEMIT_GRAD_TILE_SYMBOL "attnc_grad_tile"
+#define CEMIT_GRAD_SCRATCH_SYMBOL "attnc_grad_scratch_bytes"
 
 /* The external functions the generated code calls under ATTNC_JIT, which
  * the JIT binds by name: libm and the C library's block moves (which a

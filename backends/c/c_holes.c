@@ -137,28 +137,37 @@ static const char *fn_c_name(int fn) {
     }
 }
 
-/* A tensor element: its bounds check, or the element (0 outside the shape). */
-static void hole_load(CEmit *E, IrRef r, const IrNode *n) {
-    char idx[ATTNC_MAX_RANK][NAME_CHARS], cond[LINE_CHARS / 2] = "", off[LINE_CHARS / 2] = "";
+/* The bounds check (cond) and row-major offset (off) of a tensor access n
+ * (IR_LOAD / IR_INBOUNDS) as C; 0 (with hole_fail) when it cannot be printed. */
+static int load_index_text(CEmit *E, const IrNode *n, char *cond, size_t cond_len, char *off, size_t off_len) {
+    char idx[ATTNC_MAX_RANK][NAME_CHARS];
+    cond[0] = off[0] = 0;
     if (n->nargs < 1 || n->nargs > ATTNC_MAX_RANK) {
         hole_fail(E, "a tensor access with %d indices", n->nargs);
-        return;
+        return 0;
     }
     size_t cl = 0, ol = 0;
     for (int i = 0; i < n->nargs; i++) {
         name_of(E, n->args[i], idx[i]);
         /* dims are never negative, so one unsigned compare checks 0 <= i < dim */
-        cl += (size_t)snprintf(cond + cl, sizeof cond - cl, "%s(uint64_t)%s < (uint64_t)c->tensor_shape[%d][%d]",
+        cl += (size_t)snprintf(cond + cl, cond_len - cl, "%s(uint64_t)%s < (uint64_t)c->tensor_shape[%d][%d]",
                                i ? " && " : "", idx[i], n->aux, i);
-        if (cl >= sizeof cond) break;
+        if (cl >= cond_len) break;
     }
-    for (int i = 0; i < n->nargs && ol < sizeof off; i++)
-        ol += i == 0 ? (size_t)snprintf(off, sizeof off, "%s", idx[0])
-                     : (size_t)snprintf(off + ol, sizeof off - ol, ") * c->tensor_shape[%d][%d] + %s", n->aux, i, idx[i]);
-    if (cl >= sizeof cond || ol >= sizeof off) {
+    for (int i = 0; i < n->nargs && ol < off_len; i++)
+        ol += i == 0 ? (size_t)snprintf(off, off_len, "%s", idx[0])
+                     : (size_t)snprintf(off + ol, off_len - ol, ") * c->tensor_shape[%d][%d] + %s", n->aux, i, idx[i]);
+    if (cl >= cond_len || ol >= off_len) {
         hole_fail(E, "a tensor access is too long to print");
-        return;
+        return 0;
     }
+    return 1;
+}
+
+/* A tensor element: its bounds check, or the element (0 outside the shape). */
+static void hole_load(CEmit *E, IrRef r, const IrNode *n) {
+    char cond[LINE_CHARS / 2], off[LINE_CHARS / 2];
+    if (!load_index_text(E, n, cond, sizeof cond, off, sizeof off)) return;
     if (n->op == IR_INBOUNDS) {
         line(E, "int v%d = %s;", r, cond);
         return;
@@ -278,8 +287,7 @@ static void sum_close(CEmit *E, IrRef r, const IrNode *n) {
  * (SB_SCRATCH) a call with too many low-rank columns asks for an impossible
  * size; in the kernel it fails the work item (the interpreter then gives the
  * answer). */
-static void print_steps(CEmit *E, SchedBlockId id, StrBuf *text) {
-    const SchedBlock *blk = &E->s->block[id];
+static void print_block_steps(CEmit *E, SchedBlockId id, const SchedBlock *blk, StrBuf *text) {
     E->blk = id;
     E->text = text;
     char v[NAME_CHARS];
@@ -325,6 +333,8 @@ static void print_steps(CEmit *E, SchedBlockId id, StrBuf *text) {
         }
     }
 }
+
+static void print_steps(CEmit *E, SchedBlockId id, StrBuf *text) { print_block_steps(E, id, &E->s->block[id], text); }
 
 /* The row or kv values only the fault check reads, in calls that check faults. */
 static void print_fault_steps(CEmit *E, SchedBlockId id, StrBuf *text) {
@@ -428,6 +438,144 @@ void cemit_put_schedule_macros(const Schedule *s, StrBuf *out) {
 
 void cemit_holes_free(CEmitHoles *h) {
     StrBuf *all[] = {&h->scratch, &h->head, &h->slots, &h->row, &h->col, &h->elem_partial, &h->elem_full};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sb_free(all[i]);
+    memset(h, 0, sizeof *h);
+}
+
+/* ---- the holes of the backward kernel (templates/tile_bwd.c) ---------------- */
+
+/* GRAD_PRE, GRAD_FAULT, GRAD_KEEP, GRAD_VALUE: the element's steps in the
+ * backward schedule's scope order (fault and keep each in a C block of
+ * their own, as in the schedule). */
+static void emit_grad_element(CEmit *E, const GradSchedule *gs, CEmitGradHoles *h) {
+    const Schedule *s = &gs->base;
+    const IrFunc *f = gs->gp->f;
+    char v[NAME_CHARS], scale[NAME_CHARS], bias[NAME_CHARS];
+    E->depth = 0;
+    print_steps(E, SB_PRE, &h->pre);
+    name_of(E, f->scale, scale);
+    name_of(E, f->bias, bias);
+    line(E, "const float gscale = %s;", scale);
+    line(E, "const float pre = gscale * dot + %s;", bias);
+    line(E, "(void)pre;");
+    if (s->needs_fault) {
+        E->text = &h->fault;
+        line(E, "if (check_faults) {");
+        E->depth++;
+        print_steps(E, SB_FAULT, &h->fault);
+        name_of(E, s->block[SB_FAULT].result, v);
+        line(E, "if (%s) return 1;", v);
+        E->depth--;
+        line(E, "}");
+    }
+    if (s->needs_mask) {
+        E->text = &h->keep;
+        line(E, "if (mode == ATTNC_TILE_PARTIAL) {");
+        E->depth++;
+        print_steps(E, SB_KEEP, &h->keep);
+        name_of(E, s->block[SB_KEEP].result, v);
+        line(E, "elem_keep = %s;", v);
+        E->depth--;
+        line(E, "}");
+    }
+    print_steps(E, SB_VALUE_FULL, &h->value);
+    name_of(E, gs->value, v);
+    line(E, "elem_value = %s;", v);
+    name_of(E, gs->dvalue_dpre, v);
+    line(E, "elem_dvdpre = %s;", v);
+}
+
+/* seed * coefficient (named `name`) as C, guarded so that a zero
+ * coefficient gives 0 against any seed; empty for the constant 0, the seed
+ * alone for the constant 1. */
+static void coef_text(CEmit *E, IrRef r, const char *seed, const char *name, char *out, size_t n) {
+    const IrNode *k = ir_at(E->m, r);
+    int is_const = k->op == IR_CONST && k->type == T_FLOAT;
+    if (is_const && k->c.f == 0) out[0] = 0;
+    else if (is_const && k->c.f == 1) snprintf(out, n, "%s", seed);
+    else if (is_const && !isnan(k->c.f)) snprintf(out, n, "%s * %s", seed, name);
+    else snprintf(out, n, "(%s != 0 ? %s * %s : 0.0f)", name, seed, name);
+}
+
+/* One tensor term (grad_plan.h): coefficients at the element scope, then,
+ * when its gradient is wanted and the coefficient is not 0, the loops of
+ * its sum chain and the scatter-add (out-of-range indices add nothing). */
+static void emit_grad_term(CEmit *E, const GradTerm *t, const GradTermSched *ts, StrBuf *text) {
+    char kv[NAME_CHARS], kb[NAME_CHARS], x[NAME_CHARS], cond[LINE_CHARS / 2], off[LINE_CHARS / 2];
+    print_block_steps(E, SB_VALUE_FULL, &ts->coef, text);
+    name_of(E, t->dvalue, kv);
+    name_of(E, t->dbias, kb);
+    line(E, "if (dtensor[%d]) { /* %s */", t->tensor, E->p->attn->tensors[t->tensor]->name);
+    E->depth++;
+    /* a zero coefficient contributes nothing, even against an infinite seed */
+    char a[2 * NAME_CHARS + 40], bb[2 * NAME_CHARS + 40];
+    coef_text(E, t->dvalue, "g", kv, a, sizeof a);
+    coef_text(E, t->dbias, "gpre", kb, bb, sizeof bb);
+    if (!a[0] && !bb[0]) line(E, "const float tc0 = 0.0f;");
+    else line(E, "const float tc0 = %s%s%s;", a, a[0] && bb[0] ? " + " : "", bb);
+    line(E, "if (tc0 != 0) {");
+    E->depth++;
+    for (int i = 0; i < t->nsums; i++) {
+        const IrNode *sum = ir_at(E->m, t->sums[i]);
+        name_of(E, sum->args[0], x);
+        line(E, "for (int64_t r%d = 0; r%d < %s; r%d++) {", sum->aux, sum->aux, x, sum->aux);
+        E->depth++;
+        print_block_steps(E, SB_VALUE_FULL, &ts->level[i], text);
+        name_of(E, t->inner[i], x);
+        line(E, "const float tc%d = %s != 0 ? tc%d * %s : 0.0f;", i + 1, x, i, x);
+        line(E, "if (tc%d != 0) {", i + 1);
+        E->depth++;
+    }
+    print_block_steps(E, SB_VALUE_FULL, &ts->index, text);
+    E->blk = SB_VALUE_FULL;
+    E->text = text;
+    if (!load_index_text(E, ir_at(E->m, t->load), cond, sizeof cond, off, sizeof off)) return;
+    char open[ATTNC_MAX_RANK + 1];
+    int nargs = ir_at(E->m, t->load)->nargs;
+    memset(open, '(', (size_t)nargs - 1);
+    open[nargs - 1] = 0;
+    line(E, "if (%s) dtensor[%d][%s%s] += tc%d;", cond, t->tensor, open, off, t->nsums);
+    for (int i = 0; i < 2 * t->nsums + 2; i++) {
+        E->depth--;
+        line(E, "}");
+    }
+}
+
+attnc_status cemit_grad_holes(const Plan *p, CEmitGradHoles *h, attnc_error *err) {
+    memset(h, 0, sizeof *h);
+    const GradSchedule *gs = p->grad_sched;
+    if (!gs) return set_error(err, ATTNC_ERR_INTERNAL, "attention '%s' has no backward schedule", p->attn->name);
+    if (gs->base.why[0])
+        return set_error(err, ATTNC_ERR_INTERNAL, "cannot emit the backward C for attention '%s': %s", p->attn->name,
+                         gs->base.why);
+    CEmit E;
+    memset(&E, 0, sizeof E);
+    E.p = p;
+    E.s = &gs->base;
+    E.m = gs->base.m;
+    print_steps(&E, SB_ITEM, &h->item);
+    print_steps(&E, SB_ROW, &h->row);
+    print_fault_steps(&E, SB_ROW_FAULT, &h->row);
+    print_steps(&E, SB_COL, &h->col);
+    print_fault_steps(&E, SB_COL_FAULT, &h->col);
+    emit_slots(&E, &h->slots);
+    emit_grad_element(&E, gs, h);
+    E.depth = 0;
+    for (int i = 0; i < gs->gp->nterms && !failed(&E); i++)
+        emit_grad_term(&E, &gs->gp->terms[i], &gs->terms[i], &h->terms);
+    h->nrow_slots = gs->base.nrow_slots;
+    h->ncol_slots = gs->base.ncol_slots;
+    StrBuf *all[] = {&h->item, &h->slots, &h->col, &h->row, &h->pre, &h->fault, &h->keep, &h->value, &h->terms};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) E.nomem |= all[i]->failed;
+    if (E.nomem) return set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting C");
+    if (E.why[0])
+        return set_error(err, ATTNC_ERR_INTERNAL, "cannot emit the backward C for attention '%s': %s", p->attn->name,
+                         E.why);
+    return ATTNC_OK;
+}
+
+void cemit_grad_holes_free(CEmitGradHoles *h) {
+    StrBuf *all[] = {&h->item, &h->slots, &h->col, &h->row, &h->pre, &h->fault, &h->keep, &h->value, &h->terms};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sb_free(all[i]);
     memset(h, 0, sizeof *h);
 }

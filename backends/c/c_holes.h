@@ -6,6 +6,7 @@
 #define ATTNC_C_HOLES_H
 #include "attnc.h"
 #include "plan.h"
+#include "schedule_grad.h"
 
 /* The code of each hole of templates/tile.c (and templates/cuda_tile.cu).
  * Each hole's code reads the names templates/tile.c documents (c, b, h, hk,
@@ -29,5 +30,21 @@ void cemit_put_schedule_macros(const Schedule *s, StrBuf *out);
 
 /* Free what cemit_holes filled in. */
 void cemit_holes_free(CEmitHoles *h);
+
+/* The code of each hole of templates/tile_bwd.c (GRAD_ITEM, GRAD_SLOTS,
+ * GRAD_COL, GRAD_ROW, GRAD_PRE, GRAD_FAULT, GRAD_KEEP, GRAD_VALUE,
+ * GRAD_TERMS), printed from the plan's backward schedule (schedule_grad.h):
+ * the names tile_bwd.c documents (c, b, hk, hr, q, kv, i, j, dot, mode,
+ * check_faults, g, gpre, dtensor, sc.row_slots, sc.col_slots). */
+typedef struct CEmitGradHoles {
+    StrBuf item, slots, col, row, pre, fault, keep, value, terms;
+    int nrow_slots, ncol_slots;
+} CEmitGradHoles;
+
+/* Fill h (overwritten) from p->grad_sched: ATTNC_OK, or ATTNC_ERR_INTERNAL
+ * (no backward schedule, or one the emitter cannot express) or
+ * ATTNC_ERR_NOMEM.  Free with cemit_grad_holes_free, whatever the result. */
+attnc_status cemit_grad_holes(const Plan *p, CEmitGradHoles *h, attnc_error *err);
+void cemit_grad_holes_free(CEmitGradHoles *h);
 
 #endif

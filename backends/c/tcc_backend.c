@@ -97,6 +97,10 @@ attnc_status jit_compile_c(const char *source, const char *what, JitKernel **out
         ck->scratch_bytes = (AttnScratchFn)tcc_get_symbol(k->tcc, CEMIT_SCRATCH_SYMBOL);
         ck->kernel_data = NULL;
         ok = ck->tile && ck->scratch_bytes;
+        /* NULL when the text has no backward kernel (templates/tile_bwd.c) */
+        ck->grad_tile = (AttnGradTileFn)tcc_get_symbol(k->tcc, CEMIT_GRAD_TILE_SYMBOL);
+        ck->grad_scratch_bytes = (AttnScratchFn)tcc_get_symbol(k->tcc, CEMIT_GRAD_SCRATCH_SYMBOL);
+        if (!ck->grad_tile || !ck->grad_scratch_bytes) ck->grad_tile = NULL, ck->grad_scratch_bytes = NULL;
     }
     pthread_mutex_unlock(&tcc_lock);
     k->compile_ms = now_ms() - t0;

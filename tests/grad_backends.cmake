@@ -1,0 +1,34 @@
+# tests/grad_backends.cmake — the compiled backends' backward passes against
+# the reference backward (tests/test_grad_backends.c): every example, tiles
+# of 16 (several per call), D and Dv not powers of two, f32 and the 16-bit
+# element types, shapes with fully masked rows and Lq != Lk; determinism
+# with 1 and 3 threads inside each run.
+add_executable(test_grad_backends ${PROJECT_SOURCE_DIR}/tests/test_grad_backends.c)
+target_compile_options(test_grad_backends PRIVATE ${ATTNC_WARNINGS})
+target_include_directories(test_grad_backends PRIVATE ${PROJECT_SOURCE_DIR}/base)
+target_link_libraries(test_grad_backends PRIVATE attnc_test_support)
+file(GLOB ATTNC_GRAD_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.attn)
+if(ATTNC_HAVE_TCC_JIT)
+  foreach(example ${ATTNC_GRAD_EXAMPLES})
+    get_filename_component(name ${example} NAME_WE)
+    add_test(NAME grad/${name}/tcc COMMAND test_grad_backends ${example} --shape D=12,Dv=5)
+    add_test(NAME grad/${name}/tcc-bf16 COMMAND test_grad_backends ${example} --elem bf16 --tile 32)
+  endforeach()
+  set(ex ${PROJECT_SOURCE_DIR}/examples)
+  # fully masked rows (bottom-right causal with Lq > Lk), odd sizes, GQA 4:1, f16
+  add_test(NAME grad/causal-masked-rows/tcc-f16 COMMAND test_grad_backends ${ex}/causal.attn --elem f16
+           --shape B=2,H=8,Hkv=2,Lq=37,Lk=21,D=7,Dv=3 --tile 8)
+  add_test(NAME grad/relative_bias_1d-long/tcc COMMAND test_grad_backends ${ex}/relative_bias_1d.attn
+           --shape Lq=71,Lk=90,D=20,Dv=9 --tile 16)
+endif()
+# The ahead-of-time C's backward entry point (NAME_backward) compiled by cc
+# (-Wall -Werror) against the reference backward, on every example.
+add_executable(test_grad_aot ${PROJECT_SOURCE_DIR}/tests/test_grad_aot.c)
+target_compile_options(test_grad_aot PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_grad_aot PRIVATE attnc_test_support ${CMAKE_DL_LIBS})
+foreach(example ${ATTNC_GRAD_EXAMPLES})
+  get_filename_component(name ${example} NAME_WE)
+  set(work ${CMAKE_CURRENT_BINARY_DIR}/aot-grad/${name})
+  file(MAKE_DIRECTORY ${work})
+  add_test(NAME grad/${name}/aot COMMAND test_grad_aot ${example} $<TARGET_FILE:attnc> cc ${work})
+endforeach()
