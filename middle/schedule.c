@@ -336,17 +336,15 @@ static void build_blocks(Builder *B) {
     s->block[SB_VALUE_PARTIAL].result = s->block[SB_VALUE_FULL].result = B->p->softmax ? f->score : f->weight;
 }
 
-static Schedule *build_attempt(Arena *arena, const Plan *p, int heads_in_rows) {
-    int nodes = p->ir->n;
-    Schedule *s = arena_alloc(arena, sizeof *s);
-    if (!s) return NULL;
+int sched_init_tables(Arena *arena, Schedule *s, const IrModule *m) {
+    int nodes = m->n;
     memset(s, 0, sizeof *s);
-    s->m = p->ir;
+    s->m = m;
     s->slot_of = arena_alloc(arena, sizeof(int) * (size_t)(nodes + 1));
     s->loop_of = arena_alloc(arena, sizeof(SchedLoop) * (size_t)(nodes + 1));
     s->row_slots = arena_alloc(arena, sizeof(IrRef) * (size_t)(nodes + 1));
     s->col_slots = arena_alloc(arena, sizeof(IrRef) * (size_t)(nodes + 1));
-    if (!s->slot_of || !s->loop_of || !s->row_slots || !s->col_slots) return NULL;
+    if (!s->slot_of || !s->loop_of || !s->row_slots || !s->col_slots) return 0;
     for (int i = 0; i <= nodes; i++) {
         s->slot_of[i] = -1;
         s->loop_of[i] = SL_ELEM;
@@ -357,6 +355,13 @@ static Schedule *build_attempt(Arena *arena, const Plan *p, int heads_in_rows) {
         s->block[b].loop = loops[b];
         s->block[b].result = IR_NONE;
     }
+    return 1;
+}
+
+static Schedule *build_attempt(Arena *arena, const Plan *p, int heads_in_rows) {
+    int nodes = p->ir->n;
+    Schedule *s = arena_alloc(arena, sizeof *s);
+    if (!s || !sched_init_tables(arena, s, p->ir)) return NULL;
     s->nlowrank = p->f->nlowrank;
     s->softmax = p->softmax;
     s->lse_offset = p->f->lse_offset != IR_NONE;

@@ -41,6 +41,9 @@ typedef struct Builder {
     size_t why_len;
 } Builder;
 
+/* s zeroed, with its per-node tables for module m (no slot, every node an
+ * element value until placed) and each block's loop; 0 when out of memory. */
+int sched_init_tables(Arena *arena, Schedule *s, const IrModule *m);
 int sched_failed(const Builder *B);
 void sched_fail(Builder *B, const char *what, const char *detail);
 void sched_push_step(Builder *B, SchedBlock *blk, StepOp op, IrRef node, int aux);
