@@ -358,6 +358,22 @@ int sched_init_tables(Arena *arena, Schedule *s, const IrModule *m) {
     return 1;
 }
 
+int sched_scopes_init(Builder *B, Schedule *s, int nodes) {
+    return sched_scope_init(&B->scratch, SL_CALL, &s->block[SB_SCRATCH], nodes) &&
+           sched_scope_init(&B->item, SL_ITEM, &s->block[SB_ITEM], nodes) &&
+           sched_scope_init(&B->row, SL_ROW, &s->block[SB_ROW], nodes) &&
+           sched_scope_init(&B->col, SL_COL, &s->block[SB_COL], nodes) &&
+           sched_scope_init(&B->elem, SL_ELEM, &s->block[SB_PRE], nodes);
+}
+
+void sched_scopes_free(Builder *B) {
+    sched_scope_free(&B->scratch);
+    sched_scope_free(&B->item);
+    sched_scope_free(&B->row);
+    sched_scope_free(&B->col);
+    sched_scope_free(&B->elem);
+}
+
 static Schedule *build_attempt(Arena *arena, const Plan *p, int heads_in_rows) {
     int nodes = p->ir->n;
     Schedule *s = arena_alloc(arena, sizeof *s);
@@ -382,18 +398,9 @@ static Schedule *build_attempt(Arena *arena, const Plan *p, int heads_in_rows) {
     B.heads_in_rows = heads_in_rows;
     B.why = s->why;
     B.why_len = sizeof s->why;
-    int ok = sched_scope_init(&B.scratch, SL_CALL, &s->block[SB_SCRATCH], nodes) &&
-             sched_scope_init(&B.item, SL_ITEM, &s->block[SB_ITEM], nodes) &&
-             sched_scope_init(&B.row, SL_ROW, &s->block[SB_ROW], nodes) &&
-             sched_scope_init(&B.col, SL_COL, &s->block[SB_COL], nodes) &&
-             sched_scope_init(&B.elem, SL_ELEM, &s->block[SB_PRE], nodes);
-    if (!ok) B.nomem = 1;
+    if (!sched_scopes_init(&B, s, nodes)) B.nomem = 1;
     if (!sched_failed(&B)) build_blocks(&B);
-    sched_scope_free(&B.scratch);
-    sched_scope_free(&B.item);
-    sched_scope_free(&B.row);
-    sched_scope_free(&B.col);
-    sched_scope_free(&B.elem);
+    sched_scopes_free(&B);
     if (B.nomem) return NULL;
     if (!s->why[0]) {
         char broken[sizeof s->why - 40];

@@ -49,6 +49,9 @@ void sched_fail(Builder *B, const char *what, const char *detail);
 void sched_push_step(Builder *B, SchedBlock *blk, StepOp op, IrRef node, int aux);
 int sched_scope_init(Scope *S, SchedLoop loop, SchedBlock *out, int nodes);
 void sched_scope_free(Scope *S);
+/* B's five scopes (scratch, item, row, col, element) over s's blocks; 0 when out of memory. */
+int sched_scopes_init(Builder *B, Schedule *s, int nodes);
+void sched_scopes_free(Builder *B);
 int sched_open_scope(Scope *S);
 void sched_close_scope(Scope *S, int mark);
 void sched_scope_reset(Scope *S, int nodes);

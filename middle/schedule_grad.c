@@ -144,18 +144,9 @@ GradSchedule *sched_grad_build(Arena *arena, const GradPlan *gp, const Schedule 
     B.kv_heads_in_elem = 1; /* ... and values of kv and h element values */
     B.why = s->why;
     B.why_len = sizeof s->why;
-    int ok = sched_scope_init(&B.scratch, SL_CALL, &s->block[SB_SCRATCH], nodes) &&
-             sched_scope_init(&B.item, SL_ITEM, &s->block[SB_ITEM], nodes) &&
-             sched_scope_init(&B.row, SL_ROW, &s->block[SB_ROW], nodes) &&
-             sched_scope_init(&B.col, SL_COL, &s->block[SB_COL], nodes) &&
-             sched_scope_init(&B.elem, SL_ELEM, &s->block[SB_PRE], nodes);
-    if (!ok) B.nomem = 1;
+    if (!sched_scopes_init(&B, s, nodes)) B.nomem = 1;
     if (!sched_failed(&B)) grad_blocks(&B, gs);
-    sched_scope_free(&B.scratch);
-    sched_scope_free(&B.item);
-    sched_scope_free(&B.row);
-    sched_scope_free(&B.col);
-    sched_scope_free(&B.elem);
+    sched_scopes_free(&B);
     if (B.nomem) return NULL;
     if (!s->why[0]) {
         char broken[sizeof s->why - 40];
