@@ -194,9 +194,10 @@ attnc_status grad_plan_build(Arena *arena, const Attention *a, const int *is_fix
     gp->f = gp->ir ? ir_build(gp->ir, a) : NULL;
     if (!gp->f) return set_error(err, ATTNC_ERR_NOMEM, "out of memory while building the backward plan");
     /* the forward's pipeline up to where it starts moving bias terms out of `bias` */
+    /* a pass that ran out of memory may leave a root IR_NONE: the next must not run */
     pass_specialize(gp->ir, gp->f, is_fixed, fixed);
-    pass_fold(gp->ir, gp->f);
-    if (pass_mask_facts(gp->ir, gp->f)) pass_fold(gp->ir, gp->f);
+    if (!gp->ir->failed) pass_fold(gp->ir, gp->f);
+    if (!gp->ir->failed && pass_mask_facts(gp->ir, gp->f) && !gp->ir->failed) pass_fold(gp->ir, gp->f);
     if (gp->ir->failed) return set_error(err, ATTNC_ERR_NOMEM, "out of memory while building the backward plan");
     gp->value = gp->f->weight != IR_NONE ? gp->f->weight : gp->f->score;
     IrRef pre = ir_node(gp->ir, IR_PRE, T_FLOAT, 0, (Const){0}, 0, NULL);

@@ -12,6 +12,7 @@ typedef struct Facts {
 } Facts;
 
 static void gather(IrModule *m, IrRef r, Facts *fx) {
+    if (r == IR_NONE) return; /* a module out of memory */
     const IrNode *n = ir_at(m, r);
     if (n->op == IR_AND) {
         gather(m, n->args[0], fx);
