@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "llvm_build.h"
+#include "llvm_gemm.h"
 #include "llvm_lower.h"
 #include "llvm_math.h"
 #include "llvm_node.h"
@@ -42,17 +43,26 @@
 #include "llvm_tensor.h"
 #include "schedule_grad.h"
 
-/* Scratch regions of one backward work item (float rows padded to vectors). */
+/* Scratch regions of one backward work item: float rows padded with zeros
+ * to whole vectors (Dp, Dvp along D and Dv; BKp, BQp along the tiles). */
 typedef struct GradRegions {
-    LLVMValueRef k, v, dk, dv; /* [BK][Dp], [BK][Dvp], [BK][Dp], [BK][Dvp] */
-    LLVMValueRef q, dout, dq;  /* [BQ][Dp], [BQ][Dvp], [BQ][Dp] */
-    LLVMValueRef rows, cols;   /* the schedule's slots: [nrow_slots][BQ], [ncol_slots][BK], 8 bytes each */
+    LLVMValueRef k;             /* K[BK][Dp]: the tile's K rows (dQ's product) */
+    LLVMValueRef kt, vt;        /* Kt[Dp][BKp], Vt[Dvp][BKp]: transposed (S's and dP's products) */
+    LLVMValueRef vrow;          /* [Dvp]: one V row on its way into Vt */
+    LLVMValueRef dkt, dvt;      /* dKt[Dp][BKp], dVt[Dvp][BKp]: the tile's dK and dV, transposed */
+    LLVMValueRef q, dout;       /* Q[BQ][Dp], dO[BQ][Dvp]: the q tile's rows */
+    LLVMValueRef s, dp;         /* [BQ][BKp]: S then P, dP then gs = gpre * scale */
+    LLVMValueRef gst, dqt;      /* GSt[BKp][BQp] (gs transposed), dQt[Dp][BQp] (the q tile's dQ) */
+    LLVMValueRef rows, cols;    /* the schedule's slots: [nrow_slots][BQ], [ncol_slots][BK], 8 bytes each */
 } GradRegions;
+
+enum { NREGIONS = 14 };
 
 typedef struct Grad {
     Lower *L;
     const GradSchedule *gs;
     GradRegions rg;
+    int BQ, BK, BQp, BKp;    /* the tiles, and rounded up to whole vectors */
     LLVMValueRef Dp, Dvp;    /* D and Dv rounded up to whole vectors */
     LLVMValueRef dtensor[1]; /* (flexible) by tensor index: this partition's accumulator, or NULL */
 } Grad;
@@ -63,34 +73,57 @@ static LLVMValueRef round_up(Lower *L, LLVMValueRef n, int to) {
 
 /* Carve the regions (base != NULL) or size them; the bytes needed, with 64
  * of slack for aligning the base. */
-static LLVMValueRef grad_layout(Lower *L, LLVMValueRef Dp, LLVMValueRef Dvp, LLVMValueRef base, GradRegions *rg) {
+static LLVMValueRef grad_layout(Grad *G, LLVMValueRef Dp, LLVMValueRef Dvp, LLVMValueRef base, GradRegions *rg) {
+    Lower *L = G->L;
     LLVMBuilderRef b = L->bd;
     const Schedule *s = L->s;
-    LLVMValueRef bk4 = ci64(L, (int64_t)L->BK * 4), bq4 = ci64(L, (int64_t)L->QB * 4);
-    LLVMValueRef sizes[9] = {
-        LLVMBuildMul(b, Dp, bk4, ""),  LLVMBuildMul(b, Dvp, bk4, ""), LLVMBuildMul(b, Dp, bk4, ""),
-        LLVMBuildMul(b, Dvp, bk4, ""), LLVMBuildMul(b, Dp, bq4, ""),  LLVMBuildMul(b, Dvp, bq4, ""),
-        LLVMBuildMul(b, Dp, bq4, ""),  ci64(L, (int64_t)s->nrow_slots * L->QB * 8 + 8),
-        ci64(L, (int64_t)s->ncol_slots * L->BK * 8 + 8),
+    LLVMValueRef bk4 = ci64(L, (int64_t)G->BKp * 4), bq4 = ci64(L, (int64_t)G->BQp * 4);
+    LLVMValueRef sizes[NREGIONS] = {
+        LLVMBuildMul(b, Dp, ci64(L, (int64_t)G->BK * 4), ""),     /* k */
+        LLVMBuildMul(b, Dp, bk4, ""),                             /* kt */
+        LLVMBuildMul(b, Dvp, bk4, ""),                            /* vt */
+        LLVMBuildMul(b, Dvp, ci64(L, 4), ""),                     /* vrow */
+        LLVMBuildMul(b, Dp, bk4, ""),                             /* dkt */
+        LLVMBuildMul(b, Dvp, bk4, ""),                            /* dvt */
+        LLVMBuildMul(b, Dp, ci64(L, (int64_t)G->BQ * 4), ""),     /* q */
+        LLVMBuildMul(b, Dvp, ci64(L, (int64_t)G->BQ * 4), ""),    /* dout */
+        ci64(L, (int64_t)G->BQ * G->BKp * 4),                     /* s */
+        ci64(L, (int64_t)G->BQ * G->BKp * 4),                     /* dp */
+        ci64(L, (int64_t)G->BKp * G->BQp * 4),                    /* gst */
+        LLVMBuildMul(b, Dp, bq4, ""),                             /* dqt */
+        ci64(L, (int64_t)s->nrow_slots * G->BQ * 8 + 8),          /* rows */
+        ci64(L, (int64_t)s->ncol_slots * G->BK * 8 + 8),          /* cols */
     };
-    LLVMValueRef *dst[9] = {&rg->k, &rg->v, &rg->dk, &rg->dv, &rg->q, &rg->dout, &rg->dq, &rg->rows, &rg->cols};
+    LLVMValueRef *dst[NREGIONS] = {&rg->k,  &rg->kt,   &rg->vt, &rg->vrow, &rg->dkt, &rg->dvt,  &rg->q,
+                                   &rg->dout, &rg->s, &rg->dp, &rg->gst,  &rg->dqt, &rg->rows, &rg->cols};
     LLVMValueRef off = ci64(L, 0);
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < NREGIONS; i++) {
         if (base) *dst[i] = gep(L, L->i8, base, off);
         off = LLVMBuildAdd(b, off, round_up(L, sizes[i], 64), "");
     }
     return LLVMBuildAdd(b, off, ci64(L, 64), "");
 }
 
-/* The lane sum of a float vector by a fixed tree (the same bits every time). */
-static LLVMValueRef lane_sum(Lower *L, LLVMValueRef v) {
-    for (int w = L->W / 2; w >= 1; w /= 2) {
-        LLVMValueRef mask[MAX_LANES];
-        for (int i = 0; i < L->W; i++) mask[i] = ci32(L, i < w ? i + w : i);
-        LLVMValueRef hi = LLVMBuildShuffleVector(L->bd, v, LLVMGetUndef(L->vf32), LLVMConstVector(mask, (unsigned)L->W), "");
-        v = LLVMBuildFAdd(L->bd, v, hi, "");
-    }
-    return LLVMBuildExtractElement(L->bd, v, ci32(L, 0), "");
+/* Out[r][0..width) (=|+=) sum over k < depth of A[r*ars + k*aks] * Bm[k][0..width)
+ * for r < nrows: the forward's register-blocked micro-kernel (llvm_gemm.c)
+ * with vectors along a tile of `width` floats (a multiple of W). */
+static void gemm(Grad *G, int width, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows,
+                 LLVMValueRef Bm, LLVMValueRef depth, LLVMValueRef Out, int accumulate) {
+    Lower *L = G->L;
+    int qb = L->QB;
+    L->QB = width;
+    L->C = width / L->W;
+    L->CQ = 1;
+    for (int d = L->W == 16 ? 4 : 2; d > 1; d--) /* accumulators: R x CQ vectors, as the forward's */
+        if (L->C % d == 0) {
+            L->CQ = d;
+            break;
+        }
+    L->R = 4;
+    L->gemm_cols = ci64(L, L->C);
+    lower_gemm(L, A, ars, aks, nrows, Bm, depth, Out, accumulate, NULL);
+    L->QB = qb; /* the row slots' stride */
+    L->gemm_cols = NULL;
 }
 
 /* ---- rows into scratch ------------------------------------------------------ */
@@ -131,15 +164,6 @@ static void zero_row(Lower *L, LLVMValueRef dst, LLVMValueRef n) {
     LLVMValueRef d = loop_begin(L, &lz, ci64(L, 0), n, ci64(L, L->W), "zero");
     store_fvec(L, LLVMConstNull(L->vf32), dst, d);
     loop_end(L, &lz);
-}
-
-/* dst[0..n) += src[0..n) (scalars: dst is the call's unpadded row). */
-static void add_row(Lower *L, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef n) {
-    Loop la;
-    LLVMValueRef d = loop_begin(L, &la, ci64(L, 0), n, ci64(L, 1), "add");
-    LLVMValueRef p = gep(L, L->f32, dst, d);
-    store(L, LLVMBuildFAdd(L->bd, load(L, L->f32, p, 4), load(L, L->f32, gep(L, L->f32, src, d), 4), ""), p, 4);
-    loop_end(L, &la);
 }
 
 /* ---- the call ---------------------------------------------------------------- */
@@ -225,39 +249,24 @@ static void tensor_term(Grad *G, const GradTerm *t, const GradTermSched *ts, LLV
     if_end(L, done);
 }
 
-/* What the element loop of one row reads. */
+/* What the element pass of one row reads. */
 typedef struct RowCtx {
-    LLVMValueRef qrow, dorow, dqrow; /* padded float rows in scratch */
+    LLVMValueRef s, dp;  /* the row of S (P written back) and of dP (gs written back) */
+    LLVMValueRef i;      /* the row in the q tile (GSt's column) */
     LLVMValueRef lse, delta;
     LLVMValueRef mode, checks;
 } RowCtx;
 
-/* sum over the padded row of a[d] * b[d]; when axpy_dst, also
- * axpy_dst[d] += axpy_s * a[d] in the same loop (dP with dV += p dO). */
-static LLVMValueRef dot(Lower *L, LLVMValueRef a, LLVMValueRef bv, LLVMValueRef n, LLVMValueRef axpy_dst,
-                        LLVMValueRef axpy_s) {
-    LLVMValueRef acc = local(L, L->vf32, LLVMConstNull(L->vf32));
-    LLVMValueRef s = axpy_dst ? splat(L, axpy_s) : NULL;
-    Loop ld;
-    LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), n, ci64(L, L->W), "dot");
-    LLVMValueRef x = load_fvec(L, a, d);
-    set(L, acc, fmuladd(L, x, load_fvec(L, bv, d), get(L, L->vf32, acc)));
-    if (axpy_dst) store_fvec(L, fmuladd(L, s, x, load_fvec(L, axpy_dst, d)), axpy_dst, d);
-    loop_end(L, &ld);
-    return lane_sum(L, get(L, L->vf32, acc));
-}
-
-/* Element (row, kv j): the seeds and every accumulation (the module comment). */
+/* Element (row, kv j) from S and dP: the seeds, p into S, gs = gpre * scale
+ * into dP and GSt (0 where not kept), the tensor terms. */
 static void element(Grad *G, const RowCtx *R, LLVMValueRef j) {
     Lower *L = G->L;
     LLVMBuilderRef b = L->bd;
     const Schedule *s = L->s;
     const GradSchedule *gs = G->gs;
-    LLVMValueRef krow = gep(L, L->f32, G->rg.k, LLVMBuildMul(b, j, G->Dp, ""));
-    LLVMValueRef vrow = gep(L, L->f32, G->rg.v, LLVMBuildMul(b, j, G->Dvp, ""));
-    LLVMValueRef dkrow = gep(L, L->f32, G->rg.dk, LLVMBuildMul(b, j, G->Dp, ""));
-    LLVMValueRef dvrow = gep(L, L->f32, G->rg.dv, LLVMBuildMul(b, j, G->Dvp, ""));
-    LLVMValueRef sdot = dot(L, R->qrow, krow, G->Dp, NULL, NULL);
+    LLVMValueRef sp = gep(L, L->f32, R->s, j), dpp = gep(L, L->f32, R->dp, j);
+    LLVMValueRef gtp = gep(L, L->f32, G->rg.gst, LLVMBuildAdd(b, LLVMBuildMul(b, j, ci64(L, G->BQp), ""), R->i, ""));
+    LLVMValueRef sdot = load(L, L->f32, sp, 4), dp = load(L, L->f32, dpp, 4);
     lower_steps(L, SB_PRE);
     LLVMValueRef scale = lower_node(L, gs->gp->f->scale);
     L->pre = LLVMBuildFAdd(b, LLVMBuildFMul(b, scale, sdot, ""), lower_node(L, gs->gp->f->bias), "pre");
@@ -273,6 +282,10 @@ static void element(Grad *G, const RowCtx *R, LLVMValueRef j) {
         scope_pop(L);
         if_end(L, after);
     }
+    /* a masked element contributes nothing */
+    store(L, cf32(L, 0), sp, 4);
+    store(L, cf32(L, 0), dpp, 4);
+    store(L, cf32(L, 0), gtp, 4);
     LLVMBasicBlockRef skip = NULL;
     if (s->needs_mask) {
         LLVMValueRef keep = local(L, L->i1, cbool(L, 1));
@@ -290,18 +303,14 @@ static void element(Grad *G, const RowCtx *R, LLVMValueRef j) {
     LLVMValueRef p = s->softmax ? lower_exp2(L, LLVMBuildFMul(b, LLVMBuildFSub(b, value, R->lse, ""),
                                                              cf32(L, 1.44269504088896340736), ""))
                                 : value;
-    LLVMValueRef dp = dot(L, R->dorow, vrow, G->Dvp, dvrow, p);
     LLVMValueRef g = LLVMBuildFSub(b, dp, R->delta, "");
     if (s->softmax) g = LLVMBuildFMul(b, p, g, "g");
     /* a zero derivative contributes nothing, even against an infinite seed */
     LLVMValueRef gpre = fsel(L, fcmp(L, LLVMRealUNE, dvdpre, cf32(L, 0)), LLVMBuildFMul(b, g, dvdpre, ""), cf32(L, 0));
-    LLVMValueRef gsv = splat(L, LLVMBuildFMul(b, gpre, scale, "gs"));
-    Loop ld;
-    LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), G->Dp, ci64(L, L->W), "dkdq");
-    LLVMValueRef qx = load_fvec(L, R->qrow, d), kx = load_fvec(L, krow, d);
-    store_fvec(L, fmuladd(L, gsv, qx, load_fvec(L, dkrow, d)), dkrow, d);
-    store_fvec(L, fmuladd(L, gsv, kx, load_fvec(L, R->dqrow, d)), R->dqrow, d);
-    loop_end(L, &ld);
+    LLVMValueRef gsv = LLVMBuildFMul(b, gpre, scale, "gs");
+    store(L, p, sp, 4);
+    store(L, gsv, dpp, 4);
+    store(L, gsv, gtp, 4);
     for (int t = 0; t < gs->gp->nterms && !L->failed; t++) tensor_term(G, &gs->gp->terms[t], &gs->terms[t], g, gpre);
     if (skip) if_end(L, skip);
     L->pre = NULL;
@@ -316,21 +325,24 @@ typedef struct Item {
     LLVMValueRef checks;
 } Item;
 
-/* Per row of the q tile at q0: Q and dO rows into scratch, dQ row zeroed, the row blocks. */
+static LLVMValueRef flat_row(Lower *L, const Item *I, LLVMValueRef hr, LLVMValueRef q) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef bh = LLVMBuildAdd(b, LLVMBuildMul(b, I->b, L->var[V_SIZE_H], ""), hr, "");
+    return LLVMBuildAdd(b, LLVMBuildMul(b, bh, L->var[V_SIZE_LQ], ""), q, "");
+}
+
+/* Per row of the q tile at q0: Q and dO rows into scratch, the row blocks. */
 static void row_prologue(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q0, LLVMValueRef nr) {
     Lower *L = G->L;
     LLVMBuilderRef b = L->bd;
-    LLVMValueRef H = L->var[V_SIZE_H], Lq = L->var[V_SIZE_LQ];
     Loop li;
     LLVMValueRef i = loop_begin(L, &li, ci64(L, 0), nr, ci64(L, 1), "rows");
     LLVMValueRef q = LLVMBuildAdd(b, q0, i, "q");
-    LLVMValueRef qs = LLVMBuildMul(b, i, G->Dp, ""), ds = LLVMBuildMul(b, i, G->Dvp, "");
     load_row(L, field(L, offsetof(AttnCall, q_elem), L->i32), field(L, offsetof(AttnCall, q), ptr_to(L->i8)),
-             row_at(L, offsetof(AttnCall, q_stride), I->b, hr, q), L->var[V_SIZE_D], G->Dp, gep(L, L->f32, G->rg.q, qs));
-    LLVMValueRef row = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, I->b, H, ""), hr, ""), Lq, ""), q, "");
-    load_row(L, ci32(L, ELEM_F32), I->dout, LLVMBuildMul(b, row, L->var[V_SIZE_DV], ""), L->var[V_SIZE_DV], G->Dvp,
-             gep(L, L->f32, G->rg.dout, ds));
-    zero_row(L, gep(L, L->f32, G->rg.dq, qs), G->Dp);
+             row_at(L, offsetof(AttnCall, q_stride), I->b, hr, q), L->var[V_SIZE_D], G->Dp,
+             gep(L, L->f32, G->rg.q, LLVMBuildMul(b, i, G->Dp, "")));
+    load_row(L, ci32(L, ELEM_F32), I->dout, LLVMBuildMul(b, flat_row(L, I, hr, q), L->var[V_SIZE_DV], ""),
+             L->var[V_SIZE_DV], G->Dvp, gep(L, L->f32, G->rg.dout, LLVMBuildMul(b, i, G->Dvp, "")));
     L->q_vec = q;
     L->lane0 = i;
     scope_push(L);
@@ -341,29 +353,29 @@ static void row_prologue(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q
     loop_end(L, &li);
 }
 
-/* Every element of the q tile at q0 (tile mode `mode`), then its dQ rows into the call's. */
-static void qtile(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q0, LLVMValueRef nr, LLVMValueRef mode) {
+/* The element pass over the q tile's rows: S and dP in, P and gs out. */
+static void element_pass(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q0, LLVMValueRef nr, LLVMValueRef mode) {
     Lower *L = G->L;
     LLVMBuilderRef b = L->bd;
-    LLVMValueRef H = L->var[V_SIZE_H], Lq = L->var[V_SIZE_LQ];
-    row_prologue(G, I, hr, q0, nr);
     Loop li;
     LLVMValueRef i = loop_begin(L, &li, ci64(L, 0), nr, ci64(L, 1), "row");
     LLVMValueRef q = LLVMBuildAdd(b, q0, i, "q");
-    LLVMValueRef row = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, I->b, H, ""), hr, ""), Lq, ""), q, "");
     LLVMValueRef lse_at = LLVMBuildAdd(b, LLVMBuildMul(b, I->b, stride(L, offsetof(AttnCall, lse_stride), 0), ""),
                                        LLVMBuildMul(b, hr, stride(L, offsetof(AttnCall, lse_stride), 1), ""), "");
     lse_at = LLVMBuildAdd(b, lse_at, LLVMBuildMul(b, q, stride(L, offsetof(AttnCall, lse_stride), 2), ""), "");
     RowCtx R;
     R.lse = load(L, L->f32, gep(L, L->f32, I->lse, lse_at), 4);
-    R.delta = load(L, L->f32, gep(L, L->f32, I->delta, row), 4);
-    R.qrow = gep(L, L->f32, G->rg.q, LLVMBuildMul(b, i, G->Dp, ""));
-    R.dqrow = gep(L, L->f32, G->rg.dq, LLVMBuildMul(b, i, G->Dp, ""));
-    R.dorow = gep(L, L->f32, G->rg.dout, LLVMBuildMul(b, i, G->Dvp, ""));
+    R.delta = load(L, L->f32, gep(L, L->f32, I->delta, flat_row(L, I, hr, q)), 4);
+    R.s = gep(L, L->f32, G->rg.s, LLVMBuildMul(b, i, ci64(L, G->BKp), ""));
+    R.dp = gep(L, L->f32, G->rg.dp, LLVMBuildMul(b, i, ci64(L, G->BKp), ""));
+    R.i = i;
     R.mode = mode;
     R.checks = I->checks;
-    /* softmax: an empty row (LSE = -inf) has no gradient */
-    LLVMBasicBlockRef live = L->s->softmax ? if_begin(L, fcmp(L, LLVMRealUNE, R.lse, cf32(L, -INFINITY)), "live") : NULL;
+    /* softmax: an empty row (LSE = -inf) has no gradient: its elements are not kept */
+    LLVMValueRef live = L->s->softmax ? fcmp(L, LLVMRealUNE, R.lse, cf32(L, -INFINITY)) : cbool(L, 1);
+    LLVMBasicBlockRef yes = block(L, "live"), no = block(L, "dead"), join = block(L, "row.done");
+    LLVMBuildCondBr(b, live, yes, no);
+    LLVMPositionBuilderAtEnd(b, yes);
     L->q_vec = q;
     L->lane0 = i;
     scope_push(L);
@@ -380,34 +392,84 @@ static void qtile(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q0, LLVM
     loop_end(L, &lj);
     scope_pop(L);
     L->q_vec = L->lane0 = NULL;
-    if (live) if_end(L, live);
+    LLVMBuildBr(b, join);
+    LLVMPositionBuilderAtEnd(b, no);
+    Loop lz;
+    j = loop_begin(L, &lz, ci64(L, 0), I->nc, ci64(L, 1), "dead.elem");
+    store(L, cf32(L, 0), gep(L, L->f32, R.s, j), 4);
+    store(L, cf32(L, 0), gep(L, L->f32, R.dp, j), 4);
+    store(L, cf32(L, 0), gep(L, L->f32, G->rg.gst, LLVMBuildAdd(b, LLVMBuildMul(b, j, ci64(L, G->BQp), ""), i, "")), 4);
+    loop_end(L, &lz);
+    LLVMBuildBr(b, join);
+    LLVMPositionBuilderAtEnd(b, join);
+    /* the tile's columns past its keys: nothing (dKt, dVt columns no one reads, but defined) */
+    Loop lp;
+    j = loop_begin(L, &lp, I->nc, ci64(L, G->BKp), ci64(L, 1), "pad");
+    store(L, cf32(L, 0), gep(L, L->f32, R.s, j), 4);
+    store(L, cf32(L, 0), gep(L, L->f32, R.dp, j), 4);
+    loop_end(L, &lp);
     loop_end(L, &li);
-    /* the q tile's dQ rows into the call's (this kv split's own buffer) */
-    Loop la;
-    i = loop_begin(L, &la, ci64(L, 0), nr, ci64(L, 1), "dq");
-    row = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, I->b, H, ""), hr, ""), Lq, ""),
-                       LLVMBuildAdd(b, q0, i, ""), "");
-    add_row(L, gep(L, L->f32, I->dq, LLVMBuildMul(b, row, L->var[V_SIZE_D], "")),
-            gep(L, L->f32, G->rg.dq, LLVMBuildMul(b, i, G->Dp, "")), L->var[V_SIZE_D]);
-    loop_end(L, &la);
 }
 
-/* The item's kv rows: K and V into scratch, dK and dV zeroed, the col blocks. */
+/* One q tile: S = Q K^T and dP = dO V^T, the element pass, then
+ * dV^T += dO^T P, dK^T += Q^T gs, dQ^T = K^T gs^T added into the call's dQ. */
+static void qtile(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q0, LLVMValueRef nr, LLVMValueRef mode) {
+    Lower *L = G->L;
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef D = L->var[V_SIZE_D], Dv = L->var[V_SIZE_DV], one = ci64(L, 1);
+    const GradRegions *rg = &G->rg;
+    row_prologue(G, I, hr, q0, nr);
+    gemm(G, G->BKp, rg->q, G->Dp, one, nr, rg->kt, D, rg->s, 0);
+    gemm(G, G->BKp, rg->dout, G->Dvp, one, nr, rg->vt, Dv, rg->dp, 0);
+    element_pass(G, I, hr, q0, nr, mode);
+    gemm(G, G->BKp, rg->dout, one, G->Dvp, Dv, rg->s, nr, rg->dvt, 1);
+    gemm(G, G->BKp, rg->q, one, G->Dp, D, rg->dp, nr, rg->dkt, 1);
+    gemm(G, G->BQp, rg->k, one, G->Dp, D, rg->gst, I->nc, rg->dqt, 0);
+    /* the q tile's dQ rows into the call's (this kv split's own buffer) */
+    Loop li;
+    LLVMValueRef i = loop_begin(L, &li, ci64(L, 0), nr, one, "dq");
+    LLVMValueRef dq = gep(L, L->f32, I->dq, LLVMBuildMul(b, flat_row(L, I, hr, LLVMBuildAdd(b, q0, i, "")), D, ""));
+    Loop ld;
+    LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), D, one, "dq.d");
+    LLVMValueRef p = gep(L, L->f32, dq, d);
+    LLVMValueRef x = load(L, L->f32, gep(L, L->f32, rg->dqt, LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, G->BQp), ""), i, "")), 4);
+    store(L, LLVMBuildFAdd(b, load(L, L->f32, p, 4), x, ""), p, 4);
+    loop_end(L, &ld);
+    loop_end(L, &li);
+}
+
+/* dst[d][j] = src[d] for d < n (a row into column j of a transposed tile). */
+static void transpose_row(Grad *G, LLVMValueRef src, LLVMValueRef n, LLVMValueRef dst, LLVMValueRef j) {
+    Lower *L = G->L;
+    Loop ld;
+    LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), n, ci64(L, 1), "transpose");
+    LLVMValueRef at = LLVMBuildAdd(L->bd, LLVMBuildMul(L->bd, d, ci64(L, G->BKp), ""), j, "");
+    store(L, load(L, L->f32, gep(L, L->f32, src, d), 4), gep(L, L->f32, dst, at), 4);
+    loop_end(L, &ld);
+}
+
+/* The item's kv rows: K (and transposed) and V (transposed) into scratch,
+ * dK and dV zeroed, the col blocks. */
 static void col_prologue(Grad *G, const Item *I) {
     Lower *L = G->L;
     LLVMBuilderRef b = L->bd;
+    const GradRegions *rg = &G->rg;
     LLVMValueRef kbase = field(L, offsetof(AttnCall, k), ptr_to(L->i8)), vbase = field(L, offsetof(AttnCall, v), ptr_to(L->i8));
     LLVMValueRef kel = field(L, offsetof(AttnCall, k_elem), L->i32), vel = field(L, offsetof(AttnCall, v_elem), L->i32);
+    LLVMValueRef kn = LLVMBuildMul(b, G->Dp, ci64(L, G->BKp), ""), vn = LLVMBuildMul(b, G->Dvp, ci64(L, G->BKp), "");
+    zero_row(L, rg->kt, kn);
+    zero_row(L, rg->dkt, kn);
+    zero_row(L, rg->vt, vn);
+    zero_row(L, rg->dvt, vn);
     Loop lj;
     LLVMValueRef j = loop_begin(L, &lj, ci64(L, 0), I->nc, ci64(L, 1), "col");
     LLVMValueRef kv = LLVMBuildAdd(b, I->k0, j, "kv");
-    LLVMValueRef ks = LLVMBuildMul(b, j, G->Dp, ""), vs = LLVMBuildMul(b, j, G->Dvp, "");
-    load_row(L, kel, kbase, row_at(L, offsetof(AttnCall, k_stride), I->b, I->hk, kv), L->var[V_SIZE_D], G->Dp,
-             gep(L, L->f32, G->rg.k, ks));
+    LLVMValueRef krow = gep(L, L->f32, rg->k, LLVMBuildMul(b, j, G->Dp, ""));
+    load_row(L, kel, kbase, row_at(L, offsetof(AttnCall, k_stride), I->b, I->hk, kv), L->var[V_SIZE_D], G->Dp, krow);
+    transpose_row(G, krow, L->var[V_SIZE_D], rg->kt, j);
     load_row(L, vel, vbase, row_at(L, offsetof(AttnCall, v_stride), I->b, I->hk, kv), L->var[V_SIZE_DV], G->Dvp,
-             gep(L, L->f32, G->rg.v, vs));
-    zero_row(L, gep(L, L->f32, G->rg.dk, ks), G->Dp);
-    zero_row(L, gep(L, L->f32, G->rg.dv, vs), G->Dvp);
+             rg->vrow);
+    transpose_row(G, rg->vrow, L->var[V_SIZE_DV], rg->vt, j);
     L->kv = kv;
     L->col_j = j;
     scope_push(L);
@@ -415,6 +477,24 @@ static void col_prologue(Grad *G, const Item *I) {
     fault_only(L, I->checks, SB_COL_FAULT);
     scope_pop(L);
     L->kv = L->col_j = NULL;
+    loop_end(L, &lj);
+}
+
+/* dst rows (k0 + j) += src[d][j] of a transposed tile, j < nc, d < n. */
+static void add_transposed(Grad *G, const Item *I, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef n) {
+    Lower *L = G->L;
+    LLVMBuilderRef b = L->bd;
+    Loop lj;
+    LLVMValueRef j = loop_begin(L, &lj, ci64(L, 0), I->nc, ci64(L, 1), "out");
+    LLVMValueRef bh = LLVMBuildAdd(b, LLVMBuildMul(b, I->b, L->var[V_SIZE_HKV], ""), I->hk, "");
+    LLVMValueRef row = LLVMBuildAdd(b, LLVMBuildMul(b, bh, L->var[V_SIZE_LK], ""), LLVMBuildAdd(b, I->k0, j, ""), "");
+    LLVMValueRef out = gep(L, L->f32, dst, LLVMBuildMul(b, row, n, ""));
+    Loop ld;
+    LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), n, ci64(L, 1), "out.d");
+    LLVMValueRef p = gep(L, L->f32, out, d);
+    LLVMValueRef x = load(L, L->f32, gep(L, L->f32, src, LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, G->BKp), ""), j, "")), 4);
+    store(L, LLVMBuildFAdd(b, load(L, L->f32, p, 4), x, ""), p, 4);
+    loop_end(L, &ld);
     loop_end(L, &lj);
 }
 
@@ -442,8 +522,8 @@ static void gen_grad_tile(Grad *G, const char *name) {
     LLVMValueRef H = L->var[V_SIZE_H], Hkv = L->var[V_SIZE_HKV], Lq = L->var[V_SIZE_LQ], Lk = L->var[V_SIZE_LK];
     G->Dp = round_up(L, L->var[V_SIZE_D], L->W);
     G->Dvp = round_up(L, L->var[V_SIZE_DV], L->W);
-    I.k0 = LLVMBuildMul(b, kt, ci64(L, L->BK), "k0");
-    I.nc = smin(L, LLVMBuildSub(b, Lk, I.k0, ""), ci64(L, L->BK));
+    I.k0 = LLVMBuildMul(b, kt, ci64(L, G->BK), "k0");
+    I.nc = smin(L, LLVMBuildSub(b, Lk, I.k0, ""), ci64(L, G->BK));
     I.lse = field(L, offsetof(AttnCall, lse), pf);
     I.delta = field(L, offsetof(AttnGradCall, delta), pf);
     I.dout = field(L, offsetof(AttnGradCall, dout), ptr_to(L->i8));
@@ -452,7 +532,7 @@ static void gen_grad_tile(Grad *G, const char *name) {
     lower_steps(L, SB_ITEM);
     LLVMValueRef mis =
         LLVMBuildAnd(b, LLVMBuildSub(b, ci64(L, 0), LLVMBuildPtrToInt(b, scratch, L->i64, ""), ""), ci64(L, 63), "");
-    grad_layout(L, G->Dp, G->Dvp, gep(L, L->i8, scratch, mis), &G->rg);
+    grad_layout(G, G->Dp, G->Dvp, gep(L, L->i8, scratch, mis), &G->rg);
     L->row_slots = G->rg.rows;
     L->col_slots = G->rg.cols;
     col_prologue(G, &I);
@@ -477,24 +557,16 @@ static void gen_grad_tile(Grad *G, const char *name) {
     LLVMValueRef e = loop_begin(L, &le, first, last, ci64(L, 1), "qtile");
     LLVMValueRef qt = LLVMBuildSExt(b, load(L, L->i32, gep(L, L->i32, tile_kv, e), 4), L->i64, "qt");
     LLVMValueRef mode = load(L, L->i8, gep(L, L->i8, tile_mode, e), 1);
-    LLVMValueRef q0 = LLVMBuildMul(b, qt, ci64(L, L->QB), "q0");
-    LLVMValueRef nr = smin(L, LLVMBuildSub(b, Lq, q0, ""), ci64(L, L->QB));
+    LLVMValueRef q0 = LLVMBuildMul(b, qt, ci64(L, G->BQ), "q0");
+    LLVMValueRef nr = smin(L, LLVMBuildSub(b, Lq, q0, ""), ci64(L, G->BQ));
     qtile(G, &I, hr, q0, nr, mode);
     loop_end(L, &le);
     loop_end(L, &lh);
     L->var[V_H] = NULL;
 
     /* the tile's rows of dK and dV belong to this item alone */
-    LLVMValueRef dk = field(L, offsetof(AttnGradCall, dk), pf), dv = field(L, offsetof(AttnGradCall, dv), pf);
-    Loop lj;
-    LLVMValueRef j = loop_begin(L, &lj, ci64(L, 0), I.nc, ci64(L, 1), "dkdv");
-    LLVMValueRef kvrow = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, LLVMBuildMul(b, I.b, Hkv, ""), I.hk, ""), Lk, ""),
-                                      LLVMBuildAdd(b, I.k0, j, ""), "");
-    add_row(L, gep(L, L->f32, dk, LLVMBuildMul(b, kvrow, L->var[V_SIZE_D], "")),
-            gep(L, L->f32, G->rg.dk, LLVMBuildMul(b, j, G->Dp, "")), L->var[V_SIZE_D]);
-    add_row(L, gep(L, L->f32, dv, LLVMBuildMul(b, kvrow, L->var[V_SIZE_DV], "")),
-            gep(L, L->f32, G->rg.dv, LLVMBuildMul(b, j, G->Dvp, "")), L->var[V_SIZE_DV]);
-    loop_end(L, &lj);
+    add_transposed(G, &I, field(L, offsetof(AttnGradCall, dk), pf), G->rg.dkt, L->var[V_SIZE_D]);
+    add_transposed(G, &I, field(L, offsetof(AttnGradCall, dv), pf), G->rg.dvt, L->var[V_SIZE_DV]);
     LLVMBuildRet(b, ci32(L, 0));
     lower_close_function(L, entry);
 }
@@ -509,7 +581,7 @@ static void gen_grad_scratch(Grad *G, const char *name) {
     LLVMSetValueName2(L->call, "call", 4);
     lower_bind_inputs(L);
     LLVMValueRef D = L->var[V_SIZE_D], Dv = L->var[V_SIZE_DV];
-    LLVMValueRef bytes = grad_layout(L, round_up(L, D, L->W), round_up(L, Dv, L->W), NULL, NULL);
+    LLVMValueRef bytes = grad_layout(G, round_up(L, D, L->W), round_up(L, Dv, L->W), NULL, NULL);
     /* absurd sizes: more than any machine has, without overflow */
     LLVMValueRef limit = ci64(L, (int64_t)1 << 30);
     LLVMValueRef huge = LLVMBuildICmp(b, LLVMIntUGT, D, limit, "");
@@ -548,7 +620,7 @@ attnc_status llvm_lower_grad(const Plan *p, const LlvmTarget *target, LLVMModule
     L.target = target;
     L.W = width;
     L.C = 1;
-    L.QB = gs->base.bq;
+    L.QB = gs->base.bq; /* the row slots' stride */
     L.BK = gs->base.bk;
     L.scalar_rows = 1;
     lower_init_types(&L);
@@ -568,6 +640,8 @@ attnc_status llvm_lower_grad(const Plan *p, const LlvmTarget *target, LLVMModule
     } else {
         G->L = &L;
         G->gs = gs;
+        G->BQ = L.QB, G->BK = L.BK;
+        G->BQp = (G->BQ + L.W - 1) / L.W * L.W, G->BKp = (G->BK + L.W - 1) / L.W * L.W;
         L.bd = LLVMCreateBuilderInContext(L.ctx);
         L.alloca_bd = LLVMCreateBuilderInContext(L.ctx);
         gen_grad_tile(G, tile_name);
