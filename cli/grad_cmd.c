@@ -38,17 +38,20 @@ static void grad_free(Grad *g) {
 }
 
 /* The kernel: --backend, or the default backend when it has a backward
- * pass, else the interpreter (the only one with one in every build). */
+ * pass, else tcc, else the interpreter (which has one in every build). */
 static int compile_grad(const Options *o, const attnc_spec *spec, attnc_kernel **k) {
     attnc_options opts = {.threads = o->nthreads};
     if (o->backend && !attnc_backend_parse(o->backend, &opts.backend))
         return fail(EXIT_USAGE, "unknown backend '%s' (llvm, tcc, interp, cuda-emu, refplan)", o->backend, NULL);
     attnc_error err = {0};
     attnc_status st = attnc_compile(spec, o->variant, &opts, k, &err);
-    if (!st && !o->backend && !attnc_kernel_has_backward(*k)) {
+    /* no --backend: the default, else the first of tcc and interp with a backward pass */
+    static const attnc_backend fallback[2] = {ATTNC_BACKEND_TCC, ATTNC_BACKEND_INTERP};
+    for (int i = 0; !st && !o->backend && i < 2 && !attnc_kernel_has_backward(*k); i++) {
+        if (!attnc_backend_available(fallback[i])) continue;
         attnc_kernel_free(*k);
         *k = NULL;
-        opts.backend = ATTNC_BACKEND_INTERP;
+        opts.backend = fallback[i];
         st = attnc_compile(spec, o->variant, &opts, k, &err);
     }
     if (st) return fail(status_exit(st), "%s", err.message, NULL);

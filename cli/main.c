@@ -41,7 +41,7 @@ static const char usage[] =
     "bench --paged ROWS: K and V stored as pages of ROWS rows ([pages, ROWS, Hkv, D], scattered), run as a batch.\n"
     "grad: the gradients of sum(O * dO) + sum(LSE * dLSE) (dLSE zero without --dlse); dO and the outputs are\n"
     "  '<f4' in Q's, K's, V's and O's layout; without --backend, the default backend if it has a backward pass,\n"
-    "  else interp.  diff --grad / bench --grad check and time the backward pass the same way.\n"
+    "  else tcc, else interp.  diff --grad / bench --grad check and time the backward pass the same way.\n"
     "merge: two results over disjoint keys into the one over all of them (O files: any shape ending in Dv,\n"
     "  LSE files: that shape without Dv); --weight for an attention with a `weight` clause (then the LSEs are optional).\n";
 

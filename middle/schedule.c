@@ -336,17 +336,15 @@ static void build_blocks(Builder *B) {
     s->block[SB_VALUE_PARTIAL].result = s->block[SB_VALUE_FULL].result = B->p->softmax ? f->score : f->weight;
 }
 
-static Schedule *build_attempt(Arena *arena, const Plan *p, int heads_in_rows) {
-    int nodes = p->ir->n;
-    Schedule *s = arena_alloc(arena, sizeof *s);
-    if (!s) return NULL;
+int sched_init_tables(Arena *arena, Schedule *s, const IrModule *m) {
+    int nodes = m->n;
     memset(s, 0, sizeof *s);
-    s->m = p->ir;
+    s->m = m;
     s->slot_of = arena_alloc(arena, sizeof(int) * (size_t)(nodes + 1));
     s->loop_of = arena_alloc(arena, sizeof(SchedLoop) * (size_t)(nodes + 1));
     s->row_slots = arena_alloc(arena, sizeof(IrRef) * (size_t)(nodes + 1));
     s->col_slots = arena_alloc(arena, sizeof(IrRef) * (size_t)(nodes + 1));
-    if (!s->slot_of || !s->loop_of || !s->row_slots || !s->col_slots) return NULL;
+    if (!s->slot_of || !s->loop_of || !s->row_slots || !s->col_slots) return 0;
     for (int i = 0; i <= nodes; i++) {
         s->slot_of[i] = -1;
         s->loop_of[i] = SL_ELEM;
@@ -357,6 +355,29 @@ static Schedule *build_attempt(Arena *arena, const Plan *p, int heads_in_rows) {
         s->block[b].loop = loops[b];
         s->block[b].result = IR_NONE;
     }
+    return 1;
+}
+
+int sched_scopes_init(Builder *B, Schedule *s, int nodes) {
+    return sched_scope_init(&B->scratch, SL_CALL, &s->block[SB_SCRATCH], nodes) &&
+           sched_scope_init(&B->item, SL_ITEM, &s->block[SB_ITEM], nodes) &&
+           sched_scope_init(&B->row, SL_ROW, &s->block[SB_ROW], nodes) &&
+           sched_scope_init(&B->col, SL_COL, &s->block[SB_COL], nodes) &&
+           sched_scope_init(&B->elem, SL_ELEM, &s->block[SB_PRE], nodes);
+}
+
+void sched_scopes_free(Builder *B) {
+    sched_scope_free(&B->scratch);
+    sched_scope_free(&B->item);
+    sched_scope_free(&B->row);
+    sched_scope_free(&B->col);
+    sched_scope_free(&B->elem);
+}
+
+static Schedule *build_attempt(Arena *arena, const Plan *p, int heads_in_rows) {
+    int nodes = p->ir->n;
+    Schedule *s = arena_alloc(arena, sizeof *s);
+    if (!s || !sched_init_tables(arena, s, p->ir)) return NULL;
     s->nlowrank = p->f->nlowrank;
     s->softmax = p->softmax;
     s->lse_offset = p->f->lse_offset != IR_NONE;
@@ -377,18 +398,9 @@ static Schedule *build_attempt(Arena *arena, const Plan *p, int heads_in_rows) {
     B.heads_in_rows = heads_in_rows;
     B.why = s->why;
     B.why_len = sizeof s->why;
-    int ok = sched_scope_init(&B.scratch, SL_CALL, &s->block[SB_SCRATCH], nodes) &&
-             sched_scope_init(&B.item, SL_ITEM, &s->block[SB_ITEM], nodes) &&
-             sched_scope_init(&B.row, SL_ROW, &s->block[SB_ROW], nodes) &&
-             sched_scope_init(&B.col, SL_COL, &s->block[SB_COL], nodes) &&
-             sched_scope_init(&B.elem, SL_ELEM, &s->block[SB_PRE], nodes);
-    if (!ok) B.nomem = 1;
+    if (!sched_scopes_init(&B, s, nodes)) B.nomem = 1;
     if (!sched_failed(&B)) build_blocks(&B);
-    sched_scope_free(&B.scratch);
-    sched_scope_free(&B.item);
-    sched_scope_free(&B.row);
-    sched_scope_free(&B.col);
-    sched_scope_free(&B.elem);
+    sched_scopes_free(&B);
     if (B.nomem) return NULL;
     if (!s->why[0]) {
         char broken[sizeof s->why - 40];

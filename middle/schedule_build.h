@@ -41,11 +41,17 @@ typedef struct Builder {
     size_t why_len;
 } Builder;
 
+/* s zeroed, with its per-node tables for module m (no slot, every node an
+ * element value until placed) and each block's loop; 0 when out of memory. */
+int sched_init_tables(Arena *arena, Schedule *s, const IrModule *m);
 int sched_failed(const Builder *B);
 void sched_fail(Builder *B, const char *what, const char *detail);
 void sched_push_step(Builder *B, SchedBlock *blk, StepOp op, IrRef node, int aux);
 int sched_scope_init(Scope *S, SchedLoop loop, SchedBlock *out, int nodes);
 void sched_scope_free(Scope *S);
+/* B's five scopes (scratch, item, row, col, element) over s's blocks; 0 when out of memory. */
+int sched_scopes_init(Builder *B, Schedule *s, int nodes);
+void sched_scopes_free(Builder *B);
 int sched_open_scope(Scope *S);
 void sched_close_scope(Scope *S, int mark);
 void sched_scope_reset(Scope *S, int nodes);

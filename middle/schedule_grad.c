@@ -101,24 +101,7 @@ static void grad_blocks(Builder *B, GradSchedule *gs) {
 
 /* The Schedule part: its tables and the forward's rules. */
 static int base_init(Arena *arena, Schedule *s, const GradPlan *gp, const Schedule *fwd) {
-    int nodes = gp->ir->n;
-    memset(s, 0, sizeof *s);
-    s->m = gp->ir;
-    s->slot_of = arena_alloc(arena, sizeof(int) * (size_t)(nodes + 1));
-    s->loop_of = arena_alloc(arena, sizeof(SchedLoop) * (size_t)(nodes + 1));
-    s->row_slots = arena_alloc(arena, sizeof(IrRef) * (size_t)(nodes + 1));
-    s->col_slots = arena_alloc(arena, sizeof(IrRef) * (size_t)(nodes + 1));
-    if (!s->slot_of || !s->loop_of || !s->row_slots || !s->col_slots) return 0;
-    for (int i = 0; i <= nodes; i++) {
-        s->slot_of[i] = -1;
-        s->loop_of[i] = SL_ELEM;
-    }
-    static const SchedLoop loops[SB_COUNT] = {SL_CALL, SL_ITEM, SL_ROW, SL_COL, SL_ELEM, SL_ELEM,
-                                              SL_ELEM, SL_ELEM, SL_ELEM, SL_ROW,  SL_COL,  SL_ELEM};
-    for (int b = 0; b < SB_COUNT; b++) {
-        s->block[b].loop = loops[b];
-        s->block[b].result = IR_NONE;
-    }
+    if (!sched_init_tables(arena, s, gp->ir)) return 0;
     s->softmax = fwd->softmax;
     s->needs_mask = !ir_is_bool(gp->ir, gp->f->keep, 1);
     s->needs_fault = !ir_is_bool(gp->ir, gp->f->fault, 0);
@@ -161,18 +144,9 @@ GradSchedule *sched_grad_build(Arena *arena, const GradPlan *gp, const Schedule 
     B.kv_heads_in_elem = 1; /* ... and values of kv and h element values */
     B.why = s->why;
     B.why_len = sizeof s->why;
-    int ok = sched_scope_init(&B.scratch, SL_CALL, &s->block[SB_SCRATCH], nodes) &&
-             sched_scope_init(&B.item, SL_ITEM, &s->block[SB_ITEM], nodes) &&
-             sched_scope_init(&B.row, SL_ROW, &s->block[SB_ROW], nodes) &&
-             sched_scope_init(&B.col, SL_COL, &s->block[SB_COL], nodes) &&
-             sched_scope_init(&B.elem, SL_ELEM, &s->block[SB_PRE], nodes);
-    if (!ok) B.nomem = 1;
+    if (!sched_scopes_init(&B, s, nodes)) B.nomem = 1;
     if (!sched_failed(&B)) grad_blocks(&B, gs);
-    sched_scope_free(&B.scratch);
-    sched_scope_free(&B.item);
-    sched_scope_free(&B.row);
-    sched_scope_free(&B.col);
-    sched_scope_free(&B.elem);
+    sched_scopes_free(&B);
     if (B.nomem) return NULL;
     if (!s->why[0]) {
         char broken[sizeof s->why - 40];

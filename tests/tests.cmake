@@ -43,6 +43,9 @@ add_executable(train_step_example ${PROJECT_SOURCE_DIR}/examples/embed/train_ste
 target_compile_options(train_step_example PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(train_step_example PRIVATE attnc_static m)
 add_test(NAME example/embed-train-step COMMAND train_step_example refplan)
+if(ATTNC_HAVE_TCC_JIT)
+  add_test(NAME example/embed-train-step-tcc COMMAND train_step_example tcc)
+endif()
 include(tests/cgen.cmake)
 include(tests/llvm.cmake)
 # The same program against the shared library.

@@ -485,6 +485,18 @@ static void emit_grad_element(CEmit *E, const GradSchedule *gs, CEmitGradHoles *
     line(E, "elem_dvdpre = %s;", v);
 }
 
+/* seed * coefficient (named `name`) as C, guarded so that a zero
+ * coefficient gives 0 against any seed; empty for the constant 0, the seed
+ * alone for the constant 1. */
+static void coef_text(CEmit *E, IrRef r, const char *seed, const char *name, char *out, size_t n) {
+    const IrNode *k = ir_at(E->m, r);
+    int is_const = k->op == IR_CONST && k->type == T_FLOAT;
+    if (is_const && k->c.f == 0) out[0] = 0;
+    else if (is_const && k->c.f == 1) snprintf(out, n, "%s", seed);
+    else if (is_const && !isnan(k->c.f)) snprintf(out, n, "%s * %s", seed, name);
+    else snprintf(out, n, "(%s != 0 ? %s * %s : 0.0f)", name, seed, name);
+}
+
 /* One tensor term (grad_plan.h): coefficients at the element scope, then,
  * when its gradient is wanted and the coefficient is not 0, the loops of
  * its sum chain and the scatter-add (out-of-range indices add nothing). */
@@ -496,7 +508,11 @@ static void emit_grad_term(CEmit *E, const GradTerm *t, const GradTermSched *ts,
     line(E, "if (dtensor[%d]) { /* %s */", t->tensor, E->p->attn->tensors[t->tensor]->name);
     E->depth++;
     /* a zero coefficient contributes nothing, even against an infinite seed */
-    line(E, "const float tc0 = (%s != 0 ? g * %s : 0.0f) + (%s != 0 ? gpre * %s : 0.0f);", kv, kv, kb, kb);
+    char a[2 * NAME_CHARS + 40], bb[2 * NAME_CHARS + 40];
+    coef_text(E, t->dvalue, "g", kv, a, sizeof a);
+    coef_text(E, t->dbias, "gpre", kb, bb, sizeof bb);
+    if (!a[0] && !bb[0]) line(E, "const float tc0 = 0.0f;");
+    else line(E, "const float tc0 = %s%s%s;", a, a[0] && bb[0] ? " + " : "", bb);
     line(E, "if (tc0 != 0) {");
     E->depth++;
     for (int i = 0; i < t->nsums; i++) {
