@@ -67,6 +67,9 @@ typedef struct Lower {
      * time, so row values and row slots are scalars (lane0: the row in the
      * q tile, QB: the q tile's rows) */
     int scalar_rows;
+    /* ... and, with kv_lanes, element values vary along kv in vectors of W
+     * keys (L->kv a vector), col slots loaded W cells at a time from col_j */
+    int kv_lanes;
     int failed;
     char why[300];
 } Lower;

@@ -92,7 +92,7 @@ static LLVMValueRef grad_layout(Grad *G, LLVMValueRef Dp, LLVMValueRef Dvp, LLVM
         ci64(L, (int64_t)G->BKp * G->BQp * 4),                    /* gst */
         LLVMBuildMul(b, Dp, bq4, ""),                             /* dqt */
         ci64(L, (int64_t)s->nrow_slots * G->BQ * 8 + 8),          /* rows */
-        ci64(L, (int64_t)s->ncol_slots * G->BK * 8 + 8),          /* cols */
+        ci64(L, (int64_t)s->ncol_slots * G->BKp * 8 + 8),         /* cols: BKp cells (read W at a time) */
     };
     LLVMValueRef *dst[NREGIONS] = {&rg->k,  &rg->kt,   &rg->vt, &rg->vrow, &rg->dkt, &rg->dvt,  &rg->q,
                                    &rg->dout, &rg->s, &rg->dp, &rg->gst,  &rg->dqt, &rg->rows, &rg->cols};
@@ -316,6 +316,66 @@ static void element(Grad *G, const RowCtx *R, LLVMValueRef j) {
     L->pre = NULL;
 }
 
+/* Elements (row, kv j0 .. j0 + W - 1) as one vector along kv (L->kv_lanes:
+ * plans without tensor terms, whose scatter-adds would collide across
+ * lanes): the same seeds as element(), lanes past the tile's keys not kept. */
+static void element_vec(Grad *G, const RowCtx *R, LLVMValueRef j0, LLVMValueRef nc) {
+    Lower *L = G->L;
+    LLVMBuilderRef b = L->bd;
+    const Schedule *s = L->s;
+    const GradSchedule *gs = G->gs;
+    LLVMValueRef js = LLVMBuildAdd(b, splat(L, j0), iota(L), "j");
+    LLVMValueRef valid = LLVMBuildICmp(b, LLVMIntSLT, js, splat(L, nc), "valid");
+    LLVMValueRef sp = gep(L, L->f32, R->s, j0), dpp = gep(L, L->f32, R->dp, j0);
+    LLVMValueRef gtp = gep(L, L->f32, G->rg.gst,
+                           LLVMBuildAdd(b, LLVMBuildMul(b, js, splat(L, ci64(L, G->BQp)), ""), splat(L, R->i), ""));
+    LLVMValueRef sdot = load(L, L->vf32, sp, 4), dp = load(L, L->vf32, dpp, 4);
+    lower_steps(L, SB_PRE);
+    LLVMValueRef scale = splat(L, lower_node(L, gs->gp->f->scale));
+    L->pre = LLVMBuildFAdd(b, LLVMBuildFMul(b, scale, sdot, ""), splat(L, lower_node(L, gs->gp->f->bias)), "pre");
+    if (s->needs_fault) {
+        LLVMBasicBlockRef after = if_begin(L, R->checks, "fault");
+        scope_push(L);
+        lower_steps(L, SB_FAULT);
+        LLVMValueRef f = LLVMBuildAnd(b, splat(L, lower_node(L, s->block[SB_FAULT].result)), valid, "");
+        LLVMBasicBlockRef ok = block(L, "fault.no"), bad = block(L, "fault.yes");
+        LLVMBuildCondBr(b, any_lane(L, f), bad, ok);
+        LLVMPositionBuilderAtEnd(b, bad);
+        LLVMBuildRet(b, ci32(L, 1));
+        LLVMPositionBuilderAtEnd(b, ok);
+        scope_pop(L);
+        if_end(L, after);
+    }
+    LLVMValueRef kept = valid;
+    if (s->needs_mask) {
+        LLVMValueRef keep = local(L, L->vi1, kept);
+        LLVMValueRef partial = LLVMBuildICmp(b, LLVMIntEQ, R->mode, LLVMConstInt(L->i8, TILE_PARTIAL, 0), "");
+        LLVMBasicBlockRef after = if_begin(L, partial, "keep");
+        scope_push(L);
+        lower_steps(L, SB_KEEP);
+        set(L, keep, LLVMBuildAnd(b, kept, splat(L, lower_node(L, s->block[SB_KEEP].result)), ""));
+        scope_pop(L);
+        if_end(L, after);
+        kept = get(L, L->vi1, keep);
+    }
+    lower_steps(L, SB_VALUE_FULL);
+    LLVMValueRef value = splat(L, lower_node(L, gs->value)), dvdpre = splat(L, lower_node(L, gs->dvalue_dpre));
+    LLVMValueRef zero = LLVMConstNull(L->vf32);
+    LLVMValueRef p = s->softmax ? lower_exp2(L, LLVMBuildFMul(b, LLVMBuildFSub(b, value, splat(L, R->lse), ""),
+                                                             splat(L, cf32(L, 1.44269504088896340736)), ""))
+                                : value;
+    p = fsel(L, kept, p, zero);
+    LLVMValueRef g = LLVMBuildFSub(b, dp, splat(L, R->delta), "");
+    if (s->softmax) g = LLVMBuildFMul(b, p, g, "g");
+    /* a zero derivative contributes nothing, even against an infinite seed; nor does a masked element */
+    LLVMValueRef live = LLVMBuildAnd(b, kept, fcmp(L, LLVMRealUNE, dvdpre, zero), "");
+    LLVMValueRef gsv = fsel(L, live, LLVMBuildFMul(b, LLVMBuildFMul(b, g, dvdpre, ""), scale, ""), zero);
+    store(L, p, sp, 4);
+    store(L, gsv, dpp, 4);
+    scatter(L, gsv, gtp, splat(L, cbool(L, 1)));
+    L->pre = NULL;
+}
+
 /* ---- the loop nest -------------------------------------------------------- */
 
 /* What the work item binds once. */
@@ -381,13 +441,18 @@ static void element_pass(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q
     scope_push(L);
     lower_load_row_slots(L);
     Loop lj;
-    LLVMValueRef j = loop_begin(L, &lj, ci64(L, 0), I->nc, ci64(L, 1), "elem");
+    /* without tensor terms, W keys at a time */
+    int lanes = G->gs->gp->nterms == 0;
+    LLVMValueRef j = loop_begin(L, &lj, ci64(L, 0), I->nc, ci64(L, lanes ? L->W : 1), "elem");
     scope_push(L);
-    L->kv = LLVMBuildAdd(b, I->k0, j, "kv");
+    L->kv_lanes = lanes;
+    L->kv = lanes ? LLVMBuildAdd(b, splat(L, LLVMBuildAdd(b, I->k0, j, "")), iota(L), "kv") : LLVMBuildAdd(b, I->k0, j, "kv");
     L->col_j = j;
     lower_load_col_slots(L);
-    element(G, &R, j);
+    if (lanes) element_vec(G, &R, j, I->nc);
+    else element(G, &R, j);
     L->kv = L->col_j = NULL;
+    L->kv_lanes = 0;
     scope_pop(L);
     loop_end(L, &lj);
     scope_pop(L);
@@ -461,6 +526,8 @@ static void col_prologue(Grad *G, const Item *I) {
     zero_row(L, rg->dkt, kn);
     zero_row(L, rg->vt, vn);
     zero_row(L, rg->dvt, vn);
+    /* the col slots' cells past the tile's keys are read (lanes not kept): defined */
+    zero_row(L, rg->cols, ci64(L, (int64_t)L->s->ncol_slots * G->BKp * 2));
     Loop lj;
     LLVMValueRef j = loop_begin(L, &lj, ci64(L, 0), I->nc, ci64(L, 1), "col");
     LLVMValueRef kv = LLVMBuildAdd(b, I->k0, j, "kv");
@@ -621,7 +688,7 @@ attnc_status llvm_lower_grad(const Plan *p, const LlvmTarget *target, LLVMModule
     L.W = width;
     L.C = 1;
     L.QB = gs->base.bq; /* the row slots' stride */
-    L.BK = gs->base.bk;
+    L.BK = (gs->base.bk + width - 1) / width * width; /* the col slots' stride (BKp) */
     L.scalar_rows = 1;
     lower_init_types(&L);
     const Attention *a = p->attn;
@@ -640,7 +707,7 @@ attnc_status llvm_lower_grad(const Plan *p, const LlvmTarget *target, LLVMModule
     } else {
         G->L = &L;
         G->gs = gs;
-        G->BQ = L.QB, G->BK = L.BK;
+        G->BQ = L.QB, G->BK = gs->base.bk;
         G->BQp = (G->BQ + L.W - 1) / L.W * L.W, G->BKp = (G->BK + L.W - 1) / L.W * L.W;
         L.bd = LLVMCreateBuilderInContext(L.ctx);
         L.alloca_bd = LLVMCreateBuilderInContext(L.ctx);

@@ -61,8 +61,10 @@ static int sum_open(Lower *L, OpenLoop *o, IrRef r) {
     }
     /* a vector of rows when the sum varies with q (or the score): a row or
      * element value; or with h where h is a vector (packed rows, llvm_rows.c) */
-    int vec = !L->scalar_rows &&
-              ((n->deps & (DEP_Q | DEP_PRE)) != 0 || ((n->deps & DEP_H) && L->var[V_H] && is_vec(L->var[V_H])));
+    int vec = L->kv_lanes      ? (n->deps & (DEP_KV | DEP_PRE)) != 0
+              : L->scalar_rows ? 0
+                               : (n->deps & (DEP_Q | DEP_PRE)) != 0 ||
+                                     ((n->deps & DEP_H) && L->var[V_H] && is_vec(L->var[V_H]));
     o->node = r;
     o->t = type_of(L, n->op == IR_ANY ? T_BOOL : n->type, vec);
     o->acc = local(L, o->t, LLVMConstNull(o->t));
@@ -118,6 +120,12 @@ static LLVMValueRef load_slot(Lower *L, int row, int k, IrRef r) {
     Type t = L->ir->nodes[r].type;
     LLVMValueRef p = slot_at(L, row, k);
     int vec = row && !L->scalar_rows;
+    if (!row && L->kv_lanes) { /* W consecutive kv's 8-byte cells: the value in each one's low bytes */
+        LLVMValueRef cells = load(L, L->vi64, p, 8);
+        if (t == T_INT) return cells;
+        if (t == T_BOOL) return LLVMBuildTrunc(L->bd, cells, L->vi1, "");
+        return LLVMBuildBitCast(L->bd, LLVMBuildTrunc(L->bd, cells, L->vi32, ""), L->vf32, "");
+    }
     if (t == T_BOOL) return LLVMBuildTrunc(L->bd, load(L, vec ? L->vi8 : L->i8, p, 8), vec ? L->vi1 : L->i1, "");
     return load(L, type_of(L, t, vec), p, 8);
 }
