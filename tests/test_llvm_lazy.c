@@ -105,7 +105,8 @@ static void *work(void *arg) {
     attnc_layouts L;
     memset(&L, 0, sizeof L);
     L.q.elem = L.k.elem = L.v.elem = c->bf16 ? ATTNC_ELEM_BF16 : ATTNC_ELEM_F32;
-    size_t nq = (size_t)(c->sz.B * c->sz.H * c->sz.Lq * c->sz.D), nk = (size_t)(c->sz.B * c->sz.Hkv * c->sz.Lk * c->sz.D);
+    size_t nq = (size_t)(c->sz.B * c->sz.H * c->sz.Lq * c->sz.D);
+    size_t nk = (size_t)(c->sz.B * c->sz.Hkv * c->sz.Lk * c->sz.D);
     size_t nv = (size_t)(c->sz.B * c->sz.Hkv * c->sz.Lk * c->sz.Dv);
     attnc_grad g;
     memset(&g, 0, sizeof g);

@@ -8,27 +8,27 @@
  * that module an AttnGradTileFn and its scratch function (kernel_abi.h),
  * built by llvm_backend.c on a kernel's first backward call.
  *
- * Layout.  One query row at a time (L->scalar_rows: the schedule's row and
- * element values are scalars, its row slots one 8-byte value per row of the
- * q tile), vectorised along D: the work item's K and V rows, the q tile's Q
- * and dO rows and the dK, dV, dQ accumulators live in scratch as float32
- * rows padded with zeros to whole vectors of W lanes (Dp, Dvp), so that
- * every dot product and axpy is a loop of whole vectors without tails:
+ * Layout.  The element pass runs one query row at a time (L->scalar_rows:
+ * the schedule's row values are scalars, its row slots one 8-byte value
+ * per row of the q tile) and along kv in vectors of W keys (L->kv_lanes;
+ * one key at a time for plans with tensor terms, whose scatter-adds would
+ * collide across lanes).  The five products are the forward's
+ * register-blocked micro-kernel (llvm_gemm.c's lower_gemm) with vectors
+ * along the kv tile (or the q tile for dQ), over float32 rows in scratch
+ * padded with zeros to whole vectors (Dp, Dvp; BKp, BQp):
  *
- *   per work item (b, hk, kv tile kt):  K, V rows (element types, strides) -> scratch;
- *                                       dK, dV rows = 0; item and col blocks
+ *   per work item (b, hk, kv tile kt):  K, Kt, Vt (element types, strides) -> scratch;
+ *                                       dKt, dVt = 0; item and col blocks
  *   per query head hr of hk's group, per q tile the transposed map lists:
- *     per row i: Q row, dO row -> scratch, dQ row = 0, row blocks
- *     per row i (LSE = -inf skipped with softmax), per kv j of the tile:
- *       S = Q[i].K[j]; pre, fault (return 1), keep (PARTIAL tiles), value
- *       p; dP = dO[i].V[j] fused with dV[j] += p dO[i]; g, gpre
- *       dK[j] += gs Q[i] fused with dQ[i] += gs K[j]  (gs = gpre * scale)
- *       tensor terms: scalar scatter-adds, as tile_bwd.c
- *     dQ rows of the q tile added into the call's dQ
- *   dK, dV rows of the tile added into the call's (the item owns them)
+ *     Q and dO rows -> scratch, row blocks
+ *     S = Q Kt, dP = dO Vt
+ *     element pass (LSE = -inf rows skipped): pre, fault (return 1), keep
+ *       (PARTIAL tiles), value, p, g, gpre, tensor terms; P over S,
+ *       gs = gpre * scale over dP and into GSt (0 where not kept)
+ *     dVt += dO^T P, dKt += Q^T gs, dQt = K^T GSt, dQt added into the call's dQ
+ *   dKt, dVt added into the call's dK, dV (the item owns those rows)
  *
- * Lane sums reduce by a fixed tree of shuffles: a call gives the same bits
- * every time. */
+ * Every sum has a fixed order: a call gives the same bits every time. */
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -446,7 +446,8 @@ static void element_pass(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q
     LLVMValueRef j = loop_begin(L, &lj, ci64(L, 0), I->nc, ci64(L, lanes ? L->W : 1), "elem");
     scope_push(L);
     L->kv_lanes = lanes;
-    L->kv = lanes ? LLVMBuildAdd(b, splat(L, LLVMBuildAdd(b, I->k0, j, "")), iota(L), "kv") : LLVMBuildAdd(b, I->k0, j, "kv");
+    LLVMValueRef kv = LLVMBuildAdd(b, I->k0, j, "kv");
+    L->kv = lanes ? LLVMBuildAdd(b, splat(L, kv), iota(L), "kv") : kv;
     L->col_j = j;
     lower_load_col_slots(L);
     if (lanes) element_vec(G, &R, j, I->nc);
@@ -497,7 +498,8 @@ static void qtile(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q0, LLVM
     Loop ld;
     LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), D, one, "dq.d");
     LLVMValueRef p = gep(L, L->f32, dq, d);
-    LLVMValueRef x = load(L, L->f32, gep(L, L->f32, rg->dqt, LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, G->BQp), ""), i, "")), 4);
+    LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, G->BQp), ""), i, "");
+    LLVMValueRef x = load(L, L->f32, gep(L, L->f32, rg->dqt, at), 4);
     store(L, LLVMBuildFAdd(b, load(L, L->f32, p, 4), x, ""), p, 4);
     loop_end(L, &ld);
     loop_end(L, &li);
@@ -519,7 +521,8 @@ static void col_prologue(Grad *G, const Item *I) {
     Lower *L = G->L;
     LLVMBuilderRef b = L->bd;
     const GradRegions *rg = &G->rg;
-    LLVMValueRef kbase = field(L, offsetof(AttnCall, k), ptr_to(L->i8)), vbase = field(L, offsetof(AttnCall, v), ptr_to(L->i8));
+    LLVMValueRef kbase = field(L, offsetof(AttnCall, k), ptr_to(L->i8));
+    LLVMValueRef vbase = field(L, offsetof(AttnCall, v), ptr_to(L->i8));
     LLVMValueRef kel = field(L, offsetof(AttnCall, k_elem), L->i32), vel = field(L, offsetof(AttnCall, v_elem), L->i32);
     LLVMValueRef kn = LLVMBuildMul(b, G->Dp, ci64(L, G->BKp), ""), vn = LLVMBuildMul(b, G->Dvp, ci64(L, G->BKp), "");
     zero_row(L, rg->kt, kn);
@@ -559,7 +562,8 @@ static void add_transposed(Grad *G, const Item *I, LLVMValueRef dst, LLVMValueRe
     Loop ld;
     LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), n, ci64(L, 1), "out.d");
     LLVMValueRef p = gep(L, L->f32, out, d);
-    LLVMValueRef x = load(L, L->f32, gep(L, L->f32, src, LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, G->BKp), ""), j, "")), 4);
+    LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, G->BKp), ""), j, "");
+    LLVMValueRef x = load(L, L->f32, gep(L, L->f32, src, at), 4);
     store(L, LLVMBuildFAdd(b, load(L, L->f32, p, 4), x, ""), p, 4);
     loop_end(L, &ld);
     loop_end(L, &lj);
@@ -669,7 +673,9 @@ static void reset(Lower *L) {
 attnc_status llvm_lower_grad(const Plan *p, const LlvmTarget *target, LLVMModuleRef mod, const char *tile_name,
                              const char *scratch_name, attnc_error *err) {
     const GradSchedule *gs = p->grad_sched;
-    if (!gs) return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: attention '%s' has no backward schedule", p->attn->name);
+    if (!gs)
+        return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: attention '%s' has no backward schedule",
+                         p->attn->name);
     if (gs->base.why[0])
         return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: no backward kernel for attention '%s': %s",
                          p->attn->name, gs->base.why);
