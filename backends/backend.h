@@ -25,6 +25,10 @@ typedef struct CompiledKernel {
      * first AttnCall: a backend that builds code on first use (llvm) builds
      * what the call needs here, so that a failure is the call's error */
     attnc_status (*prepare)(const AttnCall *call, attnc_error *err);
+    /* the same for the backward pass (runtime/launch_grad.c), instead of
+     * prepare when not NULL: llvm builds its backward kernel on the first
+     * backward call, and a forward-only user never pays for it */
+    attnc_status (*grad_prepare)(const AttnCall *call, attnc_error *err);
 } CompiledKernel;
 
 typedef struct BackendImpl {

@@ -199,7 +199,8 @@ attnc_status launch_grad_run(const Plan *p, const CompiledKernel *ck, const Boun
             goto done;
         }
     }
-    if (ck->prepare && (st = ck->prepare(&g->call[0].f, err))) goto done; /* code built on first use (launch.c) */
+    attnc_status (*prepare)(const AttnCall *, attnc_error *) = ck->grad_prepare ? ck->grad_prepare : ck->prepare;
+    if (prepare && (st = prepare(&g->call[0].f, err))) goto done; /* code built on first use (launch.c) */
     int have_acc = tensor_accumulators(g, bc, bg);
     g->scratch_bytes = ck->grad_scratch_bytes ? (ck->grad_scratch_bytes(&g->call[0].f) + 63) / 64 * 64 : 0;
     if (g->scratch_bytes < 0 || g->scratch_bytes > ((int64_t)1 << 39) / threads) {

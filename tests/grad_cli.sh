@@ -76,8 +76,8 @@ close dq.npy dq_default.npy 0.1 "grad --dtype bf16 (dQ near f32's)"
 
 # diff --grad and bench --grad
 expect 0 'backend +dQ max err' "$ATTNC" diff rel.attn --grad --shape B=1,H=2,Lq=7,Lk=9,D=4,Dv=3
-expect 2 "backend 'llvm' has no backward pass yet|unknown backend|not available" \
-    "$ATTNC" diff rel.attn --grad --backends llvm --shape B=1,H=2,Lq=7,Lk=9,D=4,Dv=3
+expect 2 "backend 'cuda-emu' has no backward pass yet|unknown backend|not available" \
+    "$ATTNC" diff rel.attn --grad --backends cuda-emu --shape B=1,H=2,Lq=7,Lk=9,D=4,Dv=3
 expect 0 'GFLOP/s .*\(10 \* D \* kept pairs per call\)' \
     "$ATTNC" bench rel.attn --grad --backend interp --shape B=1,H=2,Lq=7,Lk=9,D=4,Dv=3 --reps 2
 expect 0 'backward pass, backend interp' \
@@ -93,8 +93,8 @@ expect 3 'dO must be float32 .*\[2, 4, 9, 6\]' "$ATTNC" grad rel.attn "${in[@]}"
 expect 3 'dLSE must be float32 .*\[2, 4, 9\]' "$ATTNC" grad rel.attn "${in[@]}" --do do.npy --dlse do.npy "${outs[@]}"
 expect 3 'dO: .*' "$ATTNC" grad rel.attn "${in[@]}" --do missing.npy "${outs[@]}"
 expect 3 'nodir' "$ATTNC" grad rel.attn "${in[@]}" --do do.npy --dq dq.npy --dk dk.npy --dv nodir/dv.npy
-expect 2 "backend 'llvm' has no backward pass yet|unknown backend" \
-    "$ATTNC" grad rel.attn "${in[@]}" --do do.npy "${outs[@]}" --backend llvm
+expect 2 "backend 'cuda-emu' has no backward pass yet|unknown backend|not available" \
+    "$ATTNC" grad rel.attn "${in[@]}" --do do.npy "${outs[@]}" --backend cuda-emu
 expect 2 "unknown option '--grad' for 'run'" "$ATTNC" run rel.attn "${in[@]}" -o o.npy --grad
 expect 2 'bench --grad: --paged does not apply' "$ATTNC" bench rel.attn --grad --paged 16 --shape B=1,H=2,Lq=7,D=4
 absent dq.npy dk.npy dv.npy dt.npy o.npy

@@ -63,3 +63,25 @@ if(ATTNC_HAVE_LLVM_BACKEND)
     set_tests_properties(llvm/decode/${name} PROPERTIES SKIP_RETURN_CODE 77)
   endforeach()
 endif()
+
+# Issue 12: the LLVM backward kernel (backends/llvm/llvm_grad.c) against the
+# reference backward (tests/test_grad_backends.c): every example with D and
+# Dv not multiples of the vector width, at the host's width and at 4 lanes;
+# bf16 with tiles of 32; fully masked rows (bottom-right causal with
+# Lq > Lk), GQA 4:1, odd sizes, f16; a long relative bias (several tiles of
+# scatter-adds).  Determinism (1 and 3 threads) inside each run.
+if(ATTNC_HAVE_LLVM_BACKEND)
+  file(GLOB ATTNC_GRAD_LLVM_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.attn)
+  foreach(example ${ATTNC_GRAD_LLVM_EXAMPLES})
+    get_filename_component(name ${example} NAME_WE)
+    add_test(NAME grad/${name}/llvm COMMAND test_grad_backends ${example} --backend llvm --shape D=12,Dv=5)
+    add_test(NAME grad/${name}/llvm-w4 COMMAND test_grad_backends ${example} --backend llvm --shape D=13,Dv=6)
+    set_tests_properties(grad/${name}/llvm-w4 PROPERTIES ENVIRONMENT ATTNC_LLVM_VECTOR_WIDTH=4)
+    add_test(NAME grad/${name}/llvm-bf16 COMMAND test_grad_backends ${example} --backend llvm --elem bf16 --tile 32)
+  endforeach()
+  set(ex ${PROJECT_SOURCE_DIR}/examples)
+  add_test(NAME grad/causal-masked-rows/llvm-f16 COMMAND test_grad_backends ${ex}/causal.attn --backend llvm
+           --elem f16 --shape B=2,H=8,Hkv=2,Lq=37,Lk=21,D=7,Dv=3 --tile 8)
+  add_test(NAME grad/relative_bias_1d-long/llvm COMMAND test_grad_backends ${ex}/relative_bias_1d.attn
+           --backend llvm --shape Lq=71,Lk=90,D=20,Dv=9 --tile 16)
+endif()

@@ -11,6 +11,9 @@
  * of milliseconds, so every thread arrives while it runs), and every
  * thread's O and LSE agree with the interpreter's on the same inputs.  Run
  * again, freed and compiled again (the cache), nothing more is built.
+ * The backward kernel (llvm_grad.c) likewise: none of the forward calls
+ * builds it; THREADS backward calls at once build it exactly once, and
+ * every one of them succeeds (tests/test_grad_backends.c checks its values).
  * Exit 0 when everything passes, 77 when the build has no LLVM backend. */
 #include <math.h>
 #include <pthread.h>
@@ -85,6 +88,7 @@ typedef struct Worker {
     const attnc_kernel *k;
     pthread_barrier_t *go;
     Call call;
+    int backward; /* run the backward pass of the call (its O and LSE computed before) */
     attnc_status st;
     attnc_error err;
 } Worker;
@@ -92,7 +96,24 @@ typedef struct Worker {
 static void *work(void *arg) {
     Worker *w = arg;
     pthread_barrier_wait(w->go);
-    w->st = run(w->k, &w->call, &w->err);
+    if (!w->backward) {
+        w->st = run(w->k, &w->call, &w->err);
+        return NULL;
+    }
+    Call *c = &w->call;
+    attnc_args a = {c->sz, c->q, c->k, c->v, c->o, c->lse, NULL, 0, NULL, 0};
+    attnc_layouts L;
+    memset(&L, 0, sizeof L);
+    L.q.elem = L.k.elem = L.v.elem = c->bf16 ? ATTNC_ELEM_BF16 : ATTNC_ELEM_F32;
+    size_t nq = (size_t)(c->sz.B * c->sz.H * c->sz.Lq * c->sz.D);
+    size_t nk = (size_t)(c->sz.B * c->sz.Hkv * c->sz.Lk * c->sz.D);
+    size_t nv = (size_t)(c->sz.B * c->sz.Hkv * c->sz.Lk * c->sz.Dv);
+    attnc_grad g;
+    memset(&g, 0, sizeof g);
+    g.dout = c->o; /* any dO will do */
+    g.dq = calloc(nq + 1, sizeof(float)), g.dk = calloc(nk + 1, sizeof(float)), g.dv = calloc(nv + 1, sizeof(float));
+    w->st = g.dq && g.dk && g.dv ? attnc_kernel_backward(w->k, &a, &L, &g, &w->err) : ATTNC_ERR_NOMEM;
+    free(g.dq), free(g.dk), free(g.dv);
     return NULL;
 }
 
@@ -109,6 +130,7 @@ static void at_once(const attnc_kernel *k, const attnc_kernel *ref, attnc_sizes 
     for (int i = 0; i < THREADS; i++) {
         w[i].k = k;
         w[i].go = &go;
+        w[i].backward = 0;
         call_init(&w[i].call, sz, bf16);
         pthread_create(&th[i], NULL, work, &w[i]);
     }
@@ -134,6 +156,35 @@ static void at_once(const attnc_kernel *k, const attnc_kernel *ref, attnc_sizes 
         call_free(&w[i].call);
     }
     if (failures == failed) printf("ok %s: %d threads at once, %lu version(s) built\n", what, THREADS, now - before);
+}
+
+/* THREADS backward calls of shape sz at once on kernel k (O and LSE from
+ * its forward first); `built` more kernels must have been built. */
+static void grad_at_once(const attnc_kernel *k, attnc_sizes sz, int bf16, unsigned long built, const char *what) {
+    Worker w[THREADS];
+    pthread_t th[THREADS];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, THREADS);
+    int failed = failures;
+    for (int i = 0; i < THREADS; i++) {
+        w[i].k = k;
+        w[i].go = &go;
+        w[i].backward = 1;
+        call_init(&w[i].call, sz, bf16);
+        CHECK(run(k, &w[i].call, &w[i].err) == ATTNC_OK, "%s: forward: %s", what, w[i].err.message);
+    }
+    unsigned long before = llvm_versions_built();
+    for (int i = 0; i < THREADS; i++) pthread_create(&th[i], NULL, work, &w[i]);
+    for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&go);
+    unsigned long now = llvm_versions_built();
+    CHECK(now - before == built, "%s: %lu kernels built by %d threads at once, expected %lu", what, now - before,
+          THREADS, built);
+    for (int i = 0; i < THREADS; i++) {
+        CHECK(w[i].st == ATTNC_OK, "%s: thread %d: %s", what, i, w[i].err.message);
+        call_free(&w[i].call);
+    }
+    if (failures == failed) printf("ok %s: %d threads at once, %lu kernel(s) built\n", what, THREADS, now - before);
 }
 
 static attnc_kernel *compile(const attnc_spec *spec, attnc_backend backend) {
@@ -166,6 +217,8 @@ int main(void) {
     at_once(k, ref, decode, 0, 1, "float32 decode, first use");
     at_once(k, ref, prefill, 1, 1, "bf16 prefill, first use");
     at_once(k, ref, decode, 0, 0, "float32 decode again");
+    grad_at_once(k, prefill, 1, 1, "backward, first use");
+    grad_at_once(k, prefill, 0, 0, "backward again");
     /* compile, free, compile again: the cached kernel keeps its versions */
     attnc_kernel_free(k);
     before = llvm_versions_built();

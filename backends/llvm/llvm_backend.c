@@ -45,6 +45,7 @@
 
 #include "backend.h"
 #include "llvm_lower.h"
+#include "schedule_grad.h"
 
 enum { MAX_IDLE = 32 };
 
@@ -62,6 +63,10 @@ typedef struct CacheEntry {
     LLVMOrcResourceTrackerRef tracker; /* every version's module */
     int width, C;                      /* lanes, and vectors per row block (llvm_call_variant) */
     Version v[LLVM_VARIANTS];
+    /* the backward kernel (llvm_grad.c), built on the first backward call;
+     * grad_tile stored last (release), after grad_scratch */
+    _Atomic(AttnGradTileFn) grad_tile;
+    AttnScratchFn grad_scratch;
     int refs;
     uint64_t last_use;
 } CacheEntry;
@@ -232,6 +237,40 @@ static void key_put(Key *k, const void *data, size_t n) {
 }
 static void key_int(Key *k, int64_t v) { key_put(k, &v, sizeof v); }
 
+/* The nodes of module m, exactly (float constants by their bits). */
+static void key_nodes(const IrModule *m, Key *k) {
+    key_int(k, m->n);
+    for (int i = 0; i < m->n; i++) {
+        const IrNode *n = &m->nodes[i];
+        int64_t h[5] = {n->op, n->type, n->aux, n->nargs, 0};
+        memcpy(&h[4], &n->c, sizeof n->c < sizeof h[4] ? sizeof n->c : sizeof h[4]);
+        key_put(k, h, sizeof h);
+        key_put(k, n->args, sizeof(IrRef) * (size_t)n->nargs);
+    }
+}
+
+/* The backward kernel's plan (its own module: the forward's rewrites may
+ * make two plans' forward IR equal where their gradients differ); the
+ * schedule is a function of it and of the forward's fields. */
+static void key_grad(const Plan *p, Key *k) {
+    const GradSchedule *gs = p->grad_sched;
+    key_int(k, gs && !gs->base.why[0]);
+    if (!gs || gs->base.why[0]) return;
+    const GradPlan *gp = gs->gp;
+    const IrFunc *f = gp->f;
+    key_nodes(gp->ir, k);
+    int64_t roots[] = {f->keep, f->scale, f->bias, f->score, f->weight, f->fault, gp->value, gp->dvalue_dpre,
+                       gp->nterms, gs->base.bq, gs->base.bk, gs->base.softmax};
+    key_put(k, roots, sizeof roots);
+    for (int i = 0; i < gp->nterms; i++) {
+        const GradTerm *t = &gp->terms[i];
+        int64_t h[5] = {t->tensor, t->load, t->dvalue, t->dbias, t->nsums};
+        key_put(k, h, sizeof h);
+        key_put(k, t->sums, sizeof(IrRef) * (size_t)t->nsums);
+        key_put(k, t->inner, sizeof(IrRef) * (size_t)t->nsums);
+    }
+}
+
 /* Everything the generated code depends on, exactly (float constants by their bits). */
 static void make_key(const Plan *p, int width, Key *k) {
     const IrModule *m = p->ir;
@@ -244,19 +283,14 @@ static void make_key(const Plan *p, int width, Key *k) {
     key_put(k, fields, sizeof fields);
     for (int i = 0; i < a->nparams; i++) key_int(k, a->params[i]->type);
     for (int i = 0; i < a->ntensors; i++) key_int(k, a->tensors[i]->type * 100 + a->tensors[i]->ndims);
-    for (int i = 0; i < m->n; i++) {
-        const IrNode *n = &m->nodes[i];
-        int64_t h[5] = {n->op, n->type, n->aux, n->nargs, 0};
-        memcpy(&h[4], &n->c, sizeof n->c < sizeof h[4] ? sizeof n->c : sizeof h[4]);
-        key_put(k, h, sizeof h);
-        key_put(k, n->args, sizeof(IrRef) * (size_t)n->nargs);
-    }
+    key_nodes(m, k);
     int64_t roots[] = {f->keep, f->scale, f->bias, f->score, f->weight, f->fault, f->lse_offset, f->nlowrank};
     key_put(k, roots, sizeof roots);
     for (int g = 0; g < f->nlowrank; g++) {
         int64_t r[3] = {f->lowrank_count[g], f->lowrank_q[g], f->lowrank_k[g]};
         key_put(k, r, sizeof r);
     }
+    key_grad(p, k);
 }
 
 static uint64_t hash_bytes(const unsigned char *p, size_t n) {
@@ -277,6 +311,9 @@ static void set_target(LLVMModuleRef mod, LLVMTargetMachineRef tm) {
     LLVMDisposeTargetData(dl);
 }
 
+static attnc_status finish_module(LLVMModuleRef mod, LLVMTargetMachineRef tm, int optimise, StrBuf *before,
+                                  attnc_error *err);
+
 /* Lower into mod versions[i] of p as the function names[i] for i < n, and
  * its scratch function (with the first); verify the module, and (when
  * optimise) run default<O3>.  When `before` is not NULL it receives the IR
@@ -291,6 +328,14 @@ static attnc_status build_module(const Plan *p, int width, LLVMModuleRef mod, LL
         st = llvm_lower_plan(p, &target, mod, names[i], i ? NULL : scratch, err);
     }
     if (st) return st;
+    return finish_module(mod, tm, optimise, before, err);
+}
+
+/* Verify mod, and (when optimise) run default<O3>; `before` (or NULL)
+ * receives the IR as lowered. */
+static attnc_status finish_module(LLVMModuleRef mod, LLVMTargetMachineRef tm, int optimise, StrBuf *before,
+                                  attnc_error *err) {
+    attnc_status st;
     char *msg = NULL;
     if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
         st = set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: the generated IR does not verify: %.300s",
@@ -353,6 +398,42 @@ static attnc_status compile_version(const Plan *p, CacheEntry *ce, int v, attnc_
     }
     ce->v[v].scratch = (AttnScratchFn)(uintptr_t)scratch_addr;
     atomic_store_explicit(&ce->v[v].tile, (AttnTileFn)(uintptr_t)tile_addr, memory_order_release);
+    G.built++;
+    return ATTNC_OK;
+}
+
+/* Build the backward kernel of entry ce from plan p into the entry's
+ * tracker (G.lock held), as compile_version does a version. */
+static attnc_status compile_grad(const Plan *p, CacheEntry *ce, attnc_error *err) {
+    char why[300];
+    unsigned id = ++G.serial;
+    char tile[48], scratch[48];
+    snprintf(tile, sizeof tile, "attnc_grad_tile_%u", id);
+    snprintf(scratch, sizeof scratch, "attnc_grad_scratch_%u", id);
+    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+    LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("attnc_grad", LLVMOrcThreadSafeContextGetContext(tsc));
+    set_target(mod, G.tm);
+    LlvmTarget target = {ce->width, G.cpu, G.features, 0};
+    attnc_status st = llvm_lower_grad(p, &target, mod, tile, scratch, err);
+    if (!st) st = finish_module(mod, G.tm, 1, NULL, err);
+    if (st) {
+        LLVMDisposeModule(mod);
+        LLVMOrcDisposeThreadSafeContext(tsc);
+        return st;
+    }
+    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc);
+    LLVMOrcDisposeThreadSafeContext(tsc);
+    if (!ce->tracker) ce->tracker = LLVMOrcJITDylibCreateResourceTracker(LLVMOrcLLJITGetMainJITDylib(G.jit));
+    LLVMErrorRef e = LLVMOrcLLJITAddLLVMIRModuleWithRT(G.jit, ce->tracker, tsm);
+    LLVMOrcExecutorAddress tile_addr = 0, scratch_addr = 0;
+    if (!e) e = LLVMOrcLLJITLookup(G.jit, &tile_addr, tile);
+    if (!e) e = LLVMOrcLLJITLookup(G.jit, &scratch_addr, scratch);
+    if (e) {
+        error_text(e, why, sizeof why);
+        return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: JIT compilation failed: %s", why);
+    }
+    ce->grad_scratch = (AttnScratchFn)(uintptr_t)scratch_addr;
+    atomic_store_explicit(&ce->grad_tile, (AttnGradTileFn)(uintptr_t)tile_addr, memory_order_release);
     G.built++;
     return ATTNC_OK;
 }
@@ -429,6 +510,45 @@ static int64_t llvm_scratch(const AttnCall *c) {
 static attnc_status llvm_prepare(const AttnCall *c, attnc_error *err) {
     const KernelState *ks = c->kernel_data;
     return ensure_version(ks, call_version(ks, c), err);
+}
+
+/* The backward kernel, built unless it is: once, as ensure_version. */
+static attnc_status ensure_grad(const KernelState *ks, attnc_error *err) {
+    if (atomic_load_explicit(&ks->ce->grad_tile, memory_order_acquire)) return ATTNC_OK;
+    pthread_mutex_lock(&G.lock);
+    attnc_status st = ATTNC_OK;
+    if (!atomic_load_explicit(&ks->ce->grad_tile, memory_order_relaxed)) {
+        attnc_error e = {0};
+        st = compile_grad(ks->p, ks->ce, &e);
+        if (st) set_error(err, st, "LLVM backend: cannot build the backward kernel: %.400s", e.message);
+    }
+    pthread_mutex_unlock(&G.lock);
+    return st;
+}
+
+/* CompiledKernel.grad_tile: the backward kernel, which the launch built
+ * (llvm_grad_prepare); a caller that did not gets it built here, a failure
+ * flagged as a runtime error of the item. */
+static int llvm_grad_tile(const AttnGradCall *c, int64_t b, int64_t hk, int64_t kt, float *const *dtensor,
+                          void *scratch) {
+    const KernelState *ks = c->f.kernel_data;
+    AttnGradTileFn fn = atomic_load_explicit(&ks->ce->grad_tile, memory_order_acquire);
+    if (!fn) {
+        if (ensure_grad(ks, NULL)) return 1;
+        fn = atomic_load_explicit(&ks->ce->grad_tile, memory_order_acquire);
+    }
+    return fn(c, b, hk, kt, dtensor, scratch);
+}
+
+static int64_t llvm_grad_scratch(const AttnCall *c) {
+    const KernelState *ks = c->kernel_data;
+    if (ensure_grad(ks, NULL)) return (int64_t)1 << 40;
+    return ks->ce->grad_scratch(c);
+}
+
+/* CompiledKernel.grad_prepare: the backward kernel, on the first backward call. */
+static attnc_status llvm_grad_prepare(const AttnCall *c, attnc_error *err) {
+    return ensure_grad(c->kernel_data, err);
 }
 
 unsigned long llvm_versions_built(void) {
@@ -526,6 +646,11 @@ static attnc_status llvm_compile(const Plan *p, const attnc_options *opts, Compi
     ck->kernel_data = ks;
     ck->packs = 1; /* packed heads: llvm_rows.c */
     ck->pages = 1; /* a paged K and V read in place: the tile's first row, llvm_tensor.c's lower_page_row */
+    if (p->grad_sched && !p->grad_sched->base.why[0]) { /* the backward kernel, built on first use */
+        ck->grad_tile = llvm_grad_tile;
+        ck->grad_scratch_bytes = llvm_grad_scratch;
+        ck->grad_prepare = llvm_grad_prepare;
+    }
     *state = ks;
     return ATTNC_OK;
 }

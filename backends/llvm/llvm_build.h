@@ -63,6 +63,13 @@ typedef struct Lower {
     LLVMValueRef nblock;    /* the row block's rows of the item (i64, at most QB) */
     LLVMValueRef gemm_cols; /* the vectors the micro-kernels run over (i64) */
     LLVMValueRef col_j;     /* the kv's index within the tile: kv - k0 */
+    /* the backward kernel (llvm_grad.c): q is a scalar, one query row at a
+     * time, so row values and row slots are scalars (lane0: the row in the
+     * q tile, QB: the q tile's rows) */
+    int scalar_rows;
+    /* ... and, with kv_lanes, element values vary along kv in vectors of W
+     * keys (L->kv a vector), col slots loaded W cells at a time from col_j */
+    int kv_lanes;
     int failed;
     char why[300];
 } Lower;
@@ -309,5 +316,16 @@ static inline void remember(Lower *L, IrRef r, LLVMValueRef v) {
     L->memo[r] = v;
     L->stack[L->nstack++] = r;
 }
+
+/* ---- defined in llvm_lower.c, shared with llvm_grad.c ------------------- */
+
+/* L's types at L->W lanes, in L->ctx. */
+void lower_init_types(Lower *L);
+
+/* A function `name` of type fty in L->mod with the target's attributes,
+ * L->fn; the builders positioned in its entry block (allocas) and at the
+ * start of its code; lower_close_function links the two. */
+LLVMBasicBlockRef lower_open_function(Lower *L, const char *name, LLVMTypeRef fty);
+void lower_close_function(Lower *L, LLVMBasicBlockRef entry);
 
 #endif

@@ -463,7 +463,7 @@ static void set_function_attributes(Lower *L, LLVMValueRef fn) {
 }
 
 /* A function whose entry block holds the allocas and falls through to `start`. */
-static LLVMBasicBlockRef open_function(Lower *L, const char *name, LLVMTypeRef fty) {
+LLVMBasicBlockRef lower_open_function(Lower *L, const char *name, LLVMTypeRef fty) {
     L->fn = LLVMAddFunction(L->mod, name, fty);
     set_function_attributes(L, L->fn);
     LLVMBasicBlockRef entry = block(L, "entry");
@@ -473,7 +473,7 @@ static LLVMBasicBlockRef open_function(Lower *L, const char *name, LLVMTypeRef f
     return entry;
 }
 
-static void close_function(Lower *L, LLVMBasicBlockRef entry) {
+void lower_close_function(Lower *L, LLVMBasicBlockRef entry) {
     LLVMPositionBuilderAtEnd(L->alloca_bd, entry);
     LLVMBuildBr(L->alloca_bd, LLVMGetNextBasicBlock(entry));
 }
@@ -620,7 +620,7 @@ static void gen_tile(Lower *L, const char *name) {
     LLVMBuilderRef b = L->bd;
     const IrFunc *f = L->f;
     LLVMTypeRef args[5] = {ptr_to(L->i8), L->i64, L->i64, L->i64, ptr_to(L->i8)};
-    LLVMBasicBlockRef entry = open_function(L, name, LLVMFunctionType(L->i32, args, 5, 0));
+    LLVMBasicBlockRef entry = lower_open_function(L, name, LLVMFunctionType(L->i32, args, 5, 0));
     static const char *const names[5] = {"call", "b", "h", "qt", "scratch"};
     for (unsigned i = 0; i < 5; i++) LLVMSetValueName2(LLVMGetParam(L->fn, i), names[i], strlen(names[i]));
     L->call = LLVMGetParam(L->fn, 0);
@@ -693,13 +693,13 @@ static void gen_tile(Lower *L, const char *name) {
     row_block(L, &T);
     loop_end(L, &lrb);
     LLVMBuildRet(b, ci32(L, 0));
-    close_function(L, entry);
+    lower_close_function(L, entry);
 }
 
 /* Scratch bytes: the same layout() as the tile function, sized from the call. */
 static void gen_scratch(Lower *L, const char *name) {
     LLVMTypeRef args[1] = {ptr_to(L->i8)};
-    LLVMBasicBlockRef entry = open_function(L, name, LLVMFunctionType(L->i64, args, 1, 0));
+    LLVMBasicBlockRef entry = lower_open_function(L, name, LLVMFunctionType(L->i64, args, 1, 0));
     L->call = LLVMGetParam(L->fn, 0);
     LLVMSetValueName2(L->call, "call", 4);
     lower_bind_inputs(L);
@@ -714,7 +714,23 @@ static void gen_scratch(Lower *L, const char *name) {
     huge = LLVMBuildOr(b, huge, LLVMBuildICmp(b, LLVMIntUGT, L->var[V_SIZE_D], limit, ""), "");
     huge = LLVMBuildOr(b, huge, LLVMBuildICmp(b, LLVMIntUGT, L->var[V_SIZE_DV], limit, ""), "");
     LLVMBuildRet(L->bd, LLVMBuildSelect(L->bd, huge, ci64(L, (int64_t)1 << 40), bytes, ""));
-    close_function(L, entry);
+    lower_close_function(L, entry);
+}
+
+void lower_init_types(Lower *L) {
+    L->i1 = LLVMInt1TypeInContext(L->ctx);
+    L->i8 = LLVMInt8TypeInContext(L->ctx);
+    L->i32 = LLVMInt32TypeInContext(L->ctx);
+    L->i64 = LLVMInt64TypeInContext(L->ctx);
+    L->f32 = LLVMFloatTypeInContext(L->ctx);
+    L->f64 = LLVMDoubleTypeInContext(L->ctx);
+    unsigned w = (unsigned)L->W;
+    L->vi1 = LLVMVectorType(L->i1, w);
+    L->vi8 = LLVMVectorType(L->i8, w);
+    L->vi32 = LLVMVectorType(L->i32, w);
+    L->vi64 = LLVMVectorType(L->i64, w);
+    L->vf32 = LLVMVectorType(L->f32, w);
+    L->vf64 = LLVMVectorType(L->f64, w);
 }
 
 /* The largest divisor of c that is at most max. */
@@ -761,19 +777,7 @@ attnc_status llvm_lower_plan(const Plan *p, const LlvmTarget *target, LLVMModule
     L.R = 4;
     L.QB = L.C * L.W;
     L.BK = p->bk;
-    L.i1 = LLVMInt1TypeInContext(L.ctx);
-    L.i8 = LLVMInt8TypeInContext(L.ctx);
-    L.i32 = LLVMInt32TypeInContext(L.ctx);
-    L.i64 = LLVMInt64TypeInContext(L.ctx);
-    L.f32 = LLVMFloatTypeInContext(L.ctx);
-    L.f64 = LLVMDoubleTypeInContext(L.ctx);
-    unsigned w = (unsigned)L.W;
-    L.vi1 = LLVMVectorType(L.i1, w);
-    L.vi8 = LLVMVectorType(L.i8, w);
-    L.vi32 = LLVMVectorType(L.i32, w);
-    L.vi64 = LLVMVectorType(L.i64, w);
-    L.vf32 = LLVMVectorType(L.f32, w);
-    L.vf64 = LLVMVectorType(L.f64, w);
+    lower_init_types(&L);
     size_t n = (size_t)p->ir->n + 1;
     const Attention *a = p->attn;
     L.memo = calloc(n, sizeof *L.memo);

@@ -67,4 +67,14 @@ int llvm_vector_width(void);
 attnc_status llvm_lower_plan(const Plan *p, const LlvmTarget *target, LLVMModuleRef mod, const char *tile_name,
                              const char *scratch_name, attnc_error *err);
 
+/* Add to `mod` `tile_name`, the AttnGradTileFn of plan p's backward
+ * schedule (Plan.grad_sched; kernel_abi.h, docs/gradients-kernel.md), and
+ * `scratch_name` (unless NULL), its scratch size function, at
+ * llvm_kernel_width(p, target->vec_width) lanes; Q, K and V of any element
+ * type (a switch per row, not per version).  ATTNC_ERR_INTERNAL with a
+ * message when the plan has no backward schedule or holds something the
+ * lowering cannot express (backends/llvm/llvm_grad.c). */
+attnc_status llvm_lower_grad(const Plan *p, const LlvmTarget *target, LLVMModuleRef mod, const char *tile_name,
+                             const char *scratch_name, attnc_error *err);
+
 #endif

@@ -61,7 +61,10 @@ static int sum_open(Lower *L, OpenLoop *o, IrRef r) {
     }
     /* a vector of rows when the sum varies with q (or the score): a row or
      * element value; or with h where h is a vector (packed rows, llvm_rows.c) */
-    int vec = (n->deps & (DEP_Q | DEP_PRE)) != 0 || ((n->deps & DEP_H) && L->var[V_H] && is_vec(L->var[V_H]));
+    int vec = L->kv_lanes      ? (n->deps & (DEP_KV | DEP_PRE)) != 0
+              : L->scalar_rows ? 0
+                               : (n->deps & (DEP_Q | DEP_PRE)) != 0 ||
+                                     ((n->deps & DEP_H) && L->var[V_H] && is_vec(L->var[V_H]));
     o->node = r;
     o->t = type_of(L, n->op == IR_ANY ? T_BOOL : n->type, vec);
     o->acc = local(L, o->t, LLVMConstNull(o->t));
@@ -102,22 +105,29 @@ static LLVMValueRef slot_at(Lower *L, int row, int k) {
 /* STEP_EXPORT: store node r into slot k of this block's loop. */
 static void export_slot(Lower *L, int row, int k, IrRef r) {
     LLVMValueRef v = lower_node(L, r);
-    if (row) {
+    if (row && !L->scalar_rows) {
         v = splat(L, v);
     } else if (is_vec(v)) {
         fail(L, "a kv value that varies with q");
         return;
     }
     LLVMTypeRef t = LLVMTypeOf(v);
-    if (t == L->vi1 || t == L->i1) v = LLVMBuildZExt(L->bd, v, row ? L->vi8 : L->i8, "");
+    if (t == L->vi1 || t == L->i1) v = LLVMBuildZExt(L->bd, v, t == L->vi1 ? L->vi8 : L->i8, "");
     store(L, v, slot_at(L, row, k), 8);
 }
 
 static LLVMValueRef load_slot(Lower *L, int row, int k, IrRef r) {
     Type t = L->ir->nodes[r].type;
     LLVMValueRef p = slot_at(L, row, k);
-    if (t == T_BOOL) return LLVMBuildTrunc(L->bd, load(L, row ? L->vi8 : L->i8, p, 8), row ? L->vi1 : L->i1, "");
-    return load(L, type_of(L, t, row), p, 8);
+    int vec = row && !L->scalar_rows;
+    if (!row && L->kv_lanes) { /* W consecutive kv's 8-byte cells: the value in each one's low bytes */
+        LLVMValueRef cells = load(L, L->vi64, p, 8);
+        if (t == T_INT) return cells;
+        if (t == T_BOOL) return LLVMBuildTrunc(L->bd, cells, L->vi1, "");
+        return LLVMBuildBitCast(L->bd, LLVMBuildTrunc(L->bd, cells, L->vi32, ""), L->vf32, "");
+    }
+    if (t == T_BOOL) return LLVMBuildTrunc(L->bd, load(L, vec ? L->vi8 : L->i8, p, 8), vec ? L->vi1 : L->i1, "");
+    return load(L, type_of(L, t, vec), p, 8);
 }
 
 void lower_load_row_slots(Lower *L) {
@@ -170,8 +180,9 @@ static void lowrank_limit(Lower *L, SchedBlockId id) {
     LLVMPositionBuilderAtEnd(L->bd, fine);
 }
 
-void lower_steps(Lower *L, SchedBlockId id) {
-    const SchedBlock *blk = &L->s->block[id];
+void lower_steps(Lower *L, SchedBlockId id) { lower_block(L, id, &L->s->block[id]); }
+
+void lower_block(Lower *L, SchedBlockId id, const SchedBlock *blk) {
     int row = blk->loop == SL_ROW;
     OpenLoop open[MAX_SUM_LEVELS];
     int nopen = 0;

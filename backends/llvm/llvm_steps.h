@@ -8,6 +8,10 @@
  * position; their values stay in the memo of the scope open here. */
 void lower_steps(Lower *L, SchedBlockId id);
 
+/* The same for a block outside L->s->block (the backward schedule's tensor
+ * terms, middle/schedule_grad.h), built as block `id` would be. */
+void lower_block(Lower *L, SchedBlockId id, const SchedBlock *blk);
+
 /* Into the memo of the scope open here: every row slot's value for the row
  * vector at L->lane0 (vectors), every col slot's for the kv at L->col_j
  * (scalars): what the element blocks read from slots (sched_home). */
