@@ -235,7 +235,7 @@ attnc_status attnc_kernel_run_layout(const attnc_kernel *kernel, const attnc_arg
  * sequence and checked against each sequence's sizes (a tensor shaped by Lq
  * or Lk fits only sequences of that length: the others fail).
  *
- * args.sizes.B is the number of sequences.  The L dimension of a tensor
+ * args.sizes.B is the number of sequences (H and Hkv must be positive).  The L dimension of a tensor
  * holds every sequence's rows one after another; zero strides mean
  * [rows, heads, D] ("THD", FlashAttention's varlen layout) for Q, K, V and
  * O, and [H, rows] for LSE.  On any error nothing is written. */

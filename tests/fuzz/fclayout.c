@@ -77,7 +77,7 @@ static void strides_of(int layout, const int64_t dims[4], int64_t st[4]) {
 int fcl_layout(const FuzzCase *c) {
     const attnc_sizes *s = &c->sz;
     if (c->layout == 2 && (s->Lq != s->Lk || s->D != s->Dv)) return 1;
-    if (c->layout == 3 && (s->B != 1 || s->Lk < 1)) return 0;
+    if (c->layout == 3 && (s->B != 1 || s->Lk < 1 || s->H < 1 || s->Hkv < 1)) return 0; /* a batch needs heads */
     return c->layout;
 }
 

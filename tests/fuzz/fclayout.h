@@ -20,7 +20,7 @@ typedef struct FcLayoutCall {
 void fcl_round(int elem, float *x, size_t n);
 
 /* The layout case c runs with: its own, or the one it falls back to when
- * its shape does not allow it (2: Lq != Lk or D != Dv; 3: B != 1 or Lk = 0). */
+ * its shape does not allow it (2: Lq != Lk or D != Dv; 3: B != 1, Lk = 0 or no heads). */
 int fcl_layout(const FuzzCase *c);
 
 /* Pack the contiguous float32 Q, K, V of case c into its layout; O and LSE
