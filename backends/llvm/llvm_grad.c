@@ -71,8 +71,8 @@ static LLVMValueRef round_up(Lower *L, LLVMValueRef n, int to) {
     return LLVMBuildAnd(L->bd, LLVMBuildAdd(L->bd, n, ci64(L, to - 1), ""), ci64(L, -to), "");
 }
 
-/* Carve the regions (base != NULL) or size them; the bytes needed, with 64
- * of slack for aligning the base. */
+/* Carve the regions into *rg (base != NULL) or only size them (rg still
+ * valid, untouched); the bytes needed, with 64 of slack for aligning the base. */
 static LLVMValueRef grad_layout(Grad *G, LLVMValueRef Dp, LLVMValueRef Dvp, LLVMValueRef base, GradRegions *rg) {
     Lower *L = G->L;
     LLVMBuilderRef b = L->bd;
@@ -652,7 +652,8 @@ static void gen_grad_scratch(Grad *G, const char *name) {
     LLVMSetValueName2(L->call, "call", 4);
     lower_bind_inputs(L);
     LLVMValueRef D = L->var[V_SIZE_D], Dv = L->var[V_SIZE_DV];
-    LLVMValueRef bytes = grad_layout(G, round_up(L, D, L->W), round_up(L, Dv, L->W), NULL, NULL);
+    GradRegions unused; /* sizing only: nothing is carved */
+    LLVMValueRef bytes = grad_layout(G, round_up(L, D, L->W), round_up(L, Dv, L->W), NULL, &unused);
     /* absurd sizes: more than any machine has, without overflow */
     LLVMValueRef limit = ci64(L, (int64_t)1 << 30);
     LLVMValueRef huge = LLVMBuildICmp(b, LLVMIntUGT, D, limit, "");
