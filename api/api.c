@@ -373,8 +373,7 @@ attnc_args api_with_empty_arrays(const attnc_args *args, float *dummy) {
     return a;
 }
 
-/* Whether the call's layouts are version 1's: float32, contiguous. */
-static int plain_layouts(const BoundCall *bc) {
+int api_plain_layouts(const BoundCall *bc) {
     const attnc_sizes *s = &bc->sz;
     for (int t = 0; t < BT_COUNT; t++) {
         const BoundLayout *l = &bc->layout[t];
@@ -407,7 +406,7 @@ attnc_status attnc_kernel_run_pages(const attnc_kernel *k, const attnc_args *arg
     BoundCall bc;
     attnc_status st = bind_call_layout(k->attn, &k->fixed, args, layouts, 1, &bc, err);
     if (st) return st;
-    if (!k->impl->layouts && !plain_layouts(&bc)) {
+    if (!k->impl->layouts && !api_plain_layouts(&bc)) {
         bind_release(&bc);
         return set_error(err, ATTNC_ERR_USAGE, "backend '%s' takes only float32, contiguous tensors",
                          attnc_backend_name(k->backend));

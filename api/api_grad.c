@@ -44,10 +44,11 @@ static void write_zeros(const BoundCall *bc, const BoundGrad *bg) {
 /* Whether every layout of the call and of its gradients is float32, contiguous. */
 static int plain(const BoundCall *bc, const BoundGrad *bg) {
     static const BindTensor like[GT_COUNT] = {BT_O, BT_LSE, BT_Q, BT_K, BT_V};
-    for (int t = 0; t < BT_COUNT + GT_COUNT; t++) {
-        const BoundLayout *l = t < BT_COUNT ? &bc->layout[t] : &bg->layout[t - BT_COUNT];
+    if (!api_plain_layouts(bc)) return 0;
+    for (int t = 0; t < GT_COUNT; t++) {
+        const BoundLayout *l = &bg->layout[t];
         int64_t dims[4];
-        bind_tensor_dims(&bc->sz, t < BT_COUNT ? (BindTensor)t : like[t - BT_COUNT], dims);
+        bind_tensor_dims(&bc->sz, like[t], dims);
         if (l->elem != ATTNC_ELEM_F32 || l->stride[2] != dims[3] || l->stride[1] != dims[2] * dims[3] ||
             l->stride[0] != dims[1] * dims[2] * dims[3])
             return 0;

@@ -40,4 +40,7 @@ struct attnc_kernel {
  * freely.  Nothing is read or written through them. */
 attnc_args api_with_empty_arrays(const attnc_args *args, float *dummy);
 
+/* Whether the call's layouts are version 1's: float32, contiguous. */
+int api_plain_layouts(const BoundCall *bc);
+
 #endif

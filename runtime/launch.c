@@ -126,13 +126,17 @@ static int64_t heads_per_item(const Plan *p, const CompiledKernel *ck, const att
  * fewer than the threads; each split at least one kv tile.  A weight
  * attention whose LSE is asked for is not split: its LSE is the log of a
  * sum that may be negative, which LSEs cannot merge (docs/merge.md). */
-static int kv_splits(const Plan *p, const attnc_args *args, int64_t items, int64_t nkt,
-                     int threads, int flags) {
-    if ((flags & ATTNC_OPT_NO_KV_SPLIT) || items <= 0 || items >= threads || nkt < 2) return 1;
-    if (!p->softmax && args->lse) return 1;
+int launch_split_count(int64_t items, int64_t nkt, int threads, int max) {
+    if (items <= 0 || items >= threads || nkt < 2) return 1;
     int64_t s = (threads + items - 1) / items;
     if (s > nkt) s = nkt;
-    return s > MAX_SPLITS ? MAX_SPLITS : (int)s;
+    return s > max ? max : (int)s;
+}
+
+static int kv_splits(const Plan *p, const attnc_args *args, int64_t items, int64_t nkt,
+                     int threads, int flags) {
+    if ((flags & ATTNC_OPT_NO_KV_SPLIT) || (!p->softmax && args->lse)) return 1;
+    return launch_split_count(items, nkt, threads, MAX_SPLITS);
 }
 
 /* Merge rows [i * chunk, (i + 1) * chunk) of the splits into O and LSE. */

@@ -33,6 +33,11 @@ typedef struct LaunchValues {
 int launch_values(const BoundCall *bc, LaunchValues *v);
 void launch_values_free(LaunchValues *v);
 
+/* kv splits for `items` work items of `nkt` kv tiles on `threads` threads:
+ * enough that every thread has an item, each split at least one kv tile,
+ * at most `max`; 1 when the items already occupy every thread. */
+int launch_split_count(int64_t items, int64_t nkt, int threads, int max);
+
 /* The layouts of bc in c; `private_out`: O and LSE go to contiguous private
  * buffers (float32 O when `f32_out`: a split's partial). */
 void launch_set_layouts(AttnCall *c, const BoundCall *bc, int private_out, int f32_out);

@@ -58,14 +58,6 @@ static void run_partition(void *ctx, int64_t part, int thread) {
     }
 }
 
-/* kv splits: enough that every thread has an item (at most one kv tile each). */
-static int grad_splits(int64_t bhk, int64_t nkt, int threads) {
-    if (bhk <= 0 || bhk >= threads || nkt < 2) return 1;
-    int64_t s = (threads + bhk - 1) / bhk;
-    if (s > nkt) s = nkt;
-    return s > MAX_GRAD_SPLITS ? MAX_GRAD_SPLITS : (int)s;
-}
-
 /* delta per row and dO as contiguous float32 (rows [B, H, Lq]). */
 static void row_terms(const Plan *p, const BoundCall *bc, const attnc_args *args, const BoundGrad *bg, float *delta,
                       float *dout) {
@@ -176,7 +168,7 @@ attnc_status launch_grad_run(const Plan *p, const CompiledKernel *ck, const Boun
     }
     if (threads <= 0) threads = pool_cores();
     g->ck = ck, g->nkt = tm.nqt; /* transposed: its "q tiles" are kv tiles */
-    g->splits = grad_splits(sz->B * sz->Hkv, g->nkt, threads);
+    g->splits = launch_split_count(sz->B * sz->Hkv, g->nkt, threads, MAX_GRAD_SPLITS);
     g->items = sz->B * sz->Hkv * g->splits;
     g->parts = g->items < threads ? (int)g->items : threads;
     row_terms(p, bc, args, bg, delta, dout);

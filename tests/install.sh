@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/install.sh BUILD_DIR SOURCE_DIR — install into a temporary prefix and
-# build examples/embed against it every documented way (embed.c; decode.c shared): pkg-config (shared),
+# build examples/embed against it every documented way (embed.c; decode.c and train_step.c shared): pkg-config (shared),
 # pkg-config static_libs, pkg-config --static, and find_package(attnc) for
 # both targets; run each.  Also: the soname, and that libattnc.so exports
 # only attnc_* symbols.
@@ -42,6 +42,11 @@ grep -q "NEEDED.*libattnc.so.0" <<<"$(objdump -p "$tmp/embed-shared")" || fail "
 $cc -std=c11 -o "$tmp/decode-shared" "$src/examples/embed/decode.c" $(pkg-config --cflags --libs attnc) -lm \
   -Wl,-rpath,"$libdir" || fail "decode.c: shared link with pkg-config failed"
 "$tmp/decode-shared" 300 >/dev/null || fail "decode-shared failed"
+# 1c. the training-step example (attnc_kernel_backward from an installed library)
+# shellcheck disable=SC2046
+$cc -std=c11 -o "$tmp/train-shared" "$src/examples/embed/train_step.c" $(pkg-config --cflags --libs attnc) -lm \
+  -Wl,-rpath,"$libdir" || fail "train_step.c: shared link with pkg-config failed"
+"$tmp/train-shared" >/dev/null || fail "train-shared failed"
 # 2. static, from the pkg-config variable
 # shellcheck disable=SC2046
 $cc -std=c11 -o "$tmp/embed-static" "$embed" $(pkg-config --cflags attnc) $(pkg-config --variable=static_libs attnc) -lm \
