@@ -10,7 +10,8 @@
  * and LSE with gaps between rows and heads; 3 (one sequence, B = 1) K and V
  * in a paged cache read through a shuffled block table
  * (attnc_kernel_run_batch): pages of the kernel's kv tile (or twice it,
- * read in place) or of an odd size (gathered), Q, O and LSE as layout 0. */
+ * read in place) or of an odd size (gathered), Q, O and LSE as layout 0;
+ * 4 the B sequences as a ragged batch (fcbatch.c). */
 #include "fclayout.h"
 
 #include <stdlib.h>
@@ -78,6 +79,7 @@ int fcl_layout(const FuzzCase *c) {
     const attnc_sizes *s = &c->sz;
     if (c->layout == 2 && (s->Lq != s->Lk || s->D != s->Dv)) return 1;
     if (c->layout == 3 && (s->B != 1 || s->Lk < 1 || s->H < 1 || s->Hkv < 1)) return 0; /* a batch needs heads */
+    if (c->layout == 4 && !fcb_applies(c)) return 0;
     return c->layout;
 }
 
@@ -126,6 +128,7 @@ int fcl_prepare(const FuzzCase *c, const float *q, const float *k, const float *
     int e = c->elem;
     int64_t dq[4] = {s->B, s->H, s->Lq, s->D}, dk[4] = {s->B, s->Hkv, s->Lk, s->D}, dv[4] = {s->B, s->Hkv, s->Lk, s->Dv};
     int64_t dout[4] = {s->B, s->H, s->Lq, s->Dv}, dlse[4] = {s->B, s->H, s->Lq, 1};
+    if (layout == 4) return fcb_prepare(c, q, k, v, with_lse, L);
     attnc_layout *lay[4] = {&L->lay.q, &L->lay.k, &L->lay.v, &L->lay.o};
     for (int t = 0; t < 4; t++) lay[t]->elem = (attnc_elem)e;
     if (layout == 2) { /* one [B, L, H + 2 Hkv, D] buffer */
@@ -192,6 +195,10 @@ int fcl_extract(const FuzzCase *c, FcLayoutCall *L, float *o, float *lse) {
     const attnc_sizes *s = &c->sz;
     int e = c->elem;
     size_t i = 0, r = 0;
+    if (fcl_layout(c) == 4) {
+        fcb_extract(c, L, o, lse);
+        return fcl_untouched(L) ? 0 : 1;
+    }
     for (int64_t b = 0; b < s->B; b++)
         for (int64_t h = 0; h < s->H; h++)
             for (int64_t q = 0; q < s->Lq; q++) {
@@ -213,6 +220,7 @@ int fcl_extract(const FuzzCase *c, FcLayoutCall *L, float *o, float *lse) {
 
 void fcl_free(FcLayoutCall *L) {
     free(L->table);
+    free(L->lq);
     if (L->fused) free(L->fused);
     else free(L->q), free(L->k), free(L->v);
     free(L->o);

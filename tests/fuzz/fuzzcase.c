@@ -156,7 +156,8 @@ static attnc_status compile_run(const attnc_spec *spec, const FuzzCase *c, const
         }
         attnc_args a = args;
         a.q = L.q, a.k = L.k, a.v = L.v, a.o = L.o, a.lse = L.lse;
-        st = fcl_layout(c) == 3 ? attnc_kernel_run_batch(k, &a, &L.lay, &L.batch, &err)
+        if (fcl_layout(c) == 4) a.sizes.Lq = L.q_start[c->sz.B], a.sizes.Lk = L.k_start[c->sz.B]; /* rows held */
+        st = fcl_layout(c) >= 3 ? attnc_kernel_run_batch(k, &a, &L.lay, &L.batch, &err)
                                 : attnc_kernel_run_layout(k, &a, &L.lay, &err);
         if (st) {
             snprintf(msg, 600, "run: %s", err.message);
@@ -170,7 +171,8 @@ static attnc_status compile_run(const attnc_spec *spec, const FuzzCase *c, const
         attnc_kernel_free(k);
         return st;
     }
-    st = attnc_kernel_run(k, &args, &err);
+    /* the reference of a batch: each sequence as a call of its own */
+    st = !skip_defined && fcl_layout(c) == 4 ? fcb_reference(k, c, &args, o, args.lse, &err) : attnc_kernel_run(k, &args, &err);
     if (st) {
         snprintf(msg, 600, "run: %s", err.message);
         for (size_t i = 0; i < in->no + in->rows; i++)
@@ -402,7 +404,7 @@ FcKind fc_run(const FuzzCase *c, FcResult *r) {
             kind = FC_PARTIAL;
         } else if (!r->status) {
             kind = compare(c, attnc_kernel_is_softmax(ref), &in, o, l, ro, rl, r);
-            if (kind == FC_SAME && c->grad) kind = grad_compare(spec, c, &opts, ref, params, np, &in, ro, rl, r);
+            if (kind == FC_SAME && c->grad && fcl_layout(c) != 4) kind /* no backward of a batch */ = grad_compare(spec, c, &opts, ref, params, np, &in, ro, rl, r);
         }
     }
     free(ro), free(rl), free(o), free(l);
@@ -460,7 +462,7 @@ int fc_read(FuzzCase *c, const char *path) {
         else if (!strcmp(key, "threads")) c->threads = atoi(val);
         else if (!strcmp(key, "warm-threads")) c->warm_threads = atoi(val);
         else if (!strcmp(key, "elem")) c->elem = atoi(val), bad = c->elem < 0 || c->elem > 2;
-        else if (!strcmp(key, "layout")) c->layout = atoi(val), bad = c->layout < 0 || c->layout > 3;
+        else if (!strcmp(key, "layout")) c->layout = atoi(val), bad = c->layout < 0 || c->layout > 4;
         else if (!strcmp(key, "grad")) c->grad = atoi(val), bad = c->grad < 0 || c->grad > 1;
         else if (!strcmp(key, "param")) bad = named_line(val, c->params, &c->nparams);
         else if (!strcmp(key, "define")) bad = named_line(val, c->defines, &c->ndefines);
