@@ -19,7 +19,8 @@
  *
  * One run in three also compares the backward pass (dQ, dK, dV and every
  * float tensor's gradient from the interpreter's O and LSE, random dO and
- * dLSE) where the backend has one.
+ * dLSE) where the backend has one, with Q, K and V in the case's element
+ * type and layout and O, dO, dQ, dK and dV at their strides.
  * Each spec is run on every backend twice: with random tile sizes, and with a
  * random subset of its params fixed as defines (-D) and, half the time,
  * ATTNC_OPT_SEPARABLE_BIAS; the interpreter with the same defines is

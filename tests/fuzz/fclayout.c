@@ -227,3 +227,62 @@ void fcl_free(FcLayoutCall *L) {
     free(L->lse);
     memset(L, 0, sizeof *L);
 }
+
+/* ---- the backward call ---------------------------------------------------------- */
+
+/* A float32 buffer for dims at strides st holding x (contiguous; NULL: NaN everywhere). */
+static float *f32_at(const float *x, const int64_t dims[4], const int64_t st[4]) {
+    size_t n = (size_t)extent(dims, st) + 1;
+    float *p = malloc(sizeof(float) * n);
+    if (!p) return NULL;
+    memset(p, 0xff, sizeof(float) * n);
+    if (x) pack(x, dims, p, 0, st);
+    return p;
+}
+
+/* Buffer p of dims at strides st back into contiguous x. */
+static void unpack_f32(const float *p, const int64_t dims[4], const int64_t st[4], float *x) {
+    size_t i = 0;
+    for (int64_t b = 0; b < dims[0]; b++)
+        for (int64_t h = 0; h < dims[1]; h++)
+            for (int64_t l = 0; l < dims[2]; l++)
+                for (int64_t d = 0; d < dims[3]; d++) x[i++] = p[at(st, b, h, l, d)];
+}
+
+int fcl_grad_prepare(const FuzzCase *c, const float *q, const float *k, const float *v, const float *o,
+                     const float *lse, const float *dout, FcGradCall *G) {
+    memset(G, 0, sizeof *G);
+    const attnc_sizes *s = &c->sz;
+    if (fcl_prepare(c, q, k, v, 1, &G->f)) return -1;
+    FcLayoutCall *L = &G->f;
+    int64_t dq[4] = {s->B, s->H, s->Lq, s->D}, dk[4] = {s->B, s->Hkv, s->Lk, s->D}, dv[4] = {s->B, s->Hkv, s->Lk, s->Dv};
+    int64_t dout_dims[4] = {s->B, s->H, s->Lq, s->Dv}, dlse[4] = {s->B, s->H, s->Lq, 1};
+    int64_t lst[4] = {L->lay.lse.stride[0], L->lay.lse.stride[1], L->lay.lse.stride[2], 1};
+    L->lay.o.elem = ATTNC_ELEM_F32; /* the forward's O exactly: a 16-bit O would move Delta by its rounding */
+    G->o = f32_at(o, dout_dims, L->lay.o.stride);
+    G->lse = f32_at(lse, dlse, lst);
+    G->dout = f32_at(dout, dout_dims, L->lay.o.stride);
+    G->dq = f32_at(NULL, dq, L->lay.q.stride);
+    G->dk = f32_at(NULL, dk, L->lay.k.stride);
+    G->dv = f32_at(NULL, dv, L->lay.v.stride);
+    if (!G->o || !G->lse || !G->dout || !G->dq || !G->dk || !G->dv) return -1;
+    G->grad.dout = G->dout, G->grad.dq = G->dq, G->grad.dk = G->dk, G->grad.dv = G->dv;
+    G->grad.dout_layout = L->lay.o;
+    G->grad.dq_layout = L->lay.q, G->grad.dk_layout = L->lay.k, G->grad.dv_layout = L->lay.v;
+    G->grad.dq_layout.elem = G->grad.dk_layout.elem = G->grad.dv_layout.elem = ATTNC_ELEM_F32;
+    return 0;
+}
+
+void fcl_grad_extract(const FuzzCase *c, const FcGradCall *G, float *dq, float *dk, float *dv) {
+    const attnc_sizes *s = &c->sz;
+    int64_t q[4] = {s->B, s->H, s->Lq, s->D}, k[4] = {s->B, s->Hkv, s->Lk, s->D}, v[4] = {s->B, s->Hkv, s->Lk, s->Dv};
+    unpack_f32(G->dq, q, G->grad.dq_layout.stride, dq);
+    unpack_f32(G->dk, k, G->grad.dk_layout.stride, dk);
+    unpack_f32(G->dv, v, G->grad.dv_layout.stride, dv);
+}
+
+void fcl_grad_free(FcGradCall *G) {
+    fcl_free(&G->f);
+    free(G->o), free(G->lse), free(G->dout), free(G->dq), free(G->dk), free(G->dv);
+    memset(G, 0, sizeof *G);
+}

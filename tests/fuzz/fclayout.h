@@ -54,4 +54,21 @@ int fcl_extract(const FuzzCase *c, FcLayoutCall *L, float *o, float *lse);
 
 void fcl_free(FcLayoutCall *L);
 
+/* The backward call of case c in its element type and layout (0, 1 or 2; the batch layouts' backward is the
+ * contiguous one): Q, K and V as fcl_prepare packs them, O (float32 at O's strides) and LSE holding o and lse,
+ * dO (float32 at O's strides) holding dout, and float32 dQ, dK and dV at Q's, K's and V's strides, filled with
+ * NaN.  dLSE stays contiguous. */
+typedef struct FcGradCall {
+    FcLayoutCall f;  /* the forward's tensors and layouts */
+    float *o, *lse, *dout, *dq, *dk, *dv;
+    attnc_grad grad; /* its dout, dq, dk, dv and their layouts; the caller adds dlse and tensor gradients */
+} FcGradCall;
+int fcl_grad_prepare(const FuzzCase *c, const float *q, const float *k, const float *v, const float *o,
+                     const float *lse, const float *dout, FcGradCall *G);
+
+/* dQ, dK and dV of G back into contiguous float32 arrays. */
+void fcl_grad_extract(const FuzzCase *c, const FcGradCall *G, float *dq, float *dk, float *dv);
+
+void fcl_grad_free(FcGradCall *G);
+
 #endif

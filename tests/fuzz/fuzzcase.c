@@ -286,14 +286,31 @@ static void grad_out_free(GradOut *g) {
     for (int i = 0; i < 3 + FC_MAX; i++) free(g->d[i]);
 }
 
+/* The backward call, float32 contiguous, or (in_layout) Q, K and V in the case's element type and layout
+ * (0, 1 or 2) with O, dO, dQ, dK and dV at their strides (fclayout.c). */
 static attnc_status backward(const attnc_kernel *k, const FuzzCase *c, const attnc_param *params, int np,
                              const Inputs *in, float *o, float *lse, const float *dout, const float *dlse, GradOut *g,
-                             char *msg) {
+                             int in_layout, char *msg) {
     attnc_args args = {c->sz, in->q, in->k, in->v, o, lse, params, np, in->t, in->nt};
     attnc_grad gr = {.dout = dout, .dlse = dlse, .dq = g->d[0], .dk = g->d[1], .dv = g->d[2], .dtensors = g->tg,
                      .n_dtensors = g->ntg};
     attnc_error err = {0};
-    attnc_status st = attnc_kernel_backward(k, &args, NULL, &gr, &err);
+    attnc_status st;
+    FcGradCall G;
+    if (!in_layout) {
+        st = attnc_kernel_backward(k, &args, NULL, &gr, &err);
+    } else if (fcl_grad_prepare(c, in->q, in->k, in->v, o, lse, dout, &G)) {
+        snprintf(err.message, sizeof err.message, "out of memory for the layout");
+        st = ATTNC_ERR_NOMEM;
+    } else {
+        attnc_args a = args;
+        a.q = G.f.q, a.k = G.f.k, a.v = G.f.v, a.o = G.o, a.lse = G.lse;
+        attnc_grad lg = G.grad;
+        lg.dlse = dlse, lg.dtensors = g->tg, lg.n_dtensors = g->ntg;
+        st = attnc_kernel_backward(k, &a, &G.f.lay, &lg, &err);
+        if (!st) fcl_grad_extract(c, &G, g->d[0], g->d[1], g->d[2]);
+    }
+    if (in_layout) fcl_grad_free(&G);
     if (st) snprintf(msg, 600, "%s", err.message);
     return st;
 }
@@ -320,8 +337,9 @@ static FcKind grad_compare(const attnc_spec *spec, const FuzzCase *c, const attn
         snprintf(r->detail, sizeof r->detail, "cannot make the backward call: %s", np < 0 ? msg : "out of memory");
         kind = FC_SKIP;
     } else {
-        attnc_status rst = backward(ref, c, rparams, rnp, in, ro, rl, dout, dlse, &want, rmsg);
-        attnc_status st = backward(k, c, params, np, in, ro, rl, dout, dlse, &got, msg);
+        int in_layout = (c->elem || c->layout) && fcl_layout(c) <= 2; /* a batch's backward: the plain call */
+        attnc_status rst = backward(ref, c, rparams, rnp, in, ro, rl, dout, dlse, &want, 0, rmsg);
+        attnc_status st = backward(k, c, params, np, in, ro, rl, dout, dlse, &got, in_layout, msg);
         double tol = c->backend == ATTNC_BACKEND_REFPLAN ? 1e-4 : 2e-3;
         if (st != rst) {
             snprintf(r->detail, sizeof r->detail, "backward: interpreter: %s; %s: %s", rst ? rmsg : "ok",
