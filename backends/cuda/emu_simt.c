@@ -1,0 +1,368 @@
+/* emu_simt.c — the SIMT emulation's scheduler (emu_simt.h): one fiber per
+ * CUDA thread, a run queue per block, barriers, shared memory, faults and
+ * deadlock detection.  The warp operations are in emu_simt_ops.c.
+ *
+ * Scheduling: a thread runs until it waits (a collective others have not
+ * reached, a barrier) or exits, and then switches to the next runnable thread
+ * of the block's queue; the OS thread's own stack starts the block and gets
+ * control back when no thread can run.
+ * The last lane to reach a collective computes it for all and goes on
+ * running; the others become runnable.  Threads run in order of their index
+ * between waits, which is one legal GPU schedule; a kernel that is correct
+ * only under another order (a race) is not guaranteed to be caught, except
+ * where the poison of shared memory and of cp.async destinations shows it.
+ * When no thread can run and some have not exited, the block is deadlocked:
+ * a fault that says who waits for whom, never a hang.  A spin loop on memory
+ * does hang (the fibers are cooperative); GPU kernels here never spin. */
+#include "emu_simt_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "status.h"
+
+enum { SIMT_DEFAULT_SMEM = 227 * 1024, SIMT_SMEM_ALIGN = 128, SIMT_POISON = 0xff };
+
+static _Thread_local SimtBlock *current;
+
+SimtThread *simt_self(void) { return current->t + current->running; }
+
+/* Keep the block's first fault: "cuda-emu: block B thread T (warp W lane L): ...". */
+static void record(SimtBlock *b, const SimtThread *t, const char *fmt, va_list ap) {
+    if (b->fault) return;
+    int n = snprintf(b->msg, sizeof b->msg, "cuda-emu: block %lld thread %d (warp %d lane %d): ", (long long)b->index,
+                     t->tid, t->tid / 32, t->tid % 32);
+    if (n > 0 && (size_t)n < sizeof b->msg) vsnprintf(b->msg + n, sizeof b->msg - (size_t)n, fmt, ap);
+    b->fault = 1;
+}
+
+_Noreturn void simt_fault(SimtThread *t, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    record(t->blk, t, fmt, ap);
+    va_end(ap);
+    t->state = T_EXITED;
+    fiber_switch(t->fiber, t->blk->sched, 1);
+    abort(); /* unreachable: the scheduler never resumes a thread once the block faulted */
+}
+
+/* A fault found by the scheduler itself (on its own stack): no switch. */
+static void sched_fault(SimtBlock *b, const SimtThread *t, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void sched_fault(SimtBlock *b, const SimtThread *t, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    record(b, t, fmt, ap);
+    va_end(ap);
+}
+
+static void wake(SimtBlock *b, int32_t tid) {
+    b->t[tid].state = T_RUNNABLE;
+    b->queue[(b->qhead + b->qlen++) % b->nthreads] = tid;
+}
+
+/* Leave the calling thread for the next runnable one, directly (one switch,
+ * not two through the scheduler), or for the scheduler when none is left
+ * (the block is done or deadlocked). */
+static void run_next(SimtThread *t, int last) {
+    SimtBlock *b = t->blk;
+    Fiber *to = b->sched;
+    if (b->qlen) {
+        b->running = b->queue[b->qhead];
+        b->qhead = (b->qhead + 1) % b->nthreads;
+        b->qlen--;
+        b->t[b->running].state = T_RUNNING;
+        to = b->t[b->running].fiber;
+    }
+    b->stats.switches++;
+    fiber_switch(t->fiber, to, last);
+}
+
+/* Suspend the calling thread in `state` until something wakes it. */
+static void wait_as(SimtThread *t, int32_t state) {
+    t->state = state;
+    run_next(t, 0);
+}
+
+static int same_op(const LaneOp *a, const LaneOp *b) {
+    return a->kind == b->kind && a->sub == b->sub && a->mask == b->mask;
+}
+
+const char *simt_op_name(const LaneOp *op) {
+    static const char *const names[] = {"__syncwarp", "shfl.sync", "vote.sync.ballot", "mma.sync", "ldmatrix"};
+    return names[op->kind];
+}
+
+static _Noreturn void mismatch(SimtThread *t, const SimtThread *o) {
+    simt_fault(t, "%s (line %d) with mask 0x%08x, but lane %d of the warp waits at %s (line %d) with mask 0x%08x: "
+               "the lanes of a warp collective must all run the same one",
+               simt_op_name(&t->op), t->op.line, t->op.mask, o->tid % 32, simt_op_name(&o->op), o->op.line,
+               o->op.mask);
+}
+
+void simt_arrive(SimtThread *t, SimtComplete complete) {
+    SimtBlock *b = t->blk;
+    const int32_t w = t->tid / 32, lane = t->tid % 32;
+    const uint32_t mask = t->op.mask, me = 1u << lane;
+    if (!(mask & me)) simt_fault(t, "%s (line %d) with mask 0x%08x, which omits the calling lane", simt_op_name(&t->op), t->op.line, mask);
+    if (mask & ~b->live[w])
+        simt_fault(t, "%s (line %d) with mask 0x%08x names lanes the warp does not have (lanes 0x%08x exist)",
+                   simt_op_name(&t->op), t->op.line, mask, b->live[w]);
+    if (mask & b->exited[w])
+        simt_fault(t, "%s (line %d) with mask 0x%08x waits for lane %d, which has exited", simt_op_name(&t->op),
+                   t->op.line, mask, __builtin_ctz(mask & b->exited[w]));
+    uint32_t waiting = b->arrived[w] & mask;
+    if (waiting && !same_op(&b->t[w * 32 + __builtin_ctz(waiting)].op, &t->op))
+        mismatch(t, &b->t[w * 32 + __builtin_ctz(waiting)]);
+    if ((waiting | me) != mask) {
+        b->arrived[w] |= me;
+        wait_as(t, T_WARP);
+        return;
+    }
+    for (uint32_t m = waiting; m; m &= m - 1) /* a lane of the mask may wait with another mask that overlaps */
+        if (!same_op(&b->t[w * 32 + __builtin_ctz(m)].op, &t->op)) mismatch(t, &b->t[w * 32 + __builtin_ctz(m)]);
+    complete(b, w, mask);
+    b->arrived[w] &= ~mask;
+    for (uint32_t m = waiting; m; m &= m - 1) wake(b, w * 32 + __builtin_ctz(m));
+    b->stats.collectives++;
+}
+
+void attnc_simt_syncthreads(int32_t line) {
+    SimtThread *t = simt_self();
+    SimtBlock *b = t->blk;
+    if (b->nexited) {
+        int32_t gone = 0;
+        while (b->t[gone].state != T_EXITED) gone++;
+        simt_fault(t, "__syncthreads (line %d) after thread %d exited: every thread of the block must reach it", line,
+                   gone);
+    }
+    if (b->nbar && b->bar_line != line)
+        simt_fault(t, "__syncthreads at line %d while thread %d waits at the one of line %d: divergent barriers", line,
+                   b->bar_first, b->bar_line);
+    if (b->nbar == 0) b->bar_line = line, b->bar_first = t->tid;
+    if (++b->nbar < b->nthreads) {
+        t->line = line;
+        wait_as(t, T_BARRIER);
+        return;
+    }
+    b->nbar = 0;
+    for (int32_t i = 0; i < b->nthreads; i++)
+        if (b->t[i].state == T_BARRIER) wake(b, i);
+    b->stats.barriers++;
+}
+
+/* The kernel returned: no one may still wait for this thread. */
+static _Noreturn void thread_exit(SimtThread *t) {
+    SimtBlock *b = t->blk;
+    const int32_t w = t->tid / 32;
+    const uint32_t me = 1u << (t->tid % 32);
+    simt_cp_drop(t);
+    if (b->nbar)
+        simt_fault(t, "exits while thread %d waits at __syncthreads (line %d): every thread of the block must reach it",
+                   b->bar_first, b->bar_line);
+    for (uint32_t m = b->arrived[w]; m; m &= m - 1) {
+        const SimtThread *o = &b->t[w * 32 + __builtin_ctz(m)];
+        if (o->op.mask & me)
+            simt_fault(t, "exits while lane %d waits for it at %s (line %d) with mask 0x%08x", o->tid % 32,
+                       simt_op_name(&o->op), o->op.line, o->op.mask);
+    }
+    t->state = T_EXITED;
+    b->nexited++;
+    b->exited[w] |= me;
+    run_next(t, 1);
+    abort(); /* unreachable: an exited thread is never resumed */
+}
+
+static void thread_main(void *arg) {
+    SimtThread *t = arg;
+    fiber_started(t->fiber);
+    t->blk->l->kernel(t->blk->l->args);
+    thread_exit(t);
+}
+
+/* No thread can run, some have not exited: say who waits for whom. */
+static void deadlock(SimtBlock *b) {
+    for (int32_t i = 0; i < b->nthreads; i++) {
+        const SimtThread *t = &b->t[i];
+        if (t->state != T_WARP) continue;
+        const int32_t w = i / 32;
+        uint32_t missing = t->op.mask & ~b->arrived[w];
+        const SimtThread *o = &b->t[w * 32 + __builtin_ctz(missing ? missing : 1)];
+        if (o->state == T_BARRIER)
+            sched_fault(b, t, "deadlock: waits at %s (line %d) with mask 0x%08x for lane %d, which waits at "
+                        "__syncthreads (line %d) for this one",
+                        simt_op_name(&t->op), t->op.line, t->op.mask, o->tid % 32, o->line);
+        else
+            sched_fault(b, t, "deadlock: waits at %s (line %d) with mask 0x%08x, and no thread can go on",
+                        simt_op_name(&t->op), t->op.line, t->op.mask);
+        return;
+    }
+    snprintf(b->msg, sizeof b->msg, "cuda-emu: block %lld: deadlock: %d threads wait at __syncthreads (line %d), "
+             "the others cannot reach it", (long long)b->index, b->nbar, b->bar_line);
+    b->fault = 1;
+}
+
+int simt_in_smem(const SimtBlock *b, const void *p, int64_t n) {
+    const char *c = p;
+    return c >= b->smem && n >= 0 && c - b->smem <= b->smem_end - n;
+}
+
+int32_t attnc_simt_id(int32_t which) {
+    SimtThread *t = simt_self();
+    const SimtLaunch *l = t->blk->l;
+    switch (which) {
+    case 0: return t->tid % l->block[0];
+    case 1: return t->tid / l->block[0] % l->block[1];
+    case 2: return t->tid / (l->block[0] * l->block[1]);
+    case 3: case 4: case 5: return t->blk->bid[which - 3];
+    case 6: case 7: case 8: return l->block[which - 6];
+    case 9: case 10: case 11: return l->grid[which - 9];
+    default: simt_fault(t, "asks for built-in variable %d, which does not exist", which);
+    }
+}
+
+void *attnc_simt_dynamic_shared(void) { return current->smem; }
+
+/* The thread's k-th static __shared__ variable: the same memory for every
+ * thread of the block, which must all declare the same sizes in order. */
+void *attnc_simt_shared(int64_t bytes, int32_t line) {
+    SimtThread *t = simt_self();
+    SimtBlock *b = t->blk;
+    int32_t k = t->nstatic++;
+    if (k < b->nstatics) {
+        if (b->statics[k].bytes != bytes || b->statics[k].line != line)
+            simt_fault(t, "declares shared variable %d as %lld bytes at line %d, other threads as %lld bytes at line %d",
+                       k, (long long)bytes, line, (long long)b->statics[k].bytes, b->statics[k].line);
+        return b->smem + b->statics[k].offset;
+    }
+    int64_t at = (b->smem_end + SIMT_SMEM_ALIGN - 1) / SIMT_SMEM_ALIGN * SIMT_SMEM_ALIGN;
+    if (bytes < 0 || at + bytes > b->smem_cap)
+        simt_fault(t, "shared memory of %lld bytes at line %d exceeds the block's %lld bytes", (long long)bytes, line,
+                   (long long)b->smem_cap);
+    if (b->nstatics == b->capstatics) {
+        int32_t cap = b->capstatics ? 2 * b->capstatics : 8;
+        StaticAlloc *s = realloc(b->statics, (size_t)cap * sizeof *s);
+        if (!s) simt_fault(t, "out of memory");
+        b->statics = s, b->capstatics = cap;
+    }
+    b->statics[b->nstatics++] = (StaticAlloc){bytes, at, line};
+    b->smem_end = at + bytes;
+    if (b->smem_end > b->smem_hwm) b->smem_hwm = b->smem_end;
+    memset(b->smem + at, SIMT_POISON, (size_t)bytes); /* uninitialised shared memory reads as NaN */
+    return b->smem + at;
+}
+
+/* Run one block to its end, or its first fault. */
+static void run_block(SimtBlock *b, int64_t index, int restart) {
+    const SimtLaunch *l = b->l;
+    b->index = index;
+    b->bid[0] = (int32_t)(index % l->grid[0]);
+    b->bid[1] = (int32_t)(index / l->grid[0] % l->grid[1]);
+    b->bid[2] = (int32_t)(index / ((int64_t)l->grid[0] * l->grid[1]));
+    b->qhead = b->qlen = 0;
+    b->nexited = b->nbar = 0;
+    b->nstatics = 0;
+    b->smem_end = l->dynamic_smem;
+    memset(b->smem, SIMT_POISON, (size_t)b->smem_hwm); /* GPUs do not clear shared memory */
+    memset(b->pending, 0, (size_t)(b->smem_cap / 16));
+    memset(b->arrived, 0, sizeof b->arrived);
+    memset(b->exited, 0, sizeof b->exited);
+    for (int32_t i = 0; i < b->nthreads; i++) {
+        SimtThread *t = &b->t[i];
+        if (restart) fiber_restart(t->fiber);
+        t->nstatic = 0;
+        t->ncp = 0;
+        t->committed = 0;
+        wake(b, i);
+    }
+    /* the threads switch among themselves, and back here only when none can run */
+    while (!b->fault && b->qlen) {
+        b->running = b->queue[b->qhead];
+        b->qhead = (b->qhead + 1) % b->nthreads;
+        b->qlen--;
+        b->t[b->running].state = T_RUNNING;
+        b->stats.switches++;
+        fiber_switch(b->sched, b->t[b->running].fiber, 0);
+    }
+    if (!b->fault && b->nexited < b->nthreads) deadlock(b);
+}
+
+static void block_free(SimtBlock *b) {
+    for (int32_t i = 0; b->t && i < b->nthreads; i++) {
+        fiber_free(b->t[i].fiber);
+        free(b->t[i].cp);
+    }
+    free(b->t);
+    fiber_free(b->sched);
+    free(b->queue);
+    free(b->smem);
+    free(b->pending);
+    free(b->statics);
+}
+
+static attnc_status block_init(SimtBlock *b, const SimtLaunch *l, attnc_error *err) {
+    memset(b, 0, sizeof *b);
+    b->l = l;
+    b->nthreads = l->block[0] * l->block[1] * l->block[2];
+    b->smem_cap = l->smem_limit ? l->smem_limit : SIMT_DEFAULT_SMEM;
+    b->smem_hwm = l->dynamic_smem;
+    for (int32_t i = 0; i < b->nthreads; i++) b->live[i / 32] |= 1u << (i % 32);
+    size_t stack = l->stack_bytes ? (size_t)l->stack_bytes : fiber_default_stack();
+    b->t = calloc((size_t)b->nthreads, sizeof *b->t);
+    b->queue = malloc((size_t)b->nthreads * sizeof *b->queue);
+    b->smem = malloc((size_t)b->smem_cap);
+    b->pending = malloc((size_t)(b->smem_cap / 16 + 1));
+    b->sched = fiber_of_thread();
+    int ok = b->t && b->queue && b->smem && b->pending && b->sched;
+    for (int32_t i = 0; ok && i < b->nthreads; i++) {
+        b->t[i].blk = b;
+        b->t[i].tid = i;
+        b->t[i].fiber = fiber_new(stack, thread_main, &b->t[i]);
+        ok = b->t[i].fiber != NULL;
+    }
+    return ok ? ATTNC_OK : set_error(err, ATTNC_ERR_NOMEM, "cuda-emu: out of memory for %d threads' stacks", b->nthreads);
+}
+
+static attnc_status check_launch(const SimtLaunch *l, attnc_error *err) {
+    int64_t threads = 1, blocks = 1;
+    for (int i = 0; i < 3; i++) {
+        if (l->block[i] < 1 || l->grid[i] < 1)
+            return set_error(err, ATTNC_ERR_USAGE, "cuda-emu: grid and block dimensions must be at least 1");
+        threads *= l->block[i];
+        blocks *= l->grid[i];
+    }
+    if (!l->kernel) return set_error(err, ATTNC_ERR_USAGE, "cuda-emu: no kernel to launch");
+    if (threads > 1024) return set_error(err, ATTNC_ERR_USAGE, "cuda-emu: %lld threads per block (at most 1024)", (long long)threads);
+    int64_t cap = l->smem_limit ? l->smem_limit : SIMT_DEFAULT_SMEM;
+    if (l->dynamic_smem < 0 || l->dynamic_smem > cap || l->smem_limit < 0 || l->stack_bytes < 0)
+        return set_error(err, ATTNC_ERR_USAGE, "cuda-emu: %lld bytes of dynamic shared memory (the limit is %lld)",
+                         (long long)l->dynamic_smem, (long long)cap);
+    (void)blocks;
+    return ATTNC_OK;
+}
+
+attnc_status simt_run(const SimtLaunch *l, int64_t first, int64_t count, SimtStats *stats, attnc_error *err) {
+    attnc_status st = check_launch(l, err);
+    if (st) return st;
+    int64_t blocks = (int64_t)l->grid[0] * l->grid[1] * l->grid[2];
+    if (first < 0 || count < 0 || first > blocks - count)
+        return set_error(err, ATTNC_ERR_USAGE, "cuda-emu: blocks %lld .. %lld of a grid of %lld", (long long)first,
+                         (long long)(first + count - 1), (long long)blocks);
+    SimtBlock b;
+    st = block_init(&b, l, err);
+    SimtBlock *outer = current; /* a kernel never launches another, but keep the caller's state intact */
+    current = &b;
+    for (int64_t i = 0; !st && i < count; i++) {
+        run_block(&b, first + i, i > 0);
+        if (b.fault) st = set_error(err, ATTNC_ERR_RUNTIME, "%s", b.msg);
+    }
+    current = outer;
+    if (stats) {
+        stats->switches += b.stats.switches;
+        stats->collectives += b.stats.collectives;
+        stats->barriers += b.stats.barriers;
+    }
+    block_free(&b);
+    return st;
+}
