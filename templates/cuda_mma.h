@@ -159,6 +159,10 @@ void attnc_simt_ldmatrix(int32_t num, int32_t trans, uint32_t *r, const void *ro
 void attnc_simt_cp_async(void *dst, const void *src, int32_t cp_size, int32_t src_size, int32_t line);
 void attnc_simt_cp_async_commit(int32_t line);
 void attnc_simt_cp_async_wait(int32_t n, int32_t line);
+/* the host side of the emulation: run blocks first .. first + count - 1 of a
+ * launch (dims: grid x, y, z, block x, y, z); 0, or a status and message */
+int32_t attnc_simt_launch(void (*kernel)(const void *), const void *args, const int32_t *dims, int64_t dynamic_smem,
+                          int64_t first, int64_t count, char *message, int32_t message_bytes);
 
 #define attnc_tid() attnc_simt_id(0)
 #define attnc_ntid() attnc_simt_id(6)

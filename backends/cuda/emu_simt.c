@@ -16,6 +16,7 @@
  * does hang (the fibers are cooperative); GPU kernels here never spin. */
 #include "emu_simt_int.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,8 +86,12 @@ static void wait_as(SimtThread *t, int32_t state) {
     run_next(t, 0);
 }
 
+/* The same collective: kind, variant and mask; for mma.sync and ldmatrix,
+ * whose .aligned qualifier requires every lane to run the same instruction,
+ * also the same source line (a stand-in for "instruction"). */
 static int same_op(const LaneOp *a, const LaneOp *b) {
-    return a->kind == b->kind && a->sub == b->sub && a->mask == b->mask;
+    return a->kind == b->kind && a->sub == b->sub && a->mask == b->mask &&
+           (a->line == b->line || (a->kind != OP_MMA && a->kind != OP_LDMATRIX));
 }
 
 const char *simt_op_name(const LaneOp *op) {
@@ -254,7 +259,7 @@ void *attnc_simt_shared(int64_t bytes, int32_t line) {
 }
 
 /* Run one block to its end, or its first fault. */
-static void run_block(SimtBlock *b, int64_t index, int restart) {
+static void run_block(SimtBlock *b, int64_t index) {
     const SimtLaunch *l = b->l;
     b->index = index;
     b->bid[0] = (int32_t)(index % l->grid[0]);
@@ -270,12 +275,13 @@ static void run_block(SimtBlock *b, int64_t index, int restart) {
     memset(b->exited, 0, sizeof b->exited);
     for (int32_t i = 0; i < b->nthreads; i++) {
         SimtThread *t = &b->t[i];
-        if (restart) fiber_restart(t->fiber);
+        if (b->used) fiber_restart(t->fiber);
         t->nstatic = 0;
         t->ncp = 0;
         t->committed = 0;
         wake(b, i);
     }
+    b->used = 1;
     /* the threads switch among themselves, and back here only when none can run */
     while (!b->fault && b->qlen) {
         b->running = b->queue[b->qhead];
@@ -299,16 +305,16 @@ static void block_free(SimtBlock *b) {
     free(b->smem);
     free(b->pending);
     free(b->statics);
+    memset(b, 0, sizeof *b);
 }
 
-static attnc_status block_init(SimtBlock *b, const SimtLaunch *l, attnc_error *err) {
+/* The fibers, queue and shared memory of blocks of `nthreads` threads. */
+static attnc_status block_init(SimtBlock *b, int32_t nthreads, int64_t smem_cap, size_t stack, attnc_error *err) {
     memset(b, 0, sizeof *b);
-    b->l = l;
-    b->nthreads = l->block[0] * l->block[1] * l->block[2];
-    b->smem_cap = l->smem_limit ? l->smem_limit : SIMT_DEFAULT_SMEM;
-    b->smem_hwm = l->dynamic_smem;
+    b->nthreads = nthreads;
+    b->smem_cap = smem_cap;
+    b->stack = stack;
     for (int32_t i = 0; i < b->nthreads; i++) b->live[i / 32] |= 1u << (i % 32);
-    size_t stack = l->stack_bytes ? (size_t)l->stack_bytes : fiber_default_stack();
     b->t = calloc((size_t)b->nthreads, sizeof *b->t);
     b->queue = malloc((size_t)b->nthreads * sizeof *b->queue);
     b->smem = malloc((size_t)b->smem_cap);
@@ -321,7 +327,49 @@ static attnc_status block_init(SimtBlock *b, const SimtLaunch *l, attnc_error *e
         b->t[i].fiber = fiber_new(stack, thread_main, &b->t[i]);
         ok = b->t[i].fiber != NULL;
     }
-    return ok ? ATTNC_OK : set_error(err, ATTNC_ERR_NOMEM, "cuda-emu: out of memory for %d threads' stacks", b->nthreads);
+    if (!ok) block_free(b);
+    return ok ? ATTNC_OK : set_error(err, ATTNC_ERR_NOMEM, "cuda-emu: out of memory for %d threads' stacks", nthreads);
+}
+
+/* Each OS thread keeps the block it last ran (its fibers above all: a
+ * hundred mmaps a block otherwise), freed when the thread exits. */
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_free(void *p) {
+    if (p) block_free(p);
+    free(p);
+}
+
+static void cache_create(void) { pthread_key_create(&cache_key, cache_free); }
+
+static attnc_status cached_block(const SimtLaunch *l, SimtBlock **out, attnc_error *err) {
+    const int32_t n = l->block[0] * l->block[1] * l->block[2];
+    const int64_t cap = l->smem_limit ? l->smem_limit : SIMT_DEFAULT_SMEM;
+    const size_t stack = l->stack_bytes ? (size_t)l->stack_bytes : fiber_default_stack();
+    pthread_once(&cache_once, cache_create);
+    SimtBlock *b = pthread_getspecific(cache_key);
+    if (b && (b->nthreads != n || b->smem_cap != cap || b->stack != stack)) {
+        pthread_setspecific(cache_key, NULL);
+        cache_free(b);
+        b = NULL;
+    }
+    if (!b) {
+        b = malloc(sizeof *b);
+        if (!b) return set_error(err, ATTNC_ERR_NOMEM, "cuda-emu: out of memory");
+        attnc_status st = block_init(b, n, cap, stack, err);
+        if (st) {
+            free(b);
+            return st;
+        }
+        pthread_setspecific(cache_key, b);
+    }
+    b->l = l;
+    b->fault = 0;
+    memset(&b->stats, 0, sizeof b->stats);
+    if (b->smem_hwm < l->dynamic_smem) b->smem_hwm = l->dynamic_smem;
+    *out = b;
+    return ATTNC_OK;
 }
 
 static attnc_status check_launch(const SimtLaunch *l, attnc_error *err) {
@@ -349,20 +397,36 @@ attnc_status simt_run(const SimtLaunch *l, int64_t first, int64_t count, SimtSta
     if (first < 0 || count < 0 || first > blocks - count)
         return set_error(err, ATTNC_ERR_USAGE, "cuda-emu: blocks %lld .. %lld of a grid of %lld", (long long)first,
                          (long long)(first + count - 1), (long long)blocks);
-    SimtBlock b;
-    st = block_init(&b, l, err);
-    SimtBlock *outer = current; /* a kernel never launches another, but keep the caller's state intact */
-    current = &b;
+    if (current) /* the cached block is running this very call */
+        return set_error(err, ATTNC_ERR_USAGE, "cuda-emu: a kernel cannot launch another (no dynamic parallelism)");
+    SimtBlock *b = NULL;
+    st = cached_block(l, &b, err);
+    if (st) return st;
+    current = b;
     for (int64_t i = 0; !st && i < count; i++) {
-        run_block(&b, first + i, i > 0);
-        if (b.fault) st = set_error(err, ATTNC_ERR_RUNTIME, "%s", b.msg);
+        run_block(b, first + i);
+        if (b->fault) st = set_error(err, ATTNC_ERR_RUNTIME, "%s", b->msg);
     }
-    current = outer;
+    current = NULL;
     if (stats) {
-        stats->switches += b.stats.switches;
-        stats->collectives += b.stats.collectives;
-        stats->barriers += b.stats.barriers;
+        stats->switches += b->stats.switches;
+        stats->collectives += b->stats.collectives;
+        stats->barriers += b->stats.barriers;
     }
-    block_free(&b);
+    b->l = NULL;
     return st;
+}
+
+/* simt_run for generated code, which has no attnc.h: dims = grid x, y, z,
+ * block x, y, z.  Returns 0, or the attnc_status with its message in
+ * message[message_bytes]. */
+int32_t attnc_simt_launch(SimtKernelFn kernel, const void *args, const int32_t *dims, int64_t dynamic_smem,
+                          int64_t first, int64_t count, char *message, int32_t message_bytes) {
+    SimtLaunch l = {.kernel = kernel, .args = args, .dynamic_smem = dynamic_smem};
+    memcpy(l.grid, dims, sizeof l.grid);
+    memcpy(l.block, dims + 3, sizeof l.block);
+    attnc_error err = {0};
+    attnc_status st = simt_run(&l, first, count, NULL, &err);
+    if (st && message && message_bytes > 0) snprintf(message, (size_t)message_bytes, "%s", err.message);
+    return (int32_t)st;
 }

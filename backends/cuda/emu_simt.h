@@ -47,7 +47,9 @@ typedef struct SimtStats {
 } SimtStats;
 
 /* Run blocks first .. first + count - 1 of the launch (linear block index,
- * x fastest) on the calling OS thread, one block at a time.  Returns ATTNC_OK,
+ * x fastest) on the calling OS thread, one block at a time.  The OS thread
+ * keeps the fibers for its next run of blocks of the same size (freed when
+ * it exits); a kernel cannot launch (ATTNC_ERR_USAGE).  Returns ATTNC_OK,
  * ATTNC_ERR_RUNTIME for a fault of the device code (message: the first
  * fault), ATTNC_ERR_USAGE for a bad launch, ATTNC_ERR_NOMEM.  stats may be
  * NULL; it is added to. */
@@ -71,6 +73,10 @@ void attnc_simt_ldmatrix(int32_t num, int32_t trans, uint32_t *r, const void *ro
 void attnc_simt_cp_async(void *dst, const void *src, int32_t cp_size, int32_t src_size, int32_t line);
 void attnc_simt_cp_async_commit(int32_t line);
 void attnc_simt_cp_async_wait(int32_t n, int32_t line);
+/* simt_run for generated code: dims = grid x, y, z, block x, y, z; returns 0
+ * or the status, its message in message[message_bytes]. */
+int32_t attnc_simt_launch(SimtKernelFn kernel, const void *args, const int32_t *dims, int64_t dynamic_smem,
+                          int64_t first, int64_t count, char *message, int32_t message_bytes);
 
 /* X(name) for each device entry point: a JIT binds them by name. */
 #define SIMT_EXTERNAL_FUNCTIONS(X)                                                                                     \
@@ -85,6 +91,7 @@ void attnc_simt_cp_async_wait(int32_t n, int32_t line);
     X(attnc_simt_ldmatrix)                                                                                             \
     X(attnc_simt_cp_async)                                                                                             \
     X(attnc_simt_cp_async_commit)                                                                                      \
-    X(attnc_simt_cp_async_wait)
+    X(attnc_simt_cp_async_wait)                                                                                        \
+    X(attnc_simt_launch)
 
 #endif

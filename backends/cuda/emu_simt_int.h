@@ -51,6 +51,8 @@ typedef struct StaticAlloc {
 struct SimtBlock {
     const SimtLaunch *l;
     int32_t nthreads;
+    size_t stack;      /* each fiber's stack */
+    int used;          /* the fibers ran a block: rewind them before the next */
     int64_t index;     /* linear block index */
     int32_t bid[3];
     SimtThread *t;

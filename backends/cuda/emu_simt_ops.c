@@ -119,9 +119,13 @@ static void complete_mma(SimtBlock *b, int32_t warp, uint32_t mask) {
         for (int32_t i = 0; i < 4; i++) C[g + 8 * (i >= 2)][2 * q + (i & 1)] = op->f[i];
     }
     /* k outermost per row, the 8 columns side by side: each D[r][n] still sums k = 0 .. 15 in order */
-    for (int32_t r = 0; r < 16; r++)
+    for (int32_t r = 0; r < 16; r++) {
+        float acc[8];
+        memcpy(acc, C[r], sizeof acc);
         for (int32_t k = 0; k < 16; k++)
-            for (int32_t n = 0; n < 8; n++) C[r][n] += A[r][k] * B[k][n]; /* exact product: fused or not, the same */
+            for (int32_t n = 0; n < 8; n++) acc[n] += A[r][k] * B[k][n]; /* exact product: fused or not, the same */
+        memcpy(C[r], acc, sizeof acc);
+    }
     for (int32_t lane = 0; lane < 32; lane++) {
         const int32_t g = lane >> 2, q = lane & 3;
         float *d = w[lane].op.out;

@@ -9,7 +9,9 @@
  *   5  a shuffle whose mask omits the lanes it reads (xor 16 with mask 0xffff)
  *   6  deadlock: lane 0 of warp 1 waits at a shuffle for lanes that went on to
  *      a __syncthreads, where the block waits for lane 0
- *   7  mma.sync with f16 in half the warp and bf16 in the other */
+ *   7  mma.sync with f16 in half the warp and bf16 in the other
+ *   8  two mma.sync of the same type on two lines, half the warp at each
+ *      (.aligned: every lane must run the same instruction) */
 typedef struct FaultArgs {
     float *out; /* [64] */
     int32_t mode;
@@ -27,6 +29,7 @@ ATTNC_MMA_DEV void fault_body(const FaultArgs *p) {
     const int32_t t = attnc_tid(), lane = attnc_lane(), warp = attnc_warp();
     const uint32_t all = 0xffffffffu;
     float acc[4] = {0, 0, 0, 0}, v = (float)t;
+    uint32_t acc_a[4] = {0, 0, 0, 0}, acc_b[2] = {0, 0};
     if (p->mode == 1) {
         if (warp == 0)
             attnc_syncthreads();
@@ -47,6 +50,12 @@ ATTNC_MMA_DEV void fault_body(const FaultArgs *p) {
     if (p->mode == 5) v = attnc_shfl_xor_f32(0xffffu, v, 16);
     if (p->mode == 6 && warp == 1 && lane == 0) v = attnc_shfl_xor_f32(all, v, 1);
     if (p->mode == 7) fault_mma(lane >= 16, acc);
+    if (p->mode == 8) {
+        if (lane < 16)
+            fault_mma(0, acc);
+        else
+            attnc_mma_f16(acc, acc_a, acc_b);
+    }
     attnc_syncthreads();
     p->out[t] = v + acc[0];
 }

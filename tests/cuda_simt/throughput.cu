@@ -3,7 +3,9 @@
  * 32 threads; per round each warp runs one ldmatrix.x4, two mma.sync, two
  * shuffles (a quad's butterfly) and the block one __syncthreads: about the
  * mix of one kv tile's inner step.  With A and B all ones each mma adds 16
- * to every accumulator: out[block * 128 + t] = 32 * rounds + 2 * rounds. */
+ * to every accumulator: out[block * 128 + t] = 32 * rounds + 2 * rounds.
+ * In the emulation, tp_launch launches it from the generated code itself
+ * (attnc_simt_launch), the way cuda-emu's kernel functions will. */
 typedef struct TpArgs {
     float *out;
     int32_t rounds;
@@ -35,3 +37,13 @@ ATTNC_MMA_DEV void tp_body(const TpArgs *p) {
 }
 
 ATTNC_KERNEL_ENTRY(tp_kernel, TpArgs, tp_body, 128)
+
+#ifndef __CUDACC__
+int32_t tp_launch(float *out, int32_t rounds, int32_t blocks, char *message, int32_t message_bytes) {
+    TpArgs args;
+    int32_t dims[6] = {blocks, 1, 1, 128, 1, 1};
+    args.out = out;
+    args.rounds = rounds;
+    return attnc_simt_launch(tp_kernel, &args, dims, 0, 0, blocks, message, message_bytes);
+}
+#endif
