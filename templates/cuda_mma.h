@@ -145,6 +145,10 @@ ATTNC_MMA_DEV uint32_t attnc_pack_bf16x2(float lo, float hi) {
 
 #else /* cuda-emu: the strict SIMT emulation, backends/cuda/emu_simt.h (bound by the JIT) */
 
+/* the emulation's entry points as emu_simt.h declares them (the generated text
+ * includes no header; tests/test_cuda_simt.c includes both files, so a compiler
+ * checks that they agree) */
+
 #define ATTNC_MMA_DEV static inline
 
 int32_t attnc_simt_id(int32_t which);

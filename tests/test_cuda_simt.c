@@ -33,6 +33,9 @@
 #include "half.h"
 #include "strbuf.h"
 #include "support.h"
+/* the emulation's side of the primitives, after emu_simt.h: the compiler
+ * checks that the generated code's declarations agree with the library's */
+#include "cuda_mma.h"
 
 extern const char attnc_cuda_mma_text[];
 
@@ -90,12 +93,17 @@ static TCCState *compile(const char *dir, const char *name) {
     return s;
 }
 
-static attnc_status launch(TCCState *s, const char *kernel, const void *args, int32_t blocks, int32_t threads,
-                           SimtStats *stats, attnc_error *err) {
-    SimtLaunch l = {.args = args, .grid = {blocks, 1, 1}, .block = {threads, 1, 1}};
+static attnc_status launch_dyn(TCCState *s, const char *kernel, const void *args, int32_t blocks, int32_t threads,
+                               int64_t dynamic_smem, SimtStats *stats, attnc_error *err) {
+    SimtLaunch l = {.args = args, .grid = {blocks, 1, 1}, .block = {threads, 1, 1}, .dynamic_smem = dynamic_smem};
     l.kernel = (SimtKernelFn)tcc_get_symbol(s, kernel);
     memset(err, 0, sizeof *err);
     return simt_run(&l, 0, blocks, stats, err);
+}
+
+static attnc_status launch(TCCState *s, const char *kernel, const void *args, int32_t blocks, int32_t threads,
+                           SimtStats *stats, attnc_error *err) {
+    return launch_dyn(s, kernel, args, blocks, threads, 0, stats, err);
 }
 
 /* ---- mma ---- */
@@ -217,7 +225,7 @@ static void test_cpasync(TCCState *s) {
     for (int32_t mode = 0; mode <= 3; mode++) {
         CpArgs args = {src, out, TILES, mode};
         for (int t = 0; t < 64; t++) out[t] = -1;
-        attnc_status st = launch(s, "cp_kernel", &args, 1, 64, NULL, &err);
+        attnc_status st = launch_dyn(s, "cp_kernel", &args, 1, 64, 2 * 64 * 8 * 2, NULL, &err);
         int nan = 0, wrong = 0;
         for (int t = 0; t < 64; t++) nan += isnan(out[t]), wrong += !(out[t] == want[t]);
         if (mode == 0) CHECK(st == ATTNC_OK && wrong == 0, "cp.async double buffering: %d sums wrong; %s", wrong, err.message);
@@ -247,7 +255,8 @@ static void test_faults(TCCState *s) {
         {"not in the mask", "shfl.sync"},
         {"deadlock", "waits at __syncthreads"},
         {"mma.sync", "must all run the same one"},
-        {"mma.sync (line 57)", "waits at mma.sync (line 25)"},
+        {"mma.sync (line 58)", "waits at mma.sync (line 26)"},
+        {"cp.async (line 62)", "is not in the block's shared memory"},
     };
     float out[64];
     for (int32_t mode = 0; mode < (int32_t)(sizeof want / sizeof want[0]); mode++) {
@@ -264,6 +273,20 @@ static void test_faults(TCCState *s) {
               err.message);
         printf("mode %d: %s\n", mode, err.message);
     }
+    /* launches the emulation refuses before running anything */
+    FaultArgs args = {out, 0};
+    attnc_error err;
+    SimtLaunch l = {.kernel = (SimtKernelFn)tcc_get_symbol(s, "fault_kernel"), .args = &args, .grid = {1, 1, 1},
+                    .block = {1025, 1, 1}};
+    CHECK(simt_run(&l, 0, 1, NULL, &err) == ATTNC_ERR_USAGE && strstr(err.message, "1025 threads"),
+          "a block of 1025 threads: %s", err.message);
+    l.block[0] = 64;
+    l.dynamic_smem = 300 * 1024;
+    CHECK(simt_run(&l, 0, 1, NULL, &err) == ATTNC_ERR_USAGE && strstr(err.message, "dynamic shared memory"),
+          "300 KiB of dynamic shared memory: %s", err.message);
+    l.dynamic_smem = 0;
+    CHECK(simt_run(&l, 1, 1, NULL, &err) == ATTNC_ERR_USAGE && strstr(err.message, "grid of 1"),
+          "block 1 of a grid of 1: %s", err.message);
 }
 
 /* ---- throughput ---- */

@@ -56,7 +56,8 @@ typedef struct SimtStats {
 attnc_status simt_run(const SimtLaunch *l, int64_t first, int64_t count, SimtStats *stats, attnc_error *err);
 
 /* ---- the device side: what templates/cuda_mma.h calls in the emulation ----
- * `line` is the caller's __LINE__, for messages.  The argument conventions are
+ * (that text repeats these declarations: keep them in step; the test
+ * includes both.)  `line` is the caller's __LINE__, for messages.  The argument conventions are
  * PTX's: documented at each function in emu_simt.c / emu_simt_ops.c. */
 enum { SIMT_SHFL_IDX = 0, SIMT_SHFL_UP = 1, SIMT_SHFL_DOWN = 2, SIMT_SHFL_BFLY = 3 };
 enum { SIMT_MMA_F16 = 0, SIMT_MMA_BF16 = 1 };

@@ -203,8 +203,10 @@ void attnc_simt_cp_async(void *dst, const void *src, int32_t cp_size, int32_t sr
         simt_fault(t, "cp.async (line %d) of %d bytes (4, 8 or 16)", line, cp_size);
     if (src_size < 0 || src_size > cp_size)
         simt_fault(t, "cp.async (line %d) with src-size %d for a %d-byte copy", line, src_size, cp_size);
-    if (!simt_in_smem(b, dst, cp_size) || ((uintptr_t)dst % (uintptr_t)cp_size) != 0)
-        simt_fault(t, "cp.async (line %d): destination %p is not %d-byte aligned shared memory", line, dst, cp_size);
+    if (!simt_in_smem(b, dst, cp_size))
+        simt_fault(t, "cp.async (line %d): destination %p is not in the block's shared memory", line, dst);
+    if (((uintptr_t)dst % (uintptr_t)cp_size) != 0)
+        simt_fault(t, "cp.async (line %d): destination %p is not %d-byte aligned", line, dst, cp_size);
     if (src_size > 0 && (!src || ((uintptr_t)src % (uintptr_t)cp_size) != 0))
         simt_fault(t, "cp.async (line %d): source %p is not %d-byte aligned", line, src, cp_size);
     if (t->ncp == t->cpcap) {

@@ -27,7 +27,7 @@ ATTNC_MMA_DEV void cp_issue(const CpArgs *p, CpSmem *sm, int32_t i, int32_t t) {
 }
 
 ATTNC_MMA_DEV void cp_body(const CpArgs *p) {
-    ATTNC_SMEM_STATIC(CpSmem, sm);
+    ATTNC_SMEM_DYNAMIC(CpSmem, sm); /* launched with sizeof(CpSmem) bytes of dynamic shared memory */
     const int32_t t = attnc_tid();
     float acc = 0.0f;
     cp_issue(p, sm, 0, t);

@@ -11,7 +11,8 @@
  *      a __syncthreads, where the block waits for lane 0
  *   7  mma.sync with f16 in half the warp and bf16 in the other
  *   8  two mma.sync of the same type on two lines, half the warp at each
- *      (.aligned: every lane must run the same instruction) */
+ *      (.aligned: every lane must run the same instruction)
+ *   9  cp.async into a local array, not shared memory */
 typedef struct FaultArgs {
     float *out; /* [64] */
     int32_t mode;
@@ -55,6 +56,10 @@ ATTNC_MMA_DEV void fault_body(const FaultArgs *p) {
             fault_mma(0, acc);
         else
             attnc_mma_f16(acc, acc_a, acc_b);
+    }
+    if (p->mode == 9) {
+        uint32_t local[8];
+        attnc_cp_async16(&local[(t & 1) * 4], p->out, 16);
     }
     attnc_syncthreads();
     p->out[t] = v + acc[0];
