@@ -5,7 +5,7 @@
  * then the primitives and the program), with the emulation's entry points
  * bound by name.
  *
- *   test_cuda_simt DIR mma|shfl|cpasync|faults|throughput   one case, programs in DIR
+ *   test_cuda_simt DIR mma|shfl|cpasync|faults|flash|throughput   one case, programs in DIR
  *   test_cuda_simt --emit DIR OUT   write OUT/NAME.cu: each program as nvcc compiles it
  *                                   (tests/cuda_simt_nvcc.sh)
  *
@@ -17,10 +17,16 @@
  * and without the barrier that protects a buffer from its next copy.  faults:
  * divergent barriers, an early exit, divergent and mismatched mma.sync, a
  * shuffle outside its mask, a deadlock: each a runtime error naming it.
+ * flash: FlashAttention-2's inner loop on one warp (cp.async double
+ * buffering, both mma, the online softmax on fragments, P reused from S's
+ * accumulators) against softmax attention in double; P's fragment broken on
+ * purpose must fail.
  * throughput: 100 blocks of 128 threads; prints the time and the fiber
- * switches per second (no threshold). */
+ * switches per second (no threshold); then the launch from the generated
+ * code, and two OS threads running halves of one launch at once. */
 #include <libtcc.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +45,7 @@
 
 extern const char attnc_cuda_mma_text[];
 
-static const char *const programs[] = {"mma", "shfl", "cpasync", "faults", "throughput"};
+static const char *const programs[] = {"mma", "shfl", "cpasync", "faults", "flash_tile", "throughput"};
 
 /* The text of program NAME as the emitters would assemble it. */
 static int program_text(const char *dir, const char *name, StrBuf *out) {
@@ -289,6 +295,59 @@ static void test_faults(TCCState *s) {
           "block 1 of a grid of 1: %s", err.message);
 }
 
+/* ---- flash_tile: FlashAttention-2's inner loop on one warp ---- */
+
+typedef struct FlashArgs {
+    const uint16_t *q, *k, *v;
+    float *o;
+    int32_t tiles, bf16, mode;
+    float scale;
+} FlashArgs;
+
+/* Against softmax(Q K^T / 4) V in double on the same 16-bit inputs: P is
+ * rounded to 16 bits for the second mma (as FlashAttention-2 does), so the
+ * tolerance is that rounding's (2^-11 f16, 2^-8 bf16, relative). */
+static void test_flash(TCCState *s) {
+    enum { TILES = 4, NKV = 16 * TILES };
+    _Alignas(16) uint16_t q[256], k[NKV * 16], v[NKV * 16];
+    float o[256];
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        rng_seed(5u + (unsigned)bf16);
+        for (int i = 0; i < 256; i++) q[i] = narrow(rng_uniform() * 2 - 1, bf16);
+        for (int i = 0; i < NKV * 16; i++) k[i] = narrow(rng_uniform() * 2 - 1, bf16), v[i] = narrow(rng_uniform() * 2 - 1, bf16);
+        double worst = 0;
+        const double tol = bf16 ? 2e-2 : 3e-3;
+        for (int32_t mode = 0; mode <= 1; mode++) {
+            FlashArgs args = {q, k, v, o, TILES, bf16, mode, 0.25f * 1.44269504f};
+            attnc_error err;
+            CHECK(launch(s, "flash_kernel", &args, 1, 32, NULL, &err) == ATTNC_OK, "flash: %s", err.message);
+            worst = 0;
+            for (int r = 0; r < 16; r++) {
+                double sc[NKV], mx = -INFINITY, l = 0;
+                for (int j = 0; j < NKV; j++) {
+                    sc[j] = 0;
+                    for (int d = 0; d < 16; d++) sc[j] += (double)widen(q[r * 16 + d], bf16) * widen(k[j * 16 + d], bf16);
+                    sc[j] *= 0.25;
+                    mx = fmax(mx, sc[j]);
+                }
+                for (int j = 0; j < NKV; j++) l += exp(sc[j] - mx);
+                for (int dv = 0; dv < 16; dv++) {
+                    double want = 0;
+                    for (int j = 0; j < NKV; j++) want += exp(sc[j] - mx) / l * widen(v[j * 16 + dv], bf16);
+                    worst = fmax(worst, fabs(o[r * 16 + dv] - want));
+                }
+            }
+            if (mode == 0)
+                CHECK(worst <= tol, "flash %s: O differs from the reference by %g (tolerance %g)", bf16 ? "bf16" : "f16",
+                      worst, tol);
+            else
+                CHECK(worst > 10 * tol, "flash %s with P's fragment broken: O within %g of the reference", bf16 ? "bf16" : "f16",
+                      worst);
+            printf("flash %s mode %d: largest difference %.3g\n", bf16 ? "bf16" : "f16", mode, worst);
+        }
+    }
+}
+
 /* ---- throughput ---- */
 
 typedef struct TpArgs {
@@ -300,6 +359,41 @@ static double seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* Two OS threads run halves of one launch at once, as launch.c's workers
+ * would (the running block is thread-local, each thread has its fibers). */
+typedef struct Half {
+    SimtLaunch l;
+    int64_t first, count;
+    attnc_status st;
+    attnc_error err;
+} Half;
+
+static void *run_half(void *arg) {
+    Half *h = arg;
+    h->st = simt_run(&h->l, h->first, h->count, NULL, &h->err);
+    return NULL;
+}
+
+static void threads_share_a_launch(TCCState *s, float *out) {
+    enum { BLOCKS = 40, ROUNDS = 20 };
+    TpArgs args = {out, ROUNDS};
+    Half h[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        h[i] = (Half){{.kernel = (SimtKernelFn)tcc_get_symbol(s, "tp_kernel"), .args = &args, .grid = {BLOCKS, 1, 1},
+                       .block = {128, 1, 1}},
+                      i * BLOCKS / 2, BLOCKS / 2, ATTNC_OK, {0}};
+        CHECK(pthread_create(&th[i], NULL, run_half, &h[i]) == 0, "pthread_create");
+    }
+    int wrong = 0;
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(h[i].st == ATTNC_OK, "half %d of a launch: %s", i, h[i].err.message);
+    }
+    for (int i = 0; i < BLOCKS * 128; i++) wrong += out[i] != 34.0f * ROUNDS;
+    CHECK(wrong == 0, "two threads sharing a launch: %d results wrong", wrong);
 }
 
 /* Twice: launched here (simt_run, which makes the fibers), then from the
@@ -331,6 +425,7 @@ static void test_throughput(TCCState *s) {
     for (int i = 0; i < BLOCKS * THREADS; i++) wrong += out[i] != 34.0f * ROUNDS;
     CHECK(rc == 0 && wrong == 0, "throughput from the generated code: status %d, %d results wrong: %s", rc, wrong, msg);
     printf("again, launched by the generated code: %.3f s\n", sec);
+    threads_share_a_launch(s, out);
 }
 
 static int emit(const char *dir, const char *outdir) {
@@ -353,7 +448,7 @@ static int emit(const char *dir, const char *outdir) {
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "--emit")) return emit(argv[2], argv[3]);
     if (argc != 3) {
-        fprintf(stderr, "usage: test_cuda_simt DIR mma|shfl|cpasync|faults|throughput | --emit DIR OUT\n");
+        fprintf(stderr, "usage: test_cuda_simt DIR mma|shfl|cpasync|faults|flash|throughput | --emit DIR OUT\n");
         return 2;
     }
     static const struct {
@@ -361,7 +456,7 @@ int main(int argc, char **argv) {
         void (*run)(TCCState *);
     } cases[] = {{"mma", "mma", test_mma},         {"shfl", "shfl", test_shfl},
                  {"cpasync", "cpasync", test_cpasync}, {"faults", "faults", test_faults},
-                 {"throughput", "throughput", test_throughput}};
+                 {"flash", "flash_tile", test_flash}, {"throughput", "throughput", test_throughput}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (strcmp(argv[2], cases[i].name) != 0) continue;
         TCCState *s = compile(argv[1], cases[i].program);
