@@ -152,7 +152,7 @@ ATTNC_MMA_DEV uint32_t attnc_pack_bf16x2(float lo, float hi) {
 #define ATTNC_MMA_DEV static inline
 
 int32_t attnc_simt_id(int32_t which);
-void *attnc_simt_shared(int64_t bytes, int32_t line);
+void *attnc_simt_shared(int64_t bytes, const char *name, int32_t line);
 void *attnc_simt_dynamic_shared(void);
 void attnc_simt_syncthreads(int32_t line);
 void attnc_simt_syncwarp(uint32_t mask, int32_t line);
@@ -177,7 +177,7 @@ int32_t attnc_simt_launch(void (*kernel)(const void *), const void *args, const 
 #define attnc_nbid_y() attnc_simt_id(10)
 #define attnc_nbid_z() attnc_simt_id(11)
 
-#define ATTNC_SMEM_STATIC(T, name) T *const name = (T *)attnc_simt_shared((int64_t)sizeof(T), __LINE__)
+#define ATTNC_SMEM_STATIC(T, name) T *const name = (T *)attnc_simt_shared((int64_t)sizeof(T), #name, __LINE__)
 #define ATTNC_SMEM_DYNAMIC(T, name) T *name = (T *)attnc_simt_dynamic_shared()
 
 #define attnc_syncthreads() attnc_simt_syncthreads(__LINE__)

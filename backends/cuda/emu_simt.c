@@ -229,29 +229,31 @@ int32_t attnc_simt_id(int32_t which) {
 
 void *attnc_simt_dynamic_shared(void) { return current->smem; }
 
-/* The thread's k-th static __shared__ variable: the same memory for every
- * thread of the block, which must all declare the same sizes in order. */
-void *attnc_simt_shared(int64_t bytes, int32_t line) {
+/* The static __shared__ variable `name` declared at `line`: one object per
+ * declaration for the whole block, as in CUDA (a device function that
+ * declares one and is called twice sees the same memory both times). */
+void *attnc_simt_shared(int64_t bytes, const char *name, int32_t line) {
     SimtThread *t = simt_self();
     SimtBlock *b = t->blk;
-    int32_t k = t->nstatic++;
-    if (k < b->nstatics) {
-        if (b->statics[k].bytes != bytes || b->statics[k].line != line)
-            simt_fault(t, "declares shared variable %d as %lld bytes at line %d, other threads as %lld bytes at line %d",
-                       k, (long long)bytes, line, (long long)b->statics[k].bytes, b->statics[k].line);
-        return b->smem + b->statics[k].offset;
+    for (int32_t k = 0; k < b->nstatics; k++) {
+        const StaticAlloc *a = &b->statics[k];
+        if (a->line != line || strcmp(a->name, name) != 0) continue;
+        if (a->bytes != bytes)
+            simt_fault(t, "shared variable '%s' (line %d) of %lld bytes, %lld bytes in another thread", name, line,
+                       (long long)bytes, (long long)a->bytes);
+        return b->smem + a->offset;
     }
     int64_t at = (b->smem_end + SIMT_SMEM_ALIGN - 1) / SIMT_SMEM_ALIGN * SIMT_SMEM_ALIGN;
     if (bytes < 0 || at + bytes > b->smem_cap)
-        simt_fault(t, "shared memory of %lld bytes at line %d exceeds the block's %lld bytes", (long long)bytes, line,
-                   (long long)b->smem_cap);
+        simt_fault(t, "shared variable '%s' (line %d) of %lld bytes exceeds the block's %lld bytes of shared memory",
+                   name, line, (long long)bytes, (long long)b->smem_cap);
     if (b->nstatics == b->capstatics) {
         int32_t cap = b->capstatics ? 2 * b->capstatics : 8;
-        StaticAlloc *s = realloc(b->statics, (size_t)cap * sizeof *s);
-        if (!s) simt_fault(t, "out of memory");
-        b->statics = s, b->capstatics = cap;
+        StaticAlloc *a = realloc(b->statics, (size_t)cap * sizeof *a);
+        if (!a) simt_fault(t, "out of memory");
+        b->statics = a, b->capstatics = cap;
     }
-    b->statics[b->nstatics++] = (StaticAlloc){bytes, at, line};
+    b->statics[b->nstatics++] = (StaticAlloc){bytes, at, line, name};
     b->smem_end = at + bytes;
     if (b->smem_end > b->smem_hwm) b->smem_hwm = b->smem_end;
     memset(b->smem + at, SIMT_POISON, (size_t)bytes); /* uninitialised shared memory reads as NaN */
@@ -276,7 +278,6 @@ static void run_block(SimtBlock *b, int64_t index) {
     for (int32_t i = 0; i < b->nthreads; i++) {
         SimtThread *t = &b->t[i];
         if (b->used) fiber_restart(t->fiber);
-        t->nstatic = 0;
         t->ncp = 0;
         t->committed = 0;
         wake(b, i);

@@ -63,7 +63,7 @@ enum { SIMT_SHFL_IDX = 0, SIMT_SHFL_UP = 1, SIMT_SHFL_DOWN = 2, SIMT_SHFL_BFLY =
 enum { SIMT_MMA_F16 = 0, SIMT_MMA_BF16 = 1 };
 
 int32_t attnc_simt_id(int32_t which);
-void *attnc_simt_shared(int64_t bytes, int32_t line);
+void *attnc_simt_shared(int64_t bytes, const char *name, int32_t line);
 void *attnc_simt_dynamic_shared(void);
 void attnc_simt_syncthreads(int32_t line);
 void attnc_simt_syncwarp(uint32_t mask, int32_t line);

@@ -36,16 +36,16 @@ typedef struct SimtThread {
     SimtBlock *blk;
     Fiber *fiber;
     int32_t tid, state, line; /* line: where it waits at a barrier */
-    int32_t nstatic;          /* static shared allocations made so far */
     LaneOp op;
     CpCopy *cp; /* pending copies, oldest first */
     int32_t ncp, cpcap;
     uint64_t committed; /* commit_groups so far: the open group's number */
 } SimtThread;
 
-typedef struct StaticAlloc {
+typedef struct StaticAlloc { /* a static __shared__ variable of the block */
     int64_t bytes, offset;
     int32_t line;
+    const char *name; /* the declaration's: a string of the kernel's code */
 } StaticAlloc;
 
 struct SimtBlock {

@@ -1,7 +1,8 @@
 /* tests/cuda_simt/faults.cu — device code a GPU would not run the same way,
  * which the emulation must stop with a clear fault (tests/test_cuda_simt.c
  * checks each message).  A block of 64 threads; args.mode picks the mistake:
- *   0  none (the kernel must run)
+ *   0  none (the kernel must run: out[t] = t); a device function declaring
+ *      a __shared__ variable gives the same memory on every call
  *   1  divergent barriers: the two warps wait at different __syncthreads
  *   2  thread 5 returns early; the others wait at __syncthreads
  *   3  mma.sync in divergent code: lanes 0-15 run it, lanes 16-31 a shuffle
@@ -24,6 +25,11 @@ ATTNC_MMA_DEV void fault_mma(int32_t bf16, float *acc) {
         attnc_mma_bf16(acc, a, b);
     else
         attnc_mma_f16(acc, a, b);
+}
+
+ATTNC_MMA_DEV float *fault_cell(void) {
+    ATTNC_SMEM_STATIC(float, cell);
+    return cell;
 }
 
 ATTNC_MMA_DEV void fault_body(const FaultArgs *p) {
@@ -61,6 +67,7 @@ ATTNC_MMA_DEV void fault_body(const FaultArgs *p) {
         uint32_t local[8];
         attnc_cp_async16(&local[(t & 1) * 4], p->out, 16);
     }
+    if (fault_cell() != fault_cell()) v = -1.0f;
     attnc_syncthreads();
     p->out[t] = v + acc[0];
 }
