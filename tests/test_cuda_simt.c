@@ -152,8 +152,8 @@ static void mma_case(TCCState *s, int bf16, int integers) {
         int wrong = 0;
         for (int i = 0; i < 256; i++) wrong += !(d[i] == ref[i]);
         if (mode <= 1)
-            CHECK(wrong == 0, "mma %s mode %d (%s inputs): %d of 256 elements differ from float32", bf16 ? "bf16" : "f16",
-                  mode, integers ? "integer" : "fractional", wrong);
+            CHECK(wrong == 0, "mma %s mode %d (%s inputs): %d of 256 elements differ from float32",
+                  bf16 ? "bf16" : "f16", mode, integers ? "integer" : "fractional", wrong);
         else
             CHECK(wrong > 0, "mma %s mode %d: a broken fragment layout gave the right product", bf16 ? "bf16" : "f16",
                   mode);
@@ -202,8 +202,8 @@ static void test_shfl(TCCState *s) {
                                lane & 8 ? in[t - 8] : in[t],
                                attnc_f32_from_bits(ballot)};
         for (int k = 0; k < 8; k++)
-            CHECK(memcmp(&out[k * 64 + t], &want[k], sizeof(float)) == 0, "shfl: thread %d result %d: %g, want %g", t, k,
-                  out[k * 64 + t], want[k]);
+            CHECK(memcmp(&out[k * 64 + t], &want[k], sizeof(float)) == 0, "shfl: thread %d result %d: %g, want %g", t,
+                  k, out[k * 64 + t], want[k]);
     }
 }
 
@@ -234,8 +234,10 @@ static void test_cpasync(TCCState *s) {
         attnc_status st = launch_dyn(s, "cp_kernel", &args, 1, 64, 2 * 64 * 8 * 2, NULL, &err);
         int nan = 0, wrong = 0;
         for (int t = 0; t < 64; t++) nan += isnan(out[t]), wrong += !(out[t] == want[t]);
-        if (mode == 0) CHECK(st == ATTNC_OK && wrong == 0, "cp.async double buffering: %d sums wrong; %s", wrong, err.message);
-        if (mode == 1) CHECK(st == ATTNC_OK && nan == 64, "cp.async without wait_group: %d of 64 threads saw the poison", nan);
+        if (mode == 0)
+            CHECK(st == ATTNC_OK && wrong == 0, "cp.async double buffering: %d sums wrong; %s", wrong, err.message);
+        if (mode == 1)
+            CHECK(st == ATTNC_OK && nan == 64, "cp.async without wait_group: %d of 64 threads saw the poison", nan);
         if (mode == 2)
             CHECK(st == ATTNC_ERR_RUNTIME && strstr(err.message, "ldmatrix") &&
                       strstr(err.message, "cp.async not yet waited for"),
@@ -284,7 +286,9 @@ static void test_faults(TCCState *s) {
     /* launches the emulation refuses before running anything */
     FaultArgs args = {out, 0};
     attnc_error err;
-    SimtLaunch l = {.kernel = (SimtKernelFn)tcc_get_symbol(s, "fault_kernel"), .args = &args, .grid = {1, 1, 1},
+    SimtLaunch l = {.kernel = (SimtKernelFn)tcc_get_symbol(s, "fault_kernel"),
+                    .args = &args,
+                    .grid = {1, 1, 1},
                     .block = {1025, 1, 1}};
     CHECK(simt_run(&l, 0, 1, NULL, &err) == ATTNC_ERR_USAGE && strstr(err.message, "1025 threads"),
           "a block of 1025 threads: %s", err.message);
@@ -316,7 +320,8 @@ static void test_flash(TCCState *s) {
     for (int bf16 = 0; bf16 < 2; bf16++) {
         rng_seed(5u + (unsigned)bf16);
         for (int i = 0; i < 256; i++) q[i] = narrow(rng_uniform() * 2 - 1, bf16);
-        for (int i = 0; i < NKV * 16; i++) k[i] = narrow(rng_uniform() * 2 - 1, bf16), v[i] = narrow(rng_uniform() * 2 - 1, bf16);
+        for (int i = 0; i < NKV * 16; i++)
+            k[i] = narrow(rng_uniform() * 2 - 1, bf16), v[i] = narrow(rng_uniform() * 2 - 1, bf16);
         double worst = 0;
         const double tol = bf16 ? 2e-2 : 3e-3;
         for (int32_t mode = 0; mode <= 1; mode++) {
@@ -328,7 +333,8 @@ static void test_flash(TCCState *s) {
                 double sc[NKV], mx = -INFINITY, l = 0;
                 for (int j = 0; j < NKV; j++) {
                     sc[j] = 0;
-                    for (int d = 0; d < 16; d++) sc[j] += (double)widen(q[r * 16 + d], bf16) * widen(k[j * 16 + d], bf16);
+                    for (int d = 0; d < 16; d++)
+                        sc[j] += (double)widen(q[r * 16 + d], bf16) * widen(k[j * 16 + d], bf16);
                     sc[j] *= 0.25;
                     mx = fmax(mx, sc[j]);
                 }
@@ -340,11 +346,11 @@ static void test_flash(TCCState *s) {
                 }
             }
             if (mode == 0)
-                CHECK(worst <= tol, "flash %s: O differs from the reference by %g (tolerance %g)", bf16 ? "bf16" : "f16",
-                      worst, tol);
+                CHECK(worst <= tol, "flash %s: O differs from the reference by %g (tolerance %g)",
+                      bf16 ? "bf16" : "f16", worst, tol);
             else
-                CHECK(worst > 10 * tol, "flash %s with P's fragment broken: O within %g of the reference", bf16 ? "bf16" : "f16",
-                      worst);
+                CHECK(worst > 10 * tol, "flash %s with P's fragment broken: O within %g of the reference",
+                      bf16 ? "bf16" : "f16", worst);
             printf("flash %s mode %d: largest difference %.3g\n", bf16 ? "bf16" : "f16", mode, worst);
         }
     }
@@ -384,9 +390,14 @@ static void threads_share_a_launch(TCCState *s, float *out) {
     Half h[2];
     pthread_t th[2];
     for (int i = 0; i < 2; i++) {
-        h[i] = (Half){{.kernel = (SimtKernelFn)tcc_get_symbol(s, "tp_kernel"), .args = &args, .grid = {BLOCKS, 1, 1},
+        h[i] = (Half){{.kernel = (SimtKernelFn)tcc_get_symbol(s, "tp_kernel"),
+                       .args = &args,
+                       .grid = {BLOCKS, 1, 1},
                        .block = {128, 1, 1}},
-                      i * BLOCKS / 2, BLOCKS / 2, ATTNC_OK, {0}};
+                      i * BLOCKS / 2,
+                      BLOCKS / 2,
+                      ATTNC_OK,
+                      {0}};
         CHECK(pthread_create(&th[i], NULL, run_half, &h[i]) == 0, "pthread_create");
     }
     int wrong = 0;
@@ -456,9 +467,12 @@ int main(int argc, char **argv) {
     static const struct {
         const char *name, *program;
         void (*run)(TCCState *);
-    } cases[] = {{"mma", "mma", test_mma},         {"shfl", "shfl", test_shfl},
-                 {"cpasync", "cpasync", test_cpasync}, {"faults", "faults", test_faults},
-                 {"flash", "flash_tile", test_flash}, {"throughput", "throughput", test_throughput}};
+    } cases[] = {{"mma", "mma", test_mma},
+                 {"shfl", "shfl", test_shfl},
+                 {"cpasync", "cpasync", test_cpasync},
+                 {"faults", "faults", test_faults},
+                 {"flash", "flash_tile", test_flash},
+                 {"throughput", "throughput", test_throughput}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (strcmp(argv[2], cases[i].name) != 0) continue;
         TCCState *s = compile(argv[1], cases[i].program);

@@ -158,13 +158,13 @@ void attnc_fiber_entry(Fiber *f) {
 
 static void fiber_prepare(Fiber *f) {
     uint64_t *s = (uint64_t *)(void *)(f->map + f->map_bytes); /* page-aligned top */
-    *--s = (uint64_t)(uintptr_t)attnc_fiber_boot;               /* where the first switch returns */
-    *--s = 0;                                                   /* rbp */
-    *--s = 0;                                                   /* rbx */
-    *--s = (uint64_t)(uintptr_t)f;                              /* r12: the boot's argument */
-    *--s = 0;                                                   /* r13 */
-    *--s = 0;                                                   /* r14 */
-    *--s = 0;                                                   /* r15 */
+    *--s = (uint64_t)(uintptr_t)attnc_fiber_boot;              /* where the first switch returns */
+    *--s = 0;                                                  /* rbp */
+    *--s = 0;                                                  /* rbx */
+    *--s = (uint64_t)(uintptr_t)f;                             /* r12: the boot's argument */
+    *--s = 0;                                                  /* r13 */
+    *--s = 0;                                                  /* r14 */
+    *--s = 0;                                                  /* r15 */
     f->sp = s;
 }
 

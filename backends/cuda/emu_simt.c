@@ -100,17 +100,19 @@ const char *simt_op_name(const LaneOp *op) {
 }
 
 static _Noreturn void mismatch(SimtThread *t, const SimtThread *o) {
-    simt_fault(t, "%s (line %d) with mask 0x%08x, but lane %d of the warp waits at %s (line %d) with mask 0x%08x: "
+    simt_fault(t,
+               "%s (line %d) with mask 0x%08x, but lane %d of the warp waits at %s (line %d) with mask 0x%08x: "
                "the lanes of a warp collective must all run the same one",
-               simt_op_name(&t->op), t->op.line, t->op.mask, o->tid % 32, simt_op_name(&o->op), o->op.line,
-               o->op.mask);
+               simt_op_name(&t->op), t->op.line, t->op.mask, o->tid % 32, simt_op_name(&o->op), o->op.line, o->op.mask);
 }
 
 void simt_arrive(SimtThread *t, SimtComplete complete) {
     SimtBlock *b = t->blk;
     const int32_t w = t->tid / 32, lane = t->tid % 32;
     const uint32_t mask = t->op.mask, me = 1u << lane;
-    if (!(mask & me)) simt_fault(t, "%s (line %d) with mask 0x%08x, which omits the calling lane", simt_op_name(&t->op), t->op.line, mask);
+    if (!(mask & me))
+        simt_fault(t, "%s (line %d) with mask 0x%08x, which omits the calling lane", simt_op_name(&t->op), t->op.line,
+                   mask);
     if (mask & ~b->live[w])
         simt_fault(t, "%s (line %d) with mask 0x%08x names lanes the warp does not have (lanes 0x%08x exist)",
                    simt_op_name(&t->op), t->op.line, mask, b->live[w]);
@@ -195,7 +197,8 @@ static void deadlock(SimtBlock *b) {
         uint32_t missing = t->op.mask & ~b->arrived[w];
         const SimtThread *o = &b->t[w * 32 + __builtin_ctz(missing ? missing : 1)];
         if (o->state == T_BARRIER)
-            sched_fault(b, t, "deadlock: waits at %s (line %d) with mask 0x%08x for lane %d, which waits at "
+            sched_fault(b, t,
+                        "deadlock: waits at %s (line %d) with mask 0x%08x for lane %d, which waits at "
                         "__syncthreads (line %d) for this one",
                         simt_op_name(&t->op), t->op.line, t->op.mask, o->tid % 32, o->line);
         else
@@ -203,14 +206,17 @@ static void deadlock(SimtBlock *b) {
                         simt_op_name(&t->op), t->op.line, t->op.mask);
         return;
     }
-    snprintf(b->msg, sizeof b->msg, "cuda-emu: block %lld: deadlock: %d threads wait at __syncthreads (line %d), "
-             "the others cannot reach it", (long long)b->index, b->nbar, b->bar_line);
+    snprintf(b->msg, sizeof b->msg,
+             "cuda-emu: block %lld: deadlock: %d threads wait at __syncthreads (line %d), "
+             "the others cannot reach it",
+             (long long)b->index, b->nbar, b->bar_line);
     b->fault = 1;
 }
 
 int simt_in_smem(const SimtBlock *b, const void *p, int64_t n) {
-    const char *c = p;
-    return c >= b->smem && n >= 0 && c - b->smem <= b->smem_end - n;
+    /* as integers: comparing pointers into different objects is undefined */
+    const uintptr_t at = (uintptr_t)p, lo = (uintptr_t)b->smem;
+    return at >= lo && n >= 0 && n <= b->smem_end && at - lo <= (uintptr_t)(b->smem_end - n);
 }
 
 int32_t attnc_simt_id(int32_t which) {
@@ -220,9 +226,15 @@ int32_t attnc_simt_id(int32_t which) {
     case 0: return t->tid % l->block[0];
     case 1: return t->tid / l->block[0] % l->block[1];
     case 2: return t->tid / (l->block[0] * l->block[1]);
-    case 3: case 4: case 5: return t->blk->bid[which - 3];
-    case 6: case 7: case 8: return l->block[which - 6];
-    case 9: case 10: case 11: return l->grid[which - 9];
+    case 3:
+    case 4:
+    case 5: return t->blk->bid[which - 3];
+    case 6:
+    case 7:
+    case 8: return l->block[which - 6];
+    case 9:
+    case 10:
+    case 11: return l->grid[which - 9];
     default: simt_fault(t, "asks for built-in variable %d, which does not exist", which);
     }
 }
@@ -382,7 +394,8 @@ static attnc_status check_launch(const SimtLaunch *l, attnc_error *err) {
         blocks *= l->grid[i];
     }
     if (!l->kernel) return set_error(err, ATTNC_ERR_USAGE, "cuda-emu: no kernel to launch");
-    if (threads > 1024) return set_error(err, ATTNC_ERR_USAGE, "cuda-emu: %lld threads per block (at most 1024)", (long long)threads);
+    if (threads > 1024)
+        return set_error(err, ATTNC_ERR_USAGE, "cuda-emu: %lld threads per block (at most 1024)", (long long)threads);
     int64_t cap = l->smem_limit ? l->smem_limit : SIMT_DEFAULT_SMEM;
     if (l->dynamic_smem < 0 || l->dynamic_smem > cap || l->smem_limit < 0 || l->stack_bytes < 0)
         return set_error(err, ATTNC_ERR_USAGE, "cuda-emu: %lld bytes of dynamic shared memory (the limit is %lld)",

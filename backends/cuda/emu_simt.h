@@ -31,12 +31,12 @@ typedef void (*SimtKernelFn)(const void *args);
 
 typedef struct SimtLaunch {
     SimtKernelFn kernel;
-    const void *args;      /* passed to every thread unchanged */
-    int32_t grid[3];       /* blocks per dimension (gridDim) */
-    int32_t block[3];      /* threads per dimension (blockDim), at most 1024 in all */
-    int64_t dynamic_smem;  /* bytes of dynamic shared memory (attnc_dynamic_smem) */
-    int64_t smem_limit;    /* bytes of shared memory a block may use, static + dynamic; 0: 227 KiB (sm_90) */
-    int64_t stack_bytes;   /* each thread's stack; 0: 64 KiB (256 KiB under AddressSanitizer) */
+    const void *args;     /* passed to every thread unchanged */
+    int32_t grid[3];      /* blocks per dimension (gridDim) */
+    int32_t block[3];     /* threads per dimension (blockDim), at most 1024 in all */
+    int64_t dynamic_smem; /* bytes of dynamic shared memory (attnc_dynamic_smem) */
+    int64_t smem_limit;   /* bytes of shared memory a block may use, static + dynamic; 0: 227 KiB (sm_90) */
+    int64_t stack_bytes;  /* each thread's stack; 0: 64 KiB (256 KiB under AddressSanitizer) */
 } SimtLaunch;
 
 /* What a run did (for docs/cuda-emu.md's performance figures and the tests). */

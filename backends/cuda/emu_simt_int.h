@@ -51,18 +51,18 @@ typedef struct StaticAlloc { /* a static __shared__ variable of the block */
 struct SimtBlock {
     const SimtLaunch *l;
     int32_t nthreads;
-    size_t stack;      /* each fiber's stack */
-    int used;          /* the fibers ran a block: rewind them before the next */
-    int64_t index;     /* linear block index */
+    size_t stack;  /* each fiber's stack */
+    int used;      /* the fibers ran a block: rewind them before the next */
+    int64_t index; /* linear block index */
     int32_t bid[3];
     SimtThread *t;
-    Fiber *sched;      /* the OS thread's stack, which runs the scheduler */
-    int32_t *queue;    /* runnable threads, a ring of nthreads */
+    Fiber *sched;   /* the OS thread's stack, which runs the scheduler */
+    int32_t *queue; /* runnable threads, a ring of nthreads */
     int32_t qhead, qlen, running;
     uint32_t arrived[32], exited[32], live[32]; /* per warp: lanes waiting at a collective, exited, existing */
     int32_t nexited, nbar, bar_line, bar_first;
-    char *smem;        /* shared memory: dynamic at 0, then the static allocations */
-    uint8_t *pending;  /* per 16 bytes of smem: cp.async copies not yet waited for */
+    char *smem;       /* shared memory: dynamic at 0, then the static allocations */
+    uint8_t *pending; /* per 16 bytes of smem: cp.async copies not yet waited for */
     int64_t smem_cap, smem_end, smem_hwm;
     StaticAlloc *statics;
     int32_t nstatics, capstatics;

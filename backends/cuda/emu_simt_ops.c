@@ -24,9 +24,7 @@
 
 /* ---- __syncwarp and vote ---- */
 
-static void complete_nothing(SimtBlock *b, int32_t warp, uint32_t mask) {
-    (void)b, (void)warp, (void)mask;
-}
+static void complete_nothing(SimtBlock *b, int32_t warp, uint32_t mask) { (void)b, (void)warp, (void)mask; }
 
 void attnc_simt_syncwarp(uint32_t mask, int32_t line) {
     SimtThread *t = simt_self();
@@ -36,7 +34,8 @@ void attnc_simt_syncwarp(uint32_t mask, int32_t line) {
 
 static void complete_ballot(SimtBlock *b, int32_t warp, uint32_t mask) {
     uint32_t bits = 0;
-    for (uint32_t m = mask; m; m &= m - 1) bits |= (uint32_t)(b->t[warp * 32 + __builtin_ctz(m)].op.u[0] != 0) << __builtin_ctz(m);
+    for (uint32_t m = mask; m; m &= m - 1)
+        bits |= (uint32_t)(b->t[warp * 32 + __builtin_ctz(m)].op.u[0] != 0) << __builtin_ctz(m);
     for (uint32_t m = mask; m; m &= m - 1) *(uint32_t *)b->t[warp * 32 + __builtin_ctz(m)].op.out = bits;
 }
 
@@ -66,8 +65,10 @@ static void complete_shfl(SimtBlock *b, int32_t warp, uint32_t mask) {
         }
         if (!ok) j = lane; /* out of the segment: the lane's own value */
         if (!(mask >> j & 1))
-            simt_fault(simt_self(), "shfl.sync (line %d) with mask 0x%08x: lane %d reads lane %d, which is not in the "
-                       "mask (the value would be undefined)", w[lane].op.line, mask, lane, j);
+            simt_fault(simt_self(),
+                       "shfl.sync (line %d) with mask 0x%08x: lane %d reads lane %d, which is not in the "
+                       "mask (the value would be undefined)",
+                       w[lane].op.line, mask, lane, j);
         got[lane] = w[j].op.u[0];
     }
     for (uint32_t m = mask; m; m &= m - 1) *(uint32_t *)w[__builtin_ctz(m)].op.out = got[__builtin_ctz(m)];
@@ -78,8 +79,10 @@ static void complete_shfl(SimtBlock *b, int32_t warp, uint32_t mask) {
 uint32_t attnc_simt_shfl(uint32_t mask, uint32_t value, int32_t b, int32_t c, int32_t mode, int32_t line) {
     SimtThread *t = simt_self();
     uint32_t r;
-    if (mode < 0 || mode > 3 || c < 0 || c > 0x1fff) simt_fault(t, "shfl.sync (line %d) with mode %d clamp 0x%x", line, mode, c);
-    t->op = (LaneOp){.kind = OP_SHFL, .sub = mode | c << 2, .mask = mask, .line = line, .u = {value, (uint32_t)b}, .out = &r};
+    if (mode < 0 || mode > 3 || c < 0 || c > 0x1fff)
+        simt_fault(t, "shfl.sync (line %d) with mode %d clamp 0x%x", line, mode, c);
+    t->op = (LaneOp){
+        .kind = OP_SHFL, .sub = mode | c << 2, .mask = mask, .line = line, .u = {value, (uint32_t)b}, .out = &r};
     simt_arrive(t, complete_shfl);
     return r;
 }
@@ -136,7 +139,8 @@ static void complete_mma(SimtBlock *b, int32_t warp, uint32_t mask) {
 /* d[4] = A b + c for the calling lane's fragments a[4], b[2], c[4]; d may be c. */
 void attnc_simt_mma16816(int32_t type, float *d, const uint32_t *a, const uint32_t *b, const float *c, int32_t line) {
     SimtThread *t = simt_self();
-    if (type != SIMT_MMA_F16 && type != SIMT_MMA_BF16) simt_fault(t, "mma.sync (line %d) of unknown type %d", line, type);
+    if (type != SIMT_MMA_F16 && type != SIMT_MMA_BF16)
+        simt_fault(t, "mma.sync (line %d) of unknown type %d", line, type);
     float out[4];
     t->op = (LaneOp){.kind = OP_MMA, .sub = type, .mask = 0xffffffffu, .line = line, .out = out};
     memcpy(t->op.u, a, 4 * sizeof *a);
@@ -155,10 +159,11 @@ static void complete_ldmatrix(SimtBlock *b, int32_t warp, uint32_t mask) {
     uint16_t M[4][8][8];
     for (int32_t src = 0; src < 8 * num; src++) {
         const char *row = w[src].op.addr;
-        const char *why = !simt_in_smem(b, row, 16)       ? "is not in shared memory"
-                          : ((uintptr_t)row & 15) != 0     ? "is not 16-byte aligned"
-                          : b->pending[(row - b->smem) / 16] ? "holds bytes of a cp.async not yet waited for (a missing cp.async.wait_group)"
-                                                            : NULL;
+        const char *why = !simt_in_smem(b, row, 16)    ? "is not in shared memory"
+                          : ((uintptr_t)row & 15) != 0 ? "is not 16-byte aligned"
+                          : b->pending[(row - b->smem) / 16]
+                              ? "holds bytes of a cp.async not yet waited for (a missing cp.async.wait_group)"
+                              : NULL;
         if (why)
             simt_fault(simt_self(), "ldmatrix (line %d): the row address %p of lane %d (matrix %d row %d) %s",
                        w[src].op.line, (const void *)row, src, src / 8, src % 8, why);
@@ -180,8 +185,8 @@ void attnc_simt_ldmatrix(int32_t num, int32_t trans, uint32_t *r, const void *ro
     SimtThread *t = simt_self();
     if (num != 1 && num != 2 && num != 4) simt_fault(t, "ldmatrix (line %d) of %d matrices (1, 2 or 4)", line, num);
     uint32_t out[4];
-    t->op = (LaneOp){.kind = OP_LDMATRIX, .sub = num | (trans ? 8 : 0), .mask = 0xffffffffu, .line = line,
-                     .addr = row, .out = out};
+    t->op = (LaneOp){
+        .kind = OP_LDMATRIX, .sub = num | (trans ? 8 : 0), .mask = 0xffffffffu, .line = line, .addr = row, .out = out};
     simt_arrive(t, complete_ldmatrix);
     memcpy(r, out, (size_t)num * sizeof *out);
 }
