@@ -103,24 +103,30 @@ uint32_t attnc_simt_shfl(uint32_t mask, uint32_t value, int32_t b, int32_t c, in
  * to nearest even.  Tensor cores sum in another order, with other internal
  * rounding, so a GPU's D may differ in the last bits (docs/cuda-emu.md). */
 
-static float widen(int32_t type, uint32_t reg, int32_t half) {
-    uint16_t h = (uint16_t)(reg >> (16 * half));
-    return type == SIMT_MMA_F16 ? attnc_f16_to_f32(h) : attnc_bf16_to_f32(h);
+/* The 16-bit elements of one operand, widened exactly, the type's test out of the loop. */
+static void widen_all(int32_t type, const uint16_t *h, float *f, int32_t n) {
+    if (type == SIMT_MMA_F16)
+        for (int32_t i = 0; i < n; i++) f[i] = attnc_f16_to_f32(h[i]);
+    else
+        for (int32_t i = 0; i < n; i++) f[i] = attnc_bf16_to_f32(h[i]);
 }
 
 static void complete_mma(SimtBlock *b, int32_t warp, uint32_t mask) {
     (void)mask; /* all 32 lanes */
     const SimtThread *w = b->t + warp * 32;
-    const int32_t type = w[0].op.sub;
+    uint16_t a16[16][16], b16[16][8];
     float A[16][16], B[16][8], C[16][8];
     for (int32_t lane = 0; lane < 32; lane++) {
         const int32_t g = lane >> 2, q = lane & 3;
         const LaneOp *op = &w[lane].op;
-        for (int32_t i = 0; i < 8; i++)
-            A[g + 8 * ((i >> 1) & 1)][2 * q + (i & 1) + 8 * (i >= 4)] = widen(type, op->u[i >> 1], i & 1);
-        for (int32_t i = 0; i < 4; i++) B[2 * q + (i & 1) + 8 * (i >= 2)][g] = widen(type, op->u[4 + (i >> 1)], i & 1);
+        for (int32_t i = 0; i < 8; i++) /* element i: bits 16 (i & 1) of register i / 2 */
+            a16[g + 8 * ((i >> 1) & 1)][2 * q + (i & 1) + 8 * (i >= 4)] = (uint16_t)(op->u[i >> 1] >> (16 * (i & 1)));
+        for (int32_t i = 0; i < 4; i++)
+            b16[2 * q + (i & 1) + 8 * (i >= 2)][g] = (uint16_t)(op->u[4 + (i >> 1)] >> (16 * (i & 1)));
         for (int32_t i = 0; i < 4; i++) C[g + 8 * (i >= 2)][2 * q + (i & 1)] = op->f[i];
     }
+    widen_all(w[0].op.sub, &a16[0][0], &A[0][0], 256);
+    widen_all(w[0].op.sub, &b16[0][0], &B[0][0], 128);
     /* k outermost per row, the 8 columns side by side: each D[r][n] still sums k = 0 .. 15 in order */
     for (int32_t r = 0; r < 16; r++) {
         float acc[8];
