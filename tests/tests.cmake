@@ -57,6 +57,7 @@ target_compile_options(embed_example_shared PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(embed_example_shared PRIVATE attnc_shared m)
 add_test(NAME example/embed-shared COMMAND embed_example_shared)
 include(tests/cuda.cmake)
+include(tests/cuda_simt.cmake)
 include(tests/nomem.cmake)
 include(tests/difffuzz.cmake)
 # The worker pool: thread indices stay below what each call asks for.
