@@ -8,11 +8,12 @@
 #include "plan.h"
 
 /* A paged K and V, read in place by a kernel whose CompiledKernel.pages is
- * 1 (AttnCall.kv_page): the block table row of the one sequence, and the
- * page size, a multiple of the plan's bk. */
+ * 1 (AttnCall.kv_page): the block table row of the one sequence, the page
+ * size (a multiple of the plan's bk) and the elements from one page of K
+ * (of V) to the next (> 0). */
 typedef struct LaunchPages {
     const int32_t *table;
-    int64_t page_rows;
+    int64_t page_rows, k_page_stride, v_page_stride;
 } LaunchPages;
 
 /* Run `ck` for the call on `threads` threads (0: every core), `flags` the

@@ -7,7 +7,9 @@
  * no keys) packed THD-style; K and V ragged, or paged with pages in order
  * (read in place) and shuffled (gathered); every call on 1 and 3 threads.
  * Then pages of 64 and 32 rows against the default kv tile and of 16 rows
- * against tile_k 16, with float32 and bf16 K and V.
+ * against tile_k 16, with float32 and bf16 K and V, stored [pages, rows,
+ * Hkv, D] (NHD), head-major [pages, Hkv, rows, D] (HND, pages padded: page
+ * strides) and [Hkv, pages, rows, D] (pages interleaved per head).
  * O and LSE start as NaN except the rows no sequence covers, which must stay
  * as they were.  Hostile batches must fail with the documented status and
  * leave O and LSE untouched. */
@@ -188,38 +190,71 @@ static void check_backend(const attnc_spec *spec, const char *variant, attnc_bac
     free(o), free(lse);
 }
 
-/* x's K and V as pages of `page` rows, each sequence's pages in reverse
- * order (never consecutive), float32 or bf16 (x's K and V are bf16 values
- * then: the top half of each float), run with tile_k (0: the backend's).
- * page a multiple of the kv tile: backends that read pages (CompiledKernel.
- * pages) read them in place, through the block table; else they are gathered. */
+/* How pages are stored: NHD [pages, rows, Hkv, row] (zero strides, no page
+ * stride); HND [pages, Hkv, rows, row], each page followed by PAD unused
+ * elements; HEADS [Hkv, pages, rows, row]. */
+enum { NHD, HND, HEADS, PAD = 3 };
+
+/* The page layout of one of K (row D) or V (row Dv): its strides (elements
+ * from head to head, row to row), page stride (0: none given) and size. */
+static void page_layout(int kind, int64_t page, int64_t num_pages, int64_t row, attnc_layout *l, int64_t *page_stride,
+                        int64_t *elems) {
+    memset(l->stride, 0, sizeof l->stride);
+    *page_stride = 0, *elems = num_pages * page * HKV * row;
+    if (kind == HND) {
+        l->stride[1] = page * row, l->stride[2] = row, l->stride[3] = 1;
+        *page_stride = HKV * page * row + PAD, *elems = num_pages * *page_stride;
+    } else if (kind == HEADS) {
+        l->stride[1] = num_pages * page * row, l->stride[2] = row, l->stride[3] = 1, *page_stride = page * row;
+    }
+}
+
+/* Element of row r of head h in page p. */
+static int64_t page_elem(int kind, const attnc_layout *l, int64_t page_stride, int64_t page, int64_t row, int64_t p,
+                         int64_t r, int64_t h) {
+    if (kind == NHD) return ((p * page + r) * HKV + h) * row;
+    return p * page_stride + h * l->stride[1] + r * l->stride[2];
+}
+
+/* x's K and V as pages of `page` rows stored as `kind` says, each
+ * sequence's pages in reverse order (never consecutive), float32 or bf16
+ * (x's K and V are bf16 values then: the top half of each float), run with
+ * tile_k (0: the backend's).  page a multiple of the kv tile: backends that
+ * read pages (CompiledKernel.pages) read them in place, through the block
+ * table; else they are gathered. */
 static void check_page_size(const attnc_spec *spec, const char *variant, attnc_backend be, const Data *x, int64_t page,
-                            int tile_k, int bf16) {
+                            int tile_k, int bf16, int kind) {
     const int64_t pps = (80 + page - 1) / page, num_pages = NSEQ * pps + 1, esz = bf16 ? 2 : 4;
+    attnc_layouts lay;
+    memset(&lay, 0, sizeof lay);
+    int64_t kps, vps, kn, vn;
+    page_layout(kind, page, num_pages, D, &lay.k, &kps, &kn);
+    page_layout(kind, page, num_pages, DV, &lay.v, &vps, &vn);
+    lay.k.elem = lay.v.elem = bf16 ? ATTNC_ELEM_BF16 : ATTNC_ELEM_F32;
+    lay.k.extent = kn, lay.v.extent = vn;
     int32_t *table = malloc(sizeof(int32_t) * (size_t)(NSEQ * pps));
-    char *pk = calloc((size_t)(num_pages * page * HKV * D), (size_t)esz);
-    char *pv = calloc((size_t)(num_pages * page * HKV * DV), (size_t)esz);
+    char *pk = calloc((size_t)kn, (size_t)esz), *pv = calloc((size_t)vn, (size_t)esz);
     float *o = malloc(sizeof(float) * (size_t)(x->tq * H * DV)), *lse = malloc(sizeof(float) * (size_t)(x->tq * H));
     for (int64_t i = 0; i < NSEQ * pps; i++) table[i] = (int32_t)(num_pages - 1 - i);
     for (int s = 0; s < NSEQ; s++)
-        for (int64_t r = 0; r < LK[s]; r++) {
-            int64_t row = (int64_t)table[s * pps + r / page] * page + r % page;
-            const float *src[2] = {x->k + (x->k_start[s] + r) * HKV * D, x->v + (x->k_start[s] + r) * HKV * DV};
-            char *dst[2] = {pk + row * HKV * D * esz, pv + row * HKV * DV * esz};
-            for (int t = 0; t < 2; t++)
-                for (int64_t e = 0; e < HKV * (t ? DV : D); e++) {
-                    uint32_t bits;
-                    memcpy(&bits, &src[t][e], 4);
-                    uint16_t top = (uint16_t)(bits >> 16);
-                    if (bf16) memcpy(dst[t] + e * 2, &top, 2);
-                    else memcpy(dst[t] + e * 4, &src[t][e], 4);
-                }
-        }
-    attnc_layouts lay;
-    memset(&lay, 0, sizeof lay);
-    lay.k.elem = lay.v.elem = bf16 ? ATTNC_ELEM_BF16 : ATTNC_ELEM_F32;
+        for (int64_t r = 0; r < LK[s]; r++)
+            for (int64_t h = 0; h < HKV; h++) {
+                int64_t pg = table[s * pps + r / page];
+                const float *src[2] = {x->k + ((x->k_start[s] + r) * HKV + h) * D,
+                                       x->v + ((x->k_start[s] + r) * HKV + h) * DV};
+                char *dst[2] = {pk + page_elem(kind, &lay.k, kps, page, D, pg, r % page, h) * esz,
+                                pv + page_elem(kind, &lay.v, vps, page, DV, pg, r % page, h) * esz};
+                for (int t = 0; t < 2; t++)
+                    for (int64_t e = 0; e < (t ? DV : D); e++) {
+                        uint32_t bits;
+                        memcpy(&bits, &src[t][e], 4);
+                        uint16_t top = (uint16_t)(bits >> 16);
+                        if (bf16) memcpy(dst[t] + e * 2, &top, 2);
+                        else memcpy(dst[t] + e * 4, &src[t][e], 4);
+                    }
+            }
     attnc_batch paged = {.q_start = x->q_start, .page_size = page, .num_pages = num_pages, .pages_per_seq = pps,
-                         .block_table = table, .kv_len = x->kv_len};
+                         .block_table = table, .kv_len = x->kv_len, .k_page_stride = kps, .v_page_stride = vps};
     for (int threads = 1; threads <= 3; threads += 2) {
         attnc_options opts = {.backend = be, .threads = threads, .tile_k = tile_k};
         attnc_kernel *k = NULL;
@@ -232,8 +267,9 @@ static void check_page_size(const attnc_spec *spec, const char *variant, attnc_b
         attnc_args a = {{NSEQ, H, HKV, x->tq, 0, D, DV}, x->q, (const float *)pk, (const float *)pv, o, lse,
                         NULL, 0, NULL, 0};
         poison(x, o, lse);
-        snprintf(what, sizeof what, "%s %s pages of %lld, tile_k %d, %s, %d threads", variant, attnc_backend_name(be),
-                 (long long)page, tile_k, bf16 ? "bf16" : "f32", threads);
+        static const char *const kinds[] = {"NHD", "HND", "Hkv-major"};
+        snprintf(what, sizeof what, "%s %s %s pages of %lld, tile_k %d, %s, %d threads", variant, attnc_backend_name(be),
+                 kinds[kind], (long long)page, tile_k, bf16 ? "bf16" : "f32", threads);
         CHECK(!attnc_kernel_run_batch(k, &a, &lay, &paged, &err), "%s: %s", what, err.message);
         compare(x, o, lse, what);
         attnc_kernel_free(k);
@@ -342,11 +378,12 @@ int main(int argc, char **argv) {
     for (int v = 0; v < 3; v++) {
         reference(spec, variants[v], &x);
         for (int i = 0; i < n; i++)
-            for (int bf16 = 0; bf16 <= 1; bf16++) {
-                check_page_size(spec, variants[v], list[i], &x, 64, 0, bf16);
-                check_page_size(spec, variants[v], list[i], &x, 32, 0, bf16);
-                check_page_size(spec, variants[v], list[i], &x, 16, 16, bf16);
-            }
+            for (int bf16 = 0; bf16 <= 1; bf16++)
+                for (int kind = NHD; kind <= HEADS; kind++) {
+                    check_page_size(spec, variants[v], list[i], &x, 64, 0, bf16, kind);
+                    check_page_size(spec, variants[v], list[i], &x, 32, 0, bf16, kind);
+                    check_page_size(spec, variants[v], list[i], &x, 16, 16, bf16, kind);
+                }
     }
     hostile(spec, &x);
     attnc_spec_free(spec);
