@@ -12,7 +12,7 @@
  * strides) and [Hkv, pages, rows, D] (pages interleaved per head).
  * O and LSE start as NaN except the rows no sequence covers, which must stay
  * as they were.  Hostile batches must fail with the documented status and
- * leave O and LSE untouched. */
+ * leave O and LSE untouched, and so must bad page strides. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,6 +346,65 @@ static void hostile(const attnc_spec *spec, Data *x) {
     attnc_kernel_free(k);
 }
 
+/* Bad page strides (head-major pages of PAGE rows): ATTNC_ERR_USAGE, one
+ * line of message, O and LSE untouched. */
+static void hostile_strides(const attnc_spec *spec, const Data *x) {
+    attnc_options opts = {.backend = ATTNC_BACKEND_INTERP};
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    if (attnc_compile(spec, "causal_br", &opts, &k, &err)) return;
+    const int64_t kps = HKV * PAGE * D, vps = HKV * PAGE * DV, kn = x->num_pages * kps;
+    float *pk = calloc((size_t)kn, 4), *pv = calloc((size_t)(x->num_pages * vps), 4);
+    float *o = malloc(sizeof(float) * (size_t)(x->tq * H * DV)), *lse = malloc(sizeof(float) * (size_t)(x->tq * H));
+    attnc_args a = {{NSEQ, H, HKV, x->tq, 0, D, DV}, x->q, pk, pv, o, lse, NULL, 0, NULL, 0}, alias = a, rows = a;
+    rows.sizes.Lk = x->tk, rows.k = x->k, rows.v = x->v;
+    alias.o = pk + kn - x->tq * H * DV; /* O inside K's last page */
+    attnc_layouts hnd, overlap, tight;
+    memset(&hnd, 0, sizeof hnd);
+    hnd.k.stride[1] = PAGE * D, hnd.k.stride[2] = D, hnd.k.stride[3] = 1, hnd.k.extent = kn;
+    hnd.v.stride[1] = PAGE * DV, hnd.v.stride[2] = DV, hnd.v.stride[3] = 1;
+    overlap = hnd, tight = hnd;
+    overlap.k.stride[2] = D - 1; /* rows of a page share elements */
+    tight.k.extent = kn - 1;     /* the last page ends one element past K */
+    attnc_batch good = {.q_start = x->q_start, .page_size = PAGE, .num_pages = x->num_pages, .pages_per_seq = 8,
+                        .block_table = x->table, .kv_len = x->kv_len, .k_page_stride = kps, .v_page_stride = vps};
+    attnc_batch negative = good, short_page = good, ragged = {.q_start = x->q_start, .k_start = x->k_start};
+    negative.v_page_stride = -vps;
+    short_page.k_page_stride = kps - D; /* page p's last row is page p + 1's first */
+    ragged.k_page_stride = kps;
+    struct {
+        const char *what;
+        const attnc_args *args;
+        const attnc_layouts *lay;
+        const attnc_batch *b;
+    } cases[] = {
+        {"a negative page stride", &a, &hnd, &negative},
+        {"pages that overlap", &a, &hnd, &short_page},
+        {"rows of a page that overlap", &a, &overlap, &good},
+        {"the last page past K's extent", &a, &tight, &good},
+        {"O inside K's pages", &alias, &hnd, &good},
+        {"a page stride without pages", &rows, NULL, &ragged},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        float *out = cases[i].args->o;
+        for (int64_t e = 0; e < x->tq * H * DV; e++) out[e] = 3.0f;
+        for (int64_t e = 0; e < x->tq * H; e++) lse[e] = 3.0f;
+        attnc_error e2 = {0};
+        attnc_status st = attnc_kernel_run_batch(k, cases[i].args, cases[i].lay, cases[i].b, &e2);
+        CHECK(st == ATTNC_ERR_USAGE, "%s: status %d, want %d (%s)", cases[i].what, st, ATTNC_ERR_USAGE, e2.message);
+        CHECK(e2.message[0] && !strchr(e2.message, '\n'), "%s: one line of message", cases[i].what);
+        int touched = 0;
+        for (int64_t e = 0; e < x->tq * H * DV; e++) touched |= out[e] != 3.0f;
+        for (int64_t e = 0; e < x->tq * H; e++) touched |= lse[e] != 3.0f;
+        CHECK(!touched, "%s: O or LSE written", cases[i].what);
+        printf("  %s: %s\n", cases[i].what, e2.message);
+    }
+    /* the same batch with good strides runs */
+    CHECK(!attnc_kernel_run_batch(k, &a, &hnd, &good, &err), "head-major pages: %s", err.message);
+    free(pk), free(pv), free(o), free(lse);
+    attnc_kernel_free(k);
+}
+
 int main(int argc, char **argv) {
     attnc_backend list[8];
     int n = 0;
@@ -386,6 +445,7 @@ int main(int argc, char **argv) {
                 }
     }
     hostile(spec, &x);
+    hostile_strides(spec, &x);
     attnc_spec_free(spec);
     free(x.q), free(x.k), free(x.v), free(x.ref_o), free(x.ref_lse), free(x.pk), free(x.pv);
     printf(fails ? "FAIL: %d\n" : "ok\n", fails);
