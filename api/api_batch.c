@@ -133,6 +133,13 @@ static attnc_status check_strided_pages(const Batch *b, attnc_args *whole, attnc
     return ATTNC_OK;
 }
 
+/* rows * stride elements, saturated at 2^62, a negative stride as it is:
+ * no overflow before the strides are checked (which reject what this bends). */
+static int64_t rows_apart(int64_t rows, int64_t stride) {
+    const int64_t cap = (int64_t)1 << 62;
+    return stride < 0 ? stride : stride > 0 && rows > cap / stride ? cap : rows * stride;
+}
+
 /* The batch's own checks and sizes; then the buffers bound as one call. */
 static attnc_status check_batch(Batch *b, attnc_error *err) {
     const attnc_batch *bt = b->bt;
@@ -165,8 +172,8 @@ static attnc_status check_batch(Batch *b, attnc_error *err) {
         resolve_strides(l[t], heads[t], row[t], t == 4, b->rows_q);
         b->ebytes[t] = elem_bytes(l[t]->elem);
     }
-    b->page_stride[0] = bt->k_page_stride ? bt->k_page_stride : bt->page_size * b->lay.k.stride[2];
-    b->page_stride[1] = bt->v_page_stride ? bt->v_page_stride : bt->page_size * b->lay.v.stride[2];
+    b->page_stride[0] = bt->k_page_stride ? bt->k_page_stride : rows_apart(bt->page_size, b->lay.k.stride[2]);
+    b->page_stride[1] = bt->v_page_stride ? bt->v_page_stride : rows_apart(bt->page_size, b->lay.v.stride[2]);
     /* every buffer at once: one call of B = 1 over all rows */
     attnc_args whole = *b->args;
     whole.sizes.B = 1, whole.sizes.Lq = b->rows_q, whole.sizes.Lk = b->rows_k;

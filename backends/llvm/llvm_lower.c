@@ -567,8 +567,9 @@ static LLVMValueRef tile_offset(Lower *L, const Tile *T, int which, LLVMValueRef
 /* The tile's nk rows of K (which 0) or V (1) as the call holds them
  * (f16 and bf16 converted into Kc or Vc when a micro-kernel needs floats). */
 static KvRows tile_rows(Lower *L, const Tile *T, int which, LLVMValueRef nk) {
-    return (KvRows){which ? T->v_elem : T->k_elem, which ? T->v_f32 : T->k_f32, kv_row(L, T, which, which ? T->vr0 : T->kr0),
-                    which ? T->vs : T->ks, L->var[which ? V_SIZE_DV : V_SIZE_D], nk,
+    return (KvRows){which ? T->v_elem : T->k_elem, which ? T->v_f32 : T->k_f32,
+                    kv_row(L, T, which, which ? T->vr0 : T->kr0), which ? T->vs : T->ks,
+                    L->var[which ? V_SIZE_DV : V_SIZE_D], nk,
                     as_ptr(L, which ? T->rg.vc : T->rg.kc, L->f32)};
 }
 
