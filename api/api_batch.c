@@ -199,9 +199,9 @@ static void gather(const Batch *b, int64_t s, int64_t n, const void *src, const 
 
 /* K and V of sequence s with n keys: in place (ragged, or pages one after
  * another), read through its block table row by a kernel that reads pages
- * (*pages set), or gathered into *buf (malloc'd). */
-static attnc_status seq_kv(const attnc_kernel *k, const Batch *b, int64_t s, int64_t n, attnc_args *a,
-                           attnc_layouts *lay, LaunchPages *pages, void **buf, attnc_error *err) {
+ * (*pages set; not when `gather`), or gathered into *buf (malloc'd). */
+static attnc_status seq_kv(const attnc_kernel *k, const Batch *b, int64_t s, int64_t n, int gather_pages,
+                           attnc_args *a, attnc_layouts *lay, LaunchPages *pages, void **buf, attnc_error *err) {
     const attnc_batch *bt = b->bt;
     const attnc_sizes *sz = &b->args->sizes;
     int64_t first;
@@ -217,7 +217,7 @@ static attnc_status seq_kv(const attnc_kernel *k, const Batch *b, int64_t s, int
             consecutive &= bt->block_table[s * bt->pages_per_seq + j] == page0 + j;
         first = 0;
     }
-    if (!consecutive && attnc_kernel_reads_pages(k, bt->page_size)) {
+    if (!consecutive && !gather_pages && attnc_kernel_reads_pages(k, bt->page_size)) {
         *pages = (LaunchPages){bt->block_table + s * bt->pages_per_seq, bt->page_size, b->page_stride[0],
                                b->page_stride[1]};
         lay->k.extent = lay->v.extent = 0; /* every page inside the whole buffers, checked once */
@@ -245,8 +245,10 @@ static attnc_status seq_kv(const attnc_kernel *k, const Batch *b, int64_t s, int
     return ATTNC_OK;
 }
 
-/* Run sequence s into the private O (THD, O's type) and LSE ([H, rows]). */
-static attnc_status run_seq(const attnc_kernel *k, const Batch *b, int64_t s, char *o, float *lse, attnc_error *err) {
+/* Run sequence s into the private O (THD, O's type) and LSE ([H, rows]);
+ * its pages read in place unless `gather_pages`. */
+static attnc_status run_seq(const attnc_kernel *k, const Batch *b, int64_t s, int gather_pages, char *o, float *lse,
+                            attnc_error *err) {
     const attnc_sizes *sz = &b->args->sizes;
     int64_t q0 = seq_q(b, s), nq = b->bt->q_start ? b->bt->q_start[s + 1] - q0 : sz->Lq, first;
     int64_t nk = seq_k(b, s, &first);
@@ -263,9 +265,13 @@ static attnc_status run_seq(const attnc_kernel *k, const Batch *b, int64_t s, ch
     lay.lse.stride[2] = 1, lay.lse.stride[1] = b->rows_q, lay.lse.extent = 0;
     void *buf = NULL;
     LaunchPages pages = {NULL, 0, 0, 0};
-    attnc_status st = seq_kv(k, b, s, nk, &a, &lay, &pages, &buf, err);
+    attnc_status st = seq_kv(k, b, s, nk, gather_pages, &a, &lay, &pages, &buf, err);
     if (!st && nq > 0) {
         st = attnc_kernel_run_pages(k, &a, &lay, pages.table ? &pages : NULL, err);
+        if (st == ATTNC_ERR_RUNTIME && pages.table) { /* a fault: the interpreter names it on gathered K and V */
+            free(buf);
+            return run_seq(k, b, s, 1, o, lse, err);
+        }
         if (st && err) {
             char msg[sizeof err->message];
             int n = snprintf(msg, sizeof msg, "sequence %lld: ", (long long)s);
@@ -308,7 +314,7 @@ attnc_status attnc_kernel_run_batch(const attnc_kernel *k, const attnc_args *arg
     float *lse = malloc(sizeof(float) * (size_t)(b.rows_q * sz->H + 1));
     if (!o || !lse) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
     /* rows no sequence covers (before q_start[0], after q_start[B]) are not outputs: left as they are */
-    for (int64_t s = 0; !st && s < b.nseq; s++) st = run_seq(k, &b, s, o, lse, err);
+    for (int64_t s = 0; !st && s < b.nseq; s++) st = run_seq(k, &b, s, 0, o, lse, err);
     for (int64_t s = 0; !st && s < b.nseq; s++) {
         int64_t q0 = seq_q(&b, s);
         copy_out(&b, o, lse, q0, batch->q_start ? batch->q_start[s + 1] : q0 + sz->Lq);

@@ -272,6 +272,10 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
         goto done;
     }
     pool_run(threads, total, run_item, l);
+    if (l->fault && pages) { /* the interpreter would read K and V as one dense L dimension: the caller asks it */
+        st = set_error(err, ATTNC_ERR_RUNTIME, "an element of the paged call raised a runtime error");
+        goto done;
+    }
     if (l->fault) { /* the interpreter reads Q, K, V at their layouts and names the element at fault */
         st = interp_run(bc, args->q, args->k, args->v, NULL, NULL, err);
         if (st == ATTNC_OK)

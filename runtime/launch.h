@@ -20,7 +20,9 @@ typedef struct LaunchPages {
  * kernel's ATTNC_OPT_* (packing heads, splitting keys), `pages` NULL or a
  * paged K and V: O and LSE are
  * written only on success; a fault found by the kernel is reported with the
- * interpreter's exact message. */
+ * interpreter's exact message, except in a paged call (the interpreter
+ * reads K and V densely): ATTNC_ERR_RUNTIME, and the caller reruns the call
+ * on gathered K and V for the message. */
 attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                         int threads, int flags, const LaunchPages *pages, attnc_error *err);
 

@@ -405,6 +405,51 @@ static void hostile_strides(const attnc_spec *spec, const Data *x) {
     attnc_kernel_free(k);
 }
 
+/* A runtime error raised by a kernel that reads pages in place is named by
+ * the interpreter on the sequence's K and V as the batch holds them: one
+ * key (kv 37) scores 5.5, whose int indexes past t's 4 entries.  Pages of
+ * 16 rows (tile_k 16: read in place), shuffled, NHD and head-major; read as
+ * one dense L dimension they would put that key elsewhere, or past K. */
+static void fault_in_pages(attnc_backend be) {
+    enum { LK = 64, NP = 5 };
+    static const char text[] = "attention f { tensor t : float[4]; score score + t[int(abs(score))]; }\n";
+    attnc_spec *spec = NULL;
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    attnc_options opts = {.backend = be, .tile_k = 16, .threads = 1};
+    if (attnc_spec_from_string("f.attn", text, sizeof text - 1, &spec, &err) || attnc_compile(spec, NULL, &opts, &k, &err)) {
+        CHECK(0, "fault spec: %s", err.message);
+        attnc_spec_free(spec);
+        return;
+    }
+    float q[H * D] = {0}, t[4] = {0}, o[H * DV], lse[H];
+    float *pk = calloc(NP * (PAGE * HKV * D + PAD), 4), *pv = calloc(NP * (PAGE * HKV * DV + PAD), 4); /* HND: padded */
+    for (int h = 0; h < H; h++) q[h * D] = 1.0f;
+    attnc_tensor tens = {.name = "t", .dtype = ATTNC_F32, .rank = 1, .shape = {4}, .data = t};
+    int32_t table[LK / PAGE] = {4, 1, 3, 2};
+    int64_t kv_len = LK;
+    for (int hnd = 0; hnd <= 1; hnd++) {
+        attnc_layouts lay;
+        memset(&lay, 0, sizeof lay);
+        attnc_batch b = {.page_size = PAGE, .num_pages = NP, .pages_per_seq = LK / PAGE, .block_table = table,
+                         .kv_len = &kv_len};
+        int64_t kps, vps, kn, vn;
+        page_layout(hnd ? HND : NHD, PAGE, NP, D, &lay.k, &kps, &kn);
+        page_layout(hnd ? HND : NHD, PAGE, NP, DV, &lay.v, &vps, &vn);
+        b.k_page_stride = kps, b.v_page_stride = vps;
+        memset(pk, 0, (size_t)kn * 4);
+        pk[page_elem(hnd ? HND : NHD, &lay.k, kps, PAGE, D, table[37 / PAGE], 37 % PAGE, 1)] = 5.5f * sqrtf((float)D);
+        attnc_args a = {{1, H, HKV, 1, 0, D, DV}, q, pk, pv, o, lse, NULL, 0, &tens, 1};
+        attnc_status st = attnc_kernel_run_batch(k, &a, &lay, &b, &err);
+        CHECK(st == ATTNC_ERR_RUNTIME && strstr(err.message, "kv=37") && strstr(err.message, "index 5"),
+              "%s %s pages: a fault at kv 37: status %d, %s", attnc_backend_name(be), hnd ? "HND" : "NHD", st,
+              err.message);
+    }
+    free(pk), free(pv);
+    attnc_kernel_free(k);
+    attnc_spec_free(spec);
+}
+
 int main(int argc, char **argv) {
     attnc_backend list[8];
     int n = 0;
@@ -446,6 +491,7 @@ int main(int argc, char **argv) {
     }
     hostile(spec, &x);
     hostile_strides(spec, &x);
+    for (int i = 0; i < n; i++) fault_in_pages(list[i]);
     attnc_spec_free(spec);
     free(x.q), free(x.k), free(x.v), free(x.ref_o), free(x.ref_lse), free(x.pk), free(x.pv);
     printf(fails ? "FAIL: %d\n" : "ok\n", fails);
