@@ -287,6 +287,23 @@ static void to_bf16_values(float *f, int64_t n) {
     }
 }
 
+/* The batch fails with status `want` and one line of message, leaving
+ * the args' O and LSE (x->tq rows) as they were. */
+static void refused(const attnc_kernel *k, const Data *x, const attnc_args *a, const attnc_layouts *lay,
+                    const attnc_batch *b, attnc_status want, const char *what) {
+    for (int64_t e = 0; e < x->tq * H * DV; e++) a->o[e] = 3.0f;
+    for (int64_t e = 0; e < x->tq * H; e++) a->lse[e] = 3.0f;
+    attnc_error err = {0};
+    attnc_status st = attnc_kernel_run_batch(k, a, lay, b, &err);
+    CHECK(st == want, "%s: status %d, want %d (%s)", what, st, want, err.message);
+    CHECK(err.message[0] && !strchr(err.message, '\n'), "%s: one line of message", what);
+    int touched = 0;
+    for (int64_t e = 0; e < x->tq * H * DV; e++) touched |= a->o[e] != 3.0f;
+    for (int64_t e = 0; e < x->tq * H; e++) touched |= a->lse[e] != 3.0f;
+    CHECK(!touched, "%s: O or LSE written", what);
+    printf("  %s: %s\n", what, err.message);
+}
+
 /* Bad batches: the status, and O and LSE untouched. */
 static void hostile(const attnc_spec *spec, Data *x) {
     attnc_options opts = {.backend = ATTNC_BACKEND_INTERP};
@@ -328,19 +345,8 @@ static void hostile(const attnc_spec *spec, Data *x) {
           .pages_per_seq = 8, .block_table = x->table}, ATTNC_ERR_USAGE},
         {"negative page size", &a, {.q_start = x->q_start, .page_size = -1}, ATTNC_ERR_USAGE},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        for (int64_t e = 0; e < x->tq * H * DV; e++) o[e] = 3.0f;
-        for (int64_t e = 0; e < x->tq * H; e++) lse[e] = 3.0f;
-        attnc_error e2 = {0};
-        attnc_status st = attnc_kernel_run_batch(k, cases[i].args, NULL, &cases[i].b, &e2);
-        CHECK(st == cases[i].want, "%s: status %d, want %d (%s)", cases[i].what, st, cases[i].want, e2.message);
-        CHECK(e2.message[0] && !strchr(e2.message, '\n'), "%s: one line of message", cases[i].what);
-        int touched = 0;
-        for (int64_t e = 0; e < x->tq * H * DV; e++) touched |= o[e] != 3.0f;
-        for (int64_t e = 0; e < x->tq * H; e++) touched |= lse[e] != 3.0f;
-        CHECK(!touched, "%s: O or LSE written", cases[i].what);
-        printf("  %s: %s\n", cases[i].what, e2.message);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        refused(k, x, cases[i].args, NULL, &cases[i].b, cases[i].want, cases[i].what);
     CHECK(attnc_kernel_run_batch(k, &a, NULL, NULL, &err) == ATTNC_ERR_USAGE, "NULL batch");
     free(o), free(lse);
     attnc_kernel_free(k);
@@ -385,20 +391,8 @@ static void hostile_strides(const attnc_spec *spec, const Data *x) {
         {"O inside K's pages", &alias, &hnd, &good},
         {"a page stride without pages", &rows, NULL, &ragged},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        float *out = cases[i].args->o;
-        for (int64_t e = 0; e < x->tq * H * DV; e++) out[e] = 3.0f;
-        for (int64_t e = 0; e < x->tq * H; e++) lse[e] = 3.0f;
-        attnc_error e2 = {0};
-        attnc_status st = attnc_kernel_run_batch(k, cases[i].args, cases[i].lay, cases[i].b, &e2);
-        CHECK(st == ATTNC_ERR_USAGE, "%s: status %d, want %d (%s)", cases[i].what, st, ATTNC_ERR_USAGE, e2.message);
-        CHECK(e2.message[0] && !strchr(e2.message, '\n'), "%s: one line of message", cases[i].what);
-        int touched = 0;
-        for (int64_t e = 0; e < x->tq * H * DV; e++) touched |= out[e] != 3.0f;
-        for (int64_t e = 0; e < x->tq * H; e++) touched |= lse[e] != 3.0f;
-        CHECK(!touched, "%s: O or LSE written", cases[i].what);
-        printf("  %s: %s\n", cases[i].what, e2.message);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        refused(k, x, cases[i].args, cases[i].lay, cases[i].b, ATTNC_ERR_USAGE, cases[i].what);
     /* the same batch with good strides runs */
     CHECK(!attnc_kernel_run_batch(k, &a, &hnd, &good, &err), "head-major pages: %s", err.message);
     free(pk), free(pv), free(o), free(lse);
