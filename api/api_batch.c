@@ -266,7 +266,7 @@ static attnc_status run_seq(const attnc_kernel *k, const Batch *b, int64_t s, in
     void *buf = NULL;
     LaunchPages pages = {NULL, 0, 0, 0};
     attnc_status st = seq_kv(k, b, s, nk, gather_pages, &a, &lay, &pages, &buf, err);
-    if (!st && nq > 0) {
+    if (!st) { /* an empty sequence too: its params and tensors are checked like any call's */
         st = attnc_kernel_run_pages(k, &a, &lay, pages.table ? &pages : NULL, err);
         if (st == ATTNC_ERR_RUNTIME && pages.table) { /* a fault: the interpreter names it on gathered K and V */
             free(buf);

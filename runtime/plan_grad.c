@@ -104,13 +104,14 @@ static int grad_row(const AttnGradCall *c, const Plan *p, GradParts *P, IrEval *
     for (int64_t kv = kv0; kv < kv1; kv++) {
         ev->kv = kv;
         ir_eval_reset(ev);
-        if (f->check_faults && ir_eval(ev, fn->fault).b) return 1;
-        if (partial && !ir_eval(ev, fn->keep).b) continue;
+        /* pre first: the fault check may read the score (a bias reads no tensor out of bounds: such loads give 0) */
         double dot = 0, dp = 0;
         for (int64_t d = 0; d < f->D; d++)
             dot += at(f->q, f->q_elem, f->q_stride, b, h, q, d) * at(f->k, f->k_elem, f->k_stride, b, hk, kv, d);
-        for (int64_t d = 0; d < f->Dv; d++) dp += dout[d] * at(f->v, f->v_elem, f->v_stride, b, hk, kv, d);
         ev->pre = scale * dot + ir_eval(ev, fn->bias).f;
+        if (f->check_faults && ir_eval(ev, fn->fault).b) return 1;
+        if (partial && !ir_eval(ev, fn->keep).b) continue;
+        for (int64_t d = 0; d < f->Dv; d++) dp += dout[d] * at(f->v, f->v_elem, f->v_stride, b, hk, kv, d);
         double value = ir_eval(ev, gp->value).f;
         double pr = p->softmax ? exp(value - lse) : value;
         double g = p->softmax ? pr * (dp - delta) : dp - delta;

@@ -3,7 +3,8 @@
 # interpreter.  ctest runs a fixed seed range (the same specs every time),
 # fewer under the sanitizers; README gives the command for a long run.
 add_executable(attnc-fuzz ${PROJECT_SOURCE_DIR}/tests/fuzz/difffuzz.c ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzzcase.c
-                          ${PROJECT_SOURCE_DIR}/tests/fuzz/fclayout.c ${PROJECT_SOURCE_DIR}/tests/fuzz/specgen.c)
+                          ${PROJECT_SOURCE_DIR}/tests/fuzz/fclayout.c ${PROJECT_SOURCE_DIR}/tests/fuzz/fcbatch.c
+                          ${PROJECT_SOURCE_DIR}/tests/fuzz/specgen.c)
 target_include_directories(attnc-fuzz PRIVATE ${PROJECT_SOURCE_DIR}/base) # half.h
 target_compile_options(attnc-fuzz PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(attnc-fuzz PRIVATE attnc_static m)

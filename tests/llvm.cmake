@@ -85,3 +85,23 @@ if(ATTNC_HAVE_LLVM_BACKEND)
   add_test(NAME grad/relative_bias_1d-long/llvm COMMAND test_grad_backends ${ex}/relative_bias_1d.attn
            --backend llvm --shape Lq=71,Lk=90,D=20,Dv=9 --tile 16)
 endif()
+
+# Issue 10: f16 and bf16 conversions of the LLVM kernel, bit for bit against
+# base/half.h (tests/test_llvm_f16.c): every 16-bit pattern through V and O,
+# float32 edges and random patterns narrowed; with the host's F16C and with
+# f16 converted in integer lanes (ATTNC_LLVM_SOFT_F16=1, a host without F16C),
+# and the layouts test in integer lanes too.
+if(ATTNC_HAVE_LLVM_BACKEND)
+  add_executable(test_llvm_f16 ${PROJECT_SOURCE_DIR}/tests/test_llvm_f16.c)
+  target_compile_options(test_llvm_f16 PRIVATE ${ATTNC_WARNINGS})
+  target_include_directories(test_llvm_f16 PRIVATE ${PROJECT_SOURCE_DIR}/base)
+  target_include_directories(test_llvm_f16 SYSTEM PRIVATE ${ATTNC_LLVM_INCLUDE})
+  target_link_libraries(test_llvm_f16 PRIVATE attnc_internal m)
+  add_test(NAME llvm/f16-conversions COMMAND test_llvm_f16)
+  add_test(NAME llvm/f16-conversions-soft COMMAND test_llvm_f16 --expect-soft 1)
+  set_tests_properties(llvm/f16-conversions-soft PROPERTIES ENVIRONMENT ATTNC_LLVM_SOFT_F16=1)
+  add_test(NAME llvm/layouts-soft-f16 COMMAND test_layouts_llvm ${PROJECT_SOURCE_DIR}/examples)
+  set_tests_properties(llvm/f16-conversions llvm/f16-conversions-soft llvm/layouts-soft-f16 PROPERTIES
+                       SKIP_RETURN_CODE 77)
+  set_tests_properties(llvm/layouts-soft-f16 PROPERTIES ENVIRONMENT ATTNC_LLVM_SOFT_F16=1)
+endif()

@@ -444,6 +444,36 @@ static void fault_in_pages(attnc_backend be) {
     attnc_spec_free(spec);
 }
 
+/* Each sequence is a call of its own, an empty one too: a tensor shaped by Lq fits the sequences of 5 query
+ * rows and fails the one with none (found by attnc-fuzz's batch layout: the batch skipped empty sequences). */
+static void empty_sequence_checked(const Data *x) {
+    static const char *text = "attention perq { tensor t : float[Lq]; bias t[q]; }\n";
+    attnc_spec *spec = NULL;
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    attnc_options opts = {.backend = ATTNC_BACKEND_REFPLAN};
+    if (attnc_spec_from_string("perq.attn", text, strlen(text), &spec, &err) || attnc_compile(spec, "perq", &opts, &k, &err)) {
+        CHECK(0, "perq: %s", err.message);
+        attnc_spec_free(spec);
+        return;
+    }
+    float t[5] = {0.5f, -1, 2, 0, 1}, *o = malloc(sizeof(float) * (size_t)(x->tq * H * DV)), *lse = malloc(sizeof(float) * (size_t)(x->tq * H));
+    attnc_tensor tensors[1] = {{.name = "t", .dtype = ATTNC_F32, .rank = 1, .shape = {5}, .data = t}};
+    int64_t qs[3] = {0, 5, 5}, ks[3] = {0, 33, 43}; /* sequence 0: 5 rows, 33 keys; sequence 1: no rows, 10 keys */
+    attnc_args a = {{2, H, HKV, 5, 43, D, DV}, x->q, x->k, x->v, o, lse, NULL, 0, tensors, 1};
+    attnc_batch b = {.q_start = qs, .k_start = ks};
+    attnc_status st = attnc_kernel_run_batch(k, &a, NULL, &b, &err);
+    CHECK(st == ATTNC_ERR_RUNTIME && strstr(err.message, "sequence 1"), "an empty sequence's tensor: status %d (%s)", st,
+          err.message);
+    qs[2] = 10; /* five rows: it fits */
+    a.sizes.Lq = 10;
+    st = attnc_kernel_run_batch(k, &a, NULL, &b, &err);
+    CHECK(st == ATTNC_OK, "two sequences of 5 rows: status %d (%s)", st, err.message);
+    free(o), free(lse);
+    attnc_kernel_free(k);
+    attnc_spec_free(spec);
+}
+
 int main(int argc, char **argv) {
     attnc_backend list[8];
     int n = 0;
@@ -486,6 +516,7 @@ int main(int argc, char **argv) {
     hostile(spec, &x);
     hostile_strides(spec, &x);
     for (int i = 0; i < n; i++) fault_in_pages(list[i]);
+    empty_sequence_checked(&x);
     attnc_spec_free(spec);
     free(x.q), free(x.k), free(x.v), free(x.ref_o), free(x.ref_lse), free(x.pk), free(x.pv);
     printf(fails ? "FAIL: %d\n" : "ok\n", fails);

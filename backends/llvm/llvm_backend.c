@@ -83,6 +83,7 @@ static struct {
     pthread_mutex_t lock; /* the JIT and the cache */
     char *cpu, *features; /* the host's, from LLVM */
     int host_width;
+    int soft_f16; /* no F16C: f16 conversions in integer lanes (llvm_soft_f16) */
     LLVMOrcLLJITRef jit;
     LLVMTargetMachineRef tm; /* for the O3 pipeline of JIT compiles (used under lock) */
     char init_error[400];
@@ -90,7 +91,7 @@ static struct {
     uint64_t clock;  /* for least-recently-used eviction */
     unsigned serial; /* unique symbol names within the one JITDylib */
     unsigned long built; /* versions built, for tests (llvm_versions_built) */
-} G = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, NULL, "", NULL, 0, 0, 0};
+} G = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, 0, NULL, NULL, "", NULL, 0, 0, 0};
 
 /* The message of an LLVMErrorRef (which this consumes) into buf. */
 static void error_text(LLVMErrorRef e, char *buf, size_t n) {
@@ -166,6 +167,8 @@ static void init_once(void) {
     G.cpu = LLVMGetHostCPUName();
     G.features = LLVMGetHostCPUFeatures();
     G.host_width = has_feature(G.features, "avx512f") ? 16 : has_feature(G.features, "avx2") ? 8 : 4;
+    const char *soft = getenv("ATTNC_LLVM_SOFT_F16");
+    G.soft_f16 = (soft && !strcmp(soft, "1")) || !(has_feature(G.features, "f16c") || has_feature(G.features, "avx512f"));
     LLVMTargetMachineRef tm = host_machine(G.init_error, sizeof G.init_error);
     if (!tm) return;
     G.tm = host_machine(G.init_error, sizeof G.init_error);
@@ -209,6 +212,11 @@ int llvm_vector_width(void) {
     if (env && (!strcmp(env, "4") || !strcmp(env, "8") || !strcmp(env, "16"))) return atoi(env);
     pthread_once(&G.once, init_once);
     return G.host_width ? G.host_width : 4;
+}
+
+int llvm_soft_f16(void) {
+    pthread_once(&G.once, init_once);
+    return G.soft_f16;
 }
 
 /* ---- the cache key -------------------------------------------------------- */

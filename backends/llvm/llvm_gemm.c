@@ -170,8 +170,7 @@ static LLVMValueRef spread(Lower *L, const Quad *q, LLVMValueRef at) {
     LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
     LLVMValueRef h = load(L, LLVMVectorType(i16, (unsigned)G), gep(L, i16, q->A, at), 2);
     if (q->elem == ELEM_F16) { /* vcvtph2ps of G lanes, then the float32 shuffle */
-        LLVMTypeRef vh = LLVMVectorType(LLVMHalfTypeInContext(L->ctx), (unsigned)G);
-        LLVMValueRef f = LLVMBuildFPExt(b, LLVMBuildBitCast(b, h, vh, ""), LLVMVectorType(L->f32, (unsigned)G), "");
+        LLVMValueRef f = lower_widen(L, h, ELEM_F16);
         LLVMValueRef bits = LLVMBuildBitCast(b, f, LLVMVectorType(L->i32, (unsigned)G), "");
         return as_floats(L, shuffle(L, bits, NULL, idx, L->W));
     }

@@ -58,6 +58,12 @@ unsigned long llvm_versions_built(void);
  * (backends/llvm/llvm_backend.c). */
 int llvm_vector_width(void);
 
+/* Whether f16 is converted in integer lanes (base/half.h's rules) rather than
+ * by LLVM's `half` (vcvtph2ps/vcvtps2ph): on a host without F16C, where the
+ * JIT would need a runtime library's __extendhfsf2, or with
+ * ATTNC_LLVM_SOFT_F16=1 (a test hook; backends/llvm/llvm_backend.c). */
+int llvm_soft_f16(void);
+
 /* Add to `mod` (in its context) `tile_name`, an AttnTileFn computing one work
  * item of plan p in float32 exactly as refplan_tile does in float64 (the
  * version target->variant), and `scratch_name` (unless NULL), its

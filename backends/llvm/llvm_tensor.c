@@ -10,7 +10,9 @@
  *
  * f16 goes through LLVM's `half`: fpext and fptrunc are exact widening and
  * round-to-nearest-even narrowing, which x86 lowers to vcvtph2ps/vcvtps2ph
- * with F16C (the target features are the host's, llvm_backend.c).  bf16 is
+ * with F16C (the target features are the host's, llvm_backend.c); on a host
+ * without F16C (or AVX-512F, which implies it), or with ATTNC_LLVM_SOFT_F16=1,
+ * the same conversions in integer lanes (llvm_soft_f16).  bf16 is
  * integer work: widening is a shift, narrowing the RNE of base/half.h's
  * attnc_f32_to_bf16, with NaN kept quiet. */
 #include "llvm_tensor.h"
@@ -26,8 +28,81 @@ static LLVMTypeRef shaped(LLVMValueRef like, LLVMTypeRef t) {
     return LLVMGetTypeKind(lt) == LLVMVectorTypeKind ? LLVMVectorType(t, LLVMGetVectorSize(lt)) : t;
 }
 
+/* The constant c in every lane of a value shaped like `like` (any lane count:
+ * spread() in llvm_gemm.c widens W / 4 lanes). */
+static LLVMValueRef const_like(LLVMValueRef like, LLVMValueRef c) {
+    LLVMTypeRef lt = LLVMTypeOf(like);
+    if (LLVMGetTypeKind(lt) != LLVMVectorTypeKind) return c;
+    LLVMValueRef e[64];
+    unsigned n = LLVMGetVectorSize(lt);
+    for (unsigned i = 0; i < n && i < 64; i++) e[i] = c;
+    return LLVMConstVector(e, n);
+}
+
+#define K32(v) const_like(u, LLVMConstInt(L->i32, (unsigned long long)(v), 0))
+
+/* f16 bits to float32 in integer lanes, for a host without F16C: base/half.h's
+ * attnc_f16_to_f32 (inf and NaN payloads kept; subnormals as man * 2^-24,
+ * an exact int-to-float conversion and product). */
+static LLVMValueRef widen_f16_soft(Lower *L, LLVMValueRef x) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef u = LLVMBuildZExt(b, x, shaped(x, L->i32), "");
+    LLVMValueRef sign = LLVMBuildShl(b, LLVMBuildAnd(b, u, K32(0x8000), ""), K32(16), "");
+    LLVMValueRef exp = LLVMBuildAnd(b, LLVMBuildLShr(b, u, K32(10), ""), K32(0x1f), "");
+    LLVMValueRef man = LLVMBuildAnd(b, u, K32(0x3ff), "");
+    LLVMValueRef normal = LLVMBuildAdd(b, LLVMBuildShl(b, LLVMBuildAnd(b, u, K32(0x7fff), ""), K32(13), ""),
+                                       K32(112u << 23), "");
+    LLVMValueRef special = LLVMBuildOr(b, LLVMBuildShl(b, man, K32(13), ""), K32(0x7f800000), "");
+    LLVMValueRef tiny = LLVMBuildFMul(b, LLVMBuildUIToFP(b, man, shaped(x, L->f32), ""),
+                                      const_like(u, LLVMConstReal(L->f32, 5.9604644775390625e-08)), "");
+    LLVMValueRef sub = LLVMBuildBitCast(b, tiny, shaped(x, L->i32), "");
+    LLVMValueRef r = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntEQ, exp, K32(0), ""), sub, normal, "");
+    r = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntEQ, exp, K32(0x1f), ""), special, r, "");
+    return LLVMBuildBitCast(b, LLVMBuildOr(b, r, sign, ""), shaped(x, L->f32), "f16.soft");
+}
+
+/* float32 to f16 bits, round to nearest even, in integer lanes: base/half.h's
+ * attnc_f32_to_f16 (NaN stays a quiet NaN, overflow to inf, subnormals
+ * rounded at 2^-24); every case computed, one selected per lane. */
+static LLVMValueRef narrow_f16_soft(Lower *L, LLVMValueRef x) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef u = LLVMBuildBitCast(b, x, shaped(x, L->i32), "");
+    LLVMValueRef sign = LLVMBuildAnd(b, LLVMBuildLShr(b, u, K32(16), ""), K32(0x8000), "");
+    LLVMValueRef a = LLVMBuildAnd(b, u, K32(0x7fffffff), "");
+#define AT_LEAST(v) LLVMBuildICmp(b, LLVMIntUGE, a, K32(v), "")
+    LLVMValueRef payload = LLVMBuildOr(b, LLVMBuildAnd(b, LLVMBuildLShr(b, a, K32(13), ""), K32(0x3ff), ""), K32(0x200), "");
+    LLVMValueRef nan = LLVMBuildICmp(b, LLVMIntUGT, a, K32(0x7f800000), "");
+    LLVMValueRef special = LLVMBuildOr(b, LLVMBuildSelect(b, nan, payload, K32(0), ""), K32(0x7c00), "");
+    LLVMValueRef odd = LLVMBuildAnd(b, LLVMBuildLShr(b, a, K32(13), ""), K32(1), "");
+    LLVMValueRef rounded = LLVMBuildAdd(b, LLVMBuildAdd(b, a, K32(0xfff), ""), odd, "");
+    LLVMValueRef normal = LLVMBuildAnd(b, LLVMBuildSub(b, LLVMBuildLShr(b, rounded, K32(13), ""), K32(112u << 10), ""),
+                                       K32(0x7fff), "");
+    /* a subnormal: man * 2^(exp - 150) in units of 2^-24, shift = 126 - exp in [14, 24] where it is chosen
+     * (clamped elsewhere so that no lane shifts by 32 or more) */
+    LLVMValueRef man = LLVMBuildOr(b, LLVMBuildAnd(b, a, K32(0x7fffff), ""), K32(0x800000), "");
+    LLVMValueRef shift = LLVMBuildSub(b, K32(126), LLVMBuildLShr(b, a, K32(23), ""), "");
+    shift = LLVMBuildSelect(b, AT_LEAST(0x33000000), shift, K32(24), "");
+    shift = LLVMBuildSelect(b, AT_LEAST(0x38800000), K32(14), shift, "");
+    LLVMValueRef q = LLVMBuildLShr(b, man, shift, "");
+    LLVMValueRef half = LLVMBuildShl(b, K32(1), LLVMBuildSub(b, shift, K32(1), ""), "");
+    LLVMValueRef rest = LLVMBuildAnd(b, man, LLVMBuildSub(b, LLVMBuildShl(b, K32(1), shift, ""), K32(1), ""), "");
+    LLVMValueRef up = LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntUGT, rest, half, ""),
+                                  LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntEQ, rest, half, ""),
+                                               LLVMBuildICmp(b, LLVMIntNE, LLVMBuildAnd(b, q, K32(1), ""), K32(0), ""), ""),
+                                  "");
+    LLVMValueRef sub = LLVMBuildAdd(b, q, LLVMBuildZExt(b, up, shaped(x, L->i32), ""), "");
+    LLVMValueRef r = LLVMBuildSelect(b, AT_LEAST(0x33000000), sub, K32(0), "");
+    r = LLVMBuildSelect(b, AT_LEAST(0x38800000), normal, r, "");
+    r = LLVMBuildSelect(b, AT_LEAST(0x477ff000), K32(0x7c00), r, "");
+    r = LLVMBuildSelect(b, AT_LEAST(0x7f800000), special, r, "");
+#undef AT_LEAST
+    return LLVMBuildTrunc(b, LLVMBuildOr(b, r, sign, ""), shaped(x, LLVMInt16TypeInContext(L->ctx)), "f16.soft");
+}
+#undef K32
+
 LLVMValueRef lower_widen(Lower *L, LLVMValueRef x, int elem) {
     LLVMBuilderRef b = L->bd;
+    if (elem == ELEM_F16 && llvm_soft_f16()) return widen_f16_soft(L, x);
     if (elem == ELEM_F16) {
         LLVMValueRef h = LLVMBuildBitCast(b, x, shaped(x, LLVMHalfTypeInContext(L->ctx)), "");
         return LLVMBuildFPExt(b, h, shaped(x, L->f32), "");
@@ -40,6 +115,7 @@ LLVMValueRef lower_widen(Lower *L, LLVMValueRef x, int elem) {
 LLVMValueRef lower_narrow(Lower *L, LLVMValueRef x, int elem) {
     LLVMBuilderRef b = L->bd;
     LLVMTypeRef i16 = shaped(x, LLVMInt16TypeInContext(L->ctx));
+    if (elem == ELEM_F16 && llvm_soft_f16()) return narrow_f16_soft(L, x);
     if (elem == ELEM_F16) {
         LLVMValueRef h = LLVMBuildFPTrunc(b, x, shaped(x, LLVMHalfTypeInContext(L->ctx)), "");
         return LLVMBuildBitCast(b, h, i16, "");

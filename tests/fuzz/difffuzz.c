@@ -19,7 +19,8 @@
  *
  * One run in three also compares the backward pass (dQ, dK, dV and every
  * float tensor's gradient from the interpreter's O and LSE, random dO and
- * dLSE) where the backend has one.
+ * dLSE) where the backend has one, with Q, K and V in the case's element
+ * type and layout and O, dO, dQ, dK and dV at their strides.
  * Each spec is run on every backend twice: with random tile sizes, and with a
  * random subset of its params fixed as defines (-D) and, half the time,
  * ATTNC_OPT_SEPARABLE_BIAS; the interpreter with the same defines is
@@ -180,17 +181,17 @@ static void random_shape(uint64_t *s, const GenSpec *gs, FuzzCase *c) {
 }
 
 /* Random tile sizes, now and then no LSE buffer, and in one case of four
- * each f16 or bf16 storage and a [B,L,H,D], fused and gapped, or paged layout. */
+ * each f16 or bf16 storage and a [B,L,H,D], fused and gapped, paged or ragged batch layout. */
 static void random_tiles(uint64_t *s, FuzzCase *c) {
     static const int tiles[] = {1, 2, 3, 4, 5, 7, 8, 13, 16, 32, 64};
     c->no_lse = pick(s, 5) == 0;
     c->tile_q = pick(s, 5) < 2 ? 0 : tiles[pick(s, 11)];
     c->tile_k = pick(s, 5) < 2 ? 0 : tiles[pick(s, 11)];
     c->elem = pick(s, 4) == 0 ? 1 + (int)pick(s, 2) : 0;
-    static const int layouts[12] = {1, 2, 3, 3}; /* 3: paged K and V (one sequence) */
+    static const int layouts[12] = {1, 2, 3, 3, 4, 4}; /* 3: paged K and V (one sequence); 4: a ragged batch */
     c->layout = layouts[pick(s, 12)];
     /* a page of the kernel's kv tile (fclayout.c) is read in place: give the tile */
-    if (c->layout == 3 && c->sz.B == 1 && pick(s, 2)) c->tile_k = tiles[4 + pick(s, 7)];
+    if (((c->layout == 3 && c->sz.B == 1) || c->layout == 4) && pick(s, 2)) c->tile_k = tiles[4 + pick(s, 7)];
 }
 
 static void value_text(uint64_t *s, const SgDomain *d, attnc_type ty, char *out, size_t n) {

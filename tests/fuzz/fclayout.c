@@ -10,7 +10,8 @@
  * and LSE with gaps between rows and heads; 3 (one sequence, B = 1) K and V
  * in a paged cache read through a shuffled block table
  * (attnc_kernel_run_batch): pages of the kernel's kv tile (or twice it,
- * read in place) or of an odd size (gathered), Q, O and LSE as layout 0. */
+ * read in place) or of an odd size (gathered), Q, O and LSE as layout 0;
+ * 4 the B sequences as a ragged batch (fcbatch.c). */
 #include "fclayout.h"
 
 #include <stdlib.h>
@@ -78,6 +79,7 @@ int fcl_layout(const FuzzCase *c) {
     const attnc_sizes *s = &c->sz;
     if (c->layout == 2 && (s->Lq != s->Lk || s->D != s->Dv)) return 1;
     if (c->layout == 3 && (s->B != 1 || s->Lk < 1 || s->H < 1 || s->Hkv < 1)) return 0; /* a batch needs heads */
+    if (c->layout == 4 && !fcb_applies(c)) return 0;
     return c->layout;
 }
 
@@ -126,6 +128,7 @@ int fcl_prepare(const FuzzCase *c, const float *q, const float *k, const float *
     int e = c->elem;
     int64_t dq[4] = {s->B, s->H, s->Lq, s->D}, dk[4] = {s->B, s->Hkv, s->Lk, s->D}, dv[4] = {s->B, s->Hkv, s->Lk, s->Dv};
     int64_t dout[4] = {s->B, s->H, s->Lq, s->Dv}, dlse[4] = {s->B, s->H, s->Lq, 1};
+    if (layout == 4) return fcb_prepare(c, q, k, v, with_lse, L);
     attnc_layout *lay[4] = {&L->lay.q, &L->lay.k, &L->lay.v, &L->lay.o};
     for (int t = 0; t < 4; t++) lay[t]->elem = (attnc_elem)e;
     if (layout == 2) { /* one [B, L, H + 2 Hkv, D] buffer */
@@ -192,6 +195,10 @@ int fcl_extract(const FuzzCase *c, FcLayoutCall *L, float *o, float *lse) {
     const attnc_sizes *s = &c->sz;
     int e = c->elem;
     size_t i = 0, r = 0;
+    if (fcl_layout(c) == 4) {
+        fcb_extract(c, L, o, lse);
+        return fcl_untouched(L) ? 0 : 1;
+    }
     for (int64_t b = 0; b < s->B; b++)
         for (int64_t h = 0; h < s->H; h++)
             for (int64_t q = 0; q < s->Lq; q++) {
@@ -213,9 +220,69 @@ int fcl_extract(const FuzzCase *c, FcLayoutCall *L, float *o, float *lse) {
 
 void fcl_free(FcLayoutCall *L) {
     free(L->table);
+    free(L->lq);
     if (L->fused) free(L->fused);
     else free(L->q), free(L->k), free(L->v);
     free(L->o);
     free(L->lse);
     memset(L, 0, sizeof *L);
+}
+
+/* ---- the backward call ---------------------------------------------------------- */
+
+/* A float32 buffer for dims at strides st holding x (contiguous; NULL: NaN everywhere). */
+static float *f32_at(const float *x, const int64_t dims[4], const int64_t st[4]) {
+    size_t n = (size_t)extent(dims, st) + 1;
+    float *p = malloc(sizeof(float) * n);
+    if (!p) return NULL;
+    memset(p, 0xff, sizeof(float) * n);
+    if (x) pack(x, dims, p, 0, st);
+    return p;
+}
+
+/* Buffer p of dims at strides st back into contiguous x. */
+static void unpack_f32(const float *p, const int64_t dims[4], const int64_t st[4], float *x) {
+    size_t i = 0;
+    for (int64_t b = 0; b < dims[0]; b++)
+        for (int64_t h = 0; h < dims[1]; h++)
+            for (int64_t l = 0; l < dims[2]; l++)
+                for (int64_t d = 0; d < dims[3]; d++) x[i++] = p[at(st, b, h, l, d)];
+}
+
+int fcl_grad_prepare(const FuzzCase *c, const float *q, const float *k, const float *v, const float *o,
+                     const float *lse, const float *dout, FcGradCall *G) {
+    memset(G, 0, sizeof *G);
+    const attnc_sizes *s = &c->sz;
+    if (fcl_prepare(c, q, k, v, 1, &G->f)) return -1;
+    FcLayoutCall *L = &G->f;
+    int64_t dq[4] = {s->B, s->H, s->Lq, s->D}, dk[4] = {s->B, s->Hkv, s->Lk, s->D}, dv[4] = {s->B, s->Hkv, s->Lk, s->Dv};
+    int64_t dout_dims[4] = {s->B, s->H, s->Lq, s->Dv}, dlse[4] = {s->B, s->H, s->Lq, 1};
+    int64_t lst[4] = {L->lay.lse.stride[0], L->lay.lse.stride[1], L->lay.lse.stride[2], 1};
+    L->lay.o.elem = ATTNC_ELEM_F32; /* the forward's O exactly: a 16-bit O would move Delta by its rounding */
+    G->o = f32_at(o, dout_dims, L->lay.o.stride);
+    G->lse = f32_at(lse, dlse, lst);
+    G->dout = f32_at(dout, dout_dims, L->lay.o.stride);
+    G->dq = f32_at(NULL, dq, L->lay.q.stride);
+    G->dk = f32_at(NULL, dk, L->lay.k.stride);
+    G->dv = f32_at(NULL, dv, L->lay.v.stride);
+    if (!G->o || !G->lse || !G->dout || !G->dq || !G->dk || !G->dv) return -1;
+    G->grad.dout = G->dout, G->grad.dq = G->dq, G->grad.dk = G->dk, G->grad.dv = G->dv;
+    G->grad.dout_layout = L->lay.o;
+    G->grad.dq_layout = L->lay.q, G->grad.dk_layout = L->lay.k, G->grad.dv_layout = L->lay.v;
+    G->grad.dq_layout.elem = G->grad.dk_layout.elem = G->grad.dv_layout.elem = ATTNC_ELEM_F32;
+    return 0;
+}
+
+void fcl_grad_extract(const FuzzCase *c, const FcGradCall *G, float *dq, float *dk, float *dv) {
+    const attnc_sizes *s = &c->sz;
+    int64_t q[4] = {s->B, s->H, s->Lq, s->D}, k[4] = {s->B, s->Hkv, s->Lk, s->D}, v[4] = {s->B, s->Hkv, s->Lk, s->Dv};
+    unpack_f32(G->dq, q, G->grad.dq_layout.stride, dq);
+    unpack_f32(G->dk, k, G->grad.dk_layout.stride, dk);
+    unpack_f32(G->dv, v, G->grad.dv_layout.stride, dv);
+}
+
+void fcl_grad_free(FcGradCall *G) {
+    fcl_free(&G->f);
+    free(G->o), free(G->lse), free(G->dout), free(G->dq), free(G->dk), free(G->dv);
+    memset(G, 0, sizeof *G);
 }

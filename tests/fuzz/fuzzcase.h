@@ -42,7 +42,7 @@ typedef struct FuzzCase {
     int no_lse; /* the backend's call passes LSE = NULL (optional in the API); only O is compared */
     int elem;   /* the backend's Q, K, V, O: 0 float32, 1 f16, 2 bf16 (the inputs are rounded to it for both sides) */
     int grad;   /* also the backward pass: the backend's (when it has one) against the interpreter's */
-    int layout; /* the backend's layout: 0 [B,H,L,D], 1 [B,L,H,D], 2 fused QKV slices with O and LSE gapped, 3 paged K and V (fclayout.c) */
+    int layout; /* the backend's layout: 0 [B,H,L,D], 1 [B,L,H,D], 2 fused QKV slices with O and LSE gapped, 3 paged K and V, 4 a ragged batch (fclayout.c, fcbatch.c) */
 } FuzzCase;
 
 typedef enum FcKind {
