@@ -9,9 +9,12 @@
  * LSE go to private buffers and are copied out only when every sequence
  * succeeded: on an error nothing is written.  Params and tensors are bound
  * by each sequence's call, with that sequence's sizes.  A sequence whose pages are not
- * consecutive is read through its block table by a kernel that reads pages
- * (CompiledKernel.pages, page size a multiple of its kv tile); for any
- * other its K and V rows are gathered into a private buffer first. */
+ * consecutive rows of one L dimension is read through its block table by a
+ * kernel that reads pages (CompiledKernel.pages, page size a multiple of its
+ * kv tile; any page stride); for any other its K and V rows are gathered
+ * into a private buffer first.  With page strides (attnc_batch.k_page_stride,
+ * v_page_stride) K and V are bound as [num_pages, Hkv, page_size, D] views,
+ * the page stride first. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +30,7 @@ typedef struct Batch {
     int64_t nseq;
     int64_t rows_q, rows_k; /* rows of Q (O, LSE) and of K (V) */
     int ebytes[5];          /* bytes of an element of Q, K, V, O, LSE */
+    int64_t page_stride[2]; /* elements from one page of K (V) to the next, resolved */
 } Batch;
 
 static int elem_bytes(attnc_elem e) { return e == ATTNC_ELEM_F32 ? 4 : 2; }
@@ -88,6 +92,54 @@ static attnc_status check_pages(const Batch *b, attnc_error *err) {
     return ATTNC_OK;
 }
 
+/* Tensor t (BT_K, BT_V; BT_O, BT_LSE of `whole`) bound: its bytes [*first,
+ * *end).  K and V as [num_pages, Hkv, page_size, D] with the page stride
+ * first: extent, and no two pages (or rows) sharing memory. */
+static attnc_status bound_bytes(const Batch *b, const attnc_args *whole, BindTensor t, uintptr_t *first, uintptr_t *end,
+                                attnc_error *err) {
+    static const char *const names[BT_COUNT] = {"Q", "K", "V", "O", "LSE"};
+    const attnc_layout *lay[BT_COUNT] = {&b->lay.q, &b->lay.k, &b->lay.v, &b->lay.o, &b->lay.lse};
+    const void *ptr[BT_COUNT] = {whole->q, whole->k, whole->v, whole->o, whole->lse};
+    attnc_layout l = *lay[t];
+    int64_t dims[4];
+    bind_tensor_dims(&whole->sizes, t, dims);
+    int kv = t == BT_K || t == BT_V;
+    if (kv) {
+        dims[0] = b->bt->num_pages, dims[2] = b->bt->page_size;
+        l.stride[0] = b->page_stride[t == BT_V];
+    }
+    BoundLayout out;
+    attnc_error e = {0};
+    attnc_status st = bind_one_layout(names[t], dims, t == BT_LSE, 1, &l, ptr[t], &out, first, end, &e);
+    if (st && kv)
+        return set_error(err, st, "paged %s (%s = %lld): %s", names[t], t == BT_V ? "v_page_stride" : "k_page_stride",
+                         (long long)l.stride[0], e.message);
+    return st ? set_error(err, st, "%s", e.message) : ATTNC_OK;
+}
+
+/* Page strides: K and V checked as pages (bound_bytes); every other buffer
+ * as one call without keys; then O and LSE clear of K's and V's pages. */
+static attnc_status check_strided_pages(const Batch *b, attnc_args *whole, attnc_error *err) {
+    whole->sizes.Lk = 0;
+    attnc_status st = bind_check_layouts(whole, &b->lay, 1, err);
+    uintptr_t first[BT_COUNT], end[BT_COUNT];
+    for (int t = BT_K; !st && t < BT_COUNT; t++) st = bound_bytes(b, whole, (BindTensor)t, &first[t], &end[t], err);
+    if (st) return st;
+    for (int out = BT_O; out <= BT_LSE; out++)
+        for (int in = BT_K; in <= BT_V; in++)
+            if (first[out] < end[out] && first[in] < end[in] && first[out] < end[in] && first[in] < end[out])
+                return set_error(err, ATTNC_ERR_USAGE, "%s overlaps %s's pages in memory (outputs must not alias)",
+                                 out == BT_O ? "O" : "LSE", in == BT_K ? "K" : "V");
+    return ATTNC_OK;
+}
+
+/* rows * stride elements, saturated at 2^62, a negative stride as it is:
+ * no overflow before the strides are checked (which reject what this bends). */
+static int64_t rows_apart(int64_t rows, int64_t stride) {
+    const int64_t cap = (int64_t)1 << 62;
+    return stride < 0 ? stride : stride > 0 && rows > cap / stride ? cap : rows * stride;
+}
+
 /* The batch's own checks and sizes; then the buffers bound as one call. */
 static attnc_status check_batch(Batch *b, attnc_error *err) {
     const attnc_batch *bt = b->bt;
@@ -108,65 +160,80 @@ static attnc_status check_batch(Batch *b, attnc_error *err) {
         if (bt->k_start) st = check_starts("k_start", bt->k_start, b->nseq, sz->Lk, "K", err);
     }
     if (st) return st;
+    if (bt->k_page_stride < 0 || bt->v_page_stride < 0)
+        return set_error(err, ATTNC_ERR_USAGE, "%s = %lld is negative",
+                         bt->k_page_stride < 0 ? "k_page_stride" : "v_page_stride",
+                         (long long)(bt->k_page_stride < 0 ? bt->k_page_stride : bt->v_page_stride));
+    if ((bt->k_page_stride || bt->v_page_stride) && bt->page_size == 0)
+        return set_error(err, ATTNC_ERR_USAGE, "k_page_stride and v_page_stride apply to a paged KV cache (page_size > 0)");
     attnc_layout *l[5] = {&b->lay.q, &b->lay.k, &b->lay.v, &b->lay.o, &b->lay.lse};
     int64_t heads[5] = {sz->H, sz->Hkv, sz->Hkv, sz->H, sz->H}, row[5] = {sz->D, sz->D, sz->Dv, sz->Dv, 1};
     for (int t = 0; t < 5; t++) {
         resolve_strides(l[t], heads[t], row[t], t == 4, b->rows_q);
         b->ebytes[t] = elem_bytes(l[t]->elem);
     }
+    b->page_stride[0] = bt->k_page_stride ? bt->k_page_stride : rows_apart(bt->page_size, b->lay.k.stride[2]);
+    b->page_stride[1] = bt->v_page_stride ? bt->v_page_stride : rows_apart(bt->page_size, b->lay.v.stride[2]);
     /* every buffer at once: one call of B = 1 over all rows */
     attnc_args whole = *b->args;
     whole.sizes.B = 1, whole.sizes.Lq = b->rows_q, whole.sizes.Lk = b->rows_k;
     /* params and tensors are bound per sequence, with its sizes */
+    if (bt->page_size > 0 && (bt->k_page_stride || bt->v_page_stride)) return check_strided_pages(b, &whole, err);
     return bind_check_layouts(&whole, &b->lay, 1, err);
 }
 
 static const void *at(const void *base, int64_t elems, int bytes) { return (const char *)base + elems * bytes; }
 
-/* Gather the rows of sequence s's pages into kv (rows x heads x row, THD). */
-static void gather(const Batch *b, int64_t s, int64_t n, const void *src, const attnc_layout *l, int bytes,
-                   int64_t heads, int64_t row, char *kv) {
+/* Gather the rows of sequence s's pages into kv (rows x heads x row, THD);
+ * pages page_stride elements apart. */
+static void gather(const Batch *b, int64_t s, int64_t n, const void *src, const attnc_layout *l, int64_t page_stride,
+                   int bytes, int64_t heads, int64_t row, char *kv) {
     const attnc_batch *bt = b->bt;
     for (int64_t kv_i = 0; kv_i < n; kv_i++) {
         int64_t page = bt->block_table[s * bt->pages_per_seq + kv_i / bt->page_size];
-        int64_t r = page * bt->page_size + kv_i % bt->page_size;
+        int64_t r = page * page_stride + kv_i % bt->page_size * l->stride[2];
         for (int64_t h = 0; h < heads; h++)
-            memcpy(kv + ((kv_i * heads + h) * row) * bytes, at(src, r * l->stride[2] + h * l->stride[1], bytes),
-                   (size_t)(row * bytes));
+            memcpy(kv + ((kv_i * heads + h) * row) * bytes, at(src, r + h * l->stride[1], bytes), (size_t)(row * bytes));
     }
 }
 
 /* K and V of sequence s with n keys: in place (ragged, or pages one after
  * another), read through its block table row by a kernel that reads pages
- * (*pages set), or gathered into *buf (malloc'd). */
-static attnc_status seq_kv(const attnc_kernel *k, const Batch *b, int64_t s, int64_t n, attnc_args *a,
-                           attnc_layouts *lay, LaunchPages *pages, void **buf, attnc_error *err) {
+ * (*pages set; not when `gather`), or gathered into *buf (malloc'd). */
+static attnc_status seq_kv(const attnc_kernel *k, const Batch *b, int64_t s, int64_t n, int gather_pages,
+                           attnc_args *a, attnc_layouts *lay, LaunchPages *pages, void **buf, attnc_error *err) {
     const attnc_batch *bt = b->bt;
     const attnc_sizes *sz = &b->args->sizes;
     int64_t first;
     seq_k(b, s, &first);
     int consecutive = 1;
+    int64_t page0 = 0; /* paged: the sequence's first page */
     if (first < 0) {
-        first = n > 0 ? (int64_t)bt->block_table[s * bt->pages_per_seq] * bt->page_size : 0;
+        /* pages in order are rows of one L dimension only when a page is page_size rows */
+        consecutive = b->page_stride[0] == bt->page_size * b->lay.k.stride[2] &&
+                      b->page_stride[1] == bt->page_size * b->lay.v.stride[2];
+        page0 = n > 0 ? bt->block_table[s * bt->pages_per_seq] : 0;
         for (int64_t j = 1; j * bt->page_size < n; j++)
-            consecutive &= bt->block_table[s * bt->pages_per_seq + j] == bt->block_table[s * bt->pages_per_seq] + j;
+            consecutive &= bt->block_table[s * bt->pages_per_seq + j] == page0 + j;
+        first = 0;
     }
-    if (!consecutive && attnc_kernel_reads_pages(k, bt->page_size)) {
-        *pages = (LaunchPages){bt->block_table + s * bt->pages_per_seq, bt->page_size};
+    if (!consecutive && !gather_pages && attnc_kernel_reads_pages(k, bt->page_size)) {
+        *pages = (LaunchPages){bt->block_table + s * bt->pages_per_seq, bt->page_size, b->page_stride[0],
+                               b->page_stride[1]};
         lay->k.extent = lay->v.extent = 0; /* every page inside the whole buffers, checked once */
         return ATTNC_OK;
     }
     if (consecutive) {
-        a->k = at(b->args->k, first * b->lay.k.stride[2], b->ebytes[1]);
-        a->v = at(b->args->v, first * b->lay.v.stride[2], b->ebytes[2]);
+        a->k = at(b->args->k, first * b->lay.k.stride[2] + page0 * b->page_stride[0], b->ebytes[1]);
+        a->v = at(b->args->v, first * b->lay.v.stride[2] + page0 * b->page_stride[1], b->ebytes[2]);
         lay->k.extent = lay->v.extent = 0; /* inside the whole buffers, checked once */
         return ATTNC_OK;
     }
     size_t kb = (size_t)(n * sz->Hkv * sz->D * b->ebytes[1]), vb = (size_t)(n * sz->Hkv * sz->Dv * b->ebytes[2]);
     char *p = malloc(kb + vb + 1);
     if (!p) return set_error(err, ATTNC_ERR_NOMEM, "out of memory gathering the pages of sequence %lld", (long long)s);
-    gather(b, s, n, b->args->k, &b->lay.k, b->ebytes[1], sz->Hkv, sz->D, p);
-    gather(b, s, n, b->args->v, &b->lay.v, b->ebytes[2], sz->Hkv, sz->Dv, p + kb);
+    gather(b, s, n, b->args->k, &b->lay.k, b->page_stride[0], b->ebytes[1], sz->Hkv, sz->D, p);
+    gather(b, s, n, b->args->v, &b->lay.v, b->page_stride[1], b->ebytes[2], sz->Hkv, sz->Dv, p + kb);
     *buf = p;
     a->k = (const float *)p, a->v = (const float *)(p + kb);
     attnc_layout *l[2] = {&lay->k, &lay->v};
@@ -178,8 +245,10 @@ static attnc_status seq_kv(const attnc_kernel *k, const Batch *b, int64_t s, int
     return ATTNC_OK;
 }
 
-/* Run sequence s into the private O (THD, O's type) and LSE ([H, rows]). */
-static attnc_status run_seq(const attnc_kernel *k, const Batch *b, int64_t s, char *o, float *lse, attnc_error *err) {
+/* Run sequence s into the private O (THD, O's type) and LSE ([H, rows]);
+ * its pages read in place unless `gather_pages`. */
+static attnc_status run_seq(const attnc_kernel *k, const Batch *b, int64_t s, int gather_pages, char *o, float *lse,
+                            attnc_error *err) {
     const attnc_sizes *sz = &b->args->sizes;
     int64_t q0 = seq_q(b, s), nq = b->bt->q_start ? b->bt->q_start[s + 1] - q0 : sz->Lq, first;
     int64_t nk = seq_k(b, s, &first);
@@ -195,10 +264,14 @@ static attnc_status run_seq(const attnc_kernel *k, const Batch *b, int64_t s, ch
     memset(lay.lse.stride, 0, sizeof lay.lse.stride);
     lay.lse.stride[2] = 1, lay.lse.stride[1] = b->rows_q, lay.lse.extent = 0;
     void *buf = NULL;
-    LaunchPages pages = {NULL, 0};
-    attnc_status st = seq_kv(k, b, s, nk, &a, &lay, &pages, &buf, err);
+    LaunchPages pages = {NULL, 0, 0, 0};
+    attnc_status st = seq_kv(k, b, s, nk, gather_pages, &a, &lay, &pages, &buf, err);
     if (!st) { /* an empty sequence too: its params and tensors are checked like any call's */
         st = attnc_kernel_run_pages(k, &a, &lay, pages.table ? &pages : NULL, err);
+        if (st == ATTNC_ERR_RUNTIME && pages.table) { /* a fault: the interpreter names it on gathered K and V */
+            free(buf);
+            return run_seq(k, b, s, 1, o, lse, err);
+        }
         if (st && err) {
             char msg[sizeof err->message];
             int n = snprintf(msg, sizeof msg, "sequence %lld: ", (long long)s);
@@ -241,7 +314,7 @@ attnc_status attnc_kernel_run_batch(const attnc_kernel *k, const attnc_args *arg
     float *lse = malloc(sizeof(float) * (size_t)(b.rows_q * sz->H + 1));
     if (!o || !lse) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
     /* rows no sequence covers (before q_start[0], after q_start[B]) are not outputs: left as they are */
-    for (int64_t s = 0; !st && s < b.nseq; s++) st = run_seq(k, &b, s, o, lse, err);
+    for (int64_t s = 0; !st && s < b.nseq; s++) st = run_seq(k, &b, s, 0, o, lse, err);
     for (int64_t s = 0; !st && s < b.nseq; s++) {
         int64_t q0 = seq_q(&b, s);
         copy_out(&b, o, lse, q0, batch->q_start ? batch->q_start[s + 1] : q0 + sz->Lq);

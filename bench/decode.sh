@@ -10,7 +10,8 @@
 # and 32768, K and V as f32, f16 and bf16, 1 and 2 threads; B = 8 (batched
 # decode) and Lq = 16 (speculative verification) at Lk = 4096.  K,V GB/s is
 # the bytes of K and V one call reads, over its time; "of triad" compares it
-# with bench/triad.c's STREAM-like triad at the same thread count.
+# with bench/triad.c's STREAM-like triad at the same thread count.  Then a
+# paged KV cache against the same cache stored contiguously (below).
 # --quick: Lk = 4096 only.
 set -u
 cd "$(dirname "$0")/.."
@@ -64,16 +65,26 @@ for shape in "8 1" "1 16"; do
   echo "| $B | $Lq | 4096 | f32 | 2 | $ms2 | $g2 | $(ratio "$g2" "${TRIAD[2]}") | $(ratio "$ms1" "$ms2") |"
 done
 
-# a paged KV cache ([pages, 64 rows, Hkv, D], pages in reverse order) against
-# the same rows stored contiguously in the same order of dimensions ([B, Lk,
-# Hkv, D]: --layout blhd); bhld above keeps a head's rows together, which
-# decode reads faster than rows 4 KiB apart
+# a paged KV cache (pages of 64 rows, in reverse order) against the same
+# rows stored contiguously in the same order of dimensions: head-major pages
+# ([pages, Hkv, 64, D], --page-layout hnd) against [B, Hkv, Lk, D] (bhld), on
+# 1 and 2 threads; vLLM's pages ([pages, 64, Hkv, D]) against [B, Lk, Hkv, D]
+# (blhd), 1 thread: a head's rows are Hkv * D elements apart there, which
+# decode reads about 3x slower
 echo
-echo "| Lk | K,V | layout | ms/call | K,V GB/s | paged / contiguous |"
-echo "|---|---|---|---|---|---|"
-for dt in f32 bf16; do
-  read -r msc gc < <(one 1 1 32768 "$dt" 1 --layout blhd)
-  read -r msp gp < <(one 1 1 32768 "$dt" 1 --paged 64)
-  echo "| 32768 | $dt | contiguous blhd | $msc | $gc | |"
-  echo "| 32768 | $dt | paged, 64 rows | $msp | $gp | $(ratio "$msp" "$msc") |"
+echo "| Lk | K,V | threads | layout | ms/call | K,V GB/s | of triad | paged / contiguous |"
+echo "|---|---|---|---|---|---|---|---|"
+for Lk in $lengths; do
+  for dt in f32 f16 bf16; do
+    for t in 1 2; do
+      read -r msc gc < <(one 1 1 "$Lk" "$dt" "$t")
+      read -r msp gp < <(one 1 1 "$Lk" "$dt" "$t" --paged 64 --page-layout hnd)
+      echo "| $Lk | $dt | $t | contiguous \`[B, Hkv, Lk, D]\` | $msc | $gc | $(ratio "$gc" "${TRIAD[$t]}") | |"
+      echo "| $Lk | $dt | $t | paged \`[pages, Hkv, 64, D]\` | $msp | $gp | $(ratio "$gp" "${TRIAD[$t]}") | $(ratio "$msp" "$msc") |"
+    done
+    read -r msc gc < <(one 1 1 "$Lk" "$dt" 1 --layout blhd)
+    read -r msp gp < <(one 1 1 "$Lk" "$dt" 1 --paged 64 --page-layout nhd)
+    echo "| $Lk | $dt | 1 | contiguous \`[B, Lk, Hkv, D]\` | $msc | $gc | $(ratio "$gc" "${TRIAD[1]}") | |"
+    echo "| $Lk | $dt | 1 | paged \`[pages, 64, Hkv, D]\` | $msp | $gp | $(ratio "$gp" "${TRIAD[1]}") | $(ratio "$msp" "$msc") |"
+  done
 done

@@ -132,9 +132,11 @@ static int compare_doubles(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* bench --paged: the made-up K and V copied into pages of page_rows rows,
- * each sequence's pages in reverse order (never consecutive), and the batch
- * that reads them: B sequences of Lq query rows and Lk keys. */
+/* bench --paged: the made-up K and V copied into pages of page_rows rows
+ * ([pages, rows, Hkv, D], or head-major [pages, Hkv, rows, D] with
+ * --page-layout hnd), each sequence's pages in reverse order (never
+ * consecutive), and the batch that reads them: B sequences of Lq query rows
+ * and Lk keys. */
 typedef struct Paged {
     void *k, *v;
     int32_t *table;
@@ -144,13 +146,15 @@ typedef struct Paged {
     attnc_layouts lay;
 } Paged;
 
-static void copy_to_pages(const Paged *pg, const attnc_sizes *sz, const void *dense, void *pages, int64_t row, int eb) {
+static void copy_to_pages(const Paged *pg, const attnc_sizes *sz, const void *dense, void *pages, int64_t row, int eb,
+                          int hnd) {
     int64_t P = pg->batch.page_size, pps = pg->batch.pages_per_seq;
     for (int64_t b = 0; b < sz->B; b++)
         for (int64_t h = 0; h < sz->Hkv; h++)
             for (int64_t kv = 0; kv < sz->Lk; kv++) {
-                int64_t r = (int64_t)pg->table[b * pps + kv / P] * P + kv % P;
-                memcpy((char *)pages + ((r * sz->Hkv + h) * row) * eb,
+                int64_t p = pg->table[b * pps + kv / P]; /* row kv % P of head h: rows from the pages' start */
+                int64_t r = hnd ? (p * sz->Hkv + h) * P + kv % P : (p * P + kv % P) * sz->Hkv + h;
+                memcpy((char *)pages + (r * row) * eb,
                        (const char *)dense + (((b * sz->Hkv + h) * sz->Lk + kv) * row) * eb, (size_t)(row * eb));
             }
 }
@@ -169,12 +173,18 @@ static int make_paged(const Options *o, const attnc_sizes *sz, const Call *call,
     for (int64_t b = 0; b < sz->B; b++) pg->kv_len[b] = sz->Lk;
     pg->batch = (attnc_batch){.page_size = P, .num_pages = n, .pages_per_seq = pps, .block_table = pg->table,
                               .kv_len = pg->kv_len};
-    copy_to_pages(pg, sz, call->k, pg->k, sz->D, eb);
-    copy_to_pages(pg, sz, call->v, pg->v, sz->Dv, eb);
+    copy_to_pages(pg, sz, call->k, pg->k, sz->D, eb, o->page_hnd);
+    copy_to_pages(pg, sz, call->v, pg->v, sz->Dv, eb, o->page_hnd);
     pg->args = call->args;
     pg->args.k = pg->k, pg->args.v = pg->v;
     memset(&pg->lay, 0, sizeof pg->lay); /* Q and O [rows, H, D] (same bytes, other order), K and V pages */
     pg->lay.q.elem = pg->lay.k.elem = pg->lay.v.elem = pg->lay.o.elem = o->elem;
+    if (o->page_hnd) { /* a page: [Hkv, P, D]; the pages one after another */
+        attnc_layout *l[2] = {&pg->lay.k, &pg->lay.v};
+        int64_t row[2] = {sz->D, sz->Dv};
+        for (int t = 0; t < 2; t++) l[t]->stride[1] = P * row[t], l[t]->stride[2] = row[t], l[t]->stride[3] = 1;
+        pg->batch.k_page_stride = sz->Hkv * P * sz->D, pg->batch.v_page_stride = sz->Hkv * P * sz->Dv;
+    }
     return 0;
 }
 
@@ -236,8 +246,8 @@ int cmd_bench(const Options *o) {
                (long long)sz.Hkv, (long long)sz.Lq, (long long)sz.Lk, (long long)sz.D, (long long)sz.Dv,
                elems[o->elem], o->page_rows ? "paged" : o->blhd ? "blhd" : "bhld");
         if (o->page_rows)
-            printf("K,V pages    %10d rows (%lld pages, in reverse order: read through the block table)\n", o->page_rows,
-                   (long long)pg.batch.num_pages);
+            printf("K,V pages    %10d rows (%lld pages %s, in reverse order: read through the block table)\n",
+                   o->page_rows, (long long)pg.batch.num_pages, o->page_hnd ? "[Hkv, rows, D]" : "[rows, Hkv, D]");
         printf("compile      %10.3f ms\n", compile_ms);
         printf("time/call    %10.3f ms   (median of %d after a warm-up)\n", median * 1e3, done);
         printf("kept pairs   %10.4f     (%lld of %.0f)\n", total > 0 ? (double)kept / total : 0.0, (long long)kept,

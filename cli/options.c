@@ -198,7 +198,7 @@ static int flag_allowed(const char *cmd, const char *flag) {
         {"diff", " --variant --shape --param --tensor --seed --backends --threads --int-range --separable-bias "
                  "--dtype --layout --grad "},
         {"bench", " --variant --shape --backend --threads --param --tensor --reps --tile --int-range --separable-bias --paged "
-                  "--dtype --layout --grad "},
+                  "--page-layout --dtype --layout --grad "},
         {"merge", " --o1 --lse1 --o2 --lse2 -o --lse --weight "},
     };
     if (strchr(flag, ' ') || strlen(flag) > 32) return 0;
@@ -240,6 +240,7 @@ static int take_value(Options *o, const char *a, const char *v, char *msg, size_
                         : !strcmp(a, "--q-start")  ? &o->q_start
                         : !strcmp(a, "--k-start")  ? &o->k_start
                         : !strcmp(a, "--paged")    ? &o->paged
+                        : !strcmp(a, "--page-layout") ? &o->page_layout
                         : !strcmp(a, "--do")       ? &o->dout
                         : !strcmp(a, "--dlse")     ? &o->dlse
                         : !strcmp(a, "--dq")       ? &o->dq
@@ -298,6 +299,10 @@ static int check_values(Options *o, char *msg, size_t n) {
     if (o->paged && (parse_int64(o->paged, &v) || v < 1 || v > 65536))
         return usage_error(msg, n, "--paged '%s': expected a page size in rows (1 to 65536)", o->paged);
     o->page_rows = o->paged ? (int)v : 0;
+    if (o->page_layout && strcmp(o->page_layout, "nhd") && strcmp(o->page_layout, "hnd"))
+        return usage_error(msg, n, "--page-layout '%s': expected nhd or hnd", o->page_layout);
+    if (o->page_layout && !o->paged) return usage_error(msg, n, "--page-layout goes with --paged ROWS");
+    o->page_hnd = o->page_layout && !strcmp(o->page_layout, "hnd");
     if (o->seed && (parse_int64(o->seed, &v) || v < 0))
         return usage_error(msg, n, "--seed '%s': expected a non-negative integer", o->seed);
     o->seed_value = o->seed ? (uint64_t)v : 1;

@@ -18,6 +18,7 @@ typedef struct Options {
     const char *o1, *lse1, *o2, *lse2; /* merge's inputs */
     const char *q_start, *k_start;     /* run over a ragged batch */
     const char *paged;                 /* bench: K and V as pages of this many rows */
+    const char *page_layout;           /* bench --paged: nhd (default) or hnd */
     const char *dout, *dlse, *dq, *dk, *dv; /* grad's inputs and outputs */
     int dump_passes, separable_bias, weight, grad; /* grad: diff and bench of the backward pass */
     const char *params[MAX_REPEATED], *tensors[MAX_REPEATED], *defines[MAX_REPEATED];
@@ -27,6 +28,7 @@ typedef struct Options {
     /* the values above that do not depend on the spec, checked and parsed */
     int nthreads, tile_q, tile_k, nreps; /* 0 where not given */
     int page_rows;                       /* --paged, 0 where not given */
+    int page_hnd;                        /* --page-layout hnd: pages [pages, Hkv, ROWS, D] */
     attnc_sizes sizes;                   /* when shape is given */
     uint64_t seed_value;                 /* 1 when seed is not given */
     attnc_elem elem;                     /* --dtype: Q, K, V and O stored as (default f32) */

@@ -258,6 +258,16 @@ typedef struct attnc_batch {
     /* keys of each sequence (paged), at most pages_per_seq * page_size;
      * NULL: sizes.Lk each */
     const int64_t *kv_len;
+    /* (version 0.3) Elements from page p of K (of V) to page p + 1; 0: what
+     * page_size says above, page_size * stride[2].  Given, page p's row r of
+     * kv head h is element p * k_page_stride + h * stride[1] + r * stride[2]
+     * (+ d) of K, whose layout's strides then describe ONE page (stride[0]
+     * is not used).  Head-major pages ("HND", [num_pages, Hkv, page_size, D],
+     * which decode reads about 3x faster than [num_pages, page_size, Hkv, D]):
+     * strides {0, page_size * D, D, 1}, k_page_stride Hkv * page_size * D
+     * (V: Dv).  Pages must not share memory, and with an extent the last one
+     * must end inside it (else ATTNC_ERR_USAGE).  docs/decode.md. */
+    int64_t k_page_stride, v_page_stride;
 } attnc_batch;
 
 /* Run the kernel over a ragged and/or paged batch (version 2).  A bad batch
@@ -350,9 +360,10 @@ int attnc_backend_available(attnc_backend backend);
 
 /* The version of this header: 0.1 was the version 1 API; 0.2 adds version
  * 2's element types and strides, ragged batches and paged KV caches,
- * attnc_merge and gradients.  (CMakeLists.txt reads these lines.) */
+ * attnc_merge and gradients; 0.3 page strides (attnc_batch.k_page_stride,
+ * v_page_stride: head-major pages).  (CMakeLists.txt reads these lines.) */
 #define ATTNC_VERSION_MAJOR 0
-#define ATTNC_VERSION_MINOR 2
+#define ATTNC_VERSION_MINOR 3
 #define ATTNC_VERSION_PATCH 0
 
 /* The version of the library, "MAJOR.MINOR.PATCH": a program built against

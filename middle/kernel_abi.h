@@ -12,7 +12,7 @@
 #define ATTNC_KERNEL_ABI_H
 #include <stdint.h>
 
-#define ATTNC_ABI_VERSION 5
+#define ATTNC_ABI_VERSION 6
 #define ATTNC_ABI_MAX_RANK 8
 
 /* One param value: ints and bools in i, floats in f (by the param's type). */
@@ -60,12 +60,19 @@ typedef struct AttnCall {
      * row r of [qt * bq, min((qt + 1) * bq, Lq * P)) is query row r / P of
      * head h + r % P; the tile map's q tiles are of bq / P query rows. */
     int64_t pack;
-    /* a paged K and V (page_rows 0: not paged; never with B > 1): key row kv
-     * is row kv_page[kv / page_rows] * page_rows + kv % page_rows of K's and
-     * V's L dimension.  page_rows is a multiple of bk, so the rows of a kv
-     * tile are consecutive rows of one page. */
+    /* a paged K and V (page_rows 0: not paged; never with B > 1): key kv of
+     * kv head hk is K's element
+     *     kv_page[kv / page_rows] * k_page_stride + (kv % page_rows) * k_stride[2]
+     *     + hk * k_stride[1] + d
+     * (V likewise with v_page_stride, v_stride), so a page may be rows of
+     * one L dimension (k_page_stride = page_rows * k_stride[2]) or head-major
+     * ([pages, Hkv, page_rows, D]).  page_rows is a multiple of bk, so the
+     * rows of a kv tile are consecutive rows (k_stride[2] apart) of one page:
+     * a kernel maps only the tile's first key.  The page strides are set
+     * (> 0) whenever page_rows is (ABI 6). */
     const int32_t *kv_page;
     int64_t page_rows;
+    int64_t k_page_stride, v_page_stride;
 } AttnCall;
 
 /* Compute rows [qt*bq, min((qt+1)*bq, Lq)) of (b, h) (packed rows of heads

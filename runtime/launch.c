@@ -252,7 +252,9 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
                                 .tile_kv = tm->kv, .tile_mode = tm->mode, .group_stride_b = gsb,
                                 .group_stride_h = gsh, .kernel_data = ck->kernel_data,
                                 .check_faults = tm->check_faults, .pack = pack,
-                                .kv_page = pages ? pages->table : NULL, .page_rows = pages ? pages->page_rows : 0};
+                                .kv_page = pages ? pages->table : NULL, .page_rows = pages ? pages->page_rows : 0,
+                                .k_page_stride = pages ? pages->k_page_stride : 0,
+                                .v_page_stride = pages ? pages->v_page_stride : 0};
         launch_set_layouts(&l->call[s], bc, o != args->o || l->splits > 1, l->splits > 1);
     }
     if (ck->prepare && (st = ck->prepare(&l->call[0], err))) goto done;
@@ -270,6 +272,10 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
         goto done;
     }
     pool_run(threads, total, run_item, l);
+    if (l->fault && pages) { /* the interpreter would read K and V as one dense L dimension: the caller asks it */
+        st = set_error(err, ATTNC_ERR_RUNTIME, "an element of the paged call raised a runtime error");
+        goto done;
+    }
     if (l->fault) { /* the interpreter reads Q, K, V at their layouts and names the element at fault */
         st = interp_run(bc, args->q, args->k, args->v, NULL, NULL, err);
         if (st == ATTNC_OK)

@@ -8,18 +8,21 @@
 #include "plan.h"
 
 /* A paged K and V, read in place by a kernel whose CompiledKernel.pages is
- * 1 (AttnCall.kv_page): the block table row of the one sequence, and the
- * page size, a multiple of the plan's bk. */
+ * 1 (AttnCall.kv_page): the block table row of the one sequence, the page
+ * size (a multiple of the plan's bk) and the elements from one page of K
+ * (of V) to the next (> 0). */
 typedef struct LaunchPages {
     const int32_t *table;
-    int64_t page_rows;
+    int64_t page_rows, k_page_stride, v_page_stride;
 } LaunchPages;
 
 /* Run `ck` for the call on `threads` threads (0: every core), `flags` the
  * kernel's ATTNC_OPT_* (packing heads, splitting keys), `pages` NULL or a
  * paged K and V: O and LSE are
  * written only on success; a fault found by the kernel is reported with the
- * interpreter's exact message. */
+ * interpreter's exact message, except in a paged call (the interpreter
+ * reads K and V densely): ATTNC_ERR_RUNTIME, and the caller reruns the call
+ * on gathered K and V for the message. */
 attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                         int threads, int flags, const LaunchPages *pages, attnc_error *err);
 

@@ -276,8 +276,11 @@ static int tile(StepRun *R, const AttnCall *c, const Parts *P, int64_t h, int64_
                 double scale, int64_t kh, int64_t vh) {
     attnc_elem qe = (attnc_elem)c->q_elem, ke = (attnc_elem)c->k_elem;
     int64_t k0 = (int64_t)c->tile_kv[e] * c->bk, nc = c->Lk - k0 < c->bk ? c->Lk - k0 : c->bk;
-    /* the tile's rows of K and V: k0 on, or in its page (kernel_abi.h: kv_page) */
-    int64_t r0 = c->page_rows ? (int64_t)c->kv_page[k0 / c->page_rows] * c->page_rows + k0 % c->page_rows : k0;
+    /* where the tile's first row of K and of V lies: row k0, or its place in
+     * its page (kernel_abi.h: kv_page, the page strides) */
+    int64_t page = c->page_rows ? (int64_t)c->kv_page[k0 / c->page_rows] : 0;
+    int64_t kr0 = c->page_rows ? page * c->k_page_stride + k0 % c->page_rows * c->k_stride[2] : k0 * c->k_stride[2];
+    int64_t vr0 = c->page_rows ? page * c->v_page_stride + k0 % c->page_rows * c->v_stride[2] : k0 * c->v_stride[2];
     int partial = c->tile_mode[e] == TILE_PARTIAL;
     R->tile_id++;
     poison(R->kcol, c->bk * R->cols_cap);
@@ -295,14 +298,14 @@ static int tile(StepRun *R, const AttnCall *c, const Parts *P, int64_t h, int64_
         row_of(c, h, q0, i, &R->ev.q, &R->ev.h);
         int64_t qrow = R->ev.b * c->q_stride[0] + R->ev.h * c->q_stride[1] + R->ev.q * c->q_stride[2];
         for (int64_t j = 0; j < nc; j++) {
-            int64_t krow = kh + (r0 + j) * c->k_stride[2];
+            int64_t krow = kh + kr0 + j * c->k_stride[2];
             double dot = 0, v;
             for (int64_t d = 0; d < c->D; d++) dot += tensor_load(c->q, qe, qrow + d) * tensor_load(c->k, ke, krow + d);
             R->j = j;
             R->ev.kv = k0 + j;
             int rc = element(R, partial, c->check_faults, scale * dot, &v);
             if (rc < 0) return 1;
-            if (rc == 0) accumulate(R->s, P, i, v, c, vh + (r0 + j) * c->v_stride[2]);
+            if (rc == 0) accumulate(R->s, P, i, v, c, vh + vr0 + j * c->v_stride[2]);
         }
     }
     return 0;

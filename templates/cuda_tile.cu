@@ -59,11 +59,12 @@
  * are addressed per row with their own head; the holes read `hr` in row and
  * element code (backends/c/c_holes.c), the item's `h` in HEAD and COL.
  *
- * Paged K and V (AttnCall.page_rows > 0, kernel_abi.h): key kv lies in row
- * kv_page[kv / page_rows] * page_rows + kv % page_rows.  page_rows is a
- * multiple of BK, so a kv tile is one run of rows of one page: the tile's
- * first row in memory (kr0) replaces k0 in the K and V addresses (in place
- * or staged); masks, biases and the holes see kv = k0 + j as always. */
+ * Paged K and V (AttnCall.page_rows > 0, kernel_abi.h): key kv of K lies
+ * kv_page[kv / page_rows] * k_page_stride + (kv % page_rows) * ks elements
+ * from the head's start (V: v_page_stride, vs).  page_rows is a multiple
+ * of BK, so a kv tile is one run of rows of one page: where its first row
+ * lies (kr0, vr0) replaces k0 * ks and k0 * vs in the K and V addresses (in
+ * place or staged); masks, biases and the holes see kv = k0 + j as always. */
 
 #define ATTNC_TILE_FULL 1
 #define ATTNC_TILE_PARTIAL 2
@@ -188,12 +189,14 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
         const int64_t k0 = (c->row_start ? (int64_t)c->tile_kv[e] : e) * ATTNC_BK;
         const int mode = c->row_start ? c->tile_mode[e] : ATTNC_TILE_PARTIAL;
         const int64_t nc = c->Lk - k0 < ATTNC_BK ? c->Lk - k0 : ATTNC_BK;
-        /* the tile's first row of K and V in memory: k0, or its place in its
-         * page (a tile never spans two pages); kv stays k0 + j below */
-        const int64_t kr0 =
-            c->page_rows ? (int64_t)c->kv_page[k0 / c->page_rows] * c->page_rows + k0 % c->page_rows : k0;
+        /* where the tile's first row of K and of V lies (elements from the
+         * head's start): row k0, or its place in its page (a tile never spans
+         * two pages); kv stays k0 + j below */
+        const int64_t kpage = c->page_rows ? (int64_t)c->kv_page[k0 / c->page_rows] : 0;
+        const int64_t kr0 = c->page_rows ? kpage * c->k_page_stride + k0 % c->page_rows * ks : k0 * ks;
+        const int64_t vr0 = c->page_rows ? kpage * c->v_page_stride + k0 % c->page_rows * vs : k0 * vs;
         /* the tile's K and V rows as float32: in place, or staged (widened below) */
-        const float *ktile = c->k_elem ? kf : c->k + kat + kr0 * ks, *vtile = c->v_elem ? vf : c->v + vat + kr0 * vs;
+        const float *ktile = c->k_elem ? kf : c->k + kat + kr0, *vtile = c->v_elem ? vf : c->v + vat + vr0;
         const int64_t kld = c->k_elem ? D : ks, vld = c->v_elem ? Dv : vs;
 
         /* phase: the tile's per-key values, and its 16-bit K and V rows widened */
@@ -201,8 +204,8 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
         for (int64_t j = t; j < nc; j += ATTNC_NT) {
             const int64_t kv = k0 + j;
             (void)kv;
-            if (c->k_elem) attnc_cuda_widen((const uint16_t *)c->k + kat + (kr0 + j) * ks, c->k_elem, D, kf + j * D);
-            if (c->v_elem) attnc_cuda_widen((const uint16_t *)c->v + vat + (kr0 + j) * vs, c->v_elem, Dv, vf + j * Dv);
+            if (c->k_elem) attnc_cuda_widen((const uint16_t *)c->k + kat + kr0 + j * ks, c->k_elem, D, kf + j * D);
+            if (c->v_elem) attnc_cuda_widen((const uint16_t *)c->v + vat + vr0 + j * vs, c->v_elem, Dv, vf + j * Dv);
             /*@COL@*/
         }
         ATTNC_THREADS_END
@@ -346,7 +349,8 @@ extern "C" int @NAME@_cuda_launch(const AttnCall *call, int *fault, cudaStream_t
         call->H % call->Hkv != 0 || call->pack < 0 ||
         (call->pack > 1 && (!ATTNC_PACK_HEADS || (call->H / call->Hkv) % call->pack != 0)) ||
         call->page_rows < 0 ||
-        (call->page_rows > 0 && (!call->kv_page || call->B != 1 || call->page_rows % ATTNC_BK != 0)))
+        (call->page_rows > 0 && (!call->kv_page || call->B != 1 || call->page_rows % ATTNC_BK != 0 ||
+                                 call->k_page_stride <= 0 || call->v_page_stride <= 0)))
         return (int)cudaErrorInvalidValue;
     const int64_t items = call->B * (call->H / (call->pack > 1 ? call->pack : 1)) * call->nqt;
     if (items <= 0) return 0;

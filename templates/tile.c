@@ -39,11 +39,13 @@
  * schedule keeps free of h when it lets the runtime pack (pack_heads).
  * With P = 1, hr = h and q = qt*BQ + i: exactly the unpacked kernel.
  *
- * Paged K and V (AttnCall.page_rows > 0, kernel_abi.h): key kv lies in row
- * kv_page[kv / page_rows] * page_rows + kv % page_rows.  page_rows is a
- * multiple of BK, so each kv tile is one run of rows of one page: only the
- * tile's first row in memory (kr0) changes; masks, biases and the holes see
- * kv = k0 + j as always.  Unpaged, kr0 = k0 (one select per tile).
+ * Paged K and V (AttnCall.page_rows > 0, kernel_abi.h): key kv of K lies
+ * kv_page[kv / page_rows] * k_page_stride + (kv % page_rows) * ks elements
+ * from the head's start (V: v_page_stride, vs).  page_rows is a multiple of
+ * BK, so each kv tile is one run of rows of one page: only where the tile's
+ * first row lies (kr0, vr0: element offsets) changes; masks, biases and the
+ * holes see kv = k0 + j as always.  Unpaged, kr0 = k0 * ks (one select per
+ * tile).
  *
  * The holes, and what each sees:
  *   HEAD      once per work item: call-level and (b, h)-level values; sets
@@ -202,14 +204,16 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
         const int64_t k0 = (c->row_start ? (int64_t)c->tile_kv[e] : e) * ATTNC_BK;
         const int mode = c->row_start ? c->tile_mode[e] : ATTNC_TILE_PARTIAL;
         const int64_t nc = c->Lk - k0 < ATTNC_BK ? c->Lk - k0 : ATTNC_BK;
-        /* the tile's first row of K and V in memory: k0, or its place in its
-         * page (a tile never spans two pages); kv stays k0 + j below */
-        const int64_t kr0 =
-            c->page_rows ? (int64_t)c->kv_page[k0 / c->page_rows] * c->page_rows + k0 % c->page_rows : k0;
+        /* where the tile's first row of K and of V lies (elements from the
+         * head's start): row k0, or its place in its page (a tile never spans
+         * two pages); kv stays k0 + j below */
+        const int64_t kpage = c->page_rows ? (int64_t)c->kv_page[k0 / c->page_rows] : 0;
+        const int64_t kr0 = c->page_rows ? kpage * c->k_page_stride + k0 % c->page_rows * ks : k0 * ks;
+        const int64_t vr0 = c->page_rows ? kpage * c->v_page_stride + k0 % c->page_rows * vs : k0 * vs;
         /* the K tile (transposed below) and the V tile as float32: in place, or widened */
-        const void *ktile = c->k_elem ? (const void *)((const uint16_t *)c->k + kat + kr0 * ks)
-                                      : (const void *)(c->k + kat + kr0 * ks);
-        const float *vtile = c->v + vat + kr0 * vs;
+        const void *ktile = c->k_elem ? (const void *)((const uint16_t *)c->k + kat + kr0)
+                                      : (const void *)(c->k + kat + kr0);
+        const float *vtile = c->v + vat + vr0;
         int64_t vld = vs;
 
         for (int64_t j = 0; j < nc; j++) {
@@ -280,7 +284,7 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
         attnc_dense_weights(sc.s, nr, nc, ATTNC_BK, sc.l);
 #endif
         if (c->v_elem) {
-            attnc_dense_widen((const uint16_t *)c->v + vat + kr0 * vs, c->v_elem, nc, Dv, vs, sc.vf);
+            attnc_dense_widen((const uint16_t *)c->v + vat + vr0, c->v_elem, nc, Dv, vs, sc.vf);
             vtile = sc.vf;
             vld = Dv;
         }

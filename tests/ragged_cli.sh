@@ -70,6 +70,9 @@ expect 0 'K,V pages +16 rows \(6 pages' "$ATTNC" bench r.attn --shape B=2,H=4,Hk
 expect 0 'K,V pages +8 rows' "$ATTNC" bench r.attn --shape B=1,H=4,Hkv=2,Lq=1,Lk=40,D=8,Dv=6 --paged 8 --tile 64x8 --dtype bf16 --reps 1
 expect 2 "--paged '0'" "$ATTNC" bench r.attn --shape B=1,H=4,Hkv=2,Lq=1,Lk=40,D=8,Dv=6 --paged 0
 expect 2 'layout does not apply' "$ATTNC" bench r.attn --shape B=1,H=4,Hkv=2,Lq=1,Lk=40,D=8,Dv=6 --paged 8 --layout blhd
+expect 0 'K,V pages +16 rows \(6 pages \[Hkv, rows, D\]' "$ATTNC" bench r.attn --shape B=2,H=4,Hkv=2,Lq=3,Lk=40,D=8,Dv=6 --paged 16 --page-layout hnd --reps 1
+expect 2 "--page-layout 'hdn'" "$ATTNC" bench r.attn --shape B=1,H=4,Hkv=2,Lq=1,Lk=40,D=8,Dv=6 --paged 8 --page-layout hdn
+expect 2 'page-layout goes with --paged' "$ATTNC" bench r.attn --shape B=1,H=4,Hkv=2,Lq=1,Lk=40,D=8,Dv=6 --page-layout hnd
 
 echo "ragged_cli: $passes passed, $fails failed"
 [ "$fails" = 0 ]

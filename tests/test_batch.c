@@ -7,10 +7,12 @@
  * no keys) packed THD-style; K and V ragged, or paged with pages in order
  * (read in place) and shuffled (gathered); every call on 1 and 3 threads.
  * Then pages of 64 and 32 rows against the default kv tile and of 16 rows
- * against tile_k 16, with float32 and bf16 K and V.
+ * against tile_k 16, with float32 and bf16 K and V, stored [pages, rows,
+ * Hkv, D] (NHD), head-major [pages, Hkv, rows, D] (HND, pages padded: page
+ * strides) and [Hkv, pages, rows, D] (pages interleaved per head).
  * O and LSE start as NaN except the rows no sequence covers, which must stay
  * as they were.  Hostile batches must fail with the documented status and
- * leave O and LSE untouched. */
+ * leave O and LSE untouched, and so must bad page strides. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,38 +190,71 @@ static void check_backend(const attnc_spec *spec, const char *variant, attnc_bac
     free(o), free(lse);
 }
 
-/* x's K and V as pages of `page` rows, each sequence's pages in reverse
- * order (never consecutive), float32 or bf16 (x's K and V are bf16 values
- * then: the top half of each float), run with tile_k (0: the backend's).
- * page a multiple of the kv tile: backends that read pages (CompiledKernel.
- * pages) read them in place, through the block table; else they are gathered. */
+/* How pages are stored: NHD [pages, rows, Hkv, row] (zero strides, no page
+ * stride); HND [pages, Hkv, rows, row], each page followed by PAD unused
+ * elements; HEADS [Hkv, pages, rows, row]. */
+enum { NHD, HND, HEADS, PAD = 3 };
+
+/* The page layout of one of K (row D) or V (row Dv): its strides (elements
+ * from head to head, row to row), page stride (0: none given) and size. */
+static void page_layout(int kind, int64_t page, int64_t num_pages, int64_t row, attnc_layout *l, int64_t *page_stride,
+                        int64_t *elems) {
+    memset(l->stride, 0, sizeof l->stride);
+    *page_stride = 0, *elems = num_pages * page * HKV * row;
+    if (kind == HND) {
+        l->stride[1] = page * row, l->stride[2] = row, l->stride[3] = 1;
+        *page_stride = HKV * page * row + PAD, *elems = num_pages * *page_stride;
+    } else if (kind == HEADS) {
+        l->stride[1] = num_pages * page * row, l->stride[2] = row, l->stride[3] = 1, *page_stride = page * row;
+    }
+}
+
+/* Element of row r of head h in page p. */
+static int64_t page_elem(int kind, const attnc_layout *l, int64_t page_stride, int64_t page, int64_t row, int64_t p,
+                         int64_t r, int64_t h) {
+    if (kind == NHD) return ((p * page + r) * HKV + h) * row;
+    return p * page_stride + h * l->stride[1] + r * l->stride[2];
+}
+
+/* x's K and V as pages of `page` rows stored as `kind` says, each
+ * sequence's pages in reverse order (never consecutive), float32 or bf16
+ * (x's K and V are bf16 values then: the top half of each float), run with
+ * tile_k (0: the backend's).  page a multiple of the kv tile: backends that
+ * read pages (CompiledKernel.pages) read them in place, through the block
+ * table; else they are gathered. */
 static void check_page_size(const attnc_spec *spec, const char *variant, attnc_backend be, const Data *x, int64_t page,
-                            int tile_k, int bf16) {
+                            int tile_k, int bf16, int kind) {
     const int64_t pps = (80 + page - 1) / page, num_pages = NSEQ * pps + 1, esz = bf16 ? 2 : 4;
+    attnc_layouts lay;
+    memset(&lay, 0, sizeof lay);
+    int64_t kps, vps, kn, vn;
+    page_layout(kind, page, num_pages, D, &lay.k, &kps, &kn);
+    page_layout(kind, page, num_pages, DV, &lay.v, &vps, &vn);
+    lay.k.elem = lay.v.elem = bf16 ? ATTNC_ELEM_BF16 : ATTNC_ELEM_F32;
+    lay.k.extent = kn, lay.v.extent = vn;
     int32_t *table = malloc(sizeof(int32_t) * (size_t)(NSEQ * pps));
-    char *pk = calloc((size_t)(num_pages * page * HKV * D), (size_t)esz);
-    char *pv = calloc((size_t)(num_pages * page * HKV * DV), (size_t)esz);
+    char *pk = calloc((size_t)kn, (size_t)esz), *pv = calloc((size_t)vn, (size_t)esz);
     float *o = malloc(sizeof(float) * (size_t)(x->tq * H * DV)), *lse = malloc(sizeof(float) * (size_t)(x->tq * H));
     for (int64_t i = 0; i < NSEQ * pps; i++) table[i] = (int32_t)(num_pages - 1 - i);
     for (int s = 0; s < NSEQ; s++)
-        for (int64_t r = 0; r < LK[s]; r++) {
-            int64_t row = (int64_t)table[s * pps + r / page] * page + r % page;
-            const float *src[2] = {x->k + (x->k_start[s] + r) * HKV * D, x->v + (x->k_start[s] + r) * HKV * DV};
-            char *dst[2] = {pk + row * HKV * D * esz, pv + row * HKV * DV * esz};
-            for (int t = 0; t < 2; t++)
-                for (int64_t e = 0; e < HKV * (t ? DV : D); e++) {
-                    uint32_t bits;
-                    memcpy(&bits, &src[t][e], 4);
-                    uint16_t top = (uint16_t)(bits >> 16);
-                    if (bf16) memcpy(dst[t] + e * 2, &top, 2);
-                    else memcpy(dst[t] + e * 4, &src[t][e], 4);
-                }
-        }
-    attnc_layouts lay;
-    memset(&lay, 0, sizeof lay);
-    lay.k.elem = lay.v.elem = bf16 ? ATTNC_ELEM_BF16 : ATTNC_ELEM_F32;
+        for (int64_t r = 0; r < LK[s]; r++)
+            for (int64_t h = 0; h < HKV; h++) {
+                int64_t pg = table[s * pps + r / page];
+                const float *src[2] = {x->k + ((x->k_start[s] + r) * HKV + h) * D,
+                                       x->v + ((x->k_start[s] + r) * HKV + h) * DV};
+                char *dst[2] = {pk + page_elem(kind, &lay.k, kps, page, D, pg, r % page, h) * esz,
+                                pv + page_elem(kind, &lay.v, vps, page, DV, pg, r % page, h) * esz};
+                for (int t = 0; t < 2; t++)
+                    for (int64_t e = 0; e < (t ? DV : D); e++) {
+                        uint32_t bits;
+                        memcpy(&bits, &src[t][e], 4);
+                        uint16_t top = (uint16_t)(bits >> 16);
+                        if (bf16) memcpy(dst[t] + e * 2, &top, 2);
+                        else memcpy(dst[t] + e * 4, &src[t][e], 4);
+                    }
+            }
     attnc_batch paged = {.q_start = x->q_start, .page_size = page, .num_pages = num_pages, .pages_per_seq = pps,
-                         .block_table = table, .kv_len = x->kv_len};
+                         .block_table = table, .kv_len = x->kv_len, .k_page_stride = kps, .v_page_stride = vps};
     for (int threads = 1; threads <= 3; threads += 2) {
         attnc_options opts = {.backend = be, .threads = threads, .tile_k = tile_k};
         attnc_kernel *k = NULL;
@@ -232,8 +267,9 @@ static void check_page_size(const attnc_spec *spec, const char *variant, attnc_b
         attnc_args a = {{NSEQ, H, HKV, x->tq, 0, D, DV}, x->q, (const float *)pk, (const float *)pv, o, lse,
                         NULL, 0, NULL, 0};
         poison(x, o, lse);
-        snprintf(what, sizeof what, "%s %s pages of %lld, tile_k %d, %s, %d threads", variant, attnc_backend_name(be),
-                 (long long)page, tile_k, bf16 ? "bf16" : "f32", threads);
+        static const char *const kinds[] = {"NHD", "HND", "Hkv-major"};
+        snprintf(what, sizeof what, "%s %s %s pages of %lld, tile_k %d, %s, %d threads", variant, attnc_backend_name(be),
+                 kinds[kind], (long long)page, tile_k, bf16 ? "bf16" : "f32", threads);
         CHECK(!attnc_kernel_run_batch(k, &a, &lay, &paged, &err), "%s: %s", what, err.message);
         compare(x, o, lse, what);
         attnc_kernel_free(k);
@@ -249,6 +285,23 @@ static void to_bf16_values(float *f, int64_t n) {
         bits &= 0xffff0000u;
         memcpy(&f[i], &bits, 4);
     }
+}
+
+/* The batch fails with status `want` and one line of message, leaving
+ * the args' O and LSE (x->tq rows) as they were. */
+static void refused(const attnc_kernel *k, const Data *x, const attnc_args *a, const attnc_layouts *lay,
+                    const attnc_batch *b, attnc_status want, const char *what) {
+    for (int64_t e = 0; e < x->tq * H * DV; e++) a->o[e] = 3.0f;
+    for (int64_t e = 0; e < x->tq * H; e++) a->lse[e] = 3.0f;
+    attnc_error err = {0};
+    attnc_status st = attnc_kernel_run_batch(k, a, lay, b, &err);
+    CHECK(st == want, "%s: status %d, want %d (%s)", what, st, want, err.message);
+    CHECK(err.message[0] && !strchr(err.message, '\n'), "%s: one line of message", what);
+    int touched = 0;
+    for (int64_t e = 0; e < x->tq * H * DV; e++) touched |= a->o[e] != 3.0f;
+    for (int64_t e = 0; e < x->tq * H; e++) touched |= a->lse[e] != 3.0f;
+    CHECK(!touched, "%s: O or LSE written", what);
+    printf("  %s: %s\n", what, err.message);
 }
 
 /* Bad batches: the status, and O and LSE untouched. */
@@ -292,22 +345,103 @@ static void hostile(const attnc_spec *spec, Data *x) {
           .pages_per_seq = 8, .block_table = x->table}, ATTNC_ERR_USAGE},
         {"negative page size", &a, {.q_start = x->q_start, .page_size = -1}, ATTNC_ERR_USAGE},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        for (int64_t e = 0; e < x->tq * H * DV; e++) o[e] = 3.0f;
-        for (int64_t e = 0; e < x->tq * H; e++) lse[e] = 3.0f;
-        attnc_error e2 = {0};
-        attnc_status st = attnc_kernel_run_batch(k, cases[i].args, NULL, &cases[i].b, &e2);
-        CHECK(st == cases[i].want, "%s: status %d, want %d (%s)", cases[i].what, st, cases[i].want, e2.message);
-        CHECK(e2.message[0] && !strchr(e2.message, '\n'), "%s: one line of message", cases[i].what);
-        int touched = 0;
-        for (int64_t e = 0; e < x->tq * H * DV; e++) touched |= o[e] != 3.0f;
-        for (int64_t e = 0; e < x->tq * H; e++) touched |= lse[e] != 3.0f;
-        CHECK(!touched, "%s: O or LSE written", cases[i].what);
-        printf("  %s: %s\n", cases[i].what, e2.message);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        refused(k, x, cases[i].args, NULL, &cases[i].b, cases[i].want, cases[i].what);
     CHECK(attnc_kernel_run_batch(k, &a, NULL, NULL, &err) == ATTNC_ERR_USAGE, "NULL batch");
     free(o), free(lse);
     attnc_kernel_free(k);
+}
+
+/* Bad page strides (head-major pages of PAGE rows): ATTNC_ERR_USAGE, one
+ * line of message, O and LSE untouched. */
+static void hostile_strides(const attnc_spec *spec, const Data *x) {
+    attnc_options opts = {.backend = ATTNC_BACKEND_INTERP};
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    if (attnc_compile(spec, "causal_br", &opts, &k, &err)) return;
+    const int64_t kps = HKV * PAGE * D, vps = HKV * PAGE * DV, kn = x->num_pages * kps;
+    float *pk = calloc((size_t)kn, 4), *pv = calloc((size_t)(x->num_pages * vps), 4);
+    float *o = malloc(sizeof(float) * (size_t)(x->tq * H * DV)), *lse = malloc(sizeof(float) * (size_t)(x->tq * H));
+    attnc_args a = {{NSEQ, H, HKV, x->tq, 0, D, DV}, x->q, pk, pv, o, lse, NULL, 0, NULL, 0}, alias = a, rows = a;
+    rows.sizes.Lk = x->tk, rows.k = x->k, rows.v = x->v;
+    alias.o = pk + kn - x->tq * H * DV; /* O inside K's last page */
+    attnc_layouts hnd, overlap, tight;
+    memset(&hnd, 0, sizeof hnd);
+    hnd.k.stride[1] = PAGE * D, hnd.k.stride[2] = D, hnd.k.stride[3] = 1, hnd.k.extent = kn;
+    hnd.v.stride[1] = PAGE * DV, hnd.v.stride[2] = DV, hnd.v.stride[3] = 1;
+    overlap = hnd, tight = hnd;
+    overlap.k.stride[2] = D - 1; /* rows of a page share elements */
+    tight.k.extent = kn - 1;     /* the last page ends one element past K */
+    attnc_batch good = {.q_start = x->q_start, .page_size = PAGE, .num_pages = x->num_pages, .pages_per_seq = 8,
+                        .block_table = x->table, .kv_len = x->kv_len, .k_page_stride = kps, .v_page_stride = vps};
+    attnc_batch negative = good, short_page = good, ragged = {.q_start = x->q_start, .k_start = x->k_start};
+    negative.v_page_stride = -vps;
+    short_page.k_page_stride = kps - D; /* page p's last row is page p + 1's first */
+    ragged.k_page_stride = kps;
+    struct {
+        const char *what;
+        const attnc_args *args;
+        const attnc_layouts *lay;
+        const attnc_batch *b;
+    } cases[] = {
+        {"a negative page stride", &a, &hnd, &negative},
+        {"pages that overlap", &a, &hnd, &short_page},
+        {"rows of a page that overlap", &a, &overlap, &good},
+        {"the last page past K's extent", &a, &tight, &good},
+        {"O inside K's pages", &alias, &hnd, &good},
+        {"a page stride without pages", &rows, NULL, &ragged},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        refused(k, x, cases[i].args, cases[i].lay, cases[i].b, ATTNC_ERR_USAGE, cases[i].what);
+    /* the same batch with good strides runs */
+    CHECK(!attnc_kernel_run_batch(k, &a, &hnd, &good, &err), "head-major pages: %s", err.message);
+    free(pk), free(pv), free(o), free(lse);
+    attnc_kernel_free(k);
+}
+
+/* A runtime error raised by a kernel that reads pages in place is named by
+ * the interpreter on the sequence's K and V as the batch holds them: one
+ * key (kv 37) scores 5.5, whose int indexes past t's 4 entries.  Pages of
+ * 16 rows (tile_k 16: read in place), shuffled, NHD and head-major; read as
+ * one dense L dimension they would put that key elsewhere, or past K. */
+static void fault_in_pages(attnc_backend be) {
+    enum { LK = 64, NP = 5 };
+    static const char text[] = "attention f { tensor t : float[4]; score score + t[int(abs(score))]; }\n";
+    attnc_spec *spec = NULL;
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    attnc_options opts = {.backend = be, .tile_k = 16, .threads = 1};
+    if (attnc_spec_from_string("f.attn", text, sizeof text - 1, &spec, &err) || attnc_compile(spec, NULL, &opts, &k, &err)) {
+        CHECK(0, "fault spec: %s", err.message);
+        attnc_spec_free(spec);
+        return;
+    }
+    float q[H * D] = {0}, t[4] = {0}, o[H * DV], lse[H];
+    float *pk = calloc(NP * (PAGE * HKV * D + PAD), 4), *pv = calloc(NP * (PAGE * HKV * DV + PAD), 4); /* HND: padded */
+    for (int h = 0; h < H; h++) q[h * D] = 1.0f;
+    attnc_tensor tens = {.name = "t", .dtype = ATTNC_F32, .rank = 1, .shape = {4}, .data = t};
+    int32_t table[LK / PAGE] = {4, 1, 3, 2};
+    int64_t kv_len = LK;
+    for (int hnd = 0; hnd <= 1; hnd++) {
+        attnc_layouts lay;
+        memset(&lay, 0, sizeof lay);
+        attnc_batch b = {.page_size = PAGE, .num_pages = NP, .pages_per_seq = LK / PAGE, .block_table = table,
+                         .kv_len = &kv_len};
+        int64_t kps, vps, kn, vn;
+        page_layout(hnd ? HND : NHD, PAGE, NP, D, &lay.k, &kps, &kn);
+        page_layout(hnd ? HND : NHD, PAGE, NP, DV, &lay.v, &vps, &vn);
+        b.k_page_stride = kps, b.v_page_stride = vps;
+        memset(pk, 0, (size_t)kn * 4);
+        pk[page_elem(hnd ? HND : NHD, &lay.k, kps, PAGE, D, table[37 / PAGE], 37 % PAGE, 1)] = 5.5f * sqrtf((float)D);
+        attnc_args a = {{1, H, HKV, 1, 0, D, DV}, q, pk, pv, o, lse, NULL, 0, &tens, 1};
+        attnc_status st = attnc_kernel_run_batch(k, &a, &lay, &b, &err);
+        CHECK(st == ATTNC_ERR_RUNTIME && strstr(err.message, "kv=37") && strstr(err.message, "index 5"),
+              "%s %s pages: a fault at kv 37: status %d, %s", attnc_backend_name(be), hnd ? "HND" : "NHD", st,
+              err.message);
+    }
+    free(pk), free(pv);
+    attnc_kernel_free(k);
+    attnc_spec_free(spec);
 }
 
 /* Each sequence is a call of its own, an empty one too: a tensor shaped by Lq fits the sequences of 5 query
@@ -372,13 +506,16 @@ int main(int argc, char **argv) {
     for (int v = 0; v < 3; v++) {
         reference(spec, variants[v], &x);
         for (int i = 0; i < n; i++)
-            for (int bf16 = 0; bf16 <= 1; bf16++) {
-                check_page_size(spec, variants[v], list[i], &x, 64, 0, bf16);
-                check_page_size(spec, variants[v], list[i], &x, 32, 0, bf16);
-                check_page_size(spec, variants[v], list[i], &x, 16, 16, bf16);
-            }
+            for (int bf16 = 0; bf16 <= 1; bf16++)
+                for (int kind = NHD; kind <= HEADS; kind++) {
+                    check_page_size(spec, variants[v], list[i], &x, 64, 0, bf16, kind);
+                    check_page_size(spec, variants[v], list[i], &x, 32, 0, bf16, kind);
+                    check_page_size(spec, variants[v], list[i], &x, 16, 16, bf16, kind);
+                }
     }
     hostile(spec, &x);
+    hostile_strides(spec, &x);
+    for (int i = 0; i < n; i++) fault_in_pages(list[i]);
     empty_sequence_checked(&x);
     attnc_spec_free(spec);
     free(x.q), free(x.k), free(x.v), free(x.ref_o), free(x.ref_lse), free(x.pk), free(x.pv);

@@ -13,8 +13,9 @@
  *          must be bit for bit the same)
  *   plain  16 threads, kv tiles of 16, ATTNC_OPT_NO_PACK_HEADS | NO_KV_SPLIT
  *   paged  (B = 1) the split kernel through attnc_kernel_run_batch, K and V
- *          in pages of 16 rows in reverse order (read in place by kernels
- *          that read pages)
+ *          in pages of 16 rows in reverse order, [pages, rows, Hkv, D] and
+ *          head-major [pages, Hkv, rows, D] (read in place by kernels that
+ *          read pages)
  * O and LSE are NaN before every run, so a row a kernel does not write is a
  * difference.  A shape the spec rejects (the interpreter's runtime error, a
  * tensor it cannot shape) is skipped; every attention must run at least one.
@@ -91,13 +92,16 @@ static int shape_make(const attnc_spec *spec, const char *name, attnc_kernel *re
 }
 
 /* The shape (B = 1) through attnc_kernel_run_batch with K and V in pages of
- * 16 rows in reverse order, on the split kernel (kv tiles of 16: a kernel
+ * 16 rows in reverse order, [pages, 16, Hkv, D] or head-major (hnd: [pages,
+ * Hkv, 16, D], page strides), on the split kernel (kv tiles of 16: a kernel
  * that reads pages reads them in place); NULL or what went wrong. */
-static const char *run_paged(const attnc_kernel *k, Shape *s, char *buf, size_t n) {
+static const char *run_paged(const attnc_kernel *k, Shape *s, int hnd, char *buf, size_t n) {
     enum { PAGE = 16 };
     const attnc_sizes *z = &s->sz;
     int64_t pps = (z->Lk + PAGE - 1) / PAGE, np = pps > 0 ? pps : 1;
     size_t rows = (size_t)(z->H * z->Lq), no = rows * (size_t)z->Dv;
+    /* row r of head h of page p at p * PAGE * Hkv + hs * h + rs * r rows */
+    int64_t hs = hnd ? PAGE : 1, rs = hnd ? 1 : z->Hkv;
     float *pk = calloc((size_t)(np * PAGE * z->Hkv * z->D + 1), 4), *pv = calloc((size_t)(np * PAGE * z->Hkv * z->Dv + 1), 4);
     int32_t *table = malloc(sizeof(int32_t) * (size_t)np);
     const char *bad = NULL;
@@ -105,9 +109,9 @@ static const char *run_paged(const attnc_kernel *k, Shape *s, char *buf, size_t 
     for (int64_t j = 0; !bad && j < np; j++) table[j] = (int32_t)(np - 1 - j);
     for (int64_t kv = 0; !bad && kv < z->Lk; kv++)
         for (int64_t h = 0; h < z->Hkv; h++) {
-            int64_t r = (int64_t)table[kv / PAGE] * PAGE + kv % PAGE;
-            memcpy(pk + (r * z->Hkv + h) * z->D, s->k + (h * z->Lk + kv) * z->D, sizeof(float) * (size_t)z->D);
-            memcpy(pv + (r * z->Hkv + h) * z->Dv, s->v + (h * z->Lk + kv) * z->Dv, sizeof(float) * (size_t)z->Dv);
+            int64_t r = (int64_t)table[kv / PAGE] * PAGE * z->Hkv + h * hs + kv % PAGE * rs;
+            memcpy(pk + r * z->D, s->k + (h * z->Lk + kv) * z->D, sizeof(float) * (size_t)z->D);
+            memcpy(pv + r * z->Dv, s->v + (h * z->Lk + kv) * z->Dv, sizeof(float) * (size_t)z->Dv);
         }
     if (!bad) {
         int64_t kv_len[1] = {z->Lk};
@@ -115,6 +119,11 @@ static const char *run_paged(const attnc_kernel *k, Shape *s, char *buf, size_t 
                              .kv_len = kv_len};
         attnc_layouts lay; /* Q, O and LSE as the dense call holds them: [H, Lq, D] */
         memset(&lay, 0, sizeof lay);
+        if (hnd) {
+            batch.k_page_stride = PAGE * z->Hkv * z->D, batch.v_page_stride = PAGE * z->Hkv * z->Dv;
+            lay.k.stride[1] = PAGE * z->D, lay.k.stride[2] = z->D, lay.k.stride[3] = 1;
+            lay.v.stride[1] = PAGE * z->Dv, lay.v.stride[2] = z->Dv, lay.v.stride[3] = 1;
+        }
         lay.q.stride[1] = z->Lq * z->D, lay.q.stride[2] = z->D, lay.q.stride[3] = 1;
         lay.o.stride[1] = z->Lq * z->Dv, lay.o.stride[2] = z->Dv, lay.o.stride[3] = 1;
         lay.lse.stride[1] = z->Lq, lay.lse.stride[2] = 1;
@@ -158,12 +167,12 @@ static int check_shape(attnc_kernel *const *kern, attnc_backend backend, const c
             fails++;
         }
     }
-    if (z->B == 1) {
+    for (int hnd = 0; z->B == 1 && hnd <= 1; hnd++) {
         char buf[300];
-        const char *bad = run_paged(kern[1], s, buf, sizeof buf);
+        const char *bad = run_paged(kern[1], s, hnd, buf, sizeof buf);
         if (bad) {
-            printf("FAIL %s H=%lld Hkv=%lld Lq=%lld Lk=%lld (paged): %s\n", name, (long long)z->H, (long long)z->Hkv,
-                   (long long)z->Lq, (long long)z->Lk, bad);
+            printf("FAIL %s H=%lld Hkv=%lld Lq=%lld Lk=%lld (paged%s): %s\n", name, (long long)z->H, (long long)z->Hkv,
+                   (long long)z->Lq, (long long)z->Lk, hnd ? ", head-major" : "", bad);
             fails++;
         }
     }

@@ -411,7 +411,8 @@ static void emit_call_setup(const Plan *p, const char *used, StrBuf *out) {
               "    c.kernel_data = (const void *)0;\n"
               "    c.check_faults = 1;\n"
               "    c.pack = 0; /* one query head per work item: this entry never packs heads */\n"
-              "    c.kv_page = (const int32_t *)0, c.page_rows = 0; /* dense K and V: never paged */\n");
+              "    c.kv_page = (const int32_t *)0, c.page_rows = 0; /* dense K and V: never paged */\n"
+              "    c.k_page_stride = 0, c.v_page_stride = 0;\n");
 }
 
 /* Part 4: NAME_attention, which runs every work item on the calling thread. */

@@ -148,8 +148,9 @@ typedef struct Tile {
     LLVMValueRef qb0;          /* the row block's first row */
     LLVMValueRef e0, e1;       /* the item's entries of the tile map */
     LLVMValueRef tile_kv, tile_mode, bk; /* the tile map */
-    LLVMValueRef k0, k1, r0;   /* the kv tile; r0: its first row in K and V (in its page when paged) */
-    LLVMValueRef kv_page, page_rows; /* the call's page table (kernel ABI: paged K and V) */
+    LLVMValueRef k0, k1;       /* the kv tile */
+    LLVMValueRef kr0, vr0;     /* where its first row lies in K and V (in its page when paged) */
+    LLVMValueRef kv_page, page_rows, kps, vps; /* the call's page table and page strides (kernel ABI) */
     LLVMValueRef fault;        /* local i1: an element raised a runtime error */
     LLVMValueRef checks;       /* i1: the call checks faults (its check_faults) */
     Prefetch first_k, first_v; /* K and V rows of the row block's first tile */
@@ -552,17 +553,23 @@ static void bind_tensors(Lower *L, Tile *T, LLVMValueRef bi, LLVMValueRef hi, LL
     T->v_dense = LLVMBuildICmp(b, LLVMIntEQ, T->vs, L->var[V_SIZE_DV], "v_dense");
 }
 
-/* &K[b, hk, kv, 0] (which 0) or &V[b, hk, kv, 0] (which 1) as an i8 pointer. */
-static LLVMValueRef kv_row(Lower *L, const Tile *T, int which, LLVMValueRef kv) {
-    LLVMValueRef stride = which ? T->vs : T->ks, esz = which ? T->vesz : T->kesz;
-    return gep(L, L->i8, which ? T->vbh : T->kbh, LLVMBuildMul(L->bd, LLVMBuildMul(L->bd, kv, stride, ""), esz, ""));
+/* The row of K (which 0) or V (which 1) `off` elements from &K[b, hk, 0, 0]
+ * (&V[...]) as an i8 pointer. */
+static LLVMValueRef kv_row(Lower *L, const Tile *T, int which, LLVMValueRef off) {
+    return gep(L, L->i8, which ? T->vbh : T->kbh, LLVMBuildMul(L->bd, off, which ? T->vesz : T->kesz, ""));
+}
+
+/* Where key k0 (a kv tile's first) lies in K (which 0) or V (1): elements from the head's start. */
+static LLVMValueRef tile_offset(Lower *L, const Tile *T, int which, LLVMValueRef page_rows, LLVMValueRef k0) {
+    return lower_page_offset(L, T->kv_page, page_rows, which ? T->vps : T->kps, which ? T->vs : T->ks, k0);
 }
 
 /* The tile's nk rows of K (which 0) or V (1) as the call holds them
  * (f16 and bf16 converted into Kc or Vc when a micro-kernel needs floats). */
 static KvRows tile_rows(Lower *L, const Tile *T, int which, LLVMValueRef nk) {
-    return (KvRows){which ? T->v_elem : T->k_elem, which ? T->v_f32 : T->k_f32, kv_row(L, T, which, T->r0),
-                    which ? T->vs : T->ks, L->var[which ? V_SIZE_DV : V_SIZE_D], nk,
+    return (KvRows){which ? T->v_elem : T->k_elem, which ? T->v_f32 : T->k_f32,
+                    kv_row(L, T, which, which ? T->vr0 : T->kr0), which ? T->vs : T->ks,
+                    L->var[which ? V_SIZE_DV : V_SIZE_D], nk,
                     as_ptr(L, which ? T->rg.vc : T->rg.kc, L->f32)};
 }
 
@@ -588,18 +595,19 @@ static void row_block(Lower *L, Tile *T) {
     T->k0 = LLVMBuildMul(b, kt, bk, "");
     T->k1 = smin(L, LLVMBuildAdd(b, T->k0, smin(L, bk, ci64(L, L->BK)), ""), Lk);
     LLVMValueRef nk = LLVMBuildSub(b, T->k1, T->k0, "");
-    T->r0 = lower_page_row(L, T->kv_page, T->page_rows, T->k0);
+    T->kr0 = tile_offset(L, T, 0, T->page_rows, T->k0);
+    T->vr0 = tile_offset(L, T, 1, T->page_rows, T->k0);
     /* the next tile of this row block (this one again after the last): its K
      * rows are prefetched during this tile's QK product, its V rows during P.V */
     LLVMValueRef next = smin(L, LLVMBuildAdd(b, e, ci64(L, 1), ""), LLVMBuildSub(b, T->e1, ci64(L, 1), ""));
     LLVMValueRef nk0 =
         LLVMBuildMul(b, LLVMBuildSExt(b, load(L, L->i32, gep(L, L->i32, T->tile_kv, next), 4), L->i64, ""), bk, "");
     LLVMValueRef nrows = LLVMBuildSub(b, smin(L, LLVMBuildAdd(b, nk0, smin(L, bk, ci64(L, L->BK)), ""), Lk), nk0, "");
-    LLVMValueRef nr0 = lower_page_row(L, T->kv_page, T->page_rows, nk0);
+    LLVMValueRef nkr0 = tile_offset(L, T, 0, T->page_rows, nk0), nvr0 = tile_offset(L, T, 1, T->page_rows, nk0);
     Prefetch pk[2], pv[2]; /* [0] as rows apart, [1] as one block */
     for (int dense = 0; dense < 2; dense++) {
-        pk[dense] = lower_prefetch_rows(L, kv_row(L, T, 0, nr0), nrows, D, T->ks, T->kesz, dense);
-        pv[dense] = lower_prefetch_rows(L, kv_row(L, T, 1, nr0), nrows, Dv, T->vs, T->vesz, dense);
+        pk[dense] = lower_prefetch_rows(L, kv_row(L, T, 0, nkr0), nrows, D, T->ks, T->kesz, dense);
+        pv[dense] = lower_prefetch_rows(L, kv_row(L, T, 1, nvr0), nrows, Dv, T->vs, T->vesz, dense);
     }
     col_values(L, T);
     /* S[kv][q] = sum_d K[kv][d] * Qt[d][q] (+ low-rank columns) */
@@ -646,6 +654,8 @@ static void gen_tile(Lower *L, const char *name) {
     T.tile_mode = call_field(L, offsetof(AttnCall, tile_mode), ptr_to(L->i8));
     T.kv_page = call_field(L, offsetof(AttnCall, kv_page), ptr_to(L->i32));
     T.page_rows = call_field(L, offsetof(AttnCall, page_rows), L->i64);
+    T.kps = call_field(L, offsetof(AttnCall, k_page_stride), L->i64);
+    T.vps = call_field(L, offsetof(AttnCall, v_page_stride), L->i64);
     LLVMValueRef gsb = call_field(L, offsetof(AttnCall, group_stride_b), L->i64);
     LLVMValueRef gsh = call_field(L, offsetof(AttnCall, group_stride_h), L->i64);
     LLVMValueRef check_faults = call_field(L, offsetof(AttnCall, check_faults), L->i32);
@@ -685,9 +695,9 @@ static void gen_tile(Lower *L, const char *name) {
     LLVMValueRef fk0 = LLVMBuildMul(b, LLVMBuildSExt(b, load(L, L->i32, first_kv, 4), L->i64, ""), bk, "");
     LLVMValueRef frows = LLVMBuildSub(b, smin(L, LLVMBuildAdd(b, fk0, smin(L, bk, ci64(L, L->BK)), ""), Lk), fk0, "");
     frows = LLVMBuildSelect(b, has_tiles, frows, ci64(L, 0), "");
-    LLVMValueRef fr0 = lower_page_row(L, T.kv_page, LLVMBuildSelect(b, has_tiles, T.page_rows, ci64(L, 0), ""), fk0);
-    T.first_k = lower_prefetch_rows(L, kv_row(L, &T, 0, fr0), frows, D, T.ks, T.kesz, 0);
-    T.first_v = lower_prefetch_rows(L, kv_row(L, &T, 1, fr0), frows, Dv, T.vs, T.vesz, 0);
+    LLVMValueRef fpr = LLVMBuildSelect(b, has_tiles, T.page_rows, ci64(L, 0), "");
+    T.first_k = lower_prefetch_rows(L, kv_row(L, &T, 0, tile_offset(L, &T, 0, fpr, fk0)), frows, D, T.ks, T.kesz, 0);
+    T.first_v = lower_prefetch_rows(L, kv_row(L, &T, 1, tile_offset(L, &T, 1, fpr, fk0)), frows, Dv, T.vs, T.vesz, 0);
     Loop lrb;
     T.qb0 = loop_begin(L, &lrb, T.rows.r0, T.rows.r1, ci64(L, L->QB), "rowblock");
     row_block(L, &T);

@@ -189,13 +189,15 @@ void lower_convert_rows(Lower *L, LLVMValueRef elem, LLVMValueRef src, LLVMValue
     lower_elem_switch(L, elem, convert_rows_of, &c);
 }
 
-LLVMValueRef lower_page_row(Lower *L, LLVMValueRef kv_page, LLVMValueRef page_rows, LLVMValueRef k0) {
+LLVMValueRef lower_page_offset(Lower *L, LLVMValueRef kv_page, LLVMValueRef page_rows, LLVMValueRef page_stride,
+                               LLVMValueRef row_stride, LLVMValueRef k0) {
     LLVMBuilderRef b = L->bd;
-    LLVMValueRef row = local(L, L->i64, k0);
+    LLVMValueRef off = local(L, L->i64, LLVMBuildMul(b, k0, row_stride, ""));
     LLVMBasicBlockRef after = if_begin(L, LLVMBuildICmp(b, LLVMIntSGT, page_rows, ci64(L, 0), ""), "paged");
     LLVMValueRef page = load(L, L->i32, gep(L, L->i32, kv_page, LLVMBuildSDiv(b, k0, page_rows, "")), 4);
-    LLVMValueRef first = LLVMBuildMul(b, LLVMBuildSExt(b, page, L->i64, ""), page_rows, "");
-    set(L, row, LLVMBuildAdd(b, first, LLVMBuildSRem(b, k0, page_rows, ""), "page.row"));
+    LLVMValueRef first = LLVMBuildMul(b, LLVMBuildSExt(b, page, L->i64, ""), page_stride, "");
+    LLVMValueRef in_page = LLVMBuildMul(b, LLVMBuildSRem(b, k0, page_rows, ""), row_stride, "");
+    set(L, off, LLVMBuildAdd(b, first, in_page, "page.off"));
     if_end(L, after);
-    return get(L, L->i64, row);
+    return get(L, L->i64, off);
 }

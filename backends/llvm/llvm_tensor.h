@@ -33,11 +33,14 @@ void lower_elem_switch(Lower *L, LLVMValueRef elem, void (*body)(Lower *, void *
 void lower_convert_rows(Lower *L, LLVMValueRef elem, LLVMValueRef src, LLVMValueRef stride, LLVMValueRef rows,
                         LLVMValueRef n, LLVMValueRef dst);
 
-/* The row of K's and V's L dimension that holds key k0, the first key of a
- * kv tile (kernel ABI: AttnCall.kv_page, page_rows): k0 itself when
- * page_rows is 0, else kv_page[k0 / page_rows] * page_rows + k0 % page_rows;
- * the tile's other rows follow it in the same page.  The page table is read
- * only in a paged call: an unpaged one pays a branch per tile. */
-LLVMValueRef lower_page_row(Lower *L, LLVMValueRef kv_page, LLVMValueRef page_rows, LLVMValueRef k0);
+/* Where key k0, the first key of a kv tile, lies in K (or V): elements from
+ * its head's start (kernel ABI: AttnCall.kv_page, page_rows, the page
+ * strides): k0 * row_stride when page_rows is 0, else
+ * kv_page[k0 / page_rows] * page_stride + (k0 % page_rows) * row_stride;
+ * the tile's other rows follow it, row_stride apart, in the same page.  The
+ * page table is read only in a paged call: an unpaged one pays a branch per
+ * tile. */
+LLVMValueRef lower_page_offset(Lower *L, LLVMValueRef kv_page, LLVMValueRef page_rows, LLVMValueRef page_stride,
+                               LLVMValueRef row_stride, LLVMValueRef k0);
 
 #endif

@@ -5,8 +5,12 @@
  *
  *   cc decode.c -I include -L build -lattnc -lm -lpthread && ./a.out [Lk]
  *
- * The cache holds K and V as f16 pages of PAGE rows, [pages, PAGE, Hkv, D]
- * (vLLM's layout), in an order given by a block table.  The query heads
+ * The cache holds K and V as f16 pages of PAGE rows, head-major: [pages,
+ * Hkv, PAGE, D] (FlashInfer's "HND"; page strides, attnc 0.3), in an order
+ * given by a block table.  A work item reads one kv head's rows, which are
+ * then D elements apart; vLLM's pages, [pages, PAGE, Hkv, D] (zero strides,
+ * no page strides), work too but decode reads them about 3x slower, their
+ * rows of one head being Hkv * D elements apart.  The query heads
  * that share a kv head (GQA, H / Hkv of them) are computed together, so
  * each K and V element is read once per step.  The program checks the result
  * against the same call on a contiguous copy of the cache and, for one head,
@@ -47,14 +51,14 @@ static double direct_error(const uint16_t *q, const uint16_t *kc, const uint16_t
     int hk = h / (H / HKV);
     for (int64_t kv = 0; s && kv < Lk; kv++) {
         double dot = 0;
-        for (int d = 0; d < D; d++) dot += (double)from_f16(q[h * D + d]) * from_f16(kc[((size_t)kv * HKV + hk) * D + d]);
+        for (int d = 0; d < D; d++) dot += (double)from_f16(q[h * D + d]) * from_f16(kc[((size_t)hk * Lk + kv) * D + d]);
         s[kv] = dot / sqrt((double)D);
         m = fmax(m, s[kv]);
     }
     for (int64_t kv = 0; s && kv < Lk; kv++) {
         double p = exp(s[kv] - m);
         l += p;
-        for (int d = 0; d < D; d++) out[d] += p * from_f16(vc[((size_t)kv * HKV + hk) * D + d]);
+        for (int d = 0; d < D; d++) out[d] += p * from_f16(vc[((size_t)hk * Lk + kv) * D + d]);
     }
     for (int d = 0; s && d < D; d++) worst = fmax(worst, fabs(out[d] / l - o[h * D + d]));
     free(s);
@@ -84,7 +88,8 @@ int main(int argc, char **argv) {
     }
     attnc_spec_free(spec);
 
-    /* the cache: page p holds rows [p * PAGE, (p + 1) * PAGE) of its sequence; stored in reverse order */
+    /* the cache: page p holds rows [p * PAGE, (p + 1) * PAGE) of its sequence, each kv head's
+     * PAGE rows together; stored in reverse order */
     size_t row = (size_t)HKV * D, cache = (size_t)pages * PAGE * row;
     uint16_t *k = calloc(cache, 2), *v = calloc(cache, 2), *kc = calloc(cache, 2), *vc = calloc(cache, 2);
     int32_t *table = malloc(sizeof(int32_t) * (size_t)pages);
@@ -93,32 +98,34 @@ int main(int argc, char **argv) {
     if (!k || !v || !kc || !vc || !table || !q || !o || !o_dense) return fprintf(stderr, "out of memory\n"), 1;
     for (int64_t p = 0; p < pages; p++) table[p] = (int32_t)(pages - 1 - p);
     for (int64_t kv = 0; kv < Lk; kv++)
-        for (size_t i = 0; i < row; i++) {
-            size_t dense = (size_t)kv * row + i, paged = ((size_t)table[kv / PAGE] * PAGE + (size_t)(kv % PAGE)) * row + i;
-            kc[dense] = k[paged] = to_f16(0.5f + 0.25f * sinf((float)dense * 0.013f));
-            vc[dense] = v[paged] = to_f16(0.5f + 0.25f * cosf((float)dense * 0.007f));
-        }
+        for (size_t hk = 0; hk < HKV; hk++)
+            for (size_t d = 0; d < D; d++) {
+                size_t dense = (hk * (size_t)Lk + (size_t)kv) * D + d; /* [Hkv, Lk, D] */
+                size_t paged = (((size_t)table[kv / PAGE] * HKV + hk) * PAGE + (size_t)(kv % PAGE)) * D + d;
+                kc[dense] = k[paged] = to_f16(0.5f + 0.25f * sinf((float)dense * 0.013f));
+                vc[dense] = v[paged] = to_f16(0.5f + 0.25f * cosf((float)dense * 0.007f));
+            }
     for (int i = 0; i < H * D; i++) q[i] = to_f16(0.5f + 0.25f * sinf((float)i));
 
     /* one sequence, one new token (Lq = 1) at position Lk - 1: Q [1, H, 1, D] */
     attnc_args args = {{1, H, HKV, 1, Lk, D, D}, (const float *)q, (const float *)k, (const float *)v, o, lse,
                        NULL, 0, NULL, 0};
     attnc_layouts lay = {0};
-    lay.q.elem = lay.k.elem = lay.v.elem = ATTNC_ELEM_F16; /* zero strides: K, V [pages, PAGE, Hkv, D] */
+    lay.q.elem = lay.k.elem = lay.v.elem = ATTNC_ELEM_F16;
+    for (int t = 0; t < 2; t++) { /* one page of K, V: [Hkv, PAGE, D]; pages Hkv * PAGE * D apart */
+        attnc_layout *l = t ? &lay.v : &lay.k;
+        l->stride[1] = PAGE * D, l->stride[2] = D, l->stride[3] = 1;
+    }
     int64_t kv_len = Lk;
     attnc_batch batch = {.page_size = PAGE, .num_pages = pages, .pages_per_seq = pages, .block_table = table,
-                         .kv_len = &kv_len};
+                         .kv_len = &kv_len, .k_page_stride = HKV * PAGE * D, .v_page_stride = HKV * PAGE * D};
     if (attnc_kernel_run_batch(kernel, &args, &lay, &batch, &err)) return fprintf(stderr, "paged: %s\n", err.message), 1;
 
-    /* the same step on the contiguous cache [1, Lk, Hkv, D] */
+    /* the same step on the contiguous cache [1, Hkv, Lk, D] (zero strides) */
     attnc_args dense = args;
     dense.k = (const float *)kc, dense.v = (const float *)vc, dense.o = o_dense, dense.lse = lse_dense;
-    attnc_layouts dl = lay;
-    for (int t = 0; t < 2; t++) {
-        attnc_layout *l = t ? &dl.v : &dl.k;
-        l->stride[0] = Lk * HKV * D, l->stride[1] = D, l->stride[2] = HKV * D, l->stride[3] = 1;
-    }
-    dl.q.stride[0] = H * D, dl.q.stride[1] = D, dl.q.stride[2] = D, dl.q.stride[3] = 1;
+    attnc_layouts dl = {0};
+    dl.q.elem = dl.k.elem = dl.v.elem = ATTNC_ELEM_F16;
     if (attnc_kernel_run_layout(kernel, &dense, &dl, &err)) return fprintf(stderr, "dense: %s\n", err.message), 1;
     double worst = 0, direct = fmax(direct_error(q, kc, vc, Lk, 0, o), direct_error(q, kc, vc, Lk, H - 1, o));
     for (int i = 0; i < H * D; i++) worst = fmax(worst, fabs((double)o[i] - o_dense[i]));
