@@ -58,6 +58,28 @@ static void run_partition(void *ctx, int64_t part, int thread) {
     }
 }
 
+/* dst[0..n) = the dO row at d_at (dout NULL: zeros) as float32; returns
+ * sum dO * O in float64 (O's row at o_at), in order.  Float32 rows skip
+ * tensor_load's switch: this runs once per element of O on every call. */
+static double row_dot(const void *dout, attnc_elem de, int64_t d_at, const void *o, attnc_elem oe, int64_t o_at,
+                      int64_t n, float *dst) {
+    double dot = 0;
+    if (dout && de == ATTNC_ELEM_F32 && oe == ATTNC_ELEM_F32) {
+        const float *g = (const float *)dout + d_at, *x = (const float *)o + o_at;
+        for (int64_t d = 0; d < n; d++) {
+            dst[d] = g[d];
+            dot += (double)g[d] * x[d];
+        }
+    } else {
+        for (int64_t d = 0; d < n; d++) {
+            double g = dout ? tensor_load(dout, de, d_at + d) : 0.0;
+            dst[d] = (float)g;
+            dot += g * tensor_load(o, oe, o_at + d);
+        }
+    }
+    return dot;
+}
+
 /* delta per row and dO as contiguous float32 (rows [B, H, Lq]). */
 static void row_terms(const Plan *p, const BoundCall *bc, const attnc_args *args, const BoundGrad *bg, float *delta,
                       float *dout) {
@@ -71,14 +93,10 @@ static void row_terms(const Plan *p, const BoundCall *bc, const attnc_args *args
                                                   q * G[GT_DLSE].stride[2]]
                                        : 0.0;
                 double lse = args->lse[b * L[BT_LSE].stride[0] + h * L[BT_LSE].stride[1] + q * L[BT_LSE].stride[2]];
-                double dot = 0;
                 int64_t o_at = b * L[BT_O].stride[0] + h * L[BT_O].stride[1] + q * L[BT_O].stride[2];
                 int64_t d_at = b * G[GT_DOUT].stride[0] + h * G[GT_DOUT].stride[1] + q * G[GT_DOUT].stride[2];
-                for (int64_t d = 0; d < s->Dv; d++) {
-                    double g = bg->dout ? tensor_load(bg->dout, G[GT_DOUT].elem, d_at + d) : 0.0;
-                    dout[row * s->Dv + d] = (float)g;
-                    dot += g * tensor_load(args->o, L[BT_O].elem, o_at + d);
-                }
+                double dot = row_dot(bg->dout, G[GT_DOUT].elem, d_at, args->o, L[BT_O].elem, o_at, s->Dv,
+                                     dout + row * s->Dv);
                 if (p->softmax) delta[row] = (float)(dot - dlse);
                 else delta[row] = dlse == 0 ? 0.0f : (float)(-dlse * exp(-lse));
             }
@@ -92,6 +110,11 @@ static void store(const float *src, const int64_t dims[4], void *dst, const Boun
         for (int64_t b = 0; b < dims[1]; b++)
             for (int64_t c = 0; c < dims[2]; c++) {
                 int64_t at = a * l->stride[0] + b * l->stride[1] + c * l->stride[2];
+                if (l->elem == ATTNC_ELEM_F32) { /* the common case: rows copied as they are */
+                    memcpy((float *)dst + at, src + i, sizeof(float) * (size_t)dims[3]);
+                    i += dims[3];
+                    continue;
+                }
                 for (int64_t d = 0; d < dims[3]; d++) tensor_store(dst, l->elem, at + d, src[i++]);
             }
 }
