@@ -46,9 +46,9 @@
 /* Scratch regions of one backward work item: float rows padded with zeros
  * to whole vectors (Dp, Dvp along D and Dv; BKp, BQp along the tiles). */
 typedef struct GradRegions {
-    LLVMValueRef k;             /* K[BK][Dp]: the tile's K rows (dQ's product) */
+    LLVMValueRef k;             /* K[BKp][Dp]: the tile's K rows (dQ's product), at the end its dK */
     LLVMValueRef kt, vt;        /* Kt[Dp][BKp], Vt[Dvp][BKp]: transposed (S's and dP's products) */
-    LLVMValueRef vrow;          /* [Dvp]: one V row on its way into Vt */
+    LLVMValueRef v;             /* V[BKp][Dvp]: the tile's V rows on their way into Vt, at the end its dV */
     LLVMValueRef dkt, dvt;      /* dKt[Dp][BKp], dVt[Dvp][BKp]: the tile's dK and dV, transposed */
     LLVMValueRef q;             /* Q[BQ][Dp]: the q tile's rows widened (Q not float32; else read in place) */
     LLVMValueRef s, dp;         /* [BQ][BKp]: S then P, dP then gs = gpre * scale */
@@ -79,10 +79,10 @@ static LLVMValueRef grad_layout(Grad *G, LLVMValueRef Dp, LLVMValueRef Dvp, LLVM
     const Schedule *s = L->s;
     LLVMValueRef bk4 = ci64(L, (int64_t)G->BKp * 4), bq4 = ci64(L, (int64_t)G->BQ * 4);
     LLVMValueRef sizes[NREGIONS] = {
-        LLVMBuildMul(b, Dp, ci64(L, (int64_t)G->BK * 4), ""),     /* k */
+        LLVMBuildMul(b, Dp, bk4, ""),                             /* k */
         LLVMBuildMul(b, Dp, bk4, ""),                             /* kt */
         LLVMBuildMul(b, Dvp, bk4, ""),                            /* vt */
-        LLVMBuildMul(b, Dvp, ci64(L, 4), ""),                     /* vrow */
+        LLVMBuildMul(b, Dvp, bk4, ""),                            /* v */
         LLVMBuildMul(b, Dp, bk4, ""),                             /* dkt */
         LLVMBuildMul(b, Dvp, bk4, ""),                            /* dvt */
         LLVMBuildMul(b, Dp, bq4, ""),                             /* q */
@@ -92,7 +92,7 @@ static LLVMValueRef grad_layout(Grad *G, LLVMValueRef Dp, LLVMValueRef Dvp, LLVM
         ci64(L, (int64_t)s->nrow_slots * G->BQ * 8 + 8),          /* rows */
         ci64(L, (int64_t)s->ncol_slots * G->BKp * 8 + 8),         /* cols: BKp cells (read W at a time) */
     };
-    LLVMValueRef *dst[NREGIONS] = {&rg->k, &rg->kt, &rg->vt, &rg->vrow, &rg->dkt, &rg->dvt,
+    LLVMValueRef *dst[NREGIONS] = {&rg->k, &rg->kt, &rg->vt, &rg->v, &rg->dkt, &rg->dvt,
                                    &rg->q, &rg->s,  &rg->dp, &rg->dq,   &rg->rows, &rg->cols};
     LLVMValueRef off = ci64(L, 0);
     for (int i = 0; i < NREGIONS; i++) {
@@ -531,18 +531,53 @@ static void qtile(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q0, LLVM
     add_dq(G, I, hr, q0, nr);
 }
 
-/* dst[d][j] = src[d] for d < n (a row into column j of a transposed tile). */
-static void transpose_row(Grad *G, LLVMValueRef src, LLVMValueRef n, LLVMValueRef dst, LLVMValueRef j) {
-    Lower *L = G->L;
-    Loop ld;
-    LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), n, ci64(L, 1), "transpose");
-    LLVMValueRef at = LLVMBuildAdd(L->bd, LLVMBuildMul(L->bd, d, ci64(L, G->BKp), ""), j, "");
-    store(L, load(L, L->f32, gep(L, L->f32, src, d), 4), gep(L, L->f32, dst, at), 4);
-    loop_end(L, &ld);
+/* A shuffle of a and c (W lanes each) by idx. */
+static LLVMValueRef shuffle2(Lower *L, LLVMValueRef a, LLVMValueRef c, const int *idx) {
+    LLVMValueRef m[MAX_LANES];
+    for (int i = 0; i < L->W; i++) m[i] = ci32(L, idx[i]);
+    return LLVMBuildShuffleVector(L->bd, a, c, LLVMConstVector(m, (unsigned)L->W), "");
 }
 
-/* The item's kv rows: K (and transposed) and V (transposed) into scratch,
- * dK and dV zeroed, the col blocks. */
+/* dst[c*ds + r] = src[r*ss + c] for a W x W block (strides in floats): W
+ * loads, log2(W) rounds of W shuffles, W stores.  The round of `bit` swaps
+ * that bit between the row and the column index of every element, so after
+ * all of them (r, c) is at (c, r). */
+static void transpose_block(Lower *L, LLVMValueRef src, LLVMValueRef ss, LLVMValueRef dst, LLVMValueRef ds) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef v[MAX_LANES];
+    int lo[MAX_LANES], hi[MAX_LANES];
+    for (int r = 0; r < L->W; r++) v[r] = load_fvec(L, src, LLVMBuildMul(b, ci64(L, r), ss, ""));
+    for (int bit = L->W / 2; bit >= 1; bit /= 2) {
+        for (int c = 0; c < L->W; c++) {
+            lo[c] = c & bit ? L->W + c - bit : c; /* row i: (i, c) from (i + bit, c - bit) */
+            hi[c] = c & bit ? L->W + c : c + bit; /* row i + bit: (i + bit, c) from (i, c + bit) */
+        }
+        for (int i = 0; i < L->W; i++)
+            if (!(i & bit)) {
+                LLVMValueRef x = shuffle2(L, v[i], v[i + bit], lo), y = shuffle2(L, v[i], v[i + bit], hi);
+                v[i] = x, v[i + bit] = y;
+            }
+    }
+    for (int r = 0; r < L->W; r++) store_fvec(L, v[r], dst, LLVMBuildMul(b, ci64(L, r), ds, ""));
+}
+
+/* dst[c][r] = src[r][c] for r < rows, c < cols (both multiples of W), rows
+ * of src ss floats apart, of dst ds apart. */
+static void transpose(Grad *G, LLVMValueRef src, LLVMValueRef ss, LLVMValueRef rows, LLVMValueRef cols,
+                      LLVMValueRef dst, LLVMValueRef ds) {
+    Lower *L = G->L;
+    LLVMBuilderRef b = L->bd;
+    Loop lr, lc;
+    LLVMValueRef r = loop_begin(L, &lr, ci64(L, 0), rows, ci64(L, L->W), "transpose.r");
+    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), cols, ci64(L, L->W), "transpose.c");
+    transpose_block(L, gep(L, L->f32, src, LLVMBuildAdd(b, LLVMBuildMul(b, r, ss, ""), c, "")), ss,
+                    gep(L, L->f32, dst, LLVMBuildAdd(b, LLVMBuildMul(b, c, ds, ""), r, "")), ds);
+    loop_end(L, &lc);
+    loop_end(L, &lr);
+}
+
+/* The item's kv rows: K and V into scratch (rows past the tile's keys 0),
+ * then transposed into Kt and Vt; dK and dV zeroed; the col blocks. */
 static void col_prologue(Grad *G, const Item *I) {
     Lower *L = G->L;
     LLVMBuilderRef b = L->bd;
@@ -550,22 +585,18 @@ static void col_prologue(Grad *G, const Item *I) {
     LLVMValueRef kbase = field(L, offsetof(AttnCall, k), ptr_to(L->i8));
     LLVMValueRef vbase = field(L, offsetof(AttnCall, v), ptr_to(L->i8));
     LLVMValueRef kel = field(L, offsetof(AttnCall, k_elem), L->i32), vel = field(L, offsetof(AttnCall, v_elem), L->i32);
-    LLVMValueRef kn = LLVMBuildMul(b, G->Dp, ci64(L, G->BKp), ""), vn = LLVMBuildMul(b, G->Dvp, ci64(L, G->BKp), "");
-    zero_row(L, rg->kt, kn);
-    zero_row(L, rg->dkt, kn);
-    zero_row(L, rg->vt, vn);
-    zero_row(L, rg->dvt, vn);
+    LLVMValueRef bkp = ci64(L, G->BKp);
+    zero_row(L, rg->dkt, LLVMBuildMul(b, G->Dp, bkp, ""));
+    zero_row(L, rg->dvt, LLVMBuildMul(b, G->Dvp, bkp, ""));
     /* the col slots' cells past the tile's keys are read (lanes not kept): defined */
     zero_row(L, rg->cols, ci64(L, (int64_t)L->s->ncol_slots * G->BKp * 2));
     Loop lj;
     LLVMValueRef j = loop_begin(L, &lj, ci64(L, 0), I->nc, ci64(L, 1), "col");
     LLVMValueRef kv = LLVMBuildAdd(b, I->k0, j, "kv");
-    LLVMValueRef krow = gep(L, L->f32, rg->k, LLVMBuildMul(b, j, G->Dp, ""));
-    load_row(L, kel, kbase, row_at(L, offsetof(AttnCall, k_stride), I->b, I->hk, kv), L->var[V_SIZE_D], G->Dp, krow);
-    transpose_row(G, krow, L->var[V_SIZE_D], rg->kt, j);
+    load_row(L, kel, kbase, row_at(L, offsetof(AttnCall, k_stride), I->b, I->hk, kv), L->var[V_SIZE_D], G->Dp,
+             gep(L, L->f32, rg->k, LLVMBuildMul(b, j, G->Dp, "")));
     load_row(L, vel, vbase, row_at(L, offsetof(AttnCall, v_stride), I->b, I->hk, kv), L->var[V_SIZE_DV], G->Dvp,
-             rg->vrow);
-    transpose_row(G, rg->vrow, L->var[V_SIZE_DV], rg->vt, j);
+             gep(L, L->f32, rg->v, LLVMBuildMul(b, j, G->Dvp, "")));
     L->kv = kv;
     L->col_j = j;
     scope_push(L);
@@ -574,23 +605,42 @@ static void col_prologue(Grad *G, const Item *I) {
     scope_pop(L);
     L->kv = L->col_j = NULL;
     loop_end(L, &lj);
+    Loop lz;
+    LLVMValueRef at = loop_begin(L, &lz, LLVMBuildMul(b, I->nc, G->Dp, ""), LLVMBuildMul(b, bkp, G->Dp, ""),
+                                 ci64(L, L->W), "k.pad");
+    store_fvec(L, LLVMConstNull(L->vf32), rg->k, at);
+    loop_end(L, &lz);
+    at = loop_begin(L, &lz, LLVMBuildMul(b, I->nc, G->Dvp, ""), LLVMBuildMul(b, bkp, G->Dvp, ""), ci64(L, L->W),
+                    "v.pad");
+    store_fvec(L, LLVMConstNull(L->vf32), rg->v, at);
+    loop_end(L, &lz);
+    transpose(G, rg->k, G->Dp, bkp, G->Dp, rg->kt, bkp);
+    transpose(G, rg->v, G->Dvp, bkp, G->Dvp, rg->vt, bkp);
 }
 
-/* dst rows (k0 + j) += src[d][j] of a transposed tile, j < nc, d < n. */
-static void add_transposed(Grad *G, const Item *I, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef n) {
+/* The call's rows (k0 + j) of dst (n floats each) += the tile's transposed
+ * src[d][j] (j < nc, d < n), through tmp[BKp][np]: whole vectors, then
+ * the row's last floats one at a time. */
+static void add_transposed(Grad *G, const Item *I, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef n,
+                           LLVMValueRef np, LLVMValueRef tmp) {
     Lower *L = G->L;
     LLVMBuilderRef b = L->bd;
+    LLVMValueRef bkp = ci64(L, G->BKp);
+    transpose(G, src, bkp, np, bkp, tmp, np);
+    LLVMValueRef whole = LLVMBuildAnd(b, n, ci64(L, -L->W), "");
     Loop lj;
     LLVMValueRef j = loop_begin(L, &lj, ci64(L, 0), I->nc, ci64(L, 1), "out");
     LLVMValueRef bh = LLVMBuildAdd(b, LLVMBuildMul(b, I->b, L->var[V_SIZE_HKV], ""), I->hk, "");
     LLVMValueRef row = LLVMBuildAdd(b, LLVMBuildMul(b, bh, L->var[V_SIZE_LK], ""), LLVMBuildAdd(b, I->k0, j, ""), "");
     LLVMValueRef out = gep(L, L->f32, dst, LLVMBuildMul(b, row, n, ""));
+    LLVMValueRef in = gep(L, L->f32, tmp, LLVMBuildMul(b, j, np, ""));
     Loop ld;
-    LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), n, ci64(L, 1), "out.d");
+    LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), whole, ci64(L, L->W), "out.v");
+    store_fvec(L, LLVMBuildFAdd(b, load_fvec(L, out, d), load_fvec(L, in, d), ""), out, d);
+    loop_end(L, &ld);
+    d = loop_begin(L, &ld, whole, n, ci64(L, 1), "out.d");
     LLVMValueRef p = gep(L, L->f32, out, d);
-    LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, G->BKp), ""), j, "");
-    LLVMValueRef x = load(L, L->f32, gep(L, L->f32, src, at), 4);
-    store(L, LLVMBuildFAdd(b, load(L, L->f32, p, 4), x, ""), p, 4);
+    store(L, LLVMBuildFAdd(b, load(L, L->f32, p, 4), load(L, L->f32, gep(L, L->f32, in, d), 4), ""), p, 4);
     loop_end(L, &ld);
     loop_end(L, &lj);
 }
@@ -663,8 +713,8 @@ static void gen_grad_tile(Grad *G, const char *name) {
     L->var[V_H] = NULL;
 
     /* the tile's rows of dK and dV belong to this item alone */
-    add_transposed(G, &I, field(L, offsetof(AttnGradCall, dk), pf), G->rg.dkt, L->var[V_SIZE_D]);
-    add_transposed(G, &I, field(L, offsetof(AttnGradCall, dv), pf), G->rg.dvt, L->var[V_SIZE_DV]);
+    add_transposed(G, &I, field(L, offsetof(AttnGradCall, dk), pf), G->rg.dkt, L->var[V_SIZE_D], G->Dp, G->rg.k);
+    add_transposed(G, &I, field(L, offsetof(AttnGradCall, dv), pf), G->rg.dvt, L->var[V_SIZE_DV], G->Dvp, G->rg.v);
     LLVMBuildRet(b, ci32(L, 0));
     lower_close_function(L, entry);
 }
