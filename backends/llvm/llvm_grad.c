@@ -107,10 +107,10 @@ static LLVMValueRef grad_layout(Grad *G, LLVMValueRef Dp, LLVMValueRef Dvp, LLVM
  * micro-kernel (llvm_gemm.c), R x CQ vectors of accumulators.  A is read
  * one float at a time (anywhere, any strides); cols (i64) vectors: a
  * constant picks a CQ that divides it, else blocks of CQ then the rest one
- * vector at a time. */
+ * vector at a time; pf (or NULL): a region pulled into L2 meanwhile. */
 static void gemm(Grad *G, LLVMValueRef cols, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows,
                  LLVMValueRef Bm, LLVMValueRef ldb, LLVMValueRef depth, LLVMValueRef Out, LLVMValueRef ldo,
-                 int accumulate) {
+                 int accumulate, const Prefetch *pf) {
     Lower *L = G->L;
     LLVMBuilderRef b = L->bd;
     int cq = L->W == 16 ? 4 : 2;
@@ -119,12 +119,12 @@ static void gemm(Grad *G, LLVMValueRef cols, LLVMValueRef A, LLVMValueRef ars, L
         while (LLVMConstIntGetSExtValue(cols) % cq) cq--;
         L->CQ = cq;
         L->gemm_cols = cols;
-        lower_gemm_ld(L, A, ars, aks, nrows, Bm, ldb, depth, Out, ldo, accumulate, NULL);
+        lower_gemm_ld(L, A, ars, aks, nrows, Bm, ldb, depth, Out, ldo, accumulate, pf);
     } else {
         LLVMValueRef whole = LLVMBuildAnd(b, cols, ci64(L, -cq), "");
         L->CQ = cq;
         L->gemm_cols = whole;
-        lower_gemm_ld(L, A, ars, aks, nrows, Bm, ldb, depth, Out, ldo, accumulate, NULL);
+        lower_gemm_ld(L, A, ars, aks, nrows, Bm, ldb, depth, Out, ldo, accumulate, pf);
         LLVMBasicBlockRef after = if_begin(L, LLVMBuildICmp(b, LLVMIntSLT, whole, cols, ""), "gemm.rest");
         LLVMValueRef at = LLVMBuildMul(b, whole, ci64(L, L->W), "");
         L->CQ = 1;
@@ -492,10 +492,10 @@ static void add_dq(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q0, LLV
     LLVMBasicBlockRef whole = block(L, "dq.whole"), part = block(L, "dq.part"), done = block(L, "dq.done");
     LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, D, G->Dp, ""), whole, part);
     LLVMPositionBuilderAtEnd(b, whole);
-    gemm(G, cols, G->rg.dp, bkp, one, nr, G->rg.k, G->Dp, I->nc, dq, D, 1);
+    gemm(G, cols, G->rg.dp, bkp, one, nr, G->rg.k, G->Dp, I->nc, dq, D, 1, NULL);
     LLVMBuildBr(b, done);
     LLVMPositionBuilderAtEnd(b, part);
-    gemm(G, cols, G->rg.dp, bkp, one, nr, G->rg.k, G->Dp, I->nc, G->rg.dq, G->Dp, 0);
+    gemm(G, cols, G->rg.dp, bkp, one, nr, G->rg.k, G->Dp, I->nc, G->rg.dq, G->Dp, 0, NULL);
     Loop li;
     LLVMValueRef i = loop_begin(L, &li, ci64(L, 0), nr, one, "dq");
     Loop ld;
@@ -510,24 +510,36 @@ static void add_dq(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q0, LLV
 }
 
 /* One q tile: S = Q K^T and dP = dO V^T, the element pass, then
- * dV^T += dO^T P, dK^T += Q^T gs, dQ += gs K. */
-static void qtile(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q0, LLVMValueRef nr, LLVMValueRef mode) {
+ * dV^T += dO^T P, dK^T += Q^T gs, dQ += gs K.  Meanwhile the next q tile's
+ * rows (q0n, nrn) of Q, dO and dQ are pulled into L2, one line per inner
+ * iteration of the S, dP and dK products: for every kv tile the item sweeps
+ * the head's q tiles, which at long lengths come from memory. */
+static void qtile(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q0, LLVMValueRef nr, LLVMValueRef mode,
+                  LLVMValueRef q0n, LLVMValueRef nrn) {
     Lower *L = G->L;
     LLVMBuilderRef b = L->bd;
-    LLVMValueRef D = L->var[V_SIZE_D], Dv = L->var[V_SIZE_DV], one = ci64(L, 1);
+    LLVMValueRef D = L->var[V_SIZE_D], Dv = L->var[V_SIZE_DV], one = ci64(L, 1), four = ci64(L, 4);
     LLVMValueRef bkp = ci64(L, G->BKp), cols = ci64(L, G->BKp / L->W);
     const GradRegions *rg = &G->rg;
     row_prologue(G, I, hr, q0, nr);
-    LLVMValueRef qin = gep(L, L->f32, field(L, offsetof(AttnCall, q), ptr_to(L->i8)),
-                           row_at(L, offsetof(AttnCall, q_stride), I->b, hr, q0));
+    LLVMValueRef qbase = field(L, offsetof(AttnCall, q), ptr_to(L->i8));
+    LLVMValueRef qstride = stride(L, offsetof(AttnCall, q_stride), 2);
+    LLVMValueRef qin = gep(L, L->f32, qbase, row_at(L, offsetof(AttnCall, q_stride), I->b, hr, q0));
     LLVMValueRef qa = LLVMBuildSelect(b, I->qf32, qin, rg->q, "qa");
-    LLVMValueRef qrs = LLVMBuildSelect(b, I->qf32, stride(L, offsetof(AttnCall, q_stride), 2), G->Dp, "");
+    LLVMValueRef qrs = LLVMBuildSelect(b, I->qf32, qstride, G->Dp, "");
     LLVMValueRef doa = gep(L, L->f32, I->dout, LLVMBuildMul(b, flat_row(L, I, hr, q0), Dv, ""));
-    gemm(G, cols, qa, qrs, one, nr, rg->kt, bkp, D, rg->s, bkp, 0);
-    gemm(G, cols, doa, Dv, one, nr, rg->vt, bkp, Dv, rg->dp, bkp, 0);
+    LLVMValueRef qesz = LLVMBuildSelect(b, I->qf32, four, ci64(L, 2), "");
+    LLVMValueRef qn = gep(L, L->i8, qbase, LLVMBuildMul(b, row_at(L, offsetof(AttnCall, q_stride), I->b, hr, q0n), qesz, ""));
+    Prefetch pq = lower_prefetch_rows(L, qn, nrn, D, qstride, qesz, 0);
+    Prefetch pdo = lower_prefetch_rows(L, gep(L, L->f32, I->dout, LLVMBuildMul(b, flat_row(L, I, hr, q0n), Dv, "")),
+                                       nrn, Dv, Dv, four, 1);
+    Prefetch pdq = lower_prefetch_rows(L, gep(L, L->f32, I->dq, LLVMBuildMul(b, flat_row(L, I, hr, q0n), D, "")), nrn,
+                                       D, D, four, 1);
+    gemm(G, cols, qa, qrs, one, nr, rg->kt, bkp, D, rg->s, bkp, 0, &pq);
+    gemm(G, cols, doa, Dv, one, nr, rg->vt, bkp, Dv, rg->dp, bkp, 0, &pdo);
     element_pass(G, I, hr, q0, nr, mode);
-    gemm(G, cols, doa, one, Dv, Dv, rg->s, bkp, nr, rg->dvt, bkp, 1);
-    gemm(G, cols, qa, one, qrs, D, rg->dp, bkp, nr, rg->dkt, bkp, 1);
+    gemm(G, cols, doa, one, Dv, Dv, rg->s, bkp, nr, rg->dvt, bkp, 1, NULL);
+    gemm(G, cols, qa, one, qrs, D, rg->dp, bkp, nr, rg->dkt, bkp, 1, &pdq);
     add_dq(G, I, hr, q0, nr);
 }
 
@@ -707,7 +719,11 @@ static void gen_grad_tile(Grad *G, const char *name) {
     LLVMValueRef mode = load(L, L->i8, gep(L, L->i8, tile_mode, e), 1);
     LLVMValueRef q0 = LLVMBuildMul(b, qt, ci64(L, G->BQ), "q0");
     LLVMValueRef nr = smin(L, LLVMBuildSub(b, Lq, q0, ""), ci64(L, G->BQ));
-    qtile(G, &I, hr, q0, nr, mode);
+    /* the next q tile of the head (this one again after the last): prefetched */
+    LLVMValueRef en = smin(L, LLVMBuildAdd(b, e, ci64(L, 1), ""), LLVMBuildSub(b, last, ci64(L, 1), ""));
+    LLVMValueRef q0n =
+        LLVMBuildMul(b, LLVMBuildSExt(b, load(L, L->i32, gep(L, L->i32, tile_kv, en), 4), L->i64, ""), ci64(L, G->BQ), "");
+    qtile(G, &I, hr, q0, nr, mode, q0n, smin(L, LLVMBuildSub(b, Lq, q0n, ""), ci64(L, G->BQ)));
     loop_end(L, &le);
     loop_end(L, &lh);
     L->var[V_H] = NULL;
