@@ -8,7 +8,8 @@
 # --quick), B = 1, H = 8, one thread: forward and backward time per call,
 # backward GFLOP/s counting 10 * D * kept pairs (attnc bench --grad), as a
 # fraction of the single-core FMA peak measured here (goal >= 0.50), and
-# backward / forward time (goal <= 3).  With PyTorch importable by
+# backward / forward time (goal <= 3), and the backward run's peak RSS (the
+# whole process: inputs, outputs and the pass's buffers; goal O(L)).  With PyTorch importable by
 # $ATTNC_TORCH_PYTHON (a virtual environment's python; never needed to
 # build or test), its CPU SDPA backward on the same shapes in the same run,
 # and attnc's speed-up over it (goal >= 1.5).
@@ -30,7 +31,9 @@ backend_flag=()
 py=${ATTNC_TORCH_PYTHON:-}
 if [ -n "$py" ] && ! "$py" -c 'import torch' 2>/dev/null; then py=""; fi
 
-peak=$("$build/bench_fma_peak" | awk '{print $1}')
+# the best of 5 (the machine is shared: a slow one is someone else's load)
+peak=$(for _ in 1 2 3 4 5; do "$build/bench_fma_peak"; done | awk '$1 > p {p = $1} END {print p}')
+echo "date: $(date -u "+%Y-%m-%d %H:%M UTC")"
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores"
 echo "single-core FMA peak: $peak GFLOP/s"
 [ -z "$py" ] && echo "PyTorch: not measured (set ATTNC_TORCH_PYTHON to a python that imports torch)"
@@ -38,13 +41,13 @@ echo "single-core FMA peak: $peak GFLOP/s"
 lengths="1024 4096 16384"
 [ $quick = 1 ] && lengths="1024 4096"
 
-# bench_one VARIANT L D [--grad] -> "ms gflops"
+# bench_one VARIANT L D [--grad] -> "ms gflops backend rss_mib"
 bench_one() {
   local variant=$1 L=$2 D=$3
   shift 3
   timeout 1200 "$attnc" bench "bench/variants/$variant.attn" --shape "B=1,H=8,Lq=$L,Lk=$L,D=$D" --threads 1 \
     "${backend_flag[@]}" "$@" 2>&1 | awk '/^time\/call/ {ms=$2} /^GFLOP/ {g=$2} /^backward pass, backend|^backend/ {b=$2 == "pass," ? $4 : $2; gsub(",", "", b)}
-      END {if (ms == "") print "- - -"; else print ms, g, b}'
+      /^peak RSS/ {r=$3} END {if (ms == "") print "- - - -"; else print ms, g, b, (r == "" ? "-" : r)}'
 }
 
 # torch_backward L D CAUSAL -> ms of SDPA's backward (median of 5)
@@ -67,15 +70,15 @@ PY
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 echo
-echo "| variant | D | L | forward ms | backward ms | backward / forward | backward GFLOP/s | of FMA peak | SDPA backward ms | SDPA / attnc |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| variant | D | L | forward ms | backward ms | backward / forward | backward GFLOP/s | of FMA peak | backward peak RSS MiB | SDPA backward ms | SDPA / attnc |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for D in 64 128; do
   for L in $lengths; do
     for variant in dense causal; do
-      read -r fms _ _ < <(bench_one "$variant" "$L" "$D")
-      read -r bms bg used < <(bench_one "$variant" "$L" "$D" --grad)
+      read -r fms _ _ _ < <(bench_one "$variant" "$L" "$D")
+      read -r bms bg used rss < <(bench_one "$variant" "$L" "$D" --grad)
       tms=$(torch_backward "$L" "$D" $([ $variant = causal ] && echo 1 || echo 0))
-      echo "| $variant ($used) | $D | $L | $fms | $bms | $(ratio "$bms" "$fms") | $bg | $(ratio "$bg" "$peak") | $tms | $(ratio "$tms" "$bms") |"
+      echo "| $variant ($used) | $D | $L | $fms | $bms | $(ratio "$bms" "$fms") | $bg | $(ratio "$bg" "$peak") | $rss | $tms | $(ratio "$tms" "$bms") |"
     done
   done
 done
