@@ -8,7 +8,7 @@
  * tail loop of single rows, and prefetches of the next region spread
  * through the inner loop; and the versions of them a row block picks from at
  * run time (lower_gemm_versions: wide or narrow blocks, dense or strided
- * prefetching). */
+ * prefetching); and the backward kernel's W x W block transposes. */
 #include "llvm_gemm.h"
 
 #include "llvm_tensor.h"
@@ -357,4 +357,43 @@ void lower_gemm_versions(Lower *L, LLVMValueRef dense, const Prefetch *pf, LLVMV
     L->CQ = 1, L->R = 8, L->gemm_cols = L->nvec;
     lower_gemm(L, A, ars, aks, nrows, Bm, depth, Out, accumulate, pf ? &pf[0] : NULL);
     L->CQ = CQ, L->R = R;
+}
+
+/* ---- block transposes (the backward kernel's K, V, dK and dV tiles) ---- */
+
+/* dst[c*ds + r] = src[r*ss + c] for a W x W block (strides in floats): W
+ * loads, log2(W) rounds of W shuffles, W stores.  The round of `bit` swaps
+ * that bit between the row and the column index of every element, so after
+ * all of them (r, c) is at (c, r). */
+static void transpose_block(Lower *L, LLVMValueRef src, LLVMValueRef ss, LLVMValueRef dst, LLVMValueRef ds) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef v[MAX_LANES];
+    int lo[MAX_LANES], hi[MAX_LANES];
+    for (int r = 0; r < L->W; r++) v[r] = load_fvec(L, src, LLVMBuildMul(b, ci64(L, r), ss, ""));
+    for (int bit = L->W / 2; bit >= 1; bit /= 2) {
+        for (int c = 0; c < L->W; c++) {
+            lo[c] = c & bit ? L->W + c - bit : c; /* row i: (i, c) from (i + bit, c - bit) */
+            hi[c] = c & bit ? L->W + c : c + bit; /* row i + bit: (i + bit, c) from (i, c + bit) */
+        }
+        for (int i = 0; i < L->W; i++)
+            if (!(i & bit)) {
+                LLVMValueRef x = shuffle(L, v[i], v[i + bit], lo, L->W), y = shuffle(L, v[i], v[i + bit], hi, L->W);
+                v[i] = x, v[i + bit] = y;
+            }
+    }
+    for (int r = 0; r < L->W; r++) store_fvec(L, v[r], dst, LLVMBuildMul(b, ci64(L, r), ds, ""));
+}
+
+/* dst[c][r] = src[r][c] for r < rows, c < cols (both multiples of W), rows
+ * of src ss floats apart, of dst ds apart. */
+void lower_transpose(Lower *L, LLVMValueRef src, LLVMValueRef ss, LLVMValueRef rows, LLVMValueRef cols,
+                     LLVMValueRef dst, LLVMValueRef ds) {
+    LLVMBuilderRef b = L->bd;
+    Loop lr, lc;
+    LLVMValueRef r = loop_begin(L, &lr, ci64(L, 0), rows, ci64(L, L->W), "transpose.r");
+    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), cols, ci64(L, L->W), "transpose.c");
+    transpose_block(L, gep(L, L->f32, src, LLVMBuildAdd(b, LLVMBuildMul(b, r, ss, ""), c, "")), ss,
+                    gep(L, L->f32, dst, LLVMBuildAdd(b, LLVMBuildMul(b, c, ds, ""), r, "")), ds);
+    loop_end(L, &lc);
+    loop_end(L, &lr);
 }

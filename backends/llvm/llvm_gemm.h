@@ -49,6 +49,12 @@ void lower_gemm_versions(Lower *L, LLVMValueRef dense, const Prefetch *pf, LLVMV
                          LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm, LLVMValueRef depth, LLVMValueRef Out,
                          int accumulate);
 
+/* dst[c*ds + r] = src[r*ss + c] for r < rows, c < cols (i64, multiples of
+ * W; strides in floats): W x W blocks, each W vector loads, log2(W) rounds
+ * of W two-vector shuffles and W vector stores. */
+void lower_transpose(Lower *L, LLVMValueRef src, LLVMValueRef ss, LLVMValueRef rows, LLVMValueRef cols,
+                     LLVMValueRef dst, LLVMValueRef ds);
+
 /* A kv tile's rows of K or V as the call holds them: elem (i32, ELEM_*) and
  * f32 (i1: elem is f32), src (i8 pointer to the first row), stride (between
  * rows, in elements), n (D or Dv), nk (the tile's rows), scratch (floats:

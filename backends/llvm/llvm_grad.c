@@ -543,51 +543,6 @@ static void qtile(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q0, LLVM
     add_dq(G, I, hr, q0, nr);
 }
 
-/* A shuffle of a and c (W lanes each) by idx. */
-static LLVMValueRef shuffle2(Lower *L, LLVMValueRef a, LLVMValueRef c, const int *idx) {
-    LLVMValueRef m[MAX_LANES];
-    for (int i = 0; i < L->W; i++) m[i] = ci32(L, idx[i]);
-    return LLVMBuildShuffleVector(L->bd, a, c, LLVMConstVector(m, (unsigned)L->W), "");
-}
-
-/* dst[c*ds + r] = src[r*ss + c] for a W x W block (strides in floats): W
- * loads, log2(W) rounds of W shuffles, W stores.  The round of `bit` swaps
- * that bit between the row and the column index of every element, so after
- * all of them (r, c) is at (c, r). */
-static void transpose_block(Lower *L, LLVMValueRef src, LLVMValueRef ss, LLVMValueRef dst, LLVMValueRef ds) {
-    LLVMBuilderRef b = L->bd;
-    LLVMValueRef v[MAX_LANES];
-    int lo[MAX_LANES], hi[MAX_LANES];
-    for (int r = 0; r < L->W; r++) v[r] = load_fvec(L, src, LLVMBuildMul(b, ci64(L, r), ss, ""));
-    for (int bit = L->W / 2; bit >= 1; bit /= 2) {
-        for (int c = 0; c < L->W; c++) {
-            lo[c] = c & bit ? L->W + c - bit : c; /* row i: (i, c) from (i + bit, c - bit) */
-            hi[c] = c & bit ? L->W + c : c + bit; /* row i + bit: (i + bit, c) from (i, c + bit) */
-        }
-        for (int i = 0; i < L->W; i++)
-            if (!(i & bit)) {
-                LLVMValueRef x = shuffle2(L, v[i], v[i + bit], lo), y = shuffle2(L, v[i], v[i + bit], hi);
-                v[i] = x, v[i + bit] = y;
-            }
-    }
-    for (int r = 0; r < L->W; r++) store_fvec(L, v[r], dst, LLVMBuildMul(b, ci64(L, r), ds, ""));
-}
-
-/* dst[c][r] = src[r][c] for r < rows, c < cols (both multiples of W), rows
- * of src ss floats apart, of dst ds apart. */
-static void transpose(Grad *G, LLVMValueRef src, LLVMValueRef ss, LLVMValueRef rows, LLVMValueRef cols,
-                      LLVMValueRef dst, LLVMValueRef ds) {
-    Lower *L = G->L;
-    LLVMBuilderRef b = L->bd;
-    Loop lr, lc;
-    LLVMValueRef r = loop_begin(L, &lr, ci64(L, 0), rows, ci64(L, L->W), "transpose.r");
-    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), cols, ci64(L, L->W), "transpose.c");
-    transpose_block(L, gep(L, L->f32, src, LLVMBuildAdd(b, LLVMBuildMul(b, r, ss, ""), c, "")), ss,
-                    gep(L, L->f32, dst, LLVMBuildAdd(b, LLVMBuildMul(b, c, ds, ""), r, "")), ds);
-    loop_end(L, &lc);
-    loop_end(L, &lr);
-}
-
 /* The item's kv rows: K and V into scratch (rows past the tile's keys 0),
  * then transposed into Kt and Vt; dK and dV zeroed; the col blocks. */
 static void col_prologue(Grad *G, const Item *I) {
@@ -626,8 +581,8 @@ static void col_prologue(Grad *G, const Item *I) {
                     "v.pad");
     store_fvec(L, LLVMConstNull(L->vf32), rg->v, at);
     loop_end(L, &lz);
-    transpose(G, rg->k, G->Dp, bkp, G->Dp, rg->kt, bkp);
-    transpose(G, rg->v, G->Dvp, bkp, G->Dvp, rg->vt, bkp);
+    lower_transpose(L, rg->k, G->Dp, bkp, G->Dp, rg->kt, bkp);
+    lower_transpose(L, rg->v, G->Dvp, bkp, G->Dvp, rg->vt, bkp);
 }
 
 /* The call's rows (k0 + j) of dst (n floats each) += the tile's transposed
@@ -638,7 +593,7 @@ static void add_transposed(Grad *G, const Item *I, LLVMValueRef dst, LLVMValueRe
     Lower *L = G->L;
     LLVMBuilderRef b = L->bd;
     LLVMValueRef bkp = ci64(L, G->BKp);
-    transpose(G, src, bkp, np, bkp, tmp, np);
+    lower_transpose(L, src, bkp, np, bkp, tmp, np);
     LLVMValueRef whole = LLVMBuildAnd(b, n, ci64(L, -L->W), "");
     Loop lj;
     LLVMValueRef j = loop_begin(L, &lj, ci64(L, 0), I->nc, ci64(L, 1), "out");
