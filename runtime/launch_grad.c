@@ -58,7 +58,27 @@ static void run_partition(void *ctx, int64_t part, int thread) {
     }
 }
 
-/* delta per row and dO as contiguous float32 (rows [B, H, Lq]). */
+/* dst[0..n) (dst NULL: nothing) = the dO row at d_at (dout NULL: zeros) as float32; returns
+ * sum dO * O in float64 (O's row at o_at), in order.  Float32 rows skip
+ * tensor_load's switch: this runs once per element of O on every call. */
+static double row_dot(const void *dout, attnc_elem de, int64_t d_at, const void *o, attnc_elem oe, int64_t o_at,
+                      int64_t n, float *dst) {
+    double dot = 0;
+    if (dout && de == ATTNC_ELEM_F32 && oe == ATTNC_ELEM_F32) {
+        const float *g = (const float *)dout + d_at, *x = (const float *)o + o_at;
+        if (dst) memcpy(dst, g, sizeof(float) * (size_t)n);
+        for (int64_t d = 0; d < n; d++) dot += (double)g[d] * x[d];
+    } else {
+        for (int64_t d = 0; d < n; d++) {
+            double g = dout ? tensor_load(dout, de, d_at + d) : 0.0;
+            if (dst) dst[d] = (float)g;
+            dot += g * tensor_load(o, oe, o_at + d);
+        }
+    }
+    return dot;
+}
+
+/* delta per row and (dout not NULL) dO as contiguous float32 (rows [B, H, Lq]). */
 static void row_terms(const Plan *p, const BoundCall *bc, const attnc_args *args, const BoundGrad *bg, float *delta,
                       float *dout) {
     const attnc_sizes *s = &bc->sz;
@@ -71,29 +91,42 @@ static void row_terms(const Plan *p, const BoundCall *bc, const attnc_args *args
                                                   q * G[GT_DLSE].stride[2]]
                                        : 0.0;
                 double lse = args->lse[b * L[BT_LSE].stride[0] + h * L[BT_LSE].stride[1] + q * L[BT_LSE].stride[2]];
-                double dot = 0;
                 int64_t o_at = b * L[BT_O].stride[0] + h * L[BT_O].stride[1] + q * L[BT_O].stride[2];
                 int64_t d_at = b * G[GT_DOUT].stride[0] + h * G[GT_DOUT].stride[1] + q * G[GT_DOUT].stride[2];
-                for (int64_t d = 0; d < s->Dv; d++) {
-                    double g = bg->dout ? tensor_load(bg->dout, G[GT_DOUT].elem, d_at + d) : 0.0;
-                    dout[row * s->Dv + d] = (float)g;
-                    dot += g * tensor_load(args->o, L[BT_O].elem, o_at + d);
-                }
+                double dot = row_dot(bg->dout, G[GT_DOUT].elem, d_at, args->o, L[BT_O].elem, o_at, s->Dv,
+                                     dout ? dout + row * s->Dv : NULL);
                 if (p->softmax) delta[row] = (float)(dot - dlse);
                 else delta[row] = dlse == 0 ? 0.0f : (float)(-dlse * exp(-lse));
             }
 }
 
-/* Write a contiguous float32 [d0, d1, d2, d3] tensor at a caller's layout. */
+/* Write a contiguous float32 [d0, d1, d2, d3] tensor at a caller's layout
+ * (nothing when the kernel accumulated into the caller's tensor itself). */
 static void store(const float *src, const int64_t dims[4], void *dst, const BoundLayout *l) {
-    if (!dst) return;
+    if (!dst || dst == src) return;
     int64_t i = 0;
     for (int64_t a = 0; a < dims[0]; a++)
         for (int64_t b = 0; b < dims[1]; b++)
             for (int64_t c = 0; c < dims[2]; c++) {
                 int64_t at = a * l->stride[0] + b * l->stride[1] + c * l->stride[2];
+                if (l->elem == ATTNC_ELEM_F32) { /* the common case: rows copied as they are */
+                    memcpy((float *)dst + at, src + i, sizeof(float) * (size_t)dims[3]);
+                    i += dims[3];
+                    continue;
+                }
                 for (int64_t d = 0; d < dims[3]; d++) tensor_store(dst, l->elem, at + d, src[i++]);
             }
+}
+
+/* The caller's tensor itself (else NULL) when the kernel may use it in place:
+ * float32, contiguous in the driver's order (dims), and, for an output, a
+ * call that cannot fault (a fault midway must not leave it half written;
+ * launch.c's rule for O).  Saves a buffer, its page faults and the copy. */
+static float *in_place(const void *t, const BoundLayout *l, const int64_t dims[4], int faults) {
+    if (!t || faults || l->elem != ATTNC_ELEM_F32 || l->stride[2] != dims[3] || l->stride[1] != dims[2] * dims[3] ||
+        l->stride[0] != dims[1] * dims[2] * dims[3])
+        return NULL;
+    return (float *)t;
 }
 
 /* Elements of tensor t, whose gradient is wanted (0 otherwise). */
@@ -159,10 +192,18 @@ attnc_status launch_grad_run(const Plan *p, const CompiledKernel *ck, const Boun
     LaunchValues vals;
     int have_vals = launch_values(bc, &vals);
     int64_t rows = sz->B * sz->H * sz->Lq, nq = rows * sz->D;
-    float *delta = malloc(sizeof(float) * (size_t)(rows + 1)), *dout = malloc(sizeof(float) * (size_t)(rows * sz->Dv + 1));
-    float *dk = calloc((size_t)(sz->B * sz->Hkv * sz->Lk * sz->D) + 1, sizeof(float));
-    float *dv = calloc((size_t)(sz->B * sz->Hkv * sz->Lk * sz->Dv) + 1, sizeof(float));
-    if (!g || !have_vals || !delta || !dout || !dk || !dv) {
+    int64_t dims[4][4] = {{sz->B, sz->H, sz->Lq, sz->D}, {sz->B, sz->Hkv, sz->Lk, sz->D},
+                          {sz->B, sz->Hkv, sz->Lk, sz->Dv}, {sz->B, sz->H, sz->Lq, sz->Dv}};
+    /* dO read in place (an input: any call); dQ, dK and dV accumulated in place, zeroed just before the kernel runs */
+    const float *dout_in = in_place(bg->dout, &bg->layout[GT_DOUT], dims[3], 0);
+    float *dq_out = in_place(bg->dq, &bg->layout[GT_DQ], dims[0], tm.check_faults);
+    float *dk_out = in_place(bg->dk, &bg->layout[GT_DK], dims[1], tm.check_faults);
+    float *dv_out = in_place(bg->dv, &bg->layout[GT_DV], dims[2], tm.check_faults);
+    float *delta = malloc(sizeof(float) * (size_t)(rows + 1));
+    float *dout = dout_in ? NULL : malloc(sizeof(float) * (size_t)(rows * sz->Dv + 1));
+    float *dk = dk_out ? NULL : calloc((size_t)(sz->B * sz->Hkv * sz->Lk * sz->D) + 1, sizeof(float));
+    float *dv = dv_out ? NULL : calloc((size_t)(sz->B * sz->Hkv * sz->Lk * sz->Dv) + 1, sizeof(float));
+    if (!g || !have_vals || !delta || !(dout || dout_in) || !(dk || dk_out) || !(dv || dv_out)) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -184,8 +225,9 @@ attnc_status launch_grad_run(const Plan *p, const CompiledKernel *ck, const Boun
                           .tile_mode = tm.mode, .group_stride_b = gsb, .group_stride_h = gsh,
                           .kernel_data = ck->kernel_data, .check_faults = tm.check_faults};
         launch_set_layouts(&c->f, bc, 0, 0);
-        c->delta = delta, c->dout = dout, c->dk = dk, c->dv = dv;
-        c->dq = calloc((size_t)nq + 1, sizeof(float));
+        c->delta = delta, c->dout = dout_in ? dout_in : dout;
+        c->dk = dk_out ? dk_out : dk, c->dv = dv_out ? dv_out : dv;
+        c->dq = s == 0 && dq_out ? dq_out : calloc((size_t)nq + 1, sizeof(float));
         if (!c->dq) {
             st = set_error(err, ATTNC_ERR_NOMEM, "out of memory for dQ");
             goto done;
@@ -205,6 +247,10 @@ attnc_status launch_grad_run(const Plan *p, const CompiledKernel *ck, const Boun
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory for the gradients' accumulators");
         goto done;
     }
+    /* nothing can fail now but the kernel, and these calls cannot fault */
+    if (dq_out) memset(dq_out, 0, sizeof(float) * (size_t)nq);
+    if (dk_out) memset(dk_out, 0, sizeof(float) * (size_t)(sz->B * sz->Hkv * sz->Lk * sz->D));
+    if (dv_out) memset(dv_out, 0, sizeof(float) * (size_t)(sz->B * sz->Hkv * sz->Lk * sz->Dv));
     pool_run(g->parts, g->parts, run_partition, g);
     if (g->fault) { /* the interpreter reads Q, K, V at their layouts and names the element at fault */
         st = interp_run(bc, args->q, args->k, args->v, NULL, NULL, err);
@@ -215,7 +261,8 @@ attnc_status launch_grad_run(const Plan *p, const CompiledKernel *ck, const Boun
     write_outputs(g, bc, bg, nq);
 done:
     if (g) {
-        for (int s = 0; s < g->splits; s++) free(g->call[s].dq);
+        for (int s = 0; s < g->splits; s++)
+            if (g->call[s].dq != dq_out) free(g->call[s].dq);
         free(g->dtensor), free(g->acc_ptrs), free(g->acc_data);
         free(g->scratch);
         free(g);

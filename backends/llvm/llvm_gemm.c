@@ -8,7 +8,7 @@
  * tail loop of single rows, and prefetches of the next region spread
  * through the inner loop; and the versions of them a row block picks from at
  * run time (lower_gemm_versions: wide or narrow blocks, dense or strided
- * prefetching). */
+ * prefetching); and the backward kernel's W x W block transposes. */
 #include "llvm_gemm.h"
 
 #include "llvm_tensor.h"
@@ -50,10 +50,11 @@ void lower_prefetch_line(Lower *L, const Prefetch *pf, LLVMValueRef line) {
     intrinsic(L, "llvm.prefetch", &pt, 1, args, 4);
 }
 
-/* Out[row][0..QB) (=|+=) sum over k < depth of A[row*ars + k*aks] * Bm[k][0..QB),
+/* Out[row*ldo + 0..W*gemm_cols) (=|+=) sum over k < depth of A[row*ars + k*aks] * Bm[k*ldb + 0..W*gemm_cols),
  * rows 0..nrows: R rows x CQ vectors of accumulators per block. */
 static void gemm_rows(Lower *L, int R, LLVMValueRef i0, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks,
-                      LLVMValueRef Bm, LLVMValueRef depth, LLVMValueRef Out, int accumulate, const Prefetch *pf) {
+                      LLVMValueRef Bm, LLVMValueRef ldb, LLVMValueRef depth, LLVMValueRef Out, LLVMValueRef ldo,
+                      int accumulate, const Prefetch *pf) {
     LLVMBuilderRef b = L->bd;
     LLVMValueRef acc[MAX_R][MAX_CQ];
     for (int i = 0; i < R; i++)
@@ -62,7 +63,7 @@ static void gemm_rows(Lower *L, int R, LLVMValueRef i0, LLVMValueRef A, LLVMValu
     LLVMValueRef c0 = loop_begin(L, &lc, ci64(L, 0), L->gemm_cols, ci64(L, L->CQ), "gemm.c");
     LLVMValueRef col0 = LLVMBuildMul(b, c0, ci64(L, L->W), "");
     for (int i = 0; i < R; i++) {
-        LLVMValueRef row = LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), ci64(L, L->QB), "");
+        LLVMValueRef row = LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), ldo, "");
         for (int j = 0; j < L->CQ; j++) {
             LLVMValueRef at = LLVMBuildAdd(b, row, LLVMBuildAdd(b, col0, ci64(L, (int64_t)j * L->W), ""), "");
             set(L, acc[i][j], accumulate ? load_fvec(L, Out, at) : LLVMConstNull(L->vf32));
@@ -70,7 +71,7 @@ static void gemm_rows(Lower *L, int R, LLVMValueRef i0, LLVMValueRef A, LLVMValu
     }
     Loop lk;
     LLVMValueRef k = loop_begin(L, &lk, ci64(L, 0), depth, ci64(L, 1), "gemm.k");
-    LLVMValueRef brow = LLVMBuildAdd(b, LLVMBuildMul(b, k, ci64(L, L->QB), ""), col0, "");
+    LLVMValueRef brow = LLVMBuildAdd(b, LLVMBuildMul(b, k, ldb, ""), col0, "");
     LLVMValueRef bv[MAX_CQ];
     for (int j = 0; j < L->CQ; j++) bv[j] = load_fvec(L, Bm, LLVMBuildAdd(b, brow, ci64(L, (int64_t)j * L->W), ""));
     if (pf) /* line (block * depth + k) */
@@ -84,7 +85,7 @@ static void gemm_rows(Lower *L, int R, LLVMValueRef i0, LLVMValueRef A, LLVMValu
     }
     loop_end(L, &lk);
     for (int i = 0; i < R; i++) {
-        LLVMValueRef row = LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), ci64(L, L->QB), "");
+        LLVMValueRef row = LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), ldo, "");
         for (int j = 0; j < L->CQ; j++) {
             LLVMValueRef at = LLVMBuildAdd(b, row, LLVMBuildAdd(b, col0, ci64(L, (int64_t)j * L->W), ""), "");
             store_fvec(L, get(L, L->vf32, acc[i][j]), Out, at);
@@ -94,17 +95,24 @@ static void gemm_rows(Lower *L, int R, LLVMValueRef i0, LLVMValueRef A, LLVMValu
 }
 
 /* All rows 0..nrows: blocks of R rows, then the remaining rows one by one. */
-void lower_gemm(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm,
-                LLVMValueRef depth, LLVMValueRef Out, int accumulate, const Prefetch *pf) {
+void lower_gemm_ld(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm,
+                   LLVMValueRef ldb, LLVMValueRef depth, LLVMValueRef Out, LLVMValueRef ldo, int accumulate,
+                   const Prefetch *pf) {
     Loop lb;
     LLVMValueRef full_end = LLVMBuildSub(L->bd, nrows, ci64(L, L->R - 1), "");
     LLVMValueRef i0 = loop_begin(L, &lb, ci64(L, 0), full_end, ci64(L, L->R), "gemm.rows");
-    gemm_rows(L, L->R, i0, A, ars, aks, Bm, depth, Out, accumulate, pf);
+    gemm_rows(L, L->R, i0, A, ars, aks, Bm, ldb, depth, Out, ldo, accumulate, pf);
     loop_end(L, &lb);
     Loop lt;
     LLVMValueRef i = loop_begin(L, &lt, lb.i, nrows, ci64(L, 1), "gemm.tail");
-    gemm_rows(L, 1, i, A, ars, aks, Bm, depth, Out, accumulate, NULL);
+    gemm_rows(L, 1, i, A, ars, aks, Bm, ldb, depth, Out, ldo, accumulate, NULL);
     loop_end(L, &lt);
+}
+
+void lower_gemm(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm,
+                LLVMValueRef depth, LLVMValueRef Out, int accumulate, const Prefetch *pf) {
+    LLVMValueRef qb = ci64(L, L->QB);
+    lower_gemm_ld(L, A, ars, aks, nrows, Bm, qb, depth, Out, qb, accumulate, pf);
 }
 
 /* lower_gemm prefetching the next tile's rows as one block (`dense`, rows
@@ -348,4 +356,43 @@ void lower_gemm_versions(Lower *L, LLVMValueRef dense, const Prefetch *pf, LLVMV
     L->CQ = 1, L->R = 8, L->gemm_cols = L->nvec;
     lower_gemm(L, A, ars, aks, nrows, Bm, depth, Out, accumulate, pf ? &pf[0] : NULL);
     L->CQ = CQ, L->R = R;
+}
+
+/* ---- block transposes (the backward kernel's K, V, dK and dV tiles) ---- */
+
+/* dst[c*ds + r] = src[r*ss + c] for a W x W block (strides in floats): W
+ * loads, log2(W) rounds of W shuffles, W stores.  The round of `bit` swaps
+ * that bit between the row and the column index of every element, so after
+ * all of them (r, c) is at (c, r). */
+static void transpose_block(Lower *L, LLVMValueRef src, LLVMValueRef ss, LLVMValueRef dst, LLVMValueRef ds) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef v[MAX_LANES];
+    int lo[MAX_LANES], hi[MAX_LANES];
+    for (int r = 0; r < L->W; r++) v[r] = load_fvec(L, src, LLVMBuildMul(b, ci64(L, r), ss, ""));
+    for (int bit = L->W / 2; bit >= 1; bit /= 2) {
+        for (int c = 0; c < L->W; c++) {
+            lo[c] = c & bit ? L->W + c - bit : c; /* row i: (i, c) from (i + bit, c - bit) */
+            hi[c] = c & bit ? L->W + c : c + bit; /* row i + bit: (i + bit, c) from (i, c + bit) */
+        }
+        for (int i = 0; i < L->W; i++)
+            if (!(i & bit)) {
+                LLVMValueRef x = shuffle(L, v[i], v[i + bit], lo, L->W), y = shuffle(L, v[i], v[i + bit], hi, L->W);
+                v[i] = x, v[i + bit] = y;
+            }
+    }
+    for (int r = 0; r < L->W; r++) store_fvec(L, v[r], dst, LLVMBuildMul(b, ci64(L, r), ds, ""));
+}
+
+/* dst[c][r] = src[r][c] for r < rows, c < cols (both multiples of W), rows
+ * of src ss floats apart, of dst ds apart. */
+void lower_transpose(Lower *L, LLVMValueRef src, LLVMValueRef ss, LLVMValueRef rows, LLVMValueRef cols,
+                     LLVMValueRef dst, LLVMValueRef ds) {
+    LLVMBuilderRef b = L->bd;
+    Loop lr, lc;
+    LLVMValueRef r = loop_begin(L, &lr, ci64(L, 0), rows, ci64(L, L->W), "transpose.r");
+    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), cols, ci64(L, L->W), "transpose.c");
+    transpose_block(L, gep(L, L->f32, src, LLVMBuildAdd(b, LLVMBuildMul(b, r, ss, ""), c, "")), ss,
+                    gep(L, L->f32, dst, LLVMBuildAdd(b, LLVMBuildMul(b, c, ds, ""), r, "")), ds);
+    loop_end(L, &lc);
+    loop_end(L, &lr);
 }

@@ -34,6 +34,12 @@ void lower_prefetch_line(Lower *L, const Prefetch *pf, LLVMValueRef line);
 void lower_gemm(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm,
                 LLVMValueRef depth, LLVMValueRef Out, int accumulate, const Prefetch *pf);
 
+/* lower_gemm over L->gemm_cols vectors with Bm's rows ldb floats apart and
+ * Out's ldo apart (i64; lower_gemm: both QB). */
+void lower_gemm_ld(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm,
+                   LLVMValueRef ldb, LLVMValueRef depth, LLVMValueRef Out, LLVMValueRef ldo, int accumulate,
+                   const Prefetch *pf);
+
 /* lower_gemm over a row block's vectors: in the wide version (L->variant),
  * all C of them (L->C) with CQ-wide register blocks; in the narrow one,
  * L->nvec vectors one at a time with 8 rows per register block; pf NULL:
@@ -42,6 +48,12 @@ void lower_gemm(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LL
 void lower_gemm_versions(Lower *L, LLVMValueRef dense, const Prefetch *pf, LLVMValueRef A, LLVMValueRef ars,
                          LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm, LLVMValueRef depth, LLVMValueRef Out,
                          int accumulate);
+
+/* dst[c*ds + r] = src[r*ss + c] for r < rows, c < cols (i64, multiples of
+ * W; strides in floats): W x W blocks, each W vector loads, log2(W) rounds
+ * of W two-vector shuffles and W vector stores. */
+void lower_transpose(Lower *L, LLVMValueRef src, LLVMValueRef ss, LLVMValueRef rows, LLVMValueRef cols,
+                     LLVMValueRef dst, LLVMValueRef ds);
 
 /* A kv tile's rows of K or V as the call holds them: elem (i32, ELEM_*) and
  * f32 (i1: elem is f32), src (i8 pointer to the first row), stride (between

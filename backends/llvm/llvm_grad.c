@@ -46,23 +46,23 @@
 /* Scratch regions of one backward work item: float rows padded with zeros
  * to whole vectors (Dp, Dvp along D and Dv; BKp, BQp along the tiles). */
 typedef struct GradRegions {
-    LLVMValueRef k;             /* K[BK][Dp]: the tile's K rows (dQ's product) */
+    LLVMValueRef k;             /* K[BKp][Dp]: the tile's K rows (dQ's product), at the end its dK */
     LLVMValueRef kt, vt;        /* Kt[Dp][BKp], Vt[Dvp][BKp]: transposed (S's and dP's products) */
-    LLVMValueRef vrow;          /* [Dvp]: one V row on its way into Vt */
+    LLVMValueRef v;             /* V[BKp][Dvp]: the tile's V rows on their way into Vt, at the end its dV */
     LLVMValueRef dkt, dvt;      /* dKt[Dp][BKp], dVt[Dvp][BKp]: the tile's dK and dV, transposed */
-    LLVMValueRef q, dout;       /* Q[BQ][Dp], dO[BQ][Dvp]: the q tile's rows */
+    LLVMValueRef q;             /* Q[BQ][Dp]: the q tile's rows widened (Q not float32; else read in place) */
     LLVMValueRef s, dp;         /* [BQ][BKp]: S then P, dP then gs = gpre * scale */
-    LLVMValueRef gst, dqt;      /* GSt[BKp][BQp] (gs transposed), dQt[Dp][BQp] (the q tile's dQ) */
+    LLVMValueRef dq;            /* dQ[BQ][Dp]: the q tile's dQ when D is not whole vectors */
     LLVMValueRef rows, cols;    /* the schedule's slots: [nrow_slots][BQ], [ncol_slots][BK], 8 bytes each */
 } GradRegions;
 
-enum { NREGIONS = 14 };
+enum { NREGIONS = 12 };
 
 typedef struct Grad {
     Lower *L;
     const GradSchedule *gs;
     GradRegions rg;
-    int BQ, BK, BQp, BKp;    /* the tiles, and rounded up to whole vectors */
+    int BQ, BK, BKp;         /* the tiles; BK rounded up to whole vectors */
     LLVMValueRef Dp, Dvp;    /* D and Dv rounded up to whole vectors */
     LLVMValueRef dtensor[1]; /* (flexible) by tensor index: this partition's accumulator, or NULL */
 } Grad;
@@ -77,25 +77,23 @@ static LLVMValueRef grad_layout(Grad *G, LLVMValueRef Dp, LLVMValueRef Dvp, LLVM
     Lower *L = G->L;
     LLVMBuilderRef b = L->bd;
     const Schedule *s = L->s;
-    LLVMValueRef bk4 = ci64(L, (int64_t)G->BKp * 4), bq4 = ci64(L, (int64_t)G->BQp * 4);
+    LLVMValueRef bk4 = ci64(L, (int64_t)G->BKp * 4), bq4 = ci64(L, (int64_t)G->BQ * 4);
     LLVMValueRef sizes[NREGIONS] = {
-        LLVMBuildMul(b, Dp, ci64(L, (int64_t)G->BK * 4), ""),     /* k */
+        LLVMBuildMul(b, Dp, bk4, ""),                             /* k */
         LLVMBuildMul(b, Dp, bk4, ""),                             /* kt */
         LLVMBuildMul(b, Dvp, bk4, ""),                            /* vt */
-        LLVMBuildMul(b, Dvp, ci64(L, 4), ""),                     /* vrow */
+        LLVMBuildMul(b, Dvp, bk4, ""),                            /* v */
         LLVMBuildMul(b, Dp, bk4, ""),                             /* dkt */
         LLVMBuildMul(b, Dvp, bk4, ""),                            /* dvt */
-        LLVMBuildMul(b, Dp, ci64(L, (int64_t)G->BQ * 4), ""),     /* q */
-        LLVMBuildMul(b, Dvp, ci64(L, (int64_t)G->BQ * 4), ""),    /* dout */
+        LLVMBuildMul(b, Dp, bq4, ""),                             /* q */
         ci64(L, (int64_t)G->BQ * G->BKp * 4),                     /* s */
         ci64(L, (int64_t)G->BQ * G->BKp * 4),                     /* dp */
-        ci64(L, (int64_t)G->BKp * G->BQp * 4),                    /* gst */
-        LLVMBuildMul(b, Dp, bq4, ""),                             /* dqt */
+        LLVMBuildMul(b, Dp, bq4, ""),                             /* dq */
         ci64(L, (int64_t)s->nrow_slots * G->BQ * 8 + 8),          /* rows */
         ci64(L, (int64_t)s->ncol_slots * G->BKp * 8 + 8),         /* cols: BKp cells (read W at a time) */
     };
-    LLVMValueRef *dst[NREGIONS] = {&rg->k,  &rg->kt,   &rg->vt, &rg->vrow, &rg->dkt, &rg->dvt,  &rg->q,
-                                   &rg->dout, &rg->s, &rg->dp, &rg->gst,  &rg->dqt, &rg->rows, &rg->cols};
+    LLVMValueRef *dst[NREGIONS] = {&rg->k, &rg->kt, &rg->vt, &rg->v, &rg->dkt, &rg->dvt,
+                                   &rg->q, &rg->s,  &rg->dp, &rg->dq,   &rg->rows, &rg->cols};
     LLVMValueRef off = ci64(L, 0);
     for (int i = 0; i < NREGIONS; i++) {
         if (base) *dst[i] = gep(L, L->i8, base, off);
@@ -104,25 +102,37 @@ static LLVMValueRef grad_layout(Grad *G, LLVMValueRef Dp, LLVMValueRef Dvp, LLVM
     return LLVMBuildAdd(b, off, ci64(L, 64), "");
 }
 
-/* Out[r][0..width) (=|+=) sum over k < depth of A[r*ars + k*aks] * Bm[k][0..width)
- * for r < nrows: the forward's register-blocked micro-kernel (llvm_gemm.c)
- * with vectors along a tile of `width` floats (a multiple of W). */
-static void gemm(Grad *G, int width, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows,
-                 LLVMValueRef Bm, LLVMValueRef depth, LLVMValueRef Out, int accumulate) {
+/* Out[r*ldo + 0..W*cols) (=|+=) sum over k < depth of A[r*ars + k*aks] *
+ * Bm[k*ldb + 0..W*cols) for r < nrows: the forward's register-blocked
+ * micro-kernel (llvm_gemm.c), R x CQ vectors of accumulators.  A is read
+ * one float at a time (anywhere, any strides); cols (i64) vectors: a
+ * constant picks a CQ that divides it, else blocks of CQ then the rest one
+ * vector at a time; pf (or NULL): a region pulled into L2 meanwhile. */
+static void gemm(Grad *G, LLVMValueRef cols, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows,
+                 LLVMValueRef Bm, LLVMValueRef ldb, LLVMValueRef depth, LLVMValueRef Out, LLVMValueRef ldo,
+                 int accumulate, const Prefetch *pf) {
     Lower *L = G->L;
-    int qb = L->QB;
-    L->QB = width;
-    L->C = width / L->W;
-    L->CQ = 1;
-    for (int d = L->W == 16 ? 4 : 2; d > 1; d--) /* accumulators: R x CQ vectors, as the forward's */
-        if (L->C % d == 0) {
-            L->CQ = d;
-            break;
-        }
+    LLVMBuilderRef b = L->bd;
+    int cq = L->W == 16 ? 4 : 2;
     L->R = 4;
-    L->gemm_cols = ci64(L, L->C);
-    lower_gemm(L, A, ars, aks, nrows, Bm, depth, Out, accumulate, NULL);
-    L->QB = qb; /* the row slots' stride */
+    if (LLVMIsAConstantInt(cols)) {
+        while (LLVMConstIntGetSExtValue(cols) % cq) cq--;
+        L->CQ = cq;
+        L->gemm_cols = cols;
+        lower_gemm_ld(L, A, ars, aks, nrows, Bm, ldb, depth, Out, ldo, accumulate, pf);
+    } else {
+        LLVMValueRef whole = LLVMBuildAnd(b, cols, ci64(L, -cq), "");
+        L->CQ = cq;
+        L->gemm_cols = whole;
+        lower_gemm_ld(L, A, ars, aks, nrows, Bm, ldb, depth, Out, ldo, accumulate, pf);
+        LLVMBasicBlockRef after = if_begin(L, LLVMBuildICmp(b, LLVMIntSLT, whole, cols, ""), "gemm.rest");
+        LLVMValueRef at = LLVMBuildMul(b, whole, ci64(L, L->W), "");
+        L->CQ = 1;
+        L->gemm_cols = LLVMBuildSub(b, cols, whole, "");
+        lower_gemm_ld(L, A, ars, aks, nrows, gep(L, L->f32, Bm, at), ldb, depth, gep(L, L->f32, Out, at), ldo,
+                      accumulate, NULL);
+        if_end(L, after);
+    }
     L->gemm_cols = NULL;
 }
 
@@ -252,7 +262,6 @@ static void tensor_term(Grad *G, const GradTerm *t, const GradTermSched *ts, LLV
 /* What the element pass of one row reads. */
 typedef struct RowCtx {
     LLVMValueRef s, dp;  /* the row of S (P written back) and of dP (gs written back) */
-    LLVMValueRef i;      /* the row in the q tile (GSt's column) */
     LLVMValueRef lse, delta;
     LLVMValueRef mode, checks;
 } RowCtx;
@@ -265,7 +274,6 @@ static void element(Grad *G, const RowCtx *R, LLVMValueRef j) {
     const Schedule *s = L->s;
     const GradSchedule *gs = G->gs;
     LLVMValueRef sp = gep(L, L->f32, R->s, j), dpp = gep(L, L->f32, R->dp, j);
-    LLVMValueRef gtp = gep(L, L->f32, G->rg.gst, LLVMBuildAdd(b, LLVMBuildMul(b, j, ci64(L, G->BQp), ""), R->i, ""));
     LLVMValueRef sdot = load(L, L->f32, sp, 4), dp = load(L, L->f32, dpp, 4);
     lower_steps(L, SB_PRE);
     LLVMValueRef scale = lower_node(L, gs->gp->f->scale);
@@ -285,7 +293,6 @@ static void element(Grad *G, const RowCtx *R, LLVMValueRef j) {
     /* a masked element contributes nothing */
     store(L, cf32(L, 0), sp, 4);
     store(L, cf32(L, 0), dpp, 4);
-    store(L, cf32(L, 0), gtp, 4);
     LLVMBasicBlockRef skip = NULL;
     if (s->needs_mask) {
         LLVMValueRef keep = local(L, L->i1, cbool(L, 1));
@@ -310,7 +317,6 @@ static void element(Grad *G, const RowCtx *R, LLVMValueRef j) {
     LLVMValueRef gsv = LLVMBuildFMul(b, gpre, scale, "gs");
     store(L, p, sp, 4);
     store(L, gsv, dpp, 4);
-    store(L, gsv, gtp, 4);
     for (int t = 0; t < gs->gp->nterms && !L->failed; t++) tensor_term(G, &gs->gp->terms[t], &gs->terms[t], g, gpre);
     if (skip) if_end(L, skip);
     L->pre = NULL;
@@ -327,8 +333,6 @@ static void element_vec(Grad *G, const RowCtx *R, LLVMValueRef j0, LLVMValueRef 
     LLVMValueRef js = LLVMBuildAdd(b, splat(L, j0), iota(L), "j");
     LLVMValueRef valid = LLVMBuildICmp(b, LLVMIntSLT, js, splat(L, nc), "valid");
     LLVMValueRef sp = gep(L, L->f32, R->s, j0), dpp = gep(L, L->f32, R->dp, j0);
-    LLVMValueRef gtp = gep(L, L->f32, G->rg.gst,
-                           LLVMBuildAdd(b, LLVMBuildMul(b, js, splat(L, ci64(L, G->BQp)), ""), splat(L, R->i), ""));
     LLVMValueRef sdot = load(L, L->vf32, sp, 4), dp = load(L, L->vf32, dpp, 4);
     lower_steps(L, SB_PRE);
     LLVMValueRef scale = splat(L, lower_node(L, gs->gp->f->scale));
@@ -372,7 +376,6 @@ static void element_vec(Grad *G, const RowCtx *R, LLVMValueRef j0, LLVMValueRef 
     LLVMValueRef gsv = fsel(L, live, LLVMBuildFMul(b, LLVMBuildFMul(b, g, dvdpre, ""), scale, ""), zero);
     store(L, p, sp, 4);
     store(L, gsv, dpp, 4);
-    scatter(L, gsv, gtp, splat(L, cbool(L, 1)));
     L->pre = NULL;
 }
 
@@ -382,6 +385,7 @@ static void element_vec(Grad *G, const RowCtx *R, LLVMValueRef j0, LLVMValueRef 
 typedef struct Item {
     LLVMValueRef b, hk, k0, nc; /* the kv tile: keys [k0, k0 + nc) */
     LLVMValueRef lse, delta, dout, dq; /* the call's */
+    LLVMValueRef qf32;                 /* i1: Q is float32 (its rows read in place) */
     LLVMValueRef checks;
 } Item;
 
@@ -391,18 +395,20 @@ static LLVMValueRef flat_row(Lower *L, const Item *I, LLVMValueRef hr, LLVMValue
     return LLVMBuildAdd(b, LLVMBuildMul(b, bh, L->var[V_SIZE_LQ], ""), q, "");
 }
 
-/* Per row of the q tile at q0: Q and dO rows into scratch, the row blocks. */
+/* Per row of the q tile at q0: the row blocks, and Q's row widened into
+ * scratch when Q is not float32 (the products read float32 Q and the
+ * driver's float32 dO in place: A operands need no padding). */
 static void row_prologue(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q0, LLVMValueRef nr) {
     Lower *L = G->L;
     LLVMBuilderRef b = L->bd;
     Loop li;
     LLVMValueRef i = loop_begin(L, &li, ci64(L, 0), nr, ci64(L, 1), "rows");
     LLVMValueRef q = LLVMBuildAdd(b, q0, i, "q");
+    LLVMBasicBlockRef widened = if_begin(L, LLVMBuildNot(b, I->qf32, ""), "q.widen");
     load_row(L, field(L, offsetof(AttnCall, q_elem), L->i32), field(L, offsetof(AttnCall, q), ptr_to(L->i8)),
              row_at(L, offsetof(AttnCall, q_stride), I->b, hr, q), L->var[V_SIZE_D], G->Dp,
              gep(L, L->f32, G->rg.q, LLVMBuildMul(b, i, G->Dp, "")));
-    load_row(L, ci32(L, ELEM_F32), I->dout, LLVMBuildMul(b, flat_row(L, I, hr, q), L->var[V_SIZE_DV], ""),
-             L->var[V_SIZE_DV], G->Dvp, gep(L, L->f32, G->rg.dout, LLVMBuildMul(b, i, G->Dvp, "")));
+    if_end(L, widened);
     L->q_vec = q;
     L->lane0 = i;
     scope_push(L);
@@ -428,7 +434,6 @@ static void element_pass(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q
     R.delta = load(L, L->f32, gep(L, L->f32, I->delta, flat_row(L, I, hr, q)), 4);
     R.s = gep(L, L->f32, G->rg.s, LLVMBuildMul(b, i, ci64(L, G->BKp), ""));
     R.dp = gep(L, L->f32, G->rg.dp, LLVMBuildMul(b, i, ci64(L, G->BKp), ""));
-    R.i = i;
     R.mode = mode;
     R.checks = I->checks;
     /* softmax: an empty row (LSE = -inf) has no gradient: its elements are not kept */
@@ -464,7 +469,6 @@ static void element_pass(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q
     j = loop_begin(L, &lz, ci64(L, 0), I->nc, ci64(L, 1), "dead.elem");
     store(L, cf32(L, 0), gep(L, L->f32, R.s, j), 4);
     store(L, cf32(L, 0), gep(L, L->f32, R.dp, j), 4);
-    store(L, cf32(L, 0), gep(L, L->f32, G->rg.gst, LLVMBuildAdd(b, LLVMBuildMul(b, j, ci64(L, G->BQp), ""), i, "")), 4);
     loop_end(L, &lz);
     LLVMBuildBr(b, join);
     LLVMPositionBuilderAtEnd(b, join);
@@ -477,46 +481,70 @@ static void element_pass(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q
     loop_end(L, &li);
 }
 
-/* One q tile: S = Q K^T and dP = dO V^T, the element pass, then
- * dV^T += dO^T P, dK^T += Q^T gs, dQ^T = K^T gs^T added into the call's dQ. */
-static void qtile(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q0, LLVMValueRef nr, LLVMValueRef mode) {
+/* dQ[q0 .. q0 + nr) += gs K (the call's dQ: this kv split's own buffer),
+ * vectors along D: in place when D is whole vectors, else through scratch. */
+static void add_dq(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q0, LLVMValueRef nr) {
     Lower *L = G->L;
     LLVMBuilderRef b = L->bd;
-    LLVMValueRef D = L->var[V_SIZE_D], Dv = L->var[V_SIZE_DV], one = ci64(L, 1);
-    const GradRegions *rg = &G->rg;
-    row_prologue(G, I, hr, q0, nr);
-    gemm(G, G->BKp, rg->q, G->Dp, one, nr, rg->kt, D, rg->s, 0);
-    gemm(G, G->BKp, rg->dout, G->Dvp, one, nr, rg->vt, Dv, rg->dp, 0);
-    element_pass(G, I, hr, q0, nr, mode);
-    gemm(G, G->BKp, rg->dout, one, G->Dvp, Dv, rg->s, nr, rg->dvt, 1);
-    gemm(G, G->BKp, rg->q, one, G->Dp, D, rg->dp, nr, rg->dkt, 1);
-    gemm(G, G->BQp, rg->k, one, G->Dp, D, rg->gst, I->nc, rg->dqt, 0);
-    /* the q tile's dQ rows into the call's (this kv split's own buffer) */
+    LLVMValueRef D = L->var[V_SIZE_D], one = ci64(L, 1), bkp = ci64(L, G->BKp);
+    LLVMValueRef cols = LLVMBuildUDiv(b, G->Dp, ci64(L, L->W), "");
+    LLVMValueRef dq = gep(L, L->f32, I->dq, LLVMBuildMul(b, flat_row(L, I, hr, q0), D, ""));
+    LLVMBasicBlockRef whole = block(L, "dq.whole"), part = block(L, "dq.part"), done = block(L, "dq.done");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, D, G->Dp, ""), whole, part);
+    LLVMPositionBuilderAtEnd(b, whole);
+    gemm(G, cols, G->rg.dp, bkp, one, nr, G->rg.k, G->Dp, I->nc, dq, D, 1, NULL);
+    LLVMBuildBr(b, done);
+    LLVMPositionBuilderAtEnd(b, part);
+    gemm(G, cols, G->rg.dp, bkp, one, nr, G->rg.k, G->Dp, I->nc, G->rg.dq, G->Dp, 0, NULL);
     Loop li;
     LLVMValueRef i = loop_begin(L, &li, ci64(L, 0), nr, one, "dq");
-    LLVMValueRef dq = gep(L, L->f32, I->dq, LLVMBuildMul(b, flat_row(L, I, hr, LLVMBuildAdd(b, q0, i, "")), D, ""));
     Loop ld;
     LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), D, one, "dq.d");
-    LLVMValueRef p = gep(L, L->f32, dq, d);
-    LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, G->BQp), ""), i, "");
-    LLVMValueRef x = load(L, L->f32, gep(L, L->f32, rg->dqt, at), 4);
+    LLVMValueRef p = gep(L, L->f32, dq, LLVMBuildAdd(b, LLVMBuildMul(b, i, D, ""), d, ""));
+    LLVMValueRef x = load(L, L->f32, gep(L, L->f32, G->rg.dq, LLVMBuildAdd(b, LLVMBuildMul(b, i, G->Dp, ""), d, "")), 4);
     store(L, LLVMBuildFAdd(b, load(L, L->f32, p, 4), x, ""), p, 4);
     loop_end(L, &ld);
     loop_end(L, &li);
+    LLVMBuildBr(b, done);
+    LLVMPositionBuilderAtEnd(b, done);
 }
 
-/* dst[d][j] = src[d] for d < n (a row into column j of a transposed tile). */
-static void transpose_row(Grad *G, LLVMValueRef src, LLVMValueRef n, LLVMValueRef dst, LLVMValueRef j) {
+/* One q tile: S = Q K^T and dP = dO V^T, the element pass, then
+ * dV^T += dO^T P, dK^T += Q^T gs, dQ += gs K.  Meanwhile the next q tile's
+ * rows (q0n, nrn) of Q, dO and dQ are pulled into L2, one line per inner
+ * iteration of the S, dP and dK products: for every kv tile the item sweeps
+ * the head's q tiles, which at long lengths come from memory. */
+static void qtile(Grad *G, const Item *I, LLVMValueRef hr, LLVMValueRef q0, LLVMValueRef nr, LLVMValueRef mode,
+                  LLVMValueRef q0n, LLVMValueRef nrn) {
     Lower *L = G->L;
-    Loop ld;
-    LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), n, ci64(L, 1), "transpose");
-    LLVMValueRef at = LLVMBuildAdd(L->bd, LLVMBuildMul(L->bd, d, ci64(L, G->BKp), ""), j, "");
-    store(L, load(L, L->f32, gep(L, L->f32, src, d), 4), gep(L, L->f32, dst, at), 4);
-    loop_end(L, &ld);
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef D = L->var[V_SIZE_D], Dv = L->var[V_SIZE_DV], one = ci64(L, 1), four = ci64(L, 4);
+    LLVMValueRef bkp = ci64(L, G->BKp), cols = ci64(L, G->BKp / L->W);
+    const GradRegions *rg = &G->rg;
+    row_prologue(G, I, hr, q0, nr);
+    LLVMValueRef qbase = field(L, offsetof(AttnCall, q), ptr_to(L->i8));
+    LLVMValueRef qstride = stride(L, offsetof(AttnCall, q_stride), 2);
+    LLVMValueRef qin = gep(L, L->f32, qbase, row_at(L, offsetof(AttnCall, q_stride), I->b, hr, q0));
+    LLVMValueRef qa = LLVMBuildSelect(b, I->qf32, qin, rg->q, "qa");
+    LLVMValueRef qrs = LLVMBuildSelect(b, I->qf32, qstride, G->Dp, "");
+    LLVMValueRef doa = gep(L, L->f32, I->dout, LLVMBuildMul(b, flat_row(L, I, hr, q0), Dv, ""));
+    LLVMValueRef qesz = LLVMBuildSelect(b, I->qf32, four, ci64(L, 2), "");
+    LLVMValueRef qn = gep(L, L->i8, qbase, LLVMBuildMul(b, row_at(L, offsetof(AttnCall, q_stride), I->b, hr, q0n), qesz, ""));
+    Prefetch pq = lower_prefetch_rows(L, qn, nrn, D, qstride, qesz, 0);
+    Prefetch pdo = lower_prefetch_rows(L, gep(L, L->f32, I->dout, LLVMBuildMul(b, flat_row(L, I, hr, q0n), Dv, "")),
+                                       nrn, Dv, Dv, four, 1);
+    Prefetch pdq = lower_prefetch_rows(L, gep(L, L->f32, I->dq, LLVMBuildMul(b, flat_row(L, I, hr, q0n), D, "")), nrn,
+                                       D, D, four, 1);
+    gemm(G, cols, qa, qrs, one, nr, rg->kt, bkp, D, rg->s, bkp, 0, &pq);
+    gemm(G, cols, doa, Dv, one, nr, rg->vt, bkp, Dv, rg->dp, bkp, 0, &pdo);
+    element_pass(G, I, hr, q0, nr, mode);
+    gemm(G, cols, doa, one, Dv, Dv, rg->s, bkp, nr, rg->dvt, bkp, 1, NULL);
+    gemm(G, cols, qa, one, qrs, D, rg->dp, bkp, nr, rg->dkt, bkp, 1, &pdq);
+    add_dq(G, I, hr, q0, nr);
 }
 
-/* The item's kv rows: K (and transposed) and V (transposed) into scratch,
- * dK and dV zeroed, the col blocks. */
+/* The item's kv rows: K and V into scratch (rows past the tile's keys 0),
+ * then transposed into Kt and Vt; dK and dV zeroed; the col blocks. */
 static void col_prologue(Grad *G, const Item *I) {
     Lower *L = G->L;
     LLVMBuilderRef b = L->bd;
@@ -524,22 +552,18 @@ static void col_prologue(Grad *G, const Item *I) {
     LLVMValueRef kbase = field(L, offsetof(AttnCall, k), ptr_to(L->i8));
     LLVMValueRef vbase = field(L, offsetof(AttnCall, v), ptr_to(L->i8));
     LLVMValueRef kel = field(L, offsetof(AttnCall, k_elem), L->i32), vel = field(L, offsetof(AttnCall, v_elem), L->i32);
-    LLVMValueRef kn = LLVMBuildMul(b, G->Dp, ci64(L, G->BKp), ""), vn = LLVMBuildMul(b, G->Dvp, ci64(L, G->BKp), "");
-    zero_row(L, rg->kt, kn);
-    zero_row(L, rg->dkt, kn);
-    zero_row(L, rg->vt, vn);
-    zero_row(L, rg->dvt, vn);
+    LLVMValueRef bkp = ci64(L, G->BKp);
+    zero_row(L, rg->dkt, LLVMBuildMul(b, G->Dp, bkp, ""));
+    zero_row(L, rg->dvt, LLVMBuildMul(b, G->Dvp, bkp, ""));
     /* the col slots' cells past the tile's keys are read (lanes not kept): defined */
     zero_row(L, rg->cols, ci64(L, (int64_t)L->s->ncol_slots * G->BKp * 2));
     Loop lj;
     LLVMValueRef j = loop_begin(L, &lj, ci64(L, 0), I->nc, ci64(L, 1), "col");
     LLVMValueRef kv = LLVMBuildAdd(b, I->k0, j, "kv");
-    LLVMValueRef krow = gep(L, L->f32, rg->k, LLVMBuildMul(b, j, G->Dp, ""));
-    load_row(L, kel, kbase, row_at(L, offsetof(AttnCall, k_stride), I->b, I->hk, kv), L->var[V_SIZE_D], G->Dp, krow);
-    transpose_row(G, krow, L->var[V_SIZE_D], rg->kt, j);
+    load_row(L, kel, kbase, row_at(L, offsetof(AttnCall, k_stride), I->b, I->hk, kv), L->var[V_SIZE_D], G->Dp,
+             gep(L, L->f32, rg->k, LLVMBuildMul(b, j, G->Dp, "")));
     load_row(L, vel, vbase, row_at(L, offsetof(AttnCall, v_stride), I->b, I->hk, kv), L->var[V_SIZE_DV], G->Dvp,
-             rg->vrow);
-    transpose_row(G, rg->vrow, L->var[V_SIZE_DV], rg->vt, j);
+             gep(L, L->f32, rg->v, LLVMBuildMul(b, j, G->Dvp, "")));
     L->kv = kv;
     L->col_j = j;
     scope_push(L);
@@ -548,23 +572,42 @@ static void col_prologue(Grad *G, const Item *I) {
     scope_pop(L);
     L->kv = L->col_j = NULL;
     loop_end(L, &lj);
+    Loop lz;
+    LLVMValueRef at = loop_begin(L, &lz, LLVMBuildMul(b, I->nc, G->Dp, ""), LLVMBuildMul(b, bkp, G->Dp, ""),
+                                 ci64(L, L->W), "k.pad");
+    store_fvec(L, LLVMConstNull(L->vf32), rg->k, at);
+    loop_end(L, &lz);
+    at = loop_begin(L, &lz, LLVMBuildMul(b, I->nc, G->Dvp, ""), LLVMBuildMul(b, bkp, G->Dvp, ""), ci64(L, L->W),
+                    "v.pad");
+    store_fvec(L, LLVMConstNull(L->vf32), rg->v, at);
+    loop_end(L, &lz);
+    lower_transpose(L, rg->k, G->Dp, bkp, G->Dp, rg->kt, bkp);
+    lower_transpose(L, rg->v, G->Dvp, bkp, G->Dvp, rg->vt, bkp);
 }
 
-/* dst rows (k0 + j) += src[d][j] of a transposed tile, j < nc, d < n. */
-static void add_transposed(Grad *G, const Item *I, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef n) {
+/* The call's rows (k0 + j) of dst (n floats each) += the tile's transposed
+ * src[d][j] (j < nc, d < n), through tmp[BKp][np]: whole vectors, then
+ * the row's last floats one at a time. */
+static void add_transposed(Grad *G, const Item *I, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef n,
+                           LLVMValueRef np, LLVMValueRef tmp) {
     Lower *L = G->L;
     LLVMBuilderRef b = L->bd;
+    LLVMValueRef bkp = ci64(L, G->BKp);
+    lower_transpose(L, src, bkp, np, bkp, tmp, np);
+    LLVMValueRef whole = LLVMBuildAnd(b, n, ci64(L, -L->W), "");
     Loop lj;
     LLVMValueRef j = loop_begin(L, &lj, ci64(L, 0), I->nc, ci64(L, 1), "out");
     LLVMValueRef bh = LLVMBuildAdd(b, LLVMBuildMul(b, I->b, L->var[V_SIZE_HKV], ""), I->hk, "");
     LLVMValueRef row = LLVMBuildAdd(b, LLVMBuildMul(b, bh, L->var[V_SIZE_LK], ""), LLVMBuildAdd(b, I->k0, j, ""), "");
     LLVMValueRef out = gep(L, L->f32, dst, LLVMBuildMul(b, row, n, ""));
+    LLVMValueRef in = gep(L, L->f32, tmp, LLVMBuildMul(b, j, np, ""));
     Loop ld;
-    LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), n, ci64(L, 1), "out.d");
+    LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), whole, ci64(L, L->W), "out.v");
+    store_fvec(L, LLVMBuildFAdd(b, load_fvec(L, out, d), load_fvec(L, in, d), ""), out, d);
+    loop_end(L, &ld);
+    d = loop_begin(L, &ld, whole, n, ci64(L, 1), "out.d");
     LLVMValueRef p = gep(L, L->f32, out, d);
-    LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, G->BKp), ""), j, "");
-    LLVMValueRef x = load(L, L->f32, gep(L, L->f32, src, at), 4);
-    store(L, LLVMBuildFAdd(b, load(L, L->f32, p, 4), x, ""), p, 4);
+    store(L, LLVMBuildFAdd(b, load(L, L->f32, p, 4), load(L, L->f32, gep(L, L->f32, in, d), 4), ""), p, 4);
     loop_end(L, &ld);
     loop_end(L, &lj);
 }
@@ -599,6 +642,7 @@ static void gen_grad_tile(Grad *G, const char *name) {
     I.delta = field(L, offsetof(AttnGradCall, delta), pf);
     I.dout = field(L, offsetof(AttnGradCall, dout), ptr_to(L->i8));
     I.dq = field(L, offsetof(AttnGradCall, dq), pf);
+    I.qf32 = LLVMBuildICmp(b, LLVMIntEQ, field(L, offsetof(AttnCall, q_elem), L->i32), ci32(L, ELEM_F32), "qf32");
     I.checks = LLVMBuildICmp(b, LLVMIntNE, field(L, offsetof(AttnCall, check_faults), L->i32), ci32(L, 0), "checks");
     lower_steps(L, SB_ITEM);
     LLVMValueRef mis =
@@ -630,14 +674,18 @@ static void gen_grad_tile(Grad *G, const char *name) {
     LLVMValueRef mode = load(L, L->i8, gep(L, L->i8, tile_mode, e), 1);
     LLVMValueRef q0 = LLVMBuildMul(b, qt, ci64(L, G->BQ), "q0");
     LLVMValueRef nr = smin(L, LLVMBuildSub(b, Lq, q0, ""), ci64(L, G->BQ));
-    qtile(G, &I, hr, q0, nr, mode);
+    /* the next q tile of the head (this one again after the last): prefetched */
+    LLVMValueRef en = smin(L, LLVMBuildAdd(b, e, ci64(L, 1), ""), LLVMBuildSub(b, last, ci64(L, 1), ""));
+    LLVMValueRef q0n =
+        LLVMBuildMul(b, LLVMBuildSExt(b, load(L, L->i32, gep(L, L->i32, tile_kv, en), 4), L->i64, ""), ci64(L, G->BQ), "");
+    qtile(G, &I, hr, q0, nr, mode, q0n, smin(L, LLVMBuildSub(b, Lq, q0n, ""), ci64(L, G->BQ)));
     loop_end(L, &le);
     loop_end(L, &lh);
     L->var[V_H] = NULL;
 
     /* the tile's rows of dK and dV belong to this item alone */
-    add_transposed(G, &I, field(L, offsetof(AttnGradCall, dk), pf), G->rg.dkt, L->var[V_SIZE_D]);
-    add_transposed(G, &I, field(L, offsetof(AttnGradCall, dv), pf), G->rg.dvt, L->var[V_SIZE_DV]);
+    add_transposed(G, &I, field(L, offsetof(AttnGradCall, dk), pf), G->rg.dkt, L->var[V_SIZE_D], G->Dp, G->rg.k);
+    add_transposed(G, &I, field(L, offsetof(AttnGradCall, dv), pf), G->rg.dvt, L->var[V_SIZE_DV], G->Dvp, G->rg.v);
     LLVMBuildRet(b, ci32(L, 0));
     lower_close_function(L, entry);
 }
@@ -715,7 +763,7 @@ attnc_status llvm_lower_grad(const Plan *p, const LlvmTarget *target, LLVMModule
         G->L = &L;
         G->gs = gs;
         G->BQ = L.QB, G->BK = gs->base.bk;
-        G->BQp = (G->BQ + L.W - 1) / L.W * L.W, G->BKp = (G->BK + L.W - 1) / L.W * L.W;
+        G->BKp = (G->BK + L.W - 1) / L.W * L.W;
         L.bd = LLVMCreateBuilderInContext(L.ctx);
         L.alloca_bd = LLVMCreateBuilderInContext(L.ctx);
         gen_grad_tile(G, tile_name);
