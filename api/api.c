@@ -16,6 +16,7 @@
 #include "plan.h"
 #include "registry.h"
 #include "sema.h"
+#include "threads.h"
 
 extern const char attnc_prelude_text[];
 extern const unsigned long attnc_prelude_text_len;
@@ -393,16 +394,19 @@ attnc_status attnc_kernel_run(const attnc_kernel *k, const attnc_args *args, att
 
 attnc_status attnc_kernel_run_layout(const attnc_kernel *k, const attnc_args *args, const attnc_layouts *layouts,
                                      attnc_error *err) {
-    return attnc_kernel_run_pages(k, args, layouts, NULL, err);
+    return attnc_kernel_run_pages(k, args, layouts, NULL, 0, err);
 }
+
+int attnc_kernel_threads(const attnc_kernel *k) { return k->threads > 0 ? k->threads : pool_cores(); }
 
 int attnc_kernel_reads_pages(const attnc_kernel *k, int64_t page_rows) {
     return k && k->ck.pages && page_rows > 0 && page_rows % k->plan->bk == 0;
 }
 
 attnc_status attnc_kernel_run_pages(const attnc_kernel *k, const attnc_args *args, const attnc_layouts *layouts,
-                                    const LaunchPages *pages, attnc_error *err) {
+                                    const LaunchPages *pages, int threads, attnc_error *err) {
     if (!k) return set_error(err, ATTNC_ERR_USAGE, "kernel is NULL");
+    if (threads <= 0) threads = k->threads;
     BoundCall bc;
     attnc_status st = bind_call_layout(k->attn, &k->fixed, args, layouts, 1, &bc, err);
     if (st) return st;
@@ -418,9 +422,9 @@ attnc_status attnc_kernel_run_pages(const attnc_kernel *k, const attnc_args *arg
     if (st || sz->B * sz->H * sz->Lq == 0) {
         /* an error, or no output rows: nothing to compute (sizes are bounded: no overflow) */
     } else if (k->impl->run) {
-        st = k->impl->run(k->plan, &k->ck, &bc, &a, k->threads, err);
+        st = k->impl->run(k->plan, &k->ck, &bc, &a, threads, err);
     } else {
-        st = launch_run(k->plan, &k->ck, &bc, &a, k->threads, k->opts.flags, pages, err);
+        st = launch_run(k->plan, &k->ck, &bc, &a, threads, k->opts.flags, pages, err);
     }
     bind_release(&bc);
     if (!st && err) {

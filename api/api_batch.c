@@ -22,6 +22,7 @@
 #include "api_internal.h"
 #include "attnc.h"
 #include "bind.h"
+#include "threads.h"
 
 typedef struct Batch {
     const attnc_args *args;
@@ -247,8 +248,8 @@ static attnc_status seq_kv(const attnc_kernel *k, const Batch *b, int64_t s, int
 
 /* Run sequence s into the private O (THD, O's type) and LSE ([H, rows]);
  * its pages read in place unless `gather_pages`. */
-static attnc_status run_seq(const attnc_kernel *k, const Batch *b, int64_t s, int gather_pages, char *o, float *lse,
-                            attnc_error *err) {
+static attnc_status run_seq(const attnc_kernel *k, const Batch *b, int64_t s, int gather_pages, int threads, char *o,
+                            float *lse, attnc_error *err) {
     const attnc_sizes *sz = &b->args->sizes;
     int64_t q0 = seq_q(b, s), nq = b->bt->q_start ? b->bt->q_start[s + 1] - q0 : sz->Lq, first;
     int64_t nk = seq_k(b, s, &first);
@@ -267,10 +268,10 @@ static attnc_status run_seq(const attnc_kernel *k, const Batch *b, int64_t s, in
     LaunchPages pages = {NULL, 0, 0, 0};
     attnc_status st = seq_kv(k, b, s, nk, gather_pages, &a, &lay, &pages, &buf, err);
     if (!st) { /* an empty sequence too: its params and tensors are checked like any call's */
-        st = attnc_kernel_run_pages(k, &a, &lay, pages.table ? &pages : NULL, err);
+        st = attnc_kernel_run_pages(k, &a, &lay, pages.table ? &pages : NULL, threads, err);
         if (st == ATTNC_ERR_RUNTIME && pages.table) { /* a fault: the interpreter names it on gathered K and V */
             free(buf);
-            return run_seq(k, b, s, 1, o, lse, err);
+            return run_seq(k, b, s, 1, threads, o, lse, err);
         }
         if (st && err) {
             char msg[sizeof err->message];
@@ -299,6 +300,46 @@ static void copy_out(const Batch *b, const char *o, const float *lse, int64_t r0
         }
 }
 
+/* Sequences as work items of the thread pool, each on one thread. */
+typedef struct SeqRuns {
+    const attnc_kernel *k;
+    const Batch *b;
+    char *o;
+    float *lse;
+    attnc_status *status; /* [nseq] */
+    attnc_error *errs;    /* [nseq] */
+} SeqRuns;
+
+static void seq_work(void *ctx, int64_t s, int thread) {
+    (void)thread;
+    SeqRuns *r = ctx;
+    r->status[s] = run_seq(r->k, r->b, s, 0, 1, r->o, r->lse, &r->errs[s]);
+}
+
+/* Every sequence into the private O and LSE: one after another, each call on
+ * all the kernel's threads (split-KV and all), or, when the sequences are at
+ * least twice the threads, as items of the pool, each on one thread (a
+ * decode batch: one call per sequence would wake the threads for a few
+ * rows each).  Either way the first failing sequence (in order) is the
+ * error, and the choice depends only on B and the thread count, so a call
+ * gives the same bits every time. */
+static attnc_status run_all(const attnc_kernel *k, const Batch *b, char *o, float *lse, attnc_error *err) {
+    int threads = attnc_kernel_threads(k);
+    if (threads < 2 || b->nseq < 2 * (int64_t)threads) {
+        attnc_status st = ATTNC_OK;
+        for (int64_t s = 0; !st && s < b->nseq; s++) st = run_seq(k, b, s, 0, 0, o, lse, err);
+        return st;
+    }
+    SeqRuns r = {k, b, o, lse, calloc((size_t)b->nseq, sizeof(attnc_status)), calloc((size_t)b->nseq, sizeof(attnc_error))};
+    attnc_status st = r.status && r.errs ? ATTNC_OK : set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    if (!st) pool_run(threads, b->nseq, seq_work, &r);
+    for (int64_t s = 0; !st && s < b->nseq; s++)
+        if ((st = r.status[s]) && err) *err = r.errs[s];
+    free(r.status);
+    free(r.errs);
+    return st;
+}
+
 attnc_status attnc_kernel_run_batch(const attnc_kernel *k, const attnc_args *args, const attnc_layouts *layouts,
                                     const attnc_batch *batch, attnc_error *err) {
     if (!k) return set_error(err, ATTNC_ERR_USAGE, "kernel is NULL");
@@ -314,7 +355,7 @@ attnc_status attnc_kernel_run_batch(const attnc_kernel *k, const attnc_args *arg
     float *lse = malloc(sizeof(float) * (size_t)(b.rows_q * sz->H + 1));
     if (!o || !lse) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
     /* rows no sequence covers (before q_start[0], after q_start[B]) are not outputs: left as they are */
-    for (int64_t s = 0; !st && s < b.nseq; s++) st = run_seq(k, &b, s, 0, o, lse, err);
+    if (!st) st = run_all(k, &b, o, lse, err);
     for (int64_t s = 0; !st && s < b.nseq; s++) {
         int64_t q0 = seq_q(&b, s);
         copy_out(&b, o, lse, q0, batch->q_start ? batch->q_start[s + 1] : q0 + sz->Lq);

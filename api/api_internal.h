@@ -11,9 +11,13 @@ const Plan *attnc_kernel_plan(const attnc_kernel *k);
 const FixedParams *attnc_kernel_fixed(const attnc_kernel *k);
 
 /* attnc_kernel_run_layout with a paged K and V (pages NULL: none), which
- * only a kernel that attnc_kernel_reads_pages(k, page_rows) reads. */
+ * only a kernel that attnc_kernel_reads_pages(k, page_rows) reads, on
+ * `threads` threads (0: the kernel's own count). */
 attnc_status attnc_kernel_run_pages(const attnc_kernel *k, const attnc_args *args, const attnc_layouts *layouts,
-                                    const LaunchPages *pages, attnc_error *err);
+                                    const LaunchPages *pages, int threads, attnc_error *err);
+
+/* The threads a kernel's calls run on (its options' count; 0 there: every core). */
+int attnc_kernel_threads(const attnc_kernel *k);
 int attnc_kernel_reads_pages(const attnc_kernel *k, int64_t page_rows);
 
 #endif

@@ -5,7 +5,8 @@
  *
  * Sequences of different lengths (one of them with no query rows, one with
  * no keys) packed THD-style; K and V ragged, or paged with pages in order
- * (read in place) and shuffled (gathered); every call on 1 and 3 threads.
+ * (read in place) and shuffled (gathered); every call on 1, 2 and 3 threads (on 2,
+ * the 4 sequences run as items of the thread pool, one thread each).
  * Then pages of 64 and 32 rows against the default kv tile and of 16 rows
  * against tile_k 16, with float32 and bf16 K and V, stored [pages, rows,
  * Hkv, D] (NHD), head-major [pages, Hkv, rows, D] (HND, pages padded: page
@@ -145,7 +146,7 @@ static void compare(const Data *x, const float *o, const float *lse, const char 
 
 static void check_backend(const attnc_spec *spec, const char *variant, attnc_backend be, Data *x) {
     float *o = malloc(sizeof(float) * (size_t)(x->tq * H * DV)), *lse = malloc(sizeof(float) * (size_t)(x->tq * H));
-    for (int threads = 1; threads <= 3; threads += 2) {
+    for (int threads = 1; threads <= 3; threads++) { /* 2: B >= 2 threads, sequences as pool items */
         attnc_options opts = {.backend = be, .threads = threads, .tile_k = 16};
         attnc_kernel *k = NULL;
         attnc_error err = {0};
@@ -255,7 +256,7 @@ static void check_page_size(const attnc_spec *spec, const char *variant, attnc_b
             }
     attnc_batch paged = {.q_start = x->q_start, .page_size = page, .num_pages = num_pages, .pages_per_seq = pps,
                          .block_table = table, .kv_len = x->kv_len, .k_page_stride = kps, .v_page_stride = vps};
-    for (int threads = 1; threads <= 3; threads += 2) {
+    for (int threads = 1; threads <= 3; threads++) { /* 2: B >= 2 threads, sequences as pool items */
         attnc_options opts = {.backend = be, .threads = threads, .tile_k = tile_k};
         attnc_kernel *k = NULL;
         attnc_error err = {0};
@@ -451,7 +452,7 @@ static void empty_sequence_checked(const Data *x) {
     attnc_spec *spec = NULL;
     attnc_kernel *k = NULL;
     attnc_error err = {0};
-    attnc_options opts = {.backend = ATTNC_BACKEND_REFPLAN};
+    attnc_options opts = {.backend = ATTNC_BACKEND_REFPLAN, .threads = 2};
     if (attnc_spec_from_string("perq.attn", text, strlen(text), &spec, &err) || attnc_compile(spec, "perq", &opts, &k, &err)) {
         CHECK(0, "perq: %s", err.message);
         attnc_spec_free(spec);
@@ -469,6 +470,13 @@ static void empty_sequence_checked(const Data *x) {
     a.sizes.Lq = 10;
     st = attnc_kernel_run_batch(k, &a, NULL, &b, &err);
     CHECK(st == ATTNC_OK, "two sequences of 5 rows: status %d (%s)", st, err.message);
+    /* four sequences on two threads run as pool items: the first failing one (in order) is the error */
+    int64_t qs4[5] = {0, 5, 5, 10, 10}, ks4[5] = {0, 33, 43, 60, 70};
+    attnc_batch b4 = {.q_start = qs4, .k_start = ks4};
+    a.sizes.B = 4, a.sizes.Lk = 70;
+    st = attnc_kernel_run_batch(k, &a, NULL, &b4, &err);
+    CHECK(st == ATTNC_ERR_RUNTIME && strstr(err.message, "sequence 1:"), "4 sequences, 1 and 3 empty: status %d (%s)", st,
+          err.message);
     free(o), free(lse);
     attnc_kernel_free(k);
     attnc_spec_free(spec);
