@@ -48,6 +48,8 @@
 #define ATTNC_FA2_K_AT (64 * ATTNC_FA2_LD)
 #define ATTNC_FA2_V_AT (3 * 64 * ATTNC_FA2_LD)
 #define ATTNC_FA2_SMEM_BYTES ((3 * 64 * ATTNC_FA2_LD + 2 * 64 * ATTNC_FA2_LDV) * 2)
+/* the dynamic shared memory the emulation gives a block: sm_90's 227 KiB less the static part */
+#define ATTNC_FA2_SMEM_LIMIT (227 * 1024 - (int64_t)sizeof(AttnFa2Rows))
 #if ATTNC_SOFTMAX
 #define ATTNC_MASKED (-attnc_inf())
 #else
@@ -62,9 +64,11 @@
 #endif
 #ifdef __CUDACC__
 #define ATTNC_UNROLL _Pragma("unroll")
+#define ATTNC_NO_UNROLL _Pragma("unroll 1") /* a loop of run-time length inside unrolled ones: kept small */
 #define attnc_fa2_flag(p) atomicOr((p), 1)
 #else
 #define ATTNC_UNROLL
+#define ATTNC_NO_UNROLL
 #define attnc_fa2_flag(p) (*(p) = 1) /* fibers run one at a time */
 #endif
 
@@ -78,6 +82,8 @@ typedef struct AttnFa2Rows {
 /* The names the hole code uses for its scratch (as in templates/cuda_tile.cu). */
 typedef struct AttnFa2Scratch {
     float *lse_off;
+    float *qlr; /* [64][lowrank_cols] low-rank columns of the Q rows (dynamic shared, after V) */
+    float *klr; /* [lowrank_cols][64] low-rank columns of the K tile */
     int64_t *row_slots, *col_slots;
 } AttnFa2Scratch;
 
@@ -111,17 +117,21 @@ ATTNC_MMA_DEV void attnc_fa2_stage(uint16_t *dst, int32_t ld, const uint16_t *sr
     }
 }
 
-/* The low-rank columns of a call: 0 for every plan this kernel is emitted for. */
-ATTNC_DEV int64_t attnc_fa2_lowrank_cols(const AttnCall *c) {
+/* Bytes of dynamic shared memory a block of call c needs (host and device):
+ * the Q, K and V tiles, then the low-rank columns of the Q rows and K tile;
+ * 2^40 when the call's low-rank sizes cannot be held. */
+ATTNC_DEV int64_t attnc_fa2_dynamic_bytes(const AttnCall *c) {
     int64_t lowrank_cols = 0;
     (void)c;
     /*@SCRATCH@*/
-    return lowrank_cols;
+    return ATTNC_FA2_SMEM_BYTES + (int64_t)2 * 64 * 4 * lowrank_cols;
 }
 
 ATTNC_MMA_DEV float attnc_fa2_max(float a, float b) { return b > a ? b : a; } /* a NaN b is never the max */
 
-ATTNC_MMA_DEV void attnc_fa2_body(const AttnFa2Args *args) {
+/* The work item's O and LSE; nonzero when an element raised a runtime error
+ * (or the call's low-rank sizes cannot be held: every thread returns early). */
+ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
 #ifdef __CUDACC__
     AttnCall call = args->call;
     call.params = args->consts.params;
@@ -144,13 +154,15 @@ ATTNC_MMA_DEV void attnc_fa2_body(const AttnFa2Args *args) {
     ATTNC_SMEM_DYNAMIC(uint16_t, smem);
     ATTNC_SMEM_STATIC(AttnFa2Rows, rows);
     AttnFa2Scratch sc;
-    sc.lse_off = rows->lse_off;
-    sc.row_slots = rows->row_slots;
-    sc.col_slots = rows->col_slots;
     int64_t lowrank_cols = 0;
     (void)lowrank_cols;
     (void)hk;
     /*@HEAD@*/
+    sc.lse_off = rows->lse_off;
+    sc.qlr = (float *)(smem + ATTNC_FA2_SMEM_BYTES / 2);
+    sc.klr = sc.qlr + 64 * lowrank_cols;
+    sc.row_slots = rows->row_slots;
+    sc.col_slots = rows->col_slots;
     /*@SLOTS@*/
     const int check_faults = c->check_faults;
     int fault = 0;
@@ -255,6 +267,11 @@ ATTNC_MMA_DEV void attnc_fa2_body(const AttnFa2Args *args) {
                     int elem_fault = 0, elem_keep = 1;
                     float elem_value = 0.0f;
                     (void)dot;
+#if ATTNC_LOWRANK
+                    float lr = 0.0f; /* the low-rank bias terms over their extra columns */
+                    ATTNC_NO_UNROLL
+                    for (int64_t x = 0; x < lowrank_cols; x++) lr += sc.qlr[i * lowrank_cols + x] * sc.klr[x * 64 + j];
+#endif
                     if (mode == ATTNC_TILE_PARTIAL) {
                         /*@ELEM_PARTIAL@*/
                     } else {
@@ -351,7 +368,11 @@ ATTNC_MMA_DEV void attnc_fa2_body(const AttnFa2Args *args) {
                 c->lse[b * c->lse_stride[0] + h * c->lse_stride[1] + q * c->lse_stride[2]] = empty ? -attnc_inf() : lse;
         }
     }
-    if (fault) attnc_fa2_flag(args->fault);
+    return fault;
+}
+
+ATTNC_MMA_DEV void attnc_fa2_body(const AttnFa2Args *args) {
+    if (attnc_fa2_item(args)) attnc_fa2_flag(args->fault);
 }
 
 ATTNC_KERNEL_ENTRY(@NAME@_fa2_kernel, AttnFa2Args, attnc_fa2_body, ATTNC_FA2_THREADS)
@@ -376,12 +397,20 @@ extern "C" int @NAME@_fa2_launch(const AttnCall *call, int *fault, cudaStream_t 
     }
     a.first_item = 0;
     a.fault = fault;
-    if (ATTNC_FA2_SMEM_BYTES > 48 * 1024) {
+#if ATTNC_SCRATCH_READS_TENSORS
+    return (int)cudaErrorNotSupported; /* the low-rank sizes depend on tensor data the host cannot read */
+#endif
+    AttnCall host = *call;
+    host.params = a.consts.params;
+    host.tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])a.consts.tensor_shape;
+    const int64_t dynamic = attnc_fa2_dynamic_bytes(&host);
+    if (dynamic > 2147483647) return (int)cudaErrorInvalidConfiguration;
+    if (dynamic > 48 * 1024) {
         cudaError_t e = cudaFuncSetAttribute(@NAME@_fa2_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             ATTNC_FA2_SMEM_BYTES);
+                                             (int)dynamic);
         if (e != cudaSuccess) return (int)e;
     }
-    @NAME@_fa2_kernel<<<(unsigned)items, ATTNC_FA2_THREADS, ATTNC_FA2_SMEM_BYTES, stream>>>(a);
+    @NAME@_fa2_kernel<<<(unsigned)items, ATTNC_FA2_THREADS, (size_t)dynamic, stream>>>(a);
     return (int)cudaGetLastError();
 }
 #else
@@ -393,15 +422,19 @@ ATTNC_LINKAGE int64_t attnc_scratch_bytes(const AttnCall *c) {
 }
 
 /* 0; 1 when an element raised a runtime error; 2 when the emulation refused
- * the device code (its message in scratch, 512 bytes). */
+ * the device code (its message in scratch, 512 bytes); 3 when the call's
+ * low-rank columns do not fit in a block's shared memory (the caller runs
+ * the scaffold instead: the same for every work item of the call). */
 ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt, void *scratch) {
     AttnFa2Args a;
     int fault = 0;
     const int32_t dims[6] = {1, 1, 1, ATTNC_FA2_THREADS, 1, 1};
+    const int64_t dynamic = attnc_fa2_dynamic_bytes(c);
+    if (dynamic > ATTNC_FA2_SMEM_LIMIT) return 3;
     a.call = *c;
     a.first_item = (b * c->H + h) * c->nqt + qt;
     a.fault = &fault;
-    if (attnc_simt_launch(@NAME@_fa2_kernel, &a, dims, ATTNC_FA2_SMEM_BYTES, 0, 1, (char *)scratch, 512)) return 2;
+    if (attnc_simt_launch(@NAME@_fa2_kernel, &a, dims, dynamic, 0, 1, (char *)scratch, 512)) return 2;
     return fault != 0;
 }
 #endif

@@ -5,8 +5,8 @@
  *    design, cuda_fa2_emit.c), run on the strict SIMT emulation
  *    (emu_simt.h: one emulated block of 128 threads per work item; the JIT
  *    binds SIMT_EXTERNAL_FUNCTIONS), for every call it handles
- *    (fa2_call_ok): 64 x 64 tiles, no low-rank terms, Q, K, V all f16 or all
- *    bf16, D and Dv multiples of 16 up to 256, one query head per work item,
+ *    (fa2_call_ok): 64 x 64 tiles, Q, K, V all f16 or all bf16, low-rank
+ *    columns that fit in shared memory with the tiles, D and Dv multiples of 16 up to 256, one query head per work item,
  *    no paged K/V, Q, K, V 16-byte aligned with strides multiples of 8.  One
  *    specialisation per (D, Dv, type), compiled by the launch's prepare hook
  *    and kept with the kernel (at most FA2_VERSIONS);
@@ -122,14 +122,14 @@ static attnc_status cuda_emu_prepare(const AttnCall *c, attnc_error *err) {
 }
 
 /* CompiledKernel.tile: the tensor-core kernel when it handles c and was
- * built, else the scaffold.  A refusal of the SIMT emulation (a bug of the
+ * built (and the call's low-rank columns fit), else the scaffold.  A refusal of the SIMT emulation (a bug of the
  * device code) is kept for cuda_emu_fa2_stats and fails the work item. */
 static int cuda_emu_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt, void *scratch) {
     const CudaEmuState *s = c->kernel_data;
     AttnTileFn fn = fa2_call_ok(s, c) ? fa2_find(s, c) : NULL;
-    if (!fn) return s->scaffold_tile(c, b, h, qt, scratch);
+    int r = fn ? fn(c, b, h, qt, scratch) : 3;
+    if (r == 3) return s->scaffold_tile(c, b, h, qt, scratch); /* not for this kernel, or too many low-rank columns */
     atomic_fetch_add(&fa2_items, 1);
-    int r = fn(c, b, h, qt, scratch);
     if (r == 2) {
         pthread_mutex_lock(&fa2_fault_lock);
         snprintf(fa2_fault, sizeof fa2_fault, "%.*s", FA2_MESSAGE - 1, (const char *)scratch);

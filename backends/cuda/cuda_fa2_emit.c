@@ -23,7 +23,7 @@ extern const char attnc_cuda_mma_text[];
 int cuda_fa2_break_for_tests = 0;
 
 int cuda_fa2_plan_ok(const Plan *p) {
-    return p->bq == 64 && p->bk == 64 && p->sched->nlowrank == 0 && !p->sched->why[0];
+    return p->bq == 64 && p->bk == 64 && !p->sched->why[0];
 }
 
 /* in, with every `from` replaced by `to`, into out (emptied first) */
@@ -65,9 +65,12 @@ attnc_status cuda_fa2_emit_source(const Plan *p, int D, int Dv, int bf16, StrBuf
     attnc_status st = cemit_holes(p, &H, err);
     if (!st) {
         /* the scaffold's element code reads the dot product as srow[j]: here one accumulator, `dot` */
-        StrBuf partial = {0}, full = {0};
-        replace_all(&H.elem_partial, "srow[j]", "dot", &partial);
-        replace_all(&H.elem_full, "srow[j]", "dot", &full);
+        StrBuf partial = {0}, full = {0}, tmp = {0};
+        replace_all(&H.elem_partial, "srow[j]", "dot", &tmp);
+        replace_all(&tmp, "lrow[j]", "lr", &partial); /* and the low-rank terms as `lr` */
+        replace_all(&H.elem_full, "srow[j]", "dot", &tmp);
+        replace_all(&tmp, "lrow[j]", "lr", &full);
+        sb_free(&tmp);
         sb_free(&H.elem_partial);
         sb_free(&H.elem_full);
         H.elem_partial = partial;
@@ -77,7 +80,9 @@ attnc_status cuda_fa2_emit_source(const Plan *p, int D, int Dv, int bf16, StrBuf
         sb_printf(out, "%s\n", attnc_cuda_mma_text);
         sb_printf(out, "#define ATTNC_FA2_D %d\n#define ATTNC_FA2_DV %d\n#define ATTNC_FA2_BF16 %d\n", D, Dv,
                   bf16 ? 1 : 0);
-        sb_printf(out, "#define ATTNC_FA2_BREAK %d\n\n", cuda_fa2_break_for_tests ? 1 : 0);
+        sb_printf(out, "#define ATTNC_FA2_BREAK %d\n", cuda_fa2_break_for_tests ? 1 : 0);
+        sb_printf(out, "#define ATTNC_SCRATCH_READS_TENSORS %d\n\n",
+                  H.scratch.p && strstr(H.scratch.p, "tensor_data") != NULL);
         if (!ok) st = set_error(err, ATTNC_ERR_INTERNAL, "the embedded templates/support.h lacks a section");
         else if (!cemit_fill_template(attnc_cuda_fa2_template, attnc_cuda_fa2_template_len, &H, p->attn->name, out))
             st = set_error(err, ATTNC_ERR_INTERNAL, "the embedded templates/cuda_fa2.cu lacks a hole");

@@ -7,8 +7,8 @@
 #include "plan.h"
 
 /* 1 when the tensor-core kernel can compute p's calls at all: 64 x 64
- * tiles, no low-rank bias terms (each call has its own conditions:
- * backends/cuda/cuda_emu_backend.c, fa2_call_ok). */
+ * tiles (each call has its own conditions: backends/cuda/cuda_emu_backend.c,
+ * fa2_call_ok, and the emulation's attnc_tile for low-rank columns). */
 int cuda_fa2_plan_ok(const Plan *p);
 
 /* Append the tensor-core kernel of p for head sizes D and Dv (multiples of
@@ -17,7 +17,8 @@ int cuda_fa2_plan_ok(const Plan *p);
  * NAME_fa2_launch(const AttnCall *, int *fault, cudaStream_t)`; in the
  * emulation kernel_abi.h's attnc_tile (one block of the SIMT emulation per
  * work item; 2: the emulation refused the device code, its message in the
- * scratch) and attnc_scratch_bytes.  ATTNC_OK, or ATTNC_ERR_INTERNAL /
+ * scratch; 3: the call's low-rank columns do not fit, run the scaffold) and
+ * attnc_scratch_bytes.  ATTNC_OK, or ATTNC_ERR_INTERNAL /
  * ATTNC_ERR_NOMEM with err filled. */
 attnc_status cuda_fa2_emit_source(const Plan *p, int D, int Dv, int bf16, StrBuf *out, attnc_error *err);
 
