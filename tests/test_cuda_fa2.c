@@ -8,7 +8,11 @@
  * Per attention, per 16-bit type (f16, bf16), per shape: the example-args
  * line's sizes with D = 32 and Dv = 16; GQA (H = 8, Hkv = 2) with Lq = 131
  * and Lk = 168 (3 q tiles, 3 kv tiles the last of 40 keys, D = 64, Dv = 48);
- * Lq = 150 > Lk = 56 (rows that bottom-right-aligned masks empty, D = Dv = 16).
+ * Lq = 150 > Lk = 56 (rows that bottom-right-aligned masks empty, D = Dv = 16);
+ * and one shape drawn per attention and type (B, Hkv | 4, Lq and Lk in
+ * 1 .. 200, D and Dv in 16 .. 64).  Where a shape makes the spec raise a
+ * runtime error (an index past a tensor sized for other lengths), the kernel
+ * must report the interpreter's error instead.
  * Q, K and V are drawn in float32 and rounded to the type; the kernel runs on
  * them (O and LSE float32); the reference is the interpreter on the same
  * rounded values.  Every work item must have run on the tensor-core kernel
@@ -222,9 +226,18 @@ int main(int argc, char **argv) {
             fails++;
             continue;
         }
-        for (int bf16 = 0; bf16 < 2; bf16++)
+        for (int bf16 = 0; bf16 < 2; bf16++) {
             for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++, cases++)
                 fails += run_case(spec, name, &ea, SHAPES[s], bf16, broken);
+            /* and one drawn shape (the same on every run: seeded by the attention's index and type) */
+            char drawn[128];
+            rng_seed(1000 + 2 * (uint64_t)i + (uint64_t)bf16);
+            snprintf(drawn, sizeof drawn, "B=%d,H=4,Hkv=%d,Lq=%d,Lk=%d,D=%d,Dv=%d", 1 + (int)(rng_next() % 2),
+                     1 << (rng_next() % 3), 1 + (int)(rng_next() % 200), 1 + (int)(rng_next() % 200),
+                     16 * (1 + (int)(rng_next() % 4)), 16 * (1 + (int)(rng_next() % 4)));
+            fails += run_case(spec, name, &ea, drawn, bf16, broken);
+            cases++;
+        }
     }
     attnc_spec_free(spec);
     free(text);
