@@ -10,8 +10,9 @@
  * macros (ATTNC_BQ = ATTNC_BK = 64, ATTNC_SOFTMAX, ATTNC_LSE_OFFSET,
  * ATTNC_ROW_SLOTS, ATTNC_COL_SLOTS, ATTNC_NPARAMS, ATTNC_NTENSORS) and this
  * specialisation's: ATTNC_FA2_D, ATTNC_FA2_DV (multiples of 16),
- * ATTNC_FA2_BF16 (1: Q, K, V are bf16; 0: f16), ATTNC_FA2_BREAK (0; 1 only
- * in the test that proves a wrong fragment mapping is seen).  The holes are
+ * ATTNC_FA2_BF16 (1: Q, K, V are bf16; 0: f16), ATTNC_FA2_BREAK (0; only
+ * in the tests that prove the emulation sees a mistake: 1 a wrong fragment
+ * mapping, 2 a missing barrier before a buffer's refill).  The holes are
  * filled with the code templates/cuda_tile.cu receives (backends/c/c_holes.c),
  * the element code reading `dot` where the scaffold reads srow[j].
  *
@@ -256,7 +257,7 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
             ATTNC_UNROLL
             for (int32_t r = 0; r < 4; r++) {
                 const int64_t i = 16 * w + g + 8 * (r >> 1);
-                const int64_t j = 8 * nt + 2 * tq + (ATTNC_FA2_BREAK ? 1 - (r & 1) : (r & 1));
+                const int64_t j = 8 * nt + 2 * tq + (ATTNC_FA2_BREAK == 1 ? 1 - (r & 1) : (r & 1));
                 const int64_t q = q0 + i, kv = k0 + j, hr = h;
                 float val = ATTNC_MASKED;
                 (void)q;
@@ -331,7 +332,9 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
                 attnc_fa2_mma(o[2 * dp + 1], pa, vb + 2);
             }
         }
+#if ATTNC_FA2_BREAK != 2
         attnc_syncthreads(); /* every thread is done with buffer buf (and the col slots) before they are refilled */
+#endif
     }
 
     /* O and LSE of rows g and g + 8: a row that kept nothing gives O = 0 and LSE = -inf */

@@ -14,6 +14,8 @@ if(ATTNC_HAVE_TCC_JIT)
   foreach(name causal alibi)
     add_test(NAME cuda-emu/fa2/broken/${name} COMMAND test_cuda_fa2 ${PROJECT_SOURCE_DIR}/examples/${name}.attn --break)
   endforeach()
+  add_test(NAME cuda-emu/fa2/broken/barrier COMMAND test_cuda_fa2 ${PROJECT_SOURCE_DIR}/examples/softcap.attn
+           --break-barrier)
 endif()
 if(ATTNC_HAVE_TCC_JIT)
   add_test(NAME cuda-emu/fa2/nvcc COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_fa2_nvcc.sh $<TARGET_FILE:test_cuda_fa2>

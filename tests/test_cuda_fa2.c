@@ -12,7 +12,11 @@
  * and one shape drawn per attention and type (B, Hkv | 4, Lq and Lk in
  * 1 .. 200, D and Dv in 16 .. 64).  Where a shape makes the spec raise a
  * runtime error (an index past a tensor sized for other lengths), the kernel
- * must report the interpreter's error instead.
+ * must report the interpreter's error instead.  And D = 24, Dv = 40, which
+ * the kernel does not take: the scaffold must run every work item.
+ * f16 runs on the SIMT emulation's round-robin schedule, bf16 depth-first
+ * (emu_simt.h: a warp runs ahead of the others until a barrier), so a
+ * missing __syncthreads shows as a read of a pending cp.async copy.
  * Q, K and V are drawn in float32 and rounded to the type; the kernel runs on
  * them (O and LSE float32); the reference is the interpreter on the same
  * rounded values.  Every work item must have run on the tensor-core kernel
@@ -32,6 +36,10 @@
  * --break: emit the kernel with the element code's key coordinate wrong
  * (cuda_fa2_break_for_tests); every attention whose element code reads kv
  * must then mismatch: the test passes when the comparison fails on each.
+ * --break-barrier: without the __syncthreads before a kv buffer's refill;
+ * the emulation must refuse the device code (on the depth-first schedule,
+ * when an item visits 2 kv tiles or more) in some case, and nothing else
+ * may fail.
  * --emit DIR: write DIR/<attention>_<D>_<type>.cu, the tensor-core text of
  * each attention at D = Dv = 64 and 128 in f16 and bf16, for
  * tests/cuda_fa2_nvcc.sh (nvcc for sm_80). */
@@ -43,6 +51,7 @@
 #include "attnc.h"
 #include "cuda_emu_backend.h"
 #include "cuda_fa2_emit.h"
+#include "emu_simt.h"
 #include "api_internal.h"
 #include "half.h"
 #include "support.h"
@@ -84,7 +93,7 @@ static void inputs_make(const attnc_sizes *sz, int bf16, Inputs *in) {
 
 /* One attention, one type, one shape; 0 when it behaves as expected. */
 static int run_case(const attnc_spec *spec, const char *name, const ExampleArgs *ea0, const char *shape, int bf16,
-                    int broken) {
+                    int broken, int fa2) {
     ExampleArgs ea = *ea0;
     char sizes[128];
     snprintf(sizes, sizeof sizes, "%s", shape);
@@ -121,10 +130,17 @@ static int run_case(const attnc_spec *spec, const char *name, const ExampleArgs 
     attnc_args rargs = {*sz, in.q, in.k, in.v, ro, rlse, params, ea.nparams, tensors, nt};
     long long before, after;
     char fault[512];
+    /* f16 on the round-robin schedule, bf16 depth-first: a race between warps shows in one of them */
+    simt_set_default_schedule(bf16 ? SIMT_SCHEDULE_DEPTH_FIRST : SIMT_SCHEDULE_ROUND_ROBIN);
     cuda_emu_fa2_stats(&before, fault, sizeof fault);
     const char *tname = bf16 ? "bf16" : "f16";
     attnc_status st = attnc_kernel_run_layout(k, &args, &lay, &err);
-    if (st) {
+    if (st && broken == 2) {
+        cuda_emu_fa2_stats(&after, fault, sizeof fault);
+        printf("%s %s %s %s: %s\n", fault[0] ? "ok (missing barrier seen)" : "FAIL (an error, not the emulation's)",
+               name, tname, shape, fault);
+        fails = !fault[0];
+    } else if (st) {
         /* a runtime error of the spec (an index out of range at these sizes): the interpreter must report it too */
         attnc_error rerr = {0};
         attnc_status rst = attnc_kernel_run(ref, &rargs, &rerr);
@@ -147,10 +163,17 @@ static int run_case(const attnc_spec *spec, const char *name, const ExampleArgs 
         double tol = 2 * u;
         char buf[300];
         const char *bad = compare_outputs(o, lse, ro, rlse, no, rows, tol, &worst, buf, sizeof buf);
-        if (after - before < items) {
+        if (!fa2 && after != before) {
+            printf("FAIL %s %s %s: %lld work items ran on the tensor-core kernel, which does not take D = %lld, "
+                   "Dv = %lld\n", name, tname, shape, after - before, (long long)sz->D, (long long)sz->Dv);
+            fails = 1;
+        } else if (fa2 && after - before < items) {
             printf("FAIL %s %s %s: %lld of %lld work items ran on the tensor-core kernel\n", name, tname, shape,
                    after - before, items);
             fails = 1;
+        } else if (broken == 2) {
+            printf("ok (missing barrier unseen on this case) %s %s %s\n", name, tname, shape);
+            fails = -1; /* not a failure: the round-robin schedule keeps the warps nearly in step */
         } else if (broken) {
             printf("%s %s %s %s: %s\n", bad ? "ok (broken mapping seen)" : "FAIL (broken mapping unseen)", name,
                    tname, shape, bad ? bad : "");
@@ -195,11 +218,17 @@ static int emit_texts(const attnc_spec *spec, const char *name, const char *dir)
     return fails;
 }
 
+/* run_case's result as a failure count; -1 (--break-barrier, a case the schedule did not expose) counted apart */
+static int tally(int r, int *unseen) {
+    *unseen += r < 0;
+    return r > 0;
+}
+
 int main(int argc, char **argv) {
-    int broken = argc == 3 && !strcmp(argv[2], "--break");
+    int broken = argc == 3 && !strcmp(argv[2], "--break") ? 1 : argc == 3 && !strcmp(argv[2], "--break-barrier") ? 2 : 0;
     const char *emit = argc == 4 && !strcmp(argv[2], "--emit") ? argv[3] : NULL;
     if (argc < 2 || (argc > 2 && !broken && !emit)) {
-        fprintf(stderr, "usage: test_cuda_fa2 FILE.attn [--break | --emit DIR]\n");
+        fprintf(stderr, "usage: test_cuda_fa2 FILE.attn [--break | --break-barrier | --emit DIR]\n");
         return 2;
     }
     cuda_fa2_break_for_tests = broken;
@@ -212,7 +241,7 @@ int main(int argc, char **argv) {
         free(text);
         return 1;
     }
-    int n = attnc_spec_variant_count(spec), fails = 0, cases = 0;
+    int n = attnc_spec_variant_count(spec), fails = 0, cases = 0, unseen = 0;
     for (int i = 0; i < n; i++) {
         const char *name = attnc_spec_variant_name(spec, i);
         if (emit) {
@@ -228,19 +257,25 @@ int main(int argc, char **argv) {
         }
         for (int bf16 = 0; bf16 < 2; bf16++) {
             for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++, cases++)
-                fails += run_case(spec, name, &ea, SHAPES[s], bf16, broken);
+                fails += tally(run_case(spec, name, &ea, SHAPES[s], bf16, broken, 1), &unseen);
             /* and one drawn shape (the same on every run: seeded by the attention's index and type) */
             char drawn[128];
             rng_seed(1000 + 2 * (uint64_t)i + (uint64_t)bf16);
             snprintf(drawn, sizeof drawn, "B=%d,H=4,Hkv=%d,Lq=%d,Lk=%d,D=%d,Dv=%d", 1 + (int)(rng_next() % 2),
                      1 << (rng_next() % 3), 1 + (int)(rng_next() % 200), 1 + (int)(rng_next() % 200),
                      16 * (1 + (int)(rng_next() % 4)), 16 * (1 + (int)(rng_next() % 4)));
-            fails += run_case(spec, name, &ea, drawn, bf16, broken);
+            fails += tally(run_case(spec, name, &ea, drawn, bf16, broken, 1), &unseen);
             cases++;
+            /* head sizes the kernel does not take: the scaffold, on the same 16-bit inputs */
+            if (!broken) fails += run_case(spec, name, &ea, "D=24,Dv=40", bf16, 0, 0), cases++;
         }
     }
     attnc_spec_free(spec);
     free(text);
     printf("%d cases, %d failed\n", cases, fails);
+    if (broken == 2 && unseen == cases) {
+        printf("FAIL the missing barrier was never seen\n");
+        return 1;
+    }
     return fails != 0;
 }

@@ -80,7 +80,7 @@ attnc_status cuda_fa2_emit_source(const Plan *p, int D, int Dv, int bf16, StrBuf
         sb_printf(out, "%s\n", attnc_cuda_mma_text);
         sb_printf(out, "#define ATTNC_FA2_D %d\n#define ATTNC_FA2_DV %d\n#define ATTNC_FA2_BF16 %d\n", D, Dv,
                   bf16 ? 1 : 0);
-        sb_printf(out, "#define ATTNC_FA2_BREAK %d\n", cuda_fa2_break_for_tests ? 1 : 0);
+        sb_printf(out, "#define ATTNC_FA2_BREAK %d\n", cuda_fa2_break_for_tests);
         sb_printf(out, "#define ATTNC_SCRATCH_READS_TENSORS %d\n\n",
                   H.scratch.p && strstr(H.scratch.p, "tensor_data") != NULL);
         if (!ok) st = set_error(err, ATTNC_ERR_INTERNAL, "the embedded templates/support.h lacks a section");

@@ -22,8 +22,9 @@ int cuda_fa2_plan_ok(const Plan *p);
  * ATTNC_ERR_NOMEM with err filled. */
 attnc_status cuda_fa2_emit_source(const Plan *p, int D, int Dv, int bf16, StrBuf *out, attnc_error *err);
 
-/* Tests only: nonzero emits the kernel with each element's key coordinate
- * wrong (the columns of a register pair swapped), which the tests must see. */
+/* Tests only: 1 emits the kernel with each element's key coordinate wrong
+ * (the columns of a register pair swapped), 2 without the __syncthreads
+ * before a kv buffer is refilled; the tests must see either. */
 extern int cuda_fa2_break_for_tests;
 
 #endif
