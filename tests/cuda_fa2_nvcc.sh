@@ -9,13 +9,7 @@
 set -u
 bin=$1 work=$2
 shift 2
-if [ -n "${ATTNC_NVCC+set}" ]; then
-  nvcc=$ATTNC_NVCC
-else
-  nvcc=$(command -v nvcc || true)
-  [ -z "$nvcc" ] && [ -x /usr/local/cuda/bin/nvcc ] && nvcc=/usr/local/cuda/bin/nvcc
-fi
-if [ -z "$nvcc" ]; then echo "nvcc not found: skipped"; exit 77; fi
+. "$(dirname "$0")/find_nvcc.sh"
 rm -rf "$work" && mkdir -p "$work" || exit 1
 for example in "$@"; do "$bin" "$example" --emit "$work" || exit 1; done
 fail=0 n=0
