@@ -251,7 +251,8 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
             }
         }
 
-        /* the element code at each accumulator's (q, kv): c_r of n-tile nt is row g + 8 (r >> 1), key 8 nt + 2 tq + (r & 1) */
+        /* the element code at each accumulator's (q, kv): element r of n-tile nt is
+         * row 16 w + g + 8 (r >> 1), key 8 nt + 2 tq + (r & 1) of the tile */
         ATTNC_UNROLL
         for (int32_t nt = 0; nt < 8; nt++) {
             ATTNC_UNROLL
@@ -301,7 +302,10 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
                 const float rescale = exp2f(mx[hh] - mnew);
                 l[hh] *= rescale;
                 ATTNC_UNROLL
-                for (int32_t dn = 0; dn < ATTNC_FA2_DV / 8; dn++) o[dn][2 * hh] *= rescale, o[dn][2 * hh + 1] *= rescale;
+                for (int32_t dn = 0; dn < ATTNC_FA2_DV / 8; dn++) {
+                    o[dn][2 * hh] *= rescale;
+                    o[dn][2 * hh + 1] *= rescale;
+                }
                 mx[hh] = mnew;
             }
             ATTNC_UNROLL
@@ -327,7 +331,8 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
             ATTNC_UNROLL
             for (int32_t dp = 0; dp < ATTNC_FA2_DV / 16; dp++) {
                 uint32_t vb[4];
-                attnc_ldmatrix_x4_trans(vb, vs + (kk * 16 + (m8 & 1) * 8 + r8) * ATTNC_FA2_LDV + dp * 16 + (m8 >> 1) * 8);
+                const int32_t row = kk * 16 + (m8 & 1) * 8 + r8, col = dp * 16 + (m8 >> 1) * 8;
+                attnc_ldmatrix_x4_trans(vb, vs + row * ATTNC_FA2_LDV + col);
                 attnc_fa2_mma(o[2 * dp], pa, vb);
                 attnc_fa2_mma(o[2 * dp + 1], pa, vb + 2);
             }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # tests/cuda_fa2_nvcc.sh TEST_CUDA_FA2 WORKDIR EXAMPLE.attn... — the tensor-core
 # kernel's CUDA text (templates/cuda_fa2.cu, `test_cuda_fa2 FILE --emit DIR`:
-# each attention at D = Dv = 64 and 128, f16 and bf16) compiled by nvcc for
-# sm_80: the PTX must hold mma.sync m16n8k16 of the text's type, ldmatrix
+# each attention at D = Dv = 64 in f16 and 128 in bf16) compiled by nvcc for
+# sm_80 (nvcc -ptx, then ptxas -v on that PTX): the PTX must hold mma.sync m16n8k16 of the text's type, ldmatrix
 # (.trans too) and cp.async with its groups; ptxas must report no spills.
 # nvcc: on PATH, /usr/local/cuda/bin/nvcc, or $ATTNC_NVCC (empty: none).
 # Exit 0 pass, 1 fail, 77 without nvcc (ctest: SKIP_RETURN_CODE 77).
@@ -17,7 +17,7 @@ for cu in "$work"/*.cu; do
   name=$(basename "$cu" .cu) n=$((n + 1))
   type=${name##*_}
   if ! "$nvcc" -arch=sm_80 -ptx "$cu" -o "$work/$name.ptx" >"$work/$name.log" 2>&1 ||
-     ! "$nvcc" -arch=sm_80 -cubin -Xptxas -v "$cu" -o "$work/$name.cubin" >>"$work/$name.log" 2>&1; then
+     ! "$(dirname "$nvcc")/ptxas" -arch=sm_80 -v "$work/$name.ptx" -o "$work/$name.cubin" >>"$work/$name.log" 2>&1; then
     echo "FAIL nvcc -arch=sm_80 $name.cu"; head -20 "$work/$name.log"; fail=1; continue
   fi
   if grep -q "[1-9][0-9]* bytes spill" "$work/$name.log"; then

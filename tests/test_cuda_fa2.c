@@ -42,7 +42,7 @@
  * when an item visits 2 kv tiles or more) in some case, and nothing else
  * may fail.
  * --emit DIR: write DIR/<attention>_<D>_<type>.cu, the tensor-core text of
- * each attention at D = Dv = 64 and 128 in f16 and bf16, for
+ * each attention at D = Dv = 64 in f16 and at 128 in bf16, for
  * tests/cuda_fa2_nvcc.sh (nvcc for sm_80). */
 #include <math.h>
 #include <stdio.h>
@@ -214,20 +214,18 @@ static int emit_texts(const attnc_spec *spec, const char *name, const char *dir)
     if (attnc_compile(spec, name, &opts, &k, &err)) return printf("FAIL %s: %s\n", name, err.message), 1;
     const Plan *p = attnc_kernel_plan(k);
     int fails = 0;
-    for (int d = 64; d <= 128 && cuda_fa2_plan_ok(p); d *= 2)
-        for (int bf16 = 0; bf16 < 2; bf16++) {
-            StrBuf text = {0};
-            char path[1024];
-            snprintf(path, sizeof path, "%s/%s_%d_%s.cu", dir, name, d, bf16 ? "bf16" : "f16");
-            FILE *f = NULL;
-            if (cuda_fa2_emit_source(p, d, d, bf16, &text, &err) || !(f = fopen(path, "w")) ||
-                fputs(text.p, f) < 0) {
-                printf("FAIL %s: %s\n", path, err.message);
-                fails++;
-            }
-            if (f) fclose(f);
-            sb_free(&text);
+    for (int d = 64, bf16 = 0; d <= 128 && cuda_fa2_plan_ok(p); d *= 2, bf16++) {
+        StrBuf text = {0};
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s_%d_%s.cu", dir, name, d, bf16 ? "bf16" : "f16");
+        FILE *f = NULL;
+        if (cuda_fa2_emit_source(p, d, d, bf16, &text, &err) || !(f = fopen(path, "w")) || fputs(text.p, f) < 0) {
+            printf("FAIL %s: %s\n", path, err.message);
+            fails++;
         }
+        if (f) fclose(f);
+        sb_free(&text);
+    }
     attnc_kernel_free(k);
     return fails;
 }
@@ -239,7 +237,7 @@ static int tally(int r, int *unseen) {
 }
 
 int main(int argc, char **argv) {
-    int broken = argc == 3 && !strcmp(argv[2], "--break") ? 1 : argc == 3 && !strcmp(argv[2], "--break-barrier") ? 2 : 0;
+    int broken = argc != 3 ? 0 : !strcmp(argv[2], "--break") ? 1 : !strcmp(argv[2], "--break-barrier") ? 2 : 0;
     const char *emit = argc == 4 && !strcmp(argv[2], "--emit") ? argv[3] : NULL;
     if (argc < 2 || (argc > 2 && !broken && !emit)) {
         fprintf(stderr, "usage: test_cuda_fa2 FILE.attn [--break | --break-barrier | --emit DIR]\n");

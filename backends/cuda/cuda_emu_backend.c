@@ -5,9 +5,11 @@
  *    design, cuda_fa2_emit.c), run on the strict SIMT emulation
  *    (emu_simt.h: one emulated block of 128 threads per work item; the JIT
  *    binds SIMT_EXTERNAL_FUNCTIONS), for every call it handles
- *    (fa2_call_ok): 64 x 64 tiles, Q, K, V all f16 or all bf16, low-rank
- *    columns that fit in shared memory with the tiles, D and Dv multiples of 16 up to 256, one query head per work item,
- *    no paged K/V, Q, K, V 16-byte aligned with strides multiples of 8.  One
+ *    (fa2_call_ok): 64 x 64 tiles, Q, K, V all f16 or all bf16, D and Dv
+ *    multiples of 16 up to 256, one query head per work item, no paged
+ *    K/V, Q, K, V 16-byte aligned with strides multiples of 8, low-rank
+ *    columns that fit in shared memory with the tiles (else attnc_tile
+ *    answers 3 and the item runs on the scaffold).  One
  *    specialisation per (D, Dv, type), compiled by the launch's prepare hook
  *    and kept with the kernel (at most FA2_VERSIONS);
  *  - the scaffold (templates/cuda_tile.cu, cuda_emit.c): every other call,
