@@ -10,13 +10,7 @@
 # 1 fail, 77 without nvcc (ctest: SKIP_RETURN_CODE 77, a skip, not a pass).
 set -u
 bin=$1 dir=$2 work=$3
-if [ -n "${ATTNC_NVCC+set}" ]; then
-  nvcc=$ATTNC_NVCC
-else
-  nvcc=$(command -v nvcc || true)
-  [ -z "$nvcc" ] && [ -x /usr/local/cuda/bin/nvcc ] && nvcc=/usr/local/cuda/bin/nvcc
-fi
-if [ -z "$nvcc" ]; then echo "nvcc not found: skipped"; exit 77; fi
+. "$(dirname "$0")/find_nvcc.sh"
 cuobjdump=$(dirname "$nvcc")/cuobjdump
 rm -rf "$work" && mkdir -p "$work" || exit 1
 "$bin" --emit "$dir" "$work" || exit 1

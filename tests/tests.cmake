@@ -58,6 +58,7 @@ target_link_libraries(embed_example_shared PRIVATE attnc_shared m)
 add_test(NAME example/embed-shared COMMAND embed_example_shared)
 include(tests/cuda.cmake)
 include(tests/cuda_simt.cmake)
+include(tests/cuda_fa2.cmake)
 include(tests/nomem.cmake)
 include(tests/difffuzz.cmake)
 # The worker pool: thread indices stay below what each call asks for.

@@ -66,6 +66,11 @@ static double now_ms(void) {
 
 attnc_status jit_compile_c(const char *source, const char *what, JitKernel **out, CompiledKernel *ck,
                            attnc_error *err) {
+    return jit_compile_c_with(source, what, NULL, 0, out, ck, err);
+}
+
+attnc_status jit_compile_c_with(const char *source, const char *what, const JitSymbol *extra, size_t nextra,
+                                JitKernel **out, CompiledKernel *ck, attnc_error *err) {
     *out = NULL;
     JitKernel *k = calloc(1, sizeof *k);
     if (!k) return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
@@ -85,6 +90,7 @@ attnc_status jit_compile_c(const char *source, const char *what, JitKernel **out
     }
     for (size_t i = 0; ok && i < sizeof externals / sizeof externals[0]; i++)
         tcc_add_symbol(k->tcc, externals[i].name, externals[i].addr);
+    for (size_t i = 0; ok && i < nextra; i++) tcc_add_symbol(k->tcc, extra[i].name, extra[i].addr);
     for (size_t i = 0; ok && i < sizeof dense_functions / sizeof dense_functions[0]; i++)
         tcc_add_symbol(k->tcc, dense_functions[i], jit_dense_function(dense_functions[i]));
     if (ok) {
@@ -128,6 +134,13 @@ void jit_kernel_free(JitKernel *k) {
 }
 
 #else /* no JIT in this library */
+
+attnc_status jit_compile_c_with(const char *source, const char *what, const JitSymbol *extra, size_t nextra,
+                                JitKernel **out, CompiledKernel *ck, attnc_error *err) {
+    (void)extra;
+    (void)nextra;
+    return jit_compile_c(source, what, out, ck, err);
+}
 
 attnc_status jit_compile_c(const char *source, const char *what, JitKernel **out, CompiledKernel *ck,
                            attnc_error *err) {

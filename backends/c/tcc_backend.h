@@ -13,6 +13,18 @@ typedef struct JitKernel JitKernel;
 attnc_status jit_compile_c(const char *source, const char *what, JitKernel **out, CompiledKernel *ck,
                            attnc_error *err);
 
+/* A function of the library the generated code calls by name. */
+typedef struct JitSymbol {
+    const char *name;
+    const void *addr;
+} JitSymbol;
+
+/* jit_compile_c binding `extra` (nextra symbols) besides the C emitter's
+ * externals: cuda-emu's tensor-core kernels call the SIMT emulation
+ * (backends/cuda/emu_simt.h, SIMT_EXTERNAL_FUNCTIONS). */
+attnc_status jit_compile_c_with(const char *source, const char *what, const JitSymbol *extra, size_t nextra,
+                                JitKernel **out, CompiledKernel *ck, attnc_error *err);
+
 /* Milliseconds the compile (libtcc only, not the emission) took. */
 double jit_compile_ms(const JitKernel *k);
 

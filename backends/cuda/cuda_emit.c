@@ -79,24 +79,29 @@ static void emit_doc(const Plan *p, StrBuf *out) {
               " * attnc_scratch_bytes give the kernel ABI. */\n");
 }
 
+int cuda_emit_prologue(const Plan *p, const CEmitHoles *H, StrBuf *out) {
+    int ok = cemit_put_support("cuda_macros", NULL, out);
+    /* libtcc has no system headers (nvcc and C compilers take math.h and stdint.h above) */
+    sb_printf(out, "#if defined(ATTNC_JIT) && !defined(__CUDACC__)\n");
+    ok = ok && cemit_put_support("jit_types", NULL, out) && cemit_put_support("libm", NULL, out);
+    sb_printf(out, "#endif\n\n");
+    cemit_put_kernel_abi(out);
+    /* the helpers are written `static inline`: here they are host and device functions */
+    ok = ok && cemit_put_support("inf", "ATTNC_DEV", out);
+    cemit_put_helpers(H, "ATTNC_DEV", out);
+    cemit_put_half("ATTNC_DEV", out); /* f16 / bf16 tensors are widened and O rounded with base/half.h */
+    sb_printf(out, "\n");
+    cemit_put_schedule_macros(p->sched, out);
+    sb_printf(out, "#define ATTNC_NPARAMS %d\n#define ATTNC_NTENSORS %d\n", p->attn->nparams, p->attn->ntensors);
+    return ok;
+}
+
 attnc_status cuda_emit_source(const Plan *p, StrBuf *out, attnc_error *err) {
     CEmitHoles H;
     attnc_status st = cemit_holes(p, &H, err);
     if (!st) {
         emit_doc(p, out);
-        int ok = cemit_put_support("cuda_macros", NULL, out);
-        /* libtcc has no system headers (nvcc and C compilers take math.h and stdint.h above) */
-        sb_printf(out, "#if defined(ATTNC_JIT) && !defined(__CUDACC__)\n");
-        ok = ok && cemit_put_support("jit_types", NULL, out) && cemit_put_support("libm", NULL, out);
-        sb_printf(out, "#endif\n\n");
-        cemit_put_kernel_abi(out);
-        /* the helpers are written `static inline`: here they are host and device functions */
-        ok = ok && cemit_put_support("inf", "ATTNC_DEV", out);
-        cemit_put_helpers(&H, "ATTNC_DEV", out);
-        cemit_put_half("ATTNC_DEV", out); /* f16 / bf16 tensors are widened and O rounded with base/half.h */
-        sb_printf(out, "\n");
-        cemit_put_schedule_macros(p->sched, out);
-        sb_printf(out, "#define ATTNC_NPARAMS %d\n#define ATTNC_NTENSORS %d\n", p->attn->nparams, p->attn->ntensors);
+        int ok = cuda_emit_prologue(p, &H, out);
         sb_printf(out, "#define ATTNC_PACK_HEADS %d /* the launcher may pack heads (Schedule.pack_heads) */\n",
                   p->sched->pack_heads ? 1 : 0);
         sb_printf(out, "#define ATTNC_SCRATCH_READS_TENSORS %d\n\n",

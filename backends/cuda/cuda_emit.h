@@ -5,6 +5,7 @@
 #ifndef ATTNC_CUDA_EMIT_H
 #define ATTNC_CUDA_EMIT_H
 #include "attnc.h"
+#include "c_holes.h"
 #include "plan.h"
 
 /* Append the CUDA C for p to out: the kernel, and the host launcher
@@ -12,5 +13,13 @@
  * documented in the text's header comment.  Returns ATTNC_OK, or
  * ATTNC_ERR_INTERNAL / ATTNC_ERR_NOMEM with err filled. */
 attnc_status cuda_emit_source(const Plan *p, StrBuf *out, attnc_error *err);
+
+/* What every CUDA text of p starts with (the scaffold's and the tensor-core
+ * kernel's, backends/cuda/cuda_fa2_emit.c): the cuda_macros section of
+ * templates/support.h (jit_types and libm under ATTNC_JIT), kernel_abi.h,
+ * attnc_inf and the helpers H's code calls, base/half.h's conversions, the
+ * schedule's macros, ATTNC_NPARAMS and ATTNC_NTENSORS.  0 when the embedded
+ * support.h lacks a section. */
+int cuda_emit_prologue(const Plan *p, const CEmitHoles *H, StrBuf *out);
 
 #endif

@@ -1,35 +1,189 @@
-/* cuda_emu_backend.c — backend "cuda-emu": the CUDA C of backends/cuda/cuda_emit.c
- * run on the CPU.  The text compiles as C99 without __CUDACC__: each phase
- * of a thread block becomes a loop over the block's threads, shared memory
- * becomes locals and the launch's dynamic shared memory the runtime's
- * per-thread scratch; libtcc compiles it in memory (backends/c/tcc_backend.c,
- * jit_compile_c) and launch.c runs it like every compiled backend.  It also
- * serves `attnc emit --target cuda`.
+/* cuda_emu_backend.c — backend "cuda-emu": the CUDA C of backends/cuda run on
+ * the CPU.  Two kernels, both compiled by libtcc (backends/c/tcc_backend.c):
+ *
+ *  - the tensor-core kernel (templates/cuda_fa2.cu, FlashAttention-2's
+ *    design, cuda_fa2_emit.c), run on the strict SIMT emulation
+ *    (emu_simt.h: one emulated block of 128 threads per work item; the JIT
+ *    binds SIMT_EXTERNAL_FUNCTIONS), for every call it handles
+ *    (fa2_call_ok): 64 x 64 tiles, Q, K, V all f16 or all bf16, D and Dv
+ *    multiples of 16 up to 256, one query head per work item, no paged
+ *    K/V, Q, K, V 16-byte aligned with strides multiples of 8, low-rank
+ *    columns that fit in shared memory with the tiles (else attnc_tile
+ *    answers 3 and the item runs on the scaffold).  One
+ *    specialisation per (D, Dv, type), compiled by the launch's prepare hook
+ *    and kept with the kernel (at most FA2_VERSIONS);
+ *  - the scaffold (templates/cuda_tile.cu, cuda_emit.c): every other call,
+ *    each phase of a thread block a loop over its threads.
+ *
+ * The choice is per call, from the AttnCall alone, so every work item of a
+ * launch runs the same kernel.  It also serves `attnc emit --target cuda`.
  *
  * Requires: libtcc (ATTNC_HAVE_TCC); compiled twice like tcc_backend.c, with
  * ATTNC_TCC_JIT only in the variant that can run kernels.
- * Produces: backend_cuda_emu (backend.h). */
+ * Produces: backend_cuda_emu (backend.h); cuda_emu_fa2_stats for the tests. */
+#include "cuda_emu_backend.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
 #include "cuda_emit.h"
+#include "cuda_fa2_emit.h"
+#include "emu_simt.h"
 #include "tcc_backend.h"
+
+enum { FA2_VERSIONS = 8, FA2_MAX_HEAD = 256, FA2_MESSAGE = 512 };
+
+typedef struct Fa2Version {
+    int D, Dv, bf16;
+    JitKernel *jit;
+    AttnTileFn tile;
+} Fa2Version;
+
+typedef struct CudaEmuState {
+    const Plan *p;
+    JitKernel *scaffold;
+    AttnTileFn scaffold_tile;
+    AttnScratchFn scaffold_scratch;
+    int fa2_plan; /* cuda_fa2_plan_ok */
+    pthread_mutex_t lock;
+    atomic_int nversions; /* v[0 .. nversions - 1] are built and never change */
+    Fa2Version v[FA2_VERSIONS];
+} CudaEmuState;
+
+/* what the tests read (cuda_emu_fa2_stats) */
+static atomic_llong fa2_items;
+static pthread_mutex_t fa2_fault_lock = PTHREAD_MUTEX_INITIALIZER;
+static char fa2_fault[FA2_MESSAGE];
+
+void cuda_emu_fa2_stats(long long *items, char *fault, size_t n) {
+    *items = atomic_load(&fa2_items);
+    pthread_mutex_lock(&fa2_fault_lock);
+    if (fault && n) snprintf(fault, n, "%s", fa2_fault);
+    pthread_mutex_unlock(&fa2_fault_lock);
+}
+
+static int aligned16(const void *p, const int64_t *stride) {
+    return (uintptr_t)p % 16 == 0 && stride[0] % 8 == 0 && stride[1] % 8 == 0 && stride[2] % 8 == 0 && stride[3] == 1;
+}
+
+/* Whether the tensor-core kernel computes call c (the plan allowing it). */
+static int fa2_call_ok(const CudaEmuState *s, const AttnCall *c) {
+    return s->fa2_plan && c->bq == 64 && c->bk == 64 && c->pack <= 1 && c->page_rows == 0 &&
+           (c->q_elem == ATTNC_ELEM_F16 || c->q_elem == ATTNC_ELEM_BF16) && c->k_elem == c->q_elem &&
+           c->v_elem == c->q_elem && c->D > 0 && c->Dv > 0 && c->D % 16 == 0 && c->Dv % 16 == 0 &&
+           c->D <= FA2_MAX_HEAD && c->Dv <= FA2_MAX_HEAD && aligned16(c->q, c->q_stride) &&
+           aligned16(c->k, c->k_stride) && aligned16(c->v, c->v_stride);
+}
+
+/* The built specialisation for c, or NULL. */
+static AttnTileFn fa2_find(const CudaEmuState *s, const AttnCall *c) {
+    int n = atomic_load_explicit(&((CudaEmuState *)s)->nversions, memory_order_acquire);
+    int bf16 = c->q_elem == ATTNC_ELEM_BF16;
+    for (int i = 0; i < n; i++)
+        if (s->v[i].D == c->D && s->v[i].Dv == c->Dv && s->v[i].bf16 == bf16) return s->v[i].tile;
+    return NULL;
+}
+
+#define BIND_SIMT(name) {#name, (const void *)name},
+static const JitSymbol simt_symbols[] = {SIMT_EXTERNAL_FUNCTIONS(BIND_SIMT)};
+
+/* Build c's specialisation unless it is (or the cache is full: then c runs on the scaffold). */
+static attnc_status fa2_build(CudaEmuState *s, const AttnCall *c, attnc_error *err) {
+    attnc_status st = ATTNC_OK;
+    pthread_mutex_lock(&s->lock);
+    int n = atomic_load_explicit(&s->nversions, memory_order_relaxed);
+    if (!fa2_find(s, c) && n < FA2_VERSIONS) {
+        Fa2Version *v = &s->v[n];
+        StrBuf src = {0};
+        CompiledKernel ck;
+        memset(&ck, 0, sizeof ck);
+        v->D = (int)c->D, v->Dv = (int)c->Dv, v->bf16 = c->q_elem == ATTNC_ELEM_BF16;
+        st = cuda_fa2_emit_source(s->p, v->D, v->Dv, v->bf16, &src, err);
+        if (!st)
+            st = jit_compile_c_with(src.p, s->p->attn->name, simt_symbols, sizeof simt_symbols / sizeof simt_symbols[0],
+                                    &v->jit, &ck, err);
+        sb_free(&src);
+        if (!st) {
+            v->tile = ck.tile;
+            atomic_store_explicit(&s->nversions, n + 1, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+/* CompiledKernel.prepare: the tensor-core specialisation the launch's calls need. */
+static attnc_status cuda_emu_prepare(const AttnCall *c, attnc_error *err) {
+    CudaEmuState *s = (CudaEmuState *)c->kernel_data;
+    return fa2_call_ok(s, c) ? fa2_build(s, c, err) : ATTNC_OK;
+}
+
+/* CompiledKernel.tile: the tensor-core kernel when it handles c and was
+ * built (and the call's low-rank columns fit), else the scaffold.  A refusal of the SIMT emulation (a bug of the
+ * device code) is kept for cuda_emu_fa2_stats and fails the work item. */
+static int cuda_emu_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt, void *scratch) {
+    const CudaEmuState *s = c->kernel_data;
+    AttnTileFn fn = fa2_call_ok(s, c) ? fa2_find(s, c) : NULL;
+    int r = fn ? fn(c, b, h, qt, scratch) : 3;
+    if (r == 3) return s->scaffold_tile(c, b, h, qt, scratch); /* not for this kernel, or too many low-rank columns */
+    atomic_fetch_add(&fa2_items, 1);
+    if (r == 2) {
+        pthread_mutex_lock(&fa2_fault_lock);
+        snprintf(fa2_fault, sizeof fa2_fault, "%.*s", FA2_MESSAGE - 1, (const char *)scratch);
+        pthread_mutex_unlock(&fa2_fault_lock);
+    }
+    return r != 0;
+}
+
+static int64_t cuda_emu_scratch(const AttnCall *c) {
+    const CudaEmuState *s = c->kernel_data;
+    int64_t n = s->scaffold_scratch(c);
+    return n > FA2_MESSAGE ? n : FA2_MESSAGE;
+}
+
+static void cuda_emu_release(void *state) {
+    CudaEmuState *s = state;
+    if (!s) return;
+    jit_kernel_free(s->scaffold);
+    for (int i = 0; i < atomic_load(&s->nversions); i++) jit_kernel_free(s->v[i].jit);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
 
 static attnc_status cuda_emu_compile(const Plan *p, const attnc_options *opts, CompiledKernel *ck, void **state,
                                      attnc_error *err) {
     (void)opts;
     StrBuf src = {0};
-    JitKernel *k = NULL;
+    *state = NULL;
+    CudaEmuState *s = calloc(1, sizeof *s);
+    if (!s) return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&s->lock, NULL);
+    atomic_init(&s->nversions, 0);
+    s->p = p;
+    s->fa2_plan = cuda_fa2_plan_ok(p);
     attnc_status st = cuda_emit_source(p, &src, err);
-    if (!st) st = jit_compile_c(src.p, p->attn->name, &k, ck, err);
+    if (!st) st = jit_compile_c(src.p, p->attn->name, &s->scaffold, ck, err);
+    sb_free(&src);
+    if (st) {
+        cuda_emu_release(s);
+        return st;
+    }
+    s->scaffold_tile = ck->tile;
+    s->scaffold_scratch = ck->scratch_bytes;
+    ck->tile = cuda_emu_tile;
+    ck->scratch_bytes = cuda_emu_scratch;
+    ck->prepare = cuda_emu_prepare;
+    ck->kernel_data = s;
     ck->packs = 1; /* templates/cuda_tile.cu computes work items of packed heads */
     ck->pages = 1; /* templates/cuda_tile.cu reads a paged K and V in place (AttnCall.kv_page) */
-    sb_free(&src);
-    *state = k;
-    return st;
+    *state = s;
+    return ATTNC_OK;
 }
-
-static void cuda_emu_release(void *state) { jit_kernel_free(state); }
 
 static attnc_status cuda_emu_emit(const Plan *p, const attnc_options *opts, const char *target, StrBuf *out,
                                   attnc_error *err) {
@@ -50,5 +204,5 @@ const BackendImpl backend_cuda_emu = {
     .compile = cuda_emu_compile,
     .release = cuda_emu_release,
     .emit = cuda_emu_emit,
-    .layouts = 1, /* f16 / bf16 and strides: templates/cuda_tile.cu */
+    .layouts = 1, /* f16 / bf16 and strides: templates/cuda_tile.cu and cuda_fa2.cu */
 };

@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,7 +61,13 @@ static void sched_fault(SimtBlock *b, const SimtThread *t, const char *fmt, ...)
 
 static void wake(SimtBlock *b, int32_t tid) {
     b->t[tid].state = T_RUNNABLE;
-    b->queue[(b->qhead + b->qlen++) % b->nthreads] = tid;
+    if (b->depth_first) { /* runs next (SIMT_SCHEDULE_DEPTH_FIRST) */
+        b->qhead = (b->qhead + b->nthreads - 1) % b->nthreads;
+        b->queue[b->qhead] = tid;
+        b->qlen++;
+    } else {
+        b->queue[(b->qhead + b->qlen++) % b->nthreads] = tid;
+    }
 }
 
 /* Leave the calling thread for the next runnable one, directly (one switch,
@@ -280,6 +287,7 @@ static void run_block(SimtBlock *b, int64_t index) {
     b->bid[1] = (int32_t)(index / l->grid[0] % l->grid[1]);
     b->bid[2] = (int32_t)(index / ((int64_t)l->grid[0] * l->grid[1]));
     b->qhead = b->qlen = 0;
+    b->depth_first = 0; /* the threads start in index order */
     b->nexited = b->nbar = 0;
     b->nstatics = 0;
     b->smem_end = l->dynamic_smem;
@@ -295,6 +303,7 @@ static void run_block(SimtBlock *b, int64_t index) {
         wake(b, i);
     }
     b->used = 1;
+    b->depth_first = l->schedule == SIMT_SCHEDULE_DEPTH_FIRST;
     /* the threads switch among themselves, and back here only when none can run */
     while (!b->fault && b->qlen) {
         b->running = b->queue[b->qhead];
@@ -397,6 +406,8 @@ static attnc_status check_launch(const SimtLaunch *l, attnc_error *err) {
     if (threads > 1024)
         return set_error(err, ATTNC_ERR_USAGE, "cuda-emu: %lld threads per block (at most 1024)", (long long)threads);
     int64_t cap = l->smem_limit ? l->smem_limit : SIMT_DEFAULT_SMEM;
+    if (l->schedule != SIMT_SCHEDULE_ROUND_ROBIN && l->schedule != SIMT_SCHEDULE_DEPTH_FIRST)
+        return set_error(err, ATTNC_ERR_USAGE, "cuda-emu: schedule %d is not one of SIMT_SCHEDULE_*", (int)l->schedule);
     if (l->dynamic_smem < 0 || l->dynamic_smem > cap || l->smem_limit < 0 || l->stack_bytes < 0)
         return set_error(err, ATTNC_ERR_USAGE, "cuda-emu: %lld bytes of dynamic shared memory (the limit is %lld)",
                          (long long)l->dynamic_smem, (long long)cap);
@@ -434,9 +445,14 @@ attnc_status simt_run(const SimtLaunch *l, int64_t first, int64_t count, SimtSta
 /* simt_run for generated code, which has no attnc.h: dims = grid x, y, z,
  * block x, y, z.  Returns 0, or the attnc_status with its message in
  * message[message_bytes]. */
+static atomic_int default_schedule;
+
+void simt_set_default_schedule(int32_t schedule) { atomic_store(&default_schedule, schedule); }
+
 int32_t attnc_simt_launch(SimtKernelFn kernel, const void *args, const int32_t *dims, int64_t dynamic_smem,
                           int64_t first, int64_t count, char *message, int32_t message_bytes) {
-    SimtLaunch l = {.kernel = kernel, .args = args, .dynamic_smem = dynamic_smem};
+    SimtLaunch l = {.kernel = kernel, .args = args, .dynamic_smem = dynamic_smem,
+                    .schedule = atomic_load(&default_schedule)};
     memcpy(l.grid, dims, sizeof l.grid);
     memcpy(l.block, dims + 3, sizeof l.block);
     attnc_error err = {0};

@@ -37,7 +37,20 @@ typedef struct SimtLaunch {
     int64_t dynamic_smem; /* bytes of dynamic shared memory (attnc_dynamic_smem) */
     int64_t smem_limit;   /* bytes of shared memory a block may use, static + dynamic; 0: 227 KiB (sm_90) */
     int64_t stack_bytes;  /* each thread's stack; 0: 64 KiB (256 KiB under AddressSanitizer) */
+    int32_t schedule;     /* SIMT_SCHEDULE_*: the order in which runnable threads run */
 } SimtLaunch;
+
+/* Two legal GPU schedules.  ROUND_ROBIN: a thread that becomes runnable
+ * queues behind the others, so warps advance collective by collective,
+ * nearly in step.  DEPTH_FIRST: it runs next, so a warp runs ahead of the
+ * others until it waits at a barrier: a race between warps that a missing
+ * __syncthreads leaves (a buffer refilled by cp.async while another warp
+ * still reads it) shows as reads of pending copies. */
+enum { SIMT_SCHEDULE_ROUND_ROBIN = 0, SIMT_SCHEDULE_DEPTH_FIRST = 1 };
+
+/* The schedule of launches made by generated code (attnc_simt_launch),
+ * for the whole process: ROUND_ROBIN unless a test sets it. */
+void simt_set_default_schedule(int32_t schedule);
 
 /* What a run did (for docs/cuda-emu.md's performance figures and the tests). */
 typedef struct SimtStats {

@@ -59,6 +59,7 @@ struct SimtBlock {
     Fiber *sched;   /* the OS thread's stack, which runs the scheduler */
     int32_t *queue; /* runnable threads, a ring of nthreads */
     int32_t qhead, qlen, running;
+    int depth_first; /* SIMT_SCHEDULE_DEPTH_FIRST once the block's threads have started */
     uint32_t arrived[32], exited[32], live[32]; /* per warp: lanes waiting at a collective, exited, existing */
     int32_t nexited, nbar, bar_line, bar_first;
     char *smem;       /* shared memory: dynamic at 0, then the static allocations */

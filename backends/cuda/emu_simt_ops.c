@@ -168,7 +168,8 @@ static void complete_ldmatrix(SimtBlock *b, int32_t warp, uint32_t mask) {
         const char *why = !simt_in_smem(b, row, 16)    ? "is not in shared memory"
                           : ((uintptr_t)row & 15) != 0 ? "is not 16-byte aligned"
                           : b->pending[(row - b->smem) / 16]
-                              ? "holds bytes of a cp.async not yet waited for (a missing cp.async.wait_group)"
+                              ? "holds bytes of a cp.async not yet waited for (a missing cp.async.wait_group, or a "
+                                "buffer refilled before every thread left it: a missing __syncthreads)"
                               : NULL;
         if (why)
             simt_fault(simt_self(), "ldmatrix (line %d): the row address %p of lane %d (matrix %d row %d) %s",

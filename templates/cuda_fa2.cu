@@ -1,0 +1,448 @@
+/* templates/cuda_fa2.cu — the tensor-core forward kernel (FlashAttention-2's
+ * design) that attnc emits as CUDA C for the calls it handles, and that the
+ * cuda-emu backend runs on the CPU through libtcc on the strict SIMT
+ * emulation (docs/cuda-emu.md, docs/cuda.md "The tensor-core kernel").
+ *
+ * backends/cuda/cuda_fa2_emit.c pastes, before this text: the cuda_macros
+ * section of templates/support.h (jit_types and libm under ATTNC_JIT),
+ * kernel_abi.h, attnc_inf and the helpers the holes call, base/half.h's
+ * conversions, templates/cuda_mma.h (the device primitives), the schedule's
+ * macros (ATTNC_BQ = ATTNC_BK = 64, ATTNC_SOFTMAX, ATTNC_LSE_OFFSET,
+ * ATTNC_ROW_SLOTS, ATTNC_COL_SLOTS, ATTNC_NPARAMS, ATTNC_NTENSORS) and this
+ * specialisation's: ATTNC_FA2_D, ATTNC_FA2_DV (multiples of 16),
+ * ATTNC_FA2_BF16 (1: Q, K, V are bf16; 0: f16), ATTNC_FA2_BREAK (0; only
+ * in the tests that prove the emulation sees a mistake: 1 a wrong fragment
+ * mapping, 2 a missing barrier before a buffer's refill).  The holes are
+ * filled with the code templates/cuda_tile.cu receives (backends/c/c_holes.c),
+ * the element code reading `dot` where the scaffold reads srow[j].
+ *
+ * One block of 4 warps per work item (b, h, q tile of 64 rows); warp w owns
+ * rows 16w .. 16w + 15.  Q is staged by cp.async and loaded once into A
+ * fragments (ldmatrix.x4) kept in registers.  The visited kv tiles (the tile
+ * map, or all of them PARTIAL) of 64 keys are staged into two shared buffers
+ * by cp.async: tile e + 1 is in flight while tile e is used.  S = Q K^T with
+ * mma.m16n8k16 (K row major is B .col: plain ldmatrix.x4); the element code
+ * runs per accumulator element at its coordinates (row 16w + g (+ 8),
+ * key 8 n-tile + 2 (lane % 4) (+ 1)), masks only on PARTIAL tiles, keys past
+ * Lk and rows past Lq never evaluated; the online softmax runs on the
+ * fragments, a row's max and sum over its quad by shuffles; P's fragments
+ * packed to 16 bits are O += P V's A fragments, V's B fragments come from
+ * ldmatrix.x4.trans.  Row values (ROW) and per-key values (COL) live in
+ * shared memory as in the scaffold.  Shared memory: Q [64][D + 8], K
+ * [2][64][D + 8], V [2][64][Dv + 8] 16-bit elements (8 of padding per row keep
+ * the ldmatrix rows on distinct banks), dynamic; the slots static. */
+
+#if ATTNC_BQ != 64 || ATTNC_BK != 64
+#error "the tensor-core kernel takes 64 x 64 tiles"
+#endif
+#if ATTNC_FA2_D % 16 != 0 || ATTNC_FA2_DV % 16 != 0
+#error "the tensor-core kernel takes head sizes that are multiples of 16"
+#endif
+
+#define ATTNC_TILE_FULL 1
+#define ATTNC_TILE_PARTIAL 2
+#define ATTNC_LOG2E 1.44269504088896340736f
+#define ATTNC_LN2 0.69314718055994530942f
+#define ATTNC_FA2_THREADS 128
+#define ATTNC_FA2_LD (ATTNC_FA2_D + 8)   /* row pitch of Q and K in shared memory, in elements */
+#define ATTNC_FA2_LDV (ATTNC_FA2_DV + 8) /* of V */
+#define ATTNC_FA2_K_AT (64 * ATTNC_FA2_LD)
+#define ATTNC_FA2_V_AT (3 * 64 * ATTNC_FA2_LD)
+#define ATTNC_FA2_SMEM_BYTES ((3 * 64 * ATTNC_FA2_LD + 2 * 64 * ATTNC_FA2_LDV) * 2)
+/* the dynamic shared memory the emulation gives a block: sm_90's 227 KiB less the static part */
+#define ATTNC_FA2_SMEM_LIMIT (227 * 1024 - (int64_t)sizeof(AttnFa2Rows))
+#if ATTNC_SOFTMAX
+#define ATTNC_MASKED (-attnc_inf())
+#else
+#define ATTNC_MASKED 0.0f
+#endif
+#if ATTNC_FA2_BF16
+#define attnc_fa2_mma(acc, a, b) attnc_mma_bf16((acc), (a), (b))
+#define attnc_fa2_pack(lo, hi) attnc_pack_bf16x2((lo), (hi))
+#else
+#define attnc_fa2_mma(acc, a, b) attnc_mma_f16((acc), (a), (b))
+#define attnc_fa2_pack(lo, hi) attnc_pack_f16x2((lo), (hi))
+#endif
+#ifdef __CUDACC__
+#define ATTNC_UNROLL _Pragma("unroll")
+#define ATTNC_NO_UNROLL _Pragma("unroll 1") /* a loop of run-time length inside unrolled ones: kept small */
+#define attnc_fa2_flag(p) atomicOr((p), 1)
+#else
+#define ATTNC_UNROLL
+#define ATTNC_NO_UNROLL
+#define attnc_fa2_flag(p) (*(p) = 1) /* fibers run one at a time */
+#endif
+
+/* The row values, per-key values and LSE offsets of the work item. */
+typedef struct AttnFa2Rows {
+    int64_t row_slots[ATTNC_ROW_SLOTS > 0 ? ATTNC_ROW_SLOTS * 64 : 1];
+    int64_t col_slots[ATTNC_COL_SLOTS > 0 ? ATTNC_COL_SLOTS * 64 : 1];
+    float lse_off[64];
+} AttnFa2Rows;
+
+/* The names the hole code uses for its scratch (as in templates/cuda_tile.cu). */
+typedef struct AttnFa2Scratch {
+    float *lse_off;
+    float *qlr; /* [64][lowrank_cols] low-rank columns of the Q rows (dynamic shared, after V) */
+    float *klr; /* [lowrank_cols][64] low-rank columns of the K tile */
+    int64_t *row_slots, *col_slots;
+} AttnFa2Scratch;
+
+#ifdef __CUDACC__
+/* The call's params and tensors, passed by value as a kernel argument. */
+typedef struct AttnFa2Consts {
+    AttnValue params[ATTNC_NPARAMS + 1];
+    const void *tensor_data[ATTNC_NTENSORS + 1];
+    int64_t tensor_shape[ATTNC_NTENSORS + 1][ATTNC_ABI_MAX_RANK];
+} AttnFa2Consts;
+#endif
+
+typedef struct AttnFa2Args {
+    AttnCall call;
+#ifdef __CUDACC__
+    AttnFa2Consts consts;
+#endif
+    int64_t first_item; /* block x computes work item first_item + x = (b * H + h) * nqt + qt */
+    int *fault;         /* set to 1 when an element raises a runtime error */
+} AttnFa2Args;
+
+/* cp.async of `rows` rows (the others zero-filled) of `width` 16-bit elements
+ * from src (row stride `stride`) into dst (row pitch ld): 16 bytes a copy. */
+ATTNC_MMA_DEV void attnc_fa2_stage(uint16_t *dst, int32_t ld, const uint16_t *src, int64_t stride, int64_t rows,
+                                   int32_t width, int32_t tid) {
+    const int32_t chunks = width / 8;
+    for (int32_t x = tid; x < 64 * chunks; x += ATTNC_FA2_THREADS) {
+        const int32_t r = x / chunks, cc = x % chunks;
+        const int valid = r < rows;
+        attnc_cp_async16(dst + r * ld + cc * 8, valid ? src + r * stride + cc * 8 : src, valid ? 16 : 0);
+    }
+}
+
+/* Bytes of dynamic shared memory a block of call c needs (host and device):
+ * the Q, K and V tiles, then the low-rank columns of the Q rows and K tile;
+ * 2^40 when the call's low-rank sizes cannot be held. */
+ATTNC_DEV int64_t attnc_fa2_dynamic_bytes(const AttnCall *c) {
+    int64_t lowrank_cols = 0;
+    (void)c;
+    /*@SCRATCH@*/
+    return ATTNC_FA2_SMEM_BYTES + (int64_t)2 * 64 * 4 * lowrank_cols;
+}
+
+ATTNC_MMA_DEV float attnc_fa2_max(float a, float b) { return b > a ? b : a; } /* a NaN b is never the max */
+
+/* The work item's O and LSE; nonzero when an element raised a runtime error
+ * (or the call's low-rank sizes cannot be held: every thread returns early). */
+ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
+#ifdef __CUDACC__
+    AttnCall call = args->call;
+    call.params = args->consts.params;
+    call.tensor_data = args->consts.tensor_data;
+    call.tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])args->consts.tensor_shape;
+    const AttnCall *c = &call;
+#else
+    const AttnCall *c = &args->call;
+#endif
+    const int32_t tid = attnc_tid(), lane = attnc_lane(), w = attnc_warp();
+    const int32_t g = lane >> 2, tq = lane & 3, m8 = lane >> 3, r8 = lane & 7;
+    const uint32_t all = 0xffffffffu;
+    const int64_t item = args->first_item + attnc_bid_x();
+    const int64_t qt = item % c->nqt, bh = item / c->nqt, b = bh / c->H, h = bh % c->H;
+    const int64_t hk = h / (c->H / c->Hkv);
+    const int64_t q0 = qt * 64, nr = c->Lq - q0 < 64 ? c->Lq - q0 : 64;
+    const uint16_t *qg = (const uint16_t *)c->q + b * c->q_stride[0] + h * c->q_stride[1] + q0 * c->q_stride[2];
+    const uint16_t *kg = (const uint16_t *)c->k + b * c->k_stride[0] + hk * c->k_stride[1];
+    const uint16_t *vg = (const uint16_t *)c->v + b * c->v_stride[0] + hk * c->v_stride[1];
+    ATTNC_SMEM_DYNAMIC(uint16_t, smem);
+    ATTNC_SMEM_STATIC(AttnFa2Rows, rows);
+    AttnFa2Scratch sc;
+    int64_t lowrank_cols = 0;
+    (void)lowrank_cols;
+    (void)hk;
+    /*@HEAD@*/
+    sc.lse_off = rows->lse_off;
+    sc.qlr = (float *)(smem + ATTNC_FA2_SMEM_BYTES / 2);
+    sc.klr = sc.qlr + 64 * lowrank_cols;
+    sc.row_slots = rows->row_slots;
+    sc.col_slots = rows->col_slots;
+    /*@SLOTS@*/
+    const int check_faults = c->check_faults;
+    int fault = 0;
+    (void)check_faults;
+
+    /* the kv tiles this q tile visits, from the tile map of its group */
+    const int64_t group = b * c->group_stride_b + h * c->group_stride_h;
+    const int64_t first = c->row_start ? c->row_start[group * c->nqt + qt] : 0;
+    const int64_t last = c->row_start ? c->row_start[group * c->nqt + qt + 1] : c->nkt;
+
+    /* Q, and the first kv tile, in flight in the first group */
+    attnc_fa2_stage(smem, ATTNC_FA2_LD, qg, c->q_stride[2], nr, ATTNC_FA2_D, tid);
+    if (first < last) {
+        const int64_t k0 = (c->row_start ? (int64_t)c->tile_kv[first] : first) * 64;
+        const int64_t nc = c->Lk - k0 < 64 ? c->Lk - k0 : 64;
+        attnc_fa2_stage(smem + ATTNC_FA2_K_AT, ATTNC_FA2_LD, kg + k0 * c->k_stride[2], c->k_stride[2], nc,
+                        ATTNC_FA2_D, tid);
+        attnc_fa2_stage(smem + ATTNC_FA2_V_AT, ATTNC_FA2_LDV, vg + k0 * c->v_stride[2], c->v_stride[2], nc,
+                        ATTNC_FA2_DV, tid);
+    }
+    attnc_cp_async_commit();
+
+    /* row values: thread i computes row i's */
+    if (tid < nr) {
+        const int64_t i = tid, q = q0 + i, hr = h;
+        (void)q;
+        (void)hr;
+        sc.lse_off[i] = 0.0f;
+        /*@ROW@*/
+    }
+    attnc_syncthreads();
+
+    float o[ATTNC_FA2_DV / 8][4];
+    uint32_t qa[ATTNC_FA2_D / 16][4];
+    float mx[2], l[2];
+    int any[2];
+    ATTNC_UNROLL
+    for (int32_t dn = 0; dn < ATTNC_FA2_DV / 8; dn++) o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.0f;
+    mx[0] = mx[1] = -attnc_inf();
+    l[0] = l[1] = 0.0f;
+    any[0] = any[1] = 0;
+
+    for (int64_t e = first; e < last; e++) {
+        const int32_t buf = (int32_t)((e - first) & 1);
+        const int64_t k0 = (c->row_start ? (int64_t)c->tile_kv[e] : e) * 64;
+        const int mode = c->row_start ? c->tile_mode[e] : ATTNC_TILE_PARTIAL;
+        const int64_t nc = c->Lk - k0 < 64 ? c->Lk - k0 : 64;
+        if (e + 1 < last) { /* tile e + 1 into the other buffer, which every thread left at the last barrier */
+            const int64_t k1 = (c->row_start ? (int64_t)c->tile_kv[e + 1] : e + 1) * 64;
+            const int64_t nc1 = c->Lk - k1 < 64 ? c->Lk - k1 : 64;
+            attnc_fa2_stage(smem + ATTNC_FA2_K_AT + (buf ^ 1) * 64 * ATTNC_FA2_LD, ATTNC_FA2_LD,
+                            kg + k1 * c->k_stride[2], c->k_stride[2], nc1, ATTNC_FA2_D, tid);
+            attnc_fa2_stage(smem + ATTNC_FA2_V_AT + (buf ^ 1) * 64 * ATTNC_FA2_LDV, ATTNC_FA2_LDV,
+                            vg + k1 * c->v_stride[2], c->v_stride[2], nc1, ATTNC_FA2_DV, tid);
+        }
+        attnc_cp_async_commit();
+        /* the tile's per-key values: thread j computes key j's */
+        if (tid < nc) {
+            const int64_t j = tid, kv = k0 + j;
+            (void)kv;
+            /*@COL@*/
+        }
+        attnc_cp_async_wait(1); /* this tile's copies (and Q's) are done, the next tile's may fly */
+        attnc_syncthreads();
+        const uint16_t *ks = smem + ATTNC_FA2_K_AT + buf * 64 * ATTNC_FA2_LD;
+        const uint16_t *vs = smem + ATTNC_FA2_V_AT + buf * 64 * ATTNC_FA2_LDV;
+        if (e == first) {
+            ATTNC_UNROLL
+            for (int32_t kk = 0; kk < ATTNC_FA2_D / 16; kk++)
+                attnc_ldmatrix_x4(qa[kk], smem + (16 * w + (m8 & 1) * 8 + r8) * ATTNC_FA2_LD + kk * 16 + (m8 >> 1) * 8);
+        }
+
+        /* S = Q K^T: n-tiles 2 np and 2 np + 1 (keys 16 np ..) from one ldmatrix.x4 per k-step */
+        float s[8][4];
+        ATTNC_UNROLL
+        for (int32_t nt = 0; nt < 8; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+        ATTNC_UNROLL
+        for (int32_t np = 0; np < 4; np++) {
+            ATTNC_UNROLL
+            for (int32_t kk = 0; kk < ATTNC_FA2_D / 16; kk++) {
+                uint32_t kb[4];
+                attnc_ldmatrix_x4(kb, ks + (np * 16 + (m8 >> 1) * 8 + r8) * ATTNC_FA2_LD + kk * 16 + (m8 & 1) * 8);
+                attnc_fa2_mma(s[2 * np], qa[kk], kb);
+                attnc_fa2_mma(s[2 * np + 1], qa[kk], kb + 2);
+            }
+        }
+
+        /* the element code at each accumulator's (q, kv): element r of n-tile nt is
+         * row 16 w + g + 8 (r >> 1), key 8 nt + 2 tq + (r & 1) of the tile */
+        ATTNC_UNROLL
+        for (int32_t nt = 0; nt < 8; nt++) {
+            ATTNC_UNROLL
+            for (int32_t r = 0; r < 4; r++) {
+                const int64_t i = 16 * w + g + 8 * (r >> 1);
+                const int64_t j = 8 * nt + 2 * tq + (ATTNC_FA2_BREAK == 1 ? 1 - (r & 1) : (r & 1));
+                const int64_t q = q0 + i, kv = k0 + j, hr = h;
+                float val = ATTNC_MASKED;
+                (void)q;
+                (void)kv;
+                (void)hr;
+                if (i < nr && j < nc) {
+                    const float dot = s[nt][r];
+                    int elem_fault = 0, elem_keep = 1;
+                    float elem_value = 0.0f;
+                    (void)dot;
+#if ATTNC_LOWRANK
+                    float lr = 0.0f; /* the low-rank bias terms over their extra columns */
+                    ATTNC_NO_UNROLL
+                    for (int64_t x = 0; x < lowrank_cols; x++) lr += sc.qlr[i * lowrank_cols + x] * sc.klr[x * 64 + j];
+#endif
+                    if (mode == ATTNC_TILE_PARTIAL) {
+                        /*@ELEM_PARTIAL@*/
+                    } else {
+                        /*@ELEM_FULL@*/
+                    }
+                    fault |= elem_fault;
+                    any[r >> 1] |= elem_keep;
+                    val = elem_keep ? elem_value : ATTNC_MASKED;
+                }
+                s[nt][r] = val;
+            }
+        }
+
+        /* the online softmax (log2 domain) of rows g and g + 8; a weight's plain sum */
+        ATTNC_UNROLL
+        for (int32_t hh = 0; hh < 2; hh++) {
+#if ATTNC_SOFTMAX
+            float mt = -attnc_inf();
+            ATTNC_UNROLL
+            for (int32_t nt = 0; nt < 8; nt++) mt = attnc_fa2_max(attnc_fa2_max(mt, s[nt][2 * hh]), s[nt][2 * hh + 1]);
+            mt = attnc_fa2_max(mt, attnc_shfl_xor_f32(all, mt, 1));
+            mt = attnc_fa2_max(mt, attnc_shfl_xor_f32(all, mt, 2));
+            const float mnew = attnc_fa2_max(mx[hh], mt);
+            const int live = mnew != -attnc_inf(); /* else nothing kept yet: every p is 0 */
+            if (live && mnew != mx[hh]) {
+                const float rescale = exp2f(mx[hh] - mnew);
+                l[hh] *= rescale;
+                ATTNC_UNROLL
+                for (int32_t dn = 0; dn < ATTNC_FA2_DV / 8; dn++) {
+                    o[dn][2 * hh] *= rescale;
+                    o[dn][2 * hh + 1] *= rescale;
+                }
+                mx[hh] = mnew;
+            }
+            ATTNC_UNROLL
+            for (int32_t nt = 0; nt < 8; nt++)
+                for (int32_t x = 2 * hh; x < 2 * hh + 2; x++) {
+                    s[nt][x] = live ? exp2f(s[nt][x] - mnew) : 0.0f;
+                    l[hh] += s[nt][x]; /* this lane's part of the row sum: the quad adds them at the end */
+                }
+#else
+            ATTNC_UNROLL
+            for (int32_t nt = 0; nt < 8; nt++) l[hh] += s[nt][2 * hh] + s[nt][2 * hh + 1];
+#endif
+        }
+
+        /* O += P V: S's n-tiles 2 kk and 2 kk + 1 packed are P's A fragment for keys 16 kk .. 16 kk + 15 */
+        ATTNC_UNROLL
+        for (int32_t kk = 0; kk < 4; kk++) {
+            uint32_t pa[4];
+            pa[0] = attnc_fa2_pack(s[2 * kk][0], s[2 * kk][1]);
+            pa[1] = attnc_fa2_pack(s[2 * kk][2], s[2 * kk][3]);
+            pa[2] = attnc_fa2_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pa[3] = attnc_fa2_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            ATTNC_UNROLL
+            for (int32_t dp = 0; dp < ATTNC_FA2_DV / 16; dp++) {
+                uint32_t vb[4];
+                const int32_t row = kk * 16 + (m8 & 1) * 8 + r8, col = dp * 16 + (m8 >> 1) * 8;
+                attnc_ldmatrix_x4_trans(vb, vs + row * ATTNC_FA2_LDV + col);
+                attnc_fa2_mma(o[2 * dp], pa, vb);
+                attnc_fa2_mma(o[2 * dp + 1], pa, vb + 2);
+            }
+        }
+#if ATTNC_FA2_BREAK != 2
+        attnc_syncthreads(); /* every thread is done with buffer buf (and the col slots) before they are refilled */
+#endif
+    }
+
+    /* O and LSE of rows g and g + 8: a row that kept nothing gives O = 0 and LSE = -inf */
+    ATTNC_UNROLL
+    for (int32_t hh = 0; hh < 2; hh++) {
+        l[hh] += attnc_shfl_xor_f32(all, l[hh], 1);
+        l[hh] += attnc_shfl_xor_f32(all, l[hh], 2);
+        any[hh] |= (int)attnc_shfl_xor_u32(all, (uint32_t)any[hh], 1);
+        any[hh] |= (int)attnc_shfl_xor_u32(all, (uint32_t)any[hh], 2);
+        const int64_t i = 16 * w + g + 8 * hh, q = q0 + i;
+        if (i < nr) {
+            const float off = sc.lse_off[i];
+            int empty = !any[hh] || (ATTNC_LSE_OFFSET && (off != off || off == -attnc_inf()));
+            float lse;
+#if ATTNC_SOFTMAX
+            empty = empty || mx[hh] == -attnc_inf();
+            const float inv = empty ? 0.0f : 1.0f / l[hh];
+            lse = mx[hh] * ATTNC_LN2 + logf(l[hh]) + off;
+#else
+            const float inv = empty ? 0.0f : 1.0f;
+            lse = logf(l[hh]);
+#endif
+            const int64_t at = b * c->o_stride[0] + h * c->o_stride[1] + q * c->o_stride[2];
+            ATTNC_UNROLL
+            for (int32_t dn = 0; dn < ATTNC_FA2_DV / 8; dn++)
+                for (int32_t x = 0; x < 2; x++) {
+                    const int64_t d = 8 * dn + 2 * tq + x;
+                    const float val = empty ? 0.0f : o[dn][2 * hh + x] * inv;
+                    if (c->o_elem == 0) c->o[at + d] = val;
+                    else if (c->o_elem == 1) ((uint16_t *)c->o)[at + d] = attnc_f32_to_f16(val);
+                    else ((uint16_t *)c->o)[at + d] = attnc_f32_to_bf16(val);
+                }
+            if (c->lse && tq == 0)
+                c->lse[b * c->lse_stride[0] + h * c->lse_stride[1] + q * c->lse_stride[2]] = empty ? -attnc_inf() : lse;
+        }
+    }
+    return fault;
+}
+
+ATTNC_MMA_DEV void attnc_fa2_body(const AttnFa2Args *args) {
+    if (attnc_fa2_item(args)) attnc_fa2_flag(args->fault);
+}
+
+ATTNC_KERNEL_ENTRY(@NAME@_fa2_kernel, AttnFa2Args, attnc_fa2_body, ATTNC_FA2_THREADS)
+
+#ifdef __CUDACC__
+extern "C" int @NAME@_fa2_launch(const AttnCall *call, int *fault, cudaStream_t stream) {
+    const int elem = ATTNC_FA2_BF16 ? 2 : 1;
+    if (!call || !fault || call->bq != 64 || call->bk != 64 || call->H <= 0 || call->Hkv <= 0 ||
+        call->H % call->Hkv != 0 || call->pack > 1 || call->page_rows != 0 || call->D != ATTNC_FA2_D ||
+        call->Dv != ATTNC_FA2_DV || call->q_elem != elem || call->k_elem != elem || call->v_elem != elem)
+        return (int)cudaErrorInvalidValue;
+    const int64_t items = call->B * call->H * call->nqt;
+    if (items <= 0) return 0;
+    if (items > 2147483647) return (int)cudaErrorInvalidConfiguration;
+    AttnFa2Args a;
+    memset(&a, 0, sizeof a);
+    a.call = *call;
+    for (int i = 0; i < ATTNC_NPARAMS; i++) a.consts.params[i] = call->params[i];
+    for (int i = 0; i < ATTNC_NTENSORS; i++) {
+        a.consts.tensor_data[i] = call->tensor_data[i];
+        for (int d = 0; d < ATTNC_ABI_MAX_RANK; d++) a.consts.tensor_shape[i][d] = call->tensor_shape[i][d];
+    }
+    a.first_item = 0;
+    a.fault = fault;
+#if ATTNC_SCRATCH_READS_TENSORS
+    return (int)cudaErrorNotSupported; /* the low-rank sizes depend on tensor data the host cannot read */
+#endif
+    AttnCall host = *call;
+    host.params = a.consts.params;
+    host.tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])a.consts.tensor_shape;
+    const int64_t dynamic = attnc_fa2_dynamic_bytes(&host);
+    if (dynamic > 2147483647) return (int)cudaErrorInvalidConfiguration;
+    if (dynamic > 48 * 1024) {
+        cudaError_t e = cudaFuncSetAttribute(@NAME@_fa2_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             (int)dynamic);
+        if (e != cudaSuccess) return (int)e;
+    }
+    @NAME@_fa2_kernel<<<(unsigned)items, ATTNC_FA2_THREADS, (size_t)dynamic, stream>>>(a);
+    return (int)cudaGetLastError();
+}
+#else
+/* The emulation: kernel_abi.h's entry points, one work item (one block of
+ * the strict SIMT emulation) per call on the calling CPU thread. */
+ATTNC_LINKAGE int64_t attnc_scratch_bytes(const AttnCall *c) {
+    (void)c;
+    return 512;
+}
+
+/* 0; 1 when an element raised a runtime error; 2 when the emulation refused
+ * the device code (its message in scratch, 512 bytes); 3 when the call's
+ * low-rank columns do not fit in a block's shared memory (the caller runs
+ * the scaffold instead: the same for every work item of the call). */
+ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt, void *scratch) {
+    AttnFa2Args a;
+    int fault = 0;
+    const int32_t dims[6] = {1, 1, 1, ATTNC_FA2_THREADS, 1, 1};
+    const int64_t dynamic = attnc_fa2_dynamic_bytes(c);
+    if (dynamic > ATTNC_FA2_SMEM_LIMIT) return 3;
+    a.call = *c;
+    a.first_item = (b * c->H + h) * c->nqt + qt;
+    a.fault = &fault;
+    if (attnc_simt_launch(@NAME@_fa2_kernel, &a, dims, dynamic, 0, 1, (char *)scratch, 512)) return 2;
+    return fault != 0;
+}
+#endif

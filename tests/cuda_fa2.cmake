@@ -1,0 +1,25 @@
+# tests/cuda_fa2.cmake — cuda-emu's tensor-core kernel (templates/cuda_fa2.cu on the SIMT emulation) against
+# the interpreter on every example in f16 and bf16 (tests/test_cuda_fa2.c), a deliberately wrong fragment
+# mapping that must be seen, and the FA2 text through nvcc for sm_80 (tests/cuda_fa2_nvcc.sh; skipped, exit 77,
+# without nvcc).
+if(ATTNC_HAVE_TCC_JIT)
+  add_executable(test_cuda_fa2 ${PROJECT_SOURCE_DIR}/tests/test_cuda_fa2.c)
+  target_compile_options(test_cuda_fa2 PRIVATE ${ATTNC_WARNINGS})
+  target_link_libraries(test_cuda_fa2 PRIVATE attnc_test_support)
+  file(GLOB ATTNC_FA2_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.attn)
+  foreach(example ${ATTNC_FA2_EXAMPLES})
+    get_filename_component(name ${example} NAME_WE)
+    add_test(NAME cuda-emu/fa2/${name} COMMAND test_cuda_fa2 ${example})
+  endforeach()
+  foreach(name causal alibi)
+    add_test(NAME cuda-emu/fa2/broken/${name} COMMAND test_cuda_fa2 ${PROJECT_SOURCE_DIR}/examples/${name}.attn --break)
+  endforeach()
+  add_test(NAME cuda-emu/fa2/broken/barrier COMMAND test_cuda_fa2 ${PROJECT_SOURCE_DIR}/examples/softcap.attn
+           --break-barrier)
+endif()
+if(ATTNC_HAVE_TCC_JIT)
+  add_test(NAME cuda-emu/fa2/nvcc COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_fa2_nvcc.sh $<TARGET_FILE:test_cuda_fa2>
+           ${CMAKE_CURRENT_BINARY_DIR}/cuda_fa2 ${PROJECT_SOURCE_DIR}/examples/causal.attn
+           ${PROJECT_SOURCE_DIR}/examples/low_rank_bias.attn ${PROJECT_SOURCE_DIR}/examples/nonsoftmax.attn)
+  set_tests_properties(cuda-emu/fa2/nvcc PROPERTIES SKIP_RETURN_CODE 77)
+endif()

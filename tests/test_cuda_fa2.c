@@ -1,0 +1,294 @@
+/* test_cuda_fa2.c — the tensor-core kernel of cuda-emu (templates/cuda_fa2.cu
+ * on the strict SIMT emulation) against the interpreter, on every attention
+ * of an examples file (tests/cuda_fa2.cmake: `cuda-emu/fa2/<example>`).
+ *
+ *   test_cuda_fa2 FILE.attn [--break]
+ *   test_cuda_fa2 FILE.attn --emit DIR
+ *
+ * Per attention, per 16-bit type (f16, bf16), per shape: the example-args
+ * line's sizes with D = 32 and Dv = 16; GQA (H = 8, Hkv = 2) with Lq = 131
+ * and Lk = 168 (3 q tiles, 3 kv tiles the last of 40 keys, D = 64, Dv = 48);
+ * Lq = 150 > Lk = 56 (rows that bottom-right-aligned masks empty, D = Dv = 16);
+ * and one shape drawn per attention and type (B, Hkv | 4, Lq and Lk in
+ * 1 .. 200, D and Dv in 16 .. 64).  Where a shape makes the spec raise a
+ * runtime error (an index past a tensor sized for other lengths), the kernel
+ * must report the interpreter's error instead.  And D = 24, Dv = 40, which
+ * the kernel does not take: the scaffold must run every work item.
+ * f16 runs on the SIMT emulation's round-robin schedule, bf16 depth-first
+ * (emu_simt.h: a warp runs ahead of the others until a barrier), so a
+ * missing __syncthreads shows as a read of a pending cp.async copy.
+ * Q, K and V are drawn in float32 and rounded to the type; the kernel runs on
+ * them (O and LSE float32); the reference is the interpreter on the same
+ * rounded values.  Every work item must have run on the tensor-core kernel
+ * (cuda_emu_fa2_stats: no silent fallback), and the emulation must not have
+ * refused the device code.
+ *
+ * Tolerance: O = sum_j p_j v_j / l with the p_j rounded to the 16-bit type
+ * before O += P V (relative error at most u: 2^-11 for f16, 2^-8 for bf16)
+ * and l summed in float32 from the unrounded p_j, so |O - O_ref| <= u max|v|
+ * <= u (|v| < 1) plus float32 accumulation errors (~1e-6); we allow 2u
+ * relative to 1 + |O_ref| (compare_outputs).  LSE has no 16-bit rounding: the
+ * same bound is loose for it.  A `weight` attention has no normalisation: its
+ * error is u sum_j |w_j v_j| <= u sum_j |w_j|, which for weights >= 0 (every
+ * example's) is u exp(LSE_ref) (a weight attention's LSE is the log of its
+ * sum of weights): such rows are compared with 2u (1 + exp(LSE_ref)), rows
+ * whose LSE is not finite with 2u (1 + Lk).
+ *
+ * --break: emit the kernel with the element code's key coordinate wrong
+ * (cuda_fa2_break_for_tests); every attention whose element code reads kv
+ * must then mismatch: the test passes when the comparison fails on each.
+ * --break-barrier: without the __syncthreads before a kv buffer's refill;
+ * the emulation must refuse the device code (on the depth-first schedule,
+ * when an item visits 2 kv tiles or more) in some case, and nothing else
+ * may fail.
+ * --emit DIR: write DIR/<attention>_<D>_<type>.cu, the tensor-core text of
+ * each attention at D = Dv = 64 in f16 and at 128 in bf16, for
+ * tests/cuda_fa2_nvcc.sh (nvcc for sm_80). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attnc.h"
+#include "cuda_emu_backend.h"
+#include "cuda_fa2_emit.h"
+#include "emu_simt.h"
+#include "api_internal.h"
+#include "half.h"
+#include "support.h"
+
+static const char *const SHAPES[] = {"D=32,Dv=16", "H=8,Hkv=2,Lq=131,Lk=168,D=64,Dv=48",
+                                     "B=2,H=4,Hkv=4,Lq=150,Lk=56,D=16,Dv=16"};
+
+static float *round_to(const float *x, size_t n, int bf16, uint16_t *bits) {
+    float *r = malloc(sizeof(float) * (n + 1));
+    for (size_t i = 0; i < n; i++) {
+        bits[i] = bf16 ? attnc_f32_to_bf16(x[i]) : attnc_f32_to_f16(x[i]);
+        r[i] = bf16 ? attnc_bf16_to_f32(bits[i]) : attnc_f16_to_f32(bits[i]);
+    }
+    return r;
+}
+
+typedef struct Inputs {
+    attnc_sizes sz;
+    float *q, *k, *v;        /* rounded, float32 */
+    uint16_t *qb, *kb, *vb;  /* the same as 16-bit elements */
+} Inputs;
+
+static void inputs_free(Inputs *in) {
+    free(in->q), free(in->k), free(in->v), free(in->qb), free(in->kb), free(in->vb);
+}
+
+static void inputs_make(const attnc_sizes *sz, int bf16, Inputs *in) {
+    size_t nq = (size_t)(sz->B * sz->H * sz->Lq * sz->D), nk = (size_t)(sz->B * sz->Hkv * sz->Lk * sz->D);
+    size_t nv = (size_t)(sz->B * sz->Hkv * sz->Lk * sz->Dv);
+    float *q = random_floats(nq), *k = random_floats(nk), *v = random_floats(nv);
+    in->sz = *sz;
+    /* malloc's 16-byte alignment is what the kernel's cp.async needs */
+    in->qb = malloc(2 * nq + 16), in->kb = malloc(2 * nk + 16), in->vb = malloc(2 * nv + 16);
+    in->q = round_to(q, nq, bf16, in->qb);
+    in->k = round_to(k, nk, bf16, in->kb);
+    in->v = round_to(v, nv, bf16, in->vb);
+    free(q), free(k), free(v);
+}
+
+/* One attention, one type, one shape; 0 when it behaves as expected. */
+static int run_case(const attnc_spec *spec, const char *name, const ExampleArgs *ea0, const char *shape, int bf16,
+                    int broken, int fa2) {
+    ExampleArgs ea = *ea0;
+    char sizes[128];
+    snprintf(sizes, sizeof sizes, "%s", shape);
+    if (!parse_shape_into(sizes, &ea.sz)) return printf("FAIL %s: bad shape %s\n", name, shape), 1;
+    const attnc_sizes *sz = &ea.sz;
+    /* packed heads (GQA decode shapes) run on the scaffold: ask for one head per work item */
+    attnc_options opts = {.backend = ATTNC_BACKEND_CUDA_EMU, .threads = 2, .flags = ATTNC_OPT_NO_PACK_HEADS};
+    attnc_options iopts = {.backend = ATTNC_BACKEND_INTERP};
+    attnc_kernel *k = NULL, *ref = NULL;
+    attnc_error err = {0};
+    attnc_param params[MAX_ITEMS];
+    attnc_tensor tensors[MAX_ITEMS];
+    memset(tensors, 0, sizeof tensors);
+    const char *why = NULL;
+    int nt = 0, fails = 0;
+    if (attnc_compile(spec, name, &opts, &k, &err) || attnc_compile(spec, name, &iopts, &ref, &err))
+        return printf("FAIL %s: compile: %s\n", name, err.message), attnc_kernel_free(k), 1;
+    if (make_params(k, &ea, params, &why) < 0 || (nt = make_tensors(k, &ea, params, ea.nparams, tensors, &why)) < 0) {
+        printf("FAIL %s: %s\n", name, why);
+        attnc_kernel_free(k), attnc_kernel_free(ref);
+        return 1;
+    }
+    Inputs in;
+    inputs_make(sz, bf16, &in);
+    size_t rows = (size_t)(sz->B * sz->H * sz->Lq), no = rows * (size_t)sz->Dv;
+    float *o = malloc(sizeof(float) * (no + 1)), *lse = malloc(sizeof(float) * (rows + 1));
+    float *ro = malloc(sizeof(float) * (no + 1)), *rlse = malloc(sizeof(float) * (rows + 1));
+    attnc_args args = {*sz, (const float *)in.qb, (const float *)in.kb, (const float *)in.vb, o, lse, params,
+                       ea.nparams, tensors, nt};
+    attnc_elem el = bf16 ? ATTNC_ELEM_BF16 : ATTNC_ELEM_F16;
+    attnc_layouts lay;
+    memset(&lay, 0, sizeof lay);
+    lay.q.elem = lay.k.elem = lay.v.elem = el;
+    attnc_args rargs = {*sz, in.q, in.k, in.v, ro, rlse, params, ea.nparams, tensors, nt};
+    long long before, after;
+    char fault[512];
+    /* f16 on the round-robin schedule, bf16 depth-first: a race between warps shows in one of them */
+    simt_set_default_schedule(bf16 ? SIMT_SCHEDULE_DEPTH_FIRST : SIMT_SCHEDULE_ROUND_ROBIN);
+    cuda_emu_fa2_stats(&before, fault, sizeof fault);
+    const char *tname = bf16 ? "bf16" : "f16";
+    attnc_status st = attnc_kernel_run_layout(k, &args, &lay, &err);
+    if (st && broken == 2) {
+        cuda_emu_fa2_stats(&after, fault, sizeof fault);
+        printf("%s %s %s %s: %s\n", fault[0] ? "ok (missing barrier seen)" : "FAIL (an error, not the emulation's)",
+               name, tname, shape, fault);
+        fails = !fault[0];
+    } else if (st) {
+        /* a runtime error of the spec (an index out of range at these sizes): the interpreter must report it too */
+        attnc_error rerr = {0};
+        attnc_status rst = attnc_kernel_run(ref, &rargs, &rerr);
+        cuda_emu_fa2_stats(&after, fault, sizeof fault);
+        int same = st == ATTNC_ERR_RUNTIME && rst == ATTNC_ERR_RUNTIME && !strcmp(err.message, rerr.message);
+        if (fault[0]) printf("  emulation: %s\n", fault);
+        if (!same || after == before) {
+            printf("FAIL %s %s %s: run: %s (interpreter: %s; %lld items on the tensor-core kernel)\n", name, tname,
+                   shape, err.message, rst ? rerr.message : "no error", after - before);
+            fails = 1;
+        } else {
+            printf("ok %s %s %s: the runtime error, as the interpreter: %s\n", name, tname, shape, err.message);
+        }
+    } else if (attnc_kernel_run(ref, &rargs, &err)) {
+        printf("FAIL %s: interpreter: %s\n", name, err.message), fails = 1;
+    } else {
+        cuda_emu_fa2_stats(&after, fault, sizeof fault);
+        long long items = sz->B * sz->H * ((sz->Lq + 63) / 64);
+        double u = bf16 ? 1.0 / 256 : 1.0 / 2048, worst = 0;
+        double tol = 2 * u;
+        char buf[300];
+        const char *bad = NULL;
+        if (attnc_kernel_is_softmax(k)) {
+            bad = compare_outputs(o, lse, ro, rlse, no, rows, tol, &worst, buf, sizeof buf);
+        } else { /* per row: 2u (1 + sum_j w_j), the sum being exp(LSE) (see above) */
+            for (size_t r = 0; r < rows && !bad; r++) {
+                double sum = isfinite(rlse[r]) ? exp((double)rlse[r]) : (double)sz->Lk, w = 0;
+                size_t dv = (size_t)sz->Dv;
+                bad = compare_outputs(o + r * dv, lse + r, ro + r * dv, rlse + r, dv, 1, tol * (1 + sum), &w, buf,
+                                      sizeof buf);
+                if (bad) tol *= 1 + sum;
+                worst = w > worst ? w : worst;
+            }
+        }
+        if (!fa2 && after != before) {
+            printf("FAIL %s %s %s: %lld work items ran on the tensor-core kernel, which does not take D = %lld, "
+                   "Dv = %lld\n", name, tname, shape, after - before, (long long)sz->D, (long long)sz->Dv);
+            fails = 1;
+        } else if (fa2 && after - before < items) {
+            printf("FAIL %s %s %s: %lld of %lld work items ran on the tensor-core kernel\n", name, tname, shape,
+                   after - before, items);
+            fails = 1;
+        } else if (broken == 2) {
+            printf("ok (missing barrier unseen on this case) %s %s %s\n", name, tname, shape);
+            fails = -1; /* not a failure: the round-robin schedule keeps the warps nearly in step */
+        } else if (broken) {
+            printf("%s %s %s %s: %s\n", bad ? "ok (broken mapping seen)" : "FAIL (broken mapping unseen)", name,
+                   tname, shape, bad ? bad : "");
+            fails = !bad;
+        } else if (bad) {
+            printf("FAIL %s %s %s: %s (tolerance %.3g)\n", name, tname, shape, bad, tol);
+            fails = 1;
+        } else {
+            printf("ok %s %s %s: max relative error %.3g (tolerance %.3g%s)\n", name, tname, shape, worst, tol,
+                   attnc_kernel_is_softmax(k) ? "" : " times 1 + the row's sum of weights");
+        }
+    }
+    for (int i = 0; i < nt; i++) free((void *)tensors[i].data);
+    inputs_free(&in);
+    free(o), free(lse), free(ro), free(rlse);
+    attnc_kernel_free(k), attnc_kernel_free(ref);
+    return fails;
+}
+
+/* The tensor-core texts of attention `name` into dir; 0 on success. */
+static int emit_texts(const attnc_spec *spec, const char *name, const char *dir) {
+    attnc_options opts = {.backend = ATTNC_BACKEND_CUDA_EMU};
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    if (attnc_compile(spec, name, &opts, &k, &err)) return printf("FAIL %s: %s\n", name, err.message), 1;
+    const Plan *p = attnc_kernel_plan(k);
+    int fails = 0;
+    for (int d = 64, bf16 = 0; d <= 128 && cuda_fa2_plan_ok(p); d *= 2, bf16++) {
+        StrBuf text = {0};
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s_%d_%s.cu", dir, name, d, bf16 ? "bf16" : "f16");
+        FILE *f = NULL;
+        if (cuda_fa2_emit_source(p, d, d, bf16, &text, &err) || !(f = fopen(path, "w")) || fputs(text.p, f) < 0) {
+            printf("FAIL %s: %s\n", path, err.message);
+            fails++;
+        }
+        if (f) fclose(f);
+        sb_free(&text);
+    }
+    attnc_kernel_free(k);
+    return fails;
+}
+
+/* run_case's result as a failure count; -1 (--break-barrier, a case the schedule did not expose) counted apart */
+static int tally(int r, int *unseen) {
+    *unseen += r < 0;
+    return r > 0;
+}
+
+int main(int argc, char **argv) {
+    int broken = argc != 3 ? 0 : !strcmp(argv[2], "--break") ? 1 : !strcmp(argv[2], "--break-barrier") ? 2 : 0;
+    const char *emit = argc == 4 && !strcmp(argv[2], "--emit") ? argv[3] : NULL;
+    if (argc < 2 || (argc > 2 && !broken && !emit)) {
+        fprintf(stderr, "usage: test_cuda_fa2 FILE.attn [--break | --break-barrier | --emit DIR]\n");
+        return 2;
+    }
+    cuda_fa2_break_for_tests = broken;
+    size_t len;
+    char *text = read_file(argv[1], &len);
+    attnc_spec *spec = NULL;
+    attnc_error err = {0};
+    if (!text || attnc_spec_from_string(argv[1], text, len, &spec, &err)) {
+        printf("FAIL %s: %s\n", argv[1], text ? err.message : "unreadable");
+        free(text);
+        return 1;
+    }
+    int n = attnc_spec_variant_count(spec), fails = 0, cases = 0, unseen = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = attnc_spec_variant_name(spec, i);
+        if (emit) {
+            fails += emit_texts(spec, name, emit);
+            continue;
+        }
+        char line[1024];
+        ExampleArgs ea;
+        if (!find_args_line(text, name, n == 1, line, sizeof line) || !parse_args(line, &ea)) {
+            printf("FAIL %s: no example-args\n", name);
+            fails++;
+            continue;
+        }
+        for (int bf16 = 0; bf16 < 2; bf16++) {
+            for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++, cases++)
+                fails += tally(run_case(spec, name, &ea, SHAPES[s], bf16, broken, 1), &unseen);
+            /* and one drawn shape (the same on every run: seeded by the attention's index and type) */
+            char drawn[128];
+            int x[6]; /* drawn in order (a function's arguments are evaluated in no set order) */
+            rng_seed(1000 + 2 * (uint64_t)i + (uint64_t)bf16);
+            for (int d = 0; d < 6; d++) x[d] = (int)(rng_next() % 200);
+            snprintf(drawn, sizeof drawn, "B=%d,H=4,Hkv=%d,Lq=%d,Lk=%d,D=%d,Dv=%d", 1 + x[0] % 2, 1 << (x[1] % 3),
+                     1 + x[2], 1 + x[3], 16 * (1 + x[4] % 4), 16 * (1 + x[5] % 4));
+            fails += tally(run_case(spec, name, &ea, drawn, bf16, broken, 1), &unseen);
+            cases++;
+            /* head sizes the kernel does not take: the scaffold, on the same 16-bit inputs */
+            if (!broken) fails += run_case(spec, name, &ea, "D=24,Dv=40", bf16, 0, 0), cases++;
+        }
+    }
+    attnc_spec_free(spec);
+    free(text);
+    printf("%d cases, %d failed\n", cases, fails);
+    if (broken == 2 && unseen == cases) {
+        printf("FAIL the missing barrier was never seen\n");
+        return 1;
+    }
+    return fails != 0;
+}
