@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "half.h"
-
 enum { FILL = 0xA5 }; /* as fclayout.c: what O and LSE's buffers hold before the call */
 
 static uint64_t mix(uint64_t *s) {
@@ -30,17 +28,8 @@ static uint64_t mix(uint64_t *s) {
 }
 
 static size_t elem_bytes(int elem) { return elem ? 2 : 4; }
-
-static void put(void *base, int elem, int64_t at, float x) {
-    if (elem == 0) ((float *)base)[at] = x;
-    else ((uint16_t *)base)[at] = elem == 1 ? attnc_f32_to_f16(x) : attnc_f32_to_bf16(x);
-}
-
-static float get(const void *base, int elem, int64_t at) {
-    if (elem == 0) return ((const float *)base)[at];
-    uint16_t h = ((const uint16_t *)base)[at];
-    return elem == 1 ? attnc_f16_to_f32(h) : attnc_bf16_to_f32(h);
-}
+#define put fcl_put
+#define get fcl_get
 
 int fcb_applies(const FuzzCase *c) {
     const attnc_sizes *s = &c->sz;

@@ -28,16 +28,18 @@ void fcl_round(int elem, float *x, size_t n) {
         x[i] = elem == 1 ? attnc_f16_to_f32(attnc_f32_to_f16(x[i])) : attnc_bf16_to_f32(attnc_f32_to_bf16(x[i]));
 }
 
-static void put(void *base, int elem, int64_t at, float x) {
+void fcl_put(void *base, int elem, int64_t at, float x) {
     if (elem == 0) ((float *)base)[at] = x;
     else ((uint16_t *)base)[at] = elem == 1 ? attnc_f32_to_f16(x) : attnc_f32_to_bf16(x);
 }
 
-static float get(const void *base, int elem, int64_t at) {
+float fcl_get(const void *base, int elem, int64_t at) {
     if (elem == 0) return ((const float *)base)[at];
     uint16_t h = ((const uint16_t *)base)[at];
     return elem == 1 ? attnc_f16_to_f32(h) : attnc_bf16_to_f32(h);
 }
+#define put fcl_put
+#define get fcl_get
 
 /* Offset of element (b, h, l, d) under strides st. */
 static int64_t at(const int64_t st[4], int64_t b, int64_t h, int64_t l, int64_t d) {

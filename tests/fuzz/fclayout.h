@@ -34,6 +34,10 @@ attnc_status fcb_reference(const attnc_kernel *k, const FuzzCase *c, const attnc
 int fcb_prepare(const FuzzCase *c, const float *q, const float *k, const float *v, int with_lse, FcLayoutCall *L);
 void fcb_extract(const FuzzCase *c, FcLayoutCall *L, float *o, float *lse);
 
+/* Element `at` of a buffer of type elem (0 float32, 1 f16, 2 bf16): written rounded, read widened. */
+void fcl_put(void *base, int elem, int64_t at, float x);
+float fcl_get(const void *base, int elem, int64_t at);
+
 /* Round n floats to elem (1 f16, 2 bf16; 0: as they are), in place. */
 void fcl_round(int elem, float *x, size_t n);
 
