@@ -6,7 +6,9 @@
  * time, LSE [H, rows] likewise; K and V either THD (`k_start`) or in a
  * paged cache: every sequence's pages drawn from one shuffled pool, of the
  * kernel's kv tile (read in place) or of an odd size (gathered), with page
- * ids past a sequence's keys sometimes -1 (never read, so never checked).
+ * ids past a sequence's keys sometimes -1 (never read, so never checked),
+ * the pages [rows, Hkv, D] (vLLM) or head-major [Hkv, rows, D] (page
+ * strides).
  *
  * The reference is the interpreter run on each sequence as a call of its
  * own (B = 1, its Lq and Lk: the batch's meaning, docs/decode.md), written
@@ -96,11 +98,14 @@ static void pack_keys(const FuzzCase *c, const float *x, int64_t row, const FcLa
     const attnc_sizes *s = &c->sz;
     for (int64_t b = 0; b < s->B; b++)
         for (int64_t kv = 0; kv < L->lk[b]; kv++) {
-            int64_t P = L->batch.page_size;
-            int64_t dst = P ? (int64_t)L->table[b * L->batch.pages_per_seq + kv / P] * P + kv % P : L->k_start[b] + kv;
-            for (int64_t h = 0; h < s->Hkv; h++)
+            int64_t P = L->batch.page_size, page = P ? L->table[b * L->batch.pages_per_seq + kv / P] : 0;
+            int64_t dst = P ? page * P + kv % P : L->k_start[b] + kv;
+            for (int64_t h = 0; h < s->Hkv; h++) {
+                int64_t at = L->batch.k_page_stride ? ((page * s->Hkv + h) * P + kv % P) * row /* head-major pages */
+                                                    : (dst * s->Hkv + h) * row;
                 for (int64_t d = 0; d < row; d++)
-                    put(out, c->elem, (dst * s->Hkv + h) * row + d, x[((b * s->Hkv + h) * s->Lk + kv) * row + d]);
+                    put(out, c->elem, at + d, x[((b * s->Hkv + h) * s->Lk + kv) * row + d]);
+            }
         }
 }
 
@@ -147,6 +152,10 @@ int fcb_prepare(const FuzzCase *c, const float *q, const float *k, const float *
     int paged = mix(&seed) % 2, gaps = mix(&seed) % 2;
     L->batch = (attnc_batch){.q_start = L->q_start, .k_start = paged ? NULL : L->k_start};
     if (paged && make_table(c, &seed, L)) return -1;
+    if (paged && mix(&seed) % 2) { /* head-major pages [pages, Hkv, page_size, D]: page strides (API 0.3) */
+        L->batch.k_page_stride = s->Hkv * L->batch.page_size * s->D;
+        L->batch.v_page_stride = s->Hkv * L->batch.page_size * s->Dv;
+    }
     int64_t krows = paged ? L->batch.num_pages * L->batch.page_size : keys;
     L->q = calloc((size_t)(rows * s->H * s->D) + 1, eb);
     L->k = calloc((size_t)(krows * s->Hkv * s->D) + 1, eb);
@@ -162,6 +171,10 @@ int fcb_prepare(const FuzzCase *c, const float *q, const float *k, const float *
     attnc_layout *lay[4] = {&L->lay.q, &L->lay.k, &L->lay.v, &L->lay.o};
     for (int t = 0; t < 4; t++) memset(lay[t]->stride, 0, sizeof lay[t]->stride), lay[t]->elem = (attnc_elem)c->elem;
     memset(L->lay.lse.stride, 0, sizeof L->lay.lse.stride);
+    if (L->batch.k_page_stride) { /* one page of K and V: [Hkv, page_size, D] */
+        int64_t P = L->batch.page_size, ks[4] = {0, P * s->D, s->D, 1}, vs[4] = {0, P * s->Dv, s->Dv, 1};
+        memcpy(L->lay.k.stride, ks, sizeof ks), memcpy(L->lay.v.stride, vs, sizeof vs);
+    }
     int64_t ohead = s->Dv + (gaps ? 1 : 0), orow = s->H * ohead + (gaps ? 3 : 0), lhead = rows + (gaps ? 2 : 0);
     if (gaps) { /* [rows, H, Dv] with gaps; LSE [H, rows] with gaps */
         L->lay.o.stride[1] = ohead, L->lay.o.stride[2] = orow, L->lay.o.stride[3] = 1;
