@@ -88,19 +88,10 @@ typedef struct AttnFa2Scratch {
     int64_t *row_slots, *col_slots;
 } AttnFa2Scratch;
 
-#ifdef __CUDACC__
-/* The call's params and tensors, passed by value as a kernel argument. */
-typedef struct AttnFa2Consts {
-    AttnValue params[ATTNC_NPARAMS + 1];
-    const void *tensor_data[ATTNC_NTENSORS + 1];
-    int64_t tensor_shape[ATTNC_NTENSORS + 1][ATTNC_ABI_MAX_RANK];
-} AttnFa2Consts;
-#endif
-
 typedef struct AttnFa2Args {
     AttnCall call;
 #ifdef __CUDACC__
-    AttnFa2Consts consts;
+    AttnCudaConsts consts; /* support.h's cuda_consts */
 #endif
     int64_t first_item; /* block x computes work item first_item + x = (b * H + h) * nqt + qt */
     int *fault;         /* set to 1 when an element raises a runtime error */
@@ -398,19 +389,13 @@ extern "C" int @NAME@_fa2_launch(const AttnCall *call, int *fault, cudaStream_t 
     AttnFa2Args a;
     memset(&a, 0, sizeof a);
     a.call = *call;
-    for (int i = 0; i < ATTNC_NPARAMS; i++) a.consts.params[i] = call->params[i];
-    for (int i = 0; i < ATTNC_NTENSORS; i++) {
-        a.consts.tensor_data[i] = call->tensor_data[i];
-        for (int d = 0; d < ATTNC_ABI_MAX_RANK; d++) a.consts.tensor_shape[i][d] = call->tensor_shape[i][d];
-    }
+    AttnCall host;
+    attnc_cuda_consts(call, &a.consts, &host);
     a.first_item = 0;
     a.fault = fault;
 #if ATTNC_SCRATCH_READS_TENSORS
     return (int)cudaErrorNotSupported; /* the low-rank sizes depend on tensor data the host cannot read */
 #endif
-    AttnCall host = *call;
-    host.params = a.consts.params;
-    host.tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])a.consts.tensor_shape;
     const int64_t dynamic = attnc_fa2_dynamic_bytes(&host);
     if (dynamic > 2147483647) return (int)cudaErrorInvalidConfiguration;
     if (dynamic > 48 * 1024) {

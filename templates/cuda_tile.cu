@@ -324,13 +324,6 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
 }
 
 #ifdef __CUDACC__
-/* The call's params and tensors, passed by value as a kernel argument. */
-typedef struct AttnCudaConsts {
-    AttnValue params[ATTNC_NPARAMS + 1];
-    const void *tensor_data[ATTNC_NTENSORS + 1];
-    int64_t tensor_shape[ATTNC_NTENSORS + 1][ATTNC_ABI_MAX_RANK];
-} AttnCudaConsts;
-
 /* One block per work item: item = (b * (H / P) + h / P) * nqt + qt, where
  * P = pack (at least 1) and the item holds heads h .. h + P - 1. */
 __global__ void __launch_bounds__(ATTNC_NT) @NAME@_cuda_kernel(AttnCall call, AttnCudaConsts consts, int *fault) {
@@ -355,16 +348,9 @@ extern "C" int @NAME@_cuda_launch(const AttnCall *call, int *fault, cudaStream_t
     const int64_t items = call->B * (call->H / (call->pack > 1 ? call->pack : 1)) * call->nqt;
     if (items <= 0) return 0;
     if (items > 2147483647) return (int)cudaErrorInvalidConfiguration;
-    AttnCudaConsts consts;
-    memset(&consts, 0, sizeof consts);
-    for (int i = 0; i < ATTNC_NPARAMS; i++) consts.params[i] = call->params[i];
-    for (int i = 0; i < ATTNC_NTENSORS; i++) {
-        consts.tensor_data[i] = call->tensor_data[i];
-        for (int d = 0; d < ATTNC_ABI_MAX_RANK; d++) consts.tensor_shape[i][d] = call->tensor_shape[i][d];
-    }
-    AttnCall host = *call;
-    host.params = consts.params;
-    host.tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])consts.tensor_shape;
+    AttnCudaConsts consts; /* support.h's cuda_consts */
+    AttnCall host;
+    attnc_cuda_consts(call, &consts, &host);
     const int64_t dynamic = attnc_cuda_dynamic_bytes(&host);
     if (dynamic > 48 * 1024) {
         if (dynamic > 2147483647) return (int)cudaErrorInvalidConfiguration;

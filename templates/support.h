@@ -79,6 +79,32 @@ float fabsf(float);
 #endif
 /*@end@*/
 
+/* Both CUDA templates' launchers (cuda_tile.cu, cuda_fa2.cu): the call's
+ * params and tensors passed by value as a kernel argument (the AttnCall's
+ * arrays are host memory), and the host's view of the call reading them
+ * there.  After ATTNC_NPARAMS and ATTNC_NTENSORS (cuda_emit_prologue). */
+/*@section cuda_consts@*/
+#ifdef __CUDACC__
+typedef struct AttnCudaConsts {
+    AttnValue params[ATTNC_NPARAMS + 1];
+    const void *tensor_data[ATTNC_NTENSORS + 1];
+    int64_t tensor_shape[ATTNC_NTENSORS + 1][ATTNC_ABI_MAX_RANK];
+} AttnCudaConsts;
+
+static void attnc_cuda_consts(const AttnCall *call, AttnCudaConsts *consts, AttnCall *host) {
+    memset(consts, 0, sizeof *consts);
+    for (int i = 0; i < ATTNC_NPARAMS; i++) consts->params[i] = call->params[i];
+    for (int i = 0; i < ATTNC_NTENSORS; i++) {
+        consts->tensor_data[i] = call->tensor_data[i];
+        for (int d = 0; d < ATTNC_ABI_MAX_RANK; d++) consts->tensor_shape[i][d] = call->tensor_shape[i][d];
+    }
+    *host = *call;
+    host->params = consts->params;
+    host->tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])consts->tensor_shape;
+}
+#endif
+/*@end@*/
+
 /* +infinity without math.h's INFINITY (the templates use it everywhere). */
 /*@section inf@*/
 static inline float attnc_inf(void) {

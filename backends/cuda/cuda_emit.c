@@ -93,7 +93,7 @@ int cuda_emit_prologue(const Plan *p, const CEmitHoles *H, StrBuf *out) {
     sb_printf(out, "\n");
     cemit_put_schedule_macros(p->sched, out);
     sb_printf(out, "#define ATTNC_NPARAMS %d\n#define ATTNC_NTENSORS %d\n", p->attn->nparams, p->attn->ntensors);
-    return ok;
+    return ok && cemit_put_support("cuda_consts", NULL, out);
 }
 
 attnc_status cuda_emit_source(const Plan *p, StrBuf *out, attnc_error *err) {

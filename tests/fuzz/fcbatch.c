@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { FILL = 0xA5 }; /* as fclayout.c: what O and LSE's buffers hold before the call */
 
 static uint64_t mix(uint64_t *s) {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
@@ -29,9 +28,6 @@ static uint64_t mix(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
-static size_t elem_bytes(int elem) { return elem ? 2 : 4; }
-#define put fcl_put
-#define get fcl_get
 
 int fcb_applies(const FuzzCase *c) {
     const attnc_sizes *s = &c->sz;
@@ -104,7 +100,7 @@ static void pack_keys(const FuzzCase *c, const float *x, int64_t row, const FcLa
                 int64_t at = L->batch.k_page_stride ? ((page * s->Hkv + h) * P + kv % P) * row /* head-major pages */
                                                     : (dst * s->Hkv + h) * row;
                 for (int64_t d = 0; d < row; d++)
-                    put(out, c->elem, at + d, x[((b * s->Hkv + h) * s->Lk + kv) * row + d]);
+                    fcl_put(out, c->elem, at + d, x[((b * s->Hkv + h) * s->Lk + kv) * row + d]);
             }
         }
 }
@@ -139,7 +135,7 @@ static int make_table(const FuzzCase *c, uint64_t *seed, FcLayoutCall *L) {
 
 int fcb_prepare(const FuzzCase *c, const float *q, const float *k, const float *v, int with_lse, FcLayoutCall *L) {
     const attnc_sizes *s = &c->sz;
-    size_t eb = elem_bytes(c->elem);
+    size_t eb = fcl_elem_bytes(c->elem);
     uint64_t seed = c->data_seed * 0xA24BAED4963EE407ull + 5;
     L->lq = malloc(sizeof(int64_t) * (size_t)(4 * s->B + 2));
     if (!L->lq) return -1;
@@ -165,7 +161,7 @@ int fcb_prepare(const FuzzCase *c, const float *q, const float *k, const float *
         for (int64_t r = 0; r < L->lq[b]; r++)
             for (int64_t h = 0; h < s->H; h++)
                 for (int64_t d = 0; d < s->D; d++)
-                    put(L->q, c->elem, ((L->q_start[b] + r) * s->H + h) * s->D + d, q[((b * s->H + h) * s->Lq + r) * s->D + d]);
+                    fcl_put(L->q, c->elem, ((L->q_start[b] + r) * s->H + h) * s->D + d, q[((b * s->H + h) * s->Lq + r) * s->D + d]);
     pack_keys(c, k, s->D, L, L->k);
     pack_keys(c, v, s->Dv, L, L->v);
     attnc_layout *lay[4] = {&L->lay.q, &L->lay.k, &L->lay.v, &L->lay.o};
@@ -185,15 +181,15 @@ int fcb_prepare(const FuzzCase *c, const float *q, const float *k, const float *
     L->o = malloc(L->obytes + 8);
     L->lse = with_lse ? malloc(L->lbytes + 8) : NULL;
     if (!L->o || (with_lse && !L->lse)) return -1;
-    memset(L->o, FILL, L->obytes + 8);
-    if (L->lse) memset(L->lse, FILL, L->lbytes + 8);
+    memset(L->o, FCL_FILL, L->obytes + 8);
+    if (L->lse) memset(L->lse, FCL_FILL, L->lbytes + 8);
     L->ostride_row = orow, L->ostride_head = ohead, L->lstride_head = lhead;
     return 0;
 }
 
 void fcb_extract(const FuzzCase *c, FcLayoutCall *L, float *o, float *lse) {
     const attnc_sizes *s = &c->sz;
-    size_t eb = elem_bytes(c->elem);
+    size_t eb = fcl_elem_bytes(c->elem);
     memset(o, 0, sizeof(float) * (size_t)(s->B * s->H * s->Lq * s->Dv));
     if (L->lse) memset(lse, 0, sizeof(float) * (size_t)(s->B * s->H * s->Lq));
     for (int64_t b = 0; b < s->B; b++)
@@ -202,13 +198,13 @@ void fcb_extract(const FuzzCase *c, FcLayoutCall *L, float *o, float *lse) {
                 int64_t row = L->q_start[b] + r;
                 for (int64_t d = 0; d < s->Dv; d++) {
                     int64_t x = row * L->ostride_row + h * L->ostride_head + d;
-                    o[((b * s->H + h) * s->Lq + r) * s->Dv + d] = get(L->o, c->elem, x);
-                    memset((char *)L->o + (size_t)x * eb, FILL, eb); /* seen: now a gap */
+                    o[((b * s->H + h) * s->Lq + r) * s->Dv + d] = fcl_get(L->o, c->elem, x);
+                    memset((char *)L->o + (size_t)x * eb, FCL_FILL, eb); /* seen: now a gap */
                 }
                 if (L->lse) {
                     int64_t x = h * L->lstride_head + row;
                     lse[(b * s->H + h) * s->Lq + r] = L->lse[x];
-                    memset(&L->lse[x], FILL, 4);
+                    memset(&L->lse[x], FCL_FILL, 4);
                 }
             }
 }

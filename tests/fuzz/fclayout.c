@@ -19,9 +19,8 @@
 
 #include "half.h"
 
-enum { FILL = 0xA5 }; /* what O and LSE's buffers hold before the call, gaps included */
 
-static size_t elem_bytes(int elem) { return elem ? 2 : 4; }
+size_t fcl_elem_bytes(int elem) { return elem ? 2 : 4; }
 
 void fcl_round(int elem, float *x, size_t n) {
     for (size_t i = 0; x && elem && i < n; i++)
@@ -38,8 +37,6 @@ float fcl_get(const void *base, int elem, int64_t at) {
     uint16_t h = ((const uint16_t *)base)[at];
     return elem == 1 ? attnc_f16_to_f32(h) : attnc_bf16_to_f32(h);
 }
-#define put fcl_put
-#define get fcl_get
 
 /* Offset of element (b, h, l, d) under strides st. */
 static int64_t at(const int64_t st[4], int64_t b, int64_t h, int64_t l, int64_t d) {
@@ -62,7 +59,7 @@ static void pack(const float *x, const int64_t dims[4], void *buf, int elem, con
     for (int64_t b = 0; b < dims[0]; b++)
         for (int64_t h = 0; h < dims[1]; h++)
             for (int64_t l = 0; l < dims[2]; l++)
-                for (int64_t d = 0; d < dims[3]; d++) put(buf, elem, at(st, b, h, l, d), x[i++]);
+                for (int64_t d = 0; d < dims[3]; d++) fcl_put(buf, elem, at(st, b, h, l, d), x[i++]);
 }
 
 static void strides_of(int layout, const int64_t dims[4], int64_t st[4]) {
@@ -94,8 +91,8 @@ static int make_pages(const FuzzCase *c, const float *k, const float *v, FcLayou
     int64_t P = seed % 3 == 0 ? 1 + (int64_t)(seed >> 8) % 40 : bk * (1 + (int64_t)(seed >> 8) % 2);
     int64_t per_seq = (s->Lk + P - 1) / P, n = per_seq + 1; /* one page more than needed: never read */
     L->table = malloc(sizeof(int32_t) * (size_t)per_seq);
-    L->k = calloc((size_t)(n * P * s->Hkv * s->D) + 1, elem_bytes(c->elem));
-    L->v = calloc((size_t)(n * P * s->Hkv * s->Dv) + 1, elem_bytes(c->elem));
+    L->k = calloc((size_t)(n * P * s->Hkv * s->D) + 1, fcl_elem_bytes(c->elem));
+    L->v = calloc((size_t)(n * P * s->Hkv * s->Dv) + 1, fcl_elem_bytes(c->elem));
     int32_t *perm = malloc(sizeof(int32_t) * (size_t)n);
     if (!L->table || !L->k || !L->v || !perm) return free(perm), -1;
     for (int64_t i = 0; i < n; i++) perm[i] = (int32_t)i;
@@ -112,9 +109,9 @@ static int make_pages(const FuzzCase *c, const float *k, const float *v, FcLayou
         for (int64_t kv = 0; kv < s->Lk; kv++) {
             int64_t row = (int64_t)L->table[kv / P] * P + kv % P;
             for (int64_t d = 0; d < s->D; d++)
-                put(L->k, c->elem, (row * s->Hkv + h) * s->D + d, k ? k[(h * s->Lk + kv) * s->D + d] : 0);
+                fcl_put(L->k, c->elem, (row * s->Hkv + h) * s->D + d, k ? k[(h * s->Lk + kv) * s->D + d] : 0);
             for (int64_t d = 0; d < s->Dv; d++)
-                put(L->v, c->elem, (row * s->Hkv + h) * s->Dv + d, v ? v[(h * s->Lk + kv) * s->Dv + d] : 0);
+                fcl_put(L->v, c->elem, (row * s->Hkv + h) * s->Dv + d, v ? v[(h * s->Lk + kv) * s->Dv + d] : 0);
         }
     L->kv_len = s->Lk;
     L->batch = (attnc_batch){.page_size = P, .num_pages = n, .pages_per_seq = per_seq, .block_table = L->table,
@@ -136,12 +133,12 @@ int fcl_prepare(const FuzzCase *c, const float *q, const float *k, const float *
     if (layout == 2) { /* one [B, L, H + 2 Hkv, D] buffer */
         int64_t heads = s->H + 2 * s->Hkv, n = s->B * s->Lq * heads * s->D;
         int64_t st[4] = {s->Lq * heads * s->D, s->D, heads * s->D, 1};
-        L->fused = calloc((size_t)n + 1, elem_bytes(e));
+        L->fused = calloc((size_t)n + 1, fcl_elem_bytes(e));
         if (!L->fused) return -1;
         memcpy(L->lay.q.stride, st, sizeof st), memcpy(L->lay.k.stride, st, sizeof st), memcpy(L->lay.v.stride, st, sizeof st);
         L->q = L->fused;
-        L->k = (char *)L->fused + (size_t)(s->H * s->D) * elem_bytes(e);
-        L->v = (char *)L->fused + (size_t)((s->H + s->Hkv) * s->D) * elem_bytes(e);
+        L->k = (char *)L->fused + (size_t)(s->H * s->D) * fcl_elem_bytes(e);
+        L->v = (char *)L->fused + (size_t)((s->H + s->Hkv) * s->D) * fcl_elem_bytes(e);
         /* O: rows of Dv + 3, heads 5 apart beyond; LSE: every other float, heads 1 apart beyond */
         int64_t os[4] = {s->H * (s->Lq * (s->Dv + 3) + 5), s->Lq * (s->Dv + 3) + 5, s->Dv + 3, 1};
         int64_t ls[4] = {s->H * (2 * s->Lq + 1), 2 * s->Lq + 1, 2, 1};
@@ -151,7 +148,7 @@ int fcl_prepare(const FuzzCase *c, const float *q, const float *k, const float *
         strides_of(0, dout, L->lay.o.stride);
         int64_t ls[4] = {s->H * s->Lq, s->Lq, 1, 1};
         memcpy(L->lay.lse.stride, ls, sizeof ls);
-        L->q = calloc((size_t)extent(dq, L->lay.q.stride) + 1, elem_bytes(e));
+        L->q = calloc((size_t)extent(dq, L->lay.q.stride) + 1, fcl_elem_bytes(e));
         if (!L->q || make_pages(c, k, v, L)) return -1;
         k = v = NULL; /* packed above */
     } else {
@@ -161,31 +158,31 @@ int fcl_prepare(const FuzzCase *c, const float *q, const float *k, const float *
         strides_of(layout, dout, L->lay.o.stride);
         int64_t ls[4] = {s->H * s->Lq, s->Lq, 1, 1}, lt[4] = {s->Lq * s->H, 1, s->H, 1};
         memcpy(L->lay.lse.stride, layout ? lt : ls, sizeof ls);
-        L->q = calloc((size_t)extent(dq, L->lay.q.stride) + 1, elem_bytes(e));
-        L->k = calloc((size_t)extent(dk, L->lay.k.stride) + 1, elem_bytes(e));
-        L->v = calloc((size_t)extent(dv, L->lay.v.stride) + 1, elem_bytes(e));
+        L->q = calloc((size_t)extent(dq, L->lay.q.stride) + 1, fcl_elem_bytes(e));
+        L->k = calloc((size_t)extent(dk, L->lay.k.stride) + 1, fcl_elem_bytes(e));
+        L->v = calloc((size_t)extent(dv, L->lay.v.stride) + 1, fcl_elem_bytes(e));
         if (!L->q || !L->k || !L->v) return -1;
     }
     L->lay.lse.stride[3] = 0;
     if (q) pack(q, dq, L->q, e, L->lay.q.stride);
     if (k) pack(k, dk, L->k, e, L->lay.k.stride);
     if (v) pack(v, dv, L->v, e, L->lay.v.stride);
-    L->obytes = (size_t)extent(dout, L->lay.o.stride) * elem_bytes(e);
+    L->obytes = (size_t)extent(dout, L->lay.o.stride) * fcl_elem_bytes(e);
     int64_t lst[4] = {L->lay.lse.stride[0], L->lay.lse.stride[1], L->lay.lse.stride[2], 1};
     L->lbytes = with_lse ? (size_t)extent(dlse, lst) * 4 : 0;
     L->o = malloc(L->obytes + 8);
     L->lse = with_lse ? malloc(L->lbytes + 8) : NULL;
     if (!L->o || (with_lse && !L->lse)) return -1;
-    memset(L->o, FILL, L->obytes + 8);
-    if (L->lse) memset(L->lse, FILL, L->lbytes + 8);
+    memset(L->o, FCL_FILL, L->obytes + 8);
+    if (L->lse) memset(L->lse, FCL_FILL, L->lbytes + 8);
     return 0;
 }
 
-/* Whether n bytes at p are all FILL. */
+/* Whether n bytes at p are all FCL_FILL. */
 static int all_fill(const void *p, size_t n) {
     const unsigned char *b = p;
     for (size_t i = 0; i < n; i++)
-        if (b[i] != FILL) return 0;
+        if (b[i] != FCL_FILL) return 0;
     return 1;
 }
 
@@ -206,13 +203,13 @@ int fcl_extract(const FuzzCase *c, FcLayoutCall *L, float *o, float *lse) {
             for (int64_t q = 0; q < s->Lq; q++) {
                 for (int64_t d = 0; d < s->Dv; d++) {
                     int64_t x = at(L->lay.o.stride, b, h, q, d);
-                    o[i++] = get(L->o, e, x);
-                    memset((char *)L->o + (size_t)x * elem_bytes(e), FILL, elem_bytes(e)); /* seen: now a gap */
+                    o[i++] = fcl_get(L->o, e, x);
+                    memset((char *)L->o + (size_t)x * fcl_elem_bytes(e), FCL_FILL, fcl_elem_bytes(e)); /* seen: now a gap */
                 }
                 if (L->lse) {
                     int64_t x = b * L->lay.lse.stride[0] + h * L->lay.lse.stride[1] + q * L->lay.lse.stride[2];
                     lse[r] = L->lse[x];
-                    memset(&L->lse[x], FILL, 4);
+                    memset(&L->lse[x], FCL_FILL, 4);
                 }
                 r++;
             }

@@ -34,6 +34,11 @@ attnc_status fcb_reference(const attnc_kernel *k, const FuzzCase *c, const attnc
 int fcb_prepare(const FuzzCase *c, const float *q, const float *k, const float *v, int with_lse, FcLayoutCall *L);
 void fcb_extract(const FuzzCase *c, FcLayoutCall *L, float *o, float *lse);
 
+enum { FCL_FILL = 0xA5 }; /* what O and LSE's buffers hold before the call, gaps included */
+
+/* Bytes of one element of type elem (0 float32, 1 f16, 2 bf16). */
+size_t fcl_elem_bytes(int elem);
+
 /* Element `at` of a buffer of type elem (0 float32, 1 f16, 2 bf16): written rounded, read widened. */
 void fcl_put(void *base, int elem, int64_t at, float x);
 float fcl_get(const void *base, int elem, int64_t at);
