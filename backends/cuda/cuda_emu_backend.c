@@ -36,7 +36,7 @@
 #include "emu_simt.h"
 #include "tcc_backend.h"
 
-enum { FA2_VERSIONS = 8, FA2_MAX_HEAD = 256, FA2_MESSAGE = 512 };
+enum { FA2_VERSIONS = 8, FA2_MESSAGE = 512 };
 
 typedef struct Fa2Version {
     int D, Dv, bf16;
@@ -67,17 +67,9 @@ void cuda_emu_fa2_stats(long long *items, char *fault, size_t n) {
     pthread_mutex_unlock(&fa2_fault_lock);
 }
 
-static int aligned16(const void *p, const int64_t *stride) {
-    return (uintptr_t)p % 16 == 0 && stride[0] % 8 == 0 && stride[1] % 8 == 0 && stride[2] % 8 == 0 && stride[3] == 1;
-}
-
 /* Whether the tensor-core kernel computes call c (the plan allowing it). */
 static int fa2_call_ok(const CudaEmuState *s, const AttnCall *c) {
-    return s->fa2_plan && c->bq == 64 && c->bk == 64 && c->pack <= 1 && c->page_rows == 0 &&
-           (c->q_elem == ATTNC_ELEM_F16 || c->q_elem == ATTNC_ELEM_BF16) && c->k_elem == c->q_elem &&
-           c->v_elem == c->q_elem && c->D > 0 && c->Dv > 0 && c->D % 16 == 0 && c->Dv % 16 == 0 &&
-           c->D <= FA2_MAX_HEAD && c->Dv <= FA2_MAX_HEAD && aligned16(c->q, c->q_stride) &&
-           aligned16(c->k, c->k_stride) && aligned16(c->v, c->v_stride);
+    return s->fa2_plan && cuda_fa2_call_ok(c);
 }
 
 /* The built specialisation for c, or NULL. */

@@ -11,6 +11,7 @@
  * Produces: cuda_fa2_emit_source (cuda_fa2_emit.h). */
 #include "cuda_fa2_emit.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "c_emit.h"
@@ -24,6 +25,18 @@ int cuda_fa2_break_for_tests = 0;
 
 int cuda_fa2_plan_ok(const Plan *p) {
     return p->bq == 64 && p->bk == 64 && !p->sched->why[0];
+}
+
+static int aligned16(const void *p, const int64_t *stride) {
+    return (uintptr_t)p % 16 == 0 && stride[0] % 8 == 0 && stride[1] % 8 == 0 && stride[2] % 8 == 0 && stride[3] == 1;
+}
+
+int cuda_fa2_call_ok(const AttnCall *c) {
+    return c->bq == 64 && c->bk == 64 && c->pack <= 1 && c->page_rows == 0 &&
+           (c->q_elem == ATTNC_ELEM_F16 || c->q_elem == ATTNC_ELEM_BF16) && c->k_elem == c->q_elem &&
+           c->v_elem == c->q_elem && c->D > 0 && c->Dv > 0 && c->D % 16 == 0 && c->Dv % 16 == 0 &&
+           c->D <= CUDA_FA2_MAX_HEAD && c->Dv <= CUDA_FA2_MAX_HEAD && aligned16(c->q, c->q_stride) &&
+           aligned16(c->k, c->k_stride) && aligned16(c->v, c->v_stride);
 }
 
 /* in, with every `from` replaced by `to`, into out (emptied first) */

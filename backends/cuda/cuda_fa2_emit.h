@@ -4,12 +4,22 @@
 #ifndef ATTNC_CUDA_FA2_EMIT_H
 #define ATTNC_CUDA_FA2_EMIT_H
 #include "attnc.h"
+#include "kernel_abi.h"
 #include "plan.h"
 
 /* 1 when the tensor-core kernel can compute p's calls at all: 64 x 64
  * tiles (each call has its own conditions: backends/cuda/cuda_emu_backend.c,
- * fa2_call_ok, and the emulation's attnc_tile for low-rank columns). */
+ * cuda_fa2_call_ok, and the emulation's attnc_tile for low-rank columns). */
 int cuda_fa2_plan_ok(const Plan *p);
+
+enum { CUDA_FA2_MAX_HEAD = 256 };
+
+/* 1 when the tensor-core kernel computes call c of a plan it can compute
+ * (cuda_fa2_plan_ok): 64 x 64 tiles, Q, K, V all f16 or all bf16, D and Dv
+ * multiples of 16 up to CUDA_FA2_MAX_HEAD, one query head per work item,
+ * no paged K/V, Q, K, V 16-byte aligned with strides multiples of 8.  The
+ * one rule for every user of the kernel (cuda-emu, emit, the cuda backend). */
+int cuda_fa2_call_ok(const AttnCall *c);
 
 /* Append the tensor-core kernel of p for head sizes D and Dv (multiples of
  * 16) and Q, K, V of type bf16 (1) or f16 (0).  Its entry points: the
