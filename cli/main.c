@@ -26,7 +26,7 @@ static const char usage[] =
     "              [--tensor NAME=T.npy]... [--backend NAME] [--threads N] [--dtype ...] [--layout ...]\n"
     "  attnc emit  FILE [--variant NAME] --target ir|llvm-ir|asm|c|cuda [-D NAME=VALUE]... [-o OUT]\n"
     "              [--shape B=1,H=1,Hkv=1,Lq=4096,Lk=4096,D=64,Dv=64 [--param NAME=VALUE]... [--tensor NAME=T.npy]...]\n"
-    "              [--tile BQxBK] [--dump-passes] [--separable-bias]\n"
+    "              [--tile BQxBK] [--dump-passes] [--separable-bias] [--dtype f16|bf16 --head-dim D[,Dv]]\n"
     "  attnc diff  FILE [--variant NAME] [--shape B=1,H=4,Hkv=4,Lq=128,Lk=128,D=64,Dv=64]\n"
     "              [--param NAME=VALUE]... [--tensor NAME=T.npy]... [--int-range NAME=LO,HI]... [--seed N]\n"
     "              [--backends llvm,tcc,refplan] [--threads N] [--dtype f32|f16|bf16] [--layout bhld|blhd] [--grad]\n"
@@ -44,6 +44,8 @@ static const char usage[] =
     "grad: the gradients of sum(O * dO) + sum(LSE * dLSE) (dLSE zero without --dlse); dO and the outputs are\n"
     "  '<f4' in Q's, K's, V's and O's layout; without --backend, the default backend if it has a backward pass,\n"
     "  else tcc, else interp.  diff --grad / bench --grad check and time the backward pass the same way.\n"
+    "emit --target cuda --dtype f16|bf16 --head-dim D[,Dv] (or --shape's D, Dv): the tensor-core kernel for\n"
+    "  those calls (entry point NAME_fa2_launch; D, Dv multiples of 16 up to 256); without --dtype, the scaffold.\n"
     "merge: two results over disjoint keys into the one over all of them (O files: any shape ending in Dv,\n"
     "  LSE files: that shape without Dv); --weight for an attention with a `weight` clause (then the LSEs are optional).\n";
 
@@ -209,7 +211,11 @@ static int cmd_emit(const Options *o) {
         static const float nothing = 0;
         attnc_args call = {sz, &nothing, &nothing, &nothing, (float *)&nothing, NULL, in->params, o->nparams,
                            in->tensors, o->ntensors};
-        attnc_status st = attnc_kernel_emit(kern, o->target, o->shape ? &call : NULL,
+        /* --dtype: the tensor-core kernel's specialisation, named in the target (cuda_emu_backend.c) */
+        char target[64];
+        snprintf(target, sizeof target, "%s", o->target);
+        if (o->fa2_d) snprintf(target, sizeof target, "cuda:%s:%d:%d", o->dtype, o->fa2_d, o->fa2_dv);
+        attnc_status st = attnc_kernel_emit(kern, target, o->shape ? &call : NULL,
                                             o->dump_passes ? ATTNC_EMIT_PASSES : 0, &text, &err);
         if (st) rc = fail(status_exit(st), "%s", err.message, NULL);
     }

@@ -194,7 +194,8 @@ static int flag_allowed(const char *cmd, const char *flag) {
         {"run", " --variant --q --k --v -o --lse --param --tensor --backend --threads --dtype --layout --q-start --k-start "},
         {"grad", " --variant --q --k --v --do --dlse --dq --dk --dv --dtensor --param --tensor --backend --threads "
                  "--dtype --layout "},
-        {"emit", " --variant --target -D -o --shape --param --tensor --tile --dump-passes --separable-bias "},
+        {"emit", " --variant --target -D -o --shape --param --tensor --tile --dump-passes --separable-bias --dtype "
+                 "--head-dim "},
         {"diff", " --variant --shape --param --tensor --seed --backends --threads --int-range --separable-bias "
                  "--dtype --layout --grad "},
         {"bench", " --variant --shape --backend --threads --param --tensor --reps --tile --int-range --separable-bias --paged "
@@ -241,6 +242,7 @@ static int take_value(Options *o, const char *a, const char *v, char *msg, size_
                         : !strcmp(a, "--k-start")  ? &o->k_start
                         : !strcmp(a, "--paged")    ? &o->paged
                         : !strcmp(a, "--page-layout") ? &o->page_layout
+                        : !strcmp(a, "--head-dim") ? &o->head_dim
                         : !strcmp(a, "--do")       ? &o->dout
                         : !strcmp(a, "--dlse")     ? &o->dlse
                         : !strcmp(a, "--dq")       ? &o->dq
@@ -286,6 +288,39 @@ static int check_merge(const Options *o, char *msg, size_t n) {
     return 0;
 }
 
+/* emit --target cuda --dtype f16|bf16 --head-dim D[,Dv] (or --shape's D and Dv): the tensor-core kernel's
+ * specialisation (docs/cuda.md), whose head sizes are multiples of 16 up to 256 and whose tiles are 64 x 64. */
+static int check_emit_fa2(Options *o, char *msg, size_t n) {
+    if (!o->dtype && !o->head_dim) return 0;
+    if (!o->target || strcmp(o->target, "cuda"))
+        return usage_error(msg, n, "emit: --dtype and --head-dim go with --target cuda (the tensor-core kernel)");
+    if (!o->dtype) return usage_error(msg, n, "emit --head-dim: give the tensor-core kernel's --dtype (f16 or bf16)");
+    if (o->elem == ATTNC_ELEM_F32)
+        return usage_error(msg, n, "emit --target cuda --dtype: the tensor-core kernel takes f16 or bf16 "
+                                   "(without --dtype: the scaffold, every type)");
+    if (!o->head_dim && !o->shape)
+        return usage_error(msg, n, "emit --target cuda --dtype %s: give the head size, --head-dim D[,Dv]", o->dtype);
+    int64_t d = o->sizes.D, dv = o->sizes.Dv;
+    if (o->head_dim) {
+        const char *comma = strchr(o->head_dim, ',');
+        char first[32];
+        int bad = comma && (size_t)(comma - o->head_dim) >= sizeof first;
+        if (!bad) {
+            snprintf(first, sizeof first, "%.*s", comma ? (int)(comma - o->head_dim) : 31, o->head_dim);
+            bad = parse_int64(first, &d) || (comma ? parse_int64(comma + 1, &dv) : (dv = d, 0));
+        }
+        if (bad) return usage_error(msg, n, "--head-dim '%s': expected D or D,Dv, e.g. 128", o->head_dim);
+    }
+    if (d < 16 || dv < 16 || d % 16 || dv % 16 || d > 256 || dv > 256)
+        return usage_error(msg, n, "emit --target cuda --dtype %s: the tensor-core kernel takes D and Dv multiples of "
+                                   "16 up to 256, not D = %lld, Dv = %lld", o->dtype, (long long)d, (long long)dv);
+    if (o->tile && (o->tile_q != 64 || o->tile_k != 64))
+        return usage_error(msg, n, "emit --target cuda --dtype %s: the tensor-core kernel has 64x64 tiles, not --tile %s",
+                           o->dtype, o->tile);
+    o->fa2_d = (int)d, o->fa2_dv = (int)dv;
+    return 0;
+}
+
 /* The values that do not depend on the spec, and what each command needs. */
 static int check_values(Options *o, char *msg, size_t n) {
     if (parse_storage(o, msg, n)) return EXIT_USAGE;
@@ -319,6 +354,7 @@ static int check_values(Options *o, char *msg, size_t n) {
     if (!o->q_start != !o->k_start) return usage_error(msg, n, "run: --q-start and --k-start go together");
     if (!strcmp(o->cmd, "emit") && !o->target)
         return usage_error(msg, n, "emit needs --target (ir, llvm-ir, asm, c, cuda)");
+    if (!strcmp(o->cmd, "emit") && check_emit_fa2(o, msg, n)) return EXIT_USAGE;
     if (!strcmp(o->cmd, "emit") && !o->shape && (o->nparams || o->ntensors))
         return usage_error(msg, n, "--param and --tensor describe a call: give its --shape too");
     if (!strcmp(o->cmd, "bench") && !o->shape)

@@ -19,6 +19,7 @@ typedef struct Options {
     const char *q_start, *k_start;     /* run over a ragged batch */
     const char *paged;                 /* bench: K and V as pages of this many rows */
     const char *page_layout;           /* bench --paged: nhd (default) or hnd */
+    const char *head_dim;              /* emit --target cuda --dtype f16|bf16: "D" or "D,Dv" */
     const char *dout, *dlse, *dq, *dk, *dv; /* grad's inputs and outputs */
     int dump_passes, separable_bias, weight, grad; /* grad: diff and bench of the backward pass */
     const char *params[MAX_REPEATED], *tensors[MAX_REPEATED], *defines[MAX_REPEATED];
@@ -29,6 +30,7 @@ typedef struct Options {
     int nthreads, tile_q, tile_k, nreps; /* 0 where not given */
     int page_rows;                       /* --paged, 0 where not given */
     int page_hnd;                        /* --page-layout hnd: pages [pages, Hkv, ROWS, D] */
+    int fa2_d, fa2_dv;                   /* emit --target cuda --dtype: the tensor-core kernel's head sizes */
     attnc_sizes sizes;                   /* when shape is given */
     uint64_t seed_value;                 /* 1 when seed is not given */
     attnc_elem elem;                     /* --dtype: Q, K, V and O stored as (default f32) */

@@ -16,7 +16,8 @@
  *    each phase of a thread block a loop over its threads.
  *
  * The choice is per call, from the AttnCall alone, so every work item of a
- * launch runs the same kernel.  It also serves `attnc emit --target cuda`.
+ * launch runs the same kernel.  It also serves `attnc emit --target cuda` (the scaffold) and
+ * `--target cuda:TYPE:D:DV` (the tensor-core kernel's specialisation: cuda_emu_emit).
  *
  * Requires: libtcc (ATTNC_HAVE_TCC); compiled twice like tcc_backend.c, with
  * ATTNC_TCC_JIT only in the variant that can run kernels.
@@ -177,12 +178,43 @@ static attnc_status cuda_emu_compile(const Plan *p, const attnc_options *opts, C
     return ATTNC_OK;
 }
 
+/* A head size of a "cuda:TYPE:D:DV" target: a multiple of 16 up to CUDA_FA2_MAX_HEAD, then `end`; NULL if not. */
+static const char *fa2_head(const char *s, char end, int *out) {
+    char *after;
+    long v = s[0] >= '1' && s[0] <= '9' ? strtol(s, &after, 10) : 0;
+    if (v <= 0 || v % 16 || v > CUDA_FA2_MAX_HEAD || *after != end) return NULL;
+    *out = (int)v;
+    return after + (end ? 1 : 0);
+}
+
+/* "cuda:f16:D:DV" or "cuda:bf16:D:DV" into its type and head sizes; 0 if the target is not one. */
+static int fa2_target(const char *target, int *D, int *Dv, int *bf16) {
+    const char *s = target;
+    if (strncmp(s, "cuda:", 5) != 0) return 0;
+    s += 5;
+    *bf16 = strncmp(s, "bf16:", 5) == 0;
+    if (!*bf16 && strncmp(s, "f16:", 4) != 0) return 0;
+    s += *bf16 ? 5 : 4;
+    return (s = fa2_head(s, ':', D)) != NULL && fa2_head(s, 0, Dv) != NULL;
+}
+
+/* Target "cuda": the scaffold (every call).  Target "cuda:TYPE:D:DV" (TYPE f16 or bf16, D and Dv multiples
+ * of 16 up to 256, e.g. "cuda:bf16:128:128"): the tensor-core kernel's specialisation for those calls, the
+ * text cuda-emu runs (entry point NAME_fa2_launch under nvcc).  The emit hook sees no call, so the
+ * specialisation is named in the target (`attnc emit --target cuda --dtype bf16 --head-dim 128`;
+ * docs/cuda.md). */
 static attnc_status cuda_emu_emit(const Plan *p, const attnc_options *opts, const char *target, StrBuf *out,
                                   attnc_error *err) {
     (void)opts;
-    if (strcmp(target, "cuda") != 0)
-        return set_error(err, ATTNC_ERR_USAGE, "backend 'cuda-emu' emits target 'cuda', not '%s'", target);
-    return cuda_emit_source(p, out, err);
+    int D, Dv, bf16;
+    if (!strcmp(target, "cuda")) return cuda_emit_source(p, out, err);
+    if (!fa2_target(target, &D, &Dv, &bf16))
+        return set_error(err, ATTNC_ERR_USAGE, "backend 'cuda-emu' emits target 'cuda' or 'cuda:f16|bf16:D:DV' "
+                         "(D, DV multiples of 16 up to %d), not '%s'", CUDA_FA2_MAX_HEAD, target);
+    if (!cuda_fa2_plan_ok(p))
+        return set_error(err, ATTNC_ERR_RUNTIME, "attention '%s' has no tensor-core kernel: %s", p->attn->name,
+                         p->bq != 64 || p->bk != 64 ? "it needs 64 x 64 tiles" : p->sched->why);
+    return cuda_fa2_emit_source(p, D, Dv, bf16, out, err);
 }
 
 #ifdef ATTNC_TCC_JIT

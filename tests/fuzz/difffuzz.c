@@ -45,6 +45,7 @@
 #endif
 
 #include "attnc.h"
+#include "cuda_emu_backend.h"
 #include "fuzzcase.h"
 #include "specgen.h"
 
@@ -64,6 +65,7 @@ typedef struct Opts {
 /* Totals for the summary line. */
 typedef struct Stats {
     int specs, runs, mismatches, crashes, genfail, skipped, runtime_errors, empty_rows;
+    int fa2_runs; /* cuda-emu runs whose call went through the tensor-core kernel (cuda_emu_fa2_stats) */
     char key[MAX_KEYS][96];
     int key_count[MAX_KEYS], nkeys;
     double seconds[MAX_BACKENDS + 1];
@@ -516,7 +518,11 @@ static void run_one(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCas
         printf("  %-8s defines=%d tiles=%dx%d flags=%d lse=%s threads=%d elem=%d layout=%d grad=%d ...\n",
                attnc_backend_name(c->backend), c->ndefines, c->tile_q, c->tile_k, c->flags, c->no_lse ? "NULL" : "yes",
                c->threads, c->elem, c->layout, c->grad);
+    long long fa2_before = 0, fa2_after = 0;
+    cuda_emu_fa2_stats(&fa2_before, NULL, 0);
     run_case(c, &r);
+    cuda_emu_fa2_stats(&fa2_after, NULL, 0);
+    st->fa2_runs += fa2_after > fa2_before;
     st->runs++;
     st->seconds[slot] += r.seconds;
     st->backend_runs[slot]++;
@@ -538,6 +544,23 @@ static void random_config(const Opts *o, uint64_t *s, FuzzCase *c) {
     if (pick(s, 4) == 0) c->flags |= ATTNC_OPT_NO_PACK_HEADS;
     if (pick(s, 4) == 0) c->flags |= ATTNC_OPT_NO_KV_SPLIT;
     c->grad = pick(s, 3) == 0; /* and the backward pass, where the backend has one */
+}
+
+/* Half of cuda-emu's runs made eligible for its tensor-core kernel (cuda_fa2_call_ok): D and Dv multiples of
+ * 16, 64 x 64 tiles, Q, K, V in f16 or bf16, one query head per work item, a layout whose rows are 16-byte
+ * aligned (not paged).  Drawn from a stream of their own (`t`), so the other backends' cases, and every
+ * draw the runs before made, stay what they were for a seed. */
+static void tensor_core_config(uint64_t *t, FuzzCase *c) {
+    static const int heads[] = {16, 16, 32, 32, 48, 64, 64, 80, 128};
+    static const int layouts[] = {0, 0, 1, 2, 4}; /* 2 needs Lq = Lk and D = Dv, else it is 1 (fclayout.c) */
+    if (pick(t, 2)) return;
+    c->sz.D = c->sz.D == 0 && pick(t, 2) ? 0 : heads[pick(t, 9)]; /* D = 0 (with a `scale`): the scaffold */
+    c->sz.Dv = pick(t, 3) ? c->sz.D : heads[pick(t, 9)];
+    if (c->sz.Dv == 0) c->sz.Dv = 16;
+    c->tile_q = c->tile_k = 64;
+    c->elem = 1 + pick(t, 2);
+    c->layout = layouts[pick(t, 5)];
+    c->flags |= ATTNC_OPT_NO_PACK_HEADS;
 }
 
 static void fuzz_spec(const Opts *o, Stats *st, uint64_t seed, GenSpec *g) {
@@ -570,12 +593,15 @@ static void fuzz_spec(const Opts *o, Stats *st, uint64_t seed, GenSpec *g) {
     for (int i = 0; i < c.nparams; i++)
         if (pick(&s, 2)) fixed.defines[fixed.ndefines++] = c.params[i];
     fixed.flags = pick(&s, 2) ? ATTNC_OPT_SEPARABLE_BIAS : 0;
+    uint64_t t = seed ^ 0xFA2C0DEull; /* tensor_core_config's own stream */
     for (int b = 0; b < o->nb; b++) {
         c.backend = fixed.backend = o->backends[b];
         random_config(o, &s, &c);
         random_config(o, &s, &fixed);
-        run_one(o, st, seed, g, &c, b);
-        run_one(o, st, seed, g, &fixed, b);
+        FuzzCase cb = c, fb = fixed; /* the spec's shape stays for the next backends */
+        if (c.backend == ATTNC_BACKEND_CUDA_EMU) tensor_core_config(&t, &cb), tensor_core_config(&t, &fb);
+        run_one(o, st, seed, g, &cb, b);
+        run_one(o, st, seed, g, &fb, b);
     }
     if (fixed.ndefines) {
         fixed.backend = ATTNC_BACKEND_INTERP;
@@ -682,8 +708,9 @@ static void summary(const Opts *o, const Stats *st, long seconds) {
     print_keys(st, 0);
     printf(", %d crashes", st->crashes);
     print_keys(st, 1);
-    printf(", %d generator failures; %d%% of specs raise a runtime error, %d%% have fully masked rows; %lds\n",
-           st->genfail, st->specs ? 100 * st->runtime_errors / st->specs : 0,
+    printf(", %d generator failures; %d cuda-emu runs on the tensor-core kernel; %d%% of specs raise a runtime error, "
+           "%d%% have fully masked rows; %lds\n",
+           st->genfail, st->fa2_runs, st->specs ? 100 * st->runtime_errors / st->specs : 0,
            st->specs ? 100 * st->empty_rows / st->specs : 0, seconds);
     for (int b = 0; b <= o->nb; b++) {
         int slot = b == o->nb ? MAX_BACKENDS : b;
