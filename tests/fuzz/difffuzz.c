@@ -45,7 +45,6 @@
 #endif
 
 #include "attnc.h"
-#include "cuda_emu_backend.h"
 #include "fuzzcase.h"
 #include "specgen.h"
 
@@ -342,12 +341,14 @@ static void message_class(const char *m, char *out, size_t n) {
     out[j] = 0;
 }
 
-/* The minimiser keeps a change only if the case fails as before: same kind, same reason for a failing reference. */
+/* The minimiser keeps a change only if case a fails as b did: same kind, same reason for a failing
+ * reference, and on cuda-emu's tensor-core kernel if b ran there (else smaller sizes, other tiles or float32
+ * move the case to the scaffold, another kernel with its own findings). */
 static int same_failure(const FcResult *a, const FcResult *b) {
     char x[160], y[160];
     message_class(a->ref_message, x, sizeof x);
     message_class(b->ref_message, y, sizeof y);
-    return a->kind == b->kind && a->ref_failed == b->ref_failed && !strcmp(x, y);
+    return a->kind == b->kind && a->ref_failed == b->ref_failed && !strcmp(x, y) && (a->tensor_core || !b->tensor_core);
 }
 
 /* Run c with the text of g; 1 if it fails as `want` does. */
@@ -467,7 +468,9 @@ static void write_reproducer(const Opts *o, uint64_t seed, const FuzzCase *c, co
             dir, c->variant, (long long)c->sz.B, (long long)c->sz.H, (long long)c->sz.Hkv, (long long)c->sz.Lq,
             (long long)c->sz.Lk, (long long)c->sz.D, (long long)c->sz.Dv,
             c->backend == ATTNC_BACKEND_INTERP ? "refplan" : attnc_backend_name(c->backend),
-            c->flags ? " --separable-bias" : "");
+            c->flags & ATTNC_OPT_SEPARABLE_BIAS ? " --separable-bias" : "");
+    if (c->elem) fprintf(f, " --dtype %s", c->elem == 1 ? "f16" : "bf16");
+    if (c->layout == 1) fprintf(f, " --layout blhd");
     for (int i = 0; i < c->nparams; i++) fprintf(f, " --param %s=%s", c->params[i].name, c->params[i].text);
     for (int i = 0; i < c->nranges; i++)
         fprintf(f, " --int-range %s=%lld,%lld", c->ranges[i].name, (long long)c->ranges[i].lo, (long long)c->ranges[i].hi);
@@ -518,11 +521,8 @@ static void run_one(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCas
         printf("  %-8s defines=%d tiles=%dx%d flags=%d lse=%s threads=%d elem=%d layout=%d grad=%d ...\n",
                attnc_backend_name(c->backend), c->ndefines, c->tile_q, c->tile_k, c->flags, c->no_lse ? "NULL" : "yes",
                c->threads, c->elem, c->layout, c->grad);
-    long long fa2_before = 0, fa2_after = 0;
-    cuda_emu_fa2_stats(&fa2_before, NULL, 0);
     run_case(c, &r);
-    cuda_emu_fa2_stats(&fa2_after, NULL, 0);
-    st->fa2_runs += fa2_after > fa2_before;
+    st->fa2_runs += r.tensor_core;
     st->runs++;
     st->seconds[slot] += r.seconds;
     st->backend_runs[slot]++;
@@ -682,8 +682,8 @@ static int replay(const Opts *o) {
         if (o->backends_given) c.backend = o->backends[i];
         FcResult r;
         fc_run(&c, &r);
-        printf("%s: %s%s%s\n", attnc_backend_name(c.backend), fc_kind_name(r.kind), r.kind ? ": " : "",
-               r.kind ? r.detail : "");
+        printf("%s%s: %s%s%s\n", attnc_backend_name(c.backend), r.tensor_core ? " (tensor-core kernel)" : "",
+               fc_kind_name(r.kind), r.kind ? ": " : "", r.kind ? r.detail : "");
         bad |= r.kind != FC_SAME;
     }
     free(text);

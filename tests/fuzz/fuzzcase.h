@@ -69,6 +69,7 @@ typedef struct FcResult {
     int ref_failed;       /* the reference call failed (a runtime error the spec raises) */
     int empty_rows;       /* fully masked rows the reference has */
     double seconds;       /* compile + run of the backend */
+    int tensor_core;      /* the backend's call ran cuda-emu's tensor-core kernel (cuda_emu_fa2_stats) */
 } FcResult;
 
 /* Run case c: the reference, then the backend; fill r.  Returns r->kind. */
