@@ -96,10 +96,13 @@ def dense_bias(variant, H, L, device, doc, dtype):
         return (kv <= q) & (q - kv < WINDOW)
     if variant == "document":
         return doc[:, None] == doc[None, :]
-    if variant == "alibi":
+    if variant == "alibi":  # head by head: at L = 16384, H = 32 one float32 [H, L, L] would be 34 GB
         slopes = torch.exp2(-ALIBI_MAX * (torch.arange(H, device=device, dtype=torch.float32) + 1) / H)
-        bias = -slopes[:, None, None] * (q - kv).abs()[None].float()
-        return bias.masked_fill(~(kv <= q)[None], float("-inf")).to(dtype)[None]
+        dist, keep = (q - kv).abs().float(), kv <= q
+        bias = torch.empty(1, H, L, L, device=device, dtype=dtype)
+        for h in range(H):
+            bias[0, h] = (-slopes[h] * dist).masked_fill(~keep, float("-inf"))
+        return bias
     if variant == "softcap":
         return "n/a"
     return None
@@ -140,6 +143,7 @@ class Torch:
         self.torch, self.device, self.dtype = torch, device, dtype
         self.sdpa_kernel, self.B = sdpa_kernel, SDPBackend
         self.create_block_mask = create_block_mask
+        self.flex_eager = flex_attention
         if compile_flex:
             import torch._dynamo
             cfg = torch._dynamo.config
@@ -173,13 +177,15 @@ class Torch:
             return run
         return [(name, call(b)) for name, b in names]
 
-    def flex(self, variant, q, k, v, doc):
+    def flex(self, variant, q, k, v, doc, eager=False):
+        """eager: flex_attention uncompiled (the check's small case: no torch.compile for its shapes)."""
         mask_mod, score_mod = flex_mods(variant, q.shape[1], q.device, doc)
         L = q.shape[2]
         bm = None
         if mask_mod is not None:
             bm = self.create_block_mask(mask_mod, None, None, L, L, device=q.device)
-        return lambda: self.flex_fn(q, k, v, score_mod=score_mod, block_mask=bm)
+        fn = self.flex_eager if eager else self.flex_fn
+        return lambda: fn(q, k, v, score_mod=score_mod, block_mask=bm)
 
 
 def time_ms(torch, device, fn, budget_s, max_iters=100):
@@ -281,9 +287,17 @@ def check(a, T, work):
             except Exception as ex:  # a setup torch refuses is a finding too
                 bad += 1
                 return "error: " + short(ex)
-        sd = T.sdpa(variant, qd, kd, vd, doc_dev)
-        s_txt = err(sd[0][1]) if sd else "n/a"
-        f_txt = err(T.flex(variant, qd, kd, vd, doc_dev))
+        s_txt = "n/a"
+        for name, fn in T.sdpa(variant, qd, kd, vd, doc_dev):  # the first of its backends that runs it
+            try:
+                fn()
+            except Exception as ex:
+                s_txt = f"error: {name}: {short(ex)}"
+                continue
+            s_txt = err(fn) + ("" if T.device == "cpu" else f" ({name})")
+            break
+        bad += s_txt.startswith("error")
+        f_txt = err(T.flex(variant, qd, kd, vd, doc_dev, eager=True))
         a_txt, wall = "not run (no --attnc)", ""
         if a.attnc:
             o_path = os.path.join(work, f"check_o_{variant}.npy")
