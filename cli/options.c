@@ -303,10 +303,11 @@ static int check_emit_fa2(Options *o, char *msg, size_t n) {
     int64_t d = o->sizes.D, dv = o->sizes.Dv;
     if (o->head_dim) {
         const char *comma = strchr(o->head_dim, ',');
+        size_t len = comma ? (size_t)(comma - o->head_dim) : strlen(o->head_dim);
         char first[32];
-        int bad = comma && (size_t)(comma - o->head_dim) >= sizeof first;
+        int bad = len >= sizeof first;
         if (!bad) {
-            snprintf(first, sizeof first, "%.*s", comma ? (int)(comma - o->head_dim) : 31, o->head_dim);
+            snprintf(first, sizeof first, "%.*s", (int)len, o->head_dim);
             bad = parse_int64(first, &d) || (comma ? parse_int64(comma + 1, &dv) : (dv = d, 0));
         }
         if (bad) return usage_error(msg, n, "--head-dim '%s': expected D or D,Dv, e.g. 128", o->head_dim);

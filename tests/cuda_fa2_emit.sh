@@ -36,12 +36,13 @@ if [ "$mode" = text ]; then
     # shellcheck disable=SC2086 # the arguments are words
     "$attnc" emit "$spec" --variant "$variant" $args >"$work/err.log" 2>&1
     rc=$?
-    [ $rc -eq 2 ] && [ "$(wc -l <"$work/err.log")" -eq 1 ] || { bad "$why: exit $rc, wanted 2 and one line:"; cat "$work/err.log"; }
+    [ $rc -eq 2 ] && [ "$(wc -l <"$work/err.log")" -eq 1 ] || { bad "$why: exit $rc, wanted 2 and one line:"; head -3 "$work/err.log"; }
   done <<'CASES'
 f32|--target cuda --dtype f32 --head-dim 64
 not a multiple of 16|--target cuda --dtype bf16 --head-dim 72
 Dv too large|--target cuda --dtype f16 --head-dim 64,272
 head size not a number|--target cuda --dtype f16 --head-dim 6x4
+head size of 32 characters (647, not its first 31: 64)|--target cuda --dtype f16 --head-dim 00000000000000000000000000000647
 no head size|--target cuda --dtype bf16
 no dtype|--target cuda --head-dim 64
 another target|--target c --dtype bf16 --head-dim 64
