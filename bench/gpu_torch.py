@@ -334,7 +334,6 @@ def fmt(x, spec):
 def table(a, T, work):
     torch = T.torch if T else None
     rows = []
-    flex_compiled = set()
     print("\n| variant | D | L | B x H | attnc ms | SDPA ms | flex ms | attnc TFLOP/s | SDPA TFLOP/s | flex TFLOP/s "
           "| attnc/SDPA | attnc/flex | attnc compile ms | flex 1st call s | copies ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -382,7 +381,6 @@ def table(a, T, work):
                     torch.cuda.synchronize()
                 r["flex_first_s"] = time.time() - t0
                 r["flex_ms"] = time_ms(torch, T.device, fn, budget)
-                flex_compiled.add(variant)
             except Exception as ex:
                 r["flex_error"] = short(ex)
             if T.device == "cuda":  # what attnc's host pointers cost at least: Q, K, V in, O out
