@@ -236,8 +236,8 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
     *out = NULL;
     if (spec->c.diag.errors)
         return set_error(err, ATTNC_ERR_SPEC, "%s has errors; see its diagnostics", spec->name);
-    attnc_backend backend = opts ? opts->backend : ATTNC_BACKEND_DEFAULT;
-    if (backend == ATTNC_BACKEND_DEFAULT) backend = default_backend();
+    attnc_backend chosen = opts ? opts->backend : ATTNC_BACKEND_DEFAULT;
+    attnc_backend backend = chosen == ATTNC_BACKEND_DEFAULT ? default_backend() : chosen;
     if (!attnc_backend_available(backend))
         return set_error(err, ATTNC_ERR_USAGE, "backend '%s' is not available in this build",
                          attnc_backend_name(backend));
@@ -264,7 +264,13 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
         if (!k->attn) st = ATTNC_ERR_USAGE;
     }
     if (!st) st = apply_defines(k, opts, err);
-    if (!st) {
+    const char *v2 = st ? NULL : attention_interp_only(k->attn);
+    if (v2 && chosen == ATTNC_BACKEND_DEFAULT) backend = ATTNC_BACKEND_INTERP;
+    if (v2 && backend != ATTNC_BACKEND_INTERP)
+        st = set_error(err, ATTNC_ERR_USAGE, "attention '%s' uses '%s' (language version 2), which backend '%s' "
+                       "does not compile yet; the interpreter runs it (--backend interp)", k->attn->name, v2,
+                       attnc_backend_name(backend));
+    if (!st && !v2) {
         const BackendImpl *impl = backend_find(backend);
         PlanOptions po = {opts ? opts->tile_q : 0, opts ? opts->tile_k : 0, impl->vec_width ? impl->vec_width() : 0,
                           k->fixed.is_fixed, k->fixed.value, NULL, opts && (opts->flags & ATTNC_OPT_SEPARABLE_BIAS)};
@@ -273,7 +279,7 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
     }
     if (!st) {
         k->impl = backend_find(backend); /* available, so registered */
-        st = k->impl->compile(k->plan, opts, &k->ck, &k->state, err);
+        st = k->impl->compile(k->plan, opts, &k->ck, &k->state, err); /* the interpreter's takes a NULL plan */
     }
     if (st) {
         attnc_kernel_free(k);
@@ -350,6 +356,9 @@ attnc_status attnc_kernel_tensor_shape(const attnc_kernel *k, int i, const attnc
     Attention only_params = *a;
     only_params.ntensors = 0;
     only_params.scale = NULL;
+    only_params.rotary = NULL; /* and no clause reads a tensor (dot rows are checked against their shapes) */
+    only_params.nbiases = only_params.nscores = 0;
+    only_params.weight = only_params.sink = NULL;
     static const float dummy = 0;
     attnc_args args = {*sizes, &dummy, &dummy, &dummy, (float *)&dummy, NULL, params, n_params, NULL, 0};
     BoundCall bc;
@@ -400,7 +409,14 @@ attnc_status attnc_kernel_run_layout(const attnc_kernel *k, const attnc_args *ar
 int attnc_kernel_threads(const attnc_kernel *k) { return k->threads > 0 ? k->threads : pool_cores(); }
 
 int attnc_kernel_reads_pages(const attnc_kernel *k, int64_t page_rows) {
-    return k && k->ck.pages && page_rows > 0 && page_rows % k->plan->bk == 0;
+    return k && k->plan && k->ck.pages && page_rows > 0 && page_rows % k->plan->bk == 0;
+}
+
+/* The backend's runner, or the threaded launcher. */
+static attnc_status run_kernel(const attnc_kernel *k, BoundCall *bc, const attnc_args *a, int threads,
+                               const LaunchPages *pages, attnc_error *err) {
+    if (k->impl->run) return k->impl->run(k->plan, &k->ck, bc, a, threads, err);
+    return launch_run(k->plan, &k->ck, bc, a, threads, k->opts.flags, pages, err);
 }
 
 attnc_status attnc_kernel_run_pages(const attnc_kernel *k, const attnc_args *args, const attnc_layouts *layouts,
@@ -415,16 +431,16 @@ attnc_status attnc_kernel_run_pages(const attnc_kernel *k, const attnc_args *arg
         return set_error(err, ATTNC_ERR_USAGE, "backend '%s' takes only float32, contiguous tensors",
                          attnc_backend_name(k->backend));
     }
-    st = tile_check_work(k->plan, &bc, err);
+    if (k->plan) st = tile_check_work(k->plan, &bc, err); /* no plan: the interpreter bounds nothing */
     float dummy[1] = {0};
     attnc_args a = api_with_empty_arrays(args, dummy);
     const attnc_sizes *sz = &bc.sz;
     if (st || sz->B * sz->H * sz->Lq == 0) {
         /* an error, or no output rows: nothing to compute (sizes are bounded: no overflow) */
-    } else if (k->impl->run) {
-        st = k->impl->run(k->plan, &k->ck, &bc, &a, threads, err);
+    } else if (k->plan && (bc.attn->rotary || bc.attn->sink)) {
+        st = api_run_rope_sink(k, &bc, &a, threads, pages, run_kernel, err);
     } else {
-        st = launch_run(k->plan, &k->ck, &bc, &a, threads, k->opts.flags, pages, err);
+        st = run_kernel(k, &bc, &a, threads, pages, err);
     }
     bind_release(&bc);
     if (!st && err) {
@@ -459,10 +475,21 @@ attnc_status attnc_kernel_param_from_text(const attnc_kernel *k, const char *nam
 
 void attnc_free(void *p) { free(p); }
 
+/* What a kernel without a plan (a version-2 attention on the interpreter) cannot do. */
+static attnc_status interp_only_error(const attnc_kernel *k, const char *what, attnc_error *err) {
+    return set_error(err, ATTNC_ERR_USAGE, "attention '%s' uses '%s' (language version 2), which the middle end "
+                     "does not compile yet: it %s", k->attn->name, attention_interp_only(k->attn), what);
+}
+
 attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const attnc_args *call, int flags,
                                char **out, attnc_error *err) {
     if (!k || !target || !out) return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_emit");
     *out = NULL;
+    if (!k->plan) return interp_only_error(k, "has no compiled form", err);
+    if (strcmp(target, "ir") != 0 && (k->attn->rotary || k->attn->sink))
+        return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a %s, which the library applies around the kernel "
+                         "(not in its code): target '%s' would compute without it", k->attn->name,
+                         k->attn->rotary ? "rotary" : "sink", target);
     StrBuf sb = {0};
     attnc_status st = ATTNC_OK;
     if (strcmp(target, "ir") != 0) {
@@ -501,6 +528,8 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
         }
     }
     if (!st) plan_print(k->plan, tmp, &sb);
+    if (!st && k->attn->rotary) sb_printf(&sb, "rotary: Q and K rows rotated once per call before the kernel\n");
+    if (!st && k->attn->sink) sb_printf(&sb, "sink: merged into each row's O and LSE after the kernel\n");
     if (tmp) tile_map_free(tmp);
     if (!st && sb.failed) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
     if (st) {
@@ -516,6 +545,7 @@ const FixedParams *attnc_kernel_fixed(const attnc_kernel *k) { return k ? &k->fi
 
 attnc_status attnc_kernel_kept_pairs(const attnc_kernel *k, const attnc_args *call, int64_t *kept, attnc_error *err) {
     if (!k || !call || !kept) return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_kept_pairs");
+    if (!k->plan) return interp_only_error(k, "has no tile map to count kept pairs with", err);
     BoundCall bc;
     attnc_status st = bind_call(k->attn, &k->fixed, call, &bc, err);
     if (st) return st;
@@ -535,6 +565,7 @@ attnc_status attnc_kernel_tensor_value_range(const attnc_kernel *k, int i, const
                                              attnc_error *err) {
     if (!k || !lo || !hi || i < 0 || i >= k->attn->ntensors)
         return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_tensor_value_range");
+    if (!k->plan) return interp_only_error(k, "has no IR to bound tensor values with", err);
     *lo = 0;
     *hi = 4;
     const IrModule *m = k->plan->ir;

@@ -7,6 +7,7 @@
 #include "backend.h"
 #include "call.h"
 #include "diag.h"
+#include "launch.h"
 #include "plan.h"
 #include "sema.h"
 
@@ -42,5 +43,14 @@ attnc_args api_with_empty_arrays(const attnc_args *args, float *dummy);
 
 /* Whether the call's layouts are version 1's: float32, contiguous. */
 int api_plain_layouts(const BoundCall *bc);
+
+/* How api.c runs a bound call on a compiled kernel. */
+typedef attnc_status (*ApiRunFn)(const attnc_kernel *k, BoundCall *bc, const attnc_args *args, int threads,
+                                 const LaunchPages *pages, attnc_error *err);
+
+/* run, with the attention's rotary applied to Q and K before it and its
+ * sinks merged into O and LSE after it (api_rope_sink.c). */
+attnc_status api_run_rope_sink(const attnc_kernel *k, BoundCall *bc, const attnc_args *args, int threads,
+                               const LaunchPages *pages, ApiRunFn run, attnc_error *err);
 
 #endif
