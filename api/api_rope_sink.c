@@ -10,6 +10,7 @@
 #include "api_kernel.h"
 #include "interp.h"
 #include "rope_sink.h"
+#include "threads.h"
 
 /* Layout l as float32, contiguous, rows of n elements. */
 static BoundLayout contiguous_f32(int64_t heads, int64_t rows, int64_t n) {
@@ -37,7 +38,7 @@ attnc_status api_run_rope_sink(const attnc_kernel *k, BoundCall *bc, const attnc
     attnc_status st = ATTNC_OK;
     if (at->rotary) {
         int fault = 0;
-        st = rope_rotate(bc, args->q, args->k, &qr, &kr, &fault, err);
+        st = rope_rotate(bc, args->q, args->k, threads > 0 ? threads : pool_cores(), &qr, &kr, &fault, err);
         if (!st && fault) /* a position's runtime error: the interpreter knows whether a kept element needs it */
             return interp_run(bc, args->q, args->k, args->v, args->o, args->lse, err);
         a.q = qr, a.k = kr;

@@ -11,82 +11,125 @@
  *    nothing per element.
  *
  * Positions and sinks are evaluated by the interpreter's evaluator (they
- * are per row, so its speed does not matter), in float64 like the rotation.
+ * are per row, so its speed does not matter); angles in float64, their cos
+ * and sin rounded to float32 and the rotation in float32 (the kernels'
+ * arithmetic).
  * Requires: a BoundCall whose attention has a rotary or a sink.
  * Produces: rope_rotate, sink_merge (rope_sink.h). */
 #include "rope_sink.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "interp.h"
 #include "tensor_io.h"
+#include "threads.h"
 
-/* x (D values) rotated as a row at position pos: theta_i = base^(-2i/dims),
- * pairs (i, i + dims/2), or (2i, 2i + 1) when interleaved. */
-static void rotate_row(const BoundCall *bc, const double *theta, double *x, int64_t pos) {
-    int64_t half = bc->rope_dims / 2;
+/* cos and sin of pos * theta_i for i < half (the angle in float64, as the
+ * interpreter takes it), into cs[2i], cs[2i + 1]. */
+static void angles(const double *theta, int64_t half, int64_t pos, float *cs) {
     for (int64_t i = 0; i < half; i++) {
         double angle = (double)pos * theta[i];
-        double c = cos(angle), sn = sin(angle);
+        cs[2 * i] = (float)cos(angle);
+        cs[2 * i + 1] = (float)sin(angle);
+    }
+}
+
+/* x (D values) rotated by the angles cs (of angles()): pairs (i, i + dims/2),
+ * or (2i, 2i + 1) when interleaved. */
+static void rotate_row(const BoundCall *bc, const float *cs, float *x) {
+    int64_t half = bc->rope_dims / 2;
+    for (int64_t i = 0; i < half; i++) {
+        float c = cs[2 * i], sn = cs[2 * i + 1];
         int64_t j = bc->rope_interleaved ? 2 * i : i, k = bc->rope_interleaved ? 2 * i + 1 : i + half;
-        double xj = x[j], xk = x[k];
+        float xj = x[j], xk = x[k];
         x[j] = xj * c - xk * sn;
         x[k] = xk * c + xj * sn;
     }
 }
 
-/* Rotate the rows of one tensor (Q: heads H, positions qpos over q; K: heads
- * Hkv, kvpos over kv) from `in` at layout l into out, float32 contiguous. */
-static int rotate_all(const BoundCall *bc, InterpEnv *env, const double *theta, const void *in, const BoundLayout *l,
-                      int64_t heads, int64_t rows, const TExpr *pos_expr, int is_q, float *out, double *x) {
-    const attnc_sizes *sz = &bc->sz;
-    int64_t D = sz->D, group = sz->H / sz->Hkv;
-    for (int64_t b = 0; b < sz->B; b++)
-        for (int64_t h = 0; h < heads; h++)
-            for (int64_t r = 0; r < rows; r++) {
-                int64_t at = b * l->stride[0] + h * l->stride[1] + r * l->stride[2];
-                for (int64_t d = 0; d < D; d++) x[d] = tensor_load(in, l->elem, at + d);
-                int64_t pos = r;
-                if (pos_expr) {
-                    env->b = b, env->h = is_q ? h : h * group, env->hk = is_q ? h / group : h;
-                    env->q = is_q ? r : 0, env->kv = is_q ? 0 : r;
-                    pos = interp_eval(env, pos_expr).i;
-                    if (env->failed) return 0;
-                }
-                rotate_row(bc, theta, x, pos);
-                float *o = out + ((b * heads + h) * rows + r) * D;
-                for (int64_t d = 0; d < D; d++) o[d] = (float)x[d];
+/* The rotation of one tensor (Q: heads H, positions qpos over q; K: heads
+ * Hkv, kvpos over kv) from `in` at layout l into out, float32 contiguous,
+ * one work item of the thread pool per (b, head). */
+typedef struct Rotation {
+    const BoundCall *bc;
+    const double *theta;
+    const float *table; /* the angles of positions 0 .. rows - 1 (used without pos_expr) */
+    float *cs;          /* [threads][dims]: one position's angles */
+    InterpEnv *env;     /* [threads]: evaluators of the positions */
+    const void *in;
+    const BoundLayout *l;
+    int64_t heads, rows;
+    const TExpr *pos_expr;
+    int is_q;
+    float *out;
+    atomic_int fault;   /* a position raised a runtime error */
+} Rotation;
+
+static void rotate_item(void *ctx, int64_t item, int thread) {
+    Rotation *t = ctx;
+    const BoundCall *bc = t->bc;
+    int64_t half = bc->rope_dims / 2, D = bc->sz.D, group = bc->sz.H / bc->sz.Hkv;
+    int64_t b = item / t->heads, h = item % t->heads;
+    InterpEnv *env = &t->env[thread];
+    float *cs = t->cs + (int64_t)thread * 2 * half;
+    for (int64_t r = 0; r < t->rows && !atomic_load_explicit(&t->fault, memory_order_relaxed); r++) {
+        int64_t at = b * t->l->stride[0] + h * t->l->stride[1] + r * t->l->stride[2];
+        float *o = t->out + (item * t->rows + r) * D;
+        for (int64_t d = 0; d < D; d++) o[d] = (float)tensor_load(t->in, t->l->elem, at + d);
+        const float *a = t->table + r * 2 * half;
+        if (t->pos_expr) { /* position ids: this row's own angles */
+            env->b = b, env->h = t->is_q ? h : h * group, env->hk = t->is_q ? h / group : h;
+            env->q = t->is_q ? r : 0, env->kv = t->is_q ? 0 : r;
+            int64_t pos = interp_eval(env, t->pos_expr).i;
+            if (env->failed) {
+                atomic_store(&t->fault, 1);
+                return;
             }
-    return 1;
+            angles(t->theta, half, pos, cs);
+            a = cs;
+        }
+        rotate_row(bc, a, o);
+    }
 }
 
-attnc_status rope_rotate(const BoundCall *bc, const void *q, const void *k, float **q_rot, float **k_rot, int *fault,
-                         attnc_error *err) {
+attnc_status rope_rotate(const BoundCall *bc, const void *q, const void *k, int threads, float **q_rot,
+                         float **k_rot, int *fault, attnc_error *err) {
     const attnc_sizes *sz = &bc->sz;
     const Rotary *r = bc->attn->rotary;
     *q_rot = *k_rot = NULL;
     *fault = 0;
+    if (threads < 1) threads = 1;
     size_t nq = (size_t)(sz->B * sz->H * sz->Lq * sz->D), nk = (size_t)(sz->B * sz->Hkv * sz->Lk * sz->D);
     float *qr = malloc(sizeof(float) * nq + 1), *kr = malloc(sizeof(float) * nk + 1);
-    double *x = malloc(sizeof(double) * (size_t)sz->D + 1), *theta = malloc(sizeof(double) * (size_t)sz->D + 1);
-    InterpEnv *env = calloc(1, sizeof *env);
-    char msg[400] = "";
+    int64_t half = bc->rope_dims / 2, most = sz->Lq > sz->Lk ? sz->Lq : sz->Lk;
+    double *theta = malloc(sizeof(double) * (size_t)half + 1);
+    float *cs = malloc(sizeof(float) * 2 * (size_t)half * (size_t)threads + 1);
+    /* the default positions' angles once per call, shared by every head and by Q and K */
+    float *table = malloc(sizeof(float) * 2 * (size_t)half * (size_t)most + 1);
+    InterpEnv *env = calloc((size_t)threads, sizeof *env);
+    char *msg = calloc((size_t)threads, 400);
     attnc_status st = ATTNC_OK;
-    if (!qr || !kr || !x || !theta || !env) {
+    if (!qr || !kr || !theta || !cs || !table || !env || !msg) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory rotating Q and K");
     } else {
-        for (int64_t i = 0; i < bc->rope_dims / 2; i++)
-            theta[i] = pow(bc->rope_base, -2.0 * (double)i / (double)bc->rope_dims);
-        env->bc = bc, env->msg = msg, env->msgsize = sizeof msg;
-        *fault = !rotate_all(bc, env, theta, q, &bc->layout[BT_Q], sz->H, sz->Lq, r->qpos, 1, qr, x) ||
-                 !rotate_all(bc, env, theta, k, &bc->layout[BT_K], sz->Hkv, sz->Lk, r->kvpos, 0, kr, x);
+        for (int64_t i = 0; i < half; i++) theta[i] = pow(bc->rope_base, -2.0 * (double)i / (double)bc->rope_dims);
+        for (int64_t p = 0; p < most; p++) angles(theta, half, p, table + p * 2 * half);
+        for (int t = 0; t < threads; t++) env[t].bc = bc, env[t].msg = msg + 400 * t, env[t].msgsize = 400;
+        Rotation rq = {bc, theta, table, cs, env, q, &bc->layout[BT_Q], sz->H, sz->Lq, r->qpos, 1, qr, 0};
+        Rotation rk = {bc, theta, table, cs, env, k, &bc->layout[BT_K], sz->Hkv, sz->Lk, r->kvpos, 0, kr, 0};
+        pool_run(threads, sz->B * sz->H, rotate_item, &rq);
+        if (!atomic_load(&rq.fault)) pool_run(threads, sz->B * sz->Hkv, rotate_item, &rk);
+        *fault = atomic_load(&rq.fault) || atomic_load(&rk.fault);
     }
-    free(x);
     free(theta);
+    free(cs);
+    free(table);
     free(env);
+    free(msg);
     if (st || *fault) {
         free(qr);
         free(kr);

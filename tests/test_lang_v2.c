@@ -1,4 +1,4 @@
-/* test_lang_v2_interp.c — the interpreter's version-2 constructs (spec 9:
+/* test_lang_v2.c — the version-2 constructs on the interpreter and every compiled backend (spec 9:
  * rows and dot, rotary, sink, sin/cos) against a naive computation written
  * here, through the public API only.
  *
@@ -265,10 +265,11 @@ int main(void) {
         snprintf(buf, sizeof buf, "max error %.2g", worst);
         check(ok, cases[i].name, buf);
     }
-    /* rotary and sink run around every compiled kernel (float32: a looser bound) */
+    /* every case on every compiled backend (float32: a looser bound): rotary and sinks around the kernel, dot
+     * products of rows as per-call tables */
     static const attnc_backend compiled[] = {ATTNC_BACKEND_LLVM, ATTNC_BACKEND_TCC, ATTNC_BACKEND_REFPLAN,
                                              ATTNC_BACKEND_CUDA_EMU};
-    static const int around[] = {0, 1, 4};
+    static const int around[] = {0, 1, 2, 3, 4, 5};
     for (size_t b = 0; b < sizeof compiled / sizeof compiled[0]; b++)
         for (size_t i = 0; i < sizeof around / sizeof around[0] && attnc_backend_available(compiled[b]); i++) {
             char what[128];
@@ -311,7 +312,7 @@ int main(void) {
           "a guarded row index is no error", err.message);
     free_inputs(&in);
     if (attnc_backend_available(ATTNC_BACKEND_TCC))
-        expect_error("a compiled backend refuses rows for now", "attention a { bias dot(Q, K); }", ATTNC_BACKEND_TCC,
+        expect_error("a compiled backend refuses dot(Q, K)", "attention a { bias dot(Q, K); }", ATTNC_BACKEND_TCC,
                      ATTNC_ERR_USAGE, "the interpreter runs it");
     if (attnc_backend_available(ATTNC_BACKEND_TCC)) {
         /* around a compiled kernel: a position id out of range is an error only where a kept element needs it */
@@ -324,6 +325,9 @@ int main(void) {
                         &z, &in, o, lse, &err),
               "a compiled kernel's unused position out of range is no error", err.message);
         free_inputs(&in);
+        expect_error("a compiled kernel's row index out of range: the interpreter's message",
+                     "attention a { tensor E : float[2, D]; mask kv <= q; bias dot(K, E[q - kv]); }", ATTNC_BACKEND_TCC,
+                     ATTNC_ERR_RUNTIME, "index 2 is out of range [0, 2) in dimension 0 of tensor 'E'");
         expect_error("a sink's index out of range", "attention a { tensor sinks : float[1]; sink sinks[h]; }",
                      ATTNC_BACKEND_TCC, ATTNC_ERR_RUNTIME, "out of range");
         /* generated code alone would compute without the sink: emit refuses */
