@@ -16,6 +16,7 @@
 #include "plan.h"
 #include "registry.h"
 #include "sema.h"
+#include "interp.h"
 #include "threads.h"
 
 extern const char attnc_prelude_text[];
@@ -236,8 +237,8 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
     *out = NULL;
     if (spec->c.diag.errors)
         return set_error(err, ATTNC_ERR_SPEC, "%s has errors; see its diagnostics", spec->name);
-    attnc_backend backend = opts ? opts->backend : ATTNC_BACKEND_DEFAULT;
-    if (backend == ATTNC_BACKEND_DEFAULT) backend = default_backend();
+    attnc_backend chosen = opts ? opts->backend : ATTNC_BACKEND_DEFAULT;
+    attnc_backend backend = chosen == ATTNC_BACKEND_DEFAULT ? default_backend() : chosen;
     if (!attnc_backend_available(backend))
         return set_error(err, ATTNC_ERR_USAGE, "backend '%s' is not available in this build",
                          attnc_backend_name(backend));
@@ -264,16 +265,28 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
         if (!k->attn) st = ATTNC_ERR_USAGE;
     }
     if (!st) st = apply_defines(k, opts, err);
-    if (!st) {
+    /* dot products of rows: tables per call (middle/rows_table.h); a form they cannot express runs on the interpreter */
+    const char *why = NULL;
+    int rows = !st && attention_interp_only(k->attn) && backend != ATTNC_BACKEND_INTERP;
+    if (rows && !(k->rows = rows_rewrite(k->c.arena, k->attn, &why))) {
+        if (chosen == ATTNC_BACKEND_DEFAULT && strcmp(why, "out of memory") != 0) {
+            backend = ATTNC_BACKEND_INTERP;
+        } else {
+            st = set_error(err, strcmp(why, "out of memory") ? ATTNC_ERR_USAGE : ATTNC_ERR_NOMEM,
+                           "attention '%s' has a %s, which backend '%s' does not compile yet; the interpreter runs "
+                           "it (--backend interp)", k->attn->name, why, attnc_backend_name(backend));
+        }
+    }
+    if (!st && !(backend == ATTNC_BACKEND_INTERP && attention_interp_only(k->attn))) {
         const BackendImpl *impl = backend_find(backend);
         PlanOptions po = {opts ? opts->tile_q : 0, opts ? opts->tile_k : 0, impl->vec_width ? impl->vec_width() : 0,
                           k->fixed.is_fixed, k->fixed.value, NULL, opts && (opts->flags & ATTNC_OPT_SEPARABLE_BIAS)};
-        k->plan = plan_compile(k->c.arena, k->attn, &po);
+        k->plan = plan_compile(k->c.arena, k->rows ? k->rows->attn : k->attn, &po);
         if (!k->plan) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the middle end");
     }
     if (!st) {
         k->impl = backend_find(backend); /* available, so registered */
-        st = k->impl->compile(k->plan, opts, &k->ck, &k->state, err);
+        st = k->impl->compile(k->plan, opts, &k->ck, &k->state, err); /* the interpreter's takes a NULL plan */
     }
     if (st) {
         attnc_kernel_free(k);
@@ -350,6 +363,9 @@ attnc_status attnc_kernel_tensor_shape(const attnc_kernel *k, int i, const attnc
     Attention only_params = *a;
     only_params.ntensors = 0;
     only_params.scale = NULL;
+    only_params.rotary = NULL; /* and no clause reads a tensor (dot rows are checked against their shapes) */
+    only_params.nbiases = only_params.nscores = 0;
+    only_params.weight = only_params.sink = NULL;
     static const float dummy = 0;
     attnc_args args = {*sizes, &dummy, &dummy, &dummy, (float *)&dummy, NULL, params, n_params, NULL, 0};
     BoundCall bc;
@@ -400,7 +416,37 @@ attnc_status attnc_kernel_run_layout(const attnc_kernel *k, const attnc_args *ar
 int attnc_kernel_threads(const attnc_kernel *k) { return k->threads > 0 ? k->threads : pool_cores(); }
 
 int attnc_kernel_reads_pages(const attnc_kernel *k, int64_t page_rows) {
-    return k && k->ck.pages && page_rows > 0 && page_rows % k->plan->bk == 0;
+    return k && k->plan && k->ck.pages && page_rows > 0 && page_rows % k->plan->bk == 0;
+}
+
+/* The work bound, then the backend's runner or the threaded launcher. */
+static attnc_status run_plan(const attnc_kernel *k, BoundCall *bc, const attnc_args *a, int threads,
+                             const LaunchPages *pages, attnc_error *err) {
+    attnc_status st = tile_check_work(k->plan, bc, err);
+    if (st) return st;
+    if (k->impl->run) return k->impl->run(k->plan, &k->ck, bc, a, threads, err);
+    return launch_run(k->plan, &k->ck, bc, a, threads, k->opts.flags, pages, err);
+}
+
+/* run_plan, with the tables of the kernel's dot products computed first. */
+static attnc_status run_kernel(const attnc_kernel *k, BoundCall *bc, const attnc_args *a, int threads,
+                               const LaunchPages *pages, attnc_error *err) {
+    if (!k->rows) return run_plan(k, bc, a, threads, pages, err);
+    for (int t = 0; t < k->rows->ntables; t++)
+        if (pages && k->rows->tables[t].is_k)
+            return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a dot of K rows: a paged KV cache is not "
+                             "supported with it yet", bc->attn->name);
+    RowsCall rc;
+    attnc_status st = api_rows_bind(k, bc, a->q, a->k, threads > 0 ? threads : pool_cores(), &rc, err);
+    if (st) return st;
+    st = run_plan(k, &rc.bc, a, threads, pages, err);
+    api_rows_release(&rc);
+    /* a runtime error is named as the spec reads: by the interpreter on the call without tables */
+    if (st == ATTNC_ERR_RUNTIME) {
+        attnc_error mine = {0};
+        if (interp_run(bc, a->q, a->k, a->v, NULL, NULL, &mine) == ATTNC_ERR_RUNTIME && err) *err = mine;
+    }
+    return st;
 }
 
 attnc_status attnc_kernel_run_pages(const attnc_kernel *k, const attnc_args *args, const attnc_layouts *layouts,
@@ -415,16 +461,17 @@ attnc_status attnc_kernel_run_pages(const attnc_kernel *k, const attnc_args *arg
         return set_error(err, ATTNC_ERR_USAGE, "backend '%s' takes only float32, contiguous tensors",
                          attnc_backend_name(k->backend));
     }
-    st = tile_check_work(k->plan, &bc, err);
     float dummy[1] = {0};
     attnc_args a = api_with_empty_arrays(args, dummy);
     const attnc_sizes *sz = &bc.sz;
     if (st || sz->B * sz->H * sz->Lq == 0) {
         /* an error, or no output rows: nothing to compute (sizes are bounded: no overflow) */
-    } else if (k->impl->run) {
-        st = k->impl->run(k->plan, &k->ck, &bc, &a, threads, err);
+    } else if (!k->plan) {
+        st = k->impl->run(k->plan, &k->ck, &bc, &a, threads, err); /* the interpreter */
+    } else if ((bc.attn->rotary || bc.attn->sink) && k->backend != ATTNC_BACKEND_INTERP) {
+        st = api_run_rope_sink(k, &bc, &a, threads, pages, run_kernel, err);
     } else {
-        st = launch_run(k->plan, &k->ck, &bc, &a, threads, k->opts.flags, pages, err);
+        st = run_kernel(k, &bc, &a, threads, pages, err);
     }
     bind_release(&bc);
     if (!st && err) {
@@ -459,10 +506,43 @@ attnc_status attnc_kernel_param_from_text(const attnc_kernel *k, const char *nam
 
 void attnc_free(void *p) { free(p); }
 
+/* The tile map of a call (Q, K, V, O not read), and with kept != NULL the
+ * pairs its masks keep (then the map is freed); a kernel with tables gets
+ * zero ones: masks never read a dot. */
+static attnc_status call_tile_map(const attnc_kernel *k, const attnc_args *call, TileMap *tm, int64_t *kept,
+                                  attnc_error *err) {
+    BoundCall bc;
+    attnc_status st = bind_call(k->attn, &k->fixed, call, &bc, err);
+    if (st) return st;
+    RowsCall rc;
+    const BoundCall *use = &bc;
+    if (k->rows && !(st = api_rows_bind(k, &bc, NULL, NULL, 1, &rc, err))) use = &rc.bc;
+    if (!st) st = tile_map_build(k->plan, use, tm, err);
+    if (!st && kept) {
+        *kept = tile_count_kept(k->plan, use, tm);
+        if (*kept < 0) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+        tile_map_free(tm);
+    }
+    if (use != &bc) api_rows_release(&rc);
+    bind_release(&bc);
+    return st;
+}
+
+/* What a kernel without a plan (a version-2 attention on the interpreter) cannot do. */
+static attnc_status interp_only_error(const attnc_kernel *k, const char *what, attnc_error *err) {
+    return set_error(err, ATTNC_ERR_USAGE, "attention '%s' uses '%s' (language version 2), which the middle end "
+                     "does not compile yet: it %s", k->attn->name, attention_interp_only(k->attn), what);
+}
+
 attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const attnc_args *call, int flags,
                                char **out, attnc_error *err) {
     if (!k || !target || !out) return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_emit");
     *out = NULL;
+    if (!k->plan) return interp_only_error(k, "has no compiled form", err);
+    if (strcmp(target, "ir") != 0 && (k->attn->rotary || k->attn->sink || k->rows))
+        return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a %s, which the library applies around the kernel "
+                         "(not in its code): target '%s' would compute without it", k->attn->name,
+                         k->attn->rotary ? "rotary" : k->attn->sink ? "sink" : "dot of rows (per-call tables)", target);
     StrBuf sb = {0};
     attnc_status st = ATTNC_OK;
     if (strcmp(target, "ir") != 0) {
@@ -487,20 +567,15 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
         Arena *scratch = arena_new();
         PlanOptions po = {k->plan->bq, k->plan->bk, k->plan->vec_width, k->fixed.is_fixed, k->fixed.value, &sb,
                           (k->opts.flags & ATTNC_OPT_SEPARABLE_BIAS) != 0};
-        if (!scratch || !plan_compile(scratch, k->attn, &po)) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+        if (!scratch || !plan_compile(scratch, k->rows ? k->rows->attn : k->attn, &po))
+            st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         arena_free(scratch);
     }
     TileMap tm, *tmp = NULL;
-    if (!st && call) {
-        BoundCall bc;
-        st = bind_call(k->attn, &k->fixed, call, &bc, err);
-        if (!st) {
-            st = tile_map_build(k->plan, &bc, &tm, err);
-            if (!st) tmp = &tm;
-            bind_release(&bc);
-        }
-    }
+    if (!st && call && !(st = call_tile_map(k, call, &tm, NULL, err))) tmp = &tm;
     if (!st) plan_print(k->plan, tmp, &sb);
+    if (!st && k->attn->rotary) sb_printf(&sb, "rotary: Q and K rows rotated once per call before the kernel\n");
+    if (!st && k->attn->sink) sb_printf(&sb, "sink: merged into each row's O and LSE after the kernel\n");
     if (tmp) tile_map_free(tmp);
     if (!st && sb.failed) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
     if (st) {
@@ -516,18 +591,9 @@ const FixedParams *attnc_kernel_fixed(const attnc_kernel *k) { return k ? &k->fi
 
 attnc_status attnc_kernel_kept_pairs(const attnc_kernel *k, const attnc_args *call, int64_t *kept, attnc_error *err) {
     if (!k || !call || !kept) return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_kept_pairs");
-    BoundCall bc;
-    attnc_status st = bind_call(k->attn, &k->fixed, call, &bc, err);
-    if (st) return st;
+    if (!k->plan) return interp_only_error(k, "has no tile map to count kept pairs with", err);
     TileMap tm;
-    st = tile_map_build(k->plan, &bc, &tm, err);
-    if (!st) {
-        *kept = tile_count_kept(k->plan, &bc, &tm);
-        if (*kept < 0) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
-        tile_map_free(&tm);
-    }
-    bind_release(&bc);
-    return st;
+    return call_tile_map(k, call, &tm, kept, err);
 }
 
 attnc_status attnc_kernel_tensor_value_range(const attnc_kernel *k, int i, const attnc_sizes *sizes,
@@ -535,13 +601,14 @@ attnc_status attnc_kernel_tensor_value_range(const attnc_kernel *k, int i, const
                                              attnc_error *err) {
     if (!k || !lo || !hi || i < 0 || i >= k->attn->ntensors)
         return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_tensor_value_range");
+    if (!k->plan) return interp_only_error(k, "has no IR to bound tensor values with", err);
     *lo = 0;
     *hi = 4;
     const IrModule *m = k->plan->ir;
     int narrowed = 0;
     for (int n = 0; n < m->n; n++) {
         const IrNode *use = ir_at(m, n);
-        if (use->op != IR_LOAD) continue;
+        if (use->op != IR_LOAD || use->aux >= k->attn->ntensors) continue; /* not a table of dot products */
         for (int d = 0; d < use->nargs; d++) {
             const IrNode *ix = ir_at(m, use->args[d]);
             if (ix->op != IR_LOAD || ix->aux != i) continue;

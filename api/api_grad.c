@@ -56,13 +56,18 @@ static int plain(const BoundCall *bc, const BoundGrad *bg) {
     return 1;
 }
 
+/* No plan: a version-2 attention on the interpreter, whose gradients are not written yet. */
 int attnc_kernel_has_backward(const attnc_kernel *k) {
-    return k && (k->impl->backward != NULL || k->ck.grad_tile != NULL);
+    return k && k->plan && !k->rows && !k->attn->rotary && !k->attn->sink &&
+           (k->impl->backward != NULL || k->ck.grad_tile != NULL);
 }
 
 attnc_status attnc_kernel_backward(const attnc_kernel *k, const attnc_args *args, const attnc_layouts *layouts,
                                    const attnc_grad *grad, attnc_error *err) {
     if (!k) return set_error(err, ATTNC_ERR_USAGE, "kernel is NULL");
+    if (!k->plan || k->rows || k->attn->rotary || k->attn->sink)
+        return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a %s: its gradients are not implemented yet",
+                         k->attn->name, k->attn->rotary ? "rotary" : k->attn->sink ? "sink" : "dot of rows");
     if (!attnc_kernel_has_backward(k))
         return set_error(err, ATTNC_ERR_USAGE, "backend '%s' has no backward pass yet (interp has)",
                          attnc_backend_name(k->backend));

@@ -7,7 +7,9 @@
 #include "backend.h"
 #include "call.h"
 #include "diag.h"
+#include "launch.h"
 #include "plan.h"
+#include "rows_table.h"
 #include "sema.h"
 
 /* A parsed and checked file, with the prelude it was checked against. */
@@ -28,7 +30,8 @@ struct attnc_kernel {
     FixedParams fixed;
     int *unbound; /* indexes of params the caller may pass */
     int nunbound;
-    Plan *plan;   /* the middle end's description of the kernel */
+    Plan *plan;   /* the middle end's description of the kernel (of rows->attn when rows is set) */
+    RowsRewrite *rows; /* its dot products as per-call tables (middle/rows_table.h), or NULL */
     const BackendImpl *impl; /* how it was compiled and is run */
     CompiledKernel ck;
     void *state;
@@ -42,5 +45,29 @@ attnc_args api_with_empty_arrays(const attnc_args *args, float *dummy);
 
 /* Whether the call's layouts are version 1's: float32, contiguous. */
 int api_plain_layouts(const BoundCall *bc);
+
+/* A call of a kernel with k->rows as its plan sees it: bc with the tables
+ * appended to its tensors (computed from Q and K, or zeros when q is NULL:
+ * for the tile map only). */
+typedef struct RowsCall {
+    BoundCall bc;
+    Attention attn;
+    attnc_tensor *tables;
+    const attnc_tensor **all;
+    int n;
+} RowsCall;
+
+attnc_status api_rows_bind(const attnc_kernel *k, const BoundCall *bc, const void *q, const void *kk, int threads,
+                           RowsCall *rc, attnc_error *err);
+void api_rows_release(RowsCall *rc);
+
+/* How api.c runs a bound call on a compiled kernel. */
+typedef attnc_status (*ApiRunFn)(const attnc_kernel *k, BoundCall *bc, const attnc_args *args, int threads,
+                                 const LaunchPages *pages, attnc_error *err);
+
+/* run, with the attention's rotary applied to Q and K before it and its
+ * sinks merged into O and LSE after it (api_rope_sink.c). */
+attnc_status api_run_rope_sink(const attnc_kernel *k, BoundCall *bc, const attnc_args *args, int threads,
+                               const LaunchPages *pages, ApiRunFn run, attnc_error *err);
 
 #endif

@@ -63,4 +63,12 @@ typedef struct BackendImpl {
     int (*vec_width)(void);
 } BackendImpl;
 
+/* s[i * ld + j] = sum over d < depth of a[i * lda + d] * bt[d * ld + j], for
+ * i < nr and j < ld: templates/dense.c's product, the copy best for this CPU
+ * (backends/c/jit_dense.c), for the library's own small products (the tables
+ * of runtime/rows_fill.c). */
+typedef void (*DenseProductFn)(const float *a, int64_t lda, int64_t nr, int64_t depth, const float *bt, int64_t ld,
+                               float *s);
+DenseProductFn backend_dense_product(void);
+
 #endif

@@ -47,7 +47,9 @@ typedef enum AstItemKind {
     ITEM_SCORE,
     ITEM_SCALE,
     ITEM_WEIGHT,
-    ITEM_USE
+    ITEM_USE,
+    ITEM_ROTARY, /* binds: its named arguments (version 2) */
+    ITEM_SINK    /* expr (version 2) */
 } AstItemKind;
 
 typedef enum AstType { TYPE_INT = 0, TYPE_FLOAT = 1, TYPE_BOOL = 2 } AstType;
@@ -67,7 +69,7 @@ typedef struct AstItem {
     AstExpr *expr;    /* clause expression, let value or param default (may be NULL) */
     AstExpr **dims;   /* tensor dimensions */
     int ndims;
-    AstBinding *binds; /* use bindings */
+    AstBinding *binds; /* use bindings, or rotary's arguments */
     int nbinds;
     struct AstItem *next;
 } AstItem;

@@ -118,6 +118,18 @@ static AstItem *mk_item(ParseState *ps, AstItemKind kind, Span span, const char 
 
 typedef struct BindList { AstBinding b; struct BindList *next; } BindList;
 
+/* it with the (reversed) bindings as its array; NULL when out of memory. */
+static AstItem *with_bindings(ParseState *ps, AstItem *it, BindList *rev) {
+    if (!it) return NULL;
+    int n = 0;
+    for (BindList *l = rev; l; l = l->next) n++;
+    it->nbinds = n;
+    it->binds = alloc(ps, sizeof(AstBinding) * (size_t)(n ? n : 1));
+    if (!it->binds) return NULL;
+    for (BindList *l = rev; l; l = l->next) it->binds[--n] = l->b;
+    return it;
+}
+
 static void attn_yyerror(Span *loc, yyscan_t scanner, ParseState *ps, const char *msg) {
     (void)scanner;
     if (ps->nomem) return; /* "memory exhausted": out of memory, not an error of the spec */
@@ -149,7 +161,7 @@ static void *parser_stack_alloc(ParseState *ps, size_t n) {
 %token KW_ATTENTION "'attention'" KW_PARAM "'param'" KW_TENSOR "'tensor'" KW_LET "'let'"
 %token KW_MASK "'mask'" KW_BIAS "'bias'" KW_SCORE "'score'" KW_SCALE "'scale'"
 %token KW_WEIGHT "'weight'" KW_USE "'use'" KW_SUM "'sum'" KW_INT "'int'" KW_FLOAT "'float'"
-%token KW_BOOL "'bool'" KW_TRUE "'true'" KW_FALSE "'false'"
+%token KW_BOOL "'bool'" KW_ROTARY "'rotary'" KW_SINK "'sink'" KW_DOT "'dot'" KW_TRUE "'true'" KW_FALSE "'false'"
 %token <str> IDENT "identifier"
 %token <ival> INT_LIT "integer"
 %token <fval> FLOAT_LIT "number"
@@ -209,7 +221,8 @@ items
 
 /* item := 'param' NAME ':' type ('=' expr)? ';' | 'tensor' NAME ':' elemtype '[' expr (',' expr)* ']' ';'
  *       | 'let' NAME '=' expr ';' | ('mask'|'bias'|'score'|'scale'|'weight') expr ';'
- *       | 'use' NAME ('(' NAME '=' expr (',' NAME '=' expr)* ')')? ';' */
+ *       | 'use' NAME ('(' NAME '=' expr (',' NAME '=' expr)* ')')? ';'
+ *       | 'rotary' ('(' NAME '=' expr (',' NAME '=' expr)* ')')? ';' | 'sink' expr ';'   (version 2) */
 item
     : KW_PARAM IDENT ':' type opt_default ';'
                                 { $$ = mk_item(ps, ITEM_PARAM, @$, $2, @2, $5); if ($$) $$->type = $4; }
@@ -225,12 +238,9 @@ item
     | KW_SCALE expr ';'            { $$ = mk_item(ps, ITEM_SCALE, @$, NULL, @1, $2); }
     | KW_WEIGHT expr ';'           { $$ = mk_item(ps, ITEM_WEIGHT, @$, NULL, @1, $2); }
     | KW_USE IDENT opt_bindings ';'
-                                { $$ = mk_item(ps, ITEM_USE, @$, $2, @2, NULL);
-                                  if ($$) { int n = 0; for (BindList *l = $3; l; l = l->next) n++;
-                                            $$->nbinds = n;
-                                            $$->binds = alloc(ps, sizeof(AstBinding) * (size_t)(n ? n : 1));
-                                            if (!$$->binds) $$ = NULL;
-                                            else for (BindList *l = $3; l; l = l->next) $$->binds[--n] = l->b; } }
+                                { $$ = with_bindings(ps, mk_item(ps, ITEM_USE, @$, $2, @2, NULL), $3); }
+    | KW_ROTARY opt_bindings ';'   { $$ = with_bindings(ps, mk_item(ps, ITEM_ROTARY, @$, NULL, @1, NULL), $2); }
+    | KW_SINK expr ';'             { $$ = mk_item(ps, ITEM_SINK, @$, NULL, @1, $2); }
     | error ';'                 { $$ = NULL; yyerrok; }
     ;
 
@@ -269,7 +279,8 @@ opt_args
 
 /* expr := literal | NAME | NAME '(' args ')' | NAME '[' args ']' | '(' expr ')'
  *       | ('-'|'!') expr | expr OP expr | expr '?' expr ':' expr
- *       | 'sum' '(' NAME '<' expr ')' expr      (the body extends as far right as it can) */
+ *       | 'sum' '(' NAME '<' expr ')' expr      (the body extends as far right as it can)
+ *       | 'dot' '(' expr ',' expr ')'           (rows, version 2: checked by sema) */
 expr
     : INT_LIT                   { $$ = mk(ps, AST_INT, @$); if ($$) $$->ival = $1; }
     | FLOAT_LIT                 { $$ = mk(ps, AST_FLOAT, @$); if ($$) $$->fval = $1; }
@@ -280,6 +291,7 @@ expr
     | IDENT '(' opt_args ')'    { $$ = mk_call(ps, @$, $1, @1, $3, AST_CALL); }
     | type '(' opt_args ')'     { $$ = mk_call(ps, @$, $1 == TYPE_INT ? "int" : $1 == TYPE_FLOAT ? "float" : "bool", @1, $3, AST_CALL); }
     | IDENT '[' args ']'        { $$ = mk_call(ps, @$, $1, @1, $3, AST_INDEX); }
+    | KW_DOT '(' opt_args ')'   { $$ = mk_call(ps, @$, "dot", @1, $3, AST_CALL); }
     | '(' expr ')'              { $$ = $2; }
     | '-' expr %prec UNARY      { $$ = mk_ops(ps, AST_UNARY, @$, '-', 1, $2, NULL, NULL); }
     | '!' expr %prec UNARY      { $$ = mk_ops(ps, AST_UNARY, @$, '!', 1, $2, NULL, NULL); }
@@ -325,7 +337,7 @@ static int starts_expression(yysymbol_kind_t k) {
     static const char *const chars[] = {"'('", "'-'", "'!'", NULL};
     switch (k) {
     case YYSYMBOL_IDENT: case YYSYMBOL_INT_LIT: case YYSYMBOL_FLOAT_LIT: case YYSYMBOL_KW_TRUE:
-    case YYSYMBOL_KW_FALSE: case YYSYMBOL_KW_SUM: case YYSYMBOL_KW_SCORE: case YYSYMBOL_KW_INT:
+    case YYSYMBOL_KW_FALSE: case YYSYMBOL_KW_SUM: case YYSYMBOL_KW_SCORE: case YYSYMBOL_KW_INT: case YYSYMBOL_KW_DOT:
     case YYSYMBOL_KW_FLOAT: case YYSYMBOL_KW_BOOL:
         return 1;
     default:
@@ -337,6 +349,7 @@ static int starts_item(yysymbol_kind_t k) {
     switch (k) {
     case YYSYMBOL_KW_PARAM: case YYSYMBOL_KW_TENSOR: case YYSYMBOL_KW_LET: case YYSYMBOL_KW_MASK:
     case YYSYMBOL_KW_BIAS: case YYSYMBOL_KW_SCORE: case YYSYMBOL_KW_SCALE: case YYSYMBOL_KW_WEIGHT: case YYSYMBOL_KW_USE:
+    case YYSYMBOL_KW_ROTARY: case YYSYMBOL_KW_SINK:
         return 1;
     default:
         return 0;

@@ -40,6 +40,7 @@ static int texpr_equal(const TExpr *a, const TExpr *b) {
     case X_PARAM:
     case X_LET:
     case X_INDEX:
+    case X_ROW:
         /* names are unique once merged; a clash of the names themselves is reported on its own */
         if (strcmp(a->decl->name, b->decl->name) != 0) return 0;
         break;
@@ -155,7 +156,9 @@ static void check_param(Sema *s, Scope *sc, AstItem *it) {
     }
     if (it->expr) {
         TExpr *def = sema_coerce(s, sema_check_root(s, sc, it->expr, 0), d->type, "the default");
-        if (def && !sema_check_deps(s, def, DEP_SIZE | DEP_PARAM, "a param default")) def = NULL;
+        if (def && (!sema_no_dot(s, def, "a param default") ||
+                    !sema_check_deps(s, def, DEP_SIZE | DEP_PARAM, "a param default")))
+            def = NULL;
         d->init = def;
     }
     declare_checked(s, sc, d, !it->expr || d->init);
@@ -178,7 +181,9 @@ static void check_tensor(Sema *s, Scope *sc, AstItem *it) {
     int ok = 1;
     for (int i = 0; i < it->ndims; i++) {
         TExpr *t = sema_coerce(s, sema_check_root(s, sc, it->dims[i], 0), T_INT, "a tensor dimension");
-        if (t && !sema_check_deps(s, t, DEP_SIZE | DEP_PARAM, "a tensor dimension")) t = NULL;
+        if (t && (!sema_no_dot(s, t, "a tensor dimension") ||
+                  !sema_check_deps(s, t, DEP_SIZE | DEP_PARAM, "a tensor dimension")))
+            t = NULL;
         ok &= t != NULL;
         d->dims[i] = t;
     }
@@ -209,6 +214,93 @@ static void set_single(Sema *s, TExpr **slot, Span *slot_at, TExpr *e, Span at, 
     *slot_at = at;
 }
 
+/* As set_single for items that `use` merges when identical (rotary, sink: spec 9.3, 9.4). */
+static void set_merged(Sema *s, TExpr **slot, Span *slot_at, TExpr *e, Span at, const char *what, const char *via) {
+    if (*slot && via && texpr_equal(*slot, e)) return;
+    set_single(s, slot, slot_at, e, at, what, via);
+}
+
+static int rotary_equal(const Rotary *a, const Rotary *b) {
+    return texpr_equal(a->base, b->base) && texpr_equal(a->dims, b->dims) && texpr_equal(a->qpos, b->qpos) &&
+           texpr_equal(a->kvpos, b->kvpos) && texpr_equal(a->interleaved, b->interleaved);
+}
+
+static void set_rotary(Sema *s, Scope *sc, Rotary *r, Span at, const char *via) {
+    if (sc->rotary && via && rotary_equal(sc->rotary, r)) return;
+    if (sc->rotary) {
+        if (via)
+            diag_error(s->diag, at, "'use %s' brings a second 'rotary' (the first is at line %d)", via,
+                       sc->rotary_at.first_line);
+        else
+            diag_error(s->diag, at, "more than one 'rotary' (the first is at line %d)", sc->rotary_at.first_line);
+        return;
+    }
+    sc->rotary = r;
+    sc->rotary_at = at;
+}
+
+/* One argument of rotary(...) checked: its type and what it may read (spec 9.3). */
+static TExpr *rotary_arg(Sema *s, Scope *sc, AstBinding *b, Rotary *r) {
+    static const char *const sizes = "sizes and params";
+    static const char *const qside = "b, h, q, sizes, params and tensors";
+    static const char *const kside = "b, hk, kv, sizes, params and tensors";
+    TExpr *e = sema_check_root(s, sc, b->value, 0);
+    const char *n = b->name;
+    if (strcmp(n, "base") == 0) {
+        e = sema_coerce(s, e, T_FLOAT, "rotary's base");
+        return e && sema_check_deps_on(s, e, DEP_SIZE | DEP_PARAM, "rotary's base", sizes) ? (r->base = e) : NULL;
+    }
+    if (strcmp(n, "dims") == 0) {
+        e = sema_coerce(s, e, T_INT, "rotary's dims");
+        if (!e || !sema_check_deps_on(s, e, DEP_SIZE | DEP_PARAM, "rotary's dims", sizes)) return NULL;
+        if (e->kind == X_CONST && (e->c.i < 0 || e->c.i % 2 != 0)) {
+            diag_error(s->diag, e->span, "rotary's dims must be even and between 0 and D, found %lld",
+                       (long long)e->c.i);
+            return NULL;
+        }
+        return r->dims = e;
+    }
+    if (strcmp(n, "qpos") == 0) {
+        e = sema_coerce(s, e, T_INT, "rotary's qpos");
+        return e && sema_check_deps_on(s, e, DEP_B | DEP_H | DEP_Q | DEP_TENSOR | DEP_SIZE | DEP_PARAM,
+                                       "rotary's qpos", qside) ? (r->qpos = e) : NULL;
+    }
+    if (strcmp(n, "kvpos") == 0) {
+        e = sema_coerce(s, e, T_INT, "rotary's kvpos");
+        if (!e || !sema_check_deps_on(s, e, DEP_B | DEP_H | DEP_KV | DEP_TENSOR | DEP_SIZE | DEP_PARAM,
+                                      "rotary's kvpos", kside))
+            return NULL;
+        return sema_no_var(s, e, V_H, "rotary's kvpos", "a key's position may depend on its kv head hk, not on h")
+                   ? (r->kvpos = e) : NULL;
+    }
+    if (strcmp(n, "interleaved") == 0) {
+        e = sema_coerce(s, e, T_BOOL, "rotary's interleaved");
+        return e && sema_check_deps_on(s, e, DEP_SIZE | DEP_PARAM, "rotary's interleaved", sizes)
+                   ? (r->interleaved = e) : NULL;
+    }
+    diag_error(s->diag, b->name_span, "rotary has no argument '%s' (its arguments: base, dims, qpos, kvpos, "
+               "interleaved)", n);
+    return NULL;
+}
+
+/* rotary(...) := rotate Q and K rows by their positions (spec 9.3). */
+static void check_rotary(Sema *s, Scope *sc, AstItem *it) {
+    Rotary *r = arena_alloc(s->arena, sizeof *r);
+    if (!r) return;
+    r->span = it->span;
+    int ok = 1;
+    for (int i = 0; i < it->nbinds; i++) {
+        for (int j = 0; j < i; j++)
+            if (strcmp(it->binds[j].name, it->binds[i].name) == 0) {
+                diag_error(s->diag, it->binds[i].name_span, "rotary's argument '%s' is given twice",
+                           it->binds[i].name);
+                ok = 0;
+            }
+        ok &= rotary_arg(s, sc, &it->binds[i], r) != NULL;
+    }
+    if (ok) set_rotary(s, sc, r, it->span, NULL);
+}
+
 static void check_clause(Sema *s, Scope *sc, AstItem *it) {
     TExpr *e;
     switch (it->kind) {
@@ -218,6 +310,7 @@ static void check_clause(Sema *s, Scope *sc, AstItem *it) {
             diag_error(s->diag, e->span, "a mask must be bool, found %s", type_name(e->type));
             e = NULL;
         }
+        if (e && !sema_no_dot(s, e, "a mask")) e = NULL;
         if (e) ptrvec_push(s->arena, &sc->masks, e);
         break;
     case ITEM_BIAS:
@@ -233,9 +326,16 @@ static void check_clause(Sema *s, Scope *sc, AstItem *it) {
         break;
     case ITEM_SCALE:
         e = sema_coerce(s, sema_check_root(s, sc, it->expr, 0), T_FLOAT, "a scale");
-        if (e && sema_check_deps(s, e, DEP_SIZE | DEP_PARAM, "a scale"))
+        if (e && sema_no_dot(s, e, "a scale") && sema_check_deps(s, e, DEP_SIZE | DEP_PARAM, "a scale"))
             set_single(s, &sc->scale, &sc->scale_at, e, it->span, "scale", NULL);
         break;
+    case ITEM_SINK:
+        e = sema_coerce(s, sema_check_root(s, sc, it->expr, 0), T_FLOAT, "a sink");
+        if (e && sema_check_deps_on(s, e, DEP_B | DEP_H | DEP_Q | DEP_TENSOR | DEP_SIZE | DEP_PARAM, "a sink",
+                                    "b, h, q, sizes, params and tensors"))
+            set_merged(s, &sc->sink, &sc->sink_at, e, it->span, "sink", NULL);
+        break;
+    case ITEM_ROTARY: check_rotary(s, sc, it); break;
     default: break;
     }
 }
@@ -303,6 +403,8 @@ static void check_use(Sema *s, Scope *sc, AstItem *it) {
     for (int i = 0; i < sub->scores.len; i++) ptrvec_push(s->arena, &sc->scores, sub->scores.items[i]);
     if (sub->scale) set_single(s, &sc->scale, &sc->scale_at, sub->scale, it->span, "scale", it->name);
     if (sub->weight) set_single(s, &sc->weight, &sc->weight_at, sub->weight, it->span, "weight", it->name);
+    if (sub->sink) set_merged(s, &sc->sink, &sc->sink_at, sub->sink, it->span, "sink", it->name);
+    if (sub->rotary) set_rotary(s, sc, sub->rotary, it->span, it->name);
 }
 
 static Scope *check_attention(Sema *s, AstAttention *ast, Binding *binds, int nbinds) {
@@ -326,6 +428,11 @@ static Scope *check_attention(Sema *s, AstAttention *ast, Binding *binds, int nb
 
 /* The public form: params and tensors numbered, clause lists as arrays. */
 static Attention *finish_attention(Sema *s, AstAttention *ast, Scope *sc) {
+    if (sc->sink && sc->weight) {
+        diag_error(s->diag, sc->sink_at, "a 'sink' applies to softmax attention only; this attention has a 'weight' "
+                   "clause (line %d)", sc->weight_at.first_line);
+        return NULL;
+    }
     Attention *a = arena_alloc(s->arena, sizeof *a);
     if (!a) return NULL;
     a->name = ast->name;
@@ -354,7 +461,25 @@ static Attention *finish_attention(Sema *s, AstAttention *ast, Scope *sc) {
     a->nscores = sc->scores.len;
     a->scale = sc->scale;
     a->weight = sc->weight;
+    a->sink = sc->sink;
+    a->rotary = sc->rotary;
     return a;
+}
+
+int attention_reads_rows(const Attention *a) {
+    int deps = 0;
+    for (int i = 0; i < a->nbiases; i++) deps |= a->biases[i]->deps;
+    for (int i = 0; i < a->nscores; i++) deps |= a->scores[i]->deps;
+    if (a->weight) deps |= a->weight->deps;
+    return a->rotary != NULL || (deps & DEP_ROW) != 0;
+}
+
+const char *attention_interp_only(const Attention *a) {
+    int deps = 0;
+    for (int i = 0; i < a->nbiases; i++) deps |= a->biases[i]->deps;
+    for (int i = 0; i < a->nscores; i++) deps |= a->scores[i]->deps;
+    if (a->weight) deps |= a->weight->deps;
+    return deps & DEP_ROW ? "dot" : NULL;
 }
 
 Program *sema_check(AstFile *file, AstFile *prelude, Arena *arena, Diag *diag) {

@@ -5,7 +5,9 @@
 #define ATTNC_SEMA_H
 #include "ast.h"
 
-typedef enum Type { T_INT = 0, T_FLOAT = 1, T_BOOL = 2 } Type;
+/* T_ROW: a row of floats (Q, K or a tensor row, version 2); only the
+ * arguments of dot have it. */
+typedef enum Type { T_INT = 0, T_FLOAT = 1, T_BOOL = 2, T_ROW = 3 } Type;
 
 /* The index variables and sizes every clause can read. */
 typedef enum BuiltinVar {
@@ -16,7 +18,9 @@ typedef enum BuiltinVar {
 
 typedef enum Fn {
     FN_ABS, FN_MIN, FN_MAX, FN_CLAMP, FN_EXP, FN_EXP2, FN_LOG, FN_LOG2, FN_SQRT, FN_TANH,
-    FN_SIGMOID, FN_ERF, FN_POW, FN_FLOOR, FN_CEIL, FN_FLOAT, FN_INT, FN_SIGN, FN_COUNT
+    FN_SIGMOID, FN_ERF, FN_POW, FN_FLOOR, FN_CEIL, FN_FLOAT, FN_INT, FN_SIGN,
+    FN_SIN, FN_COS, /* version 2 */
+    FN_COUNT
 } Fn;
 
 typedef enum XKind {
@@ -34,7 +38,12 @@ typedef enum XKind {
     X_COND,   /* args: cond, then, else */
     X_CALL,   /* fn, args */
     X_INDEX,  /* decl (a tensor), args: one per dimension */
-    X_SUM     /* args: bound, body; level: this sum's level */
+    X_SUM,    /* args: bound, body; level: this sum's level */
+    /* version 2: rows (type T_ROW) appear only as the arguments of X_DOT */
+    X_ROW_Q,  /* Q[b, h, q, :] after rotary */
+    X_ROW_K,  /* K[b, hk, kv, :] after rotary */
+    X_ROW,    /* decl (a float tensor), args: every index but the last */
+    X_DOT     /* args: two rows of the same length */
 } XKind;
 
 /* What an expression depends on, so clauses can be restricted (scale: sizes
@@ -44,9 +53,10 @@ typedef enum XKind {
 
 enum {
     DEP_B = 1 << 0, DEP_H = 1 << 1, DEP_Q = 1 << 2, DEP_KV = 1 << 3,
-    DEP_SCORE = 1 << 4, DEP_TENSOR = 1 << 5, DEP_SIZE = 1 << 6, DEP_PARAM = 1 << 7
+    DEP_SCORE = 1 << 4, DEP_TENSOR = 1 << 5, DEP_SIZE = 1 << 6, DEP_PARAM = 1 << 7,
+    DEP_ROW = 1 << 8 /* reads a row of Q or K (dot): data no mask, scale or position may read */
 };
-#define DEP_ELEMENT (DEP_B | DEP_H | DEP_Q | DEP_KV | DEP_SCORE | DEP_TENSOR)
+#define DEP_ELEMENT (DEP_B | DEP_H | DEP_Q | DEP_KV | DEP_SCORE | DEP_TENSOR | DEP_ROW)
 
 typedef union Const {
     int64_t i;
@@ -94,6 +104,17 @@ static inline Decl *decl_canon(Decl *d) {
     return d;
 }
 
+/* rotary(...) (version 2): each argument NULL where it takes its default
+ * (base 10000.0, dims D, qpos q, kvpos kv, interleaved false). */
+typedef struct Rotary {
+    Span span;
+    TExpr *base;        /* float over sizes and params */
+    TExpr *dims;        /* int over sizes and params */
+    TExpr *qpos;        /* int over b, h, q, sizes, params, tensors */
+    TExpr *kvpos;       /* int over b, hk, kv, sizes, params, tensors */
+    TExpr *interleaved; /* bool over sizes and params */
+} Rotary;
+
 typedef struct Attention {
     const char *name;
     Span span;
@@ -105,6 +126,8 @@ typedef struct Attention {
     int nmasks, nbiases, nscores;
     TExpr *scale;  /* NULL: 1/sqrt(D) */
     TExpr *weight; /* NULL: softmax */
+    Rotary *rotary; /* NULL: none (version 2) */
+    TExpr *sink;    /* NULL: none; float over b, h, q, sizes, params, tensors (version 2) */
 } Attention;
 
 typedef struct Program {
@@ -116,6 +139,14 @@ typedef struct Program {
  * checked attentions (meaningful only when diag has no errors), or NULL when
  * out of memory. */
 Program *sema_check(AstFile *file, AstFile *prelude, Arena *arena, Diag *diag);
+
+/* 1 if a reads rows (dot) or rotates Q and K (version 2). */
+int attention_reads_rows(const Attention *a);
+
+/* The version-2 construct a uses that the compiled backends cannot run yet
+ * ("dot"), or NULL: such attentions run on the interpreter only for now.
+ * (rotary and sink run around compiled kernels: api/api_rope_sink.c.) */
+const char *attention_interp_only(const Attention *a);
 
 /* Names of things, for messages and dumps. */
 const char *type_name(Type t);

@@ -44,9 +44,10 @@ static const struct {
     [FN_POW] = {"pow", 2, R_FLOAT},         [FN_FLOOR] = {"floor", 1, R_FLOAT},
     [FN_CEIL] = {"ceil", 1, R_FLOAT},       [FN_FLOAT] = {"float", 1, R_FLOAT},
     [FN_INT] = {"int", 1, R_INT},           [FN_SIGN] = {"sign", 1, R_FLOAT},
+    [FN_SIN] = {"sin", 1, R_FLOAT},         [FN_COS] = {"cos", 1, R_FLOAT},
 };
 
-const char *type_name(Type t) { return t == T_INT ? "int" : t == T_FLOAT ? "float" : "bool"; }
+const char *type_name(Type t) { return t == T_INT ? "int" : t == T_FLOAT ? "float" : t == T_BOOL ? "bool" : "a row"; }
 const char *fn_name(Fn f) { return f < FN_COUNT ? fns[f].name : "?"; }
 const char *builtin_var_name(int v) { return v >= 0 && v < V_COUNT ? var_names[v] : "?"; }
 
@@ -62,8 +63,15 @@ static int find_fn(const char *name) {
     return -1;
 }
 
-/* 1 if name is a built-in variable or function (it cannot be redeclared). */
-int sema_is_builtin_name(const char *name) { return find_var(name) >= 0 || find_fn(name) >= 0; }
+/* The rows Q and K (version 2): names in scope like q and kv. */
+static int find_row(const char *name) {
+    return strcmp(name, "Q") == 0 ? X_ROW_Q : strcmp(name, "K") == 0 ? X_ROW_K : -1;
+}
+
+/* 1 if name is a built-in variable, row or function (it cannot be redeclared). */
+int sema_is_builtin_name(const char *name) {
+    return find_var(name) >= 0 || find_fn(name) >= 0 || find_row(name) >= 0;
+}
 
 /* ---- tree construction ------------------------------------------------ */
 
@@ -123,6 +131,7 @@ TExpr *sema_coerce(Sema *s, TExpr *e, Type want, const char *what) {
 /* ---- expressions ------------------------------------------------------ */
 
 static TExpr *check_expr(Sema *s, Scope *sc, AstExpr *e);
+static TExpr *check_any(Sema *s, Scope *sc, AstExpr *e);
 
 /* The entry of sc that declares name, or NULL. */
 Entry *sema_lookup(Scope *sc, const char *name) {
@@ -159,6 +168,12 @@ static TExpr *check_name(Sema *s, Scope *sc, AstExpr *e) {
             if (t) t->level = sb->level;
             return t;
         }
+    int row = find_row(name);
+    if (row >= 0) {
+        TExpr *t = node(s, (XKind)row, T_ROW, e->span, 0);
+        if (t) t->deps = DEP_B | DEP_H | (row == X_ROW_Q ? DEP_Q : DEP_KV);
+        return t;
+    }
     int v = find_var(name);
     if (v >= 0) {
         TExpr *t = node(s, X_VAR, T_INT, e->span, 0);
@@ -295,7 +310,45 @@ static TExpr *check_cond(Sema *s, Scope *sc, AstExpr *e) {
     return texpr_finish(t);
 }
 
+/* The length of row r as a constant, or -1 when only the call knows it. */
+static int64_t row_length(const TExpr *r) {
+    const TExpr *n = r->kind == X_ROW ? r->decl->dims[r->decl->ndims - 1] : NULL;
+    return n && n->kind == X_CONST ? n->c.i : -1;
+}
+
+/* dot(X, Y) := the sum of X[i] * Y[i] over two rows of the same length (spec 9.2). */
+static TExpr *check_dot(Sema *s, Scope *sc, AstExpr *e) {
+    if (e->nargs != 2) {
+        diag_error(s->diag, e->span, "'dot' takes 2 arguments, %d given", e->nargs);
+        return NULL;
+    }
+    TExpr *t = node(s, X_DOT, T_FLOAT, e->span, 2);
+    if (!t) return NULL;
+    int ok = 1;
+    for (int i = 0; i < 2; i++) {
+        TExpr *a = check_any(s, sc, e->args[i]);
+        if (a && a->type != T_ROW) {
+            diag_error(s->diag, a->span, "argument %d of 'dot' must be a row (Q, K, or a float tensor indexed with "
+                       "all but its last index), found %s", i + 1, type_name(a->type));
+            a = NULL;
+        }
+        ok &= a != NULL;
+        t->args[i] = a;
+    }
+    if (!ok) return NULL;
+    int64_t n0 = row_length(t->args[0]), n1 = row_length(t->args[1]);
+    if (n0 >= 0 && n1 >= 0 && n0 != n1) {
+        diag_error(s->diag, e->span, "'dot' of rows of different lengths (%lld and %lld)", (long long)n0,
+                   (long long)n1);
+        return NULL;
+    }
+    texpr_finish(t);
+    t->deps |= DEP_ROW;
+    return t;
+}
+
 static TExpr *check_call(Sema *s, Scope *sc, AstExpr *e) {
+    if (strcmp(e->name, "dot") == 0) return check_dot(s, sc, e);
     int f = find_fn(e->name);
     if (f < 0) {
         Entry *en = sema_lookup(sc, e->name);
@@ -361,12 +414,18 @@ static TExpr *check_index(Sema *s, Scope *sc, AstExpr *e) {
     }
     Decl *d = en->decl;
     if (d->poisoned) return NULL;
-    if (e->nargs != d->ndims) {
+    int row = e->nargs == d->ndims - 1; /* a row (version 2): every index but the last */
+    if (row && d->type != T_FLOAT) {
+        diag_error(s->diag, e->span, "'%s[...]' with %d of its %d indices would be a row, but tensor '%s' is int; "
+                   "only float tensors have rows", e->name, e->nargs, d->ndims, e->name);
+        return NULL;
+    }
+    if (e->nargs != d->ndims && !row) {
         diag_error(s->diag, e->span, "tensor '%s' has %d dimension%s but is indexed with %d", e->name, d->ndims,
                    d->ndims == 1 ? "" : "s", e->nargs);
         return NULL;
     }
-    TExpr *t = node(s, X_INDEX, d->type, e->span, e->nargs);
+    TExpr *t = node(s, row ? X_ROW : X_INDEX, row ? T_ROW : d->type, e->span, e->nargs);
     if (!t) return NULL;
     t->decl = d;
     int ok = 1;
@@ -395,11 +454,22 @@ static const TExpr *offender(const TExpr *e, int allowed) {
 }
 
 static const char *offender_name(const TExpr *e) {
-    return e->kind == X_VAR ? var_names[e->var] : e->decl ? e->decl->name : e->kind == X_SCORE ? "score" : "this";
+    switch (e->kind) {
+    case X_VAR: return var_names[e->var];
+    case X_SCORE: return "score";
+    case X_ROW_Q: return "Q";
+    case X_ROW_K: return "K";
+    case X_DOT: return "dot";
+    default: return e->decl ? e->decl->name : "this";
+    }
 }
 
 /* Report the first use in e of something outside `allowed`, at its position in this tree. */
 int sema_check_deps(Sema *s, TExpr *e, int allowed, const char *what) {
+    return sema_check_deps_on(s, e, allowed, what, "sizes and params");
+}
+
+int sema_check_deps_on(Sema *s, TExpr *e, int allowed, const char *what, const char *allowed_text) {
     if (!e || !(e->deps & ~allowed)) return 1;
     const TExpr *at = e;
     while (at->kind != X_LET) {
@@ -411,11 +481,52 @@ int sema_check_deps(Sema *s, TExpr *e, int allowed, const char *what) {
     }
     const TExpr *root = offender(at, allowed);
     if (at->kind == X_LET)
-        diag_error(s->diag, at->span, "%s may depend only on sizes and params, not on '%s' (through the let '%s')",
-                   what, offender_name(root), at->decl->name);
+        diag_error(s->diag, at->span, "%s may depend only on %s, not on '%s' (through the let '%s')", what,
+                   allowed_text, offender_name(root), at->decl->name);
     else
-        diag_error(s->diag, at->span, "%s may depend only on sizes and params, not on '%s'", what,
+        diag_error(s->diag, at->span, "%s may depend only on %s, not on '%s'", what, allowed_text,
                    offender_name(root));
+    return 0;
+}
+
+/* The first node of e (not following lets) that is `kind` (and reads variable
+ * `var` when kind is X_VAR), or NULL; lets are searched through their
+ * values, and *via names the let used at the top. */
+static const TExpr *find_node(const TExpr *e, XKind kind, int var, const TExpr **via) {
+    if (!e) return NULL;
+    if (e->kind == kind && (kind != X_VAR || e->var == var)) return e;
+    if (e->kind == X_LET) {
+        const TExpr *hit = find_node(e->decl->init, kind, var, via);
+        if (hit && !*via) *via = e;
+        return hit;
+    }
+    for (int i = 0; i < e->nargs; i++) {
+        const TExpr *hit = find_node(e->args[i], kind, var, via);
+        if (hit) return hit;
+    }
+    return NULL;
+}
+
+int sema_no_dot(Sema *s, TExpr *e, const char *what) {
+    const TExpr *via = NULL;
+    const TExpr *hit = e && (e->deps & DEP_ROW) ? find_node(e, X_DOT, 0, &via) : NULL;
+    if (!hit) return 1;
+    if (via)
+        diag_error(s->diag, via->span, "'dot' may not appear in %s (through the let '%s')", what, via->decl->name);
+    else
+        diag_error(s->diag, hit->span, "'dot' may not appear in %s", what);
+    return 0;
+}
+
+int sema_no_var(Sema *s, TExpr *e, int var, const char *what, const char *why) {
+    const TExpr *via = NULL;
+    const TExpr *hit = e ? find_node(e, X_VAR, var, &via) : NULL;
+    if (!hit) return 1;
+    if (via)
+        diag_error(s->diag, via->span, "%s may not read '%s' (through the let '%s'): %s", what, var_names[var],
+                   via->decl->name, why);
+    else
+        diag_error(s->diag, hit->span, "%s may not read '%s': %s", what, var_names[var], why);
     return 0;
 }
 
@@ -456,7 +567,24 @@ static TExpr *check_sum(Sema *s, Scope *sc, AstExpr *e) {
     return texpr_finish(t);
 }
 
+/* An expression where a scalar is expected: rows only as the arguments of dot. */
 static TExpr *check_expr(Sema *s, Scope *sc, AstExpr *e) {
+    TExpr *t = check_any(s, sc, e);
+    if (t && t->kind == X_ROW) {
+        diag_error(s->diag, t->span, "tensor '%s' has %d dimensions but is indexed with %d (so it is a row, which "
+                   "only dot(X, Y) takes)", t->decl->name, t->decl->ndims, t->nargs);
+        return NULL;
+    }
+    if (t && t->type == T_ROW) {
+        diag_error(s->diag, t->span, "a row (Q, K, or a tensor indexed with all but its last index) is used where a "
+                   "scalar is expected; rows appear only as the arguments of dot(X, Y)");
+        return NULL;
+    }
+    return t;
+}
+
+/* An expression of any type, rows included. */
+static TExpr *check_any(Sema *s, Scope *sc, AstExpr *e) {
     if (!e) return NULL;
     TExpr *t = NULL;
     switch (e->kind) {

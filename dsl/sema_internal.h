@@ -40,8 +40,10 @@ typedef struct Scope {
     AstAttention *ast;
     PtrVec entries; /* Entry*, one per name */
     PtrVec masks, biases, scores;
-    TExpr *scale, *weight;
-    Span scale_at, weight_at;
+    TExpr *scale, *weight, *sink;
+    Span scale_at, weight_at, sink_at;
+    Rotary *rotary;
+    Span rotary_at;
     Binding *binds;
     int nbinds;
     /* while checking one expression: */
@@ -66,6 +68,15 @@ TExpr *sema_coerce(Sema *s, TExpr *e, Type want, const char *what);
 
 /* 1 if e depends only on `allowed`; else reports the first offending use, as `what`, and returns 0. */
 int sema_check_deps(Sema *s, TExpr *e, int allowed, const char *what);
+
+/* The same, saying what is allowed in words ("b, h, q, sizes, params and tensors"). */
+int sema_check_deps_on(Sema *s, TExpr *e, int allowed, const char *what, const char *allowed_text);
+
+/* 1 if e has no dot(...) (through lets too); else reports it as not allowed in `what` and returns 0. */
+int sema_no_dot(Sema *s, TExpr *e, const char *what);
+
+/* 1 if e does not read built-in variable `var`; else reports it (`what` may not read it: `why`) and returns 0. */
+int sema_no_var(Sema *s, TExpr *e, int var, const char *what, const char *why);
 
 /* The typed tree of one top-level expression of an item (score readable iff score_ok),
  * or NULL with its errors reported; refuses absurd depths and sizes. */

@@ -31,6 +31,11 @@ typedef struct BoundCall {
     Const *params;                /* by param index */
     const attnc_tensor **tensors; /* by tensor index */
     double scale;
+    /* rotary (version 2), when attn->rotary: its call-level arguments,
+     * checked (rope_dims even, 0 <= rope_dims <= D) */
+    double rope_base;
+    int64_t rope_dims;
+    int rope_interleaved;
 } BoundCall;
 
 /* The extra tensors of a backward call (attnc_grad), in its order. */

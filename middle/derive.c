@@ -98,7 +98,7 @@ static IrRef d_pow(Deriv *dv, IrRef r, IrRef a, IrRef b) {
 
 static int smooth_fn(int fn) {
     return fn == FN_EXP || fn == FN_EXP2 || fn == FN_LOG || fn == FN_LOG2 || fn == FN_SQRT || fn == FN_TANH ||
-           fn == FN_SIGMOID || fn == FN_ERF;
+           fn == FN_SIGMOID || fn == FN_ERF || fn == FN_SIN || fn == FN_COS;
 }
 
 static IrRef d_call(Deriv *dv, IrRef r, int fn, IrRef a, IrRef b) {
@@ -130,6 +130,8 @@ static IrRef d_call(Deriv *dv, IrRef r, int fn, IrRef a, IrRef b) {
         IrRef k = op2(dv, IR_SUB, T_FLOAT, dv->one, sq);
         return dmul(dv, da, k);
     }
+    case FN_SIN: return dmul(dv, da, call1(dv, FN_COS, a));
+    case FN_COS: return dmul(dv, da, op1(dv, IR_NEG, call1(dv, FN_SIN, a)));
     case FN_SIGMOID: { /* s * (1 - s) */
         IrRef c = op2(dv, IR_SUB, T_FLOAT, dv->one, r);
         IrRef k = op2(dv, IR_MUL, T_FLOAT, r, c);

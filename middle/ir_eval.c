@@ -46,6 +46,8 @@ static double call_float(Fn fn, double x, double y) {
     case FN_FLOOR: return floor(x);
     case FN_CEIL: return ceil(x);
     case FN_SIGN: return x > 0 ? 1.0 : x < 0 ? -1.0 : x;
+    case FN_SIN: return sin(x);
+    case FN_COS: return cos(x);
     default: return NAN;
     }
 }

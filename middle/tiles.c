@@ -254,6 +254,7 @@ static Ival call_ival(Fn fn, Type t, Ival a, Ival b, int nargs) {
         Const hi = ir_apply(IR_CALL, t, fn, &(Const){.f = a.fhi}, (Type[]){T_FLOAT});
         return ival_flt(lo.f, hi.f);
     }
+    if ((fn == FN_SIN || fn == FN_COS) && !a.nan && isfinite(a.flo) && isfinite(a.fhi)) return ival_flt(-1.0, 1.0);
     if (nargs == 2 && a.flo == a.fhi && b.flo == b.fhi && !a.nan && !b.nan) {
         Const args[2] = {{.f = a.flo}, {.f = b.flo}};
         Const v = ir_apply(IR_CALL, t, fn, args, (Type[]){T_FLOAT, T_FLOAT});

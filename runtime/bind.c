@@ -298,6 +298,54 @@ static attnc_status eval_call_level(const BoundCall *bc, const TExpr *e, Const *
     return failed ? set_error(err, ATTNC_ERR_RUNTIME, "%s", msg) : ATTNC_OK;
 }
 
+/* The length of a row of dot (spec 9.2) in this call. */
+static int64_t row_length(const BoundCall *bc, const TExpr *r) {
+    if (r->kind != X_ROW) return bc->sz.D;
+    return bc->tensors[decl_canon(r->decl)->index]->shape[r->nargs];
+}
+
+/* Every dot in e pairs rows of equal lengths; else an error of the call naming it
+ * (checked once per call, whether or not the masks keep any element). */
+static attnc_status check_dots(const BoundCall *bc, const TExpr *e, attnc_error *err) {
+    if (!e || !(e->deps & DEP_ROW)) return ATTNC_OK;
+    if (e->kind == X_LET) return check_dots(bc, e->decl->init, err);
+    if (e->kind == X_DOT) {
+        int64_t n0 = row_length(bc, e->args[0]), n1 = row_length(bc, e->args[1]);
+        if (n0 != n1)
+            return set_error(err, ATTNC_ERR_RUNTIME, "%s:%d:%d: dot of rows of different lengths (%lld and %lld)",
+                             e->span.src ? e->span.src->name : "<spec>", e->span.first_line, e->span.first_col,
+                             (long long)n0, (long long)n1);
+        return ATTNC_OK;
+    }
+    attnc_status st = ATTNC_OK;
+    for (int i = 0; i < e->nargs && !st; i++) st = check_dots(bc, e->args[i], err);
+    return st;
+}
+
+static attnc_status bind_dots(const Attention *a, const BoundCall *bc, attnc_error *err) {
+    attnc_status st = check_dots(bc, a->weight, err);
+    for (int i = 0; i < a->nbiases && !st; i++) st = check_dots(bc, a->biases[i], err);
+    for (int i = 0; i < a->nscores && !st; i++) st = check_dots(bc, a->scores[i], err);
+    return st;
+}
+
+/* rotary's base, dims and interleaved for this call (spec 9.3): dims odd,
+ * negative or over D is an error of the call. */
+static attnc_status bind_rotary(const Rotary *r, BoundCall *bc, attnc_error *err) {
+    Const v;
+    attnc_status st = ATTNC_OK;
+    bc->rope_base = 10000.0;
+    bc->rope_dims = bc->sz.D;
+    bc->rope_interleaved = 0;
+    if (r->base && !(st = eval_call_level(bc, r->base, &v, err))) bc->rope_base = v.f;
+    if (!st && r->dims && !(st = eval_call_level(bc, r->dims, &v, err))) bc->rope_dims = v.i;
+    if (!st && r->interleaved && !(st = eval_call_level(bc, r->interleaved, &v, err))) bc->rope_interleaved = v.b;
+    if (!st && (bc->rope_dims < 0 || bc->rope_dims % 2 != 0 || bc->rope_dims > bc->sz.D))
+        st = set_error(err, ATTNC_ERR_RUNTIME, "rotary's dims is %lld; it must be even and between 0 and D = %lld",
+                       (long long)bc->rope_dims, (long long)bc->sz.D);
+    return st;
+}
+
 static attnc_status bind_params(const Attention *a, const FixedParams *fixed, const attnc_args *args, BoundCall *bc,
                                 attnc_error *err) {
     for (int i = 0; i < args->n_params; i++) {
@@ -445,6 +493,8 @@ attnc_status bind_call_layout(const Attention *a, const FixedParams *fixed, cons
                            "D = 0 needs a finite scale, and the scale is %g (the default is 1/sqrt(D)): "
                            "give the attention a `scale` clause", bc->scale);
     }
+    if (!st && a->rotary) st = bind_rotary(a->rotary, bc, err);
+    if (!st) st = bind_dots(a, bc, err);
     if (st) bind_release(bc);
     return st;
 }

@@ -116,6 +116,8 @@ static Const eval_call(InterpEnv *env, const TExpr *e) {
     case FN_FLOAT: return e->args[0]->type == T_INT ? cflt((double)a[0].i) : a[0];
     case FN_INT: return e->args[0]->type == T_INT ? a[0] : cint(saturating_int(a[0].f));
     case FN_SIGN: return cflt(sign_of(a[0].f));
+    case FN_SIN: return cflt(sin(a[0].f));
+    case FN_COS: return cflt(cos(a[0].f));
     case FN_COUNT: break;
     }
     return cint(0);
@@ -228,6 +230,131 @@ static Const eval_var(const InterpEnv *env, int var) {
     }
 }
 
+/* ---- rows, rotary and dot (spec 9.2, 9.3) ---------------------------- */
+
+/* One of Q, K, V as the call lays it out. */
+typedef struct View {
+    const void *p;
+    const BoundLayout *l;
+} View;
+
+/* The offset of row (b, h, l) of a view. */
+static int64_t row_at(const View *t, int64_t b, int64_t h, int64_t l) {
+    return b * t->l->stride[0] + h * t->l->stride[1] + l * t->l->stride[2];
+}
+
+/* The Q row of the element being evaluated and the K rows of its (b, hk),
+ * after rotary, each computed when first used (positions are evaluated
+ * lazily, like everything else: spec 5.3). */
+struct InterpRows {
+    View q, k;
+    double *qrow;
+    int qready;
+    double *krows; /* [Lk][D] */
+    char *kready;  /* [Lk] */
+    int64_t kb, khk; /* whose K rows krows holds; -1: none yet */
+};
+
+/* e evaluated as an expression of its own (qpos, kvpos, sink): its sums get a fresh frame. */
+static Const eval_nested(InterpEnv *env, const TExpr *e) {
+    int base = env->sum_base, top = env->sum_top;
+    env->sum_base = env->sum_top;
+    Const v = interp_eval(env, e);
+    env->sum_base = base;
+    env->sum_top = top;
+    return v;
+}
+
+/* x (length D) rotated as a row at position pos: theta_i = base^(-2i/dims),
+ * pairs (i, i + dims/2), or (2i, 2i + 1) when interleaved. */
+static void rotate(const BoundCall *bc, double *x, int64_t pos) {
+    int64_t half = bc->rope_dims / 2;
+    for (int64_t i = 0; i < half; i++) {
+        double angle = (double)pos * pow(bc->rope_base, -2.0 * (double)i / (double)bc->rope_dims);
+        double c = cos(angle), sn = sin(angle);
+        int64_t j = bc->rope_interleaved ? 2 * i : i, k = bc->rope_interleaved ? 2 * i + 1 : i + half;
+        double xj = x[j], xk = x[k];
+        x[j] = xj * c - xk * sn;
+        x[k] = xk * c + xj * sn;
+    }
+}
+
+/* Row `at` of view v into x (D values), rotated to the position pos_expr gives (or `pos`). */
+static int load_row(InterpEnv *env, const View *v, int64_t at, const TExpr *pos_expr, int64_t pos, double *x) {
+    const BoundCall *bc = env->bc;
+    for (int64_t d = 0; d < bc->sz.D; d++) x[d] = tensor_load(v->p, v->l->elem, at + d);
+    if (!bc->attn->rotary) return 1;
+    if (pos_expr) pos = eval_nested(env, pos_expr).i;
+    if (env->failed) return 0;
+    rotate(bc, x, pos);
+    return 1;
+}
+
+/* The Q row of env's (b, h, q), or NULL after a runtime error. */
+static const double *q_row(InterpEnv *env) {
+    InterpRows *r = env->rows;
+    const Rotary *rot = env->bc->attn->rotary;
+    if (!r->qready &&
+        !load_row(env, &r->q, row_at(&r->q, env->b, env->h, env->q), rot ? rot->qpos : NULL, env->q, r->qrow))
+        return NULL;
+    r->qready = 1;
+    return r->qrow;
+}
+
+/* The K row of env's (b, hk, kv), or NULL after a runtime error. */
+static const double *k_row(InterpEnv *env) {
+    InterpRows *r = env->rows;
+    const Rotary *rot = env->bc->attn->rotary;
+    int64_t D = env->bc->sz.D;
+    if (r->kb != env->b || r->khk != env->hk) {
+        memset(r->kready, 0, (size_t)env->bc->sz.Lk);
+        r->kb = env->b, r->khk = env->hk;
+    }
+    double *x = r->krows + env->kv * D;
+    if (!r->kready[env->kv] &&
+        !load_row(env, &r->k, row_at(&r->k, env->b, env->hk, env->kv), rot ? rot->kvpos : NULL, env->kv, x))
+        return NULL;
+    r->kready[env->kv] = 1;
+    return x;
+}
+
+/* A row argument of dot: float64 values (Q, K) or float32 ones (a tensor row), and its length. */
+typedef struct RowRef {
+    const double *d;
+    const float *f;
+    int64_t n;
+} RowRef;
+
+static int row_ref(InterpEnv *env, const TExpr *e, RowRef *out) {
+    memset(out, 0, sizeof *out);
+    if (e->kind == X_ROW_Q || e->kind == X_ROW_K) {
+        out->d = e->kind == X_ROW_Q ? q_row(env) : k_row(env);
+        out->n = env->bc->sz.D;
+        return out->d != NULL;
+    }
+    const attnc_tensor *t = env->bc->tensors[decl_canon(e->decl)->index];
+    int64_t offset;
+    if (!interp_tensor_offset(env, e, &offset)) return 0;
+    out->n = t->shape[e->nargs];
+    out->f = (const float *)t->data + offset * out->n;
+    return 1;
+}
+
+/* dot(X, Y) := sum_i X[i] * Y[i]; rows of different lengths are an error of the call. */
+static Const eval_dot(InterpEnv *env, const TExpr *e) {
+    RowRef x, y;
+    if (!row_ref(env, e->args[0], &x) || !row_ref(env, e->args[1], &y)) return cint(0);
+    if (x.n != y.n) {
+        char what[160];
+        snprintf(what, sizeof what, "dot of rows of different lengths (%lld and %lld)", (long long)x.n,
+                 (long long)y.n);
+        return interp_fail(env, e, what);
+    }
+    double acc = 0;
+    for (int64_t i = 0; i < x.n; i++) acc += (x.d ? x.d[i] : (double)x.f[i]) * (y.d ? y.d[i] : (double)y.f[i]);
+    return cflt(acc);
+}
+
 Const interp_eval(InterpEnv *env, const TExpr *e) {
     if (env->failed) return cint(0);
     switch (e->kind) {
@@ -262,11 +389,15 @@ Const interp_eval(InterpEnv *env, const TExpr *e) {
     case X_CALL: return eval_call(env, e);
     case X_INDEX: return eval_index(env, e);
     case X_SUM: return eval_sum(env, e);
+    case X_DOT: return eval_dot(env, e);
+    case X_ROW_Q: case X_ROW_K: case X_ROW: return cint(0); /* only dot reads rows (sema) */
     default: return eval_binary(env, e);
     }
 }
 
 /* ---- the attention itself --------------------------------------------- */
+
+
 
 /* Mask clauses in order, stopping at the first false one (spec 5.3). */
 static int kept(InterpEnv *env, const Attention *a) {
@@ -277,22 +408,19 @@ static int kept(InterpEnv *env, const Attention *a) {
     return 1;
 }
 
-/* One of Q, K, V as the call lays it out. */
-typedef struct View {
-    const void *p;
-    const BoundLayout *l;
-} View;
-
-/* The offset of row (b, h, l) of a view. */
-static int64_t row_at(const View *t, int64_t b, int64_t h, int64_t l) {
-    return b * t->l->stride[0] + h * t->l->stride[1] + l * t->l->stride[2];
-}
 
 /* The score of a kept pair after biases and score clauses. */
 static double score_of(InterpEnv *env, const Attention *a, const View *q, int64_t qrow, const View *k, int64_t krow,
                        int64_t D) {
     double dot = 0;
-    for (int64_t d = 0; d < D; d++) dot += tensor_load(q->p, q->l->elem, qrow + d) * tensor_load(k->p, k->l->elem, krow + d);
+    if (a->rotary) { /* the rotated rows */
+        const double *x = q_row(env), *y = x ? k_row(env) : NULL;
+        if (!y) return 0;
+        for (int64_t d = 0; d < D; d++) dot += x[d] * y[d];
+    } else {
+        for (int64_t d = 0; d < D; d++)
+            dot += tensor_load(q->p, q->l->elem, qrow + d) * tensor_load(k->p, k->l->elem, krow + d);
+    }
     double s = env->bc->scale * dot;
     for (int i = 0; i < a->nbiases && !env->failed; i++) s += interp_eval(env, a->biases[i]).f;
     for (int i = 0; i < a->nscores && !env->failed; i++) {
@@ -309,7 +437,12 @@ static void run_row(InterpEnv *env, const View *q, const View *k, const View *v,
     const attnc_sizes *sz = &env->bc->sz;
     int64_t qrow = row_at(q, env->b, env->h, env->q);
     int any = 0;
-    double m = -INFINITY;
+    double m = -INFINITY, sink = -INFINITY;
+    if (env->rows) env->rows->qready = 0;
+    if (a->sink) { /* read per row, whatever the masks keep (spec 9.4) */
+        env->kv = 0;
+        sink = eval_nested(env, a->sink).f;
+    }
     for (int64_t kv = 0; kv < sz->Lk && !env->failed; kv++) {
         env->kv = kv;
         keep[kv] = (char)kept(env, a);
@@ -325,12 +458,19 @@ static void run_row(InterpEnv *env, const View *q, const View *k, const View *v,
     }
     for (int64_t d = 0; d < sz->Dv; d++) orow[d] = 0;
     if (env->failed) return;
-    /* softmax: a row with nothing kept, or only -inf scores, is fully masked */
+    /* softmax: a row with nothing kept, or only -inf scores, is fully masked:
+     * O = 0 and LSE = the sink (-inf without one) */
     if (!any || (!a->weight && m == -INFINITY)) {
-        *lse = -INFINITY;
+        *lse = sink;
         return;
     }
-    double l = 0;
+    /* a sink is one more kept term of score `sink` and value 0 (+inf: it takes every weight) */
+    if (sink == INFINITY) {
+        *lse = sink;
+        return;
+    }
+    if (sink > m) m = sink;
+    double l = a->sink ? exp(sink - m) : 0;
     for (int64_t kv = 0; kv < sz->Lk; kv++) {
         if (!keep[kv]) continue;
         double w = a->weight ? p[kv] : exp(p[kv] - m);
@@ -369,6 +509,7 @@ static attnc_status run_rows(const BoundCall *bc, const void *q, const void *k, 
     double *p = malloc(sizeof(double) * (size_t)sz->Lk + 1);
     char *keep = malloc((size_t)sz->Lk + 1);
     InterpEnv *env = calloc(1, sizeof *env);
+    InterpRows *rows = NULL;
     char msg[400] = "";
     attnc_status st = ATTNC_OK;
     if (!p || !keep || !env) {
@@ -379,6 +520,20 @@ static attnc_status run_rows(const BoundCall *bc, const void *q, const void *k, 
     env->msg = msg;
     env->msgsize = sizeof msg;
     View vq = {q, &bc->layout[BT_Q]}, vk = {k, &bc->layout[BT_K]}, vv = {v, &bc->layout[BT_V]};
+    if (attention_reads_rows(bc->attn)) {
+        rows = calloc(1, sizeof *rows);
+        if (rows) {
+            rows->q = vq, rows->k = vk, rows->kb = -1, rows->khk = -1;
+            rows->qrow = malloc(sizeof(double) * (size_t)sz->D + 1);
+            rows->krows = malloc(sizeof(double) * (size_t)sz->D * (size_t)sz->Lk + 1);
+            rows->kready = malloc((size_t)sz->Lk + 1);
+        }
+        if (!rows || !rows->qrow || !rows->krows || !rows->kready) {
+            st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the interpreter");
+            goto done;
+        }
+        env->rows = rows;
+    }
     int64_t group = sz->H / sz->Hkv;
     for (int64_t b = 0; b < sz->B && !env->failed; b++)
         for (int64_t h = 0; h < sz->H && !env->failed; h++)
@@ -389,6 +544,12 @@ static attnc_status run_rows(const BoundCall *bc, const void *q, const void *k, 
             }
     if (env->failed) st = set_error(err, ATTNC_ERR_RUNTIME, "%s", msg);
 done:
+    if (rows) {
+        free(rows->qrow);
+        free(rows->krows);
+        free(rows->kready);
+        free(rows);
+    }
     free(p);
     free(keep);
     free(env);

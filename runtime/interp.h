@@ -7,6 +7,8 @@
 #include "call.h"
 #include "status.h"
 
+typedef struct InterpRows InterpRows; /* interp.c: Q and K rows after rotary (version 2) */
+
 /* Where an expression is evaluated: the element and its score. */
 typedef struct InterpEnv {
     const BoundCall *bc;
@@ -22,6 +24,7 @@ typedef struct InterpEnv {
     int failed;
     char *msg;
     size_t msgsize;
+    InterpRows *rows; /* for dot(Q, ...) / dot(K, ...): NULL outside an element of the forward */
 } InterpEnv;
 
 /* Evaluate e in env; on a runtime error sets env->failed and env->msg. */

@@ -130,6 +130,8 @@ static Val dcall(Grad *g, const TExpr *e) {
     case FN_TANH: v = tanh(x); return op1(g, v, a[0], 1.0 - v * v);
     case FN_SIGMOID: v = 1.0 / (1.0 + exp(-x)); return op1(g, v, a[0], v * (1.0 - v));
     case FN_ERF: return op1(g, erf(x), a[0], 1.1283791670955125739 * exp(-x * x));
+    case FN_SIN: return op1(g, sin(x), a[0], cos(x));
+    case FN_COS: return op1(g, cos(x), a[0], -sin(x));
     case FN_POW: return dpow(g, a[0], a[1]);
     case FN_FLOAT: return a[0]; /* of a float: the identity (of an int: a constant, see dval) */
     case FN_FLOOR: return konst(floor(x));

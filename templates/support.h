@@ -45,6 +45,8 @@ float log2f(float);
 float sqrtf(float);
 float tanhf(float);
 float erff(float);
+float sinf(float);
+float cosf(float);
 float powf(float, float);
 float floorf(float);
 float ceilf(float);

@@ -42,3 +42,24 @@ foreach(example ${ATTNC_EXAMPLES})
     endforeach()
   endif()
 endforeach()
+
+# Version 2 examples (spec 9; issue 14) live in examples/v2/ until
+# ahead-of-time C and the gradients take them: on the interpreter (the naive
+# checks are tests/test_lang_v2.c) and on every compiled backend
+# against it (rotary and sinks applied around the kernel, dot products of
+# rows as per-call tables).
+file(GLOB ATTNC_V2_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/v2/*.attn)
+foreach(example ${ATTNC_V2_EXAMPLES})
+  get_filename_component(name ${example} NAME_WE)
+  add_test(NAME example/v2/${name}/interp COMMAND test_examples ${example} --backend interp)
+  set(backends refplan)
+  if(ATTNC_HAVE_TCC_JIT)
+    list(APPEND backends tcc cuda-emu)
+  endif()
+  if(ATTNC_HAVE_LLVM_BACKEND)
+    list(APPEND backends llvm)
+  endif()
+  foreach(backend ${backends})
+    add_test(NAME example/v2/${name}/${backend} COMMAND test_examples ${example} --backend ${backend} --threads 2)
+  endforeach()
+endforeach()

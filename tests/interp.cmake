@@ -8,6 +8,13 @@ target_link_libraries(test_interp_naive PRIVATE attnc_static m)
 
 add_test(NAME interp_vs_naive COMMAND test_interp_naive)
 
+# Version 2 (spec 9: rows and dot, rotary, sink, sin/cos) on the interpreter
+# against explicit rotation matrices, dot products and softmax terms.
+add_executable(test_lang_v2 ${PROJECT_SOURCE_DIR}/tests/test_lang_v2.c)
+target_compile_options(test_lang_v2 PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_lang_v2 PRIVATE attnc_test_support)
+add_test(NAME lang-v2/vs-naive COMMAND test_lang_v2)
+
 # The edges of one call on every backend (zero sizes, param values, work
 # limits, long chains), with the default 8 MiB stack: sema.c's depth limit
 # promises that every walker fits in it (the pool's threads get the same).

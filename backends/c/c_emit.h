@@ -28,6 +28,7 @@
  * compiler may call for struct copies), X(name) for each ... */
 #define CEMIT_EXTERNAL_FUNCTIONS(X)                                                                          \
     X(expf) X(exp2f) X(logf) X(log2f) X(sqrtf) X(tanhf) X(erff) X(powf) X(floorf) X(ceilf) X(fmodf) X(fabsf) \
+    X(sinf) X(cosf) \
     X(memset) X(memcpy) X(memmove)
 /* ... and the dense loops of templates/dense.c (backends/c/jit_dense.c). */
 #define CEMIT_DENSE_FUNCTIONS(X)                                                                               \

@@ -133,6 +133,8 @@ static const char *fn_c_name(int fn) {
     case FN_FLOOR: return "floorf";
     case FN_CEIL: return "ceilf";
     case FN_SIGN: return "attnc_sign";
+    case FN_SIN: return "sinf";
+    case FN_COS: return "cosf";
     default: return NULL;
     }
 }

@@ -5,6 +5,8 @@
  * picks by what the CPU has, once per lookup (a few per kernel compile). */
 #include "jit_dense.h"
 
+#include "backend.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -61,3 +63,5 @@ const void *jit_dense_function(const char *name) {
         if (!strcmp(table[i].name, name)) return avx2 ? table[i].avx2 : table[i].portable;
     return NULL;
 }
+
+DenseProductFn backend_dense_product(void) { return (DenseProductFn)jit_dense_function("attnc_dense_qk"); }

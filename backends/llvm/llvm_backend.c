@@ -139,7 +139,8 @@ static LLVMErrorRef define_runtime_symbols(LLVMOrcJITDylibRef jd) {
         {"powf", (uintptr_t)&powf},     {"erff", (uintptr_t)&erff},       {"fmodf", (uintptr_t)&fmodf},
         {"floorf", (uintptr_t)&floorf}, {"ceilf", (uintptr_t)&ceilf},     {"rintf", (uintptr_t)&rintf},
         {"sqrtf", (uintptr_t)&sqrtf},   {"fmaf", (uintptr_t)&fmaf},       {"memset", (uintptr_t)&memset},
-        {"memcpy", (uintptr_t)&memcpy}, {"memmove", (uintptr_t)&memmove},
+        {"memcpy", (uintptr_t)&memcpy}, {"memmove", (uintptr_t)&memmove}, {"sinf", (uintptr_t)&sinf},
+        {"cosf", (uintptr_t)&cosf},
     };
     enum { N = sizeof syms / sizeof syms[0] };
     /* the pair's type is spelt differently across LLVM versions; the pointer

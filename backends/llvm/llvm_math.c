@@ -246,6 +246,8 @@ LLVMValueRef lower_call(Lower *L, Fn fn, LLVMValueRef *a, int nargs, const Type 
         return LLVMBuildFDiv(b, fconst(L, x, 1.0),
                              LLVMBuildFAdd(b, fconst(L, x, 1.0), fast_exp(L, LLVMBuildFNeg(b, x, "")), ""), "");
     case FN_ERF: return libm_call(L, "erff", a, 1);
+    case FN_SIN: return libm_call(L, "sinf", a, 1);
+    case FN_COS: return libm_call(L, "cosf", a, 1);
     case FN_POW:
         if (nargs < 2) break;
         return libm_call(L, "powf", a, 2);

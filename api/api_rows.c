@@ -1,0 +1,62 @@
+/* api_rows.c — a bound call of a kernel whose dot products of rows became
+ * table reads (middle/rows_table.h): the call as the kernel's plan sees it,
+ * the original's tensors followed by the tables, computed for this call
+ * (runtime/rows_fill.c) or, where only the tile map matters, zero-filled.
+ * Requires: k->rows (api.c sets it when compiling such an attention).
+ * Produces: api_rows_bind, api_rows_release (api_kernel.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_kernel.h"
+#include "rows_fill.h"
+
+attnc_status api_rows_bind(const attnc_kernel *k, const BoundCall *bc, const void *q, const void *kk, int threads,
+                           RowsCall *rc, attnc_error *err) {
+    const RowsRewrite *rw = k->rows;
+    memset(rc, 0, sizeof *rc);
+    rc->n = rw->ntables;
+    rc->tables = calloc((size_t)rw->ntables + 1, sizeof *rc->tables);
+    rc->all = calloc((size_t)(rw->ntensors_before + rw->ntables) + 1, sizeof *rc->all);
+    if (!rc->tables || !rc->all) {
+        api_rows_release(rc);
+        return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    }
+    attnc_status st = ATTNC_OK;
+    if (q) {
+        st = rows_fill(bc, rw, q, kk, threads, rc->tables, err);
+        if (st) rc->n = 0;
+    } else { /* shapes only: what decides the tile map is masks, which never read a dot */
+        for (int t = 0; t < rw->ntables && !st; t++) {
+            const RowTable *r = &rw->tables[t];
+            const attnc_tensor *E = bc->tensors[r->tensor->index];
+            attnc_tensor *T = &rc->tables[t];
+            size_t count = (size_t)(bc->sz.B * (r->is_k ? bc->sz.Hkv : bc->sz.H) * (r->is_k ? bc->sz.Lk : bc->sz.Lq));
+            T->name = r->decl->name, T->dtype = ATTNC_F32, T->rank = 3 + E->rank - 1;
+            T->shape[0] = bc->sz.B, T->shape[1] = r->is_k ? bc->sz.Hkv : bc->sz.H;
+            T->shape[2] = r->is_k ? bc->sz.Lk : bc->sz.Lq;
+            for (int i = 0; i + 1 < E->rank; i++) count *= (size_t)(T->shape[3 + i] = E->shape[i]);
+            if (!(T->data = calloc(count + 1, sizeof(float)))) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+        }
+    }
+    if (st) {
+        api_rows_release(rc);
+        return st;
+    }
+    for (int i = 0; i < rw->ntensors_before; i++) rc->all[i] = bc->tensors[i];
+    for (int t = 0; t < rw->ntables; t++) rc->all[rw->ntensors_before + t] = &rc->tables[t];
+    /* the rewritten attention, with what the call around it stripped (a rotary or a sink already applied) */
+    rc->attn = *rw->attn;
+    rc->attn.rotary = bc->attn->rotary;
+    rc->attn.sink = bc->attn->sink;
+    rc->bc = *bc;
+    rc->bc.attn = &rc->attn;
+    rc->bc.tensors = rc->all;
+    return ATTNC_OK;
+}
+
+void api_rows_release(RowsCall *rc) {
+    if (rc->tables) rows_free(rc->tables, rc->n);
+    free(rc->tables);
+    free(rc->all);
+    memset(rc, 0, sizeof *rc);
+}

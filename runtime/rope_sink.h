@@ -1,0 +1,22 @@
+/* rope_sink.h — `rotary` and `sink` (spec 9.3, 9.4) applied around a
+ * compiled kernel: Q and K rotated once before it, each row's sink merged
+ * into (O, LSE) after it (rope_sink.c). */
+#ifndef ATTNC_ROPE_SINK_H
+#define ATTNC_ROPE_SINK_H
+#include "call.h"
+#include "status.h"
+
+/* Q and K of the call rotated by bc's rotary (on `threads` threads of the pool) into float32, contiguous
+ * [B, H, Lq, D] and [B, Hkv, Lk, D] (malloc'd; free both).  *fault = 1 (and
+ * no copies) when a position raises a runtime error: whether the call does
+ * depends on which rows its masks use, which the interpreter decides. */
+attnc_status rope_rotate(const BoundCall *bc, const void *q, const void *k, int threads, float **q_rot,
+                         float **k_rot, int *fault, attnc_error *err);
+
+/* The kernel's O (float32, contiguous [B, H, Lq, Dv]) and LSE ([B, H, Lq])
+ * merged with each row's sink, written to o and lse (may be NULL) at their
+ * layouts; nothing written on a runtime error of a sink. */
+attnc_status sink_merge(const BoundCall *bc, const BoundLayout *o_layout, const BoundLayout *lse_layout,
+                        const float *o32, const float *lse32, void *o, float *lse, attnc_error *err);
+
+#endif
