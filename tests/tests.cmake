@@ -59,6 +59,7 @@ add_test(NAME example/embed-shared COMMAND embed_example_shared)
 include(tests/cuda.cmake)
 include(tests/cuda_simt.cmake)
 include(tests/cuda_fa2.cmake)
+include(tests/cuda_rt.cmake)
 include(tests/nomem.cmake)
 include(tests/difffuzz.cmake)
 # The worker pool: thread indices stay below what each call asks for.
