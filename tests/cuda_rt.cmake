@@ -21,3 +21,16 @@ add_test(NAME cuda/no-nvrtc COMMAND test_cuda_nvrtc ${causal} ${CMAKE_CURRENT_BI
 add_test(NAME cuda/no-driver COMMAND test_cuda_nvrtc ${causal} ${CMAKE_CURRENT_BINARY_DIR}/cuda/no-driver --no-driver)
 add_test(NAME cuda/no-driver-cli COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_rt_cli.sh $<TARGET_FILE:attnc>
          $<TARGET_FILE:npyrand> ${CMAKE_CURRENT_BINARY_DIR}/cuda/no-driver-cli ${causal})
+# on a GPU
+add_executable(test_cuda_device ${PROJECT_SOURCE_DIR}/tests/test_cuda_device.c)
+target_compile_options(test_cuda_device PRIVATE ${ATTNC_WARNINGS})
+target_include_directories(test_cuda_device PRIVATE ${PROJECT_SOURCE_DIR}/base)
+target_link_libraries(test_cuda_device PRIVATE attnc_static)
+add_test(NAME cuda/gpu-rt/api COMMAND test_cuda_device ${PROJECT_SOURCE_DIR}/examples
+         ${PROJECT_SOURCE_DIR}/tests/cgen/variants.attn)
+set_tests_properties(cuda/gpu-rt/api PROPERTIES SKIP_RETURN_CODE 77)
+foreach(example ${ATTNC_RT_EXAMPLES})
+  get_filename_component(name ${example} NAME_WE)
+  add_test(NAME cuda/gpu-rt/${name} COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_rt_gpu.sh $<TARGET_FILE:attnc> ${example})
+  set_tests_properties(cuda/gpu-rt/${name} PROPERTIES SKIP_RETURN_CODE 77)
+endforeach()
