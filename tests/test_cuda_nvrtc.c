@@ -291,7 +291,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: test_cuda_nvrtc FILE.attn WORKDIR [--broken|--no-nvrtc|--no-driver]\n");
         return 2;
     }
-    mkdir(argv[2], 0777);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", argv[2]);
+    for (char *c = dir + 1; *c; c++) /* mkdir -p */
+        if (*c == '/') *c = 0, mkdir(dir, 0777), *c = '/';
+    mkdir(dir, 0777);
     const char *mode = argc > 3 ? argv[3] : "";
     int rc = !strcmp(mode, "--broken")      ? broken(argv[1], argv[2])
              : !strcmp(mode, "--no-nvrtc")  ? no_nvrtc(argv[1])
