@@ -187,13 +187,14 @@ attnc_status cuda_rt_compile(const Plan *p, int fa2, int D, int Dv, int bf16, in
 /* ---- the kernel's versions -------------------------------------------------- */
 
 /* The version (fa2, D, Dv, bf16), compiled and loaded when first asked for;
- * NULL with *st = ATTNC_OK when the cache is full.  Under s->lock. */
+ * NULL with *st = ATTNC_OK when the cache is full (the tensor-core kernel's
+ * specialisations never take the scaffold's room).  Under s->lock. */
 static CudaVersion *version_locked(CudaState *s, int fa2, int D, int Dv, int bf16, attnc_status *st,
                                    attnc_error *err) {
     *st = ATTNC_OK;
     for (int i = 0; i < s->n; i++)
         if (s->v[i].fa2 == fa2 && s->v[i].D == D && s->v[i].Dv == Dv && s->v[i].bf16 == bf16) return &s->v[i];
-    if (s->n == CUDA_VERSIONS) return NULL;
+    if (s->n == CUDA_VERSIONS - fa2) return NULL; /* the last slot is the scaffold's */
     StrBuf src = {0};
     char names[2][NAME_MAX_CHARS], lowered[2][NAME_MAX_CHARS], name[NAME_MAX_CHARS], *image = NULL;
     const char *kernels[2] = {names[0], names[1]};
