@@ -97,6 +97,9 @@ typedef struct AttnCudaConsts {
 } AttnCudaConsts;
 static_assert(sizeof(AttnCudaConsts) == 8 * (ATTNC_NPARAMS + 1 + (ATTNC_NTENSORS + 1) * (1 + ATTNC_ABI_MAX_RANK)),
               "AttnCudaConsts as backends/cuda/cuda_backend.c writes it");
+#ifdef ATTNC_HOST_CALL_BYTES /* NVRTC: the library's sizeof(AttnCall), whose bytes it passes */
+static_assert(sizeof(AttnCall) == ATTNC_HOST_CALL_BYTES, "AttnCall as the host lays it out");
+#endif
 
 /* call's params and tensors read from consts (on the device) */
 ATTNC_DEV void attnc_cuda_use_consts(AttnCall *call, const AttnCudaConsts *consts) {

@@ -113,14 +113,16 @@ static attnc_status nvrtc_compile(const char *src, const char *name, const char 
     attnc_status st = cuda_nvrtc_load(&nv, err);
     if (st) return st;
     nvrtcProgram prog = NULL;
-    char file[NAME_MAX_CHARS + 4], archopt[64];
+    char file[NAME_MAX_CHARS + 4], archopt[64], callopt[64];
     snprintf(file, sizeof file, "%s.cu", name);
     snprintf(archopt, sizeof archopt, "--gpu-architecture=%s_%d", ptx ? "compute" : "sm", arch);
-    const char *opts[] = {archopt, "-std=c++17"};
+    /* the kernel arguments are this library's AttnCall bytes: support.h checks the size */
+    snprintf(callopt, sizeof callopt, "-DATTNC_HOST_CALL_BYTES=%zu", sizeof(AttnCall));
+    const char *opts[] = {archopt, "-std=c++17", callopt};
     int rc = nv->nvrtcCreateProgram(&prog, src, file, 0, NULL, NULL);
     if (rc) return set_error(err, ATTNC_ERR_RUNTIME, "backend cuda: nvrtcCreateProgram: %s", nv->nvrtcGetErrorString(rc));
     for (int i = 0; i < nkernels && !rc; i++) rc = nv->nvrtcAddNameExpression(prog, kernels[i]);
-    int compiled = rc ? rc : nv->nvrtcCompileProgram(prog, 2, opts);
+    int compiled = rc ? rc : nv->nvrtcCompileProgram(prog, 3, opts);
     if (compiled) {
         char *log = program_log(nv, prog);
         char first[400];
