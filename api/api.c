@@ -13,6 +13,7 @@
 #include "bind.h"
 #include "ir.h"
 #include "launch.h"
+#include "launch_device.h"
 #include "plan.h"
 #include "registry.h"
 #include "sema.h"
@@ -154,13 +155,14 @@ const char *attnc_backend_name(attnc_backend b) {
     case ATTNC_BACKEND_TCC: return "tcc";
     case ATTNC_BACKEND_CUDA_EMU: return "cuda-emu";
     case ATTNC_BACKEND_REFPLAN: return "refplan";
+    case ATTNC_BACKEND_CUDA: return "cuda";
     default: return "default";
     }
 }
 
 int attnc_backend_parse(const char *name, attnc_backend *out) {
     static const attnc_backend all[] = {ATTNC_BACKEND_INTERP, ATTNC_BACKEND_LLVM, ATTNC_BACKEND_TCC,
-                                        ATTNC_BACKEND_CUDA_EMU, ATTNC_BACKEND_REFPLAN};
+                                        ATTNC_BACKEND_CUDA_EMU, ATTNC_BACKEND_REFPLAN, ATTNC_BACKEND_CUDA};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (name && strcmp(name, attnc_backend_name(all[i])) == 0) {
             *out = all[i];
@@ -171,7 +173,7 @@ int attnc_backend_parse(const char *name, attnc_backend *out) {
 
 int attnc_backend_available(attnc_backend b) {
     const BackendImpl *impl = backend_find(b);
-    return b == ATTNC_BACKEND_DEFAULT || (impl && impl->can_run);
+    return b == ATTNC_BACKEND_DEFAULT || (impl && impl->can_run && (!impl->probe || impl->probe(NULL) == ATTNC_OK));
 }
 
 /* The fastest backend this build can run. */
@@ -239,6 +241,9 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
         return set_error(err, ATTNC_ERR_SPEC, "%s has errors; see its diagnostics", spec->name);
     attnc_backend chosen = opts ? opts->backend : ATTNC_BACKEND_DEFAULT;
     attnc_backend backend = chosen == ATTNC_BACKEND_DEFAULT ? default_backend() : chosen;
+    const BackendImpl *probed = backend_find(backend);
+    attnc_status unusable = probed && probed->can_run && probed->probe ? probed->probe(err) : ATTNC_OK;
+    if (unusable) return unusable; /* e.g. no CUDA driver: the machine's, not the caller's, error */
     if (!attnc_backend_available(backend))
         return set_error(err, ATTNC_ERR_USAGE, "backend '%s' is not available in this build",
                          attnc_backend_name(backend));
@@ -424,6 +429,7 @@ static attnc_status run_plan(const attnc_kernel *k, BoundCall *bc, const attnc_a
                              const LaunchPages *pages, attnc_error *err) {
     attnc_status st = tile_check_work(k->plan, bc, err);
     if (st) return st;
+    if (k->impl->device) return launch_device_run(k->plan, k->impl->device, &k->ck, bc, a, NULL, 0, err);
     if (k->impl->run) return k->impl->run(k->plan, &k->ck, bc, a, threads, err);
     return launch_run(k->plan, &k->ck, bc, a, threads, k->opts.flags, pages, err);
 }

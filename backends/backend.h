@@ -31,8 +31,35 @@ typedef struct CompiledKernel {
     attnc_status (*grad_prepare)(const AttnCall *call, attnc_error *err);
 } CompiledKernel;
 
+/* A backend whose kernels run on a device (the `cuda` backend): device
+ * memory, copies, and one launch.  runtime/launch_device.c runs a call
+ * through these (copies in and out for host pointers; none for device
+ * pointers) and names a fault with the interpreter.  Each returns ATTNC_OK
+ * or a status with err's one line. */
+typedef struct DeviceOps {
+    /* n bytes of device memory (256-byte aligned); free: NULL is ignored */
+    attnc_status (*alloc)(size_t n, void **out, attnc_error *err);
+    void (*free)(void *p);
+    /* n bytes to the device (to_device) or from it, ordered on `stream`
+     * (NULL: the default stream); returns when the copy is done */
+    attnc_status (*copy)(void *dst, const void *src, size_t n, int to_device, void *stream, attnc_error *err);
+    /* Run the kernel over `call` on `stream`, returning when it finished:
+     * every pointer of call is device memory but params, tensor_data and
+     * tensor_shape, which are host arrays (tensor_data's entries device
+     * pointers); scratch: 64 bytes of device memory.  *faulted: whether an
+     * element raised a runtime error (then O and LSE are unspecified). */
+    attnc_status (*launch)(const CompiledKernel *ck, const AttnCall *call, void *stream, void *scratch, int *faulted,
+                           attnc_error *err);
+} DeviceOps;
+
 typedef struct BackendImpl {
     attnc_backend id;
+    /* NULL, or whether this machine can run the backend (a driver, a
+     * device): ATTNC_OK, or the one line saying why not (err may be NULL) */
+    attnc_status (*probe)(attnc_error *err);
+    /* NULL, or the device the kernels run on (then compile's CompiledKernel
+     * has no tile function, and calls go through runtime/launch_device.c) */
+    const DeviceOps *device;
     int can_run; /* 0: this build can emit its text but not compile kernels (libattnc.so without libtcc) */
     /* Compile p into ck; *state is the backend's (freed by release), and
      * ck->kernel_data may point into it.  The plan outlives the state. */

@@ -19,7 +19,7 @@ static const char usage[] =
     "  attnc check FILE [--variant NAME]\n"
     "  attnc run   FILE [--variant NAME] --q Q.npy --k K.npy --v V.npy -o O.npy\n"
     "              [--lse LSE.npy] [--param NAME=VALUE]... [--tensor NAME=T.npy]...\n"
-    "              [--backend llvm|tcc|interp|cuda-emu] [--threads N] [--dtype f32|f16|bf16] [--layout bhld|blhd]\n"
+    "              [--backend llvm|tcc|interp|cuda-emu|cuda] [--threads N] [--dtype f32|f16|bf16] [--layout bhld|blhd]\n"
     "              [--q-start QS.npy --k-start KS.npy]\n"
     "  attnc grad  FILE [--variant NAME] --q Q.npy --k K.npy --v V.npy --do dO.npy [--dlse dLSE.npy]\n"
     "              --dq dQ.npy --dk dK.npy --dv dV.npy [--dtensor NAME=dT.npy]... [--param NAME=VALUE]...\n"
@@ -46,6 +46,8 @@ static const char usage[] =
     "  else tcc, else interp.  diff --grad / bench --grad check and time the backward pass the same way.\n"
     "emit --target cuda --dtype f16|bf16 --head-dim D[,Dv] (or --shape's D, Dv): the tensor-core kernel for\n"
     "  those calls (entry point NAME_fa2_launch; D, Dv multiples of 16 up to 256); without --dtype, the scaffold.\n"
+    "--backend cuda: compiled by NVRTC for the first CUDA device and run there (driver and NVRTC loaded at run\n"
+    "  time; without them, exit 3); bench times it on device buffers (no copies), NVRTC in the warm-up call.\n"
     "merge: two results over disjoint keys into the one over all of them (O files: any shape ending in Dv,\n"
     "  LSE files: that shape without Dv); --weight for an attention with a `weight` clause (then the LSEs are optional).\n";
 
@@ -84,7 +86,7 @@ static int write_outputs(outfile **files, int n, const attnc_sizes *sz, const in
 static int cmd_run(const Options *o) {
     attnc_options opts = {.threads = o->nthreads};
     if (o->backend && !attnc_backend_parse(o->backend, &opts.backend))
-        return fail(EXIT_USAGE, "unknown backend '%s' (llvm, tcc, interp, cuda-emu)", o->backend, NULL);
+        return fail(EXIT_USAGE, "unknown backend '%s' (llvm, tcc, interp, cuda-emu, cuda)", o->backend, NULL);
     attnc_spec *spec = NULL;
     attnc_kernel *kern = NULL;
     RunInputs *in = calloc(1, sizeof *in);

@@ -47,12 +47,20 @@ static int diff_backends(const Options *o, attnc_backend list[8], int *n) {
         snprintf(buf, sizeof buf, "%s", o->backends);
         for (char *tok = strtok(buf, ","); tok && *n < 8; tok = strtok(NULL, ",")) {
             if (!attnc_backend_parse(tok, &list[*n])) return fail(EXIT_USAGE, "--backends: unknown backend '%s'", tok, NULL);
-            if (!attnc_backend_available(list[*n]))
+            /* cuda is in every build; without a driver or device it fails as a call (exit 3), before the table */
+            void *probe = NULL;
+            attnc_error err = {0};
+            attnc_status st = list[*n] == ATTNC_BACKEND_CUDA && !attnc_backend_available(list[*n])
+                                  ? attnc_cuda_alloc(1, &probe, &err) : ATTNC_OK;
+            attnc_cuda_free(probe);
+            if (st) return fail(status_exit(st), "%s", err.message, NULL);
+            if (list[*n] != ATTNC_BACKEND_CUDA && !attnc_backend_available(list[*n]))
                 return fail(EXIT_USAGE, "--backends: '%s' is not available in this build", tok, NULL);
             (*n)++;
         }
     } else {
-        attnc_backend all[] = {ATTNC_BACKEND_LLVM, ATTNC_BACKEND_TCC, ATTNC_BACKEND_CUDA_EMU, ATTNC_BACKEND_REFPLAN};
+        attnc_backend all[] = {ATTNC_BACKEND_LLVM, ATTNC_BACKEND_TCC, ATTNC_BACKEND_CUDA_EMU, ATTNC_BACKEND_REFPLAN,
+                               ATTNC_BACKEND_CUDA};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
             if (attnc_backend_available(all[i])) list[(*n)++] = all[i];
     }
@@ -188,9 +196,40 @@ static int make_paged(const Options *o, const attnc_sizes *sz, const Call *call,
     return 0;
 }
 
+/* bench --backend cuda: Q, K, V, O and LSE in device memory, so that a
+ * timed call is the kernel's (with the per-call tile map and tensors moved
+ * in), not the copies of the host-pointer call.  0 or an exit status. */
+typedef struct DeviceCall {
+    attnc_args args;
+    void *mem[5];
+} DeviceCall;
+
+static int device_call_make(const Call *c, DeviceCall *d) {
+    const attnc_sizes *s = &c->args.sizes;
+    size_t eb = c->elem == ATTNC_ELEM_F32 ? 4 : 2;
+    size_t n[5] = {(size_t)(s->B * s->H * s->Lq * s->D) * eb, (size_t)(s->B * s->Hkv * s->Lk * s->D) * eb,
+                   (size_t)(s->B * s->Hkv * s->Lk * s->Dv) * eb, (size_t)(s->B * s->H * s->Lq * s->Dv) * eb,
+                   (size_t)(s->B * s->H * s->Lq) * 4};
+    const void *from[5] = {c->args.q, c->args.k, c->args.v, NULL, NULL};
+    attnc_error err = {0};
+    for (int i = 0; i < 5; i++)
+        if (attnc_cuda_alloc(n[i], &d->mem[i], &err) || (from[i] && attnc_cuda_copy(d->mem[i], from[i], n[i], 1, &err)))
+            return fail(EXIT_RUNTIME, "%s", err.message, NULL);
+    d->args = c->args;
+    d->args.q = d->mem[0], d->args.k = d->mem[1], d->args.v = d->mem[2], d->args.o = d->mem[3];
+    d->args.lse = c->args.lse ? d->mem[4] : NULL;
+    return 0;
+}
+
+static void device_call_free(DeviceCall *d) {
+    for (int i = 0; i < 5; i++) attnc_cuda_free(d->mem[i]);
+}
+
 /* One timed call: the backward pass with --grad (its forward ran once before). */
-static attnc_status bench_once(const attnc_kernel *k, Call *call, const Paged *pg, GradBufs *gb, attnc_error *err) {
+static attnc_status bench_once(const attnc_kernel *k, Call *call, const Paged *pg, GradBufs *gb, const DeviceCall *dc,
+                               attnc_error *err) {
     if (gb) return grad_backward(k, gb, err);
+    if (dc->mem[0]) return attnc_kernel_run_cuda(k, &dc->args, &call->lay, NULL, err);
     if (pg->batch.page_size) return attnc_kernel_run_batch(k, &pg->args, &pg->lay, &pg->batch, err);
     return attnc_kernel_run_layout(k, &call->args, &call->lay, err);
 }
@@ -223,7 +262,11 @@ int cmd_bench(const Options *o) {
     if (!rc && grad) rc = grad_bufs_make(o, &call, &gb);
     attnc_status st;
     if (!rc && grad && (st = grad_forward(k, &gb, &err))) rc = fail(status_exit(st), "%s", err.message, NULL);
-    if (!rc && (st = bench_once(k, &call, &pg, grad, &err))) /* warm-up */
+    DeviceCall dc;
+    memset(&dc, 0, sizeof dc);
+    int on_device = !rc && !grad && !o->page_rows && attnc_kernel_backend(k) == ATTNC_BACKEND_CUDA;
+    if (on_device) rc = device_call_make(&call, &dc);
+    if (!rc && (st = bench_once(k, &call, &pg, grad, &dc, &err))) /* warm-up (cuda: NVRTC compiles here) */
         rc = fail(status_exit(st), "%s", err.message, NULL);
     enum { MAX_REPS = 1000 };
     double times[MAX_REPS];
@@ -231,7 +274,7 @@ int cmd_bench(const Options *o) {
     double start = now_seconds();
     while (!rc && done < MAX_REPS && (reps ? done < reps : (done < 3 || now_seconds() - start < 1.0))) {
         double a = now_seconds();
-        if ((st = bench_once(k, &call, &pg, grad, &err))) rc = fail(status_exit(st), "%s", err.message, NULL);
+        if ((st = bench_once(k, &call, &pg, grad, &dc, &err))) rc = fail(status_exit(st), "%s", err.message, NULL);
         times[done++] = now_seconds() - a;
     }
     if (!rc) {
@@ -248,7 +291,8 @@ int cmd_bench(const Options *o) {
         if (o->page_rows)
             printf("K,V pages    %10d rows (%lld pages %s, in reverse order: read through the block table)\n",
                    o->page_rows, (long long)pg.batch.num_pages, o->page_hnd ? "[Hkv, rows, D]" : "[rows, Hkv, D]");
-        printf("compile      %10.3f ms\n", compile_ms);
+        printf("compile      %10.3f ms%s\n", compile_ms, on_device ? " (NVRTC not included: the warm-up call)" : "");
+        if (on_device) printf("device       Q, K, V, O, LSE in device memory: no copies timed\n");
         printf("time/call    %10.3f ms   (median of %d after a warm-up)\n", median * 1e3, done);
         printf("kept pairs   %10.4f     (%lld of %.0f)\n", total > 0 ? (double)kept / total : 0.0, (long long)kept,
                total);
@@ -262,6 +306,7 @@ int cmd_bench(const Options *o) {
         if (getrusage(RUSAGE_SELF, &ru) == 0) /* Linux: kilobytes; inputs, O and the kernel's scratch */
             printf("peak RSS     %10.1f MiB  (the whole process)\n", (double)ru.ru_maxrss / 1024.0);
     }
+    device_call_free(&dc);
     free(pg.k), free(pg.v), free(pg.table), free(pg.kv_len);
     grad_bufs_free(&gb);
     call_free(&call);

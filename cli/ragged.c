@@ -61,7 +61,7 @@ static int check_shapes(const Ragged *r) {
 int cmd_run_ragged(const Options *o) {
     attnc_options opts = {.threads = o->nthreads};
     if (o->backend && !attnc_backend_parse(o->backend, &opts.backend))
-        return fail(EXIT_USAGE, "unknown backend '%s' (llvm, tcc, interp, cuda-emu)", o->backend, NULL);
+        return fail(EXIT_USAGE, "unknown backend '%s' (llvm, tcc, interp, cuda-emu, cuda)", o->backend, NULL);
     if (o->blhd) return fail(EXIT_USAGE, "--layout does not apply to a ragged batch: its files are [rows, heads, D]", NULL, NULL);
     attnc_spec *spec = NULL;
     attnc_kernel *kern = NULL;

@@ -45,7 +45,11 @@ typedef enum attnc_backend {
     ATTNC_BACKEND_LLVM = 2,
     ATTNC_BACKEND_TCC = 3,
     ATTNC_BACKEND_CUDA_EMU = 4,
-    ATTNC_BACKEND_REFPLAN = 5  /* the kernel plan run by a scalar float64 reference: tests the middle end */
+    ATTNC_BACKEND_REFPLAN = 5, /* the kernel plan run by a scalar float64 reference: tests the middle end */
+    /* (version 0.4) compiled at run time by NVRTC for the first CUDA device
+     * and run there; the driver and NVRTC are loaded when first needed
+     * (docs/cuda.md "The cuda backend") */
+    ATTNC_BACKEND_CUDA = 6
 } attnc_backend;
 
 /* ---- specs ------------------------------------------------------------ */
@@ -310,6 +314,30 @@ attnc_status attnc_kernel_backward(const attnc_kernel *kernel, const attnc_args 
 /* 1 if the kernel's backend has a backward pass (version 2). */
 int attnc_kernel_has_backward(const attnc_kernel *kernel);
 
+/* ---- the cuda backend (version 0.4; docs/cuda.md) ------------------------ */
+
+/* Run a kernel of backend ATTNC_BACKEND_CUDA on DEVICE memory: Q, K, V, O
+ * and LSE in `args` are device pointers of the first CUDA device (layouts as
+ * attnc_kernel_run_layout; NULL: float32, contiguous); params and captured
+ * tensors stay in host memory (the tile analysis reads the tensors; they
+ * are copied to the device per call).  `stream` is a CUstream /
+ * cudaStream_t (NULL: the default stream); the call is ordered on it and
+ * returns when the kernel has finished.  Errors as attnc_kernel_run; after a
+ * runtime error of an element O and LSE are unspecified (the message names
+ * the element: Q, K and V are copied back for the interpreter). */
+attnc_status attnc_kernel_run_cuda(const attnc_kernel *kernel, const attnc_args *args, const attnc_layouts *layouts,
+                                   void *stream, attnc_error *err);
+
+/* Device memory of the cuda backend's device, for callers that do not link
+ * CUDA themselves (version 0.4): attnc_cuda_alloc gives n bytes (256-byte
+ * aligned) in *out; attnc_cuda_free frees them (NULL ignored);
+ * attnc_cuda_copy copies n bytes host -> device (to_device 1) or device ->
+ * host (0) and returns when done.  Without a driver or device: the status
+ * and one line, as attnc_compile gives. */
+attnc_status attnc_cuda_alloc(size_t n, void **out, attnc_error *err);
+void attnc_cuda_free(void *p);
+attnc_status attnc_cuda_copy(void *dst, const void *src, size_t n, int to_device, attnc_error *err);
+
 /* ---- generated code as text ------------------------------------------ */
 
 enum {
@@ -353,17 +381,20 @@ attnc_status attnc_merge(attnc_merge_kind kind, int64_t rows, int64_t dv, const 
 /* ---- misc ------------------------------------------------------------- */
 
 const char *attnc_backend_name(attnc_backend backend);
-/* Parse "llvm", "tcc", "interp", "cuda-emu"; returns 0 if unknown. */
+/* Parse "llvm", "tcc", "interp", "cuda-emu", "refplan", "cuda"; returns 0 if unknown. */
 int attnc_backend_parse(const char *name, attnc_backend *out);
-/* Whether this build has the backend. */
+/* Whether this build has the backend and this machine can run it (cuda: the
+ * driver and NVRTC load and a device exists; attnc_compile says why not). */
 int attnc_backend_available(attnc_backend backend);
 
 /* The version of this header: 0.1 was the version 1 API; 0.2 adds version
  * 2's element types and strides, ragged batches and paged KV caches,
  * attnc_merge and gradients; 0.3 page strides (attnc_batch.k_page_stride,
- * v_page_stride: head-major pages).  (CMakeLists.txt reads these lines.) */
+ * v_page_stride: head-major pages); 0.4 the cuda backend (ATTNC_BACKEND_CUDA,
+ * attnc_kernel_run_cuda, attnc_cuda_alloc / free / copy).  (CMakeLists.txt
+ * reads these lines.) */
 #define ATTNC_VERSION_MAJOR 0
-#define ATTNC_VERSION_MINOR 3
+#define ATTNC_VERSION_MINOR 4
 #define ATTNC_VERSION_PATCH 0
 
 /* The version of the library, "MAJOR.MINOR.PATCH": a program built against

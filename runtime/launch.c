@@ -40,9 +40,7 @@ typedef struct Launch {
     float *o, *lse;  /* where the merged rows go, with the call's O layout */
 } Launch;
 
-/* Copy the [B, H, Lq, row] elements of a contiguous buffer into a strided
- * one (the private O or LSE of a call that can fault, once it has not). */
-static void copy_out(const attnc_sizes *sz, int64_t row, int elem_bytes, const char *from, char *to,
+void launch_copy_out(const attnc_sizes *sz, int64_t row, int elem_bytes, const char *from, char *to,
                      const int64_t *stride) {
     for (int64_t b = 0; b < sz->B; b++)
         for (int64_t h = 0; h < sz->H; h++)
@@ -288,9 +286,9 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
         goto done;
     }
     int o_bytes = bc->layout[BT_O].elem == ATTNC_ELEM_F32 ? 4 : 2;
-    if (o != args->o) copy_out(sz, sz->Dv, o_bytes, (const char *)o, (char *)args->o, bc->layout[BT_O].stride);
+    if (o != args->o) launch_copy_out(sz, sz->Dv, o_bytes, (const char *)o, (char *)args->o, bc->layout[BT_O].stride);
     if (lse != args->lse && args->lse)
-        copy_out(sz, 1, 4, (const char *)lse, (char *)args->lse, bc->layout[BT_LSE].stride);
+        launch_copy_out(sz, 1, 4, (const char *)lse, (char *)args->lse, bc->layout[BT_LSE].stride);
 done:
     if (o != args->o) free(o);
     if (lse != args->lse) free(lse);

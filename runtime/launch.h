@@ -41,6 +41,12 @@ void launch_values_free(LaunchValues *v);
  * at most `max`; 1 when the items already occupy every thread. */
 int launch_split_count(int64_t items, int64_t nkt, int threads, int max);
 
+/* Copy the [B, H, Lq, row] elements of a contiguous buffer into a strided
+ * one of elements of elem_bytes (the private O or LSE of a call, once it
+ * has not faulted). */
+void launch_copy_out(const attnc_sizes *sz, int64_t row, int elem_bytes, const char *from, char *to,
+                     const int64_t *stride);
+
 /* The layouts of bc in c; `private_out`: O and LSE go to contiguous private
  * buffers (float32 O when `f32_out`: a split's partial). */
 void launch_set_layouts(AttnCall *c, const BoundCall *bc, int private_out, int f32_out);

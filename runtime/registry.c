@@ -1,5 +1,6 @@
 /* registry.c — which implementation serves each attnc_backend (registry.h).
- * The C and CUDA emitters are always built (emitting text needs no libtcc);
+ * The C and CUDA emitters are always built (emitting text needs no libtcc),
+ * and so is the cuda backend (it loads the CUDA driver at run time);
  * LLVM only when the build found it. */
 #include "registry.h"
 
@@ -9,6 +10,7 @@ const BackendImpl *backend_find(attnc_backend b) {
     case ATTNC_BACKEND_REFPLAN: return &backend_refplan;
     case ATTNC_BACKEND_TCC: return &backend_tcc;
     case ATTNC_BACKEND_CUDA_EMU: return &backend_cuda_emu;
+    case ATTNC_BACKEND_CUDA: return &backend_cuda;
 #ifdef ATTNC_HAVE_LLVM
     case ATTNC_BACKEND_LLVM: return &backend_llvm;
 #endif

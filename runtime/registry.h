@@ -9,6 +9,7 @@ extern const BackendImpl backend_interp;   /* runtime/interp.c */
 extern const BackendImpl backend_refplan;  /* runtime/plan_run.c */
 extern const BackendImpl backend_tcc;      /* backends/c/tcc_backend.c */
 extern const BackendImpl backend_cuda_emu; /* backends/cuda/cuda_emu_backend.c: also `emit --target cuda` */
+extern const BackendImpl backend_cuda;     /* backends/cuda/cuda_backend.c: NVRTC and the CUDA driver, dlopen'd */
 #ifdef ATTNC_HAVE_LLVM
 extern const BackendImpl backend_llvm; /* backends/llvm/llvm_backend.c */
 #endif

@@ -377,15 +377,35 @@ ATTNC_MMA_DEV void attnc_fa2_body(const AttnFa2Args *args) {
 ATTNC_KERNEL_ENTRY(@NAME@_fa2_kernel, AttnFa2Args, attnc_fa2_body, ATTNC_FA2_THREADS)
 
 #ifdef __CUDACC__
-extern "C" int @NAME@_fa2_launch(const AttnCall *call, int *fault, cudaStream_t stream) {
+/* The launch of call c (its params readable where this runs), the one rule
+ * of the nvcc launcher below and of attnc's cuda backend, which runs it on
+ * the device (@NAME@_fa2_geometry: NVRTC compiles no host code): g[0]
+ * blocks (0: nothing to run), g[1] threads per block, g[2] bytes of dynamic
+ * shared memory.  Returns 0; 1 for a call this kernel does not take; 2 for
+ * one too large to launch. */
+ATTNC_DEV int attnc_fa2_geometry(const AttnCall *c, int64_t *g) {
     const int elem = ATTNC_FA2_BF16 ? 2 : 1;
-    if (!call || !fault || call->bq != 64 || call->bk != 64 || call->H <= 0 || call->Hkv <= 0 ||
-        call->H % call->Hkv != 0 || call->pack > 1 || call->page_rows != 0 || call->D != ATTNC_FA2_D ||
-        call->Dv != ATTNC_FA2_DV || call->q_elem != elem || call->k_elem != elem || call->v_elem != elem)
-        return (int)cudaErrorInvalidValue;
-    const int64_t items = call->B * call->H * call->nqt;
-    if (items <= 0) return 0;
-    if (items > 2147483647) return (int)cudaErrorInvalidConfiguration;
+    if (c->bq != 64 || c->bk != 64 || c->H <= 0 || c->Hkv <= 0 || c->H % c->Hkv != 0 || c->pack > 1 ||
+        c->page_rows != 0 || c->D != ATTNC_FA2_D || c->Dv != ATTNC_FA2_DV || c->q_elem != elem ||
+        c->k_elem != elem || c->v_elem != elem)
+        return 1;
+    g[0] = c->B * c->H * c->nqt;
+    g[1] = ATTNC_FA2_THREADS;
+    g[2] = attnc_fa2_dynamic_bytes(c);
+    return g[0] > 2147483647 || g[2] > 2147483647 ? 2 : 0;
+}
+
+#ifdef __CUDACC_RTC__
+/* attnc's cuda backend: g[0 .. 2] and g[3] = the result of attnc_fa2_geometry (one thread). */
+extern "C" __global__ void @NAME@_fa2_geometry(AttnFa2Args a, int64_t *g) {
+    attnc_cuda_use_consts(&a.call, &a.consts);
+    g[3] = attnc_fa2_geometry(&a.call, g);
+}
+static_assert(sizeof(AttnFa2Args) == sizeof(AttnCall) + sizeof(AttnCudaConsts) + 16,
+              "AttnFa2Args as backends/cuda/cuda_backend.c writes it");
+#else
+extern "C" int @NAME@_fa2_launch(const AttnCall *call, int *fault, cudaStream_t stream) {
+    if (!call || !fault) return (int)cudaErrorInvalidValue;
     AttnFa2Args a;
     memset(&a, 0, sizeof a);
     a.call = *call;
@@ -396,16 +416,19 @@ extern "C" int @NAME@_fa2_launch(const AttnCall *call, int *fault, cudaStream_t 
 #if ATTNC_SCRATCH_READS_TENSORS
     return (int)cudaErrorNotSupported; /* the low-rank sizes depend on tensor data the host cannot read */
 #endif
-    const int64_t dynamic = attnc_fa2_dynamic_bytes(&host);
-    if (dynamic > 2147483647) return (int)cudaErrorInvalidConfiguration;
-    if (dynamic > 48 * 1024) {
+    int64_t g[3];
+    const int bad = attnc_fa2_geometry(&host, g);
+    if (bad) return (int)(bad == 1 ? cudaErrorInvalidValue : cudaErrorInvalidConfiguration);
+    if (g[0] == 0) return 0;
+    if (g[2] > 48 * 1024) {
         cudaError_t e = cudaFuncSetAttribute(@NAME@_fa2_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             (int)dynamic);
+                                             (int)g[2]);
         if (e != cudaSuccess) return (int)e;
     }
-    @NAME@_fa2_kernel<<<(unsigned)items, ATTNC_FA2_THREADS, (size_t)dynamic, stream>>>(a);
+    @NAME@_fa2_kernel<<<(unsigned)g[0], (unsigned)g[1], (size_t)g[2], stream>>>(a);
     return (int)cudaGetLastError();
 }
+#endif
 #else
 /* The emulation: kernel_abi.h's entry points, one work item (one block of
  * the strict SIMT emulation) per call on the calling CPU thread. */

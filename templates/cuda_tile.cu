@@ -328,42 +328,59 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
  * P = pack (at least 1) and the item holds heads h .. h + P - 1. */
 __global__ void __launch_bounds__(ATTNC_NT) @NAME@_cuda_kernel(AttnCall call, AttnCudaConsts consts, int *fault) {
     extern __shared__ float attnc_dynamic[];
-    call.params = consts.params;
-    call.tensor_data = consts.tensor_data;
-    call.tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])consts.tensor_shape;
+    attnc_cuda_use_consts(&call, &consts);
     const int64_t P = call.pack > 1 ? call.pack : 1, groups = call.H / P;
     const int64_t item = (int64_t)blockIdx.x;
     const int64_t qt = item % call.nqt, bh = item / call.nqt;
     if (attnc_cuda_item(&call, bh / groups, bh % groups * P, qt, attnc_dynamic)) atomicOr(fault, 1);
 }
 
+/* The launch of call c (its params and tensors readable where this runs),
+ * the one rule of the nvcc launcher below and of attnc's cuda backend, which
+ * runs it on the device (@NAME@_cuda_geometry: NVRTC compiles no host code):
+ * g[0] blocks (0: nothing to run), g[1] threads per block, g[2] bytes of
+ * dynamic shared memory.  Returns 0; 1 for a call this kernel does not take;
+ * 2 for one too large to launch. */
+ATTNC_DEV int attnc_cuda_geometry(const AttnCall *c, int64_t *g) {
+    if (c->bq != ATTNC_BQ || c->bk != ATTNC_BK || c->H <= 0 || c->Hkv <= 0 || c->H % c->Hkv != 0 || c->pack < 0 ||
+        (c->pack > 1 && (!ATTNC_PACK_HEADS || (c->H / c->Hkv) % c->pack != 0)) || c->page_rows < 0 ||
+        (c->page_rows > 0 && (!c->kv_page || c->B != 1 || c->page_rows % ATTNC_BK != 0 || c->k_page_stride <= 0 ||
+                              c->v_page_stride <= 0)))
+        return 1;
+    g[0] = c->B * (c->H / (c->pack > 1 ? c->pack : 1)) * c->nqt;
+    g[1] = ATTNC_NT;
+    g[2] = attnc_cuda_dynamic_bytes(c);
+    return g[0] > 2147483647 || g[2] > 2147483647 ? 2 : 0;
+}
+
+#ifdef __CUDACC_RTC__
+/* attnc's cuda backend: g[0 .. 2] and g[3] = the result of attnc_cuda_geometry (one thread). */
+extern "C" __global__ void @NAME@_cuda_geometry(AttnCall call, AttnCudaConsts consts, int64_t *g) {
+    attnc_cuda_use_consts(&call, &consts);
+    g[3] = attnc_cuda_geometry(&call, g);
+}
+#else
 extern "C" int @NAME@_cuda_launch(const AttnCall *call, int *fault, cudaStream_t stream) {
-    if (!call || !fault || call->bq != ATTNC_BQ || call->bk != ATTNC_BK || call->H <= 0 || call->Hkv <= 0 ||
-        call->H % call->Hkv != 0 || call->pack < 0 ||
-        (call->pack > 1 && (!ATTNC_PACK_HEADS || (call->H / call->Hkv) % call->pack != 0)) ||
-        call->page_rows < 0 ||
-        (call->page_rows > 0 && (!call->kv_page || call->B != 1 || call->page_rows % ATTNC_BK != 0 ||
-                                 call->k_page_stride <= 0 || call->v_page_stride <= 0)))
-        return (int)cudaErrorInvalidValue;
-    const int64_t items = call->B * (call->H / (call->pack > 1 ? call->pack : 1)) * call->nqt;
-    if (items <= 0) return 0;
-    if (items > 2147483647) return (int)cudaErrorInvalidConfiguration;
+    if (!call || !fault) return (int)cudaErrorInvalidValue;
     AttnCudaConsts consts; /* support.h's cuda_consts */
     AttnCall host;
     attnc_cuda_consts(call, &consts, &host);
-    const int64_t dynamic = attnc_cuda_dynamic_bytes(&host);
-    if (dynamic > 48 * 1024) {
-        if (dynamic > 2147483647) return (int)cudaErrorInvalidConfiguration;
-        cudaError_t e = cudaFuncSetAttribute(@NAME@_cuda_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             (int)dynamic);
-        if (e != cudaSuccess) return (int)e;
-    }
 #if ATTNC_SCRATCH_READS_TENSORS
     return (int)cudaErrorNotSupported; /* the low-rank sizes depend on tensor data the host cannot read */
 #endif
-    @NAME@_cuda_kernel<<<(unsigned)items, ATTNC_NT, (size_t)dynamic, stream>>>(*call, consts, fault);
+    int64_t g[3];
+    const int bad = attnc_cuda_geometry(&host, g);
+    if (bad) return (int)(bad == 1 ? cudaErrorInvalidValue : cudaErrorInvalidConfiguration);
+    if (g[0] == 0) return 0;
+    if (g[2] > 48 * 1024) {
+        cudaError_t e = cudaFuncSetAttribute(@NAME@_cuda_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             (int)g[2]);
+        if (e != cudaSuccess) return (int)e;
+    }
+    @NAME@_cuda_kernel<<<(unsigned)g[0], (unsigned)g[1], (size_t)g[2], stream>>>(*call, consts, fault);
     return (int)cudaGetLastError();
 }
+#endif
 #else
 /* The emulation: the kernel ABI of middle/kernel_abi.h, one work item per
  * call on the calling CPU thread, its ATTNC_NT "threads" run phase by phase. */

@@ -58,10 +58,12 @@ float fabsf(float);
  * for cuda-emu (the emitter adds jit_types and libm under ATTNC_JIT). */
 /*@section cuda_macros@*/
 #ifdef __CUDACC__
+#ifndef __CUDACC_RTC__ /* NVRTC (attnc's cuda backend) compiles device code only, without system headers */
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#endif
 #define ATTNC_DEV static __host__ __device__ __forceinline__
 #define ATTNC_ITEM static __device__
 #define ATTNC_SHARED __shared__
@@ -84,7 +86,10 @@ float fabsf(float);
 /* Both CUDA templates' launchers (cuda_tile.cu, cuda_fa2.cu): the call's
  * params and tensors passed by value as a kernel argument (the AttnCall's
  * arrays are host memory), and the host's view of the call reading them
- * there.  After ATTNC_NPARAMS and ATTNC_NTENSORS (cuda_emit_prologue). */
+ * there.  After ATTNC_NPARAMS and ATTNC_NTENSORS (cuda_emit_prologue).
+ * attnc's cuda backend (NVRTC) writes the struct's bytes itself
+ * (backends/cuda/cuda_backend.c, consts_fill): 8-byte members in this order,
+ * no padding, which the static_assert holds it to. */
 /*@section cuda_consts@*/
 #ifdef __CUDACC__
 typedef struct AttnCudaConsts {
@@ -92,7 +97,20 @@ typedef struct AttnCudaConsts {
     const void *tensor_data[ATTNC_NTENSORS + 1];
     int64_t tensor_shape[ATTNC_NTENSORS + 1][ATTNC_ABI_MAX_RANK];
 } AttnCudaConsts;
+static_assert(sizeof(AttnCudaConsts) == 8 * (ATTNC_NPARAMS + 1 + (ATTNC_NTENSORS + 1) * (1 + ATTNC_ABI_MAX_RANK)),
+              "AttnCudaConsts as backends/cuda/cuda_backend.c writes it");
+#ifdef ATTNC_HOST_CALL_BYTES /* NVRTC: the library's sizeof(AttnCall), whose bytes it passes */
+static_assert(sizeof(AttnCall) == ATTNC_HOST_CALL_BYTES, "AttnCall as the host lays it out");
+#endif
 
+/* call's params and tensors read from consts (on the device) */
+ATTNC_DEV void attnc_cuda_use_consts(AttnCall *call, const AttnCudaConsts *consts) {
+    call->params = consts->params;
+    call->tensor_data = consts->tensor_data;
+    call->tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])consts->tensor_shape;
+}
+
+#ifndef __CUDACC_RTC__
 static void attnc_cuda_consts(const AttnCall *call, AttnCudaConsts *consts, AttnCall *host) {
     memset(consts, 0, sizeof *consts);
     for (int i = 0; i < ATTNC_NPARAMS; i++) consts->params[i] = call->params[i];
@@ -101,9 +119,9 @@ static void attnc_cuda_consts(const AttnCall *call, AttnCudaConsts *consts, Attn
         for (int d = 0; d < ATTNC_ABI_MAX_RANK; d++) consts->tensor_shape[i][d] = call->tensor_shape[i][d];
     }
     *host = *call;
-    host->params = consts->params;
-    host->tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])consts->tensor_shape;
+    attnc_cuda_use_consts(host, consts);
 }
+#endif
 #endif
 /*@end@*/
 

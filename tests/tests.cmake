@@ -60,6 +60,7 @@ include(tests/cuda.cmake)
 include(tests/cuda_simt.cmake)
 include(tests/cuda_fa2.cmake)
 include(tests/cuda_cli.cmake)
+include(tests/cuda_rt.cmake)
 include(tests/nomem.cmake)
 include(tests/difffuzz.cmake)
 # The worker pool: thread indices stay below what each call asks for.

@@ -84,6 +84,9 @@ int cuda_emit_prologue(const Plan *p, const CEmitHoles *H, StrBuf *out) {
     /* libtcc has no system headers (nvcc and C compilers take math.h and stdint.h above) */
     sb_printf(out, "#if defined(ATTNC_JIT) && !defined(__CUDACC__)\n");
     ok = ok && cemit_put_support("jit_types", NULL, out) && cemit_put_support("libm", NULL, out);
+    /* nor has NVRTC (the cuda backend): its math functions are built in */
+    sb_printf(out, "#elif defined(__CUDACC_RTC__)\n");
+    ok = ok && cemit_put_support("jit_types", NULL, out);
     sb_printf(out, "#endif\n\n");
     cemit_put_kernel_abi(out);
     /* the helpers are written `static inline`: here they are host and device functions */

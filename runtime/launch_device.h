@@ -1,0 +1,19 @@
+/* launch_device.h — running a compiled kernel of a device backend (the
+ * `cuda` backend: BackendImpl.device) over one bound call. */
+#ifndef ATTNC_LAUNCH_DEVICE_H
+#define ATTNC_LAUNCH_DEVICE_H
+#include "backend.h"
+#include "call.h"
+#include "plan.h"
+
+/* Run ck over the call on the device of `ops`.  device = 0: args' Q, K, V,
+ * O and LSE are host memory, copied in and out (O and LSE written only on
+ * success); device = 1: they are device memory, used in place (O and LSE
+ * unspecified after a fault).  Params and tensors are host memory either
+ * way (the tile map reads the tensors; they are copied per call).  A fault
+ * is named by the interpreter as launch_run does (device = 1: on Q, K and V
+ * copied back).  `stream`: the device's stream, NULL the default. */
+attnc_status launch_device_run(const Plan *p, const DeviceOps *ops, const CompiledKernel *ck, const BoundCall *bc,
+                               const attnc_args *args, void *stream, int device, attnc_error *err);
+
+#endif

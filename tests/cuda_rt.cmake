@@ -1,0 +1,38 @@
+# tests/cuda_rt.cmake — the `cuda` backend (backends/cuda/cuda_backend.c, docs/cuda.md "The cuda backend").
+# Without a GPU: every example's kernels through the library's NVRTC compile for sm_80 and sm_90 (PTX with
+# mma.sync; ptxas -v: no spills, shared memory within the limit; HMMA in the SASS), one case per example file
+# (tests/test_cuda_nvrtc.c; skipped, exit 77, without NVRTC or ptxas); NVRTC refusing a text, NVRTC missing,
+# the driver missing (forced with ATTNC_NVRTC_LIBRARY / ATTNC_CUDA_DRIVER, so they pass on GPU machines too);
+# the CLI without a driver (tests/cuda_rt_cli.sh).  On a GPU (skipped, exit 77, without one): every example
+# through `attnc diff --backends cuda` and the device-pointer API (tests/cuda_rt_gpu.sh, test_cuda_device.c).
+add_executable(test_cuda_nvrtc ${PROJECT_SOURCE_DIR}/tests/test_cuda_nvrtc.c)
+target_compile_options(test_cuda_nvrtc PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_cuda_nvrtc PRIVATE attnc_test_support)
+file(GLOB ATTNC_RT_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.attn)
+foreach(example ${ATTNC_RT_EXAMPLES})
+  get_filename_component(name ${example} NAME_WE)
+  add_test(NAME cuda/nvrtc/${name} COMMAND test_cuda_nvrtc ${example} ${CMAKE_CURRENT_BINARY_DIR}/cuda/nvrtc/${name})
+  # ~5 s of CPU per attention (NVRTC ~3.3 s: the scaffold once, the tensor-core kernel 4 times; ptxas): label
+  # nvrtc, so that `ctest -LE nvrtc` can leave them out
+  set_tests_properties(cuda/nvrtc/${name} PROPERTIES SKIP_RETURN_CODE 77 LABELS nvrtc)
+endforeach()
+set(causal ${PROJECT_SOURCE_DIR}/examples/causal.attn)
+add_test(NAME cuda/nvrtc-broken COMMAND test_cuda_nvrtc ${causal} ${CMAKE_CURRENT_BINARY_DIR}/cuda/nvrtc-broken --broken)
+set_tests_properties(cuda/nvrtc-broken PROPERTIES SKIP_RETURN_CODE 77)
+add_test(NAME cuda/no-nvrtc COMMAND test_cuda_nvrtc ${causal} ${CMAKE_CURRENT_BINARY_DIR}/cuda/no-nvrtc --no-nvrtc)
+add_test(NAME cuda/no-driver COMMAND test_cuda_nvrtc ${causal} ${CMAKE_CURRENT_BINARY_DIR}/cuda/no-driver --no-driver)
+add_test(NAME cuda/no-driver-cli COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_rt_cli.sh $<TARGET_FILE:attnc>
+         $<TARGET_FILE:npyrand> ${CMAKE_CURRENT_BINARY_DIR}/cuda/no-driver-cli ${causal})
+# on a GPU
+add_executable(test_cuda_device ${PROJECT_SOURCE_DIR}/tests/test_cuda_device.c)
+target_compile_options(test_cuda_device PRIVATE ${ATTNC_WARNINGS})
+target_include_directories(test_cuda_device PRIVATE ${PROJECT_SOURCE_DIR}/base)
+target_link_libraries(test_cuda_device PRIVATE attnc_static)
+add_test(NAME cuda/gpu-rt/api COMMAND test_cuda_device ${PROJECT_SOURCE_DIR}/examples
+         ${PROJECT_SOURCE_DIR}/tests/cgen/variants.attn)
+set_tests_properties(cuda/gpu-rt/api PROPERTIES SKIP_RETURN_CODE 77)
+foreach(example ${ATTNC_RT_EXAMPLES})
+  get_filename_component(name ${example} NAME_WE)
+  add_test(NAME cuda/gpu-rt/${name} COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_rt_gpu.sh $<TARGET_FILE:attnc> ${example})
+  set_tests_properties(cuda/gpu-rt/${name} PROPERTIES SKIP_RETURN_CODE 77)
+endforeach()
