@@ -420,8 +420,16 @@ attnc_status attnc_kernel_run_layout(const attnc_kernel *k, const attnc_args *ar
 
 int attnc_kernel_threads(const attnc_kernel *k) { return k->threads > 0 ? k->threads : pool_cores(); }
 
+/* A rotary or a dot of K rows reads K before the kernel, as a dense tensor:
+ * then the batch gathers the pages first. */
+static int reads_k_before(const attnc_kernel *k) {
+    for (int t = 0; k->rows && t < k->rows->ntables; t++)
+        if (k->rows->tables[t].is_k) return 1;
+    return k->attn->rotary != NULL;
+}
+
 int attnc_kernel_reads_pages(const attnc_kernel *k, int64_t page_rows) {
-    return k && k->plan && k->ck.pages && page_rows > 0 && page_rows % k->plan->bk == 0;
+    return k && k->plan && k->ck.pages && page_rows > 0 && page_rows % k->plan->bk == 0 && !reads_k_before(k);
 }
 
 /* The work bound, then the backend's runner or the threaded launcher. */

@@ -289,8 +289,10 @@ static int builtin(Gen *G, int ctx, int depth) {
     static const char *const one[] = {
         "exp(clamp(%0, -4.0, 4.0))", "exp2(3.0 * tanh(%0))", "log(abs(%0) + 0.5)", "log2(1.5 + %0 * %0)",
         "sqrt(abs(%0))", "tanh(clamp(%0, -4.0, 4.0))", "sigmoid(clamp(%0, -8.0, 8.0))", "erf(clamp(%0, -3.0, 3.0))",
-        "floor(%0)", "ceil(%0)", "sign(%0)", "abs(%0)", "clamp(%0, -2.0, 2.5)", "float(int(%0))"};
-    int c = pick(G, 18);
+        "floor(%0)", "ceil(%0)", "sign(%0)", "abs(%0)", "clamp(%0, -2.0, 2.5)", "float(int(%0))",
+        "sin(clamp(%0, -8.0, 8.0))", "cos(clamp(%0, -8.0, 8.0))"};
+    int c = pick(G, 20);
+    if (c >= 18) return call(G, SG_FLOAT, one[c - 4], 1, gen_float(G, ctx, depth - 1), 0, 0); /* sin, cos */
     /* floor, ceil, sign and int() jump at points where float32 and the
      * interpreter's float64 round differently; fed the score they would
      * flip systematically (tanh saturates to exactly the cap in float32),
@@ -450,6 +452,33 @@ static void gen_low_rank(Gen *G) {
     item(G, s, "bias ");
 }
 
+/* Version 2 (spec 9): a rotary with some of its arguments, or a relative
+ * embedding dot(Q|K, E[clamp(kv - q, -M, M) + M]) as a bias. */
+static void gen_rotary(Gen *G) {
+    static const char *const opts[][3] = {{"", "base = 500.0", "base = 10000.0"},
+                                          {"", "dims = D - D % 2", "dims = 2 * (D / 4)"},
+                                          {"", "interleaved = true", "interleaved = false"},
+                                          {"", "qpos = q + Lk - Lq", "qpos = 2 * q + h"},
+                                          {"", "kvpos = kv + 1", "kvpos = kv + hk"}};
+    char args[SG_TEXT] = "";
+    size_t len = 0;
+    for (int i = 0; i < 5; i++) {
+        const char *o = opts[i][pick(G, 3)];
+        if (*o) len += (size_t)snprintf(args + len, sizeof args - len, "%s%s", len ? ", " : "", o);
+    }
+    if (len) item(G, -1, "rotary(%s)", args);
+    else item(G, -1, "rotary");
+}
+
+static void gen_relative_embedding(Gen *G) {
+    char e[24], at[96];
+    int M = 1 + pick(G, 4);
+    snprintf(e, sizeof e, "x%de%d", G->a, G->nsums++);
+    item(G, -1, "tensor %s : float[%d, D]", e, 2 * M + 1);
+    snprintf(at, sizeof at, "dot(%s, %s[clamp(kv - q, -%d, %d) + %d])", pick(G, 2) ? "Q" : "K", e, M, M, M);
+    item(G, bin(G, SG_FLOAT, P_MUL, "*", leaf(G, SG_FLOAT, P_PRIMARY, "%s", at), float_lit(G, eighths(G, 1, 4))), "bias ");
+}
+
 /* `use` of the prelude, with its params bound, left to the call, or defaulted. */
 static void gen_prelude_use(Gen *G) {
     GenSpec *g = G->g;
@@ -549,6 +578,8 @@ static void gen_body(Gen *G, int helper) {
     int nt = helper ? 0 : pick(G, 4);
     for (int i = 0; i < nt; i++) gen_tensor(G);
     if (!helper && chance(G, 20)) gen_low_rank(G);
+    if (!helper && chance(G, 12)) gen_rotary(G);
+    if (!helper && chance(G, 12)) gen_relative_embedding(G);
     if (!helper)
         for (int i = 0; i < 2 && chance(G, 35); i++) gen_prelude_use(G);
     if (!helper)
@@ -599,6 +630,10 @@ static void gen_body(Gen *G, int helper) {
             has_weight = 1;
             item(G, gen_weight(G), "weight ");
         }
+    }
+    if (!helper && !has_weight && chance(G, 12)) { /* a sink (spec 9.4): per row, softmax only */
+        static const char *const sinks[] = {"0.0", "1.5", "float(h) * 0.5 - 1.0", "float(q % 3) - 0.5"};
+        item(G, leaf(G, SG_FLOAT, P_ADD, "%s", sinks[pick(G, 4)]), "sink ");
     }
     if (!helper) G->g->has_scale = has_scale;
 }
