@@ -10,7 +10,8 @@
  * macros (ATTNC_BQ = ATTNC_BK = 64, ATTNC_SOFTMAX, ATTNC_LSE_OFFSET,
  * ATTNC_ROW_SLOTS, ATTNC_COL_SLOTS, ATTNC_NPARAMS, ATTNC_NTENSORS) and this
  * specialisation's: ATTNC_FA2_D, ATTNC_FA2_DV (multiples of 16),
- * ATTNC_FA2_BF16 (1: Q, K, V are bf16; 0: f16), ATTNC_FA2_BREAK (0; only
+ * ATTNC_FA2_BF16 (1: Q, K, V are bf16; 0: f16), ATTNC_FA2_TF32 (1: Q, K, V
+ * are float32, multiplied through TF32: ATTNC_FA2_BF16 is 0), ATTNC_FA2_BREAK (0; only
  * in the tests that prove the emulation sees a mistake: 1 a wrong fragment
  * mapping, 2 a missing barrier before a buffer's refill).  The holes are
  * filled with the code templates/cuda_tile.cu receives (backends/c/c_holes.c),
@@ -30,7 +31,22 @@
  * ldmatrix.x4.trans.  Row values (ROW) and per-key values (COL) live in
  * shared memory as in the scaffold.  Shared memory: Q [64][D + 8], K
  * [2][64][D + 8], V [2][64][Dv + 8] 16-bit elements (8 of padding per row keep
- * the ldmatrix rows on distinct banks), dynamic; the slots static. */
+ * the ldmatrix rows on distinct banks), dynamic; the slots static.
+ *
+ * float32 Q, K, V (ATTNC_FA2_TF32) take the same path with 32-bit elements,
+ * the type's differences in the few macros and functions below: K and V
+ * [2][64][D + 4] floats (4 of padding: ldmatrix rows and V's scalar loads on
+ * distinct banks), Q staged in K's second buffer and loaded into registers
+ * before the pipeline starts (so D = Dv = 128 fits sm_80's 163 KiB);
+ * mma.m16n8k8.tf32 on operands rounded by cvt.rna.tf32.f32 as they are
+ * loaded.  ldmatrix of 8 rows x 4 floats gives lane (g, t) element (g, t):
+ * the tf32 A layout (a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8,
+ * t + 4)) for Q and the B layout (b0 (k t, n g), b1 (k t + 4, n g)) for K with
+ * the same addresses as the 16-bit path at half the k step.  P V: lane (g, t)
+ * holds keys 2t and 2t + 1 of an n-tile of S where A wants k-columns t and
+ * t + 4, so the k order is permuted: A's column t is key 2t, column t + 4 key
+ * 2t + 1, and V's B fragment likewise (b0 = V[2t][g], b1 = V[2t + 1][g], two
+ * scalar loads): no shuffles. */
 
 #if ATTNC_BQ != 64 || ATTNC_BK != 64
 #error "the tensor-core kernel takes 64 x 64 tiles"
@@ -44,11 +60,35 @@
 #define ATTNC_LOG2E 1.44269504088896340736f
 #define ATTNC_LN2 0.69314718055994530942f
 #define ATTNC_FA2_THREADS 128
-#define ATTNC_FA2_LD (ATTNC_FA2_D + 8)   /* row pitch of Q and K in shared memory, in elements */
-#define ATTNC_FA2_LDV (ATTNC_FA2_DV + 8) /* of V */
+#ifndef ATTNC_FA2_TF32
+#define ATTNC_FA2_TF32 0
+#endif
+#if ATTNC_FA2_TF32
+typedef uint32_t attnc_fa2_elem; /* a float32's bits, in shared memory and registers */
+#define ATTNC_FA2_PAD 4          /* elements of padding per shared-memory row */
+#define ATTNC_FA2_KSTEP 8        /* k of one mma: m16n8k8 */
+#define ATTNC_FA2_Q_EARLY 1      /* Q staged in K's second buffer, in registers before the pipeline */
+#else
+typedef uint16_t attnc_fa2_elem;
+#define ATTNC_FA2_PAD 8
+#define ATTNC_FA2_KSTEP 16 /* m16n8k16 */
+#define ATTNC_FA2_Q_EARLY 0 /* Q has its own buffer, loaded into registers with the first kv tile */
+#endif
+#define ATTNC_FA2_VEC (16 / (int32_t)sizeof(attnc_fa2_elem)) /* elements of one 16-byte cp.async */
+#define ATTNC_FA2_LD (ATTNC_FA2_D + ATTNC_FA2_PAD)   /* row pitch of Q and K in shared memory, in elements */
+#define ATTNC_FA2_LDV (ATTNC_FA2_DV + ATTNC_FA2_PAD) /* of V */
+#if ATTNC_FA2_Q_EARLY
+#define ATTNC_FA2_K_AT 0
+#define ATTNC_FA2_Q_AT (64 * ATTNC_FA2_LD) /* K's second buffer, free until the pipeline starts */
+#define ATTNC_FA2_V_AT (2 * 64 * ATTNC_FA2_LD)
+#define ATTNC_FA2_SMEM_ELEMS (2 * 64 * ATTNC_FA2_LD + 2 * 64 * ATTNC_FA2_LDV)
+#else
+#define ATTNC_FA2_Q_AT 0
 #define ATTNC_FA2_K_AT (64 * ATTNC_FA2_LD)
 #define ATTNC_FA2_V_AT (3 * 64 * ATTNC_FA2_LD)
-#define ATTNC_FA2_SMEM_BYTES ((3 * 64 * ATTNC_FA2_LD + 2 * 64 * ATTNC_FA2_LDV) * 2)
+#define ATTNC_FA2_SMEM_ELEMS (3 * 64 * ATTNC_FA2_LD + 2 * 64 * ATTNC_FA2_LDV)
+#endif
+#define ATTNC_FA2_SMEM_BYTES (ATTNC_FA2_SMEM_ELEMS * (int32_t)sizeof(attnc_fa2_elem))
 /* the dynamic shared memory the emulation gives a block: sm_90's 227 KiB less the static part */
 #define ATTNC_FA2_SMEM_LIMIT (227 * 1024 - (int64_t)sizeof(AttnFa2Rows))
 #if ATTNC_SOFTMAX
@@ -56,7 +96,9 @@
 #else
 #define ATTNC_MASKED 0.0f
 #endif
-#if ATTNC_FA2_BF16
+#if ATTNC_FA2_TF32
+#define attnc_fa2_mma(acc, a, b) attnc_mma_tf32((acc), (a), (b))
+#elif ATTNC_FA2_BF16
 #define attnc_fa2_mma(acc, a, b) attnc_mma_bf16((acc), (a), (b))
 #define attnc_fa2_pack(lo, hi) attnc_pack_bf16x2((lo), (hi))
 #else
@@ -97,17 +139,87 @@ typedef struct AttnFa2Args {
     int *fault;         /* set to 1 when an element raises a runtime error */
 } AttnFa2Args;
 
-/* cp.async of `rows` rows (the others zero-filled) of `width` 16-bit elements
+/* cp.async of `rows` rows (the others zero-filled) of `width` elements
  * from src (row stride `stride`) into dst (row pitch ld): 16 bytes a copy. */
-ATTNC_MMA_DEV void attnc_fa2_stage(uint16_t *dst, int32_t ld, const uint16_t *src, int64_t stride, int64_t rows,
-                                   int32_t width, int32_t tid) {
-    const int32_t chunks = width / 8;
+ATTNC_MMA_DEV void attnc_fa2_stage(attnc_fa2_elem *dst, int32_t ld, const attnc_fa2_elem *src, int64_t stride,
+                                   int64_t rows, int32_t width, int32_t tid) {
+    const int32_t chunks = width / ATTNC_FA2_VEC;
     for (int32_t x = tid; x < 64 * chunks; x += ATTNC_FA2_THREADS) {
         const int32_t r = x / chunks, cc = x % chunks;
         const int valid = r < rows;
-        attnc_cp_async16(dst + r * ld + cc * 8, valid ? src + r * stride + cc * 8 : src, valid ? 16 : 0);
+        attnc_cp_async16(dst + r * ld + cc * ATTNC_FA2_VEC, valid ? src + r * stride + cc * ATTNC_FA2_VEC : src,
+                         valid ? 16 : 0);
     }
 }
+
+/* A or B fragment registers as the mma takes them: float32 rounded to tf32;
+ * 16-bit elements as loaded. */
+ATTNC_MMA_DEV void attnc_fa2_operand(uint32_t *r, int32_t n) {
+#if ATTNC_FA2_TF32
+    for (int32_t i = 0; i < n; i++) r[i] = attnc_cvt_tf32(attnc_f32_from_bits(r[i]));
+#else
+    (void)r, (void)n;
+#endif
+}
+
+/* Warp w's Q rows 16 w .. 16 w + 15 as A fragments, k step by k step (ldmatrix.x4:
+ * matrices rows 0-7 / 8-15 by the step's first / second half). */
+ATTNC_MMA_DEV void attnc_fa2_load_q(uint32_t (*qa)[4], const attnc_fa2_elem *qs, int32_t w, int32_t m8, int32_t r8) {
+    ATTNC_UNROLL
+    for (int32_t kk = 0; kk < ATTNC_FA2_D / ATTNC_FA2_KSTEP; kk++) {
+        attnc_ldmatrix_x4(qa[kk], qs + (16 * w + (m8 & 1) * 8 + r8) * ATTNC_FA2_LD + kk * ATTNC_FA2_KSTEP +
+                                      (m8 >> 1) * (ATTNC_FA2_KSTEP / 2));
+        attnc_fa2_operand(qa[kk], 4);
+    }
+}
+
+#if ATTNC_FA2_TF32
+/* O += P V over the tile's 64 keys, 8 (one n-tile of S) per k step: A's
+ * column t is key 2t (this lane's s[..][0], [2]), column t + 4 key 2t + 1
+ * ([1], [3]); V's B rows in the same order, b0 = V[2t][n], b1 = V[2t + 1][n]. */
+ATTNC_MMA_DEV void attnc_fa2_pv(float (*o)[4], float (*s)[4], const attnc_fa2_elem *vs, int32_t lane) {
+    const int32_t g = lane >> 2, tq = lane & 3;
+    ATTNC_UNROLL
+    for (int32_t kk = 0; kk < 8; kk++) {
+        uint32_t pa[4];
+        pa[0] = attnc_cvt_tf32(s[kk][0]);
+        pa[1] = attnc_cvt_tf32(s[kk][2]);
+        pa[2] = attnc_cvt_tf32(s[kk][1]);
+        pa[3] = attnc_cvt_tf32(s[kk][3]);
+        const attnc_fa2_elem *v0 = vs + (8 * kk + 2 * tq) * ATTNC_FA2_LDV + g;
+        ATTNC_UNROLL
+        for (int32_t dn = 0; dn < ATTNC_FA2_DV / 8; dn++) {
+            uint32_t vb[2];
+            vb[0] = attnc_lds_u32(v0 + 8 * dn);
+            vb[1] = attnc_lds_u32(v0 + ATTNC_FA2_LDV + 8 * dn);
+            attnc_fa2_operand(vb, 2);
+            attnc_fa2_mma(o[dn], pa, vb);
+        }
+    }
+}
+#else
+/* O += P V: S's n-tiles 2 kk and 2 kk + 1 packed are P's A fragment for keys
+ * 16 kk .. 16 kk + 15; V's B fragments from ldmatrix.x4.trans. */
+ATTNC_MMA_DEV void attnc_fa2_pv(float (*o)[4], float (*s)[4], const attnc_fa2_elem *vs, int32_t lane) {
+    const int32_t m8 = lane >> 3, r8 = lane & 7;
+    ATTNC_UNROLL
+    for (int32_t kk = 0; kk < 4; kk++) {
+        uint32_t pa[4];
+        pa[0] = attnc_fa2_pack(s[2 * kk][0], s[2 * kk][1]);
+        pa[1] = attnc_fa2_pack(s[2 * kk][2], s[2 * kk][3]);
+        pa[2] = attnc_fa2_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+        pa[3] = attnc_fa2_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+        ATTNC_UNROLL
+        for (int32_t dp = 0; dp < ATTNC_FA2_DV / 16; dp++) {
+            uint32_t vb[4];
+            const int32_t row = kk * 16 + (m8 & 1) * 8 + r8, col = dp * 16 + (m8 >> 1) * 8;
+            attnc_ldmatrix_x4_trans(vb, vs + row * ATTNC_FA2_LDV + col);
+            attnc_fa2_mma(o[2 * dp], pa, vb);
+            attnc_fa2_mma(o[2 * dp + 1], pa, vb + 2);
+        }
+    }
+}
+#endif
 
 /* Bytes of dynamic shared memory a block of call c needs (host and device):
  * the Q, K and V tiles, then the low-rank columns of the Q rows and K tile;
@@ -140,10 +252,11 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
     const int64_t qt = item % c->nqt, bh = item / c->nqt, b = bh / c->H, h = bh % c->H;
     const int64_t hk = h / (c->H / c->Hkv);
     const int64_t q0 = qt * 64, nr = c->Lq - q0 < 64 ? c->Lq - q0 : 64;
-    const uint16_t *qg = (const uint16_t *)c->q + b * c->q_stride[0] + h * c->q_stride[1] + q0 * c->q_stride[2];
-    const uint16_t *kg = (const uint16_t *)c->k + b * c->k_stride[0] + hk * c->k_stride[1];
-    const uint16_t *vg = (const uint16_t *)c->v + b * c->v_stride[0] + hk * c->v_stride[1];
-    ATTNC_SMEM_DYNAMIC(uint16_t, smem);
+    const attnc_fa2_elem *qg =
+        (const attnc_fa2_elem *)c->q + b * c->q_stride[0] + h * c->q_stride[1] + q0 * c->q_stride[2];
+    const attnc_fa2_elem *kg = (const attnc_fa2_elem *)c->k + b * c->k_stride[0] + hk * c->k_stride[1];
+    const attnc_fa2_elem *vg = (const attnc_fa2_elem *)c->v + b * c->v_stride[0] + hk * c->v_stride[1];
+    ATTNC_SMEM_DYNAMIC(attnc_fa2_elem, smem);
     ATTNC_SMEM_STATIC(AttnFa2Rows, rows);
     AttnFa2Scratch sc;
     int64_t lowrank_cols = 0;
@@ -151,7 +264,7 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
     (void)hk;
     /*@HEAD@*/
     sc.lse_off = rows->lse_off;
-    sc.qlr = (float *)(smem + ATTNC_FA2_SMEM_BYTES / 2);
+    sc.qlr = (float *)(smem + ATTNC_FA2_SMEM_ELEMS);
     sc.klr = sc.qlr + 64 * lowrank_cols;
     sc.row_slots = rows->row_slots;
     sc.col_slots = rows->col_slots;
@@ -166,7 +279,7 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
     const int64_t last = c->row_start ? c->row_start[group * c->nqt + qt + 1] : c->nkt;
 
     /* Q, and the first kv tile, in flight in the first group */
-    attnc_fa2_stage(smem, ATTNC_FA2_LD, qg, c->q_stride[2], nr, ATTNC_FA2_D, tid);
+    attnc_fa2_stage(smem + ATTNC_FA2_Q_AT, ATTNC_FA2_LD, qg, c->q_stride[2], nr, ATTNC_FA2_D, tid);
     if (first < last) {
         const int64_t k0 = (c->row_start ? (int64_t)c->tile_kv[first] : first) * 64;
         const int64_t nc = c->Lk - k0 < 64 ? c->Lk - k0 : 64;
@@ -185,10 +298,17 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
         sc.lse_off[i] = 0.0f;
         /*@ROW@*/
     }
+#if ATTNC_FA2_Q_EARLY
+    attnc_cp_async_wait_all();
+#endif
     attnc_syncthreads();
 
     float o[ATTNC_FA2_DV / 8][4];
-    uint32_t qa[ATTNC_FA2_D / 16][4];
+    uint32_t qa[ATTNC_FA2_D / ATTNC_FA2_KSTEP][4];
+#if ATTNC_FA2_Q_EARLY
+    attnc_fa2_load_q(qa, smem + ATTNC_FA2_Q_AT, w, m8, r8);
+    attnc_syncthreads(); /* every warp holds its Q before K's second buffer is filled */
+#endif
     float mx[2], l[2];
     int any[2];
     ATTNC_UNROLL
@@ -219,24 +339,23 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
         }
         attnc_cp_async_wait(1); /* this tile's copies (and Q's) are done, the next tile's may fly */
         attnc_syncthreads();
-        const uint16_t *ks = smem + ATTNC_FA2_K_AT + buf * 64 * ATTNC_FA2_LD;
-        const uint16_t *vs = smem + ATTNC_FA2_V_AT + buf * 64 * ATTNC_FA2_LDV;
-        if (e == first) {
-            ATTNC_UNROLL
-            for (int32_t kk = 0; kk < ATTNC_FA2_D / 16; kk++)
-                attnc_ldmatrix_x4(qa[kk], smem + (16 * w + (m8 & 1) * 8 + r8) * ATTNC_FA2_LD + kk * 16 + (m8 >> 1) * 8);
-        }
+        const attnc_fa2_elem *ks = smem + ATTNC_FA2_K_AT + buf * 64 * ATTNC_FA2_LD;
+        const attnc_fa2_elem *vs = smem + ATTNC_FA2_V_AT + buf * 64 * ATTNC_FA2_LDV;
+        if (!ATTNC_FA2_Q_EARLY && e == first) attnc_fa2_load_q(qa, smem + ATTNC_FA2_Q_AT, w, m8, r8);
 
-        /* S = Q K^T: n-tiles 2 np and 2 np + 1 (keys 16 np ..) from one ldmatrix.x4 per k-step */
+        /* S = Q K^T: n-tiles 2 np and 2 np + 1 (keys 16 np ..) from one ldmatrix.x4 per k step (matrices:
+         * keys 0-7 / 8-15 by the step's first / second half) */
         float s[8][4];
         ATTNC_UNROLL
         for (int32_t nt = 0; nt < 8; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
         ATTNC_UNROLL
         for (int32_t np = 0; np < 4; np++) {
             ATTNC_UNROLL
-            for (int32_t kk = 0; kk < ATTNC_FA2_D / 16; kk++) {
+            for (int32_t kk = 0; kk < ATTNC_FA2_D / ATTNC_FA2_KSTEP; kk++) {
                 uint32_t kb[4];
-                attnc_ldmatrix_x4(kb, ks + (np * 16 + (m8 >> 1) * 8 + r8) * ATTNC_FA2_LD + kk * 16 + (m8 & 1) * 8);
+                attnc_ldmatrix_x4(kb, ks + (np * 16 + (m8 >> 1) * 8 + r8) * ATTNC_FA2_LD + kk * ATTNC_FA2_KSTEP +
+                                          (m8 & 1) * (ATTNC_FA2_KSTEP / 2));
+                attnc_fa2_operand(kb, 4);
                 attnc_fa2_mma(s[2 * np], qa[kk], kb);
                 attnc_fa2_mma(s[2 * np + 1], qa[kk], kb + 2);
             }
@@ -311,23 +430,7 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
 #endif
         }
 
-        /* O += P V: S's n-tiles 2 kk and 2 kk + 1 packed are P's A fragment for keys 16 kk .. 16 kk + 15 */
-        ATTNC_UNROLL
-        for (int32_t kk = 0; kk < 4; kk++) {
-            uint32_t pa[4];
-            pa[0] = attnc_fa2_pack(s[2 * kk][0], s[2 * kk][1]);
-            pa[1] = attnc_fa2_pack(s[2 * kk][2], s[2 * kk][3]);
-            pa[2] = attnc_fa2_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            pa[3] = attnc_fa2_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-            ATTNC_UNROLL
-            for (int32_t dp = 0; dp < ATTNC_FA2_DV / 16; dp++) {
-                uint32_t vb[4];
-                const int32_t row = kk * 16 + (m8 & 1) * 8 + r8, col = dp * 16 + (m8 >> 1) * 8;
-                attnc_ldmatrix_x4_trans(vb, vs + row * ATTNC_FA2_LDV + col);
-                attnc_fa2_mma(o[2 * dp], pa, vb);
-                attnc_fa2_mma(o[2 * dp + 1], pa, vb + 2);
-            }
-        }
+        attnc_fa2_pv(o, s, vs, lane); /* O += P V */
 #if ATTNC_FA2_BREAK != 2
         attnc_syncthreads(); /* every thread is done with buffer buf (and the col slots) before they are refilled */
 #endif

@@ -5,9 +5,10 @@
  *    design, cuda_fa2_emit.c), run on the strict SIMT emulation
  *    (emu_simt.h: one emulated block of 128 threads per work item; the JIT
  *    binds SIMT_EXTERNAL_FUNCTIONS), for every call it handles
- *    (fa2_call_ok): 64 x 64 tiles, Q, K, V all f16 or all bf16, D and Dv
- *    multiples of 16 up to 256, one query head per work item, no paged
- *    K/V, Q, K, V 16-byte aligned with strides multiples of 8, low-rank
+ *    (fa2_call_ok, cuda_fa2_call_ok): 64 x 64 tiles, Q, K, V all f16, all
+ *    bf16 (D and Dv multiples of 16 up to 256) or all float32 (through
+ *    TF32, up to 128), one query head per work item, no paged K/V, Q, K, V
+ *    16-byte aligned with strides multiples of 16 bytes, low-rank
  *    columns that fit in shared memory with the tiles (else attnc_tile
  *    answers 3 and the item runs on the scaffold).  One
  *    specialisation per (D, Dv, type), compiled by the launch's prepare hook
@@ -39,7 +40,7 @@
 enum { FA2_VERSIONS = 8, FA2_MESSAGE = 512 };
 
 typedef struct Fa2Version {
-    int D, Dv, bf16;
+    int D, Dv, type; /* CUDA_FA2_* */
     JitKernel *jit;
     AttnTileFn tile;
 } Fa2Version;
@@ -75,9 +76,9 @@ static int fa2_call_ok(const CudaEmuState *s, const AttnCall *c) {
 /* The built specialisation for c, or NULL. */
 static AttnTileFn fa2_find(const CudaEmuState *s, const AttnCall *c) {
     int n = atomic_load_explicit(&((CudaEmuState *)s)->nversions, memory_order_acquire);
-    int bf16 = c->q_elem == ATTNC_ELEM_BF16;
+    int type = cuda_fa2_type(c->q_elem);
     for (int i = 0; i < n; i++)
-        if (s->v[i].D == c->D && s->v[i].Dv == c->Dv && s->v[i].bf16 == bf16) return s->v[i].tile;
+        if (s->v[i].D == c->D && s->v[i].Dv == c->Dv && s->v[i].type == type) return s->v[i].tile;
     return NULL;
 }
 
@@ -94,8 +95,8 @@ static attnc_status fa2_build(CudaEmuState *s, const AttnCall *c, attnc_error *e
         StrBuf src = {0};
         CompiledKernel ck;
         memset(&ck, 0, sizeof ck);
-        v->D = (int)c->D, v->Dv = (int)c->Dv, v->bf16 = c->q_elem == ATTNC_ELEM_BF16;
-        st = cuda_fa2_emit_source(s->p, v->D, v->Dv, v->bf16, &src, err);
+        v->D = (int)c->D, v->Dv = (int)c->Dv, v->type = cuda_fa2_type(c->q_elem);
+        st = cuda_fa2_emit_source(s->p, v->D, v->Dv, v->type, &src, err);
         if (!st)
             st = jit_compile_c_with(src.p, s->p->attn->name, simt_symbols, sizeof simt_symbols / sizeof simt_symbols[0],
                                     &v->jit, &ck, err);
