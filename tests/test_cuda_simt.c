@@ -271,7 +271,8 @@ static void mma_tf32_case(TCCState *s, int integers) {
                   integers ? "integer" : "fractional", wrong, worst);
         else
             CHECK(wrong > 0, "mma tf32 mode %d: a broken fragment layout gave the right product", mode);
-        if (integers && (mode <= 1 || mode == 5)) CHECK(worst == 0, "mma tf32 mode %d: integers not exact (%g)", mode, worst);
+        if (integers && (mode <= 1 || mode == 5))
+            CHECK(worst == 0, "mma tf32 mode %d: integers not exact (%g)", mode, worst);
     }
     /* without the conversion, fractions are not tf32: the products would be exact in float64 but wrong */
     int changed = 0;

@@ -50,7 +50,8 @@ typedef struct CudaEmuState {
     JitKernel *scaffold;
     AttnTileFn scaffold_tile;
     AttnScratchFn scaffold_scratch;
-    int fa2_plan; /* cuda_fa2_plan_ok */
+    int fa2_plan;  /* cuda_fa2_plan_ok */
+    int exact_f32; /* ATTNC_OPT_EXACT_F32: float32 calls on the scaffold, not through TF32 */
     pthread_mutex_t lock;
     atomic_int nversions; /* v[0 .. nversions - 1] are built and never change */
     Fa2Version v[FA2_VERSIONS];
@@ -68,9 +69,9 @@ void cuda_emu_fa2_stats(long long *items, char *fault, size_t n) {
     pthread_mutex_unlock(&fa2_fault_lock);
 }
 
-/* Whether the tensor-core kernel computes call c (the plan allowing it). */
+/* Whether the tensor-core kernel computes call c (the plan and the options allowing it). */
 static int fa2_call_ok(const CudaEmuState *s, const AttnCall *c) {
-    return s->fa2_plan && cuda_fa2_call_ok(c);
+    return s->fa2_plan && cuda_fa2_call_ok(c) && !(s->exact_f32 && c->q_elem == ATTNC_ELEM_F32);
 }
 
 /* The built specialisation for c, or NULL. */
@@ -150,7 +151,6 @@ static void cuda_emu_release(void *state) {
 
 static attnc_status cuda_emu_compile(const Plan *p, const attnc_options *opts, CompiledKernel *ck, void **state,
                                      attnc_error *err) {
-    (void)opts;
     StrBuf src = {0};
     *state = NULL;
     CudaEmuState *s = calloc(1, sizeof *s);
@@ -159,6 +159,7 @@ static attnc_status cuda_emu_compile(const Plan *p, const attnc_options *opts, C
     atomic_init(&s->nversions, 0);
     s->p = p;
     s->fa2_plan = cuda_fa2_plan_ok(p);
+    s->exact_f32 = opts && (opts->flags & ATTNC_OPT_EXACT_F32);
     attnc_status st = cuda_emit_source(p, &src, err);
     if (!st) st = jit_compile_c(src.p, p->attn->name, &s->scaffold, ck, err);
     sb_free(&src);

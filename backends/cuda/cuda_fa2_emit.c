@@ -2,9 +2,9 @@
  * templates/cuda_fa2.cu (FlashAttention-2's design on mma.sync) with its
  * holes filled by the per-attention code the scaffold kernel receives
  * (backends/c/c_holes.c, cemit_holes), specialised for one head size and
- * one input type (f16, bf16, or float32 through TF32).  The same text compiles with nvcc / NVRTC for the GPU and
- * as C99 with libtcc for cuda-emu, where it runs on the strict SIMT
- * emulation (docs/cuda-emu.md).
+ * one input type (f16, bf16, or float32 through TF32).  The same text
+ * compiles with nvcc / NVRTC for the GPU and as C99 with libtcc for
+ * cuda-emu, where it runs on the strict SIMT emulation (docs/cuda-emu.md).
  *
  * Requires: templates/cuda_fa2.cu and templates/cuda_mma.h embedded in the
  * library (cmake/embed.cmake); cuda_emit_prologue (cuda_emit.c).
@@ -48,7 +48,7 @@ int cuda_fa2_call_ok(const AttnCall *c) {
 }
 
 int64_t cuda_fa2_smem_bytes(int D, int Dv, int type) {
-    if (type == CUDA_FA2_TF32) return (int64_t)(2 * 64 * (D + 4) + 2 * 64 * (Dv + 4)) * 4;
+    if (type == CUDA_FA2_TF32) return (int64_t)(3 * 64 * D + 2 * 64 * Dv) * 4; /* unpadded, swizzled rows */
     return (int64_t)(3 * 64 * (D + 8) + 2 * 64 * (Dv + 8)) * 2;
 }
 
@@ -89,8 +89,8 @@ static void emit_doc(const Plan *p, int D, int Dv, int type, StrBuf *out) {
                                       " *   cvt.rna.tf32.f32: relative error at most 2^-11 each) as they enter the\n"
                                       " *   tensor cores, which multiply exactly and add in float32, as\n"
                                       " *   FlexAttention / Triton do for float32 by default; docs/cuda.md gives the\n"
-                                      " *   resulting error.  The exact float32 computation is the scaffold's\n"
-                                      " *   (attnc emit --target cuda).\n");
+                                      " *   resulting error.  Exact float32 is the scaffold's (attnc emit\n"
+                                      " *   --target cuda; ATTNC_OPT_EXACT_F32 makes cuda-emu run it).\n");
 }
 
 attnc_status cuda_fa2_emit_source(const Plan *p, int D, int Dv, int type, StrBuf *out, attnc_error *err) {

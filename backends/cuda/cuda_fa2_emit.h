@@ -12,10 +12,10 @@
  * cuda_fa2_call_ok, and the emulation's attnc_tile for low-rank columns). */
 int cuda_fa2_plan_ok(const Plan *p);
 
-/* float32 Q, K, V through TF32 up to D = Dv = 128: K and V's two buffers of
- * 64 rows of D + 4 floats (135168 bytes at 128) fit sm_80's 163 KiB of
- * shared memory, which 256 would not, and Q's A fragments (D / 2 registers)
- * beside O's (Dv / 2) stay within 255 registers without spills. */
+/* float32 Q, K, V through TF32 up to D = Dv = 128: the Q tile and K and V's
+ * two buffers of 64 rows of D floats (163840 bytes at 128) fit sm_80's
+ * 163 KiB of shared memory, which 256 would not (nor would O's Dv / 2
+ * accumulator registers). */
 enum { CUDA_FA2_MAX_HEAD = 256, CUDA_FA2_MAX_HEAD_TF32 = 128 };
 
 /* The kernel's input types (cuda_fa2_emit_source): f16, bf16, and float32

@@ -47,7 +47,8 @@ ATTNC_MMA_DEV void mma_tf32_body(const MmaTf32Args *p) {
         if (p->mode == 1) attnc_cp_async_wait(0);
         attnc_syncwarp(0xffffffffu);
         for (int32_t nt = 0; nt < 2; nt++)
-            for (int32_t i = 0; i < 2; i++) b[nt][i] = attnc_cvt_tf32(attnc_f32_from_bits(attnc_lds_u32(&sm->b[t + 4 * i][nt * 8 + g])));
+            for (int32_t i = 0; i < 2; i++) /* b_i: B[t + 4 i][n] */
+                b[nt][i] = attnc_cvt_tf32(attnc_f32_from_bits(attnc_lds_u32(&sm->b[t + 4 * i][nt * 8 + g])));
         const int32_t m = lane >> 3, r = lane & 7;
         attnc_ldmatrix_x4(a, &sm->a[(m & 1) * 8 + r][(m >> 1) * 4]);
         for (int32_t i = 0; i < 4; i++) a[i] = attnc_cvt_tf32(attnc_f32_from_bits(a[i]));
