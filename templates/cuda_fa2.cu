@@ -10,10 +10,11 @@
  * macros (ATTNC_BQ = ATTNC_BK = 64, ATTNC_SOFTMAX, ATTNC_LSE_OFFSET,
  * ATTNC_ROW_SLOTS, ATTNC_COL_SLOTS, ATTNC_NPARAMS, ATTNC_NTENSORS) and this
  * specialisation's: ATTNC_FA2_D, ATTNC_FA2_DV (multiples of 16),
- * ATTNC_FA2_BF16 (1: Q, K, V are bf16; 0: f16), ATTNC_FA2_TF32 (1: Q, K, V
- * are float32, multiplied through TF32: ATTNC_FA2_BF16 is 0), ATTNC_FA2_BREAK (0; only
- * in the tests that prove the emulation sees a mistake: 1 a wrong fragment
- * mapping, 2 a missing barrier before a buffer's refill).  The holes are
+ * ATTNC_FA2_BF16 (1: Q, K, V are bf16; 0: f16), ATTNC_FA2_TF32 (1: Q, K,
+ * V are float32, multiplied through TF32; ATTNC_FA2_BF16 is then 0),
+ * ATTNC_FA2_BREAK (0; only in the tests that prove the emulation sees a
+ * mistake: 1 a wrong fragment mapping, 2 a missing barrier before a
+ * buffer's refill).  The holes are
  * filled with the code templates/cuda_tile.cu receives (backends/c/c_holes.c),
  * the element code reading `dot` where the scaffold reads srow[j].
  *
@@ -69,7 +70,6 @@
 #if ATTNC_FA2_TF32
 typedef uint32_t attnc_fa2_elem; /* a float32's bits, in shared memory and registers */
 #define ATTNC_FA2_PAD 0          /* rows unpadded, 16-byte chunks swizzled (ATTNC_FA2_SWZ) */
-#define ATTNC_FA2_KSTEP 8        /* k of one mma: m16n8k8 */
 #define ATTNC_FA2_PARTS 2        /* a tile's keys in two parts of 32: S's accumulators, 16 registers */
 /* element (row, col) of a shared tile of rows of D (Dv) floats, sw the row's chunk mask
  * (ATTNC_FA2_SW: 7 when a row has a multiple of 8 chunks of 4 floats, else 3): chunk col / 4
@@ -80,7 +80,6 @@ typedef uint32_t attnc_fa2_elem; /* a float32's bits, in shared memory and regis
 #else
 typedef uint16_t attnc_fa2_elem;
 #define ATTNC_FA2_PAD 8     /* 16 bytes of padding a row: the ldmatrix rows on distinct banks */
-#define ATTNC_FA2_KSTEP 16  /* m16n8k16 */
 #define ATTNC_FA2_PARTS 1   /* all 64 keys of a tile at once: S's accumulators, 32 registers */
 #define ATTNC_FA2_SWZ(row, col, sw) (col)
 #define ATTNC_FA2_SW(width) 0
