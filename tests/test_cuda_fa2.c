@@ -41,11 +41,9 @@
  * rounded to tf32 the same way (tf32_round).  What remains is P's rounding to
  * tf32 before O += P V (relative error at most u = 2^-11, as f16's) and
  * float32 sums: the same 2u tolerance, which a wrong fragment element (an
- * error of the order of |v|), P or Q, K, V rounded to bf16 (2^-8) or K and V
- * left unrounded (their relative errors up to 2^-11 each on S, amplified by
- * the score scale and the softmax: see the measured errors) exceed, and a
- * missing conversion the emulation refuses (an mma.tf32 operand with its low
- * 13 bits set).  The shapes the kernel does not take run on the scaffold in
+ * error of the order of |v|) and P, Q, K, V rounded to bf16 (2^-8) exceed;
+ * a missing conversion the emulation refuses (an mma.tf32 operand with its
+ * low 13 bits set).  The shapes the kernel does not take run on the scaffold in
  * exact float32 and compare against the interpreter on the unrounded values.
  * Each softmax case also prints the error against the interpreter on the
  * unrounded float32 values ("vs exact"), which is what a user sees
@@ -59,8 +57,12 @@
  * when an item visits 2 kv tiles or more) in some case, and nothing else
  * may fail.
  * --emit DIR: write DIR/<attention>_<D>_<type>.cu, the tensor-core text of
- * each attention at D = Dv = 64 in f16 and at 128 in bf16, for
- * tests/cuda_fa2_nvcc.sh (nvcc for sm_80). */
+ * each attention at D = Dv = 64 in f16, at 128 in bf16 and at both in
+ * float32 (type tf32), for tests/cuda_fa2_nvcc.sh (nvcc for sm_80; float32
+ * also sm_90).
+ * With --tf32, --break and --break-barrier apply to the float32 kernel.
+ * Each float32 softmax case also runs with ATTNC_OPT_EXACT_F32, which must
+ * keep every work item off the tensor-core kernel. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
