@@ -147,18 +147,25 @@ static void complete_mma(SimtBlock *b, int32_t warp, uint32_t mask) {
     }
 }
 
-/* d[4] = A b + c for the calling lane's fragments a[4], b[2], c[4]; d may be c. */
-void attnc_simt_mma16816(int32_t type, float *d, const uint32_t *a, const uint32_t *b, const float *c, int32_t line) {
-    SimtThread *t = simt_self();
-    if (type != SIMT_MMA_F16 && type != SIMT_MMA_BF16)
-        simt_fault(t, "mma.sync (line %d) of unknown type %d", line, type);
+/* The calling lane's arrival at an mma of type `type` (SIMT_MMA_*, the
+ * collective's variant) with fragments a[4], b[2], c[4]; d[4] = its D (d may be c). */
+static void mma_arrive(SimtThread *t, int32_t type, SimtComplete complete, float *d, const uint32_t *a,
+                       const uint32_t *b, const float *c, int32_t line) {
     float out[4];
     t->op = (LaneOp){.kind = OP_MMA, .sub = type, .mask = 0xffffffffu, .line = line, .out = out};
     memcpy(t->op.u, a, 4 * sizeof *a);
     memcpy(t->op.u + 4, b, 2 * sizeof *b);
     memcpy(t->op.f, c, 4 * sizeof *c);
-    simt_arrive(t, complete_mma);
+    simt_arrive(t, complete);
     memcpy(d, out, sizeof out);
+}
+
+/* d[4] = A b + c for the calling lane's fragments a[4], b[2], c[4]; d may be c. */
+void attnc_simt_mma16816(int32_t type, float *d, const uint32_t *a, const uint32_t *b, const float *c, int32_t line) {
+    SimtThread *t = simt_self();
+    if (type != SIMT_MMA_F16 && type != SIMT_MMA_BF16)
+        simt_fault(t, "mma.sync (line %d) of unknown type %d", line, type);
+    mma_arrive(t, type, complete_mma, d, a, b, c, line);
 }
 
 /* ---- mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 ----
@@ -206,14 +213,7 @@ static void complete_mma_tf32(SimtBlock *b, int32_t warp, uint32_t mask) {
 
 /* d[4] = A b + c for the calling lane's tf32 fragments a[4], b[2] and c[4]; d may be c. */
 void attnc_simt_mma1688_tf32(float *d, const uint32_t *a, const uint32_t *b, const float *c, int32_t line) {
-    SimtThread *t = simt_self();
-    float out[4];
-    t->op = (LaneOp){.kind = OP_MMA, .sub = SIMT_MMA_TF32, .mask = 0xffffffffu, .line = line, .out = out};
-    memcpy(t->op.u, a, 4 * sizeof *a);
-    memcpy(t->op.u + 4, b, 2 * sizeof *b);
-    memcpy(t->op.f, c, 4 * sizeof *c);
-    simt_arrive(t, complete_mma_tf32);
-    memcpy(d, out, sizeof out);
+    mma_arrive(simt_self(), SIMT_MMA_TF32, complete_mma_tf32, d, a, b, c, line);
 }
 
 /* ---- ld.shared.b32: a thread's own load, checked as ldmatrix checks its rows ---- */
