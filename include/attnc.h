@@ -110,7 +110,12 @@ enum {
      * across threads and merge the partial results exactly (split-KV: the
      * result then depends on the thread count, by rounding only); this flag
      * keeps every item whole (version 2). */
-    ATTNC_OPT_NO_KV_SPLIT = 4
+    ATTNC_OPT_NO_KV_SPLIT = 4,
+    /* The GPU backends (cuda-emu) multiply float32 Q, K and V on tensor cores
+     * through TF32 (10-bit mantissas, as FlexAttention and Triton do by
+     * default; docs/cuda.md gives the error); this flag computes them in
+     * exact float32 on the scaffold kernel instead, at its speed. */
+    ATTNC_OPT_EXACT_F32 = 8
 };
 
 typedef struct attnc_kernel attnc_kernel;

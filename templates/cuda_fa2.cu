@@ -10,9 +10,11 @@
  * macros (ATTNC_BQ = ATTNC_BK = 64, ATTNC_SOFTMAX, ATTNC_LSE_OFFSET,
  * ATTNC_ROW_SLOTS, ATTNC_COL_SLOTS, ATTNC_NPARAMS, ATTNC_NTENSORS) and this
  * specialisation's: ATTNC_FA2_D, ATTNC_FA2_DV (multiples of 16),
- * ATTNC_FA2_BF16 (1: Q, K, V are bf16; 0: f16), ATTNC_FA2_BREAK (0; only
- * in the tests that prove the emulation sees a mistake: 1 a wrong fragment
- * mapping, 2 a missing barrier before a buffer's refill).  The holes are
+ * ATTNC_FA2_BF16 (1: Q, K, V are bf16; 0: f16), ATTNC_FA2_TF32 (1: Q, K,
+ * V are float32, multiplied through TF32; ATTNC_FA2_BF16 is then 0),
+ * ATTNC_FA2_BREAK (0; only in the tests that prove the emulation sees a
+ * mistake: 1 a wrong fragment mapping, 2 a missing barrier before a
+ * buffer's refill).  The holes are
  * filled with the code templates/cuda_tile.cu receives (backends/c/c_holes.c),
  * the element code reading `dot` where the scaffold reads srow[j].
  *
@@ -30,7 +32,25 @@
  * ldmatrix.x4.trans.  Row values (ROW) and per-key values (COL) live in
  * shared memory as in the scaffold.  Shared memory: Q [64][D + 8], K
  * [2][64][D + 8], V [2][64][Dv + 8] 16-bit elements (8 of padding per row keep
- * the ldmatrix rows on distinct banks), dynamic; the slots static. */
+ * the ldmatrix rows on distinct banks), dynamic; the slots static.
+ *
+ * float32 Q, K, V (ATTNC_FA2_TF32) take the same path with 32-bit elements,
+ * the type's differences in the macros and the small functions below
+ * (attnc_fa2_s, attnc_fa2_pv, attnc_fa2_operand): mma.m16n8k8.tf32 on
+ * operands rounded by cvt.rna.tf32.f32 as they are loaded.  Q [64][D], K
+ * [2][64][D], V [2][64][Dv] floats, rows unpadded with their 16-byte chunks
+ * XOR-swizzled by the row (ATTNC_FA2_SWZ), so that D = Dv = 128 fits sm_80's
+ * 163 KiB (160 KiB) and no access has bank conflicts; Q is read from shared
+ * memory at each tile instead of registers (64 more registers at D = 128
+ * made ptxas spill).  ldmatrix of 8 rows x 4 floats gives lane (g, t) element
+ * (g, t): the tf32 A layout (a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3
+ * (g + 8, t + 4)) for Q and the B layout (b0 (k t, n g), b1 (k t + 4, n g))
+ * for K.  A tile's keys go through S, softmax and P V in two parts of 32
+ * (S's accumulators: 16 registers).  P V: lane (g, t) holds keys 2t and
+ * 2t + 1 of an n-tile of S where A wants k-columns t and t + 4, so the k order
+ * is permuted: A's column t is key 2t, column t + 4 key 2t + 1, and V's B
+ * fragment likewise (b0 = V[2t][g], b1 = V[2t + 1][g], two 32-bit shared
+ * loads): no shuffles. */
 
 #if ATTNC_BQ != 64 || ATTNC_BK != 64
 #error "the tensor-core kernel takes 64 x 64 tiles"
@@ -44,11 +64,37 @@
 #define ATTNC_LOG2E 1.44269504088896340736f
 #define ATTNC_LN2 0.69314718055994530942f
 #define ATTNC_FA2_THREADS 128
-#define ATTNC_FA2_LD (ATTNC_FA2_D + 8)   /* row pitch of Q and K in shared memory, in elements */
-#define ATTNC_FA2_LDV (ATTNC_FA2_DV + 8) /* of V */
+#ifndef ATTNC_FA2_TF32
+#define ATTNC_FA2_TF32 0
+#endif
+#if ATTNC_FA2_TF32
+typedef uint32_t attnc_fa2_elem; /* a float32's bits, in shared memory and registers */
+#define ATTNC_FA2_PAD 0          /* rows unpadded, 16-byte chunks swizzled (ATTNC_FA2_SWZ) */
+#define ATTNC_FA2_PARTS 2        /* a tile's keys in two parts of 32: S's accumulators, 16 registers */
+/* element (row, col) of a shared tile of rows of D (Dv) floats, sw the row's chunk mask
+ * (ATTNC_FA2_SW: 7 when a row has a multiple of 8 chunks of 4 floats, else 3): chunk col / 4
+ * at chunk (col / 4) ^ (row & sw) of its row, so the 8 rows an ldmatrix reads, and the 8 keys
+ * x 4 columns of a V fragment load, fall on distinct banks without padding */
+#define ATTNC_FA2_SWZ(row, col, sw) (((((col) >> 2) ^ ((row) & (sw))) << 2) | ((col) & 3))
+#define ATTNC_FA2_SW(width) ((width) % 32 == 0 ? 7 : 3)
+#else
+typedef uint16_t attnc_fa2_elem;
+#define ATTNC_FA2_PAD 8     /* 16 bytes of padding a row: the ldmatrix rows on distinct banks */
+#define ATTNC_FA2_PARTS 1   /* all 64 keys of a tile at once: S's accumulators, 32 registers */
+#define ATTNC_FA2_SWZ(row, col, sw) (col)
+#define ATTNC_FA2_SW(width) 0
+#endif
+#define ATTNC_FA2_NT (8 / ATTNC_FA2_PARTS) /* n-tiles of 8 keys in a part */
+#define ATTNC_FA2_VEC (16 / (int32_t)sizeof(attnc_fa2_elem)) /* elements of one 16-byte cp.async */
+#define ATTNC_FA2_LD (ATTNC_FA2_D + ATTNC_FA2_PAD)   /* row pitch of Q and K in shared memory, in elements */
+#define ATTNC_FA2_LDV (ATTNC_FA2_DV + ATTNC_FA2_PAD) /* of V */
+#define ATTNC_FA2_SWK ATTNC_FA2_SW(ATTNC_FA2_D)      /* the swizzle masks of Q and K's rows */
+#define ATTNC_FA2_SWV ATTNC_FA2_SW(ATTNC_FA2_DV)     /* of V's */
+#define ATTNC_FA2_Q_AT 0
 #define ATTNC_FA2_K_AT (64 * ATTNC_FA2_LD)
 #define ATTNC_FA2_V_AT (3 * 64 * ATTNC_FA2_LD)
-#define ATTNC_FA2_SMEM_BYTES ((3 * 64 * ATTNC_FA2_LD + 2 * 64 * ATTNC_FA2_LDV) * 2)
+#define ATTNC_FA2_SMEM_ELEMS (3 * 64 * ATTNC_FA2_LD + 2 * 64 * ATTNC_FA2_LDV)
+#define ATTNC_FA2_SMEM_BYTES (ATTNC_FA2_SMEM_ELEMS * (int32_t)sizeof(attnc_fa2_elem))
 /* the dynamic shared memory the emulation gives a block: sm_90's 227 KiB less the static part */
 #define ATTNC_FA2_SMEM_LIMIT (227 * 1024 - (int64_t)sizeof(AttnFa2Rows))
 #if ATTNC_SOFTMAX
@@ -56,7 +102,9 @@
 #else
 #define ATTNC_MASKED 0.0f
 #endif
-#if ATTNC_FA2_BF16
+#if ATTNC_FA2_TF32
+#define attnc_fa2_mma(acc, a, b) attnc_mma_tf32((acc), (a), (b))
+#elif ATTNC_FA2_BF16
 #define attnc_fa2_mma(acc, a, b) attnc_mma_bf16((acc), (a), (b))
 #define attnc_fa2_pack(lo, hi) attnc_pack_bf16x2((lo), (hi))
 #else
@@ -97,17 +145,133 @@ typedef struct AttnFa2Args {
     int *fault;         /* set to 1 when an element raises a runtime error */
 } AttnFa2Args;
 
-/* cp.async of `rows` rows (the others zero-filled) of `width` 16-bit elements
- * from src (row stride `stride`) into dst (row pitch ld): 16 bytes a copy. */
-ATTNC_MMA_DEV void attnc_fa2_stage(uint16_t *dst, int32_t ld, const uint16_t *src, int64_t stride, int64_t rows,
-                                   int32_t width, int32_t tid) {
-    const int32_t chunks = width / 8;
+/* cp.async of `rows` rows (the others zero-filled) of `width` elements
+ * from src (row stride `stride`) into dst (row pitch ld, swizzle mask sw): 16 bytes a copy. */
+ATTNC_MMA_DEV void attnc_fa2_stage(attnc_fa2_elem *dst, int32_t ld, int32_t sw, const attnc_fa2_elem *src,
+                                   int64_t stride, int64_t rows, int32_t width, int32_t tid) {
+    const int32_t chunks = width / ATTNC_FA2_VEC;
+    (void)sw;
     for (int32_t x = tid; x < 64 * chunks; x += ATTNC_FA2_THREADS) {
         const int32_t r = x / chunks, cc = x % chunks;
         const int valid = r < rows;
-        attnc_cp_async16(dst + r * ld + cc * 8, valid ? src + r * stride + cc * 8 : src, valid ? 16 : 0);
+        attnc_cp_async16(dst + r * ld + ATTNC_FA2_SWZ(r, cc * ATTNC_FA2_VEC, sw),
+                         valid ? src + r * stride + cc * ATTNC_FA2_VEC : src, valid ? 16 : 0);
     }
 }
+
+/* A or B fragment registers as the mma takes them: float32 rounded to tf32;
+ * 16-bit elements as loaded. */
+ATTNC_MMA_DEV void attnc_fa2_operand(uint32_t *r, int32_t n) {
+#if ATTNC_FA2_TF32
+    for (int32_t i = 0; i < n; i++) r[i] = attnc_cvt_tf32(attnc_f32_from_bits(r[i]));
+#else
+    (void)r, (void)n;
+#endif
+}
+
+#if ATTNC_FA2_TF32
+/* S = Q K^T for keys kp .. kp + 8 NT - 1 of the tile: per k step, Q's A
+ * fragment (ldmatrix.x4 of 8 rows x 4 floats: rows 0-7 / 8-15 by columns 0-3 /
+ * 4-7 give a0 .. a3) from shared memory, Q staying there (its 64 registers at
+ * D = 128 would spill), then for n-tiles 2 np and 2 np + 1 K's B fragments
+ * (keys 0-7 / 8-15 by columns 0-3 / 4-7: b0, b1 of each). */
+ATTNC_MMA_DEV void attnc_fa2_s(float (*s)[4], const uint32_t (*qa)[4], const attnc_fa2_elem *qs,
+                               const attnc_fa2_elem *ks, int32_t kp, int32_t w, int32_t lane) {
+    const int32_t m8 = lane >> 3, r8 = lane & 7, qrow = 16 * w + (m8 & 1) * 8 + r8;
+    (void)qa;
+    ATTNC_UNROLL
+    for (int32_t kk = 0; kk < ATTNC_FA2_D / 8; kk++) {
+        uint32_t qf[4];
+        attnc_ldmatrix_x4(qf, qs + qrow * ATTNC_FA2_LD + ATTNC_FA2_SWZ(qrow, kk * 8 + (m8 >> 1) * 4, ATTNC_FA2_SWK));
+        attnc_fa2_operand(qf, 4);
+        ATTNC_UNROLL
+        for (int32_t np = 0; np < ATTNC_FA2_NT / 2; np++) {
+            uint32_t kb[4];
+            const int32_t row = kp + np * 16 + (m8 >> 1) * 8 + r8;
+            attnc_ldmatrix_x4(kb, ks + row * ATTNC_FA2_LD + ATTNC_FA2_SWZ(row, kk * 8 + (m8 & 1) * 4, ATTNC_FA2_SWK));
+            attnc_fa2_operand(kb, 4);
+            attnc_fa2_mma(s[2 * np], qf, kb);
+            attnc_fa2_mma(s[2 * np + 1], qf, kb + 2);
+        }
+    }
+}
+
+/* O += P V over keys kp .. kp + 8 NT - 1 of the tile (vs: its row kp), 8 (one
+ * n-tile of S) per k step: A's column t is key 2t (this lane's s[..][0], [2]),
+ * column t + 4 key 2t + 1 ([1], [3]); V's B rows in the same order, b0 =
+ * V[2t][n], b1 = V[2t + 1][n]: 32-bit shared loads (ldmatrix.trans moves 16-bit
+ * elements). */
+ATTNC_MMA_DEV void attnc_fa2_pv(float (*o)[4], float (*s)[4], const attnc_fa2_elem *vs, int32_t lane) {
+    const int32_t g = lane >> 2, tq = lane & 3;
+    ATTNC_UNROLL
+    for (int32_t kk = 0; kk < ATTNC_FA2_NT; kk++) {
+        uint32_t pa[4];
+        pa[0] = attnc_cvt_tf32(s[kk][0]);
+        pa[1] = attnc_cvt_tf32(s[kk][2]);
+        pa[2] = attnc_cvt_tf32(s[kk][1]);
+        pa[3] = attnc_cvt_tf32(s[kk][3]);
+        const int32_t r0 = 8 * kk + 2 * tq;
+        ATTNC_UNROLL
+        for (int32_t dn = 0; dn < ATTNC_FA2_DV / 8; dn++) {
+            uint32_t vb[2];
+            vb[0] = attnc_lds_u32(vs + r0 * ATTNC_FA2_LDV + ATTNC_FA2_SWZ(r0, 8 * dn + g, ATTNC_FA2_SWV));
+            vb[1] = attnc_lds_u32(vs + (r0 + 1) * ATTNC_FA2_LDV + ATTNC_FA2_SWZ(r0 + 1, 8 * dn + g, ATTNC_FA2_SWV));
+            attnc_fa2_operand(vb, 2);
+            attnc_fa2_mma(o[dn], pa, vb);
+        }
+    }
+}
+#else
+/* Warp w's Q rows 16 w .. 16 w + 15 as A fragments, kept in registers, k step
+ * by k step (ldmatrix.x4: matrices rows 0-7 / 8-15 by the step's first /
+ * second half). */
+ATTNC_MMA_DEV void attnc_fa2_load_q(uint32_t (*qa)[4], const attnc_fa2_elem *qs, int32_t w, int32_t m8, int32_t r8) {
+    ATTNC_UNROLL
+    for (int32_t kk = 0; kk < ATTNC_FA2_D / 16; kk++)
+        attnc_ldmatrix_x4(qa[kk], qs + (16 * w + (m8 & 1) * 8 + r8) * ATTNC_FA2_LD + kk * 16 + (m8 >> 1) * 8);
+}
+
+/* S = Q K^T for keys kp .. kp + 8 NT - 1 of the tile: n-tiles 2 np and 2 np + 1
+ * (keys kp + 16 np ..) from one ldmatrix.x4 per k step (matrices: keys 0-7 /
+ * 8-15 by the step's first / second half), Q's fragments from registers. */
+ATTNC_MMA_DEV void attnc_fa2_s(float (*s)[4], const uint32_t (*qa)[4], const attnc_fa2_elem *qs,
+                               const attnc_fa2_elem *ks, int32_t kp, int32_t w, int32_t lane) {
+    const int32_t m8 = lane >> 3, r8 = lane & 7;
+    (void)qs, (void)w;
+    ATTNC_UNROLL
+    for (int32_t np = 0; np < ATTNC_FA2_NT / 2; np++) {
+        ATTNC_UNROLL
+        for (int32_t kk = 0; kk < ATTNC_FA2_D / 16; kk++) {
+            uint32_t kb[4];
+            attnc_ldmatrix_x4(kb, ks + (kp + np * 16 + (m8 >> 1) * 8 + r8) * ATTNC_FA2_LD + kk * 16 + (m8 & 1) * 8);
+            attnc_fa2_mma(s[2 * np], qa[kk], kb);
+            attnc_fa2_mma(s[2 * np + 1], qa[kk], kb + 2);
+        }
+    }
+}
+
+/* O += P V: S's n-tiles 2 kk and 2 kk + 1 packed are P's A fragment for keys
+ * 16 kk .. 16 kk + 15; V's B fragments from ldmatrix.x4.trans. */
+ATTNC_MMA_DEV void attnc_fa2_pv(float (*o)[4], float (*s)[4], const attnc_fa2_elem *vs, int32_t lane) {
+    const int32_t m8 = lane >> 3, r8 = lane & 7;
+    ATTNC_UNROLL
+    for (int32_t kk = 0; kk < ATTNC_FA2_NT / 2; kk++) {
+        uint32_t pa[4];
+        pa[0] = attnc_fa2_pack(s[2 * kk][0], s[2 * kk][1]);
+        pa[1] = attnc_fa2_pack(s[2 * kk][2], s[2 * kk][3]);
+        pa[2] = attnc_fa2_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+        pa[3] = attnc_fa2_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+        ATTNC_UNROLL
+        for (int32_t dp = 0; dp < ATTNC_FA2_DV / 16; dp++) {
+            uint32_t vb[4];
+            const int32_t row = kk * 16 + (m8 & 1) * 8 + r8, col = dp * 16 + (m8 >> 1) * 8;
+            attnc_ldmatrix_x4_trans(vb, vs + row * ATTNC_FA2_LDV + col);
+            attnc_fa2_mma(o[2 * dp], pa, vb);
+            attnc_fa2_mma(o[2 * dp + 1], pa, vb + 2);
+        }
+    }
+}
+#endif
 
 /* Bytes of dynamic shared memory a block of call c needs (host and device):
  * the Q, K and V tiles, then the low-rank columns of the Q rows and K tile;
@@ -136,14 +300,16 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
     const int32_t tid = attnc_tid(), lane = attnc_lane(), w = attnc_warp();
     const int32_t g = lane >> 2, tq = lane & 3, m8 = lane >> 3, r8 = lane & 7;
     const uint32_t all = 0xffffffffu;
+    (void)m8, (void)r8; /* Q's fragment rows (the 16-bit types) */
     const int64_t item = args->first_item + attnc_bid_x();
     const int64_t qt = item % c->nqt, bh = item / c->nqt, b = bh / c->H, h = bh % c->H;
     const int64_t hk = h / (c->H / c->Hkv);
     const int64_t q0 = qt * 64, nr = c->Lq - q0 < 64 ? c->Lq - q0 : 64;
-    const uint16_t *qg = (const uint16_t *)c->q + b * c->q_stride[0] + h * c->q_stride[1] + q0 * c->q_stride[2];
-    const uint16_t *kg = (const uint16_t *)c->k + b * c->k_stride[0] + hk * c->k_stride[1];
-    const uint16_t *vg = (const uint16_t *)c->v + b * c->v_stride[0] + hk * c->v_stride[1];
-    ATTNC_SMEM_DYNAMIC(uint16_t, smem);
+    const attnc_fa2_elem *qg =
+        (const attnc_fa2_elem *)c->q + b * c->q_stride[0] + h * c->q_stride[1] + q0 * c->q_stride[2];
+    const attnc_fa2_elem *kg = (const attnc_fa2_elem *)c->k + b * c->k_stride[0] + hk * c->k_stride[1];
+    const attnc_fa2_elem *vg = (const attnc_fa2_elem *)c->v + b * c->v_stride[0] + hk * c->v_stride[1];
+    ATTNC_SMEM_DYNAMIC(attnc_fa2_elem, smem);
     ATTNC_SMEM_STATIC(AttnFa2Rows, rows);
     AttnFa2Scratch sc;
     int64_t lowrank_cols = 0;
@@ -151,7 +317,7 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
     (void)hk;
     /*@HEAD@*/
     sc.lse_off = rows->lse_off;
-    sc.qlr = (float *)(smem + ATTNC_FA2_SMEM_BYTES / 2);
+    sc.qlr = (float *)(smem + ATTNC_FA2_SMEM_ELEMS);
     sc.klr = sc.qlr + 64 * lowrank_cols;
     sc.row_slots = rows->row_slots;
     sc.col_slots = rows->col_slots;
@@ -166,14 +332,14 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
     const int64_t last = c->row_start ? c->row_start[group * c->nqt + qt + 1] : c->nkt;
 
     /* Q, and the first kv tile, in flight in the first group */
-    attnc_fa2_stage(smem, ATTNC_FA2_LD, qg, c->q_stride[2], nr, ATTNC_FA2_D, tid);
+    attnc_fa2_stage(smem + ATTNC_FA2_Q_AT, ATTNC_FA2_LD, ATTNC_FA2_SWK, qg, c->q_stride[2], nr, ATTNC_FA2_D, tid);
     if (first < last) {
         const int64_t k0 = (c->row_start ? (int64_t)c->tile_kv[first] : first) * 64;
         const int64_t nc = c->Lk - k0 < 64 ? c->Lk - k0 : 64;
-        attnc_fa2_stage(smem + ATTNC_FA2_K_AT, ATTNC_FA2_LD, kg + k0 * c->k_stride[2], c->k_stride[2], nc,
-                        ATTNC_FA2_D, tid);
-        attnc_fa2_stage(smem + ATTNC_FA2_V_AT, ATTNC_FA2_LDV, vg + k0 * c->v_stride[2], c->v_stride[2], nc,
-                        ATTNC_FA2_DV, tid);
+        attnc_fa2_stage(smem + ATTNC_FA2_K_AT, ATTNC_FA2_LD, ATTNC_FA2_SWK, kg + k0 * c->k_stride[2], c->k_stride[2],
+                        nc, ATTNC_FA2_D, tid);
+        attnc_fa2_stage(smem + ATTNC_FA2_V_AT, ATTNC_FA2_LDV, ATTNC_FA2_SWV, vg + k0 * c->v_stride[2], c->v_stride[2],
+                        nc, ATTNC_FA2_DV, tid);
     }
     attnc_cp_async_commit();
 
@@ -188,7 +354,7 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
     attnc_syncthreads();
 
     float o[ATTNC_FA2_DV / 8][4];
-    uint32_t qa[ATTNC_FA2_D / 16][4];
+    uint32_t qa[ATTNC_FA2_TF32 ? 1 : ATTNC_FA2_D / 16][4]; /* Q's A fragments (16-bit types: float32 reads Q's tile) */
     float mx[2], l[2];
     int any[2];
     ATTNC_UNROLL
@@ -205,9 +371,9 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
         if (e + 1 < last) { /* tile e + 1 into the other buffer, which every thread left at the last barrier */
             const int64_t k1 = (c->row_start ? (int64_t)c->tile_kv[e + 1] : e + 1) * 64;
             const int64_t nc1 = c->Lk - k1 < 64 ? c->Lk - k1 : 64;
-            attnc_fa2_stage(smem + ATTNC_FA2_K_AT + (buf ^ 1) * 64 * ATTNC_FA2_LD, ATTNC_FA2_LD,
+            attnc_fa2_stage(smem + ATTNC_FA2_K_AT + (buf ^ 1) * 64 * ATTNC_FA2_LD, ATTNC_FA2_LD, ATTNC_FA2_SWK,
                             kg + k1 * c->k_stride[2], c->k_stride[2], nc1, ATTNC_FA2_D, tid);
-            attnc_fa2_stage(smem + ATTNC_FA2_V_AT + (buf ^ 1) * 64 * ATTNC_FA2_LDV, ATTNC_FA2_LDV,
+            attnc_fa2_stage(smem + ATTNC_FA2_V_AT + (buf ^ 1) * 64 * ATTNC_FA2_LDV, ATTNC_FA2_LDV, ATTNC_FA2_SWV,
                             vg + k1 * c->v_stride[2], c->v_stride[2], nc1, ATTNC_FA2_DV, tid);
         }
         attnc_cp_async_commit();
@@ -219,114 +385,94 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
         }
         attnc_cp_async_wait(1); /* this tile's copies (and Q's) are done, the next tile's may fly */
         attnc_syncthreads();
-        const uint16_t *ks = smem + ATTNC_FA2_K_AT + buf * 64 * ATTNC_FA2_LD;
-        const uint16_t *vs = smem + ATTNC_FA2_V_AT + buf * 64 * ATTNC_FA2_LDV;
-        if (e == first) {
-            ATTNC_UNROLL
-            for (int32_t kk = 0; kk < ATTNC_FA2_D / 16; kk++)
-                attnc_ldmatrix_x4(qa[kk], smem + (16 * w + (m8 & 1) * 8 + r8) * ATTNC_FA2_LD + kk * 16 + (m8 >> 1) * 8);
-        }
-
-        /* S = Q K^T: n-tiles 2 np and 2 np + 1 (keys 16 np ..) from one ldmatrix.x4 per k-step */
-        float s[8][4];
-        ATTNC_UNROLL
-        for (int32_t nt = 0; nt < 8; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-        ATTNC_UNROLL
-        for (int32_t np = 0; np < 4; np++) {
-            ATTNC_UNROLL
-            for (int32_t kk = 0; kk < ATTNC_FA2_D / 16; kk++) {
-                uint32_t kb[4];
-                attnc_ldmatrix_x4(kb, ks + (np * 16 + (m8 >> 1) * 8 + r8) * ATTNC_FA2_LD + kk * 16 + (m8 & 1) * 8);
-                attnc_fa2_mma(s[2 * np], qa[kk], kb);
-                attnc_fa2_mma(s[2 * np + 1], qa[kk], kb + 2);
-            }
-        }
-
-        /* the element code at each accumulator's (q, kv): element r of n-tile nt is
-         * row 16 w + g + 8 (r >> 1), key 8 nt + 2 tq + (r & 1) of the tile */
-        ATTNC_UNROLL
-        for (int32_t nt = 0; nt < 8; nt++) {
-            ATTNC_UNROLL
-            for (int32_t r = 0; r < 4; r++) {
-                const int64_t i = 16 * w + g + 8 * (r >> 1);
-                const int64_t j = 8 * nt + 2 * tq + (ATTNC_FA2_BREAK == 1 ? 1 - (r & 1) : (r & 1));
-                const int64_t q = q0 + i, kv = k0 + j, hr = h;
-                float val = ATTNC_MASKED;
-                (void)q;
-                (void)kv;
-                (void)hr;
-                if (i < nr && j < nc) {
-                    const float dot = s[nt][r];
-                    int elem_fault = 0, elem_keep = 1;
-                    float elem_value = 0.0f;
-                    (void)dot;
-#if ATTNC_LOWRANK
-                    float lr = 0.0f; /* the low-rank bias terms over their extra columns */
-                    ATTNC_NO_UNROLL
-                    for (int64_t x = 0; x < lowrank_cols; x++) lr += sc.qlr[i * lowrank_cols + x] * sc.klr[x * 64 + j];
+        const attnc_fa2_elem *ks = smem + ATTNC_FA2_K_AT + buf * 64 * ATTNC_FA2_LD;
+        const attnc_fa2_elem *vs = smem + ATTNC_FA2_V_AT + buf * 64 * ATTNC_FA2_LDV;
+#if !ATTNC_FA2_TF32
+        if (e == first) attnc_fa2_load_q(qa, smem + ATTNC_FA2_Q_AT, w, m8, r8);
 #endif
-                    if (mode == ATTNC_TILE_PARTIAL) {
-                        /*@ELEM_PARTIAL@*/
-                    } else {
-                        /*@ELEM_FULL@*/
-                    }
-                    fault |= elem_fault;
-                    any[r >> 1] |= elem_keep;
-                    val = elem_keep ? elem_value : ATTNC_MASKED;
-                }
-                s[nt][r] = val;
-            }
-        }
 
-        /* the online softmax (log2 domain) of rows g and g + 8; a weight's plain sum */
-        ATTNC_UNROLL
-        for (int32_t hh = 0; hh < 2; hh++) {
-#if ATTNC_SOFTMAX
-            float mt = -attnc_inf();
+        /* the tile's keys in ATTNC_FA2_PARTS parts of 64 / ATTNC_FA2_PARTS, each through S, the element code,
+         * the online softmax and O += P V in turn (a loop kept rolled: one part's registers at a time) */
+        ATTNC_NO_UNROLL
+        for (int32_t part = 0; part < ATTNC_FA2_PARTS; part++) {
+            const int32_t kp = part * 8 * ATTNC_FA2_NT; /* the part's first key in the tile */
+            float s[ATTNC_FA2_NT][4]; /* S = Q K^T */
             ATTNC_UNROLL
-            for (int32_t nt = 0; nt < 8; nt++) mt = attnc_fa2_max(attnc_fa2_max(mt, s[nt][2 * hh]), s[nt][2 * hh + 1]);
-            mt = attnc_fa2_max(mt, attnc_shfl_xor_f32(all, mt, 1));
-            mt = attnc_fa2_max(mt, attnc_shfl_xor_f32(all, mt, 2));
-            const float mnew = attnc_fa2_max(mx[hh], mt);
-            const int live = mnew != -attnc_inf(); /* else nothing kept yet: every p is 0 */
-            if (live && mnew != mx[hh]) {
-                const float rescale = exp2f(mx[hh] - mnew);
-                l[hh] *= rescale;
+            for (int32_t nt = 0; nt < ATTNC_FA2_NT; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+            attnc_fa2_s(s, (const uint32_t(*)[4])qa, smem + ATTNC_FA2_Q_AT, ks, kp, w, lane);
+
+            /* the element code at each accumulator's (q, kv): element r of n-tile nt is
+             * row 16 w + g + 8 (r >> 1), key kp + 8 nt + 2 tq + (r & 1) of the tile */
+            ATTNC_UNROLL
+            for (int32_t nt = 0; nt < ATTNC_FA2_NT; nt++) {
                 ATTNC_UNROLL
-                for (int32_t dn = 0; dn < ATTNC_FA2_DV / 8; dn++) {
-                    o[dn][2 * hh] *= rescale;
-                    o[dn][2 * hh + 1] *= rescale;
-                }
-                mx[hh] = mnew;
-            }
-            ATTNC_UNROLL
-            for (int32_t nt = 0; nt < 8; nt++)
-                for (int32_t x = 2 * hh; x < 2 * hh + 2; x++) {
-                    s[nt][x] = live ? exp2f(s[nt][x] - mnew) : 0.0f;
-                    l[hh] += s[nt][x]; /* this lane's part of the row sum: the quad adds them at the end */
-                }
-#else
-            ATTNC_UNROLL
-            for (int32_t nt = 0; nt < 8; nt++) l[hh] += s[nt][2 * hh] + s[nt][2 * hh + 1];
+                for (int32_t r = 0; r < 4; r++) {
+                    const int64_t i = 16 * w + g + 8 * (r >> 1);
+                    const int64_t j = kp + 8 * nt + 2 * tq + (ATTNC_FA2_BREAK == 1 ? 1 - (r & 1) : (r & 1));
+                    const int64_t q = q0 + i, kv = k0 + j, hr = h;
+                    float val = ATTNC_MASKED;
+                    (void)q;
+                    (void)kv;
+                    (void)hr;
+                    if (i < nr && j < nc) {
+                        const float dot = s[nt][r];
+                        int elem_fault = 0, elem_keep = 1;
+                        float elem_value = 0.0f;
+                        (void)dot;
+#if ATTNC_LOWRANK
+                        float lr = 0.0f; /* the low-rank bias terms over their extra columns */
+                        ATTNC_NO_UNROLL
+                        for (int64_t x = 0; x < lowrank_cols; x++)
+                            lr += sc.qlr[i * lowrank_cols + x] * sc.klr[x * 64 + j];
 #endif
-        }
-
-        /* O += P V: S's n-tiles 2 kk and 2 kk + 1 packed are P's A fragment for keys 16 kk .. 16 kk + 15 */
-        ATTNC_UNROLL
-        for (int32_t kk = 0; kk < 4; kk++) {
-            uint32_t pa[4];
-            pa[0] = attnc_fa2_pack(s[2 * kk][0], s[2 * kk][1]);
-            pa[1] = attnc_fa2_pack(s[2 * kk][2], s[2 * kk][3]);
-            pa[2] = attnc_fa2_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            pa[3] = attnc_fa2_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-            ATTNC_UNROLL
-            for (int32_t dp = 0; dp < ATTNC_FA2_DV / 16; dp++) {
-                uint32_t vb[4];
-                const int32_t row = kk * 16 + (m8 & 1) * 8 + r8, col = dp * 16 + (m8 >> 1) * 8;
-                attnc_ldmatrix_x4_trans(vb, vs + row * ATTNC_FA2_LDV + col);
-                attnc_fa2_mma(o[2 * dp], pa, vb);
-                attnc_fa2_mma(o[2 * dp + 1], pa, vb + 2);
+                        if (mode == ATTNC_TILE_PARTIAL) {
+                            /*@ELEM_PARTIAL@*/
+                        } else {
+                            /*@ELEM_FULL@*/
+                        }
+                        fault |= elem_fault;
+                        any[r >> 1] |= elem_keep;
+                        val = elem_keep ? elem_value : ATTNC_MASKED;
+                    }
+                    s[nt][r] = val;
+                }
             }
+
+            /* the online softmax (log2 domain) of rows g and g + 8; a weight's plain sum */
+            ATTNC_UNROLL
+            for (int32_t hh = 0; hh < 2; hh++) {
+#if ATTNC_SOFTMAX
+                float mt = -attnc_inf();
+                ATTNC_UNROLL
+                for (int32_t nt = 0; nt < ATTNC_FA2_NT; nt++)
+                    mt = attnc_fa2_max(attnc_fa2_max(mt, s[nt][2 * hh]), s[nt][2 * hh + 1]);
+                mt = attnc_fa2_max(mt, attnc_shfl_xor_f32(all, mt, 1));
+                mt = attnc_fa2_max(mt, attnc_shfl_xor_f32(all, mt, 2));
+                const float mnew = attnc_fa2_max(mx[hh], mt);
+                const int live = mnew != -attnc_inf(); /* else nothing kept yet: every p is 0 */
+                if (live && mnew != mx[hh]) {
+                    const float rescale = exp2f(mx[hh] - mnew);
+                    l[hh] *= rescale;
+                    ATTNC_UNROLL
+                    for (int32_t dn = 0; dn < ATTNC_FA2_DV / 8; dn++) {
+                        o[dn][2 * hh] *= rescale;
+                        o[dn][2 * hh + 1] *= rescale;
+                    }
+                    mx[hh] = mnew;
+                }
+                ATTNC_UNROLL
+                for (int32_t nt = 0; nt < ATTNC_FA2_NT; nt++)
+                    for (int32_t x = 2 * hh; x < 2 * hh + 2; x++) {
+                        s[nt][x] = live ? exp2f(s[nt][x] - mnew) : 0.0f;
+                        l[hh] += s[nt][x]; /* this lane's part of the row sum: the quad adds them at the end */
+                    }
+#else
+                ATTNC_UNROLL
+                for (int32_t nt = 0; nt < ATTNC_FA2_NT; nt++) l[hh] += s[nt][2 * hh] + s[nt][2 * hh + 1];
+#endif
+            }
+
+            attnc_fa2_pv(o, s, vs + kp * ATTNC_FA2_LDV, lane); /* O += P V */
         }
 #if ATTNC_FA2_BREAK != 2
         attnc_syncthreads(); /* every thread is done with buffer buf (and the col slots) before they are refilled */
@@ -374,7 +520,13 @@ ATTNC_MMA_DEV void attnc_fa2_body(const AttnFa2Args *args) {
     if (attnc_fa2_item(args)) attnc_fa2_flag(args->fault);
 }
 
+#if ATTNC_FA2_TF32
 ATTNC_KERNEL_ENTRY(@NAME@_fa2_kernel, AttnFa2Args, attnc_fa2_body, ATTNC_FA2_THREADS)
+#else
+/* 16-bit: two blocks per SM at least (up to 255 registers a thread): by default ptxas capped
+ * sm_90's at 168 and spilled (retention, D = 64, cuda/nvrtc/retention) */
+ATTNC_KERNEL_ENTRY_MIN(@NAME@_fa2_kernel, AttnFa2Args, attnc_fa2_body, ATTNC_FA2_THREADS, 2)
+#endif
 
 #ifdef __CUDACC__
 /* The launch of call c (its params readable where this runs), the one rule
@@ -384,7 +536,7 @@ ATTNC_KERNEL_ENTRY(@NAME@_fa2_kernel, AttnFa2Args, attnc_fa2_body, ATTNC_FA2_THR
  * shared memory.  Returns 0; 1 for a call this kernel does not take; 2 for
  * one too large to launch. */
 ATTNC_DEV int attnc_fa2_geometry(const AttnCall *c, int64_t *g) {
-    const int elem = ATTNC_FA2_BF16 ? 2 : 1;
+    const int elem = ATTNC_FA2_TF32 ? 0 : ATTNC_FA2_BF16 ? 2 : 1; /* attnc_elem: f32, bf16, f16 */
     if (c->bq != 64 || c->bk != 64 || c->H <= 0 || c->Hkv <= 0 || c->H % c->Hkv != 0 || c->pack > 1 ||
         c->page_rows != 0 || c->D != ATTNC_FA2_D || c->Dv != ATTNC_FA2_DV || c->q_elem != elem ||
         c->k_elem != elem || c->v_elem != elem)

@@ -23,6 +23,13 @@
  *   mma          attnc_mma_f16(acc, a, b)  attnc_mma_bf16(acc, a, b):
  *                mma.sync.aligned.m16n8k16.row.col.f32.{f16,bf16}.{f16,bf16}.f32,
  *                float acc[4] += A(uint32_t a[4]) * B(uint32_t b[2])
+ *                attnc_mma_tf32(acc, a, b): mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32,
+ *                float acc[4] += A(uint32_t a[4]) * B(uint32_t b[2]), one tf32 a register
+ *   tf32         attnc_cvt_tf32(x): cvt.rna.tf32.f32, x rounded to 10 mantissa bits (nearest,
+ *                ties away from zero), the low 13 bits of the result zero: the only
+ *                operands the emulation's mma.tf32 accepts
+ *   lds          attnc_lds_u32(p): a 32-bit load from shared memory (the emulation
+ *                checks that p is in shared memory and no cp.async to it is pending)
  *   ldmatrix     attnc_ldmatrix_x4(r, p) _x4_trans _x2 _x2_trans _x1 _x1_trans:
  *                uint32_t r[n]; p: this lane's row (lane % 8 of matrix lane / 8)
  *   cp.async     attnc_cp_async16(dst, src, src_bytes)  (cg, 16 bytes, zero fill past src_bytes)
@@ -82,8 +89,22 @@ ATTNC_MMA_DEV void attnc_mma_bf16_(float *acc, const uint32_t *a, const uint32_t
                  : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+ATTNC_MMA_DEV void attnc_mma_tf32_(float *acc, const uint32_t *a, const uint32_t *b) {
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
 #define attnc_mma_f16(acc, a, b) attnc_mma_f16_((acc), (a), (b))
 #define attnc_mma_bf16(acc, a, b) attnc_mma_bf16_((acc), (a), (b))
+#define attnc_mma_tf32(acc, a, b) attnc_mma_tf32_((acc), (a), (b))
+
+ATTNC_MMA_DEV uint32_t attnc_cvt_tf32(float x) {
+    uint32_t d;
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(d) : "f"(x));
+    return d;
+}
+#define attnc_lds_u32(p) (*(const uint32_t *)(p))
 
 ATTNC_MMA_DEV void attnc_ldmatrix_x4_(uint32_t *r, const void *p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -142,6 +163,10 @@ ATTNC_MMA_DEV uint32_t attnc_pack_bf16x2(float lo, float hi) {
 
 #define ATTNC_KERNEL_ENTRY(name, Args, body, threads)                                                                  \
     extern "C" __global__ void __launch_bounds__(threads) name(const Args args) { body(&args); }
+/* the same, promising ptxas at least min_blocks blocks per SM (so it may use up to 65536 / (threads * min_blocks)
+ * registers instead of capping them for an occupancy shared memory forbids anyway) */
+#define ATTNC_KERNEL_ENTRY_MIN(name, Args, body, threads, min_blocks)                                                   \
+    extern "C" __global__ void __launch_bounds__(threads, min_blocks) name(const Args args) { body(&args); }
 
 #else /* cuda-emu: the strict SIMT emulation, backends/cuda/emu_simt.h (bound by the JIT) */
 
@@ -159,6 +184,8 @@ void attnc_simt_syncwarp(uint32_t mask, int32_t line);
 uint32_t attnc_simt_shfl(uint32_t mask, uint32_t value, int32_t b, int32_t c, int32_t mode, int32_t line);
 uint32_t attnc_simt_ballot(uint32_t mask, int32_t pred, int32_t line);
 void attnc_simt_mma16816(int32_t type, float *d, const uint32_t *a, const uint32_t *b, const float *c, int32_t line);
+void attnc_simt_mma1688_tf32(float *d, const uint32_t *a, const uint32_t *b, const float *c, int32_t line);
+uint32_t attnc_simt_lds32(const void *p, int32_t line);
 void attnc_simt_ldmatrix(int32_t num, int32_t trans, uint32_t *r, const void *row, int32_t line);
 void attnc_simt_cp_async(void *dst, const void *src, int32_t cp_size, int32_t src_size, int32_t line);
 void attnc_simt_cp_async_commit(int32_t line);
@@ -197,6 +224,19 @@ int32_t attnc_simt_launch(void (*kernel)(const void *), const void *args, const 
 
 #define attnc_mma_f16(acc, a, b) attnc_simt_mma16816(0, (acc), (a), (b), (acc), __LINE__)
 #define attnc_mma_bf16(acc, a, b) attnc_simt_mma16816(1, (acc), (a), (b), (acc), __LINE__)
+#define attnc_mma_tf32(acc, a, b) attnc_simt_mma1688_tf32((acc), (a), (b), (acc), __LINE__)
+#define attnc_lds_u32(p) attnc_simt_lds32((p), __LINE__)
+
+/* cvt.rna.tf32.f32 as sm_80's SASS computes it (FSETP |x| >= inf; IADD 0x1000 unless so;
+ * LOP3 & 0xffffe000): half an ulp of tf32 added to the magnitude's bits, a carry
+ * into the exponent included (the largest finite values round to inf), then the 13
+ * low bits cleared; inf and NaN keep their bits but the low 13 (a NaN whose payload
+ * is only there would become inf: the GPU's result as well). */
+ATTNC_MMA_DEV uint32_t attnc_cvt_tf32(float x) {
+    uint32_t u = attnc_f32_bits(x);
+    if ((u & 0x7f800000u) != 0x7f800000u) u += 0x1000u;
+    return u & 0xffffe000u;
+}
 
 #define attnc_ldmatrix_x4(r, p) attnc_simt_ldmatrix(4, 0, (r), (p), __LINE__)
 #define attnc_ldmatrix_x4_trans(r, p) attnc_simt_ldmatrix(4, 1, (r), (p), __LINE__)
@@ -219,6 +259,7 @@ ATTNC_MMA_DEV uint32_t attnc_pack_bf16x2(float lo, float hi) {
 
 #define ATTNC_KERNEL_ENTRY(name, Args, body, threads)                                                                  \
     void name(const void *args) { body((const Args *)args); }
+#define ATTNC_KERNEL_ENTRY_MIN(name, Args, body, threads, min_blocks) ATTNC_KERNEL_ENTRY(name, Args, body, threads)
 
 #endif
 

@@ -1,7 +1,8 @@
 # tests/cuda_fa2.cmake — cuda-emu's tensor-core kernel (templates/cuda_fa2.cu on the SIMT emulation) against
-# the interpreter on every example in f16 and bf16 (tests/test_cuda_fa2.c), a deliberately wrong fragment
-# mapping that must be seen, and the FA2 text through nvcc for sm_80 (tests/cuda_fa2_nvcc.sh; skipped, exit 77,
-# without nvcc).
+# the interpreter on every example in f16 and bf16 (cuda-emu/fa2/<example>) and in float32 through TF32
+# (cuda-emu/fa2/tf32/<example>; tests/test_cuda_fa2.c), a deliberately wrong fragment mapping and a missing
+# barrier that must be seen, and the FA2 text through nvcc for sm_80 (and sm_90 for float32;
+# tests/cuda_fa2_nvcc.sh; skipped, exit 77, without nvcc).
 if(ATTNC_HAVE_TCC_JIT)
   add_executable(test_cuda_fa2 ${PROJECT_SOURCE_DIR}/tests/test_cuda_fa2.c)
   target_compile_options(test_cuda_fa2 PRIVATE ${ATTNC_WARNINGS})
@@ -13,16 +14,31 @@ if(ATTNC_HAVE_TCC_JIT)
     # keep the CI under its budget (all of them: ~300 s of the sanitizer build).
     set(ATTNC_FA2_EXAMPLES ${PROJECT_SOURCE_DIR}/examples/causal.attn ${PROJECT_SOURCE_DIR}/examples/low_rank_bias.attn
         ${PROJECT_SOURCE_DIR}/examples/document.attn ${PROJECT_SOURCE_DIR}/examples/nonsoftmax.attn)
+    # float32 adds the emulation's tf32 mma and 32-bit shared loads to what they see: two examples (a mask,
+    # weights; ~50 s there, the four: ~100 s)
+    set(ATTNC_FA2_TF32_EXAMPLES ${PROJECT_SOURCE_DIR}/examples/causal.attn ${PROJECT_SOURCE_DIR}/examples/nonsoftmax.attn)
+  else()
+    set(ATTNC_FA2_TF32_EXAMPLES ${ATTNC_FA2_EXAMPLES})
   endif()
   foreach(example ${ATTNC_FA2_EXAMPLES})
     get_filename_component(name ${example} NAME_WE)
     add_test(NAME cuda-emu/fa2/${name} COMMAND test_cuda_fa2 ${example})
+  endforeach()
+  foreach(example ${ATTNC_FA2_TF32_EXAMPLES})
+    get_filename_component(name ${example} NAME_WE)
+    add_test(NAME cuda-emu/fa2/tf32/${name} COMMAND test_cuda_fa2 ${example} --tf32)
   endforeach()
   foreach(name causal alibi)
     add_test(NAME cuda-emu/fa2/broken/${name} COMMAND test_cuda_fa2 ${PROJECT_SOURCE_DIR}/examples/${name}.attn --break)
   endforeach()
   add_test(NAME cuda-emu/fa2/broken/barrier COMMAND test_cuda_fa2 ${PROJECT_SOURCE_DIR}/examples/softcap.attn
            --break-barrier)
+  if(NOT ATTNC_SANITIZE) # the element code's coordinates: the same as f16's, no more for the sanitizers to see
+    add_test(NAME cuda-emu/fa2/tf32/broken/causal COMMAND test_cuda_fa2 ${PROJECT_SOURCE_DIR}/examples/causal.attn
+             --tf32 --break)
+  endif()
+  add_test(NAME cuda-emu/fa2/tf32/broken/barrier COMMAND test_cuda_fa2 ${PROJECT_SOURCE_DIR}/examples/softcap.attn
+           --tf32 --break-barrier)
 endif()
 if(ATTNC_HAVE_TCC_JIT)
   add_test(NAME cuda-emu/fa2/nvcc COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_fa2_nvcc.sh $<TARGET_FILE:test_cuda_fa2>

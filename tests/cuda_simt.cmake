@@ -8,7 +8,7 @@ if(ATTNC_HAVE_TCC_JIT)
   target_include_directories(test_cuda_simt PRIVATE ${PROJECT_SOURCE_DIR}/base ${PROJECT_SOURCE_DIR}/templates
                              ${ATTNC_TCC_INCLUDE_DIR})
   target_link_libraries(test_cuda_simt PRIVATE attnc_test_support ${ATTNC_TCC_LIBRARY} ${CMAKE_DL_LIBS} Threads::Threads)
-  foreach(case mma shfl cpasync faults flash throughput)
+  foreach(case mma tf32 shfl cpasync faults flash throughput)
     add_test(NAME cuda-emu/simt/${case} COMMAND test_cuda_simt ${PROJECT_SOURCE_DIR}/tests/cuda_simt ${case})
   endforeach()
   add_test(NAME cuda-emu/simt/nvcc COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_simt_nvcc.sh

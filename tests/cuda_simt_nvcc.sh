@@ -2,7 +2,8 @@
 # tests/cuda_simt_nvcc.sh TEST_CUDA_SIMT PROGRAM_DIR WORKDIR — the device
 # programs of tests/cuda_simt/ as nvcc sees them (`test_cuda_simt --emit`:
 # the same text cuda-emu runs) compiled for sm_80 and sm_90: the PTX must
-# hold mma.sync m16n8k16 (f16 and bf16), ldmatrix (.trans too), cp.async
+# hold mma.sync m16n8k16 (f16 and bf16) and m16n8k8 (tf32, with
+# cvt.rna.tf32.f32), ldmatrix (.trans too), cp.async
 # with its commit and wait groups, and the shuffles; ptxas must report no
 # spills (`-Xptxas -v`); the sm_80 SASS must hold
 # tensor-core instructions (HMMA.16816).  nvcc: on PATH,
@@ -51,6 +52,9 @@ flash_tile ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16
 flash_tile cvt.rn.bf16x2.f32
 flash_tile cvt.rn.f16x2.f32
 flash_tile cp.async.wait_group 1
+mma_tf32 mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32
+mma_tf32 cvt.rna.tf32.f32
+mma_tf32 ldmatrix.sync.aligned.m8n8.x4.shared.b16
 LIST
 done
 if [ -x "$cuobjdump" ]; then

@@ -2,10 +2,11 @@
  * on the strict SIMT emulation) against the interpreter, on every attention
  * of an examples file (tests/cuda_fa2.cmake: `cuda-emu/fa2/<example>`).
  *
- *   test_cuda_fa2 FILE.attn [--break]
+ *   test_cuda_fa2 FILE.attn [--tf32] [--break | --break-barrier]
  *   test_cuda_fa2 FILE.attn --emit DIR
  *
- * Per attention, per 16-bit type (f16, bf16), per shape: the example-args
+ * Per attention, per type (f16 and bf16; with --tf32 float32, which the
+ * kernel multiplies through TF32), per shape: the example-args
  * line's sizes with D = 32 and Dv = 16; GQA (H = 8, Hkv = 2) with Lq = 131
  * and Lk = 168 (3 q tiles, 3 kv tiles the last of 40 keys, D = 64, Dv = 48);
  * Lq = 150 > Lk = 56 (rows that bottom-right-aligned masks empty, D = Dv = 16);
@@ -14,9 +15,9 @@
  * runtime error (an index past a tensor sized for other lengths), the kernel
  * must report the interpreter's error instead.  And D = 24, Dv = 40, which
  * the kernel does not take: the scaffold must run every work item.
- * f16 runs on the SIMT emulation's round-robin schedule, bf16 depth-first
- * (emu_simt.h: a warp runs ahead of the others until a barrier), so a
- * missing __syncthreads shows as a read of a pending cp.async copy.
+ * f16 runs on the SIMT emulation's round-robin schedule, bf16 and float32
+ * depth-first (emu_simt.h: a warp runs ahead of the others until a barrier),
+ * so a missing __syncthreads shows as a read of a pending cp.async copy.
  * Q, K and V are drawn in float32 and rounded to the type; the kernel runs on
  * them (O and LSE float32); the reference is the interpreter on the same
  * rounded values.  Every work item must have run on the tensor-core kernel
@@ -34,6 +35,20 @@
  * sum of weights): such rows are compared with 2u (1 + exp(LSE_ref)), rows
  * whose LSE is not finite with 2u (1 + Lk).
  *
+ * float32 (--tf32): the kernel runs on the float32 values drawn; it rounds
+ * Q, K and V to tf32 (cvt.rna.tf32.f32) as they enter the tensor cores, a
+ * rounding the reference reproduces exactly: the interpreter runs on Q, K, V
+ * rounded to tf32 the same way (tf32_round).  What remains is P's rounding to
+ * tf32 before O += P V (relative error at most u = 2^-11, as f16's) and
+ * float32 sums: the same 2u tolerance, which a wrong fragment element (an
+ * error of the order of |v|) and P, Q, K, V rounded to bf16 (2^-8) exceed;
+ * a missing conversion the emulation refuses (an mma.tf32 operand with its
+ * low 13 bits set).  The shapes the kernel does not take run on the scaffold in
+ * exact float32 and compare against the interpreter on the unrounded values.
+ * Each softmax case also prints the error against the interpreter on the
+ * unrounded float32 values ("vs exact"), which is what a user sees
+ * (docs/cuda.md's accuracy table).
+ *
  * --break: emit the kernel with the element code's key coordinate wrong
  * (cuda_fa2_break_for_tests); every attention whose element code reads kv
  * must then mismatch: the test passes when the comparison fails on each.
@@ -42,8 +57,12 @@
  * when an item visits 2 kv tiles or more) in some case, and nothing else
  * may fail.
  * --emit DIR: write DIR/<attention>_<D>_<type>.cu, the tensor-core text of
- * each attention at D = Dv = 64 in f16 and at 128 in bf16, for
- * tests/cuda_fa2_nvcc.sh (nvcc for sm_80). */
+ * each attention at D = Dv = 64 in f16, at 128 in bf16 and at both in
+ * float32 (type tf32), for tests/cuda_fa2_nvcc.sh (nvcc for sm_80; float32
+ * also sm_90).
+ * With --tf32, --break and --break-barrier apply to the float32 kernel.
+ * Each float32 softmax case also runs with ATTNC_OPT_EXACT_F32, which must
+ * keep every work item off the tensor-core kernel. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,40 +79,106 @@
 static const char *const SHAPES[] = {"D=32,Dv=16", "H=8,Hkv=2,Lq=131,Lk=168,D=64,Dv=48",
                                      "B=2,H=4,Hkv=4,Lq=150,Lk=56,D=16,Dv=16"};
 
-static float *round_to(const float *x, size_t n, int bf16, uint16_t *bits) {
+enum { T_F16, T_BF16, T_TF32 }; /* CUDA_FA2_F16, _BF16, _TF32 */
+static const char *const TYPE_NAME[] = {"f16", "bf16", "tf32"};
+
+/* x rounded to tf32 as cvt.rna.tf32.f32 (to nearest, ties away from zero; finite values) */
+static float tf32_round(float x) {
+    uint32_t u = attnc_f32_bits(x);
+    return isfinite(x) ? attnc_f32_from_bits((u + 0x1000u) & 0xffffe000u) : x;
+}
+
+/* x rounded to the type (tf32 only when `tf32`: else float32 unchanged), and
+ * the kernel's elements in bits (16-bit) or f32 (float32) */
+static float *round_to(const float *x, size_t n, int type, int tf32, uint16_t *bits, float *f32) {
     float *r = malloc(sizeof(float) * (n + 1));
     for (size_t i = 0; i < n; i++) {
-        bits[i] = bf16 ? attnc_f32_to_bf16(x[i]) : attnc_f32_to_f16(x[i]);
-        r[i] = bf16 ? attnc_bf16_to_f32(bits[i]) : attnc_f16_to_f32(bits[i]);
+        if (type == T_TF32) {
+            f32[i] = x[i];
+            r[i] = tf32 ? tf32_round(x[i]) : x[i];
+            continue;
+        }
+        bits[i] = type == T_BF16 ? attnc_f32_to_bf16(x[i]) : attnc_f32_to_f16(x[i]);
+        r[i] = type == T_BF16 ? attnc_bf16_to_f32(bits[i]) : attnc_f16_to_f32(bits[i]);
     }
     return r;
 }
 
 typedef struct Inputs {
     attnc_sizes sz;
-    float *q, *k, *v;        /* rounded, float32 */
-    uint16_t *qb, *kb, *vb;  /* the same as 16-bit elements */
+    float *q, *k, *v;       /* the reference's: rounded as the kernel rounds them, float32 */
+    float *xq, *xk, *xv;    /* float32 only: the values drawn (the kernel's inputs) */
+    uint16_t *qb, *kb, *vb; /* 16-bit only: the kernel's inputs */
 } Inputs;
 
 static void inputs_free(Inputs *in) {
     free(in->q), free(in->k), free(in->v), free(in->qb), free(in->kb), free(in->vb);
+    free(in->xq), free(in->xk), free(in->xv);
 }
 
-static void inputs_make(const attnc_sizes *sz, int bf16, Inputs *in) {
+/* tf32: float32 inputs the kernel rounds to tf32 (the reference's rounded alike) */
+static void inputs_make(const attnc_sizes *sz, int type, int tf32, Inputs *in) {
     size_t nq = (size_t)(sz->B * sz->H * sz->Lq * sz->D), nk = (size_t)(sz->B * sz->Hkv * sz->Lk * sz->D);
     size_t nv = (size_t)(sz->B * sz->Hkv * sz->Lk * sz->Dv);
     float *q = random_floats(nq), *k = random_floats(nk), *v = random_floats(nv);
     in->sz = *sz;
     /* malloc's 16-byte alignment is what the kernel's cp.async needs */
     in->qb = malloc(2 * nq + 16), in->kb = malloc(2 * nk + 16), in->vb = malloc(2 * nv + 16);
-    in->q = round_to(q, nq, bf16, in->qb);
-    in->k = round_to(k, nk, bf16, in->kb);
-    in->v = round_to(v, nv, bf16, in->vb);
+    in->xq = malloc(4 * nq + 16), in->xk = malloc(4 * nk + 16), in->xv = malloc(4 * nv + 16);
+    in->q = round_to(q, nq, type, tf32, in->qb, in->xq);
+    in->k = round_to(k, nk, type, tf32, in->kb, in->xk);
+    in->v = round_to(v, nv, type, tf32, in->vb, in->xv);
     free(q), free(k), free(v);
 }
 
+/* The largest |O - O_exact| / (1 + |O_exact|) over O's elements */
+static double o_error(const float *o, const float *exact, size_t no) {
+    double worst = 0;
+    for (size_t i = 0; i < no; i++)
+        if (isfinite(exact[i])) {
+            double e = fabs((double)o[i] - (double)exact[i]) / (1.0 + fabs((double)exact[i]));
+            worst = e > worst ? e : worst;
+        }
+    return worst;
+}
+
+/* A float32 softmax case against the interpreter on the unrounded inputs (what
+ * a user sees): err[0] the tensor-core kernel's O (through TF32), err[1] the
+ * same call on cuda-emu with ATTNC_OPT_EXACT_F32 (the scaffold in float32,
+ * which must not run any work item on the tensor-core kernel); 0, or 1 with
+ * the reason printed. */
+static int errors_vs_exact(const attnc_spec *spec, const char *name, attnc_kernel *ref, const attnc_args *rargs,
+                           const Inputs *in, const float *o, size_t no, double *err2) {
+    size_t rows = (size_t)(in->sz.B * in->sz.H * in->sz.Lq);
+    float *xo = malloc(sizeof(float) * (no + 1)), *xlse = malloc(sizeof(float) * (rows + 1));
+    float *so = malloc(sizeof(float) * (no + 1)), *slse = malloc(sizeof(float) * (rows + 1));
+    attnc_options opts = {.backend = ATTNC_BACKEND_CUDA_EMU,
+                          .threads = 2,
+                          .flags = ATTNC_OPT_NO_PACK_HEADS | ATTNC_OPT_EXACT_F32};
+    attnc_kernel *k = NULL;
+    attnc_args x = *rargs, sx;
+    attnc_error err = {0};
+    long long before = 0, after = 0;
+    int fails = 0;
+    x.q = in->xq, x.k = in->xk, x.v = in->xv, x.o = xo, x.lse = xlse;
+    sx = x, sx.o = so, sx.lse = slse;
+    cuda_emu_fa2_stats(&before, NULL, 0);
+    if (attnc_kernel_run(ref, &x, &err) || attnc_compile(spec, name, &opts, &k, &err) ||
+        attnc_kernel_run(k, &sx, &err)) {
+        printf("FAIL %s float32: %s\n", name, err.message), fails = 1;
+    } else {
+        cuda_emu_fa2_stats(&after, NULL, 0);
+        err2[0] = o_error(o, xo, no), err2[1] = o_error(so, xo, no);
+        if (after != before)
+            printf("FAIL %s: ATTNC_OPT_EXACT_F32 ran %lld work items through TF32\n", name, after - before), fails = 1;
+    }
+    attnc_kernel_free(k);
+    free(xo), free(xlse), free(so), free(slse);
+    return fails;
+}
+
 /* One attention, one type, one shape; 0 when it behaves as expected. */
-static int run_case(const attnc_spec *spec, const char *name, const ExampleArgs *ea0, const char *shape, int bf16,
+static int run_case(const attnc_spec *spec, const char *name, const ExampleArgs *ea0, const char *shape, int type,
                     int broken, int fa2) {
     ExampleArgs ea = *ea0;
     char sizes[128];
@@ -118,23 +203,24 @@ static int run_case(const attnc_spec *spec, const char *name, const ExampleArgs 
         return 1;
     }
     Inputs in;
-    inputs_make(sz, bf16, &in);
+    inputs_make(sz, type, fa2, &in);
     size_t rows = (size_t)(sz->B * sz->H * sz->Lq), no = rows * (size_t)sz->Dv;
     float *o = malloc(sizeof(float) * (no + 1)), *lse = malloc(sizeof(float) * (rows + 1));
     float *ro = malloc(sizeof(float) * (no + 1)), *rlse = malloc(sizeof(float) * (rows + 1));
     attnc_args args = {*sz, (const float *)in.qb, (const float *)in.kb, (const float *)in.vb, o, lse, params,
                        ea.nparams, tensors, nt};
-    attnc_elem el = bf16 ? ATTNC_ELEM_BF16 : ATTNC_ELEM_F16;
+    if (type == T_TF32) args.q = in.xq, args.k = in.xk, args.v = in.xv;
+    attnc_elem el = type == T_BF16 ? ATTNC_ELEM_BF16 : type == T_F16 ? ATTNC_ELEM_F16 : ATTNC_ELEM_F32;
     attnc_layouts lay;
     memset(&lay, 0, sizeof lay);
     lay.q.elem = lay.k.elem = lay.v.elem = el;
     attnc_args rargs = {*sz, in.q, in.k, in.v, ro, rlse, params, ea.nparams, tensors, nt};
     long long before, after;
     char fault[512];
-    /* f16 on the round-robin schedule, bf16 depth-first: a race between warps shows in one of them */
-    simt_set_default_schedule(bf16 ? SIMT_SCHEDULE_DEPTH_FIRST : SIMT_SCHEDULE_ROUND_ROBIN);
+    /* f16 on the round-robin schedule, bf16 and float32 depth-first: a race between warps shows in one of them */
+    simt_set_default_schedule(type != T_F16 ? SIMT_SCHEDULE_DEPTH_FIRST : SIMT_SCHEDULE_ROUND_ROBIN);
     cuda_emu_fa2_stats(&before, fault, sizeof fault);
-    const char *tname = bf16 ? "bf16" : "f16";
+    const char *tname = TYPE_NAME[type];
     attnc_status st = attnc_kernel_run_layout(k, &args, &lay, &err);
     if (st && broken == 2) {
         cuda_emu_fa2_stats(&after, fault, sizeof fault);
@@ -160,7 +246,7 @@ static int run_case(const attnc_spec *spec, const char *name, const ExampleArgs 
     } else {
         cuda_emu_fa2_stats(&after, fault, sizeof fault);
         long long items = sz->B * sz->H * ((sz->Lq + 63) / 64);
-        double u = bf16 ? 1.0 / 256 : 1.0 / 2048, worst = 0;
+        double u = type == T_BF16 ? 1.0 / 256 : 1.0 / 2048, worst = 0; /* f16 and tf32: 10 mantissa bits */
         double tol = 2 * u;
         char buf[300];
         const char *bad = NULL;
@@ -195,8 +281,15 @@ static int run_case(const attnc_spec *spec, const char *name, const ExampleArgs 
             printf("FAIL %s %s %s: %s (tolerance %.3g)\n", name, tname, shape, bad, tol);
             fails = 1;
         } else {
-            printf("ok %s %s %s: max relative error %.3g (tolerance %.3g%s)\n", name, tname, shape, worst, tol,
-                   attnc_kernel_is_softmax(k) ? "" : " times 1 + the row's sum of weights");
+            char exact[96] = "";
+            double xe[2];
+            if (type == T_TF32 && fa2 && attnc_kernel_is_softmax(k)) {
+                fails = errors_vs_exact(spec, name, ref, &rargs, &in, o, no, xe);
+                if (!fails) snprintf(exact, sizeof exact, "; vs exact f32: tf32 %.3g, scaffold %.3g", xe[0], xe[1]);
+            }
+            if (!fails)
+                printf("ok %s %s %s: max relative error %.3g (tolerance %.3g%s%s)\n", name, tname, shape, worst, tol,
+                       attnc_kernel_is_softmax(k) ? "" : " times 1 + the row's sum of weights", exact);
         }
     }
     for (int i = 0; i < nt; i++) free((void *)tensors[i].data);
@@ -206,7 +299,8 @@ static int run_case(const attnc_spec *spec, const char *name, const ExampleArgs 
     return fails;
 }
 
-/* The tensor-core texts of attention `name` into dir; 0 on success. */
+/* The tensor-core texts of attention `name` into dir (f16 at D = Dv = 64, bf16 at 128, float32 at both); 0 on
+ * success. */
 static int emit_texts(const attnc_spec *spec, const char *name, const char *dir) {
     attnc_options opts = {.backend = ATTNC_BACKEND_CUDA_EMU};
     attnc_kernel *k = NULL;
@@ -214,12 +308,14 @@ static int emit_texts(const attnc_spec *spec, const char *name, const char *dir)
     if (attnc_compile(spec, name, &opts, &k, &err)) return printf("FAIL %s: %s\n", name, err.message), 1;
     const Plan *p = attnc_kernel_plan(k);
     int fails = 0;
-    for (int d = 64, bf16 = 0; d <= 128 && cuda_fa2_plan_ok(p); d *= 2, bf16++) {
+    static const int texts[4][2] = {{64, T_F16}, {128, T_BF16}, {64, T_TF32}, {128, T_TF32}};
+    for (int x = 0; x < 4 && cuda_fa2_plan_ok(p); x++) {
+        const int d = texts[x][0], type = texts[x][1];
         StrBuf text = {0};
         char path[1024];
-        snprintf(path, sizeof path, "%s/%s_%d_%s.cu", dir, name, d, bf16 ? "bf16" : "f16");
+        snprintf(path, sizeof path, "%s/%s_%d_%s.cu", dir, name, d, TYPE_NAME[type]);
         FILE *f = NULL;
-        if (cuda_fa2_emit_source(p, d, d, bf16, &text, &err) || !(f = fopen(path, "w")) || fputs(text.p, f) < 0) {
+        if (cuda_fa2_emit_source(p, d, d, type, &text, &err) || !(f = fopen(path, "w")) || fputs(text.p, f) < 0) {
             printf("FAIL %s: %s\n", path, err.message);
             fails++;
         }
@@ -237,10 +333,17 @@ static int tally(int r, int *unseen) {
 }
 
 int main(int argc, char **argv) {
-    int broken = argc != 3 ? 0 : !strcmp(argv[2], "--break") ? 1 : !strcmp(argv[2], "--break-barrier") ? 2 : 0;
-    const char *emit = argc == 4 && !strcmp(argv[2], "--emit") ? argv[3] : NULL;
-    if (argc < 2 || (argc > 2 && !broken && !emit)) {
-        fprintf(stderr, "usage: test_cuda_fa2 FILE.attn [--break | --break-barrier | --emit DIR]\n");
+    int broken = 0, tf32 = 0, bad = argc < 2;
+    const char *emit = NULL;
+    for (int a = 2; a < argc && !bad; a++) {
+        if (!strcmp(argv[a], "--break") || !strcmp(argv[a], "--break-barrier"))
+            bad = broken, broken = argv[a][7] ? 2 : 1;
+        else if (!strcmp(argv[a], "--tf32")) tf32 = 1;
+        else if (!strcmp(argv[a], "--emit") && a + 1 < argc) emit = argv[++a];
+        else bad = 1;
+    }
+    if (bad || (emit && (broken || tf32))) {
+        fprintf(stderr, "usage: test_cuda_fa2 FILE.attn [--tf32] [--break | --break-barrier] | FILE.attn --emit DIR\n");
         return 2;
     }
     cuda_fa2_break_for_tests = broken;
@@ -267,20 +370,20 @@ int main(int argc, char **argv) {
             fails++;
             continue;
         }
-        for (int bf16 = 0; bf16 < 2; bf16++) {
+        for (int type = tf32 ? T_TF32 : T_F16; type <= (tf32 ? T_TF32 : T_BF16); type++) {
             for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++, cases++)
-                fails += tally(run_case(spec, name, &ea, SHAPES[s], bf16, broken, 1), &unseen);
+                fails += tally(run_case(spec, name, &ea, SHAPES[s], type, broken, 1), &unseen);
             /* and one drawn shape (the same on every run: seeded by the attention's index and type) */
             char drawn[128];
             int x[6]; /* drawn in order (a function's arguments are evaluated in no set order) */
-            rng_seed(1000 + 2 * (uint64_t)i + (uint64_t)bf16);
+            rng_seed(type == T_TF32 ? 5000 + (uint64_t)i : 1000 + 2 * (uint64_t)i + (uint64_t)type);
             for (int d = 0; d < 6; d++) x[d] = (int)(rng_next() % 200);
             snprintf(drawn, sizeof drawn, "B=%d,H=4,Hkv=%d,Lq=%d,Lk=%d,D=%d,Dv=%d", 1 + x[0] % 2, 1 << (x[1] % 3),
                      1 + x[2], 1 + x[3], 16 * (1 + x[4] % 4), 16 * (1 + x[5] % 4));
-            fails += tally(run_case(spec, name, &ea, drawn, bf16, broken, 1), &unseen);
+            fails += tally(run_case(spec, name, &ea, drawn, type, broken, 1), &unseen);
             cases++;
-            /* head sizes the kernel does not take: the scaffold, on the same 16-bit inputs */
-            if (!broken) fails += run_case(spec, name, &ea, "D=24,Dv=40", bf16, 0, 0), cases++;
+            /* head sizes the kernel does not take: the scaffold, on the same inputs */
+            if (!broken) fails += run_case(spec, name, &ea, "D=24,Dv=40", type, 0, 0), cases++;
         }
     }
     attnc_spec_free(spec);

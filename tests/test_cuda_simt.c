@@ -5,13 +5,19 @@
  * then the primitives and the program), with the emulation's entry points
  * bound by name.
  *
- *   test_cuda_simt DIR mma|shfl|cpasync|faults|flash|throughput   one case, programs in DIR
+ *   test_cuda_simt DIR mma|tf32|shfl|cpasync|faults|flash|throughput   one case, programs in DIR
  *   test_cuda_simt --emit DIR OUT   write OUT/NAME.cu: each program as nvcc compiles it
  *                                   (tests/cuda_simt_nvcc.sh)
  *
  * mma: 16x16x16 products in f16 and bf16 against a direct float32 computation;
  * the inputs make every wrong fragment index visible, and four programs that
- * break the layout on purpose must give a wrong product.  shfl: butterflies
+ * break the layout on purpose must give a wrong product.  tf32: cvt.rna.tf32.f32
+ * against a float64 rounding (random bit patterns, ties, subnormals, the
+ * largest floats, inf, NaN), then 16x8x16 products through
+ * mma.m16n8k8.tf32 against float64 (exact for integers, within float32's
+ * summation error for fractions), three broken layouts that must give a
+ * wrong product, an unconverted operand and a 32-bit shared load of a copy in
+ * flight that must be refused.  shfl: butterflies
  * over a quad and a warp, idx, up, down, width, ballot.  cpasync: double
  * buffering right, then without the wait (poison read, or an ldmatrix fault)
  * and without the barrier that protects a buffer from its next copy.  faults:
@@ -45,7 +51,7 @@
 
 extern const char attnc_cuda_mma_text[];
 
-static const char *const programs[] = {"mma", "shfl", "cpasync", "faults", "flash_tile", "throughput"};
+static const char *const programs[] = {"mma", "mma_tf32", "shfl", "cpasync", "faults", "flash_tile", "throughput"};
 
 /* The text of program NAME as the emitters would assemble it. */
 static int program_text(const char *dir, const char *name, StrBuf *out) {
@@ -163,6 +169,120 @@ static void mma_case(TCCState *s, int bf16, int integers) {
 static void test_mma(TCCState *s) {
     for (int bf16 = 0; bf16 < 2; bf16++)
         for (int integers = 1; integers >= 0; integers--) mma_case(s, bf16, integers);
+}
+
+/* ---- tf32: cvt.rna.tf32.f32 and mma.m16n8k8.tf32 ---- */
+
+/* x rounded to tf32 in float64: to a multiple of the tf32 quantum at x's
+ * binade (2^(e - 10); 2^-136 below 2^-126, where float32's subnormals keep
+ * the same bit positions), ties away from zero (C's round()), then to float
+ * (the largest binade's carry gives inf) */
+static float tf32_reference(float x) {
+    if (!isfinite(x)) return x;
+    int e;
+    frexp((double)x, &e); /* |x| in [2^(e-1), 2^e) */
+    const double quantum = ldexp(1.0, (e - 1 < -126 ? -126 : e - 1) - 10);
+    return (float)(round((double)x / quantum) * quantum);
+}
+
+static void test_cvt_tf32(void) {
+    int wrong = 0, n = 0;
+    uint32_t first_bad = 0;
+    rng_seed(41);
+    for (int i = 0; i < 200000; i++, n++) {
+        /* random patterns; every 4th with its low 13 bits an exact tie (0x1000) */
+        uint32_t u = (uint32_t)(rng_next() >> 7);
+        if (i % 4 == 0) u = (u & ~0x1fffu) | 0x1000u;
+        if (i % 16 == 1) u &= 0x80ffffffu; /* subnormals and the smallest normals */
+        if (i % 16 == 2) u |= 0x7f000000u; /* the largest binades */
+        const float x = attnc_f32_from_bits(u);
+        if (isnan(x)) continue;
+        const uint32_t got = attnc_cvt_tf32(x), want = attnc_f32_bits(tf32_reference(x));
+        if (got != want && !wrong++) first_bad = u;
+    }
+    CHECK(wrong == 0, "cvt.rna.tf32.f32: %d of %d values differ from float64's rounding (first: 0x%08x -> 0x%08x, "
+          "want 0x%08x)", wrong, n, first_bad, attnc_cvt_tf32(attnc_f32_from_bits(first_bad)),
+          attnc_f32_bits(tf32_reference(attnc_f32_from_bits(first_bad))));
+    /* ties away from zero, both signs; the carry into the exponent; inf, NaN */
+    static const uint32_t cases[][2] = {{0x3f801000u, 0x3f802000u}, {0xbf801000u, 0xbf802000u},
+                                        {0x3f803000u, 0x3f804000u}, {0x3f800fffu, 0x3f800000u},
+                                        {0x3fffffffu, 0x40000000u}, {0x7f7fffffu, 0x7f800000u},
+                                        {0x00001000u, 0x00002000u}, {0x7f800000u, 0x7f800000u},
+                                        {0xff800000u, 0xff800000u}, {0x7fc00000u, 0x7fc00000u},
+                                        {0x7fffffffu, 0x7fffe000u}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const uint32_t got = attnc_cvt_tf32(attnc_f32_from_bits(cases[i][0]));
+        CHECK(got == cases[i][1], "cvt.rna.tf32.f32 0x%08x: 0x%08x, want 0x%08x", cases[i][0], got, cases[i][1]);
+    }
+}
+
+typedef struct MmaTf32Args {
+    const float *a, *b;
+    const float *c;
+    float *d;
+    int32_t mode;
+} MmaTf32Args;
+
+/* A (16 x 8) and B (8 x 16): small integers (every product and sum exact)
+ * or fractions (their tf32 rounding and float32's sums visible); against
+ * float64 on the tf32-rounded inputs, within float32's summation error
+ * (8 additions of at most 2^-24 of the running sum's magnitude each). */
+static void mma_tf32_case(TCCState *s, int integers) {
+    _Alignas(16) float a[128], b[128];
+    float c[256], d[256];
+    double ref[256], bound[256];
+    rng_seed(integers ? 17u : 31u);
+    for (int i = 0; i < 128; i++) {
+        float x = rng_uniform() * 2 - 1, y = rng_uniform() * 2 - 1;
+        a[i] = integers ? floorf(x * 9) : x, b[i] = integers ? floorf(y * 9) : y;
+    }
+    for (int i = 0; i < 256; i++) c[i] = integers ? floorf(rng_uniform() * 33) - 16 : rng_uniform();
+    for (int r = 0; r < 16; r++)
+        for (int n = 0; n < 16; n++) {
+            double acc = c[r * 16 + n], mag = fabs(acc);
+            for (int k = 0; k < 8; k++) {
+                double p = (double)tf32_reference(a[r * 8 + k]) * tf32_reference(b[k * 16 + n]);
+                acc += p, mag += fabs(p);
+            }
+            ref[r * 16 + n] = acc, bound[r * 16 + n] = 8 * ldexp(mag, -24);
+        }
+    for (int32_t mode = 0; mode <= 6; mode++) {
+        MmaTf32Args args = {a, b, c, d, mode};
+        attnc_error err;
+        for (int i = 0; i < 256; i++) d[i] = NAN;
+        attnc_status st = launch(s, "mma_tf32_kernel", &args, 1, 32, NULL, &err);
+        if ((mode == 5 && !integers) || mode == 6) { /* small integers are tf32 values: mode 5 runs on them */
+            const char *want = mode == 5 ? "low 13 bits are not zero" : "ld.shared.b32";
+            CHECK(st == ATTNC_ERR_RUNTIME && strstr(err.message, want) && strstr(err.message, "line"),
+                  "mma tf32 mode %d: want a fault \"%s\", got status %d: %s", mode, want, st, err.message);
+            if (!integers) printf("mode %d: %s\n", mode, err.message);
+            continue;
+        }
+        CHECK(st == ATTNC_OK, "mma tf32 mode %d: %s", mode, err.message);
+        int wrong = 0;
+        double worst = 0;
+        for (int i = 0; i < 256; i++) {
+            double e = fabs((double)d[i] - ref[i]);
+            wrong += !(e <= bound[i]);
+            worst = e > worst ? e : worst;
+        }
+        if (mode <= 1 || mode == 5)
+            CHECK(wrong == 0, "mma tf32 mode %d (%s inputs): %d of 256 elements differ from float64 (worst %g)", mode,
+                  integers ? "integer" : "fractional", wrong, worst);
+        else
+            CHECK(wrong > 0, "mma tf32 mode %d: a broken fragment layout gave the right product", mode);
+        if (integers && (mode <= 1 || mode == 5))
+            CHECK(worst == 0, "mma tf32 mode %d: integers not exact (%g)", mode, worst);
+    }
+    /* without the conversion, fractions are not tf32: the products would be exact in float64 but wrong */
+    int changed = 0;
+    for (int i = 0; i < 128; i++) changed += tf32_reference(a[i]) != a[i];
+    CHECK(integers || changed > 0, "mma tf32: the fractional inputs are already tf32 values");
+}
+
+static void test_tf32(TCCState *s) {
+    test_cvt_tf32();
+    for (int integers = 1; integers >= 0; integers--) mma_tf32_case(s, integers);
 }
 
 /* ---- shfl ---- */
@@ -461,13 +581,14 @@ static int emit(const char *dir, const char *outdir) {
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "--emit")) return emit(argv[2], argv[3]);
     if (argc != 3) {
-        fprintf(stderr, "usage: test_cuda_simt DIR mma|shfl|cpasync|faults|flash|throughput | --emit DIR OUT\n");
+        fprintf(stderr, "usage: test_cuda_simt DIR mma|tf32|shfl|cpasync|faults|flash|throughput | --emit DIR OUT\n");
         return 2;
     }
     static const struct {
         const char *name, *program;
         void (*run)(TCCState *);
     } cases[] = {{"mma", "mma", test_mma},
+                 {"tf32", "mma_tf32", test_tf32},
                  {"shfl", "shfl", test_shfl},
                  {"cpasync", "cpasync", test_cpasync},
                  {"faults", "faults", test_faults},

@@ -40,7 +40,7 @@ int cuda_rt_break_source_for_tests = 0;
 /* One compiled kernel text: the scaffold (fa2 = 0) or a tensor-core
  * specialisation, its module, kernel and geometry kernel. */
 typedef struct CudaVersion {
-    int fa2, D, Dv, bf16;
+    int fa2, D, Dv, type; /* type: cuda_fa2_type (f16, bf16, float32 through TF32) */
     CUmodule mod;
     CUfunction kernel, geometry;
 } CudaVersion;
@@ -49,6 +49,7 @@ typedef struct CudaState {
     const Plan *p;
     const CudaDevice *dev;
     int fa2_plan; /* cuda_fa2_plan_ok */
+    int flags;    /* the kernel's attnc_options flags (ATTNC_OPT_EXACT_F32) */
     pthread_mutex_t lock;
     int n;
     CudaVersion v[CUDA_VERSIONS];
@@ -63,8 +64,9 @@ static double now_seconds(void) {
 /* ---- NVRTC ---------------------------------------------------------------- */
 
 /* The text's file name, for NVRTC's messages and the dump. */
-static void text_name(const Plan *p, int fa2, int D, int Dv, int bf16, int arch, char *out, size_t n) {
-    if (fa2) snprintf(out, n, "%s_fa2_%d_%d_%s_sm%d", p->attn->name, D, Dv, bf16 ? "bf16" : "f16", arch);
+static void text_name(const Plan *p, int fa2, int D, int Dv, int type, int arch, char *out, size_t n) {
+    static const char *const types[] = {"f16", "bf16", "tf32"};
+    if (fa2) snprintf(out, n, "%s_fa2_%d_%d_%s_sm%d", p->attn->name, D, Dv, types[type], arch);
     else snprintf(out, n, "%s_cuda_sm%d", p->attn->name, arch);
 }
 
@@ -160,10 +162,10 @@ static attnc_status nvrtc_compile(const char *src, const char *name, const char 
     return st;
 }
 
-/* The kernel text of (p, fa2, D, Dv, bf16) and its kernels' names. */
-static attnc_status kernel_text(const Plan *p, int fa2, int D, int Dv, int bf16, StrBuf *src, char names[2][NAME_MAX_CHARS],
+/* The kernel text of (p, fa2, D, Dv, type) and its kernels' names. */
+static attnc_status kernel_text(const Plan *p, int fa2, int D, int Dv, int type, StrBuf *src, char names[2][NAME_MAX_CHARS],
                                 attnc_error *err) {
-    attnc_status st = fa2 ? cuda_fa2_emit_source(p, D, Dv, bf16, src, err) : cuda_emit_source(p, src, err);
+    attnc_status st = fa2 ? cuda_fa2_emit_source(p, D, Dv, type, src, err) : cuda_emit_source(p, src, err);
     if (!st && cuda_rt_break_source_for_tests) sb_printf(src, "\nthis line is not CUDA C;\n");
     if (!st && src->failed) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting CUDA C");
     snprintf(names[0], NAME_MAX_CHARS, "%s_%s_kernel", p->attn->name, fa2 ? "fa2" : "cuda");
@@ -171,14 +173,14 @@ static attnc_status kernel_text(const Plan *p, int fa2, int D, int Dv, int bf16,
     return st;
 }
 
-attnc_status cuda_rt_compile(const Plan *p, int fa2, int D, int Dv, int bf16, int arch, int ptx, char **image,
+attnc_status cuda_rt_compile(const Plan *p, int fa2, int D, int Dv, int type, int arch, int ptx, char **image,
                              size_t *size, double *secs, attnc_error *err) {
     StrBuf src = {0};
     char names[2][NAME_MAX_CHARS], lowered[2][NAME_MAX_CHARS], name[NAME_MAX_CHARS];
     const char *kernels[2] = {names[0], names[1]};
     *image = NULL;
-    attnc_status st = kernel_text(p, fa2, D, Dv, bf16, &src, names, err);
-    text_name(p, fa2, D, Dv, bf16, arch, name, sizeof name);
+    attnc_status st = kernel_text(p, fa2, D, Dv, type, &src, names, err);
+    text_name(p, fa2, D, Dv, type, arch, name, sizeof name);
     double t0 = now_seconds();
     if (!st) st = nvrtc_compile(src.p, name, kernels, 2, lowered, arch, ptx, image, size, err);
     *secs = now_seconds() - t0;
@@ -188,14 +190,14 @@ attnc_status cuda_rt_compile(const Plan *p, int fa2, int D, int Dv, int bf16, in
 
 /* ---- the kernel's versions -------------------------------------------------- */
 
-/* The version (fa2, D, Dv, bf16), compiled and loaded when first asked for;
+/* The version (fa2, D, Dv, type), compiled and loaded when first asked for;
  * NULL with *st = ATTNC_OK when the cache is full (the tensor-core kernel's
  * specialisations never take the scaffold's room).  Under s->lock. */
-static CudaVersion *version_locked(CudaState *s, int fa2, int D, int Dv, int bf16, attnc_status *st,
+static CudaVersion *version_locked(CudaState *s, int fa2, int D, int Dv, int type, attnc_status *st,
                                    attnc_error *err) {
     *st = ATTNC_OK;
     for (int i = 0; i < s->n; i++)
-        if (s->v[i].fa2 == fa2 && s->v[i].D == D && s->v[i].Dv == Dv && s->v[i].bf16 == bf16) return &s->v[i];
+        if (s->v[i].fa2 == fa2 && s->v[i].D == D && s->v[i].Dv == Dv && s->v[i].type == type) return &s->v[i];
     if (s->n == CUDA_VERSIONS - fa2) return NULL; /* the last slot is the scaffold's */
     StrBuf src = {0};
     char names[2][NAME_MAX_CHARS], lowered[2][NAME_MAX_CHARS], name[NAME_MAX_CHARS], *image = NULL;
@@ -204,8 +206,8 @@ static CudaVersion *version_locked(CudaState *s, int fa2, int D, int Dv, int bf1
     const CudaDriver *d = s->dev->d;
     CudaVersion *v = &s->v[s->n];
     memset(v, 0, sizeof *v);
-    text_name(s->p, fa2, D, Dv, bf16, s->dev->arch, name, sizeof name);
-    *st = kernel_text(s->p, fa2, D, Dv, bf16, &src, names, err);
+    text_name(s->p, fa2, D, Dv, type, s->dev->arch, name, sizeof name);
+    *st = kernel_text(s->p, fa2, D, Dv, type, &src, names, err);
     if (!*st) *st = nvrtc_compile(src.p, name, kernels, 2, lowered, s->dev->arch, 0, &image, &size, err);
     sb_free(&src);
     CUresult rc = CUDA_SUCCESS;
@@ -219,16 +221,16 @@ static CudaVersion *version_locked(CudaState *s, int fa2, int D, int Dv, int bf1
     free(image);
     if (!*st && rc != CUDA_SUCCESS) *st = cuda_fail(s->dev, err, rc, what);
     if (*st) return NULL;
-    v->fa2 = fa2, v->D = D, v->Dv = Dv, v->bf16 = bf16;
+    v->fa2 = fa2, v->D = D, v->Dv = Dv, v->type = type;
     s->n++;
     return v;
 }
 
-static attnc_status version_get(CudaState *s, int fa2, int D, int Dv, int bf16, CudaVersion **out,
+static attnc_status version_get(CudaState *s, int fa2, int D, int Dv, int type, CudaVersion **out,
                                 attnc_error *err) {
     attnc_status st;
     pthread_mutex_lock(&s->lock);
-    *out = version_locked(s, fa2, D, Dv, bf16, &st, err);
+    *out = version_locked(s, fa2, D, Dv, type, &st, err);
     pthread_mutex_unlock(&s->lock);
     return st;
 }
@@ -308,8 +310,8 @@ static attnc_status choose(CudaState *s, const AttnCall *c, CUstream stream, CUd
                            CudaVersion **out, LaunchArgs *a, int64_t g[4], attnc_error *err) {
     attnc_status st = ATTNC_OK;
     *out = NULL;
-    if (s->fa2_plan && cuda_fa2_call_ok(c)) {
-        st = version_get(s, 1, (int)c->D, (int)c->Dv, c->q_elem == ATTNC_ELEM_BF16, out, err);
+    if (s->fa2_plan && cuda_fa2_takes(s->p, c, s->flags)) {
+        st = version_get(s, 1, (int)c->D, (int)c->Dv, cuda_fa2_type(c->q_elem), out, err);
         if (!st && *out && !launch_args(s->p, 1, c, fault, dg, a)) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         if (!st && *out) st = run_geometry(s->dev, *out, a, stream, dg, g, err);
         if (!st && *out && (g[3] != 0 || g[2] > s->dev->smem_optin)) *out = NULL; /* the scaffold's call */
@@ -429,7 +431,6 @@ static void cuda_release(void *state) {
 
 static attnc_status cuda_compile(const Plan *p, const attnc_options *opts, CompiledKernel *ck, void **state,
                                  attnc_error *err) {
-    (void)opts;
     *state = NULL;
     attnc_status st = cuda_probe(err);
     if (st) return st;
@@ -439,6 +440,7 @@ static attnc_status cuda_compile(const Plan *p, const attnc_options *opts, Compi
     pthread_mutex_init(&s->lock, NULL);
     s->p = p;
     s->fa2_plan = cuda_fa2_plan_ok(p);
+    s->flags = opts ? opts->flags : 0;
     ck->kernel_data = s;
     *state = s;
     return ATTNC_OK;

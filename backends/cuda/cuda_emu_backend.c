@@ -5,9 +5,10 @@
  *    design, cuda_fa2_emit.c), run on the strict SIMT emulation
  *    (emu_simt.h: one emulated block of 128 threads per work item; the JIT
  *    binds SIMT_EXTERNAL_FUNCTIONS), for every call it handles
- *    (fa2_call_ok): 64 x 64 tiles, Q, K, V all f16 or all bf16, D and Dv
- *    multiples of 16 up to 256, one query head per work item, no paged
- *    K/V, Q, K, V 16-byte aligned with strides multiples of 8, low-rank
+ *    (fa2_call_ok, cuda_fa2_call_ok): 64 x 64 tiles, Q, K, V all f16, all
+ *    bf16 (D and Dv multiples of 16 up to 256) or all float32 (through
+ *    TF32, up to 128), one query head per work item, no paged K/V, Q, K, V
+ *    16-byte aligned with strides multiples of 16 bytes, low-rank
  *    columns that fit in shared memory with the tiles (else attnc_tile
  *    answers 3 and the item runs on the scaffold).  One
  *    specialisation per (D, Dv, type), compiled by the launch's prepare hook
@@ -40,7 +41,7 @@
 enum { FA2_VERSIONS = 8, FA2_MESSAGE = 512 };
 
 typedef struct Fa2Version {
-    int D, Dv, bf16;
+    int D, Dv, type; /* CUDA_FA2_* */
     JitKernel *jit;
     AttnTileFn tile;
 } Fa2Version;
@@ -50,7 +51,8 @@ typedef struct CudaEmuState {
     JitKernel *scaffold;
     AttnTileFn scaffold_tile;
     AttnScratchFn scaffold_scratch;
-    int fa2_plan; /* cuda_fa2_plan_ok */
+    int fa2_plan;  /* cuda_fa2_plan_ok */
+    int exact_f32; /* ATTNC_OPT_EXACT_F32: float32 calls on the scaffold, not through TF32 */
     pthread_mutex_t lock;
     atomic_int nversions; /* v[0 .. nversions - 1] are built and never change */
     Fa2Version v[FA2_VERSIONS];
@@ -68,17 +70,17 @@ void cuda_emu_fa2_stats(long long *items, char *fault, size_t n) {
     pthread_mutex_unlock(&fa2_fault_lock);
 }
 
-/* Whether the tensor-core kernel computes call c (the plan allowing it). */
+/* Whether the tensor-core kernel computes call c (the plan and the options allowing it). */
 static int fa2_call_ok(const CudaEmuState *s, const AttnCall *c) {
-    return s->fa2_plan && cuda_fa2_call_ok(c);
+    return s->fa2_plan && cuda_fa2_takes(s->p, c, s->exact_f32 ? ATTNC_OPT_EXACT_F32 : 0);
 }
 
 /* The built specialisation for c, or NULL. */
 static AttnTileFn fa2_find(const CudaEmuState *s, const AttnCall *c) {
     int n = atomic_load_explicit(&((CudaEmuState *)s)->nversions, memory_order_acquire);
-    int bf16 = c->q_elem == ATTNC_ELEM_BF16;
+    int type = cuda_fa2_type(c->q_elem);
     for (int i = 0; i < n; i++)
-        if (s->v[i].D == c->D && s->v[i].Dv == c->Dv && s->v[i].bf16 == bf16) return s->v[i].tile;
+        if (s->v[i].D == c->D && s->v[i].Dv == c->Dv && s->v[i].type == type) return s->v[i].tile;
     return NULL;
 }
 
@@ -95,8 +97,8 @@ static attnc_status fa2_build(CudaEmuState *s, const AttnCall *c, attnc_error *e
         StrBuf src = {0};
         CompiledKernel ck;
         memset(&ck, 0, sizeof ck);
-        v->D = (int)c->D, v->Dv = (int)c->Dv, v->bf16 = c->q_elem == ATTNC_ELEM_BF16;
-        st = cuda_fa2_emit_source(s->p, v->D, v->Dv, v->bf16, &src, err);
+        v->D = (int)c->D, v->Dv = (int)c->Dv, v->type = cuda_fa2_type(c->q_elem);
+        st = cuda_fa2_emit_source(s->p, v->D, v->Dv, v->type, &src, err);
         if (!st)
             st = jit_compile_c_with(src.p, s->p->attn->name, simt_symbols, sizeof simt_symbols / sizeof simt_symbols[0],
                                     &v->jit, &ck, err);
@@ -150,7 +152,6 @@ static void cuda_emu_release(void *state) {
 
 static attnc_status cuda_emu_compile(const Plan *p, const attnc_options *opts, CompiledKernel *ck, void **state,
                                      attnc_error *err) {
-    (void)opts;
     StrBuf src = {0};
     *state = NULL;
     CudaEmuState *s = calloc(1, sizeof *s);
@@ -159,6 +160,7 @@ static attnc_status cuda_emu_compile(const Plan *p, const attnc_options *opts, C
     atomic_init(&s->nversions, 0);
     s->p = p;
     s->fa2_plan = cuda_fa2_plan_ok(p);
+    s->exact_f32 = opts && (opts->flags & ATTNC_OPT_EXACT_F32);
     attnc_status st = cuda_emit_source(p, &src, err);
     if (!st) st = jit_compile_c(src.p, p->attn->name, &s->scaffold, ck, err);
     sb_free(&src);

@@ -73,7 +73,7 @@ attnc_status simt_run(const SimtLaunch *l, int64_t first, int64_t count, SimtSta
  * includes both.)  `line` is the caller's __LINE__, for messages.  The argument conventions are
  * PTX's: documented at each function in emu_simt.c / emu_simt_ops.c. */
 enum { SIMT_SHFL_IDX = 0, SIMT_SHFL_UP = 1, SIMT_SHFL_DOWN = 2, SIMT_SHFL_BFLY = 3 };
-enum { SIMT_MMA_F16 = 0, SIMT_MMA_BF16 = 1 };
+enum { SIMT_MMA_F16 = 0, SIMT_MMA_BF16 = 1, SIMT_MMA_TF32 = 2 };
 
 int32_t attnc_simt_id(int32_t which);
 void *attnc_simt_shared(int64_t bytes, const char *name, int32_t line);
@@ -83,6 +83,8 @@ void attnc_simt_syncwarp(uint32_t mask, int32_t line);
 uint32_t attnc_simt_shfl(uint32_t mask, uint32_t value, int32_t b, int32_t c, int32_t mode, int32_t line);
 uint32_t attnc_simt_ballot(uint32_t mask, int32_t pred, int32_t line);
 void attnc_simt_mma16816(int32_t type, float *d, const uint32_t *a, const uint32_t *b, const float *c, int32_t line);
+void attnc_simt_mma1688_tf32(float *d, const uint32_t *a, const uint32_t *b, const float *c, int32_t line);
+uint32_t attnc_simt_lds32(const void *p, int32_t line);
 void attnc_simt_ldmatrix(int32_t num, int32_t trans, uint32_t *r, const void *row, int32_t line);
 void attnc_simt_cp_async(void *dst, const void *src, int32_t cp_size, int32_t src_size, int32_t line);
 void attnc_simt_cp_async_commit(int32_t line);
@@ -102,6 +104,8 @@ int32_t attnc_simt_launch(SimtKernelFn kernel, const void *args, const int32_t *
     X(attnc_simt_shfl)                                                                                                 \
     X(attnc_simt_ballot)                                                                                               \
     X(attnc_simt_mma16816)                                                                                             \
+    X(attnc_simt_mma1688_tf32)                                                                                         \
+    X(attnc_simt_lds32)                                                                                                \
     X(attnc_simt_ldmatrix)                                                                                             \
     X(attnc_simt_cp_async)                                                                                             \
     X(attnc_simt_cp_async_commit)                                                                                      \

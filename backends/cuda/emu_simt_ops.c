@@ -1,6 +1,7 @@
 /* emu_simt_ops.c — the warp operations of the SIMT emulation (emu_simt.h):
- * __syncwarp, shfl.sync, vote.sync.ballot, mma.sync.m16n8k16, ldmatrix, and
- * cp.async with its commit and wait groups.  Each collective records the
+ * __syncwarp, shfl.sync, vote.sync.ballot, mma.sync.m16n8k16 (f16, bf16) and
+ * m16n8k8 (tf32), ldmatrix, cp.async with its commit and wait groups, and
+ * the checked 32-bit shared load.  Each collective records the
  * calling lane's operands (simt_arrive), and the last lane to arrive computes
  * the result of every lane from all of them, with the PTX ISA's semantics.
  *
@@ -10,12 +11,16 @@
  *    pseudo-code of lane, segmask, maxLane and the four modes);
  *  - mma: "Warp Level Matrix Multiply-Accumulate Instructions" → "Matrix
  *    Fragments for mma.m16n8k16 with floating point type" (the A, B and C/D
- *    fragment tables: groupID = laneid >> 2, threadID_in_group = laneid % 4);
+ *    fragment tables: groupID = laneid >> 2, threadID_in_group = laneid % 4),
+ *    and "Matrix Fragments for mma.m16n8k8" with .tf32 (the same tables as
+ *    CUTLASS's cute/atom/mma_traits_sm80.hpp SM80_16x8x8_F32TF32TF32F32_TN:
+ *    A ((4,8),(2,2)):((16,1),(8,64)), B ((4,8),2):((8,1),32) over m + 16 k, n + 8 k);
  *  - ldmatrix: "Warp-level matrix load instruction: ldmatrix" (lanes 8q .. 8q+7
  *    give the rows of matrix q; lane 4r + c receives row r's elements 2c, 2c+1);
  *  - cp.async, cp.async.commit_group, cp.async.wait_group: "Data Movement and
  *    Conversion Instructions: cp.async" (a thread's groups complete in order;
  *    wait_group N waits until at most N of its most recent groups are pending). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,18 +147,91 @@ static void complete_mma(SimtBlock *b, int32_t warp, uint32_t mask) {
     }
 }
 
-/* d[4] = A b + c for the calling lane's fragments a[4], b[2], c[4]; d may be c. */
-void attnc_simt_mma16816(int32_t type, float *d, const uint32_t *a, const uint32_t *b, const float *c, int32_t line) {
-    SimtThread *t = simt_self();
-    if (type != SIMT_MMA_F16 && type != SIMT_MMA_BF16)
-        simt_fault(t, "mma.sync (line %d) of unknown type %d", line, type);
+/* The calling lane's arrival at an mma of type `type` (SIMT_MMA_*, the
+ * collective's variant) with fragments a[4], b[2], c[4]; d[4] = its D (d may be c). */
+static void mma_arrive(SimtThread *t, int32_t type, SimtComplete complete, float *d, const uint32_t *a,
+                       const uint32_t *b, const float *c, int32_t line) {
     float out[4];
     t->op = (LaneOp){.kind = OP_MMA, .sub = type, .mask = 0xffffffffu, .line = line, .out = out};
     memcpy(t->op.u, a, 4 * sizeof *a);
     memcpy(t->op.u + 4, b, 2 * sizeof *b);
     memcpy(t->op.f, c, 4 * sizeof *c);
-    simt_arrive(t, complete_mma);
+    simt_arrive(t, complete);
     memcpy(d, out, sizeof out);
+}
+
+/* d[4] = A b + c for the calling lane's fragments a[4], b[2], c[4]; d may be c. */
+void attnc_simt_mma16816(int32_t type, float *d, const uint32_t *a, const uint32_t *b, const float *c, int32_t line) {
+    SimtThread *t = simt_self();
+    if (type != SIMT_MMA_F16 && type != SIMT_MMA_BF16)
+        simt_fault(t, "mma.sync (line %d) of unknown type %d", line, type);
+    mma_arrive(t, type, complete_mma, d, a, b, c, line);
+}
+
+/* ---- mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 ----
+ * The fragments (g = lane >> 2, q = lane % 4; one 32-bit element a register):
+ *   A (16 x 8, row major), a0..a3:  row g for a0, a2; g + 8 for a1, a3;  col q for a0, a1; q + 4 for a2, a3
+ *   B (8 x 8, "col": K by N), b0, b1:  row (k) q for b0, q + 4 for b1;  col (n) g
+ *   C, D (16 x 8 float32): as m16n8k16
+ * Operands: tf32 values, float32 bit patterns whose low 13 bits are zero (as
+ * cvt.rna.tf32.f32 leaves them).  The PTX ISA does not say what a tensor core
+ * does with other bits (truncate, round, use them), so an operand with any of
+ * them set is a fault: the kernel forgot a conversion.  Arithmetic as
+ * m16n8k16's: each product exact (11 x 11 significant bits; fmaf keeps it
+ * exact even where it would be subnormal), D[r][n] = C[r][n] + A[r][0]B[0][n]
+ * + ... + A[r][7]B[7][n] summed in float32 in that order, each sum rounded to
+ * nearest even. */
+
+static void complete_mma_tf32(SimtBlock *b, int32_t warp, uint32_t mask) {
+    (void)mask; /* all 32 lanes */
+    const SimtThread *w = b->t + warp * 32;
+    float A[16][8], B[8][8], C[16][8];
+    for (int32_t lane = 0; lane < 32; lane++) {
+        const int32_t g = lane >> 2, q = lane & 3;
+        const LaneOp *op = &w[lane].op;
+        for (int32_t i = 0; i < 6; i++)
+            if (op->u[i] & 0x1fffu)
+                simt_fault(simt_self(),
+                           "mma.sync.m16n8k8.tf32 (line %d): lane %d's %c register %d is 0x%08x, whose low 13 bits "
+                           "are not zero: not a tf32 value (a missing cvt.rna.tf32.f32; what a GPU does with those "
+                           "bits is unspecified)",
+                           op->line, lane, i < 4 ? 'a' : 'b', i < 4 ? i : i - 4, op->u[i]);
+        for (int32_t i = 0; i < 4; i++) /* a_i: row g + 8 (i & 1), col q + 4 (i >> 1) */
+            A[g + 8 * (i & 1)][q + 4 * (i >> 1)] = attnc_f32_from_bits(op->u[i]);
+        for (int32_t i = 0; i < 2; i++) B[q + 4 * i][g] = attnc_f32_from_bits(op->u[4 + i]);
+        for (int32_t i = 0; i < 4; i++) C[g + 8 * (i >= 2)][2 * q + (i & 1)] = op->f[i];
+    }
+    for (int32_t r = 0; r < 16; r++)
+        for (int32_t k = 0; k < 8; k++)
+            for (int32_t n = 0; n < 8; n++) C[r][n] = fmaf(A[r][k], B[k][n], C[r][n]);
+    for (int32_t lane = 0; lane < 32; lane++) {
+        const int32_t g = lane >> 2, q = lane & 3;
+        float *d = w[lane].op.out;
+        for (int32_t i = 0; i < 4; i++) d[i] = C[g + 8 * (i >= 2)][2 * q + (i & 1)];
+    }
+}
+
+/* d[4] = A b + c for the calling lane's tf32 fragments a[4], b[2] and c[4]; d may be c. */
+void attnc_simt_mma1688_tf32(float *d, const uint32_t *a, const uint32_t *b, const float *c, int32_t line) {
+    mma_arrive(simt_self(), SIMT_MMA_TF32, complete_mma_tf32, d, a, b, c, line);
+}
+
+/* ---- ld.shared.b32: a thread's own load, checked as ldmatrix checks its rows ---- */
+
+uint32_t attnc_simt_lds32(const void *p, int32_t line) {
+    SimtThread *t = simt_self();
+    SimtBlock *b = t->blk;
+    const char *at = p;
+    uint32_t v;
+    if (!simt_in_smem(b, at, 4)) simt_fault(t, "ld.shared.b32 (line %d): %p is not in shared memory", line, p);
+    if (((uintptr_t)at & 3) != 0) simt_fault(t, "ld.shared.b32 (line %d): %p is not 4-byte aligned", line, p);
+    if (b->pending[(at - b->smem) / 16])
+        simt_fault(t,
+                   "ld.shared.b32 (line %d): %p holds bytes of a cp.async not yet waited for (a missing "
+                   "cp.async.wait_group, or a buffer refilled before every thread left it: a missing __syncthreads)",
+                   line, p);
+    memcpy(&v, at, 4);
+    return v;
 }
 
 /* ---- ldmatrix.sync.aligned.m8n8.{x1,x2,x4}{,.trans}.shared.b16 (sub = num | trans << 3) ---- */
