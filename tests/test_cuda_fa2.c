@@ -202,6 +202,8 @@ static int run_case(const attnc_spec *spec, const char *name, const ExampleArgs 
         attnc_kernel_free(k), attnc_kernel_free(ref);
         return 1;
     }
+    /* f16 P would overflow for a `weight` clause: those calls run on the scaffold (cuda_fa2_takes), checked below */
+    if (type == T_F16 && !attnc_kernel_is_softmax(k)) fa2 = 0;
     Inputs in;
     inputs_make(sz, type, fa2, &in);
     size_t rows = (size_t)(sz->B * sz->H * sz->Lq), no = rows * (size_t)sz->Dv;
