@@ -95,6 +95,10 @@ expect 3 'dO: .*' "$ATTNC" grad rel.attn "${in[@]}" --do missing.npy "${outs[@]}
 expect 3 'nodir' "$ATTNC" grad rel.attn "${in[@]}" --do do.npy --dq dq.npy --dk dk.npy --dv nodir/dv.npy
 expect 2 "backend 'cuda-emu' has no backward pass yet|unknown backend|not available" \
     "$ATTNC" grad rel.attn "${in[@]}" --do do.npy "${outs[@]}" --backend cuda-emu
+# language v2: no gradients of a sink yet (issue 14): one line naming it, whatever the backend
+printf 'attention sunk { use causal; sink -0.5; }\n' > sunk.attn
+expect 2 "attention 'sunk' has a sink: its gradients are not implemented yet" \
+    "$ATTNC" grad sunk.attn --q q.npy --k k.npy --v v.npy --do do.npy "${outs[@]}"
 expect 2 "unknown option '--grad' for 'run'" "$ATTNC" run rel.attn "${in[@]}" -o o.npy --grad
 expect 2 'bench --grad: --paged does not apply' "$ATTNC" bench rel.attn --grad --paged 16 --shape B=1,H=2,Lq=7,D=4
 absent dq.npy dk.npy dv.npy dt.npy o.npy
