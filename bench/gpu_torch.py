@@ -490,10 +490,12 @@ def main(argv):
     with tempfile.TemporaryDirectory(prefix="attnc-gpu-") as work:
         bad = check(a, T, work)
         rows = table(a, T, work)
-    print("\nattnc ms: `attnc bench` time/call (median of --reps), which with host pointers includes copying Q, K, V "
-          "in and O out (\"copies ms\": torch's pageable copy of those bytes); SDPA: the faster of its backends "
-          "(named); ratios: attnc's TFLOP/s over the other's (4 * D * kept pairs / time); attnc compile ms: "
-          "`attnc bench`'s compile line; flex 1st call s: its torch.compile and first run.")
+    print("\nattnc ms: `attnc bench` time/call (median of --reps); with --backend cuda it runs on device buffers, "
+          "so no copies of Q, K, V or O are timed (the per-call tile map upload and geometry launch are); "
+          "\"copies ms\": what torch's pageable copy of those bytes would add with host pointers; SDPA: the faster "
+          "of its backends (named); ratios: attnc's TFLOP/s over the other's (4 * D * kept pairs / time); attnc "
+          "compile ms: `attnc bench`'s compile line (NVRTC runs in its warm-up call: see the check's `attnc run` "
+          "wall time); flex 1st call s: its torch.compile and first run.")
     if a.out:
         os.makedirs(a.out, exist_ok=True)
         with open(os.path.join(a.out, "gpu_bench.json"), "w") as f:
