@@ -21,24 +21,9 @@ attnc_status api_rows_bind(const attnc_kernel *k, const BoundCall *bc, const voi
         api_rows_release(rc);
         return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
     }
-    attnc_status st = ATTNC_OK;
-    if (q) {
-        st = rows_fill(bc, rw, q, kk, threads, rc->tables, err);
-        if (st) rc->n = 0;
-    } else { /* shapes only: what decides the tile map is masks, which never read a dot */
-        for (int t = 0; t < rw->ntables && !st; t++) {
-            const RowTable *r = &rw->tables[t];
-            const attnc_tensor *E = bc->tensors[r->tensor->index];
-            attnc_tensor *T = &rc->tables[t];
-            size_t count = (size_t)(bc->sz.B * (r->is_k ? bc->sz.Hkv : bc->sz.H) * (r->is_k ? bc->sz.Lk : bc->sz.Lq));
-            T->name = r->decl->name, T->dtype = ATTNC_F32, T->rank = 3 + E->rank - 1;
-            T->shape[0] = bc->sz.B, T->shape[1] = r->is_k ? bc->sz.Hkv : bc->sz.H;
-            T->shape[2] = r->is_k ? bc->sz.Lk : bc->sz.Lq;
-            for (int i = 0; i + 1 < E->rank; i++) count *= (size_t)(T->shape[3 + i] = E->shape[i]);
-            if (!(T->data = calloc(count + 1, sizeof(float)))) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
-        }
-    }
+    attnc_status st = rows_fill(bc, rw, q, kk, threads, rc->tables, err); /* q NULL: zeros, shapes only */
     if (st) {
+        rc->n = 0; /* rows_fill freed what it had filled */
         api_rows_release(rc);
         return st;
     }

@@ -466,21 +466,18 @@ static Attention *finish_attention(Sema *s, AstAttention *ast, Scope *sc) {
     return a;
 }
 
-int attention_reads_rows(const Attention *a) {
+/* What the clauses that may read rows (bias, score, weight) depend on. */
+static int row_clause_deps(const Attention *a) {
     int deps = 0;
     for (int i = 0; i < a->nbiases; i++) deps |= a->biases[i]->deps;
     for (int i = 0; i < a->nscores; i++) deps |= a->scores[i]->deps;
     if (a->weight) deps |= a->weight->deps;
-    return a->rotary != NULL || (deps & DEP_ROW) != 0;
+    return deps;
 }
 
-const char *attention_interp_only(const Attention *a) {
-    int deps = 0;
-    for (int i = 0; i < a->nbiases; i++) deps |= a->biases[i]->deps;
-    for (int i = 0; i < a->nscores; i++) deps |= a->scores[i]->deps;
-    if (a->weight) deps |= a->weight->deps;
-    return deps & DEP_ROW ? "dot" : NULL;
-}
+int attention_reads_rows(const Attention *a) { return a->rotary != NULL || (row_clause_deps(a) & DEP_ROW) != 0; }
+
+const char *attention_interp_only(const Attention *a) { return row_clause_deps(a) & DEP_ROW ? "dot" : NULL; }
 
 Program *sema_check(AstFile *file, AstFile *prelude, Arena *arena, Diag *diag) {
     Sema s = {arena, diag, file, prelude, {0}};

@@ -63,6 +63,14 @@ attnc_status rows_fill(const BoundCall *bc, const RowsRewrite *rw, const void *q
         T->shape[0] = sz->B, T->shape[1] = f.heads, T->shape[2] = f.rows;
         for (int i = 0; i + 1 < E->rank; i++) f.n *= (T->shape[3 + i] = E->shape[i]);
         size_t count = (size_t)(sz->B * f.heads * f.rows) * (size_t)f.n;
+        if (!q) { /* shapes only: zeros */
+            if (!(T->data = calloc(count + 1, sizeof(float)))) {
+                rows_free(tables, t);
+                free(xbuf);
+                return set_error(err, ATTNC_ERR_NOMEM, "out of memory for the table of %s", T->name);
+            }
+            continue;
+        }
         f.out = malloc(sizeof(float) * count + 1);
         float *et = malloc(sizeof(float) * (size_t)f.n * (size_t)sz->D + 1);
         if (et) /* E transposed once: the products run along its rows */
