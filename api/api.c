@@ -288,6 +288,7 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
                           k->fixed.is_fixed, k->fixed.value, NULL, opts && (opts->flags & ATTNC_OPT_SEPARABLE_BIAS)};
         k->plan = plan_compile(k->c.arena, k->rows ? k->rows->attn : k->attn, &po);
         if (!k->plan) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the middle end");
+        else k->plan->rows = k->rows;
     }
     if (!st) {
         k->impl = backend_find(backend); /* available, so registered */
@@ -553,7 +554,7 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
     if (!k || !target || !out) return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_emit");
     *out = NULL;
     if (!k->plan) return interp_only_error(k, "has no compiled form", err);
-    if (strcmp(target, "ir") != 0 && (k->attn->rotary || k->attn->sink || k->rows))
+    if (strcmp(target, "ir") != 0 && strcmp(target, "c") != 0 && (k->attn->rotary || k->attn->sink || k->rows))
         return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a %s, which the library applies around the kernel "
                          "(not in its code): target '%s' would compute without it", k->attn->name,
                          k->attn->rotary ? "rotary" : k->attn->sink ? "sink" : "dot of rows (per-call tables)", target);

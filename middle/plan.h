@@ -46,6 +46,10 @@ typedef struct Plan {
     /* where the backward kernel computes each value (schedule_grad.h); NULL
      * when grad is NULL */
     const struct GradSchedule *grad_sched;
+    /* when the plan is of an attention whose dot products of rows became
+     * table reads (middle/rows_table.h): the rewrite, for the backends that
+     * fill the tables themselves (ahead-of-time C); set by the library */
+    const struct RowsRewrite *rows;
 } Plan;
 
 typedef struct PlanOptions {
