@@ -120,3 +120,4 @@ add_test(NAME middle-end/derive COMMAND test_derive ${ATTNC_TILE_EXAMPLES})
 # attnc grad, diff --grad, bench --grad (issue 12): shapes, layouts, backends, hostile command lines.
 add_test(NAME cli/grad COMMAND bash ${PROJECT_SOURCE_DIR}/tests/grad_cli.sh $<TARGET_FILE:attnc> $<TARGET_FILE:npyrand>
                                    $<TARGET_FILE:npyclose> $<TARGET_FILE:npyconv>)
+include(tests/python.cmake)
