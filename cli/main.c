@@ -13,6 +13,7 @@
 #include "merge_cmd.h"
 #include "options.h"
 #include "ragged.h"
+#include "show_cmd.h"
 
 static const char usage[] =
     "usage:\n"
@@ -252,5 +253,6 @@ int main(int argc, char **argv) {
     if (!strcmp(o.cmd, "diff")) return cmd_diff(&o);
     if (!strcmp(o.cmd, "bench")) return cmd_bench(&o);
     if (!strcmp(o.cmd, "merge")) return cmd_merge(&o);
+    if (!strcmp(o.cmd, "show")) return cmd_show(&o);
     return fail(EXIT_USAGE, "unknown command '%s'", o.cmd, NULL);
 }

@@ -153,3 +153,40 @@ class Kernel:
                 keep.append(arr)
                 tlist.append(desc)
         return self._k.kept_pairs(tuple(sizes), _params(params), tlist)
+
+    def show(self, sizes, params=None, tensors=None, at=(0, 0), size=512):
+        """The picture `attnc show` draws, as arrays: for query head at[1] of
+        batch at[0] of a call of sizes (B, H, Hkv, Lq, Lk, D, Dv), at most
+        size x size pixels over the Lq x Lk pairs: {"kept": float32 [rows,
+        cols] fraction of each pixel's pairs the masks keep, "tiles": uint8
+        [rows, cols] tile map (0 EMPTY, 1 FULL, 2 PARTIAL), "rgb": uint8
+        [rows, 2 * cols + 8, 3] both panels as the PNG shows them (unscaled)}."""
+        import numpy as np
+
+        sizes = tuple(int(s) for s in sizes)
+        rows, cols = min(sizes[3], size), min(sizes[4], size)
+        keep, tlist = [], []
+        for name, (dtype, _rank) in self.tensors.items():
+            if name in (tensors or {}):
+                arr, desc = tensor_arg(tensors[name], dtype, name)
+                keep.append(arr)
+                tlist.append(desc)
+        kept, tiles = self._k.picture(sizes, _params(params), tlist, at[0], at[1], rows, cols)
+        kept = np.frombuffer(kept, dtype=np.float32).reshape(rows, cols)
+        tiles = np.frombuffer(tiles, dtype=np.uint8).reshape(rows, cols)
+        return {"kept": kept, "tiles": tiles, "rgb": _rgb(kept, tiles)}
+
+
+def _rgb(kept, tiles):
+    """The two panels of cli/show_cmd.c: black = kept; the tile map white
+    (EMPTY), green (FULL), orange (PARTIAL), darkened where pairs are kept."""
+    import numpy as np
+
+    rows, cols = kept.shape
+    img = np.full((rows, 2 * cols + 8, 3), 255, dtype=np.uint8)
+    img[:, :cols] = np.floor(255.0 * (1.0 - kept) + 0.5).astype(np.uint8)[..., None]
+    palette = np.array([[255, 255, 255], [120, 200, 120], [245, 170, 80]], dtype=np.float32)
+    shade = palette[np.minimum(tiles, 2)] * (1.0 - 0.6 * kept)[..., None]
+    img[:, cols + 8:] = np.floor(shade + 0.5).astype(np.uint8)
+    return img
+

@@ -355,7 +355,43 @@ static PyObject *kernel_kept_pairs(Kernel *self, PyObject *args) {
     return PyLong_FromLongLong(kept);
 }
 
+/* picture(sizes, params, tensors, b, h, rows, cols) -> (bytes of rows * cols float32 kept fractions, bytes of tile modes) */
+static PyObject *kernel_picture(Kernel *self, PyObject *args) {
+    PyObject *sizes, *params, *tensors;
+    long long b, h;
+    int rows, cols;
+    if (!PyArg_ParseTuple(args, "OOOLLii", &sizes, &params, &tensors, &b, &h, &rows, &cols)) return NULL;
+    if (rows < 1 || cols < 1) return PyErr_Format(PyExc_ValueError, "a picture of %d x %d pixels", rows, cols);
+    Call c;
+    if (!parse_call(sizes, Py_None, Py_None, Py_None, Py_None, Py_None, params, tensors, &c)) return NULL;
+    static float unread[1]; /* Q, K, V and O are not read (attnc.h), but must not be NULL */
+    c.args.q = c.args.k = c.args.v = unread;
+    c.args.o = unread;
+    size_t n = (size_t)rows * (size_t)cols;
+    PyObject *kept = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * sizeof(float)));
+    PyObject *tiles = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+    if (!kept || !tiles) {
+        Py_XDECREF(kept);
+        Py_XDECREF(tiles);
+        call_free(&c);
+        return NULL;
+    }
+    float *kp = (float *)PyBytes_AS_STRING(kept);
+    uint8_t *tp = (uint8_t *)PyBytes_AS_STRING(tiles);
+    attnc_error err = {0};
+    attnc_status st;
+    Py_BEGIN_ALLOW_THREADS st = attnc_kernel_picture(self->k, &c.args, b, h, rows, cols, kp, tp, &err);
+    Py_END_ALLOW_THREADS call_free(&c);
+    if (st) {
+        Py_DECREF(kept);
+        Py_DECREF(tiles);
+        return raise_status(st, &err);
+    }
+    return Py_BuildValue("(NN)", kept, tiles);
+}
+
 static PyMethodDef kernel_methods[] = {
+    {"picture", (PyCFunction)kernel_picture, METH_VARARGS, "the mask and tile map of one (b, h) as pixels"},
     {"info", (PyCFunction)kernel_info, METH_NOARGS, "the kernel's variant, backend, params and tensors"},
     {"tensor_shape", (PyCFunction)kernel_tensor_shape, METH_VARARGS, "the shape tensor i must have"},
     {"run", (PyCFunction)kernel_run, METH_VARARGS, "run the kernel on array descriptors"},

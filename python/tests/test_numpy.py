@@ -192,3 +192,19 @@ def test_compile_errors():
         attnc.compile(CAUSAL, variant="other")
     with pytest.raises(FileNotFoundError):
         attnc.compile("/no/such/file.attn")
+
+
+def test_show_pictures_the_mask():
+    spec = "attention band { param w : int = 5; mask kv <= q + (Lk - Lq) && kv > q + (Lk - Lq) - w; }"
+    kern = attnc.compile(spec, tile=(8, 8))
+    p = kern.show((1, 2, 1, 20, 30, 4, 4), params={"w": 5}, at=(0, 1))
+    q, kv = np.arange(20)[:, None], np.arange(30)[None, :]
+    want = (kv <= q + 10) & (kv > q + 10 - 5)
+    assert np.array_equal(p["kept"], want.astype(np.float32))
+    assert np.all(p["tiles"][want] > 0)  # a kept pair is in a visited tile
+    assert p["rgb"].shape == (20, 68, 3)
+    assert np.array_equal(p["rgb"][:, :30, 0], np.where(want, 0, 255))
+    small = kern.show((1, 1, 1, 200, 300, 4, 4), params={"w": 50}, size=10)
+    assert small["kept"].shape == (10, 10) and 0 < small["kept"].sum() < 100  # fractions of blocks
+    with pytest.raises(attnc.Error, match="outside"):
+        kern.show((1, 1, 1, 20, 30, 4, 4), at=(0, 3))
