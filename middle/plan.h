@@ -99,6 +99,14 @@ int64_t tile_group(const Plan *p, const TileMap *tm, int64_t b, int64_t h, int64
  * whole, PARTIAL tiles are evaluated element by element; -1 when out of memory. */
 int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm);
 
+/* The pairs the masks keep for (b, h), as rows x cols pixels over Lq x Lk
+ * (1 <= rows <= Lq, 1 <= cols <= Lk; pixel (r, c) holds the pairs with
+ * q * rows / Lq == r and kv * cols / Lk == c): kept[] the fraction of each
+ * pixel's pairs kept, tiles[] (when not NULL) the highest tile mode among
+ * the tiles it touches (TILE_EMPTY: none visited).  0 when out of memory. */
+int tile_picture(const Plan *p, const BoundCall *bc, const TileMap *tm, int64_t b, int64_t h, int rows, int cols,
+                 float *kept, uint8_t *tiles);
+
 /* Refuse (ATTNC_ERR_RUNTIME, naming the sum) a call whose sums could run
  * more than 2^31 - 1 iterations per evaluation or 2^50 body evaluations in
  * all, bounded by interval arithmetic over the whole call.  Every backend's
