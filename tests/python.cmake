@@ -9,3 +9,9 @@ if(ATTNC_HAVE_PYTHON)
   set_tests_properties(python/numpy python/torch PROPERTIES ENVIRONMENT "${env}" DEPENDS attnc_python)
   set_tests_properties(python/torch PROPERTIES SKIP_RETURN_CODE 77)
 endif()
+# `pip install ./python` against an installed libattnc (pkg-config), offline
+if(ATTNC_HAVE_PYTHON)
+  add_test(NAME install/python COMMAND bash ${PROJECT_SOURCE_DIR}/tests/install_python.sh ${CMAKE_BINARY_DIR}
+           ${PROJECT_SOURCE_DIR} ${Python3_EXECUTABLE})
+  set_tests_properties(install/python PROPERTIES SKIP_RETURN_CODE 77)
+endif()
