@@ -15,3 +15,12 @@ if(ATTNC_HAVE_PYTHON)
            ${PROJECT_SOURCE_DIR} ${Python3_EXECUTABLE})
   set_tests_properties(install/python PROPERTIES SKIP_RETURN_CODE 77)
 endif()
+# the examples README's quick start points at
+if(ATTNC_HAVE_PYTHON)
+  add_test(NAME example/python/quickstart COMMAND ${Python3_EXECUTABLE}
+           ${PROJECT_SOURCE_DIR}/examples/python/quickstart.py ${CMAKE_CURRENT_BINARY_DIR}/out-python)
+  add_test(NAME example/python/train-tiny COMMAND sh -c
+           "exec \"\${ATTNC_TORCH_PYTHON:-${Python3_EXECUTABLE}}\" ${PROJECT_SOURCE_DIR}/examples/python/train_tiny.py")
+  set_tests_properties(example/python/quickstart example/python/train-tiny PROPERTIES ENVIRONMENT "${env}")
+  set_tests_properties(example/python/train-tiny PROPERTIES SKIP_RETURN_CODE 77)
+endif()
