@@ -12,8 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ir_passes.h"
-#include "plan.h"
+#include "tile_ival.h"
 
 typedef struct Picture {
     int64_t Lq, Lk;
@@ -64,20 +63,12 @@ int tile_picture(const Plan *p, const BoundCall *bc, const TileMap *tm, int64_t 
     const attnc_sizes *sz = &bc->sz;
     Picture pic = {sz->Lq, sz->Lk, rows, cols, calloc((size_t)rows * (size_t)cols, sizeof(int64_t)), tiles};
     IrEval ev;
-    int64_t(*dims)[ATTNC_MAX_RANK] = calloc((size_t)p->attn->ntensors + 1, sizeof *dims);
-    if (!pic.count || !dims || !ir_eval_init(&ev, p->ir)) {
-        ir_eval_free(&ev);
-        free(dims);
+    int64_t(*dims)[ATTNC_MAX_RANK];
+    if (!pic.count || !tile_mask_eval_init(p, bc, &ev, &dims)) {
         free(pic.count);
         return 0;
     }
     if (tiles) memset(tiles, 0, (size_t)rows * (size_t)cols);
-    for (int t = 0; t < p->attn->ntensors; t++)
-        for (int d = 0; d < bc->tensors[t]->rank; d++) dims[t][d] = bc->tensors[t]->shape[d];
-    ev.sz = *sz;
-    ev.params = bc->params;
-    ev.tensors = bc->tensors;
-    ev.dims = (const int64_t(*)[ATTNC_MAX_RANK])dims;
     ev.b = b, ev.h = h, ev.hk = h / (sz->H / sz->Hkv);
     const int64_t *rs = tm->row_start + tile_group(p, tm, b, h, sz->H) * tm->nqt;
     for (int64_t qt = 0; qt < tm->nqt; qt++) {

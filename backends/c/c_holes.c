@@ -402,15 +402,22 @@ static void emit_slots(CEmit *E, StrBuf *text) {
     }
 }
 
-attnc_status cemit_holes(const Plan *p, CEmitHoles *h, attnc_error *err) {
-    memset(h, 0, sizeof *h);
+/* An emitter of p's schedule; ATTNC_ERR_INTERNAL when the schedule could not be built. */
+static attnc_status emit_start(const Plan *p, CEmit *E, attnc_error *err) {
+    memset(E, 0, sizeof *E);
+    E->p = p;
+    E->s = p->sched;
+    E->m = p->ir;
     if (p->sched->why[0])
         return set_error(err, ATTNC_ERR_INTERNAL, "cannot emit C for attention '%s': %s", p->attn->name, p->sched->why);
+    return ATTNC_OK;
+}
+
+attnc_status cemit_holes(const Plan *p, CEmitHoles *h, attnc_error *err) {
+    memset(h, 0, sizeof *h);
     CEmit E;
-    memset(&E, 0, sizeof E);
-    E.p = p;
-    E.s = p->sched;
-    E.m = p->ir;
+    attnc_status st = emit_start(p, &E, err);
+    if (st) return st;
     print_steps(&E, SB_SCRATCH, &h->scratch);
     print_steps(&E, SB_ITEM, &h->head);
     print_steps(&E, SB_ROW, &h->row);
@@ -475,13 +482,9 @@ static void emit_standalone(CEmit *E, SchedBlockId id, const char *name, const I
 
 attnc_status cemit_v2_functions(const Plan *p, StrBuf *out, attnc_error *err) {
     const IrFunc *f = p->f;
-    if (p->sched->why[0])
-        return set_error(err, ATTNC_ERR_INTERNAL, "cannot emit C for attention '%s': %s", p->attn->name, p->sched->why);
     CEmit E;
-    memset(&E, 0, sizeof E);
-    E.p = p;
-    E.s = p->sched;
-    E.m = p->ir;
+    attnc_status st = emit_start(p, &E, err);
+    if (st) return st;
     if (f->qpos != IR_NONE) {
         IrRef rope[] = {f->rope_dims, f->rope_base, f->rope_interleaved};
         emit_standalone(&E, SB_ROPE, "attnc_v2_rope", rope, 3, f->rope_fault, out);

@@ -89,18 +89,22 @@ class Kernel:
         if vshape[:3] != kshape[:3]:
             raise Error(f"v: shape {vshape} does not fit k's {kshape} (expected [{B}, {kshape[1]}, {kshape[2]}, Dv])", 2)
         sizes = (B, H, kshape[1], Lq, kshape[2], D, vshape[3])
+        tlist, keep = self._tensor_args(tensors)
+        return (dq, dk, dv), lib, sizes, _params(params), tlist, keep
+
+    def _tensor_args(self, tensors):
+        """The captured tensors given, as descriptors, and the arrays to keep alive for the call."""
         given = dict(tensors or {})
         unknown = set(given) - set(self.tensors)
         if unknown:
             raise Error(f"attention '{self.variant}' has no tensor '{sorted(unknown)[0]}'", 2)
         keep, tlist = [], []
         for name, (dtype, _rank) in self.tensors.items():
-            if name not in given:
-                continue  # the library names the missing one
-            arr, desc = tensor_arg(given[name], dtype, name)
-            keep.append(arr)
-            tlist.append(desc)
-        return (dq, dk, dv), lib, sizes, _params(params), tlist, keep
+            if name in given:  # a missing one: the library names it
+                arr, desc = tensor_arg(given[name], dtype, name)
+                keep.append(arr)
+                tlist.append(desc)
+        return tlist, keep
 
     def __call__(self, q, k, v, params=None, tensors=None, lse=False):
         """O (and LSE with lse=True) of one call on NumPy arrays or CPU
@@ -146,13 +150,10 @@ class Kernel:
 
     def kept_pairs(self, sizes, params=None, tensors=None):
         """Pairs (b, h, q, kv) the masks keep for sizes (B, H, Hkv, Lq, Lk, D, Dv)."""
-        keep, tlist = [], []
-        for name, (dtype, _rank) in self.tensors.items():
-            if name in (tensors or {}):
-                arr, desc = tensor_arg(tensors[name], dtype, name)
-                keep.append(arr)
-                tlist.append(desc)
-        return self._k.kept_pairs(tuple(sizes), _params(params), tlist)
+        tlist, keep = self._tensor_args(tensors)
+        kept = self._k.kept_pairs(tuple(sizes), _params(params), tlist)
+        del keep
+        return kept
 
     def show(self, sizes, params=None, tensors=None, at=(0, 0), size=512):
         """The picture `attnc show` draws, as arrays: for query head at[1] of
@@ -165,13 +166,9 @@ class Kernel:
 
         sizes = tuple(int(s) for s in sizes)
         rows, cols = min(sizes[3], size), min(sizes[4], size)
-        keep, tlist = [], []
-        for name, (dtype, _rank) in self.tensors.items():
-            if name in (tensors or {}):
-                arr, desc = tensor_arg(tensors[name], dtype, name)
-                keep.append(arr)
-                tlist.append(desc)
+        tlist, keep = self._tensor_args(tensors)
         kept, tiles = self._k.picture(sizes, _params(params), tlist, at[0], at[1], rows, cols)
+        del keep
         kept = np.frombuffer(kept, dtype=np.float32).reshape(rows, cols)
         tiles = np.frombuffer(tiles, dtype=np.uint8).reshape(rows, cols)
         return {"kept": kept, "tiles": tiles, "rgb": _rgb(kept, tiles)}
