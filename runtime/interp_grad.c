@@ -19,6 +19,15 @@
  * at once.  Laziness is the forward's: masks in order up to the first false,
  * only the taken side of ?: (&& and || are bool: no derivative).
  *
+ * Version 2 (spec 9): the score's dot product and the Q / K rows of `dot`
+ * read the rows after rotary (interp.c's interp_q_row / interp_k_row, the
+ * forward's own); dQ and dK accumulate with respect to those rows and are
+ * rotated back at the end (R^T: the rotation by minus the position).  A
+ * `dot` is a leaf whose adjoint the sweep spreads over both rows (to dQ,
+ * dK or the tensor's gradient).  A sink is one more softmax term of value
+ * 0: it enters p and O, and its expression is recorded and swept once per
+ * row with the seed P_sink (dLSE - Delta).
+ *
  * It shares nothing with middle/ (the derivative IR): two independent
  * implementations check each other. */
 #include "interp_grad.h"

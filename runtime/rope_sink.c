@@ -15,7 +15,8 @@
  * and sin rounded to float32 and the rotation in float32 (the kernels'
  * arithmetic).
  * Requires: a BoundCall whose attention has a rotary or a sink.
- * Produces: rope_rotate, sink_merge (rope_sink.h). */
+ * Produces: rope_rotate, sink_merge, and the backward's rope_unrotate
+ * (rope_sink.h). */
 #include "rope_sink.h"
 
 #include <math.h>
