@@ -14,7 +14,8 @@
  *     and V (the sink is one more term of value 0 in each row's softmax:
  *     exp(s - LSE) and sum(dO * O) are the merged ones), and the sink's
  *     tensors get exp(sink - LSE) (dLSE - sum(dO * O)) through its
- *     expression (interp_sink_backward).
+ *     expression (interp_sink_backward), computed first: a sink's runtime
+ *     error leaves every output unwritten.
  * Requires: a kernel with a plan and no backend backward (api_grad.c's around()).
  * Produces: api_backward_v2 (api_kernel.h). */
 #include <stdlib.h>
@@ -34,9 +35,16 @@ typedef struct V2 {
     float *qr, *kr;     /* Q and K rotated (a rotary) */
     float *dq, *dk;     /* the kernel's dQ and dK, float32 contiguous, before the tables' and the rotation's terms */
     float **dtensor;    /* the rewritten attention's tensor gradients: the caller's, then the tables' */
+    float **dsink;      /* the sink's share of the caller's tensor gradients (NULL: none wanted) */
     RowsCall rc;
     int bound;
 } V2;
+
+static int64_t tensor_elements(const attnc_tensor *t) {
+    int64_t n = 1;
+    for (int r = 0; r < t->rank; r++) n *= t->shape[r];
+    return n;
+}
 
 /* The rewritten attention's call (its tables filled from the Q and K the
  * kernel reads) and its gradient requests: a table's gradient when the rows
@@ -55,13 +63,30 @@ static attnc_status bind_tables(const attnc_kernel *k, const BoundCall *bc, cons
         const RowTable *rt = &rw->tables[t];
         if (!(rt->is_k ? g2->dk : g2->dq) && !g2->dtensor[rt->tensor->index]) continue;
         const attnc_tensor *T = &v->rc.tables[t];
-        int64_t count = 1;
-        for (int r = 0; r < T->rank; r++) count *= T->shape[r];
-        if (!(v->dtensor[nb + t] = malloc(sizeof(float) * (size_t)count + 1)))
+        if (!(v->dtensor[nb + t] = malloc(sizeof(float) * (size_t)tensor_elements(T) + 1)))
             return set_error(err, ATTNC_ERR_NOMEM, "out of memory for the gradient of %s", T->name);
     }
     g2->dtensor = v->dtensor;
     return ATTNC_OK;
+}
+
+/* The sink's share of the tensor gradients, into v->dsink, before anything
+ * is written: a sink's runtime error leaves the outputs untouched. */
+static attnc_status sink_share(const BoundCall *bc, const attnc_args *args, const BoundGrad *bg, V2 *v,
+                               attnc_error *err) {
+    const Attention *at = bc->attn;
+    int wanted = 0;
+    for (int i = 0; i < at->ntensors; i++) wanted |= bg->dtensor[i] != NULL;
+    if (!(at->sink->deps & DEP_TENSOR) || !wanted) return ATTNC_OK;
+    if (!(v->dsink = calloc((size_t)at->ntensors + 1, sizeof *v->dsink)))
+        return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < at->ntensors; i++) {
+        if (bg->dtensor[i] && !(v->dsink[i] = calloc((size_t)tensor_elements(bc->tensors[i]) + 1, sizeof(float))))
+            return set_error(err, ATTNC_ERR_NOMEM, "out of memory for the sink's gradient");
+    }
+    BoundGrad share = *bg;
+    share.dtensor = v->dsink;
+    return interp_sink_backward(bc, args, &share, err);
 }
 
 /* The kernel's backward on bc (the attention without rotary and sink; Q and
@@ -103,6 +128,14 @@ static attnc_status write_dq_dk(const BoundCall *bc, const V2 *v, const BoundGra
     return ATTNC_OK;
 }
 
+static void free_v2(const attnc_kernel *k, V2 *v) {
+    if (v->bound) api_rows_release(&v->rc);
+    for (int t = 0; v->dtensor && k->rows && t < k->rows->ntables; t++) free(v->dtensor[k->rows->ntensors_before + t]);
+    for (int i = 0; v->dsink && i < k->attn->ntensors; i++) free(v->dsink[i]);
+    free(v->dtensor), free(v->dsink);
+    free(v->qr), free(v->kr), free(v->dq), free(v->dk);
+}
+
 attnc_status api_backward_v2(const attnc_kernel *k, BoundCall *bc, const attnc_args *args, const BoundGrad *bg,
                              int threads, attnc_error *err) {
     const Attention *at = bc->attn;
@@ -113,12 +146,14 @@ attnc_status api_backward_v2(const attnc_kernel *k, BoundCall *bc, const attnc_a
     BoundGrad g2 = *bg;
     BoundLayout saved[BT_COUNT];
     memcpy(saved, bc->layout, sizeof saved);
-    attnc_status st = ATTNC_OK;
-    if (at->rotary) {
+    attnc_status st = at->sink ? sink_share(bc, args, bg, &v, err) : ATTNC_OK;
+    if (!st && at->rotary) {
         int fault = 0;
         st = rope_rotate(bc, args->q, args->k, threads > 0 ? threads : pool_cores(), &v.qr, &v.kr, &fault, err);
-        if (!st && fault) /* a position's runtime error: the reference knows whether a kept element needs it */
+        if (!st && fault) { /* a position's runtime error: the reference knows whether a kept element needs it */
+            free_v2(k, &v);
             return interp_backward(k->plan, &k->ck, bc, args, bg, threads, err);
+        }
         a.q = v.qr, a.k = v.kr;
         bc->layout[BT_Q] = api_contiguous_f32(sz->H, sz->Lq, sz->D);
         bc->layout[BT_K] = api_contiguous_f32(sz->Hkv, sz->Lk, sz->D);
@@ -146,14 +181,12 @@ attnc_status api_backward_v2(const attnc_kernel *k, BoundCall *bc, const attnc_a
     }
     memcpy(bc->layout, saved, sizeof saved);
     if (!st && own) st = write_dq_dk(bc, &v, bg, threads, err);
-    if (!st && at->sink) st = interp_sink_backward(bc, args, bg, err);
+    for (int i = 0; !st && v.dsink && i < at->ntensors; i++) /* the sink's share */
+        for (int64_t j = 0; v.dsink[i] && j < tensor_elements(bc->tensors[i]); j++) bg->dtensor[i][j] += v.dsink[i][j];
     if (st == ATTNC_ERR_RUNTIME) { /* named as the spec reads: by the interpreter on the call as given */
         attnc_error mine = {0};
         if (interp_run(bc, args->q, args->k, args->v, NULL, NULL, &mine) == ATTNC_ERR_RUNTIME && err) *err = mine;
     }
-    if (v.bound) api_rows_release(&v.rc);
-    for (int t = 0; v.dtensor && k->rows && t < k->rows->ntables; t++) free(v.dtensor[k->rows->ntensors_before + t]);
-    free(v.dtensor);
-    free(v.qr), free(v.kr), free(v.dq), free(v.dk);
+    free_v2(k, &v);
     return st;
 }

@@ -32,3 +32,9 @@ target_compile_options(test_grad_api PRIVATE ${ATTNC_WARNINGS})
 target_include_directories(test_grad_api PRIVATE ${PROJECT_SOURCE_DIR}/base)
 target_link_libraries(test_grad_api PRIVATE attnc_test_support)
 add_test(NAME grad/interp-api COMMAND test_grad_api ${PROJECT_SOURCE_DIR}/examples)
+# version 2's plumbing (api/api_grad_v2.c) on every backend with a backward: a sink's runtime error leaves every
+# output untouched, a rotary position failing only for masked keys, gradients asked for one at a time.
+add_executable(test_grad_v2 ${PROJECT_SOURCE_DIR}/tests/test_grad_v2.c)
+target_compile_options(test_grad_v2 PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_grad_v2 PRIVATE attnc_test_support)
+add_test(NAME grad/v2-api COMMAND test_grad_v2)
