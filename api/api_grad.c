@@ -2,8 +2,9 @@
  * forward call and the gradient arguments, then run the backward pass: the
  * backend's own (the interpreter) or its compiled kernel through
  * runtime/launch_grad.c, as the forward runs through launch.c (around it,
- * api_grad_v2.c, for a rotary, a sink or dots of rows).  A call with nothing to differentiate
- * (no query rows, or no keys: every row empty) writes zeros here. */
+ * api_grad_v2.c, for a rotary, a sink or dots of rows).  A call with nothing
+ * to differentiate (no query rows, or no keys and no sink: every row empty)
+ * writes zeros here. */
 #include <string.h>
 
 #include "api_kernel.h"
@@ -90,8 +91,8 @@ attnc_status attnc_kernel_backward(const attnc_kernel *k, const attnc_args *args
     const attnc_sizes *sz = &bc.sz;
     if (st) {
         /* reported */
-    } else if (sz->B * sz->H * sz->Lq == 0 || sz->Lk == 0) {
-        write_zeros(&bc, &bg);
+    } else if (sz->B * sz->H * sz->Lq == 0 || (sz->Lk == 0 && !k->attn->sink)) {
+        write_zeros(&bc, &bg); /* with a sink and no keys, LSE = the sink: its gradient is dLSE (below) */
     } else {
         float dummy[1] = {0};
         attnc_args a = api_with_empty_arrays(args, dummy);

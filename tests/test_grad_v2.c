@@ -8,7 +8,8 @@
  *    hands such a call to the interpreter) gives the interpreter's gradients;
  *    without the mask the same call is a runtime error everywhere;
  *  - gradients asked for one at a time (only dE, only dQ, only dsinks, no dO)
- *    equal the ones of the call that asks for all of them.
+ *    equal the ones of the call that asks for all of them;
+ *  - no keys at all with a sink: dsinks is the sum of dLSE, not 0.
  * The values themselves: test_grad_interp (finite differences) and
  * test_grad_backends (every backend against the interpreter). */
 #include <math.h>
@@ -235,12 +236,49 @@ static void test_one_at_a_time(void) {
     free(e), free(s);
 }
 
+/* No keys (Lk = 0) and learned sinks: every row is O = 0, LSE = sinks[h], so dsinks[h] is the sum of dLSE over
+ * the head's rows and everything else is 0 (spec 9.4, 9.5). */
+static void test_no_keys(void) {
+    static const char text[] = "attention nokeys { tensor sinks : float[H]; use causal_bottom_right; "
+                               "sink sinks[h]; }\n";
+    float sinks[4] = {0.5f, -1.0f, 2.0f, 0.0f};
+    attnc_tensor t = {"sinks", ATTNC_F32, 1, {4}, sinks};
+    for (int b = 0; b < NBACKENDS; b++) {
+        if (!attnc_backend_available(BACKENDS[b])) continue;
+        attnc_error err = {0};
+        attnc_kernel *k = compile(text, BACKENDS[b], &err);
+        if (!k) {
+            CHECK(0, "%s: nokeys compiles (%s)", attnc_backend_name(BACKENDS[b]), err.message);
+            continue;
+        }
+        Call c;
+        call_init(&c, &t, 1);
+        c.sz.Lk = 0;
+        Grads G;
+        grads_init(&G, &c);
+        attnc_args a = {c.sz, c.q, c.k, c.v, c.o, c.lse, NULL, 0, c.t, 1};
+        attnc_status st = attnc_kernel_run(k, &a, &err);
+        if (!st) st = backward(k, &c, &G, 0xf, 1, &err);
+        double want[4] = {0};
+        for (int64_t r = 0; r < c.sz.B * c.sz.H * c.sz.Lq; r++) want[(r / c.sz.Lq) % c.sz.H] += c.dlse[r];
+        int ok = !st;
+        for (int h = 0; ok && h < 4; h++) ok &= fabs(G.g[3][h] - want[h]) <= 1e-5 * (1 + fabs(want[h]));
+        for (size_t j = 0; ok && j < G.n[0]; j++) ok &= G.g[0][j] == 0;
+        CHECK(ok, "%s: no keys: status %d (%s), dsinks[0] = %g (want %g)", attnc_backend_name(BACKENDS[b]), (int)st,
+              st ? err.message : "ok", (double)G.g[3][0], want[0]);
+        grads_free(&G);
+        call_free(&c);
+        attnc_kernel_free(k);
+    }
+}
+
 int main(void) {
     rng_seed(14);
     test_sink_error();
     test_lazy_position(1);
     test_lazy_position(0);
     test_one_at_a_time();
+    test_no_keys();
     printf("test_grad_v2: %d failure%s\n", failures, failures == 1 ? "" : "s");
     return failures != 0;
 }
