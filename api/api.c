@@ -615,6 +615,7 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
 
 const Plan *attnc_kernel_plan(const attnc_kernel *k) { return k ? k->plan : NULL; }
 const FixedParams *attnc_kernel_fixed(const attnc_kernel *k) { return k ? &k->fixed : NULL; }
+const Attention *attnc_kernel_attention(const attnc_kernel *k) { return k ? k->attn : NULL; }
 
 attnc_status attnc_kernel_kept_pairs(const attnc_kernel *k, const attnc_args *call, int64_t *kept, attnc_error *err) {
     if (!k || !call || !kept) return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_kept_pairs");

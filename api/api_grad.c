@@ -1,8 +1,10 @@
 /* api_grad.c — attnc_kernel_backward (include/attnc.h): bind and check the
  * forward call and the gradient arguments, then run the backward pass: the
  * backend's own (the interpreter) or its compiled kernel through
- * runtime/launch_grad.c, as the forward runs through launch.c.  A call with nothing to differentiate
- * (no query rows, or no keys: every row empty) writes zeros here. */
+ * runtime/launch_grad.c, as the forward runs through launch.c (around it,
+ * api_grad_v2.c, for a rotary, a sink or dots of rows).  A call with nothing
+ * to differentiate (no query rows, or no keys and no sink: every row empty)
+ * writes zeros here. */
 #include <string.h>
 
 #include "api_kernel.h"
@@ -56,18 +58,19 @@ static int plain(const BoundCall *bc, const BoundGrad *bg) {
     return 1;
 }
 
-/* No plan: a version-2 attention on the interpreter, whose gradients are not written yet. */
+/* The interpreter's own backward (with or without a plan), or a compiled kernel's. */
 int attnc_kernel_has_backward(const attnc_kernel *k) {
-    return k && k->plan && !k->rows && !k->attn->rotary && !k->attn->sink &&
-           (k->impl->backward != NULL || k->ck.grad_tile != NULL);
+    return k && (k->impl->backward != NULL || (k->plan && k->ck.grad_tile != NULL));
+}
+
+/* A compiled kernel whose attention has a rotary, a sink or dots of rows: its backward runs around the kernel's. */
+static int around(const attnc_kernel *k) {
+    return k->impl->backward == NULL && (k->rows || k->attn->rotary || k->attn->sink);
 }
 
 attnc_status attnc_kernel_backward(const attnc_kernel *k, const attnc_args *args, const attnc_layouts *layouts,
                                    const attnc_grad *grad, attnc_error *err) {
     if (!k) return set_error(err, ATTNC_ERR_USAGE, "kernel is NULL");
-    if (!k->plan || k->rows || k->attn->rotary || k->attn->sink)
-        return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a %s: its gradients are not implemented yet",
-                         k->attn->name, k->attn->rotary ? "rotary" : k->attn->sink ? "sink" : "dot of rows");
     if (!attnc_kernel_has_backward(k))
         return set_error(err, ATTNC_ERR_USAGE, "backend '%s' has no backward pass yet (interp has)",
                          attnc_backend_name(k->backend));
@@ -84,17 +87,18 @@ attnc_status attnc_kernel_backward(const attnc_kernel *k, const attnc_args *args
     if (!k->impl->layouts && !plain(&bc, &bg))
         st = set_error(err, ATTNC_ERR_USAGE, "backend '%s' takes only float32, contiguous tensors",
                        attnc_backend_name(k->backend));
-    if (!st) st = tile_check_work(k->plan, &bc, err);
+    if (!st && k->plan && !around(k)) st = tile_check_work(k->plan, &bc, err); /* around: on the kernel's call */
     const attnc_sizes *sz = &bc.sz;
     if (st) {
         /* reported */
-    } else if (sz->B * sz->H * sz->Lq == 0 || sz->Lk == 0) {
-        write_zeros(&bc, &bg);
+    } else if (sz->B * sz->H * sz->Lq == 0 || (sz->Lk == 0 && !k->attn->sink)) {
+        write_zeros(&bc, &bg); /* with a sink and no keys, LSE = the sink: its gradient is dLSE (below) */
     } else {
         float dummy[1] = {0};
         attnc_args a = api_with_empty_arrays(args, dummy);
-        st = k->impl->backward ? k->impl->backward(k->plan, &k->ck, &bc, &a, &bg, k->threads, err)
-                               : launch_grad_run(k->plan, &k->ck, &bc, &a, &bg, k->threads, err);
+        if (around(k)) st = api_backward_v2(k, &bc, &a, &bg, k->threads, err);
+        else if (k->impl->backward) st = k->impl->backward(k->plan, &k->ck, &bc, &a, &bg, k->threads, err);
+        else st = launch_grad_run(k->plan, &k->ck, &bc, &a, &bg, k->threads, err);
     }
     bind_grad_release(&bg);
     bind_release(&bc);

@@ -9,6 +9,8 @@
 
 const Plan *attnc_kernel_plan(const attnc_kernel *k);
 const FixedParams *attnc_kernel_fixed(const attnc_kernel *k);
+/* The kernel's checked attention as written (its plan's may be a rewrite: dots of rows as tables). */
+const Attention *attnc_kernel_attention(const attnc_kernel *k);
 
 /* attnc_kernel_run_layout with a paged K and V (pages NULL: none), which
  * only a kernel that attnc_kernel_reads_pages(k, page_rows) reads, on

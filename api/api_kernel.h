@@ -61,6 +61,9 @@ attnc_status api_rows_bind(const attnc_kernel *k, const BoundCall *bc, const voi
                            RowsCall *rc, attnc_error *err);
 void api_rows_release(RowsCall *rc);
 
+/* The layout of a float32, contiguous [B, heads, rows, n] tensor. */
+BoundLayout api_contiguous_f32(int64_t heads, int64_t rows, int64_t n);
+
 /* How api.c runs a bound call on a compiled kernel. */
 typedef attnc_status (*ApiRunFn)(const attnc_kernel *k, BoundCall *bc, const attnc_args *args, int threads,
                                  const LaunchPages *pages, attnc_error *err);
@@ -69,5 +72,12 @@ typedef attnc_status (*ApiRunFn)(const attnc_kernel *k, BoundCall *bc, const att
  * sinks merged into O and LSE after it (api_rope_sink.c). */
 attnc_status api_run_rope_sink(const attnc_kernel *k, BoundCall *bc, const attnc_args *args, int threads,
                                const LaunchPages *pages, ApiRunFn run, attnc_error *err);
+
+/* The backward pass of a compiled kernel whose attention has a rotary, a
+ * sink or dots of rows, around the kernel's own (api_grad_v2.c): the
+ * gradients bg asks for of the forward call bc (args: its Q, K, V and the
+ * merged O and LSE), written only on success.  bc is restored on return. */
+attnc_status api_backward_v2(const attnc_kernel *k, BoundCall *bc, const attnc_args *args, const BoundGrad *bg,
+                             int threads, attnc_error *err);
 
 #endif

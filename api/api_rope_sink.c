@@ -12,8 +12,7 @@
 #include "rope_sink.h"
 #include "threads.h"
 
-/* Layout l as float32, contiguous, rows of n elements. */
-static BoundLayout contiguous_f32(int64_t heads, int64_t rows, int64_t n) {
+BoundLayout api_contiguous_f32(int64_t heads, int64_t rows, int64_t n) {
     BoundLayout l = {ATTNC_ELEM_F32, {heads * rows * n, rows * n, n, 1}};
     return l;
 }
@@ -42,8 +41,8 @@ attnc_status api_run_rope_sink(const attnc_kernel *k, BoundCall *bc, const attnc
         if (!st && fault) /* a position's runtime error: the interpreter knows whether a kept element needs it */
             return interp_run(bc, args->q, args->k, args->v, args->o, args->lse, err);
         a.q = qr, a.k = kr;
-        bc->layout[BT_Q] = contiguous_f32(sz->H, sz->Lq, sz->D);
-        bc->layout[BT_K] = contiguous_f32(sz->Hkv, sz->Lk, sz->D);
+        bc->layout[BT_Q] = api_contiguous_f32(sz->H, sz->Lq, sz->D);
+        bc->layout[BT_K] = api_contiguous_f32(sz->Hkv, sz->Lk, sz->D);
     }
     if (!st && at->sink) {
         size_t rows = (size_t)(sz->B * sz->H * sz->Lq);
@@ -51,8 +50,8 @@ attnc_status api_run_rope_sink(const attnc_kernel *k, BoundCall *bc, const attnc
         lse32 = malloc(sizeof(float) * rows + 1);
         if (!o32 || !lse32) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         a.o = o32, a.lse = lse32;
-        bc->layout[BT_O] = contiguous_f32(sz->H, sz->Lq, sz->Dv);
-        bc->layout[BT_LSE] = contiguous_f32(sz->H, sz->Lq, 1);
+        bc->layout[BT_O] = api_contiguous_f32(sz->H, sz->Lq, sz->Dv);
+        bc->layout[BT_LSE] = api_contiguous_f32(sz->H, sz->Lq, 1);
     }
     if (!st) {
         bc->attn = &plain;

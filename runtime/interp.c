@@ -267,7 +267,7 @@ static Const eval_nested(InterpEnv *env, const TExpr *e) {
 
 /* x (length D) rotated as a row at position pos: theta_i = base^(-2i/dims),
  * pairs (i, i + dims/2), or (2i, 2i + 1) when interleaved. */
-static void rotate(const BoundCall *bc, double *x, int64_t pos) {
+void interp_rotate(const BoundCall *bc, double *x, int64_t pos) {
     int64_t half = bc->rope_dims / 2;
     for (int64_t i = 0; i < half; i++) {
         double angle = (double)pos * pow(bc->rope_base, -2.0 * (double)i / (double)bc->rope_dims);
@@ -286,12 +286,12 @@ static int load_row(InterpEnv *env, const View *v, int64_t at, const TExpr *pos_
     if (!bc->attn->rotary) return 1;
     if (pos_expr) pos = eval_nested(env, pos_expr).i;
     if (env->failed) return 0;
-    rotate(bc, x, pos);
+    interp_rotate(bc, x, pos);
     return 1;
 }
 
 /* The Q row of env's (b, h, q), or NULL after a runtime error. */
-static const double *q_row(InterpEnv *env) {
+const double *interp_q_row(InterpEnv *env) {
     InterpRows *r = env->rows;
     const Rotary *rot = env->bc->attn->rotary;
     if (!r->qready &&
@@ -302,7 +302,7 @@ static const double *q_row(InterpEnv *env) {
 }
 
 /* The K row of env's (b, hk, kv), or NULL after a runtime error. */
-static const double *k_row(InterpEnv *env) {
+const double *interp_k_row(InterpEnv *env) {
     InterpRows *r = env->rows;
     const Rotary *rot = env->bc->attn->rotary;
     int64_t D = env->bc->sz.D;
@@ -318,6 +318,30 @@ static const double *k_row(InterpEnv *env) {
     return x;
 }
 
+InterpRows *interp_rows_new(const BoundCall *bc, const void *q, const void *k) {
+    InterpRows *rows = calloc(1, sizeof *rows);
+    if (!rows) return NULL;
+    rows->q = (View){q, &bc->layout[BT_Q]}, rows->k = (View){k, &bc->layout[BT_K]}, rows->kb = -1, rows->khk = -1;
+    rows->qrow = malloc(sizeof(double) * (size_t)bc->sz.D + 1);
+    rows->krows = malloc(sizeof(double) * (size_t)bc->sz.D * (size_t)bc->sz.Lk + 1);
+    rows->kready = malloc((size_t)bc->sz.Lk + 1);
+    if (!rows->qrow || !rows->krows || !rows->kready) {
+        interp_rows_free(rows);
+        return NULL;
+    }
+    return rows;
+}
+
+void interp_rows_free(InterpRows *rows) {
+    if (!rows) return;
+    free(rows->qrow);
+    free(rows->krows);
+    free(rows->kready);
+    free(rows);
+}
+
+void interp_rows_next_query(InterpRows *rows) { rows->qready = 0; }
+
 /* A row argument of dot: float64 values (Q, K) or float32 ones (a tensor row), and its length. */
 typedef struct RowRef {
     const double *d;
@@ -328,7 +352,7 @@ typedef struct RowRef {
 static int row_ref(InterpEnv *env, const TExpr *e, RowRef *out) {
     memset(out, 0, sizeof *out);
     if (e->kind == X_ROW_Q || e->kind == X_ROW_K) {
-        out->d = e->kind == X_ROW_Q ? q_row(env) : k_row(env);
+        out->d = e->kind == X_ROW_Q ? interp_q_row(env) : interp_k_row(env);
         out->n = env->bc->sz.D;
         return out->d != NULL;
     }
@@ -414,7 +438,7 @@ static double score_of(InterpEnv *env, const Attention *a, const View *q, int64_
                        int64_t D) {
     double dot = 0;
     if (a->rotary) { /* the rotated rows */
-        const double *x = q_row(env), *y = x ? k_row(env) : NULL;
+        const double *x = interp_q_row(env), *y = x ? interp_k_row(env) : NULL;
         if (!y) return 0;
         for (int64_t d = 0; d < D; d++) dot += x[d] * y[d];
     } else {
@@ -438,7 +462,7 @@ static void run_row(InterpEnv *env, const View *q, const View *k, const View *v,
     int64_t qrow = row_at(q, env->b, env->h, env->q);
     int any = 0;
     double m = -INFINITY, sink = -INFINITY;
-    if (env->rows) env->rows->qready = 0;
+    if (env->rows) interp_rows_next_query(env->rows);
     if (a->sink) { /* read per row, whatever the masks keep (spec 9.4) */
         env->kv = 0;
         sink = eval_nested(env, a->sink).f;
@@ -521,14 +545,7 @@ static attnc_status run_rows(const BoundCall *bc, const void *q, const void *k, 
     env->msgsize = sizeof msg;
     View vq = {q, &bc->layout[BT_Q]}, vk = {k, &bc->layout[BT_K]}, vv = {v, &bc->layout[BT_V]};
     if (attention_reads_rows(bc->attn)) {
-        rows = calloc(1, sizeof *rows);
-        if (rows) {
-            rows->q = vq, rows->k = vk, rows->kb = -1, rows->khk = -1;
-            rows->qrow = malloc(sizeof(double) * (size_t)sz->D + 1);
-            rows->krows = malloc(sizeof(double) * (size_t)sz->D * (size_t)sz->Lk + 1);
-            rows->kready = malloc((size_t)sz->Lk + 1);
-        }
-        if (!rows || !rows->qrow || !rows->krows || !rows->kready) {
+        if (!(rows = interp_rows_new(bc, q, k))) {
             st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the interpreter");
             goto done;
         }
@@ -544,12 +561,7 @@ static attnc_status run_rows(const BoundCall *bc, const void *q, const void *k, 
             }
     if (env->failed) st = set_error(err, ATTNC_ERR_RUNTIME, "%s", msg);
 done:
-    if (rows) {
-        free(rows->qrow);
-        free(rows->krows);
-        free(rows->kready);
-        free(rows);
-    }
+    interp_rows_free(rows);
     free(p);
     free(keep);
     free(env);

@@ -36,6 +36,20 @@ Const interp_eval(InterpEnv *env, const TExpr *e);
  * range.  The reference backward (interp_grad.c) reads tensors through it. */
 int interp_tensor_offset(InterpEnv *env, const TExpr *e, int64_t *offset);
 
+/* Q and K rows after rotary (spec 9.2, 9.3), computed when first used, for
+ * an evaluation that reads them (env->rows): the reference backward
+ * (interp_grad.c) reads the rows the forward reads through these.  NULL when
+ * out of memory. */
+InterpRows *interp_rows_new(const BoundCall *bc, const void *q, const void *k);
+void interp_rows_free(InterpRows *rows); /* NULL: nothing */
+void interp_rows_next_query(InterpRows *rows); /* env's (b, h, q) changed */
+/* The (rotated) Q row of env's (b, h, q), the K row of its (b, hk, kv), in
+ * float64 (D values); NULL after a runtime error of a position. */
+const double *interp_q_row(InterpEnv *env);
+const double *interp_k_row(InterpEnv *env);
+/* x (D values) rotated as a row at position pos (-pos: the inverse rotation). */
+void interp_rotate(const BoundCall *bc, double *x, int64_t pos);
+
 /* Run the attention on bound inputs, writing O (and LSE when not NULL) only
  * on success.  Q, K, V, O and LSE are laid out as bc->layout says (element
  * types and strides; the pointers at element [0, 0, 0, 0]).  O NULL: only

@@ -19,6 +19,15 @@
  * at once.  Laziness is the forward's: masks in order up to the first false,
  * only the taken side of ?: (&& and || are bool: no derivative).
  *
+ * Version 2 (spec 9): the score's dot product and the Q / K rows of `dot`
+ * read the rows after rotary (interp.c's interp_q_row / interp_k_row, the
+ * forward's own); dQ and dK accumulate with respect to those rows and are
+ * rotated back at the end (R^T: the rotation by minus the position).  A
+ * `dot` is a leaf whose adjoint the sweep spreads over both rows (to dQ,
+ * dK or the tensor's gradient).  A sink is one more softmax term of value
+ * 0: it enters p and O, and its expression is recorded and swept once per
+ * row with the seed P_sink (dLSE - Delta).
+ *
  * It shares nothing with middle/ (the derivative IR): two independent
  * implementations check each other. */
 #include "interp_grad.h"
@@ -30,7 +39,7 @@
 #include "interp.h"
 #include "tensor_io.h"
 
-enum { LEAF_NONE = -1, LEAF_PRE = -2 }; /* Node.leaf: >= 0 is a tensor index */
+enum { LEAF_NONE = -1, LEAF_PRE = -2, LEAF_DOT = -3 }; /* Node.leaf: >= 0 is a tensor index */
 
 /* One float value of the element's chain: up to three operands with the
  * local derivatives d(this)/d(operand). */
@@ -38,7 +47,7 @@ typedef struct Node {
     double val, adj;
     double d[3];
     int par[3], np;
-    int leaf;    /* LEAF_PRE: the pre-bias score; >= 0: element `off` of that tensor */
+    int leaf;    /* LEAF_PRE: the pre-bias score; LEAF_DOT: dot record `off`; >= 0: element `off` of that tensor */
     int reached; /* on a path from the root (PyTorch's graph: nothing else gets a gradient) */
     int64_t off;
 } Node;
@@ -49,14 +58,31 @@ typedef struct Val {
     int at;
 } Val;
 
+/* One side of a dot of rows (spec 9.2): its values and where its gradient goes. */
+typedef struct DotSide {
+    const double *d; /* Q or K (after rotary) */
+    const float *f;  /* a tensor row */
+    double *grad;    /* the row's gradient accumulator (NULL: not wanted) */
+    char *touched;   /* set when grad is added to (Q and K rows: they are rotated back at the end) */
+} DotSide;
+
+typedef struct DotRec {
+    DotSide x, y;
+    int64_t n;
+} DotRec;
+
 typedef struct Grad {
     const BoundCall *bc;
     const BoundGrad *bg;
     InterpEnv *env;
     Node *tape;
     int len, cap, nomem;
+    DotRec *dots; /* the dots of the element being recorded (LEAF_DOT nodes) */
+    int ndots, dots_cap;
     Val score; /* what `score` is in the clause being recorded */
     double **dt; /* tensor gradients by tensor index, float64 (NULL: not wanted) */
+    double *dq, *dk; /* dQ, dK of the rows as the score reads them (after rotary); NULL: not wanted */
+    char *qtouched, *ktouched; /* rows of dq, dk added to */
 } Grad;
 
 static Val konst(double v) { return (Val){v, -1}; }
@@ -190,6 +216,65 @@ static Val dsum(Grad *g, const TExpr *e) {
     return acc;
 }
 
+/* Row e of a dot (X_ROW_Q, X_ROW_K or a tensor row) into *side with its length; 0 after a runtime error. */
+static int dot_side(Grad *g, const TExpr *e, DotSide *side, int64_t *n) {
+    InterpEnv *env = g->env;
+    const attnc_sizes *sz = &g->bc->sz;
+    memset(side, 0, sizeof *side);
+    if (e->kind == X_ROW_Q || e->kind == X_ROW_K) {
+        int is_q = e->kind == X_ROW_Q;
+        side->d = is_q ? interp_q_row(env) : interp_k_row(env);
+        int64_t row = is_q ? (env->b * sz->H + env->h) * sz->Lq + env->q : (env->b * sz->Hkv + env->hk) * sz->Lk + env->kv;
+        double *acc = is_q ? g->dq : g->dk;
+        side->grad = acc ? acc + row * sz->D : NULL;
+        side->touched = acc ? (is_q ? g->qtouched : g->ktouched) + row : NULL;
+        *n = sz->D;
+        return side->d != NULL;
+    }
+    const attnc_tensor *t = g->bc->tensors[decl_canon(e->decl)->index];
+    int64_t off;
+    if (!interp_tensor_offset(env, e, &off)) return 0;
+    *n = t->shape[e->nargs];
+    side->f = (const float *)t->data + off * *n;
+    double *acc = g->dt[decl_canon(e->decl)->index];
+    side->grad = acc ? acc + off * *n : NULL;
+    return 1;
+}
+
+/* dot(X, Y): a leaf whose adjoint the sweep spreads over both rows (dot_adjoint). */
+static Val ddot(Grad *g, const TExpr *e) {
+    DotRec r;
+    int64_t ny;
+    if (!dot_side(g, e->args[0], &r.x, &r.n) || !dot_side(g, e->args[1], &r.y, &ny)) return konst(0);
+    if (r.n != ny) return konst(interp_eval(g->env, e).f); /* the forward's error, worded as it words it */
+    double v = 0;
+    for (int64_t i = 0; i < r.n; i++) v += (r.x.d ? r.x.d[i] : r.x.f[i]) * (r.y.d ? r.y.d[i] : r.y.f[i]);
+    if (g->ndots == g->dots_cap) {
+        int cap = g->dots_cap ? 2 * g->dots_cap : 16;
+        DotRec *d = g->dots_cap < (1 << 24) ? realloc(g->dots, sizeof *d * (size_t)cap) : NULL;
+        if (!d) {
+            g->nomem = 1;
+            g->env->failed = 1;
+            return konst(v);
+        }
+        g->dots = d, g->dots_cap = cap;
+    }
+    g->dots[g->ndots] = r;
+    return node(g, v, 0, NULL, NULL, LEAF_DOT, g->ndots++);
+}
+
+/* dX += adj * Y on a side of a dot whose gradient is wanted. */
+static void dot_side_adjoint(const DotSide *x, const DotSide *y, int64_t n, double adj) {
+    if (!x->grad) return;
+    for (int64_t i = 0; i < n; i++) x->grad[i] += adj * (y->d ? y->d[i] : y->f[i]);
+    if (x->touched) *x->touched = 1;
+}
+
+static void dot_adjoint(const DotRec *r, double adj) {
+    dot_side_adjoint(&r->x, &r->y, r->n, adj);
+    dot_side_adjoint(&r->y, &r->x, r->n, adj);
+}
+
 /* Evaluate a float expression, recording what depends on the score or on a
  * float tensor.  Everything else (ints, bools, floats of sizes and params
  * only) goes through the forward's interp_eval: no derivative. */
@@ -197,7 +282,7 @@ static Val dval(Grad *g, const TExpr *e) {
     InterpEnv *env = g->env;
     if (env->failed) return konst(0);
     if (e->type == T_INT) return konst((double)interp_eval(env, e).i); /* sema promotes: not expected */
-    if (!(e->deps & (DEP_SCORE | DEP_TENSOR))) return konst(interp_eval(env, e).f);
+    if (!(e->deps & (DEP_SCORE | DEP_TENSOR | DEP_ROW))) return konst(interp_eval(env, e).f);
     switch (e->kind) {
     case X_SCORE: return g->score;
     case X_LET: {
@@ -226,6 +311,7 @@ static Val dval(Grad *g, const TExpr *e) {
     case X_CALL: return dcall(g, e);
     case X_INDEX: return dindex(g, e);
     case X_SUM: return dsum(g, e);
+    case X_DOT: return ddot(g, e);
     default: return konst(interp_eval(env, e).f); /* X_TOFLOAT of an int tensor element: an int, no derivative */
     }
 }
@@ -240,16 +326,17 @@ static int64_t at(const BoundLayout *l, int64_t b, int64_t h, int64_t r) {
 /* Record the kept element (env's b, h, q, kv) on a fresh tape: the value root
  * (the score after every clause, or the weight).  The leaf LEAF_PRE is
  * scale * dot(Q, K), so its adjoint is dL/dpre. */
-static Val record(Grad *g, const attnc_args *args) {
+static Val record(Grad *g) {
     const BoundCall *bc = g->bc;
     const Attention *a = bc->attn;
     InterpEnv *env = g->env;
-    const BoundLayout *lq = &bc->layout[BT_Q], *lk = &bc->layout[BT_K];
-    int64_t qrow = at(lq, env->b, env->h, env->q), krow = at(lk, env->b, env->hk, env->kv);
+    /* the rows the forward's dot product reads: after rotary, if any */
+    const double *x = interp_q_row(env), *y = x ? interp_k_row(env) : NULL;
+    if (!y) return konst(0);
     double dot = 0;
-    for (int64_t d = 0; d < bc->sz.D; d++)
-        dot += tensor_load(args->q, lq->elem, qrow + d) * tensor_load(args->k, lk->elem, krow + d);
+    for (int64_t d = 0; d < bc->sz.D; d++) dot += x[d] * y[d];
     g->len = 0;
+    g->ndots = 0;
     Val s = node(g, bc->scale * dot, 0, NULL, NULL, LEAF_PRE, 0);
     for (int i = 0; i < a->nbiases && !env->failed; i++) {
         Val b = dval(g, a->biases[i]);
@@ -281,6 +368,7 @@ static double sweep(Grad *g, Val root, double seed) {
             g->tape[x->par[j]].reached = 1;
         }
         if (x->leaf == LEAF_PRE) gpre += x->adj;
+        if (x->leaf == LEAF_DOT) dot_adjoint(&g->dots[x->off], x->adj);
         if (x->leaf >= 0 && g->dt[x->leaf]) g->dt[x->leaf][x->off] += x->adj;
     }
     return gpre;
@@ -288,10 +376,11 @@ static double sweep(Grad *g, Val root, double seed) {
 
 /* Per-call float64 accumulators (NULL: not wanted) and per-row scratch. */
 typedef struct Acc {
-    double *dq, *dk, *dv;
+    double *dv;
     double *root, *p, *o, *dout; /* [Lk], [Lk], [Dv], [Dv] */
     char *keep;
     int chain; /* dQ, dK or a tensor gradient wanted: sweep the tapes */
+    double psink; /* the sink's probability in the row (spec 9.4) */
 } Acc;
 
 /* Mask clauses in order up to the first false one (spec 5.3). */
@@ -312,19 +401,35 @@ static int row_forward(Grad *g, const attnc_args *args, Acc *w, double *l) {
     InterpEnv *env = g->env;
     const attnc_sizes *sz = &bc->sz;
     int any = 0;
-    double m = -INFINITY;
+    double m = -INFINITY, sink = -INFINITY;
+    interp_rows_next_query(env->rows);
+    if (a->sink) { /* read per row, whatever the masks keep: as the forward */
+        env->kv = 0;
+        sink = dval(g, a->sink).v;
+    }
     for (int64_t kv = 0; kv < sz->Lk && !env->failed; kv++) {
         env->kv = kv;
         w->keep[kv] = (char)kept(env, a);
         if (!w->keep[kv]) continue;
-        w->root[kv] = record(g, args).v;
+        w->root[kv] = record(g).v;
         any = 1;
         if (w->root[kv] > m) m = w->root[kv];
     }
-    if (env->failed || !any || (!a->weight && m == -INFINITY)) return 0;
-    *l = 0;
+    if (env->failed) return 0;
+    if (!any || (!a->weight && m == -INFINITY) || sink == INFINITY) {
+        /* nothing kept (or a sink of +inf takes every weight): O = 0, LSE = the
+         * sink, whose gradient is dLSE; without a sink, no gradient at all */
+        if (sink == -INFINITY) return 0;
+        memset(w->keep, 0, (size_t)sz->Lk);
+        memset(w->o, 0, sizeof(double) * (size_t)sz->Dv);
+        w->psink = 1;
+        return 1;
+    }
+    if (sink > m) m = sink;
+    *l = a->sink ? exp(sink - m) : 0;
     for (int64_t kv = 0; kv < sz->Lk; kv++)
         if (w->keep[kv]) *l += w->p[kv] = a->weight ? w->root[kv] : exp(w->root[kv] - m);
+    w->psink = a->sink ? exp(sink - m) / *l : 0;
     for (int64_t d = 0; d < sz->Dv; d++) w->o[d] = 0;
     const BoundLayout *lv = &bc->layout[BT_V];
     for (int64_t kv = 0; kv < sz->Lk; kv++) {
@@ -336,6 +441,22 @@ static int row_forward(Grad *g, const attnc_args *args, Acc *w, double *l) {
     return 1;
 }
 
+/* The sink's term of env's row: dL/dsink = P_sink (dLSE - Delta) = seed,
+ * through the sink's expression to the float tensors it reads. */
+static void sink_sweep(Grad *g, double seed) {
+    if (g->env->failed) return;
+    g->env->kv = 0;
+    g->len = 0;
+    sweep(g, dval(g, g->bc->attn->sink), seed);
+}
+
+/* acc's row `row` (D values; acc NULL: not wanted) += c * x. */
+static void add_row(double *acc, char *touched, size_t row, const double *x, double c, int64_t D) {
+    if (!acc) return;
+    for (int64_t d = 0; d < D; d++) acc[row * (size_t)D + (size_t)d] += c * x[d];
+    touched[row] = 1;
+}
+
 /* One query row (env's b, h, q): seeds, then dV, dQ, dK and the tensor
  * gradients of its kept elements. */
 static void grad_row(Grad *g, const attnc_args *args, Acc *w) {
@@ -344,7 +465,7 @@ static void grad_row(Grad *g, const attnc_args *args, Acc *w) {
     InterpEnv *env = g->env;
     const attnc_sizes *sz = &bc->sz;
     int weight = bc->attn->weight != NULL;
-    double l;
+    double l = 0;
     if (!row_forward(g, args, w, &l)) return;
     const BoundLayout *lo = &bg->layout[GT_DOUT], *ll = &bg->layout[GT_DLSE];
     int64_t orow = at(lo, env->b, env->h, env->q);
@@ -352,12 +473,11 @@ static void grad_row(Grad *g, const attnc_args *args, Acc *w) {
     double dlse = bg->dlse ? bg->dlse[at(ll, env->b, env->h, env->q)] : 0;
     double delta = 0;
     for (int64_t d = 0; d < sz->Dv; d++) delta += w->dout[d] * w->o[d];
-    const BoundLayout *lq = &bc->layout[BT_Q], *lk = &bc->layout[BT_K], *lv = &bc->layout[BT_V];
-    int64_t qrow = at(lq, env->b, env->h, env->q);
-    size_t qacc = (size_t)(((env->b * sz->H + env->h) * sz->Lq + env->q) * sz->D);
+    const BoundLayout *lv = &bc->layout[BT_V];
+    size_t qrow = (size_t)((env->b * sz->H + env->h) * sz->Lq + env->q);
     for (int64_t kv = 0; kv < sz->Lk && !env->failed; kv++) {
         if (!w->keep[kv]) continue;
-        int64_t vrow = at(lv, env->b, env->hk, kv), krow = at(lk, env->b, env->hk, kv);
+        int64_t vrow = at(lv, env->b, env->hk, kv);
         size_t kvrow = (size_t)((env->b * sz->Hkv + env->hk) * sz->Lk + kv);
         double dp = 0;
         for (int64_t d = 0; d < sz->Dv; d++) dp += w->dout[d] * tensor_load(args->v, lv->elem, vrow + d);
@@ -368,13 +488,13 @@ static void grad_row(Grad *g, const attnc_args *args, Acc *w) {
             for (int64_t d = 0; d < sz->Dv; d++) w->dv[kvrow * (size_t)sz->Dv + (size_t)d] += w->p[kv] * w->dout[d];
         if (!w->chain) continue;
         env->kv = kv;
-        Val root = record(g, args);
+        Val root = record(g);
         double gpre = sweep(g, root, seed) * bc->scale;
-        for (int64_t d = 0; w->dq && d < sz->D; d++)
-            w->dq[qacc + (size_t)d] += gpre * tensor_load(args->k, lk->elem, krow + d);
-        for (int64_t d = 0; w->dk && d < sz->D; d++)
-            w->dk[kvrow * (size_t)sz->D + (size_t)d] += gpre * tensor_load(args->q, lq->elem, qrow + d);
+        const double *x = interp_q_row(env), *y = interp_k_row(env); /* both cached by record */
+        add_row(g->dq, g->qtouched, qrow, y, gpre, sz->D);
+        add_row(g->dk, g->ktouched, kvrow, x, gpre, sz->D);
     }
+    if (bc->attn->sink && w->chain) sink_sweep(g, w->psink * (dlse - delta));
 }
 
 /* A float64 [dims] accumulator to its output at layout l, rounded once. */
@@ -395,6 +515,33 @@ static int64_t tensor_count(const attnc_tensor *t) {
 
 static double *zeros(int64_t n) { return calloc((size_t)n + 1, sizeof(double)); }
 
+/* The gradients of the rotated rows turned into Q's and K's: dX = R^T dX_rot,
+ * the rotation by minus the row's position (spec 9.3; positions are ints:
+ * no derivative).  A row no kept element read has no gradient and its
+ * position is not evaluated (lazily, as the forward: it may fail). */
+static void rotate_back(Grad *g) {
+    const BoundCall *bc = g->bc;
+    const Rotary *r = bc->attn->rotary;
+    const attnc_sizes *sz = &bc->sz;
+    InterpEnv *env = g->env;
+    int64_t group = sz->H / sz->Hkv, row = 0;
+    for (int64_t b = 0; r && g->dq && b < sz->B; b++)
+        for (int64_t h = 0; h < sz->H; h++)
+            for (int64_t qi = 0; qi < sz->Lq; qi++, row++) {
+                if (!g->qtouched[row]) continue;
+                env->b = b, env->h = h, env->hk = h / group, env->q = qi, env->kv = 0;
+                interp_rotate(bc, g->dq + row * sz->D, -(r->qpos ? interp_eval(env, r->qpos).i : qi));
+            }
+    row = 0;
+    for (int64_t b = 0; r && g->dk && b < sz->B; b++)
+        for (int64_t hk = 0; hk < sz->Hkv; hk++)
+            for (int64_t kv = 0; kv < sz->Lk; kv++, row++) {
+                if (!g->ktouched[row]) continue;
+                env->b = b, env->h = hk * group, env->hk = hk, env->q = 0, env->kv = kv;
+                interp_rotate(bc, g->dk + row * sz->D, -(r->kvpos ? interp_eval(env, r->kvpos).i : kv));
+            }
+}
+
 /* Every row, into the accumulators; then, all being well, the outputs. */
 static attnc_status run_backward(Grad *g, const attnc_args *args, Acc *w, attnc_error *err) {
     const BoundCall *bc = g->bc;
@@ -409,9 +556,10 @@ static attnc_status run_backward(Grad *g, const attnc_args *args, Acc *w, attnc_
                 grad_row(g, args, w);
             }
     if (g->nomem) return set_error(err, ATTNC_ERR_NOMEM, "out of memory in the interpreter's backward pass");
+    if (!env->failed) rotate_back(g);
     if (env->failed) return set_error(err, ATTNC_ERR_RUNTIME, "%s", env->msg);
     void *out[3] = {bg->dq, bg->dk, bg->dv};
-    const double *acc[3] = {w->dq, w->dk, w->dv};
+    const double *acc[3] = {g->dq, g->dk, w->dv};
     for (int t = 0; t < 3; t++) {
         int64_t dims[4] = {sz->B, t ? sz->Hkv : sz->H, t ? sz->Lk : sz->Lq, t == 2 ? sz->Dv : sz->D};
         store(out[t], &bg->layout[GT_DQ + t], dims, acc[t]);
@@ -433,9 +581,11 @@ attnc_status interp_backward(const Plan *p, const CompiledKernel *ck, const Boun
     Grad g = {.bc = bc, .bg = bg, .env = env, .dt = calloc((size_t)bc->attn->ntensors + 1, sizeof(double *))};
     Acc w = {.root = zeros(sz->Lk), .p = zeros(sz->Lk), .o = zeros(sz->Dv), .dout = zeros(sz->Dv),
              .keep = calloc((size_t)sz->Lk + 1, 1)};
-    int nomem = !env || !g.dt || !w.root || !w.p || !w.o || !w.dout || !w.keep;
-    if (bg->dq) nomem |= !(w.dq = zeros(sz->B * sz->H * sz->Lq * sz->D));
-    if (bg->dk) nomem |= !(w.dk = zeros(sz->B * sz->Hkv * sz->Lk * sz->D));
+    InterpRows *rows = interp_rows_new(bc, args->q, args->k);
+    int nomem = !env || !g.dt || !w.root || !w.p || !w.o || !w.dout || !w.keep || !rows;
+    int64_t nq = sz->B * sz->H * sz->Lq, nk = sz->B * sz->Hkv * sz->Lk;
+    if (bg->dq) nomem |= !(g.dq = zeros(nq * sz->D)) || !(g.qtouched = calloc((size_t)nq + 1, 1));
+    if (bg->dk) nomem |= !(g.dk = zeros(nk * sz->D)) || !(g.ktouched = calloc((size_t)nk + 1, 1));
     if (bg->dv) nomem |= !(w.dv = zeros(sz->B * sz->Hkv * sz->Lk * sz->Dv));
     w.chain = bg->dq || bg->dk;
     for (int i = 0; !nomem && i < bc->attn->ntensors; i++)
@@ -446,13 +596,59 @@ attnc_status interp_backward(const Plan *p, const CompiledKernel *ck, const Boun
     if (nomem) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the interpreter's backward pass");
     } else {
-        env->bc = bc, env->msg = msg, env->msgsize = sizeof msg;
+        env->bc = bc, env->msg = msg, env->msgsize = sizeof msg, env->rows = rows;
         st = run_backward(&g, args, &w, err);
     }
     for (int i = 0; g.dt && i < bc->attn->ntensors; i++) free(g.dt[i]);
     free(g.dt);
     free(g.tape);
+    free(g.dots);
     free(env);
-    free(w.dq), free(w.dk), free(w.dv), free(w.root), free(w.p), free(w.o), free(w.dout), free(w.keep);
+    interp_rows_free(rows);
+    free(g.dq), free(g.dk), free(g.qtouched), free(g.ktouched), free(w.dv), free(w.root), free(w.p), free(w.o), free(w.dout), free(w.keep);
+    return st;
+}
+
+attnc_status interp_sink_backward(const BoundCall *bc, const attnc_args *args, const BoundGrad *bg, attnc_error *err) {
+    const attnc_sizes *sz = &bc->sz;
+    const Attention *a = bc->attn;
+    char msg[400] = "";
+    InterpEnv *env = calloc(1, sizeof *env);
+    Grad g = {.bc = bc, .bg = bg, .env = env, .dt = calloc((size_t)a->ntensors + 1, sizeof(double *))};
+    int nomem = !env || !g.dt, wanted = 0;
+    for (int i = 0; !nomem && i < a->ntensors; i++)
+        if (bg->dtensor[i] && (a->sink->deps & DEP_TENSOR)) {
+            nomem |= !(g.dt[i] = zeros(tensor_count(bc->tensors[i])));
+            wanted = 1;
+        }
+    attnc_status st = nomem ? set_error(err, ATTNC_ERR_NOMEM, "out of memory for the sink's gradient") : ATTNC_OK;
+    const BoundLayout *lo = &bc->layout[BT_O], *ll = &bc->layout[BT_LSE];
+    const BoundLayout *ldo = &bg->layout[GT_DOUT], *ldl = &bg->layout[GT_DLSE];
+    int64_t group = sz->H / sz->Hkv;
+    if (!st && wanted) env->bc = bc, env->msg = msg, env->msgsize = sizeof msg;
+    for (int64_t b = 0; !st && wanted && b < sz->B && !env->failed; b++)
+        for (int64_t h = 0; h < sz->H && !env->failed; h++)
+            for (int64_t qi = 0; qi < sz->Lq && !env->failed; qi++) {
+                env->b = b, env->h = h, env->hk = h / group, env->q = qi;
+                int64_t o_at = at(lo, b, h, qi), d_at = at(ldo, b, h, qi);
+                double delta = 0, lse = args->lse[at(ll, b, h, qi)];
+                for (int64_t d = 0; bg->dout && d < sz->Dv; d++)
+                    delta += tensor_load(bg->dout, ldo->elem, d_at + d) * tensor_load(args->o, lo->elem, o_at + d);
+                double dlse = bg->dlse ? bg->dlse[at(ldl, b, h, qi)] : 0;
+                env->kv = 0;
+                double sink = interp_eval(env, a->sink).f;
+                /* P_sink = exp(sink - LSE'); a sink of +inf takes the whole row */
+                double psink = sink == INFINITY ? 1.0 : lse == -INFINITY ? 0.0 : exp(sink - lse);
+                sink_sweep(&g, psink * (dlse - delta));
+            }
+    if (!st && g.nomem) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory for the sink's gradient");
+    else if (!st && env->failed) st = set_error(err, ATTNC_ERR_RUNTIME, "%s", msg);
+    for (int i = 0; !st && i < a->ntensors; i++)
+        for (int64_t j = 0; g.dt[i] && j < tensor_count(bc->tensors[i]); j++) bg->dtensor[i][j] += (float)g.dt[i][j];
+    for (int i = 0; g.dt && i < a->ntensors; i++) free(g.dt[i]);
+    free(g.dt);
+    free(g.tape);
+    free(g.dots);
+    free(env);
     return st;
 }

@@ -14,4 +14,11 @@
 attnc_status interp_backward(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                              const BoundGrad *bg, int threads, attnc_error *err);
 
+/* The sink's share of the tensor gradients bg asks for (spec 9.4, 9.5),
+ * added to them, given the forward's merged O and LSE (args, at bc's
+ * layouts): per row dL/dsink = exp(sink - LSE) (dLSE - sum(dO * O)), through
+ * the sink's expression by the same tape.  The compiled backends' backward
+ * (api/api_grad_v2.c) runs the kernel's backward for the rest. */
+attnc_status interp_sink_backward(const BoundCall *bc, const attnc_args *args, const BoundGrad *bg, attnc_error *err);
+
 #endif

@@ -15,7 +15,8 @@
  * and sin rounded to float32 and the rotation in float32 (the kernels'
  * arithmetic).
  * Requires: a BoundCall whose attention has a rotary or a sink.
- * Produces: rope_rotate, sink_merge (rope_sink.h). */
+ * Produces: rope_rotate, sink_merge, and the backward's rope_unrotate
+ * (rope_sink.h). */
 #include "rope_sink.h"
 
 #include <math.h>
@@ -174,5 +175,77 @@ attnc_status sink_merge(const BoundCall *bc, const BoundLayout *o_layout, const 
             }
     free(sinks);
     free(env);
+    return st;
+}
+
+/* ---- the backward's inverse rotation (spec 9.5; apart from the forward's loops) ---- */
+
+/* The gradients of one tensor's rotated rows (float32, contiguous) turned
+ * back into its own at layout l: dX = R^T dX_rot, which is the rotation by
+ * minus the position (cos even, sin odd: the same float32 cos and the negated
+ * sin as the forward's R).  One work item per (b, head). */
+typedef struct Unrotation {
+    const BoundCall *bc;
+    const double *theta;
+    float *cs;      /* [threads][dims] */
+    float *x;       /* [threads][D] */
+    InterpEnv *env; /* [threads] */
+    const float *src;
+    void *dst;
+    const BoundLayout *l;
+    int64_t heads, rows;
+    const TExpr *pos_expr;
+    int is_q;
+} Unrotation;
+
+static void unrotate_item(void *ctx, int64_t item, int thread) {
+    Unrotation *t = ctx;
+    const BoundCall *bc = t->bc;
+    int64_t half = bc->rope_dims / 2, D = bc->sz.D, group = bc->sz.H / bc->sz.Hkv;
+    int64_t b = item / t->heads, h = item % t->heads;
+    InterpEnv *env = &t->env[thread];
+    float *cs = t->cs + (int64_t)thread * 2 * half, *x = t->x + (int64_t)thread * D;
+    for (int64_t r = 0; r < t->rows; r++) {
+        int64_t pos = r;
+        if (t->pos_expr) { /* evaluated without error by rope_rotate on the same call */
+            env->b = b, env->h = t->is_q ? h : h * group, env->hk = t->is_q ? h / group : h;
+            env->q = t->is_q ? r : 0, env->kv = t->is_q ? 0 : r;
+            pos = interp_eval(env, t->pos_expr).i;
+        }
+        angles(t->theta, half, -pos, cs);
+        memcpy(x, t->src + (item * t->rows + r) * D, sizeof(float) * (size_t)D);
+        rotate_row(bc, cs, x);
+        int64_t at = b * t->l->stride[0] + h * t->l->stride[1] + r * t->l->stride[2];
+        for (int64_t d = 0; d < D; d++) tensor_store(t->dst, t->l->elem, at + d, x[d]);
+    }
+}
+
+attnc_status rope_unrotate(const BoundCall *bc, const float *dq_rot, const float *dk_rot, int threads, void *dq,
+                           const BoundLayout *lq, void *dk, const BoundLayout *lk, attnc_error *err) {
+    const attnc_sizes *sz = &bc->sz;
+    const Rotary *r = bc->attn->rotary;
+    if (threads < 1) threads = 1;
+    int64_t half = bc->rope_dims / 2;
+    double *theta = malloc(sizeof(double) * (size_t)half + 1);
+    float *cs = malloc(sizeof(float) * 2 * (size_t)half * (size_t)threads + 1);
+    float *x = malloc(sizeof(float) * (size_t)sz->D * (size_t)threads + 1);
+    InterpEnv *env = calloc((size_t)threads, sizeof *env);
+    char *msg = calloc((size_t)threads, 400);
+    attnc_status st = ATTNC_OK;
+    if (!theta || !cs || !x || !env || !msg) {
+        st = set_error(err, ATTNC_ERR_NOMEM, "out of memory rotating the gradients of Q and K back");
+    } else {
+        for (int64_t i = 0; i < half; i++) theta[i] = pow(bc->rope_base, -2.0 * (double)i / (double)bc->rope_dims);
+        for (int t = 0; t < threads; t++) env[t].bc = bc, env[t].msg = msg + 400 * t, env[t].msgsize = 400;
+        Unrotation uq = {bc, theta, cs, x, env, dq_rot, dq, lq, sz->H, sz->Lq, r->qpos, 1};
+        Unrotation uk = {bc, theta, cs, x, env, dk_rot, dk, lk, sz->Hkv, sz->Lk, r->kvpos, 0};
+        if (dq_rot && dq) pool_run(threads, sz->B * sz->H, unrotate_item, &uq);
+        if (dk_rot && dk) pool_run(threads, sz->B * sz->Hkv, unrotate_item, &uk);
+    }
+    free(theta);
+    free(cs);
+    free(x);
+    free(env);
+    free(msg);
     return st;
 }

@@ -19,4 +19,11 @@ attnc_status rope_rotate(const BoundCall *bc, const void *q, const void *k, int 
 attnc_status sink_merge(const BoundCall *bc, const BoundLayout *o_layout, const BoundLayout *lse_layout,
                         const float *o32, const float *lse32, void *o, float *lse, attnc_error *err);
 
+/* The backward of rope_rotate (spec 9.5): the gradients of the rotated rows
+ * (float32, contiguous, as rope_rotate lays them out; NULL: not wanted)
+ * rotated back, dX = R^T dX_rot, written to dq and dk at their layouts.
+ * Only after rope_rotate succeeded on the same call (positions cannot fail). */
+attnc_status rope_unrotate(const BoundCall *bc, const float *dq_rot, const float *dk_rot, int threads, void *dq,
+                           const BoundLayout *lq, void *dk, const BoundLayout *lk, attnc_error *err);
+
 #endif

@@ -18,6 +18,13 @@ foreach(example ${ATTNC_GRAD_EXAMPLES})
   add_test(NAME grad/interp-fd/${name} COMMAND test_grad_interp ${example} --shape B=2,H=2,Hkv=1,D=4,Dv=3
                                                 --samples ${ATTNC_GRAD_SAMPLES})
 endforeach()
+# version 2 (rows, rotary, sinks): D = 8 fits every example's rotary dims and dot rows
+file(GLOB ATTNC_GRAD_EXAMPLES_V2 CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/v2/*.attn)
+foreach(example ${ATTNC_GRAD_EXAMPLES_V2})
+  get_filename_component(name ${example} NAME_WE)
+  add_test(NAME grad/interp-fd/v2/${name} COMMAND test_grad_interp ${example} --shape B=2,H=2,Hkv=1,D=8,Dv=3
+                                                   --samples ${ATTNC_GRAD_SAMPLES})
+endforeach()
 # attnc_kernel_backward's plumbing on the interpreter: one gradient at a time, f16/bf16, [B, L, H, D], hostile calls,
 # a runtime error reported as the forward's.
 add_executable(test_grad_api ${PROJECT_SOURCE_DIR}/tests/test_grad_api.c)
@@ -25,3 +32,9 @@ target_compile_options(test_grad_api PRIVATE ${ATTNC_WARNINGS})
 target_include_directories(test_grad_api PRIVATE ${PROJECT_SOURCE_DIR}/base)
 target_link_libraries(test_grad_api PRIVATE attnc_test_support)
 add_test(NAME grad/interp-api COMMAND test_grad_api ${PROJECT_SOURCE_DIR}/examples)
+# version 2's plumbing (api/api_grad_v2.c) on every backend with a backward: a sink's runtime error leaves every
+# output untouched, a rotary position failing only for masked keys, gradients asked for one at a time.
+add_executable(test_grad_v2 ${PROJECT_SOURCE_DIR}/tests/test_grad_v2.c)
+target_compile_options(test_grad_v2 PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_grad_v2 PRIVATE attnc_test_support)
+add_test(NAME grad/v2-api COMMAND test_grad_v2)

@@ -32,3 +32,32 @@ foreach(example ${ATTNC_GRAD_EXAMPLES})
   file(MAKE_DIRECTORY ${work})
   add_test(NAME grad/${name}/aot COMMAND test_grad_aot ${example} $<TARGET_FILE:attnc> cc ${work})
 endforeach()
+# Version 2 (rows, rotary, sinks: api/api_grad_v2.c around the kernel's backward) on every CPU backend with a
+# backward: each example (D = 24 fits every rotary's dims, GPT-J's 8 < D), odd D for the dot rows, GQA with
+# position ids, fully masked rows with a sink (bottom-right causal, Lq > Lk), f16/bf16 and [B, L, H, D].
+file(GLOB ATTNC_GRAD_EXAMPLES_V2 CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/v2/*.attn)
+set(ATTNC_GRAD_V2_BACKENDS refplan)
+if(ATTNC_HAVE_TCC_JIT)
+  list(APPEND ATTNC_GRAD_V2_BACKENDS tcc)
+endif()
+if(ATTNC_HAVE_LLVM_BACKEND)
+  list(APPEND ATTNC_GRAD_V2_BACKENDS llvm)
+endif()
+set(v2 ${PROJECT_SOURCE_DIR}/examples/v2)
+foreach(backend ${ATTNC_GRAD_V2_BACKENDS})
+  foreach(example ${ATTNC_GRAD_EXAMPLES_V2})
+    get_filename_component(name ${example} NAME_WE)
+    add_test(NAME grad/v2/${name}/${backend} COMMAND test_grad_backends ${example} --backend ${backend}
+             --shape D=24,Dv=5)
+    add_test(NAME grad/v2/${name}/${backend}-bf16-blhd COMMAND test_grad_backends ${example} --backend ${backend}
+             --elem bf16 --layout blhd --tile 32)
+  endforeach()
+  add_test(NAME grad/v2/relative_embeddings-odd-d/${backend} COMMAND test_grad_backends
+           ${v2}/relative_embeddings.attn --backend ${backend} --shape D=13,Dv=3,Lq=29,Lk=35)
+  add_test(NAME grad/v2/deberta-odd-d-gqa/${backend} COMMAND test_grad_backends ${v2}/deberta.attn
+           --backend ${backend} --shape H=6,Hkv=2,D=7,Dv=4 --tile 8)
+  add_test(NAME grad/v2/rotary-gqa/${backend}-f16 COMMAND test_grad_backends ${v2}/rotary.attn
+           --backend ${backend} --elem f16 --shape B=2,H=6,Hkv=2,Lq=23,Lk=31,D=24,Dv=3 --tile 8)
+  add_test(NAME grad/v2/sinks-masked-rows/${backend}-f16 COMMAND test_grad_backends ${v2}/learned_sinks.attn
+           --backend ${backend} --elem f16 --shape B=2,H=4,Hkv=2,Lq=37,Lk=21,D=7,Dv=3 --tile 8)
+endforeach()

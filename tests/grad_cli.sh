@@ -9,6 +9,7 @@
 #   dLSE changes the gradients;
 #   diff --grad compares the backends that have a backward pass (and says
 #     which have none); bench --grad reports 10 * D * kept pairs;
+#   language v2 (a rotary, dots of rows, a sink): grad and diff --grad;
 #   hostile: missing flags, unknown or int tensors, shapes that do not fit,
 #     a backend without a backward pass, an unwritable output — each with
 #     its exit status and no output file left behind.
@@ -83,6 +84,29 @@ expect 0 'GFLOP/s .*\(10 \* D \* kept pairs per call\)' \
 expect 0 'backward pass, backend interp' \
     "$ATTNC" bench rel.attn --grad --backend interp --shape B=1,H=2,Lq=7,Lk=9,D=4,Dv=3 --reps 2
 
+# language v2 (issue 14): a rotary, dots of rows and a sink; the default backend gives what interp gives
+cat >v2.attn <<'A'
+attention v2 {
+    tensor E : float[2 * Lk, D];
+    tensor sinks : float[H];
+    use causal;
+    rotary(base = 100.0, dims = 4);
+    bias dot(Q, E[kv - q + Lk]) + 0.5 * dot(K, E[kv]);
+    sink sinks[h];
+}
+A
+"$NPYRAND" e.npy f4 22,8 --seed 8
+"$NPYRAND" sinks.npy f4 4 --seed 9
+v2in=(--q q.npy --k k.npy --v v.npy --tensor E=e.npy --tensor sinks=sinks.npy --do do.npy --dlse dlse.npy)
+expect 0 'v2: dQ -> dq.npy, dK -> dk.npy, dV -> dv.npy and tensor gradients' \
+    "$ATTNC" grad v2.attn "${v2in[@]}" "${outs[@]}" --dtensor E=de.npy --dtensor sinks=ds.npy
+for f in dq dk dv de ds; do cp $f.npy ${f}_v2.npy; done
+expect 0 '\(backend interp\)' "$ATTNC" grad v2.attn "${v2in[@]}" "${outs[@]}" --dtensor E=de.npy \
+    --dtensor sinks=ds.npy --backend interp
+for f in dq dk dv de ds; do close $f.npy ${f}_v2.npy 1e-5 "grad v2: default backend vs interp ($f)"; done
+expect 0 'backend +dQ max err' "$ATTNC" diff v2.attn --grad --shape B=1,H=2,Lq=7,Lk=9,D=6,Dv=3
+rm -f de.npy ds.npy
+
 # hostile: nothing written
 rm -f dq.npy dk.npy dv.npy dt.npy
 expect 2 'grad needs --q, --k, --v, --do, --dq, --dk and --dv' "$ATTNC" grad rel.attn "${in[@]}" --do do.npy --dq dq.npy
@@ -95,10 +119,6 @@ expect 3 'dO: .*' "$ATTNC" grad rel.attn "${in[@]}" --do missing.npy "${outs[@]}
 expect 3 'nodir' "$ATTNC" grad rel.attn "${in[@]}" --do do.npy --dq dq.npy --dk dk.npy --dv nodir/dv.npy
 expect 2 "backend 'cuda-emu' has no backward pass yet|unknown backend|not available" \
     "$ATTNC" grad rel.attn "${in[@]}" --do do.npy "${outs[@]}" --backend cuda-emu
-# language v2: no gradients of a sink yet (issue 14): one line naming it, whatever the backend
-printf 'attention sunk { use causal; sink -0.5; }\n' > sunk.attn
-expect 2 "attention 'sunk' has a sink: its gradients are not implemented yet" \
-    "$ATTNC" grad sunk.attn --q q.npy --k k.npy --v v.npy --do do.npy "${outs[@]}"
 expect 2 "unknown option '--grad' for 'run'" "$ATTNC" run rel.attn "${in[@]}" -o o.npy --grad
 expect 2 'bench --grad: --paged does not apply' "$ATTNC" bench rel.attn --grad --paged 16 --shape B=1,H=2,Lq=7,D=4
 absent dq.npy dk.npy dv.npy dt.npy o.npy

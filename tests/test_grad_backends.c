@@ -2,11 +2,13 @@
  * reference backward, on every attention of an examples file (*.attn).
  *
  *   test_grad_backends FILE.attn [--backend NAME] [--elem f32|f16|bf16] [--shape SIZES] [--tile N]
+ *                                [--layout bhld|blhd]
  *
  * Per attention: the example-args call (--shape replaces some of its sizes:
  * D not a power of two, Lq != Lk, GQA, shapes with fully masked rows) with
  * tiles of N x N (default 16: several tiles per call), Q, K and V in the
- * element type `--elem`.  O and LSE come from the reference kernel's
+ * element type `--elem` (and, with --layout blhd, Q, K, V, dQ, dK and dV
+ * strided as [B, L, H, D]).  O and LSE come from the reference kernel's
  * forward; then dQ, dK, dV and the gradient of every float tensor from the
  * reference backward (the interpreter's when it has one, else refplan's,
  * both float64) and from the backend's (default tcc), through
@@ -26,6 +28,8 @@
 #include "support.h"
 
 enum { NGRAD = 3 + MAX_ITEMS }; /* dQ, dK, dV, then the tensors' gradients */
+
+static int blhd; /* --layout blhd */
 
 typedef struct Call {
     const char *name;
@@ -92,6 +96,10 @@ static attnc_status backward(const attnc_kernel *k, const Call *c, int with_dout
     for (int i = 3; i < G->count; i++) td[nd++] = (attnc_tensor_grad){G->what[i], G->g[i]};
     attnc_grad g = {.dout = with_dout ? c->dout : NULL, .dlse = c->dlse, .dq = G->g[0], .dk = G->g[1], .dv = G->g[2],
                     .dtensors = td, .n_dtensors = nd};
+    /* the gradients laid out as their tensors (float32) */
+    memcpy(g.dq_layout.stride, c->layouts.q.stride, sizeof g.dq_layout.stride);
+    memcpy(g.dk_layout.stride, c->layouts.k.stride, sizeof g.dk_layout.stride);
+    memcpy(g.dv_layout.stride, c->layouts.v.stride, sizeof g.dv_layout.stride);
     return attnc_kernel_backward(k, &c->args, &c->layouts, &g, err);
 }
 
@@ -209,6 +217,14 @@ static attnc_kernel *prepare(const attnc_spec *spec, Call *c, attnc_elem elem, i
     c->dlse = random_floats(rows);
     memset(&c->layouts, 0, sizeof c->layouts);
     c->layouts.q.elem = c->layouts.k.elem = c->layouts.v.elem = elem;
+    if (blhd) { /* the same buffers read as [B, L, H, D] */
+        const int64_t qs[4] = {s->Lq * s->H * s->D, s->D, s->H * s->D, 1};
+        const int64_t ks[4] = {s->Lk * s->Hkv * s->D, s->D, s->Hkv * s->D, 1};
+        const int64_t vs[4] = {s->Lk * s->Hkv * s->Dv, s->Dv, s->Hkv * s->Dv, 1};
+        memcpy(c->layouts.q.stride, qs, sizeof qs);
+        memcpy(c->layouts.k.stride, ks, sizeof ks);
+        memcpy(c->layouts.v.stride, vs, sizeof vs);
+    }
     c->args = (attnc_args){*s, c->q, c->k, c->v, c->o, c->lse, c->params, c->ea.nparams, c->tensors, c->nt};
     if (attnc_kernel_run_layout(ref, &c->args, &c->layouts, &err)) {
         snprintf(buf, n, "reference forward: %.200s", err.message);
@@ -265,13 +281,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(opt, "--backend") && attnc_backend_parse(val, &backend)) continue;
         else if (!strcmp(opt, "--tile") && (tile = atoi(val)) > 0) continue;
         else if (!strcmp(opt, "--elem") && !strcmp(val, "f32")) elem = ATTNC_ELEM_F32;
+        else if (!strcmp(opt, "--layout") && (!strcmp(val, "bhld") || !strcmp(val, "blhd"))) blhd = val[1] == 'l';
         else if (!strcmp(opt, "--elem") && !strcmp(val, "f16")) elem = ATTNC_ELEM_F16;
         else if (!strcmp(opt, "--elem") && !strcmp(val, "bf16")) elem = ATTNC_ELEM_BF16;
         else argc = 0; /* anything else is a usage error */
     }
     if (argc < 2 || argc % 2 != 0) {
         fprintf(stderr, "usage: test_grad_backends FILE.attn [--backend NAME] [--elem f32|f16|bf16] [--shape SIZES] "
-                        "[--tile N]\n");
+                        "[--tile N] [--layout bhld|blhd]\n");
         return 2;
     }
     size_t len;

@@ -47,7 +47,8 @@ static const double TOL = 1e-6, H1 = 1.0 / 8192, H2 = 1.0 / 32768;
 /* Specs covering each derivative rule: every built-in function, ?:, float %,
  * sums, lets, a float tensor read by a mask (no derivative) and by the score,
  * an int tensor element promoted to float,
- * a fully masked row, a weight, and pow's two operands. */
+ * a fully masked row, a weight, and pow's two operands; then version 2's
+ * rows, rotary and sink. */
 static const char RULES[] =
     "// example-args[rules_bias]: --shape B=2,H=4,Hkv=2,Lq=7,Lk=9,D=5,Dv=3\n"
     "attention rules_bias {\n"
@@ -80,6 +81,34 @@ static const char RULES[] =
     "  mask kv <= q + 2;\n"
     "  bias z[kv] * float(n[kv] + 1);\n"
     "  weight exp(score * t[h]) + 0.5 * sigmoid(score + z[kv]) + 2.0;\n"
+    "}\n"
+    /* version 2 (spec 9.2 - 9.4): every kind of dot (Q, K and tensor rows, dot(Q, K), two tensor rows), a
+     * partial interleaved rotary with odd D, a sink reading tensors, a fully masked row (q = 2) with a sink */
+    "// example-args[rules_rows]: --shape B=2,H=4,Hkv=2,Lq=7,Lk=9,D=5,Dv=3\n"
+    "attention rules_rows {\n"
+    "  tensor E : float[Lq + Lk, D];\n"
+    "  tensor F : float[3, 2, D];\n"
+    "  tensor w : float[H];\n"
+    "  rotary(dims = 4, base = 100.0, interleaved = true);\n"
+    "  mask q != 2;\n"
+    "  mask kv <= q + 4;\n"
+    "  bias w[h] * dot(Q, E[kv - q + Lq]) + tanh(dot(K, F[kv % 3, q % 2]));\n"
+    "  score score + 0.25 * dot(Q, K) * dot(E[q], F[1, 0]);\n"
+    "  sink 0.5 * w[h] + E[q, 0] * E[q, 1];\n"
+    "}\n"
+    "// example-args[rules_rope]: --shape B=1,H=2,Hkv=1,Lq=6,Lk=8,D=6,Dv=2\n"
+    "attention rules_rope {\n"
+    "  tensor E : float[Lk, D];\n"
+    "  rotary(base = 50.0, qpos = q + 3, kvpos = 2 * kv - 1);\n"
+    "  mask kv <= q + 2;\n"
+    "  bias 0.5 * dot(K, E[kv]);\n"
+    "  sink -1.0;\n"
+    "}\n"
+    "// example-args[rules_rows_weight]: --shape B=1,H=2,Hkv=2,Lq=5,Lk=7,D=4,Dv=3\n"
+    "attention rules_rows_weight {\n"
+    "  tensor E : float[Lk, D];\n"
+    "  rotary(dims = 2);\n"
+    "  weight exp(0.2 * score) * sigmoid(dot(Q, E[kv]));\n"
     "}\n";
 
 /* One attention, its bound forward call and the buffers of the test. */
@@ -271,7 +300,7 @@ static int setup(Problem *P, const attnc_spec *spec, const char *text, const cha
     /* bind_call checks O is given: the float64 forward writes P->o instead */
     float o_unused[1];
     attnc_args args = {*sz, P->q, P->kk, P->v, o_unused, NULL, P->params, P->np, P->tensors, P->nt};
-    if (bind_call(attnc_kernel_plan(P->k)->attn, attnc_kernel_fixed(P->k), &args, &P->bc, &err)) {
+    if (bind_call(attnc_kernel_attention(P->k), attnc_kernel_fixed(P->k), &args, &P->bc, &err)) {
         printf("FAIL %s: bind: %s\n", name, err.message);
         return 0;
     }

@@ -633,7 +633,15 @@ static void gen_body(Gen *G, int helper) {
     }
     if (!helper && !has_weight && chance(G, 12)) { /* a sink (spec 9.4): per row, softmax only */
         static const char *const sinks[] = {"0.0", "1.5", "float(h) * 0.5 - 1.0", "float(q % 3) - 0.5"};
-        item(G, leaf(G, SG_FLOAT, P_ADD, "%s", sinks[pick(G, 4)]), "sink ");
+        int which = pick(G, 6);
+        if (which < 4) {
+            item(G, leaf(G, SG_FLOAT, P_ADD, "%s", sinks[which]), "sink ");
+        } else { /* learned sinks (gpt-oss): a float tensor, whose gradient the backward pass gives */
+            char t[24];
+            snprintf(t, sizeof t, "x%ds%d", G->a, G->nsums++);
+            item(G, -1, "tensor %s : float[H%s]", t, which == 5 ? ", Lq" : "");
+            item(G, leaf(G, SG_FLOAT, P_ADD, which == 5 ? "%s[h, q] - 0.5" : "%s[h]", t), "sink ");
+        }
     }
     if (!helper) G->g->has_scale = has_scale;
 }
