@@ -121,9 +121,11 @@ static void fill_rows(const RowsItems *ri, const QTable *t, int thread, int64_t 
         }
         for (int64_t j = c0 / COLS; j * COLS < c1; j++) {
             ri->product(x, D, nr, D, t->et + j * D * COLS, COLS, s);
-            int64_t w = t->n - j * COLS < COLS ? t->n - j * COLS : COLS;
+            /* only [c0, c1) of the block: a column interval too narrow reads stale rows, which the tests see */
+            int64_t from = c0 > j * COLS ? c0 : j * COLS, to = c1 < (j + 1) * COLS ? c1 : (j + 1) * COLS;
             for (int64_t r = 0; r < nr; r++)
-                memcpy(dst + (r0 - q0 + r) * t->n + j * COLS, s + r * COLS, sizeof(float) * (size_t)w);
+                memcpy(dst + (r0 - q0 + r) * t->n + from, s + r * COLS + from - j * COLS,
+                       sizeof(float) * (size_t)(to - from));
         }
     }
 }
