@@ -433,28 +433,40 @@ int attnc_kernel_reads_pages(const attnc_kernel *k, int64_t page_rows) {
     return k && k->plan && k->ck.pages && page_rows > 0 && page_rows % k->plan->bk == 0 && !reads_k_before(k);
 }
 
-/* The work bound, then the backend's runner or the threaded launcher. */
+/* The work bound, then the backend's runner or the threaded launcher (with
+ * tensors made per work item when `it` is not NULL). */
 static attnc_status run_plan(const attnc_kernel *k, BoundCall *bc, const attnc_args *a, int threads,
-                             const LaunchPages *pages, attnc_error *err) {
+                             const LaunchPages *pages, const LaunchItemTensors *it, attnc_error *err) {
     attnc_status st = tile_check_work(k->plan, bc, err);
     if (st) return st;
     if (k->impl->device) return launch_device_run(k->plan, k->impl->device, &k->ck, bc, a, NULL, 0, err);
     if (k->impl->run) return k->impl->run(k->plan, &k->ck, bc, a, threads, err);
-    return launch_run(k->plan, &k->ck, bc, a, threads, k->opts.flags, pages, err);
+    return launch_run_items(k->plan, &k->ck, bc, a, threads, k->opts.flags, pages, it, err);
+}
+
+/* Whether the kernel's tables of Q rows are made per work item: on the
+ * threaded launcher with the llvm and tcc kernels, whose loads are all
+ * bounds-checked element reads of the plan's IR (tile_table.h's premise);
+ * refplan and cuda-emu keep per-call tables, as do the device and the
+ * backends with their own runners. */
+static int q_tables_per_item(const attnc_kernel *k) {
+    return !k->impl->device && !k->impl->run && (k->backend == ATTNC_BACKEND_LLVM || k->backend == ATTNC_BACKEND_TCC);
 }
 
 /* run_plan, with the tables of the kernel's dot products computed first. */
 static attnc_status run_kernel(const attnc_kernel *k, BoundCall *bc, const attnc_args *a, int threads,
                                const LaunchPages *pages, attnc_error *err) {
-    if (!k->rows) return run_plan(k, bc, a, threads, pages, err);
+    if (!k->rows) return run_plan(k, bc, a, threads, pages, NULL, err);
     for (int t = 0; t < k->rows->ntables; t++)
         if (pages && k->rows->tables[t].is_k)
             return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a dot of K rows: a paged KV cache is not "
                              "supported with it yet", bc->attn->name);
     RowsCall rc;
-    attnc_status st = api_rows_bind(k, bc, a->q, a->k, threads > 0 ? threads : pool_cores(), &rc, err);
+    attnc_status st = api_rows_bind(k, bc, a->q, a->k, threads > 0 ? threads : pool_cores(), q_tables_per_item(k), &rc,
+                                    err);
     if (st) return st;
-    st = run_plan(k, &rc.bc, a, threads, pages, err);
+    LaunchItemTensors items = rc.items ? rows_items_hook(rc.items) : (LaunchItemTensors){0};
+    st = run_plan(k, &rc.bc, a, threads, pages, rc.items ? &items : NULL, err);
     api_rows_release(&rc);
     /* a runtime error is named as the spec reads: by the interpreter on the call without tables */
     if (st == ATTNC_ERR_RUNTIME) {
@@ -541,7 +553,7 @@ static attnc_status call_tile_map(const attnc_kernel *k, const attnc_args *call,
     if (st) return st;
     RowsCall rc;
     const BoundCall *bound = &bc;
-    if (k->rows && !(st = api_rows_bind(k, &bc, NULL, NULL, 1, &rc, err))) bound = &rc.bc;
+    if (k->rows && !(st = api_rows_bind(k, &bc, NULL, NULL, 1, 0, &rc, err))) bound = &rc.bc;
     if (!st) st = tile_map_build(k->plan, bound, tm, err);
     if (!st && use) {
         int ok = 1;

@@ -9,6 +9,7 @@
 #include "diag.h"
 #include "launch.h"
 #include "plan.h"
+#include "rows_items.h"
 #include "rows_table.h"
 #include "sema.h"
 
@@ -48,17 +49,20 @@ int api_plain_layouts(const BoundCall *bc);
 
 /* A call of a kernel with k->rows as its plan sees it: bc with the tables
  * appended to its tensors (computed from Q and K, or zeros when q is NULL:
- * for the tile map only). */
+ * for the tile map only).  q_items: the tables of Q rows are made per work
+ * item by `items` (rows_items.h; NULL when there are none), for
+ * launch_run_items, their data NULL in bc. */
 typedef struct RowsCall {
     BoundCall bc;
     Attention attn;
     attnc_tensor *tables;
     const attnc_tensor **all;
     int n;
+    RowsItems *items;
 } RowsCall;
 
 attnc_status api_rows_bind(const attnc_kernel *k, const BoundCall *bc, const void *q, const void *kk, int threads,
-                           RowsCall *rc, attnc_error *err);
+                           int q_items, RowsCall *rc, attnc_error *err);
 void api_rows_release(RowsCall *rc);
 
 /* The layout of a float32, contiguous [B, heads, rows, n] tensor. */

@@ -1,7 +1,9 @@
 /* api_rows.c — a bound call of a kernel whose dot products of rows became
  * table reads (middle/rows_table.h): the call as the kernel's plan sees it,
  * the original's tensors followed by the tables, computed for this call
- * (runtime/rows_fill.c) or, where only the tile map matters, zero-filled.
+ * (runtime/rows_fill.c), or for the tables of Q rows on the llvm and tcc
+ * launches per work item (runtime/rows_items.c), or, where only the tile
+ * map matters, zero-filled.
  * Requires: k->rows (api.c sets it when compiling such an attention).
  * Produces: api_rows_bind, api_rows_release (api_kernel.h). */
 #include <stdlib.h>
@@ -11,7 +13,7 @@
 #include "rows_fill.h"
 
 attnc_status api_rows_bind(const attnc_kernel *k, const BoundCall *bc, const void *q, const void *kk, int threads,
-                           RowsCall *rc, attnc_error *err) {
+                           int q_items, RowsCall *rc, attnc_error *err) {
     const RowsRewrite *rw = k->rows;
     memset(rc, 0, sizeof *rc);
     rc->n = rw->ntables;
@@ -21,7 +23,15 @@ attnc_status api_rows_bind(const attnc_kernel *k, const BoundCall *bc, const voi
         api_rows_release(rc);
         return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
     }
-    attnc_status st = rows_fill(bc, rw, q, kk, threads, rc->tables, err); /* q NULL: zeros, shapes only */
+    int has_q = 0;
+    for (int t = 0; t < rw->ntables; t++) has_q |= !rw->tables[t].is_k;
+    q_items = q && q_items && has_q;
+    /* q NULL: zeros, shapes only */
+    attnc_status st = rows_fill(bc, rw, q, kk, threads, q_items, rc->tables, err);
+    if (!st && q_items && !(rc->items = rows_items_new(bc, rw, q))) {
+        rows_free(rc->tables, rw->ntables);
+        st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    }
     if (st) {
         rc->n = 0; /* rows_fill freed what it had filled */
         api_rows_release(rc);
@@ -41,6 +51,7 @@ attnc_status api_rows_bind(const attnc_kernel *k, const BoundCall *bc, const voi
 
 void api_rows_release(RowsCall *rc) {
     if (rc->tables) rows_free(rc->tables, rc->n);
+    rows_items_free(rc->items);
     free(rc->tables);
     free(rc->all);
     memset(rc, 0, sizeof *rc);

@@ -8,7 +8,17 @@
  * T[b, h, q, i, ...] where the spec reads dot(Q, E[i, ...]); likewise
  * dot(K, E[...]) over (b, hk, kv).  Index errors stay where they were: T's
  * leading extents are E's, checked by the kernel's bounds check exactly
- * when E[i, ...] would be out of range. */
+ * when E[i, ...] would be out of range.
+ *
+ * When the library computes T: the tables of K rows (DeBERTa's dot(K, ...))
+ * once per call (runtime/rows_fill.c), on every backend.  The tables of Q
+ * rows on the llvm and tcc launches per work item instead
+ * (runtime/rows_items.c): an item reads its own q rows only, and of them
+ * the columns its kv tiles can reach (middle/tile_table.c: Shaw's band,
+ * Music Transformer's [0, q1)), so each item computes just those before it
+ * runs, in a buffer of its thread — memory O(threads x tile rows x n)
+ * instead of O(B H Lq n), and for causal Music as much work as the item's
+ * own Q.K^T.  refplan and cuda-emu (and the device) keep per-call tables. */
 #ifndef ATTNC_ROWS_TABLE_H
 #define ATTNC_ROWS_TABLE_H
 #include "sema.h"

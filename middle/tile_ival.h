@@ -1,9 +1,11 @@
 /* tile_ival.h — the interval analysis of the IR for one call, shared by
- * tile classification (middle/tiles.c, which defines it) and the call's
- * work bound (middle/tile_work.c).
- * Requires: a Plan and the call's BoundCall (plan.h).  Produces: an interval
- * of the values node r can take when the variables lie in an->vars and the
- * sum variables in an->sumvar.  Internal to middle/tile*.c. */
+ * tile classification (middle/tiles.c, which defines it), the call's
+ * work bound (middle/tile_work.c) and the columns of the tables of Q rows
+ * a work item reads (middle/tile_table.c).
+ * Requires: a Plan and the call's BoundCall (plan.h); a tensor whose data
+ * is NULL has unknown values (a table made per work item, rows_table.h).
+ * Produces: an interval of the values node r can take when the variables
+ * lie in an->vars and the sum variables in an->sumvar.  Internal to middle/tile*.c. */
 #ifndef ATTNC_TILE_IVAL_H
 #define ATTNC_TILE_IVAL_H
 #include "ir_passes.h"
@@ -46,6 +48,9 @@ typedef struct Analysis {
 /* The interval of node r under an's variables (memoised per generation for
  * nodes that read no sum variable). */
 Ival ival_eval(Analysis *an, IrRef r);
+
+/* Forget the memoised intervals: call it after changing an->vars. */
+void ival_new_generation(Analysis *an);
 
 /* Start an analysis of p for the call bc: the summaries of its tensors, an
  * empty memo, the size variables set; the other variables are the caller's

@@ -93,6 +93,10 @@ static int summarize(TensorSummary *s, const attnc_tensor *t, int rank) {
         s->dims[i] = t->shape[i];
         count *= t->shape[i];
     }
+    if (!t->data && count > 0) { /* values made later (a table of Q rows per work item): any float */
+        s->gmin = -INFINITY, s->gmax = INFINITY;
+        return 1;
+    }
     for (int64_t i = 0; i < count; i++) {
         double v = elem(t, i);
         if (i == 0 || v < s->gmin) s->gmin = v;
@@ -280,7 +284,7 @@ static Ival load_ival(Analysis *an, const IrNode *n, const Ival *idx, int *in_bo
     const attnc_tensor *t = an->bc->tensors[n->aux];
     if (volume > 0 && n->nargs == 1 && s->st.mn) {
         sparse_query(&s->st, lo[0], hi[0], &mn, &mx);
-    } else if (volume > 0 && volume <= 256) {
+    } else if (volume > 0 && volume <= 256 && t->data) {
         /* a small box: scan it exactly */
         int64_t at[ATTNC_MAX_RANK];
         for (int i = 0; i < n->nargs; i++) at[i] = lo[i];
@@ -465,7 +469,7 @@ Ival ival_eval(Analysis *an, IrRef r) {
 /* ---- classification ---------------------------------------------------- */
 
 /* Forget memoised intervals: the region changed. */
-static void new_generation(Analysis *an) {
+void ival_new_generation(Analysis *an) {
     if (++an->gen == 0) {
         memset(an->stamp, 0, sizeof(unsigned) * (size_t)an->p->ir->n);
         an->gen = 1;
@@ -474,7 +478,7 @@ static void new_generation(Analysis *an) {
 
 static TileMode classify(Analysis *an, int64_t q0, int64_t q1, int64_t k0, int64_t k1) {
     an->evaluations++;
-    new_generation(an);
+    ival_new_generation(an);
     an->vars[V_Q] = ival_int(q0, q1 - 1);
     an->vars[V_KV] = ival_int(k0, k1 - 1);
     const IrFunc *f = an->p->f;
@@ -643,7 +647,7 @@ attnc_status tile_map_build_rows(const Plan *p, const BoundCall *bc, int64_t bq,
             /* one look at the whole call: can any element fault at all? */
             an.vars[V_Q] = ival_int(0, sz->Lq - 1);
             an.vars[V_KV] = ival_int(0, sz->Lk - 1);
-            new_generation(&an);
+            ival_new_generation(&an);
             tm->check_faults = ival_eval(&an, p->f->fault).hi != 0;
         }
         if (tm->nqt && tm->nkt) classify_tiles(&an, &g, 0, tm->nqt, 0, tm->nkt);

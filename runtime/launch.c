@@ -9,7 +9,10 @@
  * thread pool, merges the splits' partial results (runtime/merge.c) and
  * turns a kernel's fault flag into the interpreter's precise error message.
  * When the plan can fault, or the keys are split, results go to private
- * buffers first, so a failed call leaves O and LSE untouched. */
+ * buffers first, so a failed call leaves O and LSE untouched.  A caller
+ * may have tensors made per work item (launch_run_items: the tables of Q
+ * rows of runtime/rows_items.c): each item then runs on a copy of its
+ * split's AttnCall whose tensor_data is its thread's. */
 #include "launch.h"
 
 #include <stdlib.h>
@@ -38,6 +41,9 @@ typedef struct Launch {
     float *part_o, *part_lse;
     float *merged; /* [threads][Dv] one merged row per thread */
     float *o, *lse;  /* where the merged rows go, with the call's O layout */
+    const LaunchItemTensors *it; /* NULL, or tensors made per work item */
+    const void **tdata;          /* with it: [threads][ntensors] each thread's tensor_data */
+    int ntensors;
 } Launch;
 
 void launch_copy_out(const attnc_sizes *sz, int64_t row, int elem_bytes, const char *from, char *to,
@@ -75,6 +81,14 @@ static void run_item(void *ctx, int64_t i, int thread) {
     int64_t item = l->order[i / l->splits];
     int64_t pack = c->pack > 1 ? c->pack : 1, heads = c->H / pack; /* items per b along h */
     int64_t qt = item % c->nqt, bh = item / c->nqt;
+    AttnCall mine;
+    if (l->it) { /* the item's own tensors: a copy of the call pointing at them */
+        const void **td = l->tdata + (int64_t)thread * l->ntensors;
+        l->it->item(l->it->ctx, thread, (int)(i % l->splits), item, td);
+        mine = *c;
+        mine.tensor_data = td;
+        c = &mine;
+    }
     if (l->ck->tile(c, bh / heads, bh % heads * pack, qt, l->scratch + (int64_t)thread * l->scratch_bytes))
         l->fault = 1;
 }
@@ -203,6 +217,23 @@ void launch_values_free(LaunchValues *v) {
 
 attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                         int threads, int flags, const LaunchPages *pages, attnc_error *err) {
+    return launch_run_items(p, ck, bc, args, threads, flags, pages, NULL, err);
+}
+
+/* Each thread's copy of the call's tensor_data, and the items' own tensors planned. */
+static attnc_status begin_items(Launch *l, const LaunchItemTensors *it, const void **tdata, int64_t pack, int threads,
+                                attnc_error *err) {
+    l->it = it;
+    l->ntensors = l->bc->attn->ntensors;
+    l->tdata = malloc(sizeof(void *) * (size_t)(threads * l->ntensors) + 1);
+    if (!l->tdata) return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    for (int t = 0; t < threads; t++) memcpy(l->tdata + t * l->ntensors, tdata, sizeof(void *) * (size_t)l->ntensors);
+    return it->begin(it->ctx, l->p, l->bc, l->tm, l->splits, pack, threads, err);
+}
+
+attnc_status launch_run_items(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
+                              int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
+                              attnc_error *err) {
     const attnc_sizes *sz = &bc->sz;
     int64_t pack = heads_per_item(p, ck, sz, flags);
     TileMap full;
@@ -263,6 +294,7 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
                        (long long)l->scratch_bytes);
         goto done;
     }
+    if (it && (st = begin_items(l, it, tdata, pack, threads, err))) goto done;
     l->order = order_items(&l->call[0], p, &l->tm[0]);
     l->scratch = malloc((size_t)(l->scratch_bytes * threads) + 64);
     if (!l->order || !l->scratch) {
@@ -270,8 +302,9 @@ attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall
         goto done;
     }
     pool_run(threads, total, run_item, l);
-    if (l->fault && pages) { /* the interpreter would read K and V as one dense L dimension: the caller asks it */
-        st = set_error(err, ATTNC_ERR_RUNTIME, "an element of the paged call raised a runtime error");
+    if (l->fault && (pages || it)) { /* the interpreter would read K and V as one dense L dimension, or tensors
+                                       * that are not there: the caller asks it */
+        st = set_error(err, ATTNC_ERR_RUNTIME, "an element of the %scall raised a runtime error", pages ? "paged " : "");
         goto done;
     }
     if (l->fault) { /* the interpreter reads Q, K, V at their layouts and names the element at fault */
@@ -297,6 +330,7 @@ done:
     if (l) {
         for (int s = 0; s < l->splits; s++) tile_map_free(&l->tm[s]);
         free(l->order);
+        free(l->tdata);
         free(l->scratch);
         free(l->part_o);
         free(l->part_lse);

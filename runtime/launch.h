@@ -26,6 +26,27 @@ typedef struct LaunchPages {
 attnc_status launch_run(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                         int threads, int flags, const LaunchPages *pages, attnc_error *err);
 
+/* Tensors whose data is made per work item (the tables of Q rows,
+ * runtime/rows_items.c).  begin runs once the call's tile maps are built
+ * (tm[s] for kv split s of `splits`; q tiles of tm[0].bq rows of `pack`
+ * heads; items numbered as tile_table.h says) and may fail the call; item
+ * runs on the worker `thread` (< threads) right before work item `item` of
+ * split `split` and sets the entries of tensor_data, that thread's own copy
+ * of the call's, which the item reads. */
+typedef struct LaunchItemTensors {
+    void *ctx;
+    attnc_status (*begin)(void *ctx, const Plan *p, const BoundCall *bc, const TileMap *tm, int splits, int64_t pack,
+                          int threads, attnc_error *err);
+    void (*item)(void *ctx, int thread, int split, int64_t item, const void **tensor_data);
+} LaunchItemTensors;
+
+/* launch_run with tensors made per work item (it NULL: launch_run).  A
+ * fault is then ATTNC_ERR_RUNTIME without the element: bc's tensors are not
+ * all there for the interpreter; the caller names it (api.c, run_kernel). */
+attnc_status launch_run_items(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
+                              int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
+                              attnc_error *err);
+
 /* The call's params, tensor data and tensor shapes as kernel_abi.h wants
  * them (by index); 0 when out of memory.  launch_values_free either way. */
 typedef struct LaunchValues {

@@ -2,7 +2,9 @@
  * T[b, h, row, i...] = dot(X[b, h, row, :], E[i..., :]) for X = Q (or the
  * rotated Q) or K, float32 products accumulated in float32 like the
  * kernel's own dot products (templates/dense.c's register-blocked product,
- * vectorised), one work item of the thread pool per (b, head).
+ * vectorised), one work item of the thread pool per (b, head).  The
+ * llvm and tcc launches make the tables of Q rows per work item instead
+ * (rows_items.c): then only the tables of K rows are made here.
  * Requires: a bound call whose dot lengths were checked (bind.c: E's last
  * extent is D).
  * Produces: rows_fill, rows_free (rows_fill.h). */
@@ -45,7 +47,7 @@ static void fill_item(void *ctx, int64_t item, int thread) {
 }
 
 attnc_status rows_fill(const BoundCall *bc, const RowsRewrite *rw, const void *q, const void *k, int threads,
-                       attnc_tensor *tables, attnc_error *err) {
+                       int q_later, attnc_tensor *tables, attnc_error *err) {
     const attnc_sizes *sz = &bc->sz;
     memset(tables, 0, sizeof *tables * (size_t)rw->ntables);
     if (threads < 1) threads = 1;
@@ -63,6 +65,7 @@ attnc_status rows_fill(const BoundCall *bc, const RowsRewrite *rw, const void *q
         T->shape[0] = sz->B, T->shape[1] = f.heads, T->shape[2] = f.rows;
         for (int i = 0; i + 1 < E->rank; i++) f.n *= (T->shape[3 + i] = E->shape[i]);
         size_t count = (size_t)(sz->B * f.heads * f.rows) * (size_t)f.n;
+        if (q && q_later && !rt->is_k) continue; /* shape only */
         if (!q) { /* shapes only: zeros */
             if (!(T->data = calloc(count + 1, sizeof(float)))) {
                 rows_free(tables, t);

@@ -9,9 +9,11 @@
 /* The tables of rw for bound call bc (bound to the original attention),
  * reading Q and K (at bc's layouts) and the tensors; tables[0 .. ntables)
  * filled as attnc_tensors with malloc'd data (free with rows_free).  q NULL:
- * the right shapes, zero-filled (for a tile map: masks never read a dot). */
+ * the right shapes, zero-filled (for a tile map: masks never read a dot).
+ * q_later: the tables of Q rows get their shapes only, data NULL (made per
+ * work item: rows_items.h). */
 attnc_status rows_fill(const BoundCall *bc, const RowsRewrite *rw, const void *q, const void *k, int threads,
-                       attnc_tensor *tables, attnc_error *err);
+                       int q_later, attnc_tensor *tables, attnc_error *err);
 
 void rows_free(attnc_tensor *tables, int n);
 

@@ -14,6 +14,11 @@ add_executable(test_lang_v2 ${PROJECT_SOURCE_DIR}/tests/test_lang_v2.c)
 target_compile_options(test_lang_v2 PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(test_lang_v2 PRIVATE attnc_test_support)
 add_test(NAME lang-v2/vs-naive COMMAND test_lang_v2)
+# the tables of Q rows made per work item (llvm, tcc) against the interpreter
+add_executable(test_rows_items ${PROJECT_SOURCE_DIR}/tests/test_rows_items.c)
+target_compile_options(test_rows_items PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_rows_items PRIVATE attnc_test_support)
+add_test(NAME lang-v2/rows-per-item COMMAND test_rows_items)
 
 # The edges of one call on every backend (zero sizes, param values, work
 # limits, long chains), with the default 8 MiB stack: sema.c's depth limit
