@@ -52,7 +52,7 @@ static int64_t tensor_elements(const attnc_tensor *t) {
 static attnc_status bind_tables(const attnc_kernel *k, const BoundCall *bc, const attnc_args *a, BoundGrad *g2,
                                 int threads, V2 *v, attnc_error *err) {
     const RowsRewrite *rw = k->rows;
-    attnc_status st = api_rows_bind(k, bc, a->q, a->k, threads, &v->rc, err);
+    attnc_status st = api_rows_bind(k, bc, a->q, a->k, threads, 0, &v->rc, err); /* whole tables: the backward reads them per kv tile */
     if (st) return st;
     v->bound = 1;
     int nb = rw->ntensors_before;
