@@ -34,13 +34,22 @@ attnc_status api_run_rope_sink(const attnc_kernel *k, BoundCall *bc, const attnc
     BoundLayout saved[BT_COUNT];
     memcpy(saved, bc->layout, sizeof saved);
     attnc_args a = *args;
-    float *qr = NULL, *kr = NULL, *o32 = NULL, *lse32 = NULL;
+    const float *qr = NULL, *kr = NULL;
+    float *o32 = NULL, *lse32 = NULL;
     attnc_status st = ATTNC_OK;
+    /* the kernel's scratch is no part of what the caller sees of it (which
+     * stays const): taken and given back atomically, safe across threads */
+    RopeScratch *_Atomic *slot = &((attnc_kernel *)k)->rope, *scratch = NULL;
     if (at->rotary) {
         int fault = 0;
-        st = rope_rotate(bc, args->q, args->k, threads > 0 ? threads : pool_cores(), &qr, &kr, &fault, err);
-        if (!st && fault) /* a position's runtime error: the interpreter knows whether a kept element needs it */
+        scratch = rope_scratch_take(slot);
+        st = !scratch ? set_error(err, ATTNC_ERR_NOMEM, "out of memory rotating Q and K")
+                      : rope_rotate_in(bc, args->q, args->k, threads > 0 ? threads : pool_cores(), scratch, &qr, &kr,
+                                       &fault, err);
+        if (!st && fault) { /* a position's runtime error: the interpreter knows whether a kept element needs it */
+            rope_scratch_keep(slot, scratch);
             return interp_run(bc, args->q, args->k, args->v, args->o, args->lse, err);
+        }
         a.q = qr, a.k = kr;
         bc->layout[BT_Q] = contiguous_f32(sz->H, sz->Lq, sz->D);
         bc->layout[BT_K] = contiguous_f32(sz->Hkv, sz->Lk, sz->D);
@@ -61,8 +70,7 @@ attnc_status api_run_rope_sink(const attnc_kernel *k, BoundCall *bc, const attnc
     }
     memcpy(bc->layout, saved, sizeof saved);
     if (!st && at->sink) st = sink_merge(bc, &saved[BT_O], &saved[BT_LSE], o32, lse32, args->o, args->lse, err);
-    free(qr);
-    free(kr);
+    if (scratch) rope_scratch_keep(slot, scratch);
     free(o32);
     free(lse32);
     return st;

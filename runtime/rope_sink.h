@@ -6,6 +6,22 @@
 #include "call.h"
 #include "status.h"
 
+/* A kernel's rotation buffers (the rotated copies, the angle table, the
+ * position ids), kept across its calls in a slot of the kernel: a call
+ * takes it (a new one when another call holds it or none was kept) and
+ * gives it back when done, so that calls on several threads at once are
+ * safe; the one returned last is kept, the other freed. */
+typedef struct RopeScratch RopeScratch;
+RopeScratch *rope_scratch_take(RopeScratch *_Atomic *slot); /* NULL: out of memory */
+void rope_scratch_keep(RopeScratch *_Atomic *slot, RopeScratch *s);
+void rope_scratch_free(RopeScratch *s);
+
+/* Q and K of the call rotated by bc's rotary (on `threads` threads of the
+ * pool) into s's float32 copies, contiguous [B, H, Lq, D] and [B, Hkv, Lk, D]
+ * (valid until s is freed or used again); *fault as in rope_rotate. */
+attnc_status rope_rotate_in(const BoundCall *bc, const void *q, const void *k, int threads, RopeScratch *s,
+                            const float **q_rot, const float **k_rot, int *fault, attnc_error *err);
+
 /* Q and K of the call rotated by bc's rotary (on `threads` threads of the pool) into float32, contiguous
  * [B, H, Lq, D] and [B, Hkv, Lk, D] (malloc'd; free both).  *fault = 1 (and
  * no copies) when a position raises a runtime error: whether the call does
