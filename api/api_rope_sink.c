@@ -44,8 +44,8 @@ attnc_status api_run_rope_sink(const attnc_kernel *k, BoundCall *bc, const attnc
         int fault = 0;
         scratch = rope_scratch_take(slot);
         st = !scratch ? set_error(err, ATTNC_ERR_NOMEM, "out of memory rotating Q and K")
-                      : rope_rotate_in(bc, args->q, args->k, threads > 0 ? threads : pool_cores(), scratch, &qr, &kr,
-                                       &fault, err);
+                      : rope_rotate(bc, args->q, args->k, threads > 0 ? threads : pool_cores(), scratch, &qr, &kr,
+                                    &fault, err);
         if (!st && fault) { /* a position's runtime error: the interpreter knows whether a kept element needs it */
             rope_scratch_keep(slot, scratch);
             return interp_run(bc, args->q, args->k, args->v, args->o, args->lse, err);

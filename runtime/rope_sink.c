@@ -28,8 +28,8 @@
  * of a rounding tie (at most one unit in the last place then).  Positions
  * outside the table (negative, or ids beyond it) use libm directly.
  * Requires: a BoundCall whose attention has a rotary or a sink.
- * Produces: rope_rotate, rope_rotate_in, the RopeScratch functions,
- * sink_merge (rope_sink.h). */
+ * Produces: rope_rotate, the RopeScratch functions, sink_merge
+ * (rope_sink.h). */
 #include "rope_sink.h"
 
 #include <math.h>
@@ -236,7 +236,8 @@ static int64_t positions(RopeScratch *s, Rotation *rq, Rotation *rk, int threads
     *nomem = !reserve((void **)&s->pos, &s->pos_cap, (size_t)(nq + nk), sizeof(int64_t));
     if (*nomem) return -1;
     if (rq->pos_expr) rq->pos = s->pos, pool_run(threads, sz->B * sz->H, position_item, rq);
-    if (rk->pos_expr && !atomic_load(&rq->fault)) rk->pos = s->pos + nq, pool_run(threads, sz->B * sz->Hkv, position_item, rk);
+    if (rk->pos_expr && !atomic_load(&rq->fault))
+        rk->pos = s->pos + nq, pool_run(threads, sz->B * sz->Hkv, position_item, rk);
     if (atomic_load(&rq->fault) || atomic_load(&rk->fault)) return -1;
     int64_t lo = 0, hi = most - 1;
     for (int64_t i = 0; i < nq; i++)
@@ -246,8 +247,8 @@ static int64_t positions(RopeScratch *s, Rotation *rq, Rotation *rk, int threads
     return lo >= 0 && hi < nq + nk ? hi + 1 : most;
 }
 
-attnc_status rope_rotate_in(const BoundCall *bc, const void *q, const void *k, int threads, RopeScratch *s,
-                            const float **q_rot, const float **k_rot, int *fault, attnc_error *err) {
+attnc_status rope_rotate(const BoundCall *bc, const void *q, const void *k, int threads, RopeScratch *s,
+                         const float **q_rot, const float **k_rot, int *fault, attnc_error *err) {
     const attnc_sizes *sz = &bc->sz;
     const Rotary *r = bc->attn->rotary;
     *q_rot = *k_rot = NULL;
@@ -288,22 +289,6 @@ attnc_status rope_rotate_in(const BoundCall *bc, const void *q, const void *k, i
     *q_rot = s->q;
     *k_rot = s->k;
     return ATTNC_OK;
-}
-
-attnc_status rope_rotate(const BoundCall *bc, const void *q, const void *k, int threads, float **q_rot,
-                         float **k_rot, int *fault, attnc_error *err) {
-    RopeScratch *s = calloc(1, sizeof *s);
-    const float *qr, *kr;
-    *q_rot = *k_rot = NULL;
-    *fault = 0;
-    if (!s) return set_error(err, ATTNC_ERR_NOMEM, "out of memory rotating Q and K");
-    attnc_status st = rope_rotate_in(bc, q, k, threads, s, &qr, &kr, fault, err);
-    if (!st && !*fault) { /* the copies become the caller's */
-        *q_rot = s->q, *k_rot = s->k;
-        s->q = s->k = NULL;
-    }
-    rope_scratch_free(s);
-    return st;
 }
 
 attnc_status sink_merge(const BoundCall *bc, const BoundLayout *o_layout, const BoundLayout *lse_layout,
