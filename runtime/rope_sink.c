@@ -22,11 +22,14 @@
  * pos * theta_i in float64 as the interpreter takes it, its cos and sin
  * rounded to float32, the rotation in float32 (the kernels' arithmetic).
  * The table's entries come from libm every ANGLE_SEED positions and from
- * the angle-addition recurrence (float64) between them: at most ANGLE_SEED
- * steps of ~1e-16 each, so they differ from libm's by < 1e-13 before the
- * rounding to float32, i.e. the same float32 but for a double within 1e-13
- * of a rounding tie (at most one unit in the last place then).  Positions
- * outside the table (negative, or ids beyond it) use libm directly.
+ * the angle-addition recurrence (float64) between them, which follows the
+ * exact angle where libm gets pos * theta_i rounded to float64: they differ
+ * by about |pos * theta_i| 2^-53 plus ANGLE_SEED steps of ~1e-16 (at most
+ * 1.5e-11 below position 131072), so the float32 values are the same but
+ * for a double that close to a rounding tie, then one unit in the last
+ * place apart (measured: 520 of 16.8 M values, positions < 131072, dims
+ * 128, base 10000).  Positions outside the table (negative, or ids beyond
+ * it) use libm directly.
  * Requires: a BoundCall whose attention has a rotary or a sink.
  * Produces: rope_rotate, the RopeScratch functions, sink_merge
  * (rope_sink.h). */
