@@ -22,9 +22,12 @@ attnc_status api_run_rope_sink(const attnc_kernel *k, BoundCall *bc, const attnc
                                const LaunchPages *pages, ApiRunFn run, attnc_error *err) {
     const Attention *at = bc->attn;
     const attnc_sizes *sz = &bc->sz;
+    /* never met through the API: attnc_kernel_reads_pages is false for a
+     * rotary kernel, so api_batch.c gathers a paged sequence's K and V
+     * first; the kernel reads the rotated copy, not the pages */
     if (pages && at->rotary)
-        return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a rotary: a paged KV cache is not supported with "
-                         "it yet (store K rotated in the cache, or pass K contiguous)", at->name);
+        return set_error(err, ATTNC_ERR_INTERNAL, "attention '%s' has a rotary: its K must be gathered from the "
+                         "pages before the call", at->name);
     /* the kernel's own view: the attention without them, so that the
      * launcher's rerun on the interpreter (to name a fault) does not apply
      * them a second time */
