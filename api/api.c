@@ -288,6 +288,7 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
                           k->fixed.is_fixed, k->fixed.value, NULL, opts && (opts->flags & ATTNC_OPT_SEPARABLE_BIAS)};
         k->plan = plan_compile(k->c.arena, k->rows ? k->rows->attn : k->attn, &po);
         if (!k->plan) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the middle end");
+        else k->plan->rows = k->rows;
     }
     if (!st) {
         k->impl = backend_find(backend); /* available, so registered */
@@ -521,24 +522,36 @@ attnc_status attnc_kernel_param_from_text(const attnc_kernel *k, const char *nam
 
 void attnc_free(void *p) { free(p); }
 
-/* The tile map of a call (Q, K, V, O not read), and with kept != NULL the
- * pairs its masks keep (then the map is freed); a kernel with tables gets
- * zero ones: masks never read a dot. */
-static attnc_status call_tile_map(const attnc_kernel *k, const attnc_args *call, TileMap *tm, int64_t *kept,
+/* What call_tile_map computes from the map before freeing it: the kept
+ * pairs, or a picture of one (b, h) (attnc_kernel_picture). */
+typedef struct MapUse {
+    int64_t *kept;
+    int64_t b, h;
+    int rows, cols;
+    float *pixels;
+    uint8_t *tiles;
+} MapUse;
+
+/* The tile map of a call (Q, K, V, O not read), and with use != NULL what it
+ * asks (then the map is freed); a kernel with tables gets zero ones: masks
+ * never read a dot. */
+static attnc_status call_tile_map(const attnc_kernel *k, const attnc_args *call, TileMap *tm, const MapUse *use,
                                   attnc_error *err) {
     BoundCall bc;
     attnc_status st = bind_call(k->attn, &k->fixed, call, &bc, err);
     if (st) return st;
     RowsCall rc;
-    const BoundCall *use = &bc;
-    if (k->rows && !(st = api_rows_bind(k, &bc, NULL, NULL, 1, &rc, err))) use = &rc.bc;
-    if (!st) st = tile_map_build(k->plan, use, tm, err);
-    if (!st && kept) {
-        *kept = tile_count_kept(k->plan, use, tm);
-        if (*kept < 0) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    const BoundCall *bound = &bc;
+    if (k->rows && !(st = api_rows_bind(k, &bc, NULL, NULL, 1, &rc, err))) bound = &rc.bc;
+    if (!st) st = tile_map_build(k->plan, bound, tm, err);
+    if (!st && use) {
+        int ok = 1;
+        if (use->kept) ok = (*use->kept = tile_count_kept(k->plan, bound, tm)) >= 0;
+        else ok = tile_picture(k->plan, bound, tm, use->b, use->h, use->rows, use->cols, use->pixels, use->tiles);
+        if (!ok) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         tile_map_free(tm);
     }
-    if (use != &bc) api_rows_release(&rc);
+    if (bound != &bc) api_rows_release(&rc);
     bind_release(&bc);
     return st;
 }
@@ -554,7 +567,7 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
     if (!k || !target || !out) return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_emit");
     *out = NULL;
     if (!k->plan) return interp_only_error(k, "has no compiled form", err);
-    if (strcmp(target, "ir") != 0 && (k->attn->rotary || k->attn->sink || k->rows))
+    if (strcmp(target, "ir") != 0 && strcmp(target, "c") != 0 && (k->attn->rotary || k->attn->sink || k->rows))
         return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a %s, which the library applies around the kernel "
                          "(not in its code): target '%s' would compute without it", k->attn->name,
                          k->attn->rotary ? "rotary" : k->attn->sink ? "sink" : "dot of rows (per-call tables)", target);
@@ -608,7 +621,24 @@ attnc_status attnc_kernel_kept_pairs(const attnc_kernel *k, const attnc_args *ca
     if (!k || !call || !kept) return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_kept_pairs");
     if (!k->plan) return interp_only_error(k, "has no tile map to count kept pairs with", err);
     TileMap tm;
-    return call_tile_map(k, call, &tm, kept, err);
+    MapUse use = {kept, 0, 0, 0, 0, NULL, NULL};
+    return call_tile_map(k, call, &tm, &use, err);
+}
+
+attnc_status attnc_kernel_picture(const attnc_kernel *k, const attnc_args *call, int64_t b, int64_t h, int rows,
+                                  int cols, float *kept, uint8_t *tiles, attnc_error *err) {
+    if (!k || !call || !kept) return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_picture");
+    if (!k->plan) return interp_only_error(k, "has no tile map to draw", err);
+    const attnc_sizes *sz = &call->sizes;
+    if (b < 0 || b >= sz->B || h < 0 || h >= sz->H)
+        return set_error(err, ATTNC_ERR_USAGE, "attnc_kernel_picture: (b, h) = (%lld, %lld) is outside B = %lld, "
+                         "H = %lld", (long long)b, (long long)h, (long long)sz->B, (long long)sz->H);
+    if (rows < 1 || cols < 1 || rows > sz->Lq || cols > sz->Lk)
+        return set_error(err, ATTNC_ERR_USAGE, "attnc_kernel_picture: %d x %d pixels for Lq = %lld, Lk = %lld (each "
+                         "side from 1 to its length)", rows, cols, (long long)sz->Lq, (long long)sz->Lk);
+    TileMap tm;
+    MapUse use = {NULL, b, h, rows, cols, kept, tiles};
+    return call_tile_map(k, call, &tm, &use, err);
 }
 
 attnc_status attnc_kernel_tensor_value_range(const attnc_kernel *k, int i, const attnc_sizes *sizes,

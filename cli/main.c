@@ -13,6 +13,7 @@
 #include "merge_cmd.h"
 #include "options.h"
 #include "ragged.h"
+#include "show_cmd.h"
 
 static const char usage[] =
     "usage:\n"
@@ -34,6 +35,8 @@ static const char usage[] =
     "              [--backend ...] [--threads N] [--reps N] [--tile BQxBK] [--dtype ...] [--layout ...] [--paged ROWS] [--grad]\n"
     "              [--page-layout nhd|hnd]\n"
     "  attnc merge --o1 O1.npy --lse1 LSE1.npy --o2 O2.npy --lse2 LSE2.npy -o O.npy [--lse LSE.npy] [--weight]\n"
+    "  attnc show FILE [--variant NAME] --shape ... [--param NAME=VALUE]... [--tensor NAME=T.npy]... [--at B,H]\n"
+    "             [--size PIXELS] [--tile BQxBK] -o MASK.png\n"
     "--dtype: Q, K, V and O stored as f32 (default), f16 or bf16 ('<f4' files are rounded to it, '<f2' files\n"
     "  are f16); --layout blhd: Q, K, V and O are [B, L, H, D] (default bhld: [B, H, L, D]); LSE is [B, H, Lq];\n"
     "  output files are '<f4'.\n"
@@ -49,7 +52,9 @@ static const char usage[] =
     "--backend cuda: compiled by NVRTC for the first CUDA device and run there (driver and NVRTC loaded at run\n"
     "  time; without them, exit 3); bench times it on device buffers (no copies), NVRTC in the warm-up call.\n"
     "merge: two results over disjoint keys into the one over all of them (O files: any shape ending in Dv,\n"
-    "  LSE files: that shape without Dv); --weight for an attention with a `weight` clause (then the LSEs are optional).\n";
+    "  LSE files: that shape without Dv); --weight for an attention with a `weight` clause (then the LSEs are optional).\n"
+    "show: the mask of one (b, h) (--at, default 0,0; black = kept, grey = the fraction kept when downsampled) beside\n"
+    "  the tile map (white EMPTY, green FULL, orange PARTIAL), at most --size pixels a side (default 512), as a PNG.\n";
 
 
 static int cmd_check(const Options *o) {
@@ -252,5 +257,6 @@ int main(int argc, char **argv) {
     if (!strcmp(o.cmd, "diff")) return cmd_diff(&o);
     if (!strcmp(o.cmd, "bench")) return cmd_bench(&o);
     if (!strcmp(o.cmd, "merge")) return cmd_merge(&o);
+    if (!strcmp(o.cmd, "show")) return cmd_show(&o);
     return fail(EXIT_USAGE, "unknown command '%s'", o.cmd, NULL);
 }

@@ -179,7 +179,7 @@ int cli_parse_int_range(const char *text, char *name, size_t name_size, int64_t 
 /* ---- flags -------------------------------------------------------------------- */
 
 int cli_known_command(const char *cmd) {
-    static const char *const cmds[] = {"check", "run", "grad", "emit", "diff", "bench", "merge"};
+    static const char *const cmds[] = {"check", "run", "grad", "emit", "diff", "bench", "merge", "show"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i])) return 1;
     return 0;
@@ -201,6 +201,7 @@ static int flag_allowed(const char *cmd, const char *flag) {
         {"bench", " --variant --shape --backend --threads --param --tensor --reps --tile --int-range --separable-bias --paged "
                   "--page-layout --dtype --layout --grad "},
         {"merge", " --o1 --lse1 --o2 --lse2 -o --lse --weight "},
+        {"show", " --variant --shape --param --tensor --tile --int-range --seed -o --at --size "},
     };
     if (strchr(flag, ' ') || strlen(flag) > 32) return 0;
     char key[40];
@@ -248,6 +249,8 @@ static int take_value(Options *o, const char *a, const char *v, char *msg, size_
                         : !strcmp(a, "--dq")       ? &o->dq
                         : !strcmp(a, "--dk")       ? &o->dk
                         : !strcmp(a, "--dv")       ? &o->dv
+                        : !strcmp(a, "--at")       ? &o->at
+                        : !strcmp(a, "--size")     ? &o->size
                                                    : NULL;
     if (slot) {
         *slot = v;
@@ -322,6 +325,27 @@ static int check_emit_fa2(Options *o, char *msg, size_t n) {
     return 0;
 }
 
+/* show: --shape and -o; --at B,H within int64, --size 16 to 4096 pixels. */
+static int check_show(Options *o, char *msg, size_t n) {
+    if (!o->shape || !o->o) return usage_error(msg, n, "show needs --shape and -o (a .png file)");
+    int64_t v = 512;
+    if (o->size && (parse_int64(o->size, &v) || v < 16 || v > 4096))
+        return usage_error(msg, n, "--size '%s': expected the picture's side in pixels, 16 to 4096", o->size);
+    o->pixels = (int)v;
+    o->at_b = o->at_h = 0;
+    if (o->at) {
+        const char *comma = strchr(o->at, ',');
+        char first[32];
+        int bad = !comma || (size_t)(comma - o->at) >= sizeof first;
+        if (!bad) {
+            snprintf(first, sizeof first, "%.*s", (int)(comma - o->at), o->at);
+            bad = parse_int64(first, &o->at_b) || parse_int64(comma + 1, &o->at_h) || o->at_b < 0 || o->at_h < 0;
+        }
+        if (bad) return usage_error(msg, n, "--at '%s': expected B,H (a batch and a query head, from 0)", o->at);
+    }
+    return 0;
+}
+
 /* The values that do not depend on the spec, and what each command needs. */
 static int check_values(Options *o, char *msg, size_t n) {
     if (parse_storage(o, msg, n)) return EXIT_USAGE;
@@ -361,6 +385,7 @@ static int check_values(Options *o, char *msg, size_t n) {
     if (!strcmp(o->cmd, "bench") && !o->shape)
         return usage_error(msg, n, "bench needs --shape (e.g. B=1,H=8,Lq=4096,Lk=4096,D=64)");
     if (!strcmp(o->cmd, "merge")) return check_merge(o, msg, n);
+    if (!strcmp(o->cmd, "show")) return check_show(o, msg, n);
     return 0;
 }
 

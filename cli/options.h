@@ -21,6 +21,7 @@ typedef struct Options {
     const char *page_layout;           /* bench --paged: nhd (default) or hnd */
     const char *head_dim;              /* emit --target cuda --dtype f16|bf16: "D" or "D,Dv" */
     const char *dout, *dlse, *dq, *dk, *dv; /* grad's inputs and outputs */
+    const char *at, *size;             /* show: "B,H" drawn, and the picture's size in pixels */
     int dump_passes, separable_bias, weight, grad; /* grad: diff and bench of the backward pass */
     const char *params[MAX_REPEATED], *tensors[MAX_REPEATED], *defines[MAX_REPEATED];
     const char *int_ranges[MAX_REPEATED];
@@ -35,6 +36,8 @@ typedef struct Options {
     uint64_t seed_value;                 /* 1 when seed is not given */
     attnc_elem elem;                     /* --dtype: Q, K, V and O stored as (default f32) */
     int blhd;                            /* --layout blhd: Q, K, V, O are [B, L, H, D] */
+    int64_t at_b, at_h;                  /* show --at (default 0,0) */
+    int pixels;                          /* show --size: the longer side's pixels per panel (default 512) */
 } Options;
 
 /* options.c: parsing that prints nothing, exits never and touches no file.

@@ -363,6 +363,17 @@ void attnc_free(void *p);
 attnc_status attnc_kernel_kept_pairs(const attnc_kernel *kernel, const attnc_args *call, int64_t *kept,
                                      attnc_error *err);
 
+/* What the masks keep for query head h of batch b in a call, as a picture
+ * of rows x cols pixels over its Lq x Lk pairs (version 0.5; `attnc show`):
+ * 1 <= rows <= Lq, 1 <= cols <= Lk, and pixel (r, c) holds the pairs with
+ * q * rows / Lq == r and kv * cols / Lk == c.  kept[r * cols + c] is the
+ * fraction of its pairs the masks keep (exact); tiles (NULL: not wanted)
+ * the kernel's tile map there: 0 no tile visited (EMPTY), 1 FULL (no mask
+ * evaluated), 2 PARTIAL, the highest among the tiles the pixel touches.
+ * Q, K, V and O in `call` are not read. */
+attnc_status attnc_kernel_picture(const attnc_kernel *kernel, const attnc_args *call, int64_t b, int64_t h, int rows,
+                                  int cols, float *kept, uint8_t *tiles, attnc_error *err);
+
 /* ---- merging partial results ------------------------------------------ */
 
 /* How attnc_merge combines: ATTNC_MERGE_SOFTMAX for a softmax attention,
@@ -396,10 +407,10 @@ int attnc_backend_available(attnc_backend backend);
  * 2's element types and strides, ragged batches and paged KV caches,
  * attnc_merge and gradients; 0.3 page strides (attnc_batch.k_page_stride,
  * v_page_stride: head-major pages); 0.4 the cuda backend (ATTNC_BACKEND_CUDA,
- * attnc_kernel_run_cuda, attnc_cuda_alloc / free / copy).  (CMakeLists.txt
+ * attnc_kernel_run_cuda, attnc_cuda_alloc / free / copy); 0.5 attnc_kernel_picture.  (CMakeLists.txt
  * reads these lines.) */
 #define ATTNC_VERSION_MAJOR 0
-#define ATTNC_VERSION_MINOR 4
+#define ATTNC_VERSION_MINOR 5
 #define ATTNC_VERSION_PATCH 0
 
 /* The version of the library, "MAJOR.MINOR.PATCH": a program built against

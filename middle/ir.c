@@ -200,7 +200,10 @@ int ir_rewrite(IrModule *m, IrFunc *f, IrRewriteFn fn, void *ctx) {
     }
     for (int i = 0; i < n0; i++) map[i] = IR_NONE;
     int changed = 0;
-    IrRef *roots[] = {&f->keep, &f->scale, &f->bias, &f->score, &f->weight, &f->fault, &f->lse_offset};
+    IrRef *roots[] = {&f->keep,      &f->scale,         &f->bias,       &f->score,       &f->weight,
+                      &f->fault,     &f->lse_offset,    &f->rope_dims,  &f->rope_base,   &f->rope_interleaved,
+                      &f->rope_fault, &f->qpos,         &f->qpos_fault, &f->kvpos,       &f->kvpos_fault,
+                      &f->sink,      &f->sink_fault};
     for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
         IrRef old = *roots[i];
         if (old == IR_NONE || old >= n0) continue;
@@ -273,10 +276,13 @@ void ir_print_nodes(const IrModule *m, const IrRef *roots, int nroots, StrBuf *o
 }
 
 void ir_print(const IrModule *m, const IrFunc *f, StrBuf *out) {
-    enum { NMAIN = 7 };
+    enum { NMAIN = 17 };
     IrRef roots[NMAIN + 3 * 8];
     int nroots = 0;
-    IrRef main_roots[NMAIN] = {f->keep, f->scale, f->bias, f->score, f->weight, f->fault, f->lse_offset};
+    IrRef main_roots[NMAIN] = {f->keep,       f->scale,      f->bias,      f->score,           f->weight,
+                               f->fault,      f->lse_offset, f->rope_dims, f->rope_base,       f->rope_interleaved,
+                               f->rope_fault, f->qpos,       f->qpos_fault, f->kvpos,          f->kvpos_fault,
+                               f->sink,       f->sink_fault};
     for (int i = 0; i < NMAIN; i++) roots[nroots++] = main_roots[i];
     for (int g = 0; g < f->nlowrank && g < 8; g++) {
         roots[nroots++] = f->lowrank_count[g];
@@ -285,7 +291,11 @@ void ir_print(const IrModule *m, const IrFunc *f, StrBuf *out) {
     }
     ir_print_nodes(m, roots, nroots, out);
     if (out->failed) return;
-    static const char *const names[NMAIN] = {"keep", "scale", "bias", "score", "weight", "fault", "lse_offset"};
+    static const char *const names[NMAIN] = {"keep",        "scale",      "bias",       "score",
+                                             "weight",      "fault",      "lse_offset", "rotary.dims",
+                                             "rotary.base", "rotary.interleaved", "rotary.fault", "qpos",
+                                             "qpos.fault",  "kvpos",      "kvpos.fault", "sink",
+                                             "sink.fault"};
     for (int i = 0; i < NMAIN; i++)
         if (main_roots[i] != IR_NONE) sb_printf(out, "  %s = %%%d\n", names[i], main_roots[i]);
     for (int g = 0; g < f->nlowrank; g++)

@@ -86,6 +86,15 @@ typedef struct IrFunc {
      * to the score before any score clause; r is IR_SUMVAR of level 0. */
     int nlowrank;
     IrRef *lowrank_count, *lowrank_q, *lowrank_k;
+    /* Version 2 (spec 9.3, 9.4), applied around the element computation:
+     * rotary's arguments (per call: int dims, float base, bool interleaved),
+     * each query row's position (int over b, h, q) and each key's (int over
+     * b, hk, kv), each row's sink (float over b, h, q), IR_NONE when the
+     * attention has none; each *_fault is the bool of its lazy evaluation
+     * raising a runtime error. */
+    IrRef rope_dims, rope_base, rope_interleaved, rope_fault;
+    IrRef qpos, qpos_fault, kvpos, kvpos_fault;
+    IrRef sink, sink_fault;
 } IrFunc;
 
 /* Module lifetime: all memory comes from `arena`. */

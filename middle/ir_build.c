@@ -2,7 +2,8 @@
  * Requires: a checked Attention (sema.c) with no errors.
  * Produces: an IrFunc whose roots are `keep` (the AND of the masks),
  * `scale`, `bias` (the sum of the biases), `score` (the score clauses in
- * order, applied to IR_PRE = scale * dot + bias), `weight` and `fault`.  Lets are inlined (hash-consing keeps them shared),
+ * order, applied to IR_PRE = scale * dot + bias), `weight` and `fault`, and
+ * version 2's rotary arguments, positions and sink with their faults.  Lets are inlined (hash-consing keeps them shared),
  * `use`s are already flat, `a > b` becomes `b < a`, clamp becomes min/max.
  * `fault` follows spec 5.3 exactly: masks in order up to the first false
  * one, then biases, score clauses and weight; &&, || and ?: only on the
@@ -188,6 +189,31 @@ static Val build(Builder *bd, const TExpr *e) {
     }
 }
 
+/* e (or, when NULL, its default `dflt`) as a root and its fault root. */
+static void build_root(Builder *bd, const TExpr *e, IrRef dflt, IrRef *value, IrRef *fault) {
+    Val v = e ? build(bd, e) : val(dflt, no_fault(bd));
+    *value = v.v;
+    *fault = v.fault;
+}
+
+/* The roots of version 2's rotary and sink (spec 9.3, 9.4), IR_NONE without them. */
+static void build_v2(Builder *bd, const Attention *a, IrFunc *f) {
+    IrModule *m = bd->m;
+    f->rope_dims = f->rope_base = f->rope_interleaved = f->rope_fault = IR_NONE;
+    f->qpos = f->qpos_fault = f->kvpos = f->kvpos_fault = f->sink = f->sink_fault = IR_NONE;
+    const Rotary *r = a->rotary;
+    if (r) {
+        IrRef dims_fault, base_fault, inter_fault;
+        build_root(bd, r->dims, ir_var(m, V_SIZE_D), &f->rope_dims, &dims_fault);
+        build_root(bd, r->base, ir_float(m, 10000.0), &f->rope_base, &base_fault);
+        build_root(bd, r->interleaved, ir_bool(m, 0), &f->rope_interleaved, &inter_fault);
+        f->rope_fault = or2(bd, dims_fault, or2(bd, base_fault, inter_fault));
+        build_root(bd, r->qpos, ir_var(m, V_Q), &f->qpos, &f->qpos_fault);
+        build_root(bd, r->kvpos, ir_var(m, V_KV), &f->kvpos, &f->kvpos_fault);
+    }
+    if (a->sink) build_root(bd, a->sink, IR_NONE, &f->sink, &f->sink_fault);
+}
+
 /* Build the roots of `a`; NULL when out of memory. */
 IrFunc *ir_build(IrModule *m, const Attention *a) {
     IrFunc *f = arena_alloc(m->arena, sizeof *f);
@@ -236,5 +262,6 @@ IrFunc *ir_build(IrModule *m, const Attention *a) {
     f->bias = bias;
     f->score = s;
     f->fault = or2(&bd, fault, and2(&bd, keep, kept_fault));
+    build_v2(&bd, a, f);
     return m->failed ? NULL : f;
 }

@@ -46,6 +46,10 @@ typedef struct Plan {
     /* where the backward kernel computes each value (schedule_grad.h); NULL
      * when grad is NULL */
     const struct GradSchedule *grad_sched;
+    /* when the plan is of an attention whose dot products of rows became
+     * table reads (middle/rows_table.h): the rewrite, for the backends that
+     * fill the tables themselves (ahead-of-time C); set by the library */
+    const struct RowsRewrite *rows;
 } Plan;
 
 typedef struct PlanOptions {
@@ -94,6 +98,14 @@ int64_t tile_group(const Plan *p, const TileMap *tm, int64_t b, int64_t h, int64
 /* Elements (b, h, q, kv) the masks keep in this call: FULL tiles count
  * whole, PARTIAL tiles are evaluated element by element; -1 when out of memory. */
 int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm);
+
+/* The pairs the masks keep for (b, h), as rows x cols pixels over Lq x Lk
+ * (1 <= rows <= Lq, 1 <= cols <= Lk; pixel (r, c) holds the pairs with
+ * q * rows / Lq == r and kv * cols / Lk == c): kept[] the fraction of each
+ * pixel's pairs kept, tiles[] (when not NULL) the highest tile mode among
+ * the tiles it touches (TILE_EMPTY: none visited).  0 when out of memory. */
+int tile_picture(const Plan *p, const BoundCall *bc, const TileMap *tm, int64_t b, int64_t h, int rows, int cols,
+                 float *kept, uint8_t *tiles);
 
 /* Refuse (ATTNC_ERR_RUNTIME, naming the sum) a call whose sums could run
  * more than 2^31 - 1 iterations per evaluation or 2^50 body evaluations in

@@ -75,7 +75,7 @@ static SchedLoop base_loop(const Builder *B, const IrNode *n) {
 
 /* The scope that computes node n when scope S reads it, or NULL. */
 static Scope *owner(Builder *B, Scope *S, const IrNode *n) {
-    if (n->sumvars) return S; /* a sum's body: computed inside the sum's loop */
+    if (n->sumvars || S->standalone) return S; /* a sum's body: computed inside the sum's loop */
     SchedLoop lv = base_loop(B, n);
     if (S->loop == SL_CALL) return lv == SL_CALL ? S : NULL;
     if (lv <= SL_ITEM) return &B->item;
@@ -163,7 +163,7 @@ static void compute(Builder *B, Scope *S, IrRef r) {
     } else {
         sched_push_step(B, S->out, STEP_VALUE, r, 0);
     }
-    if (n->sumvars == 0) B->s->loop_of[r] = S->loop;
+    if (n->sumvars == 0 && !S->standalone) B->s->loop_of[r] = S->loop;
     add_local(B, S, r);
 }
 
@@ -315,6 +315,36 @@ static void fault_blocks(Builder *B) {
     }
 }
 
+/* One standalone block: the steps of its roots (schedule.h, SB_ROPE ...). */
+static void standalone_block(Builder *B, SchedBlockId id, const IrRef *roots, int nroots) {
+    Scope S;
+    if (!sched_scope_init(&S, SL_CALL, &B->s->block[id], B->m->n)) {
+        B->nomem = 1;
+        sched_scope_free(&S);
+        return;
+    }
+    S.standalone = 1;
+    for (int i = 0; i < nroots; i++) sched_need(B, &S, roots[i]);
+    B->s->block[id].result = roots[0];
+    sched_scope_free(&S);
+}
+
+/* The blocks of version 2's rotary and sink, when the attention has them. */
+static void v2_blocks(Builder *B) {
+    const IrFunc *f = B->p->f;
+    if (f->qpos != IR_NONE) {
+        IrRef rope[] = {f->rope_fault, f->rope_dims, f->rope_base, f->rope_interleaved};
+        IrRef qpos[] = {f->qpos, f->qpos_fault}, kvpos[] = {f->kvpos, f->kvpos_fault};
+        standalone_block(B, SB_ROPE, rope, 4);
+        standalone_block(B, SB_QPOS, qpos, 2);
+        standalone_block(B, SB_KVPOS, kvpos, 2);
+    }
+    if (f->sink != IR_NONE) {
+        IrRef sink[] = {f->sink, f->sink_fault};
+        standalone_block(B, SB_SINK, sink, 2);
+    }
+}
+
 static void build_blocks(Builder *B) {
     const IrFunc *f = B->p->f;
     Schedule *s = B->s;
@@ -330,6 +360,7 @@ static void build_blocks(Builder *B) {
     element_blocks(B, 1);
     element_blocks(B, 0);
     if (B->p->needs_fault) fault_blocks(B);
+    v2_blocks(B);
     s->block[SB_PRE].result = f->bias;
     s->block[SB_FAULT].result = s->block[SB_FAULT_PARTIAL].result = B->p->needs_fault ? f->fault : IR_NONE;
     s->block[SB_KEEP].result = B->p->needs_mask ? f->keep : IR_NONE;
@@ -349,8 +380,8 @@ int sched_init_tables(Arena *arena, Schedule *s, const IrModule *m) {
         s->slot_of[i] = -1;
         s->loop_of[i] = SL_ELEM;
     }
-    static const SchedLoop loops[SB_COUNT] = {SL_CALL, SL_ITEM, SL_ROW, SL_COL, SL_ELEM, SL_ELEM,
-                                              SL_ELEM, SL_ELEM, SL_ELEM, SL_ROW,  SL_COL,  SL_ELEM};
+    static const SchedLoop loops[SB_COUNT] = {SL_CALL, SL_ITEM, SL_ROW, SL_COL,  SL_ELEM, SL_ELEM, SL_ELEM, SL_ELEM,
+                                              SL_ELEM, SL_ROW,  SL_COL, SL_ELEM, SL_CALL, SL_CALL, SL_CALL, SL_CALL};
     for (int b = 0; b < SB_COUNT; b++) {
         s->block[b].loop = loops[b];
         s->block[b].result = IR_NONE;
@@ -419,7 +450,7 @@ static Schedule *build_attempt(Arena *arena, const Plan *p, int heads_in_rows) {
  * query head h (the kv values of a head, its low-rank K columns). */
 static int heads_outside_rows(const Schedule *s) {
     for (int b = 0; b < SB_COUNT; b++) {
-        if (s->block[b].loop == SL_ROW || s->block[b].loop == SL_ELEM) continue;
+        if (s->block[b].loop == SL_ROW || s->block[b].loop == SL_ELEM || sched_block_standalone((SchedBlockId)b)) continue;
         for (int i = 0; i < s->block[b].nsteps; i++) {
             IrRef r = s->block[b].steps[i].node;
             if (r != IR_NONE && (ir_at(s->m, r)->deps & DEP_H)) return 1;
@@ -465,7 +496,7 @@ const char *sched_loop_name(SchedLoop l) {
 const char *sched_block_name(SchedBlockId b) {
     static const char *const names[SB_COUNT] = {"scratch", "item", "row",           "col",        "pre",      "fault",
                                                 "keep",    "value.partial", "value.full", "row.fault", "col.fault",
-                                                "fault.partial"};
+                                                "fault.partial", "rotary", "qpos", "kvpos", "sink"};
     return b >= 0 && b < SB_COUNT ? names[b] : "?";
 }
 

@@ -64,6 +64,14 @@ typedef enum SchedBlockId {
     SB_ROW_FAULT,     /* row, after ROW, when the call checks faults: what only FAULT reads */
     SB_COL_FAULT,     /* col, after COL, when the call checks faults: the same */
     SB_FAULT_PARTIAL, /* elem, PARTIAL tiles, after KEEP, when the call checks faults: result fault */
+    /* Version 2, around the kernel (spec 9.3, 9.4): standalone blocks, each
+     * computing every value it reads itself (from b, h, hk, q, kv, the sizes,
+     * params and tensors), for code that rotates rows before the kernel and
+     * merges sinks after it.  Empty without a rotary (a sink). */
+    SB_ROPE,          /* per call: rotary's dims, base, interleaved and their fault (result rope_fault) */
+    SB_QPOS,          /* per (b, h, q): result qpos; then qpos_fault */
+    SB_KVPOS,         /* per (b, hk, kv): result kvpos; then kvpos_fault */
+    SB_SINK,          /* per (b, h, q): result sink; then sink_fault */
     SB_COUNT
 } SchedBlockId;
 
@@ -93,6 +101,9 @@ typedef struct SchedBlock {
     int nsteps, cap;
     IrRef result; /* the value the block delivers (see SchedBlockId), IR_NONE for none */
 } SchedBlock;
+
+/* Whether block id is one of the standalone blocks (SB_ROPE ...). */
+static inline int sched_block_standalone(SchedBlockId id) { return id >= SB_ROPE && id < SB_COUNT; }
 
 /* Where a block reads a node from. */
 typedef enum SchedHome {

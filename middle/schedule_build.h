@@ -24,6 +24,7 @@ typedef struct Scope {
     unsigned *seen;  /* per node: visit stamp */
     unsigned stamp;
     int pre_ready;   /* pre is available (element blocks after PRE) */
+    int standalone;  /* computes everything it reads itself (schedule.h: SB_ROPE ...) */
 } Scope;
 
 typedef struct Builder {

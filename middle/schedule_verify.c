@@ -207,7 +207,12 @@ static int walk_forward(Check *C, const void *what) {
     rc = rc || walk(C, SB_ROW) || walk(C, SB_ROW_FAULT); /* ROW_FAULT continues ROW's scope */
     reset_scope(C);
     rc = rc || walk(C, SB_COL) || walk(C, SB_COL_FAULT);
-    return rc || walk_element(C, C->f, 1) || walk_element(C, C->f, 0);
+    rc = rc || walk_element(C, C->f, 1) || walk_element(C, C->f, 0);
+    for (int b = SB_ROPE; b < SB_COUNT && !rc; b++) { /* standalone: each reads only its own steps */
+        reset_scope(C);
+        rc = walk(C, (SchedBlockId)b);
+    }
+    return rc;
 }
 
 /* A nested scope around walk(C, id). */

@@ -6,6 +6,7 @@
  * sum variables in an->sumvar.  Internal to middle/tile*.c. */
 #ifndef ATTNC_TILE_IVAL_H
 #define ATTNC_TILE_IVAL_H
+#include "ir_passes.h"
 #include "plan.h"
 
 /* An interval of ints, floats or bools (bools as 0..1). */
@@ -53,5 +54,10 @@ int ival_analysis_init(Analysis *an, const Plan *p, const BoundCall *bc);
 
 /* Free what ival_analysis_init allocated. */
 void ival_analysis_free(Analysis *an);
+
+/* An evaluator of p's IR for the call bc (sizes, params, tensors and their
+ * shapes in *dims, which the caller frees after ir_eval_free); the element's
+ * variables are the caller's to set.  0 when out of memory. */
+int tile_mask_eval_init(const Plan *p, const BoundCall *bc, IrEval *ev, int64_t (**dims)[ATTNC_MAX_RANK]);
 
 #endif

@@ -683,22 +683,29 @@ attnc_status tile_map_build_rows(const Plan *p, const BoundCall *bc, int64_t bq,
     return st;
 }
 
+int tile_mask_eval_init(const Plan *p, const BoundCall *bc, IrEval *ev, int64_t (**dims)[ATTNC_MAX_RANK]) {
+    *dims = calloc((size_t)p->attn->ntensors + 1, sizeof **dims);
+    if (!ir_eval_init(ev, p->ir) || !*dims) {
+        ir_eval_free(ev);
+        free(*dims);
+        *dims = NULL;
+        return 0;
+    }
+    for (int t = 0; t < p->attn->ntensors; t++)
+        for (int d = 0; d < bc->tensors[t]->rank; d++) (*dims)[t][d] = bc->tensors[t]->shape[d];
+    ev->sz = bc->sz;
+    ev->params = bc->params;
+    ev->tensors = bc->tensors;
+    ev->dims = (const int64_t(*)[ATTNC_MAX_RANK])(*dims);
+    return 1;
+}
+
 int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm) {
     const attnc_sizes *sz = &bc->sz;
     if (sz->B * sz->H * sz->Lq * sz->Lk == 0) return 0; /* no pairs (and no head groups to divide by) */
     IrEval ev;
-    int64_t(*dims)[ATTNC_MAX_RANK] = calloc((size_t)p->attn->ntensors + 1, sizeof *dims);
-    if (!ir_eval_init(&ev, p->ir) || !dims) {
-        ir_eval_free(&ev);
-        free(dims);
-        return -1;
-    }
-    for (int t = 0; t < p->attn->ntensors; t++)
-        for (int d = 0; d < bc->tensors[t]->rank; d++) dims[t][d] = bc->tensors[t]->shape[d];
-    ev.sz = *sz;
-    ev.params = bc->params;
-    ev.tensors = bc->tensors;
-    ev.dims = (const int64_t(*)[ATTNC_MAX_RANK])dims;
+    int64_t(*dims)[ATTNC_MAX_RANK];
+    if (!tile_mask_eval_init(p, bc, &ev, &dims)) return -1;
     int64_t nb = p->mask_varies_b ? sz->B : 1, nh = p->mask_varies_h ? sz->H : 1;
     int64_t copies = (sz->B / nb) * (sz->H / nh); /* (b, h) pairs sharing one group */
     int64_t kept = 0;

@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages attnc needs, only those missing.
 # Why each one: README.md, "Dependencies".
 set -euo pipefail
-pkgs=(gcc make cmake flex bison clang libclang-rt-dev llvm-19-dev libtcc-dev pkg-config)
+pkgs=(gcc make cmake flex bison clang libclang-rt-dev llvm-19-dev libtcc-dev pkg-config libpng-dev python3-dev python3-numpy python3-pytest python3-pip)
 missing=()
 for p in "${pkgs[@]}"; do
   [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == *"install ok installed"* ]] || missing+=("$p")

@@ -14,3 +14,8 @@ build/npyrand out/v.npy f4 1,2,256,64 --seed 3
 build/attnc check examples/sliding_window.attn
 build/attnc run examples/sliding_window.attn --variant sliding_window_causal --param window=32 \
   --q out/q.npy --k out/k.npy --v out/v.npy -o out/o.npy --lse out/lse.npy
+# the Python package (built into build/python when python3-dev is there)
+if [ -d build/python/attnc ]; then
+  PYTHONPATH=build/python /usr/bin/python3 examples/python/quickstart.py out
+  echo "attnc: Python: PYTHONPATH=$PWD/build/python python3 -c 'import attnc' (examples/python/)"
+fi

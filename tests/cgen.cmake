@@ -57,6 +57,9 @@ if(ATTNC_HAVE_TCC_JIT)
   endfunction()
   layout_case(causal ${ex}/causal.attn --variant causal_top_left --shape B=2,H=4,Hkv=2,Lq=67,Lk=67,D=24,Dv=24
               --tile 16x32 AOT blhd_bf16 gaps_mixed fused_f16)
+  # version 2: rotary (interleaved, partial), tables of Q and K rows and a sink together
+  layout_case(v2_everything ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn --variant everything
+              --shape B=2,H=4,Hkv=2,Lq=37,Lk=37,D=18,Dv=18 AOT blhd_bf16 gaps_mixed fused_f16)
   layout_case(alibi ${ex}/alibi.attn --variant alibi_causal --shape B=1,H=4,Hkv=1,Lq=50,Lk=50,D=20,Dv=20 AOT)
   layout_case(low_rank ${ex}/low_rank_bias.attn --variant flashbias_low_rank --param rank=5
               --shape B=2,H=2,Hkv=2,Lq=45,Lk=45,D=16,Dv=16 --tile 16x16 AOT gaps_mixed)
@@ -96,7 +99,7 @@ if(ATTNC_HAVE_TCC_JIT)
   cgen_case(fault_div_zero AOT ${own} --variant div_zero --expect-fault
             --shape B=1,H=2,Hkv=2,Lq=17,Lk=23,D=8,Dv=8)
   # every attention of every example, ahead of time, on its example-args shape
-  file(GLOB examples CONFIGURE_DEPENDS ${ex}/*.attn)
+  file(GLOB examples CONFIGURE_DEPENDS ${ex}/*.attn ${ex}/v2/*.attn)
   foreach(file ${examples})
     get_filename_component(base ${file} NAME_WE)
     file(STRINGS ${file} arg_lines REGEX "^// example-args")
@@ -145,6 +148,14 @@ if(ATTNC_HAVE_TCC_JIT)
   set(sel ${PROJECT_SOURCE_DIR}/tests/cgen/score_select.attn)
   set(sel_shape B=2,H=4,Hkv=2,Lq=37,Lk=41,D=16,Dv=8)
   cgen_emit_cuda(score_select ${sel})
+  # version 2 (tests/cgen/v2.attn): sinks on emptied rows, runtime errors of
+  # sinks, positions and dims, everything at once with D not a power of two
+  set(v2 ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn)
+  cgen_every(v2_sink_empty_rows ${v2} --variant sink_empty_rows --shape B=2,H=4,Hkv=2,Lq=40,Lk=23,D=16,Dv=8 --tile 16x16)
+  cgen_every(v2_sink_fault ${v2} --variant sink_fault --param off=1 --expect-fault --shape B=1,H=4,Hkv=2,Lq=10,Lk=13,D=16,Dv=8)
+  cgen_every(v2_qpos_fault ${v2} --variant qpos_fault --param off=1 --expect-fault --shape B=1,H=4,Hkv=2,Lq=10,Lk=13,D=16,Dv=8)
+  cgen_every(v2_dims_odd ${v2} --variant dims_odd --param n=5 --expect-fault --shape B=1,H=4,Hkv=2,Lq=10,Lk=13,D=16,Dv=8)
+  cgen_every(v2_everything ${v2} --variant everything --shape B=2,H=4,Hkv=2,Lq=37,Lk=41,D=18,Dv=8 --tile 16x32)
   cgen_every(select_mod ${sel} --variant score_mod --shape ${sel_shape} --param p=2 --tile 16x16)
   cgen_every(select_mod_negative ${sel} --variant score_mod --shape ${sel_shape} --param p=-3)
   cgen_every(select_mod_fixed ${sel} --variant score_mod --shape ${sel_shape} -D p=3 --tile 16x32)

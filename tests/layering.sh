@@ -7,7 +7,8 @@
 #
 #   include/ (public) <- base/ <- dsl/ <- middle/ <- backends/ (the interface)
 #     <- backends/llvm/, backends/c/, backends/cuda/ <- runtime/ <- api/
-#   cli/ is a client of the public header only.
+#   cli/ and python/attnc/ (the Python extension) are clients of the public
+#   header only.
 #
 # Each folder may include itself and the folders below it, nothing else, with
 # one sideways edge: backends/cuda/ uses the C emitter (backends/c/), whose
@@ -35,6 +36,7 @@ declare -A may=(
     [runtime]="$below_backends runtime"
     [api]="$below_backends runtime api"
     [cli]="include cli"
+    [python/attnc]="include python/attnc"
     [templates]="templates"
 )
 # single headers a layer may include beyond its folders: base/half.h is

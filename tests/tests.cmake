@@ -120,3 +120,12 @@ add_test(NAME middle-end/derive COMMAND test_derive ${ATTNC_TILE_EXAMPLES})
 # attnc grad, diff --grad, bench --grad (issue 12): shapes, layouts, backends, hostile command lines.
 add_test(NAME cli/grad COMMAND bash ${PROJECT_SOURCE_DIR}/tests/grad_cli.sh $<TARGET_FILE:attnc> $<TARGET_FILE:npyrand>
                                    $<TARGET_FILE:npyclose> $<TARGET_FILE:npyconv>)
+include(tests/python.cmake)
+
+# attnc_kernel_picture and `attnc show` (issue 16: pictures)
+add_executable(test_picture ${PROJECT_SOURCE_DIR}/tests/test_picture.c)
+target_compile_options(test_picture PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_picture PRIVATE attnc_static PNG::PNG)
+add_test(NAME api/picture COMMAND test_picture)
+add_test(NAME cli/show COMMAND bash ${PROJECT_SOURCE_DIR}/tests/picture_cli.sh $<TARGET_FILE:attnc>
+         $<TARGET_FILE:test_picture> ${CMAKE_CURRENT_BINARY_DIR}/show)

@@ -126,7 +126,7 @@ int cemit_put_support(const char *name, const char *qualifier, StrBuf *out) {
 
 /* Whether any hole's code (the backward's too, when g is not NULL) calls
  * the function named by the len bytes at name. */
-static int holes_call(const CEmitHoles *h, const CEmitGradHoles *g, const char *name, size_t len) {
+static int holes_call(const CEmitHoles *h, const CEmitGradHoles *g, const StrBuf *v2, const char *name, size_t len) {
     char call[128];
     if (len + 2 > sizeof call) return 1; /* a name this long cannot be checked: keep the helper */
     memcpy(call, name, len);
@@ -134,6 +134,7 @@ static int holes_call(const CEmitHoles *h, const CEmitGradHoles *g, const char *
     const StrBuf *code[] = {&h->head, &h->row, &h->col, &h->scratch, &h->elem_partial, &h->elem_full};
     for (size_t i = 0; i < sizeof code / sizeof code[0]; i++)
         if (code[i]->p && strstr(code[i]->p, call)) return 1;
+    if (v2 && v2->p && strstr(v2->p, call)) return 1;
     if (!g) return 0;
     const StrBuf *gcode[] = {&g->item, &g->col, &g->row, &g->pre, &g->fault, &g->keep, &g->value, &g->terms};
     for (size_t i = 0; i < sizeof gcode / sizeof gcode[0]; i++)
@@ -141,15 +142,18 @@ static int holes_call(const CEmitHoles *h, const CEmitGradHoles *g, const char *
     return 0;
 }
 
-static void put_helpers(const CEmitHoles *h, const CEmitGradHoles *g, const char *qualifier, StrBuf *out) {
+static void put_helpers(const CEmitHoles *h, const CEmitGradHoles *g, const StrBuf *v2, const char *qualifier,
+                        StrBuf *out) {
     const char *at = attnc_support_text;
     Section s;
     while (next_section(&at, &s))
-        if (kind_is(&s, "helper") && holes_call(h, g, s.name, s.name_len))
+        if (kind_is(&s, "helper") && holes_call(h, g, v2, s.name, s.name_len))
             put_section(&s, qualifier, out);
 }
 
-void cemit_put_helpers(const CEmitHoles *h, const char *qualifier, StrBuf *out) { put_helpers(h, NULL, qualifier, out); }
+void cemit_put_helpers(const CEmitHoles *h, const char *qualifier, StrBuf *out) {
+    put_helpers(h, NULL, NULL, qualifier, out);
+}
 
 void cemit_put_kernel_abi(StrBuf *out) {
     const char *abi = attnc_kernel_abi_text, *inc = strstr(abi, "#include <stdint.h>\n");
@@ -229,7 +233,9 @@ static int params_read(const Plan *p, char *used) {
     const IrFunc *f = p->f;
     char *live = calloc((size_t)m->n + 1, 1);
     if (!live) return 0;
-    IrRef roots[] = {f->keep, f->scale, f->bias, f->score, f->weight, f->fault, f->lse_offset};
+    IrRef roots[] = {f->keep,      f->scale,     f->bias,      f->score,     f->weight,     f->fault,
+                     f->lse_offset, f->rope_dims, f->rope_base, f->rope_fault, f->rope_interleaved,
+                     f->qpos,       f->qpos_fault, f->kvpos,    f->kvpos_fault, f->sink,      f->sink_fault};
     for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++)
         if (roots[i] != IR_NONE) live[roots[i]] = 1;
     for (int g = 0; g < f->nlowrank; g++) live[f->lowrank_count[g]] = live[f->lowrank_q[g]] = live[f->lowrank_k[g]] = 1;
@@ -317,6 +323,17 @@ static void emit_header(const Plan *p, int with_grad, const char *used, StrBuf *
               " * H not a multiple of Hkv, an element type other than 0, 1, 2, a negative\n"
               " * stride); 3 when out of memory. */\n",
               N, N, ATTNC_VERSION_TEXT, N, N, N, N, p->bq);
+    if (cemit_plan_is_v2(p))
+        sb_printf(out, "/* Version 2 (spec 9): %s_attention also does what libattnc does around\n"
+                       " * its kernels: it rotates Q and K rows (rotary) into float32 copies, computes\n"
+                       " * the tables of dot products of rows (a tensor row paired with Q or K must\n"
+                       " * have D elements), evaluates every row's sink before the kernel and merges\n"
+                       " * it into O and LSE after it; it allocates what these need (status 3).  Every\n"
+                       " * row's position is evaluated, so a position that raises a runtime error\n"
+                       " * gives status 1 even for a row no kept element reads (libattnc's\n"
+                       " * interpreter decides that case); so does rotary's dims odd, negative or\n"
+                       " * over D.  There is no %s_backward for it yet. */\n",
+                  N, N);
     sb_printf(out, "#ifndef ATTNC_%s_H\n#define ATTNC_%s_H\n#include <stdint.h>\n\n", N, N);
     sb_printf(out, "typedef struct %s_args {\n", N);
     sb_printf(out, "    int64_t B, H, Hkv, Lq, Lk, D, Dv;\n");
@@ -338,7 +355,7 @@ static void emit_header(const Plan *p, int with_grad, const char *used, StrBuf *
                   d->type == T_INT ? "int64_t" : d->type == T_FLOAT ? "double" : "int", d->name, type_name(d->type),
                   d->name, def, d->type == T_BOOL ? " (0 or 1)" : "");
     }
-    for (int i = 0; i < a->ntensors; i++) {
+    for (int i = 0; i < cemit_user_tensors(p); i++) {
         const Decl *t = a->tensors[i];
         sb_printf(out, "    const %s *tensor_%s; /* %s tensor %s of rank %d */\n", t->type == T_INT ? "int32_t" : "float",
                   t->name, type_name(t->type), t->name, t->ndims);
@@ -354,7 +371,7 @@ static void emit_header(const Plan *p, int with_grad, const char *used, StrBuf *
 
 /* The body's first part in both entry points: `a` checked (return 2) and
  * the AttnCall `c` of the call, without a tile map. */
-static void emit_call_setup(const Plan *p, const char *used, StrBuf *out) {
+void cemit_call_setup(const Plan *p, const char *used, StrBuf *out) {
     const Attention *a = p->attn;
     sb_printf(out, "    if (!a || !a->q || !a->k || !a->v || !a->o) return 2;\n"
                    "    if (a->B < 0 || a->H < 0 || a->Hkv <= 0 || a->Lq < 0 || a->Lk < 0 || a->D < 0 || a->Dv < 0 ||\n"
@@ -378,7 +395,7 @@ static void emit_call_setup(const Plan *p, const char *used, StrBuf *out) {
         else if (d->type == T_INT) sb_printf(out, "    params[%d].i = a->param_%s;\n", i, d->name);
         else sb_printf(out, "    params[%d].i = a->param_%s != 0;\n", i, d->name);
     }
-    for (int i = 0; i < a->ntensors; i++) {
+    for (int i = 0; i < cemit_user_tensors(p); i++) { /* the rest: version 2's tables, filled by the entry */
         const Decl *t = a->tensors[i];
         sb_printf(out, "    tensor_data[%d] = a->tensor_%s;\n", i, t->name);
         sb_printf(out, "    for (int d = 0; d < %d; d++) {\n", t->ndims);
@@ -415,11 +432,12 @@ static void emit_call_setup(const Plan *p, const char *used, StrBuf *out) {
               "    c.k_page_stride = 0, c.v_page_stride = 0;\n");
 }
 
-/* Part 4: NAME_attention, which runs every work item on the calling thread. */
-static void emit_entry(const Plan *p, const char *used, StrBuf *out) {
+/* Part 4: NAME_attention, which runs every work item on the calling thread
+ * (a version-2 attention's: c_emit_v2.c, after the functions v2 prints). */
+static void emit_entry(const Plan *p, const char *used, const StrBuf *v2, StrBuf *out) {
     const Attention *a = p->attn;
     const char *N = a->name;
-    sb_printf(out, "\n#ifndef ATTNC_JIT\n#include <stdlib.h>\n#include <string.h>\n\n");
+    sb_printf(out, "\n#ifndef ATTNC_JIT\n#include <math.h>\n#include <stdlib.h>\n#include <string.h>\n\n");
     sb_printf(out,
               "/* A tensor's strides: the given ones, or with all zero those of a contiguous\n"
               " * tensor of sizes n; rows are contiguous (the last is 1 for rank 4); 0 when\n"
@@ -438,8 +456,14 @@ static void emit_entry(const Plan *p, const char *used, StrBuf *out) {
               "    if (rank == 4) out[3] = 1;\n"
               "    return 1;\n"
               "}\n\n");
+    if (cemit_plan_is_v2(p)) {
+        sb_printf(out, "%s\n", v2->p ? v2->p : "");
+        cemit_v2_entry(p, used, out);
+        sb_printf(out, "#endif\n");
+        return;
+    }
     sb_printf(out, "int %s_attention(const %s_args *a) {\n", N, N);
-    emit_call_setup(p, used, out);
+    cemit_call_setup(p, used, out);
     sb_printf(out,
               "    int64_t bytes = attnc_scratch_bytes(&c);\n"
               "    void *scratch = malloc((size_t)bytes + 64);\n"
@@ -468,7 +492,7 @@ static void emit_backward_entry(const Plan *p, const char *used, StrBuf *out) {
                    "    if (a->o_elem == 2) return attnc_bf16_to_f32(((const uint16_t *)a->o)[i]);\n"
                    "    return a->o[i];\n}\n\n", N);
     sb_printf(out, "int %s_backward(const %s_args *a, const %s_grad *g) {\n", N, N, N);
-    emit_call_setup(p, used, out);
+    cemit_call_setup(p, used, out);
     sb_printf(out, "    if (!g || !a->lse) return 2;\n"
                    "    const int64_t rows = a->B * a->H * a->Lq, Dv = a->Dv;\n"
                    "    const int64_t nq = rows * a->D, nk = a->B * a->Hkv * a->Lk * a->D, nv = a->B * a->Hkv * a->Lk * Dv;\n"
@@ -532,7 +556,8 @@ static void emit_backward_entry(const Plan *p, const char *used, StrBuf *out) {
 /* Parts 1 and 2 of the text: the header (or the JIT's types), the kernel
  * ABI, libm, the helpers the holes call and the dense loops; 0 when
  * templates/support.h lacks a section. */
-static int emit_prologue(const Plan *p, const CEmitHoles *h, const CEmitGradHoles *g, const char *used, StrBuf *out) {
+static int emit_prologue(const Plan *p, const CEmitHoles *h, const CEmitGradHoles *g, const StrBuf *v2, int aot_grad,
+                         const char *used, StrBuf *out) {
     const char *N = p->attn->name;
     sb_printf(out, "/* %s.c: attention %s as a fused, tiled FlashAttention kernel in C99,\n"
                    " * generated by attnc %s from templates/tile.c (do not edit).\n"
@@ -544,13 +569,13 @@ static int emit_prologue(const Plan *p, const CEmitHoles *h, const CEmitGradHole
     sb_printf(out, "#ifdef ATTNC_JIT\n");
     int ok = cemit_put_support("jit_types", NULL, out);
     sb_printf(out, "#else\n");
-    emit_header(p, g != NULL, used, out);
+    emit_header(p, aot_grad, used, out);
     sb_printf(out, "#endif\n\n");
     cemit_put_kernel_abi(out);
     ok = ok && cemit_put_support("libm", NULL, out);
     sb_printf(out, "\n");
     ok = ok && cemit_put_support("inf", NULL, out);
-    put_helpers(h, g, NULL, out);
+    put_helpers(h, g, v2, NULL, out);
     sb_printf(out, "\n");
     /* the dense loops: compiled here ahead of time; the JIT calls libattnc's -O3 copies */
     sb_printf(out, "#ifdef ATTNC_JIT\n#define ATTNC_DENSE_API\n#define ATTNC_DENSE_PROTOTYPES_ONLY\n#else\n"
@@ -563,11 +588,15 @@ static int emit_prologue(const Plan *p, const CEmitHoles *h, const CEmitGradHole
     return ok;
 }
 
-/* The backward kernel (templates/tile_bwd.c). */
-static int emit_backward(const CEmitGradHoles *g, StrBuf *out) {
+/* The backward kernel (templates/tile_bwd.c); only for the JIT when the
+ * ahead-of-time text has no NAME_backward. */
+static int emit_backward(const CEmitGradHoles *g, int aot_grad, StrBuf *out) {
     sb_printf(out, "\n#define ATTNC_GRAD_ROW_SLOTS %d\n#define ATTNC_GRAD_COL_SLOTS %d\n", g->nrow_slots,
               g->ncol_slots);
-    return fill_grad_template(g, out);
+    if (!aot_grad) sb_printf(out, "#ifdef ATTNC_JIT /* no NAME_backward calls it ahead of time */\n");
+    int ok = fill_grad_template(g, out);
+    if (!aot_grad) sb_printf(out, "#endif\n");
+    return ok;
 }
 
 /* The backward's holes when the plan has a backward schedule the emitter
@@ -589,13 +618,17 @@ attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err) {
     CEmitGradHoles g;
     int have_grad = 0;
     memset(&g, 0, sizeof g); /* freed whatever happens below */
+    StrBuf v2 = {0};
     attnc_status st = cemit_holes(p, &h, err);
     if (!st) st = grad_holes(p, &g, &have_grad, err);
+    if (!st) st = cemit_v2_functions(p, &v2, err);
+    /* a version-2 attention's gradients are not those of its kernel: no NAME_backward (the JIT keeps the kernel's) */
+    int aot_grad = have_grad && !cemit_plan_is_v2(p);
     char *used = calloc((size_t)p->attn->nparams + 1, 1);
     if (!st && (!used || !params_read(p, used)))
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting C");
     if (!st) {
-        int ok = emit_prologue(p, &h, have_grad ? &g : NULL, used, out);
+        int ok = emit_prologue(p, &h, have_grad ? &g : NULL, &v2, aot_grad, used, out);
         cemit_put_schedule_macros(p->sched, out);
         sb_printf(out, "#ifdef ATTNC_JIT\n#define ATTNC_LINKAGE\n#else\n#define ATTNC_LINKAGE static\n#endif\n\n");
         if (!ok)
@@ -604,16 +637,17 @@ attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err) {
         else if (!cemit_fill_template(attnc_tile_template, attnc_tile_template_len, &h, NULL, out))
             st = set_error(err, ATTNC_ERR_INTERNAL, "cannot emit C for attention '%s': %s", p->attn->name,
                            "the embedded template lacks a hole");
-        else if (have_grad && !emit_backward(&g, out))
+        else if (have_grad && !emit_backward(&g, aot_grad, out))
             st = set_error(err, ATTNC_ERR_INTERNAL, "cannot emit C for attention '%s': %s", p->attn->name,
                            "the embedded backward template lacks a hole");
         else {
-            emit_entry(p, used, out);
-            if (have_grad) emit_backward_entry(p, used, out);
+            emit_entry(p, used, &v2, out);
+            if (aot_grad) emit_backward_entry(p, used, out);
         }
         if (!st && out->failed) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting C");
     }
     free(used);
+    sb_free(&v2);
     cemit_holes_free(&h);
     cemit_grad_holes_free(&g);
     return st;

@@ -66,4 +66,22 @@ void cemit_put_kernel_abi(StrBuf *out);
  * `static inline` replaced by qualifier when not NULL. */
 void cemit_put_half(const char *qualifier, StrBuf *out);
 
+/* ---- shared by c_emit.c and c_emit_v2.c ---- */
+
+/* The entry point's first part: NAME_args `a` checked (return 2) and the
+ * AttnCall `c` of the call, without a tile map (tensor_data, tensor_shape:
+ * the user's tensors; a version-2 plan's tables after them are zero). */
+void cemit_call_setup(const Plan *p, const char *used, StrBuf *out);
+
+/* Whether p's attention has a rotary, a sink or tables of dot products of
+ * rows (Plan.rows): its entry point is c_emit_v2.c's. */
+int cemit_plan_is_v2(const Plan *p);
+
+/* The tensors a caller gives (the plan's first ones; the rest are tables). */
+int cemit_user_tensors(const Plan *p);
+
+/* NAME_attention of a version-2 attention, after cemit_v2_functions' text
+ * (c_holes.h) and the libm, stdlib and string declarations. */
+void cemit_v2_entry(const Plan *p, const char *used, StrBuf *out);
+
 #endif

@@ -402,15 +402,22 @@ static void emit_slots(CEmit *E, StrBuf *text) {
     }
 }
 
-attnc_status cemit_holes(const Plan *p, CEmitHoles *h, attnc_error *err) {
-    memset(h, 0, sizeof *h);
+/* An emitter of p's schedule; ATTNC_ERR_INTERNAL when the schedule could not be built. */
+static attnc_status emit_start(const Plan *p, CEmit *E, attnc_error *err) {
+    memset(E, 0, sizeof *E);
+    E->p = p;
+    E->s = p->sched;
+    E->m = p->ir;
     if (p->sched->why[0])
         return set_error(err, ATTNC_ERR_INTERNAL, "cannot emit C for attention '%s': %s", p->attn->name, p->sched->why);
+    return ATTNC_OK;
+}
+
+attnc_status cemit_holes(const Plan *p, CEmitHoles *h, attnc_error *err) {
+    memset(h, 0, sizeof *h);
     CEmit E;
-    memset(&E, 0, sizeof E);
-    E.p = p;
-    E.s = p->sched;
-    E.m = p->ir;
+    attnc_status st = emit_start(p, &E, err);
+    if (st) return st;
     print_steps(&E, SB_SCRATCH, &h->scratch);
     print_steps(&E, SB_ITEM, &h->head);
     print_steps(&E, SB_ROW, &h->row);
@@ -442,6 +449,53 @@ void cemit_holes_free(CEmitHoles *h) {
     StrBuf *all[] = {&h->scratch, &h->head, &h->slots, &h->row, &h->col, &h->elem_partial, &h->elem_full};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sb_free(all[i]);
     memset(h, 0, sizeof *h);
+}
+
+/* ---- version 2's standalone blocks (schedule.h: SB_ROPE ...) ---------------- */
+
+/* `static int NAME(const AttnCall *c, int64_t b, int64_t h, int64_t hk,
+ * int64_t q, int64_t kv, T *out0, ...)`: the steps of block id, the values
+ * outs[] stored through the out pointers; returns the block's fault (1: a
+ * runtime error of the spec). */
+static void emit_standalone(CEmit *E, SchedBlockId id, const char *name, const IrRef *outs, int nouts, IrRef fault,
+                            StrBuf *text) {
+    char v[NAME_CHARS];
+    E->blk = id;
+    E->text = text;
+    E->depth = 0;
+    sb_printf(text, "static int %s(const AttnCall *c, int64_t b, int64_t h, int64_t hk, int64_t q, int64_t kv", name);
+    for (int i = 0; i < nouts; i++) sb_printf(text, ", %s *out%d", ctype(ir_at(E->m, outs[i])->type), i);
+    sb_printf(text, ") {\n");
+    E->depth = 1;
+    line(E, "const int64_t hr = h;");
+    line(E, "(void)c, (void)b, (void)h, (void)hr, (void)hk, (void)q, (void)kv;");
+    print_steps(E, id, text);
+    for (int i = 0; i < nouts; i++) {
+        name_of(E, outs[i], v);
+        line(E, "*out%d = %s;", i, v);
+    }
+    name_of(E, fault, v);
+    line(E, "return %s;", v);
+    E->depth = 0;
+    line(E, "}");
+}
+
+attnc_status cemit_v2_functions(const Plan *p, StrBuf *out, attnc_error *err) {
+    const IrFunc *f = p->f;
+    CEmit E;
+    attnc_status st = emit_start(p, &E, err);
+    if (st) return st;
+    if (f->qpos != IR_NONE) {
+        IrRef rope[] = {f->rope_dims, f->rope_base, f->rope_interleaved};
+        emit_standalone(&E, SB_ROPE, "attnc_v2_rope", rope, 3, f->rope_fault, out);
+        emit_standalone(&E, SB_QPOS, "attnc_v2_qpos", &f->qpos, 1, f->qpos_fault, out);
+        emit_standalone(&E, SB_KVPOS, "attnc_v2_kvpos", &f->kvpos, 1, f->kvpos_fault, out);
+    }
+    if (f->sink != IR_NONE) emit_standalone(&E, SB_SINK, "attnc_v2_sink", &f->sink, 1, f->sink_fault, out);
+    if (E.nomem || out->failed) return set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting C");
+    if (E.why[0])
+        return set_error(err, ATTNC_ERR_INTERNAL, "cannot emit C for attention '%s': %s", p->attn->name, E.why);
+    return ATTNC_OK;
 }
 
 /* ---- the holes of the backward kernel (templates/tile_bwd.c) ---------------- */

@@ -31,6 +31,14 @@ void cemit_put_schedule_macros(const Schedule *s, StrBuf *out);
 /* Free what cemit_holes filled in. */
 void cemit_holes_free(CEmitHoles *h);
 
+/* Version 2's values around the kernel (spec 9.3, 9.4), as C functions
+ * appended to out, each `static int NAME(const AttnCall *c, int64_t b,
+ * int64_t h, int64_t hk, int64_t q, int64_t kv, T *out...)` returning 1 on a
+ * runtime error of the spec: attnc_v2_rope (int64_t dims, float base, int
+ * interleaved) and attnc_v2_qpos / attnc_v2_kvpos (int64_t) when p's
+ * attention has a rotary, attnc_v2_sink (float) when it has a sink. */
+attnc_status cemit_v2_functions(const Plan *p, StrBuf *out, attnc_error *err);
+
 /* The code of each hole of templates/tile_bwd.c (GRAD_ITEM, GRAD_SLOTS,
  * GRAD_COL, GRAD_ROW, GRAD_PRE, GRAD_FAULT, GRAD_KEEP, GRAD_VALUE,
  * GRAD_TERMS), printed from the plan's backward schedule (schedule_grad.h):
