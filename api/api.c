@@ -316,6 +316,7 @@ attnc_backend attnc_kernel_backend(const attnc_kernel *k) { return k ? k->backen
 void attnc_kernel_free(attnc_kernel *k) {
     if (!k) return;
     if (k->impl && k->state) k->impl->release(k->state);
+    rope_scratch_free(k->rope);
     if (k->c.arena) compiled_free(&k->c);
     free(k->fixed.is_fixed);
     free(k->fixed.value);

@@ -32,7 +32,8 @@
 
 /* What one backward call allocates. */
 typedef struct V2 {
-    float *qr, *kr;     /* Q and K rotated (a rotary) */
+    RopeScratch *rope;  /* the kernel's rotation scratch, taken for this call (a rotary) */
+    const float *qr, *kr; /* Q and K rotated, in it */
     float *dq, *dk;     /* the kernel's dQ and dK, float32 contiguous, before the tables' and the rotation's terms */
     float **dtensor;    /* the rewritten attention's tensor gradients: the caller's, then the tables' */
     float **dsink;      /* the sink's share of the caller's tensor gradients (NULL: none wanted) */
@@ -133,7 +134,8 @@ static void free_v2(const attnc_kernel *k, V2 *v) {
     for (int t = 0; v->dtensor && k->rows && t < k->rows->ntables; t++) free(v->dtensor[k->rows->ntensors_before + t]);
     for (int i = 0; v->dsink && i < k->attn->ntensors; i++) free(v->dsink[i]);
     free(v->dtensor), free(v->dsink);
-    free(v->qr), free(v->kr), free(v->dq), free(v->dk);
+    if (v->rope) rope_scratch_keep(&((attnc_kernel *)k)->rope, v->rope);
+    free(v->dq), free(v->dk);
 }
 
 attnc_status api_backward_v2(const attnc_kernel *k, BoundCall *bc, const attnc_args *args, const BoundGrad *bg,
@@ -149,7 +151,11 @@ attnc_status api_backward_v2(const attnc_kernel *k, BoundCall *bc, const attnc_a
     attnc_status st = at->sink ? sink_share(bc, args, bg, &v, err) : ATTNC_OK;
     if (!st && at->rotary) {
         int fault = 0;
-        st = rope_rotate(bc, args->q, args->k, threads > 0 ? threads : pool_cores(), &v.qr, &v.kr, &fault, err);
+        /* the scratch the forward keeps in the kernel, taken and given back atomically (api_rope_sink.c) */
+        v.rope = rope_scratch_take(&((attnc_kernel *)k)->rope);
+        st = !v.rope ? set_error(err, ATTNC_ERR_NOMEM, "out of memory rotating Q and K")
+                     : rope_rotate(bc, args->q, args->k, threads > 0 ? threads : pool_cores(), v.rope, &v.qr, &v.kr,
+                                   &fault, err);
         if (!st && fault) { /* a position's runtime error: the reference knows whether a kept element needs it */
             free_v2(k, &v);
             return interp_backward(k->plan, &k->ck, bc, args, bg, threads, err);

@@ -9,6 +9,7 @@
 #include "diag.h"
 #include "launch.h"
 #include "plan.h"
+#include "rope_sink.h"
 #include "rows_items.h"
 #include "rows_table.h"
 #include "sema.h"
@@ -37,6 +38,7 @@ struct attnc_kernel {
     CompiledKernel ck;
     void *state;
     attnc_options opts; /* as compiled (defines dropped: see fixed) */
+    RopeScratch *_Atomic rope; /* api_rope_sink.c: the last call's rotation buffers (runtime/rope_sink.h) */
 };
 
 /* The caller's args with a valid pointer (dummy) for every empty array,

@@ -21,9 +21,12 @@ attnc_status api_run_rope_sink(const attnc_kernel *k, BoundCall *bc, const attnc
                                const LaunchPages *pages, ApiRunFn run, attnc_error *err) {
     const Attention *at = bc->attn;
     const attnc_sizes *sz = &bc->sz;
+    /* never met through the API: attnc_kernel_reads_pages is false for a
+     * rotary kernel, so api_batch.c gathers a paged sequence's K and V
+     * first; the kernel reads the rotated copy, not the pages */
     if (pages && at->rotary)
-        return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a rotary: a paged KV cache is not supported with "
-                         "it yet (store K rotated in the cache, or pass K contiguous)", at->name);
+        return set_error(err, ATTNC_ERR_INTERNAL, "attention '%s' has a rotary: its K must be gathered from the "
+                         "pages before the call", at->name);
     /* the kernel's own view: the attention without them, so that the
      * launcher's rerun on the interpreter (to name a fault) does not apply
      * them a second time */
@@ -33,13 +36,22 @@ attnc_status api_run_rope_sink(const attnc_kernel *k, BoundCall *bc, const attnc
     BoundLayout saved[BT_COUNT];
     memcpy(saved, bc->layout, sizeof saved);
     attnc_args a = *args;
-    float *qr = NULL, *kr = NULL, *o32 = NULL, *lse32 = NULL;
+    const float *qr = NULL, *kr = NULL;
+    float *o32 = NULL, *lse32 = NULL;
     attnc_status st = ATTNC_OK;
+    /* the kernel's scratch is no part of what the caller sees of it (which
+     * stays const): taken and given back atomically, safe across threads */
+    RopeScratch *_Atomic *slot = &((attnc_kernel *)k)->rope, *scratch = NULL;
     if (at->rotary) {
         int fault = 0;
-        st = rope_rotate(bc, args->q, args->k, threads > 0 ? threads : pool_cores(), &qr, &kr, &fault, err);
-        if (!st && fault) /* a position's runtime error: the interpreter knows whether a kept element needs it */
+        scratch = rope_scratch_take(slot);
+        st = !scratch ? set_error(err, ATTNC_ERR_NOMEM, "out of memory rotating Q and K")
+                      : rope_rotate(bc, args->q, args->k, threads > 0 ? threads : pool_cores(), scratch, &qr, &kr,
+                                    &fault, err);
+        if (!st && fault) { /* a position's runtime error: the interpreter knows whether a kept element needs it */
+            rope_scratch_keep(slot, scratch);
             return interp_run(bc, args->q, args->k, args->v, args->o, args->lse, err);
+        }
         a.q = qr, a.k = kr;
         bc->layout[BT_Q] = api_contiguous_f32(sz->H, sz->Lq, sz->D);
         bc->layout[BT_K] = api_contiguous_f32(sz->Hkv, sz->Lk, sz->D);
@@ -60,8 +72,7 @@ attnc_status api_run_rope_sink(const attnc_kernel *k, BoundCall *bc, const attnc
     }
     memcpy(bc->layout, saved, sizeof saved);
     if (!st && at->sink) st = sink_merge(bc, &saved[BT_O], &saved[BT_LSE], o32, lse32, args->o, args->lse, err);
-    free(qr);
-    free(kr);
+    if (scratch) rope_scratch_keep(slot, scratch);
     free(o32);
     free(lse32);
     return st;

@@ -6,12 +6,23 @@
 #include "call.h"
 #include "status.h"
 
-/* Q and K of the call rotated by bc's rotary (on `threads` threads of the pool) into float32, contiguous
- * [B, H, Lq, D] and [B, Hkv, Lk, D] (malloc'd; free both).  *fault = 1 (and
- * no copies) when a position raises a runtime error: whether the call does
- * depends on which rows its masks use, which the interpreter decides. */
-attnc_status rope_rotate(const BoundCall *bc, const void *q, const void *k, int threads, float **q_rot,
-                         float **k_rot, int *fault, attnc_error *err);
+/* A kernel's rotation buffers (the rotated copies, the angle table, the
+ * position ids), kept across its calls in a slot of the kernel: a call
+ * takes it (a new one when another call holds it or none was kept) and
+ * gives it back when done, so that calls on several threads at once are
+ * safe; the one returned last is kept, the other freed. */
+typedef struct RopeScratch RopeScratch;
+RopeScratch *rope_scratch_take(RopeScratch *_Atomic *slot); /* NULL: out of memory */
+void rope_scratch_keep(RopeScratch *_Atomic *slot, RopeScratch *s);
+void rope_scratch_free(RopeScratch *s);
+
+/* Q and K of the call rotated by bc's rotary (on `threads` threads of the
+ * pool) into s's float32 copies, contiguous [B, H, Lq, D] and [B, Hkv, Lk, D]
+ * (valid until s is freed or used again).  *fault = 1 (and no copies) when a
+ * position raises a runtime error: whether the call does depends on which
+ * rows its masks use, which the interpreter decides. */
+attnc_status rope_rotate(const BoundCall *bc, const void *q, const void *k, int threads, RopeScratch *s,
+                         const float **q_rot, const float **k_rot, int *fault, attnc_error *err);
 
 /* The kernel's O (float32, contiguous [B, H, Lq, Dv]) and LSE ([B, H, Lq])
  * merged with each row's sink, written to o and lse (may be NULL) at their

@@ -1,5 +1,5 @@
 # tests/install.cmake — `cmake --install` into a temporary prefix and link
-# examples/embed against it with pkg-config and find_package (tests/install.sh).
+# examples/embed and tests/install_v2.c against it with pkg-config and find_package (tests/install.sh).
 set(install_test_cflags "")
 if(ATTNC_SANITIZE)
   string(APPEND install_test_cflags " -fsanitize=address,undefined")

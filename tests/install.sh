@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/install.sh BUILD_DIR SOURCE_DIR — install into a temporary prefix and
-# build examples/embed against it every documented way (embed.c; decode.c and train_step.c shared): pkg-config (shared),
+# build examples/embed against it every documented way (embed.c; decode.c and train_step.c shared;
+# tests/install_v2.c, a rotary + sink attention against the interpreter, shared and static): pkg-config (shared),
 # pkg-config static_libs, pkg-config --static, and find_package(attnc) for
 # both targets; run each.  Also: the soname, and that libattnc.so exports
 # only attnc_* symbols.
@@ -47,12 +48,21 @@ $cc -std=c11 -o "$tmp/decode-shared" "$src/examples/embed/decode.c" $(pkg-config
 $cc -std=c11 -o "$tmp/train-shared" "$src/examples/embed/train_step.c" $(pkg-config --cflags --libs attnc) -lm \
   -Wl,-rpath,"$libdir" || fail "train_step.c: shared link with pkg-config failed"
 "$tmp/train-shared" >/dev/null || fail "train-shared failed"
+# 1d. a language version 2 attention (rotary with position ids, sinks) against the interpreter backend
+# shellcheck disable=SC2046
+$cc -std=c11 -o "$tmp/v2-shared" "$src/tests/install_v2.c" $(pkg-config --cflags --libs attnc) -lm \
+  -Wl,-rpath,"$libdir" || fail "install_v2.c: shared link with pkg-config failed"
+"$tmp/v2-shared" || fail "v2-shared failed"
 # 2. static, from the pkg-config variable
 # shellcheck disable=SC2046
 $cc -std=c11 -o "$tmp/embed-static" "$embed" $(pkg-config --cflags attnc) $(pkg-config --variable=static_libs attnc) -lm \
   || fail "static link with pkg-config static_libs failed"
 if grep -q "NEEDED.*libattnc" <<<"$(objdump -p "$tmp/embed-static")"; then fail "embed-static links libattnc.so"; fi
 "$tmp/embed-static" >/dev/null || fail "embed-static failed"
+# shellcheck disable=SC2046
+$cc -std=c11 -o "$tmp/v2-static" "$src/tests/install_v2.c" $(pkg-config --cflags attnc) \
+  $(pkg-config --variable=static_libs attnc) -lm || fail "install_v2.c: static link failed"
+"$tmp/v2-static" || fail "v2-static failed"
 # 3. pkg-config --static links too
 # shellcheck disable=SC2046
 $cc -std=c11 -o "$tmp/embed-pcstatic" "$embed" $(pkg-config --cflags --libs --static attnc) -lm -Wl,-rpath,"$libdir" \
@@ -74,4 +84,4 @@ cmake -S "$tmp/proj" -B "$tmp/proj/build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_
 cmake --build "$tmp/proj/build" >/dev/null || fail "building against attnc::attnc failed"
 "$tmp/proj/build/embed_shared" >/dev/null || fail "cmake embed_shared failed"
 "$tmp/proj/build/embed_static" >/dev/null || fail "cmake embed_static failed"
-echo "install test: ok ($prefix; soname $soname; pkg-config shared/static/--static and find_package both targets)"
+echo "install test: ok ($prefix; soname $soname; pkg-config shared/static/--static and find_package both targets; v2)"

@@ -454,16 +454,31 @@ static void gen_low_rank(Gen *G) {
 
 /* Version 2 (spec 9): a rotary with some of its arguments, or a relative
  * embedding dot(Q|K, E[clamp(kv - q, -M, M) + M]) as a bias. */
+
+/* Position ids: an int tensor [B, L] read at [b, q] (or [b, kv]), its values
+ * in a random range (within the lengths, beyond them, negative, near 2^30). */
+static void gen_position_ids(Gen *G, const char *len, const char *index, char *arg, size_t n) {
+    static const int64_t ranges[][2] = {{0, 8}, {0, 100}, {-40, 40}, {0, 4096}, {1 << 30, (1 << 30) + 64}};
+    char ids[24];
+    snprintf(ids, sizeof ids, "x%di%d", G->a, G->nsums++);
+    item(G, -1, "tensor %s : int[B, %s]", ids, len);
+    const int64_t *r = ranges[pick(G, 5)];
+    domain(G->g, ids, SG_INT, r[0], r[1], 0)->is_tensor = 1;
+    snprintf(arg, n, "%spos = %s[b, %s]", index, ids, index);
+}
+
 static void gen_rotary(Gen *G) {
     static const char *const opts[][3] = {{"", "base = 500.0", "base = 10000.0"},
                                           {"", "dims = D - D % 2", "dims = 2 * (D / 4)"},
                                           {"", "interleaved = true", "interleaved = false"},
                                           {"", "qpos = q + Lk - Lq", "qpos = 2 * q + h"},
                                           {"", "kvpos = kv + 1", "kvpos = kv + hk"}};
-    char args[SG_TEXT] = "";
+    char args[SG_TEXT] = "", ids[48];
     size_t len = 0;
     for (int i = 0; i < 5; i++) {
         const char *o = opts[i][pick(G, 3)];
+        if (i >= 3 && chance(G, 30)) /* position ids from a tensor */
+            gen_position_ids(G, i == 3 ? "Lq" : "Lk", i == 3 ? "q" : "kv", ids, sizeof ids), o = ids;
         if (*o) len += (size_t)snprintf(args + len, sizeof args - len, "%s%s", len ? ", " : "", o);
     }
     if (len) item(G, -1, "rotary(%s)", args);
