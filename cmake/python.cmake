@@ -29,3 +29,13 @@ foreach(src ${ATTNC_PYTHON_SOURCES})
   configure_file(${src} ${ATTNC_PYTHON_DIR}/attnc/${name} COPYONLY)
 endforeach()
 set(ATTNC_HAVE_PYTHON ON)
+# cmake --install: the package into PREFIX's Python path (Debian's python3 reads
+# /usr/local/lib/python3.X/dist-packages), finding libattnc.so in PREFIX's lib
+include(GNUInstallDirs)
+set(ATTNC_PYTHON_INSTALL_DIR "${CMAKE_INSTALL_LIBDIR}/python${Python3_VERSION_MAJOR}.${Python3_VERSION_MINOR}/dist-packages"
+    CACHE STRING "where cmake --install puts the Python package attnc, relative to the prefix")
+# relative, so that the package works wherever the prefix is installed (cmake --install --prefix)
+file(RELATIVE_PATH attnc_python_to_lib /prefix/${ATTNC_PYTHON_INSTALL_DIR}/attnc /prefix/${CMAKE_INSTALL_LIBDIR})
+set_target_properties(attnc_python PROPERTIES INSTALL_RPATH "$ORIGIN/${attnc_python_to_lib}")
+install(TARGETS attnc_python LIBRARY DESTINATION ${ATTNC_PYTHON_INSTALL_DIR}/attnc)
+install(FILES ${ATTNC_PYTHON_SOURCES} DESTINATION ${ATTNC_PYTHON_INSTALL_DIR}/attnc)

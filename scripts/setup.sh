@@ -14,8 +14,10 @@ build/npyrand out/v.npy f4 1,2,256,64 --seed 3
 build/attnc check examples/sliding_window.attn
 build/attnc run examples/sliding_window.attn --variant sliding_window_causal --param window=32 \
   --q out/q.npy --k out/k.npy --v out/v.npy -o out/o.npy --lse out/lse.npy
-# the Python package (built into build/python when python3-dev is there)
+# the library, the command and the Python package into /usr/local (cmake --install):
+# Debian's python3 then imports attnc
+cmake --install build >/dev/null
+echo "attnc: installed into /usr/local (attnc, libattnc, attnc.h, attnc.pc, the Python package attnc)"
 if [ -d build/python/attnc ]; then
-  PYTHONPATH=build/python /usr/bin/python3 examples/python/quickstart.py out
-  echo "attnc: Python: PYTHONPATH=$PWD/build/python python3 -c 'import attnc' (examples/python/)"
+  (cd out && /usr/bin/python3 ../examples/python/quickstart.py .)
 fi

@@ -29,4 +29,14 @@ p = np.exp(s - s.max(-1, keepdims=True))
 want = (p / p.sum(-1, keepdims=True)) @ v
 assert np.abs(o - want).max() < 1e-5
 PY
-echo "install/python: ok (pip install ./python against $tmp/prefix)"
+# cmake --install put the package into the prefix's Python path too (its run path finds the prefix's libattnc)
+site=$(find "$tmp/prefix" -path '*dist-packages/attnc/__init__.py' | head -n1)
+[ -n "$site" ] || fail "cmake --install did not install the Python package"
+PYTHONPATH=$(dirname "$(dirname "$site")") "$python" -c "
+import attnc, numpy as np
+k = attnc.compile('attention cmake_installed { use causal; }')
+q = np.ones((1, 1, 4, 8), np.float32)
+assert np.allclose(k(q, q, q), q)
+assert attnc._attnc.__file__.startswith('$tmp/prefix'), attnc._attnc.__file__
+" || fail "the package cmake --install put into $site does not work"
+echo "install/python: ok (pip install ./python against $tmp/prefix, and cmake --install's copy)"
