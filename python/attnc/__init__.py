@@ -130,12 +130,9 @@ class Kernel:
             "k": empty_like_layout(k, lib, tuple(k.shape), None),
             "v": empty_like_layout(v, lib, tuple(v.shape), None),
         }
-        shapes = {}
-        for i, (name, _) in enumerate(self.tensors.items()):
+        for i, name in enumerate(self.tensors):
             if name in names:
-                shapes[name] = self._k.tensor_shape(i, sizes, plist)
-        for name in names:
-            out[name] = empty_like_layout(q, lib, shapes[name], "float32")
+                out[name] = empty_like_layout(q, lib, self._k.tensor_shape(i, sizes, plist), "float32")
         dtensors = [(name, describe(out[name], name, any_rank=True)[0][0]) for name in names]
         self._k.backward(sizes, dq_, dk_, dv_, describe(o, "o")[0], describe(lse, "lse", rank=3)[0], plist, tlist,
                          describe(do, "dout")[0], None if dlse is None else describe(dlse, "dlse", rank=3)[0],

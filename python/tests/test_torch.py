@@ -15,15 +15,20 @@ ALIBI = """attention alibi_py {
 }"""
 
 
-def eager_alibi(q, k, v, slope):
-    """The same variant written in PyTorch (GQA by repetition)."""
+def eager_scores(q, k, slope):
+    """The variant's masked scores written in PyTorch (GQA by repetition)."""
     H, Hkv, L, D = q.shape[1], k.shape[1], q.shape[2], q.shape[3]
-    K, V = k.repeat_interleave(H // Hkv, 1), v.repeat_interleave(H // Hkv, 1)
+    K = k.repeat_interleave(H // Hkv, 1)
     s = q.float() @ K.float().transpose(-1, -2) / D**0.5
     i = torch.arange(L)
     s = s - slope[None, :, None, None] * (i[:, None] - i[None, :]).float()
-    s = s.masked_fill(i[None, :] > i[:, None], float("-inf"))
-    return torch.softmax(s, -1) @ V.float()
+    return s.masked_fill(i[None, :] > i[:, None], float("-inf"))
+
+
+def eager_alibi(q, k, v, slope):
+    """The same variant's O in PyTorch."""
+    V = v.repeat_interleave(q.shape[1] // k.shape[1], 1)
+    return torch.softmax(eager_scores(q, k, slope), -1) @ V.float()
 
 
 def make(B=2, H=4, Hkv=2, L=23, D=16, Dv=8, dtype=torch.float32, seed=0):
@@ -75,14 +80,7 @@ def test_lse_gradient():
     q, k, v, slope = make()
     o, lse = ap.attention(kern, q, k, v, tensors={"slope": slope}, lse=True)
     got = torch.autograd.grad(lse.sum(), [q, k])
-    s = eager_alibi  # LSE by hand:
-    H, Hkv, L, D = q.shape[1], k.shape[1], q.shape[2], q.shape[3]
-    K = k.repeat_interleave(H // Hkv, 1)
-    i = torch.arange(L)
-    sc = q @ K.transpose(-1, -2) / D**0.5 - slope[None, :, None, None] * (i[:, None] - i[None, :]).float()
-    sc = sc.masked_fill(i[None, :] > i[:, None], float("-inf"))
-    want = torch.autograd.grad(torch.logsumexp(sc, -1).sum(), [q, k])
-    del s
+    want = torch.autograd.grad(torch.logsumexp(eager_scores(q, k, slope), -1).sum(), [q, k])
     for a, b in zip(got, want):
         assert (a - b).abs().max().item() < 1e-4
 
