@@ -544,6 +544,25 @@ typedef struct MapUse {
     uint8_t *tiles;
 } MapUse;
 
+/* Where the IR says an element a mask count evaluates raises a runtime
+ * error: the interpreter evaluates the masks there and names it. */
+typedef struct MaskFault {
+    const BoundCall *bc;
+    attnc_error *err; /* the caller's (may be NULL) */
+    attnc_status st;
+} MaskFault;
+
+static int mask_fault_at(void *ctx, int64_t b, int64_t h, int64_t q, int64_t kv) {
+    MaskFault *mf = ctx;
+    attnc_error e = {0};
+    int kept = interp_masks_at(mf->bc, b, h, q, kv, &e);
+    if (kept < 0) {
+        mf->st = e.status;
+        if (mf->err) *mf->err = e;
+    }
+    return kept;
+}
+
 /* The tile map of a call (Q, K, V, O not read), and with use != NULL what it
  * asks (then the map is freed); a kernel with tables gets zero ones: masks
  * never read a dot. */
@@ -565,10 +584,14 @@ static attnc_status call_tile_map(const attnc_kernel *k, const attnc_args *call,
     if (k->rows && !(st = api_rows_bind(k, &bc, NULL, NULL, 1, 0, &rc, err))) bound = &rc.bc;
     if (!st) st = tile_map_build(k->plan, bound, tm, err);
     if (!st && use) {
-        int ok = 1;
-        if (use->kept) ok = (*use->kept = tile_count_kept(k->plan, bound, tm)) >= 0;
-        else ok = tile_picture(k->plan, bound, tm, use->b, use->h, use->rows, use->cols, use->pixels, use->tiles);
-        if (!ok) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+        MaskFault mf = {&bc, err, ATTNC_OK};
+        TileFaultHook hook = {mask_fault_at, &mf};
+        int64_t r = use->kept ? tile_count_kept(k->plan, bound, tm, &hook)
+                              : tile_picture(k->plan, bound, tm, use->b, use->h, use->rows, use->cols, use->pixels,
+                                             use->tiles, &hook);
+        if (use->kept && r >= 0) *use->kept = r;
+        if (r == -2) st = mf.st; /* the interpreter's message is in err */
+        else if (r < 0 || (!use->kept && r == 0)) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         tile_map_free(tm);
     }
     if (bound != &bc) api_rows_release(&rc);
