@@ -151,6 +151,29 @@ static TExpr *element(Rewrite *rw, const TExpr *x, TExpr **lead, TExpr *r) {
     return with_args(rw, &node, args);
 }
 
+/* The length of a row: D, or the tensor's last extent. */
+static TExpr *length_of(Rewrite *rw, const TExpr *x) {
+    if (x->kind != X_ROW) return var(rw, V_SIZE_D, DEP_SIZE);
+    const Decl *d = decl_canon(x->decl);
+    return d->dims[d->ndims - 1];
+}
+
+/* The bound of the sum of dot(x, y): the longer row's length.  The library
+ * checks per call that both are equal (bind.c), before anything runs; code
+ * that does not (ahead-of-time C) then still reads the shorter row past its
+ * end, which is an index error where the dot is evaluated, never a silently
+ * shorter sum. */
+static TExpr *row_length(Rewrite *rw, const TExpr *x, const TExpr *y) {
+    TExpr *a = length_of(rw, x), *b = length_of(rw, y);
+    if (!a || !b || a == b || (a->kind == X_VAR && b->kind == X_VAR && a->var == b->var)) return a && b ? a : NULL;
+    TExpr call = *a;
+    call.kind = X_CALL;
+    call.type = T_INT;
+    call.fn = FN_MAX;
+    call.nargs = 2;
+    return with_args(rw, &call, (TExpr *[]){a, b});
+}
+
 /* dot(X, Y) that no table expresses (dot(Q, K), two tensor rows, ...) as
  *     sum(r < n) X[.., r] * Y[.., r]
  * with Q's and K's rows read as tensors; n is D or X's last extent (bind.c
@@ -167,10 +190,7 @@ static TExpr *dot_as_sum(Rewrite *rw, TExpr *e) {
             TExpr *ix = rewrite(rw, rows[s]->args[i]);
             if (!ix || !(lead[s][i] = deeper(rw, ix, level))) return NULL;
         }
-    const TExpr *first = rows[0]->kind == X_ROW ? rows[0] : rows[1];
-    TExpr *n = first->kind == X_ROW ? decl_canon(first->decl)->dims[decl_canon(first->decl)->ndims - 1]
-                                    : var(rw, V_SIZE_D, DEP_SIZE);
-    TExpr *r = arena_alloc(rw->arena, sizeof *r);
+    TExpr *n = row_length(rw, rows[0], rows[1]), *r = arena_alloc(rw->arena, sizeof *r);
     if (!n || !r) return NULL;
     *r = (TExpr){.kind = X_SUMVAR, .type = T_INT, .span = e->span, .level = level, .depth = 1, .size = 1};
     TExpr *x = element(rw, rows[0], lead[0], r), *y = element(rw, rows[1], lead[1], r);
