@@ -158,30 +158,36 @@ static TExpr *length_of(Rewrite *rw, const TExpr *x) {
     return d->dims[d->ndims - 1];
 }
 
+/* A node of kind `kind` (type `type`, `level` for a sum) over a and b, at e's span. */
+static TExpr *binary(Rewrite *rw, const TExpr *e, XKind kind, Type type, int level, TExpr *a, TExpr *b) {
+    TExpr node = *e;
+    node.kind = kind;
+    node.type = type;
+    node.level = level;
+    node.nargs = 2;
+    return with_args(rw, &node, (TExpr *[]){a, b});
+}
+
 /* The bound of the sum of dot(x, y): the longer row's length.  The library
  * checks per call that both are equal (bind.c), before anything runs; code
  * that does not (ahead-of-time C) then still reads the shorter row past its
  * end, which is an index error where the dot is evaluated, never a silently
  * shorter sum. */
-static TExpr *row_length(Rewrite *rw, const TExpr *x, const TExpr *y) {
+static TExpr *row_length(Rewrite *rw, const TExpr *e, const TExpr *x, const TExpr *y) {
     TExpr *a = length_of(rw, x), *b = length_of(rw, y);
     if (!a || !b || a == b || (a->kind == X_VAR && b->kind == X_VAR && a->var == b->var)) return a && b ? a : NULL;
-    TExpr call = *a;
-    call.kind = X_CALL;
-    call.type = T_INT;
-    call.fn = FN_MAX;
-    call.nargs = 2;
-    return with_args(rw, &call, (TExpr *[]){a, b});
+    TExpr *max = binary(rw, e, X_CALL, T_INT, 0, a, b);
+    if (max) max->fn = FN_MAX;
+    return max;
 }
 
 /* dot(X, Y) that no table expresses (dot(Q, K), two tensor rows, ...) as
  *     sum(r < n) X[.., r] * Y[.., r]
- * with Q's and K's rows read as tensors; n is D or X's last extent (bind.c
- * checks per call that both rows have that length).  The sum is the IR's
- * own form: pass_lowrank.c moves such a bias term whose X is per query row
- * and Y per key into extra Q/K columns of the QK product, anything else is
- * computed per element like any sum, and the backward differentiates it as
- * one (a sum chain over the tensors' loads). */
+ * with Q's and K's rows read as tensors, n the rows' length (row_length).
+ * The sum is the IR's own form: pass_lowrank.c moves such a bias term whose
+ * X is per query row and Y per key into extra Q/K columns of the QK
+ * product, anything else is computed per element like any sum, and the
+ * backward differentiates it as one (a sum chain over the tensors' loads). */
 static TExpr *dot_as_sum(Rewrite *rw, TExpr *e) {
     TExpr *rows[2] = {e->args[0], e->args[1]}, *lead[2][ATTNC_MAX_RANK];
     int level = rw->level;
@@ -190,22 +196,12 @@ static TExpr *dot_as_sum(Rewrite *rw, TExpr *e) {
             TExpr *ix = rewrite(rw, rows[s]->args[i]);
             if (!ix || !(lead[s][i] = deeper(rw, ix, level))) return NULL;
         }
-    TExpr *n = row_length(rw, rows[0], rows[1]), *r = arena_alloc(rw->arena, sizeof *r);
+    TExpr *n = row_length(rw, e, rows[0], rows[1]), *r = arena_alloc(rw->arena, sizeof *r);
     if (!n || !r) return NULL;
     *r = (TExpr){.kind = X_SUMVAR, .type = T_INT, .span = e->span, .level = level, .depth = 1, .size = 1};
     TExpr *x = element(rw, rows[0], lead[0], r), *y = element(rw, rows[1], lead[1], r);
-    if (!x || !y) return NULL;
-    TExpr mul = *e, sum = *e;
-    mul.kind = X_MUL;
-    mul.type = T_FLOAT;
-    mul.nargs = 2;
-    TExpr *body = with_args(rw, &mul, (TExpr *[]){x, y});
-    if (!body) return NULL;
-    sum.kind = X_SUM;
-    sum.type = T_FLOAT;
-    sum.level = level;
-    sum.nargs = 2;
-    return with_args(rw, &sum, (TExpr *[]){n, body});
+    TExpr *body = x && y ? binary(rw, e, X_MUL, T_FLOAT, 0, x, y) : NULL;
+    return body ? binary(rw, e, X_SUM, T_FLOAT, level, n, body) : NULL;
 }
 
 /* dot(X, Y) as a read of the table of its Q or K row against its tensor
