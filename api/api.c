@@ -424,11 +424,7 @@ int attnc_kernel_threads(const attnc_kernel *k) { return k->threads > 0 ? k->thr
 
 /* A rotary or a dot of K rows reads K before the kernel, as a dense tensor:
  * then the batch gathers the pages first. */
-static int reads_k_before(const attnc_kernel *k) {
-    for (int t = 0; k->rows && t < k->rows->ntables; t++)
-        if (k->rows->tables[t].is_k) return 1;
-    return k->attn->rotary != NULL;
-}
+static int reads_k_before(const attnc_kernel *k) { return (k->rows && rows_read_k(k->rows)) || k->attn->rotary; }
 
 int attnc_kernel_reads_pages(const attnc_kernel *k, int64_t page_rows) {
     return k && k->plan && k->ck.pages && page_rows > 0 && page_rows % k->plan->bk == 0 && !reads_k_before(k);
@@ -458,10 +454,9 @@ static int q_tables_per_item(const attnc_kernel *k) {
 static attnc_status run_kernel(const attnc_kernel *k, BoundCall *bc, const attnc_args *a, int threads,
                                const LaunchPages *pages, attnc_error *err) {
     if (!k->rows) return run_plan(k, bc, a, threads, pages, NULL, err);
-    for (int t = 0; t < k->rows->ntables; t++)
-        if (pages && k->rows->tables[t].is_k)
-            return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a dot of K rows: a paged KV cache is not "
-                             "supported with it yet", bc->attn->name);
+    if (pages && rows_read_k(k->rows))
+        return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a dot of K rows: a paged KV cache is not "
+                         "supported with it yet", bc->attn->name);
     RowsCall rc;
     attnc_status st = api_rows_bind(k, bc, a->q, a->k, threads > 0 ? threads : pool_cores(), q_tables_per_item(k), &rc,
                                     err);
@@ -614,6 +609,9 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
         return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a %s, which the library applies around the kernel "
                          "(not in its code): target '%s' would compute without it", k->attn->name,
                          k->attn->rotary ? "rotary" : k->attn->sink ? "sink" : "dot of rows (per-call tables)", target);
+    if (strcmp(target, "c") == 0 && k->rows && (k->rows->row_tensor[0] >= 0 || k->rows->row_tensor[1] >= 0))
+        return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a dot of Q or K with a row other than a tensor's "
+                         "(e.g. dot(Q, K)), which ahead-of-time C does not compute yet", k->attn->name);
     StrBuf sb = {0};
     attnc_status st = ATTNC_OK;
     if (strcmp(target, "ir") != 0) {
