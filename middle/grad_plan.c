@@ -139,12 +139,12 @@ static void level(Collect *c, int depth, unsigned bound, int newest) {
 }
 
 /* What a compiled backward evaluates must read only the variables of the loops around it. */
-static attnc_status check_terms(const GradPlan *gp, attnc_error *err) {
+static attnc_status check_terms(const GradPlan *gp, const GradTerm *terms, int nterms, attnc_error *err) {
     const IrModule *m = gp->ir;
     if (ir_at(m, gp->dvalue_dpre)->sumvars)
         return set_error(err, ATTNC_ERR_INTERNAL, "d value / d pre reads a sum variable outside its sum");
-    for (int i = 0; i < gp->nterms; i++) {
-        const GradTerm *t = &gp->terms[i];
+    for (int i = 0; i < nterms; i++) {
+        const GradTerm *t = &terms[i];
         unsigned open = 0;
         int bad = (ir_at(m, t->dvalue)->sumvars | ir_at(m, t->dbias)->sumvars) != 0;
         for (int k = 0; k < t->nsums; k++) {
@@ -161,9 +161,11 @@ static attnc_status check_terms(const GradPlan *gp, attnc_error *err) {
     return ATTNC_OK;
 }
 
-static attnc_status collect_terms(Arena *arena, GradPlan *gp, attnc_error *err) {
+/* The terms of root `value` (and `bias`) into *terms, *nterms (arena memory). */
+static attnc_status collect_terms(Arena *arena, GradPlan *gp, IrRef value, IrRef bias, GradTerm **terms, int *nterms,
+                                  attnc_error *err) {
     IrModule *m = gp->ir;
-    Collect c = {m, m->n, NULL, gp->value, gp->f->bias, {0}, NULL, 0, 0, ATTNC_OK, err};
+    Collect c = {m, m->n, NULL, value, bias, {0}, NULL, 0, 0, ATTNC_OK, err};
     c.floadvars = calloc((size_t)m->n + 1, sizeof(unsigned));
     if (!c.floadvars) return set_error(err, ATTNC_ERR_NOMEM, "out of memory while building the backward plan");
     for (int i = 0; i < m->n; i++) {
@@ -175,10 +177,10 @@ static attnc_status collect_terms(Arena *arena, GradPlan *gp, attnc_error *err) 
     level(&c, 0, 0, -1);
     free(c.floadvars);
     if (!c.st && c.nterms) {
-        gp->terms = arena_alloc(arena, sizeof(GradTerm) * (size_t)c.nterms);
-        if (gp->terms) memcpy(gp->terms, c.terms, sizeof(GradTerm) * (size_t)c.nterms);
+        *terms = arena_alloc(arena, sizeof(GradTerm) * (size_t)c.nterms);
+        if (*terms) memcpy(*terms, c.terms, sizeof(GradTerm) * (size_t)c.nterms);
         else c.st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while building the backward plan");
-        gp->nterms = gp->terms ? c.nterms : 0;
+        *nterms = *terms ? c.nterms : 0;
     }
     free(c.terms);
     return c.st;
@@ -202,8 +204,12 @@ attnc_status grad_plan_build(Arena *arena, const Attention *a, const int *is_fix
     gp->value = gp->f->weight != IR_NONE ? gp->f->weight : gp->f->score;
     IrRef pre = ir_node(gp->ir, IR_PRE, T_FLOAT, 0, (Const){0}, 0, NULL);
     attnc_status st = ir_derive(gp->ir, gp->value, pre, &gp->dvalue_dpre, err);
-    if (!st) st = collect_terms(arena, gp, err);
-    if (!st) st = check_terms(gp, err);
+    if (!st) st = collect_terms(arena, gp, gp->value, gp->f->bias, &gp->terms, &gp->nterms, err);
+    /* the sink's terms: d sink / d load (a float 0 stands for the bias, whose derivative is 0) */
+    if (!st && gp->f->sink != IR_NONE)
+        st = collect_terms(arena, gp, gp->f->sink, ir_float(gp->ir, 0.0), &gp->sink_terms, &gp->nsink_terms, err);
+    if (!st) st = check_terms(gp, gp->terms, gp->nterms, err);
+    if (!st) st = check_terms(gp, gp->sink_terms, gp->nsink_terms, err);
     if (!st) *out = gp;
     return st;
 }
