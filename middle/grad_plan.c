@@ -186,6 +186,22 @@ static attnc_status collect_terms(Arena *arena, GradPlan *gp, IrRef value, IrRef
     return c.st;
 }
 
+/* The sink's terms: d sink / d load (a float 0 stands for the bias, whose
+ * derivative is 0).  Only out of memory fails the plan (grad_plan.h). */
+static attnc_status sink_terms(Arena *arena, GradPlan *gp, attnc_error *err) {
+    attnc_error why = {0};
+    attnc_status st = collect_terms(arena, gp, gp->f->sink, ir_float(gp->ir, 0.0), &gp->sink_terms,
+                                    &gp->nsink_terms, &why);
+    if (!st) st = check_terms(gp, gp->sink_terms, gp->nsink_terms, &why);
+    if (st == ATTNC_ERR_NOMEM) return set_error(err, st, "%s", why.message);
+    if (st) {
+        gp->nsink_terms = 0;
+        gp->sink_error = arena_strdup(arena, why.message);
+        if (!gp->sink_error) return set_error(err, ATTNC_ERR_NOMEM, "out of memory while building the backward plan");
+    }
+    return ATTNC_OK;
+}
+
 attnc_status grad_plan_build(Arena *arena, const Attention *a, const int *is_fixed, const Const *fixed,
                              GradPlan **out, attnc_error *err) {
     *out = NULL;
@@ -205,21 +221,18 @@ attnc_status grad_plan_build(Arena *arena, const Attention *a, const int *is_fix
     IrRef pre = ir_node(gp->ir, IR_PRE, T_FLOAT, 0, (Const){0}, 0, NULL);
     attnc_status st = ir_derive(gp->ir, gp->value, pre, &gp->dvalue_dpre, err);
     if (!st) st = collect_terms(arena, gp, gp->value, gp->f->bias, &gp->terms, &gp->nterms, err);
-    /* the sink's terms: d sink / d load (a float 0 stands for the bias, whose derivative is 0) */
-    if (!st && gp->f->sink != IR_NONE)
-        st = collect_terms(arena, gp, gp->f->sink, ir_float(gp->ir, 0.0), &gp->sink_terms, &gp->nsink_terms, err);
     if (!st) st = check_terms(gp, gp->terms, gp->nterms, err);
-    if (!st) st = check_terms(gp, gp->sink_terms, gp->nsink_terms, err);
+    if (!st && gp->f->sink != IR_NONE) st = sink_terms(arena, gp, err);
     if (!st) *out = gp;
     return st;
 }
 
 /* ---- printing ---------------------------------------------------------- */
 
-static void print_term(const GradPlan *gp, const GradTerm *t, StrBuf *out) {
+static void print_term(const GradPlan *gp, const GradTerm *t, const char *prefix, StrBuf *out) {
     const IrModule *m = gp->ir;
     const IrNode *load = ir_at(m, t->load);
-    sb_printf(out, "  d %s[", m->attn->tensors[t->tensor]->name);
+    sb_printf(out, "  %sd %s[", prefix, m->attn->tensors[t->tensor]->name);
     for (int k = 0; k < load->nargs; k++) sb_printf(out, "%s%%%d", k ? ", " : "", load->args[k]);
     int both = !is_zero(m, t->dvalue) && !is_zero(m, t->dbias);
     sb_printf(out, "] += %s", both && t->nsums ? "(" : "");
@@ -236,7 +249,7 @@ static void print_term(const GradPlan *gp, const GradTerm *t, StrBuf *out) {
 
 void grad_plan_print(const GradPlan *gp, StrBuf *out) {
     const IrFunc *f = gp->f;
-    int n = 8 + gp->nterms * (3 + 2 * GRAD_MAX_CHAIN);
+    int n = 8 + (gp->nterms + gp->nsink_terms) * (3 + 2 * GRAD_MAX_CHAIN);
     IrRef *roots = malloc(sizeof(IrRef) * (size_t)n);
     if (!roots) {
         out->failed = 1;
@@ -245,8 +258,8 @@ void grad_plan_print(const GradPlan *gp, StrBuf *out) {
     int k = 0;
     IrRef rootv[] = {f->keep, f->scale, f->bias, f->score, f->weight, f->fault, gp->dvalue_dpre};
     for (size_t i = 0; i < sizeof rootv / sizeof rootv[0]; i++) roots[k++] = rootv[i];
-    for (int i = 0; i < gp->nterms; i++) {
-        const GradTerm *t = &gp->terms[i];
+    for (int i = 0; i < gp->nterms + gp->nsink_terms; i++) {
+        const GradTerm *t = i < gp->nterms ? &gp->terms[i] : &gp->sink_terms[i - gp->nterms];
         roots[k++] = t->load;
         roots[k++] = t->dvalue;
         roots[k++] = t->dbias;
@@ -264,5 +277,8 @@ void grad_plan_print(const GradPlan *gp, StrBuf *out) {
     for (int i = 0; i < 6; i++)
         if (rootv[i] != IR_NONE) sb_printf(out, "  %s = %%%d\n", names[i], rootv[i]);
     sb_printf(out, "  dvalue_dpre = %%%d\n", gp->dvalue_dpre);
-    for (int i = 0; i < gp->nterms; i++) print_term(gp, &gp->terms[i], out);
+    for (int i = 0; i < gp->nterms; i++) print_term(gp, &gp->terms[i], "", out);
+    /* the sink's: g here is the row's dL/dsink */
+    for (int i = 0; i < gp->nsink_terms; i++) print_term(gp, &gp->sink_terms[i], "sink (g = dL/dsink): ", out);
+    if (gp->sink_error) sb_printf(out, "  sink: no terms: %s\n", gp->sink_error);
 }

@@ -61,8 +61,9 @@ foreach(backend ${ATTNC_GRAD_V2_BACKENDS})
   add_test(NAME grad/v2/sinks-masked-rows/${backend}-f16 COMMAND test_grad_backends ${v2}/learned_sinks.attn
            --backend ${backend} --elem f16 --shape B=2,H=4,Hkv=2,Lq=37,Lk=21,D=7,Dv=3 --tile 8)
 endforeach()
-# Version 2 ahead of time: NAME_backward of every v2 example and of tests/cgen/v2.attn's cases (odd D, GQA,
-# fully masked rows with a sink, everything at once), compiled by cc and, when found, clang (-Wall -Wextra
+# Version 2 ahead of time: NAME_backward of every v2 example, of tests/cgen/v2.attn's cases (odd D, GQA,
+# fully masked rows with a sink, everything at once) and of tests/cgen/v2_grad.attn's (a sink's expression
+# with a sum chain, position ids with GQA and a table of K rows), compiled by cc and, when found, clang (-Wall -Wextra
 # -Werror); a sink's or a position's runtime error returns 1 and writes nothing; one under valgrind.
 find_program(ATTNC_CLANG clang)
 find_program(ATTNC_VALGRIND valgrind)
@@ -91,6 +92,10 @@ aot_grad_v2(deberta-odd-d-gqa ${v2}/deberta.attn --shape B=2,H=6,Hkv=2,Lq=21,Lk=
 aot_grad_v2(rotary-gqa ${v2}/rotary.attn --variant gpt_neox_partial --shape B=2,H=6,Hkv=2,Lq=23,Lk=31,D=24,Dv=3)
 aot_grad_v2(sink_empty_rows ${cg} --variant sink_empty_rows --shape B=2,H=4,Hkv=2,Lq=40,Lk=23,D=16,Dv=8)
 aot_grad_v2(everything ${cg} --variant everything --shape B=2,H=4,Hkv=2,Lq=37,Lk=41,D=18,Dv=8)
+set(cgg ${PROJECT_SOURCE_DIR}/tests/cgen/v2_grad.attn)
+aot_grad_v2(sink_expr ${cgg} --variant sink_expr --shape B=2,H=6,Hkv=2,Lq=21,Lk=26,D=10,Dv=3)
+aot_grad_v2(mixed ${cgg} --variant mixed --shape B=2,H=6,Hkv=2,Lq=21,Lk=26,D=10,Dv=3 --int-range qpos=0,300
+            --int-range kvpos=0,300 --param c=0.7)
 aot_grad_v2(sink_fault ${cg} --variant sink_fault --expect-fault --param off=1
             --shape B=1,H=4,Hkv=2,Lq=10,Lk=13,D=16,Dv=8)
 aot_grad_v2(qpos_fault ${cg} --variant qpos_fault --expect-fault --param off=1

@@ -634,9 +634,18 @@ attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err) {
     attnc_status st = cemit_holes(p, &h, err);
     if (!st) st = grad_holes(p, &g, &have_grad, err);
     if (!st) st = cemit_v2_functions(p, &v2, err);
-    /* a version-2 attention's NAME_backward runs its kernel's backward with the sink's terms (c_emit_v2_grad.c) */
-    if (!st && have_grad && cemit_plan_is_v2(p)) st = cemit_v2_grad_functions(p, &v2, err);
+    /* a version-2 attention's NAME_backward runs its kernel's backward with the sink's terms
+     * (c_emit_v2_grad.c); without them there is no NAME_backward, the rest stands */
     int aot_grad = have_grad;
+    if (!st && have_grad && cemit_plan_is_v2(p)) {
+        StrBuf dsink = {0};
+        attnc_error gerr = {0};
+        attnc_status gst = cemit_v2_grad_functions(p, &dsink, &gerr);
+        if (gst == ATTNC_ERR_NOMEM) st = set_error(err, gst, "%s", gerr.message);
+        else if (gst) aot_grad = 0;
+        else sb_printf(&v2, "%s", dsink.p ? dsink.p : "");
+        sb_free(&dsink);
+    }
     char *used = calloc((size_t)p->attn->nparams + 1, 1);
     if (!st && (!used || !params_read(p, used)))
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting C");

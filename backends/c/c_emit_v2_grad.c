@@ -91,7 +91,7 @@ static void emit_sink_grad(StrBuf *out) {
 void cemit_v2_backward_after(const Plan *p, StrBuf *out) {
     const Attention *at = p->attn;
     if (p->rows && p->rows->ntables) emit_tables_grad(p, out);
-    if (at->sink) emit_sink_grad(out);
+    if (at->sink && p->grad_sched->gp->nsink_terms > 0) emit_sink_grad(out); /* else it reads no float tensor */
     if (at->rotary)
         sb_printf(out, "    /* dQ and dK of the given rows: the rotation undone (R^T) */\n"
                        "    if (!status) status = attnc_v2_rotate(&c, dq, a->H, a->Lq, 1, dims, base, interleaved, 1);\n"

@@ -642,6 +642,10 @@ void cemit_grad_holes_free(CEmitGradHoles *h) {
 attnc_status cemit_v2_grad_functions(const Plan *p, StrBuf *out, attnc_error *err) {
     const GradSchedule *gs = p->grad_sched;
     if (!gs || gs->base.why[0] || p->f->sink == IR_NONE) return ATTNC_OK;
+    if (gs->gp->nsink_terms == 0 && !gs->gp->sink_error) return ATTNC_OK; /* it reads no float tensor */
+    if (gs->gp->sink_error)
+        return set_error(err, ATTNC_ERR_INTERNAL, "cannot emit the backward C for attention '%s': the sink's: %s",
+                         p->attn->name, gs->gp->sink_error);
     CEmit E;
     memset(&E, 0, sizeof E);
     E.p = p;
