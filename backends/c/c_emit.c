@@ -499,7 +499,7 @@ static void emit_backward_entry(const Plan *p, const char *used, StrBuf *out) {
     cemit_call_setup(p, used, out);
     sb_printf(out, "    if (!g || !a->lse) return 2;\n    int status = 0;\n");
     /* version 2: rows rotated and tables filled as the forward's kernel read them (tensor_shape of the tables too) */
-    if (v2) cemit_v2_backward_before(p, out);
+    if (v2) cemit_v2_prepare(p, out);
     sb_printf(out, "    const int64_t rows = a->B * a->H * a->Lq, Dv = a->Dv;\n"
                    "    const int64_t nq = rows * a->D, nk = a->B * a->Hkv * a->Lk * a->D, nv = a->B * a->Hkv * a->Lk * Dv;\n"
                    "    float *delta = (float *)malloc(sizeof(float) * (size_t)(rows + 1));\n"

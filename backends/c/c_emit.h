@@ -91,12 +91,11 @@ void cemit_v2_entry(const Plan *p, const char *used, StrBuf *out);
 void cemit_v2_prepare(const Plan *p, StrBuf *out);
 
 /* c_emit_v2_grad.c: the parts of NAME_backward of a version-2 attention
- * (c_emit.c prints the rest, as for version 1): its helpers (before the
- * function), the preparation (cemit_v2_prepare), after the kernel's
- * backward the tables', the sink's and the rotation's terms into dq, dk and
- * dtensor, and the frees. */
+ * (c_emit.c prints the rest, as for version 1, and cemit_v2_prepare before
+ * the kernel's backward): its helpers (before the function), after the
+ * kernel's backward the tables', the sink's and the rotation's terms into
+ * dq, dk and dtensor, and the frees. */
 void cemit_v2_backward_helpers(const Plan *p, StrBuf *out);
-void cemit_v2_backward_before(const Plan *p, StrBuf *out);
 void cemit_v2_backward_after(const Plan *p, StrBuf *out);
 void cemit_v2_backward_free(const Plan *p, StrBuf *out);
 

@@ -23,7 +23,8 @@
  *        rope_unrotate's rule.
  * Every output is written only when all of it succeeded.
  * Requires: a Plan of a version-2 attention with a backward schedule;
- * c_emit.c's NAME_backward around these parts (cemit_v2_backward_*). */
+ * c_emit.c's NAME_backward around these parts (cemit_v2_prepare, then
+ * cemit_v2_backward_*). */
 #include "c_emit.h"
 #include "rows_table.h"
 
@@ -43,8 +44,6 @@ void cemit_v2_backward_helpers(const Plan *p, StrBuf *out) {
               "        }\n"
               "}\n\n");
 }
-
-void cemit_v2_backward_before(const Plan *p, StrBuf *out) { cemit_v2_prepare(p, out); }
 
 /* dX += dT E and dE += dT^T X for each table (dtensor[nu + t]: its gradient). */
 static void emit_tables_grad(const Plan *p, StrBuf *out) {
