@@ -101,7 +101,7 @@ aot_grad_v2(sink_fault ${cg} --variant sink_fault --expect-fault --param off=1
 aot_grad_v2(qpos_fault ${cg} --variant qpos_fault --expect-fault --param off=1
             --shape B=1,H=4,Hkv=2,Lq=10,Lk=13,D=16,Dv=8)
 aot_grad_v2(dims_odd ${cg} --variant dims_odd --expect-fault --param n=5 --shape B=1,H=4,Hkv=2,Lq=10,Lk=13,D=16,Dv=8)
-if(ATTNC_VALGRIND)
+if(ATTNC_VALGRIND AND NOT ATTNC_SANITIZE) # valgrind cannot run a sanitized program
   set(work ${CMAKE_CURRENT_BINARY_DIR}/aot-grad/v2-everything-valgrind)
   file(MAKE_DIRECTORY ${work})
   # the generated code's memory use (the glue's cc and attnc run outside valgrind's children: not traced)
