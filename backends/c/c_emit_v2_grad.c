@@ -38,7 +38,7 @@ void cemit_v2_backward_helpers(const Plan *p, StrBuf *out) {
               "    for (int64_t r = 0; r < n_rows; r++)\n"
               "        for (int64_t i = 0; i < n; i++) {\n"
               "            const float g = dt[r * n + i];\n"
-              "            if (g == 0) continue;\n"
+              "            if (g == 0) continue; /* e.g. a masked pair: as in the reference, no term at all */\n"
               "            for (int64_t d = 0; dx && d < D; d++) dx[r * D + d] += g * e[i * D + d];\n"
               "            for (int64_t d = 0; de && d < D; d++) de[i * D + d] += (double)g * x[r * D + d];\n"
               "        }\n"
