@@ -139,12 +139,12 @@ static void level(Collect *c, int depth, unsigned bound, int newest) {
 }
 
 /* What a compiled backward evaluates must read only the variables of the loops around it. */
-static attnc_status check_terms(const GradPlan *gp, attnc_error *err) {
+static attnc_status check_terms(const GradPlan *gp, const GradTerm *terms, int nterms, attnc_error *err) {
     const IrModule *m = gp->ir;
     if (ir_at(m, gp->dvalue_dpre)->sumvars)
         return set_error(err, ATTNC_ERR_INTERNAL, "d value / d pre reads a sum variable outside its sum");
-    for (int i = 0; i < gp->nterms; i++) {
-        const GradTerm *t = &gp->terms[i];
+    for (int i = 0; i < nterms; i++) {
+        const GradTerm *t = &terms[i];
         unsigned open = 0;
         int bad = (ir_at(m, t->dvalue)->sumvars | ir_at(m, t->dbias)->sumvars) != 0;
         for (int k = 0; k < t->nsums; k++) {
@@ -161,9 +161,11 @@ static attnc_status check_terms(const GradPlan *gp, attnc_error *err) {
     return ATTNC_OK;
 }
 
-static attnc_status collect_terms(Arena *arena, GradPlan *gp, attnc_error *err) {
+/* The terms of root `value` (and `bias`) into *terms, *nterms (arena memory). */
+static attnc_status collect_terms(Arena *arena, GradPlan *gp, IrRef value, IrRef bias, GradTerm **terms, int *nterms,
+                                  attnc_error *err) {
     IrModule *m = gp->ir;
-    Collect c = {m, m->n, NULL, gp->value, gp->f->bias, {0}, NULL, 0, 0, ATTNC_OK, err};
+    Collect c = {m, m->n, NULL, value, bias, {0}, NULL, 0, 0, ATTNC_OK, err};
     c.floadvars = calloc((size_t)m->n + 1, sizeof(unsigned));
     if (!c.floadvars) return set_error(err, ATTNC_ERR_NOMEM, "out of memory while building the backward plan");
     for (int i = 0; i < m->n; i++) {
@@ -175,13 +177,29 @@ static attnc_status collect_terms(Arena *arena, GradPlan *gp, attnc_error *err) 
     level(&c, 0, 0, -1);
     free(c.floadvars);
     if (!c.st && c.nterms) {
-        gp->terms = arena_alloc(arena, sizeof(GradTerm) * (size_t)c.nterms);
-        if (gp->terms) memcpy(gp->terms, c.terms, sizeof(GradTerm) * (size_t)c.nterms);
+        *terms = arena_alloc(arena, sizeof(GradTerm) * (size_t)c.nterms);
+        if (*terms) memcpy(*terms, c.terms, sizeof(GradTerm) * (size_t)c.nterms);
         else c.st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while building the backward plan");
-        gp->nterms = gp->terms ? c.nterms : 0;
+        *nterms = *terms ? c.nterms : 0;
     }
     free(c.terms);
     return c.st;
+}
+
+/* The sink's terms: d sink / d load (a float 0 stands for the bias, whose
+ * derivative is 0).  Only out of memory fails the plan (grad_plan.h). */
+static attnc_status sink_terms(Arena *arena, GradPlan *gp, attnc_error *err) {
+    attnc_error why = {0};
+    attnc_status st = collect_terms(arena, gp, gp->f->sink, ir_float(gp->ir, 0.0), &gp->sink_terms,
+                                    &gp->nsink_terms, &why);
+    if (!st) st = check_terms(gp, gp->sink_terms, gp->nsink_terms, &why);
+    if (st == ATTNC_ERR_NOMEM) return set_error(err, st, "%s", why.message);
+    if (st) {
+        gp->nsink_terms = 0;
+        gp->sink_error = arena_strdup(arena, why.message);
+        if (!gp->sink_error) return set_error(err, ATTNC_ERR_NOMEM, "out of memory while building the backward plan");
+    }
+    return ATTNC_OK;
 }
 
 attnc_status grad_plan_build(Arena *arena, const Attention *a, const int *is_fixed, const Const *fixed,
@@ -202,18 +220,19 @@ attnc_status grad_plan_build(Arena *arena, const Attention *a, const int *is_fix
     gp->value = gp->f->weight != IR_NONE ? gp->f->weight : gp->f->score;
     IrRef pre = ir_node(gp->ir, IR_PRE, T_FLOAT, 0, (Const){0}, 0, NULL);
     attnc_status st = ir_derive(gp->ir, gp->value, pre, &gp->dvalue_dpre, err);
-    if (!st) st = collect_terms(arena, gp, err);
-    if (!st) st = check_terms(gp, err);
+    if (!st) st = collect_terms(arena, gp, gp->value, gp->f->bias, &gp->terms, &gp->nterms, err);
+    if (!st) st = check_terms(gp, gp->terms, gp->nterms, err);
+    if (!st && gp->f->sink != IR_NONE) st = sink_terms(arena, gp, err);
     if (!st) *out = gp;
     return st;
 }
 
 /* ---- printing ---------------------------------------------------------- */
 
-static void print_term(const GradPlan *gp, const GradTerm *t, StrBuf *out) {
+static void print_term(const GradPlan *gp, const GradTerm *t, const char *prefix, StrBuf *out) {
     const IrModule *m = gp->ir;
     const IrNode *load = ir_at(m, t->load);
-    sb_printf(out, "  d %s[", m->attn->tensors[t->tensor]->name);
+    sb_printf(out, "  %sd %s[", prefix, m->attn->tensors[t->tensor]->name);
     for (int k = 0; k < load->nargs; k++) sb_printf(out, "%s%%%d", k ? ", " : "", load->args[k]);
     int both = !is_zero(m, t->dvalue) && !is_zero(m, t->dbias);
     sb_printf(out, "] += %s", both && t->nsums ? "(" : "");
@@ -230,7 +249,7 @@ static void print_term(const GradPlan *gp, const GradTerm *t, StrBuf *out) {
 
 void grad_plan_print(const GradPlan *gp, StrBuf *out) {
     const IrFunc *f = gp->f;
-    int n = 8 + gp->nterms * (3 + 2 * GRAD_MAX_CHAIN);
+    int n = 8 + (gp->nterms + gp->nsink_terms) * (3 + 2 * GRAD_MAX_CHAIN);
     IrRef *roots = malloc(sizeof(IrRef) * (size_t)n);
     if (!roots) {
         out->failed = 1;
@@ -239,8 +258,8 @@ void grad_plan_print(const GradPlan *gp, StrBuf *out) {
     int k = 0;
     IrRef rootv[] = {f->keep, f->scale, f->bias, f->score, f->weight, f->fault, gp->dvalue_dpre};
     for (size_t i = 0; i < sizeof rootv / sizeof rootv[0]; i++) roots[k++] = rootv[i];
-    for (int i = 0; i < gp->nterms; i++) {
-        const GradTerm *t = &gp->terms[i];
+    for (int i = 0; i < gp->nterms + gp->nsink_terms; i++) {
+        const GradTerm *t = i < gp->nterms ? &gp->terms[i] : &gp->sink_terms[i - gp->nterms];
         roots[k++] = t->load;
         roots[k++] = t->dvalue;
         roots[k++] = t->dbias;
@@ -258,5 +277,8 @@ void grad_plan_print(const GradPlan *gp, StrBuf *out) {
     for (int i = 0; i < 6; i++)
         if (rootv[i] != IR_NONE) sb_printf(out, "  %s = %%%d\n", names[i], rootv[i]);
     sb_printf(out, "  dvalue_dpre = %%%d\n", gp->dvalue_dpre);
-    for (int i = 0; i < gp->nterms; i++) print_term(gp, &gp->terms[i], out);
+    for (int i = 0; i < gp->nterms; i++) print_term(gp, &gp->terms[i], "", out);
+    /* the sink's: g here is the row's dL/dsink */
+    for (int i = 0; i < gp->nsink_terms; i++) print_term(gp, &gp->sink_terms[i], "sink (g = dL/dsink): ", out);
+    if (gp->sink_error) sb_printf(out, "  sink: no terms: %s\n", gp->sink_error);
 }

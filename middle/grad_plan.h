@@ -57,6 +57,15 @@ typedef struct GradPlan {
     IrRef dvalue_dpre; /* d value / d IR_PRE */
     int nterms;
     GradTerm *terms;   /* in node order of their loads */
+    /* A sink (spec 9.4): its row's seed is gs = dL/dsink = P_sink (dLSE - Delta);
+     * each term scatters gs * dvalue (d sink / d load; dbias is 0) like the
+     * terms above.  None without a sink or when the sink reads no float tensor.
+     * Only code that runs the sink's backward itself needs them (ahead-of-time
+     * C; the library asks its interpreter): when they cannot be built,
+     * sink_error says why and the rest of the plan stands. */
+    int nsink_terms;
+    GradTerm *sink_terms;
+    const char *sink_error;
 } GradPlan;
 
 /* Build the backward plan of a checked attention; params fixed at compile

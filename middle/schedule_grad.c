@@ -42,9 +42,8 @@ static void nested(Builder *B, SchedBlock *blk, IrRef r) {
     sched_close_scope(E, mark);
 }
 
-/* One term: its coefficients, chain loops and indices. */
-static void term_blocks(Builder *B, const GradPlan *gp, const GradTerm *t, GradTermSched *ts) {
-    Scope *E = &B->elem;
+/* One term: its coefficients, chain loops and indices, in scope E. */
+static void term_blocks(Builder *B, Scope *E, const GradTerm *t, GradTermSched *ts) {
     const IrNode *load = ir_at(B->m, t->load);
     E->out = &ts->coef;
     /* hoisting: everything these read without a chain variable, at the element scope */
@@ -74,7 +73,20 @@ static void term_blocks(Builder *B, const GradPlan *gp, const GradTerm *t, GradT
         E->open &= ~(1u << ir_at(B->m, t->sums[i])->aux);
         sched_close_scope(E, marks[i]);
     }
-    (void)gp;
+}
+
+/* The sink's terms, in one standalone scope of their own (a row's code). */
+static void sink_blocks(Builder *B, GradSchedule *gs) {
+    Scope S;
+    if (!sched_scope_init(&S, SL_CALL, NULL, B->m->n)) {
+        B->nomem = 1;
+        sched_scope_free(&S);
+        return;
+    }
+    S.standalone = 1;
+    for (int i = 0; i < gs->gp->nsink_terms && !sched_failed(B); i++)
+        term_blocks(B, &S, &gs->gp->sink_terms[i], &gs->sink_terms[i]);
+    sched_scope_free(&S);
 }
 
 static void grad_blocks(Builder *B, GradSchedule *gs) {
@@ -86,7 +98,8 @@ static void grad_blocks(Builder *B, GradSchedule *gs) {
     E->out = &s->block[SB_VALUE_FULL];
     sched_need(B, E, gp->value);
     sched_need(B, E, gp->dvalue_dpre);
-    for (int i = 0; i < gp->nterms && !sched_failed(B); i++) term_blocks(B, gp, &gp->terms[i], &gs->terms[i]);
+    for (int i = 0; i < gp->nterms && !sched_failed(B); i++) term_blocks(B, E, &gp->terms[i], &gs->terms[i]);
+    sink_blocks(B, gs);
     if (s->needs_fault) { /* last: the row and kv values only it reads go to row.fault and col.fault */
         B->row.out = &s->block[SB_ROW_FAULT];
         B->col.out = &s->block[SB_COL_FAULT];
@@ -130,9 +143,12 @@ GradSchedule *sched_grad_build(Arena *arena, const GradPlan *gp, const Schedule 
     gs->value = gp->value;
     gs->dvalue_dpre = gp->dvalue_dpre;
     gs->terms = arena_alloc(arena, sizeof(GradTermSched) * (size_t)(gp->nterms + 1));
-    if (!gs->terms || !base_init(arena, &gs->base, gp, fwd)) return NULL;
+    gs->sink_terms = arena_alloc(arena, sizeof(GradTermSched) * (size_t)(gp->nsink_terms + 1));
+    if (!gs->terms || !gs->sink_terms || !base_init(arena, &gs->base, gp, fwd)) return NULL;
     memset(gs->terms, 0, sizeof(GradTermSched) * (size_t)(gp->nterms + 1));
+    memset(gs->sink_terms, 0, sizeof(GradTermSched) * (size_t)(gp->nsink_terms + 1));
     for (int i = 0; i < gp->nterms; i++) term_block_loops(&gs->terms[i]);
+    for (int i = 0; i < gp->nsink_terms; i++) term_block_loops(&gs->sink_terms[i]);
     Schedule *s = &gs->base;
     int nodes = gp->ir->n;
     Builder B;
@@ -156,8 +172,8 @@ GradSchedule *sched_grad_build(Arena *arena, const GradPlan *gp, const Schedule 
     }
     if (s->why[0]) { /* no partial steps: a backend must not translate half a schedule */
         for (int b = 0; b < SB_COUNT; b++) s->block[b].nsteps = 0;
-        for (int i = 0; i < gp->nterms; i++) {
-            GradTermSched *ts = &gs->terms[i];
+        for (int i = 0; i < gp->nterms + gp->nsink_terms; i++) {
+            GradTermSched *ts = i < gp->nterms ? &gs->terms[i] : &gs->sink_terms[i - gp->nterms];
             ts->coef.nsteps = ts->index.nsteps = 0;
             for (int k = 0; k < GRAD_MAX_CHAIN; k++) ts->level[k].nsteps = 0;
         }

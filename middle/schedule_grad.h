@@ -49,6 +49,10 @@ typedef struct GradSchedule {
     const GradPlan *gp;
     IrRef value, dvalue_dpre;
     GradTermSched *terms; /* gp->nterms, in the plan's order */
+    /* gp->nsink_terms: the sink's terms, standalone (computing every value
+     * they read themselves, like schedule.h's SB_SINK), for code that runs
+     * per query row (b, h, q) apart from the kernel */
+    GradTermSched *sink_terms;
 } GradSchedule;
 
 /* The backward schedule of a plan whose GradPlan was built (fwd: the

@@ -61,3 +61,51 @@ foreach(backend ${ATTNC_GRAD_V2_BACKENDS})
   add_test(NAME grad/v2/sinks-masked-rows/${backend}-f16 COMMAND test_grad_backends ${v2}/learned_sinks.attn
            --backend ${backend} --elem f16 --shape B=2,H=4,Hkv=2,Lq=37,Lk=21,D=7,Dv=3 --tile 8)
 endforeach()
+# Version 2 ahead of time: NAME_backward of every v2 example, of tests/cgen/v2.attn's cases (odd D, GQA,
+# fully masked rows with a sink, everything at once) and of tests/cgen/v2_grad.attn's (a sink's expression
+# with a sum chain, position ids with GQA and a table of K rows), compiled by cc and, when found, clang (-Wall -Wextra
+# -Werror); a sink's or a position's runtime error returns 1 and writes nothing; one under valgrind.
+find_program(ATTNC_CLANG clang)
+find_program(ATTNC_VALGRIND valgrind)
+set(ATTNC_AOT_GRAD_CCS cc)
+if(ATTNC_CLANG)
+  list(APPEND ATTNC_AOT_GRAD_CCS ${ATTNC_CLANG})
+endif()
+set(cg ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn)
+function(aot_grad_v2 name spec)
+  foreach(cc ${ATTNC_AOT_GRAD_CCS})
+    get_filename_component(ccname ${cc} NAME)
+    set(work ${CMAKE_CURRENT_BINARY_DIR}/aot-grad/v2-${name}-${ccname})
+    file(MAKE_DIRECTORY ${work})
+    add_test(NAME grad/v2/${name}/aot-${ccname} COMMAND test_grad_aot ${spec} $<TARGET_FILE:attnc> ${cc} ${work} ${ARGN})
+  endforeach()
+endfunction()
+foreach(example ${ATTNC_GRAD_EXAMPLES_V2})
+  get_filename_component(name ${example} NAME_WE)
+  aot_grad_v2(${name} ${example})
+endforeach()
+aot_grad_v2(shaw-odd-d ${v2}/relative_embeddings.attn --variant shaw_relative
+            --shape B=1,H=4,Hkv=2,Lq=29,Lk=35,D=13,Dv=3 --param M=6)
+aot_grad_v2(music-odd-d ${v2}/relative_embeddings.attn --variant music_transformer
+            --shape B=1,H=3,Hkv=1,Lq=29,Lk=35,D=13,Dv=3)
+aot_grad_v2(deberta-odd-d-gqa ${v2}/deberta.attn --shape B=2,H=6,Hkv=2,Lq=21,Lk=21,D=7,Dv=4 --param k=5)
+aot_grad_v2(rotary-gqa ${v2}/rotary.attn --variant gpt_neox_partial --shape B=2,H=6,Hkv=2,Lq=23,Lk=31,D=24,Dv=3)
+aot_grad_v2(sink_empty_rows ${cg} --variant sink_empty_rows --shape B=2,H=4,Hkv=2,Lq=40,Lk=23,D=16,Dv=8)
+aot_grad_v2(everything ${cg} --variant everything --shape B=2,H=4,Hkv=2,Lq=37,Lk=41,D=18,Dv=8)
+set(cgg ${PROJECT_SOURCE_DIR}/tests/cgen/v2_grad.attn)
+aot_grad_v2(sink_expr ${cgg} --variant sink_expr --shape B=2,H=6,Hkv=2,Lq=21,Lk=26,D=10,Dv=3)
+aot_grad_v2(mixed ${cgg} --variant mixed --shape B=2,H=6,Hkv=2,Lq=21,Lk=26,D=10,Dv=3 --int-range qpos=0,300
+            --int-range kvpos=0,300 --param c=0.7)
+aot_grad_v2(sink_fault ${cg} --variant sink_fault --expect-fault --param off=1
+            --shape B=1,H=4,Hkv=2,Lq=10,Lk=13,D=16,Dv=8)
+aot_grad_v2(qpos_fault ${cg} --variant qpos_fault --expect-fault --param off=1
+            --shape B=1,H=4,Hkv=2,Lq=10,Lk=13,D=16,Dv=8)
+aot_grad_v2(dims_odd ${cg} --variant dims_odd --expect-fault --param n=5 --shape B=1,H=4,Hkv=2,Lq=10,Lk=13,D=16,Dv=8)
+if(ATTNC_VALGRIND AND NOT ATTNC_SANITIZE) # valgrind cannot run a sanitized program
+  set(work ${CMAKE_CURRENT_BINARY_DIR}/aot-grad/v2-everything-valgrind)
+  file(MAKE_DIRECTORY ${work})
+  # the generated code's memory use (the glue's cc and attnc run outside valgrind's children: not traced)
+  add_test(NAME grad/v2/everything/aot-valgrind COMMAND ${ATTNC_VALGRIND} --error-exitcode=9 --leak-check=full
+           --errors-for-leak-kinds=definite $<TARGET_FILE:test_grad_aot> ${cg} $<TARGET_FILE:attnc> cc ${work}
+           --variant everything --shape B=1,H=4,Hkv=2,Lq=19,Lk=23,D=10,Dv=3)
+endif()

@@ -1,16 +1,19 @@
 /* test_grad_aot.c — the ahead-of-time C's backward entry point (NAME_backward,
  * `attnc emit --target c`) against the library's reference backward.
  *
- *   test_grad_aot FILE.attn ATTNC CC WORKDIR
+ *   test_grad_aot FILE.attn ATTNC CC WORKDIR [--variant V] [--expect-fault] [ARGS...]
  *
- * Per attention of FILE: the example-args call with float32 Q, K, V; O and
- * LSE from the reference kernel's forward (the interpreter's backward when
- * it has one, else refplan's); `ATTNC emit FILE --variant V --target c -o
- * WORKDIR/V.c`, a glue file that sets the args and grad fields by name as a
- * user's program would, both compiled by `CC -std=c99 -Wall -Werror` into
- * a shared object; then dQ, dK, dV and every float tensor's gradient of
- * V_backward within 2e-3 * (1 + max |want|) of the reference's, NaN
- * matching NaN.  Exit 0 when all pass. */
+ * Per attention of FILE (only V with --variant): the example-args call
+ * (ARGS instead when given: --shape, --param, --int-range) with float32 Q,
+ * K, V; O and LSE from the reference kernel's forward (the interpreter's
+ * backward when it has one, else refplan's); `ATTNC emit FILE --variant V
+ * --target c -o WORKDIR/V.c`, a glue file that sets the args and grad
+ * fields by name as a user's program would, both compiled by `CC -std=c99
+ * -Wall -Wextra -Werror` into a shared object; then dQ, dK, dV and every
+ * float tensor's gradient of V_backward within 2e-3 * (1 + max |want|) of
+ * the reference's, NaN matching NaN.  With --expect-fault (a call whose
+ * spec raises a runtime error: no reference) V_backward must return 1 and
+ * leave every output as it was.  Exit 0 when all pass. */
 #include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
@@ -26,6 +29,9 @@ typedef int (*GradGlue)(const int64_t *sz, const float *q, const float *k, const
 
 typedef struct Aot {
     const char *attnc, *cc, *workdir, *spec_path;
+    const char *variant; /* NULL: every attention */
+    char args[1024];     /* the call's args, instead of the example-args line (empty: that line) */
+    int expect_fault;
 } Aot;
 
 /* Emit, write the glue, compile and load: the glue function, or NULL with why. */
@@ -49,6 +55,7 @@ static GradGlue build(const Aot *A, const char *V, const attnc_kernel *k, void *
                "         const Param *p, const void *const *t, const int64_t (*shape)[8], const float *dout,\n"
                "         const float *dlse, float *dq, float *dk, float *dv, float *const *dt) {\n");
     fprintf(g, "    %s_args a;\n    %s_grad g;\n    memset(&a, 0, sizeof a);\n    memset(&g, 0, sizeof g);\n", V, V);
+    fprintf(g, "    (void)p, (void)t, (void)shape, (void)dt; /* unused without params or tensors */\n");
     fprintf(g, "    a.B = sz[0], a.H = sz[1], a.Hkv = sz[2], a.Lq = sz[3], a.Lk = sz[4], a.D = sz[5], a.Dv = sz[6];\n");
     fprintf(g, "    a.q = q, a.k = k, a.v = v, a.o = o, a.lse = lse;\n");
     fprintf(g, "    g.dout = dout, g.dlse = dlse, g.dq = dq, g.dk = dk, g.dv = dv;\n");
@@ -73,7 +80,7 @@ static GradGlue build(const Aot *A, const char *V, const attnc_kernel *k, void *
     }
     fprintf(g, "    return %s_backward(&a, &g);\n}\n", V);
     fclose(g);
-    snprintf(cmd, sizeof cmd, "%s -O2 -std=c99 -Wall -Werror -shared -fPIC -o '%s/%s.so' '%s/%s.c' '%s/%s_glue.c' -lm",
+    snprintf(cmd, sizeof cmd, "%s -O2 -std=c99 -Wall -Wextra -Werror -shared -fPIC -o '%s/%s.so' '%s/%s.c' '%s/%s_glue.c' -lm",
              A->cc, A->workdir, V, A->workdir, V, A->workdir, V);
     if (system(cmd) != 0) {
         snprintf(why, n, "failed: %.900s", cmd);
@@ -110,7 +117,8 @@ static size_t count(const attnc_tensor *t) {
 static int run_one(const Aot *A, const attnc_spec *spec, const char *text, const char *V, int only_one) {
     char line[1024], buf[1200];
     ExampleArgs ea;
-    if (!find_args_line(text, V, only_one, line, sizeof line) || !parse_args(line, &ea)) {
+    if (A->args[0]) snprintf(line, sizeof line, "%s", A->args);
+    if ((!A->args[0] && !find_args_line(text, V, only_one, line, sizeof line)) || !parse_args(line, &ea)) {
         printf("FAIL %s: no example-args line\n", V);
         return 1;
     }
@@ -153,7 +161,13 @@ static int run_one(const Aot *A, const attnc_spec *spec, const char *text, const
         if (n[3 + i]) td[nd++] = (attnc_tensor_grad){tensors[i].name, want[3 + i]};
     attnc_grad g = {.dout = dout, .dlse = dlse, .dq = want[0], .dk = want[1], .dv = want[2], .dtensors = td,
                     .n_dtensors = nd};
-    if (!bad && attnc_kernel_run(ref, &args, &err)) {
+    if (A->expect_fault) { /* no reference: some O and LSE, and outputs that must stay as they are */
+        memset(o, 0, sizeof(float) * rows * (size_t)s->Dv);
+        memset(lse, 0, sizeof(float) * rows);
+        for (int i = 0; i < 3 + (nt > 0 ? nt : 0); i++)
+            for (size_t j = 0; j < n[i]; j++) got[i][j] = want[i][j] = 7.0f;
+    }
+    if (!bad && !A->expect_fault && attnc_kernel_run(ref, &args, &err)) {
         snprintf(buf, sizeof buf, "reference: %.300s", err.message);
         bad = buf;
     }
@@ -161,7 +175,7 @@ static int run_one(const Aot *A, const attnc_spec *spec, const char *text, const
      * backward cannot recover the sum from LSE (test_grad_backends.c says more) */
     for (size_t r = 0; !bad && r < rows; r++)
         if (isnan(lse[r])) dlse[r] = 0.0f;
-    if (!bad && attnc_kernel_backward(ref, &args, NULL, &g, &err)) {
+    if (!bad && !A->expect_fault && attnc_kernel_backward(ref, &args, NULL, &g, &err)) {
         snprintf(buf, sizeof buf, "reference: %.300s", err.message);
         bad = buf;
     }
@@ -188,8 +202,8 @@ static int run_one(const Aot *A, const attnc_spec *spec, const char *text, const
         }
         int rc = glue(sizes, q, k, v, o, lse, all, tdata, (const int64_t(*)[ATTNC_MAX_RANK])shapes, dout, dlse,
                       got[0], got[1], got[2], got + 3);
-        if (rc) {
-            snprintf(buf, sizeof buf, "%s_backward returned %d", V, rc);
+        if (rc != (A->expect_fault ? 1 : 0)) {
+            snprintf(buf, sizeof buf, "%s_backward returned %d, expected %d", V, rc, A->expect_fault);
             bad = buf;
         }
         static const char *const names[3] = {"dQ", "dK", "dV"};
@@ -197,6 +211,7 @@ static int run_one(const Aot *A, const attnc_spec *spec, const char *text, const
             bad = compare(i < 3 ? names[i] : tensors[i - 3].name, got[i], want[i], n[i], buf, sizeof buf);
     }
     if (bad) printf("FAIL %s: %s\n", V, bad);
+    else if (A->expect_fault) printf("ok %s: %s_backward returned 1 and wrote nothing\n", V, V);
     else printf("ok %s: %s_backward agrees with %s's backward\n", V, V, attnc_backend_name(attnc_kernel_backend(ref)));
     if (lib) dlclose(lib);
     for (int i = 0; i < 3 + MAX_ITEMS; i++) free(got[i]), free(want[i]);
@@ -207,11 +222,17 @@ static int run_one(const Aot *A, const attnc_spec *spec, const char *text, const
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: test_grad_aot FILE.attn ATTNC CC WORKDIR\n");
+    Aot A = {argc > 4 ? argv[2] : NULL, argc > 4 ? argv[3] : NULL, argc > 4 ? argv[4] : NULL, argv[1], NULL, "", 0};
+    size_t used = 0;
+    for (int i = 5; i < argc; i++) {
+        if (!strcmp(argv[i], "--variant") && i + 1 < argc) A.variant = argv[++i];
+        else if (!strcmp(argv[i], "--expect-fault")) A.expect_fault = 1;
+        else used += (size_t)snprintf(A.args + used, used < sizeof A.args ? sizeof A.args - used : 0, "%s ", argv[i]);
+    }
+    if (argc < 5 || used >= sizeof A.args) {
+        fprintf(stderr, "usage: test_grad_aot FILE.attn ATTNC CC WORKDIR [--variant V] [--expect-fault] [ARGS...]\n");
         return 2;
     }
-    Aot A = {argv[2], argv[3], argv[4], argv[1]};
     size_t len;
     char *text = read_file(argv[1], &len);
     attnc_spec *spec = NULL;
@@ -223,10 +244,17 @@ int main(int argc, char **argv) {
         return 1;
     }
     rng_seed(21);
-    int nv = attnc_spec_variant_count(spec), fails = 0;
-    for (int i = 0; i < nv; i++) fails += run_one(&A, spec, text, attnc_spec_variant_name(spec, i), nv == 1);
+    int nv = attnc_spec_variant_count(spec), fails = 0, ran = 0;
+    for (int i = 0; i < nv; i++) {
+        const char *V = attnc_spec_variant_name(spec, i);
+        if (A.variant && strcmp(A.variant, V)) continue;
+        fails += run_one(&A, spec, text, V, nv == 1);
+        ran++;
+    }
     attnc_spec_free(spec);
     free(text);
-    printf("%d passed, %d failed\n", nv - fails, fails);
+    if (!ran) printf("FAIL: no attention %s in %s\n", A.variant ? A.variant : "", argv[1]);
+    printf("%d passed, %d failed\n", ran - fails, fails);
+    fails += !ran;
     return fails != 0;
 }

@@ -270,7 +270,7 @@ static void emit_grad_header(const Plan *p, StrBuf *out) {
               N, N);
     sb_printf(out, "typedef struct %s_grad {\n", N);
     sb_printf(out, "    const float *dout, *dlse;\n    float *dq, *dk, *dv;\n");
-    for (int i = 0; i < a->ntensors; i++)
+    for (int i = 0; i < cemit_user_tensors(p); i++)
         if (a->tensors[i]->type == T_FLOAT) sb_printf(out, "    float *dtensor_%s;\n", a->tensors[i]->name);
     sb_printf(out, "} %s_grad;\n\n", N);
     sb_printf(out, "/* 0 ok, 1 runtime error of the spec, 2 invalid sizes or pointers, 3 out of memory. */\n");
@@ -332,7 +332,10 @@ static void emit_header(const Plan *p, int with_grad, const char *used, StrBuf *
                        " * row's position is evaluated, so a position that raises a runtime error\n"
                        " * gives status 1 even for a row no kept element reads (libattnc's\n"
                        " * interpreter decides that case); so does rotary's dims odd, negative or\n"
-                       " * over D.  There is no %s_backward for it yet. */\n",
+                       " * over D.  %s_backward (below, when the attention has one) does the same\n"
+                       " * around the kernel's backward: dQ and dK are those of the rows as given\n"
+                       " * (the rotation undone), a tensor row's gradient includes its dot\n"
+                       " * products' share, and a sink's tensors get the sink's share. */\n",
                   N, N);
     sb_printf(out, "#ifndef ATTNC_%s_H\n#define ATTNC_%s_H\n#include <stdint.h>\n\n", N, N);
     sb_printf(out, "typedef struct %s_args {\n", N);
@@ -484,8 +487,9 @@ static void emit_entry(const Plan *p, const char *used, const StrBuf *v2, StrBuf
 static void emit_backward_entry(const Plan *p, const char *used, StrBuf *out) {
     const Attention *a = p->attn;
     const char *N = a->name;
-    int nt = a->ntensors;
+    int nt = a->ntensors, v2 = cemit_plan_is_v2(p), nu = cemit_user_tensors(p);
     sb_printf(out, "\n#ifndef ATTNC_JIT\n");
+    if (v2) cemit_v2_backward_helpers(p, out);
     sb_printf(out, "/* O element i as float32, of its element type */\n"
                    "static float attnc_aot_o(const %s_args *a, int64_t i) {\n"
                    "    if (a->o_elem == 1) return attnc_f16_to_f32(((const uint16_t *)a->o)[i]);\n"
@@ -493,8 +497,10 @@ static void emit_backward_entry(const Plan *p, const char *used, StrBuf *out) {
                    "    return a->o[i];\n}\n\n", N);
     sb_printf(out, "int %s_backward(const %s_args *a, const %s_grad *g) {\n", N, N, N);
     cemit_call_setup(p, used, out);
-    sb_printf(out, "    if (!g || !a->lse) return 2;\n"
-                   "    const int64_t rows = a->B * a->H * a->Lq, Dv = a->Dv;\n"
+    sb_printf(out, "    if (!g || !a->lse) return 2;\n    int status = 0;\n");
+    /* version 2: rows rotated and tables filled as the forward's kernel read them (tensor_shape of the tables too) */
+    if (v2) cemit_v2_prepare(p, out);
+    sb_printf(out, "    const int64_t rows = a->B * a->H * a->Lq, Dv = a->Dv;\n"
                    "    const int64_t nq = rows * a->D, nk = a->B * a->Hkv * a->Lk * a->D, nv = a->B * a->Hkv * a->Lk * Dv;\n"
                    "    float *delta = (float *)malloc(sizeof(float) * (size_t)(rows + 1));\n"
                    "    float *dout = (float *)malloc(sizeof(float) * (size_t)(rows * Dv + 1));\n"
@@ -502,21 +508,25 @@ static void emit_backward_entry(const Plan *p, const char *used, StrBuf *out) {
                    "    float *dk = (float *)calloc((size_t)nk + 1, sizeof(float));\n"
                    "    float *dv = (float *)calloc((size_t)nv + 1, sizeof(float));\n"
                    "    void *scratch = malloc((size_t)attnc_grad_scratch_bytes(&c) + 64);\n"
-                   "    int status = !delta || !dout || !dq || !dk || !dv || !scratch ? 3 : 0;\n");
+                   "    if (!status && (!delta || !dout || !dq || !dk || !dv || !scratch)) status = 3;\n");
     sb_printf(out, "    float *dtensor[%d], *want[%d];\n    int64_t tn[%d];\n", nt + 1, nt + 1, nt + 1);
     for (int t = 0; t < nt; t++) {
         const Decl *d = a->tensors[t];
-        if (d->type == T_FLOAT) sb_printf(out, "    want[%d] = g->dtensor_%s;\n", t, d->name);
+        if (d->type == T_FLOAT && t < nu) sb_printf(out, "    want[%d] = g->dtensor_%s;\n", t, d->name);
         else sb_printf(out, "    want[%d] = (float *)0;\n", t);
     }
     for (int t = 0; t < nt; t++) {
         sb_printf(out, "    tn[%d] = 1;\n", t);
         for (int d = 0; d < a->tensors[t]->ndims; d++) sb_printf(out, "    tn[%d] *= tensor_shape[%d][%d];\n", t, t, d);
     }
+    /* a version-2 table's gradient (tensors nu...) is always needed: dT gives dQ, dK and dE */
+    char tables[40] = "";
+    if (nu < nt) snprintf(tables, sizeof tables, " || t >= %d", nu);
     sb_printf(out, "    for (int t = 0; t < %d; t++) {\n"
-                   "        dtensor[t] = want[t] ? (float *)calloc((size_t)tn[t] + 1, sizeof(float)) : (float *)0;\n"
-                   "        if (want[t] && !dtensor[t]) status = 3;\n"
-                   "    }\n", nt);
+                   "        const int need = want[t] != 0%s;\n"
+                   "        dtensor[t] = need ? (float *)calloc((size_t)tn[t] + 1, sizeof(float)) : (float *)0;\n"
+                   "        if (need && !dtensor[t]) status = 3;\n"
+                   "    }\n", nt, tables);
     /* delta: softmax rowsum(dO * O) - dLSE; weight -dLSE * exp(-LSE) (0 where dLSE is 0) */
     sb_printf(out, "    for (int64_t b = 0; b < a->B && !status; b++)\n"
                    "        for (int64_t h = 0; h < a->H; h++)\n"
@@ -540,8 +550,9 @@ static void emit_backward_entry(const Plan *p, const char *used, StrBuf *out) {
                    "    for (int64_t b = 0; b < a->B && !status; b++)\n"
                    "        for (int64_t hk = 0; hk < a->Hkv && !status; hk++)\n"
                    "            for (int64_t kt = 0; kt < c.nkt && !status; kt++)\n"
-                   "                status = attnc_grad_tile(&gc, b, hk, kt, dtensor, scratch);\n"
-                   "    if (!status) {\n"
+                   "                status = attnc_grad_tile(&gc, b, hk, kt, dtensor, scratch);\n");
+    if (v2) cemit_v2_backward_after(p, out); /* the tables', the sink's and the rotation's terms */
+    sb_printf(out, "    if (!status) {\n"
                    "        if (g->dq) memcpy(g->dq, dq, sizeof(float) * (size_t)nq);\n"
                    "        if (g->dk) memcpy(g->dk, dk, sizeof(float) * (size_t)nk);\n"
                    "        if (g->dv) memcpy(g->dv, dv, sizeof(float) * (size_t)nv);\n"
@@ -549,8 +560,9 @@ static void emit_backward_entry(const Plan *p, const char *used, StrBuf *out) {
                    "            if (want[t]) memcpy(want[t], dtensor[t], sizeof(float) * (size_t)tn[t]);\n"
                    "    }\n"
                    "    for (int t = 0; t < %d; t++) free(dtensor[t]);\n"
-                   "    free(delta), free(dout), free(dq), free(dk), free(dv), free(scratch);\n"
-                   "    return status;\n}\n#endif\n", nt, nt);
+                   "    free(delta), free(dout), free(dq), free(dk), free(dv), free(scratch);\n", nt, nt);
+    if (v2) cemit_v2_backward_free(p, out);
+    sb_printf(out, "    return status;\n}\n#endif\n");
 }
 
 /* Parts 1 and 2 of the text: the header (or the JIT's types), the kernel
@@ -622,8 +634,18 @@ attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err) {
     attnc_status st = cemit_holes(p, &h, err);
     if (!st) st = grad_holes(p, &g, &have_grad, err);
     if (!st) st = cemit_v2_functions(p, &v2, err);
-    /* a version-2 attention's gradients are not those of its kernel: no NAME_backward (the JIT keeps the kernel's) */
-    int aot_grad = have_grad && !cemit_plan_is_v2(p);
+    /* a version-2 attention's NAME_backward runs its kernel's backward with the sink's terms
+     * (c_emit_v2_grad.c); without them there is no NAME_backward, the rest stands */
+    int aot_grad = have_grad;
+    if (!st && have_grad && cemit_plan_is_v2(p)) {
+        StrBuf dsink = {0};
+        attnc_error gerr = {0};
+        attnc_status gst = cemit_v2_grad_functions(p, &dsink, &gerr);
+        if (gst == ATTNC_ERR_NOMEM) st = set_error(err, gst, "%s", gerr.message);
+        else if (gst) aot_grad = 0;
+        else sb_printf(&v2, "%s", dsink.p ? dsink.p : "");
+        sb_free(&dsink);
+    }
     char *used = calloc((size_t)p->attn->nparams + 1, 1);
     if (!st && (!used || !params_read(p, used)))
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting C");

@@ -84,4 +84,19 @@ int cemit_user_tensors(const Plan *p);
  * (c_holes.h) and the libm, stdlib and string declarations. */
 void cemit_v2_entry(const Plan *p, const char *used, StrBuf *out);
 
+/* Both entries' preparation of a version-2 call (after `int status`): Q
+ * and K rows as float32 (qf, kf) rotated by a rotary, the tables filled
+ * into tensor_data and tensor_shape, c reading them; returns 1 on a bad
+ * rotary; cemit_v2_backward_free frees what it allocates. */
+void cemit_v2_prepare(const Plan *p, StrBuf *out);
+
+/* c_emit_v2_grad.c: the parts of NAME_backward of a version-2 attention
+ * (c_emit.c prints the rest, as for version 1, and cemit_v2_prepare before
+ * the kernel's backward): its helpers (before the function), after the
+ * kernel's backward the tables', the sink's and the rotation's terms into
+ * dq, dk and dtensor, and the frees. */
+void cemit_v2_backward_helpers(const Plan *p, StrBuf *out);
+void cemit_v2_backward_after(const Plan *p, StrBuf *out);
+void cemit_v2_backward_free(const Plan *p, StrBuf *out);
+
 #endif

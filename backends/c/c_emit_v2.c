@@ -55,9 +55,10 @@ static void emit_v2_helpers(const Plan *p, int need_rows, StrBuf *out) {
     if (p->attn->rotary)
         sb_printf(out,
                   "/* the rows of x (float32 [B][heads][L][D]) rotated by their positions\n"
-                  " * (spec 9.3); 1 when a position raises a runtime error, 3 out of memory */\n"
+                  " * (spec 9.3), or by minus them (inverse: R^T, the backward's); 1 when a\n"
+                  " * position raises a runtime error, 3 out of memory */\n"
                   "static int attnc_v2_rotate(const AttnCall *c, float *x, int64_t heads, int64_t L, int is_q,\n"
-                  "                           int64_t dims, double base, int interleaved) {\n"
+                  "                           int64_t dims, double base, int interleaved, int inverse) {\n"
                   "    int64_t half = dims / 2, group = c->H / c->Hkv;\n"
                   "    double *theta = (double *)malloc(sizeof(double) * (size_t)(half + 1));\n"
                   "    if (!theta) return 3;\n"
@@ -76,6 +77,7 @@ static void emit_v2_helpers(const Plan *p, int need_rows, StrBuf *out) {
                   "                for (int64_t i = 0; i < half; i++) {\n"
                   "                    double angle = (double)pos * theta[i];\n"
                   "                    float cs = (float)cos(angle), sn = (float)sin(angle);\n"
+                  "                    if (inverse) sn = -sn; /* sin is odd: the sine of minus the angle */\n"
                   "                    int64_t j = interleaved ? 2 * i : i, k = interleaved ? 2 * i + 1 : i + half;\n"
                   "                    float xj = row[j], xk = row[k];\n"
                   "                    row[j] = xj * cs - xk * sn;\n"
@@ -127,7 +129,7 @@ static void emit_rows(const Plan *p, int is_k, StrBuf *out) {
               "        else attnc_v2_widen(a->%s, c.%s_elem, c.%s_stride, a->B, %s, %s, a->D, %sf);\n",
               x, heads, L, x, x, x, x, heads, L, x);
     if (p->attn->rotary)
-        sb_printf(out, "        if (!status) status = attnc_v2_rotate(&c, %sf, %s, %s, %d, dims, base, interleaved);\n", x,
+        sb_printf(out, "        if (!status) status = attnc_v2_rotate(&c, %sf, %s, %s, %d, dims, base, interleaved, 0);\n", x,
                   heads, L, !is_k);
     sb_printf(out, "    }\n");
     if (p->attn->rotary)
@@ -195,25 +197,39 @@ static void emit_sink_setup(StrBuf *out) {
               "    }\n");
 }
 
-void cemit_v2_entry(const Plan *p, const char *used, StrBuf *out) {
-    const Attention *at = p->attn;
-    const char *N = at->name;
-    int ntables = p->rows ? p->rows->ntables : 0, need_q = at->rotary != NULL, need_k = at->rotary != NULL;
-    for (int t = 0; t < ntables; t++) *(p->rows->tables[t].is_k ? &need_k : &need_q) = 1;
-    emit_v2_helpers(p, need_q || need_k, out);
-    sb_printf(out, "int %s_attention(const %s_args *a) {\n", N, N);
-    cemit_call_setup(p, used, out);
-    sb_printf(out, "    if (a->B * a->H * a->Lq == 0) return 0; /* no output rows */\n");
-    sb_printf(out, "    int status = 0;\n    float *qf = 0, *kf = 0, *o32 = 0, *lse32 = 0;\n    double *sinks = 0;\n");
+/* Whether the entries need Q's (K's) float32 rows: a rotary or a table reads them. */
+static void rows_needed(const Plan *p, int *need_q, int *need_k) {
+    int ntables = p->rows ? p->rows->ntables : 0;
+    *need_q = *need_k = p->attn->rotary != NULL;
+    for (int t = 0; t < ntables; t++) *(p->rows->tables[t].is_k ? need_k : need_q) = 1;
+}
+
+void cemit_v2_prepare(const Plan *p, StrBuf *out) {
+    int ntables = p->rows ? p->rows->ntables : 0, need_q, need_k;
+    rows_needed(p, &need_q, &need_k);
+    sb_printf(out, "    float *qf = 0, *kf = 0;\n    (void)qf, (void)kf;\n");
     sb_printf(out, "    float *tables[%d];\n    for (int t = 0; t < %d; t++) tables[t] = 0;\n", ntables + 1, ntables + 1);
-    sb_printf(out, "    (void)qf, (void)kf, (void)o32, (void)lse32, (void)sinks;\n");
-    if (at->rotary)
+    if (p->attn->rotary)
         sb_printf(out, "    int64_t dims = 0;\n    float base = 0.0f;\n    int interleaved = 0;\n"
                        "    if (attnc_v2_rope(&c, 0, 0, 0, 0, 0, &dims, &base, &interleaved)) return 1;\n"
                        "    if (dims < 0 || dims %% 2 != 0 || dims > a->D) return 1; /* spec 9.3: an error of the call */\n");
     if (need_q) emit_rows(p, 0, out);
     if (need_k) emit_rows(p, 1, out);
     if (ntables) emit_tables(p, out);
+}
+
+void cemit_v2_entry(const Plan *p, const char *used, StrBuf *out) {
+    const Attention *at = p->attn;
+    const char *N = at->name;
+    int ntables = p->rows ? p->rows->ntables : 0, need_q, need_k;
+    rows_needed(p, &need_q, &need_k);
+    emit_v2_helpers(p, need_q || need_k, out);
+    sb_printf(out, "int %s_attention(const %s_args *a) {\n", N, N);
+    cemit_call_setup(p, used, out);
+    sb_printf(out, "    if (a->B * a->H * a->Lq == 0) return 0; /* no output rows */\n");
+    sb_printf(out, "    int status = 0;\n    float *o32 = 0, *lse32 = 0;\n    double *sinks = 0;\n");
+    sb_printf(out, "    (void)o32, (void)lse32, (void)sinks;\n");
+    cemit_v2_prepare(p, out);
     if (at->sink) emit_sink_setup(out);
     sb_printf(out,
               "    void *scratch = 0;\n"

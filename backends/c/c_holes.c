@@ -553,12 +553,13 @@ static void coef_text(CEmit *E, IrRef r, const char *seed, const char *name, cha
     else snprintf(out, n, "(%s != 0 ? %s * %s : 0.0f)", name, seed, name);
 }
 
-/* One tensor term (grad_plan.h): coefficients at the element scope, then,
- * when its gradient is wanted and the coefficient is not 0, the loops of
- * its sum chain and the scatter-add (out-of-range indices add nothing). */
-static void emit_grad_term(CEmit *E, const GradTerm *t, const GradTermSched *ts, StrBuf *text) {
+/* One tensor term (grad_plan.h): coefficients at the scope of block id (the
+ * element's, or a standalone function's), then, when its gradient is wanted
+ * and the coefficient is not 0, the loops of its sum chain and the
+ * scatter-add (out-of-range indices add nothing). */
+static void emit_grad_term(CEmit *E, SchedBlockId id, const GradTerm *t, const GradTermSched *ts, StrBuf *text) {
     char kv[NAME_CHARS], kb[NAME_CHARS], x[NAME_CHARS], cond[LINE_CHARS / 2], off[LINE_CHARS / 2];
-    print_block_steps(E, SB_VALUE_FULL, &ts->coef, text);
+    print_block_steps(E, id, &ts->coef, text);
     name_of(E, t->dvalue, kv);
     name_of(E, t->dbias, kb);
     line(E, "if (dtensor[%d]) { /* %s */", t->tensor, E->p->attn->tensors[t->tensor]->name);
@@ -576,14 +577,14 @@ static void emit_grad_term(CEmit *E, const GradTerm *t, const GradTermSched *ts,
         name_of(E, sum->args[0], x);
         line(E, "for (int64_t r%d = 0; r%d < %s; r%d++) {", sum->aux, sum->aux, x, sum->aux);
         E->depth++;
-        print_block_steps(E, SB_VALUE_FULL, &ts->level[i], text);
+        print_block_steps(E, id, &ts->level[i], text);
         name_of(E, t->inner[i], x);
         line(E, "const float tc%d = %s != 0 ? tc%d * %s : 0.0f;", i + 1, x, i, x);
         line(E, "if (tc%d != 0) {", i + 1);
         E->depth++;
     }
-    print_block_steps(E, SB_VALUE_FULL, &ts->index, text);
-    E->blk = SB_VALUE_FULL;
+    print_block_steps(E, id, &ts->index, text);
+    E->blk = id;
     E->text = text;
     if (!load_index_text(E, ir_at(E->m, t->load), cond, sizeof cond, off, sizeof off)) return;
     char open[ATTNC_MAX_RANK + 1];
@@ -618,7 +619,7 @@ attnc_status cemit_grad_holes(const Plan *p, CEmitGradHoles *h, attnc_error *err
     emit_grad_element(&E, gs, h);
     E.depth = 0;
     for (int i = 0; i < gs->gp->nterms && !failed(&E); i++)
-        emit_grad_term(&E, &gs->gp->terms[i], &gs->terms[i], &h->terms);
+        emit_grad_term(&E, SB_VALUE_FULL, &gs->gp->terms[i], &gs->terms[i], &h->terms);
     h->nrow_slots = gs->base.nrow_slots;
     h->ncol_slots = gs->base.ncol_slots;
     StrBuf *all[] = {&h->item, &h->slots, &h->col, &h->row, &h->pre, &h->fault, &h->keep, &h->value, &h->terms};
@@ -634,4 +635,37 @@ void cemit_grad_holes_free(CEmitGradHoles *h) {
     StrBuf *all[] = {&h->item, &h->slots, &h->col, &h->row, &h->pre, &h->fault, &h->keep, &h->value, &h->terms};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sb_free(all[i]);
     memset(h, 0, sizeof *h);
+}
+
+/* ---- version 2's backward around the kernel (the sink's tensor terms) ------- */
+
+attnc_status cemit_v2_grad_functions(const Plan *p, StrBuf *out, attnc_error *err) {
+    const GradSchedule *gs = p->grad_sched;
+    if (!gs || gs->base.why[0] || p->f->sink == IR_NONE) return ATTNC_OK;
+    if (gs->gp->nsink_terms == 0 && !gs->gp->sink_error) return ATTNC_OK; /* it reads no float tensor */
+    if (gs->gp->sink_error)
+        return set_error(err, ATTNC_ERR_INTERNAL, "cannot emit the backward C for attention '%s': the sink's: %s",
+                         p->attn->name, gs->gp->sink_error);
+    CEmit E;
+    memset(&E, 0, sizeof E);
+    E.p = p;
+    E.s = &gs->base;
+    E.m = gs->base.m;
+    E.blk = SB_SINK; /* standalone: every value local (schedule_grad.h, sink_terms) */
+    E.text = out;
+    sb_printf(out, "static void attnc_v2_dsink(const AttnCall *c, int64_t b, int64_t h, int64_t hk, int64_t q, "
+                   "int64_t kv, float g, float *const *dtensor) {\n");
+    E.depth = 1;
+    line(&E, "const int64_t hr = h;");
+    line(&E, "const float gpre = 0.0f;");
+    line(&E, "(void)c, (void)b, (void)h, (void)hr, (void)hk, (void)q, (void)kv, (void)g, (void)gpre, (void)dtensor;");
+    for (int i = 0; i < gs->gp->nsink_terms && !failed(&E); i++)
+        emit_grad_term(&E, SB_SINK, &gs->gp->sink_terms[i], &gs->sink_terms[i], out);
+    E.depth = 0;
+    line(&E, "}");
+    if (E.nomem || out->failed) return set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting C");
+    if (E.why[0])
+        return set_error(err, ATTNC_ERR_INTERNAL, "cannot emit the backward C for attention '%s': %s", p->attn->name,
+                         E.why);
+    return ATTNC_OK;
 }

@@ -55,4 +55,12 @@ typedef struct CEmitGradHoles {
 attnc_status cemit_grad_holes(const Plan *p, CEmitGradHoles *h, attnc_error *err);
 void cemit_grad_holes_free(CEmitGradHoles *h);
 
+/* Version 2's backward around the kernel: when p's attention has a sink
+ * that reads float tensors and a backward schedule, appends `static void attnc_v2_dsink(const AttnCall
+ * *c, int64_t b, int64_t h, int64_t hk, int64_t q, int64_t kv, float g,
+ * float *const *dtensor)`, which adds g * d sink / d T[i] for row (b, h, q)
+ * into dtensor[t][i] of every float tensor T the sink reads (dtensor[t]
+ * NULL: not wanted); the sink must not raise a runtime error there. */
+attnc_status cemit_v2_grad_functions(const Plan *p, StrBuf *out, attnc_error *err);
+
 #endif
