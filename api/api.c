@@ -609,9 +609,6 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
         return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a %s, which the library applies around the kernel "
                          "(not in its code): target '%s' would compute without it", k->attn->name,
                          k->attn->rotary ? "rotary" : k->attn->sink ? "sink" : "dot of rows (per-call tables)", target);
-    if (strcmp(target, "c") == 0 && k->rows && (k->rows->row_tensor[0] >= 0 || k->rows->row_tensor[1] >= 0))
-        return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a dot of Q or K with a row other than a tensor's "
-                         "(e.g. dot(Q, K)), which ahead-of-time C does not compute yet", k->attn->name);
     StrBuf sb = {0};
     attnc_status st = ATTNC_OK;
     if (strcmp(target, "ir") != 0) {

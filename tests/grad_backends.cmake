@@ -100,6 +100,10 @@ aot_grad_v2(sink_fault ${cg} --variant sink_fault --expect-fault --param off=1
             --shape B=1,H=4,Hkv=2,Lq=10,Lk=13,D=16,Dv=8)
 aot_grad_v2(qpos_fault ${cg} --variant qpos_fault --expect-fault --param off=1
             --shape B=1,H=4,Hkv=2,Lq=10,Lk=13,D=16,Dv=8)
+set(dots ${PROJECT_SOURCE_DIR}/tests/v2/dots.attn) # dot(Q, K): the rows' gradients are dQ's and dK's terms
+aot_grad_v2(dots-qk-score ${dots} --variant qk_score --shape B=2,H=4,Hkv=2,Lq=21,Lk=26,D=10,Dv=3)
+aot_grad_v2(dots-qk-bias ${dots} --variant qk_bias_rotary --shape B=2,H=6,Hkv=3,Lq=17,Lk=23,D=12,Dv=4)
+aot_grad_v2(dots-lowrank ${dots} --variant rows_lowrank --shape B=2,H=4,Hkv=1,Lq=23,Lk=19,D=9,Dv=4 --param R=5)
 aot_grad_v2(dims_odd ${cg} --variant dims_odd --expect-fault --param n=5 --shape B=1,H=4,Hkv=2,Lq=10,Lk=13,D=16,Dv=8)
 if(ATTNC_VALGRIND AND NOT ATTNC_SANITIZE) # valgrind cannot run a sanitized program
   set(work ${CMAKE_CURRENT_BINARY_DIR}/aot-grad/v2-everything-valgrind)

@@ -2,7 +2,7 @@
 # sums over Q's and K's rows as tensors, middle/rows_table.h): every attention of tests/v2/dots.attn (dot(Q, K) in
 # score, weight and bias clauses, with rotary, GQA, Lq != Lk, odd D, fully masked rows; two tensor rows as low-rank
 # columns, per element and inside a sum) against the interpreter, forward and backward; their runtime errors with
-# the interpreter's message; ahead of time where emit takes them (two tensor rows; not rows of Q or K yet).
+# the interpreter's message; ahead of time (forward: cgen_every; backward: grad/v2/dots-*/aot-*, grad_backends.cmake).
 set(dots ${PROJECT_SOURCE_DIR}/tests/v2/dots.attn)
 add_test(NAME v2-dots/interp COMMAND test_examples ${dots} --backend interp)
 add_test(NAME grad/interp-fd/v2-dots COMMAND test_grad_interp ${dots} --samples ${ATTNC_GRAD_SAMPLES})
@@ -31,6 +31,10 @@ if(ATTNC_HAVE_TCC_JIT) # cgen_every: tests/cgen.cmake
   cgen_every(v2_dots_lowrank ${dots} --variant rows_lowrank --shape B=2,H=4,Hkv=1,Lq=23,Lk=19,D=9,Dv=4 --param R=5
              --tile 8x16)
   cgen_every(v2_dots_elementwise ${dots} --variant rows_elementwise --shape B=1,H=4,Hkv=2,Lq=24,Lk=17,D=11,Dv=6)
+  # dot(Q, K) and dot(K, Q): the float32 rows (rotated) bound as rows(Q)/rows(K), ahead of time too
+  cgen_every(v2_dots_qk_score ${dots} --variant qk_score --shape B=2,H=4,Hkv=2,Lq=21,Lk=26,D=10,Dv=3)
+  cgen_every(v2_dots_qk_weight ${dots} --variant qk_weight --shape B=1,H=2,Hkv=1,Lq=30,Lk=19,D=7,Dv=5)
+  cgen_every(v2_dots_qk_bias ${dots} --variant qk_bias_rotary --shape B=2,H=6,Hkv=3,Lq=17,Lk=23,D=12,Dv=4)
   cgen_every(v2_dots_index_fault ${dots} --variant rows_fault ${shape} --param off=1 --expect-fault)
   cgen_every(v2_dots_index_lazy ${dots} --variant rows_fault ${shape} --param off=1 --param guard=1)
   # rows of different lengths: the library's per-call check; ahead-of-time C has none, its sum runs over the

@@ -25,8 +25,12 @@
 #include "c_emit.h"
 #include "rows_table.h"
 
+/* Whether the sums of dot(Q, K) and its kind read Q's (is_k 0) or K's rows as a tensor. */
+static int rows_tensor(const Plan *p, int is_k) { return p->rows && p->rows->row_tensor[is_k] >= 0; }
+
 int cemit_plan_is_v2(const Plan *p) {
-    return p->attn->rotary || p->attn->sink || (p->rows && p->rows->ntables > 0);
+    return p->attn->rotary || p->attn->sink || (p->rows && p->rows->ntables > 0) || rows_tensor(p, 0) ||
+           rows_tensor(p, 1);
 }
 
 int cemit_user_tensors(const Plan *p) { return p->rows ? p->rows->ntensors_before : p->attn->ntensors; }
@@ -197,11 +201,27 @@ static void emit_sink_setup(StrBuf *out) {
               "    }\n");
 }
 
-/* Whether the entries need Q's (K's) float32 rows: a rotary or a table reads them. */
+/* Whether the entries need Q's (K's) float32 rows: a rotary, a table or a
+ * sum over the rows (dot(Q, K) and its kind) reads them. */
 static void rows_needed(const Plan *p, int *need_q, int *need_k) {
     int ntables = p->rows ? p->rows->ntables : 0;
-    *need_q = *need_k = p->attn->rotary != NULL;
+    *need_q = p->attn->rotary != NULL || rows_tensor(p, 0);
+    *need_k = p->attn->rotary != NULL || rows_tensor(p, 1);
     for (int t = 0; t < ntables; t++) *(p->rows->tables[t].is_k ? need_k : need_q) = 1;
+}
+
+/* rows(Q) and rows(K) (middle/rows_table.h): the float32 rows, rotated with a
+ * rotary, bound as the tensors the plan's sums read. */
+static void emit_row_tensors(const Plan *p, StrBuf *out) {
+    for (int is_k = 0; is_k < 2; is_k++) {
+        if (!rows_tensor(p, is_k)) continue;
+        int i = p->rows->row_tensor[is_k];
+        sb_printf(out,
+                  "    tensor_data[%d] = %sf; /* rows(%s) */\n"
+                  "    tensor_shape[%d][0] = a->B, tensor_shape[%d][1] = %s, tensor_shape[%d][2] = %s, "
+                  "tensor_shape[%d][3] = a->D;\n",
+                  i, is_k ? "k" : "q", is_k ? "K" : "Q", i, i, is_k ? "a->Hkv" : "a->H", i, is_k ? "a->Lk" : "a->Lq", i);
+    }
 }
 
 void cemit_v2_prepare(const Plan *p, StrBuf *out) {
@@ -216,6 +236,7 @@ void cemit_v2_prepare(const Plan *p, StrBuf *out) {
     if (need_q) emit_rows(p, 0, out);
     if (need_k) emit_rows(p, 1, out);
     if (ntables) emit_tables(p, out);
+    emit_row_tensors(p, out);
 }
 
 void cemit_v2_entry(const Plan *p, const char *used, StrBuf *out) {

@@ -87,9 +87,23 @@ static void emit_sink_grad(StrBuf *out) {
               "            }\n");
 }
 
+/* The gradients of rows(Q) and rows(K) (the sums of dot(Q, K) and its kind
+ * read the rows as tensors) are terms of dQ and dK: both float32 [B, heads,
+ * L, D], contiguous, before the rotation is undone. */
+static void emit_row_tensors_grad(const Plan *p, StrBuf *out) {
+    for (int is_k = 0; is_k < 2; is_k++) {
+        int i = p->rows->row_tensor[is_k];
+        if (i < 0) continue;
+        const char *x = is_k ? "k" : "q";
+        sb_printf(out, "    for (int64_t j = 0; !status && j < n%s; j++) d%s[j] += dtensor[%d][j]; /* rows(%s) */\n", x, x,
+                  i, is_k ? "K" : "Q");
+    }
+}
+
 void cemit_v2_backward_after(const Plan *p, StrBuf *out) {
     const Attention *at = p->attn;
     if (p->rows && p->rows->ntables) emit_tables_grad(p, out);
+    if (p->rows) emit_row_tensors_grad(p, out);
     if (at->sink && p->grad_sched->gp->nsink_terms > 0) emit_sink_grad(out); /* else it reads no float tensor */
     if (at->rotary)
         sb_printf(out, "    /* dQ and dK of the given rows: the rotation undone (R^T) */\n"
