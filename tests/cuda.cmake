@@ -14,6 +14,44 @@ if(ATTNC_HAVE_TCC_JIT)
              ${CMAKE_CURRENT_BINARY_DIR}/cuda/nvcc/${name} require ${example})
     set_tests_properties(cuda/nvcc/${name} PROPERTIES SKIP_RETURN_CODE 77)
   endforeach()
+  # version 2 (backends/cuda/cuda_emit_v2.c): the text of every v2 example and of tests/cgen/v2.attn, with its
+  # own kernels around the attention kernel and NAME_cuda_launch running them, through nvcc when there is one
+  file(GLOB ATTNC_CUDA_V2 CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/v2/*.attn)
+  list(APPEND ATTNC_CUDA_V2 ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn)
+  add_test(NAME cuda/emit-v2 COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_emit.sh $<TARGET_FILE:attnc>
+           ${CMAKE_CURRENT_BINARY_DIR}/cuda/emit-v2 "" ${ATTNC_CUDA_V2})
+  foreach(example ${ATTNC_CUDA_V2})
+    get_filename_component(name ${example} NAME_WE)
+    add_test(NAME cuda/nvcc/v2/${name} COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_emit.sh $<TARGET_FILE:attnc>
+             ${CMAKE_CURRENT_BINARY_DIR}/cuda/nvcc-v2/${name} require ${example})
+    set_tests_properties(cuda/nvcc/v2/${name} PROPERTIES SKIP_RETURN_CODE 77)
+  endforeach()
+  # cuda-emu runs version 2 through those kernels (api/api_cuda_v2.c), against the interpreter, beyond the
+  # examples' shapes (tests/examples.cmake) and tests/cgen.cmake's v2 cases: odd D, GQA, Lq != Lk, position ids,
+  # partial rotation, f16 / bf16 inputs (D not a multiple of 16: the scaffold, whose float32 arithmetic these
+  # strict comparisons expect; the tensor-core kernel rounds P to 16 bits), sinks on rows the masks empty
+  set(v2 ${PROJECT_SOURCE_DIR}/examples/v2)
+  function(cuda_emu_v2 name spec)
+    add_test(NAME cuda/emu/v2/${name} COMMAND test_cgen ${spec} ${ARGN} --threads 2 --backend cuda-emu)
+  endfunction()
+  cuda_emu_v2(position_ids_gqa ${v2}/rotary.attn --variant position_ids --shape B=2,H=6,Hkv=2,Lq=21,Lk=33,D=18,Dv=5
+              --int-range qpos=0,70 --int-range kvpos=0,70 --tile 16x16)
+  cuda_emu_v2(gptj_odd ${v2}/rotary.attn --variant gptj --param rotary_dims=6 --shape B=1,H=4,Hkv=2,Lq=19,Lk=26,D=14,Dv=7)
+  cuda_emu_v2(llama_bf16 ${v2}/rotary.attn --variant llama --shape B=2,H=4,Hkv=2,Lq=33,Lk=33,D=16,Dv=16
+              --layout bf16)
+  cuda_emu_v2(shaw_odd_d ${v2}/relative_embeddings.attn --variant shaw_relative --param M=4
+              --shape B=1,H=4,Hkv=2,Lq=29,Lk=35,D=13,Dv=3)
+  cuda_emu_v2(music_f16 ${v2}/relative_embeddings.attn --variant music_transformer
+              --shape B=1,H=2,Hkv=2,Lq=40,Lk=40,D=18,Dv=18 --layout f16)
+  cuda_emu_v2(deberta_gqa_odd ${v2}/deberta.attn --variant deberta --param k=5
+              --shape B=2,H=4,Hkv=2,Lq=23,Lk=31,D=11,Dv=6)
+  # Lq > Lk: causal_bottom_right empties the first 17 rows, which keep only the sink (O = 0, LSE = sink)
+  cuda_emu_v2(sinks_empty_rows ${v2}/learned_sinks.attn --variant gpt_oss_full --shape B=1,H=4,Hkv=2,Lq=37,Lk=20,D=16,Dv=8)
+  cuda_emu_v2(sinks_window_gqa ${v2}/learned_sinks.attn --variant gpt_oss_local --param local_window=3
+              --shape B=2,H=8,Hkv=2,Lq=29,Lk=29,D=12,Dv=5 --tile 16x16)
+  cuda_emu_v2(sinks_bf16_blhd ${v2}/learned_sinks.attn --variant gpt_oss_full --shape B=2,H=4,Hkv=4,Lq=24,Lk=24,D=18,Dv=18
+              --layout blhd_bf16)
+
   # q tiles of more rows than a block has threads (each thread runs several rows), on the emulation
   add_test(NAME cuda/emu/big_tiles_low_rank COMMAND test_cgen ${PROJECT_SOURCE_DIR}/examples/low_rank_bias.attn
            --variant flashbias_low_rank --shape B=2,H=4,Hkv=2,Lq=300,Lk=131,D=40,Dv=24 --param rank=5
