@@ -497,7 +497,7 @@ attnc_status attnc_kernel_run_pages(const attnc_kernel *k, const attnc_args *arg
     } else if (!k->plan) {
         st = k->impl->run(k->plan, &k->ck, &bc, &a, threads, err); /* the interpreter */
     } else if (k->ck.v2 && !k->impl->device) { /* cuda-emu: the CUDA text's own kernels around the kernel */
-        st = api_run_v2_kernels(k, &bc, &a, threads, pages, err);
+        st = api_run_v2_kernels(k, &bc, &a, threads, pages, NULL, NULL, err);
     } else if ((bc.attn->rotary || bc.attn->sink) && k->backend != ATTNC_BACKEND_INTERP) {
         st = api_run_rope_sink(k, &bc, &a, threads, pages, run_kernel, err);
     } else {

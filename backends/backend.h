@@ -69,6 +69,11 @@ typedef struct DeviceOps {
      * element raised a runtime error (then O and LSE are unspecified). */
     attnc_status (*launch)(const CompiledKernel *ck, const AttnCall *call, void *stream, void *scratch, int *faulted,
                            attnc_error *err);
+    /* NULL, or queue one of a version-2 attention's kernels on `stream` (V2Kernels' meaning, device memory but
+     * call's params, tensor_data and tensor_shape): which 0 rows (arg is_k; p0 out, p1 fault), 1 table (arg t;
+     * p0 x, p1 table), 2 sinks (p0 sinks, p1 fault), 3 merge (p0 o32, p1 lse32, p2 sinks); fault a device int */
+    attnc_status (*v2_launch)(const CompiledKernel *ck, int which, const AttnCall *call, int arg, void *p0, void *p1,
+                              void *p2, void *stream, attnc_error *err);
 } DeviceOps;
 
 typedef struct BackendImpl {
