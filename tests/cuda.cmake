@@ -52,6 +52,32 @@ if(ATTNC_HAVE_TCC_JIT)
   cuda_emu_v2(sinks_bf16_blhd ${v2}/learned_sinks.attn --variant gpt_oss_full --shape B=2,H=4,Hkv=4,Lq=24,Lk=24,D=18,Dv=18
               --layout blhd_bf16)
 
+  # attnc_kernel_run_cuda's version-2 sequence (api/api_cuda_v2.c's device executor) on a fake device whose
+  # kernels are cuda-emu's (tests/test_cuda_v2_device.c)
+  add_executable(test_cuda_v2_device ${PROJECT_SOURCE_DIR}/tests/test_cuda_v2_device.c)
+  target_compile_options(test_cuda_v2_device PRIVATE ${ATTNC_WARNINGS})
+  target_link_libraries(test_cuda_v2_device PRIVATE attnc_test_support)
+  function(cuda_v2_device name spec variant args)
+    add_test(NAME cuda/emu/v2-device/${name} COMMAND test_cuda_v2_device ${spec} ${variant} ${args} ${ARGN})
+  endfunction()
+  cuda_v2_device(position_ids ${v2}/rotary.attn position_ids
+                 "--shape B=2,H=6,Hkv=2,Lq=21,Lk=33,D=18,Dv=5 --int-range qpos=0,70 --int-range kvpos=0,70")
+  cuda_v2_device(gptj ${v2}/rotary.attn gptj "--shape B=1,H=4,Hkv=2,Lq=19,Lk=26,D=14,Dv=7 --param rotary_dims=6")
+  cuda_v2_device(deberta ${v2}/deberta.attn deberta "--shape B=2,H=4,Hkv=2,Lq=23,Lk=31,D=11,Dv=6 --param k=5")
+  cuda_v2_device(shaw ${v2}/relative_embeddings.attn shaw_relative "--shape B=1,H=4,Hkv=2,Lq=29,Lk=35,D=13,Dv=3 --param M=4")
+  cuda_v2_device(sinks_empty_rows ${v2}/learned_sinks.attn gpt_oss_full "--shape B=1,H=4,Hkv=2,Lq=37,Lk=20,D=18,Dv=8")
+  cuda_v2_device(everything ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn everything
+                 "--shape B=2,H=4,Hkv=2,Lq=37,Lk=41,D=18,Dv=8")
+  cuda_v2_device(sink_fault ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn sink_fault
+                 "--shape B=1,H=4,Hkv=2,Lq=10,Lk=13,D=16,Dv=8 --param off=1" --expect-fault)
+  # a position out of range on rows that keep nothing: no error; the interpreter's O and LSE (written back)
+  set(lazy ${PROJECT_SOURCE_DIR}/tests/cuda/v2_lazy.attn)
+  cuda_v2_device(lazy_qpos ${lazy} lazy_qpos "--shape B=1,H=4,Hkv=2,Lq=20,Lk=12,D=14,Dv=6 --int-range P=0,30")
+  cuda_emu_v2(lazy_qpos ${lazy} --variant lazy_qpos --shape B=1,H=4,Hkv=2,Lq=20,Lk=12,D=14,Dv=6 --int-range P=0,30
+              --masked-rows)
+  cuda_v2_device(qpos_fault ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn qpos_fault
+                 "--shape B=1,H=4,Hkv=2,Lq=10,Lk=13,D=16,Dv=8 --param off=1" --expect-fault)
+
   # q tiles of more rows than a block has threads (each thread runs several rows), on the emulation
   add_test(NAME cuda/emu/big_tiles_low_rank COMMAND test_cgen ${PROJECT_SOURCE_DIR}/examples/low_rank_bias.attn
            --variant flashbias_low_rank --shape B=2,H=4,Hkv=2,Lq=300,Lk=131,D=40,Dv=24 --param rank=5
