@@ -69,8 +69,9 @@ static void emit_doc(const Plan *p, StrBuf *out) {
     if (a->nparams) sb_printf(out, " *\n * params (call->params[i], ints and bools in .i, floats in .f):\n");
     for (int i = 0; i < a->nparams; i++)
         sb_printf(out, " *   [%d] %s %s\n", i, type_name(a->params[i]->type), a->params[i]->name);
-    if (a->ntensors) sb_printf(out, " *\n * tensors (tensor_data[i] int32 or float32, tensor_shape[i] its dims):\n");
-    for (int i = 0; i < a->ntensors; i++)
+    const int ntensors = cemit_user_tensors(p); /* a version-2 launcher adds its tables itself */
+    if (ntensors) sb_printf(out, " *\n * tensors (tensor_data[i] int32 or float32, tensor_shape[i] its dims):\n");
+    for (int i = 0; i < ntensors; i++)
         sb_printf(out, " *   [%d] %s %s of rank %d\n", i, type_name(a->tensors[i]->type), a->tensors[i]->name,
                   a->tensors[i]->ndims);
     sb_printf(out,
@@ -102,15 +103,15 @@ int cuda_emit_prologue(const Plan *p, const CEmitHoles *H, const StrBuf *v2, Str
 
 /* The launcher's contract for a version-2 attention (cuda_emit_v2.c). */
 static void emit_doc_v2(const Plan *p, StrBuf *out) {
+    sb_printf(out, " *\n * Version 2 (spec 9.2-9.4; backends/cuda/cuda_emit_v2.c): %s_cuda_launch also\n", p->attn->name);
+    if (p->attn->rotary) sb_printf(out, " *   rotates Q and K rows by their positions (float32 copies),\n");
+    if (p->rows && p->rows->ntables) sb_printf(out, " *   fills the tables of dot products of rows,\n");
+    if (p->attn->sink) sb_printf(out, " *   merges each row's sink into O and LSE,\n");
     sb_printf(out,
-              " *\n"
-              " * Version 2 (spec 9.2-9.4): %s_cuda_launch also %s%s%s on `stream`, in scratch from\n"
-              " *   cudaMallocAsync (freed there): call->tensor_data and tensor_shape hold the %d tensors above\n"
-              " *   only.  Faults of positions%s set *fault like the kernel's.\n",
-              p->attn->name, p->attn->rotary ? "rotates Q and K rows by their positions (float32 copies), " : "",
-              p->rows && p->rows->ntables ? "fills the tables of dot products of rows, " : "",
-              p->attn->sink ? "merges each row's sink into O and LSE" : "runs the attention kernel on them",
-              cemit_user_tensors(p), p->attn->sink ? " and sinks" : "");
+              " *   in device kernels of its own on `stream`, in scratch from cudaMallocAsync\n"
+              " *   (freed there); call->tensor_data and tensor_shape hold the %d tensors\n"
+              " *   above only.  A runtime error of a position or a sink sets *fault too.\n",
+              cemit_user_tensors(p));
 }
 
 attnc_status cuda_emit_source(const Plan *p, StrBuf *out, attnc_error *err) {

@@ -17,7 +17,9 @@
  *    each phase of a thread block a loop over its threads.
  *
  * The choice is per call, from the AttnCall alone, so every work item of a
- * launch runs the same kernel.  It also serves `attnc emit --target cuda` (the scaffold) and
+ * launch runs the same kernel.  A version-2 attention's kernels around the
+ * kernel (rows, tables, sinks, merge: cuda_emit_v2.c) are the scaffold
+ * text's too, handed to api/api_cuda_v2.c as CompiledKernel.v2.  It also serves `attnc emit --target cuda` (the scaffold) and
  * `--target cuda:TYPE:D:DV` (the tensor-core kernel's specialisation: cuda_emu_emit).
  *
  * Requires: libtcc (ATTNC_HAVE_TCC); compiled twice like tcc_backend.c, with
