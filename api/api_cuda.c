@@ -29,12 +29,13 @@ attnc_status attnc_kernel_run_cuda(const attnc_kernel *k, const attnc_args *args
     BoundCall bc;
     attnc_status st = bind_call_layout(k->attn, &k->fixed, args, layouts, 1, &bc, err);
     if (st) return st;
-    st = tile_check_work(k->plan, &bc, err);
+    /* version 2: the CUDA text's kernels around the attention kernel, on the device (api_cuda_v2.c), which
+     * checks the work on the kernel's own call (with the tables the plan reads) */
+    int v2 = k->rows || k->attn->rotary || k->attn->sink;
+    if (!v2) st = tile_check_work(k->plan, &bc, err);
     float dummy[1] = {0};
     attnc_args a = api_with_empty_arrays(args, dummy);
     const attnc_sizes *sz = &bc.sz;
-    /* version 2: the CUDA text's kernels around the attention kernel, on the device (api_cuda_v2.c) */
-    int v2 = k->rows || k->attn->rotary || k->attn->sink;
     if (!st && sz->B * sz->H * sz->Lq > 0)
         st = v2 ? api_run_v2_kernels(k, &bc, &a, 0, NULL, k->impl->device, stream, err)
                 : launch_device_run(k->plan, k->impl->device, &k->ck, &bc, &a, stream, 1, err);

@@ -114,17 +114,24 @@ static void emit_rows(const Plan *p, StrBuf *out) {
 
 /* The tables of dot products of rows: which tensor E each reads, and one
  * element per thread. */
+/* `ATTNC_DEV int NAME(int t)`: what of table t `what` gives (0 its tensor E's index, 1 whether it pairs K
+ * rows, 2 E's leading dims); a function rather than an array, which device code could not read. */
+static void emit_table_fact(const RowsRewrite *rw, const char *name, int what, StrBuf *out) {
+    sb_printf(out, "ATTNC_DEV int %s(int t) {\n    switch (t) {\n", name);
+    for (int t = 0; t < rw->ntables; t++) {
+        const RowTable *rt = &rw->tables[t];
+        sb_printf(out, "    case %d: return %d;\n", t, what == 0 ? rt->tensor->index : what == 1 ? rt->is_k : rt->tensor->ndims - 1);
+    }
+    sb_printf(out, "    }\n    return 0;\n}\n\n");
+}
+
 static void emit_tables(const Plan *p, StrBuf *out) {
     const RowsRewrite *rw = p->rows;
     sb_printf(out, "/* table t's tensor E (its index), whether it pairs K rows, E's leading dims */\n");
-    sb_printf(out, "ATTNC_DEV int attnc_v2_table_tensor(int t) {\n    switch (t) {\n");
-    for (int t = 0; t < rw->ntables; t++) sb_printf(out, "    case %d: return %d;\n", t, rw->tables[t].tensor->index);
-    sb_printf(out, "    }\n    return 0;\n}\n\nATTNC_DEV int attnc_v2_table_is_k(int t) {\n    switch (t) {\n");
-    for (int t = 0; t < rw->ntables; t++) sb_printf(out, "    case %d: return %d;\n", t, rw->tables[t].is_k);
-    sb_printf(out, "    }\n    return 0;\n}\n\nATTNC_DEV int attnc_v2_table_lead(int t) {\n    switch (t) {\n");
-    for (int t = 0; t < rw->ntables; t++) sb_printf(out, "    case %d: return %d;\n", t, rw->tables[t].tensor->ndims - 1);
+    emit_table_fact(rw, "attnc_v2_table_tensor", 0, out);
+    emit_table_fact(rw, "attnc_v2_table_is_k", 1, out);
+    emit_table_fact(rw, "attnc_v2_table_lead", 2, out);
     sb_printf(out,
-              "    }\n    return 0;\n}\n\n"
               "/* the rows of E table t pairs with each row (the product of E's leading dims) */\n"
               "ATTNC_DEV int64_t attnc_v2_table_cols(const AttnCall *c, int t) {\n"
               "    int64_t n = 1;\n"
