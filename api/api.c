@@ -424,11 +424,7 @@ int attnc_kernel_threads(const attnc_kernel *k) { return k->threads > 0 ? k->thr
 
 /* A rotary or a dot of K rows reads K before the kernel, as a dense tensor:
  * then the batch gathers the pages first. */
-static int reads_k_before(const attnc_kernel *k) {
-    for (int t = 0; k->rows && t < k->rows->ntables; t++)
-        if (k->rows->tables[t].is_k) return 1;
-    return k->attn->rotary != NULL;
-}
+static int reads_k_before(const attnc_kernel *k) { return (k->rows && rows_read_k(k->rows)) || k->attn->rotary; }
 
 int attnc_kernel_reads_pages(const attnc_kernel *k, int64_t page_rows) {
     return k && k->plan && k->ck.pages && page_rows > 0 && page_rows % k->plan->bk == 0 && !reads_k_before(k);
@@ -458,10 +454,9 @@ static int q_tables_per_item(const attnc_kernel *k) {
 static attnc_status run_kernel(const attnc_kernel *k, BoundCall *bc, const attnc_args *a, int threads,
                                const LaunchPages *pages, attnc_error *err) {
     if (!k->rows) return run_plan(k, bc, a, threads, pages, NULL, err);
-    for (int t = 0; t < k->rows->ntables; t++)
-        if (pages && k->rows->tables[t].is_k)
-            return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a dot of K rows: a paged KV cache is not "
-                             "supported with it yet", bc->attn->name);
+    if (pages && rows_read_k(k->rows))
+        return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a dot of K rows: a paged KV cache is not "
+                         "supported with it yet", bc->attn->name);
     RowsCall rc;
     attnc_status st = api_rows_bind(k, bc, a->q, a->k, threads > 0 ? threads : pool_cores(), q_tables_per_item(k), &rc,
                                     err);
@@ -546,23 +541,54 @@ typedef struct MapUse {
     uint8_t *tiles;
 } MapUse;
 
+/* Where the IR says an element a mask count evaluates raises a runtime
+ * error: the interpreter evaluates the masks there and names it. */
+typedef struct MaskFault {
+    const BoundCall *bc;
+    attnc_error *err; /* the caller's (may be NULL) */
+    attnc_status st;
+} MaskFault;
+
+static int mask_fault_at(void *ctx, int64_t b, int64_t h, int64_t q, int64_t kv) {
+    MaskFault *mf = ctx;
+    attnc_error e = {0};
+    int kept = interp_masks_at(mf->bc, b, h, q, kv, &e);
+    if (kept < 0) {
+        mf->st = e.status;
+        if (mf->err) *mf->err = e;
+    }
+    return kept;
+}
+
 /* The tile map of a call (Q, K, V, O not read), and with use != NULL what it
  * asks (then the map is freed); a kernel with tables gets zero ones: masks
  * never read a dot. */
 static attnc_status call_tile_map(const attnc_kernel *k, const attnc_args *call, TileMap *tm, const MapUse *use,
                                   attnc_error *err) {
+    /* Q, K, V and O are not read here (attnc.h), so NULL is allowed: bind
+     * checks pointers for the runs that read them, so it sees one never used. */
+    static float unread[1];
+    attnc_args args = *call;
+    if (!args.q) args.q = unread;
+    if (!args.k) args.k = unread;
+    if (!args.v) args.v = unread;
+    if (!args.o) args.o = unread;
     BoundCall bc;
-    attnc_status st = bind_call(k->attn, &k->fixed, call, &bc, err);
+    attnc_status st = bind_call(k->attn, &k->fixed, &args, &bc, err);
     if (st) return st;
     RowsCall rc;
     const BoundCall *bound = &bc;
     if (k->rows && !(st = api_rows_bind(k, &bc, NULL, NULL, 1, 0, &rc, err))) bound = &rc.bc;
     if (!st) st = tile_map_build(k->plan, bound, tm, err);
     if (!st && use) {
-        int ok = 1;
-        if (use->kept) ok = (*use->kept = tile_count_kept(k->plan, bound, tm)) >= 0;
-        else ok = tile_picture(k->plan, bound, tm, use->b, use->h, use->rows, use->cols, use->pixels, use->tiles);
-        if (!ok) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+        MaskFault mf = {&bc, err, ATTNC_OK};
+        TileFaultHook hook = {mask_fault_at, &mf};
+        int64_t r = use->kept ? tile_count_kept(k->plan, bound, tm, &hook)
+                              : tile_picture(k->plan, bound, tm, use->b, use->h, use->rows, use->cols, use->pixels,
+                                             use->tiles, &hook);
+        if (use->kept && r >= 0) *use->kept = r;
+        if (r == -2) st = mf.st; /* the interpreter's message is in err */
+        else if (r < 0 || (!use->kept && r == 0)) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         tile_map_free(tm);
     }
     if (bound != &bc) api_rows_release(&rc);
@@ -587,6 +613,9 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
         return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a %s, which the library applies around the kernel "
                          "(not in its code): target '%s' would compute without it", k->attn->name,
                          k->attn->rotary ? "rotary" : k->attn->sink ? "sink" : "dot of rows (per-call tables)", target);
+    if (strcmp(target, "c") == 0 && k->rows && (k->rows->row_tensor[0] >= 0 || k->rows->row_tensor[1] >= 0))
+        return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a dot of Q or K with a row other than a tensor's "
+                         "(e.g. dot(Q, K)), which ahead-of-time C does not compute yet", k->attn->name);
     StrBuf sb = {0};
     attnc_status st = ATTNC_OK;
     if (strcmp(target, "ir") != 0) {

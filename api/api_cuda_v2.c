@@ -19,6 +19,8 @@
  * the interpreter on the whole call, as api_run_rope_sink does: a position
  * no kept element reads is no error (lazy evaluation), and then the
  * interpreter's O and LSE are the call's.
+ * Q's and K's rows read as tensors (rows(Q), rows(K): dots that became
+ * sums) are the rows kernel's output, in place.
  * Requires: a kernel with a plan, and k->ck.v2 (host) or DeviceOps.v2_launch.
  * Produces: api_run_v2_kernels (api_kernel.h). */
 #include <stdlib.h>
@@ -66,20 +68,32 @@ static attnc_status ex_fault(const V2Exec *x, int *fault) {
     return ATTNC_OK;
 }
 
-/* Buffers of one call: rotated (or widened) rows, sinks, the kernel's float32 O and LSE, the tables. */
+/* Buffers of one call: rotated (or widened) rows, sinks, the kernel's float32 O and LSE, the tables.
+ * borrowed[i]: qf (0) or kf (1) is rc's tensor rows(Q) or rows(K) (on the host), not freed here. */
 typedef struct V2Buffers {
     float *qf, *kf, *sinks, *o32, *lse32;
     float **tables;
+    int borrowed[2];
 } V2Buffers;
 
-/* Which rows the call needs: Q's and K's for a rotary, and those a table pairs. */
+/* Which rows the call needs: Q's and K's for a rotary, those a table pairs, and rows(Q) / rows(K), the
+ * tensors of the dots that became sums (middle/rows_table.h). */
 static void rows_needed(const attnc_kernel *k, int *need_q, int *need_k) {
     *need_q = *need_k = k->attn->rotary != NULL;
     for (int t = 0; k->rows && t < k->rows->ntables; t++) *(k->rows->tables[t].is_k ? need_k : need_q) = 1;
+    if (k->rows && k->rows->row_tensor[0] >= 0) *need_q = 1;
+    if (k->rows && k->rows->row_tensor[1] >= 0) *need_k = 1;
+}
+
+/* rc's tensor rows(Q) (i 0) or rows(K), where the host computes those rows in place; NULL: none. */
+static float *rc_rows(const V2Exec *x, const RowsCall *rc, int i) {
+    const RowsRewrite *rw = x->k->rows;
+    if (x->ops || !rw || rw->row_tensor[i] < 0) return NULL;
+    return (float *)rc->tables[rw->row_tensor[i] - rw->ntensors_before].data;
 }
 
 static void buffers_free(const V2Exec *x, V2Buffers *b, int ntables) {
-    float *all[] = {b->qf, b->kf, b->sinks, b->o32, b->lse32};
+    float *all[] = {b->borrowed[0] ? NULL : b->qf, b->borrowed[1] ? NULL : b->kf, b->sinks, b->o32, b->lse32};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ex_free(x, all[i]);
     for (int t = 0; x->ops && b->tables && t < ntables; t++) ex_free(x, b->tables[t]); /* else rc's */
     free(b->tables);
@@ -93,8 +107,9 @@ static attnc_status buffers_alloc(const V2Exec *x, const attnc_sizes *sz, const 
     rows_needed(k, &need_q, &need_k);
     size_t rows_o = (size_t)(sz->B * sz->H * sz->Lq), f = sizeof(float);
     attnc_status st = ATTNC_OK;
-    if (need_q) st = ex_alloc(x, f * rows_o * (size_t)sz->D, (void **)&b->qf);
-    if (!st && need_k) st = ex_alloc(x, f * (size_t)(sz->B * sz->Hkv * sz->Lk * sz->D), (void **)&b->kf);
+    b->borrowed[0] = (b->qf = rc_rows(x, rc, 0)) != NULL, b->borrowed[1] = (b->kf = rc_rows(x, rc, 1)) != NULL;
+    if (need_q && !b->qf) st = ex_alloc(x, f * rows_o * (size_t)sz->D, (void **)&b->qf);
+    if (!st && need_k && !b->kf) st = ex_alloc(x, f * (size_t)(sz->B * sz->Hkv * sz->Lk * sz->D), (void **)&b->kf);
     if (!st && k->attn->sink) st = ex_alloc(x, f * rows_o, (void **)&b->sinks);
     if (!st && k->attn->sink) st = ex_alloc(x, f * rows_o * (size_t)sz->Dv, (void **)&b->o32);
     if (!st && k->attn->sink) st = ex_alloc(x, f * rows_o, (void **)&b->lse32);
@@ -146,6 +161,9 @@ static attnc_status run_attention(const V2Exec *x, const BoundCall *kbc, const a
     const void **on_device = calloc((size_t)bc.attn->ntensors + 1, sizeof *on_device);
     if (!on_device) return set_error(x->err, ATTNC_ERR_NOMEM, "out of memory");
     for (int t = 0; k->rows && t < k->rows->ntables; t++) on_device[k->rows->ntensors_before + t] = tables[t];
+    const float *rows[2] = {b->qf, b->kf};
+    for (int i = 0; k->rows && i < 2; i++)
+        if (k->rows->row_tensor[i] >= 0) on_device[k->rows->row_tensor[i]] = rows[i];
     st = launch_device_run_with(k->plan, x->ops, &k->ck, &bc, &a, x->stream, 1, on_device, x->err);
     free(on_device);
     return st;
@@ -165,6 +183,9 @@ static attnc_status run_sequence(const V2Exec *x, BoundCall *bc, const BoundCall
     float **tables = b.tables;
     for (int t = 0; !st && x->ops && t < nt; t++) /* the kernels read the device's tables */
         vals.tdata[k->rows->ntensors_before + t] = tables[t];
+    const float *rows[2] = {b.qf, b.kf};
+    for (int i = 0; !st && x->ops && i < 2; i++)
+        if (k->rows && k->rows->row_tensor[i] >= 0) vals.tdata[k->rows->row_tensor[i]] = rows[i];
     if (!st) {
         const attnc_sizes *sz = &bc->sz;
         AttnCall c = {.B = sz->B, .H = sz->H, .Hkv = sz->Hkv, .Lq = sz->Lq, .Lk = sz->Lk, .D = sz->D, .Dv = sz->Dv,
@@ -185,9 +206,7 @@ static attnc_status run_sequence(const V2Exec *x, BoundCall *bc, const BoundCall
 attnc_status api_run_v2_kernels(const attnc_kernel *k, BoundCall *bc, const attnc_args *args, int threads,
                                 const LaunchPages *pages, const DeviceOps *ops, void *stream, attnc_error *err) {
     const Attention *at = bc->attn;
-    int need_q, need_k;
-    rows_needed(k, &need_q, &need_k);
-    if (pages && (at->rotary || need_k)) /* api_batch.c gathers such a sequence's pages first */
+    if (pages && (at->rotary || (k->rows && rows_read_k(k->rows)))) /* api_batch.c gathers the pages first */
         return set_error(err, ATTNC_ERR_INTERNAL, "attention '%s' reads K before the kernel: its K must be gathered "
                          "from the pages before the call", at->name);
     /* the kernel's view: its plan's attention (with the tables), without a rotary or a sink, so that the

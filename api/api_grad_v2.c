@@ -9,7 +9,9 @@
  *  2. dots of rows: the kernel's backward of the rewritten attention also
  *     gives each table's gradient dT (a table is a captured float tensor
  *     there); then dX += dT E and dE += dT^T X (rows_backward), X the rows
- *     the table was filled from, before the inverse rotation;
+ *     the table was filled from, before the inverse rotation; the dots that
+ *     became sums over Q's and K's rows as tensors (dot(Q, K)) give those
+ *     tensors' gradients, added to dQ and dK as they are;
  *  3. sink: the kernel's backward fed the merged O and LSE is exact for Q, K
  *     and V (the sink is one more term of value 0 in each row's softmax:
  *     exp(s - LSE) and sum(dO * O) are the merged ones), and the sink's
@@ -57,7 +59,7 @@ static attnc_status bind_tables(const attnc_kernel *k, const BoundCall *bc, cons
     if (st) return st;
     v->bound = 1;
     int nb = rw->ntensors_before;
-    v->dtensor = calloc((size_t)(nb + rw->ntables) + 1, sizeof *v->dtensor);
+    v->dtensor = calloc((size_t)rw->attn->ntensors + 1, sizeof *v->dtensor);
     if (!v->dtensor) return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
     for (int i = 0; i < nb; i++) v->dtensor[i] = g2->dtensor[i];
     for (int t = 0; t < rw->ntables; t++) {
@@ -65,6 +67,13 @@ static attnc_status bind_tables(const attnc_kernel *k, const BoundCall *bc, cons
         if (!(rt->is_k ? g2->dk : g2->dq) && !g2->dtensor[rt->tensor->index]) continue;
         const attnc_tensor *T = &v->rc.tables[t];
         if (!(v->dtensor[nb + t] = malloc(sizeof(float) * (size_t)tensor_elements(T) + 1)))
+            return set_error(err, ATTNC_ERR_NOMEM, "out of memory for the gradient of %s", T->name);
+    }
+    for (int is_k = 0; is_k < 2; is_k++) { /* Q's and K's rows as tensors: their gradients are dQ's and dK's terms */
+        int i = rw->row_tensor[is_k];
+        if (i < 0 || !(is_k ? g2->dk : g2->dq)) continue;
+        const attnc_tensor *T = &v->rc.tables[i - nb];
+        if (!(v->dtensor[i] = malloc(sizeof(float) * (size_t)tensor_elements(T) + 1)))
             return set_error(err, ATTNC_ERR_NOMEM, "out of memory for the gradient of %s", T->name);
     }
     g2->dtensor = v->dtensor;
@@ -90,6 +99,20 @@ static attnc_status sink_share(const BoundCall *bc, const attnc_args *args, cons
     return interp_sink_backward(bc, args, &share, err);
 }
 
+/* The gradients of rows(Q) and rows(K) (the sums dot(Q, K) and its kind
+ * became read Q's and K's rows as tensors) are terms of dQ and dK: the rows
+ * are Q and K as the kernel reads them, float32 contiguous like g2's. */
+static void add_row_grads(const BoundCall *bc, const RowsRewrite *rw, const V2 *v, const BoundGrad *g2) {
+    const attnc_sizes *sz = &bc->sz;
+    for (int is_k = 0; is_k < 2; is_k++) {
+        int i = rw->row_tensor[is_k];
+        float *dx = is_k ? (float *)g2->dk : (float *)g2->dq;
+        if (i < 0 || !dx || !v->dtensor[i]) continue;
+        int64_t n = sz->B * (is_k ? sz->Hkv * sz->Lk : sz->H * sz->Lq) * sz->D;
+        for (int64_t j = 0; j < n; j++) dx[j] += v->dtensor[i][j];
+    }
+}
+
 /* The kernel's backward on bc (the attention without rotary and sink; Q and
  * K as the kernel reads them), then the tables' terms. */
 static attnc_status kernel_backward(const attnc_kernel *k, const BoundCall *bc, const attnc_args *a, BoundGrad *g2,
@@ -103,6 +126,7 @@ static attnc_status kernel_backward(const attnc_kernel *k, const BoundCall *bc, 
     if (!st && k->rows)
         st = rows_backward(bc, k->rows, a->q, a->k, v->dtensor + k->rows->ntensors_before, g2->dq, g2->dk,
                            v->dtensor, nthreads, err);
+    if (!st && k->rows) add_row_grads(bc, k->rows, v, g2);
     return st;
 }
 
@@ -131,7 +155,7 @@ static attnc_status write_dq_dk(const BoundCall *bc, const V2 *v, const BoundGra
 
 static void free_v2(const attnc_kernel *k, V2 *v) {
     if (v->bound) api_rows_release(&v->rc);
-    for (int t = 0; v->dtensor && k->rows && t < k->rows->ntables; t++) free(v->dtensor[k->rows->ntensors_before + t]);
+    for (int t = 0; v->dtensor && k->rows && t < rows_extra(k->rows); t++) free(v->dtensor[k->rows->ntensors_before + t]);
     for (int i = 0; v->dsink && i < k->attn->ntensors; i++) free(v->dsink[i]);
     free(v->dtensor), free(v->dsink);
     if (v->rope) rope_scratch_keep(&((attnc_kernel *)k)->rope, v->rope);

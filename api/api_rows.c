@@ -1,6 +1,7 @@
 /* api_rows.c — a bound call of a kernel whose dot products of rows became
  * table reads (middle/rows_table.h): the call as the kernel's plan sees it,
- * the original's tensors followed by the tables, computed for this call
+ * the original's tensors followed by the tables and Q's and K's rows as
+ * tensors (where dots became sums), computed for this call
  * (runtime/rows_fill.c), or for the tables of Q rows on the llvm and tcc
  * launches per work item (runtime/rows_items.c), or, where only the tile
  * map matters, zero-filled.
@@ -16,9 +17,9 @@ attnc_status api_rows_bind(const attnc_kernel *k, const BoundCall *bc, const voi
                            int q_items, RowsCall *rc, attnc_error *err) {
     const RowsRewrite *rw = k->rows;
     memset(rc, 0, sizeof *rc);
-    rc->n = rw->ntables;
-    rc->tables = calloc((size_t)rw->ntables + 1, sizeof *rc->tables);
-    rc->all = calloc((size_t)(rw->ntensors_before + rw->ntables) + 1, sizeof *rc->all);
+    rc->n = rows_extra(rw);
+    rc->tables = calloc((size_t)rc->n + 1, sizeof *rc->tables);
+    rc->all = calloc((size_t)rw->attn->ntensors + 1, sizeof *rc->all);
     if (!rc->tables || !rc->all) {
         api_rows_release(rc);
         return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
@@ -29,7 +30,7 @@ attnc_status api_rows_bind(const attnc_kernel *k, const BoundCall *bc, const voi
     /* q NULL: zeros, shapes only */
     attnc_status st = rows_fill(bc, rw, q, kk, threads, q_items, rc->tables, err);
     if (!st && q_items && !(rc->items = rows_items_new(bc, rw, q))) {
-        rows_free(rc->tables, rw->ntables);
+        rows_free(rc->tables, rc->n);
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
     }
     if (st) {
@@ -38,7 +39,7 @@ attnc_status api_rows_bind(const attnc_kernel *k, const BoundCall *bc, const voi
         return st;
     }
     for (int i = 0; i < rw->ntensors_before; i++) rc->all[i] = bc->tensors[i];
-    for (int t = 0; t < rw->ntables; t++) rc->all[rw->ntensors_before + t] = &rc->tables[t];
+    for (int t = 0; t < rc->n; t++) rc->all[rw->ntensors_before + t] = &rc->tables[t];
     /* the rewritten attention, with what the call around it stripped (a rotary or a sink already applied) */
     rc->attn = *rw->attn;
     rc->attn.rotary = bc->attn->rotary;

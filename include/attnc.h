@@ -359,7 +359,9 @@ void attnc_free(void *p);
 
 /* How many (b, h, q, kv) elements the masks keep in this call (the FLOP
  * count of a masked attention): exact, evaluated on partial tiles only.
- * Q, K, V and O in `call` are not read. */
+ * Q, K, V and O in `call` are not read (NULL is fine).  A mask that raises
+ * a runtime error at a pair it evaluates: ATTNC_ERR_RUNTIME with the
+ * message a run gives (errors of biases and scores are the run's). */
 attnc_status attnc_kernel_kept_pairs(const attnc_kernel *kernel, const attnc_args *call, int64_t *kept,
                                      attnc_error *err);
 
@@ -370,7 +372,8 @@ attnc_status attnc_kernel_kept_pairs(const attnc_kernel *kernel, const attnc_arg
  * fraction of its pairs the masks keep (exact); tiles (NULL: not wanted)
  * the kernel's tile map there: 0 no tile visited (EMPTY), 1 FULL (no mask
  * evaluated), 2 PARTIAL, the highest among the tiles the pixel touches.
- * Q, K, V and O in `call` are not read. */
+ * Q, K, V and O in `call` are not read (NULL is fine); mask errors as
+ * attnc_kernel_kept_pairs, with kept and tiles left as they were. */
 attnc_status attnc_kernel_picture(const attnc_kernel *kernel, const attnc_args *call, int64_t b, int64_t h, int rows,
                                   int cols, float *kept, uint8_t *tiles, attnc_error *err);
 

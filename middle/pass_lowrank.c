@@ -4,7 +4,8 @@
  *     sum(r < R) f(q, r) * g(kv, r)      (R over sizes and params)
  * where f does not read kv and g does not read q, removed from `bias` and
  * recorded as low-rank groups (count R, q-side f, k-side g, with r as
- * IR_SUMVAR level 0).  The kernel appends R columns f to each Q row and g
+ * IR_SUMVAR level 0); also such a sum times or divided by a factor per
+ * head, the factor moved into f.  The kernel appends R columns f to each Q row and g
  * to each K row, so the term rides inside the QK product.
  *
  * With `separable` (off by default), also terms  a * float(x - y)  with a
@@ -69,6 +70,21 @@ static int split_sum(IrModule *m, IrRef t, IrRef *count, IrRef *fq, IrRef *gk) {
     return 1;
 }
 
+/* c * s, s * c or s / c with s a sum split_sum takes and c per head: the
+ * group of s with c folded into its q side (dot(Q, K) / sqrt(D), 0.5 *
+ * dot(A[q], B[kv]): spec 9.2's dots become such sums, rows_table.c). */
+static int split_scaled_sum(IrModule *m, IrRef t, IrRef *count, IrRef *fq, IrRef *gk) {
+    const IrNode *n = ir_at(m, t);
+    if ((n->op != IR_MUL && n->op != IR_DIV) || n->type != T_FLOAT) return 0;
+    for (int side = 0; side < (n->op == IR_MUL ? 2 : 1); side++) {
+        IrRef s = n->args[side], c = n->args[1 - side];
+        if (!per_head(ir_at(m, c)) || !split_sum(m, s, count, fq, gk)) continue;
+        *fq = ir_op2(m, n->op, T_FLOAT, n->op == IR_MUL ? c : *fq, n->op == IR_MUL ? *fq : c);
+        return 1;
+    }
+    return 0;
+}
+
 /* a * float(x - y) with a per head, x per row, y per kv (either factor order). */
 static int split_separable(IrModule *m, IrRef t, IrRef *a, IrRef *x, IrRef *y) {
     const IrNode *mul = ir_at(m, t);
@@ -100,7 +116,7 @@ int pass_lowrank(IrModule *m, IrFunc *f, int separable) {
         IrRef count, fq, gk, a, x, y, t = terms[i];
         int negated = ir_at(m, t)->op == IR_NEG;
         IrRef inner = negated ? ir_at(m, t)->args[0] : t;
-        if (split_sum(m, inner, &count, &fq, &gk)) {
+        if (split_sum(m, inner, &count, &fq, &gk) || split_scaled_sum(m, inner, &count, &fq, &gk)) {
             if (negated) fq = ir_op1(m, IR_NEG, T_FLOAT, fq);
             if (!add_group(m, f, count, fq, gk)) return 0;
             found++;

@@ -95,17 +95,29 @@ void tile_map_free(TileMap *tm);
 /* The group of (b, h). */
 int64_t tile_group(const Plan *p, const TileMap *tm, int64_t b, int64_t h, int64_t H);
 
+/* Asked by the mask counts below at an element where the IR's `fault` is
+ * true (the element raises a runtime error somewhere): the masks evaluated
+ * there by whoever can name the error (the api asks the interpreter): -1
+ * when a mask raises it (the count stops), else whether they keep the
+ * element (the error is a bias's or a score's: the run reports it). */
+typedef struct TileFaultHook {
+    int (*masks_at)(void *ctx, int64_t b, int64_t h, int64_t q, int64_t kv);
+    void *ctx;
+} TileFaultHook;
+
 /* Elements (b, h, q, kv) the masks keep in this call: FULL tiles count
- * whole, PARTIAL tiles are evaluated element by element; -1 when out of memory. */
-int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm);
+ * whole, PARTIAL tiles are evaluated element by element; -1 when out of
+ * memory, -2 when the hook reports a mask's runtime error. */
+int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm, const TileFaultHook *hook);
 
 /* The pairs the masks keep for (b, h), as rows x cols pixels over Lq x Lk
  * (1 <= rows <= Lq, 1 <= cols <= Lk; pixel (r, c) holds the pairs with
  * q * rows / Lq == r and kv * cols / Lk == c): kept[] the fraction of each
  * pixel's pairs kept, tiles[] (when not NULL) the highest tile mode among
- * the tiles it touches (TILE_EMPTY: none visited).  0 when out of memory. */
+ * the tiles it touches (TILE_EMPTY: none visited).  1 done, 0 out of memory,
+ * -2 when the hook reports a mask's runtime error (kept and tiles untouched). */
 int tile_picture(const Plan *p, const BoundCall *bc, const TileMap *tm, int64_t b, int64_t h, int rows, int cols,
-                 float *kept, uint8_t *tiles);
+                 float *kept, uint8_t *tiles, const TileFaultHook *hook);
 
 /* Refuse (ATTNC_ERR_RUNTIME, naming the sum) a call whose sums could run
  * more than 2^31 - 1 iterations per evaluation or 2^50 body evaluations in

@@ -18,7 +18,17 @@
  * Music Transformer's [0, q1)), so each item computes just those before it
  * runs, in a buffer of its thread — memory O(threads x tile rows x n)
  * instead of O(B H Lq n), and for causal Music as much work as the item's
- * own Q.K^T.  refplan and cuda-emu (and the device) keep per-call tables. */
+ * own Q.K^T.  refplan and cuda-emu (and the device) keep per-call tables.
+ *
+ * Every other dot — dot(Q, K), dot(A[i], B[j]), dot(Q, Q), ... — has no
+ * table: it becomes the IR's sum  sum(r < n) X[.., r] * Y[.., r]  with Q's
+ * and K's rows read as float32 tensors rows(Q) [B, H, Lq, D] and rows(K)
+ * [B, Hkv, Lk, D] the library binds per call (after rotary: the rows the
+ * spec's dot reads).  A bias term whose X is per query row and Y per key
+ * (dot(Q, K), dot(A[q], B[kv])) then rides inside the QK product as D (or
+ * n) extra columns (pass_lowrank.c, FlashBias); anything else is a sum per
+ * element.  Index errors stay lazy: the sum reads X's indices exactly where
+ * the dot would (but for rows of length 0, whose sum reads nothing). */
 #ifndef ATTNC_ROWS_TABLE_H
 #define ATTNC_ROWS_TABLE_H
 #include "sema.h"
@@ -32,15 +42,21 @@ typedef struct RowTable {
 } RowTable;
 
 typedef struct RowsRewrite {
-    Attention *attn; /* the original's tensors, then one per table (index ntensors_before + t) */
+    Attention *attn; /* the original's tensors, then one per table (index ntensors_before + t), then the rows */
     int ntensors_before;
     RowTable *tables;
     int ntables;
+    int row_tensor[2]; /* the index in attn of rows(Q) [0] and rows(K) [1], or -1 when no sum reads them */
 } RowsRewrite;
 
-/* a with every dot replaced by a table read; NULL with *why set when a dot
- * pairs something the tables cannot express (dot(Q, K), two tensor rows), or
- * when out of memory (*why "out of memory"). */
+/* a with every dot replaced by a table read or a sum; NULL when out of memory
+ * (*why "out of memory"). */
 RowsRewrite *rows_rewrite(Arena *arena, const Attention *a, const char **why);
+
+/* The tensors the library adds to a call of rw->attn: the tables, then the rows. */
+static inline int rows_extra(const RowsRewrite *rw) { return rw->attn->ntensors - rw->ntensors_before; }
+
+/* Whether the library reads K before the kernel (a table of K rows, or K's rows as a tensor). */
+int rows_read_k(const RowsRewrite *rw);
 
 #endif

@@ -65,4 +65,9 @@ void ival_analysis_free(Analysis *an);
  * variables are the caller's to set.  0 when out of memory. */
 int tile_mask_eval_init(const Plan *p, const BoundCall *bc, IrEval *ev, int64_t (**dims)[ATTNC_MAX_RANK]);
 
+/* Whether the masks keep the element ev is at (its b, h, q, kv set): the
+ * plan's `keep`, or where `fault` is true the hook's answer; -1 when the
+ * hook reports a mask's runtime error. */
+int tile_element_kept(const Plan *p, const TileMap *tm, IrEval *ev, const TileFaultHook *hook);
+
 #endif

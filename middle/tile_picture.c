@@ -59,16 +59,19 @@ static void fractions(const Picture *pic, float *kept) {
 }
 
 int tile_picture(const Plan *p, const BoundCall *bc, const TileMap *tm, int64_t b, int64_t h, int rows, int cols,
-                 float *kept, uint8_t *tiles) {
+                 float *kept, uint8_t *tiles, const TileFaultHook *hook) {
     const attnc_sizes *sz = &bc->sz;
-    Picture pic = {sz->Lq, sz->Lk, rows, cols, calloc((size_t)rows * (size_t)cols, sizeof(int64_t)), tiles};
+    size_t n = (size_t)rows * (size_t)cols;
+    /* the modes are drawn privately: a mask's runtime error leaves the caller's pixels as they were */
+    Picture pic = {sz->Lq, sz->Lk, rows, cols, calloc(n, sizeof(int64_t)), tiles ? calloc(n, 1) : NULL};
     IrEval ev;
     int64_t(*dims)[ATTNC_MAX_RANK];
-    if (!pic.count || !tile_mask_eval_init(p, bc, &ev, &dims)) {
+    if (!pic.count || (tiles && !pic.tiles) || !tile_mask_eval_init(p, bc, &ev, &dims)) {
         free(pic.count);
+        free(pic.tiles);
         return 0;
     }
-    if (tiles) memset(tiles, 0, (size_t)rows * (size_t)cols);
+    int status = 1;
     ev.b = b, ev.h = h, ev.hk = h / (sz->H / sz->Hkv);
     const int64_t *rs = tm->row_start + tile_group(p, tm, b, h, sz->H) * tm->nqt;
     for (int64_t qt = 0; qt < tm->nqt; qt++) {
@@ -82,15 +85,22 @@ int tile_picture(const Plan *p, const BoundCall *bc, const TileMap *tm, int64_t 
                     continue;
                 }
                 for (ev.kv = k0; ev.kv < k1; ev.kv++) {
-                    ir_eval_reset(&ev);
-                    if (ir_eval(&ev, p->f->keep).b) add_run(&pic, ev.q, ev.kv, ev.kv + 1);
+                    int k = tile_element_kept(p, tm, &ev, hook);
+                    if (k < 0) {
+                        status = -2;
+                        goto done;
+                    }
+                    if (k) add_run(&pic, ev.q, ev.kv, ev.kv + 1);
                 }
             }
         }
     }
     fractions(&pic, kept);
+    if (tiles) memcpy(tiles, pic.tiles, n);
+done:
     ir_eval_free(&ev);
     free(dims);
     free(pic.count);
-    return 1;
+    free(pic.tiles);
+    return status;
 }

@@ -704,7 +704,13 @@ int tile_mask_eval_init(const Plan *p, const BoundCall *bc, IrEval *ev, int64_t 
     return 1;
 }
 
-int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm) {
+int tile_element_kept(const Plan *p, const TileMap *tm, IrEval *ev, const TileFaultHook *hook) {
+    ir_eval_reset(ev);
+    if (tm->check_faults && hook && ir_eval(ev, p->f->fault).b) return hook->masks_at(hook->ctx, ev->b, ev->h, ev->q, ev->kv);
+    return ir_eval(ev, p->f->keep).b;
+}
+
+int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm, const TileFaultHook *hook) {
     const attnc_sizes *sz = &bc->sz;
     if (sz->B * sz->H * sz->Lq * sz->Lk == 0) return 0; /* no pairs (and no head groups to divide by) */
     IrEval ev;
@@ -725,14 +731,20 @@ int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm) {
                     kept += (q1 - q0) * (k1 - k0) * copies;
                     continue;
                 }
-                for (ev.q = q0; ev.q < q1; ev.q++)
+                for (ev.q = q0; ev.q < q1 && kept >= 0; ev.q++)
                     for (ev.kv = k0; ev.kv < k1; ev.kv++) {
-                        ir_eval_reset(&ev);
-                        kept += ir_eval(&ev, p->f->keep).b ? copies : 0;
+                        int k = tile_element_kept(p, tm, &ev, hook);
+                        if (k < 0) {
+                            kept = -2;
+                            break;
+                        }
+                        kept += k ? copies : 0;
                     }
+                if (kept < 0) goto done;
             }
         }
     }
+done:
     ir_eval_free(&ev);
     free(dims);
     return kept;

@@ -433,6 +433,24 @@ static int kept(InterpEnv *env, const Attention *a) {
 }
 
 
+int interp_masks_at(const BoundCall *bc, int64_t b, int64_t h, int64_t q, int64_t kv, attnc_error *err) {
+    char msg[400] = "";
+    InterpEnv *env = calloc(1, sizeof *env); /* large (sum stack): not on the caller's stack */
+    if (!env) {
+        set_error(err, ATTNC_ERR_NOMEM, "out of memory in the interpreter");
+        return -1;
+    }
+    env->bc = bc, env->msg = msg, env->msgsize = sizeof msg;
+    env->b = b, env->h = h, env->hk = h / (bc->sz.H / bc->sz.Hkv), env->q = q, env->kv = kv;
+    int k = kept(env, bc->attn);
+    if (env->failed) {
+        set_error(err, ATTNC_ERR_RUNTIME, "%s", msg);
+        k = -1;
+    }
+    free(env);
+    return k;
+}
+
 /* The score of a kept pair after biases and score clauses. */
 static double score_of(InterpEnv *env, const Attention *a, const View *q, int64_t qrow, const View *k, int64_t krow,
                        int64_t D) {

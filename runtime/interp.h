@@ -50,6 +50,11 @@ const double *interp_k_row(InterpEnv *env);
 /* x (D values) rotated as a row at position pos (-pos: the inverse rotation). */
 void interp_rotate(const BoundCall *bc, double *x, int64_t pos);
 
+/* The masks of element (b, h, q, kv) evaluated as a run evaluates them (in
+ * order, lazily; they read no Q or K): 1 kept, 0 not, -1 when one raises a
+ * runtime error (err gets the message a run would give). */
+int interp_masks_at(const BoundCall *bc, int64_t b, int64_t h, int64_t q, int64_t kv, attnc_error *err);
+
 /* Run the attention on bound inputs, writing O (and LSE when not NULL) only
  * on success.  Q, K, V, O and LSE are laid out as bc->layout says (element
  * types and strides; the pointers at element [0, 0, 0, 0]).  O NULL: only

@@ -46,10 +46,10 @@ static void fill_item(void *ctx, int64_t item, int thread) {
     }
 }
 
-attnc_status rows_fill(const BoundCall *bc, const RowsRewrite *rw, const void *q, const void *k, int threads,
-                       int q_later, attnc_tensor *tables, attnc_error *err) {
+static attnc_status rows_fill_tables(const BoundCall *bc, const RowsRewrite *rw, const void *q, const void *k,
+                                     int threads, int q_later, attnc_tensor *tables, attnc_error *err) {
     const attnc_sizes *sz = &bc->sz;
-    memset(tables, 0, sizeof *tables * (size_t)rw->ntables);
+    memset(tables, 0, sizeof *tables * (size_t)rows_extra(rw));
     if (threads < 1) threads = 1;
     float *xbuf = malloc(sizeof(float) * (size_t)threads * CHUNK * (size_t)sz->D + 1);
     if (!xbuf) return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
@@ -93,6 +93,41 @@ attnc_status rows_fill(const BoundCall *bc, const RowsRewrite *rw, const void *q
     }
     free(xbuf);
     return ATTNC_OK;
+}
+
+/* Q's or K's rows as the float32 tensor rows(Q) or rows(K) [B, heads, L, D]
+ * (middle/rows_table.h: the sums that dot(Q, K) and its kind became read
+ * them): widened from x at layout l; x NULL: zeros (shapes only). */
+static attnc_status fill_rows(const BoundCall *bc, int is_k, const void *x, attnc_tensor *T, attnc_error *err) {
+    const attnc_sizes *sz = &bc->sz;
+    const BoundLayout *l = &bc->layout[is_k ? BT_K : BT_Q];
+    int64_t heads = is_k ? sz->Hkv : sz->H, L = is_k ? sz->Lk : sz->Lq, D = sz->D;
+    T->name = is_k ? "rows(K)" : "rows(Q)";
+    T->dtype = ATTNC_F32;
+    T->rank = 4;
+    T->shape[0] = sz->B, T->shape[1] = heads, T->shape[2] = L, T->shape[3] = D;
+    size_t count = (size_t)(sz->B * heads * L) * (size_t)D;
+    float *out = x ? malloc(sizeof(float) * count + 1) : calloc(count + 1, sizeof(float));
+    if (!out) return set_error(err, ATTNC_ERR_NOMEM, "out of memory for %s (%zu floats)", T->name, count);
+    float *o = out;
+    for (int64_t b = 0; x && b < sz->B; b++)
+        for (int64_t h = 0; h < heads; h++)
+            for (int64_t r = 0; r < L; r++) {
+                int64_t at = b * l->stride[0] + h * l->stride[1] + r * l->stride[2];
+                for (int64_t d = 0; d < D; d++) *o++ = (float)tensor_load(x, l->elem, at + d);
+            }
+    T->data = out;
+    return ATTNC_OK;
+}
+
+attnc_status rows_fill(const BoundCall *bc, const RowsRewrite *rw, const void *q, const void *k, int threads,
+                       int q_later, attnc_tensor *tables, attnc_error *err) {
+    attnc_status st = rows_fill_tables(bc, rw, q, k, threads, q_later, tables, err);
+    for (int is_k = 0; is_k < 2 && !st; is_k++) {
+        int at = rw->row_tensor[is_k] - rw->ntensors_before;
+        if (at >= 0 && (st = fill_rows(bc, is_k, q ? (is_k ? k : q) : NULL, &tables[at], err))) rows_free(tables, at);
+    }
+    return st;
 }
 
 void rows_free(attnc_tensor *tables, int n) {

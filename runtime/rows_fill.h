@@ -7,8 +7,9 @@
 #include "status.h"
 
 /* The tables of rw for bound call bc (bound to the original attention),
- * reading Q and K (at bc's layouts) and the tensors; tables[0 .. ntables)
- * filled as attnc_tensors with malloc'd data (free with rows_free).  q NULL:
+ * reading Q and K (at bc's layouts) and the tensors, then Q's and K's rows
+ * where rw reads them as tensors; tables[0 .. rows_extra(rw)) filled as
+ * attnc_tensors with malloc'd data (free with rows_free).  q NULL:
  * the right shapes, zero-filled (for a tile map: masks never read a dot).
  * q_later: the tables of Q rows get their shapes only, data NULL (made per
  * work item: rows_items.h). */

@@ -17,7 +17,7 @@ if(ATTNC_HAVE_TCC_JIT)
   # version 2 (backends/cuda/cuda_emit_v2.c): the text of every v2 example and of tests/cgen/v2.attn, with its
   # own kernels around the attention kernel and NAME_cuda_launch running them, through nvcc when there is one
   file(GLOB ATTNC_CUDA_V2 CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/v2/*.attn)
-  list(APPEND ATTNC_CUDA_V2 ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn)
+  list(APPEND ATTNC_CUDA_V2 ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn ${PROJECT_SOURCE_DIR}/tests/v2/dots.attn)
   add_test(NAME cuda/emit-v2 COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_emit.sh $<TARGET_FILE:attnc>
            ${CMAKE_CURRENT_BINARY_DIR}/cuda/emit-v2 "" ${ATTNC_CUDA_V2})
   foreach(example ${ATTNC_CUDA_V2})
@@ -68,6 +68,9 @@ if(ATTNC_HAVE_TCC_JIT)
   cuda_v2_device(sinks_empty_rows ${v2}/learned_sinks.attn gpt_oss_full "--shape B=1,H=4,Hkv=2,Lq=37,Lk=20,D=18,Dv=8")
   cuda_v2_device(everything ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn everything
                  "--shape B=2,H=4,Hkv=2,Lq=37,Lk=41,D=18,Dv=8")
+  # dot(Q, K) as a sum over the tensors rows(Q), rows(K): the rows kernel's output, rotated
+  cuda_v2_device(qk_bias_rotary ${PROJECT_SOURCE_DIR}/tests/v2/dots.attn qk_bias_rotary
+                 "--shape B=2,H=4,Hkv=2,Lq=19,Lk=23,D=10,Dv=6")
   cuda_v2_device(sink_fault ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn sink_fault
                  "--shape B=1,H=4,Hkv=2,Lq=10,Lk=13,D=16,Dv=8 --param off=1" --expect-fault)
   # a position out of range on rows that keep nothing: no error; the interpreter's O and LSE (written back)

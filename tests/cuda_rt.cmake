@@ -25,7 +25,7 @@ foreach(example ${ATTNC_NVRTC_EXAMPLES})
   # nvrtc, so that `ctest -LE nvrtc` can leave them out
   set_tests_properties(cuda/nvrtc/${name} PROPERTIES SKIP_RETURN_CODE 77 LABELS nvrtc)
 endforeach()
-foreach(example ${ATTNC_RT_EXAMPLES_V2} ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn)
+foreach(example ${ATTNC_RT_EXAMPLES_V2} ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn ${PROJECT_SOURCE_DIR}/tests/v2/dots.attn)
   get_filename_component(name ${example} NAME_WE)
   add_test(NAME cuda/nvrtc/v2/${name} COMMAND test_cuda_nvrtc ${example} ${CMAKE_CURRENT_BINARY_DIR}/cuda/nvrtc-v2/${name})
   set_tests_properties(cuda/nvrtc/v2/${name} PROPERTIES SKIP_RETURN_CODE 77 LABELS nvrtc)

@@ -4,7 +4,7 @@
 # tests/install_v2.c, a rotary + sink attention against the interpreter, shared and static): pkg-config (shared),
 # pkg-config static_libs, pkg-config --static, and find_package(attnc) for
 # both targets; run each.  Also: the soname, and that libattnc.so exports
-# only attnc_* symbols.
+# only attnc_* symbols; the installed `attnc show` writes a PNG.
 set -euo pipefail
 build=$(cd "$1" && pwd); src=$(cd "$2" && pwd)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -25,6 +25,10 @@ exported=$(nm -D --defined-only "$so" | awk '{print $NF}' | sed 's/@.*//' | sort
 declared=$(grep -o '[ *]attnc_[a-z0-9_]*(' "$prefix/include/attnc.h" | tr -d ' *(' | sort -u)
 [ "$exported" = "$declared" ] || fail "libattnc.so exports other than attnc.h declares: $(diff <(echo "$declared") <(echo "$exported") | grep '^[<>]' | head -n5 | tr '\n' ' ')"
 "$prefix/bin/attnc" --version >/dev/null || fail "installed attnc does not run"
+# the installed `attnc show` draws a PNG (libpng linked in; its pixels are checked by cli/show)
+"$prefix/bin/attnc" show "$src/examples/causal.attn" --variant causal_top_left --shape B=1,H=1,Lq=40,Lk=40,D=8 -o "$tmp/causal.png" \
+  || fail "installed attnc show failed"
+[ "$(head -c 8 "$tmp/causal.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || fail "attnc show wrote no PNG"
 
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 cc="${CC:-cc} ${EXTRA_CFLAGS:-}"

@@ -460,6 +460,54 @@ static void v2_kernel_reuse(void) {
     attnc_spec_free(s);
 }
 
+/* ---- pictures (attnc_kernel_picture) of calls that fail ---------------------- */
+
+/* A mask whose evaluation fails, or sizes the picture cannot have: the status
+ * and one line naming the problem, and the caller's pixels left as they were. */
+static void picture_edges(void) {
+    const char *spec = "attention a { tensor d : int[4]; mask d[kv] == d[q % 4]; }";
+    attnc_spec *s = NULL;
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    attnc_options opts = {0};
+    if (attnc_spec_from_string("picture.attn", spec, strlen(spec), &s, &err) || attnc_compile(s, "a", &opts, &k, &err)) {
+        check(0, "picture spec compiles", err.message);
+        attnc_spec_free(s);
+        return;
+    }
+    int32_t ids[4] = {0, 1, 1, 0};
+    attnc_tensor t = {"d", ATTNC_I32, 1, {4}, ids};
+    attnc_args call = {{1, 1, 1, 4, 9, 4, 4}, NULL, NULL, NULL, NULL, NULL, NULL, 0, &t, 1};
+    float kept[36];
+    uint8_t tiles[36];
+    for (int i = 0; i < 36; i++) kept[i] = V2_SENTINEL, tiles[i] = 77;
+    attnc_status st = attnc_kernel_picture(k, &call, 0, 0, 4, 9, kept, tiles, &err);
+    int untouched = 1;
+    for (int i = 0; i < 36; i++) untouched &= kept[i] == V2_SENTINEL && tiles[i] == 77;
+    check(st == ATTNC_ERR_RUNTIME && strstr(err.message, "d") && untouched,
+          "picture: a mask reading d[kv] past its end fails, pixels untouched", st ? err.message : "status 0");
+    /* a bias's error is the run's to report: the masks themselves are well defined */
+    attnc_kernel *kb = NULL;
+    const char *bias = "attention b { tensor d : int[4]; mask kv != 1; bias float(d[kv]); }";
+    attnc_spec *sb = NULL;
+    if (!attnc_spec_from_string("picture.attn", bias, strlen(bias), &sb, &err) && !attnc_compile(sb, "b", &opts, &kb, &err)) {
+        st = attnc_kernel_picture(kb, &call, 0, 0, 4, 9, kept, tiles, &err);
+        check(st == ATTNC_OK && kept[0] == 1.0f && kept[1] == 0.0f && kept[8] == 1.0f,
+              "picture: a bias reading d[kv] past its end does not stop the mask's picture", st ? err.message : "");
+    }
+    attnc_kernel_free(kb);
+    attnc_spec_free(sb);
+    call.sizes.Lk = 4;
+    call.sizes.Lq = -3;
+    st = attnc_kernel_picture(k, &call, 0, 0, 1, 1, kept, tiles, &err);
+    check(st != ATTNC_OK && strstr(err.message, "Lq"), "picture: negative Lq refused", err.message);
+    call.sizes.Lq = 0;
+    st = attnc_kernel_picture(k, &call, 0, 0, 1, 1, kept, tiles, &err);
+    check(st == ATTNC_ERR_USAGE, "picture: Lq = 0 has no pixel", err.message);
+    attnc_kernel_free(k);
+    attnc_spec_free(s);
+}
+
 int main(void) {
     random_bytes();
     token_soup();
@@ -469,6 +517,7 @@ int main(void) {
     v2_bad_calls();
     v2_edge_values();
     v2_kernel_reuse();
+    picture_edges();
     printf("%d passed, %d failed\n", passes, fails);
     return fails != 0;
 }

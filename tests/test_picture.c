@@ -99,6 +99,18 @@ static void check_refusals(void) {
         for (int q = 0; !st && q < 8; q++)
             for (int kv = 0; kv < 8; kv++)
                 CHECK(kept[q * 8 + kv] == (ids[q] == ids[kv] ? 1.0f : 0.0f), "document pixel (%d, %d)", q, kv);
+        /* Q, K, V and O are not read (attnc.h): NULL is accepted, and so are the kept pairs */
+        attnc_args no_data = call;
+        no_data.q = no_data.k = no_data.v = NULL;
+        no_data.o = NULL;
+        float again[64];
+        st = attnc_kernel_picture(d, &no_data, 1, 1, 8, 8, again, NULL, &err);
+        CHECK(st == ATTNC_OK && !memcmp(again, kept, sizeof again), "picture with NULL Q/K/V/O: %d '%s'", (int)st,
+              err.message);
+        int64_t pairs = -1;
+        st = attnc_kernel_kept_pairs(d, &no_data, &pairs, &err);
+        CHECK(st == ATTNC_OK && pairs == 2 * 2 * (9 + 4 + 9), "kept pairs with NULL Q/K/V/O: %d %lld '%s'", (int)st,
+              (long long)pairs, err.message);
     }
     attnc_kernel_free(d);
     attnc_kernel_free(k);

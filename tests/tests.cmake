@@ -50,6 +50,7 @@ if(ATTNC_HAVE_LLVM_BACKEND)
   add_test(NAME example/embed-train-step-llvm COMMAND train_step_example llvm)
 endif()
 include(tests/cgen.cmake)
+include(tests/v2.cmake)
 include(tests/llvm.cmake)
 # The same program against the shared library.
 add_executable(embed_example_shared ${PROJECT_SOURCE_DIR}/examples/embed/embed.c)

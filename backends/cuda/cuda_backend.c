@@ -233,7 +233,7 @@ static CudaVersion *version_locked(CudaState *s, int fa2, int D, int Dv, int typ
         what = "cuModuleGetFunction";
         rc = d->cuModuleGetFunction(&v->kernel, v->mod, lowered[0]);
         if (rc == CUDA_SUCCESS) rc = d->cuModuleGetFunction(&v->geometry, v->mod, lowered[1]);
-        if (rc == CUDA_SUCCESS && !fa2 && cemit_plan_is_v2(s->p)) rc = v2_functions(d, s->p, v);
+        if (rc == CUDA_SUCCESS && !fa2 && cuda_plan_is_v2(s->p)) rc = v2_functions(d, s->p, v);
         if (rc != CUDA_SUCCESS) d->cuModuleUnload(v->mod);
     }
     free(image);

@@ -117,7 +117,7 @@ static void emit_doc_v2(const Plan *p, StrBuf *out) {
 attnc_status cuda_emit_source(const Plan *p, StrBuf *out, attnc_error *err) {
     CEmitHoles H;
     StrBuf v2 = {0};
-    const int is_v2 = cemit_plan_is_v2(p);
+    const int is_v2 = cuda_plan_is_v2(p);
     attnc_status st = cemit_holes(p, &H, err);
     if (!st && is_v2) st = cemit_v2_functions_as(p, "ATTNC_DEV", &v2, err);
     if (!st) {

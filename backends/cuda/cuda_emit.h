@@ -30,4 +30,8 @@ int cuda_emit_prologue(const Plan *p, const CEmitHoles *H, const StrBuf *v2, Str
  * extern "C" NAME_cuda_launch that runs them around the kernel. */
 attnc_status cuda_emit_v2(const Plan *p, const StrBuf *functions, StrBuf *out, attnc_error *err);
 
+/* Whether p's text has cuda_emit_v2's part: a rotary, a sink, tables of dot products, or Q's and K's rows
+ * read as tensors (cemit_plan_is_v2, or middle/rows_table.h's rows(Q) / rows(K)). */
+int cuda_plan_is_v2(const Plan *p);
+
 #endif

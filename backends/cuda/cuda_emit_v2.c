@@ -190,6 +190,17 @@ static void emit_sinks(const Plan *p, StrBuf *out) {
               "}\n\n",
               N, N);
 }
+int cuda_plan_is_v2(const Plan *p) { return cemit_plan_is_v2(p) || (p->rows && rows_extra(p->rows) > 0); }
+
+/* Which rows the text computes: Q's and K's for a rotary, those a table pairs, those the plan reads as the
+ * tensors rows(Q) and rows(K) (dots that became sums, middle/rows_table.h). */
+static void rows_needed(const Plan *p, int *need_q, int *need_k) {
+    *need_q = *need_k = p->attn->rotary != NULL;
+    for (int t = 0; p->rows && t < p->rows->ntables; t++) *(p->rows->tables[t].is_k ? need_k : need_q) = 1;
+    if (p->rows && p->rows->row_tensor[0] >= 0) *need_q = 1;
+    if (p->rows && p->rows->row_tensor[1] >= 0) *need_k = 1;
+}
+
 /* Q's or K's rows (is_k) into scratch at X##f, for the rotary and the tables
  * that read them; the kernel's call reads the rotated rows. */
 static void emit_launch_rows(const Plan *p, int is_k, StrBuf *out) {
@@ -251,6 +262,11 @@ static void emit_launcher(const Plan *p, int need_q, int need_k, StrBuf *out) {
                   "        at_t[t] = at, at += attnc_v2_align(4 * attnc_v2_nrows(&c, is_k) * attnc_v2_table_cols(&c, t));\n"
                   "    }\n",
                   nt, nu);
+    for (int i = 0; p->rows && i < 2; i++) /* rows(Q), rows(K): the rows computed below */
+        if (p->rows->row_tensor[i] >= 0)
+            sb_printf(out, "    ts[%d][0] = c.B, ts[%d][1] = c.%s, ts[%d][2] = c.%s, ts[%d][3] = c.D;\n", p->rows->row_tensor[i],
+                      p->rows->row_tensor[i], i ? "Hkv" : "H", p->rows->row_tensor[i], i ? "Lk" : "Lq",
+                      p->rows->row_tensor[i]);
     if (sink)
         sb_printf(out, "    at_sinks = at, at += attnc_v2_align(4 * rows_o);\n"
                        "    at_o = at, at += attnc_v2_align(4 * rows_o * c.Dv);\n"
@@ -260,6 +276,8 @@ static void emit_launcher(const Plan *p, int need_q, int need_k, StrBuf *out) {
               "    cudaError_t e = cudaMallocAsync((void **)&scratch, at + 256, stream);\n"
               "    if (e != cudaSuccess) return (int)e;\n");
     if (nt) sb_printf(out, "    for (int t = 0; t < %d; t++) td[%d + t] = scratch + at_t[t];\n", nt, nu);
+    for (int i = 0; p->rows && i < 2; i++)
+        if (p->rows->row_tensor[i] >= 0) sb_printf(out, "    td[%d] = scratch + at_%s;\n", p->rows->row_tensor[i], i ? "k" : "q");
     sb_printf(out,
               "    AttnCudaConsts consts;\n"
               "    AttnCall view;\n"
@@ -297,8 +315,8 @@ static void emit_launcher(const Plan *p, int need_q, int need_k, StrBuf *out) {
 }
 
 attnc_status cuda_emit_v2(const Plan *p, const StrBuf *functions, StrBuf *out, attnc_error *err) {
-    int nt = p->rows ? p->rows->ntables : 0, need_q = p->attn->rotary != NULL, need_k = need_q;
-    for (int t = 0; t < nt; t++) *(p->rows->tables[t].is_k ? &need_k : &need_q) = 1;
+    int nt = p->rows ? p->rows->ntables : 0, need_q, need_k;
+    rows_needed(p, &need_q, &need_k);
     sb_printf(out, "\n/* ---- version 2 (spec 9.2-9.4) around the kernel: backends/cuda/cuda_emit_v2.c ---- */\n\n");
     emit_macros(out);
     sb_printf(out, "%s\n", functions->p ? functions->p : "");

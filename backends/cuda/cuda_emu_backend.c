@@ -192,7 +192,7 @@ static attnc_status cuda_emu_compile(const Plan *p, const attnc_options *opts, C
     attnc_status st = cuda_emit_source(p, &src, err);
     if (!st) st = jit_compile_c_with(src.p, p->attn->name, v2_libm, sizeof v2_libm / sizeof v2_libm[0], &s->scaffold, ck, err);
     sb_free(&src);
-    if (!st && cemit_plan_is_v2(p)) st = v2_find(s, err);
+    if (!st && cuda_plan_is_v2(p)) st = v2_find(s, err);
     if (st) {
         cuda_emu_release(s);
         return st;
@@ -203,7 +203,7 @@ static attnc_status cuda_emu_compile(const Plan *p, const attnc_options *opts, C
     ck->scratch_bytes = cuda_emu_scratch;
     ck->prepare = cuda_emu_prepare;
     ck->kernel_data = s;
-    ck->v2 = cemit_plan_is_v2(p) ? &s->v2 : NULL;
+    ck->v2 = cuda_plan_is_v2(p) ? &s->v2 : NULL;
     ck->packs = 1; /* templates/cuda_tile.cu computes work items of packed heads */
     ck->pages = 1; /* templates/cuda_tile.cu reads a paged K and V in place (AttnCall.kv_page) */
     *state = s;

@@ -9,7 +9,8 @@ to fused kernels by libattnc, run on NumPy arrays or PyTorch tensors.
 Arrays are [B, H, L, D] views of any strides whose last dimension is
 contiguous (so [B, L, H, D] storage, transposed, is passed without a copy),
 float32, float16 or (PyTorch) bfloat16; the kernels compute in float32 and
-round O once.  O has Q's element type, LSE is float32.  `attnc.pytorch`
+round O once.  CUDA tensors run on a kernel of the "cuda" backend (forward
+only), on the current stream.  O has Q's element type, LSE is float32.  `attnc.pytorch`
 holds an autograd op.  Errors raise attnc.Error with the library's message
 (attnc.SpecError for a spec with errors, its diagnostics attached).  The
 binding is a C extension written against attnc.h (python/attnc/_attnc.c):
@@ -18,7 +19,7 @@ no C struct is mirrored in Python.
 import os
 
 from . import _attnc
-from ._arrays import describe, empty_like_layout, tensor_arg
+from ._arrays import describe, device_of, empty_like_layout, tensor_arg
 from ._attnc import Error, SpecError
 
 __all__ = ["compile", "Kernel", "Error", "SpecError", "backends"]
@@ -108,19 +109,45 @@ class Kernel:
 
     def __call__(self, q, k, v, params=None, tensors=None, lse=False):
         """O (and LSE with lse=True) of one call on NumPy arrays or CPU
-        PyTorch tensors; `params` {name: value}, `tensors` {name: array}."""
+        PyTorch tensors, or CUDA tensors on the "cuda" backend (run on the
+        current stream; O and LSE on the same device); `params` {name:
+        value}, `tensors` {name: array}."""
         (dq, dk, dv), lib, sizes, plist, tlist, keep = self._call_parts(q, k, v, params, tensors)
+        stream = self._stream(q, k, v)
         B, H, _Hkv, Lq, _Lk, _D, Dv = sizes
         o = empty_like_layout(q, lib, (B, H, Lq, Dv), None)
         l = empty_like_layout(q, lib, (B, H, Lq), "float32")
-        self._k.run(sizes, dq, dk, dv, describe(o, "o")[0], describe(l, "lse", rank=3)[0], plist, tlist)
+        self._k.run(sizes, dq, dk, dv, describe(o, "o")[0], describe(l, "lse", rank=3)[0], plist, tlist, stream)
         del keep
         return (o, l) if lse else o
+
+    def _stream(self, q, k, v):
+        """None for a call on host memory; for CUDA tensors the current
+        stream of their device, as an integer (attnc_kernel_run_cuda)."""
+        devices = [device_of(x) for x in (q, k, v)]
+        if all(d is None for d in devices):
+            return None
+        if any(d != devices[0] for d in devices):
+            where = ", ".join(f"{n} on {d or 'cpu'}" for n, d in zip("qkv", devices))
+            raise Error(f"q, k and v must be on one device ({where})", 2)
+        if self.backend != "cuda":
+            raise Error(f"q: a tensor on '{devices[0]}' needs a kernel compiled with backend='cuda' "
+                        f"(this one runs on '{self.backend}')", 2)
+        if devices[0].index not in (None, 0):
+            raise Error(f"q: a tensor on '{devices[0]}': the cuda backend runs on the first device (cuda:0)", 2)
+        import torch
+
+        return torch.cuda.current_stream(devices[0]).cuda_stream
 
     def backward(self, q, k, v, o, lse, do, dlse=None, params=None, tensors=None, grad_tensors=None):
         """Gradients of sum(O * dO) + sum(LSE * dLSE) for one forward call
         (its inputs and outputs): {"q": dQ, "k": dK, "v": dV, name: dT for
         each float tensor in grad_tensors (None: every float tensor given)}."""
+        arrays = {"q": q, "k": k, "v": v, "o": o, "lse": lse, "do": do, "dlse": dlse}
+        for name, x in arrays.items():
+            if x is not None and device_of(x) is not None:
+                raise Error(f"{name}: a tensor on '{device_of(x)}': attnc's backward pass runs on the CPU backends, "
+                            f"in host memory", 2)
         (dq_, dk_, dv_), lib, sizes, plist, tlist, keep = self._call_parts(q, k, v, params, tensors)
         names = [n for n, (dt, _r) in self.tensors.items() if dt == "float" and n in (tensors or {})]
         if grad_tensors is not None:

@@ -21,8 +21,9 @@ def describe(x, what, rank=4, any_rank=False):
 
     if _is_torch(x):
         lib = "torch"
-        if x.device.type != "cpu":
-            raise Error(f"{what}: a tensor on '{x.device.type}' (attnc's Python binding runs CPU tensors)", 2)
+        if x.device.type not in ("cpu", "cuda"):
+            raise Error(f"{what}: a tensor on '{x.device.type}' (attnc runs CPU tensors, and CUDA tensors on the "
+                        f"'cuda' backend)", 2)
         address, strides, shape = x.data_ptr(), tuple(x.stride()), tuple(x.shape)
     elif hasattr(x, "__array_interface__"):
         lib = "numpy"
@@ -48,6 +49,11 @@ def describe(x, what, rank=4, any_rank=False):
     return (address, ELEM[name], strides), lib, shape
 
 
+def device_of(x):
+    """None for host memory (NumPy, CPU tensors), else the torch.device."""
+    return x.device if _is_torch(x) and x.device.type != "cpu" else None
+
+
 def empty_like_layout(x, lib, shape, dtype):
     """A new contiguous array of `shape` in x's library (and x's element type
     when dtype is None)."""
@@ -66,7 +72,8 @@ def tensor_arg(x, dtype, name):
     if _is_torch(x):
         import torch
 
-        arr = x.detach().to(torch.float32 if dtype == "float" else torch.int32).contiguous()
+        # host memory even for a call on the device: the tile analysis reads them (attnc.h)
+        arr = x.detach().to(device="cpu", dtype=torch.float32 if dtype == "float" else torch.int32).contiguous()
         address = arr.data_ptr()
     else:
         import numpy as np

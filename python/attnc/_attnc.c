@@ -259,15 +259,24 @@ static PyObject *kernel_tensor_shape(Kernel *self, PyObject *args) {
     return t;
 }
 
-/* run(sizes, q, k, v, o, lse, params, tensors): O and LSE written in place */
+/* run(sizes, q, k, v, o, lse, params, tensors[, stream]): O and LSE written
+ * in place.  With a stream (an integer, 0 the default stream) Q, K, V, O and
+ * LSE are device pointers run by attnc_kernel_run_cuda on that stream. */
 static PyObject *kernel_run(Kernel *self, PyObject *args) {
-    PyObject *sizes, *q, *k, *v, *o, *lse, *params, *tensors;
-    if (!PyArg_ParseTuple(args, "OOOOOOOO", &sizes, &q, &k, &v, &o, &lse, &params, &tensors)) return NULL;
+    PyObject *sizes, *q, *k, *v, *o, *lse, *params, *tensors, *stream = Py_None;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO|O", &sizes, &q, &k, &v, &o, &lse, &params, &tensors, &stream)) return NULL;
+    void *device_stream = NULL;
+    if (stream != Py_None) {
+        device_stream = PyLong_AsVoidPtr(stream);
+        if (PyErr_Occurred()) return NULL;
+    }
     Call c;
     if (!parse_call(sizes, q, k, v, o, lse, params, tensors, &c)) return NULL;
     attnc_error err = {0};
     attnc_status st;
-    Py_BEGIN_ALLOW_THREADS st = attnc_kernel_run_layout(self->k, &c.args, &c.layouts, &err);
+    Py_BEGIN_ALLOW_THREADS st = stream == Py_None ? attnc_kernel_run_layout(self->k, &c.args, &c.layouts, &err)
+                                                  : attnc_kernel_run_cuda(self->k, &c.args, &c.layouts, device_stream,
+                                                                          &err);
     Py_END_ALLOW_THREADS call_free(&c);
     if (st) return raise_status(st, &err);
     Py_RETURN_NONE;
@@ -343,9 +352,6 @@ static PyObject *kernel_kept_pairs(Kernel *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOO", &sizes, &params, &tensors)) return NULL;
     Call c;
     if (!parse_call(sizes, Py_None, Py_None, Py_None, Py_None, Py_None, params, tensors, &c)) return NULL;
-    static float unread[1]; /* Q, K, V and O are not read (attnc.h), but must not be NULL */
-    c.args.q = c.args.k = c.args.v = unread;
-    c.args.o = unread;
     int64_t kept = 0;
     attnc_error err = {0};
     attnc_status st;
@@ -364,9 +370,6 @@ static PyObject *kernel_picture(Kernel *self, PyObject *args) {
     if (rows < 1 || cols < 1) return PyErr_Format(PyExc_ValueError, "a picture of %d x %d pixels", rows, cols);
     Call c;
     if (!parse_call(sizes, Py_None, Py_None, Py_None, Py_None, Py_None, params, tensors, &c)) return NULL;
-    static float unread[1]; /* Q, K, V and O are not read (attnc.h), but must not be NULL */
-    c.args.q = c.args.k = c.args.v = unread;
-    c.args.o = unread;
     size_t n = (size_t)rows * (size_t)cols;
     PyObject *kept = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * sizeof(float)));
     PyObject *tiles = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);

@@ -8,7 +8,9 @@
 `attnc::attention` is a torch.library custom op (opaque to torch.compile,
 which traces through its fake implementation); its backward calls attnc's
 backward pass (Kernel.backward).  The kernel travels as an integer handle:
-kernels passed here are kept for the life of the process.  CPU tensors.
+kernels passed here are kept for the life of the process.  CPU tensors;
+CUDA tensors with a kernel of the "cuda" backend, forward only (it has no
+backward pass).
 """
 import json
 from typing import List, Tuple

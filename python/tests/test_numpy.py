@@ -208,3 +208,17 @@ def test_show_pictures_the_mask():
     assert small["kept"].shape == (10, 10) and 0 < small["kept"].sum() < 100  # fractions of blocks
     with pytest.raises(attnc.Error, match="outside"):
         kern.show((1, 1, 1, 20, 30, 4, 4), at=(0, 3))
+
+
+def test_a_stream_routes_to_the_device_api():
+    """Kernel.__call__ passes a stream only for CUDA tensors; the extension
+    then calls attnc_kernel_run_cuda, whose refusal of an llvm kernel shows
+    the route (host arrays are never handed to it by the package)."""
+    q, k, v = inputs()
+    kern = attnc.compile(CAUSAL)
+    o, lse = kern(q, k, v, lse=True)
+    desc = lambda a, rank=4: attnc._arrays.describe(a, "x", rank=rank)[0]  # noqa: E731
+    sizes = (q.shape[0], q.shape[1], k.shape[1], q.shape[2], k.shape[2], q.shape[3], v.shape[3])
+    with pytest.raises(attnc.Error, match="attnc_kernel_run_cuda: the kernel is for backend 'llvm'"):
+        kern._k.run(sizes, desc(q), desc(k), desc(v), desc(o), desc(lse, 3), [], [], 0)
+    kern._k.run(sizes, desc(q), desc(k), desc(v), desc(o), desc(lse, 3), [], [], None)  # host: runs

@@ -135,3 +135,39 @@ def test_errors_raise():
         ap.attention(kern, q, k, v)
     with pytest.raises(attnc.Error, match="float64"):
         kern(q.detach().double(), k.detach(), v.detach(), tensors={"slope": slope.detach()})
+
+
+class FakeCudaTensor:
+    """What describe() reads of a torch tensor, on device cuda:N, without a
+    GPU (this machine has none): the routing to the device path is checked up
+    to the library, which then names what is missing."""
+
+    __module__ = "torch.fake_cuda"
+
+    def __init__(self, like, index=0):
+        self._t, self.device = like, torch.device("cuda", index)
+        self.shape, self.dtype = like.shape, like.dtype
+
+    def data_ptr(self):
+        return self._t.data_ptr()
+
+    def stride(self):
+        return self._t.stride()
+
+
+def test_device_tensors_route_to_the_cuda_backend():
+    q, k, v, slope = (t.detach() for t in make())
+    kern = attnc.compile(ALIBI)
+    fq, fk, fv = FakeCudaTensor(q), FakeCudaTensor(k), FakeCudaTensor(v)
+    with pytest.raises(attnc.Error, match="needs a kernel compiled with backend='cuda'"):
+        kern(fq, fk, fv, tensors={"slope": slope})
+    with pytest.raises(attnc.Error, match="one device"):
+        kern(fq, k, v, tensors={"slope": slope})
+    with pytest.raises(attnc.Error, match="backward pass runs on the CPU"):
+        kern.backward(q, k, v, q, q[..., 0], FakeCudaTensor(q), tensors={"slope": slope})
+    with pytest.raises(attnc.Error, match="a tensor on 'meta'"):
+        kern(q.to("meta"), k, v, tensors={"slope": slope})
+    if attnc.backends()["cuda"]:
+        pytest.skip("a CUDA driver is present: the device path is tested by cuda/gpu-rt/* on real tensors")
+    with pytest.raises(attnc.Error, match="no CUDA driver"):
+        attnc.compile(ALIBI, backend="cuda")

@@ -494,6 +494,31 @@ static void gen_relative_embedding(Gen *G) {
     item(G, bin(G, SG_FLOAT, P_MUL, "*", leaf(G, SG_FLOAT, P_PRIMARY, "%s", at), float_lit(G, eighths(G, 1, 4))), "bias ");
 }
 
+/* A dot no table expresses (compiled as a sum, middle/rows_table.h): dot(Q, K)
+ * (or dot(K, Q)), two tensor rows one per query and one per key (low-rank
+ * columns), or two rows read per element; as a bias, or in a score clause. */
+static void gen_row_dots(Gen *G) {
+    char a[24], c[24], at[128];
+    snprintf(a, sizeof a, "x%da%d", G->a, G->nsums++);
+    snprintf(c, sizeof c, "x%dc%d", G->a, G->nsums++);
+    int R = 1 + pick(G, 5), M = 1 + pick(G, 3);
+    switch (pick(G, 3)) {
+    case 0: snprintf(at, sizeof at, pick(G, 2) ? "dot(Q, K)" : "dot(K, Q)"); break;
+    case 1:
+        item(G, -1, "tensor %s : float[Lq, %d]", a, R);
+        item(G, -1, "tensor %s : float[B, Lk, %d]", c, R);
+        snprintf(at, sizeof at, "dot(%s[q], %s[b, kv])", a, c);
+        break;
+    default:
+        item(G, -1, "tensor %s : float[%d, D]", a, 2 * M + 1);
+        item(G, -1, "tensor %s : float[H, D]", c);
+        snprintf(at, sizeof at, "dot(%s[clamp(q-kv,-%d,%d)+%d],%s[h])", a, M, M, M, c); /* a leaf holds 39 */
+    }
+    int term = bin(G, SG_FLOAT, P_MUL, "*", leaf(G, SG_FLOAT, P_PRIMARY, "%s", at), float_lit(G, eighths(G, 1, 4)));
+    if (chance(G, 70)) item(G, term, "bias ");
+    else item(G, bin(G, SG_FLOAT, P_ADD, "+", leaf(G, SG_FLOAT, P_PRIMARY, "score"), term), "score ");
+}
+
 /* `use` of the prelude, with its params bound, left to the call, or defaulted. */
 static void gen_prelude_use(Gen *G) {
     GenSpec *g = G->g;
@@ -595,6 +620,7 @@ static void gen_body(Gen *G, int helper) {
     if (!helper && chance(G, 20)) gen_low_rank(G);
     if (!helper && chance(G, 12)) gen_rotary(G);
     if (!helper && chance(G, 12)) gen_relative_embedding(G);
+    if (!helper && chance(G, 10)) gen_row_dots(G);
     if (!helper)
         for (int i = 0; i < 2 && chance(G, 35); i++) gen_prelude_use(G);
     if (!helper)
