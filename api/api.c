@@ -491,6 +491,8 @@ attnc_status attnc_kernel_run_pages(const attnc_kernel *k, const attnc_args *arg
         /* an error, or no output rows: nothing to compute (sizes are bounded: no overflow) */
     } else if (!k->plan) {
         st = k->impl->run(k->plan, &k->ck, &bc, &a, threads, err); /* the interpreter */
+    } else if (k->ck.v2 && !k->impl->device) { /* cuda-emu: the CUDA text's own kernels around the kernel */
+        st = api_run_v2_kernels(k, &bc, &a, threads, pages, NULL, NULL, err);
     } else if ((bc.attn->rotary || bc.attn->sink) && k->backend != ATTNC_BACKEND_INTERP) {
         st = api_run_rope_sink(k, &bc, &a, threads, pages, run_kernel, err);
     } else {
@@ -605,7 +607,9 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
     if (!k || !target || !out) return set_error(err, ATTNC_ERR_USAGE, "bad arguments to attnc_kernel_emit");
     *out = NULL;
     if (!k->plan) return interp_only_error(k, "has no compiled form", err);
-    if (strcmp(target, "ir") != 0 && strcmp(target, "c") != 0 && (k->attn->rotary || k->attn->sink || k->rows))
+    /* C and CUDA text do what the library does around the kernel (c_emit_v2.c, cuda_emit_v2.c) */
+    if (strcmp(target, "ir") != 0 && strcmp(target, "c") != 0 && strcmp(target, "cuda") != 0 &&
+        (k->attn->rotary || k->attn->sink || k->rows))
         return set_error(err, ATTNC_ERR_USAGE, "attention '%s' has a %s, which the library applies around the kernel "
                          "(not in its code): target '%s' would compute without it", k->attn->name,
                          k->attn->rotary ? "rotary" : k->attn->sink ? "sink" : "dot of rows (per-call tables)", target);

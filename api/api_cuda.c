@@ -26,18 +26,19 @@ attnc_status attnc_kernel_run_cuda(const attnc_kernel *k, const attnc_args *args
     if (!k->impl->device)
         return set_error(err, ATTNC_ERR_USAGE, "attnc_kernel_run_cuda: the kernel is for backend '%s', not 'cuda'",
                          attnc_backend_name(k->backend));
-    if (k->rows || k->attn->rotary || k->attn->sink) /* the library applies them on the host, around the kernel */
-        return set_error(err, ATTNC_ERR_USAGE, "attnc_kernel_run_cuda: attention '%s' has a %s, which device "
-                         "pointers do not support yet (pass host pointers to attnc_kernel_run)", k->attn->name,
-                         k->attn->rotary ? "rotary" : k->attn->sink ? "sink" : "dot of rows");
     BoundCall bc;
     attnc_status st = bind_call_layout(k->attn, &k->fixed, args, layouts, 1, &bc, err);
     if (st) return st;
-    st = tile_check_work(k->plan, &bc, err);
+    /* version 2: the CUDA text's kernels around the attention kernel, on the device (api_cuda_v2.c), which
+     * checks the work on the kernel's own call (with the tables the plan reads) */
+    int v2 = k->rows || k->attn->rotary || k->attn->sink;
+    if (!v2) st = tile_check_work(k->plan, &bc, err);
     float dummy[1] = {0};
     attnc_args a = api_with_empty_arrays(args, dummy);
     const attnc_sizes *sz = &bc.sz;
-    if (!st && sz->B * sz->H * sz->Lq > 0) st = launch_device_run(k->plan, k->impl->device, &k->ck, &bc, &a, stream, 1, err);
+    if (!st && sz->B * sz->H * sz->Lq > 0)
+        st = v2 ? api_run_v2_kernels(k, &bc, &a, 0, NULL, k->impl->device, stream, err)
+                : launch_device_run(k->plan, k->impl->device, &k->ck, &bc, &a, stream, 1, err);
     bind_release(&bc);
     if (!st && err) {
         err->status = ATTNC_OK;

@@ -70,6 +70,13 @@ void api_rows_release(RowsCall *rc);
 /* The layout of a float32, contiguous [B, heads, rows, n] tensor. */
 BoundLayout api_contiguous_f32(int64_t heads, int64_t rows, int64_t n);
 
+/* A call of a version-2 attention through the CUDA text's own kernels
+ * around the attention kernel (api_cuda_v2.c): ops NULL, cuda-emu's
+ * (k->ck.v2) on host memory; else the device's (ops->v2_launch) on device
+ * pointers and `stream`. */
+attnc_status api_run_v2_kernels(const attnc_kernel *k, BoundCall *bc, const attnc_args *args, int threads,
+                                const LaunchPages *pages, const DeviceOps *ops, void *stream, attnc_error *err);
+
 /* How api.c runs a bound call on a compiled kernel. */
 typedef attnc_status (*ApiRunFn)(const attnc_kernel *k, BoundCall *bc, const attnc_args *args, int threads,
                                  const LaunchPages *pages, attnc_error *err);

@@ -12,6 +12,23 @@
 #include "kernel_abi.h"
 #include "plan.h"
 
+/* A version-2 attention's kernels around the attention kernel (spec
+ * 9.2-9.4) when the backend has its own (cuda-emu: the CUDA text's,
+ * backends/cuda/cuda_emit_v2.c; api/api_cuda_v2.c runs them): each computes
+ * every index of call c, the attention's call as the caller made it (Q, K,
+ * O and LSE in the caller's layouts; tensor_data and tensor_shape with the
+ * tables of dot products after the attention's tensors).  rows: Q's (is_k
+ * 0) or K's rows as float32 [B][heads][L][D], rotated with a rotary; table:
+ * table t of those rows x; sinks: [B][H][Lq]; merge: the kernel's float32
+ * o32 [B][H][Lq][Dv] and lse32 with the sinks into c's O and LSE.  *fault
+ * is ORed with 1 on a runtime error of the spec. */
+typedef struct V2Kernels {
+    void (*rows)(const AttnCall *c, int is_k, float *out, int *fault);
+    void (*table)(const AttnCall *c, int t, const float *x, float *table);
+    void (*sinks)(const AttnCall *c, float *sinks, int *fault);
+    void (*merge)(const AttnCall *c, const float *o32, const float *lse32, const float *sinks);
+} V2Kernels;
+
 typedef struct CompiledKernel {
     AttnTileFn tile;
     AttnScratchFn scratch_bytes;
@@ -29,6 +46,8 @@ typedef struct CompiledKernel {
      * prepare when not NULL: llvm builds its backward kernel on the first
      * backward call, and a forward-only user never pays for it */
     attnc_status (*grad_prepare)(const AttnCall *call, attnc_error *err);
+    /* NULL, or a version-2 attention's own kernels around this one (V2Kernels) */
+    const V2Kernels *v2;
 } CompiledKernel;
 
 /* A backend whose kernels run on a device (the `cuda` backend): device
@@ -50,6 +69,11 @@ typedef struct DeviceOps {
      * element raised a runtime error (then O and LSE are unspecified). */
     attnc_status (*launch)(const CompiledKernel *ck, const AttnCall *call, void *stream, void *scratch, int *faulted,
                            attnc_error *err);
+    /* NULL, or queue one of a version-2 attention's kernels on `stream` (V2Kernels' meaning, device memory but
+     * call's params, tensor_data and tensor_shape): which 0 rows (arg is_k; p0 out, p1 fault), 1 table (arg t;
+     * p0 x, p1 table), 2 sinks (p0 sinks, p1 fault), 3 merge (p0 o32, p1 lse32, p2 sinks); fault a device int */
+    attnc_status (*v2_launch)(const CompiledKernel *ck, int which, const AttnCall *call, int arg, void *p0, void *p1,
+                              void *p2, void *stream, attnc_error *err);
 } DeviceOps;
 
 typedef struct BackendImpl {

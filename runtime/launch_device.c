@@ -45,7 +45,8 @@ static size_t tensor_bytes(const attnc_tensor *t) {
     return n;
 }
 
-static int plan_parts(const BoundCall *bc, const TileMap *tm, int device, int lse, Parts *pt) {
+static int plan_parts(const BoundCall *bc, const TileMap *tm, int device, int lse, const void *const *on_device,
+                      Parts *pt) {
     const attnc_sizes *s = &bc->sz;
     const BoundLayout *L = bc->layout;
     int nt = bc->attn->ntensors;
@@ -61,7 +62,7 @@ static int plan_parts(const BoundCall *bc, const TileMap *tm, int device, int ls
     at += (size_t)tiles;
     for (int i = 0; i < nt; i++) {
         pt->tensor[i] = at = aligned(at);
-        at += tensor_bytes(bc->tensors[i]);
+        at += on_device && on_device[i] ? 0 : tensor_bytes(bc->tensors[i]);
     }
     pt->small = at;
     if (!device) {
@@ -83,7 +84,7 @@ static int plan_parts(const BoundCall *bc, const TileMap *tm, int device, int ls
 }
 
 /* The first part (zeroed scratch, tile map, tensors) as the device will hold it. */
-static char *stage_small(const BoundCall *bc, const TileMap *tm, const Parts *pt) {
+static char *stage_small(const BoundCall *bc, const TileMap *tm, const void *const *on_device, const Parts *pt) {
     char *h = calloc(1, pt->small);
     if (!h) return NULL;
     int64_t tiles = tm->row_start[tm->ngroups * tm->nqt];
@@ -91,19 +92,25 @@ static char *stage_small(const BoundCall *bc, const TileMap *tm, const Parts *pt
     if (tiles) memcpy(h + pt->kv, tm->kv, sizeof(int32_t) * (size_t)tiles);
     if (tiles) memcpy(h + pt->mode, tm->mode, (size_t)tiles);
     for (int i = 0; i < bc->attn->ntensors; i++)
-        if (tensor_bytes(bc->tensors[i]) && bc->tensors[i]->data)
+        if (!(on_device && on_device[i]) && tensor_bytes(bc->tensors[i]) && bc->tensors[i]->data)
             memcpy(h + pt->tensor[i], bc->tensors[i]->data, tensor_bytes(bc->tensors[i]));
     return h;
 }
 
-/* The interpreter's message for a call whose kernel flagged a fault (Q, K
- * and V copied back from the device first when they live there). */
-static attnc_status name_fault(const DeviceOps *ops, const BoundCall *bc, const attnc_args *args, int device,
-                               void *stream, attnc_error *err) {
+/* Bytes of O's (t 0) or LSE's (t 1) span at bc's layout. */
+static size_t out_span(const BoundCall *bc, int t) {
+    const attnc_sizes *s = &bc->sz;
+    const BoundLayout *L = &bc->layout[t ? BT_LSE : BT_O];
+    return t ? (size_t)span(s->B, s->H, s->Lq, 1, L->stride) * 4
+             : (size_t)span(s->B, s->H, s->Lq, s->Dv, L->stride) * elem_bytes(L->elem);
+}
+
+attnc_status launch_device_interp(const DeviceOps *ops, const BoundCall *bc, const attnc_args *args, int device,
+                                  int outputs, void *stream, attnc_error *err) {
     const attnc_sizes *s = &bc->sz;
     const BoundLayout *L = bc->layout;
     const void *in[3] = {args->q, args->k, args->v};
-    void *host[3] = {NULL, NULL, NULL};
+    void *out[2] = {args->o, args->lse}, *host[5] = {NULL, NULL, NULL, NULL, NULL};
     attnc_status st = ATTNC_OK;
     if (device) {
         const int64_t n[3][4] = {{s->B, s->H, s->Lq, s->D}, {s->B, s->Hkv, s->Lk, s->D}, {s->B, s->Hkv, s->Lk, s->Dv}};
@@ -114,13 +121,30 @@ static attnc_status name_fault(const DeviceOps *ops, const BoundCall *bc, const 
             else st = ops->copy(host[t], in[t], bytes, 0, stream, err);
             in[t] = host[t];
         }
+        /* the outputs' spans copied first: what lies between their rows is kept */
+        for (int t = 0; t < 2 && !st && outputs; t++)
+            if (out[t]) {
+                host[3 + t] = malloc(out_span(bc, t) + 4);
+                if (!host[3 + t]) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+                else st = ops->copy(host[3 + t], out[t], out_span(bc, t), 0, stream, err);
+                out[t] = host[3 + t];
+            }
     }
-    if (!st) {
-        st = interp_run(bc, in[0], in[1], in[2], NULL, NULL, err);
-        if (st == ATTNC_OK)
-            st = set_error(err, ATTNC_ERR_INTERNAL, "the kernel flagged a runtime error the interpreter does not see");
-    }
-    for (int t = 0; t < 3; t++) free(host[t]);
+    if (!st)
+        st = interp_run(bc, in[0], in[1], in[2], outputs ? out[0] : NULL, outputs ? out[1] : NULL, err);
+    for (int t = 0; t < 2 && !st && outputs && device; t++)
+        if (host[3 + t]) st = ops->copy(t ? args->lse : args->o, host[3 + t], out_span(bc, t), 1, stream, err);
+    for (int t = 0; t < 5; t++) free(host[t]);
+    return st;
+}
+
+/* The interpreter's message for a call whose kernel flagged a fault (Q, K
+ * and V copied back from the device first when they live there). */
+static attnc_status name_fault(const DeviceOps *ops, const BoundCall *bc, const attnc_args *args, int device,
+                               void *stream, attnc_error *err) {
+    attnc_status st = launch_device_interp(ops, bc, args, device, 0, stream, err);
+    if (st == ATTNC_OK)
+        st = set_error(err, ATTNC_ERR_INTERNAL, "the kernel flagged a runtime error the interpreter does not see");
     return st;
 }
 
@@ -143,11 +167,12 @@ static attnc_status copy_outputs(const DeviceOps *ops, const BoundCall *bc, cons
 /* The AttnCall of the call with the block's device pointers. */
 static void fill_call(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                       const TileMap *tm, const LaunchValues *vals, const void **dtensor, char *block, const Parts *pt,
-                      int device, AttnCall *c) {
+                      int device, const void *const *on_device, AttnCall *c) {
     const attnc_sizes *sz = &bc->sz;
     int64_t gsb, gsh;
     sched_group_strides(p->sched, sz->H, &gsb, &gsh);
-    for (int i = 0; i < bc->attn->ntensors; i++) dtensor[i] = block + pt->tensor[i];
+    for (int i = 0; i < bc->attn->ntensors; i++)
+        dtensor[i] = on_device && on_device[i] ? on_device[i] : block + pt->tensor[i];
     *c = (AttnCall){.B = sz->B, .H = sz->H, .Hkv = sz->Hkv, .Lq = sz->Lq, .Lk = sz->Lk, .D = sz->D, .Dv = sz->Dv,
                     .q = device ? args->q : (const float *)(block + pt->in[0]),
                     .k = device ? args->k : (const float *)(block + pt->in[1]),
@@ -165,8 +190,9 @@ static void fill_call(const Plan *p, const CompiledKernel *ck, const BoundCall *
 
 /* Inputs to the block: the staged first part, and Q, K, V for host pointers. */
 static attnc_status copy_inputs(const DeviceOps *ops, const BoundCall *bc, const attnc_args *args, const TileMap *tm,
-                                const Parts *pt, char *block, int device, void *stream, attnc_error *err) {
-    char *small = stage_small(bc, tm, pt);
+                                const void *const *on_device, const Parts *pt, char *block, int device, void *stream,
+                                attnc_error *err) {
+    char *small = stage_small(bc, tm, on_device, pt);
     if (!small) return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
     attnc_status st = ops->copy(block, small, pt->small, 1, stream, err);
     free(small);
@@ -178,6 +204,12 @@ static attnc_status copy_inputs(const DeviceOps *ops, const BoundCall *bc, const
 
 attnc_status launch_device_run(const Plan *p, const DeviceOps *ops, const CompiledKernel *ck, const BoundCall *bc,
                                const attnc_args *args, void *stream, int device, attnc_error *err) {
+    return launch_device_run_with(p, ops, ck, bc, args, stream, device, NULL, err);
+}
+
+attnc_status launch_device_run_with(const Plan *p, const DeviceOps *ops, const CompiledKernel *ck, const BoundCall *bc,
+                                    const attnc_args *args, void *stream, int device, const void *const *on_device,
+                                    attnc_error *err) {
     TileMap tm;
     LaunchValues vals;
     Parts pt;
@@ -187,14 +219,14 @@ attnc_status launch_device_run(const Plan *p, const DeviceOps *ops, const Compil
     if (st) return st;
     const void **dtensor = calloc((size_t)bc->attn->ntensors + 1, sizeof *dtensor);
     char *block = NULL;
-    if (!dtensor || !launch_values(bc, &vals) || !plan_parts(bc, &tm, device, args->lse != NULL, &pt))
+    if (!dtensor || !launch_values(bc, &vals) || !plan_parts(bc, &tm, device, args->lse != NULL, on_device, &pt))
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
     if (!st) st = ops->alloc(pt.total, (void **)&block, err);
-    if (!st) st = copy_inputs(ops, bc, args, &tm, &pt, block, device, stream, err);
+    if (!st) st = copy_inputs(ops, bc, args, &tm, on_device, &pt, block, device, stream, err);
     int faulted = 0;
     if (!st) {
         AttnCall c;
-        fill_call(p, ck, bc, args, &tm, &vals, dtensor, block, &pt, device, &c);
+        fill_call(p, ck, bc, args, &tm, &vals, dtensor, block, &pt, device, on_device, &c);
         st = ops->launch(ck, &c, stream, block, &faulted, err);
     }
     if (!st && faulted) st = name_fault(ops, bc, args, device, stream, err);

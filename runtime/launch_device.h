@@ -16,4 +16,18 @@
 attnc_status launch_device_run(const Plan *p, const DeviceOps *ops, const CompiledKernel *ck, const BoundCall *bc,
                                const attnc_args *args, void *stream, int device, attnc_error *err);
 
+/* launch_device_run with tensors already in device memory: on_device[i]
+ * (NULL where tensor i is host memory, copied as above; on_device NULL:
+ * none) is what the kernel reads as tensor i (bc's host copy still serves
+ * the tile map).  version 2's tables of dot products (api/api_cuda_v2.c). */
+attnc_status launch_device_run_with(const Plan *p, const DeviceOps *ops, const CompiledKernel *ck, const BoundCall *bc,
+                                    const attnc_args *args, void *stream, int device, const void *const *on_device,
+                                    attnc_error *err);
+
+/* The interpreter on the call (device: Q, K and V copied back from the
+ * device first); with `outputs` it writes O and LSE (device: through host
+ * copies of their spans, copied back), else only names a runtime error. */
+attnc_status launch_device_interp(const DeviceOps *ops, const BoundCall *bc, const attnc_args *args, int device,
+                                  int outputs, void *stream, attnc_error *err);
+
 #endif

@@ -18,6 +18,9 @@
  *   ATTNC_LOWRANK   1 when the plan has low-rank bias terms (lrow exists)
  *   ATTNC_SCRATCH_READS_TENSORS  1 when the SCRATCH hole reads tensor data (the
  *                   launcher, on the host, cannot: it refuses the call)
+ *   ATTNC_V2        1 for a version-2 attention: the launcher below is
+ *                   @NAME@_cuda_kernel_launch, called by the entry point
+ *                   backends/cuda/cuda_emit_v2.c appends
  *   ATTNC_DEV       how helpers are declared (host and device functions)
  *   ATTNC_ITEM      how attnc_cuda_item is declared
  *   ATTNC_SHARED    __shared__ (nothing for the emulation)
@@ -360,7 +363,11 @@ extern "C" __global__ void @NAME@_cuda_geometry(AttnCall call, AttnCudaConsts co
     g[3] = attnc_cuda_geometry(&call, g);
 }
 #else
+#if ATTNC_V2 /* the entry point is the version-2 launcher's (backends/cuda/cuda_emit_v2.c), which calls this */
+static int @NAME@_cuda_kernel_launch(const AttnCall *call, int *fault, cudaStream_t stream) {
+#else
 extern "C" int @NAME@_cuda_launch(const AttnCall *call, int *fault, cudaStream_t stream) {
+#endif
     if (!call || !fault) return (int)cudaErrorInvalidValue;
     AttnCudaConsts consts; /* support.h's cuda_consts */
     AttnCall host;

@@ -32,6 +32,7 @@
 #include "attnc.h"
 #include "cuda_backend.h"
 #include "cuda_fa2_emit.h"
+#include "rows_table.h"
 
 static int one_line(const char *m) { return m[0] && !strchr(m, '\n'); }
 
@@ -114,6 +115,21 @@ static int write_text(const char *path, const char *text) {
     return fclose(f) == 0;
 }
 
+/* A version-2 attention's scaffold PTX: its kernels around the attention kernel
+ * (backends/cuda/cuda_emit_v2.c) are entries of the module.  1 fail. */
+static int check_v2_entries(const Plan *p, const char *ptx, int arch) {
+    const char *kinds[4] = {"rows", "table", "sinks", "merge"};
+    int want[4] = {1, p->rows && p->rows->ntables > 0, p->attn->sink != NULL, p->attn->sink != NULL}, fail = 0;
+    for (int i = 0; i < 4; i++) {
+        char entry[256];
+        snprintf(entry, sizeof entry, ".entry %s_v2_%s(", p->attn->name, kinds[i]);
+        if (want[i] != (strstr(ptx, entry) != NULL))
+            printf("FAIL %s sm_%d: the PTX %s %s\n", p->attn->name, arch, want[i] ? "lacks" : "has", entry), fail = 1;
+    }
+    if (!fail) printf("  sm_%d: the version-2 kernels are entries of the module\n", arch);
+    return fail;
+}
+
 /* Every check of one attention; 1 fail, 0 pass, 77 NVRTC missing. */
 static int check_attention(const attnc_kernel *k, const char *work, const char *ptxas, const char *cuobjdump,
                            double *total) {
@@ -121,7 +137,7 @@ static int check_attention(const attnc_kernel *k, const char *work, const char *
     const char *name = attnc_kernel_variant(k);
     static const int archs[2] = {80, 90}, heads[2] = {64, 128};
     attnc_error err = {0};
-    int fail = 0;
+    int fail = 0, v2 = p->attn->rotary || p->attn->sink || (p->rows && p->rows->ntables > 0);
     if (!cuda_fa2_plan_ok(p)) {
         printf("FAIL %s: the tensor-core kernel cannot compute it\n", name);
         return 1;
@@ -130,14 +146,16 @@ static int check_attention(const attnc_kernel *k, const char *work, const char *
         char *img = NULL;
         size_t n = 0;
         double secs = 0;
-        /* the scaffold once (sm_80), the tensor-core kernel for each arch */
-        attnc_status st = a ? ATTNC_OK : cuda_rt_compile(p, 0, 0, 0, 0, archs[a], 1, &img, &n, &secs, &err);
+        /* the scaffold once (sm_80; a version-2 attention's, with its kernels around the attention
+         * kernel, for each arch), the tensor-core kernel for each arch */
+        attnc_status st = a && !v2 ? ATTNC_OK : cuda_rt_compile(p, 0, 0, 0, 0, archs[a], 1, &img, &n, &secs, &err);
         if (st && strstr(err.message, "NVRTC not found")) {
             printf("SKIP: %s\n", err.message);
             return 77;
         }
         if (st) printf("FAIL %s scaffold sm_%d: %s\n", name, archs[a], err.message), fail = 1;
-        else if (!a) printf("%s scaffold sm_%d: NVRTC %.2f s\n", name, archs[a], secs);
+        else if (!a || v2) printf("%s scaffold sm_%d: NVRTC %.2f s\n", name, archs[a], secs);
+        if (!st && v2) fail |= check_v2_entries(p, img, archs[a]);
         *total += a ? 0 : secs;
         free(img);
         for (int d = 0; d < 2; d++) {
@@ -177,7 +195,13 @@ static int compile_all(const char *file, const char *work) {
     for (int i = 0; i < attnc_spec_variant_count(spec) && !skip; i++) {
         attnc_options o = {.backend = ATTNC_BACKEND_INTERP}; /* the plan the cuda backend builds too */
         attnc_kernel *k = NULL;
-        if (attnc_compile(spec, attnc_spec_variant_name(spec, i), &o, &k, &err)) {
+        attnc_status st = attnc_compile(spec, attnc_spec_variant_name(spec, i), &o, &k, &err);
+        if (!st && !attnc_kernel_plan(k)) { /* version 2 on the interpreter has no plan: refplan's (with its tables) */
+            attnc_kernel_free(k);
+            o.backend = ATTNC_BACKEND_REFPLAN;
+            st = attnc_compile(spec, attnc_spec_variant_name(spec, i), &o, &k, &err);
+        }
+        if (st) {
             printf("FAIL %s\n", err.message);
             fail = 1;
             continue;

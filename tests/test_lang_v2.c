@@ -332,8 +332,8 @@ int main(void) {
                      ATTNC_ERR_RUNTIME, "index 2 is out of range [0, 2) in dimension 0 of tensor 'E'");
         expect_error("a sink's index out of range", "attention a { tensor sinks : float[1]; sink sinks[h]; }",
                      ATTNC_BACKEND_TCC, ATTNC_ERR_RUNTIME, "out of range");
-        /* ahead-of-time C merges the sink itself (backends/c/c_emit_v2.c); the CUDA text would
-         * compute without it: emit refuses that target */
+        /* ahead-of-time C and the CUDA text merge the sink themselves (backends/c/c_emit_v2.c,
+         * backends/cuda/cuda_emit_v2.c); LLVM IR would compute without it: emit refuses that target */
         attnc_spec *sp = NULL;
         attnc_kernel *k = NULL;
         attnc_options opts = {0};
@@ -348,8 +348,13 @@ int main(void) {
         attnc_free(text);
         text = NULL;
         st = attnc_kernel_emit(k, "cuda", NULL, 0, &text, &err);
-        check(st == ATTNC_ERR_USAGE && strstr(err.message, "would compute without it"), "emit --target cuda refuses a sink",
-              err.message);
+        check(!st && strstr(text, "attnc_v2_sink(") && strstr(text, "a_v2_merge"), "emit --target cuda merges the sink",
+              st ? err.message : "");
+        attnc_free(text);
+        text = NULL;
+        st = attnc_kernel_emit(k, "llvm-ir", NULL, 0, &text, &err);
+        check(st == ATTNC_ERR_USAGE && strstr(err.message, "would compute without it"),
+              "emit --target llvm-ir refuses a sink", err.message);
         attnc_free(text);
         attnc_kernel_free(k);
         attnc_spec_free(sp);

@@ -155,6 +155,10 @@ void cemit_put_helpers(const CEmitHoles *h, const char *qualifier, StrBuf *out) 
     put_helpers(h, NULL, NULL, qualifier, out);
 }
 
+void cemit_put_helpers_v2(const CEmitHoles *h, const StrBuf *v2, const char *qualifier, StrBuf *out) {
+    put_helpers(h, NULL, v2, qualifier, out);
+}
+
 void cemit_put_kernel_abi(StrBuf *out) {
     const char *abi = attnc_kernel_abi_text, *inc = strstr(abi, "#include <stdint.h>\n");
     if (inc) sb_printf(out, "%.*s%s\n", (int)(inc - abi), abi, inc + strlen("#include <stdint.h>\n"));

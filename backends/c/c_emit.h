@@ -56,6 +56,8 @@ int cemit_put_support(const char *name, const char *qualifier, StrBuf *out);
 /* Append the helpers of templates/support.h that h's code calls, in the
  * file's order, `static inline` replaced by qualifier when not NULL. */
 void cemit_put_helpers(const CEmitHoles *h, const char *qualifier, StrBuf *out);
+/* ... and those version 2's functions (cemit_v2_functions' text v2) call */
+void cemit_put_helpers_v2(const CEmitHoles *h, const StrBuf *v2, const char *qualifier, StrBuf *out);
 
 /* Append middle/kernel_abi.h (AttnCall) without its #include <stdint.h>:
  * the generated text gives the types itself. */

@@ -453,17 +453,18 @@ void cemit_holes_free(CEmitHoles *h) {
 
 /* ---- version 2's standalone blocks (schedule.h: SB_ROPE ...) ---------------- */
 
-/* `static int NAME(const AttnCall *c, int64_t b, int64_t h, int64_t hk,
+/* `QUALIFIER int NAME(const AttnCall *c, int64_t b, int64_t h, int64_t hk,
  * int64_t q, int64_t kv, T *out0, ...)`: the steps of block id, the values
  * outs[] stored through the out pointers; returns the block's fault (1: a
  * runtime error of the spec). */
-static void emit_standalone(CEmit *E, SchedBlockId id, const char *name, const IrRef *outs, int nouts, IrRef fault,
-                            StrBuf *text) {
+static void emit_standalone(CEmit *E, SchedBlockId id, const char *qualifier, const char *name, const IrRef *outs,
+                            int nouts, IrRef fault, StrBuf *text) {
     char v[NAME_CHARS];
     E->blk = id;
     E->text = text;
     E->depth = 0;
-    sb_printf(text, "static int %s(const AttnCall *c, int64_t b, int64_t h, int64_t hk, int64_t q, int64_t kv", name);
+    sb_printf(text, "%s int %s(const AttnCall *c, int64_t b, int64_t h, int64_t hk, int64_t q, int64_t kv", qualifier,
+              name);
     for (int i = 0; i < nouts; i++) sb_printf(text, ", %s *out%d", ctype(ir_at(E->m, outs[i])->type), i);
     sb_printf(text, ") {\n");
     E->depth = 1;
@@ -481,17 +482,21 @@ static void emit_standalone(CEmit *E, SchedBlockId id, const char *name, const I
 }
 
 attnc_status cemit_v2_functions(const Plan *p, StrBuf *out, attnc_error *err) {
+    return cemit_v2_functions_as(p, "static", out, err);
+}
+
+attnc_status cemit_v2_functions_as(const Plan *p, const char *qualifier, StrBuf *out, attnc_error *err) {
     const IrFunc *f = p->f;
     CEmit E;
     attnc_status st = emit_start(p, &E, err);
     if (st) return st;
     if (f->qpos != IR_NONE) {
         IrRef rope[] = {f->rope_dims, f->rope_base, f->rope_interleaved};
-        emit_standalone(&E, SB_ROPE, "attnc_v2_rope", rope, 3, f->rope_fault, out);
-        emit_standalone(&E, SB_QPOS, "attnc_v2_qpos", &f->qpos, 1, f->qpos_fault, out);
-        emit_standalone(&E, SB_KVPOS, "attnc_v2_kvpos", &f->kvpos, 1, f->kvpos_fault, out);
+        emit_standalone(&E, SB_ROPE, qualifier, "attnc_v2_rope", rope, 3, f->rope_fault, out);
+        emit_standalone(&E, SB_QPOS, qualifier, "attnc_v2_qpos", &f->qpos, 1, f->qpos_fault, out);
+        emit_standalone(&E, SB_KVPOS, qualifier, "attnc_v2_kvpos", &f->kvpos, 1, f->kvpos_fault, out);
     }
-    if (f->sink != IR_NONE) emit_standalone(&E, SB_SINK, "attnc_v2_sink", &f->sink, 1, f->sink_fault, out);
+    if (f->sink != IR_NONE) emit_standalone(&E, SB_SINK, qualifier, "attnc_v2_sink", &f->sink, 1, f->sink_fault, out);
     if (E.nomem || out->failed) return set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting C");
     if (E.why[0])
         return set_error(err, ATTNC_ERR_INTERNAL, "cannot emit C for attention '%s': %s", p->attn->name, E.why);

@@ -39,6 +39,11 @@ void cemit_holes_free(CEmitHoles *h);
  * attention has a rotary, attnc_v2_sink (float) when it has a sink. */
 attnc_status cemit_v2_functions(const Plan *p, StrBuf *out, attnc_error *err);
 
+/* The same functions declared `QUALIFIER int NAME(...)` instead of `static
+ * int NAME(...)`: the CUDA text's are host and device functions
+ * (qualifier "ATTNC_DEV"; backends/cuda/cuda_emit_v2.c). */
+attnc_status cemit_v2_functions_as(const Plan *p, const char *qualifier, StrBuf *out, attnc_error *err);
+
 /* The code of each hole of templates/tile_bwd.c (GRAD_ITEM, GRAD_SLOTS,
  * GRAD_COL, GRAD_ROW, GRAD_PRE, GRAD_FAULT, GRAD_KEEP, GRAD_VALUE,
  * GRAD_TERMS), printed from the plan's backward schedule (schedule_grad.h):

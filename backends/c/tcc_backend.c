@@ -123,6 +123,14 @@ attnc_status jit_compile_c_with(const char *source, const char *what, const JitS
 
 double jit_compile_ms(const JitKernel *k) { return k ? k->compile_ms : 0; }
 
+void *jit_symbol(JitKernel *k, const char *name) {
+    if (!k || !k->tcc) return NULL;
+    pthread_mutex_lock(&tcc_lock); /* libtcc's global state */
+    void *f = tcc_get_symbol(k->tcc, name);
+    pthread_mutex_unlock(&tcc_lock);
+    return f;
+}
+
 void jit_kernel_free(JitKernel *k) {
     if (!k) return;
     if (k->tcc) {
@@ -160,6 +168,12 @@ double jit_compile_ms(const JitKernel *k) {
 }
 
 void jit_kernel_free(JitKernel *k) { (void)k; }
+
+void *jit_symbol(JitKernel *k, const char *name) {
+    (void)k;
+    (void)name;
+    return NULL;
+}
 
 #endif
 

@@ -25,6 +25,9 @@ typedef struct JitSymbol {
 attnc_status jit_compile_c_with(const char *source, const char *what, const JitSymbol *extra, size_t nextra,
                                 JitKernel **out, CompiledKernel *ck, attnc_error *err);
 
+/* The address of function `name` of k's code, or NULL. */
+void *jit_symbol(JitKernel *k, const char *name);
+
 /* Milliseconds the compile (libtcc only, not the emission) took. */
 double jit_compile_ms(const JitKernel *k);
 

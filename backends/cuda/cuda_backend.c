@@ -32,6 +32,8 @@
 #include "cuda_driver.h"
 #include "cuda_emit.h"
 #include "cuda_fa2_emit.h"
+#include "c_emit.h"
+#include "rows_table.h"
 
 enum { CUDA_VERSIONS = 16, NAME_MAX_CHARS = 200 };
 
@@ -43,6 +45,7 @@ typedef struct CudaVersion {
     int fa2, D, Dv, type; /* type: cuda_fa2_type (f16, bf16, float32 through TF32) */
     CUmodule mod;
     CUfunction kernel, geometry;
+    CUfunction v2[4]; /* the scaffold's version-2 kernels (cuda_emit_v2.c): rows, table, sinks, merge; NULL if none */
 } CudaVersion;
 
 typedef struct CudaState {
@@ -190,6 +193,20 @@ attnc_status cuda_rt_compile(const Plan *p, int fa2, int D, int Dv, int type, in
 
 /* ---- the kernel's versions -------------------------------------------------- */
 
+/* The scaffold module's version-2 kernels (extern "C": their names are not
+ * lowered); those the attention lacks (a table, the sinks) stay NULL. */
+static CUresult v2_functions(const CudaDriver *d, const Plan *p, CudaVersion *v) {
+    static const char *const kinds[4] = {"rows", "table", "sinks", "merge"};
+    int want[4] = {1, p->rows && p->rows->ntables > 0, p->attn->sink != NULL, p->attn->sink != NULL};
+    for (int i = 0; i < 4; i++) {
+        char name[NAME_MAX_CHARS];
+        snprintf(name, sizeof name, "%s_v2_%s", p->attn->name, kinds[i]);
+        CUresult rc = want[i] ? d->cuModuleGetFunction(&v->v2[i], v->mod, name) : CUDA_SUCCESS;
+        if (rc != CUDA_SUCCESS) return rc;
+    }
+    return CUDA_SUCCESS;
+}
+
 /* The version (fa2, D, Dv, type), compiled and loaded when first asked for;
  * NULL with *st = ATTNC_OK when the cache is full (the tensor-core kernel's
  * specialisations never take the scaffold's room).  Under s->lock. */
@@ -216,6 +233,7 @@ static CudaVersion *version_locked(CudaState *s, int fa2, int D, int Dv, int typ
         what = "cuModuleGetFunction";
         rc = d->cuModuleGetFunction(&v->kernel, v->mod, lowered[0]);
         if (rc == CUDA_SUCCESS) rc = d->cuModuleGetFunction(&v->geometry, v->mod, lowered[1]);
+        if (rc == CUDA_SUCCESS && !fa2 && cuda_plan_is_v2(s->p)) rc = v2_functions(d, s->p, v);
         if (rc != CUDA_SUCCESS) d->cuModuleUnload(v->mod);
     }
     free(image);
@@ -372,6 +390,50 @@ static attnc_status cuda_launch(const CompiledKernel *ck, const AttnCall *c, voi
     return st;
 }
 
+/* Threads one version-2 kernel of p covers (each strides over the grid past 65535 blocks): a row of Q or
+ * K (rows), an element of table arg (the rows it pairs times the rows of its tensor E), an output row. */
+static int64_t v2_items(const Plan *p, const AttnCall *c, int which, int arg) {
+    if (which >= 2) return c->B * c->H * c->Lq;
+    const RowTable *rt = which == 1 ? &p->rows->tables[arg] : NULL;
+    int is_k = rt ? rt->is_k : arg;
+    int64_t n = is_k ? c->B * c->Hkv * c->Lk : c->B * c->H * c->Lq;
+    for (int d = 0; rt && d + 1 < rt->tensor->ndims; d++) n *= c->tensor_shape[rt->tensor->index][d];
+    return n;
+}
+
+/* DeviceOps.v2_launch: (AttnCall, AttnCudaConsts, int or pointer, pointer, pointer) as one buffer. */
+static attnc_status cuda_v2_launch(const CompiledKernel *ck, int which, const AttnCall *c, int arg, void *p0, void *p1,
+                                   void *p2, void *stream, attnc_error *err) {
+    CudaState *s = (CudaState *)ck->kernel_data;
+    CudaVersion *v = NULL;
+    attnc_status st = cuda_ctx_push(s->dev, err);
+    if (st) return st;
+    st = version_get(s, 0, 0, 0, 0, &v, err);
+    if (!st && (!v || !v->v2[which]))
+        st = set_error(err, ATTNC_ERR_INTERNAL, "backend cuda: attention '%s' has no version-2 kernel %d",
+                       s->p->attn->name, which);
+    size_t nc = 0, call = sizeof(AttnCall);
+    unsigned char *consts = st ? NULL : consts_fill(s->p, c, &nc), *buf = consts ? malloc(call + nc + 32) : NULL;
+    if (!st && !buf) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    if (!st) {
+        int64_t n = v2_items(s->p, c, which, arg);
+        void *argv[5] = {buf, buf + call, buf + call + nc, buf + call + nc + 8, buf + call + nc + 16};
+        memcpy(buf, c, call);
+        memcpy(buf + call, consts, nc);
+        void *ptrs[3] = {p0, p1, p2};
+        int first = which <= 1; /* rows and table take an int first */
+        if (first) memcpy(buf + call + nc, &arg, sizeof arg);
+        for (int i = 0; i < 3 - first; i++) memcpy(buf + call + nc + 8 * (i + first), &ptrs[i], 8);
+        unsigned blocks = n <= 0 ? 1u : n > 128LL * 65535 ? 65535u : (unsigned)((n + 127) / 128);
+        CUresult rc = s->dev->d->cuLaunchKernel(v->v2[which], blocks, 1, 1, 128, 1, 1, 0, (CUstream)stream, argv, NULL);
+        if (rc) st = cuda_fail(s->dev, err, rc, "cuLaunchKernel (a version-2 kernel)");
+    }
+    free(consts);
+    free(buf);
+    cuda_ctx_pop(s->dev);
+    return st;
+}
+
 /* ---- device memory -------------------------------------------------------------- */
 
 static attnc_status cuda_alloc(size_t n, void **out, attnc_error *err) {
@@ -407,7 +469,7 @@ static attnc_status cuda_copy(void *dst, const void *src, size_t n, int to_devic
 }
 
 static const DeviceOps cuda_ops = {
-    .alloc = cuda_alloc, .free = cuda_free, .copy = cuda_copy, .launch = cuda_launch};
+    .alloc = cuda_alloc, .free = cuda_free, .copy = cuda_copy, .launch = cuda_launch, .v2_launch = cuda_v2_launch};
 
 /* ---- the backend ------------------------------------------------------------------ */
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "c_emit.h"
+#include "rows_table.h"
 #include "sema.h"
 
 extern const char attnc_cuda_template[];
@@ -68,18 +69,19 @@ static void emit_doc(const Plan *p, StrBuf *out) {
     if (a->nparams) sb_printf(out, " *\n * params (call->params[i], ints and bools in .i, floats in .f):\n");
     for (int i = 0; i < a->nparams; i++)
         sb_printf(out, " *   [%d] %s %s\n", i, type_name(a->params[i]->type), a->params[i]->name);
-    if (a->ntensors) sb_printf(out, " *\n * tensors (tensor_data[i] int32 or float32, tensor_shape[i] its dims):\n");
-    for (int i = 0; i < a->ntensors; i++)
+    const int ntensors = cemit_user_tensors(p); /* a version-2 launcher adds its tables itself */
+    if (ntensors) sb_printf(out, " *\n * tensors (tensor_data[i] int32 or float32, tensor_shape[i] its dims):\n");
+    for (int i = 0; i < ntensors; i++)
         sb_printf(out, " *   [%d] %s %s of rank %d\n", i, type_name(a->tensors[i]->type), a->tensors[i]->name,
                   a->tensors[i]->ndims);
     sb_printf(out,
               " *\n"
               " * Without __CUDACC__ the same text is C99 for attnc's cuda-emu backend: each\n"
               " * phase of the block runs as a loop over its threads, and attnc_tile /\n"
-              " * attnc_scratch_bytes give the kernel ABI. */\n");
+              " * attnc_scratch_bytes give the kernel ABI.\n");
 }
 
-int cuda_emit_prologue(const Plan *p, const CEmitHoles *H, StrBuf *out) {
+int cuda_emit_prologue(const Plan *p, const CEmitHoles *H, const StrBuf *v2, StrBuf *out) {
     int ok = cemit_put_support("cuda_macros", NULL, out);
     /* libtcc has no system headers (nvcc and C compilers take math.h and stdint.h above) */
     sb_printf(out, "#if defined(ATTNC_JIT) && !defined(__CUDACC__)\n");
@@ -91,7 +93,7 @@ int cuda_emit_prologue(const Plan *p, const CEmitHoles *H, StrBuf *out) {
     cemit_put_kernel_abi(out);
     /* the helpers are written `static inline`: here they are host and device functions */
     ok = ok && cemit_put_support("inf", "ATTNC_DEV", out);
-    cemit_put_helpers(H, "ATTNC_DEV", out);
+    cemit_put_helpers_v2(H, v2, "ATTNC_DEV", out);
     cemit_put_half("ATTNC_DEV", out); /* f16 / bf16 tensors are widened and O rounded with base/half.h */
     sb_printf(out, "\n");
     cemit_put_schedule_macros(p->sched, out);
@@ -99,22 +101,42 @@ int cuda_emit_prologue(const Plan *p, const CEmitHoles *H, StrBuf *out) {
     return ok && cemit_put_support("cuda_consts", NULL, out);
 }
 
+/* The launcher's contract for a version-2 attention (cuda_emit_v2.c). */
+static void emit_doc_v2(const Plan *p, StrBuf *out) {
+    sb_printf(out, " *\n * Version 2 (spec 9.2-9.4; backends/cuda/cuda_emit_v2.c): %s_cuda_launch also\n", p->attn->name);
+    if (p->attn->rotary) sb_printf(out, " *   rotates Q and K rows by their positions (float32 copies),\n");
+    if (p->rows && p->rows->ntables) sb_printf(out, " *   fills the tables of dot products of rows,\n");
+    if (p->attn->sink) sb_printf(out, " *   merges each row's sink into O and LSE,\n");
+    sb_printf(out,
+              " *   in device kernels of its own on `stream`, in scratch from cudaMallocAsync\n"
+              " *   (freed there); call->tensor_data and tensor_shape hold the %d tensors\n"
+              " *   above only.  A runtime error of a position or a sink sets *fault too.\n",
+              cemit_user_tensors(p));
+}
+
 attnc_status cuda_emit_source(const Plan *p, StrBuf *out, attnc_error *err) {
     CEmitHoles H;
+    StrBuf v2 = {0};
+    const int is_v2 = cuda_plan_is_v2(p);
     attnc_status st = cemit_holes(p, &H, err);
+    if (!st && is_v2) st = cemit_v2_functions_as(p, "ATTNC_DEV", &v2, err);
     if (!st) {
         emit_doc(p, out);
-        int ok = cuda_emit_prologue(p, &H, out);
+        if (is_v2) emit_doc_v2(p, out);
+        sb_printf(out, " */\n\n");
+        int ok = cuda_emit_prologue(p, &H, &v2, out);
         sb_printf(out, "#define ATTNC_PACK_HEADS %d /* the launcher may pack heads (Schedule.pack_heads) */\n",
                   p->sched->pack_heads ? 1 : 0);
-        sb_printf(out, "#define ATTNC_SCRATCH_READS_TENSORS %d\n\n",
-                  H.scratch.p && strstr(H.scratch.p, "tensor_data") != NULL);
+        sb_printf(out, "#define ATTNC_SCRATCH_READS_TENSORS %d\n", H.scratch.p && strstr(H.scratch.p, "tensor_data") != NULL);
+        sb_printf(out, "#define ATTNC_V2 %d /* NAME_cuda_launch is cuda_emit_v2.c's */\n\n", is_v2);
         if (!ok) st = set_error(err, ATTNC_ERR_INTERNAL, "the embedded templates/support.h lacks a section");
         else if (!cemit_fill_template(attnc_cuda_template, attnc_cuda_template_len, &H, p->attn->name,
                                       out))
             st = set_error(err, ATTNC_ERR_INTERNAL, "the embedded CUDA template lacks a hole");
+        if (!st && is_v2) st = cuda_emit_v2(p, &v2, out, err);
         if (!st && out->failed) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting CUDA C");
     }
     cemit_holes_free(&H);
+    sb_free(&v2);
     return st;
 }

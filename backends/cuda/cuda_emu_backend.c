@@ -17,7 +17,9 @@
  *    each phase of a thread block a loop over its threads.
  *
  * The choice is per call, from the AttnCall alone, so every work item of a
- * launch runs the same kernel.  It also serves `attnc emit --target cuda` (the scaffold) and
+ * launch runs the same kernel.  A version-2 attention's kernels around the
+ * kernel (rows, tables, sinks, merge: cuda_emit_v2.c) are the scaffold
+ * text's too, handed to api/api_cuda_v2.c as CompiledKernel.v2.  It also serves `attnc emit --target cuda` (the scaffold) and
  * `--target cuda:TYPE:D:DV` (the tensor-core kernel's specialisation: cuda_emu_emit).
  *
  * Requires: libtcc (ATTNC_HAVE_TCC); compiled twice like tcc_backend.c, with
@@ -25,6 +27,7 @@
  * Produces: backend_cuda_emu (backend.h); cuda_emu_fa2_stats for the tests. */
 #include "cuda_emu_backend.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -33,8 +36,10 @@
 #include <string.h>
 
 #include "backend.h"
+#include "c_emit.h"
 #include "cuda_emit.h"
 #include "cuda_fa2_emit.h"
+#include "rows_table.h"
 #include "emu_simt.h"
 #include "tcc_backend.h"
 
@@ -53,6 +58,7 @@ typedef struct CudaEmuState {
     AttnScratchFn scaffold_scratch;
     int fa2_plan;  /* cuda_fa2_plan_ok */
     int exact_f32; /* ATTNC_OPT_EXACT_F32: float32 calls on the scaffold, not through TF32 */
+    V2Kernels v2;  /* a version-2 attention's kernels of the scaffold's text (cuda_emit_v2.c) */
     pthread_mutex_t lock;
     atomic_int nversions; /* v[0 .. nversions - 1] are built and never change */
     Fa2Version v[FA2_VERSIONS];
@@ -150,6 +156,28 @@ static void cuda_emu_release(void *state) {
     free(s);
 }
 
+/* float64 libm of the version-2 kernels (angles, the sinks' merge), bound by name like the C emitter's */
+static const JitSymbol v2_libm[] = {{"cos", (const void *)cos}, {"sin", (const void *)sin}, {"pow", (const void *)pow},
+                                    {"exp", (const void *)exp}, {"log", (const void *)log}};
+
+/* The version-2 kernels of the scaffold's text (those the attention has: rows always). */
+static attnc_status v2_find(CudaEmuState *s, attnc_error *err) {
+    const char *N = s->p->attn->name;
+    char name[4][160];
+    const char *what[4] = {"rows", "table", "sinks", "merge"};
+    void *f[4];
+    for (int i = 0; i < 4; i++) {
+        snprintf(name[i], sizeof name[i], "%s_v2_%s", N, what[i]);
+        f[i] = jit_symbol(s->scaffold, name[i]);
+    }
+    *(void **)&s->v2.rows = f[0], *(void **)&s->v2.table = f[1], *(void **)&s->v2.sinks = f[2];
+    *(void **)&s->v2.merge = f[3];
+    int tables = s->p->rows && s->p->rows->ntables > 0;
+    if (!f[0] || (tables && !f[1]) || (s->p->attn->sink && (!f[2] || !f[3])))
+        return set_error(err, ATTNC_ERR_INTERNAL, "the CUDA text of attention '%s' lacks its version-2 kernels", N);
+    return ATTNC_OK;
+}
+
 static attnc_status cuda_emu_compile(const Plan *p, const attnc_options *opts, CompiledKernel *ck, void **state,
                                      attnc_error *err) {
     StrBuf src = {0};
@@ -162,8 +190,9 @@ static attnc_status cuda_emu_compile(const Plan *p, const attnc_options *opts, C
     s->fa2_plan = cuda_fa2_plan_ok(p);
     s->exact_f32 = opts && (opts->flags & ATTNC_OPT_EXACT_F32);
     attnc_status st = cuda_emit_source(p, &src, err);
-    if (!st) st = jit_compile_c(src.p, p->attn->name, &s->scaffold, ck, err);
+    if (!st) st = jit_compile_c_with(src.p, p->attn->name, v2_libm, sizeof v2_libm / sizeof v2_libm[0], &s->scaffold, ck, err);
     sb_free(&src);
+    if (!st && cuda_plan_is_v2(p)) st = v2_find(s, err);
     if (st) {
         cuda_emu_release(s);
         return st;
@@ -174,6 +203,7 @@ static attnc_status cuda_emu_compile(const Plan *p, const attnc_options *opts, C
     ck->scratch_bytes = cuda_emu_scratch;
     ck->prepare = cuda_emu_prepare;
     ck->kernel_data = s;
+    ck->v2 = cuda_plan_is_v2(p) ? &s->v2 : NULL;
     ck->packs = 1; /* templates/cuda_tile.cu computes work items of packed heads */
     ck->pages = 1; /* templates/cuda_tile.cu reads a paged K and V in place (AttnCall.kv_page) */
     *state = s;

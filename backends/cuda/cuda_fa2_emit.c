@@ -118,7 +118,7 @@ attnc_status cuda_fa2_emit_source(const Plan *p, int D, int Dv, int type, StrBuf
         H.elem_partial = partial;
         H.elem_full = full;
         emit_doc(p, D, Dv, type, out);
-        int ok = cuda_emit_prologue(p, &H, out);
+        int ok = cuda_emit_prologue(p, &H, NULL, out);
         sb_printf(out, "%s\n", attnc_cuda_mma_text);
         sb_printf(out, "#define ATTNC_FA2_D %d\n#define ATTNC_FA2_DV %d\n#define ATTNC_FA2_BF16 %d\n", D, Dv,
                   type == CUDA_FA2_BF16);
