@@ -76,15 +76,6 @@ typedef struct V2Buffers {
     int borrowed[2];
 } V2Buffers;
 
-/* Which rows the call needs: Q's and K's for a rotary, those a table pairs, and rows(Q) / rows(K), the
- * tensors of the dots that became sums (middle/rows_table.h). */
-static void rows_needed(const attnc_kernel *k, int *need_q, int *need_k) {
-    *need_q = *need_k = k->attn->rotary != NULL;
-    for (int t = 0; k->rows && t < k->rows->ntables; t++) *(k->rows->tables[t].is_k ? need_k : need_q) = 1;
-    if (k->rows && k->rows->row_tensor[0] >= 0) *need_q = 1;
-    if (k->rows && k->rows->row_tensor[1] >= 0) *need_k = 1;
-}
-
 /* rc's tensor rows(Q) (i 0) or rows(K), where the host computes those rows in place; NULL: none. */
 static float *rc_rows(const V2Exec *x, const RowsCall *rc, int i) {
     const RowsRewrite *rw = x->k->rows;
@@ -104,7 +95,7 @@ static void buffers_free(const V2Exec *x, V2Buffers *b, int ntables) {
 static attnc_status buffers_alloc(const V2Exec *x, const attnc_sizes *sz, const RowsCall *rc, V2Buffers *b) {
     const attnc_kernel *k = x->k;
     int need_q, need_k, nt = k->rows ? k->rows->ntables : 0;
-    rows_needed(k, &need_q, &need_k);
+    rows_needed(k->rows, k->attn->rotary != NULL, &need_q, &need_k);
     size_t rows_o = (size_t)(sz->B * sz->H * sz->Lq), f = sizeof(float);
     attnc_status st = ATTNC_OK;
     b->borrowed[0] = (b->qf = rc_rows(x, rc, 0)) != NULL, b->borrowed[1] = (b->kf = rc_rows(x, rc, 1)) != NULL;

@@ -315,6 +315,14 @@ RowsRewrite *rows_rewrite(Arena *arena, const Attention *a, const char **why) {
     return out;
 }
 
+void rows_needed(const RowsRewrite *rw, int rotary, int *need_q, int *need_k) {
+    *need_q = *need_k = rotary != 0;
+    if (!rw) return;
+    for (int t = 0; t < rw->ntables; t++) *(rw->tables[t].is_k ? need_k : need_q) = 1;
+    if (rw->row_tensor[0] >= 0) *need_q = 1;
+    if (rw->row_tensor[1] >= 0) *need_k = 1;
+}
+
 int rows_read_k(const RowsRewrite *rw) {
     for (int t = 0; t < rw->ntables; t++)
         if (rw->tables[t].is_k) return 1;

@@ -56,6 +56,12 @@ RowsRewrite *rows_rewrite(Arena *arena, const Attention *a, const char **why);
 /* The tensors the library adds to a call of rw->attn: the tables, then the rows. */
 static inline int rows_extra(const RowsRewrite *rw) { return rw->attn->ntensors - rw->ntensors_before; }
 
+/* Which of Q's and K's rows are made float32 (rotated) before the kernel: all
+ * with a rotary, those a table pairs, those read as rows(Q) / rows(K).  rw
+ * may be NULL (no dots).  One rule for the library, ahead-of-time C and the
+ * CUDA text. */
+void rows_needed(const RowsRewrite *rw, int rotary, int *need_q, int *need_k);
+
 /* Whether the library reads K before the kernel (a table of K rows, or K's rows as a tensor). */
 int rows_read_k(const RowsRewrite *rw);
 

@@ -91,6 +91,8 @@ void cemit_v2_entry(const Plan *p, const char *used, StrBuf *out);
  * into tensor_data and tensor_shape, c reading them; returns 1 on a bad
  * rotary; cemit_v2_backward_free frees what it allocates. */
 void cemit_v2_prepare(const Plan *p, StrBuf *out);
+/* `int64_t n` = the rows of table tensor E (the product of its leading extents), printed in an entry. */
+void cemit_v2_table_count(const Decl *E, StrBuf *out);
 
 /* c_emit_v2_grad.c: the parts of NAME_backward of a version-2 attention
  * (c_emit.c prints the rest, as for version 1, and cemit_v2_prepare before

@@ -25,13 +25,7 @@
 #include "c_emit.h"
 #include "rows_table.h"
 
-/* Whether the sums of dot(Q, K) and its kind read Q's (is_k 0) or K's rows as a tensor. */
-static int rows_tensor(const Plan *p, int is_k) { return p->rows && p->rows->row_tensor[is_k] >= 0; }
-
-int cemit_plan_is_v2(const Plan *p) {
-    return p->attn->rotary || p->attn->sink || (p->rows && p->rows->ntables > 0) || rows_tensor(p, 0) ||
-           rows_tensor(p, 1);
-}
+int cemit_plan_is_v2(const Plan *p) { return p->attn->rotary || p->attn->sink || (p->rows && rows_extra(p->rows) > 0); }
 
 int cemit_user_tensors(const Plan *p) { return p->rows ? p->rows->ntensors_before : p->attn->ntensors; }
 
@@ -146,6 +140,11 @@ static void emit_rows(const Plan *p, int is_k, StrBuf *out) {
                   x, x, x, x, x, x, L, x, heads, L);
 }
 
+void cemit_v2_table_count(const Decl *E, StrBuf *out) {
+    sb_printf(out, "        int64_t n = 1;\n");
+    for (int i = 0; i < E->ndims - 1; i++) sb_printf(out, "        n *= a->shape_%s[%d];\n", E->name, i);
+}
+
 /* The tables of the plan's dot products of rows: tensor nu + t of the plan. */
 static void emit_tables(const Plan *p, StrBuf *out) {
     const RowsRewrite *rw = p->rows;
@@ -157,8 +156,7 @@ static void emit_tables(const Plan *p, StrBuf *out) {
         sb_printf(out, "    if (!status) { /* %s */\n", rt->decl->name);
         sb_printf(out, "        if (a->shape_%s[%d] != a->D) status = 1; /* a row paired with %s must have D elements */\n",
                   E->name, lead, rt->is_k ? "K" : "Q");
-        sb_printf(out, "        int64_t n = 1;\n");
-        for (int i = 0; i < lead; i++) sb_printf(out, "        n *= a->shape_%s[%d];\n", E->name, i);
+        cemit_v2_table_count(E, out);
         const char *heads = rt->is_k ? "a->Hkv" : "a->H", *L = rt->is_k ? "a->Lk" : "a->Lq";
         sb_printf(out,
                   "        int64_t rows = a->B * %s * %s;\n"
@@ -201,21 +199,12 @@ static void emit_sink_setup(StrBuf *out) {
               "    }\n");
 }
 
-/* Whether the entries need Q's (K's) float32 rows: a rotary, a table or a
- * sum over the rows (dot(Q, K) and its kind) reads them. */
-static void rows_needed(const Plan *p, int *need_q, int *need_k) {
-    int ntables = p->rows ? p->rows->ntables : 0;
-    *need_q = p->attn->rotary != NULL || rows_tensor(p, 0);
-    *need_k = p->attn->rotary != NULL || rows_tensor(p, 1);
-    for (int t = 0; t < ntables; t++) *(p->rows->tables[t].is_k ? need_k : need_q) = 1;
-}
-
 /* rows(Q) and rows(K) (middle/rows_table.h): the float32 rows, rotated with a
  * rotary, bound as the tensors the plan's sums read. */
 static void emit_row_tensors(const Plan *p, StrBuf *out) {
-    for (int is_k = 0; is_k < 2; is_k++) {
-        if (!rows_tensor(p, is_k)) continue;
+    for (int is_k = 0; is_k < 2 && p->rows; is_k++) {
         int i = p->rows->row_tensor[is_k];
+        if (i < 0) continue;
         sb_printf(out,
                   "    tensor_data[%d] = %sf; /* rows(%s) */\n"
                   "    tensor_shape[%d][0] = a->B, tensor_shape[%d][1] = %s, tensor_shape[%d][2] = %s, "
@@ -226,7 +215,7 @@ static void emit_row_tensors(const Plan *p, StrBuf *out) {
 
 void cemit_v2_prepare(const Plan *p, StrBuf *out) {
     int ntables = p->rows ? p->rows->ntables : 0, need_q, need_k;
-    rows_needed(p, &need_q, &need_k);
+    rows_needed(p->rows, p->attn->rotary != NULL, &need_q, &need_k);
     sb_printf(out, "    float *qf = 0, *kf = 0;\n    (void)qf, (void)kf;\n");
     sb_printf(out, "    float *tables[%d];\n    for (int t = 0; t < %d; t++) tables[t] = 0;\n", ntables + 1, ntables + 1);
     if (p->attn->rotary)
@@ -243,7 +232,7 @@ void cemit_v2_entry(const Plan *p, const char *used, StrBuf *out) {
     const Attention *at = p->attn;
     const char *N = at->name;
     int ntables = p->rows ? p->rows->ntables : 0, need_q, need_k;
-    rows_needed(p, &need_q, &need_k);
+    rows_needed(p->rows, p->attn->rotary != NULL, &need_q, &need_k);
     emit_v2_helpers(p, need_q || need_k, out);
     sb_printf(out, "int %s_attention(const %s_args *a) {\n", N, N);
     cemit_call_setup(p, used, out);

@@ -52,12 +52,11 @@ static void emit_tables_grad(const Plan *p, StrBuf *out) {
     for (int t = 0; t < rw->ntables; t++) {
         const RowTable *rt = &rw->tables[t];
         const Decl *E = rt->tensor;
-        int ei = E->index, lead = E->ndims - 1;
+        int ei = E->index;
         const char *x = rt->is_k ? "k" : "q", *heads = rt->is_k ? "a->Hkv" : "a->H", *L = rt->is_k ? "a->Lk" : "a->Lq";
         sb_printf(out, "    if (!status) { /* %s: the rows of %s against %s */\n", rt->decl->name, rt->is_k ? "K" : "Q",
                   E->name);
-        sb_printf(out, "        int64_t n = 1;\n");
-        for (int i = 0; i < lead; i++) sb_printf(out, "        n *= a->shape_%s[%d];\n", E->name, i);
+        cemit_v2_table_count(E, out);
         sb_printf(out,
                   "        double *de = dtensor[%d] ? (double *)calloc((size_t)(n * a->D) + 1, sizeof(double)) : 0;\n"
                   "        if (dtensor[%d] && !de) status = 3;\n"

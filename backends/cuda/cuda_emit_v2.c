@@ -190,16 +190,7 @@ static void emit_sinks(const Plan *p, StrBuf *out) {
               "}\n\n",
               N, N);
 }
-int cuda_plan_is_v2(const Plan *p) { return cemit_plan_is_v2(p) || (p->rows && rows_extra(p->rows) > 0); }
-
-/* Which rows the text computes: Q's and K's for a rotary, those a table pairs, those the plan reads as the
- * tensors rows(Q) and rows(K) (dots that became sums, middle/rows_table.h). */
-static void rows_needed(const Plan *p, int *need_q, int *need_k) {
-    *need_q = *need_k = p->attn->rotary != NULL;
-    for (int t = 0; p->rows && t < p->rows->ntables; t++) *(p->rows->tables[t].is_k ? need_k : need_q) = 1;
-    if (p->rows && p->rows->row_tensor[0] >= 0) *need_q = 1;
-    if (p->rows && p->rows->row_tensor[1] >= 0) *need_k = 1;
-}
+int cuda_plan_is_v2(const Plan *p) { return cemit_plan_is_v2(p); } /* the same constructs: the text prints them all */
 
 /* Q's or K's rows (is_k) into scratch at X##f, for the rotary and the tables
  * that read them; the kernel's call reads the rotated rows. */
@@ -316,7 +307,7 @@ static void emit_launcher(const Plan *p, int need_q, int need_k, StrBuf *out) {
 
 attnc_status cuda_emit_v2(const Plan *p, const StrBuf *functions, StrBuf *out, attnc_error *err) {
     int nt = p->rows ? p->rows->ntables : 0, need_q, need_k;
-    rows_needed(p, &need_q, &need_k);
+    rows_needed(p->rows, p->attn->rotary != NULL, &need_q, &need_k);
     sb_printf(out, "\n/* ---- version 2 (spec 9.2-9.4) around the kernel: backends/cuda/cuda_emit_v2.c ---- */\n\n");
     emit_macros(out);
     sb_printf(out, "%s\n", functions->p ? functions->p : "");
