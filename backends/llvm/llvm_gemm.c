@@ -360,15 +360,12 @@ void lower_gemm_versions(Lower *L, LLVMValueRef dense, const Prefetch *pf, LLVMV
 
 /* ---- block transposes (the backward kernel's K, V, dK and dV tiles) ---- */
 
-/* dst[c*ds + r] = src[r*ss + c] for a W x W block (strides in floats): W
- * loads, log2(W) rounds of W shuffles, W stores.  The round of `bit` swaps
- * that bit between the row and the column index of every element, so after
- * all of them (r, c) is at (c, r). */
-static void transpose_block(Lower *L, LLVMValueRef src, LLVMValueRef ss, LLVMValueRef dst, LLVMValueRef ds) {
-    LLVMBuilderRef b = L->bd;
-    LLVMValueRef v[MAX_LANES];
+/* v[c][r] = v[r][c] for W vectors of W lanes, in registers: log2(W) rounds
+ * of W two-vector shuffles.  The round of `bit` swaps that bit between the
+ * row and the column index of every element, so after all of them (r, c) is
+ * at (c, r). */
+void lower_transpose_regs(Lower *L, LLVMValueRef *v) {
     int lo[MAX_LANES], hi[MAX_LANES];
-    for (int r = 0; r < L->W; r++) v[r] = load_fvec(L, src, LLVMBuildMul(b, ci64(L, r), ss, ""));
     for (int bit = L->W / 2; bit >= 1; bit /= 2) {
         for (int c = 0; c < L->W; c++) {
             lo[c] = c & bit ? L->W + c - bit : c; /* row i: (i, c) from (i + bit, c - bit) */
@@ -380,6 +377,15 @@ static void transpose_block(Lower *L, LLVMValueRef src, LLVMValueRef ss, LLVMVal
                 v[i] = x, v[i + bit] = y;
             }
     }
+}
+
+/* dst[c*ds + r] = src[r*ss + c] for a W x W block (strides in floats): W
+ * loads, the transpose in registers, W stores. */
+static void transpose_block(Lower *L, LLVMValueRef src, LLVMValueRef ss, LLVMValueRef dst, LLVMValueRef ds) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef v[MAX_LANES];
+    for (int r = 0; r < L->W; r++) v[r] = load_fvec(L, src, LLVMBuildMul(b, ci64(L, r), ss, ""));
+    lower_transpose_regs(L, v);
     for (int r = 0; r < L->W; r++) store_fvec(L, v[r], dst, LLVMBuildMul(b, ci64(L, r), ds, ""));
 }
 

@@ -49,6 +49,10 @@ void lower_gemm_versions(Lower *L, LLVMValueRef dense, const Prefetch *pf, LLVMV
                          LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm, LLVMValueRef depth, LLVMValueRef Out,
                          int accumulate);
 
+/* v[c][r] = v[r][c] for W vectors of W float lanes (v[0..W)), in registers:
+ * log2(W) rounds of W two-vector shuffles. */
+void lower_transpose_regs(Lower *L, LLVMValueRef *v);
+
 /* dst[c*ds + r] = src[r*ss + c] for r < rows, c < cols (i64, multiples of
  * W; strides in floats): W x W blocks, each W vector loads, log2(W) rounds
  * of W two-vector shuffles and W vector stores. */

@@ -172,8 +172,22 @@ typedef struct PackQ {
     LLVMValueRef c, col; /* the row vector, and its first lane in the block */
 } PackQ;
 
+/* Row i's W elements of `elem` from element `at` (i64) of the i8 pointer
+ * base, as floats; 0 when `ok` (i1) is false (nothing is read then). */
+static LLVMValueRef load_row_run(Lower *L, LLVMValueRef base, LLVMValueRef at, LLVMValueRef ok, int elem) {
+    LLVMValueRef mask = splat(L, ok);
+    if (elem == ELEM_F32) return masked_load(L, L->vf32, gep(L, L->f32, base, at), mask, 4);
+    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
+    return lower_widen(L, masked_load(L, LLVMVectorType(i16, (unsigned)L->W), gep(L, i16, base, at), mask, 2), elem);
+}
+
 /* Qt[d][col + lane] = scale * Q[b, h, q, d] for the row vector's rows, Q's
- * elements being of type `elem` (one version per type, lower_elem_switch). */
+ * elements being of type `elem` (one version per type, lower_elem_switch).
+ * Blocks of W dims are read as W runs of each row's contiguous elements and
+ * transposed in registers: a gather per dim costs several times more on
+ * some CPUs (AMD Zen: ~3 cycles an element), and on a band mask, whose work
+ * items visit few tiles, that was a quarter of the time.  The dims past the
+ * last whole block are gathered. */
 static void pack_q(Lower *L, void *ctx, int elem) {
     const PackQ *pq = ctx;
     Tile *T = pq->T;
@@ -182,9 +196,29 @@ static void pack_q(Lower *L, void *ctx, int elem) {
     LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
     LLVMValueRef qrow = rows_offset(L, &T->rows, T->qs, 'q');
     LLVMValueRef vscale = splat(L, T->scale);
+    LLVMValueRef Dw = LLVMBuildAnd(b, D, ci64(L, -(int64_t)L->W), "");
+    LLVMValueRef row[MAX_LANES], ok[MAX_LANES];
+    for (int i = 0; i < L->W; i++) {
+        row[i] = LLVMBuildExtractElement(b, qrow, ci32(L, i), "");
+        ok[i] = LLVMBuildExtractElement(b, L->valid, ci32(L, i), "");
+    }
+    Loop lb;
+    LLVMValueRef d0 = loop_begin(L, &lb, ci64(L, 0), Dw, ci64(L, L->W), "packq.block");
+    LLVMValueRef v[MAX_LANES];
+    for (int i = 0; i < L->W; i++) v[i] = load_row_run(L, T->qbh, LLVMBuildAdd(b, row[i], d0, ""), ok[i], elem);
+    lower_transpose_regs(L, v);
+    for (int j = 0; j < L->W; j++) {
+        LLVMValueRef d = LLVMBuildAdd(b, d0, ci64(L, j), "");
+        /* the first tile's K and V rows, which no earlier tile prefetched */
+        LLVMValueRef line = LLVMBuildAdd(b, LLVMBuildMul(b, pq->c, D, ""), d, "");
+        lower_prefetch_line(L, &T->first_k, line);
+        lower_prefetch_line(L, &T->first_v, line);
+        store_fvec(L, LLVMBuildFMul(b, v[j], vscale, ""), T->rg.qt,
+                   LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, L->QB), ""), pq->col, ""));
+    }
+    loop_end(L, &lb);
     Loop ld;
-    LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), D, ci64(L, 1), "packq");
-    /* the first tile's K and V rows, which no earlier tile prefetched */
+    LLVMValueRef d = loop_begin(L, &ld, Dw, D, ci64(L, 1), "packq");
     LLVMValueRef line = LLVMBuildAdd(b, LLVMBuildMul(b, pq->c, D, ""), d, "");
     lower_prefetch_line(L, &T->first_k, line);
     lower_prefetch_line(L, &T->first_v, line);
@@ -392,15 +426,43 @@ typedef struct StoreO {
 } StoreO;
 
 /* O[b, h, q, dv] of the row vector's rows from OT, rounded once to O's
- * element type `elem` (one version per type, lower_elem_switch). */
+ * element type `elem` (one version per type, lower_elem_switch).  Blocks of
+ * W dims are transposed in registers and stored as each row's contiguous
+ * run (masked stores: rows of the item only), like pack_q's reads; the dims
+ * past the last whole block are scattered. */
 static void store_o(Lower *L, void *ctx, int elem) {
     const StoreO *so = ctx;
     const Tile *T = so->T;
     LLVMBuilderRef b = L->bd;
     LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
     LLVMValueRef orow = rows_offset(L, &T->rows, T->os, 'o');
+    LLVMValueRef Dv = L->var[V_SIZE_DV];
+    LLVMValueRef Dw = LLVMBuildAnd(b, Dv, ci64(L, -(int64_t)L->W), "");
+    LLVMValueRef row[MAX_LANES], ok[MAX_LANES];
+    for (int i = 0; i < L->W; i++) {
+        row[i] = LLVMBuildExtractElement(b, orow, ci32(L, i), "");
+        ok[i] = splat(L, LLVMBuildExtractElement(b, L->valid, ci32(L, i), ""));
+    }
+    Loop lb;
+    LLVMValueRef d0 = loop_begin(L, &lb, ci64(L, 0), Dw, ci64(L, L->W), "store.o.block");
+    LLVMValueRef v[MAX_LANES];
+    for (int j = 0; j < L->W; j++) {
+        LLVMValueRef dv = LLVMBuildAdd(b, d0, ci64(L, j), "");
+        LLVMValueRef x = load_fvec(L, T->rg.ot, LLVMBuildAdd(b, LLVMBuildMul(b, dv, ci64(L, L->QB), ""), so->col, ""));
+        if (so->inv) x = LLVMBuildFMul(b, x, so->inv, "");
+        v[j] = fsel(L, so->zero, LLVMConstNull(L->vf32), x);
+    }
+    lower_transpose_regs(L, v);
+    for (int i = 0; i < L->W; i++) {
+        LLVMValueRef at = LLVMBuildAdd(b, row[i], d0, "");
+        if (elem == ELEM_F32)
+            masked_store_aligned(L, v[i], gep(L, L->f32, T->obh, at), ok[i], 4);
+        else
+            masked_store_aligned(L, lower_narrow(L, v[i], elem), gep(L, i16, T->obh, at), ok[i], 2);
+    }
+    loop_end(L, &lb);
     Loop ld;
-    LLVMValueRef dv = loop_begin(L, &ld, ci64(L, 0), L->var[V_SIZE_DV], ci64(L, 1), "store.o");
+    LLVMValueRef dv = loop_begin(L, &ld, Dw, Dv, ci64(L, 1), "store.o");
     LLVMValueRef x = load_fvec(L, T->rg.ot, LLVMBuildAdd(b, LLVMBuildMul(b, dv, ci64(L, L->QB), ""), so->col, ""));
     if (so->inv) x = LLVMBuildFMul(b, x, so->inv, "");
     x = fsel(L, so->zero, LLVMConstNull(L->vf32), x);
