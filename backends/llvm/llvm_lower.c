@@ -294,8 +294,40 @@ static void enter_element(Lower *L, Tile *T, LLVMValueRef kv, LLVMValueRef at) {
 
 static void leave_element(Lower *L) { L->pre = L->kv = L->col_j = NULL; }
 
+/* The keys [*a, *z) of the tile that some row of the row vector may keep:
+ * its rows' bands (the schedule's band_lo, band_hi, per row) joined, within
+ * [k0, k1); empty when no lane holds a row of the item. */
+static void band_range(Lower *L, Tile *T, LLVMValueRef *a, LLVMValueRef *z) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef lo = lower_node(L, L->s->band_lo), hi = lower_node(L, L->s->band_hi);
+    if (is_vec(lo)) {
+        LLVMTypeRef vt = LLVMTypeOf(lo);
+        lo = LLVMBuildSelect(b, L->valid, lo, splat(L, ci64(L, INT64_MAX)), "");
+        lo = intrinsic(L, "llvm.vector.reduce.smin", &vt, 1, &lo, 1);
+    }
+    if (is_vec(hi)) {
+        LLVMTypeRef vt = LLVMTypeOf(hi);
+        hi = LLVMBuildSelect(b, L->valid, hi, splat(L, ci64(L, INT64_MIN)), "");
+        hi = intrinsic(L, "llvm.vector.reduce.smax", &vt, 1, &hi, 1);
+    }
+    /* no valid lane: lo = INT64_MAX, so [k1, k1); bands are clamped to [-1, 2^41]: hi + 1 never wraps */
+    *a = smin(L, smax(L, lo, T->k0), T->k1);
+    *z = smax(L, smin(L, LLVMBuildAdd(b, hi, ci64(L, 1), ""), T->k1), *a);
+}
+
+/* S at keys [from, to) of the row vector: masked (-inf, or weight 0), nothing evaluated. */
+static void fill_masked(Lower *L, Tile *T, LLVMValueRef from, LLVMValueRef to, LLVMValueRef col) {
+    LLVMBuilderRef b = L->bd;
+    Loop lk;
+    LLVMValueRef kv = loop_begin(L, &lk, from, to, ci64(L, 1), "elem.outside");
+    LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSub(b, kv, T->k0, ""), ci64(L, L->QB), ""), col, "");
+    store_fvec(L, L->s->softmax ? splat(L, cf32(L, -INFINITY)) : LLVMConstNull(L->vf32), T->rg.s, at);
+    loop_end(L, &lk);
+}
+
 /* The per-element code over the tile's scores S[kv][q]: bias, mask (PARTIAL
- * tiles), score clauses; then either the log2-domain score (softmax: masked
+ * tiles; only over the keys of the rows' bands when the schedule has one,
+ * the others masked without evaluating anything), score clauses; then either the log2-domain score (softmax: masked
  * -> -inf, the tile max per lane) or the weight (masked -> 0, summed straight
  * into l). */
 static void elementwise(Lower *L, Tile *T, int partial) {
@@ -311,8 +343,14 @@ static void elementwise(Lower *L, Tile *T, int partial) {
     LLVMValueRef tmax = local(L, L->vf32, splat(L, cf32(L, -INFINITY)));
     LLVMValueRef lsum = softmax ? NULL : local(L, L->vf32, LLVMConstNull(L->vf32));
     LLVMValueRef kept = softmax ? NULL : local(L, L->vi1, LLVMConstNull(L->vi1));
+    LLVMValueRef ka = T->k0, kz = T->k1;
+    if (partial && sc->needs_mask && sc->band_lo != IR_NONE) {
+        band_range(L, T, &ka, &kz);
+        fill_masked(L, T, T->k0, ka, col);
+        fill_masked(L, T, kz, T->k1, col);
+    }
     Loop lk;
-    LLVMValueRef kv = loop_begin(L, &lk, T->k0, T->k1, ci64(L, 1), "elem.kv");
+    LLVMValueRef kv = loop_begin(L, &lk, ka, kz, ci64(L, 1), "elem.kv");
     scope_push(L);
     LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSub(b, kv, T->k0, ""), ci64(L, L->QB), ""), col, "");
     enter_element(L, T, kv, at);
