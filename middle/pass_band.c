@@ -97,6 +97,7 @@ static IrRef bound_of(Band *B, const Lin *lin, int sign, int64_t add, IrRef *ok)
 /* The conjunct a (op) b, op one of LE, LT, EQ: tighten the band. */
 static void conjunct(Band *B, IrOp op, IrRef a, IrRef b) {
     Lin lin = {0};
+    if (a == IR_NONE || b == IR_NONE) return; /* a module out of memory */
     if (!linear(B->m, a, 1, B->kv, &lin) || !linear(B->m, b, -1, B->kv, &lin)) return;
     if (lin.c != 1 && lin.c != -1) return;
     IrModule *m = B->m;
