@@ -299,6 +299,44 @@ static void quad_gemm(Lower *L, void *ctx, int elem) {
  * contiguous dimension: the quad micro-kernel, one version per element
  * type; else (and when the vectors have fewer than 8 lanes) convert
  * f16/bf16 rows into scratch and run lower_gemm_versions. */
+/* The tile's rows as float32 (*rows, *lda): in place, or converted into
+ * kv->scratch first when the version's element type is not f32. */
+static void kv_rows_f32(Lower *L, const KvRows *kv, int which, LLVMValueRef *rows, LLVMValueRef *lda) {
+    LLVMBuilderRef b = L->bd;
+    *rows = as_ptr(L, kv->src, L->f32), *lda = kv->stride;
+    if (!LLVMIsAConstantInt(kv->f32) || !LLVMConstIntGetZExtValue(kv->f32)) { /* not a float32 version */
+        LLVMBasicBlockRef after = if_begin(L, LLVMBuildNot(b, kv->f32, ""), which ? "cvt.v" : "cvt.k");
+        lower_convert_rows(L, kv->elem, kv->src, kv->stride, kv->nk, kv->n, kv->scratch);
+        if_end(L, after);
+        *rows = LLVMBuildSelect(b, kv->f32, *rows, kv->scratch, "");
+        *lda = LLVMBuildSelect(b, kv->f32, kv->stride, kv->n, "");
+    }
+}
+
+void lower_kv_product_banded(Lower *L, int which, const KvRows *kv, LLVMValueRef Bm, LLVMValueRef Out,
+                             const LLVMValueRef *r0, const LLVMValueRef *r1) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef rows, lda, qb = ci64(L, L->QB), one = ci64(L, 1);
+    kv_rows_f32(L, kv, which, &rows, &lda);
+    int CQ = L->CQ, R = L->R;
+    LLVMValueRef cols = L->gemm_cols;
+    for (int p = 0; p * 2 < L->C; p++) {
+        int cw = L->C - 2 * p < 2 ? L->C - 2 * p : 2;
+        L->CQ = cw, L->R = MAX_R, L->gemm_cols = ci64(L, cw);
+        LLVMValueRef n = LLVMBuildSub(b, r1[p], r0[p], "band.keys");
+        LLVMValueRef a = gep(L, L->f32, rows, LLVMBuildMul(b, r0[p], lda, ""));
+        LLVMValueRef kq = LLVMBuildMul(b, r0[p], qb, ""); /* the first key's row of S (P) */
+        LLVMValueRef col = ci64(L, (int64_t)2 * p * L->W);
+        if (!which) /* S[r0..r1)[pair] = K[r0..r1) . Qt[.][pair] */
+            lower_gemm_ld(L, a, lda, one, n, gep(L, L->f32, Bm, col), qb, kv->n,
+                          gep(L, L->f32, Out, LLVMBuildAdd(b, kq, col, "")), qb, 0, NULL);
+        else /* OT[.][pair] += V[r0..r1)^T . P[r0..r1)[pair] */
+            lower_gemm_ld(L, a, one, lda, kv->n, gep(L, L->f32, Bm, LLVMBuildAdd(b, kq, col, "")), qb, n,
+                          gep(L, L->f32, Out, col), qb, 1, NULL);
+    }
+    L->CQ = CQ, L->R = R, L->gemm_cols = cols;
+}
+
 void lower_kv_product(Lower *L, int which, LLVMValueRef dense, const Prefetch *pf, const KvRows *kv, LLVMValueRef Bm,
                       LLVMValueRef Out) {
     LLVMBuilderRef b = L->bd;
@@ -319,14 +357,8 @@ void lower_kv_product(Lower *L, int which, LLVMValueRef dense, const Prefetch *p
         LLVMBuildBr(b, join);
         LLVMPositionBuilderAtEnd(b, other);
     }
-    LLVMValueRef rows = as_ptr(L, kv->src, L->f32), lda = kv->stride;
-    if (!LLVMIsAConstantInt(kv->f32) || !LLVMConstIntGetZExtValue(kv->f32)) { /* not a float32 version */
-        LLVMBasicBlockRef after = if_begin(L, LLVMBuildNot(b, kv->f32, ""), which ? "cvt.v" : "cvt.k");
-        lower_convert_rows(L, kv->elem, kv->src, kv->stride, kv->nk, kv->n, kv->scratch);
-        if_end(L, after);
-        rows = LLVMBuildSelect(b, kv->f32, rows, kv->scratch, "");
-        lda = LLVMBuildSelect(b, kv->f32, kv->stride, kv->n, "");
-    }
+    LLVMValueRef rows, lda;
+    kv_rows_f32(L, kv, which, &rows, &lda);
     LLVMValueRef one = ci64(L, 1);
     lower_gemm_versions(L, dense, pf, rows, which ? one : lda, which ? lda : one, nrows, Bm, depth, Out, which);
     if (join) {

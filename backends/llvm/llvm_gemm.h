@@ -67,6 +67,15 @@ typedef struct KvRows {
     LLVMValueRef elem, f32, src, stride, n, nk, scratch;
 } KvRows;
 
+/* lower_kv_product of a wide row block's PARTIAL tile over only the keys
+ * its rows' bands reach: per pair of row vectors p (the last one alone when
+ * C is odd), the keys [r0[p], r1[p]) of the tile (i64, relative to its
+ * first key), in 2 x 8 register blocks, without prefetching.  QK (which 0)
+ * leaves S's other rows of the pair as they were (the element pass masks
+ * them); PV (which 1) reads P only at those keys (0 at the others). */
+void lower_kv_product_banded(Lower *L, int which, const KvRows *kv, LLVMValueRef Bm, LLVMValueRef Out,
+                             const LLVMValueRef *r0, const LLVMValueRef *r1);
+
 /* S = K Qt (which 0: Bm = Qt[D][QB], Out = S[BK][QB]) or OT += V^T P
  * (which 1: Bm = P[BK][QB], Out = OT[Dv][QB]) over the tile's rows kv,
  * with lower_gemm_versions' arguments (dense, pf); in the narrow version a

@@ -673,6 +673,59 @@ static KvRows tile_rows(Lower *L, const Tile *T, int which, LLVMValueRef nk) {
                     as_ptr(L, which ? T->rg.vc : T->rg.kc, L->f32)};
 }
 
+/* Whether PARTIAL tiles take the banded products: a band, and the wide
+ * version (decode blocks take their own narrow micro-kernels). */
+static int banded_products(const Lower *L) {
+    return L->s->band_lo != IR_NONE && L->s->needs_mask && !(L->variant & LLVM_VARIANT_NARROW) && L->C >= 2;
+}
+
+/* Per pair of row vectors of the block (lower_kv_product_banded), the keys
+ * of the tile their rows' bands reach, relative to k0: the union of the
+ * vectors' band_range (an empty one adds nothing). */
+static void pair_ranges(Lower *L, Tile *T, LLVMValueRef *r0, LLVMValueRef *r1) {
+    LLVMBuilderRef b = L->bd;
+    for (int p = 0; p * 2 < L->C; p++) {
+        LLVMValueRef a = T->k1, z = T->k0;
+        for (int c = 2 * p; c < 2 * p + 2 && c < L->C; c++) {
+            scope_push(L);
+            rows_enter(L, &T->rows, T->qb0, ci64(L, c));
+            lower_load_row_slots(L);
+            LLVMValueRef ca, cz;
+            band_range(L, T, &ca, &cz);
+            LLVMValueRef some = LLVMBuildICmp(b, LLVMIntSLT, ca, cz, "");
+            a = smin(L, a, LLVMBuildSelect(b, some, ca, T->k1, ""));
+            z = smax(L, z, LLVMBuildSelect(b, some, cz, T->k0, ""));
+            rows_leave(L, &T->rows);
+            scope_pop(L);
+        }
+        z = smax(L, z, a); /* all empty: [k1, k1) */
+        r0[p] = LLVMBuildSub(b, a, T->k0, "");
+        r1[p] = LLVMBuildSub(b, z, T->k0, "");
+    }
+}
+
+/* lower_kv_product, or on a PARTIAL tile with banded products only over
+ * the keys its row vectors' bands reach. */
+static void kv_product(Lower *L, Tile *T, int which, LLVMValueRef mode, LLVMValueRef dense, const Prefetch *pf,
+                       const KvRows *kv, LLVMValueRef Bm, LLVMValueRef Out) {
+    LLVMBuilderRef b = L->bd;
+    if (!banded_products(L)) {
+        lower_kv_product(L, which, dense, pf, kv, Bm, Out);
+        return;
+    }
+    LLVMBasicBlockRef band = block(L, "band.product"), full = block(L, "product"), join = block(L, "product.done");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, mode, LLVMConstInt(L->i8, TILE_PARTIAL, 0), ""), band, full);
+    LLVMPositionBuilderAtEnd(b, band);
+    LLVMValueRef r0[MAX_LANES], r1[MAX_LANES];
+    pair_ranges(L, T, r0, r1);
+    lower_kv_product_banded(L, which, kv, Bm, Out, r0, r1);
+    LLVMBuildBr(b, join);
+    LLVMPositionBuilderAtEnd(b, full);
+    lower_kv_product(L, which, dense, pf, kv, Bm, Out);
+    LLVMBuildBr(b, join);
+    LLVMPositionBuilderAtEnd(b, join);
+}
+
 /* One row block: the row prologue, the tile loop, the finish, over the
  * block's vectors that hold rows of the item (L->nvec, at most C): a decode
  * block of a few packed rows costs one vector, not C. */
@@ -712,13 +765,13 @@ static void row_block(Lower *L, Tile *T) {
     col_values(L, T);
     /* S[kv][q] = sum_d K[kv][d] * Qt[d][q] (+ low-rank columns) */
     KvRows kr = tile_rows(L, T, 0, nk), vr;
-    lower_kv_product(L, 0, T->k_dense, pk, &kr, T->rg.qt, T->rg.s);
+    kv_product(L, T, 0, mode, T->k_dense, pk, &kr, T->rg.qt, T->rg.s);
     if (f->nlowrank) lower_gemm_versions(L, NULL, NULL, T->rg.kx, T->rt, ci64(L, 1), nk, T->rg.qx, T->rt, T->rg.s, 1);
     element_pass(L, T, mode);
     if (L->s->softmax) normalise(L, T);
     /* OT[dv][q] += sum_kv V[kv][dv] * P[kv][q] */
     vr = tile_rows(L, T, 1, nk);
-    lower_kv_product(L, 1, T->v_dense, pv, &vr, T->rg.s, T->rg.ot);
+    kv_product(L, T, 1, mode, T->v_dense, pv, &vr, T->rg.s, T->rg.ot);
     loop_end(L, &le);
     write_rows(L, T);
     L->nvec = NULL;
