@@ -172,7 +172,7 @@ if(ATTNC_HAVE_TCC_JIT)
              --shape B=1,H=2,Hkv=2,Lq=150,Lk=60,D=16,Dv=8 --tile 48x32 --masked-rows)
   cgen_every(band_moa ${ex}/per_head_window.attn --variant moa_window --int-range window=1,24
              --shape B=2,H=4,Hkv=2,Lq=101,Lk=77,D=16,Dv=8 --tile 48x16 --masked-rows)
-  cgen_every(band_dilated ${ex}/dilated_sliding_window.attn --param window=12 --param dilation=3
+  cgen_every(band_dilated ${ex}/dilated_sliding_window.attn --variant dilated_sliding_window --param window=12 --param dilation=3
              --shape B=1,H=4,Hkv=2,Lq=141,Lk=157,D=16,Dv=8 --tile 48x32)
   cgen_every(select_weight_div ${sel} --variant weight_div --shape ${sel_shape} --param p=3 --tile 16x16)
   cgen_every(select_nested ${sel} --variant nested_selects --shape ${sel_shape} --param p=3)
