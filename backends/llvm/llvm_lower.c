@@ -49,7 +49,9 @@
  * llvm_math.c (arithmetic: exp/log polynomials, total division),
  * llvm_node.c (one IR node), llvm_steps.c (the schedule's steps),
  * llvm_gemm.c (the micro-kernels), llvm_tensor.c (element types and
- * strides), llvm_rows.c (the lanes' rows and heads) and this one, the
+ * strides), llvm_rows.c (the lanes' rows and heads), llvm_rowio.c (Q read
+ * and O written per row vector), llvm_band.c (the band of keys on PARTIAL
+ * tiles), llvm_tile.h (the tile state they share) and this one, the
  * kernel: the loop nest, the scratch layout, the element, softmax and output
  * passes, and the entry point llvm_lower_plan.
  */
@@ -69,21 +71,7 @@
 #include "llvm_rows.h"
 #include "llvm_steps.h"
 #include "llvm_tensor.h"
-
-/* Scratch regions of one work item, as pointers (tile function) or byte sizes. */
-typedef struct Regions {
-    LLVMValueRef qt;              /* Qt[D][QB]: Q rows of the block, transposed, times scale */
-    LLVMValueRef qx;              /* Qx[Rt][QB]: low-rank q-side columns */
-    LLVMValueRef kx;              /* Kx[BK][Rt]: low-rank k-side columns of the tile */
-    LLVMValueRef s;               /* S[BK][QB]: scores, then log2-domain scores, then P */
-    LLVMValueRef ot;              /* OT[Dv][QB]: the output accumulator, transposed */
-    LLVMValueRef m, l, any, tmax; /* [QB] each: running max, sum, kept-anything, tile max */
-    LLVMValueRef lse_off;         /* [QB]: the row's LSE offset (STEP_LSE_OFFSET) */
-    LLVMValueRef rows;            /* [nrow_slots][QB] 8-byte lanes: the schedule's row slots */
-    LLVMValueRef cols;            /* [ncol_slots][BK] 8-byte lanes: its col slots */
-    LLVMValueRef map;             /* the row map (llvm_rows.c) */
-    LLVMValueRef kc, vc;          /* Kc[BK][D], Vc[BK][Dv]: f16/bf16 K and V rows of the tile as floats */
-} Regions;
+#include "llvm_tile.h"
 
 /* ---- the kernel ------------------------------------------------------------- */
 
@@ -132,30 +120,6 @@ static LLVMValueRef layout(Lower *L, LLVMValueRef D, LLVMValueRef Dv, LLVMValueR
     return LLVMBuildAdd(b, off, ci64(L, 64), "");
 }
 
-/* What the tile loop shares. */
-typedef struct Tile {
-    Regions rg;
-    LLVMValueRef qbh, kbh, vbh, obh; /* i8 pointers to Q[b, h, 0, 0], K and V [b, hk, 0, 0], O[b, h, 0, 0] */
-    LLVMValueRef lse_row;            /* &LSE[b, h, 0] */
-    LLVMValueRef q_elem, k_elem, v_elem, o_elem; /* i32: the version's element types (constants) */
-    LLVMValueRef qs, ks, vs, os, ls;             /* elements from one row (q or kv) to the next */
-    LLVMValueRef kesz, vesz;                     /* bytes per element of K and V */
-    LLVMValueRef k_f32, v_f32;     /* i1: read in place (else converted into Kc, Vc per tile) */
-    LLVMValueRef k_dense, v_dense; /* i1: rows back to back (prefetch the tile as one block) */
-    LLVMValueRef has_lse;                     /* i1: the call passed an LSE buffer */
-    LLVMValueRef scale, rt; /* the scores' scale (Q is scaled once); low-rank columns */
-    RowMap rows;               /* the work item's rows: which query row of which head a lane holds */
-    LLVMValueRef qb0;          /* the row block's first row */
-    LLVMValueRef e0, e1;       /* the item's entries of the tile map */
-    LLVMValueRef tile_kv, tile_mode, bk; /* the tile map */
-    LLVMValueRef k0, k1;       /* the kv tile */
-    LLVMValueRef kr0, vr0;     /* where its first row lies in K and V (in its page when paged) */
-    LLVMValueRef kv_page, page_rows, kps, vps; /* the call's page table and page strides (kernel ABI) */
-    LLVMValueRef fault;        /* local i1: an element raised a runtime error */
-    LLVMValueRef checks;       /* i1: the call checks faults (its check_faults) */
-    Prefetch first_k, first_v; /* K and V rows of the row block's first tile */
-} Tile;
-
 /* ROW_FAULT or COL_FAULT: the values only the fault check reads, computed
  * only in calls that check faults (their own scope: nothing after reads them). */
 static void fault_only_steps(Lower *L, Tile *T, SchedBlockId id) {
@@ -165,72 +129,6 @@ static void fault_only_steps(Lower *L, Tile *T, SchedBlockId id) {
     lower_steps(L, id);
     scope_pop(L);
     if_end(L, after);
-}
-
-typedef struct PackQ {
-    Tile *T;
-    LLVMValueRef c, col; /* the row vector, and its first lane in the block */
-} PackQ;
-
-/* Row i's W elements of `elem` from element `at` (i64) of the i8 pointer
- * base, as floats; 0 when `ok` (i1) is false (nothing is read then). */
-static LLVMValueRef load_row_run(Lower *L, LLVMValueRef base, LLVMValueRef at, LLVMValueRef ok, int elem) {
-    LLVMValueRef mask = splat(L, ok);
-    if (elem == ELEM_F32) return masked_load(L, L->vf32, gep(L, L->f32, base, at), mask, 4);
-    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
-    return lower_widen(L, masked_load(L, LLVMVectorType(i16, (unsigned)L->W), gep(L, i16, base, at), mask, 2), elem);
-}
-
-/* Qt[d][col + lane] = scale * Q[b, h, q, d] for the row vector's rows, Q's
- * elements being of type `elem` (one version per type, lower_elem_switch).
- * Blocks of W dims are read as W runs of each row's contiguous elements and
- * transposed in registers: a gather per dim costs several times more on
- * some CPUs (AMD Zen: ~3 cycles an element), and on a band mask, whose work
- * items visit few tiles, that was a quarter of the time.  The dims past the
- * last whole block are gathered. */
-static void pack_q(Lower *L, void *ctx, int elem) {
-    const PackQ *pq = ctx;
-    Tile *T = pq->T;
-    LLVMBuilderRef b = L->bd;
-    LLVMValueRef D = L->var[V_SIZE_D];
-    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
-    LLVMValueRef qrow = rows_offset(L, &T->rows, T->qs, 'q');
-    LLVMValueRef vscale = splat(L, T->scale);
-    LLVMValueRef Dw = LLVMBuildAnd(b, D, ci64(L, -(int64_t)L->W), "");
-    LLVMValueRef row[MAX_LANES], ok[MAX_LANES];
-    for (int i = 0; i < L->W; i++) {
-        row[i] = LLVMBuildExtractElement(b, qrow, ci32(L, i), "");
-        ok[i] = LLVMBuildExtractElement(b, L->valid, ci32(L, i), "");
-    }
-    Loop lb;
-    LLVMValueRef d0 = loop_begin(L, &lb, ci64(L, 0), Dw, ci64(L, L->W), "packq.block");
-    LLVMValueRef v[MAX_LANES];
-    for (int i = 0; i < L->W; i++) v[i] = load_row_run(L, T->qbh, LLVMBuildAdd(b, row[i], d0, ""), ok[i], elem);
-    lower_transpose_regs(L, v);
-    for (int j = 0; j < L->W; j++) {
-        LLVMValueRef d = LLVMBuildAdd(b, d0, ci64(L, j), "");
-        /* the first tile's K and V rows, which no earlier tile prefetched */
-        LLVMValueRef line = LLVMBuildAdd(b, LLVMBuildMul(b, pq->c, D, ""), d, "");
-        lower_prefetch_line(L, &T->first_k, line);
-        lower_prefetch_line(L, &T->first_v, line);
-        store_fvec(L, LLVMBuildFMul(b, v[j], vscale, ""), T->rg.qt,
-                   LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, L->QB), ""), pq->col, ""));
-    }
-    loop_end(L, &lb);
-    Loop ld;
-    LLVMValueRef d = loop_begin(L, &ld, Dw, D, ci64(L, 1), "packq");
-    LLVMValueRef line = LLVMBuildAdd(b, LLVMBuildMul(b, pq->c, D, ""), d, "");
-    lower_prefetch_line(L, &T->first_k, line);
-    lower_prefetch_line(L, &T->first_v, line);
-    LLVMValueRef at = LLVMBuildAdd(b, qrow, splat(L, d), "");
-    LLVMValueRef x = elem == ELEM_F32
-                         ? gather(L, L->vf32, gep(L, L->f32, T->qbh, at), L->valid)
-                         : lower_widen(L, gather_aligned(L, LLVMVectorType(i16, (unsigned)L->W), gep(L, i16, T->qbh, at),
-                                                         L->valid, 2),
-                                       elem);
-    store_fvec(L, LLVMBuildFMul(b, x, vscale, ""), T->rg.qt,
-               LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, L->QB), ""), pq->col, ""));
-    loop_end(L, &ld);
 }
 
 /* Per row block: Q transposed and scaled, the schedule's row block (row
@@ -246,7 +144,7 @@ static void row_prologue(Lower *L, Tile *T) {
     LLVMValueRef col = LLVMBuildMul(b, c, ci64(L, L->W), "");
     LLVMValueRef Dv = L->var[V_SIZE_DV];
     PackQ pq = {T, c, col};
-    lower_elem_switch(L, T->q_elem, pack_q, &pq);
+    lower_elem_switch(L, T->q_elem, lower_pack_q, &pq);
     lower_steps(L, SB_ROW);
     fault_only_steps(L, T, SB_ROW_FAULT);
     store_fvec(L, splat(L, cf32(L, -INFINITY)), T->rg.m, col);
@@ -294,37 +192,6 @@ static void enter_element(Lower *L, Tile *T, LLVMValueRef kv, LLVMValueRef at) {
 
 static void leave_element(Lower *L) { L->pre = L->kv = L->col_j = NULL; }
 
-/* The keys [*a, *z) of the tile that some row of the row vector may keep:
- * its rows' bands (the schedule's band_lo, band_hi, per row) joined, within
- * [k0, k1); empty when no lane holds a row of the item. */
-static void band_range(Lower *L, Tile *T, LLVMValueRef *a, LLVMValueRef *z) {
-    LLVMBuilderRef b = L->bd;
-    LLVMValueRef lo = lower_node(L, L->s->band_lo), hi = lower_node(L, L->s->band_hi);
-    if (is_vec(lo)) {
-        LLVMTypeRef vt = LLVMTypeOf(lo);
-        lo = LLVMBuildSelect(b, L->valid, lo, splat(L, ci64(L, INT64_MAX)), "");
-        lo = intrinsic(L, "llvm.vector.reduce.smin", &vt, 1, &lo, 1);
-    }
-    if (is_vec(hi)) {
-        LLVMTypeRef vt = LLVMTypeOf(hi);
-        hi = LLVMBuildSelect(b, L->valid, hi, splat(L, ci64(L, INT64_MIN)), "");
-        hi = intrinsic(L, "llvm.vector.reduce.smax", &vt, 1, &hi, 1);
-    }
-    /* no valid lane: lo = INT64_MAX, so [k1, k1); bands are clamped to [-1, 2^41]: hi + 1 never wraps */
-    *a = smin(L, smax(L, lo, T->k0), T->k1);
-    *z = smax(L, smin(L, LLVMBuildAdd(b, hi, ci64(L, 1), ""), T->k1), *a);
-}
-
-/* S at keys [from, to) of the row vector: masked (-inf, or weight 0), nothing evaluated. */
-static void fill_masked(Lower *L, Tile *T, LLVMValueRef from, LLVMValueRef to, LLVMValueRef col) {
-    LLVMBuilderRef b = L->bd;
-    Loop lk;
-    LLVMValueRef kv = loop_begin(L, &lk, from, to, ci64(L, 1), "elem.outside");
-    LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSub(b, kv, T->k0, ""), ci64(L, L->QB), ""), col, "");
-    store_fvec(L, L->s->softmax ? splat(L, cf32(L, -INFINITY)) : LLVMConstNull(L->vf32), T->rg.s, at);
-    loop_end(L, &lk);
-}
-
 /* The per-element code over the tile's scores S[kv][q]: bias, mask (PARTIAL
  * tiles; only over the keys of the rows' bands when the schedule has one,
  * the others masked without evaluating anything), score clauses; then either the log2-domain score (softmax: masked
@@ -345,9 +212,9 @@ static void elementwise(Lower *L, Tile *T, int partial) {
     LLVMValueRef kept = softmax ? NULL : local(L, L->vi1, LLVMConstNull(L->vi1));
     LLVMValueRef ka = T->k0, kz = T->k1;
     if (partial && sc->needs_mask && sc->band_lo != IR_NONE) {
-        band_range(L, T, &ka, &kz);
-        fill_masked(L, T, T->k0, ka, col);
-        fill_masked(L, T, kz, T->k1, col);
+        lower_band_range(L, T, &ka, &kz);
+        lower_fill_masked(L, T, T->k0, ka, col);
+        lower_fill_masked(L, T, kz, T->k1, col);
     }
     Loop lk;
     LLVMValueRef kv = loop_begin(L, &lk, ka, kz, ci64(L, 1), "elem.kv");
@@ -456,62 +323,6 @@ static void normalise(Lower *L, Tile *T) {
     loop_end(L, &lc);
 }
 
-typedef struct StoreO {
-    Tile *T;
-    LLVMValueRef col;  /* the row vector's first lane in the block */
-    LLVMValueRef inv;  /* 1 / l (softmax), or NULL */
-    LLVMValueRef zero; /* lanes whose row is empty: O = 0 */
-} StoreO;
-
-/* O[b, h, q, dv] of the row vector's rows from OT, rounded once to O's
- * element type `elem` (one version per type, lower_elem_switch).  Blocks of
- * W dims are transposed in registers and stored as each row's contiguous
- * run (masked stores: rows of the item only), like pack_q's reads; the dims
- * past the last whole block are scattered. */
-static void store_o(Lower *L, void *ctx, int elem) {
-    const StoreO *so = ctx;
-    const Tile *T = so->T;
-    LLVMBuilderRef b = L->bd;
-    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
-    LLVMValueRef orow = rows_offset(L, &T->rows, T->os, 'o');
-    LLVMValueRef Dv = L->var[V_SIZE_DV];
-    LLVMValueRef Dw = LLVMBuildAnd(b, Dv, ci64(L, -(int64_t)L->W), "");
-    LLVMValueRef row[MAX_LANES], ok[MAX_LANES];
-    for (int i = 0; i < L->W; i++) {
-        row[i] = LLVMBuildExtractElement(b, orow, ci32(L, i), "");
-        ok[i] = splat(L, LLVMBuildExtractElement(b, L->valid, ci32(L, i), ""));
-    }
-    Loop lb;
-    LLVMValueRef d0 = loop_begin(L, &lb, ci64(L, 0), Dw, ci64(L, L->W), "store.o.block");
-    LLVMValueRef v[MAX_LANES];
-    for (int j = 0; j < L->W; j++) {
-        LLVMValueRef dv = LLVMBuildAdd(b, d0, ci64(L, j), "");
-        LLVMValueRef x = load_fvec(L, T->rg.ot, LLVMBuildAdd(b, LLVMBuildMul(b, dv, ci64(L, L->QB), ""), so->col, ""));
-        if (so->inv) x = LLVMBuildFMul(b, x, so->inv, "");
-        v[j] = fsel(L, so->zero, LLVMConstNull(L->vf32), x);
-    }
-    lower_transpose_regs(L, v);
-    for (int i = 0; i < L->W; i++) {
-        LLVMValueRef at = LLVMBuildAdd(b, row[i], d0, "");
-        if (elem == ELEM_F32)
-            masked_store_aligned(L, v[i], gep(L, L->f32, T->obh, at), ok[i], 4);
-        else
-            masked_store_aligned(L, lower_narrow(L, v[i], elem), gep(L, i16, T->obh, at), ok[i], 2);
-    }
-    loop_end(L, &lb);
-    Loop ld;
-    LLVMValueRef dv = loop_begin(L, &ld, Dw, Dv, ci64(L, 1), "store.o");
-    LLVMValueRef x = load_fvec(L, T->rg.ot, LLVMBuildAdd(b, LLVMBuildMul(b, dv, ci64(L, L->QB), ""), so->col, ""));
-    if (so->inv) x = LLVMBuildFMul(b, x, so->inv, "");
-    x = fsel(L, so->zero, LLVMConstNull(L->vf32), x);
-    LLVMValueRef at = LLVMBuildAdd(b, orow, splat(L, dv), "");
-    if (elem == ELEM_F32)
-        scatter(L, x, gep(L, L->f32, T->obh, at), L->valid);
-    else
-        scatter_aligned(L, lower_narrow(L, x, elem), gep(L, i16, T->obh, at), L->valid, 2);
-    loop_end(L, &ld);
-}
-
 /* O and LSE of the row block's valid rows, by the schedule's empty-row
  * rule (sched_row_is_empty).  With softmax, a row that kept nothing has
  * m = -inf (its masked scores are -inf), so testing m covers `!any` there. */
@@ -534,7 +345,7 @@ static void write_rows(Lower *L, Tile *T) {
         zero = LLVMBuildOr(b, zero, bad, "");
     }
     StoreO so = {T, col, sc->softmax ? LLVMBuildFDiv(b, splat(L, cf32(L, 1.0)), l, "") : NULL, zero};
-    lower_elem_switch(L, T->o_elem, store_o, &so);
+    lower_elem_switch(L, T->o_elem, lower_store_o, &so);
     LLVMValueRef lse;
     if (sc->softmax) {
         lse = fmuladd(L, m, splat(L, cf32(L, 0.69314718055994530942)), lower_log(L, l, 0));
@@ -673,59 +484,6 @@ static KvRows tile_rows(Lower *L, const Tile *T, int which, LLVMValueRef nk) {
                     as_ptr(L, which ? T->rg.vc : T->rg.kc, L->f32)};
 }
 
-/* Whether PARTIAL tiles take the banded products: a band, and the wide
- * version (decode blocks take their own narrow micro-kernels). */
-static int banded_products(const Lower *L) {
-    return L->s->band_lo != IR_NONE && L->s->needs_mask && !(L->variant & LLVM_VARIANT_NARROW) && L->C >= 2;
-}
-
-/* Per pair of row vectors of the block (lower_kv_product_banded), the keys
- * of the tile their rows' bands reach, relative to k0: the union of the
- * vectors' band_range (an empty one adds nothing). */
-static void pair_ranges(Lower *L, Tile *T, LLVMValueRef *r0, LLVMValueRef *r1) {
-    LLVMBuilderRef b = L->bd;
-    for (int p = 0; p * 2 < L->C; p++) {
-        LLVMValueRef a = T->k1, z = T->k0;
-        for (int c = 2 * p; c < 2 * p + 2 && c < L->C; c++) {
-            scope_push(L);
-            rows_enter(L, &T->rows, T->qb0, ci64(L, c));
-            lower_load_row_slots(L);
-            LLVMValueRef ca, cz;
-            band_range(L, T, &ca, &cz);
-            LLVMValueRef some = LLVMBuildICmp(b, LLVMIntSLT, ca, cz, "");
-            a = smin(L, a, LLVMBuildSelect(b, some, ca, T->k1, ""));
-            z = smax(L, z, LLVMBuildSelect(b, some, cz, T->k0, ""));
-            rows_leave(L, &T->rows);
-            scope_pop(L);
-        }
-        z = smax(L, z, a); /* all empty: [k1, k1) */
-        r0[p] = LLVMBuildSub(b, a, T->k0, "");
-        r1[p] = LLVMBuildSub(b, z, T->k0, "");
-    }
-}
-
-/* lower_kv_product, or on a PARTIAL tile with banded products only over
- * the keys its row vectors' bands reach. */
-static void kv_product(Lower *L, Tile *T, int which, LLVMValueRef mode, LLVMValueRef dense, const Prefetch *pf,
-                       const KvRows *kv, LLVMValueRef Bm, LLVMValueRef Out) {
-    LLVMBuilderRef b = L->bd;
-    if (!banded_products(L)) {
-        lower_kv_product(L, which, dense, pf, kv, Bm, Out);
-        return;
-    }
-    LLVMBasicBlockRef band = block(L, "band.product"), full = block(L, "product"), join = block(L, "product.done");
-    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, mode, LLVMConstInt(L->i8, TILE_PARTIAL, 0), ""), band, full);
-    LLVMPositionBuilderAtEnd(b, band);
-    LLVMValueRef r0[MAX_LANES], r1[MAX_LANES];
-    pair_ranges(L, T, r0, r1);
-    lower_kv_product_banded(L, which, kv, Bm, Out, r0, r1);
-    LLVMBuildBr(b, join);
-    LLVMPositionBuilderAtEnd(b, full);
-    lower_kv_product(L, which, dense, pf, kv, Bm, Out);
-    LLVMBuildBr(b, join);
-    LLVMPositionBuilderAtEnd(b, join);
-}
-
 /* One row block: the row prologue, the tile loop, the finish, over the
  * block's vectors that hold rows of the item (L->nvec, at most C): a decode
  * block of a few packed rows costs one vector, not C. */
@@ -765,13 +523,13 @@ static void row_block(Lower *L, Tile *T) {
     col_values(L, T);
     /* S[kv][q] = sum_d K[kv][d] * Qt[d][q] (+ low-rank columns) */
     KvRows kr = tile_rows(L, T, 0, nk), vr;
-    kv_product(L, T, 0, mode, T->k_dense, pk, &kr, T->rg.qt, T->rg.s);
+    lower_kv_product_tile(L, T, 0, mode, T->k_dense, pk, &kr, T->rg.qt, T->rg.s);
     if (f->nlowrank) lower_gemm_versions(L, NULL, NULL, T->rg.kx, T->rt, ci64(L, 1), nk, T->rg.qx, T->rt, T->rg.s, 1);
     element_pass(L, T, mode);
     if (L->s->softmax) normalise(L, T);
     /* OT[dv][q] += sum_kv V[kv][dv] * P[kv][q] */
     vr = tile_rows(L, T, 1, nk);
-    kv_product(L, T, 1, mode, T->v_dense, pv, &vr, T->rg.s, T->rg.ot);
+    lower_kv_product_tile(L, T, 1, mode, T->v_dense, pv, &vr, T->rg.s, T->rg.ot);
     loop_end(L, &le);
     write_rows(L, T);
     L->nvec = NULL;
