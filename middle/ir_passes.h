@@ -34,6 +34,11 @@ int pass_lowrank(IrModule *m, IrFunc *f, int separable);
  * constant) becomes a multiplication by its reciprocal. */
 int pass_reciprocal(IrModule *m, IrFunc *f);
 
+/* pass_band.c: each query row's band of keys, [*lo, *hi] (int nodes of the
+ * row loop), outside which keep is false; 1 when the masks bound kv, else 0
+ * with both IR_NONE.  Changes no root. */
+int pass_band(IrModule *m, const IrFunc *f, IrRef *lo, IrRef *hi);
+
 /* derive.c: *out = d root / d var, as nodes of m (spec 9.5's rules, see
  * there), simplified as built.  var: IR_PRE, a float IR_LOAD, or an IR_SUM
  * taken as an independent value; a sum whose body reads var must not bind a

@@ -36,6 +36,7 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
     dump(p, "lowrank", pass_lowrank(p->ir, p->f, opt->separable), opt->dump);
     dump(p, "reciprocal", pass_reciprocal(p->ir, p->f), opt->dump);
     dump(p, "fold", pass_fold(p->ir, p->f), opt->dump);
+    pass_band(p->ir, p->f, &p->band_lo, &p->band_hi);
     if (p->ir->failed) return NULL;
 
     p->bq = opt->bq > 0 ? opt->bq : 64;
@@ -76,6 +77,11 @@ void plan_print(const Plan *p, const TileMap *tm, StrBuf *out) {
     sb_printf(out, "  mask: %s%s%s\n", p->needs_mask ? "evaluated on PARTIAL tiles" : "none (every pair kept)",
               p->mask_varies_b ? ", tile map per batch" : "", p->mask_varies_h ? ", tile map per head" : "");
     sb_printf(out, "  runtime error checks: %s\n", p->needs_fault ? "in the plan (a call skips them when its tile analysis proves them false)" : "none needed");
+    if (p->band_lo != IR_NONE) {
+        sb_printf(out, "  band of keys per row: %%%d <= kv <= %%%d, of\n", p->band_lo, p->band_hi);
+        IrRef band[2] = {p->band_lo, p->band_hi};
+        ir_print_nodes(p->ir, band, 2, out);
+    }
     if (p->f->lse_offset != IR_NONE) sb_printf(out, "  lse_offset: %%%d per row (softmax-invariant bias terms)\n", p->f->lse_offset);
     for (int g = 0; g < p->f->nlowrank; g++)
         sb_printf(out, "  low-rank columns: %%%d appended to Q (per row) and %%%d to K (per kv), count %%%d\n",

@@ -36,6 +36,10 @@ typedef struct Plan {
     int mask_varies_b;   /* the tile map differs per batch ... */
     int mask_varies_h;   /* ... or per head */
     int softmax;         /* no weight clause */
+    /* the band of keys of each query row (pass_band.c): int nodes of the row
+     * loop with keep(q, kv) implying band_lo(q) <= kv <= band_hi(q); both
+     * IR_NONE when no mask conjunct bounds kv */
+    IrRef band_lo, band_hi;
     /* where the kernel computes each value (schedule.h) */
     Schedule *sched;
     /* the backward's derivatives (grad_plan.h), built with the plan; NULL

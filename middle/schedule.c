@@ -355,6 +355,13 @@ static void build_blocks(Builder *B) {
         sched_need(B, &B->row, f->lse_offset);
         sched_push_step(B, B->row.out, STEP_LSE_OFFSET, f->lse_offset, 0);
     }
+    /* the band (pass_band.c): values of the row, in slots for the element loop */
+    for (int i = 0; i < 2; i++) {
+        IrRef r = i ? s->band_hi : s->band_lo;
+        if (r == IR_NONE || sched_is_leaf(ir_at(B->m, r))) continue;
+        sched_need(B, &B->row, r);
+        if (s->loop_of[r] == SL_ROW) export_to_slot(B, &B->row, r);
+    }
     lowrank_columns(B, &B->col, 0);
     /* the element blocks go last: they add the row and kv values they read */
     element_blocks(B, 1);
@@ -419,6 +426,8 @@ static Schedule *build_attempt(Arena *arena, const Plan *p, int heads_in_rows) {
     s->vec_width = p->vec_width;
     s->bq = p->bq;
     s->bk = p->bk;
+    s->band_lo = p->needs_mask ? p->band_lo : IR_NONE;
+    s->band_hi = p->needs_mask ? p->band_hi : IR_NONE;
 
     Builder B;
     memset(&B, 0, sizeof B);
@@ -554,5 +563,8 @@ void sched_print(const Schedule *s, StrBuf *out) {
               s->lse_offset ? ", or the LSE offset is NaN or -inf" : "");
     sb_printf(out, "  vectors of %d floats; %d row slot%s, %d col slot%s\n", s->vec_width, s->nrow_slots,
               s->nrow_slots == 1 ? "" : "s", s->ncol_slots, s->ncol_slots == 1 ? "" : "s");
+    if (s->band_lo != IR_NONE)
+        sb_printf(out, "  band of keys per row: %%%d <= kv <= %%%d (PARTIAL tiles may skip the keys outside)\n",
+                  s->band_lo, s->band_hi);
     for (int b = 0; b < SB_COUNT; b++) sched_print_block(s->m, &s->block[b], sched_block_name((SchedBlockId)b), out);
 }

@@ -141,6 +141,11 @@ typedef struct Schedule {
      * element) loop, and the tile map does not vary with the head */
     int pack_heads;
     int bq, bk;
+    /* the band of keys of each row (plan.h's band_lo, band_hi; IR_NONE: none):
+     * keep implies band_lo <= kv <= band_hi.  The row block computes them
+     * (a row slot each when they vary with q), so a backend may skip the
+     * keys of a PARTIAL tile outside a row's band without evaluating keep */
+    IrRef band_lo, band_hi;
     char why[160]; /* not empty: the steps could not be built, and why */
 } Schedule;
 

@@ -185,6 +185,10 @@ static int walk_element(Check *C, const IrFunc *f, int partial) {
         C->depth--;
     }
     if (partial && C->s->needs_mask && walk(C, SB_KEEP)) return 1;
+    /* the band (schedule.h): PARTIAL tiles read it with the masks */
+    if (partial && C->s->needs_mask && C->s->band_lo != IR_NONE &&
+        (!readable(C, C->s->band_lo) || !readable(C, C->s->band_hi)))
+        return bad(C, "the band is not available to keep:", C->s->band_lo);
     if (partial && C->s->needs_fault) { /* FAULT_PARTIAL: after KEEP, its own scope */
         int mark = C->nlocals;
         C->depth++;

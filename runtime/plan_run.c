@@ -162,6 +162,14 @@ static double lowrank_term(const StepRun *R) {
  * the score, or the weight), 1 when masked, -1 on a runtime error or a bad run. */
 static int element_steps(StepRun *R, int partial, int check_faults, double pre_dot, double *value) {
     const Schedule *s = R->s;
+    if (partial && s->needs_mask && s->band_lo != IR_NONE) {
+        /* the row's band (pass_band.c): a key outside it is masked, keep is
+         * not evaluated -- but in a call that checks faults, where a mask
+         * before the band's conjunct may raise an error there */
+        int64_t lo = steps_read(R, SB_KEEP, s->band_lo).i, hi = steps_read(R, SB_KEEP, s->band_hi).i;
+        if (R->bad) return -1;
+        if ((R->ev.kv < lo || R->ev.kv > hi) && !(check_faults && s->needs_fault)) return 1;
+    }
     if (steps_run(R, SB_PRE)) return -1;
     R->ev.pre = pre_dot + steps_read(R, SB_PRE, s->block[SB_PRE].result).f + lowrank_term(R);
     int keep = 1;

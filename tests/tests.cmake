@@ -17,6 +17,11 @@ target_compile_options(test_tiles PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(test_tiles PRIVATE attnc_test_support)
 file(GLOB ATTNC_TILE_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.attn)
 add_test(NAME middle-end/tiles COMMAND test_tiles ${ATTNC_TILE_EXAMPLES})
+# Each row's band of keys (middle/pass_band.c) against brute force: sound everywhere, exact on band masks.
+add_executable(test_band ${PROJECT_SOURCE_DIR}/tests/test_band.c)
+target_compile_options(test_band PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_band PRIVATE attnc_test_support)
+add_test(NAME middle-end/band COMMAND test_band ${ATTNC_TILE_EXAMPLES})
 # refplan executes the schedule: removing any one step of it changes the answer.
 add_executable(test_refplan_sched ${PROJECT_SOURCE_DIR}/tests/test_refplan_sched.c)
 target_compile_options(test_refplan_sched PRIVATE ${ATTNC_WARNINGS})

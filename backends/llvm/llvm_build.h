@@ -209,11 +209,21 @@ static inline void scatter(Lower *L, LLVMValueRef v, LLVMValueRef ptrs, LLVMValu
     scatter_aligned(L, v, ptrs, mask, 4);
 }
 
-static inline void masked_store(Lower *L, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask) {
+static inline void masked_store_aligned(Lower *L, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask, int align) {
     p = as_ptr(L, p, LLVMTypeOf(v));
     LLVMTypeRef over[2] = {LLVMTypeOf(v), LLVMTypeOf(p)};
-    LLVMValueRef args[4] = {v, p, ci32(L, 4), mask};
+    LLVMValueRef args[4] = {v, p, ci32(L, align), mask};
     intrinsic(L, "llvm.masked.store", over, 2, args, 4);
+}
+static inline void masked_store(Lower *L, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask) {
+    masked_store_aligned(L, v, p, mask, 4);
+}
+/* The vector of type vt at p where mask holds, 0 elsewhere (nothing is read there). */
+static inline LLVMValueRef masked_load(Lower *L, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef mask, int align) {
+    p = as_ptr(L, p, vt);
+    LLVMTypeRef over[2] = {vt, LLVMTypeOf(p)};
+    LLVMValueRef args[4] = {p, ci32(L, align), mask, LLVMConstNull(vt)};
+    return intrinsic(L, "llvm.masked.load", over, 2, args, 4);
 }
 
 /* Whether any lane of a bool vector is true (a scalar bool is returned as is). */

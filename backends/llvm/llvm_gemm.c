@@ -299,6 +299,44 @@ static void quad_gemm(Lower *L, void *ctx, int elem) {
  * contiguous dimension: the quad micro-kernel, one version per element
  * type; else (and when the vectors have fewer than 8 lanes) convert
  * f16/bf16 rows into scratch and run lower_gemm_versions. */
+/* The tile's rows as float32 (*rows, *lda): in place, or converted into
+ * kv->scratch first when the version's element type is not f32. */
+static void kv_rows_f32(Lower *L, const KvRows *kv, int which, LLVMValueRef *rows, LLVMValueRef *lda) {
+    LLVMBuilderRef b = L->bd;
+    *rows = as_ptr(L, kv->src, L->f32), *lda = kv->stride;
+    if (!LLVMIsAConstantInt(kv->f32) || !LLVMConstIntGetZExtValue(kv->f32)) { /* not a float32 version */
+        LLVMBasicBlockRef after = if_begin(L, LLVMBuildNot(b, kv->f32, ""), which ? "cvt.v" : "cvt.k");
+        lower_convert_rows(L, kv->elem, kv->src, kv->stride, kv->nk, kv->n, kv->scratch);
+        if_end(L, after);
+        *rows = LLVMBuildSelect(b, kv->f32, *rows, kv->scratch, "");
+        *lda = LLVMBuildSelect(b, kv->f32, kv->stride, kv->n, "");
+    }
+}
+
+void lower_kv_product_banded(Lower *L, int which, const KvRows *kv, LLVMValueRef Bm, LLVMValueRef Out,
+                             const LLVMValueRef *r0, const LLVMValueRef *r1) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef rows, lda, qb = ci64(L, L->QB), one = ci64(L, 1);
+    kv_rows_f32(L, kv, which, &rows, &lda);
+    int CQ = L->CQ, R = L->R;
+    LLVMValueRef cols = L->gemm_cols;
+    for (int p = 0; p * 2 < L->C; p++) {
+        int cw = L->C - 2 * p < 2 ? L->C - 2 * p : 2;
+        L->CQ = cw, L->R = MAX_R, L->gemm_cols = ci64(L, cw);
+        LLVMValueRef n = LLVMBuildSub(b, r1[p], r0[p], "band.keys");
+        LLVMValueRef a = gep(L, L->f32, rows, LLVMBuildMul(b, r0[p], lda, ""));
+        LLVMValueRef kq = LLVMBuildMul(b, r0[p], qb, ""); /* the first key's row of S (P) */
+        LLVMValueRef col = ci64(L, (int64_t)2 * p * L->W);
+        if (!which) /* S[r0..r1)[pair] = K[r0..r1) . Qt[.][pair] */
+            lower_gemm_ld(L, a, lda, one, n, gep(L, L->f32, Bm, col), qb, kv->n,
+                          gep(L, L->f32, Out, LLVMBuildAdd(b, kq, col, "")), qb, 0, NULL);
+        else /* OT[.][pair] += V[r0..r1)^T . P[r0..r1)[pair] */
+            lower_gemm_ld(L, a, one, lda, kv->n, gep(L, L->f32, Bm, LLVMBuildAdd(b, kq, col, "")), qb, n,
+                          gep(L, L->f32, Out, col), qb, 1, NULL);
+    }
+    L->CQ = CQ, L->R = R, L->gemm_cols = cols;
+}
+
 void lower_kv_product(Lower *L, int which, LLVMValueRef dense, const Prefetch *pf, const KvRows *kv, LLVMValueRef Bm,
                       LLVMValueRef Out) {
     LLVMBuilderRef b = L->bd;
@@ -319,14 +357,8 @@ void lower_kv_product(Lower *L, int which, LLVMValueRef dense, const Prefetch *p
         LLVMBuildBr(b, join);
         LLVMPositionBuilderAtEnd(b, other);
     }
-    LLVMValueRef rows = as_ptr(L, kv->src, L->f32), lda = kv->stride;
-    if (!LLVMIsAConstantInt(kv->f32) || !LLVMConstIntGetZExtValue(kv->f32)) { /* not a float32 version */
-        LLVMBasicBlockRef after = if_begin(L, LLVMBuildNot(b, kv->f32, ""), which ? "cvt.v" : "cvt.k");
-        lower_convert_rows(L, kv->elem, kv->src, kv->stride, kv->nk, kv->n, kv->scratch);
-        if_end(L, after);
-        rows = LLVMBuildSelect(b, kv->f32, rows, kv->scratch, "");
-        lda = LLVMBuildSelect(b, kv->f32, kv->stride, kv->n, "");
-    }
+    LLVMValueRef rows, lda;
+    kv_rows_f32(L, kv, which, &rows, &lda);
     LLVMValueRef one = ci64(L, 1);
     lower_gemm_versions(L, dense, pf, rows, which ? one : lda, which ? lda : one, nrows, Bm, depth, Out, which);
     if (join) {
@@ -360,15 +392,12 @@ void lower_gemm_versions(Lower *L, LLVMValueRef dense, const Prefetch *pf, LLVMV
 
 /* ---- block transposes (the backward kernel's K, V, dK and dV tiles) ---- */
 
-/* dst[c*ds + r] = src[r*ss + c] for a W x W block (strides in floats): W
- * loads, log2(W) rounds of W shuffles, W stores.  The round of `bit` swaps
- * that bit between the row and the column index of every element, so after
- * all of them (r, c) is at (c, r). */
-static void transpose_block(Lower *L, LLVMValueRef src, LLVMValueRef ss, LLVMValueRef dst, LLVMValueRef ds) {
-    LLVMBuilderRef b = L->bd;
-    LLVMValueRef v[MAX_LANES];
+/* v[c][r] = v[r][c] for W vectors of W lanes, in registers: log2(W) rounds
+ * of W two-vector shuffles.  The round of `bit` swaps that bit between the
+ * row and the column index of every element, so after all of them (r, c) is
+ * at (c, r). */
+void lower_transpose_regs(Lower *L, LLVMValueRef *v) {
     int lo[MAX_LANES], hi[MAX_LANES];
-    for (int r = 0; r < L->W; r++) v[r] = load_fvec(L, src, LLVMBuildMul(b, ci64(L, r), ss, ""));
     for (int bit = L->W / 2; bit >= 1; bit /= 2) {
         for (int c = 0; c < L->W; c++) {
             lo[c] = c & bit ? L->W + c - bit : c; /* row i: (i, c) from (i + bit, c - bit) */
@@ -380,6 +409,15 @@ static void transpose_block(Lower *L, LLVMValueRef src, LLVMValueRef ss, LLVMVal
                 v[i] = x, v[i + bit] = y;
             }
     }
+}
+
+/* dst[c*ds + r] = src[r*ss + c] for a W x W block (strides in floats): W
+ * loads, the transpose in registers, W stores. */
+static void transpose_block(Lower *L, LLVMValueRef src, LLVMValueRef ss, LLVMValueRef dst, LLVMValueRef ds) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef v[MAX_LANES];
+    for (int r = 0; r < L->W; r++) v[r] = load_fvec(L, src, LLVMBuildMul(b, ci64(L, r), ss, ""));
+    lower_transpose_regs(L, v);
     for (int r = 0; r < L->W; r++) store_fvec(L, v[r], dst, LLVMBuildMul(b, ci64(L, r), ds, ""));
 }
 

@@ -49,6 +49,10 @@ void lower_gemm_versions(Lower *L, LLVMValueRef dense, const Prefetch *pf, LLVMV
                          LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm, LLVMValueRef depth, LLVMValueRef Out,
                          int accumulate);
 
+/* v[c][r] = v[r][c] for W vectors of W float lanes (v[0..W)), in registers:
+ * log2(W) rounds of W two-vector shuffles. */
+void lower_transpose_regs(Lower *L, LLVMValueRef *v);
+
 /* dst[c*ds + r] = src[r*ss + c] for r < rows, c < cols (i64, multiples of
  * W; strides in floats): W x W blocks, each W vector loads, log2(W) rounds
  * of W two-vector shuffles and W vector stores. */
@@ -62,6 +66,15 @@ void lower_transpose(Lower *L, LLVMValueRef src, LLVMValueRef ss, LLVMValueRef r
 typedef struct KvRows {
     LLVMValueRef elem, f32, src, stride, n, nk, scratch;
 } KvRows;
+
+/* lower_kv_product of a wide row block's PARTIAL tile over only the keys
+ * its rows' bands reach: per pair of row vectors p (the last one alone when
+ * C is odd), the keys [r0[p], r1[p]) of the tile (i64, relative to its
+ * first key), in 2 x 8 register blocks, without prefetching.  QK (which 0)
+ * leaves S's other rows of the pair as they were (the element pass masks
+ * them); PV (which 1) reads P only at those keys (0 at the others). */
+void lower_kv_product_banded(Lower *L, int which, const KvRows *kv, LLVMValueRef Bm, LLVMValueRef Out,
+                             const LLVMValueRef *r0, const LLVMValueRef *r1);
 
 /* S = K Qt (which 0: Bm = Qt[D][QB], Out = S[BK][QB]) or OT += V^T P
  * (which 1: Bm = P[BK][QB], Out = OT[Dv][QB]) over the tile's rows kv,

@@ -49,7 +49,9 @@
  * llvm_math.c (arithmetic: exp/log polynomials, total division),
  * llvm_node.c (one IR node), llvm_steps.c (the schedule's steps),
  * llvm_gemm.c (the micro-kernels), llvm_tensor.c (element types and
- * strides), llvm_rows.c (the lanes' rows and heads) and this one, the
+ * strides), llvm_rows.c (the lanes' rows and heads), llvm_rowio.c (Q read
+ * and O written per row vector), llvm_band.c (the band of keys on PARTIAL
+ * tiles), llvm_tile.h (the tile state they share) and this one, the
  * kernel: the loop nest, the scratch layout, the element, softmax and output
  * passes, and the entry point llvm_lower_plan.
  */
@@ -69,21 +71,7 @@
 #include "llvm_rows.h"
 #include "llvm_steps.h"
 #include "llvm_tensor.h"
-
-/* Scratch regions of one work item, as pointers (tile function) or byte sizes. */
-typedef struct Regions {
-    LLVMValueRef qt;              /* Qt[D][QB]: Q rows of the block, transposed, times scale */
-    LLVMValueRef qx;              /* Qx[Rt][QB]: low-rank q-side columns */
-    LLVMValueRef kx;              /* Kx[BK][Rt]: low-rank k-side columns of the tile */
-    LLVMValueRef s;               /* S[BK][QB]: scores, then log2-domain scores, then P */
-    LLVMValueRef ot;              /* OT[Dv][QB]: the output accumulator, transposed */
-    LLVMValueRef m, l, any, tmax; /* [QB] each: running max, sum, kept-anything, tile max */
-    LLVMValueRef lse_off;         /* [QB]: the row's LSE offset (STEP_LSE_OFFSET) */
-    LLVMValueRef rows;            /* [nrow_slots][QB] 8-byte lanes: the schedule's row slots */
-    LLVMValueRef cols;            /* [ncol_slots][BK] 8-byte lanes: its col slots */
-    LLVMValueRef map;             /* the row map (llvm_rows.c) */
-    LLVMValueRef kc, vc;          /* Kc[BK][D], Vc[BK][Dv]: f16/bf16 K and V rows of the tile as floats */
-} Regions;
+#include "llvm_tile.h"
 
 /* ---- the kernel ------------------------------------------------------------- */
 
@@ -132,30 +120,6 @@ static LLVMValueRef layout(Lower *L, LLVMValueRef D, LLVMValueRef Dv, LLVMValueR
     return LLVMBuildAdd(b, off, ci64(L, 64), "");
 }
 
-/* What the tile loop shares. */
-typedef struct Tile {
-    Regions rg;
-    LLVMValueRef qbh, kbh, vbh, obh; /* i8 pointers to Q[b, h, 0, 0], K and V [b, hk, 0, 0], O[b, h, 0, 0] */
-    LLVMValueRef lse_row;            /* &LSE[b, h, 0] */
-    LLVMValueRef q_elem, k_elem, v_elem, o_elem; /* i32: the version's element types (constants) */
-    LLVMValueRef qs, ks, vs, os, ls;             /* elements from one row (q or kv) to the next */
-    LLVMValueRef kesz, vesz;                     /* bytes per element of K and V */
-    LLVMValueRef k_f32, v_f32;     /* i1: read in place (else converted into Kc, Vc per tile) */
-    LLVMValueRef k_dense, v_dense; /* i1: rows back to back (prefetch the tile as one block) */
-    LLVMValueRef has_lse;                     /* i1: the call passed an LSE buffer */
-    LLVMValueRef scale, rt; /* the scores' scale (Q is scaled once); low-rank columns */
-    RowMap rows;               /* the work item's rows: which query row of which head a lane holds */
-    LLVMValueRef qb0;          /* the row block's first row */
-    LLVMValueRef e0, e1;       /* the item's entries of the tile map */
-    LLVMValueRef tile_kv, tile_mode, bk; /* the tile map */
-    LLVMValueRef k0, k1;       /* the kv tile */
-    LLVMValueRef kr0, vr0;     /* where its first row lies in K and V (in its page when paged) */
-    LLVMValueRef kv_page, page_rows, kps, vps; /* the call's page table and page strides (kernel ABI) */
-    LLVMValueRef fault;        /* local i1: an element raised a runtime error */
-    LLVMValueRef checks;       /* i1: the call checks faults (its check_faults) */
-    Prefetch first_k, first_v; /* K and V rows of the row block's first tile */
-} Tile;
-
 /* ROW_FAULT or COL_FAULT: the values only the fault check reads, computed
  * only in calls that check faults (their own scope: nothing after reads them). */
 static void fault_only_steps(Lower *L, Tile *T, SchedBlockId id) {
@@ -165,38 +129,6 @@ static void fault_only_steps(Lower *L, Tile *T, SchedBlockId id) {
     lower_steps(L, id);
     scope_pop(L);
     if_end(L, after);
-}
-
-typedef struct PackQ {
-    Tile *T;
-    LLVMValueRef c, col; /* the row vector, and its first lane in the block */
-} PackQ;
-
-/* Qt[d][col + lane] = scale * Q[b, h, q, d] for the row vector's rows, Q's
- * elements being of type `elem` (one version per type, lower_elem_switch). */
-static void pack_q(Lower *L, void *ctx, int elem) {
-    const PackQ *pq = ctx;
-    Tile *T = pq->T;
-    LLVMBuilderRef b = L->bd;
-    LLVMValueRef D = L->var[V_SIZE_D];
-    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
-    LLVMValueRef qrow = rows_offset(L, &T->rows, T->qs, 'q');
-    LLVMValueRef vscale = splat(L, T->scale);
-    Loop ld;
-    LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), D, ci64(L, 1), "packq");
-    /* the first tile's K and V rows, which no earlier tile prefetched */
-    LLVMValueRef line = LLVMBuildAdd(b, LLVMBuildMul(b, pq->c, D, ""), d, "");
-    lower_prefetch_line(L, &T->first_k, line);
-    lower_prefetch_line(L, &T->first_v, line);
-    LLVMValueRef at = LLVMBuildAdd(b, qrow, splat(L, d), "");
-    LLVMValueRef x = elem == ELEM_F32
-                         ? gather(L, L->vf32, gep(L, L->f32, T->qbh, at), L->valid)
-                         : lower_widen(L, gather_aligned(L, LLVMVectorType(i16, (unsigned)L->W), gep(L, i16, T->qbh, at),
-                                                         L->valid, 2),
-                                       elem);
-    store_fvec(L, LLVMBuildFMul(b, x, vscale, ""), T->rg.qt,
-               LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, L->QB), ""), pq->col, ""));
-    loop_end(L, &ld);
 }
 
 /* Per row block: Q transposed and scaled, the schedule's row block (row
@@ -212,7 +144,7 @@ static void row_prologue(Lower *L, Tile *T) {
     LLVMValueRef col = LLVMBuildMul(b, c, ci64(L, L->W), "");
     LLVMValueRef Dv = L->var[V_SIZE_DV];
     PackQ pq = {T, c, col};
-    lower_elem_switch(L, T->q_elem, pack_q, &pq);
+    lower_elem_switch(L, T->q_elem, lower_pack_q, &pq);
     lower_steps(L, SB_ROW);
     fault_only_steps(L, T, SB_ROW_FAULT);
     store_fvec(L, splat(L, cf32(L, -INFINITY)), T->rg.m, col);
@@ -261,7 +193,8 @@ static void enter_element(Lower *L, Tile *T, LLVMValueRef kv, LLVMValueRef at) {
 static void leave_element(Lower *L) { L->pre = L->kv = L->col_j = NULL; }
 
 /* The per-element code over the tile's scores S[kv][q]: bias, mask (PARTIAL
- * tiles), score clauses; then either the log2-domain score (softmax: masked
+ * tiles; only over the keys of the rows' bands when the schedule has one,
+ * the others masked without evaluating anything), score clauses; then either the log2-domain score (softmax: masked
  * -> -inf, the tile max per lane) or the weight (masked -> 0, summed straight
  * into l). */
 static void elementwise(Lower *L, Tile *T, int partial) {
@@ -277,8 +210,14 @@ static void elementwise(Lower *L, Tile *T, int partial) {
     LLVMValueRef tmax = local(L, L->vf32, splat(L, cf32(L, -INFINITY)));
     LLVMValueRef lsum = softmax ? NULL : local(L, L->vf32, LLVMConstNull(L->vf32));
     LLVMValueRef kept = softmax ? NULL : local(L, L->vi1, LLVMConstNull(L->vi1));
+    LLVMValueRef ka = T->k0, kz = T->k1;
+    if (partial && sc->needs_mask && sc->band_lo != IR_NONE) {
+        lower_band_range(L, T, &ka, &kz);
+        lower_fill_masked(L, T, T->k0, ka, col);
+        lower_fill_masked(L, T, kz, T->k1, col);
+    }
     Loop lk;
-    LLVMValueRef kv = loop_begin(L, &lk, T->k0, T->k1, ci64(L, 1), "elem.kv");
+    LLVMValueRef kv = loop_begin(L, &lk, ka, kz, ci64(L, 1), "elem.kv");
     scope_push(L);
     LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSub(b, kv, T->k0, ""), ci64(L, L->QB), ""), col, "");
     enter_element(L, T, kv, at);
@@ -384,34 +323,6 @@ static void normalise(Lower *L, Tile *T) {
     loop_end(L, &lc);
 }
 
-typedef struct StoreO {
-    Tile *T;
-    LLVMValueRef col;  /* the row vector's first lane in the block */
-    LLVMValueRef inv;  /* 1 / l (softmax), or NULL */
-    LLVMValueRef zero; /* lanes whose row is empty: O = 0 */
-} StoreO;
-
-/* O[b, h, q, dv] of the row vector's rows from OT, rounded once to O's
- * element type `elem` (one version per type, lower_elem_switch). */
-static void store_o(Lower *L, void *ctx, int elem) {
-    const StoreO *so = ctx;
-    const Tile *T = so->T;
-    LLVMBuilderRef b = L->bd;
-    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
-    LLVMValueRef orow = rows_offset(L, &T->rows, T->os, 'o');
-    Loop ld;
-    LLVMValueRef dv = loop_begin(L, &ld, ci64(L, 0), L->var[V_SIZE_DV], ci64(L, 1), "store.o");
-    LLVMValueRef x = load_fvec(L, T->rg.ot, LLVMBuildAdd(b, LLVMBuildMul(b, dv, ci64(L, L->QB), ""), so->col, ""));
-    if (so->inv) x = LLVMBuildFMul(b, x, so->inv, "");
-    x = fsel(L, so->zero, LLVMConstNull(L->vf32), x);
-    LLVMValueRef at = LLVMBuildAdd(b, orow, splat(L, dv), "");
-    if (elem == ELEM_F32)
-        scatter(L, x, gep(L, L->f32, T->obh, at), L->valid);
-    else
-        scatter_aligned(L, lower_narrow(L, x, elem), gep(L, i16, T->obh, at), L->valid, 2);
-    loop_end(L, &ld);
-}
-
 /* O and LSE of the row block's valid rows, by the schedule's empty-row
  * rule (sched_row_is_empty).  With softmax, a row that kept nothing has
  * m = -inf (its masked scores are -inf), so testing m covers `!any` there. */
@@ -434,7 +345,7 @@ static void write_rows(Lower *L, Tile *T) {
         zero = LLVMBuildOr(b, zero, bad, "");
     }
     StoreO so = {T, col, sc->softmax ? LLVMBuildFDiv(b, splat(L, cf32(L, 1.0)), l, "") : NULL, zero};
-    lower_elem_switch(L, T->o_elem, store_o, &so);
+    lower_elem_switch(L, T->o_elem, lower_store_o, &so);
     LLVMValueRef lse;
     if (sc->softmax) {
         lse = fmuladd(L, m, splat(L, cf32(L, 0.69314718055994530942)), lower_log(L, l, 0));
@@ -612,13 +523,13 @@ static void row_block(Lower *L, Tile *T) {
     col_values(L, T);
     /* S[kv][q] = sum_d K[kv][d] * Qt[d][q] (+ low-rank columns) */
     KvRows kr = tile_rows(L, T, 0, nk), vr;
-    lower_kv_product(L, 0, T->k_dense, pk, &kr, T->rg.qt, T->rg.s);
+    lower_kv_product_tile(L, T, 0, mode, T->k_dense, pk, &kr, T->rg.qt, T->rg.s);
     if (f->nlowrank) lower_gemm_versions(L, NULL, NULL, T->rg.kx, T->rt, ci64(L, 1), nk, T->rg.qx, T->rt, T->rg.s, 1);
     element_pass(L, T, mode);
     if (L->s->softmax) normalise(L, T);
     /* OT[dv][q] += sum_kv V[kv][dv] * P[kv][q] */
     vr = tile_rows(L, T, 1, nk);
-    lower_kv_product(L, 1, T->v_dense, pv, &vr, T->rg.s, T->rg.ot);
+    lower_kv_product_tile(L, T, 1, mode, T->v_dense, pv, &vr, T->rg.s, T->rg.ot);
     loop_end(L, &le);
     write_rows(L, T);
     L->nvec = NULL;

@@ -1,0 +1,98 @@
+/* llvm_band.c — the band of keys (middle/pass_band.c, the schedule's
+ * band_lo and band_hi) in the LLVM kernel's PARTIAL tiles.
+ * Requires: the lowering state inside the tile function and the tile state
+ * (llvm_tile.h); a schedule with a band.  Produces: per row vector, the keys
+ * its rows' bands reach (the element pass runs only over those and stores
+ * the others masked); per pair of row vectors, the QK and PV products over
+ * only those keys (wide version).  The band bounds the mask: inside it
+ * keep is still evaluated (docs/band-masks.md). */
+#include <stdint.h>
+
+#include "llvm_node.h"
+#include "llvm_steps.h"
+#include "llvm_tile.h"
+
+/* The keys [*a, *z) of the tile that some row of the row vector may keep:
+ * its rows' bands (the schedule's band_lo, band_hi, per row) joined, within
+ * [k0, k1); empty when no lane holds a row of the item. */
+void lower_band_range(Lower *L, Tile *T, LLVMValueRef *a, LLVMValueRef *z) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef lo = lower_node(L, L->s->band_lo), hi = lower_node(L, L->s->band_hi);
+    if (is_vec(lo)) {
+        LLVMTypeRef vt = LLVMTypeOf(lo);
+        lo = LLVMBuildSelect(b, L->valid, lo, splat(L, ci64(L, INT64_MAX)), "");
+        lo = intrinsic(L, "llvm.vector.reduce.smin", &vt, 1, &lo, 1);
+    }
+    if (is_vec(hi)) {
+        LLVMTypeRef vt = LLVMTypeOf(hi);
+        hi = LLVMBuildSelect(b, L->valid, hi, splat(L, ci64(L, INT64_MIN)), "");
+        hi = intrinsic(L, "llvm.vector.reduce.smax", &vt, 1, &hi, 1);
+    }
+    /* no valid lane: lo = INT64_MAX, so [k1, k1); bands are clamped to [-1, 2^41]: hi + 1 never wraps */
+    *a = smin(L, smax(L, lo, T->k0), T->k1);
+    *z = smax(L, smin(L, LLVMBuildAdd(b, hi, ci64(L, 1), ""), T->k1), *a);
+}
+
+/* S at keys [from, to) of the row vector: masked (-inf, or weight 0), nothing evaluated. */
+void lower_fill_masked(Lower *L, Tile *T, LLVMValueRef from, LLVMValueRef to, LLVMValueRef col) {
+    LLVMBuilderRef b = L->bd;
+    Loop lk;
+    LLVMValueRef kv = loop_begin(L, &lk, from, to, ci64(L, 1), "elem.outside");
+    LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSub(b, kv, T->k0, ""), ci64(L, L->QB), ""), col, "");
+    store_fvec(L, L->s->softmax ? splat(L, cf32(L, -INFINITY)) : LLVMConstNull(L->vf32), T->rg.s, at);
+    loop_end(L, &lk);
+}
+
+/* Whether PARTIAL tiles take the banded products: a band, and the wide
+ * version (decode blocks take their own narrow micro-kernels). */
+static int banded_products(const Lower *L) {
+    return L->s->band_lo != IR_NONE && L->s->needs_mask && !(L->variant & LLVM_VARIANT_NARROW) && L->C >= 2;
+}
+
+/* Per pair of row vectors of the block (lower_kv_product_banded), the keys
+ * of the tile their rows' bands reach, relative to k0: the union of the
+ * vectors' band_range (an empty one adds nothing). */
+static void pair_ranges(Lower *L, Tile *T, LLVMValueRef *r0, LLVMValueRef *r1) {
+    LLVMBuilderRef b = L->bd;
+    for (int p = 0; p * 2 < L->C; p++) {
+        LLVMValueRef a = T->k1, z = T->k0;
+        for (int c = 2 * p; c < 2 * p + 2 && c < L->C; c++) {
+            scope_push(L);
+            rows_enter(L, &T->rows, T->qb0, ci64(L, c));
+            lower_load_row_slots(L);
+            LLVMValueRef ca, cz;
+            lower_band_range(L, T, &ca, &cz);
+            LLVMValueRef some = LLVMBuildICmp(b, LLVMIntSLT, ca, cz, "");
+            a = smin(L, a, LLVMBuildSelect(b, some, ca, T->k1, ""));
+            z = smax(L, z, LLVMBuildSelect(b, some, cz, T->k0, ""));
+            rows_leave(L, &T->rows);
+            scope_pop(L);
+        }
+        z = smax(L, z, a); /* all empty: [k1, k1) */
+        r0[p] = LLVMBuildSub(b, a, T->k0, "");
+        r1[p] = LLVMBuildSub(b, z, T->k0, "");
+    }
+}
+
+/* lower_kv_product, or on a PARTIAL tile with banded products only over
+ * the keys its row vectors' bands reach. */
+void lower_kv_product_tile(Lower *L, Tile *T, int which, LLVMValueRef mode, LLVMValueRef dense,
+                           const Prefetch *pf, const KvRows *kv, LLVMValueRef Bm, LLVMValueRef Out) {
+    LLVMBuilderRef b = L->bd;
+    if (!banded_products(L)) {
+        lower_kv_product(L, which, dense, pf, kv, Bm, Out);
+        return;
+    }
+    LLVMBasicBlockRef band = block(L, "band.product"), full = block(L, "product"), join = block(L, "product.done");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, mode, LLVMConstInt(L->i8, TILE_PARTIAL, 0), ""), band, full);
+    LLVMPositionBuilderAtEnd(b, band);
+    LLVMValueRef r0[MAX_LANES], r1[MAX_LANES];
+    pair_ranges(L, T, r0, r1);
+    lower_kv_product_banded(L, which, kv, Bm, Out, r0, r1);
+    LLVMBuildBr(b, join);
+    LLVMPositionBuilderAtEnd(b, full);
+    lower_kv_product(L, which, dense, pf, kv, Bm, Out);
+    LLVMBuildBr(b, join);
+    LLVMPositionBuilderAtEnd(b, join);
+}
+

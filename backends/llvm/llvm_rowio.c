@@ -1,0 +1,124 @@
+/* llvm_rowio.c — the LLVM kernel's reads of Q and writes of O, per row
+ * vector: Q transposed and scaled into Qt, O from the transposed
+ * accumulator OT.
+ * Requires: the lowering state inside the tile function, a row vector
+ * entered (llvm_rows.c: L->valid, its rows' offsets), the tile state
+ * (llvm_tile.h).  Produces: blocks of W dims as W runs of each row's
+ * contiguous elements, transposed in registers (lower_transpose_regs):
+ * a gather or scatter per dim costs several times more on some CPUs (AMD
+ * Zen: ~3 cycles an element), and on a band mask, whose work items visit
+ * few tiles, that was a quarter of the time.  The dims past the last whole
+ * block are gathered and scattered. */
+#include "llvm_tensor.h"
+#include "llvm_tile.h"
+
+/* Row i's W elements of `elem` from element `at` (i64) of the i8 pointer
+ * base, as floats; 0 when `ok` (i1) is false (nothing is read then). */
+static LLVMValueRef load_row_run(Lower *L, LLVMValueRef base, LLVMValueRef at, LLVMValueRef ok, int elem) {
+    LLVMValueRef mask = splat(L, ok);
+    if (elem == ELEM_F32) return masked_load(L, L->vf32, gep(L, L->f32, base, at), mask, 4);
+    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
+    return lower_widen(L, masked_load(L, LLVMVectorType(i16, (unsigned)L->W), gep(L, i16, base, at), mask, 2), elem);
+}
+
+/* Qt[d][col + lane] = scale * Q[b, h, q, d] for the row vector's rows, Q's
+ * elements being of type `elem` (one version per type, lower_elem_switch).
+ * Blocks of W dims are read as W runs of each row's contiguous elements and
+ * transposed in registers: a gather per dim costs several times more on
+ * some CPUs (AMD Zen: ~3 cycles an element), and on a band mask, whose work
+ * items visit few tiles, that was a quarter of the time.  The dims past the
+ * last whole block are gathered. */
+void lower_pack_q(Lower *L, void *ctx, int elem) {
+    const PackQ *pq = ctx;
+    Tile *T = pq->T;
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef D = L->var[V_SIZE_D];
+    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
+    LLVMValueRef qrow = rows_offset(L, &T->rows, T->qs, 'q');
+    LLVMValueRef vscale = splat(L, T->scale);
+    LLVMValueRef Dw = LLVMBuildAnd(b, D, ci64(L, -(int64_t)L->W), "");
+    LLVMValueRef row[MAX_LANES], ok[MAX_LANES];
+    for (int i = 0; i < L->W; i++) {
+        row[i] = LLVMBuildExtractElement(b, qrow, ci32(L, i), "");
+        ok[i] = LLVMBuildExtractElement(b, L->valid, ci32(L, i), "");
+    }
+    Loop lb;
+    LLVMValueRef d0 = loop_begin(L, &lb, ci64(L, 0), Dw, ci64(L, L->W), "packq.block");
+    LLVMValueRef v[MAX_LANES];
+    for (int i = 0; i < L->W; i++) v[i] = load_row_run(L, T->qbh, LLVMBuildAdd(b, row[i], d0, ""), ok[i], elem);
+    lower_transpose_regs(L, v);
+    for (int j = 0; j < L->W; j++) {
+        LLVMValueRef d = LLVMBuildAdd(b, d0, ci64(L, j), "");
+        /* the first tile's K and V rows, which no earlier tile prefetched */
+        LLVMValueRef line = LLVMBuildAdd(b, LLVMBuildMul(b, pq->c, D, ""), d, "");
+        lower_prefetch_line(L, &T->first_k, line);
+        lower_prefetch_line(L, &T->first_v, line);
+        store_fvec(L, LLVMBuildFMul(b, v[j], vscale, ""), T->rg.qt,
+                   LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, L->QB), ""), pq->col, ""));
+    }
+    loop_end(L, &lb);
+    Loop ld;
+    LLVMValueRef d = loop_begin(L, &ld, Dw, D, ci64(L, 1), "packq");
+    LLVMValueRef line = LLVMBuildAdd(b, LLVMBuildMul(b, pq->c, D, ""), d, "");
+    lower_prefetch_line(L, &T->first_k, line);
+    lower_prefetch_line(L, &T->first_v, line);
+    LLVMValueRef at = LLVMBuildAdd(b, qrow, splat(L, d), "");
+    LLVMValueRef x = elem == ELEM_F32
+                         ? gather(L, L->vf32, gep(L, L->f32, T->qbh, at), L->valid)
+                         : lower_widen(L, gather_aligned(L, LLVMVectorType(i16, (unsigned)L->W), gep(L, i16, T->qbh, at),
+                                                         L->valid, 2),
+                                       elem);
+    store_fvec(L, LLVMBuildFMul(b, x, vscale, ""), T->rg.qt,
+               LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, L->QB), ""), pq->col, ""));
+    loop_end(L, &ld);
+}
+
+/* O[b, h, q, dv] of the row vector's rows from OT, rounded once to O's
+ * element type `elem` (one version per type, lower_elem_switch).  Blocks of
+ * W dims are transposed in registers and stored as each row's contiguous
+ * run (masked stores: rows of the item only), like pack_q's reads; the dims
+ * past the last whole block are scattered. */
+void lower_store_o(Lower *L, void *ctx, int elem) {
+    const StoreO *so = ctx;
+    const Tile *T = so->T;
+    LLVMBuilderRef b = L->bd;
+    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
+    LLVMValueRef orow = rows_offset(L, &T->rows, T->os, 'o');
+    LLVMValueRef Dv = L->var[V_SIZE_DV];
+    LLVMValueRef Dw = LLVMBuildAnd(b, Dv, ci64(L, -(int64_t)L->W), "");
+    LLVMValueRef row[MAX_LANES], ok[MAX_LANES];
+    for (int i = 0; i < L->W; i++) {
+        row[i] = LLVMBuildExtractElement(b, orow, ci32(L, i), "");
+        ok[i] = splat(L, LLVMBuildExtractElement(b, L->valid, ci32(L, i), ""));
+    }
+    Loop lb;
+    LLVMValueRef d0 = loop_begin(L, &lb, ci64(L, 0), Dw, ci64(L, L->W), "store.o.block");
+    LLVMValueRef v[MAX_LANES];
+    for (int j = 0; j < L->W; j++) {
+        LLVMValueRef dv = LLVMBuildAdd(b, d0, ci64(L, j), "");
+        LLVMValueRef x = load_fvec(L, T->rg.ot, LLVMBuildAdd(b, LLVMBuildMul(b, dv, ci64(L, L->QB), ""), so->col, ""));
+        if (so->inv) x = LLVMBuildFMul(b, x, so->inv, "");
+        v[j] = fsel(L, so->zero, LLVMConstNull(L->vf32), x);
+    }
+    lower_transpose_regs(L, v);
+    for (int i = 0; i < L->W; i++) {
+        LLVMValueRef at = LLVMBuildAdd(b, row[i], d0, "");
+        if (elem == ELEM_F32)
+            masked_store_aligned(L, v[i], gep(L, L->f32, T->obh, at), ok[i], 4);
+        else
+            masked_store_aligned(L, lower_narrow(L, v[i], elem), gep(L, i16, T->obh, at), ok[i], 2);
+    }
+    loop_end(L, &lb);
+    Loop ld;
+    LLVMValueRef dv = loop_begin(L, &ld, Dw, Dv, ci64(L, 1), "store.o");
+    LLVMValueRef x = load_fvec(L, T->rg.ot, LLVMBuildAdd(b, LLVMBuildMul(b, dv, ci64(L, L->QB), ""), so->col, ""));
+    if (so->inv) x = LLVMBuildFMul(b, x, so->inv, "");
+    x = fsel(L, so->zero, LLVMConstNull(L->vf32), x);
+    LLVMValueRef at = LLVMBuildAdd(b, orow, splat(L, dv), "");
+    if (elem == ELEM_F32)
+        scatter(L, x, gep(L, L->f32, T->obh, at), L->valid);
+    else
+        scatter_aligned(L, lower_narrow(L, x, elem), gep(L, i16, T->obh, at), L->valid, 2);
+    loop_end(L, &ld);
+}
+
