@@ -285,7 +285,8 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
     if (!st && !(backend == ATTNC_BACKEND_INTERP && attention_interp_only(k->attn))) {
         const BackendImpl *impl = backend_find(backend);
         PlanOptions po = {opts ? opts->tile_q : 0, opts ? opts->tile_k : 0, impl->vec_width ? impl->vec_width() : 0,
-                          k->fixed.is_fixed, k->fixed.value, NULL, opts && (opts->flags & ATTNC_OPT_SEPARABLE_BIAS)};
+                          k->fixed.is_fixed, k->fixed.value, NULL, opts && (opts->flags & ATTNC_OPT_SEPARABLE_BIAS),
+                          impl->toeplitz};
         k->plan = plan_compile(k->c.arena, k->rows ? k->rows->attn : k->attn, &po);
         if (!k->plan) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the middle end");
         else k->plan->rows = k->rows;
@@ -636,7 +637,7 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
         /* run the middle end again, this time keeping the dump of every pass */
         Arena *scratch = arena_new();
         PlanOptions po = {k->plan->bq, k->plan->bk, k->plan->vec_width, k->fixed.is_fixed, k->fixed.value, &sb,
-                          (k->opts.flags & ATTNC_OPT_SEPARABLE_BIAS) != 0};
+                          (k->opts.flags & ATTNC_OPT_SEPARABLE_BIAS) != 0, k->impl->toeplitz};
         if (!scratch || !plan_compile(scratch, k->rows ? k->rows->attn : k->attn, &po))
             st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         arena_free(scratch);

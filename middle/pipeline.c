@@ -35,6 +35,7 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
     dump(p, "softmax-invariant", pass_softmax_invariant(p->ir, p->f), opt->dump);
     dump(p, "lowrank", pass_lowrank(p->ir, p->f, opt->separable), opt->dump);
     dump(p, "fold", pass_fold(p->ir, p->f), opt->dump);
+    if (opt->toeplitz) dump(p, "toeplitz", pass_toeplitz(p->ir, p->f), opt->dump);
     if (p->ir->failed) return NULL;
 
     p->bq = opt->bq > 0 ? opt->bq : 64;

@@ -83,6 +83,7 @@ typedef struct Regions {
     LLVMValueRef cols;            /* [ncol_slots][BK] 8-byte lanes: its col slots */
     LLVMValueRef map;             /* the row map (llvm_rows.c) */
     LLVMValueRef kc, vc;          /* Kc[BK][D], Vc[BK][Dv]: f16/bf16 K and V rows of the tile as floats */
+    LLVMValueRef diag;            /* [ndiag][QB + BK] floats: the diagonal tables (L->diag) */
 } Regions;
 
 /* ---- the kernel ------------------------------------------------------------- */
@@ -103,7 +104,8 @@ static LLVMValueRef layout(Lower *L, LLVMValueRef D, LLVMValueRef Dv, LLVMValueR
         ci64(L, (int64_t)L->BK * L->QB * 4),                                 /* s */
         LLVMBuildMul(b, Dv, qb4, ""),                                        /* ot */
         ci64(L, (int64_t)L->QB * 4 * 5 + (int64_t)L->s->nrow_slots * L->QB * 8 +
-                    (int64_t)L->s->ncol_slots * L->BK * 8 + rows_map_bytes(L)), /* stats, lse_off, rows, cols, map */
+                    (int64_t)L->s->ncol_slots * L->BK * 8 + rows_map_bytes(L) +
+                    (int64_t)L->s->ndiag * (L->QB + L->BK) * 4), /* stats, lse_off, rows, cols, map, diag */
         /* kc, vc: sized for every call (a call's element types are not known here) */
         LLVMBuildMul(b, D, ci64(L, (int64_t)L->BK * 4), ""),
         LLVMBuildMul(b, Dv, ci64(L, (int64_t)L->BK * 4), ""),
@@ -126,6 +128,7 @@ static LLVMValueRef layout(Lower *L, LLVMValueRef D, LLVMValueRef Dv, LLVMValueR
         rg->rows = gep(L, L->i8, stats, ci64(L, (int64_t)L->QB * 20));
         rg->cols = gep(L, L->i8, rg->rows, ci64(L, (int64_t)L->s->nrow_slots * L->QB * 8));
         rg->map = gep(L, L->i8, rg->cols, ci64(L, (int64_t)L->s->ncol_slots * L->BK * 8));
+        rg->diag = gep(L, L->i8, rg->map, ci64(L, rows_map_bytes(L)));
         rg->kc = gep(L, L->i8, base, at[6]);
         rg->vc = gep(L, L->i8, base, at[7]);
     }
@@ -241,6 +244,27 @@ static void col_values(Lower *L, Tile *T) {
     L->kv = L->col_j = NULL;
     scope_pop(L);
     loop_end(L, &lk);
+}
+
+/* The schedule's diag block over the tile's distances: entries e of
+ * [0, QB + BK) in vectors of W, entry e at d = kv - q = k0 - (qb0 + QB - 1) + e,
+ * every distance the row block's lanes (valid or not) meet on this tile.  q
+ * and kv are bound to a pair with that difference (kv = k0, q a vector):
+ * the bodies read q and kv only through it (pass_toeplitz.c). */
+static void diag_fill(Lower *L, Tile *T) {
+    if (L->s->ndiag == 0) return;
+    LLVMBuilderRef b = L->bd;
+    Loop ld;
+    LLVMValueRef e0 = loop_begin(L, &ld, ci64(L, 0), ci64(L, L->QB + L->BK), ci64(L, L->W), "diag");
+    scope_push(L);
+    LLVMValueRef e = LLVMBuildAdd(b, splat(L, e0), iota(L), "");
+    L->kv = T->k0;
+    L->q_vec = LLVMBuildSub(b, splat(L, LLVMBuildAdd(b, T->qb0, ci64(L, L->QB - 1), "")), e, "");
+    L->diag_e = e0;
+    lower_steps(L, SB_DIAG);
+    L->kv = L->q_vec = L->diag_e = NULL;
+    scope_pop(L);
+    loop_end(L, &ld);
 }
 
 /* At a kv of the element loop: its col slots, S (scale * Q.K plus the
@@ -610,6 +634,7 @@ static void row_block(Lower *L, Tile *T) {
         pv[dense] = lower_prefetch_rows(L, kv_row(L, T, 1, nvr0), nrows, Dv, T->vs, T->vesz, dense);
     }
     col_values(L, T);
+    diag_fill(L, T);
     /* S[kv][q] = sum_d K[kv][d] * Qt[d][q] (+ low-rank columns) */
     KvRows kr = tile_rows(L, T, 0, nk), vr;
     lower_kv_product(L, 0, T->k_dense, pk, &kr, T->rg.qt, T->rg.s);
@@ -686,6 +711,7 @@ static void gen_tile(Lower *L, const char *name) {
     L->qx = T.rg.qx;
     L->kx = T.rg.kx;
     L->lse_off = T.rg.lse_off;
+    L->diag = T.rg.diag;
 
     /* no tiles: tile_kv[e0] may not exist, so read a local 0 instead, and
      * prefetch an empty region (prefetches never fault) */

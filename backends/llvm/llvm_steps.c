@@ -223,6 +223,14 @@ void lower_block(Lower *L, SchedBlockId id, const SchedBlock *blk) {
         case STEP_LOWRANK_STORE: lowrank_store(L, row, st->aux, st->node); break;
         case STEP_LOWRANK_CLOSE: loop_close(L, &open[--nopen]); break;
         case STEP_LSE_OFFSET: store_fvec(L, splat(L, lower_node(L, st->node)), L->lse_off, L->lane0); break;
+        case STEP_DIAG_STORE: /* W distances at once: lanes along the table */
+            if (id != SB_DIAG || !L->diag || !L->diag_e) {
+                fail(L, "a diagonal table stored outside the diag block");
+                return;
+            }
+            store_fvec(L, splat(L, lower_node(L, st->node)), L->diag,
+                       LLVMBuildAdd(L->bd, ci64(L, (int64_t)st->aux * (L->QB + L->BK)), L->diag_e, ""));
+            break;
         }
     }
     if (nopen && !L->failed) fail(L, "the schedule leaves a loop open");
