@@ -3,8 +3,8 @@
  *
  * Requires: an IrFunc after the other passes (pipeline.c runs it last, and
  * only for backends that translate the diag block: PlanOptions.toeplitz).
- * Produces: bias, score and weight roots in which each maximal float
- * subexpression that reads q and kv only inside `kv - q` or `q - kv`
+ * Produces: bias, score, weight and fault roots in which each maximal float
+ * or bool subexpression that reads q and kv only inside `kv - q` or `q - kv`
  * (besides values of the item: b, h, hk, sizes, params, tensors read at such
  * indices; no sum, no pre) and costs enough per element is wrapped in an
  * IR_DIAG node.  The schedule (schedule.c) then computes its body in the
@@ -15,9 +15,12 @@
  * left alone: a table read costs about as much as they do.
  *
  * Runtime errors: every IR operation is total, so filling a table at
- * distances no kept element meets raises nothing; the `fault` and `keep`
- * roots are not rewritten, so errors are still found exactly where the
- * interpreter raises them (per element, only for kept ones). */
+ * distances no kept element meets raises nothing.  The `fault` root reads
+ * its part that is a function of kv - q (T5's "bucket out of range") from a
+ * table of bools, per distance, but is still evaluated per element, masks
+ * and laziness included: an error is found exactly where the interpreter
+ * raises one (kept elements), never at a distance only masked elements
+ * meet.  `keep` is not rewritten (masks: the tile analysis reads them). */
 #include <stdlib.h>
 
 #include "ir_passes.h"
@@ -73,13 +76,13 @@ static int cost(const IrModule *m, Toe *t, IrRef r) {
 static int hoist(IrModule *m, Toe *t, IrRef a) {
     if (a < 0 || a >= t->n0 || !t->ok[a]) return 0;
     const IrNode *n = ir_at(m, a);
-    if (n->type != T_FLOAT || !reads_qkv(n)) return 0;
+    if ((n->type != T_FLOAT && n->type != T_BOOL) || !reads_qkv(n)) return 0;
     t->gen++;
     return cost(m, t, a) >= TOEPLITZ_MIN_COST;
 }
 
 static IrRef wrap(IrModule *m, Toe *t, IrRef a) {
-    return hoist(m, t, a) ? ir_op1(m, IR_DIAG, T_FLOAT, a) : IR_NONE;
+    return hoist(m, t, a) ? ir_op1(m, IR_DIAG, ir_at(m, a)->type, a) : IR_NONE;
 }
 
 /* A node that is not a function of kv - q reads its hoisted operands from tables. */
@@ -113,8 +116,8 @@ int pass_toeplitz(IrModule *m, IrFunc *f) {
     }
     for (IrRef r = 0; r < t.n0; r++) t.ok[r] = (unsigned char)classify(m, &t, r);
     int changed = 0;
-    IrRef *roots[] = {&f->bias, &f->score, &f->weight};
-    for (int i = 0; i < 3 && !m->failed; i++) {
+    IrRef *roots[] = {&f->bias, &f->score, &f->weight, &f->fault};
+    for (int i = 0; i < 4 && !m->failed; i++) {
         IrRef old = *roots[i];
         if (old == IR_NONE) continue;
         IrRef w = wrap(m, &t, old);

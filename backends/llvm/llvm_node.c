@@ -181,7 +181,8 @@ static LLVMValueRef diag_read(Lower *L, IrRef r) {
     LLVMValueRef v = load_fvec(L, L->diag, e);
     LLVMValueRef rev[MAX_LANES];
     for (int i = 0; i < L->W; i++) rev[i] = ci32(L, L->W - 1 - i);
-    return LLVMBuildShuffleVector(b, v, LLVMGetUndef(L->vf32), LLVMConstVector(rev, (unsigned)L->W), "diag");
+    v = LLVMBuildShuffleVector(b, v, LLVMGetUndef(L->vf32), LLVMConstVector(rev, (unsigned)L->W), "diag");
+    return L->ir->nodes[r].type == T_BOOL ? fcmp(L, LLVMRealUNE, v, LLVMConstNull(L->vf32)) : v; /* bools as 0 / 1 */
 }
 
 /* STEP_VALUE: node r from its operands, which are available here. */

@@ -223,14 +223,17 @@ void lower_block(Lower *L, SchedBlockId id, const SchedBlock *blk) {
         case STEP_LOWRANK_STORE: lowrank_store(L, row, st->aux, st->node); break;
         case STEP_LOWRANK_CLOSE: loop_close(L, &open[--nopen]); break;
         case STEP_LSE_OFFSET: store_fvec(L, splat(L, lower_node(L, st->node)), L->lse_off, L->lane0); break;
-        case STEP_DIAG_STORE: /* W distances at once: lanes along the table */
+        case STEP_DIAG_STORE: { /* W distances at once: lanes along the table */
             if (id != SB_DIAG || !L->diag || !L->diag_e) {
                 fail(L, "a diagonal table stored outside the diag block");
                 return;
             }
-            store_fvec(L, splat(L, lower_node(L, st->node)), L->diag,
+            LLVMValueRef v = splat(L, lower_node(L, st->node));
+            if (LLVMTypeOf(v) == L->vi1) v = fsel(L, v, splat(L, cf32(L, 1.0)), LLVMConstNull(L->vf32)); /* bools as 0 / 1 */
+            store_fvec(L, v, L->diag,
                        LLVMBuildAdd(L->bd, ci64(L, (int64_t)st->aux * (L->QB + L->BK)), L->diag_e, ""));
             break;
+        }
         }
     }
     if (nopen && !L->failed) fail(L, "the schedule leaves a loop open");
