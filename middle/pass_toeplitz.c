@@ -58,6 +58,7 @@ static int op_cost(const IrNode *n) {
     case IR_CALL: return 8; /* log, exp, tanh ...: a polynomial */
     case IR_DIV:
     case IR_MOD: return 4;
+    case IR_VAR: return 0; /* q and kv themselves */
     default: return 1;
     }
 }
