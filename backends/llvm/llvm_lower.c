@@ -40,7 +40,9 @@
  * Where IR values are computed is the schedule's (middle/schedule.h): this
  * file builds each of its blocks at its loop (llvm_steps.c) -- SB_ITEM in the
  * prologue (scalars), SB_ROW per row vector (vectors; exports to row slots),
- * SB_COL per kv of a tile (scalars; exports to col slots), SB_PRE, SB_FAULT,
+ * SB_COL per kv of a tile (scalars; exports to col slots), SB_DIAG per row
+ * block and tile (the diagonal tables, llvm_steps.c: lower_diag_fill; read
+ * by IR_DIAG steps as one reversed vector, llvm_node.c), SB_PRE, SB_FAULT,
  * SB_KEEP and SB_VALUE_* per element vector, reading row and kv values from
  * their slots; SB_SCRATCH in the scratch size function.  Its rules (softmax
  * or weight, the LSE offset, masks, faults, the empty-row rule) are the
@@ -244,27 +246,6 @@ static void col_values(Lower *L, Tile *T) {
     L->kv = L->col_j = NULL;
     scope_pop(L);
     loop_end(L, &lk);
-}
-
-/* The schedule's diag block over the tile's distances: entries e of
- * [0, QB + BK) in vectors of W, entry e at d = kv - q = k0 - (qb0 + QB - 1) + e,
- * every distance the row block's lanes (valid or not) meet on this tile.  q
- * and kv are bound to a pair with that difference (kv = k0, q a vector):
- * the bodies read q and kv only through it (pass_toeplitz.c). */
-static void diag_fill(Lower *L, Tile *T) {
-    if (L->s->ndiag == 0) return;
-    LLVMBuilderRef b = L->bd;
-    Loop ld;
-    LLVMValueRef e0 = loop_begin(L, &ld, ci64(L, 0), ci64(L, L->QB + L->BK), ci64(L, L->W), "diag");
-    scope_push(L);
-    LLVMValueRef e = LLVMBuildAdd(b, splat(L, e0), iota(L), "");
-    L->kv = T->k0;
-    L->q_vec = LLVMBuildSub(b, splat(L, LLVMBuildAdd(b, T->qb0, ci64(L, L->QB - 1), "")), e, "");
-    L->diag_e = e0;
-    lower_steps(L, SB_DIAG);
-    L->kv = L->q_vec = L->diag_e = NULL;
-    scope_pop(L);
-    loop_end(L, &ld);
 }
 
 /* At a kv of the element loop: its col slots, S (scale * Q.K plus the
@@ -634,7 +615,7 @@ static void row_block(Lower *L, Tile *T) {
         pv[dense] = lower_prefetch_rows(L, kv_row(L, T, 1, nvr0), nrows, Dv, T->vs, T->vesz, dense);
     }
     col_values(L, T);
-    diag_fill(L, T);
+    lower_diag_fill(L, T->k0, T->qb0); /* the diagonal tables of the tile (SB_DIAG) */
     /* S[kv][q] = sum_d K[kv][d] * Qt[d][q] (+ low-rank columns) */
     KvRows kr = tile_rows(L, T, 0, nk), vr;
     lower_kv_product(L, 0, T->k_dense, pk, &kr, T->rg.qt, T->rg.s);

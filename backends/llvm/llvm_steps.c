@@ -238,3 +238,19 @@ void lower_block(Lower *L, SchedBlockId id, const SchedBlock *blk) {
     }
     if (nopen && !L->failed) fail(L, "the schedule leaves a loop open");
 }
+
+void lower_diag_fill(Lower *L, LLVMValueRef k0, LLVMValueRef qb0) {
+    if (L->s->ndiag == 0) return;
+    LLVMBuilderRef b = L->bd;
+    Loop ld;
+    LLVMValueRef e0 = loop_begin(L, &ld, ci64(L, 0), ci64(L, L->QB + L->BK), ci64(L, L->W), "diag");
+    scope_push(L);
+    LLVMValueRef e = LLVMBuildAdd(b, splat(L, e0), iota(L), "");
+    L->kv = k0;
+    L->q_vec = LLVMBuildSub(b, splat(L, LLVMBuildAdd(b, qb0, ci64(L, L->QB - 1), "")), e, "");
+    L->diag_e = e0;
+    lower_steps(L, SB_DIAG);
+    L->kv = L->q_vec = L->diag_e = NULL;
+    scope_pop(L);
+    loop_end(L, &ld);
+}
