@@ -26,6 +26,9 @@ add_test(NAME middle-end/refplan-schedule COMMAND test_refplan_sched)
 file(GLOB ATTNC_PLAN_GOLDEN CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/plan/*.attn)
 foreach(spec ${ATTNC_PLAN_GOLDEN})
   get_filename_component(name ${spec} NAME_WE)
+  if(name STREQUAL "t5_toeplitz" AND NOT ATTNC_HAVE_LLVM_BACKEND)
+    continue() # diagonal tables are in llvm's plans (the dumps' default backend), not tcc's
+  endif()
   add_test(NAME plan/${name} COMMAND bash ${PROJECT_SOURCE_DIR}/tests/golden.sh $<TARGET_FILE:attnc> ${spec})
 endforeach()
 # The embedding example: a C program using only the public header and the library.
