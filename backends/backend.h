@@ -112,6 +112,9 @@ typedef struct BackendImpl {
     /* The float lanes of the vectors the backend's kernels use (the plan's
      * and schedule's vec_width); NULL: the plan's default. */
     int (*vec_width)(void);
+    /* 1: the kernel translates the schedule's diag block (SB_DIAG), so the
+     * middle end hoists Toeplitz terms for it (PlanOptions.toeplitz) */
+    int toeplitz;
 } BackendImpl;
 
 /* s[i * ld + j] = sum over d < depth of a[i * lda + d] * bt[d * ld + j], for

@@ -10,7 +10,7 @@
 
 static const char *const op_names[IR_OP_COUNT] = {
     "const", "var", "param", "pre", "sumvar", "tofloat", "neg", "not", "add", "sub", "mul", "div", "mod",
-    "lt", "le", "eq", "ne", "and", "or", "select", "abs", "min", "max", "call", "load", "inbounds", "sum", "any"};
+    "lt", "le", "eq", "ne", "and", "or", "select", "abs", "min", "max", "call", "load", "inbounds", "sum", "any", "diag"};
 
 const char *ir_op_name(IrOp op) { return op < IR_OP_COUNT ? op_names[op] : "?"; }
 

@@ -39,6 +39,9 @@ typedef enum IrOp {
     IR_INBOUNDS, /* bool, aux: tensor index; args: the indices; true when all are in range */
     IR_SUM,    /* aux: level; args: bound, body */
     IR_ANY,    /* bool, aux: level; args: bound, body: is body true for some r < bound */
+    IR_DIAG,   /* args: body, a value that depends on (q, kv) only through kv - q (pass_toeplitz.c); its
+                * value is the body's.  The schedule computes the body once per distance kv - q of a
+                * tile (the diag block) and the element reads it there (schedule.h, SB_DIAG) */
     IR_OP_COUNT
 } IrOp;
 

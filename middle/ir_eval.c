@@ -62,6 +62,7 @@ Const ir_apply(IrOp op, Type t, int aux, const Const *a, const Type *at) {
         else r.f = -a[0].f;
         break;
     case IR_NOT: r.b = !a[0].b; break;
+    case IR_DIAG: r = a[0]; break;
     case IR_ADD:
         if (t == T_INT) r.i = wrap((uint64_t)a[0].i + (uint64_t)a[1].i);
         else r.f = a[0].f + a[1].f;

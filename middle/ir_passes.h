@@ -39,6 +39,11 @@ int pass_reciprocal(IrModule *m, IrFunc *f);
  * with both IR_NONE.  Changes no root. */
 int pass_band(IrModule *m, const IrFunc *f, IrRef *lo, IrRef *hi);
 
+/* pass_toeplitz.c: bias/score/weight subexpressions that depend on (q, kv)
+ * only through kv - q (and cost enough) become IR_DIAG nodes, computed once
+ * per distance by the schedule's diag block. */
+int pass_toeplitz(IrModule *m, IrFunc *f);
+
 /* derive.c: *out = d root / d var, as nodes of m (spec 9.5's rules, see
  * there), simplified as built.  var: IR_PRE, a float IR_LOAD, or an IR_SUM
  * taken as an independent value; a sum whose body reads var must not bind a

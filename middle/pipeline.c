@@ -37,6 +37,7 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
     dump(p, "reciprocal", pass_reciprocal(p->ir, p->f), opt->dump);
     dump(p, "fold", pass_fold(p->ir, p->f), opt->dump);
     pass_band(p->ir, p->f, &p->band_lo, &p->band_hi);
+    if (opt->toeplitz) dump(p, "toeplitz", pass_toeplitz(p->ir, p->f), opt->dump);
     if (p->ir->failed) return NULL;
 
     p->bq = opt->bq > 0 ? opt->bq : 64;

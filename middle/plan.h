@@ -63,6 +63,7 @@ typedef struct PlanOptions {
     const Const *fixed;
     StrBuf *dump;            /* when not NULL: the IR after each pass */
     int separable;           /* pass_lowrank's separable form (see there) */
+    int toeplitz;            /* run pass_toeplitz (backends that translate the diag block: llvm, refplan) */
 } PlanOptions;
 
 /* Run the middle end on a checked attention: build the IR, run the passes in

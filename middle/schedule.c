@@ -79,6 +79,7 @@ static Scope *owner(Builder *B, Scope *S, const IrNode *n) {
     SchedLoop lv = base_loop(B, n);
     if (S->loop == SL_CALL) return lv == SL_CALL ? S : NULL;
     if (lv <= SL_ITEM) return &B->item;
+    if (S->loop == SL_TILE) return lv == SL_ELEM ? S : NULL; /* the diag block: a body never reads q or kv alone */
     Scope *o = lv == SL_ROW ? &B->row : lv == SL_COL ? &B->col : &B->elem;
     if (o != S && S->loop != SL_ELEM) return NULL; /* e.g. a kv value in the row loop */
     return o;
@@ -144,6 +145,19 @@ static void export_to_slot(Builder *B, Scope *from, IrRef r) {
     sched_push_step(B, from->out, STEP_EXPORT, r, k);
 }
 
+/* IR_DIAG node r read by an element block: its table, the body computed
+ * and stored by the diag block (once, however many blocks read it). */
+static void diag_table(Builder *B, IrRef r) {
+    Schedule *s = B->s;
+    if (s->slot_of[r] >= 0) return;
+    int k = s->ndiag++;
+    s->slot_of[r] = k;
+    s->diag_nodes[k] = r;
+    IrRef body = ir_at(B->m, r)->args[0];
+    sched_need(B, &B->diag, body);
+    sched_push_step(B, B->diag.out, STEP_DIAG_STORE, body, k);
+}
+
 /* One node whose operands are available: its steps. */
 static void compute(Builder *B, Scope *S, IrRef r) {
     const IrNode *n = ir_at(B->m, r);
@@ -204,6 +218,19 @@ void sched_need(Builder *B, Scope *S, IrRef root) {
             snprintf(detail, sizeof detail, " (a %s value in the %s loop)", lv[base_loop(B, n)], lv[S->loop]);
             sched_fail(B, "a value is needed where the kernel cannot compute it", detail);
             break;
+        }
+        if (n->op == IR_DIAG && S->loop == SL_ELEM) { /* read from its table: the body is the diag block's */
+            diag_table(B, r);
+            if (nlist == lcap) {
+                IrRef *l = realloc(list, sizeof(IrRef) * (size_t)(lcap *= 2));
+                if (!l) {
+                    B->nomem = 1;
+                    break;
+                }
+                list = l;
+            }
+            list[nlist++] = r;
+            continue;
         }
         if (o != S) { /* an outer loop's value */
             sched_need(B, o, r);
@@ -380,15 +407,17 @@ int sched_init_tables(Arena *arena, Schedule *s, const IrModule *m) {
     s->m = m;
     s->slot_of = arena_alloc(arena, sizeof(int) * (size_t)(nodes + 1));
     s->loop_of = arena_alloc(arena, sizeof(SchedLoop) * (size_t)(nodes + 1));
+    s->diag_nodes = arena_alloc(arena, sizeof(IrRef) * (size_t)(nodes + 1));
     s->row_slots = arena_alloc(arena, sizeof(IrRef) * (size_t)(nodes + 1));
     s->col_slots = arena_alloc(arena, sizeof(IrRef) * (size_t)(nodes + 1));
-    if (!s->slot_of || !s->loop_of || !s->row_slots || !s->col_slots) return 0;
+    if (!s->slot_of || !s->loop_of || !s->diag_nodes || !s->row_slots || !s->col_slots) return 0;
     for (int i = 0; i <= nodes; i++) {
         s->slot_of[i] = -1;
         s->loop_of[i] = SL_ELEM;
     }
-    static const SchedLoop loops[SB_COUNT] = {SL_CALL, SL_ITEM, SL_ROW, SL_COL,  SL_ELEM, SL_ELEM, SL_ELEM, SL_ELEM,
-                                              SL_ELEM, SL_ROW,  SL_COL, SL_ELEM, SL_CALL, SL_CALL, SL_CALL, SL_CALL};
+    static const SchedLoop loops[SB_COUNT] = {SL_CALL, SL_ITEM, SL_ROW,  SL_COL,  SL_ELEM, SL_ELEM,
+                                              SL_ELEM, SL_ELEM, SL_ELEM, SL_ROW,  SL_COL,  SL_ELEM,
+                                              SL_TILE, SL_CALL, SL_CALL, SL_CALL, SL_CALL};
     for (int b = 0; b < SB_COUNT; b++) {
         s->block[b].loop = loops[b];
         s->block[b].result = IR_NONE;
@@ -401,7 +430,8 @@ int sched_scopes_init(Builder *B, Schedule *s, int nodes) {
            sched_scope_init(&B->item, SL_ITEM, &s->block[SB_ITEM], nodes) &&
            sched_scope_init(&B->row, SL_ROW, &s->block[SB_ROW], nodes) &&
            sched_scope_init(&B->col, SL_COL, &s->block[SB_COL], nodes) &&
-           sched_scope_init(&B->elem, SL_ELEM, &s->block[SB_PRE], nodes);
+           sched_scope_init(&B->elem, SL_ELEM, &s->block[SB_PRE], nodes) &&
+           sched_scope_init(&B->diag, SL_TILE, &s->block[SB_DIAG], nodes);
 }
 
 void sched_scopes_free(Builder *B) {
@@ -410,6 +440,7 @@ void sched_scopes_free(Builder *B) {
     sched_scope_free(&B->row);
     sched_scope_free(&B->col);
     sched_scope_free(&B->elem);
+    sched_scope_free(&B->diag);
 }
 
 static Schedule *build_attempt(Arena *arena, const Plan *p, int heads_in_rows) {
@@ -473,7 +504,7 @@ static int heads_outside_rows(const Schedule *s) {
 Schedule *sched_build(Arena *arena, const Plan *p) {
     Schedule *s = build_attempt(arena, p, 1);
     if (!s) return NULL;
-    if (!s->why[0] && !heads_outside_rows(s)) {
+    if (!s->why[0] && !heads_outside_rows(s) && s->ndiag == 0) {
         s->pack_heads = !s->group_by_h;
         return s;
     }
@@ -505,7 +536,7 @@ const char *sched_loop_name(SchedLoop l) {
 const char *sched_block_name(SchedBlockId b) {
     static const char *const names[SB_COUNT] = {"scratch", "item", "row",           "col",        "pre",      "fault",
                                                 "keep",    "value.partial", "value.full", "row.fault", "col.fault",
-                                                "fault.partial", "rotary", "qpos", "kvpos", "sink"};
+                                                "fault.partial", "diag", "rotary", "qpos", "kvpos", "sink"};
     return b >= 0 && b < SB_COUNT ? names[b] : "?";
 }
 
@@ -525,7 +556,12 @@ void sched_print_steps(const IrModule *m, const SchedBlock *blk, int depth, StrB
         if (st->op == STEP_SUM_CLOSE || st->op == STEP_LOWRANK_CLOSE) depth--;
         sb_printf(out, "%*s", depth * 2, "");
         switch (st->op) {
-        case STEP_VALUE: sb_printf(out, "%%%d = %s\n", st->node, ir_op_name(ir_at(m, st->node)->op)); break;
+        case STEP_VALUE:
+            if (ir_at(m, st->node)->op == IR_DIAG)
+                sb_printf(out, "%%%d = diag table at kv - q\n", st->node);
+            else
+                sb_printf(out, "%%%d = %s\n", st->node, ir_op_name(ir_at(m, st->node)->op));
+            break;
         case STEP_SUM_OPEN:
             sb_printf(out, "open %s %%%d: r%d < %%%d\n", ir_at(m, st->node)->op == IR_ANY ? "any" : "sum", st->node,
                       st->aux, ir_at(m, st->node)->args[0]);
@@ -543,6 +579,7 @@ void sched_print_steps(const IrModule *m, const SchedBlock *blk, int depth, StrB
         case STEP_LOWRANK_STORE: sb_printf(out, "column %d + r0 = %%%d\n", st->aux, st->node); break;
         case STEP_LOWRANK_CLOSE: sb_printf(out, "close low-rank group %d\n", st->aux); break;
         case STEP_LSE_OFFSET: sb_printf(out, "lse offset = %%%d\n", st->node); break;
+        case STEP_DIAG_STORE: sb_printf(out, "diag table %d at kv - q = %%%d\n", st->aux, st->node); break;
         }
         if (st->op == STEP_SUM_OPEN || st->op == STEP_LOWRANK_OPEN) depth++;
     }
@@ -566,5 +603,7 @@ void sched_print(const Schedule *s, StrBuf *out) {
     if (s->band_lo != IR_NONE)
         sb_printf(out, "  band of keys per row: %%%d <= kv <= %%%d (PARTIAL tiles may skip the keys outside)\n",
                   s->band_lo, s->band_hi);
+    if (s->ndiag)
+        sb_printf(out, "  diagonal tables: %d, filled per row block and kv tile over its distances kv - q\n", s->ndiag);
     for (int b = 0; b < SB_COUNT; b++) sched_print_block(s->m, &s->block[b], sched_block_name((SchedBlockId)b), out);
 }

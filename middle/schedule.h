@@ -64,6 +64,12 @@ typedef enum SchedBlockId {
     SB_ROW_FAULT,     /* row, after ROW, when the call checks faults: what only FAULT reads */
     SB_COL_FAULT,     /* col, after COL, when the call checks faults: the same */
     SB_FAULT_PARTIAL, /* elem, PARTIAL tiles, after KEEP, when the call checks faults: result fault */
+    SB_DIAG,          /* tile: per visited kv tile of a row block, before its elements, once per distance
+                       * d = kv - q the tile's elements can meet: the bodies of the IR_DIAG nodes
+                       * (pass_toeplitz.c), stored by STEP_DIAG_STORE into table k at d; its scope
+                       * continues the item's (it reads item values), q and kv are bound to any pair
+                       * with kv - q = d.  An element block reads an IR_DIAG node with a STEP_VALUE:
+                       * table slot_of[node] at the element's kv - q.  Empty without IR_DIAG nodes */
     /* Version 2, around the kernel (spec 9.3, 9.4): standalone blocks, each
      * computing every value it reads itself (from b, h, hk, q, kv, the sizes,
      * params and tensors), for code that rotates rows before the kernel and
@@ -87,6 +93,7 @@ typedef enum StepOp {
     STEP_LOWRANK_STORE, /* aux g, node: the column value at (this row or kv, at_g + r0) */
     STEP_LOWRANK_CLOSE, /* aux g: end of that loop */
     STEP_LSE_OFFSET,    /* node: the row's LSE offset (available) */
+    STEP_DIAG_STORE,    /* SB_DIAG only; aux k, node: the body of diag_nodes[k] (available) into table k at this d */
 } StepOp;
 
 typedef struct SchedStep {
@@ -124,7 +131,11 @@ typedef struct Schedule {
     /* slots: the row (col) values the element blocks read, in slot order */
     int nrow_slots, ncol_slots;
     IrRef *row_slots, *col_slots;
-    int *slot_of;   /* per node: its slot in the row or col loop, -1 when none */
+    int *slot_of;   /* per node: its slot in the row or col loop, -1 when none; of an IR_DIAG node: its table */
+    /* diagonal tables (SB_DIAG): table k holds the body of IR_DIAG node
+     * diag_nodes[k] per distance kv - q; a work item's heads are then never packed */
+    int ndiag;
+    IrRef *diag_nodes;
     SchedLoop *loop_of; /* per node not under a sum: the loop that computes it */
     /* low-rank groups: count, Q-side and K-side column of each */
     int nlowrank;

@@ -32,7 +32,7 @@ typedef struct Builder {
     const struct Plan *p; /* the forward's plan (NULL when building the backward schedule) */
     const IrModule *m;
     Schedule *s;          /* slots and loop_of are recorded here */
-    Scope scratch, item, row, col, elem;
+    Scope scratch, item, row, col, elem, diag; /* diag: SB_DIAG (schedule.h) */
     int nomem;
     int heads_in_rows; /* what varies with h (not kv) lives in the row loop: see pack_heads */
     /* the backward's nest: the item is (b, hk, kv tile) and the query heads

@@ -81,6 +81,13 @@ static int walk_block(Check *C, SchedBlockId id, const SchedBlock *blk) {
         const IrNode *n = st->node != IR_NONE ? ir_at(C->m, st->node) : NULL;
         switch (st->op) {
         case STEP_VALUE:
+            if (n->op == IR_DIAG) { /* read from its table, which the diag block stored */
+                if (blk->loop != SL_ELEM || C->s->slot_of[st->node] < 0 || C->s->slot_of[st->node] >= C->s->ndiag ||
+                    C->s->diag_nodes[C->s->slot_of[st->node]] != st->node || !C->exported[st->node])
+                    return bad(C, "a diagonal table read that no diag step stored:", st->node);
+                make_available(C, st->node);
+                break;
+            }
             for (int a = 0; a < n->nargs; a++)
                 if (!readable(C, n->args[a])) return bad(C, "an operand is not available to", st->node);
             if (n->op == IR_SUM || n->op == IR_ANY) return bad(C, "a sum computed without its loop:", st->node);
@@ -101,6 +108,12 @@ static int walk_block(Check *C, SchedBlockId id, const SchedBlock *blk) {
             C->depth--;
             C->open &= ~level_bit(st->aux);
             make_available(C, st->node);
+            break;
+        case STEP_DIAG_STORE:
+            if (id != SB_DIAG || st->aux < 0 || st->aux >= C->s->ndiag || !readable(C, st->node) || n->sumvars ||
+                ir_at(C->m, C->s->diag_nodes[st->aux])->args[0] != st->node)
+                return bad(C, "a diagonal table stored wrongly:", st->node);
+            C->exported[C->s->diag_nodes[st->aux]] = 1;
             break;
         case STEP_EXPORT:
             if (blk->loop != SL_ROW && blk->loop != SL_COL) return bad(C, "an export outside the row and col loops:", st->node);
@@ -211,6 +224,8 @@ static int walk_forward(Check *C, const void *what) {
     rc = rc || walk(C, SB_ROW) || walk(C, SB_ROW_FAULT); /* ROW_FAULT continues ROW's scope */
     reset_scope(C);
     rc = rc || walk(C, SB_COL) || walk(C, SB_COL_FAULT);
+    reset_scope(C);
+    rc = rc || walk(C, SB_DIAG); /* its own scope after the item's */
     rc = rc || walk_element(C, C->f, 1) || walk_element(C, C->f, 0);
     for (int b = SB_ROPE; b < SB_COUNT && !rc; b++) { /* standalone: each reads only its own steps */
         reset_scope(C);

@@ -441,6 +441,7 @@ static Ival eval_node(Analysis *an, const IrNode *n) {
         return n->type == T_FLOAT ? ival_flt(c.f, c.f) : n->type == T_BOOL ? ival_int(c.b, c.b) : ival_int(c.i, c.i);
     }
     case IR_PRE: return top_of(T_FLOAT);
+    case IR_DIAG: return ival_eval(an, n->args[0]);
     case IR_SUMVAR: return n->aux < 64 ? an->sumvar[n->aux] : top_of(T_INT);
     case IR_SUM:
     case IR_ANY: return eval_sum_node(an, n);

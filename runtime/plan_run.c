@@ -44,6 +44,8 @@ typedef struct Parts {
     Const *row_slot, *col_slot;
     uint64_t *row_ok, *col_ok;
     double *qcol, *kcol;
+    Const *diag;       /* [ndiag][bq + bk - 1]: the diagonal tables of a tile */
+    uint64_t *diag_ok;
 } Parts;
 
 /* Hand out n1 * n2 items of `size` bytes at *off (base NULL: only count);
@@ -84,6 +86,8 @@ static int64_t layout(const AttnCall *c, const Plan *p, int64_t cols, int prefix
     P->col_ok = take(base, &off, s->ncol_slots, c->bk, sizeof(uint64_t));
     P->qcol = take(base, &off, c->bq, cols, sizeof(double));
     P->kcol = take(base, &off, c->bk, cols, sizeof(double));
+    P->diag = take(base, &off, s->ndiag, c->bq + c->bk, sizeof(Const));
+    P->diag_ok = take(base, &off, s->ndiag, c->bq + c->bk, sizeof(uint64_t));
     return off;
 }
 
@@ -301,6 +305,21 @@ static int tile(StepRun *R, const AttnCall *c, const Parts *P, int64_t h, int64_
         steps_close(R);
         if (rc) return 1;
     }
+    /* the diag block once per distance the tile's elements meet: rows q0 ..
+     * q0 + nr - 1 (heads are never packed with diagonal tables), kv k0 .. k0 + nc - 1 */
+    if (R->s->ndiag) {
+        R->diag_d0 = k0 - (q0 + nr - 1);
+        R->diag_n = nr + nc - 1;
+        for (int64_t e = 0; e < R->diag_n; e++) {
+            R->diag_e = e;
+            R->ev.q = q0;
+            R->ev.kv = q0 + R->diag_d0 + e;
+            steps_open(R);
+            int rc = steps_run(R, SB_DIAG);
+            steps_close(R);
+            if (rc) return 1;
+        }
+    }
     for (int64_t i = 0; i < nr; i++) {
         R->i = i;
         row_of(c, h, q0, i, &R->ev.q, &R->ev.h);
@@ -363,6 +382,10 @@ int refplan_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt, void *scra
     R.lse_off = P.lse_off;
     R.qcol = P.qcol;
     R.kcol = P.kcol;
+    R.diag = P.diag;
+    R.diag_ok = P.diag_ok;
+    R.diag_cap = c->bq + c->bk;
+    if (s->ndiag) memset(R.diag_ok, 0, sizeof(uint64_t) * (size_t)(s->ndiag * R.diag_cap));
     poison(R.qcol, c->bq * cap);
     memset(R.row_ok, 0, sizeof(uint64_t) * (size_t)(s->nrow_slots * c->bq));
     memset(R.col_ok, 0, sizeof(uint64_t) * (size_t)(s->ncol_slots * c->bk));
@@ -399,4 +422,5 @@ const BackendImpl backend_refplan = {
     .release = refplan_release,
     .emit = backend_emit_nothing,
     .layouts = 1,
+    .toeplitz = 1, /* executes SB_DIAG (tile) */
 };

@@ -64,9 +64,27 @@ Const steps_read(StepRun *R, SchedBlockId b, IrRef r) {
     }
 }
 
+/* An IR_DIAG node in an element: its table at the element's kv - q, which
+ * the diag block must have stored for this tile. */
+static void diag_read(StepRun *R, SchedBlockId b, IrRef r) {
+    const Schedule *s = R->s;
+    int k = s->slot_of[r];
+    int64_t e = R->ev.kv - R->ev.q - R->diag_d0;
+    if (s->block[b].loop != SL_ELEM || k < 0 || k >= s->ndiag || e < 0 || e >= R->diag_n ||
+        R->diag_ok[(int64_t)k * R->diag_cap + e] != R->tile_id) {
+        R->bad = 1;
+        return;
+    }
+    set(R, r, R->diag[(int64_t)k * R->diag_cap + e]);
+}
+
 static void value(StepRun *R, SchedBlockId b, IrRef r) {
     const IrNode *n = ir_at(R->s->m, r);
     Const a[ATTNC_MAX_RANK];
+    if (n->op == IR_DIAG) {
+        diag_read(R, b, r);
+        return;
+    }
     if (n->nargs > ATTNC_MAX_RANK || n->op == IR_SUM || n->op == IR_ANY) {
         R->bad = 1;
         return;
@@ -236,6 +254,14 @@ int steps_run(StepRun *R, SchedBlockId b) {
             break;
         }
         case STEP_LSE_OFFSET: R->lse_off[R->i] = steps_read(R, b, st->node).f; break;
+        case STEP_DIAG_STORE:
+            if (b != SB_DIAG || st->aux < 0 || st->aux >= R->s->ndiag || R->diag_e < 0 || R->diag_e >= R->diag_n) {
+                R->bad = 1;
+                break;
+            }
+            R->diag[(int64_t)st->aux * R->diag_cap + R->diag_e] = steps_read(R, b, st->node);
+            R->diag_ok[(int64_t)st->aux * R->diag_cap + R->diag_e] = R->tile_id;
+            break;
         }
     }
     if (nloops > 0) R->bad = 1; /* a loop the block never closed */

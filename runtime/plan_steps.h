@@ -38,6 +38,11 @@ typedef struct StepRun {
     int64_t *lr_n, *lr_at;
     int64_t cols, cols_cap; /* columns counted; columns the arrays below hold per row (kv) */
     double *qcol, *kcol;    /* [bq][cols_cap], [bk][cols_cap] */
+    /* diagonal tables (SB_DIAG): table k at distance d is diag[k * diag_cap + d - diag_d0],
+     * stored for the tile diag_ok names; diag_e: the entry the diag block stores now */
+    Const *diag;
+    uint64_t *diag_ok;
+    int64_t diag_cap, diag_d0, diag_n, diag_e;
     int bad;            /* the schedule read what it had not computed there */
 } StepRun;
 

@@ -4,7 +4,7 @@
  * schedule must not give the interpreter's answer.  For attentions whose
  * calls run every block of the forward kernel (call and head values, row
  * and col slots, low-rank columns, an LSE offset, nested sums, masks on
- * PARTIAL tiles, FULL tiles, the fault check), the intact schedule matches
+ * PARTIAL tiles, FULL tiles, the fault check, diagonal tables), the intact schedule matches
  * the interpreter, and removing any one step that the call runs makes the
  * call fail or changes O or LSE.  A call runs every step but the low-rank
  * limit (only 2^24 columns reach it) and, when its tile analysis rules
@@ -44,6 +44,13 @@ static const char spec_text[] =
     "    tensor ix : int[Lk];\n"
     "    mask kv <= q;\n"
     "    bias t[ix[kv] + q - kv] * 0.5 + 0.1 * float(kv % 3);\n"
+    "}\n"
+    /* diagonal tables (docs/toeplitz.md): the bias and the fault root's
+     * "out of range" (true at d = 3, which the mask drops) per distance */
+    "attention probe_toeplitz {\n"
+    "    tensor t : float[H, 8];\n"
+    "    mask kv <= q + 2;\n"
+    "    bias t[h, clamp(kv - q, -5, 3) + 5] * log(2.0 + float(abs(q - kv)));\n"
     "}\n";
 
 /* Random inputs of one call, and the interpreter's O and LSE. */
@@ -198,6 +205,7 @@ int main(void) {
     run_variant(spec, "probe_lowrank", "--shape B=2,H=2,Hkv=1,Lq=20,Lk=21,D=8,Dv=4 --param R=3");
     run_variant(spec, "probe_weight", "--shape B=1,H=2,Hkv=2,Lq=19,Lk=17,D=8,Dv=4");
     run_variant(spec, "probe_fault", "--shape B=1,H=1,Hkv=1,Lq=20,Lk=20,D=8,Dv=4 --int-range ix=0,4");
+    run_variant(spec, "probe_toeplitz", "--shape B=1,H=2,Hkv=1,Lq=20,Lk=23,D=8,Dv=4");
     attnc_spec_free(spec);
     printf("%d passed, %d failed\n", passes, fails);
     return fails ? 1 : 0;

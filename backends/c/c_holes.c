@@ -332,6 +332,9 @@ static void print_block_steps(CEmit *E, SchedBlockId id, const SchedBlock *blk, 
             name_of(E, st->node, v);
             line(E, "sc.lse_off[i] = %s;", v);
             break;
+        case STEP_DIAG_STORE: /* the C templates do not translate SB_DIAG: no plan of theirs has it (docs/toeplitz.md) */
+            hole_fail(E, "diagonal tables (SB_DIAG) have no C form%s", "");
+            break;
         }
     }
 }

@@ -58,6 +58,9 @@ typedef struct Lower {
     LLVMValueRef col_slots; /* [ncol_slots][BK], 8 bytes a kv */
     LLVMValueRef qx, kx;    /* Qx[lr_cols][QB], Kx[BK][lr_cols] */
     LLVMValueRef lse_off;   /* [QB] floats */
+    LLVMValueRef diag;      /* [ndiag][QB + BK] floats: the tile's diagonal tables (SB_DIAG), entry e at
+                             * distance kv - q = k0 - (qb0 + QB - 1) + e */
+    LLVMValueRef diag_e;    /* in the diag block: the first of the W entries it computes now */
     LLVMValueRef lane0;     /* the row vector's first row within the block: c * W */
     LLVMValueRef nvec;      /* the row block's vectors that hold rows of the item (i64, at most C) */
     LLVMValueRef nblock;    /* the row block's rows of the item (i64, at most QB) */

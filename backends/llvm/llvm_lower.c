@@ -40,7 +40,9 @@
  * Where IR values are computed is the schedule's (middle/schedule.h): this
  * file builds each of its blocks at its loop (llvm_steps.c) -- SB_ITEM in the
  * prologue (scalars), SB_ROW per row vector (vectors; exports to row slots),
- * SB_COL per kv of a tile (scalars; exports to col slots), SB_PRE, SB_FAULT,
+ * SB_COL per kv of a tile (scalars; exports to col slots), SB_DIAG per row
+ * block and tile (the diagonal tables, llvm_steps.c: lower_diag_fill; read
+ * by IR_DIAG steps as one reversed vector, llvm_node.c), SB_PRE, SB_FAULT,
  * SB_KEEP and SB_VALUE_* per element vector, reading row and kv values from
  * their slots; SB_SCRATCH in the scratch size function.  Its rules (softmax
  * or weight, the LSE offset, masks, faults, the empty-row rule) are the
@@ -91,7 +93,8 @@ static LLVMValueRef layout(Lower *L, LLVMValueRef D, LLVMValueRef Dv, LLVMValueR
         ci64(L, (int64_t)L->BK * L->QB * 4),                                 /* s */
         LLVMBuildMul(b, Dv, qb4, ""),                                        /* ot */
         ci64(L, (int64_t)L->QB * 4 * 5 + (int64_t)L->s->nrow_slots * L->QB * 8 +
-                    (int64_t)L->s->ncol_slots * L->BK * 8 + rows_map_bytes(L)), /* stats, lse_off, rows, cols, map */
+                    (int64_t)L->s->ncol_slots * L->BK * 8 + rows_map_bytes(L) +
+                    (int64_t)L->s->ndiag * (L->QB + L->BK) * 4), /* stats, lse_off, rows, cols, map, diag */
         /* kc, vc: sized for every call (a call's element types are not known here) */
         LLVMBuildMul(b, D, ci64(L, (int64_t)L->BK * 4), ""),
         LLVMBuildMul(b, Dv, ci64(L, (int64_t)L->BK * 4), ""),
@@ -114,6 +117,7 @@ static LLVMValueRef layout(Lower *L, LLVMValueRef D, LLVMValueRef Dv, LLVMValueR
         rg->rows = gep(L, L->i8, stats, ci64(L, (int64_t)L->QB * 20));
         rg->cols = gep(L, L->i8, rg->rows, ci64(L, (int64_t)L->s->nrow_slots * L->QB * 8));
         rg->map = gep(L, L->i8, rg->cols, ci64(L, (int64_t)L->s->ncol_slots * L->BK * 8));
+        rg->diag = gep(L, L->i8, rg->map, ci64(L, rows_map_bytes(L)));
         rg->kc = gep(L, L->i8, base, at[6]);
         rg->vc = gep(L, L->i8, base, at[7]);
     }
@@ -521,6 +525,7 @@ static void row_block(Lower *L, Tile *T) {
         pv[dense] = lower_prefetch_rows(L, kv_row(L, T, 1, nvr0), nrows, Dv, T->vs, T->vesz, dense);
     }
     col_values(L, T);
+    lower_diag_fill(L, T->k0, T->qb0); /* the diagonal tables of the tile (SB_DIAG) */
     /* S[kv][q] = sum_d K[kv][d] * Qt[d][q] (+ low-rank columns) */
     KvRows kr = tile_rows(L, T, 0, nk), vr;
     lower_kv_product_tile(L, T, 0, mode, T->k_dense, pk, &kr, T->rg.qt, T->rg.s);
@@ -597,6 +602,7 @@ static void gen_tile(Lower *L, const char *name) {
     L->qx = T.rg.qx;
     L->kx = T.rg.kx;
     L->lse_off = T.rg.lse_off;
+    L->diag = T.rg.diag;
 
     /* no tiles: tile_kv[e0] may not exist, so read a local 0 instead, and
      * prefetch an empty region (prefetches never fault) */

@@ -164,6 +164,27 @@ LLVMValueRef lower_node(Lower *L, IrRef r) {
     }
 }
 
+/* An IR_DIAG node in an element (lanes: W consecutive query rows, kv one
+ * key): its table at d = kv - q, which falls by one from lane to lane, so
+ * the W entries lie back to back, the last lane's first: one contiguous
+ * load, reversed (no gather).  Entry e holds d = k0 - (qb0 + QB - 1) + e, so
+ * lane i (q = qb0 + lane0 + i) reads e = j - lane0 - i + QB - 1 (j = kv - k0). */
+static LLVMValueRef diag_read(Lower *L, IrRef r) {
+    int k = L->s->slot_of[r];
+    if (!L->diag || !L->col_j || !L->lane0 || L->kv_lanes || L->scalar_rows || k < 0 || k >= L->s->ndiag) {
+        fail(L, "a diagonal table read outside the element loop");
+        return LLVMGetUndef(L->vf32);
+    }
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef e = LLVMBuildAdd(b, LLVMBuildSub(b, L->col_j, L->lane0, ""),
+                                  ci64(L, (int64_t)k * (L->QB + L->BK) + L->QB - L->W), "");
+    LLVMValueRef v = load_fvec(L, L->diag, e);
+    LLVMValueRef rev[MAX_LANES];
+    for (int i = 0; i < L->W; i++) rev[i] = ci32(L, L->W - 1 - i);
+    v = LLVMBuildShuffleVector(b, v, LLVMGetUndef(L->vf32), LLVMConstVector(rev, (unsigned)L->W), "diag");
+    return L->ir->nodes[r].type == T_BOOL ? fcmp(L, LLVMRealUNE, v, LLVMConstNull(L->vf32)) : v; /* bools as 0 / 1 */
+}
+
 /* STEP_VALUE: node r from its operands, which are available here. */
 LLVMValueRef lower_value(Lower *L, IrRef r) {
     if (L->memo[r]) return L->memo[r];
@@ -178,6 +199,7 @@ LLVMValueRef lower_value(Lower *L, IrRef r) {
     case IR_PARAM: v = L->param[n->aux]; break;
     case IR_LOAD:
     case IR_INBOUNDS: v = node_load(L, n); break;
+    case IR_DIAG: v = diag_read(L, r); break;
     case IR_SUM:
     case IR_ANY: fail(L, "a sum as a value step (its loop is STEP_SUM_OPEN/CLOSE)"); return LLVMGetUndef(L->i1);
     default: {

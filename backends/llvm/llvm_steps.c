@@ -223,7 +223,34 @@ void lower_block(Lower *L, SchedBlockId id, const SchedBlock *blk) {
         case STEP_LOWRANK_STORE: lowrank_store(L, row, st->aux, st->node); break;
         case STEP_LOWRANK_CLOSE: loop_close(L, &open[--nopen]); break;
         case STEP_LSE_OFFSET: store_fvec(L, splat(L, lower_node(L, st->node)), L->lse_off, L->lane0); break;
+        case STEP_DIAG_STORE: { /* W distances at once: lanes along the table */
+            if (id != SB_DIAG || !L->diag || !L->diag_e) {
+                fail(L, "a diagonal table stored outside the diag block");
+                return;
+            }
+            LLVMValueRef v = splat(L, lower_node(L, st->node));
+            if (LLVMTypeOf(v) == L->vi1) v = fsel(L, v, splat(L, cf32(L, 1.0)), LLVMConstNull(L->vf32)); /* bools as 0 / 1 */
+            store_fvec(L, v, L->diag,
+                       LLVMBuildAdd(L->bd, ci64(L, (int64_t)st->aux * (L->QB + L->BK)), L->diag_e, ""));
+            break;
+        }
         }
     }
     if (nopen && !L->failed) fail(L, "the schedule leaves a loop open");
+}
+
+void lower_diag_fill(Lower *L, LLVMValueRef k0, LLVMValueRef qb0) {
+    if (L->s->ndiag == 0) return;
+    LLVMBuilderRef b = L->bd;
+    Loop ld;
+    LLVMValueRef e0 = loop_begin(L, &ld, ci64(L, 0), ci64(L, L->QB + L->BK), ci64(L, L->W), "diag");
+    scope_push(L);
+    LLVMValueRef e = LLVMBuildAdd(b, splat(L, e0), iota(L), "");
+    L->kv = k0;
+    L->q_vec = LLVMBuildSub(b, splat(L, LLVMBuildAdd(b, qb0, ci64(L, L->QB - 1), "")), e, "");
+    L->diag_e = e0;
+    lower_steps(L, SB_DIAG);
+    L->kv = L->q_vec = L->diag_e = NULL;
+    scope_pop(L);
+    loop_end(L, &ld);
 }

@@ -18,4 +18,12 @@ void lower_block(Lower *L, SchedBlockId id, const SchedBlock *blk);
 void lower_load_row_slots(Lower *L);
 void lower_load_col_slots(Lower *L);
 
+/* The schedule's diag block over a tile's distances (after its col loop,
+ * before its elements): entries e of [0, QB + BK) in vectors of W, entry e
+ * at d = kv - q = k0 - (qb0 + QB - 1) + e, every distance the row block's
+ * lanes (valid or not) meet on the tile starting at key k0; q and kv bound
+ * to a pair with that difference (kv = k0, q a vector), which is all the
+ * bodies read of them (pass_toeplitz.c).  Nothing without IR_DIAG nodes. */
+void lower_diag_fill(Lower *L, LLVMValueRef k0, LLVMValueRef qb0);
+
 #endif

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Toeplitz hoisting (docs/toeplitz.md): the attentions of
+# tests/toeplitz/toeplitz.attn on every backend against the interpreter, on
+# shapes that stress the diagonal tables' indexing: Lq < Lk and Lq > Lk, odd
+# lengths, several q and kv tiles, GQA, decode (Lq = 1 and 3, where heads
+# would otherwise be packed); and the runtime errors of tables: an index
+# out of range only at masked distances is no error, one at kept distances
+# is the interpreter's error on every backend.
+# usage: toeplitz.sh ATTNC BACKENDS   (BACKENDS: comma list after interp, e.g. refplan,llvm,tcc)
+set -u
+attnc=$1
+backends=$2
+spec=$(dirname "$0")/toeplitz/toeplitz.attn
+fail=0
+IFS=, read -ra blist <<<"$backends"
+want=$(( ${#blist[@]} + 1 )) # lines ending in "ok": the interpreter and each backend
+shapes=(
+    "B=2,H=4,Hkv=2,Lq=37,Lk=53,D=16,Dv=8"
+    "B=1,H=3,Hkv=1,Lq=131,Lk=67,D=8,Dv=8"
+    "B=1,H=2,Hkv=2,Lq=70,Lk=150,D=8,Dv=4"
+    "B=2,H=8,Hkv=2,Lq=1,Lk=77,D=16,Dv=16"
+    "B=1,H=4,Hkv=1,Lq=3,Lk=129,D=8,Dv=8"
+)
+for v in t5 skewed scored weighted fault_masked; do
+    for s in "${shapes[@]}"; do
+        for threads in 1 2; do
+            out=$("$attnc" diff "$spec" --variant "$v" --shape "$s" --threads "$threads" --backends "interp,$backends" 2>&1)
+            rc=$?
+            lines=$(printf '%s\n' "$out" | grep -c ' ok$')
+            if [ "$rc" -ne 0 ] || [ "$lines" -ne "$want" ]; then
+                echo "FAIL: $v --shape $s --threads $threads"
+                printf '%s\n' "$out"
+                fail=1
+            fi
+        done
+    done
+done
+# an index out of range at kept distances: every backend reports the
+# interpreter's error (the kernels find it through the fault table)
+for b in "${blist[@]}"; do
+    for s in "${shapes[@]}"; do
+        out=$("$attnc" bench "$spec" --variant fault_kept --shape "$s" --backend "$b" --threads 1 --reps 1 2>&1)
+        if [ $? -eq 0 ] || ! printf '%s\n' "$out" | grep -q "is out of range \[0, 5) in dimension 1 of tensor 'table'"; then
+            echo "FAIL: fault_kept on $b --shape $s: want the interpreter's error"
+            printf '%s\n' "$out"
+            fail=1
+        fi
+    done
+done
+[ "$fail" -eq 0 ] && echo "toeplitz: all ok"
+exit "$fail"
