@@ -10,6 +10,7 @@
 #include "attnc.h"
 #include "api_internal.h"
 #include "api_kernel.h"
+#include "grid.h"
 #include "bind.h"
 #include "ir.h"
 #include "launch.h"
@@ -233,6 +234,15 @@ static attnc_status apply_defines(attnc_kernel *k, const attnc_options *opts, at
     return ATTNC_OK;
 }
 
+/* Whether a kernel goes without multi-dimensional tiles (Plan.grid): asked
+ * to, or its backend does not run through runtime/launch.c's tile loop (the
+ * interpreter, the device backends: they would never use the block-order
+ * kernel), or its rows are tables made per work item (per original row). */
+static int grid_off(attnc_backend backend, const attnc_options *opts, int rows) {
+    return rows || (opts && (opts->flags & ATTNC_OPT_NO_GRID_TILES)) ||
+           !(backend == ATTNC_BACKEND_LLVM || backend == ATTNC_BACKEND_TCC || backend == ATTNC_BACKEND_REFPLAN);
+}
+
 attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const attnc_options *opts, attnc_kernel **out,
                            attnc_error *err) {
     if (!spec || !out) return set_error(err, ATTNC_ERR_USAGE, "spec or out is NULL");
@@ -285,7 +295,8 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
     if (!st && !(backend == ATTNC_BACKEND_INTERP && attention_interp_only(k->attn))) {
         const BackendImpl *impl = backend_find(backend);
         PlanOptions po = {opts ? opts->tile_q : 0, opts ? opts->tile_k : 0, impl->vec_width ? impl->vec_width() : 0,
-                          k->fixed.is_fixed, k->fixed.value, NULL, opts && (opts->flags & ATTNC_OPT_SEPARABLE_BIAS)};
+                          k->fixed.is_fixed, k->fixed.value, NULL, opts && (opts->flags & ATTNC_OPT_SEPARABLE_BIAS),
+                          grid_off(backend, opts, k->rows != NULL)};
         k->plan = plan_compile(k->c.arena, k->rows ? k->rows->attn : k->attn, &po);
         if (!k->plan) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the middle end");
         else k->plan->rows = k->rows;
@@ -293,6 +304,10 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
     if (!st) {
         k->impl = backend_find(backend); /* available, so registered */
         st = k->impl->compile(k->plan, opts, &k->ck, &k->state, err); /* the interpreter's takes a NULL plan */
+    }
+    if (!st && k->plan && k->plan->grid && k->ck.tile) { /* the block-order plan's kernel beside it */
+        st = k->impl->compile(k->plan->grid->plan, opts, &k->gck, &k->gstate, err);
+        if (!st) k->ck.grid = &k->gck;
     }
     if (st) {
         attnc_kernel_free(k);
@@ -316,6 +331,7 @@ attnc_backend attnc_kernel_backend(const attnc_kernel *k) { return k ? k->backen
 void attnc_kernel_free(attnc_kernel *k) {
     if (!k) return;
     if (k->impl && k->state) k->impl->release(k->state);
+    if (k->impl && k->gstate) k->impl->release(k->gstate);
     rope_scratch_free(k->rope);
     if (k->c.arena) compiled_free(&k->c);
     free(k->fixed.is_fixed);
@@ -636,7 +652,7 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
         /* run the middle end again, this time keeping the dump of every pass */
         Arena *scratch = arena_new();
         PlanOptions po = {k->plan->bq, k->plan->bk, k->plan->vec_width, k->fixed.is_fixed, k->fixed.value, &sb,
-                          (k->opts.flags & ATTNC_OPT_SEPARABLE_BIAS) != 0};
+                          (k->opts.flags & ATTNC_OPT_SEPARABLE_BIAS) != 0, k->plan->grid == NULL};
         if (!scratch || !plan_compile(scratch, k->rows ? k->rows->attn : k->attn, &po))
             st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         arena_free(scratch);

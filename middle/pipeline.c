@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "grad_plan.h"
+#include "grid.h"
 #include "schedule_grad.h"
 #include "ir_passes.h"
 #include "plan.h"
@@ -46,8 +47,12 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
     p->mask_varies_b = (mask_deps & DEP_B) != 0;
     p->mask_varies_h = (mask_deps & (DEP_H | DEP_HK)) != 0;
     p->softmax = p->f->weight == IR_NONE;
+    /* before any schedule: it adds nodes to the module, and a schedule's
+     * per-node tables are as long as the module */
+    if (!opt->no_grid && !pass_grid(arena, p)) return NULL;
     p->sched = sched_build(arena, p);
     if (!p->sched) return NULL;
+    if (p->grid && !(p->grid->plan->sched = sched_build(arena, p->grid->plan))) return NULL;
 
     GradPlan *gp;
     attnc_error err = {0};
@@ -80,6 +85,14 @@ void plan_print(const Plan *p, const TileMap *tm, StrBuf *out) {
         sb_printf(out, "  low-rank columns: %%%d appended to Q (per row) and %%%d to K (per kv), count %%%d\n",
                   p->f->lowrank_q[g], p->f->lowrank_k[g], p->f->lowrank_count[g]);
     sched_print(p->sched, out);
+    if (p->grid) {
+        const GridTiling *g = p->grid;
+        sb_printf(out, "multi-dimensional tiles (docs/multidim-tiles.md): grid width %%%d; rows in block order, "
+                  "a q tile a %d x %d block, a kv tile %d x %d; the block-order plan:\n", g->width, g->qbx, g->qby,
+                  g->kbx, g->kby);
+        ir_print(p->ir, g->plan->f, out);
+        sched_print(g->plan->sched, out);
+    }
     if (tm) {
         sb_printf(out, "tile map:\n");
         sb_printf(out, "  %lld group%s of %lld x %lld tiles: %lld tiles\n", (long long)tm->ngroups,

@@ -50,6 +50,9 @@ typedef struct Plan {
      * table reads (middle/rows_table.h): the rewrite, for the backends that
      * fill the tables themselves (ahead-of-time C); set by the library */
     const struct RowsRewrite *rows;
+    /* multi-dimensional tiles (grid.h, pass_grid.c): the plan over rows in
+     * block order when the masks decompose q and kv over a grid, else NULL */
+    struct GridTiling *grid;
 } Plan;
 
 typedef struct PlanOptions {
@@ -59,6 +62,7 @@ typedef struct PlanOptions {
     const Const *fixed;
     StrBuf *dump;            /* when not NULL: the IR after each pass */
     int separable;           /* pass_lowrank's separable form (see there) */
+    int no_grid;             /* 1: no multi-dimensional tiles (Plan.grid stays NULL) */
 } PlanOptions;
 
 /* Run the middle end on a checked attention: build the IR, run the passes in

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grid.h"
 #include "interp.h"
 #include "merge.h"
 #include "tensor_io.h"
@@ -231,9 +232,104 @@ static attnc_status begin_items(Launch *l, const LaunchItemTensors *it, const vo
     return it->begin(it->ctx, l->p, l->bc, l->tm, l->splits, pack, threads, err);
 }
 
+static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
+                                int threads, int flags, int64_t W, attnc_error *err);
+static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
+                                 int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
+                                 int in_grid, attnc_error *err);
+
 attnc_status launch_run_items(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                               int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
                               attnc_error *err) {
+    int64_t W;
+    if (p->grid && ck->grid && !pages && !it && !(flags & ATTNC_OPT_NO_GRID_TILES) && grid_applies(p, p->grid, bc, &W))
+        return launch_grid(p, ck, bc, args, threads, flags, W, err);
+    return launch_tiles(p, ck, bc, args, threads, flags, pages, it, 0, err);
+}
+
+/* Copy rows of `row_bytes` of n [outer][L] planes: out's row i of plane c
+ * (contiguous) is in's row perm[i] (at in + c * plane_stride + perm[i] * row_stride, in bytes), or the
+ * other way round when `scatter`. */
+static void permute_rows(char *in, const int64_t *stride, int64_t n1, int64_t n2, int64_t L, const int64_t *perm,
+                         int64_t row_bytes, int elem_bytes, char *out, int scatter) {
+    for (int64_t a = 0; a < n1; a++)
+        for (int64_t c = 0; c < n2; c++)
+            for (int64_t i = 0; i < L; i++) {
+                char *far = in + (a * stride[0] + c * stride[1] + perm[i] * stride[2]) * elem_bytes;
+                char *near = out + ((a * n2 + c) * L + i) * row_bytes;
+                if (scatter) memcpy(far, near, (size_t)row_bytes);
+                else memcpy(near, far, (size_t)row_bytes);
+            }
+}
+
+static int elem_bytes(attnc_elem e) { return e == ATTNC_ELEM_F32 ? 4 : 2; }
+
+/* Multi-dimensional tiles (middle/grid.h): Q, K and V copied into block
+ * order (contiguous, their element types), the block-order plan's kernel
+ * run over them, O and LSE scattered back to the caller's rows.  A fault
+ * is named by the interpreter on the caller's own call. */
+static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
+                                int threads, int flags, int64_t W, attnc_error *err) {
+    const attnc_sizes *sz = &bc->sz;
+    const GridTiling *g = p->grid;
+    const BoundLayout *L = bc->layout;
+    int qe = elem_bytes(L[BT_Q].elem), ke = elem_bytes(L[BT_K].elem), ve = elem_bytes(L[BT_V].elem);
+    int oe = elem_bytes(L[BT_O].elem);
+    int64_t n = sz->Lq, qrows = sz->B * sz->H * n, krows = sz->B * sz->Hkv * n;
+    int64_t *qperm = malloc(sizeof(int64_t) * (size_t)n), *kperm = malloc(sizeof(int64_t) * (size_t)n);
+    char *q = malloc((size_t)(qrows * sz->D * qe) + 1), *k = malloc((size_t)(krows * sz->D * ke) + 1);
+    char *v = malloc((size_t)(krows * sz->Dv * ve) + 1), *o = malloc((size_t)(qrows * sz->Dv * oe) + 1);
+    float *lse = args->lse ? malloc(sizeof(float) * (size_t)qrows + 1) : NULL;
+    attnc_status st = ATTNC_OK;
+    if (!qperm || !kperm || !q || !k || !v || !o || (args->lse && !lse)) {
+        st = set_error(err, ATTNC_ERR_NOMEM, "out of memory for the rows in block order");
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        qperm[i] = grid_row(W, g->qbx, g->qby, i);
+        kperm[i] = grid_row(W, g->kbx, g->kby, i);
+    }
+    permute_rows((char *)args->q, L[BT_Q].stride, sz->B, sz->H, n, qperm, sz->D * qe, qe, q, 0);
+    permute_rows((char *)args->k, L[BT_K].stride, sz->B, sz->Hkv, n, kperm, sz->D * ke, ke, k, 0);
+    permute_rows((char *)args->v, L[BT_V].stride, sz->B, sz->Hkv, n, kperm, sz->Dv * ve, ve, v, 0);
+    BoundCall gbc = *bc;
+    int64_t cq[4] = {sz->H * n * sz->D, n * sz->D, sz->D, 1}, ck4[4] = {sz->Hkv * n * sz->D, n * sz->D, sz->D, 1};
+    int64_t cv[4] = {sz->Hkv * n * sz->Dv, n * sz->Dv, sz->Dv, 1}, co[4] = {sz->H * n * sz->Dv, n * sz->Dv, sz->Dv, 1};
+    int64_t cl[4] = {sz->H * n, n, 1, 0};
+    memcpy(gbc.layout[BT_Q].stride, cq, sizeof cq);
+    memcpy(gbc.layout[BT_K].stride, ck4, sizeof ck4);
+    memcpy(gbc.layout[BT_V].stride, cv, sizeof cv);
+    memcpy(gbc.layout[BT_O].stride, co, sizeof co);
+    memcpy(gbc.layout[BT_LSE].stride, cl, sizeof cl);
+    gbc.layout[BT_LSE].elem = ATTNC_ELEM_F32;
+    attnc_args ga = *args;
+    ga.q = (const float *)q, ga.k = (const float *)k, ga.v = (const float *)v, ga.o = (float *)o, ga.lse = lse;
+    st = launch_tiles(g->plan, ck->grid, &gbc, &ga, threads, flags, NULL, NULL, 1, err);
+    if (st == ATTNC_ERR_RUNTIME) { /* the interpreter names the element on the caller's rows */
+        st = interp_run(bc, args->q, args->k, args->v, NULL, NULL, err);
+        if (st == ATTNC_OK)
+            st = set_error(err, ATTNC_ERR_INTERNAL, "the kernel flagged a runtime error the interpreter does not see");
+    }
+    if (st) goto done;
+    permute_rows((char *)args->o, L[BT_O].stride, sz->B, sz->H, n, qperm, sz->Dv * oe, oe, o, 1);
+    if (args->lse) permute_rows((char *)args->lse, L[BT_LSE].stride, sz->B, sz->H, n, qperm, 4, 4, (char *)lse, 1);
+done:
+    free(qperm);
+    free(kperm);
+    free(q);
+    free(k);
+    free(v);
+    free(o);
+    free(lse);
+    return st;
+}
+
+/* The tiled run of launch_run_items; `in_grid`: the rows are in block order
+ * (launch_grid), so a fault is not named here (the interpreter would read
+ * the rows as the caller's): ATTNC_ERR_RUNTIME, and launch_grid names it. */
+static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
+                                 int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
+                                 int in_grid, attnc_error *err) {
     const attnc_sizes *sz = &bc->sz;
     int64_t pack = heads_per_item(p, ck, sz, flags);
     TileMap full;
@@ -302,7 +398,7 @@ attnc_status launch_run_items(const Plan *p, const CompiledKernel *ck, const Bou
         goto done;
     }
     pool_run(threads, total, run_item, l);
-    if (l->fault && (pages || it)) { /* the interpreter would read K and V as one dense L dimension, or tensors
+    if (l->fault && (pages || it || in_grid)) { /* the interpreter would read K and V as one dense L dimension, or tensors
                                        * that are not there: the caller asks it */
         st = set_error(err, ATTNC_ERR_RUNTIME, "an element of the %scall raised a runtime error", pages ? "paged " : "");
         goto done;

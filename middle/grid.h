@@ -1,0 +1,45 @@
+/* grid.h — multi-dimensional tiles (docs/multidim-tiles.md).
+ *
+ * When an attention's masks read q and kv as coordinates of one row-major
+ * grid (`q % W`, `q / W`, `kv % W`, `kv / W` with the same call-level W),
+ * pass_grid builds a second plan of the same attention over rows in *block
+ * order*: rows are numbered block by block (a block of bx x by grid cells,
+ * bx * by = the tile size), so a q tile (kv tile) is a bx x by spatial block
+ * and the tile analysis (tiles.c) classifies spatial tiles.  In that plan
+ * the IR's q and kv are block-order indices i; the grid coordinates are
+ *     t = i / (bx * by), j = i % (bx * by), nbx = W / bx,
+ *     x = (t % nbx) * bx + j % bx,   y = (t / nbx) * by + j / bx,
+ * substituted for `q % W` and `q / W` (and y * W + x for any other use of q),
+ * the same for kv with its own block.  A call uses it when the grid divides
+ * (grid_applies): the runtime (runtime/launch.c) copies Q, K, V into block
+ * order, runs the grid plan's kernel, and scatters O and LSE back. */
+#ifndef ATTNC_GRID_H
+#define ATTNC_GRID_H
+#include "call.h"
+#include "ir.h"
+
+struct Plan;
+
+typedef struct GridTiling {
+    struct Plan *plan;      /* the plan over block-order rows (no backward: the backward runs the 1-D plan) */
+    IrRef width;            /* W: a node of the call (sizes, params), in the plans' shared module */
+    int qbx, qby, kbx, kby; /* a q tile is a qbx x qby block (qbx * qby = bq), a kv tile kbx x kby (= bk) */
+} GridTiling;
+
+/* Build p->grid when p's masks decompose q and kv over a grid and both tile
+ * sizes are powers of two >= 4 (else leave it NULL): rewrites a copy of
+ * p->f; must run before p's schedule is built (it adds nodes to the module).
+ * 0 when out of memory, else 1. */
+int pass_grid(Arena *arena, struct Plan *p);
+
+/* Whether call bc can run g's plan, with *W its grid width: Lq == Lk, W > 0,
+ * W divides Lq, both blocks divide the grid (W by bx, Lq / W by by). */
+int grid_applies(const struct Plan *p, const GridTiling *g, const BoundCall *bc, int64_t *W);
+
+/* The original row of block-order row i (the block bx x by) of a grid W wide. */
+static inline int64_t grid_row(int64_t W, int bx, int by, int64_t i) {
+    int64_t area = (int64_t)bx * by, t = i / area, j = i % area, nbx = W / bx;
+    return ((t / nbx) * by + j / bx) * W + (t % nbx) * bx + j % bx;
+}
+
+#endif
