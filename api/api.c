@@ -579,6 +579,25 @@ static int mask_fault_at(void *ctx, int64_t b, int64_t h, int64_t q, int64_t kv)
 /* The tile map of a call (Q, K, V, O not read), and with use != NULL what it
  * asks (then the map is freed); a kernel with tables gets zero ones: masks
  * never read a dot. */
+/* The tile map of the block-order plan when this call's grid divides (the
+ * kernel then runs it: runtime/launch.c), for `attnc emit --shape`. */
+static attnc_status print_grid_map(const attnc_kernel *k, const attnc_args *call, StrBuf *sb, attnc_error *err) {
+    static float unread[1];
+    attnc_args args = *call;
+    args.q = args.k = args.v = unread, args.o = unread;
+    BoundCall bc;
+    TileMap tm;
+    int64_t W;
+    attnc_status st = bind_call(k->attn, &k->fixed, &args, &bc, err);
+    if (st || !grid_applies(k->plan, k->plan->grid, &bc, &W)) return st;
+    if ((st = tile_map_build(k->plan->grid->plan, &bc, &tm, err))) return st;
+    sb_printf(sb, "this call's grid (width %lld) divides into the blocks: its kernel runs the block-order plan\n",
+              (long long)W);
+    plan_print_tile_map(k->plan->grid->plan, &tm, "tile map (rows in block order)", sb);
+    tile_map_free(&tm);
+    return ATTNC_OK;
+}
+
 static attnc_status call_tile_map(const attnc_kernel *k, const attnc_args *call, TileMap *tm, const MapUse *use,
                                   attnc_error *err) {
     /* Q, K, V and O are not read here (attnc.h), so NULL is allowed: bind
@@ -660,6 +679,7 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
     TileMap tm, *tmp = NULL;
     if (!st && call && !(st = call_tile_map(k, call, &tm, NULL, err))) tmp = &tm;
     if (!st) plan_print(k->plan, tmp, &sb);
+    if (!st && call && k->ck.grid && !(k->opts.flags & ATTNC_OPT_NO_GRID_TILES)) st = print_grid_map(k, call, &sb, err);
     if (!st && k->attn->rotary) sb_printf(&sb, "rotary: Q and K rows rotated once per call before the kernel\n");
     if (!st && k->attn->sink) sb_printf(&sb, "sink: merged into each row's O and LSE after the kernel\n");
     if (tmp) tile_map_free(tmp);

@@ -26,11 +26,19 @@ typedef struct GridTiling {
     int qbx, qby, kbx, kby; /* a q tile is a qbx x qby block (qbx * qby = bq), a kv tile kbx x kby (= bk) */
 } GridTiling;
 
-/* Build p->grid when p's masks decompose q and kv over a grid and both tile
- * sizes are powers of two >= 4 (else leave it NULL): rewrites a copy of
- * p->f; must run before p's schedule is built (it adds nodes to the module).
- * 0 when out of memory, else 1. */
-int pass_grid(Arena *arena, struct Plan *p);
+/* Build p->grid when p's masks decompose q and kv over a grid and the tile
+ * sizes (p->bq, and `bk` for the block-order plan's kv tiles) are powers of
+ * two >= 4 (else leave it NULL): rewrites a copy of p->f; must run before
+ * p's schedule is built (it adds nodes to the module).  0 when out of
+ * memory, else 1. */
+int pass_grid(Arena *arena, struct Plan *p, int bk);
+
+/* The block-order plan's kv tile when none is asked for: 16 rows, a 4 x 4
+ * block.  An 8 x 8 query block's 7 x 7 neighbourhoods cover 14 x 14 keys:
+ * nine 8 x 8 kv tiles (8.5% of their pairs kept) but sixteen 4 x 4 ones
+ * (19%); measured 77-83 ms against 115 ms for natten2d at L = 4096 (see
+ * docs/multidim-tiles.md). */
+#define GRID_DEFAULT_BK 16
 
 /* Whether call bc can run g's plan, with *W its grid width: Lq == Lk, W > 0,
  * W divides Lq, both blocks divide the grid (W by bx, Lq / W by by). */

@@ -88,13 +88,13 @@ static void coords(IrModule *m, Subst *s, int k, int bx, int by) {
     s->row[k] = ir_op2(m, IR_ADD, T_INT, ir_op2(m, IR_MUL, T_INT, s->y[k], s->w), s->x[k]);
 }
 
-int pass_grid(Arena *arena, Plan *p) {
+int pass_grid(Arena *arena, Plan *p, int bk) {
     IrModule *m = p->ir;
     const IrFunc *f = p->f;
     p->grid = NULL;
     int qbx, qby, kbx, kby;
     /* version 2's rows and sinks are made around the kernel by original row: not here */
-    if (!block_shape(p->bq, &qbx, &qby) || !block_shape(p->bk, &kbx, &kby) || f->rope_dims != IR_NONE ||
+    if (!block_shape(p->bq, &qbx, &qby) || !block_shape(bk, &kbx, &kby) || f->rope_dims != IR_NONE ||
         f->qpos != IR_NONE || f->kvpos != IR_NONE || f->sink != IR_NONE)
         return 1;
     unsigned char *live = malloc((size_t)m->n + 1);
@@ -124,6 +124,7 @@ int pass_grid(Arena *arena, Plan *p) {
     if (m->failed) return 0;
     *sub = *p;
     sub->f = sf;
+    sub->bk = bk;
     sub->needs_mask = !ir_is_bool(m, sf->keep, 1);
     sub->needs_fault = !ir_is_bool(m, sf->fault, 0);
     int deps = ir_at(m, sf->keep)->deps | ir_at(m, sf->fault)->deps;

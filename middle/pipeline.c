@@ -49,7 +49,7 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
     p->softmax = p->f->weight == IR_NONE;
     /* before any schedule: it adds nodes to the module, and a schedule's
      * per-node tables are as long as the module */
-    if (!opt->no_grid && !pass_grid(arena, p)) return NULL;
+    if (!opt->no_grid && !pass_grid(arena, p, opt->bk > 0 ? opt->bk : GRID_DEFAULT_BK)) return NULL;
     p->sched = sched_build(arena, p);
     if (!p->sched) return NULL;
     if (p->grid && !(p->grid->plan->sched = sched_build(arena, p->grid->plan))) return NULL;
@@ -68,6 +68,19 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
         if (!p->grad_sched) return NULL;
     }
     return p;
+}
+
+void plan_print_tile_map(const Plan *p, const TileMap *tm, const char *title, StrBuf *out) {
+    sb_printf(out, "%s:\n", title);
+    sb_printf(out, "  %lld group%s of %lld x %lld tiles: %lld tiles\n", (long long)tm->ngroups,
+              tm->ngroups == 1 ? "" : "s", (long long)tm->nqt, (long long)tm->nkt, (long long)tm->total);
+    sb_printf(out, "  visited %lld (full %lld, partial %lld), skipped %lld\n", (long long)tm->visited,
+              (long long)tm->full, (long long)tm->partial, (long long)(tm->total - tm->visited));
+    sb_printf(out, "  mask evaluated on %lld tiles; %lld interval evaluations\n", (long long)tm->partial,
+              (long long)tm->evaluations);
+    if (p->needs_fault)
+        sb_printf(out, "  runtime error checks for this call: %s\n",
+                  tm->check_faults ? "needed" : "none (every index provably in range)");
 }
 
 void plan_print(const Plan *p, const TileMap *tm, StrBuf *out) {
@@ -93,18 +106,7 @@ void plan_print(const Plan *p, const TileMap *tm, StrBuf *out) {
         ir_print(p->ir, g->plan->f, out);
         sched_print(g->plan->sched, out);
     }
-    if (tm) {
-        sb_printf(out, "tile map:\n");
-        sb_printf(out, "  %lld group%s of %lld x %lld tiles: %lld tiles\n", (long long)tm->ngroups,
-                  tm->ngroups == 1 ? "" : "s", (long long)tm->nqt, (long long)tm->nkt, (long long)tm->total);
-        sb_printf(out, "  visited %lld (full %lld, partial %lld), skipped %lld\n", (long long)tm->visited,
-                  (long long)tm->full, (long long)tm->partial, (long long)(tm->total - tm->visited));
-        sb_printf(out, "  mask evaluated on %lld tiles; %lld interval evaluations\n", (long long)tm->partial,
-                  (long long)tm->evaluations);
-        if (p->needs_fault)
-            sb_printf(out, "  runtime error checks for this call: %s\n",
-                      tm->check_faults ? "needed" : "none (every index provably in range)");
-    }
+    if (tm) plan_print_tile_map(p, tm, "tile map", out);
     if (p->grad) {
         grad_plan_print(p->grad, out);
         if (p->grad_sched) sched_grad_print(p->grad_sched, out);

@@ -131,5 +131,7 @@ attnc_status tile_check_work(const Plan *p, const BoundCall *bc, attnc_error *er
 
 /* Text: the IR, the plan and (when tm is not NULL) the tile statistics. */
 void plan_print(const Plan *p, const TileMap *tm, StrBuf *out);
+/* The tile statistics of tm under the heading `title`. */
+void plan_print_tile_map(const Plan *p, const TileMap *tm, const char *title, StrBuf *out);
 
 #endif
