@@ -587,9 +587,9 @@ static attnc_status print_grid_map(const attnc_kernel *k, const attnc_args *call
     args.q = args.k = args.v = unread, args.o = unread;
     BoundCall bc;
     TileMap tm;
-    int64_t W;
+    int64_t W, H;
     attnc_status st = bind_call(k->attn, &k->fixed, &args, &bc, err);
-    if (st || !grid_applies(k->plan, k->plan->grid, &bc, &W)) return st;
+    if (st || !grid_applies(k->plan, k->plan->grid, &bc, &W, &H)) return st;
     if ((st = tile_map_build(k->plan->grid->plan, &bc, &tm, err))) return st;
     sb_printf(sb, "this call's grid (width %lld) divides into the blocks: its kernel runs the block-order plan\n",
               (long long)W);

@@ -100,9 +100,14 @@ void plan_print(const Plan *p, const TileMap *tm, StrBuf *out) {
     sched_print(p->sched, out);
     if (p->grid) {
         const GridTiling *g = p->grid;
-        sb_printf(out, "multi-dimensional tiles (docs/multidim-tiles.md): grid width %%%d; rows in block order, "
-                  "a q tile a %d x %d block, a kv tile %d x %d; the block-order plan:\n", g->width, g->qbx, g->qby,
-                  g->kbx, g->kby);
+        if (g->height == IR_NONE)
+            sb_printf(out, "multi-dimensional tiles (docs/multidim-tiles.md): grid width %%%d; rows in block order, "
+                      "a q tile a %d x %d block, a kv tile %d x %d; the block-order plan:\n", g->width, g->qbx, g->qby,
+                      g->kbx, g->kby);
+        else
+            sb_printf(out, "multi-dimensional tiles (docs/multidim-tiles.md): grid width %%%d, height %%%d; rows in "
+                      "block order, a q tile a %d x %d x %d block, a kv tile %d x %d x %d; the block-order plan:\n",
+                      g->width, g->height, g->qbx, g->qby, g->qbz, g->kbx, g->kby, g->kbz);
         ir_print(p->ir, g->plan->f, out);
         sched_print(g->plan->sched, out);
     }

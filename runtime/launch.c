@@ -244,7 +244,7 @@ typedef struct GridHook {
 } GridHook;
 
 static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
-                                int threads, int flags, int64_t W, attnc_error *err);
+                                int threads, int flags, int64_t W, int64_t H, attnc_error *err);
 static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                                  int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
                                  const GridHook *gh, attnc_error *err);
@@ -252,9 +252,10 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
 attnc_status launch_run_items(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                               int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
                               attnc_error *err) {
-    int64_t W;
-    if (p->grid && ck->grid && !pages && !it && !(flags & ATTNC_OPT_NO_GRID_TILES) && grid_applies(p, p->grid, bc, &W))
-        return launch_grid(p, ck, bc, args, threads, flags, W, err);
+    int64_t W, H;
+    if (p->grid && ck->grid && !pages && !it && !(flags & ATTNC_OPT_NO_GRID_TILES) &&
+        grid_applies(p, p->grid, bc, &W, &H))
+        return launch_grid(p, ck, bc, args, threads, flags, W, H, err);
     return launch_tiles(p, ck, bc, args, threads, flags, pages, it, NULL, err);
 }
 
@@ -337,7 +338,7 @@ static void grid_done(void *ctx, int64_t b, int64_t h) {
  * writes a private O first (nothing is written on error); a fault is named
  * by the interpreter on the caller's own call. */
 static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
-                                int threads, int flags, int64_t W, attnc_error *err) {
+                                int threads, int flags, int64_t W, int64_t H, attnc_error *err) {
     const attnc_sizes *sz = &bc->sz;
     const GridTiling *gt = p->grid;
     const BoundLayout *L = bc->layout;
@@ -355,8 +356,8 @@ static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const B
         goto done;
     }
     for (int64_t i = 0; i < n; i++) {
-        qperm[i] = grid_row(W, gt->qbx, gt->qby, i);
-        kperm[i] = grid_row(W, gt->kbx, gt->kby, i);
+        qperm[i] = grid_row(W, H, gt->qbx, gt->qby, gt->qbz, i);
+        kperm[i] = grid_row(W, H, gt->kbx, gt->kby, gt->kbz, i);
     }
     /* the kernel sees every (b, h) at the one head's rows: strides 0 along B and H */
     BoundCall gbc = *bc;

@@ -60,8 +60,8 @@ typedef struct Counts {
 
 /* Rows in block order (a grid plan's tile map): NULL for none. */
 typedef struct GridMapping {
-    int64_t W;
-    int qbx, qby, kbx, kby;
+    int64_t W, H;
+    int qbx, qby, qbz, kbx, kby, kbz;
 } GridMapping;
 
 static void check_map(const Plan *p, const BoundCall *bc, const TileMap *tm, Counts *c, char *first, size_t n,
@@ -88,8 +88,8 @@ static void check_map(const Plan *p, const BoundCall *bc, const TileMap *tm, Cou
                     for (int64_t q = qt * p->bq; q < (qt + 1) * p->bq && q < sz->Lq; q++)
                         for (int64_t kv = kt * p->bk; kv < (kt + 1) * p->bk && kv < sz->Lk; kv++) {
                             env->b = b, env->h = h, env->hk = h / group, env->q = q, env->kv = kv;
-                            if (gm) env->q = grid_row(gm->W, gm->qbx, gm->qby, q),
-                                    env->kv = grid_row(gm->W, gm->kbx, gm->kby, kv);
+                            if (gm) env->q = grid_row(gm->W, gm->H, gm->qbx, gm->qby, gm->qbz, q),
+                                    env->kv = grid_row(gm->W, gm->H, gm->kbx, gm->kby, gm->kbz, kv);
                             int k = brute_keep(env, p->attn);
                             kept += k == 1;
                             dropped += k == 0;
@@ -218,7 +218,7 @@ static void run_grid_case(const attnc_spec *spec, const char *variant, ExampleAr
     attnc_args args = {ea->sz, &dummy, &dummy, &dummy, (float *)&dummy, NULL, params, np, tensors, nt};
     const Plan *p = attnc_kernel_plan(k);
     BoundCall bc;
-    int64_t W = 0;
+    int64_t W = 0, H = 0;
     if (nt < 0 || !p->grid) {
         printf("FAIL %s: %s\n", label, nt < 0 ? why : "no block-order plan (the grid was not recognised)");
         fails++;
@@ -226,7 +226,7 @@ static void run_grid_case(const attnc_spec *spec, const char *variant, ExampleAr
         printf("FAIL %s: bind: %s\n", label, err.message);
         fails++;
     } else {
-        int applies = grid_applies(p, p->grid, &bc, &W);
+        int applies = grid_applies(p, p->grid, &bc, &W, &H);
         TileMap tm;
         if (applies != divides) {
             printf("FAIL %s: the call %s the block-order plan\n", label, applies ? "uses" : "does not use");
@@ -239,13 +239,13 @@ static void run_grid_case(const attnc_spec *spec, const char *variant, ExampleAr
             fails++;
         } else {
             const GridTiling *g = p->grid;
-            GridMapping gm = {W, g->qbx, g->qby, g->kbx, g->kby};
+            GridMapping gm = {W, H, g->qbx, g->qby, g->qbz, g->kbx, g->kby, g->kbz};
             Counts c = {0};
             char first[300] = "";
             check_map(g->plan, &bc, &tm, &c, first, sizeof first, &gm);
             int bad = c.unsound || c.inexact;
-            printf("%s %s (blocks %dx%d, %dx%d): %lld tiles, %lld visited, %lld partial; unsound %lld, inexact %lld%s%s\n",
-                   bad ? "FAIL" : "ok", label, g->qbx, g->qby, g->kbx, g->kby, (long long)c.tiles,
+            printf("%s %s (blocks %dx%dx%d, %dx%dx%d): %lld tiles, %lld visited, %lld partial; unsound %lld, inexact %lld%s%s\n",
+                   bad ? "FAIL" : "ok", label, g->qbx, g->qby, g->qbz, g->kbx, g->kby, g->kbz, (long long)c.tiles,
                    (long long)c.visited, (long long)c.partial, (long long)c.unsound, (long long)c.inexact,
                    *first ? "; first: " : "", first);
             bad ? fails++ : passes++;
