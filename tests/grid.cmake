@@ -3,7 +3,8 @@
 # in block order by every backend that has the block-order kernel (llvm, tcc,
 # refplan) against the interpreter (tests/grid_diff.sh also checks that the
 # call does use it); element types, layouts, threads, tile shapes; grids that
-# do not divide and Lq != Lk (the 1-D plan runs).  The tile maps themselves
+# do not divide (2-D, and 3-D with 6 planes for blocks 4 deep) and Lq != Lk
+# (the 1-D plan runs).  The tile maps themselves
 # are checked against brute force in middle-end/tiles (tests/test_tiles.c).
 set(grid_backends refplan)
 if(ATTNC_HAVE_TCC_JIT)
@@ -51,5 +52,7 @@ grid_test(natten2d 1 ${PROJECT_SOURCE_DIR}/bench/variants/natten2d.attn natten2d
 # the 1-D plan: a grid that does not divide into 8 x 8 blocks, keys that are not the queries' grid
 grid_test(na2d_ragged 0 ${ex}/neighborhood_2d.attn na2d --shape B=1,H=2,Hkv=1,Lq=100,Lk=100,D=16,Dv=8
           --param width=10 --param kernel=5)
+grid_test(na3d_planes_ragged 0 ${ex}/neighborhood_3d.attn na3d --shape B=1,H=2,Hkv=1,Lq=384,Lk=384,D=16,Dv=8
+          --param width=8 --param height=8 --param kernel_t=3 --param kernel_y=3 --param kernel_x=3)
 grid_test(halo2d_cross 0 ${ex}/halo.attn halo2d --shape B=1,H=2,Hkv=1,Lq=256,Lk=512,D=16,Dv=8 --param width=16
           --param block=4 --param halo=2)
