@@ -56,3 +56,6 @@ grid_test(na3d_planes_ragged 0 ${ex}/neighborhood_3d.attn na3d --shape B=1,H=2,H
           --param width=8 --param height=8 --param kernel_t=3 --param kernel_y=3 --param kernel_x=3)
 grid_test(halo2d_cross 0 ${ex}/halo.attn halo2d --shape B=1,H=2,Hkv=1,Lq=256,Lk=512,D=16,Dv=8 --param width=16
           --param block=4 --param halo=2)
+# a runtime error in block order: the interpreter's message (original rows), nothing written
+add_test(NAME grid/fault COMMAND bash ${PROJECT_SOURCE_DIR}/tests/grid_fault.sh $<TARGET_FILE:attnc>
+         $<TARGET_FILE:npyrand> ${grid_backends})
