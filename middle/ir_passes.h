@@ -30,6 +30,10 @@ int pass_softmax_invariant(IrModule *m, IrFunc *f);
  * (FlashBias); with `separable`, so does a * float(x(q) - y(kv)). */
 int pass_lowrank(IrModule *m, IrFunc *f, int separable);
 
+/* pass_recip.c: a float division by a value of a coarser loop (or a
+ * constant) becomes a multiplication by its reciprocal. */
+int pass_reciprocal(IrModule *m, IrFunc *f);
+
 /* derive.c: *out = d root / d var, as nodes of m (spec 9.5's rules, see
  * there), simplified as built.  var: IR_PRE, a float IR_LOAD, or an IR_SUM
  * taken as an independent value; a sum whose body reads var must not bind a

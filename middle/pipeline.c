@@ -35,6 +35,7 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
     dump(p, "mask-facts", pass_mask_facts(p->ir, p->f), opt->dump);
     dump(p, "softmax-invariant", pass_softmax_invariant(p->ir, p->f), opt->dump);
     dump(p, "lowrank", pass_lowrank(p->ir, p->f, opt->separable), opt->dump);
+    dump(p, "reciprocal", pass_reciprocal(p->ir, p->f), opt->dump);
     dump(p, "fold", pass_fold(p->ir, p->f), opt->dump);
     if (p->ir->failed) return NULL;
 

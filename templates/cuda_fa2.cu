@@ -75,7 +75,13 @@ typedef uint32_t attnc_fa2_elem; /* a float32's bits, in shared memory and regis
  * (ATTNC_FA2_SW: 7 when a row has a multiple of 8 chunks of 4 floats, else 3): chunk col / 4
  * at chunk (col / 4) ^ (row & sw) of its row, so the 8 rows an ldmatrix reads, and the 8 keys
  * x 4 columns of a V fragment load, fall on distinct banks without padding */
-#define ATTNC_FA2_SWZ(row, col, sw) (((((col) >> 2) ^ ((row) & (sw))) << 2) | ((col) & 3))
+/* Written as the column's aligned group of (sw + 1) chunks plus the swizzled offset inside it (the same
+ * value): an unrolled loop's columns then share one lane-dependent offset per group position and differ by
+ * constants the loads take as immediates.  Written as one XOR, ptxas kept every column's address live across
+ * the kv-tile loop: 255 registers and 212 bytes of spills at D = 128 on sm_90 when the element code is cheap
+ * (relu_attention's weight with `* 0.5` instead of `/ float(Lk)`; tests/cuda/fa2_cheap_weight.attn). */
+#define ATTNC_FA2_SWZ(row, col, sw)                                                                              \
+    (((col) & ~(4 * (sw) + 3)) | (((((col) & (4 * (sw) + 3)) >> 2) ^ ((row) & (sw))) << 2) | ((col) & 3))
 #define ATTNC_FA2_SW(width) ((width) % 32 == 0 ? 7 : 3)
 #else
 typedef uint16_t attnc_fa2_elem;
@@ -182,6 +188,7 @@ ATTNC_MMA_DEV void attnc_fa2_s(float (*s)[4], const uint32_t (*qa)[4], const att
     ATTNC_UNROLL
     for (int32_t kk = 0; kk < ATTNC_FA2_D / 8; kk++) {
         uint32_t qf[4];
+        if (kk % 8 == 0) attnc_schedule_point(); /* at most 8 k steps' fragments loaded ahead (see attnc_fa2_pv) */
         attnc_ldmatrix_x4(qf, qs + qrow * ATTNC_FA2_LD + ATTNC_FA2_SWZ(qrow, kk * 8 + (m8 >> 1) * 4, ATTNC_FA2_SWK));
         attnc_fa2_operand(qf, 4);
         ATTNC_UNROLL
@@ -206,6 +213,10 @@ ATTNC_MMA_DEV void attnc_fa2_pv(float (*o)[4], float (*s)[4], const attnc_fa2_el
     ATTNC_UNROLL
     for (int32_t kk = 0; kk < ATTNC_FA2_NT; kk++) {
         uint32_t pa[4];
+        /* one k step's V fragments at a time: with cheap element code (a weight clause without
+         * division or exp) ptxas hoisted all 128 of a part's V loads above S = Q K^T, 128 live
+         * registers: 255 registers and 136 bytes of spills at D = 128 (tests/cuda/fa2_cheap_weight.attn) */
+        attnc_schedule_point();
         pa[0] = attnc_cvt_tf32(s[kk][0]);
         pa[1] = attnc_cvt_tf32(s[kk][2]);
         pa[2] = attnc_cvt_tf32(s[kk][1]);
@@ -521,7 +532,10 @@ ATTNC_MMA_DEV void attnc_fa2_body(const AttnFa2Args *args) {
 }
 
 #if ATTNC_FA2_TF32
-ATTNC_KERNEL_ENTRY(@NAME@_fa2_kernel, AttnFa2Args, attnc_fa2_body, ATTNC_FA2_THREADS)
+/* float32: one block per SM is all shared memory allows at D = 128 (two at 64, still within 255 registers
+ * a thread): said to ptxas, which otherwise capped registers for an occupancy it cannot reach, spilling
+ * (softplus_attention, relu_attention at the 96/128/168-register steps) */
+ATTNC_KERNEL_ENTRY_MIN(@NAME@_fa2_kernel, AttnFa2Args, attnc_fa2_body, ATTNC_FA2_THREADS, 1)
 #else
 /* 16-bit: two blocks per SM at least (up to 255 registers a thread): by default ptxas capped
  * sm_90's at 168 and spilled (retention, D = 64, cuda/nvrtc/retention) */

@@ -17,6 +17,9 @@
  *   shared       ATTNC_SMEM_STATIC(T, name)   T *const name, a __shared__ T of the block
  *                ATTNC_SMEM_DYNAMIC(T, name)  T *name, the launch's dynamic shared memory
  *   barriers     attnc_syncthreads()  attnc_syncwarp(mask)
+ *   ordering     attnc_schedule_point(): __threadfence_block() on the GPU, nothing in the
+ *                emulation: a point ptxas does not move shared-memory loads across (the
+ *                kernels use it to bound how many operands its scheduler keeps in flight)
  *   shuffles     attnc_shfl_xor_f32(mask, v, lanemask)  _idx_f32(mask, v, lane)
  *                _down_f32(mask, v, delta)  _up_f32  and _u32 of each;  _xor_f32_w(.., width)
  *   vote         attnc_ballot(mask, pred)
@@ -63,6 +66,7 @@
 
 #define attnc_syncthreads() __syncthreads()
 #define attnc_syncwarp(mask) __syncwarp(mask)
+#define attnc_schedule_point() __threadfence_block()
 
 #define attnc_shfl_xor_f32_w(mask, v, lm, w) __shfl_xor_sync((mask), (float)(v), (lm), (w))
 #define attnc_shfl_xor_u32_w(mask, v, lm, w) __shfl_xor_sync((mask), (uint32_t)(v), (lm), (w))
@@ -209,6 +213,7 @@ int32_t attnc_simt_launch(void (*kernel)(const void *), const void *args, const 
 
 #define attnc_syncthreads() attnc_simt_syncthreads(__LINE__)
 #define attnc_syncwarp(mask) attnc_simt_syncwarp((mask), __LINE__)
+#define attnc_schedule_point() ((void)0) /* one thread runs at a time: loads are ordered anyway */
 
 /* PTX shfl.sync's modes (idx 0, up 1, down 2, bfly 3) and clamp operand c as CUDA passes a width */
 #define attnc_shfl_(mask, u, b, c, mode) attnc_simt_shfl((mask), (u), (b), (c), (mode), __LINE__)

@@ -43,6 +43,7 @@ endif()
 if(ATTNC_HAVE_TCC_JIT)
   add_test(NAME cuda-emu/fa2/nvcc COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_fa2_nvcc.sh $<TARGET_FILE:test_cuda_fa2>
            ${CMAKE_CURRENT_BINARY_DIR}/cuda_fa2 ${PROJECT_SOURCE_DIR}/examples/causal.attn
-           ${PROJECT_SOURCE_DIR}/examples/low_rank_bias.attn ${PROJECT_SOURCE_DIR}/examples/nonsoftmax.attn)
+           ${PROJECT_SOURCE_DIR}/examples/low_rank_bias.attn ${PROJECT_SOURCE_DIR}/examples/nonsoftmax.attn
+           ${PROJECT_SOURCE_DIR}/tests/cuda/fa2_cheap_weight.attn)
   set_tests_properties(cuda-emu/fa2/nvcc PROPERTIES SKIP_RETURN_CODE 77)
 endif()

@@ -4,7 +4,8 @@
 # fewer under the sanitizers; README gives the command for a long run.
 add_executable(attnc-fuzz ${PROJECT_SOURCE_DIR}/tests/fuzz/difffuzz.c ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzzcase.c
                           ${PROJECT_SOURCE_DIR}/tests/fuzz/fclayout.c ${PROJECT_SOURCE_DIR}/tests/fuzz/fcbatch.c
-                          ${PROJECT_SOURCE_DIR}/tests/fuzz/specgen.c)
+                          ${PROJECT_SOURCE_DIR}/tests/fuzz/specgen.c
+                          ${PROJECT_SOURCE_DIR}/tests/fuzz/specgen_render.c)
 # half.h; cuda_emu_backend.h (how many runs went through cuda-emu's tensor-core kernel, for the summary)
 target_include_directories(attnc-fuzz PRIVATE ${PROJECT_SOURCE_DIR}/base ${PROJECT_SOURCE_DIR}/backends/cuda)
 target_compile_options(attnc-fuzz PRIVATE ${ATTNC_WARNINGS})

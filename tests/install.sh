@@ -4,7 +4,8 @@
 # tests/install_v2.c, a rotary + sink attention against the interpreter, shared and static): pkg-config (shared),
 # pkg-config static_libs, pkg-config --static, and find_package(attnc) for
 # both targets; run each.  Also: the soname, and that libattnc.so exports
-# only attnc_* symbols; the installed `attnc show` writes a PNG.
+# only attnc_* symbols; the installed `attnc show` writes a PNG; the installed `attnc emit` of a v2
+# attention gives C (with its backward) that cc compiles and CUDA text that nvcc compiles (when present).
 set -euo pipefail
 build=$(cd "$1" && pwd); src=$(cd "$2" && pwd)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -29,6 +30,18 @@ declared=$(grep -o '[ *]attnc_[a-z0-9_]*(' "$prefix/include/attnc.h" | tr -d ' *
 "$prefix/bin/attnc" show "$src/examples/causal.attn" --variant causal_top_left --shape B=1,H=1,Lq=40,Lk=40,D=8 -o "$tmp/causal.png" \
   || fail "installed attnc show failed"
 [ "$(head -c 8 "$tmp/causal.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || fail "attnc show wrote no PNG"
+# the installed `attnc emit` of a version-2 attention (rotary + learned sink): its ahead-of-time C, with
+# NAME_backward, compiles warning-free with the user's compiler; its CUDA text with nvcc when there is one
+"$prefix/bin/attnc" emit "$src/examples/v2/learned_sinks.attn" --variant gpt_oss_full --target c -o "$tmp/v2.c" \
+  || fail "installed attnc emit --target c (v2) failed"
+grep -q "gpt_oss_full_backward" "$tmp/v2.c" || fail "the v2 C text has no gpt_oss_full_backward"
+${CC:-cc} -std=c11 -Wall -Wextra -Werror -c "$tmp/v2.c" -o "$tmp/v2.o" || fail "the v2 C text does not compile"
+"$prefix/bin/attnc" emit "$src/examples/v2/rotary.attn" --variant llama --target cuda -o "$tmp/v2.cu" \
+  || fail "installed attnc emit --target cuda (v2) failed"
+nvcc=$(command -v nvcc || true); [ -n "$nvcc" ] || { [ -x /usr/local/cuda/bin/nvcc ] && nvcc=/usr/local/cuda/bin/nvcc; }
+if [ -n "$nvcc" ]; then
+  "$nvcc" -arch=sm_80 -c "$tmp/v2.cu" -o "$tmp/v2cu.o" >"$tmp/nvcc.log" 2>&1 || { cat "$tmp/nvcc.log" >&2; fail "nvcc rejects the v2 CUDA text"; }
+fi
 
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 cc="${CC:-cc} ${EXTRA_CFLAGS:-}"

@@ -69,8 +69,9 @@ static const Variant VARIANTS[] = {
     {"attention flip { param flip : bool = false; mask flip ? kv >= q : kv <= q; }", "flip=true", NULL},
     /* x / (kv - q) divides by zero only where the mask drops the element */
     {"attention guarded { mask kv != q; bias float(q / (kv - q)) * 0.01; }", NULL, NULL},
-    /* the inline exp/exp2/log/log2/tanh/sigmoid over wide ranges, straight into O */
+    /* the inline exp/exp2/log/log2/tanh/sigmoid/erf over wide ranges, straight into O */
     {"attention mathrange { weight sigmoid(score * 10.0) + 0.01 * tanh(float(q - kv) * 0.37)"
+     " + 0.5 + 0.4 * erf(score * 3.0) + 0.01 * erf(float(q - kv) * 0.05) + erf(float(kv % 7) * 1e-5)"
      " + exp(float(kv % 40) - 30.0) + exp2(float(q % 50) * 0.5 - 20.0) + 0.001 * log(float(q + 1) * 1e-30)"
      " + 0.01 * log2(float(kv + 1)) + exp(-float(kv) * 3.0) + 0.01 * log(1.0 + exp(score)); }",
      NULL, NULL},

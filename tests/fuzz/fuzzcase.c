@@ -21,7 +21,7 @@
 #include <time.h>
 
 static const char *const kind_names[] = {"same", "spec", "skip", "status", "partial-write", "empty-row",
-                                         "nan-inf", "O", "LSE", "grad", "crash"};
+                                         "nan-inf", "O", "LSE", "grad", "crash", "tiles"};
 const char *fc_kind_name(FcKind k) { return kind_names[k]; }
 
 static double now(void) {
@@ -392,6 +392,66 @@ static FcKind grad_compare(const attnc_spec *spec, const FuzzCase *c, const attn
     return kind;
 }
 
+/* The masks' picture of (b, h) = (B - 1, H - 1) at rows x cols from kernel k into kept (rows * cols floats). */
+static attnc_status picture(const attnc_kernel *k, const attnc_args *a, int rows, int cols, float *kept) {
+    attnc_error err = {0};
+    return attnc_kernel_picture(k, a, a->sizes.B - 1, a->sizes.H - 1, rows, cols, kept, NULL, &err);
+}
+
+/* The backend kernel's tile map checked against one-element tiles, where the tile analysis evaluates every
+ * pair exactly (an interpreter kernel with --tile 1x1): attnc_kernel_kept_pairs, and the picture of the last
+ * (b, h) at full resolution and downsampled, must agree bit for bit.  A tile wrongly FULL or EMPTY shows as a
+ * difference.  Calls whose masks raise runtime errors are not compared (which pairs get evaluated depends on
+ * the tiles).  FC_SAME when they agree or cannot be compared. */
+static FcKind tiles_compare(const attnc_spec *spec, const FuzzCase *c, const attnc_options *opts, const Inputs *in,
+                            FcResult *r) {
+    if (fcl_layout(c) == 4 || c->sz.B <= 0 || c->sz.H <= 0 || c->sz.Lq <= 0 || c->sz.Lk <= 0 ||
+        c->sz.Lq * c->sz.Lk > ((int64_t)1 << 16))
+        return FC_SAME;
+    attnc_options one = {.backend = ATTNC_BACKEND_INTERP, .threads = 1, .tile_q = 1, .tile_k = 1};
+    attnc_kernel *k = NULL, *exact = NULL;
+    attnc_error err = {0};
+    FcKind kind = FC_SAME;
+    attnc_param params[FC_MAX], pexact[FC_MAX];
+    char msg[600] = "";
+    int rows = (int)c->sz.Lq, cols = (int)c->sz.Lk, drows = rows > 2 ? rows / 3 : 1, dcols = cols > 4 ? cols / 5 : 1;
+    float *pk = malloc(sizeof(float) * (size_t)rows * (size_t)cols * 2 + 2 * sizeof(float) * (size_t)drows * (size_t)dcols);
+    if (!pk || attnc_compile(spec, c->variant, opts, &k, &err) || attnc_compile(spec, c->variant, &one, &exact, &err))
+        goto done;
+    int np = params_for(k, c, 1, params, msg), npx = params_for(exact, c, 0, pexact, msg);
+    if (np < 0 || npx < 0) goto done;
+    attnc_args a = {c->sz, NULL, NULL, NULL, NULL, NULL, params, np, in->t, in->nt}, ax = a;
+    ax.params = pexact, ax.n_params = npx;
+    int64_t kept = -1, kept_exact = -1;
+    if (attnc_kernel_kept_pairs(k, &a, &kept, &err) || attnc_kernel_kept_pairs(exact, &ax, &kept_exact, &err)) goto done;
+    float *pe = pk + (size_t)rows * cols, *dk = pe + (size_t)rows * cols, *de = dk + (size_t)drows * dcols;
+    if (kept != kept_exact) {
+        snprintf(r->detail, sizeof r->detail, "kept pairs: %" PRId64 " with %s's tile map, %" PRId64 " counted pair by pair",
+                 kept, attnc_backend_name(c->backend), kept_exact);
+        kind = FC_TILES;
+    } else if (!picture(k, &a, rows, cols, pk) && !picture(exact, &ax, rows, cols, pe) &&
+               !picture(k, &a, drows, dcols, dk) && !picture(exact, &ax, drows, dcols, de)) {
+        for (int i = 0; kind == FC_SAME && i < rows * cols; i++)
+            if (pk[i] != pe[i]) {
+                snprintf(r->detail, sizeof r->detail, "mask picture of (b, h) = (%" PRId64 ", %" PRId64 "): pair (%d, %d) %s "
+                         "with %s's tile map, %s pair by pair", c->sz.B - 1, c->sz.H - 1, i / cols, i % cols,
+                         pk[i] ? "kept" : "dropped", attnc_backend_name(c->backend), pe[i] ? "kept" : "dropped");
+                kind = FC_TILES;
+            }
+        for (int i = 0; kind == FC_SAME && i < drows * dcols; i++)
+            if (dk[i] != de[i]) {
+                snprintf(r->detail, sizeof r->detail, "downsampled mask picture %dx%d: pixel %d %g, %g pair by pair",
+                         drows, dcols, i, (double)dk[i], (double)de[i]);
+                kind = FC_TILES;
+            }
+    }
+done:
+    free(pk);
+    attnc_kernel_free(k);
+    attnc_kernel_free(exact);
+    return kind;
+}
+
 static FcKind finish(FcResult *r, FcKind k) { return r->kind = k; }
 
 FcKind fc_run(const FuzzCase *c, FcResult *r) {
@@ -456,6 +516,7 @@ FcKind fc_run(const FuzzCase *c, FcResult *r) {
             kind = FC_PARTIAL;
         } else if (!r->status) {
             kind = compare(c, attnc_kernel_is_softmax(ref), &in, o, l, ro, rl, r);
+            if (kind == FC_SAME) kind = tiles_compare(spec, c, &opts, &in, r);
             if (kind == FC_SAME && c->grad && fcl_layout(c) != 4) kind /* no backward of a batch */ = grad_compare(spec, c, &opts, ref, params, np, &in, ro, rl, r);
         }
     }

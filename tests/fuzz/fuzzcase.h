@@ -56,7 +56,8 @@ typedef enum FcKind {
     FC_O,        /* O beyond tolerance */
     FC_LSE,      /* LSE beyond tolerance */
     FC_GRAD,     /* a gradient beyond tolerance (or NaN/inf differ) */
-    FC_CRASH     /* the process died or timed out running the case (difffuzz.c's forked runs) */
+    FC_CRASH,    /* the process died or timed out running the case (difffuzz.c's forked runs) */
+    FC_TILES     /* kept pairs or a mask picture differ from those of one-element tiles (a tile map unsound) */
 } FcKind;
 
 const char *fc_kind_name(FcKind k);

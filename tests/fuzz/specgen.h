@@ -71,6 +71,18 @@ typedef struct GenSpec {
     int chain_terms;      /* terms of its long flat chain, 0 if none (the driver makes such calls smaller) */
 } GenSpec;
 
+
+/* Binding strength (SgNode.prec), as C: 1 ?:, 2 ||, 3 &&, 4 == !=, 5 < <= > >=, 6 + -, 7 * / %, 8 unary, 9 primary. */
+enum { P_TERN = 1, P_OR, P_AND, P_EQ, P_REL, P_ADD, P_MUL, P_UNARY, P_PRIMARY };
+
+/* The generator's random numbers (splitmix64): the same sequence for a seed everywhere. */
+static inline uint64_t sg_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
 /* Fill *g from seed: the same seed gives the same spec on every machine. */
 void specgen_generate(GenSpec *g, uint64_t seed);
 /* The text of *g, malloc'd and NUL-terminated; *len its length. */
