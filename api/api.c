@@ -10,6 +10,7 @@
 #include "attnc.h"
 #include "api_internal.h"
 #include "api_kernel.h"
+#include "grid.h"
 #include "bind.h"
 #include "ir.h"
 #include "launch.h"
@@ -233,6 +234,15 @@ static attnc_status apply_defines(attnc_kernel *k, const attnc_options *opts, at
     return ATTNC_OK;
 }
 
+/* Whether a kernel goes without multi-dimensional tiles (Plan.grid): asked
+ * to, or its backend does not run through runtime/launch.c's tile loop (the
+ * interpreter, the device backends: they would never use the block-order
+ * kernel), or its rows are tables made per work item (per original row). */
+static int grid_off(attnc_backend backend, const attnc_options *opts, int rows) {
+    return rows || (opts && (opts->flags & ATTNC_OPT_NO_GRID_TILES)) ||
+           !(backend == ATTNC_BACKEND_LLVM || backend == ATTNC_BACKEND_TCC || backend == ATTNC_BACKEND_REFPLAN);
+}
+
 attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const attnc_options *opts, attnc_kernel **out,
                            attnc_error *err) {
     if (!spec || !out) return set_error(err, ATTNC_ERR_USAGE, "spec or out is NULL");
@@ -286,7 +296,7 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
         const BackendImpl *impl = backend_find(backend);
         PlanOptions po = {opts ? opts->tile_q : 0, opts ? opts->tile_k : 0, impl->vec_width ? impl->vec_width() : 0,
                           k->fixed.is_fixed, k->fixed.value, NULL, opts && (opts->flags & ATTNC_OPT_SEPARABLE_BIAS),
-                          impl->toeplitz};
+                          impl->toeplitz, grid_off(backend, opts, k->rows != NULL)};
         k->plan = plan_compile(k->c.arena, k->rows ? k->rows->attn : k->attn, &po);
         if (!k->plan) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the middle end");
         else k->plan->rows = k->rows;
@@ -294,6 +304,10 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
     if (!st) {
         k->impl = backend_find(backend); /* available, so registered */
         st = k->impl->compile(k->plan, opts, &k->ck, &k->state, err); /* the interpreter's takes a NULL plan */
+    }
+    if (!st && k->plan && k->plan->grid && k->ck.tile) { /* the block-order plan's kernel beside it */
+        st = k->impl->compile(k->plan->grid->plan, opts, &k->gck, &k->gstate, err);
+        if (!st) k->ck.grid = &k->gck;
     }
     if (st) {
         attnc_kernel_free(k);
@@ -317,6 +331,7 @@ attnc_backend attnc_kernel_backend(const attnc_kernel *k) { return k ? k->backen
 void attnc_kernel_free(attnc_kernel *k) {
     if (!k) return;
     if (k->impl && k->state) k->impl->release(k->state);
+    if (k->impl && k->gstate) k->impl->release(k->gstate);
     rope_scratch_free(k->rope);
     if (k->c.arena) compiled_free(&k->c);
     free(k->fixed.is_fixed);
@@ -564,6 +579,25 @@ static int mask_fault_at(void *ctx, int64_t b, int64_t h, int64_t q, int64_t kv)
 /* The tile map of a call (Q, K, V, O not read), and with use != NULL what it
  * asks (then the map is freed); a kernel with tables gets zero ones: masks
  * never read a dot. */
+/* The tile map of the block-order plan when this call's grid divides (the
+ * kernel then runs it: runtime/launch.c), for `attnc emit --shape`. */
+static attnc_status print_grid_map(const attnc_kernel *k, const attnc_args *call, StrBuf *sb, attnc_error *err) {
+    static float unread[1];
+    attnc_args args = *call;
+    args.q = args.k = args.v = unread, args.o = unread;
+    BoundCall bc;
+    TileMap tm;
+    int64_t W, H;
+    attnc_status st = bind_call(k->attn, &k->fixed, &args, &bc, err);
+    if (st || !grid_applies(k->plan, k->plan->grid, &bc, &W, &H)) return st;
+    if ((st = tile_map_build(k->plan->grid->plan, &bc, &tm, err))) return st;
+    sb_printf(sb, "this call's grid (width %lld) divides into the blocks: its kernel runs the block-order plan\n",
+              (long long)W);
+    plan_print_tile_map(k->plan->grid->plan, &tm, "tile map (rows in block order)", sb);
+    tile_map_free(&tm);
+    return ATTNC_OK;
+}
+
 static attnc_status call_tile_map(const attnc_kernel *k, const attnc_args *call, TileMap *tm, const MapUse *use,
                                   attnc_error *err) {
     /* Q, K, V and O are not read here (attnc.h), so NULL is allowed: bind
@@ -654,7 +688,7 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
         /* run the middle end again, this time keeping the dump of every pass */
         Arena *scratch = arena_new();
         PlanOptions po = {k->plan->bq, k->plan->bk, k->plan->vec_width, k->fixed.is_fixed, k->fixed.value, &sb,
-                          (k->opts.flags & ATTNC_OPT_SEPARABLE_BIAS) != 0, k->impl->toeplitz};
+                          (k->opts.flags & ATTNC_OPT_SEPARABLE_BIAS) != 0, k->impl->toeplitz, k->plan->grid == NULL};
         if (!scratch || !plan_compile(scratch, k->rows ? k->rows->attn : k->attn, &po))
             st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         arena_free(scratch);
@@ -662,6 +696,7 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
     TileMap tm, *tmp = NULL;
     if (!st && call && !(st = call_tile_map(k, call, &tm, NULL, err))) tmp = &tm;
     if (!st) plan_print(k->plan, tmp, &sb);
+    if (!st && call && k->ck.grid && !(k->opts.flags & ATTNC_OPT_NO_GRID_TILES)) st = print_grid_map(k, call, &sb, err);
     if (!st && k->attn->rotary) sb_printf(&sb, "rotary: Q and K rows rotated once per call before the kernel\n");
     if (!st && k->attn->sink) sb_printf(&sb, "sink: merged into each row's O and LSE after the kernel\n");
     if (tmp) tile_map_free(tmp);

@@ -37,6 +37,9 @@ struct attnc_kernel {
     const BackendImpl *impl; /* how it was compiled and is run */
     CompiledKernel ck;
     void *state;
+    /* the kernel of plan->grid's plan (multi-dimensional tiles), ck.grid points at it; gstate its backend state */
+    CompiledKernel gck;
+    void *gstate;
     attnc_options opts; /* as compiled (defines dropped: see fixed) */
     RopeScratch *_Atomic rope; /* api_rope_sink.c: the last call's rotation buffers (runtime/rope_sink.h) */
 };

@@ -48,6 +48,9 @@ typedef struct CompiledKernel {
     attnc_status (*grad_prepare)(const AttnCall *call, attnc_error *err);
     /* NULL, or a version-2 attention's own kernels around this one (V2Kernels) */
     const V2Kernels *v2;
+    /* NULL, or the kernel of the plan's multi-dimensional tiles (Plan.grid's
+     * plan), compiled by the library for the backends run by runtime/launch.c */
+    const struct CompiledKernel *grid;
 } CompiledKernel;
 
 /* A backend whose kernels run on a device (the `cuda` backend): device

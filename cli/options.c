@@ -197,7 +197,7 @@ static int flag_allowed(const char *cmd, const char *flag) {
         {"emit", " --variant --target -D -o --shape --param --tensor --tile --dump-passes --separable-bias --dtype "
                  "--head-dim "},
         {"diff", " --variant --shape --param --tensor --seed --backends --threads --int-range --separable-bias "
-                 "--dtype --layout --grad "},
+                 "--dtype --layout --grad --tile "},
         {"bench", " --variant --shape --backend --threads --param --tensor --reps --tile --int-range --separable-bias --paged "
                   "--page-layout --dtype --layout --grad "},
         {"merge", " --o1 --lse1 --o2 --lse2 -o --lse --weight "},

@@ -115,7 +115,12 @@ enum {
      * through TF32 (10-bit mantissas, as FlexAttention and Triton do by
      * default; docs/cuda.md gives the error); this flag computes them in
      * exact float32 on the scaffold kernel instead, at its speed. */
-    ATTNC_OPT_EXACT_F32 = 8
+    ATTNC_OPT_EXACT_F32 = 8,
+    /* Attentions whose masks read q and kv as coordinates of a grid (q % W,
+     * q / W) run, when the grid divides into tiles, on rows in block order
+     * so that a tile is a 2-D block (docs/multidim-tiles.md); this flag
+     * keeps the 1-D tiles of consecutive rows. */
+    ATTNC_OPT_NO_GRID_TILES = 16
 };
 
 typedef struct attnc_kernel attnc_kernel;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "grad_plan.h"
+#include "grid.h"
 #include "schedule_grad.h"
 #include "ir_passes.h"
 #include "plan.h"
@@ -49,8 +50,12 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
     p->mask_varies_b = (mask_deps & DEP_B) != 0;
     p->mask_varies_h = (mask_deps & (DEP_H | DEP_HK)) != 0;
     p->softmax = p->f->weight == IR_NONE;
+    /* before any schedule: it adds nodes to the module, and a schedule's
+     * per-node tables are as long as the module */
+    if (!opt->no_grid && !pass_grid(arena, p, opt->bk > 0 ? opt->bk : GRID_DEFAULT_BK)) return NULL;
     p->sched = sched_build(arena, p);
     if (!p->sched) return NULL;
+    if (p->grid && !(p->grid->plan->sched = sched_build(arena, p->grid->plan))) return NULL;
 
     GradPlan *gp;
     attnc_error err = {0};
@@ -66,6 +71,19 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
         if (!p->grad_sched) return NULL;
     }
     return p;
+}
+
+void plan_print_tile_map(const Plan *p, const TileMap *tm, const char *title, StrBuf *out) {
+    sb_printf(out, "%s:\n", title);
+    sb_printf(out, "  %lld group%s of %lld x %lld tiles: %lld tiles\n", (long long)tm->ngroups,
+              tm->ngroups == 1 ? "" : "s", (long long)tm->nqt, (long long)tm->nkt, (long long)tm->total);
+    sb_printf(out, "  visited %lld (full %lld, partial %lld), skipped %lld\n", (long long)tm->visited,
+              (long long)tm->full, (long long)tm->partial, (long long)(tm->total - tm->visited));
+    sb_printf(out, "  mask evaluated on %lld tiles; %lld interval evaluations\n", (long long)tm->partial,
+              (long long)tm->evaluations);
+    if (p->needs_fault)
+        sb_printf(out, "  runtime error checks for this call: %s\n",
+                  tm->check_faults ? "needed" : "none (every index provably in range)");
 }
 
 void plan_print(const Plan *p, const TileMap *tm, StrBuf *out) {
@@ -88,18 +106,20 @@ void plan_print(const Plan *p, const TileMap *tm, StrBuf *out) {
         sb_printf(out, "  low-rank columns: %%%d appended to Q (per row) and %%%d to K (per kv), count %%%d\n",
                   p->f->lowrank_q[g], p->f->lowrank_k[g], p->f->lowrank_count[g]);
     sched_print(p->sched, out);
-    if (tm) {
-        sb_printf(out, "tile map:\n");
-        sb_printf(out, "  %lld group%s of %lld x %lld tiles: %lld tiles\n", (long long)tm->ngroups,
-                  tm->ngroups == 1 ? "" : "s", (long long)tm->nqt, (long long)tm->nkt, (long long)tm->total);
-        sb_printf(out, "  visited %lld (full %lld, partial %lld), skipped %lld\n", (long long)tm->visited,
-                  (long long)tm->full, (long long)tm->partial, (long long)(tm->total - tm->visited));
-        sb_printf(out, "  mask evaluated on %lld tiles; %lld interval evaluations\n", (long long)tm->partial,
-                  (long long)tm->evaluations);
-        if (p->needs_fault)
-            sb_printf(out, "  runtime error checks for this call: %s\n",
-                      tm->check_faults ? "needed" : "none (every index provably in range)");
+    if (p->grid) {
+        const GridTiling *g = p->grid;
+        if (g->height == IR_NONE)
+            sb_printf(out, "multi-dimensional tiles (docs/multidim-tiles.md): grid width %%%d; rows in block order, "
+                      "a q tile a %d x %d block, a kv tile %d x %d; the block-order plan:\n", g->width, g->qbx, g->qby,
+                      g->kbx, g->kby);
+        else
+            sb_printf(out, "multi-dimensional tiles (docs/multidim-tiles.md): grid width %%%d, height %%%d; rows in "
+                      "block order, a q tile a %d x %d x %d block, a kv tile %d x %d x %d; the block-order plan:\n",
+                      g->width, g->height, g->qbx, g->qby, g->qbz, g->kbx, g->kby, g->kbz);
+        ir_print(p->ir, g->plan->f, out);
+        sched_print(g->plan->sched, out);
     }
+    if (tm) plan_print_tile_map(p, tm, "tile map", out);
     if (p->grad) {
         grad_plan_print(p->grad, out);
         if (p->grad_sched) sched_grad_print(p->grad_sched, out);

@@ -54,6 +54,9 @@ typedef struct Plan {
      * table reads (middle/rows_table.h): the rewrite, for the backends that
      * fill the tables themselves (ahead-of-time C); set by the library */
     const struct RowsRewrite *rows;
+    /* multi-dimensional tiles (grid.h, pass_grid.c): the plan over rows in
+     * block order when the masks decompose q and kv over a grid, else NULL */
+    struct GridTiling *grid;
 } Plan;
 
 typedef struct PlanOptions {
@@ -64,6 +67,7 @@ typedef struct PlanOptions {
     StrBuf *dump;            /* when not NULL: the IR after each pass */
     int separable;           /* pass_lowrank's separable form (see there) */
     int toeplitz;            /* run pass_toeplitz (backends that translate the diag block: llvm, refplan) */
+    int no_grid;             /* 1: no multi-dimensional tiles (Plan.grid stays NULL) */
 } PlanOptions;
 
 /* Run the middle end on a checked attention: build the IR, run the passes in
@@ -132,5 +136,7 @@ attnc_status tile_check_work(const Plan *p, const BoundCall *bc, attnc_error *er
 
 /* Text: the IR, the plan and (when tm is not NULL) the tile statistics. */
 void plan_print(const Plan *p, const TileMap *tm, StrBuf *out);
+/* The tile statistics of tm under the heading `title`. */
+void plan_print_tile_map(const Plan *p, const TileMap *tm, const char *title, StrBuf *out);
 
 #endif

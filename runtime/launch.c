@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grid.h"
 #include "interp.h"
 #include "merge.h"
 #include "tensor_io.h"
@@ -34,6 +35,7 @@ typedef struct Launch {
     TileMap tm[MAX_SPLITS];
     int64_t items;   /* work items per split */
     int64_t *order;  /* work items in the order they are handed out */
+    int64_t first;   /* with a GridHook: the head's first entry of order (its items follow) */
     char *scratch;
     int64_t scratch_bytes;
     volatile int fault; /* set by any item; read after the pool joins */
@@ -78,7 +80,7 @@ void launch_set_layouts(AttnCall *c, const BoundCall *bc, int private_out, int f
 static void run_item(void *ctx, int64_t i, int thread) {
     Launch *l = ctx;
     const AttnCall *c = &l->call[i % l->splits];
-    int64_t item = l->order[i / l->splits];
+    int64_t item = l->order[l->first + i / l->splits];
     int64_t pack = c->pack > 1 ? c->pack : 1, heads = c->H / pack; /* items per b along h */
     int64_t qt = item % c->nqt, bh = item / c->nqt;
     AttnCall mine;
@@ -231,9 +233,176 @@ static attnc_status begin_items(Launch *l, const LaunchItemTensors *it, const vo
     return it->begin(it->ctx, l->p, l->bc, l->tm, l->splits, pack, threads, err);
 }
 
+/* A run head by head (launch_grid): begin once the tile map says whether
+ * the call checks faults; head before the items of (b, h) run, done after
+ * them (when nothing faulted).  Needs one head per item and no kv split. */
+typedef struct GridHook {
+    attnc_status (*begin)(void *ctx, int check_faults, attnc_error *err);
+    void (*head)(void *ctx, int64_t b, int64_t h);
+    void (*done)(void *ctx, int64_t b, int64_t h);
+    void *ctx;
+} GridHook;
+
+static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
+                                int threads, int flags, int64_t W, int64_t H, attnc_error *err);
+static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
+                                 int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
+                                 const GridHook *gh, attnc_error *err);
+
 attnc_status launch_run_items(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                               int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
                               attnc_error *err) {
+    int64_t W, H;
+    if (p->grid && ck->grid && !pages && !it && !(flags & ATTNC_OPT_NO_GRID_TILES) &&
+        grid_applies(p, p->grid, bc, &W, &H))
+        return launch_grid(p, ck, bc, args, threads, flags, W, H, err);
+    return launch_tiles(p, ck, bc, args, threads, flags, pages, it, NULL, err);
+}
+
+/* Rows of one (b, h): row i of `near` (contiguous rows of row_bytes) is
+ * row perm[i] of `far` (rows `stride` elements of elem_bytes apart); the
+ * other way round when `scatter`. */
+static void permute_rows(char *far, int64_t stride, int64_t L, const int64_t *perm, int64_t row_bytes,
+                         int elem_bytes, char *near, int scatter) {
+    for (int64_t i = 0; i < L; i++) {
+        char *f = far + perm[i] * stride * elem_bytes, *n = near + i * row_bytes;
+        if (scatter) memcpy(f, n, (size_t)row_bytes);
+        else memcpy(n, f, (size_t)row_bytes);
+    }
+}
+
+static int elem_bytes(attnc_elem e) { return e == ATTNC_ELEM_F32 ? 4 : 2; }
+
+/* One call in block order, head by head (launch_grid). */
+typedef struct GridRun {
+    const BoundCall *bc;
+    const attnc_args *args;
+    const int64_t *qperm, *kperm;
+    int qe, ke, ve, oe;
+    char *q, *k, *v, *o; /* one head's rows in block order */
+    float *lse;
+    int64_t hk_loaded;   /* b * Hkv + hk whose K and V rows are in k and v; -1: none */
+    char *out_o;         /* where O goes: the caller's, or a private contiguous copy when the call can fault */
+    float *out_lse;
+    int64_t out_stride[4], lse_stride[3];
+} GridRun;
+
+static attnc_status grid_begin(void *ctx, int check_faults, attnc_error *err) {
+    GridRun *g = ctx;
+    const attnc_sizes *sz = &g->bc->sz;
+    const BoundLayout *L = g->bc->layout;
+    if (!check_faults) { /* nothing can fail after the first head: write the caller's rows directly */
+        g->out_o = (char *)g->args->o, g->out_lse = g->args->lse;
+        memcpy(g->out_stride, L[BT_O].stride, sizeof g->out_stride);
+        memcpy(g->lse_stride, L[BT_LSE].stride, sizeof g->lse_stride);
+        return ATTNC_OK;
+    }
+    size_t rows = (size_t)(sz->B * sz->H * sz->Lq);
+    g->out_o = malloc(rows * (size_t)(sz->Dv * g->oe) + 1);
+    g->out_lse = g->args->lse ? malloc(sizeof(float) * rows + 1) : NULL;
+    if (!g->out_o || (g->args->lse && !g->out_lse)) return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    int64_t so[4] = {sz->H * sz->Lq * sz->Dv, sz->Lq * sz->Dv, sz->Dv, 1}, sl[3] = {sz->H * sz->Lq, sz->Lq, 1};
+    memcpy(g->out_stride, so, sizeof so);
+    memcpy(g->lse_stride, sl, sizeof sl);
+    return ATTNC_OK;
+}
+
+static void grid_head(void *ctx, int64_t b, int64_t h) {
+    GridRun *g = ctx;
+    const attnc_sizes *sz = &g->bc->sz;
+    const BoundLayout *L = g->bc->layout;
+    int64_t hk = h / (sz->H / sz->Hkv), n = sz->Lq;
+    const int64_t *qs = L[BT_Q].stride, *ks = L[BT_K].stride, *vs = L[BT_V].stride;
+    permute_rows((char *)g->args->q + (b * qs[0] + h * qs[1]) * g->qe, qs[2], n, g->qperm, sz->D * g->qe, g->qe, g->q, 0);
+    if (g->hk_loaded == b * sz->Hkv + hk) return;
+    g->hk_loaded = b * sz->Hkv + hk;
+    permute_rows((char *)g->args->k + (b * ks[0] + hk * ks[1]) * g->ke, ks[2], n, g->kperm, sz->D * g->ke, g->ke, g->k, 0);
+    permute_rows((char *)g->args->v + (b * vs[0] + hk * vs[1]) * g->ve, vs[2], n, g->kperm, sz->Dv * g->ve, g->ve, g->v,
+                 0);
+}
+
+static void grid_done(void *ctx, int64_t b, int64_t h) {
+    GridRun *g = ctx;
+    const attnc_sizes *sz = &g->bc->sz;
+    const int64_t *os = g->out_stride, *ls = g->lse_stride;
+    permute_rows(g->out_o + (b * os[0] + h * os[1]) * g->oe, os[2], sz->Lq, g->qperm, sz->Dv * g->oe, g->oe, g->o, 1);
+    if (g->out_lse)
+        permute_rows((char *)(g->out_lse + b * ls[0] + h * ls[1]), ls[2], sz->Lq, g->qperm, 4, 4, (char *)g->lse, 1);
+}
+
+/* Multi-dimensional tiles (middle/grid.h): head by head, the rows of Q, K
+ * and V copied into block order (one head's, contiguous, their element
+ * types: they stay in cache, and no call-sized buffer is faulted in), the
+ * block-order plan's kernel run over them, O and LSE scattered back to the
+ * caller's rows.  A call whose tile analysis could not rule faults out
+ * writes a private O first (nothing is written on error); a fault is named
+ * by the interpreter on the caller's own call. */
+static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
+                                int threads, int flags, int64_t W, int64_t H, attnc_error *err) {
+    const attnc_sizes *sz = &bc->sz;
+    const GridTiling *gt = p->grid;
+    const BoundLayout *L = bc->layout;
+    int64_t n = sz->Lq;
+    GridRun g = {.bc = bc, .args = args, .qe = elem_bytes(L[BT_Q].elem), .ke = elem_bytes(L[BT_K].elem),
+                 .ve = elem_bytes(L[BT_V].elem), .oe = elem_bytes(L[BT_O].elem), .hk_loaded = -1};
+    int64_t *qperm = malloc(sizeof(int64_t) * (size_t)n), *kperm = malloc(sizeof(int64_t) * (size_t)n);
+    g.qperm = qperm, g.kperm = kperm;
+    g.q = malloc((size_t)(n * sz->D * g.qe) + 1), g.k = malloc((size_t)(n * sz->D * g.ke) + 1);
+    g.v = malloc((size_t)(n * sz->Dv * g.ve) + 1), g.o = malloc((size_t)(n * sz->Dv * g.oe) + 1);
+    g.lse = malloc(sizeof(float) * (size_t)n + 1);
+    attnc_status st = ATTNC_OK;
+    if (!qperm || !kperm || !g.q || !g.k || !g.v || !g.o || !g.lse) {
+        st = set_error(err, ATTNC_ERR_NOMEM, "out of memory for the rows in block order");
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        qperm[i] = grid_row(W, H, gt->qbx, gt->qby, gt->qbz, i);
+        kperm[i] = grid_row(W, H, gt->kbx, gt->kby, gt->kbz, i);
+    }
+    /* the kernel sees every (b, h) at the one head's rows: strides 0 along B and H */
+    BoundCall gbc = *bc;
+    int64_t rq[4] = {0, 0, sz->D, 1}, rv[4] = {0, 0, sz->Dv, 1}, rl[4] = {0, 0, 1, 0};
+    memcpy(gbc.layout[BT_Q].stride, rq, sizeof rq);
+    memcpy(gbc.layout[BT_K].stride, rq, sizeof rq);
+    memcpy(gbc.layout[BT_V].stride, rv, sizeof rv);
+    memcpy(gbc.layout[BT_O].stride, rv, sizeof rv);
+    memcpy(gbc.layout[BT_LSE].stride, rl, sizeof rl);
+    gbc.layout[BT_LSE].elem = ATTNC_ELEM_F32;
+    attnc_args ga = *args;
+    ga.q = (const float *)g.q, ga.k = (const float *)g.k, ga.v = (const float *)g.v, ga.o = (float *)g.o;
+    ga.lse = args->lse ? g.lse : NULL;
+    GridHook hook = {grid_begin, grid_head, grid_done, &g};
+    st = launch_tiles(gt->plan, ck->grid, &gbc, &ga, threads, flags | ATTNC_OPT_NO_KV_SPLIT | ATTNC_OPT_NO_PACK_HEADS,
+                      NULL, NULL, &hook, err);
+    if (st == ATTNC_ERR_RUNTIME) { /* the interpreter names the element on the caller's rows */
+        st = interp_run(bc, args->q, args->k, args->v, NULL, NULL, err);
+        if (st == ATTNC_OK)
+            st = set_error(err, ATTNC_ERR_INTERNAL, "the kernel flagged a runtime error the interpreter does not see");
+    }
+    if (!st && g.out_o && g.out_o != (char *)args->o) {
+        launch_copy_out(sz, sz->Dv, g.oe, g.out_o, (char *)args->o, L[BT_O].stride);
+        if (args->lse) launch_copy_out(sz, 1, 4, (const char *)g.out_lse, (char *)args->lse, L[BT_LSE].stride);
+    }
+done:
+    if (g.out_o != (char *)args->o) free(g.out_o);
+    if (g.out_lse != args->lse) free(g.out_lse);
+    free(qperm);
+    free(kperm);
+    free(g.q);
+    free(g.k);
+    free(g.v);
+    free(g.o);
+    free(g.lse);
+    return st;
+}
+
+/* The tiled run of launch_run_items; with `gh` head by head in block order
+ * (launch_grid): O and LSE go where gh's done puts them (no private
+ * buffers here), and a fault is not named here (the interpreter would read
+ * the rows as the caller's): ATTNC_ERR_RUNTIME, and launch_grid names it. */
+static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
+                                 int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
+                                 const GridHook *gh, attnc_error *err) {
     const attnc_sizes *sz = &bc->sz;
     int64_t pack = heads_per_item(p, ck, sz, flags);
     TileMap full;
@@ -256,7 +425,7 @@ attnc_status launch_run_items(const Plan *p, const CompiledKernel *ck, const Bou
     l->splits = kv_splits(p, args, l->items, full.nkt, threads, flags);
     int64_t total = l->items * l->splits;
     if (threads > total) threads = total > 0 ? (int)total : 1;
-    if (!private_buffers(l, args, full.check_faults, threads, &o, &lse)) {
+    if (!private_buffers(l, args, full.check_faults && !gh, threads, &o, &lse)) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -301,8 +470,16 @@ attnc_status launch_run_items(const Plan *p, const CompiledKernel *ck, const Bou
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory for %d threads' scratch", threads);
         goto done;
     }
-    pool_run(threads, total, run_item, l);
-    if (l->fault && (pages || it)) { /* the interpreter would read K and V as one dense L dimension, or tensors
+    if (gh) {
+        if ((st = gh->begin(gh->ctx, l->tm[0].check_faults, err))) goto done;
+        for (int64_t bh = 0; bh < sz->B * sz->H && !l->fault; bh++) {
+            gh->head(gh->ctx, bh / sz->H, bh % sz->H);
+            l->first = bh * l->call[0].nqt; /* order_items lists the items head by head */
+            pool_run(threads, l->call[0].nqt * l->splits, run_item, l);
+            if (!l->fault) gh->done(gh->ctx, bh / sz->H, bh % sz->H);
+        }
+    } else pool_run(threads, total, run_item, l);
+    if (l->fault && (pages || it || gh)) { /* the interpreter would read K and V as one dense L dimension, or tensors
                                        * that are not there: the caller asks it */
         st = set_error(err, ATTNC_ERR_RUNTIME, "an element of the %scall raised a runtime error", pages ? "paged " : "");
         goto done;

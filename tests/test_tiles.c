@@ -13,13 +13,19 @@
  * Soundness must always hold; exactness must hold except for the attentions
  * listed in `inexact_ok` (see docs/middle-end.md for why).  Also checks the
  * figures quoted in README: causal, sliding window and 2-D neighborhood
- * attention at 4096 x 4096 with 64 x 64 tiles. */
+ * attention at 4096 x 4096 with 64 x 64 tiles.
+ *
+ * Multi-dimensional tiles (middle/grid.h): for the grid attentions of the
+ * examples, on grids that divide into the blocks, the block-order plan's tile
+ * map is checked the same way, each block-order row mapped back to its grid
+ * row (grid_row); a grid that does not divide, or Lq != Lk, must not use it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api_internal.h"
 #include "bind.h"
+#include "grid.h"
 #include "interp.h"
 #include "support.h"
 
@@ -52,7 +58,14 @@ typedef struct Counts {
     int64_t unsound, inexact, tiles, visited, partial;
 } Counts;
 
-static void check_map(const Plan *p, const BoundCall *bc, const TileMap *tm, Counts *c, char *first, size_t n) {
+/* Rows in block order (a grid plan's tile map): NULL for none. */
+typedef struct GridMapping {
+    int64_t W, H;
+    int qbx, qby, qbz, kbx, kby, kbz;
+} GridMapping;
+
+static void check_map(const Plan *p, const BoundCall *bc, const TileMap *tm, Counts *c, char *first, size_t n,
+                      const GridMapping *gm) {
     const attnc_sizes *sz = &bc->sz;
     if (tm->nkt <= 0 || tm->nqt <= 0) return;
     InterpEnv *env = calloc(1, sizeof *env);
@@ -75,6 +88,8 @@ static void check_map(const Plan *p, const BoundCall *bc, const TileMap *tm, Cou
                     for (int64_t q = qt * p->bq; q < (qt + 1) * p->bq && q < sz->Lq; q++)
                         for (int64_t kv = kt * p->bk; kv < (kt + 1) * p->bk && kv < sz->Lk; kv++) {
                             env->b = b, env->h = h, env->hk = h / group, env->q = q, env->kv = kv;
+                            if (gm) env->q = grid_row(gm->W, gm->H, gm->qbx, gm->qby, gm->qbz, q),
+                                    env->kv = grid_row(gm->W, gm->H, gm->kbx, gm->kby, gm->kbz, kv);
                             int k = brute_keep(env, p->attn);
                             kept += k == 1;
                             dropped += k == 0;
@@ -163,7 +178,7 @@ static void run_case(const attnc_spec *spec, const char *variant, ExampleArgs *e
         } else {
             Counts c = {0};
             char first[300] = "";
-            check_map(p, &bc, &tm, &c, first, sizeof first);
+            check_map(p, &bc, &tm, &c, first, sizeof first, NULL);
             if (!*first && check_transpose(&tm, first, sizeof first)) c.unsound++;
             int bad = c.unsound || (c.inexact && !allowed_inexact(variant));
             printf("%s %s: %lld tiles, %lld visited, %lld partial; unsound %lld, inexact %lld%s%s\n", bad ? "FAIL" : "ok",
@@ -176,6 +191,127 @@ static void run_case(const attnc_spec *spec, const char *variant, ExampleArgs *e
     }
     for (int i = 0; i < nt; i++) free((void *)tensors[i].data);
     attnc_kernel_free(k);
+}
+
+/* The block-order plan of `variant` with tiles bq x bk on the call of ea:
+ * `divides` 1: the call must use it, and its tile map is checked against
+ * brute force; 0: the call must not use it (the 1-D plan runs). */
+static void run_grid_case(const attnc_spec *spec, const char *variant, ExampleArgs *ea, int bq, int bk, int divides) {
+    attnc_options opts = {.backend = ATTNC_BACKEND_REFPLAN, .tile_q = bq, .tile_k = bk};
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    char label[160];
+    snprintf(label, sizeof label, "grid %s %lldx%lld tiles %dx%d", variant, (long long)ea->sz.Lq, (long long)ea->sz.Lk,
+             bq, bk);
+    if (attnc_compile(spec, variant, &opts, &k, &err)) {
+        printf("FAIL %s: compile: %s\n", label, err.message);
+        fails++;
+        return;
+    }
+    attnc_param params[MAX_ITEMS];
+    attnc_tensor tensors[MAX_ITEMS];
+    memset(tensors, 0, sizeof tensors);
+    const char *why = NULL;
+    int np = make_params(k, ea, params, &why);
+    int nt = np < 0 ? -1 : make_tensors(k, ea, params, np, tensors, &why);
+    static const float dummy = 0;
+    attnc_args args = {ea->sz, &dummy, &dummy, &dummy, (float *)&dummy, NULL, params, np, tensors, nt};
+    const Plan *p = attnc_kernel_plan(k);
+    BoundCall bc;
+    int64_t W = 0, H = 0;
+    if (nt < 0 || !p->grid) {
+        printf("FAIL %s: %s\n", label, nt < 0 ? why : "no block-order plan (the grid was not recognised)");
+        fails++;
+    } else if (bind_call(p->attn, attnc_kernel_fixed(k), &args, &bc, &err)) {
+        printf("FAIL %s: bind: %s\n", label, err.message);
+        fails++;
+    } else {
+        int applies = grid_applies(p, p->grid, &bc, &W, &H);
+        TileMap tm;
+        if (applies != divides) {
+            printf("FAIL %s: the call %s the block-order plan\n", label, applies ? "uses" : "does not use");
+            fails++;
+        } else if (!applies) {
+            printf("ok %s: falls back to 1-D tiles\n", label);
+            passes++;
+        } else if (tile_map_build(p->grid->plan, &bc, &tm, &err)) {
+            printf("FAIL %s: %s\n", label, err.message);
+            fails++;
+        } else {
+            const GridTiling *g = p->grid;
+            GridMapping gm = {W, H, g->qbx, g->qby, g->qbz, g->kbx, g->kby, g->kbz};
+            Counts c = {0};
+            char first[300] = "";
+            check_map(g->plan, &bc, &tm, &c, first, sizeof first, &gm);
+            int bad = c.unsound || c.inexact;
+            printf("%s %s (blocks %dx%dx%d, %dx%dx%d): %lld tiles, %lld visited, %lld partial; unsound %lld, inexact %lld%s%s\n",
+                   bad ? "FAIL" : "ok", label, g->qbx, g->qby, g->qbz, g->kbx, g->kby, g->kbz, (long long)c.tiles,
+                   (long long)c.visited, (long long)c.partial, (long long)c.unsound, (long long)c.inexact,
+                   *first ? "; first: " : "", first);
+            bad ? fails++ : passes++;
+            tile_map_free(&tm);
+        }
+        bind_release(&bc);
+    }
+    for (int i = 0; i < nt; i++) free((void *)tensors[i].data);
+    attnc_kernel_free(k);
+}
+
+/* Grid shapes that divide into 8 x 8, 4 x 4 and 8 x 4 blocks (and two that
+ * do not), for the grid attentions of the examples. */
+static const struct {
+    const char *file, *variant, *args;
+    int divides;
+} grid_cases[] = {
+    {"neighborhood_2d.attn", "na2d", "--shape B=1,H=2,Hkv=1,Lq=256,Lk=256,D=4,Dv=4 --param width=16 --param kernel=5", 1},
+    {"neighborhood_2d.attn", "na2d_dilated",
+     "--shape B=1,H=1,Hkv=1,Lq=256,Lk=256,D=4,Dv=4 --param width=16 --param kernel=3 --param dilation=2", 1},
+    {"neighborhood_2d.attn", "gna2d",
+     "--shape B=1,H=1,Hkv=1,Lq=256,Lk=256,D=4,Dv=4 --param width=16 --param kernel=4 --param stride=2", 1},
+    {"neighborhood_3d.attn", "na3d",
+     "--shape B=1,H=1,Hkv=1,Lq=256,Lk=256,D=4,Dv=4 --param width=8 --param height=8 --param kernel_t=3"
+     " --param kernel_y=3 --param kernel_x=3", 1},
+    {"neighborhood_3d.attn", "na3d_causal_t",
+     "--shape B=1,H=1,Hkv=1,Lq=256,Lk=256,D=4,Dv=4 --param width=8 --param height=8 --param kernel_t=2"
+     " --param kernel_y=3 --param kernel_x=3", 1},
+    {"window_2d.attn", "swin_window", "--shape B=1,H=1,Hkv=1,Lq=256,Lk=256,D=4,Dv=4 --param width=16 --param win=4", 1},
+    {"window_2d.attn", "swin_shifted_window",
+     "--shape B=1,H=1,Hkv=1,Lq=256,Lk=256,D=4,Dv=4 --param width=16 --param win=4 --param shift=2", 1},
+    {"relative_bias_2d.attn", "nat_rpb", "--shape B=1,H=2,Hkv=2,Lq=256,Lk=256,D=4,Dv=4 --param width=16 --param kernel=5", 1},
+    {"halo.attn", "halo2d", "--shape B=1,H=1,Hkv=1,Lq=256,Lk=256,D=4,Dv=4 --param width=16 --param block=4 --param halo=2", 1},
+    {"axial.attn", "axial_union", "--shape B=1,H=1,Hkv=1,Lq=256,Lk=256,D=4,Dv=4 --param width=16", 1},
+    {"axial.attn", "axial_per_head", "--shape B=1,H=2,Hkv=1,Lq=256,Lk=256,D=4,Dv=4 --param width=16", 1},
+    {"crossformer_lda.attn", "crossformer_lda", "--shape B=1,H=1,Hkv=1,Lq=256,Lk=256,D=4,Dv=4 --param width=16 --param interval=4", 1},
+    {"neighborhood_2d.attn", "na2d", "--shape B=1,H=1,Hkv=1,Lq=100,Lk=100,D=4,Dv=4 --param width=10 --param kernel=5", 0},
+    {"halo.attn", "halo2d", "--shape B=1,H=1,Hkv=1,Lq=256,Lk=512,D=4,Dv=4 --param width=16 --param block=4 --param halo=2", 0},
+};
+
+static void run_grid_cases(int argc, char **argv) {
+    static const int tiles[][2] = {{64, 16}, {16, 64}, {32, 32}, {16, 16}};
+    for (size_t i = 0; i < sizeof grid_cases / sizeof grid_cases[0]; i++) {
+        const char *path = NULL;
+        for (int a = 1; a < argc; a++) {
+            const char *base = strrchr(argv[a], '/');
+            if (!strcmp(base ? base + 1 : argv[a], grid_cases[i].file)) path = argv[a];
+        }
+        if (!path) continue; /* not among the files asked for */
+        size_t len;
+        char *text = read_file(path, &len);
+        attnc_spec *spec = NULL;
+        attnc_error err = {0};
+        ExampleArgs ea;
+        char line[1024];
+        snprintf(line, sizeof line, "%s", grid_cases[i].args);
+        if (!text || attnc_spec_from_string(path, text, len, &spec, &err) || !parse_args(line, &ea)) {
+            printf("FAIL grid %s: cannot read the case\n", grid_cases[i].variant);
+            fails++;
+        } else {
+            for (size_t t = 0; t < sizeof tiles / sizeof tiles[0]; t++)
+                run_grid_case(spec, grid_cases[i].variant, &ea, tiles[t][0], tiles[t][1], grid_cases[i].divides);
+        }
+        attnc_spec_free(spec);
+        free(text);
+    }
 }
 
 static void run_spec_text(const char *file, const char *text, size_t len) {
@@ -273,6 +409,7 @@ int main(int argc, char **argv) {
         run_spec_text(argv[i], text, len);
         free(text);
     }
+    run_grid_cases(argc, argv);
     figure("causal 4096x4096", "attention a { use causal; }", 2080, 64);
     /* per q tile i >= 4: tiles i-4 (partial), i-3..i-1 (full), i (diagonal, partial) */
     figure("sliding window 256, 4096x4096", "attention a { use sliding_window(window = 256); }", 310, 124);

@@ -1,0 +1,61 @@
+# tests/grid.cmake — multi-dimensional tiles (docs/multidim-tiles.md): every
+# grid attention of the examples on grids that divide into the blocks, run
+# in block order by every backend that has the block-order kernel (llvm, tcc,
+# refplan) against the interpreter (tests/grid_diff.sh also checks that the
+# call does use it); element types, layouts, threads, tile shapes; grids that
+# do not divide (2-D, and 3-D with 6 planes for blocks 4 deep) and Lq != Lk
+# (the 1-D plan runs).  The tile maps themselves
+# are checked against brute force in middle-end/tiles (tests/test_tiles.c).
+set(grid_backends refplan)
+if(ATTNC_HAVE_TCC_JIT)
+  string(APPEND grid_backends ",tcc")
+endif()
+if(ATTNC_HAVE_LLVM_BACKEND)
+  string(APPEND grid_backends ",llvm")
+endif()
+set(ex ${PROJECT_SOURCE_DIR}/examples)
+set(grid_shape B=2,H=4,Hkv=2,Lq=256,Lk=256,D=16,Dv=8)
+function(grid_test name uses file variant)
+  add_test(NAME grid/${name} COMMAND bash ${PROJECT_SOURCE_DIR}/tests/grid_diff.sh $<TARGET_FILE:attnc>
+           ${grid_backends} ${uses} ${file} ${variant} ${ARGN})
+endfunction()
+grid_test(na2d 1 ${ex}/neighborhood_2d.attn na2d --shape ${grid_shape} --param width=16 --param kernel=5)
+grid_test(na2d_f16_blhd 1 ${ex}/neighborhood_2d.attn na2d --shape ${grid_shape} --param width=16 --param kernel=5
+          --dtype f16 --layout blhd)
+grid_test(na2d_bf16_threads 1 ${ex}/neighborhood_2d.attn na2d --shape ${grid_shape} --param width=16 --param kernel=7
+          --dtype bf16 --threads 3)
+grid_test(na2d_tiles_32x32 1 ${ex}/neighborhood_2d.attn na2d --shape ${grid_shape} --param width=16 --param kernel=5
+          --tile 32x32)
+grid_test(na2d_tiles_16x64 1 ${ex}/neighborhood_2d.attn na2d --shape B=1,H=2,Hkv=1,Lq=512,Lk=512,D=16,Dv=8
+          --param width=32 --param kernel=7 --tile 16x64)
+grid_test(na2d_dilated 1 ${ex}/neighborhood_2d.attn na2d_dilated --shape ${grid_shape} --param width=16
+          --param kernel=3 --param dilation=2)
+grid_test(gna2d 1 ${ex}/neighborhood_2d.attn gna2d --shape ${grid_shape} --param width=16 --param kernel=4
+          --param stride=2)
+grid_test(na3d 1 ${ex}/neighborhood_3d.attn na3d --shape ${grid_shape} --param width=8 --param height=8
+          --param kernel_t=3 --param kernel_y=3 --param kernel_x=3)
+grid_test(na3d_causal_t 1 ${ex}/neighborhood_3d.attn na3d_causal_t --shape ${grid_shape} --param width=8
+          --param height=8 --param kernel_t=2 --param kernel_y=3 --param kernel_x=3)
+grid_test(swin_window 1 ${ex}/window_2d.attn swin_window --shape ${grid_shape} --param width=16 --param win=4)
+grid_test(swin_shifted_window 1 ${ex}/window_2d.attn swin_shifted_window --shape ${grid_shape} --param width=16
+          --param win=4 --param shift=2)
+grid_test(swin_window_rpb - ${ex}/relative_bias_2d.attn swin_window_rpb --shape ${grid_shape} --param width=16
+          --param win=4)
+grid_test(nat_rpb - ${ex}/relative_bias_2d.attn nat_rpb --shape ${grid_shape} --param width=16 --param kernel=5)
+grid_test(halo2d 1 ${ex}/halo.attn halo2d --shape ${grid_shape} --param width=16 --param block=4 --param halo=2)
+grid_test(axial_union 1 ${ex}/axial.attn axial_union --shape ${grid_shape} --param width=16)
+grid_test(axial_per_head 1 ${ex}/axial.attn axial_per_head --shape ${grid_shape} --param width=16)
+grid_test(crossformer_lda 1 ${ex}/crossformer_lda.attn crossformer_lda --shape ${grid_shape} --param width=16
+          --param interval=4)
+grid_test(natten2d 1 ${PROJECT_SOURCE_DIR}/bench/variants/natten2d.attn natten2d --shape ${grid_shape}
+          --param width=16)
+# the 1-D plan: a grid that does not divide into 8 x 8 blocks, keys that are not the queries' grid
+grid_test(na2d_ragged 0 ${ex}/neighborhood_2d.attn na2d --shape B=1,H=2,Hkv=1,Lq=100,Lk=100,D=16,Dv=8
+          --param width=10 --param kernel=5)
+grid_test(na3d_planes_ragged 0 ${ex}/neighborhood_3d.attn na3d --shape B=1,H=2,Hkv=1,Lq=384,Lk=384,D=16,Dv=8
+          --param width=8 --param height=8 --param kernel_t=3 --param kernel_y=3 --param kernel_x=3)
+grid_test(halo2d_cross 0 ${ex}/halo.attn halo2d --shape B=1,H=2,Hkv=1,Lq=256,Lk=512,D=16,Dv=8 --param width=16
+          --param block=4 --param halo=2)
+# a runtime error in block order: the interpreter's message (original rows), nothing written
+add_test(NAME grid/fault COMMAND bash ${PROJECT_SOURCE_DIR}/tests/grid_fault.sh $<TARGET_FILE:attnc>
+         $<TARGET_FILE:npyrand> ${grid_backends})
