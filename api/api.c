@@ -661,7 +661,7 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
             const Plan *p = k->plan;
             if (p->sched->ndiag && !impl->toeplitz) {
                 PlanOptions po = {p->bq, p->bk, p->vec_width, k->fixed.is_fixed, k->fixed.value, NULL,
-                                  (k->opts.flags & ATTNC_OPT_SEPARABLE_BIAS) != 0, 0};
+                                  (k->opts.flags & ATTNC_OPT_SEPARABLE_BIAS) != 0, 0, 1};
                 Plan *plain = NULL;
                 if (!own) own = arena_new();
                 if (own) plain = plan_compile(own, k->rows ? k->rows->attn : k->attn, &po);
