@@ -58,7 +58,7 @@ typedef struct Lower {
     LLVMValueRef col_slots; /* [ncol_slots][BK], 8 bytes a kv */
     LLVMValueRef qx, kx;    /* Qx[lr_cols][QB], Kx[BK][lr_cols] */
     LLVMValueRef lse_off;   /* [QB] floats */
-    LLVMValueRef diag;      /* [ndiag][QB + BK] floats: the tile's diagonal tables (SB_DIAG), entry e at
+    LLVMValueRef diag;      /* [ndiag][diag_stride(L)] floats: the tile's diagonal tables (SB_DIAG), entry e at
                              * distance kv - q = k0 - (qb0 + QB - 1) + e */
     LLVMValueRef diag_e;    /* in the diag block: the first of the W entries it computes now */
     LLVMValueRef lane0;     /* the row vector's first row within the block: c * W */
@@ -340,5 +340,10 @@ void lower_init_types(Lower *L);
  * start of its code; lower_close_function links the two. */
 LLVMBasicBlockRef lower_open_function(Lower *L, const char *name, LLVMTypeRef fty);
 void lower_close_function(Lower *L, LLVMBasicBlockRef entry);
+
+/* Floats between two diagonal tables: QB + BK entries, rounded up to whole vectors, since the fill
+ * stores W entries at a time (unrounded, a tile whose QB + BK is not a multiple of W wrote the first
+ * entries of the next table and past the last one: llvm/differential's mathrange at tiles 10x24). */
+static inline int64_t diag_stride(const Lower *L) { return ((int64_t)L->QB + L->BK + L->W - 1) / L->W * L->W; }
 
 #endif

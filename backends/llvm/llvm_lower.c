@@ -94,7 +94,7 @@ static LLVMValueRef layout(Lower *L, LLVMValueRef D, LLVMValueRef Dv, LLVMValueR
         LLVMBuildMul(b, Dv, qb4, ""),                                        /* ot */
         ci64(L, (int64_t)L->QB * 4 * 5 + (int64_t)L->s->nrow_slots * L->QB * 8 +
                     (int64_t)L->s->ncol_slots * L->BK * 8 + rows_map_bytes(L) +
-                    (int64_t)L->s->ndiag * (L->QB + L->BK) * 4), /* stats, lse_off, rows, cols, map, diag */
+                    L->s->ndiag * diag_stride(L) * 4), /* stats, lse_off, rows, cols, map, diag */
         /* kc, vc: sized for every call (a call's element types are not known here) */
         LLVMBuildMul(b, D, ci64(L, (int64_t)L->BK * 4), ""),
         LLVMBuildMul(b, Dv, ci64(L, (int64_t)L->BK * 4), ""),

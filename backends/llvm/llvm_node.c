@@ -177,7 +177,7 @@ static LLVMValueRef diag_read(Lower *L, IrRef r) {
     }
     LLVMBuilderRef b = L->bd;
     LLVMValueRef e = LLVMBuildAdd(b, LLVMBuildSub(b, L->col_j, L->lane0, ""),
-                                  ci64(L, (int64_t)k * (L->QB + L->BK) + L->QB - L->W), "");
+                                  ci64(L, (int64_t)k * diag_stride(L) + L->QB - L->W), "");
     LLVMValueRef v = load_fvec(L, L->diag, e);
     LLVMValueRef rev[MAX_LANES];
     for (int i = 0; i < L->W; i++) rev[i] = ci32(L, L->W - 1 - i);

@@ -231,7 +231,7 @@ void lower_block(Lower *L, SchedBlockId id, const SchedBlock *blk) {
             LLVMValueRef v = splat(L, lower_node(L, st->node));
             if (LLVMTypeOf(v) == L->vi1) v = fsel(L, v, splat(L, cf32(L, 1.0)), LLVMConstNull(L->vf32)); /* bools as 0 / 1 */
             store_fvec(L, v, L->diag,
-                       LLVMBuildAdd(L->bd, ci64(L, (int64_t)st->aux * (L->QB + L->BK)), L->diag_e, ""));
+                       LLVMBuildAdd(L->bd, ci64(L, (int64_t)st->aux * diag_stride(L)), L->diag_e, ""));
             break;
         }
         }

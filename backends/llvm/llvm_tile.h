@@ -22,7 +22,7 @@ typedef struct Regions {
     LLVMValueRef cols;            /* [ncol_slots][BK] 8-byte lanes: its col slots */
     LLVMValueRef map;             /* the row map (llvm_rows.c) */
     LLVMValueRef kc, vc;          /* Kc[BK][D], Vc[BK][Dv]: f16/bf16 K and V rows of the tile as floats */
-    LLVMValueRef diag;            /* [ndiag][QB + BK] floats: the diagonal tables (L->diag) */
+    LLVMValueRef diag;            /* [ndiag][diag_stride(L)] floats: the diagonal tables (L->diag) */
 } Regions;
 
 /* What the tile loop shares. */
