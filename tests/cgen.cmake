@@ -168,12 +168,14 @@ if(ATTNC_HAVE_TCC_JIT)
              --shape B=1,H=3,Hkv=1,Lq=157,Lk=190,D=24,Dv=40 --tile 48x16)
   cgen_every(band_window_64 ${ex}/sliding_window.attn --variant sliding_window_causal --param window=37
              --shape B=1,H=2,Hkv=1,Lq=190,Lk=157,D=24,Dv=40 --tile 64x64)
+  if(NOT ATTNC_SANITIZE) # CI's 30 minutes: the sanitizer build runs the two above
   cgen_every(band_bottom_right ${ex}/causal.attn --variant causal_bottom_right_aligned
              --shape B=1,H=2,Hkv=2,Lq=150,Lk=60,D=16,Dv=8 --tile 48x32 --masked-rows)
   cgen_every(band_moa ${ex}/per_head_window.attn --variant moa_window --int-range window=1,24
              --shape B=2,H=4,Hkv=2,Lq=101,Lk=77,D=16,Dv=8 --tile 48x16 --masked-rows)
   cgen_every(band_dilated ${ex}/dilated_sliding_window.attn --variant dilated_sliding_window --param window=12 --param dilation=3
              --shape B=1,H=4,Hkv=2,Lq=141,Lk=157,D=16,Dv=8 --tile 48x32)
+  endif()
   cgen_every(select_weight_div ${sel} --variant weight_div --shape ${sel_shape} --param p=3 --tile 16x16)
   cgen_every(select_nested ${sel} --variant nested_selects --shape ${sel_shape} --param p=3)
   cgen_every(select_let ${sel} --variant let_reads_score --shape ${sel_shape} --param p=4 --tile 32x16)
