@@ -73,6 +73,17 @@ static SchedLoop base_loop(const Builder *B, const IrNode *n) {
     return SL_CALL;
 }
 
+/* Append r to the growing list *list (*n used of *cap); 0 when out of memory (the list is kept). */
+static int push_ref(IrRef **list, int *n, int *cap, IrRef r) {
+    if (*n == *cap) {
+        IrRef *l = realloc(*list, sizeof(IrRef) * (size_t)(*cap * 2));
+        if (!l) return 0;
+        *list = l, *cap *= 2;
+    }
+    (*list)[(*n)++] = r;
+    return 1;
+}
+
 /* The scope that computes node n when scope S reads it, or NULL. */
 static Scope *owner(Builder *B, Scope *S, const IrNode *n) {
     if (n->sumvars || S->standalone) return S; /* a sum's body: computed inside the sum's loop */
@@ -221,15 +232,10 @@ void sched_need(Builder *B, Scope *S, IrRef root) {
         }
         if (n->op == IR_DIAG && S->loop == SL_ELEM) { /* read from its table: the body is the diag block's */
             diag_table(B, r);
-            if (nlist == lcap) {
-                IrRef *l = realloc(list, sizeof(IrRef) * (size_t)(lcap *= 2));
-                if (!l) {
-                    B->nomem = 1;
-                    break;
-                }
-                list = l;
+            if (!push_ref(&list, &nlist, &lcap, r)) {
+                B->nomem = 1;
+                break;
             }
-            list[nlist++] = r;
             continue;
         }
         if (o != S) { /* an outer loop's value */
@@ -238,15 +244,10 @@ void sched_need(Builder *B, Scope *S, IrRef root) {
             continue;
         }
         if ((n->sumvars & ~S->open) == 0) { /* computable at this scope */
-            if (nlist == lcap) {
-                IrRef *l = realloc(list, sizeof(IrRef) * (size_t)(lcap *= 2));
-                if (!l) {
-                    B->nomem = 1;
-                    break;
-                }
-                list = l;
+            if (!push_ref(&list, &nlist, &lcap, r)) {
+                B->nomem = 1;
+                break;
             }
-            list[nlist++] = r;
         }
         /* operands (a sum's body too: what it reads outside its loop is hoisted here) */
         if (nstack + n->nargs > cap) {
