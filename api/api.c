@@ -589,13 +589,16 @@ static attnc_status print_grid_map(const attnc_kernel *k, const attnc_args *call
     TileMap tm;
     int64_t W, H;
     attnc_status st = bind_call(k->attn, &k->fixed, &args, &bc, err);
-    if (st || !grid_applies(k->plan, k->plan->grid, &bc, &W, &H)) return st;
-    if ((st = tile_map_build(k->plan->grid->plan, &bc, &tm, err))) return st;
-    sb_printf(sb, "this call's grid (width %lld) divides into the blocks: its kernel runs the block-order plan\n",
-              (long long)W);
-    plan_print_tile_map(k->plan->grid->plan, &tm, "tile map (rows in block order)", sb);
-    tile_map_free(&tm);
-    return ATTNC_OK;
+    if (st) return st;
+    if (grid_applies(k->plan, k->plan->grid, &bc, &W, &H) &&
+        !(st = tile_map_build(k->plan->grid->plan, &bc, &tm, err))) {
+        sb_printf(sb, "this call's grid (width %lld) divides into the blocks: its kernel runs the block-order plan\n",
+                  (long long)W);
+        plan_print_tile_map(k->plan->grid->plan, &tm, "tile map (rows in block order)", sb);
+        tile_map_free(&tm);
+    }
+    bind_release(&bc);
+    return st;
 }
 
 static attnc_status call_tile_map(const attnc_kernel *k, const attnc_args *call, TileMap *tm, const MapUse *use,

@@ -85,12 +85,19 @@ static IrRef bound_of(Band *B, const Lin *lin, int sign, int64_t add, IrRef *ok)
         IrRef t = lin->t[i];
         v = op2(m, sign * lin->s[i] > 0 ? IR_ADD : IR_SUB, T_INT, v, t);
         if (ir_at(m, t)->op == IR_VAR) continue; /* b, h, q, sizes: in [0, 2^40] by bind */
-        IrRef in = op2(m, IR_AND, T_BOOL, op2(m, IR_LE, T_BOOL, ir_int(m, -BAND_TERM_LIMIT), t),
-                          op2(m, IR_LE, T_BOOL, t, ir_int(m, BAND_TERM_LIMIT)));
+        /* one node per statement: argument order is unspecified in C, and the
+         * IR's numbering (goldens) must not depend on the compiler */
+        IrRef lo_limit = ir_int(m, -BAND_TERM_LIMIT);
+        IrRef above = op2(m, IR_LE, T_BOOL, lo_limit, t);
+        IrRef hi_limit = ir_int(m, BAND_TERM_LIMIT);
+        IrRef in = op2(m, IR_AND, T_BOOL, above, op2(m, IR_LE, T_BOOL, t, hi_limit));
         *ok = op2(m, IR_AND, T_BOOL, *ok, in); /* true && in folds to in */
     }
     /* clamped into [-1, 2^41]; the neutral bound where a term is out of range */
-    v = op2(m, IR_MIN, T_INT, op2(m, IR_MAX, T_INT, v, ir_int(m, -1)), ir_int(m, BAND_KEY_LIMIT));
+    IrRef minus_one = ir_int(m, -1);
+    v = op2(m, IR_MAX, T_INT, v, minus_one);
+    IrRef key_limit = ir_int(m, BAND_KEY_LIMIT);
+    v = op2(m, IR_MIN, T_INT, v, key_limit);
     return v;
 }
 
