@@ -181,3 +181,45 @@ int make_params(attnc_kernel *k, const ExampleArgs *ea, attnc_param *params, con
     }
     return ea->nparams;
 }
+
+int example_call_open(ExampleCall *c, const attnc_spec *spec, const char *variant, const attnc_options *opts,
+                      const ExampleArgs *ea, char *why, size_t n) {
+    static const float unread = 0;
+    memset(c, 0, sizeof *c);
+    attnc_error err = {0};
+    if (attnc_compile(spec, variant, opts, &c->k, &err)) return snprintf(why, n, "compile: %s", err.message), -1;
+    const char *msg = NULL;
+    c->np = make_params(c->k, ea, c->params, &msg);
+    c->nt = c->np < 0 ? -1 : make_tensors(c->k, ea, c->params, c->np, c->tensors, &msg);
+    if (c->nt < 0) return snprintf(why, n, "%s", msg), -1;
+    c->args = (attnc_args){ea->sz, &unread, &unread, &unread, (float *)&unread, NULL, c->params, c->np, c->tensors,
+                           c->nt};
+    return 0;
+}
+
+void example_call_close(ExampleCall *c) {
+    for (int i = 0; i < MAX_ITEMS; i++) free((void *)c->tensors[i].data); /* make_tensor leaves NULL where it stopped */
+    attnc_kernel_free(c->k);
+    memset(c, 0, sizeof *c);
+}
+
+int for_each_example(const char *file, const char *text, size_t len,
+                     void (*fn)(const attnc_spec *, const char *, ExampleArgs *), char *why, size_t n) {
+    attnc_spec *spec = NULL;
+    attnc_error err = {0};
+    if (attnc_spec_from_string(file, text, len, &spec, &err)) {
+        snprintf(why, n, "%s\n%s", err.message, spec ? attnc_spec_diagnostics(spec) : "");
+        attnc_spec_free(spec);
+        return -1;
+    }
+    int count = attnc_spec_variant_count(spec);
+    for (int i = 0; i < count; i++) {
+        const char *name = attnc_spec_variant_name(spec, i);
+        char line[1024];
+        ExampleArgs ea;
+        int usable = find_args_line(text, name, count == 1, line, sizeof line) && parse_args(line, &ea);
+        fn(spec, name, usable ? &ea : NULL);
+    }
+    attnc_spec_free(spec);
+    return 0;
+}

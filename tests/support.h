@@ -44,6 +44,25 @@ int make_tensors(attnc_kernel *k, const ExampleArgs *ea, const attnc_param *para
 int make_tensor(const attnc_kernel *k, int i, const attnc_sizes *sz, const attnc_param *params, int np,
                 const char (*range_name)[64], const int *range_lo, const int *range_hi, int nranges, attnc_tensor *t,
                 char *why, size_t n);
+/* A compiled variant and a call of an example's sizes, params and random
+ * tensors whose Q, K, V and O are never read (tile maps, bands, plans). */
+typedef struct ExampleCall {
+    attnc_kernel *k;
+    attnc_param params[MAX_ITEMS];
+    attnc_tensor tensors[MAX_ITEMS];
+    int np, nt;
+    attnc_args args;
+} ExampleCall;
+/* Compile variant with opts and make ea's call into c: 0, or -1 with why
+ * (what failed: "compile: ..." or the params/tensors' message); close c either way. */
+int example_call_open(ExampleCall *c, const attnc_spec *spec, const char *variant, const attnc_options *opts,
+                      const ExampleArgs *ea, char *why, size_t n);
+void example_call_close(ExampleCall *c);
+/* Parse text as a spec and call fn(spec, variant, ea) for each variant, ea
+ * its `// example-args` line or NULL when it has no usable one.  0, or -1
+ * with the parse error in why. */
+int for_each_example(const char *file, const char *text, size_t len,
+                     void (*fn)(const attnc_spec *, const char *, ExampleArgs *), char *why, size_t n);
 /* |got - want| <= tol * (1 + |want|); NaN matches NaN, infinities match exactly. */
 int close_enough(float got, float want, double tol);
 /* O (no floats) and LSE (rows floats) against the interpreter's: NULL when all are

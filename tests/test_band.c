@@ -92,82 +92,60 @@ static void check_rows(const Plan *p, const BoundCall *bc, int exact, Counts *c,
  * *sz when not NULL), compare. */
 static void run_case(const attnc_spec *spec, const char *variant, ExampleArgs *ea, const attnc_sizes *sz) {
     attnc_options opts = {.backend = ATTNC_BACKEND_REFPLAN};
-    attnc_kernel *k = NULL;
     attnc_error err = {0};
     ExampleArgs e = *ea;
     if (sz) e.sz = *sz;
-    char label[200];
+    char label[200], why[700];
     snprintf(label, sizeof label, "%s B=%lld H=%lld Lq=%lld Lk=%lld", variant, (long long)e.sz.B, (long long)e.sz.H,
              (long long)e.sz.Lq, (long long)e.sz.Lk);
-    if (attnc_compile(spec, variant, &opts, &k, &err)) {
-        printf("FAIL %s: compile: %s\n", label, err.message);
+    ExampleCall c;
+    if (example_call_open(&c, spec, variant, &opts, &e, why, sizeof why)) {
+        printf("FAIL %s: %s\n", label, why);
         fails++;
+        example_call_close(&c);
         return;
     }
-    const Plan *p = attnc_kernel_plan(k);
-    int must = listed(tight, variant) || listed(banded, variant);
+    const Plan *p = attnc_kernel_plan(c.k);
+    BoundCall bc;
     if (p->band_lo == IR_NONE) {
-        if (must) {
+        if (listed(tight, variant) || listed(banded, variant)) {
             printf("FAIL %s: no band found\n", label);
             fails++;
         }
-        attnc_kernel_free(k);
-        return;
-    }
-    attnc_param params[MAX_ITEMS];
-    attnc_tensor tensors[MAX_ITEMS];
-    memset(tensors, 0, sizeof tensors);
-    const char *why = NULL;
-    int np = make_params(k, &e, params, &why);
-    int nt = np < 0 ? -1 : make_tensors(k, &e, params, np, tensors, &why);
-    static const float dummy = 0;
-    attnc_args args = {e.sz, &dummy, &dummy, &dummy, (float *)&dummy, NULL, params, np, tensors, nt};
-    BoundCall bc;
-    if (nt < 0) {
-        printf("FAIL %s: %s\n", label, why);
-        fails++;
-    } else if (bind_call(p->attn, attnc_kernel_fixed(k), &args, &bc, &err)) {
+    } else if (bind_call(p->attn, attnc_kernel_fixed(c.k), &c.args, &bc, &err)) {
         printf("FAIL %s: bind: %s\n", label, err.message);
         fails++;
     } else {
-        Counts c = {0};
+        Counts cn = {0};
         char first[300] = "";
         int exact = listed(tight, variant);
-        check_rows(p, &bc, exact, &c, first, sizeof first);
-        int bad = c.unsound || c.loose;
-        printf("%s %s: %lld rows, %lld unsound, %lld loose%s%s%s\n", bad ? "FAIL" : "ok", label, (long long)c.rows,
-               (long long)c.unsound, (long long)c.loose, exact ? " (exact)" : "", *first ? "; first: " : "", first);
+        check_rows(p, &bc, exact, &cn, first, sizeof first);
+        int bad = cn.unsound || cn.loose;
+        printf("%s %s: %lld rows, %lld unsound, %lld loose%s%s%s\n", bad ? "FAIL" : "ok", label, (long long)cn.rows,
+               (long long)cn.unsound, (long long)cn.loose, exact ? " (exact)" : "", *first ? "; first: " : "", first);
         bad ? fails++ : passes++;
         bind_release(&bc);
     }
-    for (int i = 0; i < nt; i++) free((void *)tensors[i].data);
-    attnc_kernel_free(k);
+    example_call_close(&c);
+}
+
+static void check_example(const attnc_spec *spec, const char *variant, ExampleArgs *ea) {
+    if (!ea) return; /* the prelude's helpers and examples without a call of their own */
+    run_case(spec, variant, ea, NULL);
+    /* Lq != Lk both ways, odd lengths, decode rows */
+    attnc_sizes shapes[3] = {ea->sz, ea->sz, ea->sz};
+    shapes[0].Lq = 37, shapes[0].Lk = 71;
+    shapes[1].Lq = 71, shapes[1].Lk = 29;
+    shapes[2].Lq = 3, shapes[2].Lk = 53;
+    for (int s = 0; s < 3; s++) run_case(spec, variant, ea, &shapes[s]);
 }
 
 static void run_spec_text(const char *file, const char *text, size_t len) {
-    attnc_spec *spec = NULL;
-    attnc_error err = {0};
-    if (attnc_spec_from_string(file, text, len, &spec, &err)) {
-        printf("FAIL %s: %s\n%s", file, err.message, spec ? attnc_spec_diagnostics(spec) : "");
+    char why[1200];
+    if (for_each_example(file, text, len, check_example, why, sizeof why)) {
+        printf("FAIL %s: %s", file, why);
         fails++;
-        attnc_spec_free(spec);
-        return;
     }
-    int n = attnc_spec_variant_count(spec);
-    for (int i = 0; i < n; i++) {
-        const char *name = attnc_spec_variant_name(spec, i);
-        char line[1024];
-        ExampleArgs ea;
-        if (!find_args_line(text, name, n == 1, line, sizeof line) || !parse_args(line, &ea)) continue;
-        run_case(spec, name, &ea, NULL);
-        /* Lq != Lk both ways, odd lengths, decode rows */
-        attnc_sizes shapes[3] = {ea.sz, ea.sz, ea.sz};
-        shapes[0].Lq = 37, shapes[0].Lk = 71;
-        shapes[1].Lq = 71, shapes[1].Lk = 29;
-        shapes[2].Lq = 3, shapes[2].Lk = 53;
-        for (int s = 0; s < 3; s++) run_case(spec, name, &ea, &shapes[s]);
-    }
-    attnc_spec_free(spec);
 }
 
 /* Band masks of the prelude and of the pass's cases, with rows that keep nothing. */

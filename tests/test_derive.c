@@ -78,10 +78,7 @@ static void check_fd(IrEval *ev, IrRef root, IrRef x, IrRef dx, const char *labe
 /* ---- the examples -------------------------------------------------------- */
 
 typedef struct Case {
-    attnc_kernel *k;
-    attnc_param params[MAX_ITEMS];
-    attnc_tensor tensors[MAX_ITEMS];
-    int np, nt;
+    ExampleCall call;
     BoundCall bc;
     int bound;
     int64_t (*dims)[ATTNC_MAX_RANK];
@@ -91,10 +88,9 @@ typedef struct Case {
 
 static void case_free(Case *c) {
     if (c->bound) bind_release(&c->bc);
-    for (int i = 0; i < c->nt; i++) free((void *)c->tensors[i].data);
     free(c->dims);
     arena_free(c->arena);
-    attnc_kernel_free(c->k);
+    example_call_close(&c->call);
 }
 
 /* Compile `variant`, bind a call of sizes sz with ea's params and random tensors (floats on a grid of 2^-8, so
@@ -103,30 +99,21 @@ static int case_open(Case *c, const attnc_spec *spec, const char *variant, Examp
     memset(c, 0, sizeof *c);
     attnc_options opts = {.backend = ATTNC_BACKEND_REFPLAN};
     attnc_error err = {0};
-    if (attnc_compile(spec, variant, &opts, &c->k, &err)) {
-        FAIL("%s: compile: %s", variant, err.message);
-        return 0;
-    }
-    const char *why = NULL;
-    c->np = make_params(c->k, ea, c->params, &why);
-    c->nt = c->np < 0 ? -1 : make_tensors(c->k, ea, c->params, c->np, c->tensors, &why);
-    if (c->nt < 0) {
+    char why[700];
+    if (example_call_open(&c->call, spec, variant, &opts, ea, why, sizeof why)) {
         FAIL("%s: %s", variant, why);
-        c->nt = 0;
         return 0;
     }
-    for (int t = 0; t < c->nt; t++) {
-        attnc_tensor *tt = &c->tensors[t];
+    for (int t = 0; t < c->call.nt; t++) {
+        attnc_tensor *tt = &c->call.tensors[t];
         if (tt->dtype != ATTNC_F32) continue;
         size_t n = 1;
         for (int d = 0; d < tt->rank; d++) n *= (size_t)tt->shape[d];
         float *x = (float *)tt->data;
         for (size_t i = 0; i < n; i++) x[i] = (float)(round(x[i] * 256.0) / 256.0);
     }
-    static const float dummy = 0;
-    attnc_args args = {ea->sz, &dummy, &dummy, &dummy, (float *)&dummy, NULL, c->params, c->np, c->tensors, c->nt};
-    const Attention *a = attnc_kernel_plan(c->k)->attn;
-    if (bind_call(a, attnc_kernel_fixed(c->k), &args, &c->bc, &err)) {
+    const Attention *a = attnc_kernel_plan(c->call.k)->attn;
+    if (bind_call(a, attnc_kernel_fixed(c->call.k), &c->call.args, &c->bc, &err)) {
         FAIL("%s: bind: %s", variant, err.message);
         return 0;
     }
@@ -233,27 +220,19 @@ static void check_example(const attnc_spec *spec, const char *variant, ExampleAr
     case_free(&c);
 }
 
+static const char *current_file;
+static void (*current_check)(const attnc_spec *, const char *, ExampleArgs *);
+
+static void each_example(const attnc_spec *spec, const char *variant, ExampleArgs *ea) {
+    if (ea) current_check(spec, variant, ea);
+    else FAIL("%s: no usable example-args line for %s", current_file, variant);
+}
+
 static void run_text(const char *file, const char *text, size_t len,
                      void (*fn)(const attnc_spec *, const char *, ExampleArgs *)) {
-    attnc_spec *spec = NULL;
-    attnc_error err = {0};
-    if (attnc_spec_from_string(file, text, len, &spec, &err)) {
-        FAIL("%s: %s", file, err.message);
-        attnc_spec_free(spec);
-        return;
-    }
-    int n = attnc_spec_variant_count(spec);
-    for (int i = 0; i < n; i++) {
-        const char *name = attnc_spec_variant_name(spec, i);
-        char line[1024];
-        ExampleArgs ea;
-        if (!find_args_line(text, name, n == 1, line, sizeof line) || !parse_args(line, &ea)) {
-            FAIL("%s: no usable example-args line for %s", file, name);
-            continue;
-        }
-        fn(spec, name, &ea);
-    }
-    attnc_spec_free(spec);
+    char why[1200];
+    current_file = file, current_check = fn;
+    if (for_each_example(file, text, len, each_example, why, sizeof why)) FAIL("%s: %s", file, why);
 }
 
 static void run_file(const char *file, void (*fn)(const attnc_spec *, const char *, ExampleArgs *)) {

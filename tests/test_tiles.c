@@ -141,88 +141,69 @@ static int check_transpose(const TileMap *tm, char *why, size_t n) {
     return bad;
 }
 
+/* Compile `variant` of spec with tiles bq x bk and make ea's call into c;
+ * 0 (reported as a failure) when that fails. */
+static int open_case(ExampleCall *c, const attnc_spec *spec, const char *variant, ExampleArgs *ea, int bq, int bk,
+                     char *label, size_t n, const char *prefix) {
+    attnc_options opts = {.backend = ATTNC_BACKEND_REFPLAN, .tile_q = bq, .tile_k = bk};
+    char why[700];
+    snprintf(label, n, "%s%s %lldx%lld tiles %dx%d", prefix, variant, (long long)ea->sz.Lq, (long long)ea->sz.Lk, bq,
+             bk);
+    if (!example_call_open(c, spec, variant, &opts, ea, why, sizeof why)) return 1;
+    printf("FAIL %s: %s\n", label, why);
+    fails++;
+    example_call_close(c);
+    return 0;
+}
+
 /* Compile `variant` of spec with tiles bq x bk, bind the example's call, compare. */
 static void run_case(const attnc_spec *spec, const char *variant, ExampleArgs *ea, int bq, int bk) {
-    attnc_options opts = {.backend = ATTNC_BACKEND_REFPLAN, .tile_q = bq, .tile_k = bk};
-    attnc_kernel *k = NULL;
-    attnc_error err = {0};
+    ExampleCall c;
     char label[160];
-    snprintf(label, sizeof label, "%s %lldx%lld tiles %dx%d", variant, (long long)ea->sz.Lq, (long long)ea->sz.Lk, bq,
-             bk);
-    if (attnc_compile(spec, variant, &opts, &k, &err)) {
-        printf("FAIL %s: compile: %s\n", label, err.message);
-        fails++;
-        return;
-    }
-    attnc_param params[MAX_ITEMS];
-    attnc_tensor tensors[MAX_ITEMS];
-    memset(tensors, 0, sizeof tensors);
-    const char *why = NULL;
-    int np = make_params(k, ea, params, &why);
-    int nt = np < 0 ? -1 : make_tensors(k, ea, params, np, tensors, &why);
-    static const float dummy = 0;
-    attnc_args args = {ea->sz, &dummy, &dummy, &dummy, (float *)&dummy, NULL, params, np, tensors, nt};
+    if (!open_case(&c, spec, variant, ea, bq, bk, label, sizeof label, "")) return;
+    attnc_error err = {0};
     BoundCall bc;
     TileMap tm;
-    if (nt < 0) {
-        printf("FAIL %s: %s\n", label, why);
-        fails++;
-    } else if (bind_call(attnc_kernel_plan(k)->attn, attnc_kernel_fixed(k), &args, &bc, &err)) {
+    const Plan *p = attnc_kernel_plan(c.k);
+    if (bind_call(p->attn, attnc_kernel_fixed(c.k), &c.args, &bc, &err)) {
         printf("FAIL %s: bind: %s\n", label, err.message);
         fails++;
     } else {
-        const Plan *p = attnc_kernel_plan(k);
         if (tile_map_build(p, &bc, &tm, &err)) {
             printf("FAIL %s: %s\n", label, err.message);
             fails++;
         } else {
-            Counts c = {0};
+            Counts cn = {0};
             char first[300] = "";
-            check_map(p, &bc, &tm, &c, first, sizeof first, NULL);
-            if (!*first && check_transpose(&tm, first, sizeof first)) c.unsound++;
-            int bad = c.unsound || (c.inexact && !allowed_inexact(variant));
+            check_map(p, &bc, &tm, &cn, first, sizeof first, NULL);
+            if (!*first && check_transpose(&tm, first, sizeof first)) cn.unsound++;
+            int bad = cn.unsound || (cn.inexact && !allowed_inexact(variant));
             printf("%s %s: %lld tiles, %lld visited, %lld partial; unsound %lld, inexact %lld%s%s\n", bad ? "FAIL" : "ok",
-                   label, (long long)c.tiles, (long long)c.visited, (long long)c.partial, (long long)c.unsound,
-                   (long long)c.inexact, *first ? "; first: " : "", first);
+                   label, (long long)cn.tiles, (long long)cn.visited, (long long)cn.partial, (long long)cn.unsound,
+                   (long long)cn.inexact, *first ? "; first: " : "", first);
             bad ? fails++ : passes++;
             tile_map_free(&tm);
         }
         bind_release(&bc);
     }
-    for (int i = 0; i < nt; i++) free((void *)tensors[i].data);
-    attnc_kernel_free(k);
+    example_call_close(&c);
 }
 
 /* The block-order plan of `variant` with tiles bq x bk on the call of ea:
  * `divides` 1: the call must use it, and its tile map is checked against
  * brute force; 0: the call must not use it (the 1-D plan runs). */
 static void run_grid_case(const attnc_spec *spec, const char *variant, ExampleArgs *ea, int bq, int bk, int divides) {
-    attnc_options opts = {.backend = ATTNC_BACKEND_REFPLAN, .tile_q = bq, .tile_k = bk};
-    attnc_kernel *k = NULL;
-    attnc_error err = {0};
+    ExampleCall c;
     char label[160];
-    snprintf(label, sizeof label, "grid %s %lldx%lld tiles %dx%d", variant, (long long)ea->sz.Lq, (long long)ea->sz.Lk,
-             bq, bk);
-    if (attnc_compile(spec, variant, &opts, &k, &err)) {
-        printf("FAIL %s: compile: %s\n", label, err.message);
-        fails++;
-        return;
-    }
-    attnc_param params[MAX_ITEMS];
-    attnc_tensor tensors[MAX_ITEMS];
-    memset(tensors, 0, sizeof tensors);
-    const char *why = NULL;
-    int np = make_params(k, ea, params, &why);
-    int nt = np < 0 ? -1 : make_tensors(k, ea, params, np, tensors, &why);
-    static const float dummy = 0;
-    attnc_args args = {ea->sz, &dummy, &dummy, &dummy, (float *)&dummy, NULL, params, np, tensors, nt};
-    const Plan *p = attnc_kernel_plan(k);
+    if (!open_case(&c, spec, variant, ea, bq, bk, label, sizeof label, "grid ")) return;
+    attnc_error err = {0};
+    const Plan *p = attnc_kernel_plan(c.k);
     BoundCall bc;
     int64_t W = 0, H = 0;
-    if (nt < 0 || !p->grid) {
-        printf("FAIL %s: %s\n", label, nt < 0 ? why : "no block-order plan (the grid was not recognised)");
+    if (!p->grid) {
+        printf("FAIL %s: no block-order plan (the grid was not recognised)\n", label);
         fails++;
-    } else if (bind_call(p->attn, attnc_kernel_fixed(k), &args, &bc, &err)) {
+    } else if (bind_call(p->attn, attnc_kernel_fixed(c.k), &c.args, &bc, &err)) {
         printf("FAIL %s: bind: %s\n", label, err.message);
         fails++;
     } else {
@@ -240,21 +221,33 @@ static void run_grid_case(const attnc_spec *spec, const char *variant, ExampleAr
         } else {
             const GridTiling *g = p->grid;
             GridMapping gm = {W, H, g->qbx, g->qby, g->qbz, g->kbx, g->kby, g->kbz};
-            Counts c = {0};
+            Counts cn = {0};
             char first[300] = "";
-            check_map(g->plan, &bc, &tm, &c, first, sizeof first, &gm);
-            int bad = c.unsound || c.inexact;
+            check_map(g->plan, &bc, &tm, &cn, first, sizeof first, &gm);
+            int bad = cn.unsound || cn.inexact;
             printf("%s %s (blocks %dx%dx%d, %dx%dx%d): %lld tiles, %lld visited, %lld partial; unsound %lld, inexact %lld%s%s\n",
-                   bad ? "FAIL" : "ok", label, g->qbx, g->qby, g->qbz, g->kbx, g->kby, g->kbz, (long long)c.tiles,
-                   (long long)c.visited, (long long)c.partial, (long long)c.unsound, (long long)c.inexact,
+                   bad ? "FAIL" : "ok", label, g->qbx, g->qby, g->qbz, g->kbx, g->kby, g->kbz, (long long)cn.tiles,
+                   (long long)cn.visited, (long long)cn.partial, (long long)cn.unsound, (long long)cn.inexact,
                    *first ? "; first: " : "", first);
             bad ? fails++ : passes++;
             tile_map_free(&tm);
         }
         bind_release(&bc);
     }
-    for (int i = 0; i < nt; i++) free((void *)tensors[i].data);
-    attnc_kernel_free(k);
+    example_call_close(&c);
+}
+
+/* ATTNC_OPT_NO_GRID_TILES: the kernel has no block-order plan, so no call can run it (runtime/launch.c). */
+static void run_grid_off_case(const attnc_spec *spec, const char *variant, ExampleArgs *ea) {
+    attnc_options opts = {.backend = ATTNC_BACKEND_REFPLAN, .flags = ATTNC_OPT_NO_GRID_TILES};
+    ExampleCall c;
+    char why[700];
+    int bad = example_call_open(&c, spec, variant, &opts, ea, why, sizeof why);
+    if (!bad && attnc_kernel_plan(c.k)->grid) bad = 1, snprintf(why, sizeof why, "the kernel has a block-order plan");
+    printf("%s grid %s with ATTNC_OPT_NO_GRID_TILES%s%s\n", bad ? "FAIL" : "ok", variant, bad ? ": " : "",
+           bad ? why : "");
+    bad ? fails++ : passes++;
+    example_call_close(&c);
 }
 
 /* Grid shapes that divide into 8 x 8, 4 x 4 and 8 x 4 blocks (and two that
@@ -308,35 +301,32 @@ static void run_grid_cases(int argc, char **argv) {
         } else {
             for (size_t t = 0; t < sizeof tiles / sizeof tiles[0]; t++)
                 run_grid_case(spec, grid_cases[i].variant, &ea, tiles[t][0], tiles[t][1], grid_cases[i].divides);
+            if (grid_cases[i].divides) run_grid_off_case(spec, grid_cases[i].variant, &ea);
         }
         attnc_spec_free(spec);
         free(text);
     }
 }
 
-static void run_spec_text(const char *file, const char *text, size_t len) {
-    attnc_spec *spec = NULL;
-    attnc_error err = {0};
-    if (attnc_spec_from_string(file, text, len, &spec, &err)) {
-        printf("FAIL %s: %s\n%s", file, err.message, spec ? attnc_spec_diagnostics(spec) : "");
+static const char *current_file;
+
+static void check_example(const attnc_spec *spec, const char *variant, ExampleArgs *ea) {
+    static const int tiles[][2] = {{8, 8}, {7, 5}, {16, 4}};
+    if (!ea) {
+        printf("FAIL %s: no usable example-args line for %s\n", current_file, variant);
         fails++;
-        attnc_spec_free(spec);
         return;
     }
-    static const int tiles[][2] = {{8, 8}, {7, 5}, {16, 4}};
-    int n = attnc_spec_variant_count(spec);
-    for (int i = 0; i < n; i++) {
-        const char *name = attnc_spec_variant_name(spec, i);
-        char line[1024];
-        ExampleArgs ea;
-        if (!find_args_line(text, name, n == 1, line, sizeof line) || !parse_args(line, &ea)) {
-            printf("FAIL %s: no usable example-args line for %s\n", file, name);
-            fails++;
-            continue;
-        }
-        for (size_t t = 0; t < sizeof tiles / sizeof tiles[0]; t++) run_case(spec, name, &ea, tiles[t][0], tiles[t][1]);
+    for (size_t t = 0; t < sizeof tiles / sizeof tiles[0]; t++) run_case(spec, variant, ea, tiles[t][0], tiles[t][1]);
+}
+
+static void run_spec_text(const char *file, const char *text, size_t len) {
+    char why[1200];
+    current_file = file;
+    if (for_each_example(file, text, len, check_example, why, sizeof why)) {
+        printf("FAIL %s: %s", file, why);
+        fails++;
     }
-    attnc_spec_free(spec);
 }
 
 /* The prelude and a few masks the spec's examples use, on shapes of their own. */
