@@ -2,8 +2,9 @@
  * and kv over a grid, and build the plan over rows in block order (grid.h;
  * docs/multidim-tiles.md).
  * Requires: a Plan after the passes, before its schedule.  Produces:
- * p->grid (or NULL), whose plan shares p's module and has its own IrFunc and
- * schedule. */
+ * p->grid (or NULL), whose plan shares p's module and has its own IrFunc,
+ * band (pass_band on it: p's bounds original keys) and schedule; Toeplitz
+ * terms are computed per element there. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,8 +117,10 @@ static int is_area(const IrModule *m, const Subst *s, IrRef r) {
 }
 
 static IrRef subst(IrModule *m, IrRef old, const IrNode *n, const IrRef *new_args, void *ctx) {
-    (void)new_args;
     const Subst *s = ctx;
+    /* a Toeplitz term (pass_toeplitz.c) is read along diagonals of kv - q, which in block order are not
+     * diagonals: its body, per element */
+    if (n->op == IR_DIAG) return new_args[0];
     int divmod = (n->op == IR_MOD || n->op == IR_DIV) && n->nargs == 2;
     for (int k = 0; k < 2; k++) {
         if (old == s->var[k]) return s->row[k];
@@ -192,6 +195,10 @@ int pass_grid(Arena *arena, Plan *p, int bk) {
     if (m->failed) return 0;
     *sub = *p;
     sub->f = sf;
+    /* p's band bounds original keys; a band of block-order keys is what pass_band finds in sf (keys of a row
+     * are seldom an interval there: mostly none) */
+    pass_band(m, sf, &sub->band_lo, &sub->band_hi);
+    if (m->failed) return 0;
     sub->bk = bk;
     sub->needs_mask = !ir_is_bool(m, sf->keep, 1);
     sub->needs_fault = !ir_is_bool(m, sf->fault, 0);

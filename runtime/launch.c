@@ -15,11 +15,13 @@
  * split's AttnCall whose tensor_data is its thread's. */
 #include "launch.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "grid.h"
 #include "interp.h"
+#include "launch_stats.h"
 #include "merge.h"
 #include "tensor_io.h"
 #include "threads.h"
@@ -249,13 +251,19 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
                                  int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
                                  const GridHook *gh, attnc_error *err);
 
+static atomic_llong grid_calls;
+
+long long launch_grid_calls(void) { return atomic_load(&grid_calls); }
+
 attnc_status launch_run_items(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                               int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
                               attnc_error *err) {
     int64_t W, H;
     if (p->grid && ck->grid && !pages && !it && !(flags & ATTNC_OPT_NO_GRID_TILES) &&
-        grid_applies(p, p->grid, bc, &W, &H))
+        grid_applies(p, p->grid, bc, &W, &H)) {
+        atomic_fetch_add(&grid_calls, 1);
         return launch_grid(p, ck, bc, args, threads, flags, W, H, err);
+    }
     return launch_tiles(p, ck, bc, args, threads, flags, pages, it, NULL, err);
 }
 

@@ -6,8 +6,10 @@ add_executable(attnc-fuzz ${PROJECT_SOURCE_DIR}/tests/fuzz/difffuzz.c ${PROJECT_
                           ${PROJECT_SOURCE_DIR}/tests/fuzz/fclayout.c ${PROJECT_SOURCE_DIR}/tests/fuzz/fcbatch.c
                           ${PROJECT_SOURCE_DIR}/tests/fuzz/specgen.c
                           ${PROJECT_SOURCE_DIR}/tests/fuzz/specgen_render.c)
-# half.h; cuda_emu_backend.h (how many runs went through cuda-emu's tensor-core kernel, for the summary)
-target_include_directories(attnc-fuzz PRIVATE ${PROJECT_SOURCE_DIR}/base ${PROJECT_SOURCE_DIR}/backends/cuda)
+# half.h; cuda_emu_backend.h and launch_stats.h (how many runs went through cuda-emu's tensor-core kernel and
+# the block-order plan, for the summary)
+target_include_directories(attnc-fuzz PRIVATE ${PROJECT_SOURCE_DIR}/base ${PROJECT_SOURCE_DIR}/backends/cuda
+                                              ${PROJECT_SOURCE_DIR}/runtime)
 target_compile_options(attnc-fuzz PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(attnc-fuzz PRIVATE attnc_static m)
 if(ATTNC_SANITIZE)

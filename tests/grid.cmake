@@ -53,6 +53,10 @@ grid_test(crossformer_lda 1 ${ex}/crossformer_lda.attn crossformer_lda --shape $
           --param interval=4)
 grid_test(natten2d 1 ${PROJECT_SOURCE_DIR}/bench/variants/natten2d.attn natten2d --shape ${grid_shape}
           --param width=16)
+# clauses the 1-D plan rewrites (a band of keys, a Toeplitz term) on block-order rows
+grid_test(grid_band 1 ${PROJECT_SOURCE_DIR}/tests/grid_cases.attn grid_band --shape B=1,H=2,Hkv=1,Lq=128,Lk=128,D=8,Dv=8)
+grid_test(grid_toeplitz 1 ${PROJECT_SOURCE_DIR}/tests/grid_cases.attn grid_toeplitz
+          --shape B=1,H=2,Hkv=1,Lq=128,Lk=128,D=8,Dv=8)
 # the 1-D plan: a grid that does not divide into 8 x 8 blocks, keys that are not the queries' grid
 grid_test(na2d_ragged 0 ${ex}/neighborhood_2d.attn na2d --shape B=1,H=2,Hkv=1,Lq=100,Lk=100,D=16,Dv=8
           --param width=10 --param kernel=5)

@@ -65,6 +65,7 @@ typedef struct Opts {
 typedef struct Stats {
     int specs, runs, mismatches, crashes, genfail, skipped, runtime_errors, empty_rows;
     int fa2_runs; /* cuda-emu runs whose call went through the tensor-core kernel (cuda_emu_fa2_stats) */
+    int grid_runs; /* runs whose call went through the block-order plan (multi-dimensional tiles) */
     char key[MAX_KEYS][96];
     int key_count[MAX_KEYS], nkeys;
     double seconds[MAX_BACKENDS + 1];
@@ -178,6 +179,10 @@ static void random_shape(uint64_t *s, const GenSpec *gs, FuzzCase *c) {
     while (c->sz.B * c->sz.H * c->sz.Lq * c->sz.Lk > work) { /* bounded work per call */
         if (c->sz.Lq > c->sz.Lk) c->sz.Lq = c->sz.Lq * 2 / 3;
         else c->sz.Lk = c->sz.Lk * 2 / 3;
+    }
+    if (gs->grid_w && pick(s, 4)) { /* a grid of whole 8 x 8 blocks: the block-order plan runs (multidim tiles) */
+        c->sz.Lq = c->sz.Lk = gs->grid_w == 8 ? 64 * (1 + pick(s, 2)) : 128;
+        c->sz.B = 1, c->sz.Hkv = 1, c->sz.H = c->sz.Lq == 64 ? 1 + pick(s, 4) : 1;
     }
 }
 
@@ -523,6 +528,7 @@ static void run_one(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCas
                c->threads, c->elem, c->layout, c->grad);
     run_case(c, &r);
     st->fa2_runs += r.tensor_core;
+    st->grid_runs += r.grid;
     st->runs++;
     st->seconds[slot] += r.seconds;
     st->backend_runs[slot]++;
@@ -708,9 +714,9 @@ static void summary(const Opts *o, const Stats *st, long seconds) {
     print_keys(st, 0);
     printf(", %d crashes", st->crashes);
     print_keys(st, 1);
-    printf(", %d generator failures; %d cuda-emu runs on the tensor-core kernel; %d%% of specs raise a runtime error, "
-           "%d%% have fully masked rows; %lds\n",
-           st->genfail, st->fa2_runs, st->specs ? 100 * st->runtime_errors / st->specs : 0,
+    printf(", %d generator failures; %d cuda-emu runs on the tensor-core kernel, %d runs on multi-dimensional tiles; "
+           "%d%% of specs raise a runtime error, %d%% have fully masked rows; %lds\n",
+           st->genfail, st->fa2_runs, st->grid_runs, st->specs ? 100 * st->runtime_errors / st->specs : 0,
            st->specs ? 100 * st->empty_rows / st->specs : 0, seconds);
     for (int b = 0; b <= o->nb; b++) {
         int slot = b == o->nb ? MAX_BACKENDS : b;

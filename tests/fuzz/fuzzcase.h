@@ -71,6 +71,7 @@ typedef struct FcResult {
     int empty_rows;       /* fully masked rows the reference has */
     double seconds;       /* compile + run of the backend */
     int tensor_core;      /* the backend's call ran cuda-emu's tensor-core kernel (cuda_emu_fa2_stats) */
+    int grid;             /* the backend's call ran the block-order plan (launch_grid_calls) */
 } FcResult;
 
 /* Run case c: the reference, then the backend; fill r.  Returns r->kind. */

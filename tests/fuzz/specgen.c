@@ -679,6 +679,32 @@ static void gen_body(Gen *G, int helper) {
     if (!helper) G->g->has_scale = has_scale;
 }
 
+/* Now and then (a stream of its own, so that the other specs stay as they were) a mask in the coordinates of a
+ * W-wide grid, W = 8 or 16, that multi-dimensional tiles recognise: a 2-D neighbourhood, non-overlapping
+ * windows, or axial rows and columns; the driver then draws calls whose grid divides into blocks. */
+static void gen_grid_mask(Gen *G, uint64_t seed) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 0x6A09E667ull;
+    if (sg_next(&s) % 6) return;
+    int W = sg_next(&s) % 2 ? 8 : 16, form = (int)(sg_next(&s) % 3), e;
+    if (form == 0) {
+        int r = 1 + (int)(sg_next(&s) % 3);
+        int x = leaf(G, SG_INT, P_PRIMARY, "abs(q %% %d - kv %% %d)", W, W);
+        int y = leaf(G, SG_INT, P_PRIMARY, "abs(q / %d - kv / %d)", W, W);
+        e = bin(G, SG_BOOL, P_AND, "&&", bin(G, SG_BOOL, P_REL, "<=", x, leaf(G, SG_INT, P_PRIMARY, "%d", r)),
+                bin(G, SG_BOOL, P_REL, "<=", y, leaf(G, SG_INT, P_PRIMARY, "%d", r)));
+    } else if (form == 1) {
+        int w = sg_next(&s) % 2 ? 2 : 4;
+        int xq = leaf(G, SG_INT, P_MUL, "q %% %d / %d", W, w), xk = leaf(G, SG_INT, P_MUL, "kv %% %d / %d", W, w);
+        int yq = leaf(G, SG_INT, P_MUL, "q / %d / %d", W, w), yk = leaf(G, SG_INT, P_MUL, "kv / %d / %d", W, w);
+        e = bin(G, SG_BOOL, P_AND, "&&", bin(G, SG_BOOL, P_EQ, "==", xq, xk), bin(G, SG_BOOL, P_EQ, "==", yq, yk));
+    } else {
+        int xq = leaf(G, SG_INT, P_MUL, "q %% %d", W), xk = leaf(G, SG_INT, P_MUL, "kv %% %d", W);
+        int yq = leaf(G, SG_INT, P_MUL, "q / %d", W), yk = leaf(G, SG_INT, P_MUL, "kv / %d", W);
+        e = bin(G, SG_BOOL, P_OR, "||", bin(G, SG_BOOL, P_EQ, "==", xq, xk), bin(G, SG_BOOL, P_EQ, "==", yq, yk));
+    }
+    if (item(G, e, "mask ")) G->g->grid_w = W;
+}
+
 void specgen_generate(GenSpec *g, uint64_t seed) {
     static Gen G;
     memset(g, 0, sizeof *g);
@@ -699,5 +725,6 @@ void specgen_generate(GenSpec *g, uint64_t seed) {
         else if (!main_att) snprintf(g->atts[a].name, sizeof g->atts[a].name, "helper%d", a);
         else snprintf(g->atts[a].name, sizeof g->atts[a].name, "fuzz%llu", (unsigned long long)(seed % 1000000));
         gen_body(&G, !main_att);
+        if (main_att) gen_grid_mask(&G, seed);
     }
 }

@@ -69,6 +69,7 @@ typedef struct GenSpec {
     int square;           /* uses `document`: prefers Lq == Lk */
     int has_scale;        /* the compiled attention has a `scale` (D = 0 is then a valid call) */
     int chain_terms;      /* terms of its long flat chain, 0 if none (the driver makes such calls smaller) */
+    int grid_w;           /* a mask in grid coordinates of this width (docs/multidim-tiles.md), 0 if none */
 } GenSpec;
 
 
