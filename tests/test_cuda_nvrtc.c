@@ -4,7 +4,7 @@
  *   test_cuda_nvrtc FILE.attn WORKDIR
  *     Every attention of the file, through the library's own compile
  *     (cuda_rt_compile, what the backend loads, here as PTX): the
- *     tensor-core kernel at D = Dv = 64 and 128 in bf16 for sm_80 and sm_90
+ *     tensor-core kernel in bf16 at D = Dv = 64 and 128 for sm_90, at 128 for sm_80,
  *     must compile, its PTX hold mma.sync m16n8k16 bf16; then ptxas -v on
  *     that PTX: 0 bytes of spill stores and loads, static + dynamic shared
  *     memory within the architecture's limit (sm_80 163 KiB, sm_90 227 KiB),
@@ -160,6 +160,9 @@ static int check_attention(const attnc_kernel *k, const char *work, const char *
         free(img);
         for (int d = 0; d < 2; d++) {
             int D = heads[d];
+            /* sm_80 at D = 64 adds nothing D = 128 does not check harder (fewer registers, less shared
+             * memory; the same text), and CI's 30 minutes are short */
+            if (archs[a] == 80 && D == 64) continue;
             st = cuda_rt_compile(p, 1, D, D, 1, archs[a], 1, &img, &n, &secs, &err);
             *total += secs;
             if (st) {
