@@ -1,5 +1,6 @@
 # tests/cuda_rt.cmake — the `cuda` backend (backends/cuda/cuda_backend.c, docs/cuda.md "The cuda backend").
-# Without a GPU: every example's kernels through the library's NVRTC compile for sm_80 and sm_90 (PTX with
+# Without a GPU: every example's kernels through the library's NVRTC compile (sm_90 at D = 128 for most; five files
+# for sm_80 and sm_90 at D = 64 and 128) (PTX with
 # mma.sync; ptxas -v: no spills, shared memory within the limit; HMMA in the SASS), one case per example file
 # (tests/test_cuda_nvrtc.c; skipped, exit 77, without NVRTC or ptxas); NVRTC refusing a text, NVRTC missing,
 # the driver missing (forced with ATTNC_NVRTC_LIBRARY / ATTNC_CUDA_DRIVER, so they pass on GPU machines too);
@@ -18,9 +19,17 @@ if(ATTNC_SANITIZE)
   # the CI under its budget (all of them: ~280 s of CPU in the sanitizer build)
   set(ATTNC_NVRTC_EXAMPLES ${PROJECT_SOURCE_DIR}/examples/causal.attn ${PROJECT_SOURCE_DIR}/examples/low_rank_bias.attn)
 endif()
+# the whole matrix (sm_80 and sm_90, D = 64 and 128) for these; the other examples' tensor-core kernels for sm_90 at
+# D = 128 only (--one-arch: the same text, the most registers and shared memory; half the ~400 s of CPU); the
+# sanitizer build runs every file --one-arch
+set(ATTNC_NVRTC_WHOLE causal low_rank_bias neighborhood_2d retention v2)
 foreach(example ${ATTNC_NVRTC_EXAMPLES})
   get_filename_component(name ${example} NAME_WE)
-  add_test(NAME cuda/nvrtc/${name} COMMAND test_cuda_nvrtc ${example} ${CMAKE_CURRENT_BINARY_DIR}/cuda/nvrtc/${name})
+  set(mode --one-arch)
+  if(name IN_LIST ATTNC_NVRTC_WHOLE AND NOT ATTNC_SANITIZE)
+    set(mode "")
+  endif()
+  add_test(NAME cuda/nvrtc/${name} COMMAND test_cuda_nvrtc ${example} ${CMAKE_CURRENT_BINARY_DIR}/cuda/nvrtc/${name} ${mode})
   # ~5 s of CPU per attention (NVRTC ~3.3 s: the scaffold once, the tensor-core kernel 4 times; ptxas): label
   # nvrtc, so that `ctest -LE nvrtc` can leave them out
   set_tests_properties(cuda/nvrtc/${name} PROPERTIES SKIP_RETURN_CODE 77 LABELS nvrtc)
@@ -32,7 +41,11 @@ if(ATTNC_SANITIZE) # as above: one file with every v2 construct (~230 s of CPU f
 endif()
 foreach(example ${ATTNC_NVRTC_EXAMPLES_V2})
   get_filename_component(name ${example} NAME_WE)
-  add_test(NAME cuda/nvrtc/v2/${name} COMMAND test_cuda_nvrtc ${example} ${CMAKE_CURRENT_BINARY_DIR}/cuda/nvrtc-v2/${name})
+  set(mode --one-arch)
+  if(name IN_LIST ATTNC_NVRTC_WHOLE AND NOT ATTNC_SANITIZE)
+    set(mode "")
+  endif()
+  add_test(NAME cuda/nvrtc/v2/${name} COMMAND test_cuda_nvrtc ${example} ${CMAKE_CURRENT_BINARY_DIR}/cuda/nvrtc-v2/${name} ${mode})
   set_tests_properties(cuda/nvrtc/v2/${name} PROPERTIES SKIP_RETURN_CODE 77 LABELS nvrtc)
 endforeach()
 set(causal ${PROJECT_SOURCE_DIR}/examples/causal.attn)

@@ -11,8 +11,9 @@ if(ATTNC_SANITIZE)
   set(ATTNC_GRAD_SAMPLES 2) # the float64 forward under ASan is slow: each sample is four of them per element
 endif()
 add_test(NAME grad/interp-fd/rules COMMAND test_grad_interp --rules --samples ${ATTNC_GRAD_SAMPLES})
-file(GLOB ATTNC_GRAD_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.attn)
-foreach(example ${ATTNC_GRAD_EXAMPLES})
+# every example; under the sanitizers a representative set (tests.cmake), with the rules above covering each
+# derivative rule
+foreach(example ${ATTNC_CHECKED_EXAMPLES})
   get_filename_component(name ${example} NAME_WE)
   # the example's Lq and Lk (its params fit them), fewer heads (GQA 2:1) and a small D
   add_test(NAME grad/interp-fd/${name} COMMAND test_grad_interp ${example} --shape B=2,H=2,Hkv=1,D=4,Dv=3
