@@ -15,6 +15,7 @@
 #include "ir.h"
 #include "launch.h"
 #include "launch_device.h"
+#include "map_cache.h"
 #include "plan.h"
 #include "registry.h"
 #include "sema.h"
@@ -301,14 +302,22 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
         if (!k->plan) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the middle end");
         else k->plan->rows = k->rows;
     }
+    /* the kept tile maps (NULL when the masks read tensors), made before the backend compiles: a failure here
+     * must not come after a compile that a backend's cache (llvm's) has kept */
+    MapCache *maps = NULL, *gmaps = NULL;
+    if (!st && k->plan) st = map_cache_new(k->plan, &maps, err);
+    if (!st && k->plan && k->plan->grid) st = map_cache_new(k->plan->grid->plan, &gmaps, err);
     if (!st) {
         k->impl = backend_find(backend); /* available, so registered */
         st = k->impl->compile(k->plan, opts, &k->ck, &k->state, err); /* the interpreter's takes a NULL plan */
     }
     if (!st && k->plan && k->plan->grid && k->ck.tile) { /* the block-order plan's kernel beside it */
         st = k->impl->compile(k->plan->grid->plan, opts, &k->gck, &k->gstate, err);
-        if (!st) k->ck.grid = &k->gck;
+        if (!st) k->ck.grid = &k->gck, k->gck.maps = gmaps, gmaps = NULL;
     }
+    if (!st && k->ck.tile) k->ck.maps = maps, maps = NULL;
+    map_cache_free(maps);
+    map_cache_free(gmaps);
     if (st) {
         attnc_kernel_free(k);
         return st;
@@ -332,6 +341,8 @@ void attnc_kernel_free(attnc_kernel *k) {
     if (!k) return;
     if (k->impl && k->state) k->impl->release(k->state);
     if (k->impl && k->gstate) k->impl->release(k->gstate);
+    map_cache_free(k->ck.maps);
+    map_cache_free(k->gck.maps);
     rope_scratch_free(k->rope);
     if (k->c.arena) compiled_free(&k->c);
     free(k->fixed.is_fixed);

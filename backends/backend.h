@@ -51,6 +51,9 @@ typedef struct CompiledKernel {
     /* NULL, or the kernel of the plan's multi-dimensional tiles (Plan.grid's
      * plan), compiled by the library for the backends run by runtime/launch.c */
     const struct CompiledKernel *grid;
+    /* NULL, or the kernel's last tile map for the next call of the same shape (runtime/map_cache.h; made and
+     * freed by the library, used by runtime/launch.c) */
+    struct MapCache *maps;
 } CompiledKernel;
 
 /* A backend whose kernels run on a device (the `cuda` backend): device

@@ -34,12 +34,20 @@ typedef struct GridTiling {
     int qbx, qby, qbz, kbx, kby, kbz;
 } GridTiling;
 
-/* Build p->grid when p's masks decompose q and kv over a grid and the tile
- * sizes (p->bq, and `bk` for the block-order plan's kv tiles) are powers of
+/* Build p->grid when p's masks decompose q and kv over a grid and the
+ * block-order plan's tile sizes (`bq` rows of q, `bk` of kv) are powers of
  * two >= 4 (else leave it NULL): rewrites a copy of p->f; must run before
  * p's schedule is built (it adds nodes to the module).  0 when out of
  * memory, else 1. */
-int pass_grid(Arena *arena, struct Plan *p, int bk);
+int pass_grid(Arena *arena, struct Plan *p, int bq, int bk);
+
+/* The block-order plan's q tile when none is asked for: 16 rows, a 4 x 4
+ * block (4 x 2 x 2 with three axes).  A block's neighbourhoods cover its
+ * size plus the kernel less one along each axis, rounded out to kv tiles:
+ * for 7 x 7 over 4 x 4 kv blocks, an 8 x 8 query block visits 4.6 pairs per
+ * kept pair, a 4 x 4 one 2.7 (3-D 3 x 3 x 3: 10.7 against 4.7), and a
+ * 16-row tile is still one row vector of the kernel. */
+#define GRID_DEFAULT_BQ 16
 
 /* The block-order plan's kv tile when none is asked for: 16 rows, a 4 x 4
  * block.  An 8 x 8 query block's 7 x 7 neighbourhoods cover 14 x 14 keys:

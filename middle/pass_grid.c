@@ -158,7 +158,7 @@ static void coords(IrModule *m, Subst *s, int k, int bx, int by, int bz) {
     s->row[k] = add_mul(m, s->row2[k], s->w, s->x[k]);
 }
 
-int pass_grid(Arena *arena, Plan *p, int bk) {
+int pass_grid(Arena *arena, Plan *p, int bq, int bk) {
     IrModule *m = p->ir;
     const IrFunc *f = p->f;
     p->grid = NULL;
@@ -170,8 +170,8 @@ int pass_grid(Arena *arena, Plan *p, int bk) {
     IrRef h = IR_NONE, w = find_width(m, f, live, &h);
     free(live);
     if (w == IR_NONE) return 1;
-    if (h == IR_NONE ? !block_shape(p->bq, &qbx, &qby) || !block_shape(bk, &kbx, &kby)
-                     : !block_shape3(p->bq, &qbx, &qby, &qbz) || !block_shape3(bk, &kbx, &kby, &kbz))
+    if (h == IR_NONE ? !block_shape(bq, &qbx, &qby) || !block_shape(bk, &kbx, &kby)
+                     : !block_shape3(bq, &qbx, &qby, &qbz) || !block_shape3(bk, &kbx, &kby, &kbz))
         return 1;
     GridTiling *g = arena_alloc(arena, sizeof *g);
     Plan *sub = arena_alloc(arena, sizeof *sub);
@@ -199,7 +199,7 @@ int pass_grid(Arena *arena, Plan *p, int bk) {
      * are seldom an interval there: mostly none) */
     pass_band(m, sf, &sub->band_lo, &sub->band_hi);
     if (m->failed) return 0;
-    sub->bk = bk;
+    sub->bq = bq, sub->bk = bk;
     sub->needs_mask = !ir_is_bool(m, sf->keep, 1);
     sub->needs_fault = !ir_is_bool(m, sf->fault, 0);
     int deps = ir_at(m, sf->keep)->deps | ir_at(m, sf->fault)->deps;

@@ -22,6 +22,7 @@
 #include "grid.h"
 #include "interp.h"
 #include "launch_stats.h"
+#include "map_cache.h"
 #include "merge.h"
 #include "tensor_io.h"
 #include "threads.h"
@@ -414,7 +415,7 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
     const attnc_sizes *sz = &bc->sz;
     int64_t pack = heads_per_item(p, ck, sz, flags);
     TileMap full;
-    attnc_status st = tile_map_build_rows(p, bc, p->bq / pack, &full, err);
+    attnc_status st = map_cache_build(ck->maps, p, bc, p->bq / pack, &full, err);
     if (st) return st;
     Launch *l = calloc(1, sizeof *l);
     LaunchValues vals;

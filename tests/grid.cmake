@@ -57,10 +57,11 @@ grid_test(natten2d 1 ${PROJECT_SOURCE_DIR}/bench/variants/natten2d.attn natten2d
 grid_test(grid_band 1 ${PROJECT_SOURCE_DIR}/tests/grid_cases.attn grid_band --shape B=1,H=2,Hkv=1,Lq=128,Lk=128,D=8,Dv=8)
 grid_test(grid_toeplitz 1 ${PROJECT_SOURCE_DIR}/tests/grid_cases.attn grid_toeplitz
           --shape B=1,H=2,Hkv=1,Lq=128,Lk=128,D=8,Dv=8)
-# the 1-D plan: a grid that does not divide into 8 x 8 blocks, keys that are not the queries' grid
+# the 1-D plan: a grid that does not divide into the q tile's 4 x 4 blocks (three axes: 4 x 2 x 2, and 5 planes),
+# keys that are not the queries' grid
 grid_test(na2d_ragged 0 ${ex}/neighborhood_2d.attn na2d --shape B=1,H=2,Hkv=1,Lq=100,Lk=100,D=16,Dv=8
           --param width=10 --param kernel=5)
-grid_test(na3d_planes_ragged 0 ${ex}/neighborhood_3d.attn na3d --shape B=1,H=2,Hkv=1,Lq=384,Lk=384,D=16,Dv=8
+grid_test(na3d_planes_ragged 0 ${ex}/neighborhood_3d.attn na3d --shape B=1,H=2,Hkv=1,Lq=320,Lk=320,D=16,Dv=8
           --param width=8 --param height=8 --param kernel_t=3 --param kernel_y=3 --param kernel_x=3)
 grid_test(halo2d_cross 0 ${ex}/halo.attn halo2d --shape B=1,H=2,Hkv=1,Lq=256,Lk=512,D=16,Dv=8 --param width=16
           --param block=4 --param halo=2)

@@ -162,3 +162,8 @@ if(ATTNC_HAVE_TCC_JIT)
   string(APPEND ATTNC_TOEPLITZ_BACKENDS ",tcc")
 endif()
 add_test(NAME toeplitz/backends COMMAND bash ${PROJECT_SOURCE_DIR}/tests/toeplitz.sh $<TARGET_FILE:attnc> ${ATTNC_TOEPLITZ_BACKENDS})
+# A kernel's kept tile map (runtime/map_cache.h): params, sizes and mask tensors changing between calls, two threads.
+add_executable(test_map_cache ${PROJECT_SOURCE_DIR}/tests/test_map_cache.c)
+target_compile_options(test_map_cache PRIVATE ${ATTNC_WARNINGS})
+target_link_libraries(test_map_cache PRIVATE attnc_static m Threads::Threads)
+add_test(NAME runtime/map-cache COMMAND test_map_cache)

@@ -1,0 +1,28 @@
+/* map_cache.h — a kernel's last tile map, kept for the next call with the
+ * same sizes, params and q tile (runtime/launch.c).  Building the map takes
+ * an interval analysis per tile pair the quad tree visits (natten2d at
+ * L = 4096 in block order: 17,517 evaluations, about a quarter of a call);
+ * a model calls one kernel many times with one shape, as FlexAttention's
+ * users build a BlockMask once.  Only masks that read no tensor data are
+ * kept: a tensor's contents may change between calls. */
+#ifndef ATTNC_MAP_CACHE_H
+#define ATTNC_MAP_CACHE_H
+#include "plan.h"
+
+typedef struct MapCache MapCache;
+
+/* A cache for plan p's calls into *out; *out NULL when p's masks read
+ * tensors or rows (the map is built per call).  ATTNC_ERR_NOMEM or OK. */
+attnc_status map_cache_new(const Plan *p, MapCache **out, attnc_error *err);
+
+/* Free c and its map; NULL is ignored. */
+void map_cache_free(MapCache *c);
+
+/* p's tile map of call bc with q tiles of bq rows into *out (the caller's,
+ * freed with tile_map_free): a copy of the kept map when the last call that
+ * built one had the same sizes, params and bq, else built and kept.  c may be
+ * NULL (built every time).  Safe for calls on several threads at once. */
+attnc_status map_cache_build(MapCache *c, const Plan *p, const BoundCall *bc, int64_t bq, TileMap *out,
+                             attnc_error *err);
+
+#endif

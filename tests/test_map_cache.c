@@ -1,0 +1,134 @@
+/* test_map_cache.c — a kernel keeps its last tile map for the next call of
+ * the same shape (runtime/map_cache.h): calls that change a param the masks
+ * read, the sizes, or a mask tensor's contents between calls, and calls from
+ * two threads at once with different params, must each give the
+ * interpreter's answer.  On every CPU backend of the build; the grid
+ * attention runs its block-order kernel (whose map is kept apart). */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attnc.h"
+
+static const char *spec_text =
+    "attention band { param w : int = 4; mask kv <= q && q - kv < w; }\n"
+    "attention grid {\n"
+    "    param width : int; param r : int = 1;\n"
+    "    mask abs(kv % width - q % width) <= r && abs(kv / width - q / width) <= r;\n"
+    "}\n"
+    "attention doc { tensor d : int[Lk]; mask d[q] == d[kv]; }\n";
+
+static int failures;
+
+static float *randoms(size_t n, unsigned *seed) {
+    float *p = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) *seed = *seed * 1103515245u + 12345u, p[i] = (float)(*seed >> 8) / 16777216.0f - 0.5f;
+    return p;
+}
+
+typedef struct Call {
+    attnc_sizes sz;
+    const char *pname; /* NULL: none */
+    int64_t pval;
+    int32_t *doc;      /* the doc tensor's data (Lk ints), or NULL */
+} Call;
+
+/* O of one call on kernel k (inputs from a fixed seed); NULL on error (printed). */
+static float *run(const attnc_kernel *k, const Call *c) {
+    unsigned seed = 7;
+    const attnc_sizes *s = &c->sz;
+    float *q = randoms((size_t)(s->B * s->H * s->Lq * s->D), &seed);
+    float *kk = randoms((size_t)(s->B * s->Hkv * s->Lk * s->D), &seed);
+    float *v = randoms((size_t)(s->B * s->Hkv * s->Lk * s->Dv), &seed);
+    float *o = calloc((size_t)(s->B * s->H * s->Lq * s->Dv), sizeof(float));
+    attnc_param p = {c->pname, ATTNC_INT, c->pval, 0, 0};
+    attnc_tensor t = {"d", ATTNC_I32, 1, {s->Lk}, c->doc};
+    attnc_args a = {*s, q, kk, v, o, NULL, &p, c->pname ? 1 : 0, &t, c->doc ? 1 : 0};
+    attnc_error err = {0};
+    if (attnc_kernel_run(k, &a, &err)) printf("FAIL run: %s\n", err.message), failures++, free(o), o = NULL;
+    free(q), free(kk), free(v);
+    return o;
+}
+
+static int close_enough(const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!(fabsf(a[i] - b[i]) <= 1e-4f + 1e-4f * fabsf(b[i]))) return 0;
+    return 1;
+}
+
+/* The call on k and on the interpreter's kernel ref: the same O. */
+static void check(const attnc_kernel *k, const attnc_kernel *ref, const Call *c, const char *what) {
+    float *got = run(k, c), *want = run(ref, c);
+    size_t n = (size_t)(c->sz.B * c->sz.H * c->sz.Lq * c->sz.Dv);
+    if (got && want && !close_enough(got, want, n)) {
+        printf("FAIL %s/%s: %s differs from the interpreter\n", attnc_backend_name(attnc_kernel_backend(k)),
+               attnc_kernel_variant(k), what);
+        failures++;
+    }
+    free(got), free(want);
+}
+
+typedef struct Job {
+    const attnc_kernel *k, *ref;
+    Call c;
+} Job;
+
+static void *job(void *arg) {
+    Job *j = arg;
+    for (int i = 0; i < 20; i++) check(j->k, j->ref, &j->c, "a call beside another thread's");
+    return NULL;
+}
+
+/* tiles of 16 rows: calls of 64 and 128 rows have several, whose classes the params and sizes change */
+static attnc_kernel *compile(const attnc_spec *spec, const char *variant, attnc_backend b) {
+    attnc_options o = {.backend = b, .threads = 1, .tile_q = 16, .tile_k = 16};
+    attnc_kernel *k = NULL;
+    attnc_error err = {0};
+    if (attnc_compile(spec, variant, &o, &k, &err)) printf("FAIL compile %s: %s\n", variant, err.message), failures++;
+    return k;
+}
+
+int main(void) {
+    attnc_spec *spec = NULL;
+    attnc_error err = {0};
+    if (attnc_spec_from_string("map_cache.attn", spec_text, strlen(spec_text), &spec, &err)) {
+        printf("FAIL spec: %s\n", err.message);
+        return 1;
+    }
+    attnc_sizes s64 = {1, 2, 1, 64, 64, 8, 8}, s128 = {1, 2, 1, 128, 128, 8, 8};
+    static const attnc_backend backends[] = {ATTNC_BACKEND_REFPLAN, ATTNC_BACKEND_TCC, ATTNC_BACKEND_LLVM};
+    int32_t doc_a[128], doc_b[128];
+    for (int i = 0; i < 128; i++) doc_a[i] = i / 16, doc_b[i] = i / 40;
+    for (size_t bi = 0; bi < sizeof backends / sizeof backends[0]; bi++) {
+        if (!attnc_backend_available(backends[bi])) continue;
+        attnc_kernel *k = compile(spec, "band", backends[bi]), *ref = compile(spec, "band", ATTNC_BACKEND_INTERP);
+        attnc_kernel *g = compile(spec, "grid", backends[bi]), *gref = compile(spec, "grid", ATTNC_BACKEND_INTERP);
+        attnc_kernel *d = compile(spec, "doc", backends[bi]), *dref = compile(spec, "doc", ATTNC_BACKEND_INTERP);
+        if (!k || !ref || !g || !gref || !d || !dref) return 1;
+        /* a param the mask reads, then the sizes, then back */
+        const Call band[] = {{s64, "w", 4, NULL}, {s64, "w", 4, NULL}, {s64, "w", 40, NULL},
+                             {s128, "w", 40, NULL}, {s64, "w", 4, NULL}};
+        for (size_t i = 0; i < sizeof band / sizeof band[0]; i++) check(k, ref, &band[i], "a band call");
+        /* the grid's width (8 x 8, then 16 x 4 cells: both divide into the block-order plan's blocks) */
+        const Call grid[] = {{s128, "width", 8, NULL}, {s128, "width", 8, NULL}, {s128, "width", 16, NULL},
+                             {s64, "width", 16, NULL}, {s128, "width", 8, NULL}};
+        for (size_t i = 0; i < sizeof grid / sizeof grid[0]; i++) check(g, gref, &grid[i], "a grid call");
+        /* the mask tensor's contents change, its shape does not */
+        const Call doc[] = {{s128, NULL, 0, doc_a}, {s128, NULL, 0, doc_b}, {s128, NULL, 0, doc_a}};
+        for (size_t i = 0; i < sizeof doc / sizeof doc[0]; i++) check(d, dref, &doc[i], "a document call");
+        /* two threads, one kernel, two params */
+        Job j1 = {k, ref, {s64, "w", 3, NULL}}, j2 = {k, ref, {s64, "w", 40, NULL}};
+        pthread_t t1, t2;
+        pthread_create(&t1, NULL, job, &j1);
+        pthread_create(&t2, NULL, job, &j2);
+        pthread_join(t1, NULL);
+        pthread_join(t2, NULL);
+        printf("%s: %s\n", attnc_backend_name(backends[bi]), failures ? "FAILED" : "ok");
+        attnc_kernel_free(k), attnc_kernel_free(ref), attnc_kernel_free(g), attnc_kernel_free(gref);
+        attnc_kernel_free(d), attnc_kernel_free(dref);
+    }
+    attnc_spec_free(spec);
+    return failures != 0;
+}
