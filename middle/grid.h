@@ -45,7 +45,7 @@ int pass_grid(Arena *arena, struct Plan *p, int bq, int bk);
  * block (4 x 2 x 2 with three axes).  A block's neighbourhoods cover its
  * size plus the kernel less one along each axis, rounded out to kv tiles:
  * for 7 x 7 over 4 x 4 kv blocks, an 8 x 8 query block visits 4.6 pairs per
- * kept pair, a 4 x 4 one 2.7 (3-D 3 x 3 x 3: 10.7 against 4.7), and a
+ * kept pair, a 4 x 4 one 2.7 (3-D 3 x 3 x 3, counted by hand: 10.7 against 4.7), and a
  * 16-row tile is still one row vector of the kernel. */
 #define GRID_DEFAULT_BQ 16
 

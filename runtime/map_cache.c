@@ -10,7 +10,6 @@
 
 #include "call.h"
 #include "status.h"
-#include "rows_table.h"
 
 typedef struct Entry {
     attnc_sizes sz;
@@ -33,9 +32,8 @@ static void entry_free(Entry *e) {
 
 attnc_status map_cache_new(const Plan *p, MapCache **out, attnc_error *err) {
     *out = NULL;
-    int deps = ir_at(p->ir, p->f->keep)->deps | ir_at(p->ir, p->f->fault)->deps;
-    if (p->attn->ntensors > 0 || (deps & (DEP_TENSOR | DEP_ROW)) || (p->rows && p->rows->ntables > 0))
-        return ATTNC_OK;
+    /* tensors: a mask may read their contents (rows of Q/K made into tables are tensors of p->attn too) */
+    if (p->attn->ntensors > 0) return ATTNC_OK;
     MapCache *c = calloc(1, sizeof *c);
     if (!c) return set_error(err, ATTNC_ERR_NOMEM, "out of memory for the kernel's tile map cache");
     c->nparams = p->attn->nparams;
@@ -50,35 +48,11 @@ void map_cache_free(MapCache *c) {
     free(c);
 }
 
-static int same_sizes(const attnc_sizes *a, const attnc_sizes *b) {
-    return a->B == b->B && a->H == b->H && a->Hkv == b->Hkv && a->Lq == b->Lq && a->Lk == b->Lk && a->D == b->D &&
-           a->Dv == b->Dv;
-}
-
 static int same_key(const MapCache *c, const Entry *e, const BoundCall *bc, int64_t bq) {
-    /* params compared as bytes: bind.c makes them in zeroed memory, so equal values have equal bytes (a float
-     * param of -0.0 against 0.0 only misses) */
-    return same_sizes(&e->sz, &bc->sz) && e->bq == bq &&
+    /* sizes and params compared as bytes (seven int64s; params made in zeroed memory by bind.c, so equal values
+     * have equal bytes: a float param of -0.0 against 0.0 only misses) */
+    return e->bq == bq && memcmp(&e->sz, &bc->sz, sizeof e->sz) == 0 &&
            (c->nparams == 0 || memcmp(e->params, bc->params, sizeof(Const) * (size_t)c->nparams) == 0);
-}
-
-/* A copy of tm into *out (every array its own); 0 when out of memory. */
-static int copy_map(const TileMap *tm, TileMap *out) {
-    *out = *tm;
-    size_t rows = (size_t)(tm->ngroups * tm->nqt + 1), n = (size_t)tm->visited + 1;
-    out->row_start = malloc(sizeof(int64_t) * rows);
-    out->kv = malloc(sizeof(int32_t) * n);
-    out->mode = malloc(n);
-    if (!out->row_start || !out->kv || !out->mode) {
-        tile_map_free(out);
-        return 0;
-    }
-    memcpy(out->row_start, tm->row_start, sizeof(int64_t) * rows);
-    if (tm->visited) {
-        memcpy(out->kv, tm->kv, sizeof(int32_t) * (size_t)tm->visited);
-        memcpy(out->mode, tm->mode, (size_t)tm->visited);
-    }
-    return 1;
 }
 
 /* Offer e to the slot; whatever it held (or e, when the slot is taken meanwhile) is freed. */
@@ -91,12 +65,10 @@ attnc_status map_cache_build(MapCache *c, const Plan *p, const BoundCall *bc, in
                              attnc_error *err) {
     if (!c) return tile_map_build_rows(p, bc, bq, out, err);
     Entry *e = atomic_exchange(&c->slot, NULL);
-    if (e && same_key(c, e, bc, bq)) {
-        int ok = copy_map(&e->tm, out);
+    if (e && same_key(c, e, bc, bq)) { /* a copy: the whole range of kv tiles */
+        attnc_status st = tile_map_slice(&e->tm, 0, e->tm.nkt, out, err);
         put_back(c, e);
-        if (ok) return ATTNC_OK;
-        memset(out, 0, sizeof *out);
-        return set_error(err, ATTNC_ERR_NOMEM, "out of memory while copying the tile map");
+        return st;
     }
     entry_free(e); /* another key: this call's map replaces it */
     attnc_status st = tile_map_build_rows(p, bc, bq, out, err);
@@ -104,7 +76,7 @@ attnc_status map_cache_build(MapCache *c, const Plan *p, const BoundCall *bc, in
     /* keep a copy (out of memory here is the call's, as every allocation failure is) */
     Entry *keep = calloc(1, sizeof *keep);
     if (keep) keep->params = calloc((size_t)c->nparams + 1, sizeof(Const));
-    if (!keep || !keep->params || !copy_map(out, &keep->tm)) {
+    if (!keep || !keep->params || (st = tile_map_slice(out, 0, out->nkt, &keep->tm, err))) {
         if (keep) free(keep->params);
         free(keep);
         tile_map_free(out);
