@@ -1,14 +1,17 @@
 # tests/cuda.cmake — CUDA C emission (backends/cuda/cuda_emit.c, templates/cuda_tile.cu):
 # `attnc emit --target cuda` for every attention of every example must name
-# its entry point (always), and compile with `nvcc -arch=sm_80 -c` (one test
-# per example file; skipped, not passed, when nvcc is missing: exit 77).
+# its entry point (always), and compile with nvcc for sm_80 (two example files
+# and two v2 files; NVRTC compiles every example: tests/cuda_rt.cmake; skipped,
+# not passed, when nvcc is missing: exit 77).
 # The cuda-emu runs of the same text: tests/examples.cmake (every example),
 # tests/cgen.cmake (odd shapes, faults) and the big-tile cases below.
 if(ATTNC_HAVE_TCC_JIT)
   file(GLOB ATTNC_CUDA_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.attn)
   add_test(NAME cuda/emit COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_emit.sh $<TARGET_FILE:attnc>
            ${CMAKE_CURRENT_BINARY_DIR}/cuda/emit "" ${ATTNC_CUDA_EXAMPLES})
-  set(ATTNC_NVCC_EXAMPLES ${ATTNC_CUDA_EXAMPLES})
+  # NVRTC compiles every example's device code (tests/cuda_rt.cmake); nvcc the host code and the launch too, which
+  # the template prints alike for every example: a mask and a low-rank bias (CI's 30 minutes)
+  set(ATTNC_NVCC_EXAMPLES ${PROJECT_SOURCE_DIR}/examples/causal.attn ${PROJECT_SOURCE_DIR}/examples/low_rank_bias.attn)
   if(ATTNC_SANITIZE) # what the sanitizers see (attnc emit) cuda/emit runs on every example; the compiles are nvcc's
     set(ATTNC_NVCC_EXAMPLES ${PROJECT_SOURCE_DIR}/examples/causal.attn)
   endif()
@@ -24,9 +27,11 @@ if(ATTNC_HAVE_TCC_JIT)
   list(APPEND ATTNC_CUDA_V2 ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn ${PROJECT_SOURCE_DIR}/tests/v2/dots.attn)
   add_test(NAME cuda/emit-v2 COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_emit.sh $<TARGET_FILE:attnc>
            ${CMAKE_CURRENT_BINARY_DIR}/cuda/emit-v2 "" ${ATTNC_CUDA_V2})
-  set(ATTNC_NVCC_V2 ${ATTNC_CUDA_V2})
+  # NVRTC compiles every v2 example's text but dots.attn (tests/cuda_rt.cmake); nvcc: tests/cgen/v2.attn (every v2
+  # construct, host code included) and dots.attn
+  set(ATTNC_NVCC_V2 ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn ${PROJECT_SOURCE_DIR}/tests/v2/dots.attn)
   if(ATTNC_SANITIZE) # as above: cuda/emit-v2 emits every one
-    set(ATTNC_NVCC_V2 ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn)
+    set(ATTNC_NVCC_V2)
   endif()
   foreach(example ${ATTNC_NVCC_V2})
     get_filename_component(name ${example} NAME_WE)

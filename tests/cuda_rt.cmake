@@ -1,6 +1,6 @@
 # tests/cuda_rt.cmake — the `cuda` backend (backends/cuda/cuda_backend.c, docs/cuda.md "The cuda backend").
-# Without a GPU: every example's kernels through the library's NVRTC compile (sm_90 at D = 128 for most; five files
-# for sm_80 and sm_90 at D = 64 and 128) (PTX with
+# Without a GPU: nine examples' kernels (ATTNC_NVRTC_EXAMPLES) through the library's NVRTC compile (sm_90 at
+# D = 128 for most; two files for sm_80 and sm_90 at D = 64 and 128) (PTX with
 # mma.sync; ptxas -v: no spills, shared memory within the limit; HMMA in the SASS), one case per example file
 # (tests/test_cuda_nvrtc.c; skipped, exit 77, without NVRTC or ptxas); NVRTC refusing a text, NVRTC missing,
 # the driver missing (forced with ATTNC_NVRTC_LIBRARY / ATTNC_CUDA_DRIVER, so they pass on GPU machines too);
@@ -12,17 +12,20 @@ target_link_libraries(test_cuda_nvrtc PRIVATE attnc_test_support)
 file(GLOB ATTNC_RT_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.attn)
 # version 2 (spec 9): the scaffold's text with its kernels around the attention kernel, for sm_80 and sm_90
 file(GLOB ATTNC_RT_EXAMPLES_V2 CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/v2/*.attn)
-set(ATTNC_NVRTC_EXAMPLES ${ATTNC_RT_EXAMPLES})
+# the representative examples (tests.cmake: one of each kind of element code) and retention (the most registers at
+# D = 64); every example's CUDA text runs on cuda-emu (tests/examples.cmake) and, on a GPU, through NVRTC
+# (cuda/gpu-rt/*); NVRTC on all of them here took ~170 s more of CI's CPU
+set(ATTNC_NVRTC_EXAMPLES ${ATTNC_REPRESENTATIVE_EXAMPLES} ${PROJECT_SOURCE_DIR}/examples/retention.attn)
 if(ATTNC_SANITIZE)
   # what the sanitizers see (the library's NVRTC calls, the text it hands over, ptxas's report) is the same for
-  # every example; the compiles themselves are NVRTC's and ptxas's: two examples (a mask, a low-rank bias) keep
-  # the CI under its budget (all of them: ~280 s of CPU in the sanitizer build)
-  set(ATTNC_NVRTC_EXAMPLES ${PROJECT_SOURCE_DIR}/examples/causal.attn ${PROJECT_SOURCE_DIR}/examples/low_rank_bias.attn)
+  # every example; the compiles themselves are NVRTC's and ptxas's: one example keeps the CI under its budget (all
+  # of them: ~280 s of CPU in the sanitizer build)
+  set(ATTNC_NVRTC_EXAMPLES ${PROJECT_SOURCE_DIR}/examples/causal.attn)
 endif()
 # the whole matrix (sm_80 and sm_90, D = 64 and 128) for these; the other examples' tensor-core kernels for sm_90 at
 # D = 128 only (--one-arch: the same text, the most registers and shared memory; half the ~400 s of CPU); the
-# sanitizer build runs every file --one-arch
-set(ATTNC_NVRTC_WHOLE causal low_rank_bias neighborhood_2d retention v2)
+# sanitizer build runs its file --one-arch
+set(ATTNC_NVRTC_WHOLE causal retention)
 foreach(example ${ATTNC_NVRTC_EXAMPLES})
   get_filename_component(name ${example} NAME_WE)
   set(mode --one-arch)
@@ -36,8 +39,8 @@ foreach(example ${ATTNC_NVRTC_EXAMPLES})
 endforeach()
 # tests/v2/dots.attn: through nvcc only (cuda/nvcc/v2/dots); through NVRTC it took ~180 s of CPU, a tenth of CI
 set(ATTNC_NVRTC_EXAMPLES_V2 ${ATTNC_RT_EXAMPLES_V2} ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn)
-if(ATTNC_SANITIZE) # as above: one file with every v2 construct (~230 s of CPU for all of them in the sanitizer build)
-  set(ATTNC_NVRTC_EXAMPLES_V2 ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn)
+if(ATTNC_SANITIZE) # as above: the v1 example's compile runs the same library code (~40 s of CPU for tests/cgen/v2.attn)
+  set(ATTNC_NVRTC_EXAMPLES_V2)
 endif()
 foreach(example ${ATTNC_NVRTC_EXAMPLES_V2})
   get_filename_component(name ${example} NAME_WE)

@@ -15,7 +15,7 @@ target_link_libraries(attnc-fuzz PRIVATE attnc_static m)
 if(ATTNC_SANITIZE)
   set(ATTNC_DIFFFUZZ_COUNT 25 CACHE STRING "specs the difffuzz test draws")
 else()
-  set(ATTNC_DIFFFUZZ_COUNT 150 CACHE STRING "specs the difffuzz test draws")
+  set(ATTNC_DIFFFUZZ_COUNT 100 CACHE STRING "specs the difffuzz test draws")
 endif()
 # The most threads a backend call gets (each run draws 1..N).  With 3, this test crashed before the thread pool
 # fix (runtime/threads.c: a call on 2 threads after one on 3 ran on 3, the third writing past the scratch that

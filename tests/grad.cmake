@@ -6,7 +6,7 @@ target_compile_options(test_grad_interp PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(test_grad_interp PRIVATE attnc_test_support)
 # Under the sanitizers (about 10 times slower) fewer elements per gradient: the release build checks the numbers,
 # this build the memory.
-set(ATTNC_GRAD_SAMPLES 24)
+set(ATTNC_GRAD_SAMPLES 12)
 if(ATTNC_SANITIZE)
   set(ATTNC_GRAD_SAMPLES 2) # the float64 forward under ASan is slow: each sample is four of them per element
 endif()

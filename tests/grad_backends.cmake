@@ -67,7 +67,7 @@ endforeach()
 find_program(ATTNC_CLANG clang)
 find_program(ATTNC_VALGRIND valgrind)
 set(ATTNC_AOT_GRAD_CCS cc)
-if(ATTNC_CLANG)
+if(ATTNC_CLANG AND NOT ATTNC_SANITIZE) # the second compiler's work is nothing the sanitizers see
   list(APPEND ATTNC_AOT_GRAD_CCS ${ATTNC_CLANG})
 endif()
 set(cg ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn)

@@ -55,6 +55,16 @@ if(ATTNC_HAVE_LLVM_BACKEND)
   set_tests_properties(llvm/layouts PROPERTIES SKIP_RETURN_CODE 77)
 endif()
 
+# ATTNC_LLVM_PASSES (README, LLVM backend notes): a pipeline LLVM refuses is a compile error with LLVM's message
+# (exit 3), a short one still computes what the interpreter does (the sanitizer half of scripts/test.sh uses it)
+if(ATTNC_HAVE_LLVM_BACKEND)
+  add_test(NAME llvm/passes COMMAND bash -c "set -u; a=$0; s=$1
+    out=$(ATTNC_LLVM_PASSES='bogus<' $a bench $s --variant causal_top_left --backend llvm --shape B=1,H=1,Lq=16,Lk=16,D=8 2>&1)
+    [ $? = 3 ] && [ \"$out\" = \"attnc: LLVM backend: optimisation failed: unknown pass name 'bogus<'\" ] || { echo \"$out\"; exit 1; }
+    ATTNC_LLVM_PASSES='function(mem2reg)' $a diff $s --variant causal_top_left --backends llvm --shape B=1,H=2,Lq=33,Lk=40,D=12"
+    $<TARGET_FILE:attnc> ${PROJECT_SOURCE_DIR}/examples/causal.attn)
+endif()
+
 # Issue 11: decode shapes (8 query heads on 2 kv heads, packed into one work
 # item per kv head; Lq 1, 2, 7, 16) of every example at 16-, 8- and 4-lane
 # code against the interpreter (tests/test_llvm_decode.c).
@@ -62,7 +72,9 @@ if(ATTNC_HAVE_LLVM_BACKEND)
   add_executable(test_llvm_decode ${PROJECT_SOURCE_DIR}/tests/test_llvm_decode.c)
   target_compile_options(test_llvm_decode PRIVATE ${ATTNC_WARNINGS})
   target_link_libraries(test_llvm_decode PRIVATE attnc_test_support)
-  file(GLOB ATTNC_DECODE_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.attn)
+  # decode/<example>/llvm (tests/decode.cmake) runs every example at the host's width; the 16-, 8- and 4-lane code
+  # here: the representative set (tests.cmake)
+  set(ATTNC_DECODE_EXAMPLES ${ATTNC_REPRESENTATIVE_EXAMPLES})
   if(ATTNC_SANITIZE) # the kernels are JIT code; the host side (packing, splits) is alike for every example: three
     set(ATTNC_DECODE_EXAMPLES ${PROJECT_SOURCE_DIR}/examples/causal.attn ${PROJECT_SOURCE_DIR}/examples/document.attn
         ${PROJECT_SOURCE_DIR}/examples/low_rank_bias.attn)
@@ -84,6 +96,10 @@ if(ATTNC_HAVE_LLVM_BACKEND)
   foreach(example ${ATTNC_CHECKED_EXAMPLES}) # every example; a representative set under the sanitizers (tests.cmake)
     get_filename_component(name ${example} NAME_WE)
     add_test(NAME grad/${name}/llvm COMMAND test_grad_backends ${example} --backend llvm --shape D=12,Dv=5)
+  endforeach()
+  # 4 lanes and bf16 repeat the above at another width and element type: the representative set (tests.cmake)
+  foreach(example ${ATTNC_REPRESENTATIVE_EXAMPLES})
+    get_filename_component(name ${example} NAME_WE)
     add_test(NAME grad/${name}/llvm-w4 COMMAND test_grad_backends ${example} --backend llvm --shape D=13,Dv=6)
     set_tests_properties(grad/${name}/llvm-w4 PROPERTIES ENVIRONMENT ATTNC_LLVM_VECTOR_WIDTH=4)
     add_test(NAME grad/${name}/llvm-bf16 COMMAND test_grad_backends ${example} --backend llvm --elem bf16 --tile 32)

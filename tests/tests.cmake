@@ -1,14 +1,18 @@
-# Per-example families that check JIT or ahead-of-time code (llvm, tcc, cc-compiled C: code the sanitizers do not
-# see) run on every example in the gcc build; in the sanitizer build they run on ATTNC_SANITIZER_EXAMPLES, for the C
-# around the kernels (binding, launch, the backward's plumbing, decode's packing and splits), which runs alike for
-# every example: a mask, a bias, a tensor-read mask, a low-rank sum, a grid mask, a table with runtime errors, a
-# weight clause and a score transform.  (CI's 30 minutes on 2 cores: all examples there cost ~1,300 s of CPU more.)
+# Per-example families come in two sizes.  ATTNC_CHECKED_EXAMPLES: every example in the gcc build; in the sanitizer
+# build a representative set (ATTNC_REPRESENTATIVE_EXAMPLES) for the families that check JIT or ahead-of-time code
+# (llvm, tcc, cc-compiled C: code the sanitizers do not see), whose C around the kernels (binding, launch, the
+# backward's plumbing, decode's packing and splits) runs alike for every example.  ATTNC_REPRESENTATIVE_EXAMPLES in
+# both builds: families that repeat, at another vector width, element type or compiler, what a family on every
+# example already checks (grad llvm-w4/llvm-bf16 beside grad llvm; llvm/decode's narrow widths beside decode/*/llvm;
+# nvcc beside NVRTC; cuda-emu's tf32 beside f16/bf16).  The set: a mask, a bias, a tensor-read mask, a low-rank sum,
+# a grid mask, a table with runtime errors, a weight clause and a score transform.  (CI's 30 minutes on 2 cores.)
+set(ATTNC_REPRESENTATIVE_EXAMPLES)
+foreach(name causal alibi document low_rank_bias neighborhood_2d relative_bias_1d nonsoftmax softcap)
+  list(APPEND ATTNC_REPRESENTATIVE_EXAMPLES ${PROJECT_SOURCE_DIR}/examples/${name}.attn)
+endforeach()
 file(GLOB ATTNC_CHECKED_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.attn)
 if(ATTNC_SANITIZE)
-  set(ATTNC_CHECKED_EXAMPLES)
-  foreach(name causal alibi document low_rank_bias neighborhood_2d relative_bias_1d nonsoftmax softcap)
-    list(APPEND ATTNC_CHECKED_EXAMPLES ${PROJECT_SOURCE_DIR}/examples/${name}.attn)
-  endforeach()
+  set(ATTNC_CHECKED_EXAMPLES ${ATTNC_REPRESENTATIVE_EXAMPLES})
 endif()
 include(tests/npy.cmake)
 include(tests/examples.cmake)

@@ -86,12 +86,13 @@ static struct {
     int soft_f16; /* no F16C: f16 conversions in integer lanes (llvm_soft_f16) */
     LLVMOrcLLJITRef jit;
     LLVMTargetMachineRef tm; /* for the O3 pipeline of JIT compiles (used under lock) */
+    char passes[200];        /* that pipeline: "default<O3>", or $ATTNC_LLVM_PASSES (README) */
     char init_error[400];
     CacheEntry *entries;
     uint64_t clock;  /* for least-recently-used eviction */
     unsigned serial; /* unique symbol names within the one JITDylib */
     unsigned long built; /* versions built, for tests (llvm_versions_built) */
-} G = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, 0, NULL, NULL, "", NULL, 0, 0, 0};
+} G = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, 0, NULL, NULL, "", "", NULL, 0, 0, 0};
 
 /* The message of an LLVMErrorRef (which this consumes) into buf. */
 static void error_text(LLVMErrorRef e, char *buf, size_t n) {
@@ -170,6 +171,9 @@ static void init_once(void) {
     G.host_width = has_feature(G.features, "avx512f") ? 16 : has_feature(G.features, "avx2") ? 8 : 4;
     const char *soft = getenv("ATTNC_LLVM_SOFT_F16");
     G.soft_f16 = (soft && !strcmp(soft, "1")) || !(has_feature(G.features, "f16c") || has_feature(G.features, "avx512f"));
+    /* a cheaper pipeline where only the code around the kernels is under test (the sanitizer build's suite) */
+    const char *passes = getenv("ATTNC_LLVM_PASSES");
+    snprintf(G.passes, sizeof G.passes, "%s", passes && *passes ? passes : "default<O3>");
     LLVMTargetMachineRef tm = host_machine(G.init_error, sizeof G.init_error);
     if (!tm) return;
     G.tm = host_machine(G.init_error, sizeof G.init_error);
@@ -366,7 +370,7 @@ static attnc_status finish_module(LLVMModuleRef mod, LLVMTargetMachineRef tm, in
     LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0);
     LLVMPassBuilderOptionsSetLoopVectorization(opts, 0);
     LLVMPassBuilderOptionsSetSLPVectorization(opts, 0);
-    LLVMErrorRef e = LLVMRunPasses(mod, "default<O3>", tm, opts);
+    LLVMErrorRef e = LLVMRunPasses(mod, G.passes, tm, opts);
     LLVMDisposePassBuilderOptions(opts);
     if (e) {
         char text[300];
