@@ -86,7 +86,7 @@ static struct {
     int soft_f16; /* no F16C: f16 conversions in integer lanes (llvm_soft_f16) */
     LLVMOrcLLJITRef jit;
     LLVMTargetMachineRef tm; /* for the O3 pipeline of JIT compiles (used under lock) */
-    char passes[200];        /* that pipeline: "default<O3>", or $ATTNC_LLVM_PASSES (README) */
+    char passes[1024];       /* that pipeline: "default<O3>", or $ATTNC_LLVM_PASSES (README) */
     char init_error[400];
     CacheEntry *entries;
     uint64_t clock;  /* for least-recently-used eviction */
@@ -173,7 +173,11 @@ static void init_once(void) {
     G.soft_f16 = (soft && !strcmp(soft, "1")) || !(has_feature(G.features, "f16c") || has_feature(G.features, "avx512f"));
     /* a cheaper pipeline where only the code around the kernels is under test (the sanitizer build's suite) */
     const char *passes = getenv("ATTNC_LLVM_PASSES");
-    snprintf(G.passes, sizeof G.passes, "%s", passes && *passes ? passes : "default<O3>");
+    /* a copy (the environment may change later) without an allocation, whose failure would last the process */
+    if (snprintf(G.passes, sizeof G.passes, "%s", passes && *passes ? passes : "default<O3>") >= (int)sizeof G.passes) {
+        snprintf(G.init_error, sizeof G.init_error, "ATTNC_LLVM_PASSES is longer than %zu characters", sizeof G.passes - 1);
+        return;
+    }
     LLVMTargetMachineRef tm = host_machine(G.init_error, sizeof G.init_error);
     if (!tm) return;
     G.tm = host_machine(G.init_error, sizeof G.init_error);
