@@ -1,9 +1,12 @@
-/* launch_stats.h — what runtime/launch.c counts, for tests that must know a
- * path ran (the differential fuzzer's summary).  Requires nothing. */
+/* launch_stats.h — what the runtime counts, for tests that must know a path
+ * ran (the differential fuzzer's summary).  Requires nothing. */
 #ifndef ATTNC_LAUNCH_STATS_H
 #define ATTNC_LAUNCH_STATS_H
 
 /* How many calls ran the block-order plan (docs/multidim-tiles.md) in this process. */
 long long launch_grid_calls(void);
+/* How many calls ran on a kernel's kept tile map (runtime/map_cache.c) in this process; with masked_only, those
+ * whose map skips a tile or has a PARTIAL one (a wrong kept map there changes O). */
+long long map_cache_reused(int masked_only);
 
 #endif

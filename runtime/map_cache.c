@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "call.h"
+#include "launch_stats.h"
 #include "status.h"
 
 typedef struct Entry {
@@ -22,6 +23,10 @@ struct MapCache {
     int nparams;
     Entry *_Atomic slot;
 };
+
+static atomic_llong reused, reused_masked; /* launch_stats.h */
+
+long long map_cache_reused(int masked_only) { return atomic_load(masked_only ? &reused_masked : &reused); }
 
 static void entry_free(Entry *e) {
     if (!e) return;
@@ -67,6 +72,8 @@ attnc_status map_cache_build(MapCache *c, const Plan *p, const BoundCall *bc, in
     Entry *e = atomic_exchange(&c->slot, NULL);
     if (e && same_key(c, e, bc, bq)) { /* a copy: the whole range of kv tiles */
         attnc_status st = tile_map_slice(&e->tm, 0, e->tm.nkt, out, err);
+        atomic_fetch_add(&reused, 1);
+        if (e->tm.partial > 0 || e->tm.visited < e->tm.total) atomic_fetch_add(&reused_masked, 1);
         put_back(c, e);
         return st;
     }

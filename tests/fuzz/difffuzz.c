@@ -66,6 +66,7 @@ typedef struct Stats {
     int specs, runs, mismatches, crashes, genfail, skipped, runtime_errors, empty_rows;
     int fa2_runs; /* cuda-emu runs whose call went through the tensor-core kernel (cuda_emu_fa2_stats) */
     int grid_runs; /* runs whose call went through the block-order plan (multi-dimensional tiles) */
+    int kept_runs; /* runs whose second call ran on a kept tile map that skips or masks tiles */
     char key[MAX_KEYS][96];
     int key_count[MAX_KEYS], nkeys;
     double seconds[MAX_BACKENDS + 1];
@@ -529,6 +530,7 @@ static void run_one(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCas
     run_case(c, &r);
     st->fa2_runs += r.tensor_core;
     st->grid_runs += r.grid;
+    st->kept_runs += r.kept_map;
     st->runs++;
     st->seconds[slot] += r.seconds;
     st->backend_runs[slot]++;
@@ -714,9 +716,9 @@ static void summary(const Opts *o, const Stats *st, long seconds) {
     print_keys(st, 0);
     printf(", %d crashes", st->crashes);
     print_keys(st, 1);
-    printf(", %d generator failures; %d cuda-emu runs on the tensor-core kernel, %d runs on multi-dimensional tiles; "
-           "%d%% of specs raise a runtime error, %d%% have fully masked rows; %lds\n",
-           st->genfail, st->fa2_runs, st->grid_runs, st->specs ? 100 * st->runtime_errors / st->specs : 0,
+    printf(", %d generator failures; %d cuda-emu runs on the tensor-core kernel, %d runs on multi-dimensional tiles, "
+           "%d on a kept masked tile map; %d%% of specs raise a runtime error, %d%% have fully masked rows; %lds\n",
+           st->genfail, st->fa2_runs, st->grid_runs, st->kept_runs, st->specs ? 100 * st->runtime_errors / st->specs : 0,
            st->specs ? 100 * st->empty_rows / st->specs : 0, seconds);
     for (int b = 0; b <= o->nb; b++) {
         int slot = b == o->nb ? MAX_BACKENDS : b;

@@ -43,6 +43,7 @@ typedef struct Gen {
     int helper_scale[SG_MAX_ATTS]; /* the helper has a `scale`: at most one may reach the compiled attention */
     int scale_used, own_causal;
     int reads; /* tensor reads being built, one inside another's index */
+    int no_tensors; /* the compiled attention declares no tensor (gen_body): its kernel keeps its tile map */
 } Gen;
 
 static int pick(Gen *G, int n) { return (int)(sg_next(&G->s) % (uint64_t)n); }
@@ -607,14 +608,16 @@ static void gen_chain(Gen *G) {
 static void gen_body(Gen *G, int helper) {
     int np = helper ? pick(G, 2) : pick(G, 4);
     for (int i = 0; i < np; i++) gen_param(G, chance(G, 35));
-    int nt = helper ? 0 : pick(G, 4);
+    int full = !helper && !G->no_tensors; /* what may declare tensors */
+    int nt = full ? pick(G, 4) : 0;
     for (int i = 0; i < nt; i++) gen_tensor(G);
-    if (!helper && chance(G, 20)) gen_low_rank(G);
-    if (!helper && chance(G, 12)) gen_rotary(G);
-    if (!helper && chance(G, 12)) gen_relative_embedding(G);
-    if (!helper && chance(G, 10)) gen_row_dots(G);
+    if (full && chance(G, 20)) gen_low_rank(G);
+    if (full && chance(G, 12)) gen_rotary(G);
+    if (full && chance(G, 12)) gen_relative_embedding(G);
+    if (full && chance(G, 10)) gen_row_dots(G);
+    if (G->no_tensors) G->prelude_used |= 1u << 5; /* `document` reads a tensor */
     if (!helper)
-        for (int i = 0; i < 2 && chance(G, 35); i++) gen_prelude_use(G);
+        for (int i = 0; i < 2 + G->no_tensors && chance(G, 35 + 30 * G->no_tensors); i++) gen_prelude_use(G);
     if (!helper)
         for (int h = 0; h < G->a; h++)
             if (chance(G, 80)) {
@@ -664,12 +667,13 @@ static void gen_body(Gen *G, int helper) {
             item(G, gen_weight(G), "weight ");
         }
     }
+    if (G->no_tensors && !helper) item(G, gen_bool(G, POINT, 2), "mask "); /* what the kept map holds */
     if (!helper && !has_weight && chance(G, 12)) { /* a sink (spec 9.4): per row, softmax only */
         static const char *const sinks[] = {"0.0", "1.5", "float(h) * 0.5 - 1.0", "float(q % 3) - 0.5"};
         int which = pick(G, 6);
         if (which < 4) {
             item(G, leaf(G, SG_FLOAT, P_ADD, "%s", sinks[which]), "sink ");
-        } else { /* learned sinks (gpt-oss): a float tensor, whose gradient the backward pass gives */
+        } else if (!G->no_tensors) { /* learned sinks (gpt-oss): a float tensor, whose gradient the backward pass gives */
             char t[24];
             snprintf(t, sizeof t, "x%ds%d", G->a, G->nsums++);
             item(G, -1, "tensor %s : float[H%s]", t, which == 5 ? ", Lq" : "");
@@ -711,6 +715,11 @@ void specgen_generate(GenSpec *g, uint64_t seed) {
     memset(&G, 0, sizeof G);
     G.g = g;
     G.s = seed * 0x2545F4914F6CDD1Dull + 1;
+    /* 1 in 4 (a stream of its own, so that the other specs stay as they were): the compiled attention has no
+     * tensor and more masks, so its kernel keeps its tile map between calls (runtime/map_cache.h) and the
+     * driver's second call runs on the kept copy */
+    uint64_t nt_stream = seed * 0xD1B54A32D192ED03ull + 0x3C6EF372ull;
+    int no_tensors = sg_next(&nt_stream) % 4 == 0;
     leaf(&G, SG_INT, P_PRIMARY, "0"); /* node 0, what node() gives when the array is full: a leaf, never a cycle */
     g->crlf = chance(&G, 10);
     g->style_seed = sg_next(&G.s);
@@ -719,6 +728,7 @@ void specgen_generate(GenSpec *g, uint64_t seed) {
         G.a = a;
         G.nnames = G.ntens = G.lets = G.params = 0;
         int main_att = a == g->natts - 1;
+        G.no_tensors = main_att && no_tensors;
         /* a helper may be called `causal`: the file's own attention wins over the prelude's */
         G.own_causal |= a == 0 && !main_att && chance(&G, 12);
         if (a == 0 && G.own_causal) snprintf(g->atts[a].name, sizeof g->atts[a].name, "causal");
