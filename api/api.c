@@ -15,6 +15,7 @@
 #include "ir.h"
 #include "launch.h"
 #include "launch_device.h"
+#include "kept_buffers.h"
 #include "map_cache.h"
 #include "plan.h"
 #include "registry.h"
@@ -314,6 +315,7 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
     if (!st && k->plan && k->plan->grid && k->ck.tile) { /* the block-order plan's kernel beside it */
         st = k->impl->compile(k->plan->grid->plan, opts, &k->gck, &k->gstate, err);
         if (!st) k->ck.grid = &k->gck, k->gck.maps = gmaps, gmaps = NULL;
+        if (!st) st = kept_buffers_new(&k->ck.grid_rows, err);
     }
     if (!st && k->ck.tile) k->ck.maps = maps, maps = NULL;
     map_cache_free(maps);
@@ -343,6 +345,7 @@ void attnc_kernel_free(attnc_kernel *k) {
     if (k->impl && k->gstate) k->impl->release(k->gstate);
     map_cache_free(k->ck.maps);
     map_cache_free(k->gck.maps);
+    kept_buffers_free(k->ck.grid_rows);
     rope_scratch_free(k->rope);
     if (k->c.arena) compiled_free(&k->c);
     free(k->fixed.is_fixed);

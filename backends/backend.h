@@ -54,6 +54,9 @@ typedef struct CompiledKernel {
     /* NULL, or the kernel's last tile map for the next call of the same shape (runtime/map_cache.h; made and
      * freed by the library, used by runtime/launch.c) */
     struct MapCache *maps;
+    /* NULL, or the buffers of the rows in block order kept for the next call (runtime/kept_buffers.h; made and
+     * freed by the library when grid is set, used by runtime/launch.c) */
+    struct KeptBuffers *grid_rows;
 } CompiledKernel;
 
 /* A backend whose kernels run on a device (the `cuda` backend): device

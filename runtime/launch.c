@@ -22,6 +22,7 @@
 #include "grid.h"
 #include "interp.h"
 #include "launch_stats.h"
+#include "kept_buffers.h"
 #include "map_cache.h"
 #include "merge.h"
 #include "tensor_io.h"
@@ -354,13 +355,22 @@ static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const B
     int64_t n = sz->Lq;
     GridRun g = {.bc = bc, .args = args, .qe = elem_bytes(L[BT_Q].elem), .ke = elem_bytes(L[BT_K].elem),
                  .ve = elem_bytes(L[BT_V].elem), .oe = elem_bytes(L[BT_O].elem), .hk_loaded = -1};
-    int64_t *qperm = malloc(sizeof(int64_t) * (size_t)n), *kperm = malloc(sizeof(int64_t) * (size_t)n);
+    /* the rows of one head in block order, in buffers the kernel keeps for its next call */
+    enum { BUF_QPERM, BUF_KPERM, BUF_Q, BUF_K, BUF_V, BUF_O, BUF_LSE };
+    Buffers *buf = kept_buffers_take(ck->grid_rows);
+    int64_t *qperm = NULL, *kperm = NULL;
+    if (buf) {
+        qperm = buffers_reserve(buf, BUF_QPERM, sizeof(int64_t) * (size_t)n);
+        kperm = buffers_reserve(buf, BUF_KPERM, sizeof(int64_t) * (size_t)n);
+        g.q = buffers_reserve(buf, BUF_Q, (size_t)(n * sz->D * g.qe));
+        g.k = buffers_reserve(buf, BUF_K, (size_t)(n * sz->D * g.ke));
+        g.v = buffers_reserve(buf, BUF_V, (size_t)(n * sz->Dv * g.ve));
+        g.o = buffers_reserve(buf, BUF_O, (size_t)(n * sz->Dv * g.oe));
+        g.lse = buffers_reserve(buf, BUF_LSE, sizeof(float) * (size_t)n);
+    }
     g.qperm = qperm, g.kperm = kperm;
-    g.q = malloc((size_t)(n * sz->D * g.qe) + 1), g.k = malloc((size_t)(n * sz->D * g.ke) + 1);
-    g.v = malloc((size_t)(n * sz->Dv * g.ve) + 1), g.o = malloc((size_t)(n * sz->Dv * g.oe) + 1);
-    g.lse = malloc(sizeof(float) * (size_t)n + 1);
     attnc_status st = ATTNC_OK;
-    if (!qperm || !kperm || !g.q || !g.k || !g.v || !g.o || !g.lse) {
+    if (!buf || !qperm || !kperm || !g.q || !g.k || !g.v || !g.o || !g.lse) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory for the rows in block order");
         goto done;
     }
@@ -395,13 +405,7 @@ static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const B
 done:
     if (g.out_o != (char *)args->o) free(g.out_o);
     if (g.out_lse != args->lse) free(g.out_lse);
-    free(qperm);
-    free(kperm);
-    free(g.q);
-    free(g.k);
-    free(g.v);
-    free(g.o);
-    free(g.lse);
+    if (buf) kept_buffers_put(ck->grid_rows, buf);
     return st;
 }
 
