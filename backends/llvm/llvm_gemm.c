@@ -169,19 +169,16 @@ typedef struct Quad {
 
 /* A[at .. at+G) as floats, each repeated over the 4 lanes of its group:
  * one load and one shuffle (bf16: the shuffle also puts zeros into the
- * floats' low halves; f16: widened at G lanes first). */
+ * floats' low halves; f16: widened after the shuffle). */
 static LLVMValueRef spread(Lower *L, const Quad *q, LLVMValueRef at) {
-    LLVMBuilderRef b = L->bd;
     int G = L->W / 4, idx[128];
     for (int l = 0; l < L->W; l++) idx[l] = l / 4;
     if (q->elem == ELEM_F32) return as_floats(L, shuffle(L, load_n(L, q->A, at, G), NULL, idx, L->W));
     LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
     LLVMValueRef h = load(L, LLVMVectorType(i16, (unsigned)G), gep(L, i16, q->A, at), 2);
-    if (q->elem == ELEM_F16) { /* vcvtph2ps of G lanes, then the float32 shuffle */
-        LLVMValueRef f = lower_widen(L, h, ELEM_F16);
-        LLVMValueRef bits = LLVMBuildBitCast(b, f, LLVMVectorType(L->i32, (unsigned)G), "");
-        return as_floats(L, shuffle(L, bits, NULL, idx, L->W));
-    }
+    if (q->elem == ELEM_F16) /* the shuffle of the 16-bit lanes, then one W-lane vcvtph2ps: widening G lanes
+                              * first made LLVM convert G = 2 (AVX2) halves lane by lane, extracts and inserts */
+        return lower_widen(L, shuffle(L, h, NULL, idx, L->W), ELEM_F16);
     for (int l = 0; l < L->W; l++) idx[2 * l] = G, idx[2 * l + 1] = l / 4; /* low half 0, high half bf16 */
     return as_floats(L, shuffle(L, h, LLVMConstNull(LLVMTypeOf(h)), idx, 2 * L->W));
 }
