@@ -10,9 +10,13 @@ struct KeptBuffers {
     Buffers *_Atomic slot;
 };
 
+void buffers_clear(Buffers *b) {
+    for (int i = 0; i < KEPT_BUFFERS_MAX; i++) free(b->p[i]), b->p[i] = NULL, b->cap[i] = 0;
+}
+
 static void buffers_free(Buffers *b) {
     if (!b) return;
-    for (int i = 0; i < KEPT_BUFFERS_MAX; i++) free(b->p[i]);
+    buffers_clear(b);
     free(b);
 }
 
@@ -38,7 +42,7 @@ void *buffers_reserve(Buffers *b, int i, size_t bytes) {
     if (b->p[i] && b->cap[i] >= bytes) return b->p[i];
     free(b->p[i]);
     b->cap[i] = 0;
-    /* +1: a zero-byte request still gets a pointer, as the callers' own mallocs did */
+    /* +1: a zero-byte request still gets a pointer (NULL means out of memory) */
     if (!(b->p[i] = malloc(bytes + 1))) return NULL;
     b->cap[i] = bytes;
     return b->p[i];

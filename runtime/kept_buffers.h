@@ -1,5 +1,6 @@
 /* kept_buffers.h — scratch buffers a kernel keeps between its calls
- * (runtime/launch.c's rows of one head in block order): a call takes them,
+ * (runtime/launch.c's rows of one head in block order; rope_sink.c's rotated
+ * rows keep their Buffers in its own kept scratch): a call takes them,
  * grows what it needs and puts them back, so that a model's calls of one
  * shape allocate, and fault in, their scratch once instead of every call
  * (natten2d at L = 4096: 2,000 page faults a call before).  One slot, taken
@@ -30,6 +31,8 @@ void kept_buffers_free(KeptBuffers *k);
 Buffers *kept_buffers_take(KeptBuffers *k);
 /* Buffer i of b with room for at least `bytes` bytes (its contents not kept), or NULL when out of memory. */
 void *buffers_reserve(Buffers *b, int i, size_t bytes);
+/* Free what b holds (b itself is the caller's): for Buffers kept inside another scratch (rope_sink.c). */
+void buffers_clear(Buffers *b);
 /* Put b back into k (whatever k held meanwhile is freed); with k NULL, free b. */
 void kept_buffers_put(KeptBuffers *k, Buffers *b);
 

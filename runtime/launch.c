@@ -21,8 +21,8 @@
 
 #include "grid.h"
 #include "interp.h"
-#include "launch_stats.h"
 #include "kept_buffers.h"
+#include "launch_stats.h"
 #include "map_cache.h"
 #include "merge.h"
 #include "tensor_io.h"

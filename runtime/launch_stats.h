@@ -5,8 +5,8 @@
 
 /* How many calls ran the block-order plan (docs/multidim-tiles.md) in this process. */
 long long launch_grid_calls(void);
-/* How many calls ran on a kernel's kept tile map (runtime/map_cache.c) in this process; with masked_only, those
- * whose map skips a tile or has a PARTIAL one (a wrong kept map there changes O). */
-long long map_cache_reused(int masked_only);
+/* How many calls ran on a kernel's kept tile map (runtime/map_cache.c) that skips a tile or has a PARTIAL one (a
+ * wrong kept map there changes O), in this process. */
+long long map_cache_masked_reuses(void);
 
 #endif

@@ -24,9 +24,9 @@ struct MapCache {
     Entry *_Atomic slot;
 };
 
-static atomic_llong reused, reused_masked; /* launch_stats.h */
+static atomic_llong masked_reuses; /* launch_stats.h */
 
-long long map_cache_reused(int masked_only) { return atomic_load(masked_only ? &reused_masked : &reused); }
+long long map_cache_masked_reuses(void) { return atomic_load(&masked_reuses); }
 
 static void entry_free(Entry *e) {
     if (!e) return;
@@ -72,8 +72,7 @@ attnc_status map_cache_build(MapCache *c, const Plan *p, const BoundCall *bc, in
     Entry *e = atomic_exchange(&c->slot, NULL);
     if (e && same_key(c, e, bc, bq)) { /* a copy: the whole range of kv tiles */
         attnc_status st = tile_map_slice(&e->tm, 0, e->tm.nkt, out, err);
-        atomic_fetch_add(&reused, 1);
-        if (e->tm.partial > 0 || e->tm.visited < e->tm.total) atomic_fetch_add(&reused_masked, 1);
+        if (e->tm.partial > 0 || e->tm.visited < e->tm.total) atomic_fetch_add(&masked_reuses, 1);
         put_back(c, e);
         return st;
     }

@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "interp.h"
+#include "kept_buffers.h"
 #include "tensor_io.h"
 #include "threads.h"
 
@@ -51,21 +52,18 @@
 
 /* A kernel's rotation buffers, kept from one call to the next. */
 struct RopeScratch {
-    float *q, *k;          /* the rotated rows */
-    size_t q_cap, k_cap;   /* in floats */
+    Buffers rows;          /* ROPE_Q, ROPE_K: the rotated rows; ROPE_POS: position ids, one per row of Q, then of K */
     float *table;          /* positions 0 .. table_rows - 1: `half` cos, then `half` sin, each */
     int64_t table_rows, table_dims;
     double table_base;
-    int64_t *pos;          /* position ids: one per row of Q, then of K */
-    size_t pos_cap;
+    int64_t *pos;          /* rows.p[ROPE_POS] once reserved */
 };
+enum { ROPE_Q, ROPE_K, ROPE_POS };
 
 void rope_scratch_free(RopeScratch *s) {
     if (!s) return;
-    free(s->q);
-    free(s->k);
+    buffers_clear(&s->rows);
     free(s->table);
-    free(s->pos);
     free(s);
 }
 
@@ -77,15 +75,6 @@ RopeScratch *rope_scratch_take(RopeScratch *_Atomic *slot) {
 void rope_scratch_keep(RopeScratch *_Atomic *slot, RopeScratch *s) {
     /* two calls at once: the one that ends last keeps its scratch */
     rope_scratch_free(atomic_exchange(slot, s));
-}
-
-/* *p with room for n items of `size` bytes (its old contents dropped). */
-static int reserve(void **p, size_t *cap, size_t n, size_t size) {
-    if (*p && *cap >= n) return 1;
-    free(*p);
-    *p = malloc(size * n + 1);
-    *cap = *p ? n : 0;
-    return *p != NULL;
 }
 
 /* cos and sin of pos * theta_i for i < half (the angle in float64, as the
@@ -237,7 +226,7 @@ static int64_t positions(RopeScratch *s, Rotation *rq, Rotation *rk, int threads
     const attnc_sizes *sz = &rq->bc->sz;
     int64_t nq = sz->B * sz->H * sz->Lq, nk = sz->B * sz->Hkv * sz->Lk, most = sz->Lq > sz->Lk ? sz->Lq : sz->Lk;
     if (!rq->pos_expr && !rk->pos_expr) return most;
-    *nomem = !reserve((void **)&s->pos, &s->pos_cap, (size_t)(nq + nk), sizeof(int64_t));
+    *nomem = !(s->pos = buffers_reserve(&s->rows, ROPE_POS, sizeof(int64_t) * (size_t)(nq + nk)));
     if (*nomem) return -1;
     if (rq->pos_expr) rq->pos = s->pos, pool_run(threads, sz->B * sz->H, position_item, rq);
     if (rk->pos_expr && !atomic_load(&rq->fault))
@@ -266,14 +255,15 @@ attnc_status rope_rotate(const BoundCall *bc, const void *q, const void *k, int 
     InterpEnv *env = calloc((size_t)threads, sizeof *env);
     char *msg = calloc((size_t)threads, 400);
     attnc_status st = ATTNC_OK;
-    if (!theta || !cs || !env || !msg || !reserve((void **)&s->q, &s->q_cap, nq, sizeof(float)) ||
-        !reserve((void **)&s->k, &s->k_cap, nk, sizeof(float))) {
+    float *q_rows = buffers_reserve(&s->rows, ROPE_Q, sizeof(float) * nq);
+    float *k_rows = buffers_reserve(&s->rows, ROPE_K, sizeof(float) * nk);
+    if (!theta || !cs || !env || !msg || !q_rows || !k_rows) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory rotating Q and K");
     } else {
         for (int64_t i = 0; i < half; i++) theta[i] = pow(bc->rope_base, -2.0 * (double)i / (double)bc->rope_dims);
         for (int t = 0; t < threads; t++) env[t].bc = bc, env[t].msg = msg + 400 * t, env[t].msgsize = 400;
-        Rotation rq = {bc, theta, NULL, 0, cs, env, q, &bc->layout[BT_Q], sz->H, sz->Lq, r->qpos, NULL, 1, s->q, 0};
-        Rotation rk = {bc, theta, NULL, 0, cs, env, k, &bc->layout[BT_K], sz->Hkv, sz->Lk, r->kvpos, NULL, 0, s->k, 0};
+        Rotation rq = {bc, theta, NULL, 0, cs, env, q, &bc->layout[BT_Q], sz->H, sz->Lq, r->qpos, NULL, 1, q_rows, 0};
+        Rotation rk = {bc, theta, NULL, 0, cs, env, k, &bc->layout[BT_K], sz->Hkv, sz->Lk, r->kvpos, NULL, 0, k_rows, 0};
         int64_t rows = positions(s, &rq, &rk, threads, &nomem);
         *fault = rows < 0 && !nomem;
         if (nomem) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory rotating Q and K");
@@ -290,8 +280,8 @@ attnc_status rope_rotate(const BoundCall *bc, const void *q, const void *k, int 
     free(env);
     free(msg);
     if (st || *fault) return st;
-    *q_rot = s->q;
-    *k_rot = s->k;
+    *q_rot = q_rows;
+    *k_rot = k_rows;
     return ATTNC_OK;
 }
 
