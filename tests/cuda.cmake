@@ -27,8 +27,8 @@ if(ATTNC_HAVE_TCC_JIT)
   list(APPEND ATTNC_CUDA_V2 ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn ${PROJECT_SOURCE_DIR}/tests/v2/dots.attn)
   add_test(NAME cuda/emit-v2 COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_emit.sh $<TARGET_FILE:attnc>
            ${CMAKE_CURRENT_BINARY_DIR}/cuda/emit-v2 "" ${ATTNC_CUDA_V2})
-  # NVRTC compiles every v2 example's text but dots.attn (tests/cuda_rt.cmake); nvcc: tests/cgen/v2.attn (every v2
-  # construct, host code included) and dots.attn
+  # NVRTC compiles every v2 example's text (tests/cuda_rt.cmake); nvcc: tests/cgen/v2.attn (every v2 construct,
+  # host code included) and dots.attn
   set(ATTNC_NVCC_V2 ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn ${PROJECT_SOURCE_DIR}/tests/v2/dots.attn)
   if(ATTNC_SANITIZE) # as above: cuda/emit-v2 emits every one
     set(ATTNC_NVCC_V2)

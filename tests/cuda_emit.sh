@@ -4,7 +4,10 @@
 # NAME_cuda_launch and the kernel; with NVCC (a path, or "" for none) it must
 # also compile with `nvcc -arch=sm_80`: the first attention to an object file
 # (`-c`: the host compiler too), the others to PTX (`-ptx`: nvcc's front end
-# still reads the whole text, host code included; half the time of `-c`).  Exit 0 pass, 1 fail, 77 when NVCC
+# still reads the whole text, host code included; half the time of `-c`)
+# without optimising the device code (`-Xcicc -O0`: what these check is that
+# the text compiles, and cicc's optimiser was 2/3 of the time; the first one
+# and the tensor-core texts, tests/cuda_fa2_nvcc.sh, compile optimised).  Exit 0 pass, 1 fail, 77 when NVCC
 # is wanted ("require": nvcc on PATH, /usr/local/cuda/bin/nvcc, or $ATTNC_NVCC
 # when set, empty meaning none) but absent (ctest: SKIP_RETURN_CODE 77).
 set -u
@@ -33,7 +36,7 @@ for spec in "$@"; do
       echo "FAIL $spec $name: the text lacks ${name}_cuda_launch or ${name}_cuda_kernel"; fail=1; continue
     fi
     if [ -n "$nvcc" ]; then
-      mode=(-ptx -o "$work/$name.ptx")
+      mode=(-ptx -Xcicc -O0 -o "$work/$name.ptx")
       [ "$count" -eq 1 ] && mode=(-c -o "$work/$name.o")
       if ! "$nvcc" -arch=sm_80 "${mode[@]}" "$out" >"$work/$name.nvcc.log" 2>&1; then
         echo "FAIL nvcc $spec $name"; head -30 "$work/$name.nvcc.log"; fail=1

@@ -63,6 +63,14 @@ if(ATTNC_HAVE_LLVM_BACKEND)
     [ $? = 3 ] && [ \"$out\" = \"attnc: LLVM backend: optimisation failed: unknown pass name 'bogus<'\" ] || { echo \"$out\"; exit 1; }
     ATTNC_LLVM_PASSES='function(mem2reg)' $a diff $s --variant causal_top_left --backends llvm --shape B=1,H=2,Lq=33,Lk=40,D=12"
     $<TARGET_FILE:attnc> ${PROJECT_SOURCE_DIR}/examples/causal.attn)
+  # ATTNC_LLVM_CODEGEN: the code generator's level; not 0..3 is refused by name (exit 3), 0 (LLVM's -O0, which the
+  # sanitizer half uses) still computes what the interpreter does, f16 and decode versions too
+  add_test(NAME llvm/codegen-level COMMAND bash -c "set -u; a=$0; s=$1
+    out=$(ATTNC_LLVM_CODEGEN=4 $a bench $s --variant causal_top_left --backend llvm --shape B=1,H=1,Lq=16,Lk=16,D=8 2>&1)
+    [ $? = 3 ] && [ \"$out\" = \"attnc: ATTNC_LLVM_CODEGEN must be 0, 1, 2 or 3, not '4'\" ] || { echo \"$out\"; exit 1; }
+    for args in '--shape B=1,H=2,Lq=33,Lk=40,D=12' '--shape B=1,H=8,Hkv=2,Lq=1,Lk=70,D=12 --dtype f16'; do
+      ATTNC_LLVM_CODEGEN=0 $a diff $s --variant causal_bottom_right_aligned --backends llvm $args || exit 1
+    done" $<TARGET_FILE:attnc> ${PROJECT_SOURCE_DIR}/examples/causal.attn)
 endif()
 
 # Issue 11: decode shapes (8 query heads on 2 kv heads, packed into one work

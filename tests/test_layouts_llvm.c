@@ -5,7 +5,8 @@
  *
  * Each layout runs on examples (a mask, ALiBi, a low-rank bias, a document
  * mask read from a tensor, a softcap, a weight clause) with odd lengths, Lq !=
- * Lk, GQA and D not a power of two, at 4-, 8- and 16-lane code, and at decode
+ * Lk, GQA and D not a power of two, at 8-lane code (the first prefill and the
+ * first decode case at 4- and 16-lane code too), and at decode
  * shapes whose query heads are packed (each row of a work item at its own
  * head's Q, O and LSE rows).  The inputs are drawn in float32 and rounded to
  * each tensor's type; the reference is the interpreter on those rounded values
@@ -348,8 +349,11 @@ int main(int argc, char **argv) {
         return 77;
     }
     int quick = argc > 2 && strcmp(argv[2], "--quick") == 0;
-    static const char *const widths[] = {"16", "8", "4"};
-    for (int c = 0; c < (quick ? 1 : NCASES); c++) run_case(argv[1], &CASES[c], widths, quick ? 1 : 3);
+    /* 16-, 8- and 4-lane code for one prefill and one decode case (the strided and converted row I/O is the
+     * same lowering for every element code); 8 lanes for the others (all at three widths: ~70 s more of CI) */
+    static const char *const widths[] = {"8", "16", "4"};
+    for (int c = 0; c < (quick ? 1 : NCASES); c++)
+        run_case(argv[1], &CASES[c], quick ? widths + 1 : widths, quick || (c != 0 && c != 6) ? 1 : 3);
     unsetenv("ATTNC_LLVM_VECTOR_WIDTH");
     printf(failures ? "FAILED: %d\n" : "all passed\n", failures);
     return failures ? 1 : 0;

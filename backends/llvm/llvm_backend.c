@@ -87,12 +87,14 @@ static struct {
     LLVMOrcLLJITRef jit;
     LLVMTargetMachineRef tm; /* for the O3 pipeline of JIT compiles (used under lock) */
     char passes[1024];       /* that pipeline: "default<O3>", or $ATTNC_LLVM_PASSES (README) */
+    LLVMCodeGenOptLevel codegen; /* the code generator's level: Aggressive, or $ATTNC_LLVM_CODEGEN (README) */
     char init_error[400];
     CacheEntry *entries;
     uint64_t clock;  /* for least-recently-used eviction */
     unsigned serial; /* unique symbol names within the one JITDylib */
     unsigned long built; /* versions built, for tests (llvm_versions_built) */
-} G = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, 0, NULL, NULL, "", "", NULL, 0, 0, 0};
+} G = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, 0, NULL, NULL, "", LLVMCodeGenLevelAggressive, "",
+       NULL, 0, 0, 0};
 
 /* The message of an LLVMErrorRef (which this consumes) into buf. */
 static void error_text(LLVMErrorRef e, char *buf, size_t n) {
@@ -121,7 +123,7 @@ static LLVMTargetMachineRef host_machine(char *why, size_t n) {
     if (LLVMGetTargetFromTriple(triple, &target, &msg)) {
         snprintf(why, n, "no LLVM target for %s: %s", triple, msg ? msg : "");
     } else {
-        tm = LLVMCreateTargetMachine(target, triple, G.cpu, G.features, LLVMCodeGenLevelAggressive, LLVMRelocDefault,
+        tm = LLVMCreateTargetMachine(target, triple, G.cpu, G.features, G.codegen, LLVMRelocDefault,
                                      LLVMCodeModelJITDefault);
         if (!tm) snprintf(why, n, "LLVM cannot make a target machine for %s", triple);
     }
@@ -177,6 +179,17 @@ static void init_once(void) {
     if (snprintf(G.passes, sizeof G.passes, "%s", passes && *passes ? passes : "default<O3>") >= (int)sizeof G.passes) {
         snprintf(G.init_error, sizeof G.init_error, "ATTNC_LLVM_PASSES is longer than %zu characters", sizeof G.passes - 1);
         return;
+    }
+    /* the same for the code generator: 0 (LLVM's -O0: fast instruction selection and register allocation) to 3 */
+    const char *codegen = getenv("ATTNC_LLVM_CODEGEN");
+    if (codegen && *codegen) {
+        if (codegen[1] || codegen[0] < '0' || codegen[0] > '3') {
+            snprintf(G.init_error, sizeof G.init_error, "ATTNC_LLVM_CODEGEN must be 0, 1, 2 or 3, not '%.40s'", codegen);
+            return;
+        }
+        static const LLVMCodeGenOptLevel levels[4] = {LLVMCodeGenLevelNone, LLVMCodeGenLevelLess,
+                                                      LLVMCodeGenLevelDefault, LLVMCodeGenLevelAggressive};
+        G.codegen = levels[codegen[0] - '0'];
     }
     LLVMTargetMachineRef tm = host_machine(G.init_error, sizeof G.init_error);
     if (!tm) return;

@@ -94,19 +94,34 @@ static void gemm_rows(Lower *L, int R, LLVMValueRef i0, LLVMValueRef A, LLVMValu
     loop_end(L, &lc);
 }
 
-/* All rows 0..nrows: blocks of R rows, then the remaining rows one by one. */
-void lower_gemm_ld(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm,
-                   LLVMValueRef ldb, LLVMValueRef depth, LLVMValueRef Out, LLVMValueRef ldo, int accumulate,
-                   const Prefetch *pf) {
+/* Rows from 0 in blocks of R while a whole block fits; returns the first row left (i64). */
+static LLVMValueRef gemm_blocks(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows,
+                                LLVMValueRef Bm, LLVMValueRef ldb, LLVMValueRef depth, LLVMValueRef Out,
+                                LLVMValueRef ldo, int accumulate, const Prefetch *pf) {
     Loop lb;
     LLVMValueRef full_end = LLVMBuildSub(L->bd, nrows, ci64(L, L->R - 1), "");
     LLVMValueRef i0 = loop_begin(L, &lb, ci64(L, 0), full_end, ci64(L, L->R), "gemm.rows");
     gemm_rows(L, L->R, i0, A, ars, aks, Bm, ldb, depth, Out, ldo, accumulate, pf);
     loop_end(L, &lb);
+    return lb.i;
+}
+
+/* Rows from..nrows one by one (without prefetching: at most R - 1 of them). */
+static void gemm_tail(Lower *L, LLVMValueRef from, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks,
+                      LLVMValueRef nrows, LLVMValueRef Bm, LLVMValueRef ldb, LLVMValueRef depth, LLVMValueRef Out,
+                      LLVMValueRef ldo, int accumulate) {
     Loop lt;
-    LLVMValueRef i = loop_begin(L, &lt, lb.i, nrows, ci64(L, 1), "gemm.tail");
+    LLVMValueRef i = loop_begin(L, &lt, from, nrows, ci64(L, 1), "gemm.tail");
     gemm_rows(L, 1, i, A, ars, aks, Bm, ldb, depth, Out, ldo, accumulate, NULL);
     loop_end(L, &lt);
+}
+
+/* All rows 0..nrows: blocks of R rows, then the remaining rows one by one. */
+void lower_gemm_ld(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm,
+                   LLVMValueRef ldb, LLVMValueRef depth, LLVMValueRef Out, LLVMValueRef ldo, int accumulate,
+                   const Prefetch *pf) {
+    LLVMValueRef from = gemm_blocks(L, A, ars, aks, nrows, Bm, ldb, depth, Out, ldo, accumulate, pf);
+    gemm_tail(L, from, A, ars, aks, nrows, Bm, ldb, depth, Out, ldo, accumulate);
 }
 
 void lower_gemm(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm,
@@ -116,9 +131,10 @@ void lower_gemm(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LL
 }
 
 /* lower_gemm prefetching the next tile's rows as one block (`dense`, rows
- * back to back: pf[1]) or row by row (pf[0]), two copies of the
- * micro-kernel so that the common dense case keeps its short prefetch
- * arithmetic; or not prefetching (pf NULL). */
+ * back to back: pf[1]) or row by row (pf[0]), two copies of the R-row
+ * blocks so that the common dense case keeps its short prefetch
+ * arithmetic (the tail, which does not prefetch, is shared); or not
+ * prefetching (pf NULL). */
 static void gemm_prefetching(Lower *L, LLVMValueRef dense, const Prefetch *pf, LLVMValueRef A, LLVMValueRef ars,
                              LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm, LLVMValueRef depth,
                              LLVMValueRef Out, int accumulate) {
@@ -126,14 +142,20 @@ static void gemm_prefetching(Lower *L, LLVMValueRef dense, const Prefetch *pf, L
         lower_gemm(L, A, ars, aks, nrows, Bm, depth, Out, accumulate, NULL);
         return;
     }
+    LLVMValueRef qb = ci64(L, L->QB), left[2];
     LLVMBasicBlockRef rows = block(L, "gemm.rows_apart"), block_ = block(L, "gemm.dense"), join = block(L, "gemm.done");
+    LLVMBasicBlockRef from[2];
     LLVMBuildCondBr(L->bd, dense, block_, rows);
     for (int d = 0; d < 2; d++) {
         LLVMPositionBuilderAtEnd(L->bd, d ? block_ : rows);
-        lower_gemm(L, A, ars, aks, nrows, Bm, depth, Out, accumulate, &pf[d]);
+        left[d] = gemm_blocks(L, A, ars, aks, nrows, Bm, qb, depth, Out, qb, accumulate, &pf[d]);
+        from[d] = LLVMGetInsertBlock(L->bd);
         LLVMBuildBr(L->bd, join);
     }
     LLVMPositionBuilderAtEnd(L->bd, join);
+    LLVMValueRef first = LLVMBuildPhi(L->bd, L->i64, "gemm.left");
+    LLVMAddIncoming(first, left, from, 2);
+    gemm_tail(L, first, A, ars, aks, nrows, Bm, qb, depth, Out, qb, accumulate);
 }
 
 /* Quad micro-kernels: a narrow block of at most 4 rows (decode: the P
@@ -310,27 +332,49 @@ static void kv_rows_f32(Lower *L, const KvRows *kv, int which, LLVMValueRef *row
     }
 }
 
+/* One banded product of the pair of row vectors whose first lane is col
+ * (cw of them), over the keys [r0, r1) of the tile. */
+static void banded_pair(Lower *L, int which, const KvRows *kv, LLVMValueRef rows, LLVMValueRef lda, LLVMValueRef Bm,
+                        LLVMValueRef Out, LLVMValueRef r0, LLVMValueRef r1, LLVMValueRef col, int cw) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef qb = ci64(L, L->QB), one = ci64(L, 1);
+    L->CQ = cw, L->R = MAX_R, L->gemm_cols = ci64(L, cw);
+    LLVMValueRef n = LLVMBuildSub(b, r1, r0, "band.keys");
+    LLVMValueRef a = gep(L, L->f32, rows, LLVMBuildMul(b, r0, lda, ""));
+    LLVMValueRef kq = LLVMBuildMul(b, r0, qb, ""); /* the first key's row of S (P) */
+    if (!which) /* S[r0..r1)[pair] = K[r0..r1) . Qt[.][pair] */
+        lower_gemm_ld(L, a, lda, one, n, gep(L, L->f32, Bm, col), qb, kv->n,
+                      gep(L, L->f32, Out, LLVMBuildAdd(b, kq, col, "")), qb, 0, NULL);
+    else /* OT[.][pair] += V[r0..r1)^T . P[r0..r1)[pair] */
+        lower_gemm_ld(L, a, one, lda, kv->n, gep(L, L->f32, Bm, LLVMBuildAdd(b, kq, col, "")), qb, n,
+                      gep(L, L->f32, Out, col), qb, 1, NULL);
+}
+
 void lower_kv_product_banded(Lower *L, int which, const KvRows *kv, LLVMValueRef Bm, LLVMValueRef Out,
                              const LLVMValueRef *r0, const LLVMValueRef *r1) {
     LLVMBuilderRef b = L->bd;
-    LLVMValueRef rows, lda, qb = ci64(L, L->QB), one = ci64(L, 1);
+    LLVMValueRef rows, lda;
     kv_rows_f32(L, kv, which, &rows, &lda);
-    int CQ = L->CQ, R = L->R;
+    int CQ = L->CQ, R = L->R, pairs = L->C / 2;
     LLVMValueRef cols = L->gemm_cols;
-    for (int p = 0; p * 2 < L->C; p++) {
-        int cw = L->C - 2 * p < 2 ? L->C - 2 * p : 2;
-        L->CQ = cw, L->R = MAX_R, L->gemm_cols = ci64(L, cw);
-        LLVMValueRef n = LLVMBuildSub(b, r1[p], r0[p], "band.keys");
-        LLVMValueRef a = gep(L, L->f32, rows, LLVMBuildMul(b, r0[p], lda, ""));
-        LLVMValueRef kq = LLVMBuildMul(b, r0[p], qb, ""); /* the first key's row of S (P) */
-        LLVMValueRef col = ci64(L, (int64_t)2 * p * L->W);
-        if (!which) /* S[r0..r1)[pair] = K[r0..r1) . Qt[.][pair] */
-            lower_gemm_ld(L, a, lda, one, n, gep(L, L->f32, Bm, col), qb, kv->n,
-                          gep(L, L->f32, Out, LLVMBuildAdd(b, kq, col, "")), qb, 0, NULL);
-        else /* OT[.][pair] += V[r0..r1)^T . P[r0..r1)[pair] */
-            lower_gemm_ld(L, a, one, lda, kv->n, gep(L, L->f32, Bm, LLVMBuildAdd(b, kq, col, "")), qb, n,
-                          gep(L, L->f32, Out, col), qb, 1, NULL);
+    /* the full pairs in a loop over their ranges (stored in an array): one
+     * copy of the micro-kernel, not one per pair (they differ only in the
+     * columns, and each copy was ~10% of the kernel's compile time) */
+    if (pairs > 0) {
+        LLVMTypeRef at = LLVMArrayType(L->i64, (unsigned)pairs);
+        LLVMValueRef lo = LLVMBuildAlloca(L->alloca_bd, at, "band.r0"), hi = LLVMBuildAlloca(L->alloca_bd, at, "band.r1");
+        for (int p = 0; p < pairs; p++) {
+            store(L, r0[p], gep(L, L->i64, lo, ci64(L, p)), 8);
+            store(L, r1[p], gep(L, L->i64, hi, ci64(L, p)), 8);
+        }
+        Loop lp;
+        LLVMValueRef p = loop_begin(L, &lp, ci64(L, 0), ci64(L, pairs), ci64(L, 1), "band.pair");
+        banded_pair(L, which, kv, rows, lda, Bm, Out, load(L, L->i64, gep(L, L->i64, lo, p), 8),
+                    load(L, L->i64, gep(L, L->i64, hi, p), 8), LLVMBuildMul(b, p, ci64(L, 2 * (int64_t)L->W), ""), 2);
+        loop_end(L, &lp);
     }
+    if (L->C % 2) /* the last row vector alone */
+        banded_pair(L, which, kv, rows, lda, Bm, Out, r0[pairs], r1[pairs], ci64(L, (int64_t)2 * pairs * L->W), 1);
     L->CQ = CQ, L->R = R, L->gemm_cols = cols;
 }
 
