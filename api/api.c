@@ -308,6 +308,7 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
     MapCache *maps = NULL, *gmaps = NULL;
     if (!st && k->plan) st = map_cache_new(k->plan, &maps, err);
     if (!st && k->plan && k->plan->grid) st = map_cache_new(k->plan->grid->plan, &gmaps, err);
+    if (!st && k->plan && k->plan->grid) st = kept_buffers_new(&k->ck.grid_rows, err); /* likewise */
     if (!st) {
         k->impl = backend_find(backend); /* available, so registered */
         st = k->impl->compile(k->plan, opts, &k->ck, &k->state, err); /* the interpreter's takes a NULL plan */
@@ -315,7 +316,6 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
     if (!st && k->plan && k->plan->grid && k->ck.tile) { /* the block-order plan's kernel beside it */
         st = k->impl->compile(k->plan->grid->plan, opts, &k->gck, &k->gstate, err);
         if (!st) k->ck.grid = &k->gck, k->gck.maps = gmaps, gmaps = NULL;
-        if (!st) st = kept_buffers_new(&k->ck.grid_rows, err);
     }
     if (!st && k->ck.tile) k->ck.maps = maps, maps = NULL;
     map_cache_free(maps);
@@ -604,8 +604,9 @@ static attnc_status print_grid_map(const attnc_kernel *k, const attnc_args *call
     int64_t W, H;
     attnc_status st = bind_call(k->attn, &k->fixed, &args, &bc, err);
     if (st) return st;
-    if (grid_applies(k->plan, k->plan->grid, &bc, &W, &H) &&
-        !(st = tile_map_build(k->plan->grid->plan, &bc, &tm, err))) {
+    int grid = grid_applies(k->plan, k->plan->grid, &bc, &W, &H);
+    if (grid < 0) st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    if (grid > 0 && !(st = tile_map_build(k->plan->grid->plan, &bc, &tm, err))) {
         sb_printf(sb, "this call's grid (width %lld) divides into the blocks: its kernel runs the block-order plan\n",
                   (long long)W);
         plan_print_tile_map(k->plan->grid->plan, &tm, "tile map (rows in block order)", sb);

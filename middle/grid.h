@@ -56,9 +56,10 @@ int pass_grid(Arena *arena, struct Plan *p, int bq, int bk);
  * docs/multidim-tiles.md). */
 #define GRID_DEFAULT_BK 16
 
-/* Whether call bc can run g's plan, with *W, *H its grid's width and
- * height (two axes: H = Lq / W): Lq == Lk, W, H > 0, W * H divides Lq, both
- * blocks divide the grid (W by bx, H by by, Lq / (W * H) by bz). */
+/* Whether call bc can run g's plan (1, else 0; -1 out of memory), with *W,
+ * *H its grid's width and height (two axes: H = Lq / W): Lq == Lk, W, H > 0,
+ * W * H divides Lq, both blocks divide the grid (W by bx, H by by, Lq / (W *
+ * H) by bz). */
 int grid_applies(const struct Plan *p, const GridTiling *g, const BoundCall *bc, int64_t *W, int64_t *H);
 
 /* The original row of block-order row i (blocks bx x by x bz) of a grid W

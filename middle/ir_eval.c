@@ -121,7 +121,9 @@ int ir_eval_init(IrEval *ev, const IrModule *m) {
     ev->memo = malloc(sizeof(Const) * (size_t)(m->n + 1));
     ev->stamp = calloc((size_t)m->n + 1, sizeof(unsigned));
     ev->gen = 1;
-    return ev->memo && ev->stamp;
+    if (ev->memo && ev->stamp) return 1;
+    ir_eval_free(ev); /* one of the two may have been made */
+    return 0;
 }
 
 void ir_eval_free(IrEval *ev) {

@@ -217,7 +217,7 @@ int grid_applies(const Plan *p, const GridTiling *g, const BoundCall *bc, int64_
     const attnc_sizes *sz = &bc->sz;
     if (!g || sz->Lq != sz->Lk || sz->Lq <= 0) return 0;
     IrEval ev;
-    if (!ir_eval_init(&ev, p->ir)) return 0;
+    if (!ir_eval_init(&ev, p->ir)) return -1; /* not 0: the call would run the other plan, silently */
     ev.sz = *sz;
     ev.params = bc->params;
     ev.tensors = bc->tensors;

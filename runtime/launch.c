@@ -261,8 +261,11 @@ attnc_status launch_run_items(const Plan *p, const CompiledKernel *ck, const Bou
                               int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
                               attnc_error *err) {
     int64_t W, H;
-    if (p->grid && ck->grid && !pages && !it && !(flags & ATTNC_OPT_NO_GRID_TILES) &&
-        grid_applies(p, p->grid, bc, &W, &H)) {
+    int grid = p->grid && ck->grid && !pages && !it && !(flags & ATTNC_OPT_NO_GRID_TILES)
+                   ? grid_applies(p, p->grid, bc, &W, &H)
+                   : 0;
+    if (grid < 0) return set_error(err, ATTNC_ERR_NOMEM, "out of memory");
+    if (grid) {
         atomic_fetch_add(&grid_calls, 1);
         return launch_grid(p, ck, bc, args, threads, flags, W, H, err);
     }

@@ -5,6 +5,7 @@
 add_executable(test_nomem ${PROJECT_SOURCE_DIR}/tests/test_nomem.c)
 target_compile_options(test_nomem PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(test_nomem PRIVATE attnc_static m)
+target_include_directories(test_nomem PRIVATE ${PROJECT_SOURCE_DIR}/runtime) # launch_stats.h: the grid case's path
 set(ATTNC_NOMEM_WRAP malloc calloc realloc strdup strndup)
 if(ATTNC_HAVE_TCC_JIT)
   target_compile_definitions(test_nomem PRIVATE NOMEM_WRAP_TCC)

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "attnc.h"
+#include "launch_stats.h"
 
 /* ---- the fault-injecting allocator ------------------------------------- */
 
@@ -165,12 +166,18 @@ typedef struct Case {
      * the test's time when every case did it (~370 s in the sanitizer build); its lowering is the compile's,
      * which every case's cold compiles fail allocation by allocation anyway */
     int llvm_text;
+    const attnc_sizes *shape; /* the call's sizes, or NULL: default_sizes */
+    int grid;                 /* the compiled backends must run it in block order (launch_grid) */
 } Case;
 
+static const attnc_sizes default_sizes = {2, 2, 1, 9, 11, 8, 4};
+/* a 2-D neighbourhood on an 8 x 8 grid: the block-order plan and its kept row buffers (runtime/kept_buffers.c) */
+static const attnc_sizes grid_sizes = {1, 2, 1, 64, 64, 8, 4};
+
 static Case cases[] = {
-    {"plain", "attention plain { }\n", NULL, NULL, NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0},
+    {"plain", "attention plain { }\n", NULL, NULL, NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0, NULL, 0},
     {"causal_alibi", "attention causal_alibi {\n    use causal;\n    use alibi;\n}\n", NULL, NULL, NULL,
-     {"alibi_max", "4.0"}, ATTNC_OPT_SEPARABLE_BIAS, ATTNC_OK, ATTNC_OK, 0},
+     {"alibi_max", "4.0"}, ATTNC_OPT_SEPARABLE_BIAS, ATTNC_OK, ATTNC_OK, 0, NULL, 0},
     {"tensor_lowrank",
      "attention lowrank {\n"
      "    param rank : int = 8;\n"
@@ -180,7 +187,7 @@ static Case cases[] = {
      "    mask keep[b, kv] != 0;\n"
      "    bias sum(r < rank) U[b, h, q, r] * W[b, h, kv, r];\n"
      "}\n",
-     NULL, "rank", "3", {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 1},
+     NULL, "rank", "3", {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 1, NULL, 0},
     {"diagnostics",
      "attention broken {\n"
      "    param p : int = q;\n"
@@ -188,10 +195,10 @@ static Case cases[] = {
      "    bias 1.0 +;\n"
      "}\n"
      "attention also_broken { bias true; scale q; }\n",
-     NULL, NULL, NULL, {NULL, NULL}, 0, ATTNC_ERR_SPEC, ATTNC_OK, 0},
+     NULL, NULL, NULL, {NULL, NULL}, 0, ATTNC_ERR_SPEC, ATTNC_OK, 0, NULL, 0},
     /* a runtime error: the compiled backends' fault path asks the interpreter for the message */
     {"runtime_error", "attention out_of_range {\n    tensor T : float[Lk];\n    bias T[kv + 1];\n}\n", NULL, NULL,
-     NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_ERR_RUNTIME, 0},
+     NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_ERR_RUNTIME, 0, NULL, 0},
     {"use_in_file",
      "// two attentions, the second built on the first\n"
      "attention banded {\n"
@@ -204,12 +211,23 @@ static Case cases[] = {
      "    use softcap(cap = 30.0);\n"
      "    bias 0.1 * float(h) / t;\n"
      "}\n",
-     "top", "t", "1.5", {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0},
+     "top", "t", "1.5", {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0, NULL, 0},
+    {"grid_na2d",
+     "attention na2d {\n"
+     "    param width : int;\n"
+     "    let qx = q % width;  let qy = q / width;\n"
+     "    let kx = kv % width; let ky = kv / width;\n"
+     "    mask abs(kx - clamp(qx, 1, width - 2)) <= 1 && abs(ky - clamp(qy, 1, Lk / width - 2)) <= 1;\n"
+     "}\n",
+     NULL, "width", "8", {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0, &grid_sizes, 1},
+    /* version 2: Q and K rotated once per call into kept rows (runtime/rope_sink.c), a sink merged into O */
+    {"rotary_sink", "attention rope {\n    use causal;\n    rotary(base = 10000.0);\n    sink 0.5;\n}\n", NULL,
+     NULL, NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0, NULL, 0},
     /* nesting past Bison's first 200 stack entries: the parser's stack is malloc'd (made in main) */
-    {"deep_nesting", NULL, NULL, NULL, NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0},
+    {"deep_nesting", NULL, NULL, NULL, NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0, NULL, 0},
 };
 
-static const attnc_sizes sizes = {2, 2, 1, 9, 11, 8, 4};
+static attnc_sizes sizes; /* the case's (main) */
 
 /* ---- one sequence of calls --------------------------------------------- */
 
@@ -514,6 +532,7 @@ static int close_to(const float *got, const float *want, size_t n) {
 static void test_case(const Case *c, attnc_backend backend, const Result *interp_ref, Result *ref, Inputs *in) {
     Seq s = {c, backend, in, NULL, NULL, {0}, 0, ref, {0, {0}}};
     long cold = 0;
+    long long grid_calls = launch_grid_calls();
     if (backend == ATTNC_BACKEND_LLVM && c->spec_status == ATTNC_OK) cold = cold_llvm_compiles(&s);
     arm(0);
     memset(ref, 0, sizeof *ref);
@@ -529,6 +548,8 @@ static void test_case(const Case *c, attnc_backend backend, const Result *interp
         fail(&s, "the cold LLVM compile made no more allocations than a cached one%s%s", "", "");
     Result r = {0};
     s.r = &r;
+    if (c->grid && backend != ATTNC_BACKEND_INTERP && backend != ATTNC_BACKEND_CUDA_EMU && grid_calls == launch_grid_calls())
+        fail(&s, "the reference run did not run in block order (launch_grid)%s%s", "", "");
     long n = 1;
     int before = failures;
     for (;; n++) {
@@ -559,6 +580,7 @@ int main(void) {
     snprintf(deep + len, sizeof deep - (size_t)len, "; }\n");
     cases[sizeof cases / sizeof cases[0] - 1].text = deep;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        sizes = cases[ci].shape ? *cases[ci].shape : default_sizes;
         FILE *f = fopen(spec_path, "wb");
         if (!f || fputs(cases[ci].text, f) < 0 || fclose(f) != 0) {
             fprintf(stderr, "test_nomem: cannot write %s\n", spec_path);
