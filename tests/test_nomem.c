@@ -548,8 +548,17 @@ static void test_case(const Case *c, attnc_backend backend, const Result *interp
         fail(&s, "the cold LLVM compile made no more allocations than a cached one%s%s", "", "");
     Result r = {0};
     s.r = &r;
-    if (c->grid && backend != ATTNC_BACKEND_INTERP && backend != ATTNC_BACKEND_CUDA_EMU && grid_calls == launch_grid_calls())
+    int no_grid = backend == ATTNC_BACKEND_INTERP || backend == ATTNC_BACKEND_CUDA_EMU; /* no block-order plan */
+    if (c->grid && !no_grid && grid_calls == launch_grid_calls())
         fail(&s, "the reference run did not run in block order (launch_grid)%s%s", "", "");
+    /* the block-order run's allocations (runtime/launch.c, kept_buffers.c) are the same for every backend that has
+     * one: failed in turn on one of them (llvm, else refplan); the others' reference runs only (~1 min of the
+     * sanitizer build's CPU less) */
+    attnc_backend grid_backend = attnc_backend_available(ATTNC_BACKEND_LLVM) ? ATTNC_BACKEND_LLVM : ATTNC_BACKEND_REFPLAN;
+    if (c->grid && backend != grid_backend) {
+        printf("%-15s %-9s %4ld allocations: the reference run only\n", c->name, attnc_backend_name(backend), ref->allocs);
+        return;
+    }
     long n = 1;
     int before = failures;
     for (;; n++) {
