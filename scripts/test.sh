@@ -20,7 +20,7 @@ CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG
   -DATTNC_SANITIZE=ON -DATTNC_FUZZ=ON >/dev/null || exit 1
 cmake --build build-asan -j"$jobs" >/dev/null || { cmake --build build-asan; exit 1; }
 # JIT code is invisible to the sanitizers (the gcc build checks it at LLVM's -O3): a short LLVM pipeline and
-# LLVM's -O0 code generator here (the JIT compiles were ~30% of this half's CPU; -O0 code generation takes ~1/4)
+# LLVM's -O0 code generator here (JIT compiles were ~30% of this half's CPU; at -O0 one took ~1/4 of the time)
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ATTNC_LLVM_PASSES='function(mem2reg,simplifycfg)' ATTNC_LLVM_CODEGEN=0 ctest -j"$jobs" --output-on-failure) || status=1
 exit $status

@@ -72,7 +72,7 @@ if(ATTNC_CLANG AND NOT ATTNC_SANITIZE) # the second compiler's work is nothing t
   list(APPEND ATTNC_AOT_GRAD_CCS ${ATTNC_CLANG})
 endif()
 # clang: the cases that reach every part of the emitted backward (rotation, tables, sink terms, dots); what the
-# others add is cc's check of the same constructs (all 18 through clang took ~40 s of CI's CPU)
+# others add is cc's check of the same constructs (all 18 through clang took ~46 s of CI's CPU)
 set(ATTNC_AOT_GRAD_CLANG_CASES rotary everything sink_expr dots-qk-bias)
 set(cg ${PROJECT_SOURCE_DIR}/tests/cgen/v2.attn)
 function(aot_grad_v2 name spec)
