@@ -13,6 +13,14 @@ if(ATTNC_HAVE_LLVM_BACKEND)
     set_tests_properties(llvm/differential PROPERTIES SKIP_RETURN_CODE 77)
   endif()
 
+  # The inline math (exp, exp2, log, log2, tanh, sigmoid, erf) element by
+  # element against double libm, within the documented relative errors.
+  add_executable(test_llvm_math ${PROJECT_SOURCE_DIR}/tests/test_llvm_math.c)
+  target_compile_options(test_llvm_math PRIVATE ${ATTNC_WARNINGS})
+  target_link_libraries(test_llvm_math PRIVATE attnc_test_support m)
+  add_test(NAME llvm/math-accuracy COMMAND test_llvm_math)
+  set_tests_properties(llvm/math-accuracy PROPERTIES SKIP_RETURN_CODE 77)
+
   # White box: the lowering translates the plan's schedule (a missing step is
   # refused, never recomputed) at the plan's vector width (issue 9, item 1).
   add_executable(test_llvm_schedule ${PROJECT_SOURCE_DIR}/tests/test_llvm_schedule.c)
