@@ -79,6 +79,21 @@ if(ATTNC_HAVE_LLVM_BACKEND)
     for args in '--shape B=1,H=2,Lq=33,Lk=40,D=12' '--shape B=1,H=8,Hkv=2,Lq=1,Lk=70,D=12 --dtype f16'; do
       ATTNC_LLVM_CODEGEN=0 $a diff $s --variant causal_bottom_right_aligned --backends llvm $args || exit 1
     done" $<TARGET_FILE:attnc> ${PROJECT_SOURCE_DIR}/examples/causal.attn)
+  # ATTNC_LLVM_PERF=1: kernels still compute what the interpreter does, and LLVM's perf listener writes a
+  # jitdump file (magic 0x4A695444: "DTiJ" on this little-endian host) under $JITDUMPDIR for perf inject;
+  # a value not 0 or 1 is refused by name
+  add_test(NAME llvm/perf-jitdump COMMAND bash -c "set -u; a=$0; s=$1
+    out=$(ATTNC_LLVM_PERF=yes $a bench $s --variant causal_top_left --backend llvm --shape B=1,H=1,Lq=16,Lk=16,D=8 2>&1)
+    [ $? = 3 ] && [ \"$out\" = \"attnc: ATTNC_LLVM_PERF must be 0 or 1, not 'yes'\" ] || { echo \"$out\"; exit 1; }
+    dir=$(mktemp -d) && trap 'rm -rf \"$dir\"' EXIT
+    out=$(JITDUMPDIR=$dir ATTNC_LLVM_PERF=1 $a diff $s --variant causal_top_left --backends llvm --shape B=1,H=2,Lq=33,Lk=40,D=12 2>&1)
+    st=$?
+    case $out in *'without perf support'*) echo \"SKIP: $out\"; exit 77 ;; esac
+    [ $st = 0 ] || { echo \"$out\"; exit 1; }
+    f=$(find \"$dir\" -name 'jit-*.dump' -size +0 | head -n 1)
+    [ -n \"$f\" ] && [ \"$(head -c 4 \"$f\")\" = DTiJ ] || { echo \"no jitdump file under $dir\"; exit 1; }"
+    $<TARGET_FILE:attnc> ${PROJECT_SOURCE_DIR}/examples/causal.attn)
+  set_tests_properties(llvm/perf-jitdump PROPERTIES SKIP_RETURN_CODE 77)
 endif()
 
 # Issue 11: decode shapes (8 query heads on 2 kv heads, packed into one work

@@ -32,6 +32,8 @@
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
+#include <llvm-c/OrcEE.h>
+#include <llvm-c/ExecutionEngine.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
@@ -163,6 +165,18 @@ static LLVMErrorRef define_runtime_symbols(LLVMOrcJITDylibRef jd) {
     return e;
 }
 
+/* ATTNC_LLVM_PERF=1: the JIT's object layer, RuntimeDyld with LLVM's perf listener, which writes
+ * jit-PID.dump for `perf record -k 1` + `perf inject --jit` (README): kernels get names and
+ * instructions in perf's reports.  NULL (the JIT then fails to build) when LLVM has no perf support. */
+static LLVMOrcObjectLayerRef perf_object_layer(void *ctx, LLVMOrcExecutionSessionRef es, const char *triple) {
+    (void)ctx, (void)triple;
+    LLVMJITEventListenerRef perf = LLVMCreatePerfJITEventListener();
+    if (!perf) return NULL;
+    LLVMOrcObjectLayerRef layer = LLVMOrcCreateRTDyldObjectLinkingLayerWithSectionMemoryManager(es);
+    LLVMOrcRTDyldObjectLinkingLayerRegisterJITEventListener(layer, perf);
+    return layer;
+}
+
 static void init_once(void) {
     if (LLVMInitializeNativeTarget() || LLVMInitializeNativeAsmPrinter()) {
         snprintf(G.init_error, sizeof G.init_error, "LLVM has no native target in this build");
@@ -201,6 +215,20 @@ static void init_once(void) {
     LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
     /* the JIT's code generator: the host CPU and features, at O3 */
     LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
+    const char *perf = getenv("ATTNC_LLVM_PERF");
+    if (perf && *perf && strcmp(perf, "0") && strcmp(perf, "1")) {
+        snprintf(G.init_error, sizeof G.init_error, "ATTNC_LLVM_PERF must be 0 or 1, not '%.40s'", perf);
+        LLVMOrcDisposeLLJITBuilder(builder);
+        return;
+    }
+    if (perf && !strcmp(perf, "1")) {
+        if (!LLVMCreatePerfJITEventListener()) {
+            snprintf(G.init_error, sizeof G.init_error, "ATTNC_LLVM_PERF=1: this LLVM was built without perf support");
+            LLVMOrcDisposeLLJITBuilder(builder);
+            return;
+        }
+        LLVMOrcLLJITBuilderSetObjectLinkingLayerCreator(builder, perf_object_layer, NULL);
+    }
     LLVMErrorRef e = LLVMOrcCreateLLJIT(&G.jit, builder);
     if (e) {
         char msg[300];

@@ -615,6 +615,8 @@ static void gen_tile(Lower *L, const char *name) {
     LLVMValueRef fpr = LLVMBuildSelect(b, has_tiles, T.page_rows, ci64(L, 0), "");
     T.first_k = lower_prefetch_rows(L, kv_row(L, &T, 0, tile_offset(L, &T, 0, fpr, fk0)), frows, D, T.ks, T.kesz, 0);
     T.first_v = lower_prefetch_rows(L, kv_row(L, &T, 1, tile_offset(L, &T, 1, fpr, fk0)), frows, Dv, T.vs, T.vesz, 0);
+    T.spare_in = local(L, L->vf32, LLVMConstNull(L->vf32));
+    T.spare_out = local(L, L->vf32, NULL);
     Loop lrb;
     T.qb0 = loop_begin(L, &lrb, T.rows.r0, T.rows.r1, ci64(L, L->QB), "rowblock");
     row_block(L, &T);

@@ -7,18 +7,28 @@
  * contiguous elements, transposed in registers (lower_transpose_regs):
  * a gather or scatter per dim costs several times more on some CPUs (AMD
  * Zen: ~3 cycles an element), and on a band mask, whose work items visit
- * few tiles, that was a quarter of the time.  The dims past the last whole
- * block are gathered and scattered. */
+ * few tiles, that was a quarter of the time.  A run is a plain load or
+ * store at an address chosen per row - the row's, or the tile state's
+ * spare vector when the row is not the item's - since AVX2's masked stores
+ * (vmaskmovps) are microcoded on AMD Zen: they were a fifth of a 2-D
+ * neighbourhood's kernel time.  The dims past the last whole block are
+ * gathered and scattered. */
 #include "llvm_tensor.h"
 #include "llvm_tile.h"
 
+/* p (a pointer to a vector of type vt) when ok (i1), else spare. */
+static LLVMValueRef row_or_spare(Lower *L, LLVMValueRef ok, LLVMValueRef p, LLVMValueRef spare, LLVMTypeRef vt) {
+    return LLVMBuildSelect(L->bd, ok, as_ptr(L, p, vt), as_ptr(L, spare, vt), "");
+}
+
 /* Row i's W elements of `elem` from element `at` (i64) of the i8 pointer
- * base, as floats; 0 when `ok` (i1) is false (nothing is read then). */
-static LLVMValueRef load_row_run(Lower *L, LLVMValueRef base, LLVMValueRef at, LLVMValueRef ok, int elem) {
-    LLVMValueRef mask = splat(L, ok);
-    if (elem == ELEM_F32) return masked_load(L, L->vf32, gep(L, L->f32, base, at), mask, 4);
-    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
-    return lower_widen(L, masked_load(L, LLVMVectorType(i16, (unsigned)L->W), gep(L, i16, base, at), mask, 2), elem);
+ * base, as floats; 0 when `ok` (i1) is false (the spare zeros are read then). */
+static LLVMValueRef load_row_run(Lower *L, const Tile *T, LLVMValueRef base, LLVMValueRef at, LLVMValueRef ok,
+                                 int elem) {
+    if (elem == ELEM_F32)
+        return load(L, L->vf32, row_or_spare(L, ok, gep(L, L->f32, base, at), T->spare_in, L->vf32), 4);
+    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx), vt = LLVMVectorType(i16, (unsigned)L->W);
+    return lower_widen(L, load(L, vt, row_or_spare(L, ok, gep(L, i16, base, at), T->spare_in, vt), 2), elem);
 }
 
 /* Qt[d][col + lane] = scale * Q[b, h, q, d] for the row vector's rows, Q's
@@ -45,7 +55,7 @@ void lower_pack_q(Lower *L, void *ctx, int elem) {
     Loop lb;
     LLVMValueRef d0 = loop_begin(L, &lb, ci64(L, 0), Dw, ci64(L, L->W), "packq.block");
     LLVMValueRef v[MAX_LANES];
-    for (int i = 0; i < L->W; i++) v[i] = load_row_run(L, T->qbh, LLVMBuildAdd(b, row[i], d0, ""), ok[i], elem);
+    for (int i = 0; i < L->W; i++) v[i] = load_row_run(L, T, T->qbh, LLVMBuildAdd(b, row[i], d0, ""), ok[i], elem);
     lower_transpose_regs(L, v);
     for (int j = 0; j < L->W; j++) {
         LLVMValueRef d = LLVMBuildAdd(b, d0, ci64(L, j), "");
@@ -76,7 +86,7 @@ void lower_pack_q(Lower *L, void *ctx, int elem) {
 /* O[b, h, q, dv] of the row vector's rows from OT, rounded once to O's
  * element type `elem` (one version per type, lower_elem_switch).  Blocks of
  * W dims are transposed in registers and stored as each row's contiguous
- * run (masked stores: rows of the item only), like pack_q's reads; the dims
+ * run (rows not of the item into the spare vector), like pack_q's reads; the dims
  * past the last whole block are scattered. */
 void lower_store_o(Lower *L, void *ctx, int elem) {
     const StoreO *so = ctx;
@@ -89,7 +99,7 @@ void lower_store_o(Lower *L, void *ctx, int elem) {
     LLVMValueRef row[MAX_LANES], ok[MAX_LANES];
     for (int i = 0; i < L->W; i++) {
         row[i] = LLVMBuildExtractElement(b, orow, ci32(L, i), "");
-        ok[i] = splat(L, LLVMBuildExtractElement(b, L->valid, ci32(L, i), ""));
+        ok[i] = LLVMBuildExtractElement(b, L->valid, ci32(L, i), "");
     }
     Loop lb;
     LLVMValueRef d0 = loop_begin(L, &lb, ci64(L, 0), Dw, ci64(L, L->W), "store.o.block");
@@ -103,10 +113,12 @@ void lower_store_o(Lower *L, void *ctx, int elem) {
     lower_transpose_regs(L, v);
     for (int i = 0; i < L->W; i++) {
         LLVMValueRef at = LLVMBuildAdd(b, row[i], d0, "");
-        if (elem == ELEM_F32)
-            masked_store_aligned(L, v[i], gep(L, L->f32, T->obh, at), ok[i], 4);
-        else
-            masked_store_aligned(L, lower_narrow(L, v[i], elem), gep(L, i16, T->obh, at), ok[i], 2);
+        if (elem == ELEM_F32) {
+            store(L, v[i], row_or_spare(L, ok[i], gep(L, L->f32, T->obh, at), T->spare_out, L->vf32), 4);
+        } else {
+            LLVMTypeRef vt = LLVMVectorType(i16, (unsigned)L->W);
+            store(L, lower_narrow(L, v[i], elem), row_or_spare(L, ok[i], gep(L, i16, T->obh, at), T->spare_out, vt), 2);
+        }
     }
     loop_end(L, &lb);
     Loop ld;
