@@ -50,6 +50,21 @@ void lower_prefetch_line(Lower *L, const Prefetch *pf, LLVMValueRef line) {
     intrinsic(L, "llvm.prefetch", &pt, 1, args, 4);
 }
 
+/* One step k of gemm_rows: acc[i][j] += A[(i0 + i)*ars + k*aks] * Bm[k*ldb + col0 + j*W]. */
+static void gemm_step(Lower *L, int R, LLVMValueRef (*acc)[MAX_CQ], LLVMValueRef k, LLVMValueRef i0, LLVMValueRef A,
+                      LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef Bm, LLVMValueRef ldb, LLVMValueRef col0) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef brow = LLVMBuildAdd(b, LLVMBuildMul(b, k, ldb, ""), col0, "");
+    LLVMValueRef bv[MAX_CQ];
+    for (int j = 0; j < L->CQ; j++) bv[j] = load_fvec(L, Bm, LLVMBuildAdd(b, brow, ci64(L, (int64_t)j * L->W), ""));
+    LLVMValueRef kofs = LLVMBuildMul(b, k, aks, "");
+    for (int i = 0; i < R; i++) {
+        LLVMValueRef ai = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), ars, ""), kofs, "");
+        LLVMValueRef as = splat(L, load(L, L->f32, gep(L, L->f32, A, ai), 4));
+        for (int j = 0; j < L->CQ; j++) set(L, acc[i][j], fmuladd(L, as, bv[j], get(L, L->vf32, acc[i][j])));
+    }
+}
+
 /* Out[row*ldo + 0..W*gemm_cols) (=|+=) sum over k < depth of A[row*ars + k*aks] * Bm[k*ldb + 0..W*gemm_cols),
  * rows 0..nrows: R rows x CQ vectors of accumulators per block. */
 static void gemm_rows(Lower *L, int R, LLVMValueRef i0, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks,
@@ -69,21 +84,30 @@ static void gemm_rows(Lower *L, int R, LLVMValueRef i0, LLVMValueRef A, LLVMValu
             set(L, acc[i][j], accumulate ? load_fvec(L, Out, at) : LLVMConstNull(L->vf32));
         }
     }
-    Loop lk;
-    LLVMValueRef k = loop_begin(L, &lk, ci64(L, 0), depth, ci64(L, 1), "gemm.k");
-    LLVMValueRef brow = LLVMBuildAdd(b, LLVMBuildMul(b, k, ldb, ""), col0, "");
-    LLVMValueRef bv[MAX_CQ];
-    for (int j = 0; j < L->CQ; j++) bv[j] = load_fvec(L, Bm, LLVMBuildAdd(b, brow, ci64(L, (int64_t)j * L->W), ""));
-    if (pf) /* line (block * depth + k) */
+    if (pf) {
+        /* two steps of k per iteration and one prefetch (line block * (depth / 2) + k / 2, which still
+         * covers the region: it has at most rows * depth / 16 lines): the prefetch's address arithmetic
+         * and the loop's own were as many instructions as the FMAs at R x CQ = 4 x 2 (AVX2), so the loop
+         * was bound by instruction issue, not by the FMA units */
+        LLVMValueRef half = LLVMBuildSDiv(b, depth, ci64(L, 2), "");
+        Loop lk;
+        LLVMValueRef k2 = loop_begin(L, &lk, ci64(L, 0), half, ci64(L, 1), "gemm.k2");
+        LLVMValueRef k = LLVMBuildMul(b, k2, ci64(L, 2), "");
         lower_prefetch_line(L, pf,
-                            LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSDiv(b, i0, ci64(L, R), ""), depth, ""), k, ""));
-    LLVMValueRef kofs = LLVMBuildMul(b, k, aks, "");
-    for (int i = 0; i < R; i++) {
-        LLVMValueRef ai = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), ars, ""), kofs, "");
-        LLVMValueRef as = splat(L, load(L, L->f32, gep(L, L->f32, A, ai), 4));
-        for (int j = 0; j < L->CQ; j++) set(L, acc[i][j], fmuladd(L, as, bv[j], get(L, L->vf32, acc[i][j])));
+                            LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSDiv(b, i0, ci64(L, R), ""), half, ""), k2, ""));
+        gemm_step(L, R, acc, k, i0, A, ars, aks, Bm, ldb, col0);
+        gemm_step(L, R, acc, LLVMBuildAdd(b, k, ci64(L, 1), ""), i0, A, ars, aks, Bm, ldb, col0);
+        loop_end(L, &lk);
+        LLVMBasicBlockRef after = if_begin(L, LLVMBuildICmp(b, LLVMIntSLT, LLVMBuildMul(b, half, ci64(L, 2), ""), depth, ""),
+                                           "gemm.k.odd");
+        gemm_step(L, R, acc, LLVMBuildSub(b, depth, ci64(L, 1), ""), i0, A, ars, aks, Bm, ldb, col0);
+        if_end(L, after);
+    } else {
+        Loop lk;
+        LLVMValueRef k = loop_begin(L, &lk, ci64(L, 0), depth, ci64(L, 1), "gemm.k");
+        gemm_step(L, R, acc, k, i0, A, ars, aks, Bm, ldb, col0);
+        loop_end(L, &lk);
     }
-    loop_end(L, &lk);
     for (int i = 0; i < R; i++) {
         LLVMValueRef row = LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), ldo, "");
         for (int j = 0; j < L->CQ; j++) {
@@ -131,10 +155,13 @@ void lower_gemm(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LL
 }
 
 /* lower_gemm prefetching the next tile's rows as one block (`dense`, rows
- * back to back: pf[1]) or row by row (pf[0]), two copies of the R-row
- * blocks so that the common dense case keeps its short prefetch
- * arithmetic (the tail, which does not prefetch, is shared); or not
- * prefetching (pf NULL). */
+ * back to back: pf[1]) or row by row (pf[0]), or not prefetching (pf
+ * NULL).  One copy of the micro-kernel for both: the block is described as
+ * rows apart - one row (last_row 0, stride 0) of all its lines (mask all
+ * ones) - by selects made once here, not per line.  The two copies there
+ * were once (to keep the block's shorter address arithmetic) cost ~15% of
+ * every compile; since the micro-kernel prefetches once per two steps of k
+ * the longer arithmetic no longer shows. */
 static void gemm_prefetching(Lower *L, LLVMValueRef dense, const Prefetch *pf, LLVMValueRef A, LLVMValueRef ars,
                              LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm, LLVMValueRef depth,
                              LLVMValueRef Out, int accumulate) {
@@ -142,20 +169,16 @@ static void gemm_prefetching(Lower *L, LLVMValueRef dense, const Prefetch *pf, L
         lower_gemm(L, A, ars, aks, nrows, Bm, depth, Out, accumulate, NULL);
         return;
     }
-    LLVMValueRef qb = ci64(L, L->QB), left[2];
-    LLVMBasicBlockRef rows = block(L, "gemm.rows_apart"), block_ = block(L, "gemm.dense"), join = block(L, "gemm.done");
-    LLVMBasicBlockRef from[2];
-    LLVMBuildCondBr(L->bd, dense, block_, rows);
-    for (int d = 0; d < 2; d++) {
-        LLVMPositionBuilderAtEnd(L->bd, d ? block_ : rows);
-        left[d] = gemm_blocks(L, A, ars, aks, nrows, Bm, qb, depth, Out, qb, accumulate, &pf[d]);
-        from[d] = LLVMGetInsertBlock(L->bd);
-        LLVMBuildBr(L->bd, join);
-    }
-    LLVMPositionBuilderAtEnd(L->bd, join);
-    LLVMValueRef first = LLVMBuildPhi(L->bd, L->i64, "gemm.left");
-    LLVMAddIncoming(first, left, from, 2);
-    gemm_tail(L, first, A, ars, aks, nrows, Bm, qb, depth, Out, qb, accumulate);
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef zero = ci64(L, 0);
+    LLVMValueRef block_last = LLVMBuildSub(b, LLVMBuildSDiv(b, pf[1].bytes, ci64(L, 64), ""), ci64(L, 1), "");
+    Prefetch m = {LLVMBuildSelect(b, dense, pf[1].base, pf[0].base, ""), NULL,
+                  LLVMBuildSelect(b, dense, zero, pf[0].stride, ""),
+                  LLVMBuildSelect(b, dense, zero, pf[0].shift, ""),
+                  LLVMBuildSelect(b, dense, ci64(L, -1), pf[0].mask, ""),
+                  LLVMBuildSelect(b, dense, block_last, pf[0].last_line, ""),
+                  LLVMBuildSelect(b, dense, zero, pf[0].last_row, "")};
+    lower_gemm(L, A, ars, aks, nrows, Bm, depth, Out, accumulate, &m);
 }
 
 /* Quad micro-kernels: a narrow block of at most 4 rows (decode: the P
