@@ -361,7 +361,10 @@ static void banded_pair(Lower *L, int which, const KvRows *kv, LLVMValueRef rows
                         LLVMValueRef Out, LLVMValueRef r0, LLVMValueRef r1, LLVMValueRef col, int cw) {
     LLVMBuilderRef b = L->bd;
     LLVMValueRef qb = ci64(L, L->QB), one = ci64(L, 1);
-    L->CQ = cw, L->R = MAX_R, L->gemm_cols = ci64(L, cw);
+    /* accumulators as in the other micro-kernels: 16 of AVX-512's 32 registers, 8 of AVX2's 16 (8 x 2 there
+     * spilled four of them and shuffled the rest every step: a fifth of window-256's kernel time) */
+    int acc = L->W == 16 ? 16 : 8;
+    L->CQ = cw, L->R = acc / cw < MAX_R ? acc / cw : MAX_R, L->gemm_cols = ci64(L, cw);
     LLVMValueRef n = LLVMBuildSub(b, r1, r0, "band.keys");
     LLVMValueRef a = gep(L, L->f32, rows, LLVMBuildMul(b, r0, lda, ""));
     LLVMValueRef kq = LLVMBuildMul(b, r0, qb, ""); /* the first key's row of S (P) */
