@@ -189,6 +189,24 @@ void lower_convert_rows(Lower *L, LLVMValueRef elem, LLVMValueRef src, LLVMValue
     lower_elem_switch(L, elem, convert_rows_of, &c);
 }
 
+void lower_copy_rows_f32(Lower *L, LLVMValueRef src, LLVMValueRef stride, LLVMValueRef rows, LLVMValueRef n,
+                         LLVMValueRef dst) {
+    LLVMBuilderRef b = L->bd;
+    Loop lr;
+    LLVMValueRef j = loop_begin(L, &lr, ci64(L, 0), rows, ci64(L, 1), "copy.rows");
+    LLVMValueRef from = gep(L, L->f32, src, LLVMBuildMul(b, j, stride, ""));
+    LLVMValueRef to = gep(L, L->f32, dst, LLVMBuildMul(b, j, n, ""));
+    Loop lv;
+    LLVMValueRef i = loop_begin(L, &lv, ci64(L, 0), LLVMBuildSub(b, n, ci64(L, L->W - 1), ""), ci64(L, L->W), "copy.vec");
+    store_fvec(L, load_fvec(L, from, i), to, i);
+    loop_end(L, &lv);
+    Loop ls;
+    LLVMValueRef k = loop_begin(L, &ls, lv.i, n, ci64(L, 1), "copy.tail");
+    store(L, load(L, L->f32, gep(L, L->f32, from, k), 4), gep(L, L->f32, to, k), 4);
+    loop_end(L, &ls);
+    loop_end(L, &lr);
+}
+
 LLVMValueRef lower_page_offset(Lower *L, LLVMValueRef kv_page, LLVMValueRef page_rows, LLVMValueRef page_stride,
                                LLVMValueRef row_stride, LLVMValueRef k0) {
     LLVMBuilderRef b = L->bd;
