@@ -19,7 +19,7 @@ Prefetch lower_prefetch_rows(Lower *L, LLVMValueRef base, LLVMValueRef nrows, LL
                              LLVMValueRef esz, int dense) {
     LLVMBuilderRef b = L->bd;
     LLVMValueRef row_bytes = LLVMBuildMul(b, row, esz, "");
-    Prefetch pf = {base, LLVMBuildMul(b, nrows, row_bytes, ""), NULL, NULL, NULL, NULL, NULL};
+    Prefetch pf = {base, LLVMBuildMul(b, nrows, row_bytes, ""), NULL, NULL, NULL, NULL};
     if (dense) return pf;
     pf.stride = LLVMBuildMul(b, stride, esz, "");
     /* lines per row, and the next power of two as a shift: ceil(log2(lines)) */
@@ -28,8 +28,9 @@ Prefetch lower_prefetch_rows(Lower *L, LLVMValueRef base, LLVMValueRef nrows, LL
     LLVMValueRef lz = intrinsic(L, "llvm.ctlz", &L->i64, 1, ctlz_args, 2);
     pf.shift = LLVMBuildSub(b, ci64(L, 64), lz, "");
     pf.mask = LLVMBuildSub(b, LLVMBuildShl(b, ci64(L, 1), pf.shift, ""), ci64(L, 1), "");
-    pf.last_line = LLVMBuildSub(b, lines, ci64(L, 1), "");
-    pf.last_row = LLVMBuildSub(b, nrows, ci64(L, 1), "");
+    LLVMValueRef last_row = LLVMBuildSub(b, nrows, ci64(L, 1), "");
+    pf.last = smax(L, LLVMBuildOr(b, LLVMBuildShl(b, last_row, pf.shift, ""), LLVMBuildSub(b, lines, ci64(L, 1), ""), ""),
+                   ci64(L, 0));
     return pf;
 }
 
@@ -39,14 +40,15 @@ void lower_prefetch_line(Lower *L, const Prefetch *pf, LLVMValueRef line) {
     LLVMValueRef byte;
     if (!pf->stride) {
         byte = smin(L, LLVMBuildMul(b, line, ci64(L, 64), ""), LLVMBuildSub(b, pf->bytes, ci64(L, 64), ""));
-    } else {
-        LLVMValueRef row = smin(L, LLVMBuildLShr(b, line, pf->shift, ""), pf->last_row);
-        LLVMValueRef col = smin(L, LLVMBuildAnd(b, line, pf->mask, ""), pf->last_line);
-        byte = LLVMBuildAdd(b, LLVMBuildMul(b, row, pf->stride, ""), LLVMBuildMul(b, col, ci64(L, 64), ""), "");
+        byte = smax(L, byte, ci64(L, 0)); /* an empty region: its first byte */
+    } else { /* line >= 0, so byte is */
+        LLVMValueRef l = smin(L, line, pf->last);
+        byte = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildLShr(b, l, pf->shift, ""), pf->stride, ""),
+                            LLVMBuildMul(b, LLVMBuildAnd(b, l, pf->mask, ""), ci64(L, 64), ""), "");
     }
     LLVMTypeRef pt = ptr_to(L->i8);
     /* rw 0 (read), locality 2 (prefetcht1: L2, leaving L1 to the micro-kernel), data */
-    LLVMValueRef args[4] = {gep(L, L->i8, pf->base, smax(L, byte, ci64(L, 0))), ci32(L, 0), ci32(L, 2), ci32(L, 1)};
+    LLVMValueRef args[4] = {gep(L, L->i8, pf->base, byte), ci32(L, 0), ci32(L, 2), ci32(L, 1)};
     intrinsic(L, "llvm.prefetch", &pt, 1, args, 4);
 }
 
@@ -157,7 +159,7 @@ void lower_gemm(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LL
 /* lower_gemm prefetching the next tile's rows as one block (`dense`, rows
  * back to back: pf[1]) or row by row (pf[0]), or not prefetching (pf
  * NULL).  One copy of the micro-kernel for both: the block is described as
- * rows apart - one row (last_row 0, stride 0) of all its lines (mask all
+ * rows apart - row 0 (shift and stride 0) of all its lines (mask all
  * ones) - by selects made once here, not per line.  The two copies there
  * were once (to keep the block's shorter address arithmetic) cost ~15% of
  * every compile; since the micro-kernel prefetches once per two steps of k
@@ -171,13 +173,12 @@ static void gemm_prefetching(Lower *L, LLVMValueRef dense, const Prefetch *pf, L
     }
     LLVMBuilderRef b = L->bd;
     LLVMValueRef zero = ci64(L, 0);
-    LLVMValueRef block_last = LLVMBuildSub(b, LLVMBuildSDiv(b, pf[1].bytes, ci64(L, 64), ""), ci64(L, 1), "");
+    LLVMValueRef block_last = smax(L, LLVMBuildSub(b, LLVMBuildSDiv(b, pf[1].bytes, ci64(L, 64), ""), ci64(L, 1), ""), zero);
     Prefetch m = {LLVMBuildSelect(b, dense, pf[1].base, pf[0].base, ""), NULL,
                   LLVMBuildSelect(b, dense, zero, pf[0].stride, ""),
                   LLVMBuildSelect(b, dense, zero, pf[0].shift, ""),
                   LLVMBuildSelect(b, dense, ci64(L, -1), pf[0].mask, ""),
-                  LLVMBuildSelect(b, dense, block_last, pf[0].last_line, ""),
-                  LLVMBuildSelect(b, dense, zero, pf[0].last_row, "")};
+                  LLVMBuildSelect(b, dense, block_last, pf[0].last, "")};
     lower_gemm(L, A, ars, aks, nrows, Bm, depth, Out, accumulate, &m);
 }
 
