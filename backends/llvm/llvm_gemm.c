@@ -41,7 +41,7 @@ void lower_prefetch_line(Lower *L, const Prefetch *pf, LLVMValueRef line) {
     if (!pf->stride) {
         byte = smin(L, LLVMBuildMul(b, line, ci64(L, 64), ""), LLVMBuildSub(b, pf->bytes, ci64(L, 64), ""));
         byte = smax(L, byte, ci64(L, 0)); /* an empty region: its first byte */
-    } else { /* line >= 0, so byte is */
+    } else { /* rows apart: line and last are >= 0, so byte is */
         LLVMValueRef l = smin(L, line, pf->last);
         byte = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildLShr(b, l, pf->shift, ""), pf->stride, ""),
                             LLVMBuildMul(b, LLVMBuildAnd(b, l, pf->mask, ""), ci64(L, 64), ""), "");
@@ -160,10 +160,10 @@ void lower_gemm(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LL
  * back to back: pf[1]) or row by row (pf[0]), or not prefetching (pf
  * NULL).  One copy of the micro-kernel for both: the block is described as
  * rows apart - row 0 (shift and stride 0) of all its lines (mask all
- * ones) - by selects made once here, not per line.  The two copies there
- * were once (to keep the block's shorter address arithmetic) cost ~15% of
- * every compile; since the micro-kernel prefetches once per two steps of k
- * the longer arithmetic no longer shows. */
+ * ones) - by selects made once here, not per line.  Two copies (one with
+ * the block's shorter address arithmetic) cost ~15% of every compile; since
+ * the micro-kernel prefetches once per two steps of k the longer arithmetic
+ * no longer shows. */
 static void gemm_prefetching(Lower *L, LLVMValueRef dense, const Prefetch *pf, LLVMValueRef A, LLVMValueRef ars,
                              LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm, LLVMValueRef depth,
                              LLVMValueRef Out, int accumulate) {
