@@ -5,7 +5,9 @@
 # with `attnc run --backend interp`.  SIZES: B,H,Hkv,Lq,Lk,D,Dv; TILE: BQxBK.
 # Exit 0 agree, 1 fail, 77 (skipped) without nvcc or a GPU; $ATTNC_NVCC
 # names nvcc when set (empty: none).  Where nvcc exists but no GPU, the
-# kernel and the driver are still compiled (a compile error fails the test).
+# kernel and the driver are still compiled (a compile error fails the test),
+# unless ATTNC_GPU_SKIP_COMPILE is set (the sanitizer build: the compile is
+# nvcc's, which the gcc build already checks).
 #
 # ATTNC_GPU_DTYPE=f16|bf16 stores Q, K, V and O in that type on the GPU and
 # compares with the interpreter's `run --dtype` of it.
@@ -40,6 +42,9 @@ cp "$src/tests/cuda_gpu_driver.cu" "$src/middle/kernel_abi.h" "$src/base/half.h"
 cat > run <<RUN
 #!/usr/bin/env bash
 nvcc=\${ATTNC_NVCC:-\$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+if [ -n "\${ATTNC_GPU_SKIP_COMPILE:-}" ] && ! nvidia-smi -L 2>/dev/null | grep GPU >/dev/null; then
+  echo "no GPU (nvidia-smi -L): skipped before compiling (ATTNC_GPU_SKIP_COMPILE)"; exit 77
+fi
 "\$nvcc" -O2 -arch=native -I. -DATTNC_LAUNCH=${variant}_cuda_launch -o driver cuda_gpu_driver.cu k.cu >nvcc.log 2>&1 ||
   "\$nvcc" -O2 -I. -DATTNC_LAUNCH=${variant}_cuda_launch -o driver cuda_gpu_driver.cu k.cu >>nvcc.log 2>&1 ||
   { cat nvcc.log; exit 1; }
