@@ -6,8 +6,8 @@
 # Exit 0 agree, 1 fail, 77 (skipped) without nvcc or a GPU; $ATTNC_NVCC
 # names nvcc when set (empty: none).  Where nvcc exists but no GPU, the
 # kernel and the driver are still compiled (a compile error fails the test),
-# unless ATTNC_GPU_SKIP_COMPILE is set (the sanitizer build: the compile is
-# nvcc's, which the gcc build already checks).
+# unless ATTNC_GPU_SKIP_COMPILE is set (tests/cuda.cmake sets it for all but
+# three cases, and for all in the sanitizer build).
 #
 # ATTNC_GPU_DTYPE=f16|bf16 stores Q, K, V and O in that type on the GPU and
 # compares with the interpreter's `run --dtype` of it.
