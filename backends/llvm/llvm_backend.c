@@ -165,15 +165,13 @@ static LLVMErrorRef define_runtime_symbols(LLVMOrcJITDylibRef jd) {
     return e;
 }
 
-/* ATTNC_LLVM_PERF=1: the JIT's object layer, RuntimeDyld with LLVM's perf listener, which writes
- * jit-PID.dump for `perf record -k 1` + `perf inject --jit` (README): kernels get names and
- * instructions in perf's reports.  NULL (the JIT then fails to build) when LLVM has no perf support. */
+/* ATTNC_LLVM_PERF=1: the JIT's object layer, RuntimeDyld with LLVM's perf listener (ctx, made once by
+ * init_once), which writes jit-PID.dump for `perf record -k 1` + `perf inject --jit` (README): kernels
+ * get names and instructions in perf's reports. */
 static LLVMOrcObjectLayerRef perf_object_layer(void *ctx, LLVMOrcExecutionSessionRef es, const char *triple) {
-    (void)ctx, (void)triple;
-    LLVMJITEventListenerRef perf = LLVMCreatePerfJITEventListener();
-    if (!perf) return NULL;
+    (void)triple;
     LLVMOrcObjectLayerRef layer = LLVMOrcCreateRTDyldObjectLinkingLayerWithSectionMemoryManager(es);
-    LLVMOrcRTDyldObjectLinkingLayerRegisterJITEventListener(layer, perf);
+    LLVMOrcRTDyldObjectLinkingLayerRegisterJITEventListener(layer, (LLVMJITEventListenerRef)ctx);
     return layer;
 }
 
@@ -222,12 +220,13 @@ static void init_once(void) {
         return;
     }
     if (perf && !strcmp(perf, "1")) {
-        if (!LLVMCreatePerfJITEventListener()) {
+        LLVMJITEventListenerRef listener = LLVMCreatePerfJITEventListener(); /* NULL: LLVM built without it */
+        if (!listener) {
             snprintf(G.init_error, sizeof G.init_error, "ATTNC_LLVM_PERF=1: this LLVM was built without perf support");
             LLVMOrcDisposeLLJITBuilder(builder);
             return;
         }
-        LLVMOrcLLJITBuilderSetObjectLinkingLayerCreator(builder, perf_object_layer, NULL);
+        LLVMOrcLLJITBuilderSetObjectLinkingLayerCreator(builder, perf_object_layer, listener);
     }
     LLVMErrorRef e = LLVMOrcCreateLLJIT(&G.jit, builder);
     if (e) {

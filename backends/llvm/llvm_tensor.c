@@ -151,19 +151,22 @@ void lower_elem_switch(Lower *L, LLVMValueRef elem, void (*body)(Lower *, void *
     LLVMPositionBuilderAtEnd(L->bd, join);
 }
 
-/* One row of n 16-bit elements at `from` into n floats at `to`: whole
- * vectors, then the rest one by one. */
+/* One row of n elements of `elem` at `from` into n floats at `to` (widened
+ * unless float32): whole vectors, then the rest one by one. */
 static void convert_row(Lower *L, int elem, LLVMValueRef from, LLVMValueRef n, LLVMValueRef to) {
     LLVMBuilderRef b = L->bd;
-    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
-    LLVMTypeRef vi16 = LLVMVectorType(i16, (unsigned)L->W);
+    LLVMTypeRef t = elem == ELEM_F32 ? L->f32 : LLVMInt16TypeInContext(L->ctx);
+    LLVMTypeRef vt = LLVMVectorType(t, (unsigned)L->W);
+    unsigned align = elem == ELEM_F32 ? 4 : 2;
     Loop lv;
     LLVMValueRef i = loop_begin(L, &lv, ci64(L, 0), LLVMBuildSub(b, n, ci64(L, L->W - 1), ""), ci64(L, L->W), "cvt.vec");
-    store_fvec(L, lower_widen(L, load(L, vi16, gep(L, i16, from, i), 2), elem), to, i);
+    LLVMValueRef v = load(L, vt, gep(L, t, from, i), align);
+    store_fvec(L, elem == ELEM_F32 ? v : lower_widen(L, v, elem), to, i);
     loop_end(L, &lv);
     Loop ls;
     LLVMValueRef j = loop_begin(L, &ls, lv.i, n, ci64(L, 1), "cvt.tail");
-    store(L, lower_widen(L, load(L, i16, gep(L, i16, from, j), 2), elem), gep(L, L->f32, to, j), 4);
+    LLVMValueRef x = load(L, t, gep(L, t, from, j), align);
+    store(L, elem == ELEM_F32 ? x : lower_widen(L, x, elem), gep(L, L->f32, to, j), 4);
     loop_end(L, &ls);
 }
 
@@ -171,16 +174,20 @@ typedef struct ConvertRows {
     LLVMValueRef src, stride, rows, n, dst;
 } ConvertRows;
 
-static void convert_rows_of(Lower *L, void *ctx, int elem) {
-    const ConvertRows *c = ctx;
-    if (elem == ELEM_F32) return; /* read in place by the caller */
+/* dst row j = convert_row(src row j), rows `stride` elements of `elem` apart. */
+static void rows_as_floats(Lower *L, const ConvertRows *c, int elem) {
     LLVMBuilderRef b = L->bd;
-    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
+    LLVMTypeRef t = elem == ELEM_F32 ? L->f32 : LLVMInt16TypeInContext(L->ctx);
     Loop lr;
     LLVMValueRef j = loop_begin(L, &lr, ci64(L, 0), c->rows, ci64(L, 1), "cvt.rows");
-    convert_row(L, elem, gep(L, i16, c->src, LLVMBuildMul(b, j, c->stride, "")), c->n,
+    convert_row(L, elem, gep(L, t, c->src, LLVMBuildMul(b, j, c->stride, "")), c->n,
                 gep(L, L->f32, c->dst, LLVMBuildMul(b, j, c->n, "")));
     loop_end(L, &lr);
+}
+
+static void convert_rows_of(Lower *L, void *ctx, int elem) {
+    if (elem == ELEM_F32) return; /* read in place by the caller */
+    rows_as_floats(L, ctx, elem);
 }
 
 void lower_convert_rows(Lower *L, LLVMValueRef elem, LLVMValueRef src, LLVMValueRef stride, LLVMValueRef rows,
@@ -191,20 +198,8 @@ void lower_convert_rows(Lower *L, LLVMValueRef elem, LLVMValueRef src, LLVMValue
 
 void lower_copy_rows_f32(Lower *L, LLVMValueRef src, LLVMValueRef stride, LLVMValueRef rows, LLVMValueRef n,
                          LLVMValueRef dst) {
-    LLVMBuilderRef b = L->bd;
-    Loop lr;
-    LLVMValueRef j = loop_begin(L, &lr, ci64(L, 0), rows, ci64(L, 1), "copy.rows");
-    LLVMValueRef from = gep(L, L->f32, src, LLVMBuildMul(b, j, stride, ""));
-    LLVMValueRef to = gep(L, L->f32, dst, LLVMBuildMul(b, j, n, ""));
-    Loop lv;
-    LLVMValueRef i = loop_begin(L, &lv, ci64(L, 0), LLVMBuildSub(b, n, ci64(L, L->W - 1), ""), ci64(L, L->W), "copy.vec");
-    store_fvec(L, load_fvec(L, from, i), to, i);
-    loop_end(L, &lv);
-    Loop ls;
-    LLVMValueRef k = loop_begin(L, &ls, lv.i, n, ci64(L, 1), "copy.tail");
-    store(L, load(L, L->f32, gep(L, L->f32, from, k), 4), gep(L, L->f32, to, k), 4);
-    loop_end(L, &ls);
-    loop_end(L, &lr);
+    ConvertRows c = {src, stride, rows, n, dst};
+    rows_as_floats(L, &c, ELEM_F32);
 }
 
 LLVMValueRef lower_page_offset(Lower *L, LLVMValueRef kv_page, LLVMValueRef page_rows, LLVMValueRef page_stride,
