@@ -186,7 +186,11 @@ static void gemm_prefetching(Lower *L, LLVMValueRef dense, const Prefetch *pf, L
  * packed heads of one query row) as G = W/4 groups of 4 lanes, so that one
  * FMA does G elements of K or V for the 4 rows, not one element for W lanes
  * of which 4 are used.  Lane 4*g + r is row r of group g.  They read K and
- * V where the call holds them, f16 and bf16 too (no conversion pass). */
+ * V where the call holds them, f16 and bf16 too (no conversion pass): W
+ * elements at a time where they can (one load, one vcvtph2ps per register,
+ * then one in-lane shuffle per FMA), G at a time in the tails (a load, a
+ * shuffle and a conversion per FMA: 16-bit decode took 0.88 of float32's
+ * time for half the bytes). */
 
 /* A shuffle of a and c (both of n lanes or c NULL) by idx. */
 static LLVMValueRef shuffle(Lower *L, LLVMValueRef a, LLVMValueRef c, const int *idx, int n) {
@@ -236,6 +240,23 @@ static LLVMValueRef group_lanes(Lower *L, LLVMValueRef v, int g) {
     return shuffle(L, v, LLVMConstNull(L->vf32), idx, L->W);
 }
 
+/* A[at .. at+W) as W floats: one load and, for 16-bit elements, one
+ * conversion of the whole vector (vcvtph2ps per register). */
+static LLVMValueRef wide(Lower *L, const Quad *q, LLVMValueRef at) {
+    if (q->elem == ELEM_F32) return as_floats(L, load_n(L, q->A, at, L->W));
+    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
+    return lower_widen(L, load(L, LLVMVectorType(i16, (unsigned)L->W), gep(L, i16, q->A, at), 2), q->elem);
+}
+
+/* Element 4g + s of v over the 4 lanes of each group g: a shuffle within
+ * 128-bit lanes (one vpermilps), where spread's cross-lane one needed a
+ * load, a shuffle and a conversion per FMA. */
+static LLVMValueRef splat_groups(Lower *L, LLVMValueRef v, int s) {
+    int idx[64];
+    for (int l = 0; l < L->W; l++) idx[l] = 4 * (l / 4) + s;
+    return shuffle(L, v, NULL, idx, L->W);
+}
+
 /* Out[row][0..W) (=|+=) v: the rows' lanes 0..3, zeros in the others. */
 static void store_quad(Lower *L, const Quad *q, LLVMValueRef v, LLVMValueRef row) {
     LLVMValueRef at = LLVMBuildMul(L->bd, row, ci64(L, L->QB), "");
@@ -252,30 +273,62 @@ static void quad_prefetch(Lower *L, const Quad *q, int R, LLVMValueRef it) {
         lower_prefetch_line(L, q->pf, LLVMBuildAdd(L->bd, LLVMBuildMul(L->bd, it, ci64(L, n), ""), ci64(L, i), ""));
 }
 
-/* Along k (K: A's rows contiguous; G divides depth): per G values of k,
- * acc[i] lanes 4g + r += A[row i][k + g] * Bm[k + g][r]; then the groups
- * are summed into lanes 0..3, log2(G) shuffle-adds per row. */
-static void quad_rows_k(Lower *L, const Quad *q, int R, LLVMValueRef i0, int prefetch) {
+/* Bm's rows k + first + g*gap for g < G (lanes 0..3 of each, the 4 rows of
+ * the block) as one W-lane vector: lanes 4g + r. */
+static LLVMValueRef bm_group_rows(Lower *L, const Quad *q, LLVMValueRef k, int first, int gap) {
     LLVMBuilderRef b = L->bd;
-    int G = L->W / 4, idx[64];
-    LLVMValueRef acc[MAX_R];
-    for (int i = 0; i < R; i++) acc[i] = local(L, L->vf32, LLVMConstNull(L->vf32));
-    Loop lk;
-    LLVMValueRef k = loop_begin(L, &lk, ci64(L, 0), q->depth, ci64(L, G), "quad.k");
+    int idx[64];
     LLVMValueRef part[16];
-    for (int g = 0; g < G; g++)
-        part[g] = load_n(L, q->Bm, LLVMBuildMul(b, LLVMBuildAdd(b, k, ci64(L, g), ""), ci64(L, L->QB), ""), 4);
+    for (int g = 0; g < L->W / 4; g++)
+        part[g] = load_n(L, q->Bm, LLVMBuildMul(b, LLVMBuildAdd(b, k, ci64(L, first + g * gap), ""), ci64(L, L->QB), ""), 4);
     for (int n = 4; n < L->W; n *= 2) /* concatenate pairwise: 4-lane parts into one W-lane vector */
         for (int g = 0; g < L->W / (2 * n); g++) {
             for (int l = 0; l < 2 * n; l++) idx[l] = l;
             part[g] = shuffle(L, part[2 * g], part[2 * g + 1], idx, 2 * n);
         }
-    LLVMValueRef bq = as_floats(L, part[0]);
-    if (prefetch && q->pf)
-        quad_prefetch(L, q, R,
-                      LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSDiv(b, i0, ci64(L, R), ""),
-                                                   LLVMBuildSDiv(b, q->depth, ci64(L, G), ""), ""),
-                                   LLVMBuildSDiv(b, k, ci64(L, G), ""), ""));
+    return as_floats(L, part[0]);
+}
+
+/* The prefetch iteration of quad_rows_k's rows from i0 at k: G values of k
+ * of R rows each. */
+static LLVMValueRef quad_iteration(Lower *L, const Quad *q, int R, LLVMValueRef i0, LLVMValueRef k) {
+    LLVMBuilderRef b = L->bd;
+    int G = L->W / 4;
+    return LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSDiv(b, i0, ci64(L, R), ""), LLVMBuildSDiv(b, q->depth, ci64(L, G), ""), ""),
+                        LLVMBuildSDiv(b, k, ci64(L, G), ""), "");
+}
+
+/* Along k (K: A's rows contiguous; G divides depth): acc[i] lanes 4g + r
+ * += A[row i][k'] * Bm[k'][r] for G values k' of k per FMA; then the groups
+ * are summed into lanes 0..3, log2(G) shuffle-adds per row.  While W values
+ * of k remain, each row's W elements are loaded (and converted) once and
+ * split into 4 FMAs, the group g of FMA s taking k + 4g + s; then G at a
+ * time (spread). */
+static void quad_rows_k(Lower *L, const Quad *q, int R, LLVMValueRef i0, int prefetch) {
+    LLVMBuilderRef b = L->bd;
+    int G = L->W / 4, idx[64];
+    LLVMValueRef acc[MAX_R];
+    for (int i = 0; i < R; i++) acc[i] = local(L, L->vf32, LLVMConstNull(L->vf32));
+    LLVMValueRef wide_end = LLVMBuildSub(b, q->depth, LLVMBuildSRem(b, q->depth, ci64(L, L->W), ""), "quad.kw.end");
+    Loop lw;
+    LLVMValueRef kw = loop_begin(L, &lw, ci64(L, 0), wide_end, ci64(L, L->W), "quad.kw");
+    /* the 4 vectors of Q first, then row by row: 8 accumulators, 4 of Q and the row in registers (all rows
+     * first spilled on AVX2's 16) */
+    LLVMValueRef bq4[4];
+    for (int s4 = 0; s4 < 4; s4++) {
+        bq4[s4] = bm_group_rows(L, q, kw, s4, 4);
+        if (prefetch && q->pf)
+            quad_prefetch(L, q, R, quad_iteration(L, q, R, i0, LLVMBuildAdd(b, kw, ci64(L, s4 * G), "")));
+    }
+    for (int i = 0; i < R; i++) {
+        LLVMValueRef row = wide(L, q, LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), q->lda, ""), kw, ""));
+        for (int s4 = 0; s4 < 4; s4++) set(L, acc[i], fmuladd(L, splat_groups(L, row, s4), bq4[s4], get(L, L->vf32, acc[i])));
+    }
+    loop_end(L, &lw);
+    Loop lk;
+    LLVMValueRef k = loop_begin(L, &lk, wide_end, q->depth, ci64(L, G), "quad.k");
+    LLVMValueRef bq = bm_group_rows(L, q, k, 0, 1);
+    if (prefetch && q->pf) quad_prefetch(L, q, R, quad_iteration(L, q, R, i0, k));
     for (int i = 0; i < R; i++) {
         LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), q->lda, ""), k, "");
         set(L, acc[i], fmuladd(L, spread(L, q, at), bq, get(L, L->vf32, acc[i])));
@@ -291,12 +344,14 @@ static void quad_rows_k(Lower *L, const Quad *q, int R, LLVMValueRef i0, int pre
     }
 }
 
-/* Along rows (V: A's rows adjacent; G divides the rows): acc[i] lanes
- * 4g + r += A[row i*G + g][k] * Bm[k][r] for every k; group g is then row
- * i*G + g's lanes 0..3. */
+/* Along rows (V: A's rows adjacent; G divides the rows): for every k, the
+ * R*G rows from i0 of A's row k times Bm[k][r].  With R a multiple of 4,
+ * the rows are W-lane vectors loaded (and converted) once each and split
+ * into 4 FMAs: acc[4u + s] lanes 4g + r hold row i0 + u*W + 4g + s.  Else
+ * (the tail, R = 1) acc[i] group g holds row i0 + i*G + g (spread). */
 static void quad_rows_r(Lower *L, const Quad *q, int R, LLVMValueRef i0, int prefetch) {
     LLVMBuilderRef b = L->bd;
-    int G = L->W / 4, idx[64];
+    int G = L->W / 4, idx[64], whole = R % 4 == 0;
     LLVMValueRef acc[MAX_R];
     for (int i = 0; i < R; i++) acc[i] = local(L, L->vf32, LLVMConstNull(L->vf32));
     Loop lk;
@@ -308,14 +363,21 @@ static void quad_rows_r(Lower *L, const Quad *q, int R, LLVMValueRef i0, int pre
         quad_prefetch(L, q, R,
                       LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSDiv(b, i0, ci64(L, R * G), ""), q->depth, ""), k, ""));
     LLVMValueRef kofs = LLVMBuildMul(b, k, q->lda, "");
-    for (int i = 0; i < R; i++) {
+    for (int u = 0; whole && u < R / 4; u++) {
+        LLVMValueRef v = wide(L, q, LLVMBuildAdd(b, LLVMBuildAdd(b, i0, ci64(L, (int64_t)u * L->W), ""), kofs, ""));
+        for (int s4 = 0; s4 < 4; s4++)
+            set(L, acc[4 * u + s4], fmuladd(L, splat_groups(L, v, s4), bq, get(L, L->vf32, acc[4 * u + s4])));
+    }
+    for (int i = 0; !whole && i < R; i++) {
         LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildAdd(b, i0, ci64(L, i * G), ""), kofs, "");
         set(L, acc[i], fmuladd(L, spread(L, q, at), bq, get(L, L->vf32, acc[i])));
     }
     loop_end(L, &lk);
     for (int i = 0; i < R; i++)
-        for (int g = 0; g < G; g++)
-            store_quad(L, q, group_lanes(L, get(L, L->vf32, acc[i]), g), LLVMBuildAdd(b, i0, ci64(L, i * G + g), ""));
+        for (int g = 0; g < G; g++) {
+            int64_t r = whole ? (int64_t)(i / 4) * L->W + 4 * g + i % 4 : (int64_t)i * G + g;
+            store_quad(L, q, group_lanes(L, get(L, L->vf32, acc[i]), g), LLVMBuildAdd(b, i0, ci64(L, r), ""));
+        }
 }
 
 /* All nrows rows: blocks of 8 rows (along k) or 8 groups of G rows (along
