@@ -24,7 +24,7 @@ if(ATTNC_HAVE_TCC_JIT)
       file(MAKE_DIRECTORY ${work})
       add_test(NAME cgen/aot/${name} COMMAND test_cgen ${spec} ${ARGN} --aot $<TARGET_FILE:attnc> cc ${work})
       if(NOT name MATCHES "^(causal_br_gqa|low_rank|fault_oob_index|nested_sums)$") # -O2: those four (CI's time)
-        set_tests_properties(cgen/aot/${name} PROPERTIES ENVIRONMENT ATTNC_AOT_OPT=-O1)
+        set_tests_properties(cgen/aot/${name} PROPERTIES ENVIRONMENT ATTNC_AOT_OPT=-O0)
       endif()
     endif()
   endfunction()
@@ -132,10 +132,11 @@ if(ATTNC_HAVE_TCC_JIT)
       file(MAKE_DIRECTORY ${work})
       add_test(NAME cgen/aot/example/${base}/${variant}
                COMMAND test_cgen ${file} --variant ${variant} ${args} --aot $<TARGET_FILE:attnc> cc ${work})
-      # cc -O1 outside the representative set and the v2 examples (-O2 took ~1.7x as long: ~90 s of CI's
-      # CPU over every example; what -O2 could expose in the emitted C, the representative set still meets)
+      # cc -O0 outside the representative set and the v2 examples (-O2 took ~1.7x as long as -O1, -O1 ~1.8x as
+      # long as -O0: ~150 s of CI's CPU over every example and case; what the optimiser could expose in the
+      # emitted C (and -Wall's maybe-uninitialized, which needs it), the representative set still meets at -O2)
       if(NOT file IN_LIST ATTNC_REPRESENTATIVE_EXAMPLES AND NOT file IN_LIST examples)
-        set_tests_properties(cgen/aot/example/${base}/${variant} PROPERTIES ENVIRONMENT ATTNC_AOT_OPT=-O1)
+        set_tests_properties(cgen/aot/example/${base}/${variant} PROPERTIES ENVIRONMENT ATTNC_AOT_OPT=-O0)
       endif()
     endforeach()
   endforeach()

@@ -12,6 +12,15 @@ if(ATTNC_HAVE_LLVM_BACKEND)
     add_test(NAME llvm/differential COMMAND test_llvm)
     set_tests_properties(llvm/differential PROPERTIES SKIP_RETURN_CODE 77)
   endif()
+  # compile, run and free 10 kernels through a cache of 4 (evictions, recompiles; leaks show in the sanitizer
+  # build): the cache's own size (32) took 44 compiles, ~40 s of CI's CPU
+  add_test(NAME llvm/cache-cycles COMMAND test_llvm --cycles 10)
+  set_tests_properties(llvm/cache-cycles PROPERTIES SKIP_RETURN_CODE 77 ENVIRONMENT ATTNC_LLVM_IDLE_KERNELS=4)
+  # a cache size not a count is refused by name (exit 3)
+  add_test(NAME llvm/idle-kernels-refused COMMAND bash -c "set -u
+    out=$(ATTNC_LLVM_IDLE_KERNELS=lots $0 bench $1 --variant causal_top_left --backend llvm --shape B=1,H=1,Lq=16,Lk=16,D=8 2>&1)
+    [ $? = 3 ] && [ \"$out\" = \"attnc: ATTNC_LLVM_IDLE_KERNELS must be a count from 0 to 4096, not 'lots'\" ] || { echo \"$out\"; exit 1; }"
+    $<TARGET_FILE:attnc> ${PROJECT_SOURCE_DIR}/examples/causal.attn)
 
   # The inline math (exp, exp2, log, log2, tanh, sigmoid, erf) element by
   # element against double libm, within the documented relative errors.

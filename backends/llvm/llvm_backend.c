@@ -8,7 +8,7 @@
  * serialisation of the plan (every IR node, root and plan field), the vector
  * width and the host CPU name and features: compiling the same spec with the
  * same options twice returns the first result.  Unreferenced entries stay
- * cached (up to MAX_IDLE, least recently used dropped first), so compile,
+ * cached (up to MAX_IDLE or $ATTNC_LLVM_IDLE_KERNELS, least recently used dropped first), so compile,
  * free, compile again is free too.  One mutex guards the JIT and the cache;
  * each compile builds its module in its own LLVMContext.
  *
@@ -89,14 +89,15 @@ static struct {
     LLVMOrcLLJITRef jit;
     LLVMTargetMachineRef tm; /* for the O3 pipeline of JIT compiles (used under lock) */
     char passes[1024];       /* that pipeline: "default<O3>", or $ATTNC_LLVM_PASSES (README) */
+    int max_idle;            /* unreferenced kernels kept: MAX_IDLE, or $ATTNC_LLVM_IDLE_KERNELS (README) */
     LLVMCodeGenOptLevel codegen; /* the code generator's level: Aggressive, or $ATTNC_LLVM_CODEGEN (README) */
     char init_error[400];
     CacheEntry *entries;
     uint64_t clock;  /* for least-recently-used eviction */
     unsigned serial; /* unique symbol names within the one JITDylib */
     unsigned long built; /* versions built, for tests (llvm_versions_built) */
-} G = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, 0, NULL, NULL, "", LLVMCodeGenLevelAggressive, "",
-       NULL, 0, 0, 0};
+} G = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, 0, NULL, NULL, "", MAX_IDLE, LLVMCodeGenLevelAggressive,
+       "", NULL, 0, 0, 0};
 
 /* The message of an LLVMErrorRef (which this consumes) into buf. */
 static void error_text(LLVMErrorRef e, char *buf, size_t n) {
@@ -191,6 +192,19 @@ static void init_once(void) {
     if (snprintf(G.passes, sizeof G.passes, "%s", passes && *passes ? passes : "default<O3>") >= (int)sizeof G.passes) {
         snprintf(G.init_error, sizeof G.init_error, "ATTNC_LLVM_PASSES is longer than %zu characters", sizeof G.passes - 1);
         return;
+    }
+    /* the cache's size (a test of eviction needs fewer compiles with a smaller one) */
+    const char *idle = getenv("ATTNC_LLVM_IDLE_KERNELS");
+    G.max_idle = MAX_IDLE;
+    if (idle && *idle) {
+        char *end;
+        long n = strtol(idle, &end, 10);
+        if (*end || n < 0 || n > 4096) {
+            snprintf(G.init_error, sizeof G.init_error, "ATTNC_LLVM_IDLE_KERNELS must be a count from 0 to 4096, not '%.40s'",
+                     idle);
+            return;
+        }
+        G.max_idle = (int)n;
     }
     /* the same for the code generator: 0 (LLVM's -O0: fast instruction selection and register allocation) to 3 */
     const char *codegen = getenv("ATTNC_LLVM_CODEGEN");
@@ -625,7 +639,7 @@ static void entry_free(CacheEntry *ce) {
     free(ce);
 }
 
-/* Drop the least recently used unreferenced entries beyond MAX_IDLE (G.lock held). */
+/* Drop the least recently used unreferenced entries beyond G.max_idle (G.lock held). */
 static void evict_idle(void) {
     for (;;) {
         int idle = 0;
@@ -635,7 +649,7 @@ static void evict_idle(void) {
                 idle++;
                 if (!oldest || (*pp)->last_use < (*oldest)->last_use) oldest = pp;
             }
-        if (idle <= MAX_IDLE) return;
+        if (idle <= G.max_idle) return;
         CacheEntry *ce = *oldest;
         *oldest = ce->next;
         entry_free(ce);
