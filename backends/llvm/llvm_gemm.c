@@ -264,10 +264,10 @@ static void store_quad(Lower *L, const Quad *q, LLVMValueRef v, LLVMValueRef row
     store_fvec(L, v, q->Out, at);
 }
 
-/* The prefetches of inner iteration `it`, which reads R*G elements of A:
+/* The prefetches of inner iteration `it`, which reads `elems` elements of A:
  * lines it*n .. it*n + n - 1 with n = their bytes / 64 (at least 1). */
-static void quad_prefetch(Lower *L, const Quad *q, int R, LLVMValueRef it) {
-    int n = R * L->W / 4 * (q->elem == ELEM_F32 ? 4 : 2) / 64;
+static void quad_prefetch(Lower *L, const Quad *q, int elems, LLVMValueRef it) {
+    int n = elems * (q->elem == ELEM_F32 ? 4 : 2) / 64;
     if (n < 1) n = 1;
     for (int i = 0; i < n; i++)
         lower_prefetch_line(L, q->pf, LLVMBuildAdd(L->bd, LLVMBuildMul(L->bd, it, ci64(L, n), ""), ci64(L, i), ""));
@@ -315,11 +315,12 @@ static void quad_rows_k(Lower *L, const Quad *q, int R, LLVMValueRef i0, int pre
     /* the 4 vectors of Q first, then row by row: 8 accumulators, 4 of Q and the row in registers (all rows
      * first spilled on AVX2's 16) */
     LLVMValueRef bq4[4];
-    for (int s4 = 0; s4 < 4; s4++) {
-        bq4[s4] = bm_group_rows(L, q, kw, s4, 4);
-        if (prefetch && q->pf)
-            quad_prefetch(L, q, R, quad_iteration(L, q, R, i0, LLVMBuildAdd(b, kw, ci64(L, s4 * G), "")));
-    }
+    for (int s4 = 0; s4 < 4; s4++) bq4[s4] = bm_group_rows(L, q, kw, s4, 4);
+    if (prefetch && q->pf) /* R*W elements an iteration: one call (each costs ~10 instructions of address) */
+        quad_prefetch(L, q, R * L->W,
+                      LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSDiv(b, i0, ci64(L, R), ""),
+                                                   LLVMBuildSDiv(b, q->depth, ci64(L, L->W), ""), ""),
+                                   LLVMBuildSDiv(b, kw, ci64(L, L->W), ""), ""));
     for (int i = 0; i < R; i++) {
         LLVMValueRef row = wide(L, q, LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), q->lda, ""), kw, ""));
         for (int s4 = 0; s4 < 4; s4++) set(L, acc[i], fmuladd(L, splat_groups(L, row, s4), bq4[s4], get(L, L->vf32, acc[i])));
@@ -328,7 +329,7 @@ static void quad_rows_k(Lower *L, const Quad *q, int R, LLVMValueRef i0, int pre
     Loop lk;
     LLVMValueRef k = loop_begin(L, &lk, wide_end, q->depth, ci64(L, G), "quad.k");
     LLVMValueRef bq = bm_group_rows(L, q, k, 0, 1);
-    if (prefetch && q->pf) quad_prefetch(L, q, R, quad_iteration(L, q, R, i0, k));
+    if (prefetch && q->pf) quad_prefetch(L, q, R * G, quad_iteration(L, q, R, i0, k));
     for (int i = 0; i < R; i++) {
         LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), q->lda, ""), k, "");
         set(L, acc[i], fmuladd(L, spread(L, q, at), bq, get(L, L->vf32, acc[i])));
@@ -344,6 +345,27 @@ static void quad_rows_k(Lower *L, const Quad *q, int R, LLVMValueRef i0, int pre
     }
 }
 
+/* One k of quad_rows_r: acc (=) += A's row k from i0 times Bm[k][0..3]. */
+static void quad_kv_step(Lower *L, const Quad *q, int R, LLVMValueRef i0, LLVMValueRef k, LLVMValueRef *acc) {
+    LLVMBuilderRef b = L->bd;
+    int G = L->W / 4, idx[64];
+    for (int l = 0; l < L->W; l++) idx[l] = l % 4;
+    LLVMValueRef row = load_n(L, q->Bm, LLVMBuildMul(b, k, ci64(L, L->QB), ""), 4);
+    LLVMValueRef bq = as_floats(L, shuffle(L, row, NULL, idx, L->W));
+    LLVMValueRef kofs = LLVMBuildMul(b, k, q->lda, "");
+    if (R % 4 == 0)
+        for (int u = 0; u < R / 4; u++) {
+            LLVMValueRef v = wide(L, q, LLVMBuildAdd(b, LLVMBuildAdd(b, i0, ci64(L, (int64_t)u * L->W), ""), kofs, ""));
+            for (int s4 = 0; s4 < 4; s4++)
+                set(L, acc[4 * u + s4], fmuladd(L, splat_groups(L, v, s4), bq, get(L, L->vf32, acc[4 * u + s4])));
+        }
+    else
+        for (int i = 0; i < R; i++) {
+            LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildAdd(b, i0, ci64(L, i * G), ""), kofs, "");
+            set(L, acc[i], fmuladd(L, spread(L, q, at), bq, get(L, L->vf32, acc[i])));
+        }
+}
+
 /* Along rows (V: A's rows adjacent; G divides the rows): for every k, the
  * R*G rows from i0 of A's row k times Bm[k][r].  With R a multiple of 4,
  * the rows are W-lane vectors loaded (and converted) once each and split
@@ -351,28 +373,26 @@ static void quad_rows_k(Lower *L, const Quad *q, int R, LLVMValueRef i0, int pre
  * (the tail, R = 1) acc[i] group g holds row i0 + i*G + g (spread). */
 static void quad_rows_r(Lower *L, const Quad *q, int R, LLVMValueRef i0, int prefetch) {
     LLVMBuilderRef b = L->bd;
-    int G = L->W / 4, idx[64], whole = R % 4 == 0;
+    int G = L->W / 4, whole = R % 4 == 0;
     LLVMValueRef acc[MAX_R];
     for (int i = 0; i < R; i++) acc[i] = local(L, L->vf32, LLVMConstNull(L->vf32));
-    Loop lk;
-    LLVMValueRef k = loop_begin(L, &lk, ci64(L, 0), q->depth, ci64(L, 1), "quad.kv");
-    for (int l = 0; l < L->W; l++) idx[l] = l % 4;
-    LLVMValueRef row = load_n(L, q->Bm, LLVMBuildMul(b, k, ci64(L, L->QB), ""), 4);
-    LLVMValueRef bq = as_floats(L, shuffle(L, row, NULL, idx, L->W));
+    /* two values of k an iteration, one prefetch call for both (its address costs ~10 instructions, a quarter
+     * of the 16-bit loop's), then the last k alone */
+    LLVMValueRef pairs_end = LLVMBuildAnd(b, q->depth, ci64(L, -2), "quad.kv2.end");
+    Loop l2;
+    LLVMValueRef k = loop_begin(L, &l2, ci64(L, 0), pairs_end, ci64(L, 2), "quad.kv2");
     if (prefetch && q->pf)
-        quad_prefetch(L, q, R,
-                      LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSDiv(b, i0, ci64(L, R * G), ""), q->depth, ""), k, ""));
-    LLVMValueRef kofs = LLVMBuildMul(b, k, q->lda, "");
-    for (int u = 0; whole && u < R / 4; u++) {
-        LLVMValueRef v = wide(L, q, LLVMBuildAdd(b, LLVMBuildAdd(b, i0, ci64(L, (int64_t)u * L->W), ""), kofs, ""));
-        for (int s4 = 0; s4 < 4; s4++)
-            set(L, acc[4 * u + s4], fmuladd(L, splat_groups(L, v, s4), bq, get(L, L->vf32, acc[4 * u + s4])));
-    }
-    for (int i = 0; !whole && i < R; i++) {
-        LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildAdd(b, i0, ci64(L, i * G), ""), kofs, "");
-        set(L, acc[i], fmuladd(L, spread(L, q, at), bq, get(L, L->vf32, acc[i])));
-    }
-    loop_end(L, &lk);
+        quad_prefetch(L, q, 2 * R * G,
+                      LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSDiv(b, i0, ci64(L, R * G), ""),
+                                                   LLVMBuildSDiv(b, LLVMBuildAdd(b, q->depth, ci64(L, 1), ""), ci64(L, 2), ""), ""),
+                                   LLVMBuildSDiv(b, k, ci64(L, 2), ""), ""));
+    quad_kv_step(L, q, R, i0, k, acc);
+    quad_kv_step(L, q, R, i0, LLVMBuildAdd(b, k, ci64(L, 1), ""), acc);
+    loop_end(L, &l2);
+    Loop l1;
+    k = loop_begin(L, &l1, pairs_end, q->depth, ci64(L, 1), "quad.kv");
+    quad_kv_step(L, q, R, i0, k, acc);
+    loop_end(L, &l1);
     for (int i = 0; i < R; i++)
         for (int g = 0; g < G; g++) {
             int64_t r = whole ? (int64_t)(i / 4) * L->W + 4 * g + i % 4 : (int64_t)i * G + g;
