@@ -242,11 +242,7 @@ static LLVMValueRef group_lanes(Lower *L, LLVMValueRef v, int g) {
 
 /* A[at .. at+W) as W floats: one load and, for 16-bit elements, one
  * conversion of the whole vector (vcvtph2ps per register). */
-static LLVMValueRef wide(Lower *L, const Quad *q, LLVMValueRef at) {
-    if (q->elem == ELEM_F32) return as_floats(L, load_n(L, q->A, at, L->W));
-    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx);
-    return lower_widen(L, load(L, LLVMVectorType(i16, (unsigned)L->W), gep(L, i16, q->A, at), 2), q->elem);
-}
+static LLVMValueRef wide(Lower *L, const Quad *q, LLVMValueRef at) { return lower_load_floats(L, q->elem, q->A, at); }
 
 /* Element 4g + s of v over the 4 lanes of each group g: a shuffle within
  * 128-bit lanes (one vpermilps), where spread's cross-lane one needed a
@@ -289,13 +285,12 @@ static LLVMValueRef bm_group_rows(Lower *L, const Quad *q, LLVMValueRef k, int f
     return as_floats(L, part[0]);
 }
 
-/* The prefetch iteration of quad_rows_k's rows from i0 at k: G values of k
- * of R rows each. */
-static LLVMValueRef quad_iteration(Lower *L, const Quad *q, int R, LLVMValueRef i0, LLVMValueRef k) {
+/* The index of the prefetch iteration at k of the block `block`, whose
+ * inner loop steps k by `step` over depth (the last step may be short). */
+static LLVMValueRef quad_iteration(Lower *L, const Quad *q, LLVMValueRef block, LLVMValueRef k, int step) {
     LLVMBuilderRef b = L->bd;
-    int G = L->W / 4;
-    return LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSDiv(b, i0, ci64(L, R), ""), LLVMBuildSDiv(b, q->depth, ci64(L, G), ""), ""),
-                        LLVMBuildSDiv(b, k, ci64(L, G), ""), "");
+    LLVMValueRef per_block = LLVMBuildSDiv(b, LLVMBuildAdd(b, q->depth, ci64(L, step - 1), ""), ci64(L, step), "");
+    return LLVMBuildAdd(b, LLVMBuildMul(b, block, per_block, ""), LLVMBuildSDiv(b, k, ci64(L, step), ""), "");
 }
 
 /* Along k (K: A's rows contiguous; G divides depth): acc[i] lanes 4g + r
@@ -317,10 +312,7 @@ static void quad_rows_k(Lower *L, const Quad *q, int R, LLVMValueRef i0, int pre
     LLVMValueRef bq4[4];
     for (int s4 = 0; s4 < 4; s4++) bq4[s4] = bm_group_rows(L, q, kw, s4, 4);
     if (prefetch && q->pf) /* R*W elements an iteration: one call (each costs ~10 instructions of address) */
-        quad_prefetch(L, q, R * L->W,
-                      LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSDiv(b, i0, ci64(L, R), ""),
-                                                   LLVMBuildSDiv(b, q->depth, ci64(L, L->W), ""), ""),
-                                   LLVMBuildSDiv(b, kw, ci64(L, L->W), ""), ""));
+        quad_prefetch(L, q, R * L->W, quad_iteration(L, q, LLVMBuildSDiv(b, i0, ci64(L, R), ""), kw, L->W));
     for (int i = 0; i < R; i++) {
         LLVMValueRef row = wide(L, q, LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), q->lda, ""), kw, ""));
         for (int s4 = 0; s4 < 4; s4++) set(L, acc[i], fmuladd(L, splat_groups(L, row, s4), bq4[s4], get(L, L->vf32, acc[i])));
@@ -329,7 +321,7 @@ static void quad_rows_k(Lower *L, const Quad *q, int R, LLVMValueRef i0, int pre
     Loop lk;
     LLVMValueRef k = loop_begin(L, &lk, wide_end, q->depth, ci64(L, G), "quad.k");
     LLVMValueRef bq = bm_group_rows(L, q, k, 0, 1);
-    if (prefetch && q->pf) quad_prefetch(L, q, R * G, quad_iteration(L, q, R, i0, k));
+    if (prefetch && q->pf) quad_prefetch(L, q, R * G, quad_iteration(L, q, LLVMBuildSDiv(b, i0, ci64(L, R), ""), k, G));
     for (int i = 0; i < R; i++) {
         LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), q->lda, ""), k, "");
         set(L, acc[i], fmuladd(L, spread(L, q, at), bq, get(L, L->vf32, acc[i])));
@@ -382,10 +374,7 @@ static void quad_rows_r(Lower *L, const Quad *q, int R, LLVMValueRef i0, int pre
     Loop l2;
     LLVMValueRef k = loop_begin(L, &l2, ci64(L, 0), pairs_end, ci64(L, 2), "quad.kv2");
     if (prefetch && q->pf)
-        quad_prefetch(L, q, 2 * R * G,
-                      LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSDiv(b, i0, ci64(L, R * G), ""),
-                                                   LLVMBuildSDiv(b, LLVMBuildAdd(b, q->depth, ci64(L, 1), ""), ci64(L, 2), ""), ""),
-                                   LLVMBuildSDiv(b, k, ci64(L, 2), ""), ""));
+        quad_prefetch(L, q, 2 * R * G, quad_iteration(L, q, LLVMBuildSDiv(b, i0, ci64(L, R * G), ""), k, 2));
     quad_kv_step(L, q, R, i0, k, acc);
     quad_kv_step(L, q, R, i0, LLVMBuildAdd(b, k, ci64(L, 1), ""), acc);
     loop_end(L, &l2);

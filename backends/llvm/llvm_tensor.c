@@ -151,17 +151,21 @@ void lower_elem_switch(Lower *L, LLVMValueRef elem, void (*body)(Lower *, void *
     LLVMPositionBuilderAtEnd(L->bd, join);
 }
 
+LLVMValueRef lower_load_floats(Lower *L, int elem, LLVMValueRef p, LLVMValueRef at) {
+    LLVMTypeRef t = elem == ELEM_F32 ? L->f32 : LLVMInt16TypeInContext(L->ctx);
+    LLVMValueRef v = load(L, LLVMVectorType(t, (unsigned)L->W), gep(L, t, p, at), elem == ELEM_F32 ? 4 : 2);
+    return elem == ELEM_F32 ? v : lower_widen(L, v, elem);
+}
+
 /* One row of n elements of `elem` at `from` into n floats at `to` (widened
  * unless float32): whole vectors, then the rest one by one. */
 static void convert_row(Lower *L, int elem, LLVMValueRef from, LLVMValueRef n, LLVMValueRef to) {
     LLVMBuilderRef b = L->bd;
     LLVMTypeRef t = elem == ELEM_F32 ? L->f32 : LLVMInt16TypeInContext(L->ctx);
-    LLVMTypeRef vt = LLVMVectorType(t, (unsigned)L->W);
     unsigned align = elem == ELEM_F32 ? 4 : 2;
     Loop lv;
     LLVMValueRef i = loop_begin(L, &lv, ci64(L, 0), LLVMBuildSub(b, n, ci64(L, L->W - 1), ""), ci64(L, L->W), "cvt.vec");
-    LLVMValueRef v = load(L, vt, gep(L, t, from, i), align);
-    store_fvec(L, elem == ELEM_F32 ? v : lower_widen(L, v, elem), to, i);
+    store_fvec(L, lower_load_floats(L, elem, from, i), to, i);
     loop_end(L, &lv);
     Loop ls;
     LLVMValueRef j = loop_begin(L, &ls, lv.i, n, ci64(L, 1), "cvt.tail");

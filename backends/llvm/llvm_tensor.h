@@ -16,6 +16,9 @@ LLVMValueRef lower_elem_bytes(Lower *L, LLVMValueRef elem);
 /* x (i16 or <W x i16>: f16 or bf16 bits) widened to float32, exactly. */
 LLVMValueRef lower_widen(Lower *L, LLVMValueRef x, int elem);
 
+/* W elements of elem (ELEM_*) at p[at] as W floats: one load, widened unless float32. */
+LLVMValueRef lower_load_floats(Lower *L, int elem, LLVMValueRef p, LLVMValueRef at);
+
 /* x (float or <W x float>) rounded to f16 or bf16 (nearest, ties to even; NaN
  * stays a quiet NaN), as its 16 bits (i16 or <W x i16>). */
 LLVMValueRef lower_narrow(Lower *L, LLVMValueRef x, int elem);
