@@ -70,7 +70,7 @@ done
 # ([pages, Hkv, 64, D], --page-layout hnd) against [B, Hkv, Lk, D] (bhld), on
 # 1 and 2 threads; vLLM's pages ([pages, 64, Hkv, D]) against [B, Lk, Hkv, D]
 # (blhd), 1 thread: a head's rows are Hkv * D elements apart there, which
-# decode reads about 3x slower
+# decode reads about 2x slower even in chunks (docs/decode.md)
 echo
 echo "| Lk | K,V | threads | layout | ms/call | K,V GB/s | of triad | paged / contiguous |"
 echo "|---|---|---|---|---|---|---|---|"

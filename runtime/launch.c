@@ -2,11 +2,12 @@
  * Requires: a Plan, a compiled tile function, a BoundCall.
  * Produces: O and LSE.  Chooses how the call is cut into work items
  * (docs/decode.md): how many query heads of one kv head an item packs as
- * rows (AttnCall.pack) and into how many kv splits the keys are cut when
- * the items are fewer than the threads (split-KV); builds the tile map
+ * rows (AttnCall.pack) and into how many kv splits the keys are cut: when
+ * the items are fewer than the threads (split-KV), and into chunks when
+ * the rows of several kv heads interleave (kv_chunks); builds the tile map
  * (one per split), fills the AttnCalls, orders the work items head by head
  * and heaviest first within a head (see order_items), runs them on the
- * thread pool, merges the splits' partial results (runtime/merge.c) and
+ * thread pool split by split, merges the splits' partial results (runtime/merge.c) and
  * turns a kernel's fault flag into the interpreter's precise error message.
  * When the plan can fault, or the keys are split, results go to private
  * buffers first, so a failed call leaves O and LSE untouched.  A caller
@@ -28,16 +29,17 @@
 #include "tensor_io.h"
 #include "threads.h"
 
-enum { MAX_SPLITS = 64 };
+enum { MAX_SPLITS = 256 };
 
 typedef struct Launch {
     const CompiledKernel *ck;
     const Plan *p;
     const BoundCall *bc;
     int splits;
-    AttnCall call[MAX_SPLITS]; /* one per kv split, each with its own tile map */
-    TileMap tm[MAX_SPLITS];
+    AttnCall *call; /* [splits]: one per kv split, each with its own tile map */
+    TileMap *tm;    /* [splits] */
     int64_t items;   /* work items per split */
+    int64_t per_run; /* items of one split in one pool run: items, or a head's q tiles with a GridHook */
     int64_t *order;  /* work items in the order they are handed out */
     int64_t first;   /* with a GridHook: the head's first entry of order (its items follow) */
     char *scratch;
@@ -79,18 +81,20 @@ void launch_set_layouts(AttnCall *c, const BoundCall *bc, int private_out, int f
     }
 }
 
-/* Work item i: split i % splits of item order[i / splits] (the splits of one
- * item run side by side: they share its Q rows). */
+/* Work item i of a pool run: split i / per_run of item order[first + i %
+ * per_run]: split by split, so that items reading one chunk of keys run
+ * together (kv_chunks). */
 static void run_item(void *ctx, int64_t i, int thread) {
     Launch *l = ctx;
-    const AttnCall *c = &l->call[i % l->splits];
-    int64_t item = l->order[l->first + i / l->splits];
+    int split = (int)(i / l->per_run);
+    const AttnCall *c = &l->call[split];
+    int64_t item = l->order[l->first + i % l->per_run];
     int64_t pack = c->pack > 1 ? c->pack : 1, heads = c->H / pack; /* items per b along h */
     int64_t qt = item % c->nqt, bh = item / c->nqt;
     AttnCall mine;
     if (l->it) { /* the item's own tensors: a copy of the call pointing at them */
         const void **td = l->tdata + (int64_t)thread * l->ntensors;
-        l->it->item(l->it->ctx, thread, (int)(i % l->splits), item, td);
+        l->it->item(l->it->ctx, thread, split, item, td);
         mine = *c;
         mine.tensor_data = td;
         c = &mine;
@@ -151,10 +155,43 @@ int launch_split_count(int64_t items, int64_t nkt, int threads, int max) {
     return s > max ? max : (int)s;
 }
 
-static int kv_splits(const Plan *p, const attnc_args *args, int64_t items, int64_t nkt,
-                     int threads, int flags) {
+/* kv chunks of about CHUNK_BYTES of K and V rows (all heads') when the rows
+ * of several kv heads interleave in K or V ([B, Lk, Hkv, D], vLLM's pages:
+ * stride[1] < stride[2]) and every item reads its kv head's keys once (one
+ * q tile: decode).  Such an item reads D elements of every Hkv * D, and
+ * alone it streams them at a third of the speed of a head-major cache: the
+ * lines of the other heads that the hardware brings along are gone before
+ * their items run.  Run split by split, the items of all kv heads read one
+ * chunk while it is in cache (docs/decode.md).  At most MAX_PART_BYTES of
+ * partial results. */
+enum { CHUNK_BYTES = 8 << 20, MAX_PART_BYTES = 32 << 20 };
+static atomic_llong chunk_bytes = CHUNK_BYTES;
+void launch_set_chunk_bytes(long long bytes) { atomic_store(&chunk_bytes, bytes > 0 ? bytes : CHUNK_BYTES); }
+
+static int64_t kv_chunks(const BoundCall *bc, int64_t nqt, int64_t bk, int64_t nkt) {
+    const BoundLayout *k = &bc->layout[BT_K], *v = &bc->layout[BT_V];
+    const attnc_sizes *sz = &bc->sz;
+    if (nqt != 1 || sz->Hkv < 2 || bk <= 0 || (k->stride[1] >= k->stride[2] && v->stride[1] >= v->stride[2])) return 1;
+    int64_t row_bytes = k->stride[2] * (k->elem == ATTNC_ELEM_F32 ? 4 : 2) + v->stride[2] * (v->elem == ATTNC_ELEM_F32 ? 4 : 2);
+    int64_t tiles = atomic_load(&chunk_bytes) / (row_bytes > 0 ? row_bytes : 1) / bk;
+    int64_t chunks = (nkt + (tiles > 1 ? tiles : 1) - 1) / (tiles > 1 ? tiles : 1);
+    int64_t part = sz->B * sz->H * sz->Lq * (sz->Dv + 1) * (int64_t)sizeof(float);
+    if (part > 0 && chunks > MAX_PART_BYTES / part) chunks = MAX_PART_BYTES / part;
+    return chunks;
+}
+
+static atomic_llong chunked_calls; /* launch_stats.h */
+long long launch_kv_chunked_calls(void) { return atomic_load(&chunked_calls); }
+
+static int kv_splits(const Plan *p, const BoundCall *bc, const attnc_args *args, int64_t items, int64_t nqt,
+                     int64_t nkt, int threads, int flags) {
     if ((flags & ATTNC_OPT_NO_KV_SPLIT) || (!p->softmax && args->lse)) return 1;
-    return launch_split_count(items, nkt, threads, MAX_SPLITS);
+    int64_t s = launch_split_count(items, nkt, threads, MAX_SPLITS), chunks = kv_chunks(bc, nqt, p->bk, nkt);
+    if (chunks > s) s = chunks;
+    if (s > nkt) s = nkt;
+    if (s > MAX_SPLITS) s = MAX_SPLITS;
+    if (chunks > 1) atomic_fetch_add(&chunked_calls, 1); /* into chunks, or into finer splits for the threads */
+    return s < 1 ? 1 : (int)s;
 }
 
 /* Merge rows [i * chunk, (i + 1) * chunk) of the splits into O and LSE. */
@@ -438,10 +475,13 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
     l->ck = ck, l->p = p, l->bc = bc;
     l->items = sz->B * (sz->H / pack) * full.nqt;
     if (threads <= 0) threads = pool_cores();
-    l->splits = kv_splits(p, args, l->items, full.nkt, threads, flags);
+    l->splits = kv_splits(p, bc, args, l->items, full.nqt, full.nkt, threads, flags);
+    l->per_run = gh ? full.nqt : l->items;
     int64_t total = l->items * l->splits;
     if (threads > total) threads = total > 0 ? (int)total : 1;
-    if (!private_buffers(l, args, full.check_faults && !gh, threads, &o, &lse)) {
+    l->call = calloc((size_t)l->splits, sizeof *l->call);
+    l->tm = calloc((size_t)l->splits, sizeof *l->tm);
+    if (!l->call || !l->tm || !private_buffers(l, args, full.check_faults && !gh, threads, &o, &lse)) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -521,7 +561,9 @@ done:
     launch_values_free(&vals);
     tile_map_free(&full);
     if (l) {
-        for (int s = 0; s < l->splits; s++) tile_map_free(&l->tm[s]);
+        for (int s = 0; l->tm && s < l->splits; s++) tile_map_free(&l->tm[s]);
+        free(l->tm);
+        free(l->call);
         free(l->order);
         free(l->tdata);
         free(l->scratch);

@@ -1,5 +1,6 @@
 /* launch_stats.h — what the runtime counts, for tests that must know a path
- * ran (the differential fuzzer's summary).  Requires nothing. */
+ * ran (the differential fuzzer's summary), and the one knob tests turn.
+ * Requires nothing. */
 #ifndef ATTNC_LAUNCH_STATS_H
 #define ATTNC_LAUNCH_STATS_H
 
@@ -8,5 +9,11 @@ long long launch_grid_calls(void);
 /* How many calls ran on a kernel's kept tile map (runtime/map_cache.c) that skips a tile or has a PARTIAL one (a
  * wrong kept map there changes O), in this process. */
 long long map_cache_masked_reuses(void);
+/* How many calls cut their keys into chunks (or finer splits) because rows of several kv heads interleave
+ * (runtime/launch.c: kv_chunks), in this process. */
+long long launch_kv_chunked_calls(void);
+/* The bytes of K and V rows a chunk of kv_chunks holds (0: the default, 8 MiB), so that tests reach many chunks
+ * with small shapes; for the whole process. */
+void launch_set_chunk_bytes(long long bytes);
 
 #endif

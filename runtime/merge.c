@@ -41,10 +41,10 @@ static void merge_softmax(int n, const float *o, int64_t o_step, const float *ls
         *out_lse = (float)m;
         return;
     }
-    double w[64], sum = 0; /* the weights, kept when they fit (the common case) */
+    double w[256], sum = 0; /* the weights, kept when they fit (the common case) */
     for (int i = 0; i < n; i++) {
         double wi = part_weight(lse[i * lse_step], m);
-        if (i < 64) w[i] = wi;
+        if (i < 256) w[i] = wi;
         sum += wi;
     }
     /* element d of every part is read before out[d] is written: out may be part 0 */
@@ -52,7 +52,7 @@ static void merge_softmax(int n, const float *o, int64_t o_step, const float *ls
         double acc = 0;
         for (int i = 0; i < n; i++) {
             if (lse[i * lse_step] == -INFINITY) continue; /* empty: its O is not read */
-            acc += (i < 64 ? w[i] : part_weight(lse[i * lse_step], m)) * (double)o[i * o_step + d];
+            acc += (i < 256 ? w[i] : part_weight(lse[i * lse_step], m)) * (double)o[i * o_step + d];
         }
         out[d] = (float)(acc / sum);
     }

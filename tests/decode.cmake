@@ -4,6 +4,7 @@
 add_executable(test_decode ${PROJECT_SOURCE_DIR}/tests/test_decode.c)
 target_compile_options(test_decode PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(test_decode PRIVATE attnc_test_support)
+target_include_directories(test_decode PRIVATE ${PROJECT_SOURCE_DIR}/runtime) # launch_stats.h: --long's chunks
 
 set(ATTNC_DECODE_BACKENDS refplan)
 if(ATTNC_HAVE_TCC_JIT)
@@ -17,5 +18,23 @@ foreach(example ${ATTNC_CHECKED_EXAMPLES}) # every example; a representative set
   foreach(backend ${ATTNC_DECODE_BACKENDS})
     add_test(NAME decode/${name}/${backend} COMMAND test_decode ${example} --backend ${backend})
     set_tests_properties(decode/${name}/${backend} PROPERTIES SKIP_RETURN_CODE 77)
+  endforeach()
+endforeach()
+# K and V as [B, Lk, Hkv, D] views and vLLM's pages with 700 keys: rows of
+# all kv heads interleave, so the keys are cut into chunks run one after
+# another (runtime/launch.c: kv_chunks); the representative examples
+# (cuda-emu, whose emulated kernel is slow at this size, on two of them;
+# under the sanitizers, which check the runtime's chunks and merges, causal)
+foreach(example ${ATTNC_REPRESENTATIVE_EXAMPLES})
+  get_filename_component(name ${example} NAME_WE)
+  if(ATTNC_SANITIZE AND NOT name STREQUAL "causal")
+    continue()
+  endif()
+  foreach(backend ${ATTNC_DECODE_BACKENDS})
+    if(backend STREQUAL "cuda-emu" AND NOT name MATCHES "^(causal|document)$")
+      continue()
+    endif()
+    add_test(NAME decode/interleaved/${name}/${backend} COMMAND test_decode ${example} --backend ${backend} --long)
+    set_tests_properties(decode/interleaved/${name}/${backend} PROPERTIES SKIP_RETURN_CODE 77)
   endforeach()
 endforeach()

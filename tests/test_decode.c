@@ -16,6 +16,13 @@
  *          in pages of 16 rows in reverse order, [pages, rows, Hkv, D] and
  *          head-major [pages, Hkv, rows, D] (read in place by kernels that
  *          read pages)
+ * With --long, instead: H = 8 over Hkv = 8 and 2, Lq 1 and 3, Lk = 700,
+ * D = Dv = 128, K and V as [B, Lk, Hkv, D] views and in vLLM's pages: rows of
+ * all kv heads interleave, so the runtime cuts the keys into chunks run one
+ * after another (runtime/launch.c: kv_chunks; chunks of 64 KiB here, so
+ * every kv tile is one: up to 44 of them); the whole and split kernels
+ * must chunk (launch_kv_chunked_calls), the plain one (NO_KV_SPLIT) and
+ * weight attentions (their LSE is asked for) not.
  * O and LSE are NaN before every run, so a row a kernel does not write is a
  * difference.  A shape the spec rejects (the interpreter's runtime error, a
  * tensor it cannot shape) is skipped; every attention must run at least one.
@@ -26,6 +33,7 @@
 #include <string.h>
 
 #include "attnc.h"
+#include "launch_stats.h"
 #include "support.h"
 
 enum { NCONFIG = 3 };
@@ -179,8 +187,58 @@ static int check_shape(attnc_kernel *const *kern, attnc_backend backend, const c
     return fails;
 }
 
+/* K and V of s as [B, Lk, Hkv, D] views run on kernel c (whole, split,
+ * plain), then (split) in vLLM's pages; chunked or not as the kernel's
+ * configuration says.  Returns the number of failures. */
+static int check_interleaved(attnc_kernel *const *kern, attnc_backend backend, const char *name, Shape *s) {
+    const attnc_sizes *z = &s->sz;
+    size_t rows = (size_t)(z->B * z->H * z->Lq), no = rows * (size_t)z->Dv;
+    double tol = backend == ATTNC_BACKEND_REFPLAN ? 1e-5 : 2e-3;
+    float *kb = malloc(sizeof(float) * (size_t)(z->B * z->Lk * z->Hkv * z->D + 1));
+    float *vb = malloc(sizeof(float) * (size_t)(z->B * z->Lk * z->Hkv * z->Dv + 1));
+    int fails = 0;
+    for (int64_t b = 0; kb && vb && b < z->B; b++)
+        for (int64_t h = 0; h < z->Hkv; h++)
+            for (int64_t kv = 0; kv < z->Lk; kv++) {
+                int64_t from = (b * z->Hkv + h) * z->Lk + kv, to = (b * z->Lk + kv) * z->Hkv + h;
+                memcpy(kb + to * z->D, s->k + from * z->D, sizeof(float) * (size_t)z->D);
+                memcpy(vb + to * z->Dv, s->v + from * z->Dv, sizeof(float) * (size_t)z->Dv);
+            }
+    attnc_layouts lay;
+    memset(&lay, 0, sizeof lay);
+    lay.k.stride[0] = z->Lk * z->Hkv * z->D, lay.k.stride[1] = z->D, lay.k.stride[2] = z->Hkv * z->D, lay.k.stride[3] = 1;
+    lay.v.stride[0] = z->Lk * z->Hkv * z->Dv, lay.v.stride[1] = z->Dv, lay.v.stride[2] = z->Hkv * z->Dv, lay.v.stride[3] = 1;
+    for (int c = 0; c <= NCONFIG; c++) {
+        char buf[300];
+        double worst = 0;
+        const char *bad = kb && vb ? NULL : "out of memory";
+        long long before = launch_kv_chunked_calls();
+        if (!bad && c < NCONFIG) {
+            attnc_args a = {*z, s->q, kb, vb, s->o, s->lse, s->params, s->np, s->tensors, s->nt};
+            attnc_error err = {0};
+            memset(s->o, 0xff, sizeof(float) * no);
+            memset(s->lse, 0xff, sizeof(float) * rows);
+            if (attnc_kernel_run_layout(kern[c], &a, &lay, &err)) bad = err.message;
+            if (!bad) bad = compare_outputs(s->o, s->lse, s->ref_o, s->ref_lse, no, rows, tol, &worst, buf, sizeof buf);
+        } else if (!bad) {
+            bad = run_paged(kern[1], s, 0, buf, sizeof buf);
+        }
+        int chunked = launch_kv_chunked_calls() > before;
+        /* a weight attention asked for its LSE is never split (docs/merge.md) */
+        int want = c != 2 && attnc_kernel_is_softmax(kern[0]);
+        if (!bad && chunked != want) bad = chunked ? "keys cut into chunks with NO_KV_SPLIT" : "keys not cut into chunks";
+        if (bad) {
+            printf("FAIL %s H=%lld Hkv=%lld Lq=%lld Lk=%lld (%s, kv heads interleaved): %s\n", name, (long long)z->H,
+                   (long long)z->Hkv, (long long)z->Lq, (long long)z->Lk, c < NCONFIG ? config_name[c] : "paged", bad);
+            fails++;
+        }
+    }
+    free(kb), free(vb);
+    return fails;
+}
+
 static int run_attention(const attnc_spec *spec, const char *text, const char *name, int only_one,
-                         attnc_backend backend) {
+                         attnc_backend backend, int long_keys) {
     char line[1024];
     ExampleArgs ea;
     if (!find_args_line(text, name, only_one, line, sizeof line) || !parse_args(line, &ea)) {
@@ -195,13 +253,14 @@ static int run_attention(const attnc_spec *spec, const char *text, const char *n
     for (int c = 0; c < NCONFIG && !fails; c++)
         if (!(kern[c] = compile_config(spec, name, backend, c, &err))) fails++;
     if (fails) printf("FAIL %s: compile: %s\n", name, err.message);
-    static const int64_t hkv[] = {8, 2, 1}, lq[] = {1, 2, 7, 16};
-    for (int g = 0; g < 3 && !fails; g++)
-        for (int l = 0; l < 4; l++) {
+    static const int64_t hkv[] = {8, 2, 1}, lq[] = {1, 2, 7, 16}, long_lq[] = {1, 3};
+    for (int g = 0; g < (long_keys ? 2 : 3) && !fails; g++)
+        for (int l = 0; l < (long_keys ? 2 : 4); l++) {
             Shape s;
             memset(&s, 0, sizeof s);
             s.sz = ea.sz;
             s.sz.B = lq[l] == 7 ? 2 : 1, s.sz.H = 8, s.sz.Hkv = hkv[g], s.sz.Lq = lq[l];
+            if (long_keys) s.sz.B = 1, s.sz.Lq = long_lq[l], s.sz.Lk = 700, s.sz.D = s.sz.Dv = 128;
             int rc = shape_make(spec, name, ref, &ea, &s);
             if (rc < 0) {
                 printf("FAIL %s: making inputs\n", name);
@@ -209,7 +268,7 @@ static int run_attention(const attnc_spec *spec, const char *text, const char *n
             } else if (rc > 0) {
                 skipped++;
             } else {
-                fails += check_shape(kern, backend, name, &s);
+                fails += long_keys ? check_interleaved(kern, backend, name, &s) : check_shape(kern, backend, name, &s);
                 ran++;
             }
             shape_free(&s);
@@ -218,7 +277,12 @@ static int run_attention(const attnc_spec *spec, const char *text, const char *n
         printf("FAIL %s: the spec rejects every decode shape tried\n", name);
         fails++;
     }
-    if (!fails) printf("ok %s: %d decode shapes x %d configurations, paged where B = 1 (%d shapes the spec rejects)\n", name, ran, NCONFIG, skipped);
+    if (!fails && long_keys)
+        printf("ok %s: %d decode shapes with kv heads interleaved, chunked where they should be (%d shapes the spec rejects)\n",
+               name, ran, skipped);
+    else if (!fails)
+        printf("ok %s: %d decode shapes x %d configurations, paged where B = 1 (%d shapes the spec rejects)\n", name, ran,
+               NCONFIG, skipped);
     for (int c = 0; c < NCONFIG; c++) attnc_kernel_free(kern[c]);
     attnc_kernel_free(ref);
     return fails;
@@ -226,11 +290,13 @@ static int run_attention(const attnc_spec *spec, const char *text, const char *n
 
 int main(int argc, char **argv) {
     attnc_backend backend = ATTNC_BACKEND_REFPLAN;
-    if (argc != 4 || strcmp(argv[2], "--backend") || !attnc_backend_parse(argv[3], &backend)) {
-        fprintf(stderr, "usage: test_decode FILE.attn --backend NAME\n");
+    int long_keys = argc == 5 && !strcmp(argv[4], "--long");
+    if ((argc != 4 && !long_keys) || strcmp(argv[2], "--backend") || !attnc_backend_parse(argv[3], &backend)) {
+        fprintf(stderr, "usage: test_decode FILE.attn --backend NAME [--long]\n");
         return 2;
     }
     if (!attnc_backend_available(backend)) return 77;
+    if (long_keys) launch_set_chunk_bytes(64 << 10);
     size_t len;
     char *text = read_file(argv[1], &len);
     attnc_spec *spec = NULL;
@@ -242,7 +308,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     int n = attnc_spec_variant_count(spec), fails = 0;
-    for (int i = 0; i < n; i++) fails += run_attention(spec, text, attnc_spec_variant_name(spec, i), n == 1, backend);
+    for (int i = 0; i < n; i++) fails += run_attention(spec, text, attnc_spec_variant_name(spec, i), n == 1, backend, long_keys);
     attnc_spec_free(spec);
     free(text);
     return fails ? 1 : 0;
