@@ -108,8 +108,11 @@ enum {
     ATTNC_OPT_NO_PACK_HEADS = 2,
     /* Calls with fewer work items than threads split the keys of each item
      * across threads and merge the partial results exactly (split-KV: the
-     * result then depends on the thread count, by rounding only); this flag
-     * keeps every item whole (version 2). */
+     * result then depends on the thread count, by rounding only); decode
+     * calls whose K or V interleave the rows of several kv heads ([B, Lk,
+     * Hkv, D], vLLM's pages) split the keys into chunks of about 8 MiB the
+     * same way (docs/decode.md); this flag keeps every item whole
+     * (version 2). */
     ATTNC_OPT_NO_KV_SPLIT = 4,
     /* The GPU backends (cuda-emu) multiply float32 Q, K and V on tensor cores
      * through TF32 (10-bit mantissas, as FlexAttention and Triton do by

@@ -7,7 +7,7 @@ add_executable(attnc-fuzz ${PROJECT_SOURCE_DIR}/tests/fuzz/difffuzz.c ${PROJECT_
                           ${PROJECT_SOURCE_DIR}/tests/fuzz/specgen.c
                           ${PROJECT_SOURCE_DIR}/tests/fuzz/specgen_render.c)
 # half.h; cuda_emu_backend.h and launch_stats.h (how many runs went through cuda-emu's tensor-core kernel and
-# the block-order plan, for the summary)
+# the block-order plan, for the summary; 16 KiB kv chunks)
 target_include_directories(attnc-fuzz PRIVATE ${PROJECT_SOURCE_DIR}/base ${PROJECT_SOURCE_DIR}/backends/cuda
                                               ${PROJECT_SOURCE_DIR}/runtime)
 target_compile_options(attnc-fuzz PRIVATE ${ATTNC_WARNINGS})

@@ -46,6 +46,7 @@
 
 #include "attnc.h"
 #include "fuzzcase.h"
+#include "launch_stats.h"
 #include "specgen.h"
 
 enum { MAX_BACKENDS = 8, MAX_KEYS = 64, MINIMISE_RUNS = 400, SHARED_TEXT = 1 << 20, TRIAL_SECONDS = 10 };
@@ -67,6 +68,7 @@ typedef struct Stats {
     int fa2_runs; /* cuda-emu runs whose call went through the tensor-core kernel (cuda_emu_fa2_stats) */
     int grid_runs; /* runs whose call went through the block-order plan (multi-dimensional tiles) */
     int kept_runs; /* runs whose second call ran on a kept tile map that skips or masks tiles */
+    int chunk_runs; /* runs whose call cut its keys into chunks (kv heads interleaved) */
     char key[MAX_KEYS][96];
     int key_count[MAX_KEYS], nkeys;
     double seconds[MAX_BACKENDS + 1];
@@ -531,6 +533,7 @@ static void run_one(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCas
     st->fa2_runs += r.tensor_core;
     st->grid_runs += r.grid;
     st->kept_runs += r.kept_map;
+    st->chunk_runs += r.chunked;
     st->runs++;
     st->seconds[slot] += r.seconds;
     st->backend_runs[slot]++;
@@ -717,8 +720,9 @@ static void summary(const Opts *o, const Stats *st, long seconds) {
     printf(", %d crashes", st->crashes);
     print_keys(st, 1);
     printf(", %d generator failures; %d cuda-emu runs on the tensor-core kernel, %d runs on multi-dimensional tiles, "
-           "%d on a kept masked tile map; %d%% of specs raise a runtime error, %d%% have fully masked rows; %lds\n",
-           st->genfail, st->fa2_runs, st->grid_runs, st->kept_runs, st->specs ? 100 * st->runtime_errors / st->specs : 0,
+           "%d on a kept masked tile map, %d on keys in chunks; %d%% of specs raise a runtime error, %d%% have fully "
+           "masked rows; %lds\n",
+           st->genfail, st->fa2_runs, st->grid_runs, st->kept_runs, st->chunk_runs, st->specs ? 100 * st->runtime_errors / st->specs : 0,
            st->specs ? 100 * st->empty_rows / st->specs : 0, seconds);
     for (int b = 0; b <= o->nb; b++) {
         int slot = b == o->nb ? MAX_BACKENDS : b;
@@ -734,6 +738,7 @@ int main(int argc, char **argv) {
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc;
     setvbuf(stdout, NULL, _IOLBF, 0); /* what came before a crash stays on the screen */
+    launch_set_chunk_bytes(16 << 10); /* the fuzzer's shapes are small: 16 KiB chunks reach kv_chunks (8 MiB would not) */
     if (o.replay) return replay(&o);
     /* shared with the children when forking (mapped anyway: one code path) */
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

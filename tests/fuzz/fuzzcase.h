@@ -73,6 +73,7 @@ typedef struct FcResult {
     int tensor_core;      /* the backend's call ran cuda-emu's tensor-core kernel (cuda_emu_fa2_stats) */
     int grid;             /* the backend's call ran the block-order plan (launch_grid_calls) */
     int kept_map;         /* a call ran on a kept tile map that skips or masks tiles (map_cache_masked_reuses) */
+    int chunked;          /* the call cut its keys into chunks: kv heads interleaved (launch_kv_chunked_calls) */
 } FcResult;
 
 /* Run case c: the reference, then the backend; fill r.  Returns r->kind. */
