@@ -166,15 +166,17 @@ int launch_split_count(int64_t items, int64_t nkt, int threads, int max) {
  * partial results. */
 enum { CHUNK_BYTES = 8 << 20, MAX_PART_BYTES = 32 << 20 };
 static atomic_llong chunk_bytes = CHUNK_BYTES;
+static int elem_bytes(attnc_elem e) { return e == ATTNC_ELEM_F32 ? 4 : 2; }
 void launch_set_chunk_bytes(long long bytes) { atomic_store(&chunk_bytes, bytes > 0 ? bytes : CHUNK_BYTES); }
 
 static int64_t kv_chunks(const BoundCall *bc, int64_t nqt, int64_t bk, int64_t nkt) {
     const BoundLayout *k = &bc->layout[BT_K], *v = &bc->layout[BT_V];
     const attnc_sizes *sz = &bc->sz;
     if (nqt != 1 || sz->Hkv < 2 || bk <= 0 || (k->stride[1] >= k->stride[2] && v->stride[1] >= v->stride[2])) return 1;
-    int64_t row_bytes = k->stride[2] * (k->elem == ATTNC_ELEM_F32 ? 4 : 2) + v->stride[2] * (v->elem == ATTNC_ELEM_F32 ? 4 : 2);
-    int64_t tiles = atomic_load(&chunk_bytes) / (row_bytes > 0 ? row_bytes : 1) / bk;
-    int64_t chunks = (nkt + (tiles > 1 ? tiles : 1) - 1) / (tiles > 1 ? tiles : 1);
+    int64_t row_bytes = k->stride[2] * elem_bytes(k->elem) + v->stride[2] * elem_bytes(v->elem);
+    int64_t tiles = atomic_load(&chunk_bytes) / (row_bytes > 0 ? row_bytes : 1) / bk; /* kv tiles per chunk */
+    if (tiles < 1) tiles = 1;
+    int64_t chunks = (nkt + tiles - 1) / tiles;
     int64_t part = sz->B * sz->H * sz->Lq * (sz->Dv + 1) * (int64_t)sizeof(float);
     if (part > 0 && chunks > MAX_PART_BYTES / part) chunks = MAX_PART_BYTES / part;
     return chunks;
@@ -321,7 +323,6 @@ static void permute_rows(char *far, int64_t stride, int64_t L, const int64_t *pe
     }
 }
 
-static int elem_bytes(attnc_elem e) { return e == ATTNC_ELEM_F32 ? 4 : 2; }
 
 /* One call in block order, head by head (launch_grid). */
 typedef struct GridRun {

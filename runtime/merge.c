@@ -32,6 +32,10 @@ static float merged_lse(double m, double sum) {
     return (float)(m + log(sum));
 }
 
+/* Weights merge_softmax keeps rather than recomputes per element: as many as
+ * the runtime cuts keys into (runtime/launch.c, MAX_SPLITS). */
+enum { KEPT_WEIGHTS = 256 };
+
 static void merge_softmax(int n, const float *o, int64_t o_step, const float *lse, int64_t lse_step, int64_t dv,
                           float *out, float *out_lse) {
     double m = max_lse(n, lse, lse_step);
@@ -41,10 +45,10 @@ static void merge_softmax(int n, const float *o, int64_t o_step, const float *ls
         *out_lse = (float)m;
         return;
     }
-    double w[256], sum = 0; /* the weights, kept when they fit (the common case) */
+    double w[KEPT_WEIGHTS], sum = 0; /* the weights, kept when they fit (the common case) */
     for (int i = 0; i < n; i++) {
         double wi = part_weight(lse[i * lse_step], m);
-        if (i < 256) w[i] = wi;
+        if (i < KEPT_WEIGHTS) w[i] = wi;
         sum += wi;
     }
     /* element d of every part is read before out[d] is written: out may be part 0 */
@@ -52,7 +56,7 @@ static void merge_softmax(int n, const float *o, int64_t o_step, const float *ls
         double acc = 0;
         for (int i = 0; i < n; i++) {
             if (lse[i * lse_step] == -INFINITY) continue; /* empty: its O is not read */
-            acc += (i < 256 ? w[i] : part_weight(lse[i * lse_step], m)) * (double)o[i * o_step + d];
+            acc += (i < KEPT_WEIGHTS ? w[i] : part_weight(lse[i * lse_step], m)) * (double)o[i * o_step + d];
         }
         out[d] = (float)(acc / sum);
     }
