@@ -57,6 +57,9 @@ typedef struct CompiledKernel {
     /* NULL, or the buffers of the rows in block order kept for the next call (runtime/kept_buffers.h; made and
      * freed by the library when grid is set, used by runtime/launch.c) */
     struct KeptBuffers *grid_rows;
+    /* NULL, or the buffers of one kv head's K and V rows copied back to back kept for the next call
+     * (runtime/launch.c: pack_head; made and freed by the library) */
+    struct KeptBuffers *packed_rows;
 } CompiledKernel;
 
 /* A backend whose kernels run on a device (the `cuda` backend): device

@@ -276,14 +276,18 @@ static attnc_status begin_items(Launch *l, const LaunchItemTensors *it, const vo
     return it->begin(it->ctx, l->p, l->bc, l->tm, l->splits, pack, threads, err);
 }
 
-/* A run head by head (launch_grid): begin once the tile map says whether
- * the call checks faults; head before the items of (b, h) run, done after
- * them (when nothing faulted).  Needs one head per item and no kv split. */
+/* A run head by head (launch_grid, packed K and V): begin once the tile
+ * map says whether the call checks faults; head before the items of (b, h)
+ * run, done after them (when nothing faulted).  With `outputs`, the kernel
+ * writes O and LSE only where the hook said, and done puts them in the
+ * caller's (launch_grid); without, O and LSE are the call's as usual.
+ * Needs one head per item and no kv split. */
 typedef struct GridHook {
     attnc_status (*begin)(void *ctx, int check_faults, attnc_error *err);
     void (*head)(void *ctx, int64_t b, int64_t h);
     void (*done)(void *ctx, int64_t b, int64_t h);
     void *ctx;
+    int outputs;
 } GridHook;
 
 static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
@@ -431,7 +435,7 @@ static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const B
     attnc_args ga = *args;
     ga.q = (const float *)g.q, ga.k = (const float *)g.k, ga.v = (const float *)g.v, ga.o = (float *)g.o;
     ga.lse = args->lse ? g.lse : NULL;
-    GridHook hook = {grid_begin, grid_head, grid_done, &g};
+    GridHook hook = {grid_begin, grid_head, grid_done, &g, 1};
     st = launch_tiles(gt->plan, ck->grid, &gbc, &ga, threads, flags | ATTNC_OPT_NO_KV_SPLIT | ATTNC_OPT_NO_PACK_HEADS,
                       NULL, NULL, &hook, err);
     if (st == ATTNC_ERR_RUNTIME) { /* the interpreter names the element on the caller's rows */
@@ -448,6 +452,78 @@ done:
     if (g.out_lse != args->lse) free(g.out_lse);
     if (buf) kept_buffers_put(ck->grid_rows, buf);
     return st;
+}
+
+/* K and V packed head by head.  Where the rows of a kv head lie apart in K
+ * or V ([B, L, H, D], slices of a fused QKV projection) and the call reads
+ * every kv tile several times (prefill: each q tile of a head that reaches
+ * it), the rows of one kv head are copied back to back, by all threads,
+ * into a buffer the kernel keeps, and the head's items read them there.
+ * Rows H * D floats apart each lie on a page of their own and, for H * D a
+ * multiple of 1024, in one set of L1's 64: read in place, blhd prefill took
+ * 1.18x bhld's time (docs/layouts.md).  The copy is one pass over the head's
+ * K and V and is made once per kv head (GQA's query heads share it).  Not
+ * for decode (each row read once: kv_chunks instead), kv splits, packed
+ * heads, pages or per-item tensors; at most PACK_MAX_BYTES a head. */
+enum { PACK_MIN_READS = 4, PACK_ROWS = 64, PACK_MAX_BYTES = 256 << 20 };
+static atomic_int pack_off;      /* launch_stats.h: launch_set_kv_packing */
+static atomic_llong packed_calls; /* launch_stats.h */
+void launch_set_kv_packing(int on) { atomic_store(&pack_off, !on); }
+long long launch_kv_packed_calls(void) { return atomic_load(&packed_calls); }
+
+typedef struct KvPack {
+    const attnc_sizes *sz;
+    const BoundLayout *layout; /* the caller's */
+    const char *k, *v;         /* the caller's */
+    int threads, ke, ve;
+    char *pk, *pv;             /* one kv head's rows, back to back */
+    int64_t b, hk, loaded;     /* the kv head being copied; b * Hkv + hk in pk and pv (-1: none) */
+} KvPack;
+
+/* Bytes of one kv head's packed K and V rows, or 0 when the call is not packed. */
+static int64_t pack_bytes(const BoundCall *bc, const TileMap *tm, int64_t pack, int splits, int pages, int items) {
+    const attnc_sizes *sz = &bc->sz;
+    const BoundLayout *k = &bc->layout[BT_K], *v = &bc->layout[BT_V];
+    if (atomic_load(&pack_off) || pack > 1 || splits > 1 || pages || items || sz->Lk <= 0 || sz->Hkv <= 0)
+        return 0;
+    if (k->stride[2] == sz->D && v->stride[2] == sz->Dv) return 0; /* rows back to back already */
+    if (tm->nkt <= 0 || tm->visited < (int64_t)PACK_MIN_READS * tm->ngroups * tm->nkt) return 0;
+    int64_t bytes = sz->Lk * (sz->D * elem_bytes(k->elem) + sz->Dv * elem_bytes(v->elem));
+    return bytes <= PACK_MAX_BYTES ? bytes : 0;
+}
+
+/* Rows [i * PACK_ROWS, (i + 1) * PACK_ROWS) of the kv head's K and V. */
+static void pack_rows(void *ctx, int64_t i, int thread) {
+    (void)thread;
+    KvPack *pk = ctx;
+    const attnc_sizes *sz = pk->sz;
+    const int64_t *ks = pk->layout[BT_K].stride, *vs = pk->layout[BT_V].stride;
+    const char *k = pk->k + (pk->b * ks[0] + pk->hk * ks[1]) * pk->ke;
+    const char *v = pk->v + (pk->b * vs[0] + pk->hk * vs[1]) * pk->ve;
+    int64_t end = (i + 1) * PACK_ROWS < sz->Lk ? (i + 1) * PACK_ROWS : sz->Lk;
+    for (int64_t r = i * PACK_ROWS; r < end; r++) {
+        memcpy(pk->pk + r * sz->D * pk->ke, k + r * ks[2] * pk->ke, (size_t)(sz->D * pk->ke));
+        memcpy(pk->pv + r * sz->Dv * pk->ve, v + r * vs[2] * pk->ve, (size_t)(sz->Dv * pk->ve));
+    }
+}
+
+static void pack_head(void *ctx, int64_t b, int64_t h) {
+    KvPack *pk = ctx;
+    int64_t hk = h / (pk->sz->H / pk->sz->Hkv);
+    if (pk->loaded == b * pk->sz->Hkv + hk) return;
+    pk->b = b, pk->hk = hk, pk->loaded = b * pk->sz->Hkv + hk;
+    pool_run(pk->threads, (pk->sz->Lk + PACK_ROWS - 1) / PACK_ROWS, pack_rows, pk);
+}
+
+/* The calls read K and V at pk's buffers, one kv head's rows back to back. */
+static void pack_calls(Launch *l, KvPack *pk) {
+    const attnc_sizes *sz = &l->bc->sz;
+    int64_t ks[4] = {0, 0, sz->D, 1}, vs[4] = {0, 0, sz->Dv, 1};
+    for (int s = 0; s < l->splits; s++) {
+        l->call[s].k = (const float *)pk->pk, l->call[s].v = (const float *)pk->pv;
+        memcpy(l->call[s].k_stride, ks, sizeof ks);
+        memcpy(l->call[s].v_stride, vs, sizeof vs);
+    }
 }
 
 /* The tiled run of launch_run_items; with `gh` head by head in block order
@@ -469,6 +545,7 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
     const void **tdata = vals.tdata;
     int64_t(*tshape)[ATTNC_ABI_MAX_RANK] = vals.tshape;
     float *o = NULL, *lse = NULL;
+    Buffers *packed = NULL; /* K and V rows of one kv head (pack_head) */
     if (!l || !have_vals) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         goto done;
@@ -482,7 +559,7 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
     if (threads > total) threads = total > 0 ? (int)total : 1;
     l->call = calloc((size_t)l->splits, sizeof *l->call);
     l->tm = calloc((size_t)l->splits, sizeof *l->tm);
-    if (!l->call || !l->tm || !private_buffers(l, args, full.check_faults && !gh, threads, &o, &lse)) {
+    if (!l->call || !l->tm || !private_buffers(l, args, full.check_faults && !(gh && gh->outputs), threads, &o, &lse)) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -512,6 +589,20 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
                                 .v_page_stride = pages ? pages->v_page_stride : 0};
         launch_set_layouts(&l->call[s], bc, o != args->o || l->splits > 1, l->splits > 1);
     }
+    KvPack kvp = {.sz = sz, .layout = bc->layout, .k = (const char *)args->k, .v = (const char *)args->v,
+                  .threads = threads, .ke = elem_bytes(bc->layout[BT_K].elem),
+                  .ve = elem_bytes(bc->layout[BT_V].elem), .loaded = -1};
+    GridHook pack_hook = {NULL, pack_head, NULL, &kvp, 0};
+    if (!gh && pack_bytes(bc, &l->tm[0], pack, l->splits, pages != NULL, it != NULL)) {
+        packed = kept_buffers_take(ck->packed_rows);
+        kvp.pk = packed ? buffers_reserve(packed, 0, (size_t)(sz->Lk * sz->D * kvp.ke)) : NULL;
+        kvp.pv = packed ? buffers_reserve(packed, 1, (size_t)(sz->Lk * sz->Dv * kvp.ve)) : NULL;
+        if (kvp.pk && kvp.pv) { /* else read in place: packing is only faster */
+            pack_calls(l, &kvp);
+            gh = &pack_hook;
+            atomic_fetch_add(&packed_calls, 1);
+        }
+    }
     if (ck->prepare && (st = ck->prepare(&l->call[0], err))) goto done;
     l->scratch_bytes = (ck->scratch_bytes(&l->call[0]) + 63) / 64 * 64;
     /* kernels answer 2^40 (or more) for a size no machine has: never ask malloc for it */
@@ -528,15 +619,15 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
         goto done;
     }
     if (gh) {
-        if ((st = gh->begin(gh->ctx, l->tm[0].check_faults, err))) goto done;
+        if (gh->begin && (st = gh->begin(gh->ctx, l->tm[0].check_faults, err))) goto done;
         for (int64_t bh = 0; bh < sz->B * sz->H && !l->fault; bh++) {
             gh->head(gh->ctx, bh / sz->H, bh % sz->H);
             l->first = bh * l->call[0].nqt; /* order_items lists the items head by head */
             pool_run(threads, l->call[0].nqt * l->splits, run_item, l);
-            if (!l->fault) gh->done(gh->ctx, bh / sz->H, bh % sz->H);
+            if (!l->fault && gh->done) gh->done(gh->ctx, bh / sz->H, bh % sz->H);
         }
     } else pool_run(threads, total, run_item, l);
-    if (l->fault && (pages || it || gh)) { /* the interpreter would read K and V as one dense L dimension, or tensors
+    if (l->fault && (pages || it || (gh && gh->outputs))) { /* the interpreter would read K and V as one dense L dimension, or tensors
                                        * that are not there: the caller asks it */
         st = set_error(err, ATTNC_ERR_RUNTIME, "an element of the %scall raised a runtime error", pages ? "paged " : "");
         goto done;
@@ -559,6 +650,7 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
 done:
     if (o != args->o) free(o);
     if (lse != args->lse) free(lse);
+    if (packed) kept_buffers_put(ck->packed_rows, packed);
     launch_values_free(&vals);
     tile_map_free(&full);
     if (l) {

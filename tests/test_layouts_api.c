@@ -10,8 +10,12 @@
  * O overlapping itself, O aliasing Q, a 16-bit LSE) give ATTNC_ERR_USAGE
  * with a message and leave O untouched; a runtime error on the launcher's
  * fault path is the interpreter's message, read through the layouts.
+ * With --packed, calls long enough that the launcher copies each kv head's
+ * K and V rows back to back before its items run (runtime/launch.c:
+ * pack_head; [B, L, H, D] and fused K and V, GQA and MQA, B = 2, a fault), each
+ * run with packing on (the launcher must count it packed) and off.
  *
- * Usage: test_layouts_api [BACKEND...] (default: interp refplan). */
+ * Usage: test_layouts_api [--packed] [BACKEND...] (default: interp refplan). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +24,7 @@
 
 #include "attnc.h"
 #include "half.h"
+#include "launch_stats.h"
 #include "support.h"
 
 static int fails, passes;
@@ -338,14 +343,14 @@ static void hostile(attnc_backend backend) {
 
 /* A runtime error (an index out of range) with f16 [B, L, H, D] inputs: the
  * launcher's fault path asks the interpreter for the message, through the
- * call's layouts; O untouched. */
-static void fault(attnc_backend backend) {
+ * call's layouts; O untouched.  long_call: 33 rows (packed K and V). */
+static void fault(attnc_backend backend, int long_call) {
     const char *spec = "attention oob { tensor t : float[4]; bias t[kv]; }";
     attnc_error err = {0};
     attnc_kernel *k = compile(spec, backend, &err);
     check(k != NULL, "fault: compiles (%s)", err.message);
     if (!k) return;
-    Case cs = {"fault", {1, 2, 2, 7, 7, 8, 8}, ATTNC_ELEM_F16, ATTNC_ELEM_BF16, ATTNC_ELEM_F16, ATTNC_ELEM_BF16,
+    Case cs = {"fault", {1, 2, 2, long_call ? 33 : 7, long_call ? 33 : 7, 8, 8}, ATTNC_ELEM_F16, ATTNC_ELEM_BF16, ATTNC_ELEM_F16, ATTNC_ELEM_BF16,
                F_FUSED, F_FUSED, F_FUSED, F_GAPS, 1};
     cs.k_elem = cs.v_elem = ATTNC_ELEM_F16; /* one fused buffer, one type */
     Call c;
@@ -365,9 +370,39 @@ static void fault(attnc_backend backend) {
     attnc_kernel_free(k);
 }
 
+/* Calls of 8 to 11 tiles each way (4 x 4 tiles), so that every kv tile is
+ * read by at least 4 q tiles: with packing on, each must be counted packed;
+ * with it off, none; both match the interpreter. */
+static void packed(attnc_backend backend) {
+    const attnc_sizes gqa = {2, 4, 2, 37, 37, 8, 6}, mqa = {2, 4, 1, 37, 33, 8, 8}, longer = {1, 3, 3, 41, 29, 16, 8};
+    const Case cases[] = {
+        {"blhd", gqa, ATTNC_ELEM_F32, ATTNC_ELEM_F32, ATTNC_ELEM_F32, ATTNC_ELEM_F32, F_BLHD, F_BLHD, F_BLHD, F_BLHD, 1},
+        {"bf16 K blhd, V gaps, one kv head", mqa, ATTNC_ELEM_F16, ATTNC_ELEM_BF16, ATTNC_ELEM_F32, ATTNC_ELEM_F16, F_PLAIN, F_BLHD,
+         F_GAPS, F_PLAIN, 0},
+        {"fused f16", longer, ATTNC_ELEM_F16, ATTNC_ELEM_F16, ATTNC_ELEM_F16, ATTNC_ELEM_F32, F_FUSED, F_FUSED, F_FUSED,
+         F_BLHD, 0},
+    };
+    for (int on = 1; on >= 0; on--) {
+        launch_set_kv_packing(on);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            long long before = launch_kv_packed_calls();
+            run_case(&cases[i], backend);
+            long long calls = launch_kv_packed_calls() - before;
+            check(on ? calls == NSPECS : calls == 0, "%s packed %s (packing %s): %lld of %d calls packed",
+                  attnc_backend_name(backend), cases[i].name, on ? "on" : "off", calls, NSPECS);
+        }
+        long long before = launch_kv_packed_calls();
+        fault(backend, 1);
+        check(launch_kv_packed_calls() - before == on, "%s packed fault (packing %s): packed %d",
+              attnc_backend_name(backend), on ? "on" : "off", on);
+    }
+    launch_set_kv_packing(1);
+}
+
 int main(int argc, char **argv) {
     attnc_backend list[8] = {ATTNC_BACKEND_INTERP, ATTNC_BACKEND_REFPLAN};
-    int n = 2;
+    int n = 2, pack = argc > 1 && !strcmp(argv[1], "--packed");
+    if (pack) argc--, argv++;
     if (argc > 1) {
         n = 0;
         for (int i = 1; i < argc && n < 8; i++)
@@ -395,9 +430,13 @@ int main(int argc, char **argv) {
     };
     rng_seed(10);
     for (int b = 0; b < n; b++) {
+        if (pack) {
+            packed(list[b]);
+            continue;
+        }
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], list[b]);
         hostile(list[b]);
-        fault(list[b]);
+        fault(list[b], 0);
     }
     printf("%d passed, %d failed\n", passes, fails);
     return fails ? 1 : 0;

@@ -113,7 +113,17 @@ add_executable(test_layouts_api ${PROJECT_SOURCE_DIR}/tests/test_layouts_api.c)
 target_compile_options(test_layouts_api PRIVATE ${ATTNC_WARNINGS})
 target_include_directories(test_layouts_api PRIVATE ${PROJECT_SOURCE_DIR}/base)
 target_link_libraries(test_layouts_api PRIVATE attnc_test_support)
+target_include_directories(test_layouts_api PRIVATE ${PROJECT_SOURCE_DIR}/runtime) # launch_stats.h: --packed
 add_test(NAME call/layouts-api COMMAND test_layouts_api interp refplan)
+# K and V rows of each kv head copied back to back (runtime/launch.c: pack_head), on every backend launch.c runs
+set(ATTNC_PACKED_BACKENDS refplan)
+if(ATTNC_HAVE_TCC_JIT)
+  list(APPEND ATTNC_PACKED_BACKENDS tcc cuda-emu)
+endif()
+if(ATTNC_HAVE_LLVM_BACKEND)
+  list(APPEND ATTNC_PACKED_BACKENDS llvm)
+endif()
+add_test(NAME call/layouts-api-packed COMMAND test_layouts_api --packed ${ATTNC_PACKED_BACKENDS})
 # --dtype and --layout of run, diff and bench, Python-free (npyconv makes the inputs and compares outputs).
 add_executable(npyconv ${PROJECT_SOURCE_DIR}/tests/tools/npyconv.c)
 target_include_directories(npyconv PRIVATE ${PROJECT_SOURCE_DIR}/base)

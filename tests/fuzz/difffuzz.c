@@ -69,6 +69,7 @@ typedef struct Stats {
     int grid_runs; /* runs whose call went through the block-order plan (multi-dimensional tiles) */
     int kept_runs; /* runs whose second call ran on a kept tile map that skips or masks tiles */
     int chunk_runs; /* runs whose call cut its keys into chunks (kv heads interleaved) */
+    int packed_runs; /* runs whose call read K and V packed head by head (rows apart, prefill) */
     char key[MAX_KEYS][96];
     int key_count[MAX_KEYS], nkeys;
     double seconds[MAX_BACKENDS + 1];
@@ -534,6 +535,7 @@ static void run_one(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCas
     st->grid_runs += r.grid;
     st->kept_runs += r.kept_map;
     st->chunk_runs += r.chunked;
+    st->packed_runs += r.packed;
     st->runs++;
     st->seconds[slot] += r.seconds;
     st->backend_runs[slot]++;
@@ -720,9 +722,10 @@ static void summary(const Opts *o, const Stats *st, long seconds) {
     printf(", %d crashes", st->crashes);
     print_keys(st, 1);
     printf(", %d generator failures; %d cuda-emu runs on the tensor-core kernel, %d runs on multi-dimensional tiles, "
-           "%d on a kept masked tile map, %d on keys in chunks; %d%% of specs raise a runtime error, %d%% have fully "
+           "%d on a kept masked tile map, %d on keys in chunks, %d on packed K and V; %d%% of specs raise a runtime error, %d%% have fully "
            "masked rows; %lds\n",
-           st->genfail, st->fa2_runs, st->grid_runs, st->kept_runs, st->chunk_runs, st->specs ? 100 * st->runtime_errors / st->specs : 0,
+           st->genfail, st->fa2_runs, st->grid_runs, st->kept_runs, st->chunk_runs, st->packed_runs,
+           st->specs ? 100 * st->runtime_errors / st->specs : 0,
            st->specs ? 100 * st->empty_rows / st->specs : 0, seconds);
     for (int b = 0; b <= o->nb; b++) {
         int slot = b == o->nb ? MAX_BACKENDS : b;
