@@ -60,6 +60,9 @@ typedef struct CompiledKernel {
     /* NULL, or the buffers of one kv head's K and V rows copied back to back kept for the next call
      * (runtime/launch.c: pack_head; made and freed by the library) */
     struct KeptBuffers *packed_rows;
+    /* NULL, or the backward pass's buffers (dO, dQ, dK, dV, packed Q, K, V, scratch) kept for the next backward
+     * call (runtime/launch_grad.c; made and freed by the library) */
+    struct KeptBuffers *grad_rows;
 } CompiledKernel;
 
 /* A backend whose kernels run on a device (the `cuda` backend): device

@@ -1,5 +1,6 @@
 /* kept_buffers.h — scratch buffers a kernel keeps between its calls
- * (runtime/launch.c's rows of one head in block order; rope_sink.c's rotated
+ * (runtime/launch.c's rows of one head in block order and packed K and V rows,
+ * launch_grad.c's gradient buffers; rope_sink.c's rotated
  * rows keep their Buffers in its own kept scratch): a call takes them,
  * grows what it needs and puts them back, so that a model's calls of one
  * shape allocate, and fault in, their scratch once instead of every call
@@ -13,7 +14,7 @@
 
 #include "attnc.h"
 
-enum { KEPT_BUFFERS_MAX = 8 };
+enum { KEPT_BUFFERS_MAX = 12 };
 
 /* A call's buffers: p[i] holds at least cap[i] bytes (NULL and 0 until reserved). */
 typedef struct Buffers {

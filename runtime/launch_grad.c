@@ -5,7 +5,9 @@
  * gradients BoundGrad asks for, written only on success.
  *
  *   1. per row, in float64: delta (softmax: rowsum(dO * O) - dLSE; weight:
- *      -dLSE * exp(-LSE)), and dO as contiguous float32;
+ *      -dLSE * exp(-LSE)), and dO as contiguous float32; Q, K and V whose
+ *      rows lie apart copied into contiguous blocks (packed_copy); these
+ *      and the private dQ, dK, dV in buffers the kernel keeps between calls;
  *   2. the forward's tile map, listed by kv tile (tile_map_transpose);
  *   3. work items (b, hk, s): kv split s of (b, hk) is kv tiles
  *      [nkt * s / S, nkt * (s + 1) / S); S > 1 only when the B * Hkv items
@@ -26,6 +28,7 @@
 #include <string.h>
 
 #include "interp.h"
+#include "kept_buffers.h"
 #include "launch.h"
 #include "tensor_io.h"
 #include "threads.h"
@@ -118,15 +121,48 @@ static void store(const float *src, const int64_t dims[4], void *dst, const Boun
             }
 }
 
+/* Whether a tensor of dims at layout l is one contiguous block in the driver's order. */
+static int contiguous(const BoundLayout *l, const int64_t dims[4]) {
+    return l->stride[2] == dims[3] && l->stride[1] == dims[2] * dims[3] && l->stride[0] == dims[1] * dims[2] * dims[3];
+}
+
 /* The caller's tensor itself (else NULL) when the kernel may use it in place:
  * float32, contiguous in the driver's order (dims), and, for an output, a
  * call that cannot fault (a fault midway must not leave it half written;
  * launch.c's rule for O).  Saves a buffer, its page faults and the copy. */
 static float *in_place(const void *t, const BoundLayout *l, const int64_t dims[4], int faults) {
-    if (!t || faults || l->elem != ATTNC_ELEM_F32 || l->stride[2] != dims[3] || l->stride[1] != dims[2] * dims[3] ||
-        l->stride[0] != dims[1] * dims[2] * dims[3])
+    return !t || faults || l->elem != ATTNC_ELEM_F32 || !contiguous(l, dims) ? NULL : (float *)t;
+}
+
+/* Q, K or V copied into one contiguous block of its element type when its
+ * rows lie apart ([B, L, H, D], fused QKV slices), else NULL (*nomem set
+ * when the copy could not be made).  The backward reads each Q row once
+ * per kv tile that reaches it and each K and V row across its q tiles:
+ * rows H * D elements apart each lie on a page of their own and share L1
+ * sets, on every read; the copy is one pass (launch.c packs the
+ * forward's K and V for the same reason; docs/layouts.md). */
+static char *packed_copy(const void *t, const BoundLayout *l, const int64_t dims[4], Buffers *buf, int slot,
+                         int *nomem) {
+    if (contiguous(l, dims)) return NULL;
+    size_t eb = l->elem == ATTNC_ELEM_F32 ? 4 : 2, row = (size_t)dims[3] * eb;
+    char *out = buf ? buffers_reserve(buf, slot, (size_t)(dims[0] * dims[1] * dims[2]) * row + 1) : NULL, *at = out;
+    if (!out) {
+        *nomem = 1;
         return NULL;
-    return (float *)t;
+    }
+    for (int64_t a = 0; a < dims[0]; a++)
+        for (int64_t b = 0; b < dims[1]; b++)
+            for (int64_t c = 0; c < dims[2]; c++, at += row)
+                memcpy(at, (const char *)t + (a * l->stride[0] + b * l->stride[1] + c * l->stride[2]) * (int64_t)eb, row);
+    return out;
+}
+
+/* The call reads its tensor at `copy`, contiguous, when there is one. */
+static void read_packed(const float **ptr, int64_t stride[4], const char *copy, const int64_t dims[4]) {
+    if (!copy) return;
+    *ptr = (const float *)copy; /* of the tensor's element type: the kernel reads it as the layout says */
+    int64_t s[4] = {dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1};
+    memcpy(stride, s, sizeof s);
 }
 
 /* Elements of tensor t, whose gradient is wanted (0 otherwise). */
@@ -199,11 +235,21 @@ attnc_status launch_grad_run(const Plan *p, const CompiledKernel *ck, const Boun
     float *dq_out = in_place(bg->dq, &bg->layout[GT_DQ], dims[0], tm.check_faults);
     float *dk_out = in_place(bg->dk, &bg->layout[GT_DK], dims[1], tm.check_faults);
     float *dv_out = in_place(bg->dv, &bg->layout[GT_DV], dims[2], tm.check_faults);
-    float *delta = malloc(sizeof(float) * (size_t)(rows + 1));
-    float *dout = dout_in ? NULL : malloc(sizeof(float) * (size_t)(rows * sz->Dv + 1));
-    float *dk = dk_out ? NULL : calloc((size_t)(sz->B * sz->Hkv * sz->Lk * sz->D) + 1, sizeof(float));
-    float *dv = dv_out ? NULL : calloc((size_t)(sz->B * sz->Hkv * sz->Lk * sz->Dv) + 1, sizeof(float));
-    if (!g || !have_vals || !delta || !(dout || dout_in) || !(dk || dk_out) || !(dv || dv_out)) {
+    /* the call's buffers, kept by the kernel for its next call (runtime/kept_buffers.h): a training step calls the
+     * backward with one shape again and again, and fresh ones cost page faults on every call */
+    enum { GB_DELTA, GB_DOUT, GB_DK, GB_DV, GB_DQ, GB_Q, GB_K, GB_V, GB_SCRATCH };
+    Buffers *buf = kept_buffers_take(ck->grad_rows);
+    int64_t nk = sz->B * sz->Hkv * sz->Lk * sz->D, nv = sz->B * sz->Hkv * sz->Lk * sz->Dv;
+    float *delta = buf ? buffers_reserve(buf, GB_DELTA, sizeof(float) * (size_t)(rows + 1)) : NULL;
+    float *dout = dout_in || !buf ? NULL : buffers_reserve(buf, GB_DOUT, sizeof(float) * (size_t)(rows * sz->Dv + 1));
+    float *dk = dk_out || !buf ? NULL : buffers_reserve(buf, GB_DK, sizeof(float) * (size_t)(nk + 1));
+    float *dv = dv_out || !buf ? NULL : buffers_reserve(buf, GB_DV, sizeof(float) * (size_t)(nv + 1));
+    float *dq0 = dq_out || !buf ? dq_out : buffers_reserve(buf, GB_DQ, sizeof(float) * (size_t)(nq + 1));
+    int nomem = 0;
+    char *qc = packed_copy(args->q, &bc->layout[BT_Q], dims[0], buf, GB_Q, &nomem);
+    char *kc = packed_copy(args->k, &bc->layout[BT_K], dims[1], buf, GB_K, &nomem);
+    char *vc = packed_copy(args->v, &bc->layout[BT_V], dims[2], buf, GB_V, &nomem);
+    if (!g || !have_vals || !delta || !(dout || dout_in) || !(dk || dk_out) || !(dv || dv_out) || !dq0 || nomem) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -225,9 +271,12 @@ attnc_status launch_grad_run(const Plan *p, const CompiledKernel *ck, const Boun
                           .tile_mode = tm.mode, .group_stride_b = gsb, .group_stride_h = gsh,
                           .kernel_data = ck->kernel_data, .check_faults = tm.check_faults};
         launch_set_layouts(&c->f, bc, 0, 0);
+        read_packed(&c->f.q, c->f.q_stride, qc, dims[0]);
+        read_packed(&c->f.k, c->f.k_stride, kc, dims[1]);
+        read_packed(&c->f.v, c->f.v_stride, vc, dims[2]);
         c->delta = delta, c->dout = dout_in ? dout_in : dout;
         c->dk = dk_out ? dk_out : dk, c->dv = dv_out ? dv_out : dv;
-        c->dq = s == 0 && dq_out ? dq_out : calloc((size_t)nq + 1, sizeof(float));
+        c->dq = s == 0 ? dq0 : calloc((size_t)nq + 1, sizeof(float));
         if (!c->dq) {
             st = set_error(err, ATTNC_ERR_NOMEM, "out of memory for dQ");
             goto done;
@@ -242,15 +291,15 @@ attnc_status launch_grad_run(const Plan *p, const CompiledKernel *ck, const Boun
                        (long long)g->scratch_bytes);
         goto done;
     }
-    g->scratch = malloc((size_t)(g->scratch_bytes * g->parts) + 64);
+    g->scratch = buffers_reserve(buf, GB_SCRATCH, (size_t)(g->scratch_bytes * g->parts) + 64);
     if (!have_acc || !g->scratch) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory for the gradients' accumulators");
         goto done;
     }
     /* nothing can fail now but the kernel, and these calls cannot fault */
-    if (dq_out) memset(dq_out, 0, sizeof(float) * (size_t)nq);
-    if (dk_out) memset(dk_out, 0, sizeof(float) * (size_t)(sz->B * sz->Hkv * sz->Lk * sz->D));
-    if (dv_out) memset(dv_out, 0, sizeof(float) * (size_t)(sz->B * sz->Hkv * sz->Lk * sz->Dv));
+    memset(dq0, 0, sizeof(float) * (size_t)nq);
+    memset(dk_out ? dk_out : dk, 0, sizeof(float) * (size_t)nk);
+    memset(dv_out ? dv_out : dv, 0, sizeof(float) * (size_t)nv);
     pool_run(g->parts, g->parts, run_partition, g);
     if (g->fault) { /* the interpreter reads Q, K, V at their layouts and names the element at fault */
         st = interp_run(bc, args->q, args->k, args->v, NULL, NULL, err);
@@ -262,13 +311,12 @@ attnc_status launch_grad_run(const Plan *p, const CompiledKernel *ck, const Boun
 done:
     if (g) {
         for (int s = 0; s < g->splits; s++)
-            if (g->call[s].dq != dq_out) free(g->call[s].dq);
+            if (s > 0) free(g->call[s].dq);
         free(g->dtensor), free(g->acc_ptrs), free(g->acc_data);
-        free(g->scratch);
         free(g);
     }
     launch_values_free(&vals);
-    free(delta), free(dout), free(dk), free(dv);
+    if (buf) kept_buffers_put(ck->grad_rows, buf);
     tile_map_free(&tm);
     return st;
 }
