@@ -4,7 +4,9 @@
  * (docs/decode.md): how many query heads of one kv head an item packs as
  * rows (AttnCall.pack) and into how many kv splits the keys are cut: when
  * the items are fewer than the threads (split-KV), and into chunks when
- * the rows of several kv heads interleave (kv_chunks); builds the tile map
+ * the rows of several kv heads interleave (kv_chunks); whether a prefill
+ * reads K and V rows that lie apart from one kv head's rows packed back to
+ * back (pack_head); builds the tile map
  * (one per split), fills the AttnCalls, orders the work items head by head
  * and heaviest first within a head (see order_items), runs them on the
  * thread pool split by split, merges the splits' partial results (runtime/merge.c) and
@@ -480,7 +482,7 @@ typedef struct KvPack {
     int64_t b, hk, loaded;     /* the kv head being copied; b * Hkv + hk in pk and pv (-1: none) */
 } KvPack;
 
-/* Bytes of one kv head's packed K and V rows, or 0 when the call is not packed. */
+/* Bytes of one kv head's packed K and V rows, or 0 when the call is not packed (in place). */
 static int64_t pack_bytes(const BoundCall *bc, const TileMap *tm, int64_t pack, int splits, int pages, int items) {
     const attnc_sizes *sz = &bc->sz;
     const BoundLayout *k = &bc->layout[BT_K], *v = &bc->layout[BT_V];
@@ -526,10 +528,12 @@ static void pack_calls(Launch *l, KvPack *pk) {
     }
 }
 
-/* The tiled run of launch_run_items; with `gh` head by head in block order
- * (launch_grid): O and LSE go where gh's done puts them (no private
- * buffers here), and a fault is not named here (the interpreter would read
- * the rows as the caller's): ATTNC_ERR_RUNTIME, and launch_grid names it. */
+/* The tiled run of launch_run_items, head by head with a GridHook: `gh` in
+ * block order (launch_grid: O and LSE go where gh's done puts them, no
+ * private buffers here, and a fault is not named here, since the
+ * interpreter would read the rows as the caller's: ATTNC_ERR_RUNTIME, and
+ * launch_grid names it), or the pack hook this function sets itself
+ * (pack_head: O, LSE and faults as in a plain run). */
 static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                                  int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
                                  const GridHook *gh, attnc_error *err) {
