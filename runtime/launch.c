@@ -482,16 +482,15 @@ typedef struct KvPack {
     int64_t b, hk, loaded;     /* the kv head being copied; b * Hkv + hk in pk and pv (-1: none) */
 } KvPack;
 
-/* Bytes of one kv head's packed K and V rows, or 0 when the call is not packed (in place). */
-static int64_t pack_bytes(const BoundCall *bc, const TileMap *tm, int64_t pack, int splits, int pages, int items) {
+/* Whether the call reads K and V packed (else in place). */
+static int packs_kv(const BoundCall *bc, const TileMap *tm, int64_t pack, int splits, int pages, int items) {
     const attnc_sizes *sz = &bc->sz;
     const BoundLayout *k = &bc->layout[BT_K], *v = &bc->layout[BT_V];
     if (atomic_load(&pack_off) || pack > 1 || splits > 1 || pages || items || sz->Lk <= 0 || sz->Hkv <= 0)
         return 0;
     if (k->stride[2] == sz->D && v->stride[2] == sz->Dv) return 0; /* rows back to back already */
     if (tm->nkt <= 0 || tm->visited < (int64_t)PACK_MIN_READS * tm->ngroups * tm->nkt) return 0;
-    int64_t bytes = sz->Lk * (sz->D * elem_bytes(k->elem) + sz->Dv * elem_bytes(v->elem));
-    return bytes <= PACK_MAX_BYTES ? bytes : 0;
+    return sz->Lk * (sz->D * elem_bytes(k->elem) + sz->Dv * elem_bytes(v->elem)) <= PACK_MAX_BYTES;
 }
 
 /* Rows [i * PACK_ROWS, (i + 1) * PACK_ROWS) of the kv head's K and V. */
@@ -597,7 +596,7 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
                   .threads = threads, .ke = elem_bytes(bc->layout[BT_K].elem),
                   .ve = elem_bytes(bc->layout[BT_V].elem), .loaded = -1};
     GridHook pack_hook = {NULL, pack_head, NULL, &kvp, 0};
-    if (!gh && pack_bytes(bc, &l->tm[0], pack, l->splits, pages != NULL, it != NULL)) {
+    if (!gh && packs_kv(bc, &l->tm[0], pack, l->splits, pages != NULL, it != NULL)) {
         packed = kept_buffers_take(ck->packed_rows);
         kvp.pk = packed ? buffers_reserve(packed, 0, (size_t)(sz->Lk * sz->D * kvp.ke)) : NULL;
         kvp.pv = packed ? buffers_reserve(packed, 1, (size_t)(sz->Lk * sz->Dv * kvp.ve)) : NULL;
