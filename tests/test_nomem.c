@@ -13,7 +13,9 @@
  *
  * For each spec and each backend of the build: a reference run with nothing
  * failing, then for N = 1, 2, ... the whole sequence (spec from text,
- * compile, params from text, tensor shapes, run with LSE, kept pairs, emit
+ * compile, params from text, tensor shapes, run with LSE, kept pairs, for
+ * the cases that ask (Case.backward) two backward calls on the kernel (Q, K
+ * and V with rows apart, then plain, into the buffers the first kept), emit
  * ir/c/cuda, and llvm-ir for the cases that ask: Case.llvm_text) with the Nth allocation failing, until a sequence
  * completes without reaching N.  The call during which the failure fired
  * must return ATTNC_ERR_NOMEM (and say so in err) and then succeed when
@@ -170,6 +172,7 @@ typedef struct Case {
     int llvm_text;
     const attnc_sizes *shape; /* the call's sizes, or NULL: default_sizes */
     int grid;                 /* the compiled backends must run it in block order (launch_grid) */
+    int backward;             /* run two backward calls too (where the backend has a backward pass) */
 } Case;
 
 static const attnc_sizes default_sizes = {2, 2, 1, 9, 11, 8, 4};
@@ -177,9 +180,9 @@ static const attnc_sizes default_sizes = {2, 2, 1, 9, 11, 8, 4};
 static const attnc_sizes grid_sizes = {1, 2, 1, 64, 64, 8, 4};
 
 static Case cases[] = {
-    {"plain", "attention plain { }\n", NULL, NULL, NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0, NULL, 0},
+    {"plain", "attention plain { }\n", NULL, NULL, NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0, NULL, 0, 0},
     {"causal_alibi", "attention causal_alibi {\n    use causal;\n    use alibi;\n}\n", NULL, NULL, NULL,
-     {"alibi_max", "4.0"}, ATTNC_OPT_SEPARABLE_BIAS, ATTNC_OK, ATTNC_OK, 0, NULL, 0},
+     {"alibi_max", "4.0"}, ATTNC_OPT_SEPARABLE_BIAS, ATTNC_OK, ATTNC_OK, 0, NULL, 0, 0},
     {"tensor_lowrank",
      "attention lowrank {\n"
      "    param rank : int = 8;\n"
@@ -189,7 +192,7 @@ static Case cases[] = {
      "    mask keep[b, kv] != 0;\n"
      "    bias sum(r < rank) U[b, h, q, r] * W[b, h, kv, r];\n"
      "}\n",
-     NULL, "rank", "3", {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 1, NULL, 0},
+     NULL, "rank", "3", {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 1, NULL, 0, 0},
     {"diagnostics",
      "attention broken {\n"
      "    param p : int = q;\n"
@@ -197,10 +200,10 @@ static Case cases[] = {
      "    bias 1.0 +;\n"
      "}\n"
      "attention also_broken { bias true; scale q; }\n",
-     NULL, NULL, NULL, {NULL, NULL}, 0, ATTNC_ERR_SPEC, ATTNC_OK, 0, NULL, 0},
+     NULL, NULL, NULL, {NULL, NULL}, 0, ATTNC_ERR_SPEC, ATTNC_OK, 0, NULL, 0, 0},
     /* a runtime error: the compiled backends' fault path asks the interpreter for the message */
     {"runtime_error", "attention out_of_range {\n    tensor T : float[Lk];\n    bias T[kv + 1];\n}\n", NULL, NULL,
-     NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_ERR_RUNTIME, 0, NULL, 0},
+     NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_ERR_RUNTIME, 0, NULL, 0, 0},
     {"use_in_file",
      "// two attentions, the second built on the first\n"
      "attention banded {\n"
@@ -213,7 +216,7 @@ static Case cases[] = {
      "    use softcap(cap = 30.0);\n"
      "    bias 0.1 * float(h) / t;\n"
      "}\n",
-     "top", "t", "1.5", {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0, NULL, 0},
+     "top", "t", "1.5", {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0, NULL, 0, 0},
     {"grid_na2d",
      "attention na2d {\n"
      "    param width : int;\n"
@@ -221,12 +224,18 @@ static Case cases[] = {
      "    let kx = kv % width; let ky = kv / width;\n"
      "    mask abs(kx - clamp(qx, 1, width - 2)) <= 1 && abs(ky - clamp(qy, 1, Lk / width - 2)) <= 1;\n"
      "}\n",
-     NULL, "width", "8", {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0, &grid_sizes, 1},
+     NULL, "width", "8", {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0, &grid_sizes, 1, 0},
     /* version 2: Q and K rotated once per call into kept rows (runtime/rope_sink.c), a sink merged into O */
     {"rotary_sink", "attention rope {\n    use causal;\n    rotary(base = 10000.0);\n    sink 0.5;\n}\n", NULL,
-     NULL, NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0, NULL, 0},
+     NULL, NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0, NULL, 0, 0},
+    /* the backward pass twice on one kernel: its buffers kept between calls (runtime/launch_grad.c), Q, K and V
+     * whose rows lie apart copied (the first call), a float tensor's gradient */
+    {"backward",
+     "attention train {\n    use causal;\n    use softcap(cap = 20.0);\n    tensor T : float[H, Lk];\n"
+     "    bias T[h, kv];\n}\n",
+     NULL, NULL, NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0, NULL, 0, 1},
     /* nesting past Bison's first 200 stack entries: the parser's stack is malloc'd (made in main) */
-    {"deep_nesting", NULL, NULL, NULL, NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0, NULL, 0},
+    {"deep_nesting", NULL, NULL, NULL, NULL, {NULL, NULL}, 0, ATTNC_OK, ATTNC_OK, 0, NULL, 0, 0},
 };
 
 static attnc_sizes sizes; /* the case's (main) */
@@ -234,12 +243,14 @@ static attnc_sizes sizes; /* the case's (main) */
 /* ---- one sequence of calls --------------------------------------------- */
 
 enum {
-    S_FILE, S_SPEC, S_COMPILE, S_PARAM, S_SHAPE, S_RUN, S_KEPT, S_EMIT_IR, S_EMIT_C, S_EMIT_CUDA, S_EMIT_LLVM, S_COUNT
+    S_FILE, S_SPEC, S_COMPILE, S_PARAM, S_SHAPE, S_RUN, S_KEPT, S_BACKWARD, S_BACKWARD2, S_EMIT_IR, S_EMIT_C,
+    S_EMIT_CUDA, S_EMIT_LLVM, S_COUNT
 };
 static const char *const step_names[S_COUNT] = {"spec_from_file", "spec_from_string", "compile", "param_from_text",
-                                                "tensor_shape", "run", "kept_pairs", "emit ir",
-                                                "emit c", "emit cuda", "emit llvm-ir"};
-enum { MAX_TENSORS = 4 };
+                                                "tensor_shape", "run", "kept_pairs", "backward (rows apart)",
+                                                "backward again", "emit ir", "emit c", "emit cuda", "emit llvm-ir"};
+enum { MAX_TENSORS = 4, GAP = 3 /* elements between Q's, K's and V's rows in the first backward call */ };
+enum { G_DQ, G_DK, G_DV, G_DT, G_COUNT }; /* a backward call's outputs (G_DT: tensor 0's gradient) */
 
 /* What a sequence produced (test memory). */
 typedef struct Result {
@@ -248,6 +259,7 @@ typedef struct Result {
     char message[S_COUNT][512]; /* err.message of a call that failed */
     char *emit[S_COUNT];
     float *o, *lse;
+    float *grad[2][G_COUNT]; /* the backward steps' outputs */
     int64_t kept;
     int ntensors;
     int64_t shape[MAX_TENSORS][ATTNC_MAX_RANK];
@@ -258,6 +270,8 @@ typedef struct Result {
 /* The inputs of a case, made during its reference run. */
 typedef struct Inputs {
     float *q, *k, *v, *o; /* o: for the calls that take an attnc_args but write nothing */
+    float *qg, *kg, *vg;  /* Q, K and V again with rows GAP elements apart (gapped_layout) */
+    float *dout, *dlse;
     attnc_tensor tensors[MAX_TENSORS];
     int ntensors;
 } Inputs;
@@ -313,6 +327,43 @@ static void make_tensor(Seq *s, int i) {
         for (size_t j = 0; j < n; j++) v[j] = uniform() > -0.6f; /* mostly kept */
         t->data = v;
     }
+}
+
+static const int64_t *dims_of(int which) { /* Q, K, V: 0, 1, 2 */
+    static int64_t d[3][4];
+    int64_t q[4] = {sizes.B, sizes.H, sizes.Lq, sizes.D}, k[4] = {sizes.B, sizes.Hkv, sizes.Lk, sizes.D},
+            v[4] = {sizes.B, sizes.Hkv, sizes.Lk, sizes.Dv};
+    memcpy(d[0], q, sizeof q);
+    memcpy(d[1], k, sizeof k);
+    memcpy(d[2], v, sizeof v);
+    return d[which];
+}
+static size_t elements(int which) {
+    const int64_t *d = dims_of(which);
+    return (size_t)(d[0] * d[1] * d[2] * d[3]);
+}
+
+/* Rows GAP elements apart. */
+static attnc_layout gapped_layout(int which) {
+    const int64_t *d = dims_of(which);
+    attnc_layout l = {ATTNC_ELEM_F32, {d[1] * d[2] * (d[3] + GAP), d[2] * (d[3] + GAP), d[3] + GAP, 1}, 0};
+    return l;
+}
+
+/* x (contiguous) copied with rows GAP elements apart. */
+static float *gapped_copy(const float *x, int which) {
+    const int64_t *d = dims_of(which);
+    int64_t rows = d[0] * d[1] * d[2];
+    float *out = random_floats((size_t)(rows * (d[3] + GAP))); /* the gaps hold noise */
+    for (int64_t r = 0; r < rows; r++) memcpy(out + r * (d[3] + GAP), x + r * d[3], sizeof(float) * (size_t)d[3]);
+    return out;
+}
+
+static size_t grad_elements(const Result *r, int g) {
+    if (g < G_DT) return elements(g);
+    size_t n = r->ntensors > 0 ? 1 : 0;
+    for (int d = 0; n && d < ATTNC_MAX_RANK && r->shape[0][d]; d++) n *= (size_t)r->shape[0][d];
+    return n;
 }
 
 static attnc_args call_args(Seq *s, float *o, float *lse) {
@@ -376,6 +427,25 @@ static attnc_status do_step(Seq *s, int step, Result *r) {
         attnc_args a = call_args(s, s->in->o, NULL);
         return attnc_kernel_kept_pairs(s->kernel, &a, &r->kept, err);
     }
+    case S_BACKWARD:
+    case S_BACKWARD2: { /* of the run step's O and LSE; the first with Q, K, V rows apart, the second with dLSE */
+        int second = step == S_BACKWARD2;
+        attnc_args a = call_args(s, r->o, r->lse);
+        attnc_layouts lay = {0};
+        if (!second) {
+            a.q = s->in->qg, a.k = s->in->kg, a.v = s->in->vg;
+            lay.q = gapped_layout(0), lay.k = gapped_layout(1), lay.v = gapped_layout(2);
+        }
+        float **g = r->grad[second];
+        for (int i = 0; i < G_COUNT; i++) {
+            free(g[i]);
+            g[i] = xalloc(sizeof(float) * (grad_elements(r, i) + 1));
+        }
+        attnc_tensor_grad dt = {s->in->ntensors ? s->in->tensors[0].name : NULL, g[G_DT]};
+        attnc_grad gr = {.dout = s->in->dout, .dlse = second ? s->in->dlse : NULL, .dq = g[G_DQ], .dk = g[G_DK],
+                         .dv = g[G_DV], .dtensors = &dt, .n_dtensors = s->in->ntensors ? 1 : 0};
+        return attnc_kernel_backward(s->kernel, &a, &lay, &gr, err);
+    }
     default: {
         static const char *const targets[] = {"ir", "c", "cuda", "llvm-ir"};
         char *text = NULL;
@@ -414,6 +484,13 @@ static void compare_output(Seq *s, int step, const Result *ref, int now) {
     case S_KEPT:
         if (r->kept != ref->kept) fail(s, "kept pairs differ%s%s", "", "");
         break;
+    case S_BACKWARD:
+    case S_BACKWARD2:
+        for (int i = 0; i < G_COUNT; i++)
+            if (memcmp(r->grad[step == S_BACKWARD2][i], ref->grad[step == S_BACKWARD2][i],
+                       sizeof(float) * grad_elements(ref, i)))
+                fail(s, "%s: a gradient differs from the reference run%s", step_names[step], "");
+        break;
     case S_PARAM:
     case S_COMPILE:
         break;
@@ -428,6 +505,7 @@ static int applies(const Seq *s, int step, int failure_fired) {
     if (step == S_SPEC || step == S_FILE) return 1;
     if (step == S_COMPILE) return s->spec != NULL;
     if (!s->kernel) return 0;
+    if (step == S_BACKWARD || step == S_BACKWARD2) return s->c->backward && attnc_kernel_has_backward(s->kernel);
     if (step == S_EMIT_LLVM) /* an O3 compile each time: only where the failure is still to come */
         return s->backend == ATTNC_BACKEND_LLVM && s->c->llvm_text && !failure_fired;
     return 1;
@@ -455,6 +533,11 @@ static int run_sequence(Seq *s, const Result *ref) {
                 s->in->k = random_floats((size_t)(sizes.B * sizes.Hkv * sizes.Lk * sizes.D));
                 s->in->v = random_floats((size_t)(sizes.B * sizes.Hkv * sizes.Lk * sizes.Dv));
                 s->in->o = random_floats(rows() * (size_t)sizes.Dv);
+                s->in->qg = gapped_copy(s->in->q, 0);
+                s->in->kg = gapped_copy(s->in->k, 1);
+                s->in->vg = gapped_copy(s->in->v, 2);
+                s->in->dout = random_floats(rows() * (size_t)sizes.Dv);
+                s->in->dlse = random_floats(rows());
                 s->in->ntensors = s->r->ntensors;
                 for (int i = 0; i < s->r->ntensors; i++) make_tensor(s, i);
             }
@@ -493,6 +576,8 @@ static void result_free(Result *r) {
     for (int i = 0; i < S_COUNT; i++) free(r->emit[i]);
     free(r->o);
     free(r->lse);
+    for (int i = 0; i < 2; i++)
+        for (int g = 0; g < G_COUNT; g++) free(r->grad[i][g]);
     memset(r, 0, sizeof *r);
 }
 
@@ -550,6 +635,12 @@ static void test_case(const Case *c, attnc_backend backend, const Result *interp
     if (interp_ref && ref->st[S_RUN] == ATTNC_OK && interp_ref->st[S_RUN] == ATTNC_OK &&
         (!close_to(ref->o, interp_ref->o, rows() * (size_t)sizes.Dv) || !close_to(ref->lse, interp_ref->lse, rows())))
         fail(&s, "the reference run disagrees with the interpreter%s%s", "", "");
+    for (int i = 0; interp_ref && c->backward && i < 2 * G_COUNT; i++) {
+        const float *got = ref->grad[i / G_COUNT][i % G_COUNT], *want = interp_ref->grad[i / G_COUNT][i % G_COUNT];
+        if (got && want && !close_to(got, want, grad_elements(ref, i % G_COUNT)))
+            fail(&s, "the reference run's %s disagrees with the interpreter's%s", step_names[S_BACKWARD + i / G_COUNT],
+                 "");
+    }
     if (cold && cold <= ref->compile_allocs)
         fail(&s, "the cold LLVM compile made no more allocations than a cached one%s%s", "", "");
     Result r = {0};
@@ -598,7 +689,7 @@ static void test_case(const Case *c, attnc_backend backend, const Result *interp
            failures == before ? "ok" : "FAILED");
 }
 
-int main(void) {
+int main(int argc, char **argv) { /* argv[1]: one case's name (all cases without) */
     static const attnc_backend backends[] = {ATTNC_BACKEND_INTERP, ATTNC_BACKEND_REFPLAN, ATTNC_BACKEND_TCC,
                                              ATTNC_BACKEND_CUDA_EMU, ATTNC_BACKEND_LLVM};
     enum { NB = sizeof backends / sizeof backends[0] };
@@ -613,6 +704,7 @@ int main(void) {
     snprintf(deep + len, sizeof deep - (size_t)len, "; }\n");
     cases[sizeof cases / sizeof cases[0] - 1].text = deep;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        if (argc > 1 && strcmp(argv[1], cases[ci].name) != 0) continue;
         sizes = cases[ci].shape ? *cases[ci].shape : default_sizes;
         FILE *f = fopen(spec_path, "wb");
         if (!f || fputs(cases[ci].text, f) < 0 || fclose(f) != 0) {
@@ -632,6 +724,11 @@ int main(void) {
         free(in.k);
         free(in.v);
         free(in.o);
+        free(in.qg);
+        free(in.kg);
+        free(in.vg);
+        free(in.dout);
+        free(in.dlse);
         for (int i = 0; i < in.ntensors; i++) {
             free((void *)in.tensors[i].name);
             free((void *)in.tensors[i].data);
