@@ -501,11 +501,10 @@ static void pack_rows(void *ctx, int64_t i, int thread) {
     const int64_t *ks = pk->layout[BT_K].stride, *vs = pk->layout[BT_V].stride;
     const char *k = pk->k + (pk->b * ks[0] + pk->hk * ks[1]) * pk->ke;
     const char *v = pk->v + (pk->b * vs[0] + pk->hk * vs[1]) * pk->ve;
-    int64_t end = (i + 1) * PACK_ROWS < sz->Lk ? (i + 1) * PACK_ROWS : sz->Lk;
-    for (int64_t r = i * PACK_ROWS; r < end; r++) {
-        memcpy(pk->pk + r * sz->D * pk->ke, k + r * ks[2] * pk->ke, (size_t)(sz->D * pk->ke));
-        memcpy(pk->pv + r * sz->Dv * pk->ve, v + r * vs[2] * pk->ve, (size_t)(sz->Dv * pk->ve));
-    }
+    int64_t r0 = i * PACK_ROWS, n = (i + 1) * PACK_ROWS < sz->Lk ? PACK_ROWS : sz->Lk - r0;
+    tensor_copy_rows(pk->pk + r0 * sz->D * pk->ke, k + r0 * ks[2] * pk->ke, n, ks[2] * pk->ke, (size_t)(sz->D * pk->ke));
+    tensor_copy_rows(pk->pv + r0 * sz->Dv * pk->ve, v + r0 * vs[2] * pk->ve, n, vs[2] * pk->ve,
+                     (size_t)(sz->Dv * pk->ve));
 }
 
 static void pack_head(void *ctx, int64_t b, int64_t h) {

@@ -151,9 +151,9 @@ static char *packed_copy(const void *t, const BoundLayout *l, const int64_t dims
         return NULL;
     }
     for (int64_t a = 0; a < dims[0]; a++)
-        for (int64_t b = 0; b < dims[1]; b++)
-            for (int64_t c = 0; c < dims[2]; c++, at += row)
-                memcpy(at, (const char *)t + (a * l->stride[0] + b * l->stride[1] + c * l->stride[2]) * (int64_t)eb, row);
+        for (int64_t b = 0; b < dims[1]; b++, at += (size_t)dims[2] * row)
+            tensor_copy_rows(at, (const char *)t + (a * l->stride[0] + b * l->stride[1]) * (int64_t)eb, dims[2],
+                             l->stride[2] * (int64_t)eb, row);
     return out;
 }
 

@@ -11,6 +11,7 @@
 #define ATTNC_TENSOR_IO_H
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "attnc.h"
 #include "half.h"
@@ -39,6 +40,12 @@ static inline void tensor_store(void *base, attnc_elem e, int64_t off, double x)
     }
     float odd = tensor_round_to_odd(x);
     ((uint16_t *)base)[off] = e == ATTNC_ELEM_F16 ? attnc_f32_to_f16(odd) : attnc_f32_to_bf16(odd);
+}
+
+/* n rows of row_bytes bytes from src, src_stride bytes apart, to dst back to
+ * back: Q, K and V rows that lie apart packed (launch.c, launch_grad.c). */
+static inline void tensor_copy_rows(char *dst, const char *src, int64_t n, int64_t src_stride, size_t row_bytes) {
+    for (int64_t i = 0; i < n; i++) memcpy(dst + i * (int64_t)row_bytes, src + i * src_stride, row_bytes);
 }
 
 #endif
