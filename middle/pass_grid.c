@@ -202,7 +202,7 @@ int pass_grid(Arena *arena, Plan *p, int bq, int bk) {
     sub->bq = bq, sub->bk = bk;
     sub->needs_mask = !ir_is_bool(m, sf->keep, 1);
     sub->needs_fault = !ir_is_bool(m, sf->fault, 0);
-    int deps = ir_at(m, sf->keep)->deps | ir_at(m, sf->fault)->deps;
+    int deps = ir_at(m, sf->keep)->deps; /* as pipeline.c: fault checks do not split the map */
     sub->mask_varies_b = (deps & DEP_B) != 0;
     sub->mask_varies_h = (deps & (DEP_H | DEP_HK)) != 0;
     sub->grad = NULL, sub->grad_sched = NULL, sub->grid = NULL;

@@ -46,7 +46,9 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
     p->vec_width = opt->vec_width > 0 ? opt->vec_width : 16;
     p->needs_mask = !ir_is_bool(p->ir, p->f->keep, 1);
     p->needs_fault = !ir_is_bool(p->ir, p->f->fault, 0);
-    int mask_deps = ir_at(p->ir, p->f->keep)->deps | ir_at(p->ir, p->f->fault)->deps;
+    /* tile maps per batch row or head when the masks differ there; fault checks that read b or h (a bias's
+     * table[h, ...] bounds) do not split the map: the tile analysis bounds them over every b and h at once */
+    int mask_deps = ir_at(p->ir, p->f->keep)->deps;
     p->mask_varies_b = (mask_deps & DEP_B) != 0;
     p->mask_varies_h = (mask_deps & (DEP_H | DEP_HK)) != 0;
     p->softmax = p->f->weight == IR_NONE;

@@ -16,11 +16,12 @@ typedef struct Entry {
     attnc_sizes sz;
     int64_t bq;
     Const *params; /* nparams values, by param index */
+    int64_t (*shape)[ATTNC_MAX_RANK]; /* ntensors shapes (the ranks are the attention's) */
     TileMap tm;
 } Entry;
 
 struct MapCache {
-    int nparams;
+    int nparams, ntensors;
     Entry *_Atomic slot;
 };
 
@@ -32,16 +33,19 @@ static void entry_free(Entry *e) {
     if (!e) return;
     tile_map_free(&e->tm);
     free(e->params);
+    free(e->shape);
     free(e);
 }
 
 attnc_status map_cache_new(const Plan *p, MapCache **out, attnc_error *err) {
     *out = NULL;
-    /* tensors: a mask may read their contents (rows of Q/K made into tables are tensors of p->attn too) */
-    if (p->attn->ntensors > 0) return ATTNC_OK;
+    /* the map is made from the masks and the fault checks: when they read a tensor's contents (rows of Q or K
+     * made into tables are tensors too), the next call's may differ */
+    if ((ir_at(p->ir, p->f->keep)->deps | ir_at(p->ir, p->f->fault)->deps) & DEP_TENSOR) return ATTNC_OK;
     MapCache *c = calloc(1, sizeof *c);
     if (!c) return set_error(err, ATTNC_ERR_NOMEM, "out of memory for the kernel's tile map cache");
     c->nparams = p->attn->nparams;
+    c->ntensors = p->attn->ntensors;
     atomic_init(&c->slot, NULL);
     *out = c;
     return ATTNC_OK;
@@ -56,8 +60,15 @@ void map_cache_free(MapCache *c) {
 static int same_key(const MapCache *c, const Entry *e, const BoundCall *bc, int64_t bq) {
     /* sizes and params compared as bytes (seven int64s; params made in zeroed memory by bind.c, so equal values
      * have equal bytes: a float param of -0.0 against 0.0 only misses) */
-    return e->bq == bq && memcmp(&e->sz, &bc->sz, sizeof e->sz) == 0 &&
-           (c->nparams == 0 || memcmp(e->params, bc->params, sizeof(Const) * (size_t)c->nparams) == 0);
+    if (e->bq != bq || memcmp(&e->sz, &bc->sz, sizeof e->sz) != 0 ||
+        (c->nparams && memcmp(e->params, bc->params, sizeof(Const) * (size_t)c->nparams) != 0))
+        return 0;
+    /* tensor shapes, which the bounds checks read: the binding checks them against dims over sizes and params,
+     * so the comparisons above decide them; compared anyway, so that no kept map outlives a bound it checked */
+    for (int t = 0; t < c->ntensors; t++)
+        for (int d = 0; d < bc->tensors[t]->rank; d++)
+            if (e->shape[t][d] != bc->tensors[t]->shape[d]) return 0;
+    return 1;
 }
 
 /* Offer e to the slot; whatever it held (or e, when the slot is taken meanwhile) is freed. */
@@ -82,14 +93,16 @@ attnc_status map_cache_build(MapCache *c, const Plan *p, const BoundCall *bc, in
     /* keep a copy (out of memory here is the call's, as every allocation failure is) */
     Entry *keep = calloc(1, sizeof *keep);
     if (keep) keep->params = calloc((size_t)c->nparams + 1, sizeof(Const));
-    if (!keep || !keep->params || (st = tile_map_slice(out, 0, out->nkt, &keep->tm, err))) {
-        if (keep) free(keep->params);
-        free(keep);
+    if (keep) keep->shape = calloc((size_t)c->ntensors + 1, sizeof *keep->shape);
+    if (!keep || !keep->params || !keep->shape || (st = tile_map_slice(out, 0, out->nkt, &keep->tm, err))) {
+        entry_free(keep);
         tile_map_free(out);
         return set_error(err, ATTNC_ERR_NOMEM, "out of memory while keeping the tile map");
     }
     keep->sz = bc->sz, keep->bq = bq;
     if (c->nparams) memcpy(keep->params, bc->params, sizeof(Const) * (size_t)c->nparams);
+    for (int t = 0; t < c->ntensors; t++)
+        for (int d = 0; d < bc->tensors[t]->rank; d++) keep->shape[t][d] = bc->tensors[t]->shape[d];
     put_back(c, keep);
     return ATTNC_OK;
 }

@@ -2,7 +2,10 @@
  * the same shape (runtime/map_cache.h): calls that change a param the masks
  * read, the sizes, or a mask tensor's contents between calls, and calls from
  * two threads at once with different params, must each give the
- * interpreter's answer.  On every CPU backend of the build; the grid
+ * interpreter's answer; a bias table read through bounds checks (its map is
+ * kept too: the checks read the table's shape, not its contents) gets the
+ * runtime error when a shorter table makes an index fall outside it, and
+ * new contents are read.  On every CPU backend of the build; the grid
  * attention runs its block-order kernel (whose map is kept apart), whose
  * rows in block order live in buffers the kernel keeps (runtime/kept_buffers.h):
  * its calls grow them (more rows, a wider head) and two threads call it at once. */
@@ -20,7 +23,8 @@ static const char *spec_text =
     "    param width : int; param r : int = 1;\n"
     "    mask abs(kv % width - q % width) <= r && abs(kv / width - q / width) <= r;\n"
     "}\n"
-    "attention doc { tensor d : int[Lk]; mask d[q] == d[kv]; }\n";
+    "attention doc { tensor d : int[Lk]; mask d[q] == d[kv]; }\n"
+    "attention table { param n : int; tensor T : float[H, n]; mask kv <= q && q - kv < 8; bias T[h, kv]; }\n";
 
 static int failures;
 
@@ -70,6 +74,35 @@ static void check(const attnc_kernel *k, const attnc_kernel *ref, const Call *c,
         failures++;
     }
     free(got), free(want);
+}
+
+/* The table attention's call of n entries per head (values from seed) on k and on the interpreter's ref: the
+ * same status (ATTNC_ERR_RUNTIME expected when `fails`) and, when both succeed, the same O. */
+static void check_table(const attnc_kernel *k, const attnc_kernel *ref, int64_t n, unsigned seed, int fails) {
+    attnc_sizes s = {1, 2, 1, 64, 64, 8, 8};
+    float *table = randoms((size_t)(s.H * n), &seed), *o[2] = {NULL, NULL};
+    attnc_status st[2];
+    for (int i = 0; i < 2; i++) {
+        unsigned in_seed = 7;
+        float *q = randoms((size_t)(s.H * s.Lq * s.D), &in_seed), *kk = randoms((size_t)(s.Lk * s.D), &in_seed);
+        float *v = randoms((size_t)(s.Lk * s.Dv), &in_seed);
+        o[i] = calloc((size_t)(s.H * s.Lq * s.Dv), sizeof(float));
+        attnc_param p = {"n", ATTNC_INT, n, 0, 0};
+        attnc_tensor t = {"T", ATTNC_F32, 2, {s.H, n}, table};
+        attnc_args a = {s, q, kk, v, o[i], NULL, &p, 1, &t, 1};
+        attnc_error err = {0};
+        st[i] = attnc_kernel_run(i ? ref : k, &a, &err);
+        free(q), free(kk), free(v);
+    }
+    const char *name = attnc_backend_name(attnc_kernel_backend(k));
+    if (st[0] != (fails ? ATTNC_ERR_RUNTIME : ATTNC_OK) || st[1] != st[0]) {
+        printf("FAIL %s/table: n = %lld: status %d, the interpreter's %d\n", name, (long long)n, st[0], st[1]);
+        failures++;
+    } else if (!st[0] && !close_enough(o[0], o[1], (size_t)(s.H * s.Lq * s.Dv))) {
+        printf("FAIL %s/table: n = %lld: O differs from the interpreter\n", name, (long long)n);
+        failures++;
+    }
+    free(table), free(o[0]), free(o[1]);
 }
 
 typedef struct Job {
@@ -122,6 +155,15 @@ int main(void) {
         /* the mask tensor's contents change, its shape does not */
         const Call doc[] = {{s128, NULL, 0, doc_a}, {s128, NULL, 0, doc_b}, {s128, NULL, 0, doc_a}};
         for (size_t i = 0; i < sizeof doc / sizeof doc[0]; i++) check(d, dref, &doc[i], "a document call");
+        /* a bias table: Lk entries a head (no index can fall outside: the map says no checks), new contents,
+         * Lk - 1 (key 63 falls outside: the map must be rebuilt, with checks, and name the error), Lk again */
+        attnc_kernel *t = compile(spec, "table", backends[bi]), *tref = compile(spec, "table", ATTNC_BACKEND_INTERP);
+        if (!t || !tref) return 1;
+        check_table(t, tref, 64, 1, 0);
+        check_table(t, tref, 64, 2, 0);
+        check_table(t, tref, 63, 3, 1);
+        check_table(t, tref, 64, 4, 0);
+        attnc_kernel_free(t), attnc_kernel_free(tref);
         /* two threads, one kernel, two params */
         Job j1 = {k, ref, {s64, "w", 3, NULL}}, j2 = {k, ref, {s64, "w", 40, NULL}};
         pthread_t t1, t2;
