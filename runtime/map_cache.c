@@ -17,33 +17,58 @@ typedef struct Entry {
     int64_t bq;
     Const *params; /* nparams values, by param index */
     int64_t (*shape)[ATTNC_MAX_RANK]; /* ntensors shapes (the ranks are the attention's) */
+    void **data;   /* [ntensors]: a copy of each tensor the masks or fault checks read, else NULL */
     TileMap tm;
 } Entry;
 
 struct MapCache {
     int nparams, ntensors;
+    unsigned char *reads; /* [ntensors]: the masks or fault checks read its contents */
     Entry *_Atomic slot;
 };
+
+/* At most this many bytes of tensors a map depends on are copied into the key; a call whose masks read more
+ * builds its map every time (comparing them would cost a good part of building it). */
+enum { MAX_KEY_BYTES = 1 << 20 };
 
 static atomic_llong masked_reuses; /* launch_stats.h */
 
 long long map_cache_masked_reuses(void) { return atomic_load(&masked_reuses); }
 
-static void entry_free(Entry *e) {
+static void entry_free(Entry *e, int ntensors) {
     if (!e) return;
     tile_map_free(&e->tm);
     free(e->params);
     free(e->shape);
+    for (int t = 0; e->data && t < ntensors; t++) free(e->data[t]);
+    free(e->data);
     free(e);
+}
+
+/* The tensors whose contents keep or fault read (IR_LOAD nodes below them; args come before their node). */
+static int mark_reads(const Plan *p, unsigned char *reads) {
+    const IrModule *m = p->ir;
+    unsigned char *below = calloc((size_t)m->n + 1, 1);
+    if (!below) return 0;
+    below[p->f->keep] = below[p->f->fault] = 1;
+    for (IrRef r = m->n - 1; r >= 0; r--) {
+        if (!below[r]) continue;
+        const IrNode *n = ir_at(m, r);
+        if (n->op == IR_LOAD) reads[n->aux] = 1;
+        for (int i = 0; i < n->nargs; i++) below[n->args[i]] = 1;
+    }
+    free(below);
+    return 1;
 }
 
 attnc_status map_cache_new(const Plan *p, MapCache **out, attnc_error *err) {
     *out = NULL;
-    /* the map is made from the masks and the fault checks: when they read a tensor's contents (rows of Q or K
-     * made into tables are tensors too), the next call's may differ */
-    if ((ir_at(p->ir, p->f->keep)->deps | ir_at(p->ir, p->f->fault)->deps) & DEP_TENSOR) return ATTNC_OK;
     MapCache *c = calloc(1, sizeof *c);
-    if (!c) return set_error(err, ATTNC_ERR_NOMEM, "out of memory for the kernel's tile map cache");
+    if (c) c->reads = calloc((size_t)p->attn->ntensors + 1, 1);
+    if (!c || !c->reads || !mark_reads(p, c->reads)) {
+        map_cache_free(c);
+        return set_error(err, ATTNC_ERR_NOMEM, "out of memory for the kernel's tile map cache");
+    }
     c->nparams = p->attn->nparams;
     c->ntensors = p->attn->ntensors;
     atomic_init(&c->slot, NULL);
@@ -53,8 +78,28 @@ attnc_status map_cache_new(const Plan *p, MapCache **out, attnc_error *err) {
 
 void map_cache_free(MapCache *c) {
     if (!c) return;
-    entry_free(atomic_load(&c->slot));
+    entry_free(atomic_load(&c->slot), c->ntensors);
+    free(c->reads);
     free(c);
+}
+
+/* Bytes of tensor t of the call (int32 and float32 elements alike). */
+static size_t tensor_bytes(const attnc_tensor *t) {
+    size_t n = 4;
+    for (int d = 0; d < t->rank; d++) n *= (size_t)t->shape[d];
+    return n;
+}
+
+/* Whether the call's map may be kept: the tensors it depends on are there and small enough to copy. */
+static int keepable(const MapCache *c, const BoundCall *bc) {
+    size_t bytes = 0;
+    for (int t = 0; t < c->ntensors; t++) {
+        if (!c->reads[t]) continue;
+        if (!bc->tensors[t]->data) return 0;
+        bytes += tensor_bytes(bc->tensors[t]);
+        if (bytes > MAX_KEY_BYTES) return 0;
+    }
+    return 1;
 }
 
 static int same_key(const MapCache *c, const Entry *e, const BoundCall *bc, int64_t bq) {
@@ -68,18 +113,21 @@ static int same_key(const MapCache *c, const Entry *e, const BoundCall *bc, int6
     for (int t = 0; t < c->ntensors; t++)
         for (int d = 0; d < bc->tensors[t]->rank; d++)
             if (e->shape[t][d] != bc->tensors[t]->shape[d]) return 0;
+    /* the contents the masks read, byte for byte (a caller may have changed a buffer in place) */
+    for (int t = 0; t < c->ntensors; t++)
+        if (c->reads[t] && memcmp(e->data[t], bc->tensors[t]->data, tensor_bytes(bc->tensors[t])) != 0) return 0;
     return 1;
 }
 
 /* Offer e to the slot; whatever it held (or e, when the slot is taken meanwhile) is freed. */
 static void put_back(MapCache *c, Entry *e) {
     Entry *none = NULL;
-    if (!atomic_compare_exchange_strong(&c->slot, &none, e)) entry_free(e);
+    if (!atomic_compare_exchange_strong(&c->slot, &none, e)) entry_free(e, c->ntensors);
 }
 
 attnc_status map_cache_build(MapCache *c, const Plan *p, const BoundCall *bc, int64_t bq, TileMap *out,
                              attnc_error *err) {
-    if (!c) return tile_map_build_rows(p, bc, bq, out, err);
+    if (!c || !keepable(c, bc)) return tile_map_build_rows(p, bc, bq, out, err);
     Entry *e = atomic_exchange(&c->slot, NULL);
     if (e && same_key(c, e, bc, bq)) { /* a copy: the whole range of kv tiles */
         attnc_status st = tile_map_slice(&e->tm, 0, e->tm.nkt, out, err);
@@ -87,15 +135,23 @@ attnc_status map_cache_build(MapCache *c, const Plan *p, const BoundCall *bc, in
         put_back(c, e);
         return st;
     }
-    entry_free(e); /* another key: this call's map replaces it */
+    entry_free(e, c->ntensors); /* another key: this call's map replaces it */
     attnc_status st = tile_map_build_rows(p, bc, bq, out, err);
     if (st) return st;
     /* keep a copy (out of memory here is the call's, as every allocation failure is) */
     Entry *keep = calloc(1, sizeof *keep);
     if (keep) keep->params = calloc((size_t)c->nparams + 1, sizeof(Const));
     if (keep) keep->shape = calloc((size_t)c->ntensors + 1, sizeof *keep->shape);
-    if (!keep || !keep->params || !keep->shape || (st = tile_map_slice(out, 0, out->nkt, &keep->tm, err))) {
-        entry_free(keep);
+    if (keep) keep->data = calloc((size_t)c->ntensors + 1, sizeof *keep->data);
+    int copied = keep && keep->data;
+    for (int t = 0; copied && t < c->ntensors; t++)
+        if (c->reads[t]) {
+            size_t n = tensor_bytes(bc->tensors[t]);
+            copied = (keep->data[t] = malloc(n + 1)) != NULL;
+            if (copied) memcpy(keep->data[t], bc->tensors[t]->data, n);
+        }
+    if (!copied || !keep->params || !keep->shape || (st = tile_map_slice(out, 0, out->nkt, &keep->tm, err))) {
+        entry_free(keep, c->ntensors);
         tile_map_free(out);
         return set_error(err, ATTNC_ERR_NOMEM, "out of memory while keeping the tile map");
     }

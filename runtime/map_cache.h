@@ -3,18 +3,19 @@
  * an interval analysis per tile pair the quad tree visits (natten2d at
  * L = 4096 in block order: 17,517 evaluations, about a quarter of a call);
  * a model calls one kernel many times with one shape, as FlexAttention's
- * users build a BlockMask once.  Only maps whose masks and fault checks
- * read no tensor's contents are kept (those may change between calls);
- * tensor shapes, which bounds checks read, are part of the key. */
+ * users build a BlockMask once.  The key is everything the map is made
+ * from: sizes, params, q tile, tensor shapes (bounds checks read them) and a
+ * copy of the contents of the tensors the masks and fault checks read (a
+ * document's ids, a block layout: compared byte for byte, since a caller
+ * may change a buffer in place; calls whose masks read more than 1 MiB of
+ * tensors build their map every time). */
 #ifndef ATTNC_MAP_CACHE_H
 #define ATTNC_MAP_CACHE_H
 #include "plan.h"
 
 typedef struct MapCache MapCache;
 
-/* A cache for plan p's calls into *out; *out NULL when p's masks or fault
- * checks read the contents of tensors or rows (the map is built per call).
- * ATTNC_ERR_NOMEM or OK. */
+/* A cache for plan p's calls into *out.  ATTNC_ERR_NOMEM or OK. */
 attnc_status map_cache_new(const Plan *p, MapCache **out, attnc_error *err);
 
 /* Free c and its map; NULL is ignored. */
@@ -22,7 +23,7 @@ void map_cache_free(MapCache *c);
 
 /* p's tile map of call bc with q tiles of bq rows into *out (the caller's,
  * freed with tile_map_free): a copy of the kept map when the last call that
- * built one had the same sizes, params, tensor shapes and bq, else built and kept.  c may be
+ * built one had the same key, else built and kept.  c may be
  * NULL (built every time).  Safe for calls on several threads at once. */
 attnc_status map_cache_build(MapCache *c, const Plan *p, const BoundCall *bc, int64_t bq, TileMap *out,
                              attnc_error *err);

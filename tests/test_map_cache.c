@@ -5,7 +5,8 @@
  * interpreter's answer; a bias table read through bounds checks (its map is
  * kept too: the checks read the table's shape, not its contents) gets the
  * runtime error when a shorter table makes an index fall outside it, and
- * new contents are read.  On every CPU backend of the build; the grid
+ * new contents are read; a mask tensor with the last call's contents reuses
+ * the map, and one changed in place gets a new one.  On every CPU backend of the build; the grid
  * attention runs its block-order kernel (whose map is kept apart), whose
  * rows in block order live in buffers the kernel keeps (runtime/kept_buffers.h):
  * its calls grow them (more rows, a wider head) and two threads call it at once. */
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "attnc.h"
+#include "launch_stats.h"
 
 static const char *spec_text =
     "attention band { param w : int = 4; mask kv <= q && q - kv < w; }\n"
@@ -155,6 +157,18 @@ int main(void) {
         /* the mask tensor's contents change, its shape does not */
         const Call doc[] = {{s128, NULL, 0, doc_a}, {s128, NULL, 0, doc_b}, {s128, NULL, 0, doc_a}};
         for (size_t i = 0; i < sizeof doc / sizeof doc[0]; i++) check(d, dref, &doc[i], "a document call");
+        /* the same contents again: the kept map (a copy of the ids is in its key); then the caller's buffer
+         * changed in place: a new map */
+        int32_t doc_c[128];
+        memcpy(doc_c, doc_a, sizeof doc_c);
+        long long reuses = map_cache_masked_reuses();
+        check(d, dref, &(Call){s128, NULL, 0, doc_c}, "a document call with the last call's ids");
+        if (map_cache_masked_reuses() == reuses) {
+            printf("FAIL %s/doc: the same ids again did not reuse the kept map\n", attnc_backend_name(backends[bi]));
+            failures++;
+        }
+        for (int i = 64; i < 128; i++) doc_c[i] = 7 + i / 8;
+        check(d, dref, &(Call){s128, NULL, 0, doc_c}, "a document call after its ids changed in place");
         /* a bias table: Lk entries a head (no index can fall outside: the map says no checks), new contents,
          * Lk - 1 (key 63 falls outside: the map must be rebuilt, with checks, and name the error), Lk again */
         attnc_kernel *t = compile(spec, "table", backends[bi]), *tref = compile(spec, "table", ATTNC_BACKEND_INTERP);

@@ -180,4 +180,5 @@ add_test(NAME toeplitz/backends COMMAND bash ${PROJECT_SOURCE_DIR}/tests/toeplit
 add_executable(test_map_cache ${PROJECT_SOURCE_DIR}/tests/test_map_cache.c)
 target_compile_options(test_map_cache PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(test_map_cache PRIVATE attnc_static m Threads::Threads)
+target_include_directories(test_map_cache PRIVATE ${PROJECT_SOURCE_DIR}/runtime) # launch_stats.h: reuses counted
 add_test(NAME runtime/map-cache COMMAND test_map_cache)
