@@ -115,8 +115,9 @@ typedef struct TileFaultHook {
 } TileFaultHook;
 
 /* Elements (b, h, q, kv) the masks keep in this call: FULL tiles count
- * whole, PARTIAL tiles are evaluated element by element; -1 when out of
- * memory, -2 when the hook reports a mask's runtime error. */
+ * whole, PARTIAL tiles by boxes the interval analysis decides, the rest
+ * element by element (middle/tile_count.c); -1 when out of memory, -2 when
+ * the hook reports a mask's runtime error. */
 int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm, const TileFaultHook *hook);
 
 /* The pairs the masks keep for (b, h), as rows x cols pixels over Lq x Lk

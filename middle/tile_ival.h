@@ -60,6 +60,10 @@ int ival_analysis_init(Analysis *an, const Plan *p, const BoundCall *bc);
 /* Free what ival_analysis_init allocated. */
 void ival_analysis_free(Analysis *an);
 
+/* b, h and hk of the analysis: exact for the map's group of (b, h) where the
+ * masks vary with them (Plan.mask_varies_b/h), else over every value. */
+void ival_set_element_vars(Analysis *an, int64_t b, int64_t h);
+
 /* An evaluator of p's IR for the call bc (sizes, params, tensors and their
  * shapes in *dims, which the caller frees after ir_eval_free); the element's
  * variables are the caller's to set.  0 when out of memory. */

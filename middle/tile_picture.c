@@ -2,7 +2,7 @@
  * picture: per pixel, the fraction of its (q, kv) pairs kept and the tile
  * map's mode there (attnc_kernel_picture, `attnc show`).
  *
- * Work follows the tile map, as tile_count_kept's: EMPTY tiles are never
+ * Work follows the tile map: EMPTY tiles are never
  * looked at, FULL tiles add whole rows of pairs, PARTIAL tiles evaluate the
  * mask per element (the IR evaluator on the plan's `keep`).  A pixel covers
  * the pairs with q * rows / Lq == r and kv * cols / Lk == c, so every pair

@@ -613,7 +613,7 @@ void tile_map_free(TileMap *tm) {
     memset(tm, 0, sizeof *tm);
 }
 
-static void set_element_vars(Analysis *an, int64_t b, int64_t h) {
+void ival_set_element_vars(Analysis *an, int64_t b, int64_t h) {
     const Plan *p = an->p;
     const attnc_sizes *sz = &an->bc->sz;
     int64_t group = sz->Hkv && sz->H >= sz->Hkv ? sz->H / sz->Hkv : 1; /* H = 0 or Hkv = 0: no head is visited */
@@ -643,7 +643,7 @@ attnc_status tile_map_build_rows(const Plan *p, const BoundCall *bc, int64_t bq,
     ok = ok && g.mode && tm->row_start;
     int64_t cap = 0, used = 0;
     for (int64_t grp = 0; ok && grp < tm->ngroups; grp++) {
-        set_element_vars(&an, p->mask_varies_b ? grp / nh : 0, p->mask_varies_h ? grp % nh : 0);
+        ival_set_element_vars(&an, p->mask_varies_b ? grp / nh : 0, p->mask_varies_h ? grp % nh : 0);
         if (p->needs_fault && !tm->check_faults && sz->Lq > 0 && sz->Lk > 0) {
             /* one look at the whole call: can any element fault at all? */
             an.vars[V_Q] = ival_int(0, sz->Lq - 1);
@@ -709,44 +709,4 @@ int tile_element_kept(const Plan *p, const TileMap *tm, IrEval *ev, const TileFa
     ir_eval_reset(ev);
     if (tm->check_faults && hook && ir_eval(ev, p->f->fault).b) return hook->masks_at(hook->ctx, ev->b, ev->h, ev->q, ev->kv);
     return ir_eval(ev, p->f->keep).b;
-}
-
-int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm, const TileFaultHook *hook) {
-    const attnc_sizes *sz = &bc->sz;
-    if (sz->B * sz->H * sz->Lq * sz->Lk == 0) return 0; /* no pairs (and no head groups to divide by) */
-    IrEval ev;
-    int64_t(*dims)[ATTNC_MAX_RANK];
-    if (!tile_mask_eval_init(p, bc, &ev, &dims)) return -1;
-    int64_t nb = p->mask_varies_b ? sz->B : 1, nh = p->mask_varies_h ? sz->H : 1;
-    int64_t copies = (sz->B / nb) * (sz->H / nh); /* (b, h) pairs sharing one group */
-    int64_t kept = 0;
-    for (int64_t g = 0; g < tm->ngroups; g++) {
-        ev.b = p->mask_varies_b ? g / nh : 0;
-        ev.h = p->mask_varies_h ? g % nh : 0;
-        ev.hk = ev.h / (sz->H / sz->Hkv);
-        for (int64_t qt = 0; qt < tm->nqt; qt++) {
-            int64_t t = g * tm->nqt + qt, q0 = qt * tm->bq, q1 = q0 + tm->bq < sz->Lq ? q0 + tm->bq : sz->Lq;
-            for (int64_t e = tm->row_start[t]; e < tm->row_start[t + 1]; e++) {
-                int64_t k0 = (int64_t)tm->kv[e] * p->bk, k1 = k0 + p->bk < sz->Lk ? k0 + p->bk : sz->Lk;
-                if (tm->mode[e] == TILE_FULL) {
-                    kept += (q1 - q0) * (k1 - k0) * copies;
-                    continue;
-                }
-                for (ev.q = q0; ev.q < q1 && kept >= 0; ev.q++)
-                    for (ev.kv = k0; ev.kv < k1; ev.kv++) {
-                        int k = tile_element_kept(p, tm, &ev, hook);
-                        if (k < 0) {
-                            kept = -2;
-                            break;
-                        }
-                        kept += k ? copies : 0;
-                    }
-                if (kept < 0) goto done;
-            }
-        }
-    }
-done:
-    ir_eval_free(&ev);
-    free(dims);
-    return kept;
 }
