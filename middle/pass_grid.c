@@ -200,11 +200,7 @@ int pass_grid(Arena *arena, Plan *p, int bq, int bk) {
     pass_band(m, sf, &sub->band_lo, &sub->band_hi);
     if (m->failed) return 0;
     sub->bq = bq, sub->bk = bk;
-    sub->needs_mask = !ir_is_bool(m, sf->keep, 1);
-    sub->needs_fault = !ir_is_bool(m, sf->fault, 0);
-    int deps = ir_at(m, sf->keep)->deps; /* as pipeline.c: fault checks do not split the map */
-    sub->mask_varies_b = (deps & DEP_B) != 0;
-    sub->mask_varies_h = (deps & (DEP_H | DEP_HK)) != 0;
+    plan_mask_facts(sub);
     sub->grad = NULL, sub->grad_sched = NULL, sub->grid = NULL;
     sub->grad_error = "the plan over block-order rows has no backward (the 1-D plan's runs)";
     *g = (GridTiling){.plan = sub, .width = w, .height = h, .qbx = qbx, .qby = qby, .qbz = qbz, .kbx = kbx,

@@ -19,6 +19,16 @@ static void dump(const Plan *p, const char *pass, int changed, StrBuf *out) {
     if (changed) ir_print(p->ir, p->f, out);
 }
 
+void plan_mask_facts(Plan *p) {
+    p->needs_mask = !ir_is_bool(p->ir, p->f->keep, 1);
+    p->needs_fault = !ir_is_bool(p->ir, p->f->fault, 0);
+    /* tile maps per batch row or head when the masks differ there; fault checks that read b or h (a bias's
+     * table[h, ...] bounds) do not split the map: the tile analysis bounds them over every b and h at once */
+    int mask_deps = ir_at(p->ir, p->f->keep)->deps;
+    p->mask_varies_b = (mask_deps & DEP_B) != 0;
+    p->mask_varies_h = (mask_deps & (DEP_H | DEP_HK)) != 0;
+}
+
 Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
     PlanOptions none = {0};
     if (!opt) opt = &none;
@@ -44,13 +54,7 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
     p->bq = opt->bq > 0 ? opt->bq : 64;
     p->bk = opt->bk > 0 ? opt->bk : 64;
     p->vec_width = opt->vec_width > 0 ? opt->vec_width : 16;
-    p->needs_mask = !ir_is_bool(p->ir, p->f->keep, 1);
-    p->needs_fault = !ir_is_bool(p->ir, p->f->fault, 0);
-    /* tile maps per batch row or head when the masks differ there; fault checks that read b or h (a bias's
-     * table[h, ...] bounds) do not split the map: the tile analysis bounds them over every b and h at once */
-    int mask_deps = ir_at(p->ir, p->f->keep)->deps;
-    p->mask_varies_b = (mask_deps & DEP_B) != 0;
-    p->mask_varies_h = (mask_deps & (DEP_H | DEP_HK)) != 0;
+    plan_mask_facts(p);
     p->softmax = p->f->weight == IR_NONE;
     /* before any schedule: it adds nodes to the module, and a schedule's
      * per-node tables are as long as the module */

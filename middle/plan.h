@@ -74,6 +74,10 @@ typedef struct PlanOptions {
  * order, and describe the kernel.  NULL when out of memory. */
 Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt);
 
+/* p's needs_mask, needs_fault and mask_varies_b/h from its IR (p->ir, p->f): plan_compile's, and the
+ * block-order plan's (pass_grid.c). */
+void plan_mask_facts(Plan *p);
+
 /* The tile map of one call: for each classification group (one, or one per
  * batch and/or head) and q tile, the kv tiles to visit and their mode. */
 typedef struct TileMap {

@@ -16,8 +16,8 @@
 #include "tile_ival.h"
 
 /* At most SMALL_BOX elements are counted one by one; a tile gets BOX_BUDGET
- * interval evaluations (a mask the intervals never decide costs ~5% more
- * than counting every element). */
+ * interval evaluations, so that a mask the intervals never decide costs
+ * those few more than counting every element. */
 enum { SMALL_BOX = 16, BOX_BUDGET = 64 };
 
 typedef struct Counter {
@@ -70,7 +70,7 @@ int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm, c
     Counter c = {.p = p, .tm = tm, .hook = hook, .by_intervals = !tm->check_faults};
     int64_t(*dims)[ATTNC_MAX_RANK];
     if (!tile_mask_eval_init(p, bc, &c.ev, &dims)) return -1;
-    int ok = ival_analysis_init(&c.an, p, bc);
+    int ok = !c.by_intervals || ival_analysis_init(&c.an, p, bc);
     int64_t nb = p->mask_varies_b ? sz->B : 1, nh = p->mask_varies_h ? sz->H : 1;
     int64_t copies = (sz->B / nb) * (sz->H / nh); /* (b, h) pairs sharing one group */
     int64_t kept = ok ? 0 : -1;
@@ -78,7 +78,7 @@ int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm, c
         c.ev.b = p->mask_varies_b ? g / nh : 0;
         c.ev.h = p->mask_varies_h ? g % nh : 0;
         c.ev.hk = c.ev.h / (sz->H / sz->Hkv);
-        ival_set_element_vars(&c.an, c.ev.b, c.ev.h);
+        if (c.by_intervals) ival_set_element_vars(&c.an, c.ev.b, c.ev.h);
         for (int64_t qt = 0; kept >= 0 && qt < tm->nqt; qt++) {
             int64_t t = g * tm->nqt + qt, q0 = qt * tm->bq, q1 = q0 + tm->bq < sz->Lq ? q0 + tm->bq : sz->Lq;
             for (int64_t e = tm->row_start[t]; kept >= 0 && e < tm->row_start[t + 1]; e++) {
@@ -91,6 +91,6 @@ int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm, c
     }
     ir_eval_free(&c.ev);
     free(dims);
-    ival_analysis_free(&c.an);
+    if (c.by_intervals) ival_analysis_free(&c.an);
     return kept;
 }
