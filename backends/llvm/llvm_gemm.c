@@ -13,7 +13,7 @@
 
 #include "llvm_tensor.h"
 
-enum { MAX_R = 8, MAX_CQ = 4 };
+enum { MAX_R = LLVM_MAX_R, MAX_CQ = LLVM_MAX_CQ };
 
 Prefetch lower_prefetch_rows(Lower *L, LLVMValueRef base, LLVMValueRef nrows, LLVMValueRef row, LLVMValueRef stride,
                              LLVMValueRef esz, int dense) {

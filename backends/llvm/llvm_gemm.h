@@ -4,6 +4,9 @@
 #define ATTNC_LLVM_GEMM_H
 #include "llvm_build.h"
 
+/* The largest register block: LLVM_MAX_R rows of A by LLVM_MAX_CQ vectors. */
+enum { LLVM_MAX_R = 8, LLVM_MAX_CQ = 4 };
+
 /* A region to pull into L2 while a micro-kernel runs, one 64-byte line per
  * iteration of its inner loop.  Work items arrive heaviest first, which
  * interleaves heads, so K and V usually come from memory; prefetches spread

@@ -701,9 +701,13 @@ attnc_status llvm_lower_plan(const Plan *p, const LlvmTarget *target, LLVMModule
     L.C = llvm_row_vectors(p, width);
     /* one vector per row block: every block is as wide as it can be */
     L.variant = L.C == 1 ? target->variant & ~LLVM_VARIANT_NARROW : target->variant;
-    /* accumulators: R x CQ vectors, 16 of the 32 registers of AVX-512, 8 of AVX2's 16 */
+    /* accumulators: R x CQ vectors, 16 of the 32 registers of AVX-512, 8 of AVX2's 16; at least 8 in
+     * flight (two FMA units, four cycles each): a 16-row q tile on AVX-512 (one vector, CQ = 1) had
+     * R = 4, and its products ran at half the FMA rate */
     L.CQ = divisor_at_most(L.C, L.W == 16 ? 4 : 2);
-    L.R = 4;
+    L.R = (L.W == 16 ? 16 : 8) / L.CQ;
+    if (L.R < 4) L.R = 4;
+    if (L.R > LLVM_MAX_R) L.R = LLVM_MAX_R;
     L.QB = L.C * L.W;
     L.BK = p->bk;
     lower_init_types(&L);
