@@ -12,7 +12,7 @@
 #define ATTNC_KERNEL_ABI_H
 #include <stdint.h>
 
-#define ATTNC_ABI_VERSION 6
+#define ATTNC_ABI_VERSION 7
 #define ATTNC_ABI_MAX_RANK 8
 
 /* One param value: ints and bools in i, floats in f (by the param's type). */
@@ -73,6 +73,11 @@ typedef struct AttnCall {
     const int32_t *kv_page;
     int64_t page_rows;
     int64_t k_page_stride, v_page_stride;
+    /* NULL, or 2 per entry e of the tile map: a PARTIAL tile's keys
+     * [k0 + tile_keys[2e], k0 + tile_keys[2e + 1]) (k0 its first key)
+     * outside which every element is masked and raises no runtime error:
+     * a kernel may skip those keys (treat them as masked).  ABI 7. */
+    const uint16_t *tile_keys;
 } AttnCall;
 
 /* Compute rows [qt*bq, min((qt+1)*bq, Lq)) of (b, h) (packed rows of heads

@@ -89,6 +89,10 @@ void plan_print_tile_map(const Plan *p, const TileMap *tm, const char *title, St
               (long long)tm->full, (long long)tm->partial, (long long)(tm->total - tm->visited));
     sb_printf(out, "  mask evaluated on %lld tiles; %lld interval evaluations\n", (long long)tm->partial,
               (long long)tm->evaluations);
+    int64_t narrowed, cut;
+    tile_map_keys_cut(tm, &narrowed, &cut);
+    if (narrowed) sb_printf(out, "  keys narrowed on %lld partial tiles: %lld keys need no work\n", (long long)narrowed,
+                            (long long)cut);
     if (p->needs_fault)
         sb_printf(out, "  runtime error checks for this call: %s\n",
                   tm->check_faults ? "needed" : "none (every index provably in range)");

@@ -83,10 +83,14 @@ void plan_mask_facts(Plan *p);
 typedef struct TileMap {
     int64_t nqt, nkt;     /* tiles along q and kv */
     int64_t bq;           /* query rows per q tile (the plan's bq, or bq / pack for packed heads) */
+    int64_t bk, lk;       /* keys per kv tile (the plan's bk) and per call (Lk) */
     int64_t ngroups;      /* 1, B, H or B*H */
     int64_t *row_start;   /* ngroups * nqt + 1 offsets into kv/mode */
     int32_t *kv;          /* kv tile index of each visited tile */
     uint8_t *mode;        /* TILE_FULL or TILE_PARTIAL */
+    uint16_t *keys;       /* 2 per visited tile: its keys [keys[2e], keys[2e+1]) counted from its first, outside
+                           * which the analysis proved every element masked and free of runtime errors (FULL
+                           * tiles: all of them; a PARTIAL tile's keys outside the range need no work) */
     int64_t total, visited, full, partial; /* over all groups */
     int64_t evaluations;  /* interval evaluations it took */
     int check_faults;     /* the plan has fault code and the analysis could not rule faults out */
@@ -105,6 +109,8 @@ attnc_status tile_map_slice(const TileMap *tm, int64_t kt0, int64_t kt1, TileMap
  * kv[] holding q tile indices, in increasing order. */
 attnc_status tile_map_transpose(const TileMap *tm, TileMap *out, attnc_error *err);
 void tile_map_free(TileMap *tm);
+/* PARTIAL tiles whose keys the map narrowed (TileMap.keys), and the keys it cut from them. */
+void tile_map_keys_cut(const TileMap *tm, int64_t *narrowed, int64_t *cut);
 /* The group of (b, h). */
 int64_t tile_group(const Plan *p, const TileMap *tm, int64_t b, int64_t h, int64_t H);
 

@@ -515,6 +515,24 @@ static TileMode refine(Analysis *an, int64_t q0, int64_t q1, int64_t k0, int64_t
     return seen_full ? TILE_FULL : TILE_EMPTY;
 }
 
+/* The keys [*lo, *hi) of the PARTIAL tile [q0, q1) x [k0, k1), counted from k0, outside which its elements are
+ * proved EMPTY: the longest such prefix and suffix, each by a binary search (at most 2 log2(k1 - k0) + 2
+ * evaluations; a longer prefix is only taken when it is proved EMPTY itself, so a weaker analysis only keeps more
+ * keys).  A 2-D neighbourhood's key blocks have whole rows of keys no query of the block reaches. */
+static void live_keys(Analysis *an, int64_t q0, int64_t q1, int64_t k0, int64_t k1, uint16_t *lo, uint16_t *hi) {
+    int64_t n = k1 - k0, step = 1, a = 0, t = 0;
+    while (step * 2 <= n) step *= 2;
+    /* most PARTIAL tiles keep their first and last keys: one evaluation each tells */
+    if (classify(an, q0, q1, k0, k0 + 1) == TILE_EMPTY)
+        for (int64_t s = step; s > 0; s /= 2)
+            if (a + s <= n && classify(an, q0, q1, k0, k0 + a + s) == TILE_EMPTY) a += s;
+    if (a < n && classify(an, q0, q1, k1 - 1, k1) == TILE_EMPTY)
+        for (int64_t s = step; s > 0; s /= 2)
+            if (t + s <= n - a && classify(an, q0, q1, k1 - t - s, k1) == TILE_EMPTY) t += s;
+    *lo = (uint16_t)a;
+    *hi = (uint16_t)(n - t);
+}
+
 typedef struct Grid {
     uint8_t *mode; /* nqt * nkt */
     int64_t nqt, nkt;
@@ -553,11 +571,13 @@ attnc_status tile_map_slice(const TileMap *tm, int64_t kt0, int64_t kt1, TileMap
     out->row_start = calloc((size_t)rows + 1, sizeof(int64_t));
     out->kv = malloc(sizeof(int32_t) * (size_t)(tm->visited + 1));
     out->mode = malloc((size_t)tm->visited + 1);
-    if (!out->row_start || !out->kv || !out->mode) {
+    out->keys = malloc(sizeof(uint16_t) * 2 * (size_t)(tm->visited + 1));
+    if (!out->row_start || !out->kv || !out->mode || !out->keys) {
         tile_map_free(out);
         return set_error(err, ATTNC_ERR_NOMEM, "out of memory while splitting the tile map");
     }
     out->nqt = tm->nqt, out->nkt = tm->nkt, out->ngroups = tm->ngroups, out->bq = tm->bq;
+    out->bk = tm->bk, out->lk = tm->lk;
     out->check_faults = tm->check_faults;
     int64_t used = 0;
     for (int64_t t = 0; t < rows; t++) {
@@ -565,6 +585,7 @@ attnc_status tile_map_slice(const TileMap *tm, int64_t kt0, int64_t kt1, TileMap
             if (tm->kv[e] < kt0 || tm->kv[e] >= kt1) continue;
             out->kv[used] = tm->kv[e];
             out->mode[used] = tm->mode[e];
+            out->keys[2 * used] = tm->keys[2 * e], out->keys[2 * used + 1] = tm->keys[2 * e + 1];
             out->full += tm->mode[e] == TILE_FULL;
             out->partial += tm->mode[e] == TILE_PARTIAL;
             used++;
@@ -582,11 +603,13 @@ attnc_status tile_map_transpose(const TileMap *tm, TileMap *out, attnc_error *er
     out->row_start = calloc((size_t)cols + 2, sizeof(int64_t));
     out->kv = malloc(sizeof(int32_t) * (size_t)(tm->visited + 1));
     out->mode = malloc((size_t)tm->visited + 1);
-    if (!out->row_start || !out->kv || !out->mode) {
+    out->keys = malloc(sizeof(uint16_t) * 2 * (size_t)(tm->visited + 1));
+    if (!out->row_start || !out->kv || !out->mode || !out->keys) {
         tile_map_free(out);
         return set_error(err, ATTNC_ERR_NOMEM, "out of memory while transposing the tile map");
     }
     out->nqt = tm->nkt, out->nkt = tm->nqt, out->ngroups = tm->ngroups, out->bq = tm->bq;
+    out->bk = tm->bk, out->lk = tm->lk;
     out->check_faults = tm->check_faults;
     out->total = tm->total, out->visited = tm->visited, out->full = tm->full, out->partial = tm->partial;
     out->evaluations = tm->evaluations;
@@ -602,14 +625,27 @@ attnc_status tile_map_transpose(const TileMap *tm, TileMap *out, attnc_error *er
                 int64_t at = out->row_start[g * tm->nkt + tm->kv[e] + 1]++;
                 out->kv[at] = (int32_t)i;
                 out->mode[at] = tm->mode[e];
+                out->keys[2 * at] = tm->keys[2 * e], out->keys[2 * at + 1] = tm->keys[2 * e + 1];
             }
     return ATTNC_OK;
+}
+
+void tile_map_keys_cut(const TileMap *tm, int64_t *narrowed, int64_t *cut) {
+    *narrowed = *cut = 0;
+    for (int64_t g = 0; tm->keys && g < tm->ngroups * tm->nqt; g++)
+        for (int64_t e = tm->row_start[g]; e < tm->row_start[g + 1]; e++) {
+            int64_t k0 = (int64_t)tm->kv[e] * tm->bk, n = k0 + tm->bk < tm->lk ? tm->bk : tm->lk - k0;
+            int64_t kept = tm->keys[2 * e + 1] - tm->keys[2 * e];
+            *narrowed += kept < n;
+            *cut += n - kept;
+        }
 }
 
 void tile_map_free(TileMap *tm) {
     free(tm->row_start);
     free(tm->kv);
     free(tm->mode);
+    free(tm->keys);
     memset(tm, 0, sizeof *tm);
 }
 
@@ -630,6 +666,7 @@ attnc_status tile_map_build_rows(const Plan *p, const BoundCall *bc, int64_t bq,
     memset(tm, 0, sizeof *tm);
     const attnc_sizes *sz = &bc->sz;
     tm->bq = bq > 0 ? bq : 1;
+    tm->bk = p->bk, tm->lk = sz->Lk;
     tm->nqt = (sz->Lq + tm->bq - 1) / tm->bq;
     tm->nkt = (sz->Lk + p->bk - 1) / p->bk;
     int64_t nb = p->mask_varies_b ? sz->B : 1, nh = p->mask_varies_h ? sz->H : 1;
@@ -661,15 +698,23 @@ attnc_status tile_map_build_rows(const Plan *p, const BoundCall *bc, int64_t bq,
                     cap = cap ? cap * 2 : 1024;
                     int32_t *kv = realloc(tm->kv, sizeof(int32_t) * (size_t)cap);
                     uint8_t *md = kv ? realloc(tm->mode, (size_t)cap) : NULL;
+                    uint16_t *ks = md ? realloc(tm->keys, sizeof(uint16_t) * 2 * (size_t)cap) : NULL;
                     if (kv) tm->kv = kv;
                     if (md) tm->mode = md;
-                    if (!kv || !md) {
+                    if (ks) tm->keys = ks;
+                    if (!kv || !md || !ks) {
                         ok = 0;
                         break;
                     }
                 }
                 tm->kv[used] = (int32_t)j;
                 tm->mode[used] = m;
+                int64_t k0 = j * p->bk, k1 = k0 + p->bk < sz->Lk ? k0 + p->bk : sz->Lk;
+                tm->keys[2 * used] = 0, tm->keys[2 * used + 1] = (uint16_t)(k1 - k0);
+                if (m == TILE_PARTIAL) {
+                    int64_t q0 = i * tm->bq, q1 = q0 + tm->bq < sz->Lq ? q0 + tm->bq : sz->Lq;
+                    live_keys(&an, q0, q1, k0, k1, &tm->keys[2 * used], &tm->keys[2 * used + 1]);
+                }
                 used++;
                 tm->visited++;
                 tm->full += m == TILE_FULL;

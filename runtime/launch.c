@@ -583,7 +583,7 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
                                 .params = params, .tensor_data = tdata,
                                 .tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])tshape, .bq = p->bq,
                                 .bk = p->bk, .nqt = tm->nqt, .nkt = tm->nkt, .row_start = tm->row_start,
-                                .tile_kv = tm->kv, .tile_mode = tm->mode, .group_stride_b = gsb,
+                                .tile_kv = tm->kv, .tile_mode = tm->mode, .tile_keys = tm->keys, .group_stride_b = gsb,
                                 .group_stride_h = gsh, .kernel_data = ck->kernel_data,
                                 .check_faults = tm->check_faults, .pack = pack,
                                 .kv_page = pages ? pages->table : NULL, .page_rows = pages ? pages->page_rows : 0,

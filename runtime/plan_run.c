@@ -294,6 +294,13 @@ static int tile(StepRun *R, const AttnCall *c, const Parts *P, int64_t h, int64_
     int64_t kr0 = c->page_rows ? page * c->k_page_stride + k0 % c->page_rows * c->k_stride[2] : k0 * c->k_stride[2];
     int64_t vr0 = c->page_rows ? page * c->v_page_stride + k0 % c->page_rows * c->v_stride[2] : k0 * c->v_stride[2];
     int partial = c->tile_mode[e] == TILE_PARTIAL;
+    /* a PARTIAL tile's keys outside the map's range are masked and free of runtime errors (kernel ABI 7): not
+     * evaluated, as the LLVM kernel skips them (a range that cut a kept key shows against the interpreter) */
+    int64_t ja = 0, jz = nc;
+    if (partial && c->tile_keys) {
+        ja = c->tile_keys[2 * e] < nc ? c->tile_keys[2 * e] : nc;
+        jz = c->tile_keys[2 * e + 1] < nc ? c->tile_keys[2 * e + 1] : nc;
+    }
     R->tile_id++;
     poison(R->kcol, c->bk * R->cols_cap);
     R->ev.h = h; /* kv values see the item's head (with packed heads they read none) */
@@ -324,7 +331,7 @@ static int tile(StepRun *R, const AttnCall *c, const Parts *P, int64_t h, int64_
         R->i = i;
         row_of(c, h, q0, i, &R->ev.q, &R->ev.h);
         int64_t qrow = R->ev.b * c->q_stride[0] + R->ev.h * c->q_stride[1] + R->ev.q * c->q_stride[2];
-        for (int64_t j = 0; j < nc; j++) {
+        for (int64_t j = ja; j < jz; j++) {
             int64_t krow = kh + kr0 + j * c->k_stride[2];
             double dot = 0, v;
             for (int64_t d = 0; d < c->D; d++) dot += tensor_load(c->q, qe, qrow + d) * tensor_load(c->k, ke, krow + d);

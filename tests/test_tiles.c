@@ -8,7 +8,8 @@
  * compared, tile by tile and for every (b, h), with the masks evaluated at
  * every element by the reference interpreter.
  *   soundness: an EMPTY tile keeps nothing and raises no error; a FULL tile
- *              keeps everything;
+ *              keeps everything; a PARTIAL tile keeps and raises nothing
+ *              outside its keys (TileMap.keys, the range kernels work on);
  *   exactness: a PARTIAL tile really is mixed (or raises an error).
  * Soundness must always hold; exactness must hold except for the attentions
  * listed in `inexact_ok` (see docs/middle-end.md for why).  Also checks the
@@ -76,27 +77,38 @@ static void check_map(const Plan *p, const BoundCall *bc, const TileMap *tm, Cou
     int64_t group = sz->H / sz->Hkv;
     size_t nkt = (size_t)tm->nkt;
     uint8_t *mode = malloc(nkt + 1);
+    int64_t *lo = malloc(sizeof(int64_t) * (nkt + 1)), *hi = malloc(sizeof(int64_t) * (nkt + 1));
     for (int64_t b = 0; b < sz->B; b++)
         for (int64_t h = 0; h < sz->H; h++) {
             int64_t g = tile_group(p, tm, b, h, sz->H);
             for (int64_t qt = 0; qt < tm->nqt; qt++) {
                 for (size_t j = 0; j < nkt; j++) mode[j] = TILE_EMPTY;
                 int64_t t = g * tm->nqt + qt;
-                for (int64_t e = tm->row_start[t]; e < tm->row_start[t + 1]; e++) mode[tm->kv[e]] = tm->mode[e];
+                for (int64_t e = tm->row_start[t]; e < tm->row_start[t + 1]; e++) {
+                    mode[tm->kv[e]] = tm->mode[e];
+                    lo[tm->kv[e]] = tm->keys[2 * e], hi[tm->kv[e]] = tm->keys[2 * e + 1];
+                }
                 for (int64_t kt = 0; kt < tm->nkt; kt++) {
-                    int kept = 0, dropped = 0, errors = 0;
+                    int kept = 0, dropped = 0, errors = 0, outside = 0; /* kept or raising, outside its keys */
                     for (int64_t q = qt * p->bq; q < (qt + 1) * p->bq && q < sz->Lq; q++)
                         for (int64_t kv = kt * p->bk; kv < (kt + 1) * p->bk && kv < sz->Lk; kv++) {
                             env->b = b, env->h = h, env->hk = h / group, env->q = q, env->kv = kv;
                             if (gm) env->q = grid_row(gm->W, gm->H, gm->qbx, gm->qby, gm->qbz, q),
                                     env->kv = grid_row(gm->W, gm->H, gm->kbx, gm->kby, gm->kbz, kv);
                             int k = brute_keep(env, p->attn);
+                            int64_t j = kv - kt * p->bk;
+                            outside += mode[kt] != TILE_EMPTY && k != 0 && (j < lo[kt] || j >= hi[kt]);
                             kept += k == 1;
                             dropped += k == 0;
                             errors += k < 0;
                         }
                     int m = mode[kt];
-                    int unsound = (m == TILE_EMPTY && (kept || errors)) || (m == TILE_FULL && (dropped || errors));
+                    int unsound = (m == TILE_EMPTY && (kept || errors)) || (m == TILE_FULL && (dropped || errors)) ||
+                                  outside;
+                    if (outside && !*first)
+                        snprintf(first, n, "b=%lld h=%lld tile (%lld, %lld): %d kept or raising elements outside its keys "
+                                 "[%lld, %lld)", (long long)b, (long long)h, (long long)qt, (long long)kt, outside,
+                                 (long long)lo[kt], (long long)hi[kt]);
                     int inexact = m == TILE_PARTIAL && !errors && (!kept || !dropped);
                     if ((unsound || inexact) && !*first)
                         snprintf(first, n, "b=%lld h=%lld tile (%lld, %lld) is %s but has %d kept, %d dropped, %d errors",
@@ -111,6 +123,7 @@ static void check_map(const Plan *p, const BoundCall *bc, const TileMap *tm, Cou
             }
         }
     free(mode);
+    free(lo), free(hi);
     free(env);
 }
 

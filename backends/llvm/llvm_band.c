@@ -28,9 +28,9 @@ void lower_band_range(Lower *L, Tile *T, LLVMValueRef *a, LLVMValueRef *z) {
         hi = LLVMBuildSelect(b, L->valid, hi, splat(L, ci64(L, INT64_MIN)), "");
         hi = intrinsic(L, "llvm.vector.reduce.smax", &vt, 1, &hi, 1);
     }
-    /* no valid lane: lo = INT64_MAX, so [k1, k1); bands are clamped to [-1, 2^41]: hi + 1 never wraps */
-    *a = smin(L, smax(L, lo, T->k0), T->k1);
-    *z = smax(L, smin(L, LLVMBuildAdd(b, hi, ci64(L, 1), ""), T->k1), *a);
+    /* no valid lane: lo = INT64_MAX, so [kz, kz); bands are clamped to [-1, 2^41]: hi + 1 never wraps */
+    *a = smin(L, smax(L, lo, T->ka), T->kz);
+    *z = smax(L, smin(L, LLVMBuildAdd(b, hi, ci64(L, 1), ""), T->kz), *a);
 }
 
 /* S at keys [from, to) of the row vector: masked (-inf, or weight 0), nothing evaluated. */
@@ -74,12 +74,36 @@ static void pair_ranges(Lower *L, Tile *T, LLVMValueRef *r0, LLVMValueRef *r1) {
     }
 }
 
+/* Whether PARTIAL tiles whose keys the tile map narrowed take the banded
+ * products over that range (plans without a band; the wide version). */
+static int ranged_products(const Lower *L) {
+    return L->s->band_lo == IR_NONE && L->s->needs_mask && !(L->variant & LLVM_VARIANT_NARROW);
+}
+
 /* lower_kv_product, or on a PARTIAL tile with banded products only over
- * the keys its row vectors' bands reach. */
+ * the keys its row vectors' bands reach within the tile's range, or (no
+ * band) over the tile's range when the map narrowed it. */
 void lower_kv_product_tile(Lower *L, Tile *T, int which, LLVMValueRef mode, LLVMValueRef dense,
                            const Prefetch *pf, const KvRows *kv, LLVMValueRef Bm, LLVMValueRef Out) {
     LLVMBuilderRef b = L->bd;
-    if (!banded_products(L)) {
+    int banded = banded_products(L), ranged = !banded && ranged_products(L);
+    if (ranged) { /* the usual product over the keys [ka, kz) of the tile (all of a FULL one): no other code */
+        LLVMValueRef a = LLVMBuildSub(b, T->ka, T->k0, ""), z = LLVMBuildSub(b, T->kz, T->k0, "");
+        /* QK in whole blocks: of R keys, or of R / 2 with a half block where R x CQ would leave 8 or more
+         * accumulators for it (one row vector: a 2-D neighbourhood's block-order tiles, 12 keys of 16) */
+        int half = !which && L->R >= 8;
+        if (!which) lower_pad_keys(L, half ? L->R / 2 : L->R, kv->nk, &a, &z);
+        KvRows sub = *kv;
+        LLVMValueRef esz = which ? T->vesz : T->kesz;
+        sub.src = gep(L, L->i8, kv->src, LLVMBuildMul(b, LLVMBuildMul(b, a, kv->stride, ""), esz, ""));
+        sub.nk = LLVMBuildSub(b, z, a, "");
+        LLVMValueRef at = gep(L, L->f32, which ? Bm : Out, LLVMBuildMul(b, a, ci64(L, L->QB), ""));
+        L->half_block = half;
+        lower_kv_product(L, which, dense, pf, &sub, which ? at : Bm, which ? Out : at);
+        L->half_block = 0;
+        return;
+    }
+    if (!banded) {
         lower_kv_product(L, which, dense, pf, kv, Bm, Out);
         return;
     }

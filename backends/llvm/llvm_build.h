@@ -33,9 +33,10 @@ typedef struct Lower {
     const Schedule *s;
     const LlvmTarget *target;
     int W, C, CQ, R; /* lanes; vectors per row block; micro-kernel block: CQ vectors x R rows */
+    int half_block;  /* lower_gemm_ld: one block of R / 2 rows before the single ones (llvm_gemm.c) */
     int QB, BK;      /* rows per row block (C * W); keys per kv tile */
     int variant;     /* LLVM_VARIANT_* (llvm_lower.h): the version of the kernel being built */
-    LLVMTypeRef i1, i8, i32, i64, f32, f64;
+    LLVMTypeRef i1, i8, i16, i32, i64, f32, f64;
     LLVMTypeRef vi1, vi8, vi32, vi64, vf32, vf64;
     LLVMValueRef fn;
     /* emitted IR nodes, each valid while the scope that emitted it is open */

@@ -120,6 +120,43 @@ static void gemm_rows(Lower *L, int R, LLVMValueRef i0, LLVMValueRef A, LLVMValu
     loop_end(L, &lc);
 }
 
+/* Out = (not +=) gemm_rows' product for one block of R rows at i0, without prefetching, its steps of k
+ * alternating between two sets of accumulators summed at the end: 2 x R x CQ in flight where R x CQ alone
+ * would wait on the FMA latency (half a block of keys on one row vector). */
+static void gemm_rows_split(Lower *L, int R, LLVMValueRef i0, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks,
+                            LLVMValueRef Bm, LLVMValueRef ldb, LLVMValueRef depth, LLVMValueRef Out, LLVMValueRef ldo) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef acc[2][MAX_R][MAX_CQ];
+    for (int s = 0; s < 2; s++)
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < L->CQ; j++) acc[s][i][j] = local(L, L->vf32, NULL);
+    Loop lc;
+    LLVMValueRef c0 = loop_begin(L, &lc, ci64(L, 0), L->gemm_cols, ci64(L, L->CQ), "gemm.split.c");
+    LLVMValueRef col0 = LLVMBuildMul(b, c0, ci64(L, L->W), "");
+    for (int s = 0; s < 2; s++)
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < L->CQ; j++) set(L, acc[s][i][j], LLVMConstNull(L->vf32));
+    LLVMValueRef half = LLVMBuildSDiv(b, depth, ci64(L, 2), "");
+    Loop lk;
+    LLVMValueRef k = LLVMBuildMul(b, loop_begin(L, &lk, ci64(L, 0), half, ci64(L, 1), "gemm.split.k"), ci64(L, 2), "");
+    gemm_step(L, R, acc[0], k, i0, A, ars, aks, Bm, ldb, col0);
+    gemm_step(L, R, acc[1], LLVMBuildAdd(b, k, ci64(L, 1), ""), i0, A, ars, aks, Bm, ldb, col0);
+    loop_end(L, &lk);
+    LLVMBasicBlockRef after =
+        if_begin(L, LLVMBuildICmp(b, LLVMIntSLT, LLVMBuildMul(b, half, ci64(L, 2), ""), depth, ""), "gemm.split.odd");
+    gemm_step(L, R, acc[0], LLVMBuildSub(b, depth, ci64(L, 1), ""), i0, A, ars, aks, Bm, ldb, col0);
+    if_end(L, after);
+    for (int i = 0; i < R; i++) {
+        LLVMValueRef row = LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), ldo, "");
+        for (int j = 0; j < L->CQ; j++) {
+            LLVMValueRef at = LLVMBuildAdd(b, row, LLVMBuildAdd(b, col0, ci64(L, (int64_t)j * L->W), ""), "");
+            LLVMValueRef sum = LLVMBuildFAdd(b, get(L, L->vf32, acc[0][i][j]), get(L, L->vf32, acc[1][i][j]), "");
+            store_fvec(L, sum, Out, at);
+        }
+    }
+    loop_end(L, &lc);
+}
+
 /* Rows from 0 in blocks of R while a whole block fits; returns the first row left (i64). */
 static LLVMValueRef gemm_blocks(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows,
                                 LLVMValueRef Bm, LLVMValueRef ldb, LLVMValueRef depth, LLVMValueRef Out,
@@ -146,7 +183,20 @@ static void gemm_tail(Lower *L, LLVMValueRef from, LLVMValueRef A, LLVMValueRef 
 void lower_gemm_ld(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows, LLVMValueRef Bm,
                    LLVMValueRef ldb, LLVMValueRef depth, LLVMValueRef Out, LLVMValueRef ldo, int accumulate,
                    const Prefetch *pf) {
+    LLVMBuilderRef b = L->bd;
     LLVMValueRef from = gemm_blocks(L, A, ars, aks, nrows, Bm, ldb, depth, Out, ldo, accumulate, pf);
+    int h = L->R / 2;
+    if (L->half_block && !accumulate && h >= 2) {
+        /* one block of R / 2 rows (with split accumulators when R / 2 x CQ are fewer than 8) when that many
+         * are left: QK over a range of keys padded to half blocks (lower_pad_keys) */
+        LLVMValueRef next = LLVMBuildAdd(b, from, ci64(L, h), "");
+        LLVMValueRef fits = LLVMBuildICmp(b, LLVMIntSLE, next, nrows, "");
+        LLVMBasicBlockRef after = if_begin(L, fits, "gemm.half");
+        if (h * L->CQ < 8) gemm_rows_split(L, h, from, A, ars, aks, Bm, ldb, depth, Out, ldo);
+        else gemm_rows(L, h, from, A, ars, aks, Bm, ldb, depth, Out, ldo, 0, NULL);
+        if_end(L, after);
+        from = LLVMBuildSelect(b, fits, next, from, "");
+    }
     gemm_tail(L, from, A, ars, aks, nrows, Bm, ldb, depth, Out, ldo, accumulate);
 }
 
@@ -439,6 +489,26 @@ static void kv_rows_f32(Lower *L, const KvRows *kv, int which, LLVMValueRef *row
     }
 }
 
+void lower_pad_keys(Lower *L, int m, LLVMValueRef nk, LLVMValueRef *r0, LLVMValueRef *r1) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef M = ci64(L, m);
+    LLVMValueRef whole =
+        LLVMBuildMul(b, LLVMBuildUDiv(b, LLVMBuildAdd(b, LLVMBuildSub(b, *r1, *r0, ""), ci64(L, m - 1), ""), M, ""), M, "");
+    LLVMValueRef some = LLVMBuildICmp(b, LLVMIntSLT, *r0, *r1, "");
+    LLVMValueRef end = smin(L, LLVMBuildAdd(b, *r0, whole, ""), nk);
+    *r0 = LLVMBuildSelect(b, some, smax(L, LLVMBuildSub(b, end, whole, ""), ci64(L, 0)), *r0, "");
+    *r1 = LLVMBuildSelect(b, some, end, *r1, "");
+}
+
+/* Out = A Bm over rows 0..nrows (banded S: rows are keys), with a half block (lower_gemm_ld). */
+static void gemm_keys(Lower *L, LLVMValueRef A, LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef nrows,
+                      LLVMValueRef Bm, LLVMValueRef ldb, LLVMValueRef depth, LLVMValueRef Out, LLVMValueRef ldo) {
+    int half = L->half_block;
+    L->half_block = 1;
+    lower_gemm_ld(L, A, ars, aks, nrows, Bm, ldb, depth, Out, ldo, 0, NULL);
+    L->half_block = half;
+}
+
 /* One banded product of the pair of row vectors whose first lane is col
  * (cw of them), over the keys [r0, r1) of the tile. */
 static void banded_pair(Lower *L, int which, const KvRows *kv, LLVMValueRef rows, LLVMValueRef lda, LLVMValueRef Bm,
@@ -449,12 +519,13 @@ static void banded_pair(Lower *L, int which, const KvRows *kv, LLVMValueRef rows
      * spilled four of them and shuffled the rest every step: a fifth of window-256's kernel time) */
     int acc = L->W == 16 ? 16 : 8;
     L->CQ = cw, L->R = acc / cw < MAX_R ? acc / cw : MAX_R, L->gemm_cols = ci64(L, cw);
+    if (!which && L->R >= 4) lower_pad_keys(L, L->R / 2, kv->nk, &r0, &r1);
     LLVMValueRef n = LLVMBuildSub(b, r1, r0, "band.keys");
     LLVMValueRef a = gep(L, L->f32, rows, LLVMBuildMul(b, r0, lda, ""));
     LLVMValueRef kq = LLVMBuildMul(b, r0, qb, ""); /* the first key's row of S (P) */
     if (!which) /* S[r0..r1)[pair] = K[r0..r1) . Qt[.][pair] */
-        lower_gemm_ld(L, a, lda, one, n, gep(L, L->f32, Bm, col), qb, kv->n,
-                      gep(L, L->f32, Out, LLVMBuildAdd(b, kq, col, "")), qb, 0, NULL);
+        gemm_keys(L, a, lda, one, n, gep(L, L->f32, Bm, col), qb, kv->n, gep(L, L->f32, Out, LLVMBuildAdd(b, kq, col, "")),
+                  qb);
     else /* OT[.][pair] += V[r0..r1)^T . P[r0..r1)[pair] */
         lower_gemm_ld(L, a, one, lda, kv->n, gep(L, L->f32, Bm, LLVMBuildAdd(b, kq, col, "")), qb, n,
                       gep(L, L->f32, Out, col), qb, 1, NULL);

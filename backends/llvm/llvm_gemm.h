@@ -73,6 +73,14 @@ typedef struct KvRows {
     LLVMValueRef elem, f32, src, stride, n, nk, scratch;
 } KvRows;
 
+/* [*r0, *r1) (keys of a tile of nk, i64) widened to a multiple of m keys
+ * inside [0, nk), moving *r0 back where the end would pass nk (an empty
+ * range stays empty): QK's keys in whole register blocks, where the keys
+ * after the last block ran one at a time at a fraction of the FMA rate.
+ * The element pass masks every key outside a vector's band and the tile's
+ * range, so the extra scores are never read. */
+void lower_pad_keys(Lower *L, int m, LLVMValueRef nk, LLVMValueRef *r0, LLVMValueRef *r1);
+
 /* lower_kv_product of a wide row block's PARTIAL tile over only the keys
  * its rows' bands reach: per pair of row vectors p (the last one alone when
  * C is odd), the keys [r0[p], r1[p]) of the tile (i64, relative to its

@@ -215,8 +215,9 @@ static void elementwise(Lower *L, Tile *T, int partial) {
     LLVMValueRef lsum = softmax ? NULL : local(L, L->vf32, LLVMConstNull(L->vf32));
     LLVMValueRef kept = softmax ? NULL : local(L, L->vi1, LLVMConstNull(L->vi1));
     LLVMValueRef ka = T->k0, kz = T->k1;
-    if (partial && sc->needs_mask && sc->band_lo != IR_NONE) {
-        lower_band_range(L, T, &ka, &kz);
+    if (partial) { /* only the keys the tile map's range (and the vector's band) leave need work */
+        ka = T->ka, kz = T->kz;
+        if (sc->needs_mask && sc->band_lo != IR_NONE) lower_band_range(L, T, &ka, &kz);
         lower_fill_masked(L, T, T->k0, ka, col);
         lower_fill_masked(L, T, kz, T->k1, col);
     }
@@ -488,6 +489,25 @@ static KvRows tile_rows(Lower *L, const Tile *T, int which, LLVMValueRef nk) {
                     as_ptr(L, which ? T->rg.vc : T->rg.kc, L->f32)};
 }
 
+/* T->ka, kz: the keys of tile entry e that need work: on a PARTIAL tile
+ * the tile map's range (kernel ABI 7, when the call passes one), else all. */
+static void tile_keys(Lower *L, Tile *T, LLVMValueRef e, LLVMValueRef mode) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef ka = local(L, L->i64, T->k0), kz = local(L, L->i64, T->k1);
+    LLVMValueRef use = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntEQ, mode, LLVMConstInt(L->i8, TILE_PARTIAL, 0), ""),
+                                    LLVMBuildIsNotNull(b, T->tile_keys, ""), "tile.range");
+    LLVMBasicBlockRef after = if_begin(L, use, "tile.keys");
+    LLVMValueRef at = LLVMBuildMul(b, e, ci64(L, 2), "");
+    LLVMValueRef lo = LLVMBuildZExt(b, load(L, L->i16, gep(L, L->i16, T->tile_keys, at), 2), L->i64, "");
+    LLVMValueRef hi = LLVMBuildZExt(b, load(L, L->i16, gep(L, L->i16, T->tile_keys, LLVMBuildAdd(b, at, ci64(L, 1), "")), 2),
+                                    L->i64, "");
+    LLVMValueRef a = smin(L, LLVMBuildAdd(b, T->k0, lo, ""), T->k1);
+    set(L, ka, a);
+    set(L, kz, smax(L, smin(L, LLVMBuildAdd(b, T->k0, hi, ""), T->k1), a));
+    if_end(L, after);
+    T->ka = get(L, L->i64, ka), T->kz = get(L, L->i64, kz);
+}
+
 /* One row block: the row prologue, the tile loop, the finish, over the
  * block's vectors that hold rows of the item (L->nvec, at most C): a decode
  * block of a few packed rows costs one vector, not C. */
@@ -510,6 +530,7 @@ static void row_block(Lower *L, Tile *T) {
     T->k0 = LLVMBuildMul(b, kt, bk, "");
     T->k1 = smin(L, LLVMBuildAdd(b, T->k0, smin(L, bk, ci64(L, L->BK)), ""), Lk);
     LLVMValueRef nk = LLVMBuildSub(b, T->k1, T->k0, "");
+    tile_keys(L, T, e, mode);
     T->kr0 = tile_offset(L, T, 0, T->page_rows, T->k0);
     T->vr0 = tile_offset(L, T, 1, T->page_rows, T->k0);
     /* the next tile of this row block (this one again after the last): its K
@@ -568,6 +589,7 @@ static void gen_tile(Lower *L, const char *name) {
     LLVMValueRef row_start = call_field(L, offsetof(AttnCall, row_start), ptr_to(L->i64));
     LLVMValueRef tile_kv = T.tile_kv = call_field(L, offsetof(AttnCall, tile_kv), ptr_to(L->i32));
     T.tile_mode = call_field(L, offsetof(AttnCall, tile_mode), ptr_to(L->i8));
+    T.tile_keys = call_field(L, offsetof(AttnCall, tile_keys), ptr_to(L->i16));
     T.kv_page = call_field(L, offsetof(AttnCall, kv_page), ptr_to(L->i32));
     T.page_rows = call_field(L, offsetof(AttnCall, page_rows), L->i64);
     T.kps = call_field(L, offsetof(AttnCall, k_page_stride), L->i64);
@@ -649,6 +671,7 @@ static void gen_scratch(Lower *L, const char *name) {
 void lower_init_types(Lower *L) {
     L->i1 = LLVMInt1TypeInContext(L->ctx);
     L->i8 = LLVMInt8TypeInContext(L->ctx);
+    L->i16 = LLVMInt16TypeInContext(L->ctx);
     L->i32 = LLVMInt32TypeInContext(L->ctx);
     L->i64 = LLVMInt64TypeInContext(L->ctx);
     L->f32 = LLVMFloatTypeInContext(L->ctx);

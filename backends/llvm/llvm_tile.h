@@ -40,8 +40,9 @@ typedef struct Tile {
     RowMap rows;               /* the work item's rows: which query row of which head a lane holds */
     LLVMValueRef qb0;          /* the row block's first row */
     LLVMValueRef e0, e1;       /* the item's entries of the tile map */
-    LLVMValueRef tile_kv, tile_mode, bk; /* the tile map */
+    LLVMValueRef tile_kv, tile_mode, tile_keys, bk; /* the tile map (tile_keys may be NULL) */
     LLVMValueRef k0, k1;       /* the kv tile */
+    LLVMValueRef ka, kz;       /* its keys that need work: the map's range on PARTIAL tiles, else k0, k1 */
     LLVMValueRef kr0, vr0;     /* where its first row lies in K and V (in its page when paged) */
     LLVMValueRef kv_page, page_rows, kps, vps; /* the call's page table and page strides (kernel ABI) */
     LLVMValueRef fault;        /* local i1: an element raised a runtime error */
@@ -72,8 +73,8 @@ void lower_pack_q(Lower *L, void *ctx, int elem);
  * element type, for lower_elem_switch). */
 void lower_store_o(Lower *L, void *ctx, int elem);
 
-/* The keys [*a, *z) of the tile T->k0..k1 that some row of the current row
- * vector may keep by the schedule's band (row slots loaded). */
+/* The keys [*a, *z) of the tile's range T->ka..kz that some row of the
+ * current row vector may keep by the schedule's band (row slots loaded). */
 void lower_band_range(Lower *L, Tile *T, LLVMValueRef *a, LLVMValueRef *z);
 
 /* S at keys [from, to) of the row vector whose first lane is col: masked
@@ -81,8 +82,10 @@ void lower_band_range(Lower *L, Tile *T, LLVMValueRef *a, LLVMValueRef *z);
 void lower_fill_masked(Lower *L, Tile *T, LLVMValueRef from, LLVMValueRef to, LLVMValueRef col);
 
 /* lower_kv_product over the tile (which 0: S = K Qt, 1: OT += V^T P), or
- * on a PARTIAL tile (mode, i8) with a band, in the wide version, only over
- * the keys each pair of row vectors' bands reach (lower_kv_product_banded). */
+ * on a PARTIAL tile (mode, i8), in the wide version, only over the keys
+ * that need work: each pair of row vectors' bands within the tile's range
+ * (with a band), or the tile's range when the map narrowed it
+ * (lower_kv_product_banded). */
 void lower_kv_product_tile(Lower *L, Tile *T, int which, LLVMValueRef mode, LLVMValueRef dense, const Prefetch *pf,
                            const KvRows *kv, LLVMValueRef Bm, LLVMValueRef Out);
 
