@@ -54,6 +54,7 @@ typedef struct Launch {
     const LaunchItemTensors *it; /* NULL, or tensors made per work item */
     const void **tdata;          /* with it: [threads][ntensors] each thread's tensor_data */
     int ntensors;
+    int threads;  /* of the pool runs */
 } Launch;
 
 void launch_copy_out(const attnc_sizes *sz, int64_t row, int elem_bytes, const char *from, char *to,
@@ -83,6 +84,20 @@ void launch_set_layouts(AttnCall *c, const BoundCall *bc, int private_out, int f
     }
 }
 
+/* Pull the Q rows of work item i of a pool run (when there is one) towards the cache: the item a thread takes
+ * after its current one is about `threads` further on.  Items of masks that visit few kv tiles (windows,
+ * documents: 5 of 64 at window 256) read their Q rows from memory once, before any arithmetic */
+static void prefetch_q(const Launch *l, int64_t i) {
+    const AttnCall *c = &l->call[0];
+    if (i >= l->per_run * l->splits || c->pack > 1) return;
+    int64_t item = l->order[l->first + i % l->per_run];
+    int64_t qt = item % c->nqt, bh = item / c->nqt, esz = c->q_elem == ATTNC_ELEM_F32 ? 4 : 2;
+    int64_t r0 = qt * c->bq, r1 = r0 + c->bq < c->Lq ? r0 + c->bq : c->Lq;
+    const char *base = (const char *)c->q + (bh / c->H * c->q_stride[0] + bh % c->H * c->q_stride[1]) * esz;
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t at = 0; at < c->D * esz; at += 64) __builtin_prefetch(base + (r * c->q_stride[2]) * esz + at, 0, 2);
+}
+
 /* Work item i of a pool run: split i / per_run of item order[first + i %
  * per_run]: split by split, so that items reading one chunk of keys run
  * together (kv_chunks). */
@@ -101,6 +116,7 @@ static void run_item(void *ctx, int64_t i, int thread) {
         mine.tensor_data = td;
         c = &mine;
     }
+    prefetch_q(l, i + l->threads);
     if (l->ck->tile(c, bh / heads, bh % heads * pack, qt, l->scratch + (int64_t)thread * l->scratch_bytes))
         l->fault = 1;
 }
@@ -559,6 +575,7 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
     l->per_run = gh ? full.nqt : l->items;
     int64_t total = l->items * l->splits;
     if (threads > total) threads = total > 0 ? (int)total : 1;
+    l->threads = threads;
     l->call = calloc((size_t)l->splits, sizeof *l->call);
     l->tm = calloc((size_t)l->splits, sizeof *l->tm);
     if (!l->call || !l->tm || !private_buffers(l, args, full.check_faults && !(gh && gh->outputs), threads, &o, &lse)) {
