@@ -55,6 +55,7 @@ typedef struct Launch {
     const void **tdata;          /* with it: [threads][ntensors] each thread's tensor_data */
     int ntensors;
     int threads;  /* of the pool runs */
+    int64_t run_n; /* work items of the current pool run */
 } Launch;
 
 void launch_copy_out(const attnc_sizes *sz, int64_t row, int elem_bytes, const char *from, char *to,
@@ -89,7 +90,7 @@ void launch_set_layouts(AttnCall *c, const BoundCall *bc, int private_out, int f
  * documents: 5 of 64 at window 256) read their Q rows from memory once, before any arithmetic */
 static void prefetch_q(const Launch *l, int64_t i) {
     const AttnCall *c = &l->call[0];
-    if (i >= l->per_run * l->splits || c->pack > 1) return;
+    if (i >= l->run_n || c->pack > 1) return;
     int64_t item = l->order[l->first + i % l->per_run];
     int64_t qt = item % c->nqt, bh = item / c->nqt, esz = c->q_elem == ATTNC_ELEM_F32 ? 4 : 2;
     int64_t r0 = qt * c->bq, r1 = r0 + c->bq < c->Lq ? r0 + c->bq : c->Lq;
@@ -642,10 +643,14 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
         for (int64_t bh = 0; bh < sz->B * sz->H && !l->fault; bh++) {
             gh->head(gh->ctx, bh / sz->H, bh % sz->H);
             l->first = bh * l->call[0].nqt; /* order_items lists the items head by head */
-            pool_run(threads, l->call[0].nqt * l->splits, run_item, l);
+            l->run_n = l->call[0].nqt * l->splits;
+            pool_run(threads, l->run_n, run_item, l);
             if (!l->fault && gh->done) gh->done(gh->ctx, bh / sz->H, bh % sz->H);
         }
-    } else pool_run(threads, total, run_item, l);
+    } else {
+        l->run_n = total;
+        pool_run(threads, total, run_item, l);
+    }
     if (l->fault && (pages || it || (gh && gh->outputs))) { /* the interpreter would read K and V as one dense L dimension, or tensors
                                        * that are not there: the caller asks it */
         st = set_error(err, ATTNC_ERR_RUNTIME, "an element of the %scall raised a runtime error", pages ? "paged " : "");
