@@ -55,7 +55,6 @@ typedef struct Launch {
     const void **tdata;          /* with it: [threads][ntensors] each thread's tensor_data */
     int ntensors;
     int threads;  /* of the pool runs */
-    int64_t run_n; /* work items of the current pool run */
 } Launch;
 
 void launch_copy_out(const attnc_sizes *sz, int64_t row, int elem_bytes, const char *from, char *to,
@@ -85,13 +84,16 @@ void launch_set_layouts(AttnCall *c, const BoundCall *bc, int private_out, int f
     }
 }
 
+/* The work item that item i of a pool run runs (split i / per_run; see run_item). */
+static int64_t run_order(const Launch *l, int64_t i) { return l->order[l->first + i % l->per_run]; }
+
 /* Pull the Q rows of work item i of a pool run (when there is one) towards the cache: the item a thread takes
  * after its current one is about `threads` further on.  Items of masks that visit few kv tiles (windows,
  * documents: 5 of 64 at window 256) read their Q rows from memory once, before any arithmetic */
 static void prefetch_q(const Launch *l, int64_t i) {
     const AttnCall *c = &l->call[0];
-    if (i >= l->run_n || c->pack > 1) return;
-    int64_t item = l->order[l->first + i % l->per_run];
+    if (i >= l->per_run * l->splits || c->pack > 1) return;
+    int64_t item = run_order(l, i);
     int64_t qt = item % c->nqt, bh = item / c->nqt, esz = c->q_elem == ATTNC_ELEM_F32 ? 4 : 2;
     int64_t r0 = qt * c->bq, r1 = r0 + c->bq < c->Lq ? r0 + c->bq : c->Lq;
     const char *base = (const char *)c->q + (bh / c->H * c->q_stride[0] + bh % c->H * c->q_stride[1]) * esz;
@@ -106,7 +108,7 @@ static void run_item(void *ctx, int64_t i, int thread) {
     Launch *l = ctx;
     int split = (int)(i / l->per_run);
     const AttnCall *c = &l->call[split];
-    int64_t item = l->order[l->first + i % l->per_run];
+    int64_t item = run_order(l, i);
     int64_t pack = c->pack > 1 ? c->pack : 1, heads = c->H / pack; /* items per b along h */
     int64_t qt = item % c->nqt, bh = item / c->nqt;
     AttnCall mine;
@@ -573,7 +575,6 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
     l->items = sz->B * (sz->H / pack) * full.nqt;
     if (threads <= 0) threads = pool_cores();
     l->splits = kv_splits(p, bc, args, l->items, full.nqt, full.nkt, threads, flags);
-    l->per_run = gh ? full.nqt : l->items;
     int64_t total = l->items * l->splits;
     if (threads > total) threads = total > 0 ? (int)total : 1;
     l->threads = threads;
@@ -638,19 +639,16 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory for %d threads' scratch", threads);
         goto done;
     }
+    l->per_run = gh ? l->call[0].nqt : l->items; /* a head's q tiles with a hook (grid or packed K and V) */
     if (gh) {
         if (gh->begin && (st = gh->begin(gh->ctx, l->tm[0].check_faults, err))) goto done;
         for (int64_t bh = 0; bh < sz->B * sz->H && !l->fault; bh++) {
             gh->head(gh->ctx, bh / sz->H, bh % sz->H);
             l->first = bh * l->call[0].nqt; /* order_items lists the items head by head */
-            l->run_n = l->call[0].nqt * l->splits;
-            pool_run(threads, l->run_n, run_item, l);
+            pool_run(threads, l->per_run * l->splits, run_item, l);
             if (!l->fault && gh->done) gh->done(gh->ctx, bh / sz->H, bh % sz->H);
         }
-    } else {
-        l->run_n = total;
-        pool_run(threads, total, run_item, l);
-    }
+    } else pool_run(threads, total, run_item, l);
     if (l->fault && (pages || it || (gh && gh->outputs))) { /* the interpreter would read K and V as one dense L dimension, or tensors
                                        * that are not there: the caller asks it */
         st = set_error(err, ATTNC_ERR_RUNTIME, "an element of the %scall raised a runtime error", pages ? "paged " : "");

@@ -206,9 +206,11 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
         const int64_t nc = c->Lk - k0 < ATTNC_BK ? c->Lk - k0 : ATTNC_BK;
         /* a PARTIAL tile's keys [ja, jz) (kernel ABI 7, the tile map's range): the others are masked without
          * evaluating anything */
-        const int use_keys = mode == ATTNC_TILE_PARTIAL && c->row_start && c->tile_keys;
-        const int64_t ja = use_keys && c->tile_keys[2 * e] < nc ? c->tile_keys[2 * e] : use_keys ? nc : 0;
-        const int64_t jz = use_keys && c->tile_keys[2 * e + 1] < nc ? c->tile_keys[2 * e + 1] : nc;
+        int64_t ja = 0, jz = nc;
+        if (mode == ATTNC_TILE_PARTIAL && c->row_start && c->tile_keys) {
+            ja = c->tile_keys[2 * e] < nc ? c->tile_keys[2 * e] : nc;
+            jz = c->tile_keys[2 * e + 1] < nc ? c->tile_keys[2 * e + 1] : nc;
+        }
         /* where the tile's first row of K and of V lies (elements from the
          * head's start): row k0, or its place in its page (a tile never spans
          * two pages); kv stays k0 + j below */

@@ -74,8 +74,8 @@ static void pair_ranges(Lower *L, Tile *T, LLVMValueRef *r0, LLVMValueRef *r1) {
     }
 }
 
-/* Whether PARTIAL tiles whose keys the tile map narrowed take the banded
- * products over that range (plans without a band; the wide version). */
+/* Whether the products run over the tile's range T->ka..kz (plans without
+ * a band, the wide version): the usual products over a sub-range of keys. */
 static int ranged_products(const Lower *L) {
     return L->s->band_lo == IR_NONE && L->s->needs_mask && !(L->variant & LLVM_VARIANT_NARROW);
 }

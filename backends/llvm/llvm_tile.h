@@ -81,11 +81,11 @@ void lower_band_range(Lower *L, Tile *T, LLVMValueRef *a, LLVMValueRef *z);
  * (-inf, or weight 0), nothing evaluated. */
 void lower_fill_masked(Lower *L, Tile *T, LLVMValueRef from, LLVMValueRef to, LLVMValueRef col);
 
-/* lower_kv_product over the tile (which 0: S = K Qt, 1: OT += V^T P), or
- * on a PARTIAL tile (mode, i8), in the wide version, only over the keys
- * that need work: each pair of row vectors' bands within the tile's range
- * (with a band), or the tile's range when the map narrowed it
- * (lower_kv_product_banded). */
+/* lower_kv_product over the tile (which 0: S = K Qt, 1: OT += V^T P), in
+ * the wide version only over the keys that need work: on a PARTIAL tile
+ * (mode, i8) with a band, each pair of row vectors' bands within the
+ * tile's range (lower_kv_product_banded); without a band, the tile's range
+ * T->ka..kz (all keys of a FULL tile) through lower_kv_product itself. */
 void lower_kv_product_tile(Lower *L, Tile *T, int which, LLVMValueRef mode, LLVMValueRef dense, const Prefetch *pf,
                            const KvRows *kv, LLVMValueRef Bm, LLVMValueRef Out);
 
