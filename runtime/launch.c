@@ -485,31 +485,56 @@ done:
  * 1.18x bhld's time (docs/layouts.md).  The copy is one pass over the head's
  * K and V and is made once per kv head (GQA's query heads share it).  Not
  * for decode (each row read once: kv_chunks instead), kv splits, packed
- * heads, pages or per-item tensors; at most PACK_MAX_BYTES a head. */
-enum { PACK_MIN_READS = 4, PACK_ROWS = 64, PACK_MAX_BYTES = 256 << 20 };
+ * heads, pages or per-item tensors; at most PACK_MAX_BYTES a head.
+ * 16-bit K and V are also widened there, exactly, into float32 (even when
+ * their rows are back to back) when the kernel would otherwise widen each
+ * kv tile at every visit (CompiledKernel.widens): at most WIDEN_MAX_BYTES
+ * of float32 rows a head, so that the head stays in cache and the buffer
+ * stays small beside the call's 16-bit K and V (docs/layouts.md). */
+enum { PACK_MIN_READS = 4, PACK_ROWS = 64, PACK_MAX_BYTES = 256 << 20, WIDEN_MIN_READS = 8, WIDEN_MAX_BYTES = 32 << 20 };
 static atomic_int pack_off;      /* launch_stats.h: launch_set_kv_packing */
-static atomic_llong packed_calls; /* launch_stats.h */
+static atomic_llong packed_calls, widened_calls; /* launch_stats.h */
 void launch_set_kv_packing(int on) { atomic_store(&pack_off, !on); }
 long long launch_kv_packed_calls(void) { return atomic_load(&packed_calls); }
+long long launch_kv_widened_calls(void) { return atomic_load(&widened_calls); }
 
 typedef struct KvPack {
     const attnc_sizes *sz;
     const BoundLayout *layout; /* the caller's */
     const char *k, *v;         /* the caller's */
-    int threads, ke, ve;
+    int threads, ke, ve;       /* the caller's element bytes */
+    int wk, wv;                /* 1: K (V) widened from 16 bits into float32 */
     char *pk, *pv;             /* one kv head's rows, back to back */
     int64_t b, hk, loaded;     /* the kv head being copied; b * Hkv + hk in pk and pv (-1: none) */
 } KvPack;
 
-/* Whether the call reads K and V packed (else in place). */
-static int packs_kv(const BoundCall *bc, const TileMap *tm, int64_t pack, int splits, int pages, int items) {
+/* Whether the call reads K and V packed (else in place); *wk, *wv: whether
+ * packing widens K, V. */
+static int packs_kv(const CompiledKernel *ck, const BoundCall *bc, const TileMap *tm, int64_t pack, int splits,
+                    int pages, int items, int *wk, int *wv) {
     const attnc_sizes *sz = &bc->sz;
     const BoundLayout *k = &bc->layout[BT_K], *v = &bc->layout[BT_V];
+    *wk = *wv = 0;
     if (atomic_load(&pack_off) || pack > 1 || splits > 1 || pages || items || sz->Lk <= 0 || sz->Hkv <= 0)
         return 0;
-    if (k->stride[2] == sz->D && v->stride[2] == sz->Dv) return 0; /* rows back to back already */
     if (tm->nkt <= 0 || tm->visited < (int64_t)PACK_MIN_READS * tm->ngroups * tm->nkt) return 0;
+    if (ck->widens && tm->visited >= (int64_t)WIDEN_MIN_READS * tm->ngroups * tm->nkt &&
+        sz->Lk * (sz->D + sz->Dv) * (int64_t)sizeof(float) <= WIDEN_MAX_BYTES)
+        *wk = k->elem != ATTNC_ELEM_F32, *wv = v->elem != ATTNC_ELEM_F32;
+    if (*wk || *wv) return 1;
+    if (k->stride[2] == sz->D && v->stride[2] == sz->Dv) return 0; /* rows back to back already */
     return sz->Lk * (sz->D * elem_bytes(k->elem) + sz->Dv * elem_bytes(v->elem)) <= PACK_MAX_BYTES;
+}
+
+/* n rows of `cols` elements of `bytes` each, `stride` elements apart from
+ * src, to dst back to back: copied, or widened into float32. */
+static void pack_one(char *dst, const char *src, int64_t n, int64_t stride, int64_t cols, int bytes, int widen,
+                     attnc_elem e) {
+    if (!widen) {
+        tensor_copy_rows(dst, src, n, stride * bytes, (size_t)(cols * bytes));
+        return;
+    }
+    for (int64_t r = 0; r < n; r++) tensor_widen((float *)dst + r * cols, (const uint16_t *)src + r * stride, cols, e);
 }
 
 /* Rows [i * PACK_ROWS, (i + 1) * PACK_ROWS) of the kv head's K and V. */
@@ -517,13 +542,14 @@ static void pack_rows(void *ctx, int64_t i, int thread) {
     (void)thread;
     KvPack *pk = ctx;
     const attnc_sizes *sz = pk->sz;
-    const int64_t *ks = pk->layout[BT_K].stride, *vs = pk->layout[BT_V].stride;
+    const BoundLayout *L = pk->layout;
+    const int64_t *ks = L[BT_K].stride, *vs = L[BT_V].stride;
     const char *k = pk->k + (pk->b * ks[0] + pk->hk * ks[1]) * pk->ke;
     const char *v = pk->v + (pk->b * vs[0] + pk->hk * vs[1]) * pk->ve;
     int64_t r0 = i * PACK_ROWS, n = (i + 1) * PACK_ROWS < sz->Lk ? PACK_ROWS : sz->Lk - r0;
-    tensor_copy_rows(pk->pk + r0 * sz->D * pk->ke, k + r0 * ks[2] * pk->ke, n, ks[2] * pk->ke, (size_t)(sz->D * pk->ke));
-    tensor_copy_rows(pk->pv + r0 * sz->Dv * pk->ve, v + r0 * vs[2] * pk->ve, n, vs[2] * pk->ve,
-                     (size_t)(sz->Dv * pk->ve));
+    int kb = pk->wk ? 4 : pk->ke, vb = pk->wv ? 4 : pk->ve;
+    pack_one(pk->pk + r0 * sz->D * kb, k + r0 * ks[2] * pk->ke, n, ks[2], sz->D, pk->ke, pk->wk, L[BT_K].elem);
+    pack_one(pk->pv + r0 * sz->Dv * vb, v + r0 * vs[2] * pk->ve, n, vs[2], sz->Dv, pk->ve, pk->wv, L[BT_V].elem);
 }
 
 static void pack_head(void *ctx, int64_t b, int64_t h) {
@@ -534,7 +560,8 @@ static void pack_head(void *ctx, int64_t b, int64_t h) {
     pool_run(pk->threads, (pk->sz->Lk + PACK_ROWS - 1) / PACK_ROWS, pack_rows, pk);
 }
 
-/* The calls read K and V at pk's buffers, one kv head's rows back to back. */
+/* The calls read K and V at pk's buffers, one kv head's rows back to back
+ * (float32 where widened). */
 static void pack_calls(Launch *l, KvPack *pk) {
     const attnc_sizes *sz = &l->bc->sz;
     int64_t ks[4] = {0, 0, sz->D, 1}, vs[4] = {0, 0, sz->Dv, 1};
@@ -542,6 +569,8 @@ static void pack_calls(Launch *l, KvPack *pk) {
         l->call[s].k = (const float *)pk->pk, l->call[s].v = (const float *)pk->pv;
         memcpy(l->call[s].k_stride, ks, sizeof ks);
         memcpy(l->call[s].v_stride, vs, sizeof vs);
+        if (pk->wk) l->call[s].k_elem = ATTNC_ELEM_F32;
+        if (pk->wv) l->call[s].v_elem = ATTNC_ELEM_F32;
     }
 }
 
@@ -614,14 +643,15 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
                   .threads = threads, .ke = elem_bytes(bc->layout[BT_K].elem),
                   .ve = elem_bytes(bc->layout[BT_V].elem), .loaded = -1};
     GridHook pack_hook = {NULL, pack_head, NULL, &kvp, 0};
-    if (!gh && packs_kv(bc, &l->tm[0], pack, l->splits, pages != NULL, it != NULL)) {
+    if (!gh && packs_kv(ck, bc, &l->tm[0], pack, l->splits, pages != NULL, it != NULL, &kvp.wk, &kvp.wv)) {
         packed = kept_buffers_take(ck->packed_rows);
-        kvp.pk = packed ? buffers_reserve(packed, 0, (size_t)(sz->Lk * sz->D * kvp.ke)) : NULL;
-        kvp.pv = packed ? buffers_reserve(packed, 1, (size_t)(sz->Lk * sz->Dv * kvp.ve)) : NULL;
+        kvp.pk = packed ? buffers_reserve(packed, 0, (size_t)(sz->Lk * sz->D * (kvp.wk ? 4 : kvp.ke))) : NULL;
+        kvp.pv = packed ? buffers_reserve(packed, 1, (size_t)(sz->Lk * sz->Dv * (kvp.wv ? 4 : kvp.ve))) : NULL;
         if (kvp.pk && kvp.pv) { /* else read in place: packing is only faster */
             pack_calls(l, &kvp);
             gh = &pack_hook;
             atomic_fetch_add(&packed_calls, 1);
+            if (kvp.wk || kvp.wv) atomic_fetch_add(&widened_calls, 1);
         }
     }
     if (ck->prepare && (st = ck->prepare(&l->call[0], err))) goto done;

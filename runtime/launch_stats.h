@@ -19,6 +19,9 @@ void launch_set_chunk_bytes(long long bytes);
 /* How many calls read K and V from one kv head's rows copied back to back (runtime/launch.c: pack_head), in this
  * process. */
 long long launch_kv_packed_calls(void);
+/* How many of those widened 16-bit K or V rows into float32 on the way (pack_head; CompiledKernel.widens), in this
+ * process. */
+long long launch_kv_widened_calls(void);
 /* Whether calls may pack K and V rows that lie apart (1, the default) or read them in place (0), so that tests
  * reach both; for the whole process. */
 void launch_set_kv_packing(int on);

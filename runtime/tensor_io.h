@@ -48,4 +48,10 @@ static inline void tensor_copy_rows(char *dst, const char *src, int64_t n, int64
     for (int64_t i = 0; i < n; i++) memcpy(dst + i * (int64_t)row_bytes, src + i * src_stride, row_bytes);
 }
 
+/* cols 16-bit elements (f16 or bf16: e) widened exactly into float32, as
+ * attnc_f16_to_f32 and attnc_bf16_to_f32 do, many at a time
+ * (runtime/tensor_widen.c).  A kv head's rows are widened once per call
+ * for prefill (launch.c, pack_head). */
+void tensor_widen(float *dst, const uint16_t *src, int64_t cols, attnc_elem e);
+
 #endif

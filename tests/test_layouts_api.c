@@ -370,26 +370,41 @@ static void fault(attnc_backend backend, int long_call) {
     attnc_kernel_free(k);
 }
 
-/* Calls of 8 to 11 tiles each way (4 x 4 tiles), so that every kv tile is
- * read by at least 4 q tiles: with packing on, each must be counted packed;
- * with it off, none; both match the interpreter. */
+/* Calls of 8 to 21 tiles each way (4 x 4 tiles), so that every kv tile is
+ * read by at least 4 q tiles (8 with 16-bit K or V): with packing on, each whose K or V rows lie
+ * apart must be counted packed, and on llvm (CompiledKernel.widens) each
+ * with 16-bit K or V packed and widened into float32, rows back to back or
+ * not; with packing off, none; all match the interpreter. */
 static void packed(attnc_backend backend) {
-    const attnc_sizes gqa = {2, 4, 2, 37, 37, 8, 6}, mqa = {2, 4, 1, 37, 33, 8, 8}, longer = {1, 3, 3, 41, 29, 16, 8};
+    const attnc_sizes gqa = {2, 4, 2, 37, 37, 8, 6};
+    /* 16-bit K or V: at least 18 kv tiles, so that every spec reads each at least 8 times (WIDEN_MIN_READS) */
+    const attnc_sizes mqa = {2, 4, 1, 80, 73, 8, 8}, gqa16 = {2, 4, 2, 77, 77, 8, 6}, longer16 = {1, 3, 3, 84, 81, 16, 8};
     const Case cases[] = {
         {"blhd", gqa, ATTNC_ELEM_F32, ATTNC_ELEM_F32, ATTNC_ELEM_F32, ATTNC_ELEM_F32, F_BLHD, F_BLHD, F_BLHD, F_BLHD, 1},
         {"bf16 K blhd, V gaps, one kv head", mqa, ATTNC_ELEM_F16, ATTNC_ELEM_BF16, ATTNC_ELEM_F32, ATTNC_ELEM_F16, F_PLAIN, F_BLHD,
          F_GAPS, F_PLAIN, 0},
-        {"fused f16", longer, ATTNC_ELEM_F16, ATTNC_ELEM_F16, ATTNC_ELEM_F16, ATTNC_ELEM_F32, F_FUSED, F_FUSED, F_FUSED,
+        {"fused f16", longer16, ATTNC_ELEM_F16, ATTNC_ELEM_F16, ATTNC_ELEM_F16, ATTNC_ELEM_F32, F_FUSED, F_FUSED, F_FUSED,
          F_BLHD, 0},
+        {"f16 rows back to back", gqa16, ATTNC_ELEM_F16, ATTNC_ELEM_F16, ATTNC_ELEM_F16, ATTNC_ELEM_F16, F_PLAIN, F_PLAIN,
+         F_PLAIN, F_PLAIN, 0},
+        {"f32 K, bf16 V back to back", longer16, ATTNC_ELEM_F32, ATTNC_ELEM_F32, ATTNC_ELEM_BF16, ATTNC_ELEM_BF16, F_PLAIN,
+         F_PLAIN, F_PLAIN, F_PLAIN, 0},
     };
+    int widens = backend == ATTNC_BACKEND_LLVM;
     for (int on = 1; on >= 0; on--) {
         launch_set_kv_packing(on);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-            long long before = launch_kv_packed_calls();
-            run_case(&cases[i], backend);
-            long long calls = launch_kv_packed_calls() - before;
-            check(on ? calls == NSPECS : calls == 0, "%s packed %s (packing %s): %lld of %d calls packed",
-                  attnc_backend_name(backend), cases[i].name, on ? "on" : "off", calls, NSPECS);
+            const Case *cs = &cases[i];
+            int half = cs->k_elem != ATTNC_ELEM_F32 || cs->v_elem != ATTNC_ELEM_F32;
+            int apart = cs->k_form != F_PLAIN || cs->v_form != F_PLAIN;
+            int want_packed = on && (apart || (widens && half)), want_widened = on && widens && half;
+            long long before = launch_kv_packed_calls(), wbefore = launch_kv_widened_calls();
+            run_case(cs, backend);
+            long long calls = launch_kv_packed_calls() - before, wcalls = launch_kv_widened_calls() - wbefore;
+            check(calls == (want_packed ? NSPECS : 0) && wcalls == (want_widened ? NSPECS : 0),
+                  "%s packed %s (packing %s): %lld of %d calls packed (want %d), %lld widened (want %d)",
+                  attnc_backend_name(backend), cs->name, on ? "on" : "off", calls, NSPECS, want_packed ? NSPECS : 0,
+                  wcalls, want_widened ? NSPECS : 0);
         }
         long long before = launch_kv_packed_calls();
         fault(backend, 1);

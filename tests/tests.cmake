@@ -110,9 +110,9 @@ target_compile_options(test_schedule PRIVATE ${ATTNC_WARNINGS})
 target_link_libraries(test_schedule PRIVATE attnc_test_support)
 add_test(NAME middle-end/schedule COMMAND test_schedule ${ATTNC_TILE_EXAMPLES} ${ATTNC_PLAN_GOLDEN})
 # f16 / bf16 conversions (base/half.h) against independent references.
-add_executable(test_half ${PROJECT_SOURCE_DIR}/tests/test_half.c)
+add_executable(test_half ${PROJECT_SOURCE_DIR}/tests/test_half.c ${PROJECT_SOURCE_DIR}/runtime/tensor_widen.c)
 target_compile_options(test_half PRIVATE ${ATTNC_WARNINGS})
-target_include_directories(test_half PRIVATE ${PROJECT_SOURCE_DIR}/base)
+target_include_directories(test_half PRIVATE ${PROJECT_SOURCE_DIR}/base ${PROJECT_SOURCE_DIR}/runtime ${PROJECT_SOURCE_DIR}/include)
 target_link_libraries(test_half PRIVATE m)
 add_test(NAME base/half-conversions COMMAND test_half)
 # Element types and strides through attnc_kernel_run_layout on interp and refplan, against the interpreter on

@@ -70,6 +70,7 @@ typedef struct Stats {
     int kept_runs; /* runs whose second call ran on a kept tile map that skips or masks tiles */
     int chunk_runs; /* runs whose call cut its keys into chunks (kv heads interleaved) */
     int packed_runs; /* runs whose call read K and V packed head by head (rows apart, prefill) */
+    int widened_runs; /* of those, runs whose 16-bit K or V were widened into float32 on the way */
     char key[MAX_KEYS][96];
     int key_count[MAX_KEYS], nkeys;
     double seconds[MAX_BACKENDS + 1];
@@ -536,6 +537,7 @@ static void run_one(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCas
     st->kept_runs += r.kept_map;
     st->chunk_runs += r.chunked;
     st->packed_runs += r.packed;
+    st->widened_runs += r.widened;
     st->runs++;
     st->seconds[slot] += r.seconds;
     st->backend_runs[slot]++;
@@ -722,9 +724,9 @@ static void summary(const Opts *o, const Stats *st, long seconds) {
     printf(", %d crashes", st->crashes);
     print_keys(st, 1);
     printf(", %d generator failures; %d cuda-emu runs on the tensor-core kernel, %d runs on multi-dimensional tiles, "
-           "%d on a kept masked tile map, %d on keys in chunks, %d on packed K and V; %d%% of specs raise a runtime error, %d%% have fully "
+           "%d on a kept masked tile map, %d on keys in chunks, %d on packed K and V (%d widened); %d%% of specs raise a runtime error, %d%% have fully "
            "masked rows; %lds\n",
-           st->genfail, st->fa2_runs, st->grid_runs, st->kept_runs, st->chunk_runs, st->packed_runs,
+           st->genfail, st->fa2_runs, st->grid_runs, st->kept_runs, st->chunk_runs, st->packed_runs, st->widened_runs,
            st->specs ? 100 * st->runtime_errors / st->specs : 0,
            st->specs ? 100 * st->empty_rows / st->specs : 0, seconds);
     for (int b = 0; b <= o->nb; b++) {

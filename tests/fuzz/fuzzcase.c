@@ -553,7 +553,7 @@ FcKind fc_run(const FuzzCase *c, FcResult *r) {
         }
         double t0 = now();
         long long tc0 = 0, tc1 = 0, grid0 = launch_grid_calls(), kept0 = map_cache_masked_reuses();
-        long long chunk0 = launch_kv_chunked_calls(), pack0 = launch_kv_packed_calls();
+        long long chunk0 = launch_kv_chunked_calls(), pack0 = launch_kv_packed_calls(), widen0 = launch_kv_widened_calls();
         cuda_emu_fa2_stats(&tc0, NULL, 0);
         r->status = compile_run(spec, c, &opts, 1, &in, o, l, msg, &partial);
         cuda_emu_fa2_stats(&tc1, NULL, 0);
@@ -563,6 +563,7 @@ FcKind fc_run(const FuzzCase *c, FcResult *r) {
         r->kept_map = map_cache_masked_reuses() > kept0;
         r->chunked = launch_kv_chunked_calls() > chunk0;
         r->packed = launch_kv_packed_calls() > pack0;
+        r->widened = launch_kv_widened_calls() > widen0;
         if (r->status != r->ref_status) {
             snprintf(r->detail, sizeof r->detail, "interpreter: %s; %s: %s", r->ref_status ? rmsg : "ok",
                      attnc_backend_name(c->backend), r->status ? msg : "ok");

@@ -75,6 +75,7 @@ typedef struct FcResult {
     int kept_map;         /* a call ran on a kept tile map that skips or masks tiles (map_cache_masked_reuses) */
     int chunked;          /* the call cut its keys into chunks: kv heads interleaved (launch_kv_chunked_calls) */
     int packed;           /* the call read K and V from one kv head's rows copied back to back (launch_kv_packed_calls) */
+    int widened;          /* ... and 16-bit K or V widened into float32 on the way (launch_kv_widened_calls) */
 } FcResult;
 
 /* Run case c: the reference, then the backend; fill r.  Returns r->kind. */
