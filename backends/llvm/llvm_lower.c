@@ -508,6 +508,28 @@ static void tile_keys(Lower *L, Tile *T, LLVMValueRef e, LLVMValueRef mode) {
     T->ka = get(L, L->i64, ka), T->kz = get(L, L->i64, kz);
 }
 
+/* T->first_k, first_v: the K and V rows of the item's first tile, which
+ * the Q rows' packing prefetches (llvm_rowio.c).  Decode (narrow row
+ * blocks) only: its first tile comes from memory, while a prefill item's
+ * first tile is usually the one the item before read, and there the burst
+ * of prefetches cost window-256 ~6% (10 alternating pairs), dense ~2%.
+ * No tiles: tile_kv[e0] may not exist, so a local 0 is read instead, and
+ * an empty region prefetched (prefetches never fault). */
+static void first_tile_prefetch(Lower *L, Tile *T, LLVMValueRef e0, LLVMValueRef e1, LLVMValueRef bk, LLVMValueRef Lk,
+                                LLVMValueRef D, LLVMValueRef Dv) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef has_tiles = LLVMBuildICmp(b, LLVMIntSLT, e0, e1, "");
+    LLVMValueRef zero_kv = local(L, L->i32, ci32(L, 0));
+    LLVMValueRef first_kv =
+        LLVMBuildSelect(b, has_tiles, as_ptr(L, gep(L, L->i32, T->tile_kv, e0), L->i32), zero_kv, "");
+    LLVMValueRef fk0 = LLVMBuildMul(b, LLVMBuildSExt(b, load(L, L->i32, first_kv, 4), L->i64, ""), bk, "");
+    LLVMValueRef frows = LLVMBuildSub(b, smin(L, LLVMBuildAdd(b, fk0, smin(L, bk, ci64(L, L->BK)), ""), Lk), fk0, "");
+    frows = LLVMBuildSelect(b, has_tiles, frows, ci64(L, 0), "");
+    LLVMValueRef fpr = LLVMBuildSelect(b, has_tiles, T->page_rows, ci64(L, 0), "");
+    T->first_k = lower_prefetch_rows(L, kv_row(L, T, 0, tile_offset(L, T, 0, fpr, fk0)), frows, D, T->ks, T->kesz, 0);
+    T->first_v = lower_prefetch_rows(L, kv_row(L, T, 1, tile_offset(L, T, 1, fpr, fk0)), frows, Dv, T->vs, T->vesz, 0);
+}
+
 /* One row block: the row prologue, the tile loop, the finish, over the
  * block's vectors that hold rows of the item (L->nvec, at most C): a decode
  * block of a few packed rows costs one vector, not C. */
@@ -587,7 +609,7 @@ static void gen_tile(Lower *L, const char *name) {
     LLVMValueRef bk = T.bk = call_field(L, offsetof(AttnCall, bk), L->i64);
     LLVMValueRef nqt = call_field(L, offsetof(AttnCall, nqt), L->i64);
     LLVMValueRef row_start = call_field(L, offsetof(AttnCall, row_start), ptr_to(L->i64));
-    LLVMValueRef tile_kv = T.tile_kv = call_field(L, offsetof(AttnCall, tile_kv), ptr_to(L->i32));
+    T.tile_kv = call_field(L, offsetof(AttnCall, tile_kv), ptr_to(L->i32));
     T.tile_mode = call_field(L, offsetof(AttnCall, tile_mode), ptr_to(L->i8));
     T.tile_keys = call_field(L, offsetof(AttnCall, tile_keys), ptr_to(L->i16));
     T.kv_page = call_field(L, offsetof(AttnCall, kv_page), ptr_to(L->i32));
@@ -626,17 +648,7 @@ static void gen_tile(Lower *L, const char *name) {
     L->lse_off = T.rg.lse_off;
     L->diag = T.rg.diag;
 
-    /* no tiles: tile_kv[e0] may not exist, so read a local 0 instead, and
-     * prefetch an empty region (prefetches never fault) */
-    LLVMValueRef has_tiles = LLVMBuildICmp(b, LLVMIntSLT, e0, e1, "");
-    LLVMValueRef zero_kv = local(L, L->i32, ci32(L, 0));
-    LLVMValueRef first_kv = LLVMBuildSelect(b, has_tiles, as_ptr(L, gep(L, L->i32, tile_kv, e0), L->i32), zero_kv, "");
-    LLVMValueRef fk0 = LLVMBuildMul(b, LLVMBuildSExt(b, load(L, L->i32, first_kv, 4), L->i64, ""), bk, "");
-    LLVMValueRef frows = LLVMBuildSub(b, smin(L, LLVMBuildAdd(b, fk0, smin(L, bk, ci64(L, L->BK)), ""), Lk), fk0, "");
-    frows = LLVMBuildSelect(b, has_tiles, frows, ci64(L, 0), "");
-    LLVMValueRef fpr = LLVMBuildSelect(b, has_tiles, T.page_rows, ci64(L, 0), "");
-    T.first_k = lower_prefetch_rows(L, kv_row(L, &T, 0, tile_offset(L, &T, 0, fpr, fk0)), frows, D, T.ks, T.kesz, 0);
-    T.first_v = lower_prefetch_rows(L, kv_row(L, &T, 1, tile_offset(L, &T, 1, fpr, fk0)), frows, Dv, T.vs, T.vesz, 0);
+    if (L->variant & LLVM_VARIANT_NARROW) first_tile_prefetch(L, &T, e0, e1, bk, Lk, D, Dv);
     T.spare_in = local(L, L->vf32, LLVMConstNull(L->vf32));
     T.spare_out = local(L, L->vf32, NULL);
     Loop lrb;

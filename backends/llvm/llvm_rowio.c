@@ -59,19 +59,23 @@ void lower_pack_q(Lower *L, void *ctx, int elem) {
     lower_transpose_regs(L, v);
     for (int j = 0; j < L->W; j++) {
         LLVMValueRef d = LLVMBuildAdd(b, d0, ci64(L, j), "");
-        /* the first tile's K and V rows, which no earlier tile prefetched */
-        LLVMValueRef line = LLVMBuildAdd(b, LLVMBuildMul(b, pq->c, D, ""), d, "");
-        lower_prefetch_line(L, &T->first_k, line);
-        lower_prefetch_line(L, &T->first_v, line);
+        /* the first tile's K and V rows, which no earlier tile prefetched (decode only: first_tile_prefetch) */
+        if (T->first_k.base) {
+            LLVMValueRef line = LLVMBuildAdd(b, LLVMBuildMul(b, pq->c, D, ""), d, "");
+            lower_prefetch_line(L, &T->first_k, line);
+            lower_prefetch_line(L, &T->first_v, line);
+        }
         store_fvec(L, LLVMBuildFMul(b, v[j], vscale, ""), T->rg.qt,
                    LLVMBuildAdd(b, LLVMBuildMul(b, d, ci64(L, L->QB), ""), pq->col, ""));
     }
     loop_end(L, &lb);
     Loop ld;
     LLVMValueRef d = loop_begin(L, &ld, Dw, D, ci64(L, 1), "packq");
-    LLVMValueRef line = LLVMBuildAdd(b, LLVMBuildMul(b, pq->c, D, ""), d, "");
-    lower_prefetch_line(L, &T->first_k, line);
-    lower_prefetch_line(L, &T->first_v, line);
+    if (T->first_k.base) {
+        LLVMValueRef line = LLVMBuildAdd(b, LLVMBuildMul(b, pq->c, D, ""), d, "");
+        lower_prefetch_line(L, &T->first_k, line);
+        lower_prefetch_line(L, &T->first_v, line);
+    }
     LLVMValueRef at = LLVMBuildAdd(b, qrow, splat(L, d), "");
     LLVMValueRef x = elem == ELEM_F32
                          ? gather(L, L->vf32, gep(L, L->f32, T->qbh, at), L->valid)

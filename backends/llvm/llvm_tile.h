@@ -47,7 +47,7 @@ typedef struct Tile {
     LLVMValueRef kv_page, page_rows, kps, vps; /* the call's page table and page strides (kernel ABI) */
     LLVMValueRef fault;        /* local i1: an element raised a runtime error */
     LLVMValueRef checks;       /* i1: the call checks faults (its check_faults) */
-    Prefetch first_k, first_v; /* K and V rows of the row block's first tile */
+    Prefetch first_k, first_v; /* K and V rows of the row block's first tile (base NULL: none, prefill) */
     /* a vector of zeros that a row vector's missing rows read, and a vector their stores write
      * (llvm_rowio.c: plain loads and stores from a selected address, not masked ones) */
     LLVMValueRef spare_in, spare_out;
