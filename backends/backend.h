@@ -39,6 +39,9 @@ typedef struct CompiledKernel {
      * same with float32 K and V of the same values: the launcher may widen a kv head's rows once instead
      * (runtime/launch.c, pack_head) */
     int widens;
+    /* 1: the kernel reads Q and writes O and LSE through AttnCall.q_rows (runtime/launch.c: launch_grid then reads
+     * and writes the caller's rows in place, and copies only K and V into block order) */
+    int maps_rows;
     /* the backward pass (kernel_abi.h, AttnGradCall), run by runtime/launch_grad.c; NULL: none */
     AttnGradTileFn grad_tile;
     AttnScratchFn grad_scratch_bytes;

@@ -12,7 +12,7 @@
 #define ATTNC_KERNEL_ABI_H
 #include <stdint.h>
 
-#define ATTNC_ABI_VERSION 7
+#define ATTNC_ABI_VERSION 8
 #define ATTNC_ABI_MAX_RANK 8
 
 /* One param value: ints and bools in i, floats in f (by the param's type). */
@@ -78,6 +78,12 @@ typedef struct AttnCall {
      * outside which every element is masked and raises no runtime error:
      * a kernel may skip those keys (treat them as masked).  ABI 7. */
     const uint16_t *tile_keys;
+    /* NULL, or for each query row r of the call (its own numbering: block
+     * order for multi-dimensional tiles), the row of Q, O and LSE where it
+     * lies: a kernel reads Q and writes O and LSE at row q_rows[r] instead
+     * of r, and uses r for everything else.  Only for kernels whose backend
+     * says so (CompiledKernel.maps_rows).  ABI 8. */
+    const int64_t *q_rows;
 } AttnCall;
 
 /* Compute rows [qt*bq, min((qt+1)*bq, Lq)) of (b, h) (packed rows of heads

@@ -97,8 +97,10 @@ static void prefetch_q(const Launch *l, int64_t i) {
     int64_t qt = item % c->nqt, bh = item / c->nqt, esz = c->q_elem == ATTNC_ELEM_F32 ? 4 : 2;
     int64_t r0 = qt * c->bq, r1 = r0 + c->bq < c->Lq ? r0 + c->bq : c->Lq;
     const char *base = (const char *)c->q + (bh / c->H * c->q_stride[0] + bh % c->H * c->q_stride[1]) * esz;
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t at = 0; at < c->D * esz; at += 64) __builtin_prefetch(base + (r * c->q_stride[2]) * esz + at, 0, 2);
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t row = c->q_rows ? c->q_rows[r] : r;
+        for (int64_t at = 0; at < c->D * esz; at += 64) __builtin_prefetch(base + (row * c->q_stride[2]) * esz + at, 0, 2);
+    }
 }
 
 /* Work item i of a pool run: split i / per_run of item order[first + i %
@@ -302,13 +304,16 @@ static attnc_status begin_items(Launch *l, const LaunchItemTensors *it, const vo
  * run, done after them (when nothing faulted).  With `outputs`, the kernel
  * writes O and LSE only where the hook said, and done puts them in the
  * caller's (launch_grid); without, O and LSE are the call's as usual.
- * Needs one head per item and no kv split. */
+ * With `names_faults` a fault is ATTNC_ERR_RUNTIME here and the caller
+ * names it (the kernel's rows are not the caller's call).  q_rows: the
+ * calls' AttnCall.q_rows.  Needs one head per item and no kv split. */
 typedef struct GridHook {
     attnc_status (*begin)(void *ctx, int check_faults, attnc_error *err);
     void (*head)(void *ctx, int64_t b, int64_t h);
     void (*done)(void *ctx, int64_t b, int64_t h);
     void *ctx;
-    int outputs;
+    int outputs, names_faults;
+    const int64_t *q_rows;
 } GridHook;
 
 static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
@@ -389,7 +394,9 @@ static void grid_head(void *ctx, int64_t b, int64_t h) {
     const BoundLayout *L = g->bc->layout;
     int64_t hk = h / (sz->H / sz->Hkv), n = sz->Lq;
     const int64_t *qs = L[BT_Q].stride, *ks = L[BT_K].stride, *vs = L[BT_V].stride;
-    permute_rows((char *)g->args->q + (b * qs[0] + h * qs[1]) * g->qe, qs[2], n, g->qperm, sz->D * g->qe, g->qe, g->q, 0);
+    if (g->q) /* else the kernel reads Q in place (AttnCall.q_rows) */
+        permute_rows((char *)g->args->q + (b * qs[0] + h * qs[1]) * g->qe, qs[2], n, g->qperm, sz->D * g->qe, g->qe,
+                     g->q, 0);
     if (g->hk_loaded == b * sz->Hkv + hk) return;
     g->hk_loaded = b * sz->Hkv + hk;
     permute_rows((char *)g->args->k + (b * ks[0] + hk * ks[1]) * g->ke, ks[2], n, g->kperm, sz->D * g->ke, g->ke, g->k, 0);
@@ -410,15 +417,20 @@ static void grid_done(void *ctx, int64_t b, int64_t h) {
  * and V copied into block order (one head's, contiguous, their element
  * types: they stay in cache, and no call-sized buffer is faulted in), the
  * block-order plan's kernel run over them, O and LSE scattered back to the
- * caller's rows.  A call whose tile analysis could not rule faults out
- * writes a private O first (nothing is written on error); a fault is named
- * by the interpreter on the caller's own call. */
+ * caller's rows.  A kernel that maps its query rows (CompiledKernel.
+ * maps_rows: AttnCall.q_rows, block order to the caller's rows) reads Q
+ * and writes O and LSE in place instead, and only K and V are copied: the
+ * copies were ~15% of natten2d's time, bandwidth-bound.  A call whose tile
+ * analysis could not rule faults out writes a private O first (nothing is
+ * written on error); a fault is named by the interpreter on the caller's
+ * own call. */
 static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                                 int threads, int flags, int64_t W, int64_t H, attnc_error *err) {
     const attnc_sizes *sz = &bc->sz;
     const GridTiling *gt = p->grid;
     const BoundLayout *L = bc->layout;
     int64_t n = sz->Lq;
+    int in_place = ck->grid->maps_rows;
     GridRun g = {.bc = bc, .args = args, .qe = elem_bytes(L[BT_Q].elem), .ke = elem_bytes(L[BT_K].elem),
                  .ve = elem_bytes(L[BT_V].elem), .oe = elem_bytes(L[BT_O].elem), .hk_loaded = -1};
     /* the rows of one head in block order, in buffers the kernel keeps for its next call */
@@ -428,15 +440,17 @@ static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const B
     if (buf) {
         qperm = buffers_reserve(buf, BUF_QPERM, sizeof(int64_t) * (size_t)n);
         kperm = buffers_reserve(buf, BUF_KPERM, sizeof(int64_t) * (size_t)n);
-        g.q = buffers_reserve(buf, BUF_Q, (size_t)(n * sz->D * g.qe));
         g.k = buffers_reserve(buf, BUF_K, (size_t)(n * sz->D * g.ke));
         g.v = buffers_reserve(buf, BUF_V, (size_t)(n * sz->Dv * g.ve));
-        g.o = buffers_reserve(buf, BUF_O, (size_t)(n * sz->Dv * g.oe));
-        g.lse = buffers_reserve(buf, BUF_LSE, sizeof(float) * (size_t)n);
+        if (!in_place) {
+            g.q = buffers_reserve(buf, BUF_Q, (size_t)(n * sz->D * g.qe));
+            g.o = buffers_reserve(buf, BUF_O, (size_t)(n * sz->Dv * g.oe));
+            g.lse = buffers_reserve(buf, BUF_LSE, sizeof(float) * (size_t)n);
+        }
     }
     g.qperm = qperm, g.kperm = kperm;
     attnc_status st = ATTNC_OK;
-    if (!buf || !qperm || !kperm || !g.q || !g.k || !g.v || !g.o || !g.lse) {
+    if (!buf || !qperm || !kperm || !g.k || !g.v || (!in_place && (!g.q || !g.o || !g.lse))) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory for the rows in block order");
         goto done;
     }
@@ -444,19 +458,25 @@ static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const B
         qperm[i] = grid_row(W, H, gt->qbx, gt->qby, gt->qbz, i);
         kperm[i] = grid_row(W, H, gt->kbx, gt->kby, gt->kbz, i);
     }
-    /* the kernel sees every (b, h) at the one head's rows: strides 0 along B and H */
+    /* the kernel sees every (b, h) at the one head's rows: strides 0 along B and H (in place: Q, O and LSE
+     * are the caller's) */
     BoundCall gbc = *bc;
     int64_t rq[4] = {0, 0, sz->D, 1}, rv[4] = {0, 0, sz->Dv, 1}, rl[4] = {0, 0, 1, 0};
-    memcpy(gbc.layout[BT_Q].stride, rq, sizeof rq);
     memcpy(gbc.layout[BT_K].stride, rq, sizeof rq);
     memcpy(gbc.layout[BT_V].stride, rv, sizeof rv);
-    memcpy(gbc.layout[BT_O].stride, rv, sizeof rv);
-    memcpy(gbc.layout[BT_LSE].stride, rl, sizeof rl);
-    gbc.layout[BT_LSE].elem = ATTNC_ELEM_F32;
     attnc_args ga = *args;
-    ga.q = (const float *)g.q, ga.k = (const float *)g.k, ga.v = (const float *)g.v, ga.o = (float *)g.o;
-    ga.lse = args->lse ? g.lse : NULL;
-    GridHook hook = {grid_begin, grid_head, grid_done, &g, 1};
+    ga.k = (const float *)g.k, ga.v = (const float *)g.v;
+    if (!in_place) {
+        memcpy(gbc.layout[BT_Q].stride, rq, sizeof rq);
+        memcpy(gbc.layout[BT_O].stride, rv, sizeof rv);
+        memcpy(gbc.layout[BT_LSE].stride, rl, sizeof rl);
+        gbc.layout[BT_LSE].elem = ATTNC_ELEM_F32;
+        ga.q = (const float *)g.q, ga.o = (float *)g.o;
+        ga.lse = args->lse ? g.lse : NULL;
+    }
+    /* in place: O and LSE as in a plain run (a private O when the call can fault), the fault named here */
+    GridHook hook = in_place ? (GridHook){NULL, grid_head, NULL, &g, 0, 1, qperm}
+                             : (GridHook){grid_begin, grid_head, grid_done, &g, 1, 1, NULL};
     st = launch_tiles(gt->plan, ck->grid, &gbc, &ga, threads, flags | ATTNC_OPT_NO_KV_SPLIT | ATTNC_OPT_NO_PACK_HEADS,
                       NULL, NULL, &hook, err);
     if (st == ATTNC_ERR_RUNTIME) { /* the interpreter names the element on the caller's rows */
@@ -636,13 +656,13 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
                                 .check_faults = tm->check_faults, .pack = pack,
                                 .kv_page = pages ? pages->table : NULL, .page_rows = pages ? pages->page_rows : 0,
                                 .k_page_stride = pages ? pages->k_page_stride : 0,
-                                .v_page_stride = pages ? pages->v_page_stride : 0};
+                                .v_page_stride = pages ? pages->v_page_stride : 0, .q_rows = gh ? gh->q_rows : NULL};
         launch_set_layouts(&l->call[s], bc, o != args->o || l->splits > 1, l->splits > 1);
     }
     KvPack kvp = {.sz = sz, .layout = bc->layout, .k = (const char *)args->k, .v = (const char *)args->v,
                   .threads = threads, .ke = elem_bytes(bc->layout[BT_K].elem),
                   .ve = elem_bytes(bc->layout[BT_V].elem), .loaded = -1};
-    GridHook pack_hook = {NULL, pack_head, NULL, &kvp, 0};
+    GridHook pack_hook = {NULL, pack_head, NULL, &kvp, 0, 0, NULL};
     if (!gh && packs_kv(ck, bc, &l->tm[0], pack, l->splits, pages != NULL, it != NULL, &kvp.wk, &kvp.wv)) {
         packed = kept_buffers_take(ck->packed_rows);
         kvp.pk = packed ? buffers_reserve(packed, 0, (size_t)(sz->Lk * sz->D * (kvp.wk ? 4 : kvp.ke))) : NULL;
@@ -679,7 +699,7 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
             if (!l->fault && gh->done) gh->done(gh->ctx, bh / sz->H, bh % sz->H);
         }
     } else pool_run(threads, total, run_item, l);
-    if (l->fault && (pages || it || (gh && gh->outputs))) { /* the interpreter would read K and V as one dense L dimension, or tensors
+    if (l->fault && (pages || it || (gh && gh->names_faults))) { /* the interpreter would read K and V as one dense L dimension, or tensors
                                        * that are not there: the caller asks it */
         st = set_error(err, ATTNC_ERR_RUNTIME, "an element of the %scall raised a runtime error", pages ? "paged " : "");
         goto done;

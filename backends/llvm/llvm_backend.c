@@ -717,6 +717,7 @@ static attnc_status llvm_compile(const Plan *p, const attnc_options *opts, Compi
     ck->kernel_data = ks;
     ck->packs = 1; /* packed heads: llvm_rows.c */
     ck->widens = 1; /* 16-bit kv tiles into Kc, Vc: llvm_tensor.c */
+    ck->maps_rows = 1; /* AttnCall.q_rows: llvm_rows.c, rows_offset */
     ck->pages = 1; /* a paged K and V read in place: the tile's first row, llvm_tensor.c's lower_page_row */
     if (p->grad_sched && !p->grad_sched->base.why[0]) { /* the backward kernel, built on first use */
         ck->grad_tile = llvm_grad_tile;

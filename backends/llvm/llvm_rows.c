@@ -47,6 +47,7 @@ void rows_bind(Lower *L, RowMap *rm, LLVMValueRef h0, LLVMValueRef qt, LLVMValue
     memset(rm, 0, sizeof *rm);
     rm->packed = L->s->pack_heads;
     rm->h0 = h0;
+    rm->q_rows = call_field(L, offsetof(AttnCall, q_rows), ptr_to(L->i64));
     LLVMValueRef rows = L->var[V_SIZE_LQ];
     if (rm->packed) {
         /* 0 means one head, like 1 */
@@ -108,9 +109,19 @@ void rows_leave(Lower *L, RowMap *rm) {
     rm->hoff = NULL;
 }
 
+/* The lanes' rows of Q, O and LSE: q_vec, or q_rows[q_vec] (a gather of the
+ * item's lanes only; nothing read when the call has no q_rows). */
+static LLVMValueRef mapped_rows(Lower *L, const RowMap *rm) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef has = LLVMBuildIsNotNull(b, rm->q_rows, "has_q_rows");
+    LLVMValueRef mask = LLVMBuildAnd(b, L->valid, splat(L, has), "");
+    LLVMValueRef at = gather_aligned(L, L->vi64, gep(L, L->i64, rm->q_rows, L->q_vec), mask, 8);
+    return LLVMBuildSelect(b, has, at, L->q_vec, "q_row");
+}
+
 LLVMValueRef rows_offset(Lower *L, const RowMap *rm, LLVMValueRef row_stride, char which) {
     LLVMBuilderRef b = L->bd;
-    LLVMValueRef off = LLVMBuildMul(b, L->q_vec, splat(L, row_stride), "");
+    LLVMValueRef off = LLVMBuildMul(b, mapped_rows(L, rm), splat(L, row_stride), "");
     if (!rm->packed) return off;
     LLVMValueRef hs = which == 'q' ? rm->qh : which == 'o' ? rm->oh : rm->lh;
     return LLVMBuildAdd(b, off, LLVMBuildMul(b, rm->hoff, splat(L, hs), ""), "");

@@ -16,6 +16,7 @@ typedef struct RowMap {
     LLVMValueRef map;  /* packed: scratch [2][QB] i64: each lane's query row, and its head - h0 */
     LLVMValueRef hoff; /* packed, in a row vector: its lanes' head - h0 */
     LLVMValueRef qh, oh, lh; /* packed: head strides (elements) of Q, O and LSE */
+    LLVMValueRef q_rows; /* the call's q_rows (i64 pointer, NULL: row r is row r; kernel ABI 8) */
 } RowMap;
 
 /* Bytes of scratch rows_bind's map needs (0 unless the schedule packs). */
@@ -40,7 +41,8 @@ void rows_enter(Lower *L, RowMap *rm, LLVMValueRef qb0, LLVMValueRef c);
 void rows_leave(Lower *L, RowMap *rm);
 
 /* Element offsets of the lanes' rows in a tensor whose [b, h0] is the base:
- * q * row_stride (+ (h - h0) * the head stride `which` of Q 'q', O 'o' or LSE 'l'). */
+ * q * row_stride (+ (h - h0) * the head stride `which` of Q 'q', O 'o' or LSE 'l'),
+ * q taken through the call's q_rows when it has one. */
 LLVMValueRef rows_offset(Lower *L, const RowMap *rm, LLVMValueRef row_stride, char which);
 
 #endif
