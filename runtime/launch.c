@@ -451,8 +451,9 @@ static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const B
     const BoundLayout *L = bc->layout;
     int64_t n = sz->Lq;
     int in_place = ck->grid->maps_rows;
-    GridRun g = {.bc = bc, .args = args, .threads = threads > 0 ? threads : pool_cores(), .qe = elem_bytes(L[BT_Q].elem), .ke = elem_bytes(L[BT_K].elem),
-                 .ve = elem_bytes(L[BT_V].elem), .oe = elem_bytes(L[BT_O].elem), .hk_loaded = -1};
+    GridRun g = {.bc = bc, .args = args, .threads = threads > 0 ? threads : pool_cores(),
+                 .qe = elem_bytes(L[BT_Q].elem), .ke = elem_bytes(L[BT_K].elem), .ve = elem_bytes(L[BT_V].elem),
+                 .oe = elem_bytes(L[BT_O].elem), .hk_loaded = -1};
     /* the rows of one head in block order, in buffers the kernel keeps for its next call */
     enum { BUF_QPERM, BUF_KPERM, BUF_Q, BUF_K, BUF_V, BUF_O, BUF_LSE };
     Buffers *buf = kept_buffers_take(ck->grid_rows);
