@@ -365,7 +365,7 @@ typedef struct GridRun {
     int64_t hk_loaded;   /* b * Hkv + hk whose K and V rows are in k and v; -1: none */
     int threads;         /* of the copies (grid_rows) */
     int64_t b, h, hk;    /* the head being copied (grid_head) */
-    int copy_q, copy_kv;
+    int copy_kv;         /* grid_head: the head's kv head is not yet in k and v */
     char *out_o;         /* where O goes: the caller's, or a private contiguous copy when the call can fault */
     float *out_lse;
     int64_t out_stride[4], lse_stride[3];
@@ -391,7 +391,8 @@ static attnc_status grid_begin(void *ctx, int check_faults, attnc_error *err) {
     return ATTNC_OK;
 }
 
-/* Rows [i * GRID_ROWS, (i + 1) * GRID_ROWS) of the head's Q (copy_q) and
+/* Rows [i * GRID_ROWS, (i + 1) * GRID_ROWS) of the head's Q (unless read
+ * in place: q NULL) and
  * of its kv head's K and V (copy_kv) into block order, on the pool's
  * threads (one thread copied while the others waited: natten2d on two
  * threads took 0.909 of the time once they share the copies). */
@@ -403,7 +404,7 @@ static void grid_rows(void *ctx, int64_t i, int thread) {
     const BoundLayout *L = g->bc->layout;
     const int64_t *qs = L[BT_Q].stride, *ks = L[BT_K].stride, *vs = L[BT_V].stride;
     int64_t r0 = i * GRID_ROWS, n = r0 + GRID_ROWS < sz->Lq ? GRID_ROWS : sz->Lq - r0;
-    if (g->copy_q)
+    if (g->q)
         permute_rows((char *)g->args->q + (g->b * qs[0] + g->h * qs[1]) * g->qe, qs[2], n, g->qperm + r0,
                      sz->D * g->qe, g->qe, g->q + r0 * sz->D * g->qe, 0);
     if (!g->copy_kv) return;
@@ -418,10 +419,9 @@ static void grid_head(void *ctx, int64_t b, int64_t h) {
     const attnc_sizes *sz = &g->bc->sz;
     int64_t hk = h / (sz->H / sz->Hkv);
     g->b = b, g->h = h, g->hk = hk;
-    g->copy_q = g->q != NULL; /* else the kernel reads Q in place (AttnCall.q_rows) */
     g->copy_kv = g->hk_loaded != b * sz->Hkv + hk;
     g->hk_loaded = b * sz->Hkv + hk;
-    if (g->copy_q || g->copy_kv) pool_run(g->threads, (sz->Lq + GRID_ROWS - 1) / GRID_ROWS, grid_rows, g);
+    if (g->q || g->copy_kv) pool_run(g->threads, (sz->Lq + GRID_ROWS - 1) / GRID_ROWS, grid_rows, g);
 }
 
 static void grid_done(void *ctx, int64_t b, int64_t h) {
@@ -558,8 +558,9 @@ static int packs_kv(const CompiledKernel *ck, const BoundCall *bc, const TileMap
     *wk = *wv = 0;
     if (atomic_load(&pack_off) || pack > 1 || splits > 1 || pages || items || sz->Lk <= 0 || sz->Hkv <= 0)
         return 0;
-    if (tm->nkt <= 0 || tm->visited < (int64_t)PACK_MIN_READS * tm->ngroups * tm->nkt) return 0;
-    if (ck->widens && tm->visited >= (int64_t)WIDEN_MIN_READS * tm->ngroups * tm->nkt &&
+    int64_t tiles = tm->ngroups * tm->nkt; /* visited / tiles: the reads of a kv tile */
+    if (tm->nkt <= 0 || tm->visited < PACK_MIN_READS * tiles) return 0;
+    if (ck->widens && tm->visited >= WIDEN_MIN_READS * tiles &&
         sz->Lk * (sz->D + sz->Dv) * (int64_t)sizeof(float) <= WIDEN_MAX_BYTES)
         *wk = k->elem != ATTNC_ELEM_F32, *wv = v->elem != ATTNC_ELEM_F32;
     if (*wk || *wv) return 1;

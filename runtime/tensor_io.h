@@ -53,5 +53,8 @@ static inline void tensor_copy_rows(char *dst, const char *src, int64_t n, int64
  * (runtime/tensor_widen.c).  A kv head's rows are widened once per call
  * for prefill (launch.c, pack_head). */
 void tensor_widen(float *dst, const uint16_t *src, int64_t cols, attnc_elem e);
+/* The same without F16C (what hosts without it run; tests/test_half.c
+ * checks both on every host). */
+void tensor_widen_portable(float *dst, const uint16_t *src, int64_t cols, attnc_elem e);
 
 #endif

@@ -83,13 +83,21 @@ static int64_t widen_lanes(float *dst, const uint16_t *src, int64_t cols, attnc_
     return j;
 }
 
-void tensor_widen(float *dst, const uint16_t *src, int64_t cols, attnc_elem e) {
-    int64_t j;
-#ifdef HAVE_F16C_PATH
-    if (e == ATTNC_ELEM_F16 && has_f16c())
-        j = widen_f16c(dst, src, cols);
-    else
-#endif
-        j = widen_lanes(dst, src, cols, e);
+/* The tail of a row, element by element, from j on. */
+static void widen_tail(float *dst, const uint16_t *src, int64_t j, int64_t cols, attnc_elem e) {
     for (; j < cols; j++) dst[j] = e == ATTNC_ELEM_BF16 ? attnc_bf16_to_f32(src[j]) : attnc_f16_to_f32(src[j]);
+}
+
+void tensor_widen_portable(float *dst, const uint16_t *src, int64_t cols, attnc_elem e) {
+    widen_tail(dst, src, widen_lanes(dst, src, cols, e), cols, e);
+}
+
+void tensor_widen(float *dst, const uint16_t *src, int64_t cols, attnc_elem e) {
+#ifdef HAVE_F16C_PATH
+    if (e == ATTNC_ELEM_F16 && has_f16c()) {
+        widen_tail(dst, src, widen_f16c(dst, src, cols), cols, e);
+        return;
+    }
+#endif
+    tensor_widen_portable(dst, src, cols, e);
 }

@@ -8,9 +8,10 @@
  * values (ties to the even one), computed in double.  bf16: every float32
  * whose low 16 bits are one of 7 patterns, compared with the nearer of the
  * two bfloat16 neighbours in double (ties to even, overflow to infinity).
- * runtime/tensor_io.h's tensor_widen (8 lanes at a time, then a tail)
- * against the scalar widening, bit for bit (but a signalling NaN's quiet
- * bit), on every f16 and bf16 value at every offset into a group of 8. */
+ * runtime/tensor_io.h's tensor_widen (F16C's 8 lanes where the host has
+ * them) and tensor_widen_portable (4 lanes), each then a tail, against the
+ * scalar widening, bit for bit (but a signalling NaN's quiet bit), on
+ * every f16 and bf16 value at every offset into a group of 8. */
 #include <math.h>
 #include <stdio.h>
 
@@ -85,17 +86,20 @@ int main(void) {
         }
     static uint16_t all[65536 + 8];
     static float wide[65536 + 8];
+    for (int portable = 0; portable < 2; portable++)
     for (int e = ATTNC_ELEM_F16; e <= ATTNC_ELEM_BF16; e++)
         for (int shift = 0; shift < 8; shift++) { /* value i at position i + shift: each value in each lane and the tail */
             for (int i = 0; i < 65536 + 8; i++) all[i] = (uint16_t)(i - shift);
-            tensor_widen(wide, all, 65536 + shift, (attnc_elem)e);
+            (portable ? tensor_widen_portable : tensor_widen)(wide, all, 65536 + shift, (attnc_elem)e);
             for (int i = 0; i < 65536 + shift; i++) {
                 float want = e == ATTNC_ELEM_F16 ? attnc_f16_to_f32(all[i]) : attnc_bf16_to_f32(all[i]);
                 checked++;
                 /* a signalling NaN may come out quiet (vcvtph2ps quiets it, as the LLVM kernels' conversions do) */
                 uint32_t quiet = isnan(want) ? 0x00400000u : 0;
                 if ((attnc_f32_bits(wide[i]) | quiet) != (attnc_f32_bits(want) | quiet))
-                    fail(e == ATTNC_ELEM_F16 ? "tensor_widen f16" : "tensor_widen bf16", all[i],
+                    fail(e == ATTNC_ELEM_F16 ? (portable ? "tensor_widen_portable f16" : "tensor_widen f16")
+                                             : (portable ? "tensor_widen_portable bf16" : "tensor_widen bf16"),
+                         all[i],
                          attnc_f32_bits(wide[i]) >> 16, attnc_f32_bits(want) >> 16);
             }
         }
