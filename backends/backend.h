@@ -42,6 +42,8 @@ typedef struct CompiledKernel {
     /* 1: the kernel reads Q and writes O and LSE through AttnCall.q_rows (runtime/launch.c: launch_grid then reads
      * and writes the caller's rows in place, and copies only K and V into block order) */
     int maps_rows;
+    /* 1: the kernel reads float32 K and V through AttnCall.kv_rows (launch_grid then copies nothing) */
+    int maps_kv_rows;
     /* the backward pass (kernel_abi.h, AttnGradCall), run by runtime/launch_grad.c; NULL: none */
     AttnGradTileFn grad_tile;
     AttnScratchFn grad_scratch_bytes;

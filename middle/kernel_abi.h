@@ -12,7 +12,7 @@
 #define ATTNC_KERNEL_ABI_H
 #include <stdint.h>
 
-#define ATTNC_ABI_VERSION 8
+#define ATTNC_ABI_VERSION 9
 #define ATTNC_ABI_MAX_RANK 8
 
 /* One param value: ints and bools in i, floats in f (by the param's type). */
@@ -84,6 +84,12 @@ typedef struct AttnCall {
      * of r, and uses r for everything else.  Only for kernels whose backend
      * says so (CompiledKernel.maps_rows).  ABI 8. */
     const int64_t *q_rows;
+    /* NULL, or for each key kv of the call (block order), the row of K and
+     * V where it lies: a kernel reads K and V at row kv_rows[kv] of every
+     * kv head instead of kv, and uses kv for everything else.  Only for
+     * kernels whose backend says so (CompiledKernel.maps_kv_rows), with
+     * float32 K and V, never paged.  ABI 9. */
+    const int64_t *kv_rows;
 } AttnCall;
 
 /* Compute rows [qt*bq, min((qt+1)*bq, Lq)) of (b, h) (packed rows of heads

@@ -305,15 +305,16 @@ static attnc_status begin_items(Launch *l, const LaunchItemTensors *it, const vo
  * writes O and LSE only where the hook said, and done puts them in the
  * caller's (launch_grid); without, O and LSE are the call's as usual.
  * With `names_faults` a fault is ATTNC_ERR_RUNTIME here and the caller
- * names it (the kernel's rows are not the caller's call).  q_rows: the
- * calls' AttnCall.q_rows.  Needs one head per item and no kv split. */
+ * names it (the kernel's rows are not the caller's call).  q_rows, kv_rows:
+ * the calls' AttnCall.q_rows and kv_rows.  Needs one head per item and no
+ * kv split. */
 typedef struct GridHook {
     attnc_status (*begin)(void *ctx, int check_faults, attnc_error *err);
     void (*head)(void *ctx, int64_t b, int64_t h);
     void (*done)(void *ctx, int64_t b, int64_t h);
     void *ctx;
     int outputs, names_faults;
-    const int64_t *q_rows;
+    const int64_t *q_rows, *kv_rows;
 } GridHook;
 
 static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
@@ -322,9 +323,10 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
                                  int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
                                  const GridHook *gh, attnc_error *err);
 
-static atomic_llong grid_calls;
+static atomic_llong grid_calls, grid_kv_mapped_calls; /* launch_stats.h */
 
 long long launch_grid_calls(void) { return atomic_load(&grid_calls); }
+long long launch_grid_kv_mapped_calls(void) { return atomic_load(&grid_kv_mapped_calls); }
 
 attnc_status launch_run_items(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                               int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
@@ -419,7 +421,7 @@ static void grid_head(void *ctx, int64_t b, int64_t h) {
     const attnc_sizes *sz = &g->bc->sz;
     int64_t hk = h / (sz->H / sz->Hkv);
     g->b = b, g->h = h, g->hk = hk;
-    g->copy_kv = g->hk_loaded != b * sz->Hkv + hk;
+    g->copy_kv = g->k && g->hk_loaded != b * sz->Hkv + hk; /* (no k: read through kv_rows) */
     g->hk_loaded = b * sz->Hkv + hk;
     if (g->q || g->copy_kv) pool_run(g->threads, (sz->Lq + GRID_ROWS - 1) / GRID_ROWS, grid_rows, g);
 }
@@ -451,6 +453,9 @@ static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const B
     const BoundLayout *L = bc->layout;
     int64_t n = sz->Lq;
     int in_place = ck->grid->maps_rows;
+    /* K and V read through kv_rows: float32 ones (16-bit ones are widened once here instead of at every visit) */
+    int kv_in_place = in_place && ck->grid->maps_kv_rows && L[BT_K].elem == ATTNC_ELEM_F32 &&
+                      L[BT_V].elem == ATTNC_ELEM_F32;
     GridRun g = {.bc = bc, .args = args, .threads = threads > 0 ? threads : pool_cores(),
                  .qe = elem_bytes(L[BT_Q].elem), .ke = elem_bytes(L[BT_K].elem), .ve = elem_bytes(L[BT_V].elem),
                  .oe = elem_bytes(L[BT_O].elem), .hk_loaded = -1};
@@ -461,8 +466,10 @@ static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const B
     if (buf) {
         qperm = buffers_reserve(buf, BUF_QPERM, sizeof(int64_t) * (size_t)n);
         kperm = buffers_reserve(buf, BUF_KPERM, sizeof(int64_t) * (size_t)n);
-        g.k = buffers_reserve(buf, BUF_K, (size_t)(n * sz->D * g.ke));
-        g.v = buffers_reserve(buf, BUF_V, (size_t)(n * sz->Dv * g.ve));
+        if (!kv_in_place) {
+            g.k = buffers_reserve(buf, BUF_K, (size_t)(n * sz->D * g.ke));
+            g.v = buffers_reserve(buf, BUF_V, (size_t)(n * sz->Dv * g.ve));
+        }
         if (!in_place) {
             g.q = buffers_reserve(buf, BUF_Q, (size_t)(n * sz->D * g.qe));
             g.o = buffers_reserve(buf, BUF_O, (size_t)(n * sz->Dv * g.oe));
@@ -471,7 +478,7 @@ static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const B
     }
     g.qperm = qperm, g.kperm = kperm;
     attnc_status st = ATTNC_OK;
-    if (!buf || !qperm || !kperm || !g.k || !g.v || (!in_place && (!g.q || !g.o || !g.lse))) {
+    if (!buf || !qperm || !kperm || (!kv_in_place && (!g.k || !g.v)) || (!in_place && (!g.q || !g.o || !g.lse))) {
         st = set_error(err, ATTNC_ERR_NOMEM, "out of memory for the rows in block order");
         goto done;
     }
@@ -483,10 +490,12 @@ static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const B
      * are the caller's) */
     BoundCall gbc = *bc;
     int64_t rq[4] = {0, 0, sz->D, 1}, rv[4] = {0, 0, sz->Dv, 1}, rl[4] = {0, 0, 1, 0};
-    memcpy(gbc.layout[BT_K].stride, rq, sizeof rq);
-    memcpy(gbc.layout[BT_V].stride, rv, sizeof rv);
     attnc_args ga = *args;
-    ga.k = (const float *)g.k, ga.v = (const float *)g.v;
+    if (!kv_in_place) {
+        memcpy(gbc.layout[BT_K].stride, rq, sizeof rq);
+        memcpy(gbc.layout[BT_V].stride, rv, sizeof rv);
+        ga.k = (const float *)g.k, ga.v = (const float *)g.v;
+    }
     if (!in_place) {
         memcpy(gbc.layout[BT_Q].stride, rq, sizeof rq);
         memcpy(gbc.layout[BT_O].stride, rv, sizeof rv);
@@ -496,8 +505,9 @@ static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const B
         ga.lse = args->lse ? g.lse : NULL;
     }
     /* in place: O and LSE as in a plain run (a private O when the call can fault), the fault named here */
-    GridHook hook = in_place ? (GridHook){NULL, grid_head, NULL, &g, 0, 1, qperm}
-                             : (GridHook){grid_begin, grid_head, grid_done, &g, 1, 1, NULL};
+    if (kv_in_place) atomic_fetch_add(&grid_kv_mapped_calls, 1);
+    GridHook hook = in_place ? (GridHook){NULL, grid_head, NULL, &g, 0, 1, qperm, kv_in_place ? kperm : NULL}
+                             : (GridHook){grid_begin, grid_head, grid_done, &g, 1, 1, NULL, NULL};
     st = launch_tiles(gt->plan, ck->grid, &gbc, &ga, threads, flags | ATTNC_OPT_NO_KV_SPLIT | ATTNC_OPT_NO_PACK_HEADS,
                       NULL, NULL, &hook, err);
     if (st == ATTNC_ERR_RUNTIME) { /* the interpreter names the element on the caller's rows */
@@ -678,13 +688,14 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
                                 .check_faults = tm->check_faults, .pack = pack,
                                 .kv_page = pages ? pages->table : NULL, .page_rows = pages ? pages->page_rows : 0,
                                 .k_page_stride = pages ? pages->k_page_stride : 0,
-                                .v_page_stride = pages ? pages->v_page_stride : 0, .q_rows = gh ? gh->q_rows : NULL};
+                                .v_page_stride = pages ? pages->v_page_stride : 0, .q_rows = gh ? gh->q_rows : NULL,
+                                .kv_rows = gh ? gh->kv_rows : NULL};
         launch_set_layouts(&l->call[s], bc, o != args->o || l->splits > 1, l->splits > 1);
     }
     KvPack kvp = {.sz = sz, .layout = bc->layout, .k = (const char *)args->k, .v = (const char *)args->v,
                   .threads = threads, .ke = elem_bytes(bc->layout[BT_K].elem),
                   .ve = elem_bytes(bc->layout[BT_V].elem), .loaded = -1};
-    GridHook pack_hook = {NULL, pack_head, NULL, &kvp, 0, 0, NULL};
+    GridHook pack_hook = {NULL, pack_head, NULL, &kvp, 0, 0, NULL, NULL};
     if (!gh && packs_kv(ck, bc, &l->tm[0], pack, l->splits, pages != NULL, it != NULL, &kvp.wk, &kvp.wv)) {
         packed = kept_buffers_take(ck->packed_rows);
         kvp.pk = packed ? buffers_reserve(packed, 0, (size_t)(sz->Lk * sz->D * (kvp.wk ? 4 : kvp.ke))) : NULL;

@@ -6,6 +6,9 @@
 
 /* How many calls ran the block-order plan (docs/multidim-tiles.md) in this process. */
 long long launch_grid_calls(void);
+/* How many of those read K and V in place through AttnCall.kv_rows (CompiledKernel.maps_kv_rows), in this
+ * process. */
+long long launch_grid_kv_mapped_calls(void);
 /* How many calls ran on a kernel's kept tile map (runtime/map_cache.c) that skips a tile or has a PARTIAL one (a
  * wrong kept map there changes O), in this process. */
 long long map_cache_masked_reuses(void);

@@ -26,6 +26,9 @@ endfunction()
 grid_test(na2d 1 ${ex}/neighborhood_2d.attn na2d --shape ${grid_shape} --param width=16 --param kernel=5)
 grid_test(na2d_f16_blhd 1 ${ex}/neighborhood_2d.attn na2d --shape ${grid_shape} --param width=16 --param kernel=5
           --dtype f16 --layout blhd)
+# float32 K and V whose rows lie apart, GQA: llvm reads them in place through the row map (AttnCall.kv_rows)
+grid_test(na2d_f32_blhd 1 ${ex}/neighborhood_2d.attn na2d --shape ${grid_shape} --param width=16 --param kernel=5
+          --layout blhd --threads 2)
 grid_test(na2d_bf16_threads 1 ${ex}/neighborhood_2d.attn na2d --shape ${grid_shape} --param width=16 --param kernel=7
           --dtype bf16 --threads 3)
 grid_test(na2d_tiles_32x32 1 ${ex}/neighborhood_2d.attn na2d --shape ${grid_shape} --param width=16 --param kernel=5

@@ -153,7 +153,15 @@ int main(void) {
         const Call grid[] = {{s64, "width", 16, NULL},  {s128, "width", 8, NULL}, {s128, "width", 8, NULL},
                              {s128, "width", 16, NULL}, {s64, "width", 16, NULL}, {wide, "width", 8, NULL},
                              {s128, "width", 8, NULL}};
+        long long mapped = launch_grid_kv_mapped_calls();
         for (size_t i = 0; i < sizeof grid / sizeof grid[0]; i++) check(g, gref, &grid[i], "a grid call");
+        /* llvm reads float32 K and V in place through the block order's row map (AttnCall.kv_rows); the others
+         * copy them into block order */
+        long long want = backends[bi] == ATTNC_BACKEND_LLVM ? (long long)(sizeof grid / sizeof grid[0]) : 0;
+        if (launch_grid_kv_mapped_calls() - mapped != want)
+            printf("FAIL %s/grid: %lld calls read K and V through kv_rows, expected %lld\n",
+                   attnc_backend_name(backends[bi]), launch_grid_kv_mapped_calls() - mapped, want),
+                failures++;
         /* the mask tensor's contents change, its shape does not */
         const Call doc[] = {{s128, NULL, 0, doc_a}, {s128, NULL, 0, doc_b}, {s128, NULL, 0, doc_a}};
         for (size_t i = 0; i < sizeof doc / sizeof doc[0]; i++) check(d, dref, &doc[i], "a document call");

@@ -512,9 +512,9 @@ static attnc_status compile_grad(const Plan *p, CacheEntry *ce, attnc_error *err
 /* Version v in words, into buf. */
 static void version_name(int v, char *buf, size_t n) {
     static const char *const elem[3] = {"f32", "f16", "bf16"};
-    snprintf(buf, n, "%s version for Q %s, K %s, V %s, O %s", v & LLVM_VARIANT_NARROW ? "decode" : "prefill",
+    snprintf(buf, n, "%s version for Q %s, K %s, V %s, O %s%s", v & LLVM_VARIANT_NARROW ? "decode" : "prefill",
              elem[llvm_variant_elem(v, 0)], elem[llvm_variant_elem(v, 1)], elem[llvm_variant_elem(v, 2)],
-             elem[llvm_variant_elem(v, 3)]);
+             elem[llvm_variant_elem(v, 3)], llvm_variant_maps_kv(v) ? ", keys through a row map" : "");
 }
 
 /* What `attnc emit` shows: the float32 and the f16 versions, prefill and decode. */
@@ -718,6 +718,7 @@ static attnc_status llvm_compile(const Plan *p, const attnc_options *opts, Compi
     ck->packs = 1; /* packed heads: llvm_rows.c */
     ck->widens = 1; /* 16-bit kv tiles into Kc, Vc: llvm_tensor.c */
     ck->maps_rows = 1; /* AttnCall.q_rows: llvm_rows.c, rows_offset */
+    ck->maps_kv_rows = 1; /* AttnCall.kv_rows: llvm_lower.c, tile_rows (a version of its own) */
     ck->pages = 1; /* a paged K and V read in place: the tile's first row, llvm_tensor.c's lower_page_row */
     if (p->grad_sched && !p->grad_sched->base.why[0]) { /* the backward kernel, built on first use */
         ck->grad_tile = llvm_grad_tile;

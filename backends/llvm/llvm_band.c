@@ -95,7 +95,8 @@ void lower_kv_product_tile(Lower *L, Tile *T, int which, LLVMValueRef mode, LLVM
         if (!which) lower_pad_keys(L, half ? L->R / 2 : L->R, kv->nk, &a, &z);
         KvRows sub = *kv;
         LLVMValueRef esz = which ? T->vesz : T->kesz;
-        sub.src = gep(L, L->i8, kv->src, LLVMBuildMul(b, LLVMBuildMul(b, a, kv->stride, ""), esz, ""));
+        if (kv->map) sub.map = gep(L, L->i64, kv->map, a);
+        else sub.src = gep(L, L->i8, kv->src, LLVMBuildMul(b, LLVMBuildMul(b, a, kv->stride, ""), esz, ""));
         sub.nk = LLVMBuildSub(b, z, a, "");
         LLVMValueRef at = gep(L, L->f32, which ? Bm : Out, LLVMBuildMul(b, a, ci64(L, L->QB), ""));
         L->half_block = half;

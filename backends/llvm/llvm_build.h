@@ -34,6 +34,10 @@ typedef struct Lower {
     const LlvmTarget *target;
     int W, C, CQ, R; /* lanes; vectors per row block; micro-kernel block: CQ vectors x R rows */
     int half_block;  /* lower_gemm_ld: one block of R / 2 rows before the single ones (llvm_gemm.c) */
+    /* the micro-kernels' A through a row map (K and V through AttnCall.kv_rows, llvm_gemm.c): NULL, or an i64
+     * pointer whose element j replaces index j of A's rows (amap_k 0: QK, keys are A's rows) or of k (1: PV) */
+    LLVMValueRef amap;
+    int amap_k;
     int QB, BK;      /* rows per row block (C * W); keys per kv tile */
     int variant;     /* LLVM_VARIANT_* (llvm_lower.h): the version of the kernel being built */
     LLVMTypeRef i1, i8, i16, i32, i64, f32, f64;

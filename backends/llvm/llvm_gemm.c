@@ -19,7 +19,7 @@ Prefetch lower_prefetch_rows(Lower *L, LLVMValueRef base, LLVMValueRef nrows, LL
                              LLVMValueRef esz, int dense) {
     LLVMBuilderRef b = L->bd;
     LLVMValueRef row_bytes = LLVMBuildMul(b, row, esz, "");
-    Prefetch pf = {base, LLVMBuildMul(b, nrows, row_bytes, ""), NULL, NULL, NULL, NULL};
+    Prefetch pf = {base, LLVMBuildMul(b, nrows, row_bytes, ""), NULL, NULL, NULL, NULL, NULL};
     if (dense) return pf;
     pf.stride = LLVMBuildMul(b, stride, esz, "");
     /* lines per row, and the next power of two as a shift: ceil(log2(lines)) */
@@ -43,7 +43,9 @@ void lower_prefetch_line(Lower *L, const Prefetch *pf, LLVMValueRef line) {
         byte = smax(L, byte, ci64(L, 0)); /* an empty region: its first byte */
     } else { /* rows apart: line and last are >= 0, so byte is */
         LLVMValueRef l = smin(L, line, pf->last);
-        byte = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildLShr(b, l, pf->shift, ""), pf->stride, ""),
+        LLVMValueRef row = LLVMBuildLShr(b, l, pf->shift, "");
+        if (pf->map) row = load(L, L->i64, gep(L, L->i64, pf->map, row), 8);
+        byte = LLVMBuildAdd(b, LLVMBuildMul(b, row, pf->stride, ""),
                             LLVMBuildMul(b, LLVMBuildAnd(b, l, pf->mask, ""), ci64(L, 64), ""), "");
     }
     LLVMTypeRef pt = ptr_to(L->i8);
@@ -52,16 +54,31 @@ void lower_prefetch_line(Lower *L, const Prefetch *pf, LLVMValueRef line) {
     intrinsic(L, "llvm.prefetch", &pt, 1, args, 4);
 }
 
-/* One step k of gemm_rows: acc[i][j] += A[(i0 + i)*ars + k*aks] * Bm[k*ldb + col0 + j*W]. */
+/* Where index j of A's rows (k 0: times ars) or of k (1: times aks) starts, in elements from A: j times the
+ * stride, or L->amap[j] where A's rows or k go through the map (offsets already in elements). */
+static LLVMValueRef a_offset(Lower *L, int k, LLVMValueRef j, LLVMValueRef stride) {
+    if (!L->amap || L->amap_k != k) return LLVMBuildMul(L->bd, j, stride, "");
+    return load(L, L->i64, gep(L, L->i64, L->amap, j), 8);
+}
+
+/* One step k of gemm_rows: acc[i][j] += A[(i0 + i)*ars + k*aks] * Bm[k*ldb + col0 + j*W] (A's row or k
+ * through L->amap: one offset loaded per row block, or per step k). */
 static void gemm_step(Lower *L, int R, LLVMValueRef (*acc)[MAX_CQ], LLVMValueRef k, LLVMValueRef i0, LLVMValueRef A,
                       LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef Bm, LLVMValueRef ldb, LLVMValueRef col0) {
     LLVMBuilderRef b = L->bd;
     LLVMValueRef brow = LLVMBuildAdd(b, LLVMBuildMul(b, k, ldb, ""), col0, "");
     LLVMValueRef bv[MAX_CQ];
     for (int j = 0; j < L->CQ; j++) bv[j] = load_fvec(L, Bm, LLVMBuildAdd(b, brow, ci64(L, (int64_t)j * L->W), ""));
-    LLVMValueRef kofs = LLVMBuildMul(b, k, aks, "");
+    LLVMValueRef kofs = ci64(L, 0);
+    int mapped_k = L->amap && L->amap_k;
+    /* k through the map: row i0 of A's row k first, then each row i from it (one pointer per step, the rows at
+     * constant displacements: with the offset added to each row's index LLVM kept an index register per row
+     * and spilled) */
+    if (mapped_k) A = gep(L, L->f32, gep(L, L->f32, A, LLVMBuildMul(b, i0, ars, "")), a_offset(L, 1, k, aks));
+    else kofs = LLVMBuildMul(b, k, aks, "");
     for (int i = 0; i < R; i++) {
-        LLVMValueRef ai = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), ars, ""), kofs, "");
+        LLVMValueRef ai = mapped_k ? LLVMBuildMul(b, ci64(L, i), ars, "")
+                                   : LLVMBuildAdd(b, a_offset(L, 0, LLVMBuildAdd(b, i0, ci64(L, i), ""), ars), kofs, "");
         LLVMValueRef as = splat(L, load(L, L->f32, gep(L, L->f32, A, ai), 4));
         for (int j = 0; j < L->CQ; j++) set(L, acc[i][j], fmuladd(L, as, bv[j], get(L, L->vf32, acc[i][j])));
     }
@@ -228,7 +245,7 @@ static void gemm_prefetching(Lower *L, LLVMValueRef dense, const Prefetch *pf, L
                   LLVMBuildSelect(b, dense, zero, pf[0].stride, ""),
                   LLVMBuildSelect(b, dense, zero, pf[0].shift, ""),
                   LLVMBuildSelect(b, dense, ci64(L, -1), pf[0].mask, ""),
-                  LLVMBuildSelect(b, dense, block_last, pf[0].last, "")};
+                  LLVMBuildSelect(b, dense, block_last, pf[0].last, ""), pf[0].map};
     lower_gemm(L, A, ars, aks, nrows, Bm, depth, Out, accumulate, &m);
 }
 
@@ -468,7 +485,9 @@ static void quad_gemm(Lower *L, void *ctx, int elem) {
 static void kv_rows_f32(Lower *L, const KvRows *kv, int which, LLVMValueRef *rows, LLVMValueRef *lda) {
     LLVMBuilderRef b = L->bd;
     *rows = as_ptr(L, kv->src, L->f32), *lda = kv->stride;
-    if (!LLVMIsAConstantInt(kv->f32) || !LLVMConstIntGetZExtValue(kv->f32)) { /* not a float32 version */
+    if (kv->map) { /* rows through AttnCall.kv_rows (float32 only): read in place through L->amap */
+        L->amap = kv->map, L->amap_k = which;
+    } else if (!LLVMIsAConstantInt(kv->f32) || !LLVMConstIntGetZExtValue(kv->f32)) { /* not a float32 version */
         LLVMBasicBlockRef after = if_begin(L, LLVMBuildNot(b, kv->f32, ""), which ? "cvt.v" : "cvt.k");
         lower_convert_rows(L, kv->elem, kv->src, kv->stride, kv->nk, kv->n, kv->scratch);
         if_end(L, after);
@@ -482,7 +501,7 @@ static void kv_rows_f32(Lower *L, const KvRows *kv, int which, LLVMValueRef *row
          * (QK reads 4 rows at a time) */
         LLVMValueRef apart = LLVMBuildICmp(b, LLVMIntNE, kv->stride, kv->n, "v.apart");
         LLVMBasicBlockRef after = if_begin(L, apart, "copy.v");
-        lower_copy_rows_f32(L, kv->src, kv->stride, kv->nk, kv->n, kv->scratch);
+        lower_copy_rows_f32(L, kv->src, kv->stride, NULL, kv->nk, kv->n, kv->scratch);
         if_end(L, after);
         *rows = LLVMBuildSelect(b, apart, kv->scratch, *rows, "");
         *lda = LLVMBuildSelect(b, apart, kv->n, kv->stride, "");
@@ -522,6 +541,7 @@ static void banded_pair(Lower *L, int which, const KvRows *kv, LLVMValueRef rows
     if (!which && L->R >= 4) lower_pad_keys(L, L->R / 2, kv->nk, &r0, &r1);
     LLVMValueRef n = LLVMBuildSub(b, r1, r0, "band.keys");
     LLVMValueRef a = gep(L, L->f32, rows, LLVMBuildMul(b, r0, lda, ""));
+    if (kv->map) a = rows, L->amap = gep(L, L->i64, kv->map, r0); /* the keys from r0 through the map */
     LLVMValueRef kq = LLVMBuildMul(b, r0, qb, ""); /* the first key's row of S (P) */
     if (!which) /* S[r0..r1)[pair] = K[r0..r1) . Qt[.][pair] */
         gemm_keys(L, a, lda, one, n, gep(L, L->f32, Bm, col), qb, kv->n, gep(L, L->f32, Out, LLVMBuildAdd(b, kq, col, "")),
@@ -556,7 +576,7 @@ void lower_kv_product_banded(Lower *L, int which, const KvRows *kv, LLVMValueRef
     }
     if (L->C % 2) /* the last row vector alone */
         banded_pair(L, which, kv, rows, lda, Bm, Out, r0[pairs], r1[pairs], ci64(L, (int64_t)2 * pairs * L->W), 1);
-    L->CQ = CQ, L->R = R, L->gemm_cols = cols;
+    L->CQ = CQ, L->R = R, L->gemm_cols = cols, L->amap = NULL;
 }
 
 void lower_kv_product(Lower *L, int which, LLVMValueRef dense, const Prefetch *pf, const KvRows *kv, LLVMValueRef Bm,
@@ -564,7 +584,7 @@ void lower_kv_product(Lower *L, int which, LLVMValueRef dense, const Prefetch *p
     LLVMBuilderRef b = L->bd;
     LLVMValueRef nrows = which ? kv->n : kv->nk, depth = which ? kv->nk : kv->n;
     LLVMBasicBlockRef join = NULL;
-    if (L->variant & LLVM_VARIANT_NARROW && L->W % 4 == 0 && L->W >= 8 && L->W <= 64) {
+    if (L->variant & LLVM_VARIANT_NARROW && L->W % 4 == 0 && L->W >= 8 && L->W <= 64 && !kv->map) {
         LLVMValueRef fits =
             LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULE, L->nblock, ci64(L, 4), ""),
                          LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildSRem(b, kv->n, ci64(L, L->W / 4), ""), ci64(L, 0), ""),
@@ -583,6 +603,7 @@ void lower_kv_product(Lower *L, int which, LLVMValueRef dense, const Prefetch *p
     kv_rows_f32(L, kv, which, &rows, &lda);
     LLVMValueRef one = ci64(L, 1);
     lower_gemm_versions(L, dense, pf, rows, which ? one : lda, which ? lda : one, nrows, Bm, depth, Out, which);
+    L->amap = NULL;
     if (join) {
         LLVMBuildBr(b, join);
         LLVMPositionBuilderAtEnd(b, join);

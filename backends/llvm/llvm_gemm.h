@@ -22,6 +22,9 @@ typedef struct Prefetch {
      * each row (prefetches never fault; one clamp is 5 instructions fewer
      * per prefetch than clamping the row and the line apart) */
     LLVMValueRef stride, shift, mask, last;
+    /* NULL, or (rows apart) an i64 pointer: row r of the region lies map[r]
+     * rows from base (AttnCall.kv_rows) */
+    LLVMValueRef map;
 } Prefetch;
 
 /* The region of `nrows` rows of `row` elements of `esz` bytes each, the
@@ -69,8 +72,12 @@ void lower_transpose(Lower *L, LLVMValueRef src, LLVMValueRef ss, LLVMValueRef r
  * f32 (i1: elem is f32), src (i8 pointer to the first row), stride (between
  * rows, in elements), n (D or Dv), nk (the tile's rows), scratch (floats:
  * nk * n of them for converted rows). */
+/* A tile's nk rows of K or V: elements `elem` (i1 f32: float32), row j at
+ * src + j * stride elements, or with `map` (an i64 pointer; NULL: none) at
+ * src + map[j] elements (AttnCall.kv_rows[k0 + j] * stride, made per
+ * tile); n elements each; scratch: BK rows of n floats. */
 typedef struct KvRows {
-    LLVMValueRef elem, f32, src, stride, n, nk, scratch;
+    LLVMValueRef elem, f32, src, stride, n, nk, scratch, map;
 } KvRows;
 
 /* [*r0, *r1) (keys of a tile of nk, i64) widened to a multiple of m keys

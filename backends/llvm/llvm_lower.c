@@ -480,13 +480,31 @@ static LLVMValueRef tile_offset(Lower *L, const Tile *T, int which, LLVMValueRef
     return lower_page_offset(L, T->kv_page, page_rows, which ? T->vps : T->kps, which ? T->vs : T->ks, k0);
 }
 
+/* &kv_rows[k0] in the version that maps keys (an i64 pointer), else NULL. */
+static LLVMValueRef key_map(Lower *L, const Tile *T, LLVMValueRef k0) {
+    return T->kv_rows ? gep(L, L->i64, T->kv_rows, k0) : NULL;
+}
+
 /* The tile's nk rows of K (which 0) or V (1) as the call holds them
- * (f16 and bf16 converted into Kc or Vc when a micro-kernel needs floats). */
+ * (f16 and bf16 converted into Kc or Vc when a micro-kernel needs floats;
+ * rows through the call's kv_rows gathered into them). */
 static KvRows tile_rows(Lower *L, const Tile *T, int which, LLVMValueRef nk) {
     return (KvRows){which ? T->v_elem : T->k_elem, which ? T->v_f32 : T->k_f32,
                     kv_row(L, T, which, which ? T->vr0 : T->kr0), which ? T->vs : T->ks,
                     L->var[which ? V_SIZE_DV : V_SIZE_D], nk,
-                    as_ptr(L, which ? T->rg.vc : T->rg.kc, L->f32)};
+                    as_ptr(L, which ? T->rg.vc : T->rg.kc, L->f32), T->kv_rows ? (which ? T->voff : T->koff) : NULL};
+}
+
+/* T->koff, voff of keys [k0, k0 + nk): each key's row (kv_rows) times K's and V's row strides, once per tile
+ * (not per step of the micro-kernels). */
+static void key_offsets(Lower *L, Tile *T, LLVMValueRef nk) {
+    LLVMBuilderRef b = L->bd;
+    Loop lj;
+    LLVMValueRef j = loop_begin(L, &lj, ci64(L, 0), nk, ci64(L, 1), "key.offsets");
+    LLVMValueRef row = load(L, L->i64, gep(L, L->i64, T->kv_rows, LLVMBuildAdd(b, T->k0, j, "")), 8);
+    store(L, LLVMBuildMul(b, row, T->ks, ""), gep(L, L->i64, T->koff, j), 8);
+    store(L, LLVMBuildMul(b, row, T->vs, ""), gep(L, L->i64, T->voff, j), 8);
+    loop_end(L, &lj);
 }
 
 /* T->ka, kz: the keys of tile entry e that need work: on a PARTIAL tile
@@ -553,20 +571,24 @@ static void row_block(Lower *L, Tile *T) {
     T->k1 = smin(L, LLVMBuildAdd(b, T->k0, smin(L, bk, ci64(L, L->BK)), ""), Lk);
     LLVMValueRef nk = LLVMBuildSub(b, T->k1, T->k0, "");
     tile_keys(L, T, e, mode);
-    T->kr0 = tile_offset(L, T, 0, T->page_rows, T->k0);
-    T->vr0 = tile_offset(L, T, 1, T->page_rows, T->k0);
+    if (T->kv_rows) key_offsets(L, T, nk);
+    /* mapped keys: rows from the head's start, through the map (never paged) */
+    T->kr0 = T->kv_rows ? ci64(L, 0) : tile_offset(L, T, 0, T->page_rows, T->k0);
+    T->vr0 = T->kv_rows ? ci64(L, 0) : tile_offset(L, T, 1, T->page_rows, T->k0);
     /* the next tile of this row block (this one again after the last): its K
      * rows are prefetched during this tile's QK product, its V rows during P.V */
     LLVMValueRef next = smin(L, LLVMBuildAdd(b, e, ci64(L, 1), ""), LLVMBuildSub(b, T->e1, ci64(L, 1), ""));
     LLVMValueRef nk0 =
         LLVMBuildMul(b, LLVMBuildSExt(b, load(L, L->i32, gep(L, L->i32, T->tile_kv, next), 4), L->i64, ""), bk, "");
     LLVMValueRef nrows = LLVMBuildSub(b, smin(L, LLVMBuildAdd(b, nk0, smin(L, bk, ci64(L, L->BK)), ""), Lk), nk0, "");
-    LLVMValueRef nkr0 = tile_offset(L, T, 0, T->page_rows, nk0), nvr0 = tile_offset(L, T, 1, T->page_rows, nk0);
+    LLVMValueRef nkr0 = T->kv_rows ? ci64(L, 0) : tile_offset(L, T, 0, T->page_rows, nk0);
+    LLVMValueRef nvr0 = T->kv_rows ? ci64(L, 0) : tile_offset(L, T, 1, T->page_rows, nk0);
     Prefetch pk[2], pv[2]; /* [0] as rows apart, [1] as one block */
     for (int dense = 0; dense < 2; dense++) {
         pk[dense] = lower_prefetch_rows(L, kv_row(L, T, 0, nkr0), nrows, D, T->ks, T->kesz, dense);
         pv[dense] = lower_prefetch_rows(L, kv_row(L, T, 1, nvr0), nrows, Dv, T->vs, T->vesz, dense);
     }
+    pk[0].map = pv[0].map = key_map(L, T, nk0); /* (k_dense and v_dense are false there) */
     col_values(L, T);
     lower_diag_fill(L, T->k0, T->qb0); /* the diagonal tables of the tile (SB_DIAG) */
     /* S[kv][q] = sum_d K[kv][d] * Qt[d][q] (+ low-rank columns) */
@@ -616,6 +638,12 @@ static void gen_tile(Lower *L, const char *name) {
     T.page_rows = call_field(L, offsetof(AttnCall, page_rows), L->i64);
     T.kps = call_field(L, offsetof(AttnCall, k_page_stride), L->i64);
     T.vps = call_field(L, offsetof(AttnCall, v_page_stride), L->i64);
+    if (llvm_variant_maps_kv(L->variant)) {
+        T.kv_rows = call_field(L, offsetof(AttnCall, kv_rows), ptr_to(L->i64));
+        LLVMTypeRef offs = LLVMArrayType(L->i64, (unsigned)L->BK);
+        T.koff = LLVMBuildAlloca(L->alloca_bd, offs, "koff");
+        T.voff = LLVMBuildAlloca(L->alloca_bd, offs, "voff");
+    }
     LLVMValueRef gsb = call_field(L, offsetof(AttnCall, group_stride_b), L->i64);
     LLVMValueRef gsh = call_field(L, offsetof(AttnCall, group_stride_h), L->i64);
     LLVMValueRef check_faults = call_field(L, offsetof(AttnCall, check_faults), L->i32);
@@ -626,6 +654,7 @@ static void gen_tile(Lower *L, const char *name) {
     LLVMValueRef e1 = T.e1 = load(L, L->i64, gep(L, L->i64, row_start, LLVMBuildAdd(b, t, ci64(L, 1), "")), 8);
     rows_bind(L, &T.rows, hi, qt, bq);
     bind_tensors(L, &T, bi, hi, hk);
+    if (T.kv_rows) T.k_dense = T.v_dense = cbool(L, 0); /* a tile's rows are runs of the grid's, not one block */
     T.lse_row = gep(L, L->f32, lp, LLVMBuildAdd(b, LLVMBuildMul(b, bi, lse_stride(L, 0), ""),
                                                 LLVMBuildMul(b, hi, lse_stride(L, 1), ""), ""));
     /* LSE is optional: test the call's pointer, not &LSE[b, h, 0] (NULL + an offset is not NULL) */

@@ -18,9 +18,14 @@
  * a block that holds fewer rows of the item masking the rest off.  Narrow
  * (LLVM_VARIANT_NARROW; decode: every block of the call holds fewer than C
  * vectors of rows): only its vectors that hold rows of the item, with the
- * narrow and 4-row micro-kernels.  Version numbers: narrow + 2 * (q + 3 *
- * (k + 3 * (v + 3 * o))), q .. o the element types. */
-enum { LLVM_VARIANT_NARROW = 1, LLVM_VARIANTS = 2 * 3 * 3 * 3 * 3 };
+ * narrow and 4-row micro-kernels.  Keys through a row map (LLVM_VARIANT_
+ * KV_ROWS; AttnCall.kv_rows, multi-dimensional tiles): K and V rows of
+ * each tile gathered by the map.  Version numbers: narrow + 2 * (q + 3 *
+ * (k + 3 * (v + 3 * o))) + 162 * kv_rows, q .. o the element types. */
+enum { LLVM_VARIANT_NARROW = 1, LLVM_VARIANT_KV_ROWS = 2 * 3 * 3 * 3 * 3, LLVM_VARIANTS = 2 * LLVM_VARIANT_KV_ROWS };
+
+/* Whether version `variant` reads K and V through AttnCall.kv_rows. */
+static inline int llvm_variant_maps_kv(int variant) { return variant >= LLVM_VARIANT_KV_ROWS; }
 
 /* The element type of tensor t (0 Q, 1 K, 2 V, 3 O) in version `variant`. */
 static inline int llvm_variant_elem(int variant, int t) {

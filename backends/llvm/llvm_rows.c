@@ -37,6 +37,7 @@ int llvm_call_variant(int C, int W, const AttnCall *c) {
     int64_t rows = c->Lq * (c->pack > 1 ? c->pack : 1), first = c->bq < rows ? c->bq : rows;
     if (first > (int64_t)C * W) first = (int64_t)C * W;
     if (C > 1 && first > 0 && (first + W - 1) / W < C) v |= LLVM_VARIANT_NARROW;
+    if (c->kv_rows) v += LLVM_VARIANT_KV_ROWS;
     return v;
 }
 

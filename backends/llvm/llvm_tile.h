@@ -45,6 +45,8 @@ typedef struct Tile {
     LLVMValueRef ka, kz;       /* its keys that need work: the map's range on PARTIAL tiles, else k0, k1 */
     LLVMValueRef kr0, vr0;     /* where its first row lies in K and V (in its page when paged) */
     LLVMValueRef kv_page, page_rows, kps, vps; /* the call's page table and page strides (kernel ABI) */
+    LLVMValueRef kv_rows;      /* the call's kv_rows (i64 pointer) in the version that maps keys, else NULL */
+    LLVMValueRef koff, voff;   /* with kv_rows: [BK] i64, where the tile's keys lie in K and V (elements) */
     LLVMValueRef fault;        /* local i1: an element raised a runtime error */
     LLVMValueRef checks;       /* i1: the call checks faults (its check_faults) */
     Prefetch first_k, first_v; /* K and V rows of the row block's first tile (base NULL: none, prefill) */
