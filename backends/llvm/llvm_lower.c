@@ -752,6 +752,10 @@ attnc_status llvm_lower_plan(const Plan *p, const LlvmTarget *target, LLVMModule
                          p->sched->why);
     if (f->nlowrank > MAX_LOWRANK)
         return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: more than 64 low-rank bias groups");
+    /* the row map's micro-kernels read K and V as floats in place (kernel_abi.h: kv_rows only with float32) */
+    if (llvm_variant_maps_kv(target->variant) &&
+        (llvm_variant_elem(target->variant, 1) != ELEM_F32 || llvm_variant_elem(target->variant, 2) != ELEM_F32))
+        return set_error(err, ATTNC_ERR_INTERNAL, "LLVM backend: K and V through kv_rows must be float32");
     Lower L;
     memset(&L, 0, sizeof L);
     L.ctx = LLVMGetModuleContext(mod);
