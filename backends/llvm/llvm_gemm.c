@@ -501,7 +501,7 @@ static void kv_rows_f32(Lower *L, const KvRows *kv, int which, LLVMValueRef *row
          * (QK reads 4 rows at a time) */
         LLVMValueRef apart = LLVMBuildICmp(b, LLVMIntNE, kv->stride, kv->n, "v.apart");
         LLVMBasicBlockRef after = if_begin(L, apart, "copy.v");
-        lower_copy_rows_f32(L, kv->src, kv->stride, NULL, kv->nk, kv->n, kv->scratch);
+        lower_copy_rows_f32(L, kv->src, kv->stride, kv->nk, kv->n, kv->scratch);
         if_end(L, after);
         *rows = LLVMBuildSelect(b, apart, kv->scratch, *rows, "");
         *lda = LLVMBuildSelect(b, apart, kv->n, kv->stride, "");

@@ -71,11 +71,9 @@ void lower_transpose(Lower *L, LLVMValueRef src, LLVMValueRef ss, LLVMValueRef r
 /* A kv tile's rows of K or V as the call holds them: elem (i32, ELEM_*) and
  * f32 (i1: elem is f32), src (i8 pointer to the first row), stride (between
  * rows, in elements), n (D or Dv), nk (the tile's rows), scratch (floats:
- * nk * n of them for converted rows). */
-/* A tile's nk rows of K or V: elements `elem` (i1 f32: float32), row j at
- * src + j * stride elements, or with `map` (an i64 pointer; NULL: none) at
- * src + map[j] elements (AttnCall.kv_rows[k0 + j] * stride, made per
- * tile); n elements each; scratch: BK rows of n floats. */
+ * nk * n of them for converted rows); map: NULL, or (float32 only) an i64
+ * pointer, row j then at src + map[j] elements (AttnCall.kv_rows[k0 + j] *
+ * stride, made once per tile) and read in place through it. */
 typedef struct KvRows {
     LLVMValueRef elem, f32, src, stride, n, nk, scratch, map;
 } KvRows;

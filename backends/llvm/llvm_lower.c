@@ -487,7 +487,7 @@ static LLVMValueRef key_map(Lower *L, const Tile *T, LLVMValueRef k0) {
 
 /* The tile's nk rows of K (which 0) or V (1) as the call holds them
  * (f16 and bf16 converted into Kc or Vc when a micro-kernel needs floats;
- * rows through the call's kv_rows gathered into them). */
+ * in the version that maps keys, float32 rows through T->koff, voff). */
 static KvRows tile_rows(Lower *L, const Tile *T, int which, LLVMValueRef nk) {
     return (KvRows){which ? T->v_elem : T->k_elem, which ? T->v_f32 : T->k_f32,
                     kv_row(L, T, which, which ? T->vr0 : T->kr0), which ? T->vs : T->ks,

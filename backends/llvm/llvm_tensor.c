@@ -175,18 +175,16 @@ static void convert_row(Lower *L, int elem, LLVMValueRef from, LLVMValueRef n, L
 }
 
 typedef struct ConvertRows {
-    LLVMValueRef src, stride, map, rows, n, dst;
+    LLVMValueRef src, stride, rows, n, dst;
 } ConvertRows;
 
-/* dst row j = convert_row(src row j, or row map[j] with a map), rows
- * `stride` elements of `elem` apart. */
+/* dst row j = convert_row(src row j), rows `stride` elements of `elem` apart. */
 static void rows_as_floats(Lower *L, const ConvertRows *c, int elem) {
     LLVMBuilderRef b = L->bd;
     LLVMTypeRef t = elem == ELEM_F32 ? L->f32 : LLVMInt16TypeInContext(L->ctx);
     Loop lr;
     LLVMValueRef j = loop_begin(L, &lr, ci64(L, 0), c->rows, ci64(L, 1), "cvt.rows");
-    LLVMValueRef row = c->map ? load(L, L->i64, gep(L, L->i64, c->map, j), 8) : j;
-    convert_row(L, elem, gep(L, t, c->src, LLVMBuildMul(b, row, c->stride, "")), c->n,
+    convert_row(L, elem, gep(L, t, c->src, LLVMBuildMul(b, j, c->stride, "")), c->n,
                 gep(L, L->f32, c->dst, LLVMBuildMul(b, j, c->n, "")));
     loop_end(L, &lr);
 }
@@ -198,13 +196,13 @@ static void convert_rows_of(Lower *L, void *ctx, int elem) {
 
 void lower_convert_rows(Lower *L, LLVMValueRef elem, LLVMValueRef src, LLVMValueRef stride, LLVMValueRef rows,
                         LLVMValueRef n, LLVMValueRef dst) {
-    ConvertRows c = {src, stride, NULL, rows, n, dst};
+    ConvertRows c = {src, stride, rows, n, dst};
     lower_elem_switch(L, elem, convert_rows_of, &c);
 }
 
-void lower_copy_rows_f32(Lower *L, LLVMValueRef src, LLVMValueRef stride, LLVMValueRef map, LLVMValueRef rows,
-                         LLVMValueRef n, LLVMValueRef dst) {
-    ConvertRows c = {src, stride, map, rows, n, dst};
+void lower_copy_rows_f32(Lower *L, LLVMValueRef src, LLVMValueRef stride, LLVMValueRef rows, LLVMValueRef n,
+                         LLVMValueRef dst) {
+    ConvertRows c = {src, stride, rows, n, dst};
     rows_as_floats(L, &c, ELEM_F32);
 }
 

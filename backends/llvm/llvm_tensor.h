@@ -37,10 +37,9 @@ void lower_convert_rows(Lower *L, LLVMValueRef elem, LLVMValueRef src, LLVMValue
                         LLVMValueRef n, LLVMValueRef dst);
 
 /* dst[j * n + i] = src row j [i] for float32 rows `stride` elements apart
- * (src an i8 pointer), or with `map` (an i64 pointer, else NULL) row map[j]:
- * whole vectors, then the rest one by one. */
-void lower_copy_rows_f32(Lower *L, LLVMValueRef src, LLVMValueRef stride, LLVMValueRef map, LLVMValueRef rows,
-                         LLVMValueRef n, LLVMValueRef dst);
+ * (src an i8 pointer): whole vectors, then the rest one by one. */
+void lower_copy_rows_f32(Lower *L, LLVMValueRef src, LLVMValueRef stride, LLVMValueRef rows, LLVMValueRef n,
+                         LLVMValueRef dst);
 
 /* Where key k0, the first key of a kv tile, lies in K (or V): elements from
  * its head's start (kernel ABI: AttnCall.kv_page, page_rows, the page
