@@ -506,8 +506,9 @@ static attnc_status launch_grid(const Plan *p, const CompiledKernel *ck, const B
     }
     /* in place: O and LSE as in a plain run (a private O when the call can fault), the fault named here */
     if (kv_in_place) atomic_fetch_add(&grid_kv_mapped_calls, 1);
-    GridHook hook = in_place ? (GridHook){NULL, grid_head, NULL, &g, 0, 1, qperm, kv_in_place ? kperm : NULL}
-                             : (GridHook){grid_begin, grid_head, grid_done, &g, 1, 1, NULL, NULL};
+    GridHook hook = {.begin = in_place ? NULL : grid_begin, .head = grid_head, .done = in_place ? NULL : grid_done,
+                     .ctx = &g, .outputs = !in_place, .names_faults = 1, .q_rows = in_place ? qperm : NULL,
+                     .kv_rows = kv_in_place ? kperm : NULL};
     st = launch_tiles(gt->plan, ck->grid, &gbc, &ga, threads, flags | ATTNC_OPT_NO_KV_SPLIT | ATTNC_OPT_NO_PACK_HEADS,
                       NULL, NULL, &hook, err);
     if (st == ATTNC_ERR_RUNTIME) { /* the interpreter names the element on the caller's rows */
@@ -695,7 +696,7 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
     KvPack kvp = {.sz = sz, .layout = bc->layout, .k = (const char *)args->k, .v = (const char *)args->v,
                   .threads = threads, .ke = elem_bytes(bc->layout[BT_K].elem),
                   .ve = elem_bytes(bc->layout[BT_V].elem), .loaded = -1};
-    GridHook pack_hook = {NULL, pack_head, NULL, &kvp, 0, 0, NULL, NULL};
+    GridHook pack_hook = {.head = pack_head, .ctx = &kvp};
     if (!gh && packs_kv(ck, bc, &l->tm[0], pack, l->splits, pages != NULL, it != NULL, &kvp.wk, &kvp.wv)) {
         packed = kept_buffers_take(ck->packed_rows);
         kvp.pk = packed ? buffers_reserve(packed, 0, (size_t)(sz->Lk * sz->D * (kvp.wk ? 4 : kvp.ke))) : NULL;

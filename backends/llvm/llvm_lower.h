@@ -19,8 +19,8 @@
  * (LLVM_VARIANT_NARROW; decode: every block of the call holds fewer than C
  * vectors of rows): only its vectors that hold rows of the item, with the
  * narrow and 4-row micro-kernels.  Keys through a row map (LLVM_VARIANT_
- * KV_ROWS; AttnCall.kv_rows, multi-dimensional tiles): K and V rows of
- * each tile gathered by the map.  Version numbers: narrow + 2 * (q + 3 *
+ * KV_ROWS; AttnCall.kv_rows, multi-dimensional tiles): float32 K and V
+ * read in place at the rows the map gives.  Version numbers: narrow + 2 * (q + 3 *
  * (k + 3 * (v + 3 * o))) + 162 * kv_rows, q .. o the element types. */
 enum { LLVM_VARIANT_NARROW = 1, LLVM_VARIANT_KV_ROWS = 2 * 3 * 3 * 3 * 3, LLVM_VARIANTS = 2 * LLVM_VARIANT_KV_ROWS };
 
