@@ -36,10 +36,12 @@ typedef struct GridTiling {
 
 /* Build p->grid when p's masks decompose q and kv over a grid and the
  * block-order plan's tile sizes (`bq` rows of q, `bk` of kv) are powers of
- * two >= 4 (else leave it NULL): rewrites a copy of p->f; must run before
+ * two >= 4 (else leave it NULL): rewrites a copy of p->f (with `toeplitz`,
+ * terms of the cells' offsets on a 2-D grid become grid tables:
+ * pass_toeplitz_grid, Plan.diag_grid); must run before
  * p's schedule is built (it adds nodes to the module).  0 when out of
  * memory, else 1. */
-int pass_grid(Arena *arena, struct Plan *p, int bq, int bk);
+int pass_grid(Arena *arena, struct Plan *p, int bq, int bk, int toeplitz);
 
 /* The block-order plan's q tile when none is asked for: 16 rows, a 4 x 4
  * block (4 x 2 x 2 with three axes).  A block's neighbourhoods cover its

@@ -253,6 +253,7 @@ static void print_node(const IrModule *m, IrRef r, StrBuf *out) {
     case IR_SUMVAR:
     case IR_SUM:
     case IR_ANY: sb_printf(out, " level %d", n->aux); break;
+    case IR_DIAG: if (n->aux == DIAG_GRID) sb_printf(out, " grid"); break;
     default: break;
     }
     for (int i = 0; i < n->nargs; i++) sb_printf(out, "%s%%%d", i ? ", " : " ", n->args[i]);

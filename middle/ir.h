@@ -39,11 +39,15 @@ typedef enum IrOp {
     IR_INBOUNDS, /* bool, aux: tensor index; args: the indices; true when all are in range */
     IR_SUM,    /* aux: level; args: bound, body */
     IR_ANY,    /* bool, aux: level; args: bound, body: is body true for some r < bound */
-    IR_DIAG,   /* args: body, a value that depends on (q, kv) only through kv - q (pass_toeplitz.c); its
-                * value is the body's.  The schedule computes the body once per distance kv - q of a
-                * tile (the diag block) and the element reads it there (schedule.h, SB_DIAG) */
+    IR_DIAG,   /* args: body, a value that depends on (q, kv) only through kv - q (aux DIAG_DISTANCE), or
+                * only through their grid cells' offsets (aux DIAG_GRID, the block-order plan; pass_toeplitz.c);
+                * its value is the body's.  The schedule computes the body once per distance kv - q (per
+                * offset) of a tile (the diag block) and the element reads it there (schedule.h, SB_DIAG) */
     IR_OP_COUNT
 } IrOp;
+
+/* IR_DIAG's aux: what its body is a function of. */
+enum { DIAG_DISTANCE = 0, DIAG_GRID = 1 };
 
 /* What a node varies with: sema's DEP_* bits plus these. */
 /* DEP_HK: the kv head (`hk`), apart from the query head: the query heads a

@@ -43,6 +43,11 @@ int pass_band(IrModule *m, const IrFunc *f, IrRef *lo, IrRef *hi);
  * only through kv - q (and cost enough) become IR_DIAG nodes, computed once
  * per distance by the schedule's diag block. */
 int pass_toeplitz(IrModule *m, IrFunc *f);
+/* The same over a grid `width` wide (an int node of the call): subexpressions
+ * that depend on (q, kv) only through their cells' row and column offsets
+ * become IR_DIAG nodes of aux DIAG_GRID, for the block-order plan
+ * (pass_grid.c runs it on the original rows, before its substitution). */
+int pass_toeplitz_grid(IrModule *m, IrFunc *f, IrRef width);
 
 /* derive.c: *out = d root / d var, as nodes of m (spec 9.5's rules, see
  * there), simplified as built.  var: IR_PRE, a float IR_LOAD, or an IR_SUM

@@ -4,7 +4,8 @@
  * Requires: a Plan after the passes, before its schedule.  Produces:
  * p->grid (or NULL), whose plan shares p's module and has its own IrFunc,
  * band (pass_band on it: p's bounds original keys) and schedule; Toeplitz
- * terms are computed per element there. */
+ * terms of kv - q become there, on a 2-D grid with `toeplitz`, terms of
+ * the cells' offsets (pass_toeplitz_grid), else are computed per element. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,8 +120,8 @@ static int is_area(const IrModule *m, const Subst *s, IrRef r) {
 static IrRef subst(IrModule *m, IrRef old, const IrNode *n, const IrRef *new_args, void *ctx) {
     const Subst *s = ctx;
     /* a Toeplitz term (pass_toeplitz.c) is read along diagonals of kv - q, which in block order are not
-     * diagonals: its body, per element */
-    if (n->op == IR_DIAG) return new_args[0];
+     * diagonals: its body, per element (or in a grid table: pass_toeplitz_grid, run before) */
+    if (n->op == IR_DIAG && n->aux == DIAG_DISTANCE) return new_args[0];
     int divmod = (n->op == IR_MOD || n->op == IR_DIV) && n->nargs == 2;
     for (int k = 0; k < 2; k++) {
         if (old == s->var[k]) return s->row[k];
@@ -158,7 +159,7 @@ static void coords(IrModule *m, Subst *s, int k, int bx, int by, int bz) {
     s->row[k] = add_mul(m, s->row2[k], s->w, s->x[k]);
 }
 
-int pass_grid(Arena *arena, Plan *p, int bq, int bk) {
+int pass_grid(Arena *arena, Plan *p, int bq, int bk, int toeplitz) {
     IrModule *m = p->ir;
     const IrFunc *f = p->f;
     p->grid = NULL;
@@ -187,6 +188,10 @@ int pass_grid(Arena *arena, Plan *p, int bq, int bk) {
         memcpy(sf->lowrank_q, f->lowrank_q, bytes);
         memcpy(sf->lowrank_k, f->lowrank_k, bytes);
     }
+    /* terms of the cells' offsets, on the original rows (where `kv / W - q / W` can be seen); two axes only,
+     * blocks for which every offset of a pair of tiles meets a corner key (schedule.h: sched_grid_entry) */
+    int grid_tables = toeplitz && h == IR_NONE && kbx <= qbx + 1 && kby <= qby + 1 && pass_toeplitz_grid(m, sf, w);
+    if (m->failed) return 0;
     Subst s = {.var = {ir_var(m, V_Q), ir_var(m, V_KV)}, .w = w, .h = h};
     coords(m, &s, 0, qbx, qby, qbz);
     coords(m, &s, 1, kbx, kby, kbz);
@@ -200,6 +205,7 @@ int pass_grid(Arena *arena, Plan *p, int bq, int bk) {
     pass_band(m, sf, &sub->band_lo, &sub->band_hi);
     if (m->failed) return 0;
     sub->bq = bq, sub->bk = bk;
+    if (grid_tables) sub->diag_grid[0] = qbx, sub->diag_grid[1] = qby, sub->diag_grid[2] = kbx, sub->diag_grid[3] = kby;
     plan_mask_facts(sub);
     sub->grad = NULL, sub->grad_sched = NULL, sub->grid = NULL;
     sub->grad_error = "the plan over block-order rows has no backward (the 1-D plan's runs)";

@@ -59,7 +59,7 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
     /* before any schedule: it adds nodes to the module, and a schedule's
      * per-node tables are as long as the module */
     if (!opt->no_grid && !pass_grid(arena, p, opt->bq > 0 ? opt->bq : GRID_DEFAULT_BQ,
-                                    opt->bk > 0 ? opt->bk : GRID_DEFAULT_BK))
+                                    opt->bk > 0 ? opt->bk : GRID_DEFAULT_BK, opt->toeplitz))
         return NULL;
     p->sched = sched_build(arena, p);
     if (!p->sched) return NULL;

@@ -57,6 +57,9 @@ typedef struct Plan {
     /* multi-dimensional tiles (grid.h, pass_grid.c): the plan over rows in
      * block order when the masks decompose q and kv over a grid, else NULL */
     struct GridTiling *grid;
+    /* the block-order plan's IR_DIAG nodes of grid offsets (pass_grid.c):
+     * its q and kv tiles' blocks (Schedule.diag_grid); zeros otherwise */
+    int diag_grid[4];
 } Plan;
 
 typedef struct PlanOptions {
@@ -66,7 +69,8 @@ typedef struct PlanOptions {
     const Const *fixed;
     StrBuf *dump;            /* when not NULL: the IR after each pass */
     int separable;           /* pass_lowrank's separable form (see there) */
-    int toeplitz;            /* run pass_toeplitz (backends that translate the diag block: llvm, refplan) */
+    int toeplitz;            /* run pass_toeplitz (backends that translate the diag block: llvm, refplan), and
+                              * pass_toeplitz_grid on the block-order plan of a 2-D grid */
     int no_grid;             /* 1: no multi-dimensional tiles (Plan.grid stays NULL) */
 } PlanOptions;
 

@@ -90,7 +90,9 @@ static Scope *owner(Builder *B, Scope *S, const IrNode *n) {
     SchedLoop lv = base_loop(B, n);
     if (S->loop == SL_CALL) return lv == SL_CALL ? S : NULL;
     if (lv <= SL_ITEM) return &B->item;
-    if (S->loop == SL_TILE) return lv == SL_ELEM ? S : NULL; /* the diag block: a body never reads q or kv alone */
+    /* the diag block: a distance's body never reads q or kv alone; a grid table's reads the cells of both, which
+     * it computes itself (with q and kv bound to the pair of the entry it fills) */
+    if (S->loop == SL_TILE) return lv == SL_ELEM || (B->s->diag_grid[0] && lv >= SL_ROW) ? S : NULL;
     Scope *o = lv == SL_ROW ? &B->row : lv == SL_COL ? &B->col : &B->elem;
     if (o != S && S->loop != SL_ELEM) return NULL; /* e.g. a kv value in the row loop */
     return o;
@@ -188,7 +190,10 @@ static void compute(Builder *B, Scope *S, IrRef r) {
     } else {
         sched_push_step(B, S->out, STEP_VALUE, r, 0);
     }
-    if (n->sumvars == 0 && !S->standalone) B->s->loop_of[r] = S->loop;
+    /* a grid table's body computes row and kv values for itself: their loop stays theirs (the element blocks
+     * read them from slots) */
+    if (n->sumvars == 0 && !S->standalone && !(S->loop == SL_TILE && base_loop(B, n) != SL_ELEM))
+        B->s->loop_of[r] = S->loop;
     add_local(B, S, r);
 }
 
@@ -450,6 +455,7 @@ static Schedule *build_attempt(Arena *arena, const Plan *p, int heads_in_rows) {
     if (!s || !sched_init_tables(arena, s, p->ir)) return NULL;
     s->nlowrank = p->f->nlowrank;
     s->softmax = p->softmax;
+    for (int i = 0; i < 4; i++) s->diag_grid[i] = p->diag_grid[i];
     s->lse_offset = p->f->lse_offset != IR_NONE;
     s->needs_mask = p->needs_mask;
     s->needs_fault = p->needs_fault;
@@ -543,6 +549,13 @@ const char *sched_block_name(SchedBlockId b) {
 
 /* ---- printing --------------------------------------------------------------------- */
 
+/* Whether body is the body of a grid table (IR_DIAG aux DIAG_GRID): for the dump only. */
+static int stores_grid(const IrModule *m, IrRef body) {
+    for (IrRef r = 0; r < m->n; r++)
+        if (m->nodes[r].op == IR_DIAG && m->nodes[r].aux == DIAG_GRID && m->nodes[r].args[0] == body) return 1;
+    return 0;
+}
+
 void sched_print_block(const IrModule *m, const SchedBlock *blk, const char *name, StrBuf *out) {
     if (blk->nsteps == 0 && blk->result == IR_NONE) return;
     sb_printf(out, "  %s (loop %s):", name, sched_loop_name(blk->loop));
@@ -559,7 +572,8 @@ void sched_print_steps(const IrModule *m, const SchedBlock *blk, int depth, StrB
         switch (st->op) {
         case STEP_VALUE:
             if (ir_at(m, st->node)->op == IR_DIAG)
-                sb_printf(out, "%%%d = diag table at kv - q\n", st->node);
+                sb_printf(out, "%%%d = diag table at %s\n", st->node,
+                          ir_at(m, st->node)->aux == DIAG_GRID ? "the cells' offsets" : "kv - q");
             else
                 sb_printf(out, "%%%d = %s\n", st->node, ir_op_name(ir_at(m, st->node)->op));
             break;
@@ -580,7 +594,10 @@ void sched_print_steps(const IrModule *m, const SchedBlock *blk, int depth, StrB
         case STEP_LOWRANK_STORE: sb_printf(out, "column %d + r0 = %%%d\n", st->aux, st->node); break;
         case STEP_LOWRANK_CLOSE: sb_printf(out, "close low-rank group %d\n", st->aux); break;
         case STEP_LSE_OFFSET: sb_printf(out, "lse offset = %%%d\n", st->node); break;
-        case STEP_DIAG_STORE: sb_printf(out, "diag table %d at kv - q = %%%d\n", st->aux, st->node); break;
+        case STEP_DIAG_STORE:
+            sb_printf(out, "diag table %d at %s = %%%d\n", st->aux, stores_grid(m, st->node) ? "this corner and row" : "kv - q",
+                      st->node);
+            break;
         }
         if (st->op == STEP_SUM_OPEN || st->op == STEP_LOWRANK_OPEN) depth++;
     }
@@ -604,7 +621,11 @@ void sched_print(const Schedule *s, StrBuf *out) {
     if (s->band_lo != IR_NONE)
         sb_printf(out, "  band of keys per row: %%%d <= kv <= %%%d (PARTIAL tiles may skip the keys outside)\n",
                   s->band_lo, s->band_hi);
-    if (s->ndiag)
+    if (s->ndiag && s->diag_grid[0])
+        sb_printf(out, "  grid tables: %d, filled per row block and kv tile over the row and column offsets of its cells "
+                  "(q tile %d x %d, kv tile %d x %d)\n", s->ndiag, s->diag_grid[0], s->diag_grid[1], s->diag_grid[2],
+                  s->diag_grid[3]);
+    else if (s->ndiag)
         sb_printf(out, "  diagonal tables: %d, filled per row block and kv tile over its distances kv - q\n", s->ndiag);
     for (int b = 0; b < SB_COUNT; b++) sched_print_block(s->m, &s->block[b], sched_block_name((SchedBlockId)b), out);
 }

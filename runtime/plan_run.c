@@ -62,6 +62,10 @@ static void *take(char *base, int64_t *off, int64_t n1, int64_t n2, int64_t size
     return p;
 }
 
+/* The entries of one table of the diag block: a distance's bq + bk - 1 (one spare), or 4 corner keys' bq
+ * rows of a grid table (schedule.h: diag_grid). */
+static int64_t diag_cap(const Schedule *s, const AttnCall *c) { return s->diag_grid[0] ? 4 * c->bq : c->bq + c->bk; }
+
 /* Lay the scratch out over base (NULL: measure only) for `cols` low-rank
  * columns, only its prefix when prefix_only; returns its size, -1 when too large. */
 static int64_t layout(const AttnCall *c, const Plan *p, int64_t cols, int prefix_only, char *base, Parts *P) {
@@ -86,8 +90,8 @@ static int64_t layout(const AttnCall *c, const Plan *p, int64_t cols, int prefix
     P->col_ok = take(base, &off, s->ncol_slots, c->bk, sizeof(uint64_t));
     P->qcol = take(base, &off, c->bq, cols, sizeof(double));
     P->kcol = take(base, &off, c->bk, cols, sizeof(double));
-    P->diag = take(base, &off, s->ndiag, c->bq + c->bk, sizeof(Const));
-    P->diag_ok = take(base, &off, s->ndiag, c->bq + c->bk, sizeof(uint64_t));
+    P->diag = take(base, &off, s->ndiag, diag_cap(s, c), sizeof(Const));
+    P->diag_ok = take(base, &off, s->ndiag, diag_cap(s, c), sizeof(uint64_t));
     return off;
 }
 
@@ -314,7 +318,19 @@ static int tile(StepRun *R, const AttnCall *c, const Parts *P, int64_t h, int64_
     }
     /* the diag block once per distance the tile's elements meet: rows q0 ..
      * q0 + nr - 1 (heads are never packed with diagonal tables), kv k0 .. k0 + nc - 1 */
-    if (R->s->ndiag) {
+    if (R->s->ndiag && R->s->diag_grid[0]) { /* grid tables: each corner key against each row of the q tile */
+        R->diag_q0 = q0, R->diag_k0 = k0, R->diag_n = 4 * c->bq;
+        for (int64_t e = 0; e < R->diag_n; e++) {
+            R->diag_e = e;
+            R->ev.q = q0 + e % c->bq;
+            R->ev.kv = k0 + sched_grid_corner(R->s, (int)(e / c->bq));
+            if (R->ev.q >= c->Lq) continue; /* a last q tile's rows past Lq: no element reads them */
+            steps_open(R);
+            int rc = steps_run(R, SB_DIAG);
+            steps_close(R);
+            if (rc) return 1;
+        }
+    } else if (R->s->ndiag) {
         R->diag_d0 = k0 - (q0 + nr - 1);
         R->diag_n = nr + nc - 1;
         for (int64_t e = 0; e < R->diag_n; e++) {
@@ -391,7 +407,7 @@ int refplan_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt, void *scra
     R.kcol = P.kcol;
     R.diag = P.diag;
     R.diag_ok = P.diag_ok;
-    R.diag_cap = c->bq + c->bk;
+    R.diag_cap = diag_cap(s, c);
     if (s->ndiag) memset(R.diag_ok, 0, sizeof(uint64_t) * (size_t)(s->ndiag * R.diag_cap));
     poison(R.qcol, c->bq * cap);
     memset(R.row_ok, 0, sizeof(uint64_t) * (size_t)(s->nrow_slots * c->bq));

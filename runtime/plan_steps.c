@@ -64,12 +64,14 @@ Const steps_read(StepRun *R, SchedBlockId b, IrRef r) {
     }
 }
 
-/* An IR_DIAG node in an element: its table at the element's kv - q, which
- * the diag block must have stored for this tile. */
+/* An IR_DIAG node in an element: its table at the element's kv - q (grid:
+ * at the corner and row of the same offsets), which the diag block must
+ * have stored for this tile. */
 static void diag_read(StepRun *R, SchedBlockId b, IrRef r) {
     const Schedule *s = R->s;
     int k = s->slot_of[r];
-    int64_t e = R->ev.kv - R->ev.q - R->diag_d0;
+    int64_t e = s->diag_grid[0] ? sched_grid_entry(s, R->diag_cap / 4, R->ev.q - R->diag_q0, R->ev.kv - R->diag_k0)
+                                : R->ev.kv - R->ev.q - R->diag_d0;
     if (s->block[b].loop != SL_ELEM || k < 0 || k >= s->ndiag || e < 0 || e >= R->diag_n ||
         R->diag_ok[(int64_t)k * R->diag_cap + e] != R->tile_id) {
         R->bad = 1;

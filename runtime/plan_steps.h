@@ -39,10 +39,12 @@ typedef struct StepRun {
     int64_t cols, cols_cap; /* columns counted; columns the arrays below hold per row (kv) */
     double *qcol, *kcol;    /* [bq][cols_cap], [bk][cols_cap] */
     /* diagonal tables (SB_DIAG): table k at distance d is diag[k * diag_cap + d - diag_d0],
-     * stored for the tile diag_ok names; diag_e: the entry the diag block stores now */
+     * stored for the tile diag_ok names; diag_e: the entry the diag block stores now.  Grid
+     * tables (Schedule.diag_grid): element (q, kv) reads entry sched_grid_entry(s, bq, q - diag_q0,
+     * kv - diag_k0) */
     Const *diag;
     uint64_t *diag_ok;
-    int64_t diag_cap, diag_d0, diag_n, diag_e;
+    int64_t diag_cap, diag_d0, diag_n, diag_e, diag_q0, diag_k0;
     int bad;            /* the schedule read what it had not computed there */
 } StepRun;
 

@@ -176,6 +176,8 @@ if(ATTNC_HAVE_TCC_JIT)
   string(APPEND ATTNC_TOEPLITZ_BACKENDS ",tcc")
 endif()
 add_test(NAME toeplitz/backends COMMAND bash ${PROJECT_SOURCE_DIR}/tests/toeplitz.sh $<TARGET_FILE:attnc> ${ATTNC_TOEPLITZ_BACKENDS})
+# ... and grid tables: terms of the cells' offsets in the block-order plan (docs/toeplitz.md, "Grid tables").
+add_test(NAME toeplitz/grid COMMAND bash ${PROJECT_SOURCE_DIR}/tests/toeplitz_grid.sh $<TARGET_FILE:attnc> ${ATTNC_TOEPLITZ_BACKENDS})
 # A kernel's kept tile map (runtime/map_cache.h): params, sizes and mask tensors changing between calls, two threads.
 add_executable(test_map_cache ${PROJECT_SOURCE_DIR}/tests/test_map_cache.c)
 target_compile_options(test_map_cache PRIVATE ${ATTNC_WARNINGS})

@@ -64,8 +64,12 @@ typedef struct Lower {
     LLVMValueRef qx, kx;    /* Qx[lr_cols][QB], Kx[BK][lr_cols] */
     LLVMValueRef lse_off;   /* [QB] floats */
     LLVMValueRef diag;      /* [ndiag][diag_stride(L)] floats: the tile's diagonal tables (SB_DIAG), entry e at
-                             * distance kv - q = k0 - (qb0 + QB - 1) + e */
+                             * distance kv - q = k0 - (qb0 + QB - 1) + e; grid tables (Schedule.diag_grid):
+                             * entry c * diag_grid_stride(L) + i at the q tile's row i and corner key c */
     LLVMValueRef diag_e;    /* in the diag block: the first of the W entries it computes now */
+    LLVMValueRef diag_row0; /* grid tables: the row block's first row within its q tile (i64) */
+    LLVMValueRef grid_entry; /* grid tables: [BK][diag_grid_stride(L)] i32, the entry row i meets key j at
+                              * (sched_grid_entry), a constant of the module */
     LLVMValueRef lane0;     /* the row vector's first row within the block: c * W */
     LLVMValueRef nvec;      /* the row block's vectors that hold rows of the item (i64, at most C) */
     LLVMValueRef nblock;    /* the row block's rows of the item (i64, at most QB) */
@@ -349,6 +353,12 @@ void lower_close_function(Lower *L, LLVMBasicBlockRef entry);
 /* Floats between two diagonal tables: QB + BK entries, rounded up to whole vectors, since the fill
  * stores W entries at a time (unrounded, a tile whose QB + BK is not a multiple of W wrote the first
  * entries of the next table and past the last one: llvm/differential's mathrange at tiles 10x24). */
-static inline int64_t diag_stride(const Lower *L) { return ((int64_t)L->QB + L->BK + L->W - 1) / L->W * L->W; }
+static inline int64_t diag_stride(const Lower *L);
+/* A grid table's entries per corner key (Schedule.diag_grid): the q tile's rows, in whole vectors. */
+static inline int64_t diag_grid_stride(const Lower *L) { return ((int64_t)L->p->bq + L->W - 1) / L->W * L->W; }
+static inline int64_t diag_stride(const Lower *L) {
+    if (L->s->diag_grid[0]) return 4 * diag_grid_stride(L);
+    return ((int64_t)L->QB + L->BK + L->W - 1) / L->W * L->W;
+}
 
 #endif

@@ -557,6 +557,7 @@ static void row_block(Lower *L, Tile *T) {
     LLVMValueRef Lk = L->var[V_SIZE_LK], D = L->var[V_SIZE_D], Dv = L->var[V_SIZE_DV], bk = T->bk;
     LLVMValueRef n = LLVMBuildSub(b, smin(L, LLVMBuildAdd(b, T->qb0, ci64(L, L->QB), ""), T->rows.r1), T->qb0, "");
     L->nblock = n;
+    L->diag_row0 = LLVMBuildSub(b, T->qb0, T->rows.r0, "");
     /* the narrow version: only the vectors that hold rows (fewer than C, the
      * caller's choice: llvm_call_variant); the wide one: all C, masked */
     L->nvec = L->variant & LLVM_VARIANT_NARROW
@@ -590,7 +591,7 @@ static void row_block(Lower *L, Tile *T) {
     }
     pk[0].map = pv[0].map = key_map(L, T, nk0); /* (k_dense and v_dense are false there) */
     col_values(L, T);
-    lower_diag_fill(L, T->k0, T->qb0); /* the diagonal tables of the tile (SB_DIAG) */
+    lower_diag_fill(L, T->k0, T->qb0, T->rows.r0); /* the diagonal tables of the tile (SB_DIAG) */
     /* S[kv][q] = sum_d K[kv][d] * Qt[d][q] (+ low-rank columns) */
     KvRows kr = tile_rows(L, T, 0, nk), vr;
     lower_kv_product_tile(L, T, 0, mode, T->k_dense, pk, &kr, T->rg.qt, T->rg.s);

@@ -12,6 +12,7 @@
 #include "llvm_node.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "llvm_math.h"
 
@@ -164,6 +165,48 @@ LLVMValueRef lower_node(Lower *L, IrRef r) {
     }
 }
 
+/* The module's constant [BK][diag_grid_stride(L)] of i32: the grid table
+ * entry row i of a q tile meets key j at (sched_grid_entry; 0 for rows
+ * past bq, which no element reads). */
+static LLVMValueRef grid_entries(Lower *L) {
+    if (L->grid_entry) return L->grid_entry;
+    int64_t gs = diag_grid_stride(L), n = (int64_t)L->BK * gs;
+    LLVMValueRef *v = malloc(sizeof(LLVMValueRef) * (size_t)n);
+    if (!v) {
+        fail(L, "out of memory");
+        return NULL;
+    }
+    for (int64_t j = 0; j < L->BK; j++)
+        for (int64_t i = 0; i < gs; i++)
+            v[j * gs + i] = ci32(L, i < L->p->bq ? (int32_t)sched_grid_entry(L->s, gs, i, j) : 0);
+    LLVMTypeRef at = LLVMArrayType(L->i32, (unsigned)n);
+    LLVMValueRef g = LLVMAddGlobal(L->mod, at, "attnc_grid_entries");
+    LLVMSetInitializer(g, LLVMConstArray(L->i32, v, (unsigned)n));
+    LLVMSetGlobalConstant(g, 1);
+    LLVMSetLinkage(g, LLVMPrivateLinkage);
+    free(v);
+    return L->grid_entry = g;
+}
+
+/* An IR_DIAG node of grid offsets (table k) in an element: lanes W rows of
+ * the q tile from L->diag_row0 + L->lane0, kv key L->col_j of the tile;
+ * each lane's entry from the module's constant, then a gather from the
+ * table (in L1: 4 * bq floats). */
+static LLVMValueRef grid_read(Lower *L, IrRef r, int k) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef entries = grid_entries(L);
+    if (!entries || !L->diag_row0) {
+        if (!L->failed) fail(L, "a grid table read outside a row block");
+        return LLVMGetUndef(L->vf32);
+    }
+    LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, L->col_j, ci64(L, diag_grid_stride(L)), ""),
+                                   LLVMBuildAdd(b, L->diag_row0, L->lane0, ""), "");
+    LLVMValueRef idx = load(L, L->vi32, gep(L, L->i32, entries, at), 4);
+    LLVMValueRef table = gep(L, L->f32, L->diag, ci64(L, (int64_t)k * diag_stride(L)));
+    LLVMValueRef v = gather(L, L->vf32, gep(L, L->f32, table, idx), splat(L, cbool(L, 1)));
+    return L->ir->nodes[r].type == T_BOOL ? fcmp(L, LLVMRealUNE, v, LLVMConstNull(L->vf32)) : v; /* bools as 0 / 1 */
+}
+
 /* An IR_DIAG node in an element (lanes: W consecutive query rows, kv one
  * key): its table at d = kv - q, which falls by one from lane to lane, so
  * the W entries lie back to back, the last lane's first: one contiguous
@@ -175,6 +218,7 @@ static LLVMValueRef diag_read(Lower *L, IrRef r) {
         fail(L, "a diagonal table read outside the element loop");
         return LLVMGetUndef(L->vf32);
     }
+    if (L->s->diag_grid[0]) return grid_read(L, r, k);
     LLVMBuilderRef b = L->bd;
     LLVMValueRef e = LLVMBuildAdd(b, LLVMBuildSub(b, L->col_j, L->lane0, ""),
                                   ci64(L, (int64_t)k * diag_stride(L) + L->QB - L->W), "");

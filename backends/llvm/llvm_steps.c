@@ -239,8 +239,33 @@ void lower_block(Lower *L, SchedBlockId id, const SchedBlock *blk) {
     if (nopen && !L->failed) fail(L, "the schedule leaves a loop open");
 }
 
-void lower_diag_fill(Lower *L, LLVMValueRef k0, LLVMValueRef qb0) {
+/* The grid tables of a pair of tiles: corner by corner, the q tile's rows in vectors. */
+static void grid_fill(Lower *L, LLVMValueRef k0, LLVMValueRef r0) {
+    LLVMBuilderRef b = L->bd;
+    const Schedule *s = L->s;
+    int64_t gs = diag_grid_stride(L);
+    Loop ld;
+    LLVMValueRef e0 = loop_begin(L, &ld, ci64(L, 0), ci64(L, 4 * gs), ci64(L, L->W), "grid");
+    scope_push(L);
+    LLVMValueRef c = LLVMBuildUDiv(b, e0, ci64(L, gs), ""), i0 = LLVMBuildURem(b, e0, ci64(L, gs), "");
+    /* corner c's key: (c & 1 ? kbx - 1 : 0) + (c >> 1 ? (kby - 1) * kbx : 0) (sched_grid_corner) */
+    LLVMValueRef jx = LLVMBuildMul(b, LLVMBuildAnd(b, c, ci64(L, 1), ""), ci64(L, sched_grid_corner(s, 1)), "");
+    LLVMValueRef jy = LLVMBuildMul(b, LLVMBuildLShr(b, c, ci64(L, 1), ""), ci64(L, sched_grid_corner(s, 2)), "");
+    L->kv = LLVMBuildAdd(b, k0, LLVMBuildAdd(b, jx, jy, ""), "");
+    L->q_vec = LLVMBuildAdd(b, splat(L, LLVMBuildAdd(b, r0, i0, "")), iota(L), "");
+    L->diag_e = e0;
+    lower_steps(L, SB_DIAG);
+    L->kv = L->q_vec = L->diag_e = NULL;
+    scope_pop(L);
+    loop_end(L, &ld);
+}
+
+void lower_diag_fill(Lower *L, LLVMValueRef k0, LLVMValueRef qb0, LLVMValueRef r0) {
     if (L->s->ndiag == 0) return;
+    if (L->s->diag_grid[0]) {
+        grid_fill(L, k0, r0);
+        return;
+    }
     LLVMBuilderRef b = L->bd;
     Loop ld;
     LLVMValueRef e0 = loop_begin(L, &ld, ci64(L, 0), ci64(L, L->QB + L->BK), ci64(L, L->W), "diag");

@@ -23,7 +23,10 @@ void lower_load_col_slots(Lower *L);
  * at d = kv - q = k0 - (qb0 + QB - 1) + e, every distance the row block's
  * lanes (valid or not) meet on the tile starting at key k0; q and kv bound
  * to a pair with that difference (kv = k0, q a vector), which is all the
- * bodies read of them (pass_toeplitz.c).  Nothing without IR_DIAG nodes. */
-void lower_diag_fill(Lower *L, LLVMValueRef k0, LLVMValueRef qb0);
+ * bodies read of them (pass_toeplitz.c).  Grid tables (Schedule.diag_grid):
+ * entries c * diag_grid_stride(L) + i, q the q tile's row r0 + i (a vector)
+ * and kv its corner key k0 + sched_grid_corner(c).  Nothing without IR_DIAG
+ * nodes. */
+void lower_diag_fill(Lower *L, LLVMValueRef k0, LLVMValueRef qb0, LLVMValueRef r0);
 
 #endif
