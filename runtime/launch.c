@@ -744,6 +744,9 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
             st = set_error(err, ATTNC_ERR_INTERNAL, "the kernel flagged a runtime error the interpreter does not see");
         goto done;
     }
+    /* every kept element checked, none at fault: the key's next calls need no checks (items' own tensors
+     * are not in the key) */
+    if (l->tm[0].check_faults && !it) map_cache_ran_clean(ck->maps, bc, p->bq / pack);
     if (l->splits > 1) {
         l->o = args->o, l->lse = args->lse;
         pool_run(threads, (rows + MERGE_CHUNK - 1) / MERGE_CHUNK, merge_rows, l);

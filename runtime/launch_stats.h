@@ -12,6 +12,12 @@ long long launch_grid_kv_mapped_calls(void);
 /* How many calls ran on a kernel's kept tile map (runtime/map_cache.c) that skips a tile or has a PARTIAL one (a
  * wrong kept map there changes O), in this process. */
 long long map_cache_masked_reuses(void);
+/* How many kept tile maps dropped their runtime error checks after a call ran them without an error
+ * (map_cache_ran_clean), in this process. */
+long long map_cache_checks_dropped(void);
+/* Whether kept tile maps drop their checks after a clean call (1, the default) or keep them (0), so that a test
+ * that removes a check's steps sees every call run them; for the whole process. */
+void map_cache_set_dropping(int on);
 /* How many calls cut their keys into chunks (or finer splits) because rows of several kv heads interleave
  * (runtime/launch.c: kv_chunks), in this process. */
 long long launch_kv_chunked_calls(void);

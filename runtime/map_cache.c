@@ -24,6 +24,7 @@ typedef struct Entry {
 struct MapCache {
     int nparams, ntensors;
     unsigned char *reads; /* [ntensors]: the masks or fault checks read its contents */
+    int checks_keyed;     /* the fault checks read only what the key holds (not the scores) */
     Entry *_Atomic slot;
 };
 
@@ -31,9 +32,13 @@ struct MapCache {
  * builds its map every time (comparing them would cost a good part of building it). */
 enum { MAX_KEY_BYTES = 1 << 20 };
 
-static atomic_llong masked_reuses; /* launch_stats.h */
+static atomic_llong masked_reuses, clean_keys; /* launch_stats.h */
 
 long long map_cache_masked_reuses(void) { return atomic_load(&masked_reuses); }
+long long map_cache_checks_dropped(void) { return atomic_load(&clean_keys); }
+
+static atomic_int dropping = 1;
+void map_cache_set_dropping(int on) { atomic_store(&dropping, on); }
 
 static void entry_free(Entry *e, int ntensors) {
     if (!e) return;
@@ -71,6 +76,7 @@ attnc_status map_cache_new(const Plan *p, MapCache **out, attnc_error *err) {
     }
     c->nparams = p->attn->nparams;
     c->ntensors = p->attn->ntensors;
+    c->checks_keyed = (ir_at(p->ir, p->f->fault)->deps & DEP_PRE) == 0;
     atomic_init(&c->slot, NULL);
     *out = c;
     return ATTNC_OK;
@@ -161,4 +167,15 @@ attnc_status map_cache_build(MapCache *c, const Plan *p, const BoundCall *bc, in
         for (int d = 0; d < bc->tensors[t]->rank; d++) keep->shape[t][d] = bc->tensors[t]->shape[d];
     put_back(c, keep);
     return ATTNC_OK;
+}
+
+void map_cache_ran_clean(MapCache *c, const BoundCall *bc, int64_t bq) {
+    if (!c || !c->checks_keyed || !atomic_load(&dropping) || !keepable(c, bc)) return;
+    Entry *e = atomic_exchange(&c->slot, NULL);
+    if (!e) return;
+    if (same_key(c, e, bc, bq)) {
+        e->tm.check_faults = 0;
+        atomic_fetch_add(&clean_keys, 1);
+    }
+    put_back(c, e);
 }

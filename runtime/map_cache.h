@@ -8,7 +8,15 @@
  * copy of the contents of the tensors the masks and fault checks read (a
  * document's ids, a block layout: compared byte for byte, since a caller
  * may change a buffer in place; calls whose masks read more than 1 MiB of
- * tensors build their map every time). */
+ * tensors build their map every time).
+ *
+ * A kept map also learns from the calls that used it: runtime error checks
+ * that the tile analysis could not rule out (a relative table's bounds,
+ * read at offsets the intervals of a pair of tiles overestimate) are
+ * dropped once a call of the key has run them over every element it keeps
+ * without an error (map_cache_ran_clean), when they read nothing outside
+ * the key (not the scores): the next calls of the key then write O in place
+ * and evaluate no check. */
 #ifndef ATTNC_MAP_CACHE_H
 #define ATTNC_MAP_CACHE_H
 #include "plan.h"
@@ -27,5 +35,11 @@ void map_cache_free(MapCache *c);
  * NULL (built every time).  Safe for calls on several threads at once. */
 attnc_status map_cache_build(MapCache *c, const Plan *p, const BoundCall *bc, int64_t bq, TileMap *out,
                              attnc_error *err);
+
+/* Call bc (q tiles of bq rows) ran its runtime error checks over every
+ * element it keeps and found none: the kept map of its key needs no checks
+ * from now on (when the checks read only what the key holds).  c may be
+ * NULL. */
+void map_cache_ran_clean(MapCache *c, const BoundCall *bc, int64_t bq);
 
 #endif

@@ -9,7 +9,13 @@
  * the map, and one changed in place gets a new one.  On every CPU backend of the build; the grid
  * attention runs its block-order kernel (whose map is kept apart), whose
  * rows in block order live in buffers the kernel keeps (runtime/kept_buffers.h):
- * its calls grow them (more rows, a wider head) and two threads call it at once. */
+ * its calls grow them (more rows, a wider head) and two threads call it at once.
+ * Runtime error checks a clean call ran are dropped from the kept map
+ * (map_cache_ran_clean): an index tensor read at every kept key drops them
+ * after one call; the same ids changed in place so that a kept key's index
+ * falls outside its table is still the interpreter's error, one at a
+ * masked key none; checks that read the scores (not in the key) are never
+ * dropped, and a call whose larger scores index outside the table fails. */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -26,7 +32,10 @@ static const char *spec_text =
     "    mask abs(kv % width - q % width) <= r && abs(kv / width - q / width) <= r;\n"
     "}\n"
     "attention doc { tensor d : int[Lk]; mask d[q] == d[kv]; }\n"
-    "attention table { param n : int; tensor T : float[H, n]; mask kv <= q && q - kv < 8; bias T[h, kv]; }\n";
+    "attention table { param n : int; tensor T : float[H, n]; mask kv <= q && q - kv < 8; bias T[h, kv]; }\n"
+    "attention ids { tensor J : int[Lk]; tensor T : float[H, 8]; mask kv <= q && q - kv < 4 && kv != 20;\n"
+    "                bias T[h, J[kv] + (q - kv)]; }\n"
+    "attention scored { tensor T : float[H, 8]; score score + T[h, int(abs(score))]; }\n";
 
 static int failures;
 
@@ -105,6 +114,47 @@ static void check_table(const attnc_kernel *k, const attnc_kernel *ref, int64_t 
         failures++;
     }
     free(table), free(o[0]), free(o[1]);
+}
+
+/* One call of the ids (J: Lk ints) or scored attention on k and on the interpreter's ref, Q scaled by qs:
+ * the same status (ATTNC_ERR_RUNTIME expected when `fails`) and, when both succeed, the same O. */
+static void check_checks(const attnc_kernel *k, const attnc_kernel *ref, const int32_t *J, float qs, int fails,
+                         const char *what) {
+    attnc_sizes s = {1, 2, 1, 64, 64, 8, 8};
+    unsigned tseed = 5;
+    float *table = randoms((size_t)(s.H * 8), &tseed), *o[2] = {NULL, NULL};
+    attnc_status st[2];
+    for (int i = 0; i < 2; i++) {
+        unsigned in_seed = 7;
+        float *q = randoms((size_t)(s.H * s.Lq * s.D), &in_seed), *kk = randoms((size_t)(s.Lk * s.D), &in_seed);
+        float *v = randoms((size_t)(s.Lk * s.Dv), &in_seed);
+        for (int64_t x = 0; x < s.H * s.Lq * s.D; x++) q[x] *= qs;
+        o[i] = calloc((size_t)(s.H * s.Lq * s.Dv), sizeof(float));
+        attnc_tensor t[2] = {{"T", ATTNC_F32, 2, {s.H, 8}, table}, {"J", ATTNC_I32, 1, {s.Lk}, J}};
+        attnc_args a = {s, q, kk, v, o[i], NULL, NULL, 0, t, J ? 2 : 1};
+        attnc_error err = {0};
+        st[i] = attnc_kernel_run(i ? ref : k, &a, &err);
+        free(q), free(kk), free(v);
+    }
+    const char *name = attnc_backend_name(attnc_kernel_backend(k));
+    if (st[0] != (fails ? ATTNC_ERR_RUNTIME : ATTNC_OK) || st[1] != st[0]) {
+        printf("FAIL %s/%s: %s: status %d, the interpreter's %d\n", name, attnc_kernel_variant(k), what, st[0], st[1]);
+        failures++;
+    } else if (!st[0] && !close_enough(o[0], o[1], (size_t)(s.H * s.Lq * s.Dv))) {
+        printf("FAIL %s/%s: %s: O differs from the interpreter\n", name, attnc_kernel_variant(k), what);
+        failures++;
+    }
+    free(table), free(o[0]), free(o[1]);
+}
+
+/* Whether the checks dropped from kept maps since `before` are `want` more; a failure otherwise. */
+static void expect_dropped(const attnc_kernel *k, long long before, long long want, const char *what) {
+    if (map_cache_checks_dropped() - before != want) {
+        printf("FAIL %s/%s: %s: %lld kept maps dropped their checks, expected %lld\n",
+               attnc_backend_name(attnc_kernel_backend(k)), attnc_kernel_variant(k), what,
+               map_cache_checks_dropped() - before, want);
+        failures++;
+    }
 }
 
 typedef struct Job {
@@ -186,6 +236,25 @@ int main(void) {
         check_table(t, tref, 63, 3, 1);
         check_table(t, tref, 64, 4, 0);
         attnc_kernel_free(t), attnc_kernel_free(tref);
+        /* runtime error checks dropped after a clean call, and what must still fail */
+        attnc_kernel *ids = compile(spec, "ids", backends[bi]), *idsref = compile(spec, "ids", ATTNC_BACKEND_INTERP);
+        attnc_kernel *sc = compile(spec, "scored", backends[bi]), *scref = compile(spec, "scored", ATTNC_BACKEND_INTERP);
+        if (!ids || !idsref || !sc || !scref) return 1;
+        int32_t J[64];
+        for (int i = 0; i < 64; i++) J[i] = i % 5; /* + q - kv (0 .. 3): inside T's 8, which intervals cannot show */
+        long long dropped = map_cache_checks_dropped();
+        check_checks(ids, idsref, J, 1.0f, 0, "ids in range");
+        expect_dropped(ids, dropped, 1, "a clean call");
+        check_checks(ids, idsref, J, 1.0f, 0, "ids in range again (no checks)");
+        J[10] = 9; /* a kept key's index outside the table: the ids are in the key, so the checks run again */
+        check_checks(ids, idsref, J, 1.0f, 1, "a kept key's id out of range");
+        J[10] = 2, J[20] = 99; /* only at the masked key */
+        check_checks(ids, idsref, J, 1.0f, 0, "a masked key's id out of range");
+        dropped = map_cache_checks_dropped();
+        check_checks(sc, scref, NULL, 1.0f, 0, "small scores");
+        expect_dropped(sc, dropped, 0, "checks that read the scores");
+        check_checks(sc, scref, NULL, 400.0f, 1, "scores past the table");
+        attnc_kernel_free(ids), attnc_kernel_free(idsref), attnc_kernel_free(sc), attnc_kernel_free(scref);
         /* two threads, one kernel, two params */
         Job j1 = {k, ref, {s64, "w", 3, NULL}}, j2 = {k, ref, {s64, "w", 40, NULL}};
         pthread_t t1, t2;

@@ -16,6 +16,7 @@
 
 #include "api_internal.h"
 #include "bind.h"
+#include "launch_stats.h"
 #include "plan.h"
 #include "support.h"
 
@@ -202,6 +203,7 @@ int main(void) {
         return 1;
     }
     rng_seed(7);
+    map_cache_set_dropping(0); /* every run checks faults: a removed check step must show */
     run_variant(spec, "probe_lowrank", "--shape B=2,H=2,Hkv=1,Lq=20,Lk=21,D=8,Dv=4 --param R=3");
     run_variant(spec, "probe_weight", "--shape B=1,H=2,Hkv=2,Lq=19,Lk=17,D=8,Dv=4");
     run_variant(spec, "probe_fault", "--shape B=1,H=1,Hkv=1,Lq=20,Lk=20,D=8,Dv=4 --int-range ix=0,4");
