@@ -6,6 +6,8 @@
 
 /* How many calls ran the block-order plan (docs/multidim-tiles.md) in this process. */
 long long launch_grid_calls(void);
+/* How many of those read terms of the cells' offsets from grid tables (docs/toeplitz.md), in this process. */
+long long launch_grid_table_calls(void);
 /* How many of those read K and V in place through AttnCall.kv_rows (CompiledKernel.maps_kv_rows), in this
  * process. */
 long long launch_grid_kv_mapped_calls(void);

@@ -706,7 +706,21 @@ static void gen_grid_mask(Gen *G, uint64_t seed) {
         int yq = leaf(G, SG_INT, P_MUL, "q / %d", W), yk = leaf(G, SG_INT, P_MUL, "kv / %d", W);
         e = bin(G, SG_BOOL, P_OR, "||", bin(G, SG_BOOL, P_EQ, "==", xq, xk), bin(G, SG_BOOL, P_EQ, "==", yq, yk));
     }
-    if (item(G, e, "mask ")) G->g->grid_w = W;
+    if (!item(G, e, "mask ")) return;
+    G->g->grid_w = W;
+    /* half the time a bias of the cells' offsets (or of kv - q), which the block-order plan reads from grid
+     * tables (docs/toeplitz.md, "Grid tables") */
+    int b = (int)(sg_next(&s) % 6);
+    if (b > 2) return;
+    int dx = leaf(G, SG_INT, P_PRIMARY, "abs(kv %% %d - q %% %d)", W, W);
+    int dy = leaf(G, SG_INT, P_PRIMARY, b == 1 ? "(q / %d - kv / %d)" : "abs(kv / %d - q / %d)", W, W);
+    int d = b == 2 ? leaf(G, SG_INT, P_PRIMARY, "abs(kv - q)")
+          : b == 1 ? bin(G, SG_INT, P_ADD, "+", bin(G, SG_INT, P_MUL, "*", dy, dy),
+                         bin(G, SG_INT, P_MUL, "*", leaf(G, SG_INT, P_PRIMARY, "3"), dx))
+                   : bin(G, SG_INT, P_ADD, "+", dx, bin(G, SG_INT, P_MUL, "*", leaf(G, SG_INT, P_PRIMARY, "2"), dy));
+    int f = call(G, SG_FLOAT, b == 1 ? "sqrt(float(%0))" : "log(1.0 + float(%0))", 1, d, 0, 0);
+    int k = leaf(G, SG_FLOAT, P_PRIMARY, b == 2 ? "0.0625 * float(h + 1)" : "0.125");
+    item(G, bin(G, SG_FLOAT, P_MUL, "*", k, f), "bias ");
 }
 
 void specgen_generate(GenSpec *g, uint64_t seed) {
