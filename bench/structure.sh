@@ -9,7 +9,9 @@
 # --base DIR: a build of the commit before (e.g. a `git worktree` of it built
 # with the same flags); without it only this build's column is printed.
 # One thread, B = 1, H = 8, D = 128, L = 4096 (natten2d also at L = 16384,
-# its time ratio being one of the issue's figures; --quick skips that row).
+# its time ratio being one of the issue's figures; --quick skips that row);
+# and natten2d with NAT's relative position bias (`nat_rpb`: what a 2-D
+# table costs over the neighbourhood alone, docs/toeplitz.md "Grid tables").
 # Each (variant, build) pair runs --rounds times (default 2) alternating
 # base and new; each keeps its fastest round's median.  Prints a markdown
 # table: ms per call, the fraction of the single-core FMA peak counting
@@ -62,6 +64,11 @@ bench_one() {
   case $variant in
     t5) file=$work/t5.attn ;;
     natten2d) extra=(--param width=$(awk -v l="$L" 'BEGIN { print int(sqrt(l) + 0.5) }')) ;;
+    nat_rpb)
+      file=examples/relative_bias_2d.attn
+      [ -f "$work/rpb.npy" ] || "$build/npyrand" "$work/rpb.npy" f4 8,13,13 --seed 7
+      extra=(--variant nat_rpb --param kernel=7 --param width=$(awk -v l="$L" 'BEGIN { print int(sqrt(l) + 0.5) }')
+             --tensor rpb="$work/rpb.npy") ;;
     document)
       [ -f "$work/doc$L.npy" ] || "$build/npyrand" "$work/doc$L.npy" i4 "$L" --range 0,$((L / 512)) --sorted --seed 7
       extra=(--tensor doc="$work/doc$L.npy") ;;
@@ -77,7 +84,7 @@ best() { awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ");
 frac() { awk -v g="$1" -v p="$peak" 'BEGIN { if (g == "-") print "-"; else printf "%.2f", g / p }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 
-rows="dense:4096 causal:4096 softcap:4096 window256:4096 document:4096 t5:4096 causal_alibi:4096 natten2d:4096"
+rows="dense:4096 causal:4096 softcap:4096 window256:4096 document:4096 t5:4096 causal_alibi:4096 natten2d:4096 nat_rpb:4096"
 [ $quick = 1 ] || rows="$rows natten2d:16384"
 declare -A N B
 for row in $rows; do
@@ -109,5 +116,6 @@ echo "| softcap / dense, fraction of peak (same mask: none) | $(ratio "$(g softc
 echo "| window 256, fraction of peak | $(frac "$(g window256:4096)") | >= 0.70 |"
 echo "| document, fraction of peak | $(frac "$(g document:4096)") | >= 0.70 |"
 echo "| natten2d 7x7 L = 4096, fraction of peak | $(frac "$(g natten2d:4096)") | >= 0.25 |"
+echo "| nat_rpb / natten2d time (a 2-D table's cost) | $(ratio "$(t nat_rpb:4096)" "$(t natten2d:4096)") | (no goal) |"
 [ $quick = 1 ] ||
   echo "| natten2d time(16384) / time(4096) | $(ratio "$(t natten2d:16384)" "$(t natten2d:4096)") | <= 4.4 |"
