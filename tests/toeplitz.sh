@@ -11,6 +11,7 @@ set -u
 attnc=$1
 backends=$2
 spec=$(dirname "$0")/toeplitz/toeplitz.attn
+. "$(dirname "$0")/diff_checks.sh"
 fail=0
 IFS=, read -ra blist <<<"$backends"
 want=$(( ${#blist[@]} + 1 )) # lines ending in "ok": the interpreter and each backend
@@ -24,14 +25,8 @@ shapes=(
 for v in t5 skewed scored weighted fault_masked; do
     for s in "${shapes[@]}"; do
         for threads in 1 2; do
-            out=$("$attnc" diff "$spec" --variant "$v" --shape "$s" --threads "$threads" --backends "interp,$backends" 2>&1)
-            rc=$?
-            lines=$(printf '%s\n' "$out" | grep -c ' ok$')
-            if [ "$rc" -ne 0 ] || [ "$lines" -ne "$want" ]; then
-                echo "FAIL: $v --shape $s --threads $threads"
-                printf '%s\n' "$out"
-                fail=1
-            fi
+            diff_ok "$want" "$v --shape $s --threads $threads" "$spec" --variant "$v" --shape "$s" \
+                --threads "$threads" --backends "interp,$backends"
         done
     done
 done
@@ -39,12 +34,8 @@ done
 # interpreter's error (the kernels find it through the fault table)
 for b in "${blist[@]}"; do
     for s in "${shapes[@]}"; do
-        out=$("$attnc" bench "$spec" --variant fault_kept --shape "$s" --backend "$b" --threads 1 --reps 1 2>&1)
-        if [ $? -eq 0 ] || ! printf '%s\n' "$out" | grep -q "is out of range \[0, 5) in dimension 1 of tensor 'table'"; then
-            echo "FAIL: fault_kept on $b --shape $s: want the interpreter's error"
-            printf '%s\n' "$out"
-            fail=1
-        fi
+        bench_fails "is out of range \[0, 5) in dimension 1 of tensor 'table'" "fault_kept on $b --shape $s" \
+            "$spec" --variant fault_kept --shape "$s" --backend "$b" --threads 1 --reps 1
     done
 done
 [ "$fail" -eq 0 ] && echo "toeplitz: all ok"

@@ -14,6 +14,7 @@ set -u
 attnc=$1
 backends=$2
 spec=$(dirname "$0")/toeplitz/grid.attn
+. "$(dirname "$0")/diff_checks.sh"
 fail=0
 IFS=, read -ra blist <<<"$backends"
 want=$(( ${#blist[@]} + 1 )) # lines ending in "ok": the interpreter and each backend
@@ -39,14 +40,7 @@ for v in $variants; do
         for k in 0 1; do
             run=${runs[$(( (vi + si + 2 * k) % ${#runs[@]} ))]}
             # shellcheck disable=SC2086 # the shape's and run's words are separate arguments
-            out=$("$attnc" diff "$spec" --variant "$v" --shape $s $run --backends "interp,$backends" 2>&1)
-            rc=$?
-            lines=$(printf '%s\n' "$out" | grep -c ' ok$')
-            if [ "$rc" -ne 0 ] || [ "$lines" -ne "$want" ]; then
-                echo "FAIL: $v --shape $s $run"
-                printf '%s\n' "$out"
-                fail=1
-            fi
+            diff_ok "$want" "$v --shape $s $run" "$spec" --variant "$v" --shape $s $run --backends "interp,$backends"
         done
         si=$((si + 1))
     done
@@ -57,12 +51,8 @@ done
 for b in "${blist[@]}"; do
     for s in "${shapes[@]}"; do
         # shellcheck disable=SC2086
-        out=$("$attnc" bench "$spec" --variant fault_kept --shape $s --backend "$b" --threads 1 --reps 1 2>&1)
-        if [ $? -eq 0 ] || ! printf '%s\n' "$out" | grep -q "is out of range \[0, 3) in dimension 1 of tensor 'table'"; then
-            echo "FAIL: fault_kept on $b --shape $s: want the interpreter's error"
-            printf '%s\n' "$out"
-            fail=1
-        fi
+        bench_fails "is out of range \[0, 3) in dimension 1 of tensor 'table'" "fault_kept on $b --shape $s" \
+            "$spec" --variant fault_kept --shape $s --backend "$b" --threads 1 --reps 1
     done
 done
 [ "$fail" -eq 0 ] && echo "toeplitz_grid: all ok"
