@@ -143,7 +143,7 @@ typedef struct Schedule {
      * (0: its first cell, 1: the last of its first row, 2: the first of its
      * last row, 3: its last; sched_grid_corner) and each row i of the q
      * tile, the body at (q0 + i, k0 + corner c); the element (i, j) reads
-     * entry sched_grid_entry(s, i, j), the one at the same offsets */
+     * entry sched_grid_entry(s, stride, i, j), the one at the same offsets */
     int diag_grid[4];
     SchedLoop *loop_of; /* per node not under a sum: the loop that computes it */
     /* low-rank groups: count, Q-side and K-side column of each */
@@ -184,16 +184,16 @@ int sched_verify(const Schedule *s, const IrFunc *f, char *why, size_t why_len);
 /* Leaves: constants, the built-in variables, sum variables and pre. */
 int sched_is_leaf(const IrNode *n);
 
-/* Where block `b` reads node r from. */
 /* Key j of a kv tile (0 <= j < bk) of corner c (0..3) of the grid's kv tile (Schedule.diag_grid). */
 static inline int sched_grid_corner(const Schedule *s, int c) {
     return (c & 2 ? s->diag_grid[3] - 1 : 0) * s->diag_grid[2] + (c & 1 ? s->diag_grid[2] - 1 : 0);
 }
 
-/* The entry of a grid table (Schedule.diag_grid) that element (q0 + i, k0 + j) of a pair of tiles reads,
- * c * stride + i' (stride >= bq entries per corner) for corner c and row i' at the same row and column offsets as (i, j): a key in an earlier
- * row (column) of the tile than row i's cell meets it from the corner's first row (column), a later one
- * from its last.  Needs kbx <= qbx + 1 and kby <= qby + 1 (pass_grid: equal blocks). */
+/* The entry of a grid table (Schedule.diag_grid) that element (q0 + i, k0 + j) of a pair of tiles reads:
+ * c * stride + i' (stride >= bq entries per corner) for corner c and row i' at the same row and column
+ * offsets as (i, j).  A key in an earlier row (column) of the tile than row i's cell meets it from the
+ * corner's first row (column), a later one from its last.  Needs kbx <= qbx + 1 and kby <= qby + 1
+ * (pass_grid makes grid tables only then). */
 static inline int64_t sched_grid_entry(const Schedule *s, int64_t stride, int64_t i, int64_t j) {
     int64_t qbx = s->diag_grid[0], kbx = s->diag_grid[2], kby = s->diag_grid[3];
     int64_t dx = j % kbx - i % qbx, dy = j / kbx - i / qbx; /* the key's cell minus the row's */
@@ -202,6 +202,7 @@ static inline int64_t sched_grid_entry(const Schedule *s, int64_t stride, int64_
     return (int64_t)(cy * 2 + cx) * stride + iy * qbx + ix;
 }
 
+/* Where block `b` reads node r from. */
 SchedHome sched_home(const Schedule *s, SchedBlockId b, IrRef r);
 
 /* The group strides of the tile map: group(b, h) = b * *sb + h * *sh. */

@@ -1,7 +1,15 @@
 # diff_checks.sh — sourced by the differential test scripts (toeplitz.sh,
-# toeplitz_grid.sh): the two checks they make of `attnc diff` and of a
-# runtime error, each printing FAIL with the output and setting `fail=1`.
-# Needs `attnc` set by the caller.
+# toeplitz_grid.sh) with their arguments ATTNC BACKENDS: sets attnc,
+# backends, blist (the backends as an array), want (the lines ending in
+# "ok" of a passing `attnc diff --backends interp,BACKENDS`: the interpreter
+# and each backend) and fail=0; and defines the two checks they make, of
+# `attnc diff` and of a runtime error, each printing FAIL with the output
+# and setting fail=1.
+attnc=$1
+backends=$2
+IFS=, read -ra blist <<<"$backends"
+want=$(( ${#blist[@]} + 1 ))
+fail=0
 
 # diff_ok WANT LABEL ARGS...: `attnc diff ARGS` exits 0 with WANT lines ending in " ok"
 # (the interpreter's and each backend's).

@@ -87,42 +87,13 @@ static void check(const attnc_kernel *k, const attnc_kernel *ref, const Call *c,
     free(got), free(want);
 }
 
-/* The table attention's call of n entries per head (values from seed) on k and on the interpreter's ref: the
- * same status (ATTNC_ERR_RUNTIME expected when `fails`) and, when both succeed, the same O. */
-static void check_table(const attnc_kernel *k, const attnc_kernel *ref, int64_t n, unsigned seed, int fails) {
+/* One call with params p and tensors t on k and on the interpreter's ref (64 rows, inputs from a fixed
+ * seed, Q scaled by qs): the same status (ATTNC_ERR_RUNTIME expected when `fails`) and, when both succeed,
+ * the same O; `what` names the call in a failure. */
+static void check_call(const attnc_kernel *k, const attnc_kernel *ref, const attnc_param *p, int np,
+                       const attnc_tensor *t, int nt, float qs, int fails, const char *what) {
     attnc_sizes s = {1, 2, 1, 64, 64, 8, 8};
-    float *table = randoms((size_t)(s.H * n), &seed), *o[2] = {NULL, NULL};
-    attnc_status st[2];
-    for (int i = 0; i < 2; i++) {
-        unsigned in_seed = 7;
-        float *q = randoms((size_t)(s.H * s.Lq * s.D), &in_seed), *kk = randoms((size_t)(s.Lk * s.D), &in_seed);
-        float *v = randoms((size_t)(s.Lk * s.Dv), &in_seed);
-        o[i] = calloc((size_t)(s.H * s.Lq * s.Dv), sizeof(float));
-        attnc_param p = {"n", ATTNC_INT, n, 0, 0};
-        attnc_tensor t = {"T", ATTNC_F32, 2, {s.H, n}, table};
-        attnc_args a = {s, q, kk, v, o[i], NULL, &p, 1, &t, 1};
-        attnc_error err = {0};
-        st[i] = attnc_kernel_run(i ? ref : k, &a, &err);
-        free(q), free(kk), free(v);
-    }
-    const char *name = attnc_backend_name(attnc_kernel_backend(k));
-    if (st[0] != (fails ? ATTNC_ERR_RUNTIME : ATTNC_OK) || st[1] != st[0]) {
-        printf("FAIL %s/table: n = %lld: status %d, the interpreter's %d\n", name, (long long)n, st[0], st[1]);
-        failures++;
-    } else if (!st[0] && !close_enough(o[0], o[1], (size_t)(s.H * s.Lq * s.Dv))) {
-        printf("FAIL %s/table: n = %lld: O differs from the interpreter\n", name, (long long)n);
-        failures++;
-    }
-    free(table), free(o[0]), free(o[1]);
-}
-
-/* One call of the ids (J: Lk ints) or scored attention on k and on the interpreter's ref, Q scaled by qs:
- * the same status (ATTNC_ERR_RUNTIME expected when `fails`) and, when both succeed, the same O. */
-static void check_checks(const attnc_kernel *k, const attnc_kernel *ref, const int32_t *J, float qs, int fails,
-                         const char *what) {
-    attnc_sizes s = {1, 2, 1, 64, 64, 8, 8};
-    unsigned tseed = 5;
-    float *table = randoms((size_t)(s.H * 8), &tseed), *o[2] = {NULL, NULL};
+    float *o[2] = {NULL, NULL};
     attnc_status st[2];
     for (int i = 0; i < 2; i++) {
         unsigned in_seed = 7;
@@ -130,8 +101,7 @@ static void check_checks(const attnc_kernel *k, const attnc_kernel *ref, const i
         float *v = randoms((size_t)(s.Lk * s.Dv), &in_seed);
         for (int64_t x = 0; x < s.H * s.Lq * s.D; x++) q[x] *= qs;
         o[i] = calloc((size_t)(s.H * s.Lq * s.Dv), sizeof(float));
-        attnc_tensor t[2] = {{"T", ATTNC_F32, 2, {s.H, 8}, table}, {"J", ATTNC_I32, 1, {s.Lk}, J}};
-        attnc_args a = {s, q, kk, v, o[i], NULL, NULL, 0, t, J ? 2 : 1};
+        attnc_args a = {s, q, kk, v, o[i], NULL, p, np, t, nt};
         attnc_error err = {0};
         st[i] = attnc_kernel_run(i ? ref : k, &a, &err);
         free(q), free(kk), free(v);
@@ -144,7 +114,28 @@ static void check_checks(const attnc_kernel *k, const attnc_kernel *ref, const i
         printf("FAIL %s/%s: %s: O differs from the interpreter\n", name, attnc_kernel_variant(k), what);
         failures++;
     }
-    free(table), free(o[0]), free(o[1]);
+    free(o[0]), free(o[1]);
+}
+
+/* The table attention's call of n entries per head (values from seed). */
+static void check_table(const attnc_kernel *k, const attnc_kernel *ref, int64_t n, unsigned seed, int fails) {
+    float *table = randoms((size_t)(2 * n), &seed);
+    attnc_param p = {"n", ATTNC_INT, n, 0, 0};
+    attnc_tensor t = {"T", ATTNC_F32, 2, {2, n}, table};
+    char what[32];
+    snprintf(what, sizeof what, "n = %lld", (long long)n);
+    check_call(k, ref, &p, 1, &t, 1, 1.0f, fails, what);
+    free(table);
+}
+
+/* One call of the ids (J: 64 ints) or scored (J NULL) attention, Q scaled by qs. */
+static void check_checks(const attnc_kernel *k, const attnc_kernel *ref, const int32_t *J, float qs, int fails,
+                         const char *what) {
+    unsigned tseed = 5;
+    float *table = randoms(2 * 8, &tseed);
+    attnc_tensor t[2] = {{"T", ATTNC_F32, 2, {2, 8}, table}, {"J", ATTNC_I32, 1, {64}, J}};
+    check_call(k, ref, NULL, 0, t, J ? 2 : 1, qs, fails, what);
+    free(table);
 }
 
 /* Whether the checks dropped from kept maps since `before` are `want` more; a failure otherwise. */

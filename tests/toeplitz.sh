@@ -8,13 +8,8 @@
 # is the interpreter's error on every backend.
 # usage: toeplitz.sh ATTNC BACKENDS   (BACKENDS: comma list after interp, e.g. refplan,llvm,tcc)
 set -u
-attnc=$1
-backends=$2
 spec=$(dirname "$0")/toeplitz/toeplitz.attn
-. "$(dirname "$0")/diff_checks.sh"
-fail=0
-IFS=, read -ra blist <<<"$backends"
-want=$(( ${#blist[@]} + 1 )) # lines ending in "ok": the interpreter and each backend
+. "$(dirname "$0")/diff_checks.sh" "$@"
 shapes=(
     "B=2,H=4,Hkv=2,Lq=37,Lk=53,D=16,Dv=8"
     "B=1,H=3,Hkv=1,Lq=131,Lk=67,D=8,Dv=8"

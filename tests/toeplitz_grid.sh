@@ -11,13 +11,8 @@
 # interpreter's error on every backend.
 # usage: toeplitz_grid.sh ATTNC BACKENDS   (BACKENDS: comma list after interp, e.g. refplan,llvm,tcc)
 set -u
-attnc=$1
-backends=$2
 spec=$(dirname "$0")/toeplitz/grid.attn
-. "$(dirname "$0")/diff_checks.sh"
-fail=0
-IFS=, read -ra blist <<<"$backends"
-want=$(( ${#blist[@]} + 1 )) # lines ending in "ok": the interpreter and each backend
+. "$(dirname "$0")/diff_checks.sh" "$@"
 variants="nat_rpb swin_rpb skewed scored weighted fault_masked"
 for v in $variants fault_kept; do
     if ! "$attnc" emit --target ir "$spec" --variant "$v" 2>&1 | grep -q '^  grid tables: [1-9]'; then

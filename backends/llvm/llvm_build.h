@@ -350,12 +350,13 @@ void lower_init_types(Lower *L);
 LLVMBasicBlockRef lower_open_function(Lower *L, const char *name, LLVMTypeRef fty);
 void lower_close_function(Lower *L, LLVMBasicBlockRef entry);
 
-/* Floats between two diagonal tables: QB + BK entries, rounded up to whole vectors, since the fill
- * stores W entries at a time (unrounded, a tile whose QB + BK is not a multiple of W wrote the first
- * entries of the next table and past the last one: llvm/differential's mathrange at tiles 10x24). */
-static inline int64_t diag_stride(const Lower *L);
 /* A grid table's entries per corner key (Schedule.diag_grid): the q tile's rows, in whole vectors. */
 static inline int64_t diag_grid_stride(const Lower *L) { return ((int64_t)L->p->bq + L->W - 1) / L->W * L->W; }
+
+/* Floats between two diagonal tables: QB + BK entries, rounded up to whole vectors, since the fill
+ * stores W entries at a time (unrounded, a tile whose QB + BK is not a multiple of W wrote the first
+ * entries of the next table and past the last one: llvm/differential's mathrange at tiles 10x24); of
+ * two grid tables, 4 corner keys' diag_grid_stride(L). */
 static inline int64_t diag_stride(const Lower *L) {
     if (L->s->diag_grid[0]) return 4 * diag_grid_stride(L);
     return ((int64_t)L->QB + L->BK + L->W - 1) / L->W * L->W;

@@ -69,6 +69,7 @@ typedef struct Stats {
     int grid_runs; /* runs whose call went through the block-order plan (multi-dimensional tiles) */
     int grid_mapped_runs; /* of those, runs whose kernel read K and V through the row map (AttnCall.kv_rows) */
     int grid_table_runs;  /* of those, runs that read terms of the cells' offsets from grid tables */
+    int dropped_runs;     /* runs whose kept tile map dropped its runtime error checks after them */
     int kept_runs; /* runs whose second call ran on a kept tile map that skips or masks tiles */
     int chunk_runs; /* runs whose call cut its keys into chunks (kv heads interleaved) */
     int packed_runs; /* runs whose call read K and V packed head by head (rows apart, prefill) */
@@ -538,6 +539,7 @@ static void run_one(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCas
     st->grid_runs += r.grid;
     st->grid_mapped_runs += r.grid_mapped;
     st->grid_table_runs += r.grid_tables;
+    st->dropped_runs += r.checks_dropped;
     st->kept_runs += r.kept_map;
     st->chunk_runs += r.chunked;
     st->packed_runs += r.packed;
@@ -728,9 +730,9 @@ static void summary(const Opts *o, const Stats *st, long seconds) {
     printf(", %d crashes", st->crashes);
     print_keys(st, 1);
     printf(", %d generator failures; %d cuda-emu runs on the tensor-core kernel, %d runs on multi-dimensional tiles "
-           "(%d reading K and V through the row map, %d reading grid tables), %d on a kept masked tile map, %d on keys in chunks, %d on packed K and V (%d widened); %d%% of specs raise a runtime error, %d%% have fully "
+           "(%d reading K and V through the row map, %d reading grid tables), %d on a kept masked tile map, %d that dropped their kept map's checks, %d on keys in chunks, %d on packed K and V (%d widened); %d%% of specs raise a runtime error, %d%% have fully "
            "masked rows; %lds\n",
-           st->genfail, st->fa2_runs, st->grid_runs, st->grid_mapped_runs, st->grid_table_runs, st->kept_runs, st->chunk_runs, st->packed_runs, st->widened_runs,
+           st->genfail, st->fa2_runs, st->grid_runs, st->grid_mapped_runs, st->grid_table_runs, st->kept_runs, st->dropped_runs, st->chunk_runs, st->packed_runs, st->widened_runs,
            st->specs ? 100 * st->runtime_errors / st->specs : 0,
            st->specs ? 100 * st->empty_rows / st->specs : 0, seconds);
     for (int b = 0; b <= o->nb; b++) {

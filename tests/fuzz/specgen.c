@@ -714,8 +714,9 @@ static void gen_grid_mask(Gen *G, uint64_t seed) {
     if (b > 2) return;
     int dx = leaf(G, SG_INT, P_PRIMARY, "abs(kv %% %d - q %% %d)", W, W);
     int dy = leaf(G, SG_INT, P_PRIMARY, b == 1 ? "(q / %d - kv / %d)" : "abs(kv / %d - q / %d)", W, W);
+    int dy2 = leaf(G, SG_INT, P_PRIMARY, "(q / %d - kv / %d)", W, W); /* a node of its own: the tree stays a tree */
     int d = b == 2 ? leaf(G, SG_INT, P_PRIMARY, "abs(kv - q)")
-          : b == 1 ? bin(G, SG_INT, P_ADD, "+", bin(G, SG_INT, P_MUL, "*", dy, dy),
+          : b == 1 ? bin(G, SG_INT, P_ADD, "+", bin(G, SG_INT, P_MUL, "*", dy, dy2),
                          bin(G, SG_INT, P_MUL, "*", leaf(G, SG_INT, P_PRIMARY, "3"), dx))
                    : bin(G, SG_INT, P_ADD, "+", dx, bin(G, SG_INT, P_MUL, "*", leaf(G, SG_INT, P_PRIMARY, "2"), dy));
     int f = call(G, SG_FLOAT, b == 1 ? "sqrt(float(%0))" : "log(1.0 + float(%0))", 1, d, 0, 0);
