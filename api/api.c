@@ -676,27 +676,10 @@ attnc_status attnc_kernel_emit(const attnc_kernel *k, const char *target, const 
         /* a backend's own text: the first backend of this build that knows the target */
         attnc_backend order[] = {k->backend, ATTNC_BACKEND_TCC, ATTNC_BACKEND_LLVM, ATTNC_BACKEND_CUDA_EMU};
         st = ATTNC_ERR_USAGE;
-        Arena *own = NULL; /* a plan without diagonal tables, for a backend that does not translate them */
         for (size_t i = 0; i < sizeof order / sizeof order[0] && st == ATTNC_ERR_USAGE; i++) {
             const BackendImpl *impl = backend_find(order[i]);
-            if (!impl) continue;
-            const Plan *p = k->plan;
-            if (p->sched->ndiag && !impl->toeplitz) {
-                PlanOptions po = {p->bq, p->bk, p->vec_width, k->fixed.is_fixed, k->fixed.value, NULL,
-                                  (k->opts.flags & ATTNC_OPT_SEPARABLE_BIAS) != 0, 0, 1};
-                Plan *plain = NULL;
-                if (!own) own = arena_new();
-                if (own) plain = plan_compile(own, k->rows ? k->rows->attn : k->attn, &po);
-                if (!plain) {
-                    st = set_error(err, ATTNC_ERR_NOMEM, "out of memory in the middle end");
-                    break;
-                }
-                plain->rows = k->rows;
-                p = plain;
-            }
-            st = impl->emit(p, &k->opts, target, &sb, err);
+            if (impl) st = impl->emit(k->plan, &k->opts, target, &sb, err); /* each translates the diag block */
         }
-        arena_free(own);
         if (st == ATTNC_ERR_USAGE)
             st = set_error(err, ATTNC_ERR_USAGE, "target '%s' is not available in this build", target);
         if (st) {

@@ -136,8 +136,9 @@ typedef struct BackendImpl {
     /* The float lanes of the vectors the backend's kernels use (the plan's
      * and schedule's vec_width); NULL: the plan's default. */
     int (*vec_width)(void);
-    /* 1: the kernel translates the schedule's diag block (SB_DIAG), so the
-     * middle end hoists Toeplitz terms for it (PlanOptions.toeplitz) */
+    /* The diagonal tables (plan.h: TABLES_*) the kernel translates in the
+     * schedule's diag block (SB_DIAG), so the middle end makes them for it
+     * (PlanOptions.toeplitz); 0: none */
     int toeplitz;
 } BackendImpl;
 

@@ -4,7 +4,7 @@
  * offsets between their grid cells once per offset of a pair of tiles.
  *
  * Requires: an IrFunc after the other passes (pipeline.c runs it last, and
- * only for backends that translate the diag block: PlanOptions.toeplitz).
+ * only for backends that translate the diag block: PlanOptions.toeplitz, TABLES_DISTANCE).
  * Produces: bias, score, weight and fault roots in which each maximal float
  * or bool subexpression that reads q and kv only inside `kv - q` or `q - kv`
  * (besides values of the item: b, h, hk, sizes, params, tensors read at such

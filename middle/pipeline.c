@@ -48,7 +48,7 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
     dump(p, "reciprocal", pass_reciprocal(p->ir, p->f), opt->dump);
     dump(p, "fold", pass_fold(p->ir, p->f), opt->dump);
     pass_band(p->ir, p->f, &p->band_lo, &p->band_hi);
-    if (opt->toeplitz) dump(p, "toeplitz", pass_toeplitz(p->ir, p->f), opt->dump);
+    if (opt->toeplitz & TABLES_DISTANCE) dump(p, "toeplitz", pass_toeplitz(p->ir, p->f), opt->dump);
     if (p->ir->failed) return NULL;
 
     p->bq = opt->bq > 0 ? opt->bq : 64;
@@ -59,7 +59,7 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt) {
     /* before any schedule: it adds nodes to the module, and a schedule's
      * per-node tables are as long as the module */
     if (!opt->no_grid && !pass_grid(arena, p, opt->bq > 0 ? opt->bq : GRID_DEFAULT_BQ,
-                                    opt->bk > 0 ? opt->bk : GRID_DEFAULT_BK, opt->toeplitz))
+                                    opt->bk > 0 ? opt->bk : GRID_DEFAULT_BK, (opt->toeplitz & TABLES_GRID) != 0))
         return NULL;
     p->sched = sched_build(arena, p);
     if (!p->sched) return NULL;

@@ -62,6 +62,12 @@ typedef struct Plan {
     int diag_grid[4];
 } Plan;
 
+/* Diagonal tables (the schedule's diag block): TABLES_DISTANCE, pass_toeplitz
+ * (terms of kv - q); TABLES_GRID, pass_toeplitz_grid on the block-order plan
+ * of a 2-D grid (terms of the cells' offsets).  PlanOptions.toeplitz and
+ * BackendImpl.toeplitz are sets of them. */
+enum { TABLES_DISTANCE = 1, TABLES_GRID = 2 };
+
 typedef struct PlanOptions {
     int bq, bk;              /* 0: 64 */
     int vec_width;           /* the target's float lanes; 0: 16 */
@@ -69,8 +75,7 @@ typedef struct PlanOptions {
     const Const *fixed;
     StrBuf *dump;            /* when not NULL: the IR after each pass */
     int separable;           /* pass_lowrank's separable form (see there) */
-    int toeplitz;            /* run pass_toeplitz (backends that translate the diag block: llvm, refplan), and
-                              * pass_toeplitz_grid on the block-order plan of a 2-D grid */
+    int toeplitz;            /* the diagonal tables the backend's kernels translate (TABLES_*; 0: none) */
     int no_grid;             /* 1: no multi-dimensional tiles (Plan.grid stays NULL) */
 } PlanOptions;
 

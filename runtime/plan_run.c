@@ -445,5 +445,5 @@ const BackendImpl backend_refplan = {
     .release = refplan_release,
     .emit = backend_emit_nothing,
     .layouts = 1,
-    .toeplitz = 1, /* executes SB_DIAG (tile) */
+    .toeplitz = TABLES_DISTANCE | TABLES_GRID, /* executes SB_DIAG (tile) */
 };

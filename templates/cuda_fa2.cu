@@ -131,6 +131,7 @@ typedef uint16_t attnc_fa2_elem;
 typedef struct AttnFa2Rows {
     int64_t row_slots[ATTNC_ROW_SLOTS > 0 ? ATTNC_ROW_SLOTS * 64 : 1];
     int64_t col_slots[ATTNC_COL_SLOTS > 0 ? ATTNC_COL_SLOTS * 64 : 1];
+    int64_t diag[ATTNC_DIAG_TABLES > 0 ? ATTNC_DIAG_TABLES * ATTNC_DIAG_CAP : 1]; /* the tile's diagonal tables */
     float lse_off[64];
 } AttnFa2Rows;
 
@@ -140,6 +141,7 @@ typedef struct AttnFa2Scratch {
     float *qlr; /* [64][lowrank_cols] low-rank columns of the Q rows (dynamic shared, after V) */
     float *klr; /* [lowrank_cols][64] low-rank columns of the K tile */
     int64_t *row_slots, *col_slots;
+    int64_t *diag; /* [DIAG_TABLES][DIAG_CAP]: the DIAG hole's tables (templates/tile.c) */
 } AttnFa2Scratch;
 
 typedef struct AttnFa2Args {
@@ -332,6 +334,7 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
     sc.klr = sc.qlr + 64 * lowrank_cols;
     sc.row_slots = rows->row_slots;
     sc.col_slots = rows->col_slots;
+    sc.diag = rows->diag;
     /*@SLOTS@*/
     const int check_faults = c->check_faults;
     int fault = 0;
@@ -394,6 +397,18 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
             (void)kv;
             /*@COL@*/
         }
+#if ATTNC_DIAG_TABLES
+        /* the terms of kv - q once per distance the tile's elements meet (templates/tile.c's DIAG): thread de
+         * computes entry de (of at most 127) */
+        const int64_t diag_d0 = k0 - (q0 + nr - 1);
+        if (tid < nr + nc - 1) {
+            const int64_t de = tid, q = q0, kv = q0 + diag_d0 + de, hr = h;
+            (void)q;
+            (void)kv;
+            (void)hr;
+            /*@DIAG@*/
+        }
+#endif
         attnc_cp_async_wait(1); /* this tile's copies (and Q's) are done, the next tile's may fly */
         attnc_syncthreads();
         const attnc_fa2_elem *ks = smem + ATTNC_FA2_K_AT + buf * 64 * ATTNC_FA2_LD;

@@ -87,6 +87,7 @@ typedef struct AttnCudaScratch {
     float *klr;         /* [lowrank_cols][BK] low-rank columns of the K tile (dynamic shared) */
     int64_t *row_slots; /* [ROW_SLOTS][BQ] (shared) */
     int64_t *col_slots; /* [COL_SLOTS][BK] (shared) */
+    int64_t *diag;      /* [DIAG_TABLES][DIAG_CAP] the tile's diagonal tables (shared; templates/tile.c's DIAG) */
 } AttnCudaScratch;
 
 /* The float32 staging of 16-bit tensors, after the low-rank columns in
@@ -146,6 +147,7 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
     ATTNC_SHARED int32_t sm_any[ATTNC_BQ];
     ATTNC_SHARED int64_t sm_row_slots[ATTNC_ROW_SLOTS > 0 ? ATTNC_ROW_SLOTS * ATTNC_BQ : 1];
     ATTNC_SHARED int64_t sm_col_slots[ATTNC_COL_SLOTS > 0 ? ATTNC_COL_SLOTS * ATTNC_BK : 1];
+    ATTNC_SHARED int64_t sm_diag[ATTNC_DIAG_TABLES > 0 ? ATTNC_DIAG_TABLES * ATTNC_DIAG_CAP : 1];
     AttnCudaScratch sc;
     sc.lse_off = sm_lse_off;
     sc.qlr = dyn;
@@ -156,6 +158,7 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
     float *qf = stage + qf_at, *kf = stage + kf_at, *vf = stage + vf_at, *of = stage + of_at;
     sc.row_slots = sm_row_slots;
     sc.col_slots = sm_col_slots;
+    sc.diag = sm_diag;
     (void)sc;
     /*@SLOTS@*/
     /* 0 when the call's tile analysis proved that nothing here can fault */
@@ -212,6 +215,19 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
             /*@COL@*/
         }
         ATTNC_THREADS_END
+#if ATTNC_DIAG_TABLES
+        /* phase: the terms of kv - q once per distance the tile's elements meet (templates/tile.c's DIAG) */
+        const int64_t diag_d0 = k0 - (q0 + nr - 1);
+        ATTNC_THREADS_BEGIN(t)
+        for (int64_t de = t; de < nr + nc - 1; de += ATTNC_NT) {
+            const int64_t q = q0, kv = q0 + diag_d0 + de, hr = h;
+            (void)q;
+            (void)kv;
+            (void)hr;
+            /*@DIAG@*/
+        }
+        ATTNC_THREADS_END
+#endif
 
         /* phase: each thread's row against the tile */
         ATTNC_THREADS_BEGIN(t)

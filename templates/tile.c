@@ -16,6 +16,8 @@
  *   ATTNC_LOWRANK          1: the plan has low-rank bias terms (the element code reads lrow)
  *   ATTNC_ROW_SLOTS        per-row values the element code reads (8 bytes x BQ each)
  *   ATTNC_COL_SLOTS        per-kv values the element code reads (8 bytes x BK each)
+ *   ATTNC_DIAG_TABLES      diagonal tables the element code reads (0: none)
+ *   ATTNC_DIAG_CAP         entries per table (8 bytes each)
  *   ATTNC_LINKAGE          `static` ahead of time, empty for the JIT (which looks
  *                          attnc_tile and attnc_scratch_bytes up by name)
  *   attnc_inf()            +infinity as a float
@@ -54,6 +56,12 @@
  *   SLOTS     typed views of sc.row_slots / sc.col_slots for the values above
  *   ROW       per query row q: row values, low-rank Q columns, lse offset
  *   COL       per key row kv of a visited tile: kv values, low-rank K columns
+ *   DIAG      per entry de of the diagonal tables of a visited tile (the
+ *             schedule's SB_DIAG, middle/pass_toeplitz.c): the terms that
+ *             read q and kv only through kv - q, at q = q0, kv = q0 +
+ *             diag_d0 + de, stored at entry de (an element reads entry kv -
+ *             q - diag_d0).  Heads are never packed with diagonal tables
+ *             (hr = h)
  *   ELEM_FULL, ELEM_PARTIAL  per element (q, kv), reading srow[j] (the dot
  *             product) and lrow[j] (the low-rank term): they set elem_fault
  *             (a runtime error here, computed only when check_faults),
@@ -91,6 +99,7 @@ typedef struct AttnScratch {
     int64_t *row_h;      /* [BQ] the query head of each tile row */
     int64_t *row_slots;  /* [ROW_SLOTS][BQ] */
     int64_t *col_slots;  /* [COL_SLOTS][BK] */
+    int64_t *diag;       /* [DIAG_TABLES][DIAG_CAP] */
 } AttnScratch;
 
 /* Hand out `bytes` of base at *off, 64-byte aligned; with base NULL only count. */
@@ -120,6 +129,7 @@ static int64_t attnc_scratch_layout(const AttnCall *c, int64_t lowrank_cols, cha
     sc->row_h = (int64_t *)attnc_take(base, &off, ATTNC_BQ * 8);
     sc->row_slots = (int64_t *)attnc_take(base, &off, ATTNC_ROW_SLOTS * ATTNC_BQ * 8);
     sc->col_slots = (int64_t *)attnc_take(base, &off, ATTNC_COL_SLOTS * ATTNC_BK * 8);
+    sc->diag = (int64_t *)attnc_take(base, &off, ATTNC_DIAG_TABLES * ATTNC_DIAG_CAP * 8);
     return off;
 }
 
@@ -228,6 +238,17 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
             (void)kv;
             /*@COL@*/
         }
+#if ATTNC_DIAG_TABLES
+        /* the terms of kv - q once per distance the tile's elements meet */
+        const int64_t diag_d0 = k0 - (q0 + nr - 1);
+        for (int64_t de = 0; de < nr + nc - 1; de++) {
+            const int64_t q = q0, kv = q0 + diag_d0 + de, hr = h;
+            (void)q;
+            (void)kv;
+            (void)hr;
+            /*@DIAG@*/
+        }
+#endif
         /* S = Q_tile . K_tile^T over K transposed, so the products run
          * along kv in vector lanes; columns past the last key are zero */
         attnc_dense_transpose(ktile, c->k_elem, nc, D, ks, ATTNC_BK, sc.kt);

@@ -10,8 +10,10 @@ if(ATTNC_HAVE_TCC_JIT)
   add_test(NAME cuda/emit COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_emit.sh $<TARGET_FILE:attnc>
            ${CMAKE_CURRENT_BINARY_DIR}/cuda/emit "" ${ATTNC_CUDA_EXAMPLES})
   # NVRTC compiles every example's device code (tests/cuda_rt.cmake); nvcc the host code and the launch too, which
-  # the template prints alike for every example: a mask and a low-rank bias (CI's 30 minutes)
-  set(ATTNC_NVCC_EXAMPLES ${PROJECT_SOURCE_DIR}/examples/causal.attn ${PROJECT_SOURCE_DIR}/examples/low_rank_bias.attn)
+  # the template prints alike for every example: a mask, a low-rank bias and diagonal tables (T5's buckets) (CI's
+  # 30 minutes)
+  set(ATTNC_NVCC_EXAMPLES ${PROJECT_SOURCE_DIR}/examples/causal.attn ${PROJECT_SOURCE_DIR}/examples/low_rank_bias.attn
+      ${PROJECT_SOURCE_DIR}/examples/relative_bias_1d.attn)
   if(ATTNC_SANITIZE) # what the sanitizers see (attnc emit) cuda/emit runs on every example; the compiles are nvcc's
     set(ATTNC_NVCC_EXAMPLES ${PROJECT_SOURCE_DIR}/examples/causal.attn)
   endif()

@@ -8,6 +8,11 @@ if(NOT ATTNC_SANITIZE) # nvcc's work; cuda/fa2-emit/cli runs attnc's part
   add_test(NAME cuda/fa2-emit/nvcc COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_fa2_emit.sh $<TARGET_FILE:attnc>
            ${CMAKE_CURRENT_BINARY_DIR}/cuda/fa2-emit/nvcc nvcc ${PROJECT_SOURCE_DIR}/examples/softcap.attn softcap_causal)
   set_tests_properties(cuda/fa2-emit/nvcc PROPERTIES SKIP_RETURN_CODE 77)
+  # T5's bucket bias as diagonal tables (templates/cuda_fa2.cu's DIAG; docs/toeplitz.md)
+  add_test(NAME cuda/fa2-emit/nvcc-toeplitz COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_fa2_emit.sh $<TARGET_FILE:attnc>
+           ${CMAKE_CURRENT_BINARY_DIR}/cuda/fa2-emit/nvcc-toeplitz nvcc ${PROJECT_SOURCE_DIR}/examples/relative_bias_1d.attn
+           t5_relative tables)
+  set_tests_properties(cuda/fa2-emit/nvcc-toeplitz PROPERTIES SKIP_RETURN_CODE 77)
 endif()
 # bench/gpu.sh without a GPU: --dry-run prints the build, ctest and `attnc bench` commands (every variant's,
 # the document's with its tensor); --self-check checks the torch setups (SDPA's masks and biases,

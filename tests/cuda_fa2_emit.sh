@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# tests/cuda_fa2_emit.sh ATTNC WORKDIR text|nvcc SPEC VARIANT — `attnc emit --target cuda --dtype f16|bf16
+# tests/cuda_fa2_emit.sh ATTNC WORKDIR text|nvcc SPEC VARIANT [tables] — `attnc emit --target cuda --dtype f16|bf16
 # --head-dim D[,Dv]`: the tensor-core kernel's specialisation (templates/cuda_fa2.cu) with its entry point
 # VARIANT_fa2_launch and head sizes; without --dtype, the scaffold as before; bad combinations exit 2 with one
 # line.  nvcc: the bf16 D = 128 text compiles (nvcc -arch=sm_80 -c) and its PTX holds mma.sync m16n8k16
-# bf16 (f16 for the f16 text).  Exit 0 pass, 1 fail, 77 without nvcc (find_nvcc.sh; ctest SKIP_RETURN_CODE).
+# bf16 (f16 for the f16 text); with `tables`, both texts must hold diagonal tables (docs/toeplitz.md).  Exit 0
+# pass, 1 fail, 77 without nvcc (find_nvcc.sh; ctest SKIP_RETURN_CODE).
 set -u
-attnc=$1 work=$2 mode=$3 spec=$4 variant=$5
+attnc=$1 work=$2 mode=$3 spec=$4 variant=$5 want=${6:-}
 rm -rf "$work" && mkdir -p "$work" || exit 1
 fail=0
 bad() { echo "FAIL $*"; fail=1; }
@@ -54,6 +55,7 @@ fi
 . "$(dirname "$0")/find_nvcc.sh"
 emit --dtype bf16 --head-dim 128 -o "$work/bf16.cu" && emit --dtype f16 --head-dim 64 -o "$work/f16.cu" || exit 1
 for t in bf16 f16; do
+  [ "$want" != tables ] || grep -q '^#define ATTNC_DIAG_TABLES [1-9]' "$work/$t.cu" || bad "$t.cu has no diagonal tables"
   if ! "$nvcc" -arch=sm_80 -c "$work/$t.cu" -o "$work/$t.o" >"$work/$t.log" 2>&1 ||
      ! "$nvcc" -arch=sm_80 -ptx "$work/$t.cu" -o "$work/$t.ptx" >>"$work/$t.log" 2>&1; then
     bad "nvcc -arch=sm_80 $t.cu:"; head -20 "$work/$t.log"; continue

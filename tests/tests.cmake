@@ -166,14 +166,14 @@ target_link_libraries(test_picture PRIVATE attnc_static PNG::PNG)
 add_test(NAME api/picture COMMAND test_picture)
 add_test(NAME cli/show COMMAND bash ${PROJECT_SOURCE_DIR}/tests/picture_cli.sh $<TARGET_FILE:attnc>
          $<TARGET_FILE:test_picture> ${CMAKE_CURRENT_BINARY_DIR}/show)
-# Toeplitz hoisting (docs/toeplitz.md): diagonal tables on every backend that
-# has them against the interpreter (and tcc, which computes per element).
+# Toeplitz hoisting (docs/toeplitz.md): diagonal tables on every backend against the interpreter (cuda-emu: the
+# CUDA text's scaffold and tensor-core kernels; grid tables are llvm's, refplan's and tcc's).
 set(ATTNC_TOEPLITZ_BACKENDS refplan)
 if(ATTNC_HAVE_LLVM_BACKEND)
   string(APPEND ATTNC_TOEPLITZ_BACKENDS ",llvm")
 endif()
 if(ATTNC_HAVE_TCC_JIT)
-  string(APPEND ATTNC_TOEPLITZ_BACKENDS ",tcc")
+  string(APPEND ATTNC_TOEPLITZ_BACKENDS ",tcc,cuda-emu")
 endif()
 add_test(NAME toeplitz/backends COMMAND bash ${PROJECT_SOURCE_DIR}/tests/toeplitz.sh $<TARGET_FILE:attnc> ${ATTNC_TOEPLITZ_BACKENDS})
 # ... and grid tables: terms of the cells' offsets in the block-order plan (docs/toeplitz.md, "Grid tables").

@@ -3,7 +3,8 @@
 # tests/toeplitz/toeplitz.attn on every backend against the interpreter, on
 # shapes that stress the diagonal tables' indexing: Lq < Lk and Lq > Lk, odd
 # lengths, several q and kv tiles, GQA, decode (Lq = 1 and 3, where heads
-# would otherwise be packed); and the runtime errors of tables: an index
+# would otherwise be packed), D and Dv multiples of 16 (cuda-emu's tensor-core
+# kernel, also with f16 storage); and the runtime errors of tables: an index
 # out of range only at masked distances is no error, one at kept distances
 # is the interpreter's error on every backend.
 # usage: toeplitz.sh ATTNC BACKENDS   (BACKENDS: comma list after interp, e.g. refplan,llvm,tcc)
@@ -16,6 +17,7 @@ shapes=(
     "B=1,H=2,Hkv=2,Lq=70,Lk=150,D=8,Dv=4"
     "B=2,H=8,Hkv=2,Lq=1,Lk=77,D=16,Dv=16"
     "B=1,H=4,Hkv=1,Lq=3,Lk=129,D=8,Dv=8"
+    "B=1,H=2,Hkv=1,Lq=100,Lk=130,D=32,Dv=16"
 )
 for v in t5 skewed scored weighted fault_masked; do
     for s in "${shapes[@]}"; do
@@ -24,6 +26,7 @@ for v in t5 skewed scored weighted fault_masked; do
                 --threads "$threads" --backends "interp,$backends"
         done
     done
+    diff_ok "$want" "$v --dtype f16" "$spec" --variant "$v" --shape "${shapes[5]}" --dtype f16 --backends "interp,$backends"
 done
 # an index out of range at kept distances: every backend reports the
 # interpreter's error (the kernels find it through the fault table)

@@ -8,7 +8,8 @@
 # wide for grid tables: the terms per element), threads 1 and 2; that the
 # plans have grid tables; and the runtime errors of tables: an index out of
 # range only at masked offsets is no error, one at kept offsets is the
-# interpreter's error on every backend.
+# interpreter's error on every backend.  Grid tables are llvm's and refplan's:
+# tcc and cuda-emu compute these terms per element (checked all the same).
 # usage: toeplitz_grid.sh ATTNC BACKENDS   (BACKENDS: comma list after interp, e.g. refplan,llvm,tcc)
 set -u
 spec=$(dirname "$0")/toeplitz/grid.attn

@@ -183,7 +183,23 @@ static void hole_load(CEmit *E, IrRef r, const IrNode *n) {
          is_int ? "(int64_t)" : "", is_int ? "int32_t" : "float", n->aux, open, off, is_int ? "0" : "0.0f", t->name);
 }
 
-/* `T vR = 0; for (rL = 0; rL < bound; rL++) { body; vR += ...; }` */
+/* An IR_DIAG node (pass_toeplitz.c).  In an element block: its table, which
+ * the DIAG hole filled for this pair of tiles, at the element's distance
+ * kv - q (entry kv - q - diag_d0); its body elsewhere.  Grid tables
+ * (Schedule.diag_grid) have no C form: the C and CUDA backends take
+ * TABLES_DISTANCE only (backend.h). */
+static void diag_read(CEmit *E, IrRef r, const IrNode *n) {
+    char body[NAME_CHARS];
+    const char *T = ctype(n->type);
+    if (E->s->block[E->blk].loop != SL_ELEM) {
+        name_of(E, n->args[0], body);
+        line(E, "%s v%d = %s;", T, r, body);
+        return;
+    }
+    if (E->s->diag_grid[0]) hole_fail(E, "grid tables (Schedule.diag_grid) have no C form");
+    line(E, "%s v%d = ((const %s *)(sc.diag + %d * ATTNC_DIAG_CAP))[kv - q - diag_d0];", T, r, T, E->s->slot_of[r]);
+}
+
 /* One node, whose operands are all readable: its local. */
 static void emit_one(CEmit *E, IrRef r) {
     const IrNode *n = ir_at(E->m, r);
@@ -193,6 +209,7 @@ static void emit_one(CEmit *E, IrRef r) {
     switch (n->op) {
     case IR_LOAD:
     case IR_INBOUNDS: hole_load(E, r, n); break;
+    case IR_DIAG: diag_read(E, r, n); break;
     case IR_PARAM: {
         const Decl *d = E->p->attn->params[n->aux];
         if (n->type == T_FLOAT) line(E, "float v%d = (float)c->params[%d].f; /* %s */", r, n->aux, d->name);
@@ -332,9 +349,12 @@ static void print_block_steps(CEmit *E, SchedBlockId id, const SchedBlock *blk, 
             name_of(E, st->node, v);
             line(E, "sc.lse_off[i] = %s;", v);
             break;
-        case STEP_DIAG_STORE: /* the C templates do not translate SB_DIAG: no plan of theirs has it (docs/toeplitz.md) */
-            hole_fail(E, "diagonal tables (SB_DIAG) have no C form%s", "");
+        case STEP_DIAG_STORE: { /* entry de of table aux (the DIAG hole's loop) */
+            const char *T = ctype(n->type);
+            name_of(E, st->node, v);
+            line(E, "((%s *)(sc.diag + %d * ATTNC_DIAG_CAP))[de] = %s;", T, st->aux, v);
             break;
+        }
         }
     }
 }
@@ -428,11 +448,12 @@ attnc_status cemit_holes(const Plan *p, CEmitHoles *h, attnc_error *err) {
     print_steps(&E, SB_COL, &h->col);
     print_fault_steps(&E, SB_COL_FAULT, &h->col);
     emit_slots(&E, &h->slots);
+    print_steps(&E, SB_DIAG, &h->diag);
     emit_element(&E, 1, &h->elem_partial);
     emit_element(&E, 0, &h->elem_full);
     h->nrow_slots = E.s->nrow_slots;
     h->ncol_slots = E.s->ncol_slots;
-    StrBuf *all[] = {&h->scratch, &h->head, &h->slots, &h->row, &h->col, &h->elem_partial, &h->elem_full};
+    StrBuf *all[] = {&h->scratch, &h->head, &h->slots, &h->row, &h->col, &h->elem_partial, &h->elem_full, &h->diag};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) E.nomem |= all[i]->failed;
     if (E.nomem) return set_error(err, ATTNC_ERR_NOMEM, "out of memory while emitting C");
     if (E.why[0])
@@ -446,10 +467,12 @@ void cemit_put_schedule_macros(const Schedule *s, StrBuf *out) {
     sb_printf(out, "#define ATTNC_ROW_SLOTS %d\n#define ATTNC_COL_SLOTS %d\n", s->nrow_slots, s->ncol_slots);
     sb_printf(out, "#define ATTNC_LOWRANK %d\n", s->nlowrank > 0);
     sb_printf(out, "#define ATTNC_MAX_LOWRANK_COLS %d\n", SCHED_MAX_LOWRANK_COLS);
+    /* the diagonal tables (SB_DIAG) and their entries, one per distance a pair of tiles meets (and a spare) */
+    sb_printf(out, "#define ATTNC_DIAG_TABLES %d\n#define ATTNC_DIAG_CAP %d\n", s->ndiag, s->bq + s->bk);
 }
 
 void cemit_holes_free(CEmitHoles *h) {
-    StrBuf *all[] = {&h->scratch, &h->head, &h->slots, &h->row, &h->col, &h->elem_partial, &h->elem_full};
+    StrBuf *all[] = {&h->scratch, &h->head, &h->slots, &h->row, &h->col, &h->elem_partial, &h->elem_full, &h->diag};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sb_free(all[i]);
     memset(h, 0, sizeof *h);
 }

@@ -525,4 +525,5 @@ const BackendImpl backend_cuda = {
     .release = cuda_release,
     .emit = cuda_emit,
     .layouts = 1, /* f16 / bf16 and strides: templates/cuda_tile.cu and cuda_fa2.cu */
+    .toeplitz = TABLES_DISTANCE, /* the DIAG hole of templates/cuda_tile.cu and cuda_fa2.cu (backends/c/c_holes.c) */
 };

@@ -261,4 +261,5 @@ const BackendImpl backend_cuda_emu = {
     .release = cuda_emu_release,
     .emit = cuda_emu_emit,
     .layouts = 1, /* f16 / bf16 and strides: templates/cuda_tile.cu and cuda_fa2.cu */
+    .toeplitz = TABLES_DISTANCE, /* the DIAG hole of templates/cuda_tile.cu and cuda_fa2.cu (backends/c/c_holes.c) */
 };

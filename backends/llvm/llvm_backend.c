@@ -798,5 +798,5 @@ const BackendImpl backend_llvm = {
     .emit = llvm_emit,
     .vec_width = llvm_vector_width,
     .layouts = 1, /* Q, K, V, O and LSE as the call holds them (llvm_lower.c, llvm_tensor.c) */
-    .toeplitz = 1, /* builds SB_DIAG per row block and kv tile (llvm_lower.c: diag_fill) */
+    .toeplitz = TABLES_DISTANCE | TABLES_GRID, /* builds SB_DIAG per row block and kv tile (llvm_lower.c: diag_fill) */
 };
