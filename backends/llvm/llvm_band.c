@@ -49,28 +49,21 @@ static int banded_products(const Lower *L) {
     return L->s->band_lo != IR_NONE && L->s->needs_mask && !(L->variant & LLVM_VARIANT_NARROW) && L->C >= 2;
 }
 
-/* Per pair of row vectors of the block (lower_kv_product_banded), the keys
- * of the tile their rows' bands reach, relative to k0: the union of the
- * vectors' band_range (an empty one adds nothing). */
-static void pair_ranges(Lower *L, Tile *T, LLVMValueRef *r0, LLVMValueRef *r1) {
+/* Per row vector c of the block (lower_kv_product_banded), the keys
+ * [va[c], vz[c]) of the tile its rows' bands reach, relative to k0
+ * (lower_band_range; vz <= va when none). */
+static void vector_ranges(Lower *L, Tile *T, LLVMValueRef *va, LLVMValueRef *vz) {
     LLVMBuilderRef b = L->bd;
-    for (int p = 0; p * 2 < L->C; p++) {
-        LLVMValueRef a = T->k1, z = T->k0;
-        for (int c = 2 * p; c < 2 * p + 2 && c < L->C; c++) {
-            scope_push(L);
-            rows_enter(L, &T->rows, T->qb0, ci64(L, c));
-            lower_load_row_slots(L);
-            LLVMValueRef ca, cz;
-            lower_band_range(L, T, &ca, &cz);
-            LLVMValueRef some = LLVMBuildICmp(b, LLVMIntSLT, ca, cz, "");
-            a = smin(L, a, LLVMBuildSelect(b, some, ca, T->k1, ""));
-            z = smax(L, z, LLVMBuildSelect(b, some, cz, T->k0, ""));
-            rows_leave(L, &T->rows);
-            scope_pop(L);
-        }
-        z = smax(L, z, a); /* all empty: [k1, k1) */
-        r0[p] = LLVMBuildSub(b, a, T->k0, "");
-        r1[p] = LLVMBuildSub(b, z, T->k0, "");
+    for (int c = 0; c < L->C; c++) {
+        scope_push(L);
+        rows_enter(L, &T->rows, T->qb0, ci64(L, c));
+        lower_load_row_slots(L);
+        LLVMValueRef ca, cz;
+        lower_band_range(L, T, &ca, &cz);
+        va[c] = LLVMBuildSub(b, ca, T->k0, "");
+        vz[c] = LLVMBuildSub(b, cz, T->k0, "");
+        rows_leave(L, &T->rows);
+        scope_pop(L);
     }
 }
 
@@ -111,9 +104,9 @@ void lower_kv_product_tile(Lower *L, Tile *T, int which, LLVMValueRef mode, LLVM
     LLVMBasicBlockRef band = block(L, "band.product"), full = block(L, "product"), join = block(L, "product.done");
     LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, mode, LLVMConstInt(L->i8, TILE_PARTIAL, 0), ""), band, full);
     LLVMPositionBuilderAtEnd(b, band);
-    LLVMValueRef r0[MAX_LANES], r1[MAX_LANES];
-    pair_ranges(L, T, r0, r1);
-    lower_kv_product_banded(L, which, kv, Bm, Out, r0, r1);
+    LLVMValueRef va[MAX_LANES], vz[MAX_LANES];
+    vector_ranges(L, T, va, vz);
+    lower_kv_product_banded(L, which, kv, Bm, Out, va, vz);
     LLVMBuildBr(b, join);
     LLVMPositionBuilderAtEnd(b, full);
     lower_kv_product(L, which, dense, pf, kv, Bm, Out);

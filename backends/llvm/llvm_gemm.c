@@ -551,31 +551,52 @@ static void banded_pair(Lower *L, int which, const KvRows *kv, LLVMValueRef rows
                       gep(L, L->f32, Out, col), qb, 1, NULL);
 }
 
+/* banded_pair over n ranges (col[k]: the first lane of its cw row vectors, keys [r0[k], r1[k])) in a loop:
+ * one copy of the micro-kernel, not one per range (they differ only in the columns and keys, and each copy
+ * was ~10% of the kernel's compile time). */
+static void banded_ranges(Lower *L, int which, const KvRows *kv, LLVMValueRef rows, LLVMValueRef lda, LLVMValueRef Bm,
+                          LLVMValueRef Out, int n, const LLVMValueRef *col, const LLVMValueRef *r0,
+                          const LLVMValueRef *r1, int cw) {
+    if (n == 0) return;
+    LLVMTypeRef at = LLVMArrayType(L->i64, (unsigned)n);
+    LLVMValueRef cs = LLVMBuildAlloca(L->alloca_bd, at, "band.col"), lo = LLVMBuildAlloca(L->alloca_bd, at, "band.r0"),
+                 hi = LLVMBuildAlloca(L->alloca_bd, at, "band.r1");
+    for (int k = 0; k < n; k++) {
+        store(L, col[k], gep(L, L->i64, cs, ci64(L, k)), 8);
+        store(L, r0[k], gep(L, L->i64, lo, ci64(L, k)), 8);
+        store(L, smax(L, r0[k], r1[k]), gep(L, L->i64, hi, ci64(L, k)), 8); /* an empty range: [r0, r0) */
+    }
+    Loop lp;
+    LLVMValueRef k = loop_begin(L, &lp, ci64(L, 0), ci64(L, n), ci64(L, 1), "band.range");
+    banded_pair(L, which, kv, rows, lda, Bm, Out, load(L, L->i64, gep(L, L->i64, lo, k), 8),
+                load(L, L->i64, gep(L, L->i64, hi, k), 8), load(L, L->i64, gep(L, L->i64, cs, k), 8), cw);
+    loop_end(L, &lp);
+}
+
 void lower_kv_product_banded(Lower *L, int which, const KvRows *kv, LLVMValueRef Bm, LLVMValueRef Out,
-                             const LLVMValueRef *r0, const LLVMValueRef *r1) {
-    LLVMBuilderRef b = L->bd;
+                             const LLVMValueRef *va, const LLVMValueRef *vz) {
     LLVMValueRef rows, lda;
     kv_rows_f32(L, kv, which, &rows, &lda);
-    int CQ = L->CQ, R = L->R, pairs = L->C / 2;
+    int CQ = L->CQ, R = L->R, pairs = L->C / 2, n1 = 0;
     LLVMValueRef cols = L->gemm_cols;
-    /* the full pairs in a loop over their ranges (stored in an array): one
-     * copy of the micro-kernel, not one per pair (they differ only in the
-     * columns, and each copy was ~10% of the kernel's compile time) */
-    if (pairs > 0) {
-        LLVMTypeRef at = LLVMArrayType(L->i64, (unsigned)pairs);
-        LLVMValueRef lo = LLVMBuildAlloca(L->alloca_bd, at, "band.r0"), hi = LLVMBuildAlloca(L->alloca_bd, at, "band.r1");
-        for (int p = 0; p < pairs; p++) {
-            store(L, r0[p], gep(L, L->i64, lo, ci64(L, p)), 8);
-            store(L, r1[p], gep(L, L->i64, hi, ci64(L, p)), 8);
+    /* per pair of row vectors the keys both reach, in the pair's product; the others of each vector (before
+     * and after those) alone: a band moves along the keys from one vector to the next, so the union of a pair's
+     * bands holds a triangle's worth of keys only one vector needs (a 64 x 64 diagonal tile: 0.75 of its pairs
+     * computed as pairs of vectors, 0.625 so) */
+    LLVMValueRef pc[MAX_LANES], pa[MAX_LANES], pz[MAX_LANES], sc[2 * MAX_LANES + 1], sa[2 * MAX_LANES + 1],
+        sz[2 * MAX_LANES + 1];
+    for (int p = 0; p < pairs; p++) {
+        LLVMValueRef a = smax(L, va[2 * p], va[2 * p + 1]), z = smax(L, smin(L, vz[2 * p], vz[2 * p + 1]), a);
+        pc[p] = ci64(L, (int64_t)2 * p * L->W), pa[p] = a, pz[p] = z;
+        for (int c = 2 * p; c < 2 * p + 2; c++) {
+            sc[n1] = ci64(L, (int64_t)c * L->W), sa[n1] = va[c], sz[n1++] = smin(L, vz[c], a);
+            sc[n1] = ci64(L, (int64_t)c * L->W), sa[n1] = smax(L, va[c], z), sz[n1++] = vz[c];
         }
-        Loop lp;
-        LLVMValueRef p = loop_begin(L, &lp, ci64(L, 0), ci64(L, pairs), ci64(L, 1), "band.pair");
-        banded_pair(L, which, kv, rows, lda, Bm, Out, load(L, L->i64, gep(L, L->i64, lo, p), 8),
-                    load(L, L->i64, gep(L, L->i64, hi, p), 8), LLVMBuildMul(b, p, ci64(L, 2 * (int64_t)L->W), ""), 2);
-        loop_end(L, &lp);
     }
     if (L->C % 2) /* the last row vector alone */
-        banded_pair(L, which, kv, rows, lda, Bm, Out, r0[pairs], r1[pairs], ci64(L, (int64_t)2 * pairs * L->W), 1);
+        sc[n1] = ci64(L, (int64_t)(L->C - 1) * L->W), sa[n1] = va[L->C - 1], sz[n1++] = vz[L->C - 1];
+    banded_ranges(L, which, kv, rows, lda, Bm, Out, pairs, pc, pa, pz, 2);
+    banded_ranges(L, which, kv, rows, lda, Bm, Out, n1, sc, sa, sz, 1);
     L->CQ = CQ, L->R = R, L->gemm_cols = cols, L->amap = NULL;
 }
 

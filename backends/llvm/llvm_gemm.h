@@ -87,13 +87,14 @@ typedef struct KvRows {
 void lower_pad_keys(Lower *L, int m, LLVMValueRef nk, LLVMValueRef *r0, LLVMValueRef *r1);
 
 /* lower_kv_product of a wide row block's PARTIAL tile over only the keys
- * its rows' bands reach: per pair of row vectors p (the last one alone when
- * C is odd), the keys [r0[p], r1[p]) of the tile (i64, relative to its
- * first key), in 2 x 8 register blocks, without prefetching.  QK (which 0)
- * leaves S's other rows of the pair as they were (the element pass masks
- * them); PV (which 1) reads P only at those keys (0 at the others). */
+ * its rows' bands reach: row vector c (c < C) over the keys [va[c], vz[c])
+ * of the tile (i64, relative to its first key; empty when vz <= va), the
+ * keys both vectors of a pair reach in 2 x 8 register blocks, the others
+ * one vector at a time, without prefetching.  QK (which 0) leaves S's
+ * other keys of a vector as they were (the element pass masks them); PV
+ * (which 1) reads P only at a vector's keys. */
 void lower_kv_product_banded(Lower *L, int which, const KvRows *kv, LLVMValueRef Bm, LLVMValueRef Out,
-                             const LLVMValueRef *r0, const LLVMValueRef *r1);
+                             const LLVMValueRef *va, const LLVMValueRef *vz);
 
 /* S = K Qt (which 0: Bm = Qt[D][QB], Out = S[BK][QB]) or OT += V^T P
  * (which 1: Bm = P[BK][QB], Out = OT[Dv][QB]) over the tile's rows kv,

@@ -724,6 +724,28 @@ static void gen_grid_mask(Gen *G, uint64_t seed) {
     item(G, bin(G, SG_FLOAT, P_MUL, "*", k, f), "bias ");
 }
 
+/* 1 in 5 specs without a grid mask (a stream of its own, so that the other specs stay as they were): a bias of
+ * kv - q costly enough for tables of distances (pass_toeplitz.c; every compiled backend's diag block), one
+ * form reading h. */
+static void gen_distance_bias(Gen *G, uint64_t seed) {
+    uint64_t s = seed * 0xBF58476D1CE4E5B9ull + 0x94D049BBull;
+    if (G->g->grid_w || sg_next(&s) % 5) return;
+    int form = (int)(sg_next(&s) % 3), f;
+    if (form == 0) {
+        f = call(G, SG_FLOAT, "log(1.0 + float(%0))", 1, leaf(G, SG_INT, P_PRIMARY, "abs(kv - q)"), 0, 0);
+    } else if (form == 1) {
+        int d = leaf(G, SG_INT, P_PRIMARY, "(kv - q)");
+        int sq = call(G, SG_FLOAT, "sqrt(float(abs(%0)))", 1, d, 0, 0);
+        f = bin(G, SG_FLOAT, P_MUL, "*", leaf(G, SG_FLOAT, P_PRIMARY, "0.0625 * float(h + 1)"), sq);
+    } else {
+        int d = leaf(G, SG_INT, P_PRIMARY, "(kv - q)");
+        f = tern(G, SG_FLOAT, bin(G, SG_BOOL, P_REL, ">", d, leaf(G, SG_INT, P_PRIMARY, "0")),
+                 call(G, SG_FLOAT, "log(2.0 + float(%0))", 1, leaf(G, SG_INT, P_PRIMARY, "kv - q"), 0, 0),
+                 call(G, SG_FLOAT, "-log(2.0 + float(%0))", 1, leaf(G, SG_INT, P_PRIMARY, "q - kv"), 0, 0));
+    }
+    item(G, bin(G, SG_FLOAT, P_MUL, "*", leaf(G, SG_FLOAT, P_PRIMARY, "0.125"), f), "bias ");
+}
+
 void specgen_generate(GenSpec *g, uint64_t seed) {
     static Gen G;
     memset(g, 0, sizeof *g);
@@ -751,5 +773,6 @@ void specgen_generate(GenSpec *g, uint64_t seed) {
         else snprintf(g->atts[a].name, sizeof g->atts[a].name, "fuzz%llu", (unsigned long long)(seed % 1000000));
         gen_body(&G, !main_att);
         if (main_att) gen_grid_mask(&G, seed);
+        if (main_att) gen_distance_bias(&G, seed);
     }
 }
