@@ -8,7 +8,8 @@
  * kernel_abi.h, attnc_inf and the helpers the holes call, base/half.h's
  * conversions, templates/cuda_mma.h (the device primitives), the schedule's
  * macros (ATTNC_BQ = ATTNC_BK = 64, ATTNC_SOFTMAX, ATTNC_LSE_OFFSET,
- * ATTNC_ROW_SLOTS, ATTNC_COL_SLOTS, ATTNC_NPARAMS, ATTNC_NTENSORS) and this
+ * ATTNC_ROW_SLOTS, ATTNC_COL_SLOTS, ATTNC_DIAG_TABLES, ATTNC_DIAG_CAP,
+ * ATTNC_NPARAMS, ATTNC_NTENSORS) and this
  * specialisation's: ATTNC_FA2_D, ATTNC_FA2_DV (multiples of 16),
  * ATTNC_FA2_BF16 (1: Q, K, V are bf16; 0: f16), ATTNC_FA2_TF32 (1: Q, K,
  * V are float32, multiplied through TF32; ATTNC_FA2_BF16 is then 0),

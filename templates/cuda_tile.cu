@@ -11,7 +11,8 @@
  *
  * Before this text the emitter defines:
  *   ATTNC_BQ, ATTNC_BK, ATTNC_SOFTMAX, ATTNC_LSE_OFFSET, ATTNC_ROW_SLOTS,
- *   ATTNC_COL_SLOTS, ATTNC_MAX_LOWRANK_COLS   as for templates/tile.c
+ *   ATTNC_COL_SLOTS, ATTNC_MAX_LOWRANK_COLS, ATTNC_DIAG_TABLES,
+ *   ATTNC_DIAG_CAP                           as for templates/tile.c
  *   ATTNC_NPARAMS, ATTNC_NTENSORS            the attention's params and tensors
  *   ATTNC_PACK_HEADS  1 when the schedule lets a block pack query heads
  *                   (Schedule.pack_heads; the launcher refuses pack > 1 otherwise)
@@ -39,8 +40,10 @@
  * (log2 domain), sum and "kept anything" flag in shared memory and its
  * un-normalised output row in O itself (no other thread writes it).  Per
  * visited kv tile: a phase where the threads compute the tile's per-key
- * values (column slots, low-rank K columns), then a phase where each thread
- * computes its row's dot products, element code and online-softmax update.
+ * values (column slots, low-rank K columns), with diagonal tables a phase
+ * where they fill the tables' entries (the DIAG hole, as in templates/tile.c;
+ * in shared memory), then a phase where each thread computes its row's dot
+ * products, element code and online-softmax update.
  * The low-rank Q and K columns live in dynamic shared memory
  * (attnc_cuda_dynamic_bytes); everything else is static.  A runtime error
  * of an element (the plan's fault) is reported by attnc_cuda_item's result;

@@ -180,11 +180,10 @@ void cemit_put_half(const char *qualifier, StrBuf *out) {
 
 /* ---- the templates' holes ----------------------------------------------- */
 
-/* tmpl with each line that is exactly holes[k] (indented) replaced by code[k]; 0 when a hole is missing
- * (hole k may be when bit k of `optional` is set and its code is empty). */
+/* tmpl with each line that is exactly holes[k] (indented) replaced by code[k]; 0 when a hole is missing. */
 static int fill_holes(const char *tmpl, size_t tmpl_len, const char *const *holes, const StrBuf *const *code, int NHOLES,
-                      unsigned optional, const char *name, StrBuf *out) {
-    unsigned filled = 0;
+                      const char *name, StrBuf *out) {
+    int filled = 0;
     const char *t = tmpl, *end = t + tmpl_len;
     while (t < end) {
         const char *eol = memchr(t, '\n', (size_t)(end - t));
@@ -199,7 +198,7 @@ static int fill_holes(const char *tmpl, size_t tmpl_len, const char *const *hole
             else sb_printf(out, "%.*s", (int)len, t);
             sb_printf(out, "\n");
         } else {
-            filled |= 1u << hole;
+            filled++;
             const char *s = code[hole]->p ? code[hole]->p : "";
             while (*s) {
                 size_t n = strcspn(s, "\n");
@@ -209,9 +208,7 @@ static int fill_holes(const char *tmpl, size_t tmpl_len, const char *const *hole
         }
         t += len + 1;
     }
-    for (int k = 0; k < NHOLES; k++)
-        if (!(filled & 1u << k) && (!(optional & 1u << k) || code[k]->len > 0)) return 0;
-    return 1;
+    return filled == NHOLES;
 }
 
 int cemit_fill_template(const char *tmpl, size_t tmpl_len, const CEmitHoles *h, const char *name, StrBuf *out) {
@@ -219,7 +216,7 @@ int cemit_fill_template(const char *tmpl, size_t tmpl_len, const CEmitHoles *h, 
                                         "/*@COL@*/",     "/*@ELEM_PARTIAL@*/", "/*@ELEM_FULL@*/", "/*@DIAG@*/"};
     const StrBuf *const code[] = {&h->scratch,      &h->head,      &h->slots, &h->row, &h->col,
                                   &h->elem_partial, &h->elem_full, &h->diag};
-    return fill_holes(tmpl, tmpl_len, holes, code, 8, 1u << 7, name, out); /* DIAG: templates/tile.c's only */
+    return fill_holes(tmpl, tmpl_len, holes, code, 8, name, out);
 }
 
 /* templates/tile_bwd.c with its holes filled from g. */
@@ -229,7 +226,7 @@ static int fill_grad_template(const CEmitGradHoles *g, StrBuf *out) {
                                         "/*@GRAD_KEEP@*/", "/*@GRAD_VALUE@*/", "/*@GRAD_TERMS@*/"};
     const StrBuf *const code[] = {&g->item, &g->slots, &g->col,   &g->row,  &g->pre,
                                   &g->fault, &g->keep, &g->value, &g->terms};
-    return fill_holes(attnc_tile_bwd_template, attnc_tile_bwd_template_len, holes, code, 9, 0, NULL, out);
+    return fill_holes(attnc_tile_bwd_template, attnc_tile_bwd_template_len, holes, code, 9, NULL, out);
 }
 
 /* ---- the translation unit ----------------------------------------------- */

@@ -46,8 +46,7 @@ attnc_status cemit_source(const Plan *p, StrBuf *out, attnc_error *err);
  * line that is exactly a hole (SCRATCH, HEAD, SLOTS, ROW, COL, ELEM_PARTIAL,
  * ELEM_FULL, DIAG) replaced by h's code for it, indented like the hole, and, when
  * name is not NULL, @NAME@ replaced by name elsewhere; 0 when a hole is
- * missing (DIAG may be when h's is empty: the CUDA templates take no
- * diagonal tables). */
+ * missing. */
 int cemit_fill_template(const char *tmpl, size_t tmpl_len, const CEmitHoles *h, const char *name, StrBuf *out);
 
 /* Append section `name` of templates/support.h, with each `static inline`

@@ -15,10 +15,9 @@
  * tile.c says, and calls the helpers of templates/support.h by name. */
 typedef struct CEmitHoles {
     StrBuf scratch, head, slots, row, col, elem_partial, elem_full;
-    /* DIAG (templates/tile.c only): the schedule's diag block, run once per
-     * entry e of the tables with q, kv and hr bound (schedule.h, SB_DIAG);
-     * empty without diagonal tables.  A template without the hole takes
-     * only plans without them (cemit_fill_template) */
+    /* DIAG: the schedule's diag block, run once per entry de of the tables
+     * with q, kv and hr bound (schedule.h, SB_DIAG; templates/tile.c);
+     * empty without diagonal tables */
     StrBuf diag;
     int nrow_slots, ncol_slots; /* the slots the SLOTS hole declares */
 } CEmitHoles;
