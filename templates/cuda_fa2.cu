@@ -402,6 +402,9 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
         /* the terms of kv - q once per distance the tile's elements meet (templates/tile.c's DIAG): thread de
          * computes entry de (of at most 127) */
         const int64_t diag_d0 = k0 - (q0 + nr - 1);
+#if ATTNC_FA2_THREADS < 64 + 64 - 1
+#error "a thread per entry of the diagonal tables: 64 + 64 - 1 of them"
+#endif
         if (tid < nr + nc - 1) {
             const int64_t de = tid, q = q0, kv = q0 + diag_d0 + de, hr = h;
             (void)q;
