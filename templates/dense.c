@@ -37,6 +37,12 @@ ATTNC_DENSE_API void attnc_dense_narrow(const float *src, int64_t n, int32_t ele
 ATTNC_DENSE_API void attnc_dense_qk(const float *a, int64_t lda, int64_t nr, int64_t depth, const float *bt, int64_t ld,
                                     float *s);
 
+/* attnc_dense_qk over the keys [lo[i], hi[i]) of each row i < nr (a PARTIAL
+ * tile's band, templates/tile.c: in groups of ATTNC_DENSE_ROWS rows over
+ * the union of their keys); s's entries past those may change too. */
+ATTNC_DENSE_API void attnc_dense_qk_rows(const float *a, int64_t lda, int64_t nr, int64_t depth, const float *bt,
+                                         int64_t ld, float *s, const int64_t *lo, const int64_t *hi);
+
 /* Online softmax over the first nc scores of rows i < nr of s (log2 domain,
  * masked scores -inf): when a row's max grows, rescale its l and acc; then
  * turn each score into exp2(score - max) and add them to l.  A row whose
@@ -121,52 +127,79 @@ static inline float attnc_exp2_nonpositive(float x) {
 #endif
 
 /* S = A . B^T, the 4 x 16 blocks accumulating over d in order. */
+/* Rows i .. i + ROWS - 1 of attnc_dense_qk over the columns [j0, j1) only. */
+ATTNC_DENSE_API void attnc_dense_qk_block(const float *a, int64_t lda, int64_t i, int64_t depth, const float *bt,
+                                          int64_t ld, float *s, int64_t j0, int64_t j1) {
+    const float *a0 = a + i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+    const int64_t blocked = j1 - (j1 - j0) % ATTNC_DENSE_COLS;
+    for (int64_t j = j0; j < blocked; j += ATTNC_DENSE_COLS) {
+        float c0[ATTNC_DENSE_COLS], c1[ATTNC_DENSE_COLS], c2[ATTNC_DENSE_COLS], c3[ATTNC_DENSE_COLS];
+        for (int k = 0; k < ATTNC_DENSE_COLS; k++) c0[k] = c1[k] = c2[k] = c3[k] = 0.0f;
+        for (int64_t d = 0; d < depth; d++) {
+            const float *b = bt + d * ld + j;
+            const float x0 = a0[d], x1 = a1[d], x2 = a2[d], x3 = a3[d];
+            for (int k = 0; k < ATTNC_DENSE_COLS; k++) {
+                c0[k] += x0 * b[k];
+                c1[k] += x1 * b[k];
+                c2[k] += x2 * b[k];
+                c3[k] += x3 * b[k];
+            }
+        }
+        for (int k = 0; k < ATTNC_DENSE_COLS; k++) {
+            s[i * ld + j + k] = c0[k];
+            s[(i + 1) * ld + j + k] = c1[k];
+            s[(i + 2) * ld + j + k] = c2[k];
+            s[(i + 3) * ld + j + k] = c3[k];
+        }
+    }
+    for (int r = 0; r < ATTNC_DENSE_ROWS && blocked < j1; r++) { /* columns past the last block */
+        const float *arow = a + (i + r) * lda;
+        float *srow = s + (i + r) * ld;
+        for (int64_t j = blocked; j < j1; j++) {
+            float c = 0.0f;
+            for (int64_t d = 0; d < depth; d++) c += arow[d] * bt[d * ld + j];
+            srow[j] = c;
+        }
+    }
+}
+
+/* Row i of attnc_dense_qk over the columns [j0, j1) only. */
+ATTNC_DENSE_API void attnc_dense_qk_row(const float *a, int64_t lda, int64_t i, int64_t depth, const float *bt,
+                                        int64_t ld, float *s, int64_t j0, int64_t j1) {
+    float *restrict s0 = s + i * ld;
+    const float *a0 = a + i * lda;
+    for (int64_t j = j0; j < j1; j++) s0[j] = 0.0f;
+    for (int64_t d = 0; d < depth; d++) {
+        const float *restrict b = bt + d * ld;
+        const float x0 = a0[d];
+        for (int64_t j = j0; j < j1; j++) s0[j] += x0 * b[j];
+    }
+}
+
 ATTNC_DENSE_API void attnc_dense_qk(const float *a, int64_t lda, int64_t nr, int64_t depth, const float *bt, int64_t ld,
                                     float *s) {
     int64_t i = 0;
-    for (; i + ATTNC_DENSE_ROWS <= nr; i += ATTNC_DENSE_ROWS) {
-        const float *a0 = a + i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-        const int64_t blocked = ld - ld % ATTNC_DENSE_COLS;
-        for (int64_t j = 0; j < blocked; j += ATTNC_DENSE_COLS) {
-            float c0[ATTNC_DENSE_COLS], c1[ATTNC_DENSE_COLS], c2[ATTNC_DENSE_COLS], c3[ATTNC_DENSE_COLS];
-            for (int k = 0; k < ATTNC_DENSE_COLS; k++) c0[k] = c1[k] = c2[k] = c3[k] = 0.0f;
-            for (int64_t d = 0; d < depth; d++) {
-                const float *b = bt + d * ld + j;
-                const float x0 = a0[d], x1 = a1[d], x2 = a2[d], x3 = a3[d];
-                for (int k = 0; k < ATTNC_DENSE_COLS; k++) {
-                    c0[k] += x0 * b[k];
-                    c1[k] += x1 * b[k];
-                    c2[k] += x2 * b[k];
-                    c3[k] += x3 * b[k];
-                }
+    for (; i + ATTNC_DENSE_ROWS <= nr; i += ATTNC_DENSE_ROWS) attnc_dense_qk_block(a, lda, i, depth, bt, ld, s, 0, ld);
+    for (; i < nr; i++) attnc_dense_qk_row(a, lda, i, depth, bt, ld, s, 0, ld);
+}
+
+ATTNC_DENSE_API void attnc_dense_qk_rows(const float *a, int64_t lda, int64_t nr, int64_t depth, const float *bt,
+                                         int64_t ld, float *s, const int64_t *lo, const int64_t *hi) {
+    int64_t i = 0;
+    for (; i + ATTNC_DENSE_ROWS <= nr; i += ATTNC_DENSE_ROWS) { /* the group's keys: the union of its rows' */
+        int64_t j0 = ld, j1 = 0;
+        for (int r = 0; r < ATTNC_DENSE_ROWS; r++)
+            if (lo[i + r] < hi[i + r]) {
+                j0 = lo[i + r] < j0 ? lo[i + r] : j0;
+                j1 = hi[i + r] > j1 ? hi[i + r] : j1;
             }
-            for (int k = 0; k < ATTNC_DENSE_COLS; k++) {
-                s[i * ld + j + k] = c0[k];
-                s[(i + 1) * ld + j + k] = c1[k];
-                s[(i + 2) * ld + j + k] = c2[k];
-                s[(i + 3) * ld + j + k] = c3[k];
-            }
-        }
-        for (int r = 0; r < ATTNC_DENSE_ROWS && blocked < ld; r++) { /* columns past the last block */
-            const float *arow = a + (i + r) * lda;
-            float *srow = s + (i + r) * ld;
-            for (int64_t j = blocked; j < ld; j++) {
-                float c = 0.0f;
-                for (int64_t d = 0; d < depth; d++) c += arow[d] * bt[d * ld + j];
-                srow[j] = c;
-            }
-        }
+        if (j0 >= j1) continue;
+        /* whole blocks of columns (a last, partial block's columns would each take a strided dot product) */
+        j0 -= j0 % ATTNC_DENSE_COLS;
+        j1 = j1 + (ATTNC_DENSE_COLS - 1 - (j1 - j0 + ATTNC_DENSE_COLS - 1) % ATTNC_DENSE_COLS);
+        attnc_dense_qk_block(a, lda, i, depth, bt, ld, s, j0, j1 < ld ? j1 : ld);
     }
-    for (; i < nr; i++) {
-        float *restrict s0 = s + i * ld;
-        const float *a0 = a + i * lda;
-        for (int64_t j = 0; j < ld; j++) s0[j] = 0.0f;
-        for (int64_t d = 0; d < depth; d++) {
-            const float *restrict b = bt + d * ld;
-            const float x0 = a0[d];
-            for (int64_t j = 0; j < ld; j++) s0[j] += x0 * b[j];
-        }
-    }
+    for (; i < nr; i++) attnc_dense_qk_row(a, lda, i, depth, bt, ld, s, lo[i], hi[i]);
 }
 
 ATTNC_DENSE_API void attnc_dense_softmax(float *s, int64_t nr, int64_t nc, int64_t ld, float *m, float *l, float *acc,

@@ -16,6 +16,13 @@
  *   ATTNC_LOWRANK          1: the plan has low-rank bias terms (the element code reads lrow)
  *   ATTNC_ROW_SLOTS        per-row values the element code reads (8 bytes x BQ each)
  *   ATTNC_COL_SLOTS        per-kv values the element code reads (8 bytes x BK each)
+ *   ATTNC_BAND             1: the schedule has a band of keys per row (the SLOTS
+ *                          hole defines ATTNC_BAND_LO and ATTNC_BAND_HI, row i's
+ *                          band_lo <= kv <= band_hi wherever keep holds): a
+ *                          PARTIAL tile's QK runs over each group of rows' keys
+ *                          in it, its element code over each row's, the others
+ *                          masked unevaluated (not in calls that check runtime
+ *                          errors); P.V skips keys no row of a group keeps
  *   ATTNC_DIAG_TABLES      diagonal tables the element code reads (0: none)
  *   ATTNC_DIAG_CAP         entries per table (8 bytes each)
  *   ATTNC_LINKAGE          `static` ahead of time, empty for the JIT (which looks
@@ -100,6 +107,7 @@ typedef struct AttnScratch {
     int64_t *row_slots;  /* [ROW_SLOTS][BQ] */
     int64_t *col_slots;  /* [COL_SLOTS][BK] */
     int64_t *diag;       /* [DIAG_TABLES][DIAG_CAP] */
+    int64_t *klo, *khi;  /* [BQ] each: a PARTIAL tile's keys [klo, khi) per row (ATTNC_BAND) */
 } AttnScratch;
 
 /* Hand out `bytes` of base at *off, 64-byte aligned; with base NULL only count. */
@@ -130,6 +138,8 @@ static int64_t attnc_scratch_layout(const AttnCall *c, int64_t lowrank_cols, cha
     sc->row_slots = (int64_t *)attnc_take(base, &off, ATTNC_ROW_SLOTS * ATTNC_BQ * 8);
     sc->col_slots = (int64_t *)attnc_take(base, &off, ATTNC_COL_SLOTS * ATTNC_BK * 8);
     sc->diag = (int64_t *)attnc_take(base, &off, ATTNC_DIAG_TABLES * ATTNC_DIAG_CAP * 8);
+    sc->klo = (int64_t *)attnc_take(base, &off, ATTNC_BAND ? ATTNC_BQ * 8 : 0);
+    sc->khi = (int64_t *)attnc_take(base, &off, ATTNC_BAND ? ATTNC_BQ * 8 : 0);
     return off;
 }
 
@@ -149,6 +159,17 @@ static void attnc_q_row(const AttnCall *c, int64_t at, float *dst) {
         const float *src = c->q + at;
         for (int64_t d = 0; d < c->D; d++) dst[d] = src[d];
     }
+}
+
+/* The keys [*lo, *hi) of the range [ja, jz) of a tile whose first key is k0
+ * that the band [band_lo, band_hi] reaches (empty: *lo == *hi); no overflow
+ * for any band. */
+static void attnc_band_keys(int64_t band_lo, int64_t band_hi, int64_t k0, int64_t ja, int64_t jz, int64_t *lo,
+                            int64_t *hi) {
+    const int64_t a = band_lo <= k0 + ja ? ja : band_lo - k0 < jz ? band_lo - k0 : jz;
+    const int64_t z = band_hi < k0 + ja ? ja : band_hi - k0 < jz ? band_hi - k0 + 1 : jz;
+    *lo = a;
+    *hi = z > a ? z : a;
 }
 
 /* Rows [qt*BQ, min((qt+1)*BQ, Lq*P)) of (b, h .. h+P-1), P = pack (at least
@@ -250,9 +271,29 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
         }
 #endif
         /* S = Q_tile . K_tile^T over K transposed, so the products run
-         * along kv in vector lanes; columns past the last key are zero */
+         * along kv in vector lanes; columns past the last key are zero.  With
+         * a band, a PARTIAL tile's rows only over their keys in it (not in a
+         * call that checks runtime errors: a mask may raise one outside the
+         * band, so the element loop then evaluates every key of the range) */
         attnc_dense_transpose(ktile, c->k_elem, nc, D, ks, ATTNC_BK, sc.kt);
+#if ATTNC_BAND
+        const int banded = mode == ATTNC_TILE_PARTIAL && !check_faults;
+        if (banded) {
+            for (int64_t i = 0; i < nr; i++) {
+                const int64_t q = sc.row_q[i], hr = sc.row_h[i];
+                (void)q;
+                (void)hr;
+                attnc_band_keys(ATTNC_BAND_LO, ATTNC_BAND_HI, k0, ja, jz, &sc.klo[i], &sc.khi[i]);
+            }
+            attnc_dense_qk_rows(qtile, qld, nr, D, sc.kt, ATTNC_BK, sc.s, sc.klo, sc.khi);
+        } else {
+            attnc_dense_qk(qtile, qld, nr, D, sc.kt, ATTNC_BK, sc.s);
+        }
+#else
+        (void)attnc_band_keys;
+        (void)attnc_dense_qk_rows;
         attnc_dense_qk(qtile, qld, nr, D, sc.kt, ATTNC_BK, sc.s);
+#endif
         /* low-rank bias terms: the same product over their extra columns */
         if (lowrank_cols > 0) {
             for (int64_t r = 0; r < lowrank_cols; r++)
@@ -267,6 +308,11 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
                 float *srow = sc.s + i * ATTNC_BK;
                 const float *lrow = sc.lr + i * ATTNC_BK;
                 int kept = 0;
+#if ATTNC_BAND
+                const int64_t jlo = banded ? sc.klo[i] : ja, jhi = banded ? sc.khi[i] : jz; /* its band in [ja, jz) */
+#else
+                const int64_t jlo = ja, jhi = jz;
+#endif
                 (void)q;
                 (void)hr;
                 (void)lrow;
@@ -275,7 +321,7 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
                     int elem_fault = 0, elem_keep = 1;
                     float elem_value = 0.0f;
                     (void)kv;
-                    if (j < ja || j >= jz) {
+                    if (j < jlo || j >= jhi) {
                         srow[j] = ATTNC_MASKED;
                         continue;
                     }

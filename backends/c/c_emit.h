@@ -33,7 +33,7 @@
 /* ... and the dense loops of templates/dense.c (backends/c/jit_dense.c). */
 #define CEMIT_DENSE_FUNCTIONS(X)                                                                               \
     X(attnc_dense_transpose) X(attnc_dense_qk) X(attnc_dense_softmax) X(attnc_dense_weights) X(attnc_dense_pv) \
-    X(attnc_dense_widen) X(attnc_dense_narrow)
+    X(attnc_dense_widen) X(attnc_dense_narrow) X(attnc_dense_qk_rows)
 
 /* Append the C for p to out: the header of the entry point
  * `int NAME_attention(const NAME_args *)` (NAME: the attention's name), the

@@ -412,6 +412,18 @@ static void emit_element(CEmit *E, int partial, StrBuf *text) {
     else line(E, "elem_value = %s;", v);
 }
 
+/* The schedule's band of keys (band_lo <= kv <= band_hi wherever keep holds;
+ * row slots, item values or leaves) as ATTNC_BAND_LO and ATTNC_BAND_HI, two
+ * expressions of the element code's names (row i, its q and hr). */
+static void emit_band(CEmit *E, StrBuf *text) {
+    char lo[NAME_CHARS], hi[NAME_CHARS];
+    if (E->s->band_lo == IR_NONE) return;
+    E->blk = SB_KEEP;
+    name_of(E, E->s->band_lo, lo);
+    name_of(E, E->s->band_hi, hi);
+    sb_printf(text, "#define ATTNC_BAND_LO (%s)\n#define ATTNC_BAND_HI (%s)\n", lo, hi);
+}
+
 /* Typed views of the row and col slots. */
 static void emit_slots(CEmit *E, StrBuf *text) {
     const Schedule *s = E->s;
@@ -448,6 +460,7 @@ attnc_status cemit_holes(const Plan *p, CEmitHoles *h, attnc_error *err) {
     print_steps(&E, SB_COL, &h->col);
     print_fault_steps(&E, SB_COL_FAULT, &h->col);
     emit_slots(&E, &h->slots);
+    emit_band(&E, &h->slots);
     print_steps(&E, SB_DIAG, &h->diag);
     emit_element(&E, 1, &h->elem_partial);
     emit_element(&E, 0, &h->elem_full);
@@ -467,6 +480,7 @@ void cemit_put_schedule_macros(const Schedule *s, StrBuf *out) {
     sb_printf(out, "#define ATTNC_ROW_SLOTS %d\n#define ATTNC_COL_SLOTS %d\n", s->nrow_slots, s->ncol_slots);
     sb_printf(out, "#define ATTNC_LOWRANK %d\n", s->nlowrank > 0);
     sb_printf(out, "#define ATTNC_MAX_LOWRANK_COLS %d\n", SCHED_MAX_LOWRANK_COLS);
+    sb_printf(out, "#define ATTNC_BAND %d\n", s->band_lo != IR_NONE);
     /* the diagonal tables (SB_DIAG) and their entries, one per distance a pair of tiles meets (and a spare) */
     sb_printf(out, "#define ATTNC_DIAG_TABLES %d\n#define ATTNC_DIAG_CAP %d\n", s->ndiag, s->bq + s->bk);
 }

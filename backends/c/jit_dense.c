@@ -27,6 +27,9 @@ static inline float attnc_inf(void) { return INFINITY; }
 #define attnc_dense_softmax attnc_dense_softmax_avx2
 #define attnc_dense_weights attnc_dense_weights_avx2
 #define attnc_dense_pv attnc_dense_pv_avx2
+#define attnc_dense_qk_block attnc_dense_qk_block_avx2
+#define attnc_dense_qk_row attnc_dense_qk_row_avx2
+#define attnc_dense_qk_rows attnc_dense_qk_rows_avx2
 #define attnc_dense_widen attnc_dense_widen_avx2
 #define attnc_dense_narrow attnc_dense_narrow_avx2
 #include "dense.c"
@@ -35,6 +38,9 @@ static inline float attnc_inf(void) { return INFINITY; }
 #undef attnc_dense_softmax
 #undef attnc_dense_weights
 #undef attnc_dense_pv
+#undef attnc_dense_qk_block
+#undef attnc_dense_qk_row
+#undef attnc_dense_qk_rows
 #undef attnc_dense_widen
 #undef attnc_dense_narrow
 #else
@@ -52,7 +58,7 @@ const void *jit_dense_function(const char *name) {
         const void *portable, *avx2;
     } table[] = {ENTRY(attnc_dense_transpose), ENTRY(attnc_dense_qk), ENTRY(attnc_dense_softmax),
                  ENTRY(attnc_dense_weights), ENTRY(attnc_dense_pv), ENTRY(attnc_dense_widen),
-                 ENTRY(attnc_dense_narrow)};
+                 ENTRY(attnc_dense_narrow), ENTRY(attnc_dense_qk_rows)};
 #undef ENTRY
     int avx2 = 0;
 #if ATTNC_HAVE_AVX2_COPY
