@@ -323,12 +323,13 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
                                  int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
                                  const GridHook *gh, attnc_error *err);
 
-static atomic_llong grid_calls, grid_kv_mapped_calls, grid_table_calls, diag_calls; /* launch_stats.h */
+static atomic_llong grid_calls, grid_kv_mapped_calls, grid_table_calls, diag_calls, band_calls; /* launch_stats.h */
 
 long long launch_grid_calls(void) { return atomic_load(&grid_calls); }
 long long launch_grid_table_calls(void) { return atomic_load(&grid_table_calls); }
 long long launch_grid_kv_mapped_calls(void) { return atomic_load(&grid_kv_mapped_calls); }
 long long launch_diag_table_calls(void) { return atomic_load(&diag_calls); }
+long long launch_band_calls(void) { return atomic_load(&band_calls); }
 
 attnc_status launch_run_items(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                               int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
@@ -344,6 +345,7 @@ attnc_status launch_run_items(const Plan *p, const CompiledKernel *ck, const Bou
         return launch_grid(p, ck, bc, args, threads, flags, W, H, err);
     }
     if (p->sched->ndiag) atomic_fetch_add(&diag_calls, 1);
+    if (p->sched->band_lo != IR_NONE) atomic_fetch_add(&band_calls, 1);
     return launch_tiles(p, ck, bc, args, threads, flags, pages, it, NULL, err);
 }
 

@@ -10,6 +10,8 @@ long long launch_grid_calls(void);
 long long launch_grid_table_calls(void);
 /* How many calls ran 1-D tiles whose plan has tables of distances kv - q (docs/toeplitz.md), in this process. */
 long long launch_diag_table_calls(void);
+/* How many calls ran 1-D tiles whose plan has a band of keys per row (docs/band-masks.md), in this process. */
+long long launch_band_calls(void);
 /* How many of those read K and V in place through AttnCall.kv_rows (CompiledKernel.maps_kv_rows), in this
  * process. */
 long long launch_grid_kv_mapped_calls(void);

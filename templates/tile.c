@@ -227,6 +227,10 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
 #else
     (void)attnc_dense_softmax;
 #endif
+#if !ATTNC_BAND
+    (void)attnc_band_keys;
+    (void)attnc_dense_qk_rows;
+#endif
     /* 0 when the call's tile analysis proved that nothing here can fault */
     const int check_faults = c->check_faults;
     int fault = 0;
@@ -290,8 +294,6 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
             attnc_dense_qk(qtile, qld, nr, D, sc.kt, ATTNC_BK, sc.s);
         }
 #else
-        (void)attnc_band_keys;
-        (void)attnc_dense_qk_rows;
         attnc_dense_qk(qtile, qld, nr, D, sc.kt, ATTNC_BK, sc.s);
 #endif
         /* low-rank bias terms: the same product over their extra columns */

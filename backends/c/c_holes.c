@@ -183,19 +183,15 @@ static void hole_load(CEmit *E, IrRef r, const IrNode *n) {
          is_int ? "(int64_t)" : "", is_int ? "int32_t" : "float", n->aux, open, off, is_int ? "0" : "0.0f", t->name);
 }
 
-/* An IR_DIAG node (pass_toeplitz.c).  In an element block: its table, which
- * the DIAG hole filled for this pair of tiles, at the element's distance
- * kv - q (entry kv - q - diag_d0); its body elsewhere.  Grid tables
- * (Schedule.diag_grid) have no C form: the C and CUDA backends take
- * TABLES_DISTANCE only (backend.h). */
+/* An IR_DIAG node (pass_toeplitz.c), which only element blocks read
+ * (schedule.h, SB_DIAG; refplan fails the run elsewhere too): its table,
+ * which the DIAG hole filled for this pair of tiles, at the element's
+ * distance kv - q (entry kv - q - diag_d0).  Grid tables (Schedule.diag_grid)
+ * have no C form: the C and CUDA backends take TABLES_DISTANCE only
+ * (backend.h). */
 static void diag_read(CEmit *E, IrRef r, const IrNode *n) {
-    char body[NAME_CHARS];
     const char *T = ctype(n->type);
-    if (E->s->block[E->blk].loop != SL_ELEM) {
-        name_of(E, n->args[0], body);
-        line(E, "%s v%d = %s;", T, r, body);
-        return;
-    }
+    if (E->s->block[E->blk].loop != SL_ELEM) hole_fail(E, "a diagonal table read outside the element code");
     if (E->s->diag_grid[0]) hole_fail(E, "grid tables (Schedule.diag_grid) have no C form");
     line(E, "%s v%d = ((const %s *)(sc.diag + %d * ATTNC_DIAG_CAP))[kv - q - diag_d0];", T, r, T, E->s->slot_of[r]);
 }
