@@ -414,11 +414,16 @@ static FcKind grad_compare(const attnc_spec *spec, const FuzzCase *c, const attn
         attnc_status rst = backward(ref, c, rparams, rnp, in, ro, rl, dout, dlse, &want, 0, rmsg);
         attnc_status st = backward(k, c, params, np, in, ro, rl, dout, dlse, &got, in_layout, msg);
         /* compiled backwards recompute P = exp(s - LSE) from the float32 LSE they are given, the interpreter
-         * from its own float64 one: a score of 4e6 leaves LSE a quarter off, so P off by that relative error */
+         * from its own float64 one: a score of 4e6 leaves LSE a quarter off, so P off by that relative error;
+         * and from their own float32 score s, whose absolute error is some ulps of |s| where the score goes
+         * through exp2/log2 (pow), not one: P is off by that much.  16 ulps of the largest |LSE| (the largest
+         * score) cover it; the term is 1e-6 |LSE|, so it widens the tolerance only where scores are in the
+         * thousands (attnc-fuzz seed 5402: `pow(abs(float(kv) / (0.25 + abs(score))) + 0.5, 2)`, scores near
+         * 4e4: llvm's dQ 0.0155 of its scale against 0.0115 with 4 ulps) */
         double lse_err = 0;
         for (size_t i = 0; i < in->rows; i++)
             if (isfinite(rl[i]) && fabs(rl[i]) * 0x1p-24 > lse_err) lse_err = fabs(rl[i]) * 0x1p-24;
-        double tol = (c->backend == ATTNC_BACKEND_REFPLAN ? 1e-4 : 2e-3) + 4 * lse_err;
+        double tol = (c->backend == ATTNC_BACKEND_REFPLAN ? 1e-4 : 2e-3) + 16 * lse_err;
         if (st != rst) {
             snprintf(r->detail, sizeof r->detail, "backward: interpreter: %s; %s: %s", rst ? rmsg : "ok",
                      attnc_backend_name(c->backend), st ? msg : "ok");
