@@ -38,6 +38,13 @@ typedef struct Lower {
      * pointer whose element j replaces index j of A's rows (amap_k 0: QK, keys are A's rows) or of k (1: PV) */
     LLVMValueRef amap;
     int amap_k;
+    /* the micro-kernels' Bm through a row map (P.V into O rows, llvm_gemm.c): NULL, or an i64 pointer whose
+     * element k is where Bm's row k starts (elements) */
+    LLVMValueRef bmap;
+    int pf_cols; /* gemm_rows: prefetch per column block too, two lines a step (P.V into O rows) */
+    /* i1: this work item holds its output accumulator as O rows [QB][Dv] instead of OT [Dv][QB] (a row
+     * block of one vector, llvm_lower.c: o_rows); NULL where the kernel never does */
+    LLVMValueRef orow;
     int QB, BK;      /* rows per row block (C * W); keys per kv tile */
     int variant;     /* LLVM_VARIANT_* (llvm_lower.h): the version of the kernel being built */
     LLVMTypeRef i1, i8, i16, i32, i64, f32, f64;

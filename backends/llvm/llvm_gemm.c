@@ -66,7 +66,8 @@ static LLVMValueRef a_offset(Lower *L, int k, LLVMValueRef j, LLVMValueRef strid
 static void gemm_step(Lower *L, int R, LLVMValueRef (*acc)[MAX_CQ], LLVMValueRef k, LLVMValueRef i0, LLVMValueRef A,
                       LLVMValueRef ars, LLVMValueRef aks, LLVMValueRef Bm, LLVMValueRef ldb, LLVMValueRef col0) {
     LLVMBuilderRef b = L->bd;
-    LLVMValueRef brow = LLVMBuildAdd(b, LLVMBuildMul(b, k, ldb, ""), col0, "");
+    LLVMValueRef bk = L->bmap ? load(L, L->i64, gep(L, L->i64, L->bmap, k), 8) : LLVMBuildMul(b, k, ldb, "");
+    LLVMValueRef brow = LLVMBuildAdd(b, bk, col0, "");
     LLVMValueRef bv[MAX_CQ];
     for (int j = 0; j < L->CQ; j++) bv[j] = load_fvec(L, Bm, LLVMBuildAdd(b, brow, ci64(L, (int64_t)j * L->W), ""));
     LLVMValueRef kofs = ci64(L, 0);
@@ -112,8 +113,14 @@ static void gemm_rows(Lower *L, int R, LLVMValueRef i0, LLVMValueRef A, LLVMValu
         Loop lk;
         LLVMValueRef k2 = loop_begin(L, &lk, ci64(L, 0), half, ci64(L, 1), "gemm.k2");
         LLVMValueRef k = LLVMBuildMul(b, k2, ci64(L, 2), "");
-        lower_prefetch_line(L, pf,
-                            LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSDiv(b, i0, ci64(L, R), ""), half, ""), k2, ""));
+        LLVMValueRef line = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSDiv(b, i0, ci64(L, R), ""), half, ""), k2, "");
+        if (L->pf_cols) { /* P.V into O rows: the region's lines are rows x depth x cols / 16, two a step */
+            LLVMValueRef blocks = LLVMBuildSDiv(b, L->gemm_cols, ci64(L, L->CQ), "");
+            line = LLVMBuildAdd(b, LLVMBuildMul(b, line, blocks, ""), LLVMBuildSDiv(b, c0, ci64(L, L->CQ), ""), "");
+            line = LLVMBuildMul(b, line, ci64(L, 2), "");
+            lower_prefetch_line(L, pf, LLVMBuildAdd(b, line, ci64(L, 1), ""));
+        }
+        lower_prefetch_line(L, pf, line);
         gemm_step(L, R, acc, k, i0, A, ars, aks, Bm, ldb, col0);
         gemm_step(L, R, acc, LLVMBuildAdd(b, k, ci64(L, 1), ""), i0, A, ars, aks, Bm, ldb, col0);
         loop_end(L, &lk);
@@ -600,6 +607,30 @@ void lower_kv_product_banded(Lower *L, int which, const KvRows *kv, LLVMValueRef
     L->CQ = CQ, L->R = R, L->gemm_cols = cols, L->amap = NULL;
 }
 
+/* O[q][dv] += sum over the tile's keys k of P[k][q] V[k][dv], for an item
+ * that holds its accumulator as O rows (L->orow: one row vector, Dv a
+ * multiple of W).  V's rows (rows, lda; or through L->amap as kv_rows_f32
+ * left it) are the vectors, P's values the broadcasts: R = 4 rows of q by
+ * CQ = 4 vectors of dv, 8 loads per 16 FMAs, where OT's product for a
+ * one-vector row block loads a broadcast of V per FMA (load-bound: ~0.75
+ * of the FMA rate; a C micro-benchmark of one 16 x 16 x 128 block: 1.35x).
+ * Dv's vectors after the last whole block of 4 run one at a time. */
+static void pv_into_rows(Lower *L, const Prefetch *pf, LLVMValueRef rows, LLVMValueRef lda, const KvRows *kv,
+                         LLVMValueRef P, LLVMValueRef O) {
+    LLVMBuilderRef b = L->bd;
+    int CQ = L->CQ, R = L->R;
+    LLVMValueRef cols = L->gemm_cols, amap = L->amap;
+    LLVMValueRef Dv = kv->n, qb = ci64(L, L->QB);
+    LLVMValueRef nvec = LLVMBuildUDiv(b, Dv, ci64(L, L->W), ""), whole = LLVMBuildAnd(b, nvec, ci64(L, -4), "");
+    L->bmap = amap, L->amap = NULL; /* V's keys are Bm's rows here */
+    L->CQ = 4, L->R = 4, L->gemm_cols = whole, L->pf_cols = 1;
+    lower_gemm_ld(L, P, ci64(L, 1), qb, qb, rows, lda, kv->nk, O, Dv, 1, pf);
+    L->CQ = 1, L->R = 8, L->gemm_cols = LLVMBuildSub(b, nvec, whole, ""), L->pf_cols = 0;
+    LLVMValueRef at = LLVMBuildMul(b, whole, ci64(L, L->W), "");
+    lower_gemm_ld(L, P, ci64(L, 1), qb, qb, gep(L, L->f32, rows, at), lda, kv->nk, gep(L, L->f32, O, at), Dv, 1, NULL);
+    L->bmap = NULL, L->amap = amap, L->CQ = CQ, L->R = R, L->gemm_cols = cols;
+}
+
 void lower_kv_product(Lower *L, int which, LLVMValueRef dense, const Prefetch *pf, const KvRows *kv, LLVMValueRef Bm,
                       LLVMValueRef Out) {
     LLVMBuilderRef b = L->bd;
@@ -623,7 +654,21 @@ void lower_kv_product(Lower *L, int which, LLVMValueRef dense, const Prefetch *p
     LLVMValueRef rows, lda;
     kv_rows_f32(L, kv, which, &rows, &lda);
     LLVMValueRef one = ci64(L, 1);
+    LLVMBasicBlockRef orow_done = NULL;
+    if (which && L->orow) { /* the item holds O rows: P.V with V's rows as vectors */
+        LLVMBasicBlockRef yes = block(L, "pv.orow"), no = block(L, "pv.ot");
+        orow_done = block(L, "pv.done");
+        LLVMBuildCondBr(b, L->orow, yes, no);
+        LLVMPositionBuilderAtEnd(b, yes);
+        pv_into_rows(L, pf, rows, lda, kv, Bm, Out);
+        LLVMBuildBr(b, orow_done);
+        LLVMPositionBuilderAtEnd(b, no);
+    }
     lower_gemm_versions(L, dense, pf, rows, which ? one : lda, which ? lda : one, nrows, Bm, depth, Out, which);
+    if (orow_done) {
+        LLVMBuildBr(b, orow_done);
+        LLVMPositionBuilderAtEnd(b, orow_done);
+    }
     L->amap = NULL;
     if (join) {
         LLVMBuildBr(b, join);

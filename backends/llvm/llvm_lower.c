@@ -319,51 +319,21 @@ static void normalise(Lower *L, Tile *T) {
     store_fvec(L, l, T->rg.l, col);
     store_fvec(L, m_new, T->rg.m, col);
     LLVMBasicBlockRef after = if_begin(L, any_lane(L, fcmp(L, LLVMRealUNE, corr, splat(L, cf32(L, 1.0)))), "rescale");
+    LLVMBasicBlockRef ot = L->orow ? if_begin(L, LLVMBuildNot(b, L->orow, ""), "rescale.ot") : NULL;
     Loop ld;
     LLVMValueRef dv = loop_begin(L, &ld, ci64(L, 0), L->var[V_SIZE_DV], ci64(L, 1), "rescale.dv");
     LLVMValueRef o = LLVMBuildAdd(b, LLVMBuildMul(b, dv, ci64(L, L->QB), ""), col, "");
     store_fvec(L, LLVMBuildFMul(b, load_fvec(L, T->rg.ot, o), corr, ""), T->rg.ot, o);
     loop_end(L, &ld);
-    if_end(L, after);
-    loop_end(L, &lc);
-}
-
-/* O and LSE of the row block's valid rows, by the schedule's empty-row
- * rule (sched_row_is_empty).  With softmax, a row that kept nothing has
- * m = -inf (its masked scores are -inf), so testing m covers `!any` there. */
-static void write_rows(Lower *L, Tile *T) {
-    LLVMBuilderRef b = L->bd;
-    const Schedule *sc = L->s;
-    Loop lc;
-    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), L->nvec, ci64(L, 1), "finish");
-    scope_push(L);
-    rows_enter(L, &T->rows, T->qb0, c);
-    LLVMValueRef col = L->lane0;
-    LLVMValueRef m = load_fvec(L, T->rg.m, col), l = load_fvec(L, T->rg.l, col), any = load_fvec(L, T->rg.any, col);
-    LLVMValueRef zero = sc->softmax ? fcmp(L, LLVMRealOEQ, m, splat(L, cf32(L, -INFINITY)))
-                                    : fcmp(L, LLVMRealOEQ, any, LLVMConstNull(L->vf32));
-    LLVMValueRef offset = NULL;
-    if (sc->lse_offset) {
-        offset = load_fvec(L, T->rg.lse_off, col);
-        LLVMValueRef bad = LLVMBuildOr(b, fcmp(L, LLVMRealUNO, offset, offset),
-                                       fcmp(L, LLVMRealOEQ, offset, splat(L, cf32(L, -INFINITY))), "");
-        zero = LLVMBuildOr(b, zero, bad, "");
+    if (ot) { /* O rows (one row vector): each row times its lane of corr */
+        LLVMBasicBlockRef done = block(L, "rescale.done");
+        LLVMBuildBr(b, done);
+        LLVMPositionBuilderAtEnd(b, ot);
+        lower_rescale_o_rows(L, T, corr);
+        LLVMBuildBr(b, done);
+        LLVMPositionBuilderAtEnd(b, done);
     }
-    StoreO so = {T, col, sc->softmax ? LLVMBuildFDiv(b, splat(L, cf32(L, 1.0)), l, "") : NULL, zero};
-    lower_elem_switch(L, T->o_elem, lower_store_o, &so);
-    LLVMValueRef lse;
-    if (sc->softmax) {
-        lse = fmuladd(L, m, splat(L, cf32(L, 0.69314718055994530942)), lower_log(L, l, 0));
-        if (offset) lse = LLVMBuildFAdd(b, lse, offset, "");
-    } else {
-        lse = lower_log(L, l, 0);
-    }
-    lse = fsel(L, zero, splat(L, cf32(L, -INFINITY)), lse);
-    LLVMBasicBlockRef after = if_begin(L, T->has_lse, "store.lse");
-    scatter(L, lse, gep(L, L->f32, T->lse_row, rows_offset(L, &T->rows, T->ls, 'l')), L->valid);
     if_end(L, after);
-    rows_leave(L, &T->rows);
-    scope_pop(L);
     loop_end(L, &lc);
 }
 
@@ -602,8 +572,20 @@ static void row_block(Lower *L, Tile *T) {
     vr = tile_rows(L, T, 1, nk);
     lower_kv_product_tile(L, T, 1, mode, T->v_dense, pv, &vr, T->rg.s, T->rg.ot);
     loop_end(L, &le);
-    write_rows(L, T);
+    lower_write_rows(L, T);
     L->nvec = NULL;
+}
+
+/* Whether the tile function holds a work item's output accumulator as O
+ * rows [QB][Dv] (when Dv is a multiple of W; L->orow) instead of OT
+ * [Dv][QB]: a row block of one vector (a 2-D neighbourhood's 16-row q
+ * tiles on AVX-512), whose P.V with OT loads a broadcast of V per FMA
+ * (pv_into_rows, llvm_gemm.c); not with a band (its banded products write
+ * OT's columns) nor in the narrow version (its own micro-kernels).  The
+ * zeroing is the same for both (all QB x Dv floats); the rescaling, P.V
+ * and O's store read L->orow. */
+static int o_rows(const Lower *L) {
+    return L->C == 1 && L->W == 16 && L->s->band_lo == IR_NONE && !(L->variant & LLVM_VARIANT_NARROW);
 }
 
 static void gen_tile(Lower *L, const char *name) {
@@ -678,6 +660,8 @@ static void gen_tile(Lower *L, const char *name) {
     L->lse_off = T.rg.lse_off;
     L->diag = T.rg.diag;
 
+    if (o_rows(L))
+        L->orow = LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildURem(b, Dv, ci64(L, L->W), ""), ci64(L, 0), "orow");
     if (L->variant & LLVM_VARIANT_NARROW) first_tile_prefetch(L, &T, e0, e1, bk, Lk, D, Dv);
     T.spare_in = local(L, L->vf32, LLVMConstNull(L->vf32));
     T.spare_out = local(L, L->vf32, NULL);
@@ -685,6 +669,7 @@ static void gen_tile(Lower *L, const char *name) {
     T.qb0 = loop_begin(L, &lrb, T.rows.r0, T.rows.r1, ci64(L, L->QB), "rowblock");
     row_block(L, &T);
     loop_end(L, &lrb);
+    L->orow = NULL;
     LLVMBuildRet(b, ci32(L, 0));
     lower_close_function(L, entry);
 }

@@ -1,6 +1,7 @@
-/* llvm_rowio.c — the LLVM kernel's reads of Q and writes of O, per row
- * vector: Q transposed and scaled into Qt, O from the transposed
- * accumulator OT.
+/* llvm_rowio.c — the LLVM kernel's reads of Q and writes of O and LSE, per
+ * row vector: Q transposed and scaled into Qt, O from the transposed
+ * accumulator OT or (a row block of one vector) from O rows, and the
+ * rescaling of O rows.
  * Requires: the lowering state inside the tile function, a row vector
  * entered (llvm_rows.c: L->valid, its rows' offsets), the tile state
  * (llvm_tile.h).  Produces: blocks of W dims as W runs of each row's
@@ -13,6 +14,9 @@
  * (vmaskmovps) are microcoded on AMD Zen: they were a fifth of a 2-D
  * neighbourhood's kernel time.  The dims past the last whole block are
  * gathered and scattered. */
+#include <math.h>
+
+#include "llvm_math.h"
 #include "llvm_tensor.h"
 #include "llvm_tile.h"
 
@@ -92,6 +96,33 @@ void lower_pack_q(Lower *L, void *ctx, int elem) {
  * W dims are transposed in registers and stored as each row's contiguous
  * run (rows not of the item into the spare vector), like pack_q's reads; the dims
  * past the last whole block are scattered. */
+/* lower_store_o from O rows (L->orow: one row vector, Dv a multiple of W):
+ * each row's vectors scaled by its lane of inv (0 where its lane of zero
+ * is set) and stored as the row's run (the spare vector for a row not of
+ * the item), no transpose. */
+static void store_o_rows(Lower *L, const StoreO *so, int elem, const LLVMValueRef *row, const LLVMValueRef *ok) {
+    const Tile *T = so->T;
+    LLVMBuilderRef b = L->bd;
+    LLVMTypeRef i16 = LLVMInt16TypeInContext(L->ctx), vt16 = LLVMVectorType(i16, (unsigned)L->W);
+    LLVMValueRef Dv = L->var[V_SIZE_DV];
+    for (int i = 0; i < L->W; i++) {
+        LLVMValueRef lane = ci32(L, i);
+        LLVMValueRef inv = so->inv ? splat(L, LLVMBuildExtractElement(b, so->inv, lane, "")) : NULL;
+        LLVMValueRef zero = LLVMBuildExtractElement(b, so->zero, lane, "");
+        Loop ld;
+        LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), Dv, ci64(L, L->W), "store.o.row");
+        LLVMValueRef x = load_fvec(L, T->rg.ot, LLVMBuildAdd(b, LLVMBuildMul(b, ci64(L, i), Dv, ""), d, ""));
+        if (inv) x = LLVMBuildFMul(b, x, inv, "");
+        x = LLVMBuildSelect(b, zero, LLVMConstNull(L->vf32), x, "");
+        LLVMValueRef at = LLVMBuildAdd(b, row[i], d, "");
+        if (elem == ELEM_F32)
+            store(L, x, row_or_spare(L, ok[i], gep(L, L->f32, T->obh, at), T->spare_out, L->vf32), 4);
+        else
+            store(L, lower_narrow(L, x, elem), row_or_spare(L, ok[i], gep(L, i16, T->obh, at), T->spare_out, vt16), 2);
+        loop_end(L, &ld);
+    }
+}
+
 void lower_store_o(Lower *L, void *ctx, int elem) {
     const StoreO *so = ctx;
     const Tile *T = so->T;
@@ -104,6 +135,16 @@ void lower_store_o(Lower *L, void *ctx, int elem) {
     for (int i = 0; i < L->W; i++) {
         row[i] = LLVMBuildExtractElement(b, orow, ci32(L, i), "");
         ok[i] = LLVMBuildExtractElement(b, L->valid, ci32(L, i), "");
+    }
+    LLVMBasicBlockRef ot = NULL, done = NULL;
+    if (L->orow) { /* the accumulator as O rows: their own store; else OT's, below */
+        LLVMBasicBlockRef rows = block(L, "store.o.rows");
+        ot = block(L, "store.o.ot"), done = block(L, "store.o.done");
+        LLVMBuildCondBr(b, L->orow, rows, ot);
+        LLVMPositionBuilderAtEnd(b, rows);
+        store_o_rows(L, so, elem, row, ok);
+        LLVMBuildBr(b, done);
+        LLVMPositionBuilderAtEnd(b, ot);
     }
     Loop lb;
     LLVMValueRef d0 = loop_begin(L, &lb, ci64(L, 0), Dw, ci64(L, L->W), "store.o.block");
@@ -136,5 +177,63 @@ void lower_store_o(Lower *L, void *ctx, int elem) {
     else
         scatter_aligned(L, lower_narrow(L, x, elem), gep(L, i16, T->obh, at), L->valid, 2);
     loop_end(L, &ld);
+    if (done) {
+        LLVMBuildBr(b, done);
+        LLVMPositionBuilderAtEnd(b, done);
+    }
 }
 
+/* O[q][0..Dv) *= corr[q] for the row block's W rows (the accumulator as O
+ * rows: L->orow; Dv a multiple of W). */
+void lower_rescale_o_rows(Lower *L, Tile *T, LLVMValueRef corr) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef Dv = L->var[V_SIZE_DV];
+    for (int q = 0; q < L->W; q++) {
+        LLVMValueRef c = splat(L, LLVMBuildExtractElement(b, corr, ci32(L, q), ""));
+        LLVMValueRef row = LLVMBuildMul(b, ci64(L, q), Dv, "");
+        Loop ld;
+        LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), Dv, ci64(L, L->W), "rescale.row");
+        LLVMValueRef at = LLVMBuildAdd(b, row, d, "");
+        store_fvec(L, LLVMBuildFMul(b, load_fvec(L, T->rg.ot, at), c, ""), T->rg.ot, at);
+        loop_end(L, &ld);
+    }
+}
+
+/* O and LSE of the row block's valid rows, by the schedule's empty-row
+ * rule (sched_row_is_empty).  With softmax, a row that kept nothing has
+ * m = -inf (its masked scores are -inf), so testing m covers `!any` there. */
+void lower_write_rows(Lower *L, Tile *T) {
+    LLVMBuilderRef b = L->bd;
+    const Schedule *sc = L->s;
+    Loop lc;
+    LLVMValueRef c = loop_begin(L, &lc, ci64(L, 0), L->nvec, ci64(L, 1), "finish");
+    scope_push(L);
+    rows_enter(L, &T->rows, T->qb0, c);
+    LLVMValueRef col = L->lane0;
+    LLVMValueRef m = load_fvec(L, T->rg.m, col), l = load_fvec(L, T->rg.l, col), any = load_fvec(L, T->rg.any, col);
+    LLVMValueRef zero = sc->softmax ? fcmp(L, LLVMRealOEQ, m, splat(L, cf32(L, -INFINITY)))
+                                    : fcmp(L, LLVMRealOEQ, any, LLVMConstNull(L->vf32));
+    LLVMValueRef offset = NULL;
+    if (sc->lse_offset) {
+        offset = load_fvec(L, T->rg.lse_off, col);
+        LLVMValueRef bad = LLVMBuildOr(b, fcmp(L, LLVMRealUNO, offset, offset),
+                                       fcmp(L, LLVMRealOEQ, offset, splat(L, cf32(L, -INFINITY))), "");
+        zero = LLVMBuildOr(b, zero, bad, "");
+    }
+    StoreO so = {T, col, sc->softmax ? LLVMBuildFDiv(b, splat(L, cf32(L, 1.0)), l, "") : NULL, zero};
+    lower_elem_switch(L, T->o_elem, lower_store_o, &so);
+    LLVMValueRef lse;
+    if (sc->softmax) {
+        lse = fmuladd(L, m, splat(L, cf32(L, 0.69314718055994530942)), lower_log(L, l, 0));
+        if (offset) lse = LLVMBuildFAdd(b, lse, offset, "");
+    } else {
+        lse = lower_log(L, l, 0);
+    }
+    lse = fsel(L, zero, splat(L, cf32(L, -INFINITY)), lse);
+    LLVMBasicBlockRef after = if_begin(L, T->has_lse, "store.lse");
+    scatter(L, lse, gep(L, L->f32, T->lse_row, rows_offset(L, &T->rows, T->ls, 'l')), L->valid);
+    if_end(L, after);
+    rows_leave(L, &T->rows);
+    scope_pop(L);
+    loop_end(L, &lc);
+}

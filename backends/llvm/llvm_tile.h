@@ -15,7 +15,7 @@ typedef struct Regions {
     LLVMValueRef qx;              /* Qx[Rt][QB]: low-rank q-side columns */
     LLVMValueRef kx;              /* Kx[BK][Rt]: low-rank k-side columns of the tile */
     LLVMValueRef s;               /* S[BK][QB]: scores, then log2-domain scores, then P */
-    LLVMValueRef ot;              /* OT[Dv][QB]: the output accumulator, transposed */
+    LLVMValueRef ot;              /* OT[Dv][QB]: the output accumulator, transposed; O rows [QB][Dv] (L->orow) */
     LLVMValueRef m, l, any, tmax; /* [QB] each: running max, sum, kept-anything, tile max */
     LLVMValueRef lse_off;         /* [QB]: the row's LSE offset (STEP_LSE_OFFSET) */
     LLVMValueRef rows;            /* [nrow_slots][QB] 8-byte lanes: the schedule's row slots */
@@ -74,6 +74,14 @@ void lower_pack_q(Lower *L, void *ctx, int elem);
 /* O[b, h, q, dv] of the row vector's rows from OT (ctx: a StoreO; elem: O's
  * element type, for lower_elem_switch). */
 void lower_store_o(Lower *L, void *ctx, int elem);
+
+/* O[q][0..Dv) *= lane q of corr for the row block's W rows, the
+ * accumulator held as O rows (L->orow). */
+void lower_rescale_o_rows(Lower *L, Tile *T, LLVMValueRef corr);
+
+/* O and LSE of the row block's valid rows from the accumulator and the
+ * row statistics (after the tile loop). */
+void lower_write_rows(Lower *L, Tile *T);
 
 /* The keys [*a, *z) of the tile's range T->ka..kz that some row of the
  * current row vector may keep by the schedule's band (row slots loaded). */
