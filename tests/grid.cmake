@@ -39,6 +39,15 @@ grid_test(na2d_dilated 1 ${ex}/neighborhood_2d.attn na2d_dilated --shape ${grid_
           --param kernel=3 --param dilation=2)
 grid_test(gna2d 1 ${ex}/neighborhood_2d.attn gna2d --shape ${grid_shape} --param width=16 --param kernel=4
           --param stride=2)
+# Dv a multiple of 16: the LLVM kernel holds O as rows (docs/multidim-tiles.md, item 7): blocks of 4 vectors of
+# dv and one left over (Dv = 80), none whole (Dv = 16), 16-bit V through the conversion (bf16, blhd)
+grid_test(na2d_o_rows 1 ${ex}/neighborhood_2d.attn na2d --shape B=2,H=4,Hkv=2,Lq=256,Lk=256,D=32,Dv=80
+          --param width=16 --param kernel=5 --threads 2)
+grid_test(na2d_o_rows_dv16 1 ${ex}/neighborhood_2d.attn na2d --shape B=1,H=2,Hkv=1,Lq=256,Lk=256,D=16,Dv=16
+          --param width=16 --param kernel=7)
+grid_test(na3d_o_rows_bf16 1 ${ex}/neighborhood_3d.attn na3d --shape B=1,H=2,Hkv=1,Lq=512,Lk=512,D=16,Dv=64
+          --param width=8 --param height=8 --param kernel_t=3 --param kernel_y=3 --param kernel_x=3 --dtype bf16
+          --layout blhd)
 grid_test(na3d 1 ${ex}/neighborhood_3d.attn na3d --shape ${grid_shape} --param width=8 --param height=8
           --param kernel_t=3 --param kernel_y=3 --param kernel_x=3)
 grid_test(na3d_causal_t 1 ${ex}/neighborhood_3d.attn na3d_causal_t --shape ${grid_shape} --param width=8
