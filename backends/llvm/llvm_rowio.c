@@ -91,11 +91,6 @@ void lower_pack_q(Lower *L, void *ctx, int elem) {
     loop_end(L, &ld);
 }
 
-/* O[b, h, q, dv] of the row vector's rows from OT, rounded once to O's
- * element type `elem` (one version per type, lower_elem_switch).  Blocks of
- * W dims are transposed in registers and stored as each row's contiguous
- * run (rows not of the item into the spare vector), like pack_q's reads; the dims
- * past the last whole block are scattered. */
 /* lower_store_o from O rows (L->orow: one row vector, Dv a multiple of W):
  * each row's vectors scaled by its lane of inv (0 where its lane of zero
  * is set) and stored as the row's run (the spare vector for a row not of
@@ -123,6 +118,12 @@ static void store_o_rows(Lower *L, const StoreO *so, int elem, const LLVMValueRe
     }
 }
 
+/* O[b, h, q, dv] of the row vector's rows from OT (or O rows: L->orow,
+ * store_o_rows), rounded once to O's element type `elem` (one version per
+ * type, lower_elem_switch).  Blocks of
+ * W dims are transposed in registers and stored as each row's contiguous
+ * run (rows not of the item into the spare vector), like pack_q's reads; the dims
+ * past the last whole block are scattered. */
 void lower_store_o(Lower *L, void *ctx, int elem) {
     const StoreO *so = ctx;
     const Tile *T = so->T;
