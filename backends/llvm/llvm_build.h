@@ -41,10 +41,14 @@ typedef struct Lower {
     /* the micro-kernels' Bm through a row map (P.V into O rows, llvm_gemm.c): NULL, or an i64 pointer whose
      * element k is where Bm's row k starts (elements) */
     LLVMValueRef bmap;
+    LLVMValueRef bmap_scale; /* NULL, or [rows] floats: gemm_rows scales row i of Out by element i as it loads it */
     int pf_cols; /* gemm_rows: prefetch per column block too, two lines a step (P.V into O rows) */
     /* i1: this work item holds its output accumulator as O rows [QB][Dv] instead of OT [Dv][QB] (a row
      * block of one vector, llvm_lower.c: o_rows); NULL where the kernel never does */
     LLVMValueRef orow;
+    /* with orow: [QB] floats, each row's correction of the running max this tile, which P.V applies to O's
+     * rows as it loads them (llvm_lower.c: normalise) */
+    LLVMValueRef orow_corr;
     int QB, BK;      /* rows per row block (C * W); keys per kv tile */
     int variant;     /* LLVM_VARIANT_* (llvm_lower.h): the version of the kernel being built */
     LLVMTypeRef i1, i8, i16, i32, i64, f32, f64;

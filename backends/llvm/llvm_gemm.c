@@ -99,9 +99,14 @@ static void gemm_rows(Lower *L, int R, LLVMValueRef i0, LLVMValueRef A, LLVMValu
     LLVMValueRef col0 = LLVMBuildMul(b, c0, ci64(L, L->W), "");
     for (int i = 0; i < R; i++) {
         LLVMValueRef row = LLVMBuildMul(b, LLVMBuildAdd(b, i0, ci64(L, i), ""), ldo, "");
+        /* P.V into O rows: each row times its correction as it is loaded (no pass of its own) */
+        LLVMValueRef corr = accumulate && L->bmap_scale
+                                ? splat(L, load(L, L->f32, gep(L, L->f32, L->bmap_scale, LLVMBuildAdd(b, i0, ci64(L, i), "")), 4))
+                                : NULL;
         for (int j = 0; j < L->CQ; j++) {
             LLVMValueRef at = LLVMBuildAdd(b, row, LLVMBuildAdd(b, col0, ci64(L, (int64_t)j * L->W), ""), "");
-            set(L, acc[i][j], accumulate ? load_fvec(L, Out, at) : LLVMConstNull(L->vf32));
+            LLVMValueRef o = accumulate ? load_fvec(L, Out, at) : LLVMConstNull(L->vf32);
+            set(L, acc[i][j], corr ? LLVMBuildFMul(b, o, corr, "") : o);
         }
     }
     if (pf) {
@@ -623,12 +628,13 @@ static void pv_into_rows(Lower *L, const Prefetch *pf, LLVMValueRef rows, LLVMVa
     LLVMValueRef Dv = kv->n, qb = ci64(L, L->QB);
     LLVMValueRef nvec = LLVMBuildUDiv(b, Dv, ci64(L, L->W), ""), whole = LLVMBuildAnd(b, nvec, ci64(L, -4), "");
     L->bmap = amap, L->amap = NULL; /* V's keys are Bm's rows here */
+    L->bmap_scale = L->orow_corr;
     L->CQ = 4, L->R = 4, L->gemm_cols = whole, L->pf_cols = 1;
     lower_gemm_ld(L, P, ci64(L, 1), qb, qb, rows, lda, kv->nk, O, Dv, 1, pf);
     L->CQ = 1, L->R = 8, L->gemm_cols = LLVMBuildSub(b, nvec, whole, ""), L->pf_cols = 0;
     LLVMValueRef at = LLVMBuildMul(b, whole, ci64(L, L->W), "");
     lower_gemm_ld(L, P, ci64(L, 1), qb, qb, gep(L, L->f32, rows, at), lda, kv->nk, gep(L, L->f32, O, at), Dv, 1, NULL);
-    L->bmap = NULL, L->amap = amap, L->CQ = CQ, L->R = R, L->gemm_cols = cols;
+    L->bmap = NULL, L->bmap_scale = NULL, L->amap = amap, L->CQ = CQ, L->R = R, L->gemm_cols = cols;
 }
 
 void lower_kv_product(Lower *L, int which, LLVMValueRef dense, const Prefetch *pf, const KvRows *kv, LLVMValueRef Bm,

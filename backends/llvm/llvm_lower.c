@@ -318,21 +318,16 @@ static void normalise(Lower *L, Tile *T) {
     LLVMValueRef l = fmuladd(L, load_fvec(L, T->rg.l, col), corr, get(L, L->vf32, sum));
     store_fvec(L, l, T->rg.l, col);
     store_fvec(L, m_new, T->rg.m, col);
-    LLVMBasicBlockRef after = if_begin(L, any_lane(L, fcmp(L, LLVMRealUNE, corr, splat(L, cf32(L, 1.0)))), "rescale");
-    LLVMBasicBlockRef ot = L->orow ? if_begin(L, LLVMBuildNot(b, L->orow, ""), "rescale.ot") : NULL;
+    /* O rows (one row vector): P.V multiplies each row by its correction as it loads it (L->orow_corr) */
+    if (L->orow) store_fvec(L, corr, L->orow_corr, col);
+    LLVMValueRef rescale = any_lane(L, fcmp(L, LLVMRealUNE, corr, splat(L, cf32(L, 1.0))));
+    if (L->orow) rescale = LLVMBuildAnd(b, rescale, LLVMBuildNot(b, L->orow, ""), "");
+    LLVMBasicBlockRef after = if_begin(L, rescale, "rescale");
     Loop ld;
     LLVMValueRef dv = loop_begin(L, &ld, ci64(L, 0), L->var[V_SIZE_DV], ci64(L, 1), "rescale.dv");
     LLVMValueRef o = LLVMBuildAdd(b, LLVMBuildMul(b, dv, ci64(L, L->QB), ""), col, "");
     store_fvec(L, LLVMBuildFMul(b, load_fvec(L, T->rg.ot, o), corr, ""), T->rg.ot, o);
     loop_end(L, &ld);
-    if (ot) { /* O rows (one row vector): each row times its lane of corr */
-        LLVMBasicBlockRef done = block(L, "rescale.done");
-        LLVMBuildBr(b, done);
-        LLVMPositionBuilderAtEnd(b, ot);
-        lower_rescale_o_rows(L, T, corr);
-        LLVMBuildBr(b, done);
-        LLVMPositionBuilderAtEnd(b, done);
-    }
     if_end(L, after);
     loop_end(L, &lc);
 }
@@ -660,8 +655,11 @@ static void gen_tile(Lower *L, const char *name) {
     L->lse_off = T.rg.lse_off;
     L->diag = T.rg.diag;
 
-    if (o_rows(L))
+    if (o_rows(L)) {
         L->orow = LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildURem(b, Dv, ci64(L, L->W), ""), ci64(L, 0), "orow");
+        /* the corrections of O rows: the tile max's region, free once normalise has read it */
+        L->orow_corr = L->s->softmax ? T.rg.tmax : NULL;
+    }
     if (L->variant & LLVM_VARIANT_NARROW) first_tile_prefetch(L, &T, e0, e1, bk, Lk, D, Dv);
     T.spare_in = local(L, L->vf32, LLVMConstNull(L->vf32));
     T.spare_out = local(L, L->vf32, NULL);
@@ -669,7 +667,7 @@ static void gen_tile(Lower *L, const char *name) {
     T.qb0 = loop_begin(L, &lrb, T.rows.r0, T.rows.r1, ci64(L, L->QB), "rowblock");
     row_block(L, &T);
     loop_end(L, &lrb);
-    L->orow = NULL;
+    L->orow = L->orow_corr = NULL;
     LLVMBuildRet(b, ci32(L, 0));
     lower_close_function(L, entry);
 }

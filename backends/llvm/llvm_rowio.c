@@ -1,7 +1,6 @@
 /* llvm_rowio.c — the LLVM kernel's reads of Q and writes of O and LSE, per
  * row vector: Q transposed and scaled into Qt, O from the transposed
- * accumulator OT or (a row block of one vector) from O rows, and the
- * rescaling of O rows.
+ * accumulator OT or (a row block of one vector) from O rows.
  * Requires: the lowering state inside the tile function, a row vector
  * entered (llvm_rows.c: L->valid, its rows' offsets), the tile state
  * (llvm_tile.h).  Produces: blocks of W dims as W runs of each row's
@@ -181,22 +180,6 @@ void lower_store_o(Lower *L, void *ctx, int elem) {
     if (done) {
         LLVMBuildBr(b, done);
         LLVMPositionBuilderAtEnd(b, done);
-    }
-}
-
-/* O[q][0..Dv) *= corr[q] for the row block's W rows (the accumulator as O
- * rows: L->orow; Dv a multiple of W). */
-void lower_rescale_o_rows(Lower *L, Tile *T, LLVMValueRef corr) {
-    LLVMBuilderRef b = L->bd;
-    LLVMValueRef Dv = L->var[V_SIZE_DV];
-    for (int q = 0; q < L->W; q++) {
-        LLVMValueRef c = splat(L, LLVMBuildExtractElement(b, corr, ci32(L, q), ""));
-        LLVMValueRef row = LLVMBuildMul(b, ci64(L, q), Dv, "");
-        Loop ld;
-        LLVMValueRef d = loop_begin(L, &ld, ci64(L, 0), Dv, ci64(L, L->W), "rescale.row");
-        LLVMValueRef at = LLVMBuildAdd(b, row, d, "");
-        store_fvec(L, LLVMBuildFMul(b, load_fvec(L, T->rg.ot, at), c, ""), T->rg.ot, at);
-        loop_end(L, &ld);
     }
 }
 

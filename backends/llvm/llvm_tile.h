@@ -75,10 +75,6 @@ void lower_pack_q(Lower *L, void *ctx, int elem);
  * element type, for lower_elem_switch). */
 void lower_store_o(Lower *L, void *ctx, int elem);
 
-/* O[q][0..Dv) *= lane q of corr for the row block's W rows, the
- * accumulator held as O rows (L->orow). */
-void lower_rescale_o_rows(Lower *L, Tile *T, LLVMValueRef corr);
-
 /* O and LSE of the row block's valid rows from the accumulator and the
  * row statistics (after the tile loop). */
 void lower_write_rows(Lower *L, Tile *T);
