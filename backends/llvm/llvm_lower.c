@@ -26,6 +26,10 @@
  *     are plain scalar loops, so no size needs padding or masked loads;
  *   - the online softmax statistics (row max, row sum) are per lane: no
  *     horizontal reductions in the tile loop.
+ * A row block of one vector (C = 1: 16-row q tiles on AVX-512) holds O as
+ * rows instead of transposed when Dv is a multiple of W (o_rows): its PV
+ * then broadcasts P and loads V's rows as vectors (a broadcast of V per FMA
+ * bound it by loads), and takes the rescaling as it loads O's rows.
  * The micro-kernels keep an R x CQ block of vector accumulators in registers
  * (R rows of K or V against CQ vectors of rows of Q), and spread prefetches
  * of the next tile's K and V through their inner loops.
