@@ -103,11 +103,16 @@ static void prefetch_rows(const Launch *l, int64_t i) {
     int64_t r0 = qt * c->bq, r1 = r0 + c->bq < c->Lq ? r0 + c->bq : c->Lq;
     int64_t oesz = c->o_elem == ATTNC_ELEM_F32 ? 4 : 2;
     const char *base = (const char *)c->q + (bh / c->H * c->q_stride[0] + bh % c->H * c->q_stride[1]) * esz;
-    const char *obase = !c->o ? NULL : (const char *)c->o + (bh / c->H * c->o_stride[0] + bh % c->H * c->o_stride[1]) * oesz;
+    /* (no O: nothing to prefetch for writing; an offset from NULL would be undefined) */
+    const int64_t obytes = c->o ? c->Dv * oesz : 0;
+    const char *obase =
+        c->o ? (const char *)c->o + (bh / c->H * c->o_stride[0] + bh % c->H * c->o_stride[1]) * oesz : NULL;
     for (int64_t r = r0; r < r1; r++) {
         int64_t row = c->q_rows ? c->q_rows[r] : r;
-        for (int64_t at = 0; at < c->D * esz; at += 64) __builtin_prefetch(base + (row * c->q_stride[2]) * esz + at, 0, 2);
-        for (int64_t at = 0; c->o && at < c->Dv * oesz; at += 64) __builtin_prefetch(obase + (row * c->o_stride[2]) * oesz + at, 1, 2);
+        const char *qrow = base + row * c->q_stride[2] * esz;
+        const char *orow = obase ? obase + row * c->o_stride[2] * oesz : NULL;
+        for (int64_t at = 0; at < c->D * esz; at += 64) __builtin_prefetch(qrow + at, 0, 2);
+        for (int64_t at = 0; at < obytes; at += 64) __builtin_prefetch(orow + at, 1, 2);
     }
 }
 

@@ -41,7 +41,7 @@ typedef struct Lower {
     /* the micro-kernels' Bm through a row map (P.V into O rows, llvm_gemm.c): NULL, or an i64 pointer whose
      * element k is where Bm's row k starts (elements) */
     LLVMValueRef bmap;
-    LLVMValueRef bmap_scale; /* NULL, or [rows] floats: gemm_rows scales row i of Out by element i as it loads it */
+    LLVMValueRef out_scale; /* NULL, or [rows] floats: gemm_rows scales row i of Out by element i as it loads it */
     int pf_cols; /* gemm_rows: prefetch per column block too, two lines a step (P.V into O rows) */
     /* i1: this work item holds its output accumulator as O rows [QB][Dv] instead of OT [Dv][QB] (a row
      * block of one vector, llvm_lower.c: o_rows); NULL where the kernel never does */
