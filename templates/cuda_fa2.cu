@@ -26,7 +26,9 @@
  * by cp.async: tile e + 1 is in flight while tile e is used.  S = Q K^T with
  * mma.m16n8k16 (K row major is B .col: plain ldmatrix.x4); the element code
  * runs per accumulator element at its coordinates (row 16w + g (+ 8),
- * key 8 n-tile + 2 (lane % 4) (+ 1)), masks only on PARTIAL tiles, keys past
+ * key 8 n-tile + 2 (lane % 4) (+ 1)), masks only on PARTIAL tiles (with a
+ * band of keys per row, ATTNC_BAND, only inside each row's band, and S and
+ * P V skip the steps of keys no row of the warp keeps), keys past
  * Lk and rows past Lq never evaluated; the online softmax runs on the
  * fragments, a row's max and sum over its quad by shuffles; P's fragments
  * packed to 16 bits are O += P V's A fragments, V's B fragments come from
@@ -179,13 +181,15 @@ ATTNC_MMA_DEV void attnc_fa2_operand(uint32_t *r, int32_t n) {
 }
 
 #if ATTNC_FA2_TF32
-/* S = Q K^T for keys kp .. kp + 8 NT - 1 of the tile: per k step, Q's A
+/* S = Q K^T for keys kp .. kp + 8 NT - 1 of the tile (the 16 keys of a pair of
+ * n-tiles only where they meet [wlo, whi), else S stays 0): per k step, Q's A
  * fragment (ldmatrix.x4 of 8 rows x 4 floats: rows 0-7 / 8-15 by columns 0-3 /
  * 4-7 give a0 .. a3) from shared memory, Q staying there (its 64 registers at
  * D = 128 would spill), then for n-tiles 2 np and 2 np + 1 K's B fragments
  * (keys 0-7 / 8-15 by columns 0-3 / 4-7: b0, b1 of each). */
 ATTNC_MMA_DEV void attnc_fa2_s(float (*s)[4], const uint32_t (*qa)[4], const attnc_fa2_elem *qs,
-                               const attnc_fa2_elem *ks, int32_t kp, int32_t w, int32_t lane) {
+                               const attnc_fa2_elem *ks, int32_t kp, int32_t wlo, int32_t whi, int32_t w,
+                               int32_t lane) {
     const int32_t m8 = lane >> 3, r8 = lane & 7, qrow = 16 * w + (m8 & 1) * 8 + r8;
     (void)qa;
     ATTNC_UNROLL
@@ -198,6 +202,7 @@ ATTNC_MMA_DEV void attnc_fa2_s(float (*s)[4], const uint32_t (*qa)[4], const att
         for (int32_t np = 0; np < ATTNC_FA2_NT / 2; np++) {
             uint32_t kb[4];
             const int32_t row = kp + np * 16 + (m8 >> 1) * 8 + r8;
+            if (kp + np * 16 + 16 <= wlo || kp + np * 16 >= whi) continue; /* no row of the warp keeps them */
             attnc_ldmatrix_x4(kb, ks + row * ATTNC_FA2_LD + ATTNC_FA2_SWZ(row, kk * 8 + (m8 & 1) * 4, ATTNC_FA2_SWK));
             attnc_fa2_operand(kb, 4);
             attnc_fa2_mma(s[2 * np], qf, kb);
@@ -206,16 +211,18 @@ ATTNC_MMA_DEV void attnc_fa2_s(float (*s)[4], const uint32_t (*qa)[4], const att
     }
 }
 
-/* O += P V over keys kp .. kp + 8 NT - 1 of the tile (vs: its row kp), 8 (one
- * n-tile of S) per k step: A's column t is key 2t (this lane's s[..][0], [2]),
+/* O += P V over keys kp .. kp + 8 NT - 1 of the tile (vs: its row kp; the
+ * steps of keys [jlo, jhi) of the part only), 8 (one n-tile of S) per k step: A's column t is key 2t (this lane's s[..][0], [2]),
  * column t + 4 key 2t + 1 ([1], [3]); V's B rows in the same order, b0 =
  * V[2t][n], b1 = V[2t + 1][n]: 32-bit shared loads (ldmatrix.trans moves 16-bit
  * elements). */
-ATTNC_MMA_DEV void attnc_fa2_pv(float (*o)[4], float (*s)[4], const attnc_fa2_elem *vs, int32_t lane) {
+ATTNC_MMA_DEV void attnc_fa2_pv(float (*o)[4], float (*s)[4], const attnc_fa2_elem *vs, int32_t jlo, int32_t jhi,
+                                int32_t lane) {
     const int32_t g = lane >> 2, tq = lane & 3;
     ATTNC_UNROLL
     for (int32_t kk = 0; kk < ATTNC_FA2_NT; kk++) {
         uint32_t pa[4];
+        if (8 * kk + 8 <= jlo || 8 * kk >= jhi) continue; /* P is 0 there in every row of the warp */
         /* one k step's V fragments at a time: with cheap element code (a weight clause without
          * division or exp) ptxas hoisted all 128 of a part's V loads above S = Q K^T, 128 live
          * registers: 255 registers and 136 bytes of spills at D = 128 (tests/cuda/fa2_cheap_weight.attn) */
@@ -245,15 +252,18 @@ ATTNC_MMA_DEV void attnc_fa2_load_q(uint32_t (*qa)[4], const attnc_fa2_elem *qs,
         attnc_ldmatrix_x4(qa[kk], qs + (16 * w + (m8 & 1) * 8 + r8) * ATTNC_FA2_LD + kk * 16 + (m8 >> 1) * 8);
 }
 
-/* S = Q K^T for keys kp .. kp + 8 NT - 1 of the tile: n-tiles 2 np and 2 np + 1
+/* S = Q K^T for keys kp .. kp + 8 NT - 1 of the tile (pairs of n-tiles that
+ * meet [wlo, whi) only, else S stays 0): n-tiles 2 np and 2 np + 1
  * (keys kp + 16 np ..) from one ldmatrix.x4 per k step (matrices: keys 0-7 /
  * 8-15 by the step's first / second half), Q's fragments from registers. */
 ATTNC_MMA_DEV void attnc_fa2_s(float (*s)[4], const uint32_t (*qa)[4], const attnc_fa2_elem *qs,
-                               const attnc_fa2_elem *ks, int32_t kp, int32_t w, int32_t lane) {
+                               const attnc_fa2_elem *ks, int32_t kp, int32_t wlo, int32_t whi, int32_t w,
+                               int32_t lane) {
     const int32_t m8 = lane >> 3, r8 = lane & 7;
     (void)qs, (void)w;
     ATTNC_UNROLL
     for (int32_t np = 0; np < ATTNC_FA2_NT / 2; np++) {
+        if (kp + np * 16 + 16 <= wlo || kp + np * 16 >= whi) continue; /* no row of the warp keeps them */
         ATTNC_UNROLL
         for (int32_t kk = 0; kk < ATTNC_FA2_D / 16; kk++) {
             uint32_t kb[4];
@@ -265,12 +275,15 @@ ATTNC_MMA_DEV void attnc_fa2_s(float (*s)[4], const uint32_t (*qa)[4], const att
 }
 
 /* O += P V: S's n-tiles 2 kk and 2 kk + 1 packed are P's A fragment for keys
- * 16 kk .. 16 kk + 15; V's B fragments from ldmatrix.x4.trans. */
-ATTNC_MMA_DEV void attnc_fa2_pv(float (*o)[4], float (*s)[4], const attnc_fa2_elem *vs, int32_t lane) {
+ * 16 kk .. 16 kk + 15 (those of steps that reach keys [jlo, jhi) of the
+ * part); V's B fragments from ldmatrix.x4.trans. */
+ATTNC_MMA_DEV void attnc_fa2_pv(float (*o)[4], float (*s)[4], const attnc_fa2_elem *vs, int32_t jlo, int32_t jhi,
+                                int32_t lane) {
     const int32_t m8 = lane >> 3, r8 = lane & 7;
     ATTNC_UNROLL
     for (int32_t kk = 0; kk < ATTNC_FA2_NT / 2; kk++) {
         uint32_t pa[4];
+        if (16 * kk + 16 <= jlo || 16 * kk >= jhi) continue; /* P is 0 there in every row of the warp */
         pa[0] = attnc_fa2_pack(s[2 * kk][0], s[2 * kk][1]);
         pa[1] = attnc_fa2_pack(s[2 * kk][2], s[2 * kk][3]);
         pa[2] = attnc_fa2_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
@@ -420,6 +433,33 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
 #if !ATTNC_FA2_TF32
         if (e == first) attnc_fa2_load_q(qa, smem + ATTNC_FA2_Q_AT, w, m8, r8);
 #endif
+        /* this lane's rows' keys [blo, bhi) of the tile, and [wlo, whi) those of the warp's 16 rows: with a band
+         * (middle/pass_band.c) on a PARTIAL tile, each row's keys in its band (templates/tile.c), the others
+         * masked unevaluated, and S and P V skip the steps of keys no row of the warp keeps (a warp-uniform
+         * branch: the mma stay converged); not in a call that checks runtime errors (a mask may raise one
+         * outside the band) */
+        int32_t blo[2] = {0, 0}, bhi[2] = {64, 64}, wlo = 0, whi = 64;
+#if ATTNC_BAND
+        if (mode == ATTNC_TILE_PARTIAL && !check_faults) {
+            uint32_t a = 64, z = 0; /* the union of the lane's rows' keys */
+            ATTNC_UNROLL
+            for (int32_t hh = 0; hh < 2; hh++) {
+                const int64_t i = 16 * w + g + 8 * hh, q = q0 + i, hr = h;
+                int64_t lo = 0, hi = 0;
+                (void)q;
+                (void)hr;
+                if (i < nr) attnc_band_keys(ATTNC_BAND_LO, ATTNC_BAND_HI, k0, 0, nc, &lo, &hi);
+                blo[hh] = (int32_t)lo, bhi[hh] = (int32_t)hi;
+                if (lo < hi) a = (uint32_t)lo < a ? (uint32_t)lo : a, z = (uint32_t)hi > z ? (uint32_t)hi : z;
+            }
+            ATTNC_UNROLL
+            for (int32_t m = 4; m < 32; m *= 2) { /* lanes of another g hold other rows */
+                const uint32_t a2 = attnc_shfl_xor_u32(all, a, m), z2 = attnc_shfl_xor_u32(all, z, m);
+                a = a2 < a ? a2 : a, z = z2 > z ? z2 : z;
+            }
+            wlo = a < z ? (int32_t)a : 0, whi = a < z ? (int32_t)z : 0;
+        }
+#endif
 
         /* the tile's keys in ATTNC_FA2_PARTS parts of 64 / ATTNC_FA2_PARTS, each through S, the element code,
          * the online softmax and O += P V in turn (a loop kept rolled: one part's registers at a time) */
@@ -429,7 +469,7 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
             float s[ATTNC_FA2_NT][4]; /* S = Q K^T */
             ATTNC_UNROLL
             for (int32_t nt = 0; nt < ATTNC_FA2_NT; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-            attnc_fa2_s(s, (const uint32_t(*)[4])qa, smem + ATTNC_FA2_Q_AT, ks, kp, w, lane);
+            attnc_fa2_s(s, (const uint32_t(*)[4])qa, smem + ATTNC_FA2_Q_AT, ks, kp, wlo, whi, w, lane);
 
             /* the element code at each accumulator's (q, kv): element r of n-tile nt is
              * row 16 w + g + 8 (r >> 1), key kp + 8 nt + 2 tq + (r & 1) of the tile */
@@ -456,7 +496,10 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
                             lr += sc.qlr[i * lowrank_cols + x] * sc.klr[x * 64 + j];
 #endif
                         if (mode == ATTNC_TILE_PARTIAL) {
-                            /*@ELEM_PARTIAL@*/
+                            if (j < blo[r >> 1] || j >= bhi[r >> 1]) elem_keep = 0; /* outside the row's band */
+                            else {
+                                /*@ELEM_PARTIAL@*/
+                            }
                         } else {
                             /*@ELEM_FULL@*/
                         }
@@ -502,7 +545,7 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
 #endif
             }
 
-            attnc_fa2_pv(o, s, vs + kp * ATTNC_FA2_LDV, lane); /* O += P V */
+            attnc_fa2_pv(o, s, vs + kp * ATTNC_FA2_LDV, wlo - kp, whi - kp, lane); /* O += P V */
         }
 #if ATTNC_FA2_BREAK != 2
         attnc_syncthreads(); /* every thread is done with buffer buf (and the col slots) before they are refilled */

@@ -243,11 +243,23 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
             float lrow[ATTNC_BK];
 #endif
             int kept = 0;
+            /* its keys [jlo, jhi) of the tile: with a band (middle/pass_band.c), a PARTIAL tile's keys in the
+             * row's band, the others masked unevaluated (templates/tile.c); not in a call that checks runtime
+             * errors (a mask may raise one outside the band) */
+            int64_t jlo = 0, jhi = nc;
             (void)q;
             (void)hr;
+#if ATTNC_BAND
+            if (mode == ATTNC_TILE_PARTIAL && !check_faults)
+                attnc_band_keys(ATTNC_BAND_LO, ATTNC_BAND_HI, k0, 0, nc, &jlo, &jhi);
+#endif
             /* dot products, and the low-rank bias terms over their extra columns */
             for (int64_t j = 0; j < nc; j++) {
                 const float *krow = ktile + j * kld;
+                if (j < jlo || j >= jhi) {
+                    srow[j] = 0.0f; /* masked below, before anything reads it */
+                    continue;
+                }
                 float dot = 0.0f;
                 for (int64_t d = 0; d < D; d++) dot += qrow[d] * krow[d];
                 srow[j] = dot;
@@ -264,6 +276,10 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
                     int elem_fault = 0, elem_keep = 1;
                     float elem_value = 0.0f;
                     (void)kv;
+                    if (j < jlo || j >= jhi) {
+                        srow[j] = ATTNC_MASKED;
+                        continue;
+                    }
                     /*@ELEM_PARTIAL@*/
                     fault |= elem_fault;
                     kept |= elem_keep;

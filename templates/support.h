@@ -134,6 +134,22 @@ static inline float attnc_inf(void) {
 }
 /*@end@*/
 
+/* A row's band of keys (middle/pass_band.c: band_lo <= kv <= band_hi
+ * wherever the masks keep) within one tile, for templates/tile.c and the
+ * CUDA templates alike. */
+/*@section band_keys@*/
+/* The keys [*lo, *hi) of the range [ja, jz) of a tile whose first key is k0
+ * that the band [band_lo, band_hi] reaches (empty: *lo == *hi); no overflow
+ * for any band. */
+static inline void attnc_band_keys(int64_t band_lo, int64_t band_hi, int64_t k0, int64_t ja, int64_t jz, int64_t *lo,
+                                   int64_t *hi) {
+    const int64_t a = band_lo <= k0 + ja ? ja : band_lo - k0 < jz ? band_lo - k0 : jz;
+    const int64_t z = band_hi < k0 + ja ? ja : band_hi - k0 < jz ? band_hi - k0 + 1 : jz;
+    *lo = a;
+    *hi = z > a ? z : a;
+}
+/*@end@*/
+
 /* The helpers: the IR's total semantics (floor division and modulo with
  * x/0 = 0, saturating int(), Python-style float %) and the built-ins libm
  * lacks. */

@@ -161,17 +161,6 @@ static void attnc_q_row(const AttnCall *c, int64_t at, float *dst) {
     }
 }
 
-/* The keys [*lo, *hi) of the range [ja, jz) of a tile whose first key is k0
- * that the band [band_lo, band_hi] reaches (empty: *lo == *hi); no overflow
- * for any band. */
-static void attnc_band_keys(int64_t band_lo, int64_t band_hi, int64_t k0, int64_t ja, int64_t jz, int64_t *lo,
-                            int64_t *hi) {
-    const int64_t a = band_lo <= k0 + ja ? ja : band_lo - k0 < jz ? band_lo - k0 : jz;
-    const int64_t z = band_hi < k0 + ja ? ja : band_hi - k0 < jz ? band_hi - k0 + 1 : jz;
-    *lo = a;
-    *hi = z > a ? z : a;
-}
-
 /* Rows [qt*BQ, min((qt+1)*BQ, Lq*P)) of (b, h .. h+P-1), P = pack (at least
  * 1): O and LSE (kernel_abi.h).
  * Returns 1 when an element of a visited tile raises a runtime error.
@@ -228,7 +217,6 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
     (void)attnc_dense_softmax;
 #endif
 #if !ATTNC_BAND
-    (void)attnc_band_keys;
     (void)attnc_dense_qk_rows;
 #endif
     /* 0 when the call's tile analysis proved that nothing here can fault */

@@ -1,7 +1,7 @@
 # tests/cuda_fa2.cmake — cuda-emu's tensor-core kernel (templates/cuda_fa2.cu on the SIMT emulation) against
 # the interpreter on every example in f16 and bf16 (cuda-emu/fa2/<example>) and in float32 through TF32
 # (cuda-emu/fa2/tf32/<example>; tests/test_cuda_fa2.c), a deliberately wrong fragment mapping and a missing
-# barrier that must be seen, and the FA2 text through nvcc for sm_80 (and sm_90 for float32;
+# barrier that must be seen, the band of keys (cuda-emu/fa2/band), and the FA2 text through nvcc for sm_80 (and sm_90 for float32;
 # tests/cuda_fa2_nvcc.sh; skipped, exit 77, without nvcc).
 if(ATTNC_HAVE_TCC_JIT)
   add_executable(test_cuda_fa2 ${PROJECT_SOURCE_DIR}/tests/test_cuda_fa2.c)
@@ -26,6 +26,9 @@ if(ATTNC_HAVE_TCC_JIT)
     get_filename_component(name ${example} NAME_WE)
     add_test(NAME cuda-emu/fa2/tf32/${name} COMMAND test_cuda_fa2 ${example} --tf32)
   endforeach()
+  # each row's band of keys: masked unevaluated, and S and P V skip the steps no row of a warp keeps (fewer mma,
+  # the same O and LSE as the window without a band)
+  add_test(NAME cuda-emu/fa2/band COMMAND test_cuda_fa2 ${PROJECT_SOURCE_DIR}/tests/cuda/fa2_band.attn --band)
   # the planted bugs must be seen: what that checks is the test's and the emulator's logic, which the gcc build
   # runs alike; the sanitizer build runs one (CI's 30 minutes; all of them: ~60 s there)
   if(NOT ATTNC_SANITIZE)
@@ -44,6 +47,6 @@ if(ATTNC_HAVE_TCC_JIT AND NOT ATTNC_SANITIZE) # nvcc's compiles: nothing for the
   add_test(NAME cuda-emu/fa2/nvcc COMMAND bash ${PROJECT_SOURCE_DIR}/tests/cuda_fa2_nvcc.sh $<TARGET_FILE:test_cuda_fa2>
            ${CMAKE_CURRENT_BINARY_DIR}/cuda_fa2 ${PROJECT_SOURCE_DIR}/examples/causal.attn
            ${PROJECT_SOURCE_DIR}/examples/low_rank_bias.attn ${PROJECT_SOURCE_DIR}/examples/nonsoftmax.attn
-           ${PROJECT_SOURCE_DIR}/tests/cuda/fa2_cheap_weight.attn)
+           ${PROJECT_SOURCE_DIR}/tests/cuda/fa2_cheap_weight.attn ${PROJECT_SOURCE_DIR}/examples/sliding_window.attn)
   set_tests_properties(cuda-emu/fa2/nvcc PROPERTIES SKIP_RETURN_CODE 77)
 endif()

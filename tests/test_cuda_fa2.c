@@ -4,6 +4,7 @@
  *
  *   test_cuda_fa2 FILE.attn [--tf32] [--break | --break-barrier]
  *   test_cuda_fa2 FILE.attn --emit DIR
+ *   test_cuda_fa2 tests/cuda/fa2_band.attn --band
  *
  * Per attention, per type (f16 and bf16; with --tf32 float32, which the
  * kernel multiplies through TF32), per shape: the example-args
@@ -56,6 +57,7 @@
  * the emulation must refuse the device code (on the depth-first schedule,
  * when an item visits 2 kv tiles or more) in some case, and nothing else
  * may fail.
+ * --band: the band of keys (tests/cuda/fa2_band.attn; band_cases below).
  * --emit DIR: write DIR/<attention>_<D>_<type>.cu, the tensor-core text of
  * each attention at D = Dv = 64 in f16, at 128 in bf16 and at both in
  * float32 (type tf32), for tests/cuda_fa2_nvcc.sh (nvcc for sm_80; float32
@@ -328,6 +330,59 @@ static int emit_texts(const attnc_spec *spec, const char *name, const char *dir)
     return fails;
 }
 
+/* --band: FILE holds window_banded and window_unbanded (tests/cuda/fa2_band.attn), one window whose tile maps
+ * agree, with and without a band of keys.  Per type (bf16 and float32 through TF32) both run on the tensor-core
+ * kernel on the same inputs: the same O and LSE (the steps skipped add P = 0), and the banded one through fewer
+ * mma.sync (S and P V skip the steps of keys no row of a warp keeps); prints both counts.  0 when so. */
+static int band_cases(const attnc_spec *spec) {
+    const attnc_sizes sz = {.B = 1, .H = 2, .Hkv = 1, .Lq = 300, .Lk = 300, .D = 32, .Dv = 16};
+    const attnc_param w = {.name = "w", .type = ATTNC_INT, .i = 20};
+    const char *names[2] = {"window_banded", "window_unbanded"};
+    size_t rows = (size_t)(sz.B * sz.H * sz.Lq), no = rows * (size_t)sz.Dv;
+    int fails = 0;
+    for (int type = T_BF16; type <= T_TF32; type++) {
+        Inputs in;
+        inputs_make(&sz, type, 1, &in);
+        float *o[2], *lse[2];
+        unsigned long long mmas[2] = {0, 0};
+        attnc_layouts lay;
+        memset(&lay, 0, sizeof lay);
+        lay.q.elem = lay.k.elem = lay.v.elem = type == T_BF16 ? ATTNC_ELEM_BF16 : ATTNC_ELEM_F32;
+        for (int x = 0; x < 2; x++) {
+            attnc_options opts = {.backend = ATTNC_BACKEND_CUDA_EMU, .threads = 2};
+            attnc_kernel *k = NULL;
+            attnc_error err = {0};
+            long long before, after;
+            o[x] = malloc(sizeof(float) * no), lse[x] = malloc(sizeof(float) * rows);
+            attnc_args args = {sz, (const float *)in.qb, (const float *)in.kb, (const float *)in.vb, o[x], lse[x],
+                               &w, 1, NULL, 0};
+            if (type == T_TF32) args.q = in.xq, args.k = in.xk, args.v = in.xv;
+            cuda_emu_fa2_stats(&before, NULL, 0);
+            const uint64_t m0 = simt_mmas_total();
+            if (attnc_compile(spec, names[x], &opts, &k, &err) || attnc_kernel_run_layout(k, &args, &lay, &err))
+                printf("FAIL %s %s: %s\n", names[x], TYPE_NAME[type], err.message), fails++;
+            mmas[x] = (unsigned long long)(simt_mmas_total() - m0);
+            cuda_emu_fa2_stats(&after, NULL, 0);
+            if (after - before != sz.B * sz.H * ((sz.Lq + 63) / 64))
+                printf("FAIL %s %s: %lld work items on the tensor-core kernel\n", names[x], TYPE_NAME[type],
+                       after - before), fails++;
+            attnc_kernel_free(k);
+        }
+        double worst = 0;
+        for (size_t i = 0; i < no; i++) worst = fmax(worst, fabs((double)o[0][i] - (double)o[1][i]));
+        for (size_t i = 0; i < rows; i++) worst = fmax(worst, fabs((double)lse[0][i] - (double)lse[1][i]));
+        /* both runs' mma see the same nonzero products in the same order; what the band skips adds zeros */
+        const int same = worst <= 1e-6, fewer = 4 * mmas[0] <= 3 * mmas[1];
+        printf("%s %s: mma.sync %llu with the band, %llu without (%.2f); max |difference| %.3g\n",
+               same && fewer ? "ok" : "FAIL", TYPE_NAME[type], mmas[0], mmas[1],
+               mmas[1] ? (double)mmas[0] / (double)mmas[1] : 0.0, worst);
+        fails += !(same && fewer);
+        for (int x = 0; x < 2; x++) free(o[x]), free(lse[x]);
+        inputs_free(&in);
+    }
+    return fails;
+}
+
 /* run_case's result as a failure count; -1 (--break-barrier, a case the schedule did not expose) counted apart */
 static int tally(int r, int *unseen) {
     *unseen += r < 0;
@@ -335,17 +390,19 @@ static int tally(int r, int *unseen) {
 }
 
 int main(int argc, char **argv) {
-    int broken = 0, tf32 = 0, bad = argc < 2;
+    int broken = 0, tf32 = 0, band = 0, bad = argc < 2;
     const char *emit = NULL;
     for (int a = 2; a < argc && !bad; a++) {
         if (!strcmp(argv[a], "--break") || !strcmp(argv[a], "--break-barrier"))
             bad = broken, broken = argv[a][7] ? 2 : 1;
         else if (!strcmp(argv[a], "--tf32")) tf32 = 1;
+        else if (!strcmp(argv[a], "--band")) band = 1;
         else if (!strcmp(argv[a], "--emit") && a + 1 < argc) emit = argv[++a];
         else bad = 1;
     }
-    if (bad || (emit && (broken || tf32))) {
-        fprintf(stderr, "usage: test_cuda_fa2 FILE.attn [--tf32] [--break | --break-barrier] | FILE.attn --emit DIR\n");
+    if (bad || (emit && (broken || tf32)) || (band && (broken || tf32 || emit))) {
+        fprintf(stderr, "usage: test_cuda_fa2 FILE.attn [--tf32] [--break | --break-barrier] | FILE.attn --emit DIR"
+                        " | FILE.attn --band\n");
         return 2;
     }
     cuda_fa2_break_for_tests = broken;
@@ -357,6 +414,12 @@ int main(int argc, char **argv) {
         printf("FAIL %s: %s\n", argv[1], text ? err.message : "unreadable");
         free(text);
         return 1;
+    }
+    if (band) {
+        int r = band_cases(spec);
+        attnc_spec_free(spec);
+        free(text);
+        return r != 0;
     }
     int n = attnc_spec_variant_count(spec), fails = 0, cases = 0, unseen = 0;
     for (int i = 0; i < n; i++) {

@@ -591,7 +591,7 @@ static int emit_prologue(const Plan *p, const CEmitHoles *h, const CEmitGradHole
     cemit_put_kernel_abi(out);
     ok = ok && cemit_put_support("libm", NULL, out);
     sb_printf(out, "\n");
-    ok = ok && cemit_put_support("inf", NULL, out);
+    ok = ok && cemit_put_support("inf", NULL, out) && cemit_put_support("band_keys", NULL, out);
     put_helpers(h, g, v2, NULL, out);
     sb_printf(out, "\n");
     /* the dense loops: compiled here ahead of time; the JIT calls libattnc's -O3 copies */

@@ -415,6 +415,10 @@ static attnc_status check_launch(const SimtLaunch *l, attnc_error *err) {
     return ATTNC_OK;
 }
 
+static _Atomic uint64_t mmas_total;
+
+uint64_t simt_mmas_total(void) { return atomic_load(&mmas_total); }
+
 attnc_status simt_run(const SimtLaunch *l, int64_t first, int64_t count, SimtStats *stats, attnc_error *err) {
     attnc_status st = check_launch(l, err);
     if (st) return st;
@@ -433,10 +437,12 @@ attnc_status simt_run(const SimtLaunch *l, int64_t first, int64_t count, SimtSta
         if (b->fault) st = set_error(err, ATTNC_ERR_RUNTIME, "%s", b->msg);
     }
     current = NULL;
+    atomic_fetch_add(&mmas_total, b->stats.mmas);
     if (stats) {
         stats->switches += b->stats.switches;
         stats->collectives += b->stats.collectives;
         stats->barriers += b->stats.barriers;
+        stats->mmas += b->stats.mmas;
     }
     b->l = NULL;
     return st;

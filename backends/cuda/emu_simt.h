@@ -57,7 +57,13 @@ typedef struct SimtStats {
     uint64_t switches;    /* fiber switches */
     uint64_t collectives; /* warp collectives completed */
     uint64_t barriers;    /* __syncthreads completed */
+    uint64_t mmas;        /* warp-level mma.sync completed (of them) */
 } SimtStats;
+
+/* The warp-level mma.sync instructions every run of this process has
+ * completed (launches by generated code included, which pass no stats): how
+ * tests/test_cuda_fa2.c sees the steps a band of keys skips. */
+uint64_t simt_mmas_total(void);
 
 /* Run blocks first .. first + count - 1 of the launch (linear block index,
  * x fastest) on the calling OS thread, one block at a time.  The OS thread

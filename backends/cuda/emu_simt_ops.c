@@ -118,6 +118,7 @@ static void widen_all(int32_t type, const uint16_t *h, float *f, int32_t n) {
 
 static void complete_mma(SimtBlock *b, int32_t warp, uint32_t mask) {
     (void)mask; /* all 32 lanes */
+    b->stats.mmas++;
     const SimtThread *w = b->t + warp * 32;
     uint16_t a16[16][16], b16[16][8];
     float A[16][16], B[16][8], C[16][8];
@@ -184,6 +185,7 @@ void attnc_simt_mma16816(int32_t type, float *d, const uint32_t *a, const uint32
 
 static void complete_mma_tf32(SimtBlock *b, int32_t warp, uint32_t mask) {
     (void)mask; /* all 32 lanes */
+    b->stats.mmas++;
     const SimtThread *w = b->t + warp * 32;
     float A[16][8], B[8][8], C[16][8];
     for (int32_t lane = 0; lane < 32; lane++) {
