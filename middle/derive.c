@@ -2,8 +2,9 @@
  * Requires: an IrModule, a float root and the node to differentiate by (the
  * leaf IR_PRE, a float IR_LOAD, or an IR_SUM taken as an independent value).
  * Produces: the derivative as new nodes of the same module, each built
- * through ir_fold (pass_fold.c's rules), memoised per call so a shared
- * subexpression is differentiated once.
+ * through ir_fold (pass_fold.c's rules), by reverse mode (sweep, below): one
+ * adjoint per node, so a shared subexpression is visited once, and the
+ * interpreter's reverse mode (runtime/interp_grad.c) is what it computes.
  *
  * The rules at points without a derivative are the spec's: floor, ceil, int,
  * sign and comparisons give 0, abs gives 0 at 0, min and max follow the
@@ -28,7 +29,6 @@ typedef struct Deriv {
     IrModule *m;
     IrRef var;
     char *reads;  /* reads[i]: node i reads var (i <= root) */
-    IrRef *memo;  /* derivative of node i, IR_NONE until computed */
     IrRef zero, one;
     attnc_status st;
     attnc_error *err;
@@ -54,11 +54,6 @@ static IrRef dadd(Deriv *dv, IrRef a, IrRef b) {
     return op2(dv, IR_ADD, T_FLOAT, a, b);
 }
 static IrRef dneg(Deriv *dv, IrRef a) { return is_zero(dv, a) ? a : op1(dv, IR_NEG, a); }
-static IrRef dsub(Deriv *dv, IrRef a, IrRef b) {
-    if (is_zero(dv, b)) return a;
-    if (is_zero(dv, a)) return dneg(dv, b);
-    return op2(dv, IR_SUB, T_FLOAT, a, b);
-}
 static IrRef ddiv(Deriv *dv, IrRef a, IrRef b) { return is_zero(dv, a) ? a : op2(dv, IR_DIV, T_FLOAT, a, b); }
 
 static IrRef fail(Deriv *dv, const char *what, IrRef r) {
@@ -68,32 +63,58 @@ static IrRef fail(Deriv *dv, const char *what, IrRef r) {
     return IR_NONE;
 }
 
-static IrRef d(Deriv *dv, IrRef r);
+/* Reverse mode: adj[i] is d root / d node i times the seed, accumulated from
+ * node i's users (which are numbered above it) before node i is visited;
+ * visiting it adds its operands' shares.  `?:`, min and max pass the whole
+ * adjoint to the operand they chose, the other gets nothing (not adjoint
+ * times 0, which is NaN for an infinite adjoint: spec 9.5 and PyTorch's
+ * where); a sum's body gets the sum's adjoint in every iteration, so an
+ * empty sum passes nothing on.  Before 2026-12-03 this was forward mode,
+ * which multiplied sqrt's infinite derivative at 0 by a non-chosen branch's
+ * or an empty sum's zero (tests/fuzz/findings/grad-sqrt-of-empty-sum). */
+typedef struct Sweep {
+    IrRef *adj; /* [var .. top]: IR_NONE where nothing has flowed yet */
+    IrRef top;
+} Sweep;
+
+static IrRef sweep(Deriv *dv, IrRef top, IrRef seed);
+
+/* Add c to operand x's adjoint, when x reads var. */
+static void give(Deriv *dv, Sweep *sw, IrRef x, IrRef c) {
+    if (dv->st || c == IR_NONE || is_zero(dv, c) || x < dv->var || !dv->reads[x] || ir_at(dv->m, x)->type != T_FLOAT)
+        return;
+    IrRef *a = &sw->adj[x - dv->var];
+    *a = *a == IR_NONE ? c : dadd(dv, *a, c);
+}
+
+static IrRef select3(Deriv *dv, IrRef c, IrRef t, IrRef e) {
+    return ir_fold(dv->m, IR_SELECT, T_FLOAT, 0, 3, (IrRef[]){c, t, e});
+}
+
+/* The chosen operand of a `?:`, min or max (cond: the first is chosen) gets g, the other nothing. */
+static void give_chosen(Deriv *dv, Sweep *sw, IrRef cond, IrRef first, IrRef second, IrRef g) {
+    give(dv, sw, first, select3(dv, cond, g, dv->zero));
+    give(dv, sw, second, select3(dv, cond, dv->zero, g));
+}
 
 /* pow(a, b) = r: d/da = b * pow(a, b - 1), 0 where b == 0; d/db = r * log(a), 0 where a == 0 and b >= 0. */
-static IrRef d_pow(Deriv *dv, IrRef r, IrRef a, IrRef b) {
-    IrRef da = d(dv, a);
-    IrRef db = d(dv, b);
-    IrRef by_a = dv->zero, by_b = dv->zero;
-    if (!is_zero(dv, da)) {
+static void g_pow(Deriv *dv, Sweep *sw, IrRef r, IrRef a, IrRef b, IrRef g) {
+    if (a >= dv->var && dv->reads[a]) {
         IrRef bm1 = op2(dv, IR_SUB, T_FLOAT, b, dv->one);
         IrRef args[2] = {a, bm1};
         IrRef p = ir_fold(dv->m, IR_CALL, T_FLOAT, FN_POW, 2, args);
         IrRef k = op2(dv, IR_MUL, T_FLOAT, b, p);
         IrRef b0 = op2(dv, IR_EQ, T_BOOL, b, dv->zero);
-        IrRef sel = ir_fold(dv->m, IR_SELECT, T_FLOAT, 0, 3, (IrRef[]){b0, dv->zero, k});
-        by_a = dmul(dv, da, sel);
+        give(dv, sw, a, dmul(dv, g, select3(dv, b0, dv->zero, k)));
     }
-    if (!is_zero(dv, db)) {
+    if (b >= dv->var && dv->reads[b]) {
         IrRef l = call1(dv, FN_LOG, a);
         IrRef k = op2(dv, IR_MUL, T_FLOAT, r, l);
         IrRef a0 = op2(dv, IR_EQ, T_BOOL, a, dv->zero);
         IrRef bpos = op2(dv, IR_LE, T_BOOL, dv->zero, b);
         IrRef both = op2(dv, IR_AND, T_BOOL, a0, bpos);
-        IrRef sel = ir_fold(dv->m, IR_SELECT, T_FLOAT, 0, 3, (IrRef[]){both, dv->zero, k});
-        by_b = dmul(dv, db, sel);
+        give(dv, sw, b, dmul(dv, g, select3(dv, both, dv->zero, k)));
     }
-    return dadd(dv, by_a, by_b);
 }
 
 static int smooth_fn(int fn) {
@@ -101,65 +122,49 @@ static int smooth_fn(int fn) {
            fn == FN_SIGMOID || fn == FN_ERF || fn == FN_SIN || fn == FN_COS;
 }
 
-static IrRef d_call(Deriv *dv, IrRef r, int fn, IrRef a, IrRef b) {
-    if (fn == FN_FLOOR || fn == FN_CEIL || fn == FN_SIGN || fn == FN_INT) return dv->zero;
-    if (fn == FN_POW) return d_pow(dv, r, a, b);
-    if (!smooth_fn(fn)) return fail(dv, fn_name((Fn)fn), r);
-    IrRef da = d(dv, a);
-    if (is_zero(dv, da)) return da;
+static void g_call(Deriv *dv, Sweep *sw, IrRef r, int fn, IrRef a, IrRef b, IrRef g) {
+    if (fn == FN_FLOOR || fn == FN_CEIL || fn == FN_SIGN || fn == FN_INT) return;
+    if (fn == FN_POW) {
+        g_pow(dv, sw, r, a, b, g);
+        return;
+    }
+    if (!smooth_fn(fn)) {
+        fail(dv, fn_name((Fn)fn), r);
+        return;
+    }
     switch (fn) {
-    case FN_EXP: return dmul(dv, da, r);
-    case FN_EXP2: {
-        IrRef ln2 = ir_float(dv->m, LN2);
-        IrRef k = op2(dv, IR_MUL, T_FLOAT, r, ln2);
-        return dmul(dv, da, k);
-    }
-    case FN_LOG: return ddiv(dv, da, a);
-    case FN_LOG2: {
-        IrRef ln2 = ir_float(dv->m, LN2);
-        IrRef k = op2(dv, IR_MUL, T_FLOAT, a, ln2);
-        return ddiv(dv, da, k);
-    }
-    case FN_SQRT: { /* torch: grad / (2 * result) */
-        IrRef two = ir_float(dv->m, 2.0);
-        IrRef k = op2(dv, IR_MUL, T_FLOAT, two, r);
-        return ddiv(dv, da, k);
-    }
+    case FN_EXP: give(dv, sw, a, dmul(dv, g, r)); break;
+    case FN_EXP2: give(dv, sw, a, dmul(dv, g, op2(dv, IR_MUL, T_FLOAT, r, ir_float(dv->m, LN2)))); break;
+    case FN_LOG: give(dv, sw, a, ddiv(dv, g, a)); break;
+    case FN_LOG2: give(dv, sw, a, ddiv(dv, g, op2(dv, IR_MUL, T_FLOAT, a, ir_float(dv->m, LN2)))); break;
+    case FN_SQRT: /* torch: grad / (2 * result) */
+        give(dv, sw, a, ddiv(dv, g, op2(dv, IR_MUL, T_FLOAT, ir_float(dv->m, 2.0), r)));
+        break;
     case FN_TANH: { /* 1 - tanh^2 */
         IrRef sq = op2(dv, IR_MUL, T_FLOAT, r, r);
-        IrRef k = op2(dv, IR_SUB, T_FLOAT, dv->one, sq);
-        return dmul(dv, da, k);
+        give(dv, sw, a, dmul(dv, g, op2(dv, IR_SUB, T_FLOAT, dv->one, sq)));
+        break;
     }
-    case FN_SIN: return dmul(dv, da, call1(dv, FN_COS, a));
-    case FN_COS: return dmul(dv, da, op1(dv, IR_NEG, call1(dv, FN_SIN, a)));
+    case FN_SIN: give(dv, sw, a, dmul(dv, g, call1(dv, FN_COS, a))); break;
+    case FN_COS: give(dv, sw, a, dmul(dv, g, op1(dv, IR_NEG, call1(dv, FN_SIN, a)))); break;
     case FN_SIGMOID: { /* s * (1 - s) */
         IrRef c = op2(dv, IR_SUB, T_FLOAT, dv->one, r);
-        IrRef k = op2(dv, IR_MUL, T_FLOAT, r, c);
-        return dmul(dv, da, k);
+        give(dv, sw, a, dmul(dv, g, op2(dv, IR_MUL, T_FLOAT, r, c)));
+        break;
     }
     default: { /* FN_ERF: 2 / sqrt(pi) * exp(-a^2) */
         IrRef sq = op2(dv, IR_MUL, T_FLOAT, a, a);
-        IrRef neg = op1(dv, IR_NEG, sq);
-        IrRef e = call1(dv, FN_EXP, neg);
-        IrRef c = ir_float(dv->m, TWO_OVER_SQRT_PI);
-        IrRef k = op2(dv, IR_MUL, T_FLOAT, c, e);
-        return dmul(dv, da, k);
+        IrRef e = call1(dv, FN_EXP, op1(dv, IR_NEG, sq));
+        give(dv, sw, a, dmul(dv, g, op2(dv, IR_MUL, T_FLOAT, ir_float(dv->m, TWO_OVER_SQRT_PI), e)));
+        break;
     }
     }
 }
 
-/* min and max: the derivative of the operand chosen, ties to the first. */
-static IrRef d_minmax(Deriv *dv, IrOp op, IrRef a, IrRef b) {
-    IrRef da = d(dv, a);
-    IrRef db = d(dv, b);
-    if (da == db) return da;
-    IrRef first = op == IR_MIN ? op2(dv, IR_LE, T_BOOL, a, b) : op2(dv, IR_LE, T_BOOL, b, a);
-    return ir_fold(dv->m, IR_SELECT, T_FLOAT, 0, 3, (IrRef[]){first, da, db});
-}
-
-/* A sum over r of body: the sum of the body's derivatives, when var is one
- * value for every r (it does not read r). */
-static IrRef d_sum(Deriv *dv, IrRef r, const IrNode *n) {
+/* A sum over r of body: the sum over r of the body's derivative seeded by g,
+ * when var is one value for every r (it does not read r); an empty sum
+ * gives nothing. */
+static IrRef g_sum(Deriv *dv, IrRef r, const IrNode *n, IrRef g) {
     unsigned own = 1u << (n->aux < 31 ? n->aux : 31);
     if (ir_at(dv->m, dv->var)->sumvars & own) {
         if (!dv->st)
@@ -168,90 +173,85 @@ static IrRef d_sum(Deriv *dv, IrRef r, const IrNode *n) {
                                dv->var, r);
         return IR_NONE;
     }
-    IrRef db = d(dv, n->args[1]);
-    if (is_zero(dv, db)) return db;
+    IrRef db = sweep(dv, n->args[1], g);
+    if (db == IR_NONE || is_zero(dv, db)) return db;
     return ir_fold(dv->m, IR_SUM, T_FLOAT, n->aux, 2, (IrRef[]){n->args[0], db});
 }
 
-/* The derivative of a float node that reads var, from its operands' (a copy of the node: building moves the array). */
-static IrRef d_rule(Deriv *dv, IrRef r, IrNode n) {
+/* Node r's operands' shares of its adjoint g (a copy of the node: building moves the array); a sum's share of
+ * var itself, which reaches var through its body, is returned (else the zero). */
+static IrRef g_rule(Deriv *dv, Sweep *sw, IrRef r, IrNode n, IrRef g) {
     const IrRef *a = n.args;
     switch (n.op) {
-    case IR_NEG: return dneg(dv, d(dv, a[0]));
-    case IR_ADD:
-    case IR_SUB: {
-        IrRef da = d(dv, a[0]);
-        IrRef db = d(dv, a[1]);
-        return n.op == IR_ADD ? dadd(dv, da, db) : dsub(dv, da, db);
-    }
-    case IR_MUL: {
-        IrRef da = d(dv, a[0]);
-        IrRef db = d(dv, a[1]);
-        IrRef t1 = dmul(dv, da, a[1]);
-        IrRef t2 = dmul(dv, a[0], db);
-        return dadd(dv, t1, t2);
-    }
-    case IR_DIV: { /* da / b - db * a / (b * b) */
-        IrRef da = d(dv, a[0]);
-        IrRef db = d(dv, a[1]);
-        IrRef t1 = ddiv(dv, da, a[1]);
-        if (is_zero(dv, db)) return t1;
-        IrRef bb = op2(dv, IR_MUL, T_FLOAT, a[1], a[1]);
-        IrRef k = op2(dv, IR_DIV, T_FLOAT, a[0], bb);
-        IrRef t2 = dmul(dv, db, k);
-        return dsub(dv, t1, t2);
-    }
-    case IR_MOD: { /* floor mod, torch.remainder: da - db * floor(a / b) */
-        IrRef da = d(dv, a[0]);
-        IrRef db = d(dv, a[1]);
-        if (is_zero(dv, db)) return da;
-        IrRef ratio = op2(dv, IR_DIV, T_FLOAT, a[0], a[1]);
-        IrRef k = call1(dv, FN_FLOOR, ratio);
-        IrRef t2 = dmul(dv, db, k);
-        return dsub(dv, da, t2);
-    }
-    case IR_SELECT: {
-        IrRef dt = d(dv, a[1]);
-        IrRef de = d(dv, a[2]);
-        return ir_fold(dv->m, IR_SELECT, T_FLOAT, 0, 3, (IrRef[]){a[0], dt, de});
-    }
-    case IR_ABS: { /* sign(a), which is 0 at 0 */
-        IrRef da = d(dv, a[0]);
-        if (is_zero(dv, da)) return da;
-        IrRef s = call1(dv, FN_SIGN, a[0]);
-        return dmul(dv, da, s);
-    }
+    case IR_NEG: give(dv, sw, a[0], dneg(dv, g)); break;
+    case IR_ADD: give(dv, sw, a[0], g), give(dv, sw, a[1], g); break;
+    case IR_SUB: give(dv, sw, a[0], g), give(dv, sw, a[1], dneg(dv, g)); break;
+    case IR_MUL: give(dv, sw, a[0], dmul(dv, g, a[1])), give(dv, sw, a[1], dmul(dv, g, a[0])); break;
+    case IR_DIV: /* da / b - db * a / (b * b); g times 1 / b, which folds or is a row or call value when b is */
+        give(dv, sw, a[0], dmul(dv, g, op2(dv, IR_DIV, T_FLOAT, dv->one, a[1])));
+        if (a[1] >= dv->var && dv->reads[a[1]]) {
+            IrRef bb = op2(dv, IR_MUL, T_FLOAT, a[1], a[1]);
+            give(dv, sw, a[1], dneg(dv, dmul(dv, g, op2(dv, IR_DIV, T_FLOAT, a[0], bb))));
+        }
+        break;
+    case IR_MOD: /* floor mod, torch.remainder: da - db * floor(a / b) */
+        give(dv, sw, a[0], g);
+        if (a[1] >= dv->var && dv->reads[a[1]]) {
+            IrRef k = call1(dv, FN_FLOOR, op2(dv, IR_DIV, T_FLOAT, a[0], a[1]));
+            give(dv, sw, a[1], dneg(dv, dmul(dv, g, k)));
+        }
+        break;
+    case IR_SELECT: give_chosen(dv, sw, a[0], a[1], a[2], g); break;
+    case IR_ABS: give(dv, sw, a[0], dmul(dv, g, call1(dv, FN_SIGN, a[0]))); break; /* sign(a): 0 at 0 */
     case IR_MIN:
-    case IR_MAX: return d_minmax(dv, n.op, a[0], a[1]);
-    case IR_CALL: return d_call(dv, r, n.aux, a[0], n.nargs > 1 ? a[1] : IR_NONE);
-    case IR_SUM: return d_sum(dv, r, &n);
+    case IR_MAX: { /* the chosen operand, ties to the first */
+        IrRef first = n.op == IR_MIN ? op2(dv, IR_LE, T_BOOL, a[0], a[1]) : op2(dv, IR_LE, T_BOOL, a[1], a[0]);
+        if (a[0] == a[1]) give(dv, sw, a[0], g);
+        else give_chosen(dv, sw, first, a[0], a[1], g);
+        break;
+    }
+    case IR_CALL: g_call(dv, sw, r, n.aux, a[0], n.nargs > 1 ? a[1] : IR_NONE, g); break;
+    case IR_SUM: return g_sum(dv, r, &n, g);
     /* leaves other than var, and what only reads var through an int */
     case IR_CONST:
     case IR_PARAM:
     case IR_PRE:
     case IR_LOAD:
-    case IR_TOFLOAT: return dv->zero;
-    default: return fail(dv, ir_op_name(n.op), r);
+    case IR_TOFLOAT: break;
+    default: fail(dv, ir_op_name(n.op), r);
     }
+    return dv->zero;
 }
 
-static IrRef d(Deriv *dv, IrRef r) {
-    if (dv->st || r == IR_NONE) return IR_NONE;
-    if (r == dv->var) return dv->one;
-    if (r > dv->var && dv->memo[r] != IR_NONE) return dv->memo[r];
-    if (r < dv->var || !dv->reads[r] || ir_at(dv->m, r)->type != T_FLOAT) return dv->zero;
-    IrRef out = d_rule(dv, r, dv->m->nodes[r]);
-    if (dv->m->failed && !dv->st) dv->st = set_error(dv->err, ATTNC_ERR_NOMEM, "out of memory while differentiating");
-    if (out == IR_NONE && !dv->st) dv->st = set_error(dv->err, ATTNC_ERR_INTERNAL, "derivative of node %%%d failed", r);
-    dv->memo[r] = out;
-    return out;
+/* d top / d var times seed: the adjoints of the nodes top reaches, from top down to var. */
+static IrRef sweep(Deriv *dv, IrRef top, IrRef seed) {
+    if (dv->st) return IR_NONE;
+    if (top < dv->var || !dv->reads[top] || ir_at(dv->m, top)->type != T_FLOAT || is_zero(dv, seed)) return dv->zero;
+    Sweep sw = {malloc(sizeof(IrRef) * (size_t)(top - dv->var + 1)), top};
+    if (!sw.adj) {
+        dv->st = set_error(dv->err, ATTNC_ERR_NOMEM, "out of memory while differentiating");
+        return IR_NONE;
+    }
+    for (IrRef i = dv->var; i <= top; i++) sw.adj[i - dv->var] = IR_NONE;
+    sw.adj[top - dv->var] = seed;
+    IrRef through_sums = dv->zero; /* what sums' bodies pass to var directly */
+    for (IrRef i = top; i > dv->var && !dv->st; i--) {
+        IrRef g = sw.adj[i - dv->var];
+        if (g == IR_NONE) continue;
+        IrRef v = g_rule(dv, &sw, i, dv->m->nodes[i], g);
+        if (v != IR_NONE && !is_zero(dv, v)) through_sums = dadd(dv, through_sums, v);
+        if (dv->m->failed && !dv->st) dv->st = set_error(dv->err, ATTNC_ERR_NOMEM, "out of memory while differentiating");
+    }
+    IrRef out = sw.adj[0] == IR_NONE ? through_sums : dadd(dv, sw.adj[0], through_sums);
+    free(sw.adj);
+    return dv->st ? IR_NONE : out;
 }
 
 attnc_status ir_derive(IrModule *m, IrRef root, IrRef var, IrRef *out, attnc_error *err) {
     *out = IR_NONE;
     if (root == IR_NONE || var == IR_NONE || ir_at(m, root)->type != T_FLOAT)
         return set_error(err, ATTNC_ERR_INTERNAL, "ir_derive: the root must be a float node");
-    Deriv dv = {m, var, NULL, NULL, IR_NONE, IR_NONE, ATTNC_OK, err};
+    Deriv dv = {m, var, NULL, IR_NONE, IR_NONE, ATTNC_OK, err};
     dv.zero = ir_float(m, 0.0);
     dv.one = ir_float(m, 1.0);
     if (root < var) { /* operands are numbered below their users: root cannot read var */
@@ -260,10 +260,7 @@ attnc_status ir_derive(IrModule *m, IrRef root, IrRef var, IrRef *out, attnc_err
     }
     size_t n = (size_t)root + 1;
     dv.reads = calloc(n, 1);
-    dv.memo = malloc(sizeof(IrRef) * n);
-    if (!dv.reads || !dv.memo) {
-        free(dv.reads);
-        free(dv.memo);
+    if (!dv.reads) {
         return set_error(err, ATTNC_ERR_NOMEM, "out of memory while differentiating");
     }
     /* which nodes read var: one upward sweep, operands first */
@@ -271,12 +268,10 @@ attnc_status ir_derive(IrModule *m, IrRef root, IrRef var, IrRef *out, attnc_err
         const IrNode *nd = ir_at(m, i);
         dv.reads[i] = i == var;
         for (int k = 0; k < nd->nargs && !dv.reads[i]; k++) dv.reads[i] = nd->args[k] >= var && dv.reads[nd->args[k]];
-        dv.memo[i] = IR_NONE;
     }
-    IrRef r = d(&dv, root);
+    IrRef r = sweep(&dv, root, dv.one);
     if (!dv.st && m->failed) dv.st = set_error(err, ATTNC_ERR_NOMEM, "out of memory while differentiating");
     free(dv.reads);
-    free(dv.memo);
     if (!dv.st) *out = r;
     return dv.st;
 }

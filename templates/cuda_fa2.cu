@@ -351,6 +351,9 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
     sc.diag = rows->diag;
     /*@SLOTS@*/
     const int check_faults = c->check_faults;
+#if !ATTNC_BAND
+    (void)attnc_band_keys; /* templates/support.h's, pasted always */
+#endif
     int fault = 0;
     (void)check_faults;
 
