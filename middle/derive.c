@@ -79,10 +79,15 @@ typedef struct Sweep {
 
 static IrRef sweep(Deriv *dv, IrRef top, IrRef seed);
 
+/* Whether operand x reads var, so that its share is worth building (a share built for nothing would be a dead
+ * node of the module). */
+static int wants(const Deriv *dv, IrRef x) {
+    return !dv->st && x != IR_NONE && x >= dv->var && dv->reads[x] && ir_at(dv->m, x)->type == T_FLOAT;
+}
+
 /* Add c to operand x's adjoint, when x reads var. */
 static void give(Deriv *dv, Sweep *sw, IrRef x, IrRef c) {
-    if (dv->st || c == IR_NONE || is_zero(dv, c) || x < dv->var || !dv->reads[x] || ir_at(dv->m, x)->type != T_FLOAT)
-        return;
+    if (c == IR_NONE || is_zero(dv, c) || !wants(dv, x)) return;
     IrRef *a = &sw->adj[x - dv->var];
     *a = *a == IR_NONE ? c : dadd(dv, *a, c);
 }
@@ -93,13 +98,13 @@ static IrRef select3(Deriv *dv, IrRef c, IrRef t, IrRef e) {
 
 /* The chosen operand of a `?:`, min or max (cond: the first is chosen) gets g, the other nothing. */
 static void give_chosen(Deriv *dv, Sweep *sw, IrRef cond, IrRef first, IrRef second, IrRef g) {
-    give(dv, sw, first, select3(dv, cond, g, dv->zero));
-    give(dv, sw, second, select3(dv, cond, dv->zero, g));
+    if (wants(dv, first)) give(dv, sw, first, select3(dv, cond, g, dv->zero));
+    if (wants(dv, second)) give(dv, sw, second, select3(dv, cond, dv->zero, g));
 }
 
 /* pow(a, b) = r: d/da = b * pow(a, b - 1), 0 where b == 0; d/db = r * log(a), 0 where a == 0 and b >= 0. */
 static void g_pow(Deriv *dv, Sweep *sw, IrRef r, IrRef a, IrRef b, IrRef g) {
-    if (a >= dv->var && dv->reads[a]) {
+    if (wants(dv, a)) {
         IrRef bm1 = op2(dv, IR_SUB, T_FLOAT, b, dv->one);
         IrRef args[2] = {a, bm1};
         IrRef p = ir_fold(dv->m, IR_CALL, T_FLOAT, FN_POW, 2, args);
@@ -107,7 +112,7 @@ static void g_pow(Deriv *dv, Sweep *sw, IrRef r, IrRef a, IrRef b, IrRef g) {
         IrRef b0 = op2(dv, IR_EQ, T_BOOL, b, dv->zero);
         give(dv, sw, a, dmul(dv, g, select3(dv, b0, dv->zero, k)));
     }
-    if (b >= dv->var && dv->reads[b]) {
+    if (wants(dv, b)) {
         IrRef l = call1(dv, FN_LOG, a);
         IrRef k = op2(dv, IR_MUL, T_FLOAT, r, l);
         IrRef a0 = op2(dv, IR_EQ, T_BOOL, a, dv->zero);
@@ -185,18 +190,24 @@ static IrRef g_rule(Deriv *dv, Sweep *sw, IrRef r, IrNode n, IrRef g) {
     switch (n.op) {
     case IR_NEG: give(dv, sw, a[0], dneg(dv, g)); break;
     case IR_ADD: give(dv, sw, a[0], g), give(dv, sw, a[1], g); break;
-    case IR_SUB: give(dv, sw, a[0], g), give(dv, sw, a[1], dneg(dv, g)); break;
-    case IR_MUL: give(dv, sw, a[0], dmul(dv, g, a[1])), give(dv, sw, a[1], dmul(dv, g, a[0])); break;
+    case IR_SUB:
+        give(dv, sw, a[0], g);
+        if (wants(dv, a[1])) give(dv, sw, a[1], dneg(dv, g));
+        break;
+    case IR_MUL:
+        if (wants(dv, a[0])) give(dv, sw, a[0], dmul(dv, g, a[1]));
+        if (wants(dv, a[1])) give(dv, sw, a[1], dmul(dv, g, a[0]));
+        break;
     case IR_DIV: /* da / b - db * a / (b * b); g times 1 / b, which folds or is a row or call value when b is */
-        give(dv, sw, a[0], dmul(dv, g, op2(dv, IR_DIV, T_FLOAT, dv->one, a[1])));
-        if (a[1] >= dv->var && dv->reads[a[1]]) {
+        if (wants(dv, a[0])) give(dv, sw, a[0], dmul(dv, g, op2(dv, IR_DIV, T_FLOAT, dv->one, a[1])));
+        if (wants(dv, a[1])) {
             IrRef bb = op2(dv, IR_MUL, T_FLOAT, a[1], a[1]);
             give(dv, sw, a[1], dneg(dv, dmul(dv, g, op2(dv, IR_DIV, T_FLOAT, a[0], bb))));
         }
         break;
     case IR_MOD: /* floor mod, torch.remainder: da - db * floor(a / b) */
         give(dv, sw, a[0], g);
-        if (a[1] >= dv->var && dv->reads[a[1]]) {
+        if (wants(dv, a[1])) {
             IrRef k = call1(dv, FN_FLOOR, op2(dv, IR_DIV, T_FLOAT, a[0], a[1]));
             give(dv, sw, a[1], dneg(dv, dmul(dv, g, k)));
         }
