@@ -71,10 +71,9 @@ static IrRef fail(Deriv *dv, const char *what, IrRef r) {
  * where); a sum's body gets the sum's adjoint in every iteration, so an
  * empty sum passes nothing on.  Before 2026-12-03 this was forward mode,
  * which multiplied sqrt's infinite derivative at 0 by a non-chosen branch's
- * or an empty sum's zero (tests/fuzz/findings/grad-sqrt-of-empty-sum). */
+ * or an empty sum's zero (tests/fuzz/findings/item12-grad-sqrt-*). */
 typedef struct Sweep {
     IrRef *adj; /* [var .. top]: IR_NONE where nothing has flowed yet */
-    IrRef top;
 } Sweep;
 
 static IrRef sweep(Deriv *dv, IrRef top, IrRef seed);
@@ -183,9 +182,9 @@ static IrRef g_sum(Deriv *dv, IrRef r, const IrNode *n, IrRef g) {
     return ir_fold(dv->m, IR_SUM, T_FLOAT, n->aux, 2, (IrRef[]){n->args[0], db});
 }
 
-/* Node r's operands' shares of its adjoint g (a copy of the node: building moves the array); a sum's share of
- * var itself, which reaches var through its body, is returned (else the zero). */
-static IrRef g_rule(Deriv *dv, Sweep *sw, IrRef r, IrNode n, IrRef g) {
+/* Node r's operands' shares of its adjoint g (a copy of the node: building moves the array); a sum passes its
+ * share straight to var, which its body reaches per iteration. */
+static void g_rule(Deriv *dv, Sweep *sw, IrRef r, IrNode n, IrRef g) {
     const IrRef *a = n.args;
     switch (n.op) {
     case IR_NEG: give(dv, sw, a[0], dneg(dv, g)); break;
@@ -215,14 +214,14 @@ static IrRef g_rule(Deriv *dv, Sweep *sw, IrRef r, IrNode n, IrRef g) {
     case IR_SELECT: give_chosen(dv, sw, a[0], a[1], a[2], g); break;
     case IR_ABS: give(dv, sw, a[0], dmul(dv, g, call1(dv, FN_SIGN, a[0]))); break; /* sign(a): 0 at 0 */
     case IR_MIN:
-    case IR_MAX: { /* the chosen operand, ties to the first */
-        IrRef first = n.op == IR_MIN ? op2(dv, IR_LE, T_BOOL, a[0], a[1]) : op2(dv, IR_LE, T_BOOL, a[1], a[0]);
+    case IR_MAX: /* the chosen operand, ties to the first */
         if (a[0] == a[1]) give(dv, sw, a[0], g);
-        else give_chosen(dv, sw, first, a[0], a[1], g);
+        else
+            give_chosen(dv, sw, n.op == IR_MIN ? op2(dv, IR_LE, T_BOOL, a[0], a[1]) : op2(dv, IR_LE, T_BOOL, a[1], a[0]),
+                        a[0], a[1], g);
         break;
-    }
     case IR_CALL: g_call(dv, sw, r, n.aux, a[0], n.nargs > 1 ? a[1] : IR_NONE, g); break;
-    case IR_SUM: return g_sum(dv, r, &n, g);
+    case IR_SUM: give(dv, sw, dv->var, g_sum(dv, r, &n, g)); break;
     /* leaves other than var, and what only reads var through an int */
     case IR_CONST:
     case IR_PARAM:
@@ -231,29 +230,26 @@ static IrRef g_rule(Deriv *dv, Sweep *sw, IrRef r, IrNode n, IrRef g) {
     case IR_TOFLOAT: break;
     default: fail(dv, ir_op_name(n.op), r);
     }
-    return dv->zero;
 }
 
 /* d top / d var times seed: the adjoints of the nodes top reaches, from top down to var. */
 static IrRef sweep(Deriv *dv, IrRef top, IrRef seed) {
     if (dv->st) return IR_NONE;
     if (top < dv->var || !dv->reads[top] || ir_at(dv->m, top)->type != T_FLOAT || is_zero(dv, seed)) return dv->zero;
-    Sweep sw = {malloc(sizeof(IrRef) * (size_t)(top - dv->var + 1)), top};
+    Sweep sw = {malloc(sizeof(IrRef) * (size_t)(top - dv->var + 1))};
     if (!sw.adj) {
         dv->st = set_error(dv->err, ATTNC_ERR_NOMEM, "out of memory while differentiating");
         return IR_NONE;
     }
     for (IrRef i = dv->var; i <= top; i++) sw.adj[i - dv->var] = IR_NONE;
     sw.adj[top - dv->var] = seed;
-    IrRef through_sums = dv->zero; /* what sums' bodies pass to var directly */
     for (IrRef i = top; i > dv->var && !dv->st; i--) {
         IrRef g = sw.adj[i - dv->var];
         if (g == IR_NONE) continue;
-        IrRef v = g_rule(dv, &sw, i, dv->m->nodes[i], g);
-        if (v != IR_NONE && !is_zero(dv, v)) through_sums = dadd(dv, through_sums, v);
+        g_rule(dv, &sw, i, dv->m->nodes[i], g);
         if (dv->m->failed && !dv->st) dv->st = set_error(dv->err, ATTNC_ERR_NOMEM, "out of memory while differentiating");
     }
-    IrRef out = sw.adj[0] == IR_NONE ? through_sums : dadd(dv, sw.adj[0], through_sums);
+    IrRef out = sw.adj[0] == IR_NONE ? dv->zero : sw.adj[0];
     free(sw.adj);
     return dv->st ? IR_NONE : out;
 }
@@ -271,9 +267,7 @@ attnc_status ir_derive(IrModule *m, IrRef root, IrRef var, IrRef *out, attnc_err
     }
     size_t n = (size_t)root + 1;
     dv.reads = calloc(n, 1);
-    if (!dv.reads) {
-        return set_error(err, ATTNC_ERR_NOMEM, "out of memory while differentiating");
-    }
+    if (!dv.reads) return set_error(err, ATTNC_ERR_NOMEM, "out of memory while differentiating");
     /* which nodes read var: one upward sweep, operands first */
     for (IrRef i = var; i <= root; i++) {
         const IrNode *nd = ir_at(m, i);

@@ -212,8 +212,9 @@ ATTNC_MMA_DEV void attnc_fa2_s(float (*s)[4], const uint32_t (*qa)[4], const att
 }
 
 /* O += P V over keys kp .. kp + 8 NT - 1 of the tile (vs: its row kp; the
- * steps of keys [jlo, jhi) of the part only), 8 (one n-tile of S) per k step: A's column t is key 2t (this lane's s[..][0], [2]),
- * column t + 4 key 2t + 1 ([1], [3]); V's B rows in the same order, b0 =
+ * steps that reach keys [jlo, jhi) of the part only), 8 (one n-tile of S)
+ * per k step: A's column t is key 2t (this lane's s[..][0], [2]), column
+ * t + 4 key 2t + 1 ([1], [3]); V's B rows in the same order, b0 =
  * V[2t][n], b1 = V[2t + 1][n]: 32-bit shared loads (ldmatrix.trans moves 16-bit
  * elements). */
 ATTNC_MMA_DEV void attnc_fa2_pv(float (*o)[4], float (*s)[4], const attnc_fa2_elem *vs, int32_t jlo, int32_t jhi,
@@ -351,9 +352,6 @@ ATTNC_MMA_DEV int attnc_fa2_item(const AttnFa2Args *args) {
     sc.diag = rows->diag;
     /*@SLOTS@*/
     const int check_faults = c->check_faults;
-#if !ATTNC_BAND
-    (void)attnc_band_keys; /* templates/support.h's, pasted always */
-#endif
     int fault = 0;
     (void)check_faults;
 

@@ -166,9 +166,6 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
     /*@SLOTS@*/
     /* 0 when the call's tile analysis proved that nothing here can fault */
     const int check_faults = c->check_faults;
-#if !ATTNC_BAND
-    (void)attnc_band_keys; /* templates/support.h's, pasted always */
-#endif
     int fault = 0;
     (void)check_faults;
 

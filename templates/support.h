@@ -136,7 +136,8 @@ static inline float attnc_inf(void) {
 
 /* A row's band of keys (middle/pass_band.c: band_lo <= kv <= band_hi
  * wherever the masks keep) within one tile, for templates/tile.c and the
- * CUDA templates alike. */
+ * CUDA templates alike; the emitters paste it only for a schedule with a
+ * band (ATTNC_BAND), where the templates call it. */
 /*@section band_keys@*/
 /* The keys [*lo, *hi) of the range [ja, jz) of a tile whose first key is k0
  * that the band [band_lo, band_hi] reaches (empty: *lo == *hi); no overflow

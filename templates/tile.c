@@ -217,7 +217,6 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
     (void)attnc_dense_softmax;
 #endif
 #if !ATTNC_BAND
-    (void)attnc_band_keys; /* templates/support.h's, pasted always */
     (void)attnc_dense_qk_rows;
 #endif
     /* 0 when the call's tile analysis proved that nothing here can fault */

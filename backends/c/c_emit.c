@@ -591,7 +591,9 @@ static int emit_prologue(const Plan *p, const CEmitHoles *h, const CEmitGradHole
     cemit_put_kernel_abi(out);
     ok = ok && cemit_put_support("libm", NULL, out);
     sb_printf(out, "\n");
-    ok = ok && cemit_put_support("inf", NULL, out) && cemit_put_support("band_keys", NULL, out);
+    ok = ok && cemit_put_support("inf", NULL, out);
+    /* templates/tile.c's band of keys (ATTNC_BAND), pasted only where a schedule has one, as helpers are */
+    if (p->sched->band_lo != IR_NONE) ok = ok && cemit_put_support("band_keys", NULL, out);
     put_helpers(h, g, v2, NULL, out);
     sb_printf(out, "\n");
     /* the dense loops: compiled here ahead of time; the JIT calls libattnc's -O3 copies */

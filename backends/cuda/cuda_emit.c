@@ -92,7 +92,9 @@ int cuda_emit_prologue(const Plan *p, const CEmitHoles *H, const StrBuf *v2, Str
     sb_printf(out, "#endif\n\n");
     cemit_put_kernel_abi(out);
     /* the helpers are written `static inline`: here they are host and device functions */
-    ok = ok && cemit_put_support("inf", "ATTNC_DEV", out) && cemit_put_support("band_keys", "ATTNC_DEV", out);
+    ok = ok && cemit_put_support("inf", "ATTNC_DEV", out);
+    /* the templates' band of keys (ATTNC_BAND), pasted only where the schedule has one, as helpers are */
+    if (p->sched->band_lo != IR_NONE) ok = ok && cemit_put_support("band_keys", "ATTNC_DEV", out);
     cemit_put_helpers_v2(H, v2, "ATTNC_DEV", out);
     cemit_put_half("ATTNC_DEV", out); /* f16 / bf16 tensors are widened and O rounded with base/half.h */
     sb_printf(out, "\n");
