@@ -12,7 +12,7 @@
 #define ATTNC_KERNEL_ABI_H
 #include <stdint.h>
 
-#define ATTNC_ABI_VERSION 9
+#define ATTNC_ABI_VERSION 10
 #define ATTNC_ABI_MAX_RANK 8
 
 /* One param value: ints and bools in i, floats in f (by the param's type). */
@@ -90,6 +90,12 @@ typedef struct AttnCall {
      * kernels whose backend says so (CompiledKernel.maps_kv_rows), with
      * float32 K and V, never paged.  ABI 9. */
     const int64_t *kv_rows;
+    /* NULL, or 1 per entry e of the tile map (kv tiles of at most 16
+     * keys): bit j clear when every element of key k0 + j is masked and
+     * raises no runtime error, so a kernel may skip the key (a PARTIAL
+     * tile's set bits lie in its tile_keys range; a FULL tile's are all
+     * set).  Only for calls whose tile map checks no faults.  ABI 10. */
+    const uint16_t *tile_live;
 } AttnCall;
 
 /* Compute rows [qt*bq, min((qt+1)*bq, Lq)) of (b, h) (packed rows of heads

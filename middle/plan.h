@@ -87,6 +87,9 @@ Plan *plan_compile(Arena *arena, const Attention *a, const PlanOptions *opt);
  * block-order plan's (pass_grid.c). */
 void plan_mask_facts(Plan *p);
 
+/* The widest kv tile whose keys the map lists one by one (TileMap.live). */
+enum { TILE_LIVE_KEYS = 16 };
+
 /* The tile map of one call: for each classification group (one, or one per
  * batch and/or head) and q tile, the kv tiles to visit and their mode. */
 typedef struct TileMap {
@@ -100,6 +103,11 @@ typedef struct TileMap {
     uint16_t *keys;       /* 2 per visited tile: its keys [keys[2e], keys[2e+1]) counted from its first, outside
                            * which the analysis proved every element masked and free of runtime errors (FULL
                            * tiles: all of them; a PARTIAL tile's keys outside the range need no work) */
+    uint16_t *live;       /* NULL unless bk <= TILE_LIVE_KEYS: 1 per visited tile, bit j set unless the analysis
+                           * proved every element of key k0 + j masked and free of runtime errors (FULL tiles:
+                           * all keys; a PARTIAL tile's set bits lie in its range `keys`).  A 2-D neighbourhood's
+                           * key blocks have whole columns no query of the block reaches, which a range cannot
+                           * cut (docs/multidim-tiles.md) */
     int64_t total, visited, full, partial; /* over all groups */
     int64_t evaluations;  /* interval evaluations it took */
     int check_faults;     /* the plan has fault code and the analysis could not rule faults out */
@@ -118,7 +126,8 @@ attnc_status tile_map_slice(const TileMap *tm, int64_t kt0, int64_t kt1, TileMap
  * kv[] holding q tile indices, in increasing order. */
 attnc_status tile_map_transpose(const TileMap *tm, TileMap *out, attnc_error *err);
 void tile_map_free(TileMap *tm);
-/* PARTIAL tiles whose keys the map narrowed (TileMap.keys), and the keys it cut from them. */
+/* PARTIAL tiles whose keys the map narrowed (TileMap.keys, and TileMap.live where present), and the keys it cut
+ * from them. */
 void tile_map_keys_cut(const TileMap *tm, int64_t *narrowed, int64_t *cut);
 /* The group of (b, h). */
 int64_t tile_group(const Plan *p, const TileMap *tm, int64_t b, int64_t h, int64_t H);

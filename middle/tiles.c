@@ -533,6 +533,18 @@ static void live_keys(Analysis *an, int64_t q0, int64_t q1, int64_t k0, int64_t 
     *hi = (uint16_t)(n - t);
 }
 
+/* The keys of the PARTIAL tile [q0, q1) x [k0, k1) within its range [lo, hi) (live_keys) that the analysis cannot
+ * prove EMPTY, one evaluation per key, as bits from k0 (TileMap.live; k1 - k0 <= TILE_LIVE_KEYS). */
+static uint16_t live_set(Analysis *an, int64_t q0, int64_t q1, int64_t k0, uint16_t lo, uint16_t hi) {
+    uint16_t bits = 0;
+    for (int j = lo; j < hi; j++)
+        if (classify(an, q0, q1, k0 + j, k0 + j + 1) != TILE_EMPTY) bits |= (uint16_t)(1u << j);
+    return bits;
+}
+
+/* All keys of a tile of n keys (n <= TILE_LIVE_KEYS) as TileMap.live's bits. */
+static uint16_t all_keys(int64_t n) { return (uint16_t)((1u << n) - 1u); }
+
 typedef struct Grid {
     uint8_t *mode; /* nqt * nkt */
     int64_t nqt, nkt;
@@ -565,6 +577,13 @@ int64_t tile_group(const Plan *p, const TileMap *tm, int64_t b, int64_t h, int64
     return b * sb + h * sh;
 }
 
+/* Entry `at` of out: entry e of tm's mode, keys and live keys (its kv is the caller's). */
+static void copy_entry(TileMap *out, int64_t at, const TileMap *tm, int64_t e) {
+    out->mode[at] = tm->mode[e];
+    out->keys[2 * at] = tm->keys[2 * e], out->keys[2 * at + 1] = tm->keys[2 * e + 1];
+    if (tm->live) out->live[at] = tm->live[e];
+}
+
 attnc_status tile_map_slice(const TileMap *tm, int64_t kt0, int64_t kt1, TileMap *out, attnc_error *err) {
     memset(out, 0, sizeof *out);
     int64_t rows = tm->ngroups * tm->nqt;
@@ -572,7 +591,8 @@ attnc_status tile_map_slice(const TileMap *tm, int64_t kt0, int64_t kt1, TileMap
     out->kv = malloc(sizeof(int32_t) * (size_t)(tm->visited + 1));
     out->mode = malloc((size_t)tm->visited + 1);
     out->keys = malloc(sizeof(uint16_t) * 2 * (size_t)(tm->visited + 1));
-    if (!out->row_start || !out->kv || !out->mode || !out->keys) {
+    out->live = tm->live ? malloc(sizeof(uint16_t) * (size_t)(tm->visited + 1)) : NULL;
+    if (!out->row_start || !out->kv || !out->mode || !out->keys || (tm->live && !out->live)) {
         tile_map_free(out);
         return set_error(err, ATTNC_ERR_NOMEM, "out of memory while splitting the tile map");
     }
@@ -584,8 +604,7 @@ attnc_status tile_map_slice(const TileMap *tm, int64_t kt0, int64_t kt1, TileMap
         for (int64_t e = tm->row_start[t]; e < tm->row_start[t + 1]; e++) {
             if (tm->kv[e] < kt0 || tm->kv[e] >= kt1) continue;
             out->kv[used] = tm->kv[e];
-            out->mode[used] = tm->mode[e];
-            out->keys[2 * used] = tm->keys[2 * e], out->keys[2 * used + 1] = tm->keys[2 * e + 1];
+            copy_entry(out, used, tm, e);
             out->full += tm->mode[e] == TILE_FULL;
             out->partial += tm->mode[e] == TILE_PARTIAL;
             used++;
@@ -604,7 +623,8 @@ attnc_status tile_map_transpose(const TileMap *tm, TileMap *out, attnc_error *er
     out->kv = malloc(sizeof(int32_t) * (size_t)(tm->visited + 1));
     out->mode = malloc((size_t)tm->visited + 1);
     out->keys = malloc(sizeof(uint16_t) * 2 * (size_t)(tm->visited + 1));
-    if (!out->row_start || !out->kv || !out->mode || !out->keys) {
+    out->live = tm->live ? malloc(sizeof(uint16_t) * (size_t)(tm->visited + 1)) : NULL;
+    if (!out->row_start || !out->kv || !out->mode || !out->keys || (tm->live && !out->live)) {
         tile_map_free(out);
         return set_error(err, ATTNC_ERR_NOMEM, "out of memory while transposing the tile map");
     }
@@ -624,10 +644,15 @@ attnc_status tile_map_transpose(const TileMap *tm, TileMap *out, attnc_error *er
             for (int64_t e = tm->row_start[g * tm->nqt + i]; e < tm->row_start[g * tm->nqt + i + 1]; e++) {
                 int64_t at = out->row_start[g * tm->nkt + tm->kv[e] + 1]++;
                 out->kv[at] = (int32_t)i;
-                out->mode[at] = tm->mode[e];
-                out->keys[2 * at] = tm->keys[2 * e], out->keys[2 * at + 1] = tm->keys[2 * e + 1];
+                copy_entry(out, at, tm, e);
             }
     return ATTNC_OK;
+}
+
+static int count_bits(uint16_t bits) {
+    int n = 0;
+    for (; bits; bits &= (uint16_t)(bits - 1)) n++;
+    return n;
 }
 
 void tile_map_keys_cut(const TileMap *tm, int64_t *narrowed, int64_t *cut) {
@@ -635,7 +660,7 @@ void tile_map_keys_cut(const TileMap *tm, int64_t *narrowed, int64_t *cut) {
     for (int64_t g = 0; tm->keys && g < tm->ngroups * tm->nqt; g++)
         for (int64_t e = tm->row_start[g]; e < tm->row_start[g + 1]; e++) {
             int64_t k0 = (int64_t)tm->kv[e] * tm->bk, n = k0 + tm->bk < tm->lk ? tm->bk : tm->lk - k0;
-            int64_t kept = tm->keys[2 * e + 1] - tm->keys[2 * e];
+            int64_t kept = tm->live ? count_bits(tm->live[e]) : tm->keys[2 * e + 1] - tm->keys[2 * e];
             *narrowed += kept < n;
             *cut += n - kept;
         }
@@ -646,6 +671,7 @@ void tile_map_free(TileMap *tm) {
     free(tm->kv);
     free(tm->mode);
     free(tm->keys);
+    free(tm->live);
     memset(tm, 0, sizeof *tm);
 }
 
@@ -679,6 +705,7 @@ attnc_status tile_map_build_rows(const Plan *p, const BoundCall *bc, int64_t bq,
     attnc_status st = ATTNC_OK;
     ok = ok && g.mode && tm->row_start;
     int64_t cap = 0, used = 0;
+    int lists = p->bk <= TILE_LIVE_KEYS; /* TileMap.live */
     for (int64_t grp = 0; ok && grp < tm->ngroups; grp++) {
         ival_set_element_vars(&an, p->mask_varies_b ? grp / nh : 0, p->mask_varies_h ? grp % nh : 0);
         if (p->needs_fault && !tm->check_faults && sz->Lq > 0 && sz->Lk > 0) {
@@ -699,10 +726,12 @@ attnc_status tile_map_build_rows(const Plan *p, const BoundCall *bc, int64_t bq,
                     int32_t *kv = realloc(tm->kv, sizeof(int32_t) * (size_t)cap);
                     uint8_t *md = kv ? realloc(tm->mode, (size_t)cap) : NULL;
                     uint16_t *ks = md ? realloc(tm->keys, sizeof(uint16_t) * 2 * (size_t)cap) : NULL;
+                    uint16_t *lv = ks && lists ? realloc(tm->live, sizeof(uint16_t) * (size_t)cap) : NULL;
                     if (kv) tm->kv = kv;
                     if (md) tm->mode = md;
                     if (ks) tm->keys = ks;
-                    if (!kv || !md || !ks) {
+                    if (lv) tm->live = lv;
+                    if (!kv || !md || !ks || (lists && !lv)) {
                         ok = 0;
                         break;
                     }
@@ -711,9 +740,11 @@ attnc_status tile_map_build_rows(const Plan *p, const BoundCall *bc, int64_t bq,
                 tm->mode[used] = m;
                 int64_t k0 = j * p->bk, k1 = k0 + p->bk < sz->Lk ? k0 + p->bk : sz->Lk;
                 tm->keys[2 * used] = 0, tm->keys[2 * used + 1] = (uint16_t)(k1 - k0);
+                if (lists) tm->live[used] = all_keys(k1 - k0);
                 if (m == TILE_PARTIAL) {
                     int64_t q0 = i * tm->bq, q1 = q0 + tm->bq < sz->Lq ? q0 + tm->bq : sz->Lq;
                     live_keys(&an, q0, q1, k0, k1, &tm->keys[2 * used], &tm->keys[2 * used + 1]);
+                    if (lists) tm->live[used] = live_set(&an, q0, q1, k0, tm->keys[2 * used], tm->keys[2 * used + 1]);
                 }
                 used++;
                 tm->visited++;

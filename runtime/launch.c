@@ -709,7 +709,8 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
                                 .kv_page = pages ? pages->table : NULL, .page_rows = pages ? pages->page_rows : 0,
                                 .k_page_stride = pages ? pages->k_page_stride : 0,
                                 .v_page_stride = pages ? pages->v_page_stride : 0, .q_rows = gh ? gh->q_rows : NULL,
-                                .kv_rows = gh ? gh->kv_rows : NULL};
+                                .kv_rows = gh ? gh->kv_rows : NULL,
+                                .tile_live = tm->check_faults ? NULL : tm->live};
         launch_set_layouts(&l->call[s], bc, o != args->o || l->splits > 1, l->splits > 1);
     }
     KvPack kvp = {.sz = sz, .layout = bc->layout, .k = (const char *)args->k, .v = (const char *)args->v,

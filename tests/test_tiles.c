@@ -9,8 +9,11 @@
  * every element by the reference interpreter.
  *   soundness: an EMPTY tile keeps nothing and raises no error; a FULL tile
  *              keeps everything; a PARTIAL tile keeps and raises nothing
- *              outside its keys (TileMap.keys, the range kernels work on);
- *   exactness: a PARTIAL tile really is mixed (or raises an error).
+ *              outside its keys (TileMap.keys, the range kernels work on)
+ *              nor at a key its live set leaves out (TileMap.live);
+ *   exactness: a PARTIAL tile really is mixed (or raises an error); on the
+ *              block-order maps, every key of a PARTIAL tile's live set is
+ *              kept by some row of the q tile (or raises an error).
  * Soundness must always hold; exactness must hold except for the attentions
  * listed in `inexact_ok` (see docs/middle-end.md for why).  Also checks the
  * figures quoted in README: causal, sliding window and 2-D neighborhood
@@ -57,6 +60,7 @@ static int brute_keep(InterpEnv *env, const Attention *a) {
 
 typedef struct Counts {
     int64_t unsound, inexact, tiles, visited, partial;
+    int64_t live_inexact; /* keys of a PARTIAL tile's live set that no row keeps */
 } Counts;
 
 /* Rows in block order (a grid plan's tile map): NULL for none. */
@@ -78,6 +82,7 @@ static void check_map(const Plan *p, const BoundCall *bc, const TileMap *tm, Cou
     size_t nkt = (size_t)tm->nkt;
     uint8_t *mode = malloc(nkt + 1);
     int64_t *lo = malloc(sizeof(int64_t) * (nkt + 1)), *hi = malloc(sizeof(int64_t) * (nkt + 1));
+    uint16_t *live = malloc(sizeof(uint16_t) * (nkt + 1));
     for (int64_t b = 0; b < sz->B; b++)
         for (int64_t h = 0; h < sz->H; h++) {
             int64_t g = tile_group(p, tm, b, h, sz->H);
@@ -87,9 +92,11 @@ static void check_map(const Plan *p, const BoundCall *bc, const TileMap *tm, Cou
                 for (int64_t e = tm->row_start[t]; e < tm->row_start[t + 1]; e++) {
                     mode[tm->kv[e]] = tm->mode[e];
                     lo[tm->kv[e]] = tm->keys[2 * e], hi[tm->kv[e]] = tm->keys[2 * e + 1];
+                    live[tm->kv[e]] = tm->live ? tm->live[e] : 0xffff;
                 }
                 for (int64_t kt = 0; kt < tm->nkt; kt++) {
                     int kept = 0, dropped = 0, errors = 0, outside = 0; /* kept or raising, outside its keys */
+                    uint32_t reached = 0; /* keys of the tile some row keeps or raises at (bk <= 16) */
                     for (int64_t q = qt * p->bq; q < (qt + 1) * p->bq && q < sz->Lq; q++)
                         for (int64_t kv = kt * p->bk; kv < (kt + 1) * p->bk && kv < sz->Lk; kv++) {
                             env->b = b, env->h = h, env->hk = h / group, env->q = q, env->kv = kv;
@@ -97,7 +104,9 @@ static void check_map(const Plan *p, const BoundCall *bc, const TileMap *tm, Cou
                                     env->kv = grid_row(gm->W, gm->H, gm->kbx, gm->kby, gm->kbz, kv);
                             int k = brute_keep(env, p->attn);
                             int64_t j = kv - kt * p->bk;
-                            outside += mode[kt] != TILE_EMPTY && k != 0 && (j < lo[kt] || j >= hi[kt]);
+                            outside += mode[kt] != TILE_EMPTY && k != 0 &&
+                                       (j < lo[kt] || j >= hi[kt] || (j < 16 && !(live[kt] >> j & 1)));
+                            if (k != 0 && j < 16) reached |= 1u << j;
                             kept += k == 1;
                             dropped += k == 0;
                             errors += k < 0;
@@ -116,6 +125,8 @@ static void check_map(const Plan *p, const BoundCall *bc, const TileMap *tm, Cou
                                  m == TILE_EMPTY ? "EMPTY" : m == TILE_FULL ? "FULL" : "PARTIAL", kept, dropped, errors);
                     c->unsound += unsound;
                     c->inexact += inexact;
+                    if (tm->live && m == TILE_PARTIAL)
+                        for (int64_t j = 0; j < p->bk; j++) c->live_inexact += (live[kt] >> j & 1) && !(reached >> j & 1);
                     c->tiles++;
                     c->visited += m != TILE_EMPTY;
                     c->partial += m == TILE_PARTIAL;
@@ -124,6 +135,7 @@ static void check_map(const Plan *p, const BoundCall *bc, const TileMap *tm, Cou
         }
     free(mode);
     free(lo), free(hi);
+    free(live);
     free(env);
 }
 
@@ -237,11 +249,12 @@ static void run_grid_case(const attnc_spec *spec, const char *variant, ExampleAr
             Counts cn = {0};
             char first[300] = "";
             check_map(g->plan, &bc, &tm, &cn, first, sizeof first, &gm);
-            int bad = cn.unsound || cn.inexact;
-            printf("%s %s (blocks %dx%dx%d, %dx%dx%d): %lld tiles, %lld visited, %lld partial; unsound %lld, inexact %lld%s%s\n",
+            int bad = cn.unsound || cn.inexact || cn.live_inexact;
+            printf("%s %s (blocks %dx%dx%d, %dx%dx%d): %lld tiles, %lld visited, %lld partial; unsound %lld, inexact %lld, "
+                   "live keys no row keeps %lld%s%s\n",
                    bad ? "FAIL" : "ok", label, g->qbx, g->qby, g->qbz, g->kbx, g->kby, g->kbz, (long long)cn.tiles,
                    (long long)cn.visited, (long long)cn.partial, (long long)cn.unsound, (long long)cn.inexact,
-                   *first ? "; first: " : "", first);
+                   (long long)cn.live_inexact, *first ? "; first: " : "", first);
             bad ? fails++ : passes++;
             tile_map_free(&tm);
         }

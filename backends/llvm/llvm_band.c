@@ -67,9 +67,7 @@ static void vector_ranges(Lower *L, Tile *T, LLVMValueRef *va, LLVMValueRef *vz)
     }
 }
 
-/* Whether the products run over the tile's range T->ka..kz (plans without
- * a band, the wide version): the usual products over a sub-range of keys. */
-static int ranged_products(const Lower *L) {
+int lower_ranged_products(const Lower *L) {
     return L->s->band_lo == IR_NONE && L->s->needs_mask && !(L->variant & LLVM_VARIANT_NARROW);
 }
 
@@ -79,7 +77,7 @@ static int ranged_products(const Lower *L) {
 void lower_kv_product_tile(Lower *L, Tile *T, int which, LLVMValueRef mode, LLVMValueRef dense,
                            const Prefetch *pf, const KvRows *kv, LLVMValueRef Bm, LLVMValueRef Out) {
     LLVMBuilderRef b = L->bd;
-    int banded = banded_products(L), ranged = !banded && ranged_products(L);
+    int banded = banded_products(L), ranged = !banded && lower_ranged_products(L);
     if (ranged) { /* the usual product over the keys [ka, kz) of the tile (all of a FULL one): no other code */
         LLVMValueRef a = LLVMBuildSub(b, T->ka, T->k0, ""), z = LLVMBuildSub(b, T->kz, T->k0, "");
         /* QK in whole blocks: of R keys, or of R / 2 with a half block where R x CQ would leave 8 or more

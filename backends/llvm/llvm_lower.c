@@ -183,6 +183,13 @@ static void col_values(Lower *L, Tile *T) {
     loop_end(L, &lk);
 }
 
+/* The key in slot kv (k0 <= kv < k1) of the tile: kv itself, or k0 + sel[kv - k0] (live_order). */
+static LLVMValueRef slot_key(Lower *L, const Tile *T, LLVMValueRef kv) {
+    if (!T->sel) return kv;
+    LLVMValueRef j = load(L, L->i32, gep(L, L->i32, T->sel, LLVMBuildSub(L->bd, kv, T->k0, "")), 4);
+    return LLVMBuildAdd(L->bd, T->k0, LLVMBuildZExt(L->bd, j, L->i64, ""), "key");
+}
+
 /* At a kv of the element loop: its col slots, S (scale * Q.K plus the
  * low-rank product), the schedule's SB_PRE, and pre = S + its result (the
  * bias; a constant 0 costs nothing). */
@@ -229,7 +236,7 @@ static void elementwise(Lower *L, Tile *T, int partial) {
     LLVMValueRef kv = loop_begin(L, &lk, ka, kz, ci64(L, 1), "elem.kv");
     scope_push(L);
     LLVMValueRef at = LLVMBuildAdd(b, LLVMBuildMul(b, LLVMBuildSub(b, kv, T->k0, ""), ci64(L, L->QB), ""), col, "");
-    enter_element(L, T, kv, at);
+    enter_element(L, T, slot_key(L, T, kv), at);
     LLVMValueRef keep = NULL;
     if (partial && sc->needs_mask) {
         lower_steps(L, SB_KEEP);
@@ -470,10 +477,54 @@ static void key_offsets(Lower *L, Tile *T, LLVMValueRef nk) {
     LLVMBuilderRef b = L->bd;
     Loop lj;
     LLVMValueRef j = loop_begin(L, &lj, ci64(L, 0), nk, ci64(L, 1), "key.offsets");
-    LLVMValueRef row = load(L, L->i64, gep(L, L->i64, T->kv_rows, LLVMBuildAdd(b, T->k0, j, "")), 8);
+    LLVMValueRef key = T->sel ? LLVMBuildZExt(b, load(L, L->i32, gep(L, L->i32, T->sel, j), 4), L->i64, "") : j;
+    LLVMValueRef row = load(L, L->i64, gep(L, L->i64, T->kv_rows, LLVMBuildAdd(b, T->k0, key, "")), 8);
     store(L, LLVMBuildMul(b, row, T->ks, ""), gep(L, L->i64, T->koff, j), 8);
     store(L, LLVMBuildMul(b, row, T->vs, ""), gep(L, L->i64, T->voff, j), 8);
     loop_end(L, &lj);
+}
+
+/* T->sel: the order of the nk keys of tile entry e in the tile's slots.  On a PARTIAL tile whose live keys the
+ * call lists (AttnCall.tile_live: a 2-D neighbourhood's key block less the columns no query of the block reaches)
+ * those keys first, then the others (masked, in the slots the products skip), and T->ka, kz the live ones' slots;
+ * else the keys in order (all live). */
+static void live_order(Lower *L, Tile *T, LLVMValueRef e, LLVMValueRef mode, LLVMValueRef nk) {
+    LLVMBuilderRef b = L->bd;
+    LLVMValueRef use = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntEQ, mode, LLVMConstInt(L->i8, TILE_PARTIAL, 0), ""),
+                                    LLVMBuildIsNotNull(b, T->tile_live, ""), "tile.live");
+    LLVMValueRef bits = local(L, L->i64, ci64(L, -1));
+    LLVMBasicBlockRef after = if_begin(L, use, "live.bits");
+    set(L, bits, LLVMBuildZExt(b, load(L, L->i16, gep(L, L->i16, T->tile_live, e), 2), L->i64, ""));
+    if_end(L, after);
+    /* the tile's keys (nk <= BK <= 16): live ones, and the others */
+    LLVMValueRef keys = LLVMBuildSub(b, LLVMBuildShl(b, ci64(L, 1), nk, ""), ci64(L, 1), "");
+    LLVMValueRef live = LLVMBuildAnd(b, get(L, L->i64, bits), keys, "");
+    LLVMValueRef count = intrinsic1(L, "llvm.ctpop", live);
+    if (L->BK == 16) { /* two compressing stores of the key numbers 0..15 (vpcompressd on AVX-512) */
+        LLVMTypeRef vi = LLVMVectorType(L->i32, 16), vb = LLVMVectorType(L->i1, 16);
+        LLVMValueRef iota[16];
+        for (int i = 0; i < 16; i++) iota[i] = ci32(L, i);
+        LLVMValueRef numbers = LLVMConstVector(iota, 16);
+        LLVMValueRef dead = LLVMBuildAnd(b, LLVMBuildNot(b, live, ""), keys, "");
+        LLVMValueRef to[2] = {T->sel, gep(L, L->i32, T->sel, count)}, which[2] = {live, dead};
+        for (int i = 0; i < 2; i++) {
+            LLVMValueRef args[3] = {numbers, as_ptr(L, to[i], L->i32),
+                                    LLVMBuildBitCast(b, LLVMBuildTrunc(b, which[i], L->i16, ""), vb, "")};
+            intrinsic(L, "llvm.masked.compressstore", &vi, 1, args, 3);
+        }
+    } else { /* one pass: a live key to the next slot from the front, another to the next from the back */
+        LLVMValueRef front = local(L, L->i64, ci64(L, 0)), back = local(L, L->i64, count);
+        Loop lj;
+        LLVMValueRef j = loop_begin(L, &lj, ci64(L, 0), nk, ci64(L, 1), "live.order");
+        LLVMValueRef is = LLVMBuildTrunc(b, LLVMBuildLShr(b, live, j, ""), L->i1, "");
+        LLVMValueRef f = get(L, L->i64, front), k = get(L, L->i64, back);
+        store(L, LLVMBuildTrunc(b, j, L->i32, ""), gep(L, L->i32, T->sel, LLVMBuildSelect(b, is, f, k, "")), 4);
+        set(L, front, LLVMBuildAdd(b, f, LLVMBuildZExt(b, is, L->i64, ""), ""));
+        set(L, back, LLVMBuildAdd(b, k, LLVMBuildZExt(b, LLVMBuildNot(b, is, ""), L->i64, ""), ""));
+        loop_end(L, &lj);
+    }
+    T->ka = LLVMBuildSelect(b, use, T->k0, T->ka, "");
+    T->kz = LLVMBuildSelect(b, use, LLVMBuildAdd(b, T->k0, count, ""), T->kz, "");
 }
 
 /* T->ka, kz: the keys of tile entry e that need work: on a PARTIAL tile
@@ -541,6 +592,7 @@ static void row_block(Lower *L, Tile *T) {
     T->k1 = smin(L, LLVMBuildAdd(b, T->k0, smin(L, bk, ci64(L, L->BK)), ""), Lk);
     LLVMValueRef nk = LLVMBuildSub(b, T->k1, T->k0, "");
     tile_keys(L, T, e, mode);
+    if (T->sel) live_order(L, T, e, mode, nk);
     if (T->kv_rows) key_offsets(L, T, nk);
     /* mapped keys: rows from the head's start, through the map (never paged) */
     T->kr0 = T->kv_rows ? ci64(L, 0) : tile_offset(L, T, 0, T->page_rows, T->k0);
@@ -625,6 +677,11 @@ static void gen_tile(Lower *L, const char *name) {
         LLVMTypeRef offs = LLVMArrayType(L->i64, (unsigned)L->BK);
         T.koff = LLVMBuildAlloca(L->alloca_bd, offs, "koff");
         T.voff = LLVMBuildAlloca(L->alloca_bd, offs, "voff");
+        /* live keys first (live_order): where the products run over a range of slots, and no low-rank product
+         * writes S in key order */
+        T.tile_live = call_field(L, offsetof(AttnCall, tile_live), ptr_to(L->i16));
+        if (lower_ranged_products(L) && !f->nlowrank && L->BK <= TILE_LIVE_KEYS)
+            T.sel = LLVMBuildAlloca(L->alloca_bd, LLVMArrayType(L->i32, (unsigned)L->BK), "sel");
     }
     LLVMValueRef gsb = call_field(L, offsetof(AttnCall, group_stride_b), L->i64);
     LLVMValueRef gsh = call_field(L, offsetof(AttnCall, group_stride_h), L->i64);

@@ -47,6 +47,9 @@ typedef struct Tile {
     LLVMValueRef kv_page, page_rows, kps, vps; /* the call's page table and page strides (kernel ABI) */
     LLVMValueRef kv_rows;      /* the call's kv_rows (i64 pointer) in the version that maps keys, else NULL */
     LLVMValueRef koff, voff;   /* with kv_rows: [BK] i64, where the tile's keys lie in K and V (elements) */
+    LLVMValueRef tile_live;    /* the call's tile_live (i16 pointer, may be NULL) */
+    LLVMValueRef sel;          /* NULL, or [BK] i32 (live_order): the tile's keys, those that need work first; slot
+                                * j of S, P, koff and voff holds key k0 + sel[j] */
     LLVMValueRef fault;        /* local i1: an element raised a runtime error */
     LLVMValueRef checks;       /* i1: the call checks faults (its check_faults) */
     Prefetch first_k, first_v; /* K and V rows of the row block's first tile (base NULL: none, prefill) */
@@ -82,6 +85,10 @@ void lower_write_rows(Lower *L, Tile *T);
 /* The keys [*a, *z) of the tile's range T->ka..kz that some row of the
  * current row vector may keep by the schedule's band (row slots loaded). */
 void lower_band_range(Lower *L, Tile *T, LLVMValueRef *a, LLVMValueRef *z);
+
+/* Whether the products run over the tile's range T->ka..kz (plans without
+ * a band, the wide version): the usual products over a sub-range of keys. */
+int lower_ranged_products(const Lower *L);
 
 /* S at keys [from, to) of the row vector whose first lane is col: masked
  * (-inf, or weight 0), nothing evaluated. */
