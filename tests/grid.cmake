@@ -65,6 +65,14 @@ grid_test(crossformer_lda 1 ${ex}/crossformer_lda.attn crossformer_lda --shape $
           --param interval=4)
 grid_test(natten2d 1 ${PROJECT_SOURCE_DIR}/bench/variants/natten2d.attn natten2d --shape ${grid_shape}
           --param width=16)
+# live keys of PARTIAL tiles (docs/middle-end.md) ordered by the LLVM kernel's loop (vector widths below 16; at 16
+# on AVX-512 hosts, compressing instructions): natten2d 7 x 7 and NAT's table (grid tables read by key)
+if(ATTNC_HAVE_LLVM_BACKEND)
+  grid_test(natten2d_w8 1 ${PROJECT_SOURCE_DIR}/bench/variants/natten2d.attn natten2d --shape ${grid_shape}
+            --param width=16)
+  grid_test(nat_rpb_w8 - ${ex}/relative_bias_2d.attn nat_rpb --shape ${grid_shape} --param width=16 --param kernel=5)
+  set_tests_properties(grid/natten2d_w8 grid/nat_rpb_w8 PROPERTIES ENVIRONMENT ATTNC_LLVM_VECTOR_WIDTH=8)
+endif()
 # clauses the 1-D plan rewrites (a band of keys, a Toeplitz term) on block-order rows
 grid_test(grid_band 1 ${PROJECT_SOURCE_DIR}/tests/grid_cases.attn grid_band --shape B=1,H=2,Hkv=1,Lq=128,Lk=128,D=8,Dv=8)
 grid_test(grid_toeplitz 1 ${PROJECT_SOURCE_DIR}/tests/grid_cases.attn grid_toeplitz

@@ -106,7 +106,7 @@ static void error_text(LLVMErrorRef e, char *buf, size_t n) {
     LLVMDisposeErrorMessage(msg);
 }
 
-static int has_feature(const char *features, const char *name) {
+int llvm_has_feature(const char *features, const char *name) {
     size_t n = strlen(name);
     for (const char *p = features; p && *p;) {
         const char *end = strchr(p, ',');
@@ -183,9 +183,9 @@ static void init_once(void) {
     }
     G.cpu = LLVMGetHostCPUName();
     G.features = LLVMGetHostCPUFeatures();
-    G.host_width = has_feature(G.features, "avx512f") ? 16 : has_feature(G.features, "avx2") ? 8 : 4;
+    G.host_width = llvm_has_feature(G.features, "avx512f") ? 16 : llvm_has_feature(G.features, "avx2") ? 8 : 4;
     const char *soft = getenv("ATTNC_LLVM_SOFT_F16");
-    G.soft_f16 = (soft && !strcmp(soft, "1")) || !(has_feature(G.features, "f16c") || has_feature(G.features, "avx512f"));
+    G.soft_f16 = (soft && !strcmp(soft, "1")) || !(llvm_has_feature(G.features, "f16c") || llvm_has_feature(G.features, "avx512f"));
     /* a cheaper pipeline where only the code around the kernels is under test (the sanitizer build's suite) */
     const char *passes = getenv("ATTNC_LLVM_PASSES");
     /* a copy (the environment may change later) without an allocation, whose failure would last the process */

@@ -500,7 +500,10 @@ static void live_order(Lower *L, Tile *T, LLVMValueRef e, LLVMValueRef mode, LLV
     LLVMValueRef keys = LLVMBuildSub(b, LLVMBuildShl(b, ci64(L, 1), nk, ""), ci64(L, 1), "");
     LLVMValueRef live = LLVMBuildAnd(b, get(L, L->i64, bits), keys, "");
     LLVMValueRef count = intrinsic1(L, "llvm.ctpop", live);
-    if (L->BK == 16) { /* two compressing stores of the key numbers 0..15 (vpcompressd on AVX-512) */
+    if (L->BK == 16 && L->W == 16 && L->target->features && llvm_has_feature(L->target->features, "avx512f")) {
+        /* AVX-512: the key numbers 0..15 compressed in registers (vpcompressd; its memory form is microcoded on
+         * Zen 4, ~3% of natten2d's kernel) by the live and the other keys, stored at slot 0 and slot `count` (sel
+         * has 2 * BK slots: the second store writes past the tile's) */
         LLVMTypeRef vi = LLVMVectorType(L->i32, 16), vb = LLVMVectorType(L->i1, 16);
         LLVMValueRef iota[16];
         for (int i = 0; i < 16; i++) iota[i] = ci32(L, i);
@@ -508,9 +511,10 @@ static void live_order(Lower *L, Tile *T, LLVMValueRef e, LLVMValueRef mode, LLV
         LLVMValueRef dead = LLVMBuildAnd(b, LLVMBuildNot(b, live, ""), keys, "");
         LLVMValueRef to[2] = {T->sel, gep(L, L->i32, T->sel, count)}, which[2] = {live, dead};
         for (int i = 0; i < 2; i++) {
-            LLVMValueRef args[3] = {numbers, as_ptr(L, to[i], L->i32),
+            LLVMValueRef args[3] = {numbers, LLVMConstNull(vi),
                                     LLVMBuildBitCast(b, LLVMBuildTrunc(b, which[i], L->i16, ""), vb, "")};
-            intrinsic(L, "llvm.masked.compressstore", &vi, 1, args, 3);
+            LLVMValueRef packed = intrinsic(L, "llvm.x86.avx512.mask.compress", &vi, 1, args, 3);
+            store(L, packed, as_ptr(L, to[i], vi), 4);
         }
     } else { /* one pass: a live key to the next slot from the front, another to the next from the back */
         LLVMValueRef front = local(L, L->i64, ci64(L, 0)), back = local(L, L->i64, count);
@@ -681,7 +685,7 @@ static void gen_tile(Lower *L, const char *name) {
          * writes S in key order */
         T.tile_live = call_field(L, offsetof(AttnCall, tile_live), ptr_to(L->i16));
         if (lower_ranged_products(L) && !f->nlowrank && L->BK <= TILE_LIVE_KEYS)
-            T.sel = LLVMBuildAlloca(L->alloca_bd, LLVMArrayType(L->i32, (unsigned)L->BK), "sel");
+            T.sel = LLVMBuildAlloca(L->alloca_bd, LLVMArrayType(L->i32, 2 * (unsigned)L->BK), "sel");
     }
     LLVMValueRef gsb = call_field(L, offsetof(AttnCall, group_stride_b), L->i64);
     LLVMValueRef gsh = call_field(L, offsetof(AttnCall, group_stride_h), L->i64);

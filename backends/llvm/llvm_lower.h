@@ -69,6 +69,9 @@ int llvm_vector_width(void);
  * ATTNC_LLVM_SOFT_F16=1 (a test hook; backends/llvm/llvm_backend.c). */
 int llvm_soft_f16(void);
 
+/* Whether a target's features (LLVM's "+name,-name,..." list, LlvmTarget.features) include `name`. */
+int llvm_has_feature(const char *features, const char *name);
+
 /* Add to `mod` (in its context) `tile_name`, an AttnTileFn computing one work
  * item of plan p in float32 exactly as refplan_tile does in float64 (the
  * version target->variant), and `scratch_name` (unless NULL), its
