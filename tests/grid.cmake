@@ -67,7 +67,7 @@ grid_test(natten2d 1 ${PROJECT_SOURCE_DIR}/bench/variants/natten2d.attn natten2d
           --param width=16)
 # live keys of PARTIAL tiles (docs/middle-end.md) ordered by the LLVM kernel's loop (vector widths below 16; at 16
 # on AVX-512 hosts, compressing instructions): natten2d 7 x 7 and NAT's table (grid tables read by key)
-if(ATTNC_HAVE_LLVM_BACKEND)
+if(ATTNC_HAVE_LLVM_BACKEND AND NOT ATTNC_SANITIZE)
   grid_test(natten2d_w8 1 ${PROJECT_SOURCE_DIR}/bench/variants/natten2d.attn natten2d --shape ${grid_shape}
             --param width=16)
   grid_test(nat_rpb_w8 - ${ex}/relative_bias_2d.attn nat_rpb --shape ${grid_shape} --param width=16 --param kernel=5)
