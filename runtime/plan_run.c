@@ -305,6 +305,8 @@ static int tile(StepRun *R, const AttnCall *c, const Parts *P, int64_t h, int64_
         ja = c->tile_keys[2 * e] < nc ? c->tile_keys[2 * e] : nc;
         jz = c->tile_keys[2 * e + 1] < nc ? c->tile_keys[2 * e + 1] : nc;
     }
+    /* nor are its keys outside the map's live set (kernel ABI 10; tiles of at most 16 keys) */
+    uint32_t live = partial && c->tile_live ? c->tile_live[e] : 0xffffffffu;
     R->tile_id++;
     poison(R->kcol, c->bk * R->cols_cap);
     R->ev.h = h; /* kv values see the item's head (with packed heads they read none) */
@@ -348,6 +350,7 @@ static int tile(StepRun *R, const AttnCall *c, const Parts *P, int64_t h, int64_
         row_of(c, h, q0, i, &R->ev.q, &R->ev.h);
         int64_t qrow = R->ev.b * c->q_stride[0] + R->ev.h * c->q_stride[1] + R->ev.q * c->q_stride[2];
         for (int64_t j = ja; j < jz; j++) {
+            if (j < 32 && !(live >> j & 1)) continue;
             int64_t krow = kh + kr0 + j * c->k_stride[2];
             double dot = 0, v;
             for (int64_t d = 0; d < c->D; d++) dot += tensor_load(c->q, qe, qrow + d) * tensor_load(c->k, ke, krow + d);
