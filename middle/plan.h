@@ -108,6 +108,7 @@ typedef struct TileMap {
                            * all keys; a PARTIAL tile's set bits lie in its range `keys`).  A 2-D neighbourhood's
                            * key blocks have whole columns no query of the block reaches, which a range cannot
                            * cut (docs/multidim-tiles.md) */
+    int64_t live_cut;     /* keys the live sets leave out of PARTIAL tiles' ranges (0 without `live`) */
     int64_t total, visited, full, partial; /* over all groups */
     int64_t evaluations;  /* interval evaluations it took */
     int check_faults;     /* the plan has fault code and the analysis could not rule faults out */

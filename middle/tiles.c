@@ -542,6 +542,12 @@ static uint16_t live_set(Analysis *an, int64_t q0, int64_t q1, int64_t k0, uint1
     return bits;
 }
 
+static int count_bits(uint16_t bits) {
+    int n = 0;
+    for (; bits; bits &= (uint16_t)(bits - 1)) n++;
+    return n;
+}
+
 /* All keys of a tile of n keys (n <= TILE_LIVE_KEYS) as TileMap.live's bits. */
 static uint16_t all_keys(int64_t n) { return (uint16_t)((1u << n) - 1u); }
 
@@ -581,7 +587,10 @@ int64_t tile_group(const Plan *p, const TileMap *tm, int64_t b, int64_t h, int64
 static void copy_entry(TileMap *out, int64_t at, const TileMap *tm, int64_t e) {
     out->mode[at] = tm->mode[e];
     out->keys[2 * at] = tm->keys[2 * e], out->keys[2 * at + 1] = tm->keys[2 * e + 1];
-    if (tm->live) out->live[at] = tm->live[e];
+    if (tm->live) {
+        out->live[at] = tm->live[e];
+        out->live_cut += tm->keys[2 * e + 1] - tm->keys[2 * e] - count_bits(tm->live[e]);
+    }
 }
 
 attnc_status tile_map_slice(const TileMap *tm, int64_t kt0, int64_t kt1, TileMap *out, attnc_error *err) {
@@ -647,12 +656,6 @@ attnc_status tile_map_transpose(const TileMap *tm, TileMap *out, attnc_error *er
                 copy_entry(out, at, tm, e);
             }
     return ATTNC_OK;
-}
-
-static int count_bits(uint16_t bits) {
-    int n = 0;
-    for (; bits; bits &= (uint16_t)(bits - 1)) n++;
-    return n;
 }
 
 void tile_map_keys_cut(const TileMap *tm, int64_t *narrowed, int64_t *cut) {
@@ -744,7 +747,10 @@ attnc_status tile_map_build_rows(const Plan *p, const BoundCall *bc, int64_t bq,
                 if (m == TILE_PARTIAL) {
                     int64_t q0 = i * tm->bq, q1 = q0 + tm->bq < sz->Lq ? q0 + tm->bq : sz->Lq;
                     live_keys(&an, q0, q1, k0, k1, &tm->keys[2 * used], &tm->keys[2 * used + 1]);
-                    if (lists) tm->live[used] = live_set(&an, q0, q1, k0, tm->keys[2 * used], tm->keys[2 * used + 1]);
+                    if (lists) {
+                        tm->live[used] = live_set(&an, q0, q1, k0, tm->keys[2 * used], tm->keys[2 * used + 1]);
+                        tm->live_cut += tm->keys[2 * used + 1] - tm->keys[2 * used] - count_bits(tm->live[used]);
+                    }
                 }
                 used++;
                 tm->visited++;

@@ -337,12 +337,14 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
                                  const GridHook *gh, attnc_error *err);
 
 static atomic_llong grid_calls, grid_kv_mapped_calls, grid_table_calls, diag_calls, band_calls; /* launch_stats.h */
+static atomic_llong live_key_calls;
 
 long long launch_grid_calls(void) { return atomic_load(&grid_calls); }
 long long launch_grid_table_calls(void) { return atomic_load(&grid_table_calls); }
 long long launch_grid_kv_mapped_calls(void) { return atomic_load(&grid_kv_mapped_calls); }
 long long launch_diag_table_calls(void) { return atomic_load(&diag_calls); }
 long long launch_band_calls(void) { return atomic_load(&band_calls); }
+long long launch_live_key_calls(void) { return atomic_load(&live_key_calls); }
 
 attnc_status launch_run_items(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                               int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
@@ -713,6 +715,9 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
                                 .tile_live = tm->check_faults ? NULL : tm->live};
         launch_set_layouts(&l->call[s], bc, o != args->o || l->splits > 1, l->splits > 1);
     }
+    int64_t live_cut = 0; /* keys the calls' live sets leave out (passed only where no fault is checked) */
+    for (int s = 0; s < l->splits; s++) live_cut += l->tm[s].check_faults ? 0 : l->tm[s].live_cut;
+    if (live_cut > 0) atomic_fetch_add(&live_key_calls, 1);
     KvPack kvp = {.sz = sz, .layout = bc->layout, .k = (const char *)args->k, .v = (const char *)args->v,
                   .threads = threads, .ke = elem_bytes(bc->layout[BT_K].elem),
                   .ve = elem_bytes(bc->layout[BT_V].elem), .loaded = -1};
