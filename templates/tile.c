@@ -227,13 +227,15 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
         const int64_t k0 = (c->row_start ? (int64_t)c->tile_kv[e] : e) * ATTNC_BK;
         const int mode = c->row_start ? c->tile_mode[e] : ATTNC_TILE_PARTIAL;
         const int64_t nc = c->Lk - k0 < ATTNC_BK ? c->Lk - k0 : ATTNC_BK;
-        /* a PARTIAL tile's keys [ja, jz) (kernel ABI 7, the tile map's range): the others are masked without
-         * evaluating anything */
+        /* a PARTIAL tile's keys [ja, jz) (kernel ABI 7, the tile map's range) and, in tiles of at most 16 keys,
+         * its live set (ABI 10): the others are masked without evaluating anything */
         int64_t ja = 0, jz = nc;
+        uint32_t live = 0xffffffffu;
         if (mode == ATTNC_TILE_PARTIAL && c->row_start && c->tile_keys) {
             ja = c->tile_keys[2 * e] < nc ? c->tile_keys[2 * e] : nc;
             jz = c->tile_keys[2 * e + 1] < nc ? c->tile_keys[2 * e + 1] : nc;
         }
+        if (mode == ATTNC_TILE_PARTIAL && c->row_start && c->tile_live) live = c->tile_live[e];
         /* where the tile's first row of K and of V lies (elements from the
          * head's start): row k0, or its place in its page (a tile never spans
          * two pages); kv stays k0 + j below */
@@ -311,7 +313,7 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
                     int elem_fault = 0, elem_keep = 1;
                     float elem_value = 0.0f;
                     (void)kv;
-                    if (j < jlo || j >= jhi) {
+                    if (j < jlo || j >= jhi || (j < 32 && !(live >> j & 1))) {
                         srow[j] = ATTNC_MASKED;
                         continue;
                     }
