@@ -690,6 +690,8 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
     int64_t gsb, gsh; /* the tile group of (b, h) */
     sched_group_strides(p->sched, sz->H, &gsb, &gsh);
     int64_t rows = sz->B * sz->H * sz->Lq;
+    /* the live sets are passed only where no fault is checked; the splits' maps share full's cut keys */
+    if (!full.check_faults && full.live_cut > 0) atomic_fetch_add(&live_key_calls, 1);
     for (int s = 0; s < l->splits; s++) {
         if (l->splits == 1) {
             l->tm[0] = full;
@@ -715,9 +717,6 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
                                 .tile_live = tm->check_faults ? NULL : tm->live};
         launch_set_layouts(&l->call[s], bc, o != args->o || l->splits > 1, l->splits > 1);
     }
-    int64_t live_cut = 0; /* keys the calls' live sets leave out (passed only where no fault is checked) */
-    for (int s = 0; s < l->splits; s++) live_cut += l->tm[s].check_faults ? 0 : l->tm[s].live_cut;
-    if (live_cut > 0) atomic_fetch_add(&live_key_calls, 1);
     KvPack kvp = {.sz = sz, .layout = bc->layout, .k = (const char *)args->k, .v = (const char *)args->v,
                   .threads = threads, .ke = elem_bytes(bc->layout[BT_K].elem),
                   .ve = elem_bytes(bc->layout[BT_V].elem), .loaded = -1};

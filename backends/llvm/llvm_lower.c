@@ -683,9 +683,10 @@ static void gen_tile(Lower *L, const char *name) {
         T.voff = LLVMBuildAlloca(L->alloca_bd, offs, "voff");
         /* live keys first (live_order): where the products run over a range of slots, and no low-rank product
          * writes S in key order */
-        T.tile_live = call_field(L, offsetof(AttnCall, tile_live), ptr_to(L->i16));
-        if (lower_ranged_products(L) && !f->nlowrank && L->BK <= TILE_LIVE_KEYS)
+        if (lower_ranged_products(L) && !f->nlowrank && L->BK <= TILE_LIVE_KEYS) {
+            T.tile_live = call_field(L, offsetof(AttnCall, tile_live), ptr_to(L->i16));
             T.sel = LLVMBuildAlloca(L->alloca_bd, LLVMArrayType(L->i32, 2 * (unsigned)L->BK), "sel");
+        }
     }
     LLVMValueRef gsb = call_field(L, offsetof(AttnCall, group_stride_b), L->i64);
     LLVMValueRef gsh = call_field(L, offsetof(AttnCall, group_stride_h), L->i64);

@@ -47,7 +47,7 @@ typedef struct Tile {
     LLVMValueRef kv_page, page_rows, kps, vps; /* the call's page table and page strides (kernel ABI) */
     LLVMValueRef kv_rows;      /* the call's kv_rows (i64 pointer) in the version that maps keys, else NULL */
     LLVMValueRef koff, voff;   /* with kv_rows: [BK] i64, where the tile's keys lie in K and V (elements) */
-    LLVMValueRef tile_live;    /* the call's tile_live (i16 pointer, may be NULL) */
+    LLVMValueRef tile_live;    /* with sel: the call's tile_live (i16 pointer, may be NULL) */
     LLVMValueRef sel;          /* NULL, or [2 BK] i32 (live_order): the tile's keys, those that need work first; slot
                                 * j of S, P, koff and voff holds key k0 + sel[j] */
     LLVMValueRef fault;        /* local i1: an element raised a runtime error */

@@ -73,10 +73,10 @@ typedef struct FcResult {
     int tensor_core;      /* the backend's call ran cuda-emu's tensor-core kernel (cuda_emu_fa2_stats) */
     int grid;             /* the backend's call ran the block-order plan (launch_grid_calls) */
     int grid_mapped;      /* ... reading K and V through AttnCall.kv_rows (launch_grid_kv_mapped_calls) */
-    int live_keys;        /* a call handed live key sets that cut keys from ranges (launch_live_key_calls) */
     int grid_tables;      /* ... reading terms of the cells' offsets from grid tables (launch_grid_table_calls) */
     int diag_tables;      /* the call's 1-D plan read terms of kv - q from tables (launch_diag_table_calls) */
     int band;             /* the call's 1-D plan has a band of keys per row (launch_band_calls) */
+    int live_keys;        /* a call handed live key sets that cut keys from ranges (launch_live_key_calls) */
     int checks_dropped;   /* the run's kept tile map dropped its runtime error checks (map_cache_checks_dropped) */
     int kept_map;         /* a call ran on a kept tile map that skips or masks tiles (map_cache_masked_reuses) */
     int chunked;          /* the call cut its keys into chunks: kv heads interleaved (launch_kv_chunked_calls) */
