@@ -460,8 +460,19 @@ int attnc_kernel_threads(const attnc_kernel *k) { return k->threads > 0 ? k->thr
  * then the batch gathers the pages first. */
 static int reads_k_before(const attnc_kernel *k) { return (k->rows && rows_read_k(k->rows)) || k->attn->rotary; }
 
-int attnc_kernel_reads_pages(const attnc_kernel *k, int64_t page_rows) {
-    return k && k->plan && k->ck.pages && page_rows > 0 && page_rows % k->plan->bk == 0 && !reads_k_before(k);
+/* Pages of fewer rows than this are gathered: a kv tile costs its row block's softmax rescaling and a tile map
+ * entry, which tiles of a few keys would pay more often than one copy of the rows costs (docs/decode.md). */
+enum { MIN_PAGE_TILE = 8 };
+
+int64_t attnc_kernel_page_tile(const attnc_kernel *k, int64_t page_rows) {
+    if (!k || !k->plan || !k->ck.pages || page_rows <= 0 || reads_k_before(k)) return 0;
+    int64_t bk = k->plan->bk;
+    if (page_rows % bk == 0) return bk;
+    if (!k->ck.short_kv_tiles) return 0;
+    /* the widest tile below the plan's that a page holds a whole number of */
+    for (int64_t t = bk - 1; t >= MIN_PAGE_TILE; t--)
+        if (page_rows % t == 0) return t;
+    return 0;
 }
 
 /* The work bound, then the backend's runner or the threaded launcher (with

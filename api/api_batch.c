@@ -10,9 +10,11 @@
  * succeeded: on an error nothing is written.  Params and tensors are bound
  * by each sequence's call, with that sequence's sizes.  A sequence whose pages are not
  * consecutive rows of one L dimension is read through its block table by a
- * kernel that reads pages (CompiledKernel.pages, page size a multiple of its
- * kv tile; any page stride); for any other its K and V rows are gathered
- * into a private buffer first.  With page strides (attnc_batch.k_page_stride,
+ * kernel that reads pages (CompiledKernel.pages; any page stride), with kv
+ * tiles of the plan's size where they divide a page, else, for a kernel
+ * that takes shorter ones (CompiledKernel.short_kv_tiles), of the largest
+ * size below it that does (api.c: attnc_kernel_page_tile); for any other
+ * its K and V rows are gathered into a private buffer first.  With page strides (attnc_batch.k_page_stride,
  * v_page_stride) K and V are bound as [num_pages, Hkv, page_size, D] views,
  * the page stride first. */
 #include <stdio.h>
@@ -218,9 +220,10 @@ static attnc_status seq_kv(const attnc_kernel *k, const Batch *b, int64_t s, int
             consecutive &= bt->block_table[s * bt->pages_per_seq + j] == page0 + j;
         first = 0;
     }
-    if (!consecutive && !gather_pages && attnc_kernel_reads_pages(k, bt->page_size)) {
+    int64_t tile = consecutive || gather_pages ? 0 : attnc_kernel_page_tile(k, bt->page_size);
+    if (tile) {
         *pages = (LaunchPages){bt->block_table + s * bt->pages_per_seq, bt->page_size, b->page_stride[0],
-                               b->page_stride[1]};
+                               b->page_stride[1], tile};
         lay->k.extent = lay->v.extent = 0; /* every page inside the whole buffers, checked once */
         return ATTNC_OK;
     }
@@ -265,7 +268,7 @@ static attnc_status run_seq(const attnc_kernel *k, const Batch *b, int64_t s, in
     memset(lay.lse.stride, 0, sizeof lay.lse.stride);
     lay.lse.stride[2] = 1, lay.lse.stride[1] = b->rows_q, lay.lse.extent = 0;
     void *buf = NULL;
-    LaunchPages pages = {NULL, 0, 0, 0};
+    LaunchPages pages = {NULL, 0, 0, 0, 0};
     attnc_status st = seq_kv(k, b, s, nk, gather_pages, &a, &lay, &pages, &buf, err);
     if (!st) { /* an empty sequence too: its params and tensors are checked like any call's */
         st = attnc_kernel_run_pages(k, &a, &lay, pages.table ? &pages : NULL, threads, err);

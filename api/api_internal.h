@@ -13,13 +13,15 @@ const FixedParams *attnc_kernel_fixed(const attnc_kernel *k);
 const Attention *attnc_kernel_attention(const attnc_kernel *k);
 
 /* attnc_kernel_run_layout with a paged K and V (pages NULL: none), which
- * only a kernel that attnc_kernel_reads_pages(k, page_rows) reads, on
- * `threads` threads (0: the kernel's own count). */
+ * only a kernel whose attnc_kernel_page_tile(k, page_rows) is not 0 reads
+ * (pages->kv_tile that tile), on `threads` threads (0: the kernel's own
+ * count). */
 attnc_status attnc_kernel_run_pages(const attnc_kernel *k, const attnc_args *args, const attnc_layouts *layouts,
                                     const LaunchPages *pages, int threads, attnc_error *err);
 
 /* The threads a kernel's calls run on (its options' count; 0 there: every core). */
 int attnc_kernel_threads(const attnc_kernel *k);
-int attnc_kernel_reads_pages(const attnc_kernel *k, int64_t page_rows);
+/* The keys per kv tile with which k reads pages of page_rows rows in place (api.c), or 0: they are gathered. */
+int64_t attnc_kernel_page_tile(const attnc_kernel *k, int64_t page_rows);
 
 #endif

@@ -21,7 +21,7 @@ attnc_status api_run_rope_sink(const attnc_kernel *k, BoundCall *bc, const attnc
                                const LaunchPages *pages, ApiRunFn run, attnc_error *err) {
     const Attention *at = bc->attn;
     const attnc_sizes *sz = &bc->sz;
-    /* never met through the API: attnc_kernel_reads_pages is false for a
+    /* never met through the API: attnc_kernel_page_tile is 0 for a
      * rotary kernel, so api_batch.c gathers a paged sequence's K and V
      * first; the kernel reads the rotated copy, not the pages */
     if (pages && at->rotary)

@@ -35,6 +35,9 @@ typedef struct CompiledKernel {
     const void *kernel_data; /* passed to the kernel as call->kernel_data */
     int packs; /* 1: the kernel computes work items of packed heads (AttnCall.pack > 1) */
     int pages; /* 1: the kernel reads a paged K and V in place (AttnCall.kv_page) */
+    /* 1: the kernel takes kv tiles of AttnCall.bk keys, fewer than the plan's bk, so that pages shorter than the
+     * plan's kv tile are read in place a page (or part of one) per tile (runtime/launch.h: LaunchPages.kv_tile) */
+    int short_kv_tiles;
     /* 1: the kernel widens 16-bit K and V into float32 tile by tile, at every visit of a tile, and computes the
      * same with float32 K and V of the same values: the launcher may widen a kv head's rows once instead
      * (runtime/launch.c, pack_head) */

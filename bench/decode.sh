@@ -68,7 +68,8 @@ done
 # a paged KV cache (pages of 64 rows, in reverse order) against the same
 # rows stored contiguously in the same order of dimensions: head-major pages
 # ([pages, Hkv, 64, D], --page-layout hnd) against [B, Hkv, Lk, D] (bhld), on
-# 1 and 2 threads; vLLM's pages ([pages, 64, Hkv, D]) against [B, Lk, Hkv, D]
+# 1 and 2 threads, and pages of 16 rows (vLLM's default block size: read in
+# kv tiles of 16 keys); vLLM's pages ([pages, 64, Hkv, D]) against [B, Lk, Hkv, D]
 # (blhd), 1 thread: a head's rows are Hkv * D elements apart there, which
 # decode reads about 2x slower even in chunks (docs/decode.md)
 echo
@@ -79,8 +80,10 @@ for Lk in $lengths; do
     for t in 1 2; do
       read -r msc gc < <(one 1 1 "$Lk" "$dt" "$t")
       read -r msp gp < <(one 1 1 "$Lk" "$dt" "$t" --paged 64 --page-layout hnd)
+      read -r mss gs < <(one 1 1 "$Lk" "$dt" "$t" --paged 16 --page-layout hnd)
       echo "| $Lk | $dt | $t | contiguous \`[B, Hkv, Lk, D]\` | $msc | $gc | $(ratio "$gc" "${TRIAD[$t]}") | |"
       echo "| $Lk | $dt | $t | paged \`[pages, Hkv, 64, D]\` | $msp | $gp | $(ratio "$gp" "${TRIAD[$t]}") | $(ratio "$msp" "$msc") |"
+      echo "| $Lk | $dt | $t | paged \`[pages, Hkv, 16, D]\` | $mss | $gs | $(ratio "$gs" "${TRIAD[$t]}") | $(ratio "$mss" "$msc") |"
     done
     read -r msc gc < <(one 1 1 "$Lk" "$dt" 1 --layout blhd)
     read -r msp gp < <(one 1 1 "$Lk" "$dt" 1 --paged 64 --page-layout nhd)

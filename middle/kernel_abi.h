@@ -32,7 +32,8 @@ typedef struct AttnCall {
     /* captured tensors by tensor index: data (int32_t or float) and shape */
     const void *const *tensor_data;
     const int64_t (*tensor_shape)[ATTNC_ABI_MAX_RANK];
-    /* the tile map (plan.h): tiles of bq rows by bk keys; for work item
+    /* the tile map (plan.h): tiles of bq rows by bk keys (bk the plan's, or
+     * fewer: see page_rows); for work item
      * (b, h, qt) the visited kv tiles are tile_kv[e] for e in
      * [row_start[g * nqt + qt], row_start[g * nqt + qt + 1]) with mode
      * tile_mode[e] (1 FULL: no mask code, 2 PARTIAL: evaluate the mask),
@@ -68,7 +69,9 @@ typedef struct AttnCall {
      * one L dimension (k_page_stride = page_rows * k_stride[2]) or head-major
      * ([pages, Hkv, page_rows, D]).  page_rows is a multiple of bk, so the
      * rows of a kv tile are consecutive rows (k_stride[2] apart) of one page:
-     * a kernel maps only the tile's first key.  The page strides are set
+     * a kernel maps only the tile's first key.  (bk may be below the plan's
+     * for pages shorter than it, for kernels whose backend says so:
+     * CompiledKernel.short_kv_tiles.)  The page strides are set
      * (> 0) whenever page_rows is (ABI 6). */
     const int32_t *kv_page;
     int64_t page_rows;

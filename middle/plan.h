@@ -95,7 +95,7 @@ enum { TILE_LIVE_KEYS = 16 };
 typedef struct TileMap {
     int64_t nqt, nkt;     /* tiles along q and kv */
     int64_t bq;           /* query rows per q tile (the plan's bq, or bq / pack for packed heads) */
-    int64_t bk, lk;       /* keys per kv tile (the plan's bk) and per call (Lk) */
+    int64_t bk, lk;       /* keys per kv tile (the plan's bk, or fewer: tile_map_build_tiles) and per call (Lk) */
     int64_t ngroups;      /* 1, B, H or B*H */
     int64_t *row_start;   /* ngroups * nqt + 1 offsets into kv/mode */
     int32_t *kv;          /* kv tile index of each visited tile */
@@ -119,6 +119,10 @@ typedef struct TileMap {
 attnc_status tile_map_build(const Plan *p, const BoundCall *bc, TileMap *out, attnc_error *err);
 /* The same with q tiles of `bq` query rows (the work items of packed heads). */
 attnc_status tile_map_build_rows(const Plan *p, const BoundCall *bc, int64_t bq, TileMap *out, attnc_error *err);
+/* The same with kv tiles of `bk` keys, fewer than the plan's (0 or more: the plan's): the tiles of a paged K and V
+ * whose pages hold fewer rows than the plan's kv tile (runtime/launch.c, LaunchPages.kv_tile). */
+attnc_status tile_map_build_tiles(const Plan *p, const BoundCall *bc, int64_t bq, int64_t bk, TileMap *out,
+                                  attnc_error *err);
 /* The tiles of tm whose kv tile index is in [kt0, kt1), with tm's indexing
  * (one kv split of split-KV). */
 attnc_status tile_map_slice(const TileMap *tm, int64_t kt0, int64_t kt1, TileMap *out, attnc_error *err);

@@ -82,7 +82,7 @@ int64_t tile_count_kept(const Plan *p, const BoundCall *bc, const TileMap *tm, c
         for (int64_t qt = 0; kept >= 0 && qt < tm->nqt; qt++) {
             int64_t t = g * tm->nqt + qt, q0 = qt * tm->bq, q1 = q0 + tm->bq < sz->Lq ? q0 + tm->bq : sz->Lq;
             for (int64_t e = tm->row_start[t]; kept >= 0 && e < tm->row_start[t + 1]; e++) {
-                int64_t k0 = (int64_t)tm->kv[e] * p->bk, k1 = k0 + p->bk < sz->Lk ? k0 + p->bk : sz->Lk;
+                int64_t k0 = (int64_t)tm->kv[e] * tm->bk, k1 = k0 + tm->bk < sz->Lk ? k0 + tm->bk : sz->Lk;
                 c.budget = BOX_BUDGET;
                 int64_t n = tm->mode[e] == TILE_FULL ? (q1 - q0) * (k1 - k0) : count_box(&c, q0, q1, k0, k1);
                 kept = n < 0 ? -2 : kept + n * copies;

@@ -77,7 +77,7 @@ int tile_picture(const Plan *p, const BoundCall *bc, const TileMap *tm, int64_t 
     for (int64_t qt = 0; qt < tm->nqt; qt++) {
         int64_t q0 = qt * tm->bq, q1 = q0 + tm->bq < sz->Lq ? q0 + tm->bq : sz->Lq;
         for (int64_t e = rs[qt]; e < rs[qt + 1]; e++) {
-            int64_t k0 = (int64_t)tm->kv[e] * p->bk, k1 = k0 + p->bk < sz->Lk ? k0 + p->bk : sz->Lk;
+            int64_t k0 = (int64_t)tm->kv[e] * tm->bk, k1 = k0 + tm->bk < sz->Lk ? k0 + tm->bk : sz->Lk;
             mark_tile(&pic, q0, q1, k0, k1, tm->mode[e]);
             for (ev.q = q0; ev.q < q1; ev.q++) {
                 if (tm->mode[e] == TILE_FULL) {

@@ -61,7 +61,7 @@ static void item_columns(Analysis *an, const TileMap *tm, const IrRef *idx, int 
         for (int64_t e = rs[0]; e < rs[1];) {
             int64_t first = tm->kv[e], last = first;
             for (e++; e < rs[1] && tm->kv[e] == last + 1; e++) last++;
-            hull_over(an, idx, n, first * p->bk, (last + 1) * p->bk, &lo, &hi);
+            hull_over(an, idx, n, first * tm->bk, (last + 1) * tm->bk, &lo, &hi);
         }
     }
     if (lo < 0) lo = 0;

@@ -555,14 +555,14 @@ typedef struct Grid {
     uint8_t *mode; /* nqt * nkt */
     int64_t nqt, nkt;
     int64_t bq;    /* query rows per q tile */
+    int64_t bk;    /* keys per kv tile */
 } Grid;
 
 /* Quad tree over tile ranges [ti0, ti1) x [tj0, tj1). */
 static void classify_tiles(Analysis *an, Grid *g, int64_t ti0, int64_t ti1, int64_t tj0, int64_t tj1) {
-    const Plan *p = an->p;
     const attnc_sizes *sz = &an->bc->sz;
     int64_t q0 = ti0 * g->bq, q1 = ti1 * g->bq < sz->Lq ? ti1 * g->bq : sz->Lq;
-    int64_t k0 = tj0 * p->bk, k1 = tj1 * p->bk < sz->Lk ? tj1 * p->bk : sz->Lk;
+    int64_t k0 = tj0 * g->bk, k1 = tj1 * g->bk < sz->Lk ? tj1 * g->bk : sz->Lk;
     int budget = REFINE_BUDGET;
     TileMode m = (ti1 - ti0 == 1 && tj1 - tj0 == 1) ? refine(an, q0, q1, k0, k1, &budget) : classify(an, q0, q1, k0, k1);
     if (m != TILE_PARTIAL || (ti1 - ti0 == 1 && tj1 - tj0 == 1)) {
@@ -692,23 +692,28 @@ attnc_status tile_map_build(const Plan *p, const BoundCall *bc, TileMap *tm, att
 }
 
 attnc_status tile_map_build_rows(const Plan *p, const BoundCall *bc, int64_t bq, TileMap *tm, attnc_error *err) {
+    return tile_map_build_tiles(p, bc, bq, p->bk, tm, err);
+}
+
+attnc_status tile_map_build_tiles(const Plan *p, const BoundCall *bc, int64_t bq, int64_t bk, TileMap *tm,
+                                  attnc_error *err) {
     memset(tm, 0, sizeof *tm);
     const attnc_sizes *sz = &bc->sz;
     tm->bq = bq > 0 ? bq : 1;
-    tm->bk = p->bk, tm->lk = sz->Lk;
+    tm->bk = bk > 0 && bk < p->bk ? bk : p->bk, tm->lk = sz->Lk;
     tm->nqt = (sz->Lq + tm->bq - 1) / tm->bq;
-    tm->nkt = (sz->Lk + p->bk - 1) / p->bk;
+    tm->nkt = (sz->Lk + tm->bk - 1) / tm->bk;
     int64_t nb = p->mask_varies_b ? sz->B : 1, nh = p->mask_varies_h ? sz->H : 1;
     tm->ngroups = nb * nh;
     Analysis an;
     int ok = ival_analysis_init(&an, p, bc);
-    Grid g = {NULL, tm->nqt, tm->nkt, tm->bq};
+    Grid g = {NULL, tm->nqt, tm->nkt, tm->bq, tm->bk};
     g.mode = malloc((size_t)(tm->nqt * tm->nkt) + 1);
     tm->row_start = calloc((size_t)(tm->ngroups * tm->nqt + 1), sizeof(int64_t));
     attnc_status st = ATTNC_OK;
     ok = ok && g.mode && tm->row_start;
     int64_t cap = 0, used = 0;
-    int lists = p->bk <= TILE_LIVE_KEYS; /* TileMap.live */
+    int lists = tm->bk <= TILE_LIVE_KEYS; /* TileMap.live */
     for (int64_t grp = 0; ok && grp < tm->ngroups; grp++) {
         ival_set_element_vars(&an, p->mask_varies_b ? grp / nh : 0, p->mask_varies_h ? grp % nh : 0);
         if (p->needs_fault && !tm->check_faults && sz->Lq > 0 && sz->Lk > 0) {
@@ -741,7 +746,7 @@ attnc_status tile_map_build_rows(const Plan *p, const BoundCall *bc, int64_t bq,
                 }
                 tm->kv[used] = (int32_t)j;
                 tm->mode[used] = m;
-                int64_t k0 = j * p->bk, k1 = k0 + p->bk < sz->Lk ? k0 + p->bk : sz->Lk;
+                int64_t k0 = j * tm->bk, k1 = k0 + tm->bk < sz->Lk ? k0 + tm->bk : sz->Lk;
                 tm->keys[2 * used] = 0, tm->keys[2 * used + 1] = (uint16_t)(k1 - k0);
                 if (lists) tm->live[used] = all_keys(k1 - k0);
                 if (m == TILE_PARTIAL) {

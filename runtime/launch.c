@@ -222,9 +222,9 @@ static atomic_llong chunked_calls; /* launch_stats.h */
 long long launch_kv_chunked_calls(void) { return atomic_load(&chunked_calls); }
 
 static int kv_splits(const Plan *p, const BoundCall *bc, const attnc_args *args, int64_t items, int64_t nqt,
-                     int64_t nkt, int threads, int flags) {
+                     int64_t bk, int64_t nkt, int threads, int flags) {
     if ((flags & ATTNC_OPT_NO_KV_SPLIT) || (!p->softmax && args->lse)) return 1;
-    int64_t s = launch_split_count(items, nkt, threads, MAX_SPLITS), chunks = kv_chunks(bc, nqt, p->bk, nkt);
+    int64_t s = launch_split_count(items, nkt, threads, MAX_SPLITS), chunks = kv_chunks(bc, nqt, bk, nkt);
     if (chunks > s) s = chunks;
     if (s > nkt) s = nkt;
     if (s > MAX_SPLITS) s = MAX_SPLITS;
@@ -337,7 +337,7 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
                                  const GridHook *gh, attnc_error *err);
 
 static atomic_llong grid_calls, grid_kv_mapped_calls, grid_table_calls, diag_calls, band_calls; /* launch_stats.h */
-static atomic_llong live_key_calls;
+static atomic_llong live_key_calls, short_tile_calls;
 
 long long launch_grid_calls(void) { return atomic_load(&grid_calls); }
 long long launch_grid_table_calls(void) { return atomic_load(&grid_table_calls); }
@@ -345,6 +345,7 @@ long long launch_grid_kv_mapped_calls(void) { return atomic_load(&grid_kv_mapped
 long long launch_diag_table_calls(void) { return atomic_load(&diag_calls); }
 long long launch_band_calls(void) { return atomic_load(&band_calls); }
 long long launch_live_key_calls(void) { return atomic_load(&live_key_calls); }
+long long launch_short_tile_calls(void) { return atomic_load(&short_tile_calls); }
 
 attnc_status launch_run_items(const Plan *p, const CompiledKernel *ck, const BoundCall *bc, const attnc_args *args,
                               int threads, int flags, const LaunchPages *pages, const LaunchItemTensors *it,
@@ -660,8 +661,10 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
     const attnc_sizes *sz = &bc->sz;
     int64_t pack = heads_per_item(p, ck, sz, flags);
     TileMap full;
-    attnc_status st = map_cache_build(ck->maps, p, bc, p->bq / pack, &full, err);
+    int64_t bk = pages && pages->kv_tile > 0 ? pages->kv_tile : p->bk; /* kv tiles of a page where pages are shorter */
+    attnc_status st = map_cache_build(ck->maps, p, bc, p->bq / pack, bk, &full, err);
     if (st) return st;
+    if (full.bk < p->bk) atomic_fetch_add(&short_tile_calls, 1);
     Launch *l = calloc(1, sizeof *l);
     LaunchValues vals;
     int have_vals = launch_values(bc, &vals);
@@ -677,7 +680,7 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
     l->ck = ck, l->p = p, l->bc = bc;
     l->items = sz->B * (sz->H / pack) * full.nqt;
     if (threads <= 0) threads = pool_cores();
-    l->splits = kv_splits(p, bc, args, l->items, full.nqt, full.nkt, threads, flags);
+    l->splits = kv_splits(p, bc, args, l->items, full.nqt, full.bk, full.nkt, threads, flags);
     int64_t total = l->items * l->splits;
     if (threads > total) threads = total > 0 ? (int)total : 1;
     l->threads = threads;
@@ -706,7 +709,7 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
                                 .Dv = sz->Dv, .q = args->q, .k = args->k, .v = args->v, .o = so, .lse = slse,
                                 .params = params, .tensor_data = tdata,
                                 .tensor_shape = (const int64_t(*)[ATTNC_ABI_MAX_RANK])tshape, .bq = p->bq,
-                                .bk = p->bk, .nqt = tm->nqt, .nkt = tm->nkt, .row_start = tm->row_start,
+                                .bk = tm->bk, .nqt = tm->nqt, .nkt = tm->nkt, .row_start = tm->row_start,
                                 .tile_kv = tm->kv, .tile_mode = tm->mode, .tile_keys = tm->keys, .group_stride_b = gsb,
                                 .group_stride_h = gsh, .kernel_data = ck->kernel_data,
                                 .check_faults = tm->check_faults, .pack = pack,
@@ -770,7 +773,7 @@ static attnc_status launch_tiles(const Plan *p, const CompiledKernel *ck, const 
     }
     /* every kept element checked, none at fault: the key's next calls need no checks (items' own tensors
      * are not in the key) */
-    if (l->tm[0].check_faults && !it) map_cache_ran_clean(ck->maps, bc, p->bq / pack);
+    if (l->tm[0].check_faults && !it) map_cache_ran_clean(ck->maps, bc, p->bq / pack, l->tm[0].bk);
     if (l->splits > 1) {
         l->o = args->o, l->lse = args->lse;
         pool_run(threads, (rows + MERGE_CHUNK - 1) / MERGE_CHUNK, merge_rows, l);

@@ -9,11 +9,14 @@
 
 /* A paged K and V, read in place by a kernel whose CompiledKernel.pages is
  * 1 (AttnCall.kv_page): the block table row of the one sequence, the page
- * size (a multiple of the plan's bk) and the elements from one page of K
- * (of V) to the next (> 0). */
+ * size, the elements from one page of K (of V) to the next (> 0), and the
+ * keys per kv tile (0: the plan's bk; else fewer, dividing page_rows, for a
+ * kernel whose CompiledKernel.short_kv_tiles is 1).  page_rows is a
+ * multiple of the kv tile. */
 typedef struct LaunchPages {
     const int32_t *table;
     int64_t page_rows, k_page_stride, v_page_stride;
+    int64_t kv_tile;
 } LaunchPages;
 
 /* Run `ck` for the call on `threads` threads (0: every core), `flags` the

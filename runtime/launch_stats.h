@@ -18,6 +18,9 @@ long long launch_grid_kv_mapped_calls(void);
 /* How many calls handed a kernel live key sets (AttnCall.tile_live) that leave keys out of their tiles' ranges, in
  * this process (the LLVM kernel's row-map version and refplan skip those keys). */
 long long launch_live_key_calls(void);
+/* How many calls read a paged K and V in place with kv tiles shorter than the plan's (pages of fewer rows:
+ * LaunchPages.kv_tile), in this process. */
+long long launch_short_tile_calls(void);
 /* How many calls ran on a kernel's kept tile map (runtime/map_cache.c) that skips a tile or has a PARTIAL one (a
  * wrong kept map there changes O), in this process. */
 long long map_cache_masked_reuses(void);

@@ -14,7 +14,7 @@
 
 typedef struct Entry {
     attnc_sizes sz;
-    int64_t bq;
+    int64_t bq, bk; /* the map's q and kv tiles */
     Const *params; /* nparams values, by param index */
     int64_t (*shape)[ATTNC_MAX_RANK]; /* ntensors shapes (the ranks are the attention's) */
     void **data;   /* [ntensors]: a copy of each tensor the masks or fault checks read, else NULL */
@@ -108,10 +108,10 @@ static int keepable(const MapCache *c, const BoundCall *bc) {
     return 1;
 }
 
-static int same_key(const MapCache *c, const Entry *e, const BoundCall *bc, int64_t bq) {
+static int same_key(const MapCache *c, const Entry *e, const BoundCall *bc, int64_t bq, int64_t bk) {
     /* sizes and params compared as bytes (seven int64s; params made in zeroed memory by bind.c, so equal values
      * have equal bytes: a float param of -0.0 against 0.0 only misses) */
-    if (e->bq != bq || memcmp(&e->sz, &bc->sz, sizeof e->sz) != 0 ||
+    if (e->bq != bq || e->bk != bk || memcmp(&e->sz, &bc->sz, sizeof e->sz) != 0 ||
         (c->nparams && memcmp(e->params, bc->params, sizeof(Const) * (size_t)c->nparams) != 0))
         return 0;
     /* tensor shapes, which the bounds checks read: the binding checks them against dims over sizes and params,
@@ -125,24 +125,27 @@ static int same_key(const MapCache *c, const Entry *e, const BoundCall *bc, int6
     return 1;
 }
 
+/* The kv tile a map built with bk has (tile_map_build_tiles). */
+static int64_t out_bk(const Plan *p, int64_t bk) { return bk > 0 && bk < p->bk ? bk : p->bk; }
+
 /* Offer e to the slot; whatever it held (or e, when the slot is taken meanwhile) is freed. */
 static void put_back(MapCache *c, Entry *e) {
     Entry *none = NULL;
     if (!atomic_compare_exchange_strong(&c->slot, &none, e)) entry_free(e, c->ntensors);
 }
 
-attnc_status map_cache_build(MapCache *c, const Plan *p, const BoundCall *bc, int64_t bq, TileMap *out,
+attnc_status map_cache_build(MapCache *c, const Plan *p, const BoundCall *bc, int64_t bq, int64_t bk, TileMap *out,
                              attnc_error *err) {
-    if (!c || !keepable(c, bc)) return tile_map_build_rows(p, bc, bq, out, err);
+    if (!c || !keepable(c, bc)) return tile_map_build_tiles(p, bc, bq, bk, out, err);
     Entry *e = atomic_exchange(&c->slot, NULL);
-    if (e && same_key(c, e, bc, bq)) { /* a copy: the whole range of kv tiles */
+    if (e && same_key(c, e, bc, bq, out_bk(p, bk))) { /* a copy: the whole range of kv tiles */
         attnc_status st = tile_map_slice(&e->tm, 0, e->tm.nkt, out, err);
         if (e->tm.partial > 0 || e->tm.visited < e->tm.total) atomic_fetch_add(&masked_reuses, 1);
         put_back(c, e);
         return st;
     }
     entry_free(e, c->ntensors); /* another key: this call's map replaces it */
-    attnc_status st = tile_map_build_rows(p, bc, bq, out, err);
+    attnc_status st = tile_map_build_tiles(p, bc, bq, bk, out, err);
     if (st) return st;
     /* keep a copy (out of memory here is the call's, as every allocation failure is) */
     Entry *keep = calloc(1, sizeof *keep);
@@ -161,7 +164,7 @@ attnc_status map_cache_build(MapCache *c, const Plan *p, const BoundCall *bc, in
         tile_map_free(out);
         return set_error(err, ATTNC_ERR_NOMEM, "out of memory while keeping the tile map");
     }
-    keep->sz = bc->sz, keep->bq = bq;
+    keep->sz = bc->sz, keep->bq = bq, keep->bk = out->bk;
     if (c->nparams) memcpy(keep->params, bc->params, sizeof(Const) * (size_t)c->nparams);
     for (int t = 0; t < c->ntensors; t++)
         for (int d = 0; d < bc->tensors[t]->rank; d++) keep->shape[t][d] = bc->tensors[t]->shape[d];
@@ -169,11 +172,11 @@ attnc_status map_cache_build(MapCache *c, const Plan *p, const BoundCall *bc, in
     return ATTNC_OK;
 }
 
-void map_cache_ran_clean(MapCache *c, const BoundCall *bc, int64_t bq) {
+void map_cache_ran_clean(MapCache *c, const BoundCall *bc, int64_t bq, int64_t bk) {
     if (!c || !c->checks_keyed || !atomic_load(&dropping) || !keepable(c, bc)) return;
     Entry *e = atomic_exchange(&c->slot, NULL);
     if (!e) return;
-    if (same_key(c, e, bc, bq)) {
+    if (same_key(c, e, bc, bq, bk)) {
         e->tm.check_faults = 0;
         atomic_fetch_add(&clean_keys, 1);
     }

@@ -29,17 +29,18 @@ attnc_status map_cache_new(const Plan *p, MapCache **out, attnc_error *err);
 /* Free c and its map; NULL is ignored. */
 void map_cache_free(MapCache *c);
 
-/* p's tile map of call bc with q tiles of bq rows into *out (the caller's,
+/* p's tile map of call bc with q tiles of bq rows and kv tiles of bk keys
+ * (tile_map_build_tiles: the plan's when 0 or more) into *out (the caller's,
  * freed with tile_map_free): a copy of the kept map when the last call that
  * built one had the same key, else built and kept.  c may be
  * NULL (built every time).  Safe for calls on several threads at once. */
-attnc_status map_cache_build(MapCache *c, const Plan *p, const BoundCall *bc, int64_t bq, TileMap *out,
+attnc_status map_cache_build(MapCache *c, const Plan *p, const BoundCall *bc, int64_t bq, int64_t bk, TileMap *out,
                              attnc_error *err);
 
-/* Call bc (q tiles of bq rows) ran its runtime error checks over every
+/* Call bc (q tiles of bq rows, kv tiles of bk keys: its map's) ran its runtime error checks over every
  * element it keeps and found none: the kept map of its key needs no checks
  * from now on (when the checks read only what the key holds).  c may be
  * NULL. */
-void map_cache_ran_clean(MapCache *c, const BoundCall *bc, int64_t bq);
+void map_cache_ran_clean(MapCache *c, const BoundCall *bc, int64_t bq, int64_t bk);
 
 #endif

@@ -432,6 +432,7 @@ static attnc_status refplan_compile(const Plan *p, const attnc_options *opts, Co
     ck->kernel_data = p;
     ck->packs = 1;
     ck->pages = 1;
+    ck->short_kv_tiles = 1; /* every tile size is the call's (AttnCall.bk) */
     if (p->grad) { /* the backward plan derived: plan_grad.c runs it */
         ck->grad_tile = refplan_grad_tile;
         ck->grad_scratch_bytes = refplan_grad_scratch_bytes;

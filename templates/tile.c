@@ -51,7 +51,8 @@
  * Paged K and V (AttnCall.page_rows > 0, kernel_abi.h): key kv of K lies
  * kv_page[kv / page_rows] * k_page_stride + (kv % page_rows) * ks elements
  * from the head's start (V: v_page_stride, vs).  page_rows is a multiple of
- * BK, so each kv tile is one run of rows of one page: only where the tile's
+ * the call's kv tile (c->bk: BK, or fewer keys for pages shorter than BK),
+ * so each kv tile is one run of rows of one page: only where the tile's
  * first row lies (kr0, vr0: element offsets) changes; masks, biases and the
  * holes see kv = k0 + j as always.  Unpaged, kr0 = k0 * ks (one select per
  * tile).
@@ -223,10 +224,12 @@ ATTNC_LINKAGE int attnc_tile(const AttnCall *c, int64_t b, int64_t h, int64_t qt
     const int check_faults = c->check_faults;
     int fault = 0;
     (void)check_faults;
+    /* keys per kv tile: the plan's, or fewer for pages shorter than it (kernel ABI: AttnCall.bk) */
+    const int64_t bk = c->bk > 0 && c->bk < ATTNC_BK ? c->bk : ATTNC_BK;
     for (int64_t e = first; e < last; e++) {
-        const int64_t k0 = (c->row_start ? (int64_t)c->tile_kv[e] : e) * ATTNC_BK;
+        const int64_t k0 = (c->row_start ? (int64_t)c->tile_kv[e] : e) * bk;
         const int mode = c->row_start ? c->tile_mode[e] : ATTNC_TILE_PARTIAL;
-        const int64_t nc = c->Lk - k0 < ATTNC_BK ? c->Lk - k0 : ATTNC_BK;
+        const int64_t nc = c->Lk - k0 < bk ? c->Lk - k0 : bk;
         /* a PARTIAL tile's keys [ja, jz) (kernel ABI 7, the tile map's range) and, in tiles of at most 16 keys,
          * its live set (ABI 10): the others are masked without evaluating anything */
         int64_t ja = 0, jz = nc;

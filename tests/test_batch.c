@@ -5,10 +5,12 @@
  *
  * Sequences of different lengths (one of them with no query rows, one with
  * no keys) packed THD-style; K and V ragged, or paged with pages in order
- * (read in place) and shuffled (gathered); every call on 1, 2 and 3 threads (on 2,
+ * (read in place) and shuffled (read through the block table); every call on 1, 2 and 3 threads (on 2,
  * the 4 sequences run as items of the thread pool, one thread each).
- * Then pages of 64 and 32 rows against the default kv tile and of 16 rows
- * against tile_k 16, with float32 and bf16 K and V, stored [pages, rows,
+ * Then pages of 64, 32, 24 and 6 rows against the default kv tile (64 keys:
+ * pages of 32 and 24 are read in kv tiles of a page by the backends that
+ * take shorter tiles, counted by launch_short_tile_calls; pages of 6 are
+ * gathered) and of 16 rows against tile_k 16, with float32 and bf16 K and V, stored [pages, rows,
  * Hkv, D] (NHD), head-major [pages, Hkv, rows, D] (HND, pages padded: page
  * strides) and [Hkv, pages, rows, D] (pages interleaved per head).
  * O and LSE start as NaN except the rows no sequence covers, which must stay
@@ -20,6 +22,7 @@
 #include <string.h>
 
 #include "attnc.h"
+#include "launch_stats.h"
 #include "support.h"
 
 #define CHECK(cond, ...)                                                                                               \
@@ -220,9 +223,10 @@ static int64_t page_elem(int kind, const attnc_layout *l, int64_t page_stride, i
 /* x's K and V as pages of `page` rows stored as `kind` says, each
  * sequence's pages in reverse order (never consecutive), float32 or bf16
  * (x's K and V are bf16 values then: the top half of each float), run with
- * tile_k (0: the backend's).  page a multiple of the kv tile: backends that
- * read pages (CompiledKernel.pages) read them in place, through the block
- * table; else they are gathered. */
+ * tile_k (0: the backend's).  Backends that read pages (CompiledKernel.pages)
+ * read them in place, through the block table, when page is a multiple of
+ * the kv tile or, for those that take shorter kv tiles, of a size of 8 or
+ * more below it; else they are gathered. */
 static void check_page_size(const attnc_spec *spec, const char *variant, attnc_backend be, const Data *x, int64_t page,
                             int tile_k, int bf16, int kind) {
     const int64_t pps = (80 + page - 1) / page, num_pages = NSEQ * pps + 1, esz = bf16 ? 2 : 4;
@@ -271,8 +275,14 @@ static void check_page_size(const attnc_spec *spec, const char *variant, attnc_b
         static const char *const kinds[] = {"NHD", "HND", "Hkv-major"};
         snprintf(what, sizeof what, "%s %s %s pages of %lld, tile_k %d, %s, %d threads", variant, attnc_backend_name(be),
                  kinds[kind], (long long)page, tile_k, bf16 ? "bf16" : "f32", threads);
+        long long short0 = launch_short_tile_calls();
         CHECK(!attnc_kernel_run_batch(k, &a, &lay, &paged, &err), "%s: %s", what, err.message);
         compare(x, o, lse, what);
+        /* pages shorter than the kv tile with a divisor of 8 or more keys: read in place in tiles of that size */
+        int takes_short = be == ATTNC_BACKEND_LLVM || be == ATTNC_BACKEND_TCC || be == ATTNC_BACKEND_REFPLAN;
+        int want_short = takes_short && tile_k == 0 && page % 64 != 0 && page >= 8;
+        CHECK((launch_short_tile_calls() > short0) == want_short, "%s: %s kv tiles shorter than the plan's", what,
+              want_short ? "expected" : "unexpected");
         attnc_kernel_free(k);
     }
     free(table), free(pk), free(pv), free(o), free(lse);
@@ -507,8 +517,10 @@ int main(int argc, char **argv) {
         for (int i = 0; i < n; i++) check_backend(spec, variants[v], list[i], &x);
     }
     /* page sizes against the default kv tile (64 rows, or what the backend
-     * chooses): 64 read in place, 32 gathered; f32 and bf16 K and V (now
-     * bf16 values, so the reference sees exactly what the kernels read) */
+     * chooses): 64 read in place, 32 and 24 in tiles of a page (llvm, tcc,
+     * refplan; the others gather them), 6 gathered; f32 and bf16 K and V
+     * (now bf16 values, so the reference sees exactly what the kernels
+     * read) */
     to_bf16_values(x.k, x.tk * HKV * D);
     to_bf16_values(x.v, x.tk * HKV * DV);
     for (int v = 0; v < 3; v++) {
@@ -518,6 +530,8 @@ int main(int argc, char **argv) {
                 for (int kind = NHD; kind <= HEADS; kind++) {
                     check_page_size(spec, variants[v], list[i], &x, 64, 0, bf16, kind);
                     check_page_size(spec, variants[v], list[i], &x, 32, 0, bf16, kind);
+                    check_page_size(spec, variants[v], list[i], &x, 24, 0, bf16, kind);
+                    check_page_size(spec, variants[v], list[i], &x, 6, 0, bf16, kind);
                     check_page_size(spec, variants[v], list[i], &x, 16, 16, bf16, kind);
                 }
     }

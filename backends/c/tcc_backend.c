@@ -186,6 +186,7 @@ static attnc_status tcc_backend_compile(const Plan *p, const attnc_options *opts
     if (!st) st = jit_compile_c(src.p, p->attn->name, &k, ck, err);
     ck->packs = 1; /* templates/tile.c computes work items of packed heads */
     ck->pages = 1; /* templates/tile.c reads a paged K and V in place (AttnCall.kv_page) */
+    ck->short_kv_tiles = 1; /* and takes kv tiles of AttnCall.bk keys below ATTNC_BK */
     sb_free(&src);
     *state = k;
     return st;

@@ -720,6 +720,7 @@ static attnc_status llvm_compile(const Plan *p, const attnc_options *opts, Compi
     ck->maps_rows = 1; /* AttnCall.q_rows: llvm_rows.c, rows_offset */
     ck->maps_kv_rows = 1; /* AttnCall.kv_rows: llvm_lower.c, tile_rows (a version of its own) */
     ck->pages = 1; /* a paged K and V read in place: the tile's first row, llvm_tensor.c's lower_page_row */
+    ck->short_kv_tiles = 1; /* llvm_lower.c: a tile's keys are min(AttnCall.bk, BK) */
     if (p->grad_sched && !p->grad_sched->base.why[0]) { /* the backward kernel, built on first use */
         ck->grad_tile = llvm_grad_tile;
         ck->grad_scratch_bytes = llvm_grad_scratch;

@@ -81,6 +81,7 @@ typedef struct Stats {
     int diag_runs[MAX_BACKENDS + 1]; /* of those, runs on tables of kv - q (1-D plans) */
     int band_runs[MAX_BACKENDS + 1]; /* ... and on plans with a band of keys per row */
     int live_runs[MAX_BACKENDS + 1]; /* ... and handed live key sets narrower than their tiles' ranges */
+    int short_runs[MAX_BACKENDS + 1]; /* ... and reading pages in place with kv tiles shorter than the plan's */
 } Stats;
 
 /* What a child running one spec shares with its parent: the totals, and the case it runs (a crash's
@@ -553,6 +554,7 @@ static void run_one(const Opts *o, Stats *st, uint64_t seed, GenSpec *g, FuzzCas
     st->diag_runs[slot] += r.diag_tables;
     st->band_runs[slot] += r.band;
     st->live_runs[slot] += r.live_keys;
+    st->short_runs[slot] += r.short_tiles;
     if (o->verbose)
         printf("  %-8s %s defines=%d tiles=%dx%d flags=%d: %s%s%s\n", attnc_backend_name(c->backend),
                r.ref_failed ? "(ref fails)" : "", c->ndefines, c->tile_q, c->tile_k, c->flags, fc_kind_name(r.kind),
@@ -745,10 +747,10 @@ static void summary(const Opts *o, const Stats *st, long seconds) {
         int slot = b == o->nb ? MAX_BACKENDS : b;
         if (st->backend_runs[slot])
             printf("  %-9s %5d runs, %.1f ms per run (compile + call), %d on tables of kv - q, %d with a band of keys, "
-                   "%d on live key sets\n",
+                   "%d on live key sets, %d on pages in short kv tiles\n",
                    b == o->nb ? "interp+D" : attnc_backend_name(o->backends[b]), st->backend_runs[slot],
                    1000 * st->seconds[slot] / st->backend_runs[slot], st->diag_runs[slot], st->band_runs[slot],
-                   st->live_runs[slot]);
+                   st->live_runs[slot], st->short_runs[slot]);
     }
 }
 

@@ -4,11 +4,12 @@
  * count either the whole Lq (Lk) or drawn in [0, Lq] ([0, Lk]).  Q is
  * packed THD (`q_start`), O THD with gaps between rows and heads half the
  * time, LSE [H, rows] likewise; K and V either THD (`k_start`) or in a
- * paged cache: every sequence's pages drawn from one shuffled pool, of the
- * kernel's kv tile (read in place) or of an odd size (gathered), with page
- * ids past a sequence's keys sometimes -1 (never read, so never checked),
- * the pages [rows, Hkv, D] (vLLM) or head-major [Hkv, rows, D] (page
- * strides).
+ * paged cache: every sequence's pages drawn from one shuffled pool, of one
+ * or two of the kernel's kv tiles (read in place), half or a quarter of one
+ * or an odd size (read in place in shorter kv tiles when a size of 8 or
+ * more divides it, else gathered), with page ids past a sequence's keys
+ * sometimes -1 (never read, so never checked), the pages [rows, Hkv, D]
+ * (vLLM) or head-major [Hkv, rows, D] (page strides).
  *
  * The reference is the interpreter run on each sequence as a call of its
  * own (B = 1, its Lq and Lk: the batch's meaning, docs/decode.md), written
@@ -109,7 +110,9 @@ static void pack_keys(const FuzzCase *c, const float *x, int64_t row, const FcLa
 static int make_table(const FuzzCase *c, uint64_t *seed, FcLayoutCall *L) {
     const attnc_sizes *s = &c->sz;
     int64_t bk = c->tile_k > 0 ? c->tile_k : 64, most = 1;
-    int64_t P = mix(seed) % 3 == 0 ? 1 + (int64_t)(mix(seed) % 40) : bk * (1 + (int64_t)(mix(seed) % 2));
+    /* an odd size, half or a quarter of the kv tile (read in shorter kv tiles), or one or two kv tiles */
+    int64_t r = (int64_t)(mix(seed) % 4), part = bk / (2 + 2 * (int64_t)(mix(seed) % 2));
+    int64_t P = r == 0 ? 1 + (int64_t)(mix(seed) % 40) : r == 1 && part >= 1 ? part : bk * (1 + (int64_t)(mix(seed) % 2));
     for (int64_t b = 0; b < s->B; b++) most = L->lk[b] > most ? L->lk[b] : most;
     int64_t per_seq = (most + P - 1) / P, n = s->B * per_seq + 1;
     int32_t *perm = malloc(sizeof(int32_t) * (size_t)n);

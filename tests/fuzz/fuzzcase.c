@@ -595,7 +595,7 @@ FcKind fc_run(const FuzzCase *c, FcResult *r) {
         double t0 = now();
         long long tc0 = 0, tc1 = 0, grid0 = launch_grid_calls(), kept0 = map_cache_masked_reuses();
         long long mapped0 = launch_grid_kv_mapped_calls(), tables0 = launch_grid_table_calls(), diag0 = launch_diag_table_calls();
-        long long band0 = launch_band_calls(), live0 = launch_live_key_calls();
+        long long band0 = launch_band_calls(), live0 = launch_live_key_calls(), short0 = launch_short_tile_calls();
         long long dropped0 = map_cache_checks_dropped();
         long long chunk0 = launch_kv_chunked_calls(), pack0 = launch_kv_packed_calls(), widen0 = launch_kv_widened_calls();
         cuda_emu_fa2_stats(&tc0, NULL, 0);
@@ -609,6 +609,7 @@ FcKind fc_run(const FuzzCase *c, FcResult *r) {
         r->diag_tables = launch_diag_table_calls() > diag0;
         r->band = launch_band_calls() > band0;
         r->live_keys = launch_live_key_calls() > live0;
+        r->short_tiles = launch_short_tile_calls() > short0;
         r->checks_dropped = map_cache_checks_dropped() > dropped0;
         r->kept_map = map_cache_masked_reuses() > kept0;
         r->chunked = launch_kv_chunked_calls() > chunk0;

@@ -77,6 +77,7 @@ typedef struct FcResult {
     int diag_tables;      /* the call's 1-D plan read terms of kv - q from tables (launch_diag_table_calls) */
     int band;             /* the call's 1-D plan has a band of keys per row (launch_band_calls) */
     int live_keys;        /* a call handed live key sets that cut keys from ranges (launch_live_key_calls) */
+    int short_tiles;      /* a call read pages in place with kv tiles shorter than the plan's (launch_short_tile_calls) */
     int checks_dropped;   /* the run's kept tile map dropped its runtime error checks (map_cache_checks_dropped) */
     int kept_map;         /* a call ran on a kept tile map that skips or masks tiles (map_cache_masked_reuses) */
     int chunked;          /* the call cut its keys into chunks: kv heads interleaved (launch_kv_chunked_calls) */
