@@ -15,7 +15,9 @@
  * after one call; the same ids changed in place so that a kept key's index
  * falls outside its table is still the interpreter's error, one at a
  * masked key none; checks that read the scores (not in the key) are never
- * dropped, and a call whose larger scores index outside the table fails. */
+ * dropped, and a call whose larger scores index outside the table fails.
+ * One kernel reading pages of several sizes (some shorter than its kv tile,
+ * read in shorter tiles) keeps a map per kv tile size. */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -159,6 +161,63 @@ static void *job(void *arg) {
     return NULL;
 }
 
+/* The band attention as one paged sequence (Lq = Lk = 96, H = 2, Hkv = 1, zero strides: THD rows, NHD pages in
+ * reverse order) on one kernel of 32-key tiles and on the interpreter, with pages of 32, 32, 8, 8, 16 and 32 rows:
+ * the kernel reads pages of 8 and 16 rows in kv tiles of 8 and 16 keys, with a tile map of its own (kept maps are
+ * keyed by their kv tile: the map of 32-key tiles read with pages of 8 rows would read past a page), and a page
+ * size again right after itself reuses the kept map.  Each call's O must be the interpreter's. */
+static void check_page_sizes(const attnc_spec *spec, attnc_backend be) {
+    enum { L = 96, NH = 2, DD = 8 };
+    attnc_options o = {.backend = be, .threads = 1, .tile_q = 16, .tile_k = 32};
+    attnc_options oi = {.backend = ATTNC_BACKEND_INTERP, .threads = 1};
+    attnc_kernel *k = NULL, *ref = NULL;
+    attnc_error err = {0};
+    if (attnc_compile(spec, "band", &o, &k, &err) || attnc_compile(spec, "band", &oi, &ref, &err)) {
+        printf("FAIL compile band for pages: %s\n", err.message), failures++;
+        attnc_kernel_free(k);
+        return;
+    }
+    unsigned seed = 11;
+    float *q = randoms((size_t)(L * NH * DD), &seed), *kk = randoms((size_t)(L * DD), &seed);
+    float *v = randoms((size_t)(L * DD), &seed);
+    float *pk = malloc(sizeof(float) * (size_t)(L * DD)), *pv = malloc(sizeof(float) * (size_t)(L * DD));
+    float *out[2] = {malloc(sizeof(float) * (size_t)(L * NH * DD)), malloc(sizeof(float) * (size_t)(L * NH * DD))};
+    int32_t table[L];
+    static const int64_t pages[] = {32, 32, 8, 8, 16, 32};
+    long long short0 = launch_short_tile_calls(), reuses = map_cache_masked_reuses();
+    for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+        int64_t P = pages[i], n = L / P;
+        for (int64_t j = 0; j < n; j++) table[j] = (int32_t)(n - 1 - j);
+        for (int64_t r = 0; r < L; r++) { /* key r: row r % P of page table[r / P] */
+            memcpy(pk + (table[r / P] * P + r % P) * DD, kk + r * DD, sizeof(float) * DD);
+            memcpy(pv + (table[r / P] * P + r % P) * DD, v + r * DD, sizeof(float) * DD);
+        }
+        attnc_batch b = {.page_size = P, .num_pages = n, .pages_per_seq = n, .block_table = table};
+        attnc_status st[2];
+        for (int w = 0; w < 2; w++) {
+            attnc_args a = {{1, NH, 1, L, L, DD, DD}, q, pk, pv, out[w], NULL, NULL, 0, NULL, 0};
+            attnc_layouts lay;
+            memset(&lay, 0, sizeof lay);
+            st[w] = attnc_kernel_run_batch(w ? ref : k, &a, &lay, &b, &err);
+            if (st[w]) printf("FAIL %s: pages of %lld: %s\n", attnc_backend_name(be), (long long)P, err.message);
+        }
+        if (st[0] || st[1]) failures++;
+        else if (!close_enough(out[0], out[1], (size_t)(L * NH * DD))) {
+            printf("FAIL %s/band: pages of %lld rows (call %zu) differ from the interpreter\n", attnc_backend_name(be),
+                   (long long)P, i);
+            failures++;
+        }
+    }
+    if (launch_short_tile_calls() - short0 != 3)
+        printf("FAIL %s/band: %lld calls read pages in short kv tiles, expected 3\n", attnc_backend_name(be),
+               launch_short_tile_calls() - short0),
+            failures++;
+    if (map_cache_masked_reuses() - reuses < 2)
+        printf("FAIL %s/band: pages of one size twice did not reuse the kept map\n", attnc_backend_name(be)), failures++;
+    free(q), free(kk), free(v), free(pk), free(pv), free(out[0]), free(out[1]);
+    attnc_kernel_free(k), attnc_kernel_free(ref);
+}
+
 /* tiles of 16 rows: calls of 64 and 128 rows have several, whose classes the params and sizes change */
 static attnc_kernel *compile(const attnc_spec *spec, const char *variant, attnc_backend b) {
     attnc_options o = {.backend = b, .threads = 1, .tile_q = 16, .tile_k = 16};
@@ -246,6 +305,7 @@ int main(void) {
         expect_dropped(sc, dropped, 0, "checks that read the scores");
         check_checks(sc, scref, NULL, 400.0f, 1, "scores past the table");
         attnc_kernel_free(ids), attnc_kernel_free(idsref), attnc_kernel_free(sc), attnc_kernel_free(scref);
+        check_page_sizes(spec, backends[bi]);
         /* two threads, one kernel, two params */
         Job j1 = {k, ref, {s64, "w", 3, NULL}}, j2 = {k, ref, {s64, "w", 40, NULL}};
         pthread_t t1, t2;
