@@ -68,7 +68,8 @@
  * Paged K and V (AttnCall.page_rows > 0, kernel_abi.h): key kv of K lies
  * kv_page[kv / page_rows] * k_page_stride + (kv % page_rows) * ks elements
  * from the head's start (V: v_page_stride, vs).  page_rows is a multiple
- * of BK, so a kv tile is one run of rows of one page: where its first row
+ * of the call's kv tile (c->bk: BK, or fewer keys for pages shorter than
+ * BK), so a kv tile is one run of rows of one page: where its first row
  * lies (kr0, vr0) replaces k0 * ks and k0 * vs in the K and V addresses (in
  * place or staged); masks, biases and the holes see kv = k0 + j as always. */
 
@@ -194,10 +195,12 @@ ATTNC_ITEM int attnc_cuda_item(const AttnCall *c, int64_t b, int64_t h, int64_t 
     const int64_t group = b * c->group_stride_b + h * c->group_stride_h;
     const int64_t first = c->row_start ? c->row_start[group * c->nqt + qt] : 0;
     const int64_t last = c->row_start ? c->row_start[group * c->nqt + qt + 1] : c->nkt;
+    /* keys per kv tile: ATTNC_BK, or fewer for pages shorter than it (c->bk, kernel_abi.h) */
+    const int64_t bk = c->bk;
     for (int64_t e = first; e < last; e++) {
-        const int64_t k0 = (c->row_start ? (int64_t)c->tile_kv[e] : e) * ATTNC_BK;
+        const int64_t k0 = (c->row_start ? (int64_t)c->tile_kv[e] : e) * bk;
         const int mode = c->row_start ? c->tile_mode[e] : ATTNC_TILE_PARTIAL;
-        const int64_t nc = c->Lk - k0 < ATTNC_BK ? c->Lk - k0 : ATTNC_BK;
+        const int64_t nc = c->Lk - k0 < bk ? c->Lk - k0 : bk;
         /* where the tile's first row of K and of V lies (elements from the
          * head's start): row k0, or its place in its page (a tile never spans
          * two pages); kv stays k0 + j below */
@@ -380,9 +383,11 @@ __global__ void __launch_bounds__(ATTNC_NT) @NAME@_cuda_kernel(AttnCall call, At
  * dynamic shared memory.  Returns 0; 1 for a call this kernel does not take;
  * 2 for one too large to launch. */
 ATTNC_DEV int attnc_cuda_geometry(const AttnCall *c, int64_t *g) {
-    if (c->bq != ATTNC_BQ || c->bk != ATTNC_BK || c->H <= 0 || c->Hkv <= 0 || c->H % c->Hkv != 0 || c->pack < 0 ||
+    /* kv tiles shorter than ATTNC_BK only for pages shorter than it */
+    if (c->bq != ATTNC_BQ || c->bk < 1 || c->bk > ATTNC_BK || (c->bk != ATTNC_BK && c->page_rows <= 0) || c->H <= 0 ||
+        c->Hkv <= 0 || c->H % c->Hkv != 0 || c->pack < 0 ||
         (c->pack > 1 && (!ATTNC_PACK_HEADS || (c->H / c->Hkv) % c->pack != 0)) || c->page_rows < 0 ||
-        (c->page_rows > 0 && (!c->kv_page || c->B != 1 || c->page_rows % ATTNC_BK != 0 || c->k_page_stride <= 0 ||
+        (c->page_rows > 0 && (!c->kv_page || c->B != 1 || c->page_rows % c->bk != 0 || c->k_page_stride <= 0 ||
                               c->v_page_stride <= 0)))
         return 1;
     g[0] = c->B * (c->H / (c->pack > 1 ? c->pack : 1)) * c->nqt;

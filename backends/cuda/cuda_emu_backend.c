@@ -206,6 +206,8 @@ static attnc_status cuda_emu_compile(const Plan *p, const attnc_options *opts, C
     ck->v2 = cuda_plan_is_v2(p) ? &s->v2 : NULL;
     ck->packs = 1; /* templates/cuda_tile.cu computes work items of packed heads */
     ck->pages = 1; /* templates/cuda_tile.cu reads a paged K and V in place (AttnCall.kv_page) */
+    ck->short_kv_tiles = 1; /* and takes kv tiles of AttnCall.bk keys below ATTNC_BK (the tensor-core kernel
+                             * takes no pages: cuda_fa2_emit.c) */
     *state = s;
     return ATTNC_OK;
 }
