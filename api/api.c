@@ -311,6 +311,7 @@ attnc_status attnc_compile(const attnc_spec *spec, const char *variant, const at
     if (!st && k->plan && k->plan->grid) st = kept_buffers_new(&k->ck.grid_rows, err); /* likewise */
     if (!st && k->plan) st = kept_buffers_new(&k->ck.packed_rows, err);
     if (!st && k->plan) st = kept_buffers_new(&k->ck.grad_rows, err);
+    if (!st) st = kept_buffers_new(&k->gathered, err);
     if (!st) {
         k->impl = backend_find(backend); /* available, so registered */
         st = k->impl->compile(k->plan, opts, &k->ck, &k->state, err); /* the interpreter's takes a NULL plan */
@@ -351,6 +352,7 @@ void attnc_kernel_free(attnc_kernel *k) {
     kept_buffers_free(k->ck.packed_rows);
     kept_buffers_free(k->ck.grad_rows);
     rope_scratch_free(k->rope);
+    kept_buffers_free(k->gathered);
     if (k->c.arena) compiled_free(&k->c);
     free(k->fixed.is_fixed);
     free(k->fixed.value);

@@ -14,7 +14,8 @@
  * tiles of the plan's size where they divide a page, else, for a kernel
  * that takes shorter ones (CompiledKernel.short_kv_tiles), of the largest
  * size below it that does (api.c: attnc_kernel_page_tile); for any other
- * its K and V rows are gathered into a private buffer first.  With page strides (attnc_batch.k_page_stride,
+ * its K and V rows are gathered, head-major, into a buffer the kernel keeps
+ * for the next batch (attnc_kernel.gathered).  With page strides (attnc_batch.k_page_stride,
  * v_page_stride) K and V are bound as [num_pages, Hkv, page_size, D] views,
  * the page stride first. */
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "api_kernel.h"
 #include "attnc.h"
 #include "bind.h"
 #include "threads.h"
@@ -187,8 +189,10 @@ static attnc_status check_batch(Batch *b, attnc_error *err) {
 
 static const void *at(const void *base, int64_t elems, int bytes) { return (const char *)base + elems * bytes; }
 
-/* Gather the rows of sequence s's pages into kv (rows x heads x row, THD);
- * pages page_stride elements apart. */
+/* Gather the rows of sequence s's pages into kv (heads x rows x row,
+ * head-major: a decode work item reads one kv head's rows, which decode
+ * reads ~2x faster back to back than Hkv * row elements apart); pages
+ * page_stride elements apart. */
 static void gather(const Batch *b, int64_t s, int64_t n, const void *src, const attnc_layout *l, int64_t page_stride,
                    int bytes, int64_t heads, int64_t row, char *kv) {
     const attnc_batch *bt = b->bt;
@@ -196,15 +200,16 @@ static void gather(const Batch *b, int64_t s, int64_t n, const void *src, const 
         int64_t page = bt->block_table[s * bt->pages_per_seq + kv_i / bt->page_size];
         int64_t r = page * page_stride + kv_i % bt->page_size * l->stride[2];
         for (int64_t h = 0; h < heads; h++)
-            memcpy(kv + ((kv_i * heads + h) * row) * bytes, at(src, r + h * l->stride[1], bytes), (size_t)(row * bytes));
+            memcpy(kv + ((h * n + kv_i) * row) * bytes, at(src, r + h * l->stride[1], bytes), (size_t)(row * bytes));
     }
 }
 
 /* K and V of sequence s with n keys: in place (ragged, or pages one after
  * another), read through its block table row by a kernel that reads pages
- * (*pages set; not when `gather`), or gathered into *buf (malloc'd). */
+ * (*pages set; not when `gather`), or gathered into buffer 0 of *buf (taken from the kernel's kept buffers:
+ * kept_buffers_put it back). */
 static attnc_status seq_kv(const attnc_kernel *k, const Batch *b, int64_t s, int64_t n, int gather_pages,
-                           attnc_args *a, attnc_layouts *lay, LaunchPages *pages, void **buf, attnc_error *err) {
+                           attnc_args *a, attnc_layouts *lay, LaunchPages *pages, Buffers **buf, attnc_error *err) {
     const attnc_batch *bt = b->bt;
     const attnc_sizes *sz = &b->args->sizes;
     int64_t first;
@@ -234,17 +239,21 @@ static attnc_status seq_kv(const attnc_kernel *k, const Batch *b, int64_t s, int
         return ATTNC_OK;
     }
     size_t kb = (size_t)(n * sz->Hkv * sz->D * b->ebytes[1]), vb = (size_t)(n * sz->Hkv * sz->Dv * b->ebytes[2]);
-    char *p = malloc(kb + vb + 1);
-    if (!p) return set_error(err, ATTNC_ERR_NOMEM, "out of memory gathering the pages of sequence %lld", (long long)s);
+    Buffers *kept = kept_buffers_take(k->gathered);
+    char *p = kept ? buffers_reserve(kept, 0, kb + vb) : NULL;
+    if (!p) {
+        kept_buffers_put(NULL, kept);
+        return set_error(err, ATTNC_ERR_NOMEM, "out of memory gathering the pages of sequence %lld", (long long)s);
+    }
     gather(b, s, n, b->args->k, &b->lay.k, b->page_stride[0], b->ebytes[1], sz->Hkv, sz->D, p);
     gather(b, s, n, b->args->v, &b->lay.v, b->page_stride[1], b->ebytes[2], sz->Hkv, sz->Dv, p + kb);
-    *buf = p;
+    *buf = kept;
     a->k = (const float *)p, a->v = (const float *)(p + kb);
     attnc_layout *l[2] = {&lay->k, &lay->v};
     int64_t row[2] = {sz->D, sz->Dv};
     for (int t = 0; t < 2; t++) {
         memset(l[t]->stride, 0, sizeof l[t]->stride);
-        l[t]->stride[3] = 1, l[t]->stride[2] = sz->Hkv * row[t], l[t]->stride[1] = row[t], l[t]->extent = 0;
+        l[t]->stride[3] = 1, l[t]->stride[2] = row[t], l[t]->stride[1] = n * row[t], l[t]->extent = 0;
     }
     return ATTNC_OK;
 }
@@ -267,13 +276,13 @@ static attnc_status run_seq(const attnc_kernel *k, const Batch *b, int64_t s, in
     a.lse = lse + q0;
     memset(lay.lse.stride, 0, sizeof lay.lse.stride);
     lay.lse.stride[2] = 1, lay.lse.stride[1] = b->rows_q, lay.lse.extent = 0;
-    void *buf = NULL;
+    Buffers *buf = NULL;
     LaunchPages pages = {NULL, 0, 0, 0, 0};
     attnc_status st = seq_kv(k, b, s, nk, gather_pages, &a, &lay, &pages, &buf, err);
     if (!st) { /* an empty sequence too: its params and tensors are checked like any call's */
         st = attnc_kernel_run_pages(k, &a, &lay, pages.table ? &pages : NULL, threads, err);
         if (st == ATTNC_ERR_RUNTIME && pages.table) { /* a fault: the interpreter names it on gathered K and V */
-            free(buf);
+            if (buf) kept_buffers_put(k->gathered, buf);
             return run_seq(k, b, s, 1, threads, o, lse, err);
         }
         if (st && err) {
@@ -287,7 +296,7 @@ static attnc_status run_seq(const attnc_kernel *k, const Batch *b, int64_t s, in
             }
         }
     }
-    free(buf);
+    if (buf) kept_buffers_put(k->gathered, buf);
     return st;
 }
 

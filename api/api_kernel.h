@@ -7,6 +7,7 @@
 #include "backend.h"
 #include "call.h"
 #include "diag.h"
+#include "kept_buffers.h"
 #include "launch.h"
 #include "plan.h"
 #include "rope_sink.h"
@@ -42,6 +43,9 @@ struct attnc_kernel {
     void *gstate;
     attnc_options opts; /* as compiled (defines dropped: see fixed) */
     RopeScratch *_Atomic rope; /* api_rope_sink.c: the last call's rotation buffers (runtime/rope_sink.h) */
+    /* api_batch.c: the last batch's buffer of a sequence's K and V rows gathered from its pages, kept for the next
+     * (a fresh buffer faulted in every call took most of a gathered call's time) */
+    KeptBuffers *gathered;
 };
 
 /* The caller's args with a valid pointer (dummy) for every empty array,
