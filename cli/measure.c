@@ -289,7 +289,8 @@ int cmd_bench(const Options *o) {
                (long long)sz.Hkv, (long long)sz.Lq, (long long)sz.Lk, (long long)sz.D, (long long)sz.Dv,
                elems[o->elem], o->page_rows ? "paged" : o->blhd ? "blhd" : "bhld");
         if (o->page_rows)
-            printf("K,V pages    %10d rows (%lld pages %s, in reverse order: read through the block table)\n",
+            printf("K,V pages    %10d rows (%lld pages %s, in reverse order: read in place through the block table, or "
+                   "gathered when no kv tile of 8 keys or more divides a page: docs/decode.md)\n",
                    o->page_rows, (long long)pg.batch.num_pages, o->page_hnd ? "[Hkv, rows, D]" : "[rows, Hkv, D]");
         printf("compile      %10.3f ms%s\n", compile_ms, on_device ? " (NVRTC not included: the warm-up call)" : "");
         if (on_device) printf("device       Q, K, V, O, LSE in device memory: no copies timed\n");
