@@ -125,9 +125,6 @@ static int same_key(const MapCache *c, const Entry *e, const BoundCall *bc, int6
     return 1;
 }
 
-/* The kv tile a map built with bk has (tile_map_build_tiles). */
-static int64_t out_bk(const Plan *p, int64_t bk) { return bk > 0 && bk < p->bk ? bk : p->bk; }
-
 /* Offer e to the slot; whatever it held (or e, when the slot is taken meanwhile) is freed. */
 static void put_back(MapCache *c, Entry *e) {
     Entry *none = NULL;
@@ -138,7 +135,7 @@ attnc_status map_cache_build(MapCache *c, const Plan *p, const BoundCall *bc, in
                              attnc_error *err) {
     if (!c || !keepable(c, bc)) return tile_map_build_tiles(p, bc, bq, bk, out, err);
     Entry *e = atomic_exchange(&c->slot, NULL);
-    if (e && same_key(c, e, bc, bq, out_bk(p, bk))) { /* a copy: the whole range of kv tiles */
+    if (e && same_key(c, e, bc, bq, bk)) { /* a copy: the whole range of kv tiles */
         attnc_status st = tile_map_slice(&e->tm, 0, e->tm.nkt, out, err);
         if (e->tm.partial > 0 || e->tm.visited < e->tm.total) atomic_fetch_add(&masked_reuses, 1);
         put_back(c, e);

@@ -30,7 +30,7 @@ attnc_status map_cache_new(const Plan *p, MapCache **out, attnc_error *err);
 void map_cache_free(MapCache *c);
 
 /* p's tile map of call bc with q tiles of bq rows and kv tiles of bk keys
- * (tile_map_build_tiles: the plan's when 0 or more) into *out (the caller's,
+ * (the plan's bk, or fewer: tile_map_build_tiles) into *out (the caller's,
  * freed with tile_map_free): a copy of the kept map when the last call that
  * built one had the same key, else built and kept.  c may be
  * NULL (built every time).  Safe for calls on several threads at once. */
